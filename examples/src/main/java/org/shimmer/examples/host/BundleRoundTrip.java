@@ -1,0 +1,58 @@
+package org.shimmer.examples.host;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.RuntimePlugin;
+
+/**
+ * A minimal host: loads the runtime plugin zip from a plugins directory and creates, lists, loads and deletes a
+ * bundle, printing each step.
+ *
+ * <p>Usage: {@code BundleRoundTrip PLUGINS_DIR [STATE_ROOT WORK_ROOT]}; without roots it uses fresh temporary ones.
+ */
+public final class BundleRoundTrip {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final String NAMESPACE = "example";
+    private static final byte[] SPEC = """
+            {"ociVersion": "1.0.2", "process": {"args": ["/bin/echo", "hello"], "cwd": "/"}, "root": {"path": "rootfs"}}
+            """.getBytes(StandardCharsets.UTF_8);
+
+    private BundleRoundTrip() {}
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 1 && args.length != 3) {
+            System.err.println("usage: BundleRoundTrip PLUGINS_DIR [STATE_ROOT WORK_ROOT]");
+            System.exit(2);
+        }
+        Path pluginsDir = Path.of(args[0]);
+        Path stateRoot = args.length == 3 ? Path.of(args[1]) : Files.createTempDirectory("shimmer-state");
+        Path workRoot = args.length == 3 ? Path.of(args[2]) : Files.createTempDirectory("shimmer-work");
+
+        try (PluginHost host = PluginHost.start(pluginsDir)) {
+            host.started().forEach(plugin -> System.out.printf("loaded plugin %s %s%n",
+                    plugin.getPluginId(), plugin.getDescriptor().getVersion()));
+            RuntimePlugin runtime = host.runtime().withConfig(new RuntimeConfig(stateRoot, workRoot));
+
+            Bundle created = runtime.create(NAMESPACE, "hello", SPEC).block(TIMEOUT);
+            System.out.printf("created %s/%s at %s (work dir %s)%n",
+                    created.namespace(), created.id(), created.path(), created.workDir());
+
+            runtime.list(NAMESPACE).doOnNext(bundle -> System.out.printf("listed  %s/%s%n",
+                    bundle.namespace(), bundle.id())).blockLast(TIMEOUT);
+
+            Bundle loaded = runtime.load(NAMESPACE, "hello").block(TIMEOUT);
+            System.out.printf("loaded  %s/%s, config.json has %d bytes%n",
+                    loaded.namespace(), loaded.id(), Files.size(loaded.configFile()));
+
+            loaded.delete().block(TIMEOUT);
+            System.out.printf("deleted %s/%s: bundle dir present=%s, work dir present=%s%n", loaded.namespace(),
+                    loaded.id(), Files.exists(loaded.path()), Files.exists(loaded.workDir()));
+        }
+        System.out.println("plugin stopped and unloaded");
+    }
+}

@@ -1,0 +1,302 @@
+package org.shimmer.runtime.linux.bundle;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.UUID;
+import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.Identifiers;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.RuntimeConfig;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * OCI bundles on disk: {@code <stateRoot>/<namespace>/<id>/{rootfs/,config.json}} and the work directory
+ * {@code <workRoot>/<namespace>/<id>/}.
+ *
+ * <p>Invariants:
+ * <ul>
+ *   <li>a namespace or id becomes a path component only after {@link Identifiers} accepted it;</li>
+ *   <li>a bundle is complete exactly when its {@code config.json} exists: it is written last, by an atomic
+ *       rename, so a crash mid-create leaves nothing {@link #load} or {@link #list} accept;</li>
+ *   <li>create rolls back exactly the paths it made; namespace directories are shared by every bundle of the
+ *       namespace and are never removed;</li>
+ *   <li>delete first renames a tree to a hidden (never valid) name, then removes it, so a crash mid-delete leaves
+ *       no entry that looks like a bundle.</li>
+ * </ul>
+ * All file work runs on the {@code io} scheduler the caller provides, never on the subscribing thread.
+ */
+public final class BundleStore {
+
+    static final String CONFIG_FILE = "config.json";
+    static final String ROOTFS_DIR = "rootfs";
+    private static final String DELETING_MARK = ".deleting-";
+
+    private static final Set<PosixFilePermission> DIR_MODE = PosixFilePermissions.fromString("rwx--x--x");
+    private static final Set<PosixFilePermission> CONFIG_MODE = PosixFilePermissions.fromString("rw-------");
+    private static final FileAttribute<Set<PosixFilePermission>> DIR_ATTRIBUTE =
+            PosixFilePermissions.asFileAttribute(DIR_MODE);
+
+    /** The steps of a create, in order; each names what was just made. */
+    enum CreateStep { BUNDLE_DIR, WORK_DIR, ROOTFS_DIR, CONFIG_FILE }
+
+    /** Observes each step of a create as it completes; tests inject failures through it. */
+    @FunctionalInterface
+    interface CreateObserver {
+        CreateObserver NONE = (step, path) -> {};
+
+        void created(CreateStep step, Path path) throws IOException;
+    }
+
+    private final RuntimeConfig config;
+    private final Scheduler io;
+    private final CreateObserver observer;
+
+    /**
+     * @param config where bundles live
+     * @param io the bounded scheduler that runs every file operation
+     */
+    public BundleStore(RuntimeConfig config, Scheduler io) {
+        this(config, io, CreateObserver.NONE);
+    }
+
+    BundleStore(RuntimeConfig config, Scheduler io, CreateObserver observer) {
+        this.config = Objects.requireNonNull(config, "config");
+        this.io = Objects.requireNonNull(io, "io");
+        this.observer = Objects.requireNonNull(observer, "observer");
+    }
+
+    /** The configuration this store works with. */
+    public RuntimeConfig config() {
+        return config;
+    }
+
+    /** See {@link org.shimmer.runtime.RuntimePlugin#create}. */
+    public Mono<Bundle> create(String namespace, String id, byte[] spec) {
+        return Mono.defer(() -> {
+            BundlePaths paths = paths(namespace, id);
+            Specs.requireJsonObject(paths.name(), spec);
+            byte[] copy = spec.clone();
+            return Mono.<Bundle>fromCallable(() -> createOnDisk(paths, copy)).subscribeOn(io);
+        });
+    }
+
+    /** See {@link org.shimmer.runtime.RuntimePlugin#load}. */
+    public Mono<Bundle> load(String namespace, String id) {
+        return Mono.defer(() -> {
+            BundlePaths paths = paths(namespace, id);
+            return Mono.<Bundle>fromCallable(() -> {
+                if (!isComplete(paths.bundleDir())) {
+                    throw new NotFoundException("bundle " + paths.name() + " not found in " + config.stateRoot());
+                }
+                return bundle(paths);
+            }).subscribeOn(io);
+        });
+    }
+
+    /** See {@link org.shimmer.runtime.RuntimePlugin#list}. */
+    public Flux<Bundle> list(String namespace) {
+        return Flux.defer(() -> {
+            Path namespaceDir = config.stateRoot().resolve(Identifiers.requireValid("namespace", namespace));
+            Path namespaceWorkDir = config.workRoot().resolve(namespace);
+            return Flux.using(
+                            () -> Files.newDirectoryStream(namespaceDir),
+                            Flux::fromIterable,
+                            BundleStore::closeQuietly)
+                    .onErrorResume(NoSuchFileException.class, absent -> Flux.empty())
+                    .map(entry -> entry.getFileName().toString())
+                    .filter(Identifiers::isValid)
+                    .filter(id -> isComplete(namespaceDir.resolve(id)))
+                    .map(id -> bundle(new BundlePaths(
+                            namespace, id, namespaceDir.resolve(id), namespaceWorkDir.resolve(id))));
+        })
+        // Moves the open and every later request, and so each directory read, onto the io scheduler.
+        .subscribeOn(io);
+    }
+
+    /**
+     * Deletes a bundle, complete or not: its bundle directory and its work directory, each first renamed to a
+     * hidden name and then removed. Both are attempted; an absent one is fine.
+     *
+     * @return fails with one {@link UncheckedIOException} naming every failure
+     */
+    public Mono<Void> delete(String namespace, String id) {
+        return Mono.defer(() -> {
+            BundlePaths paths = paths(namespace, id);
+            return Mono.<Void>fromRunnable(() -> deleteOnDisk(paths)).subscribeOn(io);
+        });
+    }
+
+    private BundlePaths paths(String namespace, String id) {
+        Identifiers.requireValid("namespace", namespace);
+        Identifiers.requireValid("id", id);
+        return new BundlePaths(namespace, id,
+                config.stateRoot().resolve(namespace).resolve(id),
+                config.workRoot().resolve(namespace).resolve(id));
+    }
+
+    private Bundle createOnDisk(BundlePaths paths, byte[] spec) {
+        Deque<Path> created = new ArrayDeque<>();
+        try {
+            ensureDirectories(paths.bundleDir().getParent());
+            ensureDirectories(paths.workDir().getParent());
+
+            createExclusiveDirectory(paths.bundleDir(), paths, "bundle");
+            created.push(paths.bundleDir());
+            observer.created(CreateStep.BUNDLE_DIR, paths.bundleDir());
+
+            // Exclusive as well: containerd#2605 reused an existing work dir here and its rollback then deleted
+            // the work dir of a running container.
+            createExclusiveDirectory(paths.workDir(), paths, "work");
+            created.push(paths.workDir());
+            observer.created(CreateStep.WORK_DIR, paths.workDir());
+
+            Path rootfs = paths.bundleDir().resolve(ROOTFS_DIR);
+            createDirectory(rootfs);
+            created.push(rootfs);
+            observer.created(CreateStep.ROOTFS_DIR, rootfs);
+
+            Path configFile = paths.bundleDir().resolve(CONFIG_FILE);
+            Path partial = paths.bundleDir().resolve("." + CONFIG_FILE + ".partial");
+            created.push(partial);
+            Files.write(partial, spec, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            Files.setPosixFilePermissions(partial, CONFIG_MODE);
+            Files.move(partial, configFile, StandardCopyOption.ATOMIC_MOVE);
+            created.pop();
+            created.push(configFile);
+            observer.created(CreateStep.CONFIG_FILE, configFile);
+            return bundle(paths);
+        } catch (IOException | RuntimeException e) {
+            RuntimeException failure = e instanceof RuntimeException runtime
+                    ? runtime
+                    : new UncheckedIOException("failed to create bundle " + paths.name() + ": " + e.getMessage(),
+                            (IOException) e);
+            rollback(created, failure);
+            throw failure;
+        }
+    }
+
+    /** Removes exactly what a failed create made, newest first; a path that will not go is recorded, not fatal. */
+    private static void rollback(Deque<Path> created, RuntimeException failure) {
+        while (!created.isEmpty()) {
+            Path path = created.pop();
+            try {
+                Files.deleteIfExists(path);
+            } catch (IOException e) {
+                failure.addSuppressed(new IOException("rollback could not remove " + path, e));
+            }
+        }
+    }
+
+    private void createExclusiveDirectory(Path dir, BundlePaths paths, String what) throws IOException {
+        try {
+            createDirectory(dir);
+        } catch (FileAlreadyExistsException e) {
+            throw new AlreadyExistsException(
+                    "bundle " + paths.name() + " already exists: " + what + " directory " + dir + " is present", e);
+        }
+    }
+
+    private static void createDirectory(Path dir) throws IOException {
+        Files.createDirectory(dir, DIR_ATTRIBUTE);
+        // The attribute is filtered through the umask; set the mode the layout promises.
+        Files.setPosixFilePermissions(dir, DIR_MODE);
+    }
+
+    private static void ensureDirectories(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            Files.createDirectories(dir, DIR_ATTRIBUTE);
+        }
+    }
+
+    private void deleteOnDisk(BundlePaths paths) {
+        List<IOException> failures = new ArrayList<>(2);
+        deleteTree(paths.bundleDir(), "bundle directory", failures);
+        deleteTree(paths.workDir(), "work directory", failures);
+        if (!failures.isEmpty()) {
+            StringBuilder message = new StringBuilder("failed to delete bundle ").append(paths.name());
+            for (IOException failure : failures) {
+                message.append("; ").append(failure.getMessage());
+            }
+            UncheckedIOException error = new UncheckedIOException(message.toString(), failures.getFirst());
+            failures.stream().skip(1).forEach(error::addSuppressed);
+            throw error;
+        }
+    }
+
+    /**
+     * Renames {@code dir} out of sight, then removes it, and also removes what an earlier crashed delete of the
+     * same id left under its hidden names.
+     */
+    private static void deleteTree(Path dir, String what, List<IOException> failures) {
+        Path parent = dir.getParent();
+        String hiddenPrefix = "." + dir.getFileName() + DELETING_MARK;
+        try {
+            Files.move(dir, parent.resolve(hiddenPrefix + UUID.randomUUID()), StandardCopyOption.ATOMIC_MOVE);
+        } catch (NoSuchFileException absent) {
+            // Already gone, or never made: nothing to hide.
+        } catch (IOException e) {
+            failures.add(new IOException(what + " " + dir + ": " + describe(e), e));
+            return;
+        }
+        try (DirectoryStream<Path> hidden = Files.newDirectoryStream(parent, entry ->
+                entry.getFileName().toString().startsWith(hiddenPrefix))) {
+            for (Path entry : hidden) {
+                DirectoryTrees.deleteRecursively(entry);
+            }
+        } catch (NoSuchFileException absent) {
+            // The namespace directory itself is absent.
+        } catch (IOException e) {
+            failures.add(new IOException(what + " " + dir + ": " + describe(e), e));
+        }
+    }
+
+    private static String describe(IOException e) {
+        String reason = e.getMessage();
+        return e.getClass().getSimpleName() + (reason == null ? "" : " " + reason);
+    }
+
+    /** A real directory (no symbolic link) holding a regular {@code config.json}. */
+    private static boolean isComplete(Path bundleDir) {
+        return Files.isDirectory(bundleDir, LinkOption.NOFOLLOW_LINKS)
+                && Files.isRegularFile(bundleDir.resolve(CONFIG_FILE), LinkOption.NOFOLLOW_LINKS);
+    }
+
+    private static void closeQuietly(DirectoryStream<Path> stream) {
+        try {
+            stream.close();
+        } catch (IOException ignored) {
+            // Nothing was written through it.
+        }
+    }
+
+    private Bundle bundle(BundlePaths paths) {
+        return new LinuxBundle(paths.namespace(), paths.id(), paths.bundleDir(), paths.workDir(), this);
+    }
+
+    /** The validated names of a bundle and the two directories they map to. */
+    private record BundlePaths(String namespace, String id, Path bundleDir, Path workDir) {
+        String name() {
+            return namespace + "/" + id;
+        }
+    }
+}

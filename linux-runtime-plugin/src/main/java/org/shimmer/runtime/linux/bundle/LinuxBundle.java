@@ -1,0 +1,66 @@
+package org.shimmer.runtime.linux.bundle;
+
+import java.nio.file.Path;
+import java.util.Objects;
+import org.shimmer.runtime.Bundle;
+import reactor.core.publisher.Mono;
+
+/** A bundle of a {@link BundleStore}: its names and directories, plus delete through the store. */
+final class LinuxBundle implements Bundle {
+
+    private final String namespace;
+    private final String id;
+    private final Path path;
+    private final Path workDir;
+    private final BundleStore store;
+
+    LinuxBundle(String namespace, String id, Path path, Path workDir, BundleStore store) {
+        this.namespace = namespace;
+        this.id = id;
+        this.path = path;
+        this.workDir = workDir;
+        this.store = store;
+    }
+
+    @Override
+    public String id() {
+        return id;
+    }
+
+    @Override
+    public String namespace() {
+        return namespace;
+    }
+
+    @Override
+    public Path path() {
+        return path;
+    }
+
+    @Override
+    public Path workDir() {
+        return workDir;
+    }
+
+    @Override
+    public Mono<Void> delete() {
+        return store.delete(namespace, id);
+    }
+
+    @Override
+    public boolean equals(Object other) {
+        return other instanceof LinuxBundle that
+                && namespace.equals(that.namespace) && id.equals(that.id)
+                && path.equals(that.path) && workDir.equals(that.workDir);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(namespace, id, path, workDir);
+    }
+
+    @Override
+    public String toString() {
+        return "Bundle[" + namespace + "/" + id + " at " + path + ", work " + workDir + "]";
+    }
+}

@@ -1,0 +1,51 @@
+package org.shimmer.runtime.linux.bundle;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import org.shimmer.runtime.InvalidSpecException;
+
+/** Checks an OCI runtime spec before any of it reaches the disk. */
+final class Specs {
+
+    private static final ObjectMapper MAPPER = JsonMapper.builder()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
+            // Error messages name the position, not a copy of what may be a very large spec.
+            .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
+            .build();
+
+    private Specs() {}
+
+    /**
+     * Requires {@code spec} to be one JSON object, nothing before or after it.
+     *
+     * @param owner names the bundle in the error message
+     * @throws InvalidSpecException saying what the spec is instead
+     */
+    static void requireJsonObject(String owner, byte[] spec) {
+        if (spec == null || spec.length == 0) {
+            throw new InvalidSpecException("invalid spec for " + owner + ": empty, expected a JSON object");
+        }
+        JsonNode tree;
+        try {
+            tree = MAPPER.readTree(spec);
+        } catch (JsonProcessingException e) {
+            throw new InvalidSpecException(
+                    "invalid spec for " + owner + ": not valid JSON: " + e.getOriginalMessage(), e);
+        } catch (IOException e) {
+            throw new InvalidSpecException("invalid spec for " + owner + ": unreadable: " + e.getMessage(), e);
+        }
+        if (tree == null || tree.isMissingNode()) {
+            throw new InvalidSpecException("invalid spec for " + owner + ": no JSON value, expected a JSON object");
+        }
+        if (!tree.isObject()) {
+            throw new InvalidSpecException("invalid spec for " + owner + ": a JSON "
+                    + tree.getNodeType().name().toLowerCase(java.util.Locale.ROOT) + ", expected a JSON object");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+package org.shimmer.runtime.linux.plugin;
+
+import org.pf4j.Extension;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.linux.LinuxRuntime;
+
+/**
+ * The {@link org.shimmer.runtime.RuntimePlugin} extension PF4J hands to hosts: the Linux runtime with the default
+ * roots, on the started plugin's resources. Hosts pick other roots with {@code withConfig}.
+ */
+@Extension
+public final class LinuxRuntimeExtension extends LinuxRuntime {
+
+    public LinuxRuntimeExtension() {
+        super(RuntimeConfig.defaults(), LinuxRuntimePlugin.resources().io());
+    }
+}

@@ -1,0 +1,46 @@
+package org.shimmer.runtime.linux.plugin;
+
+import org.pf4j.Plugin;
+
+/**
+ * The PF4J plugin: owns every resource the runtime uses. {@link #start()} makes them, {@link #stop()} ends them;
+ * the {@link LinuxRuntimeExtension} instances PF4J creates borrow them.
+ */
+public final class LinuxRuntimePlugin extends Plugin {
+
+    // One plugin instance per class loader, so a static is per loaded plugin: a reloaded plugin gets new classes
+    // and a fresh field.
+    private static volatile PluginResources resources;
+
+    @Override
+    public void start() {
+        synchronized (LinuxRuntimePlugin.class) {
+            if (resources == null) {
+                resources = new PluginResources();
+            }
+        }
+        log.info("Shimmer Linux runtime started");
+    }
+
+    @Override
+    public void stop() {
+        PluginResources current;
+        synchronized (LinuxRuntimePlugin.class) {
+            current = resources;
+            resources = null;
+        }
+        if (current != null) {
+            current.close();
+        }
+        log.info("Shimmer Linux runtime stopped");
+    }
+
+    /** The running plugin's resources. */
+    static PluginResources resources() {
+        PluginResources current = resources;
+        if (current == null) {
+            throw new IllegalStateException("the Shimmer Linux runtime plugin is not started");
+        }
+        return current;
+    }
+}

@@ -1,0 +1,55 @@
+package org.shimmer.runtime;
+
+import org.pf4j.ExtensionPoint;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * The extension point a container runtime plugin contributes to its host.
+ *
+ * <p>Every operation is lazy: nothing touches the disk until the returned publisher is subscribed. Errors arrive
+ * as error signals, never as exceptions thrown by the method itself, and are one of the {@link ShimmerException}
+ * subtypes when the caller can react to them.
+ */
+public interface RuntimePlugin extends ExtensionPoint {
+
+    /**
+     * Creates the bundle {@code <stateRoot>/<namespace>/<id>} holding {@code rootfs/} and {@code config.json}
+     * (the spec bytes, unchanged), and its work directory {@code <workRoot>/<namespace>/<id>}.
+     *
+     * @param namespace a valid {@linkplain Identifiers identifier}
+     * @param id a valid {@linkplain Identifiers identifier}, unique in the namespace
+     * @param spec an OCI runtime spec: must parse as a JSON object
+     * @return the new bundle; fails with {@link AlreadyExistsException}, {@link InvalidIdentifierException} or
+     *     {@link InvalidSpecException}, and then leaves nothing behind
+     */
+    Mono<Bundle> create(String namespace, String id, byte[] spec);
+
+    /**
+     * Loads an existing bundle.
+     *
+     * @return the bundle; fails with {@link NotFoundException} when there is no complete bundle of that id
+     */
+    Mono<Bundle> load(String namespace, String id);
+
+    /**
+     * Lists the complete bundles of a namespace; an unknown namespace has none. Bundles being created or deleted
+     * are never listed.
+     */
+    Flux<Bundle> list(String namespace);
+
+    /**
+     * Deletes whatever is on disk for this namespace and id, complete bundle or not: the way to clean up after a
+     * create that crashed midway. Same guarantees as {@link Bundle#delete()}.
+     */
+    Mono<Void> delete(String namespace, String id);
+
+    /** The configuration this view of the runtime works with. */
+    RuntimeConfig config();
+
+    /**
+     * Returns a view of the same runtime that works with another configuration; this one is unchanged.
+     * Both share the plugin's resources, so both stop working when the plugin stops.
+     */
+    RuntimePlugin withConfig(RuntimeConfig config);
+}

@@ -1,0 +1,255 @@
+package org.shimmer.runtime.events;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.shimmer.runtime.InvalidIdentifierException;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+import reactor.test.StepVerifier;
+
+class InMemoryEventExchangeTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(10);
+
+    private final Scheduler delivery = Schedulers.newBoundedElastic(8, 10_000, "test-delivery");
+    private final InMemoryEventExchange exchange = new InMemoryEventExchange(delivery, Clock.systemUTC());
+
+    @AfterEach
+    void tearDown() {
+        exchange.dispose();
+        delivery.dispose();
+    }
+
+    @Test
+    void deliversInPublishOrderAcrossTopics() {
+        int count = 5_000;
+        Flux<Integer> received = exchange.subscribe(EventFilter.all(), Backlog.of(count, OverflowPolicy.FAIL))
+                .take(count)
+                .map(envelope -> (Integer) envelope.event());
+
+        StepVerifier.create(received.collectList())
+                .then(() -> {
+                    for (int i = 0; i < count; i++) {
+                        exchange.publish("ns", "/topic/" + (i % 3), i).block(TIMEOUT);
+                    }
+                })
+                .assertNext(events -> assertThat(events).isSorted().hasSize(count).doesNotHaveDuplicates())
+                .verifyComplete();
+    }
+
+    @Test
+    void concurrentPublishersKeepOrderPerTopic() throws InterruptedException {
+        int publishers = 4;
+        int perPublisher = 2_000;
+        List<Envelope> received = Collections.synchronizedList(new ArrayList<>());
+        CountDownLatch all = new CountDownLatch(publishers * perPublisher);
+        Disposable subscription = exchange.subscribe(EventFilter.all(), Backlog.of(publishers * perPublisher,
+                OverflowPolicy.FAIL)).subscribe(envelope -> {
+                    received.add(envelope);
+                    all.countDown();
+                });
+
+        List<Thread> threads = new ArrayList<>();
+        for (int p = 0; p < publishers; p++) {
+            String topic = "/publisher/p" + p;
+            threads.add(Thread.ofPlatform().start(() -> {
+                for (int i = 0; i < perPublisher; i++) {
+                    exchange.publish("ns", topic, i).block(TIMEOUT);
+                }
+            }));
+        }
+        for (Thread thread : threads) {
+            thread.join(TIMEOUT.toMillis());
+        }
+
+        assertThat(all.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        subscription.dispose();
+        Map<String, List<Integer>> byTopic = new HashMap<>();
+        synchronized (received) {
+            for (Envelope envelope : received) {
+                byTopic.computeIfAbsent(envelope.topic(), t -> new ArrayList<>()).add((Integer) envelope.event());
+            }
+        }
+        assertThat(byTopic).hasSize(publishers);
+        byTopic.values().forEach(events -> assertThat(events).hasSize(perPublisher).isSorted());
+    }
+
+    @Test
+    void filtersOnNamespaceAndTopicPrefix() {
+        Flux<String> tasksInNs1 = exchange.subscribe(EventFilter.all().withNamespace("ns1").withTopicPrefix("/tasks/"))
+                .map(envelope -> envelope.namespace() + envelope.topic() + "=" + envelope.event())
+                .take(2);
+
+        StepVerifier.create(tasksInNs1)
+                .then(() -> {
+                    exchange.publish("ns2", "/tasks/start", "a").block(TIMEOUT);
+                    exchange.publish("ns1", "/containers/create", "b").block(TIMEOUT);
+                    exchange.publish("ns1", "/tasks/start", "c").block(TIMEOUT);
+                    exchange.publish("ns1", "/tasksx/start", "d").block(TIMEOUT);
+                    exchange.publish("ns1", "/tasks/exit", "e").block(TIMEOUT);
+                })
+                .expectNext("ns1/tasks/start=c", "ns1/tasks/exit=e")
+                .verifyComplete();
+    }
+
+    @Test
+    void slowSubscriberBlocksNeitherPublishersNorOthers() throws InterruptedException {
+        int count = 1_000;
+        int capacity = 16;
+        CountDownLatch slowHolding = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        CountDownLatch slowSawLast = new CountDownLatch(1);
+        List<Integer> slowReceived = Collections.synchronizedList(new ArrayList<>());
+        Disposable slow = exchange.subscribe(EventFilter.all(), Backlog.of(capacity, OverflowPolicy.DROP_OLDEST))
+                .subscribe(envelope -> {
+                    int value = (Integer) envelope.event();
+                    slowReceived.add(value);
+                    if (value == count - 1) {
+                        slowSawLast.countDown();
+                    }
+                    slowHolding.countDown();
+                    awaitQuietly(release);
+                });
+        List<Integer> fastReceived = Collections.synchronizedList(new ArrayList<>());
+        CountDownLatch fastDone = new CountDownLatch(count);
+        Disposable fast = exchange.subscribe(EventFilter.all(), Backlog.of(count, OverflowPolicy.FAIL))
+                .subscribe(envelope -> {
+                    fastReceived.add((Integer) envelope.event());
+                    fastDone.countDown();
+                });
+
+        exchange.publish("ns", "/t", 0).block(TIMEOUT);
+        assertThat(slowHolding.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        // The slow subscriber is now stuck inside onNext; every further publish must still return.
+        for (int i = 1; i < count; i++) {
+            exchange.publish("ns", "/t", i).block(TIMEOUT);
+        }
+        assertThat(fastDone.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        assertThat(fastReceived).hasSize(count).isSorted();
+        assertThat(slowReceived).containsExactly(0);
+
+        release.countDown();
+        assertThat(slowSawLast.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        // Held: the first event, the full backlog and one in the hand-off to the delivery thread.
+        assertThat(slowReceived).isSorted().hasSizeLessThanOrEqualTo(capacity + 2).startsWith(0).endsWith(count - 1);
+        slow.dispose();
+        fast.dispose();
+    }
+
+    @Test
+    void failPolicyEndsTheSlowSubscriptionWithAnOverflowError() {
+        CountDownLatch release = new CountDownLatch(1);
+        Flux<Envelope> stuck = exchange.subscribe(EventFilter.all(), Backlog.of(4, OverflowPolicy.FAIL))
+                .doOnNext(envelope -> awaitQuietly(release));
+
+        StepVerifier.create(stuck)
+                .then(() -> {
+                    for (int i = 0; i < 20; i++) {
+                        exchange.publish("ns", "/t", i).block(TIMEOUT);
+                    }
+                    release.countDown();
+                })
+                .thenConsumeWhile(envelope -> true)
+                .expectErrorSatisfies(error -> assertThat(error)
+                        .isInstanceOf(EventOverflowException.class)
+                        .hasMessageContaining("more than 4 events behind"))
+                .verify(TIMEOUT);
+    }
+
+    @Test
+    void dropNewestKeepsTheEarliestEvents() throws InterruptedException {
+        CountDownLatch holding = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        CountDownLatch sawLate = new CountDownLatch(1);
+        List<Integer> received = Collections.synchronizedList(new ArrayList<>());
+        Disposable subscription = exchange.subscribe(EventFilter.all(), Backlog.of(4, OverflowPolicy.DROP_NEWEST))
+                .subscribe(envelope -> {
+                    received.add((Integer) envelope.event());
+                    if (envelope.event().equals(1000)) {
+                        sawLate.countDown();
+                    }
+                    holding.countDown();
+                    awaitQuietly(release);
+                });
+        exchange.publish("ns", "/t", 0).block(TIMEOUT);
+        assertThat(holding.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        for (int i = 1; i < 100; i++) {
+            exchange.publish("ns", "/t", i).block(TIMEOUT);
+        }
+        release.countDown();
+        exchange.publish("ns", "/t", 1000).block(TIMEOUT);
+
+        // Whatever was held at overflow time is the earliest events; 1000 arrives after the backlog drained.
+        assertThat(sawLate.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        subscription.dispose();
+        assertThat(received).isSorted().startsWith(0, 1, 2, 3).doesNotContain(50, 99).endsWith(1000);
+    }
+
+    @Test
+    void forwardKeepsTheEnvelopeTimestamp() {
+        Instant then = Instant.parse("2020-01-01T00:00:00Z");
+
+        StepVerifier.create(exchange.subscribe(EventFilter.all()).take(1))
+                .then(() -> exchange.forward(new Envelope(then, "ns", "/tasks/exit", "x")).block(TIMEOUT))
+                .assertNext(envelope -> assertThat(envelope.timestamp()).isEqualTo(then))
+                .verifyComplete();
+    }
+
+    @Test
+    void rejectsBadNamespaceAndTopicByName() {
+        StepVerifier.create(exchange.publish("../x", "/tasks/exit", "e"))
+                .expectErrorSatisfies(error -> assertThat(error)
+                        .isInstanceOf(InvalidIdentifierException.class)
+                        .hasMessageContaining("\"../x\""))
+                .verify(TIMEOUT);
+        StepVerifier.create(exchange.publish("ns", "tasks", "e"))
+                .expectErrorSatisfies(error -> assertThat(error)
+                        .isInstanceOf(InvalidIdentifierException.class)
+                        .hasMessageContaining("invalid topic \"tasks\""))
+                .verify(TIMEOUT);
+    }
+
+    @Test
+    void cancelledSubscribersAreForgotten() {
+        Disposable subscription = exchange.subscribe(EventFilter.all()).subscribe();
+        assertThat(exchange.subscriberCount()).isEqualTo(1);
+
+        subscription.dispose();
+
+        assertThat(exchange.subscriberCount()).isZero();
+    }
+
+    @Test
+    void disposeCompletesSubscribersAndRefusesPublishes() {
+        StepVerifier.create(exchange.subscribe(EventFilter.all()))
+                .then(exchange::dispose)
+                .expectComplete()
+                .verify(TIMEOUT);
+        StepVerifier.create(exchange.publish("ns", "/t", "late"))
+                .expectError(IllegalStateException.class)
+                .verify(TIMEOUT);
+        StepVerifier.create(exchange.subscribe(EventFilter.all())).expectComplete().verify(TIMEOUT);
+    }
+
+    private static void awaitQuietly(CountDownLatch latch) {
+        try {
+            latch.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
