@@ -94,9 +94,12 @@ public final class BundleStore {
     public Mono<Bundle> create(String namespace, String id, byte[] spec) {
         return Mono.defer(() -> {
             BundlePaths paths = paths(namespace, id);
-            Specs.requireJsonObject(paths.name(), spec);
-            byte[] copy = spec.clone();
-            return Mono.<Bundle>fromCallable(() -> createOnDisk(paths, copy)).subscribeOn(io);
+            byte[] copy = spec == null ? null : spec.clone();
+            // Parsing a large spec is work the caller's thread (perhaps an event loop) must not do.
+            return Mono.<Bundle>fromCallable(() -> {
+                Specs.requireJsonObject(paths.name(), copy);
+                return createOnDisk(paths, copy);
+            }).subscribeOn(io);
         });
     }
 

@@ -1,7 +1,9 @@
 package org.shimmer.runtime.linux.bundle;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.util.JsonRecyclerPools;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -12,7 +14,11 @@ import org.shimmer.runtime.InvalidSpecException;
 /** Checks an OCI runtime spec before any of it reaches the disk. */
 final class Specs {
 
-    private static final ObjectMapper MAPPER = JsonMapper.builder()
+    // Jackson's default buffer recycler keeps a ThreadLocal on every thread that parses; a value of a plugin class
+    // on a host thread pins the plugin's class loader after unload. A shared pool keeps nothing per thread.
+    private static final ObjectMapper MAPPER = JsonMapper.builder(JsonFactory.builder()
+                    .recyclerPool(JsonRecyclerPools.newConcurrentDequePool())
+                    .build())
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
             // Error messages name the position, not a copy of what may be a very large spec.
