@@ -30,8 +30,20 @@ public final class BundleRoundTrip {
             System.exit(2);
         }
         Path pluginsDir = Path.of(args[0]);
-        Path stateRoot = args.length == 3 ? Path.of(args[1]) : Files.createTempDirectory("shimmer-state");
-        Path workRoot = args.length == 3 ? Path.of(args[2]) : Files.createTempDirectory("shimmer-work");
+        boolean temporaryRoots = args.length == 1;
+        Path stateRoot = temporaryRoots ? Files.createTempDirectory("shimmer-state") : Path.of(args[1]);
+        Path workRoot = temporaryRoots ? Files.createTempDirectory("shimmer-work") : Path.of(args[2]);
+        try {
+            roundTrip(pluginsDir, stateRoot, workRoot);
+        } finally {
+            if (temporaryRoots) {
+                removeTree(stateRoot);
+                removeTree(workRoot);
+            }
+        }
+    }
+
+    private static void roundTrip(Path pluginsDir, Path stateRoot, Path workRoot) throws Exception {
 
         try (PluginHost host = PluginHost.start(pluginsDir)) {
             host.started().forEach(plugin -> System.out.printf("loaded plugin %s %s%n",
@@ -54,5 +66,13 @@ public final class BundleRoundTrip {
                     loaded.id(), Files.exists(loaded.path()), Files.exists(loaded.workDir()));
         }
         System.out.println("plugin stopped and unloaded");
+    }
+
+    private static void removeTree(Path root) throws java.io.IOException {
+        try (var paths = Files.walk(root)) {
+            for (Path path : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(path);
+            }
+        }
     }
 }
