@@ -1,0 +1,275 @@
+package org.shimmer.runtime.linux.ttrpc;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageLite;
+import com.google.protobuf.Parser;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
+import org.shimmer.runtime.linux.ttrpc.proto.Request;
+import org.shimmer.runtime.linux.ttrpc.proto.Response;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.Disposable;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.MonoSink;
+import reactor.core.publisher.Sinks;
+import reactor.netty.Connection;
+
+/**
+ * One client connection: any number of concurrent unary calls, each on its own odd stream id, answered in the
+ * order the server completes them.
+ *
+ * <p>Invariants: the inbound side is subscribed once, here, and routes each response to its stream; a stream is
+ * in {@link #pending} from the moment its request may be written until it is answered, times out, is cancelled or
+ * the connection closes — whichever comes first removes it, and only the remover signals the caller; once the
+ * connection has closed, every pending call and every later call fails with {@link TtrpcClosedException}, and
+ * the close hooks have run exactly once.
+ */
+public final class TtrpcConnection implements Disposable {
+
+    private static final Logger log = LoggerFactory.getLogger(TtrpcConnection.class);
+
+    private final Connection connection;
+    private final Channel channel;
+    private final String peer;
+    private final CallOptions defaults;
+    private final List<Runnable> closeHooks;
+    private final Map<Integer, PendingCall<?>> pending = new ConcurrentHashMap<>();
+    private final AtomicInteger nextStreamId = new AtomicInteger(1);
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final Sinks.Empty<Void> onClose = Sinks.empty();
+
+    TtrpcConnection(Connection connection, String peer, CallOptions defaults, List<Runnable> closeHooks) {
+        this.connection = connection;
+        this.channel = connection.channel();
+        this.peer = peer;
+        this.defaults = defaults;
+        this.closeHooks = closeHooks;
+        connection.onDispose(this::onClosed);
+        connection.inbound().receiveObject().subscribe(
+                this::onFrame,
+                error -> {
+                    log.debug("ttrpc connection to {} failed", peer, error);
+                    connection.dispose();
+                },
+                connection::dispose);
+    }
+
+    /** Calls {@code service}/{@code method} with the connection's default options. */
+    public <T> Mono<T> call(String service, String method, MessageLite request, Parser<T> responseParser) {
+        return call(service, method, request, responseParser, defaults);
+    }
+
+    /**
+     * Calls {@code service}/{@code method}. Lazy: the request is sent on subscription. Cancelling frees the
+     * stream; a late answer is then dropped.
+     *
+     * @return the decoded response; or fails with {@link TtrpcStatusException} (the server's status),
+     *     {@link TtrpcTimeoutException}, {@link TtrpcClosedException} or {@link TtrpcMessageTooLargeException}
+     */
+    public <T> Mono<T> call(
+            String service, String method, MessageLite request, Parser<T> responseParser, CallOptions options) {
+        Objects.requireNonNull(service, "service");
+        Objects.requireNonNull(method, "method");
+        Objects.requireNonNull(request, "request");
+        Objects.requireNonNull(responseParser, "responseParser");
+        Objects.requireNonNull(options, "options");
+        return Mono.create(sink -> start(sink, service + "/" + method, envelope(service, method, request, options),
+                responseParser, options));
+    }
+
+    /** Completes once, when the connection has closed for whatever reason. */
+    public Mono<Void> onClose() {
+        return onClose.asMono();
+    }
+
+    /** Closes the connection; pending calls fail with {@link TtrpcClosedException}. Returns at once. */
+    @Override
+    public void dispose() {
+        connection.dispose();
+    }
+
+    /** Closes the connection and completes when it has closed. */
+    public Mono<Void> disposeLater() {
+        return Mono.defer(() -> {
+            connection.dispose();
+            return onClose();
+        });
+    }
+
+    @Override
+    public boolean isDisposed() {
+        return closed.get();
+    }
+
+    /** Calls waiting for an answer; for tests and diagnostics. */
+    int pendingCalls() {
+        return pending.size();
+    }
+
+    private static Request envelope(String service, String method, MessageLite request, CallOptions options) {
+        Request.Builder envelope = Request.newBuilder()
+                .setService(service)
+                .setMethod(method)
+                .setPayload(request.toByteString())
+                .setTimeoutNano(options.timeout().toNanos());
+        options.metadata().forEach((key, value) ->
+                envelope.addMetadata(KeyValue.newBuilder().setKey(key).setValue(value)));
+        return envelope.build();
+    }
+
+    private <T> void start(MonoSink<T> sink, String name, Request request, Parser<T> parser, CallOptions options) {
+        if (closed.get()) {
+            sink.error(closedError(name));
+            return;
+        }
+        ByteBuf frame;
+        int streamId = allocateStreamId();
+        try {
+            frame = Frames.encode(channel.alloc(), streamId, Frames.TYPE_REQUEST, request);
+        } catch (TtrpcMessageTooLargeException e) {
+            sink.error(new TtrpcMessageTooLargeException(name + ": request " + e.getMessage(), e.length()));
+            return;
+        }
+        PendingCall<T> call = new PendingCall<>(name, sink, parser);
+        pending.put(streamId, call);
+        sink.onDispose(() -> {
+            if (pending.remove(streamId, call)) {
+                call.cancelTimeout();
+            }
+        });
+        // The close may have raced the put: then nobody else will fail this call.
+        if (closed.get() && pending.remove(streamId, call)) {
+            frame.release();
+            sink.error(closedError(name));
+            return;
+        }
+        call.timeout = channel.eventLoop().schedule(() -> {
+            if (pending.remove(streamId, call)) {
+                sink.error(new TtrpcTimeoutException(name + " had no answer within " + options.timeout()
+                        + " on ttrpc connection to " + peer));
+            }
+        }, options.timeout().toNanos(), TimeUnit.NANOSECONDS);
+        channel.writeAndFlush(frame).addListener(written -> {
+            if (!written.isSuccess() && pending.remove(streamId, call)) {
+                call.cancelTimeout();
+                sink.error(new TtrpcClosedException(name + ": could not send on ttrpc connection to " + peer,
+                        written.cause()));
+            }
+        });
+    }
+
+    private int allocateStreamId() {
+        // Odd ids only, wrapping through the full uint32 range; skip one still in use after a wrap.
+        int id;
+        do {
+            id = nextStreamId.getAndAdd(2);
+        } while (pending.containsKey(id));
+        return id;
+    }
+
+    private void onFrame(Object message) {
+        if (!(message instanceof InboundFrame frame)) {
+            return;
+        }
+        switch (frame) {
+            case InboundFrame.ResponseFrame response -> {
+                PendingCall<?> call = pending.remove(response.streamId());
+                if (call == null) {
+                    log.debug("ttrpc {}: dropped a response for stream {} that no call waits for", peer,
+                            Integer.toUnsignedString(response.streamId()));
+                    return;
+                }
+                call.complete(response.response());
+            }
+            case InboundFrame.OversizedFrame oversized -> fail(oversized.streamId(),
+                    call -> new TtrpcMessageTooLargeException(call.name + ": response length " + oversized.length()
+                            + " exceeds the maximum message size of " + Frames.MAX_BODY_LENGTH, oversized.length()));
+            case InboundFrame.MalformedFrame malformed -> fail(malformed.streamId(),
+                    call -> new TtrpcException(call.name + ": undecodable response: " + malformed.error()));
+            case InboundFrame.RequestFrame request -> log.debug("ttrpc {}: ignored a request from the server", peer);
+            case InboundFrame.UnknownTypeFrame unknown ->
+                    log.debug("ttrpc {}: skipped a frame of unknown type {}", peer, unknown.type());
+        }
+    }
+
+    private void fail(int streamId, java.util.function.Function<PendingCall<?>, Throwable> error) {
+        PendingCall<?> call = pending.remove(streamId);
+        if (call != null) {
+            call.cancelTimeout();
+            call.sink.error(error.apply(call));
+        }
+    }
+
+    private void onClosed() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        for (Integer streamId : pending.keySet()) {
+            PendingCall<?> call = pending.remove(streamId);
+            if (call != null) {
+                call.cancelTimeout();
+                call.sink.error(closedError(call.name));
+            }
+        }
+        for (Runnable hook : closeHooks) {
+            try {
+                hook.run();
+            } catch (RuntimeException e) {
+                log.warn("ttrpc {}: a close hook failed", peer, e);
+            }
+        }
+        onClose.tryEmitEmpty();
+    }
+
+    private TtrpcClosedException closedError(String name) {
+        return new TtrpcClosedException(name + ": ttrpc connection to " + peer + " closed");
+    }
+
+    /** A call waiting for its answer. */
+    private static final class PendingCall<T> {
+        final String name;
+        final MonoSink<T> sink;
+        final Parser<T> parser;
+        volatile ScheduledFuture<?> timeout;
+
+        PendingCall(String name, MonoSink<T> sink, Parser<T> parser) {
+            this.name = name;
+            this.sink = sink;
+            this.parser = parser;
+        }
+
+        void complete(Response response) {
+            cancelTimeout();
+            if (response.hasStatus() && response.getStatus().getCode() != StatusCode.OK.value()) {
+                sink.error(new TtrpcStatusException(
+                        StatusCode.of(response.getStatus().getCode()), response.getStatus().getMessage()));
+                return;
+            }
+            T decoded;
+            try {
+                decoded = parser.parseFrom(response.getPayload());
+            } catch (InvalidProtocolBufferException e) {
+                sink.error(new TtrpcException(name + ": undecodable response payload: " + e.getMessage(), e));
+                return;
+            }
+            sink.success(decoded);
+        }
+
+        void cancelTimeout() {
+            ScheduledFuture<?> scheduled = timeout;
+            if (scheduled != null) {
+                scheduled.cancel(false);
+            }
+        }
+    }
+}

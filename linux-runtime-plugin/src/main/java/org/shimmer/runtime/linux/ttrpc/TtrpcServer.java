@@ -1,0 +1,252 @@
+package org.shimmer.runtime.linux.ttrpc;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageLite;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.socket.nio.NioChannelOption;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import jdk.net.UnixDomainPrincipal;
+import java.net.UnixDomainSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import jdk.net.ExtendedSocketOptions;
+import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
+import org.shimmer.runtime.linux.ttrpc.proto.Request;
+import org.shimmer.runtime.linux.ttrpc.proto.Response;
+import org.shimmer.runtime.linux.ttrpc.proto.Status;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.netty.Connection;
+import reactor.netty.NettyInbound;
+import reactor.netty.resources.LoopResources;
+import reactor.netty.tcp.TcpServer;
+
+/**
+ * A ttRPC server on a unix domain socket. Immutable: every setter returns a modified copy; {@link #bind()} starts
+ * a server each time it is subscribed.
+ *
+ * <p>Behaviour, as containerd/ttrpc v1.1 servers: requests on one connection are handled concurrently and answered
+ * in completion order; an unknown service or method is answered with {@link StatusCode#UNIMPLEMENTED}, an
+ * undecodable payload with {@link StatusCode#INTERNAL}, an undecodable envelope or an even (server-side) stream
+ * id with {@link StatusCode#INVALID_ARGUMENT}, a body over the limit with {@link StatusCode#RESOURCE_EXHAUSTED}
+ * (after discarding it; the connection stays usable); frames of unknown types are skipped.
+ */
+public final class TtrpcServer {
+
+    /** Calls one connection may have in progress; beyond that the server stops reading from it. */
+    public static final int MAX_CONCURRENT_CALLS = 1024;
+
+    private static final Logger log = LoggerFactory.getLogger(TtrpcServer.class);
+
+    private final Path socket;
+    private final LoopResources loops;
+    private final Scheduler blocking;
+    private final Map<String, TtrpcService> services;
+    private final PeerPolicy peerPolicy;
+
+    private TtrpcServer(Path socket, LoopResources loops, Scheduler blocking, Map<String, TtrpcService> services,
+            PeerPolicy peerPolicy) {
+        this.socket = socket;
+        this.loops = loops;
+        this.blocking = blocking;
+        this.services = services;
+        this.peerPolicy = peerPolicy;
+    }
+
+    /** A server with no socket and no services yet, serving only its own user. */
+    public static TtrpcServer create() {
+        return new TtrpcServer(null, null, null, Map.of(), null);
+    }
+
+    /** The socket file to serve on. Its directory is made 0700 if missing and must be 0700 if present. */
+    public TtrpcServer socket(Path socket) {
+        return new TtrpcServer(Objects.requireNonNull(socket, "socket").toAbsolutePath(), loops, blocking, services,
+                peerPolicy);
+    }
+
+    /** The event loops connections run on; owned by the caller, who disposes them. */
+    public TtrpcServer runOn(LoopResources loops) {
+        return new TtrpcServer(socket, Objects.requireNonNull(loops, "loops"), blocking, services, peerPolicy);
+    }
+
+    /** Where file work (preparing and removing the socket file) runs; owned by the caller. */
+    public TtrpcServer blockingOn(Scheduler blocking) {
+        return new TtrpcServer(socket, loops, Objects.requireNonNull(blocking, "blocking"), services, peerPolicy);
+    }
+
+    /** Adds (or replaces) a service. */
+    public TtrpcServer service(TtrpcService service) {
+        Map<String, TtrpcService> copy = new LinkedHashMap<>(services);
+        copy.put(service.name(), service);
+        return new TtrpcServer(socket, loops, blocking, Map.copyOf(copy), peerPolicy);
+    }
+
+    /** Which peers to serve; by default only processes of this process's own user. */
+    public TtrpcServer peerPolicy(PeerPolicy peerPolicy) {
+        return new TtrpcServer(socket, loops, blocking, services, Objects.requireNonNull(peerPolicy, "peerPolicy"));
+    }
+
+    /** Binds and starts serving. */
+    public Mono<TtrpcServerHandle> bind() {
+        Objects.requireNonNull(socket, "socket must be set before bind");
+        Objects.requireNonNull(loops, "loops must be set before bind");
+        Objects.requireNonNull(blocking, "blocking must be set before bind");
+        return Mono.fromCallable(() -> {
+                    UnixSockets.prepareForBind(socket);
+                    // /proc/self belongs to the process's effective user.
+                    return peerPolicy != null ? peerPolicy : PeerPolicy.sameUser(Files.getOwner(Path.of("/proc/self")));
+                })
+                .subscribeOn(blocking)
+                .flatMap(policy -> {
+                    Set<Connection> live = ConcurrentHashMap.newKeySet();
+                    return TcpServer.create()
+                            .runOn(loops, false)
+                            .bindAddress(() -> UnixDomainSocketAddress.of(socket))
+                            .doOnConnection(connection -> admit(connection, policy, live))
+                            .handle((inbound, outbound) -> serve(inbound))
+                            .bind()
+                            .flatMap(server -> Mono.fromCallable(() -> {
+                                        UnixSockets.restrict(socket);
+                                        return new TtrpcServerHandle(server, socket, live, blocking);
+                                    })
+                                    .subscribeOn(blocking)
+                                    .onErrorResume(error -> {
+                                        server.disposeNow();
+                                        return Mono.error(error);
+                                    }));
+                })
+                .onErrorMap(IOException.class, error -> new UncheckedIOException(
+                        "failed to serve ttrpc on " + socket + ": " + error.getMessage(), error));
+    }
+
+    private void admit(Connection connection, PeerPolicy policy, Set<Connection> live) {
+        UnixDomainPrincipal peer = peerOf(connection.channel());
+        if (peer == null || !policy.admits(peer)) {
+            log.warn("ttrpc {}: refusing a connection from {}", socket, peer == null ? "an unknown peer"
+                    : "uid " + peer.user().getName() + " gid " + peer.group().getName());
+            connection.dispose();
+            return;
+        }
+        live.add(connection);
+        connection.onDispose(() -> live.remove(connection));
+        connection.addHandlerLast("ttrpc-frame-decoder", new FrameDecoder());
+    }
+
+    private static UnixDomainPrincipal peerOf(Channel channel) {
+        try {
+            return channel.config().getOption(NioChannelOption.of(ExtendedSocketOptions.SO_PEERCRED));
+        } catch (RuntimeException e) {
+            log.warn("could not read the peer credentials of {}", channel, e);
+            return null;
+        }
+    }
+
+    private Mono<Void> serve(NettyInbound inbound) {
+        Channel[] channel = new Channel[1];
+        Mono<Void>[] closed = new Mono[1];
+        inbound.withConnection(connection -> {
+            channel[0] = connection.channel();
+            closed[0] = connection.onDispose();
+        });
+        return inbound.receiveObject()
+                .ofType(InboundFrame.class)
+                .flatMap(frame -> answer(frame)
+                        .flatMap(response -> write(channel[0], frame.streamId(), response)), MAX_CONCURRENT_CALLS)
+                // A handler still running when the peer goes is cancelled, not left holding the connection.
+                .takeUntilOther(closed[0])
+                .then();
+    }
+
+    private Mono<Response> answer(InboundFrame frame) {
+        return switch (frame) {
+            case InboundFrame.RequestFrame request -> dispatch(request.streamId(), request.request());
+            case InboundFrame.OversizedFrame oversized -> oversized.type() == Frames.TYPE_REQUEST
+                    ? Mono.just(status(StatusCode.RESOURCE_EXHAUSTED, "message length " + oversized.length()
+                            + " exceed maximum message size of " + Frames.MAX_BODY_LENGTH))
+                    : Mono.empty();
+            case InboundFrame.MalformedFrame malformed -> malformed.type() == Frames.TYPE_REQUEST
+                    ? Mono.just(status(StatusCode.INVALID_ARGUMENT, "unmarshal request error: " + malformed.error()))
+                    : Mono.empty();
+            case InboundFrame.ResponseFrame response -> Mono.empty();
+            case InboundFrame.UnknownTypeFrame unknown -> Mono.empty();
+        };
+    }
+
+    private Mono<Response> dispatch(int streamId, Request request) {
+        if ((streamId & 1) == 0) {
+            return Mono.just(status(StatusCode.INVALID_ARGUMENT,
+                    "StreamID must be odd for client initiated streams"));
+        }
+        TtrpcService service = services.get(request.getService());
+        if (service == null) {
+            return Mono.just(status(StatusCode.UNIMPLEMENTED, "service " + request.getService()));
+        }
+        TtrpcService.Method<?> method = service.find(request.getMethod());
+        if (method == null) {
+            return Mono.just(status(StatusCode.UNIMPLEMENTED, "method " + request.getMethod()));
+        }
+        return invoke(method, call(streamId, request), request.getPayload());
+    }
+
+    private static <Q extends MessageLite> Mono<Response> invoke(
+            TtrpcService.Method<Q> method, ServerCall call, ByteString payload) {
+        Q decoded;
+        try {
+            decoded = method.requestParser().parseFrom(payload);
+        } catch (InvalidProtocolBufferException e) {
+            return Mono.just(status(StatusCode.INTERNAL, "ttrpc: error unmarshalling payload: " + e.getMessage()));
+        }
+        return Mono.defer(() -> method.handler().apply(call, decoded))
+                .map(result -> Response.newBuilder().setPayload(result.toByteString()).build())
+                .defaultIfEmpty(Response.getDefaultInstance())
+                .onErrorResume(error -> Mono.just(statusOf(call, error)));
+    }
+
+    private static ServerCall call(int streamId, Request request) {
+        Map<String, String> metadata = new LinkedHashMap<>();
+        for (KeyValue entry : request.getMetadataList()) {
+            metadata.putIfAbsent(entry.getKey(), entry.getValue());
+        }
+        return new ServerCall(request.getService(), request.getMethod(), streamId, Map.copyOf(metadata),
+                request.getTimeoutNano());
+    }
+
+    private static Response statusOf(ServerCall call, Throwable error) {
+        if (error instanceof TtrpcStatusException status) {
+            return status(status.code(), status.statusMessage());
+        }
+        log.debug("ttrpc handler {}/{} failed", call.service(), call.method(), error);
+        String message = error.getMessage();
+        return status(StatusCode.UNKNOWN, message != null ? message : error.getClass().getName());
+    }
+
+    private static Response status(StatusCode code, String message) {
+        return Response.newBuilder()
+                .setStatus(Status.newBuilder().setCode(code.value()).setMessage(message))
+                .build();
+    }
+
+    private static Mono<Void> write(Channel channel, int streamId, Response response) {
+        return Mono.create(sink -> {
+            ByteBuf frame;
+            try {
+                frame = Frames.encode(channel.alloc(), streamId, Frames.TYPE_RESPONSE, response);
+            } catch (TtrpcMessageTooLargeException e) {
+                frame = Frames.encode(channel.alloc(), streamId, Frames.TYPE_RESPONSE,
+                        status(StatusCode.RESOURCE_EXHAUSTED, "response " + e.getMessage()));
+            }
+            // A peer that is gone cannot be answered; that is not the handler's failure.
+            channel.writeAndFlush(frame).addListener(written -> sink.success());
+        });
+    }
+}

@@ -1,0 +1,79 @@
+package org.shimmer.runtime.linux.ttrpc;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Scheduler;
+import reactor.netty.Connection;
+import reactor.netty.DisposableServer;
+
+/** A bound {@link TtrpcServer}. Shutting it down closes its live connections and removes its socket file. */
+public final class TtrpcServerHandle implements Disposable {
+
+    private final DisposableServer server;
+    private final Path socket;
+    private final Set<Connection> live;
+    private final Scheduler blocking;
+    private final AtomicBoolean disposing = new AtomicBoolean();
+    private final Sinks.Empty<Void> disposed = Sinks.empty();
+
+    TtrpcServerHandle(DisposableServer server, Path socket, Set<Connection> live, Scheduler blocking) {
+        this.server = server;
+        this.socket = socket;
+        this.live = live;
+        this.blocking = blocking;
+    }
+
+    /** The socket file served on. */
+    public Path socket() {
+        return socket;
+    }
+
+    /** Connections being served now. */
+    public int connections() {
+        return live.size();
+    }
+
+    /**
+     * Stops accepting, closes every live connection, then removes the socket file. Completes when all of that is
+     * done; later calls complete with the first.
+     */
+    public Mono<Void> disposeLater() {
+        return Mono.defer(() -> {
+            if (disposing.compareAndSet(false, true)) {
+                server.dispose();
+                Flux.fromIterable(Set.copyOf(live))
+                        .flatMap(connection -> {
+                            connection.dispose();
+                            return connection.onDispose();
+                        })
+                        .then(server.onDispose())
+                        .then(Mono.fromCallable(() -> Files.deleteIfExists(socket)).subscribeOn(blocking))
+                        .subscribe(removed -> {}, disposed::tryEmitError, disposed::tryEmitEmpty);
+            }
+            return disposed.asMono();
+        });
+    }
+
+    /** {@link #disposeLater()} and wait for it. Never call it on an event loop. */
+    public void disposeNow(Duration timeout) {
+        disposeLater().block(timeout);
+    }
+
+    /** Starts {@link #disposeLater()} without waiting. */
+    @Override
+    public void dispose() {
+        disposeLater().subscribe(done -> {}, error -> {});
+    }
+
+    @Override
+    public boolean isDisposed() {
+        return disposing.get();
+    }
+}
