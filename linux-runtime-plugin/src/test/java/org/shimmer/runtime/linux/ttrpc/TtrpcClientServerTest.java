@@ -1,0 +1,378 @@
+package org.shimmer.runtime.linux.ttrpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.BytesValue;
+import com.google.protobuf.Empty;
+import com.google.protobuf.Int64Value;
+import com.google.protobuf.StringValue;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.ttrpc.proto.Request;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+import reactor.netty.resources.LoopResources;
+import reactor.test.StepVerifier;
+
+/** Our client against our server over a real unix socket, plus a raw peer for what no client would send. */
+@ExtendWith(NettyLeakDetection.class)
+class TtrpcClientServerTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(10);
+    private static final String SERVICE = "shimmer.test.Echo";
+
+    @TempDir
+    Path temp;
+
+    private LoopResources loops;
+    private Scheduler blocking;
+    private Path socket;
+    private TtrpcServerHandle server;
+    private final AtomicInteger closeHooks = new AtomicInteger();
+
+    static TtrpcService echoService() {
+        return TtrpcService.named(SERVICE)
+                .method("Echo", StringValue.parser(), (call, request) -> Mono.just(request))
+                .method("Delay", Int64Value.parser(), (call, request) ->
+                        Mono.delay(Duration.ofMillis(request.getValue())).thenReturn(request))
+                .method("Never", Empty.parser(), (call, request) -> Mono.never())
+                .method("NotFound", Empty.parser(), (call, request) ->
+                        Mono.error(new TtrpcStatusException(StatusCode.NOT_FOUND, "thing: not found")))
+                .method("Boom", Empty.parser(), (call, request) -> Mono.error(new IllegalStateException("boom")))
+                .method("Namespace", Empty.parser(), (call, request) ->
+                        Mono.just(StringValue.of(call.namespace() + "|" + call.metadata().keySet())))
+                .method("Huge", Empty.parser(), (call, request) ->
+                        Mono.just(BytesValue.of(ByteString.copyFrom(new byte[Frames.MAX_BODY_LENGTH + 1]))))
+                .method("Nothing", Empty.parser(), (call, request) -> Mono.empty());
+    }
+
+    @BeforeEach
+    void setUp() {
+        loops = LoopResources.create("ttrpc-test", 1, 2, true);
+        blocking = Schedulers.newBoundedElastic(4, 1000, "ttrpc-test-blocking");
+        socket = temp.resolve("sockets/echo.sock");
+        server = bind(TtrpcServer.create());
+    }
+
+    @AfterEach
+    void tearDown() {
+        server.disposeNow(TIMEOUT);
+        loops.disposeLater(Duration.ZERO, TIMEOUT).block(TIMEOUT);
+        blocking.dispose();
+    }
+
+    private TtrpcServerHandle bind(TtrpcServer template) {
+        return template.socket(socket).runOn(loops).blockingOn(blocking).service(echoService()).bind().block(TIMEOUT);
+    }
+
+    private TtrpcConnection connect() {
+        return TtrpcClient.create().socket(socket).runOn(loops).doOnClose(closeHooks::incrementAndGet).connect()
+                .block(TIMEOUT);
+    }
+
+    private static Mono<String> echo(TtrpcConnection connection, String text) {
+        return connection.call(SERVICE, "Echo", StringValue.of(text), StringValue.parser()).map(StringValue::getValue);
+    }
+
+    @Test
+    void roundTripsAndSendsLowerCaseMetadata() {
+        TtrpcConnection connection = connect();
+
+        StepVerifier.create(echo(connection, "hello")).expectNext("hello").verifyComplete();
+        CallOptions options = CallOptions.defaults().withNamespace("rtest").withMetadata("X-Trace", "1");
+        StepVerifier.create(connection.call(SERVICE, "Namespace", Empty.getDefaultInstance(), StringValue.parser(),
+                        options).map(StringValue::getValue))
+                .assertNext(value -> assertThat(value)
+                        .startsWith("rtest|").contains("containerd-namespace-ttrpc").contains("x-trace"))
+                .verifyComplete();
+        StepVerifier.create(connection.call(SERVICE, "Nothing", Empty.getDefaultInstance(), Empty.parser()))
+                .expectNext(Empty.getDefaultInstance()).verifyComplete();
+        connection.dispose();
+    }
+
+    @Test
+    void concurrentCallsAreAnsweredInCompletionOrderOnTheirOwnStreams() {
+        TtrpcConnection connection = connect();
+        List<String> completed = new CopyOnWriteArrayList<>();
+
+        Mono<Void> slow = connection.call(SERVICE, "Delay", Int64Value.of(500), Int64Value.parser())
+                .doOnNext(v -> completed.add("slow")).then();
+        Flux<String> fast = Flux.range(0, 64).flatMap(i -> echo(connection, "call-" + i)
+                .doOnNext(completed::add), 64);
+
+        List<String> expected = java.util.stream.IntStream.range(0, 64).mapToObj(i -> "call-" + i).toList();
+        StepVerifier.create(Mono.zip(slow.thenReturn(true), fast.collectList()).map(both -> both.getT2()))
+                .assertNext(values -> assertThat(values).containsExactlyInAnyOrderElementsOf(expected))
+                .verifyComplete();
+        assertThat(completed).hasSize(65).endsWith("slow");
+        connection.dispose();
+    }
+
+    @Test
+    void statusRepliesBecomeTypedExceptions() {
+        TtrpcConnection connection = connect();
+
+        expectStatus(connection.call(SERVICE, "NotFound", Empty.getDefaultInstance(), Empty.parser()),
+                StatusCode.NOT_FOUND, "thing: not found");
+        expectStatus(connection.call(SERVICE, "Boom", Empty.getDefaultInstance(), Empty.parser()),
+                StatusCode.UNKNOWN, "boom");
+        expectStatus(connection.call("no.such.Service", "Echo", Empty.getDefaultInstance(), Empty.parser()),
+                StatusCode.UNIMPLEMENTED, "service no.such.Service");
+        expectStatus(connection.call(SERVICE, "NoSuchMethod", Empty.getDefaultInstance(), Empty.parser()),
+                StatusCode.UNIMPLEMENTED, "method NoSuchMethod");
+        expectStatus(connection.call(SERVICE, "Huge", Empty.getDefaultInstance(), BytesValue.parser()),
+                StatusCode.RESOURCE_EXHAUSTED, "exceeds the maximum message size");
+        StepVerifier.create(echo(connection, "still usable")).expectNext("still usable").verifyComplete();
+        connection.dispose();
+    }
+
+    @Test
+    void aCallThatTimesOutFreesItsStream() {
+        TtrpcConnection connection = connect();
+
+        StepVerifier.create(connection.call(SERVICE, "Never", Empty.getDefaultInstance(), Empty.parser(),
+                        CallOptions.defaults().withTimeout(Duration.ofMillis(200))))
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOf(TtrpcTimeoutException.class)
+                        .hasMessageContaining(SERVICE + "/Never had no answer within PT0.2S"))
+                .verify(TIMEOUT);
+
+        assertThat(connection.pendingCalls()).isZero();
+        StepVerifier.create(echo(connection, "after")).expectNext("after").verifyComplete();
+        connection.dispose();
+    }
+
+    @Test
+    void cancellingACallFreesItsStream() {
+        TtrpcConnection connection = connect();
+        Disposable waiting = connection.call(SERVICE, "Never", Empty.getDefaultInstance(), Empty.parser()).subscribe();
+        assertThat(connection.pendingCalls()).isEqualTo(1);
+
+        waiting.dispose();
+
+        assertThat(connection.pendingCalls()).isZero();
+        StepVerifier.create(echo(connection, "after")).expectNext("after").verifyComplete();
+        connection.dispose();
+    }
+
+    @Test
+    void closingFailsEveryPendingCallOnceAndRunsTheHookOnce() {
+        TtrpcConnection connection = connect();
+        List<Mono<Empty>> waiting = List.of(
+                connection.call(SERVICE, "Never", Empty.getDefaultInstance(), Empty.parser()).cache(),
+                connection.call(SERVICE, "Never", Empty.getDefaultInstance(), Empty.parser()).cache(),
+                connection.call(SERVICE, "Never", Empty.getDefaultInstance(), Empty.parser()).cache());
+        waiting.forEach(call -> call.subscribe(v -> {}, e -> {}));
+        StepVerifier.create(echo(connection, "sync")).expectNext("sync").verifyComplete();
+        assertThat(connection.pendingCalls()).isEqualTo(3);
+
+        server.disposeNow(TIMEOUT);
+
+        for (Mono<Empty> call : waiting) {
+            StepVerifier.create(call)
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(TtrpcClosedException.class).hasMessageContaining("closed"))
+                    .verify(TIMEOUT);
+        }
+        StepVerifier.create(connection.onClose()).verifyComplete();
+        StepVerifier.create(echo(connection, "late")).expectError(TtrpcClosedException.class).verify(TIMEOUT);
+        connection.dispose();
+        assertThat(closeHooks).hasValue(1);
+        assertThat(connection.isDisposed()).isTrue();
+        assertThat(socket).doesNotExist();
+    }
+
+    @Test
+    void anOversizedRequestFailsOnlyThatCall() {
+        TtrpcConnection connection = connect();
+
+        StepVerifier.create(echo(connection, "x".repeat(Frames.MAX_BODY_LENGTH)))
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOf(TtrpcMessageTooLargeException.class)
+                        .hasMessageContaining(SERVICE + "/Echo: request message length"))
+                .verify(TIMEOUT);
+
+        StepVerifier.create(echo(connection, "fine")).expectNext("fine").verifyComplete();
+        assertThat(connection.pendingCalls()).isZero();
+        connection.dispose();
+    }
+
+    @Test
+    void connectingToNothingFailsAtOnce() {
+        StepVerifier.create(TtrpcClient.create().socket(temp.resolve("absent.sock")).runOn(loops).connect())
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOf(TtrpcClosedException.class).hasMessageContaining("absent.sock"))
+                .verify(Duration.ofSeconds(2));
+    }
+
+    @Test
+    void socketIs0600InA0700DirectoryAndRemovedOnShutdown() throws IOException {
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(socket))).isEqualTo("rw-------");
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(socket.getParent())))
+                .isEqualTo("rwx------");
+        TtrpcConnection connection = connect();
+        StepVerifier.create(echo(connection, "x")).expectNext("x").verifyComplete();
+        assertThat(server.connections()).isEqualTo(1);
+
+        server.disposeNow(TIMEOUT);
+
+        assertThat(socket).doesNotExist();
+        StepVerifier.create(connection.onClose()).verifyComplete();
+    }
+
+    @Test
+    void aStaleSocketIsReplacedButALiveOneOrAFileIsNot() throws IOException {
+        server.disposeNow(TIMEOUT);
+        try (ServerSocketChannel stale = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            stale.bind(UnixDomainSocketAddress.of(socket));
+        }
+        assertThat(socket).exists();
+
+        server = bind(TtrpcServer.create());
+        StepVerifier.create(echo(connect(), "rebound")).expectNext("rebound").verifyComplete();
+
+        StepVerifier.create(TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking).bind())
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOf(UncheckedIOException.class).hasMessageContaining("another server is listening"))
+                .verify(TIMEOUT);
+        Path file = Files.writeString(socket.resolveSibling("plain"), "data");
+        StepVerifier.create(TtrpcServer.create().socket(file).runOn(loops).blockingOn(blocking).bind())
+                .expectErrorSatisfies(e -> assertThat(e).hasMessageContaining("not a socket"))
+                .verify(TIMEOUT);
+        assertThat(file).hasContent("data");
+    }
+
+    @Test
+    void refusesASocketDirectoryOthersCanEnter() throws IOException {
+        Path open = Files.createDirectories(temp.resolve("open"));
+        Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwxr-xr-x"));
+
+        StepVerifier.create(TtrpcServer.create().socket(open.resolve("x.sock")).runOn(loops).blockingOn(blocking)
+                        .bind())
+                .expectErrorSatisfies(e -> assertThat(e).hasMessageContaining("must be mode 0700"))
+                .verify(TIMEOUT);
+        assertThat(open.resolve("x.sock")).doesNotExist();
+    }
+
+    @Test
+    void peersThePolicyRefusesAreDisconnected() {
+        server.disposeNow(TIMEOUT);
+        server = bind(TtrpcServer.create().peerPolicy(peer -> false));
+        TtrpcConnection connection = connect();
+
+        StepVerifier.create(echo(connection, "x")).expectError(TtrpcClosedException.class).verify(TIMEOUT);
+        StepVerifier.create(connection.onClose()).verifyComplete();
+    }
+
+    @Test
+    void hostilePeersGetContainerdsAnswersAndTheConnectionStaysUsable() throws Exception {
+        try (RawPeer peer = RawPeer.connect(socket)) {
+            Request echo = Request.newBuilder().setService(SERVICE).setMethod("Echo")
+                    .setPayload(StringValue.of("ok").toByteString()).build();
+
+            peer.sendRequest(2, echo);
+            assertStatus(peer.readFrame(TIMEOUT), 2, StatusCode.INVALID_ARGUMENT,
+                    "StreamID must be odd for client initiated streams");
+
+            peer.sendFrame(3, Frames.TYPE_REQUEST, new byte[] {(byte) 0xff, (byte) 0xff});
+            assertStatus(peer.readFrame(TIMEOUT), 3, StatusCode.INVALID_ARGUMENT, "unmarshal request error");
+
+            peer.sendRequest(5, echo.toBuilder().setPayload(ByteString.copyFrom(new byte[] {(byte) 0xff})).build());
+            assertStatus(peer.readFrame(TIMEOUT), 5, StatusCode.INTERNAL, "ttrpc: error unmarshalling payload");
+
+            byte[] header = java.nio.ByteBuffer.allocate(Frames.HEADER_LENGTH)
+                    .putInt(Frames.MAX_BODY_LENGTH + 10).putInt(7).put((byte) 1).put((byte) 0).array();
+            peer.send(header).send(new byte[Frames.MAX_BODY_LENGTH + 10]);
+            assertStatus(peer.readFrame(TIMEOUT), 7, StatusCode.RESOURCE_EXHAUSTED,
+                    "message length 4194314 exceed maximum message size of 4194304");
+
+            peer.sendFrame(9, 3, new byte[] {1, 2, 3});
+            peer.sendRequest(11, echo);
+            RawPeer.RawFrame answer = peer.readFrame(TIMEOUT);
+            assertThat(answer.streamId()).isEqualTo(11);
+            assertThat(StringValue.parseFrom(answer.response().getPayload()).getValue()).isEqualTo("ok");
+        }
+    }
+
+    @Test
+    void truncatedAndDroppedConnectionsLeaveTheServerServing() throws Exception {
+        try (RawPeer peer = RawPeer.connect(socket)) {
+            peer.send(new byte[] {0, 0, 0});
+        }
+        try (RawPeer peer = RawPeer.connect(socket)) {
+            peer.send(java.nio.ByteBuffer.allocate(Frames.HEADER_LENGTH + 3)
+                    .putInt(100).putInt(1).put((byte) 1).put((byte) 0).put(new byte[] {1, 2, 3}).array());
+        }
+        try (RawPeer peer = RawPeer.connect(socket)) {
+            peer.send(java.nio.ByteBuffer.allocate(Frames.HEADER_LENGTH)
+                    .putInt(Frames.MAX_BODY_LENGTH * 100).putInt(1).put((byte) 1).put((byte) 0).array());
+            peer.send(new byte[1000]);
+        }
+
+        StepVerifier.create(echo(connect(), "alive")).expectNext("alive").verifyComplete();
+    }
+
+    @Test
+    void tenThousandRandomFramesNeitherHangNorCrashTheServer() throws Exception {
+        TtrpcConnection bystander = connect();
+        Random random = new Random(15257);
+        for (int connection = 0; connection < 10; connection++) {
+            try (RawPeer peer = RawPeer.connect(socket)) {
+                java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+                for (int i = 0; i < 1000; i++) {
+                    byte[] body = new byte[random.nextInt(48)];
+                    random.nextBytes(body);
+                    bytes.writeBytes(java.nio.ByteBuffer.allocate(Frames.HEADER_LENGTH)
+                            .putInt(body.length).putInt(random.nextInt()).put((byte) random.nextInt(4))
+                            .put((byte) random.nextInt()).array());
+                    bytes.writeBytes(body);
+                }
+                peer.send(bytes.toByteArray());
+                StepVerifier.create(echo(bystander, "during " + connection))
+                        .expectNext("during " + connection).verifyComplete();
+            }
+        }
+
+        StepVerifier.create(echo(connect(), "after")).expectNext("after").verifyComplete();
+        bystander.dispose();
+    }
+
+    private static void expectStatus(Mono<?> call, StatusCode code, String message) {
+        StepVerifier.create(call)
+                .expectErrorSatisfies(e -> {
+                    assertThat(e).isInstanceOf(TtrpcStatusException.class);
+                    assertThat(((TtrpcStatusException) e).code()).isEqualTo(code);
+                    assertThat(((TtrpcStatusException) e).statusMessage()).contains(message);
+                })
+                .verify(TIMEOUT);
+    }
+
+    private static void assertStatus(RawPeer.RawFrame frame, int streamId, StatusCode code, String message)
+            throws IOException {
+        assertThat(frame.streamId()).isEqualTo(streamId);
+        assertThat(frame.type()).isEqualTo(Frames.TYPE_RESPONSE);
+        assertThat(frame.response().getStatus().getCode()).isEqualTo(code.value());
+        assertThat(frame.response().getStatus().getMessage()).contains(message);
+    }
+}
