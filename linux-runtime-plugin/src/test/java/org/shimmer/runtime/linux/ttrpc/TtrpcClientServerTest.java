@@ -286,6 +286,39 @@ class TtrpcClientServerTest {
     }
 
     @Test
+    void refusesAPeerOfAnotherUid() throws Exception {
+        // Open the path to everyone, as a misconfiguration would: only SO_PEERCRED stands in the way then.
+        Files.setPosixFilePermissions(temp, PosixFilePermissions.fromString("rwx--x--x"));
+        Files.setPosixFilePermissions(socket.getParent(), PosixFilePermissions.fromString("rwx--x--x"));
+        Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-rw-rw-"));
+        Path probe = Files.writeString(temp.resolve("Probe.java"), """
+                import java.net.*; import java.nio.*; import java.nio.channels.*;
+                public class Probe {
+                    public static void main(String[] args) throws Exception {
+                        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                            ch.connect(UnixDomainSocketAddress.of(args[0]));
+                            ch.write(ByteBuffer.wrap(new byte[] {0, 0, 0, 0, 0, 0, 0, 1, 1, 0}));
+                            int read;
+                            try { read = ch.read(ByteBuffer.allocate(64)); } catch (java.io.IOException reset) { read = -1; }
+                            System.out.println(read < 0 ? "refused" : "answered");
+                        }
+                    }
+                }
+                """);
+        Files.setPosixFilePermissions(probe, PosixFilePermissions.fromString("rw-r--r--"));
+        String javaBinary = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+
+        Process process = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                javaBinary, probe.toString(), socket.toString())
+                .redirectErrorStream(true).start();
+        String output = new String(process.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+
+        assertThat(process.waitFor()).as(output).isZero();
+        assertThat(output.strip()).isEqualTo("refused");
+        StepVerifier.create(echo(connect(), "own uid")).expectNext("own uid").verifyComplete();
+    }
+
+    @Test
     void hostilePeersGetContainerdsAnswersAndTheConnectionStaysUsable() throws Exception {
         try (RawPeer peer = RawPeer.connect(socket)) {
             Request echo = Request.newBuilder().setService(SERVICE).setMethod("Echo")

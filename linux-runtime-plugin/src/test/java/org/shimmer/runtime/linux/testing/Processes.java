@@ -1,0 +1,56 @@
+package org.shimmer.runtime.linux.testing;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/** What tests need to know of processes outside the JVM. */
+public final class Processes {
+
+    private Processes() {}
+
+    /** Whether {@code pid} runs: it exists and is not a zombie waiting to be reaped by someone else. */
+    public static boolean isRunning(long pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+            // The state follows the parenthesised command name, which may itself hold spaces or parentheses.
+            char state = stat.charAt(stat.lastIndexOf(')') + 2);
+            return state != 'Z' && state != 'X';
+        } catch (IOException gone) {
+            return false;
+        }
+    }
+
+    /** Waits until {@code pid} no longer runs; false if it still does after the timeout. */
+    public static boolean awaitGone(long pid, Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (isRunning(pid)) {
+            if (System.nanoTime() > deadline) {
+                return false;
+            }
+            Thread.sleep(10);
+        }
+        return true;
+    }
+
+    /** Runs a command to completion and returns its stdout; fails with its output on a non-zero exit. */
+    public static String run(Path cwd, String... command) throws IOException, InterruptedException {
+        ProcessBuilder builder = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.from(
+                Path.of("/dev/null").toFile()));
+        if (cwd != null) {
+            builder.directory(cwd.toFile());
+        }
+        Process process = builder.start();
+        byte[] stderr;
+        String stdout = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        stderr = process.getErrorStream().readAllBytes();
+        int exit = process.waitFor();
+        if (exit != 0) {
+            throw new IOException(String.join(" ", command) + " exited " + exit + ": " + stdout
+                    + new String(stderr, StandardCharsets.UTF_8));
+        }
+        return stdout;
+    }
+}
