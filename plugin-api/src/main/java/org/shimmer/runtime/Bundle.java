@@ -1,6 +1,8 @@
 package org.shimmer.runtime;
 
 import java.nio.file.Path;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
 import reactor.core.publisher.Mono;
 
 /**
@@ -32,6 +34,14 @@ public interface Bundle {
     default Path configFile() {
         return path().resolve("config.json");
     }
+
+    /**
+     * Gets a shim for this bundle: starts one ({@link ShimOpt#remote}), reattaches to the running one
+     * ({@link ShimOpt#connect()}), or runs one in process ({@code ShimOpt.Local}).
+     *
+     * @param options runc options, or {@code null} for the defaults
+     */
+    Mono<ShimClient> newShimClient(ShimOpt opt, RuncOptions options);
 
     /**
      * Deletes the bundle directory and the work directory. Both are attempted even when one fails, and one error

@@ -15,6 +15,8 @@ class ShimConfigTest {
         public Path path() { return Path.of("/state/ns1/c1"); }
         public Path workDir() { return Path.of("/work/ns1/c1"); }
         public Mono<Void> delete() { return Mono.empty(); }
+        public Mono<org.shimmer.runtime.shim.ShimClient> newShimClient(
+                org.shimmer.runtime.shim.ShimOpt opt, RuncOptions options) { return Mono.empty(); }
     };
 
     @Test

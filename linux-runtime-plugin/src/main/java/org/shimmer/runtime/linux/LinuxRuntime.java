@@ -24,7 +24,7 @@ public class LinuxRuntime implements RuntimePlugin {
      */
     public LinuxRuntime(RuntimeConfig config, Scheduler io) {
         this.io = Objects.requireNonNull(io, "io");
-        this.bundles = new BundleStore(config, io);
+        this.bundles = new BundleStore(config, io, org.shimmer.runtime.linux.bundle.ShimFactory.NONE);
     }
 
     @Override

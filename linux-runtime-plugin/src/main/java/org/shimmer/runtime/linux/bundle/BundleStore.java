@@ -69,20 +69,27 @@ public final class BundleStore {
 
     private final RuntimeConfig config;
     private final Scheduler io;
+    private final ShimFactory shims;
     private final CreateObserver observer;
 
     /**
      * @param config where bundles live
      * @param io the bounded scheduler that runs every file operation
+     * @param shims what {@link Bundle#newShimClient} of this store's bundles calls
      */
-    public BundleStore(RuntimeConfig config, Scheduler io) {
-        this(config, io, CreateObserver.NONE);
+    public BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims) {
+        this(config, io, shims, CreateObserver.NONE);
     }
 
-    BundleStore(RuntimeConfig config, Scheduler io, CreateObserver observer) {
+    BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, CreateObserver observer) {
         this.config = Objects.requireNonNull(config, "config");
         this.io = Objects.requireNonNull(io, "io");
+        this.shims = Objects.requireNonNull(shims, "shims");
         this.observer = Objects.requireNonNull(observer, "observer");
+    }
+
+    ShimFactory shims() {
+        return shims;
     }
 
     /** The configuration this store works with. */

@@ -3,6 +3,9 @@ package org.shimmer.runtime.linux.bundle;
 import java.nio.file.Path;
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
 import reactor.core.publisher.Mono;
 
 /** A bundle of a {@link BundleStore}: its names and directories, plus delete through the store. */
@@ -45,6 +48,11 @@ final class LinuxBundle implements Bundle {
     @Override
     public Mono<Void> delete() {
         return store.delete(namespace, id);
+    }
+
+    @Override
+    public Mono<ShimClient> newShimClient(ShimOpt opt, RuncOptions options) {
+        return store.shims().newShimClient(this, opt, options);
     }
 
     @Override

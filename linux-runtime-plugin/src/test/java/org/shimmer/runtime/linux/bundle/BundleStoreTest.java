@@ -51,7 +51,7 @@ class BundleStoreTest {
         stateRoot = temp.resolve("state");
         workRoot = temp.resolve("work");
         io = Schedulers.newBoundedElastic(8, 10_000, IO_PREFIX);
-        store = new BundleStore(new RuntimeConfig(stateRoot, workRoot), io);
+        store = new BundleStore(new RuntimeConfig(stateRoot, workRoot), io, ShimFactory.NONE);
     }
 
     @AfterEach
@@ -174,7 +174,7 @@ class BundleStoreTest {
         Files.createDirectories(stateRoot.resolve("ns/other"));
         Files.createDirectories(workRoot.resolve("ns/other"));
         Set<String> threads = ConcurrentHashMap.newKeySet();
-        BundleStore failingStore = new BundleStore(new RuntimeConfig(stateRoot, workRoot), io, (step, path) -> {
+        BundleStore failingStore = new BundleStore(new RuntimeConfig(stateRoot, workRoot), io, ShimFactory.NONE, (step, path) -> {
             threads.add(Thread.currentThread().getName());
             if (step == failing) {
                 throw new IOException("injected failure after " + step);

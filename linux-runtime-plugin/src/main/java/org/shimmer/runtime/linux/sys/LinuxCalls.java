@@ -1,0 +1,243 @@
+package org.shimmer.runtime.linux.sys;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.file.Path;
+
+/**
+ * The few Linux calls the JDK lacks, through the Foreign Function & Memory API (no JNI, no native library of
+ * ours): FIFOs, raw file descriptors, {@code poll} and {@code eventfd}. Every call reports failure as an
+ * {@link IOException} naming the call, the path or descriptor, and {@code errno}'s meaning.
+ */
+public final class LinuxCalls {
+
+    public static final int O_RDONLY = 0;
+    public static final int O_WRONLY = 1;
+    public static final int O_RDWR = 2;
+    public static final int O_NONBLOCK = 04000;
+    public static final int O_CLOEXEC = 02000000;
+
+    public static final short POLLIN = 0x001;
+    public static final short POLLOUT = 0x004;
+    public static final short POLLERR = 0x008;
+    public static final short POLLHUP = 0x010;
+    public static final short POLLNVAL = 0x020;
+
+    public static final int EINTR = 4;
+    public static final int EAGAIN = 11;
+    public static final int EEXIST = 17;
+    public static final int ENXIO = 6;
+
+    private static final int EFD_NONBLOCK = 04000;
+    private static final int EFD_CLOEXEC = 02000000;
+
+    /** {@code struct pollfd { int fd; short events; short revents; }}. */
+    public static final StructLayout POLLFD = MemoryLayout.structLayout(
+            ValueLayout.JAVA_INT.withName("fd"),
+            ValueLayout.JAVA_SHORT.withName("events"),
+            ValueLayout.JAVA_SHORT.withName("revents"));
+
+    private static final VarHandle POLLFD_FD = POLLFD.varHandle(MemoryLayout.PathElement.groupElement("fd"));
+    private static final VarHandle POLLFD_EVENTS = POLLFD.varHandle(MemoryLayout.PathElement.groupElement("events"));
+    private static final VarHandle POLLFD_REVENTS =
+            POLLFD.varHandle(MemoryLayout.PathElement.groupElement("revents"));
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO =
+            CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+
+    private static final MethodHandle MKFIFO = function("mkfifo",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle OPEN = function("open",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle READ = function("read",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_LONG));
+    private static final MethodHandle WRITE = function("write",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_LONG));
+    private static final MethodHandle CLOSE = function("close",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle POLL = function("poll",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle EVENTFD = function("eventfd",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle STRERROR = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("strerror").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+
+    private LinuxCalls() {}
+
+    /** A failed call; {@link #errno()} says why. */
+    public static final class ErrnoException extends IOException {
+        private final int errno;
+
+        ErrnoException(String call, int errno) {
+            super(call + ": " + describe(errno) + " (errno " + errno + ")");
+            this.errno = errno;
+        }
+
+        public int errno() {
+            return errno;
+        }
+    }
+
+    /** {@code mkfifo(path, mode)}. */
+    public static void mkfifo(Path path, int mode) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int result = (int) MKFIFO.invokeExact(state, arena.allocateFrom(path.toString()), mode);
+            check(result, state, "mkfifo " + path);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code open(path, flags)}; returns the descriptor. */
+    public static int open(Path path, int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path.toString()), flags);
+            check(fd, state, "open " + path);
+            return fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * {@code read(fd, buffer, length)}: the bytes read, 0 at end of file, or -1 when a non-blocking descriptor has
+     * nothing now ({@code EAGAIN}).
+     */
+    public static long read(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
+        try {
+            long n = (long) READ.invokeExact(state, fd, buffer, buffer.byteSize());
+            if (n < 0) {
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno == EAGAIN || errno == EINTR) {
+                    return -1;
+                }
+                throw new ErrnoException("read fd " + fd, errno);
+            }
+            return n;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code write(fd, buffer, length)}: the bytes written, or -1 when a non-blocking descriptor is full. */
+    public static long write(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
+        try {
+            long n = (long) WRITE.invokeExact(state, fd, buffer, buffer.byteSize());
+            if (n < 0) {
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno == EAGAIN || errno == EINTR) {
+                    return -1;
+                }
+                throw new ErrnoException("write fd " + fd, errno);
+            }
+            return n;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code close(fd)}; errors are ignored, as nothing can be done about them. */
+    public static void close(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            int ignored = (int) CLOSE.invokeExact(arena.allocate(CALL_STATE), fd);
+        } catch (Throwable t) {
+            // A descriptor that will not close is gone for us either way.
+        }
+    }
+
+    /**
+     * {@code poll(fds, count, timeoutMillis)}: how many descriptors have events, 0 on timeout or interruption.
+     */
+    public static int poll(MemorySegment fds, int count, int timeoutMillis, MemorySegment state) throws IOException {
+        try {
+            int n = (int) POLL.invokeExact(state, fds, (long) count, timeoutMillis);
+            if (n < 0) {
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno == EINTR) {
+                    return 0;
+                }
+                throw new ErrnoException("poll", errno);
+            }
+            return n;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** A non-blocking, close-on-exec {@code eventfd}: the poll loop's wake-up bell. */
+    public static int eventfd() throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int fd = (int) EVENTFD.invokeExact(state, 0, EFD_NONBLOCK | EFD_CLOEXEC);
+            check(fd, state, "eventfd");
+            return fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** A buffer for {@code errno} capture, for the calls that take one. */
+    public static MemorySegment allocateCallState(Arena arena) {
+        return arena.allocate(CALL_STATE);
+    }
+
+    public static void setPollFd(MemorySegment fds, int index, int fd, short events) {
+        long offset = index * POLLFD.byteSize();
+        POLLFD_FD.set(fds, offset, fd);
+        POLLFD_EVENTS.set(fds, offset, events);
+        POLLFD_REVENTS.set(fds, offset, (short) 0);
+    }
+
+    public static short pollRevents(MemorySegment fds, int index) {
+        return (short) POLLFD_REVENTS.get(fds, index * POLLFD.byteSize());
+    }
+
+    private static void check(int result, MemorySegment state, String call) throws ErrnoException {
+        if (result < 0) {
+            throw new ErrnoException(call, (int) ERRNO.get(state, 0L));
+        }
+    }
+
+    private static String describe(int errno) {
+        try {
+            MemorySegment message = (MemorySegment) STRERROR.invokeExact(errno);
+            return message.reinterpret(256).getString(0);
+        } catch (Throwable t) {
+            return "error " + errno;
+        }
+    }
+
+    private static MethodHandle function(String name, FunctionDescriptor descriptor) {
+        return LINKER.downcallHandle(LINKER.defaultLookup().find(name)
+                .orElseThrow(() -> new IllegalStateException("libc has no " + name)), descriptor, CAPTURE_ERRNO);
+    }
+}

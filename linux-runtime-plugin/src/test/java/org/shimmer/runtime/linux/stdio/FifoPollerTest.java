@@ -1,0 +1,117 @@
+package org.shimmer.runtime.linux.stdio;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.FileOutputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import reactor.test.StepVerifier;
+
+class FifoPollerTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(10);
+
+    @TempDir
+    Path temp;
+
+    private FifoPoller poller;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        poller = new FifoPoller("fifo-test");
+    }
+
+    @AfterEach
+    void tearDown() {
+        poller.close();
+    }
+
+    @Test
+    void readsWhatTheWriterWritesAndEndsWhenItCloses() throws Exception {
+        Path fifo = temp.resolve("out");
+        LinuxCalls.mkfifo(fifo, 0600);
+        // Opened before any writer: neither data nor end of file yet.
+        FifoPoller.FifoStream stream = poller.open(fifo);
+
+        CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
+            try (OutputStream out = new FileOutputStream(fifo.toFile())) {
+                out.write("hello ".getBytes(StandardCharsets.UTF_8));
+                out.flush();
+                out.write("world".getBytes(StandardCharsets.UTF_8));
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
+
+        StepVerifier.create(stream.content().map(bytes -> new String(bytes, StandardCharsets.UTF_8))
+                        .reduce(String::concat))
+                .expectNext("hello world")
+                .verifyComplete();
+        writer.get();
+        StepVerifier.create(stream.closed()).verifyComplete();
+    }
+
+    @Test
+    void readsOnlyAsFastAsTheSubscriberAsks() throws Exception {
+        Path fifo = temp.resolve("slow");
+        LinuxCalls.mkfifo(fifo, 0600);
+        FifoPoller.FifoStream stream = poller.open(fifo);
+        byte[] megabyte = new byte[1 << 20];
+        CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
+            try (OutputStream out = new FileOutputStream(fifo.toFile())) {
+                out.write(megabyte);
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
+
+        StepVerifier.create(stream.content().map(bytes -> bytes.length), 1)
+                .expectNextCount(1)
+                .then(() -> assertThat(writer).as("a 1 MiB write cannot finish into a 64 KiB pipe").isNotDone())
+                .thenRequest(Long.MAX_VALUE)
+                .thenConsumeWhile(n -> true)
+                .verifyComplete();
+        writer.get();
+    }
+
+    @Test
+    void discardClosesAStreamNobodySubscribed() throws Exception {
+        Path fifo = temp.resolve("ignored");
+        LinuxCalls.mkfifo(fifo, 0600);
+        FifoPoller.FifoStream stream = poller.open(fifo);
+
+        stream.discard();
+
+        StepVerifier.create(stream.closed()).expectComplete().verify(TIMEOUT);
+        StepVerifier.create(stream.content()).expectComplete().verify(TIMEOUT);
+    }
+
+    @Test
+    void onlyOneSubscriberPerFifo() throws Exception {
+        Path fifo = temp.resolve("one");
+        LinuxCalls.mkfifo(fifo, 0600);
+        FifoPoller.FifoStream stream = poller.open(fifo);
+        stream.content().subscribe();
+
+        StepVerifier.create(stream.content()).expectError(IllegalStateException.class).verify(TIMEOUT);
+        stream.discard();
+    }
+
+    @Test
+    void mkfifoNamesThePathAndTheReason() {
+        assertThatThrownBy(() -> LinuxCalls.mkfifo(temp.resolve("missing/dir/fifo"), 0600))
+                .isInstanceOf(LinuxCalls.ErrnoException.class)
+                .hasMessageContaining("mkfifo " + temp.resolve("missing/dir/fifo"))
+                .hasMessageContaining("No such file or directory");
+    }
+}

@@ -1,0 +1,98 @@
+package org.shimmer.runtime.shim;
+
+import java.nio.file.Path;
+import org.shimmer.runtime.events.Envelope;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * The task API of one bundle's shim. Every operation is lazy; {@code execId} names an exec process, and the
+ * variants without it address the init process. Errors the shim reports arrive as
+ * {@link org.shimmer.runtime.NotFoundException}, {@link org.shimmer.runtime.AlreadyExistsException} or
+ * {@link ShimException} with the shim's message.
+ */
+public interface ShimClient {
+
+    /** The bundle's id, which is the container id. */
+    String id();
+
+    /** The bundle's namespace. */
+    String namespace();
+
+    /** Creates the init process (runc create); its stdio is set up before, and read as the process writes. */
+    Mono<ProcessIo> create(CreateOptions options);
+
+    /** Starts the init process; returns its pid. */
+    Mono<Integer> start();
+
+    /** Starts an exec process created by {@link #exec}; returns its pid. */
+    Mono<Integer> start(String execId);
+
+    /** Completes when the init process has exited (at once if it has), with how. Never times out by itself. */
+    Mono<ExitStatus> awaitExit();
+
+    /** {@link #awaitExit()} for an exec process. */
+    Mono<ExitStatus> awaitExit(String execId);
+
+    /** Sends {@code signal} to the init process, or with {@code all} to every process of the container. */
+    Mono<Void> kill(int signal, boolean all);
+
+    /** Sends {@code signal} to an exec process. */
+    Mono<Void> kill(String execId, int signal);
+
+    /** Deletes the exited init process; completes after its stdio was fully delivered. */
+    Mono<ExitStatus> delete();
+
+    /** Deletes an exited exec process; completes after its stdio was fully delivered. */
+    Mono<ExitStatus> delete(String execId);
+
+    /** The init process's state. */
+    Mono<TaskState> state();
+
+    /** An exec process's state. */
+    Mono<TaskState> state(String execId);
+
+    /** The processes of the container. */
+    Flux<ProcessInfo> pids();
+
+    /**
+     * Creates an exec process in the running container.
+     *
+     * @param processSpec an OCI runtime-spec {@code Process} as JSON
+     */
+    Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio);
+
+    /** Closes a process's stdin ({@code execId} empty for init). */
+    Mono<Void> closeIo(String execId);
+
+    /** Freezes every process of the container. */
+    Mono<Void> pause();
+
+    /** Thaws the container. */
+    Mono<Void> resume();
+
+    /**
+     * Updates the container's resources.
+     *
+     * @param linuxResources an OCI runtime-spec {@code LinuxResources} as JSON
+     */
+    Mono<Void> update(byte[] linuxResources);
+
+    /** The container's cgroup metrics. */
+    Mono<Stats> stats();
+
+    /** Checkpoints the container into {@code imagePath} (needs criu). */
+    Mono<Void> checkpoint(Path imagePath, boolean exit);
+
+    /** Ends the shim: it exits once no task is left. The client is closed afterwards. */
+    Mono<Void> shutdown();
+
+    /** Closes this client without ending the shim; {@link org.shimmer.runtime.shim.ShimOpt#connect()} reattaches. */
+    Mono<Void> close();
+
+    /**
+     * This shim's events, from subscription on, in the order the shim reported them. The shim retries failed
+     * deliveries, so a consumer may see an event twice.
+     */
+    Flux<Envelope> events();
+}
