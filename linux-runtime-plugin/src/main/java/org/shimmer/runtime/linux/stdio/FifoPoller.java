@@ -75,6 +75,11 @@ public final class FifoPoller implements AutoCloseable {
                 return;
             }
             reader.sink = sink;
+            // Closed before anyone subscribed (discarded, or the poller stopped): nothing will come.
+            if (reader.finished) {
+                sink.complete();
+                return;
+            }
             sink.onRequest(n -> {
                 reader.demand.getAndAccumulate(n, (current, more) -> current + more < 0 ? Long.MAX_VALUE
                         : current + more);
@@ -141,11 +146,7 @@ public final class FifoPoller implements AutoCloseable {
                 }
                 readers.removeIf(reader -> {
                     if (reader.cancelled) {
-                        LinuxCalls.close(reader.fd);
-                        if (reader.sink != null) {
-                            reader.sink.complete();
-                        }
-                        reader.done.tryEmitEmpty();
+                        closeReader(reader, null);
                         return true;
                     }
                     return false;
@@ -184,11 +185,7 @@ public final class FifoPoller implements AutoCloseable {
                 readers.add(reader);
             }
             for (Reader reader : readers) {
-                LinuxCalls.close(reader.fd);
-                if (reader.sink != null) {
-                    reader.sink.complete();
-                }
-                reader.done.tryEmitEmpty();
+                closeReader(reader, null);
             }
             readers.clear();
             LinuxCalls.close(bell);
@@ -217,11 +214,20 @@ public final class FifoPoller implements AutoCloseable {
 
     private void finish(Reader reader, IOException error) {
         readers.remove(reader);
+        closeReader(reader, error);
+    }
+
+    /** Closes the descriptor and ends the subscriber; marked first, so a subscriber arriving later ends too. */
+    private static void closeReader(Reader reader, IOException error) {
         LinuxCalls.close(reader.fd);
-        if (error == null) {
-            reader.sink.complete();
-        } else {
-            reader.sink.error(error);
+        reader.finished = true;
+        FluxSink<byte[]> sink = reader.sink;
+        if (sink != null) {
+            if (error == null) {
+                sink.complete();
+            } else {
+                sink.error(error);
+            }
         }
         reader.done.tryEmitEmpty();
     }
@@ -235,6 +241,7 @@ public final class FifoPoller implements AutoCloseable {
         final Sinks.Empty<Void> done = Sinks.empty();
         volatile FluxSink<byte[]> sink;
         volatile boolean cancelled;
+        volatile boolean finished;
 
         Reader(Path fifo, int fd) {
             this.fifo = fifo;
