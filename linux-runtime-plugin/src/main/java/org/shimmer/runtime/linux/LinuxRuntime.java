@@ -5,9 +5,9 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.linux.bundle.BundleStore;
+import org.shimmer.runtime.linux.shim.remote.RemoteShims;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
-import reactor.core.scheduler.Scheduler;
 
 /**
  * The Linux runtime: the {@link RuntimePlugin} contract over the parts of this plugin. It owns no resources; the
@@ -15,16 +15,16 @@ import reactor.core.scheduler.Scheduler;
  */
 public class LinuxRuntime implements RuntimePlugin {
 
-    private final Scheduler io;
+    private final RuntimeResources resources;
     private final BundleStore bundles;
 
     /**
-     * @param config where bundles live
-     * @param io the bounded scheduler for blocking work (files, processes)
+     * @param config where bundles live and where shim events go
+     * @param resources the threads, loops and servers to run on; owned by the caller
      */
-    public LinuxRuntime(RuntimeConfig config, Scheduler io) {
-        this.io = Objects.requireNonNull(io, "io");
-        this.bundles = new BundleStore(config, io, org.shimmer.runtime.linux.bundle.ShimFactory.NONE);
+    public LinuxRuntime(RuntimeConfig config, RuntimeResources resources) {
+        this.resources = Objects.requireNonNull(resources, "resources");
+        this.bundles = new BundleStore(config, resources.io(), new RemoteShims(config, resources));
     }
 
     @Override
@@ -54,6 +54,6 @@ public class LinuxRuntime implements RuntimePlugin {
 
     @Override
     public RuntimePlugin withConfig(RuntimeConfig config) {
-        return new LinuxRuntime(config, io);
+        return new LinuxRuntime(config, resources);
     }
 }

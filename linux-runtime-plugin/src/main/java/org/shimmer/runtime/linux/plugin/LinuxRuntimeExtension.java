@@ -12,6 +12,6 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 public final class LinuxRuntimeExtension extends LinuxRuntime {
 
     public LinuxRuntimeExtension() {
-        super(RuntimeConfig.defaults(), LinuxRuntimePlugin.resources().io());
+        super(RuntimeConfig.defaults(), LinuxRuntimePlugin.resources());
     }
 }

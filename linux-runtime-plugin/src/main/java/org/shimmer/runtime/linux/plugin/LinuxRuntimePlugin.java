@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.plugin;
 
 import org.pf4j.Plugin;
+import org.shimmer.runtime.linux.RuntimeResources;
 
 /**
  * The PF4J plugin: owns every resource the runtime uses. {@link #start()} makes them, {@link #stop()} ends them;
@@ -10,13 +11,13 @@ public final class LinuxRuntimePlugin extends Plugin {
 
     // One plugin instance per class loader, so a static is per loaded plugin: a reloaded plugin gets new classes
     // and a fresh field.
-    private static volatile PluginResources resources;
+    private static volatile RuntimeResources resources;
 
     @Override
     public void start() {
         synchronized (LinuxRuntimePlugin.class) {
             if (resources == null) {
-                resources = new PluginResources();
+                resources = new RuntimeResources(RuntimeResources.THREAD_PREFIX);
             }
         }
         log.info("Shimmer Linux runtime started");
@@ -24,7 +25,7 @@ public final class LinuxRuntimePlugin extends Plugin {
 
     @Override
     public void stop() {
-        PluginResources current;
+        RuntimeResources current;
         synchronized (LinuxRuntimePlugin.class) {
             current = resources;
             resources = null;
@@ -36,8 +37,8 @@ public final class LinuxRuntimePlugin extends Plugin {
     }
 
     /** The running plugin's resources. */
-    static PluginResources resources() {
-        PluginResources current = resources;
+    static RuntimeResources resources() {
+        RuntimeResources current = resources;
         if (current == null) {
             throw new IllegalStateException("the Shimmer Linux runtime plugin is not started");
         }

@@ -58,6 +58,9 @@ public final class FifoPoller implements AutoCloseable {
 
         /** Closes the FIFO now, whether or not anyone subscribed. */
         void discard();
+
+        /** Whether {@link #content()} has a subscriber. */
+        boolean subscribed();
     }
 
     /** Opens {@code fifo} for reading now, never blocking. */
@@ -105,6 +108,11 @@ public final class FifoPoller implements AutoCloseable {
             public void discard() {
                 reader.cancelled = true;
                 ring();
+            }
+
+            @Override
+            public boolean subscribed() {
+                return reader.subscribed.get();
             }
         };
     }

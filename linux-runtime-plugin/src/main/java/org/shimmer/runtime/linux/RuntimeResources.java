@@ -1,0 +1,118 @@
+package org.shimmer.runtime.linux;
+
+import io.netty.util.concurrent.FastThreadLocal;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
+import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.linux.stdio.FifoPoller;
+import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+import reactor.netty.resources.LoopResources;
+
+/**
+ * Everything the runtime starts that must end when it stops: the io scheduler, the event loops, the FIFO poll
+ * thread, the default event exchange and the shim events servers. The plugin makes one on start and closes it on
+ * stop; tests make their own. Nothing else in the runtime creates threads, loops or servers.
+ */
+public final class RuntimeResources implements AutoCloseable {
+
+    /** Every thread started here has a name with this prefix; the unload tests look for survivors by it. */
+    public static final String THREAD_PREFIX = "shimmer-";
+
+    /** How long close waits for each part before it stops waiting. */
+    public static final Duration STOP_TIMEOUT = Duration.ofSeconds(10);
+
+    private static final Logger log = LoggerFactory.getLogger(RuntimeResources.class);
+
+    private final Scheduler io;
+    private final LoopResources loops;
+    private final FifoPoller poller;
+    private final InMemoryEventExchange exchange;
+    private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
+
+    /** Starts the resources, naming every thread {@code <prefix>…}. */
+    public RuntimeResources(String prefix) {
+        int cores = Runtime.getRuntime().availableProcessors();
+        this.io = Schedulers.newBoundedElastic(Math.max(8, 4 * cores), 10_000, prefix + "io", 30, true);
+        // The runtime's own loops, never reactor-netty's global ones: those would outlive a plugin unload.
+        this.loops = LoopResources.create(prefix + "ttrpc", 1, Math.max(2, cores), true, false);
+        try {
+            this.poller = new FifoPoller(prefix + "stdio");
+        } catch (IOException e) {
+            io.dispose();
+            loops.dispose();
+            throw new UncheckedIOException("failed to start the FIFO poller", e);
+        }
+        this.exchange = new InMemoryEventExchange(io, java.time.Clock.systemUTC());
+    }
+
+    /** The bounded scheduler for blocking work: files and processes. */
+    public Scheduler io() {
+        return io;
+    }
+
+    /** The event loops for unix socket connections (ttRPC clients and servers). */
+    public LoopResources loops() {
+        return loops;
+    }
+
+    /** The thread that reads every FIFO. */
+    public FifoPoller poller() {
+        return poller;
+    }
+
+    /** The exchange used when the host gives none. */
+    public InMemoryEventExchange exchange() {
+        return exchange;
+    }
+
+    /**
+     * The events server for {@code socket}, bound on first use and shared afterwards; closed by {@link #close()}.
+     */
+    public Mono<TtrpcServerHandle> eventServer(Path socket, Function<Path, Mono<TtrpcServerHandle>> bind) {
+        return eventServers.computeIfAbsent(socket, path -> bind.apply(path).cache(
+                server -> Duration.ofMillis(Long.MAX_VALUE),
+                error -> Duration.ZERO,
+                () -> Duration.ZERO));
+    }
+
+    @Override
+    public void close() {
+        for (Mono<TtrpcServerHandle> server : eventServers.values()) {
+            try {
+                TtrpcServerHandle handle = server.block(STOP_TIMEOUT);
+                if (handle != null) {
+                    handle.disposeNow(STOP_TIMEOUT);
+                }
+            } catch (RuntimeException e) {
+                log.warn("an events server did not stop cleanly", e);
+            }
+        }
+        eventServers.clear();
+        exchange.dispose();
+        poller.close();
+        try {
+            // No quiet period: nothing may still be submitted once the runtime is stopping.
+            loops.disposeLater(Duration.ZERO, STOP_TIMEOUT).block(STOP_TIMEOUT);
+        } catch (RuntimeException e) {
+            log.warn("event loops did not stop within {}", STOP_TIMEOUT, e);
+        }
+        try {
+            io.disposeGracefully().timeout(STOP_TIMEOUT).block();
+        } catch (RuntimeException e) {
+            log.warn("io scheduler did not stop within {}; forcing it", STOP_TIMEOUT, e);
+            io.dispose();
+        }
+        // Netty leaves per-thread state on whatever host thread ran runtime code; it would pin a plugin's loader.
+        FastThreadLocal.removeAll();
+    }
+}

@@ -1,0 +1,246 @@
+package org.shimmer.runtime.linux.shim.remote;
+
+import com.google.protobuf.Any;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicReference;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.bundle.ShimFactory;
+import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
+import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
+import org.shimmer.runtime.linux.shim.proto.Options;
+import org.shimmer.runtime.linux.stdio.FifoPoller;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.ttrpc.CallOptions;
+import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
+import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
+import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimException;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.TaskState;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Mono;
+
+/**
+ * Starts {@code containerd-shim-runc-v2} processes for bundles, or reattaches to running ones, as containerd's
+ * runtime v2 does.
+ */
+public final class RemoteShims implements ShimFactory {
+
+    /** How long dialing a shim may take; a dead socket answers at once, so this only bounds a stuck one. */
+    static final Duration DIAL_TIMEOUT = Duration.ofSeconds(2);
+
+    private static final Logger log = LoggerFactory.getLogger(RemoteShims.class);
+    private static final Logger shimLog = LoggerFactory.getLogger("org.shimmer.runtime.linux.shim.remote.ShimLog");
+
+    private final RuntimeConfig config;
+    private final RuntimeResources resources;
+    private final EventExchange exchange;
+
+    public RemoteShims(RuntimeConfig config, RuntimeResources resources) {
+        this.config = config;
+        this.resources = resources;
+        this.exchange = config.events() != null ? config.events() : resources.exchange();
+    }
+
+    @Override
+    public Mono<ShimClient> newShimClient(Bundle bundle, ShimOpt opt, RuncOptions options) {
+        RuncOptions runc = options != null ? options : RuncOptions.defaults();
+        return switch (opt) {
+            case ShimOpt.Remote remote -> start(bundle, remote, runc);
+            case ShimOpt.Connect connect -> reattach(bundle, connect, runc);
+            case ShimOpt.Local local -> Mono.error(new UnsupportedOperationException(
+                    "the local shim is not available in this version of the plugin"));
+        };
+    }
+
+    private Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {
+        Any options = runcOptions(bundle, runc, opt.cgroup());
+        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
+                .map(TtrpcServerHandle::socket)
+                .flatMap(events -> Mono.fromCallable(() -> launch(bundle, opt, options, events))
+                        .subscribeOn(resources.io()))
+                .flatMap(launched -> {
+                    RemoteShimClient client = new RemoteShimClient(bundle, launched.command(), launched.socket(),
+                            resources, exchange, options, opt.exitHandler());
+                    return connect(client, launched.socket(), launched.log())
+                            .onErrorResume(error -> Mono.fromRunnable(() -> {
+                                        launched.log().discard();
+                                        client.cleanUpDeadShim();
+                                    })
+                                    .subscribeOn(resources.io())
+                                    .then(Mono.error(new ShimException("the shim for " + bundle.namespace() + "/"
+                                            + bundle.id() + " started but cannot be reached: " + error.getMessage(),
+                                            error))));
+                });
+    }
+
+    private record Launched(ShimCommand command, Path socket, FifoPoller.FifoStream log) {}
+
+    /** Runs {@code <shim> start}; blocking. On failure nothing it made is left. */
+    private Launched launch(Bundle bundle, ShimOpt.Remote opt, Any options, Path eventsSocket) throws IOException {
+        String name = bundle.namespace() + "/" + bundle.id();
+        ShimCommand command = new ShimCommand(opt.shimBinary().toString(), bundle.namespace(), bundle.id(),
+                opt.daemonAddress(), opt.debug(), bundle.path());
+        FifoPoller.FifoStream logStream = openLog(bundle);
+        try {
+            ShimCommand.Result result = command.start(options.toByteArray(), eventsSocket);
+            String address = new String(result.stdout(), StandardCharsets.UTF_8).strip();
+            if (result.exitCode() != 0) {
+                throw new ShimException("shim " + opt.shimBinary() + " failed to start for " + name + ": exit "
+                        + result.exitCode() + (result.stderr().isEmpty() ? "" : ": " + result.stderr()));
+            }
+            if (!address.startsWith("unix://")) {
+                throw new ShimException("shim " + opt.shimBinary() + " for " + name
+                        + " exited without printing its address" + (address.isEmpty() ? "" : " (printed: "
+                        + address + ")"));
+            }
+            Path socket = Path.of(address.substring("unix://".length()));
+            new ShimRecord(opt.shimBinary().toString(), opt.daemonAddress(), opt.debug(), socket.toString())
+                    .write(bundle.workDir());
+            return new Launched(command, socket, logStream);
+        } catch (IOException | RuntimeException e) {
+            logStream.discard();
+            Files.deleteIfExists(bundle.path().resolve("log"));
+            throw e;
+        }
+    }
+
+    /**
+     * The shim writes its log to {@code log} in the bundle, opened write-only without creating it: it must exist,
+     * and be read, or the shim dies silently (missing) or blocks (unread FIFO). A FIFO read by the poll thread
+     * passes each line to our logger.
+     */
+    private FifoPoller.FifoStream openLog(Bundle bundle) throws IOException {
+        Path log = bundle.path().resolve("log");
+        if (!Files.exists(log)) {
+            LinuxCalls.mkfifo(log, 0600);
+        }
+        FifoPoller.FifoStream stream = resources.poller().open(log);
+        String name = bundle.namespace() + "/" + bundle.id();
+        stream.content()
+                .map(bytes -> new String(bytes, StandardCharsets.UTF_8))
+                .concatMapIterable(text -> text.lines().toList())
+                .subscribe(line -> shimLog.info("shim {}: {}", name, line), error -> {});
+        return stream;
+    }
+
+    private Mono<ShimClient> connect(RemoteShimClient client, Path socket, FifoPoller.FifoStream logStream) {
+        AtomicReference<RemoteShimClient> owner = new AtomicReference<>(client);
+        return TtrpcClient.create()
+                .socket(socket)
+                .runOn(resources.loops())
+                .connectTimeout(DIAL_TIMEOUT)
+                .doOnClose(() -> owner.get().onConnectionClosed())
+                .connect()
+                .flatMap(connection -> connection.call(RemoteShimClient.TASK, "Connect",
+                                ConnectRequest.newBuilder().setId(client.id()).build(), ConnectResponse.parser(),
+                                CallOptions.defaults().withNamespace(client.namespace()).withTimeout(DIAL_TIMEOUT))
+                        .map(connected -> {
+                            client.attach(connection, connected.getShimPid(), logStream);
+                            return (ShimClient) client;
+                        })
+                        .doOnError(error -> connection.dispose()));
+    }
+
+    /**
+     * Reattaches to the shim recorded in the bundle: reconciles first (an exit nobody heard is published now), so
+     * events flow again from a known state. A dead shim is cleaned up at once.
+     */
+    private Mono<ShimClient> reattach(Bundle bundle, ShimOpt.Connect opt, RuncOptions runc) {
+        String name = bundle.namespace() + "/" + bundle.id();
+        Any options = runcOptions(bundle, runc, null);
+        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
+                .then(Mono.fromCallable(() -> ShimRecord.read(bundle.workDir())
+                        .orElseThrow(() -> new NotFoundException("no shim is recorded for bundle " + name)))
+                        .subscribeOn(resources.io()))
+                .flatMap(record -> {
+                    ShimCommand command = new ShimCommand(record.binary(), bundle.namespace(), bundle.id(),
+                            record.daemonAddress(), record.debug(), bundle.path());
+                    Path socket = Path.of(record.socket());
+                    RemoteShimClient client = new RemoteShimClient(bundle, command, socket, resources, exchange,
+                            options, opt.exitHandler());
+                    return Mono.fromCallable(() -> reopenLog(bundle)).subscribeOn(resources.io())
+                            .flatMap(logStream -> connect(client, socket, logStream)
+                                    .onErrorResume(error -> {
+                                        // Socket gone or refusing: the shim is dead. Clean up as if we had seen
+                                        // it die, reporting the exit of whatever task it had.
+                                        client.trackInit(readInitPid(bundle), false);
+                                        return Mono.fromRunnable(() -> {
+                                                    logStream.discard();
+                                                    client.cleanUpDeadShim();
+                                                })
+                                                .subscribeOn(resources.io())
+                                                .then(Mono.error(new ShimException("the shim for " + name
+                                                        + " is not running (" + error.getMessage()
+                                                        + "); its task was cleaned up", error)));
+                                    }))
+                            .flatMap(connected -> reconcile((RemoteShimClient) connected));
+                });
+    }
+
+    private FifoPoller.FifoStream reopenLog(Bundle bundle) throws IOException {
+        Path log = bundle.path().resolve("log");
+        if (!Files.exists(log)) {
+            LinuxCalls.mkfifo(log, 0600);
+        }
+        return openLog(bundle);
+    }
+
+    private Mono<ShimClient> reconcile(RemoteShimClient client) {
+        return client.state()
+                .flatMap(state -> {
+                    boolean exited = state.status() == TaskState.Status.STOPPED;
+                    client.trackInit(state.pid(), false);
+                    if (!exited) {
+                        return Mono.just((ShimClient) client);
+                    }
+                    log.info("task {}/{} exited while nobody listened; reporting its exit", client.namespace(),
+                            client.id());
+                    return exchange.publish(client.namespace(), "/tasks/exit", new TaskEvent.TaskExit(client.id(),
+                                    client.id(), state.pid(), state.exitStatus(),
+                                    state.exitedAt().orElseGet(java.time.Instant::now)))
+                            .thenReturn((ShimClient) client);
+                })
+                .onErrorResume(NotFoundException.class, noTask -> Mono.just(client));
+    }
+
+    private static int readInitPid(Bundle bundle) {
+        try {
+            return Integer.parseInt(Files.readString(bundle.path().resolve("init.pid")).strip());
+        } catch (NoSuchFileException | NumberFormatException absent) {
+            return 0;
+        } catch (IOException e) {
+            return 0;
+        }
+    }
+
+    /**
+     * The runc options the shim gets on {@code start}'s stdin and with Create. The shim keeps runc's state per
+     * namespace under the root it is given ({@code <root>/<namespace>}): our runtime root, not containerd's.
+     */
+    private static Any runcOptions(Bundle bundle, RuncOptions runc, String cgroup) {
+        Options.Builder options = Options.newBuilder()
+                .setBinaryName(runc.effectiveBinaryName())
+                .setRoot(runc.effectiveRuntimeRoot())
+                .setSystemdCgroup(runc.systemdCgroup());
+        runc.criu().ifPresent(options::setCriuPath);
+        if (cgroup != null && !cgroup.isBlank()) {
+            options.setShimCgroup(cgroup);
+        }
+        return Any.newBuilder().setTypeUrl("containerd.runc.v1.Options").setValue(options.build().toByteString())
+                .build();
+    }
+}

@@ -1,0 +1,72 @@
+package org.shimmer.runtime.linux.shim.remote;
+
+import com.google.protobuf.Empty;
+import com.google.protobuf.InvalidProtocolBufferException;
+import java.nio.file.Path;
+import java.util.Optional;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.shim.TaskEvents;
+import org.shimmer.runtime.linux.shim.proto.ForwardRequest;
+import org.shimmer.runtime.linux.ttrpc.StatusCode;
+import org.shimmer.runtime.linux.ttrpc.TtrpcServer;
+import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
+import org.shimmer.runtime.linux.ttrpc.TtrpcService;
+import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Mono;
+
+/**
+ * The ttRPC server shims forward their events to ({@code TTRPC_ADDRESS}): containerd's
+ * {@code Events/Forward}, feeding an {@link EventExchange}.
+ *
+ * <p>Its socket has a fixed place under the state root, {@code .shimmer/events.sock}, because a running shim keeps
+ * the address it was started with: a runtime that restarts binds the same path again and the shims' events flow
+ * to it (a shim redials once when its connection closed).
+ */
+final class ShimEventsServer {
+
+    static final String SERVICE = "containerd.services.events.ttrpc.v1.Events";
+
+    private static final Logger log = LoggerFactory.getLogger(ShimEventsServer.class);
+
+    private ShimEventsServer() {}
+
+    /** The socket path for a state root. */
+    static Path socket(Path stateRoot) {
+        return stateRoot.resolve(".shimmer").resolve("events.sock");
+    }
+
+    /** The running server for a state root, bound on first use, owned by {@code resources}. */
+    static Mono<TtrpcServerHandle> forStateRoot(Path stateRoot, RuntimeResources resources, EventExchange exchange) {
+        return resources.eventServer(socket(stateRoot), path -> TtrpcServer.create()
+                .socket(path)
+                .runOn(resources.loops())
+                .blockingOn(resources.io())
+                .service(TtrpcService.named(SERVICE).method("Forward", ForwardRequest.parser(),
+                        (call, request) -> forward(exchange, request)))
+                .bind());
+    }
+
+    private static Mono<Empty> forward(EventExchange exchange, ForwardRequest request) {
+        var envelope = request.getEnvelope();
+        Optional<TaskEvent> event;
+        try {
+            event = TaskEvents.decode(envelope.getEvent());
+        } catch (InvalidProtocolBufferException e) {
+            return Mono.error(new TtrpcStatusException(StatusCode.INVALID_ARGUMENT,
+                    "undecodable " + envelope.getEvent().getTypeUrl() + ": " + e.getMessage()));
+        }
+        if (event.isEmpty()) {
+            log.debug("ignoring shim event {} of type {}", envelope.getTopic(), envelope.getEvent().getTypeUrl());
+            return Mono.just(Empty.getDefaultInstance());
+        }
+        return exchange.forward(new Envelope(TaskEvents.instant(envelope.getTimestamp()), envelope.getNamespace(),
+                        envelope.getTopic(), event.get()))
+                .onErrorMap(error -> new TtrpcStatusException(StatusCode.INVALID_ARGUMENT, error.getMessage()))
+                .thenReturn(Empty.getDefaultInstance());
+    }
+}

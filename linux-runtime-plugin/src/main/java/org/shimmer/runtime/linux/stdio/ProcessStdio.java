@@ -1,0 +1,202 @@
+package org.shimmer.runtime.linux.stdio;
+
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.reactivestreams.Publisher;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.shim.ProcessIo;
+import org.shimmer.runtime.shim.Stdio;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * The standard streams of one process, as a shim is told them: empty strings for none, regular files, or FIFOs
+ * this class makes in the bundle's work directory and reads with the {@link FifoPoller}. Read ends are opened
+ * before the process exists, so no output is lost and the shim never blocks opening them.
+ */
+public final class ProcessStdio {
+
+    private static final Logger log = LoggerFactory.getLogger(ProcessStdio.class);
+
+    private final String stdin;
+    private final String stdout;
+    private final String stderr;
+    private final FifoPoller.FifoStream stdoutStream;
+    private final FifoPoller.FifoStream stderrStream;
+    private final Publisher<byte[]> stdinSource;
+    private final List<Path> fifos;
+    private final Scheduler io;
+    private volatile Disposable stdinCopy;
+
+    private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
+            FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io) {
+        this.stdin = stdin;
+        this.stdout = stdout;
+        this.stderr = stderr;
+        this.stdoutStream = stdoutStream;
+        this.stderrStream = stderrStream;
+        this.stdinSource = stdinSource;
+        this.fifos = fifos;
+        this.io = io;
+    }
+
+    /**
+     * Prepares the streams of process {@code name} (the container id for init, else the exec id). Blocking: call
+     * it on the io scheduler. On failure nothing it made is left.
+     */
+    public static ProcessStdio prepare(Stdio stdio, Path ioDir, String name, FifoPoller poller, Scheduler io)
+            throws IOException {
+        return switch (stdio) {
+            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io);
+            case Stdio.Files files -> {
+                touch(files.stdout());
+                touch(files.stderr());
+                yield new ProcessStdio("", files.stdout().toString(), files.stderr().toString(), null, null, null,
+                        List.of(), io);
+            }
+            case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io);
+        };
+    }
+
+    private static ProcessStdio fifos(Publisher<byte[]> stdinSource, Path ioDir, String name, FifoPoller poller,
+            Scheduler io) throws IOException {
+        List<Path> made = new ArrayList<>(3);
+        List<FifoPoller.FifoStream> opened = new ArrayList<>(2);
+        try {
+            if (!Files.isDirectory(ioDir)) {
+                Files.createDirectories(ioDir, PosixFilePermissions.asFileAttribute(
+                        PosixFilePermissions.fromString("rwx------")));
+            }
+            Path stdout = mkfifo(ioDir.resolve(name + "-stdout"), made);
+            Path stderr = mkfifo(ioDir.resolve(name + "-stderr"), made);
+            Path stdin = stdinSource != null ? mkfifo(ioDir.resolve(name + "-stdin"), made) : null;
+            FifoPoller.FifoStream out = poller.open(stdout);
+            opened.add(out);
+            FifoPoller.FifoStream err = poller.open(stderr);
+            opened.add(err);
+            return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(), stderr.toString(),
+                    out, err, stdinSource, List.copyOf(made), io);
+        } catch (IOException | RuntimeException e) {
+            opened.forEach(FifoPoller.FifoStream::discard);
+            for (Path fifo : made) {
+                Files.deleteIfExists(fifo);
+            }
+            throw e;
+        }
+    }
+
+    /** What the shim is told for stdin: a FIFO path or empty. */
+    public String stdin() {
+        return stdin;
+    }
+
+    /** What the shim is told for stdout. */
+    public String stdout() {
+        return stdout;
+    }
+
+    /** What the shim is told for stderr. */
+    public String stderr() {
+        return stderr;
+    }
+
+    /** The output streams for the caller; empty fluxes unless streams were asked for. */
+    public ProcessIo io(int pid) {
+        return new ProcessIo(pid,
+                stdoutStream != null ? stdoutStream.content() : Flux.empty(),
+                stderrStream != null ? stderrStream.content() : Flux.empty());
+    }
+
+    /** Starts copying the caller's stdin publisher into the process, once it exists; closes stdin at its end. */
+    public void startStdin() {
+        if (stdinSource == null || stdin.isEmpty()) {
+            return;
+        }
+        Path fifo = Path.of(stdin);
+        stdinCopy = Flux.using(
+                        () -> new FileOutputStream(fifo.toFile()),
+                        out -> Flux.from(stdinSource).publishOn(io, 16).concatMap(chunk -> write(out, chunk)),
+                        ProcessStdio::closeQuietly)
+                .subscribeOn(io)
+                .subscribe(written -> {}, error -> log.debug("stdin copy into {} ended: {}", fifo, error.toString()));
+    }
+
+    /**
+     * Completes when the output was read to its end (or after {@code timeout} if nobody consumes it), then
+     * releases everything: FIFOs closed and removed.
+     */
+    public Mono<Void> drained(Duration timeout) {
+        // Only a subscribed stream is read, so only a subscribed stream can reach its end; the rest is dropped.
+        Mono<Void> outputs = Mono.when(endOf(stdoutStream), endOf(stderrStream));
+        return outputs.timeout(timeout, Mono.<Void>empty(), io)
+                .then(Mono.<Void>fromRunnable(this::release).subscribeOn(io));
+    }
+
+    private static Mono<Void> endOf(FifoPoller.FifoStream stream) {
+        return stream != null && stream.subscribed() ? stream.closed() : Mono.empty();
+    }
+
+    /** Releases everything now: readers closed, stdin copy stopped, FIFOs removed. Blocking. */
+    public void release() {
+        if (stdoutStream != null) {
+            stdoutStream.discard();
+        }
+        if (stderrStream != null) {
+            stderrStream.discard();
+        }
+        Disposable copy = stdinCopy;
+        if (copy != null) {
+            copy.dispose();
+        }
+        for (Path fifo : fifos) {
+            try {
+                Files.deleteIfExists(fifo);
+            } catch (IOException e) {
+                log.warn("could not remove FIFO {}", fifo, e);
+            }
+        }
+    }
+
+    private static Mono<Integer> write(OutputStream out, byte[] chunk) {
+        return Mono.fromCallable(() -> {
+            out.write(chunk);
+            out.flush();
+            return chunk.length;
+        });
+    }
+
+    private static Path mkfifo(Path path, List<Path> made) throws IOException {
+        LinuxCalls.mkfifo(path, 0600);
+        made.add(path);
+        return path;
+    }
+
+    private static void touch(Path file) throws IOException {
+        Path parent = file.toAbsolutePath().getParent();
+        if (parent != null) {
+            Files.createDirectories(parent);
+        }
+        if (!Files.exists(file)) {
+            Files.createFile(file);
+        }
+    }
+
+    private static void closeQuietly(OutputStream out) {
+        try {
+            out.close();
+        } catch (IOException ignored) {
+            // The process is gone; its stdin with it.
+        }
+    }
+}
