@@ -1,0 +1,127 @@
+package org.shimmer.benchmarks;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import org.shimmer.examples.host.PluginHost;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+
+/**
+ * Full container lifecycles of {@code /bin/true}, one after another, three ways in one run:
+ * <ul>
+ *   <li>remote: through the plugin zip loaded by PF4J — bundle create, shim start, create (the rootfs a read-only
+ *       bind mount, as a snapshot would be), start, wait, delete, shutdown, bundle delete;</li>
+ *   <li>runc: {@code runc run} on a prepared bundle;</li>
+ *   <li>containerd: {@code ctr run --rm --rootfs} against a private containerd.</li>
+ * </ul>
+ * Each is warmed up first; the figure is the mean wall time per lifecycle.
+ *
+ * <p>Usage: {@code LifecycleBenchmark N WORK_DIR ROOTFS RUNC_SPEC CONTAINERD_SOCKET}: {@code RUNC_SPEC} is a
+ * config.json running {@code /bin/true} with {@code root.path} = ROOTFS.
+ */
+public final class LifecycleBenchmark {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(60);
+    private static final int WARMUP = 5;
+    private static final String NAMESPACE = "bench";
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 5) {
+            System.err.println("usage: LifecycleBenchmark N WORK_DIR ROOTFS RUNC_SPEC CONTAINERD_SOCKET");
+            System.exit(2);
+        }
+        int n = Integer.parseInt(args[0]);
+        Path work = Path.of(args[1]);
+        Path rootfs = Path.of(args[2]);
+        byte[] runcSpec = Files.readAllBytes(Path.of(args[3]));
+        String containerd = args[4];
+        byte[] bundleSpec = new String(runcSpec, StandardCharsets.UTF_8)
+                .replace("\"path\": \"" + rootfs + "\"", "\"path\": \"rootfs\"").getBytes(StandardCharsets.UTF_8);
+
+        double remote;
+        try (PluginHost host = PluginHost.start(Path.of("benchmarks/target/plugins"))) {
+            RuntimePlugin runtime = host.runtime().withConfig(
+                    new RuntimeConfig(work.resolve("state"), work.resolve("work")));
+            RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-plugin").toString());
+            ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
+                    work.resolve("daemon").toString(), null, false, null);
+            remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
+                    i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i));
+        }
+        double runcMs = measure("runc run", n, i -> runcLifecycle(work, runcSpec, "r" + i));
+        double containerdMs = measure("containerd + ctr run --rm", n,
+                i -> run(List.of("ctr", "--address", containerd, "--namespace", NAMESPACE, "run", "--rm", "--rootfs",
+                        rootfs.toString(), "c" + i, "/bin/true")));
+
+        System.out.printf(Locale.ROOT, "ratios: remote/runc %.2fx, containerd/runc %.2fx, remote/containerd %.2fx%n",
+                remote / runcMs, containerdMs / runcMs, remote / containerdMs);
+        System.out.printf(Locale.ROOT, "RESULT remote_ms=%.1f runc_ms=%.1f containerd_ms=%.1f%n",
+                remote, runcMs, containerdMs);
+    }
+
+    @FunctionalInterface
+    private interface Lifecycle {
+        void run(int index) throws Exception;
+    }
+
+    private static double measure(String name, int n, Lifecycle lifecycle) throws Exception {
+        for (int i = 0; i < WARMUP; i++) {
+            lifecycle.run(-1 - i);
+        }
+        long start = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            lifecycle.run(i);
+        }
+        double ms = (System.nanoTime() - start) / 1e6 / n;
+        System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up)%n", name, ms, n,
+                WARMUP);
+        return ms;
+    }
+
+    private static void pluginLifecycle(RuntimePlugin runtime, ShimOpt opt, RuncOptions runc, byte[] spec,
+            Path rootfs, String id) {
+        String name = id.replace('-', 'w');
+        Bundle bundle = runtime.create(NAMESPACE, name, spec).block(TIMEOUT);
+        ShimClient shim = bundle.newShimClient(opt, runc).block(TIMEOUT);
+        shim.create(new CreateOptions(List.of(Mount.readOnlyBind(rootfs)), Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        int status = shim.awaitExit().block(TIMEOUT).status();
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        bundle.delete().block(TIMEOUT);
+        if (status != 0) {
+            throw new IllegalStateException("/bin/true exited " + status);
+        }
+    }
+
+    private static void runcLifecycle(Path work, byte[] spec, String id) throws Exception {
+        Path bundle = Files.createDirectories(work.resolve("runc-bundles").resolve(id));
+        Files.write(bundle.resolve("config.json"), spec);
+        run(List.of("runc", "--root", work.resolve("runc-root").toString(), "run", "--bundle", bundle.toString(), id));
+        Files.delete(bundle.resolve("config.json"));
+        Files.delete(bundle);
+    }
+
+    private static void run(List<String> command) throws IOException, InterruptedException {
+        Process process = new ProcessBuilder(command)
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                .redirectErrorStream(true).start();
+        byte[] output = process.getInputStream().readAllBytes();
+        if (process.waitFor() != 0) {
+            throw new IllegalStateException(String.join(" ", command) + " failed: "
+                    + new String(output, StandardCharsets.UTF_8));
+        }
+    }
+}
