@@ -118,8 +118,12 @@ public final class ProcessStdio {
                 stderrStream != null ? stderrStream.content() : Flux.empty());
     }
 
-    /** Starts copying the caller's stdin publisher into the process, once it exists; closes stdin at its end. */
-    public void startStdin() {
+    /**
+     * Starts copying the caller's stdin publisher into the process, once it exists. When the publisher ends, our
+     * end of the FIFO is closed and {@code onEnd} runs: the shim holds a writer of its own until it is told to
+     * close stdin, so only both together give the process end of file.
+     */
+    public void startStdin(Runnable onEnd) {
         if (stdinSource == null || stdin.isEmpty()) {
             return;
         }
@@ -129,7 +133,18 @@ public final class ProcessStdio {
                         out -> Flux.from(stdinSource).publishOn(io, 16).concatMap(chunk -> write(out, chunk)),
                         ProcessStdio::closeQuietly)
                 .subscribeOn(io)
-                .subscribe(written -> {}, error -> log.debug("stdin copy into {} ended: {}", fifo, error.toString()));
+                .subscribe(written -> {}, error -> {
+                    log.debug("stdin copy into {} ended: {}", fifo, error.toString());
+                    onEnd.run();
+                }, onEnd);
+    }
+
+    /** Stops copying stdin and closes our end of the FIFO; the caller then tells the shim. */
+    public void closeStdin() {
+        Disposable copy = stdinCopy;
+        if (copy != null) {
+            copy.dispose();
+        }
     }
 
     /**
@@ -155,10 +170,7 @@ public final class ProcessStdio {
         if (stderrStream != null) {
             stderrStream.discard();
         }
-        Disposable copy = stdinCopy;
-        if (copy != null) {
-            copy.dispose();
-        }
+        closeStdin();
         for (Path fifo : fifos) {
             try {
                 Files.deleteIfExists(fifo);

@@ -178,7 +178,7 @@ final class RemoteShimClient implements ShimClient {
                                 initTracked = true;
                                 initExitSeen = false;
                                 stdios.put("", stdio);
-                                stdio.startStdin();
+                                stdio.startStdin(() -> endOfStdin(""));
                                 return stdio.io(created.getPid());
                             })
                             .onErrorResume(error -> Mono.fromRunnable(() -> {
@@ -277,7 +277,7 @@ final class RemoteShimClient implements ShimClient {
                                 .build(), Empty.parser())
                         .map(done -> {
                             stdios.put(execId, prepared);
-                            prepared.startStdin();
+                            prepared.startStdin(() -> endOfStdin(execId));
                             return prepared.io(0);
                         })
                         .onErrorResume(error -> Mono.fromRunnable(prepared::release).subscribeOn(resources.io())
@@ -286,9 +286,21 @@ final class RemoteShimClient implements ShimClient {
 
     @Override
     public Mono<Void> closeIo(String execId) {
-        return call("close stdin of", "CloseIO",
-                CloseIORequest.newBuilder().setId(id()).setExecId(execId).setStdin(true).build(), Empty.parser())
-                .then();
+        return Mono.defer(() -> {
+            ProcessStdio stdio = stdios.get(execId);
+            if (stdio != null) {
+                stdio.closeStdin();
+            }
+            return call("close stdin of", "CloseIO",
+                    CloseIORequest.newBuilder().setId(id()).setExecId(execId).setStdin(true).build(), Empty.parser())
+                    .then();
+        });
+    }
+
+    /** The caller's stdin publisher ended: tell the shim, as containerd clients do with their stdin closer. */
+    private void endOfStdin(String execId) {
+        closeIo(execId).subscribe(done -> {}, error ->
+                log.debug("closing stdin of {} {} after its end: {}", task(), execId, error.toString()));
     }
 
     @Override

@@ -252,6 +252,80 @@ class RemoteShimTest {
     }
 
     @Test
+    void stdinStreamsIntoTheProcess() throws Exception {
+        Bundle bundle = bundle("/bin/cat");
+        ShimClient shim = shim(bundle);
+        Flux<byte[]> input = Flux.just("hello ", "from ", "stdin").map(text -> text.getBytes(UTF_8));
+
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(input))).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        shim.start().block(TIMEOUT);
+
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        shim.delete().block(TIMEOUT);
+        assertThat(output.block(TIMEOUT)).isEqualTo("hello from stdin");
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void closeIoEndsAProcessReadingStdin() throws Exception {
+        Bundle bundle = bundle("/bin/cat");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.streams(Flux.never()))).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+
+        shim.closeIo("").block(TIMEOUT);
+
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void updateChangesTheContainersCgroup() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+
+        shim.update("{\"pids\": {\"limit\": 42}}".getBytes(UTF_8)).block(TIMEOUT);
+
+        assertThat(pidsLimit(pid)).isEqualTo("42");
+        stop(shim);
+    }
+
+    @Test
+    void checkpointReportsWhyItCannot() throws Exception {
+        // criu cannot run in this sandbox (its vdso probe fails), so the shim's refusal must reach us intact.
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+
+        StepVerifier.create(shim.checkpoint(temp.resolve("checkpoint"), false))
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOf(ShimException.class)
+                        .hasMessageStartingWith("checkpoint task " + NS + "/" + bundle.id() + ": "))
+                .verify(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(shim);
+    }
+
+    private static String pidsLimit(int pid) throws Exception {
+        for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {
+            String[] parts = line.split(":", 3);
+            if (parts[1].equals("pids") || (parts[0].equals("0") && parts[1].isEmpty()
+                    && !Files.isDirectory(Path.of("/sys/fs/cgroup/pids")))) {
+                Path base = parts[1].equals("pids") ? Path.of("/sys/fs/cgroup/pids") : Path.of("/sys/fs/cgroup");
+                return Files.readString(base.resolve(parts[2].substring(1)).resolve("pids.max")).strip();
+            }
+        }
+        throw new AssertionError("no pids cgroup for " + pid);
+    }
+
+    @Test
     void killingTheShimRunsTheExitHandlerOnceAndLeavesNothing() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
         ShimClient shim = shim(bundle);
