@@ -13,6 +13,9 @@ import reactor.core.publisher.Mono;
  */
 public interface ShimClient {
 
+    /** The {@code execId} that names the init process. */
+    String INIT = "";
+
     /** The bundle's id, which is the container id. */
     String id();
 
@@ -23,13 +26,17 @@ public interface ShimClient {
     Mono<ProcessIo> create(CreateOptions options);
 
     /** Starts the init process; returns its pid. */
-    Mono<Integer> start();
+    default Mono<Integer> start() {
+        return start(INIT);
+    }
 
     /** Starts an exec process created by {@link #exec}; returns its pid. */
     Mono<Integer> start(String execId);
 
     /** Completes when the init process has exited (at once if it has), with how. Never times out by itself. */
-    Mono<ExitStatus> awaitExit();
+    default Mono<ExitStatus> awaitExit() {
+        return awaitExit(INIT);
+    }
 
     /** {@link #awaitExit()} for an exec process. */
     Mono<ExitStatus> awaitExit(String execId);
@@ -41,13 +48,17 @@ public interface ShimClient {
     Mono<Void> kill(String execId, int signal);
 
     /** Deletes the exited init process; completes after its stdio was fully delivered. */
-    Mono<ExitStatus> delete();
+    default Mono<ExitStatus> delete() {
+        return delete(INIT);
+    }
 
     /** Deletes an exited exec process; completes after its stdio was fully delivered. */
     Mono<ExitStatus> delete(String execId);
 
     /** The init process's state. */
-    Mono<TaskState> state();
+    default Mono<TaskState> state() {
+        return state(INIT);
+    }
 
     /** An exec process's state. */
     Mono<TaskState> state(String execId);
@@ -62,7 +73,7 @@ public interface ShimClient {
      */
     Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio);
 
-    /** Closes a process's stdin ({@code execId} empty for init). */
+    /** Closes a process's stdin ({@code execId} {@link #INIT} for init). */
     Mono<Void> closeIo(String execId);
 
     /** Freezes every process of the container. */

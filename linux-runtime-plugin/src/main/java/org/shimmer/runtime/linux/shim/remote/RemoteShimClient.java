@@ -191,19 +191,9 @@ final class RemoteShimClient implements ShimClient {
     }
 
     @Override
-    public Mono<Integer> start() {
-        return start("");
-    }
-
-    @Override
     public Mono<Integer> start(String execId) {
         return call("start", "Start", StartRequest.newBuilder().setId(id()).setExecId(execId).build(),
                 StartResponse.parser()).map(StartResponse::getPid);
-    }
-
-    @Override
-    public Mono<ExitStatus> awaitExit() {
-        return awaitExit("");
     }
 
     @Override
@@ -227,11 +217,6 @@ final class RemoteShimClient implements ShimClient {
     }
 
     @Override
-    public Mono<ExitStatus> delete() {
-        return delete("");
-    }
-
-    @Override
     public Mono<ExitStatus> delete(String execId) {
         return call("delete", "Delete", DeleteRequest.newBuilder().setId(id()).setExecId(execId).build(),
                 DeleteResponse.parser())
@@ -244,11 +229,6 @@ final class RemoteShimClient implements ShimClient {
                     return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
                             TaskEvents.instant(deleted.getExitedAt())));
                 });
-    }
-
-    @Override
-    public Mono<TaskState> state() {
-        return state("");
     }
 
     @Override
