@@ -38,9 +38,12 @@ public final class RuntimeResources implements AutoCloseable {
     private final FifoPoller poller;
     private final InMemoryEventExchange exchange;
     private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
+    private final Map<Class<?>, Object> shared = new ConcurrentHashMap<>();
+    private final String prefix;
 
     /** Starts the resources, naming every thread {@code <prefix>…}. */
     public RuntimeResources(String prefix) {
+        this.prefix = prefix;
         int cores = Runtime.getRuntime().availableProcessors();
         this.io = Schedulers.newBoundedElastic(Math.max(8, 4 * cores), 10_000, prefix + "io", 30, true);
         // The runtime's own loops, never reactor-netty's global ones: those would outlive a plugin unload.
@@ -85,8 +88,31 @@ public final class RuntimeResources implements AutoCloseable {
                 () -> Duration.ZERO));
     }
 
+    /** The prefix of every thread name. */
+    public String threadPrefix() {
+        return prefix;
+    }
+
+    /**
+     * The one instance of {@code type} these resources hold, made on first use; closed by {@link #close()} if it
+     * is {@link AutoCloseable}. For parts only some hosts need (the exit monitor makes the JVM a subreaper).
+     */
+    public <T> T shared(Class<T> type, java.util.function.Supplier<T> make) {
+        return type.cast(shared.computeIfAbsent(type, key -> make.get()));
+    }
+
     @Override
     public void close() {
+        for (Object part : shared.values()) {
+            if (part instanceof AutoCloseable closeable) {
+                try {
+                    closeable.close();
+                } catch (Exception e) {
+                    log.warn("{} did not close cleanly", part, e);
+                }
+            }
+        }
+        shared.clear();
         for (Mono<TtrpcServerHandle> server : eventServers.values()) {
             try {
                 TtrpcServerHandle handle = server.block(STOP_TIMEOUT);

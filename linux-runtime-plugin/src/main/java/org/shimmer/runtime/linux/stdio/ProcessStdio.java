@@ -1,8 +1,9 @@
 package org.shimmer.runtime.linux.stdio;
 
-import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -37,10 +38,13 @@ public final class ProcessStdio {
     private final Publisher<byte[]> stdinSource;
     private final List<Path> fifos;
     private final Scheduler io;
+    private final FileChannel stdinWriter;
+    private final boolean files;
     private volatile Disposable stdinCopy;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
-            FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io) {
+            FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
+            FileChannel stdinWriter, boolean files) {
         this.stdin = stdin;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -49,6 +53,8 @@ public final class ProcessStdio {
         this.stdinSource = stdinSource;
         this.fifos = fifos;
         this.io = io;
+        this.stdinWriter = stdinWriter;
+        this.files = files;
     }
 
     /**
@@ -58,12 +64,12 @@ public final class ProcessStdio {
     public static ProcessStdio prepare(Stdio stdio, Path ioDir, String name, FifoPoller poller, Scheduler io)
             throws IOException {
         return switch (stdio) {
-            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io);
+            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, false);
             case Stdio.Files files -> {
                 touch(files.stdout());
                 touch(files.stderr());
                 yield new ProcessStdio("", files.stdout().toString(), files.stderr().toString(), null, null, null,
-                        List.of(), io);
+                        List.of(), io, null, true);
             }
             case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io);
         };
@@ -73,6 +79,7 @@ public final class ProcessStdio {
             Scheduler io) throws IOException {
         List<Path> made = new ArrayList<>(3);
         List<FifoPoller.FifoStream> opened = new ArrayList<>(2);
+        FileChannel stdinWriter = null;
         try {
             if (!Files.isDirectory(ioDir)) {
                 Files.createDirectories(ioDir, PosixFilePermissions.asFileAttribute(
@@ -85,10 +92,18 @@ public final class ProcessStdio {
             opened.add(out);
             FifoPoller.FifoStream err = poller.open(stderr);
             opened.add(err);
+            // Read-write, so the open never waits for a reader, and whoever opens the read end (the shim, or
+            // runc handing it to the container) never waits for a writer.
+            if (stdin != null) {
+                stdinWriter = FileChannel.open(stdin, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            }
             return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(), stderr.toString(),
-                    out, err, stdinSource, List.copyOf(made), io);
+                    out, err, stdinSource, List.copyOf(made), io, stdinWriter, false);
         } catch (IOException | RuntimeException e) {
             opened.forEach(FifoPoller.FifoStream::discard);
+            if (stdinWriter != null) {
+                stdinWriter.close();
+            }
             for (Path fifo : made) {
                 Files.deleteIfExists(fifo);
             }
@@ -118,32 +133,38 @@ public final class ProcessStdio {
                 stderrStream != null ? stderrStream.content() : Flux.empty());
     }
 
+    /** Whether the streams are regular files (which both may share). */
+    public boolean isFiles() {
+        return files;
+    }
+
     /**
      * Starts copying the caller's stdin publisher into the process, once it exists. When the publisher ends, our
-     * end of the FIFO is closed and {@code onEnd} runs: the shim holds a writer of its own until it is told to
-     * close stdin, so only both together give the process end of file.
+     * end of the FIFO is closed and {@code onEnd} runs (a shim holds a writer of its own until it is told to close
+     * stdin, so only both together give the process end of file).
      */
     public void startStdin(Runnable onEnd) {
-        if (stdinSource == null || stdin.isEmpty()) {
+        if (stdinSource == null || stdinWriter == null) {
             return;
         }
-        Path fifo = Path.of(stdin);
-        stdinCopy = Flux.using(
-                        () -> new FileOutputStream(fifo.toFile()),
-                        out -> Flux.from(stdinSource).publishOn(io, 16).concatMap(chunk -> write(out, chunk)),
-                        ProcessStdio::closeQuietly)
-                .subscribeOn(io)
+        stdinCopy = Flux.from(stdinSource)
+                .publishOn(io, 16)
+                .concatMap(chunk -> write(stdinWriter, chunk))
+                .doFinally(signal -> closeQuietly(stdinWriter))
                 .subscribe(written -> {}, error -> {
-                    log.debug("stdin copy into {} ended: {}", fifo, error.toString());
+                    log.debug("stdin copy into {} ended: {}", stdin, error.toString());
                     onEnd.run();
                 }, onEnd);
     }
 
-    /** Stops copying stdin and closes our end of the FIFO; the caller then tells the shim. */
+    /** Stops copying stdin and closes our end of the FIFO. */
     public void closeStdin() {
         Disposable copy = stdinCopy;
         if (copy != null) {
             copy.dispose();
+        }
+        if (stdinWriter != null) {
+            closeQuietly(stdinWriter);
         }
     }
 
@@ -180,10 +201,12 @@ public final class ProcessStdio {
         }
     }
 
-    private static Mono<Integer> write(OutputStream out, byte[] chunk) {
+    private static Mono<Integer> write(FileChannel channel, byte[] chunk) {
         return Mono.fromCallable(() -> {
-            out.write(chunk);
-            out.flush();
+            ByteBuffer buffer = ByteBuffer.wrap(chunk);
+            while (buffer.hasRemaining()) {
+                channel.write(buffer);
+            }
             return chunk.length;
         });
     }
@@ -204,9 +227,9 @@ public final class ProcessStdio {
         }
     }
 
-    private static void closeQuietly(OutputStream out) {
+    private static void closeQuietly(FileChannel channel) {
         try {
-            out.close();
+            channel.close();
         } catch (IOException ignored) {
             // The process is gone; its stdin with it.
         }

@@ -73,6 +73,20 @@ public final class LinuxCalls {
                     ValueLayout.JAVA_INT));
     private static final MethodHandle EVENTFD = function("eventfd",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle PRCTL = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("prctl").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
+                    ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
+    // glibc's syscall() is variadic after the number.
+    private static final MethodHandle SYSCALL_2 = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("syscall").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
+    private static final MethodHandle WAITID = function("waitid",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
     private static final MethodHandle STRERROR = LINKER.downcallHandle(
             LINKER.defaultLookup().find("strerror").orElseThrow(),
             FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
@@ -198,6 +212,79 @@ public final class LinuxCalls {
             int fd = (int) EVENTFD.invokeExact(state, 0, EFD_NONBLOCK | EFD_CLOEXEC);
             check(fd, state, "eventfd");
             return fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private static final int PR_SET_CHILD_SUBREAPER = 36;
+    private static final long SYS_PIDFD_OPEN = 434;
+    private static final int P_PID = 1;
+    private static final int P_PIDFD = 3;
+    public static final int WEXITED = 4;
+    public static final int WNOHANG = 1;
+    public static final int WNOWAIT = 0x01000000;
+    public static final int CLD_EXITED = 1;
+    public static final int CLD_KILLED = 2;
+    public static final int CLD_DUMPED = 3;
+    /** {@code siginfo_t} is 128 bytes; on x86-64 {@code si_code} is at 8, {@code si_pid} at 16, {@code si_status} at 24. */
+    private static final long SIGINFO_SIZE = 128;
+
+    /** How a waited-for child ended: {@code pid} 0 when none had (with {@link #WNOHANG}). */
+    public record ChildExit(int pid, int code, int status) {
+        /** The shell's convention: the exit code, or 128 + the signal that killed it. */
+        public int exitStatus() {
+            return code == CLD_EXITED ? status : 128 + status;
+        }
+    }
+
+    /** Makes this process the reaper of orphaned descendants ({@code prctl(PR_SET_CHILD_SUBREAPER, 1)}). */
+    public static void becomeChildSubreaper() throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int result = (int) PRCTL.invokeExact(state, PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L);
+            check(result, state, "prctl(PR_SET_CHILD_SUBREAPER)");
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code pidfd_open(pid, 0)}: a descriptor that becomes readable when the process exits. */
+    public static int pidfdOpen(int pid) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            long fd = (long) SYSCALL_2.invokeExact(state, SYS_PIDFD_OPEN, pid, 0);
+            check((int) fd, state, "pidfd_open " + pid);
+            return (int) fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code waitid(P_PIDFD, pidfd, …, options)}: reaps (or with {@link #WNOWAIT} peeks at) that child. */
+    public static ChildExit waitPidfd(int pidfd, int options) throws IOException {
+        return waitid(P_PIDFD, pidfd, options, "waitid pidfd " + pidfd);
+    }
+
+    /** {@code waitid(P_PID, pid, …, options)}: reaps that one child. */
+    public static ChildExit waitPid(int pid, int options) throws IOException {
+        return waitid(P_PID, pid, options, "waitid pid " + pid);
+    }
+
+    private static ChildExit waitid(int idType, int id, int options, String call) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment info = arena.allocate(SIGINFO_SIZE);
+            int result = (int) WAITID.invokeExact(state, idType, id, info, options);
+            check(result, state, call);
+            return new ChildExit(info.get(ValueLayout.JAVA_INT, 16), info.get(ValueLayout.JAVA_INT, 8),
+                    info.get(ValueLayout.JAVA_INT, 24));
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

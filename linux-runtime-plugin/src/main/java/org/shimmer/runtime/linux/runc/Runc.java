@@ -1,0 +1,213 @@
+package org.shimmer.runtime.linux.runc;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.shim.ShimException;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * Runs {@code runc}: the one place that builds its command lines. Every command runs on the io scheduler, logs
+ * JSON to {@code log.json} in the bundle, and fails with runc's own message from that log rather than "exit status
+ * 1".
+ *
+ * <p>Global flags: {@code --root <runtimeRoot>/<namespace>} (the layout the containerd shim uses too),
+ * {@code --log <bundle>/log.json --log-format json}, {@code --systemd-cgroup} and {@code --criu} when asked for.
+ */
+public final class Runc {
+
+    /** How one command's standard streams are connected. */
+    public record Stdio(ProcessBuilder.Redirect in, ProcessBuilder.Redirect out, ProcessBuilder.Redirect err) {
+        /** /dev/null for all three. */
+        public static final Stdio NULL = new Stdio(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")),
+                ProcessBuilder.Redirect.DISCARD, ProcessBuilder.Redirect.DISCARD);
+    }
+
+    private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+    private final String binary;
+    private final Path root;
+    private final boolean systemdCgroup;
+    private final Optional<String> criu;
+    private final Path bundle;
+    private final Scheduler io;
+
+    public Runc(RuncOptions options, String namespace, Path bundle, Scheduler io) {
+        this.binary = options.effectiveBinaryName();
+        this.root = Path.of(options.effectiveRuntimeRoot()).resolve(namespace);
+        this.systemdCgroup = options.systemdCgroup();
+        this.criu = options.criu();
+        this.bundle = bundle;
+        this.io = io;
+    }
+
+    /** runc's state directory for this namespace. */
+    public Path root() {
+        return root;
+    }
+
+    /** The full command line for {@code args}. */
+    public List<String> command(String... args) {
+        List<String> command = new ArrayList<>(List.of(binary, "--root", root.toString(),
+                "--log", bundle.resolve("log.json").toString(), "--log-format", "json"));
+        if (systemdCgroup) {
+            command.add("--systemd-cgroup");
+        }
+        criu.ifPresent(path -> {
+            command.add("--criu");
+            command.add(path);
+        });
+        command.addAll(List.of(args));
+        return command;
+    }
+
+    /** {@code runc create}: the init process exists, stopped before the user's program; its pid is returned. */
+    public Mono<Integer> create(String id, Path pidFile, Stdio stdio) {
+        return run(stdio, "create", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), id)
+                .then(readPid(pidFile));
+    }
+
+    /** {@code runc exec --detach}: runs {@code processSpec} in the container; its pid is returned. */
+    public Mono<Integer> exec(String id, Path processSpec, Path pidFile, Stdio stdio) {
+        return run(stdio, "exec", "--detach", "--pid-file", pidFile.toString(), "--process", processSpec.toString(),
+                id).then(readPid(pidFile));
+    }
+
+    public Mono<Void> start(String id) {
+        return run(Stdio.NULL, "start", id).then();
+    }
+
+    public Mono<Void> kill(String id, int signal, boolean all) {
+        return all ? run(Stdio.NULL, "kill", "--all", id, Integer.toString(signal)).then()
+                : run(Stdio.NULL, "kill", id, Integer.toString(signal)).then();
+    }
+
+    public Mono<Void> delete(String id, boolean force) {
+        return force ? run(Stdio.NULL, "delete", "--force", id).then() : run(Stdio.NULL, "delete", id).then();
+    }
+
+    public Mono<Void> pause(String id) {
+        return run(Stdio.NULL, "pause", id).then();
+    }
+
+    public Mono<Void> resume(String id) {
+        return run(Stdio.NULL, "resume", id).then();
+    }
+
+    /** {@code runc state}: runc's JSON view of the container. */
+    public Mono<JsonNode> state(String id) {
+        return output("state", id).map(Runc::parse);
+    }
+
+    /** {@code runc ps --format json}: the pids of the container. */
+    public Mono<List<Integer>> pids(String id) {
+        return output("ps", "--format", "json", id).map(json -> {
+            List<Integer> pids = new ArrayList<>();
+            parse(json).forEach(pid -> pids.add(pid.asInt()));
+            return pids;
+        });
+    }
+
+    /** {@code runc events --stats}: one JSON stats document. */
+    public Mono<byte[]> stats(String id) {
+        return output("events", "--stats", id);
+    }
+
+    /** {@code runc update --resources}: applies a JSON {@code LinuxResources}. */
+    public Mono<Void> update(String id, byte[] linuxResources) {
+        return Mono.fromCallable(() -> {
+                    Path file = Files.createTempFile(bundle, ".resources", ".json");
+                    Files.write(file, linuxResources);
+                    return file;
+                })
+                .subscribeOn(io)
+                .flatMap(file -> run(Stdio.NULL, "update", "--resources", file.toString(), id)
+                        .doFinally(signal -> file.toFile().delete()))
+                .then();
+    }
+
+    /** {@code runc checkpoint}. */
+    public Mono<Void> checkpoint(String id, Path imagePath, boolean exit) {
+        return exit ? run(Stdio.NULL, "checkpoint", "--image-path", imagePath.toString(), id).then()
+                : run(Stdio.NULL, "checkpoint", "--leave-running", "--image-path", imagePath.toString(), id).then();
+    }
+
+    private Mono<byte[]> output(String... args) {
+        return run(new Stdio(Stdio.NULL.in(), ProcessBuilder.Redirect.PIPE, ProcessBuilder.Redirect.DISCARD), args);
+    }
+
+    /** Runs one command to its end; returns what it printed when stdout is a pipe. */
+    private Mono<byte[]> run(Stdio stdio, String... args) {
+        return Mono.fromCallable(() -> {
+            Path log = bundle.resolve("log.json");
+            long logStart = Files.exists(log) ? Files.size(log) : 0;
+            List<String> command = command(args);
+            Process process;
+            try {
+                process = new ProcessBuilder(command).redirectInput(stdio.in()).redirectOutput(stdio.out())
+                        .redirectError(stdio.err()).start();
+            } catch (IOException e) {
+                throw new ShimException("cannot run " + binary + ": " + e.getMessage(), e);
+            }
+            byte[] printed;
+            try (InputStream out = process.getInputStream()) {
+                printed = out.readAllBytes();
+            }
+            int exit = process.waitFor();
+            if (exit != 0) {
+                throw new ShimException("runc " + args[0] + " failed: " + lastError(log, logStart)
+                        .orElse("exit status " + exit));
+            }
+            return printed;
+        }).subscribeOn(io);
+    }
+
+    private Mono<Integer> readPid(Path pidFile) {
+        return Mono.fromCallable(() -> Integer.parseInt(Files.readString(pidFile).strip())).subscribeOn(io);
+    }
+
+    /** The last error runc logged after {@code start}, from its JSON log lines. */
+    private static Optional<String> lastError(Path log, long start) {
+        try (RandomAccessFile file = new RandomAccessFile(log.toFile(), "r")) {
+            if (file.length() <= start) {
+                return Optional.empty();
+            }
+            byte[] appended = new byte[(int) Math.min(file.length() - start, 1 << 20)];
+            file.seek(start);
+            file.readFully(appended);
+            String message = null;
+            for (String line : new String(appended, StandardCharsets.UTF_8).split("\n")) {
+                try {
+                    JsonNode entry = JSON.readTree(line);
+                    if (entry != null && "error".equals(entry.path("level").asText())) {
+                        message = entry.path("msg").asText();
+                    }
+                } catch (IOException notJson) {
+                    // runc only writes JSON here; a torn line is skipped.
+                }
+            }
+            return Optional.ofNullable(message);
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    private static JsonNode parse(byte[] json) {
+        try {
+            return JSON.readTree(json);
+        } catch (IOException e) {
+            throw new ShimException("runc printed something that is not JSON: " + e.getMessage(), e);
+        }
+    }
+}
