@@ -5,7 +5,9 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.linux.bundle.BundleStore;
+import org.shimmer.runtime.linux.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
+import org.shimmer.runtime.shim.ShimOpt;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -24,7 +26,13 @@ public class LinuxRuntime implements RuntimePlugin {
      */
     public LinuxRuntime(RuntimeConfig config, RuntimeResources resources) {
         this.resources = Objects.requireNonNull(resources, "resources");
-        this.bundles = new BundleStore(config, resources.io(), new RemoteShims(config, resources));
+        RemoteShims remote = new RemoteShims(config, resources);
+        LocalShims local = new LocalShims(resources);
+        this.bundles = new BundleStore(config, resources.io(), (bundle, opt, options) -> switch (opt) {
+            case ShimOpt.Remote start -> remote.start(bundle, start, options);
+            case ShimOpt.Connect connect -> remote.connect(bundle, connect, options);
+            case ShimOpt.Local inProcess -> local.newShimClient(bundle, inProcess, options);
+        });
     }
 
     @Override

@@ -37,6 +37,14 @@ public sealed interface ShimOpt {
         return new Connect(exitHandler);
     }
 
+    /**
+     * Runs the shim inside this JVM: the plugin drives runc itself and publishes the task events into
+     * {@code exchange}. The container lives as long as the JVM; a reloaded plugin finds it again.
+     */
+    static ShimOpt local(EventExchange exchange) {
+        return new Local(exchange);
+    }
+
     /** See {@link #remote}. */
     record Remote(Path shimBinary, String daemonAddress, String cgroup, boolean debug, Consumer<ShimExit> exitHandler)
             implements ShimOpt {
@@ -54,7 +62,7 @@ public sealed interface ShimOpt {
         }
     }
 
-    /** An in-process shim publishing into {@code exchange}; see the local shim. */
+    /** See {@link #local}. */
     record Local(EventExchange exchange) implements ShimOpt {
         public Local {
             Objects.requireNonNull(exchange, "exchange");

@@ -166,8 +166,10 @@ public final class Runc {
             }
             int exit = process.waitFor();
             if (exit != 0) {
-                throw new ShimException("runc " + args[0] + " failed: " + lastError(log, logStart)
-                        .orElse("exit status " + exit));
+                String reason = lastError(log, logStart).orElse("exit status " + exit);
+                // runc often starts its own message with "runc <command> failed: ".
+                throw new ShimException(reason.startsWith("runc " + args[0]) ? reason
+                        : "runc " + args[0] + " failed: " + reason);
             }
             return printed;
         }).subscribeOn(io);

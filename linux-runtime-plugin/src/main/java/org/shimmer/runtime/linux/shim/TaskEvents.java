@@ -56,6 +56,14 @@ public final class TaskEvents {
         });
     }
 
+    /** The task events of one container, from an exchange: what {@code ShimClient.events()} returns. */
+    public static reactor.core.publisher.Flux<org.shimmer.runtime.events.Envelope> of(
+            org.shimmer.runtime.events.EventExchange exchange, String namespace, String id) {
+        return exchange.subscribe(org.shimmer.runtime.events.EventFilter.all().withNamespace(namespace)
+                        .withTopicPrefix("/tasks/"))
+                .filter(envelope -> envelope.event() instanceof TaskEvent event && event.containerId().equals(id));
+    }
+
     /** A protobuf timestamp as an instant; Go's zero time stays as it is. */
     public static Instant instant(Timestamp timestamp) {
         return Instant.ofEpochSecond(timestamp.getSeconds(), timestamp.getNanos());

@@ -173,10 +173,13 @@ public final class ProcessStdio {
      * releases everything: FIFOs closed and removed.
      */
     public Mono<Void> drained(Duration timeout) {
-        // Only a subscribed stream is read, so only a subscribed stream can reach its end; the rest is dropped.
-        Mono<Void> outputs = Mono.when(endOf(stdoutStream), endOf(stderrStream));
-        return outputs.timeout(timeout, Mono.<Void>empty(), io)
-                .then(Mono.<Void>fromRunnable(this::release).subscribeOn(io));
+        return outputEnded(timeout).then(Mono.<Void>fromRunnable(this::release).subscribeOn(io));
+    }
+
+    /** Completes when the subscribed output has reached its end, or after {@code timeout}; releases nothing. */
+    public Mono<Void> outputEnded(Duration timeout) {
+        // Only a subscribed stream is read, so only a subscribed stream can reach its end.
+        return Mono.when(endOf(stdoutStream), endOf(stderrStream)).timeout(timeout, Mono.<Void>empty(), io);
     }
 
     private static Mono<Void> endOf(FifoPoller.FifoStream stream) {

@@ -87,6 +87,8 @@ public final class LinuxCalls {
     private static final MethodHandle WAITID = function("waitid",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle KILL = function("kill",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
     private static final MethodHandle STRERROR = LINKER.downcallHandle(
             LINKER.defaultLookup().find("strerror").orElseThrow(),
             FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
@@ -285,6 +287,19 @@ public final class LinuxCalls {
             check(result, state, call);
             return new ChildExit(info.get(ValueLayout.JAVA_INT, 16), info.get(ValueLayout.JAVA_INT, 8),
                     info.get(ValueLayout.JAVA_INT, 24));
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code kill(pid, signal)}. */
+    public static void kill(int pid, int signal) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int result = (int) KILL.invokeExact(state, pid, signal);
+            check(result, state, "kill " + pid + " " + signal);
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

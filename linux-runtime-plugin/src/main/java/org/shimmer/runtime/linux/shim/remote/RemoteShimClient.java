@@ -19,7 +19,6 @@ import java.util.function.Consumer;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
-import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.shim.TaskEvents;
@@ -356,8 +355,7 @@ final class RemoteShimClient implements ShimClient {
 
     @Override
     public Flux<Envelope> events() {
-        return exchange.subscribe(EventFilter.all().withNamespace(namespace()).withTopicPrefix("/tasks/"))
-                .filter(envelope -> envelope.event() instanceof TaskEvent event && event.containerId().equals(id()));
+        return TaskEvents.of(exchange, namespace(), id());
     }
 
     /** Called once the connection closed; a close nobody asked for means the shim died. */

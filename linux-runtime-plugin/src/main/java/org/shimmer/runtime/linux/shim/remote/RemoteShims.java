@@ -15,7 +15,6 @@ import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.RuntimeResources;
-import org.shimmer.runtime.linux.bundle.ShimFactory;
 import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
 import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
 import org.shimmer.runtime.linux.shim.proto.Options;
@@ -37,7 +36,7 @@ import reactor.core.publisher.Mono;
  * Starts {@code containerd-shim-runc-v2} processes for bundles, or reattaches to running ones, as containerd's
  * runtime v2 does.
  */
-public final class RemoteShims implements ShimFactory {
+public final class RemoteShims {
 
     /** How long dialing a shim may take; a dead socket answers at once, so this only bounds a stuck one. */
     static final Duration DIAL_TIMEOUT = Duration.ofSeconds(2);
@@ -55,18 +54,17 @@ public final class RemoteShims implements ShimFactory {
         this.exchange = config.events() != null ? config.events() : resources.exchange();
     }
 
-    @Override
-    public Mono<ShimClient> newShimClient(Bundle bundle, ShimOpt opt, RuncOptions options) {
-        RuncOptions runc = options != null ? options : RuncOptions.defaults();
-        return switch (opt) {
-            case ShimOpt.Remote remote -> start(bundle, remote, runc);
-            case ShimOpt.Connect connect -> reattach(bundle, connect, runc);
-            case ShimOpt.Local local -> Mono.error(new UnsupportedOperationException(
-                    "the local shim is not available in this version of the plugin"));
-        };
+    /** Starts a shim process for the bundle. */
+    public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
+        return start0(bundle, opt, options != null ? options : RuncOptions.defaults());
     }
 
-    private Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {
+    /** Reattaches to the bundle's running shim. */
+    public Mono<ShimClient> connect(Bundle bundle, ShimOpt.Connect opt, RuncOptions options) {
+        return reattach(bundle, opt, options != null ? options : RuncOptions.defaults());
+    }
+
+    private Mono<ShimClient> start0(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {
         Any options = runcOptions(bundle, runc, opt.cgroup());
         return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
                 .map(TtrpcServerHandle::socket)

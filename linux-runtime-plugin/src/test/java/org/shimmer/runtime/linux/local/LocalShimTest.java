@@ -1,0 +1,191 @@
+package org.shimmer.runtime.linux.local;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.shim.ShimContractTest;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
+import reactor.core.Disposable;
+import reactor.core.publisher.Mono;
+
+/** The contract, and what only the local shim does: exits learnt inside the JVM, zombies, host children. */
+class LocalShimTest extends ShimContractTest {
+
+    @Override
+    protected Mono<ShimClient> newShim(Bundle bundle) {
+        return bundle.newShimClient(ShimOpt.local(resources.exchange()), runc);
+    }
+
+    @Override
+    protected String expectedStatsType() {
+        return LocalShimClient.STATS_TYPE;
+    }
+
+    @Test
+    void aFastExitingContainerTwoHundredTimesStartsBeforeItExits() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        List<String> topics = new CopyOnWriteArrayList<>();
+        ShimClient shim = shim(bundle);
+        Disposable listening = shim.events().subscribe(envelope -> topics.add(envelope.topic()));
+
+        for (int i = 0; i < 200; i++) {
+            shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+            shim.start().block(TIMEOUT);
+            assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+            shim.delete().block(TIMEOUT);
+        }
+
+        awaitTrue(() -> topics.size() == 800);
+        listening.dispose();
+        for (int i = 0; i < 200; i++) {
+            assertThat(topics.subList(4 * i, 4 * i + 4)).as("lifecycle %d", i)
+                    .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+        }
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void childrenAContainerLeavesBehindAreReaped() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "sleep 30 & sleep 30 & sleep 30 & echo forked; exit 0");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        shim.delete().block(TIMEOUT);
+
+        // The init's death kills its namespace; the sleeps become zombies parented to the JVM, the subreaper.
+        awaitTrue(() -> zombieChildren().isEmpty());
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void hostChildrenKeepTheirExitCodesWhileContainersRun() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "sleep 1; exit 3");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+
+        List<Integer> codes = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            Process child = new ProcessBuilder("sh", "-c", "exit 42").start();
+            codes.add(child.waitFor());
+        }
+
+        assertThat(codes).containsOnly(42);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(3);
+        Process after = new ProcessBuilder("sh", "-c", "sleep 0.2; exit 43").start();
+        assertThat(after.waitFor()).isEqualTo(43);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void aReloadWhileSleepRunsThenTheExitIsReportedWithItsStatus() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient first = shim(bundle);
+        first.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = first.start().block(TIMEOUT);
+
+        reload();
+
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+        Mono<TaskEvent.TaskExit> exitEvent = again.events()
+                .map(Envelope::event).ofType(TaskEvent.TaskExit.class).next().cache();
+        exitEvent.subscribe();
+        TaskState state = again.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(state.pid()).isEqualTo(pid);
+
+        // SIGKILL: sleep runs as its namespace's init, which ignores signals it has no handler for.
+        again.kill(9, false).block(TIMEOUT);
+
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        assertThat(exitEvent.block(TIMEOUT).exitStatus()).isEqualTo(137);
+        again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void anExitDuringTheReloadIsReportedOnceWithItsRealStatus() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "sleep 0.5; exit 9");
+        ShimClient first = shim(bundle);
+        first.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = first.start().block(TIMEOUT);
+
+        reload();
+        // The container exits while no runtime watches: it waits as a zombie child of the JVM.
+        awaitTrue(() -> isZombie(pid));
+
+        List<TaskEvent.TaskExit> exits = new CopyOnWriteArrayList<>();
+        Disposable listening = resources.exchange().subscribe(org.shimmer.runtime.events.EventFilter.all())
+                .map(Envelope::event).ofType(TaskEvent.TaskExit.class).subscribe(exits::add);
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(9);
+        awaitTrue(() -> !exits.isEmpty());
+        again.delete().block(TIMEOUT);
+        assertThat(exits).singleElement().satisfies(exit -> {
+            assertThat(exit.exitStatus()).isEqualTo(9);
+            assertThat(exit.pid()).isEqualTo(pid);
+        });
+        listening.dispose();
+        again.shutdown().block(TIMEOUT);
+    }
+
+    /** What a plugin reload does to the runtime: every resource ends, new ones start, the JVM stays. */
+    private void reload() {
+        resources.close();
+        resources = new RuntimeResources("shim-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+    }
+
+    private static boolean isZombie(int pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc", Integer.toString(pid), "stat"));
+            return stat.charAt(stat.lastIndexOf(')') + 2) == 'Z';
+        } catch (java.io.IOException gone) {
+            return false;
+        }
+    }
+
+    private static List<Integer> zombieChildren() {
+        long self = ProcessHandle.current().pid();
+        List<Integer> zombies = new ArrayList<>();
+        try (DirectoryStream<Path> processes = Files.newDirectoryStream(Path.of("/proc"),
+                entry -> entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
+            for (Path process : processes) {
+                try {
+                    String stat = Files.readString(process.resolve("stat"));
+                    String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                    if (fields[0].equals("Z") && Long.parseLong(fields[1]) == self) {
+                        zombies.add(Integer.parseInt(process.getFileName().toString()));
+                    }
+                } catch (java.io.IOException gone) {
+                    // exited meanwhile
+                }
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        return zombies;
+    }
+}

@@ -1,0 +1,395 @@
+package org.shimmer.runtime.linux.shim;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.ProcessIo;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimException;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.test.StepVerifier;
+
+/**
+ * The shim contract: what every {@link ShimClient} must do, run against real runc with busybox bundles. Each
+ * shim's test class extends this and adds what only it does.
+ */
+@ExtendWith(NettyLeakDetection.class)
+public abstract class ShimContractTest {
+
+    protected static final Duration TIMEOUT = Duration.ofSeconds(30);
+    protected static final String NS = "shim-test";
+
+    @TempDir
+    protected Path temp;
+
+    protected RuntimeResources resources;
+    protected LinuxRuntime runtime;
+    protected RuncOptions runc;
+    protected final List<Bundle> bundles = new CopyOnWriteArrayList<>();
+
+    /** A shim client for {@code bundle}, of the kind under test. */
+    protected abstract Mono<ShimClient> newShim(Bundle bundle);
+
+    /** {@link #newShim}, waited for. */
+    protected ShimClient shim(Bundle bundle) {
+        return newShim(bundle).block(TIMEOUT);
+    }
+
+    /** The type url of what {@link ShimClient#stats()} returns. */
+    protected abstract String expectedStatsType();
+
+    @BeforeEach
+    void startRuntime() {
+        resources = new RuntimeResources("shim-test-");
+        runtime = new LinuxRuntime(config(), resources);
+        runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
+    }
+
+    protected RuntimeConfig config() {
+        return new RuntimeConfig(temp.resolve("state"), temp.resolve("work"));
+    }
+
+    @AfterEach
+    void checkNothingIsLeft() throws Exception {
+        // The suite checks that nothing is left: no FIFO, no bundle, no runc container.
+        for (Bundle bundle : bundles) {
+            assertNoFifos(bundle);
+            runtime.delete(bundle.namespace(), bundle.id()).block(TIMEOUT);
+        }
+        for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
+            if (Files.isDirectory(root)) {
+                try (Stream<Path> left = Files.list(root)) {
+                    assertThat(left).as("bundles left in " + root).isEmpty();
+                }
+            }
+        }
+        resources.close();
+        Path runcRoot = temp.resolve("runc").resolve(NS);
+        if (Files.isDirectory(runcRoot)) {
+            try (Stream<Path> containers = Files.list(runcRoot)) {
+                assertThat(containers).as("runc containers left").isEmpty();
+            }
+        }
+    }
+
+    protected Bundle bundle(String... args) throws Exception {
+        String id = "c-" + UUID.randomUUID().toString().substring(0, 8);
+        Bundle bundle = runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                args)).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(bundle.rootfs());
+        bundles.add(bundle);
+        return bundle;
+    }
+
+    protected String text(Flux<byte[]> chunks) {
+        return chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat).block(TIMEOUT);
+    }
+
+    @Test
+    void echoThroughAStreamWithEventsInOrder() throws Exception {
+        Bundle bundle = bundle("/bin/echo", "hello through a stream");
+        ShimClient shim = shim(bundle);
+        List<Envelope> events = new CopyOnWriteArrayList<>();
+        Disposable listening = shim.events().subscribe(events::add);
+
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        int pid = shim.start().block(TIMEOUT);
+        ExitStatus exit = shim.awaitExit().block(TIMEOUT);
+        ExitStatus deleted = shim.delete().block(TIMEOUT);
+
+        assertThat(pid).isEqualTo(io.pid()).isPositive();
+        assertThat(exit.status()).isZero();
+        assertThat(deleted.status()).isZero();
+        assertThat(deleted.exitedAt()).isEqualTo(exit.exitedAt());
+        assertThat(output.block(TIMEOUT)).isEqualTo("hello through a stream\n");
+        awaitTopics(events, "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+        assertThat(events.stream().map(Envelope::topic).distinct().toList())
+                .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+        assertThat(events).allSatisfy(e -> assertThat(e.namespace()).isEqualTo(NS));
+        listening.dispose();
+        shim.shutdown().block(TIMEOUT);
+        assertNoFifos(bundle);
+    }
+
+    @Test
+    void echoThroughAFile() throws Exception {
+        Bundle bundle = bundle("/bin/echo", "hello through a file");
+        ShimClient shim = shim(bundle);
+        Path out = temp.resolve("out/echo.txt");
+
+        shim.create(CreateOptions.of(Stdio.files(out, out))).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+
+        assertThat(out).hasContent("hello through a file");
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void exitStatusSevenEverywhere() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "exit 7");
+        ShimClient shim = shim(bundle);
+        Mono<TaskEvent.TaskExit> exitEvent = shim.events()
+                .map(Envelope::event).ofType(TaskEvent.TaskExit.class).next().cache();
+        exitEvent.subscribe();
+
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(7);
+        assertThat(exitEvent.block(TIMEOUT).exitStatus()).isEqualTo(7);
+        assertThat(shim.delete().block(TIMEOUT).status()).isEqualTo(7);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void sleepKilledWithSigkillGives137() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+
+        shim.kill(9, false).block(TIMEOUT);
+
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.STOPPED);
+        assertThat(shim.delete().block(TIMEOUT).status()).isEqualTo(137);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void execIntoARunningContainer() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        List<Envelope> events = new CopyOnWriteArrayList<>();
+        Disposable listening = shim.events().subscribe(events::add);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        byte[] process = """
+                {"args": ["/bin/sh", "-c", "echo exec says hi; exit 5"], "cwd": "/", "env": ["PATH=/bin"],
+                 "user": {"uid": 0, "gid": 0}}
+                """.getBytes(UTF_8);
+
+        ProcessIo io = shim.exec("e1", process, Stdio.streams(null)).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        int execPid = shim.start("e1").block(TIMEOUT);
+        ExitStatus execExit = shim.awaitExit("e1").block(TIMEOUT);
+        shim.delete("e1").block(TIMEOUT);
+
+        assertThat(execPid).isPositive();
+        assertThat(execExit.status()).isEqualTo(5);
+        assertThat(output.block(TIMEOUT)).isEqualTo("exec says hi\n");
+        awaitTopics(events, "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit");
+        assertThat(events).anySatisfy(e -> assertThat(e.event()).isEqualTo(new TaskEvent.TaskExecAdded(bundle.id(),
+                "e1")));
+        assertThat(events).anySatisfy(e -> assertThat(e.event()).isEqualTo(new TaskEvent.TaskExecStarted(bundle.id(),
+                "e1", execPid)));
+        assertThat(events).anySatisfy(e -> assertThat(e.event()).isInstanceOfSatisfying(TaskEvent.TaskExit.class,
+                exit -> assertThat(exit.id()).isEqualTo("e1")));
+        listening.dispose();
+        stop(shim);
+    }
+
+    @Test
+    void pauseResumePidsAndStats() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+
+        shim.pause().block(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.PAUSED);
+        shim.resume().block(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).contains(pid);
+        var stats = shim.stats().block(TIMEOUT);
+        assertThat(stats.typeUrl()).startsWith(expectedStatsType());
+        assertThat(stats.value()).isNotEmpty();
+        stop(shim);
+    }
+
+    @Test
+    void stdinStreamsIntoTheProcess() throws Exception {
+        Bundle bundle = bundle("/bin/cat");
+        ShimClient shim = shim(bundle);
+        Flux<byte[]> input = Flux.just("hello ", "from ", "stdin").map(text -> text.getBytes(UTF_8));
+
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(input))).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        shim.start().block(TIMEOUT);
+
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        shim.delete().block(TIMEOUT);
+        assertThat(output.block(TIMEOUT)).isEqualTo("hello from stdin");
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void closeIoEndsAProcessReadingStdin() throws Exception {
+        Bundle bundle = bundle("/bin/cat");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.streams(Flux.never()))).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+
+        shim.closeIo("").block(TIMEOUT);
+
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void updateChangesTheContainersCgroup() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+
+        shim.update("{\"pids\": {\"limit\": 42}}".getBytes(UTF_8)).block(TIMEOUT);
+
+        assertThat(pidsLimit(pid)).isEqualTo("42");
+        stop(shim);
+    }
+
+    @Test
+    void checkpointReportsWhyItCannot() throws Exception {
+        // criu cannot run in this sandbox (its vdso probe fails), so the shim's refusal must reach us intact.
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+
+        StepVerifier.create(shim.checkpoint(temp.resolve("checkpoint"), false))
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOf(ShimException.class)
+                        .hasMessageStartingWith("checkpoint task " + NS + "/" + bundle.id() + ": "))
+                .verify(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(shim);
+    }
+
+    private static String pidsLimit(int pid) throws Exception {
+        for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {
+            String[] parts = line.split(":", 3);
+            if (parts[1].equals("pids") || (parts[0].equals("0") && parts[1].isEmpty()
+                    && !Files.isDirectory(Path.of("/sys/fs/cgroup/pids")))) {
+                Path base = parts[1].equals("pids") ? Path.of("/sys/fs/cgroup/pids") : Path.of("/sys/fs/cgroup");
+                return Files.readString(base.resolve(parts[2].substring(1)).resolve("pids.max")).strip();
+            }
+        }
+        throw new AssertionError("no pids cgroup for " + pid);
+    }
+
+    @Test
+    void aSpecRuncRejectsIsAClearErrorAndLeavesNoContainer() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        String spec = Files.readString(bundle.configFile());
+        String rejected = spec.replace("\"cwd\" : \"/\"", "\"cwd\" : \"relative/dir\"");
+        assertThat(rejected).isNotEqualTo(spec);
+        Files.writeString(bundle.configFile(), rejected);
+        ShimClient shim = shim(bundle);
+
+        StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOf(ShimException.class)
+                        .hasMessageStartingWith("create task " + NS + "/" + bundle.id() + ": ")
+                        .satisfies(error -> assertThat(error.getMessage().toLowerCase())
+                                .contains("cwd must be an absolute path")))
+                .verify(TIMEOUT);
+
+        shim.shutdown().block(TIMEOUT);
+        assertBundleIntact(bundle);
+        assertNoFifos(bundle);
+    }
+
+    @Test
+    void fiftyContainersAtOnce() throws Exception {
+        List<Bundle> bundles = new ArrayList<>();
+        for (int i = 0; i < 50; i++) {
+            bundles.add(bundle("/bin/sh", "-c", "echo $$"));
+        }
+
+        List<Integer> statuses = Flux.fromIterable(bundles)
+                .flatMap(bundle -> newShim(bundle)
+                        .flatMap(shim -> shim.create(CreateOptions.of(Stdio.none()))
+                                .then(shim.start())
+                                .then(shim.awaitExit())
+                                .then(shim.delete())
+                                .flatMap(exit -> shim.shutdown().thenReturn(exit.status()))), 50)
+                .collectList()
+                .block(Duration.ofMinutes(3));
+
+        assertThat(statuses).hasSize(50).containsOnly(0);
+    }
+
+
+    protected void stop(ShimClient shim) {
+        shim.kill(9, true).block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    protected static void assertBundleIntact(Bundle bundle) {
+        assertThat(bundle.configFile()).isRegularFile();
+        assertThat(bundle.rootfs().resolve("bin/busybox")).isRegularFile();
+    }
+
+    protected static void assertNoFifos(Bundle bundle) throws Exception {
+        Path io = bundle.workDir().resolve("io");
+        if (Files.isDirectory(io)) {
+            try (Stream<Path> left = Files.list(io)) {
+                assertThat(left).as("FIFOs left in " + io).isEmpty();
+            }
+        }
+    }
+
+    protected static void awaitTopics(List<Envelope> events, String... topics) throws InterruptedException {
+        awaitTrue(() -> events.stream().map(Envelope::topic).toList().containsAll(List.of(topics)));
+    }
+
+    protected static void awaitTrue(java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!condition.getAsBoolean() && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertThat(condition.getAsBoolean()).as("condition within " + TIMEOUT).isTrue();
+    }
+}
