@@ -12,6 +12,7 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ShimClient;
@@ -21,6 +22,7 @@ import org.shimmer.runtime.shim.Stdio;
 /**
  * Full container lifecycles of {@code /bin/true}, one after another, three ways in one run:
  * <ul>
+ *   <li>local: the same through the plugin's in-process shim, which runs runc itself;</li>
  *   <li>remote: through the plugin zip loaded by PF4J — bundle create, shim start, create (the rootfs a read-only
  *       bind mount, as a snapshot would be), start, wait, delete, shutdown, bundle delete;</li>
  *   <li>runc: {@code runc run} on a prepared bundle;</li>
@@ -51,24 +53,33 @@ public final class LifecycleBenchmark {
                 .replace("\"path\": \"" + rootfs + "\"", "\"path\": \"rootfs\"").getBytes(StandardCharsets.UTF_8);
 
         double remote;
+        double local;
+        InMemoryEventExchange events = new InMemoryEventExchange();
         try (PluginHost host = PluginHost.start(Path.of("benchmarks/target/plugins"))) {
             RuntimePlugin runtime = host.runtime().withConfig(
-                    new RuntimeConfig(work.resolve("state"), work.resolve("work")));
+                    new RuntimeConfig(work.resolve("state"), work.resolve("work"), events));
             RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-plugin").toString());
             ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
                     work.resolve("daemon").toString(), null, false, null);
+            local = measure("local (plugin, runc driven in the JVM)", n,
+                    i -> pluginLifecycle(runtime, ShimOpt.local(events), runc, bundleSpec, rootfs, "l" + i));
             remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
                     i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i));
+        } finally {
+            events.dispose();
         }
         double runcMs = measure("runc run", n, i -> runcLifecycle(work, runcSpec, "r" + i));
+        // Not in the RESULT line: the floor for any shim that runs runc once per step, as both shims do.
+        measure("runc create + start + delete (a shim's floor)", n, i -> runcSteps(work, runcSpec, "s" + i));
         double containerdMs = measure("containerd + ctr run --rm", n,
                 i -> run(List.of("ctr", "--address", containerd, "--namespace", NAMESPACE, "run", "--rm", "--rootfs",
                         rootfs.toString(), "c" + i, "/bin/true")));
 
-        System.out.printf(Locale.ROOT, "ratios: remote/runc %.2fx, containerd/runc %.2fx, remote/containerd %.2fx%n",
-                remote / runcMs, containerdMs / runcMs, remote / containerdMs);
-        System.out.printf(Locale.ROOT, "RESULT remote_ms=%.1f runc_ms=%.1f containerd_ms=%.1f%n",
-                remote, runcMs, containerdMs);
+        System.out.printf(Locale.ROOT, "ratios: local/runc %.2fx, remote/runc %.2fx, containerd/runc %.2fx, "
+                + "remote/containerd %.2fx%n", local / runcMs, remote / runcMs, containerdMs / runcMs,
+                remote / containerdMs);
+        System.out.printf(Locale.ROOT, "RESULT local_ms=%.1f remote_ms=%.1f runc_ms=%.1f containerd_ms=%.1f%n",
+                local, remote, runcMs, containerdMs);
     }
 
     @FunctionalInterface
@@ -112,6 +123,37 @@ public final class LifecycleBenchmark {
         run(List.of("runc", "--root", work.resolve("runc-root").toString(), "run", "--bundle", bundle.toString(), id));
         Files.delete(bundle.resolve("config.json"));
         Files.delete(bundle);
+    }
+
+    private static void runcSteps(Path work, byte[] spec, String id) throws Exception {
+        Path bundle = Files.createDirectories(work.resolve("runc-bundles").resolve(id));
+        Files.write(bundle.resolve("config.json"), spec);
+        String root = work.resolve("runc-root").toString();
+        // The container inherits create's stdio: it must not be a pipe we wait on.
+        Process create = new ProcessBuilder("runc", "--root", root, "create", "--bundle", bundle.toString(), id)
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD)
+                .start();
+        if (create.waitFor() != 0) {
+            throw new IllegalStateException("runc create failed");
+        }
+        run(List.of("runc", "--root", root, "start", id));
+        while (Files.exists(Path.of(root, id))) {
+            String state = runOutput(List.of("runc", "--root", root, "state", id));
+            if (state.contains("\"stopped\"")) {
+                break;
+            }
+        }
+        run(List.of("runc", "--root", root, "delete", id));
+        Files.delete(bundle.resolve("config.json"));
+        Files.delete(bundle);
+    }
+
+    private static String runOutput(List<String> command) throws IOException, InterruptedException {
+        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        process.waitFor();
+        return output;
     }
 
     private static void run(List<String> command) throws IOException, InterruptedException {

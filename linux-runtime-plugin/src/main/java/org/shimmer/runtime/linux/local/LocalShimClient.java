@@ -95,7 +95,7 @@ final class LocalShimClient implements ShimClient {
                                 RootfsMounts.mount(options.rootfs(), bundle.rootfs());
                                 rootfsMounted = true;
                             }
-                        } catch (IOException | InterruptedException | RuntimeException e) {
+                        } catch (IOException | RuntimeException e) {
                             stdio.release();
                             throw e;
                         }
@@ -469,7 +469,7 @@ final class LocalShimClient implements ShimClient {
                 : ProcessBuilder.Redirect.to(Path.of(path).toFile());
     }
 
-    private void unmountRootfs() throws IOException, InterruptedException {
+    private void unmountRootfs() throws IOException {
         if (rootfsMounted) {
             RootfsMounts.unmount(bundle.rootfs());
             rootfsMounted = false;

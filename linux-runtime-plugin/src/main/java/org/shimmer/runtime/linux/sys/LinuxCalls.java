@@ -89,6 +89,11 @@ public final class LinuxCalls {
                     ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
     private static final MethodHandle KILL = function("kill",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle MOUNT = function("mount",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+    private static final MethodHandle UMOUNT2 = function("umount2",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
     private static final MethodHandle STRERROR = LINKER.downcallHandle(
             LINKER.defaultLookup().find("strerror").orElseThrow(),
             FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
@@ -305,6 +310,47 @@ public final class LinuxCalls {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    public static final long MS_RDONLY = 1;
+    public static final long MS_NOSUID = 2;
+    public static final long MS_NODEV = 4;
+    public static final long MS_NOEXEC = 8;
+    public static final long MS_REMOUNT = 32;
+    public static final long MS_BIND = 4096;
+    public static final long MS_REC = 16384;
+    public static final int MNT_DETACH = 2;
+
+    /** {@code mount(source, target, type, flags, data)}; null strings are passed as NULL. */
+    public static void mount(String source, String target, String type, long flags, String data)
+            throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int result = (int) MOUNT.invokeExact(state, string(arena, source), string(arena, target),
+                    string(arena, type), flags, string(arena, data));
+            check(result, state, "mount " + source + " on " + target);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code umount2(target, flags)}. */
+    public static void umount2(String target, int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int result = (int) UMOUNT2.invokeExact(state, arena.allocateFrom(target), flags);
+            check(result, state, "umount " + target);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private static MemorySegment string(Arena arena, String value) {
+        return value == null ? MemorySegment.NULL : arena.allocateFrom(value);
     }
 
     /** A buffer for {@code errno} capture, for the calls that take one. */

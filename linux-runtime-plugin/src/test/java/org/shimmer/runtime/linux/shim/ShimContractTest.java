@@ -144,6 +144,32 @@ public abstract class ShimContractTest {
     }
 
     @Test
+    void rootfsMountsAreMountedForTheTaskAndGoneAfterDelete() throws Exception {
+        String id = "m-" + UUID.randomUUID().toString().substring(0, 8);
+        Bundle bundle = runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                "/bin/sh", "-c", "echo from the image; ls /bin/busybox")).block(TIMEOUT);
+        bundles.add(bundle);
+        Path image = Files.createDirectories(temp.resolve("images").resolve(id));
+        BusyboxBundle.writeRootfs(image);
+        ShimClient shim = shim(bundle);
+
+        ProcessIo io = shim.create(new CreateOptions(List.of(org.shimmer.runtime.shim.Mount.readOnlyBind(image)),
+                Stdio.streams(null))).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        shim.start().block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        shim.delete().block(TIMEOUT);
+
+        assertThat(output.block(TIMEOUT)).isEqualTo("from the image\n/bin/busybox\n");
+        try (Stream<Path> left = Files.list(bundle.rootfs())) {
+            assertThat(left).as("the rootfs is unmounted after delete").isEmpty();
+        }
+        assertThat(image.resolve("bin/busybox")).isRegularFile();
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
     void echoThroughAFile() throws Exception {
         Bundle bundle = bundle("/bin/echo", "hello through a file");
         ShimClient shim = shim(bundle);

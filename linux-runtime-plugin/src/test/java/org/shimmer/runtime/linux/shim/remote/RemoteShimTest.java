@@ -53,9 +53,18 @@ class RemoteShimTest extends ShimContractTest {
 
     @AfterEach
     void checkNoShimIsLeft() throws Exception {
+        List<Integer> alive = new ArrayList<>();
         for (int pid : shimPids) {
-            assertThat(Processes.awaitGone(pid, Duration.ofSeconds(10))).as("shim %d is gone", pid).isTrue();
+            if (!Processes.awaitGone(pid, Duration.ofSeconds(10))) {
+                alive.add(pid);
+                // A failed test must not leave a shim (and its container) running on the machine.
+                ProcessHandle.of(pid).ifPresent(shim -> {
+                    shim.descendants().forEach(ProcessHandle::destroyForcibly);
+                    shim.destroyForcibly();
+                });
+            }
         }
+        assertThat(alive).as("shims still running after the test").isEmpty();
         for (Path socket : shimSockets) {
             assertThat(socket).as("shim socket left").doesNotExist();
         }
