@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.shimmer.runtime.linux.sys.Bell;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.slf4j.Logger;
@@ -47,13 +48,13 @@ public final class ExitMonitor implements AutoCloseable {
     private final AtomicInteger launching = new AtomicInteger();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final int selfPid = (int) ProcessHandle.current().pid();
-    private final int bell;
+    private final Bell bell;
     private final Thread thread;
 
     /** Makes the JVM a child subreaper and starts the poll thread. */
     public ExitMonitor(String threadName) throws IOException {
         LinuxCalls.becomeChildSubreaper();
-        this.bell = LinuxCalls.eventfd();
+        this.bell = new Bell();
         this.thread = Thread.ofPlatform().name(threadName).daemon(true).start(this::loop);
     }
 
@@ -108,10 +109,8 @@ public final class ExitMonitor implements AutoCloseable {
     }
 
     private void ring() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment one = arena.allocate(ValueLayout.JAVA_LONG);
-            one.set(ValueLayout.JAVA_LONG, 0, 1L);
-            LinuxCalls.write(bell, one, LinuxCalls.allocateCallState(arena));
+        try {
+            bell.ring();
         } catch (IOException e) {
             log.warn("could not wake the exit monitor", e);
         }
@@ -132,13 +131,13 @@ public final class ExitMonitor implements AutoCloseable {
                     capacity = Math.max(polled.size() + 1, capacity * 2);
                     fds = arena.allocate(LinuxCalls.POLLFD, capacity);
                 }
-                LinuxCalls.setPollFd(fds, 0, bell, LinuxCalls.POLLIN);
+                LinuxCalls.setPollFd(fds, 0, bell.fd(), LinuxCalls.POLLIN);
                 for (int i = 0; i < polled.size(); i++) {
                     LinuxCalls.setPollFd(fds, i + 1, polled.get(i).pidfd, LinuxCalls.POLLIN);
                 }
                 int ready = LinuxCalls.poll(fds, polled.size() + 1, REAP_INTERVAL_MILLIS, state);
                 if (ready > 0 && LinuxCalls.pollRevents(fds, 0) != 0) {
-                    LinuxCalls.read(bell, bellBuffer, state);
+                    bell.silence(bellBuffer, state);
                 }
                 boolean anyExit = false;
                 for (int i = polled.size() - 1; i >= 0; i--) {
@@ -160,7 +159,7 @@ public final class ExitMonitor implements AutoCloseable {
             for (Watch watch; (watch = added.poll()) != null; ) {
                 LinuxCalls.close(watch.pidfd);
             }
-            LinuxCalls.close(bell);
+            bell.close();
         }
     }
 

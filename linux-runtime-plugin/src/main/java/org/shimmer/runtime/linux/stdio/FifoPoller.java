@@ -11,6 +11,7 @@ import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.shimmer.runtime.linux.sys.Bell;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -39,12 +40,12 @@ public final class FifoPoller implements AutoCloseable {
     private final Queue<Reader> added = new ConcurrentLinkedQueue<>();
     private final List<Reader> readers = new ArrayList<>();
     private final AtomicBoolean closed = new AtomicBoolean();
-    private final int bell;
+    private final Bell bell;
     private final Thread thread;
 
     /** Starts the poll thread, named {@code threadName}. */
     public FifoPoller(String threadName) throws IOException {
-        this.bell = LinuxCalls.eventfd();
+        this.bell = new Bell();
         this.thread = Thread.ofPlatform().name(threadName).daemon(true).start(this::loop);
     }
 
@@ -131,10 +132,8 @@ public final class FifoPoller implements AutoCloseable {
     }
 
     private void ring() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment one = arena.allocate(ValueLayout.JAVA_LONG);
-            one.set(ValueLayout.JAVA_LONG, 0, 1L);
-            LinuxCalls.write(bell, one, LinuxCalls.allocateCallState(arena));
+        try {
+            bell.ring();
         } catch (IOException e) {
             log.warn("could not wake the FIFO poller", e);
         }
@@ -169,7 +168,7 @@ public final class FifoPoller implements AutoCloseable {
                     capacity = Math.max(polled.size() + 1, capacity * 2);
                     fds = arena.allocate(LinuxCalls.POLLFD, capacity);
                 }
-                LinuxCalls.setPollFd(fds, 0, bell, LinuxCalls.POLLIN);
+                LinuxCalls.setPollFd(fds, 0, bell.fd(), LinuxCalls.POLLIN);
                 for (int i = 0; i < polled.size(); i++) {
                     LinuxCalls.setPollFd(fds, i + 1, polled.get(i).fd, LinuxCalls.POLLIN);
                 }
@@ -178,7 +177,7 @@ public final class FifoPoller implements AutoCloseable {
                     continue;
                 }
                 if (LinuxCalls.pollRevents(fds, 0) != 0) {
-                    LinuxCalls.read(bell, bellBuffer, state);
+                    bell.silence(bellBuffer, state);
                 }
                 for (int i = 0; i < polled.size(); i++) {
                     if (LinuxCalls.pollRevents(fds, i + 1) != 0) {
@@ -196,7 +195,7 @@ public final class FifoPoller implements AutoCloseable {
                 closeReader(reader, null);
             }
             readers.clear();
-            LinuxCalls.close(bell);
+            bell.close();
         }
     }
 

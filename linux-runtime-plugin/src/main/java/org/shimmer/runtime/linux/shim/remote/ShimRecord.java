@@ -1,18 +1,14 @@
 package org.shimmer.runtime.linux.shim.remote;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Optional;
+import org.shimmer.runtime.linux.bundle.WorkFiles;
 
 /**
  * What reconnecting to a shim, or cleaning up after a dead one, needs beyond what the shim itself writes into
  * the bundle ({@code address}, {@code init.pid}, {@code options.json}): how it was started. Kept as
- * {@code shim.json} in the bundle's work directory, written atomically.
+ * {@code shim.json} in the bundle's work directory.
  *
  * @param binary the shim executable
  * @param daemonAddress the {@code -address} it was given
@@ -23,23 +19,15 @@ record ShimRecord(String binary, String daemonAddress, boolean debug, String soc
 
     static final String FILE = "shim.json";
 
-    private static final ObjectMapper JSON = JsonMapper.builder().build();
-
     void write(Path workDir) throws IOException {
-        Path partial = workDir.resolve("." + FILE + ".partial");
-        JSON.writeValue(partial.toFile(), this);
-        Files.move(partial, workDir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE);
+        WorkFiles.write(workDir, FILE, this);
     }
 
     static Optional<ShimRecord> read(Path workDir) throws IOException {
-        try {
-            return Optional.of(JSON.readValue(Files.readAllBytes(workDir.resolve(FILE)), ShimRecord.class));
-        } catch (NoSuchFileException absent) {
-            return Optional.empty();
-        }
+        return WorkFiles.read(workDir, FILE, ShimRecord.class);
     }
 
     static void remove(Path workDir) throws IOException {
-        Files.deleteIfExists(workDir.resolve(FILE));
+        WorkFiles.remove(workDir, FILE);
     }
 }

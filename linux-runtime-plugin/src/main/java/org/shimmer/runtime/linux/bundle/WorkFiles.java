@@ -1,0 +1,42 @@
+package org.shimmer.runtime.linux.bundle;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Optional;
+
+/**
+ * Small JSON records the runtime keeps in a bundle's work directory (how to reach its shim, its init pid), so a
+ * restarted runtime finds its containers again. Written atomically: a reader sees the old record or the new one.
+ */
+public final class WorkFiles {
+
+    private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+    private WorkFiles() {}
+
+    /** Writes {@code record} as {@code <workDir>/<name>}, replacing it atomically. */
+    public static void write(Path workDir, String name, Object record) throws IOException {
+        Path partial = workDir.resolve("." + name + ".partial");
+        JSON.writeValue(partial.toFile(), record);
+        Files.move(partial, workDir.resolve(name), StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /** Reads {@code <workDir>/<name>}, if it exists. */
+    public static <T> Optional<T> read(Path workDir, String name, Class<T> type) throws IOException {
+        try {
+            return Optional.of(JSON.readValue(Files.readAllBytes(workDir.resolve(name)), type));
+        } catch (NoSuchFileException absent) {
+            return Optional.empty();
+        }
+    }
+
+    /** Removes {@code <workDir>/<name>}, if it exists. */
+    public static void remove(Path workDir, String name) throws IOException {
+        Files.deleteIfExists(workDir.resolve(name));
+    }
+}
