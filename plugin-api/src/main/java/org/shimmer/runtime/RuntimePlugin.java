@@ -1,6 +1,7 @@
 package org.shimmer.runtime;
 
 import org.pf4j.ExtensionPoint;
+import org.shimmer.runtime.events.Envelope;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -43,6 +44,12 @@ public interface RuntimePlugin extends ExtensionPoint {
      * create that crashed midway. Same guarantees as {@link Bundle#delete()}.
      */
     Mono<Void> delete(String namespace, String id);
+
+    /**
+     * The task events of every shim of this runtime's state root, from subscription on: starts listening for
+     * shims (detached ones included) if nothing does yet.
+     */
+    Flux<Envelope> events();
 
     /** The configuration this view of the runtime works with. */
     RuntimeConfig config();

@@ -1,24 +1,50 @@
 package org.shimmer.examples.host;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.ClosedWatchServiceException;
+import java.nio.file.FileSystems;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardWatchEventKinds;
+import java.nio.file.WatchEvent;
+import java.nio.file.WatchKey;
+import java.nio.file.WatchService;
+import java.time.Duration;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
+import java.util.stream.Stream;
 import org.pf4j.DefaultPluginManager;
 import org.pf4j.PluginManager;
 import org.pf4j.PluginWrapper;
 import org.shimmer.runtime.RuntimePlugin;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
 
 /**
  * A host's side of PF4J, in one place: load the plugins of a directory, hand out the {@link RuntimePlugin}
- * extension, and stop and unload everything on {@link #close()}.
+ * extension, reload a plugin whose zip changed, and stop and unload everything on {@link #close()}.
+ *
+ * <p>A host must drop every extension and publisher it got from a plugin before that plugin is unloaded, or the
+ * old class loader stays alive: take {@link #runtime()} afresh after each {@link #reloads() reload}.
  */
 public final class PluginHost implements AutoCloseable {
 
-    private final PluginManager plugins;
+    /** One reload: which plugin, from which version to which, and how long it took. */
+    public record Reload(String pluginId, String oldVersion, String newVersion, Duration took) {}
 
-    private PluginHost(PluginManager plugins) {
+    private final PluginManager plugins;
+    private final Path pluginsDir;
+    private final Sinks.Many<Reload> reloads = Sinks.many().multicast().directBestEffort();
+    private volatile WatchService watcher;
+    private volatile Thread watchThread;
+
+    private PluginHost(PluginManager plugins, Path pluginsDir) {
         this.plugins = plugins;
+        this.pluginsDir = pluginsDir;
     }
 
     /** Loads and starts every plugin in {@code pluginsDir}. */
@@ -28,14 +54,14 @@ public final class PluginHost implements AutoCloseable {
         PluginManager plugins = new DefaultPluginManager(pluginsDir);
         plugins.loadPlugins();
         plugins.startPlugins();
-        return new PluginHost(plugins);
+        return new PluginHost(plugins, pluginsDir);
     }
 
-    /** The runtime extension of the loaded plugins. */
+    /** The runtime extension of the loaded plugins; take it again after a reload. */
     public RuntimePlugin runtime() {
         List<RuntimePlugin> runtimes = plugins.getExtensions(RuntimePlugin.class);
         if (runtimes.isEmpty()) {
-            throw new IllegalStateException("no plugin in " + plugins.getPluginsRoots() + " provides a RuntimePlugin");
+            throw new IllegalStateException("no plugin in " + pluginsDir + " provides a RuntimePlugin");
         }
         return runtimes.getFirst();
     }
@@ -45,11 +71,104 @@ public final class PluginHost implements AutoCloseable {
         return plugins.getStartedPlugins();
     }
 
-    /** Stops and unloads every plugin. Drop every extension and publisher from the plugins first. */
+    /** Every reload from now on. */
+    public Flux<Reload> reloads() {
+        return reloads.asFlux();
+    }
+
+    /**
+     * Replaces the plugin that was loaded from {@code zip} (or from a zip of the same plugin id) with what the
+     * zip holds now: stop, unload, load, start.
+     */
+    public synchronized Reload reload(Path zip) {
+        long started = System.nanoTime();
+        Path expanded = expandedDir(zip);
+        Optional<PluginWrapper> old = plugins.getPlugins().stream()
+                .filter(plugin -> plugin.getPluginPath().toAbsolutePath().equals(expanded.toAbsolutePath()))
+                .findFirst();
+        String oldVersion = old.map(plugin -> plugin.getDescriptor().getVersion()).orElse("none");
+        old.ifPresent(plugin -> plugins.unloadPlugin(plugin.getPluginId()));
+        deleteTree(expanded);
+        String id = plugins.loadPlugin(zip);
+        plugins.startPlugin(id);
+        Reload reload = new Reload(id, oldVersion, plugins.getPlugin(id).getDescriptor().getVersion(),
+                Duration.ofNanos(System.nanoTime() - started));
+        reloads.tryEmitNext(reload);
+        return reload;
+    }
+
+    /**
+     * Watches the plugins directory: a zip that appears or changes is (re)loaded. Drop zips in by renaming a
+     * finished file into the directory, so no half-written zip is ever read.
+     */
+    public synchronized void watch() {
+        if (watchThread != null) {
+            return;
+        }
+        try {
+            watcher = FileSystems.getDefault().newWatchService();
+            pluginsDir.register(watcher, StandardWatchEventKinds.ENTRY_CREATE, StandardWatchEventKinds.ENTRY_MODIFY);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot watch " + pluginsDir, e);
+        }
+        watchThread = Thread.ofPlatform().name("host-plugin-watcher").daemon(true).start(this::watchLoop);
+    }
+
+    private void watchLoop() {
+        try {
+            while (true) {
+                WatchKey key = watcher.take();
+                for (WatchEvent<?> event : key.pollEvents()) {
+                    if (event.context() instanceof Path name && name.toString().endsWith(".zip")) {
+                        try {
+                            reload(pluginsDir.resolve(name));
+                        } catch (RuntimeException e) {
+                            System.err.println("could not reload " + name + ": " + e.getMessage());
+                        }
+                    }
+                }
+                if (!key.reset()) {
+                    return;
+                }
+            }
+        } catch (InterruptedException | ClosedWatchServiceException stopped) {
+            // close() ends the watch.
+        }
+    }
+
+    /** Stops watching, then stops and unloads every plugin. Drop every extension and publisher first. */
     @Override
     public void close() {
+        WatchService current = watcher;
+        if (current != null) {
+            try {
+                current.close();
+                watchThread.join(5_000);
+            } catch (IOException | InterruptedException ignored) {
+                // Closing is best effort; the thread is a daemon.
+            }
+        }
+        reloads.tryEmitComplete();
         plugins.stopPlugins();
         plugins.unloadPlugins();
+    }
+
+    private static Path expandedDir(Path zip) {
+        String name = zip.getFileName().toString();
+        return zip.resolveSibling(name.substring(0, name.length() - ".zip".length()));
+    }
+
+    private static void deleteTree(Path dir) {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (Stream<Path> paths = Files.walk(dir)) {
+            for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(path);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot remove the expanded plugin " + dir, e);
+        }
     }
 
     /**

@@ -4,6 +4,7 @@ import java.util.Objects;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.linux.bundle.BundleStore;
 import org.shimmer.runtime.linux.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
@@ -19,6 +20,7 @@ public class LinuxRuntime implements RuntimePlugin {
 
     private final RuntimeResources resources;
     private final BundleStore bundles;
+    private final RemoteShims remote;
 
     /**
      * @param config where bundles live and where shim events go
@@ -27,6 +29,7 @@ public class LinuxRuntime implements RuntimePlugin {
     public LinuxRuntime(RuntimeConfig config, RuntimeResources resources) {
         this.resources = Objects.requireNonNull(resources, "resources");
         RemoteShims remote = new RemoteShims(config, resources);
+        this.remote = remote;
         LocalShims local = new LocalShims(resources);
         this.bundles = new BundleStore(config, resources.io(), (bundle, opt, options) -> switch (opt) {
             case ShimOpt.Remote start -> remote.start(bundle, start, options);
@@ -53,6 +56,11 @@ public class LinuxRuntime implements RuntimePlugin {
     @Override
     public Mono<Void> delete(String namespace, String id) {
         return bundles.delete(namespace, id);
+    }
+
+    @Override
+    public Flux<Envelope> events() {
+        return remote.events();
     }
 
     @Override

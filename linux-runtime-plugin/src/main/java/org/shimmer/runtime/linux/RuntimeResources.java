@@ -39,6 +39,7 @@ public final class RuntimeResources implements AutoCloseable {
     private final InMemoryEventExchange exchange;
     private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
     private final Map<Class<?>, Object> shared = new ConcurrentHashMap<>();
+    private final reactor.core.Disposable.Composite subscriptions = reactor.core.Disposables.composite();
     private final String prefix;
 
     /** Starts the resources, naming every thread {@code <prefix>…}. */
@@ -101,8 +102,18 @@ public final class RuntimeResources implements AutoCloseable {
         return type.cast(shared.computeIfAbsent(type, key -> make.get()));
     }
 
+    /**
+     * Ends {@code subscription} on {@link #close()} at the latest. For every subscription the runtime holds on a
+     * publisher it does not own (the host's event exchange): one left behind would pin a plugin's class loader.
+     */
+    public reactor.core.Disposable track(reactor.core.Disposable subscription) {
+        subscriptions.add(subscription);
+        return subscription;
+    }
+
     @Override
     public void close() {
+        subscriptions.dispose();
         for (Object part : shared.values()) {
             if (part instanceof AutoCloseable closeable) {
                 try {

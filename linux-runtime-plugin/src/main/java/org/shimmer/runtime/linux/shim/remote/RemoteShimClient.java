@@ -128,9 +128,9 @@ final class RemoteShimClient implements ShimClient {
         this.connection = connection;
         this.shimPid = shimPid;
         this.shimLog = shimLog;
-        this.exitWatch = events()
+        this.exitWatch = resources.track(events()
                 .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit && exit.id().equals(id()))
-                .subscribe(envelope -> initExitSeen = true, error -> {});
+                .subscribe(envelope -> initExitSeen = true, error -> {}));
     }
 
     /** Marks the init task as tracked after a reconnect found it. */

@@ -54,6 +54,12 @@ public final class RemoteShims {
         this.exchange = config.events() != null ? config.events() : resources.exchange();
     }
 
+    /** Every shim event of the state root: binds the events server if nothing has yet. */
+    public reactor.core.publisher.Flux<org.shimmer.runtime.events.Envelope> events() {
+        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
+                .thenMany(exchange.subscribe(org.shimmer.runtime.events.EventFilter.all()));
+    }
+
     /** Starts a shim process for the bundle. */
     public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
         return start0(bundle, opt, options != null ? options : RuncOptions.defaults());

@@ -1,0 +1,179 @@
+package org.shimmer.examples.host;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.lang.ref.WeakReference;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
+import reactor.core.publisher.Mono;
+
+/**
+ * Hot reload, proven: the host watches its plugins directory, a new zip replaces the plugin 50 times while a
+ * container runs through every reload, and nothing of the old plugins survives.
+ */
+class HotReloadIntegrationTests {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final int CYCLES = 50;
+    private static final String NS = "reload";
+    private static final String ID = "long-runner";
+
+    @TempDir
+    Path temp;
+
+    private Path pluginsDir;
+    private Path zip;
+    private PluginHost host;
+    private InMemoryEventExchange events;
+    private RuntimeConfig config;
+    private RuncOptions runc;
+    private Path image;
+
+    @BeforeEach
+    void setUp() throws IOException {
+        pluginsDir = Files.createDirectories(temp.resolve("plugins"));
+        Path built = pluginZip();
+        zip = pluginsDir.resolve(built.getFileName());
+        Files.copy(built, zip);
+        events = new InMemoryEventExchange();
+        config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"), events);
+        runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
+        image = BusyboxRootfs.write(temp.resolve("image"));
+        host = PluginHost.start(pluginsDir);
+        host.watch();
+    }
+
+    @AfterEach
+    void tearDown() {
+        host.close();
+        events.dispose();
+    }
+
+    @Test
+    void fiftyReloadsWithAContainerRunningThroughThem() throws Exception {
+        int pid = startLongRunner();
+        List<WeakReference<ClassLoader>> oldLoaders = new ArrayList<>();
+        long fdsBaseline = 0;
+        long threadsBaseline = 0;
+
+        for (int cycle = 1; cycle <= CYCLES; cycle++) {
+            oldLoaders.add(new WeakReference<>(currentPluginLoader()));
+            replaceZip();
+            assertThat(reattach()).as("cycle %d", cycle).satisfies(state -> {
+                assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+                assertThat(state.pid()).isEqualTo(pid);
+            });
+            if (cycle == 5) {
+                System.gc();
+                fdsBaseline = openFds();
+                threadsBaseline = pluginThreads();
+            }
+        }
+
+        awaitCollected(oldLoaders);
+        assertThat(openFds()).as("open file descriptors after %d reloads", CYCLES)
+                .isLessThanOrEqualTo(fdsBaseline + 3);
+        assertThat(pluginThreads()).as("plugin threads after %d reloads", CYCLES).isLessThanOrEqualTo(threadsBaseline);
+        stopLongRunner();
+    }
+
+    private int startLongRunner() {
+        Bundle bundle = runtime().create(NS, ID, OciSpecs.command(List.of("/bin/sleep", "600"))).block(TIMEOUT);
+        ShimClient shim = bundle.newShimClient(remoteShim(), runc).block(TIMEOUT);
+        shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+        shim.close().block(TIMEOUT);
+        return pid;
+    }
+
+    /** Everything of the plugin stays in this frame: nothing pins it once this returns. */
+    private TaskState reattach() {
+        ShimClient shim = runtime().load(NS, ID).block(TIMEOUT).newShimClient(ShimOpt.connect(), runc)
+                .block(TIMEOUT);
+        TaskState state = shim.state().block(TIMEOUT);
+        shim.close().block(TIMEOUT);
+        return state;
+    }
+
+    private void stopLongRunner() {
+        Bundle bundle = runtime().load(NS, ID).block(TIMEOUT);
+        ShimClient shim = bundle.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
+        shim.kill(9, false).block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        bundle.delete().block(TIMEOUT);
+    }
+
+    private RuntimePlugin runtime() {
+        return host.runtime().withConfig(config);
+    }
+
+    private ShimOpt remoteShim() {
+        return ShimOpt.remote(Path.of("containerd-shim-runc-v2"), temp.resolve("daemon").toString(), null, false,
+                null);
+    }
+
+    private ClassLoader currentPluginLoader() {
+        return host.runtime().getClass().getClassLoader();
+    }
+
+    /** Puts the zip in again the way a deployment would: a finished file renamed into place. */
+    private void replaceZip() throws IOException {
+        Mono<PluginHost.Reload> reloaded = host.reloads().next().cache();
+        reloaded.subscribe();
+        Path staged = temp.resolve("staged.zip");
+        Files.copy(pluginZip(), staged, StandardCopyOption.REPLACE_EXISTING);
+        Files.move(staged, zip, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        reloaded.block(TIMEOUT);
+    }
+
+    private static void awaitCollected(List<WeakReference<ClassLoader>> loaders) throws InterruptedException {
+        for (int i = 0; i < 100 && loaders.stream().anyMatch(ref -> ref.get() != null); i++) {
+            System.gc();
+            Thread.sleep(50);
+        }
+        assertThat(loaders.stream().filter(ref -> ref.get() != null).count())
+                .as("old plugin class loaders still alive").isZero();
+    }
+
+    private static long openFds() throws IOException {
+        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
+        }
+    }
+
+    private static long pluginThreads() {
+        return Thread.getAllStackTraces().keySet().stream()
+                .filter(thread -> thread.isAlive() && thread.getName().startsWith("shimmer-")).count();
+    }
+
+    private static Path pluginZip() throws IOException {
+        Path dir = Path.of(System.getProperty("shimmer.plugins.dir", "target/plugins"));
+        try (Stream<Path> zips = Files.list(dir)) {
+            return zips.filter(p -> p.getFileName().toString().endsWith(".zip")).findFirst()
+                    .orElseThrow(() -> new IllegalStateException("no plugin zip in " + dir));
+        }
+    }
+}
