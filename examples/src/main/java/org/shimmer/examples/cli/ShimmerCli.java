@@ -1,0 +1,398 @@
+package org.shimmer.examples.cli;
+
+import java.io.File;
+import java.io.PrintStream;
+import java.lang.reflect.RecordComponent;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import org.shimmer.examples.host.OciSpecs;
+import org.shimmer.examples.host.PluginHost;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ProcessIo;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * A {@code ctr}-like command line over the runtime plugin, loaded through PF4J from a plugins directory exactly
+ * as a real host loads it. Errors are one line on stderr and a non-zero exit status.
+ */
+public final class ShimmerCli {
+
+    static final String USAGE = """
+            usage: java -jar shimmer.jar [--plugins DIR] [--state-root DIR] [--work-root DIR] [--namespace NS] COMMAND
+              run [--rm] [-d|--detach] [--shim local|remote] [--shim-binary PATH] --rootfs DIR ID -- CMD [ARG...]
+              ps
+              kill ID [--signal N]
+              delete ID
+              exec ID EXEC_ID -- CMD [ARG...]
+              events
+              plugins""";
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+
+    /** A user error: printed as one line, exit status 2 for usage and 1 otherwise. */
+    static final class CliException extends RuntimeException {
+        final int status;
+
+        CliException(String message, int status) {
+            super(message);
+            this.status = status;
+        }
+    }
+
+    private final PrintStream out;
+    private final PrintStream err;
+    private Path pluginsDir = defaultPluginsDir();
+    private Path stateRoot = RuntimeConfig.DEFAULT_STATE_ROOT;
+    private Path workRoot = RuntimeConfig.DEFAULT_WORK_ROOT;
+    private String namespace = "default";
+    private final InMemoryEventExchange events = new InMemoryEventExchange();
+
+    ShimmerCli(PrintStream out, PrintStream err) {
+        this.out = out;
+        this.err = err;
+    }
+
+    public static void main(String[] args) {
+        System.exit(new ShimmerCli(System.out, System.err).execute(args));
+    }
+
+    /** Runs one command line; returns the exit status. */
+    int execute(String[] args) {
+        Deque<String> rest = new ArrayDeque<>(List.of(args));
+        try {
+            globalOptions(rest);
+            if (rest.isEmpty()) {
+                throw new CliException(USAGE, 2);
+            }
+            String command = rest.pop();
+            try (PluginHost host = PluginHost.start(pluginsDir)) {
+                RuntimePlugin runtime = host.runtime()
+                        .withConfig(new RuntimeConfig(stateRoot, workRoot, events));
+                return switch (command) {
+                    case "run" -> run(runtime, rest);
+                    case "ps" -> ps(runtime);
+                    case "kill" -> kill(runtime, rest);
+                    case "delete" -> delete(runtime, rest);
+                    case "exec" -> exec(runtime, rest);
+                    case "events" -> events(runtime);
+                    case "plugins" -> plugins(host);
+                    default -> throw new CliException("unknown command " + command + "\n" + USAGE, 2);
+                };
+            } finally {
+                events.dispose();
+            }
+        } catch (CliException e) {
+            err.println("shimmer: " + e.getMessage());
+            return e.status;
+        } catch (ShimmerException e) {
+            err.println("shimmer: " + e.getMessage());
+            return 1;
+        } catch (RuntimeException e) {
+            err.println("shimmer: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
+            return 1;
+        }
+    }
+
+    private void globalOptions(Deque<String> args) {
+        while (!args.isEmpty() && args.peek().startsWith("--")) {
+            switch (args.pop()) {
+                case "--plugins" -> pluginsDir = Path.of(value(args, "--plugins"));
+                case "--state-root" -> stateRoot = Path.of(value(args, "--state-root"));
+                case "--work-root" -> workRoot = Path.of(value(args, "--work-root"));
+                case "--namespace" -> namespace = value(args, "--namespace");
+                case String unknown -> throw new CliException("unknown option " + unknown + "\n" + USAGE, 2);
+            }
+        }
+        if (!Files.isDirectory(pluginsDir)) {
+            throw new CliException("plugins directory " + pluginsDir + " does not exist", 1);
+        }
+    }
+
+    private int run(RuntimePlugin runtime, Deque<String> args) {
+        boolean remove = false;
+        boolean detach = false;
+        String shimKind = "local";
+        String shimBinary = "containerd-shim-runc-v2";
+        Path rootfs = null;
+        while (!args.isEmpty() && args.peek().startsWith("-") && !args.peek().equals("--")) {
+            switch (args.pop()) {
+                case "--rm" -> remove = true;
+                case "-d", "--detach" -> detach = true;
+                case "--shim" -> shimKind = value(args, "--shim");
+                case "--shim-binary" -> shimBinary = value(args, "--shim-binary");
+                case "--rootfs" -> rootfs = Path.of(value(args, "--rootfs"));
+                case String unknown -> throw new CliException("unknown run option " + unknown, 2);
+            }
+        }
+        String id = positional(args, "ID");
+        List<String> command = command(args);
+        if (rootfs == null) {
+            throw new CliException("run needs --rootfs DIR", 2);
+        }
+        if (!Files.isDirectory(rootfs)) {
+            throw new CliException("rootfs " + rootfs + " does not exist", 1);
+        }
+        if (!shimKind.equals("local") && !shimKind.equals("remote")) {
+            throw new CliException("--shim must be local or remote, not " + shimKind, 2);
+        }
+        if (detach && shimKind.equals("local")) {
+            throw new CliException("--detach needs --shim remote: a local shim lives in this process and would die"
+                    + " with it", 2);
+        }
+        requireExecutable("runc", "runc not found on the PATH (apt-get install runc)");
+        if (shimKind.equals("remote")) {
+            requireExecutable(shimBinary, "shim binary " + shimBinary + " not found");
+        }
+
+        Bundle bundle = runtime.create(namespace, id, OciSpecs.command(command)).block(TIMEOUT);
+        ShimClient shim;
+        try {
+            ShimOpt opt = shimKind.equals("local") ? ShimOpt.local(events)
+                    : ShimOpt.remote(Path.of(shimBinary), daemonAddress(), null, false, null);
+            shim = bundle.newShimClient(opt, RuncOptions.defaults()).block(TIMEOUT);
+        } catch (RuntimeException e) {
+            bundle.delete().block(TIMEOUT);
+            throw e;
+        }
+        List<Mount> mounts = List.of(Mount.readOnlyBind(rootfs.toAbsolutePath()));
+        if (detach) {
+            Path log = bundle.workDir().resolve("console.log");
+            shim.create(new CreateOptions(mounts, Stdio.files(log, log))).block(TIMEOUT);
+            shim.start().block(TIMEOUT);
+            shim.close().block(TIMEOUT);
+            out.println(id);
+            return 0;
+        }
+        ProcessIo io = shim.create(new CreateOptions(mounts, Stdio.streams(null))).block(TIMEOUT);
+        int status = attach(shim, io, "");
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        if (remove) {
+            bundle.delete().block(TIMEOUT);
+        }
+        return status;
+    }
+
+    /** Streams a process's output as it comes, forwards Ctrl-C as SIGTERM, and returns its exit status. */
+    private int attach(ShimClient shim, ProcessIo io, String execId) {
+        CountDownLatch drained = new CountDownLatch(2);
+        Disposable stdout = copy(io.stdout(), out, drained);
+        Disposable stderr = copy(io.stderr(), err, drained);
+        sun.misc.Signal.handle(new sun.misc.Signal("INT"), signal ->
+                (execId.isEmpty() ? shim.kill(15, false) : shim.kill(execId, 15)).subscribe(done -> {}, e -> {}));
+        try {
+            shim.start(execId).block(TIMEOUT);
+            ExitStatus exit = shim.awaitExit(execId).block();
+            return exit.status();
+        } finally {
+            stdout.dispose();
+            stderr.dispose();
+        }
+    }
+
+    private static Disposable copy(Flux<byte[]> stream, PrintStream to, CountDownLatch drained) {
+        return stream.doFinally(signal -> drained.countDown()).subscribe(bytes -> {
+            to.write(bytes, 0, bytes.length);
+            to.flush();
+        }, error -> {});
+    }
+
+    private int ps(RuntimePlugin runtime) {
+        out.printf("%-24s %-10s %s%n", "ID", "STATUS", "PID");
+        for (Bundle bundle : runtime.list(namespace).collectList().block(TIMEOUT)) {
+            String status = "-";
+            String pid = "-";
+            Optional<ShimClient> shim = connect(bundle);
+            if (shim.isPresent()) {
+                try {
+                    TaskState state = shim.get().state().block(TIMEOUT);
+                    status = state.status().name().toLowerCase();
+                    pid = Integer.toString(state.pid());
+                } catch (NotFoundException noTask) {
+                    status = "no task";
+                } finally {
+                    shim.get().close().block(TIMEOUT);
+                }
+            }
+            out.printf("%-24s %-10s %s%n", bundle.id(), status, pid);
+        }
+        return 0;
+    }
+
+    private int kill(RuntimePlugin runtime, Deque<String> args) {
+        String id = positional(args, "ID");
+        int signal = 15;
+        if (!args.isEmpty() && args.peek().equals("--signal")) {
+            args.pop();
+            signal = Integer.parseInt(value(args, "--signal"));
+        }
+        ShimClient shim = requireShim(runtime, id);
+        try {
+            shim.kill(signal, false).block(TIMEOUT);
+        } finally {
+            shim.close().block(TIMEOUT);
+        }
+        return 0;
+    }
+
+    private int delete(RuntimePlugin runtime, Deque<String> args) {
+        String id = positional(args, "ID");
+        Bundle bundle = runtime.load(namespace, id).block(TIMEOUT);
+        Optional<ShimClient> shim = connect(bundle);
+        if (shim.isPresent()) {
+            try {
+                TaskState state = shim.get().state().block(TIMEOUT);
+                if (state.status() != TaskState.Status.STOPPED && state.status() != TaskState.Status.CREATED) {
+                    shim.get().close().block(TIMEOUT);
+                    throw new CliException("container " + id + " is " + state.status().name().toLowerCase()
+                            + "; kill it first", 1);
+                }
+                shim.get().delete().block(TIMEOUT);
+            } catch (NotFoundException noTask) {
+                // The task is gone already; only the shim and the bundle remain.
+            }
+            shim.get().shutdown().block(TIMEOUT);
+        }
+        bundle.delete().block(TIMEOUT);
+        return 0;
+    }
+
+    private int exec(RuntimePlugin runtime, Deque<String> args) {
+        String id = positional(args, "ID");
+        String execId = positional(args, "EXEC_ID");
+        List<String> command = command(args);
+        ShimClient shim = requireShim(runtime, id);
+        try {
+            ProcessIo io = shim.exec(execId, OciSpecs.process(command), Stdio.streams(null)).block(TIMEOUT);
+            int status = attach(shim, io, execId);
+            shim.delete(execId).block(TIMEOUT);
+            return status;
+        } finally {
+            shim.close().block(TIMEOUT);
+        }
+    }
+
+    private int events(RuntimePlugin runtime) {
+        runtime.events().doOnNext(envelope -> out.printf("%s %s %s %s%n", envelope.timestamp(),
+                envelope.namespace(), envelope.topic(), json(envelope.event()))).blockLast();
+        return 0;
+    }
+
+    private int plugins(PluginHost host) {
+        host.started().forEach(plugin -> out.printf("%s %s %s%n", plugin.getPluginId(),
+                plugin.getDescriptor().getVersion(), plugin.getPluginPath()));
+        return 0;
+    }
+
+    private ShimClient requireShim(RuntimePlugin runtime, String id) {
+        Bundle bundle = runtime.load(namespace, id).block(TIMEOUT);
+        return connect(bundle).orElseThrow(() -> new CliException("container " + id
+                + " has no running shim (only containers run with --shim remote outlive the CLI)", 1));
+    }
+
+    private Optional<ShimClient> connect(Bundle bundle) {
+        if (!Files.exists(bundle.workDir().resolve("shim.json"))) {
+            return Optional.empty();
+        }
+        return Optional.ofNullable(bundle.newShimClient(ShimOpt.connect(), RuncOptions.defaults())
+                .onErrorResume(error -> Mono.empty()).block(TIMEOUT));
+    }
+
+    private String daemonAddress() {
+        return "shimmer-cli:" + stateRoot.toAbsolutePath();
+    }
+
+    private static String positional(Deque<String> args, String name) {
+        if (args.isEmpty() || args.peek().equals("--")) {
+            throw new CliException("missing " + name + "\n" + USAGE, 2);
+        }
+        return args.pop();
+    }
+
+    private static List<String> command(Deque<String> args) {
+        if (args.isEmpty() || !args.pop().equals("--") || args.isEmpty()) {
+            throw new CliException("missing -- CMD [ARG...]", 2);
+        }
+        return new ArrayList<>(args);
+    }
+
+    private static String value(Deque<String> args, String option) {
+        if (args.isEmpty()) {
+            throw new CliException(option + " needs a value", 2);
+        }
+        return args.pop();
+    }
+
+    private static void requireExecutable(String name, String message) {
+        if (name.contains("/")) {
+            if (!Files.isExecutable(Path.of(name))) {
+                throw new CliException(message, 1);
+            }
+            return;
+        }
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
+            if (Files.isExecutable(Path.of(dir, name))) {
+                return;
+            }
+        }
+        throw new CliException(message, 1);
+    }
+
+    /** A task event as JSON: the record's components, in order. */
+    static String json(Object event) {
+        if (!(event instanceof Record record)) {
+            return quote(String.valueOf(event));
+        }
+        StringBuilder json = new StringBuilder("{");
+        for (RecordComponent component : record.getClass().getRecordComponents()) {
+            try {
+                Object value = component.getAccessor().invoke(record);
+                if (json.length() > 1) {
+                    json.append(", ");
+                }
+                json.append(quote(component.getName())).append(": ").append(value instanceof Number n ? n
+                        : value instanceof Record nested ? json(nested) : quote(String.valueOf(value)));
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        return json.append('}').toString();
+    }
+
+    private static String quote(String value) {
+        return '"' + value.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
+    }
+
+    private static Path defaultPluginsDir() {
+        try {
+            Path jar = Path.of(ShimmerCli.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            return jar.getParent().resolve("plugins");
+        } catch (URISyntaxException | RuntimeException e) {
+            return Path.of("plugins");
+        }
+    }
+}
