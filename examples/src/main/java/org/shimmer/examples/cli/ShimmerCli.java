@@ -83,6 +83,10 @@ public final class ShimmerCli {
     /** Runs one command line; returns the exit status. */
     int execute(String[] args) {
         Deque<String> rest = new ArrayDeque<>(List.of(args));
+        if (rest.contains("--help") || rest.contains("-h") || rest.peekFirst() == null) {
+            (rest.isEmpty() ? err : out).println(USAGE);
+            return rest.isEmpty() ? 2 : 0;
+        }
         try {
             globalOptions(rest);
             if (rest.isEmpty()) {

@@ -91,6 +91,13 @@ class CliIntegrationTests {
     }
 
     @Test
+    void helpPrintsTheUsage() {
+        Outcome help = cli("--help");
+        assertThat(help.status()).isZero();
+        assertThat(help.out()).startsWith("usage: java -jar shimmer.jar").contains("exec ID EXEC_ID -- CMD");
+    }
+
+    @Test
     void pluginsListsTheLoadedPluginWithItsVersion() {
         assertThat(cli("plugins").out()).startsWith("shimmer-linux-runtime 0.1.0-SNAPSHOT ");
     }
