@@ -59,7 +59,7 @@ final class UnixSockets {
                 throw new IOException("cannot bind " + socket + ": a file that is not a socket is in the way");
             }
             if (isServed(socket)) {
-                throw new IOException("cannot bind " + socket + ": another server is listening on it");
+                throw new AddressInUseException("cannot bind " + socket + ": another server is listening on it");
             }
             Files.deleteIfExists(socket);
         }

@@ -23,7 +23,6 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
-import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimOpt;
@@ -57,6 +56,8 @@ public final class RemoteShims {
     /** Every shim event of the state root: binds the events server if nothing has yet. */
     public reactor.core.publisher.Flux<org.shimmer.runtime.events.Envelope> events() {
         return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
+                .onErrorMap(ShimEventsServer::servedElsewhere, error -> new org.shimmer.runtime.shim.ShimException(
+                        "another process already receives the shim events of " + config.stateRoot(), error))
                 .thenMany(exchange.subscribe(org.shimmer.runtime.events.EventFilter.all()));
     }
 
@@ -72,8 +73,7 @@ public final class RemoteShims {
 
     private Mono<ShimClient> start0(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {
         Any options = runcOptions(bundle, runc, opt.cgroup());
-        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
-                .map(TtrpcServerHandle::socket)
+        return ShimEventsServer.address(config.stateRoot(), resources, exchange)
                 .flatMap(events -> Mono.fromCallable(() -> launch(bundle, opt, options, events))
                         .subscribeOn(resources.io()))
                 .flatMap(launched -> {
@@ -166,7 +166,7 @@ public final class RemoteShims {
     private Mono<ShimClient> reattach(Bundle bundle, ShimOpt.Connect opt, RuncOptions runc) {
         String name = bundle.namespace() + "/" + bundle.id();
         Any options = runcOptions(bundle, runc, null);
-        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
+        return ShimEventsServer.address(config.stateRoot(), resources, exchange)
                 .then(Mono.fromCallable(() -> ShimRecord.read(bundle.workDir())
                         .orElseThrow(() -> new NotFoundException("no shim is recorded for bundle " + name)))
                         .subscribeOn(resources.io()))

@@ -40,6 +40,23 @@ final class ShimEventsServer {
         return stateRoot.resolve(".shimmer").resolve("events.sock");
     }
 
+    /**
+     * The socket shims of this state root should forward to: ours, bound on first use, or — when another process
+     * (another host, a CLI) already serves it — that one, whose owner then gets the events.
+     */
+    static Mono<Path> address(Path stateRoot, RuntimeResources resources, EventExchange exchange) {
+        return forStateRoot(stateRoot, resources, exchange)
+                .map(TtrpcServerHandle::socket)
+                .onErrorResume(ShimEventsServer::servedElsewhere, error -> {
+                    log.info("shim events for {} are served by another process: {}", stateRoot, error.getMessage());
+                    return Mono.just(socket(stateRoot));
+                });
+    }
+
+    static boolean servedElsewhere(Throwable error) {
+        return error.getCause() instanceof org.shimmer.runtime.linux.ttrpc.AddressInUseException;
+    }
+
     /** The running server for a state root, bound on first use, owned by {@code resources}. */
     static Mono<TtrpcServerHandle> forStateRoot(Path stateRoot, RuntimeResources resources, EventExchange exchange) {
         return resources.eventServer(socket(stateRoot), path -> TtrpcServer.create()

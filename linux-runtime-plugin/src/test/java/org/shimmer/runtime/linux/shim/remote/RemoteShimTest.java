@@ -167,6 +167,39 @@ class RemoteShimTest extends ShimContractTest {
     }
 
     @Test
+    void anotherProcessServingTheEventsDoesNotStopShimsFromStarting() throws Exception {
+        // A second host on the same state root (here: other resources in this JVM) listens for events first.
+        RuntimeResources otherResources = new RuntimeResources("other-host-");
+        org.shimmer.runtime.events.InMemoryEventExchange otherEvents =
+                new org.shimmer.runtime.events.InMemoryEventExchange();
+        try {
+            LinuxRuntime other = new LinuxRuntime(config().withEvents(otherEvents), otherResources);
+            List<Envelope> seenByOther = new CopyOnWriteArrayList<>();
+            Disposable listening = other.events().subscribe(seenByOther::add);
+            awaitTrue(() -> Files.exists(temp.resolve("state/.shimmer/events.sock")));
+
+            Bundle bundle = bundle("/bin/true");
+            ShimClient shim = shim(bundle);
+            shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+            shim.start().block(TIMEOUT);
+            assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+            shim.delete().block(TIMEOUT);
+            shim.shutdown().block(TIMEOUT);
+
+            awaitTopics(seenByOther, "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+            StepVerifier.create(runtime.events())
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(ShimException.class)
+                            .hasMessageContaining("another process already receives the shim events"))
+                    .verify(TIMEOUT);
+            listening.dispose();
+        } finally {
+            otherResources.close();
+            otherEvents.dispose();
+        }
+    }
+
+    @Test
     void aShimBinaryThatDoesNotExistIsAClearError() throws Exception {
         Bundle bundle = bundle("/bin/true");
 
