@@ -38,6 +38,7 @@ public final class RuntimeResources implements AutoCloseable {
     private final FifoPoller poller;
     private final InMemoryEventExchange exchange;
     private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
+    private final java.util.Queue<TtrpcServerHandle> boundServers = new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final Map<Class<?>, Object> shared = new ConcurrentHashMap<>();
     private final reactor.core.Disposable.Composite subscriptions = reactor.core.Disposables.composite();
     private final String prefix;
@@ -83,7 +84,7 @@ public final class RuntimeResources implements AutoCloseable {
      * The events server for {@code socket}, bound on first use and shared afterwards; closed by {@link #close()}.
      */
     public Mono<TtrpcServerHandle> eventServer(Path socket, Function<Path, Mono<TtrpcServerHandle>> bind) {
-        return eventServers.computeIfAbsent(socket, path -> bind.apply(path).cache(
+        return eventServers.computeIfAbsent(socket, path -> bind.apply(path).doOnNext(boundServers::add).cache(
                 server -> Duration.ofMillis(Long.MAX_VALUE),
                 error -> Duration.ZERO,
                 () -> Duration.ZERO));
@@ -124,14 +125,11 @@ public final class RuntimeResources implements AutoCloseable {
             }
         }
         shared.clear();
-        for (Mono<TtrpcServerHandle> server : eventServers.values()) {
+        for (TtrpcServerHandle server; (server = boundServers.poll()) != null; ) {
             try {
-                TtrpcServerHandle handle = server.block(STOP_TIMEOUT);
-                if (handle != null) {
-                    handle.disposeNow(STOP_TIMEOUT);
-                }
+                server.disposeNow(STOP_TIMEOUT);
             } catch (RuntimeException e) {
-                log.warn("an events server did not stop cleanly", e);
+                log.warn("the events server on {} did not stop cleanly", server.socket(), e);
             }
         }
         eventServers.clear();
