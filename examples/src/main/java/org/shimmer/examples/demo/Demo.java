@@ -110,7 +110,8 @@ public final class Demo {
                 Stdio.files(tickerLog, tickerLog))).block(TIMEOUT);
         int tickerPid = tickerShim.start().block(TIMEOUT);
         tickerShim.close().block(TIMEOUT);
-        say("   The ticker runs as pid %d; the host let go of every object of the old plugin.", tickerPid);
+        awaitTicks(tickerLog, 2);
+        say("   The ticker runs as pid %d and ticks; the host let go of every object of the old plugin.", tickerPid);
 
         say("4. A new version of the plugin is dropped into the plugins directory.");
         Mono<PluginHost.Reload> reloaded = host.reloads().next().cache();
@@ -134,8 +135,8 @@ public final class Demo {
         again.shutdown().block(TIMEOUT);
         loaded.delete().block(TIMEOUT);
         List<String> lines = Files.readAllLines(tickerLog);
-        say("   The ticker exited with status %d after ticking %d times; its last words: \"%s\".", exit.status(),
-                lines.stream().filter("tick"::equals).count(), lines.getLast());
+        say("   The ticker exited with status %d; it ticked %d times across the reload; its last words: \"%s\".",
+                exit.status(), lines.stream().filter("tick"::equals).count(), lines.getLast());
 
         stream.dispose();
         host.close();
@@ -160,6 +161,16 @@ public final class Demo {
         printing.dispose();
         say("   '%s' exited with status %d; create-to-cleanup took %d ms.", id, exit.status(),
                 Duration.ofNanos(System.nanoTime() - start).toMillis());
+    }
+
+    /** Waits (at most 10 s) until the ticker's log shows {@code ticks} ticks. */
+    private static void awaitTicks(Path log, int ticks) throws IOException, InterruptedException {
+        for (int i = 0; i < 100; i++) {
+            if (Files.exists(log) && Files.readAllLines(log).stream().filter("tick"::equals).count() >= ticks) {
+                return;
+            }
+            Thread.sleep(100);
+        }
     }
 
     private RuntimePlugin runtime() {
