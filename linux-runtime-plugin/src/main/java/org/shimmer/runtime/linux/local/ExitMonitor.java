@@ -86,7 +86,7 @@ public final class ExitMonitor implements AutoCloseable {
         Watch watch = new Watch(pid, pidfd);
         watched.put(pid, watch);
         added.add(watch);
-        ring();
+        bell.wake();
         return watch.exit.asMono();
     }
 
@@ -99,20 +99,12 @@ public final class ExitMonitor implements AutoCloseable {
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            ring();
+            bell.wake();
             try {
                 thread.join(5_000);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-        }
-    }
-
-    private void ring() {
-        try {
-            bell.ring();
-        } catch (IOException e) {
-            log.warn("could not wake the exit monitor", e);
         }
     }
 

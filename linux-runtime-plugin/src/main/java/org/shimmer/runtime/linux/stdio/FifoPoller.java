@@ -72,7 +72,7 @@ public final class FifoPoller implements AutoCloseable {
         int fd = LinuxCalls.open(fifo, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC);
         Reader reader = new Reader(fifo, fd);
         added.add(reader);
-        ring();
+        bell.wake();
         Flux<byte[]> content = Flux.create(sink -> {
             if (!reader.subscribed.compareAndSet(false, true)) {
                 sink.error(new IllegalStateException("the output of " + fifo + " has a subscriber already"));
@@ -87,11 +87,11 @@ public final class FifoPoller implements AutoCloseable {
             sink.onRequest(n -> {
                 reader.demand.getAndAccumulate(n, (current, more) -> current + more < 0 ? Long.MAX_VALUE
                         : current + more);
-                ring();
+                bell.wake();
             });
             sink.onDispose(() -> {
                 reader.cancelled = true;
-                ring();
+                bell.wake();
             });
         }, FluxSink.OverflowStrategy.ERROR);
         return new FifoStream() {
@@ -108,7 +108,7 @@ public final class FifoPoller implements AutoCloseable {
             @Override
             public void discard() {
                 reader.cancelled = true;
-                ring();
+                bell.wake();
             }
 
             @Override
@@ -122,20 +122,12 @@ public final class FifoPoller implements AutoCloseable {
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            ring();
+            bell.wake();
             try {
                 thread.join(5_000);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-        }
-    }
-
-    private void ring() {
-        try {
-            bell.ring();
-        } catch (IOException e) {
-            log.warn("could not wake the FIFO poller", e);
         }
     }
 

@@ -31,6 +31,15 @@ public final class Bell implements AutoCloseable {
         }
     }
 
+    /** {@link #ring()}, logging rather than throwing: a failed ring only delays the poll thread by one timeout. */
+    public void wake() {
+        try {
+            ring();
+        } catch (IOException e) {
+            org.slf4j.LoggerFactory.getLogger(Bell.class).warn("could not wake a poll thread", e);
+        }
+    }
+
     /** Resets the bell after it fired; call on the poll thread with an 8-byte buffer. */
     public void silence(MemorySegment buffer, MemorySegment state) throws IOException {
         LinuxCalls.read(fd, buffer, state);
