@@ -112,6 +112,12 @@ public final class RuntimeResources implements AutoCloseable {
         return subscription;
     }
 
+    /** Ends a subscription {@link #track tracked} earlier, and forgets it. */
+    public void untrack(reactor.core.Disposable subscription) {
+        subscriptions.remove(subscription);
+        subscription.dispose();
+    }
+
     @Override
     public void close() {
         subscriptions.dispose();

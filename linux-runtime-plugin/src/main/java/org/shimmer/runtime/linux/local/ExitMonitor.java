@@ -46,6 +46,7 @@ public final class ExitMonitor implements AutoCloseable {
     private final Queue<Watch> added = new ConcurrentLinkedQueue<>();
     private final Map<Integer, Watch> watched = new ConcurrentHashMap<>();
     private final AtomicInteger launching = new AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicLong launches = new java.util.concurrent.atomic.AtomicLong();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final int selfPid = (int) ProcessHandle.current().pid();
     private final Bell bell;
@@ -64,6 +65,7 @@ public final class ExitMonitor implements AutoCloseable {
      */
     public void launching() {
         launching.incrementAndGet();
+        launches.incrementAndGet();
     }
 
     /** Ends what {@link #launching()} began. */
@@ -176,6 +178,7 @@ public final class ExitMonitor implements AutoCloseable {
 
     /** Reaps zombie children of the JVM that a container left behind; see the class invariants. */
     private void reapOrphans() {
+        long generation = launches.get();
         if (launching.get() > 0) {
             return;
         }
@@ -185,6 +188,10 @@ public final class ExitMonitor implements AutoCloseable {
                 int pid = Integer.parseInt(process.getFileName().toString());
                 if (watched.containsKey(pid) || !isOrphanedContainerZombie(process)) {
                     continue;
+                }
+                // A launch that began during the scan may own this zombie and not have watched it yet.
+                if (launching.get() > 0 || launches.get() != generation) {
+                    return;
                 }
                 try {
                     LinuxCalls.waitPid(pid, LinuxCalls.WEXITED | LinuxCalls.WNOHANG);

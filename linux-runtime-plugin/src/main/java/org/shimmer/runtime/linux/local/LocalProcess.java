@@ -16,6 +16,7 @@ final class LocalProcess {
     final String execId;
     final ProcessStdio stdio;
     final Sinks.One<ExitStatus> exit = Sinks.one();
+    final java.util.concurrent.atomic.AtomicBoolean startRequested = new java.util.concurrent.atomic.AtomicBoolean();
     volatile int pid;
     volatile boolean running;
     volatile ExitStatus exited;

@@ -59,6 +59,7 @@ final class LocalShimClient implements ShimClient {
     private final Runnable forget;
     private final Map<String, LocalProcess> execs = new ConcurrentHashMap<>();
     private volatile LocalProcess init;
+    private final java.util.concurrent.atomic.AtomicBoolean creating = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile boolean rootfsMounted;
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
@@ -84,7 +85,8 @@ final class LocalShimClient implements ShimClient {
     @Override
     public Mono<ProcessIo> create(CreateOptions options) {
         return Mono.defer(() -> {
-            if (init != null) {
+            // Claimed before any work, so a racing create fails here instead of undoing the winner's container.
+            if (init != null || !creating.compareAndSet(false, true)) {
                 return Mono.error(new AlreadyExistsException("create task " + task() + ": already exists"));
             }
             return blocking(() -> {
@@ -103,6 +105,7 @@ final class LocalShimClient implements ShimClient {
                         return stdio;
                     })
                     .flatMap(stdio -> runc.create(id(), bundle.workDir().resolve("init.pid"), redirects(stdio))
+                            .doFinally(signal -> stdio.launched())
                             .flatMap(pid -> blocking(() -> {
                                 LocalProcess process = new LocalProcess(INIT, stdio);
                                 process.pid = pid;
@@ -113,6 +116,7 @@ final class LocalShimClient implements ShimClient {
                             }))
                             .doFinally(signal -> monitor.launched())
                             .onErrorResume(error -> undoCreate(stdio).then(Mono.error(error))))
+                    .doOnError(error -> creating.set(false))
                     .flatMap(process -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
                                     options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
                                             m.options())).toList(), process.pid))
@@ -142,6 +146,9 @@ final class LocalShimClient implements ShimClient {
     private Mono<Integer> startInit() {
         return Mono.defer(() -> {
             LocalProcess process = requireInit();
+            if (!process.startRequested.compareAndSet(false, true)) {
+                return Mono.error(new ShimException("start " + task() + ": already started"));
+            }
             return runc.start(id())
                     .then(blocking(() -> {
                         new LocalRecord(process.pid, true).write(bundle.workDir());
@@ -164,9 +171,13 @@ final class LocalShimClient implements ShimClient {
                 return Mono.error(new ShimException("start exec " + execId + " in " + task()
                         + ": the container is not running (failed precondition)"));
             }
+            if (!exec.startRequested.compareAndSet(false, true)) {
+                return Mono.error(new ShimException("start exec " + execId + " in " + task() + ": already started"));
+            }
             monitor.launching();
             return runc.exec(id(), execSpec(execId), bundle.workDir().resolve("exec-" + execId + ".pid"),
                             redirects(exec.stdio))
+                    .doFinally(signal -> exec.stdio.launched())
                     .flatMap(pid -> blocking(() -> {
                         exec.pid = pid;
                         monitor.watch(pid).subscribe(exec::exited);
@@ -174,7 +185,11 @@ final class LocalShimClient implements ShimClient {
                     }))
                     .doFinally(signal -> monitor.launched())
                     .flatMap(pid -> publish(new TaskEvent.TaskExecStarted(id(), execId, pid)).thenReturn(pid))
-                    .doOnSuccess(pid -> publishExitAfterStart(exec));
+                    .doOnSuccess(pid -> {
+                        // Only now does the process hold the stdin FIFO's read end: start feeding it.
+                        exec.stdio.startStdin(() -> {});
+                        publishExitAfterStart(exec);
+                    });
         }).onErrorMap(error -> map("start exec " + execId + " in", error));
     }
 
@@ -242,10 +257,16 @@ final class LocalShimClient implements ShimClient {
                     }))
                     .flatMap(exit -> publish(new TaskEvent.TaskDelete(id(), exit.pid(), exit.status(),
                             exit.exitedAt())).thenReturn(exit))
-                    .doOnSuccess(exit -> {
-                        init = null;
+                    .flatMap(exit -> blocking(() -> {
+                        // Execs never deleted go with their container: release their FIFOs too.
+                        for (LocalProcess exec : execs.values()) {
+                            exec.stdio.release();
+                        }
                         execs.clear();
-                    });
+                        init = null;
+                        creating.set(false);
+                        return exit;
+                    }));
         }).onErrorMap(error -> map("delete", error));
     }
 
@@ -314,10 +335,8 @@ final class LocalShimClient implements ShimClient {
                     throw new AlreadyExistsException("exec " + execId + " in " + task() + ": already exists");
                 }
                 return exec;
-            }).flatMap(exec -> publish(new TaskEvent.TaskExecAdded(id(), execId)).then(Mono.fromCallable(() -> {
-                exec.stdio.startStdin(() -> {});
-                return exec.stdio.io(0);
-            })));
+            }).flatMap(exec -> publish(new TaskEvent.TaskExecAdded(id(), execId))
+                    .then(Mono.fromCallable(() -> exec.stdio.io(0))));
         }).onErrorMap(error -> map("exec " + execId + " in", error));
     }
 
@@ -399,6 +418,8 @@ final class LocalShimClient implements ShimClient {
     void recover(int pid, boolean started) {
         LocalProcess process = new LocalProcess(INIT, null);
         process.pid = pid;
+        process.startRequested.set(started);
+        creating.set(true);
         init = process;
         try {
             monitor.watch(pid).subscribe(process::exited);

@@ -39,12 +39,13 @@ public final class ProcessStdio {
     private final List<Path> fifos;
     private final Scheduler io;
     private final FileChannel stdinWriter;
+    private final List<FileChannel> launchKeepers;
     private final boolean files;
     private volatile Disposable stdinCopy;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
-            FileChannel stdinWriter, boolean files) {
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files) {
         this.stdin = stdin;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -54,6 +55,7 @@ public final class ProcessStdio {
         this.fifos = fifos;
         this.io = io;
         this.stdinWriter = stdinWriter;
+        this.launchKeepers = launchKeepers;
         this.files = files;
     }
 
@@ -64,12 +66,12 @@ public final class ProcessStdio {
     public static ProcessStdio prepare(Stdio stdio, Path ioDir, String name, FifoPoller poller, Scheduler io)
             throws IOException {
         return switch (stdio) {
-            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, false);
+            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, List.of(), false);
             case Stdio.Files files -> {
                 touch(files.stdout());
                 touch(files.stderr());
                 yield new ProcessStdio("", files.stdout().toString(), files.stderr().toString(), null, null, null,
-                        List.of(), io, null, true);
+                        List.of(), io, null, List.of(), true);
             }
             case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io);
         };
@@ -80,6 +82,7 @@ public final class ProcessStdio {
         List<Path> made = new ArrayList<>(3);
         List<FifoPoller.FifoStream> opened = new ArrayList<>(2);
         FileChannel stdinWriter = null;
+        List<FileChannel> keepers = new ArrayList<>(2);
         try {
             if (!Files.isDirectory(ioDir)) {
                 Files.createDirectories(ioDir, PosixFilePermissions.asFileAttribute(
@@ -97,10 +100,15 @@ public final class ProcessStdio {
             if (stdin != null) {
                 stdinWriter = FileChannel.open(stdin, StandardOpenOption.READ, StandardOpenOption.WRITE);
             }
+            // Until the process exists, these keep each output FIFO open for reading too, so the write-only open
+            // of whoever launches it never waits, even if our reader was already closed by a cancelled subscriber.
+            keepers.add(FileChannel.open(stdout, StandardOpenOption.READ, StandardOpenOption.WRITE));
+            keepers.add(FileChannel.open(stderr, StandardOpenOption.READ, StandardOpenOption.WRITE));
             return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(), stderr.toString(),
-                    out, err, stdinSource, List.copyOf(made), io, stdinWriter, false);
+                    out, err, stdinSource, List.copyOf(made), io, stdinWriter, List.copyOf(keepers), false);
         } catch (IOException | RuntimeException e) {
             opened.forEach(FifoPoller.FifoStream::discard);
+            keepers.forEach(ProcessStdio::closeQuietly);
             if (stdinWriter != null) {
                 stdinWriter.close();
             }
@@ -131,6 +139,14 @@ public final class ProcessStdio {
         return new ProcessIo(pid,
                 stdoutStream != null ? stdoutStream.content() : Flux.empty(),
                 stderrStream != null ? stderrStream.content() : Flux.empty());
+    }
+
+    /**
+     * The process was launched (or its launch failed): the output FIFOs no longer need keeping open, and must
+     * not be, or their reader would never see end of file.
+     */
+    public void launched() {
+        launchKeepers.forEach(ProcessStdio::closeQuietly);
     }
 
     /** Whether the streams are regular files (which both may share). */
@@ -195,6 +211,7 @@ public final class ProcessStdio {
             stderrStream.discard();
         }
         closeStdin();
+        launched();
         for (Path fifo : fifos) {
             try {
                 Files.deleteIfExists(fifo);

@@ -159,6 +159,12 @@ public final class TtrpcConnection implements Disposable {
                         + " on ttrpc connection to " + peer));
             }
         }, options.timeout().toNanos(), TimeUnit.NANOSECONDS);
+        // Cancelled before the timeout existed: nobody else will cancel it, and nothing needs sending.
+        if (pending.get(streamId) != call) {
+            call.cancelTimeout();
+            frame.release();
+            return;
+        }
         channel.writeAndFlush(frame).addListener(written -> {
             if (!written.isSuccess() && pending.remove(streamId, call)) {
                 call.cancelTimeout();

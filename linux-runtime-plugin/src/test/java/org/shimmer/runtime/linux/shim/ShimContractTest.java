@@ -252,6 +252,30 @@ public abstract class ShimContractTest {
     }
 
     @Test
+    void stdinStreamsIntoAnExecAndAnExecStartsOnce() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        byte[] cat = """
+                {"args": ["/bin/cat"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+                """.getBytes(UTF_8);
+        // Short input that ends before the exec even starts: it must still arrive.
+        Flux<byte[]> input = Flux.just("fed ", "before ", "start").map(text -> text.getBytes(UTF_8));
+
+        ProcessIo io = shim.exec("cat", cat, Stdio.streams(input)).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        shim.start("cat").block(TIMEOUT);
+        StepVerifier.create(shim.start("cat")).expectError(ShimException.class).verify(TIMEOUT);
+
+        assertThat(shim.awaitExit("cat").block(TIMEOUT).status()).isZero();
+        shim.delete("cat").block(TIMEOUT);
+        assertThat(output.block(TIMEOUT)).isEqualTo("fed before start");
+        stop(shim);
+    }
+
+    @Test
     void pauseResumePidsAndStats() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
         ShimClient shim = shim(bundle);

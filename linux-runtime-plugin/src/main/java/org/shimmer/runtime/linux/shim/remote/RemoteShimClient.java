@@ -172,6 +172,7 @@ final class RemoteShimClient implements ShimClient {
                                 .setType(mount.type()).setSource(mount.source()).addAllOptions(mount.options()));
                     }
                     return call("create", "Create", request.build(), CreateTaskResponse.parser())
+                            .doFinally(signal -> stdio.launched())
                             .map(created -> {
                                 initPid = created.getPid();
                                 initTracked = true;
@@ -192,7 +193,22 @@ final class RemoteShimClient implements ShimClient {
     @Override
     public Mono<Integer> start(String execId) {
         return call("start", "Start", StartRequest.newBuilder().setId(id()).setExecId(execId).build(),
-                StartResponse.parser()).map(StartResponse::getPid);
+                StartResponse.parser())
+                .doFinally(signal -> {
+                    ProcessStdio stdio = execId.isEmpty() ? null : stdios.get(execId);
+                    if (stdio != null) {
+                        stdio.launched();
+                    }
+                })
+                .doOnSuccess(started -> {
+                    // The shim opens an exec's stdio only at Start: only now may its stdin be fed (data written
+                    // into a FIFO nobody else holds open is discarded when our end closes).
+                    ProcessStdio stdio = execId.isEmpty() ? null : stdios.get(execId);
+                    if (stdio != null) {
+                        stdio.startStdin(() -> endOfStdin(execId));
+                    }
+                })
+                .map(StartResponse::getPid);
     }
 
     @Override
@@ -256,7 +272,6 @@ final class RemoteShimClient implements ShimClient {
                                 .build(), Empty.parser())
                         .map(done -> {
                             stdios.put(execId, prepared);
-                            prepared.startStdin(() -> endOfStdin(execId));
                             return prepared.io(0);
                         })
                         .onErrorResume(error -> Mono.fromRunnable(prepared::release).subscribeOn(resources.io())
@@ -340,16 +355,9 @@ final class RemoteShimClient implements ShimClient {
     public Mono<Void> close() {
         return Mono.defer(() -> {
             ending.set(true);
-            return connection.disposeLater().then(Mono.<Void>fromRunnable(() -> {
-                FifoPoller.FifoStream current = shimLog;
-                if (current != null) {
-                    current.discard();
-                }
-                Disposable watch = exitWatch;
-                if (watch != null) {
-                    watch.dispose();
-                }
-            }));
+            // Detaching drops our ends of the process's FIFOs too: streams do not survive a detach.
+            return connection.disposeLater().then(Mono.<Void>fromRunnable(this::releaseAll)
+                    .subscribeOn(resources.io()));
         });
     }
 
@@ -436,7 +444,7 @@ final class RemoteShimClient implements ShimClient {
         }
         Disposable watch = exitWatch;
         if (watch != null) {
-            watch.dispose();
+            resources.untrack(watch);
         }
     }
 

@@ -151,7 +151,8 @@ public final class RemoteShims {
                 .connect()
                 .flatMap(connection -> connection.call(RemoteShimClient.TASK, "Connect",
                                 ConnectRequest.newBuilder().setId(client.id()).build(), ConnectResponse.parser(),
-                                CallOptions.defaults().withNamespace(client.namespace()).withTimeout(DIAL_TIMEOUT))
+                                // A live but loaded shim may take a while to answer; only dialing is kept short.
+                                CallOptions.defaults().withNamespace(client.namespace()))
                         .map(connected -> {
                             client.attach(connection, connected.getShimPid(), logStream);
                             return (ShimClient) client;
