@@ -92,6 +92,25 @@ public final class ExitMonitor implements AutoCloseable {
         return watch.exit.asMono();
     }
 
+    /**
+     * Signals a watched process through its pidfd, so a pid recycled after the exit can never be hit.
+     *
+     * @return false when the process is not watched or was already reaped
+     */
+    public boolean signal(int pid, int signal) throws IOException {
+        Watch watch = watched.get(pid);
+        if (watch == null) {
+            return false;
+        }
+        synchronized (watch) {
+            if (watch.done) {
+                return false;
+            }
+            LinuxCalls.pidfdSendSignal(watch.pidfd, signal);
+            return true;
+        }
+    }
+
     /** Whether {@code pid} is watched and has not exited yet. */
     public boolean isRunning(int pid) {
         Watch watch = watched.get(pid);
@@ -170,8 +189,11 @@ public final class ExitMonitor implements AutoCloseable {
         } catch (IOException e) {
             status = new ExitStatus(watch.pid, 137, Instant.now());
         }
-        LinuxCalls.close(watch.pidfd);
-        watch.done = true;
+        // Under the watch's lock: a concurrent signal must never use the descriptor once closed (and reused).
+        synchronized (watch) {
+            LinuxCalls.close(watch.pidfd);
+            watch.done = true;
+        }
         watched.remove(watch.pid);
         watch.exit.tryEmitValue(status);
     }

@@ -20,7 +20,6 @@ import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.stdio.ProcessStdio;
-import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
@@ -228,7 +227,10 @@ final class LocalShimClient implements ShimClient {
                         + ": process already finished: not found"));
             }
             return blocking(() -> {
-                LinuxCalls.kill(process.pid, signal);
+                if (!monitor.signal(process.pid, signal)) {
+                    throw new NotFoundException("kill " + execId + " in " + task()
+                            + ": process already finished: not found");
+                }
                 return true;
             }).then();
         }).onErrorMap(error -> map("kill", error));

@@ -84,6 +84,11 @@ public final class LinuxCalls {
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
                     ValueLayout.JAVA_INT),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
+    private static final MethodHandle SYSCALL_4 = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("syscall").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
     private static final MethodHandle WAITID = function("waitid",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
@@ -267,6 +272,22 @@ public final class LinuxCalls {
             long fd = (long) SYSCALL_2.invokeExact(state, SYS_PIDFD_OPEN, pid, 0);
             check((int) fd, state, "pidfd_open " + pid);
             return (int) fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private static final long SYS_PIDFD_SEND_SIGNAL = 424;
+
+    /** {@code pidfd_send_signal(pidfd, signal, NULL, 0)}: signals exactly that process, never a recycled pid. */
+    public static void pidfdSendSignal(int pidfd, int signal) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            long result = (long) SYSCALL_4.invokeExact(state, SYS_PIDFD_SEND_SIGNAL, pidfd, signal,
+                    MemorySegment.NULL, 0);
+            check((int) result, state, "pidfd_send_signal " + pidfd + " " + signal);
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

@@ -276,6 +276,27 @@ public abstract class ShimContractTest {
     }
 
     @Test
+    void killingAnExecEndsOnlyThatProcess() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        byte[] sleeper = """
+                {"args": ["/bin/sleep", "30"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+                """.getBytes(UTF_8);
+        shim.exec("sleeper", sleeper, Stdio.none()).block(TIMEOUT);
+        shim.start("sleeper").block(TIMEOUT);
+
+        shim.kill("sleeper", 9).block(TIMEOUT);
+
+        assertThat(shim.awaitExit("sleeper").block(TIMEOUT).status()).isEqualTo(137);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        StepVerifier.create(shim.kill("sleeper", 9)).expectError().verify(TIMEOUT);
+        shim.delete("sleeper").block(TIMEOUT);
+        stop(shim);
+    }
+
+    @Test
     void pauseResumePidsAndStats() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
         ShimClient shim = shim(bundle);
