@@ -74,8 +74,12 @@ final class ShimCommand {
             throw new ShimException("cannot run shim binary " + binary + ": " + e.getMessage(), e);
         }
         try (InputStream out = process.getInputStream(); InputStream err = process.getErrorStream()) {
-            process.getOutputStream().write(stdin);
-            process.getOutputStream().close();
+            try {
+                process.getOutputStream().write(stdin);
+                process.getOutputStream().close();
+            } catch (IOException stoppedReading) {
+                // It exited (or closed stdin) before reading the options: its status and output say why.
+            }
             // What the shim prints is far smaller than a pipe, so it cannot block on output before exiting.
             if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
                 process.destroyForcibly();
