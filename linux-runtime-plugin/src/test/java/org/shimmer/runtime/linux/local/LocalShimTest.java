@@ -40,9 +40,8 @@ class LocalShimTest extends ShimContractTest {
     @Test
     void aFastExitingContainerTwoHundredTimesStartsBeforeItExits() throws Exception {
         Bundle bundle = bundle("/bin/true");
-        List<String> topics = new CopyOnWriteArrayList<>();
         ShimClient shim = shim(bundle);
-        Disposable listening = shim.events().subscribe(envelope -> topics.add(envelope.topic()));
+        EventRecorder recorder = new EventRecorder(shim.events());
 
         for (int i = 0; i < 200; i++) {
             shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
@@ -51,8 +50,9 @@ class LocalShimTest extends ShimContractTest {
             shim.delete().block(TIMEOUT);
         }
 
-        awaitTrue(() -> topics.size() == 800);
-        listening.dispose();
+        recorder.awaitCount(800);
+        recorder.close();
+        List<String> topics = recorder.envelopes().stream().map(Envelope::topic).toList();
         for (int i = 0; i < 200; i++) {
             assertThat(topics.subList(4 * i, 4 * i + 4)).as("lifecycle %d", i)
                     .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
@@ -134,20 +134,21 @@ class LocalShimTest extends ShimContractTest {
         // The container exits while no runtime watches: it waits as a zombie child of the JVM.
         awaitTrue(() -> isZombie(pid));
 
-        List<TaskEvent.TaskExit> exits = new CopyOnWriteArrayList<>();
-        Disposable listening = resources.exchange().subscribe(org.shimmer.runtime.events.EventFilter.all())
-                .map(Envelope::event).ofType(TaskEvent.TaskExit.class).subscribe(exits::add);
+        EventRecorder recorder = new EventRecorder(resources.exchange().subscribe(
+                org.shimmer.runtime.events.EventFilter.all().withTopicPrefix("/tasks/exit")));
         ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
                 .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
 
         assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(9);
-        awaitTrue(() -> !exits.isEmpty());
+        recorder.awaitCount(1);
         again.delete().block(TIMEOUT);
+        List<TaskEvent.TaskExit> exits = recorder.envelopes().stream().map(Envelope::event)
+                .map(TaskEvent.TaskExit.class::cast).toList();
         assertThat(exits).singleElement().satisfies(exit -> {
             assertThat(exit.exitStatus()).isEqualTo(9);
             assertThat(exit.pid()).isEqualTo(pid);
         });
-        listening.dispose();
+        recorder.close();
         again.shutdown().block(TIMEOUT);
     }
 

@@ -119,8 +119,7 @@ public abstract class ShimContractTest {
     void echoThroughAStreamWithEventsInOrder() throws Exception {
         Bundle bundle = bundle("/bin/echo", "hello through a stream");
         ShimClient shim = shim(bundle);
-        List<Envelope> events = new CopyOnWriteArrayList<>();
-        Disposable listening = shim.events().subscribe(events::add);
+        EventRecorder recorder = new EventRecorder(shim.events());
 
         ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
         Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
@@ -134,11 +133,12 @@ public abstract class ShimContractTest {
         assertThat(deleted.status()).isZero();
         assertThat(deleted.exitedAt()).isEqualTo(exit.exitedAt());
         assertThat(output.block(TIMEOUT)).isEqualTo("hello through a stream\n");
-        awaitTopics(events, "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+        recorder.awaitTopics("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+        List<Envelope> events = recorder.envelopes();
         assertThat(events.stream().map(Envelope::topic).distinct().toList())
                 .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
         assertThat(events).allSatisfy(e -> assertThat(e.namespace()).isEqualTo(NS));
-        listening.dispose();
+        recorder.close();
         shim.shutdown().block(TIMEOUT);
         assertNoFifos(bundle);
     }
@@ -221,8 +221,7 @@ public abstract class ShimContractTest {
     void execIntoARunningContainer() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
         ShimClient shim = shim(bundle);
-        List<Envelope> events = new CopyOnWriteArrayList<>();
-        Disposable listening = shim.events().subscribe(events::add);
+        EventRecorder recorder = new EventRecorder(shim.events());
         shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
         shim.start().block(TIMEOUT);
         byte[] process = """
@@ -240,14 +239,15 @@ public abstract class ShimContractTest {
         assertThat(execPid).isPositive();
         assertThat(execExit.status()).isEqualTo(5);
         assertThat(output.block(TIMEOUT)).isEqualTo("exec says hi\n");
-        awaitTopics(events, "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit");
+        recorder.awaitTopics("/tasks/exec-added", "/tasks/exec-started", "/tasks/exit");
+        List<Envelope> events = recorder.envelopes();
         assertThat(events).anySatisfy(e -> assertThat(e.event()).isEqualTo(new TaskEvent.TaskExecAdded(bundle.id(),
                 "e1")));
         assertThat(events).anySatisfy(e -> assertThat(e.event()).isEqualTo(new TaskEvent.TaskExecStarted(bundle.id(),
                 "e1", execPid)));
         assertThat(events).anySatisfy(e -> assertThat(e.event()).isInstanceOfSatisfying(TaskEvent.TaskExit.class,
                 exit -> assertThat(exit.id()).isEqualTo("e1")));
-        listening.dispose();
+        recorder.close();
         stop(shim);
     }
 
@@ -452,8 +452,44 @@ public abstract class ShimContractTest {
         }
     }
 
-    protected static void awaitTopics(List<Envelope> events, String... topics) throws InterruptedException {
-        awaitTrue(() -> events.stream().map(Envelope::topic).toList().containsAll(List.of(topics)));
+    /**
+     * Records a stream of envelopes and waits on the stream itself, not by polling: every envelope is kept in
+     * order and replayed to whoever waits.
+     */
+    protected static final class EventRecorder implements AutoCloseable {
+        private final List<Envelope> seen = new CopyOnWriteArrayList<>();
+        private final reactor.core.publisher.Sinks.Many<Envelope> replay =
+                reactor.core.publisher.Sinks.many().replay().all();
+        private final Disposable subscription;
+
+        public EventRecorder(Flux<Envelope> events) {
+            this.subscription = events.subscribe(envelope -> {
+                seen.add(envelope);
+                replay.tryEmitNext(envelope);
+            });
+        }
+
+        /** What arrived so far, in order. */
+        public List<Envelope> envelopes() {
+            return seen;
+        }
+
+        /** Waits until each of {@code topics} has arrived at least once. */
+        public void awaitTopics(String... topics) {
+            List<String> wanted = List.of(topics);
+            replay.asFlux().map(Envelope::topic).filter(wanted::contains).distinct().take(wanted.size())
+                    .then().block(TIMEOUT);
+        }
+
+        /** Waits until {@code count} envelopes have arrived. */
+        public void awaitCount(int count) {
+            replay.asFlux().take(count).then().block(TIMEOUT);
+        }
+
+        @Override
+        public void close() {
+            subscription.dispose();
+        }
     }
 
     protected static void awaitTrue(java.util.function.BooleanSupplier condition) throws InterruptedException {

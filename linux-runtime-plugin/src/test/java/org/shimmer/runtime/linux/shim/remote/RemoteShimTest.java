@@ -50,6 +50,7 @@ class RemoteShimTest extends ShimContractTest {
     private final List<Integer> shimPids = new CopyOnWriteArrayList<>();
     private final List<Path> shimSockets = new CopyOnWriteArrayList<>();
     private final AtomicInteger exits = new AtomicInteger();
+    private final java.util.concurrent.CountDownLatch exitHandled = new java.util.concurrent.CountDownLatch(1);
 
     @AfterEach
     void checkNoShimIsLeft() throws Exception {
@@ -77,7 +78,10 @@ class RemoteShimTest extends ShimContractTest {
 
     private ShimOpt remote() {
         return ShimOpt.remote(SHIM, temp.resolve("daemon.sock").toString(), null, false,
-                (ShimExit exit) -> exits.incrementAndGet());
+                (ShimExit exit) -> {
+                    exits.incrementAndGet();
+                    exitHandled.countDown();
+                });
     }
 
     @Override
@@ -109,7 +113,7 @@ class RemoteShimTest extends ShimContractTest {
         TaskEvent.TaskExit exit = exitEvent.block(TIMEOUT);
         assertThat(exit.exitStatus()).isEqualTo(137);
         assertThat(exit.pid()).isEqualTo(pid);
-        awaitTrue(() -> exits.get() == 1);
+        assertThat(exitHandled.await(TIMEOUT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS)).isTrue();
         assertThat(Processes.awaitGone(pid, TIMEOUT)).isTrue();
         assertThat(socket).doesNotExist();
         assertThat(exits).hasValue(1);
@@ -174,8 +178,7 @@ class RemoteShimTest extends ShimContractTest {
                 new org.shimmer.runtime.events.InMemoryEventExchange();
         try {
             LinuxRuntime other = new LinuxRuntime(config().withEvents(otherEvents), otherResources);
-            List<Envelope> seenByOther = new CopyOnWriteArrayList<>();
-            Disposable listening = other.events().subscribe(seenByOther::add);
+            EventRecorder seenByOther = new EventRecorder(other.events());
             awaitTrue(() -> Files.exists(temp.resolve("state/.shimmer/events.sock")));
 
             Bundle bundle = bundle("/bin/true");
@@ -186,13 +189,13 @@ class RemoteShimTest extends ShimContractTest {
             shim.delete().block(TIMEOUT);
             shim.shutdown().block(TIMEOUT);
 
-            awaitTopics(seenByOther, "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+            seenByOther.awaitTopics("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
             StepVerifier.create(runtime.events())
                     .expectErrorSatisfies(e -> assertThat(e)
                             .isInstanceOf(ShimException.class)
                             .hasMessageContaining("another process already receives the shim events"))
                     .verify(TIMEOUT);
-            listening.dispose();
+            seenByOther.close();
         } finally {
             otherResources.close();
             otherEvents.dispose();
