@@ -185,20 +185,46 @@ public final class ShimmerCli {
         List<Mount> mounts = List.of(Mount.readOnlyBind(rootfs.toAbsolutePath()));
         if (detach) {
             Path log = bundle.workDir().resolve("console.log");
-            shim.create(new CreateOptions(mounts, Stdio.files(log, log))).block(TIMEOUT);
-            shim.start().block(TIMEOUT);
+            try {
+                shim.create(new CreateOptions(mounts, Stdio.files(log, log))).block(TIMEOUT);
+                shim.start().block(TIMEOUT);
+            } catch (RuntimeException e) {
+                abandon(shim, bundle);
+                throw e;
+            }
             shim.close().block(TIMEOUT);
             out.println(id);
             return 0;
         }
-        ProcessIo io = shim.create(new CreateOptions(mounts, Stdio.streams(null))).block(TIMEOUT);
-        int status = attach(shim, io, "");
+        ProcessIo io;
+        try {
+            io = shim.create(new CreateOptions(mounts, Stdio.streams(null))).block(TIMEOUT);
+        } catch (RuntimeException e) {
+            abandon(shim, bundle);
+            throw e;
+        }
+        int status;
+        try {
+            status = attach(shim, io, "");
+        } catch (RuntimeException e) {
+            abandon(shim, bundle);
+            throw e;
+        }
         shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
         if (remove) {
             bundle.delete().block(TIMEOUT);
         }
         return status;
+    }
+
+    /** A run that failed midway: remove its task (if any), its shim and its bundle, then report the failure. */
+    private static void abandon(ShimClient shim, Bundle bundle) {
+        shim.kill(9, true).onErrorResume(e -> Mono.empty())
+                .then(shim.delete().onErrorResume(e -> Mono.empty()))
+                .then(shim.shutdown().onErrorResume(e -> Mono.empty()))
+                .then(bundle.delete().onErrorResume(e -> Mono.empty()))
+                .block(TIMEOUT);
     }
 
     /** Streams a process's output as it comes, forwards Ctrl-C as SIGTERM, and returns its exit status. */

@@ -87,6 +87,12 @@ class CliIntegrationTests {
         assertError(cli("run", "-d", "--rootfs", image.toString(), "x", "--", "/bin/true"),
                 "shimmer: --detach needs --shim remote");
         assertError(cli("frobnicate"), "shimmer: unknown command frobnicate");
+        for (String shim : List.of("local", "remote")) {
+            Outcome missing = cli("run", "--shim", shim, "--rootfs", image.toString(), "bad-" + shim, "--",
+                    "/bin/no-such-program");
+            assertThat(missing.status()).isNotZero();
+            assertThat(missing.err()).startsWith("shimmer: ").contains("no-such-program");
+        }
         assertThat(cli("ps").out().lines()).as("nothing was left behind").hasSize(1);
     }
 
