@@ -1,5 +1,6 @@
 package org.shimmer.runtime;
 
+import java.nio.file.Path;
 import java.util.Optional;
 
 /**
@@ -7,14 +8,19 @@ import java.util.Optional;
  * return modified copies.
  *
  * @param criuPath the criu binary for checkpoint and restore, or {@code null} for {@code criu} on the PATH
- * @param runtimeRoot runc's state directory ({@code --root}), or {@code null} for {@link #DEFAULT_RUNTIME_ROOT}
+ * @param runtimeRoot runc's state directory ({@code --root}), or {@code null} for {@link #RUNTIME_ROOT_DIR} under the
+ *     runtime's state root
  * @param systemdCgroup whether runc manages cgroups through systemd ({@code --systemd-cgroup})
  * @param binaryName the runc binary, or {@code null} for {@link #DEFAULT_BINARY_NAME}
  */
 public record RuncOptions(String criuPath, String runtimeRoot, boolean systemdCgroup, String binaryName) {
 
-    /** runc's state directory when none is given. */
-    public static final String DEFAULT_RUNTIME_ROOT = "/run/shimmer/runc";
+    /**
+     * runc's state directory when none is given, relative to the runtime's state root. Derived from the state root
+     * so that two hosts with different state roots never see each other's runc containers; hidden, so that it is
+     * never taken for a namespace.
+     */
+    public static final String RUNTIME_ROOT_DIR = ".shimmer/runc";
 
     /** The runc binary when none is given. */
     public static final String DEFAULT_BINARY_NAME = "runc";
@@ -53,9 +59,14 @@ public record RuncOptions(String criuPath, String runtimeRoot, boolean systemdCg
         return Optional.ofNullable(criuPath);
     }
 
-    /** The runtime root to use: the given one or the default. */
-    public String effectiveRuntimeRoot() {
-        return runtimeRoot != null ? runtimeRoot : DEFAULT_RUNTIME_ROOT;
+    /** The runtime root to use: the given one, or {@link #RUNTIME_ROOT_DIR} under {@code stateRoot}. */
+    public String effectiveRuntimeRoot(Path stateRoot) {
+        return runtimeRoot != null ? runtimeRoot : stateRoot.resolve(RUNTIME_ROOT_DIR).toString();
+    }
+
+    /** These options with the runtime root made explicit: see {@link #effectiveRuntimeRoot(Path)}. */
+    public RuncOptions resolvedFor(Path stateRoot) {
+        return runtimeRoot != null ? this : withRuntimeRoot(effectiveRuntimeRoot(stateRoot));
     }
 
     /** The runc binary to use: the given one or the default. */

@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux;
 
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.events.Envelope;
@@ -31,10 +32,14 @@ public class LinuxRuntime implements RuntimePlugin {
         RemoteShims remote = new RemoteShims(config, resources);
         this.remote = remote;
         LocalShims local = new LocalShims(resources);
-        this.bundles = new BundleStore(config, resources.io(), (bundle, opt, options) -> switch (opt) {
-            case ShimOpt.Remote start -> remote.start(bundle, start, options);
-            case ShimOpt.Connect connect -> remote.connect(bundle, connect, options);
-            case ShimOpt.Local inProcess -> local.newShimClient(bundle, inProcess, options);
+        this.bundles = new BundleStore(config, resources.io(), (bundle, opt, given) -> {
+            // runc's root is derived from the state root unless given: never shared by two state roots.
+            RuncOptions options = (given != null ? given : RuncOptions.defaults()).resolvedFor(config.stateRoot());
+            return switch (opt) {
+                case ShimOpt.Remote start -> remote.start(bundle, start, options);
+                case ShimOpt.Connect connect -> remote.connect(bundle, connect, options);
+                case ShimOpt.Local inProcess -> local.newShimClient(bundle, inProcess, options);
+            };
         });
     }
 

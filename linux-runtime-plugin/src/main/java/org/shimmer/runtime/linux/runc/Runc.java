@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.shim.ShimException;
@@ -45,7 +46,7 @@ public final class Runc {
 
     public Runc(RuncOptions options, String namespace, Path bundle, Scheduler io) {
         this.binary = options.effectiveBinaryName();
-        this.root = Path.of(options.effectiveRuntimeRoot()).resolve(namespace);
+        this.root = Path.of(Objects.requireNonNull(options.runtimeRoot(), "runtime root not resolved")).resolve(namespace);
         this.systemdCgroup = options.systemdCgroup();
         this.criu = options.criu();
         this.bundle = bundle;

@@ -239,7 +239,7 @@ public final class RemoteShims {
     private static Any runcOptions(Bundle bundle, RuncOptions runc, String cgroup) {
         Options.Builder options = Options.newBuilder()
                 .setBinaryName(runc.effectiveBinaryName())
-                .setRoot(runc.effectiveRuntimeRoot())
+                .setRoot(java.util.Objects.requireNonNull(runc.runtimeRoot(), "runtime root not resolved"))
                 .setSystemdCgroup(runc.systemdCgroup());
         runc.criu().ifPresent(options::setCriuPath);
         if (cgroup != null && !cgroup.isBlank()) {
