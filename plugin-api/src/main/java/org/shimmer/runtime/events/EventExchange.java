@@ -7,8 +7,9 @@ import reactor.core.publisher.Mono;
  * Routes events from publishers to subscribers, as containerd's exchange does.
  *
  * <p>Guarantees every implementation keeps: publishing never waits for a subscriber; each subscriber has a
- * bounded {@link Backlog} with an explicit overflow policy; envelopes published one after another reach each
- * subscriber in that order.
+ * bounded {@link Backlog} with an explicit overflow policy; a subscriber's {@link EventFilter} is applied before an
+ * envelope enters its backlog, so envelopes it did not ask for never take room there; envelopes published one
+ * after another reach each subscriber in that order.
  */
 public interface EventExchange {
 

@@ -1,6 +1,8 @@
 package org.shimmer.runtime.events;
 
 import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
@@ -19,19 +21,25 @@ import reactor.core.scheduler.Schedulers;
 /**
  * The exchange hosts use by default: in memory, in one JVM.
  *
- * <p>Each subscriber owns a pipeline {@code sink → bounded backlog → delivery scheduler}. A publisher only appends
- * to the backlogs of the matching subscribers and returns; subscribers are called on the delivery scheduler, so one
+ * <p>Each subscriber owns a pipeline {@code sink → bounded backlog → delivery scheduler}. A publisher applies each
+ * subscriber's {@link EventFilter} itself, appends to the backlogs of the matching subscribers only and returns, so a
+ * backlog holds nothing its subscriber did not ask for. Subscribers are called on the delivery scheduler, so one
  * that blocks or falls behind delays nobody but itself and, once its backlog is full, loses events by its own
- * {@link OverflowPolicy}. A sink serializes concurrent publishers, so envelopes published one after another keep
- * their order for every subscriber.
+ * {@link OverflowPolicy}; every such loss is counted ({@link #dropped()}, {@link #subscriptions()}) and logged at
+ * most once per subscription every ten seconds. A sink serializes concurrent publishers, so envelopes published
+ * one after another keep their order for every subscriber.
  */
 public final class InMemoryEventExchange implements EventExchange, Disposable {
 
     private static final Logger log = LoggerFactory.getLogger(InMemoryEventExchange.class);
 
+    /** At most one drop warning per subscription per interval. */
+    private static final Duration WARN_INTERVAL = Duration.ofSeconds(10);
+
     private final Scheduler delivery;
     private final Clock clock;
     private final CopyOnWriteArrayList<Subscriber> subscribers = new CopyOnWriteArrayList<>();
+    private final AtomicLong dropped = new AtomicLong();
     private volatile boolean disposed;
 
     /** An exchange delivering on Reactor's shared {@link Schedulers#boundedElastic()}. */
@@ -73,22 +81,39 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
     public Flux<Envelope> subscribe(EventFilter filter, Backlog backlog) {
         Objects.requireNonNull(filter, "filter");
         Objects.requireNonNull(backlog, "backlog");
-        AtomicLong dropped = new AtomicLong();
-        Flux<Envelope> source = Flux.create(sink -> {
-            Subscriber subscriber = new Subscriber(filter, sink);
-            subscribers.add(subscriber);
-            sink.onDispose(() -> subscribers.remove(subscriber));
-            if (disposed) {
-                sink.complete();
-            }
-        }, FluxSink.OverflowStrategy.BUFFER);
-        // The backlog requests without bound from the sink, so the sink never holds anything: the backlog is the
-        // only buffer that can grow, and it is bounded.
-        return source
-                .onBackpressureBuffer(backlog.capacity(), envelope -> onDropped(filter, dropped), strategy(backlog))
-                .onErrorMap(Exceptions::isOverflow, error -> new EventOverflowException(
-                        "subscriber " + filter + " fell more than " + backlog.capacity() + " events behind", error))
-                .publishOn(delivery, 1);
+        // Deferred so that every subscription of the returned Flux has its own registration and drop count.
+        return Flux.defer(() -> {
+            Subscriber subscriber = new Subscriber(filter, backlog, clock.millis());
+            Flux<Envelope> source = Flux.create(sink -> {
+                subscriber.sink = sink;
+                subscribers.add(subscriber);
+                sink.onDispose(() -> subscribers.remove(subscriber));
+                if (disposed) {
+                    sink.complete();
+                }
+            }, FluxSink.OverflowStrategy.BUFFER);
+            // The backlog requests without bound from the sink, so the sink never holds anything: the backlog is
+            // the only buffer that can grow, and it is bounded.
+            return source
+                    .onBackpressureBuffer(backlog.capacity(), envelope -> onDropped(subscriber), strategy(backlog))
+                    .onErrorMap(Exceptions::isOverflow, error -> new EventOverflowException(
+                            "subscriber " + filter + " fell more than " + backlog.capacity() + " events behind",
+                            error))
+                    .publishOn(delivery, 1);
+        });
+    }
+
+    /** Envelopes dropped by a full backlog since this exchange was made, over all subscriptions, ended ones too. */
+    public long dropped() {
+        return dropped.get();
+    }
+
+    /** The live subscriptions, each with what it dropped so far. */
+    public List<SubscriptionStats> subscriptions() {
+        return subscribers.stream()
+                .map(subscriber -> new SubscriptionStats(subscriber.filter, subscriber.backlog,
+                        subscriber.dropped.get()))
+                .toList();
     }
 
     /** Completes every subscription; later publishes fail. */
@@ -105,11 +130,6 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
         return disposed;
     }
 
-    /** How many subscriptions are live; for tests. */
-    int subscriberCount() {
-        return subscribers.size();
-    }
-
     private void dispatch(Envelope envelope) {
         if (disposed) {
             throw new IllegalStateException("the event exchange is disposed");
@@ -121,10 +141,15 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
         }
     }
 
-    private static void onDropped(EventFilter filter, AtomicLong dropped) {
-        long count = dropped.incrementAndGet();
-        if (count == 1 || count % 1000 == 0) {
-            log.warn("slow event subscriber {}: {} events dropped so far", filter, count);
+    private void onDropped(Subscriber subscriber) {
+        dropped.incrementAndGet();
+        long count = subscriber.dropped.incrementAndGet();
+        // A subscriber that stays behind drops on every publish; one line per interval says so without flooding.
+        long now = clock.millis();
+        long due = subscriber.warnDue.get();
+        if (now >= due && subscriber.warnDue.compareAndSet(due, now + WARN_INTERVAL.toMillis())) {
+            log.warn("slow event subscriber {} (backlog {}, {}): {} events dropped so far", subscriber.filter,
+                    subscriber.backlog.capacity(), subscriber.backlog.overflow(), count);
         }
     }
 
@@ -136,5 +161,19 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
         };
     }
 
-    private record Subscriber(EventFilter filter, FluxSink<Envelope> sink) {}
+    /** One subscription: what it asked for, where its envelopes go, what it lost. */
+    private static final class Subscriber {
+        final EventFilter filter;
+        final Backlog backlog;
+        final AtomicLong dropped = new AtomicLong();
+        /** When, by the exchange's clock, the next drop may be logged. */
+        final AtomicLong warnDue;
+        volatile FluxSink<Envelope> sink;
+
+        Subscriber(EventFilter filter, Backlog backlog, long now) {
+            this.filter = filter;
+            this.backlog = backlog;
+            this.warnDue = new AtomicLong(now);
+        }
+    }
 }

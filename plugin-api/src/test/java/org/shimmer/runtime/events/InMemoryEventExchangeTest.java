@@ -14,9 +14,13 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.reactivestreams.Subscription;
 import org.shimmer.runtime.InvalidIdentifierException;
+import org.shimmer.runtime.events.task.TaskEvent;
 import reactor.core.Disposable;
+import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
+import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
@@ -204,6 +208,68 @@ class InMemoryEventExchangeTest {
     }
 
     @Test
+    void aContainersExitSurvivesABurstFromOtherContainers() {
+        // Neither subscriber requests while 2000 events for other containers of the same namespace are published
+        // around x's exit: the namespace-wide one loses x's exit to them, the one filtered to x cannot.
+        Backlog backlog = Backlog.of(16, OverflowPolicy.DROP_OLDEST);
+        EventFilter onlyX = EventFilter.container("ns", "x");
+        Stalled x = new Stalled();
+        Stalled namespace = new Stalled();
+        exchange.subscribe(onlyX, backlog).subscribe(x);
+        exchange.subscribe(EventFilter.all().withNamespace("ns"), backlog).subscribe(namespace);
+
+        publishTask("ns", new TaskEvent.TaskStart("x", 10));
+        publishOthers("ns", 1_000);
+        publishTask("ns", new TaskEvent.TaskExit("x", "x", 10, 3, Instant.EPOCH));
+        publishOthers("ns", 1_000);
+        publishTask("other-ns", new TaskEvent.TaskExit("x", "x", 99, 9, Instant.EPOCH));
+
+        assertThat(stats(onlyX).dropped()).isZero();
+        assertThat(stats(EventFilter.all().withNamespace("ns")).dropped()).isPositive();
+        assertThat(exchange.dropped()).isEqualTo(stats(EventFilter.all().withNamespace("ns")).dropped());
+
+        x.request(Long.MAX_VALUE);
+        namespace.request(Long.MAX_VALUE);
+        TaskEvent.TaskExit exit = x.events().map(Envelope::event).ofType(TaskEvent.TaskExit.class).blockFirst(TIMEOUT);
+        assertThat(exit.exitStatus()).isEqualTo(3);
+        assertThat(x.events().take(2).map(Envelope::topic).collectList().block(TIMEOUT))
+                .containsExactly("/tasks/start", "/tasks/exit");
+        // The namespace-wide subscriber holds one envelope in hand-off plus a full backlog of the latest others.
+        List<Envelope> seenByNamespace = namespace.events().take(17).collectList().block(TIMEOUT);
+        assertThat(seenByNamespace).noneMatch(envelope -> envelope.event() instanceof TaskEvent.TaskExit e
+                && e.containerId().equals("x"));
+        x.dispose();
+        namespace.dispose();
+        assertThat(exchange.subscriptions()).isEmpty();
+    }
+
+    @Test
+    void eachSubscriptionCountsItsOwnDropsAndTheTotalOutlivesThem() {
+        Flux<Envelope> events = exchange.subscribe(EventFilter.all(), Backlog.of(4, OverflowPolicy.DROP_NEWEST));
+        Stalled early = new Stalled();
+        Stalled late = new Stalled();
+        events.subscribe(early);
+        for (int i = 0; i < 10; i++) {
+            exchange.publish("ns", "/t", i).block(TIMEOUT);
+        }
+        events.subscribe(late);
+        for (int i = 10; i < 13; i++) {
+            exchange.publish("ns", "/t", i).block(TIMEOUT);
+        }
+
+        // Each holds one envelope in hand-off and four in its backlog; the rest is dropped and counted.
+        assertThat(exchange.subscriptions()).extracting(SubscriptionStats::dropped).containsExactly(8L, 0L);
+        assertThat(exchange.dropped()).isEqualTo(8);
+        early.request(Long.MAX_VALUE);
+        assertThat(early.events().take(5).map(envelope -> (Integer) envelope.event()).collectList().block(TIMEOUT))
+                .containsExactly(0, 1, 2, 3, 4);
+        early.dispose();
+        late.dispose();
+        assertThat(exchange.subscriptions()).isEmpty();
+        assertThat(exchange.dropped()).isEqualTo(8);
+    }
+
+    @Test
     void forwardKeepsTheEnvelopeTimestamp() {
         Instant then = Instant.parse("2020-01-01T00:00:00Z");
 
@@ -230,11 +296,11 @@ class InMemoryEventExchangeTest {
     @Test
     void cancelledSubscribersAreForgotten() {
         Disposable subscription = exchange.subscribe(EventFilter.all()).subscribe();
-        assertThat(exchange.subscriberCount()).isEqualTo(1);
+        assertThat(exchange.subscriptions()).hasSize(1);
 
         subscription.dispose();
 
-        assertThat(exchange.subscriberCount()).isZero();
+        assertThat(exchange.subscriptions()).isEmpty();
     }
 
     @Test
@@ -247,6 +313,38 @@ class InMemoryEventExchangeTest {
                 .expectError(IllegalStateException.class)
                 .verify(TIMEOUT);
         StepVerifier.create(exchange.subscribe(EventFilter.all())).expectComplete().verify(TIMEOUT);
+    }
+
+    private void publishTask(String namespace, TaskEvent event) {
+        exchange.publish(namespace, event.topic(), event).block(TIMEOUT);
+    }
+
+    private void publishOthers(String namespace, int count) {
+        for (int i = 0; i < count; i++) {
+            publishTask(namespace, new TaskEvent.TaskExit("other-" + i, "other-" + i, 1000 + i, 0, Instant.EPOCH));
+        }
+    }
+
+    private SubscriptionStats stats(EventFilter filter) {
+        return exchange.subscriptions().stream().filter(stats -> stats.filter().equals(filter)).findFirst()
+                .orElseThrow();
+    }
+
+    /** Requests nothing until told to, like a host busy elsewhere; replays what it received to whoever waits. */
+    private static final class Stalled extends BaseSubscriber<Envelope> {
+        private final Sinks.Many<Envelope> received = Sinks.many().replay().all();
+
+        @Override
+        protected void hookOnSubscribe(Subscription subscription) {}
+
+        @Override
+        protected void hookOnNext(Envelope envelope) {
+            received.tryEmitNext(envelope);
+        }
+
+        Flux<Envelope> events() {
+            return received.asFlux();
+        }
     }
 
     private static void awaitQuietly(CountDownLatch latch) {
