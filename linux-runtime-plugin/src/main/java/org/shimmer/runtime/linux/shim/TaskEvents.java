@@ -5,8 +5,21 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Timestamp;
 import java.time.Instant;
 import java.util.Optional;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.shim.proto.Mount;
+import org.shimmer.runtime.linux.shim.proto.TaskCreate;
+import org.shimmer.runtime.linux.shim.proto.TaskDelete;
+import org.shimmer.runtime.linux.shim.proto.TaskExecAdded;
+import org.shimmer.runtime.linux.shim.proto.TaskExecStarted;
+import org.shimmer.runtime.linux.shim.proto.TaskExit;
+import org.shimmer.runtime.linux.shim.proto.TaskOOM;
+import org.shimmer.runtime.linux.shim.proto.TaskPaused;
+import org.shimmer.runtime.linux.shim.proto.TaskResumed;
+import org.shimmer.runtime.linux.shim.proto.TaskStart;
+import reactor.core.publisher.Flux;
 
 /** containerd's task event messages, as the API's plain {@link TaskEvent} values. */
 public final class TaskEvents {
@@ -20,58 +33,53 @@ public final class TaskEvents {
     public static Optional<TaskEvent> decode(Any event) throws InvalidProtocolBufferException {
         return Optional.ofNullable(switch (event.getTypeUrl()) {
             case "containerd.events.TaskCreate" -> {
-                var create = org.shimmer.runtime.linux.shim.proto.TaskCreate.parseFrom(event.getValue());
+                TaskCreate create = TaskCreate.parseFrom(event.getValue());
                 yield new TaskEvent.TaskCreate(create.getContainerId(), create.getBundle(),
                         create.getRootfsList().stream().map(TaskEvents::mount).toList(), create.getPid());
             }
             case "containerd.events.TaskStart" -> {
-                var start = org.shimmer.runtime.linux.shim.proto.TaskStart.parseFrom(event.getValue());
+                TaskStart start = TaskStart.parseFrom(event.getValue());
                 yield new TaskEvent.TaskStart(start.getContainerId(), start.getPid());
             }
             case "containerd.events.TaskExit" -> {
-                var exit = org.shimmer.runtime.linux.shim.proto.TaskExit.parseFrom(event.getValue());
+                TaskExit exit = TaskExit.parseFrom(event.getValue());
                 yield new TaskEvent.TaskExit(exit.getContainerId(), exit.getId(), exit.getPid(),
                         exit.getExitStatus(), instant(exit.getExitedAt()));
             }
             case "containerd.events.TaskDelete" -> {
-                var delete = org.shimmer.runtime.linux.shim.proto.TaskDelete.parseFrom(event.getValue());
+                TaskDelete delete = TaskDelete.parseFrom(event.getValue());
                 yield new TaskEvent.TaskDelete(delete.getContainerId(), delete.getPid(), delete.getExitStatus(),
                         instant(delete.getExitedAt()));
             }
             case "containerd.events.TaskExecAdded" -> {
-                var added = org.shimmer.runtime.linux.shim.proto.TaskExecAdded.parseFrom(event.getValue());
+                TaskExecAdded added = TaskExecAdded.parseFrom(event.getValue());
                 yield new TaskEvent.TaskExecAdded(added.getContainerId(), added.getExecId());
             }
             case "containerd.events.TaskExecStarted" -> {
-                var started = org.shimmer.runtime.linux.shim.proto.TaskExecStarted.parseFrom(event.getValue());
+                TaskExecStarted started = TaskExecStarted.parseFrom(event.getValue());
                 yield new TaskEvent.TaskExecStarted(started.getContainerId(), started.getExecId(), started.getPid());
             }
-            case "containerd.events.TaskPaused" -> new TaskEvent.TaskPaused(
-                    org.shimmer.runtime.linux.shim.proto.TaskPaused.parseFrom(event.getValue()).getContainerId());
-            case "containerd.events.TaskResumed" -> new TaskEvent.TaskResumed(
-                    org.shimmer.runtime.linux.shim.proto.TaskResumed.parseFrom(event.getValue()).getContainerId());
-            case "containerd.events.TaskOOM" -> new TaskEvent.TaskOom(
-                    org.shimmer.runtime.linux.shim.proto.TaskOOM.parseFrom(event.getValue()).getContainerId());
+            case "containerd.events.TaskPaused" ->
+                    new TaskEvent.TaskPaused(TaskPaused.parseFrom(event.getValue()).getContainerId());
+            case "containerd.events.TaskResumed" ->
+                    new TaskEvent.TaskResumed(TaskResumed.parseFrom(event.getValue()).getContainerId());
+            case "containerd.events.TaskOOM" ->
+                    new TaskEvent.TaskOom(TaskOOM.parseFrom(event.getValue()).getContainerId());
             default -> null;
         });
     }
 
-    /** The task events of one container, from an exchange: what {@code ShimClient.events()} returns. */
-    public static reactor.core.publisher.Flux<org.shimmer.runtime.events.Envelope> of(
-            org.shimmer.runtime.events.EventExchange exchange, String namespace, String id) {
-        return exchange.subscribe(org.shimmer.runtime.events.EventFilter.all().withNamespace(namespace)
-                        .withTopicPrefix("/tasks/"))
-                .filter(envelope -> envelope.event() instanceof TaskEvent event && event.containerId().equals(id));
+    /**
+     * The task events of one container, from an exchange: what {@code ShimClient.events()} returns. The exchange
+     * filters by container before its backlog, so other containers' events cannot evict this one's exit.
+     */
+    public static Flux<Envelope> of(EventExchange exchange, String namespace, String id) {
+        return exchange.subscribe(EventFilter.container(namespace, id).withTopicPrefix("/tasks/"));
     }
 
     /** A protobuf timestamp as an instant; Go's zero time stays as it is. */
     public static Instant instant(Timestamp timestamp) {
         return Instant.ofEpochSecond(timestamp.getSeconds(), timestamp.getNanos());
-    }
-
-    /** An instant as a protobuf timestamp. */
-    public static Timestamp timestamp(Instant instant) {
-        return Timestamp.newBuilder().setSeconds(instant.getEpochSecond()).setNanos(instant.getNano()).build();
     }
 
     private static TaskEvent.TaskMount mount(Mount mount) {
