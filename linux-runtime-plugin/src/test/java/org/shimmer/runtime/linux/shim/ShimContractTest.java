@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
@@ -21,12 +22,15 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.EventFilter;
+import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.StalledSubscriber;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -198,6 +202,46 @@ public abstract class ShimContractTest {
         assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(7);
         assertThat(exitEvent.block(TIMEOUT).exitStatus()).isEqualTo(7);
         assertThat(shim.delete().block(TIMEOUT).status()).isEqualTo(7);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void itsExitArrivesThroughABurstFromOtherContainers() throws Exception {
+        // Finding 11: events() held the whole namespace in its backlog, so 2000 events of other containers
+        // arriving before the host read on evicted this container's exit.
+        Bundle bundle = bundle("/bin/sh", "-c", "exit 3");
+        ShimClient shim = shim(bundle);
+        InMemoryEventExchange exchange = resources.exchange();
+        int subscriptionsBefore = exchange.subscriptions().size();
+        StalledSubscriber held = shim.events().subscribeWith(new StalledSubscriber());
+        StalledSubscriber wholeNamespace = exchange.subscribe(EventFilter.all().withNamespace(NS))
+                .subscribeWith(new StalledSubscriber());
+        // Subscribed after the held ones, so once this sees the exit, their backlogs hold it too.
+        Mono<TaskEvent.TaskExit> exitSeen = shim.events()
+                .map(Envelope::event).ofType(TaskEvent.TaskExit.class).next().cache();
+        exitSeen.subscribe();
+
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        assertThat(exitSeen.block(TIMEOUT).exitStatus()).isEqualTo(3);
+        for (int i = 0; i < 2_000; i++) {
+            String other = "other-" + i;
+            exchange.publish(NS, "/tasks/exit", new TaskEvent.TaskExit(other, other, 100_000 + i, 0, Instant.now()))
+                    .block(TIMEOUT);
+        }
+
+        assertThat(exchange.subscriptions()).filteredOn(stats -> stats.filter().containerId() != null)
+                .allSatisfy(stats -> assertThat(stats.dropped()).isZero());
+        assertThat(exchange.dropped()).as("what the namespace-wide subscriber lost").isPositive();
+        held.request(Long.MAX_VALUE);
+        List<Envelope> received = held.events().takeUntil(envelope -> envelope.event() instanceof TaskEvent.TaskExit)
+                .collectList().block(TIMEOUT);
+        assertThat(received).extracting(Envelope::topic).containsExactly("/tasks/create", "/tasks/start", "/tasks/exit");
+        assertThat(((TaskEvent.TaskExit) received.getLast().event()).exitStatus()).isEqualTo(3);
+        assertThat(shim.delete().block(TIMEOUT).status()).isEqualTo(3);
+        held.dispose();
+        wholeNamespace.dispose();
+        assertThat(exchange.subscriptions()).hasSize(subscriptionsBefore);
         shim.shutdown().block(TIMEOUT);
     }
 
