@@ -148,7 +148,7 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
         long now = clock.millis();
         long due = subscriber.warnDue.get();
         if (now >= due && subscriber.warnDue.compareAndSet(due, now + WARN_INTERVAL.toMillis())) {
-            log.warn("slow event subscriber {} (backlog {}, {}): {} events dropped so far", subscriber.filter,
+            log.warn("slow event subscriber {} (backlog {}, {}), events dropped so far: {}", subscriber.filter,
                     subscriber.backlog.capacity(), subscriber.backlog.overflow(), count);
         }
     }

@@ -1,10 +1,15 @@
 package org.shimmer.runtime.events;
 
+import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -270,6 +275,32 @@ class InMemoryEventExchangeTest {
     }
 
     @Test
+    void dropsAreLoggedOncePerIntervalNotOncePerDrop() {
+        SettableClock clock = new SettableClock(Instant.parse("2026-01-01T00:00:00Z"));
+        InMemoryEventExchange timed = new InMemoryEventExchange(delivery, clock);
+        Stalled stalled = new Stalled();
+        timed.subscribe(EventFilter.all(), Backlog.of(1, OverflowPolicy.DROP_NEWEST)).subscribe(stalled);
+
+        List<String> warnings = warningsWhile(() -> {
+            // One envelope in hand-off, one in the backlog, 98 dropped.
+            for (int i = 0; i < 100; i++) {
+                timed.publish("ns", "/t", i).block(TIMEOUT);
+            }
+            clock.now = clock.now.plusSeconds(9);
+            timed.publish("ns", "/t", 100).block(TIMEOUT);
+            clock.now = clock.now.plusSeconds(1);
+            timed.publish("ns", "/t", 101).block(TIMEOUT);
+        });
+
+        assertThat(warnings).hasSize(2);
+        assertThat(warnings.get(0)).endsWith("events dropped so far: 1");
+        assertThat(warnings.get(1)).endsWith("events dropped so far: 100");
+        assertThat(timed.dropped()).isEqualTo(100);
+        stalled.dispose();
+        timed.dispose();
+    }
+
+    @Test
     void forwardKeepsTheEnvelopeTimestamp() {
         Instant then = Instant.parse("2020-01-01T00:00:00Z");
 
@@ -328,6 +359,43 @@ class InMemoryEventExchangeTest {
     private SubscriptionStats stats(EventFilter filter) {
         return exchange.subscriptions().stream().filter(stats -> stats.filter().equals(filter)).findFirst()
                 .orElseThrow();
+    }
+
+    /** The exchange's drop warnings (slf4j-simple writes them to standard error) logged while {@code action} runs. */
+    private static List<String> warningsWhile(Runnable action) {
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        PrintStream original = System.err;
+        System.setErr(new PrintStream(captured, true, UTF_8));
+        try {
+            action.run();
+        } finally {
+            System.setErr(original);
+        }
+        return captured.toString(UTF_8).lines().filter(line -> line.contains("slow event subscriber")).toList();
+    }
+
+    /** A clock a test moves by hand. */
+    private static final class SettableClock extends Clock {
+        volatile Instant now;
+
+        SettableClock(Instant now) {
+            this.now = now;
+        }
+
+        @Override
+        public Instant instant() {
+            return now;
+        }
+
+        @Override
+        public ZoneId getZone() {
+            return ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(ZoneId zone) {
+            throw new UnsupportedOperationException();
+        }
     }
 
     /** Requests nothing until told to, like a host busy elsewhere; replays what it received to whoever waits. */
