@@ -1,0 +1,138 @@
+package org.shimmer.runtime.linux.bundle;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
+import reactor.test.StepVerifier;
+
+/**
+ * Issue 9 findings 1 and 2: deleting the bundle of a running container whose rootfs is a bind of the user's own
+ * directory is refused before anything changes; the user's files stay byte for byte, the container stays fully
+ * controllable, and the normal cleanup afterwards leaves nothing.
+ */
+@ExtendWith(NettyLeakDetection.class)
+class RunningBundleDeleteTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final String NS = "delete-test";
+
+    @TempDir
+    Path temp;
+
+    private RuntimeResources resources;
+    private LinuxRuntime runtime;
+    private RuncOptions runc;
+
+    @BeforeEach
+    void startRuntime() {
+        resources = new RuntimeResources("delete-test-");
+        runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+        runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
+    }
+
+    @AfterEach
+    void checkNothingIsLeft() throws Exception {
+        try {
+            TestTrees.assertNoMountsUnder(temp);
+        } finally {
+            TestTrees.unmountAllUnder(temp);
+            resources.close();
+        }
+        for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS),
+                temp.resolve("runc").resolve(NS))) {
+            if (Files.isDirectory(root)) {
+                try (Stream<Path> left = Files.list(root)) {
+                    assertThat(left).as("left in " + root).isEmpty();
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} shim, rootfs bind {1}")
+    @CsvSource({"local, rw", "local, ro", "remote, rw", "remote, ro"})
+    void deleteOfARunningBindMountedBundleIsRefusedAndTheUserTreeSurvives(String kind, String mode)
+            throws Exception {
+        Path userDir = Files.createDirectories(temp.resolve("user image"));
+        BusyboxBundle.writeRootfs(userDir);
+        TestTrees.userTree(userDir.resolve("data"));
+        Map<String, String> before = TestTrees.fingerprint(userDir);
+        Bundle bundle = runtime.create(NS, "c1", BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                "/bin/sleep", "60")).block(TIMEOUT);
+        ShimClient shim = bundle.newShimClient(shimOpt(kind), runc).block(TIMEOUT);
+        shim.create(new CreateOptions(List.of(new Mount("bind", userDir.toString(), List.of("rbind", mode))),
+                Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+        List<Path> hostMounts = TestTrees.mountsUnder(bundle.path());
+        System.out.println(kind + " shim, " + mode + ": mounts under the bundle in the host namespace: "
+                + hostMounts);
+        List<String> bundleEntries = names(bundle.path());
+        List<String> workEntries = names(bundle.workDir());
+
+        StepVerifier.create(bundle.delete())
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("bundle " + NS + "/c1 is in use")
+                        .hasMessageContaining(bundle.rootfs().toString())
+                        .hasMessageContaining("nothing was deleted"))
+                .verify(TIMEOUT);
+
+        assertThat(TestTrees.fingerprint(userDir)).isEqualTo(before);
+        assertThat(names(bundle.path())).isEqualTo(bundleEntries);
+        assertThat(names(bundle.workDir())).isEqualTo(workEntries);
+        assertThat(names(bundle.path().getParent())).containsExactly("c1");
+        assertThat(runtime.load(NS, "c1").block(TIMEOUT)).isEqualTo(bundle);
+        TaskState state = shim.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(state.pid()).isEqualTo(pid);
+
+        shim.kill(9, false).block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        StepVerifier.create(bundle.delete()).verifyComplete();
+
+        assertThat(Processes.awaitGone(pid, TIMEOUT)).isTrue();
+        assertThat(TestTrees.fingerprint(userDir)).isEqualTo(before);
+        assertThat(bundle.path()).doesNotExist();
+        assertThat(bundle.workDir()).doesNotExist();
+    }
+
+    private ShimOpt shimOpt(String kind) {
+        return kind.equals("local")
+                ? ShimOpt.local(resources.exchange())
+                : ShimOpt.remote(Path.of("containerd-shim-runc-v2"), temp.resolve("daemon.sock").toString(), null,
+                        false, exit -> {});
+    }
+
+    private static List<String> names(Path dir) throws Exception {
+        try (Stream<Path> entries = Files.list(dir)) {
+            return entries.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+}
