@@ -187,21 +187,27 @@ public final class BundleStore {
 
     private Bundle createOnDisk(BundlePaths paths, byte[] spec) {
         Deque<Path> created = new ArrayDeque<>();
+        // The path being worked on, for the error: the JDK names no path when a write runs out of space.
+        Path current = paths.bundleDir().getParent();
         try {
-            ensureDirectories(paths.bundleDir().getParent());
-            ensureDirectories(paths.workDir().getParent());
+            ensureDirectories(current);
+            current = paths.workDir().getParent();
+            ensureDirectories(current);
 
+            current = paths.bundleDir();
             createExclusiveDirectory(paths.bundleDir(), paths, "bundle");
             created.push(paths.bundleDir());
             observer.created(CreateStep.BUNDLE_DIR, paths.bundleDir());
 
             // Exclusive as well: containerd#2605 reused an existing work dir here and its rollback then deleted
             // the work dir of a running container.
+            current = paths.workDir();
             createExclusiveDirectory(paths.workDir(), paths, "work");
             created.push(paths.workDir());
             observer.created(CreateStep.WORK_DIR, paths.workDir());
 
             Path rootfs = paths.bundleDir().resolve(ROOTFS_DIR);
+            current = rootfs;
             createDirectory(rootfs);
             created.push(rootfs);
             observer.created(CreateStep.ROOTFS_DIR, rootfs);
@@ -209,6 +215,7 @@ public final class BundleStore {
             Path configFile = paths.bundleDir().resolve(CONFIG_FILE);
             Path partial = paths.bundleDir().resolve("." + CONFIG_FILE + ".partial");
             created.push(partial);
+            current = partial;
             Files.write(partial, spec, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             Files.setPosixFilePermissions(partial, CONFIG_MODE);
             Files.move(partial, configFile, StandardCopyOption.ATOMIC_MOVE);
@@ -219,7 +226,7 @@ public final class BundleStore {
         } catch (IOException | RuntimeException e) {
             RuntimeException failure = e instanceof RuntimeException runtime
                     ? runtime
-                    : StorageErrors.typed("create bundle " + paths.name(), (IOException) e);
+                    : StorageErrors.typed("create bundle " + paths.name() + " at " + current, (IOException) e);
             rollback(created, failure);
             throw failure;
         }
