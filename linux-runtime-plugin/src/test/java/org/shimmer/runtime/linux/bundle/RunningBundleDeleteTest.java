@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -48,6 +49,8 @@ class RunningBundleDeleteTest {
     private RuntimeResources resources;
     private LinuxRuntime runtime;
     private RuncOptions runc;
+    /** Stops a container a failed test left running, so it never outlives the test. */
+    private Runnable stopLeftovers = () -> {};
 
     @BeforeEach
     void startRuntime() {
@@ -58,6 +61,7 @@ class RunningBundleDeleteTest {
 
     @AfterEach
     void checkNothingIsLeft() throws Exception {
+        stopLeftovers.run();
         try {
             TestTrees.assertNoMountsUnder(temp);
         } finally {
@@ -82,12 +86,21 @@ class RunningBundleDeleteTest {
         BusyboxBundle.writeRootfs(userDir);
         TestTrees.userTree(userDir.resolve("data"));
         Map<String, String> before = TestTrees.fingerprint(userDir);
-        Bundle bundle = runtime.create(NS, "c1", BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+        // A unique id: runc names the container's cgroup after it, and other suites may run at the same time.
+        String id = "c-" + UUID.randomUUID().toString().substring(0, 8);
+        Bundle bundle = runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
                 "/bin/sleep", "60")).block(TIMEOUT);
         ShimClient shim = bundle.newShimClient(shimOpt(kind), runc).block(TIMEOUT);
         shim.create(new CreateOptions(List.of(new Mount("bind", userDir.toString(), List.of("rbind", mode))),
                 Stdio.none())).block(TIMEOUT);
         int pid = shim.start().block(TIMEOUT);
+        stopLeftovers = () -> {
+            if (Processes.isRunning(pid)) {
+                ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+                shim.awaitExit().then(shim.delete()).then(shim.shutdown()).onErrorComplete().block(TIMEOUT);
+                runtime.delete(NS, id).onErrorComplete().block(TIMEOUT);
+            }
+        };
         List<Path> hostMounts = TestTrees.mountsUnder(bundle.path());
         System.out.println(kind + " shim, " + mode + ": mounts under the bundle in the host namespace: "
                 + hostMounts);
@@ -97,7 +110,7 @@ class RunningBundleDeleteTest {
         StepVerifier.create(bundle.delete())
                 .expectErrorSatisfies(e -> assertThat(e)
                         .isInstanceOf(FailedPreconditionException.class)
-                        .hasMessageContaining("bundle " + NS + "/c1 is in use")
+                        .hasMessageContaining("bundle " + NS + "/" + id + " is in use")
                         .hasMessageContaining(bundle.rootfs().toString())
                         .hasMessageContaining("nothing was deleted"))
                 .verify(TIMEOUT);
@@ -105,8 +118,8 @@ class RunningBundleDeleteTest {
         assertThat(TestTrees.fingerprint(userDir)).isEqualTo(before);
         assertThat(names(bundle.path())).isEqualTo(bundleEntries);
         assertThat(names(bundle.workDir())).isEqualTo(workEntries);
-        assertThat(names(bundle.path().getParent())).containsExactly("c1");
-        assertThat(runtime.load(NS, "c1").block(TIMEOUT)).isEqualTo(bundle);
+        assertThat(names(bundle.path().getParent())).containsExactly(id);
+        assertThat(runtime.load(NS, id).block(TIMEOUT)).isEqualTo(bundle);
         TaskState state = shim.state().block(TIMEOUT);
         assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
         assertThat(state.pid()).isEqualTo(pid);
