@@ -1,5 +1,6 @@
 package org.shimmer.runtime.linux.bundle;
 
+import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Files;
@@ -26,10 +27,13 @@ import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 import reactor.test.StepVerifier;
 
 /**
@@ -89,10 +93,15 @@ class RunningBundleDeleteTest {
         // A unique id: runc names the container's cgroup after it, and other suites may run at the same time.
         String id = "c-" + UUID.randomUUID().toString().substring(0, 8);
         Bundle bundle = runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
-                "/bin/sleep", "60")).block(TIMEOUT);
+                "/bin/sh", "-c", "echo ready; read line; echo got $line; exec sleep 60")).block(TIMEOUT);
         ShimClient shim = bundle.newShimClient(shimOpt(kind), runc).block(TIMEOUT);
-        shim.create(new CreateOptions(List.of(new Mount("bind", userDir.toString(), List.of("rbind", mode))),
-                Stdio.none())).block(TIMEOUT);
+        Sinks.Many<byte[]> stdin = Sinks.many().unicast().onBackpressureBuffer();
+        ProcessIo io = shim.create(new CreateOptions(
+                List.of(new Mount("bind", userDir.toString(), List.of("rbind", mode))),
+                Stdio.streams(stdin.asFlux()))).block(TIMEOUT);
+        Mono<String> output = io.stdout().map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat)
+                .subscribeOn(resources.io()).cache();
+        output.subscribe();
         int pid = shim.start().block(TIMEOUT);
         stopLeftovers = () -> {
             if (Processes.isRunning(pid)) {
@@ -104,6 +113,7 @@ class RunningBundleDeleteTest {
         List<Path> hostMounts = TestTrees.mountsUnder(bundle.path());
         System.out.println(kind + " shim, " + mode + ": mounts under the bundle in the host namespace: "
                 + hostMounts);
+        assertThat(names(bundle.workDir())).as("FIFOs of a running container").isNotEmpty();
         List<String> bundleEntries = names(bundle.path());
         List<String> workEntries = names(bundle.workDir());
 
@@ -124,12 +134,17 @@ class RunningBundleDeleteTest {
         assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
         assertThat(state.pid()).isEqualTo(pid);
 
+        // Its stdio still works: stdin reaches it, and its output arrives.
+        stdin.tryEmitNext("after the refused delete\n".getBytes(UTF_8));
+        stdin.tryEmitComplete();
+        awaitExec(pid);
         shim.kill(9, false).block(TIMEOUT);
         assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
         shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
         StepVerifier.create(bundle.delete()).verifyComplete();
 
+        assertThat(output.block(TIMEOUT)).isEqualTo("ready\ngot after the refused delete\n");
         assertThat(Processes.awaitGone(pid, TIMEOUT)).isTrue();
         assertThat(TestTrees.fingerprint(userDir)).isEqualTo(before);
         assertThat(bundle.path()).doesNotExist();
@@ -141,6 +156,16 @@ class RunningBundleDeleteTest {
                 ? ShimOpt.local(resources.exchange())
                 : ShimOpt.remote(Path.of("containerd-shim-runc-v2"), temp.resolve("daemon.sock").toString(), null,
                         false, exit -> {});
+    }
+
+    /** Waits until the shell replaced itself by sleep: it has then read stdin and written its answer. */
+    private static void awaitExec(int pid) throws Exception {
+        Path comm = Path.of("/proc", Integer.toString(pid), "comm");
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!Files.readString(comm).strip().equals("sleep")) {
+            assertThat(System.nanoTime()).as("the container read its stdin").isLessThan(deadline);
+            Thread.sleep(10);
+        }
     }
 
     private static List<String> names(Path dir) throws Exception {
