@@ -61,6 +61,7 @@ class BundleDeleteSafetyTest {
     void tearDown() throws IOException {
         try {
             TestTrees.assertNoMountsUnder(temp);
+            TestTrees.assertNoDescriptorsUnder(temp);
             assertThat(TestTrees.fingerprint(userDir)).as("the user's tree").isEqualTo(userBefore);
         } finally {
             TestTrees.unmountAllUnder(temp);

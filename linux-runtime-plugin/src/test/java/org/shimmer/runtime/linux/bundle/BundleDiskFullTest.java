@@ -56,6 +56,7 @@ class BundleDiskFullTest {
             io.dispose();
         }
         TestTrees.assertNoMountsUnder(temp);
+        TestTrees.assertNoDescriptorsUnder(temp);
     }
 
     @Test

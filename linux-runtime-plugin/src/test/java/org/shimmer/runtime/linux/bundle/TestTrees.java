@@ -8,6 +8,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -78,6 +79,29 @@ final class TestTrees {
 
     static void assertNoMountsUnder(Path dir) throws IOException {
         assertThat(mountsUnder(dir)).as("mounts left under " + dir).isEmpty();
+    }
+
+    /** This JVM's open descriptors on anything at or under {@code dir}, as "fd -> path". */
+    static List<String> openDescriptorsUnder(Path dir) throws IOException {
+        String prefix = dir.toRealPath().toString();
+        List<String> open = new ArrayList<>();
+        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+            for (Path fd : fds.toList()) {
+                try {
+                    String target = Files.readSymbolicLink(fd).toString();
+                    if (target.equals(prefix) || target.startsWith(prefix + "/")) {
+                        open.add(fd.getFileName() + " -> " + target);
+                    }
+                } catch (IOException closedMeanwhile) {
+                    // The listing's own descriptor, or one another thread closed since.
+                }
+            }
+        }
+        return open;
+    }
+
+    static void assertNoDescriptorsUnder(Path dir) throws IOException {
+        assertThat(openDescriptorsUnder(dir)).as("descriptors left open under " + dir).isEmpty();
     }
 
     private static String sha256(byte[] bytes) {
