@@ -20,6 +20,7 @@ final class DirectoryTrees {
 
     private static final int DIRECTORY_FLAGS =
             LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_NOFOLLOW | LinuxCalls.O_CLOEXEC;
+    private static final byte[] EMPTY_PATH = {};
 
     /** Sees each directory after it was opened and checked, before its entries are read; tests mount through it. */
     @FunctionalInterface
@@ -55,8 +56,8 @@ final class DirectoryTrees {
      */
     static void deleteRecursively(Path root, WalkObserver observer) throws IOException {
         Path parentPath = root.toAbsolutePath().getParent();
-        String name = root.getFileName().toString();
-        try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, parentPath.toString(), parentPath)) {
+        byte[] name = bytes(root.getFileName());
+        try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, bytes(parentPath), parentPath)) {
             if (parent == null) {
                 return;
             }
@@ -76,7 +77,7 @@ final class DirectoryTrees {
         }
     }
 
-    private static void removeDirectory(Directory parent, String name, Path path, long mountId,
+    private static void removeDirectory(Directory parent, byte[] name, Path path, long mountId,
             WalkObserver observer) throws IOException {
         try (Directory dir = Directory.open(parent.fd(), name, path)) {
             if (dir == null) {
@@ -87,8 +88,9 @@ final class DirectoryTrees {
                 throw new MountCrossingException(path);
             }
             observer.entering(path);
-            for (String entry : entries(dir, path)) {
-                Path child = path.resolve(entry);
+            for (byte[] entry : entries(dir, path)) {
+                // Only for messages and the observer: the walk itself uses the bytes, whatever their encoding.
+                Path child = path.resolve(LinuxCalls.display(entry));
                 FileIdentity identity = identity(dir, entry, child);
                 if (identity == null) {
                     continue;
@@ -106,7 +108,7 @@ final class DirectoryTrees {
         unlink(parent, name, LinuxCalls.AT_REMOVEDIR, path);
     }
 
-    private static FileIdentity identity(Directory dir, String name, Path path) throws IOException {
+    private static FileIdentity identity(Directory dir, byte[] name, Path path) throws IOException {
         try {
             return LinuxCalls.statx(dir.fd(), name, LinuxCalls.AT_SYMLINK_NOFOLLOW);
         } catch (ErrnoException e) {
@@ -117,7 +119,7 @@ final class DirectoryTrees {
         }
     }
 
-    private static Iterable<String> entries(Directory dir, Path path) throws IOException {
+    private static Iterable<byte[]> entries(Directory dir, Path path) throws IOException {
         try {
             return LinuxCalls.directoryEntries(dir.fd());
         } catch (IOException e) {
@@ -125,7 +127,7 @@ final class DirectoryTrees {
         }
     }
 
-    private static void unlink(Directory dir, String name, int flags, Path path) throws IOException {
+    private static void unlink(Directory dir, byte[] name, int flags, Path path) throws IOException {
         try {
             LinuxCalls.unlinkat(dir.fd(), name, flags);
         } catch (ErrnoException e) {
@@ -133,6 +135,10 @@ final class DirectoryTrees {
                 throw failure(path, e);
             }
         }
+    }
+
+    private static byte[] bytes(Path path) {
+        return path.toString().getBytes(LinuxCalls.FILE_NAMES);
     }
 
     private static IOException failure(Path path, IOException e) {
@@ -154,7 +160,7 @@ final class DirectoryTrees {
         }
 
         /** Opens {@code name} relative to {@code dirfd} without following a final symlink; null when absent. */
-        static Directory open(int dirfd, String name, Path path) throws IOException {
+        static Directory open(int dirfd, byte[] name, Path path) throws IOException {
             int fd;
             try {
                 fd = LinuxCalls.openat(dirfd, name, DIRECTORY_FLAGS);
@@ -165,7 +171,7 @@ final class DirectoryTrees {
                 throw failure(path, e);
             }
             try {
-                return new Directory(fd, path, LinuxCalls.statx(fd, "", LinuxCalls.AT_EMPTY_PATH));
+                return new Directory(fd, path, LinuxCalls.statx(fd, EMPTY_PATH, LinuxCalls.AT_EMPTY_PATH));
             } catch (IOException e) {
                 LinuxCalls.close(fd);
                 throw failure(path, e);

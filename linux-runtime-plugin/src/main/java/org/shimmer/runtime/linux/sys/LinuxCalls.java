@@ -13,6 +13,7 @@ import java.lang.invoke.VarHandle;
 import java.nio.charset.Charset;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -376,7 +377,10 @@ public final class LinuxCalls {
     // Directory walking that cannot be redirected: every step goes through a descriptor of the directory it
     // acts in, so a mount or symlink placed on a path after it was checked is never followed.
 
-    /** The charset the JDK maps file names with, so names read here match {@link Path}s. */
+    /**
+     * The charset the JDK maps file names with, for messages. Names themselves stay bytes here: a name that is
+     * not valid in the charset (a container may write any bytes) must still be found again.
+     */
     public static final Charset FILE_NAMES = Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"));
 
     public static final int AT_FDCWD = -100;
@@ -410,6 +414,8 @@ public final class LinuxCalls {
     private static final long SYS_GETDENTS64 = 217;
     /** {@code struct linux_dirent64}: {@code d_reclen} (u16) at 16, {@code d_type} at 18, {@code d_name} at 19. */
     private static final int DIRENT_BUFFER = 32 * 1024;
+    private static final byte[] DOT = {'.'};
+    private static final byte[] DOT_DOT = {'.', '.'};
 
     private static final MethodHandle STATX = function("statx",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
@@ -433,15 +439,15 @@ public final class LinuxCalls {
      * {@code statx(dirfd, name, flags, STATX_TYPE | STATX_MNT_ID)}. Fails rather than guess when the kernel does not
      * report the mount id.
      */
-    public static FileIdentity statx(int dirfd, String name, int flags) throws IOException {
+    public static FileIdentity statx(int dirfd, byte[] name, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
-            int result = (int) STATX.invokeExact(state, dirfd, arena.allocateFrom(name), flags,
+            int result = (int) STATX.invokeExact(state, dirfd, cString(arena, name), flags,
                     STATX_TYPE | STATX_MNT_ID, buffer);
-            check(result, state, "statx " + name);
+            check(result, state, "statx " + display(name));
             if ((buffer.get(ValueLayout.JAVA_INT, 0) & STATX_MNT_ID) == 0) {
-                throw new IOException("statx " + name + ": the kernel reports no mount id");
+                throw new IOException("statx " + display(name) + ": the kernel reports no mount id");
             }
             int mode = Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, 28));
             return new FileIdentity((mode & S_IFMT) == S_IFDIR, buffer.get(ValueLayout.JAVA_LONG, 144));
@@ -453,11 +459,11 @@ public final class LinuxCalls {
     }
 
     /** {@code openat(dirfd, name, flags)}; returns the descriptor. */
-    public static int openat(int dirfd, String name, int flags) throws IOException {
+    public static int openat(int dirfd, byte[] name, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            int fd = (int) OPENAT.invokeExact(state, dirfd, arena.allocateFrom(name), flags);
-            check(fd, state, "openat " + name);
+            int fd = (int) OPENAT.invokeExact(state, dirfd, cString(arena, name), flags);
+            check(fd, state, "openat " + display(name));
             return fd;
         } catch (IOException | RuntimeException | Error e) {
             throw e;
@@ -467,11 +473,11 @@ public final class LinuxCalls {
     }
 
     /** {@code unlinkat(dirfd, name, flags)}. */
-    public static void unlinkat(int dirfd, String name, int flags) throws IOException {
+    public static void unlinkat(int dirfd, byte[] name, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            int result = (int) UNLINKAT.invokeExact(state, dirfd, arena.allocateFrom(name), flags);
-            check(result, state, "unlinkat " + name);
+            int result = (int) UNLINKAT.invokeExact(state, dirfd, cString(arena, name), flags);
+            check(result, state, "unlinkat " + display(name));
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
@@ -479,9 +485,9 @@ public final class LinuxCalls {
         }
     }
 
-    /** The names in the directory open as {@code dirfd} ({@code getdents64}), without "." and "..". */
-    public static List<String> directoryEntries(int dirfd) throws IOException {
-        List<String> names = new ArrayList<>();
+    /** The names in the directory open as {@code dirfd} ({@code getdents64}), as bytes, without "." and "..". */
+    public static List<byte[]> directoryEntries(int dirfd) throws IOException {
+        List<byte[]> names = new ArrayList<>();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment buffer = arena.allocate(DIRENT_BUFFER, 8);
@@ -493,8 +499,13 @@ public final class LinuxCalls {
                     return names;
                 }
                 for (long offset = 0; offset < n; ) {
-                    String name = buffer.getString(offset + 19, FILE_NAMES);
-                    if (!name.equals(".") && !name.equals("..")) {
+                    long nameStart = offset + 19;
+                    long nameEnd = nameStart;
+                    while (buffer.get(ValueLayout.JAVA_BYTE, nameEnd) != 0) {
+                        nameEnd++;
+                    }
+                    byte[] name = buffer.asSlice(nameStart, nameEnd - nameStart).toArray(ValueLayout.JAVA_BYTE);
+                    if (!Arrays.equals(name, DOT) && !Arrays.equals(name, DOT_DOT)) {
                         names.add(name);
                     }
                     offset += Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, offset + 16));
@@ -505,6 +516,17 @@ public final class LinuxCalls {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    /** A file name's bytes as text, for messages. */
+    public static String display(byte[] name) {
+        return new String(name, FILE_NAMES);
+    }
+
+    private static MemorySegment cString(Arena arena, byte[] name) {
+        MemorySegment string = arena.allocate(name.length + 1L);
+        MemorySegment.copy(name, 0, string, ValueLayout.JAVA_BYTE, 0, name.length);
+        return string;
     }
 
     /** The text {@code strerror} gives for {@code errno}, as the JDK's own file errors carry it. */

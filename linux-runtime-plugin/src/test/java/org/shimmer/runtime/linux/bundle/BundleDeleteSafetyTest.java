@@ -152,6 +152,25 @@ class BundleDeleteSafetyTest {
     }
 
     @Test
+    void namesThatAreNotValidTextAreRemovedToo() throws Exception {
+        Bundle bundle = store.create("ns", "c1", SPEC).block(TIMEOUT);
+        // What a container may write: bytes that are no UTF-8, as a directory with a file in it, and a file.
+        Process process = new ProcessBuilder("sh", "-c",
+                "d=\"$1/$(printf '\\377\\376')\"; mkdir \"$d\" && touch \"$d/$(printf '\\300x')\" \"$2/$(printf '\\351')\"",
+                "sh", bundle.rootfs().toString(), bundle.workDir().toString())
+                .redirectErrorStream(true).start();
+        String output = new String(process.getInputStream().readAllBytes(), UTF_8);
+        assertThat(process.waitFor()).as(output).isZero();
+        assertThat(names(bundle.rootfs())).hasSize(1);
+        assertThat(names(bundle.workDir())).hasSize(1);
+
+        StepVerifier.create(bundle.delete()).verifyComplete();
+
+        assertThat(names(stateRoot.resolve("ns"))).isEmpty();
+        assertThat(names(workRoot.resolve("ns"))).isEmpty();
+    }
+
+    @Test
     void aBundleDirectoryReplacedByASymlinkLosesOnlyTheLink() throws Exception {
         Files.createDirectories(stateRoot.resolve("ns"));
         Files.createSymbolicLink(stateRoot.resolve("ns/c1"), userDir);
