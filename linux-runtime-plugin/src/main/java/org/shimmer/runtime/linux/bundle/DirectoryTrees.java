@@ -2,6 +2,11 @@ package org.shimmer.runtime.linux.bundle;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.Iterator;
+import java.util.List;
+import java.util.function.Supplier;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
 import org.shimmer.runtime.linux.sys.LinuxCalls.FileIdentity;
@@ -57,12 +62,12 @@ final class DirectoryTrees {
     static void deleteRecursively(Path root, WalkObserver observer) throws IOException {
         Path parentPath = root.toAbsolutePath().getParent();
         byte[] name = bytes(root.getFileName());
-        try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, bytes(parentPath), parentPath)) {
+        try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, bytes(parentPath), () -> parentPath)) {
             if (parent == null) {
                 return;
             }
             long mountId = parent.identity().mountId();
-            FileIdentity identity = identity(parent, name, root);
+            FileIdentity identity = identity(parent, name, () -> root);
             if (identity == null) {
                 return;
             }
@@ -72,43 +77,101 @@ final class DirectoryTrees {
             if (identity.directory()) {
                 removeDirectory(parent, name, root, mountId, observer);
             } else {
-                unlink(parent, name, 0, root);
+                unlink(parent, name, 0, () -> root);
             }
         }
     }
 
-    private static void removeDirectory(Directory parent, byte[] name, Path path, long mountId,
+    /**
+     * Removes the directory {@code name} of {@code parent} depth first. The levels being walked are an explicit
+     * stack, not recursion, and paths are built only for a message or an observer: a container can make its
+     * rootfs as deep as it likes, and that must end in a typed error at worst (descriptors run out:
+     * {@code EMFILE}), never in a {@link StackOverflowError} or in paths whose total length grows with the square
+     * of the depth.
+     */
+    private static void removeDirectory(Directory parent, byte[] name, Path root, long mountId,
             WalkObserver observer) throws IOException {
-        try (Directory dir = Directory.open(parent.fd(), name, path)) {
-            if (dir == null) {
-                return;
+        Deque<Level> levels = new ArrayDeque<>();
+        try {
+            Level top = enter(parent, null, name, root, mountId, observer);
+            if (top != null) {
+                levels.push(top);
             }
-            // openat crosses into whatever is mounted on the name now, so this is the check that counts.
-            if (dir.identity().mountId() != mountId) {
-                throw new MountCrossingException(path);
-            }
-            observer.entering(path);
-            for (byte[] entry : entries(dir, path)) {
-                // Only for messages and the observer: the walk itself uses the bytes, whatever their encoding.
-                Path child = path.resolve(LinuxCalls.display(entry));
-                FileIdentity identity = identity(dir, entry, child);
+            while (!levels.isEmpty()) {
+                Level level = levels.peek();
+                if (!level.entries().hasNext()) {
+                    levels.pop().dir().close();
+                    Directory above = levels.isEmpty() ? parent : levels.peek().dir();
+                    unlink(above, level.name(), LinuxCalls.AT_REMOVEDIR, () -> level.path(root));
+                    continue;
+                }
+                byte[] entry = level.entries().next();
+                Supplier<Path> child = () -> level.path(root).resolve(LinuxCalls.display(entry));
+                FileIdentity identity = identity(level.dir(), entry, child);
                 if (identity == null) {
                     continue;
                 }
                 if (identity.mountId() != mountId) {
-                    throw new MountCrossingException(child);
+                    throw new MountCrossingException(child.get());
                 }
                 if (identity.directory()) {
-                    removeDirectory(dir, entry, child, mountId, observer);
+                    Level below = enter(level.dir(), level, entry, root, mountId, observer);
+                    if (below != null) {
+                        levels.push(below);
+                    }
                 } else {
-                    unlink(dir, entry, 0, child);
+                    unlink(level.dir(), entry, 0, child);
                 }
             }
+        } finally {
+            levels.forEach(level -> level.dir().close());
         }
-        unlink(parent, name, LinuxCalls.AT_REMOVEDIR, path);
     }
 
-    private static FileIdentity identity(Directory dir, byte[] name, Path path) throws IOException {
+    /** Opens a directory below {@code above} (null for the root) and lists it; null when it vanished meanwhile. */
+    private static Level enter(Directory parent, Level above, byte[] name, Path root, long mountId,
+            WalkObserver observer) throws IOException {
+        Supplier<Path> path = () -> above == null ? root : above.path(root).resolve(LinuxCalls.display(name));
+        Directory dir = Directory.open(parent.fd(), name, path);
+        if (dir == null) {
+            return null;
+        }
+        try {
+            // openat crosses into whatever is mounted on the name now, so this is the check that counts.
+            if (dir.identity().mountId() != mountId) {
+                throw new MountCrossingException(path.get());
+            }
+            if (observer != WalkObserver.NONE) {
+                observer.entering(path.get());
+            }
+            return new Level(above, name, dir, entries(dir, path).iterator());
+        } catch (IOException | RuntimeException e) {
+            dir.close();
+            throw e;
+        }
+    }
+
+    /**
+     * One directory being walked: the level above it (null for the root), its name there, its descriptor, and
+     * the entries not yet handled.
+     */
+    private record Level(Level above, byte[] name, Directory dir, Iterator<byte[]> entries) {
+
+        /** Its path under {@code root}, for a message; built from the names up the stack, without recursion. */
+        Path path(Path root) {
+            Deque<String> names = new ArrayDeque<>();
+            for (Level level = this; level.above() != null; level = level.above()) {
+                names.push(LinuxCalls.display(level.name()));
+            }
+            Path path = root;
+            for (String name : names) {
+                path = path.resolve(name);
+            }
+            return path;
+        }
+    }
+
+    private static FileIdentity identity(Directory dir, byte[] name, Supplier<Path> path) throws IOException {
         try {
             return LinuxCalls.statx(dir.fd(), name, LinuxCalls.AT_SYMLINK_NOFOLLOW);
         } catch (ErrnoException e) {
@@ -119,7 +182,7 @@ final class DirectoryTrees {
         }
     }
 
-    private static Iterable<byte[]> entries(Directory dir, Path path) throws IOException {
+    private static List<byte[]> entries(Directory dir, Supplier<Path> path) throws IOException {
         try {
             return LinuxCalls.directoryEntries(dir.fd());
         } catch (IOException e) {
@@ -127,7 +190,7 @@ final class DirectoryTrees {
         }
     }
 
-    private static void unlink(Directory dir, byte[] name, int flags, Path path) throws IOException {
+    private static void unlink(Directory dir, byte[] name, int flags, Supplier<Path> path) throws IOException {
         try {
             LinuxCalls.unlinkat(dir.fd(), name, flags);
         } catch (ErrnoException e) {
@@ -141,26 +204,22 @@ final class DirectoryTrees {
         return path.toString().getBytes(LinuxCalls.FILE_NAMES);
     }
 
-    private static IOException failure(Path path, IOException e) {
-        return new IOException(path + ": " + e.getMessage(), e);
+    private static IOException failure(Supplier<Path> path, IOException e) {
+        return new IOException(path.get() + ": " + e.getMessage(), e);
     }
 
-    /**
-     * One open directory descriptor, owned here alone: closed once, never used after.
-     */
+    /** One open directory descriptor, owned here alone: closed once, never used after. */
     private static final class Directory implements AutoCloseable {
-        private final Path path;
         private final FileIdentity identity;
         private int fd;
 
-        private Directory(int fd, Path path, FileIdentity identity) {
+        private Directory(int fd, FileIdentity identity) {
             this.fd = fd;
-            this.path = path;
             this.identity = identity;
         }
 
         /** Opens {@code name} relative to {@code dirfd} without following a final symlink; null when absent. */
-        static Directory open(int dirfd, byte[] name, Path path) throws IOException {
+        static Directory open(int dirfd, byte[] name, Supplier<Path> path) throws IOException {
             int fd;
             try {
                 fd = LinuxCalls.openat(dirfd, name, DIRECTORY_FLAGS);
@@ -171,7 +230,7 @@ final class DirectoryTrees {
                 throw failure(path, e);
             }
             try {
-                return new Directory(fd, path, LinuxCalls.statx(fd, EMPTY_PATH, LinuxCalls.AT_EMPTY_PATH));
+                return new Directory(fd, LinuxCalls.statx(fd, EMPTY_PATH, LinuxCalls.AT_EMPTY_PATH));
             } catch (IOException e) {
                 LinuxCalls.close(fd);
                 throw failure(path, e);
@@ -183,7 +242,7 @@ final class DirectoryTrees {
 
         int fd() {
             if (fd < 0) {
-                throw new IllegalStateException("directory " + path + " is closed");
+                throw new IllegalStateException("directory descriptor used after close");
             }
             return fd;
         }

@@ -171,6 +171,29 @@ class BundleDeleteSafetyTest {
     }
 
     @Test
+    void aTreeDeeperThanAPathCanNameIsRemoved() throws Exception {
+        Bundle bundle = store.create("ns", "c1", SPEC).block(TIMEOUT);
+        // 3000 levels of "d/" are 6000 characters, more than PATH_MAX: built 1000 levels at a time, each chain
+        // moved into the deepest directory of the next.
+        Path built = temp.resolve("chain");
+        for (int round = 0; round < 3; round++) {
+            Path next = temp.resolve("next");
+            Path deepest = Files.createDirectories(next.resolve("d/".repeat(1000)));
+            if (Files.exists(built)) {
+                Files.move(built, deepest.resolve("d"));
+            } else {
+                Files.writeString(deepest.resolve("bottom"), "x");
+            }
+            Files.move(next, built);
+        }
+        Files.move(built, bundle.rootfs().resolve("deep"));
+
+        StepVerifier.create(bundle.delete()).verifyComplete();
+
+        assertThat(names(stateRoot.resolve("ns"))).isEmpty();
+    }
+
+    @Test
     void aBundleDirectoryReplacedByASymlinkLosesOnlyTheLink() throws Exception {
         Files.createDirectories(stateRoot.resolve("ns"));
         Files.createSymbolicLink(stateRoot.resolve("ns/c1"), userDir);
