@@ -46,7 +46,16 @@ public interface Bundle {
     /**
      * Deletes the bundle directory and the work directory. Both are attempted even when one fails, and one error
      * reports every failure. Deleting a bundle that is already gone succeeds. A crash midway never leaves
-     * something that {@link RuntimePlugin#list} or {@link RuntimePlugin#load} would take for a bundle.
+     * something that {@link RuntimePlugin#list} or {@link RuntimePlugin#load} would take for a bundle, and the
+     * next delete of the id finishes what it left.
+     *
+     * <p>Nothing on another mount is ever removed, and symbolic links are removed, never followed. While anything
+     * is mounted at or under either directory (a running container's rootfs, say) the delete fails with
+     * {@link FailedPreconditionException} naming the bundle and the mount point, and nothing is renamed or
+     * removed: the container stays fully controllable. A mount that appears during the delete stops it with the
+     * same error, before anything on that mount is touched. Other storage failures arrive as
+     * {@link ResourceExhaustedException}, {@link FailedPreconditionException} or {@link UnavailableException},
+     * the system's error as the cause.
      */
     Mono<Void> delete();
 }

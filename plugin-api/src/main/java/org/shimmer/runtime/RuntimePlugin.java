@@ -21,8 +21,11 @@ public interface RuntimePlugin extends ExtensionPoint {
      * @param namespace a valid {@linkplain Identifiers identifier}
      * @param id a valid {@linkplain Identifiers identifier}, unique in the namespace
      * @param spec an OCI runtime spec: must parse as a JSON object
-     * @return the new bundle; fails with {@link AlreadyExistsException}, {@link InvalidIdentifierException} or
-     *     {@link InvalidSpecException}, and then leaves nothing behind
+     * @return the new bundle; fails with {@link AlreadyExistsException}, {@link InvalidIdentifierException},
+     *     {@link InvalidSpecException}, {@link ResourceExhaustedException} (no space left: names the bundle and the
+     *     path, the system's error is the cause), {@link FailedPreconditionException} (a root that is not a
+     *     writable directory) or {@link UnavailableException} (any other storage failure), and then leaves
+     *     nothing behind. Hidden trees an earlier delete of the same id left are ignored, never reused.
      */
     Mono<Bundle> create(String namespace, String id, byte[] spec);
 
@@ -35,7 +38,7 @@ public interface RuntimePlugin extends ExtensionPoint {
 
     /**
      * Lists the complete bundles of a namespace; an unknown namespace has none. Bundles being created or deleted
-     * are never listed.
+     * are never listed. A namespace that cannot be read fails with the storage errors of {@link #create}.
      */
     Flux<Bundle> list(String namespace);
 

@@ -1,7 +1,7 @@
 package org.shimmer.runtime.linux.bundle;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
+import java.nio.file.DirectoryIteratorException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -22,9 +22,13 @@ import java.util.Set;
 import java.util.UUID;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.linux.bundle.DirectoryTrees.MountCrossingException;
+import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -40,8 +44,12 @@ import reactor.core.scheduler.Scheduler;
  *       rename, so a crash mid-create leaves nothing {@link #load} or {@link #list} accept;</li>
  *   <li>create rolls back exactly the paths it made; namespace directories are shared by every bundle of the
  *       namespace and are never removed;</li>
- *   <li>delete first renames a tree to a hidden (never valid) name, then removes it, so a crash mid-delete leaves
- *       no entry that looks like a bundle.</li>
+ *   <li>delete changes nothing while anything is mounted at or under the bundle or work directory (a running
+ *       container's rootfs may be a read-write bind of the user's own directory); it then renames each tree to a
+ *       hidden (never valid) name and removes it, so a crash mid-delete leaves no entry that looks like a bundle,
+ *       and the next delete of that id finishes the hidden trees while create ignores them;</li>
+ *   <li>removal never leaves the mount it starts on and never follows a symbolic link ({@link DirectoryTrees});</li>
+ *   <li>every failure is a {@link org.shimmer.runtime.ShimmerException} subtype ({@link StorageErrors}).</li>
  * </ul>
  * All file work runs on the {@code io} scheduler the caller provides, never on the subscribing thread.
  */
@@ -50,6 +58,7 @@ public final class BundleStore {
     static final String CONFIG_FILE = "config.json";
     static final String ROOTFS_DIR = "rootfs";
     private static final String DELETING_MARK = ".deleting-";
+    private static final int UUID_LENGTH = 36;
 
     private static final Set<PosixFilePermission> DIR_MODE = PosixFilePermissions.fromString("rwx--x--x");
     private static final Set<PosixFilePermission> CONFIG_MODE = PosixFilePermissions.fromString("rw-------");
@@ -71,6 +80,7 @@ public final class BundleStore {
     private final Scheduler io;
     private final ShimFactory shims;
     private final CreateObserver observer;
+    private final WalkObserver walkObserver;
 
     /**
      * @param config where bundles live
@@ -82,10 +92,16 @@ public final class BundleStore {
     }
 
     BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, CreateObserver observer) {
+        this(config, io, shims, observer, WalkObserver.NONE);
+    }
+
+    BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, CreateObserver observer,
+            WalkObserver walkObserver) {
         this.config = Objects.requireNonNull(config, "config");
         this.io = Objects.requireNonNull(io, "io");
         this.shims = Objects.requireNonNull(shims, "shims");
         this.observer = Objects.requireNonNull(observer, "observer");
+        this.walkObserver = Objects.requireNonNull(walkObserver, "walkObserver");
     }
 
     ShimFactory shims() {
@@ -133,6 +149,9 @@ public final class BundleStore {
                             Flux::fromIterable,
                             BundleStore::closeQuietly)
                     .onErrorResume(NoSuchFileException.class, absent -> Flux.empty())
+                    .onErrorMap(IOException.class, e -> StorageErrors.typed("list bundles of " + namespace, e))
+                    .onErrorMap(DirectoryIteratorException.class,
+                            e -> StorageErrors.typed("list bundles of " + namespace, e.getCause()))
                     .map(entry -> entry.getFileName().toString())
                     .filter(Identifiers::isValid)
                     .filter(id -> isComplete(namespaceDir.resolve(id)))
@@ -145,9 +164,11 @@ public final class BundleStore {
 
     /**
      * Deletes a bundle, complete or not: its bundle directory and its work directory, each first renamed to a
-     * hidden name and then removed. Both are attempted; an absent one is fine.
+     * hidden name and then removed, and whatever an earlier delete of the id left hidden. Both are attempted; an
+     * absent one is fine.
      *
-     * @return fails with one {@link UncheckedIOException} naming every failure
+     * @return fails with {@link FailedPreconditionException} and changes nothing while anything is mounted at or
+     *     under either directory; otherwise one typed error ({@link StorageErrors}) naming every failure
      */
     public Mono<Void> delete(String namespace, String id) {
         return Mono.defer(() -> {
@@ -166,21 +187,27 @@ public final class BundleStore {
 
     private Bundle createOnDisk(BundlePaths paths, byte[] spec) {
         Deque<Path> created = new ArrayDeque<>();
+        // The path being worked on, for the error: the JDK names no path when a write runs out of space.
+        Path current = paths.bundleDir().getParent();
         try {
-            ensureDirectories(paths.bundleDir().getParent());
-            ensureDirectories(paths.workDir().getParent());
+            ensureDirectories(current);
+            current = paths.workDir().getParent();
+            ensureDirectories(current);
 
+            current = paths.bundleDir();
             createExclusiveDirectory(paths.bundleDir(), paths, "bundle");
             created.push(paths.bundleDir());
             observer.created(CreateStep.BUNDLE_DIR, paths.bundleDir());
 
             // Exclusive as well: containerd#2605 reused an existing work dir here and its rollback then deleted
             // the work dir of a running container.
+            current = paths.workDir();
             createExclusiveDirectory(paths.workDir(), paths, "work");
             created.push(paths.workDir());
             observer.created(CreateStep.WORK_DIR, paths.workDir());
 
             Path rootfs = paths.bundleDir().resolve(ROOTFS_DIR);
+            current = rootfs;
             createDirectory(rootfs);
             created.push(rootfs);
             observer.created(CreateStep.ROOTFS_DIR, rootfs);
@@ -188,6 +215,7 @@ public final class BundleStore {
             Path configFile = paths.bundleDir().resolve(CONFIG_FILE);
             Path partial = paths.bundleDir().resolve("." + CONFIG_FILE + ".partial");
             created.push(partial);
+            current = partial;
             Files.write(partial, spec, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             Files.setPosixFilePermissions(partial, CONFIG_MODE);
             Files.move(partial, configFile, StandardCopyOption.ATOMIC_MOVE);
@@ -198,8 +226,7 @@ public final class BundleStore {
         } catch (IOException | RuntimeException e) {
             RuntimeException failure = e instanceof RuntimeException runtime
                     ? runtime
-                    : new UncheckedIOException("failed to create bundle " + paths.name() + ": " + e.getMessage(),
-                            (IOException) e);
+                    : StorageErrors.typed("create bundle " + paths.name() + " at " + current, (IOException) e);
             rollback(created, failure);
             throw failure;
         }
@@ -239,29 +266,81 @@ public final class BundleStore {
     }
 
     private void deleteOnDisk(BundlePaths paths) {
+        requireNotInUse(paths);
+        removeTrees(paths);
+    }
+
+    /**
+     * Refuses, before anything is renamed or removed, a bundle that is still in use, so a refused delete leaves
+     * the container fully controllable: its bundle, work directory and records stay where they are.
+     */
+    private void requireNotInUse(BundlePaths paths) {
+        requireNothingMounted(paths);
+    }
+
+    /** Refuses when anything is mounted at or under the bundle or work directory, or a hidden tree of the id. */
+    private static void requireNothingMounted(BundlePaths paths) {
+        List<Path> mountPoints;
+        try {
+            mountPoints = MountTable.mountPoints();
+        } catch (IOException e) {
+            throw StorageErrors.typed("delete bundle " + paths.name() + ": cannot read " + MountTable.MOUNTINFO, e);
+        }
+        for (Path dir : List.of(paths.bundleDir(), paths.workDir())) {
+            Path parent;
+            try {
+                parent = dir.getParent().toRealPath();
+            } catch (NoSuchFileException absent) {
+                continue;
+            } catch (IOException e) {
+                throw StorageErrors.typed("delete bundle " + paths.name(), e);
+            }
+            String id = dir.getFileName().toString();
+            for (Path point : MountTable.atOrUnder(mountPoints, parent)) {
+                if (point.equals(parent)) {
+                    continue;
+                }
+                String top = parent.relativize(point).getName(0).toString();
+                if (top.equals(id) || isHiddenTreeOf(top, id)) {
+                    throw new FailedPreconditionException("bundle " + paths.name() + " is in use: " + point
+                            + " is mounted under " + (dir.equals(paths.bundleDir()) ? "its bundle directory "
+                            : "its work directory ") + parent.resolve(top) + "; nothing was deleted");
+                }
+            }
+        }
+    }
+
+    private void removeTrees(BundlePaths paths) {
         List<IOException> failures = new ArrayList<>(2);
         deleteTree(paths.bundleDir(), "bundle directory", failures);
         deleteTree(paths.workDir(), "work directory", failures);
         if (!failures.isEmpty()) {
-            StringBuilder message = new StringBuilder("failed to delete bundle ").append(paths.name());
+            StringBuilder message = new StringBuilder("delete bundle ").append(paths.name());
             for (IOException failure : failures) {
                 message.append("; ").append(failure.getMessage());
             }
-            UncheckedIOException error = new UncheckedIOException(message.toString(), failures.getFirst());
-            failures.stream().skip(1).forEach(error::addSuppressed);
+            // A mount met mid-walk decides the type: the caller must unmount before anything else helps.
+            IOException primary = failures.stream()
+                    .filter(failure -> failure.getCause() instanceof MountCrossingException)
+                    .findFirst()
+                    .map(failure -> (IOException) failure.getCause())
+                    .orElse(failures.getFirst());
+            ShimmerException error = StorageErrors.typed(message.toString(), primary);
+            failures.stream().filter(failure -> failure != primary && failure.getCause() != primary)
+                    .forEach(error::addSuppressed);
             throw error;
         }
     }
 
     /**
-     * Renames {@code dir} out of sight, then removes it, and also removes what an earlier crashed delete of the
-     * same id left under its hidden names.
+     * Renames {@code dir} out of sight, then removes it, and also removes what an earlier crashed or refused
+     * delete of the same id left under its hidden names.
      */
-    private static void deleteTree(Path dir, String what, List<IOException> failures) {
+    private void deleteTree(Path dir, String what, List<IOException> failures) {
         Path parent = dir.getParent();
-        String hiddenPrefix = "." + dir.getFileName() + DELETING_MARK;
+        String id = dir.getFileName().toString();
         try {
-            Files.move(dir, parent.resolve(hiddenPrefix + UUID.randomUUID()), StandardCopyOption.ATOMIC_MOVE);
+            Files.move(dir, parent.resolve(hiddenPrefix(id) + UUID.randomUUID()), StandardCopyOption.ATOMIC_MOVE);
         } catch (NoSuchFileException absent) {
             // Already gone, or never made: nothing to hide.
         } catch (IOException e) {
@@ -269,14 +348,37 @@ public final class BundleStore {
             return;
         }
         try (DirectoryStream<Path> hidden = Files.newDirectoryStream(parent, entry ->
-                entry.getFileName().toString().startsWith(hiddenPrefix))) {
+                isHiddenTreeOf(entry.getFileName().toString(), id))) {
             for (Path entry : hidden) {
-                DirectoryTrees.deleteRecursively(entry);
+                DirectoryTrees.deleteRecursively(entry, walkObserver);
             }
         } catch (NoSuchFileException absent) {
             // The namespace directory itself is absent.
-        } catch (IOException e) {
-            failures.add(new IOException(what + " " + dir + ": " + describe(e), e));
+        } catch (IOException | DirectoryIteratorException e) {
+            IOException cause = e instanceof DirectoryIteratorException iteration ? iteration.getCause()
+                    : (IOException) e;
+            failures.add(new IOException(what + " " + dir + ": " + describe(cause), cause));
+        }
+    }
+
+    private static String hiddenPrefix(String id) {
+        return "." + id + DELETING_MARK;
+    }
+
+    /**
+     * Whether {@code name} is a tree a delete of {@code id} hid: the prefix and a UUID exactly, so the hidden
+     * trees of id {@code a} never match those of id {@code a.deleting-x}.
+     */
+    static boolean isHiddenTreeOf(String name, String id) {
+        String prefix = hiddenPrefix(id);
+        if (!name.startsWith(prefix) || name.length() != prefix.length() + UUID_LENGTH) {
+            return false;
+        }
+        try {
+            UUID.fromString(name.substring(prefix.length()));
+            return true;
+        } catch (IllegalArgumentException e) {
+            return false;
         }
     }
 

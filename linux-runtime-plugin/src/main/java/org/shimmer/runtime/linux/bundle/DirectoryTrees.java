@@ -1,67 +1,262 @@
 package org.shimmer.runtime.linux.bundle;
 
 import java.io.IOException;
-import java.nio.file.FileVisitResult;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
-import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.Iterator;
+import java.util.List;
+import java.util.function.Supplier;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
+import org.shimmer.runtime.linux.sys.LinuxCalls.FileIdentity;
 
-/** Removal of directory trees that refuses to leave the file system it starts on. */
+/**
+ * Removal of directory trees that never leaves the mount it starts on and never follows a symbolic link.
+ *
+ * <p>Invariant: nothing on another mount is read, written or removed. The bug that forced it: a bind mount of
+ * the user's directory on the same file system has the same {@code st_dev}, so a walk comparing devices entered
+ * it and wiped the user's files. The walk compares mount ids ({@code statx} {@code STATX_MNT_ID}) instead, and
+ * works through a descriptor of each directory ({@code openat} with {@code O_NOFOLLOW}, {@code unlinkat}): a
+ * mount placed on a path after it was checked cannot redirect a removal, and a directory that turns out to be a
+ * mount stops the walk before anything below it is touched.
+ */
 final class DirectoryTrees {
+
+    private static final int DIRECTORY_FLAGS =
+            LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_NOFOLLOW | LinuxCalls.O_CLOEXEC;
+    private static final byte[] EMPTY_PATH = {};
+
+    /** Sees each directory after it was opened and checked, before its entries are read; tests mount through it. */
+    @FunctionalInterface
+    interface WalkObserver {
+        WalkObserver NONE = dir -> {};
+
+        void entering(Path dir) throws IOException;
+    }
+
+    /** The walk met another mount and stopped; nothing at or below {@link #mountPoint()} was touched. */
+    static final class MountCrossingException extends IOException {
+        private final Path mountPoint;
+
+        MountCrossingException(Path mountPoint) {
+            super("refusing to delete across a mount point: " + mountPoint);
+            this.mountPoint = mountPoint;
+        }
+
+        Path mountPoint() {
+            return mountPoint;
+        }
+    }
 
     private DirectoryTrees() {}
 
     /**
-     * Removes {@code root} and everything below it, without following symbolic links. An absent tree, or entries
-     * that vanish meanwhile, are fine.
+     * Removes {@code root} and everything below it. An absent tree, or entries that vanish meanwhile, are fine; a
+     * symbolic link is removed, never followed.
      *
-     * <p>Invariant: never descends into another mounted file system. A bundle's {@code rootfs} may still be a
-     * mount (a shim that died before unmounting it); removing through it would wipe the mounted image.
-     *
-     * @throws IOException the first entry that could not be removed, or the mount point that stopped the walk
+     * @throws MountCrossingException when {@code root} or anything below it is on another mount than
+     *     {@code root}'s parent directory
+     * @throws IOException the first entry that could not be removed, naming its path
      */
-    static void deleteRecursively(Path root) throws IOException {
-        Object rootDevice;
-        try {
-            rootDevice = Files.getAttribute(root, "unix:dev", LinkOption.NOFOLLOW_LINKS);
-        } catch (NoSuchFileException e) {
-            return;
+    static void deleteRecursively(Path root, WalkObserver observer) throws IOException {
+        Path parentPath = root.toAbsolutePath().getParent();
+        byte[] name = bytes(root.getFileName());
+        try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, bytes(parentPath), () -> parentPath)) {
+            if (parent == null) {
+                return;
+            }
+            long mountId = parent.identity().mountId();
+            FileIdentity identity = identity(parent, name, () -> root);
+            if (identity == null) {
+                return;
+            }
+            if (identity.mountId() != mountId) {
+                throw new MountCrossingException(root);
+            }
+            if (identity.directory()) {
+                removeDirectory(parent, name, root, mountId, observer);
+            } else {
+                unlink(parent, name, 0, () -> root);
+            }
         }
-        Files.walkFileTree(root, new SimpleFileVisitor<>() {
-            @Override
-            public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs) throws IOException {
-                Object device = Files.getAttribute(dir, "unix:dev", LinkOption.NOFOLLOW_LINKS);
-                if (!device.equals(rootDevice)) {
-                    throw new IOException("refusing to delete across a mount point: " + dir);
-                }
-                return FileVisitResult.CONTINUE;
-            }
+    }
 
-            @Override
-            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                Files.deleteIfExists(file);
-                return FileVisitResult.CONTINUE;
+    /**
+     * Removes the directory {@code name} of {@code parent} depth first. The levels being walked are an explicit
+     * stack, not recursion, and paths are built only for a message or an observer: a container can make its
+     * rootfs as deep as it likes, and that must end in a typed error at worst (descriptors run out:
+     * {@code EMFILE}), never in a {@link StackOverflowError} or in paths whose total length grows with the square
+     * of the depth.
+     */
+    private static void removeDirectory(Directory parent, byte[] name, Path root, long mountId,
+            WalkObserver observer) throws IOException {
+        Deque<Level> levels = new ArrayDeque<>();
+        try {
+            Level top = enter(parent, null, name, root, mountId, observer);
+            if (top != null) {
+                levels.push(top);
             }
-
-            @Override
-            public FileVisitResult visitFileFailed(Path file, IOException e) throws IOException {
-                if (e instanceof NoSuchFileException) {
-                    return FileVisitResult.CONTINUE;
+            while (!levels.isEmpty()) {
+                Level level = levels.peek();
+                if (!level.entries().hasNext()) {
+                    levels.pop().dir().close();
+                    Directory above = levels.isEmpty() ? parent : levels.peek().dir();
+                    unlink(above, level.name(), LinuxCalls.AT_REMOVEDIR, () -> level.path(root));
+                    continue;
                 }
+                byte[] entry = level.entries().next();
+                Supplier<Path> child = () -> level.path(root).resolve(LinuxCalls.display(entry));
+                FileIdentity identity = identity(level.dir(), entry, child);
+                if (identity == null) {
+                    continue;
+                }
+                if (identity.mountId() != mountId) {
+                    throw new MountCrossingException(child.get());
+                }
+                if (identity.directory()) {
+                    Level below = enter(level.dir(), level, entry, root, mountId, observer);
+                    if (below != null) {
+                        levels.push(below);
+                    }
+                } else {
+                    unlink(level.dir(), entry, 0, child);
+                }
+            }
+        } finally {
+            levels.forEach(level -> level.dir().close());
+        }
+    }
+
+    /** Opens a directory below {@code above} (null for the root) and lists it; null when it vanished meanwhile. */
+    private static Level enter(Directory parent, Level above, byte[] name, Path root, long mountId,
+            WalkObserver observer) throws IOException {
+        Supplier<Path> path = () -> above == null ? root : above.path(root).resolve(LinuxCalls.display(name));
+        Directory dir = Directory.open(parent.fd(), name, path);
+        if (dir == null) {
+            return null;
+        }
+        try {
+            // openat crosses into whatever is mounted on the name now, so this is the check that counts.
+            if (dir.identity().mountId() != mountId) {
+                throw new MountCrossingException(path.get());
+            }
+            if (observer != WalkObserver.NONE) {
+                observer.entering(path.get());
+            }
+            return new Level(above, name, dir, entries(dir, path).iterator());
+        } catch (IOException | RuntimeException e) {
+            dir.close();
+            throw e;
+        }
+    }
+
+    /**
+     * One directory being walked: the level above it (null for the root), its name there, its descriptor, and
+     * the entries not yet handled.
+     */
+    private record Level(Level above, byte[] name, Directory dir, Iterator<byte[]> entries) {
+
+        /** Its path under {@code root}, for a message; built from the names up the stack, without recursion. */
+        Path path(Path root) {
+            Deque<String> names = new ArrayDeque<>();
+            for (Level level = this; level.above() != null; level = level.above()) {
+                names.push(LinuxCalls.display(level.name()));
+            }
+            Path path = root;
+            for (String name : names) {
+                path = path.resolve(name);
+            }
+            return path;
+        }
+    }
+
+    private static FileIdentity identity(Directory dir, byte[] name, Supplier<Path> path) throws IOException {
+        try {
+            return LinuxCalls.statx(dir.fd(), name, LinuxCalls.AT_SYMLINK_NOFOLLOW);
+        } catch (ErrnoException e) {
+            if (e.errno() == LinuxCalls.ENOENT) {
+                return null;
+            }
+            throw failure(path, e);
+        }
+    }
+
+    private static List<byte[]> entries(Directory dir, Supplier<Path> path) throws IOException {
+        try {
+            return LinuxCalls.directoryEntries(dir.fd());
+        } catch (IOException e) {
+            throw failure(path, e);
+        }
+    }
+
+    private static void unlink(Directory dir, byte[] name, int flags, Supplier<Path> path) throws IOException {
+        try {
+            LinuxCalls.unlinkat(dir.fd(), name, flags);
+        } catch (ErrnoException e) {
+            if (e.errno() != LinuxCalls.ENOENT) {
+                throw failure(path, e);
+            }
+        }
+    }
+
+    private static byte[] bytes(Path path) {
+        return path.toString().getBytes(LinuxCalls.FILE_NAMES);
+    }
+
+    private static IOException failure(Supplier<Path> path, IOException e) {
+        return new IOException(path.get() + ": " + e.getMessage(), e);
+    }
+
+    /** One open directory descriptor, owned here alone: closed once, never used after. */
+    private static final class Directory implements AutoCloseable {
+        private final FileIdentity identity;
+        private int fd;
+
+        private Directory(int fd, FileIdentity identity) {
+            this.fd = fd;
+            this.identity = identity;
+        }
+
+        /** Opens {@code name} relative to {@code dirfd} without following a final symlink; null when absent. */
+        static Directory open(int dirfd, byte[] name, Supplier<Path> path) throws IOException {
+            int fd;
+            try {
+                fd = LinuxCalls.openat(dirfd, name, DIRECTORY_FLAGS);
+            } catch (ErrnoException e) {
+                if (e.errno() == LinuxCalls.ENOENT) {
+                    return null;
+                }
+                throw failure(path, e);
+            }
+            try {
+                return new Directory(fd, LinuxCalls.statx(fd, EMPTY_PATH, LinuxCalls.AT_EMPTY_PATH));
+            } catch (IOException e) {
+                LinuxCalls.close(fd);
+                throw failure(path, e);
+            } catch (RuntimeException e) {
+                LinuxCalls.close(fd);
                 throw e;
             }
+        }
 
-            @Override
-            public FileVisitResult postVisitDirectory(Path dir, IOException e) throws IOException {
-                if (e != null) {
-                    throw e;
-                }
-                Files.deleteIfExists(dir);
-                return FileVisitResult.CONTINUE;
+        int fd() {
+            if (fd < 0) {
+                throw new IllegalStateException("directory descriptor used after close");
             }
-        });
+            return fd;
+        }
+
+        FileIdentity identity() {
+            return identity;
+        }
+
+        @Override
+        public void close() {
+            if (fd >= 0) {
+                LinuxCalls.close(fd);
+                fd = -1;
+            }
+        }
     }
 }

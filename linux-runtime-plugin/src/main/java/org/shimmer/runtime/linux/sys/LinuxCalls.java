@@ -10,7 +10,11 @@ import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
+import java.nio.charset.Charset;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * The few Linux calls the JDK lacks, through the Foreign Function & Memory API (no JNI, no native library of
@@ -368,6 +372,166 @@ public final class LinuxCalls {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    // Directory walking that cannot be redirected: every step goes through a descriptor of the directory it
+    // acts in, so a mount or symlink placed on a path after it was checked is never followed.
+
+    /**
+     * The charset the JDK maps file names with, for messages. Names themselves stay bytes here: a name that is
+     * not valid in the charset (a container may write any bytes) must still be found again.
+     */
+    public static final Charset FILE_NAMES = Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"));
+
+    public static final int AT_FDCWD = -100;
+    public static final int AT_SYMLINK_NOFOLLOW = 0x100;
+    public static final int AT_REMOVEDIR = 0x200;
+    public static final int AT_EMPTY_PATH = 0x1000;
+    public static final int O_DIRECTORY = 0200000;
+    public static final int O_NOFOLLOW = 0400000;
+    public static final int EPERM = 1;
+    public static final int ENOENT = 2;
+    public static final int ENOMEM = 12;
+    public static final int EACCES = 13;
+    public static final int EBUSY = 16;
+    public static final int EXDEV = 18;
+    public static final int ENOTDIR = 20;
+    public static final int EISDIR = 21;
+    public static final int ENFILE = 23;
+    public static final int EMFILE = 24;
+    public static final int ENOSPC = 28;
+    public static final int EROFS = 30;
+    public static final int ENOTEMPTY = 39;
+    public static final int ELOOP = 40;
+    public static final int EDQUOT = 122;
+
+    private static final int STATX_TYPE = 0x1;
+    private static final int STATX_MNT_ID = 0x1000;
+    /** {@code struct statx} is 256 bytes: {@code stx_mask} at 0, {@code stx_mode} (u16) at 28, {@code stx_mnt_id} at 144. */
+    private static final long STATX_SIZE = 256;
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFDIR = 0040000;
+    private static final long SYS_GETDENTS64 = 217;
+    /** {@code struct linux_dirent64}: {@code d_reclen} (u16) at 16, {@code d_type} at 18, {@code d_name} at 19. */
+    private static final int DIRENT_BUFFER = 32 * 1024;
+    private static final byte[] DOT = {'.'};
+    private static final byte[] DOT_DOT = {'.', '.'};
+
+    private static final MethodHandle STATX = function("statx",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+    private static final MethodHandle OPENAT = function("openat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle UNLINKAT = function("unlinkat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle SYSCALL_FD_BUFFER = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("syscall").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
+
+    /** What {@code statx} says about one file: whether it is a directory, and the id of the mount it is on. */
+    public record FileIdentity(boolean directory, long mountId) {}
+
+    /**
+     * {@code statx(dirfd, name, flags, STATX_TYPE | STATX_MNT_ID)}. Fails rather than guess when the kernel does not
+     * report the mount id.
+     */
+    public static FileIdentity statx(int dirfd, byte[] name, int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
+            int result = (int) STATX.invokeExact(state, dirfd, cString(arena, name), flags,
+                    STATX_TYPE | STATX_MNT_ID, buffer);
+            check(result, state, "statx " + display(name));
+            if ((buffer.get(ValueLayout.JAVA_INT, 0) & STATX_MNT_ID) == 0) {
+                throw new IOException("statx " + display(name) + ": the kernel reports no mount id");
+            }
+            int mode = Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, 28));
+            return new FileIdentity((mode & S_IFMT) == S_IFDIR, buffer.get(ValueLayout.JAVA_LONG, 144));
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code openat(dirfd, name, flags)}; returns the descriptor. */
+    public static int openat(int dirfd, byte[] name, int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int fd = (int) OPENAT.invokeExact(state, dirfd, cString(arena, name), flags);
+            check(fd, state, "openat " + display(name));
+            return fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code unlinkat(dirfd, name, flags)}. */
+    public static void unlinkat(int dirfd, byte[] name, int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int result = (int) UNLINKAT.invokeExact(state, dirfd, cString(arena, name), flags);
+            check(result, state, "unlinkat " + display(name));
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** The names in the directory open as {@code dirfd} ({@code getdents64}), as bytes, without "." and "..". */
+    public static List<byte[]> directoryEntries(int dirfd) throws IOException {
+        List<byte[]> names = new ArrayList<>();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(DIRENT_BUFFER, 8);
+            while (true) {
+                long n = (long) SYSCALL_FD_BUFFER.invokeExact(state, SYS_GETDENTS64, dirfd, buffer,
+                        (long) DIRENT_BUFFER);
+                check((int) n, state, "getdents64 fd " + dirfd);
+                if (n == 0) {
+                    return names;
+                }
+                for (long offset = 0; offset < n; ) {
+                    long nameStart = offset + 19;
+                    long nameEnd = nameStart;
+                    while (buffer.get(ValueLayout.JAVA_BYTE, nameEnd) != 0) {
+                        nameEnd++;
+                    }
+                    byte[] name = buffer.asSlice(nameStart, nameEnd - nameStart).toArray(ValueLayout.JAVA_BYTE);
+                    if (!Arrays.equals(name, DOT) && !Arrays.equals(name, DOT_DOT)) {
+                        names.add(name);
+                    }
+                    offset += Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, offset + 16));
+                }
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** A file name's bytes as text, for messages. */
+    public static String display(byte[] name) {
+        return new String(name, FILE_NAMES);
+    }
+
+    private static MemorySegment cString(Arena arena, byte[] name) {
+        MemorySegment string = arena.allocate(name.length + 1L);
+        MemorySegment.copy(name, 0, string, ValueLayout.JAVA_BYTE, 0, name.length);
+        return string;
+    }
+
+    /** The text {@code strerror} gives for {@code errno}, as the JDK's own file errors carry it. */
+    public static String strerror(int errno) {
+        return describe(errno);
     }
 
     private static MemorySegment string(Arena arena, String value) {

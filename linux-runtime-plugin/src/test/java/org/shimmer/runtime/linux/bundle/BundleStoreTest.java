@@ -5,12 +5,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -22,10 +24,12 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.bundle.BundleStore.CreateStep;
 import reactor.core.publisher.Flux;
 import reactor.core.scheduler.Scheduler;
@@ -183,9 +187,10 @@ class BundleStoreTest {
 
         StepVerifier.create(failingStore.create("ns", "c1", SPEC))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(UncheckedIOException.class)
+                        .isInstanceOf(UnavailableException.class)
                         .hasMessageContaining("failed to create bundle ns/c1")
-                        .hasMessageContaining("injected failure after " + failing))
+                        .hasMessageContaining("injected failure after " + failing)
+                        .hasRootCauseMessage("injected failure after " + failing))
                 .verify(TIMEOUT);
 
         assertThat(names(stateRoot.resolve("ns"))).containsExactly("other");
@@ -200,9 +205,11 @@ class BundleStoreTest {
 
         StepVerifier.create(store.create("ns", "c1", SPEC))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(UncheckedIOException.class)
+                        .isInstanceOf(FailedPreconditionException.class)
                         .hasMessageContaining("failed to create bundle ns/c1")
-                        .hasMessageContaining(stateRoot.toString()))
+                        .hasMessageContaining(stateRoot.toString())
+                        .hasMessageEndingWith(stateRoot.resolve("ns") + ": Not a directory")
+                        .hasCauseInstanceOf(FileSystemException.class))
                 .verify(TIMEOUT);
 
         assertThat(stateRoot).isRegularFile().hasContent("not a directory");
@@ -216,7 +223,7 @@ class BundleStoreTest {
 
         StepVerifier.create(store.create("ns", "c1", SPEC))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(UncheckedIOException.class)
+                        .isInstanceOf(FailedPreconditionException.class)
                         .hasMessageContaining(workRoot.toString()))
                 .verify(TIMEOUT);
 
@@ -304,8 +311,8 @@ class BundleStoreTest {
     void deleteFinishesWhatACrashedDeleteLeft() throws IOException {
         Bundle bundle = store.create("ns", "c1", SPEC).block(TIMEOUT);
         // What a crash between the rename and the removal leaves: hidden trees, invisible to load and list.
-        Files.move(bundle.path(), stateRoot.resolve("ns/.c1.deleting-crashed"));
-        Files.move(bundle.workDir(), workRoot.resolve("ns/.c1.deleting-crashed"));
+        Files.move(bundle.path(), stateRoot.resolve("ns/.c1.deleting-" + UUID.randomUUID()));
+        Files.move(bundle.workDir(), workRoot.resolve("ns/.c1.deleting-" + UUID.randomUUID()));
         StepVerifier.create(store.load("ns", "c1")).expectError(NotFoundException.class).verify(TIMEOUT);
         StepVerifier.create(store.list("ns")).verifyComplete();
 
@@ -316,40 +323,42 @@ class BundleStoreTest {
     }
 
     @Test
-    void deleteAttemptsBothDirectoriesAndReportsBothFailures() throws Exception {
+    void deleteWithMountsUnderBothDirectoriesIsRefusedBeforeAnythingChanges() throws Exception {
         Bundle bundle = store.create("ns", "c1", SPEC).block(TIMEOUT);
         Path workMount = Files.createDirectory(bundle.workDir().resolve("mnt"));
-        mountTmpfs(bundle.rootfs());
         try {
-            mountTmpfs(workMount);
-            try {
-                Files.writeString(bundle.rootfs().resolve("image-file"), "must survive");
+            TestTrees.tmpfs(bundle.rootfs(), "size=1m");
+            TestTrees.tmpfs(workMount, "size=1m");
+            Files.writeString(bundle.rootfs().resolve("image-file"), "must survive");
 
-                StepVerifier.create(bundle.delete())
-                        .expectErrorSatisfies(e -> assertThat(e)
-                                .isInstanceOf(UncheckedIOException.class)
-                                .hasMessageContaining("failed to delete bundle ns/c1")
-                                .hasMessageContaining("bundle directory " + bundle.path())
-                                .hasMessageContaining("work directory " + bundle.workDir())
-                                .hasMessageContaining("refusing to delete across a mount point")
-                                .satisfies(error -> assertThat(error.getSuppressed()).hasSize(1)))
-                        .verify(TIMEOUT);
+            StepVerifier.create(bundle.delete())
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("bundle ns/c1 is in use: " + bundle.rootfs())
+                            .hasMessageContaining("its bundle directory " + bundle.path()))
+                    .verify(TIMEOUT);
 
-                // Neither half-deleted tree looks like a bundle, and the mounted image was not touched.
-                StepVerifier.create(store.load("ns", "c1")).expectError(NotFoundException.class).verify(TIMEOUT);
-                StepVerifier.create(store.list("ns")).verifyComplete();
-                Path hiddenRootfs = hidden(stateRoot.resolve("ns"), "c1").resolve("rootfs");
-                assertThat(hiddenRootfs.resolve("image-file")).hasContent("must survive");
-            } finally {
-                unmount(hidden(workRoot.resolve("ns"), "c1").resolve("mnt"));
-            }
+            assertThat(names(stateRoot.resolve("ns"))).containsExactly("c1");
+            assertThat(names(workRoot.resolve("ns"))).containsExactly("c1");
+            assertThat(bundle.rootfs().resolve("image-file")).hasContent("must survive");
+            StepVerifier.create(store.load("ns", "c1")).expectNext(bundle).verifyComplete();
+
+            TestTrees.unmountAllUnder(bundle.rootfs());
+            StepVerifier.create(bundle.delete())
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("bundle ns/c1 is in use: " + workMount)
+                            .hasMessageContaining("its work directory " + bundle.workDir()))
+                    .verify(TIMEOUT);
+            assertThat(names(bundle.workDir())).containsExactly("mnt");
         } finally {
-            unmount(hidden(stateRoot.resolve("ns"), "c1").resolve("rootfs"));
+            TestTrees.unmountAllUnder(temp);
         }
 
         StepVerifier.create(store.delete("ns", "c1")).verifyComplete();
         assertThat(names(stateRoot.resolve("ns"))).isEmpty();
         assertThat(names(workRoot.resolve("ns"))).isEmpty();
+        TestTrees.assertNoMountsUnder(temp);
     }
 
     @Test
@@ -390,27 +399,5 @@ class BundleStoreTest {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-    }
-
-    private static Path hidden(Path namespaceDir, String id) {
-        return names(namespaceDir).stream()
-                .filter(name -> name.startsWith("." + id + ".deleting-"))
-                .map(namespaceDir::resolve)
-                .findFirst()
-                .orElseThrow(() -> new AssertionError("no hidden tree for " + id + " in " + namespaceDir));
-    }
-
-    private static void mountTmpfs(Path target) throws Exception {
-        run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", target.toString());
-    }
-
-    private static void unmount(Path target) throws Exception {
-        run("umount", target.toString());
-    }
-
-    private static void run(String... command) throws Exception {
-        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String output = new String(process.getInputStream().readAllBytes(), UTF_8);
-        assertThat(process.waitFor()).as(String.join(" ", command) + ": " + output).isZero();
     }
 }
