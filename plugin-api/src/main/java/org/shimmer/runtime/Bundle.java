@@ -47,6 +47,10 @@ public interface Bundle {
      * Deletes the bundle directory and the work directory. Both are attempted even when one fails, and one error
      * reports every failure. Deleting a bundle that is already gone succeeds. A crash midway never leaves
      * something that {@link RuntimePlugin#list} or {@link RuntimePlugin#load} would take for a bundle.
+     *
+     * <p>Refused with {@link FailedPreconditionException}, before anything is renamed or removed, while the bundle
+     * is {@linkplain BundleInspection#inUse() in use}: its shim still runs, runc still has its container, or a
+     * process of it lives. Delete the task and shut the shim down first, or use {@link RuntimePlugin#forceDelete}.
      */
     Mono<Void> delete();
 }
