@@ -121,7 +121,7 @@ public final class BundleReaper {
             killAll(processes, name);
             unmountAll(List.of(target.bundleDir, target.workDir));
             removeSocket(socket);
-            removeSocket(target.launch().map(record -> computedSocket(record, target)).orElse(Optional.empty()));
+            removeSocket(target.launch().flatMap(record -> computedSocket(record, target.namespace, target.id)));
             BundleInspection left = target.inspect();
             if (left.inUse() || !left.mounts().isEmpty()) {
                 throw new FailedPreconditionException("bundle " + target.namespace + "/" + target.id
@@ -204,11 +204,11 @@ public final class BundleReaper {
      * The socket {@code containerd-shim-runc-v2} makes before it writes {@code address}: {@code
      * /run/containerd/s/<hex sha256 of "<address>/<namespace>/<id>">}. A host killed between the two leaves it.
      */
-    static Optional<Path> computedSocket(LaunchRecord record, BundleInspector.Target target) {
+    static Optional<Path> computedSocket(LaunchRecord record, String namespace, String id) {
         if (record.daemonAddress() == null) {
             return Optional.empty();
         }
-        String joined = Path.of(record.daemonAddress(), target.namespace, target.id).normalize().toString();
+        String joined = Path.of(record.daemonAddress(), namespace, id).normalize().toString();
         try {
             byte[] digest = MessageDigest.getInstance("SHA-256").digest(joined.getBytes(StandardCharsets.UTF_8));
             return Optional.of(SHIM_SOCKETS.resolve(HexFormat.of().formatHex(digest)));
