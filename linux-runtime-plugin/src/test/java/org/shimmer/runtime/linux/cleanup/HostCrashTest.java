@@ -83,12 +83,19 @@ class HostCrashTest {
     private void crashAndClean(String kind, int point) throws Exception {
         String id = kind + "-" + point;
         String marker = MARKERS.get(point % MARKERS.size());
-        long delayMillis = marker.equals("started") ? 0 : random.nextInt(150);
+        // The shim's own start (fork, socket, address file) follows "bundle": most kills after it land inside.
+        long delayMillis = switch (marker) {
+            case "started" -> 0;
+            case "bundle" -> random.nextInt(400);
+            default -> random.nextInt(150);
+        };
         Path daemon = temp.resolve("daemon");
         Path log = temp.resolve("host-" + id + ".log");
         long launched = System.nanoTime();
         Process host = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                // A short-lived JVM: the quickest start, not the quickest code.
+                "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                "-cp", System.getProperty("java.class.path"),
                 CrashingHost.class.getName(), kind, temp.resolve("state").toString(), temp.resolve("work").toString(),
                 temp.resolve("runc").toString(), spec.toString(), image.toString(), NS, id, daemon.toString())
                 .redirectError(log.toFile()).start();
@@ -106,6 +113,7 @@ class HostCrashTest {
         assertThat(host.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
 
         BundleInspection crashed = runtime.inspect(NS, id).block(TIMEOUT);
+        boolean shimRecorded = Files.exists(temp.resolve("work").resolve(NS).resolve(id).resolve("shim.json"));
         List<Integer> alive = new ArrayList<>(crashed.processes());
         crashed.container().filter(c -> c.pid() != 0).ifPresent(c -> alive.add(c.pid()));
         crashed.shim().filter(s -> s.kind() == BundleInspection.ShimKind.REMOTE && s.pid() != 0)
@@ -113,8 +121,10 @@ class HostCrashTest {
 
         long killed = System.nanoTime();
         runtime.forceDelete(NS, id).block(TIMEOUT);
-        System.out.printf("%s: killed %d ms after %s, %d ms after launch; forceDelete took %d ms%n", id, delayMillis,
-                marker, (killed - launched) / 1_000_000, (System.nanoTime() - killed) / 1_000_000);
+        System.out.printf("%s: killed %d ms after %s, %d ms after launch, left %s (shim.json %s, processes %s);"
+                + " forceDelete took %d ms%n", id, delayMillis, marker, (killed - launched) / 1_000_000,
+                crashed.describe(), shimRecorded ? "written" : "absent", crashed.processes(),
+                (System.nanoTime() - killed) / 1_000_000);
 
         String what = id + " killed " + delayMillis + " ms after " + marker + " (" + crashed + ")";
         for (int pid : alive) {
