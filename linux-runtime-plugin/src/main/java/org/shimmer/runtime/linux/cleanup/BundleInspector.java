@@ -172,11 +172,11 @@ public final class BundleInspector implements DeleteGuard {
             Optional<BundleProcesses.Found> daemon = found.stream().filter(BundleProcesses.Found::shimDaemon)
                     .findFirst();
             boolean remote = launch.isPresent() || daemon.isPresent()
-                    || Files.exists(workDir.resolve(SHIM_RECORD)) || Files.exists(bundleDir.resolve("shim.pid"));
+                    || Files.exists(workDir.resolve(SHIM_RECORD)) || Files.exists(bundleDir.resolve("address"));
             if (!remote) {
                 return Optional.empty();
             }
-            int pid = daemon.map(BundleProcesses.Found::pid).orElseGet(this::recordedShimPid);
+            int pid = daemon.map(BundleProcesses.Found::pid).orElse(0);
             return Optional.of(new BundleInspection.Shim(BundleInspection.ShimKind.REMOTE, pid,
                     daemon.isPresent() && !socket().map(path -> !Files.exists(path)).orElse(false)));
         }
@@ -195,14 +195,6 @@ public final class BundleInspector implements DeleteGuard {
                         : Optional.empty();
             } catch (IOException | RuntimeException absent) {
                 return Optional.empty();
-            }
-        }
-
-        private int recordedShimPid() {
-            try {
-                return Integer.parseInt(Files.readString(bundleDir.resolve("shim.pid")).strip());
-            } catch (IOException | NumberFormatException absent) {
-                return 0;
             }
         }
     }

@@ -108,16 +108,20 @@ public final class BundleReaper {
                 });
     }
 
-    /** Blocking: processes, runc container, mounts, socket, in that order; then checks nothing is left. */
+    /** Blocking: runc container, processes, mounts, socket, in that order; then checks nothing is left. */
     private void stopEverything(BundleInspector.Target target) {
         try {
             RuncContainer runc = target.runc();
             BundleProcesses processes = target.processes(runc);
             Optional<Path> socket = target.socket();
             String name = target.namespace + "/" + target.id;
-            killAll(processes, name);
+            // runc first, while a live shim still reaps the container's init: killed after its shim, the init
+            // waits as a zombie of pid 1, and runc delete --force waits for it to go for up to 10 s.
             runc.forceRemove();
-            // A runc init whose create was killed is findable only by its state dir; runc may have left it.
+            killAll(processes, name);
+            // A create that was in flight may have made runc state meanwhile; a runc init whose create was killed
+            // is findable only by its state dir.
+            runc.forceRemove();
             killAll(processes, name);
             unmountAll(List.of(target.bundleDir, target.workDir));
             removeSocket(socket);
