@@ -61,9 +61,9 @@ public interface RuntimePlugin extends ExtensionPoint {
     /**
      * Stops everything that belongs to the bundle, then deletes it: the way out after a host crashed at any point
      * of create, shim start or task start, or when a container must go whatever its state. In order: a container
-     * of a local shim running in this JVM is killed through that shim; every process that belongs to the bundle (its
-     * shim, identified by its working directory and command line, never by a pid file alone) gets SIGKILL; runc
-     * kills and deletes the container in the recorded runc root; every mount at or under the bundle and work
+     * of a local shim running in this JVM is killed through that shim; runc kills and deletes the container in the
+     * recorded runc root; every process that belongs to the bundle (its shim, identified by its working directory
+     * and command line, never by a pid file alone) gets SIGKILL; every mount at or under the bundle and work
      * directories is detached ({@code MNT_DETACH}), never removed through; the shim's socket is removed; then the
      * bundle is deleted as by {@link #delete}. A local container held by another live JVM is killed through runc;
      * that JVM only sees it exit. Idempotent: a bundle with nothing alive, or none at all, is just deleted.

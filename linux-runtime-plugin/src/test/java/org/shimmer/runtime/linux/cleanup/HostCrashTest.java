@@ -35,8 +35,13 @@ class HostCrashTest {
     static final Duration TIMEOUT = Duration.ofSeconds(30);
     static final String NS = "crash";
 
-    /** Where the host is killed: after a marker, plus a random delay that lands inside the next step. */
-    static final List<String> MARKERS = List.of("runtime", "bundle", "bundle", "shim", "created", "started");
+    /**
+     * Where the host is killed: after a marker, plus a random delay that lands inside the next step. "address" is
+     * the moment the remote shim wrote its {@code address} file: its daemon runs, but the host has not yet written
+     * {@code shim.json} (finding 7's window).
+     */
+    static final List<String> MARKERS = List.of("runtime", "bundle", "address", "shim", "created", "started",
+            "address");
 
     @TempDir
     Path temp;
@@ -82,10 +87,11 @@ class HostCrashTest {
 
     private void crashAndClean(String kind, int point) throws Exception {
         String id = kind + "-" + point;
-        String marker = MARKERS.get(point % MARKERS.size());
+        String step = MARKERS.get(point % MARKERS.size());
+        String marker = step.equals("address") ? "bundle" : step;
         // The shim's own start (fork, socket, address file) follows "bundle": most kills after it land inside.
-        long delayMillis = switch (marker) {
-            case "started" -> 0;
+        long delayMillis = switch (step) {
+            case "started", "address" -> 0;
             case "bundle" -> random.nextInt(400);
             default -> random.nextInt(150);
         };
@@ -107,6 +113,9 @@ class HostCrashTest {
             }
             assertThat(line).as(id + " reached " + marker + "; host log: " + Files.readString(log))
                     .isEqualTo(marker);
+            if (step.equals("address") && kind.equals("remote")) {
+                awaitFile(temp.resolve("state").resolve(NS).resolve(id).resolve("address"));
+            }
             Thread.sleep(delayMillis);
             host.destroyForcibly();
         }
@@ -122,11 +131,11 @@ class HostCrashTest {
         long killed = System.nanoTime();
         runtime.forceDelete(NS, id).block(TIMEOUT);
         System.out.printf("%s: killed %d ms after %s, %d ms after launch, left %s (shim.json %s, processes %s);"
-                + " forceDelete took %d ms%n", id, delayMillis, marker, (killed - launched) / 1_000_000,
+                + " forceDelete took %d ms%n", id, delayMillis, step, (killed - launched) / 1_000_000,
                 crashed.describe(), shimRecorded ? "written" : "absent", crashed.processes(),
                 (System.nanoTime() - killed) / 1_000_000);
 
-        String what = id + " killed " + delayMillis + " ms after " + marker + " (" + crashed + ")";
+        String what = id + " killed " + delayMillis + " ms after " + step + " (" + crashed + ")";
         for (int pid : alive) {
             assertThat(Processes.awaitGone(pid, TIMEOUT)).as(what + ": pid " + pid).isTrue();
         }
@@ -140,6 +149,15 @@ class HostCrashTest {
                 daemon.toString(), 0, 0);
         assertThat(BundleReaper.computedSocket(record, NS, id).orElseThrow())
                 .as(what + ": shim socket").doesNotExist();
+    }
+
+    /** The shim writes this file from its own process: no signal reaches us, so poll with a deadline. */
+    private static void awaitFile(Path file) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!Files.exists(file)) {
+            assertThat(System.nanoTime()).as(file + " appears").isLessThan(deadline);
+            Thread.sleep(2);
+        }
     }
 
     /** Live processes whose command line (arguments joined by spaces) contains {@code text}. */
