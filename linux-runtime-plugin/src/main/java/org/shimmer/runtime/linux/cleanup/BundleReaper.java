@@ -54,6 +54,9 @@ public final class BundleReaper {
     /** How often processes are searched for again: a shim start killed midway may just have forked its daemon. */
     private static final int KILL_ROUNDS = 5;
 
+    /** How often the whole stop is tried before the bundle is reported as still in use. */
+    private static final int STOP_ATTEMPTS = 3;
+
     /** Where {@code containerd-shim-runc-v2} puts its sockets. */
     private static final Path SHIM_SOCKETS = Path.of("/run/containerd/s");
 
@@ -115,27 +118,36 @@ public final class BundleReaper {
             BundleProcesses processes = target.processes(runc);
             Optional<Path> socket = target.socket();
             String name = target.namespace + "/" + target.id;
-            // runc first, while a live shim still reaps the container's init: killed after its shim, the init
-            // waits as a zombie of pid 1, and runc delete --force waits for it to go for up to 10 s.
-            runc.forceRemove();
-            killAll(processes, name);
-            // A create that was in flight may have made runc state meanwhile; a runc init whose create was killed
-            // is findable only by its state dir.
-            runc.forceRemove();
-            killAll(processes, name);
-            unmountAll(List.of(target.bundleDir, target.workDir));
-            removeSocket(socket);
-            removeSocket(target.launch().flatMap(record -> computedSocket(record, target.namespace, target.id)));
-            BundleInspection left = target.inspect();
-            if (left.inUse() || !left.mounts().isEmpty()) {
-                throw new FailedPreconditionException("bundle " + target.namespace + "/" + target.id
-                        + " still in use after a forced stop (" + BundleInspector.describe(left)
-                        + (left.mounts().isEmpty() ? "" : ", mounts " + left.mounts()) + ")");
+            BundleInspection left = null;
+            // Another attempt if something appeared meanwhile: a client of the killed shim in some host runs the
+            // shim's own delete in the bundle when it sees the shim die.
+            for (int attempt = 0; attempt < STOP_ATTEMPTS && (left == null || stillThere(left)); attempt++) {
+                // runc first, while a live shim still reaps the container's init: killed after its shim, the init
+                // waits as a zombie of pid 1, and runc delete --force waits for it to go for up to 10 s.
+                runc.forceRemove();
+                killAll(processes, name);
+                // A create that was in flight may have made runc state meanwhile; a runc init whose create was
+                // killed is findable only by its state dir.
+                runc.forceRemove();
+                killAll(processes, name);
+                unmountAll(List.of(target.bundleDir, target.workDir));
+                removeSocket(socket);
+                removeSocket(target.launch().flatMap(record -> computedSocket(record, target.namespace, target.id)));
+                left = target.inspect();
+            }
+            if (stillThere(left)) {
+                throw new FailedPreconditionException("bundle " + name + " still in use after a forced stop ("
+                        + BundleInspector.describe(left) + (left.mounts().isEmpty() ? "" : ", mounts "
+                        + left.mounts()) + ")");
             }
         } catch (IOException e) {
             throw new ShimException("cannot force the delete of bundle " + target.namespace + "/" + target.id + ": "
                     + e.getMessage(), e);
         }
+    }
+
+    private static boolean stillThere(BundleInspection left) {
+        return left.inUse() || !left.mounts().isEmpty();
     }
 
     private static void killAll(BundleProcesses processes, String name) throws IOException {
