@@ -56,6 +56,10 @@ public interface Bundle {
      * same error, before anything on that mount is touched. Other storage failures arrive as
      * {@link ResourceExhaustedException}, {@link FailedPreconditionException} or {@link UnavailableException},
      * the system's error as the cause.
+     *
+     * <p>Refused with {@link FailedPreconditionException}, before anything is renamed or removed, while the bundle
+     * is {@linkplain BundleInspection#inUse() in use}: its shim still runs, runc still has its container, or a
+     * process of it lives. Delete the task and shut the shim down first, or use {@link RuntimePlugin#forceDelete}.
      */
     Mono<Void> delete();
 }

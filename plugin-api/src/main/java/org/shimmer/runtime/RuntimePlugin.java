@@ -44,9 +44,37 @@ public interface RuntimePlugin extends ExtensionPoint {
 
     /**
      * Deletes whatever is on disk for this namespace and id, complete bundle or not: the way to clean up after a
-     * create that crashed midway. Same guarantees as {@link Bundle#delete()}.
+     * create that crashed midway. Same guarantees as {@link Bundle#delete()}; like it, refuses with
+     * {@link FailedPreconditionException} (and changes nothing) while the bundle is {@linkplain
+     * BundleInspection#inUse() in use}.
      */
     Mono<Void> delete(String namespace, String id);
+
+    /**
+     * What is alive for this namespace and id right now, read from the machine: the shim process, runc's view of
+     * the container, processes that belong to the bundle, mounts under it. Works for any bundle of this state root,
+     * also one whose host crashed or that a create left half-made; an absent bundle is reported as not
+     * {@linkplain BundleInspection#present() present}.
+     *
+     * @return fails only with {@link InvalidIdentifierException}, or a {@link ShimmerException} when the machine
+     *     cannot be read
+     */
+    Mono<BundleInspection> inspect(String namespace, String id);
+
+    /**
+     * Stops everything that belongs to the bundle, then deletes it: the way out after a host crashed at any point
+     * of create, shim start or task start, or when a container must go whatever its state. In order: a container
+     * of a local shim running in this JVM is killed through that shim; runc kills and deletes the container in the
+     * recorded runc root; every process that belongs to the bundle (its shim, identified by its working directory
+     * and command line, never by a pid file alone) gets SIGKILL; every mount at or under the bundle and work
+     * directories is detached ({@code MNT_DETACH}), never removed through; the shim's socket is removed; then the
+     * bundle is deleted as by {@link #delete}. A local container held by another live JVM is killed through runc;
+     * that JVM only sees it exit. Idempotent: a bundle with nothing alive, or none at all, is just deleted.
+     *
+     * @return fails with {@link FailedPreconditionException} when something still lives after the attempt, naming
+     *     it
+     */
+    Mono<Void> forceDelete(String namespace, String id);
 
     /**
      * The task events of every shim of this runtime's state root, from subscription on: starts listening for

@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
 import org.shimmer.examples.host.OciSpecs;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -46,12 +47,13 @@ public final class ShimmerCli {
               run [--rm] [-d|--detach] [--shim local|remote] [--shim-binary PATH] --rootfs DIR ID -- CMD [ARG...]
               ps
               kill ID [--signal N]
-              delete ID
+              delete [--force] ID
               exec ID EXEC_ID -- CMD [ARG...]
               events
               plugins""";
 
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final String PS_FORMAT = "%-24s %-18s %s%n";
 
     /** A user error: printed as one line, exit status 2 for usage and 1 otherwise. */
     static final class CliException extends RuntimeException {
@@ -172,6 +174,17 @@ public final class ShimmerCli {
             requireExecutable(shimBinary, "shim binary " + shimBinary + " not found");
         }
 
+        try (StopSignals signals = StopSignals.install()) {
+            return run(runtime, id, command, rootfs, shimKind, shimBinary, detach, remove, signals);
+        }
+    }
+
+    /**
+     * The container is this CLI's until it exits or is detached: a stop signal reaches it, and whatever happens
+     * (an error, a signal before it even started) its task, shim and, with {@code --rm}, its bundle go.
+     */
+    private int run(RuntimePlugin runtime, String id, List<String> command, Path rootfs, String shimKind,
+            String shimBinary, boolean detach, boolean remove, StopSignals signals) {
         Bundle bundle = runtime.create(namespace, id, OciSpecs.command(command)).block(TIMEOUT);
         ShimClient shim;
         try {
@@ -179,7 +192,7 @@ public final class ShimmerCli {
                     : ShimOpt.remote(Path.of(shimBinary), daemonAddress(), null, false, null);
             shim = bundle.newShimClient(opt, RuncOptions.defaults()).block(TIMEOUT);
         } catch (RuntimeException e) {
-            bundle.delete().block(TIMEOUT);
+            runtime.forceDelete(namespace, id).block(TIMEOUT);
             throw e;
         }
         List<Mount> mounts = List.of(Mount.readOnlyBind(rootfs.toAbsolutePath()));
@@ -189,8 +202,12 @@ public final class ShimmerCli {
                 shim.create(new CreateOptions(mounts, Stdio.files(log, log))).block(TIMEOUT);
                 shim.start().block(TIMEOUT);
             } catch (RuntimeException e) {
-                abandon(shim, bundle);
+                abandon(runtime, shim, id);
                 throw e;
+            }
+            if (signals.stopRequested()) {
+                abandon(runtime, shim, id);
+                return signals.exitStatus();
             }
             shim.close().block(TIMEOUT);
             out.println(id);
@@ -200,42 +217,52 @@ public final class ShimmerCli {
         try {
             io = shim.create(new CreateOptions(mounts, Stdio.streams(null))).block(TIMEOUT);
         } catch (RuntimeException e) {
-            abandon(shim, bundle);
+            abandon(runtime, shim, id);
             throw e;
+        }
+        if (signals.stopRequested()) {
+            abandon(runtime, shim, id);
+            return signals.exitStatus();
         }
         int status;
         try {
-            status = attach(shim, io, "");
+            status = attach(shim, io, "", signals);
         } catch (RuntimeException e) {
-            abandon(shim, bundle);
+            abandon(runtime, shim, id);
             throw e;
         }
         shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
         if (remove) {
-            bundle.delete().block(TIMEOUT);
+            runtime.delete(namespace, id).block(TIMEOUT);
         }
         return status;
     }
 
-    /** A run that failed midway: remove its task (if any), its shim and its bundle, then report the failure. */
-    private static void abandon(ShimClient shim, Bundle bundle) {
+    /**
+     * A run that failed or was stopped midway: remove its task (if any) and its shim, then force the rest away, so
+     * that nothing of it is left whatever step it reached.
+     */
+    private void abandon(RuntimePlugin runtime, ShimClient shim, String id) {
         shim.kill(9, true).onErrorResume(e -> Mono.empty())
                 .then(shim.delete().onErrorResume(e -> Mono.empty()))
                 .then(shim.shutdown().onErrorResume(e -> Mono.empty()))
-                .then(bundle.delete().onErrorResume(e -> Mono.empty()))
+                .then(runtime.forceDelete(namespace, id))
                 .block(TIMEOUT);
     }
 
-    /** Streams a process's output as it comes, forwards Ctrl-C as SIGTERM, and returns its exit status. */
-    private int attach(ShimClient shim, ProcessIo io, String execId) {
+    /**
+     * Streams a process's output as it comes, passes stop signals on once it started (see {@link StopSignals}), and
+     * returns its exit status.
+     */
+    private int attach(ShimClient shim, ProcessIo io, String execId, StopSignals signals) {
         CountDownLatch drained = new CountDownLatch(2);
         Disposable stdout = copy(io.stdout(), out, drained);
         Disposable stderr = copy(io.stderr(), err, drained);
-        sun.misc.Signal.handle(new sun.misc.Signal("INT"), signal ->
-                (execId.isEmpty() ? shim.kill(15, false) : shim.kill(execId, 15)).subscribe(done -> {}, e -> {}));
         try {
             shim.start(execId).block(TIMEOUT);
+            signals.target(signal -> (execId.isEmpty() ? shim.kill(signal, signal == 9) : shim.kill(execId, signal))
+                    .subscribe(done -> {}, e -> {}));
             ExitStatus exit = shim.awaitExit(execId).block();
             return exit.status();
         } finally {
@@ -251,12 +278,17 @@ public final class ShimmerCli {
         }, error -> {});
     }
 
+    /**
+     * One line per bundle. A live remote shim is asked for its task; anything else is what the machine shows (see
+     * {@link RuntimePlugin#inspect}): a container whose host died reads {@code running (no shim)}.
+     */
     private int ps(RuntimePlugin runtime) {
-        out.printf("%-24s %-10s %s%n", "ID", "STATUS", "PID");
+        out.printf(PS_FORMAT, "ID", "STATUS", "PID");
         for (Bundle bundle : runtime.list(namespace).collectList().block(TIMEOUT)) {
-            String status = "-";
-            String pid = "-";
-            Optional<ShimClient> shim = connect(bundle);
+            BundleInspection seen = runtime.inspect(namespace, bundle.id()).block(TIMEOUT);
+            String status = seen.describe();
+            String pid = seen.container().filter(c -> c.pid() != 0).map(c -> Integer.toString(c.pid())).orElse("-");
+            Optional<ShimClient> shim = remoteShimAlive(seen) ? connect(bundle) : Optional.empty();
             if (shim.isPresent()) {
                 try {
                     TaskState state = shim.get().state().block(TIMEOUT);
@@ -268,9 +300,13 @@ public final class ShimmerCli {
                     shim.get().close().block(TIMEOUT);
                 }
             }
-            out.printf("%-24s %-10s %s%n", bundle.id(), status, pid);
+            out.printf(PS_FORMAT, bundle.id(), status, pid);
         }
         return 0;
+    }
+
+    private static boolean remoteShimAlive(BundleInspection seen) {
+        return seen.shim().filter(s -> s.kind() == BundleInspection.ShimKind.REMOTE && s.alive()).isPresent();
     }
 
     private int kill(RuntimePlugin runtime, Deque<String> args) {
@@ -289,25 +325,50 @@ public final class ShimmerCli {
         return 0;
     }
 
+    /**
+     * Without {@code --force}: deletes a stopped task through its live remote shim, shuts the shim down and
+     * deletes the bundle; anything still alive is refused with a hint. With it: {@link RuntimePlugin#forceDelete}.
+     */
     private int delete(RuntimePlugin runtime, Deque<String> args) {
+        boolean force = false;
+        if (!args.isEmpty() && args.peek().equals("--force")) {
+            args.pop();
+            force = true;
+        }
         String id = positional(args, "ID");
-        Bundle bundle = runtime.load(namespace, id).block(TIMEOUT);
-        Optional<ShimClient> shim = connect(bundle);
+        if (!args.isEmpty() && args.peek().equals("--force")) {
+            args.pop();
+            force = true;
+        }
+        BundleInspection seen = runtime.inspect(namespace, id).block(TIMEOUT);
+        if (!seen.present() && !seen.inUse()) {
+            // Finishes what an earlier delete left under a hidden name, if anything.
+            runtime.delete(namespace, id).block(TIMEOUT);
+            throw new NotFoundException("bundle " + namespace + "/" + id + " not found");
+        }
+        if (force) {
+            runtime.forceDelete(namespace, id).block(TIMEOUT);
+            return 0;
+        }
+        Optional<ShimClient> shim = remoteShimAlive(seen) && seen.complete()
+                ? connect(runtime.load(namespace, id).block(TIMEOUT)) : Optional.empty();
         if (shim.isPresent()) {
             try {
                 TaskState state = shim.get().state().block(TIMEOUT);
                 if (state.status() != TaskState.Status.STOPPED && state.status() != TaskState.Status.CREATED) {
                     shim.get().close().block(TIMEOUT);
                     throw new CliException("container " + id + " is " + state.status().name().toLowerCase()
-                            + "; kill it first", 1);
+                            + "; kill it first, or use delete --force", 1);
                 }
                 shim.get().delete().block(TIMEOUT);
             } catch (NotFoundException noTask) {
                 // The task is gone already; only the shim and the bundle remain.
             }
             shim.get().shutdown().block(TIMEOUT);
+        } else if (seen.inUse()) {
+            throw new CliException("container " + id + " is " + seen.describe() + "; use delete --force", 1);
         }
-        bundle.delete().block(TIMEOUT);
+        runtime.delete(namespace, id).block(TIMEOUT);
         return 0;
     }
 
@@ -318,7 +379,10 @@ public final class ShimmerCli {
         ShimClient shim = requireShim(runtime, id);
         try {
             ProcessIo io = shim.exec(execId, OciSpecs.process(command), Stdio.streams(null)).block(TIMEOUT);
-            int status = attach(shim, io, execId);
+            int status;
+            try (StopSignals signals = StopSignals.install()) {
+                status = attach(shim, io, execId, signals);
+            }
             shim.delete(execId).block(TIMEOUT);
             return status;
         } finally {

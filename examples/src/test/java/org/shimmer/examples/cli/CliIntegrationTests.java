@@ -2,14 +2,18 @@ package org.shimmer.examples.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -18,6 +22,8 @@ import org.shimmer.examples.host.BusyboxRootfs;
 
 /** The CLI as a user runs it: real plugin zip through PF4J, real runc, the real shim. */
 class CliIntegrationTests {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
 
     @TempDir
     Path temp;
@@ -56,7 +62,7 @@ class CliIntegrationTests {
             assertThat(outcome.err()).isEqualTo("err via " + shim + "\n");
         }
         assertThat(cli("ps").out().lines()).containsExactly(
-                String.format("%-24s %-10s %s", "ID", "STATUS", "PID"));
+                String.format("%-24s %-18s %s", "ID", "STATUS", "PID"));
     }
 
     @Test
@@ -68,7 +74,8 @@ class CliIntegrationTests {
         Outcome exec = cli("exec", "bg", "e1", "--", "/bin/sh", "-c", "echo inside; exit 3");
         assertThat(exec.status()).isEqualTo(3);
         assertThat(exec.out()).isEqualTo("inside\n");
-        assertThat(cli("delete", "bg").err()).isEqualTo("shimmer: container bg is running; kill it first\n");
+        assertThat(cli("delete", "bg").err())
+                .isEqualTo("shimmer: container bg is running; kill it first, or use delete --force\n");
 
         assertThat(cli("kill", "bg", "--signal", "9").status()).isZero();
         awaitStopped("bg");
@@ -94,6 +101,95 @@ class CliIntegrationTests {
             assertThat(missing.err()).startsWith("shimmer: ").contains("no-such-program");
         }
         assertThat(cli("ps").out().lines()).as("nothing was left behind").hasSize(1);
+    }
+
+    @Test
+    void runRmStoppedBySigtermOrSighupStopsTheContainerAndLeavesNothing() throws Exception {
+        for (String signal : List.of("TERM", "HUP")) {
+            String id = "sig-" + signal.toLowerCase();
+            Process cli = spawn("run", "--rm", "--rootfs", image.toString(), id, "--", "/bin/sh", "-c",
+                    "trap 'echo stopping; exit 143' TERM; echo ready; sleep 60 & wait");
+            BufferedReader out = awaitLine(cli, "ready");
+
+            Processes.signal(cli.pid(), signal);
+
+            assertThat(cli.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+            assertThat(cli.exitValue()).as(signal).isEqualTo(143);
+            assertThat(out.readLine()).isEqualTo("stopping");
+            assertNothingLeft();
+        }
+    }
+
+    @Test
+    void aSecondInterruptKillsAContainerThatIgnoresSigterm() throws Exception {
+        Process cli = spawn("run", "--rm", "--rootfs", image.toString(), "stubborn", "--", "/bin/sh", "-c",
+                "trap '' TERM; echo ready; sleep 60 & wait");
+        awaitLine(cli, "ready");
+        long started = System.nanoTime();
+
+        Processes.signal(cli.pid(), "INT");
+        assertThat(cli.waitFor(1, TimeUnit.SECONDS)).as("SIGTERM is ignored: still running").isFalse();
+        Processes.signal(cli.pid(), "INT");
+
+        assertThat(cli.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        assertThat(cli.exitValue()).isEqualTo(137);
+        assertThat(Duration.ofNanos(System.nanoTime() - started)).as("not the grace period").isLessThan(
+                StopSignals.GRACE);
+        assertNothingLeft();
+    }
+
+    @Test
+    void aContainerWhoseCliWasKilledShowsAsRunningWithoutAShimAndDeleteForceRemovesIt() throws Exception {
+        Process cli = spawn("run", "--rm", "--rootfs", image.toString(), "orphan", "--", "/bin/sh", "-c",
+                "echo ready; sleep 60");
+        awaitLine(cli, "ready");
+
+        cli.destroyForcibly();
+        assertThat(cli.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+
+        assertThat(cli("ps").out()).containsPattern("orphan +running \\(no shim\\) +\\d+");
+        assertError(cli("delete", "orphan"), "shimmer: container orphan is running (no shim); use delete --force");
+        assertThat(cli("kill", "orphan").err()).contains("has no running shim");
+        assertThat(cli("delete", "--force", "orphan").status()).isZero();
+        assertNothingLeft();
+        assertError(cli("delete", "orphan"), "shimmer: bundle default/orphan not found");
+    }
+
+    /** The CLI as its own process, as a user runs it: its main class on this test's class path. */
+    private Process spawn(String... args) throws IOException {
+        List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElseThrow(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                ShimmerCli.class.getName()));
+        command.addAll(global);
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).redirectError(temp.resolve("cli-stderr.log").toFile()).start();
+    }
+
+    private BufferedReader awaitLine(Process cli, String wanted) throws IOException {
+        BufferedReader out = new BufferedReader(new InputStreamReader(cli.getInputStream(), StandardCharsets.UTF_8));
+        String line;
+        while ((line = out.readLine()) != null && !line.equals(wanted)) {
+            // Output before the marker.
+        }
+        assertThat(line).as("the container printed " + wanted + "; CLI stderr: "
+                + Files.readString(temp.resolve("cli-stderr.log"))).isEqualTo(wanted);
+        return out;
+    }
+
+    /** No bundle, runc container, mount or process of this test's state root. */
+    private void assertNothingLeft() throws Exception {
+        assertThat(cli("ps").out().lines()).as("no bundle listed").hasSize(1);
+        for (Path dir : List.of(temp.resolve("state/default"), temp.resolve("work/default"),
+                temp.resolve("state/.shimmer/runc/default"))) {
+            if (Files.isDirectory(dir)) {
+                try (Stream<Path> left = Files.list(dir)) {
+                    assertThat(left).as("left in " + dir).isEmpty();
+                }
+            }
+        }
+        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).as("mounts")
+                .noneMatch(line -> line.contains(temp.toString()));
+        assertThat(Processes.mentioning(temp.toString())).as("processes").isEmpty();
     }
 
     @Test

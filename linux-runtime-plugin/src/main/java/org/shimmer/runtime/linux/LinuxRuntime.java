@@ -2,11 +2,16 @@ package org.shimmer.runtime.linux;
 
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.bundle.BundleStore;
+import org.shimmer.runtime.linux.cleanup.BundleInspector;
+import org.shimmer.runtime.linux.cleanup.BundleReaper;
+import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
 import org.shimmer.runtime.shim.ShimOpt;
@@ -22,6 +27,8 @@ public class LinuxRuntime implements RuntimePlugin {
     private final RuntimeResources resources;
     private final BundleStore bundles;
     private final RemoteShims remote;
+    private final BundleInspector inspector;
+    private final BundleReaper reaper;
 
     /**
      * @param config where bundles live and where shim events go
@@ -32,15 +39,24 @@ public class LinuxRuntime implements RuntimePlugin {
         RemoteShims remote = new RemoteShims(config, resources);
         this.remote = remote;
         LocalShims local = new LocalShims(resources);
+        this.inspector = new BundleInspector(config);
         this.bundles = new BundleStore(config, resources.io(), (bundle, opt, given) -> {
             // runc's root is derived from the state root unless given: never shared by two state roots.
             RuncOptions options = (given != null ? given : RuncOptions.defaults()).resolvedFor(config.stateRoot());
+            // Recorded before anything starts, so a crash at any later point can still be cleaned up.
             return switch (opt) {
-                case ShimOpt.Remote start -> remote.start(bundle, start, options);
+                case ShimOpt.Remote start -> Launches.record(bundle, start, options, resources.io())
+                        .then(remote.start(bundle, start, options));
                 case ShimOpt.Connect connect -> remote.connect(bundle, connect, options);
-                case ShimOpt.Local inProcess -> local.newShimClient(bundle, inProcess, options);
+                case ShimOpt.Local inProcess -> Launches.record(bundle, inProcess, options, resources.io())
+                        .then(local.newShimClient(bundle, inProcess, options));
             };
-        });
+        }, inspector);
+        EventExchange exchange = config.events() != null ? config.events() : resources.exchange();
+        this.reaper = new BundleReaper(inspector, resources.io(),
+                (namespace, id, options) -> bundles.load(namespace, id)
+                        .flatMap(bundle -> local.newShimClient(bundle, new ShimOpt.Local(exchange), options)),
+                bundles::delete);
     }
 
     @Override
@@ -61,6 +77,16 @@ public class LinuxRuntime implements RuntimePlugin {
     @Override
     public Mono<Void> delete(String namespace, String id) {
         return bundles.delete(namespace, id);
+    }
+
+    @Override
+    public Mono<BundleInspection> inspect(String namespace, String id) {
+        return Mono.fromCallable(() -> inspector.inspect(namespace, id)).subscribeOn(resources.io());
+    }
+
+    @Override
+    public Mono<Void> forceDelete(String namespace, String id) {
+        return reaper.forceDelete(namespace, id);
     }
 
     @Override

@@ -79,6 +79,7 @@ public final class BundleStore {
     private final RuntimeConfig config;
     private final Scheduler io;
     private final ShimFactory shims;
+    private final DeleteGuard guard;
     private final CreateObserver observer;
     private final WalkObserver walkObserver;
 
@@ -88,18 +89,31 @@ public final class BundleStore {
      * @param shims what {@link Bundle#newShimClient} of this store's bundles calls
      */
     public BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims) {
-        this(config, io, shims, CreateObserver.NONE);
+        this(config, io, shims, DeleteGuard.NONE, CreateObserver.NONE, WalkObserver.NONE);
+    }
+
+    /**
+     * @param guard asked before a delete touches anything; refuses a bundle whose shim or container still lives
+     */
+    public BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, DeleteGuard guard) {
+        this(config, io, shims, guard, CreateObserver.NONE, WalkObserver.NONE);
     }
 
     BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, CreateObserver observer) {
-        this(config, io, shims, observer, WalkObserver.NONE);
+        this(config, io, shims, DeleteGuard.NONE, observer, WalkObserver.NONE);
     }
 
     BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, CreateObserver observer,
             WalkObserver walkObserver) {
+        this(config, io, shims, DeleteGuard.NONE, observer, walkObserver);
+    }
+
+    private BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, DeleteGuard guard,
+            CreateObserver observer, WalkObserver walkObserver) {
         this.config = Objects.requireNonNull(config, "config");
         this.io = Objects.requireNonNull(io, "io");
         this.shims = Objects.requireNonNull(shims, "shims");
+        this.guard = Objects.requireNonNull(guard, "guard");
         this.observer = Objects.requireNonNull(observer, "observer");
         this.walkObserver = Objects.requireNonNull(walkObserver, "walkObserver");
     }
@@ -165,7 +179,8 @@ public final class BundleStore {
     /**
      * Deletes a bundle, complete or not: its bundle directory and its work directory, each first renamed to a
      * hidden name and then removed, and whatever an earlier delete of the id left hidden. Both are attempted; an
-     * absent one is fine.
+     * absent one is fine. The {@link DeleteGuard} is asked first: a bundle in use is refused before anything
+     * changes.
      *
      * @return fails with {@link FailedPreconditionException} and changes nothing while anything is mounted at or
      *     under either directory; otherwise one typed error ({@link StorageErrors}) naming every failure
@@ -173,7 +188,10 @@ public final class BundleStore {
     public Mono<Void> delete(String namespace, String id) {
         return Mono.defer(() -> {
             BundlePaths paths = paths(namespace, id);
-            return Mono.<Void>fromRunnable(() -> deleteOnDisk(paths)).subscribeOn(io);
+            return Mono.<Void>fromRunnable(() -> {
+                guard.requireUnused(bundle(paths));
+                deleteOnDisk(paths);
+            }).subscribeOn(io);
         });
     }
 

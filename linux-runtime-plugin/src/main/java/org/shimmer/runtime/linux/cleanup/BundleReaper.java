@@ -1,0 +1,235 @@
+package org.shimmer.runtime.linux.cleanup;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import org.shimmer.runtime.BundleInspection;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * {@link org.shimmer.runtime.RuntimePlugin#forceDelete}: stops whatever lives for a bundle, found on the machine
+ * rather than remembered (the host that started it may have crashed at any point), then deletes the bundle.
+ *
+ * <p>Invariants: a process is signalled only through a pidfd opened before it was recognised as the bundle's, so a
+ * recycled pid is never hit; a mount is detached, never removed through; the bundle is deleted only once the
+ * inspection finds nothing alive.
+ */
+public final class BundleReaper {
+
+    /** The local shim of a bundle whose container this JVM holds. */
+    @FunctionalInterface
+    public interface LocalShimSource {
+        Mono<ShimClient> client(String namespace, String id, RuncOptions options);
+    }
+
+    /** The store's delete, run once nothing lives. */
+    @FunctionalInterface
+    public interface BundleDelete {
+        Mono<Void> delete(String namespace, String id);
+    }
+
+    /** How long killed processes get to disappear, and how long a local shim gets to stop its container. */
+    static final Duration STOP_TIMEOUT = Duration.ofSeconds(10);
+
+    /** How often processes are searched for again: a shim start killed midway may just have forked its daemon. */
+    private static final int KILL_ROUNDS = 5;
+
+    /** How often the whole stop is tried before the bundle is reported as still in use. */
+    private static final int STOP_ATTEMPTS = 3;
+
+    /** Where {@code containerd-shim-runc-v2} puts its sockets. */
+    private static final Path SHIM_SOCKETS = Path.of("/run/containerd/s");
+
+    private static final int SIGKILL = 9;
+
+    private static final Logger log = LoggerFactory.getLogger(BundleReaper.class);
+
+    private final BundleInspector inspector;
+    private final Scheduler io;
+    private final LocalShimSource local;
+    private final BundleDelete delete;
+
+    public BundleReaper(BundleInspector inspector, Scheduler io, LocalShimSource local, BundleDelete delete) {
+        this.inspector = Objects.requireNonNull(inspector, "inspector");
+        this.io = Objects.requireNonNull(io, "io");
+        this.local = Objects.requireNonNull(local, "local");
+        this.delete = Objects.requireNonNull(delete, "delete");
+    }
+
+    /** See {@link org.shimmer.runtime.RuntimePlugin#forceDelete}. */
+    public Mono<Void> forceDelete(String namespace, String id) {
+        return Mono.defer(() -> {
+            BundleInspector.Target target = inspector.target(namespace, id);
+            return Mono.fromCallable(() -> heldHere(target).orElse(null)).subscribeOn(io)
+                    .flatMap(options -> stopThroughLocalShim(target, options))
+                    .then(Mono.fromRunnable(() -> stopEverything(target)).subscribeOn(io))
+                    .then(delete.delete(namespace, id));
+        });
+    }
+
+    /** The runc options of a local container this JVM holds (its exit monitor must see the exit), if any. */
+    private static Optional<RuncOptions> heldHere(BundleInspector.Target target) {
+        return target.launch()
+                .filter(record -> record.kind() == BundleInspection.ShimKind.LOCAL
+                        && record.hostPid() == ProcessHandle.current().pid()
+                        && Files.exists(target.workDir.resolve("local.json")))
+                .map(record -> RuncOptions.defaults().withRuntimeRoot(record.runtimeRoot())
+                        .withBinaryName(record.runcBinary()));
+    }
+
+    /** Kill, wait, delete, shut down: the shim's own bookkeeping ends as for any exit. Failures fall through. */
+    private Mono<Void> stopThroughLocalShim(BundleInspector.Target target, RuncOptions options) {
+        return local.client(target.namespace, target.id, options)
+                .flatMap(shim -> shim.kill(SIGKILL, true).onErrorResume(notRunning -> Mono.empty())
+                        .then(shim.awaitExit().timeout(STOP_TIMEOUT, io))
+                        .then(shim.delete())
+                        .then(shim.shutdown()))
+                .onErrorResume(error -> {
+                    log.debug("the local shim of {}/{} did not stop its container ({}); forcing it", target.namespace,
+                            target.id, error.toString());
+                    return Mono.empty();
+                });
+    }
+
+    /** Blocking: runc container, processes, mounts, socket, in that order; then checks nothing is left. */
+    private void stopEverything(BundleInspector.Target target) {
+        try {
+            RuncContainer runc = target.runc();
+            BundleProcesses processes = target.processes(runc);
+            Optional<Path> socket = target.socket();
+            String name = target.namespace + "/" + target.id;
+            BundleInspection left = null;
+            // Another attempt if something appeared meanwhile: a client of the killed shim in some host runs the
+            // shim's own delete in the bundle when it sees the shim die.
+            for (int attempt = 0; attempt < STOP_ATTEMPTS && (left == null || stillThere(left)); attempt++) {
+                // runc first, while a live shim still reaps the container's init: killed after its shim, the init
+                // waits as a zombie of pid 1, and runc delete --force waits for it to go for up to 10 s.
+                runc.forceRemove();
+                killAll(processes, name);
+                // A create that was in flight may have made runc state meanwhile; a runc init whose create was
+                // killed is findable only by its state dir.
+                runc.forceRemove();
+                killAll(processes, name);
+                unmountAll(List.of(target.bundleDir, target.workDir));
+                removeSocket(socket);
+                removeSocket(target.launch().flatMap(record -> computedSocket(record, target.namespace, target.id)));
+                left = target.inspect();
+            }
+            if (stillThere(left)) {
+                throw new FailedPreconditionException("bundle " + name + " still in use after a forced stop ("
+                        + BundleInspector.describe(left) + (left.mounts().isEmpty() ? "" : ", mounts "
+                        + left.mounts()) + ")");
+            }
+        } catch (IOException e) {
+            throw new ShimException("cannot force the delete of bundle " + target.namespace + "/" + target.id + ": "
+                    + e.getMessage(), e);
+        }
+    }
+
+    private static boolean stillThere(BundleInspection left) {
+        return left.inUse() || !left.mounts().isEmpty();
+    }
+
+    private static void killAll(BundleProcesses processes, String name) throws IOException {
+        for (int round = 0; round < KILL_ROUNDS; round++) {
+            List<BundleProcesses.Found> found = processes.scan();
+            if (found.isEmpty()) {
+                return;
+            }
+            List<Integer> killed = new ArrayList<>();
+            for (BundleProcesses.Found process : found) {
+                if (kill(processes, process.pid(), name)) {
+                    killed.add(process.pid());
+                }
+            }
+            BundleInspector.awaitGone(killed, STOP_TIMEOUT);
+        }
+    }
+
+    /** SIGKILL through a pidfd taken before the process is recognised again: a recycled pid is never hit. */
+    private static boolean kill(BundleProcesses processes, int pid, String name) {
+        int pidfd;
+        try {
+            pidfd = LinuxCalls.pidfdOpen(pid);
+        } catch (IOException gone) {
+            return false;
+        }
+        try {
+            if (processes.recognise(pid).isEmpty()) {
+                return false;
+            }
+            LinuxCalls.pidfdSendSignal(pidfd, SIGKILL);
+            log.info("killed pid {} of bundle {}", pid, name);
+            return true;
+        } catch (IOException gone) {
+            return false;
+        } finally {
+            LinuxCalls.close(pidfd);
+        }
+    }
+
+    /** Detaches every mount at or under {@code dirs}, deepest first; a mount that went meanwhile is fine. */
+    private static void unmountAll(List<Path> dirs) throws IOException {
+        List<Path> mounts = MountPoints.under(dirs);
+        for (Path mount : mounts.reversed()) {
+            try {
+                LinuxCalls.umount2(mount.toString(), LinuxCalls.MNT_DETACH);
+            } catch (IOException notMounted) {
+                log.debug("umount {}: {}", mount, notMounted.getMessage());
+            }
+        }
+    }
+
+    /** Removes a shim's socket file, only if it is one (the address is read from a file in the bundle). */
+    private static void removeSocket(Optional<Path> socket) throws IOException {
+        if (socket.isEmpty()) {
+            return;
+        }
+        try {
+            BasicFileAttributes attributes = Files.readAttributes(socket.get(), BasicFileAttributes.class,
+                    LinkOption.NOFOLLOW_LINKS);
+            if (attributes.isOther()) {
+                Files.deleteIfExists(socket.get());
+            }
+        } catch (NoSuchFileException absent) {
+            // Gone with its shim, or never made.
+        }
+    }
+
+    /**
+     * The socket {@code containerd-shim-runc-v2} makes before it writes {@code address}: {@code
+     * /run/containerd/s/<hex sha256 of "<address>/<namespace>/<id>">}. A host killed between the two leaves it.
+     */
+    static Optional<Path> computedSocket(LaunchRecord record, String namespace, String id) {
+        if (record.daemonAddress() == null) {
+            return Optional.empty();
+        }
+        String joined = Path.of(record.daemonAddress(), namespace, id).normalize().toString();
+        try {
+            byte[] digest = MessageDigest.getInstance("SHA-256").digest(joined.getBytes(StandardCharsets.UTF_8));
+            return Optional.of(SHIM_SOCKETS.resolve(HexFormat.of().formatHex(digest)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every JDK has SHA-256", e);
+        }
+    }
+}

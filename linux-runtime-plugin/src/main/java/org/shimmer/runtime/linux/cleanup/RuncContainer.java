@@ -1,0 +1,144 @@
+package org.shimmer.runtime.linux.cleanup;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.shimmer.runtime.BundleInspection;
+import org.shimmer.runtime.shim.ShimException;
+
+/**
+ * One container in a runc root, seen from outside any shim: its state, and its forced removal. Unlike
+ * {@code runc.Runc} it logs nowhere in the bundle, which may be half made or half deleted. Blocking.
+ */
+final class RuncContainer {
+
+    /** How long one runc command may take. */
+    static final Duration TIMEOUT = Duration.ofSeconds(10);
+
+    private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+    private final String binary;
+    private final Path runtimeRoot;
+    private final Path root;
+    private final String id;
+
+    /** {@code runtimeRoot} without the namespace; runc runs with {@code --root <runtimeRoot>/<namespace>}. */
+    RuncContainer(String binary, Path runtimeRoot, String namespace, String id) {
+        this.binary = binary;
+        this.runtimeRoot = runtimeRoot;
+        this.root = runtimeRoot.resolve(namespace);
+        this.id = id;
+    }
+
+    /** runc's directory for the container; it exists from early in {@code runc create} until its delete. */
+    Path stateDir() {
+        return root.resolve(id);
+    }
+
+    /** What runc says of the container, if it has a state directory for it. */
+    Optional<BundleInspection.Container> state() throws IOException {
+        if (!Files.isDirectory(stateDir(), LinkOption.NOFOLLOW_LINKS)) {
+            return Optional.empty();
+        }
+        Result result = run("state", id);
+        if (result.exit() != 0) {
+            // A create that died before state.json was written: runc cannot load it, but it is there.
+            return Files.isDirectory(stateDir(), LinkOption.NOFOLLOW_LINKS)
+                    ? Optional.of(new BundleInspection.Container("unknown", 0, runtimeRoot))
+                    : Optional.empty();
+        }
+        JsonNode state = JSON.readTree(result.stdout());
+        return Optional.of(new BundleInspection.Container(state.path("status").asText("unknown"),
+                state.path("pid").asInt(0), runtimeRoot));
+    }
+
+    /**
+     * Kills every process of the container and deletes it ({@code runc kill --all 9}, {@code runc delete
+     * --force}); a state directory runc cannot load (no {@code state.json}) is removed, once no process of the
+     * bundle is left to use it.
+     */
+    void forceRemove() throws IOException {
+        if (!Files.isDirectory(stateDir(), LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        run("kill", "--all", id, "9");
+        Result deleted = run("delete", "--force", id);
+        if (!Files.isDirectory(stateDir(), LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        if (Files.exists(stateDir().resolve("state.json"), LinkOption.NOFOLLOW_LINKS)) {
+            throw new ShimException("runc delete --force " + id + " in " + root + " failed: " + deleted.stderr());
+        }
+        removeUnloadable(stateDir());
+    }
+
+    /** runc's own files (exec.fifo and the like); no symbolic link is followed, no other file system entered. */
+    private static void removeUnloadable(Path dir) throws IOException {
+        Object device = Files.getAttribute(dir, "unix:dev", LinkOption.NOFOLLOW_LINKS);
+        Files.walkFileTree(dir, new SimpleFileVisitor<>() {
+            @Override
+            public FileVisitResult preVisitDirectory(Path sub, BasicFileAttributes attrs) throws IOException {
+                if (!device.equals(Files.getAttribute(sub, "unix:dev", LinkOption.NOFOLLOW_LINKS))) {
+                    throw new IOException("refusing to delete across a mount point: " + sub);
+                }
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+                Files.deleteIfExists(file);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult postVisitDirectory(Path sub, IOException e) throws IOException {
+                if (e != null) {
+                    throw e;
+                }
+                Files.deleteIfExists(sub);
+                return FileVisitResult.CONTINUE;
+            }
+        });
+    }
+
+    private record Result(int exit, byte[] stdout, String stderr) {}
+
+    private Result run(String... args) throws IOException {
+        List<String> command = new ArrayList<>(List.of(binary, "--root", root.toString()));
+        command.addAll(List.of(args));
+        Process process;
+        try {
+            process = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null")
+                    .toFile())).start();
+        } catch (IOException e) {
+            throw new ShimException("cannot run " + binary + ": " + e.getMessage(), e);
+        }
+        try (InputStream out = process.getInputStream(); InputStream err = process.getErrorStream()) {
+            // runc prints little: neither pipe fills before it exits.
+            if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+                process.destroyForcibly();
+                throw new ShimException(String.join(" ", command) + " did not finish within " + TIMEOUT);
+            }
+            return new Result(process.exitValue(), out.readAllBytes(),
+                    new String(err.readAllBytes(), StandardCharsets.UTF_8).strip());
+        } catch (InterruptedException e) {
+            process.destroyForcibly();
+            Thread.currentThread().interrupt();
+            throw new ShimException("interrupted while running " + String.join(" ", command), e);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+package org.shimmer.runtime.linux.cleanup;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+
+/**
+ * A host that {@link HostCrashTest} kills with SIGKILL: creates a bundle, starts a shim, creates and starts a task
+ * on a bind-mounted image, printing a marker after each step, then waits to be killed.
+ *
+ * <p>Arguments: {@code local|remote stateRoot workRoot runcRoot specFile image namespace id daemonAddress}.
+ */
+public final class CrashingHost {
+
+    private CrashingHost() {}
+
+    public static void main(String[] args) throws Exception {
+        boolean local = args[0].equals("local");
+        RuntimeResources resources = new RuntimeResources("crashing-host-");
+        LinuxRuntime runtime = new LinuxRuntime(new RuntimeConfig(Path.of(args[1]), Path.of(args[2])), resources);
+        RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(args[3]);
+        byte[] spec = Files.readAllBytes(Path.of(args[4]));
+        Path image = Path.of(args[5]);
+        marker("runtime");
+        Bundle bundle = runtime.create(args[6], args[7], spec).block();
+        marker("bundle");
+        ShimOpt opt = local ? ShimOpt.local(resources.exchange())
+                : ShimOpt.remote(Path.of("containerd-shim-runc-v2"), args[8], null, false, null);
+        ShimClient shim = bundle.newShimClient(opt, runc).block();
+        marker("shim");
+        shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block();
+        marker("created");
+        shim.start().block();
+        marker("started");
+        Thread.sleep(Long.MAX_VALUE);
+    }
+
+    private static void marker(String name) {
+        System.out.println(name);
+        System.out.flush();
+    }
+}

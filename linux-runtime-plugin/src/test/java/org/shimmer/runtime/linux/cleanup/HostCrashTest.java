@@ -1,0 +1,183 @@
+package org.shimmer.runtime.linux.cleanup;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.BundleInspection;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Processes;
+
+/**
+ * Issue 9, finding 7: a host JVM killed with SIGKILL at any point of bundle create, shim start, task create and
+ * start leaves nothing that {@code forceDelete} from another JVM cannot find and remove: no shim process, socket,
+ * runc state, container process, mount, bundle or work directory.
+ */
+class HostCrashTest {
+
+    static final Duration TIMEOUT = Duration.ofSeconds(30);
+    static final String NS = "crash";
+
+    /**
+     * Where the host is killed: after a marker, plus a random delay that lands inside the next step. "address" is
+     * the moment the remote shim wrote its {@code address} file: its daemon runs, but the host has not yet written
+     * {@code shim.json} (finding 7's window).
+     */
+    static final List<String> MARKERS = List.of("runtime", "bundle", "address", "shim", "created", "started",
+            "address");
+
+    @TempDir
+    Path temp;
+
+    private RuntimeResources resources;
+    private LinuxRuntime runtime;
+    private Path spec;
+    private Path image;
+    private final Random random = new Random(9);
+
+    @BeforeEach
+    void setUp() throws Exception {
+        resources = new RuntimeResources("crash-test-");
+        runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+        spec = Files.write(temp.resolve("config.json"), BusyboxBundle.spec(temp, "/bin/sleep", "60"));
+        image = Files.createDirectories(temp.resolve("image"));
+        BusyboxBundle.writeRootfs(image);
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        try {
+            assertThat(MountPoints.under(List.of(temp))).as("mounts left").isEmpty();
+            assertThat(processesMentioning(temp.toString())).as("processes left").isEmpty();
+        } finally {
+            resources.close();
+        }
+    }
+
+    @Test
+    void forceDeleteCleansUpAfterARemoteHostKilledAtTwentyPoints() throws Exception {
+        for (int i = 0; i < 20; i++) {
+            crashAndClean("remote", i);
+        }
+    }
+
+    @Test
+    void forceDeleteCleansUpAfterALocalHostKilledAtTenPoints() throws Exception {
+        for (int i = 0; i < 10; i++) {
+            crashAndClean("local", i);
+        }
+    }
+
+    private void crashAndClean(String kind, int point) throws Exception {
+        String id = kind + "-" + point;
+        String step = MARKERS.get(point % MARKERS.size());
+        String marker = step.equals("address") ? "bundle" : step;
+        // The shim's own start (fork, socket, address file) follows "bundle": most kills after it land inside.
+        long delayMillis = switch (step) {
+            case "started", "address" -> 0;
+            case "bundle" -> random.nextInt(400);
+            default -> random.nextInt(150);
+        };
+        Path daemon = temp.resolve("daemon");
+        Path log = temp.resolve("host-" + id + ".log");
+        long launched = System.nanoTime();
+        Process host = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
+                // A short-lived JVM: the quickest start, not the quickest code.
+                "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                "-cp", System.getProperty("java.class.path"),
+                CrashingHost.class.getName(), kind, temp.resolve("state").toString(), temp.resolve("work").toString(),
+                temp.resolve("runc").toString(), spec.toString(), image.toString(), NS, id, daemon.toString())
+                .redirectError(log.toFile()).start();
+        try (BufferedReader out = new BufferedReader(new InputStreamReader(host.getInputStream(),
+                StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = out.readLine()) != null && !line.equals(marker)) {
+                // Steps before the kill point.
+            }
+            assertThat(line).as(id + " reached " + marker + "; host log: " + Files.readString(log))
+                    .isEqualTo(marker);
+            if (step.equals("address") && kind.equals("remote")) {
+                awaitFile(temp.resolve("state").resolve(NS).resolve(id).resolve("address"));
+            }
+            Thread.sleep(delayMillis);
+            host.destroyForcibly();
+        }
+        assertThat(host.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+
+        BundleInspection crashed = runtime.inspect(NS, id).block(TIMEOUT);
+        boolean shimRecorded = Files.exists(temp.resolve("work").resolve(NS).resolve(id).resolve("shim.json"));
+        List<Integer> alive = new ArrayList<>(crashed.processes());
+        crashed.container().filter(c -> c.pid() != 0).ifPresent(c -> alive.add(c.pid()));
+        crashed.shim().filter(s -> s.kind() == BundleInspection.ShimKind.REMOTE && s.pid() != 0)
+                .ifPresent(s -> alive.add(s.pid()));
+
+        long killed = System.nanoTime();
+        runtime.forceDelete(NS, id).block(TIMEOUT);
+        System.out.printf("%s: killed %d ms after %s, %d ms after launch, left %s (shim.json %s, processes %s);"
+                + " forceDelete took %d ms%n", id, delayMillis, step, (killed - launched) / 1_000_000,
+                crashed.describe(), shimRecorded ? "written" : "absent", crashed.processes(),
+                (System.nanoTime() - killed) / 1_000_000);
+
+        String what = id + " killed " + delayMillis + " ms after " + step + " (" + crashed + ")";
+        for (int pid : alive) {
+            assertThat(Processes.awaitGone(pid, TIMEOUT)).as(what + ": pid " + pid).isTrue();
+        }
+        BundleInspection after = runtime.inspect(NS, id).block(TIMEOUT);
+        assertThat(after.present()).as(what).isFalse();
+        assertThat(after.inUse()).as(what).isFalse();
+        assertThat(processesMentioning("-id " + id + " ")).as(what + ": shims").isEmpty();
+        assertThat(temp.resolve("runc").resolve(NS).resolve(id)).as(what + ": runc state").doesNotExist();
+        assertThat(MountPoints.under(List.of(temp))).as(what + ": mounts").isEmpty();
+        LaunchRecord record = new LaunchRecord(BundleInspection.ShimKind.REMOTE, null, null, null,
+                daemon.toString(), 0, 0);
+        assertThat(BundleReaper.computedSocket(record, NS, id).orElseThrow())
+                .as(what + ": shim socket").doesNotExist();
+    }
+
+    /** The shim writes this file from its own process: no signal reaches us, so poll with a deadline. */
+    private static void awaitFile(Path file) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!Files.exists(file)) {
+            assertThat(System.nanoTime()).as(file + " appears").isLessThan(deadline);
+            Thread.sleep(2);
+        }
+    }
+
+    /** Live processes whose command line (arguments joined by spaces) contains {@code text}. */
+    static List<Integer> processesMentioning(String text) throws IOException {
+        List<Integer> found = new ArrayList<>();
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(Path.of("/proc"), entry ->
+                entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
+            for (Path entry : entries) {
+                int pid = Integer.parseInt(entry.getFileName().toString());
+                try {
+                    String cmdline = new String(Files.readAllBytes(entry.resolve("cmdline")), StandardCharsets.UTF_8)
+                            .replace('\0', ' ');
+                    if (cmdline.contains(text) && pid != ProcessHandle.current().pid() && Processes.isRunning(pid)) {
+                        found.add(pid);
+                    }
+                } catch (IOException gone) {
+                    // Exited meanwhile.
+                }
+            }
+        }
+        return found;
+    }
+}
