@@ -29,6 +29,7 @@ import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.MountCrossingException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
+import org.shimmer.runtime.linux.sys.MountTable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;

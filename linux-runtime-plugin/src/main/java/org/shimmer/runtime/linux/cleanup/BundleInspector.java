@@ -19,6 +19,7 @@ import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.bundle.DeleteGuard;
+import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.shim.ShimException;
 
 /**
@@ -155,7 +156,7 @@ public final class BundleInspector implements DeleteGuard {
             Optional<BundleInspection.Container> container = runc.state();
             return new BundleInspection(namespace, id, present, complete, shim(found),
                     container, found.stream().map(BundleProcesses.Found::pid).toList(),
-                    MountPoints.under(List.of(bundleDir, workDir)));
+                    MountTable.under(List.of(bundleDir, workDir)));
         }
 
         private Optional<BundleInspection.Shim> shim(List<BundleProcesses.Found> found) {

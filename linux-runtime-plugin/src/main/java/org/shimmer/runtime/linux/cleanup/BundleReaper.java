@@ -19,6 +19,7 @@ import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
 import org.slf4j.Logger;
@@ -190,7 +191,7 @@ public final class BundleReaper {
 
     /** Detaches every mount at or under {@code dirs}, deepest first; a mount that went meanwhile is fine. */
     private static void unmountAll(List<Path> dirs) throws IOException {
-        List<Path> mounts = MountPoints.under(dirs);
+        List<Path> mounts = MountTable.under(dirs);
         for (Path mount : mounts.reversed()) {
             try {
                 LinuxCalls.umount2(mount.toString(), LinuxCalls.MNT_DETACH);

@@ -23,6 +23,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.MountCrossingException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
+import org.shimmer.runtime.linux.sys.MountTable;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;

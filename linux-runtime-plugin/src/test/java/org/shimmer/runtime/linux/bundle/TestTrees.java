@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.Stream;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.MountTable;
 
 /** User trees to guard, their fingerprints, and mounts the tests make and must undo. */
 final class TestTrees {

@@ -1,7 +1,5 @@
 package org.shimmer.runtime.linux.cleanup;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,13 +14,14 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.shimmer.runtime.Bundle;
-import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.BundleInspection.ShimKind;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
@@ -33,6 +32,7 @@ import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
 import reactor.test.StepVerifier;
+import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Issue 9, findings 2 and 7: a bundle whose shim or container lives is never deleted from under it, and
@@ -181,7 +181,7 @@ class BundleCleanupTest {
 
     /** No mount, bundle, work dir or runc container under {@code temp}. */
     static void assertNothingLeftUnder(Path temp) throws IOException {
-        assertThat(MountPoints.under(List.of(temp))).as("mounts left").isEmpty();
+        assertThat(MountTable.under(List.of(temp))).as("mounts left").isEmpty();
         for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS),
                 temp.resolve("runc").resolve(NS), temp.resolve("state/.shimmer/runc").resolve(NS))) {
             if (Files.isDirectory(root)) {

@@ -1,7 +1,5 @@
 package org.shimmer.runtime.linux.cleanup;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -22,8 +20,10 @@ import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Processes;
+import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Issue 9, finding 7: a host JVM killed with SIGKILL at any point of bundle create, shim start, task create and
@@ -64,7 +64,7 @@ class HostCrashTest {
     @AfterEach
     void tearDown() throws Exception {
         try {
-            assertThat(MountPoints.under(List.of(temp))).as("mounts left").isEmpty();
+            assertThat(MountTable.under(List.of(temp))).as("mounts left").isEmpty();
             assertThat(processesMentioning(temp.toString())).as("processes left").isEmpty();
         } finally {
             resources.close();
@@ -144,7 +144,7 @@ class HostCrashTest {
         assertThat(after.inUse()).as(what).isFalse();
         assertThat(processesMentioning("-id " + id + " ")).as(what + ": shims").isEmpty();
         assertThat(temp.resolve("runc").resolve(NS).resolve(id)).as(what + ": runc state").doesNotExist();
-        assertThat(MountPoints.under(List.of(temp))).as(what + ": mounts").isEmpty();
+        assertThat(MountTable.under(List.of(temp))).as(what + ": mounts").isEmpty();
         LaunchRecord record = new LaunchRecord(BundleInspection.ShimKind.REMOTE, null, null, null,
                 daemon.toString(), 0, 0);
         assertThat(BundleReaper.computedSocket(record, NS, id).orElseThrow())

@@ -1,12 +1,12 @@
-package org.shimmer.runtime.linux.bundle;
+package org.shimmer.runtime.linux.sys;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
-import org.shimmer.runtime.linux.sys.LinuxCalls;
 
 /**
  * The mount points of this process's mount namespace, from {@code /proc/self/mountinfo}.
@@ -15,20 +15,20 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
  * three-digit octal ({@code \040}), so a directory named {@code "my dir"} reads {@code my\040dir}. Unescaping
  * works on bytes, then decodes with the JDK's file name charset, so a name matches the {@link Path} it is.
  */
-final class MountTable {
+public final class MountTable {
 
-    static final Path MOUNTINFO = Path.of("/proc/self/mountinfo");
+    public static final Path MOUNTINFO = Path.of("/proc/self/mountinfo");
     private static final int MOUNT_POINT_FIELD = 4;
 
     private MountTable() {}
 
     /** Every mount point now, in the order of {@code mountinfo}. */
-    static List<Path> mountPoints() throws IOException {
+    public static List<Path> mountPoints() throws IOException {
         return parse(Files.readAllBytes(MOUNTINFO));
     }
 
     /** The mount points of {@code mountinfo} text. */
-    static List<Path> parse(byte[] mountinfo) {
+    public static List<Path> parse(byte[] mountinfo) {
         List<Path> points = new ArrayList<>();
         int lineStart = 0;
         while (lineStart < mountinfo.length) {
@@ -47,8 +47,20 @@ final class MountTable {
     }
 
     /** The mount points equal to {@code dir} or below it; {@code dir} must be absolute and free of symlinks. */
-    static List<Path> atOrUnder(List<Path> mountPoints, Path dir) {
+    public static List<Path> atOrUnder(List<Path> mountPoints, Path dir) {
         return mountPoints.stream().filter(point -> point.startsWith(dir)).toList();
+    }
+
+    /** The mount points now at or under any of {@code dirs}, shallowest first (so reversed, an unmount order). */
+    public static List<Path> under(List<Path> dirs) throws IOException {
+        List<Path> found = new ArrayList<>();
+        for (Path point : mountPoints()) {
+            if (dirs.stream().anyMatch(point::startsWith)) {
+                found.add(point);
+            }
+        }
+        found.sort(Comparator.comparingInt(Path::getNameCount));
+        return found;
     }
 
     private static String unescape(byte[] text, int from, int to) {
