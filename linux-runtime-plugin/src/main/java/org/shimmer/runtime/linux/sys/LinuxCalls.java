@@ -31,6 +31,7 @@ public final class LinuxCalls {
     public static final short POLLHUP = 0x010;
     public static final short POLLNVAL = 0x020;
 
+    public static final int ESRCH = 3;
     public static final int EINTR = 4;
     public static final int EAGAIN = 11;
     public static final int EEXIST = 17;
