@@ -9,15 +9,21 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.bundle.Specs;
 import org.shimmer.runtime.linux.runc.Runc;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.stdio.ProcessStdio;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -25,7 +31,6 @@ import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
@@ -58,7 +63,7 @@ final class LocalShimClient implements ShimClient {
     private final Runnable forget;
     private final Map<String, LocalProcess> execs = new ConcurrentHashMap<>();
     private volatile LocalProcess init;
-    private final java.util.concurrent.atomic.AtomicBoolean creating = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean creating = new AtomicBoolean();
     private volatile boolean rootfsMounted;
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
@@ -86,7 +91,7 @@ final class LocalShimClient implements ShimClient {
         return Mono.defer(() -> {
             // Claimed before any work, so a racing create fails here instead of undoing the winner's container.
             if (init != null || !creating.compareAndSet(false, true)) {
-                return Mono.error(new AlreadyExistsException("create task " + task() + ": already exists"));
+                return Mono.error(new AlreadyExistsException("create " + task() + ": already exists"));
             }
             return blocking(() -> {
                         ProcessStdio stdio = ProcessStdio.prepare(options.stdio(), ioDir(), id(), resources.poller(),
@@ -146,7 +151,7 @@ final class LocalShimClient implements ShimClient {
         return Mono.defer(() -> {
             LocalProcess process = requireInit();
             if (!process.startRequested.compareAndSet(false, true)) {
-                return Mono.error(new ShimException("start " + task() + ": already started"));
+                return Mono.error(new FailedPreconditionException("start " + task() + ": already started"));
             }
             return runc.start(id())
                     .then(blocking(() -> {
@@ -167,11 +172,12 @@ final class LocalShimClient implements ShimClient {
             }
             // containerd #10651: an exec must not start once init has exited (its namespaces are going away).
             if (init.hasExited()) {
-                return Mono.error(new ShimException("start exec " + execId + " in " + task()
-                        + ": the container is not running (failed precondition)"));
+                return Mono.error(new FailedPreconditionException("start exec " + execId + " in " + task()
+                        + ": the container is not running"));
             }
             if (!exec.startRequested.compareAndSet(false, true)) {
-                return Mono.error(new ShimException("start exec " + execId + " in " + task() + ": already started"));
+                return Mono.error(new FailedPreconditionException("start exec " + execId + " in " + task()
+                        + ": already started"));
             }
             monitor.launching();
             return runc.exec(id(), execSpec(execId), bundle.workDir().resolve("exec-" + execId + ".pid"),
@@ -245,7 +251,8 @@ final class LocalShimClient implements ShimClient {
         return Mono.defer(() -> {
             LocalProcess process = requireInit();
             if (process.running && !process.hasExited()) {
-                return Mono.error(new ShimException("delete " + task() + ": cannot delete a running process"));
+                return Mono.error(new FailedPreconditionException("delete " + task()
+                        + ": cannot delete a running process"));
             }
             // A created, never started init is killed by the forced delete; its exit then arrives as usual.
             return runc.delete(id(), !process.hasExited())
@@ -276,7 +283,7 @@ final class LocalShimClient implements ShimClient {
         return Mono.defer(() -> {
             LocalProcess exec = process(execId);
             if (exec.pid != 0 && !exec.hasExited()) {
-                return Mono.error(new ShimException("delete exec " + execId + " in " + task()
+                return Mono.error(new FailedPreconditionException("delete exec " + execId + " in " + task()
                         + ": cannot delete a running process"));
             }
             Mono<ExitStatus> exit = exec.hasExited() ? exec.awaitExit()
@@ -323,18 +330,29 @@ final class LocalShimClient implements ShimClient {
     @Override
     public Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio) {
         return Mono.defer(() -> {
+            // Before any path is built from the id: "../x" would name a file outside the work directory.
+            Identifiers.requireValid("exec id", execId);
+            Specs.requireJsonObject("exec " + execId + " in " + task(), processSpec);
             requireInit();
             if (execs.containsKey(execId)) {
                 return Mono.error(new AlreadyExistsException("exec " + execId + " in " + task()
                         + ": already exists"));
             }
             return blocking(() -> {
-                Files.write(execSpec(execId), processSpec);
                 LocalProcess exec = new LocalProcess(execId, ProcessStdio.prepare(stdio, ioDir(), execId,
                         resources.poller(), resources.io()));
+                // Reserved before its spec file is written, so a racing exec of the same id never overwrites it.
                 if (execs.putIfAbsent(execId, exec) != null) {
                     exec.stdio.release();
                     throw new AlreadyExistsException("exec " + execId + " in " + task() + ": already exists");
+                }
+                try {
+                    Files.write(execSpec(execId), processSpec);
+                } catch (IOException | RuntimeException e) {
+                    execs.remove(execId, exec);
+                    exec.stdio.release();
+                    Files.deleteIfExists(execSpec(execId));
+                    throw e;
                 }
                 return exec;
             }).flatMap(exec -> publish(new TaskEvent.TaskExecAdded(id(), execId))
@@ -397,7 +415,7 @@ final class LocalShimClient implements ShimClient {
     public Mono<Void> shutdown() {
         return Mono.defer(() -> {
             if (init != null) {
-                return Mono.error(new ShimException("shutdown " + task()
+                return Mono.error(new FailedPreconditionException("shutdown " + task()
                         + ": the task still exists; delete it first"));
             }
             forget.run();
@@ -511,17 +529,12 @@ final class LocalShimClient implements ShimClient {
         return "task " + namespace() + "/" + id();
     }
 
-    private <T> Mono<T> blocking(java.util.concurrent.Callable<T> work) {
+    private <T> Mono<T> blocking(Callable<T> work) {
         return Mono.fromCallable(work).subscribeOn(resources.io());
     }
 
     /** Errors name the action and the task, as the remote shim's do: "start task ns/id: <why>". */
     private Throwable map(String action, Throwable error) {
-        String prefix = action + " " + task();
-        if (error instanceof NotFoundException || error instanceof AlreadyExistsException
-                || (error.getMessage() != null && error.getMessage().startsWith(prefix))) {
-            return error;
-        }
-        return new ShimException(prefix + ": " + error.getMessage(), error);
+        return TaskErrors.map(action, task(), error);
     }
 }

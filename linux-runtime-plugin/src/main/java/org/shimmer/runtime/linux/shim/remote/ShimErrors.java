@@ -1,12 +1,21 @@
 package org.shimmer.runtime.linux.shim.remote;
 
 import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ResourceExhaustedException;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.UnavailableException;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClosedException;
 import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
 import org.shimmer.runtime.shim.ShimException;
 
-/** Turns ttRPC failures into the API's typed errors, naming the action and the task. */
+/**
+ * Turns ttRPC failures into the API's typed errors, naming the action and the task. A status code the shim chose
+ * (containerd's errdefs codes) decides the type; an unknown one is classified by the shim's message, which for a
+ * failed runc command carries runc's own error ("OCI runtime create failed: …: no space left on device: unknown").
+ */
 final class ShimErrors {
 
     private ShimErrors() {}
@@ -17,16 +26,19 @@ final class ShimErrors {
             return switch (status.code()) {
                 case NOT_FOUND -> new NotFoundException(message, status);
                 case ALREADY_EXISTS -> new AlreadyExistsException(message, status);
-                default -> new ShimException(message + " (" + status.code() + ")", status);
+                case FAILED_PRECONDITION -> new FailedPreconditionException(message, status);
+                case RESOURCE_EXHAUSTED -> new ResourceExhaustedException(message, status);
+                case UNAVAILABLE -> new UnavailableException(message, status);
+                default -> TaskErrors.classify(message + " (" + status.code() + ")", status.statusMessage(), status);
             };
         }
         if (error instanceof TtrpcClosedException closed) {
             return new ShimException(action + " " + task + ": the shim is gone (" + closed.getMessage() + ")",
                     closed);
         }
-        if (error instanceof ShimException || error instanceof NotFoundException) {
-            return error;
+        if (error instanceof ShimmerException typed) {
+            return typed;
         }
-        return new ShimException(action + " " + task + ": " + error.getMessage(), error);
+        return TaskErrors.map(action, task, error);
     }
 }
