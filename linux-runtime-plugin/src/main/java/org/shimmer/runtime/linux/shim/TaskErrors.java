@@ -8,6 +8,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ShimException;
 import reactor.core.Exceptions;
@@ -34,7 +35,7 @@ public final class TaskErrors {
             "too many open files");
     private static final List<String> PRECONDITION = List.of("not running", "already running", "already started",
             "already paused", "not paused", "not stopped", "cannot delete a running", "cannot delete running",
-            "cannot start a running", "stopped container", "failed precondition");
+            "cannot start a running", "cannot start a stopped", "stopped container", "failed precondition");
 
     private TaskErrors() {}
 
@@ -46,7 +47,7 @@ public final class TaskErrors {
         String prefix = action + " " + task;
         Throwable cause = unwrap(error);
         if (cause instanceof ShimmerException typed && !(typed instanceof ShimException)) {
-            return typed;
+            return named(typed, prefix);
         }
         String why = cause.getMessage() != null ? cause.getMessage() : cause.getClass().getSimpleName();
         boolean named = why.startsWith(prefix);
@@ -74,6 +75,24 @@ public final class TaskErrors {
             return new AlreadyExistsException(message, cause);
         }
         return new ShimException(message, cause);
+    }
+
+    /** {@code typed}, or the same kind of error naming the action too when a lower layer (runc) raised it. */
+    private static ShimmerException named(ShimmerException typed, String prefix) {
+        String message = typed.getMessage();
+        if (message != null && message.startsWith(prefix)) {
+            return typed;
+        }
+        String named = prefix + ": " + message;
+        return switch (typed) {
+            case ResourceExhaustedException e -> new ResourceExhaustedException(named, e);
+            case FailedPreconditionException e -> new FailedPreconditionException(named, e);
+            case NotFoundException e -> new NotFoundException(named, e);
+            case AlreadyExistsException e -> new AlreadyExistsException(named, e);
+            case UnavailableException e -> new UnavailableException(named, e);
+            // Identifiers and specs are named by the value itself.
+            default -> typed;
+        };
     }
 
     private static boolean isExhausted(Throwable cause, String text) {

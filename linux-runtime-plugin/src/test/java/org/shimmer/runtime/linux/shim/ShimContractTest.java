@@ -3,6 +3,7 @@ package org.shimmer.runtime.linux.shim;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -18,6 +19,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidIdentifierException;
+import org.shimmer.runtime.InvalidSpecException;
+import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.events.Envelope;
@@ -267,7 +272,7 @@ public abstract class ShimContractTest {
         Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
         output.subscribe();
         shim.start("cat").block(TIMEOUT);
-        StepVerifier.create(shim.start("cat")).expectError(ShimException.class).verify(TIMEOUT);
+        StepVerifier.create(shim.start("cat")).expectError(FailedPreconditionException.class).verify(TIMEOUT);
 
         assertThat(shim.awaitExit("cat").block(TIMEOUT).status()).isZero();
         shim.delete("cat").block(TIMEOUT);
@@ -430,6 +435,185 @@ public abstract class ShimContractTest {
         assertThat(statuses).hasSize(50).containsOnly(0);
     }
 
+    // Issue 9, finding 8: every error a caller gets is typed, ids are checked before they become paths, and a
+    // full disk says so.
+
+    @Test
+    void anExecIdThatIsNotAnIdentifierIsRefusedBeforeAnythingIsMade() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+        List<Path> before = workFiles(bundle);
+
+        for (String bad : List.of("../x", "a/b", ".x", "x".repeat(77), "")) {
+            StepVerifier.create(shim.exec(bad, SH_TRUE, Stdio.streams(null)))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(InvalidIdentifierException.class)
+                            .hasMessageContaining("exec id")
+                            .hasMessageContaining('"' + bad + '"'))
+                    .verify(TIMEOUT);
+        }
+
+        assertThat(workFiles(bundle)).as("nothing written in the work directory").isEqualTo(before);
+        assertThat(temp.resolve("x-stdout")).doesNotExist();
+        assertThat(bundle.workDir().resolve("x-stdout")).doesNotExist();
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).containsExactly(pid);
+        stop(shim);
+    }
+
+    @Test
+    void aProcessSpecThatIsNotAJsonObjectIsRefusedNamingTheExec() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+        List<Path> before = workFiles(bundle);
+
+        for (String bad : List.of("not json", "[1,2]", "")) {
+            StepVerifier.create(shim.exec("e1", bad.getBytes(UTF_8), Stdio.streams(null)))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(InvalidSpecException.class)
+                            .hasMessageContaining("exec e1 in task " + NS + "/" + bundle.id()))
+                    .verify(TIMEOUT);
+        }
+
+        assertThat(workFiles(bundle)).as("nothing written in the work directory").isEqualTo(before);
+        assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).containsExactly(pid);
+        // The id was not taken by the refused calls.
+        shim.exec("e1", SH_TRUE, Stdio.none()).block(TIMEOUT);
+        shim.start("e1").block(TIMEOUT);
+        assertThat(shim.awaitExit("e1").block(TIMEOUT).status()).isZero();
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+    }
+
+    @Test
+    void wrongStatesAreFailedPreconditions() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        shim.exec("e1", SH_TRUE, Stdio.none()).block(TIMEOUT);
+        shim.start("e1").block(TIMEOUT);
+        shim.awaitExit("e1").block(TIMEOUT);
+
+        StepVerifier.create(shim.start("e1")).expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        StepVerifier.create(shim.delete()).expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        StepVerifier.create(shim.shutdown()).expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+    }
+
+    @Test
+    void createWithTheWorkRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
+        Path workRoot = Files.createDirectories(temp.resolve("full-work"));
+        try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
+            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            bundles.add(bundle);
+            ShimClient shim = shim(bundle);
+            disk.fill();
+
+            StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
+                    .expectErrorSatisfies(e -> assertExhausted(e, bundle))
+                    .verify(TIMEOUT);
+
+            assertNothingHalfMade(bundle);
+            shim.shutdown().block(TIMEOUT);
+        }
+    }
+
+    @Test
+    void createWithTheRuncRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
+        Path runcRoot = Files.createDirectories(temp.resolve("full-runc"));
+        RuncOptions usual = runc;
+        try (FullTmpfs disk = FullTmpfs.mount(runcRoot)) {
+            runc = runc.withRuntimeRoot(runcRoot.toString());
+            Bundle bundle = bundle("/bin/true");
+            ShimClient shim = shim(bundle);
+            disk.fill();
+
+            StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
+                    .expectErrorSatisfies(e -> assertExhausted(e, bundle))
+                    .verify(TIMEOUT);
+
+            assertNothingHalfMade(bundle);
+            assertThat(runcRoot.resolve(NS).resolve(bundle.id())).doesNotExist();
+            shim.shutdown().block(TIMEOUT);
+        } finally {
+            runc = usual;
+        }
+    }
+
+    private static final byte[] SH_TRUE = """
+            {"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+            """.getBytes(UTF_8);
+
+    private static void assertExhausted(Throwable error, Bundle bundle) {
+        assertThat(error)
+                .isInstanceOf(ResourceExhaustedException.class)
+                .hasMessageStartingWith("create task " + NS + "/" + bundle.id() + ": ")
+                .hasCauseInstanceOf(Exception.class);
+        assertThat(error.getMessage().toLowerCase()).contains("no space left on device");
+    }
+
+    private void assertNothingHalfMade(Bundle bundle) throws Exception {
+        assertNoFifos(bundle);
+        assertThat(Files.readString(Path.of("/proc/self/mountinfo"))).doesNotContain(bundle.rootfs().toString());
+        Path runcState = Path.of(runc.runtimeRoot()).resolve(NS).resolve(bundle.id());
+        assertThat(runcState).as("runc container left").doesNotExist();
+    }
+
+    private static List<Path> workFiles(Bundle bundle) throws Exception {
+        try (Stream<Path> files = Files.walk(bundle.workDir())) {
+            return files.sorted().toList();
+        }
+    }
+
+    /** A small tmpfs mounted over a directory, filled to its last block and inode on demand; unmounted on close. */
+    protected static final class FullTmpfs implements AutoCloseable {
+        private final Path dir;
+
+        private FullTmpfs(Path dir) {
+            this.dir = dir;
+        }
+
+        static FullTmpfs mount(Path dir) throws Exception {
+            Processes.run(null, "mount", "-t", "tmpfs", "-o", "size=512k,nr_inodes=64,mode=0711", "tmpfs",
+                    dir.toString());
+            return new FullTmpfs(dir);
+        }
+
+        /** Takes every inode, then every block. */
+        void fill() throws Exception {
+            Path filler = Files.createDirectories(dir.resolve(".filler"));
+            try {
+                for (int i = 0; ; i++) {
+                    Files.createFile(filler.resolve("inode-" + i));
+                }
+            } catch (IOException full) {
+                assertThat(full.getMessage()).contains("No space left on device");
+            }
+            try (var out = Files.newOutputStream(filler.resolve("inode-0"))) {
+                byte[] block = new byte[4096];
+                while (true) {
+                    out.write(block);
+                }
+            } catch (IOException full) {
+                assertThat(full.getMessage()).contains("No space left on device");
+            }
+        }
+
+        @Override
+        public void close() throws Exception {
+            Processes.run(null, "umount", dir.toString());
+        }
+    }
 
     protected void stop(ShimClient shim) {
         shim.kill(9, true).block(TIMEOUT);

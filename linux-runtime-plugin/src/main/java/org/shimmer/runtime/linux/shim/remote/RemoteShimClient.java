@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
@@ -57,7 +58,6 @@ import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimExit;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
@@ -343,7 +343,7 @@ final class RemoteShimClient implements ShimClient {
     public Mono<Void> shutdown() {
         return Mono.defer(() -> {
             if (initTracked) {
-                return Mono.error(new ShimException("shutdown " + task()
+                return Mono.error(new FailedPreconditionException("shutdown " + task()
                         + ": the task still exists; delete it first (the shim ignores shutdown until then)"));
             }
             ending.set(true);
