@@ -178,7 +178,10 @@ public final class Runc {
                 throw e;
             }
             if (exit != 0) {
-                String reason = lastError(log, logStart).orElse("exit status " + exit);
+                String reason = lastError(log, logStart)
+                        .or(() -> fullFileSystem(args).map(dir -> "exit status " + exit + "; no space left on device in "
+                                + dir + " (runc could not log why)"))
+                        .orElse("exit status " + exit);
                 // runc often starts its own message with "runc <command> failed: ".
                 String message = reason.startsWith("runc " + args[0]) ? reason : "runc " + args[0] + " failed: " + reason;
                 throw TaskErrors.classify(message, reason,
@@ -193,6 +196,43 @@ public final class Runc {
         return Mono.fromCallable(() -> Integer.parseInt(Files.readString(pidFile).strip())).subscribeOn(io)
                 .onErrorMap(error -> !(error instanceof ShimmerException),
                         error -> TaskErrors.map("read the pid file", pidFile.toString(), error));
+    }
+
+    /**
+     * A directory runc writes in (bundle and log, state root, pid file) whose file system has no block or inode
+     * left. Asked only when runc failed without logging why: a full bundle file system takes its log with it
+     * (issue 9: such a create said only "exit status 1").
+     */
+    private Optional<Path> fullFileSystem(String... args) {
+        List<Path> written = new ArrayList<>(List.of(bundle, root));
+        for (int i = 0; i + 1 < args.length; i++) {
+            if (args[i].equals("--pid-file")) {
+                written.add(Path.of(args[i + 1]).getParent());
+            }
+        }
+        for (Path dir : written) {
+            Path existing = dir;
+            while (existing != null && !Files.isDirectory(existing)) {
+                existing = existing.getParent();
+            }
+            if (existing != null && isFull(existing)) {
+                return Optional.of(existing);
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static boolean isFull(Path dir) {
+        try {
+            if (Files.getFileStore(dir).getUsableSpace() == 0) {
+                return true;
+            }
+            // Blocks left, but perhaps no inode: only making a file tells.
+            Files.delete(Files.createTempFile(dir, ".space-probe", ""));
+            return false;
+        } catch (IOException e) {
+            return String.valueOf(e.getMessage()).contains("No space left on device");
+        }
     }
 
     /** The last error runc logged after {@code start}, from its JSON log lines. */

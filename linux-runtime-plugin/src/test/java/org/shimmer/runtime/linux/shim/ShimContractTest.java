@@ -550,6 +550,29 @@ public abstract class ShimContractTest {
         }
     }
 
+    @Test
+    void createWithTheStateRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
+        // runc cannot even write its log into the bundle there: its reason must not be lost.
+        Path stateRoot = Files.createDirectories(temp.resolve("full-state"));
+        try (FullTmpfs disk = FullTmpfs.mount(stateRoot, "16m", 2048)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), resources);
+            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            ShimClient shim = shim(bundle);
+            disk.fill();
+
+            StepVerifier.create(shim.create(CreateOptions.of(Stdio.none())))
+                    .expectErrorSatisfies(e -> assertExhausted(e, bundle))
+                    .verify(TIMEOUT);
+
+            assertNothingHalfMade(bundle);
+            shim.shutdown().block(TIMEOUT);
+            disk.empty();
+            onFullDisk.delete(NS, bundle.id()).block(TIMEOUT);
+        }
+    }
+
     private static final byte[] SH_TRUE = """
             {"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
             """.getBytes(UTF_8);
@@ -584,9 +607,23 @@ public abstract class ShimContractTest {
         }
 
         static FullTmpfs mount(Path dir) throws Exception {
-            Processes.run(null, "mount", "-t", "tmpfs", "-o", "size=512k,nr_inodes=64,mode=0711", "tmpfs",
-                    dir.toString());
+            return mount(dir, "512k", 64);
+        }
+
+        static FullTmpfs mount(Path dir, String size, int inodes) throws Exception {
+            Processes.run(null, "mount", "-t", "tmpfs", "-o", "size=" + size + ",nr_inodes=" + inodes + ",mode=0711",
+                    "tmpfs", dir.toString());
             return new FullTmpfs(dir);
+        }
+
+        /** Gives back what {@link #fill()} took. */
+        void empty() throws Exception {
+            try (Stream<Path> files = Files.list(dir.resolve(".filler"))) {
+                for (Path file : files.toList()) {
+                    Files.delete(file);
+                }
+            }
+            Files.delete(dir.resolve(".filler"));
         }
 
         /** Takes every inode, then every block. */
@@ -611,7 +648,8 @@ public abstract class ShimContractTest {
 
         @Override
         public void close() throws Exception {
-            Processes.run(null, "umount", dir.toString());
+            // Lazily: the runtime's events socket may live on it until the runtime's resources close.
+            Processes.run(null, "umount", "--lazy", dir.toString());
         }
     }
 
