@@ -2,8 +2,11 @@ package org.shimmer.runtime.linux.local;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -272,6 +275,7 @@ final class LocalShimClient implements ShimClient {
                             exec.stdio.release();
                         }
                         execs.clear();
+                        removeOrphanedFifos();
                         init = null;
                         creating.set(false);
                         return exit;
@@ -514,6 +518,24 @@ final class LocalShimClient implements ShimClient {
         if (rootfsMounted) {
             RootfsMounts.unmount(bundle.rootfs());
             rootfsMounted = false;
+        }
+    }
+
+    /**
+     * Removes the FIFOs no process of this client owns: those of processes a runtime before a reload started
+     * (their streams died with it). Only FIFOs, never following a link.
+     */
+    private void removeOrphanedFifos() throws IOException {
+        Path io = ioDir();
+        if (!Files.isDirectory(io, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(io)) {
+            for (Path entry : entries) {
+                if (Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
+                    Files.deleteIfExists(entry);
+                }
+            }
         }
     }
 
