@@ -26,6 +26,7 @@ import reactor.core.Exceptions;
 public final class TaskErrors {
 
     // errno values of x86-64 and arm64 Linux.
+    private static final int EEXIST = 17;
     private static final int ENFILE = 23;
     private static final int EMFILE = 24;
     private static final int ENOSPC = 28;
@@ -71,7 +72,7 @@ public final class TaskErrors {
         if (text.contains("does not exist") || text.endsWith("not found")) {
             return new NotFoundException(message, cause);
         }
-        if (text.contains("already exists")) {
+        if (text.contains("already exists") || hasErrno(cause, EEXIST)) {
             return new AlreadyExistsException(message, cause);
         }
         return new ShimException(message, cause);
@@ -96,14 +97,22 @@ public final class TaskErrors {
     }
 
     private static boolean isExhausted(Throwable cause, String text) {
+        String lower = text.toLowerCase(Locale.ROOT);
+        return hasErrno(cause, ENOSPC, EDQUOT, ENFILE, EMFILE) || EXHAUSTED.stream().anyMatch(lower::contains);
+    }
+
+    /** Whether a system call in {@code cause}'s chain failed with one of {@code errnos} (a FIFO name taken: EEXIST). */
+    private static boolean hasErrno(Throwable cause, int... errnos) {
         for (Throwable t = cause; t != null; t = t.getCause()) {
-            if (t instanceof LinuxCalls.ErrnoException errno && List.of(ENOSPC, EDQUOT, ENFILE, EMFILE)
-                    .contains(errno.errno())) {
-                return true;
+            if (t instanceof LinuxCalls.ErrnoException failed) {
+                for (int errno : errnos) {
+                    if (failed.errno() == errno) {
+                        return true;
+                    }
+                }
             }
         }
-        String lower = text.toLowerCase(Locale.ROOT);
-        return EXHAUSTED.stream().anyMatch(lower::contains);
+        return false;
     }
 
     /** The failure itself, without the wrappers that only carried it across an API that allows no checked one. */

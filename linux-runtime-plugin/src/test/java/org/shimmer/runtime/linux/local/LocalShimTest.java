@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
@@ -28,6 +29,7 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.test.StepVerifier;
 
 /** The contract, and what only the local shim does: exits learnt inside the JVM, zombies, host children. */
 class LocalShimTest extends ShimContractTest {
@@ -197,6 +199,27 @@ class LocalShimTest extends ShimContractTest {
         Sinks.One<String> first = Sinks.one();
         io.stdout().map(bytes -> new String(bytes, UTF_8)).subscribe(first::tryEmitValue);
         return first.asMono();
+    }
+
+    @Test
+    void aSecondCreateIsAlreadyExistsAndLeavesTheFirstContainerRunning() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+
+        for (Stdio stdio : List.of(Stdio.streams(null), Stdio.none())) {
+            StepVerifier.create(shim.create(CreateOptions.of(stdio)))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(AlreadyExistsException.class)
+                            .hasMessage("create task " + NS + "/" + bundle.id() + ": already exists"))
+                    .verify(TIMEOUT);
+        }
+
+        TaskState state = shim.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(state.pid()).isEqualTo(pid);
+        stop(shim);
     }
 
     /** What a plugin reload does to the runtime: every resource ends, new ones start, the JVM stays. */

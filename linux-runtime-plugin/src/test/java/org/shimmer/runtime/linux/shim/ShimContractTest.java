@@ -18,6 +18,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidIdentifierException;
@@ -42,6 +43,7 @@ import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 import reactor.test.StepVerifier;
 
 /**
@@ -486,6 +488,38 @@ public abstract class ShimContractTest {
         shim.start("e1").block(TIMEOUT);
         assertThat(shim.awaitExit("e1").block(TIMEOUT).status()).isZero();
         shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+    }
+
+    @Test
+    void aSecondExecOfTheSameIdIsAlreadyExistsAndLeavesTheFirstAlone() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        byte[] cat = """
+                {"args": ["/bin/cat"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+                """.getBytes(UTF_8);
+        Sinks.Many<byte[]> input = Sinks.many().unicast().onBackpressureBuffer();
+        ProcessIo first = shim.exec("dup", cat, Stdio.streams(input.asFlux())).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(first.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        shim.start("dup").block(TIMEOUT);
+
+        for (Stdio stdio : List.of(Stdio.streams(null), Stdio.none())) {
+            StepVerifier.create(shim.exec("dup", SH_TRUE, stdio))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(AlreadyExistsException.class)
+                            .hasMessageStartingWith("exec dup in task " + NS + "/" + bundle.id() + ": "))
+                    .verify(TIMEOUT);
+        }
+
+        assertThat(shim.state("dup").block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        input.tryEmitNext("still fed".getBytes(UTF_8));
+        input.tryEmitComplete();
+        assertThat(shim.awaitExit("dup").block(TIMEOUT).status()).isZero();
+        shim.delete("dup").block(TIMEOUT);
+        assertThat(output.block(TIMEOUT)).isEqualTo("still fed");
         stop(shim);
     }
 
