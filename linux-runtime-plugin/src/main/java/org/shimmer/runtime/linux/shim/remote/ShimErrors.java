@@ -4,7 +4,6 @@ import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ResourceExhaustedException;
-import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClosedException;
@@ -36,8 +35,9 @@ final class ShimErrors {
             return new ShimException(action + " " + task + ": the shim is gone (" + closed.getMessage() + ")",
                     closed);
         }
-        if (error instanceof ShimmerException typed) {
-            return typed;
+        // Our own shim errors already say what happened to which shim.
+        if (error instanceof ShimException shim) {
+            return shim;
         }
         return TaskErrors.map(action, task, error);
     }
