@@ -14,8 +14,10 @@ import java.nio.file.Path;
 
 /**
  * The few Linux calls the JDK lacks, through the Foreign Function & Memory API (no JNI, no native library of
- * ours): FIFOs, raw file descriptors, {@code poll} and {@code eventfd}. Every call reports failure as an
- * {@link IOException} naming the call, the path or descriptor, and {@code errno}'s meaning.
+ * ours): FIFOs, raw descriptors, {@code poll}, {@code eventfd}, {@code prctl}, pidfds, {@code waitid}, signals
+ * and mounts. Every call reports failure as an {@link IOException} naming the call, the path or descriptor, and
+ * {@code errno}'s meaning. A descriptor a call returns is owned by one {@link OwnedFd} (reads and writes go only
+ * through it), so its number is never used after it was closed.
  */
 public final class LinuxCalls {
 
@@ -151,7 +153,7 @@ public final class LinuxCalls {
      * {@code read(fd, buffer, length)}: the bytes read, 0 at end of file, or -1 when a non-blocking descriptor has
      * nothing now ({@code EAGAIN}).
      */
-    public static long read(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
+    static long read(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
         try {
             long n = (long) READ.invokeExact(state, fd, buffer, buffer.byteSize());
             if (n < 0) {
@@ -170,7 +172,7 @@ public final class LinuxCalls {
     }
 
     /** {@code write(fd, buffer, length)}: the bytes written, or -1 when a non-blocking descriptor is full. */
-    public static long write(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
+    static long write(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
         try {
             long n = (long) WRITE.invokeExact(state, fd, buffer, buffer.byteSize());
             if (n < 0) {
@@ -219,7 +221,7 @@ public final class LinuxCalls {
     }
 
     /** A non-blocking, close-on-exec {@code eventfd}: the poll loop's wake-up bell. */
-    public static int eventfd() throws IOException {
+    static int eventfd() throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             int fd = (int) EVENTFD.invokeExact(state, 0, EFD_NONBLOCK | EFD_CLOEXEC);
