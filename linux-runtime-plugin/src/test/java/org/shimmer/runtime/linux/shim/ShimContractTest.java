@@ -551,10 +551,15 @@ public abstract class ShimContractTest {
             BusyboxBundle.writeRootfs(bundle.rootfs());
             bundles.add(bundle);
             ShimClient shim = shim(bundle);
+            // The FIFO directory exists (a process ran before): mkfifo itself meets the full disk.
+            Files.createDirectories(bundle.workDir().resolve("io"));
             disk.fill();
 
             StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
-                    .expectErrorSatisfies(e -> assertExhausted(e, bundle))
+                    .expectErrorSatisfies(e -> {
+                        assertExhausted(e, bundle);
+                        assertThat(e).hasMessageContaining("mkfifo");
+                    })
                     .verify(TIMEOUT);
 
             assertNothingHalfMade(bundle);
