@@ -210,29 +210,7 @@ public final class Runc {
                 written.add(Path.of(args[i + 1]).getParent());
             }
         }
-        for (Path dir : written) {
-            Path existing = dir;
-            while (existing != null && !Files.isDirectory(existing)) {
-                existing = existing.getParent();
-            }
-            if (existing != null && isFull(existing)) {
-                return Optional.of(existing);
-            }
-        }
-        return Optional.empty();
-    }
-
-    private static boolean isFull(Path dir) {
-        try {
-            if (Files.getFileStore(dir).getUsableSpace() == 0) {
-                return true;
-            }
-            // Blocks left, but perhaps no inode: only making a file tells.
-            Files.delete(Files.createTempFile(dir, ".space-probe", ""));
-            return false;
-        } catch (IOException e) {
-            return String.valueOf(e.getMessage()).contains("No space left on device");
-        }
+        return TaskErrors.fullFileSystem(written);
     }
 
     /** The last error runc logged after {@code start}, from its JSON log lines. */

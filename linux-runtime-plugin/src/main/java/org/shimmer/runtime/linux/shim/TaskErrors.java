@@ -1,8 +1,13 @@
 package org.shimmer.runtime.linux.shim;
 
+import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
@@ -76,6 +81,37 @@ public final class TaskErrors {
             return new AlreadyExistsException(message, cause);
         }
         return new ShimException(message, cause);
+    }
+
+    /**
+     * The first of {@code dirs} (or its nearest existing parent) whose file system has no block or no inode left.
+     * For a failure that does not say why, when a full disk may have taken the explanation with it: runc, for one,
+     * cannot log into a full bundle directory (issue 9: "exit status 1", "runc did not terminate successfully").
+     */
+    public static Optional<Path> fullFileSystem(Collection<Path> dirs) {
+        for (Path dir : dirs) {
+            Path existing = dir;
+            while (existing != null && !Files.isDirectory(existing)) {
+                existing = existing.getParent();
+            }
+            if (existing != null && isFull(existing)) {
+                return Optional.of(existing);
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static boolean isFull(Path dir) {
+        try {
+            if (Files.getFileStore(dir).getUsableSpace() == 0) {
+                return true;
+            }
+            // Blocks left, but perhaps no inode: only making a file tells.
+            Files.delete(Files.createTempFile(dir, ".space-probe", ""));
+            return false;
+        } catch (IOException e) {
+            return String.valueOf(e.getMessage()).contains("No space left on device");
+        }
     }
 
     /** {@code typed}, or the same kind of error naming the action too when a lower layer (runc) raised it. */

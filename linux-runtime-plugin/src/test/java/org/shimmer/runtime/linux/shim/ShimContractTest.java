@@ -4,8 +4,10 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -612,6 +614,43 @@ public abstract class ShimContractTest {
         }
     }
 
+    @Test
+    void createWhileTheStateRootFillsUpIsResourceExhaustedAtEveryPointThenWorks() throws Exception {
+        // The disk runs out at each step of create in turn (the shim's files, runc's log, its pid file): every
+        // failure says so, leaves nothing, and the same shim creates once there is room.
+        Path stateRoot = Files.createDirectories(temp.resolve("filling-state"));
+        try (FullTmpfs disk = FullTmpfs.mount(stateRoot, "16m", 2048)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), resources);
+            Bundle bundle = onFullDisk.create(NS, "filling-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            ShimClient shim = shim(bundle);
+            List<Integer> refused = new ArrayList<>();
+            boolean created = false;
+            for (int room = 0; room <= 8 && !created; room++) {
+                disk.fill();
+                disk.free(room);
+                try {
+                    shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+                    created = true;
+                } catch (ResourceExhaustedException e) {
+                    assertExhausted(e, bundle);
+                    assertNothingHalfMade(bundle);
+                    refused.add(room);
+                }
+            }
+
+            assertThat(refused).as("creates refused for lack of room").isNotEmpty().startsWith(0);
+            assertThat(created).as("a create with room enough").isTrue();
+            shim.start().block(TIMEOUT);
+            assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+            shim.delete().block(TIMEOUT);
+            shim.shutdown().block(TIMEOUT);
+            disk.empty();
+            onFullDisk.delete(NS, bundle.id()).block(TIMEOUT);
+        }
+    }
+
     private static final byte[] SH_TRUE = """
             {"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
             """.getBytes(UTF_8);
@@ -655,6 +694,21 @@ public abstract class ShimContractTest {
             return new FullTmpfs(dir);
         }
 
+        /** Gives back {@code room} inodes and about {@code room} blocks of what {@link #fill()} took. */
+        void free(int room) throws Exception {
+            Path filler = dir.resolve(".filler");
+            try (Stream<Path> files = Files.list(filler)) {
+                List<Path> taken = files.filter(file -> !file.getFileName().toString().equals("inode-0"))
+                        .limit(room).toList();
+                for (Path file : taken) {
+                    Files.delete(file);
+                }
+            }
+            try (FileChannel big = FileChannel.open(filler.resolve("inode-0"), StandardOpenOption.WRITE)) {
+                big.truncate(Math.max(0, big.size() - room * 4096L));
+            }
+        }
+
         /** Gives back what {@link #fill()} took. */
         void empty() throws Exception {
             try (Stream<Path> files = Files.list(dir.resolve(".filler"))) {
@@ -670,12 +724,14 @@ public abstract class ShimContractTest {
             Path filler = Files.createDirectories(dir.resolve(".filler"));
             try {
                 for (int i = 0; ; i++) {
-                    Files.createFile(filler.resolve("inode-" + i));
+                    if (!Files.exists(filler.resolve("inode-" + i))) {
+                        Files.createFile(filler.resolve("inode-" + i));
+                    }
                 }
             } catch (IOException full) {
                 assertThat(full.getMessage()).contains("No space left on device");
             }
-            try (var out = Files.newOutputStream(filler.resolve("inode-0"))) {
+            try (var out = Files.newOutputStream(filler.resolve("inode-0"), StandardOpenOption.APPEND)) {
                 byte[] block = new byte[4096];
                 while (true) {
                     out.write(block);

@@ -190,7 +190,7 @@ final class RemoteShimClient implements ShimClient {
                                     .subscribeOn(resources.io())
                                     .then(Mono.error(error)));
                 })
-                .onErrorMap(error -> ShimErrors.map("create", task(), error));
+                .onErrorMap(error -> ShimErrors.map("create", task(), error, bundle.path(), bundle.workDir()));
     }
 
     @Override

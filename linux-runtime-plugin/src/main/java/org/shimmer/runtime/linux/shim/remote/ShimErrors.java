@@ -1,5 +1,7 @@
 package org.shimmer.runtime.linux.shim.remote;
 
+import java.nio.file.Path;
+import java.util.List;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
@@ -18,6 +20,22 @@ import org.shimmer.runtime.shim.ShimException;
 final class ShimErrors {
 
     private ShimErrors() {}
+
+    /**
+     * {@link #map(String, String, Throwable)}, and when that finds no reason more precise than the shim's own text,
+     * whether one of {@code written} (where the shim and runc write) is on a full file system: the shim's
+     * "runc did not terminate successfully" is all that is left of runc's reason when runc could not log it.
+     */
+    static Throwable map(String action, String task, Throwable error, Path... written) {
+        Throwable mapped = map(action, task, error);
+        if (mapped.getClass() != ShimException.class) {
+            return mapped;
+        }
+        return TaskErrors.fullFileSystem(List.of(written))
+                .<Throwable>map(full -> new ResourceExhaustedException(mapped.getMessage()
+                        + "; no space left on device in " + full, mapped))
+                .orElse(mapped);
+    }
 
     static Throwable map(String action, String task, Throwable error) {
         if (error instanceof TtrpcStatusException status) {
