@@ -570,6 +570,39 @@ public abstract class ShimContractTest {
     }
 
     @Test
+    void execWithTheWorkRootOnAFullDiskIsResourceExhaustedAndTheContainerRunsOn() throws Exception {
+        Path workRoot = Files.createDirectories(temp.resolve("full-work"));
+        try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
+            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/sleep", "60"))
+                    .block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            bundles.add(bundle);
+            ShimClient shim = shim(bundle);
+            shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+            int pid = shim.start().block(TIMEOUT);
+            Files.createDirectories(bundle.workDir().resolve("io"));
+            List<Path> before = workFiles(bundle);
+            disk.fill();
+
+            StepVerifier.create(shim.exec("e1", SH_TRUE, Stdio.streams(null)))
+                    .expectErrorSatisfies(e -> {
+                        assertThat(e).isInstanceOf(ResourceExhaustedException.class)
+                                .hasMessageStartingWith("exec e1 in task " + NS + "/" + bundle.id() + ": ")
+                                .hasCauseInstanceOf(Exception.class);
+                        assertThat(e.getMessage().toLowerCase()).contains("no space left on device");
+                    })
+                    .verify(TIMEOUT);
+
+            assertThat(workFiles(bundle)).as("nothing half-made").isEqualTo(before);
+            assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).containsExactly(pid);
+            disk.empty();
+            stop(shim);
+        }
+    }
+
+    @Test
     void createWithTheRuncRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
         Path runcRoot = Files.createDirectories(temp.resolve("full-runc"));
         RuncOptions usual = runc;
