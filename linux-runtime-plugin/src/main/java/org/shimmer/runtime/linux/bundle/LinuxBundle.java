@@ -4,6 +4,8 @@ import java.nio.file.Path;
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import reactor.core.publisher.Mono;
@@ -52,7 +54,10 @@ final class LinuxBundle implements Bundle {
 
     @Override
     public Mono<ShimClient> newShimClient(ShimOpt opt, RuncOptions options) {
-        return store.shims().newShimClient(this, opt, options);
+        // Whatever fails below (a shim record on a full disk, a socket) reaches the caller typed.
+        return store.shims().newShimClient(this, opt, options)
+                .onErrorMap(error -> !(error instanceof ShimmerException),
+                        error -> TaskErrors.map("start the shim of", "task " + namespace + "/" + id, error));
     }
 
     @Override

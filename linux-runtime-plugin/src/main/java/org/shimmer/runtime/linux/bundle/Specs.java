@@ -11,8 +11,8 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.IOException;
 import org.shimmer.runtime.InvalidSpecException;
 
-/** Checks an OCI runtime spec before any of it reaches the disk. */
-final class Specs {
+/** Checks an OCI runtime spec (a bundle's, or an exec's process) before any of it reaches the disk or a shim. */
+public final class Specs {
 
     // Jackson's default buffer recycler keeps a ThreadLocal on every thread that parses; a value of a plugin class
     // on a host thread pins the plugin's class loader after unload. A shared pool keeps nothing per thread.
@@ -30,10 +30,10 @@ final class Specs {
     /**
      * Requires {@code spec} to be one JSON object, nothing before or after it.
      *
-     * @param owner names the bundle in the error message
+     * @param owner names the bundle or process in the error message
      * @throws InvalidSpecException saying what the spec is instead
      */
-    static void requireJsonObject(String owner, byte[] spec) {
+    public static void requireJsonObject(String owner, byte[] spec) {
         if (spec == null || spec.length == 0) {
             throw new InvalidSpecException("invalid spec for " + owner + ": empty, expected a JSON object");
         }

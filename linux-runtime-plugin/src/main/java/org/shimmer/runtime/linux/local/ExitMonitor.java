@@ -19,6 +19,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.shimmer.runtime.linux.sys.Bell;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -84,7 +85,7 @@ public final class ExitMonitor implements AutoCloseable {
         if (existing != null) {
             return existing.exit.asMono();
         }
-        int pidfd = LinuxCalls.pidfdOpen(pid);
+        OwnedFd pidfd = OwnedFd.pidfd(pid);
         Watch watch = new Watch(pid, pidfd);
         watched.put(pid, watch);
         added.add(watch);
@@ -102,12 +103,22 @@ public final class ExitMonitor implements AutoCloseable {
         if (watch == null) {
             return false;
         }
-        synchronized (watch) {
-            if (watch.done) {
+        if (watch.done) {
+            return false;
+        }
+        try {
+            // Once reaped, the pidfd is closed and its number never used again.
+            return watch.pidfd.use(pidfd -> {
+                LinuxCalls.pidfdSendSignal(pidfd, signal);
+                return true;
+            });
+        } catch (OwnedFd.ClosedException reaped) {
+            return false;
+        } catch (LinuxCalls.ErrnoException e) {
+            if (e.errno() == LinuxCalls.ESRCH) {
                 return false;
             }
-            LinuxCalls.pidfdSendSignal(watch.pidfd, signal);
-            return true;
+            throw e;
         }
     }
 
@@ -144,9 +155,9 @@ public final class ExitMonitor implements AutoCloseable {
                     capacity = Math.max(polled.size() + 1, capacity * 2);
                     fds = arena.allocate(LinuxCalls.POLLFD, capacity);
                 }
-                LinuxCalls.setPollFd(fds, 0, bell.fd(), LinuxCalls.POLLIN);
+                LinuxCalls.setPollFd(fds, 0, bell.pollNumber(), LinuxCalls.POLLIN);
                 for (int i = 0; i < polled.size(); i++) {
-                    LinuxCalls.setPollFd(fds, i + 1, polled.get(i).pidfd, LinuxCalls.POLLIN);
+                    LinuxCalls.setPollFd(fds, i + 1, polled.get(i).pidfd.pollNumber(), LinuxCalls.POLLIN);
                 }
                 int ready = LinuxCalls.poll(fds, polled.size() + 1, REAP_INTERVAL_MILLIS, state);
                 if (ready > 0 && LinuxCalls.pollRevents(fds, 0) != 0) {
@@ -167,10 +178,10 @@ public final class ExitMonitor implements AutoCloseable {
             log.error("the exit monitor failed; exits are no longer reported", e);
         } finally {
             for (Watch watch : polled) {
-                LinuxCalls.close(watch.pidfd);
+                watch.pidfd.close();
             }
             for (Watch watch; (watch = added.poll()) != null; ) {
-                LinuxCalls.close(watch.pidfd);
+                watch.pidfd.close();
             }
             bell.close();
         }
@@ -179,7 +190,7 @@ public final class ExitMonitor implements AutoCloseable {
     private void reap(Watch watch) {
         ExitStatus status;
         try {
-            LinuxCalls.ChildExit exit = LinuxCalls.waitPidfd(watch.pidfd, LinuxCalls.WEXITED);
+            LinuxCalls.ChildExit exit = watch.pidfd.use(pidfd -> LinuxCalls.waitPidfd(pidfd, LinuxCalls.WEXITED));
             status = new ExitStatus(watch.pid, exit.exitStatus(), Instant.now());
         } catch (LinuxCalls.ErrnoException e) {
             // Not our child (the JVM that started it is gone): the status is unknowable. containerd reports
@@ -189,11 +200,8 @@ public final class ExitMonitor implements AutoCloseable {
         } catch (IOException e) {
             status = new ExitStatus(watch.pid, 137, Instant.now());
         }
-        // Under the watch's lock: a concurrent signal must never use the descriptor once closed (and reused).
-        synchronized (watch) {
-            LinuxCalls.close(watch.pidfd);
-            watch.done = true;
-        }
+        watch.done = true;
+        watch.pidfd.close();
         watched.remove(watch.pid);
         watch.exit.tryEmitValue(status);
     }
@@ -253,11 +261,11 @@ public final class ExitMonitor implements AutoCloseable {
     /** One watched pid. */
     private static final class Watch {
         final int pid;
-        final int pidfd;
+        final OwnedFd pidfd;
         final Sinks.One<ExitStatus> exit = Sinks.one();
         volatile boolean done;
 
-        Watch(int pid, int pidfd) {
+        Watch(int pid, OwnedFd pidfd) {
             this.pid = pid;
             this.pidfd = pidfd;
         }

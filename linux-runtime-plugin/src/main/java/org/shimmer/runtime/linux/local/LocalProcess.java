@@ -1,5 +1,7 @@
 package org.shimmer.runtime.linux.local;
 
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.shimmer.runtime.linux.stdio.ProcessStdio;
 import org.shimmer.runtime.shim.ExitStatus;
 import reactor.core.publisher.Mono;
@@ -16,7 +18,7 @@ final class LocalProcess {
     final String execId;
     final ProcessStdio stdio;
     final Sinks.One<ExitStatus> exit = Sinks.one();
-    final java.util.concurrent.atomic.AtomicBoolean startRequested = new java.util.concurrent.atomic.AtomicBoolean();
+    final AtomicBoolean startRequested = new AtomicBoolean();
     volatile int pid;
     volatile boolean running;
     volatile ExitStatus exited;
@@ -42,12 +44,12 @@ final class LocalProcess {
     }
 
     /** Completes when the output someone subscribed to has ended (at most {@code timeout}); keeps the FIFOs. */
-    Mono<Void> outputEnded(java.time.Duration timeout) {
+    Mono<Void> outputEnded(Duration timeout) {
         return stdio == null ? Mono.empty() : stdio.outputEnded(timeout);
     }
 
     /** Like {@link #outputEnded}, then releases the FIFOs. */
-    Mono<Void> drained(java.time.Duration timeout) {
+    Mono<Void> drained(Duration timeout) {
         return stdio == null ? Mono.empty() : stdio.drained(timeout);
     }
 }

@@ -2,22 +2,31 @@ package org.shimmer.runtime.linux.local;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.bundle.Specs;
 import org.shimmer.runtime.linux.runc.Runc;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.stdio.ProcessStdio;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -25,7 +34,6 @@ import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
@@ -58,7 +66,7 @@ final class LocalShimClient implements ShimClient {
     private final Runnable forget;
     private final Map<String, LocalProcess> execs = new ConcurrentHashMap<>();
     private volatile LocalProcess init;
-    private final java.util.concurrent.atomic.AtomicBoolean creating = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean creating = new AtomicBoolean();
     private volatile boolean rootfsMounted;
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
@@ -86,7 +94,7 @@ final class LocalShimClient implements ShimClient {
         return Mono.defer(() -> {
             // Claimed before any work, so a racing create fails here instead of undoing the winner's container.
             if (init != null || !creating.compareAndSet(false, true)) {
-                return Mono.error(new AlreadyExistsException("create task " + task() + ": already exists"));
+                return Mono.error(new AlreadyExistsException("create " + task() + ": already exists"));
             }
             return blocking(() -> {
                         ProcessStdio stdio = ProcessStdio.prepare(options.stdio(), ioDir(), id(), resources.poller(),
@@ -146,7 +154,7 @@ final class LocalShimClient implements ShimClient {
         return Mono.defer(() -> {
             LocalProcess process = requireInit();
             if (!process.startRequested.compareAndSet(false, true)) {
-                return Mono.error(new ShimException("start " + task() + ": already started"));
+                return Mono.error(new FailedPreconditionException("start " + task() + ": already started"));
             }
             return runc.start(id())
                     .then(blocking(() -> {
@@ -167,11 +175,12 @@ final class LocalShimClient implements ShimClient {
             }
             // containerd #10651: an exec must not start once init has exited (its namespaces are going away).
             if (init.hasExited()) {
-                return Mono.error(new ShimException("start exec " + execId + " in " + task()
-                        + ": the container is not running (failed precondition)"));
+                return Mono.error(new FailedPreconditionException("start exec " + execId + " in " + task()
+                        + ": the container is not running"));
             }
             if (!exec.startRequested.compareAndSet(false, true)) {
-                return Mono.error(new ShimException("start exec " + execId + " in " + task() + ": already started"));
+                return Mono.error(new FailedPreconditionException("start exec " + execId + " in " + task()
+                        + ": already started"));
             }
             monitor.launching();
             return runc.exec(id(), execSpec(execId), bundle.workDir().resolve("exec-" + execId + ".pid"),
@@ -245,7 +254,8 @@ final class LocalShimClient implements ShimClient {
         return Mono.defer(() -> {
             LocalProcess process = requireInit();
             if (process.running && !process.hasExited()) {
-                return Mono.error(new ShimException("delete " + task() + ": cannot delete a running process"));
+                return Mono.error(new FailedPreconditionException("delete " + task()
+                        + ": cannot delete a running process"));
             }
             // A created, never started init is killed by the forced delete; its exit then arrives as usual.
             return runc.delete(id(), !process.hasExited())
@@ -265,6 +275,7 @@ final class LocalShimClient implements ShimClient {
                             exec.stdio.release();
                         }
                         execs.clear();
+                        removeOrphanedFifos();
                         init = null;
                         creating.set(false);
                         return exit;
@@ -276,7 +287,7 @@ final class LocalShimClient implements ShimClient {
         return Mono.defer(() -> {
             LocalProcess exec = process(execId);
             if (exec.pid != 0 && !exec.hasExited()) {
-                return Mono.error(new ShimException("delete exec " + execId + " in " + task()
+                return Mono.error(new FailedPreconditionException("delete exec " + execId + " in " + task()
                         + ": cannot delete a running process"));
             }
             Mono<ExitStatus> exit = exec.hasExited() ? exec.awaitExit()
@@ -323,18 +334,29 @@ final class LocalShimClient implements ShimClient {
     @Override
     public Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio) {
         return Mono.defer(() -> {
+            // Before any path is built from the id: "../x" would name a file outside the work directory.
+            Identifiers.requireValid("exec id", execId);
+            Specs.requireJsonObject("exec " + execId + " in " + task(), processSpec);
             requireInit();
             if (execs.containsKey(execId)) {
                 return Mono.error(new AlreadyExistsException("exec " + execId + " in " + task()
                         + ": already exists"));
             }
             return blocking(() -> {
-                Files.write(execSpec(execId), processSpec);
                 LocalProcess exec = new LocalProcess(execId, ProcessStdio.prepare(stdio, ioDir(), execId,
                         resources.poller(), resources.io()));
+                // Reserved before its spec file is written, so a racing exec of the same id never overwrites it.
                 if (execs.putIfAbsent(execId, exec) != null) {
                     exec.stdio.release();
                     throw new AlreadyExistsException("exec " + execId + " in " + task() + ": already exists");
+                }
+                try {
+                    Files.write(execSpec(execId), processSpec);
+                } catch (IOException | RuntimeException e) {
+                    execs.remove(execId, exec);
+                    exec.stdio.release();
+                    Files.deleteIfExists(execSpec(execId));
+                    throw e;
                 }
                 return exec;
             }).flatMap(exec -> publish(new TaskEvent.TaskExecAdded(id(), execId))
@@ -397,7 +419,7 @@ final class LocalShimClient implements ShimClient {
     public Mono<Void> shutdown() {
         return Mono.defer(() -> {
             if (init != null) {
-                return Mono.error(new ShimException("shutdown " + task()
+                return Mono.error(new FailedPreconditionException("shutdown " + task()
                         + ": the task still exists; delete it first"));
             }
             forget.run();
@@ -499,6 +521,24 @@ final class LocalShimClient implements ShimClient {
         }
     }
 
+    /**
+     * Removes the FIFOs no process of this client owns: those of processes a runtime before a reload started
+     * (their streams died with it). Only FIFOs, never following a link.
+     */
+    private void removeOrphanedFifos() throws IOException {
+        Path io = ioDir();
+        if (!Files.isDirectory(io, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(io)) {
+            for (Path entry : entries) {
+                if (Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
+                    Files.deleteIfExists(entry);
+                }
+            }
+        }
+    }
+
     private Path execSpec(String execId) {
         return bundle.workDir().resolve("exec-" + execId + ".json");
     }
@@ -511,17 +551,12 @@ final class LocalShimClient implements ShimClient {
         return "task " + namespace() + "/" + id();
     }
 
-    private <T> Mono<T> blocking(java.util.concurrent.Callable<T> work) {
+    private <T> Mono<T> blocking(Callable<T> work) {
         return Mono.fromCallable(work).subscribeOn(resources.io());
     }
 
     /** Errors name the action and the task, as the remote shim's do: "start task ns/id: <why>". */
     private Throwable map(String action, Throwable error) {
-        String prefix = action + " " + task();
-        if (error instanceof NotFoundException || error instanceof AlreadyExistsException
-                || (error.getMessage() != null && error.getMessage().startsWith(prefix))) {
-            return error;
-        }
-        return new ShimException(prefix + ": " + error.getMessage(), error);
+        return TaskErrors.map(action, task(), error);
     }
 }

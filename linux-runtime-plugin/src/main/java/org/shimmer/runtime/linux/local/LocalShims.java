@@ -1,7 +1,6 @@
 package org.shimmer.runtime.linux.local;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
@@ -9,6 +8,7 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import reactor.core.publisher.Mono;
@@ -44,7 +44,7 @@ public final class LocalShims {
                 try {
                     return new ExitMonitor(resources.threadPrefix() + "exits");
                 } catch (IOException e) {
-                    throw new UncheckedIOException("cannot watch container exits: " + e.getMessage(), e);
+                    throw TaskErrors.classify("cannot watch container exits: " + e.getMessage(), e.getMessage(), e);
                 }
             });
             LocalShimClient client = new LocalShimClient(bundle,

@@ -3,6 +3,7 @@ package org.shimmer.runtime.linux.runc;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.RandomAccessFile;
@@ -14,6 +15,8 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.shim.ShimException;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -21,7 +24,9 @@ import reactor.core.scheduler.Scheduler;
 /**
  * Runs {@code runc}: the one place that builds its command lines. Every command runs on the io scheduler, logs
  * JSON to {@code log.json} in the bundle, and fails with runc's own message from that log rather than "exit status
- * 1".
+ * 1", typed by {@link TaskErrors#classify} (runc's "no space left on device" is a
+ * {@link org.shimmer.runtime.ResourceExhaustedException}); a command whose caller cancels or is interrupted is
+ * killed, not left running.
  *
  * <p>Global flags: {@code --root <runtimeRoot>/<namespace>} (the layout the containerd shim uses too),
  * {@code --log <bundle>/log.json --log-format json}, {@code --systemd-cgroup} and {@code --criu} when asked for.
@@ -31,7 +36,7 @@ public final class Runc {
     /** How one command's standard streams are connected. */
     public record Stdio(ProcessBuilder.Redirect in, ProcessBuilder.Redirect out, ProcessBuilder.Redirect err) {
         /** /dev/null for all three. */
-        public static final Stdio NULL = new Stdio(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")),
+        public static final Stdio NULL = new Stdio(ProcessBuilder.Redirect.from(new File("/dev/null")),
                 ProcessBuilder.Redirect.DISCARD, ProcessBuilder.Redirect.DISCARD);
     }
 
@@ -133,6 +138,8 @@ public final class Runc {
                     return file;
                 })
                 .subscribeOn(io)
+                .onErrorMap(error -> !(error instanceof ShimmerException),
+                        error -> TaskErrors.map("write the resources for", id, error))
                 .flatMap(file -> run(Stdio.NULL, "update", "--resources", file.toString(), id)
                         .doFinally(signal -> file.toFile().delete()))
                 .then();
@@ -159,25 +166,51 @@ public final class Runc {
                 process = new ProcessBuilder(command).redirectInput(stdio.in()).redirectOutput(stdio.out())
                         .redirectError(stdio.err()).start();
             } catch (IOException e) {
-                throw new ShimException("cannot run " + binary + ": " + e.getMessage(), e);
+                throw TaskErrors.classify("cannot run " + binary + ": " + e.getMessage(), e.getMessage(), e);
             }
             byte[] printed;
+            int exit;
             try (InputStream out = process.getInputStream()) {
                 printed = out.readAllBytes();
+                exit = process.waitFor();
+            } catch (IOException | InterruptedException e) {
+                process.destroyForcibly();
+                throw e;
             }
-            int exit = process.waitFor();
             if (exit != 0) {
-                String reason = lastError(log, logStart).orElse("exit status " + exit);
+                String reason = lastError(log, logStart)
+                        .or(() -> fullFileSystem(args).map(dir -> "exit status " + exit + "; no space left on device in "
+                                + dir + " (runc could not log why)"))
+                        .orElse("exit status " + exit);
                 // runc often starts its own message with "runc <command> failed: ".
-                throw new ShimException(reason.startsWith("runc " + args[0]) ? reason
-                        : "runc " + args[0] + " failed: " + reason);
+                String message = reason.startsWith("runc " + args[0]) ? reason : "runc " + args[0] + " failed: " + reason;
+                throw TaskErrors.classify(message, reason,
+                        new IOException(String.join(" ", command) + " exited " + exit + ": " + reason));
             }
             return printed;
-        }).subscribeOn(io);
+        }).subscribeOn(io).onErrorMap(error -> !(error instanceof ShimmerException),
+                error -> TaskErrors.map("runc " + args[0] + " for", bundle.toString(), error));
     }
 
     private Mono<Integer> readPid(Path pidFile) {
-        return Mono.fromCallable(() -> Integer.parseInt(Files.readString(pidFile).strip())).subscribeOn(io);
+        return Mono.fromCallable(() -> Integer.parseInt(Files.readString(pidFile).strip())).subscribeOn(io)
+                .onErrorMap(error -> !(error instanceof ShimmerException),
+                        error -> TaskErrors.map("read the pid file", pidFile.toString(), error));
+    }
+
+    /**
+     * A directory runc writes in (bundle and log, state root, pid file) whose file system has no block or inode
+     * left. Asked only when runc failed without logging why: a full bundle file system takes its log with it
+     * (issue 9: such a create said only "exit status 1").
+     */
+    private Optional<Path> fullFileSystem(String... args) {
+        List<Path> written = new ArrayList<>(List.of(bundle, root));
+        for (int i = 0; i + 1 < args.length; i++) {
+            if (args[i].equals("--pid-file")) {
+                written.add(Path.of(args[i + 1]).getParent());
+            }
+        }
+        return TaskErrors.fullFileSystem(written);
     }
 
     /** The last error runc logged after {@code start}, from its JSON log lines. */

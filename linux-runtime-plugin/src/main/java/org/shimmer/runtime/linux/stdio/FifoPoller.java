@@ -13,6 +13,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.shimmer.runtime.linux.sys.Bell;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
@@ -25,8 +26,9 @@ import reactor.core.publisher.Sinks;
  *
  * <p>Invariants: a FIFO is polled only while its subscriber has outstanding demand, so a slow consumer leaves the
  * data in the pipe and, once the pipe is full, the writing process waits — nothing buffers output on our side
- * beyond the chunks asked for; every descriptor is closed exactly once, by the poll thread, when its FIFO reaches
- * end of file, its subscriber cancels, or the poller closes.
+ * beyond the chunks asked for; every descriptor is an {@link OwnedFd} closed exactly once, by the poll thread, when
+ * its FIFO reaches end of file, its subscriber cancels, or the poller closes; a FIFO is never accepted once the
+ * poll thread has stopped (it would stay open, its subscriber waiting forever).
  *
  * <p>A FIFO opened non-blocking before any writer reports neither data nor hang-up until a writer has come (and,
  * for end of file, gone), so a reader may be opened before the process that will write exists.
@@ -40,6 +42,8 @@ public final class FifoPoller implements AutoCloseable {
     private final Queue<Reader> added = new ConcurrentLinkedQueue<>();
     private final List<Reader> readers = new ArrayList<>();
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final Object lifecycle = new Object();
+    private boolean stopped;
     private final Bell bell;
     private final Thread thread;
 
@@ -69,9 +73,15 @@ public final class FifoPoller implements AutoCloseable {
         if (closed.get()) {
             throw new IOException("the FIFO poller is closed");
         }
-        int fd = LinuxCalls.open(fifo, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC);
+        OwnedFd fd = OwnedFd.open(fifo, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC);
         Reader reader = new Reader(fifo, fd);
-        added.add(reader);
+        synchronized (lifecycle) {
+            if (stopped) {
+                fd.close();
+                throw new IOException("the FIFO poller is closed");
+            }
+            added.add(reader);
+        }
         bell.wake();
         Flux<byte[]> content = Flux.create(sink -> {
             if (!reader.subscribed.compareAndSet(false, true)) {
@@ -160,9 +170,9 @@ public final class FifoPoller implements AutoCloseable {
                     capacity = Math.max(polled.size() + 1, capacity * 2);
                     fds = arena.allocate(LinuxCalls.POLLFD, capacity);
                 }
-                LinuxCalls.setPollFd(fds, 0, bell.fd(), LinuxCalls.POLLIN);
+                LinuxCalls.setPollFd(fds, 0, bell.pollNumber(), LinuxCalls.POLLIN);
                 for (int i = 0; i < polled.size(); i++) {
-                    LinuxCalls.setPollFd(fds, i + 1, polled.get(i).fd, LinuxCalls.POLLIN);
+                    LinuxCalls.setPollFd(fds, i + 1, polled.get(i).fd.pollNumber(), LinuxCalls.POLLIN);
                 }
                 int ready = LinuxCalls.poll(fds, polled.size() + 1, MAX_WAIT_MILLIS, state);
                 if (ready <= 0) {
@@ -180,6 +190,9 @@ public final class FifoPoller implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             log.error("the FIFO poller failed; its FIFOs are closed", e);
         } finally {
+            synchronized (lifecycle) {
+                stopped = true;
+            }
             for (Reader reader; (reader = added.poll()) != null; ) {
                 readers.add(reader);
             }
@@ -195,7 +208,7 @@ public final class FifoPoller implements AutoCloseable {
     private void drain(Reader reader, MemorySegment buffer, MemorySegment state) {
         try {
             while (reader.demand.get() > 0 && !reader.cancelled) {
-                long n = LinuxCalls.read(reader.fd, buffer, state);
+                long n = reader.fd.read(buffer, state);
                 if (n < 0) {
                     return;
                 }
@@ -218,7 +231,7 @@ public final class FifoPoller implements AutoCloseable {
 
     /** Closes the descriptor and ends the subscriber; marked first, so a subscriber arriving later ends too. */
     private static void closeReader(Reader reader, IOException error) {
-        LinuxCalls.close(reader.fd);
+        reader.fd.close();
         reader.finished = true;
         FluxSink<byte[]> sink = reader.sink;
         if (sink != null) {
@@ -234,7 +247,7 @@ public final class FifoPoller implements AutoCloseable {
     /** One open FIFO and its subscriber. */
     private static final class Reader {
         final Path fifo;
-        final int fd;
+        final OwnedFd fd;
         final AtomicLong demand = new AtomicLong();
         final AtomicBoolean subscribed = new AtomicBoolean();
         final Sinks.Empty<Void> done = Sinks.empty();
@@ -242,7 +255,7 @@ public final class FifoPoller implements AutoCloseable {
         volatile boolean cancelled;
         volatile boolean finished;
 
-        Reader(Path fifo, int fd) {
+        Reader(Path fifo, OwnedFd fd) {
             this.fifo = fifo;
             this.fd = fd;
         }

@@ -163,7 +163,9 @@ public final class ProcessStdio {
         if (stdinSource == null || stdinWriter == null) {
             return;
         }
+        // Subscribed and asked on io: a caller's source that reads on request must not do so on an event loop.
         stdinCopy = Flux.from(stdinSource)
+                .subscribeOn(io)
                 .publishOn(io, 16)
                 .concatMap(chunk -> write(stdinWriter, chunk))
                 .doFinally(signal -> closeQuietly(stdinWriter))

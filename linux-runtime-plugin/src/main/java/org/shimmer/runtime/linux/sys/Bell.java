@@ -4,22 +4,29 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * An {@code eventfd} that wakes a thread blocked in {@code poll(2)}: any thread rings, the poll thread watches
- * {@link #fd()} and {@linkplain #silence silences} it when it fires.
+ * {@link #pollNumber()} and {@linkplain #silence silences} it when it fires, and closes it when it stops.
+ *
+ * <p>Invariant: a ring after close never touches the old descriptor number (it is {@link OwnedFd}); it is refused,
+ * and {@link #wake()} ignores the refusal, since a closed bell has no poll thread left to wake.
  */
 public final class Bell implements AutoCloseable {
 
-    private final int fd;
+    private static final Logger log = LoggerFactory.getLogger(Bell.class);
+
+    private final OwnedFd fd;
 
     public Bell() throws IOException {
-        this.fd = LinuxCalls.eventfd();
+        this.fd = OwnedFd.eventfd();
     }
 
-    /** The descriptor to poll for {@link LinuxCalls#POLLIN}. */
-    public int fd() {
-        return fd;
+    /** The descriptor to poll for {@link LinuxCalls#POLLIN}; only for the poll thread, which alone closes it. */
+    public int pollNumber() throws IOException {
+        return fd.pollNumber();
     }
 
     /** Wakes the poll thread; never blocks. */
@@ -27,26 +34,32 @@ public final class Bell implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment one = arena.allocate(ValueLayout.JAVA_LONG);
             one.set(ValueLayout.JAVA_LONG, 0, 1L);
-            LinuxCalls.write(fd, one, LinuxCalls.allocateCallState(arena));
+            fd.write(one, LinuxCalls.allocateCallState(arena));
         }
     }
 
-    /** {@link #ring()}, logging rather than throwing: a failed ring only delays the poll thread by one timeout. */
+    /**
+     * {@link #ring()}, never throwing: a closed bell is left alone, and any other failure is logged, as it only
+     * delays the poll thread by one timeout.
+     */
     public void wake() {
         try {
             ring();
+        } catch (OwnedFd.ClosedException closed) {
+            // The poll thread has stopped: nothing to wake.
         } catch (IOException e) {
-            org.slf4j.LoggerFactory.getLogger(Bell.class).warn("could not wake a poll thread", e);
+            log.warn("could not wake a poll thread", e);
         }
     }
 
     /** Resets the bell after it fired; call on the poll thread with an 8-byte buffer. */
     public void silence(MemorySegment buffer, MemorySegment state) throws IOException {
-        LinuxCalls.read(fd, buffer, state);
+        fd.read(buffer, state);
     }
 
+    /** Closes the eventfd, once a ring in flight has finished; rings after it are refused. */
     @Override
     public void close() {
-        LinuxCalls.close(fd);
+        fd.close();
     }
 }

@@ -18,8 +18,10 @@ import java.util.List;
 
 /**
  * The few Linux calls the JDK lacks, through the Foreign Function & Memory API (no JNI, no native library of
- * ours): FIFOs, raw file descriptors, {@code poll} and {@code eventfd}. Every call reports failure as an
- * {@link IOException} naming the call, the path or descriptor, and {@code errno}'s meaning.
+ * ours): FIFOs, raw descriptors, {@code poll}, {@code eventfd}, {@code prctl}, pidfds, {@code waitid}, signals
+ * and mounts. Every call reports failure as an {@link IOException} naming the call, the path or descriptor, and
+ * {@code errno}'s meaning. A descriptor a call returns is owned by one {@link OwnedFd} (reads and writes go only
+ * through it), so its number is never used after it was closed.
  */
 public final class LinuxCalls {
 
@@ -35,6 +37,7 @@ public final class LinuxCalls {
     public static final short POLLHUP = 0x010;
     public static final short POLLNVAL = 0x020;
 
+    public static final int ESRCH = 3;
     public static final int EINTR = 4;
     public static final int EAGAIN = 11;
     public static final int EEXIST = 17;
@@ -154,7 +157,7 @@ public final class LinuxCalls {
      * {@code read(fd, buffer, length)}: the bytes read, 0 at end of file, or -1 when a non-blocking descriptor has
      * nothing now ({@code EAGAIN}).
      */
-    public static long read(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
+    static long read(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
         try {
             long n = (long) READ.invokeExact(state, fd, buffer, buffer.byteSize());
             if (n < 0) {
@@ -173,7 +176,7 @@ public final class LinuxCalls {
     }
 
     /** {@code write(fd, buffer, length)}: the bytes written, or -1 when a non-blocking descriptor is full. */
-    public static long write(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
+    static long write(int fd, MemorySegment buffer, MemorySegment state) throws IOException {
         try {
             long n = (long) WRITE.invokeExact(state, fd, buffer, buffer.byteSize());
             if (n < 0) {
@@ -222,7 +225,7 @@ public final class LinuxCalls {
     }
 
     /** A non-blocking, close-on-exec {@code eventfd}: the poll loop's wake-up bell. */
-    public static int eventfd() throws IOException {
+    static int eventfd() throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             int fd = (int) EVENTFD.invokeExact(state, 0, EFD_NONBLOCK | EFD_CLOEXEC);

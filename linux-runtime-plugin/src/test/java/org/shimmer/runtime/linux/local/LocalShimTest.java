@@ -1,5 +1,6 @@
 package org.shimmer.runtime.linux.local;
 
+import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.DirectoryStream;
@@ -10,19 +11,25 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
+import org.shimmer.runtime.linux.testing.LogCapture;
 import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.test.StepVerifier;
 
 /** The contract, and what only the local shim does: exits learnt inside the JVM, zombies, host children. */
 class LocalShimTest extends ShimContractTest {
@@ -150,6 +157,69 @@ class LocalShimTest extends ShimContractTest {
         });
         recorder.close();
         again.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void stoppingTheRuntimeWhileContainersStreamTouchesNoClosedDescriptor() throws Exception {
+        // Issue 9, finding 4: every stop logged "Bell … write fd N: Bad file descriptor".
+        String loop = "while true; do echo tick; sleep 0.05; done";
+        byte[] execLoop = ("{\"args\": [\"/bin/sh\", \"-c\", \"" + loop + "\"], \"cwd\": \"/\", "
+                + "\"env\": [\"PATH=/bin\"], \"user\": {\"uid\": 0, \"gid\": 0}}").getBytes(UTF_8);
+        List<Bundle> running = List.of(bundle("/bin/sh", "-c", loop), bundle("/bin/sh", "-c", loop));
+        List<Mono<String>> firstLines = new ArrayList<>();
+        for (Bundle bundle : running) {
+            ShimClient shim = shim(bundle);
+            ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(Flux.never()))).block(TIMEOUT);
+            firstLines.add(firstLine(io));
+            shim.start().block(TIMEOUT);
+            ProcessIo exec = shim.exec("ticker", execLoop, Stdio.streams(Flux.never())).block(TIMEOUT);
+            firstLines.add(firstLine(exec));
+            shim.start("ticker").block(TIMEOUT);
+        }
+        for (Mono<String> line : firstLines) {
+            assertThat(line.block(TIMEOUT)).startsWith("tick\n");
+        }
+
+        try (LogCapture log = LogCapture.start()) {
+            reload();
+            assertThat(log.text()).doesNotContain("Bad file descriptor").doesNotContain("could not wake");
+        }
+
+        for (Bundle bundle : running) {
+            ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                    .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+            assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+            stop(again);
+        }
+        awaitTrue(() -> zombieChildren().isEmpty());
+    }
+
+    /** The first chunk of output, read while the rest keeps flowing to the same subscriber. */
+    private Mono<String> firstLine(ProcessIo io) {
+        Sinks.One<String> first = Sinks.one();
+        io.stdout().map(bytes -> new String(bytes, UTF_8)).subscribe(first::tryEmitValue);
+        return first.asMono();
+    }
+
+    @Test
+    void aSecondCreateIsAlreadyExistsAndLeavesTheFirstContainerRunning() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+
+        for (Stdio stdio : List.of(Stdio.streams(null), Stdio.none())) {
+            StepVerifier.create(shim.create(CreateOptions.of(stdio)))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(AlreadyExistsException.class)
+                            .hasMessage("create task " + NS + "/" + bundle.id() + ": already exists"))
+                    .verify(TIMEOUT);
+        }
+
+        TaskState state = shim.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(state.pid()).isEqualTo(pid);
+        stop(shim);
     }
 
     /** What a plugin reload does to the runtime: every resource ends, new ones start, the JVM stays. */

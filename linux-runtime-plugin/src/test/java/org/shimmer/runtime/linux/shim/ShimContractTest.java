@@ -3,8 +3,11 @@ package org.shimmer.runtime.linux.shim;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.IOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -18,7 +21,12 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidIdentifierException;
+import org.shimmer.runtime.InvalidSpecException;
+import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.events.Envelope;
@@ -41,6 +49,7 @@ import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 import reactor.test.StepVerifier;
 
 /**
@@ -311,7 +320,7 @@ public abstract class ShimContractTest {
         Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
         output.subscribe();
         shim.start("cat").block(TIMEOUT);
-        StepVerifier.create(shim.start("cat")).expectError(ShimException.class).verify(TIMEOUT);
+        StepVerifier.create(shim.start("cat")).expectError(FailedPreconditionException.class).verify(TIMEOUT);
 
         assertThat(shim.awaitExit("cat").block(TIMEOUT).status()).isZero();
         shim.delete("cat").block(TIMEOUT);
@@ -474,6 +483,347 @@ public abstract class ShimContractTest {
         assertThat(statuses).hasSize(50).containsOnly(0);
     }
 
+    // Issue 9, finding 8: every error a caller gets is typed, ids are checked before they become paths, and a
+    // full disk says so.
+
+    @Test
+    void anExecIdThatIsNotAnIdentifierIsRefusedBeforeAnythingIsMade() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+        List<Path> before = workFiles(bundle);
+
+        for (String bad : List.of("../x", "a/b", ".x", "x".repeat(77), "")) {
+            StepVerifier.create(shim.exec(bad, SH_TRUE, Stdio.streams(null)))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(InvalidIdentifierException.class)
+                            .hasMessageContaining("exec id")
+                            .hasMessageContaining('"' + bad + '"'))
+                    .verify(TIMEOUT);
+        }
+
+        assertThat(workFiles(bundle)).as("nothing written in the work directory").isEqualTo(before);
+        assertThat(temp.resolve("x-stdout")).doesNotExist();
+        assertThat(bundle.workDir().resolve("x-stdout")).doesNotExist();
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).containsExactly(pid);
+        stop(shim);
+    }
+
+    @Test
+    void aProcessSpecThatIsNotAJsonObjectIsRefusedNamingTheExec() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+        List<Path> before = workFiles(bundle);
+
+        for (String bad : List.of("not json", "[1,2]", "")) {
+            StepVerifier.create(shim.exec("e1", bad.getBytes(UTF_8), Stdio.streams(null)))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(InvalidSpecException.class)
+                            .hasMessageContaining("exec e1 in task " + NS + "/" + bundle.id()))
+                    .verify(TIMEOUT);
+        }
+
+        assertThat(workFiles(bundle)).as("nothing written in the work directory").isEqualTo(before);
+        assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).containsExactly(pid);
+        // The id was not taken by the refused calls.
+        shim.exec("e1", SH_TRUE, Stdio.none()).block(TIMEOUT);
+        shim.start("e1").block(TIMEOUT);
+        assertThat(shim.awaitExit("e1").block(TIMEOUT).status()).isZero();
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+    }
+
+    @Test
+    void aSecondExecOfTheSameIdIsAlreadyExistsAndLeavesTheFirstAlone() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        byte[] cat = """
+                {"args": ["/bin/cat"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+                """.getBytes(UTF_8);
+        Sinks.Many<byte[]> input = Sinks.many().unicast().onBackpressureBuffer();
+        ProcessIo first = shim.exec("dup", cat, Stdio.streams(input.asFlux())).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(first.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        shim.start("dup").block(TIMEOUT);
+
+        for (Stdio stdio : List.of(Stdio.streams(null), Stdio.none())) {
+            StepVerifier.create(shim.exec("dup", SH_TRUE, stdio))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(AlreadyExistsException.class)
+                            .hasMessageStartingWith("exec dup in task " + NS + "/" + bundle.id() + ": "))
+                    .verify(TIMEOUT);
+        }
+
+        assertThat(shim.state("dup").block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        input.tryEmitNext("still fed".getBytes(UTF_8));
+        input.tryEmitComplete();
+        assertThat(shim.awaitExit("dup").block(TIMEOUT).status()).isZero();
+        shim.delete("dup").block(TIMEOUT);
+        assertThat(output.block(TIMEOUT)).isEqualTo("still fed");
+        stop(shim);
+    }
+
+    @Test
+    void wrongStatesAreFailedPreconditions() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        shim.exec("e1", SH_TRUE, Stdio.none()).block(TIMEOUT);
+        shim.start("e1").block(TIMEOUT);
+        shim.awaitExit("e1").block(TIMEOUT);
+
+        StepVerifier.create(shim.start("e1")).expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        StepVerifier.create(shim.delete()).expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        StepVerifier.create(shim.shutdown()).expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+    }
+
+    @Test
+    void createWithTheWorkRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
+        Path workRoot = Files.createDirectories(temp.resolve("full-work"));
+        try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
+            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            bundles.add(bundle);
+            ShimClient shim = shim(bundle);
+            // The FIFO directory exists (a process ran before): mkfifo itself meets the full disk.
+            Files.createDirectories(bundle.workDir().resolve("io"));
+            disk.fill();
+
+            StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
+                    .expectErrorSatisfies(e -> {
+                        assertExhausted(e, bundle);
+                        assertThat(e).hasMessageContaining("mkfifo");
+                    })
+                    .verify(TIMEOUT);
+
+            assertNothingHalfMade(bundle);
+            shim.shutdown().block(TIMEOUT);
+        }
+    }
+
+    @Test
+    void execWithTheWorkRootOnAFullDiskIsResourceExhaustedAndTheContainerRunsOn() throws Exception {
+        Path workRoot = Files.createDirectories(temp.resolve("full-work"));
+        try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
+            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/sleep", "60"))
+                    .block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            bundles.add(bundle);
+            ShimClient shim = shim(bundle);
+            shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+            int pid = shim.start().block(TIMEOUT);
+            Files.createDirectories(bundle.workDir().resolve("io"));
+            List<Path> before = workFiles(bundle);
+            disk.fill();
+
+            StepVerifier.create(shim.exec("e1", SH_TRUE, Stdio.streams(null)))
+                    .expectErrorSatisfies(e -> {
+                        assertThat(e).isInstanceOf(ResourceExhaustedException.class)
+                                .hasMessageStartingWith("exec e1 in task " + NS + "/" + bundle.id() + ": ")
+                                .hasCauseInstanceOf(Exception.class);
+                        assertThat(e.getMessage().toLowerCase()).contains("no space left on device");
+                    })
+                    .verify(TIMEOUT);
+
+            assertThat(workFiles(bundle)).as("nothing half-made").isEqualTo(before);
+            assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).containsExactly(pid);
+            disk.empty();
+            stop(shim);
+        }
+    }
+
+    @Test
+    void createWithTheRuncRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
+        Path runcRoot = Files.createDirectories(temp.resolve("full-runc"));
+        RuncOptions usual = runc;
+        try (FullTmpfs disk = FullTmpfs.mount(runcRoot)) {
+            runc = runc.withRuntimeRoot(runcRoot.toString());
+            Bundle bundle = bundle("/bin/true");
+            ShimClient shim = shim(bundle);
+            disk.fill();
+
+            StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
+                    .expectErrorSatisfies(e -> assertExhausted(e, bundle))
+                    .verify(TIMEOUT);
+
+            assertNothingHalfMade(bundle);
+            assertThat(runcRoot.resolve(NS).resolve(bundle.id())).doesNotExist();
+            shim.shutdown().block(TIMEOUT);
+        } finally {
+            runc = usual;
+        }
+    }
+
+    @Test
+    void createWithTheStateRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
+        // runc cannot even write its log into the bundle there: its reason must not be lost.
+        Path stateRoot = Files.createDirectories(temp.resolve("full-state"));
+        try (FullTmpfs disk = FullTmpfs.mount(stateRoot, "16m", 2048)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), resources);
+            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            ShimClient shim = shim(bundle);
+            disk.fill();
+
+            StepVerifier.create(shim.create(CreateOptions.of(Stdio.none())))
+                    .expectErrorSatisfies(e -> assertExhausted(e, bundle))
+                    .verify(TIMEOUT);
+
+            assertNothingHalfMade(bundle);
+            shim.shutdown().block(TIMEOUT);
+            disk.empty();
+            onFullDisk.delete(NS, bundle.id()).block(TIMEOUT);
+        }
+    }
+
+    @Test
+    void createWhileTheStateRootFillsUpIsResourceExhaustedAtEveryPointThenWorks() throws Exception {
+        // The disk runs out at each step of create in turn (the shim's files, runc's log, its pid file): every
+        // failure says so, leaves nothing, and the same shim creates once there is room.
+        Path stateRoot = Files.createDirectories(temp.resolve("filling-state"));
+        try (FullTmpfs disk = FullTmpfs.mount(stateRoot, "16m", 2048)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), resources);
+            Bundle bundle = onFullDisk.create(NS, "filling-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            ShimClient shim = shim(bundle);
+            List<Integer> refused = new ArrayList<>();
+            boolean created = false;
+            for (int room = 0; room <= 8 && !created; room++) {
+                disk.fill();
+                disk.free(room);
+                try {
+                    shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+                    created = true;
+                } catch (ResourceExhaustedException e) {
+                    assertExhausted(e, bundle);
+                    assertNothingHalfMade(bundle);
+                    refused.add(room);
+                }
+            }
+
+            assertThat(refused).as("creates refused for lack of room").isNotEmpty().startsWith(0);
+            assertThat(created).as("a create with room enough").isTrue();
+            shim.start().block(TIMEOUT);
+            assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+            shim.delete().block(TIMEOUT);
+            shim.shutdown().block(TIMEOUT);
+            disk.empty();
+            onFullDisk.delete(NS, bundle.id()).block(TIMEOUT);
+        }
+    }
+
+    private static final byte[] SH_TRUE = """
+            {"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+            """.getBytes(UTF_8);
+
+    private static void assertExhausted(Throwable error, Bundle bundle) {
+        assertThat(error)
+                .isInstanceOf(ResourceExhaustedException.class)
+                .hasMessageStartingWith("create task " + NS + "/" + bundle.id() + ": ")
+                .hasCauseInstanceOf(Exception.class);
+        assertThat(error.getMessage().toLowerCase()).contains("no space left on device");
+    }
+
+    private void assertNothingHalfMade(Bundle bundle) throws Exception {
+        assertNoFifos(bundle);
+        assertThat(Files.readString(Path.of("/proc/self/mountinfo"))).doesNotContain(bundle.rootfs().toString());
+        Path runcState = Path.of(runc.runtimeRoot()).resolve(NS).resolve(bundle.id());
+        assertThat(runcState).as("runc container left").doesNotExist();
+    }
+
+    private static List<Path> workFiles(Bundle bundle) throws Exception {
+        try (Stream<Path> files = Files.walk(bundle.workDir())) {
+            return files.sorted().toList();
+        }
+    }
+
+    /** A small tmpfs mounted over a directory, filled to its last block and inode on demand; unmounted on close. */
+    protected static final class FullTmpfs implements AutoCloseable {
+        private final Path dir;
+
+        private FullTmpfs(Path dir) {
+            this.dir = dir;
+        }
+
+        static FullTmpfs mount(Path dir) throws Exception {
+            return mount(dir, "512k", 64);
+        }
+
+        static FullTmpfs mount(Path dir, String size, int inodes) throws Exception {
+            Processes.run(null, "mount", "-t", "tmpfs", "-o", "size=" + size + ",nr_inodes=" + inodes + ",mode=0711",
+                    "tmpfs", dir.toString());
+            return new FullTmpfs(dir);
+        }
+
+        /** Gives back {@code room} inodes and about {@code room} blocks of what {@link #fill()} took. */
+        void free(int room) throws Exception {
+            Path filler = dir.resolve(".filler");
+            try (Stream<Path> files = Files.list(filler)) {
+                List<Path> taken = files.filter(file -> !file.getFileName().toString().equals("inode-0"))
+                        .limit(room).toList();
+                for (Path file : taken) {
+                    Files.delete(file);
+                }
+            }
+            try (FileChannel big = FileChannel.open(filler.resolve("inode-0"), StandardOpenOption.WRITE)) {
+                big.truncate(Math.max(0, big.size() - room * 4096L));
+            }
+        }
+
+        /** Gives back what {@link #fill()} took. */
+        void empty() throws Exception {
+            try (Stream<Path> files = Files.list(dir.resolve(".filler"))) {
+                for (Path file : files.toList()) {
+                    Files.delete(file);
+                }
+            }
+            Files.delete(dir.resolve(".filler"));
+        }
+
+        /** Takes every inode, then every block. */
+        void fill() throws Exception {
+            Path filler = Files.createDirectories(dir.resolve(".filler"));
+            try {
+                for (int i = 0; ; i++) {
+                    if (!Files.exists(filler.resolve("inode-" + i))) {
+                        Files.createFile(filler.resolve("inode-" + i));
+                    }
+                }
+            } catch (IOException full) {
+                assertThat(full.getMessage()).contains("No space left on device");
+            }
+            try (var out = Files.newOutputStream(filler.resolve("inode-0"), StandardOpenOption.APPEND)) {
+                byte[] block = new byte[4096];
+                while (true) {
+                    out.write(block);
+                }
+            } catch (IOException full) {
+                assertThat(full.getMessage()).contains("No space left on device");
+            }
+        }
+
+        @Override
+        public void close() throws Exception {
+            // Lazily: the runtime's events socket may live on it until the runtime's resources close.
+            Processes.run(null, "umount", "--lazy", dir.toString());
+        }
+    }
 
     protected void stop(ShimClient shim) {
         shim.kill(9, true).block(TIMEOUT);

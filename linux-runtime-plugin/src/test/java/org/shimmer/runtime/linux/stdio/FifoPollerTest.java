@@ -4,17 +4,21 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.FileOutputStream;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.testing.LogCapture;
+import reactor.core.Disposable;
 import reactor.test.StepVerifier;
 
 class FifoPollerTest {
@@ -105,6 +109,47 @@ class FifoPollerTest {
 
         StepVerifier.create(stream.content()).expectError(IllegalStateException.class).verify(TIMEOUT);
         stream.discard();
+    }
+
+    @Test
+    void streamsEndedByACloseTouchNoDescriptorAfterwards() throws Exception {
+        // Issue 9, finding 4: a stop logged "write fd N: Bad file descriptor" when streams were discarded after
+        // the poll thread had closed its bell; had the number been reused, the write would have hit that file.
+        Path subscribedFifo = temp.resolve("subscribed");
+        Path ignoredFifo = temp.resolve("ignored");
+        LinuxCalls.mkfifo(subscribedFifo, 0600);
+        LinuxCalls.mkfifo(ignoredFifo, 0600);
+        FifoPoller.FifoStream subscribed = poller.open(subscribedFifo);
+        FifoPoller.FifoStream ignored = poller.open(ignoredFifo);
+        Disposable reading = subscribed.content().subscribe();
+
+        try (LogCapture log = LogCapture.start()) {
+            poller.close();
+            StepVerifier.create(subscribed.closed()).expectComplete().verify(TIMEOUT);
+            StepVerifier.create(ignored.closed()).expectComplete().verify(TIMEOUT);
+            reading.dispose();
+            subscribed.discard();
+            ignored.discard();
+            StepVerifier.create(ignored.content()).expectComplete().verify(TIMEOUT);
+            assertThatThrownBy(() -> poller.open(ignoredFifo)).isInstanceOf(IOException.class)
+                    .hasMessageContaining("closed");
+
+            assertThat(log.text()).doesNotContain("Bad file descriptor").doesNotContain("could not wake");
+        }
+        assertThat(descriptorsOn(subscribedFifo) + descriptorsOn(ignoredFifo)).as("FIFO descriptors left").isZero();
+    }
+
+    private static long descriptorsOn(Path file) throws IOException {
+        Path real = file.toRealPath();
+        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.filter(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).equals(real);
+                } catch (IOException gone) {
+                    return false;
+                }
+            }).count();
+        }
     }
 
     @Test

@@ -17,10 +17,13 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.bundle.Specs;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.proto.CheckpointOptions;
 import org.shimmer.runtime.linux.shim.proto.CheckpointTaskRequest;
@@ -55,7 +58,6 @@ import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimExit;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
@@ -187,7 +189,8 @@ final class RemoteShimClient implements ShimClient {
                                     })
                                     .subscribeOn(resources.io())
                                     .then(Mono.error(error)));
-                });
+                })
+                .onErrorMap(error -> ShimErrors.map("create", task(), error, bundle.path(), bundle.workDir()));
     }
 
     @Override
@@ -261,10 +264,15 @@ final class RemoteShimClient implements ShimClient {
 
     @Override
     public Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio) {
-        return Mono.fromCallable(() -> ProcessStdio.prepare(stdio, ioDir(), execId, resources.poller(),
-                        resources.io()))
+        String action = "exec " + execId + " in";
+        return Mono.fromCallable(() -> {
+                    // Before any path is built from the id, or anything sent: the shim itself checks neither.
+                    Identifiers.requireValid("exec id", execId);
+                    Specs.requireJsonObject(action + " " + task(), processSpec);
+                    return ProcessStdio.prepare(stdio, ioDir(), execId, resources.poller(), resources.io());
+                })
                 .subscribeOn(resources.io())
-                .flatMap(prepared -> call("exec in", "Exec", ExecProcessRequest.newBuilder()
+                .flatMap(prepared -> call(action, "Exec", ExecProcessRequest.newBuilder()
                                 .setId(id()).setExecId(execId)
                                 .setStdin(prepared.stdin()).setStdout(prepared.stdout()).setStderr(prepared.stderr())
                                 .setSpec(Any.newBuilder().setTypeUrl(PROCESS_SPEC_TYPE)
@@ -275,7 +283,8 @@ final class RemoteShimClient implements ShimClient {
                             return prepared.io(0);
                         })
                         .onErrorResume(error -> Mono.fromRunnable(prepared::release).subscribeOn(resources.io())
-                                .then(Mono.error(error))));
+                                .then(Mono.error(error))))
+                .onErrorMap(error -> ShimErrors.map(action, task(), error));
     }
 
     @Override
@@ -334,7 +343,7 @@ final class RemoteShimClient implements ShimClient {
     public Mono<Void> shutdown() {
         return Mono.defer(() -> {
             if (initTracked) {
-                return Mono.error(new ShimException("shutdown " + task()
+                return Mono.error(new FailedPreconditionException("shutdown " + task()
                         + ": the task still exists; delete it first (the shim ignores shutdown until then)"));
             }
             ending.set(true);

@@ -1,0 +1,162 @@
+package org.shimmer.runtime.linux.shim;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collection;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ResourceExhaustedException;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.UnavailableException;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.shim.ShimException;
+import reactor.core.Exceptions;
+
+/**
+ * The one policy both shims use to turn a failure into the error a caller gets: always a {@link ShimmerException}
+ * subtype, its message "action task ns/id: why", the original failure kept as its cause.
+ *
+ * <p>Invariant: no checked or unchecked IO exception reaches a caller untyped (issue 9: a full disk arrived as
+ * {@code UncheckedIOException}, and a checked one as Reactor's internal {@code ReactiveException} out of
+ * {@code block()}). What runc, the shim or the kernel said is classified by its errno or its text, as containerd's
+ * errdefs does with runc's messages: out of space → {@link ResourceExhaustedException}, wrong state →
+ * {@link FailedPreconditionException}; anything else is a {@link ShimException}.
+ */
+public final class TaskErrors {
+
+    // errno values of x86-64 and arm64 Linux.
+    private static final int EEXIST = 17;
+    private static final int ENFILE = 23;
+    private static final int EMFILE = 24;
+    private static final int ENOSPC = 28;
+    private static final int EDQUOT = 122;
+
+    private static final List<String> EXHAUSTED = List.of("no space left on device", "disk quota exceeded",
+            "too many open files");
+    private static final List<String> PRECONDITION = List.of("not running", "already running", "already started",
+            "already paused", "not paused", "not stopped", "cannot delete a running", "cannot delete running",
+            "cannot start a running", "cannot start a stopped", "stopped container", "failed precondition");
+
+    private TaskErrors() {}
+
+    /**
+     * The typed error for {@code error}, which happened while doing {@code action} (e.g. "start exec e1 in") to
+     * {@code task} ("task ns/id"). A typed error already naming the action is returned as it is.
+     */
+    public static ShimmerException map(String action, String task, Throwable error) {
+        String prefix = action + " " + task;
+        Throwable cause = unwrap(error);
+        if (cause instanceof ShimmerException typed && !(typed instanceof ShimException)) {
+            return named(typed, prefix);
+        }
+        String why = cause.getMessage() != null ? cause.getMessage() : cause.getClass().getSimpleName();
+        boolean named = why.startsWith(prefix);
+        ShimmerException typed = classify(named ? why : prefix + ": " + why, why, cause);
+        // Already a shim error naming the action, and nothing more precise to say: keep it, unwrapped.
+        return typed instanceof ShimException && named && cause instanceof ShimException shim ? shim : typed;
+    }
+
+    /**
+     * The typed error for a failure described by {@code why} (runc's or the shim's own text), reported as
+     * {@code message}, keeping {@code cause}.
+     */
+    public static ShimmerException classify(String message, String why, Throwable cause) {
+        String text = why.toLowerCase(Locale.ROOT);
+        if (isExhausted(cause, text)) {
+            return new ResourceExhaustedException(message, cause);
+        }
+        if (PRECONDITION.stream().anyMatch(text::contains)) {
+            return new FailedPreconditionException(message, cause);
+        }
+        if (text.contains("does not exist") || text.endsWith("not found")) {
+            return new NotFoundException(message, cause);
+        }
+        if (text.contains("already exists") || hasErrno(cause, EEXIST)) {
+            return new AlreadyExistsException(message, cause);
+        }
+        return new ShimException(message, cause);
+    }
+
+    /**
+     * The first of {@code dirs} (or its nearest existing parent) whose file system has no block or no inode left.
+     * For a failure that does not say why, when a full disk may have taken the explanation with it: runc, for one,
+     * cannot log into a full bundle directory (issue 9: "exit status 1", "runc did not terminate successfully").
+     */
+    public static Optional<Path> fullFileSystem(Collection<Path> dirs) {
+        for (Path dir : dirs) {
+            Path existing = dir;
+            while (existing != null && !Files.isDirectory(existing)) {
+                existing = existing.getParent();
+            }
+            if (existing != null && isFull(existing)) {
+                return Optional.of(existing);
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static boolean isFull(Path dir) {
+        try {
+            if (Files.getFileStore(dir).getUsableSpace() == 0) {
+                return true;
+            }
+            // Blocks left, but perhaps no inode: only making a file tells.
+            Files.delete(Files.createTempFile(dir, ".space-probe", ""));
+            return false;
+        } catch (IOException e) {
+            return String.valueOf(e.getMessage()).contains("No space left on device");
+        }
+    }
+
+    /** {@code typed}, or the same kind of error naming the action too when a lower layer (runc) raised it. */
+    private static ShimmerException named(ShimmerException typed, String prefix) {
+        String message = typed.getMessage();
+        if (message != null && message.startsWith(prefix)) {
+            return typed;
+        }
+        String named = prefix + ": " + message;
+        return switch (typed) {
+            case ResourceExhaustedException e -> new ResourceExhaustedException(named, e);
+            case FailedPreconditionException e -> new FailedPreconditionException(named, e);
+            case NotFoundException e -> new NotFoundException(named, e);
+            case AlreadyExistsException e -> new AlreadyExistsException(named, e);
+            case UnavailableException e -> new UnavailableException(named, e);
+            // Identifiers and specs are named by the value itself.
+            default -> typed;
+        };
+    }
+
+    private static boolean isExhausted(Throwable cause, String text) {
+        String lower = text.toLowerCase(Locale.ROOT);
+        return hasErrno(cause, ENOSPC, EDQUOT, ENFILE, EMFILE) || EXHAUSTED.stream().anyMatch(lower::contains);
+    }
+
+    /** Whether a system call in {@code cause}'s chain failed with one of {@code errnos} (a FIFO name taken: EEXIST). */
+    private static boolean hasErrno(Throwable cause, int... errnos) {
+        for (Throwable t = cause; t != null; t = t.getCause()) {
+            if (t instanceof LinuxCalls.ErrnoException failed) {
+                for (int errno : errnos) {
+                    if (failed.errno() == errno) {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
+    }
+
+    /** The failure itself, without the wrappers that only carried it across an API that allows no checked one. */
+    private static Throwable unwrap(Throwable error) {
+        Throwable cause = Exceptions.unwrap(error);
+        while (cause instanceof UncheckedIOException unchecked && unchecked.getCause() != null) {
+            cause = unchecked.getCause();
+        }
+        return cause;
+    }
+}
