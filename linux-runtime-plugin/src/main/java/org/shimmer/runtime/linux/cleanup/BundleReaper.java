@@ -20,6 +20,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
 import org.slf4j.Logger;
@@ -169,23 +170,18 @@ public final class BundleReaper {
 
     /** SIGKILL through a pidfd taken before the process is recognised again: a recycled pid is never hit. */
     private static boolean kill(BundleProcesses processes, int pid, String name) {
-        int pidfd;
-        try {
-            pidfd = LinuxCalls.pidfdOpen(pid);
-        } catch (IOException gone) {
-            return false;
-        }
-        try {
+        try (OwnedFd pidfd = OwnedFd.pidfd(pid)) {
             if (processes.recognise(pid).isEmpty()) {
                 return false;
             }
-            LinuxCalls.pidfdSendSignal(pidfd, SIGKILL);
+            pidfd.use(number -> {
+                LinuxCalls.pidfdSendSignal(number, SIGKILL);
+                return null;
+            });
             log.info("killed pid {} of bundle {}", pid, name);
             return true;
         } catch (IOException gone) {
             return false;
-        } finally {
-            LinuxCalls.close(pidfd);
         }
     }
 
