@@ -1,7 +1,6 @@
 package org.shimmer.runtime.linux.local;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
@@ -10,6 +9,7 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimOpt;
 import reactor.core.publisher.Mono;
 
@@ -40,13 +40,13 @@ public final class LocalShims {
             if (existing != null) {
                 return (ShimClient) existing;
             }
-            ExitMonitor monitor = resources.shared(ExitMonitor.class, () -> {
-                try {
-                    return new ExitMonitor(resources.threadPrefix() + "exits");
-                } catch (IOException e) {
-                    throw new UncheckedIOException("cannot watch container exits: " + e.getMessage(), e);
-                }
-            });
+            ExitMonitor monitor;
+            try {
+                monitor = resources.exitMonitor();
+                monitor.adoptOrphans();
+            } catch (IOException e) {
+                throw new ShimException("cannot watch container exits: " + e.getMessage(), e);
+            }
             LocalShimClient client = new LocalShimClient(bundle,
                     new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
                     opt.exchange(), () -> registry.clients.remove(key));
