@@ -118,6 +118,17 @@ public final class ExitMonitor implements AutoCloseable {
         return open(pid, false).exit.asMono().then();
     }
 
+    /**
+     * Reaps {@code pid} once it exits if it is a container process the JVM adopted: our child, in a nested pid
+     * namespace (never a {@code ProcessBuilder} child). For the init of a remote task whose shim died: it is
+     * re-parented to the subreaper JVM, and the orphan scan leaves namespace inits alone.
+     */
+    public void reapIfAdopted(int pid) throws IOException {
+        if (pid > 0 && isAdoptedContainerProcess(Path.of("/proc", Integer.toString(pid)), false)) {
+            open(pid, false);
+        }
+    }
+
     // Check-then-act under one lock: two watches of one pid must share one pidfd, or the second waitid would find
     // nothing to reap and report a fake status.
     private synchronized Watch open(int pid, boolean child) throws IOException {
@@ -270,7 +281,7 @@ public final class ExitMonitor implements AutoCloseable {
                 entry -> entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
             for (Path process : processes) {
                 int pid = Integer.parseInt(process.getFileName().toString());
-                if (watched.containsKey(pid) || !isOrphanedContainerZombie(process)) {
+                if (watched.containsKey(pid) || !isAdoptedContainerProcess(process, true)) {
                     continue;
                 }
                 // A launch that began during the scan may own this zombie and not have watched it yet.
@@ -289,7 +300,11 @@ public final class ExitMonitor implements AutoCloseable {
         }
     }
 
-    private boolean isOrphanedContainerZombie(Path process) {
+    /**
+     * Whether {@code process} is our child in a nested pid namespace; with {@code orphanZombie}, also a zombie and
+     * not a namespace's init.
+     */
+    private boolean isAdoptedContainerProcess(Path process, boolean orphanZombie) {
         try {
             String status = Files.readString(process.resolve("status"));
             int ppid = -1;
@@ -305,8 +320,10 @@ public final class ExitMonitor implements AutoCloseable {
                 }
             }
             String[] nested = nspid.split("\\s+");
-            return ppid == selfPid && state.startsWith("Z") && nested.length > 1 && !nested[nested.length - 1]
-                    .equals("1");
+            boolean adopted = ppid == selfPid && nested.length > 1;
+            return orphanZombie
+                    ? adopted && state.startsWith("Z") && !nested[nested.length - 1].equals("1")
+                    : adopted;
         } catch (IOException | RuntimeException gone) {
             return false;
         }

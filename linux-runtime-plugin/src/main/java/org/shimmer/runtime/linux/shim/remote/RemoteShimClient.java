@@ -14,6 +14,7 @@ import java.time.Instant;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.shimmer.runtime.AlreadyExistsException;
@@ -73,6 +74,7 @@ import org.shimmer.runtime.shim.TaskState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
+import reactor.core.Disposables;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -106,6 +108,12 @@ final class RemoteShimClient implements ShimClient {
     /** Shutdown waits this long for the shim to close the connection. */
     static final Duration SHUTDOWN_TIMEOUT = Duration.ofSeconds(5);
 
+    /**
+     * How long after a connection closed on its own the shim's process may take to be gone for it to count as dead:
+     * a dying process closes its sockets just before it exits.
+     */
+    static final Duration DEATH_GRACE = Duration.ofSeconds(2);
+
     /** Wait has no deadline of its own: a process may run for a long time. */
     static final Duration WAIT_TIMEOUT = Duration.ofDays(3650);
 
@@ -127,7 +135,6 @@ final class RemoteShimClient implements ShimClient {
     private volatile TtrpcConnection connection;
     private volatile FifoPoller.FifoStream shimLog;
     private volatile Disposable exitWatch;
-    private volatile Disposable shimWatch;
     private volatile Mono<Void> shimGone = Mono.never();
     private volatile int shimPid;
     private volatile int initPid;
@@ -159,8 +166,6 @@ final class RemoteShimClient implements ShimClient {
         this.exitWatch = resources.track(events()
                 .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit && exit.id().equals(id()))
                 .subscribe(envelope -> initExitSeen = true, error -> {}));
-        // Tracked: a plugin stop disposes it before it closes the monitor, so a stop can never look like a death.
-        this.shimWatch = resources.track(gone.subscribe(done -> {}, error -> {}, this::onShimGone));
     }
 
     /** Marks the init task as tracked after a reconnect found it. */
@@ -172,6 +177,11 @@ final class RemoteShimClient implements ShimClient {
 
     int shimPid() {
         return shimPid;
+    }
+
+    /** The connection to the shim; tests cut it to play a connection lost while the shim lives. */
+    TtrpcConnection connection() {
+        return connection;
     }
 
     @Override
@@ -327,7 +337,12 @@ final class RemoteShimClient implements ShimClient {
                         claims.release(bundle.path(), this);
                     }
                     ProcessStdio stdio = stdios.remove(execId);
-                    Mono<Void> drained = stdio != null ? stdio.drained(DRAIN_TIMEOUT) : Mono.empty();
+                    // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them now.
+                    Mono<Void> drained = stdio != null ? stdio.drained(DRAIN_TIMEOUT)
+                            : Mono.<Void>fromCallable(() -> {
+                                ProcessStdio.removeFifos(ioDir(), execId.isEmpty() ? id() : execId);
+                                return null;
+                            }).subscribeOn(resources.io());
                     return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
                             TaskEvents.instant(deleted.getExitedAt())));
                 });
@@ -460,22 +475,30 @@ final class RemoteShimClient implements ShimClient {
     }
 
     /**
-     * Called once the connection closed. Never a death by itself: a plugin stop closes it too. Calls fail with
-     * {@link UnavailableException} from now on; whether the shim died is the pidfd's to say.
+     * Called once the connection closed. Never a death by itself: a plugin stop closes it too, and a shim may drop a
+     * connection and live on. The shim died only if its process is gone within {@link #DEATH_GRACE}; otherwise this
+     * client is detached (calls fail with {@link UnavailableException}) and no longer answers for the shim, whose
+     * later end (another client's shutdown, say) is none of its business.
      */
     void onConnectionClosed() {
-        if (!ending.get()) {
-            log.debug("the connection to the shim of {} (pid {}) closed; detached", task(), shimPid);
-        }
-    }
-
-    /** The shim process is gone; unless we ended it, that is a death. */
-    private void onShimGone() {
         if (ending.get()) {
             return;
         }
-        cleanUpDeadShim().subscribe(done -> {}, error ->
-                log.warn("cleanup after the death of the shim of {} failed", task(), error));
+        // Tracked: a runtime that stops disposes it (or refuses it at once), so a stop never looks like a death.
+        Disposable.Swap verdict = Disposables.swap();
+        resources.track(verdict);
+        verdict.update(shimGone
+                .timeout(DEATH_GRACE, resources.io())
+                .then(Mono.defer(this::cleanUpDeadShim))
+                .doFinally(signal -> resources.untrack(verdict))
+                .subscribe(done -> {}, error -> {
+                    if (error instanceof TimeoutException) {
+                        log.info("the connection to the shim of {} (pid {}) closed while the shim lives; detached",
+                                task(), shimPid);
+                    } else {
+                        log.warn("cleanup after the death of the shim of {} failed", task(), error);
+                    }
+                }));
     }
 
     /**
@@ -490,8 +513,8 @@ final class RemoteShimClient implements ShimClient {
             }
             log.warn("the shim of {} (pid {}) died; cleaning up", task(), shimPid);
             claims.release(bundle.path(), this);
-            return Mono.fromCallable(this::runShimDelete)
-                    .subscribeOn(resources.io())
+            return Mono.<Void>fromRunnable(this::reapInitWhenKilled)
+                    .then(Mono.fromCallable(this::runShimDelete))
                     .flatMap(this::publishDeadTask)
                     .then(Mono.fromRunnable(() -> {
                         try {
@@ -502,8 +525,18 @@ final class RemoteShimClient implements ShimClient {
                         }
                         releaseAll();
                     }).subscribeOn(resources.io()))
-                    .then(Mono.fromRunnable(this::runExitHandler));
+                    .then(Mono.<Void>fromRunnable(this::runExitHandler))
+                    .subscribeOn(resources.io());
         });
+    }
+
+    /** The dead shim's init was re-parented to us if the JVM is a subreaper: its end must be reaped here. */
+    private void reapInitWhenKilled() {
+        try {
+            resources.exitMonitor().reapIfAdopted(initPid);
+        } catch (IOException e) {
+            log.debug("init {} of {} is not ours to reap: {}", initPid, task(), e.toString());
+        }
     }
 
     private Mono<Void> publishDeadTask(Optional<DeleteResponse> deleted) {
@@ -563,10 +596,9 @@ final class RemoteShimClient implements ShimClient {
         if (current != null) {
             current.discard();
         }
-        for (Disposable watch : new Disposable[] {exitWatch, shimWatch}) {
-            if (watch != null) {
-                resources.untrack(watch);
-            }
+        Disposable watch = exitWatch;
+        if (watch != null) {
+            resources.untrack(watch);
         }
     }
 
