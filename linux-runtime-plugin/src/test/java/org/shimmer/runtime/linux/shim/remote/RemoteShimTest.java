@@ -48,6 +48,7 @@ import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
 
@@ -145,6 +146,16 @@ class RemoteShimTest extends ShimContractTest {
     private static final String[] TICKER = {"/bin/sh", "-c",
             "trap 'exit 7' TERM; while true; do echo tick; /bin/busybox usleep 100000; done"};
 
+    /** Creates and starts a ticker with streamed output; returns its pid once it ticked (its trap is set then). */
+    private int startTicker(ShimClient shim) {
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Mono<byte[]> firstTick = io.stdout().next().cache();
+        firstTick.subscribe();
+        int pid = shim.start().block(TIMEOUT);
+        assertThat(new String(firstTick.block(TIMEOUT), UTF_8)).startsWith("tick");
+        return pid;
+    }
+
     @Test
     void aPluginStopWithOpenClientsLeavesContainersRunningAndConnectFindsThem() throws Exception {
         // One client from remote(), one from connect(); both open, the containers streaming, when the plugin stops.
@@ -155,12 +166,7 @@ class RemoteShimTest extends ShimContractTest {
         List<Bundle> both = List.of(started, reattached);
         List<Integer> pids = new ArrayList<>();
         for (ShimClient shim : List.of(fromRemote, first)) {
-            ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
-            Flux<byte[]> output = io.stdout().publish().autoConnect();
-            Mono<byte[]> firstTick = output.next().cache();
-            firstTick.subscribe();
-            pids.add(shim.start().block(TIMEOUT));
-            assertThat(new String(firstTick.block(TIMEOUT), UTF_8)).startsWith("tick");
+            pids.add(startTicker(shim));
         }
         first.close().block(TIMEOUT);
         ShimClient fromConnect = reattached.newShimClient(connectAgain(), runc).block(TIMEOUT);
@@ -202,8 +208,7 @@ class RemoteShimTest extends ShimContractTest {
     void closingOneClientLeavesTheShimRunningAndConnectReattaches() throws Exception {
         Bundle bundle = bundle(TICKER);
         ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        int pid = shim.start().block(TIMEOUT);
+        int pid = startTicker(shim);
         int shimPid = ((RemoteShimClient) shim).shimPid();
 
         shim.close().block(TIMEOUT);
@@ -228,8 +233,7 @@ class RemoteShimTest extends ShimContractTest {
     void aConnectionLostWhileTheShimLivesOnlyDetaches() throws Exception {
         Bundle bundle = bundle(TICKER);
         ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        int pid = shim.start().block(TIMEOUT);
+        int pid = startTicker(shim);
         RemoteShimClient remote = (RemoteShimClient) shim;
 
         remote.connection().disposeLater().block(TIMEOUT);
@@ -266,12 +270,17 @@ class RemoteShimTest extends ShimContractTest {
         CreateOptions options = new CreateOptions(List.of(Mount.readOnlyBind(image)), stdio);
         ShimClient shim = shim(bundle);
         ProcessIo io = shim.create(options).block(TIMEOUT);
-        Flux<byte[]> output = io.stdout().publish().autoConnect();
-        Mono<byte[]> firstTick = output.next().cache();
+        // Every chunk, to whoever listens at the time: a chunk seen later was written later.
+        Sinks.Many<byte[]> output = Sinks.many().multicast().directBestEffort();
+        Mono<byte[]> firstTick = output.asFlux().next().cache();
         firstTick.subscribe();
+        io.stdout().subscribe(output::tryEmitNext);
         int pid = shim.start().block(TIMEOUT);
-        if (stdioKind.equals("streams")) {
-            firstTick.block(TIMEOUT);
+        // Once it ticked, its SIGTERM trap is set: before that, SIGTERM to a namespace's init is ignored.
+        switch (stdioKind) {
+            case "streams" -> firstTick.block(TIMEOUT);
+            case "files" -> awaitTrue(() -> sizeOf(out) > 0);
+            default -> { }
         }
 
         StepVerifier.create(shim.create(options)).expectError(AlreadyExistsException.class).verify(TIMEOUT);
@@ -296,7 +305,8 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(Processes.isRunning(pid)).isTrue();
         assertThat(mountPoints()).contains(bundle.rootfs().toString());
         switch (stdioKind) {
-            case "streams" -> assertThat(new String(output.next().block(TIMEOUT), UTF_8)).startsWith("tick");
+            case "streams" -> assertThat(new String(output.asFlux().next().block(TIMEOUT), UTF_8))
+                    .startsWith("tick");
             case "files" -> {
                 long before = Files.size(out);
                 awaitTrue(() -> sizeOf(out) > before);
@@ -304,8 +314,9 @@ class RemoteShimTest extends ShimContractTest {
             default -> { }
         }
         connected.close().block(TIMEOUT);
-        shim.kill(15, false).block(TIMEOUT);
-        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(7);
+        boolean trapSet = !stdioKind.equals("none");
+        shim.kill(trapSet ? 15 : 9, false).block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(trapSet ? 7 : 137);
         shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
         assertThat(mountPoints()).doesNotContain(bundle.rootfs().toString());
