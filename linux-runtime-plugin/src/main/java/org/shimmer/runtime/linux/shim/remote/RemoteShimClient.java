@@ -334,7 +334,7 @@ final class RemoteShimClient implements ShimClient {
                 .flatMap(deleted -> {
                     if (execId.isEmpty()) {
                         initTracked = false;
-                        claims.release(bundle.path(), this);
+                        claims.taskGone(bundle.path());
                     }
                     ProcessStdio stdio = stdios.remove(execId);
                     // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them now.
@@ -476,9 +476,9 @@ final class RemoteShimClient implements ShimClient {
 
     /**
      * Called once the connection closed. Never a death by itself: a plugin stop closes it too, and a shim may drop a
-     * connection and live on. The shim died only if its process is gone within {@link #DEATH_GRACE}; otherwise this
-     * client is detached (calls fail with {@link UnavailableException}) and no longer answers for the shim, whose
-     * later end (another client's shutdown, say) is none of its business.
+     * connection and live on. The shim died only if its process is gone within {@link #DEATH_GRACE} and its socket
+     * file is still there (a shim that another client shut down removes its socket before it exits); otherwise
+     * this client is detached (calls fail with {@link UnavailableException}) and no longer answers for the shim.
      */
     void onConnectionClosed() {
         if (ending.get()) {
@@ -489,7 +489,9 @@ final class RemoteShimClient implements ShimClient {
         resources.track(verdict);
         verdict.update(shimGone
                 .timeout(DEATH_GRACE, resources.io())
-                .then(Mono.defer(this::cleanUpDeadShim))
+                .then(Mono.fromCallable(() -> Files.exists(socket)).subscribeOn(resources.io()))
+                .flatMap(died -> died ? cleanUpDeadShim() : Mono.<Void>fromRunnable(() ->
+                        log.info("the shim of {} (pid {}) was shut down by another client", task(), shimPid)))
                 .doFinally(signal -> resources.untrack(verdict))
                 .subscribe(done -> {}, error -> {
                     if (error instanceof TimeoutException) {
@@ -512,7 +514,7 @@ final class RemoteShimClient implements ShimClient {
                 return Mono.empty();
             }
             log.warn("the shim of {} (pid {}) died; cleaning up", task(), shimPid);
-            claims.release(bundle.path(), this);
+            claims.taskGone(bundle.path());
             return Mono.<Void>fromRunnable(this::reapInitWhenKilled)
                     .then(Mono.fromCallable(this::runShimDelete))
                     .flatMap(this::publishDeadTask)

@@ -8,7 +8,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * Which client of this runtime may create a bundle's task. Several clients can reach one shim (a {@code remote()}
  * client, and {@code connect()}ed ones); the shim's own Create does not check for an existing task, and its
  * failure path unmounts the rootfs of the task already running (issue 9: a second create killed the container).
- * A client claims the bundle for the whole of its create, and keeps the claim while its task lives.
+ * A client claims the bundle for the whole of its create, and keeps the claim while its task lives and it stays
+ * attached.
  */
 final class TaskClaims {
 
@@ -22,5 +23,10 @@ final class TaskClaims {
     /** Gives up {@code client}'s claim on {@code bundle}, if it holds it. */
     void release(Path bundle, RemoteShimClient client) {
         owners.remove(bundle, client);
+    }
+
+    /** The bundle's task is gone (deleted, or its shim died), whichever client made it: anyone may create again. */
+    void taskGone(Path bundle) {
+        owners.remove(bundle);
     }
 }
