@@ -19,8 +19,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
@@ -48,7 +46,6 @@ import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
-import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
 
@@ -80,6 +77,7 @@ class RemoteShimTest extends ShimContractTest {
             assertThat(socket).as("shim socket left").doesNotExist();
         }
         assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        assertThat(mountPoints()).as("mounts left").noneMatch(point -> point.startsWith(temp.toString()));
     }
 
     @Override
@@ -141,10 +139,6 @@ class RemoteShimTest extends ShimContractTest {
         StepVerifier.create(shim.state()).expectError(ShimException.class).verify(TIMEOUT);
         recorder.close();
     }
-
-    /** A container that prints a tick every tenth of a second, and exits 7 on SIGTERM. */
-    private static final String[] TICKER = {"/bin/sh", "-c",
-            "trap 'exit 7' TERM; while true; do echo tick; /bin/busybox usleep 100000; done"};
 
     /** Creates and starts a ticker with streamed output; returns its pid once it ticked (its trap is set then). */
     private int startTicker(ShimClient shim) {
@@ -252,87 +246,24 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(exits).hasValue(0);
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"streams", "files", "none"})
-    void aSecondCreateFailsAndLeavesTheRunningContainerUntouched(String stdioKind) throws Exception {
-        String id = "d-" + UUID.randomUUID().toString().substring(0, 8);
-        Bundle bundle = runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
-                TICKER)).block(TIMEOUT);
-        bundles.add(bundle);
-        Path image = Files.createDirectories(temp.resolve("images").resolve(id));
-        BusyboxBundle.writeRootfs(image);
-        Path out = temp.resolve("out").resolve(id + ".txt");
-        Stdio stdio = switch (stdioKind) {
-            case "streams" -> Stdio.streams(null);
-            case "files" -> Stdio.files(out, out);
-            default -> Stdio.none();
-        };
-        CreateOptions options = new CreateOptions(List.of(Mount.readOnlyBind(image)), stdio);
-        ShimClient shim = shim(bundle);
-        ProcessIo io = shim.create(options).block(TIMEOUT);
-        // Every chunk, to whoever listens at the time: a chunk seen later was written later.
-        Sinks.Many<byte[]> output = Sinks.many().multicast().directBestEffort();
-        Mono<byte[]> firstTick = output.asFlux().next().cache();
-        firstTick.subscribe();
-        io.stdout().subscribe(output::tryEmitNext);
-        int pid = shim.start().block(TIMEOUT);
-        // Once it ticked, its SIGTERM trap is set: before that, SIGTERM to a namespace's init is ignored.
-        switch (stdioKind) {
-            case "streams" -> firstTick.block(TIMEOUT);
-            case "files" -> awaitTrue(() -> sizeOf(out) > 0);
-            default -> { }
-        }
-
-        StepVerifier.create(shim.create(options)).expectError(AlreadyExistsException.class).verify(TIMEOUT);
+    /** Besides the first client: a client from connect(), and one of another runtime on this state root. */
+    @Override
+    protected void tryOtherCreators(Bundle bundle, CreateOptions options) throws Exception {
         ShimClient connected = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
         StepVerifier.create(connected.create(options)).expectError(AlreadyExistsException.class).verify(TIMEOUT);
+        connected.close().block(TIMEOUT);
         // Another runtime (another host on this state root) shares no claim with us: the shim's State must say no.
         RuntimeResources otherResources = new RuntimeResources("other-host-");
         try {
-            Bundle seenByOther = new LinuxRuntime(config(), otherResources).load(NS, id).block(TIMEOUT);
+            Bundle seenByOther = new LinuxRuntime(config(), otherResources).load(NS, bundle.id()).block(TIMEOUT);
             ShimClient other = seenByOther.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
             StepVerifier.create(other.create(options))
                     .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(AlreadyExistsException.class)
-                            .hasMessageContaining(id).hasMessageContaining("RUNNING"))
+                            .hasMessageContaining(bundle.id()).hasMessageContaining("RUNNING"))
                     .verify(TIMEOUT);
         } finally {
             otherResources.close();
         }
-
-        TaskState state = shim.state().block(TIMEOUT);
-        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
-        assertThat(state.pid()).isEqualTo(pid);
-        assertThat(Processes.isRunning(pid)).isTrue();
-        assertThat(mountPoints()).contains(bundle.rootfs().toString());
-        switch (stdioKind) {
-            case "streams" -> assertThat(new String(output.asFlux().next().block(TIMEOUT), UTF_8))
-                    .startsWith("tick");
-            case "files" -> {
-                long before = Files.size(out);
-                awaitTrue(() -> sizeOf(out) > before);
-            }
-            default -> { }
-        }
-        connected.close().block(TIMEOUT);
-        boolean trapSet = !stdioKind.equals("none");
-        shim.kill(trapSet ? 15 : 9, false).block(TIMEOUT);
-        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(trapSet ? 7 : 137);
-        shim.delete().block(TIMEOUT);
-        shim.shutdown().block(TIMEOUT);
-        assertThat(mountPoints()).doesNotContain(bundle.rootfs().toString());
-        assertThat(exits).hasValue(0);
-    }
-
-    private static long sizeOf(Path file) {
-        try {
-            return Files.size(file);
-        } catch (IOException e) {
-            return -1;
-        }
-    }
-
-    private static List<String> mountPoints() throws IOException {
-        return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream().map(line -> line.split(" ")[4]).toList();
     }
 
     @Test
@@ -368,6 +299,7 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(hostChild.block(TIMEOUT)).isEqualTo(42);
         assertThat(adopted).as("shims whose parent was the JVM (else this test proves nothing)").hasValue(300);
         assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        assertThat(mountPoints()).as("mounts left").noneMatch(point -> point.startsWith(temp.toString()));
     }
 
     private Mono<Integer> lifecycle(Bundle bundle, Path image, AtomicInteger adopted) {
