@@ -85,12 +85,22 @@ public final class RemoteShims {
                 .flatMap(launched -> {
                     RemoteShimClient client = new RemoteShimClient(bundle, launched.command(), launched.socket(),
                             resources, exchange, options, opt.exitHandler(), claims);
+                    // `start` hands out the address of a shim already running for the bundle: one that does not
+                    // answer may hold a live container, so only a shim whose process is gone is cleaned up.
+                    String name = bundle.namespace() + "/" + bundle.id();
                     return connect(client, launched.socket(), launched.log())
-                            .onErrorResume(error -> Mono.fromRunnable(launched.log()::discard)
-                                    .then(client.cleanUpDeadShim())
-                                    .then(Mono.error(new ShimException("the shim for " + bundle.namespace() + "/"
-                                            + bundle.id() + " started but cannot be reached: " + error.getMessage(),
-                                            error))));
+                            .onErrorResume(error -> Mono.fromCallable(() -> {
+                                        launched.log().discard();
+                                        return ShimProcess.alive(bundle);
+                                    })
+                                    .subscribeOn(resources.io())
+                                    .flatMap(alive -> alive
+                                            ? Mono.error(new UnavailableException("the shim for " + name
+                                                    + " runs but cannot be reached; nothing was touched: "
+                                                    + error.getMessage(), error))
+                                            : client.cleanUpDeadShim().then(Mono.error(new ShimException(
+                                                    "the shim for " + name + " started but cannot be reached: "
+                                                            + error.getMessage(), error)))));
                 });
     }
 
