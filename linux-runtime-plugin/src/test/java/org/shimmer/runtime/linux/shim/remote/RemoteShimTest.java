@@ -4,6 +4,7 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -11,6 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
@@ -57,7 +59,7 @@ class RemoteShimTest extends ShimContractTest {
     private final List<Integer> shimPids = new CopyOnWriteArrayList<>();
     private final List<Path> shimSockets = new CopyOnWriteArrayList<>();
     private final AtomicInteger exits = new AtomicInteger();
-    private final java.util.concurrent.CountDownLatch exitHandled = new java.util.concurrent.CountDownLatch(1);
+    private final CountDownLatch exitHandled = new CountDownLatch(1);
 
     @AfterEach
     void checkNoShimIsLeft() throws Exception {
@@ -106,8 +108,8 @@ class RemoteShimTest extends ShimContractTest {
             shimPids.add(((RemoteShimClient) client).shimPid());
             try {
                 shimSockets.add(Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket()));
-            } catch (java.io.IOException e) {
-                throw new java.io.UncheckedIOException(e);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
             }
         });
     }
