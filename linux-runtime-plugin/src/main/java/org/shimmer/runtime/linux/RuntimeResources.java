@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.linux.local.ExitMonitor;
 import org.shimmer.runtime.linux.stdio.FifoPoller;
 import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
 import org.slf4j.Logger;
@@ -42,6 +43,8 @@ public final class RuntimeResources implements AutoCloseable {
     private final Map<Class<?>, Object> shared = new ConcurrentHashMap<>();
     private final reactor.core.Disposable.Composite subscriptions = reactor.core.Disposables.composite();
     private final String prefix;
+    private ExitMonitor exitMonitor;
+    private boolean closed;
 
     /** Starts the resources, naming every thread {@code <prefix>…}. */
     public RuntimeResources(String prefix) {
@@ -90,6 +93,20 @@ public final class RuntimeResources implements AutoCloseable {
                 () -> Duration.ZERO));
     }
 
+    /**
+     * The one thread that watches process exits (container processes and shim daemons), started on first use;
+     * closed by {@link #close()}. It does not make the JVM a subreaper: {@link ExitMonitor#adoptOrphans()} does.
+     */
+    public synchronized ExitMonitor exitMonitor() throws IOException {
+        if (closed) {
+            throw new IOException("the runtime is stopping");
+        }
+        if (exitMonitor == null) {
+            exitMonitor = new ExitMonitor(prefix + "exits");
+        }
+        return exitMonitor;
+    }
+
     /** The prefix of every thread name. */
     public String threadPrefix() {
         return prefix;
@@ -121,6 +138,15 @@ public final class RuntimeResources implements AutoCloseable {
     @Override
     public void close() {
         subscriptions.dispose();
+        ExitMonitor monitor;
+        synchronized (this) {
+            closed = true;
+            monitor = exitMonitor;
+        }
+        // Closing the monitor ends no watch: a shim or container that outlives the runtime is not dead.
+        if (monitor != null) {
+            monitor.close();
+        }
         for (Object part : shared.values()) {
             if (part instanceof AutoCloseable closeable) {
                 try {

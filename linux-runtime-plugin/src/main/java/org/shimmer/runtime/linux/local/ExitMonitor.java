@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.shimmer.runtime.linux.sys.Bell;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
@@ -27,17 +28,25 @@ import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 
 /**
- * Learns how container processes exit, from inside the JVM.
+ * Learns how processes exit, from inside the JVM: container processes of the local shim, and remote shim daemons.
  *
- * <p>After {@code runc create} the container's init is no longer our child; this monitor makes the JVM a child
- * subreaper, so init (and a detached exec) is re-parented to us. It then watches each pid it is given through a
- * pidfd, on one poll thread, and reaps exactly that pid with {@code waitid(P_PIDFD)}.
+ * <p>Each pid it is given is watched through a pidfd, on one poll thread. A container's init is no longer our
+ * child after {@code runc create}; {@link #adoptOrphans()} makes the JVM a child subreaper, so init (and a detached
+ * exec) is re-parented to us, and reaps exactly that pid with {@code waitid(P_PIDFD)}. A remote shim daemon is
+ * re-parented to us as well once the JVM is a subreaper (its parent, {@code shim start}, exits at once): it became
+ * a zombie nobody reaped (issue 9, 300 lifecycles left 300 zombies), so {@link #watchAny} reaps it through its
+ * pidfd too when it is our child.
  *
  * <p>Invariants: never {@code waitpid(-1)}: the JDK reaps its own {@code ProcessBuilder} children by pid, and they
- * must keep their exit codes; a watched pid's exit is never lost, even when it happens before anyone asks (the
- * pidfd is opened while the process exists, and a zombie child still has one); orphans a container leaves to us
- * are reaped — zombie children of the JVM whose {@code NSpid} shows a nested pid namespace and which are not a
- * namespace's init — but never while a launch is in flight, whose pid we may not know yet.
+ * must keep their exit codes. A pid is reaped only when we positively know it is not such a child: it was handed
+ * to {@link #watch}/{@link #watchAny} while it was a container process or the shim that answered our connection
+ * (its pidfd then names that process and no other, even after the pid is recycled), or it is a zombie whose
+ * {@code NSpid} shows a nested pid namespace (the JDK never starts a child in another pid namespace). A watched
+ * pid's exit is never lost, even when it happens before anyone asks (the pidfd is opened while the process
+ * exists, and a zombie still has one). Orphans a container leaves to us are reaped — zombie children of the JVM
+ * in a nested pid namespace that are not a namespace's init (those a reloaded plugin may still want to watch) —
+ * but never while a launch is in flight, whose pid we may not know yet. Closing the monitor is not an exit: no
+ * watch completes then.
  */
 public final class ExitMonitor implements AutoCloseable {
 
@@ -47,17 +56,32 @@ public final class ExitMonitor implements AutoCloseable {
     private final Queue<Watch> added = new ConcurrentLinkedQueue<>();
     private final Map<Integer, Watch> watched = new ConcurrentHashMap<>();
     private final AtomicInteger launching = new AtomicInteger();
-    private final java.util.concurrent.atomic.AtomicLong launches = new java.util.concurrent.atomic.AtomicLong();
+    private final AtomicLong launches = new AtomicLong();
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final AtomicBoolean adopting = new AtomicBoolean();
     private final int selfPid = (int) ProcessHandle.current().pid();
     private final Bell bell;
     private final Thread thread;
 
-    /** Makes the JVM a child subreaper and starts the poll thread. */
+    /** Starts the poll thread. */
     public ExitMonitor(String threadName) throws IOException {
-        LinuxCalls.becomeChildSubreaper();
         this.bell = new Bell();
         this.thread = Thread.ofPlatform().name(threadName).daemon(true).start(this::loop);
+    }
+
+    /**
+     * Makes the JVM a child subreaper, so container processes stay ours to watch, and from then on reaps the
+     * orphans containers leave (see the class invariants). Idempotent.
+     */
+    public void adoptOrphans() throws IOException {
+        if (adopting.compareAndSet(false, true)) {
+            try {
+                LinuxCalls.becomeChildSubreaper();
+            } catch (IOException | RuntimeException e) {
+                adopting.set(false);
+                throw e;
+            }
+        }
     }
 
     /**
@@ -81,16 +105,46 @@ public final class ExitMonitor implements AutoCloseable {
      * @throws IOException when the pid does not exist (it exited and was reaped by someone else)
      */
     public Mono<ExitStatus> watch(int pid) throws IOException {
+        return open(pid, true).exit.asMono();
+    }
+
+    /**
+     * Watches {@code pid}, which need not be our child: the returned {@code Mono} completes once the process is
+     * gone, and it is reaped here if it was our child. The caller must know that {@code pid} names the process it
+     * means right now (a live connection to it, say): from then on the pidfd holds on to that process.
+     *
+     * @throws IOException when the pid does not exist
+     */
+    public Mono<Void> watchAny(int pid) throws IOException {
+        return open(pid, false).exit.asMono().then();
+    }
+
+    /**
+     * Reaps {@code pid} once it exits if it is a container process the JVM adopted: our child, in a nested pid
+     * namespace (never a {@code ProcessBuilder} child). For the init of a remote task whose shim died: it is
+     * re-parented to the subreaper JVM, and the orphan scan leaves namespace inits alone.
+     */
+    public void reapIfAdopted(int pid) throws IOException {
+        if (pid > 0 && isAdoptedContainerProcess(Path.of("/proc", Integer.toString(pid)), false)) {
+            open(pid, false);
+        }
+    }
+
+    // Check-then-act under one lock: two watches of one pid must share one pidfd, or the second waitid would find
+    // nothing to reap and report a fake status.
+    private synchronized Watch open(int pid, boolean child) throws IOException {
+        if (closed.get()) {
+            throw new IOException("the exit monitor is closed; pid " + pid + " cannot be watched");
+        }
         Watch existing = watched.get(pid);
         if (existing != null) {
-            return existing.exit.asMono();
+            return existing;
         }
-        OwnedFd pidfd = OwnedFd.pidfd(pid);
-        Watch watch = new Watch(pid, pidfd);
+        Watch watch = new Watch(pid, OwnedFd.pidfd(pid), child);
         watched.put(pid, watch);
         added.add(watch);
         bell.wake();
-        return watch.exit.asMono();
+        return watch;
     }
 
     /**
@@ -130,8 +184,16 @@ public final class ExitMonitor implements AutoCloseable {
 
     @Override
     public void close() {
-        if (closed.compareAndSet(false, true)) {
-            bell.wake();
+        // Rings under the lock that open() holds while it rings and the loop holds while it closes the bell: no
+        // ring can reach a closed (and perhaps reused) descriptor.
+        boolean first;
+        synchronized (this) {
+            first = closed.compareAndSet(false, true);
+            if (first) {
+                bell.wake();
+            }
+        }
+        if (first) {
             try {
                 thread.join(5_000);
             } catch (InterruptedException e) {
@@ -178,12 +240,14 @@ public final class ExitMonitor implements AutoCloseable {
             log.error("the exit monitor failed; exits are no longer reported", e);
         } finally {
             for (Watch watch : polled) {
-                watch.pidfd.close();
+                release(watch);
             }
             for (Watch watch; (watch = added.poll()) != null; ) {
-                watch.pidfd.close();
+                release(watch);
             }
-            bell.close();
+            synchronized (this) {
+                bell.close();
+            }
         }
     }
 
@@ -192,31 +256,38 @@ public final class ExitMonitor implements AutoCloseable {
         try {
             LinuxCalls.ChildExit exit = watch.pidfd.use(pidfd -> LinuxCalls.waitPidfd(pidfd, LinuxCalls.WEXITED));
             status = new ExitStatus(watch.pid, exit.exitStatus(), Instant.now());
-        } catch (LinuxCalls.ErrnoException e) {
-            // Not our child (the JVM that started it is gone): the status is unknowable. containerd reports
-            // 137 for such exits, and so do we.
-            log.warn("exit status of pid {} is unknown ({}); reporting 137", watch.pid, e.getMessage());
+        } catch (LinuxCalls.ErrnoException notOurChild) {
+            // A container whose JVM is gone, or a shim orphaned while the JVM was no subreaper: its status is
+            // unknowable. containerd reports 137 for such exits, and so do we; only a container's is worth a word.
+            if (watch.child) {
+                log.warn("exit status of pid {} is unknown ({}); reporting 137", watch.pid, notOurChild.getMessage());
+            }
             status = new ExitStatus(watch.pid, 137, Instant.now());
         } catch (IOException e) {
             status = new ExitStatus(watch.pid, 137, Instant.now());
         }
-        watch.done = true;
-        watch.pidfd.close();
+        release(watch);
         watched.remove(watch.pid);
         watch.exit.tryEmitValue(status);
+    }
+
+    // The pidfd refuses use once closed (and its number perhaps reused), so a racing signal() is safe.
+    private static void release(Watch watch) {
+        watch.done = true;
+        watch.pidfd.close();
     }
 
     /** Reaps zombie children of the JVM that a container left behind; see the class invariants. */
     private void reapOrphans() {
         long generation = launches.get();
-        if (launching.get() > 0) {
+        if (!adopting.get() || launching.get() > 0) {
             return;
         }
         try (DirectoryStream<Path> processes = Files.newDirectoryStream(Path.of("/proc"),
                 entry -> entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
             for (Path process : processes) {
                 int pid = Integer.parseInt(process.getFileName().toString());
-                if (watched.containsKey(pid) || !isOrphanedContainerZombie(process)) {
+                if (watched.containsKey(pid) || !isAdoptedContainerProcess(process, true)) {
                     continue;
                 }
                 // A launch that began during the scan may own this zombie and not have watched it yet.
@@ -235,7 +306,11 @@ public final class ExitMonitor implements AutoCloseable {
         }
     }
 
-    private boolean isOrphanedContainerZombie(Path process) {
+    /**
+     * Whether {@code process} is our child in a nested pid namespace; with {@code orphanZombie}, also a zombie and
+     * not a namespace's init.
+     */
+    private boolean isAdoptedContainerProcess(Path process, boolean orphanZombie) {
         try {
             String status = Files.readString(process.resolve("status"));
             int ppid = -1;
@@ -251,8 +326,10 @@ public final class ExitMonitor implements AutoCloseable {
                 }
             }
             String[] nested = nspid.split("\\s+");
-            return ppid == selfPid && state.startsWith("Z") && nested.length > 1 && !nested[nested.length - 1]
-                    .equals("1");
+            boolean adopted = ppid == selfPid && nested.length > 1;
+            return orphanZombie
+                    ? adopted && state.startsWith("Z") && !nested[nested.length - 1].equals("1")
+                    : adopted;
         } catch (IOException | RuntimeException gone) {
             return false;
         }
@@ -262,12 +339,14 @@ public final class ExitMonitor implements AutoCloseable {
     private static final class Watch {
         final int pid;
         final OwnedFd pidfd;
+        final boolean child;
         final Sinks.One<ExitStatus> exit = Sinks.one();
         volatile boolean done;
 
-        Watch(int pid, OwnedFd pidfd) {
+        Watch(int pid, OwnedFd pidfd, boolean child) {
             this.pid = pid;
             this.pidfd = pidfd;
+            this.child = child;
         }
     }
 }

@@ -40,13 +40,13 @@ public final class LocalShims {
             if (existing != null) {
                 return (ShimClient) existing;
             }
-            ExitMonitor monitor = resources.shared(ExitMonitor.class, () -> {
-                try {
-                    return new ExitMonitor(resources.threadPrefix() + "exits");
-                } catch (IOException e) {
-                    throw TaskErrors.classify("cannot watch container exits: " + e.getMessage(), e.getMessage(), e);
-                }
-            });
+            ExitMonitor monitor;
+            try {
+                monitor = resources.exitMonitor();
+                monitor.adoptOrphans();
+            } catch (IOException e) {
+                throw TaskErrors.classify("cannot watch container exits: " + e.getMessage(), e.getMessage(), e);
+            }
             LocalShimClient client = new LocalShimClient(bundle,
                     new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
                     opt.exchange(), () -> registry.clients.remove(key));

@@ -119,6 +119,16 @@ public final class ProcessStdio {
         }
     }
 
+    /**
+     * Removes the FIFOs {@link #prepare} makes for process {@code name}, when no {@code ProcessStdio} of it is left
+     * to do so (its process was deleted after a reattach). Blocking.
+     */
+    public static void removeFifos(Path ioDir, String name) throws IOException {
+        for (String stream : List.of("-stdin", "-stdout", "-stderr")) {
+            Files.deleteIfExists(ioDir.resolve(name + stream));
+        }
+    }
+
     /** What the shim is told for stdin: a FIFO path or empty. */
     public String stdin() {
         return stdin;

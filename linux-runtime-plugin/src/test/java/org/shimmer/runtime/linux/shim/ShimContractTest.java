@@ -21,6 +21,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -268,6 +270,85 @@ public abstract class ShimContractTest {
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.STOPPED);
         assertThat(shim.delete().block(TIMEOUT).status()).isEqualTo(137);
         shim.shutdown().block(TIMEOUT);
+    }
+
+    /** A container that prints a tick every tenth of a second, and exits 7 on SIGTERM. */
+    protected static final String[] TICKER = {"/bin/sh", "-c",
+            "trap 'exit 7' TERM; while true; do echo tick; /bin/busybox usleep 100000; done"};
+
+    /** Other clients that must not create the bundle's task either; the shim's test class adds its own. */
+    protected void tryOtherCreators(Bundle bundle, CreateOptions options) throws Exception {}
+
+    @ParameterizedTest
+    @ValueSource(strings = {"streams", "files", "none"})
+    void aSecondCreateFailsAndLeavesTheRunningContainerUntouched(String stdioKind) throws Exception {
+        String id = "d-" + UUID.randomUUID().toString().substring(0, 8);
+        Bundle bundle = runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                TICKER)).block(TIMEOUT);
+        bundles.add(bundle);
+        Path image = Files.createDirectories(temp.resolve("images").resolve(id));
+        BusyboxBundle.writeRootfs(image);
+        Path out = temp.resolve("out").resolve(id + ".txt");
+        Stdio stdio = switch (stdioKind) {
+            case "streams" -> Stdio.streams(null);
+            case "files" -> Stdio.files(out, out);
+            default -> Stdio.none();
+        };
+        CreateOptions options = new CreateOptions(List.of(org.shimmer.runtime.shim.Mount.readOnlyBind(image)), stdio);
+        ShimClient shim = shim(bundle);
+        ProcessIo io = shim.create(options).block(TIMEOUT);
+        // Every chunk, to whoever listens at the time: a chunk seen later was written later.
+        Sinks.Many<byte[]> output = Sinks.many().multicast().directBestEffort();
+        Mono<byte[]> firstTick = output.asFlux().next().cache();
+        firstTick.subscribe();
+        io.stdout().subscribe(output::tryEmitNext);
+        int pid = shim.start().block(TIMEOUT);
+        // Once it ticked, its SIGTERM trap is set: before that, SIGTERM to a namespace's init is ignored.
+        switch (stdioKind) {
+            case "streams" -> firstTick.block(TIMEOUT);
+            case "files" -> awaitTrue(() -> sizeOf(out) > 0);
+            default -> { }
+        }
+
+        StepVerifier.create(shim.create(options))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(AlreadyExistsException.class)
+                        .hasMessageContaining(id))
+                .verify(TIMEOUT);
+        tryOtherCreators(bundle, options);
+
+        TaskState state = shim.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(state.pid()).isEqualTo(pid);
+        assertThat(Processes.isRunning(pid)).isTrue();
+        assertThat(mountPoints()).contains(bundle.rootfs().toString());
+        switch (stdioKind) {
+            case "streams" -> assertThat(new String(output.asFlux().next().block(TIMEOUT), UTF_8))
+                    .startsWith("tick");
+            case "files" -> {
+                long before = Files.size(out);
+                awaitTrue(() -> sizeOf(out) > before);
+            }
+            default -> { }
+        }
+        boolean trapSet = !stdioKind.equals("none");
+        shim.kill(trapSet ? 15 : 9, false).block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(trapSet ? 7 : 137);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertThat(mountPoints()).doesNotContain(bundle.rootfs().toString());
+    }
+
+    private static long sizeOf(Path file) {
+        try {
+            return Files.size(file);
+        } catch (IOException e) {
+            return -1;
+        }
+    }
+
+    /** Where something is mounted in this mount namespace now. */
+    protected static List<String> mountPoints() throws IOException {
+        return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream().map(line -> line.split(" ")[4]).toList();
     }
 
     @Test

@@ -14,16 +14,22 @@ import java.time.Instant;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.bundle.Specs;
+import org.shimmer.runtime.linux.local.ExitMonitor;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.proto.CheckpointOptions;
 import org.shimmer.runtime.linux.shim.proto.CheckpointTaskRequest;
@@ -51,13 +57,20 @@ import org.shimmer.runtime.linux.shim.proto.WaitRequest;
 import org.shimmer.runtime.linux.shim.proto.WaitResponse;
 import org.shimmer.runtime.linux.stdio.FifoPoller;
 import org.shimmer.runtime.linux.stdio.ProcessStdio;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
+import org.shimmer.runtime.linux.ttrpc.StatusCode;
+import org.shimmer.runtime.linux.ttrpc.TtrpcClosedException;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
+import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
+import org.shimmer.runtime.linux.ttrpc.TtrpcTimeoutException;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimExit;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
@@ -65,17 +78,27 @@ import org.shimmer.runtime.shim.TaskState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
+import reactor.core.Disposables;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
 /**
  * The task API of a running {@code containerd-shim-runc-v2}, over ttRPC.
  *
- * <p>Invariants: the init task is "tracked" from a successful create until its delete; when the shim dies while
- * a task is tracked and no exit was seen, one synthetic {@code /tasks/exit} is published (the shim's own
- * {@code delete} reports 137, as containerd's dead-shim cleanup does); the exit handler runs exactly once, after
- * that cleanup; a failed create never leaves a runc container behind (the shim creates it before setting up its
- * IO and does not clean it up on failure).
+ * <p>Detach is not death: the connection closing — because we closed it ({@link #close()}, a plugin stop) or for
+ * any other reason — only detaches this client (calls then fail with {@link UnavailableException}; {@code
+ * connect()} reattaches). The shim is dead only when its process is gone, which the {@link ExitMonitor} learns
+ * through a pidfd opened while the shim answered on this connection. Issue 9: taking our own disconnect for a
+ * death ran the shim's {@code delete} on every plugin stop, killing the container and leaving the shim unreachable.
+ *
+ * <p>Invariants: the init task is "tracked" from a successful create until its delete; when the shim process dies
+ * while we are attached (neither closing nor shutting it down), the dead-shim cleanup runs once: the shim's own
+ * {@code delete}, then, if a task is tracked, one synthetic {@code /tasks/exit} (unless its exit was seen; the
+ * shim's {@code delete} reports 137, as containerd's dead-shim cleanup does) and one {@code /tasks/delete}, then the
+ * exit handler. Create is exclusive: this runtime's clients of a bundle take turns through {@link TaskClaims}, and
+ * Create is sent only after the shim said it has no such task; the shim's {@code delete} after a failed create
+ * runs only when this call's Create reached the shim (the shim creates the runc container before setting up its IO
+ * and does not remove it on failure), never for a task someone else made.
  */
 final class RemoteShimClient implements ShimClient {
 
@@ -88,6 +111,12 @@ final class RemoteShimClient implements ShimClient {
 
     /** Shutdown waits this long for the shim to close the connection. */
     static final Duration SHUTDOWN_TIMEOUT = Duration.ofSeconds(5);
+
+    /**
+     * How long after a connection closed on its own the shim's process may take to be gone for it to count as dead:
+     * a dying process closes its sockets just before it exits.
+     */
+    static final Duration DEATH_GRACE = Duration.ofSeconds(2);
 
     /** Wait has no deadline of its own: a process may run for a long time. */
     static final Duration WAIT_TIMEOUT = Duration.ofDays(3650);
@@ -102,20 +131,24 @@ final class RemoteShimClient implements ShimClient {
     private final Any runcOptions;
     private final Consumer<ShimExit> exitHandler;
     private final CallOptions callOptions;
+    private final TaskClaims claims;
     private final Map<String, ProcessStdio> stdios = new ConcurrentHashMap<>();
+    /** Set once we end the connection ourselves (close, shutdown): the shim's end is then no death. */
     private final AtomicBoolean ending = new AtomicBoolean();
-    private final AtomicBoolean exitHandled = new AtomicBoolean();
+    private final AtomicBoolean deadShimCleaned = new AtomicBoolean();
     private volatile TtrpcConnection connection;
     private volatile FifoPoller.FifoStream shimLog;
     private volatile Disposable exitWatch;
+    private volatile Mono<Void> shimGone = Mono.never();
     private volatile int shimPid;
     private volatile int initPid;
     private volatile boolean initTracked;
     private volatile boolean initExitSeen;
 
     RemoteShimClient(Bundle bundle, ShimCommand command, Path socket, RuntimeResources resources,
-            EventExchange exchange, Any runcOptions, Consumer<ShimExit> exitHandler) {
+            EventExchange exchange, Any runcOptions, Consumer<ShimExit> exitHandler, TaskClaims claims) {
         this.bundle = bundle;
+        this.claims = claims;
         this.command = command;
         this.socket = socket;
         this.resources = resources;
@@ -125,11 +158,15 @@ final class RemoteShimClient implements ShimClient {
         this.callOptions = CallOptions.defaults().withNamespace(bundle.namespace());
     }
 
-    /** Takes over a connected shim; {@code log} is its log FIFO, read by us, or null. */
-    void attach(TtrpcConnection connection, int shimPid, FifoPoller.FifoStream shimLog) {
+    /**
+     * Takes over a connected shim; {@code log} is its log FIFO, read by us, or null; {@code gone} completes when
+     * the shim process has exited.
+     */
+    void attach(TtrpcConnection connection, int shimPid, FifoPoller.FifoStream shimLog, Mono<Void> gone) {
         this.connection = connection;
         this.shimPid = shimPid;
         this.shimLog = shimLog;
+        this.shimGone = gone;
         this.exitWatch = resources.track(events()
                 .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit && exit.id().equals(id()))
                 .subscribe(envelope -> initExitSeen = true, error -> {}));
@@ -146,6 +183,11 @@ final class RemoteShimClient implements ShimClient {
         return shimPid;
     }
 
+    /** The connection to the shim; tests cut it to play a connection lost while the shim lives. */
+    TtrpcConnection connection() {
+        return connection;
+    }
+
     @Override
     public String id() {
         return bundle.id();
@@ -158,39 +200,98 @@ final class RemoteShimClient implements ShimClient {
 
     @Override
     public Mono<ProcessIo> create(CreateOptions options) {
-        return Mono.fromCallable(() -> ProcessStdio.prepare(options.stdio(), ioDir(), id(), resources.poller(),
-                        resources.io()))
-                .subscribeOn(resources.io())
-                .flatMap(stdio -> {
-                    CreateTaskRequest.Builder request = CreateTaskRequest.newBuilder()
-                            .setId(id())
-                            .setBundle(bundle.path().toString())
-                            .setStdin(stdio.stdin())
-                            .setStdout(stdio.stdout())
-                            .setStderr(stdio.stderr())
-                            .setOptions(runcOptions);
-                    for (org.shimmer.runtime.shim.Mount mount : options.rootfs()) {
-                        request.addRootfs(org.shimmer.runtime.linux.shim.proto.Mount.newBuilder()
-                                .setType(mount.type()).setSource(mount.source()).addAllOptions(mount.options()));
-                    }
-                    return call("create", "Create", request.build(), CreateTaskResponse.parser())
-                            .doFinally(signal -> stdio.launched())
-                            .map(created -> {
-                                initPid = created.getPid();
-                                initTracked = true;
-                                initExitSeen = false;
-                                stdios.put("", stdio);
-                                stdio.startStdin(() -> endOfStdin(""));
-                                return stdio.io(created.getPid());
-                            })
-                            .onErrorResume(error -> Mono.fromRunnable(() -> {
-                                        stdio.release();
-                                        removeLeakedContainer();
-                                    })
-                                    .subscribeOn(resources.io())
-                                    .then(Mono.error(error)));
+        return Mono.defer(() -> {
+            if (!claims.claim(bundle.path(), this)) {
+                return Mono.error(new AlreadyExistsException("create " + task()
+                        + ": already created, or being created, by another client of this runtime"));
+            }
+            return noTaskYet()
+                    .then(Mono.fromCallable(() -> prepareStdio(options.stdio())).subscribeOn(resources.io()))
+                    .flatMap(stdio -> createTask(options, stdio))
+                    .doOnError(error -> claims.release(bundle.path(), this))
+                    .doOnCancel(() -> claims.release(bundle.path(), this));
+        }).onErrorMap(error -> !(error instanceof ShimmerException), this::createError);
+    }
+
+    /** Fails with {@link AlreadyExistsException} unless the shim answers that it has no such task. */
+    private Mono<Void> noTaskYet() {
+        return state("")
+                .flatMap(found -> Mono.<Void>error(new AlreadyExistsException("create " + task()
+                        + ": the shim already has it (" + found.status() + ", pid " + found.pid() + ")")))
+                .onErrorResume(NotFoundException.class, absent -> Mono.empty());
+    }
+
+    private ProcessStdio prepareStdio(Stdio stdio) throws IOException {
+        try {
+            return ProcessStdio.prepare(stdio, ioDir(), id(), resources.poller(), resources.io());
+        } catch (LinuxCalls.ErrnoException e) {
+            if (e.errno() == LinuxCalls.EEXIST) {
+                // Another process's FIFOs: left as they are.
+                throw new AlreadyExistsException("create " + task() + ": its stdio FIFOs already exist in "
+                        + ioDir(), e);
+            }
+            throw e;
+        }
+    }
+
+    private Mono<ProcessIo> createTask(CreateOptions options, ProcessStdio stdio) {
+        CreateTaskRequest.Builder request = CreateTaskRequest.newBuilder()
+                .setId(id())
+                .setBundle(bundle.path().toString())
+                .setStdin(stdio.stdin())
+                .setStdout(stdio.stdout())
+                .setStderr(stdio.stderr())
+                .setOptions(runcOptions);
+        for (Mount mount : options.rootfs()) {
+            request.addRootfs(org.shimmer.runtime.linux.shim.proto.Mount.newBuilder()
+                    .setType(mount.type()).setSource(mount.source()).addAllOptions(mount.options()));
+        }
+        return Mono.defer(() -> connection.call(TASK, "Create", request.build(), CreateTaskResponse.parser(),
+                        callOptions))
+                .doFinally(signal -> stdio.launched())
+                .map(created -> {
+                    initPid = created.getPid();
+                    initTracked = true;
+                    initExitSeen = false;
+                    stdios.put("", stdio);
+                    stdio.startStdin(() -> endOfStdin(""));
+                    return stdio.io(created.getPid());
                 })
-                .onErrorMap(error -> ShimErrors.map("create", task(), error, bundle.path(), bundle.workDir()));
+                .onErrorResume(error -> Mono.fromRunnable(() -> {
+                            stdio.release();
+                            if (createReachedShim(error)) {
+                                runShimDelete();
+                            }
+                        })
+                        .subscribeOn(resources.io())
+                        .then(Mono.error(createError(error))))
+                .doOnCancel(() -> resources.io().schedule(stdio::release));
+    }
+
+    /**
+     * Whether a failed Create may have left a runc container of ours: the shim answered with a failure (or never
+     * answered), and not because the task already existed. The shim was told there was no task before.
+     */
+    private static boolean createReachedShim(Throwable error) {
+        if (error instanceof TtrpcStatusException status) {
+            return status.code() != StatusCode.ALREADY_EXISTS && !saysAlreadyExists(status);
+        }
+        return error instanceof TtrpcTimeoutException;
+    }
+
+    private Throwable createError(Throwable error) {
+        if (error instanceof TtrpcStatusException status && saysAlreadyExists(status)) {
+            return new AlreadyExistsException("create " + task() + ": " + status.statusMessage(), status);
+        }
+        if (error instanceof TtrpcClosedException) {
+            return mapError("create", error);
+        }
+        // runc's reason may be lost when it could not even log it: name a full file system the shim writes to.
+        return ShimErrors.map("create", task(), error, bundle.path(), bundle.workDir());
+    }
+
+    private static boolean saysAlreadyExists(TtrpcStatusException status) {
+        return status.statusMessage().contains("already exists");
     }
 
     @Override
@@ -241,9 +342,15 @@ final class RemoteShimClient implements ShimClient {
                 .flatMap(deleted -> {
                     if (execId.isEmpty()) {
                         initTracked = false;
+                        claims.taskGone(bundle.path());
                     }
                     ProcessStdio stdio = stdios.remove(execId);
-                    Mono<Void> drained = stdio != null ? stdio.drained(DRAIN_TIMEOUT) : Mono.empty();
+                    // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them now.
+                    Mono<Void> drained = stdio != null ? stdio.drained(DRAIN_TIMEOUT)
+                            : Mono.<Void>fromCallable(() -> {
+                                ProcessStdio.removeFifos(ioDir(), execId.isEmpty() ? id() : execId);
+                                return null;
+                            }).subscribeOn(resources.io());
                     return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
                             TaskEvents.instant(deleted.getExitedAt())));
                 });
@@ -283,7 +390,8 @@ final class RemoteShimClient implements ShimClient {
                             return prepared.io(0);
                         })
                         .onErrorResume(error -> Mono.fromRunnable(prepared::release).subscribeOn(resources.io())
-                                .then(Mono.error(error))))
+                                .then(Mono.error(error)))
+                        .doOnCancel(() -> resources.io().schedule(prepared::release)))
                 .onErrorMap(error -> ShimErrors.map(action, task(), error));
     }
 
@@ -347,11 +455,14 @@ final class RemoteShimClient implements ShimClient {
                         + ": the task still exists; delete it first (the shim ignores shutdown until then)"));
             }
             ending.set(true);
+            claims.release(bundle.path(), this);
             TtrpcConnection current = connection;
+            // Done once the shim process is gone (and reaped, if it is our child), not merely disconnected.
             return current.call(TASK, "Shutdown", ShutdownRequest.newBuilder().setId(id()).build(), Empty.parser(),
                             callOptions)
                     .onErrorResume(error -> Mono.empty())
-                    .then(current.onClose().timeout(SHUTDOWN_TIMEOUT, Mono.<Void>empty(), resources.io()))
+                    .then(Mono.when(current.onClose(), shimGone)
+                            .timeout(SHUTDOWN_TIMEOUT, Mono.<Void>empty(), resources.io()))
                     .then(Mono.<Void>fromRunnable(this::releaseAll).subscribeOn(resources.io()))
                     .then(Mono.<Void>fromCallable(() -> {
                         ShimRecord.remove(bundle.workDir());
@@ -360,10 +471,12 @@ final class RemoteShimClient implements ShimClient {
         });
     }
 
+    /** Detaches: the shim and its task keep running, and {@code connect()} finds them again. */
     @Override
     public Mono<Void> close() {
         return Mono.defer(() -> {
             ending.set(true);
+            claims.release(bundle.path(), this);
             // Detaching drops our ends of the process's FIFOs too: streams do not survive a detach.
             return connection.disposeLater().then(Mono.<Void>fromRunnable(this::releaseAll)
                     .subscribeOn(resources.io()));
@@ -375,42 +488,94 @@ final class RemoteShimClient implements ShimClient {
         return TaskEvents.of(exchange, namespace(), id());
     }
 
-    /** Called once the connection closed; a close nobody asked for means the shim died. */
+    /**
+     * Called once the connection closed. Never a death by itself: a plugin stop closes it too, and a shim may drop a
+     * connection and live on. The shim died only if its process is gone within {@link #DEATH_GRACE} and its socket
+     * file is still there (a shim that another client shut down removes its socket before it exits); otherwise
+     * this client is detached (calls fail with {@link UnavailableException}) and no longer answers for the shim.
+     */
     void onConnectionClosed() {
         if (ending.get()) {
             return;
         }
-        Mono.fromRunnable(this::cleanUpDeadShim).subscribeOn(resources.io()).subscribe(done -> {}, error ->
-                log.warn("cleanup after the death of the shim of {} failed", task(), error));
+        // Tracked: a runtime that stops disposes it (or refuses it at once), so a stop never looks like a death.
+        Disposable.Swap verdict = Disposables.swap();
+        resources.track(verdict);
+        verdict.update(shimGone
+                .timeout(DEATH_GRACE, resources.io())
+                .then(Mono.fromCallable(() -> Files.exists(socket)).subscribeOn(resources.io()))
+                .flatMap(died -> died ? cleanUpDeadShim() : Mono.<Void>fromRunnable(() ->
+                        log.info("the shim of {} (pid {}) was shut down by another client", task(), shimPid)))
+                .doFinally(signal -> resources.untrack(verdict))
+                .subscribe(done -> {}, error -> {
+                    if (error instanceof TimeoutException) {
+                        log.info("the connection to the shim of {} (pid {}) closed while the shim lives; detached",
+                                task(), shimPid);
+                    } else {
+                        log.warn("cleanup after the death of the shim of {} failed", task(), error);
+                    }
+                }));
     }
 
     /**
-     * containerd's cleanup after a dead shim: the shim's own {@code delete} kills and removes the container, a
-     * synthetic exit stands in for the one the dead shim cannot send, the socket goes, then the handler runs.
+     * containerd's cleanup after a dead shim, at most once: the shim's own {@code delete} kills and removes the
+     * container, a synthetic exit stands in for the one the dead shim cannot send, and a delete event follows, as
+     * containerd publishes both; the socket and record go, then the handler runs.
      */
-    void cleanUpDeadShim() {
-        if (!exitHandled.compareAndSet(false, true)) {
-            return;
+    Mono<Void> cleanUpDeadShim() {
+        return Mono.defer(() -> {
+            if (!deadShimCleaned.compareAndSet(false, true)) {
+                return Mono.empty();
+            }
+            log.warn("the shim of {} (pid {}) died; cleaning up", task(), shimPid);
+            claims.taskGone(bundle.path());
+            return Mono.<Void>fromRunnable(this::reapInitWhenKilled)
+                    .then(Mono.fromCallable(this::runShimDelete))
+                    .flatMap(this::publishDeadTask)
+                    .then(Mono.fromRunnable(() -> {
+                        try {
+                            Files.deleteIfExists(socket);
+                            ShimRecord.remove(bundle.workDir());
+                        } catch (IOException e) {
+                            log.warn("could not remove the dead shim's socket {}", socket, e);
+                        }
+                        releaseAll();
+                    }).subscribeOn(resources.io()))
+                    .then(Mono.<Void>fromRunnable(this::runExitHandler))
+                    .subscribeOn(resources.io());
+        });
+    }
+
+    /** The dead shim's init was re-parented to us if the JVM is a subreaper: its end must be reaped here. */
+    private void reapInitWhenKilled() {
+        try {
+            resources.exitMonitor().reapIfAdopted(initPid);
+        } catch (IOException e) {
+            log.debug("init {} of {} is not ours to reap: {}", initPid, task(), e.toString());
         }
-        log.warn("the shim of {} (pid {}) died; cleaning up", task(), shimPid);
-        Optional<DeleteResponse> deleted = runShimDelete();
-        if (initTracked && !initExitSeen) {
-            int pid = deleted.map(DeleteResponse::getPid).filter(p -> p != 0).orElse(initPid);
-            int status = deleted.map(DeleteResponse::getExitStatus).orElse(137);
-            Instant exitedAt = deleted.filter(DeleteResponse::hasExitedAt)
-                    .map(d -> TaskEvents.instant(d.getExitedAt())).orElseGet(Instant::now);
-            exchange.publish(namespace(), "/tasks/exit", new TaskEvent.TaskExit(id(), id(), pid, status, exitedAt))
-                    .onErrorResume(error -> Mono.empty())
-                    .block(Duration.ofSeconds(5));
+    }
+
+    private Mono<Void> publishDeadTask(Optional<DeleteResponse> deleted) {
+        if (!initTracked) {
+            return Mono.empty();
         }
         initTracked = false;
-        try {
-            Files.deleteIfExists(socket);
-            ShimRecord.remove(bundle.workDir());
-        } catch (IOException e) {
-            log.warn("could not remove the dead shim's socket {}", socket, e);
-        }
-        releaseAll();
+        int pid = deleted.map(DeleteResponse::getPid).filter(p -> p != 0).orElse(initPid);
+        int status = deleted.map(DeleteResponse::getExitStatus).orElse(137);
+        Instant exitedAt = deleted.filter(DeleteResponse::hasExitedAt)
+                .map(d -> TaskEvents.instant(d.getExitedAt())).orElseGet(Instant::now);
+        Mono<Void> exit = initExitSeen ? Mono.empty()
+                : exchange.publish(namespace(), "/tasks/exit", new TaskEvent.TaskExit(id(), id(), pid, status,
+                        exitedAt));
+        return exit.then(exchange.publish(namespace(), "/tasks/delete", new TaskEvent.TaskDelete(id(), pid, status,
+                        exitedAt)))
+                .onErrorResume(error -> {
+                    log.warn("could not publish the end of {} after its shim died", task(), error);
+                    return Mono.empty();
+                });
+    }
+
+    private void runExitHandler() {
         if (connection == null) {
             return; // never attached: the caller gets the error instead of an exit notice
         }
@@ -421,6 +586,7 @@ final class RemoteShimClient implements ShimClient {
         }
     }
 
+    /** Runs the shim binary's {@code delete} (= {@code runc delete --force}); blocking. */
     private Optional<DeleteResponse> runShimDelete() {
         try {
             ShimCommand.Result result = command.delete();
@@ -433,11 +599,6 @@ final class RemoteShimClient implements ShimClient {
             log.warn("shim delete for {} failed", task(), e);
             return Optional.empty();
         }
-    }
-
-    /** After a failed create: the shim may have made the runc container before failing; remove it. */
-    private void removeLeakedContainer() {
-        runShimDelete();
     }
 
     private void releaseAll() {
@@ -464,7 +625,17 @@ final class RemoteShimClient implements ShimClient {
     private <T> Mono<T> call(String action, String method, MessageLite request, Parser<T> parser,
             CallOptions options) {
         return Mono.defer(() -> connection.call(TASK, method, request, parser, options))
-                .onErrorMap(error -> ShimErrors.map(action, task(), error));
+                .onErrorMap(error -> mapError(action, error));
+    }
+
+    private Throwable mapError(String action, Throwable error) {
+        if (error instanceof TtrpcClosedException closed) {
+            return deadShimCleaned.get()
+                    ? new ShimException(action + " " + task() + ": its shim died; the task was cleaned up", closed)
+                    : new UnavailableException(action + " " + task() + ": detached from its shim (pid " + shimPid
+                            + "); connect() again to reach it", closed);
+        }
+        return ShimErrors.map(action, task(), error);
     }
 
     private Path ioDir() {

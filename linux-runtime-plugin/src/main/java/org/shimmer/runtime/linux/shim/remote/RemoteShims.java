@@ -4,15 +4,18 @@ import com.google.protobuf.Any;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.atomic.AtomicReference;
+import java.time.Instant;
+import java.util.Objects;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.UnavailableException;
+import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
@@ -29,6 +32,7 @@ import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.TaskState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
 /**
@@ -46,24 +50,26 @@ public final class RemoteShims {
     private final RuntimeConfig config;
     private final RuntimeResources resources;
     private final EventExchange exchange;
+    private final TaskClaims claims;
 
     public RemoteShims(RuntimeConfig config, RuntimeResources resources) {
         this.config = config;
         this.resources = resources;
         this.exchange = config.events() != null ? config.events() : resources.exchange();
+        this.claims = resources.shared(TaskClaims.class, TaskClaims::new);
     }
 
     /** Every shim event of the state root: binds the events server if nothing has yet. */
-    public reactor.core.publisher.Flux<org.shimmer.runtime.events.Envelope> events() {
+    public Flux<Envelope> events() {
         return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
-                .onErrorMap(ShimEventsServer::servedElsewhere, error -> new org.shimmer.runtime.shim.ShimException(
+                .onErrorMap(ShimEventsServer::servedElsewhere, error -> new ShimException(
                         "another process already receives the shim events of " + config.stateRoot(), error))
-                .thenMany(exchange.subscribe(org.shimmer.runtime.events.EventFilter.all()));
+                .thenMany(exchange.subscribe(EventFilter.all()));
     }
 
     /** Starts a shim process for the bundle. */
     public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
-        return start0(bundle, opt, options != null ? options : RuncOptions.defaults());
+        return launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults());
     }
 
     /** Reattaches to the bundle's running shim. */
@@ -71,23 +77,30 @@ public final class RemoteShims {
         return reattach(bundle, opt, options != null ? options : RuncOptions.defaults());
     }
 
-    private Mono<ShimClient> start0(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {
+    private Mono<ShimClient> launchAndConnect(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {
         Any options = runcOptions(bundle, runc, opt.cgroup());
         return ShimEventsServer.address(config.stateRoot(), resources, exchange)
                 .flatMap(events -> Mono.fromCallable(() -> launch(bundle, opt, options, events))
                         .subscribeOn(resources.io()))
                 .flatMap(launched -> {
                     RemoteShimClient client = new RemoteShimClient(bundle, launched.command(), launched.socket(),
-                            resources, exchange, options, opt.exitHandler());
+                            resources, exchange, options, opt.exitHandler(), claims);
+                    // `start` hands out the address of a shim already running for the bundle: one that does not
+                    // answer may hold a live container, so only a shim whose process is gone is cleaned up.
+                    String name = bundle.namespace() + "/" + bundle.id();
                     return connect(client, launched.socket(), launched.log())
-                            .onErrorResume(error -> Mono.fromRunnable(() -> {
+                            .onErrorResume(error -> Mono.fromCallable(() -> {
                                         launched.log().discard();
-                                        client.cleanUpDeadShim();
+                                        return ShimProcess.alive(bundle);
                                     })
                                     .subscribeOn(resources.io())
-                                    .then(Mono.error(new ShimException("the shim for " + bundle.namespace() + "/"
-                                            + bundle.id() + " started but cannot be reached: " + error.getMessage(),
-                                            error))));
+                                    .flatMap(alive -> alive
+                                            ? Mono.error(new UnavailableException("the shim for " + name
+                                                    + " runs but cannot be reached; nothing was touched: "
+                                                    + error.getMessage(), error))
+                                            : client.cleanUpDeadShim().then(Mono.error(new ShimException(
+                                                    "the shim for " + name + " started but cannot be reached: "
+                                                            + error.getMessage(), error)))));
                 });
     }
 
@@ -142,27 +155,40 @@ public final class RemoteShims {
     }
 
     private Mono<ShimClient> connect(RemoteShimClient client, Path socket, FifoPoller.FifoStream logStream) {
-        AtomicReference<RemoteShimClient> owner = new AtomicReference<>(client);
         return TtrpcClient.create()
                 .socket(socket)
                 .runOn(resources.loops())
                 .connectTimeout(DIAL_TIMEOUT)
-                .doOnClose(() -> owner.get().onConnectionClosed())
+                .doOnClose(client::onConnectionClosed)
                 .connect()
-                .flatMap(connection -> connection.call(RemoteShimClient.TASK, "Connect",
-                                ConnectRequest.newBuilder().setId(client.id()).build(), ConnectResponse.parser(),
-                                // A live but loaded shim may take a while to answer; only dialing is kept short.
-                                CallOptions.defaults().withNamespace(client.namespace()))
-                        .map(connected -> {
-                            client.attach(connection, connected.getShimPid(), logStream);
-                            return (ShimClient) client;
-                        })
+                .flatMap(connection -> hello(connection, client)
+                        .flatMap(connected -> watchShim(connected.getShimPid())
+                                // The pid came over this connection, but only an answer after the pidfd was
+                                // opened proves the pidfd names the shim and not a process that reused its pid.
+                                .flatMap(gone -> hello(connection, client).thenReturn(gone))
+                                .map(gone -> {
+                                    client.attach(connection, connected.getShimPid(), logStream, gone);
+                                    return (ShimClient) client;
+                                }))
                         .doOnError(error -> connection.dispose()));
+    }
+
+    private static Mono<ConnectResponse> hello(TtrpcConnection connection, RemoteShimClient client) {
+        return connection.call(RemoteShimClient.TASK, "Connect",
+                ConnectRequest.newBuilder().setId(client.id()).build(), ConnectResponse.parser(),
+                // A live but loaded shim may take a while to answer; only dialing is kept short.
+                CallOptions.defaults().withNamespace(client.namespace()));
+    }
+
+    /** Watches the shim process through a pidfd: completes when it is gone (reaped, if the JVM adopted it). */
+    private Mono<Mono<Void>> watchShim(int pid) {
+        return Mono.fromCallable(() -> resources.exitMonitor().watchAny(pid)).subscribeOn(resources.io());
     }
 
     /**
      * Reattaches to the shim recorded in the bundle: reconciles first (an exit nobody heard is published now), so
-     * events flow again from a known state. A dead shim is cleaned up at once.
+     * events flow again from a known state. A shim whose process is gone is cleaned up at once; one that lives but
+     * does not answer is left alone ({@link UnavailableException}).
      */
     private Mono<ShimClient> reattach(Bundle bundle, ShimOpt.Connect opt, RuncOptions runc) {
         String name = bundle.namespace() + "/" + bundle.id();
@@ -176,32 +202,28 @@ public final class RemoteShims {
                             record.daemonAddress(), record.debug(), bundle.path());
                     Path socket = Path.of(record.socket());
                     RemoteShimClient client = new RemoteShimClient(bundle, command, socket, resources, exchange,
-                            options, opt.exitHandler());
-                    return Mono.fromCallable(() -> reopenLog(bundle)).subscribeOn(resources.io())
+                            options, opt.exitHandler(), claims);
+                    return Mono.fromCallable(() -> openLog(bundle)).subscribeOn(resources.io())
                             .flatMap(logStream -> connect(client, socket, logStream)
-                                    .onErrorResume(error -> {
-                                        // Socket gone or refusing: the shim is dead. Clean up as if we had seen
-                                        // it die, reporting the exit of whatever task it had.
-                                        client.trackInit(readInitPid(bundle), false);
-                                        return Mono.fromRunnable(() -> {
-                                                    logStream.discard();
-                                                    client.cleanUpDeadShim();
-                                                })
-                                                .subscribeOn(resources.io())
-                                                .then(Mono.error(new ShimException("the shim for " + name
-                                                        + " is not running (" + error.getMessage()
-                                                        + "); its task was cleaned up", error)));
-                                    }))
+                                    .onErrorResume(error -> Mono.fromCallable(() -> ShimProcess.alive(bundle))
+                                            .subscribeOn(resources.io())
+                                            .flatMap(alive -> {
+                                                logStream.discard();
+                                                if (alive) {
+                                                    return Mono.error(new UnavailableException("the shim for "
+                                                            + name + " runs but does not answer ("
+                                                            + error.getMessage() + ")", error));
+                                                }
+                                                // Its process is gone: clean up as if we had seen it die,
+                                                // reporting the exit of whatever task it had.
+                                                client.trackInit(readInitPid(bundle), false);
+                                                return client.cleanUpDeadShim().then(Mono.error(new ShimException(
+                                                        "the shim for " + name + " is not running ("
+                                                                + error.getMessage() + "); its task was cleaned up",
+                                                        error)));
+                                            })))
                             .flatMap(connected -> reconcile((RemoteShimClient) connected));
                 });
-    }
-
-    private FifoPoller.FifoStream reopenLog(Bundle bundle) throws IOException {
-        Path log = bundle.path().resolve("log");
-        if (!Files.exists(log)) {
-            LinuxCalls.mkfifo(log, 0600);
-        }
-        return openLog(bundle);
     }
 
     private Mono<ShimClient> reconcile(RemoteShimClient client) {
@@ -216,7 +238,7 @@ public final class RemoteShims {
                             client.id());
                     return exchange.publish(client.namespace(), "/tasks/exit", new TaskEvent.TaskExit(client.id(),
                                     client.id(), state.pid(), state.exitStatus(),
-                                    state.exitedAt().orElseGet(java.time.Instant::now)))
+                                    state.exitedAt().orElseGet(Instant::now)))
                             .thenReturn((ShimClient) client);
                 })
                 .onErrorResume(NotFoundException.class, noTask -> Mono.just(client));
@@ -225,9 +247,7 @@ public final class RemoteShims {
     private static int readInitPid(Bundle bundle) {
         try {
             return Integer.parseInt(Files.readString(bundle.path().resolve("init.pid")).strip());
-        } catch (NoSuchFileException | NumberFormatException absent) {
-            return 0;
-        } catch (IOException e) {
+        } catch (IOException | NumberFormatException absent) {
             return 0;
         }
     }
@@ -239,7 +259,7 @@ public final class RemoteShims {
     private static Any runcOptions(Bundle bundle, RuncOptions runc, String cgroup) {
         Options.Builder options = Options.newBuilder()
                 .setBinaryName(runc.effectiveBinaryName())
-                .setRoot(java.util.Objects.requireNonNull(runc.runtimeRoot(), "runtime root not resolved"))
+                .setRoot(Objects.requireNonNull(runc.runtimeRoot(), "runtime root not resolved"))
                 .setSystemdCgroup(runc.systemdCgroup());
         runc.criu().ifPresent(options::setCriuPath);
         if (cgroup != null && !cgroup.isBlank()) {

@@ -3,6 +3,8 @@ package org.shimmer.runtime.linux.shim.remote;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -10,6 +12,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -17,9 +21,11 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
@@ -28,8 +34,10 @@ import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
@@ -40,6 +48,7 @@ import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
 
 /** The contract, and what only the remote shim does, against the real containerd-shim-runc-v2. */
@@ -50,7 +59,7 @@ class RemoteShimTest extends ShimContractTest {
     private final List<Integer> shimPids = new CopyOnWriteArrayList<>();
     private final List<Path> shimSockets = new CopyOnWriteArrayList<>();
     private final AtomicInteger exits = new AtomicInteger();
-    private final java.util.concurrent.CountDownLatch exitHandled = new java.util.concurrent.CountDownLatch(1);
+    private final CountDownLatch exitHandled = new CountDownLatch(1);
 
     @AfterEach
     void checkNoShimIsLeft() throws Exception {
@@ -69,6 +78,8 @@ class RemoteShimTest extends ShimContractTest {
         for (Path socket : shimSockets) {
             assertThat(socket).as("shim socket left").doesNotExist();
         }
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        assertThat(mountPoints()).as("mounts left").noneMatch(point -> point.startsWith(temp.toString()));
     }
 
     @Override
@@ -84,14 +95,21 @@ class RemoteShimTest extends ShimContractTest {
                 });
     }
 
+    private ShimOpt connectAgain() {
+        return ShimOpt.connect((ShimExit exit) -> {
+            exits.incrementAndGet();
+            exitHandled.countDown();
+        });
+    }
+
     @Override
     protected Mono<ShimClient> newShim(Bundle bundle) {
         return bundle.newShimClient(remote(), runc).doOnNext(client -> {
             shimPids.add(((RemoteShimClient) client).shimPid());
             try {
                 shimSockets.add(Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket()));
-            } catch (java.io.IOException e) {
-                throw new java.io.UncheckedIOException(e);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
             }
         });
     }
@@ -100,9 +118,7 @@ class RemoteShimTest extends ShimContractTest {
     void killingTheShimRunsTheExitHandlerOnceAndLeavesNothing() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
         ShimClient shim = shim(bundle);
-        Mono<TaskEvent.TaskExit> exitEvent = shim.events()
-                .map(Envelope::event).ofType(TaskEvent.TaskExit.class).next().cache();
-        exitEvent.subscribe();
+        EventRecorder recorder = new EventRecorder(shim.events());
         shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
         int pid = shim.start().block(TIMEOUT);
         int shimPid = ((RemoteShimClient) shim).shimPid();
@@ -110,121 +126,197 @@ class RemoteShimTest extends ShimContractTest {
 
         new ProcessBuilder("kill", "-9", Integer.toString(shimPid)).start().waitFor();
 
-        TaskEvent.TaskExit exit = exitEvent.block(TIMEOUT);
-        assertThat(exit.exitStatus()).isEqualTo(137);
-        assertThat(exit.pid()).isEqualTo(pid);
-        assertThat(exitHandled.await(TIMEOUT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+        recorder.awaitTopics("/tasks/exit", "/tasks/delete");
+        assertThat(exitHandled.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        List<TaskEvent.TaskExit> exitEvents = recorder.envelopes().stream().map(Envelope::event)
+                .filter(TaskEvent.TaskExit.class::isInstance).map(TaskEvent.TaskExit.class::cast).toList();
+        assertThat(exitEvents).singleElement().satisfies(exit -> {
+            assertThat(exit.exitStatus()).isEqualTo(137);
+            assertThat(exit.pid()).isEqualTo(pid);
+        });
         assertThat(Processes.awaitGone(pid, TIMEOUT)).isTrue();
         assertThat(socket).doesNotExist();
         assertThat(exits).hasValue(1);
         assertNoFifos(bundle);
         StepVerifier.create(shim.state()).expectError(ShimException.class).verify(TIMEOUT);
+        recorder.close();
+    }
+
+    /** Creates and starts a ticker with streamed output; returns its pid once it ticked (its trap is set then). */
+    private int startTicker(ShimClient shim) {
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Mono<byte[]> firstTick = io.stdout().next().cache();
+        firstTick.subscribe();
+        int pid = shim.start().block(TIMEOUT);
+        assertThat(new String(firstTick.block(TIMEOUT), UTF_8)).startsWith("tick");
+        return pid;
     }
 
     @Test
-    void reattachesAfterAHostRestartAndSeesTheExit() throws Exception {
-        Bundle bundle = bundle("/bin/sleep", "60");
-        ShimClient first = shim(bundle);
-        first.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        int pid = first.start().block(TIMEOUT);
-
-        // The host goes away: every client object and the runtime's resources; the shim and container stay.
+    void aPluginStopWithOpenClientsLeavesContainersRunningAndConnectFindsThem() throws Exception {
+        // One client from remote(), one from connect(); both open, the containers streaming, when the plugin stops.
+        Bundle started = bundle(TICKER);
+        Bundle reattached = bundle(TICKER);
+        ShimClient fromRemote = shim(started);
+        ShimClient first = shim(reattached);
+        List<Bundle> both = List.of(started, reattached);
+        List<Integer> pids = new ArrayList<>();
+        for (ShimClient shim : List.of(fromRemote, first)) {
+            pids.add(startTicker(shim));
+        }
         first.close().block(TIMEOUT);
-        resources.close();
+        ShimClient fromConnect = reattached.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        assertThat(fromConnect.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        List<Integer> shims = List.of(((RemoteShimClient) fromRemote).shimPid(),
+                ((RemoteShimClient) fromConnect).shimPid());
+
+        resources.close(); // what PF4J's stopPlugins() does; nobody closed the clients
+
+        for (int i = 0; i < 2; i++) {
+            assertThat(Processes.isRunning(pids.get(i))).as("container " + i + " after the stop").isTrue();
+            assertThat(Processes.isRunning(shims.get(i))).as("shim " + i + " after the stop").isTrue();
+            assertThat(ShimRecord.read(both.get(i).workDir())).isPresent();
+            assertThat(temp.resolve("runc").resolve(NS).resolve(both.get(i).id())).isDirectory();
+        }
+        assertThat(exits).hasValue(0);
+        StepVerifier.create(fromRemote.state()).expectError(UnavailableException.class).verify(TIMEOUT);
+        StepVerifier.create(fromConnect.kill(9, true)).expectError(UnavailableException.class).verify(TIMEOUT);
+        assertThat(Processes.isRunning(pids.get(1))).isTrue();
+
+        // The new plugin reattaches to both; SIGTERM ends each with its own status.
         resources = new RuntimeResources("shim-test-2-");
-        runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+        runtime = new LinuxRuntime(config(), resources);
+        for (int i = 0; i < 2; i++) {
+            Bundle loaded = runtime.load(NS, both.get(i).id()).block(TIMEOUT);
+            ShimClient again = loaded.newShimClient(connectAgain(), runc).block(TIMEOUT);
+            TaskState state = again.state().block(TIMEOUT);
+            assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+            assertThat(state.pid()).isEqualTo(pids.get(i));
+            again.kill(15, false).block(TIMEOUT);
+            assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(7);
+            assertThat(again.delete().block(TIMEOUT).status()).isEqualTo(7);
+            again.shutdown().block(TIMEOUT);
+        }
+        assertThat(exits).hasValue(0);
+    }
 
-        Bundle loaded = runtime.load(NS, bundle.id()).block(TIMEOUT);
-        ShimClient again = loaded.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
-        Mono<TaskEvent.TaskExit> exitEvent = again.events()
-                .map(Envelope::event).ofType(TaskEvent.TaskExit.class).next().cache();
-        exitEvent.subscribe();
+    @Test
+    void closingOneClientLeavesTheShimRunningAndConnectReattaches() throws Exception {
+        Bundle bundle = bundle(TICKER);
+        ShimClient shim = shim(bundle);
+        int pid = startTicker(shim);
+        int shimPid = ((RemoteShimClient) shim).shimPid();
 
-        TaskState state = again.state().block(TIMEOUT);
-        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
-        assertThat(state.pid()).isEqualTo(pid);
-        again.kill(9, false).block(TIMEOUT);
-        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
-        assertThat(exitEvent.block(TIMEOUT).exitStatus()).isEqualTo(137);
+        shim.close().block(TIMEOUT);
+
+        assertThat(Processes.isRunning(shimPid)).isTrue();
+        assertThat(Processes.isRunning(pid)).isTrue();
+        assertThat(ShimProcess.alive(bundle)).isTrue();
+        StepVerifier.create(shim.state())
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(UnavailableException.class)
+                        .hasMessageContaining("connect() again"))
+                .verify(TIMEOUT);
+        ShimClient again = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        assertThat(again.state().block(TIMEOUT).pid()).isEqualTo(pid);
+        again.kill(15, false).block(TIMEOUT);
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(7);
         again.delete().block(TIMEOUT);
         again.shutdown().block(TIMEOUT);
+        assertThat(exits).hasValue(0);
     }
 
     @Test
-    void connectToADeadShimCleansUpAtOnce() throws Exception {
-        Bundle bundle = bundle("/bin/sleep", "60");
+    void aConnectionLostWhileTheShimLivesOnlyDetaches() throws Exception {
+        Bundle bundle = bundle(TICKER);
         ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        int pid = shim.start().block(TIMEOUT);
-        shim.close().block(TIMEOUT);
-        new ProcessBuilder("kill", "-9", Integer.toString(((RemoteShimClient) shim).shimPid())).start().waitFor();
-        Processes.awaitGone(((RemoteShimClient) shim).shimPid(), TIMEOUT);
+        int pid = startTicker(shim);
+        RemoteShimClient remote = (RemoteShimClient) shim;
 
-        long started = System.nanoTime();
-        StepVerifier.create(bundle.newShimClient(ShimOpt.connect(), runc))
-                .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(ShimException.class).hasMessageContaining("is not running"))
-                .verify(TIMEOUT);
+        remote.connection().disposeLater().block(TIMEOUT);
 
-        assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(RemoteShims.DIAL_TIMEOUT.plusSeconds(8));
-        assertThat(Processes.awaitGone(pid, TIMEOUT)).isTrue();
+        StepVerifier.create(shim.state()).expectError(UnavailableException.class).verify(TIMEOUT);
+        StepVerifier.create(shim.kill(9, true)).expectError(UnavailableException.class).verify(TIMEOUT);
+        assertThat(Processes.isRunning(remote.shimPid())).isTrue();
+        assertThat(Processes.isRunning(pid)).isTrue();
+        assertThat(ShimRecord.read(bundle.workDir())).isPresent();
+        assertThat(exits).hasValue(0);
+        ShimClient again = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        again.kill(15, false).block(TIMEOUT);
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(7);
+        again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+        assertThat(exits).hasValue(0);
     }
 
-    @Test
-    void anotherProcessServingTheEventsDoesNotStopShimsFromStarting() throws Exception {
-        // A second host on the same state root (here: other resources in this JVM) listens for events first.
+    /** Besides the first client: a client from connect(), and one of another runtime on this state root. */
+    @Override
+    protected void tryOtherCreators(Bundle bundle, CreateOptions options) throws Exception {
+        ShimClient connected = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        StepVerifier.create(connected.create(options)).expectError(AlreadyExistsException.class).verify(TIMEOUT);
+        connected.close().block(TIMEOUT);
+        // Another runtime (another host on this state root) shares no claim with us: the shim's State must say no.
         RuntimeResources otherResources = new RuntimeResources("other-host-");
-        org.shimmer.runtime.events.InMemoryEventExchange otherEvents =
-                new org.shimmer.runtime.events.InMemoryEventExchange();
         try {
-            LinuxRuntime other = new LinuxRuntime(config().withEvents(otherEvents), otherResources);
-            EventRecorder seenByOther = new EventRecorder(other.events());
-            awaitTrue(() -> Files.exists(temp.resolve("state/.shimmer/events.sock")));
-
-            Bundle bundle = bundle("/bin/true");
-            ShimClient shim = shim(bundle);
-            shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-            shim.start().block(TIMEOUT);
-            assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
-            shim.delete().block(TIMEOUT);
-            shim.shutdown().block(TIMEOUT);
-
-            seenByOther.awaitTopics("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
-            StepVerifier.create(runtime.events())
-                    .expectErrorSatisfies(e -> assertThat(e)
-                            .isInstanceOf(ShimException.class)
-                            .hasMessageContaining("another process already receives the shim events"))
+            Bundle seenByOther = new LinuxRuntime(config(), otherResources).load(NS, bundle.id()).block(TIMEOUT);
+            ShimClient other = seenByOther.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
+            StepVerifier.create(other.create(options))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(AlreadyExistsException.class)
+                            .hasMessageContaining(bundle.id()).hasMessageContaining("RUNNING"))
                     .verify(TIMEOUT);
-            seenByOther.close();
         } finally {
             otherResources.close();
-            otherEvents.dispose();
         }
     }
 
     @Test
-    void aShimBinaryThatDoesNotExistIsAClearError() throws Exception {
-        Bundle bundle = bundle("/bin/true");
+    void threeHundredRemoteLifecyclesAfterALocalOneLeaveNoZombie() throws Exception {
+        // One local lifecycle makes the JVM a child subreaper: from then on every shim daemon is re-parented to it.
+        Bundle local = bundle("/bin/true");
+        ShimClient localShim = local.newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+        localShim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        localShim.start().block(TIMEOUT);
+        localShim.awaitExit().block(TIMEOUT);
+        localShim.delete().block(TIMEOUT);
+        localShim.shutdown().block(TIMEOUT);
 
-        StepVerifier.create(bundle.newShimClient(ShimOpt.remote(temp.resolve("no-such-shim"), "x", null, false,
-                        null), runc))
-                .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(ShimException.class)
-                        .hasMessageContaining("cannot run shim binary " + temp.resolve("no-such-shim")))
-                .verify(TIMEOUT);
-        assertBundleIntact(bundle);
+        byte[] spec = BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true");
+        Path image = Files.createDirectories(temp.resolve("images").resolve("z"));
+        BusyboxBundle.writeRootfs(image);
+        AtomicInteger adopted = new AtomicInteger();
+        Mono<Integer> hostChild = Mono.fromCallable(() -> new ProcessBuilder("sh", "-c", "sleep 0.5; exit 42")
+                .start().waitFor()).subscribeOn(Schedulers.boundedElastic()).cache();
+        // Four bundles, each running 75 lifecycles one after another: four at a time.
+        List<Integer> statuses = Flux.range(0, 4)
+                .flatMap(lane -> runtime.create(NS, "z-" + lane, spec)
+                        .flatMapMany(bundle -> Flux.range(0, 75).concatMap(i -> {
+                            if (lane == 0 && i == 37) {
+                                hostChild.subscribe();
+                            }
+                            return lifecycle(bundle, image, adopted);
+                        }).concatWith(bundle.delete().then(Mono.empty()))), 4)
+                .collectList()
+                .block(Duration.ofMinutes(3));
+
+        assertThat(statuses).hasSize(300).containsOnly(0);
+        assertThat(hostChild.block(TIMEOUT)).isEqualTo(42);
+        assertThat(adopted).as("shims whose parent was the JVM (else this test proves nothing)").hasValue(300);
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        assertThat(mountPoints()).as("mounts left").noneMatch(point -> point.startsWith(temp.toString()));
     }
 
-    @Test
-    void aShimThatExitsAtOnceIsAClearError() throws Exception {
-        Bundle bundle = bundle("/bin/true");
-
-        StepVerifier.create(bundle.newShimClient(ShimOpt.remote(Path.of("/bin/true"), "x", null, false, null),
-                        runc))
-                .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(ShimException.class).hasMessageContaining("exited without printing its address"))
-                .verify(TIMEOUT);
-        assertBundleIntact(bundle);
+    private Mono<Integer> lifecycle(Bundle bundle, Path image, AtomicInteger adopted) {
+        return bundle.newShimClient(remote(), runc)
+                .flatMap(shim -> {
+                    int shimPid = ((RemoteShimClient) shim).shimPid();
+                    shimPids.add(shimPid);
+                    if (Zombies.parentOf(shimPid) == ProcessHandle.current().pid()) {
+                        adopted.incrementAndGet();
+                    }
+                    return shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none()))
+                            .then(shim.start())
+                            .then(shim.awaitExit())
+                            .then(shim.delete())
+                            .flatMap(exit -> shim.shutdown().thenReturn(exit.status()));
+                });
     }
-
 }
