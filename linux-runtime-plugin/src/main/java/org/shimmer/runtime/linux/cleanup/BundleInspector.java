@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.stream.Collectors;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -90,6 +91,9 @@ public final class BundleInspector implements DeleteGuard {
                 + (container.pid() != 0 ? " pid " + container.pid() : "")));
         if (!found.processes().isEmpty()) {
             parts.add("processes " + found.processes());
+        }
+        if (!found.mounts().isEmpty()) {
+            parts.add("mounted at " + found.mounts().stream().map(Path::toString).collect(Collectors.joining(", ")));
         }
         return String.join(", ", parts);
     }
