@@ -1,0 +1,144 @@
+package org.shimmer.runtime.linux.bundle;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuntimeConfig;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+import reactor.test.StepVerifier;
+
+/**
+ * Attacks on bundle deletion from the adversarial review of issue 9: layouts and machines the first tests did not
+ * use. Each test names the defect it proves.
+ */
+class BundleAdversaryTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final byte[] SPEC = "{\"ociVersion\":\"1.0.2\"}".getBytes(UTF_8);
+
+    @TempDir
+    Path temp;
+
+    private Path userDir;
+    private Map<String, String> userBefore;
+    private Scheduler io;
+
+    @BeforeEach
+    void setUp() throws IOException {
+        userDir = TestTrees.userTree(temp.resolve("user"));
+        userBefore = TestTrees.fingerprint(userDir);
+        io = Schedulers.newBoundedElastic(4, 1000, "bundle-adversary-io");
+    }
+
+    @AfterEach
+    void tearDown() throws IOException {
+        try {
+            TestTrees.assertNoMountsUnder(temp);
+            TestTrees.assertNoDescriptorsUnder(temp);
+            assertThat(TestTrees.fingerprint(userDir)).as("the user's tree").isEqualTo(userBefore);
+        } finally {
+            TestTrees.unmountAllUnder(temp);
+            io.dispose();
+        }
+    }
+
+    /**
+     * A namespace directory that is a symlink (an operator moved one namespace to another disk): create, load and
+     * list follow it, so delete must too, or refuse before changing anything. It used to rename the bundle to its
+     * hidden name and then fail opening the namespace directory with O_NOFOLLOW (ELOOP), on every later delete too.
+     */
+    @Test
+    void aNamespaceDirectoryThatIsASymlinkDoesNotStrandTheBundle() throws Exception {
+        Path stateRoot = Files.createDirectories(temp.resolve("state"));
+        Path workRoot = Files.createDirectories(temp.resolve("work"));
+        Path otherDisk = Files.createDirectories(temp.resolve("other-disk"));
+        Files.createSymbolicLink(stateRoot.resolve("ns"), Files.createDirectories(otherDisk.resolve("state-ns")));
+        Files.createSymbolicLink(workRoot.resolve("ns"), Files.createDirectories(otherDisk.resolve("work-ns")));
+        BundleStore store = new BundleStore(new RuntimeConfig(stateRoot, workRoot), io, ShimFactory.NONE);
+        Bundle bundle = store.create("ns", "c1", SPEC).block(TIMEOUT);
+        Files.writeString(bundle.rootfs().resolve("file"), "ours");
+        StepVerifier.create(store.list("ns")).expectNext(bundle).verifyComplete();
+
+        store.delete("ns", "c1").onErrorResume(e -> Mono.empty()).block(TIMEOUT);
+
+        // Either deleted, or refused with the bundle still where create put it; never hidden and kept.
+        List<String> left = names(otherDisk.resolve("state-ns"));
+        assertThat(left.isEmpty() || left.equals(List.of("c1")))
+                .as("the namespace directory after delete is empty or holds c1 as it was: " + left).isTrue();
+        StepVerifier.create(store.delete("ns", "c1")).verifyComplete();
+        assertThat(names(otherDisk.resolve("state-ns"))).isEmpty();
+        assertThat(names(otherDisk.resolve("work-ns"))).isEmpty();
+    }
+
+    /**
+     * A host run without a UTF-8 locale (a systemd service without LANG reads file names as ASCII) on a machine
+     * with any mount point whose name is not ASCII, e.g. a USB disk at {@code /media/user/Clé}: every bundle
+     * delete used to fail with the JDK's unchecked {@code InvalidPathException} from parsing mountinfo, not a
+     * typed error, and no bundle could ever be deleted. Run in a child JVM with {@code LANG=C}.
+     */
+    @Test
+    void aNonAsciiMountPointElsewhereDoesNotBreakDeleteUnderAnAsciiLocale() throws Exception {
+        Path elsewhere = Files.createDirectories(temp.resolve("Clé"));
+        Path output = temp.resolve("child.out");
+        try {
+            TestTrees.tmpfs(elsewhere, "size=64k");
+            Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+            ProcessBuilder child = new ProcessBuilder(java.toString(), "--enable-native-access=ALL-UNNAMED",
+                    "-cp", System.getProperty("java.class.path"), AsciiLocaleHost.class.getName(),
+                    temp.resolve("state").toString(), temp.resolve("work").toString())
+                    .redirectErrorStream(true)
+                    .redirectOutput(output.toFile());
+            child.environment().put("LANG", "C");
+            child.environment().put("LC_ALL", "C");
+            Process process = child.start();
+            assertThat(process.waitFor(60, TimeUnit.SECONDS)).as("child JVM ended").isTrue();
+
+            assertThat(Files.readString(output)).as("the child's report").contains("file names: ANSI_X3.4-1968")
+                    .contains("delete: done");
+            assertThat(process.exitValue()).isZero();
+        } finally {
+            TestTrees.unmountAllUnder(temp);
+        }
+        assertThat(names(temp.resolve("state/ns"))).isEmpty();
+    }
+
+    /** The child JVM of the test above: creates and deletes one bundle and says how the delete ended. */
+    static final class AsciiLocaleHost {
+        public static void main(String[] args) {
+            System.out.println("file names: " + System.getProperty("sun.jnu.encoding"));
+            Scheduler io = Schedulers.newBoundedElastic(2, 100, "child-io");
+            try {
+                BundleStore store = new BundleStore(new RuntimeConfig(Path.of(args[0]), Path.of(args[1])), io,
+                        ShimFactory.NONE);
+                store.create("ns", "c1", SPEC).block(TIMEOUT);
+                store.delete("ns", "c1").block(TIMEOUT);
+                System.out.println("delete: done");
+            } catch (RuntimeException e) {
+                System.out.println("delete: failed with " + e);
+            } finally {
+                io.dispose();
+            }
+        }
+    }
+
+    private static List<String> names(Path dir) throws IOException {
+        try (Stream<Path> entries = Files.list(dir)) {
+            return entries.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+}
