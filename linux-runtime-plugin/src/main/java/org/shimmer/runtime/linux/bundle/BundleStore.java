@@ -29,6 +29,7 @@ import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.MountCrossingException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
+import org.shimmer.runtime.linux.bundle.MountTable.MountPoint;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -280,7 +281,7 @@ public final class BundleStore {
 
     /** Refuses when anything is mounted at or under the bundle or work directory, or a hidden tree of the id. */
     private static void requireNothingMounted(BundlePaths paths) {
-        List<Path> mountPoints;
+        List<MountPoint> mountPoints;
         try {
             mountPoints = MountTable.mountPoints();
         } catch (IOException e) {
@@ -296,11 +297,8 @@ public final class BundleStore {
                 throw StorageErrors.typed("delete bundle " + paths.name(), e);
             }
             String id = dir.getFileName().toString();
-            for (Path point : MountTable.atOrUnder(mountPoints, parent)) {
-                if (point.equals(parent)) {
-                    continue;
-                }
-                String top = parent.relativize(point).getName(0).toString();
+            for (MountPoint point : MountTable.atOrUnder(mountPoints, parent)) {
+                String top = point.firstNameBelow(parent);
                 if (top.equals(id) || isHiddenTreeOf(top, id)) {
                     throw new FailedPreconditionException("bundle " + paths.name() + " is in use: " + point
                             + " is mounted under " + (dir.equals(paths.bundleDir()) ? "its bundle directory "

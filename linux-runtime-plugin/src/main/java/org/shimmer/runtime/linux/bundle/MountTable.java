@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 
@@ -12,8 +13,10 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
  * The mount points of this process's mount namespace, from {@code /proc/self/mountinfo}.
  *
  * <p>The mount point is the fifth field of a line; the kernel escapes space, tab, newline and backslash in it as
- * three-digit octal ({@code \040}), so a directory named {@code "my dir"} reads {@code my\040dir}. Unescaping
- * works on bytes, then decodes with the JDK's file name charset, so a name matches the {@link Path} it is.
+ * three-digit octal ({@code \040}), so a directory named {@code "my dir"} reads {@code my\040dir}. Mount points
+ * stay bytes and are compared as bytes: under an ASCII locale (a service started without {@code LANG}) the JDK
+ * cannot make a {@link Path} of a name such as {@code /media/Clé}, and one such mount anywhere on the machine
+ * made every bundle delete fail with an unchecked {@code InvalidPathException}.
  */
 final class MountTable {
 
@@ -23,13 +26,13 @@ final class MountTable {
     private MountTable() {}
 
     /** Every mount point now, in the order of {@code mountinfo}. */
-    static List<Path> mountPoints() throws IOException {
+    static List<MountPoint> mountPoints() throws IOException {
         return parse(Files.readAllBytes(MOUNTINFO));
     }
 
     /** The mount points of {@code mountinfo} text. */
-    static List<Path> parse(byte[] mountinfo) {
-        List<Path> points = new ArrayList<>();
+    static List<MountPoint> parse(byte[] mountinfo) {
+        List<MountPoint> points = new ArrayList<>();
         int lineStart = 0;
         while (lineStart < mountinfo.length) {
             int lineEnd = indexOf(mountinfo, (byte) '\n', lineStart, mountinfo.length);
@@ -39,7 +42,7 @@ final class MountTable {
             }
             if (fieldStart < lineEnd) {
                 int fieldEnd = indexOf(mountinfo, (byte) ' ', fieldStart, lineEnd);
-                points.add(Path.of(unescape(mountinfo, fieldStart, fieldEnd)));
+                points.add(new MountPoint(unescape(mountinfo, fieldStart, fieldEnd)));
             }
             lineStart = lineEnd + 1;
         }
@@ -47,11 +50,46 @@ final class MountTable {
     }
 
     /** The mount points equal to {@code dir} or below it; {@code dir} must be absolute and free of symlinks. */
-    static List<Path> atOrUnder(List<Path> mountPoints, Path dir) {
-        return mountPoints.stream().filter(point -> point.startsWith(dir)).toList();
+    static List<MountPoint> atOrUnder(List<MountPoint> mountPoints, Path dir) {
+        byte[] name = bytes(dir);
+        return mountPoints.stream().filter(point -> point.isAtOrUnder(name)).toList();
     }
 
-    private static String unescape(byte[] text, int from, int to) {
+    private static byte[] bytes(Path path) {
+        return path.toString().getBytes(LinuxCalls.FILE_NAMES);
+    }
+
+    /** One mount point, named by the kernel's bytes; {@link #toString} shows it for messages. */
+    record MountPoint(byte[] name) {
+
+        /** Whether this is {@code dir} or below it; whole names only, so {@code /ab} is not under {@code /a}. */
+        boolean isAtOrUnder(byte[] dir) {
+            if (name.length < dir.length || !Arrays.equals(name, 0, dir.length, dir, 0, dir.length)) {
+                return false;
+            }
+            return name.length == dir.length || dir[dir.length - 1] == '/' || name[dir.length] == '/';
+        }
+
+        /** The name of the entry of {@code dir} this is at or under; empty when this is {@code dir} itself. */
+        String firstNameBelow(Path dir) {
+            int start = bytes(dir).length;
+            if (start < name.length && name[start] == '/') {
+                start++;
+            }
+            int end = start;
+            while (end < name.length && name[end] != '/') {
+                end++;
+            }
+            return new String(name, start, end - start, LinuxCalls.FILE_NAMES);
+        }
+
+        @Override
+        public String toString() {
+            return LinuxCalls.display(name);
+        }
+    }
+
+    private static byte[] unescape(byte[] text, int from, int to) {
         ByteArrayOutputStream name = new ByteArrayOutputStream(to - from);
         for (int i = from; i < to; i++) {
             if (text[i] == '\\' && i + 3 < to && isOctal(text[i + 1]) && isOctal(text[i + 2])
@@ -62,7 +100,7 @@ final class MountTable {
                 name.write(text[i]);
             }
         }
-        return name.toString(LinuxCalls.FILE_NAMES);
+        return name.toByteArray();
     }
 
     private static boolean isOctal(byte b) {

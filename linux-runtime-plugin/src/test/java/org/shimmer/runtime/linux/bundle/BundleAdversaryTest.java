@@ -16,6 +16,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuntimeConfig;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -95,8 +96,13 @@ class BundleAdversaryTest {
     void aNonAsciiMountPointElsewhereDoesNotBreakDeleteUnderAnAsciiLocale() throws Exception {
         Path elsewhere = Files.createDirectories(temp.resolve("Clé"));
         Path output = temp.resolve("child.out");
+        BundleStore store = new BundleStore(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), io,
+                ShimFactory.NONE);
+        Bundle inUse = store.create("ns", "c2", SPEC).block(TIMEOUT);
+        Path mountedInside = Files.createDirectories(inUse.rootfs().resolve("données"));
         try {
             TestTrees.tmpfs(elsewhere, "size=64k");
+            TestTrees.bind(userDir, mountedInside, false);
             Path java = Path.of(System.getProperty("java.home"), "bin", "java");
             ProcessBuilder child = new ProcessBuilder(java.toString(), "--enable-native-access=ALL-UNNAMED",
                     "-cp", System.getProperty("java.class.path"), AsciiLocaleHost.class.getName(),
@@ -109,27 +115,42 @@ class BundleAdversaryTest {
             assertThat(process.waitFor(60, TimeUnit.SECONDS)).as("child JVM ended").isTrue();
 
             assertThat(Files.readString(output)).as("the child's report").contains("file names: ANSI_X3.4-1968")
-                    .contains("delete: done");
+                    .contains("delete c1: done")
+                    .contains("delete c2: refused, is in use: " + temp.toRealPath().resolve("state/ns/c2/rootfs/"));
             assertThat(process.exitValue()).isZero();
+            assertThat(names(temp.resolve("state/ns"))).containsExactly("c2");
         } finally {
             TestTrees.unmountAllUnder(temp);
         }
+        StepVerifier.create(inUse.delete()).verifyComplete();
         assertThat(names(temp.resolve("state/ns"))).isEmpty();
     }
 
-    /** The child JVM of the test above: creates and deletes one bundle and says how the delete ended. */
+    /**
+     * The child JVM of the test above: creates and deletes bundle c1, then tries to delete c2, which has a mount
+     * with a non-ASCII name under its rootfs, and says how each delete ended.
+     */
     static final class AsciiLocaleHost {
         public static void main(String[] args) {
             System.out.println("file names: " + System.getProperty("sun.jnu.encoding"));
             Scheduler io = Schedulers.newBoundedElastic(2, 100, "child-io");
+            BundleStore store = new BundleStore(new RuntimeConfig(Path.of(args[0]), Path.of(args[1])), io,
+                    ShimFactory.NONE);
             try {
-                BundleStore store = new BundleStore(new RuntimeConfig(Path.of(args[0]), Path.of(args[1])), io,
-                        ShimFactory.NONE);
                 store.create("ns", "c1", SPEC).block(TIMEOUT);
                 store.delete("ns", "c1").block(TIMEOUT);
-                System.out.println("delete: done");
+                System.out.println("delete c1: done");
             } catch (RuntimeException e) {
-                System.out.println("delete: failed with " + e);
+                System.out.println("delete c1: failed with " + e);
+            }
+            try {
+                store.delete("ns", "c2").block(TIMEOUT);
+                System.out.println("delete c2: done");
+            } catch (FailedPreconditionException e) {
+                String message = e.getMessage();
+                System.out.println("delete c2: refused, " + message.substring(message.indexOf("is in use")));
+            } catch (RuntimeException e) {
+                System.out.println("delete c2: failed with " + e);
             } finally {
                 io.dispose();
             }
