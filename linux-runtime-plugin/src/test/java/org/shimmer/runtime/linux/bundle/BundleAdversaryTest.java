@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -18,6 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuntimeConfig;
+import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
@@ -154,6 +156,76 @@ class BundleAdversaryTest {
             } finally {
                 io.dispose();
             }
+        }
+    }
+
+    /**
+     * A create cancelled before it returned (a CLI's Ctrl-C, a caller's timeout) must not leave a complete bundle
+     * nobody was given: the next create of the id then failed with {@code AlreadyExistsException}. Cancelled here
+     * after the last step on disk, before the bundle reached the caller.
+     */
+    @Test
+    void aCreateCancelledBeforeItReturnedLeavesNoBundle() throws Exception {
+        Scheduler single = Schedulers.newSingle("bundle-adversary-create");
+        CountDownLatch reached = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        BundleStore.CreateObserver holdAtTheEnd = (step, path) -> {
+            if (step == BundleStore.CreateStep.CONFIG_FILE) {
+                reached.countDown();
+                awaitUninterruptibly(release);
+            }
+        };
+        RuntimeConfig config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"));
+        BundleStore store = new BundleStore(config, single, ShimFactory.NONE, holdAtTheEnd);
+        try {
+            Disposable create = store.create("ns", "c1", SPEC).subscribe(bundle -> {}, error -> {});
+            assertThat(reached.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+            create.dispose();
+            release.countDown();
+            // The store's only thread runs this after the cancelled create has finished.
+            Mono.fromRunnable(() -> {}).subscribeOn(single).block(TIMEOUT);
+
+            assertThat(names(temp.resolve("state/ns"))).as("bundles after a cancelled create").isEmpty();
+            assertThat(names(temp.resolve("work/ns"))).as("work dirs after a cancelled create").isEmpty();
+        } finally {
+            single.dispose();
+        }
+        BundleStore plain = new BundleStore(config, io, ShimFactory.NONE);
+        StepVerifier.create(plain.create("ns", "c1", SPEC)).expectNextCount(1).verifyComplete();
+        StepVerifier.create(plain.delete("ns", "c1")).verifyComplete();
+    }
+
+    /**
+     * Roots nested the plausible way ({@code stateRoot=/var/lib/shimmer}, {@code workRoot=/var/lib/shimmer/work})
+     * make namespace {@code work} of the state root the work root itself: deleting the never-created bundle
+     * {@code work/ns} renamed and removed the work directories of every container of namespace {@code ns}.
+     */
+    @Test
+    void aWorkRootInsideTheStateRootIsNotABundleToDelete() throws Exception {
+        Path stateRoot = temp.resolve("state");
+        RuntimeConfig config = new RuntimeConfig(stateRoot, stateRoot.resolve("work"));
+        BundleStore store = new BundleStore(config, io, ShimFactory.NONE);
+        Bundle running = store.create("ns", "c1", SPEC).block(TIMEOUT);
+        Files.writeString(running.workDir().resolve("shim.json"), "{\"address\":\"unix:///run/x\"}");
+
+        store.delete("work", "ns").onErrorResume(e -> Mono.empty()).block(TIMEOUT);
+
+        assertThat(running.workDir().resolve("shim.json")).as("another container's record").exists();
+        StepVerifier.create(running.delete()).verifyComplete();
+    }
+
+    private static void awaitUninterruptibly(CountDownLatch latch) {
+        boolean interrupted = false;
+        while (true) {
+            try {
+                latch.await();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
 
