@@ -20,6 +20,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -43,8 +44,8 @@ import reactor.core.scheduler.Scheduler;
  *   <li>a namespace or id becomes a path component only after {@link Identifiers} accepted it;</li>
  *   <li>a bundle is complete exactly when its {@code config.json} exists: it is written last, by an atomic
  *       rename, so a crash mid-create leaves nothing {@link #load} or {@link #list} accept;</li>
- *   <li>create rolls back exactly the paths it made; namespace directories are shared by every bundle of the
- *       namespace and are never removed;</li>
+ *   <li>create rolls back exactly the paths it made, on a failure and on a cancel that comes before it returns;
+ *       namespace directories are shared by every bundle of the namespace and are never removed;</li>
  *   <li>delete changes nothing while anything is mounted at or under the bundle or work directory (a running
  *       container's rootfs may be a read-write bind of the user's own directory); it then renames each tree to a
  *       hidden (never valid) name and removes it, so a crash mid-delete leaves no entry that looks like a bundle,
@@ -119,11 +120,14 @@ public final class BundleStore {
         return Mono.defer(() -> {
             BundlePaths paths = paths(namespace, id);
             byte[] copy = spec == null ? null : spec.clone();
+            // Set once, by whichever comes first: the create handing its bundle on, or a cancel. A cancelled create
+            // used to finish on disk and leave a bundle nobody was given, so the next create of the id failed.
+            AtomicBoolean settled = new AtomicBoolean();
             // Parsing a large spec is work the caller's thread (perhaps an event loop) must not do.
             return Mono.<Bundle>fromCallable(() -> {
                 Specs.requireJsonObject(paths.name(), copy);
-                return createOnDisk(paths, copy);
-            }).subscribeOn(io);
+                return createOnDisk(paths, copy, settled);
+            }).subscribeOn(io).doOnCancel(() -> settled.compareAndSet(false, true));
         });
     }
 
@@ -186,7 +190,8 @@ public final class BundleStore {
                 config.workRoot().resolve(namespace).resolve(id));
     }
 
-    private Bundle createOnDisk(BundlePaths paths, byte[] spec) {
+    /** Makes the bundle; null, with everything made removed again, when {@code settled} says it was cancelled. */
+    private Bundle createOnDisk(BundlePaths paths, byte[] spec, AtomicBoolean settled) {
         Deque<Path> created = new ArrayDeque<>();
         // The path being worked on, for the error: the JDK names no path when a write runs out of space.
         Path current = paths.bundleDir().getParent();
@@ -223,6 +228,10 @@ public final class BundleStore {
             created.pop();
             created.push(configFile);
             observer.created(CreateStep.CONFIG_FILE, configFile);
+            if (!settled.compareAndSet(false, true)) {
+                rollback(created, null);
+                return null;
+            }
             return bundle(paths);
         } catch (IOException | RuntimeException e) {
             RuntimeException failure = e instanceof RuntimeException runtime
@@ -233,14 +242,19 @@ public final class BundleStore {
         }
     }
 
-    /** Removes exactly what a failed create made, newest first; a path that will not go is recorded, not fatal. */
+    /**
+     * Removes exactly what a failed or cancelled create made, newest first; a path that will not go is recorded on
+     * {@code failure} (none for a cancel, which has nobody to tell), not fatal.
+     */
     private static void rollback(Deque<Path> created, RuntimeException failure) {
         while (!created.isEmpty()) {
             Path path = created.pop();
             try {
                 Files.deleteIfExists(path);
             } catch (IOException e) {
-                failure.addSuppressed(new IOException("rollback could not remove " + path, e));
+                if (failure != null) {
+                    failure.addSuppressed(new IOException("rollback could not remove " + path, e));
+                }
             }
         }
     }
