@@ -185,9 +185,19 @@ public final class BundleStore {
     private BundlePaths paths(String namespace, String id) {
         Identifiers.requireValid("namespace", namespace);
         Identifiers.requireValid("id", id);
-        return new BundlePaths(namespace, id,
+        BundlePaths paths = new BundlePaths(namespace, id,
                 config.stateRoot().resolve(namespace).resolve(id),
                 config.workRoot().resolve(namespace).resolve(id));
+        // Roots may nest (workRoot = <stateRoot>/work): then namespace work of the state root is the work root,
+        // bundle work/ns named the work directories of every container of namespace ns, and deleting that
+        // never-made bundle removed them all.
+        if (config.workRoot().startsWith(paths.bundleDir().getParent())
+                || config.stateRoot().startsWith(paths.workDir().getParent())) {
+            throw new FailedPreconditionException("bundle " + paths.name() + " cannot exist: namespace "
+                    + namespace + " would hold the state root " + config.stateRoot() + " or the work root "
+                    + config.workRoot());
+        }
+        return paths;
     }
 
     /** Makes the bundle; null, with everything made removed again, when {@code settled} says it was cancelled. */

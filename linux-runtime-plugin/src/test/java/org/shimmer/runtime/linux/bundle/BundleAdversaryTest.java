@@ -208,7 +208,14 @@ class BundleAdversaryTest {
         Bundle running = store.create("ns", "c1", SPEC).block(TIMEOUT);
         Files.writeString(running.workDir().resolve("shim.json"), "{\"address\":\"unix:///run/x\"}");
 
-        store.delete("work", "ns").onErrorResume(e -> Mono.empty()).block(TIMEOUT);
+        StepVerifier.create(store.delete("work", "ns"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("bundle work/ns cannot exist"))
+                .verify(TIMEOUT);
+        // Nor can it be made: bundle work/ns2 would be the work directory of namespace ns2.
+        StepVerifier.create(store.create("work", "ns2", SPEC))
+                .expectError(FailedPreconditionException.class)
+                .verify(TIMEOUT);
 
         assertThat(running.workDir().resolve("shim.json")).as("another container's record").exists();
         StepVerifier.create(running.delete()).verifyComplete();
