@@ -9,6 +9,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -19,6 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.ShimmerException;
 import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -219,6 +222,60 @@ class BundleAdversaryTest {
 
         assertThat(running.workDir().resolve("shim.json")).as("another container's record").exists();
         StepVerifier.create(running.delete()).verifyComplete();
+    }
+
+    /** Two deletes of one id racing through a large tree both succeed and leave nothing, not even leftovers. */
+    @Test
+    void twoDeletesRacingThroughOneTreeBothSucceed() throws Exception {
+        BundleStore store = new BundleStore(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), io,
+                ShimFactory.NONE);
+        for (int round = 0; round < 5; round++) {
+            Bundle bundle = store.create("ns", "c1", SPEC).block(TIMEOUT);
+            for (int d = 0; d < 40; d++) {
+                Path dir = Files.createDirectories(bundle.rootfs().resolve("d" + d + "/e/f"));
+                for (int f = 0; f < 25; f++) {
+                    Files.writeString(dir.resolve("f" + f), "x");
+                }
+            }
+            StepVerifier.create(Mono.when(store.delete("ns", "c1"), store.delete("ns", "c1"),
+                            store.delete("ns", "c1")))
+                    .verifyComplete();
+            assertThat(names(temp.resolve("state/ns"))).isEmpty();
+            assertThat(names(temp.resolve("work/ns"))).isEmpty();
+        }
+    }
+
+    /**
+     * Create and delete of one id racing, with and without a bundle and leftovers before: every outcome is a
+     * typed error or success, and what is left is either no bundle or one whole bundle, never half of one and
+     * never a leftover.
+     */
+    @Test
+    void createAndDeleteOfOneIdRacingLeaveAWholeBundleOrNone() throws Exception {
+        BundleStore store = new BundleStore(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), io,
+                ShimFactory.NONE);
+        for (int round = 0; round < 60; round++) {
+            if (round % 3 == 1) {
+                store.create("ns", "c1", SPEC).block(TIMEOUT);
+            } else if (round % 3 == 2) {
+                Files.createDirectories(temp.resolve("state/ns/.c1.deleting-" + UUID.randomUUID() + "/rootfs/a"));
+            }
+            List<Throwable> errors = new CopyOnWriteArrayList<>();
+            Mono.when(
+                            store.create("ns", "c1", SPEC).doOnError(errors::add).onErrorResume(e -> Mono.empty()),
+                            store.delete("ns", "c1").doOnError(errors::add).onErrorResume(e -> Mono.empty()))
+                    .block(TIMEOUT);
+
+            assertThat(errors).allSatisfy(e -> assertThat(e).isInstanceOf(ShimmerException.class));
+            List<String> bundles = names(temp.resolve("state/ns"));
+            List<String> works = names(temp.resolve("work/ns"));
+            assertThat(bundles).as("round " + round).isIn(List.of(), List.of("c1"));
+            assertThat(works).as("round " + round).isEqualTo(bundles);
+            if (!bundles.isEmpty()) {
+                assertThat(names(temp.resolve("state/ns/c1"))).containsExactlyInAnyOrder("config.json", "rootfs");
+            }
+            store.delete("ns", "c1").block(TIMEOUT);
+        }
     }
 
     private static void awaitUninterruptibly(CountDownLatch latch) {
