@@ -189,9 +189,18 @@ final class DirectoryTrees {
         }
     }
 
+    /**
+     * The names in {@code dir}; none when it was removed since it was opened, for which {@code getdents64} fails
+     * with {@code ENOENT}: a second delete of the same id racing through the tree failed on it.
+     */
     private static List<byte[]> entries(Directory dir, Supplier<Path> path) throws IOException {
         try {
             return LinuxCalls.directoryEntries(dir.fd());
+        } catch (ErrnoException e) {
+            if (e.errno() == LinuxCalls.ENOENT) {
+                return List.of();
+            }
+            throw failure(path, e);
         } catch (IOException e) {
             throw failure(path, e);
         }
