@@ -20,7 +20,10 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -51,6 +54,8 @@ import reactor.core.scheduler.Scheduler;
  *       hidden (never valid) name and removes it, so a crash mid-delete leaves no entry that looks like a bundle,
  *       and the next delete of that id finishes the hidden trees while create ignores them;</li>
  *   <li>removal never leaves the mount it starts on and never follows a symbolic link ({@link DirectoryTrees});</li>
+ *   <li>creates and deletes of one bundle run one at a time within this class loader (not across processes
+ *       sharing a state root);</li>
  *   <li>every failure is a {@link org.shimmer.runtime.ShimmerException} subtype ({@link StorageErrors}).</li>
  * </ul>
  * All file work runs on the {@code io} scheduler the caller provides, never on the subscribing thread.
@@ -77,6 +82,9 @@ public final class BundleStore {
 
         void created(CreateStep step, Path path) throws IOException;
     }
+
+    /** The bundles some create or delete works on now, by bundle directory; see {@link #exclusively}. */
+    private static final ConcurrentHashMap<Path, IdLock> ID_LOCKS = new ConcurrentHashMap<>();
 
     private final RuntimeConfig config;
     private final Scheduler io;
@@ -126,7 +134,7 @@ public final class BundleStore {
             // Parsing a large spec is work the caller's thread (perhaps an event loop) must not do.
             return Mono.<Bundle>fromCallable(() -> {
                 Specs.requireJsonObject(paths.name(), copy);
-                return createOnDisk(paths, copy, settled);
+                return exclusively(paths, () -> createOnDisk(paths, copy, settled));
             }).subscribeOn(io).doOnCancel(() -> settled.compareAndSet(false, true));
         });
     }
@@ -291,8 +299,38 @@ public final class BundleStore {
     }
 
     private void deleteOnDisk(BundlePaths paths) {
-        requireNotInUse(paths);
-        removeTrees(paths);
+        exclusively(paths, () -> {
+            requireNotInUse(paths);
+            removeTrees(paths);
+            return null;
+        });
+    }
+
+    /**
+     * Runs {@code work} while no other create or delete of the same bundle runs in this class loader. A delete
+     * handles the bundle directory, then the work directory; a create that slipped in between made a complete
+     * bundle whose new work directory the delete then removed.
+     */
+    private static <T> T exclusively(BundlePaths paths, Supplier<T> work) {
+        Path key = paths.bundleDir();
+        IdLock held = ID_LOCKS.compute(key, (k, lock) -> {
+            IdLock counted = lock == null ? new IdLock() : lock;
+            counted.users++;
+            return counted;
+        });
+        held.lock.lock();
+        try {
+            return work.get();
+        } finally {
+            held.lock.unlock();
+            ID_LOCKS.computeIfPresent(key, (k, lock) -> --lock.users == 0 ? null : lock);
+        }
+    }
+
+    /** The lock of one bundle and how many operations hold or wait for it; counted only inside the map's compute. */
+    private static final class IdLock {
+        final ReentrantLock lock = new ReentrantLock();
+        int users;
     }
 
     /**
