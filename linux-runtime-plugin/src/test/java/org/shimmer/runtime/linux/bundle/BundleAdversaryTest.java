@@ -18,6 +18,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuntimeConfig;
@@ -165,15 +167,16 @@ class BundleAdversaryTest {
     /**
      * A create cancelled before it returned (a CLI's Ctrl-C, a caller's timeout) must not leave a complete bundle
      * nobody was given: the next create of the id then failed with {@code AlreadyExistsException}. Cancelled here
-     * after the last step on disk, before the bundle reached the caller.
+     * after each step on disk, the last one included, before the bundle reached the caller.
      */
-    @Test
-    void aCreateCancelledBeforeItReturnedLeavesNoBundle() throws Exception {
+    @ParameterizedTest
+    @EnumSource(BundleStore.CreateStep.class)
+    void aCreateCancelledBeforeItReturnedLeavesNoBundle(BundleStore.CreateStep cancelledAt) throws Exception {
         Scheduler single = Schedulers.newSingle("bundle-adversary-create");
         CountDownLatch reached = new CountDownLatch(1);
         CountDownLatch release = new CountDownLatch(1);
         BundleStore.CreateObserver holdAtTheEnd = (step, path) -> {
-            if (step == BundleStore.CreateStep.CONFIG_FILE) {
+            if (step == cancelledAt) {
                 reached.countDown();
                 awaitUninterruptibly(release);
             }
