@@ -281,6 +281,37 @@ class BundleAdversaryTest {
         }
     }
 
+    /**
+     * Mount points whose names mountinfo must escape (newline, tab, backslash followed by digits) are still seen
+     * under the bundle and refused; a rootfs that is a symlink to the user's directory loses only the link.
+     */
+    @Test
+    void escapedMountNamesAreRefusedAndASymlinkedRootfsLosesOnlyTheLink() throws Exception {
+        BundleStore store = new BundleStore(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), io,
+                ShimFactory.NONE);
+        Bundle bundle = store.create("ns", "c1", SPEC).block(TIMEOUT);
+        for (String name : List.of("new\nline", "tab\there", "back\\040slash")) {
+            Path target = Files.createDirectories(bundle.rootfs().resolve(name));
+            try {
+                TestTrees.bind(userDir, target, false);
+                StepVerifier.create(store.delete("ns", "c1"))
+                        .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                                .hasMessageContaining("is in use: " + target))
+                        .verify(TIMEOUT);
+                assertThat(names(temp.resolve("state/ns"))).containsExactly("c1");
+            } finally {
+                TestTrees.unmountAllUnder(temp);
+            }
+        }
+        Bundle other = store.create("ns", "c2", SPEC).block(TIMEOUT);
+        Files.delete(other.rootfs());
+        Files.createSymbolicLink(other.rootfs(), userDir);
+
+        StepVerifier.create(store.delete("ns", "c2")).verifyComplete();
+        StepVerifier.create(store.delete("ns", "c1")).verifyComplete();
+        assertThat(names(temp.resolve("state/ns"))).isEmpty();
+    }
+
     private static void awaitUninterruptibly(CountDownLatch latch) {
         boolean interrupted = false;
         while (true) {
