@@ -24,6 +24,7 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -310,6 +311,38 @@ class BundleAdversaryTest {
         StepVerifier.create(store.delete("ns", "c2")).verifyComplete();
         StepVerifier.create(store.delete("ns", "c1")).verifyComplete();
         assertThat(names(temp.resolve("state/ns"))).isEmpty();
+    }
+
+    /**
+     * A bundle directory that cannot be renamed (here its file system went read-only, as ext4 does on errors) must
+     * leave the work directory alone: the bundle still exists and loads, and its work directory holds how to reach
+     * its shim. The delete used to go on and remove the work directory anyway.
+     */
+    @Test
+    void aBundleThatCannotBeRenamedKeepsItsWorkDirectory() throws Exception {
+        Path stateRoot = Files.createDirectories(temp.resolve("state"));
+        BundleStore store = new BundleStore(new RuntimeConfig(stateRoot, temp.resolve("work")), io,
+                ShimFactory.NONE);
+        try {
+            TestTrees.tmpfs(stateRoot, "size=1m");
+            Bundle bundle = store.create("ns", "c1", SPEC).block(TIMEOUT);
+            Files.writeString(bundle.workDir().resolve("shim.json"), "{\"address\":\"unix:///run/x\"}");
+            LinuxCalls.mount(null, stateRoot.toString(), null, LinuxCalls.MS_REMOUNT | LinuxCalls.MS_RDONLY, null);
+
+            StepVerifier.create(store.delete("ns", "c1"))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("bundle directory " + bundle.path()))
+                    .verify(TIMEOUT);
+
+            StepVerifier.create(store.load("ns", "c1")).expectNext(bundle).verifyComplete();
+            assertThat(bundle.workDir().resolve("shim.json")).as("the bundle's shim record").exists();
+            LinuxCalls.mount(null, stateRoot.toString(), null, LinuxCalls.MS_REMOUNT, null);
+            StepVerifier.create(store.delete("ns", "c1")).verifyComplete();
+            assertThat(names(stateRoot.resolve("ns"))).isEmpty();
+            assertThat(names(temp.resolve("work/ns"))).isEmpty();
+        } finally {
+            TestTrees.unmountAllUnder(temp);
+        }
     }
 
     private static void awaitUninterruptibly(CountDownLatch latch) {
