@@ -177,8 +177,8 @@ public final class BundleStore {
 
     /**
      * Deletes a bundle, complete or not: its bundle directory and its work directory, each first renamed to a
-     * hidden name and then removed, and whatever an earlier delete of the id left hidden. Both are attempted; an
-     * absent one is fine.
+     * hidden name and then removed, and whatever an earlier delete of the id left hidden. The work directory is
+     * attempted unless the bundle directory could not be renamed; an absent one is fine.
      *
      * @return fails with {@link FailedPreconditionException} and changes nothing while anything is mounted at or
      *     under either directory; otherwise one typed error ({@link StorageErrors}) naming every failure
@@ -372,8 +372,11 @@ public final class BundleStore {
 
     private void removeTrees(BundlePaths paths) {
         List<IOException> failures = new ArrayList<>(2);
-        deleteTree(paths.bundleDir(), "bundle directory", failures);
-        deleteTree(paths.workDir(), "work directory", failures);
+        // While the bundle directory cannot be hidden the bundle still exists, and its work directory holds how to
+        // reach its shim: removing that anyway left a loadable bundle whose container nobody could reach.
+        if (deleteTree(paths.bundleDir(), "bundle directory", failures)) {
+            deleteTree(paths.workDir(), "work directory", failures);
+        }
         if (!failures.isEmpty()) {
             StringBuilder message = new StringBuilder("delete bundle ").append(paths.name());
             for (IOException failure : failures) {
@@ -395,8 +398,10 @@ public final class BundleStore {
     /**
      * Renames {@code dir} out of sight, then removes it, and also removes what an earlier crashed or refused
      * delete of the same id left under its hidden names.
+     *
+     * @return whether {@code dir} is out of sight (hidden or absent), even if removing it failed
      */
-    private void deleteTree(Path dir, String what, List<IOException> failures) {
+    private boolean deleteTree(Path dir, String what, List<IOException> failures) {
         Path parent = dir.getParent();
         String id = dir.getFileName().toString();
         try {
@@ -405,7 +410,7 @@ public final class BundleStore {
             // Already gone, or never made: nothing to hide.
         } catch (IOException e) {
             failures.add(new IOException(what + " " + dir + ": " + describe(e), e));
-            return;
+            return false;
         }
         try (DirectoryStream<Path> hidden = Files.newDirectoryStream(parent, entry ->
                 isHiddenTreeOf(entry.getFileName().toString(), id))) {
@@ -419,6 +424,7 @@ public final class BundleStore {
                     : (IOException) e;
             failures.add(new IOException(what + " " + dir + ": " + describe(cause), cause));
         }
+        return true;
     }
 
     private static String hiddenPrefix(String id) {
