@@ -44,8 +44,9 @@ public interface Bundle {
     Mono<ShimClient> newShimClient(ShimOpt opt, RuncOptions options);
 
     /**
-     * Deletes the bundle directory and the work directory. Both are attempted even when one fails, and one error
-     * reports every failure. Deleting a bundle that is already gone succeeds. A crash midway never leaves
+     * Deletes the bundle directory and the work directory. Both are attempted even when removing one fails, and
+     * one error reports every failure; only a bundle directory that cannot even be renamed keeps the work
+     * directory too, as the bundle then still exists. Deleting a bundle that is already gone succeeds. A crash midway never leaves
      * something that {@link RuntimePlugin#list} or {@link RuntimePlugin#load} would take for a bundle, and the
      * next delete of the id finishes what it left.
      *

@@ -24,8 +24,10 @@ public interface RuntimePlugin extends ExtensionPoint {
      * @return the new bundle; fails with {@link AlreadyExistsException}, {@link InvalidIdentifierException},
      *     {@link InvalidSpecException}, {@link ResourceExhaustedException} (no space left: names the bundle and the
      *     path, the system's error is the cause), {@link FailedPreconditionException} (a root that is not a
-     *     writable directory) or {@link UnavailableException} (any other storage failure), and then leaves
-     *     nothing behind. Hidden trees an earlier delete of the same id left are ignored, never reused.
+     *     writable directory, or a namespace whose directory would hold the other root) or
+     *     {@link UnavailableException} (any other storage failure), and then leaves nothing behind; so does a
+     *     cancel that comes before the bundle is returned. Hidden trees an earlier delete of the same id left are
+     *     ignored, never reused.
      */
     Mono<Bundle> create(String namespace, String id, byte[] spec);
 

@@ -20,6 +20,10 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -30,6 +34,7 @@ import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.MountCrossingException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
 import org.shimmer.runtime.linux.sys.MountTable;
+import org.shimmer.runtime.linux.sys.MountTable.MountPoint;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -43,13 +48,15 @@ import reactor.core.scheduler.Scheduler;
  *   <li>a namespace or id becomes a path component only after {@link Identifiers} accepted it;</li>
  *   <li>a bundle is complete exactly when its {@code config.json} exists: it is written last, by an atomic
  *       rename, so a crash mid-create leaves nothing {@link #load} or {@link #list} accept;</li>
- *   <li>create rolls back exactly the paths it made; namespace directories are shared by every bundle of the
- *       namespace and are never removed;</li>
+ *   <li>create rolls back exactly the paths it made, on a failure and on a cancel that comes before it returns;
+ *       namespace directories are shared by every bundle of the namespace and are never removed;</li>
  *   <li>delete changes nothing while anything is mounted at or under the bundle or work directory (a running
  *       container's rootfs may be a read-write bind of the user's own directory); it then renames each tree to a
  *       hidden (never valid) name and removes it, so a crash mid-delete leaves no entry that looks like a bundle,
  *       and the next delete of that id finishes the hidden trees while create ignores them;</li>
  *   <li>removal never leaves the mount it starts on and never follows a symbolic link ({@link DirectoryTrees});</li>
+ *   <li>creates and deletes of one bundle run one at a time within this class loader (not across processes
+ *       sharing a state root);</li>
  *   <li>every failure is a {@link org.shimmer.runtime.ShimmerException} subtype ({@link StorageErrors}).</li>
  * </ul>
  * All file work runs on the {@code io} scheduler the caller provides, never on the subscribing thread.
@@ -76,6 +83,9 @@ public final class BundleStore {
 
         void created(CreateStep step, Path path) throws IOException;
     }
+
+    /** The bundles some create or delete works on now, by bundle directory; see {@link #exclusively}. */
+    private static final ConcurrentHashMap<Path, IdLock> ID_LOCKS = new ConcurrentHashMap<>();
 
     private final RuntimeConfig config;
     private final Scheduler io;
@@ -133,11 +143,14 @@ public final class BundleStore {
         return Mono.defer(() -> {
             BundlePaths paths = paths(namespace, id);
             byte[] copy = spec == null ? null : spec.clone();
+            // Set once, by whichever comes first: the create handing its bundle on, or a cancel. A cancelled create
+            // used to finish on disk and leave a bundle nobody was given, so the next create of the id failed.
+            AtomicBoolean settled = new AtomicBoolean();
             // Parsing a large spec is work the caller's thread (perhaps an event loop) must not do.
             return Mono.<Bundle>fromCallable(() -> {
                 Specs.requireJsonObject(paths.name(), copy);
-                return createOnDisk(paths, copy);
-            }).subscribeOn(io);
+                return exclusively(paths, () -> createOnDisk(paths, copy, settled));
+            }).subscribeOn(io).doOnCancel(() -> settled.compareAndSet(false, true));
         });
     }
 
@@ -179,9 +192,9 @@ public final class BundleStore {
 
     /**
      * Deletes a bundle, complete or not: its bundle directory and its work directory, each first renamed to a
-     * hidden name and then removed, and whatever an earlier delete of the id left hidden. Both are attempted; an
-     * absent one is fine. The {@link DeleteGuard} is asked first: a bundle in use is refused before anything
-     * changes.
+     * hidden name and then removed, and whatever an earlier delete of the id left hidden. The work directory is
+     * attempted unless the bundle directory could not be renamed; an absent one is fine. The {@link DeleteGuard}
+     * is asked first: a bundle in use is refused before anything changes.
      *
      * @return fails with {@link FailedPreconditionException} and changes nothing while anything is mounted at or
      *     under either directory; otherwise one typed error ({@link StorageErrors}) naming every failure
@@ -199,12 +212,23 @@ public final class BundleStore {
     private BundlePaths paths(String namespace, String id) {
         Identifiers.requireValid("namespace", namespace);
         Identifiers.requireValid("id", id);
-        return new BundlePaths(namespace, id,
+        BundlePaths paths = new BundlePaths(namespace, id,
                 config.stateRoot().resolve(namespace).resolve(id),
                 config.workRoot().resolve(namespace).resolve(id));
+        // Roots may nest (workRoot = <stateRoot>/work): then namespace work of the state root is the work root,
+        // bundle work/ns named the work directories of every container of namespace ns, and deleting that
+        // never-made bundle removed them all.
+        if (config.workRoot().startsWith(paths.bundleDir().getParent())
+                || config.stateRoot().startsWith(paths.workDir().getParent())) {
+            throw new FailedPreconditionException("bundle " + paths.name() + " cannot exist: namespace "
+                    + namespace + " would hold the state root " + config.stateRoot() + " or the work root "
+                    + config.workRoot());
+        }
+        return paths;
     }
 
-    private Bundle createOnDisk(BundlePaths paths, byte[] spec) {
+    /** Makes the bundle; null, with everything made removed again, when {@code settled} says it was cancelled. */
+    private Bundle createOnDisk(BundlePaths paths, byte[] spec, AtomicBoolean settled) {
         Deque<Path> created = new ArrayDeque<>();
         // The path being worked on, for the error: the JDK names no path when a write runs out of space.
         Path current = paths.bundleDir().getParent();
@@ -241,6 +265,10 @@ public final class BundleStore {
             created.pop();
             created.push(configFile);
             observer.created(CreateStep.CONFIG_FILE, configFile);
+            if (!settled.compareAndSet(false, true)) {
+                rollback(created, null);
+                return null;
+            }
             return bundle(paths);
         } catch (IOException | RuntimeException e) {
             RuntimeException failure = e instanceof RuntimeException runtime
@@ -251,14 +279,19 @@ public final class BundleStore {
         }
     }
 
-    /** Removes exactly what a failed create made, newest first; a path that will not go is recorded, not fatal. */
+    /**
+     * Removes exactly what a failed or cancelled create made, newest first; a path that will not go is recorded on
+     * {@code failure} (none for a cancel, which has nobody to tell), not fatal.
+     */
     private static void rollback(Deque<Path> created, RuntimeException failure) {
         while (!created.isEmpty()) {
             Path path = created.pop();
             try {
                 Files.deleteIfExists(path);
             } catch (IOException e) {
-                failure.addSuppressed(new IOException("rollback could not remove " + path, e));
+                if (failure != null) {
+                    failure.addSuppressed(new IOException("rollback could not remove " + path, e));
+                }
             }
         }
     }
@@ -285,8 +318,38 @@ public final class BundleStore {
     }
 
     private void deleteOnDisk(BundlePaths paths) {
-        requireNotInUse(paths);
-        removeTrees(paths);
+        exclusively(paths, () -> {
+            requireNotInUse(paths);
+            removeTrees(paths);
+            return null;
+        });
+    }
+
+    /**
+     * Runs {@code work} while no other create or delete of the same bundle runs in this class loader. A delete
+     * handles the bundle directory, then the work directory; a create that slipped in between made a complete
+     * bundle whose new work directory the delete then removed.
+     */
+    private static <T> T exclusively(BundlePaths paths, Supplier<T> work) {
+        Path key = paths.bundleDir();
+        IdLock held = ID_LOCKS.compute(key, (k, lock) -> {
+            IdLock counted = lock == null ? new IdLock() : lock;
+            counted.users++;
+            return counted;
+        });
+        held.lock.lock();
+        try {
+            return work.get();
+        } finally {
+            held.lock.unlock();
+            ID_LOCKS.computeIfPresent(key, (k, lock) -> --lock.users == 0 ? null : lock);
+        }
+    }
+
+    /** The lock of one bundle and how many operations hold or wait for it; counted only inside the map's compute. */
+    private static final class IdLock {
+        final ReentrantLock lock = new ReentrantLock();
+        int users;
     }
 
     /**
@@ -299,7 +362,7 @@ public final class BundleStore {
 
     /** Refuses when anything is mounted at or under the bundle or work directory, or a hidden tree of the id. */
     private static void requireNothingMounted(BundlePaths paths) {
-        List<Path> mountPoints;
+        List<MountPoint> mountPoints;
         try {
             mountPoints = MountTable.mountPoints();
         } catch (IOException e) {
@@ -315,11 +378,8 @@ public final class BundleStore {
                 throw StorageErrors.typed("delete bundle " + paths.name(), e);
             }
             String id = dir.getFileName().toString();
-            for (Path point : MountTable.atOrUnder(mountPoints, parent)) {
-                if (point.equals(parent)) {
-                    continue;
-                }
-                String top = parent.relativize(point).getName(0).toString();
+            for (MountPoint point : MountTable.atOrUnder(mountPoints, parent)) {
+                String top = point.firstNameBelow(parent);
                 if (top.equals(id) || isHiddenTreeOf(top, id)) {
                     throw new FailedPreconditionException("bundle " + paths.name() + " is in use: " + point
                             + " is mounted under " + (dir.equals(paths.bundleDir()) ? "its bundle directory "
@@ -331,8 +391,11 @@ public final class BundleStore {
 
     private void removeTrees(BundlePaths paths) {
         List<IOException> failures = new ArrayList<>(2);
-        deleteTree(paths.bundleDir(), "bundle directory", failures);
-        deleteTree(paths.workDir(), "work directory", failures);
+        // While the bundle directory cannot be hidden the bundle still exists, and its work directory holds how to
+        // reach its shim: removing that anyway left a loadable bundle whose container nobody could reach.
+        if (deleteTree(paths.bundleDir(), "bundle directory", failures)) {
+            deleteTree(paths.workDir(), "work directory", failures);
+        }
         if (!failures.isEmpty()) {
             StringBuilder message = new StringBuilder("delete bundle ").append(paths.name());
             for (IOException failure : failures) {
@@ -354,8 +417,10 @@ public final class BundleStore {
     /**
      * Renames {@code dir} out of sight, then removes it, and also removes what an earlier crashed or refused
      * delete of the same id left under its hidden names.
+     *
+     * @return whether {@code dir} is out of sight (hidden or absent), even if removing it failed
      */
-    private void deleteTree(Path dir, String what, List<IOException> failures) {
+    private boolean deleteTree(Path dir, String what, List<IOException> failures) {
         Path parent = dir.getParent();
         String id = dir.getFileName().toString();
         try {
@@ -364,7 +429,7 @@ public final class BundleStore {
             // Already gone, or never made: nothing to hide.
         } catch (IOException e) {
             failures.add(new IOException(what + " " + dir + ": " + describe(e), e));
-            return;
+            return false;
         }
         try (DirectoryStream<Path> hidden = Files.newDirectoryStream(parent, entry ->
                 isHiddenTreeOf(entry.getFileName().toString(), id))) {
@@ -378,6 +443,7 @@ public final class BundleStore {
                     : (IOException) e;
             failures.add(new IOException(what + " " + dir + ": " + describe(cause), cause));
         }
+        return true;
     }
 
     private static String hiddenPrefix(String id) {

@@ -25,6 +25,12 @@ final class DirectoryTrees {
 
     private static final int DIRECTORY_FLAGS =
             LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_NOFOLLOW | LinuxCalls.O_CLOEXEC;
+    /**
+     * The parent of the tree is the directory create made the tree in, found by path as create found it, so a
+     * symlink there (a namespace directory moved to another disk) is followed; with {@code O_NOFOLLOW} a delete
+     * renamed the tree out of sight and then failed with {@code ELOOP}, on every later delete too.
+     */
+    private static final int PARENT_FLAGS = LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC;
     private static final byte[] EMPTY_PATH = {};
 
     /** Sees each directory after it was opened and checked, before its entries are read; tests mount through it. */
@@ -53,7 +59,7 @@ final class DirectoryTrees {
 
     /**
      * Removes {@code root} and everything below it. An absent tree, or entries that vanish meanwhile, are fine; a
-     * symbolic link is removed, never followed.
+     * symbolic link at or below {@code root} is removed, never followed (only the path to its parent is resolved).
      *
      * @throws MountCrossingException when {@code root} or anything below it is on another mount than
      *     {@code root}'s parent directory
@@ -62,7 +68,8 @@ final class DirectoryTrees {
     static void deleteRecursively(Path root, WalkObserver observer) throws IOException {
         Path parentPath = root.toAbsolutePath().getParent();
         byte[] name = bytes(root.getFileName());
-        try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, bytes(parentPath), () -> parentPath)) {
+        try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, bytes(parentPath), PARENT_FLAGS,
+                () -> parentPath)) {
             if (parent == null) {
                 return;
             }
@@ -132,7 +139,7 @@ final class DirectoryTrees {
     private static Level enter(Directory parent, Level above, byte[] name, Path root, long mountId,
             WalkObserver observer) throws IOException {
         Supplier<Path> path = () -> above == null ? root : above.path(root).resolve(LinuxCalls.display(name));
-        Directory dir = Directory.open(parent.fd(), name, path);
+        Directory dir = Directory.open(parent.fd(), name, DIRECTORY_FLAGS, path);
         if (dir == null) {
             return null;
         }
@@ -182,9 +189,18 @@ final class DirectoryTrees {
         }
     }
 
+    /**
+     * The names in {@code dir}; none when it was removed since it was opened, for which {@code getdents64} fails
+     * with {@code ENOENT}: a second delete of the same id racing through the tree failed on it.
+     */
     private static List<byte[]> entries(Directory dir, Supplier<Path> path) throws IOException {
         try {
             return LinuxCalls.directoryEntries(dir.fd());
+        } catch (ErrnoException e) {
+            if (e.errno() == LinuxCalls.ENOENT) {
+                return List.of();
+            }
+            throw failure(path, e);
         } catch (IOException e) {
             throw failure(path, e);
         }
@@ -218,11 +234,11 @@ final class DirectoryTrees {
             this.identity = identity;
         }
 
-        /** Opens {@code name} relative to {@code dirfd} without following a final symlink; null when absent. */
-        static Directory open(int dirfd, byte[] name, Supplier<Path> path) throws IOException {
+        /** Opens {@code name} relative to {@code dirfd} with {@code flags}; null when absent. */
+        static Directory open(int dirfd, byte[] name, int flags, Supplier<Path> path) throws IOException {
             int fd;
             try {
-                fd = LinuxCalls.openat(dirfd, name, DIRECTORY_FLAGS);
+                fd = LinuxCalls.openat(dirfd, name, flags);
             } catch (ErrnoException e) {
                 if (e.errno() == LinuxCalls.ENOENT) {
                     return null;

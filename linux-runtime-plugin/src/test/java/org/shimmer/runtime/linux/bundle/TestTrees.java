@@ -75,7 +75,9 @@ final class TestTrees {
 
     /** The mount points at or under {@code dir}. */
     static List<Path> mountsUnder(Path dir) throws IOException {
-        return MountTable.atOrUnder(MountTable.mountPoints(), dir.toRealPath());
+        return MountTable.atOrUnder(MountTable.mountPoints(), dir.toRealPath()).stream()
+                .map(point -> Path.of(point.toString()))
+                .toList();
     }
 
     static void assertNoMountsUnder(Path dir) throws IOException {
