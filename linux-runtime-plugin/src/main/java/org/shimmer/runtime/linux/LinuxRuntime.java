@@ -56,7 +56,8 @@ public class LinuxRuntime implements RuntimePlugin {
         this.reaper = new BundleReaper(inspector, resources.io(),
                 (namespace, id, options) -> bundles.load(namespace, id)
                         .flatMap(bundle -> local.newShimClient(bundle, new ShimOpt.Local(exchange), options)),
-                bundles::delete);
+                bundles::delete,
+                pid -> resources.exitMonitor().watchAny(pid));
     }
 
     @Override

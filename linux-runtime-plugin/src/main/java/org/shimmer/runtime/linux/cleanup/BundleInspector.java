@@ -66,8 +66,8 @@ public final class BundleInspector implements DeleteGuard {
             }
             if (found.inUse()) {
                 throw new FailedPreconditionException("bundle " + bundle.namespace() + "/" + bundle.id()
-                        + " is in use (" + describe(found) + "); delete its task and shut its shim down first, or"
-                        + " force the delete");
+                        + " is in use (" + describe(found) + "); nothing was deleted: delete its task and shut its"
+                        + " shim down first, or force the delete");
             }
         } catch (IOException e) {
             throw new ShimException("cannot tell whether bundle " + bundle.namespace() + "/" + bundle.id()

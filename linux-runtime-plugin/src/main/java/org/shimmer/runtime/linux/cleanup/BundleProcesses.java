@@ -25,8 +25,19 @@ import java.util.Optional;
  */
 final class BundleProcesses {
 
-    /** One process and what it was recognised as. */
-    record Found(int pid, boolean shimDaemon) {}
+    /**
+     * One process and what it was recognised as.
+     *
+     * @param shimDaemon the remote shim's daemon (not its {@code start} or {@code delete} command)
+     * @param containerInit a container's {@code runc init}
+     */
+    record Found(int pid, boolean shimDaemon, boolean containerInit) {
+
+        /** A shim daemon or a container init: forked by the shim or by runc, never by a JVM's ProcessBuilder. */
+        boolean neverSpawnedByJdk() {
+            return shimDaemon || containerInit;
+        }
+    }
 
     private static final Path PROC = Path.of("/proc");
 
@@ -69,14 +80,14 @@ final class BundleProcesses {
             Path cwd = cwd(proc);
             if (bundleDir.equals(cwd) && isShimOfBundle(argv)) {
                 String action = argv.isEmpty() ? "" : argv.getLast();
-                return Optional.of(new Found(pid, !action.equals("start") && !action.equals("delete")));
+                return Optional.of(new Found(pid, !action.equals("start") && !action.equals("delete"), false));
             }
             if (names(argv, "--bundle", bundleDir.toString()) || names(argv, "-bundle", bundleDir.toString())) {
-                return Optional.of(new Found(pid, false));
+                return Optional.of(new Found(pid, false, false));
             }
             if (argv.size() >= 2 && argv.get(1).equals("init")
                     && (bundleDir.resolve("rootfs").equals(cwd) || hasStateDir(proc))) {
-                return Optional.of(new Found(pid, false));
+                return Optional.of(new Found(pid, false, true));
             }
             return Optional.empty();
         } catch (IOException | RuntimeException gone) {
@@ -123,6 +134,17 @@ final class BundleProcesses {
             String stat = Files.readString(proc.resolve("stat"));
             char state = stat.charAt(stat.lastIndexOf(')') + 2);
             return state != 'Z' && state != 'X';
+        } catch (IOException | RuntimeException gone) {
+            return false;
+        }
+    }
+
+    /** Whether {@code pid}'s parent is this JVM (it was adopted, the JVM being a child subreaper, or started here). */
+    static boolean isChildOfThisJvm(int pid) {
+        try {
+            String stat = Files.readString(PROC.resolve(Integer.toString(pid)).resolve("stat"));
+            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return Long.parseLong(fields[1]) == ProcessHandle.current().pid();
         } catch (IOException | RuntimeException gone) {
             return false;
         }

@@ -44,6 +44,16 @@ public final class BundleReaper {
         Mono<ShimClient> client(String namespace, String id, RuncOptions options);
     }
 
+    /**
+     * Reaps a process this JVM adopted (as a child subreaper) once it is gone: a killed process that is our child
+     * would otherwise stay a zombie of the JVM for good (issue 9). Called only for processes that are never a
+     * {@code ProcessBuilder} child of this JVM.
+     */
+    @FunctionalInterface
+    public interface Adopted {
+        void reapWhenGone(int pid) throws IOException;
+    }
+
     /** The store's delete, run once nothing lives. */
     @FunctionalInterface
     public interface BundleDelete {
@@ -70,12 +80,15 @@ public final class BundleReaper {
     private final Scheduler io;
     private final LocalShimSource local;
     private final BundleDelete delete;
+    private final Adopted adopted;
 
-    public BundleReaper(BundleInspector inspector, Scheduler io, LocalShimSource local, BundleDelete delete) {
+    public BundleReaper(BundleInspector inspector, Scheduler io, LocalShimSource local, BundleDelete delete,
+            Adopted adopted) {
         this.inspector = Objects.requireNonNull(inspector, "inspector");
         this.io = Objects.requireNonNull(io, "io");
         this.local = Objects.requireNonNull(local, "local");
         this.delete = Objects.requireNonNull(delete, "delete");
+        this.adopted = Objects.requireNonNull(adopted, "adopted");
     }
 
     /** See {@link org.shimmer.runtime.RuntimePlugin#forceDelete}. */
@@ -152,7 +165,7 @@ public final class BundleReaper {
         return left.inUse() || !left.mounts().isEmpty();
     }
 
-    private static void killAll(BundleProcesses processes, String name) throws IOException {
+    private void killAll(BundleProcesses processes, String name) throws IOException {
         for (int round = 0; round < KILL_ROUNDS; round++) {
             List<BundleProcesses.Found> found = processes.scan();
             if (found.isEmpty()) {
@@ -160,7 +173,7 @@ public final class BundleReaper {
             }
             List<Integer> killed = new ArrayList<>();
             for (BundleProcesses.Found process : found) {
-                if (kill(processes, process.pid(), name)) {
+                if (kill(processes, process, name)) {
                     killed.add(process.pid());
                 }
             }
@@ -168,17 +181,26 @@ public final class BundleReaper {
         }
     }
 
-    /** SIGKILL through a pidfd taken before the process is recognised again: a recycled pid is never hit. */
-    private static boolean kill(BundleProcesses processes, int pid, String name) {
-        try (OwnedFd pidfd = OwnedFd.pidfd(pid)) {
-            if (processes.recognise(pid).isEmpty()) {
+    /**
+     * SIGKILL through a pidfd taken before the process is recognised again: a recycled pid is never hit. A shim
+     * daemon or a container's {@code runc init} that is our child was adopted (neither is ever started by a
+     * {@code ProcessBuilder}: {@code shim start} forks the one, runc the other), so it is reaped once gone.
+     */
+    private boolean kill(BundleProcesses processes, BundleProcesses.Found process, String name) {
+        try (OwnedFd pidfd = OwnedFd.pidfd(process.pid())) {
+            Optional<BundleProcesses.Found> now = processes.recognise(process.pid());
+            if (now.isEmpty()) {
                 return false;
             }
+            boolean adoptedChild = now.get().neverSpawnedByJdk() && BundleProcesses.isChildOfThisJvm(process.pid());
             pidfd.use(number -> {
                 LinuxCalls.pidfdSendSignal(number, SIGKILL);
                 return null;
             });
-            log.info("killed pid {} of bundle {}", pid, name);
+            log.info("killed pid {} of bundle {}", process.pid(), name);
+            if (adoptedChild) {
+                adopted.reapWhenGone(process.pid());
+            }
             return true;
         } catch (IOException gone) {
             return false;

@@ -23,6 +23,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -180,8 +181,10 @@ class BundleCleanupTest {
     }
 
     /** No mount, bundle, work dir or runc container under {@code temp}. */
-    static void assertNothingLeftUnder(Path temp) throws IOException {
+    static void assertNothingLeftUnder(Path temp) throws IOException, InterruptedException {
         assertThat(MountTable.under(List.of(temp))).as("mounts left").isEmpty();
+        // What a forced delete killed and the JVM had adopted is reaped, never left a zombie.
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(10))).as("zombie children of the JVM").isEmpty();
         for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS),
                 temp.resolve("runc").resolve(NS), temp.resolve("state/.shimmer/runc").resolve(NS))) {
             if (Files.isDirectory(root)) {

@@ -22,6 +22,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.linux.testing.Processes;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -66,6 +67,7 @@ class HostCrashTest {
         try {
             assertThat(MountTable.under(List.of(temp))).as("mounts left").isEmpty();
             assertThat(processesMentioning(temp.toString())).as("processes left").isEmpty();
+            assertThat(Zombies.awaitNone(TIMEOUT)).as("zombie children of the JVM").isEmpty();
         } finally {
             resources.close();
         }
