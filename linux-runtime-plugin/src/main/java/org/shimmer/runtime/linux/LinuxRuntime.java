@@ -57,7 +57,8 @@ public class LinuxRuntime implements RuntimePlugin {
                 (namespace, id, options) -> bundles.load(namespace, id)
                         .flatMap(bundle -> local.newShimClient(bundle, new ShimOpt.Local(exchange), options)),
                 bundles::delete,
-                pid -> resources.exitMonitor().watchAny(pid));
+                pid -> resources.exitMonitor().watchAny(pid),
+                remote::detachAll);
     }
 
     @Override

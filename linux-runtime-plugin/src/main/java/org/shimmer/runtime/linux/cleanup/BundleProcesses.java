@@ -77,8 +77,7 @@ final class BundleProcesses {
                 return Optional.empty();
             }
             List<String> argv = argv(proc);
-            Path cwd = cwd(proc);
-            if (bundleDir.equals(cwd) && isShimOfBundle(argv)) {
+            if (isShimOfBundle(argv) && inDirectory(proc, bundleDir)) {
                 String action = argv.isEmpty() ? "" : argv.getLast();
                 return Optional.of(new Found(pid, !action.equals("start") && !action.equals("delete"), false));
             }
@@ -86,7 +85,7 @@ final class BundleProcesses {
                 return Optional.of(new Found(pid, false, false));
             }
             if (argv.size() >= 2 && argv.get(1).equals("init")
-                    && (bundleDir.resolve("rootfs").equals(cwd) || hasStateDir(proc))) {
+                    && (inDirectory(proc, bundleDir.resolve("rootfs")) || hasStateDir(proc))) {
                 return Optional.of(new Found(pid, false, true));
             }
             return Optional.empty();
@@ -120,11 +119,12 @@ final class BundleProcesses {
         return raw.isEmpty() ? List.of() : List.of(raw.split("\0"));
     }
 
-    private static Path cwd(Path proc) {
+    /** Whether the working directory of {@code proc} is {@code dir}: the same file, whatever symlinks either path passes. */
+    private static boolean inDirectory(Path proc, Path dir) {
         try {
-            return Files.readSymbolicLink(proc.resolve("cwd"));
-        } catch (IOException | UnsupportedOperationException unreadable) {
-            return null;
+            return Files.isSameFile(proc.resolve("cwd"), dir);
+        } catch (IOException | SecurityException unreadable) {
+            return false;
         }
     }
 

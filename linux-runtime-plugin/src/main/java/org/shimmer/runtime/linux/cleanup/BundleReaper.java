@@ -54,6 +54,12 @@ public final class BundleReaper {
         void reapWhenGone(int pid) throws IOException;
     }
 
+    /** Detaches this runtime's clients of a bundle's shim before it is killed. */
+    @FunctionalInterface
+    public interface Detach {
+        Mono<Void> detachAll(Path bundleDir);
+    }
+
     /** The store's delete, run once nothing lives. */
     @FunctionalInterface
     public interface BundleDelete {
@@ -81,21 +87,25 @@ public final class BundleReaper {
     private final LocalShimSource local;
     private final BundleDelete delete;
     private final Adopted adopted;
+    private final Detach detach;
 
     public BundleReaper(BundleInspector inspector, Scheduler io, LocalShimSource local, BundleDelete delete,
-            Adopted adopted) {
+            Adopted adopted, Detach detach) {
         this.inspector = Objects.requireNonNull(inspector, "inspector");
         this.io = Objects.requireNonNull(io, "io");
         this.local = Objects.requireNonNull(local, "local");
         this.delete = Objects.requireNonNull(delete, "delete");
         this.adopted = Objects.requireNonNull(adopted, "adopted");
+        this.detach = Objects.requireNonNull(detach, "detach");
     }
 
     /** See {@link org.shimmer.runtime.RuntimePlugin#forceDelete}. */
     public Mono<Void> forceDelete(String namespace, String id) {
         return Mono.defer(() -> {
             BundleInspector.Target target = inspector.target(namespace, id);
-            return Mono.fromCallable(() -> heldHere(target).orElse(null)).subscribeOn(io)
+            // Detached first: a client that saw its shim killed would run the dead-shim cleanup in the bundle.
+            return detach.detachAll(target.bundleDir)
+                    .then(Mono.fromCallable(() -> heldHere(target).orElse(null)).subscribeOn(io))
                     .flatMap(options -> stopThroughLocalShim(target, options))
                     .then(Mono.fromRunnable(() -> stopEverything(target)).subscribeOn(io))
                     .then(delete.delete(namespace, id));
@@ -193,14 +203,15 @@ public final class BundleReaper {
                 return false;
             }
             boolean adoptedChild = now.get().neverSpawnedByJdk() && BundleProcesses.isChildOfThisJvm(process.pid());
+            if (adoptedChild) {
+                // Watched while it is alive and recognised: once killed and reaped its pid may name anyone.
+                adopted.reapWhenGone(process.pid());
+            }
             pidfd.use(number -> {
                 LinuxCalls.pidfdSendSignal(number, SIGKILL);
                 return null;
             });
             log.info("killed pid {} of bundle {}", process.pid(), name);
-            if (adoptedChild) {
-                adopted.reapWhenGone(process.pid());
-            }
             return true;
         } catch (IOException gone) {
             return false;

@@ -120,6 +120,14 @@ public final class ExitMonitor implements AutoCloseable {
     }
 
     /**
+     * {@link #watchAny(int)} through a pidfd the caller opened and proved names the process it means (a shim that
+     * answered after the pidfd existed): no pid number is looked up again. Takes ownership of {@code pidfd}.
+     */
+    public Mono<Void> watchAny(int pid, OwnedFd pidfd) throws IOException {
+        return open(pid, pidfd, false).exit.asMono().then();
+    }
+
+    /**
      * Reaps {@code pid} once it exits if it is a container process the JVM adopted: our child, in a nested pid
      * namespace (never a {@code ProcessBuilder} child). For the init of a remote task whose shim died: it is
      * re-parented to the subreaper JVM, and the orphan scan leaves namespace inits alone.
@@ -132,15 +140,27 @@ public final class ExitMonitor implements AutoCloseable {
 
     // Check-then-act under one lock: two watches of one pid must share one pidfd, or the second waitid would find
     // nothing to reap and report a fake status.
-    private synchronized Watch open(int pid, boolean child) throws IOException {
+    private Watch open(int pid, boolean child) throws IOException {
+        OwnedFd pidfd = OwnedFd.pidfd(pid);
+        try {
+            return open(pid, pidfd, child);
+        } catch (IOException | RuntimeException e) {
+            pidfd.close();
+            throw e;
+        }
+    }
+
+    /** Takes {@code pidfd}: kept by the new watch, or closed when {@code pid} is watched already. */
+    private synchronized Watch open(int pid, OwnedFd pidfd, boolean child) throws IOException {
         if (closed.get()) {
             throw new IOException("the exit monitor is closed; pid " + pid + " cannot be watched");
         }
         Watch existing = watched.get(pid);
         if (existing != null) {
+            pidfd.close();
             return existing;
         }
-        Watch watch = new Watch(pid, OwnedFd.pidfd(pid), child);
+        Watch watch = new Watch(pid, pidfd, child);
         watched.put(pid, watch);
         added.add(watch);
         bell.wake();

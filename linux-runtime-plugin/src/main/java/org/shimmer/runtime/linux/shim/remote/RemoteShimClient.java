@@ -167,6 +167,7 @@ final class RemoteShimClient implements ShimClient {
         this.shimPid = shimPid;
         this.shimLog = shimLog;
         this.shimGone = gone;
+        claims.attached(bundle.path(), this);
         this.exitWatch = resources.track(events()
                 .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit && exit.id().equals(id()))
                 .subscribe(envelope -> initExitSeen = true, error -> {}));
@@ -504,13 +505,16 @@ final class RemoteShimClient implements ShimClient {
         verdict.update(shimGone
                 .timeout(DEATH_GRACE, resources.io())
                 .then(Mono.fromCallable(() -> Files.exists(socket)).subscribeOn(resources.io()))
-                .flatMap(died -> died ? cleanUpDeadShim() : Mono.<Void>fromRunnable(() ->
-                        log.info("the shim of {} (pid {}) was shut down by another client", task(), shimPid)))
+                .flatMap(died -> died ? cleanUpDeadShim() : Mono.<Void>fromRunnable(() -> {
+                    log.info("the shim of {} (pid {}) was shut down by another client", task(), shimPid);
+                    releaseDetached();
+                }).subscribeOn(resources.io()))
                 .doFinally(signal -> resources.untrack(verdict))
                 .subscribe(done -> {}, error -> {
                     if (error instanceof TimeoutException) {
                         log.info("the connection to the shim of {} (pid {}) closed while the shim lives; detached",
                                 task(), shimPid);
+                        resources.io().schedule(this::releaseDetached);
                     } else {
                         log.warn("cleanup after the death of the shim of {} failed", task(), error);
                     }
@@ -601,7 +605,15 @@ final class RemoteShimClient implements ShimClient {
         }
     }
 
+    /** A detached client answers for nothing: its claim, FIFO readers and watches go, as on {@link #close()}. */
+    private void releaseDetached() {
+        ending.set(true);
+        claims.release(bundle.path(), this);
+        releaseAll();
+    }
+
     private void releaseAll() {
+        claims.detached(bundle.path(), this);
         for (String process : stdios.keySet()) {
             ProcessStdio stdio = stdios.remove(process);
             if (stdio != null) {

@@ -23,6 +23,7 @@ import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
 import org.shimmer.runtime.linux.shim.proto.Options;
 import org.shimmer.runtime.linux.stdio.FifoPoller;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
@@ -70,6 +71,16 @@ public final class RemoteShims {
     /** Starts a shim process for the bundle. */
     public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
         return launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults());
+    }
+
+    /**
+     * Detaches every client of this runtime attached to the shim of the bundle at {@code bundleDir}: for a forced
+     * delete, which kills the shim, and none of them must take that for a death to clean up after.
+     */
+    public Mono<Void> detachAll(Path bundleDir) {
+        return Flux.defer(() -> Flux.fromIterable(claims.attachedTo(bundleDir)))
+                .flatMap(RemoteShimClient::close)
+                .then();
     }
 
     /** Reattaches to the bundle's running shim. */
@@ -162,15 +173,25 @@ public final class RemoteShims {
                 .doOnClose(client::onConnectionClosed)
                 .connect()
                 .flatMap(connection -> hello(connection, client)
-                        .flatMap(connected -> watchShim(connected.getShimPid())
-                                // The pid came over this connection, but only an answer after the pidfd was
-                                // opened proves the pidfd names the shim and not a process that reused its pid.
-                                .flatMap(gone -> hello(connection, client).thenReturn(gone))
+                        .flatMap(connected -> Mono.usingWhen(
+                                        openPidfd(connected.getShimPid()),
+                                        // The pid came over this connection, but only an answer after the pidfd
+                                        // was opened proves it names the shim and not a process that reused its
+                                        // pid; only then is it watched (and, once gone, reaped if adopted).
+                                        pidfd -> hello(connection, client)
+                                                .then(watchShim(connected.getShimPid(), pidfd)),
+                                        pidfd -> Mono.empty(),
+                                        (pidfd, error) -> Mono.fromRunnable(pidfd::close),
+                                        pidfd -> Mono.fromRunnable(pidfd::close))
                                 .map(gone -> {
                                     client.attach(connection, connected.getShimPid(), logStream, gone);
                                     return (ShimClient) client;
                                 }))
                         .doOnError(error -> connection.dispose()));
+    }
+
+    private Mono<OwnedFd> openPidfd(int pid) {
+        return Mono.fromCallable(() -> OwnedFd.pidfd(pid)).subscribeOn(resources.io());
     }
 
     private static Mono<ConnectResponse> hello(TtrpcConnection connection, RemoteShimClient client) {
@@ -181,8 +202,8 @@ public final class RemoteShims {
     }
 
     /** Watches the shim process through a pidfd: completes when it is gone (reaped, if the JVM adopted it). */
-    private Mono<Mono<Void>> watchShim(int pid) {
-        return Mono.fromCallable(() -> resources.exitMonitor().watchAny(pid)).subscribeOn(resources.io());
+    private Mono<Mono<Void>> watchShim(int pid, OwnedFd pidfd) {
+        return Mono.fromCallable(() -> resources.exitMonitor().watchAny(pid, pidfd)).subscribeOn(resources.io());
     }
 
     /**

@@ -29,8 +29,9 @@ final class ShimProcess {
                 }
             }
             return false;
-        } catch (IOException e) {
-            return false;
+        } catch (IOException unreadable) {
+            // Unknown is alive: cleaning up after a live shim kills its container.
+            return true;
         }
     }
 
@@ -40,7 +41,8 @@ final class ShimProcess {
             List<String> args = List.of(new String(raw, StandardCharsets.UTF_8).split("\0"));
             return follows(args, "-namespace", bundle.namespace()) && follows(args, "-id", bundle.id())
                     && !args.getLast().equals("start") && !args.getLast().equals("delete")
-                    && Files.readSymbolicLink(process.resolve("cwd")).equals(bundle.path());
+                    // The kernel shows the resolved directory; the bundle path may pass a symlink (/var/run).
+                    && Files.isSameFile(process.resolve("cwd"), bundle.path());
         } catch (IOException | RuntimeException gone) {
             return false;
         }
