@@ -13,6 +13,7 @@ import java.util.Deque;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.shimmer.examples.host.OciSpecs;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
@@ -53,6 +54,8 @@ public final class ShimmerCli {
               plugins""";
 
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    /** How long the output of an exited process may take to reach its end before it is cut. */
+    private static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(5);
     private static final String PS_FORMAT = "%-24s %-18s %s%n";
 
     /** A user error: printed as one line, exit status 2 for usage and 1 otherwise. */
@@ -264,7 +267,13 @@ public final class ShimmerCli {
             signals.target(signal -> (execId.isEmpty() ? shim.kill(signal, signal == 9) : shim.kill(execId, signal))
                     .subscribe(done -> {}, e -> {}));
             ExitStatus exit = shim.awaitExit(execId).block();
+            // The remote shim answers Wait before it copied the last output: wait for the ends of both streams
+            // (bounded, a process may leave a writer behind) before they are disposed.
+            drained.await(DRAIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
             return exit.status();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while the output of " + shim.id() + " drained", e);
         } finally {
             stdout.dispose();
             stderr.dispose();

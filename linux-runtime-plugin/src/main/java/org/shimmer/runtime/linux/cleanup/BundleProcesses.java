@@ -119,7 +119,7 @@ final class BundleProcesses {
         return raw.isEmpty() ? List.of() : List.of(raw.split("\0"));
     }
 
-    /** Whether the working directory of {@code proc} is {@code dir}: the same file, whatever symlinks either path passes. */
+    /** Whether the working directory of {@code proc} is {@code dir}: the same file, whatever symlinks lead there. */
     private static boolean inDirectory(Path proc, Path dir) {
         try {
             return Files.isSameFile(proc.resolve("cwd"), dir);

@@ -3,7 +3,6 @@ package org.shimmer.runtime.linux.local;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -19,6 +18,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.testing.LogCapture;
+import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
@@ -78,7 +78,7 @@ class LocalShimTest extends ShimContractTest {
         shim.delete().block(TIMEOUT);
 
         // The init's death kills its namespace; the sleeps become zombies parented to the JVM, the subreaper.
-        awaitTrue(() -> zombieChildren().isEmpty());
+        awaitTrue(() -> Zombies.ofThisJvm().isEmpty());
         shim.shutdown().block(TIMEOUT);
     }
 
@@ -191,7 +191,7 @@ class LocalShimTest extends ShimContractTest {
             assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
             stop(again);
         }
-        awaitTrue(() -> zombieChildren().isEmpty());
+        awaitTrue(() -> Zombies.ofThisJvm().isEmpty());
     }
 
     /** The first chunk of output, read while the rest keeps flowing to the same subscriber. */
@@ -236,27 +236,5 @@ class LocalShimTest extends ShimContractTest {
         } catch (java.io.IOException gone) {
             return false;
         }
-    }
-
-    private static List<Integer> zombieChildren() {
-        long self = ProcessHandle.current().pid();
-        List<Integer> zombies = new ArrayList<>();
-        try (DirectoryStream<Path> processes = Files.newDirectoryStream(Path.of("/proc"),
-                entry -> entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
-            for (Path process : processes) {
-                try {
-                    String stat = Files.readString(process.resolve("stat"));
-                    String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-                    if (fields[0].equals("Z") && Long.parseLong(fields[1]) == self) {
-                        zombies.add(Integer.parseInt(process.getFileName().toString()));
-                    }
-                } catch (java.io.IOException gone) {
-                    // exited meanwhile
-                }
-            }
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
-        }
-        return zombies;
     }
 }

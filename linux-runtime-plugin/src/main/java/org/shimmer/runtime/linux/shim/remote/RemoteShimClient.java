@@ -121,6 +121,12 @@ final class RemoteShimClient implements ShimClient {
     /** Wait has no deadline of its own: a process may run for a long time. */
     static final Duration WAIT_TIMEOUT = Duration.ofDays(3650);
 
+    /**
+     * How long a Create may take. Long: a Create that times out is followed by the shim's own delete (runc delete
+     * --force), and one that merely ran slow on a loaded machine must not lose the container it was making.
+     */
+    static final Duration CREATE_TIMEOUT = Duration.ofMinutes(2);
+
     private static final Logger log = LoggerFactory.getLogger(RemoteShimClient.class);
 
     private final Bundle bundle;
@@ -248,7 +254,7 @@ final class RemoteShimClient implements ShimClient {
                     .setType(mount.type()).setSource(mount.source()).addAllOptions(mount.options()));
         }
         return Mono.defer(() -> connection.call(TASK, "Create", request.build(), CreateTaskResponse.parser(),
-                        callOptions))
+                        callOptions.withTimeout(CREATE_TIMEOUT)))
                 .doFinally(signal -> stdio.launched())
                 .map(created -> {
                     initPid = created.getPid();
@@ -504,7 +510,10 @@ final class RemoteShimClient implements ShimClient {
         resources.track(verdict);
         verdict.update(shimGone
                 .timeout(DEATH_GRACE, resources.io())
-                .then(Mono.fromCallable(() -> Files.exists(socket)).subscribeOn(resources.io()))
+                // Its socket is still there (a shim shut down removes it first), or another client of this runtime
+                // found it dead and is cleaning up.
+                .then(Mono.fromCallable(() -> Files.exists(socket) || claims.diedHere(bundle.path(), shimPid))
+                        .subscribeOn(resources.io()))
                 .flatMap(died -> died ? cleanUpDeadShim() : Mono.<Void>fromRunnable(() -> {
                     log.info("the shim of {} (pid {}) was shut down by another client", task(), shimPid);
                     releaseDetached();
@@ -533,20 +542,25 @@ final class RemoteShimClient implements ShimClient {
             }
             log.warn("the shim of {} (pid {}) died; cleaning up", task(), shimPid);
             claims.taskGone(bundle.path());
-            return Mono.<Void>fromRunnable(this::reapInitWhenKilled)
-                    .then(Mono.fromCallable(this::runShimDelete))
-                    .flatMap(this::publishDeadTask)
-                    .then(Mono.fromRunnable(() -> {
-                        try {
-                            Files.deleteIfExists(socket);
-                            ShimRecord.remove(bundle.workDir());
-                        } catch (IOException e) {
-                            log.warn("could not remove the dead shim's socket {}", socket, e);
-                        }
+            // The shim's part runs once however many clients of this runtime were attached to it; each client
+            // then lets go of its own readers and runs its own exit handler.
+            return claims.deathCleanup(bundle.path(), shimPid, () -> Mono
+                            .<Void>fromRunnable(this::reapInitWhenKilled)
+                            .then(Mono.fromCallable(this::runShimDelete))
+                            .flatMap(this::publishDeadTask)
+                            .then(Mono.<Void>fromRunnable(() -> {
+                                try {
+                                    Files.deleteIfExists(socket);
+                                    ShimRecord.remove(bundle.workDir());
+                                } catch (IOException e) {
+                                    log.warn("could not remove the dead shim's socket {}", socket, e);
+                                }
+                            }))
+                            .subscribeOn(resources.io()))
+                    .then(Mono.<Void>fromRunnable(() -> {
                         releaseAll();
-                    }).subscribeOn(resources.io()))
-                    .then(Mono.<Void>fromRunnable(this::runExitHandler))
-                    .subscribeOn(resources.io());
+                        runExitHandler();
+                    }).subscribeOn(resources.io()));
         });
     }
 

@@ -5,6 +5,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+import reactor.core.publisher.Mono;
 
 /**
  * Which client of this runtime may create a bundle's task. Several clients can reach one shim (a {@code remote()}
@@ -17,6 +19,10 @@ final class TaskClaims {
 
     private final Map<Path, RemoteShimClient> owners = new ConcurrentHashMap<>();
     private final Map<Path, Set<RemoteShimClient>> attached = new ConcurrentHashMap<>();
+    private final Map<DeadShim, Mono<Void>> deathCleanups = new ConcurrentHashMap<>();
+
+    /** One shim process of one bundle. */
+    private record DeadShim(Path bundle, int pid) {}
 
     /** Whether {@code client} now holds the claim on {@code bundle}; false when another client does. */
     boolean claim(Path bundle, RemoteShimClient client) {
@@ -50,5 +56,19 @@ final class TaskClaims {
     List<RemoteShimClient> attachedTo(Path bundle) {
         Set<RemoteShimClient> clients = attached.get(bundle);
         return clients == null ? List.of() : List.copyOf(clients);
+    }
+
+    /**
+     * The cleanup after the death of shim {@code pid} of {@code bundle}, run once and shared by every client of this
+     * runtime that saw it die (containerd runs it once per shim too; two runs would kill nothing more but publish
+     * every exit twice, and the second client would take the vanished socket for a normal shutdown).
+     */
+    Mono<Void> deathCleanup(Path bundle, int pid, Supplier<Mono<Void>> cleanup) {
+        return deathCleanups.computeIfAbsent(new DeadShim(bundle, pid), dead -> cleanup.get().cache());
+    }
+
+    /** Whether a client of this runtime already found shim {@code pid} of {@code bundle} dead. */
+    boolean diedHere(Path bundle, int pid) {
+        return deathCleanups.containsKey(new DeadShim(bundle, pid));
     }
 }

@@ -29,8 +29,8 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
-import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
@@ -139,6 +139,43 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(exits).hasValue(1);
         assertNoFifos(bundle);
         StepVerifier.create(shim.state()).expectError(ShimException.class).verify(TIMEOUT);
+        recorder.close();
+    }
+
+    @Test
+    void aShimWithTwoAttachedClientsIsCleanedUpOnceAndEachClientHearsOfItsDeath() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        CountDownLatch handlers = new CountDownLatch(2);
+        AtomicInteger handled = new AtomicInteger();
+        ShimClient started = bundle.newShimClient(ShimOpt.remote(SHIM, temp.resolve("daemon.sock").toString(), null,
+                false, exit -> {
+                    handled.incrementAndGet();
+                    handlers.countDown();
+                }), runc).block(TIMEOUT);
+        EventRecorder recorder = new EventRecorder(started.events());
+        started.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = started.start().block(TIMEOUT);
+        ShimClient reattached = bundle.newShimClient(ShimOpt.connect(exit -> {
+            handled.incrementAndGet();
+            handlers.countDown();
+        }), runc).block(TIMEOUT);
+        int shimPid = ((RemoteShimClient) started).shimPid();
+        shimPids.add(shimPid);
+        shimSockets.add(Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket()));
+
+        new ProcessBuilder("kill", "-9", Integer.toString(shimPid)).start().waitFor();
+
+        assertThat(handlers.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("both exit handlers").isTrue();
+        recorder.awaitTopics("/tasks/exit", "/tasks/delete");
+        assertThat(recorder.envelopes().stream().map(Envelope::topic)
+                .filter(topic -> topic.equals("/tasks/exit") || topic.equals("/tasks/delete")))
+                .as("one cleanup, one exit and one delete").containsExactly("/tasks/exit", "/tasks/delete");
+        assertThat(Processes.awaitGone(pid, TIMEOUT)).isTrue();
+        assertThat(handled).hasValue(2);
+        for (ShimClient client : List.of(started, reattached)) {
+            StepVerifier.create(client.state()).expectError(ShimException.class).verify(TIMEOUT);
+        }
+        assertNoFifos(bundle);
         recorder.close();
     }
 

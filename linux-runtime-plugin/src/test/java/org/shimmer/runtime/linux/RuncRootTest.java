@@ -1,0 +1,93 @@
+package org.shimmer.runtime.linux;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
+
+/**
+ * Issue 9, finding 10: runc's root defaults to one per state root, so two hosts with different state roots never
+ * see (or collide with) each other's runc containers, even with the same namespace and id.
+ */
+@ExtendWith(NettyLeakDetection.class)
+class RuncRootTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final String NS = "runc-root-test";
+    private static final String ID = "same-id";
+
+    @TempDir
+    Path temp;
+
+    private final RuntimeResources resources = new RuntimeResources("runc-root-test-");
+
+    @AfterEach
+    void tearDown() throws Exception {
+        resources.close();
+        assertThat(Zombies.awaitNone(TIMEOUT)).as("zombie children of the JVM").isEmpty();
+    }
+
+    @Test
+    void twoStateRootsRunTheSameIdSideBySideEachUnderItsOwnRuncRoot() throws Exception {
+        Path image = Files.createDirectories(temp.resolve("image"));
+        BusyboxBundle.writeRootfs(image);
+        byte[] spec = BusyboxBundle.spec(Files.createDirectories(temp.resolve("spec")), "/bin/sleep", "60");
+        List<Path> stateRoots = List.of(temp.resolve("host-a/state"), temp.resolve("host-b/state"));
+        List<ShimClient> shims = new ArrayList<>();
+        List<Bundle> bundles = new ArrayList<>();
+        try {
+            for (Path stateRoot : stateRoots) {
+                LinuxRuntime runtime = new LinuxRuntime(
+                        new RuntimeConfig(stateRoot, stateRoot.resolveSibling("work")), resources);
+                Bundle bundle = runtime.create(NS, ID, spec).block(TIMEOUT);
+                bundles.add(bundle);
+                // No runtime root given: the default must not be one directory shared by both hosts.
+                ShimClient shim = bundle.newShimClient(ShimOpt.local(resources.exchange()), RuncOptions.defaults())
+                        .block(TIMEOUT);
+                shims.add(shim);
+                shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block(TIMEOUT);
+                shim.start().block(TIMEOUT);
+            }
+
+            for (int i = 0; i < stateRoots.size(); i++) {
+                assertThat(shims.get(i).state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+                assertThat(stateRoots.get(i).resolve(RuncOptions.RUNTIME_ROOT_DIR).resolve(NS).resolve(ID)
+                        .resolve("state.json")).as("runc state of host %d", i).isRegularFile();
+            }
+            assertThat(shims.get(0).state().block(TIMEOUT).pid())
+                    .isNotEqualTo(shims.get(1).state().block(TIMEOUT).pid());
+        } finally {
+            for (ShimClient shim : shims) {
+                shim.kill(9, true).onErrorComplete().block(TIMEOUT);
+                shim.awaitExit().block(TIMEOUT);
+                shim.delete().block(TIMEOUT);
+                shim.shutdown().block(TIMEOUT);
+            }
+            for (Bundle bundle : bundles) {
+                bundle.delete().block(TIMEOUT);
+            }
+        }
+        for (Path stateRoot : stateRoots) {
+            assertThat(stateRoot.resolve(RuncOptions.RUNTIME_ROOT_DIR).resolve(NS).resolve(ID)).doesNotExist();
+        }
+    }
+}
