@@ -21,6 +21,7 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.bundle.DeleteGuard;
 import org.shimmer.runtime.linux.sys.MountTable;
+import org.shimmer.runtime.linux.sys.Procfs;
 import org.shimmer.runtime.shim.ShimException;
 
 /**
@@ -102,7 +103,7 @@ public final class BundleInspector implements DeleteGuard {
     static void awaitGone(List<Integer> pids, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         for (int pid : pids) {
-            while (BundleProcesses.isLive(pid) && System.nanoTime() < deadline) {
+            while (Procfs.isLive(pid) && System.nanoTime() < deadline) {
                 try {
                     Thread.sleep(5);
                 } catch (InterruptedException e) {
@@ -210,7 +211,7 @@ public final class BundleInspector implements DeleteGuard {
             return false;
         }
         Optional<ProcessHandle> handle = ProcessHandle.of(pid);
-        if (handle.isEmpty() || !BundleProcesses.isLive((int) pid)) {
+        if (handle.isEmpty() || !Procfs.isLive((int) pid)) {
             return false;
         }
         Optional<Instant> started = handle.get().info().startInstant();

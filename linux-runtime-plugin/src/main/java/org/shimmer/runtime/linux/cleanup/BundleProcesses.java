@@ -1,14 +1,12 @@
 package org.shimmer.runtime.linux.cleanup;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.DirectoryStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import org.shimmer.runtime.linux.shim.ShimInvocation;
+import org.shimmer.runtime.linux.sys.Procfs;
 
 /**
  * The live processes that belong to one bundle, found by what they are, never by a pid file alone (a recorded pid
@@ -39,8 +37,6 @@ final class BundleProcesses {
         }
     }
 
-    private static final Path PROC = Path.of("/proc");
-
     private final String namespace;
     private final String id;
     private final Path bundleDir;
@@ -57,13 +53,9 @@ final class BundleProcesses {
     List<Found> scan() throws IOException {
         List<Found> found = new ArrayList<>();
         long self = ProcessHandle.current().pid();
-        try (DirectoryStream<Path> entries = Files.newDirectoryStream(PROC, entry ->
-                entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
-            for (Path entry : entries) {
-                int pid = Integer.parseInt(entry.getFileName().toString());
-                if (pid != self) {
-                    recognise(pid).ifPresent(found::add);
-                }
+        for (int pid : Procfs.pids()) {
+            if (pid != self) {
+                recognise(pid).ifPresent(found::add);
             }
         }
         return found;
@@ -71,21 +63,22 @@ final class BundleProcesses {
 
     /** What {@code pid} is to this bundle, read now; empty if it is not one of its live processes. */
     Optional<Found> recognise(int pid) {
-        Path proc = PROC.resolve(Integer.toString(pid));
         try {
-            if (!isLive(proc)) {
+            if (!Procfs.isLive(pid)) {
                 return Optional.empty();
             }
-            List<String> argv = argv(proc);
-            if (isShimOfBundle(argv) && inDirectory(proc, bundleDir)) {
-                String action = argv.isEmpty() ? "" : argv.getLast();
-                return Optional.of(new Found(pid, !action.equals("start") && !action.equals("delete"), false));
+            Optional<ShimInvocation.Kind> shim = ShimInvocation.of(pid, namespace, id, bundleDir);
+            if (shim.isPresent()) {
+                return Optional.of(new Found(pid, shim.get() == ShimInvocation.Kind.DAEMON, false));
             }
-            if (names(argv, "--bundle", bundleDir.toString()) || names(argv, "-bundle", bundleDir.toString())) {
+            List<String> argv = Procfs.argv(pid);
+            if (ShimInvocation.follows(argv, "--bundle", bundleDir.toString())
+                    || ShimInvocation.follows(argv, "-bundle", bundleDir.toString())) {
                 return Optional.of(new Found(pid, false, false));
             }
             if (argv.size() >= 2 && argv.get(1).equals("init")
-                    && (inDirectory(proc, bundleDir.resolve("rootfs")) || hasStateDir(proc))) {
+                    && (Procfs.inDirectory(pid, bundleDir.resolve("rootfs"))
+                            || Procfs.hasEnvironment(pid, "_LIBCONTAINER_STATEDIR=" + runcStateDir))) {
                 return Optional.of(new Found(pid, false, true));
             }
             return Optional.empty();
@@ -95,62 +88,8 @@ final class BundleProcesses {
         }
     }
 
-    private boolean isShimOfBundle(List<String> argv) {
-        return names(argv, "-id", id) && names(argv, "-namespace", namespace);
-    }
-
-    private boolean hasStateDir(Path proc) throws IOException {
-        String wanted = "_LIBCONTAINER_STATEDIR=" + runcStateDir;
-        return Arrays.asList(new String(Files.readAllBytes(proc.resolve("environ")), StandardCharsets.UTF_8)
-                .split("\0")).contains(wanted);
-    }
-
-    private static boolean names(List<String> argv, String flag, String value) {
-        for (int i = 0; i + 1 < argv.size(); i++) {
-            if (argv.get(i).equals(flag) && argv.get(i + 1).equals(value)) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static List<String> argv(Path proc) throws IOException {
-        String raw = new String(Files.readAllBytes(proc.resolve("cmdline")), StandardCharsets.UTF_8);
-        return raw.isEmpty() ? List.of() : List.of(raw.split("\0"));
-    }
-
-    /** Whether the working directory of {@code proc} is {@code dir}: the same file, whatever symlinks lead there. */
-    private static boolean inDirectory(Path proc, Path dir) {
-        try {
-            return Files.isSameFile(proc.resolve("cwd"), dir);
-        } catch (IOException | SecurityException unreadable) {
-            return false;
-        }
-    }
-
-    /** Exists and is not a zombie: the state letter follows the parenthesised command name. */
-    static boolean isLive(Path proc) {
-        try {
-            String stat = Files.readString(proc.resolve("stat"));
-            char state = stat.charAt(stat.lastIndexOf(')') + 2);
-            return state != 'Z' && state != 'X';
-        } catch (IOException | RuntimeException gone) {
-            return false;
-        }
-    }
-
     /** Whether {@code pid}'s parent is this JVM (it was adopted, the JVM being a child subreaper, or started here). */
     static boolean isChildOfThisJvm(int pid) {
-        try {
-            String stat = Files.readString(PROC.resolve(Integer.toString(pid)).resolve("stat"));
-            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            return Long.parseLong(fields[1]) == ProcessHandle.current().pid();
-        } catch (IOException | RuntimeException gone) {
-            return false;
-        }
-    }
-
-    static boolean isLive(int pid) {
-        return isLive(PROC.resolve(Integer.toString(pid)));
+        return Procfs.parentPid(pid) == ProcessHandle.current().pid();
     }
 }

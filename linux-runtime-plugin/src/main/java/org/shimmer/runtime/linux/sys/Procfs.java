@@ -1,0 +1,80 @@
+package org.shimmer.runtime.linux.sys;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * What {@code /proc} says of other processes. Every answer is a snapshot: a pid may exit, or be reused, right after;
+ * callers that act on a process hold a pidfd opened before they recognised it.
+ */
+public final class Procfs {
+
+    private static final Path PROC = Path.of("/proc");
+
+    private Procfs() {}
+
+    /** Every pid now. */
+    public static List<Integer> pids() throws IOException {
+        List<Integer> pids = new ArrayList<>();
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(PROC, entry ->
+                entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
+            for (Path entry : entries) {
+                pids.add(Integer.parseInt(entry.getFileName().toString()));
+            }
+        }
+        return pids;
+    }
+
+    /** The command line; empty for a zombie or a kernel thread. */
+    public static List<String> argv(int pid) throws IOException {
+        String raw = new String(Files.readAllBytes(entry(pid).resolve("cmdline")), StandardCharsets.UTF_8);
+        return raw.isEmpty() ? List.of() : List.of(raw.split("\0"));
+    }
+
+    /** Whether its environment holds exactly {@code variable} ({@code NAME=value}). */
+    public static boolean hasEnvironment(int pid, String variable) throws IOException {
+        return Arrays.asList(new String(Files.readAllBytes(entry(pid).resolve("environ")), StandardCharsets.UTF_8)
+                .split("\0")).contains(variable);
+    }
+
+    /** Whether its working directory is {@code dir}: the same file, whatever symlinks lead to either. */
+    public static boolean inDirectory(int pid, Path dir) {
+        try {
+            return Files.isSameFile(entry(pid).resolve("cwd"), dir);
+        } catch (IOException | SecurityException unreadable) {
+            return false;
+        }
+    }
+
+    /** Exists and is not a zombie. */
+    public static boolean isLive(int pid) {
+        String[] stat = stat(pid);
+        return stat.length > 0 && !stat[0].equals("Z") && !stat[0].equals("X");
+    }
+
+    /** Its parent's pid, or -1 when it is gone. */
+    public static long parentPid(int pid) {
+        String[] stat = stat(pid);
+        return stat.length > 1 ? Long.parseLong(stat[1]) : -1;
+    }
+
+    /** The fields of {@code stat} after the parenthesised command name (state, ppid, …); empty when gone. */
+    private static String[] stat(int pid) {
+        try {
+            String stat = Files.readString(entry(pid).resolve("stat"));
+            return stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        } catch (IOException | RuntimeException gone) {
+            return new String[0];
+        }
+    }
+
+    private static Path entry(int pid) {
+        return PROC.resolve(Integer.toString(pid));
+    }
+}
