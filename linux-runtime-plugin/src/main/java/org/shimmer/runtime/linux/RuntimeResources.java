@@ -143,7 +143,8 @@ public final class RuntimeResources implements AutoCloseable {
             closed = true;
             monitor = exitMonitor;
         }
-        // Closing the monitor ends no watch: a shim or container that outlives the runtime is not dead.
+        // Closing the monitor completes no watch (pending ones fail with UnavailableException): a shim or container
+        // that outlives the runtime is not dead.
         if (monitor != null) {
             monitor.close();
         }

@@ -18,6 +18,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.sys.Bell;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
@@ -259,11 +260,15 @@ public final class ExitMonitor implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             log.error("the exit monitor failed; exits are no longer reported", e);
         } finally {
+            // Whoever still waits learns that nobody watches any more, rather than waiting forever: the process
+            // runs on, and a runtime that reattaches reports its exit.
             for (Watch watch : polled) {
                 release(watch);
+                unwatched(watch);
             }
             for (Watch watch; (watch = added.poll()) != null; ) {
                 release(watch);
+                unwatched(watch);
             }
             synchronized (this) {
                 bell.close();
@@ -289,6 +294,11 @@ public final class ExitMonitor implements AutoCloseable {
         release(watch);
         watched.remove(watch.pid);
         watch.exit.tryEmitValue(status);
+    }
+
+    private static void unwatched(Watch watch) {
+        watch.exit.tryEmitError(new UnavailableException("the runtime stopped while pid " + watch.pid
+                + " still ran; reattach to learn its exit"));
     }
 
     // The pidfd refuses use once closed (and its number perhaps reused), so a racing signal() is safe.

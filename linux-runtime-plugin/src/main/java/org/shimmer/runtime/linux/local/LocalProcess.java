@@ -39,6 +39,11 @@ final class LocalProcess {
         exit.tryEmitValue(status);
     }
 
+    /** Nobody watches the process any more (the runtime stopped): whoever awaits its exit gets {@code why}. */
+    void unwatched(Throwable why) {
+        exit.tryEmitError(why);
+    }
+
     boolean hasExited() {
         return exited != null;
     }

@@ -20,6 +20,7 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
@@ -116,7 +117,7 @@ final class LocalShimClient implements ShimClient {
                             .flatMap(pid -> blocking(() -> {
                                 LocalProcess process = new LocalProcess(INIT, stdio);
                                 process.pid = pid;
-                                monitor.watch(pid).subscribe(process::exited);
+                                monitor.watch(pid).subscribe(process::exited, process::unwatched);
                                 new LocalRecord(pid, false).write(bundle.workDir());
                                 init = process;
                                 return process;
@@ -188,7 +189,7 @@ final class LocalShimClient implements ShimClient {
                     .doFinally(signal -> exec.stdio.launched())
                     .flatMap(pid -> blocking(() -> {
                         exec.pid = pid;
-                        monitor.watch(pid).subscribe(exec::exited);
+                        monitor.watch(pid).subscribe(exec::exited, exec::unwatched);
                         return pid;
                     }))
                     .doFinally(signal -> monitor.launched())
@@ -207,7 +208,13 @@ final class LocalShimClient implements ShimClient {
         process.awaitExit()
                 .flatMap(exit -> publish(new TaskEvent.TaskExit(id(), process.execId.isEmpty() ? id()
                         : process.execId, exit.pid(), exit.status(), exit.exitedAt())))
-                .subscribe(done -> {}, error -> log.warn("could not publish the exit of {}", task(), error));
+                .subscribe(done -> {}, error -> {
+                    if (error instanceof UnavailableException) {
+                        log.debug("{}: {}", task(), error.getMessage());
+                    } else {
+                        log.warn("could not publish the exit of {}", task(), error);
+                    }
+                });
     }
 
     @Override
@@ -446,7 +453,7 @@ final class LocalShimClient implements ShimClient {
         creating.set(true);
         init = process;
         try {
-            monitor.watch(pid).subscribe(process::exited);
+            monitor.watch(pid).subscribe(process::exited, process::unwatched);
         } catch (IOException gone) {
             // It exited and was reaped elsewhere (the JVM that was its parent is gone): the status is lost.
             log.warn("local task {} (pid {}) ended while no runtime watched it; reporting exit 137", task(), pid);

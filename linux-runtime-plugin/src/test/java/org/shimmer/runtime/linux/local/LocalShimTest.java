@@ -12,6 +12,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
@@ -20,6 +21,7 @@ import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.testing.LogCapture;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
@@ -156,6 +158,30 @@ class LocalShimTest extends ShimContractTest {
             assertThat(exit.pid()).isEqualTo(pid);
         });
         recorder.close();
+        again.shutdown().block(TIMEOUT);
+    }
+
+    @Test
+    void anExitAwaitedWhenTheRuntimeStopsFailsAsUnavailableAndAReattachReportsIt() throws Exception {
+        // A plugin stopped midway must not leave a caller waiting forever for an exit nobody watches any more.
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient first = shim(bundle);
+        first.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = first.start().block(TIMEOUT);
+        Mono<ExitStatus> awaited = first.awaitExit().cache();
+        awaited.subscribe(exit -> {}, error -> {});
+
+        reload();
+
+        StepVerifier.create(awaited).expectErrorSatisfies(error -> assertThat(error)
+                .isInstanceOf(UnavailableException.class).hasMessageContaining(Integer.toString(pid)))
+                .verify(TIMEOUT);
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+        assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        again.kill(9, false).block(TIMEOUT);
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        again.delete().block(TIMEOUT);
         again.shutdown().block(TIMEOUT);
     }
 

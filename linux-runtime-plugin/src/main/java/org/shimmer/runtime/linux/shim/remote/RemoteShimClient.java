@@ -524,6 +524,9 @@ final class RemoteShimClient implements ShimClient {
                         log.info("the connection to the shim of {} (pid {}) closed while the shim lives; detached",
                                 task(), shimPid);
                         resources.io().schedule(this::releaseDetached);
+                    } else if (error instanceof UnavailableException) {
+                        // The runtime is stopping: its exit monitor no longer watches the shim. A detach too.
+                        log.debug("{}: {}", task(), error.getMessage());
                     } else {
                         log.warn("cleanup after the death of the shim of {} failed", task(), error);
                     }
