@@ -1,7 +1,9 @@
 package org.shimmer.examples.cli;
 
 import java.io.File;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.lang.reflect.RecordComponent;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
@@ -14,6 +16,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.shimmer.examples.host.OciSpecs;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
@@ -168,6 +171,10 @@ public final class ShimmerCli {
         if (!shimKind.equals("local") && !shimKind.equals("remote")) {
             throw new CliException("--shim must be local or remote, not " + shimKind, 2);
         }
+        if (detach && remove) {
+            throw new CliException("--rm and --detach do not go together: a detached container outlives this run;"
+                    + " delete it later with delete ID", 2);
+        }
         if (detach && shimKind.equals("local")) {
             throw new CliException("--detach needs --shim remote: a local shim lives in this process and would die"
                     + " with it", 2);
@@ -232,10 +239,23 @@ public final class ShimmerCli {
             status = attach(shim, io, "", signals);
         } catch (RuntimeException e) {
             abandon(runtime, shim, id);
+            if (signals.stopRequested()) {
+                // The signal reached runc too (it shares the terminal's process group): stopped, not failed.
+                return signals.exitStatus();
+            }
             throw e;
         }
-        shim.delete().block(TIMEOUT);
-        shim.shutdown().block(TIMEOUT);
+        try {
+            shim.delete().block(TIMEOUT);
+            shim.shutdown().block(TIMEOUT);
+        } catch (RuntimeException e) {
+            // A second signal during the cleanup (it reaches runc too), or a failed step: the container has
+            // exited, so what is left of it goes the forced way rather than staying behind.
+            err.println("shimmer: cleaning up " + id + " after its exit failed (" + e.getMessage()
+                    + "); removed it by force");
+            abandon(runtime, shim, id);
+            return status;
+        }
         if (remove) {
             runtime.delete(namespace, id).block(TIMEOUT);
         }
@@ -305,6 +325,8 @@ public final class ShimmerCli {
                     pid = Integer.toString(state.pid());
                 } catch (NotFoundException noTask) {
                     status = "no task";
+                } catch (ShimmerException unreachable) {
+                    // The shim went away while we asked: what the machine shows stands.
                 } finally {
                     shim.get().close().block(TIMEOUT);
                 }
@@ -312,6 +334,21 @@ public final class ShimmerCli {
             out.printf(PS_FORMAT, bundle.id(), status, pid);
         }
         return 0;
+    }
+
+    /** Whether an earlier delete of {@code id} left hidden trees ({@code .<id>.deleting-…}, see the README). */
+    private boolean hasLeftovers(String id) {
+        String prefix = "." + id + ".deleting-";
+        for (Path parent : List.of(stateRoot.resolve(namespace), workRoot.resolve(namespace))) {
+            try (Stream<Path> entries = Files.list(parent)) {
+                if (entries.anyMatch(entry -> entry.getFileName().toString().startsWith(prefix))) {
+                    return true;
+                }
+            } catch (IOException | UncheckedIOException absent) {
+                // No such namespace directory: nothing left there.
+            }
+        }
+        return false;
     }
 
     private static boolean remoteShimAlive(BundleInspection seen) {
@@ -351,8 +388,12 @@ public final class ShimmerCli {
         }
         BundleInspection seen = runtime.inspect(namespace, id).block(TIMEOUT);
         if (!seen.present() && !seen.inUse()) {
-            // Finishes what an earlier delete left under a hidden name, if anything.
+            // Finishes what an earlier delete left under a hidden name, if anything: that is a delete done.
+            boolean leftovers = hasLeftovers(id);
             runtime.delete(namespace, id).block(TIMEOUT);
+            if (leftovers) {
+                return 0;
+            }
             throw new NotFoundException("bundle " + namespace + "/" + id + " not found");
         }
         if (force) {

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
@@ -93,6 +94,8 @@ class CliIntegrationTests {
                 "x", "--", "/bin/true"), "shimmer: shim binary /no/such/shim not found");
         assertError(cli("run", "-d", "--rootfs", image.toString(), "x", "--", "/bin/true"),
                 "shimmer: --detach needs --shim remote");
+        assertError(cli("run", "-d", "--rm", "--shim", "remote", "--rootfs", image.toString(), "x", "--",
+                "/bin/true"), "shimmer: --rm and --detach do not go together");
         assertError(cli("frobnicate"), "shimmer: unknown command frobnicate");
         for (String shim : List.of("local", "remote")) {
             Outcome missing = cli("run", "--shim", shim, "--rootfs", image.toString(), "bad-" + shim, "--",
@@ -101,6 +104,19 @@ class CliIntegrationTests {
             assertThat(missing.err()).startsWith("shimmer: ").contains("no-such-program");
         }
         assertThat(cli("ps").out().lines()).as("nothing was left behind").hasSize(1);
+    }
+
+    @Test
+    void deleteFinishesWhatAnEarlierDeleteLeftAndSaysSo() throws Exception {
+        // Issue 9: a second delete reported "not found" while a half-deleted tree stayed behind.
+        Path leftover = Files.createDirectories(temp.resolve("state/default/.half.deleting-" + UUID.randomUUID())
+                .resolve("rootfs"));
+
+        Outcome outcome = cli("delete", "half");
+
+        assertThat(outcome.status()).as(outcome.err()).isZero();
+        assertThat(leftover.getParent()).doesNotExist();
+        assertError(cli("delete", "half"), "shimmer: bundle default/half not found");
     }
 
     @Test
