@@ -21,6 +21,7 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.bundle.DeleteGuard;
 import org.shimmer.runtime.linux.sys.MountTable;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.linux.sys.Procfs;
 import org.shimmer.runtime.shim.ShimException;
 
@@ -99,17 +100,33 @@ public final class BundleInspector implements DeleteGuard {
         return String.join(", ", parts);
     }
 
-    /** Polls /proc: these are not our children, and no pidfd is held on them; bounded by {@code timeout}. */
+    /**
+     * Waits, at most {@code timeout} in all, until each of {@code pids} has exited: through a pidfd, which signals
+     * the exit of any process, not only of our children. A pid that cannot be opened is gone already.
+     */
     static void awaitGone(List<Integer> pids, Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
+        List<OwnedFd> pidfds = new ArrayList<>();
         for (int pid : pids) {
-            while (Procfs.isLive(pid) && System.nanoTime() < deadline) {
-                try {
-                    Thread.sleep(5);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
+            try {
+                pidfds.add(OwnedFd.pidfd(pid));
+            } catch (IOException gone) {
+                // Exited and reaped already.
+            }
+        }
+        awaitExits(pidfds, timeout);
+        pidfds.forEach(OwnedFd::close);
+    }
+
+    /** Waits, at most {@code timeout} in all, until the process of each pidfd has exited; closes none. */
+    static void awaitExits(List<OwnedFd> pidfds, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        for (OwnedFd pidfd : pidfds) {
+            try {
+                if (!pidfd.awaitReadable(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())))) {
                     return;
                 }
+            } catch (IOException unusable) {
+                // Nothing to wait on: the next inspection tells what is left.
             }
         }
     }

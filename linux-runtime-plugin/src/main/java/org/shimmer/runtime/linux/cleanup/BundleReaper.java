@@ -181,13 +181,16 @@ public final class BundleReaper {
             if (found.isEmpty()) {
                 return;
             }
-            List<Integer> killed = new ArrayList<>();
-            for (BundleProcesses.Found process : found) {
-                if (kill(processes, process, name)) {
-                    killed.add(process.pid());
+            // The pidfds that signalled the kills also tell their exits: no pid is looked up again.
+            List<OwnedFd> killed = new ArrayList<>();
+            try {
+                for (BundleProcesses.Found process : found) {
+                    kill(processes, process, name).ifPresent(killed::add);
                 }
+                BundleInspector.awaitExits(killed, STOP_TIMEOUT);
+            } finally {
+                killed.forEach(OwnedFd::close);
             }
-            BundleInspector.awaitGone(killed, STOP_TIMEOUT);
         }
     }
 
@@ -196,11 +199,18 @@ public final class BundleReaper {
      * daemon or a container's {@code runc init} that is our child was adopted (neither is ever started by a
      * {@code ProcessBuilder}: {@code shim start} forks the one, runc the other), so it is reaped once gone.
      */
-    private boolean kill(BundleProcesses processes, BundleProcesses.Found process, String name) {
-        try (OwnedFd pidfd = OwnedFd.pidfd(process.pid())) {
+    private Optional<OwnedFd> kill(BundleProcesses processes, BundleProcesses.Found process, String name) {
+        OwnedFd pidfd;
+        try {
+            pidfd = OwnedFd.pidfd(process.pid());
+        } catch (IOException gone) {
+            return Optional.empty();
+        }
+        try {
             Optional<BundleProcesses.Found> now = processes.recognise(process.pid());
             if (now.isEmpty()) {
-                return false;
+                pidfd.close();
+                return Optional.empty();
             }
             boolean adoptedChild = now.get().neverSpawnedByJdk() && BundleProcesses.isChildOfThisJvm(process.pid());
             if (adoptedChild) {
@@ -212,9 +222,10 @@ public final class BundleReaper {
                 return null;
             });
             log.info("killed pid {} of bundle {}", process.pid(), name);
-            return true;
-        } catch (IOException gone) {
-            return false;
+            return Optional.of(pidfd);
+        } catch (IOException | RuntimeException gone) {
+            pidfd.close();
+            return Optional.empty();
         }
     }
 

@@ -1,8 +1,10 @@
 package org.shimmer.runtime.linux.sys;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.time.Duration;
 
 /**
  * One raw file descriptor and its one owner: every use goes through {@link #use}, and {@link #close()} is
@@ -85,6 +87,30 @@ public final class OwnedFd implements AutoCloseable {
             if (last) {
                 LinuxCalls.close(fd);
             }
+        }
+    }
+
+    /**
+     * Waits up to {@code timeout} for the descriptor to be readable: for a pidfd, for its process to exit (child
+     * or not, zombie included). Blocking.
+     *
+     * @return whether it became readable in time
+     */
+    public boolean awaitReadable(Duration timeout) throws IOException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = LinuxCalls.allocateCallState(arena);
+            MemorySegment fds = arena.allocate(LinuxCalls.POLLFD, 1);
+            return use(number -> {
+                LinuxCalls.setPollFd(fds, 0, number, LinuxCalls.POLLIN);
+                for (long left = timeout.toMillis(); left >= 0; left = (deadline - System.nanoTime()) / 1_000_000) {
+                    // 0 also after an interruption by a signal: poll again for what is left.
+                    if (LinuxCalls.poll(fds, 1, (int) Math.min(left, Integer.MAX_VALUE), state) > 0) {
+                        return true;
+                    }
+                }
+                return false;
+            });
         }
     }
 

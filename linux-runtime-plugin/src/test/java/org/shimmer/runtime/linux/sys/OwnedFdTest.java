@@ -9,6 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -133,5 +134,21 @@ class OwnedFdTest {
             }
         }
         return count;
+    }
+
+    @Test
+    void aPidfdBecomesReadableWhenItsProcessExitsAndNotBefore() throws Exception {
+        Process lasting = new ProcessBuilder("sleep", "60").start();
+        Process brief = new ProcessBuilder("sh", "-c", "sleep 0.2; exit 5").start();
+        try (OwnedFd lastingFd = OwnedFd.pidfd((int) lasting.pid());
+                OwnedFd briefFd = OwnedFd.pidfd((int) brief.pid())) {
+
+            assertThat(lastingFd.awaitReadable(Duration.ofMillis(100))).as("still running").isFalse();
+            assertThat(briefFd.awaitReadable(Duration.ofSeconds(10))).as("exited").isTrue();
+            // Waiting through the pidfd takes nothing from the JDK: its Process still has the exit code.
+            assertThat(brief.waitFor()).isEqualTo(5);
+        } finally {
+            lasting.destroyForcibly().waitFor();
+        }
     }
 }
