@@ -72,9 +72,7 @@ class LocalShimTest extends ShimContractTest {
     @Test
     void childrenAContainerLeavesBehindAreReaped() throws Exception {
         Bundle bundle = bundle("/bin/sh", "-c", "sleep 30 & sleep 30 & sleep 30 & echo forked; exit 0");
-        ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
+        ShimClient shim = started(bundle);
 
         assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
         shim.delete().block(TIMEOUT);
@@ -87,9 +85,7 @@ class LocalShimTest extends ShimContractTest {
     @Test
     void hostChildrenKeepTheirExitCodesWhileContainersRun() throws Exception {
         Bundle bundle = bundle("/bin/sh", "-c", "sleep 1; exit 3");
-        ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
+        ShimClient shim = started(bundle);
 
         List<Integer> codes = new ArrayList<>();
         for (int i = 0; i < 5; i++) {

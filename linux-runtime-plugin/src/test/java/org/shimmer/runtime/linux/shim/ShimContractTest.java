@@ -117,6 +117,14 @@ public abstract class ShimContractTest {
         }
     }
 
+    /** A shim of {@code bundle} whose container, created without stdio, has started. */
+    protected ShimClient started(Bundle bundle) {
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        return shim;
+    }
+
     protected Bundle bundle(String... args) throws Exception {
         String id = "c-" + UUID.randomUUID().toString().substring(0, 8);
         Bundle bundle = runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
@@ -259,9 +267,7 @@ public abstract class ShimContractTest {
     @Test
     void sleepKilledWithSigkillGives137() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
-        ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
+        ShimClient shim = started(bundle);
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
 
         shim.kill(9, false).block(TIMEOUT);
@@ -388,9 +394,7 @@ public abstract class ShimContractTest {
     @Test
     void stdinStreamsIntoAnExecAndAnExecStartsOnce() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
-        ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
+        ShimClient shim = started(bundle);
         byte[] cat = """
                 {"args": ["/bin/cat"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
                 """.getBytes(UTF_8);
@@ -412,9 +416,7 @@ public abstract class ShimContractTest {
     @Test
     void killingAnExecEndsOnlyThatProcess() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
-        ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
+        ShimClient shim = started(bundle);
         byte[] sleeper = """
                 {"args": ["/bin/sleep", "30"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
                 """.getBytes(UTF_8);
@@ -497,9 +499,7 @@ public abstract class ShimContractTest {
     void checkpointReportsWhyItCannot() throws Exception {
         // criu cannot run in this sandbox (its vdso probe fails), so the shim's refusal must reach us intact.
         Bundle bundle = bundle("/bin/sleep", "60");
-        ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
+        ShimClient shim = started(bundle);
 
         StepVerifier.create(shim.checkpoint(temp.resolve("checkpoint"), false))
                 .expectErrorSatisfies(e -> assertThat(e)
@@ -621,9 +621,7 @@ public abstract class ShimContractTest {
     @Test
     void aSecondExecOfTheSameIdIsAlreadyExistsAndLeavesTheFirstAlone() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
-        ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
+        ShimClient shim = started(bundle);
         byte[] cat = """
                 {"args": ["/bin/cat"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
                 """.getBytes(UTF_8);
@@ -653,9 +651,7 @@ public abstract class ShimContractTest {
     @Test
     void wrongStatesAreFailedPreconditions() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
-        ShimClient shim = shim(bundle);
-        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
+        ShimClient shim = started(bundle);
         shim.exec("e1", SH_TRUE, Stdio.none()).block(TIMEOUT);
         shim.start("e1").block(TIMEOUT);
         shim.awaitExit("e1").block(TIMEOUT);
