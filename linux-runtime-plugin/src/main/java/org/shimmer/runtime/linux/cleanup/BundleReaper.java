@@ -243,7 +243,9 @@ public final class BundleReaper {
 
     /** Removes a shim's socket file, only if it is one (the address is read from a file in the bundle). */
     private static void removeSocket(Optional<Path> socket) throws IOException {
-        if (socket.isEmpty()) {
+        // Only a shim socket: the bundle's address file names the path, and it must never make us remove another
+        // service's socket (containerd's own, say).
+        if (socket.isEmpty() || !SHIM_SOCKETS.equals(socket.get().normalize().getParent())) {
             return;
         }
         try {

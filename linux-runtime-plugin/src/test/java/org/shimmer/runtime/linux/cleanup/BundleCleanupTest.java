@@ -1,6 +1,9 @@
 package org.shimmer.runtime.linux.cleanup;
 
 import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -174,6 +177,23 @@ class BundleCleanupTest {
         runtime.forceDelete(NS, "never-made").block(TIMEOUT);
 
         assertThat(runtime.inspect(NS, bundle.id()).block(TIMEOUT).present()).isFalse();
+    }
+
+    @Test
+    void forceDeleteRemovesNoSocketOutsideTheShimSocketDirectory() throws Exception {
+        // The bundle's address file only names a path: it must never make a forced delete remove a socket that
+        // is not a shim's (another service's, here a stand-in in the test's directory).
+        Bundle bundle = bundle("stray-address", "/bin/true");
+        Path foreign = temp.resolve("service.sock");
+        try (ServerSocketChannel service = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            service.bind(UnixDomainSocketAddress.of(foreign));
+            Files.writeString(bundle.path().resolve("address"), "unix://" + foreign);
+
+            runtime.forceDelete(NS, bundle.id()).block(TIMEOUT);
+
+            assertThat(foreign).as("a socket we did not make").exists();
+            assertThat(runtime.inspect(NS, bundle.id()).block(TIMEOUT).present()).isFalse();
+        }
     }
 
     static Path socketOf(Bundle bundle) throws IOException {
