@@ -62,7 +62,7 @@ public final class LifecycleBenchmark {
             ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
                     work.resolve("daemon").toString(), null, false, null);
             local = measure("local (plugin, runc driven in the JVM)", n,
-                    i -> pluginLifecycle(runtime, ShimOpt.local(events), runc, bundleSpec, rootfs, "l" + i));
+                    i -> pluginLifecycle(runtime, ShimOpt.local(), runc, bundleSpec, rootfs, "l" + i));
             remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
                     i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i));
         } finally {

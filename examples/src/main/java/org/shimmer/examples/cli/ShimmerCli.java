@@ -198,7 +198,7 @@ public final class ShimmerCli {
         Bundle bundle = runtime.create(namespace, id, OciSpecs.command(command)).block(TIMEOUT);
         ShimClient shim;
         try {
-            ShimOpt opt = shimKind.equals("local") ? ShimOpt.local(events)
+            ShimOpt opt = shimKind.equals("local") ? ShimOpt.local()
                     : ShimOpt.remote(Path.of(shimBinary), daemonAddress(), null, false, null);
             shim = bundle.newShimClient(opt, RuncOptions.defaults()).block(TIMEOUT);
         } catch (RuntimeException e) {

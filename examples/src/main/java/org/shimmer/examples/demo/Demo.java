@@ -93,7 +93,7 @@ public final class Demo {
                         envelope.topic(), envelope.event()));
 
         say("1. A container through the local shim (the plugin drives runc inside this JVM):");
-        runToCompletion("hello-local", ShimOpt.local(events), image,
+        runToCompletion("hello-local", ShimOpt.local(), image,
                 List.of("/bin/sh", "-c", "echo hello from the local shim, I am $(hostname); exit 3"));
 
         say("2. A container through the remote shim (containerd's containerd-shim-runc-v2, over ttRPC):");

@@ -12,7 +12,9 @@ import org.shimmer.runtime.linux.bundle.BundleStore;
 import org.shimmer.runtime.linux.cleanup.BundleInspector;
 import org.shimmer.runtime.linux.cleanup.BundleReaper;
 import org.shimmer.runtime.linux.cleanup.Launches;
-import org.shimmer.runtime.linux.local.LocalShims;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.local.LocalShims;
+import org.shimmer.runtime.linux.shim.remote.RemoteShimRegistry;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
 import org.shimmer.runtime.shim.ShimOpt;
 import reactor.core.publisher.Flux;
@@ -26,6 +28,8 @@ public class LinuxRuntime implements RuntimePlugin {
 
     private final RuntimeResources resources;
     private final BundleStore bundles;
+    private final LocalShims local;
+    private final RemoteShimRegistry remoteRegistry;
     private final RemoteShims remote;
     private final BundleInspector inspector;
     private final BundleReaper reaper;
@@ -35,10 +39,20 @@ public class LinuxRuntime implements RuntimePlugin {
      * @param resources the threads, loops and servers to run on; owned by the caller
      */
     public LinuxRuntime(RuntimeConfig config, RuntimeResources resources) {
-        this.resources = Objects.requireNonNull(resources, "resources");
-        RemoteShims remote = new RemoteShims(config, resources);
+        this(config, Objects.requireNonNull(resources, "resources"), new LocalShims(resources),
+                RemoteShimRegistry.of(resources));
+    }
+
+    /** A view of {@code config} over the shims every view of this runtime shares. */
+    private LinuxRuntime(RuntimeConfig config, RuntimeResources resources, LocalShims local,
+            RemoteShimRegistry remoteRegistry) {
+        this.resources = resources;
+        this.local = local;
+        this.remoteRegistry = remoteRegistry;
+        // Local and remote shims publish into one exchange: a host never sees two streams.
+        EventExchange exchange = config.events() != null ? config.events() : resources.exchange();
+        RemoteShims remote = new RemoteShims(config, resources, remoteRegistry, exchange);
         this.remote = remote;
-        LocalShims local = new LocalShims(resources);
         this.inspector = new BundleInspector(config);
         this.bundles = new BundleStore(config, resources.io(), (bundle, opt, given) -> {
             // runc's root is derived from the state root unless given: never shared by two state roots.
@@ -49,13 +63,12 @@ public class LinuxRuntime implements RuntimePlugin {
                         .then(remote.start(bundle, start, options));
                 case ShimOpt.Connect connect -> remote.connect(bundle, connect, options);
                 case ShimOpt.Local inProcess -> Launches.record(bundle, inProcess, options, resources.io())
-                        .then(local.newShimClient(bundle, inProcess, options));
+                        .then(local.newShimClient(bundle, exchange, options));
             };
         }, inspector);
-        EventExchange exchange = config.events() != null ? config.events() : resources.exchange();
         this.reaper = new BundleReaper(inspector, resources.io(),
                 (namespace, id, options) -> bundles.load(namespace, id)
-                        .flatMap(bundle -> local.newShimClient(bundle, new ShimOpt.Local(exchange), options)),
+                        .flatMap(bundle -> local.newShimClient(bundle, exchange, options)),
                 bundles::delete,
                 pid -> resources.exitMonitor().watchAny(pid),
                 remote::detachAll);
@@ -103,6 +116,6 @@ public class LinuxRuntime implements RuntimePlugin {
 
     @Override
     public RuntimePlugin withConfig(RuntimeConfig config) {
-        return new LinuxRuntime(config, resources);
+        return new LinuxRuntime(config, resources, local, remoteRegistry);
     }
 }

@@ -1,7 +1,5 @@
 package org.shimmer.runtime.linux;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -14,6 +12,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Zombies;
@@ -23,6 +22,7 @@ import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Issue 9, finding 10: runc's root defaults to one per state root, so two hosts with different state roots never
@@ -61,7 +61,7 @@ class RuncRootTest {
                 Bundle bundle = runtime.create(NS, ID, spec).block(TIMEOUT);
                 bundles.add(bundle);
                 // No runtime root given: the default must not be one directory shared by both hosts.
-                ShimClient shim = bundle.newShimClient(ShimOpt.local(resources.exchange()), RuncOptions.defaults())
+                ShimClient shim = bundle.newShimClient(ShimOpt.local(), RuncOptions.defaults())
                         .block(TIMEOUT);
                 shims.add(shim);
                 shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block(TIMEOUT);

@@ -3,7 +3,6 @@ package org.shimmer.runtime.shim;
 import java.nio.file.Path;
 import java.util.Objects;
 import java.util.function.Consumer;
-import org.shimmer.runtime.events.EventExchange;
 
 /** How {@link org.shimmer.runtime.Bundle#newShimClient} gets a shim for the bundle. */
 public sealed interface ShimOpt {
@@ -38,11 +37,12 @@ public sealed interface ShimOpt {
     }
 
     /**
-     * Runs the shim inside this JVM: the plugin drives runc itself and publishes the task events into
-     * {@code exchange}. The container lives as long as the JVM; a reloaded plugin finds it again.
+     * Runs the shim inside this JVM: the plugin drives runc itself and publishes the task events where remote shims'
+     * go ({@link org.shimmer.runtime.RuntimeConfig#events()}, or the plugin's own exchange), so a host sees one
+     * stream. The container lives as long as the JVM; a reloaded plugin finds it again.
      */
-    static ShimOpt local(EventExchange exchange) {
-        return new Local(exchange);
+    static ShimOpt local() {
+        return new Local();
     }
 
     /** See {@link #remote}. */
@@ -63,9 +63,5 @@ public sealed interface ShimOpt {
     }
 
     /** See {@link #local}. */
-    record Local(EventExchange exchange) implements ShimOpt {
-        public Local {
-            Objects.requireNonNull(exchange, "exchange");
-        }
-    }
+    record Local() implements ShimOpt {}
 }

@@ -1,7 +1,7 @@
 package org.shimmer.runtime.linux.plugin;
 
 import org.pf4j.Plugin;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 
 /**
  * The PF4J plugin: owns every resource the runtime uses. {@link #start()} makes them, {@link #stop()} ends them;

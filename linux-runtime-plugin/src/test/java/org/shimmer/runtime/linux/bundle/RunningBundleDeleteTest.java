@@ -21,7 +21,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
@@ -155,7 +155,7 @@ class RunningBundleDeleteTest {
 
     private ShimOpt shimOpt(String kind) {
         return kind.equals("local")
-                ? ShimOpt.local(resources.exchange())
+                ? ShimOpt.local()
                 : ShimOpt.remote(Path.of("containerd-shim-runc-v2"), temp.resolve("daemon.sock").toString(), null,
                         false, exit -> {});
     }

@@ -23,7 +23,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
@@ -77,7 +77,7 @@ class BundleCleanupTest {
     }
 
     private ShimOpt opt(ShimKind kind) {
-        return kind == ShimKind.LOCAL ? ShimOpt.local(resources.exchange())
+        return kind == ShimKind.LOCAL ? ShimOpt.local()
                 : ShimOpt.remote(SHIM, temp.resolve("daemon").toString(), null, false, null);
     }
 

@@ -7,7 +7,7 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ShimClient;
@@ -34,7 +34,7 @@ public final class CrashingHost {
         marker("runtime");
         Bundle bundle = runtime.create(args[6], args[7], spec).block();
         marker("bundle");
-        ShimOpt opt = local ? ShimOpt.local(resources.exchange())
+        ShimOpt opt = local ? ShimOpt.local()
                 : ShimOpt.remote(Path.of("containerd-shim-runc-v2"), args[8], null, false, null);
         ShimClient shim = bundle.newShimClient(opt, runc).block();
         marker("shim");

@@ -19,11 +19,11 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
-import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.Zombies;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**

@@ -17,11 +17,11 @@ import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.task.TaskEvent;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.poll.FifoPoller;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
 import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
 import org.shimmer.runtime.linux.shim.proto.Options;
-import org.shimmer.runtime.linux.stdio.FifoPoller;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
@@ -51,18 +51,22 @@ public final class RemoteShims {
     private final RuntimeConfig config;
     private final RuntimeResources resources;
     private final EventExchange exchange;
+    private final RemoteShimRegistry registry;
     private final TaskClaims claims;
 
-    public RemoteShims(RuntimeConfig config, RuntimeResources resources) {
+    /** Remote shims of {@code config}'s state root, publishing into {@code exchange}. */
+    public RemoteShims(RuntimeConfig config, RuntimeResources resources, RemoteShimRegistry registry,
+            EventExchange exchange) {
         this.config = config;
         this.resources = resources;
-        this.exchange = config.events() != null ? config.events() : resources.exchange();
-        this.claims = resources.shared(TaskClaims.class, TaskClaims::new);
+        this.exchange = exchange;
+        this.registry = registry;
+        this.claims = registry.claims;
     }
 
     /** Every shim event of the state root: binds the events server if nothing has yet. */
     public Flux<Envelope> events() {
-        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, exchange)
+        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, registry, exchange)
                 .onErrorMap(ShimEventsServer::servedElsewhere, error -> new ShimException(
                         "another process already receives the shim events of " + config.stateRoot(), error))
                 .thenMany(exchange.subscribe(EventFilter.all()));
@@ -90,7 +94,7 @@ public final class RemoteShims {
 
     private Mono<ShimClient> launchAndConnect(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {
         Any options = runcOptions(bundle, runc, opt.cgroup());
-        return ShimEventsServer.address(config.stateRoot(), resources, exchange)
+        return ShimEventsServer.address(config.stateRoot(), resources, registry, exchange)
                 .flatMap(events -> Mono.fromCallable(() -> launch(bundle, opt, options, events))
                         .subscribeOn(resources.io()))
                 .flatMap(launched -> {
@@ -214,7 +218,7 @@ public final class RemoteShims {
     private Mono<ShimClient> reattach(Bundle bundle, ShimOpt.Connect opt, RuncOptions runc) {
         String name = bundle.namespace() + "/" + bundle.id();
         Any options = runcOptions(bundle, runc, null);
-        return ShimEventsServer.address(config.stateRoot(), resources, exchange)
+        return ShimEventsServer.address(config.stateRoot(), resources, registry, exchange)
                 .then(Mono.fromCallable(() -> ShimRecord.read(bundle.workDir())
                         .orElseThrow(() -> new NotFoundException("no shim is recorded for bundle " + name)))
                         .subscribeOn(resources.io()))

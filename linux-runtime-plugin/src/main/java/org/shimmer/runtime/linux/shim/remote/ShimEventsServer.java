@@ -7,9 +7,10 @@ import java.util.Optional;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.proto.ForwardRequest;
+import org.shimmer.runtime.linux.ttrpc.AddressInUseException;
 import org.shimmer.runtime.linux.ttrpc.StatusCode;
 import org.shimmer.runtime.linux.ttrpc.TtrpcServer;
 import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
@@ -44,8 +45,9 @@ final class ShimEventsServer {
      * The socket shims of this state root should forward to: ours, bound on first use, or — when another process
      * (another host, a CLI) already serves it — that one, whose owner then gets the events.
      */
-    static Mono<Path> address(Path stateRoot, RuntimeResources resources, EventExchange exchange) {
-        return forStateRoot(stateRoot, resources, exchange)
+    static Mono<Path> address(Path stateRoot, RuntimeResources resources, RemoteShimRegistry registry,
+            EventExchange exchange) {
+        return forStateRoot(stateRoot, resources, registry, exchange)
                 .map(TtrpcServerHandle::socket)
                 .onErrorResume(ShimEventsServer::servedElsewhere, error -> {
                     log.info("shim events for {} are served by another process: {}", stateRoot, error.getMessage());
@@ -54,12 +56,13 @@ final class ShimEventsServer {
     }
 
     static boolean servedElsewhere(Throwable error) {
-        return error.getCause() instanceof org.shimmer.runtime.linux.ttrpc.AddressInUseException;
+        return error.getCause() instanceof AddressInUseException;
     }
 
-    /** The running server for a state root, bound on first use, owned by {@code resources}. */
-    static Mono<TtrpcServerHandle> forStateRoot(Path stateRoot, RuntimeResources resources, EventExchange exchange) {
-        return resources.eventServer(socket(stateRoot), path -> TtrpcServer.create()
+    /** The running server for a state root, bound on first use, stopped with {@code registry}. */
+    static Mono<TtrpcServerHandle> forStateRoot(Path stateRoot, RuntimeResources resources,
+            RemoteShimRegistry registry, EventExchange exchange) {
+        return registry.eventServer(socket(stateRoot), path -> TtrpcServer.create()
                 .socket(path)
                 .runOn(resources.loops())
                 .blockingOn(resources.io())

@@ -29,7 +29,7 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
@@ -309,7 +309,7 @@ class RemoteShimTest extends ShimContractTest {
     void threeHundredRemoteLifecyclesAfterALocalOneLeaveNoZombie() throws Exception {
         // One local lifecycle makes the JVM a child subreaper: from then on every shim daemon is re-parented to it.
         Bundle local = bundle("/bin/true");
-        ShimClient localShim = local.newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+        ShimClient localShim = local.newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
         localShim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
         localShim.start().block(TIMEOUT);
         localShim.awaitExit().block(TIMEOUT);

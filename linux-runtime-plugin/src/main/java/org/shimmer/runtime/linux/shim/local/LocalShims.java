@@ -1,4 +1,4 @@
-package org.shimmer.runtime.linux.local;
+package org.shimmer.runtime.linux.shim.local;
 
 import java.io.IOException;
 import java.util.Map;
@@ -6,37 +6,33 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.poll.ExitMonitor;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.events.EventExchange;
 import reactor.core.publisher.Mono;
 
 /**
- * Local shims: one {@link LocalShimClient} per bundle for the life of the runtime's resources, found again from
- * disk by a new runtime instance.
+ * Local shims: one {@link LocalShimClient} per bundle for the life of the runtime (shared by all its views), found
+ * again from disk by a new runtime instance. A bundle's client publishes into the exchange of the view that made it.
  */
 public final class LocalShims {
 
-    /** The live local containers of one {@link RuntimeResources}. */
-    private static final class Registry {
-        final Map<String, LocalShimClient> clients = new ConcurrentHashMap<>();
-    }
-
     private final RuntimeResources resources;
+    private final Map<String, LocalShimClient> clients = new ConcurrentHashMap<>();
 
     public LocalShims(RuntimeResources resources) {
         this.resources = resources;
     }
 
     /** The local shim of {@code bundle}: the one already running here, one recovered from disk, or a new one. */
-    public Mono<ShimClient> newShimClient(Bundle bundle, ShimOpt.Local opt, RuncOptions options) {
+    public Mono<ShimClient> newShimClient(Bundle bundle, EventExchange exchange, RuncOptions options) {
         RuncOptions runc = options != null ? options : RuncOptions.defaults();
-        Registry registry = resources.shared(Registry.class, Registry::new);
         String key = bundle.path().toString();
         return Mono.fromCallable(() -> {
-            LocalShimClient existing = registry.clients.get(key);
+            LocalShimClient existing = clients.get(key);
             if (existing != null) {
                 return (ShimClient) existing;
             }
@@ -49,8 +45,8 @@ public final class LocalShims {
             }
             LocalShimClient client = new LocalShimClient(bundle,
                     new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
-                    opt.exchange(), () -> registry.clients.remove(key));
-            LocalShimClient raced = registry.clients.putIfAbsent(key, client);
+                    exchange, () -> clients.remove(key));
+            LocalShimClient raced = clients.putIfAbsent(key, client);
             if (raced != null) {
                 return raced;
             }

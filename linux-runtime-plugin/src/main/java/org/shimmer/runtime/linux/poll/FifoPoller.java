@@ -1,4 +1,4 @@
-package org.shimmer.runtime.linux.stdio;
+package org.shimmer.runtime.linux.poll;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;

@@ -1,28 +1,26 @@
-package org.shimmer.runtime.linux;
+package org.shimmer.runtime.linux.resources;
 
 import io.netty.util.concurrent.FastThreadLocal;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.Path;
+import java.time.Clock;
 import java.time.Duration;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.Function;
 import org.shimmer.runtime.events.InMemoryEventExchange;
-import org.shimmer.runtime.linux.local.ExitMonitor;
-import org.shimmer.runtime.linux.stdio.FifoPoller;
-import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
+import org.shimmer.runtime.linux.poll.ExitMonitor;
+import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.publisher.Mono;
+import reactor.core.Disposable;
+import reactor.core.Disposables;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 import reactor.netty.resources.LoopResources;
 
 /**
- * Everything the runtime starts that must end when it stops: the io scheduler, the event loops, the FIFO poll
- * thread, the default event exchange and the shim events servers. The plugin makes one on start and closes it on
- * stop; tests make their own. Nothing else in the runtime creates threads, loops or servers.
+ * The lifetime of everything the runtime starts: the io scheduler, the event loops, the poll thread, the exit
+ * monitor, the default event exchange, and whatever is {@link #track tracked} (subscriptions, the shim events
+ * servers). The plugin makes one on start and closes it on stop; tests make their own. It holds no registry and
+ * no domain logic: those live in the runtime that runs on it.
  */
 public final class RuntimeResources implements AutoCloseable {
 
@@ -38,10 +36,7 @@ public final class RuntimeResources implements AutoCloseable {
     private final LoopResources loops;
     private final FifoPoller poller;
     private final InMemoryEventExchange exchange;
-    private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
-    private final java.util.Queue<TtrpcServerHandle> boundServers = new java.util.concurrent.ConcurrentLinkedQueue<>();
-    private final Map<Class<?>, Object> shared = new ConcurrentHashMap<>();
-    private final reactor.core.Disposable.Composite subscriptions = reactor.core.Disposables.composite();
+    private final Disposable.Composite subscriptions = Disposables.composite();
     private final String prefix;
     private ExitMonitor exitMonitor;
     private boolean closed;
@@ -60,7 +55,7 @@ public final class RuntimeResources implements AutoCloseable {
             loops.dispose();
             throw new UncheckedIOException("failed to start the FIFO poller", e);
         }
-        this.exchange = new InMemoryEventExchange(io, java.time.Clock.systemUTC());
+        this.exchange = new InMemoryEventExchange(io, Clock.systemUTC());
     }
 
     /** The bounded scheduler for blocking work: files and processes. */
@@ -83,15 +78,6 @@ public final class RuntimeResources implements AutoCloseable {
         return exchange;
     }
 
-    /**
-     * The events server for {@code socket}, bound on first use and shared afterwards; closed by {@link #close()}.
-     */
-    public Mono<TtrpcServerHandle> eventServer(Path socket, Function<Path, Mono<TtrpcServerHandle>> bind) {
-        return eventServers.computeIfAbsent(socket, path -> bind.apply(path).doOnNext(boundServers::add).cache(
-                server -> Duration.ofMillis(Long.MAX_VALUE),
-                error -> Duration.ZERO,
-                () -> Duration.ZERO));
-    }
 
     /**
      * The one thread that watches process exits (container processes and shim daemons), started on first use;
@@ -112,25 +98,19 @@ public final class RuntimeResources implements AutoCloseable {
         return prefix;
     }
 
-    /**
-     * The one instance of {@code type} these resources hold, made on first use; closed by {@link #close()} if it
-     * is {@link AutoCloseable}. For parts only some hosts need (the exit monitor makes the JVM a subreaper).
-     */
-    public <T> T shared(Class<T> type, java.util.function.Supplier<T> make) {
-        return type.cast(shared.computeIfAbsent(type, key -> make.get()));
-    }
 
     /**
-     * Ends {@code subscription} on {@link #close()} at the latest. For every subscription the runtime holds on a
-     * publisher it does not own (the host's event exchange): one left behind would pin a plugin's class loader.
+     * Ends {@code subscription} on {@link #close()} at the latest, before anything else closes. For every
+     * subscription the runtime holds on a publisher it does not own (the host's event exchange), and for servers it
+     * binds: one left behind would pin a plugin's class loader.
      */
-    public reactor.core.Disposable track(reactor.core.Disposable subscription) {
+    public Disposable track(Disposable subscription) {
         subscriptions.add(subscription);
         return subscription;
     }
 
     /** Ends a subscription {@link #track tracked} earlier, and forgets it. */
-    public void untrack(reactor.core.Disposable subscription) {
+    public void untrack(Disposable subscription) {
         subscriptions.remove(subscription);
         subscription.dispose();
     }
@@ -148,24 +128,6 @@ public final class RuntimeResources implements AutoCloseable {
         if (monitor != null) {
             monitor.close();
         }
-        for (Object part : shared.values()) {
-            if (part instanceof AutoCloseable closeable) {
-                try {
-                    closeable.close();
-                } catch (Exception e) {
-                    log.warn("{} did not close cleanly", part, e);
-                }
-            }
-        }
-        shared.clear();
-        for (TtrpcServerHandle server; (server = boundServers.poll()) != null; ) {
-            try {
-                server.disposeNow(STOP_TIMEOUT);
-            } catch (RuntimeException e) {
-                log.warn("the events server on {} did not stop cleanly", server.socket(), e);
-            }
-        }
-        eventServers.clear();
         exchange.dispose();
         poller.close();
         try {

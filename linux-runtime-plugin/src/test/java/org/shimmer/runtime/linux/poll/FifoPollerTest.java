@@ -1,4 +1,4 @@
-package org.shimmer.runtime.linux.stdio;
+package org.shimmer.runtime.linux.poll;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;

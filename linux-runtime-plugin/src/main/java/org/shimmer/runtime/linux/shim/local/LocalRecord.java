@@ -1,4 +1,4 @@
-package org.shimmer.runtime.linux.local;
+package org.shimmer.runtime.linux.shim.local;
 
 import java.io.IOException;
 import java.nio.file.Path;

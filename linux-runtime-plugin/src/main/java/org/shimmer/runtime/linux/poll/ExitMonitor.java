@@ -1,4 +1,4 @@
-package org.shimmer.runtime.linux.local;
+package org.shimmer.runtime.linux.poll;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -87,16 +87,27 @@ public final class ExitMonitor implements AutoCloseable {
 
     /**
      * Marks a launch in flight (a {@code runc create} or {@code exec} whose pid is not known yet): orphan reaping
-     * waits until {@link #launched()}.
+     * waits until the returned launch is closed. Close it on every outcome, a cancel included (issue 10: a create
+     * cancelled between the two left reaping stopped for good); closing twice is harmless.
      */
-    public void launching() {
+    public Launch launch() {
         launching.incrementAndGet();
         launches.incrementAndGet();
+        return new Launch();
     }
 
-    /** Ends what {@link #launching()} began. */
-    public void launched() {
-        launching.decrementAndGet();
+    /** One launch in flight; see {@link #launch()}. */
+    public final class Launch implements AutoCloseable {
+        private final AtomicBoolean ended = new AtomicBoolean();
+
+        private Launch() {}
+
+        @Override
+        public void close() {
+            if (ended.compareAndSet(false, true)) {
+                launching.decrementAndGet();
+            }
+        }
     }
 
     /**

@@ -1,4 +1,4 @@
-package org.shimmer.runtime.linux.local;
+package org.shimmer.runtime.linux.shim.local;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -16,7 +16,7 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
-import org.shimmer.runtime.linux.RuntimeResources;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.testing.LogCapture;
 import org.shimmer.runtime.linux.testing.Zombies;
@@ -38,7 +38,7 @@ class LocalShimTest extends ShimContractTest {
 
     @Override
     protected Mono<ShimClient> newShim(Bundle bundle) {
-        return bundle.newShimClient(ShimOpt.local(resources.exchange()), runc);
+        return bundle.newShimClient(ShimOpt.local(), runc);
     }
 
     @Override
@@ -111,7 +111,7 @@ class LocalShimTest extends ShimContractTest {
         reload();
 
         ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
-                .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
         Mono<TaskEvent.TaskExit> exitEvent = again.events()
                 .map(Envelope::event).ofType(TaskEvent.TaskExit.class).next().cache();
         exitEvent.subscribe();
@@ -142,7 +142,7 @@ class LocalShimTest extends ShimContractTest {
         EventRecorder recorder = new EventRecorder(resources.exchange().subscribe(
                 org.shimmer.runtime.events.EventFilter.all().withTopicPrefix("/tasks/exit")));
         ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
-                .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
 
         assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(9);
         recorder.awaitCount(1);
@@ -173,7 +173,7 @@ class LocalShimTest extends ShimContractTest {
                 .isInstanceOf(UnavailableException.class).hasMessageContaining(Integer.toString(pid)))
                 .verify(TIMEOUT);
         ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
-                .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
         assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
         again.kill(9, false).block(TIMEOUT);
         assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
@@ -209,7 +209,7 @@ class LocalShimTest extends ShimContractTest {
 
         for (Bundle bundle : running) {
             ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
-                    .newShimClient(ShimOpt.local(resources.exchange()), runc).block(TIMEOUT);
+                    .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
             assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
             stop(again);
         }

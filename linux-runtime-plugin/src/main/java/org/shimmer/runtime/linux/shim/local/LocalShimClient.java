@@ -1,4 +1,4 @@
-package org.shimmer.runtime.linux.local;
+package org.shimmer.runtime.linux.shim.local;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
@@ -24,12 +24,13 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
-import org.shimmer.runtime.linux.RuntimeResources;
 import org.shimmer.runtime.linux.bundle.Specs;
+import org.shimmer.runtime.linux.poll.ExitMonitor;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
+import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.TaskEvents;
-import org.shimmer.runtime.linux.stdio.ProcessStdio;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
@@ -69,6 +70,7 @@ final class LocalShimClient implements ShimClient {
     private volatile LocalProcess init;
     private final AtomicBoolean creating = new AtomicBoolean();
     private volatile boolean rootfsMounted;
+    private volatile ExitMonitor.Launch createLaunch;
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
             EventExchange exchange, Runnable forget) {
@@ -109,7 +111,7 @@ final class LocalShimClient implements ShimClient {
                             stdio.release();
                             throw e;
                         }
-                        monitor.launching();
+                        createLaunch = monitor.launch();
                         return stdio;
                     })
                     .flatMap(stdio -> runc.create(id(), bundle.workDir().resolve("init.pid"), redirects(stdio))
@@ -122,7 +124,7 @@ final class LocalShimClient implements ShimClient {
                                 init = process;
                                 return process;
                             }))
-                            .doFinally(signal -> monitor.launched())
+                            .doFinally(signal -> createLaunch.close())
                             .onErrorResume(error -> undoCreate(stdio).then(Mono.error(error))))
                     .doOnError(error -> creating.set(false))
                     .flatMap(process -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
@@ -183,7 +185,7 @@ final class LocalShimClient implements ShimClient {
                 return Mono.error(new FailedPreconditionException("start exec " + execId + " in " + task()
                         + ": already started"));
             }
-            monitor.launching();
+            ExitMonitor.Launch launch = monitor.launch();
             return runc.exec(id(), execSpec(execId), bundle.workDir().resolve("exec-" + execId + ".pid"),
                             redirects(exec.stdio))
                     .doFinally(signal -> exec.stdio.launched())
@@ -192,7 +194,7 @@ final class LocalShimClient implements ShimClient {
                         monitor.watch(pid).subscribe(exec::exited, exec::unwatched);
                         return pid;
                     }))
-                    .doFinally(signal -> monitor.launched())
+                    .doFinally(signal -> launch.close())
                     .flatMap(pid -> publish(new TaskEvent.TaskExecStarted(id(), execId, pid)).thenReturn(pid))
                     .doOnSuccess(pid -> {
                         // Only now does the process hold the stdin FIFO's read end: start feeding it.

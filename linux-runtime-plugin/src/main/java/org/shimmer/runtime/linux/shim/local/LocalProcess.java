@@ -1,8 +1,8 @@
-package org.shimmer.runtime.linux.local;
+package org.shimmer.runtime.linux.shim.local;
 
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicBoolean;
-import org.shimmer.runtime.linux.stdio.ProcessStdio;
+import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.shim.ExitStatus;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;

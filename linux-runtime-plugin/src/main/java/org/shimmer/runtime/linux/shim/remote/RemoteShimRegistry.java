@@ -1,0 +1,68 @@
+package org.shimmer.runtime.linux.shim.remote;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.function.Function;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.Disposable;
+import reactor.core.publisher.Mono;
+
+/**
+ * What every view of one runtime ({@code withConfig}) shares about remote shims: which client may create each
+ * bundle's task, and the events server of each state root. Made once per runtime, disposed when its resources close.
+ */
+public final class RemoteShimRegistry implements Disposable {
+
+    private static final Logger log = LoggerFactory.getLogger(RemoteShimRegistry.class);
+
+    final TaskClaims claims = new TaskClaims();
+    private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
+    private final Queue<TtrpcServerHandle> bound = new ConcurrentLinkedQueue<>();
+    private volatile boolean disposed;
+
+    /** A registry whose servers stop when {@code resources} close. */
+    public static RemoteShimRegistry of(RuntimeResources resources) {
+        return (RemoteShimRegistry) resources.track(new RemoteShimRegistry());
+    }
+
+    private RemoteShimRegistry() {}
+
+    /** The events server for {@code socket}: bound on first use, then shared; a failed bind is retried next time. */
+    Mono<TtrpcServerHandle> eventServer(Path socket, Function<Path, Mono<TtrpcServerHandle>> bind) {
+        return eventServers.computeIfAbsent(socket, path -> bind.apply(path)
+                .doOnNext(this::bound)
+                .cache(server -> Duration.ofMillis(Long.MAX_VALUE), error -> Duration.ZERO, () -> Duration.ZERO));
+    }
+
+    private void bound(TtrpcServerHandle server) {
+        bound.add(server);
+        if (disposed) {
+            dispose();
+        }
+    }
+
+    @Override
+    public void dispose() {
+        disposed = true;
+        for (TtrpcServerHandle server; (server = bound.poll()) != null; ) {
+            try {
+                server.disposeNow(RuntimeResources.STOP_TIMEOUT);
+            } catch (RuntimeException e) {
+                log.warn("the events server on {} did not stop cleanly", server.socket(), e);
+            }
+        }
+        eventServers.clear();
+    }
+
+    @Override
+    public boolean isDisposed() {
+        return disposed;
+    }
+}
