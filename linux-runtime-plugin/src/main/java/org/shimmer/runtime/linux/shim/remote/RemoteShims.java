@@ -113,7 +113,7 @@ public final class RemoteShims {
                                             ? Mono.error(new UnavailableException("the shim for " + name
                                                     + " runs but cannot be reached; nothing was touched: "
                                                     + error.getMessage(), error))
-                                            : client.cleanUpDeadShim().then(Mono.error(new ShimException(
+                                            : client.session().cleanUpDeadShim().then(Mono.error(new ShimException(
                                                     "the shim for " + name + " started but cannot be reached: "
                                                             + error.getMessage(), error)))));
                 });
@@ -174,7 +174,7 @@ public final class RemoteShims {
                 .socket(socket)
                 .runOn(resources.loops())
                 .connectTimeout(DIAL_TIMEOUT)
-                .doOnClose(client::onConnectionClosed)
+                .doOnClose(client.session()::onConnectionClosed)
                 .connect()
                 .flatMap(connection -> hello(connection, client)
                         .flatMap(connected -> Mono.usingWhen(
@@ -188,7 +188,7 @@ public final class RemoteShims {
                                         (pidfd, error) -> Mono.fromRunnable(pidfd::close),
                                         pidfd -> Mono.fromRunnable(pidfd::close))
                                 .map(gone -> {
-                                    client.attach(connection, connected.getShimPid(), logStream, gone);
+                                    client.session().attach(connection, connected.getShimPid(), logStream, gone);
                                     return (ShimClient) client;
                                 }))
                         .doOnError(error -> connection.dispose()));
@@ -199,7 +199,7 @@ public final class RemoteShims {
     }
 
     private static Mono<ConnectResponse> hello(TtrpcConnection connection, RemoteShimClient client) {
-        return connection.call(RemoteShimClient.TASK, "Connect",
+        return connection.call(ShimSession.TASK, "Connect",
                 ConnectRequest.newBuilder().setId(client.id()).build(), ConnectResponse.parser(),
                 // A live but loaded shim may take a while to answer; only dialing is kept short.
                 CallOptions.defaults().withNamespace(client.namespace()));
@@ -241,8 +241,8 @@ public final class RemoteShims {
                                                 }
                                                 // Its process is gone: clean up as if we had seen it die,
                                                 // reporting the exit of whatever task it had.
-                                                client.trackInit(readInitPid(bundle), false);
-                                                return client.cleanUpDeadShim().then(Mono.error(new ShimException(
+                                                client.session().trackInit(readInitPid(bundle), false);
+                                                return client.session().cleanUpDeadShim().then(Mono.error(new ShimException(
                                                         "the shim for " + name + " is not running ("
                                                                 + error.getMessage() + "); its task was cleaned up",
                                                         error)));
@@ -255,7 +255,7 @@ public final class RemoteShims {
         return client.state()
                 .flatMap(state -> {
                     boolean exited = state.status() == TaskState.Status.STOPPED;
-                    client.trackInit(state.pid(), false);
+                    client.session().trackInit(state.pid(), false);
                     if (!exited) {
                         return Mono.just((ShimClient) client);
                     }

@@ -1,0 +1,104 @@
+package org.shimmer.runtime.linux.shim;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.NotFoundException;
+import reactor.core.publisher.Mono;
+
+/**
+ * The processes of one task: init under the empty id, execs under theirs, as containerd's {@code runc.Container}
+ * keeps them.
+ *
+ * <p>Invariant: an id is reserved before anything is made for it (containerd: {@code ReserveProcess} in
+ * {@code service.Exec}); issue 10: the spec file was written before the id was reserved, so a racing exec of the
+ * same id overwrote the winner's spec, which then ran. A reservation holds the id until its process is removed; a
+ * new reservation of an id whose process is being deleted (or whose abandoned create is being undone) waits for
+ * that to end instead of failing.
+ */
+public final class ProcessTable {
+
+    private final String task;
+    private final Map<String, TaskProcess> processes = new HashMap<>();
+
+    /** The table of {@code task} ("task ns/id"). */
+    public ProcessTable(String task) {
+        this.task = task;
+    }
+
+    /**
+     * Reserves {@code execId} ("" for init) for a new process, handing out its create transition: commit it
+     * {@code CREATED} once made; on failure undo what was made, {@link #remove} it and close the transition.
+     */
+    public Mono<TaskProcess.Transition> reserve(String action, String execId) {
+        return Mono.defer(() -> {
+            TaskProcess occupant;
+            synchronized (this) {
+                occupant = processes.get(execId);
+                if (occupant == null) {
+                    TaskProcess process = new TaskProcess(task, execId, ProcessState.DELETED);
+                    processes.put(execId, process);
+                    return Mono.just(process.begin(action, ProcessState.CREATING, Set.of(ProcessState.DELETED)));
+                }
+            }
+            if (occupant.state() == ProcessState.DELETING) {
+                return occupant.settledNow().then(reserve(action, execId));
+            }
+            return Mono.error(new AlreadyExistsException(action + " " + (execId.isEmpty() ? task
+                    : execId + " in " + task) + ": already exists"));
+        });
+    }
+
+    /** Puts a process found after a reload. */
+    public synchronized void adopt(TaskProcess process) {
+        processes.put(process.execId(), process);
+    }
+
+    /** The process of {@code execId}, or {@link NotFoundException} naming {@code action}. */
+    public TaskProcess get(String action, String execId) {
+        TaskProcess process = find(execId).orElse(null);
+        if (process == null || process.state() == ProcessState.DELETED) {
+            throw new NotFoundException(action + " " + (execId.isEmpty() ? task + ": container not created"
+                    : "exec " + execId + " in " + task) + ": not found");
+        }
+        return process;
+    }
+
+    /** The process of {@code execId}, if reserved. */
+    public synchronized Optional<TaskProcess> find(String execId) {
+        return Optional.ofNullable(processes.get(execId));
+    }
+
+    /** The exec whose pid is {@code pid}, if any. */
+    public synchronized Optional<String> execIdOf(int pid) {
+        return processes.values().stream().filter(process -> !process.execId().isEmpty() && process.pid() == pid)
+                .map(TaskProcess::execId).findFirst();
+    }
+
+    /** Frees the id of {@code process}, if it still holds it. */
+    public synchronized void remove(TaskProcess process) {
+        processes.remove(process.execId(), process);
+    }
+
+    /** Removes every exec and returns them (their container is gone). */
+    public synchronized List<TaskProcess> removeExecs() {
+        List<TaskProcess> execs = new ArrayList<>();
+        processes.values().removeIf(process -> {
+            if (process.execId().isEmpty()) {
+                return false;
+            }
+            execs.add(process);
+            return true;
+        });
+        return execs;
+    }
+
+    /** Every process now in the table. */
+    public synchronized List<TaskProcess> all() {
+        return List.copyOf(processes.values());
+    }
+}

@@ -1,0 +1,277 @@
+package org.shimmer.runtime.linux.shim;
+
+import java.time.Duration;
+import java.util.Optional;
+import java.util.Set;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.ProcessIo;
+import org.shimmer.runtime.shim.TaskState;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+
+/**
+ * One process of a task, init or exec, as both shims see it: its state, its pid, its exit, and the life of its
+ * standard streams. containerd keeps the same per process ({@code pkg/process}: {@code Init}, {@code execProcess}
+ * and their state objects, {@code io.go}).
+ *
+ * <p>Invariants: every state change happens under this object's lock, through a {@link Transition} that an
+ * operation {@link #begin begins} and then commits or rolls back — so a failed start leaves the process
+ * {@code CREATED} (containerd: {@code createdState.Start} returns the error and stays), and a delete that arrives
+ * while a start is in flight is refused instead of taking the process for never started (issue 10: it ran
+ * {@code runc delete --force} on a container being started). At most one operation is in flight per process. Its
+ * streams go through one lifecycle: prepared, launched (the output FIFOs stop being held open for the launcher),
+ * stdin started (only once the process holds the FIFO's read end), output drained, released.
+ */
+public final class TaskProcess {
+
+    /** How long, after an exit, waiting for the rest of its output may take; output nobody reads is dropped then. */
+    public static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(5);
+
+    private final String task;
+    private final String execId;
+    private final Sinks.One<ExitStatus> exit = Sinks.one();
+    private volatile ProcessStdio stdio;
+    private ProcessState state;
+    private Transition current;
+    private int pid;
+    private ExitStatus exited;
+
+    TaskProcess(String task, String execId, ProcessState initial) {
+        this.task = task;
+        this.execId = execId;
+        this.state = initial;
+    }
+
+    /** A process found running (after a reload): no stream of ours, state as found. */
+    public static TaskProcess recovered(String task, String execId, int pid, ProcessState state) {
+        TaskProcess process = new TaskProcess(task, execId, state);
+        process.pid = pid;
+        return process;
+    }
+
+    /** The exec id; empty for init. */
+    public String execId() {
+        return execId;
+    }
+
+    /** "task ns/id" or "exec e1 in task ns/id", for messages. */
+    public String name() {
+        return execId.isEmpty() ? task : "exec " + execId + " in " + task;
+    }
+
+    public synchronized int pid() {
+        return pid;
+    }
+
+    public synchronized void pid(int pid) {
+        this.pid = pid;
+    }
+
+    /** The state now; a process whose exit is known and that no operation holds is {@code STOPPED}. */
+    public synchronized ProcessState state() {
+        return settled(state);
+    }
+
+    private ProcessState settled(ProcessState raw) {
+        return exited != null && (raw == ProcessState.CREATED || raw == ProcessState.RUNNING
+                || raw == ProcessState.PAUSED) ? ProcessState.STOPPED : raw;
+    }
+
+    /** The exit, once known. */
+    public synchronized Optional<ExitStatus> exited() {
+        return Optional.ofNullable(exited);
+    }
+
+    /** The task API's view of this process, for {@code task}'s id. */
+    public synchronized TaskState taskState(String id, ProcessState shown) {
+        return new TaskState(id, execId, pid, shown.status(), exited != null ? exited.status() : 0,
+                exited != null ? Optional.of(exited.exitedAt()) : Optional.empty());
+    }
+
+    /**
+     * Begins {@code action} (e.g. "start"): moves the process from one of {@code from} to the transient state
+     * {@code through}. Refused with the typed error of containerd's state objects when the process is elsewhere:
+     * {@link FailedPreconditionException} for a wrong state or another operation in flight, {@link NotFoundException}
+     * once deleted.
+     */
+    public synchronized Transition begin(String action, ProcessState through, Set<ProcessState> from) {
+        ProcessState now = settled(state);
+        if (!from.contains(now)) {
+            throw refusal(action, now);
+        }
+        current = new Transition(state, through);
+        state = through;
+        return current;
+    }
+
+    private ShimmerException refusal(String action, ProcessState now) {
+        String prefix = action + " " + name() + ": ";
+        return switch (now) {
+            case DELETED -> new NotFoundException(prefix + "not found");
+            case CREATING -> new FailedPreconditionException(prefix + "it is being created");
+            case STARTING -> new FailedPreconditionException(prefix + "it is being started");
+            case DELETING -> new FailedPreconditionException(prefix + "it is being deleted");
+            case PAUSING, RESUMING -> new FailedPreconditionException(prefix + "it is being paused or resumed");
+            case RUNNING, PAUSED -> new FailedPreconditionException(prefix + (action.startsWith("start")
+                    ? "already started" : action.startsWith("delete") ? "cannot delete a running process"
+                    : "it is " + now.name().toLowerCase()));
+            case STOPPED -> new FailedPreconditionException(prefix + "cannot " + verb(action) + " a stopped process");
+            case CREATED -> new FailedPreconditionException(prefix + "cannot " + verb(action)
+                    + " a process that was never started");
+        };
+    }
+
+    private static String verb(String action) {
+        int space = action.indexOf(' ');
+        return space < 0 ? action : action.substring(0, space);
+    }
+
+    /** Completes when the operation now in flight, if any, has ended either way. */
+    public synchronized Mono<Void> settledNow() {
+        return current != null && !current.done ? current.ended.asMono() : Mono.empty();
+    }
+
+    /** Records the exit (the monitor saw it, or the shim reported it); a process has one exit. */
+    public void exited(ExitStatus status) {
+        synchronized (this) {
+            if (exited != null) {
+                return;
+            }
+            exited = status;
+        }
+        exit.tryEmitValue(status);
+    }
+
+    /** Nobody can learn the exit any more (the runtime stopped): whoever waits for it gets {@code why}. */
+    public void unwatched(Throwable why) {
+        exit.tryEmitError(why);
+    }
+
+    /** Completes with the exit, once known. */
+    public Mono<ExitStatus> awaitExit() {
+        return exit.asMono();
+    }
+
+    // ---- the streams' lifecycle
+
+    /** The streams this process was launched with; none for a process found after a reload. */
+    public void prepared(ProcessStdio stdio) {
+        this.stdio = stdio;
+    }
+
+    /** The prepared streams, or null. */
+    public ProcessStdio stdio() {
+        return stdio;
+    }
+
+    /** The caller's view of the streams. */
+    public ProcessIo io(int pid) {
+        ProcessStdio current = stdio;
+        return current != null ? current.io(pid) : new ProcessIo(pid, Flux.empty(), Flux.empty());
+    }
+
+    /** The launch happened, or failed: the output FIFOs are no longer held open for the launcher. */
+    public void launched() {
+        ProcessStdio current = stdio;
+        if (current != null) {
+            current.launched();
+        }
+    }
+
+    /** The process now holds its stdin FIFO: start feeding it; {@code onEnd} runs when the caller's source ends. */
+    public void startStdin(Runnable onEnd) {
+        ProcessStdio current = stdio;
+        if (current != null) {
+            current.startStdin(onEnd);
+        }
+    }
+
+    /** Stops feeding stdin and closes our end. */
+    public void closeStdin() {
+        ProcessStdio current = stdio;
+        if (current != null) {
+            current.closeStdin();
+        }
+    }
+
+    /**
+     * What {@code awaitExit} promises on both shims: {@code exit}, once the output someone subscribed to was read
+     * to its end (at most {@link #DRAIN_TIMEOUT} after the exit). Issue 10: the runc shim answers Wait before it
+     * copied the last output, and a caller that stopped reading at the exit lost the tail.
+     */
+    public Mono<ExitStatus> withOutput(Mono<ExitStatus> exit) {
+        return exit.flatMap(status -> {
+            ProcessStdio current = stdio;
+            return current == null ? Mono.just(status) : current.outputEnded(DRAIN_TIMEOUT).thenReturn(status);
+        });
+    }
+
+    /** Waits for the subscribed output as {@link #withOutput} does, then releases the streams. */
+    public Mono<Void> drained() {
+        ProcessStdio current = stdio;
+        return current == null ? Mono.empty() : current.drained(DRAIN_TIMEOUT);
+    }
+
+    /** Releases the streams now: readers closed, stdin copy stopped, FIFOs removed. Blocking; idempotent. */
+    public void release() {
+        ProcessStdio current = stdio;
+        if (current != null) {
+            current.release();
+        }
+    }
+
+    /**
+     * One operation on the process: entered by {@link #begin}, left by {@link #commit} or, on any other outcome
+     * (error, cancel), by {@link #close} back to the state it came from. Both are idempotent and only the first
+     * counts, so {@code close} can be called unconditionally when the operation ends.
+     */
+    public final class Transition implements AutoCloseable {
+        private final ProcessState from;
+        private final Sinks.Empty<Void> ended = Sinks.empty();
+        private boolean done;
+
+        private Transition(ProcessState from, ProcessState through) {
+            this.from = from;
+        }
+
+        /** The process this transition moves. */
+        public TaskProcess process() {
+            return TaskProcess.this;
+        }
+
+        /** Changes what is in flight (an abandoned create is now being undone). */
+        public void moveThrough(ProcessState through) {
+            synchronized (TaskProcess.this) {
+                if (!done) {
+                    state = through;
+                }
+            }
+        }
+
+        /** Ends the operation in {@code to}. */
+        public void commit(ProcessState to) {
+            end(to);
+        }
+
+        /** Ends the operation where it began, unless it was committed. */
+        @Override
+        public void close() {
+            end(from);
+        }
+
+        private void end(ProcessState to) {
+            synchronized (TaskProcess.this) {
+                if (done) {
+                    return;
+                }
+                done = true;
+                state = to;
+            }
+            ended.tryEmitEmpty();
+        }
+    }
+}

@@ -1,0 +1,174 @@
+package org.shimmer.runtime.linux.shim.local;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.concurrent.Callable;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.linux.poll.ExitMonitor;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.runc.Runc;
+import org.shimmer.runtime.linux.shim.ProcessStdio;
+import org.shimmer.runtime.linux.shim.TaskProcess;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Stdio;
+import reactor.core.publisher.Mono;
+
+/**
+ * Launches the processes of one local container with runc and hands them to the exit monitor; knows the files a
+ * launch leaves in the work directory and how to undo a create.
+ *
+ * <p>Invariant: every launch holds an {@link ExitMonitor.Launch} from before runc runs until the new pid is watched
+ * (or the launch failed), so orphan reaping never takes the zombie of a process whose pid we are about to learn.
+ */
+final class LocalLauncher {
+
+    private final Bundle bundle;
+    private final Runc runc;
+    private final ExitMonitor monitor;
+    private final RuntimeResources resources;
+
+    LocalLauncher(Bundle bundle, Runc runc, ExitMonitor monitor, RuntimeResources resources) {
+        this.bundle = bundle;
+        this.runc = runc;
+        this.monitor = monitor;
+        this.resources = resources;
+    }
+
+    /** What a create made so far, so that its undo removes exactly that. */
+    static final class Made {
+        volatile boolean mounted;
+        volatile boolean runcCreateRan;
+    }
+
+    /** Prepares the streams of {@code process} and records them on it. Blocking. */
+    void prepare(TaskProcess process, Stdio stdio) throws IOException {
+        process.prepared(ProcessStdio.prepare(stdio, ioDir(), process.execId().isEmpty() ? bundle.id()
+                : process.execId(), resources.poller(), resources.io()));
+    }
+
+    /** Prepares the streams, mounts the rootfs, runs {@code runc create} and watches init; the init pid. */
+    Mono<Integer> create(TaskProcess init, CreateOptions options, Made made) {
+        return blocking(() -> {
+            prepare(init, options.stdio());
+            if (!options.rootfs().isEmpty()) {
+                RootfsMounts.mount(options.rootfs(), bundle.rootfs());
+                made.mounted = true;
+            }
+            return true;
+        }).then(launch(init, () -> {
+            made.runcCreateRan = true;
+            return runc.create(bundle.id(), bundle.workDir().resolve("init.pid"), redirects(init.stdio()));
+        })).flatMap(pid -> blocking(() -> {
+            new LocalRecord(pid, false).write(bundle.workDir());
+            return pid;
+        }));
+    }
+
+    /** Runs {@code runc exec} of a created exec and watches it; its pid. */
+    Mono<Integer> exec(TaskProcess exec) {
+        return launch(exec, () -> runc.exec(bundle.id(), execSpec(exec.execId()), bundle.workDir().resolve(
+                "exec-" + exec.execId() + ".pid"), redirects(exec.stdio())));
+    }
+
+    private Mono<Integer> launch(TaskProcess process, Callable<Mono<Integer>> runcLaunch) {
+        return Mono.usingWhen(
+                Mono.fromSupplier(monitor::launch),
+                launch -> Mono.fromCallable(runcLaunch).flatMap(started -> started)
+                        .doFinally(signal -> process.launched())
+                        .flatMap(pid -> blocking(() -> {
+                            process.pid(pid);
+                            monitor.watch(pid).subscribe(process::exited, process::unwatched);
+                            return pid;
+                        })),
+                launch -> Mono.fromRunnable(launch::close),
+                (launch, error) -> Mono.fromRunnable(launch::close),
+                launch -> Mono.fromRunnable(launch::close));
+    }
+
+    /**
+     * Undoes a create that failed or that nobody took: the runc container it made (never one that was there
+     * before: runc refused to create over it), the mounts and the streams. Blocking parts on io.
+     */
+    Mono<Void> undoCreate(TaskProcess init, Made made) {
+        Mono<Void> container = made.runcCreateRan ? runc.delete(bundle.id(), true).onErrorResume(error -> Mono.empty())
+                : Mono.empty();
+        return container.then(blocking(() -> {
+            init.release();
+            if (made.mounted) {
+                RootfsMounts.unmount(bundle.rootfs());
+                made.mounted = false;
+            }
+            LocalRecord.remove(bundle.workDir());
+            Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
+            return true;
+        })).then();
+    }
+
+    /** Writes the spec of a reserved exec. Blocking. */
+    void writeExecSpec(String execId, byte[] spec) throws IOException {
+        Files.write(execSpec(execId), spec);
+    }
+
+    /** Removes the files of an exec: its spec and pid file. Blocking. */
+    void removeExecFiles(String execId) throws IOException {
+        Files.deleteIfExists(execSpec(execId));
+        Files.deleteIfExists(bundle.workDir().resolve("exec-" + execId + ".pid"));
+    }
+
+    /**
+     * After init's delete: the mounts, the record and the FIFOs no process of this client owns (those of processes
+     * a runtime before a reload started; their streams died with it). Only FIFOs, never following a link. Blocking.
+     */
+    void removeContainerFiles(Made made) throws IOException {
+        if (made.mounted) {
+            RootfsMounts.unmount(bundle.rootfs());
+            made.mounted = false;
+        }
+        LocalRecord.remove(bundle.workDir());
+        Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
+        Path io = ioDir();
+        if (!Files.isDirectory(io, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(io)) {
+            for (Path entry : entries) {
+                if (Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
+                    Files.deleteIfExists(entry);
+                }
+            }
+        }
+    }
+
+    private Runc.Stdio redirects(ProcessStdio stdio) {
+        if (stdio == null) {
+            return Runc.Stdio.NULL;
+        }
+        ProcessBuilder.Redirect in = stdio.stdin().isEmpty() ? Runc.Stdio.NULL.in()
+                : ProcessBuilder.Redirect.from(Path.of(stdio.stdin()).toFile());
+        return new Runc.Stdio(in, output(stdio, stdio.stdout()), output(stdio, stdio.stderr()));
+    }
+
+    private static ProcessBuilder.Redirect output(ProcessStdio stdio, String path) {
+        if (path.isEmpty()) {
+            return ProcessBuilder.Redirect.DISCARD;
+        }
+        return stdio.isFiles() ? ProcessBuilder.Redirect.appendTo(Path.of(path).toFile())
+                : ProcessBuilder.Redirect.to(Path.of(path).toFile());
+    }
+
+    private Path execSpec(String execId) {
+        return bundle.workDir().resolve("exec-" + execId + ".json");
+    }
+
+    private Path ioDir() {
+        return bundle.workDir().resolve("io");
+    }
+
+    private <T> Mono<T> blocking(Callable<T> work) {
+        return Mono.fromCallable(work).subscribeOn(resources.io());
+    }
+}
