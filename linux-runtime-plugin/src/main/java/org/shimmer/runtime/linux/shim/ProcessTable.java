@@ -73,6 +73,14 @@ public final class ProcessTable {
         return Optional.ofNullable(processes.get(execId));
     }
 
+    /**
+     * The process of {@code execId}, or one standing in for a process the shim has and this table does not (this
+     * client reattached): not in the table, in state {@code assumed}, so the shim decides.
+     */
+    public TaskProcess findOrUntracked(String execId, ProcessState assumed) {
+        return find(execId).orElseGet(() -> new TaskProcess(task, execId, assumed));
+    }
+
     /** The exec whose pid is {@code pid}, if any. */
     public synchronized Optional<String> execIdOf(int pid) {
         return processes.values().stream().filter(process -> !process.execId().isEmpty() && process.pid() == pid)

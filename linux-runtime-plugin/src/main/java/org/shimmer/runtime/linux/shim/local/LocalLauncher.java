@@ -6,15 +6,16 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.List;
 import java.util.concurrent.Callable;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskProcess;
 import org.shimmer.runtime.shim.CreateOptions;
-import org.shimmer.runtime.shim.Stdio;
 import reactor.core.publisher.Mono;
 
 /**
@@ -44,16 +45,9 @@ final class LocalLauncher {
         volatile boolean runcCreateRan;
     }
 
-    /** Prepares the streams of {@code process} and records them on it. Blocking. */
-    void prepare(TaskProcess process, Stdio stdio) throws IOException {
-        process.prepared(ProcessStdio.prepare(stdio, ioDir(), process.execId().isEmpty() ? bundle.id()
-                : process.execId(), resources.poller(), resources.io()));
-    }
-
-    /** Prepares the streams, mounts the rootfs, runs {@code runc create} and watches init; the init pid. */
+    /** Mounts the rootfs, runs {@code runc create} and watches init, whose streams are prepared; the init pid. */
     Mono<Integer> create(TaskProcess init, CreateOptions options, Made made) {
         return blocking(() -> {
-            prepare(init, options.stdio());
             if (!options.rootfs().isEmpty()) {
                 RootfsMounts.mount(options.rootfs(), bundle.rootfs());
                 made.mounted = true;
@@ -68,10 +62,16 @@ final class LocalLauncher {
         }));
     }
 
-    /** Runs {@code runc exec} of a created exec and watches it; its pid. */
-    Mono<Integer> exec(TaskProcess exec) {
-        return launch(exec, () -> runc.exec(bundle.id(), execSpec(exec.execId()), bundle.workDir().resolve(
-                "exec-" + exec.execId() + ".pid"), redirects(exec.stdio())));
+    /** Starts a created process: {@code runc start} for init, {@code runc exec} (watched) for an exec; its pid. */
+    Mono<Integer> start(TaskProcess process) {
+        if (process.execId().isEmpty()) {
+            return runc.start(bundle.id()).then(blocking(() -> {
+                new LocalRecord(process.pid(), true).write(bundle.workDir());
+                return process.pid();
+            }));
+        }
+        return launch(process, () -> runc.exec(bundle.id(), execSpec(process.execId()), bundle.workDir().resolve(
+                "exec-" + process.execId() + ".pid"), redirects(process.stdio())));
     }
 
     private Mono<Integer> launch(TaskProcess process, Callable<Mono<Integer>> runcLaunch) {
@@ -91,13 +91,12 @@ final class LocalLauncher {
 
     /**
      * Undoes a create that failed or that nobody took: the runc container it made (never one that was there
-     * before: runc refused to create over it), the mounts and the streams. Blocking parts on io.
+     * before: runc refused to create over it) and the mounts; the streams are the caller's. Blocking parts on io.
      */
-    Mono<Void> undoCreate(TaskProcess init, Made made) {
+    Mono<Void> undoCreate(Made made) {
         Mono<Void> container = made.runcCreateRan ? runc.delete(bundle.id(), true).onErrorResume(error -> Mono.empty())
                 : Mono.empty();
         return container.then(blocking(() -> {
-            init.release();
             if (made.mounted) {
                 RootfsMounts.unmount(bundle.rootfs());
                 made.mounted = false;
@@ -119,11 +118,24 @@ final class LocalLauncher {
         Files.deleteIfExists(bundle.workDir().resolve("exec-" + execId + ".pid"));
     }
 
+    /** Signals a started process through its pidfd; not found once it finished. Blocking. */
+    boolean signal(TaskProcess process, int signal) throws IOException {
+        if (process.pid() == 0 || process.exited().isPresent() || !monitor.signal(process.pid(), signal)) {
+            throw new NotFoundException("kill " + process.name() + ": process already finished: not found");
+        }
+        return true;
+    }
+
     /**
-     * After init's delete: the mounts, the record and the FIFOs no process of this client owns (those of processes
-     * a runtime before a reload started; their streams died with it). Only FIFOs, never following a link. Blocking.
+     * After init's delete: the execs never deleted (they go with their container), the mounts, the record and the
+     * FIFOs no process of this client owns (those of processes a runtime before a reload started; their streams
+     * died with it). Only FIFOs, never following a link. Blocking.
      */
-    void removeContainerFiles(Made made) throws IOException {
+    void removeContainerFiles(List<TaskProcess> execs, Made made) throws IOException {
+        for (TaskProcess exec : execs) {
+            exec.release();
+            removeExecFiles(exec.execId());
+        }
         if (made.mounted) {
             RootfsMounts.unmount(bundle.rootfs());
             made.mounted = false;

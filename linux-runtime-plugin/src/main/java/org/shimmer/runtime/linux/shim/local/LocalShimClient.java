@@ -4,30 +4,23 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Set;
-import java.util.concurrent.Callable;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
-import org.shimmer.runtime.NotFoundException;
-import org.shimmer.runtime.UnavailableException;
-import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.bundle.Specs;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
-import org.shimmer.runtime.linux.shim.Operations;
 import org.shimmer.runtime.linux.shim.ProcessState;
-import org.shimmer.runtime.linux.shim.ProcessTable;
+import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskErrors;
-import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.TaskProcess;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.ProcessIo;
-import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
@@ -37,82 +30,71 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
 /**
- * The shim contract implemented in the JVM: drives {@code runc} itself, learns exits from the {@link ExitMonitor},
- * and publishes containerd's task events, with the same topics and payloads, into the runtime's exchange. The
- * processes and their states are the shared {@link TaskProcess} model; cancelling an operation never stops it
- * halfway ({@link Operations}).
+ * The shim contract implemented in the JVM: drives {@code runc} itself ({@link LocalLauncher}), learns exits from
+ * the {@link ExitMonitor}, and publishes containerd's task events, with the same topics and payloads, into the
+ * runtime's exchange. Here the process states are ours: every operation moves a {@link TaskProcess}.
  *
  * <p>Invariants: a process's exit event is published only after its start event (containerd #8617); an exec
  * cannot start once init has exited (containerd #10651); a create that fails or that nobody took removes what it
  * made and nothing else.
  */
-final class LocalShimClient implements ShimClient {
+final class LocalShimClient extends TaskClient {
 
     static final String STATS_TYPE = "application/vnd.runc.stats+json";
 
     private static final Logger log = LoggerFactory.getLogger(LocalShimClient.class);
-    private static final Set<ProcessState> NOT_STARTED = Set.of(ProcessState.CREATED);
     private static final Set<ProcessState> DELETABLE = Set.of(ProcessState.CREATED, ProcessState.STOPPED);
 
-    private final Bundle bundle;
     private final Runc runc;
-    private final RuntimeResources resources;
     private final ExitMonitor monitor;
-    private final EventExchange exchange;
     private final Runnable forget;
     private final LocalLauncher launcher;
-    private final ProcessTable processes;
     private volatile LocalLauncher.Made made = new LocalLauncher.Made();
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
             EventExchange exchange, Runnable forget) {
-        this.bundle = bundle;
+        super(bundle, resources, exchange);
         this.runc = runc;
-        this.resources = resources;
         this.monitor = monitor;
-        this.exchange = exchange;
         this.forget = forget;
         this.launcher = new LocalLauncher(bundle, runc, monitor, resources);
-        this.processes = new ProcessTable(task());
-    }
-
-    @Override
-    public String id() {
-        return bundle.id();
-    }
-
-    @Override
-    public String namespace() {
-        return bundle.namespace();
     }
 
     @Override
     public Mono<ProcessIo> create(CreateOptions options) {
-        return processes.reserve("create", "").flatMap(creating -> {
-            TaskProcess init = creating.process();
-            LocalLauncher.Made making = new LocalLauncher.Made();
-            Mono<ProcessIo> work = launcher.create(init, options, making)
-                    .flatMap(pid -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
-                            options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
-                                    m.options())).toList(), pid)).thenReturn(pid))
-                    .map(pid -> {
-                        made = making;
-                        creating.commit(ProcessState.CREATED);
-                        init.startStdin(() -> {});
-                        return init.io(pid);
-                    })
-                    .onErrorResume(error -> undoCreate(creating, making).then(Mono.error(error)));
-            return Operations.runToEnd(work, io -> undoCreate(creating, making));
-        }).onErrorMap(error -> map("create", error));
+        LocalLauncher.Made making = new LocalLauncher.Made();
+        return make("create", "", init -> blocking(() -> prepare(init, options.stdio(), "create"))
+                        .then(launcher.create(init, options, making))
+                        .flatMap(pid -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
+                                options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
+                                        m.options())).toList(), pid)).thenReturn(pid))
+                        .doOnNext(pid -> made = making),
+                error -> launcher.undoCreate(making), init -> launcher.undoCreate(making))
+                .onErrorMap(error -> map("create", error));
     }
 
-    private Mono<Void> undoCreate(TaskProcess.Transition creating, LocalLauncher.Made making) {
-        creating.moveThrough(ProcessState.DELETING);
-        return launcher.undoCreate(creating.process(), making)
-                .doFinally(signal -> {
-                    processes.remove(creating.process());
-                    creating.commit(ProcessState.DELETED);
-                });
+    @Override
+    public Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio) {
+        String action = "exec " + execId + " in";
+        return Mono.defer(() -> {
+            // Before any path is built from the id: "../x" would name a file outside the work directory.
+            Identifiers.requireValid("exec id", execId);
+            Specs.requireJsonObject(action + " " + task(), processSpec);
+            processes.get(action, "");
+            return make("exec", execId, exec -> blocking(() -> {
+                        prepare(exec, stdio, "exec");
+                        launcher.writeExecSpec(execId, processSpec);
+                        return 0;
+                    }).flatMap(pid -> publish(new TaskEvent.TaskExecAdded(id(), execId)).thenReturn(pid)),
+                    error -> removeExecFiles(execId), exec -> removeExecFiles(execId));
+        }).onErrorMap(error -> map(action, error));
+    }
+
+    private Mono<Boolean> removeExecFiles(String execId) {
+        return blocking(() -> {
+            launcher.removeExecFiles(execId);
+            return true;
+        });
     }
 
     @Override
@@ -124,38 +106,24 @@ final class LocalShimClient implements ShimClient {
             if (!execId.isEmpty() && processes.get(action, "").state() == ProcessState.STOPPED) {
                 throw new FailedPreconditionException(action + " " + task() + ": the container is not running");
             }
-            TaskProcess.Transition starting = process.begin("start", ProcessState.STARTING, NOT_STARTED);
-            Mono<Integer> launch = execId.isEmpty()
-                    ? runc.start(id()).then(blocking(() -> {
-                        new LocalRecord(process.pid(), true).write(bundle.workDir());
-                        return process.pid();
-                    }))
-                    : launcher.exec(process);
-            return Operations.runToEnd(launch
+            TaskProcess.Transition starting = process.begin("start", ProcessState.STARTING,
+                    Set.of(ProcessState.CREATED));
+            return move(starting, ProcessState.RUNNING, launcher.start(process)
                     .flatMap(pid -> publish(execId.isEmpty() ? new TaskEvent.TaskStart(id(), pid)
                             : new TaskEvent.TaskExecStarted(id(), execId, pid)).thenReturn(pid))
                     .doOnNext(pid -> {
-                        starting.commit(ProcessState.RUNNING);
                         // Only now does an exec hold its stdin FIFO's read end: start feeding it.
-                        process.startStdin(() -> {});
+                        if (!execId.isEmpty()) {
+                            process.startStdin(() -> stdinEnded(execId));
+                        }
                         publishExitAfterStart(process);
-                    })
-                    .doFinally(signal -> starting.close()));
+                    }));
         }).onErrorMap(error -> map(action, error));
     }
 
-    /** Publishes the exit once it happened; called only after the start event went out. */
-    private void publishExitAfterStart(TaskProcess process) {
-        process.awaitExit()
-                .flatMap(exit -> publish(new TaskEvent.TaskExit(id(), process.execId().isEmpty() ? id()
-                        : process.execId(), exit.pid(), exit.status(), exit.exitedAt())))
-                .subscribe(done -> {}, error -> {
-                    if (error instanceof UnavailableException) {
-                        log.debug("{}: {}", task(), error.getMessage());
-                    } else {
-                        log.warn("could not publish the exit of {}", process.name(), error);
-                    }
-                });
+    @Override
+    protected void stdinEnded(String execId) {
+        // Our end of the FIFO closed is the end of the process's input: runc holds no writer of its own.
     }
 
     @Override
@@ -168,22 +136,14 @@ final class LocalShimClient implements ShimClient {
 
     @Override
     public Mono<Void> kill(int signal, boolean all) {
-        return Mono.defer(() -> {
-            processes.get("kill", "");
-            return runc.kill(id(), signal, all);
-        }).onErrorMap(error -> map("kill", error));
+        return onInit("kill", runc.kill(id(), signal, all));
     }
 
     @Override
     public Mono<Void> kill(String execId, int signal) {
         return Mono.defer(() -> {
             TaskProcess process = processes.get("kill", execId);
-            return blocking(() -> {
-                if (process.pid() == 0 || process.exited().isPresent() || !monitor.signal(process.pid(), signal)) {
-                    throw new NotFoundException("kill " + process.name() + ": process already finished: not found");
-                }
-                return true;
-            }).then();
+            return blocking(() -> launcher.signal(process, signal)).then();
         }).onErrorMap(error -> map("kill", error));
     }
 
@@ -194,13 +154,9 @@ final class LocalShimClient implements ShimClient {
             TaskProcess process = processes.get(action, execId);
             boolean neverStarted = process.state() == ProcessState.CREATED;
             TaskProcess.Transition deleting = process.begin("delete", ProcessState.DELETING, DELETABLE);
-            Mono<ExitStatus> work = execId.isEmpty() ? deleteInit(process, neverStarted) : deleteExec(process);
-            return Operations.runToEnd(work
-                    .doOnNext(exit -> {
-                        processes.remove(process);
-                        deleting.commit(ProcessState.DELETED);
-                    })
-                    .doFinally(signal -> deleting.close()));
+            return move(deleting, ProcessState.DELETED, execId.isEmpty() ? deleteInit(process, neverStarted)
+                    : process.drained().then(removeExecFiles(execId)).thenReturn(process.exited()
+                            .orElseGet(() -> new ExitStatus(0, 0, Instant.now()))));
         }).onErrorMap(error -> map(action, error));
     }
 
@@ -210,24 +166,11 @@ final class LocalShimClient implements ShimClient {
                 .then(init.awaitExit())
                 .flatMap(exit -> init.drained().thenReturn(exit))
                 .flatMap(exit -> blocking(() -> {
-                    // Execs never deleted go with their container.
-                    for (TaskProcess exec : processes.removeExecs()) {
-                        exec.release();
-                        launcher.removeExecFiles(exec.execId());
-                    }
-                    launcher.removeContainerFiles(made);
+                    launcher.removeContainerFiles(processes.removeExecs(), made);
                     return exit;
                 }))
                 .flatMap(exit -> publish(new TaskEvent.TaskDelete(id(), exit.pid(), exit.status(),
                         exit.exitedAt())).thenReturn(exit));
-    }
-
-    private Mono<ExitStatus> deleteExec(TaskProcess exec) {
-        ExitStatus exit = exec.exited().orElseGet(() -> new ExitStatus(0, 0, Instant.now()));
-        return exec.drained().then(blocking(() -> {
-            launcher.removeExecFiles(exec.execId());
-            return exit;
-        }));
     }
 
     @Override
@@ -240,49 +183,9 @@ final class LocalShimClient implements ShimClient {
 
     @Override
     public Flux<ProcessInfo> pids() {
-        return Mono.defer(() -> {
-                    processes.get("list processes of", "");
-                    return runc.pids(id());
-                })
+        return onInit("list processes of", runc.pids(id()))
                 .flatMapIterable(pids -> pids)
-                .map(pid -> new ProcessInfo(pid, processes.execIdOf(pid).orElse("")))
-                .onErrorMap(error -> map("list processes of", error));
-    }
-
-    @Override
-    public Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio) {
-        String action = "exec " + execId + " in";
-        return Mono.defer(() -> {
-            // Before any path is built from the id: "../x" would name a file outside the work directory.
-            Identifiers.requireValid("exec id", execId);
-            Specs.requireJsonObject(action + " " + task(), processSpec);
-            processes.get(action, "");
-            return processes.reserve("exec", execId);
-        }).flatMap(creating -> {
-            TaskProcess exec = creating.process();
-            Mono<ProcessIo> work = blocking(() -> {
-                launcher.prepare(exec, stdio);
-                launcher.writeExecSpec(execId, processSpec);
-                return true;
-            }).then(publish(new TaskEvent.TaskExecAdded(id(), execId))).then(Mono.fromCallable(() -> {
-                creating.commit(ProcessState.CREATED);
-                return exec.io(0);
-            })).onErrorResume(error -> undoExec(creating).then(Mono.error(error)));
-            return Operations.runToEnd(work, io -> undoExec(creating));
-        }).onErrorMap(error -> map(action, error));
-    }
-
-    private Mono<Void> undoExec(TaskProcess.Transition creating) {
-        creating.moveThrough(ProcessState.DELETING);
-        TaskProcess exec = creating.process();
-        return blocking(() -> {
-            exec.release();
-            launcher.removeExecFiles(exec.execId());
-            return true;
-        }).then().doFinally(signal -> {
-            processes.remove(exec);
-            creating.commit(ProcessState.DELETED);
-        });
+                .map(pid -> new ProcessInfo(pid, processes.execIdOf(pid).orElse("")));
     }
 
     @Override
@@ -305,11 +208,8 @@ final class LocalShimClient implements ShimClient {
 
     private Mono<Void> pauseOrResume(String action, ProcessState from, ProcessState through, ProcessState to,
             Mono<Void> work) {
-        return Mono.defer(() -> {
-            TaskProcess.Transition moving = processes.get(action, "").begin(action, through, Set.of(from));
-            return Operations.runToEnd(work.then(Mono.fromRunnable(() -> moving.commit(to)))
-                    .doFinally(signal -> moving.close())).then();
-        }).onErrorMap(error -> map(action, error));
+        return Mono.defer(() -> move(processes.get(action, "").begin(action, through, Set.of(from)), to, work))
+                .onErrorMap(error -> map(action, error));
     }
 
     @Override
@@ -352,11 +252,6 @@ final class LocalShimClient implements ShimClient {
         return Mono.empty();
     }
 
-    @Override
-    public Flux<Envelope> events() {
-        return TaskEvents.of(exchange, namespace(), id());
-    }
-
     /** After a restart: watches an init found on disk again and reports its exit once, when it comes. */
     void recover(int pid, boolean started) {
         TaskProcess init = TaskProcess.recovered(task(), "", pid, started ? ProcessState.RUNNING
@@ -372,18 +267,6 @@ final class LocalShimClient implements ShimClient {
         if (started) {
             publishExitAfterStart(init);
         }
-    }
-
-    private Mono<Void> publish(TaskEvent event) {
-        return exchange.publish(namespace(), event.topic(), event);
-    }
-
-    private String task() {
-        return "task " + namespace() + "/" + id();
-    }
-
-    private <T> Mono<T> blocking(Callable<T> work) {
-        return Mono.fromCallable(work).subscribeOn(resources.io());
     }
 
     /** Errors name the action and the task, as the remote shim's do: "start task ns/id: <why>". */

@@ -6,12 +6,12 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.events.EventExchange;
 import reactor.core.publisher.Mono;
 
 /**

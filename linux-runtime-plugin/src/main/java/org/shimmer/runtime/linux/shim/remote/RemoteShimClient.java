@@ -1,13 +1,10 @@
 package org.shimmer.runtime.linux.shim.remote;
 
 import com.google.protobuf.Any;
-import com.google.protobuf.Empty;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.shimmer.runtime.AlreadyExistsException;
@@ -15,45 +12,20 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ShimmerException;
-import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.bundle.Specs;
-import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
-import org.shimmer.runtime.linux.shim.Operations;
 import org.shimmer.runtime.linux.shim.ProcessState;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
-import org.shimmer.runtime.linux.shim.ProcessTable;
+import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.TaskProcess;
-import org.shimmer.runtime.linux.shim.proto.CloseIORequest;
 import org.shimmer.runtime.linux.shim.proto.CreateTaskResponse;
-import org.shimmer.runtime.linux.shim.proto.DeleteRequest;
-import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
-import org.shimmer.runtime.linux.shim.proto.KillRequest;
-import org.shimmer.runtime.linux.shim.proto.PauseRequest;
-import org.shimmer.runtime.linux.shim.proto.PidsRequest;
-import org.shimmer.runtime.linux.shim.proto.PidsResponse;
-import org.shimmer.runtime.linux.shim.proto.ResumeRequest;
-import org.shimmer.runtime.linux.shim.proto.StartRequest;
-import org.shimmer.runtime.linux.shim.proto.StartResponse;
-import org.shimmer.runtime.linux.shim.proto.StateRequest;
-import org.shimmer.runtime.linux.shim.proto.StateResponse;
-import org.shimmer.runtime.linux.shim.proto.StatsRequest;
-import org.shimmer.runtime.linux.shim.proto.StatsResponse;
-import org.shimmer.runtime.linux.shim.proto.WaitRequest;
-import org.shimmer.runtime.linux.shim.proto.WaitResponse;
-import org.shimmer.runtime.linux.sys.LinuxCalls;
-import org.shimmer.runtime.linux.ttrpc.StatusCode;
-import org.shimmer.runtime.linux.ttrpc.TtrpcClosedException;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
-import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
-import org.shimmer.runtime.linux.ttrpc.TtrpcTimeoutException;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.ProcessIo;
-import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimExit;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
@@ -74,7 +46,7 @@ import reactor.core.publisher.Mono;
  * when this call's Create reached the shim (the shim creates the runc container before setting up its IO and does
  * not remove it on failure), never for a task someone else made.
  */
-final class RemoteShimClient implements ShimClient {
+final class RemoteShimClient extends TaskClient {
 
     /**
      * How long a Create may take. Long: a Create that times out is followed by the shim's own delete (runc delete
@@ -87,23 +59,18 @@ final class RemoteShimClient implements ShimClient {
     private static final Set<ProcessState> SETTLED = Set.of(ProcessState.CREATED, ProcessState.RUNNING,
             ProcessState.PAUSED, ProcessState.STOPPED);
 
-    private final Bundle bundle;
-    private final RuntimeResources resources;
-    private final EventExchange exchange;
     private final Any runcOptions;
     private final TaskClaims claims;
     private final ShimSession session;
-    private final ProcessTable processes;
+    private final TaskService tasks;
 
     RemoteShimClient(Bundle bundle, ShimCommand command, Path socket, RuntimeResources resources,
             EventExchange exchange, Any runcOptions, Consumer<ShimExit> exitHandler, TaskClaims claims) {
-        this.bundle = bundle;
-        this.resources = resources;
-        this.exchange = exchange;
+        super(bundle, resources, exchange);
         this.runcOptions = runcOptions;
         this.claims = claims;
-        this.processes = new ProcessTable(task());
         this.session = new ShimSession(bundle, command, socket, resources, exchange, exitHandler, claims, this);
+        this.tasks = new TaskService(session, bundle.id());
     }
 
     ShimSession session() {
@@ -120,46 +87,30 @@ final class RemoteShimClient implements ShimClient {
     }
 
     @Override
-    public String id() {
-        return bundle.id();
-    }
-
-    @Override
-    public String namespace() {
-        return bundle.namespace();
-    }
-
-    @Override
     public Mono<ProcessIo> create(CreateOptions options) {
-        return processes.reserve("create", "").flatMap(creating -> {
+        AtomicBoolean shimMayHaveIt = new AtomicBoolean();
+        return make("create", "", init -> {
             // After the reservation: an abandoned create of this client has finished its undo by now.
             if (!claims.claim(bundle.path(), this)) {
-                return undo(creating, Mono.empty()).then(Mono.error(new AlreadyExistsException("create " + task()
-                        + ": already created, or being created, by another client of this runtime")));
+                return Mono.error(new AlreadyExistsException("create " + task()
+                        + ": already created, or being created, by another client of this runtime"));
             }
-            TaskProcess init = creating.process();
-            AtomicBoolean shimMayHaveIt = new AtomicBoolean();
-            Mono<ProcessIo> work = noTaskYet()
+            return noTaskYet()
                     .then(blocking(() -> prepare(init, options.stdio(), "create")))
-                    .flatMap(stdio -> session.rawCall("Create", TaskMessages.create(id(), bundle.path(), options,
+                    .flatMap(stdio -> session.rawCall("Create", TaskService.create(id(), bundle.path(), options,
                                     stdio, runcOptions), CreateTaskResponse.parser(),
                                     session.callOptions().withTimeout(CREATE_TIMEOUT))
-                            .doOnError(error -> shimMayHaveIt.set(createReachedShim(error)))
+                            .doOnError(error -> shimMayHaveIt.set(ShimErrors.createMayHaveLeftContainer(error)))
                             .doFinally(signal -> init.launched()))
                     .map(created -> {
                         init.pid(created.getPid());
                         session.trackInit(created.getPid(), false);
-                        creating.commit(ProcessState.CREATED);
-                        init.startStdin(() -> endOfStdin(""));
-                        return init.io(created.getPid());
-                    })
-                    .onErrorResume(error -> undo(creating, shimMayHaveIt.get()
-                                    ? blocking(session::runShimDelete) : Mono.empty())
-                            .doFinally(signal -> claims.release(bundle.path(), this))
-                            .then(Mono.error(createError(error))));
-            return Operations.runToEnd(work, io -> undo(creating, deleteCall("delete", ""))
-                    .doFinally(signal -> taskGone()));
-        });
+                        return created.getPid();
+                    });
+        }, error -> (shimMayHaveIt.get() ? blocking(session::runShimDelete) : Mono.empty())
+                .doFinally(signal -> claims.release(bundle.path(), this)),
+                init -> tasks.delete("delete", "").doFinally(signal -> taskGone()))
+                .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
     }
 
     /** Fails with {@link AlreadyExistsException} unless the shim answers that it has no such task. */
@@ -170,95 +121,25 @@ final class RemoteShimClient implements ShimClient {
                 .onErrorResume(NotFoundException.class, absent -> Mono.empty());
     }
 
-    /**
-     * Undoes a create or exec that failed or that nobody took: {@code first} (whatever the shim must forget),
-     * then the streams and the reservation.
-     */
-    private Mono<Void> undo(TaskProcess.Transition creating, Mono<?> first) {
-        creating.moveThrough(ProcessState.DELETING);
-        TaskProcess process = creating.process();
-        return first.onErrorResume(error -> Mono.empty()).then(blocking(() -> {
-            process.release();
-            return true;
-        })).then().doFinally(signal -> {
-            processes.remove(process);
-            creating.commit(ProcessState.DELETED);
-        });
-    }
-
-    private Mono<DeleteResponse> deleteCall(String action, String execId) {
-        return session.call(action, "Delete", DeleteRequest.newBuilder().setId(id()).setExecId(execId).build(),
-                DeleteResponse.parser());
-    }
-
-    /**
-     * Whether a failed Create may have left a runc container of ours: the shim answered with a failure (or never
-     * answered), and not because the task already existed. The shim was told there was no task before.
-     */
-    private static boolean createReachedShim(Throwable error) {
-        if (error instanceof TtrpcStatusException status) {
-            return status.code() != StatusCode.ALREADY_EXISTS && !saysAlreadyExists(status);
-        }
-        return error instanceof TtrpcTimeoutException;
-    }
-
-    private Throwable createError(Throwable error) {
-        if (error instanceof ShimmerException typed) {
-            return typed;
-        }
-        if (error instanceof TtrpcStatusException status && saysAlreadyExists(status)) {
-            return new AlreadyExistsException("create " + task() + ": " + status.statusMessage(), status);
-        }
-        if (error instanceof TtrpcClosedException) {
-            return session.mapError("create", error);
-        }
-        // runc's reason may be lost when it could not even log it: name a full file system the shim writes to.
-        return ShimErrors.map("create", task(), error, bundle.path(), bundle.workDir());
-    }
-
-    private static boolean saysAlreadyExists(TtrpcStatusException status) {
-        return status.statusMessage().contains("already exists");
-    }
-
-    private ProcessStdio prepare(TaskProcess process, Stdio stdio, String action) throws IOException {
-        String name = process.execId().isEmpty() ? id() : process.execId();
-        try {
-            process.prepared(ProcessStdio.prepare(stdio, ioDir(), name, resources.poller(), resources.io()));
-            return process.stdio();
-        } catch (LinuxCalls.ErrnoException e) {
-            if (e.errno() == LinuxCalls.EEXIST) {
-                // Another process's FIFOs: left as they are.
-                throw new AlreadyExistsException(action + " " + process.name() + ": its stdio FIFOs already exist in "
-                        + ioDir(), e);
-            }
-            throw e;
-        }
-    }
-
     @Override
     public Mono<Integer> start(String execId) {
         return Mono.defer(() -> {
-            Optional<TaskProcess> process = processes.find(execId);
-            TaskProcess.Transition starting = process.map(p -> p.begin(startAction(execId), ProcessState.STARTING,
-                    Set.of(ProcessState.CREATED))).orElse(null);
-            Mono<Integer> work = session.call(startAction(execId), "Start", StartRequest.newBuilder().setId(id())
-                            .setExecId(execId).build(), StartResponse.parser())
-                    .map(StartResponse::getPid)
-                    .doFinally(signal -> process.filter(p -> !execId.isEmpty()).ifPresent(TaskProcess::launched))
-                    .doOnNext(pid -> process.ifPresent(p -> {
-                        p.pid(pid);
-                        starting.commit(ProcessState.RUNNING);
+            TaskProcess process = processes.findOrUntracked(execId, ProcessState.CREATED);
+            TaskProcess.Transition starting = process.begin(startAction(execId), ProcessState.STARTING,
+                    Set.of(ProcessState.CREATED));
+            return move(starting, ProcessState.RUNNING, tasks.start(startAction(execId), execId)
+                    .doFinally(signal -> {
+                        if (!execId.isEmpty()) {
+                            process.launched();
+                        }
+                    })
+                    .doOnNext(pid -> {
+                        process.pid(pid);
                         // The shim opens an exec's stdio only at Start: only now may its stdin be fed.
                         if (!execId.isEmpty()) {
-                            p.startStdin(() -> endOfStdin(execId));
+                            process.startStdin(() -> stdinEnded(execId));
                         }
-                    }))
-                    .doFinally(signal -> {
-                        if (starting != null) {
-                            starting.close();
-                        }
-                    });
-            return Operations.runToEnd(work);
+                    }));
         });
     }
 
@@ -269,55 +150,38 @@ final class RemoteShimClient implements ShimClient {
     @Override
     public Mono<ExitStatus> awaitExit(String execId) {
         Optional<TaskProcess> process = processes.find(execId);
-        Mono<ExitStatus> exit = session.call("wait for", "Wait", WaitRequest.newBuilder().setId(id())
-                        .setExecId(execId).build(), WaitResponse.parser())
-                .map(exited -> new ExitStatus(process.map(TaskProcess::pid).orElse(0), exited.getExitStatus(),
-                        TaskEvents.instant(exited.getExitedAt())));
+        Mono<ExitStatus> exit = tasks.waitFor(execId, process.map(TaskProcess::pid).orElse(0));
         return process.map(p -> p.withOutput(exit)).orElse(exit);
     }
 
     @Override
     public Mono<Void> kill(int signal, boolean all) {
-        return session.call("kill", "Kill", KillRequest.newBuilder().setId(id()).setSignal(signal).setAll(all)
-                .build(), Empty.parser()).then();
+        return tasks.kill("", signal, all);
     }
 
     @Override
     public Mono<Void> kill(String execId, int signal) {
-        return session.call("kill", "Kill", KillRequest.newBuilder().setId(id()).setExecId(execId).setSignal(signal)
-                .build(), Empty.parser()).then();
+        return tasks.kill(execId, signal, false);
     }
 
     @Override
     public Mono<ExitStatus> delete(String execId) {
         String action = execId.isEmpty() ? "delete" : "delete exec " + execId + " in";
         return Mono.defer(() -> {
-            Optional<TaskProcess> process = processes.find(execId);
-            TaskProcess.Transition deleting = process.map(p -> p.begin(action, ProcessState.DELETING, SETTLED))
-                    .orElse(null);
-            Mono<ExitStatus> work = deleteCall(action, execId)
-                    .flatMap(deleted -> {
-                        if (execId.isEmpty()) {
-                            taskGone();
-                        }
-                        // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them now.
-                        Mono<Void> drained = process.isPresent() ? process.get().drained() : blocking(() -> {
-                            ProcessStdio.removeFifos(ioDir(), execId.isEmpty() ? id() : execId);
-                            return true;
-                        }).then();
-                        return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
-                                TaskEvents.instant(deleted.getExitedAt())));
-                    })
-                    .doOnNext(exit -> process.ifPresent(p -> {
-                        processes.remove(p);
-                        deleting.commit(ProcessState.DELETED);
-                    }))
-                    .doFinally(signal -> {
-                        if (deleting != null) {
-                            deleting.close();
-                        }
-                    });
-            return Operations.runToEnd(work);
+            TaskProcess process = processes.findOrUntracked(execId, ProcessState.STOPPED);
+            TaskProcess.Transition deleting = process.begin(action, ProcessState.DELETING, SETTLED);
+            return move(deleting, ProcessState.DELETED, tasks.delete(action, execId).flatMap(deleted -> {
+                if (execId.isEmpty()) {
+                    taskGone();
+                }
+                // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them now.
+                Mono<?> drained = process.stdio() != null ? process.drained() : blocking(() -> {
+                    ProcessStdio.removeFifos(ioDir(), execId.isEmpty() ? id() : execId);
+                    return true;
+                });
+                return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
+                        TaskEvents.instant(deleted.getExitedAt())));
+            }));
         });
     }
 
@@ -330,16 +194,12 @@ final class RemoteShimClient implements ShimClient {
 
     @Override
     public Mono<TaskState> state(String execId) {
-        return session.call("get state of", "State", StateRequest.newBuilder().setId(id()).setExecId(execId).build(),
-                StateResponse.parser()).map(TaskMessages::taskState);
+        return tasks.state(execId);
     }
 
     @Override
     public Flux<ProcessInfo> pids() {
-        return session.call("list processes of", "Pids", PidsRequest.newBuilder().setId(id()).build(),
-                        PidsResponse.parser())
-                .flatMapIterable(PidsResponse::getProcessesList)
-                .map(process -> new ProcessInfo(process.getPid(), TaskMessages.execIdOf(process.getInfo())));
+        return tasks.pids();
     }
 
     @Override
@@ -349,18 +209,10 @@ final class RemoteShimClient implements ShimClient {
             // Before any path is built from the id, or anything sent: the shim itself checks neither.
             Identifiers.requireValid("exec id", execId);
             Specs.requireJsonObject(action + " " + task(), processSpec);
-            return processes.reserve("exec", execId);
-        }).flatMap(creating -> {
-            TaskProcess exec = creating.process();
-            Mono<ProcessIo> work = blocking(() -> prepare(exec, stdio, "exec"))
-                    .flatMap(prepared -> session.call(action, "Exec", TaskMessages.exec(id(), execId, processSpec,
-                            prepared), Empty.parser()))
-                    .map(done -> {
-                        creating.commit(ProcessState.CREATED);
-                        return exec.io(0);
-                    })
-                    .onErrorResume(error -> undo(creating, Mono.empty()).then(Mono.error(error)));
-            return Operations.runToEnd(work, io -> undo(creating, deleteCall("delete", execId)));
+            return make("exec", execId, exec -> blocking(() -> prepare(exec, stdio, "exec"))
+                            .flatMap(prepared -> tasks.exec(action, execId, processSpec, prepared))
+                            .thenReturn(0),
+                    error -> Mono.empty(), exec -> tasks.delete("delete", execId));
         }).onErrorMap(error -> !(error instanceof ShimmerException), error -> session.mapError(action, error));
     }
 
@@ -368,44 +220,40 @@ final class RemoteShimClient implements ShimClient {
     public Mono<Void> closeIo(String execId) {
         return Mono.defer(() -> {
             processes.find(execId).ifPresent(TaskProcess::closeStdin);
-            return session.call("close stdin of", "CloseIO", CloseIORequest.newBuilder().setId(id())
-                    .setExecId(execId).setStdin(true).build(), Empty.parser()).then();
+            return tasks.closeStdin(execId);
         });
     }
 
     /** The caller's stdin publisher ended: tell the shim, as containerd clients do with their stdin closer. */
-    private void endOfStdin(String execId) {
+    @Override
+    protected void stdinEnded(String execId) {
         closeIo(execId).subscribe(done -> {}, error ->
                 log.debug("closing stdin of {} {} after its end: {}", task(), execId, error.toString()));
     }
 
     @Override
     public Mono<Void> pause() {
-        return session.call("pause", "Pause", PauseRequest.newBuilder().setId(id()).build(), Empty.parser()).then();
+        return tasks.pause();
     }
 
     @Override
     public Mono<Void> resume() {
-        return session.call("resume", "Resume", ResumeRequest.newBuilder().setId(id()).build(), Empty.parser())
-                .then();
+        return tasks.resume();
     }
 
     @Override
     public Mono<Void> update(byte[] linuxResources) {
-        return session.call("update", "Update", TaskMessages.update(id(), linuxResources), Empty.parser()).then();
+        return tasks.update(linuxResources);
     }
 
     @Override
     public Mono<Stats> stats() {
-        return session.call("get stats of", "Stats", StatsRequest.newBuilder().setId(id()).build(),
-                        StatsResponse.parser())
-                .map(stats -> new Stats(stats.getStats().getTypeUrl(), stats.getStats().getValue().toByteArray()));
+        return tasks.stats();
     }
 
     @Override
     public Mono<Void> checkpoint(Path imagePath, boolean exit) {
-        return session.call("checkpoint", "Checkpoint", TaskMessages.checkpoint(id(), imagePath, exit),
-                Empty.parser()).then();
+        return tasks.checkpoint(imagePath, exit);
     }
 
     @Override
@@ -419,25 +267,8 @@ final class RemoteShimClient implements ShimClient {
         return session.close();
     }
 
-    @Override
-    public Flux<Envelope> events() {
-        return TaskEvents.of(exchange, namespace(), id());
-    }
-
     /** Lets go of every stream this client holds (a detach, a shutdown, the shim's death). Blocking. */
     void releaseStreams() {
         processes.all().forEach(TaskProcess::release);
-    }
-
-    private Path ioDir() {
-        return bundle.workDir().resolve("io");
-    }
-
-    private String task() {
-        return "task " + namespace() + "/" + id();
-    }
-
-    private <T> Mono<T> blocking(Callable<T> work) {
-        return Mono.fromCallable(work).subscribeOn(resources.io());
     }
 }

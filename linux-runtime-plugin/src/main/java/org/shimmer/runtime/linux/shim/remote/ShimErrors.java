@@ -6,10 +6,13 @@ import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ResourceExhaustedException;
+import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.shim.TaskErrors;
+import org.shimmer.runtime.linux.ttrpc.StatusCode;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClosedException;
 import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
+import org.shimmer.runtime.linux.ttrpc.TtrpcTimeoutException;
 import org.shimmer.runtime.shim.ShimException;
 
 /**
@@ -35,6 +38,36 @@ final class ShimErrors {
                 .<Throwable>map(full -> new ResourceExhaustedException(mapped.getMessage()
                         + "; no space left on device in " + full, mapped))
                 .orElse(mapped);
+    }
+
+    /**
+     * Whether a failed Create may have left a runc container of ours: the shim answered with a failure (or never
+     * answered), and not because the task already existed. The shim was told there was no task before.
+     */
+    static boolean createMayHaveLeftContainer(Throwable error) {
+        if (error instanceof TtrpcStatusException status) {
+            return status.code() != StatusCode.ALREADY_EXISTS && !saysAlreadyExists(status);
+        }
+        return error instanceof TtrpcTimeoutException;
+    }
+
+    /** The typed error of a failed create; {@code written} as for {@link #map(String, String, Throwable, Path...)}. */
+    static Throwable createFailure(String task, Throwable error, ShimSession session, Path... written) {
+        if (error instanceof ShimmerException typed) {
+            return typed;
+        }
+        if (error instanceof TtrpcStatusException status && saysAlreadyExists(status)) {
+            return new AlreadyExistsException("create " + task + ": " + status.statusMessage(), status);
+        }
+        if (error instanceof TtrpcClosedException) {
+            return session.mapError("create", error);
+        }
+        // runc's reason may be lost when it could not even log it: name a full file system the shim writes to.
+        return map("create", task, error, written);
+    }
+
+    private static boolean saysAlreadyExists(TtrpcStatusException status) {
+        return status.statusMessage().contains("already exists");
     }
 
     static Throwable map(String action, String task, Throwable error) {

@@ -1,0 +1,158 @@
+package org.shimmer.runtime.linux.shim;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.function.Function;
+import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.UnavailableException;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.shim.ProcessIo;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.Stdio;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * What the local and the remote shim client share: the bundle's task and its {@link ProcessTable}, how a process
+ * is made (reserve, make, commit or undo), how an operation moves a process (run to its end, commit or roll back),
+ * the streams' preparation, and the event stream of the task.
+ */
+public abstract class TaskClient implements ShimClient {
+
+    private static final Logger log = LoggerFactory.getLogger(TaskClient.class);
+
+    protected final Bundle bundle;
+    protected final RuntimeResources resources;
+    protected final EventExchange exchange;
+    protected final ProcessTable processes;
+
+    protected TaskClient(Bundle bundle, RuntimeResources resources, EventExchange exchange) {
+        this.bundle = bundle;
+        this.resources = resources;
+        this.exchange = exchange;
+        this.processes = new ProcessTable(task());
+    }
+
+    @Override
+    public final String id() {
+        return bundle.id();
+    }
+
+    @Override
+    public final String namespace() {
+        return bundle.namespace();
+    }
+
+    @Override
+    public final Flux<Envelope> events() {
+        return TaskEvents.of(exchange, namespace(), id());
+    }
+
+    /** The caller's stdin source for process {@code execId} ended. */
+    protected abstract void stdinEnded(String execId);
+
+    /**
+     * Makes process {@code execId} ("" for init): reserves the id, runs {@code make} (which returns the pid, or 0
+     * for an exec not started yet) to its end, and commits the process {@code CREATED}. On failure {@code onFailure}
+     * undoes the outside part first and the reservation and streams go; a process nobody took (the caller
+     * cancelled) is undone the same way after {@code onAbandon}.
+     */
+    protected Mono<ProcessIo> make(String action, String execId, Function<TaskProcess, Mono<Integer>> make,
+            Function<Throwable, Mono<?>> onFailure, Function<TaskProcess, Mono<?>> onAbandon) {
+        return processes.reserve(action, execId).flatMap(creating -> {
+            TaskProcess process = creating.process();
+            Mono<ProcessIo> work = Mono.defer(() -> make.apply(process))
+                    .map(pid -> {
+                        creating.commit(ProcessState.CREATED);
+                        if (execId.isEmpty()) {
+                            // Init holds its stdin FIFO once created; an exec only once started.
+                            process.startStdin(() -> stdinEnded(execId));
+                        }
+                        return process.io(pid);
+                    })
+                    .onErrorResume(error -> undo(creating, onFailure.apply(error)).then(Mono.error(error)));
+            return Operations.runToEnd(work, io -> undo(creating, onAbandon.apply(process)));
+        });
+    }
+
+    private Mono<Void> undo(TaskProcess.Transition creating, Mono<?> first) {
+        creating.moveThrough(ProcessState.DELETING);
+        TaskProcess process = creating.process();
+        return first.onErrorResume(error -> Mono.empty()).then(blocking(() -> {
+            process.release();
+            return true;
+        })).then().doFinally(signal -> {
+            processes.remove(process);
+            creating.commit(ProcessState.DELETED);
+        });
+    }
+
+    /**
+     * Runs {@code work}, an operation that began {@code moving}, to its end: on success the process is in {@code to}
+     * (and out of the table when that is {@code DELETED}); on failure back where it was.
+     */
+    protected <T> Mono<T> move(TaskProcess.Transition moving, ProcessState to, Mono<T> work) {
+        return Operations.runToEnd(work
+                .doOnSuccess(result -> {
+                    if (to == ProcessState.DELETED) {
+                        processes.remove(moving.process());
+                    }
+                    moving.commit(to);
+                })
+                .doFinally(signal -> moving.close()));
+    }
+
+    /** Publishes the exit once it happened; called only after the start event went out. */
+    protected final void publishExitAfterStart(TaskProcess process) {
+        process.awaitExit()
+                .flatMap(exit -> publish(new TaskEvent.TaskExit(id(), process.execId().isEmpty() ? id()
+                        : process.execId(), exit.pid(), exit.status(), exit.exitedAt())))
+                .subscribe(done -> {}, error -> {
+                    if (error instanceof UnavailableException) {
+                        log.debug("{}: {}", task(), error.getMessage());
+                    } else {
+                        log.warn("could not publish the exit of {}", process.name(), error);
+                    }
+                });
+    }
+
+    protected final Mono<Void> publish(TaskEvent event) {
+        return exchange.publish(namespace(), event.topic(), event);
+    }
+
+    /** Prepares the streams of {@code process} in the work directory's {@code io}; returns them. Blocking. */
+    protected ProcessStdio prepare(TaskProcess process, Stdio stdio, String action) throws IOException {
+        String name = process.execId().isEmpty() ? id() : process.execId();
+        try {
+            process.prepared(ProcessStdio.prepare(stdio, ioDir(), name, resources.poller(), resources.io()));
+            return process.stdio();
+        } catch (LinuxCalls.ErrnoException e) {
+            if (e.errno() == LinuxCalls.EEXIST) {
+                // Another process's FIFOs: left as they are.
+                throw new AlreadyExistsException(action + " " + process.name() + ": its stdio FIFOs already exist in "
+                        + ioDir(), e);
+            }
+            throw e;
+        }
+    }
+
+    protected final Path ioDir() {
+        return bundle.workDir().resolve("io");
+    }
+
+    protected final String task() {
+        return "task " + bundle.namespace() + "/" + bundle.id();
+    }
+
+    protected final <T> Mono<T> blocking(Callable<T> work) {
+        return Mono.fromCallable(work).subscribeOn(resources.io());
+    }
+}

@@ -1,0 +1,179 @@
+package org.shimmer.runtime.linux.shim.remote;
+
+import com.google.protobuf.Any;
+import com.google.protobuf.ByteString;
+import com.google.protobuf.Empty;
+import com.google.protobuf.InvalidProtocolBufferException;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.Optional;
+import org.shimmer.runtime.linux.shim.ProcessStdio;
+import org.shimmer.runtime.linux.shim.TaskEvents;
+import org.shimmer.runtime.linux.shim.proto.CheckpointOptions;
+import org.shimmer.runtime.linux.shim.proto.CheckpointTaskRequest;
+import org.shimmer.runtime.linux.shim.proto.CloseIORequest;
+import org.shimmer.runtime.linux.shim.proto.CreateTaskRequest;
+import org.shimmer.runtime.linux.shim.proto.DeleteRequest;
+import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
+import org.shimmer.runtime.linux.shim.proto.ExecProcessRequest;
+import org.shimmer.runtime.linux.shim.proto.KillRequest;
+import org.shimmer.runtime.linux.shim.proto.PauseRequest;
+import org.shimmer.runtime.linux.shim.proto.PidsRequest;
+import org.shimmer.runtime.linux.shim.proto.PidsResponse;
+import org.shimmer.runtime.linux.shim.proto.ProcessDetails;
+import org.shimmer.runtime.linux.shim.proto.ResumeRequest;
+import org.shimmer.runtime.linux.shim.proto.StartRequest;
+import org.shimmer.runtime.linux.shim.proto.StartResponse;
+import org.shimmer.runtime.linux.shim.proto.StateRequest;
+import org.shimmer.runtime.linux.shim.proto.StateResponse;
+import org.shimmer.runtime.linux.shim.proto.StatsRequest;
+import org.shimmer.runtime.linux.shim.proto.StatsResponse;
+import org.shimmer.runtime.linux.shim.proto.UpdateTaskRequest;
+import org.shimmer.runtime.linux.shim.proto.WaitRequest;
+import org.shimmer.runtime.linux.shim.proto.WaitResponse;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ProcessInfo;
+import org.shimmer.runtime.shim.Stats;
+import org.shimmer.runtime.shim.TaskState;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * The task API of one task, typed: each method builds its request from the shim contract's types, calls it through
+ * the session (which names the action and task in any failure) and reads the answer back into those types.
+ */
+final class TaskService {
+
+    static final String PROCESS_SPEC_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+    static final String RESOURCES_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+
+    private final ShimSession session;
+    private final String id;
+
+    TaskService(ShimSession session, String id) {
+        this.session = session;
+        this.id = id;
+    }
+
+    /** Start; the pid. */
+    Mono<Integer> start(String action, String execId) {
+        return session.call(action, "Start", StartRequest.newBuilder().setId(id).setExecId(execId).build(),
+                StartResponse.parser()).map(StartResponse::getPid);
+    }
+
+    /** Wait: the exit, reported with {@code pid}. */
+    Mono<ExitStatus> waitFor(String execId, int pid) {
+        return session.call("wait for", "Wait", WaitRequest.newBuilder().setId(id).setExecId(execId).build(),
+                        WaitResponse.parser())
+                .map(exited -> new ExitStatus(pid, exited.getExitStatus(), TaskEvents.instant(exited.getExitedAt())));
+    }
+
+    Mono<Void> kill(String execId, int signal, boolean all) {
+        return session.call("kill", "Kill", KillRequest.newBuilder().setId(id).setExecId(execId).setSignal(signal)
+                .setAll(all).build(), Empty.parser()).then();
+    }
+
+    Mono<DeleteResponse> delete(String action, String execId) {
+        return session.call(action, "Delete", DeleteRequest.newBuilder().setId(id).setExecId(execId).build(),
+                DeleteResponse.parser());
+    }
+
+    Mono<TaskState> state(String execId) {
+        return session.call("get state of", "State", StateRequest.newBuilder().setId(id).setExecId(execId).build(),
+                StateResponse.parser()).map(TaskService::taskState);
+    }
+
+    Flux<ProcessInfo> pids() {
+        return session.call("list processes of", "Pids", PidsRequest.newBuilder().setId(id).build(),
+                        PidsResponse.parser())
+                .flatMapIterable(PidsResponse::getProcessesList)
+                .map(process -> new ProcessInfo(process.getPid(), execIdOf(process.getInfo())));
+    }
+
+    Mono<Void> exec(String action, String execId, byte[] spec, ProcessStdio stdio) {
+        return session.call(action, "Exec", ExecProcessRequest.newBuilder()
+                .setId(id).setExecId(execId)
+                .setStdin(stdio.stdin()).setStdout(stdio.stdout()).setStderr(stdio.stderr())
+                .setSpec(Any.newBuilder().setTypeUrl(PROCESS_SPEC_TYPE).setValue(ByteString.copyFrom(spec)))
+                .build(), Empty.parser()).then();
+    }
+
+    Mono<Void> closeStdin(String execId) {
+        return session.call("close stdin of", "CloseIO", CloseIORequest.newBuilder().setId(id).setExecId(execId)
+                .setStdin(true).build(), Empty.parser()).then();
+    }
+
+    Mono<Void> pause() {
+        return session.call("pause", "Pause", PauseRequest.newBuilder().setId(id).build(), Empty.parser()).then();
+    }
+
+    Mono<Void> resume() {
+        return session.call("resume", "Resume", ResumeRequest.newBuilder().setId(id).build(), Empty.parser()).then();
+    }
+
+    Mono<Void> update(byte[] linuxResources) {
+        return session.call("update", "Update", UpdateTaskRequest.newBuilder().setId(id)
+                .setResources(Any.newBuilder().setTypeUrl(RESOURCES_TYPE).setValue(ByteString.copyFrom(linuxResources)))
+                .build(), Empty.parser()).then();
+    }
+
+    Mono<Stats> stats() {
+        return session.call("get stats of", "Stats", StatsRequest.newBuilder().setId(id).build(),
+                        StatsResponse.parser())
+                .map(stats -> new Stats(stats.getStats().getTypeUrl(), stats.getStats().getValue().toByteArray()));
+    }
+
+    Mono<Void> checkpoint(Path imagePath, boolean exit) {
+        Any options = Any.newBuilder().setTypeUrl("containerd.runc.v1.CheckpointOptions")
+                .setValue(CheckpointOptions.newBuilder().setExit(exit).setImagePath(imagePath.toString()).build()
+                        .toByteString())
+                .build();
+        return session.call("checkpoint", "Checkpoint", CheckpointTaskRequest.newBuilder().setId(id)
+                .setPath(imagePath.toString()).setOptions(options).build(), Empty.parser()).then();
+    }
+
+    static CreateTaskRequest create(String id, Path bundle, CreateOptions options, ProcessStdio stdio, Any runc) {
+        CreateTaskRequest.Builder request = CreateTaskRequest.newBuilder()
+                .setId(id)
+                .setBundle(bundle.toString())
+                .setStdin(stdio.stdin())
+                .setStdout(stdio.stdout())
+                .setStderr(stdio.stderr())
+                .setOptions(runc);
+        for (Mount mount : options.rootfs()) {
+            request.addRootfs(org.shimmer.runtime.linux.shim.proto.Mount.newBuilder()
+                    .setType(mount.type()).setSource(mount.source()).addAllOptions(mount.options()));
+        }
+        return request.build();
+    }
+
+    /** The exec id a Pids answer attaches to a process, or "" for init and anything else. */
+    private static String execIdOf(Any info) {
+        if (!info.getTypeUrl().equals("containerd.runc.v1.ProcessDetails")) {
+            return "";
+        }
+        try {
+            return ProcessDetails.parseFrom(info.getValue()).getExecId();
+        } catch (InvalidProtocolBufferException e) {
+            return "";
+        }
+    }
+
+    private static TaskState taskState(StateResponse state) {
+        TaskState.Status status = switch (state.getStatus()) {
+            case CREATED -> TaskState.Status.CREATED;
+            case RUNNING -> TaskState.Status.RUNNING;
+            case STOPPED -> TaskState.Status.STOPPED;
+            case PAUSED -> TaskState.Status.PAUSED;
+            case PAUSING -> TaskState.Status.PAUSING;
+            default -> TaskState.Status.UNKNOWN;
+        };
+        Optional<Instant> exitedAt = state.hasExitedAt()
+                && state.getExitedAt().getSeconds() != TaskEvents.GO_ZERO_TIME_SECONDS
+                ? Optional.of(TaskEvents.instant(state.getExitedAt())) : Optional.empty();
+        return new TaskState(state.getId(), state.getExecId(), state.getPid(), status, state.getExitStatus(),
+                exitedAt);
+    }
+}
