@@ -69,7 +69,6 @@ final class LocalShimClient implements ShimClient {
     private final Map<String, LocalProcess> execs = new ConcurrentHashMap<>();
     private volatile LocalProcess init;
     private final AtomicBoolean creating = new AtomicBoolean();
-    private volatile boolean rootfsMounted;
     private volatile ExitMonitor.Launch createLaunch;
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
@@ -103,10 +102,7 @@ final class LocalShimClient implements ShimClient {
                         ProcessStdio stdio = ProcessStdio.prepare(options.stdio(), ioDir(), id(), resources.poller(),
                                 resources.io());
                         try {
-                            if (!options.rootfs().isEmpty()) {
-                                RootfsMounts.mount(options.rootfs(), bundle.rootfs());
-                                rootfsMounted = true;
-                            }
+                            RootfsMounts.mount(options.rootfs(), bundle.rootfs(), bundle.workDir());
                         } catch (IOException | RuntimeException e) {
                             stdio.release();
                             throw e;
@@ -524,10 +520,7 @@ final class LocalShimClient implements ShimClient {
     }
 
     private void unmountRootfs() throws IOException {
-        if (rootfsMounted) {
-            RootfsMounts.unmount(bundle.rootfs());
-            rootfsMounted = false;
-        }
+        RootfsMounts.unmount(bundle.rootfs(), bundle.workDir());
     }
 
     /**
