@@ -13,9 +13,9 @@ import org.shimmer.runtime.shim.Mount;
  * word of the flag table sets or clears its {@code mount(2)} flag, a later word winning over an earlier one;
  * propagation words are kept apart, for the separate {@code mount(2)} call the kernel needs for them.
  *
- * <p>Unlike containerd, a word neither in the table nor file-system data is an error, not data: {@code relatime}
- * or {@code private} passed as data made the mount fail with a bare {@code EINVAL}, or worse, was ignored by a
- * file system that skips unknown options. File-system data is {@code key=value}, or a bare word listed for the
+ * <p>Unlike containerd, a word neither in the table nor file-system data is an error, not data: our old table
+ * passed {@code relatime} or {@code private} to the file system as data, which failed the mount with a bare
+ * {@code EINVAL} or, on a file system that skips unknown options, silently did nothing. File-system data is {@code key=value}, or a bare word listed for the
  * mount's type in {@link #BARE_DATA}; a bind takes no data at all (the kernel ignores it). An option holding a
  * comma is refused: the kernel would split it and read the pieces as further options.
  *
