@@ -377,9 +377,9 @@ public final class LinuxCalls {
     }
 
     /**
-     * The flags of the mount {@code path} is on, from {@code statfs}'s {@code f_flags}: the kernel reports them as
-     * {@code ST_*} bits, which have the values of the matching {@code MS_*} flags ({@code MS_RDONLY},
-     * {@code MS_NOSUID}, {@code MS_NODEV}, {@code MS_NOEXEC}, the atime flags).
+     * The flags of the mount {@code path} is on, from {@code statfs}'s {@code f_flags}: {@code ST_*} bits. Those of
+     * read-only, nosuid, nodev, noexec, noatime and nodiratime have the values of the matching {@code MS_*} flags;
+     * {@code ST_RELATIME} (4096) does not.
      */
     public static long mountFlags(Path path) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
