@@ -344,10 +344,22 @@ public final class LinuxCalls {
     public static final long MS_NOSUID = 2;
     public static final long MS_NODEV = 4;
     public static final long MS_NOEXEC = 8;
+    public static final long MS_SYNCHRONOUS = 16;
     public static final long MS_REMOUNT = 32;
+    public static final long MS_MANDLOCK = 64;
+    public static final long MS_DIRSYNC = 128;
+    public static final long MS_NOATIME = 1024;
+    public static final long MS_NODIRATIME = 2048;
     public static final long MS_BIND = 4096;
     public static final long MS_REC = 16384;
+    public static final long MS_UNBINDABLE = 1 << 17;
+    public static final long MS_PRIVATE = 1 << 18;
+    public static final long MS_SLAVE = 1 << 19;
+    public static final long MS_SHARED = 1 << 20;
+    public static final long MS_RELATIME = 1 << 21;
+    public static final long MS_STRICTATIME = 1 << 24;
     public static final int MNT_DETACH = 2;
+    public static final int UMOUNT_NOFOLLOW = 8;
 
     /** {@code mount(source, target, type, flags, data)}; null strings are passed as NULL. */
     public static void mount(String source, String target, String type, long flags, String data)
@@ -357,6 +369,48 @@ public final class LinuxCalls {
             int result = (int) MOUNT.invokeExact(state, string(arena, source), string(arena, target),
                     string(arena, type), flags, string(arena, data));
             check(result, state, "mount " + source + " on " + target);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * The flags of the mount {@code path} is on, from {@code statfs}'s {@code f_flags}: {@code ST_*} bits. Those of
+     * read-only, nosuid, nodev, noexec, noatime and nodiratime have the values of the matching {@code MS_*} flags;
+     * {@code ST_RELATIME} (4096) does not.
+     */
+    public static long mountFlags(Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(STATFS_SIZE, 8);
+            int result = (int) STATFS.invokeExact(state, arena.allocateFrom(path.toString()), buffer);
+            check(result, state, "statfs " + path);
+            return buffer.get(ValueLayout.JAVA_LONG, STATFS_FLAGS);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * The id of the mount {@code path} is on, {@code path} itself not followed if it is a symlink. The kernel's
+     * 64-bit id that is never reused ({@code STATX_MNT_ID_UNIQUE}, Linux 6.8) when it has one, else the classic
+     * id; one kernel always answers with the same kind.
+     */
+    public static long mountId(Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
+            int result = (int) STATX.invokeExact(state, AT_FDCWD, arena.allocateFrom(path.toString()),
+                    AT_SYMLINK_NOFOLLOW, STATX_MNT_ID | STATX_MNT_ID_UNIQUE, buffer);
+            check(result, state, "statx " + path);
+            if ((buffer.get(ValueLayout.JAVA_INT, 0) & (STATX_MNT_ID | STATX_MNT_ID_UNIQUE)) == 0) {
+                throw new IOException("statx " + path + ": the kernel reports no mount id");
+            }
+            return buffer.get(ValueLayout.JAVA_LONG, 144);
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
@@ -410,6 +464,10 @@ public final class LinuxCalls {
 
     private static final int STATX_TYPE = 0x1;
     private static final int STATX_MNT_ID = 0x1000;
+    private static final int STATX_MNT_ID_UNIQUE = 0x4000;
+    /** {@code struct statfs} is 120 bytes on 64-bit Linux, {@code f_flags} at 80. */
+    private static final long STATFS_SIZE = 120;
+    private static final long STATFS_FLAGS = 80;
     /** {@code struct statx} is 256 bytes: {@code stx_mask} at 0, {@code stx_mode} (u16) at 28, {@code stx_mnt_id} at 144. */
     private static final long STATX_SIZE = 256;
     private static final int S_IFMT = 0170000;
@@ -423,6 +481,8 @@ public final class LinuxCalls {
     private static final MethodHandle STATX = function("statx",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+    private static final MethodHandle STATFS = function("statfs",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
     private static final MethodHandle OPENAT = function("openat",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_INT));

@@ -39,9 +39,8 @@ final class LocalLauncher {
         this.resources = resources;
     }
 
-    /** What a create made so far, so that its undo removes exactly that. */
+    /** What a create made so far beyond its files, so that its undo removes exactly that. */
     static final class Made {
-        volatile boolean mounted;
         volatile boolean runcCreateRan;
     }
 
@@ -49,8 +48,7 @@ final class LocalLauncher {
     Mono<Integer> create(TaskProcess init, CreateOptions options, Made made) {
         return blocking(() -> {
             if (!options.rootfs().isEmpty()) {
-                RootfsMounts.mount(options.rootfs(), bundle.rootfs());
-                made.mounted = true;
+                RootfsMounts.mount(options.rootfs(), bundle.rootfs(), bundle.workDir());
             }
             return true;
         }).then(launch(init, () -> {
@@ -97,10 +95,7 @@ final class LocalLauncher {
         Mono<Void> container = made.runcCreateRan ? runc.delete(bundle.id(), true).onErrorResume(error -> Mono.empty())
                 : Mono.empty();
         return container.then(blocking(() -> {
-            if (made.mounted) {
-                RootfsMounts.unmount(bundle.rootfs());
-                made.mounted = false;
-            }
+            RootfsMounts.unmount(bundle.rootfs(), bundle.workDir());
             LocalRecord.remove(bundle.workDir());
             Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
             return true;
@@ -131,15 +126,12 @@ final class LocalLauncher {
      * FIFOs no process of this client owns (those of processes a runtime before a reload started; their streams
      * died with it). Only FIFOs, never following a link. Blocking.
      */
-    void removeContainerFiles(List<TaskProcess> execs, Made made) throws IOException {
+    void removeContainerFiles(List<TaskProcess> execs) throws IOException {
         for (TaskProcess exec : execs) {
             exec.release();
             removeExecFiles(exec.execId());
         }
-        if (made.mounted) {
-            RootfsMounts.unmount(bundle.rootfs());
-            made.mounted = false;
-        }
+        RootfsMounts.unmount(bundle.rootfs(), bundle.workDir());
         LocalRecord.remove(bundle.workDir());
         Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
         Path io = ioDir();

@@ -49,7 +49,6 @@ final class LocalShimClient extends TaskClient {
     private final ExitMonitor monitor;
     private final Runnable forget;
     private final LocalLauncher launcher;
-    private volatile LocalLauncher.Made made = new LocalLauncher.Made();
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
             EventExchange exchange, Runnable forget) {
@@ -67,8 +66,7 @@ final class LocalShimClient extends TaskClient {
                         .then(launcher.create(init, options, making))
                         .flatMap(pid -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
                                 options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
-                                        m.options())).toList(), pid)).thenReturn(pid))
-                        .doOnNext(pid -> made = making),
+                                        m.options())).toList(), pid)).thenReturn(pid)),
                 error -> launcher.undoCreate(making), init -> launcher.undoCreate(making))
                 .onErrorMap(error -> map("create", error));
     }
@@ -166,7 +164,7 @@ final class LocalShimClient extends TaskClient {
                 .then(init.awaitExit())
                 .flatMap(exit -> init.drained().thenReturn(exit))
                 .flatMap(exit -> blocking(() -> {
-                    launcher.removeContainerFiles(processes.removeExecs(), made);
+                    launcher.removeContainerFiles(processes.removeExecs());
                     return exit;
                 }))
                 .flatMap(exit -> publish(new TaskEvent.TaskDelete(id(), exit.pid(), exit.status(),

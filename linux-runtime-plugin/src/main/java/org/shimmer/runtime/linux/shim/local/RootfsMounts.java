@@ -4,65 +4,140 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
+import java.util.Optional;
+import org.shimmer.runtime.InvalidSpecException;
+import org.shimmer.runtime.linux.bundle.WorkFiles;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.Mount;
 
 /**
- * Mounts a create request's rootfs mounts onto the bundle's {@code rootfs}, as the containerd shim does, with
- * {@code mount(2)} itself: spawning {@code mount} and {@code umount} cost more than the rest of a short
- * container's lifecycle.
+ * Mounts a create request's rootfs mounts onto the bundle's {@code rootfs} as containerd's {@code mount_linux.go}
+ * does, with {@code mount(2)} itself (spawning {@code mount} cost more than a short container's lifecycle), and
+ * undoes exactly those mounts.
+ *
+ * <p>Per mount: the mount call with every non-propagation flag and the file-system data; then, for a propagation
+ * word, a second call that changes only the propagation type (the kernel refuses it mixed with other flags); then,
+ * for a bind, a remount carrying every per-mount flag. The kernel ignores all but {@code MS_REC} on a bind's first
+ * call, and a remount sets the per-mount flags to exactly those it is given: the old remount passed only
+ * {@code MS_RDONLY}, and {@code ro,nosuid,nodev,noexec} came out {@code ro} only. The remount also keeps the
+ * {@code nosuid}/{@code nodev}/{@code noexec}/{@code ro} the bound source mount had unless a word cleared them, so
+ * {@code ro} on a bind of a {@code nosuid} directory does not make it {@code suid}. Unlike containerd, which
+ * remounts only a read-only bind, any per-mount flag on a bind is applied: a flag asked for is never dropped.
+ *
+ * <p>Undo removes only mounts this class made. Before each is undone, the mount id now on the target
+ * ({@code statx} {@code STATX_MNT_ID_UNIQUE}, never reused) must be one recorded when it was mounted: one
+ * {@code umount2} undid one of several stacked mounts, and "unmount until nothing is mounted" (containerd's
+ * {@code UnmountAll}) would also remove a user's mount on the {@code rootfs} directory itself. The ids are kept in
+ * the work directory ({@link #FILE}), so a runtime after a reload undoes them too.
  */
 final class RootfsMounts {
 
-    private static final Map<String, Long> FLAGS = Map.of(
-            "ro", LinuxCalls.MS_RDONLY,
-            "rw", 0L,
-            "nosuid", LinuxCalls.MS_NOSUID,
-            "nodev", LinuxCalls.MS_NODEV,
-            "noexec", LinuxCalls.MS_NOEXEC,
-            "bind", LinuxCalls.MS_BIND,
-            "rbind", LinuxCalls.MS_BIND | LinuxCalls.MS_REC);
+    static final String FILE = "rootfs-mounts.json";
+
+    /** The mounts made on the target, bottom first, by mount id. */
+    record Layers(List<Long> ids) {}
+
+    private static final long STATUS_FLAGS = LinuxCalls.MS_RDONLY | LinuxCalls.MS_NOSUID | LinuxCalls.MS_NODEV
+            | LinuxCalls.MS_NOEXEC;
 
     private RootfsMounts() {}
 
-    /** Mounts each in turn onto {@code target}. On failure, what was mounted is detached again. */
-    static void mount(List<Mount> mounts, Path target) throws IOException {
-        int done = 0;
+    /**
+     * Mounts each of {@code mounts} in turn onto {@code target} and records them in {@code workDir}. Every option
+     * is checked before anything is mounted; on failure, what was mounted is undone again. Mounts a previous
+     * create recorded and nobody undid are undone first.
+     */
+    static void mount(List<Mount> mounts, Path target, Path workDir) throws IOException {
+        List<MountOptions> parsed = checked(mounts);
+        unmount(target, workDir);
+        if (mounts.isEmpty()) {
+            return;
+        }
+        List<Long> ids = new ArrayList<>();
         try {
-            for (Mount mount : mounts) {
-                long flags = 0;
-                List<String> data = new ArrayList<>();
-                for (String option : mount.options()) {
-                    Long flag = FLAGS.get(option);
-                    if (flag != null) {
-                        flags |= flag;
-                    } else {
-                        data.add(option);
-                    }
-                }
-                boolean bind = (flags & LinuxCalls.MS_BIND) != 0 || mount.type().equals("bind");
-                String type = bind ? null : mount.type();
-                String options = data.isEmpty() ? null : String.join(",", data);
-                // A bind mount ignores MS_RDONLY on the first call; read-only takes a remount.
-                LinuxCalls.mount(mount.source(), target.toString(), type, flags & ~LinuxCalls.MS_RDONLY | (bind ? 0
-                        : flags & LinuxCalls.MS_RDONLY), options);
-                done++;
-                if (bind && (flags & LinuxCalls.MS_RDONLY) != 0) {
-                    LinuxCalls.mount(null, target.toString(), null,
-                            LinuxCalls.MS_BIND | LinuxCalls.MS_REMOUNT | LinuxCalls.MS_RDONLY, null);
-                }
+            for (int i = 0; i < mounts.size(); i++) {
+                mountOne(mounts.get(i), parsed.get(i), target, ids);
             }
+            WorkFiles.write(workDir, FILE, new Layers(ids));
         } catch (IOException | RuntimeException e) {
-            if (done > 0) {
-                unmount(target);
+            try {
+                undo(target, ids);
+            } catch (IOException | RuntimeException undoFailed) {
+                e.addSuppressed(undoFailed);
             }
             throw e;
         }
     }
 
-    /** Detaches everything mounted on {@code target}, submounts included. */
-    static void unmount(Path target) throws IOException {
-        LinuxCalls.umount2(target.toString(), LinuxCalls.MNT_DETACH);
+    /** Undoes the mounts recorded in {@code workDir}, if any, and forgets them. */
+    static void unmount(Path target, Path workDir) throws IOException {
+        Optional<Layers> layers = WorkFiles.read(workDir, FILE, Layers.class);
+        if (layers.isPresent()) {
+            undo(target, layers.get().ids());
+        }
+        WorkFiles.remove(workDir, FILE);
+    }
+
+    private static List<MountOptions> checked(List<Mount> mounts) {
+        List<MountOptions> parsed = new ArrayList<>();
+        for (Mount mount : mounts) {
+            MountOptions options = MountOptions.parse(mount);
+            // A remount changes the mount below it: only one this create made may be changed, never a user's.
+            if (options.remount() && parsed.stream().allMatch(MountOptions::remount)) {
+                throw new InvalidSpecException("rootfs mount " + mount.type() + " " + mount.source() + " "
+                        + mount.options() + ": remount of a mount this create did not make");
+            }
+            parsed.add(options);
+        }
+        return parsed;
+    }
+
+    private static void mountOne(Mount mount, MountOptions options, Path target, List<Long> ids)
+            throws IOException {
+        String to = target.toString();
+        if (!options.bind()) {
+            LinuxCalls.mount(mount.source(), to, mount.type(), options.flags(), options.data());
+        } else if (!options.remount()) {
+            LinuxCalls.mount(mount.source(), to, null, options.flags(), null);
+        }
+        if (!options.remount()) {
+            try {
+                ids.add(LinuxCalls.mountId(target));
+            } catch (IOException | RuntimeException e) {
+                // Mounted but unrecorded: undo it now, or nothing ever would.
+                LinuxCalls.umount2(to, LinuxCalls.MNT_DETACH | LinuxCalls.UMOUNT_NOFOLLOW);
+                throw e;
+            }
+        }
+        if (options.propagation() != 0) {
+            LinuxCalls.mount(null, to, null, options.propagation(), null);
+        }
+        if (options.bind()) {
+            long current = LinuxCalls.mountFlags(target) & STATUS_FLAGS;
+            long kept = current & ~options.cleared();
+            long wanted = options.flags() & MountOptions.PER_MOUNT | kept;
+            if (wanted != current) {
+                LinuxCalls.mount(null, to, null, LinuxCalls.MS_BIND | LinuxCalls.MS_REMOUNT | wanted, null);
+            }
+        }
+    }
+
+    /** Unmounts the top mount of {@code target} while it is one of {@code ids}, at most once per id. */
+    private static void undo(Path target, List<Long> ids) throws IOException {
+        for (int i = 0; i < ids.size(); i++) {
+            long top;
+            try {
+                top = LinuxCalls.mountId(target);
+            } catch (LinuxCalls.ErrnoException e) {
+                if (e.errno() == LinuxCalls.ENOENT) {
+                    return;
+                }
+                throw e;
+            }
+            if (!ids.contains(top)) {
+                return;
+            }
+            LinuxCalls.umount2(target.toString(), LinuxCalls.MNT_DETACH | LinuxCalls.UMOUNT_NOFOLLOW);
+        }
     }
 }
