@@ -2,9 +2,7 @@ package org.shimmer.runtime.linux.runc;
 
 import java.io.IOException;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -41,14 +39,17 @@ final class ProcessTree {
         long deadline = System.nanoTime() + timeout.toNanos();
         Map<Long, OwnedFd> pinned = new LinkedHashMap<>();
         OwnedFd rootFd = pin(root.pid());
+        // Still alive once pinned: the pidfd names our child, not a process that got its pid after the JDK reaped
+        // it. Gone already: it ended on its own, and what it left (a created container's init) is not ours to kill.
+        if (rootFd != null && !root.isAlive()) {
+            rootFd.close();
+            rootFd = null;
+        }
         try {
             if (rootFd != null && signal(rootFd, SIGSTOP)) {
                 awaitStopped(rootFd);
                 killDescendants(root, pinned, deadline);
                 signal(rootFd, SIGKILL);
-            } else {
-                // Gone already; or, impossible for our child, not signallable: the JDK still reaps it.
-                root.destroyForcibly();
             }
             awaitExit(root, deadline);
             for (Map.Entry<Long, OwnedFd> entry : pinned.entrySet()) {
@@ -66,8 +67,7 @@ final class ProcessTree {
         boolean found = true;
         while (found && System.nanoTime() < deadline) {
             found = false;
-            List<ProcessHandle> descendants = new ArrayList<>(root.descendants().toList());
-            for (ProcessHandle descendant : descendants) {
+            for (ProcessHandle descendant : root.descendants().toList()) {
                 if (pinned.containsKey(descendant.pid())) {
                     continue;
                 }

@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.MonoSink;
 import reactor.core.scheduler.Scheduler;
@@ -29,15 +30,15 @@ final class RuncInvocation {
     record Result(int exit, byte[] printed) {}
 
     private final Callable<Process> start;
+    private final AtomicReference<Process> process = new AtomicReference<>();
+    private final AtomicBoolean cancelled = new AtomicBoolean();
     private final AtomicBoolean killed = new AtomicBoolean();
-    private Process process;
-    private boolean cancelled;
 
     private RuncInvocation(Callable<Process> start) {
         this.start = start;
     }
 
-    /** Starts the process {@code start} makes, on {@code io}, at subscription; completes when it exited. */
+    /** Starts the process {@code start} makes, on {@code io}, at subscription; completes once it has exited. */
     static Mono<Result> run(Callable<Process> start, Scheduler io) {
         return Mono.create(sink -> {
             RuncInvocation invocation = new RuncInvocation(start);
@@ -51,18 +52,24 @@ final class RuncInvocation {
     }
 
     private void execute(MonoSink<Result> sink) {
+        if (cancelled.get()) {
+            return;
+        }
         Process started;
-        synchronized (this) {
-            if (cancelled) {
-                return;
-            }
-            try {
-                started = start.call();
-            } catch (Exception e) {
+        try {
+            started = start.call();
+        } catch (Exception e) {
+            if (!cancelled.get()) {
                 sink.error(e);
-                return;
             }
-            process = started;
+            return;
+        }
+        process.set(started);
+        // Set, then checked, while cancel sets, then checks: whichever runs second sees the other, so a cancel that
+        // races the start still kills (no lock: a cancel may come from an event loop).
+        if (cancelled.get()) {
+            kill();
+            return;
         }
         try (InputStream out = started.getInputStream()) {
             byte[] printed = out.readAllBytes();
@@ -73,19 +80,15 @@ final class RuncInvocation {
             if (e instanceof InterruptedException) {
                 Thread.currentThread().interrupt();
             }
-            if (!isCancelled()) {
+            if (!cancelled.get()) {
                 sink.error(e);
             }
         }
     }
 
     private void cancel(Scheduler io) {
-        boolean running;
-        synchronized (this) {
-            cancelled = true;
-            running = process != null;
-        }
-        if (running) {
+        cancelled.set(true);
+        if (process.get() != null) {
             try {
                 io.schedule(this::kill);
             } catch (RejectedExecutionException stopping) {
@@ -95,15 +98,8 @@ final class RuncInvocation {
         }
     }
 
-    private synchronized boolean isCancelled() {
-        return cancelled;
-    }
-
     private void kill() {
-        Process started;
-        synchronized (this) {
-            started = process;
-        }
+        Process started = process.get();
         if (started != null && killed.compareAndSet(false, true)) {
             ProcessTree.destroy(started, KILL_TIMEOUT);
         }
