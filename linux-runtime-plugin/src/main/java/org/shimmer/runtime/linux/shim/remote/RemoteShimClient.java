@@ -118,9 +118,6 @@ final class RemoteShimClient implements ShimClient {
      */
     static final Duration DEATH_GRACE = Duration.ofSeconds(2);
 
-    /** Wait has no deadline of its own: a process may run for a long time. */
-    static final Duration WAIT_TIMEOUT = Duration.ofDays(3650);
-
     /**
      * How long a Create may take. Long: a Create that times out is followed by the shim's own delete (runc delete
      * --force), and one that merely ran slow on a loaded machine must not lose the container it was making.
@@ -325,7 +322,7 @@ final class RemoteShimClient implements ShimClient {
     @Override
     public Mono<ExitStatus> awaitExit(String execId) {
         return call("wait for", "Wait", WaitRequest.newBuilder().setId(id()).setExecId(execId).build(),
-                WaitResponse.parser(), callOptions.withTimeout(WAIT_TIMEOUT))
+                WaitResponse.parser())
                 .map(exited -> new ExitStatus(execId.isEmpty() ? initPid : 0, exited.getExitStatus(),
                         TaskEvents.instant(exited.getExitedAt())));
     }
