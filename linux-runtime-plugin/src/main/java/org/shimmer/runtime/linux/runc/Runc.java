@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.File;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -14,6 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.linux.shim.TaskErrors;
@@ -25,8 +25,8 @@ import reactor.core.scheduler.Scheduler;
  * Runs {@code runc}: the one place that builds its command lines. Every command runs on the io scheduler, logs
  * JSON to {@code log.json} in the bundle, and fails with runc's own message from that log rather than "exit status
  * 1", typed by {@link TaskErrors#classify} (runc's "no space left on device" is a
- * {@link org.shimmer.runtime.ResourceExhaustedException}); a command whose caller cancels or is interrupted is
- * killed, not left running.
+ * {@link ResourceExhaustedException}); a command whose caller cancels is killed with every
+ * process it forked, its {@code runc init} included, and reaped ({@link RuncInvocation}), not left running.
  *
  * <p>Global flags: {@code --root <runtimeRoot>/<namespace>} (the layout the containerd shim uses too),
  * {@code --log <bundle>/log.json --log-format json}, {@code --systemd-cgroup} and {@code --criu} when asked for.
@@ -157,39 +157,40 @@ public final class Runc {
 
     /** Runs one command to its end; returns what it printed when stdout is a pipe. */
     private Mono<byte[]> run(Stdio stdio, String... args) {
-        return Mono.fromCallable(() -> {
-            Path log = bundle.resolve("log.json");
-            long logStart = Files.exists(log) ? Files.size(log) : 0;
-            List<String> command = command(args);
-            Process process;
-            try {
-                process = new ProcessBuilder(command).redirectInput(stdio.in()).redirectOutput(stdio.out())
-                        .redirectError(stdio.err()).start();
-            } catch (IOException e) {
-                throw TaskErrors.classify("cannot run " + binary + ": " + e.getMessage(), e.getMessage(), e);
-            }
-            byte[] printed;
-            int exit;
-            try (InputStream out = process.getInputStream()) {
-                printed = out.readAllBytes();
-                exit = process.waitFor();
-            } catch (IOException | InterruptedException e) {
-                process.destroyForcibly();
-                throw e;
-            }
-            if (exit != 0) {
-                String reason = lastError(log, logStart)
-                        .or(() -> fullFileSystem(args).map(dir -> "exit status " + exit + "; no space left on device in "
-                                + dir + " (runc could not log why)"))
-                        .orElse("exit status " + exit);
-                // runc often starts its own message with "runc <command> failed: ".
-                String message = reason.startsWith("runc " + args[0]) ? reason : "runc " + args[0] + " failed: " + reason;
-                throw TaskErrors.classify(message, reason,
-                        new IOException(String.join(" ", command) + " exited " + exit + ": " + reason));
-            }
-            return printed;
-        }).subscribeOn(io).onErrorMap(error -> !(error instanceof ShimmerException),
-                error -> TaskErrors.map("runc " + args[0] + " for", bundle.toString(), error));
+        Path log = bundle.resolve("log.json");
+        List<String> command = command(args);
+        return Mono.fromCallable(() -> Files.exists(log) ? Files.size(log) : 0L)
+                .subscribeOn(io)
+                .flatMap(logStart -> RuncInvocation.run(() -> start(command, stdio), io)
+                        .map(result -> {
+                            if (result.exit() != 0) {
+                                throw failure(command, args, result.exit(), log, logStart);
+                            }
+                            return result.printed();
+                        }))
+                .onErrorMap(error -> !(error instanceof ShimmerException),
+                        error -> TaskErrors.map("runc " + args[0] + " for", bundle.toString(), error));
+    }
+
+    private Process start(List<String> command, Stdio stdio) {
+        try {
+            return new ProcessBuilder(command).redirectInput(stdio.in()).redirectOutput(stdio.out())
+                    .redirectError(stdio.err()).start();
+        } catch (IOException e) {
+            throw TaskErrors.classify("cannot run " + binary + ": " + e.getMessage(), e.getMessage(), e);
+        }
+    }
+
+    /** runc's own reason from its log, typed; blocking (it reads the log). */
+    private ShimmerException failure(List<String> command, String[] args, int exit, Path log, long logStart) {
+        String reason = lastError(log, logStart)
+                .or(() -> fullFileSystem(args).map(dir -> "exit status " + exit + "; no space left on device in "
+                        + dir + " (runc could not log why)"))
+                .orElse("exit status " + exit);
+        // runc often starts its own message with "runc <command> failed: ".
+        String message = reason.startsWith("runc " + args[0]) ? reason : "runc " + args[0] + " failed: " + reason;
+        return TaskErrors.classify(message, reason,
+                new IOException(String.join(" ", command) + " exited " + exit + ": " + reason));
     }
 
     private Mono<Integer> readPid(Path pidFile) {

@@ -9,7 +9,8 @@ import java.util.Map;
  * @param method the method name
  * @param streamId the stream the request came on
  * @param metadata request metadata; keys as the client sent them
- * @param timeoutNanos the client's deadline in nanoseconds, 0 for none; informational, not enforced
+ * @param timeoutNanos the client's deadline in nanoseconds, 0 for none; the server cancels the handler when it
+ *     passes
  */
 public record ServerCall(String service, String method, int streamId, Map<String, String> metadata,
         long timeoutNanos) {

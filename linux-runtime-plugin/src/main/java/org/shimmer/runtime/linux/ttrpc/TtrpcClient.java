@@ -41,7 +41,7 @@ public final class TtrpcClient {
         this.closeHooks = closeHooks;
     }
 
-    /** A client with no socket yet, default timeouts and no hooks. */
+    /** A client with no socket yet, the default connect timeout, calls without a deadline and no hooks. */
     public static TtrpcClient create() {
         return new TtrpcClient(null, null, DEFAULT_CONNECT_TIMEOUT, CallOptions.defaults(), List.of());
     }
@@ -62,7 +62,7 @@ public final class TtrpcClient {
                 closeHooks);
     }
 
-    /** The options of calls that give none. */
+    /** The options of calls that give none; by default {@link CallOptions#defaults()}, no deadline. */
     public TtrpcClient defaultCallOptions(CallOptions defaults) {
         return new TtrpcClient(socket, loops, connectTimeout, Objects.requireNonNull(defaults, "defaults"),
                 closeHooks);

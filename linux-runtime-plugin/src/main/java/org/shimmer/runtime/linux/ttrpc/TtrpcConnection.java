@@ -6,13 +6,16 @@ import com.google.protobuf.Parser;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.util.concurrent.ScheduledFuture;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
 import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
 import org.shimmer.runtime.linux.ttrpc.proto.Response;
@@ -29,10 +32,11 @@ import reactor.netty.Connection;
  * order the server completes them.
  *
  * <p>Invariants: the inbound side is subscribed once, here, and routes each response to its stream; a stream is
- * in {@link #pending} from the moment its request may be written until it is answered, times out, is cancelled or
- * the connection closes — whichever comes first removes it, and only the remover signals the caller; once the
- * connection has closed, every pending call and every later call fails with {@link TtrpcClosedException}, and
- * the close hooks have run exactly once.
+ * in {@link #pending} from the moment its request may be written until it is answered, times out (only when its
+ * caller gave a timeout: none is the default, as in containerd's client), is cancelled or the connection closes —
+ * whichever comes first removes it, and only the remover signals the caller; once the connection has closed,
+ * every pending call and every later call fails with {@link TtrpcClosedException}, and the close hooks have run
+ * exactly once.
  */
 public final class TtrpcConnection implements Disposable {
 
@@ -74,7 +78,8 @@ public final class TtrpcConnection implements Disposable {
      * stream; a late answer is then dropped.
      *
      * @return the decoded response; or fails with {@link TtrpcStatusException} (the server's status),
-     *     {@link TtrpcTimeoutException}, {@link TtrpcClosedException} or {@link TtrpcMessageTooLargeException}
+     *     {@link TtrpcTimeoutException} (only if {@code options} has a timeout), {@link TtrpcClosedException} or
+     *     {@link TtrpcMessageTooLargeException}
      */
     public <T> Mono<T> call(
             String service, String method, MessageLite request, Parser<T> responseParser, CallOptions options) {
@@ -121,7 +126,7 @@ public final class TtrpcConnection implements Disposable {
                 .setService(service)
                 .setMethod(method)
                 .setPayload(request.toByteString())
-                .setTimeoutNano(options.timeout().toNanos());
+                .setTimeoutNano(options.timeoutNanos());
         options.metadata().forEach((key, value) ->
                 envelope.addMetadata(KeyValue.newBuilder().setKey(key).setValue(value)));
         return envelope.build();
@@ -140,7 +145,7 @@ public final class TtrpcConnection implements Disposable {
             sink.error(new TtrpcMessageTooLargeException(name + ": request " + e.getMessage(), e.length()));
             return;
         }
-        PendingCall<T> call = new PendingCall<>(name, sink, parser);
+        PendingCall<T> call = new PendingCall<>(name, peer, sink, parser, options.timeout());
         pending.put(streamId, call);
         sink.onDispose(() -> {
             if (pending.remove(streamId, call)) {
@@ -153,13 +158,12 @@ public final class TtrpcConnection implements Disposable {
             sink.error(closedError(name));
             return;
         }
-        call.timeout = channel.eventLoop().schedule(() -> {
+        options.timeout().ifPresent(timeout -> call.timeout = channel.eventLoop().schedule(() -> {
             if (pending.remove(streamId, call)) {
-                sink.error(new TtrpcTimeoutException(name + " had no answer within " + options.timeout()
-                        + " on ttrpc connection to " + peer));
+                sink.error(call.timedOut(""));
             }
-        }, options.timeout().toNanos(), TimeUnit.NANOSECONDS);
-        // Cancelled before the timeout existed: nobody else will cancel it, and nothing needs sending.
+        }, timeout.toNanos(), TimeUnit.NANOSECONDS));
+        // Cancelled before the timer existed: nobody else will cancel it, and nothing needs sending.
         if (pending.get(streamId) != call) {
             call.cancelTimeout();
             frame.release();
@@ -208,7 +212,7 @@ public final class TtrpcConnection implements Disposable {
         }
     }
 
-    private void fail(int streamId, java.util.function.Function<PendingCall<?>, Throwable> error) {
+    private void fail(int streamId, Function<PendingCall<?>, Throwable> error) {
         PendingCall<?> call = pending.remove(streamId);
         if (call != null) {
             call.cancelTimeout();
@@ -246,19 +250,27 @@ public final class TtrpcConnection implements Disposable {
         final String name;
         final MonoSink<T> sink;
         final Parser<T> parser;
+        final String peer;
+        final Optional<Duration> deadline;
         volatile ScheduledFuture<?> timeout;
 
-        PendingCall(String name, MonoSink<T> sink, Parser<T> parser) {
+        PendingCall(String name, String peer, MonoSink<T> sink, Parser<T> parser, Optional<Duration> deadline) {
             this.name = name;
+            this.peer = peer;
             this.sink = sink;
             this.parser = parser;
+            this.deadline = deadline;
         }
 
         void complete(Response response) {
             cancelTimeout();
             if (response.hasStatus() && response.getStatus().getCode() != StatusCode.OK.value()) {
-                sink.error(new TtrpcStatusException(
-                        StatusCode.of(response.getStatus().getCode()), response.getStatus().getMessage()));
+                StatusCode code = StatusCode.of(response.getStatus().getCode());
+                // The server enforces the deadline we sent and may answer just before our own timer fires: the
+                // caller sees one exception for "the deadline passed", whichever side noticed first.
+                sink.error(code == StatusCode.DEADLINE_EXCEEDED && deadline.isPresent()
+                        ? timedOut(": the server said " + response.getStatus().getMessage())
+                        : new TtrpcStatusException(code, response.getStatus().getMessage()));
                 return;
             }
             T decoded;
@@ -269,6 +281,11 @@ public final class TtrpcConnection implements Disposable {
                 return;
             }
             sink.success(decoded);
+        }
+
+        TtrpcTimeoutException timedOut(String detail) {
+            return new TtrpcTimeoutException(name + " had no answer within " + deadline.orElseThrow()
+                    + " on ttrpc connection to " + peer + detail);
         }
 
         void cancelTimeout() {

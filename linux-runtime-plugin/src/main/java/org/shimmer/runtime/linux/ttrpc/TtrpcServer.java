@@ -6,17 +6,20 @@ import com.google.protobuf.MessageLite;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.socket.nio.NioChannelOption;
+import io.netty.util.concurrent.ScheduledFuture;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import jdk.net.UnixDomainPrincipal;
 import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import jdk.net.ExtendedSocketOptions;
 import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
@@ -39,7 +42,9 @@ import reactor.netty.tcp.TcpServer;
  * in completion order; an unknown service or method is answered with {@link StatusCode#UNIMPLEMENTED}, an
  * undecodable payload with {@link StatusCode#INTERNAL}, an undecodable envelope or an even (server-side) stream
  * id with {@link StatusCode#INVALID_ARGUMENT}, a body over the limit with {@link StatusCode#RESOURCE_EXHAUSTED}
- * (after discarding it; the connection stays usable); frames of unknown types are skipped.
+ * (after discarding it; the connection stays usable); frames of unknown types are skipped; a request with a
+ * non-zero {@code timeout_nano} has that long: then its handler is cancelled and the answer is
+ * {@link StatusCode#DEADLINE_EXCEEDED}.
  */
 public final class TtrpcServer {
 
@@ -160,16 +165,16 @@ public final class TtrpcServer {
         });
         return inbound.receiveObject()
                 .ofType(InboundFrame.class)
-                .flatMap(frame -> answer(frame)
+                .flatMap(frame -> answer(channel[0], frame)
                         .flatMap(response -> write(channel[0], frame.streamId(), response)), MAX_CONCURRENT_CALLS)
                 // A handler still running when the peer goes is cancelled, not left holding the connection.
                 .takeUntilOther(closed[0])
                 .then();
     }
 
-    private Mono<Response> answer(InboundFrame frame) {
+    private Mono<Response> answer(Channel channel, InboundFrame frame) {
         return switch (frame) {
-            case InboundFrame.RequestFrame request -> dispatch(request.streamId(), request.request());
+            case InboundFrame.RequestFrame request -> dispatch(channel, request.streamId(), request.request());
             case InboundFrame.OversizedFrame oversized -> oversized.type() == Frames.TYPE_REQUEST
                     ? Mono.just(status(StatusCode.RESOURCE_EXHAUSTED, "message length " + oversized.length()
                             + " exceed maximum message size of " + Frames.MAX_BODY_LENGTH))
@@ -182,7 +187,7 @@ public final class TtrpcServer {
         };
     }
 
-    private Mono<Response> dispatch(int streamId, Request request) {
+    private Mono<Response> dispatch(Channel channel, int streamId, Request request) {
         if ((streamId & 1) == 0) {
             return Mono.just(status(StatusCode.INVALID_ARGUMENT,
                     "StreamID must be odd for client initiated streams"));
@@ -195,7 +200,25 @@ public final class TtrpcServer {
         if (method == null) {
             return Mono.just(status(StatusCode.UNIMPLEMENTED, "method " + request.getMethod()));
         }
-        return invoke(method, call(streamId, request), request.getPayload());
+        Mono<Response> answer = invoke(method, call(streamId, request), request.getPayload());
+        return request.getTimeoutNano() == 0 ? answer
+                : Mono.firstWithSignal(answer, deadline(channel, request));
+    }
+
+    /**
+     * Answers {@link StatusCode#DEADLINE_EXCEEDED} once the client's {@code timeout_nano} has passed, as
+     * containerd's server, which runs the handler under a context with that deadline; winning the race cancels
+     * the handler. Zero is no deadline; a negative one (Go sends what was left of its context) has passed already.
+     */
+    private static Mono<Response> deadline(Channel channel, Request request) {
+        long nanos = request.getTimeoutNano();
+        return Mono.create(sink -> {
+            ScheduledFuture<?> timer = channel.eventLoop().schedule(() -> sink.success(status(
+                    StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded: " + request.getService() + "/"
+                            + request.getMethod() + " took longer than " + Duration.ofNanos(nanos))),
+                    Math.max(0, nanos), TimeUnit.NANOSECONDS);
+            sink.onDispose(() -> timer.cancel(false));
+        });
     }
 
     private static <Q extends MessageLite> Mono<Response> invoke(

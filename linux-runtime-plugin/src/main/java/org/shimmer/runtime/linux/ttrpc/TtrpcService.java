@@ -14,7 +14,9 @@ import reactor.core.publisher.Mono;
  *
  * <p>Handlers run on the connection's event loop and must not block: return a {@code Mono} that does blocking
  * work on another scheduler. Fail with {@link TtrpcStatusException} to choose the status code; any other error is
- * sent as {@link StatusCode#UNKNOWN}. An empty {@code Mono} answers with an empty message.
+ * sent as {@link StatusCode#UNKNOWN}. An empty {@code Mono} answers with an empty message. A handler still running
+ * at the client's deadline ({@link ServerCall#timeoutNanos()}) or when its peer goes is cancelled: release on
+ * cancel too.
  */
 public final class TtrpcService {
 

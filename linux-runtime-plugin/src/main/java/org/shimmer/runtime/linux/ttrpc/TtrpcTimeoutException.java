@@ -1,8 +1,9 @@
 package org.shimmer.runtime.linux.ttrpc;
 
 /**
- * A call had no answer within its client-side timeout; its stream was freed. Servers do not enforce the deadline
- * they are sent (the runc shim's Wait ignores it), so the client must.
+ * A call had no answer within the timeout its caller gave; its stream was freed. The server was sent the same
+ * deadline and containerd's servers cancel the handler at it, but a stuck or lost peer never answers, so the
+ * client enforces it too.
  */
 public class TtrpcTimeoutException extends TtrpcException {
 

@@ -30,11 +30,11 @@ class FramesTest {
     private static final HexFormat HEX = HexFormat.of();
 
     /** Connect{id:"e1"} as containerd's Go client sent it on stream 1, without deadline or metadata. */
-    private static final String CONNECT_REQUEST = "00000028" + "00000001" + "01" + "00"
+    static final String CONNECT_REQUEST = "00000028" + "00000001" + "01" + "00"
             + "0a17" + hex("containerd.task.v2.Task") + "1207" + hex("Connect") + "1a04" + "0a02" + hex("e1");
 
     /** The shim's answer: ConnectResponse{shim_pid=13027} and no status. */
-    private static final String CONNECT_RESPONSE = "00000005" + "00000001" + "02" + "00" + "120308e365";
+    static final String CONNECT_RESPONSE = "00000005" + "00000001" + "02" + "00" + "120308e365";
 
     /** The shim's error answer to State after Delete. */
     private static final String NOT_FOUND_BODY = "0a24" + "0805" + "1220" + hex("container not created: not found");

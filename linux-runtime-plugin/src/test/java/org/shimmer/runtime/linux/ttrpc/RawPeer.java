@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -12,7 +13,7 @@ import java.util.concurrent.TimeUnit;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
 import org.shimmer.runtime.linux.ttrpc.proto.Response;
 
-/** A test peer that writes whatever bytes it is told to and reads raw frames: no Netty, no rules. */
+/** A test peer, client or server, that writes whatever bytes it is told to and reads raw frames: no Netty, no rules. */
 final class RawPeer implements AutoCloseable {
 
     record RawFrame(int streamId, int type, byte[] body) {
@@ -31,6 +32,11 @@ final class RawPeer implements AutoCloseable {
         SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
         channel.connect(UnixDomainSocketAddress.of(socket));
         return new RawPeer(channel);
+    }
+
+    /** The server side of the next connection made to {@code listener}: to see what a client puts on the wire. */
+    static RawPeer accept(ServerSocketChannel listener) throws IOException {
+        return new RawPeer(listener.accept());
     }
 
     RawPeer send(byte[] bytes) throws IOException {

@@ -16,17 +16,24 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
+import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
+import org.shimmer.runtime.linux.ttrpc.proto.Response;
+import org.shimmer.runtime.linux.ttrpc.proto.Status;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -41,6 +48,7 @@ class TtrpcClientServerTest {
 
     private static final Duration TIMEOUT = Duration.ofSeconds(10);
     private static final String SERVICE = "shimmer.test.Echo";
+    private static final String TASK = "containerd.task.v2.Task";
 
     @TempDir
     Path temp;
@@ -161,6 +169,127 @@ class TtrpcClientServerTest {
         assertThat(connection.pendingCalls()).isZero();
         StepVerifier.create(echo(connection, "after")).expectNext("after").verifyComplete();
         connection.dispose();
+    }
+
+    @Test
+    void aCallSendsATimeoutOnlyWhenItsCallerGivesOneAndOnlyThenTimesOut() throws Exception {
+        Path rawSocket = temp.resolve("raw.sock");
+        try (ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            listener.bind(UnixDomainSocketAddress.of(rawSocket));
+            TtrpcConnection connection = TtrpcClient.create().socket(rawSocket).runOn(loops).connect().block(TIMEOUT);
+            try (RawPeer peer = RawPeer.accept(listener)) {
+                // No deadline: timeout_nano 0, which proto3 leaves out, so the frame is the one Go's client sends.
+                Mono<ConnectResponse> connect = connection.call(TASK, "Connect",
+                        ConnectRequest.newBuilder().setId("e1").build(), ConnectResponse.parser()).cache();
+                connect.subscribe(response -> {}, error -> {});
+                RawPeer.RawFrame sent = peer.readFrame(TIMEOUT);
+                assertThat(Request.parseFrom(sent.body()).getTimeoutNano()).isZero();
+                assertThat(HexFormat.of().formatHex(sent.body()))
+                        .isEqualTo(FramesTest.CONNECT_REQUEST.substring(2 * Frames.HEADER_LENGTH));
+                peer.sendFrame(sent.streamId(), Frames.TYPE_RESPONSE,
+                        HexFormat.of().parseHex(FramesTest.CONNECT_RESPONSE.substring(2 * Frames.HEADER_LENGTH)));
+                assertThat(connect.block(TIMEOUT).getShimPid()).isEqualTo(13027);
+
+                Mono<ConnectResponse> bounded = connection.call(TASK, "Connect",
+                        ConnectRequest.newBuilder().setId("e1").build(), ConnectResponse.parser(),
+                        CallOptions.defaults().withTimeout(Duration.ofSeconds(7))).cache();
+                bounded.subscribe(response -> {}, error -> {});
+                sent = peer.readFrame(TIMEOUT);
+                assertThat(Request.parseFrom(sent.body()).getTimeoutNano()).isEqualTo(7_000_000_000L);
+                peer.sendFrame(sent.streamId(), Frames.TYPE_RESPONSE, Response.getDefaultInstance().toByteArray());
+                assertThat(bounded.block(TIMEOUT)).isEqualTo(ConnectResponse.getDefaultInstance());
+
+                // Neither is answered: only the one with a timeout ends, the other still waits for its answer.
+                Disposable unbounded = connection.call(TASK, "Wait", Empty.getDefaultInstance(), Empty.parser())
+                        .subscribe();
+                StepVerifier.create(connection.call(TASK, "Wait", Empty.getDefaultInstance(), Empty.parser(),
+                                CallOptions.defaults().withTimeout(Duration.ofMillis(300))))
+                        .expectError(TtrpcTimeoutException.class)
+                        .verify(TIMEOUT);
+                assertThat(Request.parseFrom(peer.readFrame(TIMEOUT).body()).getTimeoutNano()).isZero();
+                assertThat(Request.parseFrom(peer.readFrame(TIMEOUT).body()).getTimeoutNano())
+                        .isEqualTo(300_000_000L);
+                assertThat(connection.pendingCalls()).isEqualTo(1);
+                unbounded.dispose();
+                assertThat(connection.pendingCalls()).isZero();
+            }
+            StepVerifier.create(connection.onClose()).verifyComplete();
+        }
+    }
+
+    @Test
+    void ourServerCancelsAHandlerAtTheClientsDeadlineAndAnswersDeadlineExceeded() throws Exception {
+        server.disposeNow(TIMEOUT);
+        CountDownLatch cancelled = new CountDownLatch(2);
+        server = bind(TtrpcServer.create().service(TtrpcService.named("shimmer.test.Slow")
+                .method("Hang", Empty.parser(),
+                        (call, request) -> Mono.<Empty>never().doOnCancel(cancelled::countDown))));
+        Request hang = Request.newBuilder().setService("shimmer.test.Slow").setMethod("Hang")
+                .setTimeoutNano(Duration.ofMillis(300).toNanos()).build();
+        try (RawPeer peer = RawPeer.connect(socket)) {
+            long sent = System.nanoTime();
+            peer.sendRequest(1, hang);
+            RawPeer.RawFrame answer = peer.readFrame(TIMEOUT);
+            assertThat(Duration.ofNanos(System.nanoTime() - sent)).isGreaterThanOrEqualTo(Duration.ofMillis(300));
+            assertStatus(answer, 1, StatusCode.DEADLINE_EXCEEDED,
+                    "context deadline exceeded: shimmer.test.Slow/Hang took longer than PT0.3S");
+
+            // No deadline, or one not reached: the handler runs to its end.
+            Request delay = Request.newBuilder().setService(SERVICE).setMethod("Delay")
+                    .setPayload(Int64Value.of(500).toByteString()).build();
+            peer.sendRequest(3, delay);
+            answer = peer.readFrame(TIMEOUT);
+            assertThat(answer.streamId()).isEqualTo(3);
+            assertThat(Int64Value.parseFrom(answer.response().getPayload()).getValue()).isEqualTo(500);
+            peer.sendRequest(5, delay.toBuilder().setTimeoutNano(TIMEOUT.toNanos()).build());
+            answer = peer.readFrame(TIMEOUT);
+            assertThat(answer.response().hasStatus()).isFalse();
+            assertThat(Int64Value.parseFrom(answer.response().getPayload()).getValue()).isEqualTo(500);
+        }
+        // Our client, with a timeout: one exception whichever side notices first, and the handler is cancelled.
+        TtrpcConnection connection = connect();
+        StepVerifier.create(connection.call("shimmer.test.Slow", "Hang", Empty.getDefaultInstance(), Empty.parser(),
+                        CallOptions.defaults().withTimeout(Duration.ofMillis(200))))
+                .expectError(TtrpcTimeoutException.class)
+                .verify(TIMEOUT);
+        assertThat(cancelled.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        assertThat(connection.pendingCalls()).isZero();
+        connection.dispose();
+    }
+
+    @Test
+    void aDeadlineExceededAnswerToACallWithATimeoutIsATimeout() throws Exception {
+        Path rawSocket = temp.resolve("raw.sock");
+        try (ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            listener.bind(UnixDomainSocketAddress.of(rawSocket));
+            TtrpcConnection connection = TtrpcClient.create().socket(rawSocket).runOn(loops).connect().block(TIMEOUT);
+            try (RawPeer server = RawPeer.accept(listener)) {
+                Mono<Empty> bounded = connection.call(TASK, "Wait", Empty.getDefaultInstance(), Empty.parser(),
+                        CallOptions.defaults().withTimeout(TIMEOUT)).cache();
+                bounded.subscribe(response -> {}, error -> {});
+                Mono<Empty> unbounded = connection.call(TASK, "Wait", Empty.getDefaultInstance(), Empty.parser())
+                        .cache();
+                unbounded.subscribe(response -> {}, error -> {});
+                byte[] deadlineExceeded = Response.newBuilder().setStatus(Status.newBuilder()
+                        .setCode(StatusCode.DEADLINE_EXCEEDED.value()).setMessage("context deadline exceeded"))
+                        .build().toByteArray();
+                server.sendFrame(server.readFrame(TIMEOUT).streamId(), Frames.TYPE_RESPONSE, deadlineExceeded);
+                server.sendFrame(server.readFrame(TIMEOUT).streamId(), Frames.TYPE_RESPONSE, deadlineExceeded);
+
+                StepVerifier.create(bounded)
+                        .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(TtrpcTimeoutException.class)
+                                .hasMessageContaining(TASK + "/Wait had no answer within PT10S")
+                                .hasMessageContaining("the server said context deadline exceeded"))
+                        .verify(TIMEOUT);
+                // Without a timeout of ours it is the server's status, as any other.
+                StepVerifier.create(unbounded)
+                        .expectErrorSatisfies(e -> assertThat(((TtrpcStatusException) e).code())
+                                .isEqualTo(StatusCode.DEADLINE_EXCEEDED))
+                        .verify(TIMEOUT);
+                assertThat(connection.pendingCalls()).isZero();
+            }
+            connection.dispose();
+        }
     }
 
     @Test

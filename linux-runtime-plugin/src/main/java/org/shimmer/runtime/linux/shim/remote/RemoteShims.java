@@ -45,6 +45,12 @@ public final class RemoteShims {
     /** How long dialing a shim may take; a dead socket answers at once, so this only bounds a stuck one. */
     static final Duration DIAL_TIMEOUT = Duration.ofSeconds(2);
 
+    /**
+     * How long a dialed shim may take to answer Connect: calls have no deadline unless given one, and a shim that
+     * runs but never answers must end up "does not answer", not hang its caller (containerd bounds it too).
+     */
+    static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
+
     private static final Logger log = LoggerFactory.getLogger(RemoteShims.class);
     private static final Logger shimLog = LoggerFactory.getLogger("org.shimmer.runtime.linux.shim.remote.ShimLog");
 
@@ -202,7 +208,7 @@ public final class RemoteShims {
         return connection.call(ShimSession.TASK, "Connect",
                 ConnectRequest.newBuilder().setId(client.id()).build(), ConnectResponse.parser(),
                 // A live but loaded shim may take a while to answer; only dialing is kept short.
-                CallOptions.defaults().withNamespace(client.namespace()));
+                CallOptions.defaults().withNamespace(client.namespace()).withTimeout(CONNECT_TIMEOUT));
     }
 
     /** Watches the shim process through a pidfd: completes when it is gone (reaped, if the JVM adopted it). */

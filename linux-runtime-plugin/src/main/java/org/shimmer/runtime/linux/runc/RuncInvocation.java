@@ -1,0 +1,107 @@
+package org.shimmer.runtime.linux.runc;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.MonoSink;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * One run of a runc command, from start to exit, as a cold {@code Mono}. The process is the resource: a cancel at
+ * any moment either prevents the start or kills runc with everything it forked and reaps it ({@link ProcessTree});
+ * so does a failure to see it end. Issue 10: a cancelled {@code runc create} was left running, and killing only
+ * runc would have left its {@code runc init} behind.
+ *
+ * <p>The waiting thread is never interrupted: a pipe read does not wake for an interrupt, and a kill from an
+ * interrupted thread could not wait for the exits it must reap. Cancelling kills on the io scheduler instead,
+ * which ends the read and the wait.
+ */
+final class RuncInvocation {
+
+    /** How long killing a cancelled command's tree may take. */
+    static final Duration KILL_TIMEOUT = Duration.ofSeconds(10);
+
+    /** How the command ended: its exit status and what it printed, when its stdout was a pipe. */
+    record Result(int exit, byte[] printed) {}
+
+    private final Callable<Process> start;
+    private final AtomicReference<Process> process = new AtomicReference<>();
+    private final AtomicBoolean cancelled = new AtomicBoolean();
+    private final AtomicBoolean killed = new AtomicBoolean();
+
+    private RuncInvocation(Callable<Process> start) {
+        this.start = start;
+    }
+
+    /** Starts the process {@code start} makes, on {@code io}, at subscription; completes once it has exited. */
+    static Mono<Result> run(Callable<Process> start, Scheduler io) {
+        return Mono.create(sink -> {
+            RuncInvocation invocation = new RuncInvocation(start);
+            sink.onCancel(() -> invocation.cancel(io));
+            try {
+                io.schedule(() -> invocation.execute(sink));
+            } catch (RejectedExecutionException e) {
+                sink.error(e);
+            }
+        });
+    }
+
+    private void execute(MonoSink<Result> sink) {
+        if (cancelled.get()) {
+            return;
+        }
+        Process started;
+        try {
+            started = start.call();
+        } catch (Exception e) {
+            if (!cancelled.get()) {
+                sink.error(e);
+            }
+            return;
+        }
+        process.set(started);
+        // Set, then checked, while cancel sets, then checks: whichever runs second sees the other, so a cancel that
+        // races the start still kills (no lock: a cancel may come from an event loop).
+        if (cancelled.get()) {
+            kill();
+            return;
+        }
+        try (InputStream out = started.getInputStream()) {
+            byte[] printed = out.readAllBytes();
+            sink.success(new Result(started.waitFor(), printed));
+        } catch (IOException | InterruptedException e) {
+            // The scheduler is shutting down (an interrupt), or the pipe failed: runc must not outlive the call.
+            kill();
+            if (e instanceof InterruptedException) {
+                Thread.currentThread().interrupt();
+            }
+            if (!cancelled.get()) {
+                sink.error(e);
+            }
+        }
+    }
+
+    private void cancel(Scheduler io) {
+        cancelled.set(true);
+        if (process.get() != null) {
+            try {
+                io.schedule(this::kill);
+            } catch (RejectedExecutionException stopping) {
+                // The runtime is stopping: kill here rather than not at all.
+                kill();
+            }
+        }
+    }
+
+    private void kill() {
+        Process started = process.get();
+        if (started != null && killed.compareAndSet(false, true)) {
+            ProcessTree.destroy(started, KILL_TIMEOUT);
+        }
+    }
+}
