@@ -27,6 +27,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -1186,7 +1187,15 @@ public abstract class ShimContractTest {
         for (int run = 0; run < 50; run++) {
             ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
             ByteArrayOutputStream received = new ByteArrayOutputStream(expected.length);
-            Mono<Void> ended = io.stdout().doOnNext(received::writeBytes).then().cache();
+            // Every fifth run, a consumer slow at the end (a terminal, a slow disk): the process exits while the
+            // tail of its output still waits in the pipes, the shim's or ours.
+            long slowness = run % 5 == 4 ? Duration.ofMillis(50).toNanos() : 0;
+            Mono<Void> ended = io.stdout().doOnNext(chunk -> {
+                received.writeBytes(chunk);
+                if (received.size() > expected.length - 256 * 1024) {
+                    LockSupport.parkNanos(slowness);
+                }
+            }).then().cache();
             ended.subscribe();
             shim.start().block(TIMEOUT);
             // The promise of awaitExit: once it completes, every byte of subscribed output was delivered.
