@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -64,6 +65,31 @@ class CliIntegrationTests {
         }
         assertThat(cli("ps").out().lines()).containsExactly(
                 String.format("%-24s %-18s %s", "ID", "STATUS", "PID"));
+    }
+
+    @Test
+    void runPrintsAllOfSeqFiftyTimesInARowThroughBothShims() throws Exception {
+        // Issue 10, finding 6: the CLI disposed its output subscriptions right after the exit and lost the tail.
+        ByteArrayOutputStream lines = new ByteArrayOutputStream();
+        for (int n = 1; n <= 200_000; n++) {
+            lines.writeBytes((n + "\n").getBytes(StandardCharsets.UTF_8));
+        }
+        byte[] expected = lines.toByteArray();
+        for (String shim : List.of("local", "remote")) {
+            for (int run = 0; run < 50; run++) {
+                Outcome outcome = cli("run", "--rm", "--shim", shim, "--rootfs", image.toString(),
+                        "seq-" + shim + "-" + run, "--", "/bin/busybox", "seq", "1", "200000");
+
+                assertThat(outcome.status()).as("%s run %d: %s", shim, run, outcome.err()).isZero();
+                assertThat(outcome.err()).as("%s run %d", shim, run).isEmpty();
+                byte[] printed = outcome.out().getBytes(StandardCharsets.UTF_8);
+                assertThat(Arrays.mismatch(printed, expected))
+                        .as("%s run %d: first byte that differs (%d of %d bytes printed)", shim, run,
+                                printed.length, expected.length)
+                        .isEqualTo(-1);
+            }
+        }
+        assertNothingLeft();
     }
 
     @Test
