@@ -299,8 +299,8 @@ public final class ShimmerCli {
     /**
      * Copies stdout and stderr to ours until both end. The tail of the output may still be on its way when the
      * exit is known (the remote shim answers Wait before it copied the last bytes), so nothing is cut at the exit:
-     * only once the output has been silent for {@link #DRAIN_TIMEOUT} after it (a background process may hold the
-     * pipes open) does the copy stop, and says so. Written off the runtime's poll thread: a slow terminal must
+     * only once nothing was written for {@link #DRAIN_TIMEOUT} after it (a background process may hold the pipes
+     * open) does the copy stop, and says so. Written off the runtime's poll thread: a slow terminal must
      * not stall it.
      */
     private Mono<Void> output(ProcessIo io, Mono<Void> exited, String id) {
@@ -308,9 +308,10 @@ public final class ShimmerCli {
         Flux<Runnable> writes = Flux.merge(
                 io.stdout().<Runnable>map(bytes -> () -> write(out, bytes)),
                 io.stderr().<Runnable>map(bytes -> () -> write(err, bytes)));
-        return writes.timeout(silentAfterExit, write -> silentAfterExit)
-                .publishOn(Schedulers.boundedElastic())
+        // The silence is timed after our writes: a chunk queued for a slow terminal is not silence.
+        return writes.publishOn(Schedulers.boundedElastic())
                 .doOnNext(Runnable::run)
+                .timeout(silentAfterExit, written -> silentAfterExit)
                 .then()
                 .onErrorResume(TimeoutException.class, silent -> {
                     err.println("shimmer: the output of " + id + " was still open " + DRAIN_TIMEOUT.toSeconds()
