@@ -14,8 +14,8 @@ import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
 import org.shimmer.examples.host.OciSpecs;
 import org.shimmer.examples.host.PluginHost;
@@ -36,9 +36,10 @@ import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
-import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Schedulers;
 
 /**
  * A {@code ctr}-like command line over the runtime plugin, loaded through PF4J from a plugins directory exactly
@@ -276,35 +277,56 @@ public final class ShimmerCli {
 
     /**
      * Streams a process's output as it comes, passes stop signals on once it started (see {@link StopSignals}), and
-     * returns its exit status.
+     * returns its exit status once its output reached its end.
      */
     private int attach(ShimClient shim, ProcessIo io, String execId, StopSignals signals) {
-        CountDownLatch drained = new CountDownLatch(2);
-        Disposable stdout = copy(io.stdout(), out, drained);
-        Disposable stderr = copy(io.stderr(), err, drained);
+        Sinks.Empty<Void> exited = Sinks.empty();
+        CompletableFuture<Void> drained = output(io, exited.asMono(), shim.id()).toFuture();
         try {
             shim.start(execId).block(TIMEOUT);
             signals.target(signal -> (execId.isEmpty() ? shim.kill(signal, signal == 9) : shim.kill(execId, signal))
                     .subscribe(done -> {}, e -> {}));
             ExitStatus exit = shim.awaitExit(execId).block();
-            // The remote shim answers Wait before it copied the last output: wait for the ends of both streams
-            // (bounded, a process may leave a writer behind) before they are disposed.
-            drained.await(DRAIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            exited.tryEmitEmpty();
+            drained.join();
             return exit.status();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while the output of " + shim.id() + " drained", e);
         } finally {
-            stdout.dispose();
-            stderr.dispose();
+            // Only on a failure before the exit: after it, the output has ended and this changes nothing.
+            drained.cancel(false);
         }
     }
 
-    private static Disposable copy(Flux<byte[]> stream, PrintStream to, CountDownLatch drained) {
-        return stream.doFinally(signal -> drained.countDown()).subscribe(bytes -> {
-            to.write(bytes, 0, bytes.length);
-            to.flush();
-        }, error -> {});
+    /**
+     * Copies stdout and stderr to ours until both end. The tail of the output may still be on its way when the
+     * exit is known (the remote shim answers Wait before it copied the last bytes), so nothing is cut at the exit:
+     * only once nothing was written for {@link #DRAIN_TIMEOUT} after it (a background process may hold the pipes
+     * open) does the copy stop, and says so. Written off the runtime's poll thread: a slow terminal must
+     * not stall it.
+     */
+    private Mono<Void> output(ProcessIo io, Mono<Void> exited, String id) {
+        Mono<Long> silentAfterExit = exited.then(Mono.delay(DRAIN_TIMEOUT));
+        Flux<Runnable> writes = Flux.merge(
+                io.stdout().<Runnable>map(bytes -> () -> write(out, bytes)),
+                io.stderr().<Runnable>map(bytes -> () -> write(err, bytes)));
+        // The silence is timed after our writes: a chunk queued for a slow terminal is not silence.
+        return writes.publishOn(Schedulers.boundedElastic())
+                .doOnNext(Runnable::run)
+                .timeout(silentAfterExit, written -> silentAfterExit)
+                .then()
+                .onErrorResume(TimeoutException.class, silent -> {
+                    err.println("shimmer: the output of " + id + " was still open " + DRAIN_TIMEOUT.toSeconds()
+                            + " s after its exit with nothing written; stopped reading it");
+                    return Mono.empty();
+                })
+                .onErrorResume(failed -> {
+                    err.println("shimmer: reading the output of " + id + " failed: " + failed.getMessage());
+                    return Mono.empty();
+                });
+    }
+
+    private static void write(PrintStream to, byte[] bytes) {
+        to.write(bytes, 0, bytes.length);
+        to.flush();
     }
 
     /**

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -43,7 +44,11 @@ class CliIntegrationTests {
     }
 
     private Outcome cli(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        return cli(new ByteArrayOutputStream(), args);
+    }
+
+    /** {@link #cli(String...)} printing its stdout into {@code out}. */
+    private Outcome cli(ByteArrayOutputStream out, String... args) {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         List<String> all = new ArrayList<>(global);
         all.addAll(List.of(args));
@@ -64,6 +69,77 @@ class CliIntegrationTests {
         }
         assertThat(cli("ps").out().lines()).containsExactly(
                 String.format("%-24s %-18s %s", "ID", "STATUS", "PID"));
+    }
+
+    @Test
+    void runPrintsAllOfSeqFiftyTimesInARowThroughBothShims() throws Exception {
+        // Issue 10, finding 6: the CLI disposed its output subscriptions right after the exit and lost the tail.
+        byte[] expected = seqOutput();
+        for (String shim : List.of("local", "remote")) {
+            for (int run = 0; run < 50; run++) {
+                Outcome outcome = cli("run", "--rm", "--shim", shim, "--rootfs", image.toString(),
+                        "seq-" + shim + "-" + run, "--", "/bin/busybox", "seq", "1", "200000");
+
+                assertThat(outcome.status()).as("%s run %d: %s", shim, run, outcome.err()).isZero();
+                assertThat(outcome.err()).as("%s run %d", shim, run).isEmpty();
+                byte[] printed = outcome.out().getBytes(StandardCharsets.UTF_8);
+                assertThat(Arrays.mismatch(printed, expected))
+                        .as("%s run %d: first byte that differs (%d of %d bytes printed)", shim, run,
+                                printed.length, expected.length)
+                        .isEqualTo(-1);
+            }
+        }
+        assertNothingLeft();
+    }
+
+    @Test
+    void aTerminalSlowerThanTheDrainTimeoutStillGetsAllTheOutput() throws Exception {
+        // The tail of seq takes about 6 s to print, more than the CLI's 5 s drain timeout, though no single write
+        // takes a second: output still flowing is never cut.
+        byte[] expected = seqOutput();
+        for (String shim : List.of("local", "remote")) {
+            ByteArrayOutputStream terminal = new SlowTail(expected.length - 6 * 64 * 1024);
+
+            Outcome outcome = cli(terminal, "run", "--rm", "--shim", shim, "--rootfs", image.toString(),
+                    "slow-" + shim, "--", "/bin/busybox", "seq", "1", "200000");
+
+            assertThat(outcome.status()).as(shim + ": " + outcome.err()).isZero();
+            assertThat(outcome.err()).as(shim).isEmpty();
+            byte[] printed = terminal.toByteArray();
+            assertThat(Arrays.mismatch(printed, expected))
+                    .as("%s: first byte that differs (%d of %d bytes printed)", shim, printed.length, expected.length)
+                    .isEqualTo(-1);
+        }
+        assertNothingLeft();
+    }
+
+    /** A terminal that prints at 64 KiB a second once {@code fastBytes} went through. */
+    private static final class SlowTail extends ByteArrayOutputStream {
+        private final long fastBytes;
+
+        SlowTail(long fastBytes) {
+            this.fastBytes = fastBytes;
+        }
+
+        @Override
+        public synchronized void write(byte[] bytes, int offset, int length) {
+            if (size() >= fastBytes) {
+                try {
+                    Thread.sleep(length * 1000L / (64 * 1024));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            super.write(bytes, offset, length);
+        }
+    }
+
+    private static byte[] seqOutput() {
+        ByteArrayOutputStream lines = new ByteArrayOutputStream();
+        for (int n = 1; n <= 200_000; n++) {
+            lines.writeBytes((n + "\n").getBytes(StandardCharsets.UTF_8));
+        }
+        return lines.toByteArray();
     }
 
     @Test

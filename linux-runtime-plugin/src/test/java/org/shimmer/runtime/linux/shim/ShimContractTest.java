@@ -3,6 +3,7 @@ package org.shimmer.runtime.linux.shim;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -11,10 +12,22 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -28,9 +41,11 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.InvalidSpecException;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.InMemoryEventExchange;
@@ -38,9 +53,12 @@ import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.RuncWrapper;
 import org.shimmer.runtime.linux.testing.StalledSubscriber;
+import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -969,5 +987,310 @@ public abstract class ShimContractTest {
             Thread.sleep(10);
         }
         assertThat(condition.getAsBoolean()).as("condition within " + TIMEOUT).isTrue();
+    }
+
+    // Issue 10: a cancelled call leaves the shim usable and nothing behind, an exec id is taken before anything is
+    // written, a failed start can be retried, a delete never removes a container being started, and the output is
+    // complete when awaitExit completes. Each test prints its seed (-Dshimmer.seed=N replays it) on failure.
+
+    private static final int CANCELLATIONS = 200;
+    private static final String[] CANCELS = {"timeout", "take", "dispose"};
+    private static final byte[] ECHO_OK = """
+            {"args": ["/bin/echo", "ok"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+            """.getBytes(UTF_8);
+
+    @Test
+    void twoHundredCreatesCancelledAtRandomPointsLeaveTheShimUsableAndNothingBehind() throws Exception {
+        Bundle bundle = bundle("/bin/echo", "ok");
+        ShimClient shim = shim(bundle);
+        // The first lifecycle opens what lives as long as the runtime (poll threads, event loops, events server).
+        Duration createTakes = lifecycle(shim);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        long seed = Long.getLong("shimmer.seed", System.nanoTime());
+        Random random = new Random(seed);
+
+        for (int i = 0; i < CANCELLATIONS; i++) {
+            Duration delay = randomDelay(random, createTakes);
+            int way = random.nextInt(CANCELS.length);
+            Stdio stdio = random.nextBoolean() ? Stdio.streams(null) : Stdio.none();
+            try {
+                cancelAfter(shim.create(CreateOptions.of(stdio)), delay, way);
+                // The contract: the cancelled create is undone, or its task is there and delete removes it.
+                shim.delete().onErrorResume(NotFoundException.class, absent -> Mono.empty()).block(TIMEOUT);
+                lifecycle(shim);
+            } catch (Throwable e) {
+                throw new AssertionError("seed " + seed + ", create " + i + " cancelled after " + delay + " by "
+                        + CANCELS[way] + ": " + e, e);
+            }
+        }
+
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void twoHundredExecsCancelledAtRandomPointsLeaveTheContainerUsableAndNothingBehind() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient shim = started(bundle);
+        Duration execTakes = execLifecycle(shim, "warm-up");
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        long seed = Long.getLong("shimmer.seed", System.nanoTime());
+        Random random = new Random(seed);
+
+        for (int i = 0; i < CANCELLATIONS; i++) {
+            String execId = "x" + i;
+            Duration delay = randomDelay(random, execTakes);
+            int way = random.nextInt(CANCELS.length);
+            Stdio stdio = random.nextBoolean() ? Stdio.streams(null) : Stdio.none();
+            try {
+                cancelAfter(shim.exec(execId, ECHO_OK, stdio).flatMap(io -> shim.start(execId)), delay, way);
+                // Whatever the cancelled call reached (nothing, created, started, exited) is settled now.
+                TaskState left = shim.state(execId).onErrorResume(NotFoundException.class, absent -> Mono.empty())
+                        .block(TIMEOUT);
+                if (left != null) {
+                    if (left.status() == TaskState.Status.RUNNING) {
+                        shim.awaitExit(execId).block(TIMEOUT);
+                    }
+                    shim.delete(execId).block(TIMEOUT);
+                }
+                execLifecycle(shim, random.nextBoolean() ? execId : execId + "-again");
+            } catch (Throwable e) {
+                throw new AssertionError("seed " + seed + ", exec " + i + " cancelled after " + delay + " by "
+                        + CANCELS[way] + ": " + e, e);
+            }
+        }
+
+        assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).as("only the init runs").hasSize(1);
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void twentyRacingExecsOfOneIdOneWinsTheOthersAlreadyExistAndTheWinnerRunsItsOwnSpec() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient shim = started(bundle);
+        execLifecycle(shim, "warm-up");
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int racers = 20;
+        ExecutorService threads = Executors.newFixedThreadPool(racers);
+        try {
+            for (int round = 0; round < 5; round++) {
+                String execId = "race-" + round;
+                CountDownLatch ready = new CountDownLatch(racers);
+                CountDownLatch go = new CountDownLatch(1);
+                List<Future<ProcessIo>> calls = new ArrayList<>();
+                for (int i = 0; i < racers; i++) {
+                    byte[] spec = echoSpec(Integer.toString(i));
+                    calls.add(threads.submit(() -> {
+                        ready.countDown();
+                        go.await();
+                        return shim.exec(execId, spec, Stdio.streams(null)).block(TIMEOUT);
+                    }));
+                }
+                ready.await();
+                go.countDown();
+
+                List<Integer> winners = new ArrayList<>();
+                ProcessIo won = null;
+                for (int i = 0; i < racers; i++) {
+                    try {
+                        won = calls.get(i).get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+                        winners.add(i);
+                    } catch (ExecutionException lost) {
+                        assertThat(lost.getCause()).as("racer %d of %s", i, execId)
+                                .isInstanceOf(AlreadyExistsException.class).hasMessageContaining(execId);
+                    }
+                }
+                assertThat(winners).as("winners of " + execId).hasSize(1);
+                Mono<String> output = won.stdout().map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat)
+                        .cache();
+                output.subscribe();
+                shim.start(execId).block(TIMEOUT);
+                assertThat(shim.awaitExit(execId).block(TIMEOUT).status()).isZero();
+                shim.delete(execId).block(TIMEOUT);
+                assertThat(output.block(TIMEOUT)).as("what the winner of " + execId + " printed")
+                        .isEqualTo(winners.getFirst() + "\n");
+            }
+        } finally {
+            threads.shutdownNow();
+        }
+
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void aStartThatFailedLeavesTheTaskCreatedAndASecondStartRunsIt() throws Exception {
+        RuncWrapper wrapper = RuncWrapper.failingFirstStart(temp.resolve("wrapper"));
+        runc = runc.withBinaryName(wrapper.binary());
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        StepVerifier.create(shim.start())
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(ShimmerException.class)
+                        .hasMessageContaining(bundle.id()))
+                .verify(TIMEOUT);
+        assertThat(wrapper.marker()).as("the wrapper refused a start").exists();
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.CREATED);
+
+        int pid = shim.start().block(TIMEOUT);
+
+        TaskState state = shim.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(state.pid()).isEqualTo(pid);
+        assertThat(Processes.isRunning(pid)).isTrue();
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void aDeleteRacingAStartIsRefusedAndTheContainerStartsAndStopsNormally() throws Exception {
+        RuncWrapper wrapper = RuncWrapper.slowStart(temp.resolve("wrapper"), 1);
+        runc = runc.withBinaryName(wrapper.binary());
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        CompletableFuture<Integer> starting = shim.start().toFuture();
+        // runc start has begun (the wrapper marked it) and waits a second before it starts the container.
+        awaitTrue(() -> Files.exists(wrapper.marker()));
+        StepVerifier.create(shim.delete())
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining(bundle.id()))
+                .verify(TIMEOUT);
+
+        int pid = starting.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        TaskState state = shim.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(state.pid()).isEqualTo(pid);
+        assertThat(Processes.isRunning(pid)).isTrue();
+        assertThat(Leaks.runcContainers(Path.of(runc.runtimeRoot()).resolve(NS))).as("runc containers")
+                .containsExactly(bundle.id());
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void theOutputOfSeqIsCompleteWhenAwaitExitCompletesFiftyTimesInARow() throws Exception {
+        Bundle bundle = bundle("/bin/busybox", "seq", "1", "200000");
+        ByteArrayOutputStream lines = new ByteArrayOutputStream();
+        for (int n = 1; n <= 200_000; n++) {
+            lines.writeBytes((n + "\n").getBytes(UTF_8));
+        }
+        byte[] expected = lines.toByteArray();
+        ShimClient shim = shim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        for (int run = 0; run < 50; run++) {
+            ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+            ByteArrayOutputStream received = new ByteArrayOutputStream(expected.length);
+            // Every fifth run, a consumer slow at the end (a terminal, a slow disk): the process exits while the
+            // tail of its output still waits in the pipes, the shim's or ours.
+            long slowness = run % 5 == 4 ? Duration.ofMillis(50).toNanos() : 0;
+            Mono<Void> ended = io.stdout().doOnNext(chunk -> {
+                received.writeBytes(chunk);
+                if (received.size() > expected.length - 256 * 1024) {
+                    LockSupport.parkNanos(slowness);
+                }
+            }).then().cache();
+            ended.subscribe();
+            shim.start().block(TIMEOUT);
+            // The promise of awaitExit: once it completes, every byte of subscribed output was delivered.
+            byte[] atExit = shim.awaitExit().map(exit -> {
+                assertThat(exit.status()).isZero();
+                return received.toByteArray();
+            }).block(TIMEOUT);
+
+            assertThat(Arrays.mismatch(atExit, expected))
+                    .as("run %d: first byte that differs once awaitExit completed (%d of %d bytes)", run,
+                            atExit.length, expected.length)
+                    .isEqualTo(-1);
+            shim.delete().block(TIMEOUT);
+            ended.block(TIMEOUT);
+        }
+
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    /** One normal lifecycle of the bundle's {@code echo ok}, through streams; returns how long create took. */
+    private Duration lifecycle(ShimClient shim) {
+        long began = System.nanoTime();
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Duration took = Duration.ofNanos(System.nanoTime() - began);
+        Mono<String> output = io.stdout().map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat).cache();
+        output.subscribe();
+        shim.start().block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        shim.delete().block(TIMEOUT);
+        assertThat(output.block(TIMEOUT)).isEqualTo("ok\n");
+        return took;
+    }
+
+    /** One normal lifecycle of an {@code echo ok} exec; returns how long exec and start took. */
+    private Duration execLifecycle(ShimClient shim, String execId) {
+        long began = System.nanoTime();
+        ProcessIo io = shim.exec(execId, ECHO_OK, Stdio.streams(null)).block(TIMEOUT);
+        Mono<String> output = io.stdout().map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat).cache();
+        output.subscribe();
+        shim.start(execId).block(TIMEOUT);
+        Duration took = Duration.ofNanos(System.nanoTime() - began);
+        assertThat(shim.awaitExit(execId).block(TIMEOUT).status()).isZero();
+        shim.delete(execId).block(TIMEOUT);
+        assertThat(output.block(TIMEOUT)).as("output of exec " + execId).isEqualTo("ok\n");
+        return took;
+    }
+
+    private static byte[] echoSpec(String text) {
+        return ("{\"args\": [\"/bin/echo\", \"" + text + "\"], \"cwd\": \"/\", \"env\": [\"PATH=/bin\"],"
+                + " \"user\": {\"uid\": 0, \"gid\": 0}}").getBytes(UTF_8);
+    }
+
+    /** Anywhere from at once to a little after the operation would have finished on its own. */
+    private static Duration randomDelay(Random random, Duration operationTakes) {
+        return Duration.ofNanos((long) (random.nextDouble() * 1.5 * operationTakes.toNanos()));
+    }
+
+    /** Runs {@code operation} and cancels it after {@code delay} the {@code way}-th of {@link #CANCELS}. */
+    private static <T> void cancelAfter(Mono<T> operation, Duration delay, int way) {
+        switch (way) {
+            case 0 -> operation.timeout(delay).onErrorResume(TimeoutException.class, late -> Mono.empty())
+                    .block(TIMEOUT);
+            case 1 -> operation.take(delay).block(TIMEOUT);
+            default -> {
+                CompletableFuture<T> outcome = new CompletableFuture<>();
+                Disposable subscription = operation.subscribe(outcome::complete, outcome::completeExceptionally,
+                        () -> outcome.complete(null));
+                Mono.delay(delay).block();
+                subscription.dispose();
+                if (outcome.isCompletedExceptionally()) {
+                    outcome.join();
+                }
+            }
+        }
+    }
+
+    /**
+     * Nothing of the bundle's processes is left once its shim is shut down: FIFOs, exec files, descriptors of
+     * this JVM (FIFO ends, pidfds and poll registrations each hold one) opened since {@code fdsBefore}, zombies,
+     * mounts, runc containers, processes.
+     */
+    protected void assertNothingLeaks(Bundle bundle, Map<Integer, String> fdsBefore) throws Exception {
+        assertNoFifos(bundle);
+        if (Files.isDirectory(bundle.workDir())) {
+            try (Stream<Path> files = Files.list(bundle.workDir())) {
+                assertThat(files.map(file -> file.getFileName().toString()))
+                        .as("exec files left").noneMatch(name -> name.startsWith("exec-"));
+            }
+        }
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        assertThat(mountPoints()).as("mounts left").noneMatch(point -> point.startsWith(temp.toString()));
+        assertThat(Leaks.runcContainers(Path.of(runc.runtimeRoot()).resolve(NS))).as("runc containers").isEmpty();
+        assertThat(Leaks.awaitNoProcessesOf(temp, bundle.id(), Duration.ofSeconds(10))).as("processes left")
+                .isEmpty();
     }
 }

@@ -1,0 +1,126 @@
+package org.shimmer.runtime.linux.testing;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+
+/**
+ * What an operation can leave behind outside the objects a test holds: file descriptors of this JVM (a FIFO end,
+ * a pidfd or poll registration, a socket each hold one), runc containers, processes.
+ */
+public final class Leaks {
+
+    private static final Path SELF_FDS = Path.of("/proc/self/fd");
+
+    private Leaks() {}
+
+    /** This JVM's open descriptors now, each with what it points to. */
+    public static Map<Integer, String> openFds() {
+        Map<Integer, String> fds = new TreeMap<>();
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(SELF_FDS)) {
+            for (Path entry : entries) {
+                try {
+                    fds.put(Integer.parseInt(entry.getFileName().toString()),
+                            Files.readSymbolicLink(entry).toString());
+                } catch (IOException closedMeanwhile) {
+                    // Closed between the listing and the read: not open.
+                }
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot list " + SELF_FDS, e);
+        }
+        return fds;
+    }
+
+    /**
+     * Waits until this JVM holds no more descriptors than {@code before} (a channel closes on its event loop, a
+     * reader on the poll thread: after the operation returned); returns the descriptors opened since that are
+     * still open after {@code timeout}, empty if none.
+     */
+    public static Map<Integer, String> fdsAddedSince(Map<Integer, String> before, Duration timeout)
+            throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Map<Integer, String> now = openFds();
+        while (now.size() > before.size() && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+            now = openFds();
+        }
+        Map<Integer, String> added = new TreeMap<>();
+        if (now.size() > before.size()) {
+            now.forEach((fd, target) -> {
+                if (!target.equals(before.get(fd))) {
+                    added.put(fd, target);
+                }
+            });
+        }
+        return added;
+    }
+
+    /** The containers runc knows under {@code root} ({@code runc --root root list -q}); none if it has no root. */
+    public static List<String> runcContainers(Path root) throws IOException, InterruptedException {
+        if (!Files.isDirectory(root)) {
+            return List.of();
+        }
+        return Processes.run(null, "runc", "--root", root.toString(), "list", "-q").lines()
+                .filter(line -> !line.isBlank()).toList();
+    }
+
+    /**
+     * Live processes that belong to something under {@code dir}: their command line names it or {@code id}, or
+     * their root or working directory lies in it (a {@code runc init} waiting in a created container).
+     */
+    public static List<String> processesOf(Path dir, String id) {
+        List<String> found = new ArrayList<>();
+        String self = Long.toString(ProcessHandle.current().pid());
+        try (Stream<Path> processes = Files.list(Path.of("/proc"))) {
+            for (Path process : processes.filter(p -> p.getFileName().toString().chars()
+                    .allMatch(Character::isDigit)).toList()) {
+                if (process.getFileName().toString().equals(self)
+                        || !Processes.isRunning(Long.parseLong(process.getFileName().toString()))) {
+                    continue;
+                }
+                try {
+                    String cmdline = new String(Files.readAllBytes(process.resolve("cmdline")),
+                            StandardCharsets.UTF_8).replace('\0', ' ').strip();
+                    boolean ours = cmdline.contains(dir.toString()) || cmdline.contains(id)
+                            || linksInto(process.resolve("root"), dir) || linksInto(process.resolve("cwd"), dir);
+                    if (ours) {
+                        found.add(process.getFileName() + ": " + cmdline);
+                    }
+                } catch (IOException gone) {
+                    // Exited while we looked.
+                }
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot list /proc", e);
+        }
+        return found;
+    }
+
+    /** {@link #processesOf}, waited for until empty (a process exits on its own time); what is left after that. */
+    public static List<String> awaitNoProcessesOf(Path dir, String id, Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        List<String> left = processesOf(dir, id);
+        while (!left.isEmpty() && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+            left = processesOf(dir, id);
+        }
+        return left;
+    }
+
+    private static boolean linksInto(Path link, Path dir) {
+        try {
+            return Files.readSymbolicLink(link).startsWith(dir);
+        } catch (IOException | UnsupportedOperationException unreadable) {
+            return false;
+        }
+    }
+}
