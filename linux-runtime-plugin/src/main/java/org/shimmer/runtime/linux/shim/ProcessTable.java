@@ -5,7 +5,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.NotFoundException;
 import reactor.core.publisher.Mono;
@@ -17,8 +16,9 @@ import reactor.core.publisher.Mono;
  * <p>Invariant: an id is reserved before anything is made for it (containerd: {@code ReserveProcess} in
  * {@code service.Exec}); issue 10: the spec file was written before the id was reserved, so a racing exec of the
  * same id overwrote the winner's spec, which then ran. A reservation holds the id until its process is removed; a
- * new reservation of an id whose process is being deleted (or whose abandoned create is being undone) waits for
- * that to end instead of failing.
+ * new reservation of an id whose process has an operation in flight (a create, an abandoned create's undo, a
+ * delete) waits for it to end, then succeeds if the id was freed and fails with {@link AlreadyExistsException}
+ * otherwise.
  */
 public final class ProcessTable {
 
@@ -42,10 +42,10 @@ public final class ProcessTable {
                 if (occupant == null) {
                     TaskProcess process = new TaskProcess(task, execId, ProcessState.DELETED);
                     processes.put(execId, process);
-                    return Mono.just(process.begin(action, ProcessState.CREATING, Set.of(ProcessState.DELETED)));
+                    return Mono.just(process.creating());
                 }
             }
-            if (occupant.state() == ProcessState.DELETING) {
+            if (occupant.state().inFlight()) {
                 return occupant.settledNow().then(reserve(action, execId));
             }
             return Mono.error(new AlreadyExistsException(action + " " + (execId.isEmpty() ? task

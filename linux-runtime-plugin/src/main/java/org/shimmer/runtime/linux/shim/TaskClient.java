@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux.shim;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.function.Function;
 import org.shimmer.runtime.AlreadyExistsException;
@@ -69,17 +70,18 @@ public abstract class TaskClient implements ShimClient {
             Function<Throwable, Mono<?>> onFailure, Function<TaskProcess, Mono<?>> onAbandon) {
         return processes.reserve(action, execId).flatMap(creating -> {
             TaskProcess process = creating.process();
-            Mono<ProcessIo> work = Mono.defer(() -> make.apply(process))
-                    .map(pid -> {
-                        creating.commit(ProcessState.CREATED);
-                        if (execId.isEmpty()) {
-                            // Init holds its stdin FIFO once created; an exec only once started.
-                            process.startStdin(() -> stdinEnded(execId));
-                        }
-                        return process.io(pid);
-                    })
+            Mono<Integer> work = Mono.defer(() -> make.apply(process))
                     .onErrorResume(error -> undo(creating, onFailure.apply(error)).then(Mono.error(error)));
-            return Operations.runToEnd(work, io -> undo(creating, onAbandon.apply(process)));
+            // Committed only once the caller took it: until then a call on the process waits, and sees the
+            // process made, or undone if the caller went away.
+            return Operations.runToEnd(work, pid -> undo(creating, onAbandon.apply(process))).map(pid -> {
+                creating.commit(ProcessState.CREATED);
+                if (execId.isEmpty()) {
+                    // Init holds its stdin FIFO once created; an exec only once started.
+                    process.startStdin(() -> stdinEnded(execId));
+                }
+                return process.io(pid);
+            });
         });
     }
 
@@ -96,18 +98,21 @@ public abstract class TaskClient implements ShimClient {
     }
 
     /**
-     * Runs {@code work}, an operation that began {@code moving}, to its end: on success the process is in {@code to}
-     * (and out of the table when that is {@code DELETED}); on failure back where it was.
+     * Runs {@code work} on {@code process} as operation {@code action}: begun (after any operation in flight) from
+     * one of {@code from} through {@code through}, run to its end; on success the process is in {@code to} (and out
+     * of the table when that is {@code DELETED}); on failure back where it was.
      */
-    protected <T> Mono<T> move(TaskProcess.Transition moving, ProcessState to, Mono<T> work) {
-        return Operations.runToEnd(work
+    protected <T> Mono<T> move(TaskProcess process, String action, ProcessState through, Set<ProcessState> from,
+            ProcessState to, Function<TaskProcess.Transition, Mono<T>> work) {
+        return process.begin(action, through, from).flatMap(moving -> Operations.runToEnd(Mono.defer(
+                        () -> work.apply(moving))
                 .doOnSuccess(result -> {
                     if (to == ProcessState.DELETED) {
-                        processes.remove(moving.process());
+                        processes.remove(process);
                     }
                     moving.commit(to);
                 })
-                .doFinally(signal -> moving.close()));
+                .doFinally(signal -> moving.close())));
     }
 
     /** Publishes the exit once it happened; called only after the start event went out. */

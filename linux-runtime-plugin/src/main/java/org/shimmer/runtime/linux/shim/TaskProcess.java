@@ -93,18 +93,41 @@ public final class TaskProcess {
     }
 
     /**
-     * Begins {@code action} (e.g. "start"): moves the process from one of {@code from} to the transient state
-     * {@code through}. Refused with the typed error of containerd's state objects when the process is elsewhere:
-     * {@link FailedPreconditionException} for a wrong state or another operation in flight, {@link NotFoundException}
-     * once deleted.
+     * Begins {@code action} (e.g. "start") once no other operation is in flight on the process (containerd holds
+     * the process's mutex for the length of each operation): moves it from one of {@code from} to the transient
+     * state {@code through}. Refused with the typed error of containerd's state objects when the process is
+     * elsewhere: {@link FailedPreconditionException} for a wrong state, {@link NotFoundException} once deleted.
+     * Issue 10: a call right after a cancelled one found the operation half done (a delete found the create of its
+     * task still in flight); now it sees it finished, or undone.
      */
-    public synchronized Transition begin(String action, ProcessState through, Set<ProcessState> from) {
-        ProcessState now = settled(state);
-        if (!from.contains(now)) {
-            throw refusal(action, now);
-        }
-        current = new Transition(state, through);
-        state = through;
+    public Mono<Transition> begin(String action, ProcessState through, Set<ProcessState> from) {
+        return Mono.defer(() -> {
+            Mono<Void> busy;
+            synchronized (this) {
+                if (current == null || current.done) {
+                    ProcessState now = settled(state);
+                    if (!from.contains(now)) {
+                        return Mono.error(refusal(action, now));
+                    }
+                    current = new Transition(state, now);
+                    state = through;
+                    return Mono.just(current);
+                }
+                busy = current.ended.asMono();
+            }
+            return busy.then(begin(action, through, from));
+        });
+    }
+
+    /** The state once the operation in flight, if any, has ended. */
+    public Mono<ProcessState> settledState() {
+        return settledNow().then(Mono.fromSupplier(this::state));
+    }
+
+    /** Begins the create of a process just reserved; only {@link ProcessTable} calls it. */
+    synchronized Transition creating() {
+        current = new Transition(ProcessState.DELETED, ProcessState.DELETED);
+        state = ProcessState.CREATING;
         return current;
     }
 
@@ -231,11 +254,18 @@ public final class TaskProcess {
      */
     public final class Transition implements AutoCloseable {
         private final ProcessState from;
+        private final ProcessState was;
         private final Sinks.Empty<Void> ended = Sinks.empty();
         private boolean done;
 
-        private Transition(ProcessState from, ProcessState through) {
+        private Transition(ProcessState from, ProcessState was) {
             this.from = from;
+            this.was = was;
+        }
+
+        /** The state the process was in when the operation began. */
+        public ProcessState was() {
+            return was;
         }
 
         /** The process this transition moves. */

@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.Callable;
 import org.shimmer.runtime.Bundle;
@@ -16,6 +17,9 @@ import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskProcess;
 import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
 
 /**
@@ -26,6 +30,8 @@ import reactor.core.publisher.Mono;
  * (or the launch failed), so orphan reaping never takes the zombie of a process whose pid we are about to learn.
  */
 final class LocalLauncher {
+
+    private static final Logger log = LoggerFactory.getLogger(LocalLauncher.class);
 
     private final Bundle bundle;
     private final Runc runc;
@@ -105,6 +111,28 @@ final class LocalLauncher {
     /** Writes the spec of a reserved exec. Blocking. */
     void writeExecSpec(String execId, byte[] spec) throws IOException {
         Files.write(execSpec(execId), spec);
+    }
+
+    /** Removes the files of an exec: its spec and pid file. */
+    Mono<Void> removeExec(String execId) {
+        return blocking(() -> {
+            removeExecFiles(execId);
+            return true;
+        }).then();
+    }
+
+    /**
+     * Watches an init found on disk after a reload. One that exited and was reaped elsewhere (the JVM that was its
+     * parent is gone) has lost its status: 137, as containerd reports it.
+     */
+    void watchRecovered(TaskProcess init) {
+        try {
+            monitor.watch(init.pid()).subscribe(init::exited, init::unwatched);
+        } catch (IOException gone) {
+            log.warn("local {} (pid {}) ended while no runtime watched it; reporting exit 137", init.name(),
+                    init.pid());
+            init.exited(new ExitStatus(init.pid(), 137, Instant.now()));
+        }
     }
 
     /** Removes the files of an exec: its spec and pid file. Blocking. */

@@ -1,6 +1,5 @@
 package org.shimmer.runtime.linux.shim.local;
 
-import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Set;
@@ -84,15 +83,8 @@ final class LocalShimClient extends TaskClient {
                         launcher.writeExecSpec(execId, processSpec);
                         return 0;
                     }).flatMap(pid -> publish(new TaskEvent.TaskExecAdded(id(), execId)).thenReturn(pid)),
-                    error -> removeExecFiles(execId), exec -> removeExecFiles(execId));
+                    error -> launcher.removeExec(execId), exec -> launcher.removeExec(execId));
         }).onErrorMap(error -> map(action, error));
-    }
-
-    private Mono<Boolean> removeExecFiles(String execId) {
-        return blocking(() -> {
-            launcher.removeExecFiles(execId);
-            return true;
-        });
     }
 
     @Override
@@ -104,18 +96,17 @@ final class LocalShimClient extends TaskClient {
             if (!execId.isEmpty() && processes.get(action, "").state() == ProcessState.STOPPED) {
                 throw new FailedPreconditionException(action + " " + task() + ": the container is not running");
             }
-            TaskProcess.Transition starting = process.begin("start", ProcessState.STARTING,
-                    Set.of(ProcessState.CREATED));
-            return move(starting, ProcessState.RUNNING, launcher.start(process)
-                    .flatMap(pid -> publish(execId.isEmpty() ? new TaskEvent.TaskStart(id(), pid)
-                            : new TaskEvent.TaskExecStarted(id(), execId, pid)).thenReturn(pid))
-                    .doOnNext(pid -> {
-                        // Only now does an exec hold its stdin FIFO's read end: start feeding it.
-                        if (!execId.isEmpty()) {
-                            process.startStdin(() -> stdinEnded(execId));
-                        }
-                        publishExitAfterStart(process);
-                    }));
+            return move(process, "start", ProcessState.STARTING, Set.of(ProcessState.CREATED), ProcessState.RUNNING,
+                    starting -> launcher.start(process)
+                            .flatMap(pid -> publish(execId.isEmpty() ? new TaskEvent.TaskStart(id(), pid)
+                                    : new TaskEvent.TaskExecStarted(id(), execId, pid)).thenReturn(pid))
+                            .doOnNext(pid -> {
+                                // Only now does an exec hold its stdin FIFO's read end: start feeding it.
+                                if (!execId.isEmpty()) {
+                                    process.startStdin(() -> stdinEnded(execId));
+                                }
+                                publishExitAfterStart(process);
+                            }));
         }).onErrorMap(error -> map(action, error));
     }
 
@@ -150,11 +141,10 @@ final class LocalShimClient extends TaskClient {
         String action = execId.isEmpty() ? "delete" : "delete exec " + execId + " in";
         return Mono.defer(() -> {
             TaskProcess process = processes.get(action, execId);
-            boolean neverStarted = process.state() == ProcessState.CREATED;
-            TaskProcess.Transition deleting = process.begin("delete", ProcessState.DELETING, DELETABLE);
-            return move(deleting, ProcessState.DELETED, execId.isEmpty() ? deleteInit(process, neverStarted)
-                    : process.drained().then(removeExecFiles(execId)).thenReturn(process.exited()
-                            .orElseGet(() -> new ExitStatus(0, 0, Instant.now()))));
+            return move(process, "delete", ProcessState.DELETING, DELETABLE, ProcessState.DELETED, deleting ->
+                    execId.isEmpty() ? deleteInit(process, deleting.was() == ProcessState.CREATED)
+                            : process.drained().then(launcher.removeExec(execId)).thenReturn(process.exited()
+                                    .orElseGet(() -> new ExitStatus(0, 0, Instant.now()))));
         }).onErrorMap(error -> map(action, error));
     }
 
@@ -173,9 +163,9 @@ final class LocalShimClient extends TaskClient {
 
     @Override
     public Mono<TaskState> state(String execId) {
-        return Mono.fromCallable(() -> {
+        return Mono.defer(() -> {
             TaskProcess process = processes.get("get state of", execId);
-            return process.taskState(id(), process.state());
+            return process.settledState().map(state -> process.taskState(id(), state));
         }).onErrorMap(error -> map("get state of", error));
     }
 
@@ -206,7 +196,7 @@ final class LocalShimClient extends TaskClient {
 
     private Mono<Void> pauseOrResume(String action, ProcessState from, ProcessState through, ProcessState to,
             Mono<Void> work) {
-        return Mono.defer(() -> move(processes.get(action, "").begin(action, through, Set.of(from)), to, work))
+        return Mono.defer(() -> move(processes.get(action, ""), action, through, Set.of(from), to, moving -> work))
                 .onErrorMap(error -> map(action, error));
     }
 
@@ -255,13 +245,7 @@ final class LocalShimClient extends TaskClient {
         TaskProcess init = TaskProcess.recovered(task(), "", pid, started ? ProcessState.RUNNING
                 : ProcessState.CREATED);
         processes.adopt(init);
-        try {
-            monitor.watch(pid).subscribe(init::exited, init::unwatched);
-        } catch (IOException gone) {
-            // It exited and was reaped elsewhere (the JVM that was its parent is gone): the status is lost.
-            log.warn("local task {} (pid {}) ended while no runtime watched it; reporting exit 137", task(), pid);
-            init.exited(new ExitStatus(pid, 137, Instant.now()));
-        }
+        launcher.watchRecovered(init);
         if (started) {
             publishExitAfterStart(init);
         }

@@ -2,7 +2,6 @@ package org.shimmer.runtime.linux.shim.remote;
 
 import com.google.protobuf.Any;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -10,7 +9,6 @@ import java.util.function.Consumer;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.Identifiers;
-import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.bundle.Specs;
@@ -20,7 +18,6 @@ import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.TaskProcess;
-import org.shimmer.runtime.linux.shim.proto.CreateTaskResponse;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
@@ -47,12 +44,6 @@ import reactor.core.publisher.Mono;
  * not remove it on failure), never for a task someone else made.
  */
 final class RemoteShimClient extends TaskClient {
-
-    /**
-     * How long a Create may take. Long: a Create that times out is followed by the shim's own delete (runc delete
-     * --force), and one that merely ran slow on a loaded machine must not lose the container it was making.
-     */
-    static final Duration CREATE_TIMEOUT = Duration.ofMinutes(2);
 
     private static final Logger log = LoggerFactory.getLogger(RemoteShimClient.class);
     /** The shim decides whether a live process may go; only an operation of ours in flight is refused here. */
@@ -95,11 +86,9 @@ final class RemoteShimClient extends TaskClient {
                 return Mono.error(new AlreadyExistsException("create " + task()
                         + ": already created, or being created, by another client of this runtime"));
             }
-            return noTaskYet()
+            return tasks.requireAbsent(task())
                     .then(blocking(() -> prepare(init, options.stdio(), "create")))
-                    .flatMap(stdio -> session.rawCall("Create", TaskService.create(id(), bundle.path(), options,
-                                    stdio, runcOptions), CreateTaskResponse.parser(),
-                                    session.callOptions().withTimeout(CREATE_TIMEOUT))
+                    .flatMap(stdio -> tasks.create(bundle.path(), options, stdio, runcOptions)
                             .doOnError(error -> shimMayHaveIt.set(ShimErrors.createMayHaveLeftContainer(error)))
                             .doFinally(signal -> init.launched()))
                     .map(created -> {
@@ -113,33 +102,24 @@ final class RemoteShimClient extends TaskClient {
                 .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
     }
 
-    /** Fails with {@link AlreadyExistsException} unless the shim answers that it has no such task. */
-    private Mono<Void> noTaskYet() {
-        return state("")
-                .flatMap(found -> Mono.<Void>error(new AlreadyExistsException("create " + task()
-                        + ": the shim already has it (" + found.status() + ", pid " + found.pid() + ")")))
-                .onErrorResume(NotFoundException.class, absent -> Mono.empty());
-    }
-
     @Override
     public Mono<Integer> start(String execId) {
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.CREATED);
-            TaskProcess.Transition starting = process.begin(startAction(execId), ProcessState.STARTING,
-                    Set.of(ProcessState.CREATED));
-            return move(starting, ProcessState.RUNNING, tasks.start(startAction(execId), execId)
-                    .doFinally(signal -> {
-                        if (!execId.isEmpty()) {
-                            process.launched();
-                        }
-                    })
-                    .doOnNext(pid -> {
-                        process.pid(pid);
-                        // The shim opens an exec's stdio only at Start: only now may its stdin be fed.
-                        if (!execId.isEmpty()) {
-                            process.startStdin(() -> stdinEnded(execId));
-                        }
-                    }));
+            return move(process, "start", ProcessState.STARTING, Set.of(ProcessState.CREATED), ProcessState.RUNNING,
+                    starting -> tasks.start(startAction(execId), execId)
+                            .doFinally(signal -> {
+                                if (!execId.isEmpty()) {
+                                    process.launched();
+                                }
+                            })
+                            .doOnNext(pid -> {
+                                process.pid(pid);
+                                // The shim opens an exec's stdio only at Start: only now may its stdin be fed.
+                                if (!execId.isEmpty()) {
+                                    process.startStdin(() -> stdinEnded(execId));
+                                }
+                            }));
         });
     }
 
@@ -169,19 +149,20 @@ final class RemoteShimClient extends TaskClient {
         String action = execId.isEmpty() ? "delete" : "delete exec " + execId + " in";
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.STOPPED);
-            TaskProcess.Transition deleting = process.begin(action, ProcessState.DELETING, SETTLED);
-            return move(deleting, ProcessState.DELETED, tasks.delete(action, execId).flatMap(deleted -> {
-                if (execId.isEmpty()) {
-                    taskGone();
-                }
-                // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them now.
-                Mono<?> drained = process.stdio() != null ? process.drained() : blocking(() -> {
-                    ProcessStdio.removeFifos(ioDir(), execId.isEmpty() ? id() : execId);
-                    return true;
-                });
-                return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
-                        TaskEvents.instant(deleted.getExitedAt())));
-            }));
+            return move(process, "delete", ProcessState.DELETING, SETTLED, ProcessState.DELETED, deleting -> tasks
+                    .delete(action, execId)
+                    .flatMap(deleted -> {
+                        if (execId.isEmpty()) {
+                            taskGone();
+                        }
+                        // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them.
+                        Mono<?> drained = process.stdio() != null ? process.drained() : blocking(() -> {
+                            ProcessStdio.removeFifos(ioDir(), execId.isEmpty() ? id() : execId);
+                            return true;
+                        });
+                        return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
+                                TaskEvents.instant(deleted.getExitedAt())));
+                    }));
         });
     }
 
@@ -194,7 +175,9 @@ final class RemoteShimClient extends TaskClient {
 
     @Override
     public Mono<TaskState> state(String execId) {
-        return tasks.state(execId);
+        // After an operation of ours in flight on the process, as the shim itself would answer after its own.
+        return Mono.defer(() -> processes.find(execId).map(TaskProcess::settledNow).orElse(Mono.empty()))
+                .then(tasks.state(execId));
     }
 
     @Override

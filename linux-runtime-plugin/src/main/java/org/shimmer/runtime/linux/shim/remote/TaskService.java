@@ -5,14 +5,18 @@ import com.google.protobuf.ByteString;
 import com.google.protobuf.Empty;
 import com.google.protobuf.InvalidProtocolBufferException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.Optional;
+import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.proto.CheckpointOptions;
 import org.shimmer.runtime.linux.shim.proto.CheckpointTaskRequest;
 import org.shimmer.runtime.linux.shim.proto.CloseIORequest;
 import org.shimmer.runtime.linux.shim.proto.CreateTaskRequest;
+import org.shimmer.runtime.linux.shim.proto.CreateTaskResponse;
 import org.shimmer.runtime.linux.shim.proto.DeleteRequest;
 import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
 import org.shimmer.runtime.linux.shim.proto.ExecProcessRequest;
@@ -49,12 +53,32 @@ final class TaskService {
     static final String PROCESS_SPEC_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Process";
     static final String RESOURCES_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
+    /**
+     * How long a Create may take. Long: a Create that times out is followed by the shim's own delete (runc delete
+     * --force), and one that merely ran slow on a loaded machine must not lose the container it was making.
+     */
+    static final Duration CREATE_TIMEOUT = Duration.ofMinutes(2);
+
     private final ShimSession session;
     private final String id;
 
     TaskService(ShimSession session, String id) {
         this.session = session;
         this.id = id;
+    }
+
+    /** Create, its failure as the shim gave it (the caller classifies it: it decides what to undo). */
+    Mono<CreateTaskResponse> create(Path bundle, CreateOptions options, ProcessStdio stdio, Any runc) {
+        return session.rawCall("Create", create(id, bundle, options, stdio, runc), CreateTaskResponse.parser(),
+                session.callOptions().withTimeout(CREATE_TIMEOUT));
+    }
+
+    /** Fails with {@link AlreadyExistsException} unless the shim answers that it has no such task. */
+    Mono<Void> requireAbsent(String task) {
+        return state("")
+                .flatMap(found -> Mono.<Void>error(new AlreadyExistsException("create " + task
+                        + ": the shim already has it (" + found.status() + ", pid " + found.pid() + ")")))
+                .onErrorResume(NotFoundException.class, absent -> Mono.empty());
     }
 
     /** Start; the pid. */
@@ -134,7 +158,7 @@ final class TaskService {
                 .setPath(imagePath.toString()).setOptions(options).build(), Empty.parser()).then();
     }
 
-    static CreateTaskRequest create(String id, Path bundle, CreateOptions options, ProcessStdio stdio, Any runc) {
+    private static CreateTaskRequest create(String id, Path bundle, CreateOptions options, ProcessStdio stdio, Any runc) {
         CreateTaskRequest.Builder request = CreateTaskRequest.newBuilder()
                 .setId(id)
                 .setBundle(bundle.toString())
