@@ -96,9 +96,13 @@ final class RemoteShimClient extends TaskClient {
                         session.trackInit(created.getPid(), false);
                         return created.getPid();
                     });
+            // Each undo lets go of the claim only once the shim forgot the task: a create waiting meanwhile must
+            // find the claim free then, and only then.
         }, error -> (shimMayHaveIt.get() ? blocking(session::runShimDelete) : Mono.empty())
-                .doFinally(signal -> claims.release(bundle.path(), this)),
-                init -> tasks.delete("delete", "").doFinally(signal -> taskGone()))
+                .onErrorResume(failed -> Mono.empty())
+                .then(Mono.fromRunnable(() -> claims.release(bundle.path(), this))),
+                init -> tasks.delete("delete", "").onErrorResume(failed -> Mono.empty())
+                        .then(Mono.fromRunnable(this::taskGone)))
                 .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
     }
 
