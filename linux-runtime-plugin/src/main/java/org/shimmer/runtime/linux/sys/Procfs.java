@@ -31,6 +31,31 @@ public final class Procfs {
         return pids;
     }
 
+    /**
+     * The pids of this process's children, from {@code /proc/self/task/<tid>/children}: a child belongs to the thread
+     * that forked it, and an orphan re-parented to a subreaper to any live thread of it. Reads nothing of other
+     * processes. A thread that ends while we read is skipped (its children move to another thread).
+     */
+    public static List<Integer> childrenOfThisProcess() throws IOException {
+        List<Integer> children = new ArrayList<>();
+        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(PROC.resolve("self").resolve("task"))) {
+            for (Path task : tasks) {
+                String list;
+                try {
+                    list = Files.readString(task.resolve("children"));
+                } catch (IOException gone) {
+                    continue;
+                }
+                for (String pid : list.strip().split(" ")) {
+                    if (!pid.isEmpty()) {
+                        children.add(Integer.parseInt(pid));
+                    }
+                }
+            }
+        }
+        return children;
+    }
+
     /** The command line; empty for a zombie or a kernel thread. */
     public static List<String> argv(int pid) throws IOException {
         String raw = new String(Files.readAllBytes(entry(pid).resolve("cmdline")), StandardCharsets.UTF_8);
