@@ -258,8 +258,9 @@ class ExitMonitorTest {
         CountDownLatch turned = new CountDownLatch(1);
         OwnedFd eventfd = OwnedFd.eventfd();
         loop.register(eventfd, (self, revents) -> {
-            turned.countDown();
+            // Closed first, so the count is settled when the caller wakes.
             self.close();
+            turned.countDown();
         });
         new Bell(eventfd).ring();
         assertThat(turned.await(5, TimeUnit.SECONDS)).as("a loop turn").isTrue();
