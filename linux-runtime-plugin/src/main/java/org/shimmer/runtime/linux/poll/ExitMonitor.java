@@ -48,7 +48,7 @@ import reactor.core.publisher.Sinks;
  * watches them. Closing the monitor is not an exit: no watch completes then.
  *
  * <p>Orphans are looked for when {@code SIGCHLD} arrives, a watched process exits, or the last launch in flight
- * ends, and only among the JVM's children ({@code /proc/self/task/<tid>/children}): an idle monitor reads
+ * ends, and only among the children the JVM adopted ({@link Procfs#adoptedChildren()}): an idle monitor reads
  * nothing. It used to read every process's {@code /proc/<pid>/status} once a second (issue 10).
  */
 public final class ExitMonitor implements AutoCloseable {
@@ -329,7 +329,7 @@ public final class ExitMonitor implements AutoCloseable {
             return;
         }
         try {
-            for (int pid : Procfs.childrenOfThisProcess()) {
+            for (int pid : Procfs.adoptedChildren()) {
                 if (WATCHED_ANYWHERE.containsKey(pid) || !isAdoptedContainerProcess(pid, true)) {
                     continue;
                 }
