@@ -49,6 +49,9 @@ class ExitMonitorTest {
     private PollLoop loop;
     private ExecutorService emitter;
     private ExitMonitor monitor;
+    private Process namespace;
+    private Process nsLauncher;
+    private int nsInit;
 
     @BeforeEach
     void setUp() throws IOException {
@@ -59,6 +62,7 @@ class ExitMonitorTest {
 
     @AfterEach
     void tearDown() throws Exception {
+        endNamespace();
         monitor.close();
         loop.close();
         emitter.shutdown();
@@ -82,42 +86,36 @@ class ExitMonitorTest {
     @Test
     void anOrphanInANestedPidNamespaceIsReapedWhenItsSigchldArrives() throws Exception {
         monitor.adoptOrphans();
-        // A pid namespace whose init stays: its host-side parent is unshare, a JDK child.
-        Process namespace = new ProcessBuilder("unshare", "--pid", "--fork", "sleep", "60").start();
-        int nsInit = awaitOnlyChild(namespace.pid());
-        Process launcher = null;
-        try {
-            // nsenter joins it and forks the process that will be orphaned; the JVM adopts nsenter when the
-            // launching shell exits, and the nested process when we kill nsenter.
-            launcher = new ProcessBuilder("sh", "-c", "nsenter -t " + nsInit + " -p -- sh -c 'read line < "
-                    + gate() + "; exit 5' & echo $!")
-                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
-            int nsenter = Integer.parseInt(firstLine(launcher));
-            assertThat(launcher.waitFor()).isZero();
-            await(() -> Zombies.parentOf(nsenter) == SELF, "nsenter adopted by the JVM");
-            int nested = awaitOnlyChild(nsenter);
-            Mono<ExitStatus> nsenterExit = monitor.watch(nsenter);
-            assertThat(monitor.signal(nsenter, 9)).isTrue();
-            assertThat(nsenterExit.block(TIMEOUT).status()).isEqualTo(137);
-            await(() -> Zombies.parentOf(nested) == SELF, "the nested process adopted by the JVM");
-            assertThat(nsPidDepth(nested)).as("pid namespaces of the orphan").isEqualTo(2);
-            long reads = monitor.statusReads();
+        int orphan = adoptNestedOrphan();
+        long reads = monitor.statusReads();
 
-            release();
+        release();
 
-            long exited = System.nanoTime();
-            await(() -> !Files.exists(Path.of("/proc", Integer.toString(nested))), "the orphan reaped");
-            assertThat(Duration.ofNanos(System.nanoTime() - exited)).as("time to reap").isLessThan(
-                    Duration.ofSeconds(1));
-            assertThat(monitor.statusReads()).as("status reads of the scan").isGreaterThan(reads);
-        } finally {
-            if (launcher != null) {
-                launcher.getInputStream().close();
-            }
-            ProcessHandle.of(nsInit).ifPresent(ProcessHandle::destroyForcibly);
-            namespace.waitFor(10, TimeUnit.SECONDS);
-        }
-        assertThat(namespace.isAlive()).as("namespace holder alive").isFalse();
+        long exited = System.nanoTime();
+        await(() -> !Files.exists(Path.of("/proc", Integer.toString(orphan))), "the orphan reaped");
+        assertThat(Duration.ofNanos(System.nanoTime() - exited)).as("time to reap").isLessThan(Duration.ofSeconds(1));
+        assertThat(monitor.statusReads()).as("status reads of the scan").isGreaterThan(reads);
+    }
+
+    @Test
+    void aLaunchHoldsOrphanReapingBackUntilItEndsHoweverOftenItIsClosed() throws Exception {
+        monitor.adoptOrphans();
+        int orphan = adoptNestedOrphan();
+        ExitMonitor.Launch launch = monitor.launch();
+        Path entry = Path.of("/proc", Integer.toString(orphan));
+
+        release();
+
+        await(() -> Zombies.ofThisJvm().contains(orphan), "the orphan a zombie");
+        awaitLoopTurn();
+        assertThat(Files.exists(entry)).as("orphan reaped while a launch, which may own it, is in flight").isTrue();
+
+        // No SIGCHLD comes any more: ending the launch itself must have the orphans looked for again. A cancelled
+        // operation may end its launch from two paths; the second close is harmless.
+        launch.close();
+        launch.close();
+
+        await(() -> !Files.exists(entry), "the orphan reaped once the launch ended");
     }
 
     @Test
@@ -212,6 +210,41 @@ class ExitMonitorTest {
                 // Nobody watches it any more: it is ours to reap.
                 assertThat(LinuxCalls.waitPid(pid, LinuxCalls.WEXITED).status()).isEqualTo(3);
             }
+        }
+    }
+
+    /**
+     * A process in a nested pid namespace (not its init) that the JVM adopted and nobody watches, waiting on the
+     * gate: what a container leaves to the runtime. The namespace's init stays (unshare, a JDK child, is its
+     * parent); nsenter joins it and forks the process, the JVM adopts nsenter when the launching shell exits, and
+     * the nested process when we kill nsenter (reaped through a watch).
+     */
+    private int adoptNestedOrphan() throws Exception {
+        namespace = new ProcessBuilder("unshare", "--pid", "--fork", "sleep", "60").start();
+        nsInit = awaitOnlyChild(namespace.pid());
+        nsLauncher = new ProcessBuilder("sh", "-c", "nsenter -t " + nsInit + " -p -- sh -c 'read line < " + gate()
+                + "; exit 5' & echo $!")
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        int nsenter = Integer.parseInt(firstLine(nsLauncher));
+        assertThat(nsLauncher.waitFor()).isZero();
+        await(() -> Zombies.parentOf(nsenter) == SELF, "nsenter adopted by the JVM");
+        int nested = awaitOnlyChild(nsenter);
+        Mono<ExitStatus> nsenterExit = monitor.watch(nsenter);
+        assertThat(monitor.signal(nsenter, 9)).isTrue();
+        assertThat(nsenterExit.block(TIMEOUT).status()).isEqualTo(137);
+        await(() -> Zombies.parentOf(nested) == SELF, "the nested process adopted by the JVM");
+        assertThat(nsPidDepth(nested)).as("pid namespaces of the orphan").isEqualTo(2);
+        return nested;
+    }
+
+    /** Ends the namespace of {@link #adoptNestedOrphan()}, if a test made one. */
+    private void endNamespace() throws Exception {
+        if (nsLauncher != null) {
+            nsLauncher.getInputStream().close();
+        }
+        if (namespace != null) {
+            ProcessHandle.of(nsInit).ifPresent(ProcessHandle::destroyForcibly);
+            assertThat(namespace.waitFor(10, TimeUnit.SECONDS)).as("namespace holder ended").isTrue();
         }
     }
 
