@@ -24,7 +24,7 @@ final class ChildSignals {
     private static final Logger log = LoggerFactory.getLogger(ChildSignals.class);
     private static final Signal CHLD = new Signal("CHLD");
     private static final Set<Bell> bells = ConcurrentHashMap.newKeySet();
-    private static final SignalHandler HANDLER = signal -> ringAll();
+    private static final SignalHandler HANDLER = signal -> bells.forEach(Bell::wake);
     private static SignalHandler previous;
 
     private ChildSignals() {}
@@ -48,13 +48,6 @@ final class ChildSignals {
             Signal.handle(CHLD, current);
         }
         previous = null;
-    }
-
-    /** Rings every subscribed bell, as a {@code SIGCHLD} would: for a reason to look at the children again. */
-    static void ringAll() {
-        for (Bell bell : bells) {
-            bell.wake();
-        }
     }
 
     /**

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
@@ -60,6 +61,7 @@ public final class ExitMonitor implements AutoCloseable {
     private static final Map<Integer, Integer> WATCHED_ANYWHERE = new ConcurrentHashMap<>();
     private static final AtomicInteger LAUNCHING = new AtomicInteger();
     private static final AtomicLong LAUNCHES = new AtomicLong();
+    private static final Set<Bell> ADOPTING = ConcurrentHashMap.newKeySet();
 
     private final Map<Integer, Watch> watched = new ConcurrentHashMap<>();
     private final AtomicLong statusReads = new AtomicLong();
@@ -70,6 +72,7 @@ public final class ExitMonitor implements AutoCloseable {
     private boolean closed;
     private Bell childSignal;
     private PollLoop.Registration childSignalRegistration;
+    private boolean signalled;
     private volatile boolean adopting;
     // Touched only on the poll thread.
     private final MemorySegment bellBuffer = Arena.ofAuto().allocate(ValueLayout.JAVA_LONG);
@@ -109,7 +112,15 @@ public final class ExitMonitor implements AutoCloseable {
             }
         });
         childSignal = new Bell(eventfd);
-        ChildSignals.subscribe(childSignal);
+        ADOPTING.add(childSignal);
+        try {
+            ChildSignals.subscribe(childSignal);
+            signalled = true;
+        } catch (RuntimeException | LinkageError e) {
+            // A JVM without jdk.unsupported, or one that keeps SIGCHLD to itself: reaping still follows every
+            // watched exit and every launch's end, only an orphan whose exit follows neither waits for the next.
+            log.warn("SIGCHLD cannot be caught; orphans are reaped after watched exits and launches only", e);
+        }
         adopting = true;
         // Orphans that were there before the handler.
         childSignal.wake();
@@ -136,7 +147,7 @@ public final class ExitMonitor implements AutoCloseable {
         @Override
         public void close() {
             if (ended.compareAndSet(false, true) && LAUNCHING.decrementAndGet() == 0) {
-                ChildSignals.ringAll();
+                ADOPTING.forEach(Bell::wake);
             }
         }
     }
@@ -270,8 +281,11 @@ public final class ExitMonitor implements AutoCloseable {
             }
             closed = true;
             adopting = false;
-            if (childSignal != null) {
+            if (signalled) {
                 ChildSignals.unsubscribe(childSignal);
+            }
+            if (childSignal != null) {
+                ADOPTING.remove(childSignal);
                 childSignalRegistration.close();
             }
             watches = List.copyOf(watched.values());
