@@ -19,9 +19,9 @@ import reactor.netty.resources.LoopResources;
 
 /**
  * The lifetime of everything the runtime starts: the io scheduler, the event loops, the one poll thread (FIFOs
- * and pidfds), the exit monitor, the default event exchange, and whatever is {@link #track tracked} (subscriptions, the shim events
- * servers). The plugin makes one on start and closes it on stop; tests make their own. It holds no registry and
- * no domain logic: those live in the runtime that runs on it.
+ * and pidfds), the exit monitor, the default event exchange, and whatever is {@link #track tracked}
+ * (subscriptions, the shim events servers). The plugin makes one on start and closes it on stop; tests make
+ * their own. It holds no registry and no domain logic: those live in the runtime that runs on it.
  */
 public final class RuntimeResources implements AutoCloseable {
 
@@ -89,7 +89,8 @@ public final class RuntimeResources implements AutoCloseable {
 
     /**
      * What watches process exits (container processes and shim daemons) on {@link #pollLoop()}, made on first
-     * use; closed by {@link #close()}. It does not make the JVM a subreaper: {@link ExitMonitor#adoptOrphans()} does.
+     * use; closed by {@link #close()}. It does not make the JVM a subreaper: {@link ExitMonitor#adoptOrphans()}
+     * does.
      */
     public synchronized ExitMonitor exitMonitor() throws IOException {
         if (closed) {
