@@ -4,17 +4,15 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Queue;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -22,6 +20,7 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.sys.Bell;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
+import org.shimmer.runtime.linux.sys.Procfs;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,12 +30,12 @@ import reactor.core.publisher.Sinks;
 /**
  * Learns how processes exit, from inside the JVM: container processes of the local shim, and remote shim daemons.
  *
- * <p>Each pid it is given is watched through a pidfd, on one poll thread. A container's init is no longer our
- * child after {@code runc create}; {@link #adoptOrphans()} makes the JVM a child subreaper, so init (and a detached
- * exec) is re-parented to us, and reaps exactly that pid with {@code waitid(P_PIDFD)}. A remote shim daemon is
- * re-parented to us as well once the JVM is a subreaper (its parent, {@code shim start}, exits at once): it became
- * a zombie nobody reaped (issue 9, 300 lifecycles left 300 zombies), so {@link #watchAny} reaps it through its
- * pidfd too when it is our child.
+ * <p>Each pid it is given is watched through a pidfd registered with the runtime's {@link PollLoop}. A container's
+ * init is no longer our child after {@code runc create}; {@link #adoptOrphans()} makes the JVM a child subreaper,
+ * so init (and a detached exec) is re-parented to us, and reaps exactly that pid with {@code waitid(P_PIDFD)}. A
+ * remote shim daemon is re-parented to us as well once the JVM is a subreaper (its parent, {@code shim start},
+ * exits at once): it became a zombie nobody reaped (issue 9, 300 lifecycles left 300 zombies), so {@link #watchAny}
+ * reaps it through its pidfd too when it is our child.
  *
  * <p>Invariants: never {@code waitpid(-1)}: the JDK reaps its own {@code ProcessBuilder} children by pid, and they
  * must keep their exit codes. A pid is reaped only when we positively know it is not such a child: it was handed
@@ -46,43 +45,85 @@ import reactor.core.publisher.Sinks;
  * pid's exit is never lost, even when it happens before anyone asks (the pidfd is opened while the process
  * exists, and a zombie still has one). Orphans a container leaves to us are reaped — zombie children of the JVM
  * in a nested pid namespace that are not a namespace's init (those a reloaded plugin may still want to watch) —
- * but never while a launch is in flight, whose pid we may not know yet. Closing the monitor is not an exit: no
- * watch completes then.
+ * but never while a launch is in flight, whose pid we may not know yet, nor while any monitor of this class loader
+ * watches them. Closing the monitor is not an exit: no watch completes then.
+ *
+ * <p>Orphans are looked for when {@code SIGCHLD} arrives, a watched process exits, or the last launch in flight
+ * ends, and only among the children the JVM adopted ({@link Procfs#adoptedChildren()}): an idle monitor reads
+ * nothing. It used to read every process's {@code /proc/<pid>/status} once a second (issue 10).
  */
 public final class ExitMonitor implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(ExitMonitor.class);
-    private static final int REAP_INTERVAL_MILLIS = 1000;
 
-    private final Queue<Watch> added = new ConcurrentLinkedQueue<>();
+    // Process-wide, as the subreaper and its children are: with two runtimes in one JVM (a reloaded plugin, a
+    // test's second host), one monitor's orphan scan must not reap a zombie that the other watches or launched.
+    private static final Map<Integer, Integer> WATCHED_ANYWHERE = new ConcurrentHashMap<>();
+    private static final AtomicInteger LAUNCHING = new AtomicInteger();
+    private static final AtomicLong LAUNCHES = new AtomicLong();
+    private static final Set<Bell> ADOPTING = ConcurrentHashMap.newKeySet();
+
     private final Map<Integer, Watch> watched = new ConcurrentHashMap<>();
-    private final AtomicInteger launching = new AtomicInteger();
-    private final AtomicLong launches = new AtomicLong();
-    private final AtomicBoolean closed = new AtomicBoolean();
-    private final AtomicBoolean adopting = new AtomicBoolean();
+    private final AtomicLong statusReads = new AtomicLong();
     private final int selfPid = (int) ProcessHandle.current().pid();
-    private final Bell bell;
-    private final Thread thread;
+    private final PollLoop loop;
+    private final Executor emitter;
+    // Guarded by this.
+    private boolean closed;
+    private Bell childSignal;
+    private PollLoop.Registration childSignalRegistration;
+    private boolean signalled;
+    private volatile boolean adopting;
+    // Touched only on the poll thread.
+    private final MemorySegment bellBuffer = Arena.ofAuto().allocate(ValueLayout.JAVA_LONG);
+    private final MemorySegment callState = LinuxCalls.allocateCallState(Arena.ofAuto());
 
-    /** Starts the poll thread. */
-    public ExitMonitor(String threadName) throws IOException {
-        this.bell = new Bell();
-        this.thread = Thread.ofPlatform().name(threadName).daemon(true).start(this::loop);
+    /**
+     * Watches on {@code loop}; exits are emitted through {@code emitter}, off the poll thread, so a subscriber
+     * that blocks cannot stall every FIFO and pidfd of the runtime.
+     */
+    public ExitMonitor(PollLoop loop, Executor emitter) {
+        this.loop = loop;
+        this.emitter = emitter;
     }
 
     /**
      * Makes the JVM a child subreaper, so container processes stay ours to watch, and from then on reaps the
-     * orphans containers leave (see the class invariants). Idempotent.
+     * orphans containers leave (see the class invariants), woken by {@code SIGCHLD}. Idempotent.
      */
-    public void adoptOrphans() throws IOException {
-        if (adopting.compareAndSet(false, true)) {
-            try {
-                LinuxCalls.becomeChildSubreaper();
-            } catch (IOException | RuntimeException e) {
-                adopting.set(false);
-                throw e;
-            }
+    public synchronized void adoptOrphans() throws IOException {
+        if (closed) {
+            throw new IOException("the exit monitor is closed; it adopts no orphans");
         }
+        if (childSignal != null) {
+            return;
+        }
+        LinuxCalls.becomeChildSubreaper();
+        OwnedFd eventfd = OwnedFd.eventfd();
+        childSignalRegistration = loop.register(eventfd, new PollLoop.Handler() {
+            @Override
+            public void ready(PollLoop.Registration self, short revents) {
+                try {
+                    eventfd.read(bellBuffer, callState);
+                } catch (IOException e) {
+                    log.warn("cannot reset the SIGCHLD bell", e);
+                }
+                reapOrphans();
+            }
+        });
+        childSignal = new Bell(eventfd);
+        ADOPTING.add(childSignal);
+        try {
+            ChildSignals.subscribe(childSignal);
+            signalled = true;
+        } catch (RuntimeException | LinkageError e) {
+            // A JVM without jdk.unsupported, or one that keeps SIGCHLD to itself: reaping still follows every
+            // watched exit and every launch's end, only an orphan whose exit follows neither waits for the next.
+            log.warn("SIGCHLD cannot be caught; orphans are reaped after watched exits and launches only", e);
+        }
+        adopting = true;
+        // Orphans that were there before the handler.
+        childSignal.wake();
     }
 
     /**
@@ -91,21 +132,22 @@ public final class ExitMonitor implements AutoCloseable {
      * cancelled between the two left reaping stopped for good); closing twice is harmless.
      */
     public Launch launch() {
-        launching.incrementAndGet();
-        launches.incrementAndGet();
+        LAUNCHING.incrementAndGet();
+        LAUNCHES.incrementAndGet();
         return new Launch();
     }
 
     /** One launch in flight; see {@link #launch()}. */
-    public final class Launch implements AutoCloseable {
+    public static final class Launch implements AutoCloseable {
         private final AtomicBoolean ended = new AtomicBoolean();
 
         private Launch() {}
 
+        /** Ends the launch; the last one to end has the orphans looked for again (a scan it held back). */
         @Override
         public void close() {
-            if (ended.compareAndSet(false, true)) {
-                launching.decrementAndGet();
+            if (ended.compareAndSet(false, true) && LAUNCHING.decrementAndGet() == 0) {
+                ADOPTING.forEach(Bell::wake);
             }
         }
     }
@@ -145,37 +187,52 @@ public final class ExitMonitor implements AutoCloseable {
      * re-parented to the subreaper JVM, and the orphan scan leaves namespace inits alone.
      */
     public void reapIfAdopted(int pid) throws IOException {
-        if (pid > 0 && isAdoptedContainerProcess(Path.of("/proc", Integer.toString(pid)), false)) {
+        if (pid > 0 && isAdoptedContainerProcess(pid, false)) {
             open(pid, false);
         }
     }
 
-    // Check-then-act under one lock: two watches of one pid must share one pidfd, or the second waitid would find
-    // nothing to reap and report a fake status.
-    private Watch open(int pid, boolean child) throws IOException {
-        OwnedFd pidfd = OwnedFd.pidfd(pid);
-        try {
-            return open(pid, pidfd, child);
-        } catch (IOException | RuntimeException e) {
-            pidfd.close();
-            throw e;
-        }
+    // Check-then-act under one lock, the pidfd opened inside it: twenty watches of one pid must share one pidfd,
+    // or every waitid but the first finds nothing to reap and reports a fake 137 (issue 10).
+    private synchronized Watch open(int pid, boolean child) throws IOException {
+        Watch existing = existingWatch(pid);
+        return existing != null ? existing : add(pid, OwnedFd.pidfd(pid), child);
     }
 
     /** Takes {@code pidfd}: kept by the new watch, or closed when {@code pid} is watched already. */
     private synchronized Watch open(int pid, OwnedFd pidfd, boolean child) throws IOException {
-        if (closed.get()) {
-            throw new IOException("the exit monitor is closed; pid " + pid + " cannot be watched");
+        Watch existing;
+        try {
+            existing = existingWatch(pid);
+        } catch (IOException e) {
+            pidfd.close();
+            throw e;
         }
-        Watch existing = watched.get(pid);
         if (existing != null) {
             pidfd.close();
             return existing;
         }
+        return add(pid, pidfd, child);
+    }
+
+    private Watch existingWatch(int pid) throws IOException {
+        if (closed) {
+            throw new IOException("the exit monitor is closed; pid " + pid + " cannot be watched");
+        }
+        return watched.get(pid);
+    }
+
+    /** Registers a new watch, holding the lock; {@code pidfd} is the loop's from here on, closed if it refuses. */
+    private Watch add(int pid, OwnedFd pidfd, boolean child) throws IOException {
         Watch watch = new Watch(pid, pidfd, child);
         watched.put(pid, watch);
-        added.add(watch);
-        bell.wake();
+        WATCHED_ANYWHERE.merge(pid, 1, Integer::sum);
+        try {
+            watch.registration = loop.register(pidfd, watch);
+        } catch (IOException e) {
+            forget(watch);
+            throw e;
+        }
         return watch;
     }
 
@@ -214,79 +271,36 @@ public final class ExitMonitor implements AutoCloseable {
         return watch != null && !watch.done;
     }
 
+    /** Closes every watch: their subscribers learn nobody watches any more (no watch completes as an exit). */
     @Override
     public void close() {
-        // Rings under the lock that open() holds while it rings and the loop holds while it closes the bell: no
-        // ring can reach a closed (and perhaps reused) descriptor.
-        boolean first;
+        List<Watch> watches;
         synchronized (this) {
-            first = closed.compareAndSet(false, true);
-            if (first) {
-                bell.wake();
+            if (closed) {
+                return;
             }
+            closed = true;
+            adopting = false;
+            if (signalled) {
+                ChildSignals.unsubscribe(childSignal);
+            }
+            if (childSignal != null) {
+                ADOPTING.remove(childSignal);
+                childSignalRegistration.close();
+            }
+            watches = List.copyOf(watched.values());
         }
-        if (first) {
-            try {
-                thread.join(5_000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-    }
-
-    private void loop() {
-        List<Watch> polled = new ArrayList<>();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = LinuxCalls.allocateCallState(arena);
-            MemorySegment bellBuffer = arena.allocate(ValueLayout.JAVA_LONG);
-            MemorySegment fds = arena.allocate(LinuxCalls.POLLFD, 1);
-            int capacity = 1;
-            while (!closed.get()) {
-                for (Watch watch; (watch = added.poll()) != null; ) {
-                    polled.add(watch);
-                }
-                if (polled.size() + 1 > capacity) {
-                    capacity = Math.max(polled.size() + 1, capacity * 2);
-                    fds = arena.allocate(LinuxCalls.POLLFD, capacity);
-                }
-                LinuxCalls.setPollFd(fds, 0, bell.pollNumber(), LinuxCalls.POLLIN);
-                for (int i = 0; i < polled.size(); i++) {
-                    LinuxCalls.setPollFd(fds, i + 1, polled.get(i).pidfd.pollNumber(), LinuxCalls.POLLIN);
-                }
-                int ready = LinuxCalls.poll(fds, polled.size() + 1, REAP_INTERVAL_MILLIS, state);
-                if (ready > 0 && LinuxCalls.pollRevents(fds, 0) != 0) {
-                    bell.silence(bellBuffer, state);
-                }
-                boolean anyExit = false;
-                for (int i = polled.size() - 1; i >= 0; i--) {
-                    if (ready > 0 && LinuxCalls.pollRevents(fds, i + 1) != 0) {
-                        reap(polled.remove(i));
-                        anyExit = true;
-                    }
-                }
-                if (anyExit || ready == 0) {
-                    reapOrphans();
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            log.error("the exit monitor failed; exits are no longer reported", e);
-        } finally {
-            // Whoever still waits learns that nobody watches any more, rather than waiting forever: the process
-            // runs on, and a runtime that reattaches reports its exit.
-            for (Watch watch : polled) {
-                release(watch);
-                unwatched(watch);
-            }
-            for (Watch watch; (watch = added.poll()) != null; ) {
-                release(watch);
-                unwatched(watch);
-            }
-            synchronized (this) {
-                bell.close();
-            }
+        for (Watch watch : watches) {
+            watch.registration.close();
         }
     }
 
+    /** How many {@code /proc/<pid>/status} files this monitor has read: what tests count to see it idle. */
+    long statusReads() {
+        return statusReads.get();
+    }
+
+    /** Reaps the watched process, which has exited; on the poll thread. */
     private void reap(Watch watch) {
         ExitStatus status;
         try {
@@ -302,37 +316,39 @@ public final class ExitMonitor implements AutoCloseable {
         } catch (IOException e) {
             status = new ExitStatus(watch.pid, 137, Instant.now());
         }
-        release(watch);
-        watched.remove(watch.pid);
-        watch.exit.tryEmitValue(status);
-    }
-
-    private static void unwatched(Watch watch) {
-        watch.exit.tryEmitError(new UnavailableException("the runtime stopped while pid " + watch.pid
-                + " still ran; reattach to learn its exit"));
-    }
-
-    // The pidfd refuses use once closed (and its number perhaps reused), so a racing signal() is safe.
-    private static void release(Watch watch) {
         watch.done = true;
-        watch.pidfd.close();
+        forget(watch);
+        ExitStatus exit = status;
+        emit(() -> watch.exit.tryEmitValue(exit));
     }
 
-    /** Reaps zombie children of the JVM that a container left behind; see the class invariants. */
+    /** The watch's pid may be reaped by an orphan scan from now on; call after the watch's own reap. */
+    private void forget(Watch watch) {
+        watched.remove(watch.pid, watch);
+        WATCHED_ANYWHERE.computeIfPresent(watch.pid, (pid, count) -> count > 1 ? count - 1 : null);
+    }
+
+    private void emit(Runnable emission) {
+        try {
+            emitter.execute(emission);
+        } catch (RejectedExecutionException stopping) {
+            emission.run();
+        }
+    }
+
+    /** Reaps zombie children of the JVM that a container left behind; see the class invariants. Poll thread. */
     private void reapOrphans() {
-        long generation = launches.get();
-        if (!adopting.get() || launching.get() > 0) {
+        long generation = LAUNCHES.get();
+        if (LAUNCHING.get() > 0) {
             return;
         }
-        try (DirectoryStream<Path> processes = Files.newDirectoryStream(Path.of("/proc"),
-                entry -> entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
-            for (Path process : processes) {
-                int pid = Integer.parseInt(process.getFileName().toString());
-                if (watched.containsKey(pid) || !isAdoptedContainerProcess(process, true)) {
+        try {
+            for (int pid : Procfs.adoptedChildren()) {
+                if (WATCHED_ANYWHERE.containsKey(pid) || !isAdoptedContainerProcess(pid, true)) {
                     continue;
                 }
                 // A launch that began during the scan may own this zombie and not have watched it yet.
-                if (launching.get() > 0 || launches.get() != generation) {
+                if (LAUNCHING.get() > 0 || LAUNCHES.get() != generation) {
                     return;
                 }
                 try {
@@ -348,12 +364,13 @@ public final class ExitMonitor implements AutoCloseable {
     }
 
     /**
-     * Whether {@code process} is our child in a nested pid namespace; with {@code orphanZombie}, also a zombie and
-     * not a namespace's init.
+     * Whether {@code pid} is our child in a nested pid namespace; with {@code orphanZombie}, also a zombie and not
+     * a namespace's init.
      */
-    private boolean isAdoptedContainerProcess(Path process, boolean orphanZombie) {
+    private boolean isAdoptedContainerProcess(int pid, boolean orphanZombie) {
+        statusReads.incrementAndGet();
         try {
-            String status = Files.readString(process.resolve("status"));
+            String status = Files.readString(Path.of("/proc", Integer.toString(pid), "status"));
             int ppid = -1;
             String state = "";
             String nspid = "";
@@ -376,18 +393,41 @@ public final class ExitMonitor implements AutoCloseable {
         }
     }
 
-    /** One watched pid. */
-    private static final class Watch {
+    /** One watched pid, and what the poll thread does when its pidfd fires or closes. */
+    private final class Watch implements PollLoop.Handler {
         final int pid;
         final OwnedFd pidfd;
         final boolean child;
         final Sinks.One<ExitStatus> exit = Sinks.one();
+        volatile PollLoop.Registration registration;
         volatile boolean done;
 
         Watch(int pid, OwnedFd pidfd, boolean child) {
             this.pid = pid;
             this.pidfd = pidfd;
             this.child = child;
+        }
+
+        @Override
+        public void ready(PollLoop.Registration self, short revents) {
+            reap(this);
+            self.close();
+            // Its exit may have orphaned others (an exec's children when the exec dies).
+            if (adopting) {
+                reapOrphans();
+            }
+        }
+
+        // The runtime stopped while the process ran on: whoever waits learns that nobody watches any more, rather
+        // than waiting forever, and a runtime that reattaches reports its exit.
+        @Override
+        public void closed() {
+            if (!done) {
+                done = true;
+                forget(this);
+                emit(() -> exit.tryEmitError(new UnavailableException("the runtime stopped while pid " + pid
+                        + " still ran; reattach to learn its exit")));
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ import java.time.Duration;
 import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.poll.FifoPoller;
+import org.shimmer.runtime.linux.poll.PollLoop;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -17,10 +18,10 @@ import reactor.core.scheduler.Schedulers;
 import reactor.netty.resources.LoopResources;
 
 /**
- * The lifetime of everything the runtime starts: the io scheduler, the event loops, the poll thread, the exit
- * monitor, the default event exchange, and whatever is {@link #track tracked} (subscriptions, the shim events
- * servers). The plugin makes one on start and closes it on stop; tests make their own. It holds no registry and
- * no domain logic: those live in the runtime that runs on it.
+ * The lifetime of everything the runtime starts: the io scheduler, the event loops, the one poll thread (FIFOs
+ * and pidfds), the exit monitor, the default event exchange, and whatever is {@link #track tracked}
+ * (subscriptions, the shim events servers). The plugin makes one on start and closes it on stop; tests make
+ * their own. It holds no registry and no domain logic: those live in the runtime that runs on it.
  */
 public final class RuntimeResources implements AutoCloseable {
 
@@ -34,6 +35,7 @@ public final class RuntimeResources implements AutoCloseable {
 
     private final Scheduler io;
     private final LoopResources loops;
+    private final PollLoop pollLoop;
     private final FifoPoller poller;
     private final InMemoryEventExchange exchange;
     private final Disposable.Composite subscriptions = Disposables.composite();
@@ -49,12 +51,13 @@ public final class RuntimeResources implements AutoCloseable {
         // The runtime's own loops, never reactor-netty's global ones: those would outlive a plugin unload.
         this.loops = LoopResources.create(prefix + "ttrpc", 1, Math.max(2, cores), true, false);
         try {
-            this.poller = new FifoPoller(prefix + "stdio");
+            this.pollLoop = new PollLoop(prefix + "poll");
         } catch (IOException e) {
             io.dispose();
             loops.dispose();
-            throw new UncheckedIOException("failed to start the FIFO poller", e);
+            throw new UncheckedIOException("failed to start the poll thread", e);
         }
+        this.poller = new FifoPoller(pollLoop);
         this.exchange = new InMemoryEventExchange(io, Clock.systemUTC());
     }
 
@@ -68,9 +71,14 @@ public final class RuntimeResources implements AutoCloseable {
         return loops;
     }
 
-    /** The thread that reads every FIFO. */
+    /** Reads every FIFO, on {@link #pollLoop()}. */
     public FifoPoller poller() {
         return poller;
+    }
+
+    /** The one poll thread: FIFO readers and the exit monitor's pidfds; tests count its registrations. */
+    public PollLoop pollLoop() {
+        return pollLoop;
     }
 
     /** The exchange used when the host gives none. */
@@ -80,15 +88,16 @@ public final class RuntimeResources implements AutoCloseable {
 
 
     /**
-     * The one thread that watches process exits (container processes and shim daemons), started on first use;
-     * closed by {@link #close()}. It does not make the JVM a subreaper: {@link ExitMonitor#adoptOrphans()} does.
+     * What watches process exits (container processes and shim daemons) on {@link #pollLoop()}, made on first
+     * use; closed by {@link #close()}. It does not make the JVM a subreaper: {@link ExitMonitor#adoptOrphans()}
+     * does.
      */
     public synchronized ExitMonitor exitMonitor() throws IOException {
         if (closed) {
             throw new IOException("the runtime is stopping");
         }
         if (exitMonitor == null) {
-            exitMonitor = new ExitMonitor(prefix + "exits");
+            exitMonitor = new ExitMonitor(pollLoop, io::schedule);
         }
         return exitMonitor;
     }
@@ -129,7 +138,8 @@ public final class RuntimeResources implements AutoCloseable {
             monitor.close();
         }
         exchange.dispose();
-        poller.close();
+        // Closes every FIFO still open (their readers complete) and every pidfd still watched.
+        pollLoop.close();
         try {
             // No quiet period: nothing may still be submitted once the runtime is stopping.
             loops.disposeLater(Duration.ZERO, STOP_TIMEOUT).block(STOP_TIMEOUT);

@@ -21,7 +21,12 @@ public final class Bell implements AutoCloseable {
     private final OwnedFd fd;
 
     public Bell() throws IOException {
-        this.fd = OwnedFd.eventfd();
+        this(OwnedFd.eventfd());
+    }
+
+    /** Rings {@code eventfd}, which stays owned by whoever polls it (a poll loop's registration, say). */
+    public Bell(OwnedFd eventfd) {
+        this.fd = eventfd;
     }
 
     /** The descriptor to poll for {@link LinuxCalls#POLLIN}; only for the poll thread, which alone closes it. */

@@ -31,6 +31,42 @@ public final class Procfs {
         return pids;
     }
 
+    /**
+     * The pids of the children this process adopted, and of those its main thread forked: {@code
+     * /proc/self/task/<tid>/children} of the main thread. The kernel hands an orphan to the first live thread of
+     * the subreaper (the main thread, while it lives), and a thread's children to the first live thread of its
+     * process when it ends; a child another thread forked and still has is left out (the JDK's, which are
+     * never ours to reap). Once the main thread has ended, every thread's file is read. One file, not one per
+     * thread: a JVM has dozens, and reading all of them took about 4 ms here (79 threads).
+     */
+    public static List<Integer> adoptedChildren() throws IOException {
+        Path leader = PROC.resolve("self").resolve("task").resolve(Long.toString(ProcessHandle.current().pid()));
+        if (isLive(leader)) {
+            return children(leader);
+        }
+        List<Integer> children = new ArrayList<>();
+        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(PROC.resolve("self").resolve("task"))) {
+            for (Path task : tasks) {
+                try {
+                    children.addAll(children(task));
+                } catch (IOException gone) {
+                    // The thread ended while we read; its children moved to one we read or will read.
+                }
+            }
+        }
+        return children;
+    }
+
+    private static List<Integer> children(Path task) throws IOException {
+        List<Integer> children = new ArrayList<>();
+        for (String pid : Files.readString(task.resolve("children")).strip().split(" ")) {
+            if (!pid.isEmpty()) {
+                children.add(Integer.parseInt(pid));
+            }
+        }
+        return children;
+    }
+
     /** The command line; empty for a zombie or a kernel thread. */
     public static List<String> argv(int pid) throws IOException {
         String raw = new String(Files.readAllBytes(entry(pid).resolve("cmdline")), StandardCharsets.UTF_8);
@@ -54,7 +90,11 @@ public final class Procfs {
 
     /** Exists and is not a zombie. */
     public static boolean isLive(int pid) {
-        String[] stat = stat(pid);
+        return isLive(entry(pid));
+    }
+
+    private static boolean isLive(Path entry) {
+        String[] stat = stat(entry);
         return stat.length > 0 && !stat[0].equals("Z") && !stat[0].equals("X");
     }
 
@@ -66,8 +106,12 @@ public final class Procfs {
 
     /** The fields of {@code stat} after the parenthesised command name (state, ppid, …); empty when gone. */
     private static String[] stat(int pid) {
+        return stat(entry(pid));
+    }
+
+    private static String[] stat(Path entry) {
         try {
-            String stat = Files.readString(entry(pid).resolve("stat"));
+            String stat = Files.readString(entry.resolve("stat"));
             return stat.substring(stat.lastIndexOf(')') + 2).split(" ");
         } catch (IOException | RuntimeException gone) {
             return new String[0];

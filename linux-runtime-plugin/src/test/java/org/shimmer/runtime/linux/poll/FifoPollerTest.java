@@ -28,16 +28,20 @@ class FifoPollerTest {
     @TempDir
     Path temp;
 
+    private PollLoop loop;
     private FifoPoller poller;
 
     @BeforeEach
     void setUp() throws Exception {
-        poller = new FifoPoller("fifo-test");
+        loop = new PollLoop("fifo-test-poll");
+        poller = new FifoPoller(loop);
     }
 
     @AfterEach
     void tearDown() {
-        poller.close();
+        loop.close();
+        assertThat(loop.registrations()).as("poll registrations left").isZero();
+        assertThat(loop.isAlive()).as("poll thread alive").isFalse();
     }
 
     @Test
@@ -63,6 +67,7 @@ class FifoPollerTest {
                 .verifyComplete();
         writer.get();
         StepVerifier.create(stream.closed()).verifyComplete();
+        assertThat(loop.registrations()).as("registrations after end of file").isZero();
     }
 
     @Test
@@ -98,6 +103,7 @@ class FifoPollerTest {
 
         StepVerifier.create(stream.closed()).expectComplete().verify(TIMEOUT);
         StepVerifier.create(stream.content()).expectComplete().verify(TIMEOUT);
+        assertThat(loop.registrations()).as("registrations after discard").isZero();
     }
 
     @Test
@@ -124,7 +130,7 @@ class FifoPollerTest {
         Disposable reading = subscribed.content().subscribe();
 
         try (LogCapture log = LogCapture.start()) {
-            poller.close();
+            loop.close();
             StepVerifier.create(subscribed.closed()).expectComplete().verify(TIMEOUT);
             StepVerifier.create(ignored.closed()).expectComplete().verify(TIMEOUT);
             reading.dispose();
