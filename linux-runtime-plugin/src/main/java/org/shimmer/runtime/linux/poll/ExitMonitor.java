@@ -65,6 +65,8 @@ public final class ExitMonitor implements AutoCloseable {
 
     private final Map<Integer, Watch> watched = new ConcurrentHashMap<>();
     private final AtomicLong statusReads = new AtomicLong();
+    /** Launches of this monitor not ended yet; see {@link Launch}. */
+    private final Set<Launch> openLaunches = ConcurrentHashMap.newKeySet();
     private final int selfPid = (int) ProcessHandle.current().pid();
     private final PollLoop loop;
     private final Executor emitter;
@@ -134,20 +136,31 @@ public final class ExitMonitor implements AutoCloseable {
     public Launch launch() {
         LAUNCHING.incrementAndGet();
         LAUNCHES.incrementAndGet();
-        return new Launch();
+        Launch launch = new Launch(openLaunches);
+        openLaunches.add(launch);
+        return launch;
     }
 
-    /** One launch in flight; see {@link #launch()}. */
+    /**
+     * One launch in flight; see {@link #launch()}. Closing the monitor ends those still open: a launch whose
+     * operation can no longer end (the runtime stopped under it) must not hold reaping back for the next runtime.
+     */
     public static final class Launch implements AutoCloseable {
         private final AtomicBoolean ended = new AtomicBoolean();
+        private final Set<Launch> open;
 
-        private Launch() {}
+        private Launch(Set<Launch> open) {
+            this.open = open;
+        }
 
         /** Ends the launch; the last one to end has the orphans looked for again (a scan it held back). */
         @Override
         public void close() {
-            if (ended.compareAndSet(false, true) && LAUNCHING.decrementAndGet() == 0) {
-                ADOPTING.forEach(Bell::wake);
+            if (ended.compareAndSet(false, true)) {
+                open.remove(this);
+                if (LAUNCHING.decrementAndGet() == 0) {
+                    ADOPTING.forEach(Bell::wake);
+                }
             }
         }
     }
@@ -293,6 +306,7 @@ public final class ExitMonitor implements AutoCloseable {
         for (Watch watch : watches) {
             watch.registration.close();
         }
+        List.copyOf(openLaunches).forEach(Launch::close);
     }
 
     /** How many {@code /proc/<pid>/status} files this monitor has read: what tests count to see it idle. */

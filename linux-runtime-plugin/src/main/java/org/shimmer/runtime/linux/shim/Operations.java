@@ -1,7 +1,7 @@
 package org.shimmer.runtime.linux.shim;
 
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -19,6 +19,9 @@ import reactor.core.publisher.Mono;
 public final class Operations {
 
     private static final Logger log = LoggerFactory.getLogger(Operations.class);
+    private static final int PENDING = 0;
+    private static final int TAKEN = 1;
+    private static final int ABANDONED = 2;
 
     private Operations() {}
 
@@ -31,19 +34,16 @@ public final class Operations {
     public static <T> Mono<T> runToEnd(Mono<T> work, Function<T, Mono<?>> abandoned) {
         return Mono.defer(() -> {
             CompletableFuture<T> running = work.toFuture();
-            AtomicBoolean taken = new AtomicBoolean();
-            AtomicBoolean cancelled = new AtomicBoolean();
+            // Taken or abandoned, decided once: a result handed on is never undone, an undone one never handed on.
+            AtomicInteger fate = new AtomicInteger(PENDING);
             return Mono.fromFuture(running, true)
-                    .doOnNext(result -> taken.set(!cancelled.get()))
-                    .doOnCancel(() -> {
-                        cancelled.set(true);
-                        running.whenComplete((result, error) -> {
-                            if (result != null && !taken.get()) {
-                                abandoned.apply(result).subscribe(done -> {}, failure ->
-                                        log.warn("could not undo an abandoned operation", failure));
-                            }
-                        });
-                    });
+                    .filter(result -> fate.compareAndSet(PENDING, TAKEN))
+                    .doOnCancel(() -> running.whenComplete((result, error) -> {
+                        if (result != null && fate.compareAndSet(PENDING, ABANDONED)) {
+                            abandoned.apply(result).subscribe(done -> {}, failure ->
+                                    log.warn("could not undo an abandoned operation", failure));
+                        }
+                    }));
         });
     }
 }

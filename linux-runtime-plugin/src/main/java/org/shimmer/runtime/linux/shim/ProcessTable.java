@@ -5,7 +5,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import reactor.core.publisher.Mono;
 
@@ -22,12 +24,21 @@ import reactor.core.publisher.Mono;
  */
 public final class ProcessTable {
 
+    /** The states of init an exec may be made in (containerd: created, running, paused; not stopped). */
+    private static final Set<ProcessState> EXEC_INTO = Set.of(ProcessState.CREATED, ProcessState.RUNNING,
+            ProcessState.PAUSED);
+
     private final String task;
+    private final boolean execsNeedInit;
     private final Map<String, TaskProcess> processes = new HashMap<>();
 
-    /** The table of {@code task} ("task ns/id"). */
-    public ProcessTable(String task) {
+    /**
+     * The table of {@code task} ("task ns/id"); with {@code execsNeedInit}, an exec can only be reserved while init
+     * is in the table (a shim that owns every process; a remote client may not know an init it did not create).
+     */
+    public ProcessTable(String task, boolean execsNeedInit) {
         this.task = task;
+        this.execsNeedInit = execsNeedInit;
     }
 
     /**
@@ -38,6 +49,19 @@ public final class ProcessTable {
         return Mono.defer(() -> {
             TaskProcess occupant;
             synchronized (this) {
+                TaskProcess init = processes.get("");
+                if (!execId.isEmpty() && init == null && execsNeedInit) {
+                    return Mono.error(new NotFoundException(action + " " + execId + " in " + task
+                            + ": container not created: not found"));
+                }
+                if (!execId.isEmpty() && init != null && init.state().inFlight()) {
+                    // containerd's initState.Exec: an exec waits for what init is going through, then may be refused.
+                    return init.settledNow().then(reserve(action, execId));
+                }
+                if (!execId.isEmpty() && init != null && !EXEC_INTO.contains(init.state())) {
+                    return Mono.error(new FailedPreconditionException(action + " " + execId + " in " + task
+                            + ": the container is " + init.state().name().toLowerCase()));
+                }
                 occupant = processes.get(execId);
                 if (occupant == null) {
                     TaskProcess process = new TaskProcess(task, execId, ProcessState.DELETED);
@@ -87,9 +111,15 @@ public final class ProcessTable {
                 .map(TaskProcess::execId).findFirst();
     }
 
-    /** Frees the id of {@code process}, if it still holds it. */
-    public synchronized void remove(TaskProcess process) {
-        processes.remove(process.execId(), process);
+    /**
+     * Frees the id of {@code process}, if it still holds it; when it is init, every exec goes too, and is returned
+     * (their container is gone) for the caller to release.
+     */
+    public synchronized List<TaskProcess> remove(TaskProcess process) {
+        if (!processes.remove(process.execId(), process) || !process.execId().isEmpty()) {
+            return List.of();
+        }
+        return removeExecs();
     }
 
     /** Removes every exec and returns them (their container is gone). */

@@ -2,11 +2,13 @@ package org.shimmer.runtime.linux.shim;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.function.Function;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
@@ -35,11 +37,12 @@ public abstract class TaskClient implements ShimClient {
     protected final EventExchange exchange;
     protected final ProcessTable processes;
 
-    protected TaskClient(Bundle bundle, RuntimeResources resources, EventExchange exchange) {
+    /** With {@code ownsProcesses}, every process of the task is this client's (see {@link ProcessTable}). */
+    protected TaskClient(Bundle bundle, RuntimeResources resources, EventExchange exchange, boolean ownsProcesses) {
         this.bundle = bundle;
         this.resources = resources;
         this.exchange = exchange;
-        this.processes = new ProcessTable(task());
+        this.processes = new ProcessTable(task(), ownsProcesses);
     }
 
     @Override
@@ -68,22 +71,27 @@ public abstract class TaskClient implements ShimClient {
      */
     protected Mono<ProcessIo> make(String action, String execId, Function<TaskProcess, Mono<Integer>> make,
             Function<Throwable, Mono<?>> onFailure, Function<TaskProcess, Mono<?>> onAbandon) {
-        return processes.reserve(action, execId).flatMap(creating -> {
-            TaskProcess process = creating.process();
-            Mono<Integer> work = Mono.defer(() -> make.apply(process))
-                    .onErrorResume(error -> undo(creating, onFailure.apply(error)).then(Mono.error(error)));
-            // Committed only once the caller took it: until then a call on the process waits, and sees the
-            // process made, or undone if the caller went away.
-            return Operations.runToEnd(work, pid -> undo(creating, onAbandon.apply(process))).map(pid -> {
-                creating.commit(ProcessState.CREATED);
-                if (execId.isEmpty()) {
-                    // Init holds its stdin FIFO once created; an exec only once started.
-                    process.startStdin(() -> stdinEnded(execId));
-                }
-                return process.io(pid);
-            });
-        });
+        // The reservation is inside the work run to its end: a cancel can never fall between a reservation and
+        // the work that ends it (the id would stay reserved, and every later call on it wait, for good).
+        Mono<Made> work = processes.reserve(action, execId).flatMap(creating -> Mono.defer(
+                        () -> make.apply(creating.process()))
+                .map(pid -> new Made(creating, pid))
+                .onErrorResume(error -> undo(creating, onFailure.apply(error)).then(Mono.error(error))));
+        // Committed only once the caller took it: until then a call on the process waits, and sees the process
+        // made, or undone if the caller went away.
+        return Operations.runToEnd(work, made -> undo(made.creating(), onAbandon.apply(made.creating().process())))
+                .map(made -> {
+                    TaskProcess process = made.creating().process();
+                    made.creating().commit(ProcessState.CREATED);
+                    if (execId.isEmpty()) {
+                        // Init holds its stdin FIFO once created; an exec only once started.
+                        process.startStdin(() -> stdinEnded(execId));
+                    }
+                    return process.io(made.pid());
+                });
     }
+
+    private record Made(TaskProcess.Transition creating, int pid) {}
 
     private Mono<Void> undo(TaskProcess.Transition creating, Mono<?> first) {
         creating.moveThrough(ProcessState.DELETING);
@@ -92,7 +100,7 @@ public abstract class TaskClient implements ShimClient {
             process.release();
             return true;
         })).then().doFinally(signal -> {
-            processes.remove(process);
+            forget(process);
             creating.commit(ProcessState.DELETED);
         });
     }
@@ -104,15 +112,34 @@ public abstract class TaskClient implements ShimClient {
      */
     protected <T> Mono<T> move(TaskProcess process, String action, ProcessState through, Set<ProcessState> from,
             ProcessState to, Function<TaskProcess.Transition, Mono<T>> work) {
-        return process.begin(action, through, from).flatMap(moving -> Operations.runToEnd(Mono.defer(
+        // Begun inside the work run to its end, so no cancel falls between the transition and its end.
+        return Operations.runToEnd(process.begin(action, through, from).flatMap(moving -> Mono.defer(
                         () -> work.apply(moving))
                 .doOnSuccess(result -> {
                     if (to == ProcessState.DELETED) {
-                        processes.remove(process);
+                        forget(process);
                     }
                     moving.commit(to);
                 })
                 .doFinally(signal -> moving.close())));
+    }
+
+    /**
+     * Takes a deleted process out of the table; when it is init, its execs go with it in the same step (an exec
+     * made while init was being deleted would otherwise stay, holding FIFOs for a container that is gone). Whoever
+     * still waits for the exit of a process that never ran learns it is gone.
+     */
+    private void forget(TaskProcess process) {
+        List<TaskProcess> execs = processes.remove(process);
+        for (TaskProcess gone : execs) {
+            gone.unwatched(new NotFoundException(gone.name() + ": deleted with its container"));
+        }
+        if (!execs.isEmpty()) {
+            resources.io().schedule(() -> execs.forEach(TaskProcess::release));
+        }
+        if (process.exited().isEmpty()) {
+            process.unwatched(new NotFoundException(process.name() + ": deleted before it ran"));
+        }
     }
 
     /** Publishes the exit once it happened; called only after the start event went out. */
@@ -131,6 +158,17 @@ public abstract class TaskClient implements ShimClient {
 
     protected final Mono<Void> publish(TaskEvent event) {
         return exchange.publish(namespace(), event.topic(), event);
+    }
+
+    /**
+     * Publishes an event about something that already happened: a failure to publish must not undo it (a started
+     * process rolled back to created would never have its exit reported).
+     */
+    protected final Mono<Void> publishQuietly(TaskEvent event) {
+        return publish(event).onErrorResume(error -> {
+            log.warn("could not publish {} of {}", event.topic(), task(), error);
+            return Mono.empty();
+        });
     }
 
     /** Prepares the streams of {@code process} in the work directory's {@code io}; returns them. Blocking. */

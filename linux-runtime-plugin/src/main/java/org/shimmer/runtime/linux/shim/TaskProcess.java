@@ -236,7 +236,12 @@ public final class TaskProcess {
     /** Waits for the subscribed output as {@link #withOutput} does, then releases the streams. */
     public Mono<Void> drained() {
         ProcessStdio current = stdio;
-        return current == null ? Mono.empty() : current.drained(DRAIN_TIMEOUT);
+        if (current == null) {
+            return Mono.empty();
+        }
+        // A process never started still has its output held open for a launcher: it must end for the drain to.
+        current.launched();
+        return current.drained(DRAIN_TIMEOUT);
     }
 
     /** Releases the streams now: readers closed, stdin copy stopped, FIFOs removed. Blocking; idempotent. */

@@ -70,7 +70,12 @@ final class LocalLauncher {
     Mono<Integer> start(TaskProcess process) {
         if (process.execId().isEmpty()) {
             return runc.start(bundle.id()).then(blocking(() -> {
-                new LocalRecord(process.pid(), true).write(bundle.workDir());
+                try {
+                    new LocalRecord(process.pid(), true).write(bundle.workDir());
+                } catch (IOException e) {
+                    // It runs whatever the disk says; a reload then takes it for created and force-deletes it.
+                    log.warn("could not record that {} started", process.name(), e);
+                }
                 return process.pid();
             }));
         }
@@ -106,6 +111,18 @@ final class LocalLauncher {
             Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
             return true;
         })).then();
+    }
+
+    /**
+     * {@code runc delete} of the container ({@code force} for one never started). When runc no longer has it
+     * (checkpointed with exit, deleted by someone else), what is left is ours to end: init is killed through its
+     * pidfd, so its exit still arrives. Issue 10 review: the task could never be deleted then.
+     */
+    Mono<Void> deleteContainer(TaskProcess init, boolean force) {
+        return runc.delete(bundle.id(), force).onErrorResume(
+                error -> String.valueOf(error.getMessage()).contains("does not exist"),
+                gone -> blocking(() -> init.exited().isPresent() || init.pid() == 0
+                        || monitor.signal(init.pid(), 9)).then());
     }
 
     /** Writes the spec of a reserved exec. Blocking. */

@@ -51,7 +51,7 @@ final class LocalShimClient extends TaskClient {
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
             EventExchange exchange, Runnable forget) {
-        super(bundle, resources, exchange);
+        super(bundle, resources, exchange, true);
         this.runc = runc;
         this.monitor = monitor;
         this.forget = forget;
@@ -66,7 +66,10 @@ final class LocalShimClient extends TaskClient {
                         .flatMap(pid -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
                                 options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
                                         m.options())).toList(), pid)).thenReturn(pid)),
-                error -> launcher.undoCreate(making), init -> launcher.undoCreate(making))
+                error -> launcher.undoCreate(making), init -> launcher.undoCreate(making).then(Mono.defer(() ->
+                        // Its create event went out; so does its end, as the remote shim's Delete publishes it.
+                        publishQuietly(new TaskEvent.TaskDelete(id(), init.pid(), init.exited().map(ExitStatus::status)
+                                .orElse(137), Instant.now())))))
                 .onErrorMap(error -> map("create", error));
     }
 
@@ -98,7 +101,7 @@ final class LocalShimClient extends TaskClient {
             }
             return move(process, "start", ProcessState.STARTING, Set.of(ProcessState.CREATED), ProcessState.RUNNING,
                     starting -> launcher.start(process)
-                            .flatMap(pid -> publish(execId.isEmpty() ? new TaskEvent.TaskStart(id(), pid)
+                            .flatMap(pid -> publishQuietly(execId.isEmpty() ? new TaskEvent.TaskStart(id(), pid)
                                     : new TaskEvent.TaskExecStarted(id(), execId, pid)).thenReturn(pid))
                             .doOnNext(pid -> {
                                 // Only now does an exec hold its stdin FIFO's read end: start feeding it.
@@ -150,7 +153,7 @@ final class LocalShimClient extends TaskClient {
 
     private Mono<ExitStatus> deleteInit(TaskProcess init, boolean neverStarted) {
         // A created, never started init is killed by the forced delete; its exit then arrives as usual.
-        return runc.delete(id(), neverStarted)
+        return launcher.deleteContainer(init, neverStarted)
                 .then(init.awaitExit())
                 .flatMap(exit -> init.drained().thenReturn(exit))
                 .flatMap(exit -> blocking(() -> {

@@ -32,27 +32,28 @@ public final class LocalShims {
         RuncOptions runc = options != null ? options : RuncOptions.defaults();
         String key = bundle.path().toString();
         return Mono.fromCallable(() -> {
-            LocalShimClient existing = clients.get(key);
-            if (existing != null) {
-                return (ShimClient) existing;
+            // One lock from lookup to publication: a client is handed out only once it recovered what is on disk
+            // (issue 10 review: a racing create on a client not yet recovered ran over a live container).
+            synchronized (clients) {
+                LocalShimClient existing = clients.get(key);
+                if (existing != null) {
+                    return (ShimClient) existing;
+                }
+                ExitMonitor monitor;
+                try {
+                    monitor = resources.exitMonitor();
+                    monitor.adoptOrphans();
+                } catch (IOException e) {
+                    throw TaskErrors.classify("cannot watch container exits: " + e.getMessage(), e.getMessage(), e);
+                }
+                LocalShimClient client = new LocalShimClient(bundle,
+                        new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
+                        exchange, () -> clients.remove(key));
+                Optional<LocalRecord> record = LocalRecord.read(bundle.workDir());
+                record.ifPresent(found -> client.recover(found.pid(), found.started()));
+                clients.put(key, client);
+                return client;
             }
-            ExitMonitor monitor;
-            try {
-                monitor = resources.exitMonitor();
-                monitor.adoptOrphans();
-            } catch (IOException e) {
-                throw TaskErrors.classify("cannot watch container exits: " + e.getMessage(), e.getMessage(), e);
-            }
-            LocalShimClient client = new LocalShimClient(bundle,
-                    new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
-                    exchange, () -> clients.remove(key));
-            LocalShimClient raced = clients.putIfAbsent(key, client);
-            if (raced != null) {
-                return raced;
-            }
-            Optional<LocalRecord> record = LocalRecord.read(bundle.workDir());
-            record.ifPresent(found -> client.recover(found.pid(), found.started()));
-            return client;
         }).subscribeOn(resources.io());
     }
 }

@@ -18,6 +18,7 @@ import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.TaskProcess;
+import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
@@ -57,7 +58,7 @@ final class RemoteShimClient extends TaskClient {
 
     RemoteShimClient(Bundle bundle, ShimCommand command, Path socket, RuntimeResources resources,
             EventExchange exchange, Any runcOptions, Consumer<ShimExit> exitHandler, TaskClaims claims) {
-        super(bundle, resources, exchange);
+        super(bundle, resources, exchange, false);
         this.runcOptions = runcOptions;
         this.claims = claims;
         this.session = new ShimSession(bundle, command, socket, resources, exchange, exitHandler, claims, this);
@@ -101,7 +102,7 @@ final class RemoteShimClient extends TaskClient {
         }, error -> (shimMayHaveIt.get() ? blocking(session::runShimDelete) : Mono.empty())
                 .onErrorResume(failed -> Mono.empty())
                 .then(Mono.fromRunnable(() -> claims.release(bundle.path(), this))),
-                init -> tasks.delete("delete", "").onErrorResume(failed -> Mono.empty())
+                init -> deleteInShim("delete", "", true).onErrorResume(failed -> Mono.empty())
                         .then(Mono.fromRunnable(this::taskGone)))
                 .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
     }
@@ -133,9 +134,13 @@ final class RemoteShimClient extends TaskClient {
 
     @Override
     public Mono<ExitStatus> awaitExit(String execId) {
-        Optional<TaskProcess> process = processes.find(execId);
-        Mono<ExitStatus> exit = tasks.waitFor(execId, process.map(TaskProcess::pid).orElse(0));
-        return process.map(p -> p.withOutput(exit)).orElse(exit);
+        // Looked up when subscribed: a caller may assemble the wait before the exec exists or started.
+        return Mono.defer(() -> {
+            Optional<TaskProcess> process = processes.find(execId);
+            Mono<ExitStatus> exit = tasks.waitFor(execId).map(status -> new ExitStatus(process.map(TaskProcess::pid)
+                    .orElse(0), status.status(), status.exitedAt()));
+            return process.map(p -> p.withOutput(exit)).orElse(exit);
+        });
     }
 
     @Override
@@ -153,8 +158,8 @@ final class RemoteShimClient extends TaskClient {
         String action = execId.isEmpty() ? "delete" : "delete exec " + execId + " in";
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.STOPPED);
-            return move(process, "delete", ProcessState.DELETING, SETTLED, ProcessState.DELETED, deleting -> tasks
-                    .delete(action, execId)
+            return move(process, "delete", ProcessState.DELETING, SETTLED, ProcessState.DELETED, deleting ->
+                    deleteInShim(action, execId, deleting.was() == ProcessState.CREATED)
                     .flatMap(deleted -> {
                         if (execId.isEmpty()) {
                             taskGone();
@@ -168,6 +173,17 @@ final class RemoteShimClient extends TaskClient {
                                 TaskEvents.instant(deleted.getExitedAt())));
                     }));
         });
+    }
+
+    /**
+     * The shim's Delete; of a process never started, after a SIGKILL. The runc shim waits up to 2 s in Delete for
+     * the copying of a process's output to end, which for a created init (it holds its pipes) happens only once it
+     * is dead: every delete of a created task took 2 s.
+     */
+    private Mono<DeleteResponse> deleteInShim(String action, String execId, boolean neverStarted) {
+        Mono<Void> kill = neverStarted ? tasks.kill(execId, 9, false).onErrorResume(error -> Mono.empty())
+                : Mono.empty();
+        return kill.then(tasks.delete(action, execId));
     }
 
     /** The init task is gone: anyone may create again, and its execs' streams go with it. */

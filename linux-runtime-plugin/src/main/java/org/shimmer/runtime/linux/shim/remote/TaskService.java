@@ -87,11 +87,11 @@ final class TaskService {
                 StartResponse.parser()).map(StartResponse::getPid);
     }
 
-    /** Wait: the exit, reported with {@code pid}. */
-    Mono<ExitStatus> waitFor(String execId, int pid) {
+    /** Wait: the exit (its pid unknown to the shim's answer: 0). */
+    Mono<ExitStatus> waitFor(String execId) {
         return session.call("wait for", "Wait", WaitRequest.newBuilder().setId(id).setExecId(execId).build(),
                         WaitResponse.parser())
-                .map(exited -> new ExitStatus(pid, exited.getExitStatus(), TaskEvents.instant(exited.getExitedAt())));
+                .map(exited -> new ExitStatus(0, exited.getExitStatus(), TaskEvents.instant(exited.getExitedAt())));
     }
 
     Mono<Void> kill(String execId, int signal, boolean all) {

@@ -12,8 +12,11 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.EventFilter;
+import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
@@ -44,6 +47,46 @@ class LocalShimTest extends ShimContractTest {
     @Override
     protected String expectedStatsType() {
         return LocalShimClient.STATS_TYPE;
+    }
+
+    @Test
+    void itsEventsGoWhereTheRemoteShimsEventsGoOneStreamForTheHost() throws Exception {
+        // Issue 10: local events went into the exchange given to ShimOpt.local(x), remote ones into
+        // RuntimeConfig.events(); a host that set both differently saw two streams.
+        InMemoryEventExchange host = new InMemoryEventExchange();
+        try {
+            RuntimePlugin view = runtime.withConfig(config().withEvents(host));
+            Bundle bundle = view.load(NS, bundle("/bin/true").id()).block(TIMEOUT);
+            EventRecorder throughTheRuntime = new EventRecorder(view.events()
+                    .filter(envelope -> envelope.namespace().equals(NS)));
+            EventRecorder inTheHosts = new EventRecorder(host.subscribe(EventFilter.all())
+                    .filter(envelope -> envelope.namespace().equals(NS)));
+            EventRecorder intoTheDefault = new EventRecorder(resources.exchange().subscribe(EventFilter.all())
+                    .filter(envelope -> envelope.namespace().equals(NS)));
+            // runtime.events() subscribes once the events server is bound: a marker through the host's exchange
+            // shows the subscription is live before the container's events are published.
+            awaitTrue(() -> {
+                host.publish(NS, "/test/ready", "ready").block(TIMEOUT);
+                return throughTheRuntime.envelopes().stream().anyMatch(e -> e.topic().equals("/test/ready"));
+            });
+            ShimClient shim = bundle.newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+
+            shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+            shim.start().block(TIMEOUT);
+            assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+            shim.delete().block(TIMEOUT);
+
+            inTheHosts.awaitTopics("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+            // What a host subscribed through the runtime sees: the same stream.
+            throughTheRuntime.awaitTopics("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+            assertThat(intoTheDefault.envelopes()).as("events in the exchange the host did not choose").isEmpty();
+            throughTheRuntime.close();
+            inTheHosts.close();
+            intoTheDefault.close();
+            shim.shutdown().block(TIMEOUT);
+        } finally {
+            host.dispose();
+        }
     }
 
     @Test
