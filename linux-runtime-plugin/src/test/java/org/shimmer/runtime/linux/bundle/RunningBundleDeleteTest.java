@@ -73,7 +73,7 @@ class RunningBundleDeleteTest {
             resources.close();
         }
         TestTrees.assertNoDescriptorsUnder(temp);
-        awaitNoProcessMentioning(temp.toString());
+        Processes.awaitNoneMentioning(temp.toString(), TIMEOUT);
         for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS),
                 temp.resolve("runc").resolve(NS))) {
             if (Files.isDirectory(root)) {
@@ -158,21 +158,6 @@ class RunningBundleDeleteTest {
                 ? ShimOpt.local()
                 : ShimOpt.remote(Path.of("containerd-shim-runc-v2"), temp.resolve("daemon.sock").toString(), null,
                         false, exit -> {});
-    }
-
-    /** Waits until no process (a shim: its command line names the daemon socket under temp) mentions {@code text}. */
-    private static void awaitNoProcessMentioning(String text) throws Exception {
-        long deadline = System.nanoTime() + TIMEOUT.toNanos();
-        List<ProcessHandle> left;
-        while (!(left = ProcessHandle.allProcesses()
-                .filter(process -> process.info().commandLine().orElse("").contains(text)).toList()).isEmpty()) {
-            if (System.nanoTime() > deadline) {
-                left.forEach(ProcessHandle::destroyForcibly);
-                throw new AssertionError("processes left: " + left.stream()
-                        .map(process -> process.pid() + " " + process.info().commandLine().orElse("")).toList());
-            }
-            Thread.sleep(10);
-        }
     }
 
     /** Waits until the shell replaced itself by sleep: it has then read stdin and written its answer. */

@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 
 /** What tests need to know of processes outside the JVM. */
 public final class Processes {
@@ -52,5 +53,23 @@ public final class Processes {
                     + new String(stderr, StandardCharsets.UTF_8));
         }
         return stdout;
+    }
+
+    /**
+     * Waits until no process (a shim: its command line names the daemon socket under a test's temp dir) mentions
+     * {@code text}; kills those left at the deadline and fails naming them.
+     */
+    public static void awaitNoneMentioning(String text, Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        List<ProcessHandle> left;
+        while (!(left = ProcessHandle.allProcesses()
+                .filter(process -> process.info().commandLine().orElse("").contains(text)).toList()).isEmpty()) {
+            if (System.nanoTime() > deadline) {
+                left.forEach(ProcessHandle::destroyForcibly);
+                throw new AssertionError("processes left: " + left.stream()
+                        .map(process -> process.pid() + " " + process.info().commandLine().orElse("")).toList());
+            }
+            Thread.sleep(10);
+        }
     }
 }

@@ -33,6 +33,7 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -86,7 +87,7 @@ class RootfsMountsTest {
             runtime.delete(bundle.namespace(), bundle.id()).block(TIMEOUT);
         }
         resources.close();
-        awaitNoProcessMentioning(temp.toString());
+        Processes.awaitNoneMentioning(temp.toString(), TIMEOUT);
         for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS),
                 temp.resolve("runc").resolve(NS))) {
             assertThat(names(root)).as("left in " + root).isEmpty();
@@ -416,21 +417,6 @@ class RootfsMountsTest {
         }
         try (Stream<Path> entries = Files.list(dir)) {
             return entries.map(path -> path.getFileName().toString()).sorted().toList();
-        }
-    }
-
-    /** Waits until no process (a shim: its command line names the daemon socket under temp) mentions {@code text}. */
-    private static void awaitNoProcessMentioning(String text) throws Exception {
-        long deadline = System.nanoTime() + TIMEOUT.toNanos();
-        List<ProcessHandle> left;
-        while (!(left = ProcessHandle.allProcesses()
-                .filter(process -> process.info().commandLine().orElse("").contains(text)).toList()).isEmpty()) {
-            if (System.nanoTime() > deadline) {
-                left.forEach(ProcessHandle::destroyForcibly);
-                throw new AssertionError("processes left: " + left.stream()
-                        .map(process -> process.pid() + " " + process.info().commandLine().orElse("")).toList());
-            }
-            Thread.sleep(10);
         }
     }
 }
