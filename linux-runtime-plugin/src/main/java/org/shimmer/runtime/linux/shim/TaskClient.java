@@ -129,7 +129,7 @@ public abstract class TaskClient implements ShimClient {
      * made while init was being deleted would otherwise stay, holding FIFOs for a container that is gone). Whoever
      * still waits for the exit of a process that never ran learns it is gone.
      */
-    private void forget(TaskProcess process) {
+    protected final void forget(TaskProcess process) {
         List<TaskProcess> execs = processes.remove(process);
         for (TaskProcess gone : execs) {
             gone.unwatched(new NotFoundException(gone.name() + ": deleted with its container"));

@@ -9,6 +9,7 @@ import java.util.function.Consumer;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.Identifiers;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.bundle.Specs;
@@ -18,8 +19,6 @@ import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.TaskProcess;
-import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
-import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
@@ -65,17 +64,9 @@ final class RemoteShimClient extends TaskClient {
         this.tasks = new TaskService(session, bundle.id());
     }
 
+    /** The attachment to the shim; tests read its pid and cut its connection. */
     ShimSession session() {
         return session;
-    }
-
-    int shimPid() {
-        return session.shimPid();
-    }
-
-    /** The connection to the shim; tests cut it to play a connection lost while the shim lives. */
-    TtrpcConnection connection() {
-        return session.connection();
     }
 
     @Override
@@ -102,7 +93,7 @@ final class RemoteShimClient extends TaskClient {
         }, error -> (shimMayHaveIt.get() ? blocking(session::runShimDelete) : Mono.empty())
                 .onErrorResume(failed -> Mono.empty())
                 .then(Mono.fromRunnable(() -> claims.release(bundle.path(), this))),
-                init -> deleteInShim("delete", "", true).onErrorResume(failed -> Mono.empty())
+                init -> tasks.delete("delete", "", true).onErrorResume(failed -> Mono.empty())
                         .then(Mono.fromRunnable(this::taskGone)))
                 .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
     }
@@ -159,7 +150,8 @@ final class RemoteShimClient extends TaskClient {
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.STOPPED);
             return move(process, "delete", ProcessState.DELETING, SETTLED, ProcessState.DELETED, deleting ->
-                    deleteInShim(action, execId, deleting.was() == ProcessState.CREATED)
+                    tasks.delete(action, execId, deleting.was() == ProcessState.CREATED)
+                    .onErrorResume(NotFoundException.class, gone -> forgetGone(process).then(Mono.error(gone)))
                     .flatMap(deleted -> {
                         if (execId.isEmpty()) {
                             taskGone();
@@ -176,21 +168,24 @@ final class RemoteShimClient extends TaskClient {
     }
 
     /**
-     * The shim's Delete; of a process never started, after a SIGKILL. The runc shim waits up to 2 s in Delete for
-     * the copying of a process's output to end, which for a created init (it holds its pipes) happens only once it
-     * is dead: every delete of a created task took 2 s.
+     * The shim no longer has a process this client made (another client deleted it): this client forgets it too,
+     * or its create would be refused and its delete fail for good.
      */
-    private Mono<DeleteResponse> deleteInShim(String action, String execId, boolean neverStarted) {
-        Mono<Void> kill = neverStarted ? tasks.kill(execId, 9, false).onErrorResume(error -> Mono.empty())
-                : Mono.empty();
-        return kill.then(tasks.delete(action, execId));
+    private Mono<Void> forgetGone(TaskProcess process) {
+        if (processes.find(process.execId()).orElse(null) == process) {
+            forget(process);
+            resources.io().schedule(process::release);
+            if (process.execId().isEmpty()) {
+                taskGone();
+            }
+        }
+        return Mono.empty();
     }
 
-    /** The init task is gone: anyone may create again, and its execs' streams go with it. */
+    /** The init task is gone: anyone may create again. */
     private void taskGone() {
         session.untrackInit();
         claims.taskGone(bundle.path());
-        resources.io().schedule(() -> processes.removeExecs().forEach(TaskProcess::release));
     }
 
     @Override

@@ -105,7 +105,7 @@ class RemoteShimTest extends ShimContractTest {
     @Override
     protected Mono<ShimClient> newShim(Bundle bundle) {
         return bundle.newShimClient(remote(), runc).doOnNext(client -> {
-            shimPids.add(((RemoteShimClient) client).shimPid());
+            shimPids.add(((RemoteShimClient) client).session().shimPid());
             try {
                 shimSockets.add(Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket()));
             } catch (IOException e) {
@@ -121,7 +121,7 @@ class RemoteShimTest extends ShimContractTest {
         EventRecorder recorder = new EventRecorder(shim.events());
         shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
         int pid = shim.start().block(TIMEOUT);
-        int shimPid = ((RemoteShimClient) shim).shimPid();
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
         Path socket = Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket());
 
         new ProcessBuilder("kill", "-9", Integer.toString(shimPid)).start().waitFor();
@@ -159,7 +159,7 @@ class RemoteShimTest extends ShimContractTest {
             handled.incrementAndGet();
             handlers.countDown();
         }), runc).block(TIMEOUT);
-        int shimPid = ((RemoteShimClient) started).shimPid();
+        int shimPid = ((RemoteShimClient) started).session().shimPid();
         shimPids.add(shimPid);
         shimSockets.add(Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket()));
 
@@ -204,8 +204,8 @@ class RemoteShimTest extends ShimContractTest {
         first.close().block(TIMEOUT);
         ShimClient fromConnect = reattached.newShimClient(connectAgain(), runc).block(TIMEOUT);
         assertThat(fromConnect.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
-        List<Integer> shims = List.of(((RemoteShimClient) fromRemote).shimPid(),
-                ((RemoteShimClient) fromConnect).shimPid());
+        List<Integer> shims = List.of(((RemoteShimClient) fromRemote).session().shimPid(),
+                ((RemoteShimClient) fromConnect).session().shimPid());
 
         resources.close(); // what PF4J's stopPlugins() does; nobody closed the clients
 
@@ -242,7 +242,7 @@ class RemoteShimTest extends ShimContractTest {
         Bundle bundle = bundle(TICKER);
         ShimClient shim = shim(bundle);
         int pid = startTicker(shim);
-        int shimPid = ((RemoteShimClient) shim).shimPid();
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
 
         shim.close().block(TIMEOUT);
 
@@ -269,11 +269,11 @@ class RemoteShimTest extends ShimContractTest {
         int pid = startTicker(shim);
         RemoteShimClient remote = (RemoteShimClient) shim;
 
-        remote.connection().disposeLater().block(TIMEOUT);
+        remote.session().connection().disposeLater().block(TIMEOUT);
 
         StepVerifier.create(shim.state()).expectError(UnavailableException.class).verify(TIMEOUT);
         StepVerifier.create(shim.kill(9, true)).expectError(UnavailableException.class).verify(TIMEOUT);
-        assertThat(Processes.isRunning(remote.shimPid())).isTrue();
+        assertThat(Processes.isRunning(remote.session().shimPid())).isTrue();
         assertThat(Processes.isRunning(pid)).isTrue();
         assertThat(ShimRecord.read(bundle.workDir())).isPresent();
         assertThat(exits).hasValue(0);
@@ -344,7 +344,7 @@ class RemoteShimTest extends ShimContractTest {
     private Mono<Integer> lifecycle(Bundle bundle, Path image, AtomicInteger adopted) {
         return bundle.newShimClient(remote(), runc)
                 .flatMap(shim -> {
-                    int shimPid = ((RemoteShimClient) shim).shimPid();
+                    int shimPid = ((RemoteShimClient) shim).session().shimPid();
                     shimPids.add(shimPid);
                     if (Zombies.parentOf(shimPid) == ProcessHandle.current().pid()) {
                         adopted.incrementAndGet();
