@@ -23,6 +23,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.UnavailableException;
@@ -112,6 +113,29 @@ class RemoteShimTest extends ShimContractTest {
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    @Test
+    void aTaskDeletedThroughAnotherClientIsForgottenByTheClientThatMadeIt() throws Exception {
+        Bundle bundle = bundle("/bin/echo", "again");
+        ShimClient maker = shim(bundle);
+        maker.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        ShimClient other = bundle.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
+
+        other.delete().block(TIMEOUT);
+
+        // The maker learns it from the shim, lets go of its streams, and can make the task again.
+        StepVerifier.create(maker.delete()).expectError(NotFoundException.class).verify(TIMEOUT);
+        ProcessIo io = maker.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Mono<String> output = io.stdout().map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat).cache();
+        output.subscribe();
+        maker.start().block(TIMEOUT);
+        assertThat(maker.awaitExit().block(TIMEOUT).status()).isZero();
+        maker.delete().block(TIMEOUT);
+        assertThat(output.block(TIMEOUT)).isEqualTo("again\n");
+        other.close().block(TIMEOUT);
+        maker.shutdown().block(TIMEOUT);
+        assertNoFifos(bundle);
     }
 
     @Test
