@@ -121,6 +121,14 @@ public final class ProcessStdio {
     }
 
     /**
+     * The name a process's FIFOs start with: the container id for init, {@code exec+<exec id>} for an exec. The
+     * {@code +} is in no valid id, so an exec named like its container never takes init's FIFOs.
+     */
+    public static String fifoName(String containerId, String execId) {
+        return execId.isEmpty() ? containerId : "exec+" + execId;
+    }
+
+    /**
      * Removes the FIFOs {@link #prepare} makes for process {@code name}, when no {@code ProcessStdio} of it is left
      * to do so (its process was deleted after a reattach). Blocking.
      */

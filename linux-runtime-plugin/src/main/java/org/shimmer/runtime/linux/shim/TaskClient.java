@@ -173,7 +173,7 @@ public abstract class TaskClient implements ShimClient {
 
     /** Prepares the streams of {@code process} in the work directory's {@code io}; returns them. Blocking. */
     protected ProcessStdio prepare(TaskProcess process, Stdio stdio, String action) throws IOException {
-        String name = process.execId().isEmpty() ? id() : process.execId();
+        String name = ProcessStdio.fifoName(id(), process.execId());
         try {
             process.prepared(ProcessStdio.prepare(stdio, ioDir(), name, resources.poller(), resources.io()));
             return process.stdio();

@@ -1216,6 +1216,19 @@ public abstract class ShimContractTest {
         assertNothingLeaks(bundle, fdsBefore);
     }
 
+    @Test
+    void anExecNamedLikeItsContainerHasStreamsOfItsOwn() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+
+        execLifecycle(shim, bundle.id());
+
+        stop(shim);
+        assertNoFifos(bundle);
+    }
+
     /** One normal lifecycle of the bundle's {@code echo ok}, through streams; returns how long create took. */
     private Duration lifecycle(ShimClient shim) {
         long began = System.nanoTime();

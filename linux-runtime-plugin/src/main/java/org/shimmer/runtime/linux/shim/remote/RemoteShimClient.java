@@ -158,7 +158,7 @@ final class RemoteShimClient extends TaskClient {
                         }
                         // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them.
                         Mono<?> drained = process.stdio() != null ? process.drained() : blocking(() -> {
-                            ProcessStdio.removeFifos(ioDir(), execId.isEmpty() ? id() : execId);
+                            ProcessStdio.removeFifos(ioDir(), ProcessStdio.fifoName(id(), execId));
                             return true;
                         });
                         return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
