@@ -72,22 +72,22 @@ class CliIntegrationTests {
     }
 
     @Test
-    void runPrintsAllOfSeqFiftyTimesInARowThroughBothShims() throws Exception {
+    void runPrintsAllOfSeqFiftyTimesInARowThroughBothShimsInTurn() throws Exception {
         // Issue 10, finding 6: the CLI disposed its output subscriptions right after the exit and lost the tail.
         byte[] expected = seqOutput();
-        for (String shim : List.of("local", "remote")) {
-            for (int run = 0; run < 50; run++) {
-                Outcome outcome = cli("run", "--rm", "--shim", shim, "--rootfs", image.toString(),
-                        "seq-" + shim + "-" + run, "--", "/bin/busybox", "seq", "1", "200000");
+        // 50 runs in a row, through the two shims in turn (each run loads the plugin: 100 would take minutes).
+        for (int run = 0; run < 50; run++) {
+            String shim = run % 2 == 0 ? "local" : "remote";
+            Outcome outcome = cli("run", "--rm", "--shim", shim, "--rootfs", image.toString(),
+                    "seq-" + shim + "-" + run, "--", "/bin/busybox", "seq", "1", "200000");
 
-                assertThat(outcome.status()).as("%s run %d: %s", shim, run, outcome.err()).isZero();
-                assertThat(outcome.err()).as("%s run %d", shim, run).isEmpty();
-                byte[] printed = outcome.out().getBytes(StandardCharsets.UTF_8);
-                assertThat(Arrays.mismatch(printed, expected))
-                        .as("%s run %d: first byte that differs (%d of %d bytes printed)", shim, run,
-                                printed.length, expected.length)
-                        .isEqualTo(-1);
-            }
+            assertThat(outcome.status()).as("%s run %d: %s", shim, run, outcome.err()).isZero();
+            assertThat(outcome.err()).as("%s run %d", shim, run).isEmpty();
+            byte[] printed = outcome.out().getBytes(StandardCharsets.UTF_8);
+            assertThat(Arrays.mismatch(printed, expected))
+                    .as("%s run %d: first byte that differs (%d of %d bytes printed)", shim, run,
+                            printed.length, expected.length)
+                    .isEqualTo(-1);
         }
         assertNothingLeft();
     }

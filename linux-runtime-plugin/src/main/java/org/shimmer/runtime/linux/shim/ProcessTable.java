@@ -54,13 +54,14 @@ public final class ProcessTable {
                     return Mono.error(new NotFoundException(action + " " + execId + " in " + task
                             + ": container not created: not found"));
                 }
-                if (!execId.isEmpty() && init != null && init.state().inFlight()) {
+                ProcessState initState = init != null ? init.state() : null;
+                if (!execId.isEmpty() && initState != null && initState.inFlight()) {
                     // containerd's initState.Exec: an exec waits for what init is going through, then may be refused.
                     return init.settledNow().then(reserve(action, execId));
                 }
-                if (!execId.isEmpty() && init != null && !EXEC_INTO.contains(init.state())) {
+                if (!execId.isEmpty() && initState != null && !EXEC_INTO.contains(initState)) {
                     return Mono.error(new FailedPreconditionException(action + " " + execId + " in " + task
-                            + ": the container is " + init.state().name().toLowerCase()));
+                            + ": the container is " + initState.name().toLowerCase()));
                 }
                 occupant = processes.get(execId);
                 if (occupant == null) {
@@ -116,7 +117,9 @@ public final class ProcessTable {
      * (their container is gone) for the caller to release.
      */
     public synchronized List<TaskProcess> remove(TaskProcess process) {
-        if (!processes.remove(process.execId(), process) || !process.execId().isEmpty()) {
+        boolean removed = processes.remove(process.execId(), process);
+        // An init this table never held (a reattached client's) takes the execs too, unless a new init is there.
+        if (!process.execId().isEmpty() || (!removed && processes.containsKey(""))) {
             return List.of();
         }
         return removeExecs();

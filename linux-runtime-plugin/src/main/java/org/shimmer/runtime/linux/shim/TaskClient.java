@@ -70,24 +70,32 @@ public abstract class TaskClient implements ShimClient {
      * cancelled) is undone the same way after {@code onAbandon}.
      */
     protected Mono<ProcessIo> make(String action, String execId, Function<TaskProcess, Mono<Integer>> make,
-            Function<Throwable, Mono<?>> onFailure, Function<TaskProcess, Mono<?>> onAbandon) {
+            Function<TaskProcess, Mono<?>> onFailure, Function<TaskProcess, Mono<?>> onAbandon) {
         // The reservation is inside the work run to its end: a cancel can never fall between a reservation and
         // the work that ends it (the id would stay reserved, and every later call on it wait, for good).
         Mono<Made> work = processes.reserve(action, execId).flatMap(creating -> Mono.defer(
                         () -> make.apply(creating.process()))
                 .map(pid -> new Made(creating, pid))
-                .onErrorResume(error -> undo(creating, onFailure.apply(error)).then(Mono.error(error))));
+                .switchIfEmpty(Mono.error(() -> new IllegalStateException(action + " made nothing")))
+                .onErrorResume(error -> undo(creating, Mono.defer(() -> onFailure.apply(creating.process())))
+                        .then(Mono.error(error))));
         // Committed only once the caller took it: until then a call on the process waits, and sees the process
         // made, or undone if the caller went away.
-        return Operations.runToEnd(work, made -> undo(made.creating(), onAbandon.apply(made.creating().process())))
-                .map(made -> {
+        return Operations.runToEnd(work, made -> undo(made.creating(), Mono.defer(
+                        () -> onAbandon.apply(made.creating().process()))))
+                .flatMap(made -> {
                     TaskProcess process = made.creating().process();
+                    if (processes.find(execId).orElse(null) != process) {
+                        // Its container was deleted meanwhile, and took the reservation with it.
+                        return undo(made.creating(), Mono.defer(() -> onFailure.apply(process))).then(Mono.error(
+                                new NotFoundException(action + " " + process.name() + ": its container was deleted")));
+                    }
                     made.creating().commit(ProcessState.CREATED);
                     if (execId.isEmpty()) {
                         // Init holds its stdin FIFO once created; an exec only once started.
                         process.startStdin(() -> stdinEnded(execId));
                     }
-                    return process.io(made.pid());
+                    return Mono.just(process.io(made.pid()));
                 });
     }
 
@@ -100,8 +108,11 @@ public abstract class TaskClient implements ShimClient {
             process.release();
             return true;
         })).then().doFinally(signal -> {
-            forget(process);
-            creating.commit(ProcessState.DELETED);
+            try {
+                forget(process);
+            } finally {
+                creating.commit(ProcessState.DELETED);
+            }
         });
     }
 
@@ -131,15 +142,25 @@ public abstract class TaskClient implements ShimClient {
      */
     protected final void forget(TaskProcess process) {
         List<TaskProcess> execs = processes.remove(process);
-        for (TaskProcess gone : execs) {
-            gone.unwatched(new NotFoundException(gone.name() + ": deleted with its container"));
-        }
+        unwatchedWithContainer(execs);
         if (!execs.isEmpty()) {
             resources.io().schedule(() -> execs.forEach(TaskProcess::release));
         }
         if (process.exited().isEmpty()) {
             process.unwatched(new NotFoundException(process.name() + ": deleted before it ran"));
         }
+    }
+
+    /** Takes every exec out of the table, their container being deleted; the caller releases them. */
+    protected final List<TaskProcess> dropExecs() {
+        return unwatchedWithContainer(processes.removeExecs());
+    }
+
+    private static List<TaskProcess> unwatchedWithContainer(List<TaskProcess> execs) {
+        for (TaskProcess gone : execs) {
+            gone.unwatched(new NotFoundException(gone.name() + ": deleted with its container"));
+        }
+        return execs;
     }
 
     /** Publishes the exit once it happened; called only after the start event went out. */

@@ -59,7 +59,10 @@ final class LocalLauncher {
             return true;
         }).then(launch(init, () -> {
             made.runcCreateRan = true;
-            return runc.create(bundle.id(), bundle.workDir().resolve("init.pid"), redirects(init.stdio()));
+            // runc refused to create over a container that is there: not ours to delete when undoing.
+            return runc.create(bundle.id(), bundle.workDir().resolve("init.pid"), redirects(init.stdio()))
+                    .doOnError(error -> made.runcCreateRan = !String.valueOf(error.getMessage())
+                            .contains("already exists"));
         })).flatMap(pid -> blocking(() -> {
             new LocalRecord(pid, false).write(bundle.workDir());
             return pid;
@@ -102,8 +105,8 @@ final class LocalLauncher {
      * Undoes a create that failed or that nobody took: the runc container it made (never one that was there
      * before: runc refused to create over it) and the mounts; the streams are the caller's. Blocking parts on io.
      */
-    Mono<Void> undoCreate(Made made) {
-        Mono<Void> container = made.runcCreateRan ? runc.delete(bundle.id(), true).onErrorResume(error -> Mono.empty())
+    Mono<Void> undoCreate(TaskProcess init, Made made) {
+        Mono<Void> container = made.runcCreateRan ? deleteContainer(init, true).onErrorResume(error -> Mono.empty())
                 : Mono.empty();
         return container.then(blocking(() -> {
             RootfsMounts.unmount(bundle.rootfs(), bundle.workDir());
@@ -114,15 +117,21 @@ final class LocalLauncher {
     }
 
     /**
-     * {@code runc delete} of the container ({@code force} for one never started). When runc no longer has it
-     * (checkpointed with exit, deleted by someone else), what is left is ours to end: init is killed through its
-     * pidfd, so its exit still arrives. Issue 10 review: the task could never be deleted then.
+     * {@code runc delete} of the container; one never started ({@code neverStarted}) is ended first. Its init is
+     * killed through its pidfd and its exit awaited, then runc deletes a stopped container: {@code runc delete
+     * --force} of a created one polls every 100 ms until the kill shows, the most of a short container's delete.
+     * When runc no longer has the container (checkpointed with exit, deleted by someone else), what is left is ours
+     * to end, and the task can still be deleted (issue 10 review: it never could).
      */
-    Mono<Void> deleteContainer(TaskProcess init, boolean force) {
-        return runc.delete(bundle.id(), force).onErrorResume(
-                error -> String.valueOf(error.getMessage()).contains("does not exist"),
-                gone -> blocking(() -> init.exited().isPresent() || init.pid() == 0
-                        || monitor.signal(init.pid(), 9)).then());
+    Mono<Void> deleteContainer(TaskProcess init, boolean neverStarted) {
+        Mono<Void> ended = neverStarted && init.pid() != 0 && init.exited().isEmpty()
+                ? blocking(() -> monitor.signal(init.pid(), 9)).then(init.awaitExit()
+                        .timeout(TaskProcess.DRAIN_TIMEOUT, Mono.empty(), resources.io())).then()
+                : Mono.empty();
+        return ended.then(Mono.defer(() -> runc.delete(bundle.id(), init.exited().isEmpty())))
+                .onErrorResume(error -> String.valueOf(error.getMessage()).contains("does not exist"),
+                        gone -> blocking(() -> init.exited().isPresent() || init.pid() == 0
+                                || monitor.signal(init.pid(), 9)).then());
     }
 
     /** Writes the spec of a reserved exec. Blocking. */

@@ -6,6 +6,7 @@ import java.util.Set;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.bundle.Specs;
@@ -66,10 +67,10 @@ final class LocalShimClient extends TaskClient {
                         .flatMap(pid -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
                                 options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
                                         m.options())).toList(), pid)).thenReturn(pid)),
-                error -> launcher.undoCreate(making), init -> launcher.undoCreate(making).then(Mono.defer(() ->
-                        // Its create event went out; so does its end, as the remote shim's Delete publishes it.
-                        publishQuietly(new TaskEvent.TaskDelete(id(), init.pid(), init.exited().map(ExitStatus::status)
-                                .orElse(137), Instant.now())))))
+                init -> launcher.undoCreate(init, making),
+                // Its create event went out; so does its end, as the remote shim's Delete publishes it.
+                init -> launcher.undoCreate(init, making).then(Mono.defer(() -> publishQuietly(new TaskEvent.TaskDelete(
+                        id(), init.pid(), init.exited().map(ExitStatus::status).orElse(137), Instant.now())))))
                 .onErrorMap(error -> map("create", error));
     }
 
@@ -86,7 +87,7 @@ final class LocalShimClient extends TaskClient {
                         launcher.writeExecSpec(execId, processSpec);
                         return 0;
                     }).flatMap(pid -> publish(new TaskEvent.TaskExecAdded(id(), execId)).thenReturn(pid)),
-                    error -> launcher.removeExec(execId), exec -> launcher.removeExec(execId));
+                    exec -> launcher.removeExec(execId), exec -> launcher.removeExec(execId));
         }).onErrorMap(error -> map(action, error));
     }
 
@@ -94,7 +95,7 @@ final class LocalShimClient extends TaskClient {
     public Mono<Integer> start(String execId) {
         String action = execId.isEmpty() ? "start" : "start exec " + execId + " in";
         return Mono.defer(() -> {
-            TaskProcess process = processes.get(action, execId);
+            TaskProcess process = processes.get("start", execId);
             // containerd #10651: an exec must not start once init has exited (its namespaces are going away).
             if (!execId.isEmpty() && processes.get(action, "").state() == ProcessState.STOPPED) {
                 throw new FailedPreconditionException(action + " " + task() + ": the container is not running");
@@ -143,7 +144,7 @@ final class LocalShimClient extends TaskClient {
     public Mono<ExitStatus> delete(String execId) {
         String action = execId.isEmpty() ? "delete" : "delete exec " + execId + " in";
         return Mono.defer(() -> {
-            TaskProcess process = processes.get(action, execId);
+            TaskProcess process = processes.get("delete", execId);
             return move(process, "delete", ProcessState.DELETING, DELETABLE, ProcessState.DELETED, deleting ->
                     execId.isEmpty() ? deleteInit(process, deleting.was() == ProcessState.CREATED)
                             : process.drained().then(launcher.removeExec(execId)).thenReturn(process.exited()
@@ -157,7 +158,7 @@ final class LocalShimClient extends TaskClient {
                 .then(init.awaitExit())
                 .flatMap(exit -> init.drained().thenReturn(exit))
                 .flatMap(exit -> blocking(() -> {
-                    launcher.removeContainerFiles(processes.removeExecs());
+                    launcher.removeContainerFiles(dropExecs());
                     return exit;
                 }))
                 .flatMap(exit -> publish(new TaskEvent.TaskDelete(id(), exit.pid(), exit.status(),
@@ -168,7 +169,13 @@ final class LocalShimClient extends TaskClient {
     public Mono<TaskState> state(String execId) {
         return Mono.defer(() -> {
             TaskProcess process = processes.get("get state of", execId);
-            return process.settledState().map(state -> process.taskState(id(), state));
+            return process.settledState().map(state -> {
+                // It may have been undone (a create nobody took) or deleted while we waited.
+                if (state == ProcessState.DELETED) {
+                    throw new NotFoundException("get state of " + process.name() + ": not found");
+                }
+                return process.taskState(id(), state);
+            });
         }).onErrorMap(error -> map("get state of", error));
     }
 
@@ -188,13 +195,13 @@ final class LocalShimClient extends TaskClient {
     @Override
     public Mono<Void> pause() {
         return pauseOrResume("pause", ProcessState.RUNNING, ProcessState.PAUSING, ProcessState.PAUSED,
-                runc.pause(id()).then(publish(new TaskEvent.TaskPaused(id()))));
+                runc.pause(id()).then(publishQuietly(new TaskEvent.TaskPaused(id()))));
     }
 
     @Override
     public Mono<Void> resume() {
         return pauseOrResume("resume", ProcessState.PAUSED, ProcessState.RESUMING, ProcessState.RUNNING,
-                runc.resume(id()).then(publish(new TaskEvent.TaskResumed(id()))));
+                runc.resume(id()).then(publishQuietly(new TaskEvent.TaskResumed(id()))));
     }
 
     private Mono<Void> pauseOrResume(String action, ProcessState from, ProcessState through, ProcessState to,

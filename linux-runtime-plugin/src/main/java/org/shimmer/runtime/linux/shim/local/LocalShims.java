@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReference;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.events.EventExchange;
@@ -46,9 +47,11 @@ public final class LocalShims {
                 } catch (IOException e) {
                     throw TaskErrors.classify("cannot watch container exits: " + e.getMessage(), e.getMessage(), e);
                 }
+                AtomicReference<LocalShimClient> made = new AtomicReference<>();
                 LocalShimClient client = new LocalShimClient(bundle,
                         new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
-                        exchange, () -> clients.remove(key));
+                        exchange, () -> clients.remove(key, made.get()));
+                made.set(client);
                 Optional<LocalRecord> record = LocalRecord.read(bundle.workDir());
                 record.ifPresent(found -> client.recover(found.pid(), found.started()));
                 clients.put(key, client);

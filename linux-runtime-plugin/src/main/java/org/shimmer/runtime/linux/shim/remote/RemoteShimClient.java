@@ -90,10 +90,10 @@ final class RemoteShimClient extends TaskClient {
                     });
             // Each undo lets go of the claim only once the shim forgot the task: a create waiting meanwhile must
             // find the claim free then, and only then.
-        }, error -> (shimMayHaveIt.get() ? blocking(session::runShimDelete) : Mono.empty())
+        }, init -> (shimMayHaveIt.get() ? blocking(session::runShimDelete) : Mono.empty())
                 .onErrorResume(failed -> Mono.empty())
                 .then(Mono.fromRunnable(() -> claims.release(bundle.path(), this))),
-                init -> tasks.delete("delete", "", true).onErrorResume(failed -> Mono.empty())
+                init -> tasks.deleteInit("delete").onErrorResume(failed -> Mono.empty())
                         .then(Mono.fromRunnable(this::taskGone)))
                 .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
     }
@@ -130,7 +130,8 @@ final class RemoteShimClient extends TaskClient {
             Optional<TaskProcess> process = processes.find(execId);
             Mono<ExitStatus> exit = tasks.waitFor(execId).map(status -> new ExitStatus(process.map(TaskProcess::pid)
                     .orElse(0), status.status(), status.exitedAt()));
-            return process.map(p -> p.withOutput(exit)).orElse(exit);
+            // The shim never answers the Wait of an exec deleted before it started: its end here answers instead.
+            return process.map(p -> p.withOutput(Mono.firstWithSignal(exit, p.awaitExit()))).orElse(exit);
         });
     }
 
@@ -150,7 +151,7 @@ final class RemoteShimClient extends TaskClient {
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.STOPPED);
             return move(process, "delete", ProcessState.DELETING, SETTLED, ProcessState.DELETED, deleting ->
-                    tasks.delete(action, execId, deleting.was() == ProcessState.CREATED)
+                    (execId.isEmpty() ? tasks.deleteInit(action) : tasks.delete(action, execId))
                     .onErrorResume(NotFoundException.class, gone -> forgetGone(process).then(Mono.error(gone)))
                     .flatMap(deleted -> {
                         if (execId.isEmpty()) {
@@ -161,8 +162,10 @@ final class RemoteShimClient extends TaskClient {
                             ProcessStdio.removeFifos(ioDir(), ProcessStdio.fifoName(id(), execId));
                             return true;
                         });
-                        return drained.thenReturn(new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
-                                TaskEvents.instant(deleted.getExitedAt())));
+                        ExitStatus exit = new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
+                                TaskEvents.instant(deleted.getExitedAt()));
+                        process.exited(exit);
+                        return drained.thenReturn(exit);
                     }));
         });
     }
@@ -176,7 +179,9 @@ final class RemoteShimClient extends TaskClient {
             forget(process);
             resources.io().schedule(process::release);
             if (process.execId().isEmpty()) {
-                taskGone();
+                // Only our own claim: the task being absent, another client may be creating it right now.
+                session.untrackInit();
+                claims.release(bundle.path(), this);
             }
         }
         return Mono.empty();
@@ -210,7 +215,7 @@ final class RemoteShimClient extends TaskClient {
             return make("exec", execId, exec -> blocking(() -> prepare(exec, stdio, "exec"))
                             .flatMap(prepared -> tasks.exec(action, execId, processSpec, prepared))
                             .thenReturn(0),
-                    error -> Mono.empty(), exec -> tasks.delete("delete", execId));
+                    exec -> Mono.empty(), exec -> tasks.delete("delete", execId));
         }).onErrorMap(error -> !(error instanceof ShimmerException), error -> session.mapError(action, error));
     }
 

@@ -100,13 +100,17 @@ final class TaskService {
     }
 
     /**
-     * Delete; of a process never started, after a SIGKILL. The runc shim waits up to 2 s in Delete for the copying
-     * of a process's output to end, which for a created init (it holds its pipes) happens only once it is dead:
-     * every delete of a created task took 2 s.
+     * Delete of the init task; one the shim itself says is created (never started) is killed first. The runc shim
+     * waits up to 2 s in Delete for the copying of init's output to end, which for a created init (it holds its
+     * pipes) happens only once it is dead: every delete of a created task took 2 s. Only the shim's word counts
+     * (another client may have started it). A created exec has no process yet: nothing to kill.
      */
-    Mono<DeleteResponse> delete(String action, String execId, boolean neverStarted) {
-        Mono<Void> kill = neverStarted ? kill(execId, 9, false).onErrorResume(error -> Mono.empty()) : Mono.empty();
-        return kill.then(delete(action, execId));
+    Mono<DeleteResponse> deleteInit(String action) {
+        Mono<Void> killIfCreated = state("")
+                .filter(found -> found.status() == TaskState.Status.CREATED)
+                .flatMap(created -> kill("", 9, false))
+                .onErrorResume(error -> Mono.empty());
+        return killIfCreated.then(delete(action, ""));
     }
 
     Mono<DeleteResponse> delete(String action, String execId) {
