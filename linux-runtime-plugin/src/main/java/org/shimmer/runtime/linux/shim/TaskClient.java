@@ -87,8 +87,9 @@ public abstract class TaskClient implements ShimClient {
                     TaskProcess process = made.creating().process();
                     if (processes.find(execId).orElse(null) != process) {
                         // Its container was deleted meanwhile, and took the reservation with it.
-                        return undo(made.creating(), Mono.defer(() -> onFailure.apply(process))).then(Mono.error(
-                                new NotFoundException(action + " " + process.name() + ": its container was deleted")));
+                        return Operations.runToEnd(undo(made.creating(), Mono.defer(() -> onFailure.apply(process))))
+                                .then(Mono.error(new NotFoundException(action + " " + process.name()
+                                        + ": its container was deleted")));
                     }
                     made.creating().commit(ProcessState.CREATED);
                     if (execId.isEmpty()) {
