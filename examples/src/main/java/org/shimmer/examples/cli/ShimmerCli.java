@@ -17,7 +17,6 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
-import org.shimmer.examples.host.OciSpecs;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.BundleInspection;
@@ -36,6 +35,7 @@ import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -196,7 +196,8 @@ public final class ShimmerCli {
      */
     private int run(RuntimePlugin runtime, String id, List<String> command, Path rootfs, String shimKind,
             String shimBinary, boolean detach, boolean remove, StopSignals signals) {
-        Bundle bundle = runtime.create(namespace, id, OciSpecs.command(command)).block(TIMEOUT);
+        Bundle bundle = runtime.create(namespace, id, Spec.builder().args(command.toArray(String[]::new)).build())
+                .block(TIMEOUT);
         ShimClient shim;
         try {
             ShimOpt opt = shimKind.equals("local") ? ShimOpt.local()
@@ -450,7 +451,8 @@ public final class ShimmerCli {
         List<String> command = command(args);
         ShimClient shim = requireShim(runtime, id);
         try {
-            ProcessIo io = shim.exec(execId, OciSpecs.process(command), Stdio.streams(null)).block(TIMEOUT);
+            ProcessIo io = shim.exec(execId, Spec.Process.builder().args(command).build(), Stdio.streams(null))
+                    .block(TIMEOUT);
             int status;
             try (StopSignals signals = StopSignals.install()) {
                 status = attach(shim, io, execId, signals);

@@ -16,7 +16,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.shimmer.examples.host.BusyboxRootfs;
-import org.shimmer.examples.host.OciSpecs;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
@@ -32,6 +31,7 @@ import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.spec.Spec;
 import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 
@@ -102,8 +102,8 @@ public final class Demo {
 
         say("3. A long-running container, 'ticker', through the remote shim; it writes to a log file.");
         Path tickerLog = work.resolve("ticker.log");
-        Bundle ticker = runtime().create(NS, "ticker", OciSpecs.command(List.of("/bin/sh", "-c",
-                "trap 'echo ticker: SIGTERM, bye; exit 0' TERM; while true; do echo tick; sleep 1; done")))
+        Bundle ticker = runtime().create(NS, "ticker", Spec.builder().args("/bin/sh", "-c",
+                "trap 'echo ticker: SIGTERM, bye; exit 0' TERM; while true; do echo tick; sleep 1; done").build())
                 .block(TIMEOUT);
         ShimClient tickerShim = ticker.newShimClient(remoteShim(), runc).block(TIMEOUT);
         tickerShim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)),
@@ -146,7 +146,7 @@ public final class Demo {
 
     private void runToCompletion(String id, ShimOpt opt, Path image, List<String> command) {
         long start = System.nanoTime();
-        Bundle bundle = runtime().create(NS, id, OciSpecs.command(command)).block(TIMEOUT);
+        Bundle bundle = runtime().create(NS, id, Spec.builder().args(command.toArray(String[]::new)).hostname(id).build()).block(TIMEOUT);
         ShimClient shim = bundle.newShimClient(opt, runc).block(TIMEOUT);
         ProcessIo io = shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.streams(null)))
                 .block(TIMEOUT);

@@ -1,12 +1,14 @@
 package org.shimmer.examples.host;
 
-import java.nio.charset.StandardCharsets;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Comparator;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.spec.Spec;
 
 /**
  * A minimal host: loads the runtime plugin zip from a plugins directory and creates, lists, loads and deletes a
@@ -18,9 +20,7 @@ public final class BundleRoundTrip {
 
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
     private static final String NAMESPACE = "example";
-    private static final byte[] SPEC = """
-            {"ociVersion": "1.0.2", "process": {"args": ["/bin/echo", "hello"], "cwd": "/"}, "root": {"path": "rootfs"}}
-            """.getBytes(StandardCharsets.UTF_8);
+    private static final Spec SPEC = Spec.builder().args("/bin/echo", "hello").build();
 
     private BundleRoundTrip() {}
 
@@ -68,9 +68,9 @@ public final class BundleRoundTrip {
         System.out.println("plugin stopped and unloaded");
     }
 
-    private static void removeTree(Path root) throws java.io.IOException {
+    private static void removeTree(Path root) throws IOException {
         try (var paths = Files.walk(root)) {
-            for (Path path : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+            for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
                 Files.delete(path);
             }
         }

@@ -2,6 +2,7 @@ package org.shimmer.examples.host;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
@@ -20,7 +21,7 @@ public final class BusyboxRootfs {
                 StandardCopyOption.REPLACE_EXISTING);
         for (String applet : APPLETS) {
             Path link = bin.resolve(applet);
-            if (!Files.exists(link, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            if (!Files.exists(link, LinkOption.NOFOLLOW_LINKS)) {
                 Files.createSymbolicLink(link, Path.of("busybox"));
             }
         }

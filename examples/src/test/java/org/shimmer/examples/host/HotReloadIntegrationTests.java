@@ -26,6 +26,7 @@ import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Mono;
 
 /**
@@ -99,7 +100,7 @@ class HotReloadIntegrationTests {
     }
 
     private int startLongRunner() {
-        Bundle bundle = runtime().create(NS, ID, OciSpecs.command(List.of("/bin/sleep", "600"))).block(TIMEOUT);
+        Bundle bundle = runtime().create(NS, ID, Spec.builder().args("/bin/sleep", "600").build()).block(TIMEOUT);
         ShimClient shim = bundle.newShimClient(remoteShim(), runc).block(TIMEOUT);
         shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block(TIMEOUT);
         int pid = shim.start().block(TIMEOUT);
