@@ -59,6 +59,7 @@ import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.RuncWrapper;
 import org.shimmer.runtime.linux.testing.StalledSubscriber;
 import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -144,9 +145,13 @@ public abstract class ShimContractTest {
     }
 
     protected Bundle bundle(String... args) throws Exception {
+        return bundle(BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), args));
+    }
+
+    /** A busybox bundle with the given OCI spec JSON. */
+    protected Bundle bundle(byte[] spec) throws Exception {
         String id = "c-" + UUID.randomUUID().toString().substring(0, 8);
-        Bundle bundle = runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
-                args)).block(TIMEOUT);
+        Bundle bundle = runtime.create(NS, id, spec).block(TIMEOUT);
         BusyboxBundle.writeRootfs(bundle.rootfs());
         bundles.add(bundle);
         return bundle;
@@ -463,8 +468,42 @@ public abstract class ShimContractTest {
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
         assertThat(shim.pids().map(p -> p.pid()).collectList().block(TIMEOUT)).contains(pid);
         var stats = shim.stats().block(TIMEOUT);
-        assertThat(stats.typeUrl()).startsWith(expectedStatsType());
-        assertThat(stats.value()).isNotEmpty();
+        assertThat(stats.raw().typeUrl()).startsWith(expectedStatsType());
+        assertThat(stats.raw().value()).isNotEmpty();
+        stop(shim);
+    }
+
+    /**
+     * The same workload through either shim gives the same typed stats within reason: the limits set in the spec,
+     * the four processes left running, the 16 MiB written to the container's tmpfs charged to it, CPU time that
+     * only grows. The memory bounds: tmpfs pages stay charged to the cgroup that wrote them, so usage is at least
+     * the 16 MiB; busybox's pages, page tables and kernel stacks of five short processes stay far below another
+     * 16 MiB on cgroup v1 and v2 alike.
+     */
+    @Test
+    void typedStatsReflectTheWorkload() throws Exception {
+        long fill = 16L << 20;
+        long memoryLimit = 64L << 20;
+        Bundle bundle = bundle(StatsWorkload.spec(Files.createDirectories(temp.resolve("specs")), fill,
+                memoryLimit, 32));
+        ShimClient shim = shim(bundle);
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Flux<String> output = io.stdout().map(bytes -> new String(bytes, UTF_8)).replay().autoConnect(0);
+        shim.start().block(TIMEOUT);
+        output.scan("", String::concat).filter(text -> text.contains(StatsWorkload.READY)).next().block(TIMEOUT);
+
+        ContainerStats first = shim.stats().block(TIMEOUT);
+        ContainerStats second = shim.stats().block(TIMEOUT);
+
+        assertThat(first.raw().typeUrl()).startsWith(expectedStatsType());
+        assertThat(first.memory().limitBytes()).hasValue(memoryLimit);
+        assertThat(first.pids().limit()).hasValue(32);
+        assertThat(first.pids().current()).isEqualTo(StatsWorkload.PROCESSES);
+        assertThat(first.memory().usageBytes()).isBetween(fill, 2 * fill);
+        assertThat(first.memory().fileBytes().orElseThrow()).isGreaterThanOrEqualTo(fill);
+        assertThat(first.cpu().usageNanos()).isPositive();
+        assertThat(second.cpu().usageNanos()).isGreaterThanOrEqualTo(first.cpu().usageNanos());
+        assertThat(first.cpu().userNanos() + first.cpu().systemNanos()).isPositive();
         stop(shim);
     }
 
