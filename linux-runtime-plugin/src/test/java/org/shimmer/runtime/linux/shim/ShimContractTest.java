@@ -482,22 +482,16 @@ public abstract class ShimContractTest {
      */
     @Test
     void typedStatsReflectTheWorkload() throws Exception {
-        long fill = 16L << 20;
-        long memoryLimit = 64L << 20;
-        Bundle bundle = bundle(StatsWorkload.spec(Files.createDirectories(temp.resolve("specs")), fill,
-                memoryLimit, 32));
-        ShimClient shim = shim(bundle);
-        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
-        Flux<String> output = io.stdout().map(bytes -> new String(bytes, UTF_8)).replay().autoConnect(0);
-        shim.start().block(TIMEOUT);
-        output.scan("", String::concat).filter(text -> text.contains(StatsWorkload.READY)).next().block(TIMEOUT);
+        long fill = StatsWorkload.FILL;
+        long memoryLimit = StatsWorkload.MEMORY_LIMIT;
+        ShimClient shim = statsWorkload(bundle(StatsWorkload.spec(Files.createDirectories(temp.resolve("specs")))));
 
         ContainerStats first = shim.stats().block(TIMEOUT);
         ContainerStats second = shim.stats().block(TIMEOUT);
 
         assertThat(first.raw().typeUrl()).startsWith(expectedStatsType());
         assertThat(first.memory().limitBytes()).hasValue(memoryLimit);
-        assertThat(first.pids().limit()).hasValue(32);
+        assertThat(first.pids().limit()).hasValue(StatsWorkload.PIDS_LIMIT);
         assertThat(first.pids().current()).isEqualTo(StatsWorkload.PROCESSES);
         assertThat(first.memory().usageBytes()).isBetween(fill, 2 * fill);
         assertThat(first.memory().fileBytes().orElseThrow()).isGreaterThanOrEqualTo(fill);
@@ -505,6 +499,17 @@ public abstract class ShimContractTest {
         assertThat(second.cpu().usageNanos()).isGreaterThanOrEqualTo(first.cpu().usageNanos());
         assertThat(first.cpu().userNanos() + first.cpu().systemNanos()).isPositive();
         stop(shim);
+    }
+
+    /** A shim running {@link StatsWorkload} in {@code bundle}, once the workload is ready. */
+    protected ShimClient statsWorkload(Bundle bundle) {
+        ShimClient shim = shim(bundle);
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        // Replayed and connected at once: all output is read, and "ready" is seen whenever it arrives.
+        Flux<String> output = io.stdout().map(bytes -> new String(bytes, UTF_8)).replay().autoConnect(0);
+        shim.start().block(TIMEOUT);
+        output.scan("", String::concat).filter(text -> text.contains(StatsWorkload.READY)).next().block(TIMEOUT);
+        return shim;
     }
 
     @Test
