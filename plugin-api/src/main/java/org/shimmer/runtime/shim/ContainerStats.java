@@ -36,8 +36,8 @@ public record ContainerStats(Cpu cpu, Memory memory, Pids pids, BlockIo blockIo,
      * @param userNanos the part spent in user mode
      * @param systemNanos the part spent in the kernel
      * @param throttledPeriods enforcement periods in which the CPU quota throttled the container; empty when
-     *     the source does not report it (runc on cgroup v1 with no quota reports nothing)
-     * @param throttledNanos time the container was throttled, empty when unreported
+     *     the answer has no CPU throttling section (0 without a quota)
+     * @param throttledNanos time the container was throttled; empty when unreported
      */
     public record Cpu(long usageNanos, long userNanos, long systemNanos, OptionalLong throttledPeriods,
             OptionalLong throttledNanos) {
