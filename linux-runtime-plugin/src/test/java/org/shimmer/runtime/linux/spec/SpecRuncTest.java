@@ -51,13 +51,14 @@ class SpecRuncTest {
         CgroupsLeft.assertNoneUnder(NS);
     }
 
-    /** runs the bundle with runc run in the foreground; returns exit code and output. */
+    /** Runs the bundle with {@code runc run} in the foreground; returns its exit code and output. */
     private String[] runcRun(Bundle bundle) throws Exception {
         Process runc = new ProcessBuilder("runc", "--root", runcRoot.toString(), "run", "--bundle",
                 bundle.path().toString(), bundle.id()).redirectErrorStream(true)
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
         String output = new String(runc.getInputStream().readAllBytes(), UTF_8);
         assertThat(runc.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(Leaks.awaitNoProcessesOf(bundle.path(), bundle.id(), TIMEOUT)).as("processes left").isEmpty();
         return new String[] {Integer.toString(runc.exitValue()), output};
     }
 
