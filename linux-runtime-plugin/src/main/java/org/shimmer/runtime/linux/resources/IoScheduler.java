@@ -7,6 +7,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 
@@ -22,17 +23,24 @@ import reactor.core.scheduler.Schedulers;
  */
 final class IoScheduler {
 
+    private static final AtomicLong INSTANCES = new AtomicLong();
+
     private final String decoratorKey;
     private final Queue<ScheduledExecutorService> executors = new ConcurrentLinkedQueue<>();
     private final Scheduler scheduler;
+    private volatile boolean closing;
 
     IoScheduler(String name, int threads, int queued, int ttlSeconds) {
-        this.decoratorKey = name + "@" + Integer.toHexString(System.identityHashCode(this));
+        this.decoratorKey = IoScheduler.class.getName() + "-" + INSTANCES.incrementAndGet();
         Scheduler[] self = new Scheduler[1];
         Schedulers.addExecutorServiceDecorator(decoratorKey, (owner, executor) -> {
             if (owner == self[0]) {
                 executors.removeIf(ExecutorService::isTerminated);
                 executors.add(executor);
+                if (closing) {
+                    // Made while closing: refuses its first task, as the scheduler is no longer taking work.
+                    stopTaking(executor);
+                }
             }
             return executor;
         });
@@ -50,15 +58,8 @@ final class IoScheduler {
      * interrupts whatever still runs. Returns whether everything ended within {@code timeout}.
      */
     boolean close(Duration timeout) {
-        // Removed first: the global decorator map must not keep this object (and the plugin's loader) alive.
-        Schedulers.removeExecutorServiceDecorator(decoratorKey);
-        for (ScheduledExecutorService executor : executors) {
-            // A timer not yet due (a delay, a timeout) is dropped, as dispose drops it, rather than waited for.
-            if (executor instanceof ScheduledThreadPoolExecutor pool) {
-                pool.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
-            }
-            executor.shutdown();
-        }
+        closing = true;
+        executors.forEach(IoScheduler::stopTaking);
         long deadline = System.nanoTime() + timeout.toNanos();
         boolean ended = true;
         try {
@@ -69,8 +70,18 @@ final class IoScheduler {
             Thread.currentThread().interrupt();
             ended = false;
         }
+        // The global decorator map must not keep this object (and the plugin's class loader) alive.
+        Schedulers.removeExecutorServiceDecorator(decoratorKey);
         scheduler.dispose();
         executors.clear();
         return ended;
+    }
+
+    /** Refuses new tasks and drops timers not yet due (a delay, a timeout), as dispose would; running ones go on. */
+    private static void stopTaking(ScheduledExecutorService executor) {
+        if (executor instanceof ScheduledThreadPoolExecutor pool) {
+            pool.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        }
+        executor.shutdown();
     }
 }
