@@ -16,7 +16,6 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.stream.Stream;
-import org.pf4j.DefaultPluginManager;
 import org.pf4j.PluginManager;
 import org.pf4j.PluginWrapper;
 import org.shimmer.runtime.RuntimePlugin;
@@ -47,12 +46,20 @@ public final class PluginHost implements AutoCloseable {
         this.pluginsDir = pluginsDir;
     }
 
-    /** Loads and starts every plugin in {@code pluginsDir}. */
+    /**
+     * Loads and starts every plugin in {@code pluginsDir}; throws {@link IncompatiblePluginException}, starting
+     * none, if one was built for another API than {@link RuntimePlugin#API_VERSION}.
+     */
     public static PluginHost start(Path pluginsDir) {
         Objects.requireNonNull(pluginsDir, "pluginsDir");
         warmUpSharedSchedulers();
-        PluginManager plugins = new DefaultPluginManager(pluginsDir);
-        plugins.loadPlugins();
+        PluginManager plugins = new ApiVersionedPluginManager(pluginsDir);
+        try {
+            plugins.loadPlugins();
+        } catch (IncompatiblePluginException e) {
+            plugins.unloadPlugins();
+            throw e;
+        }
         plugins.startPlugins();
         return new PluginHost(plugins, pluginsDir);
     }
@@ -78,7 +85,8 @@ public final class PluginHost implements AutoCloseable {
 
     /**
      * Replaces the plugin that was loaded from {@code zip} (or from a zip of the same plugin id) with what the
-     * zip holds now: stop, unload, load, start.
+     * zip holds now: stop, unload, load, start. A zip built for another API is refused with
+     * {@link IncompatiblePluginException} once the old plugin is gone.
      */
     public synchronized Reload reload(Path zip) {
         long started = System.nanoTime();

@@ -99,8 +99,12 @@ public interface ShimClient {
     /** {@link #update(byte[])} with {@code resources} written as OCI JSON; null limits are left unchanged. */
     Mono<Void> update(Spec.Resources resources);
 
-    /** The container's cgroup metrics. */
-    Mono<Stats> stats();
+    /**
+     * The container's resource usage: CPU, memory, pids and block I/O decoded from the shim's cgroup metrics
+     * (cgroup v1 or v2), with the undecoded form in {@link ContainerStats#raw()}. Fails with a
+     * {@link ShimException} if the shim's answer cannot be decoded.
+     */
+    Mono<ContainerStats> stats();
 
     /** Checkpoints the container into {@code imagePath} (needs criu). */
     Mono<Void> checkpoint(Path imagePath, boolean exit);

@@ -14,7 +14,6 @@ import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
 import reactor.core.Disposables;
 import reactor.core.scheduler.Scheduler;
-import reactor.core.scheduler.Schedulers;
 import reactor.netty.resources.LoopResources;
 
 /**
@@ -33,6 +32,7 @@ public final class RuntimeResources implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(RuntimeResources.class);
 
+    private final IoScheduler ioScheduler;
     private final Scheduler io;
     private final LoopResources loops;
     private final PollLoop pollLoop;
@@ -47,13 +47,14 @@ public final class RuntimeResources implements AutoCloseable {
     public RuntimeResources(String prefix) {
         this.prefix = prefix;
         int cores = Runtime.getRuntime().availableProcessors();
-        this.io = Schedulers.newBoundedElastic(Math.max(8, 4 * cores), 10_000, prefix + "io", 30, true);
+        this.ioScheduler = new IoScheduler(prefix + "io", Math.max(8, 4 * cores), 10_000, 30);
+        this.io = ioScheduler.scheduler();
         // The runtime's own loops, never reactor-netty's global ones: those would outlive a plugin unload.
         this.loops = LoopResources.create(prefix + "ttrpc", 1, Math.max(2, cores), true, false);
         try {
             this.pollLoop = new PollLoop(prefix + "poll");
         } catch (IOException e) {
-            io.dispose();
+            ioScheduler.close(Duration.ZERO);
             loops.dispose();
             throw new UncheckedIOException("failed to start the poll thread", e);
         }
@@ -146,11 +147,8 @@ public final class RuntimeResources implements AutoCloseable {
         } catch (RuntimeException e) {
             log.warn("event loops did not stop within {}", STOP_TIMEOUT, e);
         }
-        try {
-            io.disposeGracefully().timeout(STOP_TIMEOUT).block();
-        } catch (RuntimeException e) {
-            log.warn("io scheduler did not stop within {}; forcing it", STOP_TIMEOUT, e);
-            io.dispose();
+        if (!ioScheduler.close(STOP_TIMEOUT)) {
+            log.warn("io scheduler did not stop within {}; its remaining tasks were interrupted", STOP_TIMEOUT);
         }
         // Netty leaves per-thread state on whatever host thread ran runtime code; it would pin a plugin's loader.
         FastThreadLocal.removeAll();

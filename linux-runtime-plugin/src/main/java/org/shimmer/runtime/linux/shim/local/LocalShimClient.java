@@ -17,6 +17,9 @@ import org.shimmer.runtime.linux.shim.ProcessState;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.TaskProcess;
+import org.shimmer.runtime.linux.stats.RuncStats;
+import org.shimmer.runtime.linux.stats.StatsDecoder;
+import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
@@ -39,8 +42,6 @@ import reactor.core.publisher.Mono;
  * made and nothing else.
  */
 final class LocalShimClient extends TaskClient {
-
-    static final String STATS_TYPE = "application/vnd.runc.stats+json";
 
     private static final Logger log = LoggerFactory.getLogger(LocalShimClient.class);
     private static final Set<ProcessState> DELETABLE = Set.of(ProcessState.CREATED, ProcessState.STOPPED);
@@ -216,8 +217,9 @@ final class LocalShimClient extends TaskClient {
     }
 
     @Override
-    public Mono<Stats> stats() {
-        return onInit("get stats of", runc.stats(id()).map(json -> new Stats(STATS_TYPE, json)));
+    public Mono<ContainerStats> stats() {
+        return onInit("get stats of",
+                runc.stats(id()).map(json -> StatsDecoder.decode(new Stats(RuncStats.TYPE, json))));
     }
 
     @Override

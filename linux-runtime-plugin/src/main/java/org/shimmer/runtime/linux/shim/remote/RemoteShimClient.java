@@ -19,12 +19,13 @@ import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.TaskProcess;
+import org.shimmer.runtime.linux.stats.StatsDecoder;
+import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimExit;
-import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
 import org.slf4j.Logger;
@@ -250,8 +251,8 @@ final class RemoteShimClient extends TaskClient {
     }
 
     @Override
-    public Mono<Stats> stats() {
-        return tasks.stats();
+    public Mono<ContainerStats> stats() {
+        return tasks.stats().map(StatsDecoder::decode);
     }
 
     @Override

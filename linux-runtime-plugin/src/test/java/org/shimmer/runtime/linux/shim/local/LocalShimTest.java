@@ -21,6 +21,7 @@ import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
+import org.shimmer.runtime.linux.stats.RuncStats;
 import org.shimmer.runtime.linux.testing.LogCapture;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -46,7 +47,7 @@ class LocalShimTest extends ShimContractTest {
 
     @Override
     protected String expectedStatsType() {
-        return LocalShimClient.STATS_TYPE;
+        return RuncStats.TYPE;
     }
 
     @Test

@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux.shim.remote;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.withinPercentage;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -31,11 +32,16 @@ import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
+import org.shimmer.runtime.linux.shim.StatsWorkload;
+import org.shimmer.runtime.linux.stats.RuncStats;
+import org.shimmer.runtime.linux.stats.StatsDecoder;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.Mount;
@@ -44,6 +50,7 @@ import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimExit;
 import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
@@ -113,6 +120,34 @@ class RemoteShimTest extends ShimContractTest {
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    /**
+     * The two decoding paths agree on one container at one time: the remote shim's cgroup metrics protobuf, and
+     * runc's own stats JSON for it, what the local shim decodes. Read in between two remote reads, runc's CPU time
+     * lies between theirs; the limits, the pids and the tmpfs pages are the same; usage, which moves by a few
+     * pages between reads, is within 10%.
+     */
+    @Test
+    void typedStatsAgreeWithRuncsOwnForTheSameContainer() throws Exception {
+        Bundle bundle = bundle(StatsWorkload.spec(Files.createDirectories(temp.resolve("specs"))));
+        ShimClient shim = statsWorkload(bundle);
+        Runc direct = new Runc(runc, NS, bundle.path(), resources.io());
+
+        ContainerStats before = shim.stats().block(TIMEOUT);
+        Stats json = direct.stats(bundle.id()).map(bytes -> new Stats(RuncStats.TYPE, bytes)).block(TIMEOUT);
+        ContainerStats fromRunc = StatsDecoder.decode(json);
+        ContainerStats after = shim.stats().block(TIMEOUT);
+
+        assertThat(before.raw().typeUrl()).isNotEqualTo(fromRunc.raw().typeUrl());
+        assertThat(fromRunc.memory().limitBytes()).isEqualTo(before.memory().limitBytes()).hasValue(
+                StatsWorkload.MEMORY_LIMIT);
+        assertThat(fromRunc.pids()).isEqualTo(before.pids());
+        assertThat(fromRunc.memory().fileBytes()).isEqualTo(before.memory().fileBytes());
+        assertThat((double) fromRunc.memory().usageBytes()).isCloseTo(before.memory().usageBytes(),
+                withinPercentage(10));
+        assertThat(fromRunc.cpu().usageNanos()).isBetween(before.cpu().usageNanos(), after.cpu().usageNanos());
+        stop(shim);
     }
 
     @Test
