@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.time.LocalTime;
+import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
 import java.util.Comparator;
 import java.util.List;
@@ -18,6 +19,8 @@ import java.util.stream.Stream;
 import org.shimmer.examples.host.BusyboxRootfs;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.Container;
+import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
@@ -26,7 +29,6 @@ import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.Mount;
-import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
@@ -89,16 +91,16 @@ public final class Demo {
                 plugin.getDescriptor().getVersion(), zip.getFileName()));
         Disposable stream = events.subscribe(EventFilter.all().withNamespace(NS)).subscribe(envelope ->
                 System.out.printf("             event %s %-20s %s%n",
-                        CLOCK.format(LocalTime.ofInstant(envelope.timestamp(), java.time.ZoneId.systemDefault())),
+                        CLOCK.format(LocalTime.ofInstant(envelope.timestamp(), ZoneId.systemDefault())),
                         envelope.topic(), envelope.event()));
 
         say("1. A container through the local shim (the plugin drives runc inside this JVM):");
         runToCompletion("hello-local", ShimOpt.local(), image,
-                List.of("/bin/sh", "-c", "echo hello from the local shim, I am $(hostname); exit 3"));
+                "/bin/sh", "-c", "echo hello from the local shim, I am $(hostname); exit 3");
 
         say("2. A container through the remote shim (containerd's containerd-shim-runc-v2, over ttRPC):");
         runToCompletion("hello-remote", remoteShim(), image,
-                List.of("/bin/sh", "-c", "echo hello from containerd-shim-runc-v2; ls /bin | wc -l"));
+                "/bin/sh", "-c", "echo hello from containerd-shim-runc-v2; ls /bin | wc -l");
 
         say("3. A long-running container, 'ticker', through the remote shim; it writes to a log file.");
         Path tickerLog = work.resolve("ticker.log");
@@ -144,22 +146,17 @@ public final class Demo {
         say("Done: two plugins loaded and unloaded, three containers run, nothing left behind.");
     }
 
-    private void runToCompletion(String id, ShimOpt opt, Path image, List<String> command) {
+    private void runToCompletion(String id, ShimOpt opt, Path image, String... command) {
         long start = System.nanoTime();
-        Bundle bundle = runtime().create(NS, id, Spec.builder().args(command.toArray(String[]::new)).hostname(id).build()).block(TIMEOUT);
-        ShimClient shim = bundle.newShimClient(opt, runc).block(TIMEOUT);
-        ProcessIo io = shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.streams(null)))
-                .block(TIMEOUT);
-        Disposable printing = io.stdout().map(bytes -> new String(bytes, StandardCharsets.UTF_8))
-                .flatMapIterable(text -> text.lines().toList())
-                .subscribe(line -> System.out.println("             | " + line));
-        shim.start().block(TIMEOUT);
-        ExitStatus exit = shim.awaitExit().block(TIMEOUT);
-        shim.delete().block(TIMEOUT);
-        shim.shutdown().block(TIMEOUT);
-        bundle.delete().block(TIMEOUT);
-        printing.dispose();
-        say("   '%s' exited with status %d; create-to-cleanup took %d ms.", id, exit.status(),
+        Spec spec = Spec.builder().args(command).hostname(id).readonlyRootfs(true).build();
+        RunRequest request = RunRequest.of(NS, id, spec, image).withShim(opt).withRuncOptions(runc);
+        ExitStatus exit = Mono.usingWhen(runtime().run(request),
+                container -> container.stdout().map(bytes -> new String(bytes, StandardCharsets.UTF_8))
+                        .flatMapIterable(text -> text.lines().toList())
+                        .doOnNext(line -> System.out.println("             | " + line))
+                        .then(container.exit()),
+                Container::release).block(TIMEOUT);
+        say("   '%s' exited with status %d; run to release took %d ms.", id, exit.status(),
                 Duration.ofNanos(System.nanoTime() - start).toMillis());
     }
 
