@@ -10,4 +10,10 @@ public class InvalidSpecException extends ShimmerException {
     public InvalidSpecException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    /** Always {@link ErrorCode#INVALID_ARGUMENT}. */
+    @Override
+    public final ErrorCode code() {
+        return ErrorCode.INVALID_ARGUMENT;
+    }
 }
