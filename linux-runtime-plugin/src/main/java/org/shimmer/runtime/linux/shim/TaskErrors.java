@@ -40,14 +40,16 @@ public final class TaskErrors {
     private static final int EDQUOT = 122;
 
     // The words runc 1.1.5, containerd-shim-runc-v2 1.6 and the kernel use, as printed (lower-cased), e.g.
-    // "cannot start a container that has stopped", "exec failed: cannot exec in a stopped container".
+    // runc's "cannot start a container that has stopped", the shim's "cannot exec in a stopped state".
     private static final List<String> EXHAUSTED = List.of("no space left on device", "disk quota exceeded",
             "too many open files");
     private static final List<String> PRECONDITION = List.of("not running", "already running", "already started",
             "already paused", "not paused", "not stopped", "cannot delete a running", "cannot delete running",
             "cannot start a running", "cannot start a stopped", "stopped container", "running container",
-            "paused container", "that has stopped", "in the paused state", "container is not",
-            "failed precondition");
+            "paused container", "stopped process", "running process", "paused process", "that has stopped",
+            "stopped state", "paused state", "container is not", "failed precondition");
+    // What a signal to a process that already ended meets (containerd's shim calls it "not found" too).
+    private static final List<String> FINISHED = List.of("not running", "no such process", "already finished");
     private static final List<String> NOT_FOUND = List.of("does not exist", "not exist");
     private static final List<String> ALREADY_EXISTS = List.of("already exists");
     private static final List<String> INVALID_ARGUMENT = List.of("invalid container id", "id cannot be empty");
@@ -113,6 +115,17 @@ public final class TaskErrors {
             case UNAVAILABLE -> new UnavailableException(message, cause);
             default -> new ShimException(code, message, cause);
         };
+    }
+
+    /**
+     * A kill's failure as containerd's shim reports it, so both shims agree: a process that already ended is not
+     * found ("process already finished"), not a wrong state.
+     */
+    public static Throwable ofKill(Throwable error) {
+        String why = String.valueOf(unwrap(error).getMessage()).toLowerCase(Locale.ROOT);
+        return FINISHED.stream().anyMatch(why::contains)
+                ? new NotFoundException("process already finished: not found (" + error.getMessage() + ")", error)
+                : error;
     }
 
     /**
