@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -1022,10 +1023,16 @@ public abstract class ShimContractTest {
             }
         }
 
+        // No InterruptedException here: a try-with-resources would have to deal with it at every use.
         @Override
-        public void close() throws Exception {
-            // Lazily: the runtime's events socket may live on it until the runtime's resources close.
-            Processes.run(null, "umount", "--lazy", dir.toString());
+        public void close() throws IOException {
+            try {
+                // Lazily: the runtime's events socket may live on it until the runtime's resources close.
+                Processes.run(null, "umount", "--lazy", dir.toString());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted unmounting " + dir);
+            }
         }
     }
 
