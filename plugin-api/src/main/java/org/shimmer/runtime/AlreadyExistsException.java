@@ -10,4 +10,10 @@ public class AlreadyExistsException extends ShimmerException {
     public AlreadyExistsException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    /** Always {@link ErrorCode#ALREADY_EXISTS}. */
+    @Override
+    public final ErrorCode code() {
+        return ErrorCode.ALREADY_EXISTS;
+    }
 }

@@ -13,4 +13,10 @@ public class FailedPreconditionException extends ShimmerException {
     public FailedPreconditionException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    /** Always {@link ErrorCode#FAILED_PRECONDITION}. */
+    @Override
+    public final ErrorCode code() {
+        return ErrorCode.FAILED_PRECONDITION;
+    }
 }

@@ -25,4 +25,10 @@ public class InvalidIdentifierException extends ShimmerException {
     private static String quote(String value) {
         return value == null ? "null" : '"' + value + '"';
     }
+
+    /** Always {@link ErrorCode#INVALID_ARGUMENT}. */
+    @Override
+    public final ErrorCode code() {
+        return ErrorCode.INVALID_ARGUMENT;
+    }
 }

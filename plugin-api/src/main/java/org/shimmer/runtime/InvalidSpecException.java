@@ -33,4 +33,10 @@ public class InvalidSpecException extends ShimmerException {
     public String field() {
         return field;
     }
+
+    /** Always {@link ErrorCode#INVALID_ARGUMENT}. */
+    @Override
+    public final ErrorCode code() {
+        return ErrorCode.INVALID_ARGUMENT;
+    }
 }

@@ -10,4 +10,10 @@ public class NotFoundException extends ShimmerException {
     public NotFoundException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    /** Always {@link ErrorCode#NOT_FOUND}. */
+    @Override
+    public final ErrorCode code() {
+        return ErrorCode.NOT_FOUND;
+    }
 }

@@ -13,4 +13,10 @@ public class ResourceExhaustedException extends ShimmerException {
     public ResourceExhaustedException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    /** Always {@link ErrorCode#RESOURCE_EXHAUSTED}. */
+    @Override
+    public final ErrorCode code() {
+        return ErrorCode.RESOURCE_EXHAUSTED;
+    }
 }

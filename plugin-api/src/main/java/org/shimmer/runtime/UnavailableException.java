@@ -13,4 +13,10 @@ public class UnavailableException extends ShimmerException {
     public UnavailableException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    /** Always {@link ErrorCode#UNAVAILABLE}. */
+    @Override
+    public final ErrorCode code() {
+        return ErrorCode.UNAVAILABLE;
+    }
 }

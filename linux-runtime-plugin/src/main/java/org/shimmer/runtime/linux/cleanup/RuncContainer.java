@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.shimmer.runtime.BundleInspection;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.shim.ShimException;
 
 /**
@@ -131,7 +132,8 @@ final class RuncContainer {
             // runc prints little: neither pipe fills before it exits.
             if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
                 process.destroyForcibly();
-                throw new ShimException(String.join(" ", command) + " did not finish within " + TIMEOUT);
+                throw new ShimException(ErrorCode.DEADLINE_EXCEEDED,
+                        String.join(" ", command) + " did not finish within " + TIMEOUT);
             }
             return new Result(process.exitValue(), out.readAllBytes(),
                     new String(err.readAllBytes(), StandardCharsets.UTF_8).strip());

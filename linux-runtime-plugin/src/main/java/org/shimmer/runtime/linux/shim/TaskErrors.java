@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ResourceExhaustedException;
@@ -26,7 +27,8 @@ import reactor.core.Exceptions;
  * {@code UncheckedIOException}, and a checked one as Reactor's internal {@code ReactiveException} out of
  * {@code block()}). What runc, the shim or the kernel said is classified by its errno or its text, as containerd's
  * errdefs does with runc's messages: out of space → {@link ResourceExhaustedException}, wrong state →
- * {@link FailedPreconditionException}; anything else is a {@link ShimException}.
+ * {@link FailedPreconditionException}; anything else is a {@link ShimException}. {@link #code} is that table, the
+ * one place the words map to an {@link ErrorCode}, so both shims give the same code for the same situation.
  */
 public final class TaskErrors {
 
@@ -37,11 +39,20 @@ public final class TaskErrors {
     private static final int ENOSPC = 28;
     private static final int EDQUOT = 122;
 
+    // The words runc 1.1.5, containerd-shim-runc-v2 1.6 and the kernel use, as printed (lower-cased), e.g.
+    // runc's "cannot start a container that has stopped", the shim's "cannot exec in a stopped state".
     private static final List<String> EXHAUSTED = List.of("no space left on device", "disk quota exceeded",
             "too many open files");
     private static final List<String> PRECONDITION = List.of("not running", "already running", "already started",
             "already paused", "not paused", "not stopped", "cannot delete a running", "cannot delete running",
-            "cannot start a running", "cannot start a stopped", "stopped container", "failed precondition");
+            "cannot start a running", "cannot start a stopped", "stopped container", "running container",
+            "paused container", "stopped process", "running process", "paused process", "that has stopped",
+            "stopped state", "paused state", "container is not", "failed precondition");
+    // What a signal to a process that already ended meets (containerd's shim calls it "not found" too).
+    private static final List<String> FINISHED = List.of("not running", "no such process", "already finished");
+    private static final List<String> NOT_FOUND = List.of("does not exist", "not exist");
+    private static final List<String> ALREADY_EXISTS = List.of("already exists");
+    private static final List<String> INVALID_ARGUMENT = List.of("invalid container id", "id cannot be empty");
 
     private TaskErrors() {}
 
@@ -67,20 +78,54 @@ public final class TaskErrors {
      * {@code message}, keeping {@code cause}.
      */
     public static ShimmerException classify(String message, String why, Throwable cause) {
+        return typed(code(why, cause), message, cause);
+    }
+
+    /**
+     * The code of a failure runc, the shim or the kernel described as {@code why}, its errno read from
+     * {@code cause}'s chain; {@link ErrorCode#INTERNAL} for words that name no known situation.
+     */
+    public static ErrorCode code(String why, Throwable cause) {
         String text = why.toLowerCase(Locale.ROOT);
-        if (isExhausted(cause, text)) {
-            return new ResourceExhaustedException(message, cause);
+        if (hasErrno(cause, ENOSPC, EDQUOT, ENFILE, EMFILE) || EXHAUSTED.stream().anyMatch(text::contains)) {
+            return ErrorCode.RESOURCE_EXHAUSTED;
         }
         if (PRECONDITION.stream().anyMatch(text::contains)) {
-            return new FailedPreconditionException(message, cause);
+            return ErrorCode.FAILED_PRECONDITION;
         }
-        if (text.contains("does not exist") || text.endsWith("not found")) {
-            return new NotFoundException(message, cause);
+        if (NOT_FOUND.stream().anyMatch(text::contains) || text.endsWith("not found")) {
+            return ErrorCode.NOT_FOUND;
         }
-        if (text.contains("already exists") || hasErrno(cause, EEXIST)) {
-            return new AlreadyExistsException(message, cause);
+        if (ALREADY_EXISTS.stream().anyMatch(text::contains) || hasErrno(cause, EEXIST)) {
+            return ErrorCode.ALREADY_EXISTS;
         }
-        return new ShimException(message, cause);
+        if (INVALID_ARGUMENT.stream().anyMatch(text::contains)) {
+            return ErrorCode.INVALID_ARGUMENT;
+        }
+        return ErrorCode.INTERNAL;
+    }
+
+    /** The error of {@code code}: the API's own type where it has one, else a {@link ShimException} carrying it. */
+    public static ShimmerException typed(ErrorCode code, String message, Throwable cause) {
+        return switch (code) {
+            case NOT_FOUND -> new NotFoundException(message, cause);
+            case ALREADY_EXISTS -> new AlreadyExistsException(message, cause);
+            case FAILED_PRECONDITION -> new FailedPreconditionException(message, cause);
+            case RESOURCE_EXHAUSTED -> new ResourceExhaustedException(message, cause);
+            case UNAVAILABLE -> new UnavailableException(message, cause);
+            default -> new ShimException(code, message, cause);
+        };
+    }
+
+    /**
+     * A kill's failure as containerd's shim reports it, so both shims agree: a process that already ended is not
+     * found ("process already finished"), not a wrong state.
+     */
+    public static Throwable ofKill(Throwable error) {
+        String why = String.valueOf(unwrap(error).getMessage()).toLowerCase(Locale.ROOT);
+        return FINISHED.stream().anyMatch(why::contains)
+                ? new NotFoundException("process already finished: not found (" + error.getMessage() + ")", error)
+                : error;
     }
 
     /**
@@ -130,11 +175,6 @@ public final class TaskErrors {
             // Identifiers and specs are named by the value itself.
             default -> typed;
         };
-    }
-
-    private static boolean isExhausted(Throwable cause, String text) {
-        String lower = text.toLowerCase(Locale.ROOT);
-        return hasErrno(cause, ENOSPC, EDQUOT, ENFILE, EMFILE) || EXHAUSTED.stream().anyMatch(lower::contains);
     }
 
     /** Whether a system call in {@code cause}'s chain failed with one of {@code errnos} (a FIFO name taken: EEXIST). */

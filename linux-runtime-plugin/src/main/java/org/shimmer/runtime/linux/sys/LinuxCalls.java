@@ -23,6 +23,9 @@ import java.util.List;
  * {@code errno}'s meaning. A descriptor a call returns is owned by one {@link OwnedFd} (reads and writes go only
  * through it), so its number is never used after it was closed.
  */
+// Downcalls are restricted methods by design: this class is where the plugin asks for them (the host grants
+// --enable-native-access), so javac's per-call notice says nothing new here.
+@SuppressWarnings("restricted")
 public final class LinuxCalls {
 
     public static final int O_RDONLY = 0;

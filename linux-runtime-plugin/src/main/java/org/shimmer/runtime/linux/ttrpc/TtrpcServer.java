@@ -157,18 +157,15 @@ public final class TtrpcServer {
     }
 
     private Mono<Void> serve(NettyInbound inbound) {
-        Channel[] channel = new Channel[1];
-        Mono<Void>[] closed = new Mono[1];
-        inbound.withConnection(connection -> {
-            channel[0] = connection.channel();
-            closed[0] = connection.onDispose();
-        });
+        Connection[] connection = new Connection[1];
+        inbound.withConnection(c -> connection[0] = c);
+        Channel channel = connection[0].channel();
         return inbound.receiveObject()
                 .ofType(InboundFrame.class)
-                .flatMap(frame -> answer(channel[0], frame)
-                        .flatMap(response -> write(channel[0], frame.streamId(), response)), MAX_CONCURRENT_CALLS)
+                .flatMap(frame -> answer(channel, frame)
+                        .flatMap(response -> write(channel, frame.streamId(), response)), MAX_CONCURRENT_CALLS)
                 // A handler still running when the peer goes is cancelled, not left holding the connection.
-                .takeUntilOther(closed[0])
+                .takeUntilOther(connection[0].onDispose())
                 .then();
     }
 

@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux.bundle;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.shimmer.runtime.linux.testing.ErrorCodes.code;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -14,6 +15,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuntimeConfig;
@@ -68,7 +70,7 @@ class BundleDiskFullTest {
 
         StepVerifier.create(store.create("ns", "c1", spec))
                 .expectErrorSatisfies(e -> {
-                    assertThat(e).isInstanceOf(ResourceExhaustedException.class)
+                    assertThat(e).isInstanceOf(ResourceExhaustedException.class).has(code(ErrorCode.RESOURCE_EXHAUSTED))
                             .hasMessageContaining("failed to create bundle ns/c1 at "
                                     + stateRoot.resolve("ns/c1/.config.json.partial"))
                             .hasMessageContaining("no space left")
@@ -96,7 +98,7 @@ class BundleDiskFullTest {
 
         StepVerifier.create(store.create("ns", "c1", SMALL_SPEC))
                 .expectErrorSatisfies(e -> {
-                    assertThat(e).isInstanceOf(ResourceExhaustedException.class)
+                    assertThat(e).isInstanceOf(ResourceExhaustedException.class).has(code(ErrorCode.RESOURCE_EXHAUSTED))
                             .hasMessageContaining("failed to create bundle ns/c1 at " + workRoot.resolve("ns/c1"))
                             .hasMessageContaining("no space left");
                     assertThat(StorageErrors.errno(e.getCause())).isEqualTo(LinuxCalls.ENOSPC);
@@ -131,6 +133,7 @@ class BundleDiskFullTest {
 
         StepVerifier.create(store.list("ns"))
                 .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .has(code(ErrorCode.FAILED_PRECONDITION))
                         .hasMessageContaining("failed to list bundles of ns")
                         .hasMessageContaining(stateRoot.resolve("ns").toString()))
                 .verify(TIMEOUT);

@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux.bundle;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.shimmer.runtime.linux.testing.ErrorCodes.code;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -24,6 +25,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.InvalidSpecException;
@@ -98,15 +100,19 @@ class BundleStoreTest {
             String value = call[0].equals("ns") ? call[1] : call[0];
             StepVerifier.create(store.create(call[0], call[1], SPEC))
                     .expectErrorSatisfies(e -> assertThat(e)
-                            .isInstanceOf(InvalidIdentifierException.class)
+                            .isInstanceOf(InvalidIdentifierException.class).has(code(ErrorCode.INVALID_ARGUMENT))
                             .hasMessageContaining("\"" + value + "\""))
                     .verify(TIMEOUT);
             StepVerifier.create(store.load(call[0], call[1]))
-                    .expectError(InvalidIdentifierException.class).verify(TIMEOUT);
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidIdentifierException.class)
+                            .has(code(ErrorCode.INVALID_ARGUMENT))).verify(TIMEOUT);
             StepVerifier.create(store.delete(call[0], call[1]))
-                    .expectError(InvalidIdentifierException.class).verify(TIMEOUT);
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidIdentifierException.class)
+                            .has(code(ErrorCode.INVALID_ARGUMENT))).verify(TIMEOUT);
         }
-        StepVerifier.create(store.list(bad)).expectError(InvalidIdentifierException.class).verify(TIMEOUT);
+        StepVerifier.create(store.list(bad))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidIdentifierException.class)
+                        .has(code(ErrorCode.INVALID_ARGUMENT))).verify(TIMEOUT);
         assertThat(stateRoot).doesNotExist();
         assertThat(workRoot).doesNotExist();
     }
@@ -115,7 +121,8 @@ class BundleStoreTest {
     void nullIdIsRefusedWithoutTouchingDisk() {
         StepVerifier.create(store.create("ns", null, SPEC))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(InvalidIdentifierException.class).hasMessage("invalid id null: must not be empty"))
+                        .isInstanceOf(InvalidIdentifierException.class).has(code(ErrorCode.INVALID_ARGUMENT))
+                        .hasMessage("invalid id null: must not be empty"))
                 .verify(TIMEOUT);
         assertThat(stateRoot).doesNotExist();
     }
@@ -126,7 +133,7 @@ class BundleStoreTest {
     void invalidSpecsAreRefusedWithoutTouchingDisk(String spec) {
         StepVerifier.create(store.create("ns", "c1", spec.getBytes(UTF_8)))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(InvalidSpecException.class)
+                        .isInstanceOf(InvalidSpecException.class).has(code(ErrorCode.INVALID_ARGUMENT))
                         .hasMessageStartingWith("invalid spec for ns/c1: "))
                 .verify(TIMEOUT);
         assertThat(stateRoot).doesNotExist();
@@ -136,7 +143,8 @@ class BundleStoreTest {
     @Test
     void nullSpecIsRefused() {
         StepVerifier.create(store.create("ns", "c1", null))
-                .expectError(InvalidSpecException.class).verify(TIMEOUT);
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidSpecException.class)
+                        .has(code(ErrorCode.INVALID_ARGUMENT))).verify(TIMEOUT);
         assertThat(stateRoot).doesNotExist();
     }
 
@@ -148,7 +156,7 @@ class BundleStoreTest {
 
         StepVerifier.create(store.create("ns", "c1", "{\"other\":true}".getBytes(UTF_8)))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(AlreadyExistsException.class)
+                        .isInstanceOf(AlreadyExistsException.class).has(code(ErrorCode.ALREADY_EXISTS))
                         .hasMessageContaining("ns/c1 already exists"))
                 .verify(TIMEOUT);
 
@@ -164,7 +172,7 @@ class BundleStoreTest {
 
         StepVerifier.create(store.create("ns", "c1", SPEC))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(AlreadyExistsException.class)
+                        .isInstanceOf(AlreadyExistsException.class).has(code(ErrorCode.ALREADY_EXISTS))
                         .hasMessageContaining("work directory " + workDir))
                 .verify(TIMEOUT);
 
@@ -187,7 +195,7 @@ class BundleStoreTest {
 
         StepVerifier.create(failingStore.create("ns", "c1", SPEC))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(UnavailableException.class)
+                        .isInstanceOf(UnavailableException.class).has(code(ErrorCode.UNAVAILABLE))
                         .hasMessageContaining("failed to create bundle ns/c1")
                         .hasMessageContaining("injected failure after " + failing)
                         .hasRootCauseMessage("injected failure after " + failing))
@@ -205,7 +213,7 @@ class BundleStoreTest {
 
         StepVerifier.create(store.create("ns", "c1", SPEC))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(FailedPreconditionException.class)
+                        .isInstanceOf(FailedPreconditionException.class).has(code(ErrorCode.FAILED_PRECONDITION))
                         .hasMessageContaining("failed to create bundle ns/c1")
                         .hasMessageContaining(stateRoot.toString())
                         .hasMessageEndingWith(stateRoot.resolve("ns") + ": Not a directory")
@@ -223,7 +231,7 @@ class BundleStoreTest {
 
         StepVerifier.create(store.create("ns", "c1", SPEC))
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .isInstanceOf(FailedPreconditionException.class)
+                        .isInstanceOf(FailedPreconditionException.class).has(code(ErrorCode.FAILED_PRECONDITION))
                         .hasMessageContaining(workRoot.toString()))
                 .verify(TIMEOUT);
 
@@ -241,11 +249,13 @@ class BundleStoreTest {
         for (String missing : List.of("half-made", "absent")) {
             StepVerifier.create(store.load("ns", missing))
                     .expectErrorSatisfies(e -> assertThat(e)
-                            .isInstanceOf(NotFoundException.class)
+                            .isInstanceOf(NotFoundException.class).has(code(ErrorCode.NOT_FOUND))
                             .hasMessageContaining("bundle ns/" + missing + " not found"))
                     .verify(TIMEOUT);
         }
-        StepVerifier.create(store.load("other-ns", "c1")).expectError(NotFoundException.class).verify(TIMEOUT);
+        StepVerifier.create(store.load("other-ns", "c1"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .has(code(ErrorCode.NOT_FOUND))).verify(TIMEOUT);
     }
 
     @Test
@@ -313,7 +323,9 @@ class BundleStoreTest {
         // What a crash between the rename and the removal leaves: hidden trees, invisible to load and list.
         Files.move(bundle.path(), stateRoot.resolve("ns/.c1.deleting-" + UUID.randomUUID()));
         Files.move(bundle.workDir(), workRoot.resolve("ns/.c1.deleting-" + UUID.randomUUID()));
-        StepVerifier.create(store.load("ns", "c1")).expectError(NotFoundException.class).verify(TIMEOUT);
+        StepVerifier.create(store.load("ns", "c1"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .has(code(ErrorCode.NOT_FOUND))).verify(TIMEOUT);
         StepVerifier.create(store.list("ns")).verifyComplete();
 
         StepVerifier.create(store.delete("ns", "c1")).verifyComplete();
@@ -333,7 +345,7 @@ class BundleStoreTest {
 
             StepVerifier.create(bundle.delete())
                     .expectErrorSatisfies(e -> assertThat(e)
-                            .isInstanceOf(FailedPreconditionException.class)
+                            .isInstanceOf(FailedPreconditionException.class).has(code(ErrorCode.FAILED_PRECONDITION))
                             .hasMessageContaining("bundle ns/c1 is in use: " + bundle.rootfs())
                             .hasMessageContaining("its bundle directory " + bundle.path()))
                     .verify(TIMEOUT);
@@ -346,7 +358,7 @@ class BundleStoreTest {
             TestTrees.unmountAllUnder(bundle.rootfs());
             StepVerifier.create(bundle.delete())
                     .expectErrorSatisfies(e -> assertThat(e)
-                            .isInstanceOf(FailedPreconditionException.class)
+                            .isInstanceOf(FailedPreconditionException.class).has(code(ErrorCode.FAILED_PRECONDITION))
                             .hasMessageContaining("bundle ns/c1 is in use: " + workMount)
                             .hasMessageContaining("its work directory " + bundle.workDir()))
                     .verify(TIMEOUT);
@@ -383,7 +395,8 @@ class BundleStoreTest {
 
         assertThat(outcomes).filteredOn("same"::equals).hasSize(1);
         assertThat(outcomes).filteredOn(o -> !"same".equals(o)).hasSize(19)
-                .allSatisfy(o -> assertThat(o).isInstanceOf(AlreadyExistsException.class));
+                .allSatisfy(o -> assertThat(o).isInstanceOf(AlreadyExistsException.class)
+                        .has(code(ErrorCode.ALREADY_EXISTS)));
         assertThat(names(stateRoot.resolve("ns"))).containsExactly("same");
         assertThat(names(workRoot.resolve("ns"))).containsExactly("same");
         assertThat(names(stateRoot.resolve("ns/same"))).containsExactlyInAnyOrder("rootfs", "config.json");

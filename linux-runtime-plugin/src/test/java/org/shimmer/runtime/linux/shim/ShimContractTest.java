@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,6 +30,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
+import org.assertj.core.api.SoftAssertions;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -38,6 +40,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.InvalidSpecException;
@@ -729,6 +732,66 @@ public abstract class ShimContractTest {
         stop(shim);
     }
 
+    /**
+     * Issue 11: a host branches on {@link ShimmerException#code()}, so a situation has one code whichever shim
+     * runs the container: the remote's come from the shim's status codes and words, the local's from runc's.
+     */
+    @Test
+    void eachWrongCallHasTheSameErrorCodeThroughEitherShim() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = started(bundle);
+        // After the first create, which opens what lives as long as the runtime (poll threads, event loops).
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        Codes codes = new Codes();
+
+        codes.expect(shim.start(), ErrorCode.FAILED_PRECONDITION);
+        codes.expect(shim.resume(), ErrorCode.FAILED_PRECONDITION);
+        codes.expect(shim.kill("nope", 9), ErrorCode.NOT_FOUND);
+        codes.expect(shim.delete("nope"), ErrorCode.NOT_FOUND);
+        codes.expect(shim.state("nope"), ErrorCode.NOT_FOUND);
+        codes.expect(shim.start("nope"), ErrorCode.NOT_FOUND);
+        shim.exec("e1", SH_TRUE, Stdio.none()).block(TIMEOUT);
+        codes.expect(shim.exec("e1", SH_TRUE, Stdio.none()), ErrorCode.ALREADY_EXISTS);
+        shim.start("e1").block(TIMEOUT);
+        shim.awaitExit("e1").block(TIMEOUT);
+        codes.expect(shim.start("e1"), ErrorCode.FAILED_PRECONDITION);
+        shim.delete("e1").block(TIMEOUT);
+        codes.expect(shim.kill("e1", 9), ErrorCode.NOT_FOUND);
+        codes.expect(shim.exec("bad/id", SH_TRUE, Stdio.none()), ErrorCode.INVALID_ARGUMENT);
+
+        shim.kill(9, false).block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        codes.expect(shim.exec("e2", SH_TRUE, Stdio.none()), ErrorCode.FAILED_PRECONDITION);
+        codes.expect(shim.pause(), ErrorCode.FAILED_PRECONDITION);
+        codes.expect(shim.resume(), ErrorCode.FAILED_PRECONDITION);
+        codes.expect(shim.start(), ErrorCode.FAILED_PRECONDITION);
+        codes.expect(shim.kill(9, false), ErrorCode.NOT_FOUND);
+        codes.expect(shim.update("{}".getBytes(UTF_8)), ErrorCode.FAILED_PRECONDITION);
+        shim.delete().block(TIMEOUT);
+        codes.expect(shim.state(), ErrorCode.NOT_FOUND);
+        codes.expect(shim.delete(), ErrorCode.NOT_FOUND);
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+        codes.assertAll();
+    }
+
+    /** Expected codes, each checked when its call fails, all reported at the end: a table of situations. */
+    private static final class Codes {
+        private final SoftAssertions soft = new SoftAssertions();
+
+        /** {@code call} fails with a {@link ShimmerException} of {@code code}. */
+        void expect(Mono<?> call, ErrorCode code) {
+            StepVerifier.create(call)
+                    .consumeErrorWith(e -> soft.assertThat(e).isInstanceOfSatisfying(ShimmerException.class,
+                            typed -> soft.assertThat(typed.code()).as(typed.getMessage()).isEqualTo(code)))
+                    .verify(TIMEOUT);
+        }
+
+        void assertAll() {
+            soft.assertAll();
+        }
+    }
+
     @Test
     void createWithTheWorkRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
         Path workRoot = Files.createDirectories(temp.resolve("full-work"));
@@ -960,10 +1023,16 @@ public abstract class ShimContractTest {
             }
         }
 
+        // No InterruptedException here: a try-with-resources would have to deal with it at every use.
         @Override
-        public void close() throws Exception {
-            // Lazily: the runtime's events socket may live on it until the runtime's resources close.
-            Processes.run(null, "umount", "--lazy", dir.toString());
+        public void close() throws IOException {
+            try {
+                // Lazily: the runtime's events socket may live on it until the runtime's resources close.
+                Processes.run(null, "umount", "--lazy", dir.toString());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted unmounting " + dir);
+            }
         }
     }
 

@@ -55,7 +55,9 @@ public final class NettyLeakDetection implements LauncherSessionListener, AfterE
     }
 
     private static final class RecordingFactory extends ResourceLeakDetectorFactory {
+        // Netty deprecated this abstract method and the constructor it forwards to, yet still calls only it.
         @Override
+        @SuppressWarnings("deprecation")
         public <T> ResourceLeakDetector<T> newResourceLeakDetector(
                 Class<T> resource, int samplingInterval, long maxActive) {
             return new ResourceLeakDetector<>(resource, samplingInterval, maxActive) {

@@ -113,9 +113,9 @@ class FramesTest {
             channel.writeInbound(Unpooled.wrappedBuffer(new byte[] {b}));
         }
 
-        assertThat((Object) channel.readInbound()).isInstanceOf(InboundFrame.RequestFrame.class);
-        assertThat((Object) channel.readInbound()).isInstanceOf(InboundFrame.ResponseFrame.class);
-        assertThat((Object) channel.readInbound()).isNull();
+        assertThat(channel.<Object>readInbound()).isInstanceOf(InboundFrame.RequestFrame.class);
+        assertThat(channel.<Object>readInbound()).isInstanceOf(InboundFrame.ResponseFrame.class);
+        assertThat(channel.<Object>readInbound()).isNull();
     }
 
     @Test
@@ -143,7 +143,7 @@ class FramesTest {
 
         InboundFrame.OversizedFrame oversized = channel.readInbound();
         assertThat(oversized).isEqualTo(new InboundFrame.OversizedFrame(3, Frames.TYPE_REQUEST, declared));
-        assertThat((Object) channel.readInbound()).isInstanceOf(InboundFrame.RequestFrame.class);
+        assertThat(channel.<Object>readInbound()).isInstanceOf(InboundFrame.RequestFrame.class);
     }
 
     @Test
@@ -156,7 +156,7 @@ class FramesTest {
 
         InboundFrame.MalformedFrame malformed = channel.readInbound();
         assertThat(malformed.streamId()).isEqualTo(5);
-        assertThat((Object) channel.readInbound()).isEqualTo(new InboundFrame.UnknownTypeFrame(9, 3));
+        assertThat(channel.<Object>readInbound()).isEqualTo(new InboundFrame.UnknownTypeFrame(9, 3));
     }
 
     @Test

@@ -130,7 +130,7 @@ final class LocalShimClient extends TaskClient {
 
     @Override
     public Mono<Void> kill(int signal, boolean all) {
-        return onInit("kill", runc.kill(id(), signal, all));
+        return onInit("kill", runc.kill(id(), signal, all).onErrorMap(TaskErrors::ofKill));
     }
 
     @Override

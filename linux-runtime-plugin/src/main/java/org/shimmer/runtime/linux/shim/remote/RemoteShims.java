@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -73,7 +74,7 @@ public final class RemoteShims {
     /** Every shim event of the state root: binds the events server if nothing has yet. */
     public Flux<Envelope> events() {
         return ShimEventsServer.forStateRoot(config.stateRoot(), resources, registry, exchange)
-                .onErrorMap(ShimEventsServer::servedElsewhere, error -> new ShimException(
+                .onErrorMap(ShimEventsServer::servedElsewhere, error -> new ShimException(ErrorCode.UNAVAILABLE,
                         "another process already receives the shim events of " + config.stateRoot(), error))
                 .thenMany(exchange.subscribe(EventFilter.all()));
     }
@@ -120,8 +121,9 @@ public final class RemoteShims {
                                                     + " runs but cannot be reached; nothing was touched: "
                                                     + error.getMessage(), error))
                                             : client.session().cleanUpDeadShim().then(Mono.error(new ShimException(
-                                                    "the shim for " + name + " started but cannot be reached: "
-                                                            + error.getMessage(), error)))));
+                                                    ErrorCode.UNAVAILABLE, "the shim for " + name
+                                                    + " started but cannot be reached: " + error.getMessage(),
+                                                    error)))));
                 });
     }
 
@@ -249,8 +251,9 @@ public final class RemoteShims {
                                                 // reporting the exit of whatever task it had.
                                                 client.session().trackInit(readInitPid(bundle), false);
                                                 return client.session().cleanUpDeadShim().then(Mono.error(new ShimException(
-                                                        "the shim for " + name + " is not running ("
-                                                                + error.getMessage() + "); its task was cleaned up",
+                                                        ErrorCode.UNAVAILABLE, "the shim for " + name
+                                                        + " is not running (" + error.getMessage()
+                                                        + "); its task was cleaned up",
                                                         error)));
                                             })))
                             .flatMap(connected -> reconcile((RemoteShimClient) connected));

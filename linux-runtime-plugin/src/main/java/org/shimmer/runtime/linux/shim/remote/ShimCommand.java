@@ -8,6 +8,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.shim.ShimException;
 
 /**
@@ -83,8 +84,8 @@ final class ShimCommand {
             // What the shim prints is far smaller than a pipe, so it cannot block on output before exiting.
             if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
                 process.destroyForcibly();
-                throw new ShimException("shim " + builder.command().getLast() + " for " + namespace + "/" + id
-                        + " did not finish within " + TIMEOUT);
+                throw new ShimException(ErrorCode.DEADLINE_EXCEEDED, "shim " + builder.command().getLast() + " for "
+                        + namespace + "/" + id + " did not finish within " + TIMEOUT);
             }
             return new Result(process.exitValue(), readAll(out),
                     new String(readAll(err), StandardCharsets.UTF_8).strip());

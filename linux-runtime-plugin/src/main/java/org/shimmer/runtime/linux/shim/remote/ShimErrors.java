@@ -3,11 +3,9 @@ package org.shimmer.runtime.linux.shim.remote;
 import java.nio.file.Path;
 import java.util.List;
 import org.shimmer.runtime.AlreadyExistsException;
-import org.shimmer.runtime.FailedPreconditionException;
-import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.ShimmerException;
-import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.ttrpc.StatusCode;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClosedException;
@@ -19,6 +17,8 @@ import org.shimmer.runtime.shim.ShimException;
  * Turns ttRPC failures into the API's typed errors, naming the action and the task. A status code the shim chose
  * (containerd's errdefs codes) decides the type; an unknown one is classified by the shim's message, which for a
  * failed runc command carries runc's own error ("OCI runtime create failed: …: no space left on device: unknown").
+ * {@link #code(TtrpcStatusException)} is the one table from status codes to {@link ErrorCode}s; a call that had no
+ * answer in time is {@link ErrorCode#DEADLINE_EXCEEDED}, a connection that closed {@link ErrorCode#UNAVAILABLE}.
  */
 final class ShimErrors {
 
@@ -31,7 +31,7 @@ final class ShimErrors {
      */
     static Throwable map(String action, String task, Throwable error, Path... written) {
         Throwable mapped = map(action, task, error);
-        if (mapped.getClass() != ShimException.class) {
+        if (!(mapped instanceof ShimException shim) || shim.code() != ErrorCode.INTERNAL) {
             return mapped;
         }
         return TaskErrors.fullFileSystem(List.of(written))
@@ -70,21 +70,40 @@ final class ShimErrors {
         return status.statusMessage().contains("already exists");
     }
 
+    /**
+     * The code of a status the shim answered with: gRPC's codes as containerd's errdefs sends them. UNKNOWN and
+     * INTERNAL, what a plain error from the shim or runc arrives as, are read by their words
+     * ({@link TaskErrors#code}), like the local shim reads runc's.
+     */
+    static ErrorCode code(TtrpcStatusException status) {
+        return switch (status.code()) {
+            case NOT_FOUND -> ErrorCode.NOT_FOUND;
+            case ALREADY_EXISTS -> ErrorCode.ALREADY_EXISTS;
+            case FAILED_PRECONDITION -> ErrorCode.FAILED_PRECONDITION;
+            case INVALID_ARGUMENT, OUT_OF_RANGE -> ErrorCode.INVALID_ARGUMENT;
+            case UNAVAILABLE -> ErrorCode.UNAVAILABLE;
+            case DEADLINE_EXCEEDED -> ErrorCode.DEADLINE_EXCEEDED;
+            case RESOURCE_EXHAUSTED -> ErrorCode.RESOURCE_EXHAUSTED;
+            case UNKNOWN, INTERNAL -> TaskErrors.code(status.statusMessage(), status);
+            default -> ErrorCode.INTERNAL;
+        };
+    }
+
     static Throwable map(String action, String task, Throwable error) {
         if (error instanceof TtrpcStatusException status) {
-            String message = action + " " + task + ": " + status.statusMessage();
-            return switch (status.code()) {
-                case NOT_FOUND -> new NotFoundException(message, status);
-                case ALREADY_EXISTS -> new AlreadyExistsException(message, status);
-                case FAILED_PRECONDITION -> new FailedPreconditionException(message, status);
-                case RESOURCE_EXHAUSTED -> new ResourceExhaustedException(message, status);
-                case UNAVAILABLE -> new UnavailableException(message, status);
-                default -> TaskErrors.classify(message + " (" + status.code() + ")", status.statusMessage(), status);
-            };
+            ErrorCode code = code(status);
+            // A code read from the words, or folded into another, keeps the shim's own in the message.
+            String message = action + " " + task + ": " + status.statusMessage()
+                    + (code.name().equals(status.code().name()) ? "" : " (" + status.code() + ")");
+            return TaskErrors.typed(code, message, status);
         }
         if (error instanceof TtrpcClosedException closed) {
-            return new ShimException(action + " " + task + ": the shim is gone (" + closed.getMessage() + ")",
-                    closed);
+            return new ShimException(ErrorCode.UNAVAILABLE,
+                    action + " " + task + ": the shim is gone (" + closed.getMessage() + ")", closed);
+        }
+        if (error instanceof TtrpcTimeoutException late) {
+            return new ShimException(ErrorCode.DEADLINE_EXCEEDED,
+                    action + " " + task + ": the shim did not answer in time (" + late.getMessage() + ")", late);
         }
         // Our own shim errors already say what happened to which shim.
         if (error instanceof ShimException shim) {

@@ -13,6 +13,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.EventExchange;
@@ -158,7 +159,8 @@ final class ShimSession {
     Throwable mapError(String action, Throwable error) {
         if (error instanceof TtrpcClosedException closed) {
             return deadShimCleaned.get()
-                    ? new ShimException(action + " " + task + ": its shim died; the task was cleaned up", closed)
+                    ? new ShimException(ErrorCode.UNAVAILABLE,
+                            action + " " + task + ": its shim died; the task was cleaned up", closed)
                     : new UnavailableException(action + " " + task + ": detached from its shim (pid " + shimPid
                             + "); connect() again to reach it", closed);
         }

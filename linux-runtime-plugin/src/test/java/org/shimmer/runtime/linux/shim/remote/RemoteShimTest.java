@@ -24,6 +24,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -35,6 +36,8 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.shim.StatsWorkload;
+import org.shimmer.runtime.linux.shim.proto.StateRequest;
+import org.shimmer.runtime.linux.shim.proto.StateResponse;
 import org.shimmer.runtime.linux.stats.RuncStats;
 import org.shimmer.runtime.linux.stats.StatsDecoder;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
@@ -197,7 +200,7 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(socket).doesNotExist();
         assertThat(exits).hasValue(1);
         assertNoFifos(bundle);
-        StepVerifier.create(shim.state()).expectError(ShimException.class).verify(TIMEOUT);
+        StepVerifier.create(shim.state()).expectErrorSatisfies(e -> assertUnavailable(e)).verify(TIMEOUT);
         recorder.close();
     }
 
@@ -232,7 +235,7 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(Processes.awaitGone(pid, TIMEOUT)).isTrue();
         assertThat(handled).hasValue(2);
         for (ShimClient client : List.of(started, reattached)) {
-            StepVerifier.create(client.state()).expectError(ShimException.class).verify(TIMEOUT);
+            StepVerifier.create(client.state()).expectErrorSatisfies(e -> assertUnavailable(e)).verify(TIMEOUT);
         }
         assertNoFifos(bundle);
         recorder.close();
@@ -318,6 +321,38 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(7);
         again.delete().block(TIMEOUT);
         again.shutdown().block(TIMEOUT);
+        assertThat(exits).hasValue(0);
+    }
+
+    /** A call on a shim that died: the task was cleaned up, and the shim is not there to answer. */
+    private static void assertUnavailable(Throwable error) {
+        assertThat(error).isInstanceOfSatisfying(ShimException.class,
+                shim -> assertThat(shim.code()).isEqualTo(ErrorCode.UNAVAILABLE));
+    }
+
+    @Test
+    void aCallToAStalledShimPastItsDeadlineIsDeadlineExceededAndTheShimAnswersOnceItRunsAgain() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = started(bundle);
+        ShimSession session = ((RemoteShimClient) shim).session();
+        String shimPid = Integer.toString(session.shimPid());
+        Mono<StateResponse> state = session.call("get state of", "State",
+                StateRequest.newBuilder().setId(bundle.id()).build(), StateResponse.parser(),
+                session.callOptions().withTimeout(Duration.ofMillis(300)));
+
+        Processes.run(null, "kill", "-STOP", shimPid);
+        try {
+            StepVerifier.create(state)
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOfSatisfying(ShimException.class,
+                                    late -> assertThat(late.code()).isEqualTo(ErrorCode.DEADLINE_EXCEEDED))
+                            .hasMessageStartingWith("get state of task " + NS + "/" + bundle.id() + ": "))
+                    .verify(TIMEOUT);
+        } finally {
+            Processes.run(null, "kill", "-CONT", shimPid);
+        }
+
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(shim);
         assertThat(exits).hasValue(0);
     }
 

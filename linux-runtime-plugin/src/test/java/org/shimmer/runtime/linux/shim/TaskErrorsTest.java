@@ -1,0 +1,79 @@
+package org.shimmer.runtime.linux.shim;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.shimmer.runtime.ErrorCode;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.shim.ShimException;
+
+/**
+ * Issue 11: the table from runc's and the kernel's words to error codes. The words are what runc 1.1.5 printed
+ * for each situation (run by hand: {@code runc start} twice, {@code runc exec} into a stopped container, …); pure
+ * logic, the shims' real answers are in {@code ShimContractTest}.
+ */
+class TaskErrorsTest {
+
+    static Stream<Arguments> runcSays() {
+        return Stream.of(
+                Arguments.of("container does not exist", ErrorCode.NOT_FOUND),
+                Arguments.of("exec failed: container does not exist", ErrorCode.NOT_FOUND),
+                Arguments.of("runc create failed: container with given ID already exists", ErrorCode.ALREADY_EXISTS),
+                Arguments.of("cannot start an already running container", ErrorCode.FAILED_PRECONDITION),
+                Arguments.of("cannot start a container that has stopped", ErrorCode.FAILED_PRECONDITION),
+                Arguments.of("cannot start a container in the paused state", ErrorCode.FAILED_PRECONDITION),
+                Arguments.of("exec failed: cannot exec in a stopped container", ErrorCode.FAILED_PRECONDITION),
+                Arguments.of("container not running", ErrorCode.FAILED_PRECONDITION),
+                Arguments.of("container not paused", ErrorCode.FAILED_PRECONDITION),
+                Arguments.of("cannot delete container c1 that is not stopped: running",
+                        ErrorCode.FAILED_PRECONDITION),
+                Arguments.of("runc create failed: invalid container ID format", ErrorCode.INVALID_ARGUMENT),
+                Arguments.of("runc create failed: container id cannot be empty", ErrorCode.INVALID_ARGUMENT),
+                Arguments.of("mkdir /run/x: no space left on device", ErrorCode.RESOURCE_EXHAUSTED),
+                Arguments.of("open /x: disk quota exceeded", ErrorCode.RESOURCE_EXHAUSTED),
+                Arguments.of("pipe2: too many open files", ErrorCode.RESOURCE_EXHAUSTED),
+                Arguments.of("exit status 1", ErrorCode.INTERNAL),
+                Arguments.of("runc run failed: unable to start container process: exec: \"/nope\": no such file",
+                        ErrorCode.INTERNAL));
+    }
+
+    @ParameterizedTest
+    @MethodSource("runcSays")
+    void eachOfRuncsWordsHasItsCode(String why, ErrorCode expected) {
+        IOException cause = new IOException("runc exited 1: " + why);
+
+        ShimmerException typed = TaskErrors.classify("start task ns/c1: " + why, why, cause);
+
+        assertThat(TaskErrors.code(why, cause)).isEqualTo(expected);
+        assertThat(typed.code()).isEqualTo(expected);
+        assertThat(typed).hasMessage("start task ns/c1: " + why).hasCause(cause);
+    }
+
+    @Test
+    void eachCodeHasItsTypeAndTheRestAreShimExceptionsCarryingIt() {
+        for (ErrorCode code : ErrorCode.values()) {
+            ShimmerException typed = TaskErrors.typed(code, "m", new IOException("why"));
+            assertThat(typed.code()).isEqualTo(code);
+            assertThat(typed).hasMessage("m").hasCauseInstanceOf(IOException.class);
+        }
+        assertThat(TaskErrors.typed(ErrorCode.DEADLINE_EXCEEDED, "m", null)).isExactlyInstanceOf(ShimException.class);
+    }
+
+    @Test
+    void aKillOfAProcessThatEndedIsNotFoundAsTheRemoteShimSaysIt() {
+        FailedPreconditionException notRunning = new FailedPreconditionException("runc kill failed: container not "
+                + "running");
+
+        assertThat(TaskErrors.ofKill(notRunning)).isInstanceOf(NotFoundException.class).hasCause(notRunning)
+                .hasMessageContaining("process already finished");
+        FailedPreconditionException paused = new FailedPreconditionException("container paused");
+        assertThat(TaskErrors.ofKill(paused)).isSameAs(paused);
+    }
+}
