@@ -67,7 +67,7 @@ class HostingSnippetTest {
     }
 
     @Test
-    void theReadmeShowsTheSnippetVerbatimInAtMostTwelveLines() throws IOException {
+    void theReadmeAndTheExternalHostShowTheSnippetVerbatimInAtMostTwelveLines() throws IOException {
         List<String> inTest = between(Files.readAllLines(Path.of("src/test/java/org/shimmer/examples/host/"
                 + "HostingSnippetTest.java")), START, END);
         List<String> inReadme = between(Files.readAllLines(Path.of("..", "README.md")),
@@ -77,6 +77,9 @@ class HostingSnippetTest {
         List<String> code = inReadme.subList(1, inReadme.size() - 1);
         assertThat(code).isEqualTo(inTest.stream().map(line -> line.substring(Math.min(12, indent(line)))).toList())
                 .hasSizeLessThanOrEqualTo(12);
+        List<String> inExternalHost = between(Files.readAllLines(Path.of("external-host/src/main/java/com/example/"
+                + "host/Main.java")), START, END);
+        assertThat(inExternalHost).isEqualTo(inTest);
     }
 
     private static List<String> between(List<String> lines, String start, String end) {
