@@ -2,6 +2,7 @@ package org.shimmer.runtime;
 
 import org.pf4j.ExtensionPoint;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -30,6 +31,15 @@ public interface RuntimePlugin extends ExtensionPoint {
      *     ignored, never reused.
      */
     Mono<Bundle> create(String namespace, String id, byte[] spec);
+
+    /**
+     * {@link #create(String, String, byte[])} with {@code spec} written as OCI JSON. The bundle's cgroup is
+     * {@code /<namespace>/<id>}, as containerd names it.
+     *
+     * @param spec a built spec (validated by {@link Spec.Builder#build()}); null fails with
+     *     {@link InvalidSpecException} and nothing is written
+     */
+    Mono<Bundle> create(String namespace, String id, Spec spec);
 
     /**
      * Loads an existing bundle.

@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux;
 
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -16,7 +17,9 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShimRegistry;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
+import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -77,6 +80,17 @@ public class LinuxRuntime implements RuntimePlugin {
     @Override
     public Mono<Bundle> create(String namespace, String id, byte[] spec) {
         return bundles.create(namespace, id, spec);
+    }
+
+    @Override
+    public Mono<Bundle> create(String namespace, String id, Spec spec) {
+        return Mono.defer(() -> {
+            if (spec == null) {
+                return Mono.error(new InvalidSpecException("invalid spec for " + namespace + "/" + id + ": null"));
+            }
+            // The cgroup containerd gives a container; the create checks namespace and id before any write.
+            return bundles.create(namespace, id, OciJson.spec(spec, "/" + namespace + "/" + id));
+        });
     }
 
     @Override

@@ -2,6 +2,7 @@ package org.shimmer.runtime.shim;
 
 import java.nio.file.Path;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -73,6 +74,12 @@ public interface ShimClient {
      */
     Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio);
 
+    /**
+     * {@link #exec(String, byte[], Stdio)} with {@code process} written as OCI JSON; its {@code args} must not be
+     * empty. A process built from {@link Spec.Process#builder()} is as confined as a default container.
+     */
+    Mono<ProcessIo> exec(String execId, Spec.Process process, Stdio stdio);
+
     /** Closes a process's stdin ({@code execId} {@link #INIT} for init). */
     Mono<Void> closeIo(String execId);
 
@@ -88,6 +95,9 @@ public interface ShimClient {
      * @param linuxResources an OCI runtime-spec {@code LinuxResources} as JSON
      */
     Mono<Void> update(byte[] linuxResources);
+
+    /** {@link #update(byte[])} with {@code resources} written as OCI JSON; null limits are left unchanged. */
+    Mono<Void> update(Spec.Resources resources);
 
     /** The container's cgroup metrics. */
     Mono<Stats> stats();

@@ -14,10 +14,12 @@ import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
@@ -53,6 +55,16 @@ public abstract class TaskClient implements ShimClient {
     @Override
     public final String namespace() {
         return bundle.namespace();
+    }
+
+    @Override
+    public final Mono<ProcessIo> exec(String execId, Spec.Process process, Stdio stdio) {
+        return Mono.defer(() -> exec(execId, OciJson.execProcess(process), stdio));
+    }
+
+    @Override
+    public final Mono<Void> update(Spec.Resources resources) {
+        return Mono.defer(() -> update(OciJson.updateResources(resources)));
     }
 
     @Override

@@ -1,0 +1,61 @@
+package org.shimmer.runtime.spec;
+
+import java.util.List;
+import org.shimmer.runtime.InvalidSpecException;
+
+/** The field checks the spec's types share; each failure names the field. */
+final class Checks {
+
+    private Checks() {}
+
+    static <T> T required(String field, T value) {
+        if (value == null) {
+            throw InvalidSpecException.ofField(field, "required, was null");
+        }
+        return value;
+    }
+
+    /** runc hands strings to the kernel as C strings: a NUL would cut them short silently. */
+    static String noNul(String field, String value) {
+        required(field, value);
+        if (value.indexOf('\0') >= 0) {
+            throw InvalidSpecException.ofField(field, "contains a NUL character: " + printable(value));
+        }
+        return value;
+    }
+
+    static String absolutePath(String field, String path) {
+        noNul(field, path);
+        if (!path.startsWith("/")) {
+            throw InvalidSpecException.ofField(field, "must be an absolute path, was \"" + path + "\"");
+        }
+        return path;
+    }
+
+    static List<String> noNulEach(String field, List<String> values) {
+        required(field, values);
+        for (int i = 0; i < values.size(); i++) {
+            noNul(field + "[" + i + "]", values.get(i));
+        }
+        return List.copyOf(values);
+    }
+
+    static List<String> absolutePaths(String field, List<String> paths) {
+        required(field, paths);
+        for (int i = 0; i < paths.size(); i++) {
+            absolutePath(field + "[" + i + "]", paths.get(i));
+        }
+        return List.copyOf(paths);
+    }
+
+    static long positive(String field, long value) {
+        if (value <= 0) {
+            throw InvalidSpecException.ofField(field, "must be positive, was " + value);
+        }
+        return value;
+    }
+
+    static String printable(String value) {
+        return "\"" + value.replace("\0", "\\0") + "\"";
+    }
+}

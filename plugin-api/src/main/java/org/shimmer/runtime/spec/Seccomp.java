@@ -1,0 +1,85 @@
+package org.shimmer.runtime.spec;
+
+import java.util.Collection;
+import java.util.List;
+import java.util.Set;
+import org.shimmer.runtime.InvalidSpecException;
+
+/**
+ * A seccomp filter: {@code defaultAction} for every syscall no rule matches, {@code defaultErrnoRet} the errno of
+ * an {@code SCMP_ACT_ERRNO} default, the architectures it applies to, and the rules.
+ */
+public record Seccomp(String defaultAction, Integer defaultErrnoRet, List<String> architectures,
+        List<Syscall> syscalls) {
+
+    /** EPERM, the errno of a denied syscall. */
+    public static final int EPERM = 1;
+
+    private static final Set<String> ACTIONS = Set.of("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW",
+            "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY");
+    private static final Set<String> OPERATORS = Set.of("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
+            "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ");
+
+    public Seccomp {
+        requireAction("linux.seccomp.defaultAction", defaultAction);
+        architectures = List.copyOf(Checks.required("linux.seccomp.architectures", architectures));
+        for (String arch : architectures) {
+            if (!arch.startsWith("SCMP_ARCH_")) {
+                throw InvalidSpecException.ofField("linux.seccomp.architectures",
+                        "unknown architecture " + Checks.printable(arch));
+            }
+        }
+        syscalls = List.copyOf(Checks.required("linux.seccomp.syscalls", syscalls));
+    }
+
+    /**
+     * containerd's default profile for a process with {@code capabilities} in its bounding set: deny with EPERM
+     * but the syscalls a container needs, plus those the capabilities make safe (like containerd, the profile
+     * follows the capabilities).
+     */
+    public static Seccomp defaultProfile(Collection<String> capabilities) {
+        return DefaultSeccompProfile.of(Set.copyOf(capabilities), System.getProperty("os.arch"));
+    }
+
+    /** A rule: {@code action} for the syscalls {@code names} when all {@code args} match. */
+    public record Syscall(List<String> names, String action, Integer errnoRet, List<Arg> args) {
+
+        public Syscall {
+            names = Checks.noNulEach("linux.seccomp.syscalls.names", names);
+            if (names.isEmpty()) {
+                throw InvalidSpecException.ofField("linux.seccomp.syscalls.names", "empty");
+            }
+            requireAction("linux.seccomp.syscalls.action", action);
+            args = List.copyOf(args == null ? List.of() : args);
+        }
+
+        /** {@code action} for {@code names} whatever their arguments. */
+        public static Syscall of(String action, String... names) {
+            return new Syscall(List.of(names), action, null, List.of());
+        }
+    }
+
+    /** A condition on argument {@code index} (0 to 5): {@code op} compares it with {@code value}. */
+    public record Arg(int index, long value, long valueTwo, String op) {
+
+        public Arg {
+            if (index < 0 || index > 5) {
+                throw InvalidSpecException.ofField("linux.seccomp.syscalls.args.index",
+                        "must be 0 to 5, was " + index);
+            }
+            Checks.required("linux.seccomp.syscalls.args.op", op);
+            if (!OPERATORS.contains(op)) {
+                throw InvalidSpecException.ofField("linux.seccomp.syscalls.args.op",
+                        "unknown operator " + Checks.printable(op));
+            }
+        }
+    }
+
+    private static void requireAction(String field, String action) {
+        Checks.required(field, action);
+        if (!ACTIONS.contains(action)) {
+            throw InvalidSpecException.ofField(field, "unknown action " + Checks.printable(action));
+        }
+    }
+}
