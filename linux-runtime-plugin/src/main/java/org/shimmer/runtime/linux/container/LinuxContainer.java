@@ -73,7 +73,6 @@ final class LinuxContainer implements Container {
                     return client.create(CreateOptions.of(Stdio.streams(stdin)));
                 })
                 .flatMap(io -> {
-                    pid = io.pid();
                     created = true;
                     // Read from before the start: nothing the process writes is lost or left to fill a pipe.
                     stdout.connect(io.stdout());
@@ -81,6 +80,7 @@ final class LinuxContainer implements Container {
                     return shim.start();
                 })
                 .map(startedPid -> {
+                    pid = startedPid;
                     started = true;
                     exitWatch = shim.awaitExit().subscribe(exit::tryEmitValue, exit::tryEmitError);
                     return this;

@@ -39,13 +39,13 @@ final class LinuxExecProcess implements ExecProcess {
     Mono<LinuxExecProcess> launch(Spec.Process process) {
         return shim.exec(id, process, Stdio.streams(null))
                 .flatMap(io -> {
-                    pid = io.pid();
                     created = true;
                     stdout.connect(io.stdout());
                     stderr.connect(io.stderr());
                     return shim.start(id);
                 })
                 .map(startedPid -> {
+                    pid = startedPid;
                     started = true;
                     shim.awaitExit(id)
                             .flatMap(status -> shim.delete(id).thenReturn(status).onErrorReturn(status))
