@@ -29,6 +29,8 @@ import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.sys.MountTable;
@@ -240,8 +242,12 @@ class ContainerTest {
                     .expectNext(137).verifyComplete();
 
             // The container's init is its pid namespace's init: only a signal it handles, or SIGKILL, ends it.
+            Mono<TaskEvent.TaskExit> initExit = container.events().map(Envelope::event)
+                    .ofType(TaskEvent.TaskExit.class).filter(exit -> exit.pid() == container.pid()).next().cache();
+            initExit.subscribe();
             StepVerifier.create(container.kill(9).then(container.exit().map(ExitStatus::status)))
                     .expectNext(137).verifyComplete();
+            StepVerifier.create(initExit.map(TaskEvent.TaskExit::exitStatus)).expectNext(137).verifyComplete();
         } finally {
             container.release().block(TIMEOUT);
         }
