@@ -24,7 +24,11 @@ public record Capabilities(Set<String> bounding, Set<String> effective, Set<Stri
             "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
             "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE");
 
-    /** containerd's default set for a container ({@code oci.populateDefaultUnixSpec}). */
+    /**
+     * containerd 1.x's default set for a container ({@code oci.populateDefaultUnixSpec}), Docker's too: the one
+     * the shims we run against give. containerd 2.0 dropped {@code MKNOD}, {@code NET_RAW}, {@code SETFCAP},
+     * {@code SYS_CHROOT} and {@code AUDIT_WRITE}; {@code dropCapability} gets there.
+     */
     public static final Set<String> DEFAULT_SET = Set.of("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID",
             "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
             "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE");

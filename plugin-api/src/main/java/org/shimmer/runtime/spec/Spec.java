@@ -267,17 +267,18 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             return this;
         }
 
-        /**
-         * Adds a namespace, replacing one of the same type. Building fails when two were given in one call
-         * to {@link #namespaces(List)}.
-         */
+        /** Adds a namespace, replacing one of the same type. */
         public Builder namespace(Namespace namespace) {
             Checks.required("linux.namespaces", namespace);
             namespaces.put(namespace.type(), namespace);
             return this;
         }
 
-        /** Replaces the namespaces; each type at most once. */
+        /**
+         * Replaces the namespaces.
+         *
+         * @throws InvalidSpecException naming {@code linux.namespaces} when a type is given twice
+         */
         public Builder namespaces(List<Namespace> namespaces) {
             Set<Namespace.Type> seen = EnumSet.noneOf(Namespace.Type.class);
             for (Namespace namespace : Checks.required("linux.namespaces", namespaces)) {

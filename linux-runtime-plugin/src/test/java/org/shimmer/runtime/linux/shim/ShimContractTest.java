@@ -52,6 +52,7 @@ import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
@@ -66,6 +67,8 @@ import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.spec.Capabilities;
+import org.shimmer.runtime.spec.Spec;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -925,6 +928,91 @@ public abstract class ShimContractTest {
         shim.awaitExit().block(TIMEOUT);
         shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
+    }
+
+    // Issue 11: a typed spec's container is confined and limited as containerd's would be, seen from inside; a
+    // typed exec is as confined; a typed update changes its limits.
+
+    private static final String REPORT = """
+            /bin/busybox grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status
+            echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)
+            echo pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)
+            echo foo=$FOO
+            echo cwd=$(pwd)
+            """;
+
+    @Test
+    void aTypedSpecContainerIsConfinedAndLimitedItsTypedExecsTooAndATypedUpdateChangesItsLimit() throws Exception {
+        String id = "t-" + UUID.randomUUID().toString().substring(0, 8);
+        Spec spec = Spec.builder().args("/bin/busybox", "sh", "-c", REPORT + "exec /bin/busybox sleep 60")
+                .env("FOO", "bar").cwd("/tmp").memoryLimit(64L << 20).pidsLimit(32).build();
+        Bundle bundle = runtime.create(NS, id, spec).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(bundle.rootfs());
+        bundles.add(bundle);
+        ShimClient shim = shim(bundle);
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        shim.start().block(TIMEOUT);
+        String mask = String.format("%016x", Capabilities.mask(Capabilities.DEFAULT_SET));
+
+        String[] exec = typedExec(shim, "report", "/bin/busybox", "sh", "-c", REPORT);
+        String[] denied = typedExec(shim, "unshare", "/bin/busybox", "sh", "-c",
+                "/bin/busybox unshare -U /bin/busybox true 2>&1");
+        shim.update(Spec.Resources.builder().memoryLimit(128L << 20).build()).block(TIMEOUT);
+        String[] updated = typedExec(shim, "updated", "/bin/busybox", "sh", "-c", REPORT);
+        shim.kill(9, false).block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+
+        assertThat(output.block(TIMEOUT)).contains("Seccomp:\t2", "NoNewPrivs:\t1", "CapEff:\t" + mask,
+                "mem=" + (64L << 20), "pids=32", "foo=bar", "cwd=/tmp");
+        assertThat(exec[0]).isEqualTo("0");
+        // Built from nothing, the exec is as confined as the container; env and cwd are its own.
+        assertThat(exec[1]).contains("Seccomp:\t2", "NoNewPrivs:\t1", "CapEff:\t" + mask, "mem=" + (64L << 20),
+                "pids=32", "foo=\n", "cwd=/\n");
+        // unshare(CLONE_NEWUSER) needs no capability: the profile refuses it (SpecRuncTest runs it unconfined).
+        assertThat(denied[0]).isNotEqualTo("0");
+        assertThat(denied[1]).contains("Operation not permitted");
+        assertThat(updated[1]).contains("mem=" + (128L << 20), "pids=32");
+        assertNoFifos(bundle);
+        CgroupsLeft.assertNoneUnder(NS);
+    }
+
+    @Test
+    void aTypedExecWithoutACommandOrANullUpdateIsRefusedBeforeAnythingIsSent() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = started(bundle);
+
+        StepVerifier.create(shim.exec("empty", Spec.Process.builder().build(), Stdio.none()))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
+                        .hasMessageContaining("process.args"))
+                .verify(TIMEOUT);
+        StepVerifier.create(shim.update((Spec.Resources) null))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
+                        .hasMessageContaining("linux.resources"))
+                .verify(TIMEOUT);
+
+        // The id was never taken: an exec of that name runs.
+        String[] ran = typedExec(shim, "empty", "/bin/true");
+        assertThat(ran[0]).isEqualTo("0");
+        shim.kill(9, false).block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    /** Runs a typed exec built from {@link Spec.Process#builder()} to its end: its exit status and stdout. */
+    private String[] typedExec(ShimClient shim, String execId, String... args) {
+        ProcessIo io = shim.exec(execId, Spec.Process.builder().args(args).build(), Stdio.streams(null))
+                .block(TIMEOUT);
+        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
+        output.subscribe();
+        shim.start(execId).block(TIMEOUT);
+        int status = shim.awaitExit(execId).block(TIMEOUT).status();
+        shim.delete(execId).block(TIMEOUT);
+        return new String[] {Integer.toString(status), output.block(TIMEOUT)};
     }
 
     protected static void assertBundleIntact(Bundle bundle) {
