@@ -87,6 +87,11 @@ public final class ContainerRunner {
         });
     }
 
+    /** Completes once no run of {@code namespace/id} is in flight or being undone. */
+    Mono<Void> settled(String namespace, String id) {
+        return Mono.defer(() -> inFlight.getOrDefault(namespace + "/" + id, Mono.empty()));
+    }
+
     private Mono<LinuxContainer> steps(RunRequest request) {
         return Mono.fromRunnable(() -> requireDirectory(request))
                 .subscribeOn(io)

@@ -255,11 +255,13 @@ class ContainerTest {
 
     /**
      * Runs cancelled after a random delay, from at once to as long as a whole run takes, through both shims in
-     * turn. Each run of the same id waits for the undo of the one cancelled before it, so any leftover fails the
-     * next; what is left at the end is checked.
+     * turn, each waited for until it settled (its undo done): then its bundle is gone; what else could be left is
+     * checked at the end. The runs go through the runner {@code LinuxRuntime.run} delegates to, which can say when
+     * a run of an id settled.
      */
     @Test
     void runsCancelledAtRandomPointsLeaveNothing() throws Exception {
+        ContainerRunner runner = new ContainerRunner(runtime, resources.io());
         long seed = Long.getLong("shimmer.seed", System.nanoTime());
         Random random = new Random(seed);
         String id = "cancelled";
@@ -267,9 +269,9 @@ class ContainerTest {
         for (String kind : List.of("local", "remote")) {
             // The first run of each kind opens what lives as long as the runtime (poll thread, loops, events server);
             // the second one says how long a run takes.
-            runtime.run(named(kind, id, "/bin/sleep", "30")).flatMap(Container::release).block(TIMEOUT);
+            runner.run(named(kind, id, "/bin/sleep", "30")).flatMap(Container::release).block(TIMEOUT);
             long began = System.nanoTime();
-            Container container = runtime.run(named(kind, id, "/bin/sleep", "30")).block(TIMEOUT);
+            Container container = runner.run(named(kind, id, "/bin/sleep", "30")).block(TIMEOUT);
             takes.put(kind, (System.nanoTime() - began) / 1_000_000);
             container.release().block(TIMEOUT);
         }
@@ -278,14 +280,16 @@ class ContainerTest {
         for (int i = 0; i < 100; i++) {
             String kind = i % 2 == 0 ? "local" : "remote";
             long delay = (long) (random.nextDouble() * takes.get(kind));
-            Container container = runtime.run(named(kind, id, "/bin/sleep", "30")).take(Duration.ofMillis(delay))
+            Container container = runner.run(named(kind, id, "/bin/sleep", "30")).take(Duration.ofMillis(delay))
                     .block(TIMEOUT);
             if (container != null) {
                 handedOut++;
                 container.release().block(TIMEOUT);
             }
+            runner.settled(NS, id).block(TIMEOUT);
+            assertThat(temp.resolve("state").resolve(NS).resolve(id))
+                    .as("bundle after run %d cancelled after %d ms (seed %d)", i, delay, seed).doesNotExist();
         }
-        runtime.run(named("local", id, "/bin/sleep", "30")).flatMap(Container::release).block(TIMEOUT);
         assertNothingLeft();
         assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left open (seed %d)", seed)
                 .isEmpty();
