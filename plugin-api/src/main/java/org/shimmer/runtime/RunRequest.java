@@ -45,7 +45,7 @@ public final class RunRequest {
      * @param id a valid {@linkplain Identifiers identifier}, the bundle's and the container's
      * @param spec the container's spec; its root path is replaced by {@code rootfs}
      * @param rootfs a host directory used as the container's root filesystem as it is (not copied): the spec's root
-     *     path becomes its absolute path
+     *     path becomes its real path (symbolic links resolved when the run starts)
      */
     public static RunRequest of(String namespace, String id, Spec spec, Path rootfs) {
         Identifiers.requireValid("namespace", namespace);

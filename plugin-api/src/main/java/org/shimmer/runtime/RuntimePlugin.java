@@ -98,7 +98,9 @@ public interface RuntimePlugin extends ExtensionPoint {
      * }</pre>
      *
      * A failure at any step, or a cancel at any point, releases whatever the run made, in reverse (the steps begun
-     * run to their end first): no bundle, shim, runc container, mount, FIFO or process is left.
+     * run to their end first): no bundle, shim, runc container, mount, FIFO or process is left. A run of a namespace
+     * and id whose earlier run is still going or being undone waits for it first, so a cancelled run can be retried
+     * at once.
      *
      * @return the started container; fails with the errors of {@link #create}, {@link Bundle#newShimClient} and the
      *     shim's create and start, or {@link FailedPreconditionException} when the rootfs is not a directory

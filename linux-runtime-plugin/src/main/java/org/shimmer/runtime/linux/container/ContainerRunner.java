@@ -1,7 +1,8 @@
 package org.shimmer.runtime.linux.container;
 
+import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
+import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
@@ -10,7 +11,6 @@ import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuntimePlugin;
-import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
@@ -93,22 +93,28 @@ public final class ContainerRunner {
     }
 
     private Mono<LinuxContainer> steps(RunRequest request) {
-        return Mono.fromRunnable(() -> requireDirectory(request))
+        return Mono.fromCallable(() -> rootfs(request))
                 .subscribeOn(io)
-                .then(Mono.defer(() -> runtime.create(request.namespace(), request.id(), rooted(request))))
+                .flatMap(root -> runtime.create(request.namespace(), request.id(),
+                        request.spec().toBuilder().rootPath(root.toString()).build()))
                 .flatMap(bundle -> new LinuxContainer(runtime, bundle, request.outputBuffer())
                         .launch(request.shim(), request.runcOptions(), request.stdin()));
     }
 
-    /** The request's spec with its root at the rootfs directory, used in place. */
-    private static Spec rooted(RunRequest request) {
-        return request.spec().toBuilder().rootPath(request.rootfs().toString()).build();
-    }
-
-    private static void requireDirectory(RunRequest request) {
-        if (!Files.isDirectory(request.rootfs(), LinkOption.NOFOLLOW_LINKS)) {
-            throw new FailedPreconditionException("run container " + request.namespace() + "/" + request.id()
-                    + ": rootfs " + request.rootfs() + " is not a directory");
+    /**
+     * The rootfs directory as runc will use it, in place: its real path, so that a symbolic link changed after the
+     * run cannot move the container's root.
+     */
+    private static Path rootfs(RunRequest request) {
+        try {
+            Path real = request.rootfs().toRealPath();
+            if (Files.isDirectory(real)) {
+                return real;
+            }
+        } catch (IOException absent) {
+            // Reported below, as for a file that is no directory.
         }
+        throw new FailedPreconditionException("run container " + request.namespace() + "/" + request.id()
+                + ": rootfs " + request.rootfs() + " is not a directory");
     }
 }
