@@ -29,6 +29,7 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.util.retry.Retry;
 
 /**
  * A container made by {@link ContainerRunner}: its bundle, then its shim, its task and its start, each recorded as
@@ -210,7 +211,13 @@ final class LinuxContainer implements Container {
                     return Mono.empty();
                 });
         return task.then(shimDown)
-                .then(Mono.defer(bundle::delete))
+                // A shim that died is cleaned up by its session (the shim's own delete, then init reaped): wait
+                // for that while the bundle is in use, as deleting by force meanwhile killed that delete and left
+                // init a zombie of this JVM.
+                .then(Mono.defer(bundle::delete).retryWhen(Retry.backoff(6, Duration.ofMillis(100))
+                        .maxBackoff(Duration.ofSeconds(1))
+                        .filter(FailedPreconditionException.class::isInstance)
+                        .onRetryExhaustedThrow((spec, signal) -> signal.failure())))
                 .onErrorResume(refused -> {
                     failures.add(refused);
                     log.warn("release of container {} left something ({}); deleting by force", name(),
