@@ -97,6 +97,25 @@ public interface RuntimePlugin extends ExtensionPoint {
     Mono<Void> forceDelete(String namespace, String id);
 
     /**
+     * Runs a container: creates its bundle (the spec with its root path set to the request's rootfs), gets its shim,
+     * creates the task with the request's stdin and output streams, starts it, and hands out the {@link Container},
+     * which the caller must {@linkplain Container#release() release}:
+     *
+     * <pre>{@code
+     * Mono.usingWhen(runtime.run(request), container -> container.exit(), Container::release)
+     * }</pre>
+     *
+     * A failure at any step, or a cancel at any point, releases whatever the run made, in reverse (the steps begun
+     * run to their end first): no bundle, shim, runc container, mount, FIFO or process is left. A run of a namespace
+     * and id whose earlier run is still going or being undone waits for it first, so a cancelled run can be retried
+     * at once.
+     *
+     * @return the started container; fails with the errors of {@link #create}, {@link Bundle#newShimClient} and the
+     *     shim's create and start, or {@link FailedPreconditionException} when the rootfs is not a directory
+     */
+    Mono<Container> run(RunRequest request);
+
+    /**
      * The task events of every shim of this runtime's state root, from subscription on: starts listening for
      * shims (detached ones included) if nothing does yet.
      */

@@ -4,6 +4,8 @@ import java.util.Objects;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.BundleInspection;
+import org.shimmer.runtime.Container;
+import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
@@ -13,6 +15,7 @@ import org.shimmer.runtime.linux.bundle.BundleStore;
 import org.shimmer.runtime.linux.cleanup.BundleInspector;
 import org.shimmer.runtime.linux.cleanup.BundleReaper;
 import org.shimmer.runtime.linux.cleanup.Launches;
+import org.shimmer.runtime.linux.container.ContainerRunner;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShimRegistry;
@@ -36,6 +39,7 @@ public class LinuxRuntime implements RuntimePlugin {
     private final RemoteShims remote;
     private final BundleInspector inspector;
     private final BundleReaper reaper;
+    private final ContainerRunner containers;
 
     /**
      * @param config where bundles live and where shim events go
@@ -75,6 +79,7 @@ public class LinuxRuntime implements RuntimePlugin {
                 bundles::delete,
                 pid -> resources.exitMonitor().watchAny(pid),
                 remote::detachAll);
+        this.containers = new ContainerRunner(this, resources.io());
     }
 
     @Override
@@ -116,6 +121,11 @@ public class LinuxRuntime implements RuntimePlugin {
     @Override
     public Mono<Void> forceDelete(String namespace, String id) {
         return reaper.forceDelete(namespace, id);
+    }
+
+    @Override
+    public Mono<Container> run(RunRequest request) {
+        return containers.run(request);
     }
 
     @Override

@@ -1,0 +1,338 @@
+package org.shimmer.runtime.linux.container;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.shimmer.runtime.Container;
+import org.shimmer.runtime.ExecProcess;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidIdentifierException;
+import org.shimmer.runtime.InvalidSpecException;
+import org.shimmer.runtime.RunRequest;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.sys.MountTable;
+import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.spec.Spec;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.test.StepVerifier;
+
+/**
+ * {@code RuntimePlugin.run} and the {@link Container} handle, through both shims, with real runc and busybox: output,
+ * exit, exec, kill, and that a release — after success, error, cancel, a dead shim, or a run cancelled anywhere —
+ * leaves nothing (bundles, runc containers, processes, mounts, zombies, descriptors).
+ */
+@ExtendWith(NettyLeakDetection.class)
+class ContainerTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final String NS = "container-test";
+    private static final Path SHIM = Path.of("containerd-shim-runc-v2");
+    private static final int MIB = 1 << 20;
+
+    @TempDir
+    Path temp;
+
+    private RuntimeResources resources;
+    private LinuxRuntime runtime;
+    private RuncOptions runc;
+    private Path rootfs;
+
+    @BeforeEach
+    void startRuntime() throws Exception {
+        resources = new RuntimeResources("container-test-");
+        runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+        runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
+        rootfs = Files.createDirectories(temp.resolve("rootfs"));
+        BusyboxBundle.writeRootfs(rootfs);
+    }
+
+    @AfterEach
+    void checkNothingIsLeft() throws Exception {
+        try {
+            assertNothingLeft();
+        } finally {
+            resources.close();
+        }
+    }
+
+    private ShimOpt shim(String kind) {
+        return switch (kind) {
+            case "local" -> ShimOpt.local();
+            case "remote" -> ShimOpt.remote(SHIM, temp.resolve("daemon.sock").toString(), null, false, null);
+            default -> throw new IllegalArgumentException(kind);
+        };
+    }
+
+    private RunRequest request(String kind, String... args) {
+        return named(kind, "c-" + UUID.randomUUID().toString().substring(0, 8), args);
+    }
+
+    private RunRequest named(String kind, String id, String... args) {
+        return RunRequest.of(NS, id, Spec.builder().args(args).build(), rootfs).withShim(shim(kind))
+                .withRuncOptions(runc);
+    }
+
+    private static Mono<String> text(Flux<byte[]> chunks) {
+        return chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void echoGivesItsOutputAndExitAndTheReleaseLeavesNothing(String kind) {
+        RunRequest request = request(kind, "/bin/sh", "-c", "echo hello; echo oops >&2; exit 3");
+
+        StepVerifier.create(Mono.usingWhen(runtime.run(request),
+                        container -> Mono.zip(text(container.stdout()), text(container.stderr()), container.exit()),
+                        Container::release))
+                .assertNext(result -> {
+                    assertThat(result.getT1()).isEqualTo("hello\n");
+                    assertThat(result.getT2()).isEqualTo("oops\n");
+                    assertThat(result.getT3().status()).isEqualTo(3);
+                })
+                .verifyComplete();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void usingWhenReleasesWhenTheWorkFails(String kind) {
+        AtomicReference<Container> made = new AtomicReference<>();
+        StepVerifier.create(Mono.usingWhen(runtime.run(request(kind, "/bin/sleep", "30")), container -> {
+                    made.set(container);
+                    return Mono.error(new IllegalStateException("the host's work failed"));
+                }, Container::release))
+                .verifyErrorMessage("the host's work failed");
+        assertThat(made.get().exit().block(TIMEOUT).status()).isEqualTo(137);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void usingWhenReleasesWhenItsSubscriberCancels(String kind) {
+        Sinks.One<Container> made = Sinks.one();
+        StepVerifier.create(Mono.usingWhen(runtime.run(request(kind, "/bin/sleep", "30")), container -> {
+                    made.tryEmitValue(container);
+                    return Mono.never();
+                }, Container::release))
+                .expectSubscription()
+                .then(() -> made.asMono().block(TIMEOUT))
+                .thenCancel()
+                .verify(TIMEOUT);
+        // The release usingWhen started on cancel is the one every later call shares: its end is this one's.
+        StepVerifier.create(made.asMono().block(TIMEOUT).release()).verifyComplete();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void releaseIsIdempotentAndConcurrentCallsShareIt(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "30")).block(TIMEOUT);
+
+        StepVerifier.create(Flux.range(0, 8).flatMap(i -> container.release().subscribeOn(resources.io()))
+                        .then(container.release()))
+                .verifyComplete();
+        StepVerifier.create(container.release()).verifyComplete();
+        assertThat(container.exit().block(TIMEOUT).status()).isEqualTo(137);
+    }
+
+    @Test
+    void releaseAfterTheShimWasKilledLeavesNothing() throws Exception {
+        Container container = runtime.run(request("remote", "/bin/sleep", "30")).block(TIMEOUT);
+        ProcessHandle shim = ProcessHandle.allProcesses()
+                .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
+                .findFirst().orElseThrow();
+        shim.destroyForcibly();
+        assertThat(Processes.awaitGone(shim.pid(), TIMEOUT)).isTrue();
+
+        StepVerifier.create(container.release()).verifyComplete();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void fiftyMegabytesWithStdoutIgnoredRunToTheirEnd(String kind) {
+        RunRequest request = request(kind, "/bin/busybox", "dd", "if=/dev/zero", "bs=1048576", "count=50");
+
+        long began = System.nanoTime();
+        Container container = runtime.run(request).block(TIMEOUT);
+        try {
+            StepVerifier.create(container.exit().map(ExitStatus::status)).expectNext(0).verifyComplete();
+            Duration took = Duration.ofNanos(System.nanoTime() - began);
+            assertThat(took).isLessThan(Duration.ofSeconds(20));
+            // Everything was read; the newest bound's worth waits for a late reader, the rest was dropped.
+            assertThat(container.droppedStdoutBytes()).isEqualTo(49L * MIB);
+            StepVerifier.create(container.stdout().map(chunk -> chunk.length).reduce(0, Integer::sum))
+                    .expectNext(MIB).verifyComplete();
+            System.out.printf("%s: 50 MiB to an ignored stdout, run to exit in %d ms%n", kind, took.toMillis());
+        } finally {
+            container.release().block(TIMEOUT);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void takeOneOnStdoutLeavesTheContainerRunningAndALaterSubscriberGetsWhatFollows(String kind) {
+        Sinks.Many<byte[]> stdin = Sinks.many().unicast().onBackpressureBuffer();
+        RunRequest request = request(kind, "/bin/sh", "-c", "echo first; read line; echo after $line; exit 4")
+                .withStdin(stdin.asFlux());
+
+        StepVerifier.create(Mono.usingWhen(runtime.run(request), container -> container.stdout().take(1)
+                                .map(chunk -> new String(chunk, UTF_8)).single()
+                                .flatMap(first -> {
+                                    assertThat(first).isEqualTo("first\n");
+                                    stdin.tryEmitNext("go\n".getBytes(UTF_8));
+                                    stdin.tryEmitComplete();
+                                    return Mono.zip(text(container.stdout()), container.exit());
+                                }),
+                        Container::release))
+                .assertNext(result -> {
+                    assertThat(result.getT1()).isEqualTo("after go\n");
+                    assertThat(result.getT2().status()).isEqualTo(4);
+                })
+                .verifyComplete();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void execAndKillThroughTheHandle(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "30")).block(TIMEOUT);
+        try {
+            Spec.Process echo = Spec.Process.builder().args("/bin/echo", "from exec").build();
+            for (int round = 0; round < 2; round++) {
+                // The exec's exit comes once it was deleted: its id can be used again.
+                StepVerifier.create(container.exec("e1", echo)
+                                .flatMap(exec -> Mono.zip(text(exec.stdout()), exec.exit().map(ExitStatus::status))))
+                        .assertNext(result -> {
+                            assertThat(result.getT1()).isEqualTo("from exec\n");
+                            assertThat(result.getT2()).isZero();
+                        })
+                        .verifyComplete();
+            }
+            ExecProcess sleeper = container.exec("e2", Spec.Process.builder().args("/bin/sleep", "30").build())
+                    .block(TIMEOUT);
+            assertThat(sleeper.pid()).isPositive();
+            StepVerifier.create(sleeper.kill(9).then(sleeper.exit().map(ExitStatus::status)))
+                    .expectNext(137).verifyComplete();
+
+            // The container's init is its pid namespace's init: only a signal it handles, or SIGKILL, ends it.
+            Mono<TaskEvent.TaskExit> initExit = container.events().map(Envelope::event)
+                    .ofType(TaskEvent.TaskExit.class).filter(exit -> exit.pid() == container.pid()).next().cache();
+            initExit.subscribe();
+            StepVerifier.create(container.kill(9).then(container.exit().map(ExitStatus::status)))
+                    .expectNext(137).verifyComplete();
+            StepVerifier.create(initExit.map(TaskEvent.TaskExit::exitStatus)).expectNext(137).verifyComplete();
+        } finally {
+            container.release().block(TIMEOUT);
+        }
+    }
+
+    /**
+     * Runs cancelled after a random delay, from at once to as long as a whole run takes, through both shims in
+     * turn (one in four remote), each waited for until it settled (its undo done): then its bundle is gone; what else could be left is
+     * checked at the end. The runs go through the runner {@code LinuxRuntime.run} delegates to, which can say when
+     * a run of an id settled.
+     */
+    @Test
+    void runsCancelledAtRandomPointsLeaveNothing() throws Exception {
+        ContainerRunner runner = new ContainerRunner(runtime, resources.io());
+        long seed = Long.getLong("shimmer.seed", System.nanoTime());
+        Random random = new Random(seed);
+        String id = "cancelled";
+        Map<String, Long> takes = new HashMap<>();
+        for (String kind : List.of("local", "remote")) {
+            // The first run of each kind opens what lives as long as the runtime (poll thread, loops, events server);
+            // the second one says how long a run takes.
+            runner.run(named(kind, id, "/bin/sleep", "30")).flatMap(Container::release).block(TIMEOUT);
+            long began = System.nanoTime();
+            Container container = runner.run(named(kind, id, "/bin/sleep", "30")).block(TIMEOUT);
+            takes.put(kind, (System.nanoTime() - began) / 1_000_000);
+            container.release().block(TIMEOUT);
+        }
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int handedOut = 0;
+        for (int i = 0; i < 100; i++) {
+            // One in four through the remote shim, whose start and shutdown take about twice as long.
+            String kind = i % 4 == 3 ? "remote" : "local";
+            long delay = (long) (random.nextDouble() * takes.get(kind));
+            Container container = runner.run(named(kind, id, "/bin/sleep", "30")).take(Duration.ofMillis(delay))
+                    .block(TIMEOUT);
+            if (container != null) {
+                handedOut++;
+                container.release().block(TIMEOUT);
+            }
+            runner.settled(NS, id).block(TIMEOUT);
+            assertThat(temp.resolve("state").resolve(NS).resolve(id))
+                    .as("bundle after run %d cancelled after %d ms (seed %d)", i, delay, seed).doesNotExist();
+        }
+        assertNothingLeft();
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left open (seed %d)", seed)
+                .isEmpty();
+        System.out.printf("100 runs cancelled at random (seed %d, a whole run %s ms): %d finished first%n", seed,
+                takes, handedOut);
+    }
+
+    @Test
+    void aBadRequestNamesItsArgumentAndAMissingRootfsMakesNothing() {
+        Spec spec = Spec.builder().args("/bin/true").build();
+        assertThatThrownBy(() -> RunRequest.of(NS, "a/b", spec, rootfs))
+                .isInstanceOf(InvalidIdentifierException.class).hasMessageContaining("a/b");
+        assertThatThrownBy(() -> RunRequest.of(NS, "x", null, rootfs))
+                .isInstanceOf(InvalidSpecException.class).hasMessageContaining("spec");
+        assertThatThrownBy(() -> RunRequest.of(NS, "x", spec, null))
+                .isInstanceOf(InvalidSpecException.class).hasMessageContaining("rootfs");
+        assertThatThrownBy(() -> RunRequest.of(NS, "x", spec, rootfs).withOutputBuffer(-1))
+                .isInstanceOf(InvalidSpecException.class).hasMessageContaining("outputBuffer -1");
+        assertThatThrownBy(() -> RunRequest.of(NS, "x", spec, rootfs).withShim(ShimOpt.connect()))
+                .isInstanceOf(InvalidSpecException.class).hasMessageContaining("shim");
+
+        Path missing = temp.resolve("no-such-rootfs");
+        StepVerifier.create(runtime.run(RunRequest.of(NS, "x", spec, missing)))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining(missing.toString()))
+                .verify(TIMEOUT);
+    }
+
+    /** No bundle, runc container, process, shim, mount or zombie of this test is left. */
+    private void assertNothingLeft() throws Exception {
+        for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
+            if (Files.isDirectory(root)) {
+                try (Stream<Path> left = Files.list(root)) {
+                    assertThat(left).as("bundles left in " + root).isEmpty();
+                }
+            }
+        }
+        assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
+        assertThat(Leaks.awaitNoProcessesOf(rootfs, rootfs.toString(), Duration.ofSeconds(5)))
+                .as("container processes").isEmpty();
+        Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
+        assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left").isEmpty();
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+    }
+}

@@ -1,0 +1,94 @@
+package org.shimmer.runtime;
+
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.Stats;
+import org.shimmer.runtime.spec.Spec;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * A running container from {@link RuntimePlugin#run}: its bundle, its shim and its task, with the cleanup of all
+ * three in {@link #release()}. Meant for {@code Mono.usingWhen}, which releases it however the work ends
+ * (completion, error or cancel):
+ *
+ * <pre>{@code
+ * Mono<ExitStatus> exit = Mono.usingWhen(runtime.run(request), Container::exit, Container::release);
+ * }</pre>
+ *
+ * <p><b>Output.</b> The plugin reads {@link #stdout()} and {@link #stderr()} continuously, whether anybody
+ * subscribed or not, so an ignored stream never stalls the process. Bytes nobody asked for yet wait in a buffer of
+ * {@link RunRequest#withOutputBuffer} bytes per stream; when it is full the oldest bytes are dropped and counted
+ * ({@link #droppedStdoutBytes()}). A subscriber that keeps requesting gets every byte, in order, from the first
+ * byte the process wrote if it subscribes before anything was dropped. One subscriber per stream at a time; a
+ * second one while the first is subscribed gets {@link FailedPreconditionException}. Cancelling a subscription
+ * (a {@code take(1)}) never touches the container: it keeps running and writing, and a later subscription gets
+ * what was buffered since and what follows. A stream completes once the process and everything holding it closed
+ * it and the buffer was read. {@link #exit()} never waits for output nobody reads.
+ */
+public interface Container {
+
+    String namespace();
+
+    String id();
+
+    /** The container's bundle; {@link #release()} deletes it. */
+    Bundle bundle();
+
+    /** The container's shim client; {@link #release()} deletes its task and shuts it down. */
+    ShimClient shim();
+
+    /** The host pid of the container's init process. */
+    int pid();
+
+    /** The init process's standard output; see "Output" above. */
+    Flux<byte[]> stdout();
+
+    /** The init process's standard error; see "Output" above. */
+    Flux<byte[]> stderr();
+
+    /** Bytes of stdout dropped so far because nobody read them and the buffer was full. */
+    long droppedStdoutBytes();
+
+    /** Bytes of stderr dropped so far because nobody read them and the buffer was full. */
+    long droppedStderrBytes();
+
+    /**
+     * The init process's exit: every subscriber, before or after it, gets it (128 + n for signal n). Fails with the
+     * shim's error when the exit cannot be known (the shim died: {@link UnavailableException} or
+     * {@link org.shimmer.runtime.shim.ShimException}).
+     */
+    Mono<ExitStatus> exit();
+
+    /**
+     * Runs {@code process} in the container as exec {@code execId}, its stdin none and its output read as the
+     * container's; completes once it started. Its {@link ExecProcess#exit()} comes after the exec was deleted, so
+     * the id can be used again then.
+     *
+     * @param execId a valid {@linkplain Identifiers identifier}, unique among the container's live execs
+     */
+    Mono<ExecProcess> exec(String execId, Spec.Process process);
+
+    /** Sends {@code signal} to the init process. */
+    Mono<Void> kill(int signal);
+
+    /** The container's cgroup metrics, as {@link ShimClient#stats()} gives them. */
+    Mono<Stats> stats();
+
+    /** The events of this container's task, from subscription on. */
+    Flux<Envelope> events();
+
+    /**
+     * Kills the container if it still runs (SIGKILL to every process of it, at once: for a graceful stop, send
+     * {@link #kill} SIGTERM and wait for {@link #exit()} with your own timeout first), waits for its exit, deletes
+     * the task, shuts the shim down and deletes the bundle. Runs to its end even when its subscriber cancels.
+     * Idempotent: every call, concurrent or later, shares the one release and completes when it is done.
+     *
+     * <p>Safe after any failure: a shim that died, a task already deleted, a bundle already gone. When a step
+     * fails and leaves something, the release falls back to {@link RuntimePlugin#forceDelete}; if even that leaves
+     * something, it fails with the {@link ShimmerException} naming what still lives, and
+     * {@code forceDelete(namespace, id)} is the way to retry.
+     */
+    Mono<Void> release();
+}

@@ -1,0 +1,34 @@
+package org.shimmer.runtime;
+
+import org.shimmer.runtime.shim.ExitStatus;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * A process started in a running container by {@link Container#exec}. Its output streams follow the rules of the
+ * container's ({@link Container#stdout()}): read continuously into a bounded buffer, one subscriber at a time.
+ */
+public interface ExecProcess {
+
+    /** The exec id. */
+    String id();
+
+    /** The process's host pid. */
+    int pid();
+
+    Flux<byte[]> stdout();
+
+    Flux<byte[]> stderr();
+
+    /** Bytes of stdout dropped so far because nobody read them and the buffer was full. */
+    long droppedStdoutBytes();
+
+    /** Bytes of stderr dropped so far because nobody read them and the buffer was full. */
+    long droppedStderrBytes();
+
+    /** The process's exit, once it exited and was deleted; every subscriber gets it. */
+    Mono<ExitStatus> exit();
+
+    /** Sends {@code signal} to the process. */
+    Mono<Void> kill(int signal);
+}

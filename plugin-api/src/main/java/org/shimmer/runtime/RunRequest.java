@@ -1,0 +1,140 @@
+package org.shimmer.runtime;
+
+import java.nio.file.Path;
+import org.reactivestreams.Publisher;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.spec.Spec;
+
+/**
+ * What {@link RuntimePlugin#run} runs: a container {@code namespace/id} from {@code spec} on the host directory
+ * {@code rootfs}, through a shim, with its stdin and how much unread output it holds. Immutable; every
+ * {@code with*} method returns a modified copy. Every argument is checked when given: a bad one throws the
+ * {@link ShimmerException} subtype that names it ({@link InvalidIdentifierException} for the namespace and id,
+ * {@link InvalidSpecException} for the rest).
+ */
+public final class RunRequest {
+
+    /** The output each stream holds for nobody when none is given: 1 MiB. */
+    public static final int DEFAULT_OUTPUT_BUFFER = 1 << 20;
+
+    private final String namespace;
+    private final String id;
+    private final Spec spec;
+    private final Path rootfs;
+    private final ShimOpt shim;
+    private final RuncOptions runcOptions;
+    private final Publisher<byte[]> stdin;
+    private final int outputBuffer;
+
+    private RunRequest(String namespace, String id, Spec spec, Path rootfs, ShimOpt shim, RuncOptions runcOptions,
+            Publisher<byte[]> stdin, int outputBuffer) {
+        this.namespace = namespace;
+        this.id = id;
+        this.spec = spec;
+        this.rootfs = rootfs;
+        this.shim = shim;
+        this.runcOptions = runcOptions;
+        this.stdin = stdin;
+        this.outputBuffer = outputBuffer;
+    }
+
+    /**
+     * A request with the local shim, default runc options, no stdin and {@link #DEFAULT_OUTPUT_BUFFER}.
+     *
+     * @param namespace a valid {@linkplain Identifiers identifier}
+     * @param id a valid {@linkplain Identifiers identifier}, the bundle's and the container's
+     * @param spec the container's spec; its root path is replaced by {@code rootfs}
+     * @param rootfs a host directory used as the container's root filesystem as it is (not copied): the spec's root
+     *     path becomes its real path (symbolic links resolved when the run starts)
+     */
+    public static RunRequest of(String namespace, String id, Spec spec, Path rootfs) {
+        Identifiers.requireValid("namespace", namespace);
+        Identifiers.requireValid("id", id);
+        return new RunRequest(namespace, id, require(spec, "spec"), require(rootfs, "rootfs").toAbsolutePath(),
+                ShimOpt.local(), RuncOptions.defaults(), null, DEFAULT_OUTPUT_BUFFER);
+    }
+
+    /** The shim to run the container through ({@link ShimOpt#local()} by default; {@link ShimOpt.Connect} is refused). */
+    public RunRequest withShim(ShimOpt shim) {
+        if (require(shim, "shim") instanceof ShimOpt.Connect) {
+            throw new InvalidSpecException("run request " + name() + ": shim ShimOpt.connect() reattaches to a "
+                    + "running container; run starts a new one (ShimOpt.local() or ShimOpt.remote(...))");
+        }
+        return new RunRequest(namespace, id, spec, rootfs, shim, runcOptions, stdin, outputBuffer);
+    }
+
+    /** How runc is run ({@link RuncOptions#defaults()} by default). */
+    public RunRequest withRuncOptions(RuncOptions runcOptions) {
+        return new RunRequest(namespace, id, spec, rootfs, shim, require(runcOptions, "runcOptions"), stdin,
+                outputBuffer);
+    }
+
+    /** The container's stdin; when the publisher ends, stdin is closed. None ({@code /dev/null}) by default. */
+    public RunRequest withStdin(Publisher<byte[]> stdin) {
+        return new RunRequest(namespace, id, spec, rootfs, shim, runcOptions, require(stdin, "stdin"),
+                outputBuffer);
+    }
+
+    /**
+     * The most bytes of stdout, and as many of stderr, held while nobody reads them; beyond that the oldest are
+     * dropped (see {@link Container#stdout()}). 0 keeps nothing for nobody.
+     */
+    public RunRequest withOutputBuffer(int bytes) {
+        if (bytes < 0) {
+            throw new InvalidSpecException("run request " + name() + ": outputBuffer " + bytes
+                    + " is negative");
+        }
+        return new RunRequest(namespace, id, spec, rootfs, shim, runcOptions, stdin, bytes);
+    }
+
+    public String namespace() {
+        return namespace;
+    }
+
+    public String id() {
+        return id;
+    }
+
+    public Spec spec() {
+        return spec;
+    }
+
+    /** The root filesystem directory, absolute. */
+    public Path rootfs() {
+        return rootfs;
+    }
+
+    public ShimOpt shim() {
+        return shim;
+    }
+
+    public RuncOptions runcOptions() {
+        return runcOptions;
+    }
+
+    /** The stdin publisher, or {@code null} for none. */
+    public Publisher<byte[]> stdin() {
+        return stdin;
+    }
+
+    public int outputBuffer() {
+        return outputBuffer;
+    }
+
+    private String name() {
+        return namespace + "/" + id;
+    }
+
+    private static <T> T require(T value, String argument) {
+        if (value == null) {
+            throw new InvalidSpecException("run request: " + argument + " is null");
+        }
+        return value;
+    }
+
+    @Override
+    public String toString() {
+        return "RunRequest[" + name() + ", rootfs=" + rootfs + ", shim=" + shim.getClass().getSimpleName()
+                + ", outputBuffer=" + outputBuffer + "]";
+    }
+}
