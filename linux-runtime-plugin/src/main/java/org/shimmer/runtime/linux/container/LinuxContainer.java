@@ -16,11 +16,11 @@ import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.linux.shim.Operations;
+import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
-import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
@@ -158,7 +158,7 @@ final class LinuxContainer implements Container {
     }
 
     @Override
-    public Mono<Stats> stats() {
+    public Mono<ContainerStats> stats() {
         return shim.stats();
     }
 
