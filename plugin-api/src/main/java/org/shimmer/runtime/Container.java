@@ -1,9 +1,9 @@
 package org.shimmer.runtime;
 
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -73,8 +73,8 @@ public interface Container {
     /** Sends {@code signal} to the init process. */
     Mono<Void> kill(int signal);
 
-    /** The container's cgroup metrics, as {@link ShimClient#stats()} gives them. */
-    Mono<Stats> stats();
+    /** The container's resource usage, as {@link ShimClient#stats()} gives it. */
+    Mono<ContainerStats> stats();
 
     /** The events of this container's task, from subscription on. */
     Flux<Envelope> events();

@@ -22,6 +22,8 @@ public class ApiVersionedPluginManager extends DefaultPluginManager {
 
     private final Map<String, IncompatiblePluginException> refused = new ConcurrentHashMap<>();
 
+    // setSystemVersion only stores the version; nothing reads it before loadPlugins().
+    @SuppressWarnings("this-escape")
     public ApiVersionedPluginManager(Path pluginsDir) {
         super(pluginsDir);
         setSystemVersion(RuntimePlugin.API_VERSION);

@@ -51,6 +51,8 @@ public class LinuxRuntime implements RuntimePlugin {
     }
 
     /** A view of {@code config} over the shims every view of this runtime shares. */
+    // The runner only keeps the view to call it later, never during construction.
+    @SuppressWarnings("this-escape")
     private LinuxRuntime(RuntimeConfig config, RuntimeResources resources, LocalShims local,
             RemoteShimRegistry remoteRegistry) {
         this.resources = resources;

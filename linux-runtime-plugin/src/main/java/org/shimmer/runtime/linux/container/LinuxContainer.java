@@ -16,11 +16,11 @@ import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.linux.shim.Operations;
+import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
-import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
@@ -29,6 +29,7 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.util.retry.Retry;
 
 /**
  * A container made by {@link ContainerRunner}: its bundle, then its shim, its task and its start, each recorded as
@@ -157,7 +158,7 @@ final class LinuxContainer implements Container {
     }
 
     @Override
-    public Mono<Stats> stats() {
+    public Mono<ContainerStats> stats() {
         return shim.stats();
     }
 
@@ -210,7 +211,13 @@ final class LinuxContainer implements Container {
                     return Mono.empty();
                 });
         return task.then(shimDown)
-                .then(Mono.defer(bundle::delete))
+                // A shim that died is cleaned up by its session (the shim's own delete, then init reaped): wait
+                // for that while the bundle is in use, as deleting by force meanwhile killed that delete and left
+                // init a zombie of this JVM.
+                .then(Mono.defer(bundle::delete).retryWhen(Retry.backoff(6, Duration.ofMillis(100))
+                        .maxBackoff(Duration.ofSeconds(1))
+                        .filter(FailedPreconditionException.class::isInstance)
+                        .onRetryExhaustedThrow((spec, signal) -> signal.failure())))
                 .onErrorResume(refused -> {
                     failures.add(refused);
                     log.warn("release of container {} left something ({}); deleting by force", name(),
