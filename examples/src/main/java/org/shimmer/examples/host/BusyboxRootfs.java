@@ -25,7 +25,7 @@ public final class BusyboxRootfs {
                 Files.createSymbolicLink(link, Path.of("busybox"));
             }
         }
-        for (String mountPoint : List.of("proc", "dev", "sys", "tmp", "etc")) {
+        for (String mountPoint : List.of("proc", "dev", "sys", "tmp", "etc", "run")) {
             Files.createDirectories(dir.resolve(mountPoint));
         }
         return dir;

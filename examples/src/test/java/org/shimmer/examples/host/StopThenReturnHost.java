@@ -1,19 +1,16 @@
 package org.shimmer.examples.host;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
-import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.Container;
+import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
-import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
-import org.shimmer.runtime.shim.Mount;
-import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
-import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.spec.Spec;
+import reactor.core.publisher.Mono;
 
 /**
  * A host's whole life in one {@code main}, run as its own JVM by {@link PromptExitIntegrationTests}: load the real
@@ -47,14 +44,9 @@ public final class StopThenReturnHost {
     }
 
     private static void run(RuntimePlugin runtime, String id, ShimOpt opt, Path image, RuncOptions runc) {
-        Bundle bundle = runtime.create("exit", id, OciSpecs.command(List.of("/bin/echo", id))).block(TIMEOUT);
-        ShimClient shim = bundle.newShimClient(opt, runc).block(TIMEOUT);
-        shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block(TIMEOUT);
-        shim.start().block(TIMEOUT);
-        ExitStatus exit = shim.awaitExit().block(TIMEOUT);
-        shim.delete().block(TIMEOUT);
-        shim.shutdown().block(TIMEOUT);
-        bundle.delete().block(TIMEOUT);
+        RunRequest request = RunRequest.of("exit", id, Spec.builder().args("/bin/echo", id).build(), image)
+                .withShim(opt).withRuncOptions(runc);
+        ExitStatus exit = Mono.usingWhen(runtime.run(request), Container::exit, Container::release).block(TIMEOUT);
         if (exit.status() != 0) {
             throw new IllegalStateException(id + " exited with " + exit.status());
         }
