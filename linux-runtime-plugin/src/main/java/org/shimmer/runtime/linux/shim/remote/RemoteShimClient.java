@@ -149,8 +149,9 @@ final class RemoteShimClient extends TaskClient {
     @Override
     public Mono<Void> kill(String execId, int signal) {
         return Mono.defer(() -> {
-            requireSignal(killAction(execId), signal);
-            return tasks.kill(killAction(execId), execId, signal, false);
+            String action = killAction(execId);
+            requireSignal(action, signal);
+            return tasks.kill(action, execId, signal, false);
         });
     }
 
