@@ -54,7 +54,8 @@ public record ContainerStats(Cpu cpu, Memory memory, Pids pids, BlockIo blockIo,
      * @param usageBytes memory charged to the cgroup, page cache and tmpfs included ({@code memory.usage_in_bytes}
      *     on v1, {@code memory.current} on v2)
      * @param limitBytes the memory limit; empty when there is none
-     * @param maxUsageBytes the highest usage seen; cgroup v1 only (empty on v2)
+     * @param maxUsageBytes the highest usage seen ({@code memory.max_usage_in_bytes} on v1, {@code memory.peak} on
+     *     v2); empty when the answer has none (on v2 a shim fills it only where the kernel has {@code memory.peak})
      * @param fileBytes page cache and tmpfs ({@code total_cache} on v1, {@code file} on v2); empty when unreported
      * @param anonBytes anonymous memory ({@code total_rss} on v1, {@code anon} on v2); empty when unreported
      */

@@ -20,6 +20,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.reactivestreams.Subscription;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.events.task.TaskEvent;
 import reactor.core.Disposable;
@@ -174,7 +175,8 @@ class InMemoryEventExchangeTest {
                 })
                 .thenConsumeWhile(envelope -> true)
                 .expectErrorSatisfies(error -> assertThat(error)
-                        .isInstanceOf(EventOverflowException.class)
+                        .isInstanceOfSatisfying(EventOverflowException.class, overflow -> assertThat(overflow.code())
+                                .isEqualTo(ErrorCode.RESOURCE_EXHAUSTED))
                         .hasMessageContaining("more than 4 events behind"))
                 .verify(TIMEOUT);
     }

@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.plugin;
 
 import org.pf4j.Plugin;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 
 /**
@@ -36,11 +37,11 @@ public final class LinuxRuntimePlugin extends Plugin {
         log.info("Shimmer Linux runtime stopped");
     }
 
-    /** The running plugin's resources. */
+    /** The running plugin's resources; {@link UnavailableException} while it is not started. */
     static RuntimeResources resources() {
         RuntimeResources current = resources;
         if (current == null) {
-            throw new IllegalStateException("the Shimmer Linux runtime plugin is not started");
+            throw new UnavailableException("the Shimmer Linux runtime plugin is not started (or was stopped)");
         }
         return current;
     }

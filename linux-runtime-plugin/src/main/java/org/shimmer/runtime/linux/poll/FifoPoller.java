@@ -7,6 +7,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import reactor.core.publisher.Flux;
@@ -63,7 +64,8 @@ public final class FifoPoller {
         reader.registration = loop.register(fd, reader);
         Flux<byte[]> content = Flux.create(sink -> {
             if (!reader.subscribed.compareAndSet(false, true)) {
-                sink.error(new IllegalStateException("the output of " + fifo + " has a subscriber already"));
+                // One reader per FIFO: a second subscriber would split the bytes between the two.
+                sink.error(new FailedPreconditionException("the output of " + fifo + " has a subscriber already"));
                 return;
             }
             reader.sink = sink;

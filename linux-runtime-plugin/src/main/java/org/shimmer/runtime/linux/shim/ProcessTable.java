@@ -24,9 +24,11 @@ import reactor.core.publisher.Mono;
  */
 public final class ProcessTable {
 
-    /** The states of init an exec may be made in (containerd: created, running, paused; not stopped). */
-    private static final Set<ProcessState> EXEC_INTO = Set.of(ProcessState.CREATED, ProcessState.RUNNING,
-            ProcessState.PAUSED);
+    /**
+     * The states of init an exec may be made in: the runc shim's init states refuse an exec when paused ("cannot
+     * exec in a paused state") or stopped; the local shim took paused for allowed, unlike the remote one.
+     */
+    private static final Set<ProcessState> EXEC_INTO = Set.of(ProcessState.CREATED, ProcessState.RUNNING);
 
     private final String task;
     private final boolean execsNeedInit;

@@ -8,6 +8,7 @@ import java.util.concurrent.Callable;
 import java.util.function.Function;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
@@ -18,6 +19,7 @@ import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
@@ -33,6 +35,8 @@ import reactor.core.publisher.Mono;
 public abstract class TaskClient implements ShimClient {
 
     private static final Logger log = LoggerFactory.getLogger(TaskClient.class);
+    /** The highest signal number of Linux ({@code SIGRTMAX}). */
+    private static final int MAX_SIGNAL = 64;
 
     protected final Bundle bundle;
     protected final RuntimeResources resources;
@@ -70,6 +74,26 @@ public abstract class TaskClient implements ShimClient {
     @Override
     public final Flux<Envelope> events() {
         return TaskEvents.of(exchange, namespace(), id());
+    }
+
+    /**
+     * Refuses a signal number Linux does not have before anything is sent: runc and the shim reported 999 or -1 as
+     * an internal failure, though the caller's value is what is wrong.
+     */
+    protected final void requireSignal(String action, int signal) {
+        if (signal < 1 || signal > MAX_SIGNAL) {
+            throw new ShimException(ErrorCode.INVALID_ARGUMENT, action + " " + task() + ": invalid signal " + signal
+                    + ", expected 1.." + MAX_SIGNAL);
+        }
+    }
+
+    /** A kill's action naming the exec and its pid when known, e.g. "kill exec e1 (pid 42) in". */
+    protected final String killAction(String execId) {
+        if (execId.isEmpty()) {
+            return "kill";
+        }
+        int pid = processes.find(execId).map(TaskProcess::pid).orElse(0);
+        return "kill exec " + execId + (pid > 0 ? " (pid " + pid + ")" : "") + " in";
     }
 
     /** The caller's stdin source for process {@code execId} ended. */

@@ -50,7 +50,10 @@ public final class TaskErrors {
             "stopped state", "paused state", "container is not", "failed precondition");
     // What a signal to a process that already ended meets (containerd's shim calls it "not found" too).
     private static final List<String> FINISHED = List.of("not running", "no such process", "already finished");
-    private static final List<String> NOT_FOUND = List.of("does not exist", "not exist");
+    // Only what names a missing container or process (runc's ErrNotExist, the shim's "process does not exist
+    // e1: not found"): a create that failed on its spec says "does not exist" of other things (runc's
+    // 'namespace {"time" ""} does not exist'), and the caller's container is not missing then.
+    private static final List<String> NOT_FOUND = List.of("container does not exist", "process does not exist");
     private static final List<String> ALREADY_EXISTS = List.of("already exists");
     private static final List<String> INVALID_ARGUMENT = List.of("invalid container id", "id cannot be empty");
 

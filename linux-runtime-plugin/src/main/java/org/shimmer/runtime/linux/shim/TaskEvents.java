@@ -77,6 +77,14 @@ public final class TaskEvents {
         return exchange.subscribe(EventFilter.container(namespace, id).withTopicPrefix("/tasks/"));
     }
 
+    /**
+     * When a process exited, as a shim's answer says it: empty for Go's zero time, the shim's "has not exited"
+     * (a delete of an exec that never started answered 0001-01-01 while the local shim said now).
+     */
+    public static Optional<Instant> exitedAt(Timestamp timestamp) {
+        return timestamp.getSeconds() == GO_ZERO_TIME_SECONDS ? Optional.empty() : Optional.of(instant(timestamp));
+    }
+
     /** A protobuf timestamp as an instant; Go's zero time stays as it is. */
     public static Instant instant(Timestamp timestamp) {
         return Instant.ofEpochSecond(timestamp.getSeconds(), timestamp.getNanos());

@@ -15,9 +15,12 @@ final class CgroupLimits {
 
     private CgroupLimits() {}
 
-    /** A memory limit: empty when unlimited. */
-    static OptionalLong memory(long limit) {
-        return limit < 0 || limit >= UNLIMITED_FROM ? OptionalLong.empty() : OptionalLong.of(limit);
+    /**
+     * A memory limit: empty when unlimited, and when the answer has no memory section ({@code reported} false): a
+     * protobuf message left out reads as 0, which was reported as a limit of 0 bytes where runc's JSON gives none.
+     */
+    static OptionalLong memory(boolean reported, long limit) {
+        return !reported || limit < 0 || limit >= UNLIMITED_FROM ? OptionalLong.empty() : OptionalLong.of(limit);
     }
 
     /** A pids limit: empty when unlimited, which runc and containerd report as 0 for "max" (and 2^64-1 on v2). */

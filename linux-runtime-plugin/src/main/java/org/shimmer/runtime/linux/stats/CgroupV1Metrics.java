@@ -26,7 +26,7 @@ public final class CgroupV1Metrics {
                         cpu.getUsage().getKernel(), throttling(metrics, cpu.getThrottling().getThrottledPeriods()),
                         throttling(metrics, cpu.getThrottling().getThrottledTime())),
                 new ContainerStats.Memory(memory.getUsage().getUsage(),
-                        CgroupLimits.memory(memory.getUsage().getLimit()),
+                        CgroupLimits.memory(metrics.hasMemory() && memory.hasUsage(), memory.getUsage().getLimit()),
                         CgroupLimits.reported(memory.getUsage().getMax()),
                         memory.hasUsage() ? OptionalLong.of(memory.getTotalCache()) : OptionalLong.empty(),
                         memory.hasUsage() ? OptionalLong.of(memory.getTotalRss()) : OptionalLong.empty()),

@@ -28,7 +28,7 @@ public final class CgroupV2Metrics {
                         cpu.getSystemUsec() * NANOS_PER_MICRO,
                         cpuReported ? OptionalLong.of(cpu.getNrThrottled()) : OptionalLong.empty(),
                         cpuReported ? OptionalLong.of(cpu.getThrottledUsec() * NANOS_PER_MICRO) : OptionalLong.empty()),
-                new ContainerStats.Memory(memory.getUsage(), CgroupLimits.memory(memory.getUsageLimit()),
+                new ContainerStats.Memory(memory.getUsage(), CgroupLimits.memory(metrics.hasMemory(), memory.getUsageLimit()),
                         CgroupLimits.reported(memory.getMaxUsage()),
                         metrics.hasMemory() ? OptionalLong.of(memory.getFile()) : OptionalLong.empty(),
                         metrics.hasMemory() ? OptionalLong.of(memory.getAnon()) : OptionalLong.empty()),

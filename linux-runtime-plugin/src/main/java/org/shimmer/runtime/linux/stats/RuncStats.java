@@ -55,7 +55,7 @@ public final class RuncStats {
 
     /** runc always writes the limit (no omitempty); its absence means a usage entry runc did not fill. */
     private static OptionalLong memoryLimit(JsonNode usage) {
-        return usage.has("limit") ? CgroupLimits.memory(usage.path("limit").asLong()) : OptionalLong.empty();
+        return CgroupLimits.memory(usage.has("limit"), usage.path("limit").asLong());
     }
 
     /** {@code memory.stat}'s key on cgroup v1, else on v2; empty when neither is there. */

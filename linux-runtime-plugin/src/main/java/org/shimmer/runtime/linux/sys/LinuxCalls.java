@@ -297,7 +297,8 @@ public final class LinuxCalls {
             MemorySegment state = arena.allocate(CALL_STATE);
             long result = (long) SYSCALL_4.invokeExact(state, SYS_PIDFD_SEND_SIGNAL, pidfd, signal,
                     MemorySegment.NULL, 0);
-            check((int) result, state, "pidfd_send_signal " + pidfd + " " + signal);
+            // The fd number means nothing to a reader: the caller names the process.
+            check((int) result, state, "pidfd_send_signal of signal " + signal);
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

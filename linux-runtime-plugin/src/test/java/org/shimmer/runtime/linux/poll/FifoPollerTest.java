@@ -16,6 +16,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.LogCapture;
 import reactor.core.Disposable;
@@ -113,7 +114,7 @@ class FifoPollerTest {
         FifoPoller.FifoStream stream = poller.open(fifo);
         stream.content().subscribe();
 
-        StepVerifier.create(stream.content()).expectError(IllegalStateException.class).verify(TIMEOUT);
+        StepVerifier.create(stream.content()).expectError(FailedPreconditionException.class).verify(TIMEOUT);
         stream.discard();
     }
 

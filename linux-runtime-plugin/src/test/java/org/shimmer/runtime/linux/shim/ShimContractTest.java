@@ -758,6 +758,15 @@ public abstract class ShimContractTest {
         shim.delete("e1").block(TIMEOUT);
         codes.expect(shim.kill("e1", 9), ErrorCode.NOT_FOUND);
         codes.expect(shim.exec("bad/id", SH_TRUE, Stdio.none()), ErrorCode.INVALID_ARGUMENT);
+        // Issue 11 review: a signal Linux lacks and an update that is no JSON object were INTERNAL on both shims.
+        codes.expect(shim.kill(999, false), ErrorCode.INVALID_ARGUMENT);
+        codes.expect(shim.kill(-1, false), ErrorCode.INVALID_ARGUMENT);
+        codes.expect(shim.update("not json".getBytes(UTF_8)), ErrorCode.INVALID_ARGUMENT);
+        codes.expect(shim.update("[1]".getBytes(UTF_8)), ErrorCode.INVALID_ARGUMENT);
+        // The runc shim refuses an exec into a paused container; the local shim made it.
+        shim.pause().block(TIMEOUT);
+        codes.expect(shim.exec("e3", SH_TRUE, Stdio.none()), ErrorCode.FAILED_PRECONDITION);
+        shim.resume().block(TIMEOUT);
 
         shim.kill(9, false).block(TIMEOUT);
         shim.awaitExit().block(TIMEOUT);
@@ -767,12 +776,61 @@ public abstract class ShimContractTest {
         codes.expect(shim.start(), ErrorCode.FAILED_PRECONDITION);
         codes.expect(shim.kill(9, false), ErrorCode.NOT_FOUND);
         codes.expect(shim.update("{}".getBytes(UTF_8)), ErrorCode.FAILED_PRECONDITION);
+        // runc refuses the stats of a stopped container; the remote client refuses them too (the shim would
+        // answer from the cgroup, pids 0).
+        codes.expect(shim.stats(), ErrorCode.FAILED_PRECONDITION);
         shim.delete().block(TIMEOUT);
         codes.expect(shim.state(), ErrorCode.NOT_FOUND);
         codes.expect(shim.delete(), ErrorCode.NOT_FOUND);
         shim.shutdown().block(TIMEOUT);
         assertNothingLeaks(bundle, fdsBefore);
         codes.assertAll();
+    }
+
+    /**
+     * Issue 11 review: an exec's state names the container as id and the exec as exec id (the remote shim's answer
+     * had the exec id as id); a never-started exec's delete reports its end now (remote: Go's zero time); a kill's
+     * error names the container, the exec and its pid, never a pidfd.
+     */
+    @Test
+    void anExecsStateDeleteAndKillErrorsAreTheSameThroughEitherShim() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = started(bundle);
+        Instant before = Instant.now();
+        shim.exec("idle", SH_TRUE, Stdio.none()).block(TIMEOUT);
+
+        TaskState idle = shim.state("idle").block(TIMEOUT);
+        assertThat(idle.id()).isEqualTo(bundle.id());
+        assertThat(idle.execId()).isEqualTo("idle");
+        assertThat(idle.status()).isEqualTo(TaskState.Status.CREATED);
+        ExitStatus deleted = shim.delete("idle").block(TIMEOUT);
+        assertThat(deleted.exitedAt()).isBetween(before, Instant.now());
+
+        byte[] sleeper = """
+                {"args": ["/bin/sleep", "30"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+                """.getBytes(UTF_8);
+        shim.exec("sleeper", sleeper, Stdio.none()).block(TIMEOUT);
+        int pid = shim.start("sleeper").block(TIMEOUT);
+        assertThat(shim.state("sleeper").block(TIMEOUT)).satisfies(running -> {
+            assertThat(running.id()).isEqualTo(bundle.id());
+            assertThat(running.execId()).isEqualTo("sleeper");
+            assertThat(running.pid()).isEqualTo(pid);
+        });
+        String named = "kill exec sleeper (pid " + pid + ") in task " + NS + "/" + bundle.id();
+        StepVerifier.create(shim.kill("sleeper", 999))
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .isInstanceOfSatisfying(ShimmerException.class,
+                                typed -> assertThat(typed.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT))
+                        .hasMessageStartingWith(named).hasMessageContaining("999").hasMessageNotContaining("pidfd"))
+                .verify(TIMEOUT);
+        shim.kill("sleeper", 9).block(TIMEOUT);
+        shim.awaitExit("sleeper").block(TIMEOUT);
+        StepVerifier.create(shim.kill("sleeper", 9))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .hasMessageStartingWith(named).hasMessageNotContaining("pidfd"))
+                .verify(TIMEOUT);
+        shim.delete("sleeper").block(TIMEOUT);
+        stop(shim);
     }
 
     /** Expected codes, each checked when its call fails, all reported at the end: a table of situations. */

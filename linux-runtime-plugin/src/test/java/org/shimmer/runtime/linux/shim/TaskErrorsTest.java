@@ -25,6 +25,12 @@ class TaskErrorsTest {
         return Stream.of(
                 Arguments.of("container does not exist", ErrorCode.NOT_FOUND),
                 Arguments.of("exec failed: container does not exist", ErrorCode.NOT_FOUND),
+                Arguments.of("process does not exist e1: not found", ErrorCode.NOT_FOUND),
+                // A create's spec error names something else that does not exist: the container is not missing.
+                Arguments.of("runc create failed: unable to start container process: namespace {\"time\" \"\"} "
+                        + "does not exist", ErrorCode.INTERNAL),
+                Arguments.of("runc create failed: unable to apply cgroup configuration: cgroup path does not exist",
+                        ErrorCode.INTERNAL),
                 Arguments.of("runc create failed: container with given ID already exists", ErrorCode.ALREADY_EXISTS),
                 Arguments.of("cannot start an already running container", ErrorCode.FAILED_PRECONDITION),
                 Arguments.of("cannot start a container that has stopped", ErrorCode.FAILED_PRECONDITION),

@@ -59,6 +59,19 @@ class CgroupV1MetricsTest {
         assertThat(stats.cpu().throttledPeriods()).isEmpty();
     }
 
+    @Test
+    void noMemorySectionIsNoLimitNotZero() throws Exception {
+        Metrics withoutMemory = Metrics.newBuilder().setPids(PidsStat.newBuilder().setCurrent(1)).build();
+        Metrics withoutUsage = Metrics.newBuilder().setMemory(MemoryStat.newBuilder().setTotalRss(4096)).build();
+
+        for (Metrics metrics : new Metrics[] {withoutMemory, withoutUsage}) {
+            ContainerStats stats = CgroupV1Metrics.decode(new Stats(CgroupV1Metrics.TYPE, metrics.toByteArray()));
+
+            assertThat(stats.memory().limitBytes()).isEmpty();
+            assertThat(stats.memory().maxUsageBytes()).isEmpty();
+        }
+    }
+
     private static BlkIOEntry entry(int major, String op, long value) {
         return BlkIOEntry.newBuilder().setMajor(major).setOp(op).setValue(value).build();
     }

@@ -61,4 +61,14 @@ class CgroupV2MetricsTest {
         assertThat(stats.cpu().throttledNanos()).isEmpty();
         assertThat(stats.blockIo()).isEqualTo(new ContainerStats.BlockIo(0, 0, 0, 0));
     }
+
+    @Test
+    void noMemorySectionIsNoLimitNotZero() throws Exception {
+        Metrics metrics = Metrics.newBuilder().setPids(PidsStat.newBuilder().setCurrent(1)).build();
+
+        ContainerStats stats = CgroupV2Metrics.decode(new Stats(CgroupV2Metrics.TYPE, metrics.toByteArray()));
+
+        assertThat(stats.memory()).isEqualTo(new ContainerStats.Memory(0, OptionalLong.empty(), OptionalLong.empty(),
+                OptionalLong.empty(), OptionalLong.empty()));
+    }
 }

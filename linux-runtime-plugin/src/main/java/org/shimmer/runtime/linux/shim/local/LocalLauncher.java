@@ -170,7 +170,7 @@ final class LocalLauncher {
     /** Signals a started process through its pidfd; not found once it finished. Blocking. */
     boolean signal(TaskProcess process, int signal) throws IOException {
         if (process.pid() == 0 || process.exited().isPresent() || !monitor.signal(process.pid(), signal)) {
-            throw new NotFoundException("kill " + process.name() + ": process already finished: not found");
+            throw new NotFoundException("process already finished: not found");
         }
         return true;
     }

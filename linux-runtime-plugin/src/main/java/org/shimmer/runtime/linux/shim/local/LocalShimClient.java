@@ -130,15 +130,24 @@ final class LocalShimClient extends TaskClient {
 
     @Override
     public Mono<Void> kill(int signal, boolean all) {
-        return onInit("kill", runc.kill(id(), signal, all).onErrorMap(TaskErrors::ofKill));
+        return onInit("kill", Mono.defer(() -> {
+            requireSignal("kill", signal);
+            return runc.kill(id(), signal, all).onErrorMap(TaskErrors::ofKill);
+        }));
     }
 
     @Override
     public Mono<Void> kill(String execId, int signal) {
         return Mono.defer(() -> {
-            TaskProcess process = processes.get("kill", execId);
-            return blocking(() -> launcher.signal(process, signal)).then();
-        }).onErrorMap(error -> map("kill", error));
+            String action = killAction(execId);
+            return Mono.fromCallable(() -> {
+                        TaskProcess process = processes.get("kill", execId);
+                        requireSignal(action, signal);
+                        return process;
+                    })
+                    .flatMap(process -> blocking(() -> launcher.signal(process, signal)))
+                    .onErrorMap(error -> map(action, error));
+        }).then();
     }
 
     @Override
@@ -213,7 +222,11 @@ final class LocalShimClient extends TaskClient {
 
     @Override
     public Mono<Void> update(byte[] linuxResources) {
-        return onInit("update", runc.update(id(), linuxResources));
+        return onInit("update", Mono.defer(() -> {
+            // Before anything reaches runc, which called a non-object an internal failure.
+            Specs.requireJsonObject("update " + task(), linuxResources);
+            return runc.update(id(), linuxResources);
+        }));
     }
 
     @Override

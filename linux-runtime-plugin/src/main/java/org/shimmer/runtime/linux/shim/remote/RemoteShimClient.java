@@ -2,12 +2,14 @@ package org.shimmer.runtime.linux.shim.remote;
 
 import com.google.protobuf.Any;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ShimmerException;
@@ -138,12 +140,19 @@ final class RemoteShimClient extends TaskClient {
 
     @Override
     public Mono<Void> kill(int signal, boolean all) {
-        return tasks.kill("", signal, all);
+        return Mono.defer(() -> {
+            requireSignal("kill", signal);
+            return tasks.kill("kill", "", signal, all);
+        });
     }
 
     @Override
     public Mono<Void> kill(String execId, int signal) {
-        return tasks.kill(execId, signal, false);
+        return Mono.defer(() -> {
+            String action = killAction(execId);
+            requireSignal(action, signal);
+            return tasks.kill(action, execId, signal, false);
+        });
     }
 
     @Override
@@ -163,8 +172,9 @@ final class RemoteShimClient extends TaskClient {
                             ProcessStdio.removeFifos(ioDir(), ProcessStdio.fifoName(id(), execId));
                             return true;
                         });
+                        // A process that never ran has no exit time: now, as the local shim says.
                         ExitStatus exit = new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
-                                TaskEvents.instant(deleted.getExitedAt()));
+                                TaskEvents.exitedAt(deleted.getExitedAt()).orElseGet(Instant::now));
                         process.exited(exit);
                         return drained.thenReturn(exit);
                     }));
@@ -247,12 +257,24 @@ final class RemoteShimClient extends TaskClient {
 
     @Override
     public Mono<Void> update(byte[] linuxResources) {
-        return tasks.update(linuxResources);
+        return Mono.defer(() -> {
+            // Before anything is sent: the shim called a non-object an internal failure.
+            Specs.requireJsonObject("update " + task(), linuxResources);
+            return tasks.update(linuxResources);
+        });
     }
 
     @Override
     public Mono<ContainerStats> stats() {
-        return tasks.stats().map(StatsDecoder::decode);
+        // The shim reads the cgroup as long as the task exists, a stopped one too (pids 0); runc, which the local
+        // shim asks, refuses a stopped container ("not running"). Both refuse it here: one behaviour, whichever
+        // shim, and no stats of a container that has ended.
+        return tasks.state("")
+                .flatMap(init -> init.status() == TaskState.Status.STOPPED
+                        ? Mono.error(new FailedPreconditionException("get stats of " + task()
+                                + ": the container is not running (stopped)"))
+                        : tasks.stats())
+                .map(StatsDecoder::decode);
     }
 
     @Override

@@ -94,8 +94,8 @@ final class TaskService {
                 .map(exited -> new ExitStatus(0, exited.getExitStatus(), TaskEvents.instant(exited.getExitedAt())));
     }
 
-    Mono<Void> kill(String execId, int signal, boolean all) {
-        return session.call("kill", "Kill", KillRequest.newBuilder().setId(id).setExecId(execId).setSignal(signal)
+    Mono<Void> kill(String action, String execId, int signal, boolean all) {
+        return session.call(action, "Kill", KillRequest.newBuilder().setId(id).setExecId(execId).setSignal(signal)
                 .setAll(all).build(), Empty.parser()).then();
     }
 
@@ -108,7 +108,7 @@ final class TaskService {
     Mono<DeleteResponse> deleteInit(String action) {
         Mono<Void> killIfCreated = state("")
                 .filter(found -> found.status() == TaskState.Status.CREATED)
-                .flatMap(created -> kill("", 9, false))
+                .flatMap(created -> kill("kill", "", 9, false))
                 .onErrorResume(error -> Mono.empty());
         return killIfCreated.then(delete(action, ""));
     }
@@ -120,7 +120,7 @@ final class TaskService {
 
     Mono<TaskState> state(String execId) {
         return session.call("get state of", "State", StateRequest.newBuilder().setId(id).setExecId(execId).build(),
-                StateResponse.parser()).map(TaskService::taskState);
+                StateResponse.parser()).map(state -> taskState(id, execId, state));
     }
 
     Flux<ProcessInfo> pids() {
@@ -199,7 +199,7 @@ final class TaskService {
         }
     }
 
-    private static TaskState taskState(StateResponse state) {
+    private static TaskState taskState(String id, String execId, StateResponse state) {
         TaskState.Status status = switch (state.getStatus()) {
             case CREATED -> TaskState.Status.CREATED;
             case RUNNING -> TaskState.Status.RUNNING;
@@ -208,10 +208,9 @@ final class TaskService {
             case PAUSING -> TaskState.Status.PAUSING;
             default -> TaskState.Status.UNKNOWN;
         };
-        Optional<Instant> exitedAt = state.hasExitedAt()
-                && state.getExitedAt().getSeconds() != TaskEvents.GO_ZERO_TIME_SECONDS
-                ? Optional.of(TaskEvents.instant(state.getExitedAt())) : Optional.empty();
-        return new TaskState(state.getId(), state.getExecId(), state.getPid(), status, state.getExitStatus(),
-                exitedAt);
+        Optional<Instant> exitedAt = state.hasExitedAt() ? TaskEvents.exitedAt(state.getExitedAt())
+                : Optional.empty();
+        // The shim answers an exec's State with its exec id as id and no exec id; TaskState's id is the container's.
+        return new TaskState(id, execId, state.getPid(), status, state.getExitStatus(), exitedAt);
     }
 }
