@@ -146,8 +146,8 @@ class OciJsonTest {
         assertThat(process.path("noNewPrivileges").asBoolean()).isTrue();
         assertThat(texts(process.path("capabilities").path("effective"))).hasSize(14);
 
-        JsonNode resources = parse(OciJson.updateResources(Spec.Resources.builder().memoryLimit(1 << 20).build()));
-        assertThat(resources.path("memory").path("limit").asLong()).isEqualTo(1 << 20);
+        JsonNode resources = parse(OciJson.updateResources(Spec.Resources.builder().memoryLimit(8 << 20).build()));
+        assertThat(resources.path("memory").path("limit").asLong()).isEqualTo(8 << 20);
         assertThat(resources.has("cpu")).isFalse();
         assertThat(resources.has("pids")).isFalse();
         assertThat(resources.has("devices")).isFalse();
