@@ -410,8 +410,9 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
     }
 
     /**
-     * The container's process, or an exec's. Its defaults are the default spec's process: an exec built from
-     * nothing is as confined as the container.
+     * The container's process, or an exec's. Its defaults are the default spec's process: root, the default
+     * capabilities. An exec built from nothing is as confined as a default container, not as the container it runs
+     * in: to inherit that one's user and capabilities, start from its {@code spec.process().toBuilder()}.
      *
      * @param env names to values, in order
      * @param rlimits at most one per type
@@ -455,7 +456,10 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             Checks.required("process.capabilities", capabilities);
         }
 
-        /** A builder starting from the default spec's process. */
+        /**
+         * A builder starting from the default spec's process (uid 0, the default capabilities), not from any
+         * container's: see {@link Process}.
+         */
         public static Builder builder() {
             return new Builder();
         }
