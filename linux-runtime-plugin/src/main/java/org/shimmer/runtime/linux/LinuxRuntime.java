@@ -1,11 +1,13 @@
 package org.shimmer.runtime.linux;
 
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -103,6 +105,8 @@ public class LinuxRuntime implements RuntimePlugin {
             // write, and the path is only read to hash it.
             return Mono.fromCallable(() -> OciJson.spec(spec, CgroupPaths.of(stateRoot, namespace, id)))
                     .subscribeOn(resources.io())
+                    .onErrorMap(IOException.class, e -> new FailedPreconditionException("create " + namespace + "/"
+                            + id + ": the state root " + stateRoot + " cannot be resolved: " + e.getMessage(), e))
                     .flatMap(json -> bundles.create(namespace, id, json));
         });
     }
