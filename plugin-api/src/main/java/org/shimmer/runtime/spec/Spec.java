@@ -29,7 +29,10 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
         List<Namespace> namespaces, Resources resources, Seccomp seccomp, List<String> maskedPaths,
         List<String> readonlyPaths, Map<String, String> annotations) {
 
-    /** containerd's default mounts. */
+    /**
+     * containerd's default mounts ({@code oci.WithDefaultSpec}), and the read-only {@code /sys/fs/cgroup} its CRI
+     * plugin and Docker add on top.
+     */
     public static final List<Mount> DEFAULT_MOUNTS = List.of(
             new Mount("/proc", "proc", "proc", List.of("nosuid", "noexec", "nodev")),
             new Mount("/dev", "tmpfs", "tmpfs", List.of("nosuid", "strictatime", "mode=755", "size=65536k")),
