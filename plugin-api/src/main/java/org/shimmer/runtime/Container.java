@@ -39,6 +39,9 @@ public interface Container {
     /** The container's shim client; {@link #release()} deletes its task and shuts it down. */
     ShimClient shim();
 
+    /** The spec the container was created from, its root path the rootfs's real path. */
+    Spec spec();
+
     /** The host pid of the container's init process. */
     int pid();
 
@@ -66,9 +69,22 @@ public interface Container {
      * container's; completes once it started. Its {@link ExecProcess#exit()} comes after the exec was deleted, so
      * the id can be used again then.
      *
+     * <p>{@code process} is used as it is: one from {@link Spec.Process#builder()} runs as root with the default
+     * capabilities, whatever user and capabilities the container's process has. To run as the container does, use
+     * {@link #exec(String, String...)}, or start from {@code spec().process().toBuilder()}.
+     *
      * @param execId a valid {@linkplain Identifiers identifier}, unique among the container's live execs
      */
     Mono<ExecProcess> exec(String execId, Spec.Process process);
+
+    /**
+     * Runs {@code args} as {@code ctr task exec} does: the container's own process (user, groups, environment,
+     * working directory, capabilities, rlimits, no new privileges) with these arguments; see
+     * {@link #exec(String, Spec.Process)}.
+     */
+    default Mono<ExecProcess> exec(String execId, String... args) {
+        return Mono.defer(() -> exec(execId, spec().process().toBuilder().args(args).build()));
+    }
 
     /** Sends {@code signal} to the init process. */
     Mono<Void> kill(int signal);

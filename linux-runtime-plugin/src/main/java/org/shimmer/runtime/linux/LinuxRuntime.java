@@ -1,10 +1,13 @@
 package org.shimmer.runtime.linux;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -20,6 +23,7 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShimRegistry;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
+import org.shimmer.runtime.linux.spec.CgroupPaths;
 import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Spec;
@@ -40,6 +44,7 @@ public class LinuxRuntime implements RuntimePlugin {
     private final BundleInspector inspector;
     private final BundleReaper reaper;
     private final ContainerRunner containers;
+    private final Path stateRoot;
 
     /**
      * @param config where bundles live and where shim events go
@@ -56,6 +61,7 @@ public class LinuxRuntime implements RuntimePlugin {
     private LinuxRuntime(RuntimeConfig config, RuntimeResources resources, LocalShims local,
             RemoteShimRegistry remoteRegistry) {
         this.resources = resources;
+        this.stateRoot = config.stateRoot();
         this.local = local;
         this.remoteRegistry = remoteRegistry;
         // Local and remote shims publish into one exchange: a host never sees two streams.
@@ -95,8 +101,13 @@ public class LinuxRuntime implements RuntimePlugin {
             if (spec == null) {
                 return Mono.error(new InvalidSpecException("invalid spec for " + namespace + "/" + id + ": null"));
             }
-            // The cgroup containerd gives a container; the create checks namespace and id before any write.
-            return bundles.create(namespace, id, OciJson.spec(spec, "/" + namespace + "/" + id));
+            // A cgroup of this state root's own (see CgroupPaths); the create checks namespace and id before any
+            // write, and the path is only read to hash it.
+            return Mono.fromCallable(() -> OciJson.spec(spec, CgroupPaths.of(stateRoot, namespace, id)))
+                    .subscribeOn(resources.io())
+                    .onErrorMap(IOException.class, e -> new FailedPreconditionException("create " + namespace + "/"
+                            + id + ": the state root " + stateRoot + " cannot be resolved: " + e.getMessage(), e))
+                    .flatMap(json -> bundles.create(namespace, id, json));
         });
     }
 

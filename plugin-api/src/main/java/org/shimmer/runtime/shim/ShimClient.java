@@ -76,7 +76,10 @@ public interface ShimClient {
 
     /**
      * {@link #exec(String, byte[], Stdio)} with {@code process} written as OCI JSON; its {@code args} must not be
-     * empty. A process built from {@link Spec.Process#builder()} is as confined as a default container.
+     * empty, and it gets no terminal (no {@link Stdio} is a console yet). The process is used as it is: one built
+     * from {@link Spec.Process#builder()} runs as root with the default capabilities (as confined as a default
+     * container), whatever the container's own process is; start from the container's
+     * {@code spec.process().toBuilder()} to inherit its user and capabilities, as {@code ctr task exec} does.
      */
     Mono<ProcessIo> exec(String execId, Spec.Process process, Stdio stdio);
 

@@ -42,11 +42,26 @@ public record Capabilities(Set<String> bounding, Set<String> effective, Set<Stri
         permitted = canonical("process.capabilities.permitted", permitted);
         inheritable = canonical("process.capabilities.inheritable", inheritable);
         ambient = canonical("process.capabilities.ambient", ambient);
+        // The kernel's capset refuses an effective capability that is not permitted, and raising an ambient one
+        // that is not both permitted and inheritable: runc fails at start. A permitted capability outside the
+        // bounding set is lost at exec, as the kernel drops it, not refused.
+        notIn("process.capabilities.effective", effective, "permitted", permitted);
+        notIn("process.capabilities.ambient", ambient, "permitted", permitted);
+        notIn("process.capabilities.ambient", ambient, "inheritable", inheritable);
+    }
+
+    private static void notIn(String field, Set<String> subset, String name, Set<String> superset) {
+        for (String capability : subset) {
+            if (!superset.contains(capability)) {
+                throw InvalidSpecException.ofField(field, capability + " is not " + name);
+            }
+        }
     }
 
     /** {@code names} bounding, effective and permitted (what containerd's {@code WithCapabilities} sets). */
     public static Capabilities of(Collection<String> names) {
-        return new Capabilities(Set.copyOf(names), Set.copyOf(names), Set.copyOf(names), Set.of(), Set.of());
+        Set<String> set = new LinkedHashSet<>(Checks.elements("process.capabilities", names));
+        return new Capabilities(set, set, set, Set.of(), Set.of());
     }
 
     /** The capability's bit number, as in {@code CapEff} of {@code /proc/<pid>/status}. */
@@ -78,7 +93,7 @@ public record Capabilities(Set<String> bounding, Set<String> effective, Set<Stri
             return Set.of();
         }
         Set<String> result = new LinkedHashSet<>();
-        for (String name : names) {
+        for (String name : Checks.elements(field, names)) {
             result.add(canonicalName(field, name));
         }
         return Set.copyOf(result);

@@ -1,5 +1,6 @@
 package org.shimmer.runtime.spec;
 
+import java.util.Collection;
 import java.util.List;
 import org.shimmer.runtime.InvalidSpecException;
 
@@ -32,8 +33,19 @@ final class Checks {
         return path;
     }
 
-    static List<String> noNulEach(String field, List<String> values) {
+    /** A copy of {@code values}; a null element fails naming it, where {@code List.copyOf} would throw an NPE. */
+    static <T> List<T> elements(String field, Collection<T> values) {
         required(field, values);
+        int i = 0;
+        for (T value : values) {
+            required(field + "[" + i + "]", value);
+            i++;
+        }
+        return List.copyOf(values);
+    }
+
+    static List<String> noNulEach(String field, List<String> values) {
+        elements(field, values);
         for (int i = 0; i < values.size(); i++) {
             noNul(field + "[" + i + "]", values.get(i));
         }
@@ -41,7 +53,7 @@ final class Checks {
     }
 
     static List<String> absolutePaths(String field, List<String> paths) {
-        required(field, paths);
+        elements(field, paths);
         for (int i = 0; i < paths.size(); i++) {
             absolutePath(field + "[" + i + "]", paths.get(i));
         }
@@ -51,6 +63,13 @@ final class Checks {
     static long positive(String field, long value) {
         if (value <= 0) {
             throw InvalidSpecException.ofField(field, "must be positive, was " + value);
+        }
+        return value;
+    }
+
+    static long between(String field, long value, long min, long max) {
+        if (value < min || value > max) {
+            throw InvalidSpecException.ofField(field, "must be " + min + " to " + max + ", was " + value);
         }
         return value;
     }

@@ -5,6 +5,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.shimmer.runtime.InvalidSpecException;
 
 /**
  * containerd's default seccomp profile (the one moby ships too), as data: deny with EPERM, allow what a container
@@ -109,6 +110,12 @@ final class DefaultSeccompProfile {
         List<Seccomp.Syscall> rules = new ArrayList<>();
         List<String> allowed = new ArrayList<>(ALWAYS);
         boolean arm = "aarch64".equals(osArch) || "arm".equals(osArch);
+        boolean x86 = "amd64".equals(osArch) || "x86_64".equals(osArch);
+        // Other architectures differ in more than names (s390x passes clone's flags in argument 1): no guess.
+        if (!arm && !x86) {
+            throw InvalidSpecException.ofField("linux.seccomp", "no default profile for architecture "
+                    + Checks.printable(osArch) + ": give one with seccomp(...), or seccompUnconfined()");
+        }
         List<String> architectures;
         if (arm) {
             architectures = List.of("SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM");

@@ -1,12 +1,19 @@
 package org.shimmer.runtime.spec;
 
+import java.util.Arrays;
 import java.util.List;
+import org.shimmer.runtime.InvalidSpecException;
 
 /** A mount in the container: {@code destination} is an absolute path inside it. */
 public record Mount(String destination, String type, String source, List<String> options) {
 
     public Mount {
         Checks.absolutePath("mounts.destination", destination);
+        // runc would take a mount of neither as a bind of nothing and fail at create.
+        if (type == null && source == null) {
+            throw InvalidSpecException.ofField("mounts.type",
+                    "neither a type nor a source for " + Checks.printable(destination));
+        }
         if (type != null) {
             Checks.noNul("mounts.type", type);
         }
@@ -25,6 +32,6 @@ public record Mount(String destination, String type, String source, List<String>
 
     /** A tmpfs at {@code destination} with {@code options} (e.g. {@code size=64m}). */
     public static Mount tmpfs(String destination, String... options) {
-        return new Mount(destination, "tmpfs", "tmpfs", List.of(options));
+        return new Mount(destination, "tmpfs", "tmpfs", Arrays.asList(Checks.required("mounts.options", options)));
     }
 }

@@ -1,5 +1,6 @@
 package org.shimmer.runtime.spec;
 
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
 import java.util.Set;
@@ -15,22 +16,30 @@ public record Seccomp(String defaultAction, Integer defaultErrnoRet, List<String
     /** EPERM, the errno of a denied syscall. */
     public static final int EPERM = 1;
 
+    // SCMP_ACT_NOTIFY is left out: it needs a listener path, which the model has not.
     private static final Set<String> ACTIONS = Set.of("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
             "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW",
-            "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY");
+            "SCMP_ACT_LOG");
+
+    /** The architectures runc 1.1 knows; it refuses any other name at create. */
+    public static final Set<String> ARCHITECTURES = Set.of("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32",
+            "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32",
+            "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
+            "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_RISCV64");
     private static final Set<String> OPERATORS = Set.of("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
             "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ");
 
     public Seccomp {
         requireAction("linux.seccomp.defaultAction", defaultAction);
-        architectures = List.copyOf(Checks.required("linux.seccomp.architectures", architectures));
+        errno("linux.seccomp.defaultErrnoRet", defaultErrnoRet);
+        architectures = Checks.elements("linux.seccomp.architectures", architectures);
         for (String arch : architectures) {
-            if (!arch.startsWith("SCMP_ARCH_")) {
+            if (!ARCHITECTURES.contains(arch)) {
                 throw InvalidSpecException.ofField("linux.seccomp.architectures",
                         "unknown architecture " + Checks.printable(arch));
             }
         }
-        syscalls = List.copyOf(Checks.required("linux.seccomp.syscalls", syscalls));
+        syscalls = Checks.elements("linux.seccomp.syscalls", syscalls);
     }
 
     /**
@@ -50,13 +59,20 @@ public record Seccomp(String defaultAction, Integer defaultErrnoRet, List<String
             if (names.isEmpty()) {
                 throw InvalidSpecException.ofField("linux.seccomp.syscalls.names", "empty");
             }
+            for (int i = 0; i < names.size(); i++) {
+                if (names.get(i).isBlank()) {
+                    throw InvalidSpecException.ofField("linux.seccomp.syscalls.names[" + i + "]", "empty name");
+                }
+            }
             requireAction("linux.seccomp.syscalls.action", action);
-            args = List.copyOf(args == null ? List.of() : args);
+            errno("linux.seccomp.syscalls.errnoRet", errnoRet);
+            args = Checks.elements("linux.seccomp.syscalls.args", args == null ? List.of() : args);
         }
 
         /** {@code action} for {@code names} whatever their arguments. */
         public static Syscall of(String action, String... names) {
-            return new Syscall(List.of(names), action, null, List.of());
+            return new Syscall(Arrays.asList(Checks.required("linux.seccomp.syscalls.names", names)), action, null,
+                    List.of());
         }
     }
 
@@ -73,6 +89,12 @@ public record Seccomp(String defaultAction, Integer defaultErrnoRet, List<String
                 throw InvalidSpecException.ofField("linux.seccomp.syscalls.args.op",
                         "unknown operator " + Checks.printable(op));
             }
+        }
+    }
+
+    private static void errno(String field, Integer errno) {
+        if (errno != null && errno < 0) {
+            throw InvalidSpecException.ofField(field, "negative errno " + errno);
         }
     }
 

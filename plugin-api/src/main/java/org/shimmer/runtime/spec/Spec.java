@@ -1,6 +1,8 @@
 package org.shimmer.runtime.spec;
 
+import java.math.BigInteger;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
@@ -8,6 +10,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Pattern;
 import org.shimmer.runtime.InvalidSpecException;
 
 /**
@@ -26,7 +29,10 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
         List<Namespace> namespaces, Resources resources, Seccomp seccomp, List<String> maskedPaths,
         List<String> readonlyPaths, Map<String, String> annotations) {
 
-    /** containerd's default mounts. */
+    /**
+     * containerd's default mounts ({@code oci.WithDefaultSpec}), and the read-only {@code /sys/fs/cgroup} its CRI
+     * plugin and Docker add on top.
+     */
     public static final List<Mount> DEFAULT_MOUNTS = List.of(
             new Mount("/proc", "proc", "proc", List.of("nosuid", "noexec", "nodev")),
             new Mount("/dev", "tmpfs", "tmpfs", List.of("nosuid", "strictatime", "mode=755", "size=65536k")),
@@ -58,19 +64,29 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
     public Spec {
         Checks.required("process", process);
         if (hostname != null) {
-            Checks.noNul("hostname", hostname);
+            checkHostname(hostname);
         }
-        mounts = List.copyOf(Checks.required("mounts", mounts));
+        mounts = Checks.elements("mounts", mounts);
         Checks.noNul("root.path", rootPath);
         if (rootPath.isEmpty()) {
             throw InvalidSpecException.ofField("root.path", "empty");
         }
-        namespaces = List.copyOf(Checks.required("linux.namespaces", namespaces));
+        namespaces = Checks.elements("linux.namespaces", namespaces);
         Set<Namespace.Type> types = EnumSet.noneOf(Namespace.Type.class);
         for (Namespace namespace : namespaces) {
             if (!types.add(namespace.type())) {
                 throw InvalidSpecException.ofField("linux.namespaces",
                         "namespace " + namespace.type().ociName() + " given twice");
+            }
+            // The model has no uid/gid mappings, and runc refuses a user namespace without them.
+            if (namespace.type() == Namespace.Type.USER) {
+                throw InvalidSpecException.ofField("linux.namespaces",
+                        "a user namespace needs uid/gid mappings, which this model cannot express");
+            }
+            // runc 1.1 does not know the time namespace: it fails at create.
+            if (namespace.type() == Namespace.Type.TIME) {
+                throw InvalidSpecException.ofField("linux.namespaces",
+                        "the time namespace is not supported by runc 1.1");
             }
         }
         if (hostname != null && !types.contains(Namespace.Type.UTS)) {
@@ -79,6 +95,11 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
         Checks.required("linux.resources", resources);
         maskedPaths = Checks.absolutePaths("linux.maskedPaths", maskedPaths);
         readonlyPaths = Checks.absolutePaths("linux.readonlyPaths", readonlyPaths);
+        // runc masks and write-protects paths with mounts, which need the container's own mount namespace.
+        if (!types.contains(Namespace.Type.MOUNT) && (!maskedPaths.isEmpty() || !readonlyPaths.isEmpty())) {
+            throw InvalidSpecException.ofField("linux.namespaces",
+                    "masked or read-only paths set without a new mount namespace: clear them or keep mount");
+        }
         Checks.required("annotations", annotations);
         for (Map.Entry<String, String> annotation : annotations.entrySet()) {
             Checks.noNul("annotations", annotation.getKey());
@@ -88,6 +109,22 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             Checks.noNul("annotations." + annotation.getKey(), annotation.getValue());
         }
         annotations = Collections.unmodifiableMap(new LinkedHashMap<>(annotations));
+    }
+
+    // RFC 1123 labels (letters, digits, inner hyphens) joined by dots; the kernel takes at most 64 bytes.
+    private static final String LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    private static final Pattern HOSTNAME = Pattern.compile(LABEL + "(\\." + LABEL + ")*");
+
+    private static void checkHostname(String hostname) {
+        Checks.noNul("hostname", hostname);
+        if (hostname.length() > 64) {
+            throw InvalidSpecException.ofField("hostname",
+                    "longer than 64 characters (" + hostname.length() + "): " + Checks.printable(hostname));
+        }
+        if (!HOSTNAME.matcher(hostname).matches()) {
+            throw InvalidSpecException.ofField("hostname", "not a valid hostname (letters, digits, inner hyphens,"
+                    + " dot-separated labels): " + Checks.printable(hostname));
+        }
     }
 
     /** A builder starting from the defaults. */
@@ -186,7 +223,7 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             return this;
         }
 
-        /** Whether the process gets a terminal; false by default. */
+        /** Whether the process gets a terminal; false by default. The plugin refuses true: no Stdio is a console. */
         public Builder terminal(boolean terminal) {
             process.terminal(terminal);
             return this;
@@ -376,8 +413,9 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
     }
 
     /**
-     * The container's process, or an exec's. Its defaults are the default spec's process: an exec built from
-     * nothing is as confined as the container.
+     * The container's process, or an exec's. Its defaults are the default spec's process: root, the default
+     * capabilities. An exec built from nothing is as confined as a default container, not as the container it runs
+     * in: to inherit that one's user and capabilities, start from its {@code spec.process().toBuilder()}.
      *
      * @param env names to values, in order
      * @param rlimits at most one per type
@@ -405,13 +443,13 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             if (gid < 0) {
                 throw InvalidSpecException.ofField("process.user.gid", "negative: " + gid);
             }
-            additionalGids = List.copyOf(Checks.required("process.user.additionalGids", additionalGids));
+            additionalGids = Checks.elements("process.user.additionalGids", additionalGids);
             for (int additional : additionalGids) {
                 if (additional < 0) {
                     throw InvalidSpecException.ofField("process.user.additionalGids", "negative: " + additional);
                 }
             }
-            rlimits = List.copyOf(Checks.required("process.rlimits", rlimits));
+            rlimits = Checks.elements("process.rlimits", rlimits);
             Set<String> types = new LinkedHashSet<>();
             for (Rlimit rlimit : rlimits) {
                 if (!types.add(Checks.required("process.rlimits", rlimit).type())) {
@@ -421,7 +459,10 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             Checks.required("process.capabilities", capabilities);
         }
 
-        /** A builder starting from the default spec's process. */
+        /**
+         * A builder starting from the default spec's process (uid 0, the default capabilities), not from any
+         * container's: see {@link Process}.
+         */
         public static Builder builder() {
             return new Builder();
         }
@@ -470,7 +511,7 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
 
             /** The command and its arguments. */
             public Builder args(String... args) {
-                this.args = new ArrayList<>(List.of(Checks.required("process.args", args)));
+                this.args = new ArrayList<>(Arrays.asList(Checks.required("process.args", args)));
                 return this;
             }
 
@@ -543,7 +584,7 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
 
             /** The bounding, effective and permitted capabilities; none inheritable or ambient. */
             public Builder capabilities(String... names) {
-                return capabilities(Capabilities.of(List.of(Checks.required("process.capabilities", names))));
+                return capabilities(Capabilities.of(Arrays.asList(Checks.required("process.capabilities", names))));
             }
 
             /** All five capability sets. */
@@ -613,24 +654,63 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
         /** No limit set. */
         public static final Resources NONE = new Resources(null, null, null, null, null, null);
 
+        /**
+         * The least memory limit taken, 6 MiB: Docker's floor. Below it runc's init and the kernel's own charges
+         * leave the process nothing, and it is killed at start or soon after.
+         */
+        public static final long MIN_MEMORY = 6L * 1024 * 1024;
+
+        /** The kernel's CFS bounds: a period of 1 ms to 1 s, a quota of at least 1 ms. */
+        public static final long MIN_CPU_PERIOD = 1000;
+        public static final long MAX_CPU_PERIOD = 1_000_000;
+        public static final long MIN_CPU_QUOTA = 1000;
+
+        /** The most CPUs a quota may give: beyond, the quota overflows what the kernel takes. */
+        public static final long MAX_CPUS = 1_000_000;
+
+        /** The cgroup v1 shares range runc and the kernel take. */
+        public static final long MIN_CPU_SHARES = 2;
+        public static final long MAX_CPU_SHARES = 262_144;
+
+        // A cpuset list: CPU numbers and ranges, comma-separated, e.g. 0-3,5.
+        private static final Pattern CPU_LIST = Pattern.compile("\\d+(-\\d+)?(,\\d+(-\\d+)?)*");
+
         public Resources {
-            if (memoryLimit != null) {
-                Checks.positive("linux.resources.memory.limit", memoryLimit);
-            }
-            if (cpuQuota != null) {
-                Checks.positive("linux.resources.cpu.quota", cpuQuota);
+            if (memoryLimit != null && memoryLimit < MIN_MEMORY) {
+                throw InvalidSpecException.ofField("linux.resources.memory.limit",
+                        "must be at least 6 MiB (" + MIN_MEMORY + " bytes, Docker's floor), was " + memoryLimit);
             }
             if (cpuPeriod != null) {
-                Checks.positive("linux.resources.cpu.period", cpuPeriod);
+                Checks.between("linux.resources.cpu.period", cpuPeriod, MIN_CPU_PERIOD, MAX_CPU_PERIOD);
+            }
+            if (cpuQuota != null) {
+                // Without a period the kernel keeps its default, CPU_PERIOD.
+                Checks.between("linux.resources.cpu.quota", cpuQuota, MIN_CPU_QUOTA,
+                        MAX_CPUS * (cpuPeriod == null ? CPU_PERIOD : cpuPeriod));
             }
             if (cpuShares != null) {
-                Checks.positive("linux.resources.cpu.shares", cpuShares);
+                Checks.between("linux.resources.cpu.shares", cpuShares, MIN_CPU_SHARES, MAX_CPU_SHARES);
             }
             if (cpusetCpus != null) {
-                Checks.noNul("linux.resources.cpu.cpus", cpusetCpus);
+                checkCpuList(cpusetCpus);
             }
             if (pidsLimit != null) {
                 Checks.positive("linux.resources.pids.limit", pidsLimit);
+            }
+        }
+
+        private static void checkCpuList(String cpus) {
+            Checks.noNul("linux.resources.cpu.cpus", cpus);
+            if (!CPU_LIST.matcher(cpus).matches()) {
+                throw InvalidSpecException.ofField("linux.resources.cpu.cpus",
+                        "not a CPU list like 0-3,5: " + Checks.printable(cpus));
+            }
+            for (String range : cpus.split(",")) {
+                String[] bounds = range.split("-");
+                if (bounds.length == 2 && new BigInteger(bounds[0]).compareTo(new BigInteger(bounds[1])) > 0) {
+                    throw InvalidSpecException.ofField("linux.resources.cpu.cpus",
+                            "range " + range + " runs backwards in " + Checks.printable(cpus));
+                }
             }
         }
 
@@ -712,12 +792,13 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
                 Long quota = cpuQuota;
                 Long period = cpuPeriod;
                 if (cpus != null) {
-                    if (cpus.isNaN() || cpus.isInfinite() || cpus <= 0) {
+                    // The kernel refuses a quota under 1 ms (0.01 CPUs of a 100 ms period); a larger one than
+                    // MAX_CPUS would overflow what it takes.
+                    if (cpus.isNaN() || cpus < 0.01 || cpus > MAX_CPUS) {
                         throw InvalidSpecException.ofField("cpus",
-                                "must be a positive number of CPUs, was " + cpus);
+                                "must be 0.01 to " + MAX_CPUS + " CPUs, was " + cpus);
                     }
-                    // The kernel refuses a quota under 1 ms.
-                    quota = Math.max(1000, Math.round(cpus * CPU_PERIOD));
+                    quota = Math.round(cpus * CPU_PERIOD);
                     period = CPU_PERIOD;
                 }
                 return new Resources(memoryLimit, quota, period, cpuShares, cpusetCpus, pidsLimit);

@@ -3,8 +3,12 @@ package org.shimmer.runtime.spec;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.shimmer.runtime.InvalidSpecException;
@@ -177,6 +181,228 @@ class SpecValidationTest {
     @Test
     void zeroCpuPeriod() {
         rejects("linux.resources.cpu.period", () -> Spec.Resources.builder().cpuQuota(1000, 0).build());
+    }
+
+    // What follows runc 1.1.5 or the kernel refuses at create: the model refuses it at build, naming the field.
+
+    @Test
+    void cpusBelowOneHundredthAreRefusedNotRoundedUp() {
+        rejects("cpus", () -> Spec.builder().cpus(0.001).build());
+        assertThat(Spec.builder().cpus(0.01).build().resources().cpuQuota()).isEqualTo(1000);
+    }
+
+    @Test
+    void cpusBeyondWhatTheKernelTakes() {
+        rejects("cpus", () -> Spec.builder().cpus(1e300).build());
+        rejects("cpus", () -> Spec.builder().cpus(1e9).build());
+        assertThat(Spec.builder().cpus(1e6).build().resources().cpuQuota()).isEqualTo(100_000_000_000L);
+    }
+
+    @Test
+    void cpuPeriodOutOfTheKernelsRange() {
+        rejects("linux.resources.cpu.period", () -> Spec.Resources.builder().cpuQuota(10_000, 999).build());
+        rejects("linux.resources.cpu.period", () -> Spec.Resources.builder().cpuQuota(10_000, 1_000_001).build());
+        assertThat(Spec.Resources.builder().cpuQuota(1000, 1000).build().cpuPeriod()).isEqualTo(1000);
+        assertThat(Spec.Resources.builder().cpuQuota(1000, 1_000_000).build().cpuPeriod()).isEqualTo(1_000_000);
+    }
+
+    @Test
+    void cpuQuotaUnderOneMillisecondOrOverAMillionCpus() {
+        rejects("linux.resources.cpu.quota", () -> Spec.Resources.builder().cpuQuota(999, 100_000).build());
+        rejects("linux.resources.cpu.quota", () -> Spec.Resources.builder().cpuQuota(-1, 100_000).build());
+        rejects("linux.resources.cpu.quota",
+                () -> Spec.Resources.builder().cpuQuota(1_000_000L * 100_000 + 1, 100_000).build());
+        rejects("linux.resources.cpu.quota",
+                () -> new Spec.Resources(null, 1_000_000L * 100_000 + 1, null, null, null, null));
+    }
+
+    @Test
+    void cpuSharesOutOfRange() {
+        rejects("linux.resources.cpu.shares", () -> Spec.Resources.builder().cpuShares(1).build());
+        rejects("linux.resources.cpu.shares", () -> Spec.Resources.builder().cpuShares(262_145).build());
+        assertThat(Spec.Resources.builder().cpuShares(2).build().cpuShares()).isEqualTo(2);
+        assertThat(Spec.Resources.builder().cpuShares(262_144).build().cpuShares()).isEqualTo(262_144);
+    }
+
+    @Test
+    void cpusetCpusSyntax() {
+        for (String bad : List.of("", "a", "0-", "-1", "0,,1", "0 1", "3-1", "0-3,", "1.5")) {
+            rejects("linux.resources.cpu.cpus", () -> Spec.Resources.builder().cpusetCpus(bad).build());
+        }
+        for (String good : List.of("0", "0-3", "0-3,5", "1,3,7-9", "2-2")) {
+            assertThat(Spec.Resources.builder().cpusetCpus(good).build().cpusetCpus()).isEqualTo(good);
+        }
+    }
+
+    @Test
+    void memoryLimitBelowDockersSixMebibyteFloor() {
+        rejects("linux.resources.memory.limit", () -> Spec.builder().memoryLimit(6L * 1024 * 1024 - 1).build());
+        rejects("linux.resources.memory.limit", () -> Spec.builder().memoryLimit(4096).build());
+        assertThat(Spec.builder().memoryLimit(6L * 1024 * 1024).build().resources().memoryLimit())
+                .isEqualTo(6L * 1024 * 1024);
+    }
+
+    @Test
+    void hostnameTooLongOrWithInvalidCharacters() {
+        rejects("hostname", () -> Spec.builder().hostname("a".repeat(65)).build());
+        for (String bad : List.of("", "under_score", "-lead", "trail-", "a..b", "sp ace", "a/b", ".a")) {
+            rejects("hostname", () -> Spec.builder().hostname(bad).build());
+        }
+        String longest = "x".repeat(30) + "." + "y".repeat(33);
+        for (String good : List.of("a".repeat(63), "box", "web-1", "a.b.example", longest)) {
+            assertThat(Spec.builder().hostname(good).build().hostname()).isEqualTo(good);
+        }
+    }
+
+    @Test
+    void maskedOrReadonlyPathsWithoutAMountNamespace() {
+        rejects("linux.namespaces", () -> Spec.builder().withoutNamespace(Namespace.Type.MOUNT).build());
+        rejects("linux.namespaces", () -> Spec.builder().withoutNamespace(Namespace.Type.MOUNT)
+                .maskedPaths(List.of()).build());
+        assertThat(Spec.builder().withoutNamespace(Namespace.Type.MOUNT).maskedPaths(List.of())
+                .readonlyPaths(List.of()).build().namespaces()).extracting(Namespace::type)
+                .doesNotContain(Namespace.Type.MOUNT);
+    }
+
+    @Test
+    void userNamespaceIsRefusedTheModelHasNoMappings() {
+        rejects("linux.namespaces", () -> Spec.builder().namespace(Namespace.of(Namespace.Type.USER)).build());
+        rejects("linux.namespaces",
+                () -> Spec.builder().namespace(Namespace.join(Namespace.Type.USER, "/proc/1/ns/user")).build());
+    }
+
+    @Test
+    void timeNamespaceIsRefusedRunc11HasNone() {
+        rejects("linux.namespaces", () -> Spec.builder().namespace(Namespace.of(Namespace.Type.TIME)).build());
+    }
+
+    @Test
+    void effectiveCapabilityNotPermitted() {
+        rejects("process.capabilities.effective", () -> Spec.builder().capabilities(new Capabilities(
+                Set.of("CAP_KILL", "CAP_CHOWN"), Set.of("CAP_KILL", "CAP_CHOWN"), Set.of("CAP_KILL"), Set.of(),
+                Set.of())).build());
+    }
+
+    @Test
+    void ambientCapabilityNotPermittedAndInheritable() {
+        rejects("process.capabilities.ambient", () -> new Capabilities(Set.of("CAP_KILL"), Set.of(),
+                Set.of("CAP_KILL"), Set.of(), Set.of("CAP_KILL")));
+        rejects("process.capabilities.ambient", () -> new Capabilities(Set.of("CAP_KILL"), Set.of(), Set.of(),
+                Set.of("CAP_KILL"), Set.of("CAP_KILL")));
+        assertThat(new Capabilities(Set.of("CAP_KILL"), Set.of(), Set.of("CAP_KILL"), Set.of("CAP_KILL"),
+                Set.of("CAP_KILL")).ambient()).containsExactly("CAP_KILL");
+    }
+
+    @Test
+    void negativeSeccompErrno() {
+        rejects("linux.seccomp.defaultErrnoRet",
+                () -> new Seccomp("SCMP_ACT_ERRNO", -1, List.of("SCMP_ARCH_X86_64"), List.of()));
+        rejects("linux.seccomp.syscalls.errnoRet",
+                () -> new Seccomp.Syscall(List.of("mount"), "SCMP_ACT_ERRNO", -38, List.of()));
+    }
+
+    @Test
+    void seccompNotifyIsRefusedTheModelHasNoListenerPath() {
+        rejects("linux.seccomp.defaultAction",
+                () -> new Seccomp("SCMP_ACT_NOTIFY", null, List.of("SCMP_ARCH_X86_64"), List.of()));
+        rejects("linux.seccomp.syscalls.action", () -> Seccomp.Syscall.of("SCMP_ACT_NOTIFY", "mount"));
+    }
+
+    @Test
+    void seccompArchitectureOutsideRuncsList() {
+        rejects("linux.seccomp.architectures",
+                () -> new Seccomp("SCMP_ACT_ALLOW", null, List.of("SCMP_ARCH_PDP11"), List.of()));
+        assertThat(new Seccomp("SCMP_ACT_ALLOW", null, List.of("SCMP_ARCH_S390X", "SCMP_ARCH_RISCV64"),
+                List.of()).architectures()).hasSize(2);
+    }
+
+    @Test
+    void emptySeccompSyscallName() {
+        rejects("linux.seccomp.syscalls.names[1]", () -> Seccomp.Syscall.of("SCMP_ACT_ALLOW", "read", ""));
+    }
+
+    @Test
+    void mountWithNeitherTypeNorSource() {
+        rejects("mounts.type", () -> new Mount("/data", null, null, List.of()));
+    }
+
+    @Test
+    void defaultProfileOnAnUnknownArchitectureIsRefused() {
+        rejects("linux.seccomp", () -> DefaultSeccompProfile.of(Capabilities.DEFAULT_SET, "s390x"));
+        assertThat(DefaultSeccompProfile.of(Capabilities.DEFAULT_SET, "aarch64").architectures())
+                .contains("SCMP_ARCH_AARCH64");
+        assertThat(DefaultSeccompProfile.of(Capabilities.DEFAULT_SET, "amd64").architectures())
+                .contains("SCMP_ARCH_X86_64");
+    }
+
+    // A null element anywhere fails naming the field, not with a NullPointerException.
+
+    @Test
+    void nullArg() {
+        rejects("process.args[1]", () -> Spec.builder().args("/bin/echo", null).build());
+        rejects("process.args[0]", () -> Spec.builder().process(Spec.Process.builder()
+                .args(Arrays.asList((String) null)).build()));
+    }
+
+    @Test
+    void nullCapability() {
+        rejects("process.capabilities[1]", () -> Spec.builder().capabilities("CHOWN", null).build());
+        rejects("process.capabilities[0]", () -> Capabilities.of(Arrays.asList((String) null)));
+        Set<String> withNull = new HashSet<>(Arrays.asList("CAP_KILL", null));
+        rejects("process.capabilities.bounding[0]",
+                () -> new Capabilities(withNull, Set.of(), Set.of(), Set.of(), Set.of()));
+    }
+
+    @Test
+    void nullMount() {
+        rejects("mounts[8]", () -> {
+            List<Mount> mounts = new ArrayList<>(Spec.DEFAULT_MOUNTS);
+            mounts.add(null);
+            Spec.builder().mounts(mounts).build();
+        });
+    }
+
+    @Test
+    void nullMountOption() {
+        rejects("mounts.options[1]", () -> Mount.tmpfs("/data", "size=1m", null));
+        rejects("mounts.options[0]", () -> new Mount("/data", "tmpfs", "tmpfs", Arrays.asList((String) null)));
+    }
+
+    @Test
+    void nullGid() {
+        Spec.Process process = Spec.defaults().process();
+        rejects("process.user.additionalGids[1]", () -> new Spec.Process(List.of(), process.env(), "/", 0, 0,
+                Arrays.asList(1, null), false, List.of(), process.capabilities(), true));
+    }
+
+    @Test
+    void nullRlimit() {
+        Spec.Process process = Spec.defaults().process();
+        rejects("process.rlimits[0]", () -> new Spec.Process(List.of(), process.env(), "/", 0, 0, List.of(),
+                false, Arrays.asList((Rlimit) null), process.capabilities(), true));
+    }
+
+    @Test
+    void nullNamespace() {
+        Spec spec = Spec.defaults();
+        rejects("linux.namespaces[0]", () -> new Spec(spec.process(), null, spec.mounts(), "rootfs", false,
+                Arrays.asList((Namespace) null), spec.resources(), null, List.of(), List.of(), Map.of()));
+    }
+
+    @Test
+    void nullMaskedPath() {
+        rejects("linux.maskedPaths[0]", () -> Spec.builder().maskedPaths(Arrays.asList((String) null)).build());
+    }
+
+    @Test
+    void nullSeccompParts() {
+        rejects("linux.seccomp.architectures[0]",
+                () -> new Seccomp("SCMP_ACT_ALLOW", null, Arrays.asList((String) null), List.of()));
+        rejects("linux.seccomp.syscalls[0]", () -> new Seccomp("SCMP_ACT_ALLOW", null, List.of(),
+                Arrays.asList((Seccomp.Syscall) null)));
+        rejects("linux.seccomp.syscalls.names[1]", () -> Seccomp.Syscall.of("SCMP_ACT_ALLOW", "read", null));
+        rejects("linux.seccomp.syscalls.args[0]", () -> new Seccomp.Syscall(List.of("read"), "SCMP_ACT_ALLOW",
+                null, Arrays.asList((Seccomp.Arg) null)));
     }
 
     @Test

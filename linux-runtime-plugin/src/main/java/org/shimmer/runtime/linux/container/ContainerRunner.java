@@ -11,6 +11,7 @@ import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
@@ -95,10 +96,12 @@ public final class ContainerRunner {
     private Mono<LinuxContainer> steps(RunRequest request) {
         return Mono.fromCallable(() -> rootfs(request))
                 .subscribeOn(io)
-                .flatMap(root -> runtime.create(request.namespace(), request.id(),
-                        request.spec().toBuilder().rootPath(root.toString()).build()))
-                .flatMap(bundle -> new LinuxContainer(runtime, bundle, request.outputBuffer())
-                        .launch(request.shim(), request.runcOptions(), request.stdin()));
+                .flatMap(root -> {
+                    Spec spec = request.spec().toBuilder().rootPath(root.toString()).build();
+                    return runtime.create(request.namespace(), request.id(), spec)
+                            .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, request.outputBuffer())
+                                    .launch(request.shim(), request.runcOptions(), request.stdin()));
+                });
     }
 
     /**

@@ -44,6 +44,7 @@ final class LinuxContainer implements Container {
 
     private final RuntimePlugin runtime;
     private final Bundle bundle;
+    private final Spec spec;
     private final int outputBuffer;
     private final BoundedOutput stdout;
     private final BoundedOutput stderr;
@@ -55,9 +56,10 @@ final class LinuxContainer implements Container {
     private volatile int pid;
     private volatile Disposable exitWatch;
 
-    LinuxContainer(RuntimePlugin runtime, Bundle bundle, int outputBuffer) {
+    LinuxContainer(RuntimePlugin runtime, Bundle bundle, Spec spec, int outputBuffer) {
         this.runtime = runtime;
         this.bundle = bundle;
+        this.spec = spec;
         this.outputBuffer = outputBuffer;
         this.stdout = new BoundedOutput("stdout of container " + name(), outputBuffer);
         this.stderr = new BoundedOutput("stderr of container " + name(), outputBuffer);
@@ -107,6 +109,11 @@ final class LinuxContainer implements Container {
     @Override
     public Bundle bundle() {
         return bundle;
+    }
+
+    @Override
+    public Spec spec() {
+        return spec;
     }
 
     @Override

@@ -42,10 +42,11 @@ public final class OciJson {
     /**
      * The bundle's {@code config.json}.
      *
-     * @param cgroupsPath the container's cgroup, e.g. {@code /<namespace>/<id>}
+     * @param cgroupsPath the container's cgroup, e.g. {@code /shimmer-<hash>/<namespace>/<id>} ({@link CgroupPaths})
      */
     public static byte[] spec(Spec spec, String cgroupsPath) {
         required("spec", spec);
+        noTerminal(spec.process());
         ObjectNode root = NODES.objectNode();
         root.put("ociVersion", OCI_VERSION);
         root.set("process", process(spec.process()));
@@ -91,7 +92,20 @@ public final class OciJson {
         if (process.args().isEmpty()) {
             throw InvalidSpecException.ofField("process.args", "empty: an exec needs a command");
         }
+        noTerminal(process);
         return write(process(process));
+    }
+
+    /**
+     * No {@code Stdio} is a console yet (issue 13): the local shim made a terminal exec and failed it at start
+     * with INTERNAL, the remote shim started it with its output nowhere. Refused before anything is written or
+     * sent.
+     */
+    private static void noTerminal(Spec.Process process) {
+        if (process.terminal()) {
+            throw InvalidSpecException.ofField("process.terminal",
+                    "true, but no Stdio is a console yet: terminals are not supported");
+        }
     }
 
     /** An update's limits: an OCI {@code LinuxResources}; null limits are not written, so left unchanged. */

@@ -33,6 +33,7 @@ import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
@@ -41,6 +42,7 @@ import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.spec.Capabilities;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -254,6 +256,43 @@ class ContainerTest {
     }
 
     /**
+     * Like {@code ctr task exec}, an exec through the handle is the container's process with other arguments: a
+     * container running as 1000:1000 without CAP_KILL gets execs as 1000 without it. A process built from nothing
+     * is used as it is: root.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void anExecThroughTheHandleInheritsTheContainersUserAndCapabilities(String kind) {
+        Spec spec = Spec.builder().args("/bin/sleep", "30").user(1000, 1000).dropCapability("CAP_KILL").build();
+        Container container = runtime.run(RunRequest.of(NS, "u-" + UUID.randomUUID().toString().substring(0, 8),
+                spec, rootfs).withShim(shim(kind)).withRuncOptions(runc)).block(TIMEOUT);
+        try {
+            assertThat(container.spec().process().uid()).isEqualTo(1000);
+            StepVerifier.create(container.exec("uid", "/bin/id", "-u")
+                            .flatMap(exec -> Mono.zip(text(exec.stdout()), exec.exit().map(ExitStatus::status))))
+                    .assertNext(result -> {
+                        assertThat(result.getT1()).isEqualTo("1000\n");
+                        assertThat(result.getT2()).isZero();
+                    })
+                    .verifyComplete();
+            StepVerifier.create(container.exec("caps", "/bin/cat", "/proc/self/status")
+                            .flatMap(exec -> text(exec.stdout())))
+                    .assertNext(status -> {
+                        String line = status.lines().filter(l -> l.startsWith("CapEff:")).findFirst().orElseThrow();
+                        long mask = Long.parseLong(line.substring("CapEff:".length()).strip(), 16);
+                        assertThat(mask & (1L << Capabilities.bit("CAP_KILL"))).as("CAP_KILL in " + line).isZero();
+                    })
+                    .verifyComplete();
+            StepVerifier.create(container.exec("root", Spec.Process.builder().args("/bin/id", "-u").build())
+                            .flatMap(exec -> text(exec.stdout())))
+                    .expectNext("0\n")
+                    .verifyComplete();
+        } finally {
+            container.release().block(TIMEOUT);
+        }
+    }
+
+    /**
      * Runs cancelled after a random delay, from at once to as long as a whole run takes, through both shims in
      * turn (one in four remote), each waited for until it settled (its undo done): then its bundle is gone; what else could be left is
      * checked at the end. The runs go through the runner {@code LinuxRuntime.run} delegates to, which can say when
@@ -334,5 +373,6 @@ class ContainerTest {
         Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
         assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left").isEmpty();
         assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
     }
 }

@@ -55,6 +55,7 @@ import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.CgroupPaths;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
@@ -1110,6 +1111,7 @@ public abstract class ShimContractTest {
             echo pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)
             echo foo=$FOO
             echo cwd=$(pwd)
+            /bin/busybox cat /proc/self/cgroup
             """;
 
     @Test
@@ -1139,6 +1141,8 @@ public abstract class ShimContractTest {
 
         assertThat(output.block(TIMEOUT)).contains("Seccomp:\t2", "NoNewPrivs:\t1", "CapEff:\t" + mask,
                 "mem=" + (64L << 20), "pids=32", "foo=bar", "cwd=/tmp");
+        // The cgroup is this state root's own, not containerd's /<namespace>/<id>.
+        assertThat(output.block(TIMEOUT)).contains(":" + CgroupPaths.of(config().stateRoot(), NS, id) + "\n");
         assertThat(exec[0]).isEqualTo("0");
         // Built from nothing, the exec is as confined as the container; env and cwd are its own.
         assertThat(exec[1]).contains("Seccomp:\t2", "NoNewPrivs:\t1", "CapEff:\t" + mask, "mem=" + (64L << 20),
@@ -1148,7 +1152,7 @@ public abstract class ShimContractTest {
         assertThat(denied[1]).contains("Operation not permitted");
         assertThat(updated[1]).contains("mem=" + (128L << 20), "pids=32");
         assertNoFifos(bundle);
-        CgroupsLeft.assertNoneUnder(NS);
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
     @Test
@@ -1164,10 +1168,17 @@ public abstract class ShimContractTest {
                 .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
                         .hasMessageContaining("linux.resources"))
                 .verify(TIMEOUT);
+        // No Stdio is a console: the local shim failed a terminal exec at start, the remote one ran it.
+        StepVerifier.create(shim.exec("tty", Spec.Process.builder().args("/bin/true").terminal(true).build(),
+                        Stdio.none()))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOfSatisfying(InvalidSpecException.class,
+                        invalid -> assertThat(invalid.field()).isEqualTo("process.terminal")))
+                .verify(TIMEOUT);
 
-        // The id was never taken: an exec of that name runs.
+        // The ids were never taken: execs of those names run.
         String[] ran = typedExec(shim, "empty", "/bin/true");
         assertThat(ran[0]).isEqualTo("0");
+        assertThat(typedExec(shim, "tty", "/bin/true")[0]).isEqualTo("0");
         shim.kill(9, false).block(TIMEOUT);
         shim.awaitExit().block(TIMEOUT);
         shim.delete().block(TIMEOUT);

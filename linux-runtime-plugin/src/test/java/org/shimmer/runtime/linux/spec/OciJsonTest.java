@@ -6,9 +6,12 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.spec.Mount;
 import org.shimmer.runtime.spec.Namespace;
@@ -146,11 +149,38 @@ class OciJsonTest {
         assertThat(process.path("noNewPrivileges").asBoolean()).isTrue();
         assertThat(texts(process.path("capabilities").path("effective"))).hasSize(14);
 
-        JsonNode resources = parse(OciJson.updateResources(Spec.Resources.builder().memoryLimit(1 << 20).build()));
-        assertThat(resources.path("memory").path("limit").asLong()).isEqualTo(1 << 20);
+        JsonNode resources = parse(OciJson.updateResources(Spec.Resources.builder().memoryLimit(8 << 20).build()));
+        assertThat(resources.path("memory").path("limit").asLong()).isEqualTo(8 << 20);
         assertThat(resources.has("cpu")).isFalse();
         assertThat(resources.has("pids")).isFalse();
         assertThat(resources.has("devices")).isFalse();
+    }
+
+    @Test
+    void theCgroupIsPerStateRoot(@TempDir Path temp) throws IOException {
+        Path one = Files.createDirectories(temp.resolve("one"));
+        Path link = Files.createSymbolicLink(temp.resolve("link"), one);
+        String first = CgroupPaths.of(one, "ns", "id");
+        assertThat(first).matches("/shimmer-[0-9a-f]{12}/ns/id");
+        assertThat(CgroupPaths.of(temp.resolve("two"), "ns", "id")).isNotEqualTo(first);
+        // One directory, one cgroup, however it is named; and the same before and after it exists.
+        assertThat(CgroupPaths.of(link, "ns", "id")).isEqualTo(first);
+        assertThat(CgroupPaths.of(temp.resolve("one/../one"), "ns", "id")).isEqualTo(first);
+        String later = CgroupPaths.of(temp.resolve("later/state"), "ns", "id");
+        Files.createDirectories(temp.resolve("later/state"));
+        assertThat(CgroupPaths.of(temp.resolve("later/state"), "ns", "id")).isEqualTo(later);
+        assertThat(parse(OciJson.spec(Spec.defaults(), first)).path("linux").path("cgroupsPath").asText())
+                .isEqualTo(first);
+    }
+
+    @Test
+    void aTerminalIsRefusedNoStdioIsAConsole() {
+        assertThatThrownBy(() -> OciJson.execProcess(Spec.Process.builder().args("/bin/sh").terminal(true).build()))
+                .isInstanceOfSatisfying(InvalidSpecException.class,
+                        error -> assertThat(error.field()).isEqualTo("process.terminal"));
+        assertThatThrownBy(() -> OciJson.spec(Spec.builder().args("/bin/sh").terminal(true).build(), "/ns/id"))
+                .isInstanceOfSatisfying(InvalidSpecException.class,
+                        error -> assertThat(error.field()).isEqualTo("process.terminal"));
     }
 
     @Test

@@ -48,7 +48,7 @@ class SpecRuncTest {
     void nothingLeft() throws Exception {
         assertThat(Leaks.runcContainers(runcRoot)).as("runc containers left").isEmpty();
         resources.close();
-        CgroupsLeft.assertNoneUnder(NS);
+        CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
     }
 
     /** Runs the bundle with {@code runc run} in the foreground; returns its exit code and output. */
