@@ -21,6 +21,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.examples.host.BusyboxRootfs;
+import org.shimmer.examples.host.StateRootCgroups;
 
 /** The CLI as a user runs it: real plugin zip through PF4J, real runc, the real shim. */
 class CliIntegrationTests {
@@ -282,6 +283,7 @@ class CliIntegrationTests {
         assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).as("mounts")
                 .noneMatch(line -> line.contains(temp.toString()));
         assertThat(Processes.mentioning(temp.toString())).as("processes").isEmpty();
+        assertThat(StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"))).as("container cgroups").isEmpty();
     }
 
     @Test

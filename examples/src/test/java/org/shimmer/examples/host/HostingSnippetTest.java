@@ -64,6 +64,8 @@ class HostingSnippetTest {
         assertThat(printed.toString(UTF_8)).isEqualTo("hello\nexit status 0\n");
         assertThat(bundle).doesNotExist();
         assertThat(RuntimeConfig.DEFAULT_WORK_ROOT.resolve("default").resolve("hello")).doesNotExist();
+        assertThat(StateRootCgroups.removeEmptyAndListLeft(RuntimeConfig.DEFAULT_STATE_ROOT))
+                .noneMatch(cgroup -> cgroup.endsWith(Path.of("default", "hello")));
     }
 
     @Test

@@ -66,9 +66,10 @@ class HotReloadIntegrationTests {
     }
 
     @AfterEach
-    void tearDown() {
+    void tearDown() throws IOException {
         host.close();
         events.dispose();
+        assertThat(StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"))).as("container cgroups").isEmpty();
     }
 
     @Test

@@ -49,6 +49,7 @@ class PromptExitIntegrationTests {
         }
         assertThat(namespaces(work.resolve("state"))).as("bundles left").isEmpty();
         assertThat(leftoverProcesses(work)).as("processes still using %s", work).isEmpty();
+        assertThat(StateRootCgroups.removeEmptyAndListLeft(work.resolve("state"))).as("container cgroups").isEmpty();
     }
 
     /** Reads the host's stdout to the marker; the instant the marker line arrived. */
