@@ -5,13 +5,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuntimePlugin;
 import org.slf4j.Logger;
@@ -58,14 +58,14 @@ public final class ContainerRunner {
         this.inFlight = inFlight;
     }
 
-    /** A runner of its own, for tests. */
-    ContainerRunner(RuntimePlugin runtime, Scheduler io) {
-        this(runtime, io, new ConcurrentHashMap<>());
-    }
-
     public Mono<Container> run(RunRequest request) {
         return Mono.defer(() -> {
             String key = request.namespace() + "/" + request.id();
+            // No image supplies them yet: without args runc's create fails late, after the shim was started.
+            if (request.spec().process().args().isEmpty()) {
+                return Mono.error(new InvalidSpecException("run container " + key + ": invalid process.args: empty"
+                        + " (no image supplies them)"));
+            }
             Sinks.Empty<Void> settled = Sinks.empty();
             Mono<Void> mine = settled.asMono();
             Mono<Void> earlier = inFlight.put(key, mine);
@@ -109,11 +109,6 @@ public final class ContainerRunner {
                     })
                     .cast(Container.class);
         });
-    }
-
-    /** Completes once no run of {@code namespace/id} is in flight or being undone. */
-    Mono<Void> settled(String namespace, String id) {
-        return Mono.defer(() -> inFlight.getOrDefault(namespace + "/" + id, Mono.empty()));
     }
 
     private Mono<LinuxContainer> steps(RunRequest request, String key, BooleanSupplier cancelled) {
