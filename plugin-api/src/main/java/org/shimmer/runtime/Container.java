@@ -90,9 +90,9 @@ public interface Container {
      * Idempotent: every call, concurrent or later, shares the one release and completes when it is done.
      *
      * <p>Safe after any failure: a shim that died, a task already deleted, a bundle already gone. Each call to the
-     * shim is bounded (10 s): a hung shim (stopped, or a hung runc) is killed by the delete by force. When a step
-     * fails and leaves something, the release falls back to {@link RuntimePlugin#forceDelete}; if even that leaves
-     * something, it fails with the {@link ShimmerException} naming what still lives (with its code), and
+     * shim is bounded (10 s): a hung remote shim (stopped) is killed, a hung runc left to the delete by force.
+     * When a step fails and leaves something, the release falls back to {@link RuntimePlugin#forceDelete}; if even
+     * that leaves something, it fails with the {@link ShimmerException} naming what still lives (with its code), and
      * {@code forceDelete(namespace, id)} is the way to retry.
      */
     Mono<Void> release();

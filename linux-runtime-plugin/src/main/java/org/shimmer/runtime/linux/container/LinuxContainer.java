@@ -12,6 +12,7 @@ import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.ExecProcess;
@@ -24,6 +25,8 @@ import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.linux.shim.Operations;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
@@ -247,12 +250,12 @@ final class LinuxContainer implements Container {
         return task.then(shimDown)
                 // A shim that died is cleaned up by its session (the shim's own delete, then init reaped): wait
                 // for that while the bundle is in use, as deleting by force meanwhile killed that delete and left
-                // init a zombie of this JVM. A hung shim is not waited for.
-                .then(Mono.defer(() -> hung.get() ? Mono.<Void>error(failures.getLast()) : bundle.delete())
-                        .retryWhen(Retry.backoff(6, Duration.ofMillis(100))
-                                .maxBackoff(Duration.ofSeconds(1))
-                                .filter(failure -> !hung.get() && failure instanceof FailedPreconditionException)
-                                .onRetryExhaustedThrow((spec, signal) -> signal.failure())))
+                // init a zombie of this JVM. A hung remote shim is killed first, to be cleaned up the same way.
+                .then(Mono.defer(() -> hung.get() ? killHungShim() : Mono.empty()))
+                .then(Mono.defer(bundle::delete).retryWhen(Retry.backoff(6, Duration.ofMillis(100))
+                        .maxBackoff(Duration.ofSeconds(1))
+                        .filter(FailedPreconditionException.class::isInstance)
+                        .onRetryExhaustedThrow((spec, signal) -> signal.failure())))
                 .onErrorResume(refused -> {
                     if (!failures.contains(refused)) {
                         failures.add(refused);
@@ -272,6 +275,31 @@ final class LinuxContainer implements Container {
                             + "its exit was known"));
                     stdout.disconnect();
                     stderr.disconnect();
+                });
+    }
+
+    /**
+     * SIGKILL, through a pidfd, to the remote shim that stopped answering: its session sees it die and runs the
+     * shim's own delete, which kills and reaps the container's init. Deleting by force while the shim was still
+     * stopped killed init under it, and init, reparented to this JVM once the shim died, stayed a zombie.
+     */
+    private Mono<Void> killHungShim() {
+        return runtime.inspect(namespace(), id())
+                .flatMap(found -> Mono.justOrEmpty(found.shim()))
+                .filter(found -> found.kind() == BundleInspection.ShimKind.REMOTE && found.alive())
+                .flatMap(found -> Mono.fromCallable(() -> {
+                    try (OwnedFd pidfd = OwnedFd.pidfd(found.pid())) {
+                        return pidfd.use(number -> {
+                            LinuxCalls.pidfdSendSignal(number, SIGKILL);
+                            return found.pid();
+                        });
+                    }
+                }).subscribeOn(io))
+                .doOnNext(pid -> log.warn("killed the hung shim (pid {}) of container {}", pid, name()))
+                .then()
+                .onErrorResume(failure -> {
+                    log.warn("could not kill the hung shim of container {}", name(), failure);
+                    return Mono.empty();
                 });
     }
 

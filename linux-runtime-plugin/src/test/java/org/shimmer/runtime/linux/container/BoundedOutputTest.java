@@ -136,7 +136,7 @@ class BoundedOutputTest {
                 .verifyComplete();
     }
 
-    /** Review #2: a subscriber blocked in onNext (the README's slow pipe) neither grows the buffer nor stalls the source. */
+    /** Review #2: a subscriber blocked in onNext (a slow pipe) neither grows the buffer nor stalls the source. */
     @Test
     void aBlockedSubscriberNeitherGrowsTheBufferNorRunsOnTheSourcesThread() throws InterruptedException {
         output.connect(source.asFlux());
