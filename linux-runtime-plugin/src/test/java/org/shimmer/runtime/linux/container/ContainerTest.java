@@ -256,8 +256,8 @@ class ContainerTest {
 
     /**
      * The issue's test (review #8): {@code usingWhen(runtime.run(req), work, Container::release)} 100 times, the work
-     * succeeding, failing or never ending, the whole cancelled after a random delay, from at once to as long as a
-     * run, the work and its release take: so cancelled during the run, during the work or during the release. One
+     * succeeding, failing or never ending, the whole cancelled after a random delay, from at once to three times
+     * a run and its release: so cancelled during the run, during the work or during the release, or not at all. One
      * in four runs through the remote shim. Each run of the id waits for the release before it (review #5), so none
      * gets {@code AlreadyExistsException}; at the end nothing is left.
      */
@@ -280,7 +280,8 @@ class ContainerTest {
         for (int i = 0; i < 100; i++) {
             String kind = i % 4 == 3 ? "remote" : "local";
             int work = random.nextInt(3);
-            long delay = (long) (random.nextDouble() * (takes.get(kind) + 20));
+            // A run waits for the release before it: up to three runs' time covers the run, the work and the release.
+            long delay = (long) (random.nextDouble() * 3 * takes.get(kind));
             Mono<String> used = Mono.usingWhen(runtime.run(named(kind, id, "/bin/sleep", "30")),
                     container -> switch (work) {
                         case 0 -> Mono.delay(Duration.ofMillis(10)).thenReturn("done");
