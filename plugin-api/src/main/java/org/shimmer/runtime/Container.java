@@ -3,6 +3,7 @@ package org.shimmer.runtime;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
@@ -20,8 +21,11 @@ import reactor.core.publisher.Mono;
  * <p><b>Output.</b> The plugin reads {@link #stdout()} and {@link #stderr()} continuously, whether anybody
  * subscribed or not, so an ignored stream never stalls the process. Bytes nobody asked for yet wait in a buffer of
  * {@link RunRequest#withOutputBuffer} bytes per stream; when it is full the oldest bytes are dropped and counted
- * ({@link #droppedStdoutBytes()}). A subscriber that keeps requesting gets every byte, in order, from the first
- * byte the process wrote if it subscribes before anything was dropped. One subscriber per stream at a time; a
+ * ({@link #droppedStdoutBytes()}): the buffer never holds more, whatever subscribers do, so a subscriber that
+ * falls more than the bound behind loses the oldest bytes too. A subscriber that keeps requesting gets every byte,
+ * in order, while it stays within the bound, from the first byte the process wrote if it subscribes before
+ * anything was dropped. Subscribers are called on the runtime's io threads, never on its poll thread; one whose
+ * {@code onNext} throws gets that error and frees the stream for the next. One subscriber per stream at a time; a
  * second one while the first is subscribed gets {@link FailedPreconditionException}. Cancelling a subscription
  * (a {@code take(1)}) never touches the container: it keeps running and writing, and a later subscription gets
  * what was buffered since and what follows. A stream completes once the process and everything holding it closed
@@ -60,14 +64,14 @@ public interface Container {
     /**
      * The init process's exit: every subscriber, before or after it, gets it (128 + n for signal n). Fails with the
      * shim's error when the exit cannot be known (the shim died: {@link UnavailableException} or
-     * {@link org.shimmer.runtime.shim.ShimException}).
+     * {@link ShimException}).
      */
     Mono<ExitStatus> exit();
 
     /**
      * Runs {@code process} in the container as exec {@code execId}, its stdin none and its output read as the
-     * container's; completes once it started. Its {@link ExecProcess#exit()} comes after the exec was deleted, so
-     * the id can be used again then.
+     * container's; completes once it started. Its {@link ExecProcess#exit()} comes after the shim was asked to
+     * delete the exec: the id can be used again then, unless that delete failed.
      *
      * <p>{@code process} is used as it is: one from {@link Spec.Process#builder()} runs as root with the default
      * capabilities, whatever user and capabilities the container's process has. To run as the container does, use
@@ -101,9 +105,10 @@ public interface Container {
      * the task, shuts the shim down and deletes the bundle. Runs to its end even when its subscriber cancels.
      * Idempotent: every call, concurrent or later, shares the one release and completes when it is done.
      *
-     * <p>Safe after any failure: a shim that died, a task already deleted, a bundle already gone. When a step
-     * fails and leaves something, the release falls back to {@link RuntimePlugin#forceDelete}; if even that leaves
-     * something, it fails with the {@link ShimmerException} naming what still lives, and
+     * <p>Safe after any failure: a shim that died, a task already deleted, a bundle already gone. Each call to the
+     * shim is bounded (10 s): a hung remote shim (stopped) is killed, a hung runc left to the delete by force.
+     * When a step fails and leaves something, the release falls back to {@link RuntimePlugin#forceDelete}; if even
+     * that leaves something, it fails with the {@link ShimmerException} naming what still lives (with its code), and
      * {@code forceDelete(namespace, id)} is the way to retry.
      */
     Mono<Void> release();

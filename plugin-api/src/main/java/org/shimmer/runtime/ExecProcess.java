@@ -26,7 +26,10 @@ public interface ExecProcess {
     /** Bytes of stderr dropped so far because nobody read them and the buffer was full. */
     long droppedStderrBytes();
 
-    /** The process's exit, once it exited and was deleted; every subscriber gets it. */
+    /**
+     * The process's exit, once it exited and the shim was asked to delete it; every subscriber gets it. The exec id
+     * is free again then unless that delete failed (it is still freed by the container's release).
+     */
     Mono<ExitStatus> exit();
 
     /** Sends {@code signal} to the process. */

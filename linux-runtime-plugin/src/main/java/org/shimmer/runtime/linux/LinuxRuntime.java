@@ -3,6 +3,8 @@ package org.shimmer.runtime.linux;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.BundleInspection;
@@ -45,6 +47,8 @@ public class LinuxRuntime implements RuntimePlugin {
     private final BundleReaper reaper;
     private final ContainerRunner containers;
     private final Path stateRoot;
+    /** Per state root, the container runs and releases in flight: shared by every view, as the shims are. */
+    private final ConcurrentMap<Path, ConcurrentMap<String, Mono<Void>>> runs;
 
     /**
      * @param config where bundles live and where shim events go
@@ -52,16 +56,17 @@ public class LinuxRuntime implements RuntimePlugin {
      */
     public LinuxRuntime(RuntimeConfig config, RuntimeResources resources) {
         this(config, Objects.requireNonNull(resources, "resources"), new LocalShims(resources),
-                RemoteShimRegistry.of(resources));
+                RemoteShimRegistry.of(resources), new ConcurrentHashMap<>());
     }
 
     /** A view of {@code config} over the shims every view of this runtime shares. */
     // The runner only keeps the view to call it later, never during construction.
     @SuppressWarnings("this-escape")
     private LinuxRuntime(RuntimeConfig config, RuntimeResources resources, LocalShims local,
-            RemoteShimRegistry remoteRegistry) {
+            RemoteShimRegistry remoteRegistry, ConcurrentMap<Path, ConcurrentMap<String, Mono<Void>>> runs) {
         this.resources = resources;
         this.stateRoot = config.stateRoot();
+        this.runs = runs;
         this.local = local;
         this.remoteRegistry = remoteRegistry;
         // Local and remote shims publish into one exchange: a host never sees two streams.
@@ -87,7 +92,8 @@ public class LinuxRuntime implements RuntimePlugin {
                 bundles::delete,
                 pid -> resources.exitMonitor().watchAny(pid),
                 remote::detachAll);
-        this.containers = new ContainerRunner(this, resources.io());
+        this.containers = new ContainerRunner(this, resources.io(),
+                runs.computeIfAbsent(config.stateRoot(), root -> new ConcurrentHashMap<>()));
     }
 
     @Override
@@ -153,6 +159,6 @@ public class LinuxRuntime implements RuntimePlugin {
 
     @Override
     public RuntimePlugin withConfig(RuntimeConfig config) {
-        return new LinuxRuntime(config, resources, local, remoteRegistry);
+        return new LinuxRuntime(config, resources, local, remoteRegistry, runs);
     }
 }

@@ -2,35 +2,48 @@ package org.shimmer.runtime.linux.container;
 
 import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.reactivestreams.Publisher;
 import org.reactivestreams.Subscriber;
 import org.reactivestreams.Subscription;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.UnavailableException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Operators;
+import reactor.core.scheduler.Scheduler;
 
 /**
  * One output stream of a container's process, read continuously and held in a buffer of at most {@code bound}
  * bytes until someone reads it.
  *
  * <p>The shim's streams are read only as fast as they are consumed, so a host that ignored one stalled the process
- * once the pipe filled (issue 11). Here the source is always drained at once; bytes wait in the buffer only while
- * no subscriber asks for them, and when the buffer would exceed the bound the oldest bytes go first (a reader who
- * comes late sees the most recent output) and are counted in {@link #droppedBytes()}. A subscriber that keeps
- * requesting gets every byte, in order. One subscriber at a time: a second one while the first is subscribed gets
- * {@link FailedPreconditionException}; a subscriber that cancels leaves the stream running, and the next one gets
- * what was buffered since and what follows. Once the source ended and the buffer is empty, every subscriber gets
- * the end (or the source's error) at once.
+ * once the pipe filled (issue 11). Here the source is always drained at once into the buffer, which never holds
+ * more than the bound: when a chunk would exceed it the oldest bytes go first (a reader who comes late, or falls
+ * more than the bound behind, sees the most recent output) and are counted in {@link #droppedBytes()}. A
+ * subscriber that keeps requesting gets every byte, in order, while it stays within the bound. One subscriber at a
+ * time: a second one while the first is subscribed gets {@link FailedPreconditionException}; a subscriber that
+ * cancels, or whose {@code onNext} throws (it then gets that error), leaves the stream running, and the next one
+ * gets what was buffered since and what follows. Once the source ended and the buffer is empty, every subscriber
+ * gets the end (or the source's error) at once.
+ *
+ * <p>The source's thread only appends and trims, under the lock: it is the poll loop's, shared by every FIFO and
+ * pidfd, so subscriber code running there (a slow {@code onNext}) stalled them all, and one that threw closed the
+ * FIFO, leaving the container to SIGPIPE. Subscribers are called from a serial drain on the {@code io} scheduler
+ * only, and never before their {@code onSubscribe} returned (Reactive Streams 1.3).
  */
 final class BoundedOutput {
 
+    private static final Logger log = LoggerFactory.getLogger(BoundedOutput.class);
+
     private final String name;
     private final int bound;
+    private final Scheduler io;
     private final ArrayDeque<byte[]> chunks = new ArrayDeque<>();
-    private final AtomicInteger wip = new AtomicInteger();
     private long buffered;
     private long dropped;
     private boolean ended;
@@ -40,11 +53,13 @@ final class BoundedOutput {
 
     /**
      * @param name what the stream is, for messages: {@code stdout of container ns/id}
-     * @param bound the most bytes held for nobody, at least 0
+     * @param bound the most bytes held, at least 0
+     * @param io the scheduler subscribers are called from
      */
-    BoundedOutput(String name, int bound) {
+    BoundedOutput(String name, int bound, Scheduler io) {
         this.name = name;
         this.bound = bound;
+        this.io = io;
     }
 
     /** Starts draining {@code source}, with unbounded demand. Called once. */
@@ -73,9 +88,14 @@ final class BoundedOutput {
         return Flux.from(stream);
     }
 
-    /** Bytes dropped so far because nobody read them and the buffer was full. */
+    /** Bytes dropped so far because nobody read them in time and the buffer was full. */
     synchronized long droppedBytes() {
         return dropped;
+    }
+
+    /** Bytes held now, never more than the bound. */
+    synchronized long bufferedBytes() {
+        return buffered;
     }
 
     private void attach(Subscriber<? super byte[]> actual) {
@@ -93,87 +113,50 @@ final class BoundedOutput {
             return;
         }
         actual.onSubscribe(next);
+        next.subscribed = true;
         // An ended stream ends for a subscriber that has not asked for anything yet too.
-        drain();
-    }
-
-    private void detach(Reader gone) {
-        synchronized (this) {
-            if (reader == gone) {
-                reader = null;
-            }
-        }
-        drain();
+        next.schedule();
     }
 
     private void offer(byte[] chunk) {
         if (chunk.length == 0) {
             return;
         }
+        Reader current;
         synchronized (this) {
             chunks.add(chunk);
             buffered += chunk.length;
+            trim();
+            current = reader;
         }
-        drain();
+        if (current != null) {
+            current.schedule();
+        }
     }
 
     private void fail(Throwable error) {
+        Reader current;
         synchronized (this) {
             if (!ended) {
                 failure = error;
                 ended = true;
             }
+            current = reader;
         }
-        drain();
+        if (current != null) {
+            current.schedule();
+        }
     }
 
     private void end() {
+        Reader current;
         synchronized (this) {
             ended = true;
+            current = reader;
         }
-        drain();
-    }
-
-    /**
-     * Hands buffered chunks to the reader as far as it asked, then trims what is left to the bound. One thread at
-     * a time runs the loop (the source's, or a reader's request); others leave it a note to go round again.
-     */
-    private void drain() {
-        if (wip.getAndIncrement() != 0) {
-            return;
+        if (current != null) {
+            current.schedule();
         }
-        int missed = 1;
-        do {
-            for (;;) {
-                Reader current;
-                byte[] next = null;
-                Throwable error = null;
-                synchronized (this) {
-                    current = reader;
-                    if (current == null || (!chunks.isEmpty() && current.requested.get() == 0)) {
-                        trim();
-                        break;
-                    }
-                    if (!chunks.isEmpty()) {
-                        next = chunks.poll();
-                        buffered -= next.length;
-                    } else if (ended) {
-                        reader = null;
-                        error = failure;
-                    } else {
-                        break;
-                    }
-                }
-                if (next != null) {
-                    current.deliver(next);
-                } else if (error != null) {
-                    current.actual.onError(error);
-                } else {
-                    current.actual.onComplete();
-                }
-            }
-            missed = wip.addAndGet(-missed);
-        } while (missed != 0);
     }
 
     /** Drops the oldest bytes beyond the bound; a chunk larger than what may stay keeps its newest bytes. */
@@ -192,33 +175,110 @@ final class BoundedOutput {
         }
     }
 
-    /** The one subscriber's subscription: its demand, and its cancel, which frees the stream for the next one. */
+    /**
+     * The one subscriber's subscription: its demand, its cancel (which frees the stream for the next one), and its
+     * drain, run by one io thread at a time (others leave it a note to go round again).
+     */
     private final class Reader implements Subscription {
 
         private final Subscriber<? super byte[]> actual;
         private final AtomicLong requested = new AtomicLong();
+        private final AtomicInteger wip = new AtomicInteger();
+        private volatile boolean subscribed;
 
         Reader(Subscriber<? super byte[]> actual) {
             this.actual = actual;
-        }
-
-        /** Called by the drain loop only, with demand left: one chunk handed on, one request used. */
-        void deliver(byte[] chunk) {
-            requested.getAndUpdate(left -> left == Long.MAX_VALUE ? left : left - 1);
-            actual.onNext(chunk);
         }
 
         @Override
         public void request(long n) {
             if (Operators.validate(n)) {
                 requested.getAndUpdate(left -> Operators.addCap(left, n));
-                drain();
+                schedule();
             }
         }
 
         @Override
         public void cancel() {
-            detach(this);
+            detach();
+        }
+
+        /** Whether this reader still holds the stream; frees it if so. */
+        private boolean detach() {
+            synchronized (BoundedOutput.this) {
+                if (reader != this) {
+                    return false;
+                }
+                reader = null;
+                return true;
+            }
+        }
+
+        void schedule() {
+            if (wip.getAndIncrement() != 0) {
+                return;
+            }
+            try {
+                io.schedule(this::drain);
+            } catch (RejectedExecutionException stopped) {
+                // The runtime stopped: nothing will read for this subscriber any more.
+                wip.set(0);
+                if (subscribed && detach()) {
+                    actual.onError(new UnavailableException(name + ": the runtime stopped", stopped));
+                }
+            }
+        }
+
+        private void drain() {
+            int missed = 1;
+            do {
+                while (subscribed) {
+                    byte[] next = null;
+                    Throwable error = null;
+                    boolean end = false;
+                    synchronized (BoundedOutput.this) {
+                        if (reader != this) {
+                            break;
+                        }
+                        if (!chunks.isEmpty()) {
+                            if (requested.get() == 0) {
+                                break;
+                            }
+                            next = chunks.poll();
+                            buffered -= next.length;
+                        } else if (ended) {
+                            reader = null;
+                            error = failure;
+                            end = true;
+                        } else {
+                            break;
+                        }
+                    }
+                    if (end) {
+                        if (error != null) {
+                            actual.onError(error);
+                        } else {
+                            actual.onComplete();
+                        }
+                        break;
+                    }
+                    requested.getAndUpdate(left -> left == Long.MAX_VALUE ? left : left - 1);
+                    try {
+                        actual.onNext(next);
+                    } catch (Throwable thrown) {
+                        // A subscriber broke the rule (Reactive Streams 2.13): it goes, the stream stays.
+                        if (detach()) {
+                            try {
+                                actual.onError(thrown);
+                            } catch (Throwable again) {
+                                log.warn("subscriber of {} threw from onError too", name, again);
+                            }
+                        }
+                        break;
+                    }
+                }
+                missed = wip.addAndGet(-missed);
+            } while (missed != 0);
         }
     }
 }

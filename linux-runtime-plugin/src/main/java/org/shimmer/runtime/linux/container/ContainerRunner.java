@@ -3,12 +3,15 @@ package org.shimmer.runtime.linux.container;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.spec.Spec;
@@ -23,8 +26,10 @@ import reactor.core.scheduler.Scheduler;
  *
  * <p>As the shims' {@code Operations.runToEnd}: the run goes to its end whatever its subscriber does (a step
  * cannot be undone while it runs), and a container nobody took, because the run was cancelled, is released then.
- * A run of a container whose earlier run is still going or being undone waits for it first, so a host that
- * cancels and retries gets its container rather than {@code AlreadyExistsException} from the leftover.
+ * A run of a container whose earlier run, or a release of it, is still going waits for it first (at most
+ * {@link #EARLIER_BOUND}), so a host that cancels and retries gets its container rather than
+ * {@code AlreadyExistsException} from the leftover. A cancelled run skips the steps it has not begun and releases
+ * what exists as soon as the step under way ends.
  */
 public final class ContainerRunner {
 
@@ -32,24 +37,36 @@ public final class ContainerRunner {
     private static final int PENDING = 0;
     private static final int TAKEN = 1;
     private static final int ABANDONED = 2;
+    /** The longest a run waits for an earlier one of its id: a release's steps are bounded, this bounds the rest. */
+    static final Duration EARLIER_BOUND = Duration.ofMinutes(1);
 
     private final RuntimePlugin runtime;
     private final Scheduler io;
-    /** Per namespace/id, the run in flight (or its undo): completes once it left a container to its caller or nothing. */
-    private final ConcurrentMap<String, Mono<Void>> inFlight = new ConcurrentHashMap<>();
+    /**
+     * Per namespace/id, the run in flight (or its undo) or the release of its container: completes once it left a
+     * container to its caller, or nothing. Shared by every runner of the state root.
+     */
+    private final ConcurrentMap<String, Mono<Void>> inFlight;
 
     /**
      * @param runtime the runtime view the bundle is made in, and force-deleted through when a release needs it
      * @param io the runtime's scheduler for blocking work
+     * @param inFlight the runs and releases in flight, shared by every view of the same state root
      */
-    public ContainerRunner(RuntimePlugin runtime, Scheduler io) {
+    public ContainerRunner(RuntimePlugin runtime, Scheduler io, ConcurrentMap<String, Mono<Void>> inFlight) {
         this.runtime = runtime;
         this.io = io;
+        this.inFlight = inFlight;
     }
 
     public Mono<Container> run(RunRequest request) {
         return Mono.defer(() -> {
             String key = request.namespace() + "/" + request.id();
+            // No image supplies them yet: without args runc's create fails late, after the shim was started.
+            if (request.spec().process().args().isEmpty()) {
+                return Mono.error(new InvalidSpecException("run container " + key + ": invalid process.args: empty"
+                        + " (no image supplies them)"));
+            }
             Sinks.Empty<Void> settled = Sinks.empty();
             Mono<Void> mine = settled.asMono();
             Mono<Void> earlier = inFlight.put(key, mine);
@@ -57,8 +74,12 @@ public final class ContainerRunner {
                 inFlight.remove(key, mine);
                 settled.tryEmitEmpty();
             };
-            CompletableFuture<LinuxContainer> running = (earlier == null ? Mono.<Void>empty() : earlier)
-                    .then(steps(request))
+            AtomicBoolean cancelled = new AtomicBoolean();
+            CompletableFuture<LinuxContainer> running = (earlier == null ? Mono.<Void>empty() : earlier
+                            .onErrorComplete()
+                            .timeout(EARLIER_BOUND, Mono.fromRunnable(() -> log.warn("run of {} waited {} for an "
+                                    + "earlier run or release; going on", key, EARLIER_BOUND))))
+                    .then(steps(request, key, cancelled::get))
                     .toFuture();
             // A failed run released what it made before failing: settled.
             running.whenComplete((container, error) -> {
@@ -77,31 +98,44 @@ public final class ContainerRunner {
                         }
                         return taken;
                     })
-                    .doOnCancel(() -> running.whenComplete((container, error) -> {
-                        if (container != null && fate.compareAndSet(PENDING, ABANDONED)) {
-                            container.release().doFinally(signal -> settle.run()).subscribe(done -> {},
-                                    failure -> log.warn("could not release container {} of a cancelled run", key,
-                                            failure));
-                        }
-                    }))
+                    .doOnCancel(() -> {
+                        cancelled.set(true);
+                        running.whenComplete((container, error) -> {
+                            if (container != null && fate.compareAndSet(PENDING, ABANDONED)) {
+                                container.release().doFinally(signal -> settle.run()).subscribe(done -> {},
+                                        failure -> log.warn("could not release container {} of a cancelled run",
+                                                key, failure));
+                            }
+                        });
+                    })
                     .cast(Container.class);
         });
     }
 
-    /** Completes once no run of {@code namespace/id} is in flight or being undone. */
-    Mono<Void> settled(String namespace, String id) {
-        return Mono.defer(() -> inFlight.getOrDefault(namespace + "/" + id, Mono.empty()));
-    }
-
-    private Mono<LinuxContainer> steps(RunRequest request) {
-        return Mono.fromCallable(() -> rootfs(request))
+    private Mono<LinuxContainer> steps(RunRequest request, String key, BooleanSupplier cancelled) {
+        return Mono.fromCallable(() -> {
+                    LinuxContainer.checkNotCancelled(cancelled, key);
+                    return rootfs(request);
+                })
                 .subscribeOn(io)
                 .flatMap(root -> {
                     Spec spec = request.spec().toBuilder().rootPath(root.toString()).build();
                     return runtime.create(request.namespace(), request.id(), spec)
-                            .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, request.outputBuffer())
-                                    .launch(request.shim(), request.runcOptions(), request.stdin()));
+                            .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, request.outputBuffer(), io,
+                                    release -> track(key, release))
+                                    .launch(request.shim(), request.runcOptions(), request.stdin(), cancelled));
                 });
+    }
+
+    /**
+     * Registers a release of the container {@code key} as in flight until it ends, so that a later run waits for
+     * it: a host that cancels a {@code usingWhen} and retries at once gets its container, not
+     * {@code AlreadyExistsException} from the release still under way.
+     */
+    private void track(String key, Mono<Void> release) {
+        Mono<Void> ended = release.onErrorComplete();
+        Mono<Void> registered = inFlight.merge(key, ended, Mono::when);
+        registered.subscribe(null, null, () -> inFlight.remove(key, registered));
     }
 
     /**

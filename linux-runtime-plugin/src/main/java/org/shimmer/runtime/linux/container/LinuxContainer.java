@@ -2,23 +2,35 @@ package org.shimmer.runtime.linux.container;
 
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
+import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.ExecProcess;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.linux.shim.Operations;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
@@ -29,6 +41,7 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Scheduler;
 import reactor.util.retry.Retry;
 
 /**
@@ -38,14 +51,25 @@ import reactor.util.retry.Retry;
 final class LinuxContainer implements Container {
 
     private static final Logger log = LoggerFactory.getLogger(LinuxContainer.class);
-    private static final int SIGKILL = 9;
-    /** How long a release waits for the exit after SIGKILL before it deletes by force. */
-    private static final Duration EXIT_AFTER_KILL = Duration.ofSeconds(10);
+    static final int SIGKILL = 9;
+    /** How long a release (of a container or an exec) waits for the exit after SIGKILL before going on. */
+    static final Duration EXIT_AFTER_KILL = Duration.ofSeconds(10);
+    /**
+     * The longest one call of a release to the shim (kill, delete, shutdown) may take: a SIGSTOPped remote shim
+     * keeps its connection and never answers, and a release waiting for it never ended, nor any later run of the
+     * id. Once a call timed out the shim is taken for hung: the calls after it are skipped for a delete by force,
+     * which kills the shim by its pidfd.
+     */
+    static final Duration STEP_BOUND = Duration.ofSeconds(10);
+    /** The longest the delete by force may take, for a release to end even with a hung runc. */
+    static final Duration FORCE_DELETE_BOUND = Duration.ofSeconds(30);
 
     private final RuntimePlugin runtime;
     private final Bundle bundle;
     private final Spec spec;
     private final int outputBuffer;
+    private final Scheduler io;
+    private final Consumer<Mono<Void>> releasing;
     private final BoundedOutput stdout;
     private final BoundedOutput stderr;
     private final Sinks.One<ExitStatus> exit = Sinks.one();
@@ -56,30 +80,40 @@ final class LinuxContainer implements Container {
     private volatile int pid;
     private volatile Disposable exitWatch;
 
-    LinuxContainer(RuntimePlugin runtime, Bundle bundle, Spec spec, int outputBuffer) {
+    /** @param releasing told of the release once it begins, before it ends */
+    LinuxContainer(RuntimePlugin runtime, Bundle bundle, Spec spec, int outputBuffer, Scheduler io,
+            Consumer<Mono<Void>> releasing) {
         this.runtime = runtime;
         this.bundle = bundle;
         this.spec = spec;
         this.outputBuffer = outputBuffer;
-        this.stdout = new BoundedOutput("stdout of container " + name(), outputBuffer);
-        this.stderr = new BoundedOutput("stderr of container " + name(), outputBuffer);
+        this.io = io;
+        this.releasing = releasing;
+        this.stdout = new BoundedOutput("stdout of container " + name(), outputBuffer, io);
+        this.stderr = new BoundedOutput("stderr of container " + name(), outputBuffer, io);
     }
 
     /**
      * Gets the shim, creates the task with streamed stdio and starts it. On failure everything made so far is
-     * released before the error is passed on.
+     * released before the error is passed on. Once {@code cancelled}, the steps not begun are skipped.
      */
-    Mono<LinuxContainer> launch(ShimOpt opt, RuncOptions options, Publisher<byte[]> stdin) {
-        return bundle.newShimClient(opt, options)
+    Mono<LinuxContainer> launch(ShimOpt opt, RuncOptions options, Publisher<byte[]> stdin,
+            BooleanSupplier cancelled) {
+        return Mono.defer(() -> {
+                    checkNotCancelled(cancelled, name());
+                    return bundle.newShimClient(opt, options);
+                })
                 .flatMap(client -> {
                     shim = client;
+                    checkNotCancelled(cancelled, name());
                     return client.create(CreateOptions.of(Stdio.streams(stdin)));
                 })
-                .flatMap(io -> {
+                .flatMap(streams -> {
                     created = true;
                     // Read from before the start: nothing the process writes is lost or left to fill a pipe.
-                    stdout.connect(io.stdout());
-                    stderr.connect(io.stderr());
+                    stdout.connect(streams.stdout());
+                    stderr.connect(streams.stderr());
+                    checkNotCancelled(cancelled, name());
                     return shim.start();
                 })
                 .map(startedPid -> {
@@ -94,6 +128,13 @@ final class LinuxContainer implements Container {
                             return Mono.empty();
                         })
                         .then(Mono.error(failure)));
+    }
+
+    /** Ends a run nobody waits for any more before its next step; its launch then releases what exists. */
+    static void checkNotCancelled(BooleanSupplier cancelled, String name) {
+        if (cancelled.getAsBoolean()) {
+            throw new CancellationException("run of container " + name + " was cancelled");
+        }
     }
 
     @Override
@@ -154,7 +195,7 @@ final class LinuxContainer implements Container {
     @Override
     public Mono<ExecProcess> exec(String execId, Spec.Process process) {
         return Operations.runToEnd(Mono.defer(() -> {
-            LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer);
+            LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, io);
             return exec.launch(process);
         }), LinuxExecProcess::discard).cast(ExecProcess.class);
     }
@@ -179,6 +220,7 @@ final class LinuxContainer implements Container {
         return Mono.defer(() -> {
             Sinks.Empty<Void> mine = Sinks.empty();
             if (release.compareAndSet(null, mine)) {
+                releasing.accept(mine.asMono());
                 // Run to its end whoever cancels: a release half done is the leak it exists to prevent.
                 releaseOnce().subscribe(null, mine::tryEmitError, mine::tryEmitEmpty);
             }
@@ -189,47 +231,46 @@ final class LinuxContainer implements Container {
     /**
      * Undoes what exists, in reverse: kill and wait for the exit, delete the task, shut the shim down, delete the
      * bundle. A step that fails does not stop the next ones; only the bundle's delete decides, as it refuses while
-     * anything of the container lives. When it refuses, {@link RuntimePlugin#forceDelete} removes what is left.
+     * anything of the container lives. When it refuses, or a call to the shim timed out ({@link #STEP_BOUND}),
+     * {@link RuntimePlugin#forceDelete} removes what is left.
      */
     private Mono<Void> releaseOnce() {
         List<Throwable> failures = new CopyOnWriteArrayList<>();
+        AtomicBoolean hung = new AtomicBoolean();
         ShimClient client = shim;
         Mono<Void> task = Mono.empty();
         if (client != null && created) {
             if (started) {
-                task = client.kill(SIGKILL, true)
-                        .onErrorResume(gone -> Mono.empty())
-                        .then(exit.asMono().timeout(EXIT_AFTER_KILL).then())
-                        .onErrorResume(noExit -> {
-                            failures.add(noExit);
-                            return Mono.empty();
-                        });
+                task = step("kill", () -> client.kill(SIGKILL, true).onErrorResume(gone -> Mono.empty()), hung,
+                        failures)
+                        .then(Mono.defer(() -> hung.get() ? Mono.empty() : exit.asMono().timeout(EXIT_AFTER_KILL)
+                                .then()
+                                .onErrorResume(noExit -> {
+                                    failures.add(noExit);
+                                    return Mono.empty();
+                                })));
             }
-            task = task.then(client.delete().then()
-                    .onErrorResume(NotFoundException.class, gone -> Mono.empty())
-                    .onErrorResume(failure -> {
-                        failures.add(failure);
-                        return Mono.empty();
-                    }));
+            task = task.then(step("delete", () -> client.delete()
+                    .onErrorResume(NotFoundException.class, gone -> Mono.empty()), hung, failures));
         }
-        Mono<Void> shimDown = client == null ? Mono.empty() : client.shutdown()
-                .onErrorResume(failure -> {
-                    failures.add(failure);
-                    return Mono.empty();
-                });
+        Mono<Void> shimDown = client == null ? Mono.empty() : step("shutdown", client::shutdown, hung, failures);
         return task.then(shimDown)
                 // A shim that died is cleaned up by its session (the shim's own delete, then init reaped): wait
                 // for that while the bundle is in use, as deleting by force meanwhile killed that delete and left
-                // init a zombie of this JVM.
+                // init a zombie of this JVM. A hung remote shim is killed first, to be cleaned up the same way.
+                .then(Mono.defer(() -> hung.get() ? killHungShim() : Mono.empty()))
                 .then(Mono.defer(bundle::delete).retryWhen(Retry.backoff(6, Duration.ofMillis(100))
                         .maxBackoff(Duration.ofSeconds(1))
                         .filter(FailedPreconditionException.class::isInstance)
                         .onRetryExhaustedThrow((spec, signal) -> signal.failure())))
                 .onErrorResume(refused -> {
-                    failures.add(refused);
+                    if (!failures.contains(refused)) {
+                        failures.add(refused);
+                    }
                     log.warn("release of container {} left something ({}); deleting by force", name(),
                             failures.stream().map(Throwable::getMessage).toList());
                     return runtime.forceDelete(namespace(), id())
+                            .timeout(FORCE_DELETE_BOUND)
                             .onErrorMap(left -> cannotRelease(left, failures));
                 })
                 .doFinally(signal -> {
@@ -244,11 +285,62 @@ final class LinuxContainer implements Container {
                 });
     }
 
+    /**
+     * SIGKILL, through a pidfd, to the remote shim that stopped answering: its session sees it die and runs the
+     * shim's own delete, which kills and reaps the container's init. Deleting by force while the shim was still
+     * stopped killed init under it, and init, reparented to this JVM once the shim died, stayed a zombie.
+     */
+    private Mono<Void> killHungShim() {
+        return runtime.inspect(namespace(), id())
+                .flatMap(found -> Mono.justOrEmpty(found.shim()))
+                .filter(found -> found.kind() == BundleInspection.ShimKind.REMOTE && found.alive())
+                .flatMap(found -> Mono.fromCallable(() -> {
+                    try (OwnedFd pidfd = OwnedFd.pidfd(found.pid())) {
+                        return pidfd.use(number -> {
+                            LinuxCalls.pidfdSendSignal(number, SIGKILL);
+                            return found.pid();
+                        });
+                    }
+                }).subscribeOn(io))
+                .doOnNext(pid -> log.warn("killed the hung shim (pid {}) of container {}", pid, name()))
+                .then()
+                .onErrorResume(failure -> {
+                    log.warn("could not kill the hung shim of container {}", name(), failure);
+                    return Mono.empty();
+                });
+    }
+
+    /**
+     * One call of a release to the shim, bounded by {@link #STEP_BOUND}; its failure is noted and the release goes
+     * on. Skipped once an earlier call timed out; a timeout marks the shim {@code hung}.
+     */
+    private Mono<Void> step(String what, Supplier<Mono<?>> call, AtomicBoolean hung, List<Throwable> failures) {
+        return Mono.defer(() -> hung.get() ? Mono.empty() : call.get()
+                .then()
+                .timeout(STEP_BOUND, Mono.error(() -> {
+                    hung.set(true);
+                    return new ShimException(ErrorCode.DEADLINE_EXCEEDED, what + " of container " + name()
+                            + " got no answer within " + STEP_BOUND + "; the shim is taken for hung");
+                }))
+                .onErrorResume(failure -> {
+                    failures.add(failure);
+                    return Mono.empty();
+                }));
+    }
+
+    /** The error of a release that left something: the code of what was left, naming the way to retry. */
     private ShimmerException cannotRelease(Throwable left, List<Throwable> failures) {
         String message = "release container " + name() + " left something: " + left.getMessage()
                 + "; RuntimePlugin.forceDelete(\"" + namespace() + "\", \"" + id() + "\") retries";
-        ShimmerException named = left instanceof FailedPreconditionException
-                ? new FailedPreconditionException(message, left) : new UnavailableException(message, left);
+        ErrorCode code = left instanceof ShimmerException known ? known.code()
+                : left instanceof TimeoutException ? ErrorCode.DEADLINE_EXCEEDED : ErrorCode.UNAVAILABLE;
+        ShimmerException named = switch (code) {
+            case FAILED_PRECONDITION -> new FailedPreconditionException(message, left);
+            case UNAVAILABLE -> new UnavailableException(message, left);
+            case RESOURCE_EXHAUSTED -> new ResourceExhaustedException(message, left);
+            case NOT_FOUND -> new NotFoundException(message, left);
+            default -> new ShimException(code, message, left);
+        };
         failures.forEach(named::addSuppressed);
         return named;
     }

@@ -1,6 +1,8 @@
 package org.shimmer.runtime.linux.container;
 
-import java.time.Duration;
+import static org.shimmer.runtime.linux.container.LinuxContainer.EXIT_AFTER_KILL;
+import static org.shimmer.runtime.linux.container.LinuxContainer.SIGKILL;
+
 import org.shimmer.runtime.ExecProcess;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimClient;
@@ -9,15 +11,13 @@ import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Scheduler;
 
 /**
  * An exec of a {@link LinuxContainer}: made, its output read into bounded buffers, started; deleted by the shim
  * once it exited, so its id is free again when {@link #exit()} completes.
  */
 final class LinuxExecProcess implements ExecProcess {
-
-    private static final int SIGKILL = 9;
-    private static final Duration EXIT_AFTER_KILL = Duration.ofSeconds(10);
 
     private final ShimClient shim;
     private final String id;
@@ -28,11 +28,11 @@ final class LinuxExecProcess implements ExecProcess {
     private volatile boolean started;
     private volatile int pid;
 
-    LinuxExecProcess(ShimClient shim, String id, String container, int outputBuffer) {
+    LinuxExecProcess(ShimClient shim, String id, String container, int outputBuffer, Scheduler io) {
         this.shim = shim;
         this.id = id;
-        this.stdout = new BoundedOutput("stdout of exec " + id + " in container " + container, outputBuffer);
-        this.stderr = new BoundedOutput("stderr of exec " + id + " in container " + container, outputBuffer);
+        this.stdout = new BoundedOutput("stdout of exec " + id + " in container " + container, outputBuffer, io);
+        this.stderr = new BoundedOutput("stderr of exec " + id + " in container " + container, outputBuffer, io);
     }
 
     /** Makes and starts the exec; on failure what was made is undone before the error is passed on. */

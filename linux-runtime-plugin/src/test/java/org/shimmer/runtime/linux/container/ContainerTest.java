@@ -44,6 +44,7 @@ import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Capabilities;
 import org.shimmer.runtime.spec.Spec;
+import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -293,48 +294,134 @@ class ContainerTest {
     }
 
     /**
-     * Runs cancelled after a random delay, from at once to as long as a whole run takes, through both shims in
-     * turn (one in four remote), each waited for until it settled (its undo done): then its bundle is gone; what else could be left is
-     * checked at the end. The runs go through the runner {@code LinuxRuntime.run} delegates to, which can say when
-     * a run of an id settled.
+     * The issue's test (review #8): {@code usingWhen(runtime.run(req), work, Container::release)} 100 times, the work
+     * succeeding, failing or never ending, the whole cancelled after a random delay, from at once to three times
+     * a run and its release: so cancelled during the run, during the work or during the release, or not at all. One
+     * in four runs through the remote shim. Each run of the id waits for the release before it (review #5), so none
+     * gets {@code AlreadyExistsException}; at the end nothing is left.
      */
     @Test
-    void runsCancelledAtRandomPointsLeaveNothing() throws Exception {
-        ContainerRunner runner = new ContainerRunner(runtime, resources.io());
+    void usingWhenSucceedingFailingOrCancelledAtRandomPointsLeavesNothing() throws Exception {
         long seed = Long.getLong("shimmer.seed", System.nanoTime());
         Random random = new Random(seed);
-        String id = "cancelled";
+        String id = "random";
         Map<String, Long> takes = new HashMap<>();
         for (String kind : List.of("local", "remote")) {
             // The first run of each kind opens what lives as long as the runtime (poll thread, loops, events server);
-            // the second one says how long a run takes.
-            runner.run(named(kind, id, "/bin/sleep", "30")).flatMap(Container::release).block(TIMEOUT);
+            // the second one says how long a run and its release take.
+            runtime.run(named(kind, id, "/bin/sleep", "30")).flatMap(Container::release).block(TIMEOUT);
             long began = System.nanoTime();
-            Container container = runner.run(named(kind, id, "/bin/sleep", "30")).block(TIMEOUT);
+            runtime.run(named(kind, id, "/bin/sleep", "30")).flatMap(Container::release).block(TIMEOUT);
             takes.put(kind, (System.nanoTime() - began) / 1_000_000);
-            container.release().block(TIMEOUT);
         }
         Map<Integer, String> fdsBefore = Leaks.openFds();
-        int handedOut = 0;
+        Map<String, Integer> outcomes = new HashMap<>();
         for (int i = 0; i < 100; i++) {
-            // One in four through the remote shim, whose start and shutdown take about twice as long.
             String kind = i % 4 == 3 ? "remote" : "local";
-            long delay = (long) (random.nextDouble() * takes.get(kind));
-            Container container = runner.run(named(kind, id, "/bin/sleep", "30")).take(Duration.ofMillis(delay))
-                    .block(TIMEOUT);
-            if (container != null) {
-                handedOut++;
-                container.release().block(TIMEOUT);
+            int work = random.nextInt(3);
+            // A run waits for the release before it: up to three runs' time covers the run, the work and the release.
+            long delay = (long) (random.nextDouble() * 3 * takes.get(kind));
+            Mono<String> used = Mono.usingWhen(runtime.run(named(kind, id, "/bin/sleep", "30")),
+                    container -> switch (work) {
+                        case 0 -> Mono.delay(Duration.ofMillis(10)).thenReturn("done");
+                        case 1 -> Mono.delay(Duration.ofMillis(10))
+                                .then(Mono.<String>error(new IllegalStateException("work")));
+                        default -> Mono.<String>never();
+                    }, Container::release);
+            String outcome;
+            try {
+                outcome = used.take(Duration.ofMillis(delay)).defaultIfEmpty("cancelled").block(TIMEOUT);
+            } catch (IllegalStateException failed) {
+                assertThat(failed).as("run %d (seed %d)", i, seed).hasMessage("work");
+                outcome = "failed";
             }
-            runner.settled(NS, id).block(TIMEOUT);
-            assertThat(temp.resolve("state").resolve(NS).resolve(id))
-                    .as("bundle after run %d cancelled after %d ms (seed %d)", i, delay, seed).doesNotExist();
+            outcomes.merge(outcome, 1, Integer::sum);
         }
+        // A last run waits for every release before it.
+        runtime.run(named("local", id, "/bin/sleep", "30")).flatMap(Container::release).block(TIMEOUT);
         assertNothingLeft();
         assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left open (seed %d)", seed)
                 .isEmpty();
-        System.out.printf("100 runs cancelled at random (seed %d, a whole run %s ms): %d finished first%n", seed,
-                takes, handedOut);
+        System.out.printf("100 usingWhen runs at random (seed %d, a run and release %s ms): %s%n", seed, takes,
+                outcomes);
+    }
+
+    /**
+     * Review #5: a host cancels its {@code usingWhen} (the release goes on in the background) and runs the id again
+     * at once, through another view of the same state root: the run waits for that release.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aRunRightAfterACancelledUsingWhenWaitsForItsReleaseInEveryView(String kind) {
+        Sinks.One<Container> made = Sinks.one();
+        StepVerifier.create(Mono.usingWhen(runtime.run(named(kind, "again", "/bin/sleep", "30")), container -> {
+                    made.tryEmitValue(container);
+                    return Mono.never();
+                }, Container::release))
+                .expectSubscription()
+                .then(() -> made.asMono().block(TIMEOUT))
+                .thenCancel()
+                .verify(TIMEOUT);
+        // usingWhen may start its release on another thread just after the cancel returned: start it here (the one
+        // release is shared), left to run in the background as usingWhen's would be.
+        made.asMono().block(TIMEOUT).release().subscribe();
+        StepVerifier.create(Mono.usingWhen(runtime.withConfig(runtime.config())
+                                .run(named(kind, "again", "/bin/sh", "-c", "exit 5")),
+                        Container::exit, Container::release).map(ExitStatus::status))
+                .expectNext(5)
+                .verifyComplete();
+    }
+
+    /**
+     * Review #4: a run cancelled while it waits for the release of its id's last container never starts its
+     * process: the only start of the id after that release is the next run's.
+     */
+    @Test
+    void aRunCancelledWhileQueuedStartsNothing() {
+        Container first = runtime.run(named("local", "queued", "/bin/sleep", "30")).block(TIMEOUT);
+        Sinks.Many<Integer> starts = Sinks.many().replay().all();
+        Disposable watch = runtime.events().map(Envelope::event).ofType(TaskEvent.TaskStart.class)
+                .filter(start -> start.containerId().equals("queued"))
+                .subscribe(start -> starts.tryEmitNext(start.pid()));
+        try {
+            Mono<Void> released = first.release();
+            released.subscribe();
+            runtime.run(named("local", "queued", "/bin/sleep", "30")).subscribe().dispose();
+            Container last = runtime.run(named("local", "queued", "/bin/sleep", "30")).block(TIMEOUT);
+            StepVerifier.create(last.release()).verifyComplete();
+            StepVerifier.create(starts.asFlux().takeUntil(pid -> pid == last.pid()))
+                    .expectNext(last.pid())
+                    .expectComplete()
+                    .verify(TIMEOUT);
+        } finally {
+            watch.dispose();
+        }
+    }
+
+    /**
+     * Review #1: a SIGSTOPped remote shim keeps its connection and never answers: the release still ends, in
+     * bounded time, killing the shim by force, and leaves nothing (no stopped process either).
+     */
+    @Test
+    void releaseWithAStoppedShimEndsInBoundedTimeAndLeavesNothing() throws Exception {
+        Container container = runtime.run(request("remote", "/bin/sleep", "30")).block(TIMEOUT);
+        ProcessHandle shim = ProcessHandle.allProcesses()
+                .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
+                .findFirst().orElseThrow();
+        try {
+            Processes.run(temp, "kill", "-STOP", Long.toString(shim.pid()));
+            long began = System.nanoTime();
+            StepVerifier.create(container.release()).expectComplete().verify(Duration.ofSeconds(60));
+            Duration took = Duration.ofNanos(System.nanoTime() - began);
+            assertThat(Processes.awaitGone(shim.pid(), TIMEOUT)).isTrue();
+            System.out.printf("release with a stopped shim took %d ms%n", took.toMillis());
+        } finally {
+            // SIGKILL ends a stopped process too.
+            shim.destroyForcibly();
+        }
+        StepVerifier.create(runtime.run(named("remote", container.id(), "/bin/true"))
+                        .flatMap(again -> again.exit().then(again.release())))
+                .verifyComplete();
     }
 
     @Test
@@ -350,6 +437,12 @@ class ContainerTest {
                 .isInstanceOf(InvalidSpecException.class).hasMessageContaining("outputBuffer -1");
         assertThatThrownBy(() -> RunRequest.of(NS, "x", spec, rootfs).withShim(ShimOpt.connect()))
                 .isInstanceOf(InvalidSpecException.class).hasMessageContaining("shim");
+
+        Spec noArgs = Spec.builder().build();
+        StepVerifier.create(runtime.run(RunRequest.of(NS, "x", noArgs, rootfs)))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
+                        .hasMessageContaining("process.args"))
+                .verify(TIMEOUT);
 
         Path missing = temp.resolve("no-such-rootfs");
         StepVerifier.create(runtime.run(RunRequest.of(NS, "x", spec, missing)))
