@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,6 +43,12 @@ class CliIntegrationTests {
         image = BusyboxRootfs.write(temp.resolve("image"));
         global = List.of("--plugins", System.getProperty("shimmer.plugins.dir", "target/plugins"),
                 "--state-root", temp.resolve("state").toString(), "--work-root", temp.resolve("work").toString());
+    }
+
+    /** A fresh state root per test: its typed-spec containers' empty parent cgroups go with it. */
+    @AfterEach
+    void removeTheStateRootsEmptyCgroups() throws IOException {
+        StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"));
     }
 
     private Outcome cli(String... args) {
