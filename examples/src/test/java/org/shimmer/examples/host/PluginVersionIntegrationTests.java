@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
+import java.lang.ref.Reference;
+import java.lang.ref.ReferenceQueue;
 import java.lang.ref.WeakReference;
 import java.net.URI;
 import java.nio.file.FileSystem;
@@ -73,23 +75,27 @@ class PluginVersionIntegrationTests {
     @Test
     void aRefusedPluginIsUnloadedAndItsClassLoaderCollected() throws IOException, InterruptedException {
         withRequires("^" + nextMinor(RuntimePlugin.API_VERSION), pluginsDir.resolve("future-api.zip"));
-        WeakReference<ClassLoader> loader = refuseOnce();
+        ReferenceQueue<ClassLoader> collected = new ReferenceQueue<>();
+        WeakReference<ClassLoader> loader = refuseOnce(collected);
 
-        for (int i = 0; i < 50 && loader.get() != null; i++) {
+        // The collector enqueues the reference once the loader is gone: that, not a sleep, ends each wait.
+        Reference<? extends ClassLoader> enqueued = null;
+        for (int i = 0; i < 50 && enqueued == null; i++) {
             System.gc();
-            Thread.sleep(20);
+            enqueued = collected.remove(100);
         }
-        assertThat(loader.get()).as("the refused plugin's class loader is collected").isNull();
+        assertThat(enqueued).as("the refused plugin's class loader is collected").isSameAs(loader);
+        assertThat(loader.get()).isNull();
         assertThat(pluginThreads()).isEmpty();
     }
 
     /** Everything that refers to the refused plugin stays in this frame. */
-    private WeakReference<ClassLoader> refuseOnce() {
+    private WeakReference<ClassLoader> refuseOnce(ReferenceQueue<ClassLoader> collected) {
         WeakReference<?>[] seen = new WeakReference<?>[1];
         ApiVersionedPluginManager plugins = new ApiVersionedPluginManager(pluginsDir) {
             @Override
             protected PluginWrapper createPluginWrapper(PluginDescriptor descriptor, Path path, ClassLoader loader) {
-                seen[0] = new WeakReference<>(loader);
+                seen[0] = new WeakReference<>(loader, collected);
                 return super.createPluginWrapper(descriptor, path, loader);
             }
         };
