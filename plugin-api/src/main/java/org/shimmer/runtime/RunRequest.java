@@ -1,7 +1,9 @@
 package org.shimmer.runtime;
 
 import java.nio.file.Path;
+import java.util.List;
 import org.reactivestreams.Publisher;
+import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Spec;
 
@@ -21,17 +23,21 @@ public final class RunRequest {
     private final String id;
     private final Spec spec;
     private final Path rootfs;
+    private final Image image;
+    private final List<String> entrypoint;
     private final ShimOpt shim;
     private final RuncOptions runcOptions;
     private final Publisher<byte[]> stdin;
     private final int outputBuffer;
 
-    private RunRequest(String namespace, String id, Spec spec, Path rootfs, ShimOpt shim, RuncOptions runcOptions,
-            Publisher<byte[]> stdin, int outputBuffer) {
+    private RunRequest(String namespace, String id, Spec spec, Path rootfs, Image image, List<String> entrypoint,
+            ShimOpt shim, RuncOptions runcOptions, Publisher<byte[]> stdin, int outputBuffer) {
         this.namespace = namespace;
         this.id = id;
         this.spec = spec;
         this.rootfs = rootfs;
+        this.image = image;
+        this.entrypoint = entrypoint;
         this.shim = shim;
         this.runcOptions = runcOptions;
         this.stdin = stdin;
@@ -43,15 +49,53 @@ public final class RunRequest {
      *
      * @param namespace a valid {@linkplain Identifiers identifier}
      * @param id a valid {@linkplain Identifiers identifier}, the bundle's and the container's
-     * @param spec the container's spec; its root path is replaced by {@code rootfs}
-     * @param rootfs a host directory used as the container's root filesystem as it is (not copied): the spec's root
-     *     path becomes its real path (symbolic links resolved when the run starts)
+     * @param spec the container's spec; its root is the bundle's {@code rootfs} directory
+     * @param rootfs a host directory, the lower layer of the container's overlay root: the container writes into
+     *     an upper directory in its work directory, deleted with it, and {@code rootfs} is never changed (its real
+     *     path, symbolic links resolved when the run starts, is used)
      */
     public static RunRequest of(String namespace, String id, Spec spec, Path rootfs) {
         Identifiers.requireValid("namespace", namespace);
         Identifiers.requireValid("id", id);
         return new RunRequest(namespace, id, require(spec, "spec"), require(rootfs, "rootfs").toAbsolutePath(),
+                null, null, ShimOpt.local(), RuncOptions.defaults(), null, DEFAULT_OUTPUT_BUFFER);
+    }
+
+    /**
+     * A request like {@link #of(String, String, Spec, Path)} whose root is {@code image}'s layers under a
+     * per-container upper directory, and whose process starts from the image's configuration as containerd's
+     * {@code WithImageConfig} and docker do:
+     * <ul>
+     *   <li>args: the image's entrypoint (or {@link #withEntrypoint}'s), then {@code spec}'s args, or the image's
+     *       cmd when {@code spec} has none;</li>
+     *   <li>env: the image's entries, each replaced by {@code spec}'s entry of the same name, then {@code spec}'s
+     *       others;</li>
+     *   <li>cwd: {@code spec}'s unless it is {@code /}, then the image's working directory (or {@code /});</li>
+     *   <li>user: {@code spec}'s unless it is root with no additional groups, then the image's user, names looked
+     *       up in the image's {@code /etc/passwd} and {@code /etc/group}.</li>
+     * </ul>
+     * The image is found by its digest when the run starts (a {@link NotFoundException} when it was removed), and
+     * cannot be removed while the container exists.
+     */
+    public static RunRequest of(String namespace, String id, Spec spec, Image image) {
+        Identifiers.requireValid("namespace", namespace);
+        Identifiers.requireValid("id", id);
+        return new RunRequest(namespace, id, require(spec, "spec"), null, require(image, "image"), null,
                 ShimOpt.local(), RuncOptions.defaults(), null, DEFAULT_OUTPUT_BUFFER);
+    }
+
+    /**
+     * For a request from an image, the entrypoint to use instead of the image's (docker's {@code --entrypoint});
+     * no words clear it, and {@code spec}'s args (or the image's cmd) are the whole command. Refused for a
+     * request from a directory.
+     */
+    public RunRequest withEntrypoint(String... entrypoint) {
+        if (image == null) {
+            throw new InvalidSpecException("run request " + name() + ": an entrypoint needs an image; a rootfs"
+                    + " directory has none to replace");
+        }
+        List<String> words = List.of(require(entrypoint, "entrypoint"));
+        return new RunRequest(namespace, id, spec, rootfs, image, words, shim, runcOptions, stdin, outputBuffer);
     }
 
     /** The shim to run the container through ({@link ShimOpt#local()} by default; {@link ShimOpt.Connect} is refused). */
@@ -60,19 +104,20 @@ public final class RunRequest {
             throw new InvalidSpecException("run request " + name() + ": shim ShimOpt.connect() reattaches to a "
                     + "running container; run starts a new one (ShimOpt.local() or ShimOpt.remote(...))");
         }
-        return new RunRequest(namespace, id, spec, rootfs, shim, runcOptions, stdin, outputBuffer);
+        return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim, runcOptions, stdin,
+                outputBuffer);
     }
 
     /** How runc is run ({@link RuncOptions#defaults()} by default). */
     public RunRequest withRuncOptions(RuncOptions runcOptions) {
-        return new RunRequest(namespace, id, spec, rootfs, shim, require(runcOptions, "runcOptions"), stdin,
-                outputBuffer);
+        return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim,
+                require(runcOptions, "runcOptions"), stdin, outputBuffer);
     }
 
     /** The container's stdin; when the publisher ends, stdin is closed. None ({@code /dev/null}) by default. */
     public RunRequest withStdin(Publisher<byte[]> stdin) {
-        return new RunRequest(namespace, id, spec, rootfs, shim, runcOptions, require(stdin, "stdin"),
-                outputBuffer);
+        return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim, runcOptions,
+                require(stdin, "stdin"), outputBuffer);
     }
 
     /**
@@ -84,7 +129,7 @@ public final class RunRequest {
             throw new InvalidSpecException("run request " + name() + ": outputBuffer " + bytes
                     + " is negative");
         }
-        return new RunRequest(namespace, id, spec, rootfs, shim, runcOptions, stdin, bytes);
+        return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim, runcOptions, stdin, bytes);
     }
 
     public String namespace() {
@@ -99,9 +144,19 @@ public final class RunRequest {
         return spec;
     }
 
-    /** The root filesystem directory, absolute. */
+    /** The root filesystem directory, absolute, or {@code null} for a request from an image. */
     public Path rootfs() {
         return rootfs;
+    }
+
+    /** The image, or {@code null} for a request from a directory. */
+    public Image image() {
+        return image;
+    }
+
+    /** The entrypoint replacing the image's, or {@code null} to keep the image's. */
+    public List<String> entrypoint() {
+        return entrypoint;
     }
 
     public ShimOpt shim() {
@@ -134,7 +189,8 @@ public final class RunRequest {
 
     @Override
     public String toString() {
-        return "RunRequest[" + name() + ", rootfs=" + rootfs + ", shim=" + shim.getClass().getSimpleName()
+        return "RunRequest[" + name() + (image != null ? ", image=" + image.name() : ", rootfs=" + rootfs)
+                + ", shim=" + shim.getClass().getSimpleName()
                 + ", outputBuffer=" + outputBuffer + "]";
     }
 }

@@ -2,6 +2,7 @@ package org.shimmer.runtime;
 
 import org.pf4j.ExtensionPoint;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.image.Images;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -17,11 +18,11 @@ public interface RuntimePlugin extends ExtensionPoint {
 
     /**
      * The version of this API (SemVer): a minor bump adds, a major one breaks (below 1.0.0 a minor bump may
-     * break). A plugin declares the range it was built for in its {@code plugin.requires} ({@code ^0.2.0} for this
+     * break). A plugin declares the range it was built for in its {@code plugin.requires} ({@code ^0.3.0} for this
      * one); a host sets this as PF4J's system version ({@code PluginManager#setSystemVersion}), so PF4J refuses
      * a plugin built for another API. Single-sourced with the build's {@code shimmer.api.version} property.
      */
-    String API_VERSION = "0.2.0";
+    String API_VERSION = "0.3.0";
 
     /**
      * Creates the bundle {@code <stateRoot>/<namespace>/<id>} holding {@code rootfs/} and {@code config.json}
@@ -114,6 +115,9 @@ public interface RuntimePlugin extends ExtensionPoint {
      *     shim's create and start, or {@link FailedPreconditionException} when the rootfs is not a directory
      */
     Mono<Container> run(RunRequest request);
+
+    /** The image store under this runtime's {@linkplain RuntimeConfig#imageRoot() image root}. */
+    Images images();
 
     /**
      * The task events of every shim of this runtime's state root, from subscription on: starts listening for

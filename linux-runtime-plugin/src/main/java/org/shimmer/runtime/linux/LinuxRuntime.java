@@ -15,6 +15,7 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.image.Images;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.bundle.BundleStore;
 import org.shimmer.runtime.linux.cleanup.BundleInspector;
@@ -145,6 +146,12 @@ public class LinuxRuntime implements RuntimePlugin {
     @Override
     public Mono<Container> run(RunRequest request) {
         return containers.run(request);
+    }
+
+    @Override
+    public Images images() {
+        // Issue 12 in progress: the image store (branch "store") replaces this.
+        throw new UnsupportedOperationException("image store not built yet");
     }
 
     @Override
