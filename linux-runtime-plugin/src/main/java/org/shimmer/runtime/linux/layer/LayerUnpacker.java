@@ -244,7 +244,7 @@ public final class LayerUnpacker {
                 LinuxCalls.symlinkat(target.getBytes(StandardCharsets.UTF_8), fd, name);
                 return null;
             });
-            applyMetadata(dir, name, metadata, true);
+            applyMetadata(dir, name, metadata, true, true);
         }
     }
 
@@ -344,10 +344,15 @@ public final class LayerUnpacker {
     }
 
     private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times) throws IOException {
-        FileStatus status = dir.use(fd -> LinuxCalls.lstatat(fd, name));
+        applyMetadata(dir, name, metadata, times, false);
+    }
+
+    /** Owner, then mode (not a symlink's: Linux keeps none), xattrs, and the times unless a directory's. */
+    private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times, boolean symlink)
+            throws IOException {
         dir.use(fd -> {
             LinuxCalls.lchownat(fd, name, metadata.uid(), metadata.gid());
-            if (!status.isSymlink()) {
+            if (!symlink) {
                 LinuxCalls.lchmodat(fd, name, metadata.mode());
             }
             for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {

@@ -680,14 +680,27 @@ public final class LinuxCalls {
         }
     }
 
-    /** {@code statx(dirfd, name, AT_SYMLINK_NOFOLLOW)}: the file {@code name} itself, a symlink not followed. */
+    /**
+     * {@code statx(dirfd, name, AT_SYMLINK_NOFOLLOW)}: the file {@code name} itself, a symlink not followed; null
+     * when there is none. Absence is an answer here, not an error: an unpacker asks for every file it makes.
+     */
     public static FileStatus lstatat(int dirfd, byte[] name) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
-            call("statx " + display(name), (a, state) -> (int) STATX.invokeExact(state, dirfd, cString(a, name),
-                    AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO, buffer));
+            int result = (int) STATX.invokeExact(state, dirfd, cString(arena, name), AT_SYMLINK_NOFOLLOW,
+                    STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO, buffer);
+            if (result < 0 && (int) ERRNO.get(state, 0L) == ENOENT) {
+                return null;
+            }
+            check(result, state, "statx " + display(name));
             return new FileStatus(Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, 28)),
-                    buffer.get(ValueLayout.JAVA_INT, STATX_NLINK_OFFSET), buffer.get(ValueLayout.JAVA_LONG, STATX_INO_OFFSET));
+                    buffer.get(ValueLayout.JAVA_INT, STATX_NLINK_OFFSET),
+                    buffer.get(ValueLayout.JAVA_LONG, STATX_INO_OFFSET));
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
         }
     }
 
