@@ -18,8 +18,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
  */
 record EntryMetadata(int uid, int gid, int mode, long atimeNanos, long mtimeNanos, Map<String, byte[]> xattrs) {
 
-    static final String XATTR_PREFIX = "SCHILY.xattr.";
-    static final String OVERLAY_XATTRS = "trusted.overlay.";
+    private static final String XATTR_PREFIX = "SCHILY.xattr.";
+    private static final String OVERLAY_XATTRS = "trusted.overlay.";
     private static final long MAX_ID = 0xFFFF_FFFEL;
 
     static EntryMetadata of(TarArchiveEntry entry) throws Refusal {

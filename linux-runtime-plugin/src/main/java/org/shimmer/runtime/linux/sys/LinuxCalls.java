@@ -593,15 +593,12 @@ public final class LinuxCalls {
     public static final int S_IFIFO = 0010000;
     public static final int S_IFCHR = 0020000;
     public static final int S_IFBLK = 0060000;
-    public static final int S_IFREG = 0100000;
     public static final int S_IFLNK = 0120000;
     public static final int EOPNOTSUPP = 95;
     public static final int ENODATA = 61;
     private static final int STATX_MODE = 0x2;
-    private static final int STATX_NLINK = 0x4;
     private static final int STATX_INO = 0x100;
-    /** In {@code struct statx}: {@code stx_nlink} (u32) at 16, {@code stx_ino} at 32. */
-    private static final long STATX_NLINK_OFFSET = 16;
+    /** In {@code struct statx}: {@code stx_ino} at 32. */
     private static final long STATX_INO_OFFSET = 32;
     /** {@code struct timespec[2]}: access then modification, each {@code { long tv_sec; long tv_nsec; }}. */
     private static final long TIMESPECS_SIZE = 32;
@@ -643,8 +640,8 @@ public final class LinuxCalls {
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
 
-    /** What {@code statx} says about a file found without following it: its mode (type bits included), links, inode. */
-    public record FileStatus(int mode, int links, long inode) {
+    /** What {@code statx} says about a file found without following it: its mode (type bits included) and inode. */
+    public record FileStatus(int mode, long inode) {
         public int type() {
             return mode & S_IFMT;
         }
@@ -689,13 +686,12 @@ public final class LinuxCalls {
             MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
             int result = (int) STATX.invokeExact(state, dirfd, cString(arena, name), AT_SYMLINK_NOFOLLOW,
-                    STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO, buffer);
+                    STATX_TYPE | STATX_MODE | STATX_INO, buffer);
             if (result < 0 && (int) ERRNO.get(state, 0L) == ENOENT) {
                 return null;
             }
             check(result, state, "statx " + display(name));
             return new FileStatus(Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, 28)),
-                    buffer.get(ValueLayout.JAVA_INT, STATX_NLINK_OFFSET),
                     buffer.get(ValueLayout.JAVA_LONG, STATX_INO_OFFSET));
         } catch (IOException | RuntimeException | Error e) {
             throw e;

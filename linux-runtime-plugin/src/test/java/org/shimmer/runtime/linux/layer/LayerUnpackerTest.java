@@ -177,6 +177,12 @@ class LayerUnpackerTest {
     }
 
     @Test
+    void ownerThatChownCannotTakeIsRefused() {
+        assertRefused(TarLayers.layer().file("f", "", 0644, e -> e.setUserId(0xFFFF_FFFFL)).bytes(), "f",
+                "uid 4294967295 is out of range");
+    }
+
+    @Test
     void unsupportedEntryTypeIsRefusedByName() {
         assertRefused(TarLayers.layer().typed("weird", (byte) 'Z', e -> {}).bytes(), "weird",
                 "unsupported entry type 'Z'");
