@@ -34,7 +34,7 @@ record EntryMetadata(int uid, int gid, int mode, long atimeNanos, long mtimeNano
             }
             // PAX values reach us decoded as UTF-8; bytes that are not were replaced and cannot be restored.
             if (header.getValue().indexOf('\uFFFD') >= 0) {
-                throw new Refusal("xattr " + name + " has a value that is not valid UTF-8, which cannot be kept exactly");
+                throw new Refusal("xattr " + name + " has a value that is not valid UTF-8, which cannot be kept");
             }
             xattrs.put(name, header.getValue().getBytes(StandardCharsets.UTF_8));
         }

@@ -93,7 +93,8 @@ final class LayerTree implements AutoCloseable {
     private static OwnedFd openChild(OwnedFd parent, byte[] name, boolean create, List<String> path)
             throws IOException, Refusal {
         try {
-            return OwnedFd.adopt(String.join("/", path), parent.use(fd -> LinuxCalls.openat(fd, name, DIRECTORY_FLAGS)));
+            return OwnedFd.adopt(String.join("/", path),
+                    parent.use(fd -> LinuxCalls.openat(fd, name, DIRECTORY_FLAGS)));
         } catch (ErrnoException e) {
             if (e.errno() == LinuxCalls.ENOENT) {
                 if (!create) {

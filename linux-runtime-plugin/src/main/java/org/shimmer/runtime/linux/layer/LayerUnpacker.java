@@ -184,9 +184,19 @@ public final class LayerUnpacker {
             try (OwnedFd file = OwnedFd.adopt(path.toString(),
                     dir.use(fd -> LinuxCalls.openat(fd, name, CREATE_FLAGS, 0600)))) {
                 copy(file, size);
+                // Through the descriptor: the very file just made, and fewer calls than by name.
+                file.use(fd -> {
+                    LinuxCalls.fchown(fd, metadata.uid(), metadata.gid());
+                    LinuxCalls.fchmod(fd, metadata.mode());
+                    for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
+                        setXattr(xattr.getKey(), name,
+                                () -> LinuxCalls.fsetxattr(fd, xattr.getKey(), xattr.getValue()));
+                    }
+                    LinuxCalls.futimens(fd, metadata.atimeNanos(), metadata.mtimeNanos());
+                    return null;
+                });
             }
             bytes += size;
-            applyMetadata(dir, name, metadata, true);
         }
     }
 
@@ -356,7 +366,8 @@ public final class LayerUnpacker {
                 LinuxCalls.lchmodat(fd, name, metadata.mode());
             }
             for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
-                setXattr(fd, name, xattr.getKey(), xattr.getValue());
+                setXattr(xattr.getKey(), name,
+                        () -> LinuxCalls.lsetxattrat(fd, name, xattr.getKey(), xattr.getValue()));
             }
             if (times) {
                 LinuxCalls.lutimesat(fd, name, metadata.atimeNanos(), metadata.mtimeNanos());
@@ -365,13 +376,19 @@ public final class LayerUnpacker {
         });
     }
 
+    /** One attempt to set an xattr. */
+    @FunctionalInterface
+    private interface XattrCall {
+        void set() throws IOException;
+    }
+
     /**
      * A file system without xattrs, or {@code user.*} on a symlink or device (which Linux refuses), loses that
      * attribute with a warning, as containerd does; anything else fails the layer.
      */
-    private void setXattr(int dirfd, byte[] name, String attribute, byte[] value) throws IOException {
+    private void setXattr(String attribute, byte[] name, XattrCall call) throws IOException {
         try {
-            LinuxCalls.lsetxattrat(dirfd, name, attribute, value);
+            call.set();
         } catch (ErrnoException e) {
             if (e.errno() != LinuxCalls.EOPNOTSUPP && e.errno() != LinuxCalls.EPERM) {
                 throw e;

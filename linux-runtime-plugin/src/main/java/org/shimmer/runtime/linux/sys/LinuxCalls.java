@@ -636,6 +636,13 @@ public final class LinuxCalls {
     private static final MethodHandle FSETXATTR = function("fsetxattr",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+    private static final MethodHandle FCHOWN = function("fchown",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle FCHMOD = function("fchmod",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle FUTIMENS = function("futimens",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
     private static final MethodHandle LGETXATTR = function("lgetxattr",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
@@ -732,7 +739,7 @@ public final class LinuxCalls {
                 (int) SYMLINKAT.invokeExact(state, cString(arena, target), dirfd, cString(arena, name)));
     }
 
-    /** {@code linkat(olddirfd, oldname, newdirfd, newname, 0)}: a symlink at {@code oldname} is linked, not followed. */
+    /** {@code linkat(olddirfd, oldname, newdirfd, newname, 0)}: a symlink at {@code oldname} is linked as is. */
     public static void linkat(int olddirfd, byte[] oldname, int newdirfd, byte[] newname) throws IOException {
         call("linkat " + display(oldname) + " to " + display(newname), (arena, state) -> (int) LINKAT.invokeExact(
                 state, olddirfd, cString(arena, oldname), newdirfd, cString(arena, newname), 0));
@@ -755,14 +762,33 @@ public final class LinuxCalls {
 
     /** {@code utimensat(dirfd, name, {atime, mtime}, AT_SYMLINK_NOFOLLOW)}, times in nanoseconds since the epoch. */
     public static void lutimesat(int dirfd, byte[] name, long atimeNanos, long mtimeNanos) throws IOException {
-        call("utimensat " + display(name), (arena, state) -> {
-            MemorySegment times = arena.allocate(TIMESPECS_SIZE, 8);
-            times.set(ValueLayout.JAVA_LONG, 0, Math.floorDiv(atimeNanos, 1_000_000_000L));
-            times.set(ValueLayout.JAVA_LONG, 8, Math.floorMod(atimeNanos, 1_000_000_000L));
-            times.set(ValueLayout.JAVA_LONG, 16, Math.floorDiv(mtimeNanos, 1_000_000_000L));
-            times.set(ValueLayout.JAVA_LONG, 24, Math.floorMod(mtimeNanos, 1_000_000_000L));
-            return (int) UTIMENSAT.invokeExact(state, dirfd, cString(arena, name), times, AT_SYMLINK_NOFOLLOW);
-        });
+        call("utimensat " + display(name), (arena, state) -> (int) UTIMENSAT.invokeExact(state, dirfd,
+                cString(arena, name), timespecs(arena, atimeNanos, mtimeNanos), AT_SYMLINK_NOFOLLOW));
+    }
+
+    /** {@code fchown(fd, uid, gid)}. */
+    public static void fchown(int fd, int uid, int gid) throws IOException {
+        call("fchown", (arena, state) -> (int) FCHOWN.invokeExact(state, fd, uid, gid));
+    }
+
+    /** {@code fchmod(fd, mode)}: set-id and sticky bits included. */
+    public static void fchmod(int fd, int mode) throws IOException {
+        call("fchmod", (arena, state) -> (int) FCHMOD.invokeExact(state, fd, mode));
+    }
+
+    /** {@code futimens(fd, {atime, mtime})}, times in nanoseconds since the epoch. */
+    public static void futimens(int fd, long atimeNanos, long mtimeNanos) throws IOException {
+        call("futimens", (arena, state) ->
+                (int) FUTIMENS.invokeExact(state, fd, timespecs(arena, atimeNanos, mtimeNanos)));
+    }
+
+    private static MemorySegment timespecs(Arena arena, long atimeNanos, long mtimeNanos) {
+        MemorySegment times = arena.allocate(TIMESPECS_SIZE, 8);
+        times.set(ValueLayout.JAVA_LONG, 0, Math.floorDiv(atimeNanos, 1_000_000_000L));
+        times.set(ValueLayout.JAVA_LONG, 8, Math.floorMod(atimeNanos, 1_000_000_000L));
+        times.set(ValueLayout.JAVA_LONG, 16, Math.floorDiv(mtimeNanos, 1_000_000_000L));
+        times.set(ValueLayout.JAVA_LONG, 24, Math.floorMod(mtimeNanos, 1_000_000_000L));
+        return times;
     }
 
     /**
