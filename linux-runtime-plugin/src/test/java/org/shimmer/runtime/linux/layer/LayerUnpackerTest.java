@@ -203,6 +203,17 @@ class LayerUnpackerTest {
                 .hasMessageContaining("layer " + LAYER + ": malformed tar header of the first entry");
     }
 
+    @Test
+    void deviceNodeWithoutCapMknodFailsWithAClearMessage() throws Exception {
+        byte[] tar = TarLayers.layer().charDevice("dev/null", 1, 3, 0666).bytes();
+        Throwable failure = ThreadCapabilities.withoutCapability(ThreadCapabilities.CAP_MKNOD, () -> unpack(tar));
+        assertThat(failure)
+                .isInstanceOf(IOException.class)
+                .hasMessageStartingWith("layer " + LAYER + ": entry \"dev/null\": cannot make a device node here")
+                .hasMessageContaining("Operation not permitted");
+        assertThat(target.resolve("dev/null")).doesNotExist();
+    }
+
     // Exactness.
 
     /** Times to 100 ns: commons-compress reads PAX times as {@link FileTime}s of that precision. */
