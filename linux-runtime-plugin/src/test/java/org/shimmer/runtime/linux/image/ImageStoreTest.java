@@ -17,6 +17,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
@@ -38,6 +40,7 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.OciLayouts.Compression;
+import org.shimmer.runtime.linux.testing.TarLayers;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
@@ -442,6 +445,62 @@ class ImageStoreTest {
         assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(image.diffId(0).substring(7),
                 image.diffId(1).substring(7));
         assertThat(store.list().collectList().block(TIMEOUT)).hasSize(1);
+    }
+
+    @Test
+    void aHostileLayerIsRefusedAndWritesNothingOutsideTheStore() throws IOException {
+        byte[] hostile = TarLayers.layer().file("ok", "fine", 0644).symlink("up", "/")
+                .file("up" + temp.resolve("outside").toString(), "escaped", 0644).bytes();
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("base", "b")).layer(hostile);
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hostile"));
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining(image.diffId(1)).hasMessageContaining("up" + temp.resolve("outside")))
+                .verify(TIMEOUT);
+
+        assertThat(temp.resolve("outside")).doesNotExist();
+        assertThat(names(root.resolve("images"))).isEmpty();
+        assertThat(names(root.resolve("layers"))).containsExactly(image.diffId(0).substring(7));
+    }
+
+    @Test
+    void removeKeepsALayerAnImportInProgressFoundUnpacked() throws Exception {
+        byte[] base = OciLayouts.tar(files("bin/sh", "shell"));
+        OciLayouts.Image a = OciLayouts.image().layer(base);
+        OciLayouts.Image b = OciLayouts.image().layer(base)
+                .layer(OciLayouts.tar(Map.of("big", bytes(8 << 20, 5))), Compression.NONE);
+        store.importLayout(OciLayouts.layout().tagged(a, "1").writeDirectory(temp.resolve("a"))).block(TIMEOUT);
+        Path layoutB = OciLayouts.layout().tagged(b, "1").writeDirectory(temp.resolve("b"));
+        CountDownLatch paused = new CountDownLatch(1);
+        CountDownLatch resume = new CountDownLatch(1);
+        // The import of b stops right after it found the base layer unpacked, until a is removed.
+        Mono<Image> importB = store.importLayout(ImportRequest.of(layoutB).withProgress(p -> {
+            if (p.layersDone() == 1 && paused.getCount() == 1) {
+                paused.countDown();
+                try {
+                    resume.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        })).cache();
+        importB.subscribe(image -> {}, error -> {});
+
+        assertThat(paused.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        try {
+            store.remove("a:1").block(TIMEOUT);
+            assertThat(layerDir(a.diffId(0))).as("the base layer b's import uses").isDirectory();
+        } finally {
+            resume.countDown();
+        }
+        Image imported = importB.block(TIMEOUT);
+
+        assertThat(imported.layers()).containsExactly(b.diffId(0), b.diffId(1));
+        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(b.diffId(0).substring(7),
+                b.diffId(1).substring(7));
+        store.remove("b:1").block(TIMEOUT);
+        assertThat(names(root.resolve("layers"))).isEmpty();
     }
 
     @Test
