@@ -139,6 +139,10 @@ public final class LayerUnpacker {
     private void unpackEntry(TarArchiveEntry entry) throws IOException, Refusal {
         EntryPath path = EntryPath.parse(entry.getName(), "name");
         byte type = entry.getLinkFlag();
+        // Old tars mark a directory only by the slash that ends its name.
+        if ((type == TarConstants.LF_NORMAL || type == TarConstants.LF_OLDNORM) && entry.getName().endsWith("/")) {
+            type = TarConstants.LF_DIR;
+        }
         if (entry.isSparse()) {
             throw new Refusal("sparse files are not supported");
         }
@@ -167,7 +171,8 @@ public final class LayerUnpacker {
             case TarConstants.LF_BLK -> node(path, LinuxCalls.S_IFBLK, entry.getDevMajor(), entry.getDevMinor(),
                     metadata);
             case TarConstants.LF_FIFO -> node(path, LinuxCalls.S_IFIFO, 0, 0, metadata);
-            default -> throw new Refusal("unsupported entry type '" + (char) type + "'");
+            default -> throw new Refusal("unsupported entry type " + (type >= 0x21 && type < 0x7f
+                    ? "'" + (char) type + "'" : String.format("0x%02x", type & 0xff)));
         }
     }
 

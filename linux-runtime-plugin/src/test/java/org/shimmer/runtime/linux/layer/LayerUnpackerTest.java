@@ -19,6 +19,7 @@ import java.util.Arrays;
 import java.util.Map;
 import java.util.UUID;
 import java.util.stream.Stream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -360,6 +361,14 @@ class LayerUnpackerTest {
         assertThat(Files.readString(target.resolve("t/inside"))).isEqualTo("i");
         assertThat(Files.readString(target.resolve("g"))).isEqualTo("new");
         assertThat(Files.readString(target.resolve("g2"))).isEqualTo("old");
+    }
+
+    @Test
+    void anOldTarsRegularEntryEndingInASlashIsADirectory() throws IOException {
+        unpack(TarLayers.layer().typed("old/", TarConstants.LF_OLDNORM, e -> e.setMode(0750)).bytes());
+
+        assertThat(Files.isDirectory(target.resolve("old"), NOFOLLOW)).isTrue();
+        assertThat(mode(target.resolve("old"))).isEqualTo(0750);
     }
 
     @Test
