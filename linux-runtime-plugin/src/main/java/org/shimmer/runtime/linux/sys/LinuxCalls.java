@@ -344,6 +344,42 @@ public final class LinuxCalls {
         }
     }
 
+    // flock(2): advisory locks owned by an open file description, so two descriptors opened separately exclude
+    // each other whether they belong to two threads, two class loaders or two processes; fcntl locks (the JDK's
+    // FileLock) belong to the process and do not.
+    public static final int LOCK_EX = 2;
+    public static final int LOCK_NB = 4;
+    public static final int LOCK_UN = 8;
+    private static final MethodHandle FLOCK = function("flock",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+
+    /**
+     * {@code flock(fd, operation)}, retried when a signal interrupts a wait. Returns false when {@link #LOCK_NB}
+     * is given and another holder has the lock ({@code EWOULDBLOCK}).
+     */
+    public static boolean flock(int fd, int operation) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            while (true) {
+                int result = (int) FLOCK.invokeExact(state, fd, operation);
+                if (result == 0) {
+                    return true;
+                }
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno == EAGAIN && (operation & LOCK_NB) != 0) {
+                    return false;
+                }
+                if (errno != EINTR) {
+                    throw new ErrnoException("flock fd " + fd, errno);
+                }
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     public static final long MS_RDONLY = 1;
     public static final long MS_NOSUID = 2;
     public static final long MS_NODEV = 4;

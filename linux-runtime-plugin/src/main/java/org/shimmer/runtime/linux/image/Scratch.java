@@ -1,0 +1,122 @@
+package org.shimmer.runtime.linux.image;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+import org.shimmer.runtime.linux.bundle.DirectoryTrees;
+
+/**
+ * One import's directory under {@code tmp/}, and the sweep of the directories of imports that died.
+ *
+ * <p>Invariant: a {@code tmp/} entry belongs to a live import exactly while its {@code owner} file is flock'ed;
+ * the import holds that lock from the moment the directory exists (both made under the store's lock, which the
+ * sweep also holds) until the directory is deleted. A killed import's lock goes with its process, so the next
+ * sweep deletes what it left, and never the directory of an import still running, in this JVM or another.
+ * The {@code claims} file lists the diff ids the import uses: a remove keeps those layers, as an import takes a
+ * layer it found unpacked before its image record exists.
+ */
+final class Scratch implements AutoCloseable {
+
+    private static final String OWNER = "owner";
+    private static final String CLAIMS = "claims";
+
+    private final Path dir;
+    private final FileLock owner;
+
+    private Scratch(Path dir, FileLock owner) {
+        this.dir = dir;
+        this.owner = owner;
+    }
+
+    /** A new scratch directory under {@code tmp}; call with the store's lock held. */
+    static Scratch create(Path tmp) throws IOException {
+        Path dir = Files.createDirectory(tmp.resolve(UUID.randomUUID().toString()), ImageStore.PRIVATE_DIRECTORY);
+        try {
+            return new Scratch(dir, FileLock.acquire(dir.resolve(OWNER)));
+        } catch (IOException | RuntimeException e) {
+            DirectoryTrees.deleteRecursively(dir);
+            throw e;
+        }
+    }
+
+    Path dir() {
+        return dir;
+    }
+
+    /** Records the layers this import uses; call with the store's lock held. */
+    void claim(List<String> diffIds) throws IOException {
+        Path temporary = dir.resolve(CLAIMS + ".tmp");
+        Files.write(temporary, String.join("\n", diffIds).getBytes(StandardCharsets.UTF_8));
+        Files.move(temporary, dir.resolve(CLAIMS), StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /**
+     * What a sweep found: the diff ids live imports claim, and the entries of dead ones, to delete after the
+     * store's lock is released (a killed import may have left gigabytes: deleting them is no work for the lock).
+     */
+    record Swept(Set<String> claimed, List<Path> dead) {
+
+        /** Deletes the dead entries; two sweeps may both find one, and both deletes then succeed. */
+        void deleteDead() throws IOException {
+            for (Path entry : dead) {
+                DirectoryTrees.deleteRecursively(entry);
+            }
+        }
+    }
+
+    /** Finds the entries of {@code tmp} no live import owns, and what the live ones claim; call under the lock. */
+    static Swept sweep(Path tmp) throws IOException {
+        Set<String> claimed = new HashSet<>();
+        List<Path> dead = new ArrayList<>();
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(tmp)) {
+            for (Path entry : entries) {
+                if (!Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
+                    // Nothing of ours: no import owns a file or a link here.
+                    dead.add(entry);
+                    continue;
+                }
+                // A directory without an owner file is a removed layer on its way out: free as well. Its name is
+                // random and never reused, so once found free it stays dead after the lock is released.
+                try (FileLock free = FileLock.tryAcquire(entry.resolve(OWNER))) {
+                    if (free != null) {
+                        dead.add(entry);
+                    } else {
+                        claimed.addAll(claims(entry));
+                    }
+                }
+            }
+        } catch (NoSuchFileException e) {
+            return new Swept(Set.of(), List.of());
+        }
+        return new Swept(claimed, dead);
+    }
+
+    private static List<String> claims(Path dir) throws IOException {
+        try {
+            return List.of(new String(Files.readAllBytes(dir.resolve(CLAIMS)), StandardCharsets.UTF_8)
+                    .split("\n"));
+        } catch (NoSuchFileException e) {
+            return List.of();
+        }
+    }
+
+    /** Deletes the directory, then lets go of it. */
+    @Override
+    public void close() throws IOException {
+        try {
+            DirectoryTrees.deleteRecursively(dir);
+        } finally {
+            owner.close();
+        }
+    }
+}
