@@ -247,7 +247,7 @@ class OverlayRootTest {
                 .user("app");
         Path layout = OciLayouts.layout().tagged(built, "v1").writeDirectory(temp.resolve("layout-" + kind));
         Image image = runtime.images().importLayout(ImportRequest.of(layout).withName("app:" + kind)).block(TIMEOUT);
-        Path top = runtime.images().root().resolve("layers").resolve(built.diffId(1).substring(7));
+        Path top = runtime.config().imageRoot().resolve("layers").resolve(built.diffId(1).substring(7));
         String layerBefore = TreeDigest.of(top);
 
         RunRequest request = RunRequest.of(NS, "i-" + kind, Spec.builder().build(), image).withShim(shim(kind))
