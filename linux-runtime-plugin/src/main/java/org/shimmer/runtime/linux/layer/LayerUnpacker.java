@@ -184,9 +184,19 @@ public final class LayerUnpacker {
             try (OwnedFd file = OwnedFd.adopt(path.toString(),
                     dir.use(fd -> LinuxCalls.openat(fd, name, CREATE_FLAGS, 0600)))) {
                 copy(file, size);
+                // Through the descriptor: the very file just made, and fewer calls than by name.
+                file.use(fd -> {
+                    LinuxCalls.fchown(fd, metadata.uid(), metadata.gid());
+                    LinuxCalls.fchmod(fd, metadata.mode());
+                    for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
+                        setXattr(xattr.getKey(), name,
+                                () -> LinuxCalls.fsetxattr(fd, xattr.getKey(), xattr.getValue()));
+                    }
+                    LinuxCalls.futimens(fd, metadata.atimeNanos(), metadata.mtimeNanos());
+                    return null;
+                });
             }
             bytes += size;
-            applyMetadata(dir, name, metadata, true);
         }
     }
 
@@ -244,7 +254,7 @@ public final class LayerUnpacker {
                 LinuxCalls.symlinkat(target.getBytes(StandardCharsets.UTF_8), fd, name);
                 return null;
             });
-            applyMetadata(dir, name, metadata, true);
+            applyMetadata(dir, name, metadata, true, true);
         }
     }
 
@@ -344,14 +354,20 @@ public final class LayerUnpacker {
     }
 
     private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times) throws IOException {
-        FileStatus status = dir.use(fd -> LinuxCalls.lstatat(fd, name));
+        applyMetadata(dir, name, metadata, times, false);
+    }
+
+    /** Owner, then mode (not a symlink's: Linux keeps none), xattrs, and the times unless a directory's. */
+    private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times, boolean symlink)
+            throws IOException {
         dir.use(fd -> {
             LinuxCalls.lchownat(fd, name, metadata.uid(), metadata.gid());
-            if (!status.isSymlink()) {
+            if (!symlink) {
                 LinuxCalls.lchmodat(fd, name, metadata.mode());
             }
             for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
-                setXattr(fd, name, xattr.getKey(), xattr.getValue());
+                setXattr(xattr.getKey(), name,
+                        () -> LinuxCalls.lsetxattrat(fd, name, xattr.getKey(), xattr.getValue()));
             }
             if (times) {
                 LinuxCalls.lutimesat(fd, name, metadata.atimeNanos(), metadata.mtimeNanos());
@@ -360,13 +376,19 @@ public final class LayerUnpacker {
         });
     }
 
+    /** One attempt to set an xattr. */
+    @FunctionalInterface
+    private interface XattrCall {
+        void set() throws IOException;
+    }
+
     /**
      * A file system without xattrs, or {@code user.*} on a symlink or device (which Linux refuses), loses that
      * attribute with a warning, as containerd does; anything else fails the layer.
      */
-    private void setXattr(int dirfd, byte[] name, String attribute, byte[] value) throws IOException {
+    private void setXattr(String attribute, byte[] name, XattrCall call) throws IOException {
         try {
-            LinuxCalls.lsetxattrat(dirfd, name, attribute, value);
+            call.set();
         } catch (ErrnoException e) {
             if (e.errno() != LinuxCalls.EOPNOTSUPP && e.errno() != LinuxCalls.EPERM) {
                 throw e;

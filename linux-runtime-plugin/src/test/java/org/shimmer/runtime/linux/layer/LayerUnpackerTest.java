@@ -177,6 +177,12 @@ class LayerUnpackerTest {
     }
 
     @Test
+    void ownerThatChownCannotTakeIsRefused() {
+        assertRefused(TarLayers.layer().file("f", "", 0644, e -> e.setUserId(0xFFFF_FFFFL)).bytes(), "f",
+                "uid 4294967295 is out of range");
+    }
+
+    @Test
     void unsupportedEntryTypeIsRefusedByName() {
         assertRefused(TarLayers.layer().typed("weird", (byte) 'Z', e -> {}).bytes(), "weird",
                 "unsupported entry type 'Z'");
@@ -195,6 +201,17 @@ class LayerUnpackerTest {
         assertThatThrownBy(() -> unpack(garbage))
                 .isInstanceOf(InvalidImageException.class)
                 .hasMessageContaining("layer " + LAYER + ": malformed tar header of the first entry");
+    }
+
+    @Test
+    void deviceNodeWithoutCapMknodFailsWithAClearMessage() throws Exception {
+        byte[] tar = TarLayers.layer().charDevice("dev/null", 1, 3, 0666).bytes();
+        Throwable failure = ThreadCapabilities.withoutCapability(ThreadCapabilities.CAP_MKNOD, () -> unpack(tar));
+        assertThat(failure)
+                .isInstanceOf(IOException.class)
+                .hasMessageStartingWith("layer " + LAYER + ": entry \"dev/null\": cannot make a device node here")
+                .hasMessageContaining("Operation not permitted");
+        assertThat(target.resolve("dev/null")).doesNotExist();
     }
 
     // Exactness.
