@@ -4,6 +4,9 @@
 
 shimmer_packages=(runc containerd busybox-static)
 
+# The image tests and benchmarks/run-images build OCI images from busybox-static with umoci and skopeo.
+shimmer_packages+=(umoci skopeo)
+
 shimmer_install_packages() {
   local missing=()
   for package in "${shimmer_packages[@]}"; do
