@@ -4,9 +4,6 @@
 
 shimmer_packages=(runc containerd busybox-static)
 
-# The image tests and benchmarks/run-images build OCI images from busybox-static with umoci and skopeo.
-shimmer_packages+=(umoci skopeo)
-
 shimmer_install_packages() {
   local missing=()
   for package in "${shimmer_packages[@]}"; do
@@ -37,6 +34,9 @@ shimmer_find_jdk() {
   echo "error: no JDK 25 found; install Temurin 25 at /usr/lib/jvm/temurin-25-jdk-amd64 or set JAVA_HOME" >&2
   exit 1
 }
+
+# The image tests and benchmarks/run-images build OCI images from busybox-static with umoci and skopeo.
+shimmer_packages+=(umoci skopeo)
 
 shimmer_install_packages
 shimmer_find_jdk
