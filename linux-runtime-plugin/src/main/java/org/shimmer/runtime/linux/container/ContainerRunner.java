@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -39,6 +40,8 @@ public final class ContainerRunner {
     private static final int ABANDONED = 2;
     /** The longest a run waits for an earlier one of its id: a release's steps are bounded, this bounds the rest. */
     static final Duration EARLIER_BOUND = Duration.ofMinutes(1);
+    /** The spec's root: the bundle's {@code rootfs} directory, where the shim mounts the overlay. */
+    static final String BUNDLE_ROOTFS = "rootfs";
 
     private final RuntimePlugin runtime;
     private final Scheduler io;
@@ -118,11 +121,12 @@ public final class ContainerRunner {
                     return rootfs(request);
                 })
                 .subscribeOn(io)
-                .flatMap(root -> {
-                    Spec spec = request.spec().toBuilder().rootPath(root.toString()).build();
+                .flatMap(lower -> {
+                    // The root is the overlay the shim mounts on the bundle's rootfs directory, never the caller's.
+                    Spec spec = request.spec().toBuilder().rootPath(BUNDLE_ROOTFS).build();
                     return runtime.create(request.namespace(), request.id(), spec)
-                            .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, request.outputBuffer(), io,
-                                    release -> track(key, release))
+                            .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, List.of(lower),
+                                    request.outputBuffer(), io, release -> track(key, release))
                                     .launch(request.shim(), request.runcOptions(), request.stdin(), cancelled));
                 });
     }
@@ -139,7 +143,7 @@ public final class ContainerRunner {
     }
 
     /**
-     * The rootfs directory as runc will use it, in place: its real path, so that a symbolic link changed after the
+     * The rootfs directory as the overlay's lower layer: its real path, so that a symbolic link changed after the
      * run cannot move the container's root.
      */
     private static Path rootfs(RunRequest request) {
