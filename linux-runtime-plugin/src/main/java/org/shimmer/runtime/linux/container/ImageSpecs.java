@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.image.ImageConfig;
+import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.spec.Spec;
 
 /**
@@ -14,18 +15,13 @@ import org.shimmer.runtime.spec.Spec;
  * args are the entrypoint then the spec's args, or the image's cmd when the spec has none; env is the image's,
  * each entry replaced by the spec's of the same name, then the spec's others; cwd is the spec's unless it is
  * {@code /}; the user is the spec's unless it is root with no additional groups ({@link ImageUsers}). The image's
- * digest and name are set as annotations.
+ * digest and name are set as annotations ({@link ImageStore#DIGEST_ANNOTATION}: what keeps the image's lease).
  *
  * <p>One exception to the env rule: a spec's {@code PATH} equal to {@link Spec#DEFAULT_PATH} does not replace the
  * image's. Every spec carries that default (containerd's default spec carries none), and an image that sets its
  * own {@code PATH} (a JDK's, a language's) lost it, so its entrypoint was not found.
  */
 public final class ImageSpecs {
-
-    /** The annotation naming the digest of the image's manifest. */
-    public static final String DIGEST_ANNOTATION = "org.shimmer.image.digest";
-    /** The annotation naming the image. */
-    public static final String NAME_ANNOTATION = "org.shimmer.image.name";
 
     private static final String PATH = "PATH";
 
@@ -61,8 +57,8 @@ public final class ImageSpecs {
         try {
             return spec.toBuilder()
                     .process(merged.build())
-                    .annotation(DIGEST_ANNOTATION, digest)
-                    .annotation(NAME_ANNOTATION, name)
+                    .annotation(ImageStore.DIGEST_ANNOTATION, digest)
+                    .annotation(ImageStore.NAME_ANNOTATION, name)
                     .build();
         } catch (InvalidSpecException invalid) {
             throw new InvalidSpecException("run image " + name + ": " + invalid.getMessage(), invalid);

@@ -156,8 +156,7 @@ public final class ImageUsers {
             if (entry.isPresent()) {
                 return isRegular(entry.get()) ? Optional.of(etc.resolve(file)) : Optional.empty();
             }
-            if (LinuxCalls.lgetxattr(etc, OPAQUE).filter(value -> Arrays.equals(value, new byte[] {'y'}))
-                    .isPresent()) {
+            if (Arrays.equals(LinuxCalls.lgetxattr(etc, OPAQUE), new byte[] {'y'})) {
                 return Optional.empty();
             }
         }

@@ -15,7 +15,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Optional;
 
 /**
  * The few Linux calls the JDK lacks, through the Foreign Function & Memory API (no JNI, no native library of
@@ -472,36 +471,13 @@ public final class LinuxCalls {
         }
     }
 
-    // Extended attributes of a file itself, never of what a symbolic link points to: the JDK reads only the
-    // user namespace, and overlay keeps its whiteouts' and opaque directories' marks in trusted.overlay.*.
+    // The names of a file's own extended attributes, never of what a symbolic link points to: the JDK lists only
+    // the user namespace, and overlay keeps its marks in trusted.overlay.*.
 
-    private static final int ENODATA = 61;
     private static final int XATTR_BUFFER = 64 * 1024;
-    private static final MethodHandle LGETXATTR = function("lgetxattr",
-            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
-                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
     private static final MethodHandle LLISTXATTR = function("llistxattr",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_LONG));
-
-    /** {@code lgetxattr(path, name)}: the value, or empty when {@code path} has no attribute {@code name}. */
-    public static Optional<byte[]> lgetxattr(Path path, String name) throws IOException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CALL_STATE);
-            MemorySegment buffer = arena.allocate(XATTR_BUFFER);
-            long size = (long) LGETXATTR.invokeExact(state, arena.allocateFrom(path.toString()),
-                    arena.allocateFrom(name), buffer, (long) XATTR_BUFFER);
-            if (size < 0 && (int) ERRNO.get(state, 0L) == ENODATA) {
-                return Optional.empty();
-            }
-            check((int) Math.min(size, 0), state, "lgetxattr " + path + " " + name);
-            return Optional.of(buffer.asSlice(0, size).toArray(ValueLayout.JAVA_BYTE));
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
-    }
 
     /** {@code llistxattr(path)}: the names of {@code path}'s extended attributes, in the kernel's order. */
     public static List<String> llistxattr(Path path) throws IOException {

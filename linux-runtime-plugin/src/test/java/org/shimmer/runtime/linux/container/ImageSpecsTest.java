@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.image.ImageConfig;
+import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.spec.Spec;
@@ -122,8 +123,8 @@ class ImageSpecsTest {
     void theImagesDigestAndNameAreAnnotations() {
         Spec merged = merge(Spec.builder().annotation("mine", "1").build(),
                 config(List.of(), List.of("/bin/sh"), List.of(), "", ""), null);
-        assertThat(merged.annotations()).containsEntry(ImageSpecs.DIGEST_ANNOTATION, DIGEST)
-                .containsEntry(ImageSpecs.NAME_ANNOTATION, NAME).containsEntry("mine", "1");
+        assertThat(merged.annotations()).containsEntry(ImageStore.DIGEST_ANNOTATION, DIGEST)
+                .containsEntry(ImageStore.NAME_ANNOTATION, NAME).containsEntry("mine", "1");
     }
 
     @Test
@@ -212,7 +213,7 @@ class ImageSpecsTest {
             Files.createDirectory(merged.resolve("etc"));
             Files.writeString(merged.resolve("etc/group"), "g:x:1:\n");
         });
-        assertThat(LinuxCalls.lgetxattr(opaque.resolve("etc"), "trusted.overlay.opaque")).isPresent();
+        assertThat(LinuxCalls.lgetxattr(opaque.resolve("etc"), "trusted.overlay.opaque")).containsExactly('y');
         assertThat(ImageUsers.find(List.of(opaque, bottom), "passwd")).isEmpty();
         assertThat(ImageUsers.find(List.of(opaque, bottom), "group")).contains(opaque.resolve("etc/group"));
     }

@@ -10,6 +10,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.UserDefinedFileAttributeView;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -20,17 +21,24 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.Container;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.image.Image;
+import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.TarLayers;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimOpt;
@@ -201,6 +209,59 @@ class OverlayRootTest {
         assertThat(container.bundle().workDir()).doesNotExist();
         // The handle's own release then finds nothing left to undo.
         StepVerifier.create(container.release()).verifyComplete();
+    }
+
+    /**
+     * An image's layers as the lowers and its configuration as the spec's defaults: entrypoint and cmd, env,
+     * working directory and a user by name (its groups from the image's /etc/group); the image cannot be removed
+     * while the container exists, and a run of an image removed since it was got fails with NotFoundException.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void anImageRunsOnItsLayersWithItsConfiguration(String kind) throws Exception {
+        byte[] busybox = Files.readAllBytes(BusyboxBundle.BUSYBOX);
+        OciLayouts.Image built = OciLayouts.image()
+                .layer(TarLayers.layer().dir("bin", 0755).file("bin/busybox", busybox, 0755, entry -> {})
+                        .symlink("bin/sh", "busybox").dir("etc", 0755)
+                        .file("etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/app:/bin/sh\n", 0644)
+                        .file("etc/group", "root:x:0:\napp:x:1234:\nextra:x:77:app\n", 0644)
+                        .dir("app", 0755).dir("tmp", 01777).bytes())
+                .layer(OciLayouts.tar(Map.of("app/greeting", "from the top layer".getBytes(UTF_8))))
+                .entrypoint("/bin/sh", "-c")
+                .cmd("echo $GREETING; " + BUSYBOX + " id -u; " + BUSYBOX + " id -G; pwd; " + BUSYBOX
+                        + " cat greeting; echo; echo mine > /tmp/mine")
+                .env("GREETING=hello", "PATH=/bin")
+                .workingDir("/app")
+                .user("app");
+        Path layout = OciLayouts.layout().tagged(built, "v1").writeDirectory(temp.resolve("layout-" + kind));
+        Image image = runtime.images().importLayout(ImportRequest.of(layout).withName("app:" + kind)).block(TIMEOUT);
+        Path top = runtime.images().root().resolve("layers").resolve(built.diffId(1).substring(7));
+        String layerBefore = TreeDigest.of(top);
+
+        RunRequest request = RunRequest.of(NS, "i-" + kind, Spec.builder().build(), image).withShim(shim(kind))
+                .withRuncOptions(runc);
+        Container container = runtime.run(request).block(TIMEOUT);
+        try {
+            assertThat(container.spec().annotations()).containsEntry(ImageStore.DIGEST_ANNOTATION, image.digest());
+            StepVerifier.create(Mono.zip(text(container.stdout()), text(container.stderr()),
+                            container.exit().map(ExitStatus::status)))
+                    .assertNext(result -> {
+                        assertThat(result.getT2()).isEmpty();
+                        assertThat(result.getT1()).isEqualTo("hello\n1234\n1234 77\n/app\nfrom the top layer\n");
+                        assertThat(result.getT3()).isZero();
+                    })
+                    .verifyComplete();
+            StepVerifier.create(runtime.images().remove(image.name()))
+                    .expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        } finally {
+            container.release().block(TIMEOUT);
+        }
+        assertThat(TreeDigest.of(top)).as("the image's top layer").isEqualTo(layerBefore);
+        StepVerifier.create(runtime.images().remove(image.name())).verifyComplete();
+        StepVerifier.create(runtime.run(request))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining(image.name()))
+                .verify(TIMEOUT);
     }
 
     private static void killShim(Container container) throws Exception {
