@@ -22,6 +22,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
@@ -181,6 +182,17 @@ class OverlayRootTest {
         } finally {
             first.release().block(TIMEOUT);
         }
+    }
+
+    /** A lower overlay cannot name is refused before a bundle is made, naming the path. */
+    @Test
+    void aDirectoryOverlayCannotNameIsRefusedBeforeAnythingIsMade() throws Exception {
+        Path odd = Files.createDirectories(temp.resolve("odd:dir"));
+        StepVerifier.create(runtime.run(RunRequest.of(NS, "odd", Spec.builder().args("/bin/sh").build(), odd)))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
+                        .hasMessageContaining(odd.toString()))
+                .verify(TIMEOUT);
+        assertThat(temp.resolve("state").resolve(NS).resolve("odd")).doesNotExist();
     }
 
     /**

@@ -313,6 +313,21 @@ class ImageStoreTest {
     }
 
     @Test
+    void aLayerListedTwiceIsUnpackedOnce() throws IOException {
+        byte[] same = OciLayouts.tar(files("etc/same", "same"));
+        OciLayouts.Image image = OciLayouts.image().layer(same).layer(OciLayouts.tar("x", "x")).layer(same);
+        List<ImportProgress> progress = new CopyOnWriteArrayList<>();
+
+        Image imported = store.importLayout(ImportRequest.of(OciLayouts.layout().tagged(image, "1")
+                .writeDirectory(temp.resolve("twice"))).withProgress(progress::add)).block(TIMEOUT);
+
+        assertThat(imported.layers()).containsExactly(image.diffId(0), image.diffId(1), image.diffId(0));
+        assertThat(imported.size()).isEqualTo(2 * "same".length() + 1);
+        assertThat(names(root.resolve("layers"))).hasSize(2);
+        assertThat(progress).extracting(ImportProgress::layersDone).containsExactly(1, 2, 3);
+    }
+
+    @Test
     void aCorruptedBlobFailsItsDigestAndLeavesNothing() throws IOException {
         OciLayouts.Image image = twoLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
