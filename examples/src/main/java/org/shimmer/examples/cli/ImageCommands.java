@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Supplier;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.image.Image;
@@ -22,17 +23,18 @@ final class ImageCommands {
     /** Hex digits of a short digest, as docker shows image ids. */
     private static final int SHORT_DIGEST = 12;
 
-    private final Images images;
+    private final Supplier<Images> images;
     private final PrintStream out;
     private final PrintStream err;
     private final boolean terminal;
     private final Duration timeout;
 
     /**
+     * @param images the store, asked for once the arguments were checked
      * @param terminal whether {@code out} is a terminal: only then is the import's progress drawn
      * @param timeout the bound of a quick call; an import is not bounded
      */
-    ImageCommands(Images images, PrintStream out, PrintStream err, boolean terminal, Duration timeout) {
+    ImageCommands(Supplier<Images> images, PrintStream out, PrintStream err, boolean terminal, Duration timeout) {
         this.images = images;
         this.out = out;
         this.err = err;
@@ -75,7 +77,7 @@ final class ImageCommands {
         ProgressLine progress = terminal ? new ProgressLine(out) : null;
         Image image;
         try {
-            image = images.importLayout(progress == null ? request : request.withProgress(progress)).block();
+            image = images.get().importLayout(progress == null ? request : request.withProgress(progress)).block();
         } finally {
             if (progress != null) {
                 progress.end();
@@ -90,7 +92,7 @@ final class ImageCommands {
         if (!args.isEmpty()) {
             throw new ShimmerCli.CliException("unexpected argument " + args.peek() + " to images ls", 2);
         }
-        List<Image> all = images.list().collectList().block(timeout);
+        List<Image> all = images.get().list().collectList().block(timeout);
         int nameWidth = all.stream().mapToInt(image -> image.name().length()).max().orElse(0);
         String format = "%-" + Math.max(nameWidth, "NAME".length()) + "s   %-12s   %6s   %9s   %s%n";
         out.printf(format, "NAME", "DIGEST", "LAYERS", "SIZE", "IMPORTED");
@@ -116,7 +118,7 @@ final class ImageCommands {
         int status = 0;
         for (String name : names) {
             try {
-                images.remove(name).block(timeout);
+                images.get().remove(name).block(timeout);
                 out.println("removed " + name);
             } catch (ShimmerException e) {
                 err.println("shimmer: " + e.getMessage());

@@ -134,7 +134,7 @@ public final class ShimmerCli {
                     case "kill" -> kill(runtime, rest);
                     case "delete" -> delete(runtime, rest);
                     case "exec" -> exec(runtime, rest);
-                    case "images" -> new ImageCommands(runtime.images(), out, err, terminal, TIMEOUT).execute(rest);
+                    case "images" -> new ImageCommands(runtime::images, out, err, terminal, TIMEOUT).execute(rest);
                     case "events" -> events(runtime);
                     case "plugins" -> plugins(host);
                     default -> throw new CliException("unknown command " + command + "\n" + USAGE, 2);

@@ -431,7 +431,7 @@ class ContainerTest {
                 .isInstanceOf(InvalidIdentifierException.class).hasMessageContaining("a/b");
         assertThatThrownBy(() -> RunRequest.of(NS, "x", null, rootfs))
                 .isInstanceOf(InvalidSpecException.class).hasMessageContaining("spec");
-        assertThatThrownBy(() -> RunRequest.of(NS, "x", spec, null))
+        assertThatThrownBy(() -> RunRequest.of(NS, "x", spec, (Path) null))
                 .isInstanceOf(InvalidSpecException.class).hasMessageContaining("rootfs");
         assertThatThrownBy(() -> RunRequest.of(NS, "x", spec, rootfs).withOutputBuffer(-1))
                 .isInstanceOf(InvalidSpecException.class).hasMessageContaining("outputBuffer -1");
