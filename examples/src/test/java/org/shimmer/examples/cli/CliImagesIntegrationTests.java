@@ -2,8 +2,10 @@ package org.shimmer.examples.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -186,15 +188,28 @@ class CliImagesIntegrationTests {
     }
 
     @Test
+    void anImageRunStoppedBySigtermStopsTheContainerAndLeavesNothing() throws Exception {
+        assertThat(cli("images", "import", layout.toString()).status()).isZero();
+        Process cli = new ProcessBuilder(java("run", "--rm", "--image", "busybox:v1", "stopped", "--",
+                "trap 'echo stopping; exit 143' TERM; echo ready; sleep 60 & wait"))
+                .redirectError(temp.resolve("cli-stderr.log").toFile())
+                .start();
+        BufferedReader out = new BufferedReader(new InputStreamReader(cli.getInputStream(), StandardCharsets.UTF_8));
+        assertThat(out.readLine()).as(() -> "stderr: " + read(temp.resolve("cli-stderr.log"))).isEqualTo("ready");
+
+        Processes.signal(cli.pid(), "TERM");
+
+        assertThat(cli.waitFor(30, TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+        assertThat(cli.exitValue()).isEqualTo(143);
+        assertThat(out.readLine()).isEqualTo("stopping");
+        assertNothingLeft();
+    }
+
+    @Test
     void importDrawsItsProgressOnATerminalOnly() throws Exception {
         // script(1) gives the CLI a pseudo-terminal, as a user's shell has; in the other tests its output is a pipe.
-        List<String> java = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElseThrow(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                ShimmerCli.class.getName()));
-        java.addAll(global);
-        java.addAll(List.of("images", "import", layout.toString()));
-        Process cli = new ProcessBuilder("script", "-qfc", java.stream().map(CliImagesIntegrationTests::quote)
-                .collect(Collectors.joining(" ")), "/dev/null")
+        Process cli = new ProcessBuilder("script", "-qfc", java("images", "import", layout.toString()).stream()
+                .map(CliImagesIntegrationTests::quote).collect(Collectors.joining(" ")), "/dev/null")
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
                 .redirectErrorStream(true)
                 .start();
@@ -205,6 +220,24 @@ class CliImagesIntegrationTests {
         // The terminal turns each \n into \r\n.
         assertThat(printed).matches("(?s).*\rlayers 1/1 [0-9a-f]{12} [0-9.]+/[0-9.]+ MB *\r\n"
                 + "imported busybox:v1 " + DIGEST + " \\(1 layer, [0-9.]+MB\\)\r\n.*");
+    }
+
+    /** The command line of the CLI as its own process, as a user runs it: its main class on this class path. */
+    private List<String> java(String... args) {
+        List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElseThrow(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                ShimmerCli.class.getName()));
+        command.addAll(global);
+        command.addAll(List.of(args));
+        return command;
+    }
+
+    private static String read(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            return e.toString();
+        }
     }
 
     private static String quote(String word) {
