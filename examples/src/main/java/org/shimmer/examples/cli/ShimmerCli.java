@@ -55,7 +55,7 @@ public final class ShimmerCli {
             usage: java -jar shimmer.jar [--plugins DIR] [--state-root DIR] [--work-root DIR] [--image-root DIR]
                                          [--namespace NS] COMMAND
               run [--rm] [-d|--detach] [--shim local|remote] [--shim-binary PATH] --rootfs DIR ID -- CMD [ARG...]
-              run [--rm] [--shim local|remote] [--shim-binary PATH] --image NAME [--entrypoint WORD] ID [-- CMD [ARG...]]
+              run [--rm] [--shim local|remote] [--shim-binary PATH] --image NAME [--entrypoint WORD] ID [-- CMD...]
               ps
               kill ID [--signal N]
               delete [--force] ID

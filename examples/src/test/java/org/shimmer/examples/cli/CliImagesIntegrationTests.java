@@ -26,6 +26,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.examples.host.BusyboxImage;
 import org.shimmer.examples.host.StateRootCgroups;
 
 /**

@@ -1,27 +1,27 @@
-package org.shimmer.examples.cli;
+package org.shimmer.examples.host;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.shimmer.examples.host.BusyboxRootfs;
 
 /**
  * A one-layer OCI image of Debian's static busybox, built as a user would with {@code umoci} (and {@code skopeo} for
  * its archive): entrypoint {@code /bin/sh -c}, cmd {@code echo "$GREETING from $(pwd)"}, env {@code GREETING=hello},
- * working directory {@code /etc}. Its layout is named {@code busybox} with the tag {@code v1}.
+ * working directory {@code /etc}. Its layout is named {@code busybox} with the tag {@code v1}, so it imports as
+ * {@code busybox:v1}. For the demo and the tests; {@code umoci} and {@code skopeo} come from Debian.
  */
-final class BusyboxImage {
+public final class BusyboxImage {
 
-    static final String TAG = "v1";
+    public static final String TAG = "v1";
     /** What the image prints when run with its own command. */
-    static final String OUTPUT = "hello from /etc\n";
+    public static final String OUTPUT = "hello from /etc\n";
 
     private BusyboxImage() {}
 
     /** Builds the image layout {@code dir/busybox} and returns it. */
-    static Path layout(Path dir) throws IOException, InterruptedException {
+    public static Path layout(Path dir) throws IOException, InterruptedException {
         Path layout = dir.resolve("busybox");
         String image = layout + ":" + TAG;
         Path bundle = dir.resolve("umoci-bundle");
@@ -37,7 +37,7 @@ final class BusyboxImage {
     }
 
     /** Writes {@code layout} as an {@code oci-archive} tar, {@code file}, with {@code skopeo copy}. */
-    static Path archive(Path layout, Path file) throws IOException, InterruptedException {
+    public static Path archive(Path layout, Path file) throws IOException, InterruptedException {
         run(List.of("skopeo", "copy", "oci:" + layout + ":" + TAG, "oci-archive:" + file + ":" + TAG));
         return file;
     }
