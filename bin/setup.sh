@@ -4,6 +4,9 @@
 
 shimmer_packages=(runc containerd busybox-static)
 
+# Image layers compressed with zstd: the plugin decompresses through the system libzstd, tests compress with the CLI.
+shimmer_packages+=(zstd libzstd1)
+
 shimmer_install_packages() {
   local missing=()
   for package in "${shimmer_packages[@]}"; do

@@ -15,13 +15,13 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.events.Envelope;
-import org.shimmer.runtime.image.Images;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.bundle.BundleStore;
 import org.shimmer.runtime.linux.cleanup.BundleInspector;
 import org.shimmer.runtime.linux.cleanup.BundleReaper;
 import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.container.ContainerRunner;
+import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShimRegistry;
@@ -47,6 +47,7 @@ public class LinuxRuntime implements RuntimePlugin {
     private final BundleInspector inspector;
     private final BundleReaper reaper;
     private final ContainerRunner containers;
+    private final ImageStore images;
     private final Path stateRoot;
     /** Per state root, the container runs and releases in flight: shared by every view, as the shims are. */
     private final ConcurrentMap<Path, ConcurrentMap<String, Mono<Void>>> runs;
@@ -93,6 +94,8 @@ public class LinuxRuntime implements RuntimePlugin {
                 bundles::delete,
                 pid -> resources.exitMonitor().watchAny(pid),
                 remote::detachAll);
+        // State lives on disk: one store per view, and views of one image root share it through its lock.
+        this.images = new ImageStore(config.imageRoot(), resources.io());
         this.containers = new ContainerRunner(this, resources.io(),
                 runs.computeIfAbsent(config.stateRoot(), root -> new ConcurrentHashMap<>()));
     }
@@ -149,9 +152,8 @@ public class LinuxRuntime implements RuntimePlugin {
     }
 
     @Override
-    public Images images() {
-        // Issue 12 in progress: the image store (branch "store") replaces this.
-        throw new UnsupportedOperationException("image store not built yet");
+    public ImageStore images() {
+        return images;
     }
 
     @Override

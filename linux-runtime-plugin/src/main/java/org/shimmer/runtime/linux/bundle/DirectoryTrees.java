@@ -21,7 +21,7 @@ import org.shimmer.runtime.linux.sys.LinuxCalls.FileIdentity;
  * mount placed on a path after it was checked cannot redirect a removal, and a directory that turns out to be a
  * mount stops the walk before anything below it is touched.
  */
-final class DirectoryTrees {
+public final class DirectoryTrees {
 
     private static final int DIRECTORY_FLAGS =
             LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_NOFOLLOW | LinuxCalls.O_CLOEXEC;
@@ -56,6 +56,11 @@ final class DirectoryTrees {
     }
 
     private DirectoryTrees() {}
+
+    /** {@link #deleteRecursively(Path, WalkObserver)} watched by nobody. */
+    public static void deleteRecursively(Path root) throws IOException {
+        deleteRecursively(root, WalkObserver.NONE);
+    }
 
     /**
      * Removes {@code root} and everything below it. An absent tree, or entries that vanish meanwhile, are fine; a

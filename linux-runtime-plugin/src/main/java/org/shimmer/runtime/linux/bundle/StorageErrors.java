@@ -29,7 +29,7 @@ import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
  * The JDK reports most of these as a {@link FileSystemException} whose reason is {@code strerror}'s text, which is
  * how the errno is recognised when no {@link ErrnoException} carries it.
  */
-final class StorageErrors {
+public final class StorageErrors {
 
     private static final List<Integer> EXHAUSTED = List.of(
             LinuxCalls.ENOSPC, LinuxCalls.EDQUOT, LinuxCalls.EMFILE, LinuxCalls.ENFILE, LinuxCalls.ENOMEM);
@@ -47,7 +47,7 @@ final class StorageErrors {
      * @param what the operation and its target, e.g. "create bundle ns/c1"
      * @param failure the failure; its message is appended, and it becomes the cause
      */
-    static ShimmerException typed(String what, IOException failure) {
+    public static ShimmerException typed(String what, IOException failure) {
         String detail = failure.getMessage();
         if (failure instanceof MountCrossingException) {
             return new FailedPreconditionException("failed to " + what + ": " + detail, failure);

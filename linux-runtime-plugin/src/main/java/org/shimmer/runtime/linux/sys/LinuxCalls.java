@@ -344,6 +344,42 @@ public final class LinuxCalls {
         }
     }
 
+    // flock(2): advisory locks owned by an open file description, so two descriptors opened separately exclude
+    // each other whether they belong to two threads, two class loaders or two processes; fcntl locks (the JDK's
+    // FileLock) belong to the process and do not.
+    public static final int LOCK_EX = 2;
+    public static final int LOCK_NB = 4;
+    public static final int LOCK_UN = 8;
+    private static final MethodHandle FLOCK = function("flock",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+
+    /**
+     * {@code flock(fd, operation)}, retried when a signal interrupts a wait. Returns false when {@link #LOCK_NB}
+     * is given and another holder has the lock ({@code EWOULDBLOCK}).
+     */
+    public static boolean flock(int fd, int operation) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            while (true) {
+                int result = (int) FLOCK.invokeExact(state, fd, operation);
+                if (result == 0) {
+                    return true;
+                }
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno == EAGAIN && (operation & LOCK_NB) != 0) {
+                    return false;
+                }
+                if (errno != EINTR) {
+                    throw new ErrnoException("flock fd " + fd, errno);
+                }
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     public static final long MS_RDONLY = 1;
     public static final long MS_NOSUID = 2;
     public static final long MS_NODEV = 4;
@@ -583,6 +619,224 @@ public final class LinuxCalls {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    // Layer unpacking: every file is made relative to a descriptor of the directory it lands in, and the last
+    // component is never followed, so an entry can only ever write where the walk that opened its parent allowed.
+
+    public static final int O_CREAT = 0100;
+    public static final int O_EXCL = 0200;
+    public static final int S_IFIFO = 0010000;
+    public static final int S_IFCHR = 0020000;
+    public static final int S_IFBLK = 0060000;
+    public static final int S_IFREG = 0100000;
+    public static final int S_IFLNK = 0120000;
+    public static final int EOPNOTSUPP = 95;
+    public static final int ENODATA = 61;
+    private static final int STATX_MODE = 0x2;
+    private static final int STATX_NLINK = 0x4;
+    private static final int STATX_INO = 0x100;
+    /** In {@code struct statx}: {@code stx_nlink} (u32) at 16, {@code stx_ino} at 32. */
+    private static final long STATX_NLINK_OFFSET = 16;
+    private static final long STATX_INO_OFFSET = 32;
+    /** {@code struct timespec[2]}: access then modification, each {@code { long tv_sec; long tv_nsec; }}. */
+    private static final long TIMESPECS_SIZE = 32;
+
+    private static final MethodHandle MKDIRAT = function("mkdirat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle MKNODAT = function("mknodat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
+    // openat's mode is a variadic argument.
+    private static final MethodHandle OPENAT_CREATE = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("openat").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(3));
+    private static final MethodHandle SYMLINKAT = function("symlinkat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS));
+    private static final MethodHandle LINKAT = function("linkat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle FCHOWNAT = function("fchownat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle FCHMODAT = function("fchmodat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle UTIMENSAT = function("utimensat",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle LSETXATTR = function("lsetxattr",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+    private static final MethodHandle FSETXATTR = function("fsetxattr",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+    private static final MethodHandle LGETXATTR = function("lgetxattr",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+
+    /** What {@code statx} says about a file found without following it: its mode (type bits included), links, inode. */
+    public record FileStatus(int mode, int links, long inode) {
+        public int type() {
+            return mode & S_IFMT;
+        }
+
+        public boolean isDirectory() {
+            return type() == S_IFDIR;
+        }
+
+        public boolean isSymlink() {
+            return type() == S_IFLNK;
+        }
+    }
+
+    /** A body for {@link #call}: the raw result of one downcall, negative on failure with {@code errno} in state. */
+    @FunctionalInterface
+    private interface Downcall {
+        long invoke(Arena arena, MemorySegment state) throws Throwable;
+    }
+
+    /** Runs one downcall in its own arena; a negative result throws {@link ErrnoException} naming {@code what}. */
+    private static long call(String what, Downcall downcall) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            long result = downcall.invoke(arena, state);
+            if (result < 0) {
+                throw new ErrnoException(what, (int) ERRNO.get(state, 0L));
+            }
+            return result;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code statx(dirfd, name, AT_SYMLINK_NOFOLLOW)}: the file {@code name} itself, a symlink not followed. */
+    public static FileStatus lstatat(int dirfd, byte[] name) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
+            call("statx " + display(name), (a, state) -> (int) STATX.invokeExact(state, dirfd, cString(a, name),
+                    AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO, buffer));
+            return new FileStatus(Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, 28)),
+                    buffer.get(ValueLayout.JAVA_INT, STATX_NLINK_OFFSET), buffer.get(ValueLayout.JAVA_LONG, STATX_INO_OFFSET));
+        }
+    }
+
+    /** {@code openat(dirfd, name, flags, mode)}, for flags that create ({@link #O_CREAT}); returns the descriptor. */
+    public static int openat(int dirfd, byte[] name, int flags, int mode) throws IOException {
+        return (int) call("openat " + display(name),
+                (arena, state) -> (int) OPENAT_CREATE.invokeExact(state, dirfd, cString(arena, name), flags, mode));
+    }
+
+    /** {@code mkdirat(dirfd, name, mode)}. */
+    public static void mkdirat(int dirfd, byte[] name, int mode) throws IOException {
+        call("mkdirat " + display(name),
+                (arena, state) -> (int) MKDIRAT.invokeExact(state, dirfd, cString(arena, name), mode));
+    }
+
+    /** {@code mknodat(dirfd, name, mode, makedev(major, minor))}; {@code mode} carries the file type. */
+    public static void mknodat(int dirfd, byte[] name, int mode, int major, int minor) throws IOException {
+        long dev = makedev(major, minor);
+        call("mknodat " + display(name),
+                (arena, state) -> (int) MKNODAT.invokeExact(state, dirfd, cString(arena, name), mode, dev));
+    }
+
+    /** glibc's {@code makedev}: 12 bits of major and 8 of minor low, the rest of each above. */
+    public static long makedev(int major, int minor) {
+        long ma = Integer.toUnsignedLong(major);
+        long mi = Integer.toUnsignedLong(minor);
+        return ((ma & 0xfffff000L) << 32) | ((ma & 0xfffL) << 8) | ((mi & 0xffffff00L) << 12) | (mi & 0xffL);
+    }
+
+    /** {@code symlinkat(target, dirfd, name)}: {@code target} is stored as text, never resolved. */
+    public static void symlinkat(byte[] target, int dirfd, byte[] name) throws IOException {
+        call("symlinkat " + display(name), (arena, state) ->
+                (int) SYMLINKAT.invokeExact(state, cString(arena, target), dirfd, cString(arena, name)));
+    }
+
+    /** {@code linkat(olddirfd, oldname, newdirfd, newname, 0)}: a symlink at {@code oldname} is linked, not followed. */
+    public static void linkat(int olddirfd, byte[] oldname, int newdirfd, byte[] newname) throws IOException {
+        call("linkat " + display(oldname) + " to " + display(newname), (arena, state) -> (int) LINKAT.invokeExact(
+                state, olddirfd, cString(arena, oldname), newdirfd, cString(arena, newname), 0));
+    }
+
+    /** {@code fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)}: {@code lchown}. */
+    public static void lchownat(int dirfd, byte[] name, int uid, int gid) throws IOException {
+        call("lchown " + display(name), (arena, state) ->
+                (int) FCHOWNAT.invokeExact(state, dirfd, cString(arena, name), uid, gid, AT_SYMLINK_NOFOLLOW));
+    }
+
+    /**
+     * {@code fchmodat(dirfd, name, mode, AT_SYMLINK_NOFOLLOW)}: set-id and sticky bits included. Fails with
+     * {@link #EOPNOTSUPP} on a symlink, whose mode Linux does not keep.
+     */
+    public static void lchmodat(int dirfd, byte[] name, int mode) throws IOException {
+        call("chmod " + display(name), (arena, state) ->
+                (int) FCHMODAT.invokeExact(state, dirfd, cString(arena, name), mode, AT_SYMLINK_NOFOLLOW));
+    }
+
+    /** {@code utimensat(dirfd, name, {atime, mtime}, AT_SYMLINK_NOFOLLOW)}, times in nanoseconds since the epoch. */
+    public static void lutimesat(int dirfd, byte[] name, long atimeNanos, long mtimeNanos) throws IOException {
+        call("utimensat " + display(name), (arena, state) -> {
+            MemorySegment times = arena.allocate(TIMESPECS_SIZE, 8);
+            times.set(ValueLayout.JAVA_LONG, 0, Math.floorDiv(atimeNanos, 1_000_000_000L));
+            times.set(ValueLayout.JAVA_LONG, 8, Math.floorMod(atimeNanos, 1_000_000_000L));
+            times.set(ValueLayout.JAVA_LONG, 16, Math.floorDiv(mtimeNanos, 1_000_000_000L));
+            times.set(ValueLayout.JAVA_LONG, 24, Math.floorMod(mtimeNanos, 1_000_000_000L));
+            return (int) UTIMENSAT.invokeExact(state, dirfd, cString(arena, name), times, AT_SYMLINK_NOFOLLOW);
+        });
+    }
+
+    /**
+     * {@code lsetxattr} on {@code name} in the directory open as {@code dirfd}, reached through
+     * {@code /proc/self/fd/<dirfd>/<name>}: the directory is the one the descriptor holds, and {@code name} itself
+     * is not followed.
+     */
+    public static void lsetxattrat(int dirfd, byte[] name, String attribute, byte[] value) throws IOException {
+        byte[] path = procPath(dirfd, name);
+        call("lsetxattr " + attribute + " on " + display(name), (arena, state) -> {
+            MemorySegment bytes = arena.allocate(Math.max(1, value.length));
+            MemorySegment.copy(value, 0, bytes, ValueLayout.JAVA_BYTE, 0, value.length);
+            return (int) LSETXATTR.invokeExact(state, cString(arena, path), arena.allocateFrom(attribute), bytes,
+                    (long) value.length, 0);
+        });
+    }
+
+    /** {@code fsetxattr(fd, attribute, value)}. */
+    public static void fsetxattr(int fd, String attribute, byte[] value) throws IOException {
+        call("fsetxattr " + attribute, (arena, state) -> {
+            MemorySegment bytes = arena.allocate(Math.max(1, value.length));
+            MemorySegment.copy(value, 0, bytes, ValueLayout.JAVA_BYTE, 0, value.length);
+            return (int) FSETXATTR.invokeExact(state, fd, arena.allocateFrom(attribute), bytes, (long) value.length,
+                    0);
+        });
+    }
+
+    /** {@code lgetxattr(path, attribute)}: the value, or null when the file has no such attribute. */
+    public static byte[] lgetxattr(Path path, String attribute) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(64 * 1024);
+            long size = call("lgetxattr " + attribute + " of " + path, (a, state) -> (long) LGETXATTR.invokeExact(
+                    state, a.allocateFrom(path.toString()), a.allocateFrom(attribute), buffer, buffer.byteSize()));
+            return buffer.asSlice(0, size).toArray(ValueLayout.JAVA_BYTE);
+        } catch (ErrnoException e) {
+            if (e.errno() == ENODATA) {
+                return null;
+            }
+            throw e;
+        }
+    }
+
+    private static byte[] procPath(int dirfd, byte[] name) {
+        byte[] prefix = ("/proc/self/fd/" + dirfd + "/").getBytes(FILE_NAMES);
+        byte[] path = Arrays.copyOf(prefix, prefix.length + name.length);
+        System.arraycopy(name, 0, path, prefix.length, name.length);
+        return path;
     }
 
     /** A file name's bytes as text, for messages. */

@@ -1,0 +1,81 @@
+package org.shimmer.runtime.linux.image;
+
+import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
+
+/**
+ * An exclusive {@code flock(2)} on a file, taken on a descriptor opened for this acquisition alone and released
+ * by closing it.
+ *
+ * <p>Invariant: one holder at a time among threads, plugin class loaders and processes alike. The JDK's
+ * {@code FileLock} is an {@code fcntl} lock: it belongs to the process, so two class loaders of one JVM (a plugin
+ * reloaded while the old one still imports) would both "hold" it. A flock belongs to the open file description,
+ * and the kernel drops it when the holder dies, which is how a killed import is told from a running one.
+ */
+final class FileLock implements AutoCloseable {
+
+    private static final int FLAGS = LinuxCalls.O_RDWR | LinuxCalls.O_CLOEXEC | LinuxCalls.O_NOFOLLOW;
+
+    private int fd;
+
+    private FileLock(int fd) {
+        this.fd = fd;
+    }
+
+    /** Waits for the lock on {@code file}, made (0600) if absent. */
+    static FileLock acquire(Path file) throws IOException {
+        create(file);
+        int fd = LinuxCalls.open(file, FLAGS);
+        try {
+            LinuxCalls.flock(fd, LinuxCalls.LOCK_EX);
+            return new FileLock(fd);
+        } catch (IOException | RuntimeException e) {
+            LinuxCalls.close(fd);
+            throw e;
+        }
+    }
+
+    /** The lock on {@code file} if nobody holds it now, else null; an absent file is locked by nobody. */
+    static FileLock tryAcquire(Path file) throws IOException {
+        int fd;
+        try {
+            fd = LinuxCalls.open(file, FLAGS);
+        } catch (ErrnoException e) {
+            if (e.errno() == LinuxCalls.ENOENT) {
+                return new FileLock(-1);
+            }
+            throw e;
+        }
+        try {
+            if (LinuxCalls.flock(fd, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)) {
+                return new FileLock(fd);
+            }
+            LinuxCalls.close(fd);
+            return null;
+        } catch (IOException | RuntimeException e) {
+            LinuxCalls.close(fd);
+            throw e;
+        }
+    }
+
+    private static void create(Path file) throws IOException {
+        try {
+            Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        } catch (FileAlreadyExistsException e) {
+            // Made by an earlier holder: the lock is on the file, whoever made it.
+        }
+    }
+
+    @Override
+    public void close() {
+        if (fd >= 0) {
+            LinuxCalls.close(fd);
+            fd = -1;
+        }
+    }
+}

@@ -1,0 +1,233 @@
+package org.shimmer.runtime.linux.image;
+
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CancellationException;
+import java.util.function.BooleanSupplier;
+import org.shimmer.runtime.image.Image;
+import org.shimmer.runtime.image.ImportProgress;
+import org.shimmer.runtime.image.ImportRequest;
+import org.shimmer.runtime.image.InvalidImageException;
+import org.shimmer.runtime.linux.image.ImageRecords.Stored;
+import org.shimmer.runtime.linux.layer.Decompression;
+import org.shimmer.runtime.linux.layer.LayerContents;
+import org.shimmer.runtime.linux.layer.LayerUnpacker;
+
+/**
+ * One import, run on a blocking thread: layout → manifest → layers → record.
+ *
+ * <p>Invariant: nothing outside the import's scratch directory changes until it is complete and checked. A layer
+ * is unpacked into scratch, both its digests (the compressed blob's and the diff id of the tar) checked at the
+ * end, and only then renamed into {@code layers/<diff id hex>} under the store's lock (when another import got
+ * there first, ours is dropped); the image record is written last. So a killed or failed import leaves at most
+ * complete layers and a scratch directory the next sweep deletes, and nothing lists as imported.
+ */
+final class ImageImport {
+
+    private static final long MIB = 1 << 20;
+
+    private final ImageStore store;
+    private final ImportRequest request;
+    private final BooleanSupplier cancelled;
+
+    ImageImport(ImageStore store, ImportRequest request, BooleanSupplier cancelled) {
+        this.store = store;
+        this.request = request;
+        this.cancelled = cancelled;
+    }
+
+    Image run() throws IOException {
+        store.prepare();
+        Scratch scratch;
+        try (FileLock _ = store.lock()) {
+            Scratch.sweep(store.tmp());
+            scratch = Scratch.create(store.tmp());
+        }
+        try (scratch) {
+            Layout layout = Layout.open(request.layout(), scratch.dir(), cancelled);
+            Layout.Resolved resolved = layout.resolve(request.name());
+            List<Boolean> present = new ArrayList<>();
+            Stored existing;
+            try (FileLock _ = store.lock()) {
+                scratch.claim(resolved.diffIds());
+                for (String diffId : resolved.diffIds()) {
+                    present.add(Files.isDirectory(store.layer(diffId)));
+                }
+                existing = store.records().read(resolved.name());
+            }
+            if (existing != null && existing.image().digest().equals(resolved.manifest().digest())
+                    && !present.contains(false)) {
+                return existing.image();
+            }
+            List<Long> layerBytes = layers(layout, resolved, present, scratch);
+            Image image = new Image(resolved.name(), resolved.manifest().digest(), resolved.config(),
+                    resolved.diffIds(), layerBytes.stream().mapToLong(Long::longValue).sum(), Instant.now());
+            try (FileLock _ = store.lock()) {
+                Stored now = store.records().read(image.name());
+                if (now != null && now.image().digest().equals(image.digest())) {
+                    return now.image();
+                }
+                store.records().write(new Stored(image, layerBytes));
+            }
+            return image;
+        }
+    }
+
+    /** Unpacks the missing layers; returns the unpacked bytes of every layer. */
+    private List<Long> layers(Layout layout, Layout.Resolved resolved, List<Boolean> present, Scratch scratch)
+            throws IOException {
+        List<Descriptor> layers = resolved.layers();
+        long total = layers.stream().mapToLong(Descriptor::size).sum();
+        Progress progress = new Progress(layers.size(), total);
+        List<Long> bytes = new ArrayList<>();
+        for (int i = 0; i < layers.size(); i++) {
+            Descriptor layer = layers.get(i);
+            String diffId = resolved.diffIds().get(i);
+            progress.layer = diffId;
+            if (present.get(i)) {
+                bytes.add(store.layerBytes(diffId));
+                progress.bytesDone += layer.size();
+            } else {
+                bytes.add(unpack(layout, layer, diffId, scratch.dir().resolve("layer-" + i), progress));
+            }
+            progress.layersDone++;
+            progress.report();
+        }
+        return bytes;
+    }
+
+    private long unpack(Layout layout, Descriptor layer, String diffId, Path target, Progress progress)
+            throws IOException {
+        Files.createDirectory(target);
+        LayerContents contents;
+        try (BlobInput blob = layout.blob(layer, progress::add)) {
+            String what = "layer " + layer.digest() + " of layout " + request.layout() + " (diff id " + diffId + ")";
+            // Closed after the catch: the blob must still be readable there.
+            BlobInput tar = null;
+            try {
+                tar = new BlobInput(decompressed(blob, layer.mediaType(), what), what, diffId, -1, cancelled,
+                        n -> {});
+                contents = LayerUnpacker.unpack(tar, target, diffId);
+                tar.verify();
+                blob.verify();
+            } catch (IOException | RuntimeException e) {
+                throw blobFirst(blob, e);
+            } finally {
+                if (tar != null) {
+                    tar.close();
+                }
+            }
+        }
+        if (cancelled.getAsBoolean()) {
+            throw new CancellationException("import of " + request.layout() + " cancelled");
+        }
+        Path destination = store.layer(diffId);
+        try (FileLock _ = store.lock()) {
+            if (!Files.isDirectory(destination)) {
+                Files.move(target, destination, StandardCopyOption.ATOMIC_MOVE);
+                ImageRecords.syncDirectory(destination.getParent());
+            }
+        } catch (FileAlreadyExistsException | DirectoryNotEmptyException e) {
+            // Another import renamed the same layer in first; ours goes with the scratch directory.
+        }
+        return contents.bytes();
+    }
+
+    /**
+     * The error to report when reading a layer failed with {@code failure}: when the blob itself does not match
+     * its digest, that, as every later error (a gzip stream that does not decode, a tar entry refused, a diff id
+     * that does not match) only follows from it; else {@code failure}.
+     */
+    private static RuntimeException blobFirst(BlobInput blob, Exception failure) throws IOException {
+        if (!(failure instanceof CancellationException)) {
+            try {
+                blob.verify();
+            } catch (InvalidImageException mismatch) {
+                mismatch.addSuppressed(failure);
+                return mismatch;
+            } catch (IOException | RuntimeException unreadable) {
+                failure.addSuppressed(unreadable);
+            }
+        }
+        return switch (failure) {
+            case IOException e -> throw e;
+            case RuntimeException e -> e;
+            default -> new IllegalStateException(failure);
+        };
+    }
+
+    private static InputStream decompressed(InputStream blob, String mediaType, String what) throws IOException {
+        try {
+            return new ContentErrors(Decompression.open(blob, mediaType), what);
+        } catch (IOException e) {
+            throw new InvalidImageException(what + ": cannot be decompressed: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A decompressed layer: a stream that does not decode (bad gzip or zstd data in a blob whose digest is right)
+     * is an error of the image, named, not of the storage.
+     */
+    private static final class ContentErrors extends FilterInputStream {
+        private final String what;
+
+        ContentErrors(InputStream in, String what) {
+            super(in);
+            this.what = what;
+        }
+
+        @Override
+        public int read() throws IOException {
+            try {
+                return super.read();
+            } catch (IOException e) {
+                throw new InvalidImageException(what + ": cannot be decompressed: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public int read(byte[] buffer, int offset, int length) throws IOException {
+            try {
+                return super.read(buffer, offset, length);
+            } catch (IOException e) {
+                throw new InvalidImageException(what + ": cannot be decompressed: " + e.getMessage(), e);
+            }
+        }
+    }
+
+    /** The progress reported to the request: at each MiB of compressed bytes, and at each layer's end. */
+    private final class Progress {
+        private final int layers;
+        private final long bytes;
+        private String layer = "";
+        private int layersDone;
+        private long bytesDone;
+        private long reportedMib;
+
+        Progress(int layers, long bytes) {
+            this.layers = layers;
+            this.bytes = bytes;
+        }
+
+        void add(long n) {
+            bytesDone += n;
+            if (bytesDone / MIB > reportedMib) {
+                reportedMib = bytesDone / MIB;
+                report();
+            }
+        }
+
+        void report() {
+            request.progress().accept(new ImportProgress(layer, layersDone, layers, bytesDone, bytes));
+        }
+    }
+}

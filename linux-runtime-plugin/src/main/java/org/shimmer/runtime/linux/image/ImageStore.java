@@ -1,0 +1,300 @@
+package org.shimmer.runtime.linux.image;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Stream;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.image.Image;
+import org.shimmer.runtime.image.ImageNames;
+import org.shimmer.runtime.image.Images;
+import org.shimmer.runtime.image.ImportRequest;
+import org.shimmer.runtime.linux.bundle.DirectoryTrees;
+import org.shimmer.runtime.linux.bundle.StorageErrors;
+import org.shimmer.runtime.linux.image.ImageRecords.Stored;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+
+/**
+ * The image store: {@link Images} over a directory, shared by every runtime view, class loader and process that
+ * opens the same root. All its state is on disk:
+ *
+ * <pre>
+ * &lt;root&gt;/lock                          flock'ed briefly around every change (never during an unpack)
+ * &lt;root&gt;/layers/&lt;diff id hex&gt;/          an unpacked layer; only complete, checked ones get this name
+ * &lt;root&gt;/images/&lt;sha256(name) hex&gt;.json  the image record of a name, written last
+ * &lt;root&gt;/tmp/&lt;random&gt;/                  an import in progress, its "owner" file flock'ed while it runs
+ * &lt;root&gt;/leases/&lt;digest hex&gt;/&lt;sha256(bundle path) hex&gt;   a container's hold on an image
+ * </pre>
+ *
+ * Directories are 0700. The lock is taken on a descriptor opened for each acquisition ({@link FileLock}), so it
+ * excludes other threads, a reloaded plugin and other processes alike. Every tree removed goes through
+ * {@link DirectoryTrees}: no symlink is followed and no mount is crossed. Blocking work runs on {@code io}; an
+ * import that is cancelled stops at its next chunk and deletes its scratch directory.
+ */
+public final class ImageStore implements Images {
+
+    /** The annotation on a container's spec naming the manifest digest of its image: what makes a lease live. */
+    public static final String DIGEST_ANNOTATION = "org.shimmer.image.digest";
+    /** The annotation on a container's spec naming its image. */
+    public static final String NAME_ANNOTATION = "org.shimmer.image.name";
+
+    static final FileAttribute<Set<PosixFilePermission>> PRIVATE_DIRECTORY =
+            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
+
+    private final Path root;
+    private final Scheduler io;
+    private final ImageRecords records;
+    private final Leases leases;
+
+    public ImageStore(Path root, Scheduler io) {
+        this.root = root.toAbsolutePath().normalize();
+        this.io = io;
+        this.records = new ImageRecords(this.root.resolve("images"));
+        this.leases = new Leases(this.root.resolve("leases"));
+    }
+
+    public Path root() {
+        return root;
+    }
+
+    @Override
+    public Mono<Image> importLayout(ImportRequest request) {
+        return Mono.create(sink -> {
+            // Cancellation is a flag read at every chunk, not an interrupt: an interrupted channel read would
+            // close the file under the import and leave its error to be dropped.
+            AtomicBoolean cancelled = new AtomicBoolean();
+            Disposable task;
+            try {
+                task = io.schedule(() -> {
+                    try {
+                        sink.success(new ImageImport(this, request, cancelled::get).run());
+                    } catch (Throwable t) {
+                        if (!cancelled.get()) {
+                            sink.error(typed("import " + request.layout(), t));
+                        }
+                    }
+                });
+            } catch (RuntimeException rejected) {
+                sink.error(typed("import " + request.layout(), rejected));
+                return;
+            }
+            sink.onCancel(() -> cancelled.set(true));
+        });
+    }
+
+    @Override
+    public Flux<Image> list() {
+        return blocking("list images", () -> records.all().stream().map(Stored::image).toList())
+                .flatMapIterable(images -> images);
+    }
+
+    @Override
+    public Mono<Image> get(String name) {
+        return Mono.defer(() -> {
+            String normalized = ImageNames.normalize(name);
+            return blocking("get image " + normalized, () -> {
+                Stored stored = records.read(normalized);
+                if (stored == null) {
+                    throw new NotFoundException("no image named " + normalized);
+                }
+                return stored.image();
+            });
+        });
+    }
+
+    @Override
+    public Mono<Void> remove(String name) {
+        return Mono.defer(() -> {
+            String normalized = ImageNames.normalize(name);
+            return blocking("remove image " + normalized, () -> {
+                removeNow(normalized);
+                return true;
+            }).then();
+        });
+    }
+
+    /**
+     * Records that the container whose bundle is {@code bundleDir} runs from {@code image}: while that bundle
+     * exists with {@link #DIGEST_ANNOTATION} equal to the image's digest, the image cannot be removed. Fails with
+     * {@link NotFoundException} when no image of that digest is in the store (removed since it was got).
+     */
+    public Mono<ImageLease> lease(Image image, Path bundleDir) {
+        return blocking("lease image " + image.name() + " for " + bundleDir, () -> {
+            prepare();
+            try (FileLock _ = lock()) {
+                Stored stored = records.all().stream()
+                        .filter(record -> record.image().digest().equals(image.digest()))
+                        .filter(record -> record.image().name().equals(image.name()))
+                        .findFirst()
+                        .orElseGet(() -> byDigest(image.digest()));
+                if (stored == null) {
+                    throw new NotFoundException("image " + image.name() + " (" + image.digest()
+                            + ") is not in the image store " + root);
+                }
+                List<Path> layers = new ArrayList<>();
+                for (String diffId : stored.image().layers()) {
+                    Path layer = layer(diffId);
+                    if (!Files.isDirectory(layer, LinkOption.NOFOLLOW_LINKS)) {
+                        throw new NotFoundException("image " + image.name() + ": layer " + diffId + " is missing"
+                                + " from the image store " + root);
+                    }
+                    layers.add(layer);
+                }
+                leases.add(image.digest(), bundleDir.toAbsolutePath());
+                return new ImageLease(image.digest(), stored.image().name(), stored.image().config(), layers);
+            }
+        });
+    }
+
+    /** Drops the lease of {@code bundleDir} on {@code digest}: a run's rollback. Absent is fine. */
+    public Mono<Void> unlease(String digest, Path bundleDir) {
+        return blocking("unlease image " + digest + " for " + bundleDir, () -> {
+            prepare();
+            try (FileLock _ = lock()) {
+                leases.remove(digest, bundleDir.toAbsolutePath());
+            }
+            return true;
+        }).then();
+    }
+
+    private Stored byDigest(String digest) {
+        try {
+            return records.all().stream().filter(record -> record.image().digest().equals(digest)).findFirst()
+                    .orElse(null);
+        } catch (IOException e) {
+            throw typed("read the image records of " + root, e);
+        }
+    }
+
+    /**
+     * Under the lock: refused while a container holds the image and no other name keeps its digest; then the
+     * record goes, and every layer no remaining record and no running import uses is moved into {@code tmp/}
+     * (so a crash midway leaves it to the sweep) and deleted after the lock is released.
+     */
+    private void removeNow(String name) throws IOException {
+        prepare();
+        List<Path> doomed = new ArrayList<>();
+        try (FileLock _ = lock()) {
+            Set<String> keep = new HashSet<>(Scratch.sweep(tmp()));
+            Stored stored = records.read(name);
+            if (stored == null) {
+                throw new NotFoundException("no image named " + name);
+            }
+            boolean digestKept = false;
+            for (Stored other : records.all()) {
+                if (!other.image().name().equals(name)) {
+                    keep.addAll(other.image().layers());
+                    digestKept |= other.image().digest().equals(stored.image().digest());
+                }
+            }
+            if (!digestKept) {
+                List<Path> users = leases.live(stored.image().digest());
+                if (!users.isEmpty()) {
+                    throw new FailedPreconditionException("image " + name + " is in use by "
+                            + (users.size() == 1 ? "container " : "containers ")
+                            + String.join(", ", users.stream().map(ImageStore::container).toList()));
+                }
+            }
+            records.delete(name);
+            for (String diffId : stored.image().layers()) {
+                Path layer = layer(diffId);
+                if (!keep.contains(diffId) && Files.isDirectory(layer, LinkOption.NOFOLLOW_LINKS)) {
+                    Path gone = tmp().resolve("removed-" + UUID.randomUUID());
+                    Files.move(layer, gone, StandardCopyOption.ATOMIC_MOVE);
+                    doomed.add(gone);
+                }
+            }
+        }
+        for (Path gone : doomed) {
+            DirectoryTrees.deleteRecursively(gone);
+        }
+    }
+
+    /** A bundle as its container is known: {@code namespace/id} (the bundle's last two names) and its path. */
+    private static String container(Path bundle) {
+        int names = bundle.getNameCount();
+        String id = names >= 2 ? bundle.getName(names - 2) + "/" + bundle.getFileName() : bundle.toString();
+        return id + " (bundle " + bundle + ")";
+    }
+
+    /** Makes the store's directories (0700) if absent. */
+    void prepare() throws IOException {
+        for (String dir : List.of("layers", "images", "tmp", "leases")) {
+            Files.createDirectories(root.resolve(dir), PRIVATE_DIRECTORY);
+        }
+    }
+
+    FileLock lock() throws IOException {
+        return FileLock.acquire(root.resolve("lock"));
+    }
+
+    Path tmp() {
+        return root.resolve("tmp");
+    }
+
+    Path layer(String diffId) {
+        return root.resolve("layers").resolve(diffId.substring(diffId.indexOf(':') + 1));
+    }
+
+    ImageRecords records() {
+        return records;
+    }
+
+    /**
+     * The unpacked bytes of a layer already in the store: from a record that has it, else counted on disk
+     * (regular files, without following links).
+     */
+    long layerBytes(String diffId) throws IOException {
+        for (Stored stored : records.all()) {
+            int index = stored.image().layers().indexOf(diffId);
+            if (index >= 0 && index < stored.layerBytes().size()) {
+                return stored.layerBytes().get(index);
+            }
+        }
+        try (Stream<Path> files = Files.walk(layer(diffId))) {
+            long bytes = 0;
+            for (Path file : (Iterable<Path>) files::iterator) {
+                if (Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
+                    bytes += Files.size(file);
+                }
+            }
+            return bytes;
+        }
+    }
+
+    private <T> Mono<T> blocking(String what, IoCall<T> call) {
+        return Mono.fromCallable(call::call).subscribeOn(io).onErrorMap(t -> typed(what, t));
+    }
+
+    @FunctionalInterface
+    private interface IoCall<T> {
+        T call() throws IOException;
+    }
+
+    /** Every failure as the API's types: I/O by its errno ({@code ENOSPC}: resource exhausted). */
+    private static RuntimeException typed(String what, Throwable failure) {
+        return switch (failure) {
+            case ShimmerException e -> e;
+            case CancellationException e -> e;
+            case IOException e -> StorageErrors.typed(what, e);
+            default -> StorageErrors.typed(what, new IOException(failure.toString(), failure));
+        };
+    }
+}

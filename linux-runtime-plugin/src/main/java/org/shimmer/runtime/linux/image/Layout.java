@@ -1,0 +1,365 @@
+package org.shimmer.runtime.linux.image;
+
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CancellationException;
+import java.util.function.BooleanSupplier;
+import java.util.function.LongConsumer;
+import java.util.regex.Pattern;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
+import org.shimmer.runtime.InvalidIdentifierException;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.image.ImageConfig;
+import org.shimmer.runtime.image.ImageNames;
+import org.shimmer.runtime.image.InvalidImageException;
+
+/**
+ * An OCI image layout being imported: a directory read in place, or a tar of one (an {@code oci-archive}, what
+ * {@code docker save} writes since Docker 25) of which only the layout's own files are extracted.
+ *
+ * <p>Invariant: nothing is trusted before it is checked. Every blob is read through {@link BlobInput} (never past
+ * its declared size, its sha256 checked), JSON blobs are capped at {@link #MAX_JSON} bytes, and from an archive
+ * only {@code oci-layout}, {@code index.json} and {@code blobs/sha256/<64 hex>} regular files are written, each
+ * once, into the import's scratch directory: any other entry with one of those names (a link, a device, a second
+ * copy) is refused, and everything else (docker's {@code manifest.json}, {@code repositories}, directories) is
+ * skipped.
+ */
+final class Layout {
+
+    /** The cap of a manifest, index or config: real ones are a few KiB, docker's own limit is 4 MiB. */
+    static final int MAX_JSON = 4 << 20;
+    private static final int NESTING = 8;
+    private static final ObjectMapper JSON = JsonMapper.builder().build();
+    private static final Pattern BLOB = Pattern.compile("blobs/sha256/[0-9a-f]{64}");
+
+    /** What an import takes from a layout: its name, manifest, config, and layers with their diff ids. */
+    record Resolved(String name, Descriptor manifest, ImageConfig config, List<Descriptor> layers,
+            List<String> diffIds) {}
+
+    private final Path source;
+    private final Path root;
+    private final BooleanSupplier cancelled;
+
+    private Layout(Path source, Path root, BooleanSupplier cancelled) {
+        this.source = source;
+        this.root = root;
+        this.cancelled = cancelled;
+    }
+
+    /**
+     * The layout at {@code source}: a directory, or a tar extracted into {@code scratch}.
+     *
+     * @throws NotFoundException when {@code source} is neither
+     */
+    static Layout open(Path source, Path scratch, BooleanSupplier cancelled) throws IOException {
+        if (Files.isDirectory(source)) {
+            return new Layout(source, source, cancelled);
+        }
+        if (!Files.isRegularFile(source)) {
+            throw new NotFoundException("no OCI image layout at " + source + ": neither a directory nor a tar");
+        }
+        Path root = Files.createDirectory(scratch.resolve("layout"));
+        Files.createDirectories(root.resolve("blobs/sha256"));
+        Layout layout = new Layout(source, root, cancelled);
+        layout.extract();
+        return layout;
+    }
+
+    private void extract() throws IOException {
+        Set<String> seen = new HashSet<>();
+        try (TarArchiveInputStream tar = new TarArchiveInputStream(
+                new BufferedInputStream(Files.newInputStream(source), 64 * 1024))) {
+            for (TarArchiveEntry entry = next(tar); entry != null; entry = next(tar)) {
+                String name = entry.getName();
+                while (name.startsWith("./")) {
+                    name = name.substring(2);
+                }
+                if (!name.equals("oci-layout") && !name.equals("index.json") && !BLOB.matcher(name).matches()) {
+                    continue;
+                }
+                if (!isRegular(entry)) {
+                    throw new InvalidImageException("layout archive " + source + ": entry \"" + entry.getName()
+                            + "\" is not a regular file");
+                }
+                if (!seen.add(name)) {
+                    throw new InvalidImageException("layout archive " + source + ": entry \"" + entry.getName()
+                            + "\" appears twice");
+                }
+                try (OutputStream out = Files.newOutputStream(root.resolve(name), StandardOpenOption.CREATE_NEW,
+                        StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
+                    byte[] buffer = new byte[64 * 1024];
+                    for (int n; (n = read(tar, buffer, entry)) >= 0; ) {
+                        if (cancelled.getAsBoolean()) {
+                            throw new CancellationException("import of " + source + " cancelled");
+                        }
+                        out.write(buffer, 0, n);
+                    }
+                }
+            }
+        }
+    }
+
+    /** A regular file's entry: commons-compress's {@code isFile()} also says so of a symlink. */
+    private static boolean isRegular(TarArchiveEntry entry) {
+        byte type = entry.getLinkFlag();
+        return type == TarConstants.LF_NORMAL || type == TarConstants.LF_OLDNORM || type == TarConstants.LF_CONTIG;
+    }
+
+    /**
+     * The next entry. A damaged or truncated archive is an image error; failures to write what was read (a full
+     * disk) stay I/O errors, mapped by the caller.
+     */
+    private TarArchiveEntry next(TarArchiveInputStream tar) {
+        try {
+            return tar.getNextEntry();
+        } catch (IOException e) {
+            throw new InvalidImageException("layout archive " + source + " is not a readable tar: "
+                    + e.getMessage(), e);
+        }
+    }
+
+    private int read(TarArchiveInputStream tar, byte[] buffer, TarArchiveEntry entry) {
+        try {
+            return tar.read(buffer);
+        } catch (IOException e) {
+            throw new InvalidImageException("layout archive " + source + ": entry \"" + entry.getName()
+                    + "\" cannot be read: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Reads the layout's index and follows it to the image to import, named {@code name} when given.
+     *
+     * @throws NotFoundException no {@code oci-layout}, or no linux/amd64 manifest
+     * @throws InvalidImageException anything malformed or failing its digest, named
+     */
+    Resolved resolve(String name) throws IOException {
+        Path marker = root.resolve("oci-layout");
+        if (!Files.isRegularFile(marker)) {
+            throw new NotFoundException("no OCI image layout at " + source + ": it has no oci-layout file");
+        }
+        JsonNode layoutVersion = parse(readCapped(marker), "oci-layout").path("imageLayoutVersion");
+        if (!layoutVersion.isTextual()) {
+            throw new InvalidImageException("layout " + source + ": oci-layout has no imageLayoutVersion");
+        }
+        Path indexFile = root.resolve("index.json");
+        if (!Files.isRegularFile(indexFile)) {
+            throw new InvalidImageException("layout " + source + ": it has no index.json");
+        }
+        List<Descriptor> tops = descriptors(parse(readCapped(indexFile), "index.json"), "index.json");
+        List<Descriptor> group = byName(tops, name);
+        List<String> platforms = new ArrayList<>();
+        Descriptor top = null;
+        Descriptor manifest = null;
+        for (Descriptor candidate : group) {
+            manifest = manifest(List.of(candidate), group.size(), platforms, 0);
+            if (manifest != null) {
+                top = candidate;
+                break;
+            }
+        }
+        if (manifest == null) {
+            throw new NotFoundException("layout " + source + " has no linux/amd64 manifest"
+                    + (platforms.isEmpty() ? "" : " (it has " + String.join(", ", platforms) + ")"));
+        }
+        JsonNode manifestJson = json(manifest);
+        Descriptor configDescriptor = Descriptor.of(manifestJson.get("config"), blobName(manifest));
+        List<Descriptor> layers = descriptors(manifestJson, blobName(manifest), "layers");
+        JsonNode config = json(configDescriptor);
+        List<String> diffIds = new ArrayList<>();
+        for (JsonNode diffId : config.path("rootfs").path("diff_ids")) {
+            diffIds.add(diffId.asText(""));
+        }
+        if (diffIds.size() != layers.size()) {
+            throw new InvalidImageException(blobName(configDescriptor) + ": " + diffIds.size()
+                    + " diff ids in rootfs.diff_ids for " + layers.size() + " layers in its manifest");
+        }
+        for (String diffId : diffIds) {
+            if (!diffId.matches("sha256:[0-9a-f]{64}")) {
+                throw new InvalidImageException(blobName(configDescriptor) + ": malformed diff id \"" + diffId
+                        + "\"");
+            }
+        }
+        return new Resolved(name != null ? name : nameOf(top), manifest, imageConfig(config.path("config")),
+                layers, diffIds);
+    }
+
+    /**
+     * The top descriptors to choose the image from: all of them when they name at most one image (platform
+     * variants of one image, or a single one), else the one whose ref is {@code name}'s tag or {@code name}.
+     */
+    private List<Descriptor> byName(List<Descriptor> tops, String name) {
+        Map<String, List<Descriptor>> refs = new LinkedHashMap<>();
+        for (Descriptor top : tops) {
+            refs.computeIfAbsent(String.valueOf(top.refName()), ref -> new ArrayList<>()).add(top);
+        }
+        if (refs.size() <= 1) {
+            return tops;
+        }
+        if (name != null) {
+            String tag = name.substring(name.lastIndexOf(':') + 1);
+            for (Map.Entry<String, List<Descriptor>> ref : refs.entrySet()) {
+                String value = ref.getKey();
+                if (value.equals(tag) || value.equals(name)
+                        || (ImageNames.isValid(value) && ImageNames.normalize(value).equals(name))) {
+                    return ref.getValue();
+                }
+            }
+        }
+        throw new InvalidImageException("layout " + source + " holds several images ("
+                + String.join(", ", refs.keySet()) + "): "
+                + (name == null ? "give a name whose tag is one of them" : "none is " + name));
+    }
+
+    /** Follows {@code descriptors} to the linux/amd64 manifest; null when there is none. */
+    private Descriptor manifest(List<Descriptor> descriptors, int siblings, List<String> platforms, int depth)
+            throws IOException {
+        if (depth > NESTING) {
+            throw new InvalidImageException("layout " + source + ": indexes nested deeper than " + NESTING);
+        }
+        for (Descriptor d : descriptors) {
+            boolean fits = d.isLinuxAmd64() || (d.platform() == null && siblings == 1);
+            if (d.platform() != null && !fits) {
+                platforms.add(d.platform());
+            }
+            if (!fits && !(d.platform() == null && d.isIndex())) {
+                continue;
+            }
+            if (d.isManifest() && fits) {
+                return d;
+            }
+            if (d.isIndex()) {
+                List<Descriptor> nested = descriptors(json(d), blobName(d));
+                Descriptor found = manifest(nested, nested.size(), platforms, depth + 1);
+                if (found != null) {
+                    return found;
+                }
+            }
+        }
+        return null;
+    }
+
+    private List<Descriptor> descriptors(JsonNode json, String where) {
+        return descriptors(json, where, "manifests");
+    }
+
+    private List<Descriptor> descriptors(JsonNode json, String where, String field) {
+        JsonNode array = json.get(field);
+        if (array == null || !array.isArray()) {
+            throw new InvalidImageException("layout " + source + ": " + where + " has no \"" + field
+                    + "\" array");
+        }
+        List<Descriptor> list = new ArrayList<>();
+        for (JsonNode node : array) {
+            list.add(Descriptor.of(node, "layout " + source + ": " + where));
+        }
+        return list;
+    }
+
+    private String nameOf(Descriptor top) {
+        String ref = top.refName();
+        if (ref == null || ref.isEmpty()) {
+            throw new InvalidIdentifierException("image name", null, "the layout " + source
+                    + " names no image (no " + Descriptor.REF_NAME + " annotation): give a name");
+        }
+        if (ref.contains(":") || ref.contains("/")) {
+            return ImageNames.normalize(ref);
+        }
+        String file = source.getFileName().toString();
+        int dot = file.lastIndexOf('.');
+        String repository = Files.isDirectory(source) || dot <= 0 ? file : file.substring(0, dot);
+        return ImageNames.normalize(repository + ":" + ref);
+    }
+
+    private static ImageConfig imageConfig(JsonNode config) {
+        Map<String, String> labels = new LinkedHashMap<>();
+        config.path("Labels").properties().forEach(e -> labels.put(e.getKey(), e.getValue().asText()));
+        return new ImageConfig(strings(config.path("Entrypoint")), strings(config.path("Cmd")),
+                strings(config.path("Env")), config.path("WorkingDir").asText(""), config.path("User").asText(""),
+                labels);
+    }
+
+    private static List<String> strings(JsonNode array) {
+        List<String> values = new ArrayList<>();
+        for (JsonNode value : array) {
+            values.add(value.asText());
+        }
+        return values;
+    }
+
+    /** The JSON of {@code blob}, at most {@link #MAX_JSON} bytes, its digest checked. */
+    JsonNode json(Descriptor blob) throws IOException {
+        if (blob.size() > MAX_JSON) {
+            throw new InvalidImageException(blobName(blob) + ": declared size " + blob.size()
+                    + " is over the " + MAX_JSON + " bytes a manifest, index or config may have");
+        }
+        byte[] bytes;
+        try (BlobInput in = blob(blob, n -> {})) {
+            bytes = in.readNBytes((int) blob.size());
+            in.verify();
+        }
+        return parse(bytes, blobName(blob));
+    }
+
+    /** A stream of {@code blob}'s bytes; {@link BlobInput#verify()} checks its size and digest at its end. */
+    BlobInput blob(Descriptor blob, LongConsumer progress) throws IOException {
+        Path file = root.resolve("blobs/sha256").resolve(blob.hex());
+        InputStream in;
+        try {
+            in = Files.newInputStream(file);
+        } catch (NoSuchFileException e) {
+            throw new InvalidImageException(blobName(blob) + ": missing from the layout", e);
+        }
+        return new BlobInput(in, blobName(blob), blob.digest(), blob.size(), cancelled, progress);
+    }
+
+    /** How a blob is named in messages. */
+    String blobName(Descriptor blob) {
+        return "blob " + blob.digest() + " (" + blob.mediaType() + ") of layout " + source;
+    }
+
+    private byte[] readCapped(Path file) throws IOException {
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] bytes = in.readNBytes(MAX_JSON + 1);
+            if (bytes.length > MAX_JSON) {
+                throw new InvalidImageException("layout " + source + ": " + file.getFileName() + " is over "
+                        + MAX_JSON + " bytes");
+            }
+            return bytes;
+        }
+    }
+
+    private JsonNode parse(byte[] bytes, String what) {
+        try {
+            JsonNode node = JSON.readTree(bytes);
+            if (node == null || !node.isObject()) {
+                throw new InvalidImageException("layout " + source + ": " + what + " is not a JSON object");
+            }
+            return node;
+        } catch (JacksonException e) {
+            throw new InvalidImageException((what.startsWith("blob ") ? what : "layout " + source + ": " + what)
+                    + " is not valid JSON: " + e.getOriginalMessage(), e);
+        } catch (IOException e) {
+            throw new InvalidImageException(what + ": " + e.getMessage(), e);
+        }
+    }
+}

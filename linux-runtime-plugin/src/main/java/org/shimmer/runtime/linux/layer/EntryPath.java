@@ -1,0 +1,86 @@
+package org.shimmer.runtime.linux.layer;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A tar entry's name as the components of a path inside its layer: no empty or {@code .} component, never
+ * {@code ..}; no components at all is the layer's root ({@code ./}).
+ *
+ * <p>Invariant: a parsed path names something inside the layer by its text alone; the unpacker makes sure no
+ * component on disk is a symlink. Names are refused rather than cleaned: an absolute name or a {@code ..} segment
+ * has no meaning in a layer but to escape it, and a "cleaned" {@code a/../../x} would hide that.
+ */
+record EntryPath(List<String> components) {
+
+    static final EntryPath ROOT = new EntryPath(List.of());
+
+    /** The path {@code name} stands for; {@code what} says whose name it is in a refusal ("name", "link target"). */
+    static EntryPath parse(String name, String what) throws Refusal {
+        if (name.isEmpty()) {
+            throw new Refusal(what + " is empty");
+        }
+        if (name.indexOf('\0') >= 0) {
+            throw new Refusal(what + " contains a NUL byte");
+        }
+        // commons-compress decodes names as UTF-8 and replaces bytes that are not: the file on disk would get
+        // another name than the one in the layer.
+        if (name.indexOf('\uFFFD') >= 0) {
+            throw new Refusal(what + " is not valid UTF-8");
+        }
+        if (name.startsWith("/")) {
+            throw new Refusal(what + " is absolute");
+        }
+        List<String> components = new ArrayList<>();
+        for (String component : name.split("/")) {
+            if (component.equals("..")) {
+                throw new Refusal(what + " has a \"..\" segment");
+            }
+            if (!component.isEmpty() && !component.equals(".")) {
+                components.add(component);
+            }
+        }
+        return new EntryPath(List.copyOf(components));
+    }
+
+    boolean isRoot() {
+        return components.isEmpty();
+    }
+
+    /** The last component's bytes, as the file is named on disk. */
+    byte[] base() {
+        return bytes(components.getLast());
+    }
+
+    String baseName() {
+        return components.getLast();
+    }
+
+    /** The components of the directory holding this path. */
+    List<String> parent() {
+        return components.subList(0, components.size() - 1);
+    }
+
+    /** The path of {@code name} in the same directory. */
+    EntryPath sibling(String name) {
+        List<String> sibling = new ArrayList<>(parent());
+        sibling.add(name);
+        return new EntryPath(List.copyOf(sibling));
+    }
+
+    /** Whether {@code other} is this path or below it. */
+    boolean contains(EntryPath other) {
+        return other.components.size() >= components.size()
+                && other.components.subList(0, components.size()).equals(components);
+    }
+
+    static byte[] bytes(String component) {
+        return component.getBytes(StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public String toString() {
+        return isRoot() ? "." : String.join("/", components);
+    }
+}

@@ -1,0 +1,435 @@
+package org.shimmer.runtime.linux.layer;
+
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
+import org.shimmer.runtime.image.InvalidImageException;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
+import org.shimmer.runtime.linux.sys.LinuxCalls.FileStatus;
+import org.shimmer.runtime.linux.sys.OwnedFd;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Unpacks one image layer (an uncompressed tar stream) into its own directory, exactly and safely, in the form
+ * overlayfs reads as a lower layer: containerd's {@code archive/tar.go} with its overlay whiteout conversion.
+ *
+ * <ul>
+ *   <li>Names: a leading {@code ./} is dropped; absolute names, {@code ..} segments and NUL bytes are refused.
+ *       The {@code ./} entry's metadata goes onto the layer directory itself.</li>
+ *   <li>Nothing is written through a symlink: every parent is opened with {@code O_NOFOLLOW} from a descriptor of
+ *       the layer directory ({@link LayerTree}), missing parents are made {@code 0755}; every file is made with
+ *       {@code *at} calls that do not follow its last component.</li>
+ *   <li>A later entry replaces an earlier one at the same path, as tar does: a directory over a directory only
+ *       updates its metadata, anything else removes what was there first (a directory with its tree).</li>
+ *   <li>Whiteouts: {@code .wh.NAME} becomes overlay's whiteout, a character device 0/0 named NAME;
+ *       {@code .wh..wh..opq} marks its directory opaque ({@code trusted.overlay.opaque=y}); other
+ *       {@code .wh..wh.*} names are AUFS bookkeeping, skipped.</li>
+ *   <li>Hard links must point at a non-directory this layer already holds.</li>
+ *   <li>Owner, then mode (a {@code chown} clears set-id bits), then xattrs, then times; a directory's times are
+ *       set last, deepest first, since every file made in it changes them.</li>
+ * </ul>
+ *
+ * Hostile or invalid entries fail with {@link InvalidImageException} ("layer L: entry "N": reason"), I/O with an
+ * {@link IOException} naming the layer and entry whose cause is the failed call (the caller maps {@code ENOSPC}).
+ * Whatever was unpacked before a failure stays: removing the layer directory is the caller's job.
+ */
+public final class LayerUnpacker {
+
+    private static final Logger log = LoggerFactory.getLogger(LayerUnpacker.class);
+
+    static final String WHITEOUT_PREFIX = ".wh.";
+    static final String OPAQUE = ".wh..wh..opq";
+    static final String OPAQUE_XATTR = "trusted.overlay.opaque";
+    private static final byte[] SELF = {'.'};
+    private static final int COPY_BUFFER = 128 * 1024;
+    private static final int CREATE_FLAGS = LinuxCalls.O_WRONLY | LinuxCalls.O_CREAT | LinuxCalls.O_EXCL
+            | LinuxCalls.O_NOFOLLOW | LinuxCalls.O_CLOEXEC;
+
+    private final String layer;
+    private final LayerTree tree;
+    private final TarArchiveInputStream tar;
+    private final SourceEnd source;
+    private final long usable;
+    private final byte[] buffer = new byte[COPY_BUFFER];
+    private final MemorySegment nativeBuffer;
+    private final MemorySegment callState;
+    /** Directories' times, by path, to set once everything is in them. */
+    private final Map<EntryPath, EntryMetadata> directoryTimes = new LinkedHashMap<>();
+    private long bytes;
+    private long entries;
+
+    private LayerUnpacker(String layer, LayerTree tree, SourceEnd source, long usable, Arena arena) {
+        this.layer = layer;
+        this.tree = tree;
+        this.source = source;
+        this.tar = new TarArchiveInputStream(source, StandardCharsets.UTF_8.name());
+        this.usable = usable;
+        this.nativeBuffer = arena.allocate(COPY_BUFFER);
+        this.callState = LinuxCalls.allocateCallState(arena);
+    }
+
+    /**
+     * Unpacks the tar stream {@code tar} into {@code target}, an existing empty directory made for this layer, and
+     * reads {@code tar} to its very end (the caller digests it); {@code tar} is not closed. Blocking.
+     *
+     * @param layer names the layer in errors, e.g. its diff id
+     * @throws InvalidImageException for an entry that is hostile or that a layer cannot hold
+     * @throws IOException when reading the stream or writing below {@code target} fails
+     */
+    public static LayerContents unpack(InputStream tar, Path target, String layer) throws IOException {
+        Objects.requireNonNull(tar, "tar");
+        Objects.requireNonNull(target, "target");
+        Objects.requireNonNull(layer, "layer");
+        long usable = Files.getFileStore(target).getUsableSpace();
+        try (LayerTree tree = LayerTree.open(target); Arena arena = Arena.ofConfined()) {
+            LayerUnpacker unpacker = new LayerUnpacker(layer, tree, new SourceEnd(tar), usable, arena);
+            unpacker.unpackEntries();
+            tar.transferTo(OutputStream.nullOutputStream());
+            unpacker.setDirectoryTimes();
+            return new LayerContents(unpacker.bytes, unpacker.entries);
+        }
+    }
+
+    private void unpackEntries() throws IOException {
+        String previous = null;
+        while (true) {
+            TarArchiveEntry entry;
+            try {
+                entry = tar.getNextEntry();
+            } catch (IOException e) {
+                String where = previous == null ? "the first entry" : "the entry after \"" + previous + "\"";
+                if (e.getCause() instanceof IllegalArgumentException) {
+                    throw new InvalidImageException(
+                            "layer " + layer + ": malformed tar header of " + where + ": " + e.getMessage(), e);
+                }
+                throw new IOException("layer " + layer + ": reading " + where + ": " + e.getMessage(), e);
+            }
+            if (entry == null) {
+                return;
+            }
+            entries++;
+            previous = entry.getName();
+            try {
+                unpackEntry(entry);
+            } catch (Refusal refusal) {
+                throw new InvalidImageException(
+                        "layer " + layer + ": entry \"" + entry.getName() + "\": " + refusal.getMessage());
+            } catch (IOException e) {
+                throw new IOException("layer " + layer + ": entry \"" + entry.getName() + "\": " + e.getMessage(), e);
+            }
+        }
+    }
+
+    private void unpackEntry(TarArchiveEntry entry) throws IOException, Refusal {
+        EntryPath path = EntryPath.parse(entry.getName(), "name");
+        byte type = entry.getLinkFlag();
+        if (entry.isSparse()) {
+            throw new Refusal("sparse files are not supported");
+        }
+        EntryMetadata metadata = EntryMetadata.of(entry);
+        if (path.isRoot()) {
+            if (type != TarConstants.LF_DIR) {
+                throw new Refusal("the layer's root can only be a directory");
+            }
+            applyMetadata(tree.root(), SELF, metadata, false);
+            directoryTimes.put(path, metadata);
+            return;
+        }
+        String base = path.baseName();
+        if (base.startsWith(WHITEOUT_PREFIX)) {
+            whiteout(path, metadata);
+            return;
+        }
+        switch (type) {
+            case TarConstants.LF_NORMAL, TarConstants.LF_OLDNORM, TarConstants.LF_CONTIG -> regularFile(path, entry,
+                    metadata);
+            case TarConstants.LF_DIR -> directory(path, metadata);
+            case TarConstants.LF_SYMLINK -> symlink(path, entry.getLinkName(), metadata);
+            case TarConstants.LF_LINK -> hardLink(path, EntryPath.parse(entry.getLinkName(), "hard link target"));
+            case TarConstants.LF_CHR -> node(path, LinuxCalls.S_IFCHR, entry.getDevMajor(), entry.getDevMinor(),
+                    metadata);
+            case TarConstants.LF_BLK -> node(path, LinuxCalls.S_IFBLK, entry.getDevMajor(), entry.getDevMinor(),
+                    metadata);
+            case TarConstants.LF_FIFO -> node(path, LinuxCalls.S_IFIFO, 0, 0, metadata);
+            default -> throw new Refusal("unsupported entry type '" + (char) type + "'");
+        }
+    }
+
+    private void regularFile(EntryPath path, TarArchiveEntry entry, EntryMetadata metadata)
+            throws IOException, Refusal {
+        long size = entry.getSize();
+        if (size > usable - bytes) {
+            throw new Refusal("declared size " + size + " bytes is more than the " + Math.max(0, usable - bytes)
+                    + " bytes left on the layer's file system");
+        }
+        try (OwnedFd dir = tree.directory(path.parent(), true)) {
+            byte[] name = path.base();
+            replace(dir, name, path);
+            try (OwnedFd file = OwnedFd.adopt(path.toString(),
+                    dir.use(fd -> LinuxCalls.openat(fd, name, CREATE_FLAGS, 0600)))) {
+                copy(file, size);
+            }
+            bytes += size;
+            applyMetadata(dir, name, metadata, true);
+        }
+    }
+
+    /** Copies exactly {@code size} bytes of the current entry into {@code file}. */
+    private void copy(OwnedFd file, long size) throws IOException, Refusal {
+        long left = size;
+        while (left > 0) {
+            int n;
+            try {
+                n = tar.read(buffer, 0, (int) Math.min(buffer.length, left));
+            } catch (IOException e) {
+                if (!source.ended) {
+                    throw e;
+                }
+                n = -1;
+            }
+            if (n < 0) {
+                throw new Refusal("truncated: the layer ends after " + (size - left) + " of its " + size + " bytes");
+            }
+            MemorySegment.copy(buffer, 0, nativeBuffer, ValueLayout.JAVA_BYTE, 0, n);
+            for (long written = 0; written < n; ) {
+                long w = file.write(nativeBuffer.asSlice(written, n - written), callState);
+                if (w > 0) {
+                    written += w;
+                }
+            }
+            left -= n;
+        }
+    }
+
+    private void directory(EntryPath path, EntryMetadata metadata) throws IOException, Refusal {
+        try (OwnedFd dir = tree.directory(path.parent(), true)) {
+            byte[] name = path.base();
+            FileStatus existing = LayerTree.status(dir, name);
+            if (existing == null || !existing.isDirectory()) {
+                replace(dir, name, path);
+                dir.use(fd -> {
+                    LinuxCalls.mkdirat(fd, name, 0700);
+                    return null;
+                });
+            }
+            applyMetadata(dir, name, metadata, false);
+            directoryTimes.put(path, metadata);
+        }
+    }
+
+    private void symlink(EntryPath path, String target, EntryMetadata metadata) throws IOException, Refusal {
+        if (target.isEmpty() || target.indexOf('\0') >= 0 || target.indexOf('\uFFFD') >= 0) {
+            throw new Refusal("symlink target is empty, has a NUL byte or is not valid UTF-8");
+        }
+        try (OwnedFd dir = tree.directory(path.parent(), true)) {
+            byte[] name = path.base();
+            replace(dir, name, path);
+            dir.use(fd -> {
+                LinuxCalls.symlinkat(target.getBytes(StandardCharsets.UTF_8), fd, name);
+                return null;
+            });
+            applyMetadata(dir, name, metadata, true);
+        }
+    }
+
+    /** A hard link carries no metadata of its own: it is one more name for a file this layer already made. */
+    private void hardLink(EntryPath path, EntryPath source) throws IOException, Refusal {
+        if (source.isRoot()) {
+            throw new Refusal("hard link to the layer's root");
+        }
+        try (OwnedFd sourceDir = tree.directory(source.parent(), false);
+                OwnedFd dir = tree.directory(path.parent(), true)) {
+            byte[] sourceName = source.base();
+            FileStatus linked = LayerTree.status(sourceDir, sourceName);
+            if (linked == null) {
+                throw new Refusal("hard link to \"" + source + "\", which is not in the layer");
+            }
+            if (linked.isDirectory()) {
+                throw new Refusal("hard link to the directory \"" + source + "\"");
+            }
+            byte[] name = path.base();
+            FileStatus existing = LayerTree.status(dir, name);
+            if (existing != null && existing.inode() == linked.inode()) {
+                return;
+            }
+            replace(dir, name, path);
+            dir.use(to -> sourceDir.use(from -> {
+                LinuxCalls.linkat(from, sourceName, to, name);
+                return null;
+            }));
+        }
+    }
+
+    private void node(EntryPath path, int type, int major, int minor, EntryMetadata metadata)
+            throws IOException, Refusal {
+        try (OwnedFd dir = tree.directory(path.parent(), true)) {
+            byte[] name = path.base();
+            replace(dir, name, path);
+            mknod(dir, name, type | metadata.mode(), major, minor);
+            applyMetadata(dir, name, metadata, true);
+        }
+    }
+
+    private void whiteout(EntryPath path, EntryMetadata metadata) throws IOException, Refusal {
+        String base = path.baseName();
+        if (base.equals(OPAQUE)) {
+            try (OwnedFd dir = tree.directory(path.parent(), true)) {
+                dir.use(fd -> {
+                    LinuxCalls.fsetxattr(fd, OPAQUE_XATTR, new byte[] {'y'});
+                    return null;
+                });
+            }
+            return;
+        }
+        if (base.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) {
+            return;
+        }
+        String hidden = base.substring(WHITEOUT_PREFIX.length());
+        if (hidden.isEmpty() || hidden.equals(".") || hidden.equals("..")) {
+            throw new Refusal("whiteout of \"" + hidden + "\"");
+        }
+        EntryPath whiteout = path.sibling(hidden);
+        try (OwnedFd dir = tree.directory(whiteout.parent(), true)) {
+            byte[] name = whiteout.base();
+            replace(dir, name, whiteout);
+            mknod(dir, name, LinuxCalls.S_IFCHR, 0, 0);
+            dir.use(fd -> {
+                LinuxCalls.lchownat(fd, name, metadata.uid(), metadata.gid());
+                return null;
+            });
+        }
+    }
+
+    private static void mknod(OwnedFd dir, byte[] name, int mode, int major, int minor) throws IOException {
+        try {
+            dir.use(fd -> {
+                LinuxCalls.mknodat(fd, name, mode, major, minor);
+                return null;
+            });
+        } catch (ErrnoException e) {
+            if (e.errno() == LinuxCalls.EPERM) {
+                throw new IOException("cannot make a device node here (mknod needs CAP_MKNOD, outside a user "
+                        + "namespace): " + e.getMessage(), e);
+            }
+            throw e;
+        }
+    }
+
+    /** Makes room for a new file at {@code path}: removes what is there, a directory with its tree. */
+    private void replace(OwnedFd dir, byte[] name, EntryPath path) throws IOException {
+        FileStatus existing = LayerTree.status(dir, name);
+        if (existing == null) {
+            return;
+        }
+        if (existing.isDirectory()) {
+            directoryTimes.keySet().removeIf(path::contains);
+        }
+        tree.remove(dir, name);
+    }
+
+    private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times) throws IOException {
+        FileStatus status = dir.use(fd -> LinuxCalls.lstatat(fd, name));
+        dir.use(fd -> {
+            LinuxCalls.lchownat(fd, name, metadata.uid(), metadata.gid());
+            if (!status.isSymlink()) {
+                LinuxCalls.lchmodat(fd, name, metadata.mode());
+            }
+            for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
+                setXattr(fd, name, xattr.getKey(), xattr.getValue());
+            }
+            if (times) {
+                LinuxCalls.lutimesat(fd, name, metadata.atimeNanos(), metadata.mtimeNanos());
+            }
+            return null;
+        });
+    }
+
+    /**
+     * A file system without xattrs, or {@code user.*} on a symlink or device (which Linux refuses), loses that
+     * attribute with a warning, as containerd does; anything else fails the layer.
+     */
+    private void setXattr(int dirfd, byte[] name, String attribute, byte[] value) throws IOException {
+        try {
+            LinuxCalls.lsetxattrat(dirfd, name, attribute, value);
+        } catch (ErrnoException e) {
+            if (e.errno() != LinuxCalls.EOPNOTSUPP && e.errno() != LinuxCalls.EPERM) {
+                throw e;
+            }
+            log.warn("layer {}: xattr {} of {} not kept: {}", layer, attribute, LinuxCalls.display(name),
+                    e.getMessage());
+        }
+    }
+
+    /** Every directory's times, deepest first, now that nothing more is made in them. */
+    private void setDirectoryTimes() throws IOException {
+        var deepestFirst = directoryTimes.entrySet().stream()
+                .sorted(Comparator.comparingInt(
+                        (Map.Entry<EntryPath, EntryMetadata> e) -> e.getKey().components().size()).reversed())
+                .toList();
+        for (Map.Entry<EntryPath, EntryMetadata> directory : deepestFirst) {
+            EntryPath path = directory.getKey();
+            EntryMetadata metadata = directory.getValue();
+            try {
+                if (path.isRoot()) {
+                    tree.root().use(fd -> {
+                        LinuxCalls.lutimesat(fd, SELF, metadata.atimeNanos(), metadata.mtimeNanos());
+                        return null;
+                    });
+                    continue;
+                }
+                try (OwnedFd dir = tree.directory(path.parent(), false)) {
+                    byte[] name = path.base();
+                    dir.use(fd -> {
+                        LinuxCalls.lutimesat(fd, name, metadata.atimeNanos(), metadata.mtimeNanos());
+                        return null;
+                    });
+                }
+            } catch (Refusal | IOException e) {
+                throw new IOException("layer " + layer + ": times of directory \"" + path + "\": " + e.getMessage(),
+                        e);
+            }
+        }
+    }
+
+    /**
+     * The caller's stream, telling when it ended: commons-compress reports a tar cut inside an entry as a plain
+     * {@link IOException}, which must not be confused with a read that failed.
+     */
+    private static final class SourceEnd extends FilterInputStream {
+        boolean ended;
+
+        SourceEnd(InputStream in) {
+            super(in);
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = super.read();
+            ended |= b < 0;
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = super.read(b, off, len);
+            ended |= n < 0;
+            return n;
+        }
+    }
+}

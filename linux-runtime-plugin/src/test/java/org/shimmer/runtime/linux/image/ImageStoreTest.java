@@ -1,0 +1,458 @@
+package org.shimmer.runtime.linux.image;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidIdentifierException;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.image.Image;
+import org.shimmer.runtime.image.ImageConfig;
+import org.shimmer.runtime.image.ImportProgress;
+import org.shimmer.runtime.image.ImportRequest;
+import org.shimmer.runtime.image.InvalidImageException;
+import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.OciLayouts;
+import org.shimmer.runtime.linux.testing.OciLayouts.Compression;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+import reactor.test.StepVerifier;
+
+class ImageStoreTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+
+    @TempDir
+    Path temp;
+
+    private Scheduler io;
+    private ImageStore store;
+    private Path root;
+    private Map<Integer, String> fdsBefore;
+
+    @BeforeEach
+    void setUp() {
+        fdsBefore = Leaks.openFds();
+        io = Schedulers.newBoundedElastic(4, 1000, "image-test-io");
+        root = temp.resolve("images");
+        store = new ImageStore(root, io);
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        io.dispose();
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
+        if (Files.isDirectory(root.resolve("tmp"))) {
+            assertThat(names(root.resolve("tmp"))).as("scratch left in tmp").isEmpty();
+        }
+    }
+
+    private static OciLayouts.Image twoLayers() {
+        return OciLayouts.image()
+                .layer(OciLayouts.tar(files("bin/hello", "hello", "etc/motd", "hi")))
+                .layer(OciLayouts.tar(files("etc/second", "2")), Compression.NONE)
+                .entrypoint("/bin/hello").cmd("--loud").env("PATH=/bin", "A=1").workingDir("/srv")
+                .user("1000:1000").label("org.example", "yes");
+    }
+
+    @Test
+    void importsADirectoryLayoutIntoLayersByDiffId() throws IOException {
+        OciLayouts.Image image = twoLayers();
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
+        List<ImportProgress> progress = new CopyOnWriteArrayList<>();
+
+        Image imported = store.importLayout(ImportRequest.of(layout).withProgress(progress::add)).block(TIMEOUT);
+
+        assertThat(imported.name()).isEqualTo("hello:v1");
+        assertThat(imported.digest()).isEqualTo(image.digest());
+        assertThat(imported.layers()).containsExactly(image.diffId(0), image.diffId(1));
+        assertThat(imported.config()).isEqualTo(new ImageConfig(List.of("/bin/hello"), List.of("--loud"),
+                List.of("PATH=/bin", "A=1"), "/srv", "1000:1000", Map.of("org.example", "yes")));
+        assertThat(imported.size()).isEqualTo("hello".length() + "hi".length() + 1);
+        Path first = layerDir(image.diffId(0));
+        assertThat(Files.readString(first.resolve("bin/hello"))).isEqualTo("hello");
+        assertThat(Files.readString(layerDir(image.diffId(1)).resolve("etc/second"))).isEqualTo("2");
+        assertThat(names(root.resolve("layers"))).hasSize(2);
+        assertThat(progress).last().isEqualTo(new ImportProgress(image.diffId(1), 2, 2,
+                progress.getLast().bytes(), progress.getLast().bytes()));
+        assertThat(store.list().collectList().block(TIMEOUT)).containsExactly(imported);
+        assertThat(store.get("hello:v1").block(TIMEOUT)).isEqualTo(imported);
+        for (String dir : List.of("", "layers", "images", "tmp", "leases")) {
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(root.resolve(dir))))
+                    .as(dir).isEqualTo("rwx------");
+        }
+    }
+
+    @Test
+    void importsAnOciArchiveNamedAfterItsFile() throws IOException {
+        OciLayouts.Image image = twoLayers();
+        Path archive = OciLayouts.layout().tagged(image, "v1").writeTar(temp.resolve("busybox.tar"));
+
+        Image imported = store.importLayout(archive).block(TIMEOUT);
+
+        assertThat(imported.name()).isEqualTo("busybox:v1");
+        assertThat(imported.digest()).isEqualTo(image.digest());
+        assertThat(Files.readString(layerDir(image.diffId(0)).resolve("etc/motd"))).isEqualTo("hi");
+    }
+
+    @Test
+    void anArchiveEntryThatIsALinkWhereALayoutFileBelongsIsRefused() throws IOException {
+        Path archive = temp.resolve("evil.tar");
+        try (var out = Files.newOutputStream(archive);
+                var tar = new org.apache.commons.compress.archivers.tar.TarArchiveOutputStream(out)) {
+            var entry = new org.apache.commons.compress.archivers.tar.TarArchiveEntry("index.json",
+                    org.apache.commons.compress.archivers.tar.TarConstants.LF_SYMLINK);
+            entry.setLinkName("/etc/passwd");
+            tar.putArchiveEntry(entry);
+            tar.closeArchiveEntry();
+        }
+
+        StepVerifier.create(store.importLayout(archive, "evil"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("\"index.json\" is not a regular file"))
+                .verify(TIMEOUT);
+    }
+
+    @Test
+    void aNestedIndexIsFollowedToTheAmd64Manifest() throws IOException {
+        OciLayouts.Image arm = OciLayouts.image().layer(OciLayouts.tar("arch", "arm64")).platform("linux/arm64");
+        OciLayouts.Image amd = OciLayouts.image().layer(OciLayouts.tar("arch", "amd64")).platform("linux/amd64");
+        Path layout = OciLayouts.layout().tagged(OciLayouts.index(arm, amd), "1.0")
+                .writeDirectory(temp.resolve("multi"));
+
+        Image imported = store.importLayout(layout).block(TIMEOUT);
+
+        assertThat(imported.name()).isEqualTo("multi:1.0");
+        assertThat(imported.digest()).isEqualTo(amd.digest());
+        assertThat(Files.readString(layerDir(imported.layers().getFirst()).resolve("arch"))).isEqualTo("amd64");
+    }
+
+    @Test
+    void aLayoutWithoutAnAmd64ManifestIsNotFound() throws IOException {
+        OciLayouts.Image arm = OciLayouts.image().layer(OciLayouts.tar("arch", "arm64")).platform("linux/arm64");
+        Path layout = OciLayouts.layout().tagged(OciLayouts.index(arm), "1.0").writeDirectory(temp.resolve("arm"));
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining("no linux/amd64 manifest").hasMessageContaining("linux/arm64"))
+                .verify(TIMEOUT);
+        StepVerifier.create(store.importLayout(temp.resolve("nothing-here")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining(temp.resolve("nothing-here").toString()))
+                .verify(TIMEOUT);
+        StepVerifier.create(store.importLayout(Files.createDirectories(temp.resolve("empty"))))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining("no oci-layout"))
+                .verify(TIMEOUT);
+        assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+    }
+
+    @Test
+    void namesComeFromTheCallerThenTheLayout() throws IOException {
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("x", "x"));
+        Path tagged = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("tagged"));
+        Path full = OciLayouts.layout().tagged(image, "example.com:5000/team/app:2").writeDirectory(temp.resolve("f"));
+        Path containerd = OciLayouts.layout().add(image, Map.of("io.containerd.image.name",
+                "docker.io/library/busybox:latest", "org.opencontainers.image.ref.name", "latest"))
+                .writeDirectory(temp.resolve("docker"));
+        Path untagged = OciLayouts.layout().untagged(image).writeDirectory(temp.resolve("untagged"));
+
+        assertThat(store.importLayout(tagged, "mine").block(TIMEOUT).name()).isEqualTo("mine:latest");
+        assertThat(store.importLayout(tagged).block(TIMEOUT).name()).isEqualTo("tagged:v1");
+        assertThat(store.importLayout(full).block(TIMEOUT).name()).isEqualTo("example.com:5000/team/app:2");
+        assertThat(store.importLayout(containerd).block(TIMEOUT).name())
+                .isEqualTo("docker.io/library/busybox:latest");
+        StepVerifier.create(store.importLayout(untagged))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidIdentifierException.class)
+                        .hasMessageContaining("names no image"))
+                .verify(TIMEOUT);
+        assertThat(store.list().map(Image::name).collectList().block(TIMEOUT)).containsExactly(
+                "docker.io/library/busybox:latest", "example.com:5000/team/app:2", "mine:latest", "tagged:v1");
+        assertThat(names(root.resolve("layers"))).hasSize(1);
+    }
+
+    @Test
+    void severalTaggedImagesNeedANameWhoseTagPicksOne() throws IOException {
+        OciLayouts.Image one = OciLayouts.image().layer(OciLayouts.tar("v", "1"));
+        OciLayouts.Image two = OciLayouts.image().layer(OciLayouts.tar("v", "2"));
+        Path layout = OciLayouts.layout().tagged(one, "v1").tagged(two, "v2").writeDirectory(temp.resolve("app"));
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("several images (v1, v2)"))
+                .verify(TIMEOUT);
+        StepVerifier.create(store.importLayout(layout, "app:v3"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("none is app:v3"))
+                .verify(TIMEOUT);
+        Image imported = store.importLayout(layout, "app:v2").block(TIMEOUT);
+
+        assertThat(imported.digest()).isEqualTo(two.digest());
+        assertThat(store.list().collectList().block(TIMEOUT)).containsExactly(imported);
+    }
+
+    @Test
+    void aBadNameIsRefused() throws IOException {
+        Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "Bad Tag")
+                .writeDirectory(temp.resolve("layout"));
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidIdentifierException.class)
+                        .hasMessageContaining("Bad Tag"))
+                .verify(TIMEOUT);
+        StepVerifier.create(Mono.defer(() -> store.get("UPPER")))
+                .expectError(InvalidIdentifierException.class).verify(TIMEOUT);
+        StepVerifier.create(store.get("absent")).expectErrorSatisfies(e -> assertThat(e)
+                .isInstanceOf(NotFoundException.class).hasMessageContaining("absent:latest")).verify(TIMEOUT);
+    }
+
+    @Test
+    void aSecondImportOfTheSameLayoutUnpacksNothing() throws IOException {
+        OciLayouts.Image image = twoLayers();
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
+        Image first = store.importLayout(layout).block(TIMEOUT);
+        Object dirInode = Files.getAttribute(layerDir(image.diffId(0)), "unix:ino");
+        Object fileInode = Files.getAttribute(layerDir(image.diffId(0)).resolve("bin/hello"), "unix:ino");
+
+        Image second = store.importLayout(layout).block(TIMEOUT);
+
+        assertThat(second).isEqualTo(first);
+        assertThat(Files.getAttribute(layerDir(image.diffId(0)), "unix:ino")).isEqualTo(dirInode);
+        assertThat(Files.getAttribute(layerDir(image.diffId(0)).resolve("bin/hello"), "unix:ino"))
+                .isEqualTo(fileInode);
+
+        OciLayouts.Image changed = OciLayouts.image().layer(OciLayouts.tar("bin/hello", "hello, again"));
+        OciLayouts.layout().tagged(changed, "v1").writeDirectory(temp.resolve("hello2"));
+        Image moved = store.importLayout(temp.resolve("hello2"), "hello:v1").block(TIMEOUT);
+
+        assertThat(moved.digest()).isEqualTo(changed.digest());
+        assertThat(store.list().collectList().block(TIMEOUT)).containsExactly(moved);
+    }
+
+    @Test
+    void imagesSharingALayerShareItsDirectory() throws IOException {
+        byte[] base = OciLayouts.tar(files("bin/sh", "shell"));
+        OciLayouts.Image a = OciLayouts.image().layer(base).layer(OciLayouts.tar("a", "a"));
+        OciLayouts.Image b = OciLayouts.image().layer(base).layer(OciLayouts.tar("b", "b"));
+        OciLayouts.layout().tagged(a, "1").writeDirectory(temp.resolve("a"));
+        OciLayouts.layout().tagged(b, "1").writeDirectory(temp.resolve("b"));
+
+        Image first = store.importLayout(temp.resolve("a")).block(TIMEOUT);
+        Image second = store.importLayout(temp.resolve("b")).block(TIMEOUT);
+
+        assertThat(first.layers().getFirst()).isEqualTo(second.layers().getFirst());
+        assertThat(names(root.resolve("layers"))).hasSize(3);
+        assertThat(second.size()).isEqualTo("shell".length() + 1);
+    }
+
+    @Test
+    void aCorruptedBlobFailsItsDigestAndLeavesNothing() throws IOException {
+        OciLayouts.Image image = twoLayers();
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
+        Path blob = layout.resolve("blobs/sha256").resolve(image.layerDigest(1).substring(7));
+        byte[] bytes = Files.readAllBytes(blob);
+        bytes[600] ^= 1;
+        Files.write(blob, bytes);
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("blob " + image.layerDigest(1))
+                        .hasMessageContaining("digest mismatch: expected " + image.layerDigest(1) + ", actual sha256:"))
+                .verify(TIMEOUT);
+        assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+        assertThat(names(root.resolve("images"))).isEmpty();
+        assertThat(names(root.resolve("layers"))).containsExactly(image.diffId(0).substring(7));
+    }
+
+    @Test
+    void aLayerWhoseTarIsNotItsDiffIdIsRefused() throws IOException {
+        OciLayouts.Image image = twoLayers().wrongDiffId(0, OciLayouts.sha256("other".getBytes(UTF_8)));
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("diff id " + OciLayouts.sha256("other".getBytes(UTF_8)))
+                        .hasMessageContaining("actual " + image.diffId(0)))
+                .verify(TIMEOUT);
+        assertThat(names(root.resolve("layers"))).isEmpty();
+        assertThat(names(root.resolve("images"))).isEmpty();
+    }
+
+    @Test
+    void aBlobOfAnotherSizeThanDeclaredIsRefused() throws IOException {
+        OciLayouts.Image small = twoLayers().declaredSize(1, 100);
+        OciLayouts.Image large = twoLayers().declaredSize(1, 1L << 40);
+        OciLayouts.layout().tagged(small, "v1").writeDirectory(temp.resolve("small"));
+        OciLayouts.layout().tagged(large, "v1").writeDirectory(temp.resolve("large"));
+
+        StepVerifier.create(store.importLayout(temp.resolve("small")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("blob " + small.layerDigest(1))
+                        .hasMessageContaining("larger than its declared size 100"))
+                .verify(TIMEOUT);
+        StepVerifier.create(store.importLayout(temp.resolve("large")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("blob " + large.layerDigest(1))
+                        .hasMessageContaining("shorter than its declared size " + (1L << 40)))
+                .verify(TIMEOUT);
+        assertThat(names(root.resolve("images"))).isEmpty();
+    }
+
+    @Test
+    void removeIsRefusedWhileAContainerHoldsTheImage() throws IOException {
+        OciLayouts.Image image = twoLayers();
+        Image imported = store.importLayout(
+                OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"))).block(TIMEOUT);
+        Path bundle = Files.createDirectories(temp.resolve("state/ns/web"));
+        Files.writeString(bundle.resolve("config.json"), "{\"ociVersion\":\"1.0.2\",\"annotations\":{\""
+                + ImageStore.DIGEST_ANNOTATION + "\":\"" + imported.digest() + "\"}}");
+
+        ImageLease lease = store.lease(imported, bundle).block(TIMEOUT);
+
+        assertThat(lease.digest()).isEqualTo(imported.digest());
+        assertThat(lease.config()).isEqualTo(imported.config());
+        assertThat(lease.layers()).containsExactly(layerDir(image.diffId(0)), layerDir(image.diffId(1)));
+        StepVerifier.create(store.remove("hello:v1"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("image hello:v1 is in use by container ns/web"))
+                .verify(TIMEOUT);
+        assertThat(store.get("hello:v1").block(TIMEOUT)).isEqualTo(imported);
+
+        Files.delete(bundle.resolve("config.json"));
+        Files.delete(bundle);
+        StepVerifier.create(store.remove("hello:v1")).verifyComplete();
+
+        assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+        assertThat(names(root.resolve("layers"))).isEmpty();
+        assertThat(names(root.resolve("leases"))).as("the stale lease is dropped").isEmpty();
+        StepVerifier.create(store.lease(imported, bundle))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining("hello:v1"))
+                .verify(TIMEOUT);
+        StepVerifier.create(store.remove("hello:v1")).expectError(NotFoundException.class).verify(TIMEOUT);
+    }
+
+    @Test
+    void aLeaseOfABundleFromAnotherImageOrUnleasedDoesNotHold() throws IOException {
+        Image imported = store.importLayout(OciLayouts.layout().tagged(twoLayers(), "v1")
+                .writeDirectory(temp.resolve("hello"))).block(TIMEOUT);
+        Path other = Files.createDirectories(temp.resolve("state/ns/other"));
+        Files.writeString(other.resolve("config.json"), "{\"annotations\":{\"" + ImageStore.DIGEST_ANNOTATION
+                + "\":\"sha256:" + "0".repeat(64) + "\"}}");
+        Path rolledBack = Files.createDirectories(temp.resolve("state/ns/rolled"));
+        Files.writeString(rolledBack.resolve("config.json"), "{\"annotations\":{\"" + ImageStore.DIGEST_ANNOTATION
+                + "\":\"" + imported.digest() + "\"}}");
+        store.lease(imported, other).block(TIMEOUT);
+        store.lease(imported, rolledBack).block(TIMEOUT);
+        store.unlease(imported.digest(), rolledBack).block(TIMEOUT);
+
+        StepVerifier.create(store.remove("hello:v1")).verifyComplete();
+        assertThat(names(root.resolve("leases"))).isEmpty();
+    }
+
+    @Test
+    void removeKeepsTheLayersOtherImagesUse() throws IOException {
+        byte[] base = OciLayouts.tar(files("bin/sh", "shell"));
+        OciLayouts.Image a = OciLayouts.image().layer(base).layer(OciLayouts.tar("a", "a"));
+        OciLayouts.Image b = OciLayouts.image().layer(base).layer(OciLayouts.tar("b", "b"));
+        store.importLayout(OciLayouts.layout().tagged(a, "1").writeDirectory(temp.resolve("a"))).block(TIMEOUT);
+        store.importLayout(OciLayouts.layout().tagged(b, "1").writeDirectory(temp.resolve("b"))).block(TIMEOUT);
+
+        store.remove("a:1").block(TIMEOUT);
+
+        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(a.diffId(0).substring(7),
+                b.diffId(1).substring(7));
+        assertThat(store.list().map(Image::name).collectList().block(TIMEOUT)).containsExactly("b:1");
+    }
+
+    @Test
+    void twoConcurrentImportsOfOneLayoutBothSucceedWithOneCopyOfEachLayer() throws IOException {
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar(Map.of("big", bytes(4 << 20, 1))))
+                .layer(OciLayouts.tar(Map.of("big2", bytes(4 << 20, 2))));
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("app"));
+
+        List<Image> both = Mono.zip(store.importLayout(layout), store.importLayout(layout),
+                (x, y) -> List.of(x, y)).block(TIMEOUT);
+
+        assertThat(both).extracting(Image::digest).containsOnly(image.digest());
+        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(image.diffId(0).substring(7),
+                image.diffId(1).substring(7));
+        assertThat(store.list().collectList().block(TIMEOUT)).hasSize(1);
+    }
+
+    @Test
+    void aCancelledImportStopsAndCleansItsScratch() throws Exception {
+        OciLayouts.Image image = OciLayouts.image()
+                .layer(OciLayouts.tar(Map.of("big", bytes(48 << 20, 3))), Compression.NONE);
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("big"));
+        List<Path> scratchSeen = new ArrayList<>();
+        Mono<Image> started = Mono.create(sink -> {
+            var subscription = store.importLayout(ImportRequest.of(layout).withProgress(p -> {
+                if (p.bytesDone() >= (1 << 20) && scratchSeen.isEmpty()) {
+                    scratchSeen.addAll(names(root.resolve("tmp")).stream().map(root.resolve("tmp")::resolve)
+                            .toList());
+                    sink.success();
+                }
+            })).subscribe();
+            sink.onDispose(subscription);
+        });
+
+        StepVerifier.create(started).verifyComplete();
+
+        assertThat(scratchSeen).hasSize(1);
+        awaitEmpty(root.resolve("tmp"));
+        assertThat(names(root.resolve("layers"))).isEmpty();
+        assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+    }
+
+    private void awaitEmpty(Path dir) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!names(dir).isEmpty() && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertThat(names(dir)).as(dir + " emptied").isEmpty();
+    }
+
+    static Map<String, byte[]> files(String... namesAndTexts) {
+        Map<String, byte[]> files = new LinkedHashMap<>();
+        for (int i = 0; i < namesAndTexts.length; i += 2) {
+            files.put(namesAndTexts[i], namesAndTexts[i + 1].getBytes(UTF_8));
+        }
+        return files;
+    }
+
+    /** {@code size} bytes that gzip cannot shrink, the same for one seed. */
+    static byte[] bytes(int size, long seed) {
+        byte[] bytes = new byte[size];
+        new java.util.Random(seed).nextBytes(bytes);
+        return bytes;
+    }
+
+    private Path layerDir(String diffId) {
+        return root.resolve("layers").resolve(diffId.substring(7));
+    }
+
+    static List<String> names(Path dir) {
+        try (Stream<Path> entries = Files.list(dir)) {
+            return entries.map(p -> p.getFileName().toString()).sorted().toList();
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

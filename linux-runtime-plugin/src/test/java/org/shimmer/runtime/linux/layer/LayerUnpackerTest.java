@@ -1,0 +1,416 @@
+package org.shimmer.runtime.linux.layer;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.UserDefinedFileAttributeView;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.image.InvalidImageException;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.TarLayers;
+
+/**
+ * Unpacking real tars into real directories, as root: every hostile entry of issue 12 refused by name with
+ * nothing written outside the layer (a sentinel directory beside it stays empty), and everything a layer says
+ * about its files kept exactly.
+ */
+class LayerUnpackerTest {
+
+    private static final String LAYER = "sha256:test-layer";
+    private static final LinkOption[] NOFOLLOW = {LinkOption.NOFOLLOW_LINKS};
+
+    @TempDir
+    Path temp;
+
+    private Path target;
+    private Path sentinel;
+    private Map<Integer, String> fdsBefore;
+
+    @BeforeEach
+    void setUp() throws IOException {
+        target = Files.createDirectory(temp.resolve("layer"));
+        sentinel = Files.createDirectory(temp.resolve("sentinel"));
+        fdsBefore = Leaks.openFds();
+    }
+
+    @AfterEach
+    void nothingLeaked() throws Exception {
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(2))).isEmpty();
+        try (Stream<Path> left = Files.list(sentinel)) {
+            assertThat(left).isEmpty();
+        }
+    }
+
+    // Hostile entries: refused, naming the layer and the entry; nothing lands outside the layer.
+
+    @Test
+    void dotDotEscapeIsRefused() {
+        assertRefused(TarLayers.layer().file("ok", "x", 0644).file("../sentinel/escape", "x", 0644).bytes(),
+                "../sentinel/escape", "has a \"..\" segment");
+    }
+
+    @Test
+    void dotDotInsideANameIsRefusedRatherThanCleaned() {
+        assertRefused(TarLayers.layer().dir("a", 0755).file("a/../../sentinel/escape", "x", 0644).bytes(),
+                "a/../../sentinel/escape", "has a \"..\" segment");
+    }
+
+    @Test
+    void absoluteNameIsRefused() {
+        String outside = sentinel.resolve("abs").toString();
+        assertRefused(TarLayers.layer().file(outside, "x", 0644).bytes(), outside, "is absolute");
+    }
+
+    @Test
+    void fileThroughASymlinkToRootIsRefused() {
+        String escape = "shimmer-unpack-escape-" + UUID.randomUUID();
+        assertRefused(TarLayers.layer().symlink("root", "/").file("root/tmp/" + escape, "x", 0644).bytes(),
+                "root/tmp/" + escape, "\"root\" is a symlink");
+        assertThat(Path.of("/tmp", escape)).doesNotExist();
+    }
+
+    @Test
+    void fileThroughASymlinkMadeEarlierInTheLayerIsRefused() {
+        assertRefused(TarLayers.layer().symlink("out", sentinel.toString()).file("out/x", "x", 0644).bytes(),
+                "out/x", "\"out\" is a symlink");
+    }
+
+    @Test
+    void fileThroughARelativeSymlinkOutOfTheLayerIsRefused() {
+        assertRefused(TarLayers.layer().dir("d", 0755).symlink("d/up", "../../sentinel").file("d/up/x", "x", 0644)
+                .bytes(), "d/up/x", "\"d/up\" is a symlink");
+    }
+
+    @Test
+    void fileThroughASymlinkChainIsRefused() {
+        assertRefused(TarLayers.layer()
+                        .symlink("a", "b")
+                        .symlink("b", "c")
+                        .symlink("c", sentinel.toString())
+                        .file("a/x", "x", 0644)
+                        .bytes(),
+                "a/x", "\"a\" is a symlink");
+    }
+
+    @Test
+    void directoryThroughASymlinkIsRefused() {
+        assertRefused(TarLayers.layer().symlink("s", sentinel.toString()).dir("s/sub", 0755).bytes(), "s/sub/",
+                "\"s\" is a symlink");
+    }
+
+    @Test
+    void whiteoutThroughASymlinkIsRefused() {
+        assertRefused(TarLayers.layer().symlink("s", sentinel.toString()).file("s/.wh.victim", "", 0644).bytes(),
+                "s/.wh.victim", "\"s\" is a symlink");
+    }
+
+    @Test
+    void opaqueMarkerThroughASymlinkIsRefused() throws IOException {
+        assertRefused(TarLayers.layer().symlink("s", sentinel.toString()).file("s/.wh..wh..opq", "", 0644).bytes(),
+                "s/.wh..wh..opq", "\"s\" is a symlink");
+        assertThat(LinuxCalls.lgetxattr(sentinel, LayerUnpacker.OPAQUE_XATTR)).isNull();
+    }
+
+    @Test
+    void hardLinkOutOfTheLayerIsRefused() {
+        assertRefused(TarLayers.layer().hardLink("h", "../sentinel/x").bytes(), "h",
+                "hard link target has a \"..\" segment");
+    }
+
+    @Test
+    void hardLinkToAnAbsoluteNameIsRefused() {
+        assertRefused(TarLayers.layer().hardLink("h", "/etc/passwd").bytes(), "h", "hard link target is absolute");
+    }
+
+    @Test
+    void hardLinkToAMissingEntryIsRefused() {
+        assertRefused(TarLayers.layer().file("a", "x", 0644).hardLink("h", "missing").bytes(), "h",
+                "hard link to \"missing\", which is not in the layer");
+    }
+
+    @Test
+    void hardLinkToADirectoryIsRefused() {
+        assertRefused(TarLayers.layer().dir("d", 0755).hardLink("h", "d").bytes(), "h",
+                "hard link to the directory \"d\"");
+    }
+
+    @Test
+    void hardLinkThroughASymlinkIsRefused() throws IOException {
+        Files.writeString(temp.resolve("secret"), "s");
+        assertRefused(TarLayers.layer().symlink("s", temp.toString()).hardLink("h", "s/secret").bytes(), "h",
+                "\"s\" is a symlink");
+        assertThat(target.resolve("h")).doesNotExist();
+    }
+
+    @Test
+    void hugeDeclaredSizeIsRefusedBeforeWriting() {
+        assertRefused(TarLayers.layer().truncatedFile("huge", 1L << 50, new byte[0]).bytes(), "huge",
+                "declared size 1125899906842624 bytes is more than the");
+        assertThat(target.resolve("huge")).doesNotExist();
+    }
+
+    @Test
+    void overlayXattrInTheTarIsRefused() {
+        assertRefused(TarLayers.layer()
+                        .dir("d", 0755, e -> e.addPaxHeader("SCHILY.xattr.trusted.overlay.opaque", "y"))
+                        .bytes(),
+                "d/", "xattr trusted.overlay.opaque would forge overlay metadata");
+    }
+
+    @Test
+    void unsupportedEntryTypeIsRefusedByName() {
+        assertRefused(TarLayers.layer().typed("weird", (byte) 'Z', e -> {}).bytes(), "weird",
+                "unsupported entry type 'Z'");
+    }
+
+    @Test
+    void truncatedStreamFailsNamingTheEntry() {
+        assertRefused(TarLayers.layer().file("a", "x", 0644).truncatedFile("cut", 100_000, new byte[600]).bytes(),
+                "cut", "truncated: the layer ends after");
+    }
+
+    @Test
+    void malformedHeaderIsAnInvalidImage() {
+        byte[] garbage = new byte[1024];
+        Arrays.fill(garbage, (byte) 'z');
+        assertThatThrownBy(() -> unpack(garbage))
+                .isInstanceOf(InvalidImageException.class)
+                .hasMessageContaining("layer " + LAYER + ": malformed tar header of the first entry");
+    }
+
+    // Exactness.
+
+    /** Times to 100 ns: commons-compress reads PAX times as {@link FileTime}s of that precision. */
+    @Test
+    void keepsModesOwnersTimesXattrsAndSpecialFiles() throws IOException {
+        Instant dirTime = Instant.parse("2020-05-06T07:08:09Z");
+        Instant fileTime = Instant.parse("2021-02-03T04:05:06.1234567Z");
+        Instant linkTime = Instant.parse("2019-01-01T00:00:01Z");
+        Instant rootTime = Instant.parse("2018-03-04T05:06:07Z");
+        byte[] tar = TarLayers.layer()
+                .dir("./", 0751, e -> {
+                    e.setIds(10, 20);
+                    e.setLastModifiedTime(FileTime.from(rootTime));
+                })
+                .dir("bin", 0755)
+                .file("bin/su", "suid", 04755)
+                .file("bin/wall", "sgid", 02711, e -> e.setIds(0, 5))
+                .dir("tmp", 01777)
+                .dir("home/u", 0700, e -> {
+                    e.setIds(1000, 1000);
+                    e.setLastModifiedTime(FileTime.from(dirTime));
+                })
+                .file("home/u/f", "hello", 0640, e -> {
+                    e.setIds(1000, 1001);
+                    e.setLastModifiedTime(FileTime.from(fileTime));
+                    e.addPaxHeader("SCHILY.xattr.user.k", "v");
+                    e.addPaxHeader("SCHILY.xattr.user.second", "two words");
+                })
+                .file("big-ids", "", 0600, e -> {
+                    e.setUserId(3_000_000);
+                    e.setGroupId(4_000_000);
+                })
+                .symlink("lnk", "bin/su", e -> {
+                    e.setIds(5, 6);
+                    e.setLastModifiedTime(FileTime.from(linkTime));
+                })
+                .symlink("dangling", "/no/such/target")
+                .hardLink("hard", "bin/su")
+                .charDevice("dev/null", 1, 3, 0666)
+                .blockDevice("dev/sda", 8, 0, 0660)
+                .fifo("pipe", 0600)
+                .bytes();
+
+        LayerContents contents = unpack(tar);
+
+        assertThat(contents).isEqualTo(new LayerContents("suid".length() + "sgid".length() + "hello".length(), 14));
+        assertThat(mode(target)).isEqualTo(0751);
+        assertThat(owner(target)).isEqualTo("10:20");
+        assertThat(mtime(target)).isEqualTo(rootTime);
+        assertThat(mode(target.resolve("bin/su"))).isEqualTo(04755);
+        assertThat(mode(target.resolve("bin/wall"))).isEqualTo(02711);
+        assertThat(owner(target.resolve("bin/wall"))).isEqualTo("0:5");
+        assertThat(mode(target.resolve("tmp"))).isEqualTo(01777);
+        assertThat(mode(target.resolve("home"))).isEqualTo(0755);
+        assertThat(mode(target.resolve("home/u"))).isEqualTo(0700);
+        assertThat(owner(target.resolve("home/u"))).isEqualTo("1000:1000");
+        // Set after home/u/f was made in it.
+        assertThat(mtime(target.resolve("home/u"))).isEqualTo(dirTime);
+        Path file = target.resolve("home/u/f");
+        assertThat(Files.readString(file)).isEqualTo("hello");
+        assertThat(mode(file)).isEqualTo(0640);
+        assertThat(owner(file)).isEqualTo("1000:1001");
+        assertThat(mtime(file)).isEqualTo(fileTime);
+        assertThat(userXattr(file, "k")).isEqualTo("v");
+        assertThat(userXattr(file, "second")).isEqualTo("two words");
+        assertThat(owner(target.resolve("big-ids"))).isEqualTo("3000000:4000000");
+        Path link = target.resolve("lnk");
+        assertThat(Files.isSymbolicLink(link)).isTrue();
+        assertThat(Files.readSymbolicLink(link)).hasToString("bin/su");
+        assertThat(owner(link)).isEqualTo("5:6");
+        assertThat(mtime(link)).isEqualTo(linkTime);
+        assertThat(Files.readSymbolicLink(target.resolve("dangling"))).hasToString("/no/such/target");
+        assertThat(attribute(target.resolve("hard"), "ino")).isEqualTo(attribute(target.resolve("bin/su"), "ino"));
+        assertThat(attribute(target.resolve("bin/su"), "nlink")).isEqualTo(2);
+        assertThat(type(target.resolve("dev/null"))).isEqualTo(LinuxCalls.S_IFCHR);
+        assertThat(attribute(target.resolve("dev/null"), "rdev")).isEqualTo(LinuxCalls.makedev(1, 3));
+        assertThat(mode(target.resolve("dev/null"))).isEqualTo(0666);
+        assertThat(type(target.resolve("dev/sda"))).isEqualTo(LinuxCalls.S_IFBLK);
+        assertThat(attribute(target.resolve("dev/sda"), "rdev")).isEqualTo(LinuxCalls.makedev(8, 0));
+        assertThat(type(target.resolve("pipe"))).isEqualTo(LinuxCalls.S_IFIFO);
+        assertThat(mode(target.resolve("pipe"))).isEqualTo(0600);
+    }
+
+    @Test
+    void whiteoutsBecomeOverlayWhiteoutsAndOpaqueDirectories() throws IOException {
+        byte[] tar = TarLayers.layer()
+                .dir("etc", 0755)
+                .file("etc/.wh.passwd", "", 0644)
+                .file("opq/.wh..wh..opq", "", 0644)
+                .file("opq/kept", "k", 0644)
+                .file(".wh..wh.plnk.1234", "", 0644)
+                .bytes();
+
+        LayerContents contents = unpack(tar);
+
+        Path whiteout = target.resolve("etc/passwd");
+        assertThat(type(whiteout)).isEqualTo(LinuxCalls.S_IFCHR);
+        assertThat(attribute(whiteout, "rdev")).isEqualTo(0L);
+        assertThat(target.resolve("etc/.wh.passwd")).doesNotExist();
+        assertThat(LinuxCalls.lgetxattr(target.resolve("opq"), LayerUnpacker.OPAQUE_XATTR))
+                .isEqualTo("y".getBytes(UTF_8));
+        assertThat(target.resolve("opq/.wh..wh..opq")).doesNotExist();
+        assertThat(Files.readString(target.resolve("opq/kept"))).isEqualTo("k");
+        try (Stream<Path> top = Files.list(target)) {
+            assertThat(top.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("etc", "opq");
+        }
+        assertThat(contents.entries()).isEqualTo(5);
+    }
+
+    @Test
+    void laterEntriesReplaceEarlierOnesNeverFollowingSymlinks() throws IOException {
+        byte[] tar = TarLayers.layer()
+                .file("a", "first", 0644)
+                .file("a", "second", 0600)
+                .dir("d", 0755)
+                .file("d/x", "x", 0644)
+                .dir("d", 0700)
+                .dir("e", 0755)
+                .file("e/y", "y", 0644)
+                .file("e", "now a file", 0644)
+                .file("f", "was a file", 0644)
+                .dir("f", 0755)
+                .symlink("s", sentinel.toString())
+                .file("s", "replaces the link", 0644)
+                .symlink("t", "/")
+                .dir("t", 0755)
+                .file("t/inside", "i", 0644)
+                .file("g", "old", 0644)
+                .hardLink("g2", "g")
+                .file("g", "new", 0644)
+                .bytes();
+
+        unpack(tar);
+
+        assertThat(Files.readString(target.resolve("a"))).isEqualTo("second");
+        assertThat(mode(target.resolve("a"))).isEqualTo(0600);
+        assertThat(Files.readString(target.resolve("d/x"))).isEqualTo("x");
+        assertThat(mode(target.resolve("d"))).isEqualTo(0700);
+        assertThat(Files.readString(target.resolve("e"))).isEqualTo("now a file");
+        assertThat(Files.isDirectory(target.resolve("f"), NOFOLLOW)).isTrue();
+        assertThat(Files.isRegularFile(target.resolve("s"), NOFOLLOW)).isTrue();
+        assertThat(Files.readString(target.resolve("s"))).isEqualTo("replaces the link");
+        assertThat(Files.isDirectory(target.resolve("t"), NOFOLLOW)).isTrue();
+        assertThat(Files.readString(target.resolve("t/inside"))).isEqualTo("i");
+        assertThat(Files.readString(target.resolve("g"))).isEqualTo("new");
+        assertThat(Files.readString(target.resolve("g2"))).isEqualTo("old");
+    }
+
+    @Test
+    void readsTheStreamToItsEndPaddingIncluded() throws IOException {
+        byte[] tar = TarLayers.layer().file("a", "x", 0644).bytes();
+        byte[] padded = Arrays.copyOf(tar, tar.length + 20 * 512);
+        InputStream stream = new ByteArrayInputStream(padded);
+
+        LayerUnpacker.unpack(stream, target, LAYER);
+
+        assertThat(stream.read()).isEqualTo(-1);
+    }
+
+    @Test
+    void manyFilesInDeepDirectories() throws IOException {
+        TarLayers layer = TarLayers.layer();
+        int files = 0;
+        for (int d = 0; d < 20; d++) {
+            for (int f = 0; f < 50; f++) {
+                layer.file("usr/share/d" + d + "/sub/f" + f, "content " + d + "/" + f, 0644);
+                files++;
+            }
+        }
+        long started = System.nanoTime();
+
+        LayerContents contents = unpack(layer.bytes());
+
+        long millis = (System.nanoTime() - started) / 1_000_000;
+        System.out.println("unpacked " + files + " files in " + millis + " ms");
+        assertThat(contents.entries()).isEqualTo(files);
+        assertThat(Files.readString(target.resolve("usr/share/d19/sub/f49"))).isEqualTo("content 19/49");
+    }
+
+    private LayerContents unpack(byte[] tar) throws IOException {
+        return LayerUnpacker.unpack(new ByteArrayInputStream(tar), target, LAYER);
+    }
+
+    private void assertRefused(byte[] tar, String entry, String reason) {
+        assertThatThrownBy(() -> unpack(tar))
+                .isInstanceOf(InvalidImageException.class)
+                .hasMessageStartingWith("layer " + LAYER + ": entry \"" + entry + "\": ")
+                .hasMessageContaining(reason);
+    }
+
+    private static int mode(Path path) throws IOException {
+        return (int) Files.getAttribute(path, "unix:mode", NOFOLLOW) & 07777;
+    }
+
+    private static int type(Path path) throws IOException {
+        return (int) Files.getAttribute(path, "unix:mode", NOFOLLOW) & 0170000;
+    }
+
+    private static String owner(Path path) throws IOException {
+        return Files.getAttribute(path, "unix:uid", NOFOLLOW) + ":" + Files.getAttribute(path, "unix:gid", NOFOLLOW);
+    }
+
+    private static Instant mtime(Path path) throws IOException {
+        return Files.getLastModifiedTime(path, NOFOLLOW).toInstant();
+    }
+
+    private static Object attribute(Path path, String name) throws IOException {
+        return Files.getAttribute(path, "unix:" + name, NOFOLLOW);
+    }
+
+    private static String userXattr(Path path, String name) throws IOException {
+        UserDefinedFileAttributeView view = Files.getFileAttributeView(path, UserDefinedFileAttributeView.class);
+        ByteBuffer value = ByteBuffer.allocate(view.size(name));
+        view.read(name, value);
+        return new String(value.array(), UTF_8);
+    }
+}
