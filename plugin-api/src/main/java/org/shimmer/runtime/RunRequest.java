@@ -69,7 +69,8 @@ public final class RunRequest {
      *   <li>args: the image's entrypoint (or {@link #withEntrypoint}'s), then {@code spec}'s args, or the image's
      *       cmd when {@code spec} has none;</li>
      *   <li>env: the image's entries, each replaced by {@code spec}'s entry of the same name, then {@code spec}'s
-     *       others;</li>
+     *       others (a {@code PATH} equal to {@link Spec#DEFAULT_PATH}, which every spec
+     *       starts with, does not replace the image's);</li>
      *   <li>cwd: {@code spec}'s unless it is {@code /}, then the image's working directory (or {@code /});</li>
      *   <li>user: {@code spec}'s unless it is root with no additional groups, then the image's user, names looked
      *       up in the image's {@code /etc/passwd} and {@code /etc/group}.</li>

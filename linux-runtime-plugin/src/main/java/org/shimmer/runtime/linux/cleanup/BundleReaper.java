@@ -149,6 +149,7 @@ public final class BundleReaper {
             for (int attempt = 0; attempt < STOP_ATTEMPTS && (left == null || stillThere(left)); attempt++) {
                 // runc first, while a live shim still reaps the container's init: killed after its shim, the init
                 // waits as a zombie of pid 1, and runc delete --force waits for it to go for up to 10 s.
+                reapAdoptedInit(runc);
                 runc.forceRemove();
                 killAll(processes, name);
                 // A create that was in flight may have made runc state meanwhile; a runc init whose create was
@@ -168,6 +169,19 @@ public final class BundleReaper {
         } catch (IOException e) {
             throw new ShimException("cannot force the delete of bundle " + target.namespace + "/" + target.id + ": "
                     + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Reaps, once killed, the container's init that this JVM adopted when its remote shim died: the session that
+     * reaps it was detached first, and runc kills no process it is the parent of, so the init stayed a zombie of
+     * the JVM. runc's state names the init only while runc finds it alive with its start time.
+     */
+    private void reapAdoptedInit(RuncContainer runc) throws IOException {
+        Optional<BundleInspection.Container> container = runc.state();
+        if (container.isPresent() && container.get().pid() > 0 && !container.get().status().equals("stopped")
+                && BundleProcesses.isChildOfThisJvm(container.get().pid())) {
+            adopted.reapWhenGone(container.get().pid());
         }
     }
 

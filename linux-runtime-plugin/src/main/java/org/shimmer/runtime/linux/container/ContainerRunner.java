@@ -4,16 +4,19 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -22,7 +25,8 @@ import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
 
 /**
- * {@link RuntimePlugin#run}: bundle, shim, task, start, each undone in reverse when a later one fails.
+ * {@link RuntimePlugin#run}: (for an image, its lease and merged spec,) bundle, overlay root, shim, task, start,
+ * each undone in reverse when a later one fails.
  *
  * <p>As the shims' {@code Operations.runToEnd}: the run goes to its end whatever its subscriber does (a step
  * cannot be undone while it runs), and a container nobody took, because the run was cancelled, is released then.
@@ -39,8 +43,11 @@ public final class ContainerRunner {
     private static final int ABANDONED = 2;
     /** The longest a run waits for an earlier one of its id: a release's steps are bounded, this bounds the rest. */
     static final Duration EARLIER_BOUND = Duration.ofMinutes(1);
+    /** The spec's root: the bundle's {@code rootfs} directory, where the shim mounts the overlay. */
+    static final String BUNDLE_ROOTFS = "rootfs";
 
     private final RuntimePlugin runtime;
+    private final ImageStore images;
     private final Scheduler io;
     /**
      * Per namespace/id, the run in flight (or its undo) or the release of its container: completes once it left a
@@ -50,11 +57,14 @@ public final class ContainerRunner {
 
     /**
      * @param runtime the runtime view the bundle is made in, and force-deleted through when a release needs it
+     * @param images the store a run from an image leases its image from
      * @param io the runtime's scheduler for blocking work
      * @param inFlight the runs and releases in flight, shared by every view of the same state root
      */
-    public ContainerRunner(RuntimePlugin runtime, Scheduler io, ConcurrentMap<String, Mono<Void>> inFlight) {
+    public ContainerRunner(RuntimePlugin runtime, ImageStore images, Scheduler io,
+            ConcurrentMap<String, Mono<Void>> inFlight) {
         this.runtime = runtime;
+        this.images = images;
         this.io = io;
         this.inFlight = inFlight;
     }
@@ -62,8 +72,8 @@ public final class ContainerRunner {
     public Mono<Container> run(RunRequest request) {
         return Mono.defer(() -> {
             String key = request.namespace() + "/" + request.id();
-            // No image supplies them yet: without args runc's create fails late, after the shim was started.
-            if (request.spec().process().args().isEmpty()) {
+            // Without args runc's create fails late, after the shim was started; an image's are merged in later.
+            if (request.image() == null && request.spec().process().args().isEmpty()) {
                 return Mono.error(new InvalidSpecException("run container " + key + ": invalid process.args: empty"
                         + " (no image supplies them)"));
             }
@@ -113,18 +123,47 @@ public final class ContainerRunner {
     }
 
     private Mono<LinuxContainer> steps(RunRequest request, String key, BooleanSupplier cancelled) {
-        return Mono.fromCallable(() -> {
+        return request.image() != null ? fromImage(request, key, cancelled) : Mono.fromCallable(() -> {
                     LinuxContainer.checkNotCancelled(cancelled, key);
                     return rootfs(request);
                 })
                 .subscribeOn(io)
-                .flatMap(root -> {
-                    Spec spec = request.spec().toBuilder().rootPath(root.toString()).build();
-                    return runtime.create(request.namespace(), request.id(), spec)
-                            .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, request.outputBuffer(), io,
-                                    release -> track(key, release))
-                                    .launch(request.shim(), request.runcOptions(), request.stdin(), cancelled));
-                });
+                .flatMap(lower -> launch(request, key, cancelled, request.spec(), List.of(lower)));
+    }
+
+    /**
+     * Leases the image for the bundle to be made (so it cannot be removed while the container exists), merges its
+     * configuration into the spec and runs on its layers. A run that fails gives the lease back, unless the id's
+     * bundle was there before: that container's lease is the same one.
+     */
+    private Mono<LinuxContainer> fromImage(RunRequest request, String key, BooleanSupplier cancelled) {
+        Path bundleDir = runtime.config().stateRoot().resolve(request.namespace()).resolve(request.id());
+        return Mono.fromRunnable(() -> LinuxContainer.checkNotCancelled(cancelled, key))
+                .then(images.lease(request.image(), bundleDir))
+                .flatMap(lease -> Mono.fromCallable(() -> ImageSpecs.merge(request.spec(), lease.config(),
+                                request.entrypoint(), lease.name(), lease.digest(),
+                                new ImageUsers(lease.name(), lease.layers().reversed())))
+                        .subscribeOn(io)
+                        .flatMap(spec -> launch(request, key, cancelled, spec, lease.layers().reversed()))
+                        .onErrorResume(failure -> failure instanceof AlreadyExistsException
+                                ? Mono.error(failure)
+                                : images.unlease(lease.digest(), bundleDir)
+                                        .onErrorResume(unleaseFailure -> {
+                                            failure.addSuppressed(unleaseFailure);
+                                            return Mono.empty();
+                                        })
+                                        .then(Mono.error(failure))));
+    }
+
+    /** Makes the bundle and launches the container on the overlay of {@code lowers} (top first). */
+    private Mono<LinuxContainer> launch(RunRequest request, String key, BooleanSupplier cancelled, Spec given,
+            List<Path> lowers) {
+        // The root is the overlay the shim mounts on the bundle's rootfs directory, never a lower itself.
+        Spec spec = given.toBuilder().rootPath(BUNDLE_ROOTFS).build();
+        return runtime.create(request.namespace(), request.id(), spec)
+                .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, lowers, request.outputBuffer(), io,
+                        release -> track(key, release))
+                        .launch(request.shim(), request.runcOptions(), request.stdin(), cancelled));
     }
 
     /**
@@ -139,7 +178,7 @@ public final class ContainerRunner {
     }
 
     /**
-     * The rootfs directory as runc will use it, in place: its real path, so that a symbolic link changed after the
+     * The rootfs directory as the overlay's lower layer: its real path, so that a symbolic link changed after the
      * run cannot move the container's root.
      */
     private static Path rootfs(RunRequest request) {

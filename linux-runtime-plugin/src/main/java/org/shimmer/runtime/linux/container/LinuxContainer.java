@@ -1,5 +1,7 @@
 package org.shimmer.runtime.linux.container;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CancellationException;
@@ -24,6 +26,7 @@ import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.shim.Operations;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
@@ -67,6 +70,7 @@ final class LinuxContainer implements Container {
     private final RuntimePlugin runtime;
     private final Bundle bundle;
     private final Spec spec;
+    private final List<Path> lowers;
     private final int outputBuffer;
     private final Scheduler io;
     private final Consumer<Mono<Void>> releasing;
@@ -80,12 +84,16 @@ final class LinuxContainer implements Container {
     private volatile int pid;
     private volatile Disposable exitWatch;
 
-    /** @param releasing told of the release once it begins, before it ends */
-    LinuxContainer(RuntimePlugin runtime, Bundle bundle, Spec spec, int outputBuffer, Scheduler io,
-            Consumer<Mono<Void>> releasing) {
+    /**
+     * @param lowers the read-only layers of the container's root, top first ({@link RootfsOverlay})
+     * @param releasing told of the release once it begins, before it ends
+     */
+    LinuxContainer(RuntimePlugin runtime, Bundle bundle, Spec spec, List<Path> lowers, int outputBuffer,
+            Scheduler io, Consumer<Mono<Void>> releasing) {
         this.runtime = runtime;
         this.bundle = bundle;
         this.spec = spec;
+        this.lowers = List.copyOf(lowers);
         this.outputBuffer = outputBuffer;
         this.io = io;
         this.releasing = releasing;
@@ -94,19 +102,26 @@ final class LinuxContainer implements Container {
     }
 
     /**
-     * Gets the shim, creates the task with streamed stdio and starts it. On failure everything made so far is
-     * released before the error is passed on. Once {@code cancelled}, the steps not begun are skipped.
+     * Makes the root's upper directory, gets the shim, creates the task on the overlay root with streamed stdio
+     * and starts it. On failure everything made so far is released before the error is passed on (the upper
+     * directory goes with the bundle's work directory). Once {@code cancelled}, the steps not begun are skipped.
      */
     Mono<LinuxContainer> launch(ShimOpt opt, RuncOptions options, Publisher<byte[]> stdin,
             BooleanSupplier cancelled) {
-        return Mono.defer(() -> {
+        return Mono.fromCallable(() -> RootfsOverlay.prepare(name(), lowers, bundle.workDir()))
+                .subscribeOn(io)
+                .onErrorMap(IOException.class, failure -> StorageErrors.typed("make the rootfs upper directory"
+                        + " of container " + name() + " in " + bundle.workDir(), failure))
+                .flatMap(root -> {
                     checkNotCancelled(cancelled, name());
-                    return bundle.newShimClient(opt, options);
+                    return bundle.newShimClient(opt, options).map(client -> {
+                        shim = client;
+                        return new CreateOptions(List.of(root), Stdio.streams(stdin));
+                    });
                 })
-                .flatMap(client -> {
-                    shim = client;
+                .flatMap(create -> {
                     checkNotCancelled(cancelled, name());
-                    return client.create(CreateOptions.of(Stdio.streams(stdin)));
+                    return shim.create(create);
                 })
                 .flatMap(streams -> {
                     created = true;

@@ -471,6 +471,38 @@ public final class LinuxCalls {
         }
     }
 
+    // The names of a file's own extended attributes, never of what a symbolic link points to: the JDK lists only
+    // the user namespace, and overlay keeps its marks in trusted.overlay.*.
+
+    private static final int XATTR_BUFFER = 64 * 1024;
+    private static final MethodHandle LLISTXATTR = function("llistxattr",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_LONG));
+
+    /** {@code llistxattr(path)}: the names of {@code path}'s extended attributes, in the kernel's order. */
+    public static List<String> llistxattr(Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(XATTR_BUFFER);
+            long size = (long) LLISTXATTR.invokeExact(state, arena.allocateFrom(path.toString()), buffer,
+                    (long) XATTR_BUFFER);
+            check((int) Math.min(size, 0), state, "llistxattr " + path);
+            List<String> names = new ArrayList<>();
+            long start = 0;
+            for (long i = 0; i < size; i++) {
+                if (buffer.get(ValueLayout.JAVA_BYTE, i) == 0) {
+                    names.add(buffer.getString(start, FILE_NAMES));
+                    start = i + 1;
+                }
+            }
+            return names;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     // Directory walking that cannot be redirected: every step goes through a descriptor of the directory it
     // acts in, so a mount or symlink placed on a path after it was checked is never followed.
 

@@ -1,0 +1,299 @@
+package org.shimmer.runtime.linux.container;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.UserDefinedFileAttributeView;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.shimmer.runtime.Container;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.RunRequest;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.image.Image;
+import org.shimmer.runtime.image.ImportRequest;
+import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.image.ImageStore;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.CgroupsLeft;
+import org.shimmer.runtime.linux.sys.MountTable;
+import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.testing.OciLayouts;
+import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.TarLayers;
+import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.spec.Spec;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.test.StepVerifier;
+
+/**
+ * A container's root is an overlay of its rootfs directory under an upper directory of its own (issue 12), through
+ * both shims with real runc: a directory holding only {@code bin/} runs and its container writes anywhere, the
+ * directory stays byte for byte the same, containers on one directory do not see each other's writes, a read-only
+ * root stays read-only, and the upper directory and the overlay mount go with the container, even after its remote
+ * shim was killed.
+ */
+@ExtendWith(NettyLeakDetection.class)
+class OverlayRootTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final String NS = "overlay-test";
+    private static final Path SHIM = Path.of("containerd-shim-runc-v2");
+    private static final String BUSYBOX = "/bin/busybox";
+
+    @TempDir
+    Path temp;
+
+    private RuntimeResources resources;
+    private LinuxRuntime runtime;
+    private RuncOptions runc;
+    /** Only {@code bin/busybox} (with a user xattr) and {@code bin/sh}, a link to it. */
+    private Path rootfs;
+    private String before;
+
+    @BeforeEach
+    void startRuntime() throws Exception {
+        resources = new RuntimeResources("overlay-test-");
+        runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+        runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
+        rootfs = Files.createDirectories(temp.resolve("rootfs"));
+        Path bin = Files.createDirectories(rootfs.resolve("bin"));
+        Path busybox = Files.copy(BusyboxBundle.BUSYBOX, bin.resolve("busybox"), StandardCopyOption.COPY_ATTRIBUTES);
+        Files.getFileAttributeView(busybox, UserDefinedFileAttributeView.class)
+                .write("test.origin", ByteBuffer.wrap("lower".getBytes(UTF_8)));
+        Files.createSymbolicLink(bin.resolve("sh"), Path.of("busybox"));
+        before = TreeDigest.of(rootfs);
+    }
+
+    @AfterEach
+    void checkNothingIsLeft() throws Exception {
+        try {
+            assertThat(TreeDigest.of(rootfs)).as("the rootfs directory after the test").isEqualTo(before);
+            assertNothingLeft();
+        } finally {
+            resources.close();
+        }
+    }
+
+    private ShimOpt shim(String kind) {
+        return switch (kind) {
+            case "local" -> ShimOpt.local();
+            case "remote" -> ShimOpt.remote(SHIM, temp.resolve("daemon.sock").toString(), null, false, null);
+            default -> throw new IllegalArgumentException(kind);
+        };
+    }
+
+    private RunRequest request(String kind, Spec spec) {
+        return RunRequest.of(NS, "c-" + UUID.randomUUID().toString().substring(0, 8), spec, rootfs)
+                .withShim(shim(kind)).withRuncOptions(runc);
+    }
+
+    private RunRequest shell(String kind, String script) {
+        return request(kind, Spec.builder().args("/bin/sh", "-c", script).build());
+    }
+
+    private static Mono<String> text(Flux<byte[]> chunks) {
+        return chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat);
+    }
+
+    /** The issue's first test: runc makes its mount points, the container writes, deletes and changes modes. */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aBinOnlyDirectoryRunsWritableAndStaysByteForByteTheSame(String kind) throws Exception {
+        String script = BUSYBOX + " mkdir -p /tmp /etc && echo x > /tmp/x && echo y > /etc/y"
+                + " && " + BUSYBOX + " cat /tmp/x /etc/y"
+                + " && " + BUSYBOX + " chmod 700 " + BUSYBOX + " && " + BUSYBOX + " rm /bin/sh"
+                + " && " + BUSYBOX + " touch -d 2001-01-01 /bin && " + BUSYBOX + " ls /bin";
+        Container container = runtime.run(shell(kind, script)).block(TIMEOUT);
+        Path upper = container.bundle().workDir().resolve(RootfsOverlay.DIR).resolve(RootfsOverlay.UPPER);
+        try {
+            StepVerifier.create(Mono.zip(text(container.stdout()), text(container.stderr()),
+                            container.exit().map(ExitStatus::status)))
+                    .assertNext(result -> {
+                        assertThat(result.getT2()).isEmpty();
+                        assertThat(result.getT1()).isEqualTo("x\ny\nbusybox\n");
+                        assertThat(result.getT3()).isZero();
+                    })
+                    .verifyComplete();
+            assertThat(upper.resolve("tmp/x")).hasContent("x");
+            assertThat(upper.resolve("etc/y")).hasContent("y");
+            assertThat(overlaysOn(container)).as("the overlay on the bundle's rootfs").hasSize(1);
+            assertThat(TreeDigest.of(rootfs)).isEqualTo(before);
+        } finally {
+            container.release().block(TIMEOUT);
+        }
+        assertThat(upper).doesNotExist();
+        assertThat(container.bundle().workDir()).doesNotExist();
+        assertThat(overlaysOn(container)).isEmpty();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aReadOnlyRootfsRefusesWrites(String kind) {
+        Spec spec = Spec.builder().args("/bin/sh", "-c", "echo y > /y").readonlyRootfs(true).build();
+        StepVerifier.create(Mono.usingWhen(runtime.run(request(kind, spec)),
+                        container -> Mono.zip(text(container.stderr()), container.exit().map(ExitStatus::status)),
+                        Container::release))
+                .assertNext(result -> {
+                    assertThat(result.getT1()).contains("Read-only file system");
+                    assertThat(result.getT2()).isNotZero();
+                })
+                .verifyComplete();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void twoContainersOnOneDirectoryDoNotSeeEachOthersWrites(String kind) {
+        Container first = runtime.run(shell(kind, "echo a > /a && echo written && exec " + BUSYBOX + " sleep 30"))
+                .block(TIMEOUT);
+        try {
+            StepVerifier.create(first.stdout().map(chunk -> new String(chunk, UTF_8)).next())
+                    .expectNext("written\n").verifyComplete();
+            String look = "if [ -e /a ]; then echo a; fi; if [ -e /b ]; then echo b; fi";
+            StepVerifier.create(Mono.usingWhen(runtime.run(shell(kind, look + "; echo b > /b; " + look)),
+                            container -> text(container.stdout()), Container::release))
+                    .expectNext("b\n")
+                    .verifyComplete();
+            StepVerifier.create(first.exec("look", "/bin/sh", "-c", look).flatMap(exec -> text(exec.stdout())))
+                    .expectNext("a\n")
+                    .verifyComplete();
+        } finally {
+            first.release().block(TIMEOUT);
+        }
+    }
+
+    /**
+     * The shim that mounted the overlay dies mid-run: the release still unmounts it (the shim's own delete, or
+     * the delete by force) before the work directory goes, and the lower is never walked.
+     */
+    @Test
+    void aKilledRemoteShimThenReleaseLeavesNoOverlayAndTheLowerUnchanged() throws Exception {
+        Container container = runtime.run(shell("remote", "echo x > /x; exec " + BUSYBOX + " sleep 30"))
+                .block(TIMEOUT);
+        killShim(container);
+
+        StepVerifier.create(container.release()).verifyComplete();
+        assertThat(overlaysOn(container)).isEmpty();
+        assertThat(container.bundle().workDir()).doesNotExist();
+    }
+
+    @Test
+    void aKilledRemoteShimThenForceDeleteLeavesNoOverlayAndTheLowerUnchanged() throws Exception {
+        Container container = runtime.run(shell("remote", "echo x > /x; exec " + BUSYBOX + " sleep 30"))
+                .block(TIMEOUT);
+        killShim(container);
+
+        StepVerifier.create(runtime.forceDelete(NS, container.id())).verifyComplete();
+        assertThat(overlaysOn(container)).isEmpty();
+        assertThat(container.bundle().workDir()).doesNotExist();
+        // The handle's own release then finds nothing left to undo.
+        StepVerifier.create(container.release()).verifyComplete();
+    }
+
+    /**
+     * An image's layers as the lowers and its configuration as the spec's defaults: entrypoint and cmd, env,
+     * working directory and a user by name (its groups from the image's /etc/group); the image cannot be removed
+     * while the container exists, and a run of an image removed since it was got fails with NotFoundException.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void anImageRunsOnItsLayersWithItsConfiguration(String kind) throws Exception {
+        byte[] busybox = Files.readAllBytes(BusyboxBundle.BUSYBOX);
+        OciLayouts.Image built = OciLayouts.image()
+                .layer(TarLayers.layer().dir("bin", 0755).file("bin/busybox", busybox, 0755, entry -> {})
+                        .symlink("bin/sh", "busybox").dir("etc", 0755)
+                        .file("etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/app:/bin/sh\n", 0644)
+                        .file("etc/group", "root:x:0:\napp:x:1234:\nextra:x:77:app\n", 0644)
+                        .dir("app", 0755).dir("tmp", 01777).bytes())
+                .layer(OciLayouts.tar(Map.of("app/greeting", "from the top layer".getBytes(UTF_8))))
+                .entrypoint("/bin/sh", "-c")
+                .cmd("echo $GREETING; " + BUSYBOX + " id -u; " + BUSYBOX + " id -G; pwd; " + BUSYBOX
+                        + " cat greeting; echo; echo mine > /tmp/mine")
+                .env("GREETING=hello", "PATH=/bin")
+                .workingDir("/app")
+                .user("app");
+        Path layout = OciLayouts.layout().tagged(built, "v1").writeDirectory(temp.resolve("layout-" + kind));
+        Image image = runtime.images().importLayout(ImportRequest.of(layout).withName("app:" + kind)).block(TIMEOUT);
+        Path top = runtime.images().root().resolve("layers").resolve(built.diffId(1).substring(7));
+        String layerBefore = TreeDigest.of(top);
+
+        RunRequest request = RunRequest.of(NS, "i-" + kind, Spec.builder().build(), image).withShim(shim(kind))
+                .withRuncOptions(runc);
+        Container container = runtime.run(request).block(TIMEOUT);
+        try {
+            assertThat(container.spec().annotations()).containsEntry(ImageStore.DIGEST_ANNOTATION, image.digest());
+            StepVerifier.create(Mono.zip(text(container.stdout()), text(container.stderr()),
+                            container.exit().map(ExitStatus::status)))
+                    .assertNext(result -> {
+                        assertThat(result.getT2()).isEmpty();
+                        assertThat(result.getT1()).isEqualTo("hello\n1234\n1234 77\n/app\nfrom the top layer\n");
+                        assertThat(result.getT3()).isZero();
+                    })
+                    .verifyComplete();
+            StepVerifier.create(runtime.images().remove(image.name()))
+                    .expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        } finally {
+            container.release().block(TIMEOUT);
+        }
+        assertThat(TreeDigest.of(top)).as("the image's top layer").isEqualTo(layerBefore);
+        StepVerifier.create(runtime.images().remove(image.name())).verifyComplete();
+        StepVerifier.create(runtime.run(request))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining(image.name()))
+                .verify(TIMEOUT);
+    }
+
+    private static void killShim(Container container) throws Exception {
+        ProcessHandle shim = ProcessHandle.allProcesses()
+                .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
+                .findFirst().orElseThrow();
+        assertThat(overlaysOn(container)).hasSize(1);
+        shim.destroyForcibly();
+        assertThat(Processes.awaitGone(shim.pid(), TIMEOUT)).isTrue();
+    }
+
+    /** The mounts on the container's bundle {@code rootfs}, from {@code /proc/self/mountinfo}. */
+    private static List<MountTable.MountPoint> overlaysOn(Container container) throws Exception {
+        Path target = container.bundle().path().resolve("rootfs");
+        return MountTable.mountPoints().stream().filter(point -> point.path().equals(target)).toList();
+    }
+
+    /** No bundle, upper directory, runc container, process, shim, mount or zombie of this test is left. */
+    private void assertNothingLeft() throws Exception {
+        for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
+            if (Files.isDirectory(root)) {
+                try (Stream<Path> left = Files.list(root)) {
+                    assertThat(left).as("bundles left in " + root).isEmpty();
+                }
+            }
+        }
+        assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
+        assertThat(Leaks.awaitNoProcessesOf(rootfs, rootfs.toString(), Duration.ofSeconds(5)))
+                .as("container processes").isEmpty();
+        Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
+        assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left").isEmpty();
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
+    }
+}
