@@ -85,7 +85,7 @@ public final class Demo {
     private void run() throws Exception {
         say("Shimmer demo: a Java host hot-loads a container runtime plugin and runs containers through it.");
         Path image = BusyboxRootfs.write(work.resolve("image"));
-        say("Prepared a busybox root filesystem at %s; the containers below mount it read-only.", image);
+        say("Prepared a busybox root filesystem at %s; no container below changes it.", image);
 
         host = PluginHost.start(pluginsDir);
         host.watch();
