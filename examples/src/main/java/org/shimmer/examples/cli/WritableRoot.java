@@ -29,9 +29,10 @@ final class WritableRoot {
     static Mount overlay(Path rootfs, Path workDir) throws IOException {
         String lower = rootfs.toRealPath().toString();
         for (String path : List.of(lower, workDir.toString())) {
-            if (path.contains(":") || path.contains(",")) {
-                throw new ShimmerCli.CliException("overlay cannot take the path " + path + ": it holds ':' or ','",
-                        1);
+            // overlay splits its options at ',' and its lower layers at ':', and takes '\' as an escape.
+            if (path.contains(":") || path.contains(",") || path.contains("\\")) {
+                throw new ShimmerCli.CliException("overlay cannot take the path " + path + ": it holds ':', ','"
+                        + " or '\\'", 1);
             }
         }
         Path dir = Files.createDirectory(workDir.resolve("rootfs"),
