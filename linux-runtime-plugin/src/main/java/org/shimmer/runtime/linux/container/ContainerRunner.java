@@ -160,6 +160,9 @@ public final class ContainerRunner {
             List<Path> lowers) {
         // The root is the overlay the shim mounts on the bundle's rootfs directory, never a lower itself.
         Spec spec = given.toBuilder().rootPath(BUNDLE_ROOTFS).build();
+        // Checked before anything is made: layers too many for one mount made a bundle only to delete it again.
+        RootfsOverlay.mount(key, lowers, runtime.config().workRoot().resolve(request.namespace())
+                .resolve(request.id()));
         return runtime.create(request.namespace(), request.id(), spec)
                 .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, lowers, request.outputBuffer(), io,
                         release -> track(key, release))

@@ -118,11 +118,6 @@ final class BlobInput extends FilterInputStream {
         }
     }
 
-    /** The bytes read so far. */
-    long bytesRead() {
-        return read;
-    }
-
     static MessageDigest sha256() {
         try {
             return MessageDigest.getInstance("SHA-256");

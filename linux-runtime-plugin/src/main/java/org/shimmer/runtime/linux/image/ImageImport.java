@@ -3,14 +3,17 @@ package org.shimmer.runtime.linux.image;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CancellationException;
 import java.util.function.BooleanSupplier;
 import org.shimmer.runtime.image.Image;
@@ -60,7 +63,7 @@ final class ImageImport {
             try (FileLock _ = store.lock()) {
                 scratch.claim(resolved.diffIds());
                 for (String diffId : resolved.diffIds()) {
-                    present.add(Files.isDirectory(store.layer(diffId)));
+                    present.add(Files.isDirectory(store.layer(diffId), LinkOption.NOFOLLOW_LINKS));
                 }
                 existing = store.records().read(resolved.name());
             }
@@ -89,15 +92,19 @@ final class ImageImport {
         long total = layers.stream().mapToLong(Descriptor::size).sum();
         Progress progress = new Progress(layers.size(), total);
         List<Long> bytes = new ArrayList<>();
+        Map<String, Long> unpacked = new HashMap<>();
         for (int i = 0; i < layers.size(); i++) {
             Descriptor layer = layers.get(i);
             String diffId = resolved.diffIds().get(i);
             progress.layer = diffId;
-            if (present.get(i)) {
-                bytes.add(store.layerBytes(diffId));
+            if (present.get(i) || unpacked.containsKey(diffId)) {
+                // An image may list one layer twice: it is unpacked once.
+                bytes.add(present.get(i) ? store.layerBytes(diffId) : unpacked.get(diffId));
                 progress.bytesDone += layer.size();
             } else {
-                bytes.add(unpack(layout, layer, diffId, scratch.dir().resolve("layer-" + i), progress));
+                long size = unpack(layout, layer, diffId, scratch.dir().resolve("layer-" + i), progress);
+                unpacked.put(diffId, size);
+                bytes.add(size);
             }
             progress.layersDone++;
             progress.report();
@@ -132,7 +139,7 @@ final class ImageImport {
         }
         Path destination = store.layer(diffId);
         try (FileLock _ = store.lock()) {
-            if (!Files.isDirectory(destination)) {
+            if (!Files.isDirectory(destination, LinkOption.NOFOLLOW_LINKS)) {
                 Files.move(target, destination, StandardCopyOption.ATOMIC_MOVE);
                 ImageRecords.syncDirectory(destination.getParent());
             }

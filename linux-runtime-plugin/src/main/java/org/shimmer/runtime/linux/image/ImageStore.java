@@ -26,7 +26,6 @@ import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees;
 import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.image.ImageRecords.Stored;
-import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -70,19 +69,15 @@ public final class ImageStore implements Images {
         this.leases = new Leases(this.root.resolve("leases"));
     }
 
-    public Path root() {
-        return root;
-    }
-
     @Override
     public Mono<Image> importLayout(ImportRequest request) {
         return Mono.create(sink -> {
             // Cancellation is a flag read at every chunk, not an interrupt: an interrupted channel read would
             // close the file under the import and leave its error to be dropped.
             AtomicBoolean cancelled = new AtomicBoolean();
-            Disposable task;
+            sink.onCancel(() -> cancelled.set(true));
             try {
-                task = io.schedule(() -> {
+                io.schedule(() -> {
                     try {
                         sink.success(new ImageImport(this, request, cancelled::get).run());
                     } catch (Throwable t) {
@@ -93,9 +88,7 @@ public final class ImageStore implements Images {
                 });
             } catch (RuntimeException rejected) {
                 sink.error(typed("import " + request.layout(), rejected));
-                return;
             }
-            sink.onCancel(() -> cancelled.set(true));
         });
     }
 
@@ -157,7 +150,7 @@ public final class ImageStore implements Images {
                     }
                     layers.add(layer);
                 }
-                leases.add(image.digest(), bundleDir.toAbsolutePath());
+                leases.add(image.digest(), bundleDir.toAbsolutePath().normalize());
                 return new ImageLease(image.digest(), stored.image().name(), stored.image().config(), layers);
             }
         });
@@ -168,7 +161,7 @@ public final class ImageStore implements Images {
         return blocking("unlease image " + digest + " for " + bundleDir, () -> {
             prepare();
             try (FileLock _ = lock()) {
-                leases.remove(digest, bundleDir.toAbsolutePath());
+                leases.remove(digest, bundleDir.toAbsolutePath().normalize());
             }
             return true;
         }).then();

@@ -210,7 +210,8 @@ final class Layout {
     private List<Descriptor> byName(List<Descriptor> tops, String name) {
         Map<String, List<Descriptor>> refs = new LinkedHashMap<>();
         for (Descriptor top : tops) {
-            refs.computeIfAbsent(String.valueOf(top.refName()), ref -> new ArrayList<>()).add(top);
+            String ref = top.refName();
+            refs.computeIfAbsent(ref == null ? "<untagged>" : ref, key -> new ArrayList<>()).add(top);
         }
         if (refs.size() <= 1) {
             return tops;

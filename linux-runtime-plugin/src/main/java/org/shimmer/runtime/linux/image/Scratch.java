@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -66,8 +67,13 @@ final class Scratch implements AutoCloseable {
         Set<String> claimed = new HashSet<>();
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(tmp)) {
             for (Path entry : entries) {
-                try (FileLock free = Files.isDirectory(entry) ? FileLock.tryAcquire(entry.resolve(OWNER))
-                        : FileLock.tryAcquire(entry)) {
+                if (!Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
+                    // Nothing of ours: no import owns a file or a link here.
+                    DirectoryTrees.deleteRecursively(entry);
+                    continue;
+                }
+                // A directory without an owner file is a removed layer on its way out: free as well.
+                try (FileLock free = FileLock.tryAcquire(entry.resolve(OWNER))) {
                     if (free != null) {
                         DirectoryTrees.deleteRecursively(entry);
                     } else {

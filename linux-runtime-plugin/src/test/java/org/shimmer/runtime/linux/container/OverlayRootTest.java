@@ -22,6 +22,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
@@ -125,7 +126,10 @@ class OverlayRootTest {
                 + " && " + BUSYBOX + " cat /tmp/x /etc/y"
                 + " && " + BUSYBOX + " chmod 700 " + BUSYBOX + " && " + BUSYBOX + " rm /bin/sh"
                 + " && " + BUSYBOX + " touch -d 2001-01-01 /bin && " + BUSYBOX + " ls /bin";
+        long began = System.nanoTime();
         Container container = runtime.run(shell(kind, script)).block(TIMEOUT);
+        System.out.printf("%s: run on a bin-only directory's overlay took %d ms%n", kind,
+                (System.nanoTime() - began) / 1_000_000);
         Path upper = container.bundle().workDir().resolve(RootfsOverlay.DIR).resolve(RootfsOverlay.UPPER);
         try {
             StepVerifier.create(Mono.zip(text(container.stdout()), text(container.stderr()),
@@ -183,6 +187,17 @@ class OverlayRootTest {
         }
     }
 
+    /** A lower overlay cannot name is refused before a bundle is made, naming the path. */
+    @Test
+    void aDirectoryOverlayCannotNameIsRefusedBeforeAnythingIsMade() throws Exception {
+        Path odd = Files.createDirectories(temp.resolve("odd:dir"));
+        StepVerifier.create(runtime.run(RunRequest.of(NS, "odd", Spec.builder().args("/bin/sh").build(), odd)))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
+                        .hasMessageContaining(odd.toString()))
+                .verify(TIMEOUT);
+        assertThat(temp.resolve("state").resolve(NS).resolve("odd")).doesNotExist();
+    }
+
     /**
      * The shim that mounted the overlay dies mid-run: the release still unmounts it (the shim's own delete, or
      * the delete by force) before the work directory goes, and the lower is never walked.
@@ -235,12 +250,15 @@ class OverlayRootTest {
                 .user("app");
         Path layout = OciLayouts.layout().tagged(built, "v1").writeDirectory(temp.resolve("layout-" + kind));
         Image image = runtime.images().importLayout(ImportRequest.of(layout).withName("app:" + kind)).block(TIMEOUT);
-        Path top = runtime.images().root().resolve("layers").resolve(built.diffId(1).substring(7));
+        Path top = runtime.config().imageRoot().resolve("layers").resolve(built.diffId(1).substring(7));
         String layerBefore = TreeDigest.of(top);
 
         RunRequest request = RunRequest.of(NS, "i-" + kind, Spec.builder().build(), image).withShim(shim(kind))
                 .withRuncOptions(runc);
+        long began = System.nanoTime();
         Container container = runtime.run(request).block(TIMEOUT);
+        System.out.printf("%s: run of a two-layer image (lease, merged spec, overlay) took %d ms%n", kind,
+                (System.nanoTime() - began) / 1_000_000);
         try {
             assertThat(container.spec().annotations()).containsEntry(ImageStore.DIGEST_ANNOTATION, image.digest());
             StepVerifier.create(Mono.zip(text(container.stdout()), text(container.stderr()),

@@ -3,7 +3,10 @@ package org.shimmer.runtime.linux.image;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -12,8 +15,14 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -21,14 +30,17 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImageConfig;
 import org.shimmer.runtime.image.ImportProgress;
 import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.image.InvalidImageException;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.OciLayouts.Compression;
+import org.shimmer.runtime.linux.testing.TarLayers;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
@@ -63,17 +75,18 @@ class ImageStoreTest {
         }
     }
 
-    private static OciLayouts.Image twoLayers() {
+    private static OciLayouts.Image threeLayers() {
         return OciLayouts.image()
                 .layer(OciLayouts.tar(files("bin/hello", "hello", "etc/motd", "hi")))
                 .layer(OciLayouts.tar(files("etc/second", "2")), Compression.NONE)
+                .layer(OciLayouts.tar(files("etc/third", "3")), Compression.ZSTD)
                 .entrypoint("/bin/hello").cmd("--loud").env("PATH=/bin", "A=1").workingDir("/srv")
                 .user("1000:1000").label("org.example", "yes");
     }
 
     @Test
     void importsADirectoryLayoutIntoLayersByDiffId() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
         List<ImportProgress> progress = new CopyOnWriteArrayList<>();
 
@@ -81,15 +94,16 @@ class ImageStoreTest {
 
         assertThat(imported.name()).isEqualTo("hello:v1");
         assertThat(imported.digest()).isEqualTo(image.digest());
-        assertThat(imported.layers()).containsExactly(image.diffId(0), image.diffId(1));
+        assertThat(imported.layers()).containsExactly(image.diffId(0), image.diffId(1), image.diffId(2));
         assertThat(imported.config()).isEqualTo(new ImageConfig(List.of("/bin/hello"), List.of("--loud"),
                 List.of("PATH=/bin", "A=1"), "/srv", "1000:1000", Map.of("org.example", "yes")));
-        assertThat(imported.size()).isEqualTo("hello".length() + "hi".length() + 1);
+        assertThat(imported.size()).isEqualTo("hello".length() + "hi".length() + 2);
         Path first = layerDir(image.diffId(0));
         assertThat(Files.readString(first.resolve("bin/hello"))).isEqualTo("hello");
         assertThat(Files.readString(layerDir(image.diffId(1)).resolve("etc/second"))).isEqualTo("2");
-        assertThat(names(root.resolve("layers"))).hasSize(2);
-        assertThat(progress).last().isEqualTo(new ImportProgress(image.diffId(1), 2, 2,
+        assertThat(Files.readString(layerDir(image.diffId(2)).resolve("etc/third"))).isEqualTo("3");
+        assertThat(names(root.resolve("layers"))).hasSize(3);
+        assertThat(progress).last().isEqualTo(new ImportProgress(image.diffId(2), 3, 3,
                 progress.getLast().bytes(), progress.getLast().bytes()));
         assertThat(store.list().collectList().block(TIMEOUT)).containsExactly(imported);
         assertThat(store.get("hello:v1").block(TIMEOUT)).isEqualTo(imported);
@@ -101,7 +115,7 @@ class ImageStoreTest {
 
     @Test
     void importsAnOciArchiveNamedAfterItsFile() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path archive = OciLayouts.layout().tagged(image, "v1").writeTar(temp.resolve("busybox.tar"));
 
         Image imported = store.importLayout(archive).block(TIMEOUT);
@@ -112,12 +126,39 @@ class ImageStoreTest {
     }
 
     @Test
+    void aDockerSaveArchiveImportsItsLayoutAndSkipsTheRest() throws IOException {
+        OciLayouts.Image image = threeLayers();
+        Path archive = temp.resolve("app.tar");
+        try (OutputStream out = Files.newOutputStream(archive);
+                TarArchiveOutputStream tar = new TarArchiveOutputStream(out)) {
+            put(tar, "blobs/", null, TarConstants.LF_DIR);
+            put(tar, "blobs/sha256/", null, TarConstants.LF_DIR);
+            for (Map.Entry<String, byte[]> file : OciLayouts.layout().add(image, Map.of(
+                    "io.containerd.image.name", "docker.io/library/app:1", "org.opencontainers.image.ref.name", "1"))
+                    .files().entrySet()) {
+                put(tar, file.getKey(), file.getValue(), TarConstants.LF_NORMAL);
+            }
+            put(tar, "manifest.json", "[{\"Config\":\"blobs/sha256/x\"}]".getBytes(UTF_8), TarConstants.LF_NORMAL);
+            put(tar, "repositories", "{}".getBytes(UTF_8), TarConstants.LF_NORMAL);
+            TarArchiveEntry legacy = new TarArchiveEntry("0123/layer.tar", TarConstants.LF_SYMLINK);
+            legacy.setLinkName("../blobs/sha256/" + image.layerDigest(0).substring(7));
+            tar.putArchiveEntry(legacy);
+            tar.closeArchiveEntry();
+        }
+
+        Image imported = store.importLayout(archive).block(TIMEOUT);
+
+        assertThat(imported.name()).isEqualTo("docker.io/library/app:1");
+        assertThat(imported.digest()).isEqualTo(image.digest());
+    }
+
+    @Test
     void anArchiveEntryThatIsALinkWhereALayoutFileBelongsIsRefused() throws IOException {
         Path archive = temp.resolve("evil.tar");
-        try (var out = Files.newOutputStream(archive);
-                var tar = new org.apache.commons.compress.archivers.tar.TarArchiveOutputStream(out)) {
-            var entry = new org.apache.commons.compress.archivers.tar.TarArchiveEntry("index.json",
-                    org.apache.commons.compress.archivers.tar.TarConstants.LF_SYMLINK);
+        try (OutputStream out = Files.newOutputStream(archive);
+                TarArchiveOutputStream tar = new TarArchiveOutputStream(out)) {
+            put(tar, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}".getBytes(UTF_8), TarConstants.LF_NORMAL);
+            TarArchiveEntry entry = new TarArchiveEntry("./index.json", TarConstants.LF_SYMLINK);
             entry.setLinkName("/etc/passwd");
             tar.putArchiveEntry(entry);
             tar.closeArchiveEntry();
@@ -125,8 +166,20 @@ class ImageStoreTest {
 
         StepVerifier.create(store.importLayout(archive, "evil"))
                 .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
-                        .hasMessageContaining("\"index.json\" is not a regular file"))
+                        .hasMessageContaining("\"./index.json\" is not a regular file"))
                 .verify(TIMEOUT);
+    }
+
+    private static void put(TarArchiveOutputStream tar, String name, byte[] content, byte type) throws IOException {
+        TarArchiveEntry entry = new TarArchiveEntry(name, type);
+        if (content != null) {
+            entry.setSize(content.length);
+        }
+        tar.putArchiveEntry(entry);
+        if (content != null) {
+            tar.write(content);
+        }
+        tar.closeArchiveEntry();
     }
 
     @Test
@@ -224,7 +277,7 @@ class ImageStoreTest {
 
     @Test
     void aSecondImportOfTheSameLayoutUnpacksNothing() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
         Image first = store.importLayout(layout).block(TIMEOUT);
         Object dirInode = Files.getAttribute(layerDir(image.diffId(0)), "unix:ino");
@@ -262,8 +315,23 @@ class ImageStoreTest {
     }
 
     @Test
+    void aLayerListedTwiceIsUnpackedOnce() throws IOException {
+        byte[] same = OciLayouts.tar(files("etc/same", "same"));
+        OciLayouts.Image image = OciLayouts.image().layer(same).layer(OciLayouts.tar("x", "x")).layer(same);
+        List<ImportProgress> progress = new CopyOnWriteArrayList<>();
+
+        Image imported = store.importLayout(ImportRequest.of(OciLayouts.layout().tagged(image, "1")
+                .writeDirectory(temp.resolve("twice"))).withProgress(progress::add)).block(TIMEOUT);
+
+        assertThat(imported.layers()).containsExactly(image.diffId(0), image.diffId(1), image.diffId(0));
+        assertThat(imported.size()).isEqualTo(2 * "same".length() + 1);
+        assertThat(names(root.resolve("layers"))).hasSize(2);
+        assertThat(progress).extracting(ImportProgress::layersDone).containsExactly(1, 2, 3);
+    }
+
+    @Test
     void aCorruptedBlobFailsItsDigestAndLeavesNothing() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
         Path blob = layout.resolve("blobs/sha256").resolve(image.layerDigest(1).substring(7));
         byte[] bytes = Files.readAllBytes(blob);
@@ -282,7 +350,7 @@ class ImageStoreTest {
 
     @Test
     void aLayerWhoseTarIsNotItsDiffIdIsRefused() throws IOException {
-        OciLayouts.Image image = twoLayers().wrongDiffId(0, OciLayouts.sha256("other".getBytes(UTF_8)));
+        OciLayouts.Image image = threeLayers().wrongDiffId(0, OciLayouts.sha256("other".getBytes(UTF_8)));
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
 
         StepVerifier.create(store.importLayout(layout))
@@ -296,8 +364,8 @@ class ImageStoreTest {
 
     @Test
     void aBlobOfAnotherSizeThanDeclaredIsRefused() throws IOException {
-        OciLayouts.Image small = twoLayers().declaredSize(1, 100);
-        OciLayouts.Image large = twoLayers().declaredSize(1, 1L << 40);
+        OciLayouts.Image small = threeLayers().declaredSize(1, 100);
+        OciLayouts.Image large = threeLayers().declaredSize(1, 1L << 40);
         OciLayouts.layout().tagged(small, "v1").writeDirectory(temp.resolve("small"));
         OciLayouts.layout().tagged(large, "v1").writeDirectory(temp.resolve("large"));
 
@@ -316,7 +384,7 @@ class ImageStoreTest {
 
     @Test
     void removeIsRefusedWhileAContainerHoldsTheImage() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Image imported = store.importLayout(
                 OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"))).block(TIMEOUT);
         Path bundle = Files.createDirectories(temp.resolve("state/ns/web"));
@@ -327,7 +395,8 @@ class ImageStoreTest {
 
         assertThat(lease.digest()).isEqualTo(imported.digest());
         assertThat(lease.config()).isEqualTo(imported.config());
-        assertThat(lease.layers()).containsExactly(layerDir(image.diffId(0)), layerDir(image.diffId(1)));
+        assertThat(lease.layers()).containsExactly(layerDir(image.diffId(0)), layerDir(image.diffId(1)),
+                layerDir(image.diffId(2)));
         StepVerifier.create(store.remove("hello:v1"))
                 .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
                         .hasMessageContaining("image hello:v1 is in use by container ns/web"))
@@ -350,7 +419,7 @@ class ImageStoreTest {
 
     @Test
     void aLeaseOfABundleFromAnotherImageOrUnleasedDoesNotHold() throws IOException {
-        Image imported = store.importLayout(OciLayouts.layout().tagged(twoLayers(), "v1")
+        Image imported = store.importLayout(OciLayouts.layout().tagged(threeLayers(), "v1")
                 .writeDirectory(temp.resolve("hello"))).block(TIMEOUT);
         Path other = Files.createDirectories(temp.resolve("state/ns/other"));
         Files.writeString(other.resolve("config.json"), "{\"annotations\":{\"" + ImageStore.DIGEST_ANNOTATION
@@ -397,6 +466,63 @@ class ImageStoreTest {
     }
 
     @Test
+    void aHostileLayerIsRefusedAndWritesNothingOutsideTheStore() throws IOException {
+        byte[] hostile = TarLayers.layer().file("ok", "fine", 0644).symlink("up", "/")
+                .file("up" + temp.resolve("outside").toString(), "escaped", 0644).bytes();
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("base", "b")).layer(hostile);
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hostile"));
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining(image.diffId(1)).hasMessageContaining("up" + temp.resolve("outside")))
+                .verify(TIMEOUT);
+
+        assertThat(temp.resolve("outside")).doesNotExist();
+        assertThat(names(root.resolve("images"))).isEmpty();
+        assertThat(names(root.resolve("layers"))).containsExactly(image.diffId(0).substring(7));
+    }
+
+    @Test
+    void removeDuringAnUnpackKeepsTheLayersTheImportFoundUnpacked() throws Exception {
+        byte[] base = OciLayouts.tar(files("bin/sh", "shell"));
+        OciLayouts.Image a = OciLayouts.image().layer(base);
+        OciLayouts.Image b = OciLayouts.image().layer(base)
+                .layer(OciLayouts.tar(Map.of("big", bytes(8 << 20, 5))), Compression.NONE);
+        store.importLayout(OciLayouts.layout().tagged(a, "1").writeDirectory(temp.resolve("a"))).block(TIMEOUT);
+        Path layoutB = OciLayouts.layout().tagged(b, "1").writeDirectory(temp.resolve("b"));
+        CountDownLatch paused = new CountDownLatch(1);
+        CountDownLatch resume = new CountDownLatch(1);
+        // The import of b stops in the middle of its second layer's unpack (it found the first one unpacked) until
+        // a is removed: a remove that completes then also shows that no lock is held during an unpack.
+        Mono<Image> importB = store.importLayout(ImportRequest.of(layoutB).withProgress(p -> {
+            if (p.layersDone() == 1 && p.bytesDone() >= (1 << 20) && paused.getCount() == 1) {
+                paused.countDown();
+                try {
+                    resume.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        })).cache();
+        importB.subscribe(image -> {}, error -> {});
+
+        assertThat(paused.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        try {
+            store.remove("a:1").block(TIMEOUT);
+            assertThat(layerDir(a.diffId(0))).as("the base layer b's import uses").isDirectory();
+        } finally {
+            resume.countDown();
+        }
+        Image imported = importB.block(TIMEOUT);
+
+        assertThat(imported.layers()).containsExactly(b.diffId(0), b.diffId(1));
+        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(b.diffId(0).substring(7),
+                b.diffId(1).substring(7));
+        store.remove("b:1").block(TIMEOUT);
+        assertThat(names(root.resolve("layers"))).isEmpty();
+    }
+
+    @Test
     void aCancelledImportStopsAndCleansItsScratch() throws Exception {
         OciLayouts.Image image = OciLayouts.image()
                 .layer(OciLayouts.tar(Map.of("big", bytes(48 << 20, 3))), Compression.NONE);
@@ -421,6 +547,66 @@ class ImageStoreTest {
         assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
     }
 
+    @Test
+    void aFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
+        Path archive = OciLayouts.layout().tagged(OciLayouts.image()
+                .layer(OciLayouts.tar(Map.of("big", bytes(2 << 20, 4)))), "v1").writeTar(temp.resolve("big.tar"));
+        Map<String, byte[]> many = new LinkedHashMap<>();
+        for (int i = 0; i < 64; i++) {
+            many.put("f" + i, new byte[] {(byte) i});
+        }
+        Path manyFiles = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar(many)), "v1")
+                .writeDirectory(temp.resolve("many"));
+        Files.createDirectories(root);
+        LinuxCalls.mount("tmpfs", root.toString(), "tmpfs", 0, "size=1m,nr_inodes=48,mode=0700");
+        try {
+            StepVerifier.create(store.importLayout(archive))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(ResourceExhaustedException.class)
+                            .hasMessageContaining("no space left").hasMessageContaining(archive.toString()))
+                    .verify(TIMEOUT);
+            StepVerifier.create(store.importLayout(manyFiles))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(ResourceExhaustedException.class)
+                            .hasMessageContaining(manyFiles.toString()))
+                    .verify(TIMEOUT);
+
+            assertThat(names(root.resolve("tmp"))).isEmpty();
+            assertThat(names(root.resolve("layers"))).isEmpty();
+            assertThat(names(root.resolve("images"))).isEmpty();
+        } finally {
+            LinuxCalls.umount2(root.toString(), LinuxCalls.MNT_DETACH);
+        }
+    }
+
+    @Test
+    void anImportWaitsForTheLockAnotherProcessHolds() throws Exception {
+        Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
+        Files.createDirectories(root);
+        Process holder = new ProcessBuilder("flock", root.resolve("lock").toString(), "-c", "echo held; exec cat")
+                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        try (BufferedReader lines = new BufferedReader(new InputStreamReader(holder.getInputStream(), UTF_8))) {
+            assertThat(lines.readLine()).isEqualTo("held");
+
+            StepVerifier.create(store.importLayout(layout))
+                    .expectSubscription()
+                    .expectNoEvent(Duration.ofMillis(500))
+                    .then(() -> closeQuietly(holder))
+                    .assertNext(image -> assertThat(image.name()).isEqualTo("hello:v1"))
+                    .verifyComplete();
+        } finally {
+            holder.destroyForcibly();
+            holder.waitFor();
+        }
+        assertThat(holder.exitValue()).isZero();
+    }
+
+    private static void closeQuietly(Process process) {
+        try {
+            process.getOutputStream().close();
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     private void awaitEmpty(Path dir) throws InterruptedException {
         long deadline = System.nanoTime() + TIMEOUT.toNanos();
         while (!names(dir).isEmpty() && System.nanoTime() < deadline) {
@@ -440,7 +626,7 @@ class ImageStoreTest {
     /** {@code size} bytes that gzip cannot shrink, the same for one seed. */
     static byte[] bytes(int size, long seed) {
         byte[] bytes = new byte[size];
-        new java.util.Random(seed).nextBytes(bytes);
+        new Random(seed).nextBytes(bytes);
         return bytes;
     }
 
