@@ -18,8 +18,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
  */
 record EntryMetadata(int uid, int gid, int mode, long atimeNanos, long mtimeNanos, Map<String, byte[]> xattrs) {
 
-    static final String XATTR_PREFIX = "SCHILY.xattr.";
-    static final String OVERLAY_XATTRS = "trusted.overlay.";
+    private static final String XATTR_PREFIX = "SCHILY.xattr.";
+    private static final String OVERLAY_XATTRS = "trusted.overlay.";
     private static final long MAX_ID = 0xFFFF_FFFEL;
 
     static EntryMetadata of(TarArchiveEntry entry) throws Refusal {
@@ -34,7 +34,7 @@ record EntryMetadata(int uid, int gid, int mode, long atimeNanos, long mtimeNano
             }
             // PAX values reach us decoded as UTF-8; bytes that are not were replaced and cannot be restored.
             if (header.getValue().indexOf('\uFFFD') >= 0) {
-                throw new Refusal("xattr " + name + " has a value that is not valid UTF-8, which cannot be kept exactly");
+                throw new Refusal("xattr " + name + " has a value that is not valid UTF-8, which cannot be kept");
             }
             xattrs.put(name, header.getValue().getBytes(StandardCharsets.UTF_8));
         }

@@ -14,8 +14,6 @@ import java.util.List;
  */
 record EntryPath(List<String> components) {
 
-    static final EntryPath ROOT = new EntryPath(List.of());
-
     /** The path {@code name} stands for; {@code what} says whose name it is in a refusal ("name", "link target"). */
     static EntryPath parse(String name, String what) throws Refusal {
         if (name.isEmpty()) {

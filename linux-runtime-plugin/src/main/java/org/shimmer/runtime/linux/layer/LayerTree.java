@@ -16,7 +16,8 @@ import org.shimmer.runtime.linux.sys.OwnedFd;
  * followed, and nothing is ever made outside the root.
  *
  * <p>Invariant: only the unpacker writes below the root while it runs, so a component checked by opening it
- * stays what it was for as long as its descriptor is used.
+ * stays what it was for as long as its descriptor is used. The last directory walked to is kept open for the next
+ * entry (a tar lists a directory's files together) until anything that may be a directory is removed.
  */
 final class LayerTree implements AutoCloseable {
 
@@ -28,6 +29,8 @@ final class LayerTree implements AutoCloseable {
 
     private final OwnedFd root;
     private final long mountId;
+    private List<String> lastPath;
+    private OwnedFd last;
 
     private LayerTree(OwnedFd root, long mountId) {
         this.root = root;
@@ -56,7 +59,23 @@ final class LayerTree implements AutoCloseable {
      * @throws Refusal when a component is a symlink or not a directory, or is missing and not to be made
      */
     OwnedFd directory(List<String> components, boolean create) throws IOException, Refusal {
-        OwnedFd current = OwnedFd.adopt("layer root", root.use(fd -> LinuxCalls.openat(fd, SELF, DIRECTORY_FLAGS)));
+        if (last != null && components.equals(lastPath)) {
+            return reopen(last, lastPath);
+        }
+        OwnedFd walked = walk(components, create);
+        forgetLast();
+        lastPath = List.copyOf(components);
+        last = walked;
+        return reopen(last, lastPath);
+    }
+
+    /** A descriptor of its own for the directory {@code dir} holds: the caller closes it. */
+    private static OwnedFd reopen(OwnedFd dir, List<String> path) throws IOException {
+        return OwnedFd.adopt(String.join("/", path), dir.use(fd -> LinuxCalls.openat(fd, SELF, DIRECTORY_FLAGS)));
+    }
+
+    private OwnedFd walk(List<String> components, boolean create) throws IOException, Refusal {
+        OwnedFd current = reopen(root, List.of());
         try {
             for (int i = 0; i < components.size(); i++) {
                 byte[] name = EntryPath.bytes(components.get(i));
@@ -74,7 +93,8 @@ final class LayerTree implements AutoCloseable {
     private static OwnedFd openChild(OwnedFd parent, byte[] name, boolean create, List<String> path)
             throws IOException, Refusal {
         try {
-            return OwnedFd.adopt(String.join("/", path), parent.use(fd -> LinuxCalls.openat(fd, name, DIRECTORY_FLAGS)));
+            return OwnedFd.adopt(String.join("/", path),
+                    parent.use(fd -> LinuxCalls.openat(fd, name, DIRECTORY_FLAGS)));
         } catch (ErrnoException e) {
             if (e.errno() == LinuxCalls.ENOENT) {
                 if (!create) {
@@ -96,7 +116,7 @@ final class LayerTree implements AutoCloseable {
             if (e.errno() == LinuxCalls.ELOOP || e.errno() == LinuxCalls.ENOTDIR) {
                 FileStatus status = parent.use(fd -> LinuxCalls.lstatat(fd, name));
                 throw new Refusal("\"" + String.join("/", path) + "\" is "
-                        + (status.isSymlink() ? "a symlink, never followed" : "not a directory"));
+                        + (status != null && status.isSymlink() ? "a symlink, never followed" : "not a directory"));
             }
             throw e;
         }
@@ -109,14 +129,7 @@ final class LayerTree implements AutoCloseable {
 
     /** What {@code name} in {@code dir} is, not followed; null when absent. */
     static FileStatus status(OwnedFd dir, byte[] name) throws IOException {
-        try {
-            return dir.use(fd -> LinuxCalls.lstatat(fd, name));
-        } catch (ErrnoException e) {
-            if (e.errno() == LinuxCalls.ENOENT) {
-                return null;
-            }
-            throw e;
-        }
+        return dir.use(fd -> LinuxCalls.lstatat(fd, name));
     }
 
     /**
@@ -124,6 +137,7 @@ final class LayerTree implements AutoCloseable {
      * entering another mount (a layer being unpacked has none: finding one means something else writes here).
      */
     void remove(OwnedFd dir, byte[] name) throws IOException {
+        forgetLast();
         FileIdentity identity = dir.use(fd -> LinuxCalls.statx(fd, name, LinuxCalls.AT_SYMLINK_NOFOLLOW));
         if (identity.mountId() != mountId) {
             throw new IOException("refusing to remove across a mount point: " + LinuxCalls.display(name));
@@ -147,8 +161,17 @@ final class LayerTree implements AutoCloseable {
         }
     }
 
+    private void forgetLast() {
+        if (last != null) {
+            last.close();
+            last = null;
+            lastPath = null;
+        }
+    }
+
     @Override
     public void close() {
+        forgetLast();
         root.close();
     }
 }

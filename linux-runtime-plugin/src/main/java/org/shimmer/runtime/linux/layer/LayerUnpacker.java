@@ -139,6 +139,10 @@ public final class LayerUnpacker {
     private void unpackEntry(TarArchiveEntry entry) throws IOException, Refusal {
         EntryPath path = EntryPath.parse(entry.getName(), "name");
         byte type = entry.getLinkFlag();
+        // Old tars mark a directory only by the slash that ends its name.
+        if ((type == TarConstants.LF_NORMAL || type == TarConstants.LF_OLDNORM) && entry.getName().endsWith("/")) {
+            type = TarConstants.LF_DIR;
+        }
         if (entry.isSparse()) {
             throw new Refusal("sparse files are not supported");
         }
@@ -167,7 +171,8 @@ public final class LayerUnpacker {
             case TarConstants.LF_BLK -> node(path, LinuxCalls.S_IFBLK, entry.getDevMajor(), entry.getDevMinor(),
                     metadata);
             case TarConstants.LF_FIFO -> node(path, LinuxCalls.S_IFIFO, 0, 0, metadata);
-            default -> throw new Refusal("unsupported entry type '" + (char) type + "'");
+            default -> throw new Refusal("unsupported entry type " + (type >= 0x21 && type < 0x7f
+                    ? "'" + (char) type + "'" : String.format("0x%02x", type & 0xff)));
         }
     }
 
@@ -184,9 +189,19 @@ public final class LayerUnpacker {
             try (OwnedFd file = OwnedFd.adopt(path.toString(),
                     dir.use(fd -> LinuxCalls.openat(fd, name, CREATE_FLAGS, 0600)))) {
                 copy(file, size);
+                // Through the descriptor: the very file just made, and fewer calls than by name.
+                file.use(fd -> {
+                    LinuxCalls.fchown(fd, metadata.uid(), metadata.gid());
+                    LinuxCalls.fchmod(fd, metadata.mode());
+                    for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
+                        setXattr(xattr.getKey(), name,
+                                () -> LinuxCalls.fsetxattr(fd, xattr.getKey(), xattr.getValue()));
+                    }
+                    LinuxCalls.futimens(fd, metadata.atimeNanos(), metadata.mtimeNanos());
+                    return null;
+                });
             }
             bytes += size;
-            applyMetadata(dir, name, metadata, true);
         }
     }
 
@@ -244,7 +259,7 @@ public final class LayerUnpacker {
                 LinuxCalls.symlinkat(target.getBytes(StandardCharsets.UTF_8), fd, name);
                 return null;
             });
-            applyMetadata(dir, name, metadata, true);
+            applyMetadata(dir, name, metadata, true, true);
         }
     }
 
@@ -344,14 +359,20 @@ public final class LayerUnpacker {
     }
 
     private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times) throws IOException {
-        FileStatus status = dir.use(fd -> LinuxCalls.lstatat(fd, name));
+        applyMetadata(dir, name, metadata, times, false);
+    }
+
+    /** Owner, then mode (not a symlink's: Linux keeps none), xattrs, and the times unless a directory's. */
+    private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times, boolean symlink)
+            throws IOException {
         dir.use(fd -> {
             LinuxCalls.lchownat(fd, name, metadata.uid(), metadata.gid());
-            if (!status.isSymlink()) {
+            if (!symlink) {
                 LinuxCalls.lchmodat(fd, name, metadata.mode());
             }
             for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
-                setXattr(fd, name, xattr.getKey(), xattr.getValue());
+                setXattr(xattr.getKey(), name,
+                        () -> LinuxCalls.lsetxattrat(fd, name, xattr.getKey(), xattr.getValue()));
             }
             if (times) {
                 LinuxCalls.lutimesat(fd, name, metadata.atimeNanos(), metadata.mtimeNanos());
@@ -360,13 +381,19 @@ public final class LayerUnpacker {
         });
     }
 
+    /** One attempt to set an xattr. */
+    @FunctionalInterface
+    private interface XattrCall {
+        void set() throws IOException;
+    }
+
     /**
      * A file system without xattrs, or {@code user.*} on a symlink or device (which Linux refuses), loses that
      * attribute with a warning, as containerd does; anything else fails the layer.
      */
-    private void setXattr(int dirfd, byte[] name, String attribute, byte[] value) throws IOException {
+    private void setXattr(String attribute, byte[] name, XattrCall call) throws IOException {
         try {
-            LinuxCalls.lsetxattrat(dirfd, name, attribute, value);
+            call.set();
         } catch (ErrnoException e) {
             if (e.errno() != LinuxCalls.EOPNOTSUPP && e.errno() != LinuxCalls.EPERM) {
                 throw e;

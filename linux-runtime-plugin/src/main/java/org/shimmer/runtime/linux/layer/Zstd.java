@@ -56,16 +56,25 @@ final class Zstd {
     static synchronized Zstd library() throws IOException {
         if (loaded == null && missing == null) {
             try {
-                loaded = new Zstd(SymbolLookup.libraryLookup(LIBRARY, Arena.global()));
-            } catch (Throwable t) {
-                missing = "zstd layers need the system library " + LIBRARY
-                        + " (Debian package libzstd1), which could not be loaded: " + t.getMessage();
+                loaded = load(LIBRARY);
+            } catch (IOException e) {
+                missing = e.getMessage();
             }
         }
         if (loaded == null) {
             throw new IOException(missing);
         }
         return loaded;
+    }
+
+    /** Binds {@code library}'s streaming decompression calls. */
+    static Zstd load(String library) throws IOException {
+        try {
+            return new Zstd(SymbolLookup.libraryLookup(library, Arena.global()));
+        } catch (Throwable t) {
+            throw new IOException("zstd layers need the system library " + library
+                    + " (Debian package libzstd1), which could not be loaded: " + t.getMessage(), t);
+        }
     }
 
     /** Whether {@code code}, a {@code size_t} result, is an error; its name then says which. */

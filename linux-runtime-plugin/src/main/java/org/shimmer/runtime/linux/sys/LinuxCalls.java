@@ -661,15 +661,12 @@ public final class LinuxCalls {
     public static final int S_IFIFO = 0010000;
     public static final int S_IFCHR = 0020000;
     public static final int S_IFBLK = 0060000;
-    public static final int S_IFREG = 0100000;
     public static final int S_IFLNK = 0120000;
     public static final int EOPNOTSUPP = 95;
     public static final int ENODATA = 61;
     private static final int STATX_MODE = 0x2;
-    private static final int STATX_NLINK = 0x4;
     private static final int STATX_INO = 0x100;
-    /** In {@code struct statx}: {@code stx_nlink} (u32) at 16, {@code stx_ino} at 32. */
-    private static final long STATX_NLINK_OFFSET = 16;
+    /** In {@code struct statx}: {@code stx_ino} at 32. */
     private static final long STATX_INO_OFFSET = 32;
     /** {@code struct timespec[2]}: access then modification, each {@code { long tv_sec; long tv_nsec; }}. */
     private static final long TIMESPECS_SIZE = 32;
@@ -707,12 +704,19 @@ public final class LinuxCalls {
     private static final MethodHandle FSETXATTR = function("fsetxattr",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+    private static final MethodHandle FCHOWN = function("fchown",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle FCHMOD = function("fchmod",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle FUTIMENS = function("futimens",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
     private static final MethodHandle LGETXATTR = function("lgetxattr",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
 
-    /** What {@code statx} says about a file found without following it: its mode (type bits included), links, inode. */
-    public record FileStatus(int mode, int links, long inode) {
+    /** What {@code statx} says about a file found without following it: its mode (type bits included) and inode. */
+    public record FileStatus(int mode, long inode) {
         public int type() {
             return mode & S_IFMT;
         }
@@ -748,14 +752,26 @@ public final class LinuxCalls {
         }
     }
 
-    /** {@code statx(dirfd, name, AT_SYMLINK_NOFOLLOW)}: the file {@code name} itself, a symlink not followed. */
+    /**
+     * {@code statx(dirfd, name, AT_SYMLINK_NOFOLLOW)}: the file {@code name} itself, a symlink not followed; null
+     * when there is none. Absence is an answer here, not an error: an unpacker asks for every file it makes.
+     */
     public static FileStatus lstatat(int dirfd, byte[] name) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
-            call("statx " + display(name), (a, state) -> (int) STATX.invokeExact(state, dirfd, cString(a, name),
-                    AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO, buffer));
+            int result = (int) STATX.invokeExact(state, dirfd, cString(arena, name), AT_SYMLINK_NOFOLLOW,
+                    STATX_TYPE | STATX_MODE | STATX_INO, buffer);
+            if (result < 0 && (int) ERRNO.get(state, 0L) == ENOENT) {
+                return null;
+            }
+            check(result, state, "statx " + display(name));
             return new FileStatus(Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, 28)),
-                    buffer.get(ValueLayout.JAVA_INT, STATX_NLINK_OFFSET), buffer.get(ValueLayout.JAVA_LONG, STATX_INO_OFFSET));
+                    buffer.get(ValueLayout.JAVA_LONG, STATX_INO_OFFSET));
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
         }
     }
 
@@ -791,7 +807,7 @@ public final class LinuxCalls {
                 (int) SYMLINKAT.invokeExact(state, cString(arena, target), dirfd, cString(arena, name)));
     }
 
-    /** {@code linkat(olddirfd, oldname, newdirfd, newname, 0)}: a symlink at {@code oldname} is linked, not followed. */
+    /** {@code linkat(olddirfd, oldname, newdirfd, newname, 0)}: a symlink at {@code oldname} is linked as is. */
     public static void linkat(int olddirfd, byte[] oldname, int newdirfd, byte[] newname) throws IOException {
         call("linkat " + display(oldname) + " to " + display(newname), (arena, state) -> (int) LINKAT.invokeExact(
                 state, olddirfd, cString(arena, oldname), newdirfd, cString(arena, newname), 0));
@@ -814,14 +830,33 @@ public final class LinuxCalls {
 
     /** {@code utimensat(dirfd, name, {atime, mtime}, AT_SYMLINK_NOFOLLOW)}, times in nanoseconds since the epoch. */
     public static void lutimesat(int dirfd, byte[] name, long atimeNanos, long mtimeNanos) throws IOException {
-        call("utimensat " + display(name), (arena, state) -> {
-            MemorySegment times = arena.allocate(TIMESPECS_SIZE, 8);
-            times.set(ValueLayout.JAVA_LONG, 0, Math.floorDiv(atimeNanos, 1_000_000_000L));
-            times.set(ValueLayout.JAVA_LONG, 8, Math.floorMod(atimeNanos, 1_000_000_000L));
-            times.set(ValueLayout.JAVA_LONG, 16, Math.floorDiv(mtimeNanos, 1_000_000_000L));
-            times.set(ValueLayout.JAVA_LONG, 24, Math.floorMod(mtimeNanos, 1_000_000_000L));
-            return (int) UTIMENSAT.invokeExact(state, dirfd, cString(arena, name), times, AT_SYMLINK_NOFOLLOW);
-        });
+        call("utimensat " + display(name), (arena, state) -> (int) UTIMENSAT.invokeExact(state, dirfd,
+                cString(arena, name), timespecs(arena, atimeNanos, mtimeNanos), AT_SYMLINK_NOFOLLOW));
+    }
+
+    /** {@code fchown(fd, uid, gid)}. */
+    public static void fchown(int fd, int uid, int gid) throws IOException {
+        call("fchown", (arena, state) -> (int) FCHOWN.invokeExact(state, fd, uid, gid));
+    }
+
+    /** {@code fchmod(fd, mode)}: set-id and sticky bits included. */
+    public static void fchmod(int fd, int mode) throws IOException {
+        call("fchmod", (arena, state) -> (int) FCHMOD.invokeExact(state, fd, mode));
+    }
+
+    /** {@code futimens(fd, {atime, mtime})}, times in nanoseconds since the epoch. */
+    public static void futimens(int fd, long atimeNanos, long mtimeNanos) throws IOException {
+        call("futimens", (arena, state) ->
+                (int) FUTIMENS.invokeExact(state, fd, timespecs(arena, atimeNanos, mtimeNanos)));
+    }
+
+    private static MemorySegment timespecs(Arena arena, long atimeNanos, long mtimeNanos) {
+        MemorySegment times = arena.allocate(TIMESPECS_SIZE, 8);
+        times.set(ValueLayout.JAVA_LONG, 0, Math.floorDiv(atimeNanos, 1_000_000_000L));
+        times.set(ValueLayout.JAVA_LONG, 8, Math.floorMod(atimeNanos, 1_000_000_000L));
+        times.set(ValueLayout.JAVA_LONG, 16, Math.floorDiv(mtimeNanos, 1_000_000_000L));
+        times.set(ValueLayout.JAVA_LONG, 24, Math.floorMod(mtimeNanos, 1_000_000_000L));
+        return times;
     }
 
     /**

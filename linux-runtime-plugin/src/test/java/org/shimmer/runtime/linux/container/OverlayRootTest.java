@@ -126,7 +126,10 @@ class OverlayRootTest {
                 + " && " + BUSYBOX + " cat /tmp/x /etc/y"
                 + " && " + BUSYBOX + " chmod 700 " + BUSYBOX + " && " + BUSYBOX + " rm /bin/sh"
                 + " && " + BUSYBOX + " touch -d 2001-01-01 /bin && " + BUSYBOX + " ls /bin";
+        long began = System.nanoTime();
         Container container = runtime.run(shell(kind, script)).block(TIMEOUT);
+        System.out.printf("%s: run on a bin-only directory's overlay took %d ms%n", kind,
+                (System.nanoTime() - began) / 1_000_000);
         Path upper = container.bundle().workDir().resolve(RootfsOverlay.DIR).resolve(RootfsOverlay.UPPER);
         try {
             StepVerifier.create(Mono.zip(text(container.stdout()), text(container.stderr()),
@@ -247,12 +250,15 @@ class OverlayRootTest {
                 .user("app");
         Path layout = OciLayouts.layout().tagged(built, "v1").writeDirectory(temp.resolve("layout-" + kind));
         Image image = runtime.images().importLayout(ImportRequest.of(layout).withName("app:" + kind)).block(TIMEOUT);
-        Path top = runtime.images().root().resolve("layers").resolve(built.diffId(1).substring(7));
+        Path top = runtime.config().imageRoot().resolve("layers").resolve(built.diffId(1).substring(7));
         String layerBefore = TreeDigest.of(top);
 
         RunRequest request = RunRequest.of(NS, "i-" + kind, Spec.builder().build(), image).withShim(shim(kind))
                 .withRuncOptions(runc);
+        long began = System.nanoTime();
         Container container = runtime.run(request).block(TIMEOUT);
+        System.out.printf("%s: run of a two-layer image (lease, merged spec, overlay) took %d ms%n", kind,
+                (System.nanoTime() - began) / 1_000_000);
         try {
             assertThat(container.spec().annotations()).containsEntry(ImageStore.DIGEST_ANNOTATION, image.digest());
             StepVerifier.create(Mono.zip(text(container.stdout()), text(container.stderr()),

@@ -75,17 +75,18 @@ class ImageStoreTest {
         }
     }
 
-    private static OciLayouts.Image twoLayers() {
+    private static OciLayouts.Image threeLayers() {
         return OciLayouts.image()
                 .layer(OciLayouts.tar(files("bin/hello", "hello", "etc/motd", "hi")))
                 .layer(OciLayouts.tar(files("etc/second", "2")), Compression.NONE)
+                .layer(OciLayouts.tar(files("etc/third", "3")), Compression.ZSTD)
                 .entrypoint("/bin/hello").cmd("--loud").env("PATH=/bin", "A=1").workingDir("/srv")
                 .user("1000:1000").label("org.example", "yes");
     }
 
     @Test
     void importsADirectoryLayoutIntoLayersByDiffId() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
         List<ImportProgress> progress = new CopyOnWriteArrayList<>();
 
@@ -93,15 +94,16 @@ class ImageStoreTest {
 
         assertThat(imported.name()).isEqualTo("hello:v1");
         assertThat(imported.digest()).isEqualTo(image.digest());
-        assertThat(imported.layers()).containsExactly(image.diffId(0), image.diffId(1));
+        assertThat(imported.layers()).containsExactly(image.diffId(0), image.diffId(1), image.diffId(2));
         assertThat(imported.config()).isEqualTo(new ImageConfig(List.of("/bin/hello"), List.of("--loud"),
                 List.of("PATH=/bin", "A=1"), "/srv", "1000:1000", Map.of("org.example", "yes")));
-        assertThat(imported.size()).isEqualTo("hello".length() + "hi".length() + 1);
+        assertThat(imported.size()).isEqualTo("hello".length() + "hi".length() + 2);
         Path first = layerDir(image.diffId(0));
         assertThat(Files.readString(first.resolve("bin/hello"))).isEqualTo("hello");
         assertThat(Files.readString(layerDir(image.diffId(1)).resolve("etc/second"))).isEqualTo("2");
-        assertThat(names(root.resolve("layers"))).hasSize(2);
-        assertThat(progress).last().isEqualTo(new ImportProgress(image.diffId(1), 2, 2,
+        assertThat(Files.readString(layerDir(image.diffId(2)).resolve("etc/third"))).isEqualTo("3");
+        assertThat(names(root.resolve("layers"))).hasSize(3);
+        assertThat(progress).last().isEqualTo(new ImportProgress(image.diffId(2), 3, 3,
                 progress.getLast().bytes(), progress.getLast().bytes()));
         assertThat(store.list().collectList().block(TIMEOUT)).containsExactly(imported);
         assertThat(store.get("hello:v1").block(TIMEOUT)).isEqualTo(imported);
@@ -113,7 +115,7 @@ class ImageStoreTest {
 
     @Test
     void importsAnOciArchiveNamedAfterItsFile() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path archive = OciLayouts.layout().tagged(image, "v1").writeTar(temp.resolve("busybox.tar"));
 
         Image imported = store.importLayout(archive).block(TIMEOUT);
@@ -125,7 +127,7 @@ class ImageStoreTest {
 
     @Test
     void aDockerSaveArchiveImportsItsLayoutAndSkipsTheRest() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path archive = temp.resolve("app.tar");
         try (OutputStream out = Files.newOutputStream(archive);
                 TarArchiveOutputStream tar = new TarArchiveOutputStream(out)) {
@@ -275,7 +277,7 @@ class ImageStoreTest {
 
     @Test
     void aSecondImportOfTheSameLayoutUnpacksNothing() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
         Image first = store.importLayout(layout).block(TIMEOUT);
         Object dirInode = Files.getAttribute(layerDir(image.diffId(0)), "unix:ino");
@@ -329,7 +331,7 @@ class ImageStoreTest {
 
     @Test
     void aCorruptedBlobFailsItsDigestAndLeavesNothing() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
         Path blob = layout.resolve("blobs/sha256").resolve(image.layerDigest(1).substring(7));
         byte[] bytes = Files.readAllBytes(blob);
@@ -348,7 +350,7 @@ class ImageStoreTest {
 
     @Test
     void aLayerWhoseTarIsNotItsDiffIdIsRefused() throws IOException {
-        OciLayouts.Image image = twoLayers().wrongDiffId(0, OciLayouts.sha256("other".getBytes(UTF_8)));
+        OciLayouts.Image image = threeLayers().wrongDiffId(0, OciLayouts.sha256("other".getBytes(UTF_8)));
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
 
         StepVerifier.create(store.importLayout(layout))
@@ -362,8 +364,8 @@ class ImageStoreTest {
 
     @Test
     void aBlobOfAnotherSizeThanDeclaredIsRefused() throws IOException {
-        OciLayouts.Image small = twoLayers().declaredSize(1, 100);
-        OciLayouts.Image large = twoLayers().declaredSize(1, 1L << 40);
+        OciLayouts.Image small = threeLayers().declaredSize(1, 100);
+        OciLayouts.Image large = threeLayers().declaredSize(1, 1L << 40);
         OciLayouts.layout().tagged(small, "v1").writeDirectory(temp.resolve("small"));
         OciLayouts.layout().tagged(large, "v1").writeDirectory(temp.resolve("large"));
 
@@ -382,7 +384,7 @@ class ImageStoreTest {
 
     @Test
     void removeIsRefusedWhileAContainerHoldsTheImage() throws IOException {
-        OciLayouts.Image image = twoLayers();
+        OciLayouts.Image image = threeLayers();
         Image imported = store.importLayout(
                 OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"))).block(TIMEOUT);
         Path bundle = Files.createDirectories(temp.resolve("state/ns/web"));
@@ -393,7 +395,8 @@ class ImageStoreTest {
 
         assertThat(lease.digest()).isEqualTo(imported.digest());
         assertThat(lease.config()).isEqualTo(imported.config());
-        assertThat(lease.layers()).containsExactly(layerDir(image.diffId(0)), layerDir(image.diffId(1)));
+        assertThat(lease.layers()).containsExactly(layerDir(image.diffId(0)), layerDir(image.diffId(1)),
+                layerDir(image.diffId(2)));
         StepVerifier.create(store.remove("hello:v1"))
                 .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
                         .hasMessageContaining("image hello:v1 is in use by container ns/web"))
@@ -415,8 +418,29 @@ class ImageStoreTest {
     }
 
     @Test
+    void aNameGoesWhileAnotherNameKeepsTheDigestAContainerHolds() throws IOException {
+        Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
+        Image first = store.importLayout(layout, "first").block(TIMEOUT);
+        Image second = store.importLayout(layout, "second").block(TIMEOUT);
+        Path bundle = Files.createDirectories(temp.resolve("state/ns/web"));
+        Files.writeString(bundle.resolve("config.json"), "{\"annotations\":{\"" + ImageStore.DIGEST_ANNOTATION
+                + "\":\"" + first.digest() + "\"}}");
+        store.lease(first, bundle).block(TIMEOUT);
+
+        StepVerifier.create(store.remove("first")).verifyComplete();
+        StepVerifier.create(store.remove("second"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("image second:latest is in use by container ns/web"))
+                .verify(TIMEOUT);
+
+        assertThat(store.list().collectList().block(TIMEOUT)).containsExactly(second);
+        assertThat(names(root.resolve("layers"))).hasSize(3);
+        assertThat(store.lease(first, bundle).block(TIMEOUT).name()).as("found by digest").isEqualTo("second:latest");
+    }
+
+    @Test
     void aLeaseOfABundleFromAnotherImageOrUnleasedDoesNotHold() throws IOException {
-        Image imported = store.importLayout(OciLayouts.layout().tagged(twoLayers(), "v1")
+        Image imported = store.importLayout(OciLayouts.layout().tagged(threeLayers(), "v1")
                 .writeDirectory(temp.resolve("hello"))).block(TIMEOUT);
         Path other = Files.createDirectories(temp.resolve("state/ns/other"));
         Files.writeString(other.resolve("config.json"), "{\"annotations\":{\"" + ImageStore.DIGEST_ANNOTATION
@@ -480,7 +504,7 @@ class ImageStoreTest {
     }
 
     @Test
-    void removeKeepsALayerAnImportInProgressFoundUnpacked() throws Exception {
+    void removeDuringAnUnpackKeepsTheLayersTheImportFoundUnpacked() throws Exception {
         byte[] base = OciLayouts.tar(files("bin/sh", "shell"));
         OciLayouts.Image a = OciLayouts.image().layer(base);
         OciLayouts.Image b = OciLayouts.image().layer(base)
@@ -489,9 +513,10 @@ class ImageStoreTest {
         Path layoutB = OciLayouts.layout().tagged(b, "1").writeDirectory(temp.resolve("b"));
         CountDownLatch paused = new CountDownLatch(1);
         CountDownLatch resume = new CountDownLatch(1);
-        // The import of b stops right after it found the base layer unpacked, until a is removed.
+        // The import of b stops in the middle of its second layer's unpack (it found the first one unpacked) until
+        // a is removed: a remove that completes then also shows that no lock is held during an unpack.
         Mono<Image> importB = store.importLayout(ImportRequest.of(layoutB).withProgress(p -> {
-            if (p.layersDone() == 1 && paused.getCount() == 1) {
+            if (p.layersDone() == 1 && p.bytesDone() >= (1 << 20) && paused.getCount() == 1) {
                 paused.countDown();
                 try {
                     resume.await();
@@ -575,7 +600,7 @@ class ImageStoreTest {
 
     @Test
     void anImportWaitsForTheLockAnotherProcessHolds() throws Exception {
-        Path layout = OciLayouts.layout().tagged(twoLayers(), "v1").writeDirectory(temp.resolve("hello"));
+        Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
         Files.createDirectories(root);
         Process holder = new ProcessBuilder("flock", root.resolve("lock").toString(), "-c", "echo held; exec cat")
                 .redirectError(ProcessBuilder.Redirect.INHERIT).start();

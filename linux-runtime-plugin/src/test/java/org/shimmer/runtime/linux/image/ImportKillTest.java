@@ -16,6 +16,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImportRequest;
+import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.OciLayouts.Compression;
 import reactor.core.scheduler.Scheduler;
@@ -63,6 +64,7 @@ class ImportKillTest {
         assertThat(ImageStoreTest.names(root.resolve("images"))).isEmpty();
         assertThat(ImageStoreTest.names(root.resolve("layers"))).hasSizeLessThan(LAYERS);
 
+        Map<Integer, String> fds = Leaks.openFds();
         Scheduler io = Schedulers.newBoundedElastic(2, 100, "kill-test-io");
         try {
             ImageStore store = new ImageStore(root, io);
@@ -80,6 +82,7 @@ class ImportKillTest {
         } finally {
             io.dispose();
         }
+        assertThat(Leaks.fdsAddedSince(fds, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
     }
 
     /** The child JVM: imports args[1] into the store at args[0], printing each layer done. */

@@ -19,6 +19,7 @@ import java.util.Arrays;
 import java.util.Map;
 import java.util.UUID;
 import java.util.stream.Stream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -177,6 +178,12 @@ class LayerUnpackerTest {
     }
 
     @Test
+    void ownerThatChownCannotTakeIsRefused() {
+        assertRefused(TarLayers.layer().file("f", "", 0644, e -> e.setUserId(0xFFFF_FFFFL)).bytes(), "f",
+                "uid 4294967295 is out of range");
+    }
+
+    @Test
     void unsupportedEntryTypeIsRefusedByName() {
         assertRefused(TarLayers.layer().typed("weird", (byte) 'Z', e -> {}).bytes(), "weird",
                 "unsupported entry type 'Z'");
@@ -195,6 +202,17 @@ class LayerUnpackerTest {
         assertThatThrownBy(() -> unpack(garbage))
                 .isInstanceOf(InvalidImageException.class)
                 .hasMessageContaining("layer " + LAYER + ": malformed tar header of the first entry");
+    }
+
+    @Test
+    void deviceNodeWithoutCapMknodFailsWithAClearMessage() throws Exception {
+        byte[] tar = TarLayers.layer().charDevice("dev/null", 1, 3, 0666).bytes();
+        Throwable failure = ThreadCapabilities.withoutCapability(ThreadCapabilities.CAP_MKNOD, () -> unpack(tar));
+        assertThat(failure)
+                .isInstanceOf(IOException.class)
+                .hasMessageStartingWith("layer " + LAYER + ": entry \"dev/null\": cannot make a device node here")
+                .hasMessageContaining("Operation not permitted");
+        assertThat(target.resolve("dev/null")).doesNotExist();
     }
 
     // Exactness.
@@ -343,6 +361,14 @@ class LayerUnpackerTest {
         assertThat(Files.readString(target.resolve("t/inside"))).isEqualTo("i");
         assertThat(Files.readString(target.resolve("g"))).isEqualTo("new");
         assertThat(Files.readString(target.resolve("g2"))).isEqualTo("old");
+    }
+
+    @Test
+    void anOldTarsRegularEntryEndingInASlashIsADirectory() throws IOException {
+        unpack(TarLayers.layer().typed("old/", TarConstants.LF_OLDNORM, e -> e.setMode(0750)).bytes());
+
+        assertThat(Files.isDirectory(target.resolve("old"), NOFOLLOW)).isTrue();
+        assertThat(mode(target.resolve("old"))).isEqualTo(0750);
     }
 
     @Test

@@ -121,6 +121,14 @@ class ZstdInputStreamTest {
     }
 
     @Test
+    void aMissingLibraryIsAClearError() {
+        assertThatThrownBy(() -> Zstd.load("libzstd-absent.so.1"))
+                .isInstanceOf(IOException.class)
+                .hasMessageStartingWith("zstd layers need the system library libzstd-absent.so.1 (Debian package "
+                        + "libzstd1), which could not be loaded: ");
+    }
+
+    @Test
     void closeFreesOnceAndClosesTheSourceOnce() throws IOException {
         AtomicInteger sourceCloses = new AtomicInteger();
         InputStream source = new ByteArrayInputStream(frame) {

@@ -46,7 +46,9 @@ public final class OciLayouts {
 
     public enum Compression {
         NONE("application/vnd.oci.image.layer.v1.tar"),
-        GZIP("application/vnd.oci.image.layer.v1.tar+gzip");
+        GZIP("application/vnd.oci.image.layer.v1.tar+gzip"),
+        /** By the {@code zstd} command, as containerd's and buildkit's zstd layers are made. */
+        ZSTD("application/vnd.oci.image.layer.v1.tar+zstd");
 
         private final String mediaType;
 
@@ -353,6 +355,9 @@ public final class OciLayouts {
         if (compression == Compression.NONE) {
             return tar;
         }
+        if (compression == Compression.ZSTD) {
+            return zstd(tar);
+        }
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (GZIPOutputStream gzip = new GZIPOutputStream(bytes)) {
             gzip.write(tar);
@@ -360,6 +365,32 @@ public final class OciLayouts {
             throw new UncheckedIOException(e);
         }
         return bytes.toByteArray();
+    }
+
+    private static byte[] zstd(byte[] tar) {
+        try {
+            Process zstd = new ProcessBuilder("zstd", "-q", "-c").redirectError(ProcessBuilder.Redirect.INHERIT)
+                    .start();
+            // Fed from another thread: zstd writes its output while it reads, and a full pipe would stall both.
+            Thread feeder = Thread.ofVirtual().start(() -> {
+                try (OutputStream in = zstd.getOutputStream()) {
+                    in.write(tar);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            byte[] compressed = zstd.getInputStream().readAllBytes();
+            feeder.join();
+            if (zstd.waitFor() != 0) {
+                throw new IllegalStateException("zstd exited with " + zstd.exitValue());
+            }
+            return compressed;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
     }
 
     /** The descriptor of {@code blob}, put into {@code blobs}. */
