@@ -28,7 +28,6 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.ShimmerException;
-import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.shim.CreateOptions;

@@ -128,17 +128,22 @@ class CliImagesIntegrationTests {
     void removeIsRefusedNamingTheContainerWhileOneFromTheImageExists() throws Exception {
         assertThat(cli("images", "import", layout.toString()).status()).isZero();
         // Without --rm the stopped container stays until deleted, and holds its image.
-        Outcome kept = cli("run", "--shim", "remote", "--image", "busybox:v1", "kept", "--", "true");
-        assertThat(kept.status()).as(kept.err()).isZero();
+        for (String shim : SHIMS) {
+            Outcome kept = cli("run", "--shim", shim, "--image", "busybox:v1", "kept-" + shim, "--", "true");
+            assertThat(kept.status()).as(shim + ": " + kept.err()).isZero();
+        }
 
         Outcome refused = cli("images", "rm", "busybox:v1");
 
         assertThat(refused.status()).isEqualTo(1);
-        assertThat(refused.err()).startsWith("shimmer: ").contains("kept");
+        assertThat(refused.err()).startsWith("shimmer: ").contains("kept-local").contains("kept-remote");
         assertThat(refused.err().lines()).hasSize(1);
         assertThat(cli("images", "ls").out()).contains("busybox:v1");
 
-        assertThat(cli("delete", "kept").status()).isZero();
+        assertThat(cli("delete", "kept-local").status()).isZero();
+        assertThat(cli("images", "rm", "busybox:v1").err()).as("still held by the other")
+                .contains("kept-remote").doesNotContain("kept-local");
+        assertThat(cli("delete", "kept-remote").status()).isZero();
         Outcome removed = cli("images", "rm", "busybox:v1");
         assertThat(removed.status()).as(removed.err()).isZero();
         assertThat(removed.out()).isEqualTo("removed busybox:v1\n");
