@@ -51,11 +51,13 @@ final class ImageImport {
     Image run() throws IOException {
         store.prepare();
         Scratch scratch;
+        Scratch.Swept swept;
         try (FileLock _ = store.lock()) {
-            Scratch.sweep(store.tmp());
+            swept = Scratch.sweep(store.tmp());
             scratch = Scratch.create(store.tmp());
         }
         try (scratch) {
+            swept.deleteDead();
             Layout layout = Layout.open(request.layout(), scratch.dir(), cancelled);
             Layout.Resolved resolved = layout.resolve(request.name());
             List<Boolean> present = new ArrayList<>();

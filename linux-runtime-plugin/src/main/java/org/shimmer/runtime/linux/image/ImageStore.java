@@ -184,8 +184,10 @@ public final class ImageStore implements Images {
     private void removeNow(String name) throws IOException {
         prepare();
         List<Path> doomed = new ArrayList<>();
+        Scratch.Swept swept;
         try (FileLock _ = lock()) {
-            Set<String> keep = new HashSet<>(Scratch.sweep(tmp()));
+            swept = Scratch.sweep(tmp());
+            Set<String> keep = new HashSet<>(swept.claimed());
             Stored stored = records.read(name);
             if (stored == null) {
                 throw new NotFoundException("no image named " + name);
@@ -215,6 +217,7 @@ public final class ImageStore implements Images {
                 }
             }
         }
+        swept.deleteDead();
         for (Path gone : doomed) {
             DirectoryTrees.deleteRecursively(gone);
         }

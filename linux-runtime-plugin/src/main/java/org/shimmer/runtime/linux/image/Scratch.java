@@ -8,6 +8,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -60,31 +61,44 @@ final class Scratch implements AutoCloseable {
     }
 
     /**
-     * Deletes the entries of {@code tmp} no live import owns and returns the diff ids the live ones claim; call
-     * with the store's lock held.
+     * What a sweep found: the diff ids live imports claim, and the entries of dead ones, to delete after the
+     * store's lock is released (a killed import may have left gigabytes: deleting them is no work for the lock).
      */
-    static Set<String> sweep(Path tmp) throws IOException {
+    record Swept(Set<String> claimed, List<Path> dead) {
+
+        /** Deletes the dead entries; two sweeps may both find one, and both deletes then succeed. */
+        void deleteDead() throws IOException {
+            for (Path entry : dead) {
+                DirectoryTrees.deleteRecursively(entry);
+            }
+        }
+    }
+
+    /** Finds the entries of {@code tmp} no live import owns, and what the live ones claim; call under the lock. */
+    static Swept sweep(Path tmp) throws IOException {
         Set<String> claimed = new HashSet<>();
+        List<Path> dead = new ArrayList<>();
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(tmp)) {
             for (Path entry : entries) {
                 if (!Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
                     // Nothing of ours: no import owns a file or a link here.
-                    DirectoryTrees.deleteRecursively(entry);
+                    dead.add(entry);
                     continue;
                 }
-                // A directory without an owner file is a removed layer on its way out: free as well.
+                // A directory without an owner file is a removed layer on its way out: free as well. Its name is
+                // random and never reused, so once found free it stays dead after the lock is released.
                 try (FileLock free = FileLock.tryAcquire(entry.resolve(OWNER))) {
                     if (free != null) {
-                        DirectoryTrees.deleteRecursively(entry);
+                        dead.add(entry);
                     } else {
                         claimed.addAll(claims(entry));
                     }
                 }
             }
         } catch (NoSuchFileException e) {
-            return claimed;
+            return new Swept(Set.of(), List.of());
         }
-        return claimed;
+        return new Swept(claimed, dead);
     }
 
     private static List<String> claims(Path dir) throws IOException {

@@ -418,6 +418,27 @@ class ImageStoreTest {
     }
 
     @Test
+    void aNameGoesWhileAnotherNameKeepsTheDigestAContainerHolds() throws IOException {
+        Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
+        Image first = store.importLayout(layout, "first").block(TIMEOUT);
+        Image second = store.importLayout(layout, "second").block(TIMEOUT);
+        Path bundle = Files.createDirectories(temp.resolve("state/ns/web"));
+        Files.writeString(bundle.resolve("config.json"), "{\"annotations\":{\"" + ImageStore.DIGEST_ANNOTATION
+                + "\":\"" + first.digest() + "\"}}");
+        store.lease(first, bundle).block(TIMEOUT);
+
+        StepVerifier.create(store.remove("first")).verifyComplete();
+        StepVerifier.create(store.remove("second"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("image second:latest is in use by container ns/web"))
+                .verify(TIMEOUT);
+
+        assertThat(store.list().collectList().block(TIMEOUT)).containsExactly(second);
+        assertThat(names(root.resolve("layers"))).hasSize(3);
+        assertThat(store.lease(first, bundle).block(TIMEOUT).name()).as("found by digest").isEqualTo("second:latest");
+    }
+
+    @Test
     void aLeaseOfABundleFromAnotherImageOrUnleasedDoesNotHold() throws IOException {
         Image imported = store.importLayout(OciLayouts.layout().tagged(threeLayers(), "v1")
                 .writeDirectory(temp.resolve("hello"))).block(TIMEOUT);
