@@ -1,9 +1,7 @@
 package org.shimmer.runtime.linux.layer;
 
-import java.nio.charset.StandardCharsets;
 import java.nio.file.attribute.FileTime;
 import java.time.Instant;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 
@@ -18,31 +16,23 @@ import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
  */
 record EntryMetadata(int uid, int gid, int mode, long atimeNanos, long mtimeNanos, Map<String, byte[]> xattrs) {
 
-    private static final String XATTR_PREFIX = "SCHILY.xattr.";
     private static final String OVERLAY_XATTRS = "trusted.overlay.";
     private static final long MAX_ID = 0xFFFF_FFFEL;
 
-    static EntryMetadata of(TarArchiveEntry entry) throws Refusal {
-        Map<String, byte[]> xattrs = new LinkedHashMap<>();
-        for (Map.Entry<String, String> header : entry.getExtraPaxHeaders().entrySet()) {
-            if (!header.getKey().startsWith(XATTR_PREFIX)) {
-                continue;
+    /** The metadata of {@code entry}, whose PAX header gave {@code xattrs} (as bytes). */
+    static EntryMetadata of(TarArchiveEntry entry, Map<String, byte[]> xattrs) throws Refusal {
+        for (String name : xattrs.keySet()) {
+            if (name.indexOf('\uFFFD') >= 0) {
+                throw new Refusal("xattr name " + name + " is not valid UTF-8");
             }
-            String name = header.getKey().substring(XATTR_PREFIX.length());
             if (name.startsWith(OVERLAY_XATTRS)) {
                 throw new Refusal("xattr " + name + " would forge overlay metadata");
             }
-            // PAX values reach us decoded as UTF-8; bytes that are not were replaced and cannot be restored.
-            if (header.getValue().indexOf('\uFFFD') >= 0) {
-                throw new Refusal("xattr " + name + " has a value that is not valid UTF-8, which cannot be kept");
-            }
-            xattrs.put(name, header.getValue().getBytes(StandardCharsets.UTF_8));
         }
         long mtime = nanos(entry.getLastModifiedTime(), "mtime");
         FileTime accessed = entry.getLastAccessTime();
         return new EntryMetadata(id(entry.getLongUserId(), "uid"), id(entry.getLongGroupId(), "gid"),
-                entry.getMode() & 07777, accessed == null ? mtime : nanos(accessed, "atime"), mtime,
-                Map.copyOf(xattrs));
+                entry.getMode() & 07777, accessed == null ? mtime : nanos(accessed, "atime"), mtime, xattrs);
     }
 
     /** A 32-bit id as {@code chown} takes it; {@code 0xFFFFFFFF} means "unchanged" to the kernel, so is refused. */

@@ -15,7 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
-import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.shimmer.runtime.image.InvalidImageException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
@@ -63,7 +62,7 @@ public final class LayerUnpacker {
 
     private final String layer;
     private final LayerTree tree;
-    private final TarArchiveInputStream tar;
+    private final XattrTarInputStream tar;
     private final SourceEnd source;
     private final long usable;
     private final byte[] buffer = new byte[COPY_BUFFER];
@@ -78,7 +77,7 @@ public final class LayerUnpacker {
         this.layer = layer;
         this.tree = tree;
         this.source = source;
-        this.tar = new TarArchiveInputStream(source, StandardCharsets.UTF_8.name());
+        this.tar = new XattrTarInputStream(source);
         this.usable = usable;
         this.nativeBuffer = arena.allocate(COPY_BUFFER);
         this.callState = LinuxCalls.allocateCallState(arena);
@@ -146,7 +145,7 @@ public final class LayerUnpacker {
         if (entry.isSparse()) {
             throw new Refusal("sparse files are not supported");
         }
-        EntryMetadata metadata = EntryMetadata.of(entry);
+        EntryMetadata metadata = EntryMetadata.of(entry, tar.xattrs());
         if (path.isRoot()) {
             if (type != TarConstants.LF_DIR) {
                 throw new Refusal("the layer's root can only be a directory");

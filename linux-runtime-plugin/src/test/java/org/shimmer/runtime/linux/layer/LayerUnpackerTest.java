@@ -184,6 +184,13 @@ class LayerUnpackerTest {
     }
 
     @Test
+    void overlayXattrInARawPaxHeaderIsRefused() {
+        byte[] records = TarLayers.paxRecord("SCHILY.xattr.trusted.overlay.redirect", "/elsewhere".getBytes(UTF_8));
+        assertRefused(TarLayers.layer().fileWithRawPax("f", "x", 0644, records).bytes(), "f",
+                "xattr trusted.overlay.redirect would forge overlay metadata");
+    }
+
+    @Test
     void unsupportedEntryTypeIsRefusedByName() {
         assertRefused(TarLayers.layer().typed("weird", (byte) 'Z', e -> {}).bytes(), "weird",
                 "unsupported entry type 'Z'");
@@ -363,6 +370,21 @@ class LayerUnpackerTest {
         assertThat(Files.readString(target.resolve("g2"))).isEqualTo("old");
     }
 
+    /** A {@code security.capability} granting {@code cap_setuid} holds 0x80, which is not UTF-8. */
+    @Test
+    void binaryXattrValuesAreKeptByteForByte() throws IOException {
+        byte[] binary = {0x01, 0x00, 0x00, 0x02, (byte) 0x80, 0x00, 0x00, 0x00, (byte) 0xff, 0x7f};
+        byte[] records = TarLayers.concat(TarLayers.paxRecord("SCHILY.xattr.user.bin", binary),
+                TarLayers.paxRecord("SCHILY.xattr.user.text", "plain".getBytes(UTF_8)));
+
+        unpack(TarLayers.layer().fileWithRawPax("f", "content", 0644, records).bytes());
+
+        Path file = target.resolve("f");
+        assertThat(Files.readString(file)).isEqualTo("content");
+        assertThat(userXattrBytes(file, "bin")).isEqualTo(binary);
+        assertThat(userXattr(file, "text")).isEqualTo("plain");
+    }
+
     @Test
     void anOldTarsRegularEntryEndingInASlashIsADirectory() throws IOException {
         unpack(TarLayers.layer().typed("old/", TarConstants.LF_OLDNORM, e -> e.setMode(0750)).bytes());
@@ -434,9 +456,13 @@ class LayerUnpackerTest {
     }
 
     private static String userXattr(Path path, String name) throws IOException {
+        return new String(userXattrBytes(path, name), UTF_8);
+    }
+
+    private static byte[] userXattrBytes(Path path, String name) throws IOException {
         UserDefinedFileAttributeView view = Files.getFileAttributeView(path, UserDefinedFileAttributeView.class);
         ByteBuffer value = ByteBuffer.allocate(view.size(name));
         view.read(name, value);
-        return new String(value.array(), UTF_8);
+        return value.array();
     }
 }

@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.time.Instant;
+import java.util.Arrays;
 import java.util.function.Consumer;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
@@ -107,6 +108,34 @@ public final class TarLayers {
         return add(entry(name, TarConstants.LF_FIFO, mode), new byte[0], NOTHING);
     }
 
+    /**
+     * A regular file preceded by a PAX header of {@code records} written as given (see {@link #paxRecord}), so
+     * values can be any bytes, as Go's archive/tar writes them.
+     */
+    public TarLayers fileWithRawPax(String name, String content, int mode, byte[] records) {
+        TarArchiveEntry header = new TarArchiveEntry("PaxHeaders/" + name, TarConstants.LF_PAX_EXTENDED_HEADER_LC,
+                true);
+        header.setSize(records.length);
+        header.setLastModifiedTime(FileTime.from(DEFAULT_MTIME));
+        add(header, records, NOTHING);
+        return file(name, content, mode);
+    }
+
+    /** One PAX record, {@code "<length> <key>=<value>\n"}, its length counting itself. */
+    public static byte[] paxRecord(String key, byte[] value) {
+        byte[] keyBytes = key.getBytes(StandardCharsets.UTF_8);
+        int rest = 1 + keyBytes.length + 1 + value.length + 1;
+        int length = rest + 1;
+        while (String.valueOf(length).length() + rest != length) {
+            length++;
+        }
+        ByteArrayOutputStream record = new ByteArrayOutputStream();
+        record.writeBytes((length + " " + key + "=").getBytes(StandardCharsets.UTF_8));
+        record.writeBytes(value);
+        record.write('\n');
+        return record.toByteArray();
+    }
+
     /** An entry of any type flag, no content. */
     public TarLayers typed(String name, byte type, Consumer<TarArchiveEntry> customizer) {
         return add(entry(name, type, 0644), new byte[0], customizer);
@@ -140,6 +169,13 @@ public final class TarLayers {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /** {@code first} then {@code second}. */
+    public static byte[] concat(byte[] first, byte[] second) {
+        byte[] both = Arrays.copyOf(first, first.length + second.length);
+        System.arraycopy(second, 0, both, first.length, second.length);
+        return both;
     }
 
     /** Writes {@link #bytes()} to {@code path}; returns it. */
