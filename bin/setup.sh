@@ -38,6 +38,9 @@ shimmer_find_jdk() {
   exit 1
 }
 
+# The image tests and benchmarks/run-images build OCI images from busybox-static with umoci and skopeo.
+shimmer_packages+=(umoci skopeo)
+
 shimmer_install_packages
 shimmer_find_jdk
 export PATH="$JAVA_HOME/bin:$PATH"

@@ -1,5 +1,6 @@
 package org.shimmer.examples.cli;
 
+import java.io.Console;
 import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -20,13 +21,15 @@ import java.util.stream.Stream;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.BundleInspection;
+import org.shimmer.runtime.Container;
 import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.ShimmerException;
-import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.Mount;
@@ -48,12 +51,17 @@ import reactor.core.scheduler.Schedulers;
 public final class ShimmerCli {
 
     static final String USAGE = """
-            usage: java -jar shimmer.jar [--plugins DIR] [--state-root DIR] [--work-root DIR] [--namespace NS] COMMAND
+            usage: java -jar shimmer.jar [--plugins DIR] [--state-root DIR] [--work-root DIR] [--image-root DIR]
+                                         [--namespace NS] COMMAND
               run [--rm] [-d|--detach] [--shim local|remote] [--shim-binary PATH] --rootfs DIR ID -- CMD [ARG...]
+              run [--rm] [--shim local|remote] [--shim-binary PATH] --image NAME [--entrypoint WORD] ID [-- CMD...]
               ps
               kill ID [--signal N]
               delete [--force] ID
               exec ID EXEC_ID -- CMD [ARG...]
+              images import PATH [--name NAME]
+              images ls
+              images rm NAME...
               events
               plugins""";
 
@@ -61,6 +69,11 @@ public final class ShimmerCli {
     /** How long the output of an exited process may take to reach its end before it is cut. */
     private static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(5);
     private static final String PS_FORMAT = "%-24s %-18s %s%n";
+    /**
+     * What an image run's output may fall behind the terminal, per stream: such a run's output is the plugin's
+     * {@link Container}'s, read at once and bounded (a directory run's waits for the terminal instead).
+     */
+    private static final int IMAGE_OUTPUT_BUFFER = 64 << 20;
 
     /** A user error: printed as one line, exit status 2 for usage and 1 otherwise. */
     static final class CliException extends RuntimeException {
@@ -74,19 +87,28 @@ public final class ShimmerCli {
 
     private final PrintStream out;
     private final PrintStream err;
+    private final boolean terminal;
     private Path pluginsDir = defaultPluginsDir();
     private Path stateRoot = RuntimeConfig.DEFAULT_STATE_ROOT;
     private Path workRoot = RuntimeConfig.DEFAULT_WORK_ROOT;
+    private Path imageRoot;
     private String namespace = "default";
     private final InMemoryEventExchange events = new InMemoryEventExchange();
 
-    ShimmerCli(PrintStream out, PrintStream err) {
+    /** @param terminal whether {@code out} is a terminal, where progress is drawn in place */
+    ShimmerCli(PrintStream out, PrintStream err, boolean terminal) {
         this.out = out;
         this.err = err;
+        this.terminal = terminal;
+    }
+
+    ShimmerCli(PrintStream out, PrintStream err) {
+        this(out, err, false);
     }
 
     public static void main(String[] args) {
-        System.exit(new ShimmerCli(System.out, System.err).execute(args));
+        Console console = System.console();
+        System.exit(new ShimmerCli(System.out, System.err, console != null && console.isTerminal()).execute(args));
     }
 
     /** Runs one command line; returns the exit status. */
@@ -104,13 +126,14 @@ public final class ShimmerCli {
             String command = rest.pop();
             try (PluginHost host = PluginHost.start(pluginsDir)) {
                 RuntimePlugin runtime = host.runtime()
-                        .withConfig(new RuntimeConfig(stateRoot, workRoot, events));
+                        .withConfig(new RuntimeConfig(stateRoot, workRoot, events, imageRoot));
                 return switch (command) {
                     case "run" -> run(runtime, rest);
                     case "ps" -> ps(runtime);
                     case "kill" -> kill(runtime, rest);
                     case "delete" -> delete(runtime, rest);
                     case "exec" -> exec(runtime, rest);
+                    case "images" -> new ImageCommands(runtime::images, out, err, terminal, TIMEOUT).execute(rest);
                     case "events" -> events(runtime);
                     case "plugins" -> plugins(host);
                     default -> throw new CliException("unknown command " + command + "\n" + USAGE, 2);
@@ -136,6 +159,7 @@ public final class ShimmerCli {
                 case "--plugins" -> pluginsDir = Path.of(value(args, "--plugins"));
                 case "--state-root" -> stateRoot = Path.of(value(args, "--state-root"));
                 case "--work-root" -> workRoot = Path.of(value(args, "--work-root"));
+                case "--image-root" -> imageRoot = Path.of(value(args, "--image-root"));
                 case "--namespace" -> namespace = value(args, "--namespace");
                 case String unknown -> throw new CliException("unknown option " + unknown + "\n" + USAGE, 2);
             }
@@ -151,6 +175,8 @@ public final class ShimmerCli {
         String shimKind = "local";
         String shimBinary = "containerd-shim-runc-v2";
         Path rootfs = null;
+        String image = null;
+        String entrypoint = null;
         while (!args.isEmpty() && args.peek().startsWith("-") && !args.peek().equals("--")) {
             switch (args.pop()) {
                 case "--rm" -> remove = true;
@@ -158,15 +184,25 @@ public final class ShimmerCli {
                 case "--shim" -> shimKind = value(args, "--shim");
                 case "--shim-binary" -> shimBinary = value(args, "--shim-binary");
                 case "--rootfs" -> rootfs = Path.of(value(args, "--rootfs"));
+                case "--image" -> image = ImageCommands.validName(value(args, "--image"));
+                case "--entrypoint" -> entrypoint = value(args, "--entrypoint");
                 case String unknown -> throw new CliException("unknown run option " + unknown, 2);
             }
         }
         String id = positional(args, "ID");
-        List<String> command = command(args);
-        if (rootfs == null) {
-            throw new CliException("run needs --rootfs DIR", 2);
+        if ((rootfs == null) == (image == null)) {
+            throw new CliException("run needs exactly one of --rootfs DIR and --image NAME", 2);
         }
-        if (!Files.isDirectory(rootfs)) {
+        // An image has a command of its own: CMD, when given, replaces its cmd, as docker run's does.
+        List<String> command = image != null && args.isEmpty() ? List.of() : command(image != null, args);
+        if (entrypoint != null && image == null) {
+            throw new CliException("--entrypoint needs --image: a rootfs directory has no entrypoint to replace", 2);
+        }
+        if (image != null && detach) {
+            throw new CliException("--detach needs --rootfs: an image run's output is read by this process, and"
+                    + " would be cut when it exits", 2);
+        }
+        if (rootfs != null && !Files.isDirectory(rootfs)) {
             throw new CliException("rootfs " + rootfs + " does not exist", 1);
         }
         if (!shimKind.equals("local") && !shimKind.equals("remote")) {
@@ -186,7 +222,83 @@ public final class ShimmerCli {
         }
 
         try (StopSignals signals = StopSignals.install()) {
-            return run(runtime, id, command, rootfs, shimKind, shimBinary, detach, remove, signals);
+            if (image != null) {
+                return runImage(runtime, id, command, image, entrypoint, shimOpt(shimKind, shimBinary), remove,
+                        signals);
+            }
+            return run(runtime, id, command, rootfs, shimOpt(shimKind, shimBinary), detach, remove, signals);
+        }
+    }
+
+    private ShimOpt shimOpt(String shimKind, String shimBinary) {
+        return shimKind.equals("local") ? ShimOpt.local()
+                : ShimOpt.remote(Path.of(shimBinary), daemonAddress(), null, false, null);
+    }
+
+    /**
+     * A run from an image goes through {@link RuntimePlugin#run}, which leases the image, merges its config into
+     * the spec and mounts its layers. As a directory run, the container is this CLI's until it exits; without
+     * {@code --rm} its bundle stays, stopped, until {@code delete ID} (and holds the image until then).
+     */
+    private int runImage(RuntimePlugin runtime, String id, List<String> command, String imageName,
+            String entrypoint, ShimOpt shim, boolean remove, StopSignals signals) {
+        Image image = runtime.images().get(imageName).block(TIMEOUT);
+        Spec spec = Spec.builder().args(command.toArray(String[]::new)).build();
+        RunRequest request = RunRequest.of(namespace, id, spec, image)
+                .withShim(shim)
+                .withOutputBuffer(IMAGE_OUTPUT_BUFFER);
+        if (entrypoint != null) {
+            // docker run --entrypoint "" clears the image's entrypoint.
+            request = request.withEntrypoint(entrypoint.isEmpty() ? new String[0] : new String[] {entrypoint});
+        }
+        Container container = runtime.run(request).block(TIMEOUT);
+        if (signals.stopRequested()) {
+            container.release().block(TIMEOUT);
+            return signals.exitStatus();
+        }
+        int status;
+        try {
+            status = attach(container, signals);
+        } catch (RuntimeException e) {
+            container.release().block(TIMEOUT);
+            if (signals.stopRequested()) {
+                return signals.exitStatus();
+            }
+            throw e;
+        }
+        long dropped = container.droppedStdoutBytes() + container.droppedStderrBytes();
+        if (dropped > 0) {
+            err.println("shimmer: the terminal fell behind the output of " + id + " by more than "
+                    + IMAGE_OUTPUT_BUFFER + " bytes; " + dropped + " bytes were dropped");
+        }
+        if (remove) {
+            container.release().block(TIMEOUT);
+            return status;
+        }
+        try {
+            container.shim().delete().block(TIMEOUT);
+            container.shim().shutdown().block(TIMEOUT);
+        } catch (RuntimeException e) {
+            err.println("shimmer: cleaning up " + id + " after its exit failed (" + e.getMessage()
+                    + "); removed it by force");
+            container.release().block(TIMEOUT);
+        }
+        return status;
+    }
+
+    /** {@link #attach(ShimClient, ProcessIo, String, StopSignals)} for a container that already started. */
+    private int attach(Container container, StopSignals signals) {
+        Sinks.Empty<Void> exited = Sinks.empty();
+        CompletableFuture<Void> drained = output(container.stdout(), container.stderr(), exited.asMono(),
+                container.id()).toFuture();
+        try {
+            signals.target(signal -> container.shim().kill(signal, signal == 9).subscribe(done -> {}, e -> {}));
+            ExitStatus exit = container.exit().block();
+            exited.tryEmitEmpty();
+            drained.join();
+            return exit.status();
+        } finally {
+            drained.cancel(false);
         }
     }
 
@@ -194,20 +306,19 @@ public final class ShimmerCli {
      * The container is this CLI's until it exits or is detached: a stop signal reaches it, and whatever happens
      * (an error, a signal before it even started) its task, shim and, with {@code --rm}, its bundle go.
      */
-    private int run(RuntimePlugin runtime, String id, List<String> command, Path rootfs, String shimKind,
-            String shimBinary, boolean detach, boolean remove, StopSignals signals) {
+    private int run(RuntimePlugin runtime, String id, List<String> command, Path rootfs, ShimOpt opt,
+            boolean detach, boolean remove, StopSignals signals) {
         Bundle bundle = runtime.create(namespace, id, Spec.builder().args(command.toArray(String[]::new)).build())
                 .block(TIMEOUT);
+        List<Mount> mounts;
         ShimClient shim;
         try {
-            ShimOpt opt = shimKind.equals("local") ? ShimOpt.local()
-                    : ShimOpt.remote(Path.of(shimBinary), daemonAddress(), null, false, null);
+            mounts = List.of(WritableRoot.overlay(rootfs, bundle.workDir()));
             shim = bundle.newShimClient(opt, RuncOptions.defaults()).block(TIMEOUT);
-        } catch (RuntimeException e) {
+        } catch (IOException | RuntimeException e) {
             runtime.forceDelete(namespace, id).block(TIMEOUT);
-            throw e;
+            throw e instanceof IOException io ? new UncheckedIOException(io) : (RuntimeException) e;
         }
-        List<Mount> mounts = List.of(Mount.readOnlyBind(rootfs.toAbsolutePath()));
         if (detach) {
             Path log = bundle.workDir().resolve("console.log");
             try {
@@ -282,7 +393,7 @@ public final class ShimmerCli {
      */
     private int attach(ShimClient shim, ProcessIo io, String execId, StopSignals signals) {
         Sinks.Empty<Void> exited = Sinks.empty();
-        CompletableFuture<Void> drained = output(io, exited.asMono(), shim.id()).toFuture();
+        CompletableFuture<Void> drained = output(io.stdout(), io.stderr(), exited.asMono(), shim.id()).toFuture();
         try {
             shim.start(execId).block(TIMEOUT);
             signals.target(signal -> (execId.isEmpty() ? shim.kill(signal, signal == 9) : shim.kill(execId, signal))
@@ -304,11 +415,11 @@ public final class ShimmerCli {
      * open) does the copy stop, and says so. Written off the runtime's poll thread: a slow terminal must
      * not stall it.
      */
-    private Mono<Void> output(ProcessIo io, Mono<Void> exited, String id) {
+    private Mono<Void> output(Flux<byte[]> stdout, Flux<byte[]> stderr, Mono<Void> exited, String id) {
         Mono<Long> silentAfterExit = exited.then(Mono.delay(DRAIN_TIMEOUT));
         Flux<Runnable> writes = Flux.merge(
-                io.stdout().<Runnable>map(bytes -> () -> write(out, bytes)),
-                io.stderr().<Runnable>map(bytes -> () -> write(err, bytes)));
+                stdout.<Runnable>map(bytes -> () -> write(out, bytes)),
+                stderr.<Runnable>map(bytes -> () -> write(err, bytes)));
         // The silence is timed after our writes: a chunk queued for a slow terminal is not silence.
         return writes.publishOn(Schedulers.boundedElastic())
                 .doOnNext(Runnable::run)
@@ -502,13 +613,18 @@ public final class ShimmerCli {
     }
 
     private static List<String> command(Deque<String> args) {
-        if (args.isEmpty() || !args.pop().equals("--") || args.isEmpty()) {
+        return command(false, args);
+    }
+
+    /** The words after {@code --}: at least one unless {@code mayBeEmpty}. */
+    private static List<String> command(boolean mayBeEmpty, Deque<String> args) {
+        if (args.isEmpty() || !args.pop().equals("--") || args.isEmpty() && !mayBeEmpty) {
             throw new CliException("missing -- CMD [ARG...]", 2);
         }
         return new ArrayList<>(args);
     }
 
-    private static String value(Deque<String> args, String option) {
+    static String value(Deque<String> args, String option) {
         if (args.isEmpty()) {
             throw new CliException(option + " needs a value", 2);
         }

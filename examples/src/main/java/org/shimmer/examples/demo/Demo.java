@@ -16,6 +16,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
+import org.shimmer.examples.host.BusyboxImage;
 import org.shimmer.examples.host.BusyboxRootfs;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
@@ -26,6 +27,7 @@ import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.Mount;
@@ -83,7 +85,7 @@ public final class Demo {
     private void run() throws Exception {
         say("Shimmer demo: a Java host hot-loads a container runtime plugin and runs containers through it.");
         Path image = BusyboxRootfs.write(work.resolve("image"));
-        say("Prepared a busybox root filesystem at %s; every container mounts it read-only.", image);
+        say("Prepared a busybox root filesystem at %s; no container below changes it.", image);
 
         host = PluginHost.start(pluginsDir);
         host.watch();
@@ -102,7 +104,16 @@ public final class Demo {
         runToCompletion("hello-remote", remoteShim(), image,
                 "/bin/sh", "-c", "echo hello from containerd-shim-runc-v2; ls /bin | wc -l");
 
-        say("3. A long-running container, 'ticker', through the remote shim; it writes to a log file.");
+        say("3. An OCI image built with umoci, imported into the image store and run (no daemon, no registry):");
+        Image busybox = runtime().images().importLayout(BusyboxImage.layout(work.resolve("oci"))).block(TIMEOUT);
+        say("   Imported %s (%s): %d layer, %d bytes unpacked.", busybox.name(), busybox.digest(),
+                busybox.layers().size(), busybox.size());
+        runToCompletion(RunRequest.of(NS, "hello-image", Spec.builder().hostname("hello-image").build(), busybox)
+                .withRuncOptions(runc));
+        runtime().images().remove(busybox.name()).block(TIMEOUT);
+        say("   Its container released, the image was removed, layers and all.");
+
+        say("4. A long-running container, 'ticker', through the remote shim; it writes to a log file.");
         Path tickerLog = work.resolve("ticker.log");
         Bundle ticker = runtime().create(NS, "ticker", Spec.builder().args("/bin/sh", "-c",
                 "trap 'echo ticker: SIGTERM, bye; exit 0' TERM; while true; do echo tick; sleep 1; done").build())
@@ -115,7 +126,7 @@ public final class Demo {
         awaitTicks(tickerLog, 2);
         say("   The ticker runs as pid %d and ticks; the host let go of every object of the old plugin.", tickerPid);
 
-        say("4. A new version of the plugin is dropped into the plugins directory.");
+        say("5. A new version of the plugin is dropped into the plugins directory.");
         Mono<PluginHost.Reload> reloaded = host.reloads().next().cache();
         reloaded.subscribe();
         Path staged = withVersion(zip, "0.1.1-demo");
@@ -126,7 +137,7 @@ public final class Demo {
         say("   The ticker kept running through it: pid %d alive = %s.", tickerPid,
                 ProcessHandle.of(tickerPid).map(ProcessHandle::isAlive).orElse(false));
 
-        say("5. The new plugin reattaches to the ticker and stops it.");
+        say("6. The new plugin reattaches to the ticker and stops it.");
         Bundle loaded = runtime().load(NS, "ticker").block(TIMEOUT);
         ShimClient again = loaded.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
         TaskState state = again.state().block(TIMEOUT);
@@ -143,13 +154,17 @@ public final class Demo {
         stream.dispose();
         host.close();
         events.dispose();
-        say("Done: two plugins loaded and unloaded, three containers run, nothing left behind.");
+        say("Done: two plugins loaded and unloaded, four containers run (one from an image), nothing left behind.");
     }
 
     private void runToCompletion(String id, ShimOpt opt, Path image, String... command) {
-        long start = System.nanoTime();
         Spec spec = Spec.builder().args(command).hostname(id).readonlyRootfs(true).build();
-        RunRequest request = RunRequest.of(NS, id, spec, image).withShim(opt).withRuncOptions(runc);
+        runToCompletion(RunRequest.of(NS, id, spec, image).withShim(opt).withRuncOptions(runc));
+    }
+
+    private void runToCompletion(RunRequest request) {
+        String id = request.id();
+        long start = System.nanoTime();
         ExitStatus exit = Mono.usingWhen(runtime().run(request),
                 container -> container.stdout().map(bytes -> new String(bytes, StandardCharsets.UTF_8))
                         .flatMapIterable(text -> text.lines().toList())
