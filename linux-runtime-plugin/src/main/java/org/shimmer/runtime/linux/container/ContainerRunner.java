@@ -152,7 +152,9 @@ public final class ContainerRunner {
                                             failure.addSuppressed(unleaseFailure);
                                             return Mono.empty();
                                         })
-                                        .then(Mono.error(failure))));
+                                        .then(Mono.error(failure)))
+                        // The lease file stays locked (live to a remove) until the bundle exists or is rolled back.
+                        .doFinally(signal -> lease.close()));
     }
 
     /** Makes the bundle and launches the container on the overlay of {@code lowers} (top first). */
