@@ -133,6 +133,7 @@ public final class ImageStore implements Images {
      * {@link NotFoundException} when no image of that digest is in the store (removed since it was got).
      */
     public Mono<ImageLease> lease(Image image, Path bundleDir) {
+        // Taken for a run cancelled meanwhile, a lease is let go, not left locked until the JVM exits.
         return blocking("lease image " + image.name() + " for " + bundleDir, () -> {
             prepare();
             try (FileLock _ = lock()) {
@@ -159,7 +160,7 @@ public final class ImageStore implements Images {
                 return new ImageLease(image.digest(), stored.image().name(), stored.image().config(), layers,
                         pending);
             }
-        });
+        }).doOnDiscard(ImageLease.class, ImageLease::close);
     }
 
     /** Drops the lease of {@code bundleDir} on {@code digest}: a run's rollback. Absent is fine. */
