@@ -153,7 +153,7 @@ public final class ContainerRunner {
                                             return Mono.empty();
                                         })
                                         .then(Mono.error(failure)))
-                        // The lease file stays locked (live to a remove) until the bundle exists or is rolled back.
+                        // Locked (live to a remove) until the run ends: by then its bundle exists, or it is undone.
                         .doFinally(signal -> lease.close()));
     }
 

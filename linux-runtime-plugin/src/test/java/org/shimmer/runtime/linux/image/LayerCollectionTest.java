@@ -17,6 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImportRequest;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.TarLayers;
@@ -170,6 +171,29 @@ class LayerCollectionTest {
         }
         assertThat(failures).isEmpty();
         assertThat(ImageStoreTest.names(root.resolve("layers"))).as("other's layer only").hasSize(1);
+    }
+
+    @Test
+    void aSweepThatCannotDeleteADeadEntryLogsItAndTheImportGoesOn() throws Exception {
+        // A dead import's scratch with a mount in it (a user's, say): the sweep must not delete across it, and
+        // that is no failure of the import that swept.
+        store.importLayout(ImportRequest.of(OciLayouts.layout().tagged(OciLayouts.image()
+                .layer(OciLayouts.tar("y", "y")), "1").writeDirectory(temp.resolve("first")))
+                .withName("first:1")).block(TIMEOUT);
+        Path dead = Files.createDirectories(root.resolve("tmp").resolve(UUID.randomUUID().toString()));
+        Path mounted = Files.createDirectory(dead.resolve("mounted"));
+        LinuxCalls.mount("tmpfs", mounted.toString(), "tmpfs", 0, null);
+        try {
+            Image other = importAs(OciLayouts.image().layer(OciLayouts.tar("z", "z")), "other:1");
+
+            assertThat(other.name()).isEqualTo("other:1");
+            assertThat(ImageStoreTest.names(root.resolve("tmp"))).containsExactly(dead.getFileName().toString());
+            StepVerifier.create(store.remove("other:1")).verifyComplete();
+        } finally {
+            LinuxCalls.umount2(mounted.toString(), LinuxCalls.MNT_DETACH);
+        }
+        StepVerifier.create(store.remove("first:1")).verifyComplete();
+        assertThat(ImageStoreTest.names(root.resolve("layers"))).isEmpty();
     }
 
     private Image importAs(OciLayouts.Image image, String name) throws IOException {
