@@ -152,7 +152,9 @@ public final class ContainerRunner {
                                             failure.addSuppressed(unleaseFailure);
                                             return Mono.empty();
                                         })
-                                        .then(Mono.error(failure))));
+                                        .then(Mono.error(failure)))
+                        // Locked (live to a remove) until the run ends: by then its bundle exists, or it is undone.
+                        .doFinally(signal -> lease.close()));
     }
 
     /** Makes the bundle and launches the container on the overlay of {@code lowers} (top first). */

@@ -16,10 +16,15 @@ import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
  * {@code FileLock} is an {@code fcntl} lock: it belongs to the process, so two class loaders of one JVM (a plugin
  * reloaded while the old one still imports) would both "hold" it. A flock belongs to the open file description,
  * and the kernel drops it when the holder dies, which is how a killed import is told from a running one.
+ *
+ * <p>Only a regular file is ever locked: the file is opened without following a symlink, without blocking and
+ * without becoming a terminal, and checked with {@code fstat} before the flock. A device, FIFO or directory at
+ * a lock's name (a hostile layer's "owner" entry once hung or failed every sweep) is nobody's lock.
  */
 final class FileLock implements AutoCloseable {
 
-    private static final int FLAGS = LinuxCalls.O_RDWR | LinuxCalls.O_CLOEXEC | LinuxCalls.O_NOFOLLOW;
+    private static final int FLAGS = LinuxCalls.O_RDWR | LinuxCalls.O_CLOEXEC | LinuxCalls.O_NOFOLLOW
+            | LinuxCalls.O_NONBLOCK | LinuxCalls.O_NOCTTY;
 
     private int fd;
 
@@ -32,6 +37,9 @@ final class FileLock implements AutoCloseable {
         create(file);
         int fd = LinuxCalls.open(file, FLAGS);
         try {
+            if (!LinuxCalls.fstat(fd).isRegularFile()) {
+                throw new IOException("lock file " + file + " is not a regular file");
+            }
             LinuxCalls.flock(fd, LinuxCalls.LOCK_EX);
             return new FileLock(fd);
         } catch (IOException | RuntimeException e) {
@@ -40,18 +48,26 @@ final class FileLock implements AutoCloseable {
         }
     }
 
-    /** The lock on {@code file} if nobody holds it now, else null; an absent file is locked by nobody. */
+    /**
+     * The lock on {@code file} if nobody holds it now, else null. An absent file, a symlink and anything not a
+     * regular file are locked by nobody: no holder ever locks one.
+     */
     static FileLock tryAcquire(Path file) throws IOException {
         int fd;
         try {
             fd = LinuxCalls.open(file, FLAGS);
         } catch (ErrnoException e) {
-            if (e.errno() == LinuxCalls.ENOENT) {
+            if (e.errno() == LinuxCalls.ENOENT || e.errno() == LinuxCalls.ELOOP || e.errno() == LinuxCalls.ENXIO
+                    || e.errno() == LinuxCalls.EISDIR) {
                 return new FileLock(-1);
             }
             throw e;
         }
         try {
+            if (!LinuxCalls.fstat(fd).isRegularFile()) {
+                LinuxCalls.close(fd);
+                return new FileLock(-1);
+            }
             if (LinuxCalls.flock(fd, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)) {
                 return new FileLock(fd);
             }

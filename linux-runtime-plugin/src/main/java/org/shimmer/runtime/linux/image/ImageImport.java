@@ -24,6 +24,7 @@ import org.shimmer.runtime.linux.image.ImageRecords.Stored;
 import org.shimmer.runtime.linux.layer.Decompression;
 import org.shimmer.runtime.linux.layer.LayerContents;
 import org.shimmer.runtime.linux.layer.LayerUnpacker;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 
 /**
  * One import, run on a blocking thread: layout → manifest → layers → record.
@@ -32,7 +33,9 @@ import org.shimmer.runtime.linux.layer.LayerUnpacker;
  * is unpacked into scratch, both its digests (the compressed blob's and the diff id of the tar) checked at the
  * end, and only then renamed into {@code layers/<diff id hex>} under the store's lock (when another import got
  * there first, ours is dropped); the image record is written last. So a killed or failed import leaves at most
- * complete layers and a scratch directory the next sweep deletes, and nothing lists as imported.
+ * complete layers and a scratch directory the next sweep deletes, and nothing lists as imported. A layer's file
+ * system is synced ({@code syncfs}) before the rename: the record, synced itself, never names a layer whose
+ * files a power loss could still leave empty.
  */
 final class ImageImport {
 
@@ -139,6 +142,7 @@ final class ImageImport {
         if (cancelled.getAsBoolean()) {
             throw new CancellationException("import of " + request.layout() + " cancelled");
         }
+        syncFileSystem(target);
         Path destination = store.layer(diffId);
         try (FileLock _ = store.lock()) {
             if (!Files.isDirectory(destination, LinkOption.NOFOLLOW_LINKS)) {
@@ -149,6 +153,17 @@ final class ImageImport {
             // Another import renamed the same layer in first; ours goes with the scratch directory.
         }
         return contents.bytes();
+    }
+
+    /** Writes out the dirty pages of the file system {@code dir} is on: one call per layer, not one per file. */
+    private static void syncFileSystem(Path dir) throws IOException {
+        int fd = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_NOFOLLOW
+                | LinuxCalls.O_CLOEXEC);
+        try {
+            LinuxCalls.syncfs(fd);
+        } finally {
+            LinuxCalls.close(fd);
+        }
     }
 
     /**

@@ -1,18 +1,18 @@
 package org.shimmer.runtime.linux.image;
 
 import java.io.IOException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
-import java.util.UUID;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
@@ -39,7 +39,9 @@ import reactor.core.scheduler.Scheduler;
  * &lt;root&gt;/layers/&lt;diff id hex&gt;/          an unpacked layer; only complete, checked ones get this name
  * &lt;root&gt;/images/&lt;sha256(name) hex&gt;.json  the image record of a name, written last
  * &lt;root&gt;/tmp/&lt;random&gt;/                  an import in progress, its "owner" file flock'ed while it runs
- * &lt;root&gt;/leases/&lt;digest hex&gt;/&lt;sha256(bundle path) hex&gt;   a container's hold on an image
+ * &lt;root&gt;/tmp/removed-&lt;random&gt;/layer     a layer a remove collected, deleted after the lock is released
+ * &lt;root&gt;/leases/&lt;digest hex&gt;/&lt;sha256(bundle path) hex&gt;   a container's hold on an image: the bundle
+ *                                          path and the layers, flock'ed by the run until the bundle exists
  * </pre>
  *
  * Directories are 0700. The lock is taken on a descriptor opened for each acquisition ({@link FileLock}), so it
@@ -124,11 +126,14 @@ public final class ImageStore implements Images {
     }
 
     /**
-     * Records that the container whose bundle is {@code bundleDir} runs from {@code image}: while that bundle
-     * exists with {@link #DIGEST_ANNOTATION} equal to the image's digest, the image cannot be removed. Fails with
+     * Records that the container whose bundle is {@code bundleDir} runs from {@code image}: while the returned
+     * lease is open, and then while that bundle exists with {@link #DIGEST_ANNOTATION} equal to the image's
+     * digest, the image cannot be removed and its layers stay. The caller closes the lease once the bundle's
+     * {@code config.json} exists, or after its rollback. Fails with
      * {@link NotFoundException} when no image of that digest is in the store (removed since it was got).
      */
     public Mono<ImageLease> lease(Image image, Path bundleDir) {
+        // Taken for a run cancelled meanwhile, a lease is let go, not left locked until the JVM exits.
         return blocking("lease image " + image.name() + " for " + bundleDir, () -> {
             prepare();
             try (FileLock _ = lock()) {
@@ -150,10 +155,12 @@ public final class ImageStore implements Images {
                     }
                     layers.add(layer);
                 }
-                leases.add(image.digest(), bundleDir.toAbsolutePath().normalize());
-                return new ImageLease(image.digest(), stored.image().name(), stored.image().config(), layers);
+                FileLock pending = leases.add(image.digest(), bundleDir.toAbsolutePath().normalize(),
+                        stored.image().layers());
+                return new ImageLease(image.digest(), stored.image().name(), stored.image().config(), layers,
+                        pending);
             }
-        });
+        }).doOnDiscard(ImageLease.class, ImageLease::close);
     }
 
     /** Drops the lease of {@code bundleDir} on {@code digest}: a run's rollback. Absent is fine. */
@@ -178,8 +185,11 @@ public final class ImageStore implements Images {
 
     /**
      * Under the lock: refused while a container holds the image and no other name keeps its digest; then the
-     * record goes, and every layer no remaining record and no running import uses is moved into {@code tmp/}
-     * (so a crash midway leaves it to the sweep) and deleted after the lock is released.
+     * record goes, and the layers are collected by mark and sweep: kept are those of every remaining record, every
+     * running import's claims and every live lease (a lease lists its layers: the name it was taken under may have
+     * moved to another digest since, and a record-only count once took the base layer of a running container);
+     * every other directory of {@code layers/}, the removed image's and any an earlier crash orphaned, is moved
+     * into {@code tmp/} (so a crash midway leaves it to the sweep) and deleted after the lock is released.
      */
     private void removeNow(String name) throws IOException {
         prepare();
@@ -187,33 +197,42 @@ public final class ImageStore implements Images {
         Scratch.Swept swept;
         try (FileLock _ = lock()) {
             swept = Scratch.sweep(tmp());
-            Set<String> keep = new HashSet<>(swept.claimed());
             Stored stored = records.read(name);
             if (stored == null) {
                 throw new NotFoundException("no image named " + name);
             }
-            boolean digestKept = false;
-            for (Stored other : records.all()) {
+            List<Stored> all = records.all();
+            Map<String, List<Leases.Live>> leased = leases.all();
+            boolean digestKept = all.stream().anyMatch(other -> !other.image().name().equals(name)
+                    && other.image().digest().equals(stored.image().digest()));
+            List<Leases.Live> users = leased.getOrDefault(stored.image().digest(), List.of());
+            if (!digestKept && !users.isEmpty()) {
+                throw new FailedPreconditionException("image " + name + " is in use by "
+                        + (users.size() == 1 ? "container " : "containers ")
+                        + String.join(", ", users.stream().map(user -> container(user.bundle())).toList()));
+            }
+            Set<String> keep = new HashSet<>(swept.claimed());
+            for (Stored other : all) {
                 if (!other.image().name().equals(name)) {
                     keep.addAll(other.image().layers());
-                    digestKept |= other.image().digest().equals(stored.image().digest());
                 }
             }
-            if (!digestKept) {
-                List<Path> users = leases.live(stored.image().digest());
-                if (!users.isEmpty()) {
-                    throw new FailedPreconditionException("image " + name + " is in use by "
-                            + (users.size() == 1 ? "container " : "containers ")
-                            + String.join(", ", users.stream().map(ImageStore::container).toList()));
+            leased.forEach((digest, lives) -> {
+                for (Leases.Live live : lives) {
+                    keep.addAll(live.layers());
+                    if (live.layers().isEmpty()) {
+                        // A lease written before leases listed their layers: its digest's records tell them.
+                        all.stream().filter(record -> record.image().digest().equals(digest))
+                                .forEach(record -> keep.addAll(record.image().layers()));
+                    }
                 }
-            }
+            });
             records.delete(name);
-            for (String diffId : stored.image().layers()) {
-                Path layer = layer(diffId);
-                if (!keep.contains(diffId) && Files.isDirectory(layer, LinkOption.NOFOLLOW_LINKS)) {
-                    Path gone = tmp().resolve("removed-" + UUID.randomUUID());
-                    Files.move(layer, gone, StandardCopyOption.ATOMIC_MOVE);
-                    doomed.add(gone);
+            try (DirectoryStream<Path> layers = Files.newDirectoryStream(root.resolve("layers"))) {
+                for (Path layer : layers) {
+                    if (!keep.contains("sha256:" + layer.getFileName())) {
+                        doomed.add(Scratch.remove(tmp(), layer));
+                    }
                 }
             }
         }

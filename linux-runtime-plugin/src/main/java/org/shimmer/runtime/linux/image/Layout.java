@@ -10,12 +10,12 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -31,6 +31,8 @@ import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.image.ImageConfig;
 import org.shimmer.runtime.image.ImageNames;
 import org.shimmer.runtime.image.InvalidImageException;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
 
 /**
  * An OCI image layout being imported: a directory read in place, or a tar of one (an {@code oci-archive}, what
@@ -41,13 +43,21 @@ import org.shimmer.runtime.image.InvalidImageException;
  * only {@code oci-layout}, {@code index.json} and {@code blobs/sha256/<64 hex>} regular files are written, each
  * once, into the import's scratch directory: any other entry with one of those names (a link, a device, a second
  * copy) is refused, and everything else (docker's {@code manifest.json}, {@code repositories}, directories) is
- * skipped.
+ * skipped. A sparse entry is refused (a few KiB of archive once expanded to gigabytes on disk), and
+ * {@code oci-layout} and {@code index.json} are capped at {@link #MAX_JSON} while they are written. A file of a
+ * directory layout is read only once {@code fstat} says it is a regular file (through a symlink or not): a FIFO
+ * blob once hung an io thread in {@code open(2)} beyond any cancel. A walk of nested indexes visits each index
+ * once and at most {@link #MAX_DESCRIPTORS} descriptors.
  */
 final class Layout {
 
     /** The cap of a manifest, index or config: real ones are a few KiB, docker's own limit is 4 MiB. */
     static final int MAX_JSON = 4 << 20;
     private static final int NESTING = 8;
+    /** The descriptors a walk of nested indexes may visit: a DAG of indexes each listing the next many times. */
+    static final int MAX_DESCRIPTORS = 10_000;
+    private static final int READ_FLAGS = LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC
+            | LinuxCalls.O_NOCTTY;
     private static final ObjectMapper JSON = JsonMapper.builder().build();
     private static final Pattern BLOB = Pattern.compile("blobs/sha256/[0-9a-f]{64}");
 
@@ -89,6 +99,10 @@ final class Layout {
         try (TarArchiveInputStream tar = new TarArchiveInputStream(
                 new BufferedInputStream(Files.newInputStream(source), 64 * 1024))) {
             for (TarArchiveEntry entry = next(tar); entry != null; entry = next(tar)) {
+                if (entry.isSparse()) {
+                    throw new InvalidImageException("layout archive " + source + ": entry \"" + entry.getName()
+                            + "\" is a sparse file");
+                }
                 String name = entry.getName();
                 while (name.startsWith("./")) {
                     name = name.substring(2);
@@ -100,6 +114,11 @@ final class Layout {
                     throw new InvalidImageException("layout archive " + source + ": entry \"" + entry.getName()
                             + "\" is not a regular file");
                 }
+                long cap = BLOB.matcher(name).matches() ? Long.MAX_VALUE : MAX_JSON;
+                if (entry.getSize() > cap) {
+                    throw new InvalidImageException("layout archive " + source + ": entry \"" + entry.getName()
+                            + "\" is over " + MAX_JSON + " bytes");
+                }
                 if (!seen.add(name)) {
                     throw new InvalidImageException("layout archive " + source + ": entry \"" + entry.getName()
                             + "\" appears twice");
@@ -107,9 +126,15 @@ final class Layout {
                 try (OutputStream out = Files.newOutputStream(root.resolve(name), StandardOpenOption.CREATE_NEW,
                         StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
                     byte[] buffer = new byte[64 * 1024];
+                    long written = 0;
                     for (int n; (n = read(tar, buffer, entry)) >= 0; ) {
                         if (cancelled.getAsBoolean()) {
                             throw new CancellationException("import of " + source + " cancelled");
+                        }
+                        written += n;
+                        if (written > cap) {
+                            throw new InvalidImageException("layout archive " + source + ": entry \""
+                                    + entry.getName() + "\" is over " + MAX_JSON + " bytes");
                         }
                         out.write(buffer, 0, n);
                     }
@@ -167,11 +192,11 @@ final class Layout {
         }
         List<Descriptor> tops = descriptors(parse(readCapped(indexFile), "index.json"), "index.json");
         List<Descriptor> group = byName(tops, name);
-        List<String> platforms = new ArrayList<>();
+        Walk walk = new Walk();
         Descriptor top = null;
         Descriptor manifest = null;
         for (Descriptor candidate : group) {
-            manifest = manifest(List.of(candidate), group.size(), platforms, 0);
+            manifest = manifest(List.of(candidate), group.size(), walk, 0);
             if (manifest != null) {
                 top = candidate;
                 break;
@@ -179,7 +204,7 @@ final class Layout {
         }
         if (manifest == null) {
             throw new NotFoundException("layout " + source + " has no linux/amd64 manifest"
-                    + (platforms.isEmpty() ? "" : " (it has " + String.join(", ", platforms) + ")"));
+                    + (walk.platforms.isEmpty() ? "" : " (it has " + String.join(", ", walk.platforms) + ")"));
         }
         JsonNode manifestJson = json(manifest);
         Descriptor configDescriptor = Descriptor.of(manifestJson.get("config"), blobName(manifest));
@@ -231,16 +256,27 @@ final class Layout {
                 + (name == null ? "give a name whose tag is one of them" : "none is " + name));
     }
 
+    /** What a walk of nested indexes has seen: the indexes it read, the descriptors it visited, the platforms. */
+    private static final class Walk {
+        private final Set<String> indexes = new HashSet<>();
+        private final Set<String> platforms = new LinkedHashSet<>();
+        private int descriptors;
+    }
+
     /** Follows {@code descriptors} to the linux/amd64 manifest; null when there is none. */
-    private Descriptor manifest(List<Descriptor> descriptors, int siblings, List<String> platforms, int depth)
+    private Descriptor manifest(List<Descriptor> descriptors, int siblings, Walk walk, int depth)
             throws IOException {
         if (depth > NESTING) {
             throw new InvalidImageException("layout " + source + ": indexes nested deeper than " + NESTING);
         }
         for (Descriptor d : descriptors) {
+            if (++walk.descriptors > MAX_DESCRIPTORS) {
+                throw new InvalidImageException("layout " + source + ": its indexes list more than "
+                        + MAX_DESCRIPTORS + " descriptors");
+            }
             boolean fits = d.isLinuxAmd64() || (d.platform() == null && siblings == 1);
             if (d.platform() != null && !fits) {
-                platforms.add(d.platform());
+                walk.platforms.add(d.platform());
             }
             if (!fits && !(d.platform() == null && d.isIndex())) {
                 continue;
@@ -248,9 +284,10 @@ final class Layout {
             if (d.isManifest() && fits) {
                 return d;
             }
-            if (d.isIndex()) {
+            // An index read before had no manifest for us (else the walk would have ended): never read again.
+            if (d.isIndex() && walk.indexes.add(d.digest())) {
                 List<Descriptor> nested = descriptors(json(d), blobName(d));
-                Descriptor found = manifest(nested, nested.size(), platforms, depth + 1);
+                Descriptor found = manifest(nested, nested.size(), walk, depth + 1);
                 if (found != null) {
                     return found;
                 }
@@ -323,13 +360,7 @@ final class Layout {
 
     /** A stream of {@code blob}'s bytes; {@link BlobInput#verify()} checks its size and digest at its end. */
     BlobInput blob(Descriptor blob, LongConsumer progress) throws IOException {
-        Path file = root.resolve("blobs/sha256").resolve(blob.hex());
-        InputStream in;
-        try {
-            in = Files.newInputStream(file);
-        } catch (NoSuchFileException e) {
-            throw new InvalidImageException(blobName(blob) + ": missing from the layout", e);
-        }
+        InputStream in = openRegular(root.resolve("blobs/sha256").resolve(blob.hex()), blobName(blob));
         return new BlobInput(in, blobName(blob), blob.digest(), blob.size(), cancelled, progress);
     }
 
@@ -338,8 +369,36 @@ final class Layout {
         return "blob " + blob.digest() + " (" + blob.mediaType() + ") of layout " + source;
     }
 
+    /**
+     * A stream of {@code file}, a regular file or a symlink to one: opened without blocking (a FIFO's open waits
+     * for a writer), checked with {@code fstat}, then read through its descriptor's {@code /proc} link, which
+     * reopens that very file.
+     */
+    private static InputStream openRegular(Path file, String what) throws IOException {
+        int fd;
+        try {
+            fd = LinuxCalls.open(file, READ_FLAGS);
+        } catch (ErrnoException e) {
+            if (e.errno() == LinuxCalls.ENOENT) {
+                throw new InvalidImageException(what + ": missing from the layout", e);
+            }
+            if (e.errno() == LinuxCalls.ENXIO || e.errno() == LinuxCalls.ELOOP) {
+                throw new InvalidImageException(what + ": not a regular file", e);
+            }
+            throw e;
+        }
+        try {
+            if (!LinuxCalls.fstat(fd).isRegularFile()) {
+                throw new InvalidImageException(what + ": not a regular file");
+            }
+            return Files.newInputStream(Path.of("/proc/self/fd/" + fd));
+        } finally {
+            LinuxCalls.close(fd);
+        }
+    }
+
     private byte[] readCapped(Path file) throws IOException {
-        try (InputStream in = Files.newInputStream(file)) {
+        try (InputStream in = openRegular(file, "layout " + source + ": " + file.getFileName())) {
             byte[] bytes = in.readNBytes(MAX_JSON + 1);
             if (bytes.length > MAX_JSON) {
                 throw new InvalidImageException("layout " + source + ": " + file.getFileName() + " is over "

@@ -13,20 +13,30 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The leases of images by containers, {@code leases/<manifest digest hex>/<sha256 of the bundle path, hex>},
- * each holding the bundle's path. Called under the store's lock only.
+ * each holding the bundle's path on its first line and the diff ids of the image's layers on the next ones.
+ * Called under the store's lock only.
  *
- * <p>Invariant: a lease is live while its bundle exists and was made from that image: the bundle's
- * {@code config.json} carries {@link ImageStore#DIGEST_ANNOTATION} with the digest. A lease whose bundle is gone
- * (deleted, or never created because its run failed before) is stale and dropped when found; so a container's
- * delete needs no call here, and a host that crashed mid-run leaves nothing that blocks a remove forever.
+ * <p>Invariant: a lease is live while its holder keeps the lease file flock'ed (the run between the lease and its
+ * bundle's {@code config.json}: a remove there once took the layers and the run failed with a raw mount ENOENT),
+ * or while its bundle exists and was made from that image (the bundle's {@code config.json} carries
+ * {@link ImageStore#DIGEST_ANNOTATION} with the digest). A lease whose holder let go and whose bundle is gone
+ * (deleted, or never created because its run failed or its process died) is stale and dropped when found; so a
+ * container's delete needs no call here, and a host that crashed mid-run leaves nothing that blocks a remove
+ * forever. The layers are in the lease because a name may move to another digest: the lease, not a record,
+ * keeps the layers under a running container.
  */
 final class Leases {
 
     private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+    /** A live lease: the bundle holding the image, and the image's layers (empty in a lease that lists none). */
+    record Live(Path bundle, List<String> layers) {}
 
     private final Path dir;
 
@@ -34,12 +44,26 @@ final class Leases {
         this.dir = dir;
     }
 
-    void add(String digest, Path bundle) throws IOException {
+    /** Writes the lease of {@code bundle} on {@code digest}; returns its flock, which keeps it live until closed. */
+    FileLock add(String digest, Path bundle, List<String> layers) throws IOException {
         Path digestDir = Files.createDirectories(dir.resolve(hex(digest)), ImageStore.PRIVATE_DIRECTORY);
         Path file = digestDir.resolve(BlobInput.sha256Hex(bundle.toString()));
         Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
-        Files.write(temporary, bundle.toString().getBytes(StandardCharsets.UTF_8));
-        Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE);
+        Files.deleteIfExists(temporary);
+        // Locked before it has its name: the lock goes with the file, and no remove ever sees it unlocked.
+        FileLock pending = FileLock.acquire(temporary);
+        try {
+            List<String> lines = new ArrayList<>();
+            lines.add(bundle.toString());
+            lines.addAll(layers);
+            Files.write(temporary, String.join("\n", lines).getBytes(StandardCharsets.UTF_8));
+            Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE);
+            return pending;
+        } catch (IOException | RuntimeException e) {
+            pending.close();
+            Files.deleteIfExists(temporary);
+            throw e;
+        }
     }
 
     void remove(String digest, Path bundle) throws IOException {
@@ -48,15 +72,20 @@ final class Leases {
         deleteIfEmpty(digestDir);
     }
 
-    /** The bundles holding {@code digest} now; stale leases are deleted on the way. */
-    List<Path> live(String digest) throws IOException {
+    /** The live leases on {@code digest}; stale leases are deleted on the way. */
+    List<Live> live(String digest) throws IOException {
         Path digestDir = dir.resolve(hex(digest));
-        List<Path> live = new ArrayList<>();
+        List<Live> live = new ArrayList<>();
         try (DirectoryStream<Path> leases = Files.newDirectoryStream(digestDir)) {
             for (Path lease : leases) {
-                Path bundle = Path.of(new String(Files.readAllBytes(lease), StandardCharsets.UTF_8));
-                if (holds(bundle, digest)) {
-                    live.add(bundle);
+                if (lease.getFileName().toString().endsWith(".tmp")) {
+                    // Being written by a lease under the lock (so never seen here), or left by a crash: stale.
+                    Files.deleteIfExists(lease);
+                    continue;
+                }
+                Live found = live(lease, digest);
+                if (found != null) {
+                    live.add(found);
                 } else {
                     Files.deleteIfExists(lease);
                 }
@@ -66,6 +95,39 @@ final class Leases {
         }
         deleteIfEmpty(digestDir);
         return live;
+    }
+
+    /** The live leases on every digest, by digest; stale leases are deleted on the way. */
+    Map<String, List<Live>> all() throws IOException {
+        Map<String, List<Live>> all = new LinkedHashMap<>();
+        try (DirectoryStream<Path> digests = Files.newDirectoryStream(dir)) {
+            for (Path digestDir : digests) {
+                String digest = "sha256:" + digestDir.getFileName();
+                List<Live> live = live(digest);
+                if (!live.isEmpty()) {
+                    all.put(digest, live);
+                }
+            }
+        } catch (NoSuchFileException e) {
+            return Map.of();
+        }
+        return all;
+    }
+
+    private static Live live(Path lease, String digest) throws IOException {
+        List<String> lines;
+        try {
+            lines = List.of(new String(Files.readAllBytes(lease), StandardCharsets.UTF_8).split("\n"));
+        } catch (NoSuchFileException e) {
+            return null;
+        }
+        Live live = new Live(Path.of(lines.getFirst()), lines.subList(1, lines.size()));
+        try (FileLock free = FileLock.tryAcquire(lease)) {
+            if (free == null) {
+                return live;
+            }
+        }
+        return holds(live.bundle(), digest) ? live : null;
     }
 
     /**

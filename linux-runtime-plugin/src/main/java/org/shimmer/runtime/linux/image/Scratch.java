@@ -14,6 +14,8 @@ import java.util.List;
 import java.util.Set;
 import java.util.UUID;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One import's directory under {@code tmp/}, and the sweep of the directories of imports that died.
@@ -24,11 +26,18 @@ import org.shimmer.runtime.linux.bundle.DirectoryTrees;
  * sweep deletes what it left, and never the directory of an import still running, in this JVM or another.
  * The {@code claims} file lists the diff ids the import uses: a remove keeps those layers, as an import takes a
  * layer it found unpacked before its image record exists.
+ *
+ * <p>A layer a remove collects goes to {@code tmp/removed-<random>/layer}: no name a layer chose is ever at the
+ * top of a {@code tmp/} entry, and a {@code removed-} entry is dead as soon as it exists (its layer was unnamed
+ * under the lock), so the sweep opens nothing inside it. A layer whose top held an {@code owner} device or
+ * symlink, moved there directly, once made the sweep open it, hang on it or fail every import and remove.
  */
 final class Scratch implements AutoCloseable {
 
     private static final String OWNER = "owner";
     private static final String CLAIMS = "claims";
+    private static final String REMOVED = "removed-";
+    private static final Logger log = LoggerFactory.getLogger(Scratch.class);
 
     private final Path dir;
     private final FileLock owner;
@@ -53,6 +62,16 @@ final class Scratch implements AutoCloseable {
         return dir;
     }
 
+    /**
+     * Moves {@code layer} out of the store into a new {@code tmp/removed-<random>/layer}, dead at once; call with
+     * the store's lock held. Returns the entry to delete.
+     */
+    static Path remove(Path tmp, Path layer) throws IOException {
+        Path entry = Files.createDirectory(tmp.resolve(REMOVED + UUID.randomUUID()), ImageStore.PRIVATE_DIRECTORY);
+        Files.move(layer, entry.resolve("layer"), StandardCopyOption.ATOMIC_MOVE);
+        return entry;
+    }
+
     /** Records the layers this import uses; call with the store's lock held. */
     void claim(List<String> diffIds) throws IOException {
         Path temporary = dir.resolve(CLAIMS + ".tmp");
@@ -66,10 +85,18 @@ final class Scratch implements AutoCloseable {
      */
     record Swept(Set<String> claimed, List<Path> dead) {
 
-        /** Deletes the dead entries; two sweeps may both find one, and both deletes then succeed. */
-        void deleteDead() throws IOException {
+        /**
+         * Deletes the dead entries; two sweeps may both find one, and both deletes then succeed. A failure is
+         * logged, not thrown: it is no failure of the import or remove that swept, and the next sweep retries.
+         */
+        void deleteDead() {
             for (Path entry : dead) {
-                DirectoryTrees.deleteRecursively(entry);
+                try {
+                    DirectoryTrees.deleteRecursively(entry);
+                } catch (IOException | RuntimeException e) {
+                    log.warn("could not delete {} left by a dead import or a remove; the next sweep retries",
+                            entry, e);
+                }
             }
         }
     }
@@ -80,19 +107,23 @@ final class Scratch implements AutoCloseable {
         List<Path> dead = new ArrayList<>();
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(tmp)) {
             for (Path entry : entries) {
-                if (!Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
-                    // Nothing of ours: no import owns a file or a link here.
+                if (entry.getFileName().toString().startsWith(REMOVED)
+                        || !Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
+                    // A removed layer on its way out, or nothing of ours: no import owns a file or a link here.
                     dead.add(entry);
                     continue;
                 }
-                // A directory without an owner file is a removed layer on its way out: free as well. Its name is
-                // random and never reused, so once found free it stays dead after the lock is released.
+                // A directory without an owner file is an import that died before locking it: free as well. Its
+                // name is random and never reused, so once found free it stays dead after the lock is released.
                 try (FileLock free = FileLock.tryAcquire(entry.resolve(OWNER))) {
                     if (free != null) {
                         dead.add(entry);
                     } else {
                         claimed.addAll(claims(entry));
                     }
+                } catch (IOException e) {
+                    // Neither dead nor known to be alive: kept, and the import or remove that swept goes on.
+                    log.warn("could not tell whether the import directory {} is alive; kept", entry, e);
                 }
             }
         } catch (NoSuchFileException e) {

@@ -728,6 +728,10 @@ public final class LinuxCalls {
         public boolean isSymlink() {
             return type() == S_IFLNK;
         }
+
+        public boolean isRegularFile() {
+            return type() == S_IFREG;
+        }
     }
 
     /** A body for {@link #call}: the raw result of one downcall, negative on failure with {@code errno} in state. */
@@ -940,6 +944,37 @@ public final class LinuxCalls {
 
     public static short pollRevents(MemorySegment fds, int index) {
         return (short) POLLFD_REVENTS.get(fds, index * POLLFD.byteSize());
+    }
+
+    // Image store: a file opened by a descriptor is checked for what it is before it is read or locked, and a
+    // layer's bytes reach the disk before it gets its name.
+
+    public static final int S_IFREG = 0100000;
+    public static final int O_NOCTTY = 0400;
+    private static final byte[] EMPTY_NAME = {};
+    private static final MethodHandle SYNCFS = function("syncfs",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+
+    /** {@code statx(fd, "", AT_EMPTY_PATH)}: the mode and inode of the open file {@code fd}. */
+    public static FileStatus fstat(int fd) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
+            int result = (int) STATX.invokeExact(state, fd, cString(arena, EMPTY_NAME), AT_EMPTY_PATH,
+                    STATX_TYPE | STATX_MODE | STATX_INO, buffer);
+            check(result, state, "statx fd " + fd);
+            return new FileStatus(Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, 28)),
+                    buffer.get(ValueLayout.JAVA_LONG, STATX_INO_OFFSET));
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** {@code syncfs(fd)}: writes out every dirty page of the file system {@code fd} is on. */
+    public static void syncfs(int fd) throws IOException {
+        call("syncfs fd " + fd, (arena, state) -> (int) SYNCFS.invokeExact(state, fd));
     }
 
     private static void check(int result, MemorySegment state, String call) throws ErrnoException {

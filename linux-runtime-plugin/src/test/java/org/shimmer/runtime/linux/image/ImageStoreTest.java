@@ -392,6 +392,7 @@ class ImageStoreTest {
                 + ImageStore.DIGEST_ANNOTATION + "\":\"" + imported.digest() + "\"}}");
 
         ImageLease lease = store.lease(imported, bundle).block(TIMEOUT);
+        lease.close();
 
         assertThat(lease.digest()).isEqualTo(imported.digest());
         assertThat(lease.config()).isEqualTo(imported.config());
@@ -425,7 +426,7 @@ class ImageStoreTest {
         Path bundle = Files.createDirectories(temp.resolve("state/ns/web"));
         Files.writeString(bundle.resolve("config.json"), "{\"annotations\":{\"" + ImageStore.DIGEST_ANNOTATION
                 + "\":\"" + first.digest() + "\"}}");
-        store.lease(first, bundle).block(TIMEOUT);
+        store.lease(first, bundle).block(TIMEOUT).close();
 
         StepVerifier.create(store.remove("first")).verifyComplete();
         StepVerifier.create(store.remove("second"))
@@ -435,7 +436,9 @@ class ImageStoreTest {
 
         assertThat(store.list().collectList().block(TIMEOUT)).containsExactly(second);
         assertThat(names(root.resolve("layers"))).hasSize(3);
-        assertThat(store.lease(first, bundle).block(TIMEOUT).name()).as("found by digest").isEqualTo("second:latest");
+        try (ImageLease again = store.lease(first, bundle).block(TIMEOUT)) {
+            assertThat(again.name()).as("found by digest").isEqualTo("second:latest");
+        }
     }
 
     @Test
@@ -448,8 +451,8 @@ class ImageStoreTest {
         Path rolledBack = Files.createDirectories(temp.resolve("state/ns/rolled"));
         Files.writeString(rolledBack.resolve("config.json"), "{\"annotations\":{\"" + ImageStore.DIGEST_ANNOTATION
                 + "\":\"" + imported.digest() + "\"}}");
-        store.lease(imported, other).block(TIMEOUT);
-        store.lease(imported, rolledBack).block(TIMEOUT);
+        store.lease(imported, other).block(TIMEOUT).close();
+        store.lease(imported, rolledBack).block(TIMEOUT).close();
         store.unlease(imported.digest(), rolledBack).block(TIMEOUT);
 
         StepVerifier.create(store.remove("hello:v1")).verifyComplete();
