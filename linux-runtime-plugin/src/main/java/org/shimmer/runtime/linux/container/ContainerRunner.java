@@ -10,7 +10,6 @@ import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
-import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidSpecException;
@@ -133,8 +132,9 @@ public final class ContainerRunner {
 
     /**
      * Leases the image for the bundle to be made (so it cannot be removed while the container exists), merges its
-     * configuration into the spec and runs on its layers. A run that fails gives the lease back, unless the id's
-     * bundle was there before: that container's lease is the same one.
+     * configuration into the spec and runs on its layers. A run that fails leaves its lease file: once unlocked and
+     * without its bundle it is stale, and the next remove drops it. Deleting it here once took the lease of a running
+     * container of the same id and image (the same file), and a remove then took that container's layers.
      */
     private Mono<LinuxContainer> fromImage(RunRequest request, String key, BooleanSupplier cancelled) {
         Path bundleDir = runtime.config().stateRoot().resolve(request.namespace()).resolve(request.id());
@@ -145,14 +145,6 @@ public final class ContainerRunner {
                                 new ImageUsers(lease.name(), lease.layers().reversed())))
                         .subscribeOn(io)
                         .flatMap(spec -> launch(request, key, cancelled, spec, lease.layers().reversed()))
-                        .onErrorResume(failure -> failure instanceof AlreadyExistsException
-                                ? Mono.error(failure)
-                                : images.unlease(lease.digest(), bundleDir)
-                                        .onErrorResume(unleaseFailure -> {
-                                            failure.addSuppressed(unleaseFailure);
-                                            return Mono.empty();
-                                        })
-                                        .then(Mono.error(failure)))
                         // Locked (live to a remove) until the run ends: by then its bundle exists, or it is undone.
                         .doFinally(signal -> lease.close()));
     }

@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.image;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,6 +16,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
@@ -126,5 +128,35 @@ class ImageRunLeaseTest {
         assertThat(ImageStoreTest.names(images.resolve("layers"))).isEmpty();
         assertThat(ImageStoreTest.names(images.resolve("leases"))).isEmpty();
         assertThat(ImageStoreTest.names(images.resolve("tmp"))).isEmpty();
+    }
+
+    @Test
+    void aFailedRunOfTheIdOfARunningContainerLeavesThatContainersLease() throws Exception {
+        byte[] busybox = Files.readAllBytes(BusyboxBundle.BUSYBOX);
+        OciLayouts.Image built = OciLayouts.image()
+                .layer(TarLayers.layer().dir("bin", 0755).file("bin/busybox", busybox, 0755, e -> {})
+                        .symlink("bin/sh", "busybox").bytes());
+        Path layout = OciLayouts.layout().tagged(built, "v1").writeDirectory(temp.resolve("layout"));
+        Image image = runtime.images().importLayout(ImportRequest.of(layout).withName("held:v1")).block(TIMEOUT);
+        Container running = runtime.run(RunRequest.of(NS, "x", Spec.builder().args("/bin/busybox", "sleep", "30")
+                .build(), image).withRuncOptions(runc)).block(TIMEOUT);
+        try {
+            // Same id and image, no command at all: fails merging the spec, before the bundle's AlreadyExists. Its
+            // rollback once deleted the lease file it shares with the running container, and the remove below
+            // then took the running container's /bin.
+            assertThatThrownBy(() -> runtime.run(RunRequest.of(NS, "x", Spec.builder().build(), image)
+                    .withRuncOptions(runc)).block(TIMEOUT)).isInstanceOf(InvalidSpecException.class);
+            assertThatThrownBy(() -> runtime.images().remove("held:v1").block(TIMEOUT))
+                    .isInstanceOf(FailedPreconditionException.class).hasMessageContaining(NS + "/x");
+            String bin = running.exec("ls", "/bin/busybox", "ls", "/bin")
+                    .flatMap(ls -> ls.stdout().map(String::new).reduce("", String::concat))
+                    .block(TIMEOUT);
+            assertThat(bin).contains("busybox", "sh");
+        } finally {
+            running.kill(9).onErrorComplete().block(TIMEOUT);
+            running.release().block(TIMEOUT);
+        }
+        runtime.images().remove("held:v1").block(TIMEOUT);
+        assertThat(ImageStoreTest.names(runtime.config().imageRoot().resolve("layers"))).isEmpty();
     }
 }
