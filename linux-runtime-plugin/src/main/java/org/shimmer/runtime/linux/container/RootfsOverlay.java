@@ -19,9 +19,9 @@ import org.shimmer.runtime.shim.Mount;
  * A container's writable root: an {@code overlay} mount whose lower layers are read-only directories (a rootfs
  * directory, or an image's layers) and whose upper and work directories are the container's own, in its work
  * directory: {@code <workDir>/rootfs/upper} and {@code <workDir>/rootfs/work}, the lowers named by links in
- * {@code <workDir>/rootfs/l}. The shim mounts it on the bundle's
- * {@code rootfs} (the local shim with {@code mount(2)}, {@code containerd-shim-runc-v2} itself) and unmounts it with
- * the task's delete, before the work directory goes with the bundle.
+ * {@code <workDir>/rootfs/l}. The shim mounts it on the bundle's {@code rootfs} (the local shim with
+ * {@code mount(2)}, {@code containerd-shim-runc-v2} itself) and unmounts it with the task's delete, before the
+ * work directory goes with the bundle, whose delete removes the links and never follows one.
  *
  * <p>Invariants: overlay never writes a lower layer, so the caller's directory and shared image layers stay as
  * they are; the upper and work directories are made here, exclusively, and so are ours to remove; a bundle-rootfs
@@ -69,10 +69,10 @@ final class RootfsOverlay {
             links.add(checked(owner, dir.resolve(LINKS).resolve(Integer.toString(n))));
             relative.add(Integer.toString(n));
         }
-        // An index would tie each lower to the first upper it was used with: a lower shared by two containers, or
-        // used again after a delete, would fail the mount with ESTALE.
         String upper = "upperdir=" + checked(owner, dir.resolve(UPPER));
         String work = "workdir=" + checked(owner, dir.resolve(WORK));
+        // An index would tie each lower to the first upper it was used with: a lower shared by two containers, or
+        // used again after a delete, would fail the mount with ESTALE.
         List<String> options = List.of("index=off", "lowerdir=" + String.join(":", links), upper, work);
         int bytes = Math.min(bytes(options), bytes(List.of("index=off", "lowerdir=" + String.join(":", relative),
                 upper, work)));
