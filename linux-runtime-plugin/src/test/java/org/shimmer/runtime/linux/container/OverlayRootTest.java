@@ -363,7 +363,8 @@ class OverlayRootTest {
 
     /**
      * An image's layers as the lowers and its configuration as the spec's defaults: entrypoint and cmd, env,
-     * working directory and a user by name (its groups from the image's /etc/group); the image cannot be removed
+     * working directory and a user by name (from an /etc/passwd that is a link within the image, its groups from
+     * the image's /etc/group); the image cannot be removed
      * while the container exists, and a run of an image removed since it was got fails with NotFoundException.
      */
     @ParameterizedTest
@@ -372,8 +373,9 @@ class OverlayRootTest {
         byte[] busybox = Files.readAllBytes(BusyboxBundle.BUSYBOX);
         OciLayouts.Image built = OciLayouts.image()
                 .layer(TarLayers.layer().dir("bin", 0755).file("bin/busybox", busybox, 0755, entry -> {})
-                        .symlink("bin/sh", "busybox").dir("etc", 0755)
-                        .file("etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/app:/bin/sh\n", 0644)
+                        .symlink("bin/sh", "busybox").dir("etc", 0755).dir("usr", 0755)
+                        .file("usr/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/app:/bin/sh\n", 0644)
+                        .symlink("etc/passwd", "/usr/passwd")
                         .file("etc/group", "root:x:0:\napp:x:1234:\nextra:x:77:app\n", 0644)
                         .dir("app", 0755).dir("tmp", 01777).bytes())
                 .layer(OciLayouts.tar(Map.of("app/greeting", "from the top layer".getBytes(UTF_8))))
