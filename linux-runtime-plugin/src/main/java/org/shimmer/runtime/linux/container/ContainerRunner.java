@@ -4,7 +4,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -14,8 +16,12 @@ import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.RunRequest;
+import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.image.ImageStore;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -122,12 +128,19 @@ public final class ContainerRunner {
     }
 
     private Mono<LinuxContainer> steps(RunRequest request, String key, BooleanSupplier cancelled) {
-        return request.image() != null ? fromImage(request, key, cancelled) : Mono.fromCallable(() -> {
+        // Checked before anything (an image's lease too) is made.
+        Mono<Void> checked = Mono.<Void>fromRunnable(() -> {
                     LinuxContainer.checkNotCancelled(cancelled, key);
-                    return rootfs(request);
+                    RootfsOverlay.checkUpperFileSystem(key, runtime.config().workRoot(), runtime.config().workRoot()
+                            .resolve(request.namespace()).resolve(request.id()));
+                })
+                .subscribeOn(io);
+        return checked.then(request.image() != null ? fromImage(request, key, cancelled) : Mono.fromCallable(() -> {
+                    LinuxContainer.checkNotCancelled(cancelled, key);
+                    return rootfs(request, key);
                 })
                 .subscribeOn(io)
-                .flatMap(lower -> launch(request, key, cancelled, request.spec(), List.of(lower)));
+                .flatMap(lower -> launch(request, key, cancelled, request.spec(), List.of(lower))));
     }
 
     /**
@@ -176,18 +189,60 @@ public final class ContainerRunner {
 
     /**
      * The rootfs directory as the overlay's lower layer: its real path, so that a symbolic link changed after the
-     * run cannot move the container's root.
+     * run cannot move the container's root. Blocking.
+     *
+     * <p>Refused, before anything is made: a directory inside, or holding, the state, work or image root (the
+     * container saw its own upper directory, or every bundle), and one with mounts below it, which overlay does
+     * not cross (a lower is one file system): they were hidden from the container without a word.
      */
-    private static Path rootfs(RunRequest request) {
+    private Path rootfs(RunRequest request, String key) {
+        Path real;
         try {
-            Path real = request.rootfs().toRealPath();
-            if (Files.isDirectory(real)) {
-                return real;
-            }
+            real = request.rootfs().toRealPath();
         } catch (IOException absent) {
-            // Reported below, as for a file that is no directory.
+            real = null;
         }
-        throw new FailedPreconditionException("run container " + request.namespace() + "/" + request.id()
-                + ": rootfs " + request.rootfs() + " is not a directory");
+        if (real == null || !Files.isDirectory(real)) {
+            throw new FailedPreconditionException("run container " + key + ": rootfs " + request.rootfs()
+                    + " is not a directory");
+        }
+        RuntimeConfig config = runtime.config();
+        for (Map.Entry<String, Path> root : List.of(Map.entry("state root", config.stateRoot()),
+                Map.entry("work root", config.workRoot()), Map.entry("image root", config.imageRoot()))) {
+            Path rootReal = realPath(root.getValue());
+            if (real.startsWith(rootReal) || rootReal.startsWith(real)) {
+                throw new FailedPreconditionException("run container " + key + ": rootfs " + request.rootfs()
+                        + " (" + real + ") " + (real.startsWith(rootReal) ? "is inside" : "holds") + " the "
+                        + root.getKey() + " " + root.getValue() + " (" + rootReal + "); the container would see"
+                        + " its own or other containers' files: use a directory apart from them");
+            }
+        }
+        List<MountTable.MountPoint> below;
+        try {
+            byte[] at = real.toString().getBytes(LinuxCalls.FILE_NAMES);
+            below = MountTable.atOrUnder(MountTable.mountPoints(), real).stream()
+                    .filter(point -> !Arrays.equals(point.name(), at)).toList();
+        } catch (IOException e) {
+            throw StorageErrors.typed("read the mounts below rootfs " + real + " of container " + key, e);
+        }
+        if (!below.isEmpty()) {
+            throw new FailedPreconditionException("run container " + key + ": rootfs " + request.rootfs() + " ("
+                    + real + ") has mounts below it, which its overlay root would hide: " + below + "; unmount"
+                    + " them, or give them to the container as spec mounts");
+        }
+        return real;
+    }
+
+    /** The real path of {@code path}, which need not exist: its nearest existing directory's, then the rest. */
+    private static Path realPath(Path path) {
+        Path existing = path.toAbsolutePath().normalize();
+        while (existing.getParent() != null) {
+            try {
+                return existing.toRealPath().resolve(existing.relativize(path.toAbsolutePath().normalize()));
+            } catch (IOException absent) {
+                existing = existing.getParent();
+            }
+        }
+        return existing;
     }
 }

@@ -3,12 +3,15 @@ package org.shimmer.runtime.linux.container;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemLoopException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Deque;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -18,10 +21,12 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
 
 /**
  * An image's user ({@code User} of its config) as ids, read from the {@code /etc/passwd} and {@code /etc/group} a
- * container of the image would see: the topmost layer holding the file as a regular file, unless a layer above
- * deleted it (an overlay whiteout, a character device 0/0, on the file or on {@code etc}) or made {@code etc}
- * opaque ({@code trusted.overlay.opaque=y}), which ends the search with no file. A symbolic link ({@code etc} or
- * the file) is never followed: its target would be read on the host, outside the layer. Blocking.
+ * container of the image would see, looked up in its layers as overlay merges them: the topmost layer's entry of
+ * each name, none under a whiteout (a character device 0/0), a directory merging the layers below down to an
+ * opaque one ({@code trusted.overlay.opaque=y}). A symbolic link ({@code /etc} or the file, as many images have)
+ * is followed within the image, never on the host: its text is read against the image's root, an absolute one
+ * from that root and {@code ..} stopping there (a chroot's view, as runc reads it); an unfollowed link made
+ * {@code user} an "unknown user". Blocking.
  *
  * <p>{@code uid} and {@code uid:gid} are taken as they are; a uid alone gets the primary group its
  * {@code /etc/passwd} entry gives, or 0 without one (as docker and containerd). A name is looked up and unknown is
@@ -41,6 +46,10 @@ public final class ImageUsers {
     private static final int S_IFMT = 0170000;
     private static final int S_IFDIR = 0040000;
     private static final int S_IFREG = 0100000;
+    private static final int S_IFLNK = 0120000;
+    private static final int S_IFCHR = 0020000;
+    /** The most symbolic links one lookup follows, as the kernel's {@code MAXSYMLINKS}. */
+    static final int MAX_LINKS = 40;
     private static final String OPAQUE = "trusted.overlay.opaque";
 
     private record Entry(String name, int id, int gid, List<String> members) {}
@@ -104,6 +113,9 @@ public final class ImageUsers {
         Optional<Path> found;
         try {
             found = find(layers, file);
+        } catch (FileSystemLoopException e) {
+            throw new InvalidSpecException("run image " + image + ": /etc/" + file + " goes through more than "
+                    + MAX_LINKS + " symbolic links", e);
         } catch (IOException e) {
             throw new UnavailableException("run image " + image + ": cannot look for /etc/" + file + " in its"
                     + " layers: " + e.getMessage(), e);
@@ -140,35 +152,135 @@ public final class ImageUsers {
         return entries;
     }
 
-    /** The layer file {@code etc/<file>} a merged root shows, top layer first; see the class comment. */
+    /** The layer file {@code etc/<file>} a merged root shows, when a regular file; see the class comment. */
     static Optional<Path> find(List<Path> layers, String file) throws IOException {
-        for (Path layer : layers) {
-            Path etc = layer.resolve("etc");
-            Optional<Map<String, Object>> dir = lstat(etc);
-            if (dir.isEmpty()) {
+        return lookup(layers, "etc/" + file).filter(found -> isRegular(found.attributes())).map(Found::path);
+    }
+
+    /** An entry of the merged root: its file in the topmost layer showing it, and for a directory its layers. */
+    private record Found(Path path, Map<String, Object> attributes, List<Path> layers) {}
+
+    /**
+     * The entry a merged root shows at {@code path} (relative to the image's root), every symbolic link on the way
+     * and at the end followed within the image: its text is read against the image's root, an absolute one from
+     * the root and {@code ..} stopping there, as in a container; at most {@link #MAX_LINKS} of them. Empty when
+     * nothing is there, or a name on the way is no directory.
+     *
+     * @throws FileSystemLoopException when more links are met than {@link #MAX_LINKS}
+     */
+    private static Optional<Found> lookup(List<Path> layers, String path) throws IOException {
+        Deque<String> pending = new ArrayDeque<>(names(path));
+        // The names of the directory reached, and the layers merging each directory from the root to it.
+        List<String> at = new ArrayList<>();
+        Deque<List<Path>> merged = new ArrayDeque<>();
+        merged.push(rootLayers(layers));
+        int links = 0;
+        while (!pending.isEmpty()) {
+            String name = pending.pop();
+            if (name.equals("..")) {
+                if (!at.isEmpty()) {
+                    at.removeLast();
+                    merged.pop();
+                }
                 continue;
             }
-            if (!isDirectory(dir.get())) {
-                // A whiteout, a link or a file: no etc/ of a lower layer shows through.
+            String relative = at.isEmpty() ? name : String.join("/", at) + "/" + name;
+            Optional<Found> found = entry(merged.peek(), relative);
+            if (found.isEmpty()) {
                 return Optional.empty();
             }
-            Optional<Map<String, Object>> entry = lstat(etc.resolve(file));
-            if (entry.isPresent()) {
-                return isRegular(entry.get()) ? Optional.of(etc.resolve(file)) : Optional.empty();
-            }
-            if (Arrays.equals(LinuxCalls.lgetxattr(etc, OPAQUE), new byte[] {'y'})) {
-                return Optional.empty();
+            int type = (Integer) found.get().attributes().get("mode") & S_IFMT;
+            if (type == S_IFLNK) {
+                if (++links > MAX_LINKS) {
+                    throw new FileSystemLoopException(path);
+                }
+                String target = Files.readSymbolicLink(found.get().path()).toString();
+                names(target).reversed().forEach(pending::push);
+                if (target.startsWith("/")) {
+                    at.clear();
+                    while (merged.size() > 1) {
+                        merged.pop();
+                    }
+                }
+            } else if (type == S_IFDIR) {
+                at.add(name);
+                merged.push(found.get().layers());
+            } else {
+                return pending.isEmpty() ? found : Optional.empty();
             }
         }
         return Optional.empty();
     }
 
+    /** The layers whose root shows in the merged root: down to the first that is opaque. */
+    private static List<Path> rootLayers(List<Path> layers) throws IOException {
+        List<Path> shown = new ArrayList<>();
+        for (Path layer : layers) {
+            shown.add(layer);
+            if (isOpaque(layer)) {
+                break;
+            }
+        }
+        return shown;
+    }
+
+    /**
+     * {@code relative} in the merged directory of {@code layers} (top first): the topmost layer's entry, absent
+     * under a whiteout; a directory merges the directories of the layers below down to an opaque one, or to a
+     * layer holding anything else there.
+     */
+    private static Optional<Found> entry(List<Path> layers, String relative) throws IOException {
+        for (int i = 0; i < layers.size(); i++) {
+            Path path = layers.get(i).resolve(relative);
+            Optional<Map<String, Object>> attributes = lstat(path);
+            if (attributes.isEmpty()) {
+                continue;
+            }
+            if (isWhiteout(attributes.get())) {
+                return Optional.empty();
+            }
+            if (!isDirectory(attributes.get())) {
+                return Optional.of(new Found(path, attributes.get(), List.of()));
+            }
+            List<Path> dirs = new ArrayList<>(List.of(layers.get(i)));
+            boolean opaque = isOpaque(path);
+            for (int j = i + 1; j < layers.size() && !opaque; j++) {
+                Path lower = layers.get(j).resolve(relative);
+                Optional<Map<String, Object>> below = lstat(lower);
+                if (below.isEmpty()) {
+                    continue;
+                }
+                if (!isDirectory(below.get())) {
+                    break;
+                }
+                dirs.add(layers.get(j));
+                opaque = isOpaque(lower);
+            }
+            return Optional.of(new Found(path, attributes.get(), dirs));
+        }
+        return Optional.empty();
+    }
+
+    /** The names of {@code path}, without empty ones and {@code .}. */
+    private static List<String> names(String path) {
+        return Arrays.stream(path.split("/")).filter(name -> !name.isEmpty() && !name.equals(".")).toList();
+    }
+
+    private static boolean isOpaque(Path dir) throws IOException {
+        return Arrays.equals(LinuxCalls.lgetxattr(dir, OPAQUE), new byte[] {'y'});
+    }
+
     private static Optional<Map<String, Object>> lstat(Path path) throws IOException {
         try {
-            return Optional.of(Files.readAttributes(path, "unix:mode", LinkOption.NOFOLLOW_LINKS));
+            return Optional.of(Files.readAttributes(path, "unix:mode,rdev", LinkOption.NOFOLLOW_LINKS));
         } catch (NoSuchFileException absent) {
             return Optional.empty();
         }
+    }
+
+    /** An overlay whiteout: a character device 0/0. */
+    private static boolean isWhiteout(Map<String, Object> attributes) {
+        return ((Integer) attributes.get("mode") & S_IFMT) == S_IFCHR && (Long) attributes.get("rdev") == 0;
     }
 
     private static boolean isDirectory(Map<String, Object> attributes) {

@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The few Linux calls the JDK lacks, through the Foreign Function & Memory API (no JNI, no native library of
@@ -435,6 +436,24 @@ public final class LinuxCalls {
         }
     }
 
+    /** {@code statfs}'s {@code f_type} of an overlay file system ({@code OVERLAYFS_SUPER_MAGIC}). */
+    public static final long OVERLAYFS_MAGIC = 0x794c7630L;
+
+    /** The type of the file system {@code path} is on: {@code statfs}'s {@code f_type}, a magic number. */
+    public static long fileSystemType(Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(STATFS_SIZE, 8);
+            int result = (int) STATFS.invokeExact(state, arena.allocateFrom(path.toString()), buffer);
+            check(result, state, "statfs " + path);
+            return buffer.get(ValueLayout.JAVA_LONG, 0);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     /**
      * The id of the mount {@code path} is on, {@code path} itself not followed if it is a symlink. The kernel's
      * 64-bit id that is never reused ({@code STATX_MNT_ID_UNIQUE}, Linux 6.8) when it has one, else the classic
@@ -455,6 +474,53 @@ public final class LinuxCalls {
             throw e;
         } catch (Throwable t) {
             throw new IllegalStateException(t);
+        }
+    }
+
+    private static final int CLONE_FS = 0x200;
+    private static final MethodHandle UNSHARE = function("unshare",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle CHDIR = function("chdir",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+
+    /**
+     * {@code mount(2)} with relative names in {@code data} read from {@code dir}: from a thread of its own that
+     * leaves the process's working directory alone ({@code unshare(CLONE_FS)}, then {@code chdir}), as
+     * containerd mounts an overlay whose lowers do not fit in a page. {@code target} must be absolute. Blocking.
+     */
+    public static void mountFrom(Path dir, String source, String target, String type, long flags, String data)
+            throws IOException {
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread mounter = Thread.ofPlatform().name("shimmer-mount-from").unstarted(() -> {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment state = arena.allocate(CALL_STATE);
+                check((int) UNSHARE.invokeExact(state, CLONE_FS), state, "unshare(CLONE_FS)");
+                check((int) CHDIR.invokeExact(state, arena.allocateFrom(dir.toString())), state, "chdir " + dir);
+                mount(source, target, type, flags, data);
+            } catch (Throwable t) {
+                failure.set(t);
+            }
+        });
+        mounter.start();
+        boolean interrupted = false;
+        while (true) {
+            try {
+                mounter.join();
+                break;
+            } catch (InterruptedException e) {
+                // The mount is under way: its outcome must be known, or a mount could be left unrecorded.
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        switch (failure.get()) {
+            case null -> {}
+            case IOException e -> throw e;
+            case RuntimeException e -> throw e;
+            case Error e -> throw e;
+            default -> throw new IllegalStateException(failure.get());
         }
     }
 
@@ -537,7 +603,7 @@ public final class LinuxCalls {
     private static final int STATX_TYPE = 0x1;
     private static final int STATX_MNT_ID = 0x1000;
     private static final int STATX_MNT_ID_UNIQUE = 0x4000;
-    /** {@code struct statfs} is 120 bytes on 64-bit Linux, {@code f_flags} at 80. */
+    /** {@code struct statfs} is 120 bytes on 64-bit Linux, {@code f_type} at 0, {@code f_flags} at 80. */
     private static final long STATFS_SIZE = 120;
     private static final long STATFS_FLAGS = 80;
     /** {@code struct statx} is 256 bytes: {@code stx_mask} at 0, {@code stx_mode} (u16) at 28, {@code stx_mnt_id} at 144. */

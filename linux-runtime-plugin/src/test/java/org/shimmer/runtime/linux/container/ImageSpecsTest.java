@@ -178,18 +178,75 @@ class ImageSpecsTest {
         assertThat(ImageUsers.find(List.of(top, bottom), "group")).contains(bottom.resolve("etc/group"));
     }
 
+    /**
+     * A link to a host path is read inside the image, where that path is not: the host's file is never read, and
+     * {@code etc} or the file as a link to a host directory finds nothing.
+     */
     @Test
-    void aSymbolicLinkIsNeverFollowed() throws Exception {
+    void aSymbolicLinkNeverLeadsOutOfTheImage() throws Exception {
         Path host = Files.writeString(temp.resolve("host-passwd"), "eve:x:666:666::/:/bin/sh\n");
         Path linked = Files.createDirectories(temp.resolve("linked").resolve("etc"));
         Files.createSymbolicLink(linked.resolve("passwd"), host);
         Path linkedEtc = Files.createDirectories(temp.resolve("linked-etc"));
         Files.createSymbolicLink(linkedEtc.resolve("etc"), bottom.resolve("etc"));
+        Path escaping = Files.createDirectories(temp.resolve("escaping").resolve("etc"));
+        Files.createSymbolicLink(escaping.resolve("passwd"), Path.of("../../../host-passwd"));
 
         assertThatThrownBy(() -> new ImageUsers(NAME, List.of(linked.getParent(), bottom)).resolve("eve"))
                 .isInstanceOf(InvalidSpecException.class);
         assertThat(ImageUsers.find(List.of(linked.getParent(), bottom), "passwd")).isEmpty();
         assertThat(ImageUsers.find(List.of(linkedEtc, bottom), "passwd")).isEmpty();
+        assertThat(ImageUsers.find(List.of(escaping.getParent()), "passwd")).isEmpty();
+    }
+
+    /**
+     * {@code /etc/passwd} or {@code /etc} a link within the image (busybox, distroless and NixOS images have
+     * them), across layers: followed as in the container, an absolute or {@code ..}-escaping link from the image's
+     * root; a bare uid then gets its passwd group. The old lookup never followed one: "unknown user".
+     */
+    @Test
+    void aSymbolicLinkIsFollowedWithinTheImageAcrossLayers() throws Exception {
+        Path usr = Files.createDirectories(temp.resolve("usr-layer").resolve("usr/share/base"));
+        Files.writeString(usr.resolve("passwd"), PASSWD);
+        Files.writeString(usr.resolve("group"), GROUP);
+        Path layerWithUsr = usr.getParent().getParent().getParent();
+
+        Path relative = Files.createDirectories(temp.resolve("relative").resolve("etc"));
+        Files.createSymbolicLink(relative.resolve("passwd"), Path.of("../usr/share/base/passwd"));
+        Files.createSymbolicLink(relative.resolve("group"), Path.of("../usr/share/base/group"));
+        Path absolute = Files.createDirectories(temp.resolve("absolute").resolve("etc"));
+        Files.createSymbolicLink(absolute.resolve("passwd"), Path.of("/usr/share/base/passwd"));
+        Files.createSymbolicLink(absolute.resolve("group"), Path.of("/usr/share/base/group"));
+        Path escaping = Files.createDirectories(temp.resolve("escaping").resolve("etc"));
+        Files.createSymbolicLink(escaping.resolve("passwd"), Path.of("../../../../../usr/./share//base/passwd"));
+        Files.createSymbolicLink(escaping.resolve("group"), Path.of("../../../../../usr/share/base/group"));
+        Path etcLink = Files.createDirectories(temp.resolve("etc-link"));
+        Files.createSymbolicLink(etcLink.resolve("etc"), Path.of("usr/share/base"));
+
+        for (Path top : List.of(relative.getParent(), absolute.getParent(), escaping.getParent(), etcLink)) {
+            ImageUsers linked = new ImageUsers(NAME, List.of(top, layerWithUsr));
+            assertThat(linked.resolve("alice")).as(top.toString())
+                    .isEqualTo(new ImageUsers.User(1000, 1000, List.of(50, 10)));
+            assertThat(linked.resolve("1001")).as(top.toString()).isEqualTo(new ImageUsers.User(1001, 50, List.of(10)));
+        }
+        // A link chain through a linked directory.
+        Path chain = Files.createDirectories(temp.resolve("chain").resolve("etc"));
+        Files.createSymbolicLink(chain.getParent().resolve("base"), Path.of("usr/share/base"));
+        Files.createSymbolicLink(chain.resolve("passwd"), Path.of("/base/../base/passwd"));
+        assertThat(ImageUsers.find(List.of(chain.getParent(), layerWithUsr), "passwd"))
+                .contains(usr.resolve("passwd"));
+    }
+
+    /** A link loop, or a chain longer than the kernel follows, is refused naming the file and the image. */
+    @Test
+    void aLinkLoopIsRefusedNamingTheImage() throws Exception {
+        Path loop = Files.createDirectories(temp.resolve("loop").resolve("etc"));
+        Files.createSymbolicLink(loop.resolve("passwd"), Path.of("/etc/passwd"));
+        assertThatThrownBy(() -> new ImageUsers(NAME, List.of(loop.getParent())).resolve("alice"))
+                .isInstanceOf(InvalidSpecException.class)
+                .hasMessageContaining(NAME)
+                .hasMessageContaining("/etc/passwd")
+                .hasMessageContaining("symbolic links");
     }
 
     /**

@@ -12,6 +12,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -33,6 +34,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
@@ -187,15 +189,148 @@ class OverlayRootTest {
         }
     }
 
-    /** A lower overlay cannot name is refused before a bundle is made, naming the path. */
+    /** A directory whose path overlay's options could not carry runs: only a link in the work directory names it. */
     @Test
-    void aDirectoryOverlayCannotNameIsRefusedBeforeAnythingIsMade() throws Exception {
-        Path odd = Files.createDirectories(temp.resolve("odd:dir"));
-        StepVerifier.create(runtime.run(RunRequest.of(NS, "odd", Spec.builder().args("/bin/sh").build(), odd)))
-                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
-                        .hasMessageContaining(odd.toString()))
-                .verify(TIMEOUT);
-        assertThat(temp.resolve("state").resolve(NS).resolve("odd")).doesNotExist();
+    void aDirectoryWithAColonAndACommaInItsPathRuns() throws Exception {
+        Path odd = Files.createDirectories(temp.resolve("odd:dir,x/bin"));
+        Files.copy(BusyboxBundle.BUSYBOX, odd.resolve("busybox"), StandardCopyOption.COPY_ATTRIBUTES);
+        RunRequest request = RunRequest.of(NS, "odd", Spec.builder().args(BUSYBOX, "echo", "ok").build(),
+                odd.getParent()).withRuncOptions(runc);
+        StepVerifier.create(Mono.usingWhen(runtime.run(request), container -> text(container.stdout()),
+                        Container::release))
+                .expectNext("ok\n")
+                .verifyComplete();
+    }
+
+    /**
+     * An image of 60 layers, whose layer paths alone take more than the page mount(2) takes: each shim names the
+     * lowers relative to the container's {@code l/} links, the container sees a file of every layer, and the
+     * release removes the links without following them into the layers.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void anImageOfSixtyLayersRuns(String kind) throws Exception {
+        byte[] busybox = Files.readAllBytes(BusyboxBundle.BUSYBOX);
+        OciLayouts.Image built = OciLayouts.image()
+                .layer(TarLayers.layer().dir("bin", 0755).file("bin/busybox", busybox, 0755, entry -> {})
+                        .dir("l", 0755).bytes());
+        for (int n = 1; n < 60; n++) {
+            built = built.layer(OciLayouts.tar("l/" + n, "layer " + n));
+        }
+        OciLayouts.Image many = built.cmd(BUSYBOX, "sh", "-c", BUSYBOX + " ls /l | " + BUSYBOX + " wc -l; " + BUSYBOX
+                + " cat /l/59");
+        Path layout = OciLayouts.layout().tagged(many, "v1").writeDirectory(temp.resolve("layout-" + kind));
+        Image image = runtime.images().importLayout(ImportRequest.of(layout).withName("many:" + kind))
+                .block(TIMEOUT);
+        Path layers = runtime.config().imageRoot().resolve("layers");
+        String layersBefore = TreeDigest.of(layers);
+        List<String> lowers = IntStream.range(0, 60)
+                .mapToObj(n -> layers.resolve(many.diffId(n).substring(7)).toString())
+                .toList();
+        assertThat(String.join(":", lowers).length()).as("the layer paths alone").isGreaterThan(4095);
+
+        RunRequest request = RunRequest.of(NS, "many-" + kind, Spec.builder().build(), image).withShim(shim(kind))
+                .withRuncOptions(runc);
+        StepVerifier.create(Mono.usingWhen(runtime.run(request), container -> Mono.zip(text(container.stdout()),
+                                text(container.stderr()), container.exit().map(ExitStatus::status)),
+                        Container::release))
+                .assertNext(result -> {
+                    assertThat(result.getT2()).isEmpty();
+                    assertThat(result.getT1()).isEqualTo("59\nlayer 59");
+                    assertThat(result.getT3()).isZero();
+                })
+                .verifyComplete();
+        assertThat(TreeDigest.of(layers)).as("the image's layers").isEqualTo(layersBefore);
+        StepVerifier.create(runtime.images().remove(image.name())).verifyComplete();
+    }
+
+    /**
+     * A work root on overlayfs (a Docker or CI container's root) cannot hold an upper directory: the run is refused
+     * naming the work root before a bundle or a shim is made, where every mount failed with a bare EINVAL.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aWorkRootOnOverlayfsIsRefusedNamingItBeforeAnythingIsMade(String kind) throws Exception {
+        Path merged = Files.createDirectories(temp.resolve("ol/merged"));
+        LinuxCalls.mount("overlay", merged.toString(), "overlay", 0, "lowerdir="
+                + Files.createDirectories(temp.resolve("ol/lower")) + ",upperdir="
+                + Files.createDirectories(temp.resolve("ol/upper")) + ",workdir="
+                + Files.createDirectories(temp.resolve("ol/work")));
+        try (RuntimeResources inContainer = new RuntimeResources("overlay-test-ol-")) {
+            LinuxRuntime onOverlay = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"),
+                    merged.resolve("work")), inContainer);
+            StepVerifier.create(onOverlay.run(shell(kind, "echo hi")))
+                    .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining(merged.resolve("work").toString())
+                            .hasMessageContaining("overlayfs")
+                            .hasMessageContaining("real file system"))
+                    .verify(TIMEOUT);
+            assertThat(temp.resolve("state").resolve(NS)).doesNotExist();
+            assertThat(merged.resolve("work")).doesNotExist();
+        } finally {
+            LinuxCalls.umount2(merged.toString(), 0);
+        }
+    }
+
+    /** Overlay does not cross a mount in a lower: a rootfs with mounts below it is refused, listing them. */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aRootfsWithMountsBelowItIsRefusedListingThem(String kind) throws Exception {
+        Path mounted = Files.createDirectories(temp.resolve("mounted"));
+        Files.createDirectories(mounted.resolve("bin"));
+        Files.copy(BusyboxBundle.BUSYBOX, mounted.resolve("bin/busybox"), StandardCopyOption.COPY_ATTRIBUTES);
+        Path data = Files.createDirectories(mounted.resolve("data"));
+        String dataMount = data.toRealPath().toString();
+        LinuxCalls.mount("tmpfs", data.toString(), "tmpfs", 0, "size=1m");
+        try {
+            RunRequest request = RunRequest.of(NS, "mounts-" + kind, Spec.builder().args(BUSYBOX, "ls", "/data")
+                    .build(), mounted).withShim(shim(kind)).withRuncOptions(runc);
+            StepVerifier.create(runtime.run(request))
+                    .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining(dataMount)
+                            .hasMessageContaining("mounts below"))
+                    .verify(TIMEOUT);
+            assertThat(temp.resolve("state").resolve(NS).resolve("mounts-" + kind)).doesNotExist();
+        } finally {
+            LinuxCalls.umount2(data.toString(), 0);
+        }
+        // A rootfs that is itself a mount point is fine: nothing is hidden.
+        LinuxCalls.mount("tmpfs", mounted.toString(), "tmpfs", 0, "size=8m");
+        try {
+            Files.createDirectories(mounted.resolve("bin"));
+            Files.copy(BusyboxBundle.BUSYBOX, mounted.resolve("bin/busybox"), StandardCopyOption.COPY_ATTRIBUTES);
+            RunRequest request = RunRequest.of(NS, "mount-" + kind, Spec.builder().args(BUSYBOX, "echo", "ok")
+                    .build(), mounted).withShim(shim(kind)).withRuncOptions(runc);
+            StepVerifier.create(Mono.usingWhen(runtime.run(request), container -> text(container.stdout()),
+                            Container::release))
+                    .expectNext("ok\n")
+                    .verifyComplete();
+        } finally {
+            LinuxCalls.umount2(mounted.toString(), 0);
+        }
+    }
+
+    /**
+     * A rootfs inside, or holding, the state, work or image root would show the container its own upper directory
+     * or every bundle: refused naming both paths, through a symbolic link too, before anything is made.
+     */
+    @Test
+    void aRootfsInsideOrHoldingTheStateWorkOrImageRootIsRefusedNamingBoth() throws Exception {
+        Path work = Files.createDirectories(temp.resolve("work"));
+        Path inImages = Files.createDirectories(runtime.config().imageRoot().resolve("somewhere"));
+        Path link = Files.createSymbolicLink(temp.resolve("link-to-work"), work);
+        Map<Path, Path> refused = Map.of(work, work, link, work, temp, temp.resolve("state"), inImages,
+                runtime.config().imageRoot());
+        for (Map.Entry<Path, Path> rootfs : refused.entrySet()) {
+            StepVerifier.create(runtime.run(RunRequest.of(NS, "inside", Spec.builder().args("/bin/sh").build(),
+                            rootfs.getKey()).withRuncOptions(runc)))
+                    .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining(rootfs.getKey().toString())
+                            .hasMessageContaining(rootfs.getValue().toString()))
+                    .verify(TIMEOUT);
+        }
+        assertThat(temp.resolve("state").resolve(NS)).doesNotExist();
+        assertThat(temp.resolve("work").resolve(NS)).doesNotExist();
     }
 
     /**
@@ -228,7 +363,8 @@ class OverlayRootTest {
 
     /**
      * An image's layers as the lowers and its configuration as the spec's defaults: entrypoint and cmd, env,
-     * working directory and a user by name (its groups from the image's /etc/group); the image cannot be removed
+     * working directory and a user by name (from an /etc/passwd that is a link within the image, its groups from
+     * the image's /etc/group); the image cannot be removed
      * while the container exists, and a run of an image removed since it was got fails with NotFoundException.
      */
     @ParameterizedTest
@@ -237,8 +373,9 @@ class OverlayRootTest {
         byte[] busybox = Files.readAllBytes(BusyboxBundle.BUSYBOX);
         OciLayouts.Image built = OciLayouts.image()
                 .layer(TarLayers.layer().dir("bin", 0755).file("bin/busybox", busybox, 0755, entry -> {})
-                        .symlink("bin/sh", "busybox").dir("etc", 0755)
-                        .file("etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/app:/bin/sh\n", 0644)
+                        .symlink("bin/sh", "busybox").dir("etc", 0755).dir("usr", 0755)
+                        .file("usr/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/app:/bin/sh\n", 0644)
+                        .symlink("etc/passwd", "/usr/passwd")
                         .file("etc/group", "root:x:0:\napp:x:1234:\nextra:x:77:app\n", 0644)
                         .dir("app", 0755).dir("tmp", 01777).bytes())
                 .layer(OciLayouts.tar(Map.of("app/greeting", "from the top layer".getBytes(UTF_8))))

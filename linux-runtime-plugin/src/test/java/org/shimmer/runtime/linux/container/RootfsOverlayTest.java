@@ -22,40 +22,52 @@ class RootfsOverlayTest {
     Path temp;
 
     @Test
-    void lowersTopFirstUnderTheWorkDirectorysUpper() {
+    void lowersTopFirstAsLinksInTheWorkDirectoryUnderItsUpper() {
         Path work = Path.of("/w/ns/c1");
         Mount mount = RootfsOverlay.mount("ns/c1", List.of(Path.of("/l/top"), Path.of("/l/bottom")), work);
 
         assertThat(mount.type()).isEqualTo("overlay");
-        assertThat(mount.options()).containsExactly("index=off", "lowerdir=/l/top:/l/bottom",
+        assertThat(mount.options()).containsExactly("index=off", "lowerdir=/w/ns/c1/rootfs/l/0:/w/ns/c1/rootfs/l/1",
                 "upperdir=/w/ns/c1/rootfs/upper", "workdir=/w/ns/c1/rootfs/work");
     }
 
+    /**
+     * The options are measured as a shim gives them to mount(2) when they exceed a page: lowers relative to
+     * {@code l/}. A hundred layers of 90-byte paths, which as paths needed twice a page, fit; a work root too long
+     * for even that is refused naming the layer count and the limit.
+     */
     @Test
-    void optionsOfOnePageAreTakenAndOneByteMoreIsRefusedNamingTheLayerCount() {
-        Path work = Path.of("/w/ns/c1");
-        String fixed = String.join(",", RootfsOverlay.mount("ns/c1", List.of(Path.of("/x")), work).options());
-        // One lower of the length that makes the options exactly one page, NUL excluded.
-        int room = RootfsOverlay.MAX_DATA - (fixed.length() - 2);
-        Path fits = Path.of("/" + "a".repeat(room - 1));
-        assertThat(String.join(",", RootfsOverlay.mount("ns/c1", List.of(fits), work).options()))
-                .hasSize(RootfsOverlay.MAX_DATA);
+    void aHundredLayersFitAndOptionsBeyondAPageEvenRelativeAreRefused() {
+        Path work = Path.of("/var/lib/shimmer/work/default/a-container-with-a-rather-long-name");
+        List<Path> hundred = new ArrayList<>();
+        IntStream.range(0, 100).forEach(i -> hundred.add(Path.of("/var/lib/shimmer/work-images/layers/"
+                + "0".repeat(62) + String.format("%02d", i))));
+        Mount mount = RootfsOverlay.mount("ns/c1", hundred, work);
+        assertThat(String.join(",", mount.options()).length()).isGreaterThan(RootfsOverlay.MAX_DATA);
+        assertThat(mount.options().get(1)).startsWith("lowerdir=" + work + "/rootfs/l/0:" + work + "/rootfs/l/1:")
+                .endsWith("/rootfs/l/99");
 
-        List<Path> many = new ArrayList<>();
-        IntStream.range(0, 60).forEach(i -> many.add(Path.of("/var/lib/images/layers/sha256/" + "0".repeat(64 - 2)
-                + String.format("%02d", i))));
-        assertThatThrownBy(() -> RootfsOverlay.mount("ns/c1", many, work))
+        Path longWork = Path.of("/" + "w".repeat(2000));
+        assertThatThrownBy(() -> RootfsOverlay.mount("ns/c1", hundred, longWork))
                 .isInstanceOf(InvalidSpecException.class)
-                .hasMessageContaining("60 layers")
+                .hasMessageContaining("100 layers")
                 .hasMessageContaining("4095");
+        List<Path> thousand = new ArrayList<>();
+        IntStream.range(0, 1200).forEach(i -> thousand.add(Path.of("/l/" + i)));
+        assertThatThrownBy(() -> RootfsOverlay.mount("ns/c1", thousand, work))
+                .isInstanceOf(InvalidSpecException.class)
+                .hasMessageContaining("1200 layers");
     }
 
+    /** A lower's path is only a link's target: any character goes; the work directory's path is checked. */
     @Test
-    void aPathOverlayCannotNameIsRefused() {
-        for (String bad : List.of("/a,b", "/a:b", "/a\\b")) {
-            assertThatThrownBy(() -> RootfsOverlay.mount("ns/c1", List.of(Path.of(bad)), Path.of("/w")))
+    void aWorkDirectoryOverlayCannotNameIsRefusedAndALowerMayHoldAnything() {
+        for (String odd : List.of("/a,b", "/a:b", "/a\\b")) {
+            assertThat(RootfsOverlay.mount("ns/c1", List.of(Path.of(odd)), Path.of("/w")).options())
+                    .contains("lowerdir=/w/rootfs/l/0");
+            assertThatThrownBy(() -> RootfsOverlay.mount("ns/c1", List.of(Path.of("/l")), Path.of(odd)))
                     .isInstanceOf(InvalidSpecException.class)
-                    .hasMessageContaining(bad);
+                    .hasMessageContaining(odd);
         }
         assertThatThrownBy(() -> RootfsOverlay.mount("ns/c1", List.of(), Path.of("/w")))
                 .isInstanceOf(InvalidSpecException.class)
@@ -63,7 +75,7 @@ class RootfsOverlayTest {
     }
 
     @Test
-    void prepareMakesAnUpperOfMode755AndAPrivateWorkDirectoryOnlyOnce() throws Exception {
+    void prepareMakesAnUpperOfMode755APrivateWorkDirectoryAndTheLinksOnlyOnce() throws Exception {
         Path work = Files.createDirectory(temp.resolve("c1"));
         RootfsOverlay.prepare("ns/c1", List.of(temp), work);
 
@@ -72,6 +84,7 @@ class RootfsOverlayTest {
                 .isEqualTo(PosixFilePermissions.fromString("rwxr-xr-x"));
         assertThat(Files.getPosixFilePermissions(dir.resolve(RootfsOverlay.WORK)))
                 .isEqualTo(PosixFilePermissions.fromString("rwx------"));
+        assertThat(Files.readSymbolicLink(dir.resolve(RootfsOverlay.LINKS).resolve("0"))).isEqualTo(temp);
         assertThatThrownBy(() -> RootfsOverlay.prepare("ns/c1", List.of(temp), work))
                 .isInstanceOf(FileAlreadyExistsException.class);
     }

@@ -16,8 +16,9 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
 
 /**
  * A digest of everything a directory tree holds that a write through an overlay could change: each entry's
- * name, type, mode, owner, size, device number, modification and change times, extended attributes, and the
- * bytes of a file or the target of a link. Two digests are equal only if nothing of that changed.
+ * name, type, mode, link count (a hard link made to a file in a lower changes nothing else of it), owner, size,
+ * device number, modification and change times, extended attributes, and the bytes of a file or the target of a
+ * link. Two digests are equal only if nothing of that changed.
  */
 final class TreeDigest {
 
@@ -31,9 +32,10 @@ final class TreeDigest {
         }
         for (Path entry : entries) {
             Map<String, Object> unix = Files.readAttributes(entry,
-                    "unix:mode,uid,gid,size,rdev,lastModifiedTime,ctime", LinkOption.NOFOLLOW_LINKS);
+                    "unix:mode,nlink,uid,gid,size,rdev,lastModifiedTime,ctime", LinkOption.NOFOLLOW_LINKS);
             StringBuilder line = new StringBuilder(root.relativize(entry).toString());
             line.append('|').append(Integer.toOctalString((Integer) unix.get("mode")))
+                    .append('|').append(unix.get("nlink"))
                     .append('|').append(unix.get("uid")).append(':').append(unix.get("gid"))
                     .append('|').append(unix.get("size"))
                     .append('|').append(unix.get("rdev"))

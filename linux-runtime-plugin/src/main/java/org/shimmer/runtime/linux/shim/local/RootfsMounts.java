@@ -3,6 +3,7 @@ package org.shimmer.runtime.linux.shim.local;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import org.shimmer.runtime.InvalidSpecException;
@@ -33,6 +34,9 @@ import org.shimmer.runtime.shim.Mount;
 final class RootfsMounts {
 
     static final String FILE = "rootfs-mounts.json";
+    /** The most bytes of data {@code mount(2)} takes: one page, NUL included. */
+    static final int MAX_DATA = 4095;
+    private static final String LOWERDIR = "lowerdir=";
 
     /** The mounts made on the target, bottom first, by mount id. */
     record Layers(List<Long> ids) {}
@@ -96,7 +100,7 @@ final class RootfsMounts {
             throws IOException {
         String to = target.toString();
         if (!options.bind()) {
-            LinuxCalls.mount(mount.source(), to, mount.type(), options.flags(), options.data());
+            mountWithData(mount, options, to);
         } else if (!options.remount()) {
             LinuxCalls.mount(mount.source(), to, null, options.flags(), null);
         }
@@ -120,6 +124,44 @@ final class RootfsMounts {
                 LinuxCalls.mount(null, to, null, LinuxCalls.MS_BIND | LinuxCalls.MS_REMOUNT | wanted, null);
             }
         }
+    }
+
+    /**
+     * The mount of a file system with data. An overlay whose data does not fit in the page {@code mount(2)} takes
+     * (an image of many layers) is mounted as containerd's shim mounts it: its lowers named relative to the
+     * directory they share, from that directory ({@link LinuxCalls#mountFrom}). The kernel cut longer data short,
+     * and the mount failed with a bare {@code EINVAL}.
+     */
+    private static void mountWithData(Mount mount, MountOptions options, String to) throws IOException {
+        String data = options.data();
+        if (data == null || !mount.type().equals("overlay") || data.getBytes(LinuxCalls.FILE_NAMES).length
+                <= MAX_DATA) {
+            LinuxCalls.mount(mount.source(), to, mount.type(), options.flags(), data);
+            return;
+        }
+        List<String> words = new ArrayList<>(List.of(data.split(",")));
+        int index = -1;
+        for (int i = 0; i < words.size() && index < 0; i++) {
+            index = words.get(i).startsWith(LOWERDIR) ? i : -1;
+        }
+        List<Path> lowers = index < 0 ? List.of() : Arrays.stream(words.get(index).substring(LOWERDIR.length())
+                .split(":")).map(Path::of).toList();
+        boolean absolute = !lowers.isEmpty() && lowers.stream().allMatch(Path::isAbsolute);
+        Path common = absolute ? lowers.getFirst().getParent() : null;
+        for (Path lower : lowers) {
+            while (common != null && (!lower.startsWith(common) || lower.equals(common))) {
+                common = common.getParent();
+            }
+        }
+        if (common == null || common.getParent() == null) {
+            // Nothing shared to name them from: the kernel's error stands.
+            LinuxCalls.mount(mount.source(), to, mount.type(), options.flags(), data);
+            return;
+        }
+        Path from = common;
+        words.set(index, LOWERDIR + String.join(":", lowers.stream().map(lower -> from.relativize(lower).toString())
+                .toList()));
+        LinuxCalls.mountFrom(from, mount.source(), to, mount.type(), options.flags(), String.join(",", words));
     }
 
     /** Unmounts the top mount of {@code target} while it is one of {@code ids}, at most once per id. */
