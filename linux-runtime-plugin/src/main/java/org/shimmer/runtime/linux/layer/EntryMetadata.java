@@ -1,5 +1,6 @@
 package org.shimmer.runtime.linux.layer;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.attribute.FileTime;
 import java.time.Instant;
 import java.util.Map;
@@ -18,6 +19,9 @@ record EntryMetadata(int uid, int gid, int mode, long atimeNanos, long mtimeNano
 
     private static final String OVERLAY_XATTRS = "trusted.overlay.";
     private static final long MAX_ID = 0xFFFF_FFFEL;
+    /** The kernel's limits: beyond them setxattr fails with an I/O error that looked retryable, never succeeding. */
+    static final int XATTR_NAME_MAX = 255;
+    static final int XATTR_SIZE_MAX = 65536;
 
     /** The metadata of {@code entry}, whose PAX header gave {@code xattrs} (as bytes). */
     static EntryMetadata of(TarArchiveEntry entry, Map<String, byte[]> xattrs) throws Refusal {
@@ -27,6 +31,16 @@ record EntryMetadata(int uid, int gid, int mode, long atimeNanos, long mtimeNano
             }
             if (name.startsWith(OVERLAY_XATTRS)) {
                 throw new Refusal("xattr " + name + " would forge overlay metadata");
+            }
+            int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
+            if (nameBytes > XATTR_NAME_MAX) {
+                throw new Refusal("xattr name of " + nameBytes + " bytes is more than the " + XATTR_NAME_MAX
+                        + " Linux takes");
+            }
+            int valueBytes = xattrs.get(name).length;
+            if (valueBytes > XATTR_SIZE_MAX) {
+                throw new Refusal("xattr " + name + " of " + valueBytes + " bytes is more than the "
+                        + XATTR_SIZE_MAX + " Linux takes");
             }
         }
         long mtime = nanos(entry.getLastModifiedTime(), "mtime");

@@ -14,6 +14,13 @@ import java.util.List;
  */
 record EntryPath(List<String> components) {
 
+    /**
+     * Linux's limits on a name and on a path: an entry beyond them failed with an I/O error that looked retryable
+     * (it never succeeds), and unbounded paths made unpacking cost the square or cube of their depth.
+     */
+    static final int NAME_MAX = 255;
+    static final int PATH_MAX = 4096;
+
     /** The path {@code name} stands for; {@code what} says whose name it is in a refusal ("name", "link target"). */
     static EntryPath parse(String name, String what) throws Refusal {
         if (name.isEmpty()) {
@@ -31,11 +38,21 @@ record EntryPath(List<String> components) {
             throw new Refusal(what + " is absolute");
         }
         List<String> components = new ArrayList<>();
+        long length = -1;
         for (String component : name.split("/")) {
             if (component.equals("..")) {
                 throw new Refusal(what + " has a \"..\" segment");
             }
             if (!component.isEmpty() && !component.equals(".")) {
+                int bytes = bytes(component).length;
+                if (bytes > NAME_MAX) {
+                    throw new Refusal(what + " has a component of " + bytes + " bytes, more than the "
+                            + NAME_MAX + " a file name can have");
+                }
+                length += 1 + bytes;
+                if (length > PATH_MAX) {
+                    throw new Refusal(what + " is longer than the " + PATH_MAX + " bytes a path can have");
+                }
                 components.add(component);
             }
         }

@@ -11,9 +11,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.shimmer.runtime.image.InvalidImageException;
@@ -70,6 +72,8 @@ public final class LayerUnpacker {
     private final MemorySegment callState;
     /** Directories' times, by path, to set once everything is in them. */
     private final Map<EntryPath, EntryMetadata> directoryTimes = new LinkedHashMap<>();
+    /** The whiteouts this layer made and that are still there: only those may be whited out again. */
+    private final Set<EntryPath> whiteouts = new HashSet<>();
     private long bytes;
     private long entries;
 
@@ -111,6 +115,9 @@ public final class LayerUnpacker {
             TarArchiveEntry entry;
             try {
                 entry = tar.getNextEntry();
+            } catch (XattrTarInputStream.HeaderRefusal refusal) {
+                throw new InvalidImageException(
+                        "layer " + layer + ": entry \"" + refusal.entry() + "\": " + refusal.getMessage());
             } catch (IOException e) {
                 String where = previous == null ? "the first entry" : "the entry after \"" + previous + "\"";
                 if (e.getCause() instanceof IllegalArgumentException) {
@@ -150,7 +157,7 @@ public final class LayerUnpacker {
             if (type != TarConstants.LF_DIR) {
                 throw new Refusal("the layer's root can only be a directory");
             }
-            applyMetadata(tree.root(), SELF, metadata, false);
+            applyMetadata(tree.root(), SELF, metadata, false, false, false);
             directoryTimes.put(path, metadata);
             return;
         }
@@ -193,7 +200,7 @@ public final class LayerUnpacker {
                     LinuxCalls.fchown(fd, metadata.uid(), metadata.gid());
                     LinuxCalls.fchmod(fd, metadata.mode());
                     for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
-                        setXattr(xattr.getKey(), name,
+                        setXattr(xattr.getKey(), name, false,
                                 () -> LinuxCalls.fsetxattr(fd, xattr.getKey(), xattr.getValue()));
                     }
                     LinuxCalls.futimens(fd, metadata.atimeNanos(), metadata.mtimeNanos());
@@ -242,7 +249,7 @@ public final class LayerUnpacker {
                     return null;
                 });
             }
-            applyMetadata(dir, name, metadata, false);
+            applyMetadata(dir, name, metadata, false, false, false);
             directoryTimes.put(path, metadata);
         }
     }
@@ -258,7 +265,7 @@ public final class LayerUnpacker {
                 LinuxCalls.symlinkat(target.getBytes(StandardCharsets.UTF_8), fd, name);
                 return null;
             });
-            applyMetadata(dir, name, metadata, true, true);
+            applyMetadata(dir, name, metadata, true, true, true);
         }
     }
 
@@ -296,7 +303,7 @@ public final class LayerUnpacker {
             byte[] name = path.base();
             replace(dir, name, path);
             mknod(dir, name, type | metadata.mode(), major, minor);
-            applyMetadata(dir, name, metadata, true);
+            applyMetadata(dir, name, metadata, true, false, true);
         }
     }
 
@@ -321,8 +328,13 @@ public final class LayerUnpacker {
         EntryPath whiteout = path.sibling(hidden);
         try (OwnedFd dir = tree.directory(whiteout.parent(), true)) {
             byte[] name = whiteout.base();
+            // A whiteout hides what the layers below hold; replacing an entry of this very layer instead deleted it.
+            if (LayerTree.status(dir, name) != null && !whiteouts.contains(whiteout)) {
+                throw new Refusal("whiteout of an entry of the same layer");
+            }
             replace(dir, name, whiteout);
             mknod(dir, name, LinuxCalls.S_IFCHR, 0, 0);
+            whiteouts.add(whiteout);
             dir.use(fd -> {
                 LinuxCalls.lchownat(fd, name, metadata.uid(), metadata.gid());
                 return null;
@@ -354,23 +366,23 @@ public final class LayerUnpacker {
         if (existing.isDirectory()) {
             directoryTimes.keySet().removeIf(path::contains);
         }
+        whiteouts.removeIf(path::contains);
         tree.remove(dir, name);
     }
 
-    private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times) throws IOException {
-        applyMetadata(dir, name, metadata, times, false);
-    }
-
-    /** Owner, then mode (not a symlink's: Linux keeps none), xattrs, and the times unless a directory's. */
-    private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times, boolean symlink)
-            throws IOException {
+    /**
+     * Owner, then mode (not a symlink's: Linux keeps none), xattrs, and the times unless a directory's;
+     * {@code special} is neither a regular file nor a directory (Linux refuses {@code user.*} xattrs on those).
+     */
+    private void applyMetadata(OwnedFd dir, byte[] name, EntryMetadata metadata, boolean times, boolean symlink,
+            boolean special) throws IOException {
         dir.use(fd -> {
             LinuxCalls.lchownat(fd, name, metadata.uid(), metadata.gid());
             if (!symlink) {
                 LinuxCalls.lchmodat(fd, name, metadata.mode());
             }
             for (Map.Entry<String, byte[]> xattr : metadata.xattrs().entrySet()) {
-                setXattr(xattr.getKey(), name,
+                setXattr(xattr.getKey(), name, special,
                         () -> LinuxCalls.lsetxattrat(fd, name, xattr.getKey(), xattr.getValue()));
             }
             if (times) {
@@ -387,14 +399,17 @@ public final class LayerUnpacker {
     }
 
     /**
-     * A file system without xattrs, or {@code user.*} on a symlink or device (which Linux refuses), loses that
-     * attribute with a warning, as containerd does; anything else fails the layer.
+     * Exactly what containerd drops with a warning: any xattr the file system does not support
+     * ({@code EOPNOTSUPP}), and {@code EPERM} for a {@code user.*} xattr on a {@code special} file (a symlink,
+     * device or FIFO, on which Linux refuses that namespace). Anything else fails the layer: swallowing every
+     * {@code EPERM} silently dropped a {@code security.capability} the image needs.
      */
-    private void setXattr(String attribute, byte[] name, XattrCall call) throws IOException {
+    private void setXattr(String attribute, byte[] name, boolean special, XattrCall call) throws IOException {
         try {
             call.set();
         } catch (ErrnoException e) {
-            if (e.errno() != LinuxCalls.EOPNOTSUPP && e.errno() != LinuxCalls.EPERM) {
+            boolean userOnSpecial = e.errno() == LinuxCalls.EPERM && special && attribute.startsWith("user.");
+            if (e.errno() != LinuxCalls.EOPNOTSUPP && !userOnSpecial) {
                 throw e;
             }
             log.warn("layer {}: xattr {} of {} not kept: {}", layer, attribute, LinuxCalls.display(name),

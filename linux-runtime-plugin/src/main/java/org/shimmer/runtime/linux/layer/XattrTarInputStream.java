@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
@@ -17,12 +18,40 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
  * (a {@code security.capability} granting {@code cap_setuid} holds 0x80, which became U+FFFD). The reader parses
  * a PAX header by reading it through this stream, so the raw header is kept here as it goes by and parsed again
  * with values left as bytes.
+ *
+ * <p>Also refused here, as {@link HeaderRefusal}, before commons-compress acts on them:
+ * <ul>
+ *   <li>a PAX header or GNU long name or link larger than {@value #MAX_HEADER} bytes (Go's {@code archive/tar}
+ *       limit): commons-compress buffers them whole, so a layer could make us hold any amount of memory;</li>
+ *   <li>a global PAX header with any key but {@code comment}, {@code charset} or {@code hdrcharset}:
+ *       commons-compress merges global records into every later entry, so a global {@code path=} renamed them
+ *       all, where containerd (Go's reader) ignores global headers.</li>
+ * </ul>
  */
 final class XattrTarInputStream extends TarArchiveInputStream {
 
     private static final String XATTR_PREFIX = "SCHILY.xattr.";
+    static final int MAX_HEADER = 1 << 20;
+    private static final Set<String> HARMLESS_GLOBAL_KEYS = Set.of("comment", "charset", "hdrcharset");
+
+    /** A header entry this reader will not act on; {@link #entry()} names it. */
+    static final class HeaderRefusal extends IOException {
+
+        private final String entry;
+
+        HeaderRefusal(String entry, String reason) {
+            super(reason);
+            this.entry = entry;
+        }
+
+        String entry() {
+            return entry;
+        }
+    }
 
     private final ByteArrayOutputStream paxHeader = new ByteArrayOutputStream();
+    private final ByteArrayOutputStream globalHeader = new ByteArrayOutputStream();
+    private String globalHeaderName;
     private Map<String, byte[]> xattrs = Map.of();
     private int depth;
 
@@ -38,6 +67,8 @@ final class XattrTarInputStream extends TarArchiveInputStream {
     public TarArchiveEntry getNextEntry() throws IOException {
         if (depth == 0) {
             paxHeader.reset();
+            globalHeader.reset();
+            globalHeaderName = null;
         }
         depth++;
         TarArchiveEntry entry;
@@ -47,6 +78,14 @@ final class XattrTarInputStream extends TarArchiveInputStream {
             depth--;
         }
         if (depth == 0) {
+            if (globalHeaderName != null) {
+                for (String key : records(globalHeader.toByteArray()).keySet()) {
+                    if (!HARMLESS_GLOBAL_KEYS.contains(key)) {
+                        throw new HeaderRefusal(globalHeaderName, "global PAX header record \"" + key
+                                + "\" would apply to every later entry (only comment, charset, hdrcharset are taken)");
+                    }
+                }
+            }
             xattrs = paxHeader.size() == 0 ? Map.of() : parse(paxHeader.toByteArray());
         }
         return entry;
@@ -59,19 +98,40 @@ final class XattrTarInputStream extends TarArchiveInputStream {
 
     @Override
     public int read(byte[] b, int off, int len) throws IOException {
-        int n = super.read(b, off, len);
         TarArchiveEntry current = getCurrentEntry();
-        if (n > 0 && current != null && current.isPaxHeader() && !current.isGlobalPaxHeader()) {
+        boolean header = current != null
+                && (current.isPaxHeader() || current.isGNULongNameEntry() || current.isGNULongLinkEntry());
+        if (header && current.getSize() > MAX_HEADER) {
+            throw new HeaderRefusal(current.getName(), "header of " + current.getSize() + " bytes is more than the "
+                    + MAX_HEADER + " taken");
+        }
+        int n = super.read(b, off, len);
+        if (n > 0 && current != null && current.isGlobalPaxHeader()) {
+            globalHeaderName = current.getName();
+            globalHeader.write(b, off, n);
+        } else if (n > 0 && current != null && current.isPaxHeader()) {
             paxHeader.write(b, off, n);
         }
         return n;
     }
 
-    /**
-     * PAX records, {@code "<length> <key>=<value>\n"} with the length counting the whole record. A malformed one
-     * ends the parse: commons-compress has already refused the header then.
-     */
+    /** The xattrs of a PAX header: name to value bytes, the last record of a name winning, an empty value deleting. */
     static Map<String, byte[]> parse(byte[] header) {
+        Map<String, byte[]> found = new LinkedHashMap<>();
+        for (Map.Entry<String, byte[]> record : records(header).entrySet()) {
+            if (record.getKey().startsWith(XATTR_PREFIX) && record.getValue().length > 0) {
+                found.put(record.getKey().substring(XATTR_PREFIX.length()), record.getValue());
+            }
+        }
+        return Map.copyOf(found);
+    }
+
+    /**
+     * PAX records, {@code "<length> <key>=<value>\n"} with the length counting the whole record, key to value bytes
+     * (the last record of a key winning). A malformed one ends the parse: commons-compress has already refused the
+     * header then.
+     */
+    private static Map<String, byte[]> records(byte[] header) {
         Map<String, byte[]> found = new LinkedHashMap<>();
         int at = 0;
         while (at < header.length) {
@@ -94,19 +154,11 @@ final class XattrTarInputStream extends TarArchiveInputStream {
                 break;
             }
             String key = new String(header, space + 1, equals - space - 1, StandardCharsets.UTF_8);
-            byte[] value = Arrays.copyOfRange(header, equals + 1, end - 1);
-            if (key.startsWith(XATTR_PREFIX)) {
-                String name = key.substring(XATTR_PREFIX.length());
-                // An empty value deletes the key in PAX.
-                if (value.length == 0) {
-                    found.remove(name);
-                } else {
-                    found.put(name, value);
-                }
-            }
+            found.remove(key);
+            found.put(key, Arrays.copyOfRange(header, equals + 1, end - 1));
             at = end;
         }
-        return Map.copyOf(found);
+        return found;
     }
 
     private static int indexOf(byte[] bytes, byte wanted, int from, int to) {

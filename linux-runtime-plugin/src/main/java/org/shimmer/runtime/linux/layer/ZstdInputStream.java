@@ -94,7 +94,9 @@ public final class ZstdInputStream extends InputStream {
         while (outputRead == outputFilled) {
             boolean inputUsed = inBuffer.get(ValueLayout.JAVA_LONG, POS) == inBuffer.get(ValueLayout.JAVA_LONG, SIZE);
             // A full output buffer may hide more output for the input already given: ask again before reading.
-            if (inputUsed && !outputWasFull) {
+            // Not once a frame is flushed (result 0): then nothing hides, and asking again with no input would
+            // return 0 bytes forever; a stream of exactly n output buffers was reported truncated.
+            if (inputUsed && (!outputWasFull || lastResult == 0)) {
                 int n = source.read(heap);
                 if (n < 0) {
                     if (lastResult == 0) {

@@ -154,6 +154,17 @@ class DecompressionTest {
         return out.toByteArray();
     }
 
+    /** A tar padded to 5 x 128 KiB (zero blocks after its end, still valid) through zstd into the unpacker. */
+    @Test
+    void zstdTarOfWholeOutputBuffersUnpacks() throws Exception {
+        byte[] tar = Arrays.copyOf(tar(), 5 * 128 * 1024);
+        Path target = Files.createDirectory(temp.resolve("layer"));
+        try (InputStream in = Decompression.open(new ByteArrayInputStream(zstdCli(tar)), OCI + "+zstd")) {
+            LayerUnpacker.unpack(in, target, "sha256:zst");
+        }
+        assertThat(Files.readString(target.resolve("etc/hostname"))).isEqualTo("box\n");
+    }
+
     /** {@code data} compressed by the {@code zstd} command, one frame. */
     static byte[] zstdCli(byte[] data) throws IOException, InterruptedException {
         Path in = Files.createTempFile("shimmer-zstd", ".in");

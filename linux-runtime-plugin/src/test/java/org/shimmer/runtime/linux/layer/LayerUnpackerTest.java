@@ -16,9 +16,12 @@ import java.nio.file.attribute.UserDefinedFileAttributeView;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -38,6 +41,13 @@ class LayerUnpackerTest {
 
     private static final String LAYER = "sha256:test-layer";
     private static final LinkOption[] NOFOLLOW = {LinkOption.NOFOLLOW_LINKS};
+    /**
+     * Nested one-letter directories, close to what PATH_MAX allows in a layer, while their absolute paths (the
+     * test's checks and the temporary directory's cleanup use those) stay under it too.
+     */
+    private static final int DEEPEST = 1900;
+    private static final long SMALL_STACK = 192 * 1024;
+    private static final int CAP_SETFCAP = 31;
 
     @TempDir
     Path temp;
@@ -224,7 +234,7 @@ class LayerUnpackerTest {
 
     // Exactness.
 
-    /** Times to 100 ns: commons-compress reads PAX times as {@link FileTime}s of that precision. */
+    /** Times to the nanosecond, as PAX records them. */
     @Test
     void keepsModesOwnersTimesXattrsAndSpecialFiles() throws IOException {
         Instant dirTime = Instant.parse("2020-05-06T07:08:09Z");
@@ -422,6 +432,170 @@ class LayerUnpackerTest {
         System.out.println("unpacked " + files + " files in " + millis + " ms");
         assertThat(contents.entries()).isEqualTo(files);
         assertThat(Files.readString(target.resolve("usr/share/d19/sub/f49"))).isEqualTo("content 19/49");
+    }
+
+    // Review findings: each test failed before its fix.
+
+    /** Nested directories, one an entry, up to PATH_MAX: each walk went from the root, joining every prefix. */
+    @Test
+    void deepNestedDirectoriesUnpackInLinearTime() throws Exception {
+        TarLayers layer = TarLayers.layer();
+        StringBuilder path = new StringBuilder("a");
+        layer.dir(path.toString(), 0755);
+        for (int i = 1; i < DEEPEST; i++) {
+            path.append("/a");
+            layer.dir(path.toString(), 0755);
+        }
+        byte[] tar = layer.bytes();
+        long started = System.nanoTime();
+
+        LayerContents contents = unpack(tar);
+
+        long millis = (System.nanoTime() - started) / 1_000_000;
+        System.out.println("unpacked " + DEEPEST + " nested directories in " + millis + " ms");
+        assertThat(contents.entries()).isEqualTo(DEEPEST);
+        assertThat(Files.isDirectory(target.resolve(path.toString()), NOFOLLOW)).isTrue();
+        assertThat(millis).as("milliseconds for %d nested directories", DEEPEST).isLessThan(10_000);
+        // JUnit's temporary directory cleanup takes minutes on a tree this deep (a path per entry); rm does not.
+        Process rm = new ProcessBuilder("rm", "-rf", "--one-file-system", target.resolve("a").toString())
+                .inheritIO().start();
+        assertThat(rm.waitFor()).as("rm exit status").isZero();
+    }
+
+    @Test
+    void nameLongerThanPathMaxIsRefused() {
+        String name = "a/".repeat(2048) + "b";
+        assertRefused(TarLayers.layer().file(name, "x", 0644).bytes(), name,
+                "is longer than the 4096 bytes a path can have");
+    }
+
+    /** Removing the tree was recursive: on a small stack (as a deep tree on any stack) it overflowed. */
+    @Test
+    void replacingADeepDirectoryNeedsNoDeepStack() throws Exception {
+        String deep = String.join("/", Collections.nCopies(DEEPEST, "a")) + "/f";
+        byte[] tar = TarLayers.layer().file(deep, "x", 0644).file("a", "now a file", 0644).bytes();
+        AtomicReference<Throwable> thrown = new AtomicReference<>();
+        Thread small = new Thread(null, () -> {
+            try {
+                unpack(tar);
+            } catch (Throwable t) {
+                thrown.set(t);
+            }
+        }, "small-stack", SMALL_STACK);
+        small.start();
+        small.join();
+
+        assertThat(thrown.get()).isNull();
+        assertThat(Files.readString(target.resolve("a"))).isEqualTo("now a file");
+    }
+
+    @Test
+    void whiteoutOfAnEntryOfTheSameLayerIsRefused() {
+        assertRefused(TarLayers.layer().file("x", "keep me", 0644).file(".wh.x", "", 0644).bytes(), ".wh.x",
+                "whiteout of an entry of the same layer");
+        assertThat(target.resolve("x")).hasContent("keep me");
+    }
+
+    @Test
+    void whiteoutOfADirectoryOfTheSameLayerIsRefused() {
+        assertRefused(TarLayers.layer().dir("d", 0755).file("d/y", "keep", 0644).file(".wh.d", "", 0644).bytes(),
+                ".wh.d", "whiteout of an entry of the same layer");
+        assertThat(target.resolve("d/y")).hasContent("keep");
+    }
+
+    @Test
+    void aWhiteoutRepeatedIsStillOneWhiteout() throws IOException {
+        unpack(TarLayers.layer().file(".wh.x", "", 0644).file(".wh.x", "", 0644).bytes());
+        assertThat(type(target.resolve("x"))).isEqualTo(LinuxCalls.S_IFCHR);
+    }
+
+    @Test
+    void aWhiteoutOfAFileThatReplacedAWhiteoutIsRefused() {
+        assertRefused(TarLayers.layer().file(".wh.x", "", 0644).file("x", "back", 0644).file(".wh.x", "", 0644)
+                .bytes(), ".wh.x", "whiteout of an entry of the same layer");
+    }
+
+    @Test
+    void nameComponentLongerThanNameMaxIsRefused() {
+        String name = "d/" + "x".repeat(256);
+        assertRefused(TarLayers.layer().file(name, "x", 0644).bytes(), name,
+                "has a component of 256 bytes, more than the 255 a file name can have");
+    }
+
+    @Test
+    void xattrNameLongerThanTheKernelTakesIsRefused() {
+        String xattr = "user." + "n".repeat(251);
+        byte[] records = TarLayers.paxRecord("SCHILY.xattr." + xattr, "v".getBytes(UTF_8));
+        assertRefused(TarLayers.layer().fileWithRawPax("f", "x", 0644, records).bytes(), "f",
+                "xattr name of 256 bytes is more than the 255 Linux takes");
+    }
+
+    @Test
+    void xattrValueLargerThanTheKernelTakesIsRefused() {
+        byte[] records = TarLayers.paxRecord("SCHILY.xattr.user.big", new byte[65537]);
+        assertRefused(TarLayers.layer().fileWithRawPax("f", "x", 0644, records).bytes(), "f",
+                "xattr user.big of 65537 bytes is more than the 65536 Linux takes");
+    }
+
+    @Test
+    void paxHeaderLargerThanOneMebibyteIsRefused() {
+        byte[] records = TarLayers.paxRecord("comment", new byte[1 << 20]);
+        assertRefused(TarLayers.layer().fileWithRawPax("f", "x", 0644, records).bytes(), "PaxHeaders/f",
+                "header of " + records.length + " bytes is more than the 1048576 taken");
+    }
+
+    @Test
+    void gnuLongNameLargerThanOneMebibyteIsRefused() throws IOException {
+        byte[] name = new byte[(1 << 20) + 1];
+        Arrays.fill(name, (byte) 'n');
+        byte[] tar = TarLayers.concat(rawHeader("././@LongLink", TarConstants.LF_GNUTYPE_LONGNAME, name),
+                TarLayers.layer().file("f", "x", 0644).bytes());
+        assertRefused(tar, "././@LongLink", "header of " + name.length + " bytes is more than the 1048576 taken");
+    }
+
+    @Test
+    void globalPaxHeaderRenamingEntriesIsRefused() throws IOException {
+        byte[] records = TarLayers.paxRecord("path", "../sentinel/g".getBytes(UTF_8));
+        byte[] tar = TarLayers.concat(rawHeader("pax_global_header", TarConstants.LF_PAX_GLOBAL_EXTENDED_HEADER,
+                records), TarLayers.layer().file("ok", "x", 0644).bytes());
+        assertRefused(tar, "pax_global_header", "global PAX header record \"path\" would apply to every later entry");
+        assertThat(target.resolve("ok")).doesNotExist();
+    }
+
+    @Test
+    void globalPaxHeaderOfACommentIsTaken() throws IOException {
+        byte[] records = TarLayers.paxRecord("comment", "made by git archive".getBytes(UTF_8));
+        byte[] tar = TarLayers.concat(rawHeader("pax_global_header", TarConstants.LF_PAX_GLOBAL_EXTENDED_HEADER,
+                records), TarLayers.layer().file("ok", "x", 0644).bytes());
+
+        unpack(tar);
+
+        assertThat(target.resolve("ok")).hasContent("x");
+    }
+
+    /** Without CAP_SETFCAP, root gets EPERM setting security.capability: the layer fails, the xattr is not lost. */
+    @Test
+    void capabilityXattrRefusedByTheKernelFailsTheLayer() throws Exception {
+        byte[] capability = {0x00, 0x00, 0x00, 0x02, (byte) 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        byte[] records = TarLayers.paxRecord("SCHILY.xattr.security.capability", capability);
+        byte[] tar = TarLayers.layer().fileWithRawPax("bin/ping", "x", 0755, records).bytes();
+
+        Throwable failure = ThreadCapabilities.withoutCapability(CAP_SETFCAP, () -> unpack(tar));
+
+        assertThat(failure)
+                .isInstanceOf(IOException.class)
+                .hasMessageStartingWith("layer " + LAYER + ": entry \"bin/ping\": ")
+                .hasMessageContaining("Operation not permitted");
+    }
+
+    /** A tar of one header entry of {@code type} holding {@code content}, without the end-of-archive records. */
+    private static byte[] rawHeader(String name, byte type, byte[] content) {
+        TarArchiveEntry entry = new TarArchiveEntry(name, type, true);
+        entry.setSize(content.length);
+        byte[] header = new byte[512];
+        entry.writeEntryHeader(header);
+        byte[] padded = Arrays.copyOf(content, (content.length + 511) / 512 * 512);
+        return TarLayers.concat(header, padded);
     }
 
     private LayerContents unpack(byte[] tar) throws IOException {

@@ -61,6 +61,17 @@ class ZstdInputStreamTest {
         }
     }
 
+    /** The output ends exactly where libzstd's 128 KiB output buffer is full: it was reported "truncated". */
+    @Test
+    void outputOfExactlyWholeOutputBuffersEnds() throws Exception {
+        for (int size : new int[] {131072, 262144}) {
+            byte[] zeros = new byte[size];
+            try (InputStream in = new ZstdInputStream(new ByteArrayInputStream(zstdCli(zeros)))) {
+                assertThat(in.readAllBytes()).as("%d zeros", size).isEqualTo(zeros);
+            }
+        }
+    }
+
     @Test
     void decompressesSeveralFramesInOneStream() throws Exception {
         byte[] small = "and a small frame after it".getBytes();
