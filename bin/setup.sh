@@ -41,6 +41,9 @@ shimmer_find_jdk() {
 # The image tests and benchmarks/run-images build OCI images from busybox-static with umoci and skopeo.
 shimmer_packages+=(umoci skopeo)
 
+# LayerSyncTest traces an import with strace to see each layer synced before it is named.
+shimmer_packages+=(strace)
+
 shimmer_install_packages
 shimmer_find_jdk
 export PATH="$JAVA_HOME/bin:$PATH"
