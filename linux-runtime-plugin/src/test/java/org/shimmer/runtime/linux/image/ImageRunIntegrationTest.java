@@ -4,9 +4,11 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.shimmer.runtime.linux.testing.TestImages.content;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -161,31 +163,38 @@ class ImageRunIntegrationTest {
         try {
             Output firstOut = collect(first);
             assertThat(firstOut.status()).as(firstOut.toString()).isZero();
-            // The first container exists (stopped, its upper directory kept) while the second runs.
-            Output second = runToEnd(request(kind, image, "/bin/sh", "-c",
-                    "cat /data/keep.txt; ls /written-by-first 2>&1; " + probe));
-            assertThat(second.status()).as(second.toString()).isZero();
+            // The first container exists (stopped, its upper directory kept) while the second runs; both are kept
+            // until their roots' lower directories, links in each one's work directory, are resolved.
+            Container secondContainer = runtime.run(request(kind, image, "/bin/sh", "-c",
+                    "cat /data/keep.txt; ls /written-by-first 2>&1; " + probe)).block(TIMEOUT);
+            try {
+                Output second = collect(secondContainer);
+                assertThat(second.status()).as(second.toString()).isZero();
 
-            List<String> secondLines = second.stdout().lines().toList();
-            assertThat(secondLines.get(0)).isEqualTo(content("keep.txt", 1).strip());
-            assertThat(secondLines.get(1)).contains("No such file or directory");
-            List<String> firstLines = firstOut.stdout().lines().toList();
-            RootMount firstRoot = RootMount.parse(firstLines.get(0));
-            RootMount secondRoot = RootMount.parse(secondLines.get(2));
-            assertThat(secondRoot.lowerDirs()).as("the same layer directories").isEqualTo(firstRoot.lowerDirs())
-                    .hasSize(3);
-            assertThat(secondRoot.upperDir()).as("an upper directory each").isNotEqualTo(firstRoot.upperDir());
-            assertThat(secondLines.get(3)).as("busybox's inode in both").isEqualTo(firstLines.get(1));
+                List<String> secondLines = second.stdout().lines().toList();
+                assertThat(secondLines.get(0)).isEqualTo(content("keep.txt", 1).strip());
+                assertThat(secondLines.get(1)).contains("No such file or directory");
+                List<String> firstLines = firstOut.stdout().lines().toList();
+                RootMount firstRoot = RootMount.parse(firstLines.get(0));
+                RootMount secondRoot = RootMount.parse(secondLines.get(2));
+                List<Path> firstLayers = realPaths(firstRoot.lowerDirs());
+                assertThat(realPaths(secondRoot.lowerDirs())).as("the same layer directories")
+                        .isEqualTo(firstLayers).hasSize(3);
+                assertThat(secondRoot.upperDir()).as("an upper directory each").isNotEqualTo(firstRoot.upperDir());
+                assertThat(secondLines.get(3)).as("busybox's inode in both").isEqualTo(firstLines.get(1));
 
-            Path imageRoot = runtime.config().imageRoot().toRealPath();
-            for (String lower : firstRoot.lowerDirs()) {
-                assertThat(Path.of(lower)).as("a layer directory of the store").startsWith(imageRoot);
-                Path keep = Path.of(lower, "data", "keep.txt");
-                if (Files.exists(keep)) {
-                    assertThat(Files.readString(keep)).as("the layer, after a container wrote over it")
-                            .isEqualTo(content("keep.txt", 1));
+                Path imageRoot = runtime.config().imageRoot().toRealPath();
+                for (Path lower : firstLayers) {
+                    assertThat(lower).as("a layer directory of the store").startsWith(imageRoot);
+                    Path keep = lower.resolve("data").resolve("keep.txt");
+                    if (Files.exists(keep)) {
+                        assertThat(Files.readString(keep)).as("the layer, after a container wrote over it")
+                                .isEqualTo(content("keep.txt", 1));
+                    }
+                    assertThat(lower.resolve("written-by-first")).doesNotExist();
                 }
-                assertThat(Path.of(lower, "written-by-first")).doesNotExist();
+            } finally {
+                secondContainer.release().block(TIMEOUT);
             }
         } finally {
             first.release().block(TIMEOUT);
@@ -315,5 +324,14 @@ class ImageRunIntegrationTest {
                     .map(option -> option.substring("upperdir=".length())).findFirst().orElseThrow();
             return new RootMount(lower, upper);
         }
+    }
+
+    /** The directories the overlay's lower entries (links in a container's work directory) lead to. */
+    private static List<Path> realPaths(List<String> lowers) throws IOException {
+        List<Path> real = new ArrayList<>();
+        for (String lower : lowers) {
+            real.add(Path.of(lower).toRealPath());
+        }
+        return real;
     }
 }
