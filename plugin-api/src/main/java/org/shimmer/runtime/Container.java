@@ -5,6 +5,8 @@ import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -49,7 +51,10 @@ public interface Container {
     /** The host pid of the container's init process. */
     int pid();
 
-    /** The init process's standard output; see "Output" above. */
+    /**
+     * The init process's standard output; see "Output" above. With a terminal ({@link RunRequest#withTerminal}) it
+     * carries everything the process writes to the terminal, and {@link #stderr()} is empty.
+     */
     Flux<byte[]> stdout();
 
     /** The init process's standard error; see "Output" above. */
@@ -82,6 +87,14 @@ public interface Container {
     Mono<ExecProcess> exec(String execId, Spec.Process process);
 
     /**
+     * {@link #exec(String, Spec.Process)} with the process's stdio chosen: {@link Stdio#streams} (its stdin fed from
+     * the publisher) or {@link Stdio#terminal} (a pseudo-terminal, whose output is {@link ExecProcess#stdout()};
+     * {@code process.terminal} is set to match). Other kinds are refused with {@link IllegalArgumentException}: the
+     * output of an exec is always read into its buffers.
+     */
+    Mono<ExecProcess> exec(String execId, Spec.Process process, Stdio stdio);
+
+    /**
      * Runs {@code args} as {@code ctr task exec} does: the container's own process (user, groups, environment,
      * working directory, capabilities, rlimits, no new privileges) with these arguments; see
      * {@link #exec(String, Spec.Process)}.
@@ -92,6 +105,12 @@ public interface Container {
 
     /** Sends {@code signal} to the init process. */
     Mono<Void> kill(int signal);
+
+    /**
+     * Changes the size of the init process's terminal ({@link RunRequest#withTerminal}); see
+     * {@link ShimClient#resize}.
+     */
+    Mono<Void> resize(TerminalSize size);
 
     /** The container's resource usage, as {@link ShimClient#stats()} gives it. */
     Mono<ContainerStats> stats();

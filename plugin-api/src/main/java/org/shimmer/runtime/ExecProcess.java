@@ -1,6 +1,7 @@
 package org.shimmer.runtime;
 
 import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.TerminalSize;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -34,4 +35,7 @@ public interface ExecProcess {
 
     /** Sends {@code signal} to the process. */
     Mono<Void> kill(int signal);
+
+    /** Changes the size of the process's terminal; see {@link org.shimmer.runtime.shim.ShimClient#resize}. */
+    Mono<Void> resize(TerminalSize size);
 }

@@ -5,6 +5,8 @@ import java.util.List;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.shimmer.runtime.spec.Spec;
 
 /**
@@ -29,9 +31,10 @@ public final class RunRequest {
     private final RuncOptions runcOptions;
     private final Publisher<byte[]> stdin;
     private final int outputBuffer;
+    private final TerminalSize terminal;
 
     private RunRequest(String namespace, String id, Spec spec, Path rootfs, Image image, List<String> entrypoint,
-            ShimOpt shim, RuncOptions runcOptions, Publisher<byte[]> stdin, int outputBuffer) {
+            ShimOpt shim, RuncOptions runcOptions, Publisher<byte[]> stdin, int outputBuffer, TerminalSize terminal) {
         this.namespace = namespace;
         this.id = id;
         this.spec = spec;
@@ -42,6 +45,7 @@ public final class RunRequest {
         this.runcOptions = runcOptions;
         this.stdin = stdin;
         this.outputBuffer = outputBuffer;
+        this.terminal = terminal;
     }
 
     /**
@@ -58,7 +62,7 @@ public final class RunRequest {
         Identifiers.requireValid("namespace", namespace);
         Identifiers.requireValid("id", id);
         return new RunRequest(namespace, id, require(spec, "spec"), require(rootfs, "rootfs").toAbsolutePath(),
-                null, null, ShimOpt.local(), RuncOptions.defaults(), null, DEFAULT_OUTPUT_BUFFER);
+                null, null, ShimOpt.local(), RuncOptions.defaults(), null, DEFAULT_OUTPUT_BUFFER, null);
     }
 
     /**
@@ -82,7 +86,7 @@ public final class RunRequest {
         Identifiers.requireValid("namespace", namespace);
         Identifiers.requireValid("id", id);
         return new RunRequest(namespace, id, require(spec, "spec"), null, require(image, "image"), null,
-                ShimOpt.local(), RuncOptions.defaults(), null, DEFAULT_OUTPUT_BUFFER);
+                ShimOpt.local(), RuncOptions.defaults(), null, DEFAULT_OUTPUT_BUFFER, null);
     }
 
     /**
@@ -96,7 +100,8 @@ public final class RunRequest {
                     + " directory has none to replace");
         }
         List<String> words = List.of(require(entrypoint, "entrypoint"));
-        return new RunRequest(namespace, id, spec, rootfs, image, words, shim, runcOptions, stdin, outputBuffer);
+        return new RunRequest(namespace, id, spec, rootfs, image, words, shim, runcOptions, stdin, outputBuffer,
+                terminal);
     }
 
     /** The shim to run the container through ({@link ShimOpt#local()} by default; {@link ShimOpt.Connect} is refused). */
@@ -106,19 +111,19 @@ public final class RunRequest {
                     + "running container; run starts a new one (ShimOpt.local() or ShimOpt.remote(...))");
         }
         return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim, runcOptions, stdin,
-                outputBuffer);
+                outputBuffer, terminal);
     }
 
     /** How runc is run ({@link RuncOptions#defaults()} by default). */
     public RunRequest withRuncOptions(RuncOptions runcOptions) {
         return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim,
-                require(runcOptions, "runcOptions"), stdin, outputBuffer);
+                require(runcOptions, "runcOptions"), stdin, outputBuffer, terminal);
     }
 
     /** The container's stdin; when the publisher ends, stdin is closed. None ({@code /dev/null}) by default. */
     public RunRequest withStdin(Publisher<byte[]> stdin) {
         return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim, runcOptions,
-                require(stdin, "stdin"), outputBuffer);
+                require(stdin, "stdin"), outputBuffer, terminal);
     }
 
     /**
@@ -130,7 +135,23 @@ public final class RunRequest {
             throw new InvalidSpecException("run request " + name() + ": outputBuffer " + bytes
                     + " is negative");
         }
-        return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim, runcOptions, stdin, bytes);
+        return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim, runcOptions, stdin, bytes,
+                terminal);
+    }
+
+    /**
+     * Gives the container's init process a pseudo-terminal of {@code size} ({@link Stdio#terminal}): the spec's
+     * {@code process.terminal} is set, its output is one stream ({@link Container#stdout()}), its stdin (from
+     * {@link #withStdin}) is typed into it, and {@link Container#resize} changes its size. None by default.
+     */
+    public RunRequest withTerminal(TerminalSize size) {
+        return new RunRequest(namespace, id, spec, rootfs, image, entrypoint, shim, runcOptions, stdin, outputBuffer,
+                require(size, "terminal"));
+    }
+
+    /** The init process's terminal size, or {@code null} when it gets no terminal. */
+    public TerminalSize terminal() {
+        return terminal;
     }
 
     public String namespace() {
@@ -192,6 +213,7 @@ public final class RunRequest {
     public String toString() {
         return "RunRequest[" + name() + (image != null ? ", image=" + image.name() : ", rootfs=" + rootfs)
                 + ", shim=" + shim.getClass().getSimpleName()
-                + ", outputBuffer=" + outputBuffer + "]";
+                + ", outputBuffer=" + outputBuffer + (terminal != null ? ", terminal=" + terminal.width() + "x"
+                + terminal.height() : "") + "]";
     }
 }

@@ -18,11 +18,11 @@ public interface RuntimePlugin extends ExtensionPoint {
 
     /**
      * The version of this API (SemVer): a minor bump adds, a major one breaks (below 1.0.0 a minor bump may
-     * break). A plugin declares the range it was built for in its {@code plugin.requires} ({@code ^0.3.0} for this
+     * break). A plugin declares the range it was built for in its {@code plugin.requires} ({@code ^0.4.0} for this
      * one); a host sets this as PF4J's system version ({@code PluginManager#setSystemVersion}), so PF4J refuses
      * a plugin built for another API. Single-sourced with the build's {@code shimmer.api.version} property.
      */
-    String API_VERSION = "0.3.0";
+    String API_VERSION = "0.4.0";
 
     /**
      * Creates the bundle {@code <stateRoot>/<namespace>/<id>} holding {@code rootfs/} and {@code config.json}

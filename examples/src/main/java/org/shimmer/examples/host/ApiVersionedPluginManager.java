@@ -16,7 +16,7 @@ import org.shimmer.runtime.RuntimePlugin;
  * <p>PF4J alone only logs a warning and leaves a plugin whose {@code plugin.requires} does not admit the system
  * version {@code DISABLED}, loaded, with its class loader; a host would just find no extension. Here loading such a
  * plugin unloads it at once and throws {@link IncompatiblePluginException} naming the plugin, what it requires and
- * the host's API version. Nothing of it is started. PF4J's own rule decides (jsemver expressions, {@code ^0.3.0}).
+ * the host's API version. Nothing of it is started. PF4J's own rule decides (jsemver expressions, {@code ^0.4.0}).
  */
 public class ApiVersionedPluginManager extends DefaultPluginManager {
 

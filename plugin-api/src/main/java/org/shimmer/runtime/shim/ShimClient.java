@@ -23,7 +23,11 @@ public interface ShimClient {
     /** The bundle's namespace. */
     String namespace();
 
-    /** Creates the init process (runc create); its stdio is set up before, and read as the process writes. */
+    /**
+     * Creates the init process (runc create); its stdio is set up before, and read as the process writes. A
+     * {@link Stdio#terminal} needs a spec whose {@code process.terminal} is true, and any other stdio one where it
+     * is false: a mismatch fails with {@link org.shimmer.runtime.InvalidSpecException} before anything runs.
+     */
     Mono<ProcessIo> create(CreateOptions options);
 
     /** Starts the init process; returns its pid. */
@@ -70,18 +74,28 @@ public interface ShimClient {
     /**
      * Creates an exec process in the running container.
      *
-     * @param processSpec an OCI runtime-spec {@code Process} as JSON
+     * @param processSpec an OCI runtime-spec {@code Process} as JSON; its {@code terminal} must be true exactly when
+     *     {@code stdio} is a {@link Stdio#terminal} ({@link org.shimmer.runtime.InvalidSpecException} otherwise)
      */
     Mono<ProcessIo> exec(String execId, byte[] processSpec, Stdio stdio);
 
     /**
      * {@link #exec(String, byte[], Stdio)} with {@code process} written as OCI JSON; its {@code args} must not be
-     * empty, and it gets no terminal (no {@link Stdio} is a console yet). The process is used as it is: one built
-     * from {@link Spec.Process#builder()} runs as root with the default capabilities (as confined as a default
-     * container), whatever the container's own process is; start from the container's
+     * empty; its {@code terminal} is set to whether {@code stdio} is a {@link Stdio#terminal}. The process is used
+     * as it is otherwise: one built from {@link Spec.Process#builder()} runs as root with the default capabilities
+     * (as confined as a default container), whatever the container's own process is; start from the container's
      * {@code spec.process().toBuilder()} to inherit its user and capabilities, as {@code ctr task exec} does.
      */
     Mono<ProcessIo> exec(String execId, Spec.Process process, Stdio stdio);
+
+    /**
+     * Changes the size of a process's terminal ({@code execId} {@link #INIT} for init), as {@code TIOCSWINSZ} does:
+     * the process's foreground group gets {@code SIGWINCH}. Fails with
+     * {@link org.shimmer.runtime.FailedPreconditionException} when the process has no terminal (it was not created
+     * with {@link Stdio#terminal}) or has exited, and {@link org.shimmer.runtime.NotFoundException} for an unknown
+     * exec.
+     */
+    Mono<Void> resize(String execId, TerminalSize size);
 
     /** Closes a process's stdin ({@code execId} {@link #INIT} for init). */
     Mono<Void> closeIo(String execId);

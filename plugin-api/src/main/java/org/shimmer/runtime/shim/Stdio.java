@@ -30,6 +30,20 @@ public sealed interface Stdio {
         return new Streams(stdin);
     }
 
+    /**
+     * A pseudo-terminal: the process's stdin, stdout and stderr are its slave side, and the shim holds the master.
+     * What the process writes to either stream comes, in the order it was written, on {@link ProcessIo#stdout()}
+     * (as on a terminal, they are one stream; {@link ProcessIo#stderr()} is empty), read only as fast as it is
+     * consumed; {@code stdin} (or none when {@code null}) is typed into the terminal, so a {@code 0x03} byte is
+     * Ctrl-C for the process's line discipline (SIGINT to its foreground group) and a {@code 0x04} at the start of
+     * a line is end of input. When {@code stdin} completes, nothing more is typed: the terminal stays open as long
+     * as the process holds it. The process's spec must ask for a terminal ({@code process.terminal}); the size is
+     * set before the process starts, and changed later with {@link ShimClient#resize}.
+     */
+    static Stdio terminal(Publisher<byte[]> stdin, TerminalSize size) {
+        return new Terminal(stdin, size);
+    }
+
     /** See {@link #none()}. */
     enum None implements Stdio { INSTANCE }
 
@@ -43,4 +57,11 @@ public sealed interface Stdio {
 
     /** See {@link #streams(Publisher)}. */
     record Streams(Publisher<byte[]> stdin) implements Stdio {}
+
+    /** See {@link #terminal(Publisher, TerminalSize)}. */
+    record Terminal(Publisher<byte[]> stdin, TerminalSize size) implements Stdio {
+        public Terminal {
+            Objects.requireNonNull(size, "size");
+        }
+    }
 }

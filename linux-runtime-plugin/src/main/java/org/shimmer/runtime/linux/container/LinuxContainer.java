@@ -33,10 +33,11 @@ import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
-import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -213,6 +214,18 @@ final class LinuxContainer implements Container {
             LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, io);
             return exec.launch(process);
         }), LinuxExecProcess::discard).cast(ExecProcess.class);
+    }
+
+    // Placeholder until terminals land (issue 13): refused, never silently ignored.
+    @Override
+    public Mono<Void> resize(TerminalSize size) {
+        return Mono.error(new FailedPreconditionException("terminals are not supported yet"));
+    }
+
+    // Placeholder until terminals land (issue 13).
+    @Override
+    public Mono<ExecProcess> exec(String execId, Spec.Process process, Stdio stdio) {
+        return Mono.error(new FailedPreconditionException("exec with a chosen stdio is not supported yet"));
     }
 
     @Override

@@ -4,9 +4,11 @@ import static org.shimmer.runtime.linux.container.LinuxContainer.EXIT_AFTER_KILL
 import static org.shimmer.runtime.linux.container.LinuxContainer.SIGKILL;
 
 import org.shimmer.runtime.ExecProcess;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -106,6 +108,12 @@ final class LinuxExecProcess implements ExecProcess {
     @Override
     public Mono<ExitStatus> exit() {
         return exit.asMono();
+    }
+
+    // Placeholder until terminals land (issue 13): refused, never silently ignored.
+    @Override
+    public Mono<Void> resize(TerminalSize size) {
+        return Mono.error(new FailedPreconditionException("terminals are not supported yet"));
     }
 
     @Override

@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import org.reactivestreams.Publisher;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -75,6 +76,8 @@ public final class ProcessStdio {
                         List.of(), io, null, List.of(), true);
             }
             case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io);
+            // Placeholder until terminals land (issue 13).
+            case Stdio.Terminal terminal -> throw new FailedPreconditionException("terminals are not supported yet");
         };
     }
 

@@ -27,6 +27,7 @@ import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
@@ -194,6 +195,12 @@ final class LocalShimClient extends TaskClient {
         return onInit("list processes of", runc.pids(id()))
                 .flatMapIterable(pids -> pids)
                 .map(pid -> new ProcessInfo(pid, processes.execIdOf(pid).orElse("")));
+    }
+
+    // Placeholder until terminals land (issue 13): refused, never silently ignored.
+    @Override
+    public Mono<Void> resize(String execId, TerminalSize size) {
+        return Mono.error(new FailedPreconditionException("terminals are not supported yet"));
     }
 
     @Override

@@ -30,6 +30,7 @@ import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimExit;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
@@ -228,6 +229,12 @@ final class RemoteShimClient extends TaskClient {
                             .thenReturn(0),
                     exec -> Mono.empty(), exec -> tasks.delete("delete", execId));
         }).onErrorMap(error -> !(error instanceof ShimmerException), error -> session.mapError(action, error));
+    }
+
+    // Placeholder until terminals land (issue 13): refused, never silently ignored.
+    @Override
+    public Mono<Void> resize(String execId, TerminalSize size) {
+        return Mono.error(new FailedPreconditionException("terminals are not supported yet"));
     }
 
     @Override
