@@ -171,15 +171,17 @@ class CliOptionsIntegrationTests {
 
     @Test
     void memoryCpusAndPidsLimitsAreTheContainersCgroupLimits() throws Exception {
-        // The container's own cgroup files, wherever the cgroup mount shows them.
-        String limits = "read line < /proc/self/cgroup; dir=/sys/fs/cgroup${line#0::};"
-                + " [ -f $dir/memory.max ] || dir=/sys/fs/cgroup;"
-                + " cat $dir/memory.max $dir/cpu.max $dir/pids.max";
+        // The container's own cgroup files: cgroup v1 (this box's) binds each controller's directory, v2 shows the
+        // hierarchy, the container's directory at its /proc/self/cgroup path.
+        String limits = "c=/sys/fs/cgroup; if [ -d $c/memory ]; then echo \"$(cat $c/memory/memory.limit_in_bytes)"
+                + " $(cat $c/cpu/cpu.cfs_quota_us) $(cat $c/cpu/cpu.cfs_period_us) $(cat $c/pids/pids.max)\";"
+                + " else read line < /proc/self/cgroup; d=$c${line#0::}; [ -f $d/memory.max ] || d=$c;"
+                + " echo \"$(cat $d/memory.max) $(cat $d/cpu.max) $(cat $d/pids.max)\"; fi";
         for (String shim : SHIMS) {
             Outcome outcome = sh(shim, List.of("--memory", "64m", "--cpus", "0.5", "--pids-limit", "42"), limits);
 
             assertThat(outcome.status()).as(shim + ": " + outcome.err()).isZero();
-            assertThat(outcome.out()).as(shim).isEqualTo("67108864\n50000 100000\n42\n");
+            assertThat(outcome.out()).as(shim).isEqualTo("67108864 50000 100000 42\n");
         }
         assertNothingLeft();
     }
