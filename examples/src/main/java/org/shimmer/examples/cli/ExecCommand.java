@@ -22,7 +22,8 @@ import picocli.CommandLine.ParentCommand;
  */
 @Command(name = "exec", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Run a command in a running container.",
-        customSynopsis = {"shimmer exec [OPTIONS] ID CMD [ARG...]", "shimmer exec [OPTIONS] ID EXEC_ID -- CMD [ARG...]"})
+        customSynopsis = {"shimmer exec [OPTIONS] ID CMD [ARG...]",
+            "shimmer exec [OPTIONS] ID EXEC_ID -- CMD [ARG...]"})
 final class ExecCommand implements Callable<Integer> {
 
     @ParentCommand

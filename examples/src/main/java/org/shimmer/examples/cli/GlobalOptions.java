@@ -12,7 +12,8 @@ final class GlobalOptions {
             + " the jar).")
     Path pluginsDir = defaultPluginsDir();
 
-    @Option(names = "--state-root", paramLabel = "DIR", description = "Bundles and runc state (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--state-root", paramLabel = "DIR",
+            description = "Bundles and runc state (default: ${DEFAULT-VALUE}).")
     Path stateRoot = RuntimeConfig.DEFAULT_STATE_ROOT;
 
     @Option(names = "--work-root", paramLabel = "DIR", description = "Containers' work directories (default:"

@@ -176,8 +176,8 @@ class CliIntegrationTests {
                 "shimmer: rootfs " + temp.resolve("missing") + " does not exist");
         assertError(cli("run", "--shim", "remote", "--shim-binary", "/no/such/shim", "--rootfs", image.toString(),
                 "x", "--", "/bin/true"), "shimmer: shim binary /no/such/shim not found");
-        assertError(cli("run", "-d", "--shim", "local", "--rootfs", image.toString(), "x", "--", "/bin/true"),
-                "shimmer: --detach needs --shim remote");
+        assertError(cli("run", "-d", "--shim", "local", "--rootfs", image.toString(), "x", "--",
+                "/bin/true"), "shimmer: --detach needs --shim remote");
         assertError(cli("run", "-d", "--rm", "--shim", "remote", "--rootfs", image.toString(), "x", "--",
                 "/bin/true"), "shimmer: --rm and --detach do not go together");
         assertError(cli("frobnicate"), "shimmer: unknown command frobnicate");
