@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -18,6 +19,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.examples.host.BusyboxRootfs;
 import org.shimmer.examples.host.StateRootCgroups;
+import picocli.CommandLine;
 
 /**
  * The packaged CLI as a user starts it: {@code java -jar shimmer.jar …} with no JVM flag at all, and
@@ -64,12 +66,29 @@ class JarLaunchIntegrationTests {
     }
 
     @Test
-    void helpPrintsNoWarning() throws Exception {
-        Outcome help = javaJar("--help");
+    void theHelpOfEveryCommandPrintsNoWarning() throws Exception {
+        List<List<String>> commands = new ArrayList<>();
+        commands.add(List.of());
+        subcommands(new ShimmerCli(System.out, System.err).commandLine(), List.of(), commands);
+        for (List<String> command : commands) {
+            List<String> args = new ArrayList<>(command);
+            args.add("--help");
 
-        assertThat(help.status()).as(help.err()).isZero();
-        assertThat(help.out()).startsWith("usage: java -jar shimmer.jar");
-        assertNoWarning(help);
+            Outcome help = javaJar(args);
+
+            assertThat(help.status()).as(args + ": " + help.err()).isZero();
+            assertThat(help.out()).as(args.toString()).startsWith("Usage: shimmer");
+            assertNoWarning(help);
+        }
+    }
+
+    @Test
+    void versionPrintsTheJarsVersionAndNoWarning() throws Exception {
+        Outcome version = javaJar("--version");
+
+        assertThat(version.status()).as(version.err()).isZero();
+        assertThat(version.out()).startsWith("shimmer ").doesNotContain("development build");
+        assertNoWarning(version);
     }
 
     @Test
@@ -86,7 +105,7 @@ class JarLaunchIntegrationTests {
     void aUsageErrorPrintsItsOwnLineAndNoWarning() throws Exception {
         Outcome outcome = javaJar(withRoots(List.of("no-such-command")));
 
-        assertThat(outcome.status()).isEqualTo(2);
+        assertThat(outcome.status()).isEqualTo(ExitCodes.SHIMMER);
         assertThat(outcome.err()).startsWith("shimmer: unknown command no-such-command");
         assertNoWarning(outcome);
     }
@@ -106,14 +125,33 @@ class JarLaunchIntegrationTests {
     @Test
     void theLauncherRunsTheJarFromAnyDirectory() throws Exception {
         Path elsewhere = Files.createDirectories(temp.resolve("elsewhere"));
+
+        Outcome version = start(List.of(LAUNCHER.toString(), "--version"), elsewhere);
         List<String> command = new ArrayList<>(List.of(LAUNCHER.toString()));
         command.addAll(withRoots(List.of("plugins")));
-
         Outcome plugins = start(command, elsewhere);
 
+        assertThat(version.status()).as(version.err()).isZero();
+        assertThat(version.out()).startsWith("shimmer ");
+        assertNoWarning(version);
+        // The plugins directory beside the jar, not beside the working directory.
         assertThat(plugins.status()).as(plugins.err()).isZero();
-        assertThat(plugins.out()).startsWith("linux-runtime-plugin ");
+        assertThat(plugins.out()).startsWith("shimmer-linux-runtime ").contains(JAR.getParent().toString());
         assertNoWarning(plugins);
+    }
+
+    /** Every command under {@code line}, as the words that name it, depth first. */
+    private static void subcommands(CommandLine line, List<String> path, List<List<String>> found) {
+        for (Map.Entry<String, CommandLine> sub : line.getSubcommands().entrySet()) {
+            // Aliases map to the same command: each is listed under its own name once.
+            if (!sub.getKey().equals(sub.getValue().getCommandName())) {
+                continue;
+            }
+            List<String> words = new ArrayList<>(path);
+            words.add(sub.getKey());
+            found.add(words);
+            subcommands(sub.getValue(), words, found);
+        }
     }
 
     private List<String> withRoots(List<String> command) {
