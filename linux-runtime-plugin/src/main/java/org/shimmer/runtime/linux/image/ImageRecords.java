@@ -33,7 +33,13 @@ import org.shimmer.runtime.image.ImageConfig;
  */
 final class ImageRecords {
 
-    private static final ObjectMapper JSON = JsonMapper.builder().build();
+    /**
+     * Built on first use, not when a runtime view makes its image store: building a mapper loads hundreds of
+     * classes, and every CLI command made one though most read no image (issue 13).
+     */
+    private static final class Json {
+        static final ObjectMapper MAPPER = JsonMapper.builder().build();
+    }
     private static final String SUFFIX = ".json";
 
     /** A record: the image, and the unpacked bytes of each of its layers (for images that share them). */
@@ -73,7 +79,7 @@ final class ImageRecords {
 
     void write(Stored stored) throws IOException {
         Image image = stored.image();
-        ObjectNode json = JSON.createObjectNode();
+        ObjectNode json = Json.MAPPER.createObjectNode();
         json.put("name", image.name());
         json.put("digest", image.digest());
         ObjectNode config = json.putObject("config");
@@ -93,7 +99,7 @@ final class ImageRecords {
         Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
         try (FileChannel out = FileChannel.open(temporary, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
-            out.write(ByteBuffer.wrap(JSON.writeValueAsBytes(json)));
+            out.write(ByteBuffer.wrap(Json.MAPPER.writeValueAsBytes(json)));
             out.force(true);
         }
         Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE);
@@ -114,7 +120,7 @@ final class ImageRecords {
     private static Stored read(Path file) throws IOException {
         JsonNode json;
         try {
-            json = JSON.readTree(Files.readAllBytes(file));
+            json = Json.MAPPER.readTree(Files.readAllBytes(file));
         } catch (NoSuchFileException e) {
             return null;
         } catch (JacksonException e) {

@@ -33,7 +33,10 @@ import java.util.Map;
  */
 final class Leases {
 
-    private static final ObjectMapper JSON = JsonMapper.builder().build();
+    /** Built on first use: every runtime view makes its image store, and with it this (see ImageRecords.Json). */
+    private static final class Json {
+        static final ObjectMapper MAPPER = JsonMapper.builder().build();
+    }
 
     /** A live lease: the bundle holding the image, and the image's layers (empty in a lease that lists none). */
     record Live(Path bundle, List<String> layers) {}
@@ -142,7 +145,7 @@ final class Leases {
             return false;
         }
         try {
-            JsonNode annotation = JSON.readTree(config).path("annotations").path(ImageStore.DIGEST_ANNOTATION);
+            JsonNode annotation = Json.MAPPER.readTree(config).path("annotations").path(ImageStore.DIGEST_ANNOTATION);
             return annotation.asText("").equals(digest);
         } catch (JacksonException e) {
             return true;

@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Clock;
 import java.time.Duration;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.poll.FifoPoller;
@@ -35,8 +36,8 @@ public final class RuntimeResources implements AutoCloseable {
     private final IoScheduler ioScheduler;
     private final Scheduler io;
     private final LoopResources loops;
-    private final PollLoop pollLoop;
-    private final FifoPoller poller;
+    private PollLoop pollLoop;
+    private FifoPoller poller;
     private final InMemoryEventExchange exchange;
     private final Disposable.Composite subscriptions = Disposables.composite();
     private final String prefix;
@@ -51,14 +52,6 @@ public final class RuntimeResources implements AutoCloseable {
         this.io = ioScheduler.scheduler();
         // The runtime's own loops, never reactor-netty's global ones: those would outlive a plugin unload.
         this.loops = LoopResources.create(prefix + "ttrpc", 1, Math.max(2, cores), true, false);
-        try {
-            this.pollLoop = new PollLoop(prefix + "poll");
-        } catch (IOException e) {
-            ioScheduler.close(Duration.ZERO);
-            loops.dispose();
-            throw new UncheckedIOException("failed to start the poll thread", e);
-        }
-        this.poller = new FifoPoller(pollLoop);
         this.exchange = new InMemoryEventExchange(io, Clock.systemUTC());
     }
 
@@ -73,12 +66,30 @@ public final class RuntimeResources implements AutoCloseable {
     }
 
     /** Reads every FIFO, on {@link #pollLoop()}. */
-    public FifoPoller poller() {
+    public synchronized FifoPoller poller() {
+        if (poller == null) {
+            poller = new FifoPoller(pollLoop());
+        }
         return poller;
     }
 
-    /** The one poll thread: FIFO readers and the exit monitor's pidfds; tests count its registrations. */
-    public PollLoop pollLoop() {
+    /**
+     * The one poll thread: FIFO readers and the exit monitor's pidfds; tests count its registrations. Started on
+     * first use, so a command that runs nothing (a CLI's {@code ps}) starts no thread and links no poll call
+     * (issue 13). Once {@link #close()} began: the closed loop if one was started, else {@link UnavailableException},
+     * so no thread is started to outlive it.
+     */
+    public synchronized PollLoop pollLoop() {
+        if (pollLoop == null) {
+            if (closed) {
+                throw new UnavailableException("the runtime is stopping; no poll thread is started");
+            }
+            try {
+                pollLoop = new PollLoop(prefix + "poll");
+            } catch (IOException e) {
+                throw new UncheckedIOException("failed to start the poll thread", e);
+            }
+        }
         return pollLoop;
     }
 
@@ -98,7 +109,7 @@ public final class RuntimeResources implements AutoCloseable {
             throw new IOException("the runtime is stopping");
         }
         if (exitMonitor == null) {
-            exitMonitor = new ExitMonitor(pollLoop, io::schedule);
+            exitMonitor = new ExitMonitor(pollLoop(), io::schedule);
         }
         return exitMonitor;
     }
@@ -129,9 +140,11 @@ public final class RuntimeResources implements AutoCloseable {
     public void close() {
         subscriptions.dispose();
         ExitMonitor monitor;
+        PollLoop startedLoop;
         synchronized (this) {
             closed = true;
             monitor = exitMonitor;
+            startedLoop = pollLoop;
         }
         // Closing the monitor completes no watch (pending ones fail with UnavailableException): a shim or container
         // that outlives the runtime is not dead.
@@ -140,7 +153,9 @@ public final class RuntimeResources implements AutoCloseable {
         }
         exchange.dispose();
         // Closes every FIFO still open (their readers complete) and every pidfd still watched.
-        pollLoop.close();
+        if (startedLoop != null) {
+            startedLoop.close();
+        }
         try {
             // No quiet period: nothing may still be submitted once the runtime is stopping.
             loops.disposeLater(Duration.ZERO, STOP_TIMEOUT).block(STOP_TIMEOUT);

@@ -9,6 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodType;
 import java.lang.invoke.VarHandle;
 import java.nio.charset.Charset;
 import java.nio.file.Path;
@@ -84,19 +85,16 @@ public final class LinuxCalls {
                     ValueLayout.JAVA_INT));
     private static final MethodHandle EVENTFD = function("eventfd",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final MethodHandle PRCTL = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("prctl").orElseThrow(),
+    private static final MethodHandle PRCTL = downcall("prctl",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
                     ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
     // glibc's syscall() is variadic after the number.
-    private static final MethodHandle SYSCALL_2 = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("syscall").orElseThrow(),
+    private static final MethodHandle SYSCALL_2 = downcall("syscall",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
                     ValueLayout.JAVA_INT),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
-    private static final MethodHandle SYSCALL_4 = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("syscall").orElseThrow(),
+    private static final MethodHandle SYSCALL_4 = downcall("syscall",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
                     ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
@@ -110,8 +108,7 @@ public final class LinuxCalls {
                     ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
     private static final MethodHandle UMOUNT2 = function("umount2",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final MethodHandle STRERROR = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("strerror").orElseThrow(),
+    private static final MethodHandle STRERROR = downcall("strerror",
             FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
     private LinuxCalls() {}
@@ -627,8 +624,7 @@ public final class LinuxCalls {
     private static final MethodHandle UNLINKAT = function("unlinkat",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_INT));
-    private static final MethodHandle SYSCALL_FD_BUFFER = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("syscall").orElseThrow(),
+    private static final MethodHandle SYSCALL_FD_BUFFER = downcall("syscall",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
@@ -744,8 +740,7 @@ public final class LinuxCalls {
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
     // openat's mode is a variadic argument.
-    private static final MethodHandle OPENAT_CREATE = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("openat").orElseThrow(),
+    private static final MethodHandle OPENAT_CREATE = downcall("openat",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(3));
@@ -1059,7 +1054,16 @@ public final class LinuxCalls {
     }
 
     private static MethodHandle function(String name, FunctionDescriptor descriptor) {
-        return LINKER.downcallHandle(LINKER.defaultLookup().find(name)
-                .orElseThrow(() -> new IllegalStateException("libc has no " + name)), descriptor, CAPTURE_ERRNO);
+        return downcall(name, descriptor, CAPTURE_ERRNO);
+    }
+
+    /** libc's {@code name}, linked on its first call (see {@link LazyDowncall}). */
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        MethodType type = descriptor.toMethodType();
+        if (Arrays.asList(options).contains(CAPTURE_ERRNO)) {
+            type = type.insertParameterTypes(0, MemorySegment.class);
+        }
+        return LazyDowncall.of(type, () -> LINKER.downcallHandle(LINKER.defaultLookup().find(name)
+                .orElseThrow(() -> new IllegalStateException("libc has no " + name)), descriptor, options));
     }
 }
