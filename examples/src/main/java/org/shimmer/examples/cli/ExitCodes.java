@@ -1,0 +1,56 @@
+package org.shimmer.examples.cli;
+
+import java.util.Locale;
+import java.util.regex.Pattern;
+import org.shimmer.runtime.ShimmerException;
+
+/**
+ * docker's exit statuses: a container's own status is passed through, and the CLI's failures take the three values
+ * a shell does not use for a program's exit ({@code docker run}'s 125, 126 and 127).
+ */
+final class ExitCodes {
+
+    /** A failure of Shimmer itself: a bad option, an unknown container, a plugin or shim error. */
+    static final int SHIMMER = 125;
+    /** The container's command exists but cannot be run: permission denied, a directory. */
+    static final int CANNOT_RUN = 126;
+    /** The container's command is not found. */
+    static final int NOT_FOUND = 127;
+
+    // runc's words for an exec that failed, through either shim: `exec: "x": executable file not found in $PATH`,
+    // `exec: "/x": stat /x: no such file or directory`, `exec: "/etc": permission denied` / `is a directory`.
+    private static final Pattern NOT_FOUND_WORDS = Pattern.compile(
+            "exec: \"[^\"]*\": (executable file not found|.*no such file or directory)");
+    private static final Pattern CANNOT_RUN_WORDS = Pattern.compile(
+            "exec: \"[^\"]*\": (.*permission denied|.*is a directory|.*exec format error)");
+
+    private ExitCodes() {}
+
+    /** The status for {@code failure}, which {@link #message} renders. */
+    static int of(Throwable failure) {
+        if (failure instanceof CliException cli) {
+            return cli.status();
+        }
+        if (failure instanceof ShimmerException) {
+            String message = String.valueOf(failure.getMessage()).toLowerCase(Locale.ROOT);
+            if (NOT_FOUND_WORDS.matcher(message).find()) {
+                return NOT_FOUND;
+            }
+            if (CANNOT_RUN_WORDS.matcher(message).find()) {
+                return CANNOT_RUN;
+            }
+        }
+        return SHIMMER;
+    }
+
+    /**
+     * {@code failure}'s message as one line. runc's error text ends with a newline, and the remote shim's mapping
+     * appends the ttRPC code after it: a two-line {@code … \n (UNKNOWN)} reached the terminal (issue 13). Lines
+     * are joined and a bare status code suffix, which tells a user nothing, is dropped.
+     */
+    static String message(Throwable failure) {
+        String message = failure.getMessage() != null ? failure.getMessage() : failure.toString();
+        String line = message.strip().replaceAll("\\s*\\R\\s*", "; ");
+        return line.replaceFirst(";? \\((UNKNOWN|INTERNAL)\\)$", "");
+    }
+}
