@@ -13,9 +13,13 @@ import java.util.List;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.poll.FifoPoller;
+import org.shimmer.runtime.linux.poll.PollLoop;
+import org.shimmer.runtime.linux.poll.PtyMaster;
+import org.shimmer.runtime.linux.sys.ConsoleSocket;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -43,11 +47,22 @@ public final class ProcessStdio {
     private final FileChannel stdinWriter;
     private final List<FileChannel> launchKeepers;
     private final boolean files;
+    private final PtyMaster terminal;
+    private final ConsoleSocket console;
+    private final TerminalSize size;
     private volatile Disposable stdinCopy;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
             FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files) {
+        this(stdin, stdout, stderr, stdoutStream, stderrStream, stdinSource, fifos, io, stdinWriter, launchKeepers,
+                files, null, null, null);
+    }
+
+    private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
+            FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, PtyMaster terminal,
+            ConsoleSocket console, TerminalSize size) {
         this.stdin = stdin;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -59,6 +74,9 @@ public final class ProcessStdio {
         this.stdinWriter = stdinWriter;
         this.launchKeepers = launchKeepers;
         this.files = files;
+        this.terminal = terminal;
+        this.console = console;
+        this.size = size;
     }
 
     /**
@@ -79,6 +97,17 @@ public final class ProcessStdio {
             // Placeholder until terminals land (issue 13).
             case Stdio.Terminal terminal -> throw new FailedPreconditionException("terminals are not supported yet");
         };
+    }
+
+    /**
+     * A terminal as the local shim makes it: runc is given {@link #consoleSocket()}, sends the master there, and
+     * {@link #takeConsole()} puts it on {@code loop}; the process's own streams are the terminal's slave. Blocking.
+     */
+    public static ProcessStdio console(Stdio.Terminal terminal, Path ioDir, String name, PollLoop loop,
+            Scheduler io) throws IOException {
+        ConsoleSocket console = ConsoleSocket.listen(ioDir);
+        return new ProcessStdio("", "", "", null, null, terminal.stdin(), List.of(), io, null, List.of(), false,
+                new PtyMaster(loop, name), console, terminal.size());
     }
 
     private static ProcessStdio fifos(Publisher<byte[]> stdinSource, Path ioDir, String name, FifoPoller poller,
@@ -141,6 +170,40 @@ public final class ProcessStdio {
         }
     }
 
+    /** The socket runc sends a terminal's master to; null without a local terminal. */
+    public Path consoleSocket() {
+        return console != null ? console.path() : null;
+    }
+
+    /**
+     * After runc created the process and exited: takes the master it sent, sets the terminal's size and starts
+     * copying; then the console socket goes. Nothing without a local terminal. Blocking.
+     */
+    public void takeConsole() throws IOException {
+        if (console == null) {
+            return;
+        }
+        try {
+            terminal.attach(console.take());
+            terminal.resize(size.width(), size.height());
+        } finally {
+            closeConsole();
+        }
+    }
+
+    /** Whether the process has a terminal whose master arrived: it can be resized. */
+    public boolean hasTerminal() {
+        return terminal != null && terminal.attached();
+    }
+
+    /** Sets the terminal's size; {@link FailedPreconditionException} without one. Blocking. */
+    public void resize(TerminalSize newSize) throws IOException {
+        if (terminal == null) {
+            throw new FailedPreconditionException("it has no terminal");
+        }
+        terminal.resize(newSize.width(), newSize.height());
+    }
+
     /** What the shim is told for stdin: a FIFO path or empty. */
     public String stdin() {
         return stdin;
@@ -158,6 +221,9 @@ public final class ProcessStdio {
 
     /** The output streams for the caller; empty fluxes unless streams were asked for. */
     public ProcessIo io(int pid) {
+        if (terminal != null) {
+            return new ProcessIo(pid, terminal.output(), Flux.empty());
+        }
         return new ProcessIo(pid,
                 stdoutStream != null ? stdoutStream.content() : Flux.empty(),
                 stderrStream != null ? stderrStream.content() : Flux.empty());
@@ -169,6 +235,17 @@ public final class ProcessStdio {
      */
     public void launched() {
         launchKeepers.forEach(ProcessStdio::closeQuietly);
+        closeConsole();
+    }
+
+    private void closeConsole() {
+        if (console != null) {
+            try {
+                console.close();
+            } catch (IOException e) {
+                log.warn("could not remove the console socket {}", console, e);
+            }
+        }
     }
 
     /** Whether the streams are regular files (which both may share). */
@@ -182,6 +259,10 @@ public final class ProcessStdio {
      * stdin, so only both together give the process end of file).
      */
     public void startStdin(Runnable onEnd) {
+        if (terminal != null && stdinSource != null) {
+            terminal.type(stdinSource, io, onEnd);
+            return;
+        }
         if (stdinSource == null || stdinWriter == null) {
             return;
         }
@@ -199,6 +280,9 @@ public final class ProcessStdio {
 
     /** Stops copying stdin and closes our end of the FIFO. */
     public void closeStdin() {
+        if (terminal != null) {
+            terminal.stopTyping();
+        }
         Disposable copy = stdinCopy;
         if (copy != null) {
             copy.dispose();
@@ -219,7 +303,8 @@ public final class ProcessStdio {
     /** Completes when the subscribed output has reached its end, or after {@code timeout}; releases nothing. */
     public Mono<Void> outputEnded(Duration timeout) {
         // Only a subscribed stream is read, so only a subscribed stream can reach its end.
-        return Mono.when(endOf(stdoutStream), endOf(stderrStream)).timeout(timeout, Mono.<Void>empty(), io);
+        Mono<Void> printed = terminal != null && terminal.subscribed() ? terminal.outputEnded() : Mono.empty();
+        return Mono.when(endOf(stdoutStream), endOf(stderrStream), printed).timeout(timeout, Mono.<Void>empty(), io);
     }
 
     private static Mono<Void> endOf(FifoPoller.FifoStream stream) {
@@ -236,6 +321,9 @@ public final class ProcessStdio {
         }
         closeStdin();
         launched();
+        if (terminal != null) {
+            terminal.close();
+        }
         for (Path fifo : fifos) {
             try {
                 Files.deleteIfExists(fifo);
