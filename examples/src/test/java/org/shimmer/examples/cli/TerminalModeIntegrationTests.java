@@ -32,6 +32,11 @@ import org.shimmer.runtime.shim.TerminalSize;
 class TerminalModeIntegrationTests {
 
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    /**
+     * How long the CLI may take to show the container's first output: a JVM start, the plugin's load and a
+     * container's creation, seconds alone but over 20 s when the build box is loaded (load 26 measured on 2 cores).
+     */
+    private static final Duration STARTUP = Duration.ofSeconds(120);
     private static final TerminalSize SIZE = new TerminalSize(100, 30);
     /** The local modes a user's shell expects back: line editing, echo, Ctrl-C as SIGINT. */
     private static final int COOKED = Termios.ICANON | Termios.ECHO | Termios.ISIG;
@@ -52,8 +57,15 @@ class TerminalModeIntegrationTests {
                 "--state-root", temp.resolve("state").toString(), "--work-root", temp.resolve("work").toString());
     }
 
+    /** After a failure: what the test's CLI left (its container, mounts) goes, so the next test starts clean. */
     @AfterEach
-    void removeTheStateRootsEmptyCgroups() throws IOException {
+    void removeWhatAFailedTestLeft() throws Exception {
+        try (Stream<Path> left = Files.isDirectory(temp.resolve("state/default"))
+                ? Files.list(temp.resolve("state/default")) : Stream.empty()) {
+            for (Path bundle : left.toList()) {
+                cli("delete", "--force", bundle.getFileName().toString());
+            }
+        }
         StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"));
     }
 
@@ -67,7 +79,7 @@ class TerminalModeIntegrationTests {
             Process cli = spawnOn(pty, "run", "-t", "-i", "--rm", "--shim", shim, "--rootfs", image.toString(),
                     "tty-" + shim, "--", "/bin/sh");
             try {
-                pty.await("# ", TIMEOUT);
+                pty.await("# ", STARTUP);
                 assertThat(Termios.localFlags(Termios.get(pty.slaveFd())) & COOKED).as("ours is raw").isZero();
 
                 pty.type("tty\n");
@@ -116,7 +128,7 @@ class TerminalModeIntegrationTests {
                     "term-" + shim, "--", "/bin/sh", "-c",
                     "trap 'echo stopping; exit 143' TERM; echo ready; sleep 60 & wait");
             try {
-                pty.await("ready\r\n", TIMEOUT);
+                pty.await("ready\r\n", STARTUP);
                 assertThat(Termios.localFlags(Termios.get(pty.slaveFd())) & COOKED).as("ours is raw").isZero();
 
                 Processes.signal(cli.pid(), "TERM");
@@ -142,7 +154,7 @@ class TerminalModeIntegrationTests {
             byte[] cooked = Termios.get(pty.slaveFd());
             Process cli = spawnOn(pty, "exec", "-t", "-i", "bg", "e1", "--", "/bin/sh");
             try {
-                pty.await("# ", TIMEOUT);
+                pty.await("# ", STARTUP);
                 pty.type("tty\n");
                 pty.await("\n/dev/pts/\\d+\r\n", TIMEOUT);
                 pty.type("stty size\n");
@@ -176,7 +188,7 @@ class TerminalModeIntegrationTests {
     private int cli(String... args) throws IOException, InterruptedException {
         Process cli = new ProcessBuilder(java(args)).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(temp.resolve("cli.log").toFile())).start();
-        assertThat(cli.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+        assertThat(cli.waitFor(STARTUP.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
         return cli.exitValue();
     }
 

@@ -1,13 +1,7 @@
 package org.shimmer.examples.cli.tty;
 
-import java.io.FileDescriptor;
-import java.io.FileInputStream;
-import java.io.IOException;
-import java.io.InputStream;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
@@ -16,13 +10,14 @@ import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.TerminalSize;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Schedulers;
 
 /**
  * A process on a pseudo-terminal of its own, driven from ours as {@code docker run -t -i} does. With {@code -i} our
- * stdin is read only as fast as the shim types it into the container's terminal (a pull: a paste or a pipe is never
- * buffered whole), and, when stdin is a terminal, it is raw ({@link RawMode}) so that Ctrl-C, Ctrl-Z and Ctrl-D are
- * bytes for the container's line discipline, not signals or end of input for us. The process's one output stream
+ * stdin is typed into the container's terminal as the shim asks for it, and, when stdin is a terminal, it is raw
+ * ({@link RawMode}) so that Ctrl-C, Ctrl-Z and Ctrl-D are bytes for the container's line discipline, not signals
+ * or end of input for us. The process's one output stream
  * is copied to our stdout unchanged (its terminal already did the line-ending mapping). Window changes of our
  * terminal resize the container's. {@link #close()} restores our terminal and stops watching the window; opened
  * before the process is created (the size and stdin go into its {@code Stdio.terminal}), closed after its exit.
@@ -31,39 +26,39 @@ public final class TerminalSession implements AutoCloseable {
 
     private static final int STDIN = 0;
     private static final int STDOUT = 1;
-    private static final int CHUNK = 8192;
 
     private final PrintStream out;
     private final PrintStream err;
-    private final boolean interactive;
+    private final Flux<byte[]> input;
     private final int sizeFd;
     private final TerminalSize size;
     private final RawMode raw;
     private final AtomicReference<Function<TerminalSize, Mono<Void>>> resizer = new AtomicReference<>();
     private final WindowChanges windowChanges;
 
-    private TerminalSession(PrintStream out, PrintStream err, boolean interactive) {
+    private TerminalSession(PrintStream out, PrintStream err, Flux<byte[]> input) {
         this.out = out;
         this.err = err;
-        this.interactive = interactive;
+        this.input = input;
         // The window is the one our stdin types into; with stdin a pipe, the one we print on.
         this.sizeFd = Termios.isatty(STDIN) ? STDIN : STDOUT;
         this.size = Termios.windowSize(sizeFd).orElse(TerminalSize.DEFAULT);
+        this.raw = input != null ? RawMode.enter(STDIN) : RawMode.none();
         // Watched before the process exists: a change before attach is sent once it can be (see attach).
         this.windowChanges = WindowChanges.watch(sizeFd, this::resize);
-        this.raw = interactive ? RawMode.enter(STDIN) : RawMode.none();
     }
 
     /**
-     * Opens a session on this process's stdin and stdout: {@code interactive} ({@code -i}) forwards stdin and
-     * makes it raw when it is a terminal. Without a terminal on stdin the process still gets one, of
-     * {@link TerminalSize#DEFAULT} size unless stdout is a terminal, and a line on stderr says so.
+     * Opens a session on this process's terminal: {@code input} ({@code -i}: what our stdin reads; {@code null}
+     * without) is typed into the process's, and our stdin is made raw when it is a terminal. Without a terminal on
+     * stdin the process still gets one, of {@link TerminalSize#DEFAULT} size unless stdout is a terminal, and a
+     * line on stderr says so.
      */
-    public static TerminalSession open(PrintStream out, PrintStream err, boolean interactive) {
-        TerminalSession session = new TerminalSession(out, err, interactive);
+    public static TerminalSession open(PrintStream out, PrintStream err, Flux<byte[]> input) {
+        TerminalSession session = new TerminalSession(out, err, input);
         if (!Termios.isatty(STDIN)) {
             err.println("shimmer: stdin is not a terminal; the container's terminal is " + session.size.width()
-                    + "x" + session.size.height() + (interactive ? " and gets our stdin as typed" : ""));
+                    + "x" + session.size.height() + (input != null ? " and gets our stdin as typed" : ""));
         }
         return session;
     }
@@ -78,28 +73,9 @@ public final class TerminalSession implements AutoCloseable {
         return raw.active();
     }
 
-    /**
-     * What is typed into the process's terminal: our stdin with {@code -i}, read on demand off the event loops (a
-     * blocking read on a bounded-elastic thread); {@code null} (nothing typed) without. It ends at our end of input.
-     */
+    /** What is typed into the process's terminal: our stdin with {@code -i}, {@code null} (nothing) without. */
     public Flux<byte[]> stdin() {
-        if (!interactive) {
-            return null;
-        }
-        InputStream in = new FileInputStream(FileDescriptor.in);
-        return Flux.<byte[]>generate(sink -> {
-            byte[] chunk = new byte[CHUNK];
-            try {
-                int read = in.read(chunk);
-                if (read < 0) {
-                    sink.complete();
-                } else {
-                    sink.next(Arrays.copyOf(chunk, read));
-                }
-            } catch (IOException e) {
-                sink.error(new UncheckedIOException("reading stdin failed", e));
-            }
-        }).subscribeOn(Schedulers.boundedElastic());
+        return input;
     }
 
     /**
@@ -110,14 +86,15 @@ public final class TerminalSession implements AutoCloseable {
      */
     public int attach(Flux<byte[]> output, Mono<Void> start, Mono<ExitStatus> exit,
             Function<TerminalSize, Mono<Void>> resize, Duration drainTimeout, String name) {
-        Mono<Void> exited = exit.then().cache();
-        CompletableFuture<Void> drained = copy(output, exited, drainTimeout, name).toFuture();
+        Sinks.Empty<Void> exited = Sinks.empty();
+        CompletableFuture<Void> drained = copy(output, exited.asMono(), drainTimeout, name).toFuture();
         try {
             start.block();
             resizer.set(resize);
             Termios.windowSize(sizeFd).filter(now -> !now.equals(size)).ifPresent(this::resize);
             ExitStatus status = exit.block();
             resizer.set(null);
+            exited.tryEmitEmpty();
             drained.join();
             return status.status();
         } finally {
