@@ -11,7 +11,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import org.reactivestreams.Publisher;
-import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -43,11 +42,12 @@ public final class ProcessStdio {
     private final FileChannel stdinWriter;
     private final List<FileChannel> launchKeepers;
     private final boolean files;
+    private final boolean terminal;
     private volatile Disposable stdinCopy;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
-            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files) {
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean terminal) {
         this.stdin = stdin;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -59,6 +59,7 @@ public final class ProcessStdio {
         this.stdinWriter = stdinWriter;
         this.launchKeepers = launchKeepers;
         this.files = files;
+        this.terminal = terminal;
     }
 
     /**
@@ -68,21 +69,31 @@ public final class ProcessStdio {
     public static ProcessStdio prepare(Stdio stdio, Path ioDir, String name, FifoPoller poller, Scheduler io)
             throws IOException {
         return switch (stdio) {
-            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, List.of(), false);
+            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, List.of(), false,
+                    false);
             case Stdio.Files files -> {
                 touch(files.stdout());
                 touch(files.stderr());
                 yield new ProcessStdio("", files.stdout().toString(), files.stderr().toString(), null, null, null,
-                        List.of(), io, null, List.of(), true);
+                        List.of(), io, null, List.of(), true, false);
             }
-            case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io);
-            // Placeholder until terminals land (issue 13).
-            case Stdio.Terminal terminal -> throw new FailedPreconditionException("terminals are not supported yet");
+            case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io, false);
+            case Stdio.Terminal terminal -> terminalFifos(terminal, ioDir, name, poller, io);
         };
     }
 
-    private static ProcessStdio fifos(Publisher<byte[]> stdinSource, Path ioDir, String name, FifoPoller poller,
+    /**
+     * The FIFOs of a terminal process as containerd's shim takes them: stdin if any, and stdout, carrying what the
+     * shim reads from the pty master; no stderr (the terminal has one output, and the shim opens no stderr with a
+     * console). Blocking; on failure nothing it made is left.
+     */
+    public static ProcessStdio terminalFifos(Stdio.Terminal terminal, Path ioDir, String name, FifoPoller poller,
             Scheduler io) throws IOException {
+        return fifos(terminal.stdin(), ioDir, name, poller, io, true);
+    }
+
+    private static ProcessStdio fifos(Publisher<byte[]> stdinSource, Path ioDir, String name, FifoPoller poller,
+            Scheduler io, boolean terminal) throws IOException {
         List<Path> made = new ArrayList<>(3);
         List<FifoPoller.FifoStream> opened = new ArrayList<>(2);
         FileChannel stdinWriter = null;
@@ -93,12 +104,15 @@ public final class ProcessStdio {
                         PosixFilePermissions.fromString("rwx------")));
             }
             Path stdout = mkfifo(ioDir.resolve(name + "-stdout"), made);
-            Path stderr = mkfifo(ioDir.resolve(name + "-stderr"), made);
+            Path stderr = terminal ? null : mkfifo(ioDir.resolve(name + "-stderr"), made);
             Path stdin = stdinSource != null ? mkfifo(ioDir.resolve(name + "-stdin"), made) : null;
             FifoPoller.FifoStream out = poller.open(stdout);
             opened.add(out);
-            FifoPoller.FifoStream err = poller.open(stderr);
-            opened.add(err);
+            FifoPoller.FifoStream err = null;
+            if (stderr != null) {
+                err = poller.open(stderr);
+                opened.add(err);
+            }
             // Read-write, so the open never waits for a reader, and whoever opens the read end (the shim, or
             // runc handing it to the container) never waits for a writer.
             if (stdin != null) {
@@ -107,9 +121,12 @@ public final class ProcessStdio {
             // Until the process exists, these keep each output FIFO open for reading too, so the write-only open
             // of whoever launches it never waits, even if our reader was already closed by a cancelled subscriber.
             keepers.add(FileChannel.open(stdout, StandardOpenOption.READ, StandardOpenOption.WRITE));
-            keepers.add(FileChannel.open(stderr, StandardOpenOption.READ, StandardOpenOption.WRITE));
-            return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(), stderr.toString(),
-                    out, err, stdinSource, List.copyOf(made), io, stdinWriter, List.copyOf(keepers), false);
+            if (stderr != null) {
+                keepers.add(FileChannel.open(stderr, StandardOpenOption.READ, StandardOpenOption.WRITE));
+            }
+            return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(),
+                    stderr != null ? stderr.toString() : "", out, err, stdinSource, List.copyOf(made), io,
+                    stdinWriter, List.copyOf(keepers), false, terminal);
         } catch (IOException | RuntimeException e) {
             opened.forEach(FifoPoller.FifoStream::discard);
             keepers.forEach(ProcessStdio::closeQuietly);
@@ -169,6 +186,11 @@ public final class ProcessStdio {
      */
     public void launched() {
         launchKeepers.forEach(ProcessStdio::closeQuietly);
+    }
+
+    /** Whether the process has a terminal ({@link #terminalFifos}). */
+    public boolean isTerminal() {
+        return terminal;
     }
 
     /** Whether the streams are regular files (which both may share). */

@@ -63,7 +63,9 @@ public abstract class TaskClient implements ShimClient {
 
     @Override
     public final Mono<ProcessIo> exec(String execId, Spec.Process process, Stdio stdio) {
-        return Mono.defer(() -> exec(execId, OciJson.execProcess(process), stdio));
+        // The typed process follows its stdio; only raw JSON can disagree with it, and is refused then.
+        return Mono.defer(() -> exec(execId, OciJson.execProcess(process == null ? null : process.toBuilder()
+                .terminal(stdio instanceof Stdio.Terminal).build()), stdio));
     }
 
     @Override

@@ -83,6 +83,7 @@ final class LocalShimClient extends TaskClient {
             // Before any path is built from the id: "../x" would name a file outside the work directory.
             Identifiers.requireValid("exec id", execId);
             Specs.requireJsonObject(action + " " + task(), processSpec);
+            Specs.requireTerminalAgrees(action + " " + task(), processSpec, stdio instanceof Stdio.Terminal);
             processes.get(action, "");
             return make("exec", execId, exec -> blocking(() -> {
                         prepare(exec, stdio, "exec");
