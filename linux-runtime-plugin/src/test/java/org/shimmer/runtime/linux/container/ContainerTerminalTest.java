@@ -1,6 +1,5 @@
 package org.shimmer.runtime.linux.container;
 
-import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Files;
@@ -39,7 +38,6 @@ import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TerminalSize;
 import org.shimmer.runtime.spec.Spec;
-import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.test.StepVerifier;
 
@@ -160,14 +158,21 @@ class ContainerTerminalTest {
             assertThat(exec.exit().block(TIMEOUT).status()).isEqualTo(6);
             assertThat(exec.stderr().collectList().block(TIMEOUT)).isEmpty();
 
-            // Plain streams: stdin fed, output in the buffers.
+            // Plain streams: stdin fed, output in the buffers, no terminal to resize.
+            TerminalScreen catInput = screen();
             ExecProcess cat = container.exec("cat", Spec.Process.builder().args("/bin/cat").build(),
-                    Stdio.streams(Flux.just("fed\n".getBytes(UTF_8)))).block(TIMEOUT);
-            assertThat(text(cat.stdout()).block(TIMEOUT)).isEqualTo("fed\n");
-            assertThat(cat.exit().block(TIMEOUT).status()).isZero();
+                    Stdio.streams(catInput.keys())).block(TIMEOUT);
+            catInput.read(cat.stdout());
+            catInput.type("fed\n");
+            catInput.await("fed\n", TIMEOUT);
             StepVerifier.create(cat.resize(TerminalSize.DEFAULT))
-                    .expectError(FailedPreconditionException.class)
+                    .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("no terminal"))
                     .verify(TIMEOUT);
+            catInput.stopTyping();
+            assertThat(cat.exit().block(TIMEOUT).status()).isZero();
+            assertThat(catInput.awaitEnd(TIMEOUT)).isNull();
+            assertThat(catInput.printed()).isEqualTo("fed\n");
             StepVerifier.create(container.exec("none", Spec.Process.builder().args("/bin/true").build(),
                             Stdio.none()))
                     .expectError(IllegalArgumentException.class)
@@ -257,9 +262,5 @@ class ContainerTerminalTest {
             assertThat(System.nanoTime()).as("%d processes in the container", count).isLessThan(deadline);
             Thread.sleep(20);
         }
-    }
-
-    private static Mono<String> text(Flux<byte[]> chunks) {
-        return chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat);
     }
 }
