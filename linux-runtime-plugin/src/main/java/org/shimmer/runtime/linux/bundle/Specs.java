@@ -10,10 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import org.shimmer.runtime.InvalidSpecException;
-import org.shimmer.runtime.shim.TerminalSize;
 
 /** Checks an OCI runtime spec (a bundle's, or an exec's process) before any of it reaches the disk or a shim. */
 public final class Specs {
@@ -38,6 +35,39 @@ public final class Specs {
      * @throws InvalidSpecException saying what the spec is instead
      */
     public static void requireJsonObject(String owner, byte[] spec) {
+        parseObject(owner, spec);
+    }
+
+    /**
+     * Requires the process of {@code spec} (a bundle's {@code config.json} with {@code bundle}, else an exec's
+     * process) to ask for a terminal exactly when its stdio is one ({@code terminal}): runc would otherwise make a
+     * terminal nobody holds, or none for a stdio that is one.
+     *
+     * @throws InvalidSpecException naming {@code owner} and the field
+     */
+    public static void requireTerminal(String owner, byte[] spec, boolean bundle, boolean terminal) {
+        JsonNode process = bundle ? parseObject(owner, spec).path("process") : parseObject(owner, spec);
+        boolean asked = process.path("terminal").asBoolean(false);
+        if (asked != terminal) {
+            throw InvalidSpecException.ofField("process.terminal", asked + " for " + owner
+                    + (terminal ? ", but its stdio is a terminal" : ", but its stdio is no terminal (Stdio.terminal)"));
+        }
+    }
+
+    /** An exec's process with {@code consoleSize} set, so runc sizes its terminal before the process runs. */
+    public static byte[] withConsoleSize(String owner, byte[] process, int columns, int rows) {
+        ObjectNode tree = (ObjectNode) parseObject(owner, process);
+        ObjectNode size = tree.putObject("consoleSize");
+        size.put("height", rows);
+        size.put("width", columns);
+        try {
+            return MAPPER.writeValueAsBytes(tree);
+        } catch (JsonProcessingException e) {
+            throw new InvalidSpecException("invalid spec for " + owner + ": " + e.getOriginalMessage(), e);
+        }
+    }
+
+    private static JsonNode parseObject(String owner, byte[] spec) {
         if (spec == null || spec.length == 0) {
             throw new InvalidSpecException("invalid spec for " + owner + ": empty, expected a JSON object");
         }
@@ -57,54 +87,6 @@ public final class Specs {
             throw new InvalidSpecException("invalid spec for " + owner + ": a JSON "
                     + tree.getNodeType().name().toLowerCase(java.util.Locale.ROOT) + ", expected a JSON object");
         }
-    }
-
-    /**
-     * Requires an exec's process spec (a JSON object, checked before) to ask for a terminal exactly when its stdio is
-     * one: runc given a terminal process without a console socket fails it at start, and the runc shim given a
-     * terminal stdio for a process without one copies from a console that never comes.
-     */
-    public static void requireTerminalAgrees(String owner, byte[] processSpec, boolean terminalStdio) {
-        requireAgreement(owner, tree(owner, processSpec).path("terminal").asBoolean(false), terminalStdio);
-    }
-
-    /** {@link #requireTerminalAgrees} for the bundle's {@code config.json} at create. Blocking. */
-    public static void requireBundleTerminalAgrees(String owner, Path configJson, boolean terminalStdio)
-            throws IOException {
-        JsonNode spec = tree(owner, Files.readAllBytes(configJson));
-        requireAgreement(owner, spec.path("process").path("terminal").asBoolean(false), terminalStdio);
-    }
-
-    private static void requireAgreement(String owner, boolean terminal, boolean terminalStdio) {
-        if (terminal != terminalStdio) {
-            throw InvalidSpecException.ofField("process.terminal", terminal
-                    ? "true for " + owner + ", but its stdio is not a terminal (use Stdio.terminal)"
-                    : "false for " + owner + ", but its stdio is a terminal (set process.terminal)");
-        }
-    }
-
-    /**
-     * The process spec with {@code consoleSize} set to {@code size}: runc sizes an exec's terminal before the
-     * process runs, where a resize after the start raced with the process reading its size.
-     */
-    public static byte[] withConsoleSize(String owner, byte[] processSpec, TerminalSize size) {
-        ObjectNode process = (ObjectNode) tree(owner, processSpec);
-        ObjectNode console = process.putObject("consoleSize");
-        console.put("height", size.height());
-        console.put("width", size.width());
-        try {
-            return MAPPER.writeValueAsBytes(process);
-        } catch (JsonProcessingException e) {
-            throw new InvalidSpecException("invalid spec for " + owner + ": " + e.getOriginalMessage(), e);
-        }
-    }
-
-    private static JsonNode tree(String owner, byte[] spec) {
-        requireJsonObject(owner, spec);
-        try {
-            return MAPPER.readTree(spec);
-        } catch (IOException e) {
-            throw new InvalidSpecException("invalid spec for " + owner + ": unreadable: " + e.getMessage(), e);
-        }
+        return tree;
     }
 }

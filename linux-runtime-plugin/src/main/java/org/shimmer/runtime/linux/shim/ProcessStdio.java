@@ -12,9 +12,13 @@ import java.util.ArrayList;
 import java.util.List;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.linux.poll.FifoPoller;
+import org.shimmer.runtime.linux.poll.PollLoop;
+import org.shimmer.runtime.linux.poll.PtyMaster;
+import org.shimmer.runtime.linux.sys.ConsoleSocket;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -42,12 +46,23 @@ public final class ProcessStdio {
     private final FileChannel stdinWriter;
     private final List<FileChannel> launchKeepers;
     private final boolean files;
-    private final boolean terminal;
+    private final boolean ptyOverFifos;
+    private final PtyMaster terminal;
+    private final ConsoleSocket console;
+    private final TerminalSize size;
     private volatile Disposable stdinCopy;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
-            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean terminal) {
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos) {
+        this(stdin, stdout, stderr, stdoutStream, stderrStream, stdinSource, fifos, io, stdinWriter, launchKeepers,
+                files, ptyOverFifos, null, null, null);
+    }
+
+    private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
+            FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos,
+            PtyMaster terminal, ConsoleSocket console, TerminalSize size) {
         this.stdin = stdin;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -59,7 +74,10 @@ public final class ProcessStdio {
         this.stdinWriter = stdinWriter;
         this.launchKeepers = launchKeepers;
         this.files = files;
+        this.ptyOverFifos = ptyOverFifos;
         this.terminal = terminal;
+        this.console = console;
+        this.size = size;
     }
 
     /**
@@ -83,9 +101,20 @@ public final class ProcessStdio {
     }
 
     /**
-     * The FIFOs of a terminal process as containerd's shim takes them: stdin if any, and stdout, carrying what the
-     * shim reads from the pty master; no stderr (the terminal has one output, and the shim opens no stderr with a
-     * console). Blocking; on failure nothing it made is left.
+     * A terminal as the local shim makes it: runc is given {@link #consoleSocket()}, sends the master there, and
+     * {@link #takeConsole()} puts it on {@code loop}; the process's own streams are the terminal's slave. Blocking.
+     */
+    public static ProcessStdio console(Stdio.Terminal terminal, Path ioDir, String name, PollLoop loop,
+            Scheduler io) throws IOException {
+        ConsoleSocket console = ConsoleSocket.listen(ioDir);
+        return new ProcessStdio("", "", "", null, null, terminal.stdin(), List.of(), io, null, List.of(), false,
+                false, new PtyMaster(loop, name), console, terminal.size());
+    }
+
+    /**
+     * A terminal as containerd's shim takes it, the shim holding the master: FIFOs for stdin if any, and stdout,
+     * carrying what the shim reads from the master; no stderr (a terminal has one output, and the shim opens no
+     * stderr with a console). Blocking; on failure nothing it made is left.
      */
     public static ProcessStdio terminalFifos(Stdio.Terminal terminal, Path ioDir, String name, FifoPoller poller,
             Scheduler io) throws IOException {
@@ -158,6 +187,40 @@ public final class ProcessStdio {
         }
     }
 
+    /** The socket runc sends a terminal's master to; null without a local terminal. */
+    public Path consoleSocket() {
+        return console != null ? console.path() : null;
+    }
+
+    /**
+     * After runc created the process and exited: takes the master it sent, sets the terminal's size and starts
+     * copying; then the console socket goes. Nothing without a local terminal. Blocking.
+     */
+    public void takeConsole() throws IOException {
+        if (console == null) {
+            return;
+        }
+        try {
+            terminal.attach(console.take());
+            terminal.resize(size.width(), size.height());
+        } finally {
+            closeConsole();
+        }
+    }
+
+    /** Whether the process has a terminal whose master arrived: it can be resized. */
+    public boolean hasTerminal() {
+        return terminal != null && terminal.attached();
+    }
+
+    /** Sets the terminal's size; {@link FailedPreconditionException} without one. Blocking. */
+    public void resize(TerminalSize newSize) throws IOException {
+        if (terminal == null) {
+            throw new FailedPreconditionException("it has no terminal");
+        }
+        terminal.resize(newSize.width(), newSize.height());
+    }
+
     /** What the shim is told for stdin: a FIFO path or empty. */
     public String stdin() {
         return stdin;
@@ -175,6 +238,9 @@ public final class ProcessStdio {
 
     /** The output streams for the caller; empty fluxes unless streams were asked for. */
     public ProcessIo io(int pid) {
+        if (terminal != null) {
+            return new ProcessIo(pid, terminal.output(), Flux.empty());
+        }
         return new ProcessIo(pid,
                 stdoutStream != null ? stdoutStream.content() : Flux.empty(),
                 stderrStream != null ? stderrStream.content() : Flux.empty());
@@ -186,11 +252,22 @@ public final class ProcessStdio {
      */
     public void launched() {
         launchKeepers.forEach(ProcessStdio::closeQuietly);
+        closeConsole();
     }
 
-    /** Whether the process has a terminal ({@link #terminalFifos}). */
+    private void closeConsole() {
+        if (console != null) {
+            try {
+                console.close();
+            } catch (IOException e) {
+                log.warn("could not remove the console socket {}", console, e);
+            }
+        }
+    }
+
+    /** Whether the process has a terminal, held by the shim ({@link #terminalFifos}) or by us ({@link #console}). */
     public boolean isTerminal() {
-        return terminal;
+        return ptyOverFifos || terminal != null;
     }
 
     /** Whether the streams are regular files (which both may share). */
@@ -204,6 +281,10 @@ public final class ProcessStdio {
      * stdin, so only both together give the process end of file).
      */
     public void startStdin(Runnable onEnd) {
+        if (terminal != null && stdinSource != null) {
+            terminal.type(stdinSource, io, onEnd);
+            return;
+        }
         if (stdinSource == null || stdinWriter == null) {
             return;
         }
@@ -221,6 +302,9 @@ public final class ProcessStdio {
 
     /** Stops copying stdin and closes our end of the FIFO. */
     public void closeStdin() {
+        if (terminal != null) {
+            terminal.stopTyping();
+        }
         Disposable copy = stdinCopy;
         if (copy != null) {
             copy.dispose();
@@ -241,7 +325,8 @@ public final class ProcessStdio {
     /** Completes when the subscribed output has reached its end, or after {@code timeout}; releases nothing. */
     public Mono<Void> outputEnded(Duration timeout) {
         // Only a subscribed stream is read, so only a subscribed stream can reach its end.
-        return Mono.when(endOf(stdoutStream), endOf(stderrStream)).timeout(timeout, Mono.<Void>empty(), io);
+        Mono<Void> printed = terminal != null && terminal.subscribed() ? terminal.outputEnded() : Mono.empty();
+        return Mono.when(endOf(stdoutStream), endOf(stderrStream), printed).timeout(timeout, Mono.<Void>empty(), io);
     }
 
     private static Mono<Void> endOf(FifoPoller.FifoStream stream) {
@@ -258,6 +343,9 @@ public final class ProcessStdio {
         }
         closeStdin();
         launched();
+        if (terminal != null) {
+            terminal.close();
+        }
         for (Path fifo : fifos) {
             try {
                 Files.deleteIfExists(fifo);

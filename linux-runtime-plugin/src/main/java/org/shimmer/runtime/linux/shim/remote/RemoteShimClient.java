@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.shim.remote;
 
 import com.google.protobuf.Any;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Objects;
@@ -87,7 +88,7 @@ final class RemoteShimClient extends TaskClient {
             }
             return blocking(() -> {
                         // Before anything is sent: a spec and stdio that disagree make a container that cannot run.
-                        Specs.requireBundleTerminalAgrees(task(), bundle.path().resolve("config.json"),
+                        Specs.requireTerminal(task(), Files.readAllBytes(bundle.path().resolve("config.json")), true,
                                 options.stdio() instanceof Stdio.Terminal);
                         return true;
                     })
@@ -248,10 +249,10 @@ final class RemoteShimClient extends TaskClient {
             Identifiers.requireValid("exec id", execId);
             String owner = action + " " + task();
             Specs.requireJsonObject(owner, processSpec);
-            Specs.requireTerminalAgrees(owner, processSpec, stdio instanceof Stdio.Terminal);
+            Specs.requireTerminal(owner, processSpec, false, stdio instanceof Stdio.Terminal);
             // The shim has an exec's pty master only once the exec runs: runc sizes it before, from the spec.
-            byte[] spec = stdio instanceof Stdio.Terminal terminal
-                    ? Specs.withConsoleSize(owner, processSpec, terminal.size()) : processSpec;
+            byte[] spec = stdio instanceof Stdio.Terminal terminal ? Specs.withConsoleSize(owner, processSpec,
+                    terminal.size().width(), terminal.size().height()) : processSpec;
             return make("exec", execId, exec -> blocking(() -> prepare(exec, stdio, "exec"))
                             .flatMap(prepared -> tasks.exec(action, execId, spec, prepared))
                             .thenReturn(0),
