@@ -83,27 +83,27 @@ class TerminalModeIntegrationTests {
                 assertThat(Termios.localFlags(Termios.get(pty.slaveFd())) & COOKED).as("ours is raw").isZero();
 
                 pty.type("tty\n");
-                pty.await("\n/dev/pts/\\d+\r\n", TIMEOUT);
+                pty.await(line("/dev/pts/\\d+"), TIMEOUT);
                 pty.type("stty size\n");
-                pty.await("\n30 100\r\n", TIMEOUT);
+                pty.await(line("30 100"), TIMEOUT);
 
                 // The shell inside reports its own SIGWINCH: our resize reached the CLI, then the container's pty.
-                pty.type("sh -c 'trap \"stty size; kill $!; exit\" WINCH; sleep 30 & echo ar\"\"med; wait'\n");
-                pty.await("\narmed\r\n", TIMEOUT);
+                pty.type("sh -c 'trap \"stty size; kill \\$!; exit\" WINCH; sleep 30 & echo ar\"\"med; wait'\n");
+                pty.await(line("armed"), TIMEOUT);
                 pty.resize(new TerminalSize(132, 43));
-                pty.await("\n43 132\r\n", TIMEOUT);
+                pty.await(line("43 132"), TIMEOUT);
                 pty.await("# ", TIMEOUT);
 
                 // Ctrl-C is a byte for the container's line discipline: the foreground job dies, the shell lives.
                 pty.type("sh -c 'echo sle\"\"eping; exec sleep 100'\n");
-                pty.await("\nsleeping\r\n", TIMEOUT);
+                pty.await(line("sleeping"), TIMEOUT);
                 long typed = System.nanoTime();
                 pty.type("\u0003");
                 pty.await("# ", TIMEOUT);
                 assertThat(Duration.ofNanos(System.nanoTime() - typed)).as("sleep 100 interrupted")
                         .isLessThan(TIMEOUT);
                 pty.type("echo alive\n");
-                pty.await("\nalive\r\n", TIMEOUT);
+                pty.await(line("alive"), TIMEOUT);
 
                 pty.type("exit 3\n");
                 assertThat(cli.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
@@ -156,9 +156,9 @@ class TerminalModeIntegrationTests {
             try {
                 pty.await("# ", STARTUP);
                 pty.type("tty\n");
-                pty.await("\n/dev/pts/\\d+\r\n", TIMEOUT);
+                pty.await(line("/dev/pts/\\d+"), TIMEOUT);
                 pty.type("stty size\n");
-                pty.await("\n30 100\r\n", TIMEOUT);
+                pty.await(line("30 100"), TIMEOUT);
                 pty.type("exit 4\n");
                 assertThat(cli.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
                 assertThat(cli.exitValue()).as(pty.transcript()).isEqualTo(4);
@@ -170,6 +170,11 @@ class TerminalModeIntegrationTests {
             cli("delete", "--force", "bg");
         }
         assertNothingLeft(slave);
+    }
+
+    /** A whole line the terminal shows (an echoed command line that contains it does not match). */
+    private static String line(String regex) {
+        return "(?m)^" + regex + "\r$";
     }
 
     /** The CLI as its own process, session leader with the pty's slave as its stdio and controlling terminal. */
