@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.File;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -172,9 +173,28 @@ class TerminalModeIntegrationTests {
         assertNothingLeft(slave);
     }
 
-    /** A whole line the terminal shows (an echoed command line that contains it does not match). */
+    @Test
+    void runTWithoutATerminalOfOursStillGivesTheProcessOneOf80x24AndOneOutputStream() throws Exception {
+        Process cli = new ProcessBuilder(java("run", "-t", "--rm", "--rootfs", image.toString(), "piped", "--",
+                "/bin/sh", "-c", "tty; stty size; echo to-stderr >&2"))
+                .redirectError(temp.resolve("piped.err").toFile()).start();
+        cli.getOutputStream().close();
+        String out = new String(cli.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+
+        assertThat(cli.waitFor(STARTUP.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+        assertThat(cli.exitValue()).as(out).isZero();
+        assertThat(out).matches("/dev/pts/\\d+\r\n24 80\r\nto-stderr\r\n");
+        assertThat(Files.readString(temp.resolve("piped.err")))
+                .contains("shimmer: stdin is not a terminal; the container's terminal is 80x24\n");
+        assertNothingLeft(Path.of("/dev/ptmx"));
+    }
+
+    /**
+     * A whole line the terminal shows (an echoed command line that contains it does not match). Only {@code \n}
+     * ends a line ({@code d}): with {@code \r\n} one terminator, {@code \r$} would never match.
+     */
     private static String line(String regex) {
-        return "(?m)^" + regex + "\r$";
+        return "(?md)^" + regex + "\r$";
     }
 
     /** The CLI as its own process, session leader with the pty's slave as its stdio and controlling terminal. */
