@@ -78,8 +78,13 @@ public final class Runc {
         return command;
     }
 
+    /** {@code runc create}: the init process exists, stopped before the user's program; its pid is returned. */
+    public Mono<Integer> create(String id, Path pidFile, Stdio stdio) {
+        return create(id, pidFile, stdio, null);
+    }
+
     /**
-     * {@code runc create}: the init process exists, stopped before the user's program; its pid is returned. With a
+     * {@link #create(String, Path, Stdio)} for a process with a terminal. With a
      * {@code consoleSocket} (else null), runc sends the master of the process's new terminal there.
      */
     public Mono<Integer> create(String id, Path pidFile, Stdio stdio, Path consoleSocket) {
