@@ -47,6 +47,7 @@ public final class ProcessStdio {
     private final FileChannel stdinWriter;
     private final List<FileChannel> launchKeepers;
     private final boolean files;
+    private final boolean ptyOverFifos;
     private final PtyMaster terminal;
     private final ConsoleSocket console;
     private final TerminalSize size;
@@ -54,15 +55,15 @@ public final class ProcessStdio {
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
-            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files) {
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos) {
         this(stdin, stdout, stderr, stdoutStream, stderrStream, stdinSource, fifos, io, stdinWriter, launchKeepers,
-                files, null, null, null);
+                files, ptyOverFifos, null, null, null);
     }
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
-            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, PtyMaster terminal,
-            ConsoleSocket console, TerminalSize size) {
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos,
+            PtyMaster terminal, ConsoleSocket console, TerminalSize size) {
         this.stdin = stdin;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -74,6 +75,7 @@ public final class ProcessStdio {
         this.stdinWriter = stdinWriter;
         this.launchKeepers = launchKeepers;
         this.files = files;
+        this.ptyOverFifos = ptyOverFifos;
         this.terminal = terminal;
         this.console = console;
         this.size = size;
@@ -86,16 +88,16 @@ public final class ProcessStdio {
     public static ProcessStdio prepare(Stdio stdio, Path ioDir, String name, FifoPoller poller, Scheduler io)
             throws IOException {
         return switch (stdio) {
-            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, List.of(), false);
+            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, List.of(), false,
+                    false);
             case Stdio.Files files -> {
                 touch(files.stdout());
                 touch(files.stderr());
                 yield new ProcessStdio("", files.stdout().toString(), files.stderr().toString(), null, null, null,
-                        List.of(), io, null, List.of(), true);
+                        List.of(), io, null, List.of(), true, false);
             }
-            case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io);
-            // Placeholder until terminals land (issue 13).
-            case Stdio.Terminal terminal -> throw new FailedPreconditionException("terminals are not supported yet");
+            case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io, false);
+            case Stdio.Terminal terminal -> terminalFifos(terminal, ioDir, name, poller, io);
         };
     }
 
@@ -107,11 +109,21 @@ public final class ProcessStdio {
             Scheduler io) throws IOException {
         ConsoleSocket console = ConsoleSocket.listen(ioDir);
         return new ProcessStdio("", "", "", null, null, terminal.stdin(), List.of(), io, null, List.of(), false,
-                new PtyMaster(loop, name), console, terminal.size());
+                false, new PtyMaster(loop, name), console, terminal.size());
+    }
+
+    /**
+     * A terminal as containerd's shim takes it, the shim holding the master: FIFOs for stdin if any, and stdout,
+     * carrying what the shim reads from the master; no stderr (a terminal has one output, and the shim opens no
+     * stderr with a console). Blocking; on failure nothing it made is left.
+     */
+    public static ProcessStdio terminalFifos(Stdio.Terminal terminal, Path ioDir, String name, FifoPoller poller,
+            Scheduler io) throws IOException {
+        return fifos(terminal.stdin(), ioDir, name, poller, io, true);
     }
 
     private static ProcessStdio fifos(Publisher<byte[]> stdinSource, Path ioDir, String name, FifoPoller poller,
-            Scheduler io) throws IOException {
+            Scheduler io, boolean terminal) throws IOException {
         List<Path> made = new ArrayList<>(3);
         List<FifoPoller.FifoStream> opened = new ArrayList<>(2);
         FileChannel stdinWriter = null;
@@ -122,12 +134,15 @@ public final class ProcessStdio {
                         PosixFilePermissions.fromString("rwx------")));
             }
             Path stdout = mkfifo(ioDir.resolve(name + "-stdout"), made);
-            Path stderr = mkfifo(ioDir.resolve(name + "-stderr"), made);
+            Path stderr = terminal ? null : mkfifo(ioDir.resolve(name + "-stderr"), made);
             Path stdin = stdinSource != null ? mkfifo(ioDir.resolve(name + "-stdin"), made) : null;
             FifoPoller.FifoStream out = poller.open(stdout);
             opened.add(out);
-            FifoPoller.FifoStream err = poller.open(stderr);
-            opened.add(err);
+            FifoPoller.FifoStream err = null;
+            if (stderr != null) {
+                err = poller.open(stderr);
+                opened.add(err);
+            }
             // Read-write, so the open never waits for a reader, and whoever opens the read end (the shim, or
             // runc handing it to the container) never waits for a writer.
             if (stdin != null) {
@@ -136,9 +151,12 @@ public final class ProcessStdio {
             // Until the process exists, these keep each output FIFO open for reading too, so the write-only open
             // of whoever launches it never waits, even if our reader was already closed by a cancelled subscriber.
             keepers.add(FileChannel.open(stdout, StandardOpenOption.READ, StandardOpenOption.WRITE));
-            keepers.add(FileChannel.open(stderr, StandardOpenOption.READ, StandardOpenOption.WRITE));
-            return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(), stderr.toString(),
-                    out, err, stdinSource, List.copyOf(made), io, stdinWriter, List.copyOf(keepers), false);
+            if (stderr != null) {
+                keepers.add(FileChannel.open(stderr, StandardOpenOption.READ, StandardOpenOption.WRITE));
+            }
+            return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(),
+                    stderr != null ? stderr.toString() : "", out, err, stdinSource, List.copyOf(made), io,
+                    stdinWriter, List.copyOf(keepers), false, terminal);
         } catch (IOException | RuntimeException e) {
             opened.forEach(FifoPoller.FifoStream::discard);
             keepers.forEach(ProcessStdio::closeQuietly);
@@ -246,6 +264,11 @@ public final class ProcessStdio {
                 log.warn("could not remove the console socket {}", console, e);
             }
         }
+    }
+
+    /** Whether the process has a terminal, held by the shim ({@link #terminalFifos}) or by us ({@link #console}). */
+    public boolean isTerminal() {
+        return ptyOverFifos || terminal != null;
     }
 
     /** Whether the streams are regular files (which both may share). */
