@@ -19,7 +19,7 @@ final class GlobalOptions {
             + " ${DEFAULT-VALUE}).")
     Path workRoot = RuntimeConfig.DEFAULT_WORK_ROOT;
 
-    @Option(names = "--image-root", paramLabel = "DIR", description = "Image store (default: under the state root).")
+    @Option(names = "--image-root", paramLabel = "DIR", description = "Image store (default: <work-root>-images).")
     Path imageRoot;
 
     @Option(names = {"-n", "--namespace"}, paramLabel = "NS", description = "Namespace (default: ${DEFAULT-VALUE}).")

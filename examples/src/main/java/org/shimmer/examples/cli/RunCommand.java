@@ -112,7 +112,6 @@ final class RunCommand implements Callable<Integer> {
         List<String> args = command();
         String shimKind = checked(args);
         Spec spec = spec(context, args);
-        RuntimePlugin runtime = context.runtime();
         Shims.requireExecutable("runc", "runc not found on the PATH (apt-get install runc)");
         if (shimKind.equals("remote")) {
             Shims.requireExecutable(shimBinary, "shim binary " + shimBinary + " not found");

@@ -1057,7 +1057,6 @@ public final class LinuxCalls {
     private static final int F_GETFL = 3;
     private static final int F_SETFL = 4;
     private static final long TIOCSWINSZ = 0x5414;
-    private static final long TIOCGWINSZ = 0x5413;
     /** {@code sun_path} holds 108 bytes, the terminating NUL included. */
     public static final int UNIX_PATH_MAX = 107;
     private static final long SOCKADDR_UN_SIZE = 110;
@@ -1212,21 +1211,6 @@ public final class LinuxCalls {
             size.set(ValueLayout.JAVA_SHORT, 2, (short) columns);
             return (int) IOCTL_POINTER.invokeExact(state, fd, TIOCSWINSZ, size);
         });
-    }
-
-    /** {@code TIOCGWINSZ}: the size of the terminal of {@code fd}, {@code {columns, rows}}. */
-    public static int[] windowSize(int fd) throws IOException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CALL_STATE);
-            MemorySegment size = arena.allocate(8, 2);
-            check((int) IOCTL_POINTER.invokeExact(state, fd, TIOCGWINSZ, size), state, "ioctl TIOCGWINSZ fd " + fd);
-            return new int[] {Short.toUnsignedInt(size.get(ValueLayout.JAVA_SHORT, 2)),
-                    Short.toUnsignedInt(size.get(ValueLayout.JAVA_SHORT, 0))};
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
     }
 
     private static void check(int result, MemorySegment state, String call) throws ErrnoException {

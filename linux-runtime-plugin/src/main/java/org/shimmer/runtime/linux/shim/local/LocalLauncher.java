@@ -119,7 +119,11 @@ final class LocalLauncher {
         try {
             process.stdio().takeConsole();
         } catch (IOException | RuntimeException e) {
-            monitor.signal(pid, 9);
+            try {
+                monitor.signal(pid, 9);
+            } catch (IOException notSignalled) {
+                e.addSuppressed(notSignalled);
+            }
             throw e;
         }
     }

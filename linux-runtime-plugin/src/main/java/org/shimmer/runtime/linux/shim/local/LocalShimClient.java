@@ -247,7 +247,7 @@ final class LocalShimClient extends TaskClient {
      * mismatch is named as the spec's and leaves nothing to undo. Blocking.
      */
     private void requireTerminal(Stdio stdio) throws IOException {
-        Path config = bundle.path().resolve("config.json");
+        Path config = bundle.configFile();
         // No config at all is runc's to report, in its words.
         if (Files.isRegularFile(config, LinkOption.NOFOLLOW_LINKS)) {
             Specs.requireTerminal(task(), Files.readAllBytes(config), true, stdio instanceof Stdio.Terminal);

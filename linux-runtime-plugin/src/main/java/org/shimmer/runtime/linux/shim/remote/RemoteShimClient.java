@@ -298,8 +298,10 @@ final class RemoteShimClient extends TaskClient {
             process.ifPresent(TaskProcess::closeStdin);
             // The shim ends a console's output copy once its stdin reaches end of file: a terminal keeps its
             // stdin FIFO open (the shim's own writer), so nothing more is typed and the process keeps its output.
-            return process.filter(RemoteShimClient::hasTerminal).isPresent() ? Mono.empty()
-                    : tasks.closeStdin(execId);
+            // A process this client did not make (it reattached) is asked about.
+            Mono<Boolean> terminal = process.isPresent() ? Mono.just(hasTerminal(process.get()))
+                    : tasks.rawState("close stdin of", execId).map(StateResponse::getTerminal);
+            return terminal.flatMap(kept -> kept ? Mono.<Void>empty() : tasks.closeStdin(execId));
         });
     }
 

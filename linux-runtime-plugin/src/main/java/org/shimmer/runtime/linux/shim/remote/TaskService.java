@@ -142,8 +142,8 @@ final class TaskService {
     }
 
     /**
-     * ResizePty. The runc shim answers a process without a console, or init once stopped, with success and no
-     * effect: the caller checks {@link #state} first.
+     * ResizePty. The runc shim answers it for a process without a console with success and no effect: the caller
+     * checks {@link #rawState} first.
      */
     Mono<Void> resizePty(String action, String execId, TerminalSize size) {
         return session.call(action, "ResizePty", ResizePtyRequest.newBuilder().setId(id).setExecId(execId)

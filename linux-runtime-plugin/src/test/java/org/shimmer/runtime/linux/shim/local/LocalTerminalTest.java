@@ -32,6 +32,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ProcessInfo;
@@ -81,12 +82,12 @@ class LocalTerminalTest {
     @AfterEach
     void checkNothingIsLeft() throws Exception {
         resources.close();
-        Path runcRoot = temp.resolve("runc").resolve(NS);
-        if (Files.isDirectory(runcRoot)) {
-            try (Stream<Path> containers = Files.list(runcRoot)) {
-                assertThat(containers).as("runc containers left").isEmpty();
-            }
+        List<String> left = Leaks.runcContainers(runcRoot());
+        // A failed test must not leave its container running on a machine others share.
+        for (String id : left) {
+            Processes.run(null, "runc", "--root", runcRoot().toString(), "delete", "--force", id);
         }
+        assertThat(left).as("runc containers left").isEmpty();
     }
 
     @Test
