@@ -45,9 +45,6 @@ final class ExecCommand implements Callable<Integer> {
     public Integer call() {
         CliContext context = shimmer.context();
         List<String> command = command();
-        if (process.tty) {
-            throw new CliException("-t is not supported yet");
-        }
         Bundle bundle = context.runtime().load(context.namespace(), id).block(CliContext.TIMEOUT);
         Spec.Process.Builder spec = Spec.Process.builder().args(command);
         for (Map.Entry<String, String> variable : process.environment(context.environment).entrySet()) {
@@ -60,9 +57,9 @@ final class ExecCommand implements Callable<Integer> {
             int[] ids = Users.resolve(process.user, bundle.rootfs());
             spec.user(ids[0], ids[1]);
         }
-        Foreground foreground = new Foreground(context, process.interactive);
         ShimClient shim = Shims.require(context, id);
-        try {
+        try (Foreground foreground = process.tty ? new TerminalForeground(context, process.interactive)
+                : new Foreground(context, process.interactive)) {
             ProcessIo io = shim.exec(execId, spec.build(), foreground.stdio()).block(CliContext.TIMEOUT);
             int status;
             try (StopSignals signals = StopSignals.install()) {

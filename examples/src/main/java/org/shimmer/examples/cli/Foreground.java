@@ -24,7 +24,7 @@ import reactor.core.scheduler.Schedulers;
  * {@link StopSignals}), and its exit status returned once its output reached its end. This is the one place a
  * process's io meets ours: the terminal mode ({@code -t}) goes here.
  */
-class Foreground {
+class Foreground implements AutoCloseable {
 
     /** How long the output of an exited process may take to reach its end before it is cut. */
     private static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(5);
@@ -135,4 +135,8 @@ class Foreground {
         to.write(bytes, 0, bytes.length);
         to.flush();
     }
+
+    /** Gives back what the foreground took of ours: nothing here; our terminal with {@code -t}. */
+    @Override
+    public void close() {}
 }

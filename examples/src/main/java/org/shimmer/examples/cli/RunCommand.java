@@ -118,8 +118,9 @@ final class RunCommand implements Callable<Integer> {
         }
         ShimOpt opt = shimKind.equals("local") ? ShimOpt.local()
                 : ShimOpt.remote(Path.of(shimBinary), Shims.daemonAddress(context), null, false, null);
-        Foreground foreground = new Foreground(context, process.interactive);
-        try (StopSignals signals = StopSignals.install()) {
+        try (Foreground foreground = process.tty ? new TerminalForeground(context, process.interactive)
+                        : new Foreground(context, process.interactive);
+                StopSignals signals = StopSignals.install()) {
             if (image != null) {
                 return runImage(context, spec, opt, foreground, signals);
             }
@@ -177,8 +178,9 @@ final class RunCommand implements Callable<Integer> {
         if (detach && process.interactive) {
             throw new CliException("-i and --detach do not go together: nobody would be left to forward stdin");
         }
-        if (process.tty) {
-            throw new CliException("-t is not supported yet");
+        if (detach && process.tty) {
+            throw new CliException("-t and --detach do not go together: a detached container's output goes to its"
+                    + " log, and nobody would be left at its terminal");
         }
         return kind;
     }
@@ -199,6 +201,7 @@ final class RunCommand implements Callable<Integer> {
         if (hostname != null) {
             spec.hostname(hostname);
         }
+        spec.terminal(process.tty);
         spec.readonlyRootfs(readOnly);
         mounts.forEach(spec::addMount);
         if (memory != null) {
@@ -226,6 +229,9 @@ final class RunCommand implements Callable<Integer> {
                 .withOutputBuffer(IMAGE_OUTPUT_BUFFER);
         if (foreground.stdin() != null) {
             request = request.withStdin(foreground.stdin());
+        }
+        if (foreground instanceof TerminalForeground terminal) {
+            request = request.withTerminal(terminal.size());
         }
         if (entrypoint != null) {
             // docker run --entrypoint "" clears the image's entrypoint.

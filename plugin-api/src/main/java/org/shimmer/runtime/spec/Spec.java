@@ -223,7 +223,7 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             return this;
         }
 
-        /** Whether the process gets a terminal; false by default. The plugin refuses true: no Stdio is a console. */
+        /** Whether the process gets a terminal; false by default. True needs a {@code Stdio.terminal} for it. */
         public Builder terminal(boolean terminal) {
             process.terminal(terminal);
             return this;

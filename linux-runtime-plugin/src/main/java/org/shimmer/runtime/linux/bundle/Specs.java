@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import org.shimmer.runtime.InvalidSpecException;
 
@@ -34,6 +35,39 @@ public final class Specs {
      * @throws InvalidSpecException saying what the spec is instead
      */
     public static void requireJsonObject(String owner, byte[] spec) {
+        parseObject(owner, spec);
+    }
+
+    /**
+     * Requires the process of {@code spec} (a bundle's {@code config.json} with {@code bundle}, else an exec's
+     * process) to ask for a terminal exactly when its stdio is one ({@code terminal}): runc would otherwise make a
+     * terminal nobody holds, or none for a stdio that is one.
+     *
+     * @throws InvalidSpecException naming {@code owner} and the field
+     */
+    public static void requireTerminal(String owner, byte[] spec, boolean bundle, boolean terminal) {
+        JsonNode process = bundle ? parseObject(owner, spec).path("process") : parseObject(owner, spec);
+        boolean asked = process.path("terminal").asBoolean(false);
+        if (asked != terminal) {
+            throw InvalidSpecException.ofField("process.terminal", asked + " for " + owner
+                    + (terminal ? ", but its stdio is a terminal" : ", but its stdio is no terminal (Stdio.terminal)"));
+        }
+    }
+
+    /** An exec's process with {@code consoleSize} set, so runc sizes its terminal before the process runs. */
+    public static byte[] withConsoleSize(String owner, byte[] process, int columns, int rows) {
+        ObjectNode tree = (ObjectNode) parseObject(owner, process);
+        ObjectNode size = tree.putObject("consoleSize");
+        size.put("height", rows);
+        size.put("width", columns);
+        try {
+            return MAPPER.writeValueAsBytes(tree);
+        } catch (JsonProcessingException e) {
+            throw new InvalidSpecException("invalid spec for " + owner + ": " + e.getOriginalMessage(), e);
+        }
+    }
+
+    private static JsonNode parseObject(String owner, byte[] spec) {
         if (spec == null || spec.length == 0) {
             throw new InvalidSpecException("invalid spec for " + owner + ": empty, expected a JSON object");
         }
@@ -53,5 +87,6 @@ public final class Specs {
             throw new InvalidSpecException("invalid spec for " + owner + ": a JSON "
                     + tree.getNodeType().name().toLowerCase(java.util.Locale.ROOT) + ", expected a JSON object");
         }
+        return tree;
     }
 }

@@ -22,6 +22,7 @@ import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
+import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -81,6 +82,11 @@ public final class ContainerRunner {
             if (request.image() == null && request.spec().process().args().isEmpty()) {
                 return Mono.error(new InvalidSpecException("run container " + key + ": invalid process.args: empty"
                         + " (no image supplies them)"));
+            }
+            // The terminal is the request's to give: a spec asking for one without it would fail only at create.
+            if (request.terminal() == null && request.spec().process().terminal()) {
+                return Mono.error(InvalidSpecException.ofField("process.terminal", "true for container " + key
+                        + ", but the run request has no terminal (use RunRequest.withTerminal)"));
             }
             Sinks.Empty<Void> settled = Sinks.empty();
             Mono<Void> mine = settled.asMono();
@@ -165,15 +171,18 @@ public final class ContainerRunner {
     /** Makes the bundle and launches the container on the overlay of {@code lowers} (top first). */
     private Mono<LinuxContainer> launch(RunRequest request, String key, BooleanSupplier cancelled, Spec given,
             List<Path> lowers) {
-        // The root is the overlay the shim mounts on the bundle's rootfs directory, never a lower itself.
-        Spec spec = given.toBuilder().rootPath(BUNDLE_ROOTFS).build();
+        // The root is the overlay the shim mounts on the bundle's rootfs directory, never a lower itself; the
+        // process has a terminal exactly when the request gives one.
+        Spec spec = given.toBuilder().rootPath(BUNDLE_ROOTFS).terminal(request.terminal() != null).build();
         // Checked before anything is made: layers too many for one mount made a bundle only to delete it again.
         RootfsOverlay.mount(key, lowers, runtime.config().workRoot().resolve(request.namespace())
                 .resolve(request.id()));
         return runtime.create(request.namespace(), request.id(), spec)
                 .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, lowers, request.outputBuffer(), io,
                         release -> track(key, release))
-                        .launch(request.shim(), request.runcOptions(), request.stdin(), cancelled));
+                        .launch(request.shim(), request.runcOptions(), request.terminal() != null
+                                ? Stdio.terminal(request.stdin(), request.terminal())
+                                : Stdio.streams(request.stdin()), cancelled));
     }
 
     /**

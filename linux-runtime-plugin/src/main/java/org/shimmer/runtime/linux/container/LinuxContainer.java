@@ -12,7 +12,6 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
-import org.reactivestreams.Publisher;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
@@ -107,8 +106,7 @@ final class LinuxContainer implements Container {
      * and starts it. On failure everything made so far is released before the error is passed on (the upper
      * directory goes with the bundle's work directory). Once {@code cancelled}, the steps not begun are skipped.
      */
-    Mono<LinuxContainer> launch(ShimOpt opt, RuncOptions options, Publisher<byte[]> stdin,
-            BooleanSupplier cancelled) {
+    Mono<LinuxContainer> launch(ShimOpt opt, RuncOptions options, Stdio stdio, BooleanSupplier cancelled) {
         return Mono.fromCallable(() -> RootfsOverlay.prepare(name(), lowers, bundle.workDir()))
                 .subscribeOn(io)
                 .onErrorMap(IOException.class, failure -> StorageErrors.typed("make the rootfs upper directory"
@@ -117,7 +115,7 @@ final class LinuxContainer implements Container {
                     checkNotCancelled(cancelled, name());
                     return bundle.newShimClient(opt, options).map(client -> {
                         shim = client;
-                        return new CreateOptions(List.of(root), Stdio.streams(stdin));
+                        return new CreateOptions(List.of(root), stdio);
                     });
                 })
                 .flatMap(create -> {
@@ -212,20 +210,28 @@ final class LinuxContainer implements Container {
     public Mono<ExecProcess> exec(String execId, Spec.Process process) {
         return Operations.runToEnd(Mono.defer(() -> {
             LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, io);
-            return exec.launch(process);
+            return exec.launch(process, Stdio.streams(null));
         }), LinuxExecProcess::discard).cast(ExecProcess.class);
     }
 
-    // Placeholder until terminals land (issue 13): refused, never silently ignored.
     @Override
     public Mono<Void> resize(TerminalSize size) {
-        return Mono.error(new FailedPreconditionException("terminals are not supported yet"));
+        return shim.resize(ShimClient.INIT, size);
     }
 
-    // Placeholder until terminals land (issue 13).
     @Override
     public Mono<ExecProcess> exec(String execId, Spec.Process process, Stdio stdio) {
-        return Mono.error(new FailedPreconditionException("exec with a chosen stdio is not supported yet"));
+        return Mono.defer(() -> {
+            // An exec's output is always read into its buffers: a kind that sends it elsewhere has no place here.
+            if (!(stdio instanceof Stdio.Streams || stdio instanceof Stdio.Terminal)) {
+                return Mono.error(new IllegalArgumentException("exec " + execId + " in container " + name()
+                        + ": stdio must be Stdio.streams or Stdio.terminal, not " + stdio));
+            }
+            return Operations.runToEnd(Mono.defer(() -> {
+                LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, io);
+                return exec.launch(process, stdio);
+            }), LinuxExecProcess::discard).cast(ExecProcess.class);
+        });
     }
 
     @Override

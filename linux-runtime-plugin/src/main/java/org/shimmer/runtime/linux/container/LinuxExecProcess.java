@@ -4,7 +4,6 @@ import static org.shimmer.runtime.linux.container.LinuxContainer.EXIT_AFTER_KILL
 import static org.shimmer.runtime.linux.container.LinuxContainer.SIGKILL;
 
 import org.shimmer.runtime.ExecProcess;
-import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.Stdio;
@@ -38,8 +37,8 @@ final class LinuxExecProcess implements ExecProcess {
     }
 
     /** Makes and starts the exec; on failure what was made is undone before the error is passed on. */
-    Mono<LinuxExecProcess> launch(Spec.Process process) {
-        return shim.exec(id, process, Stdio.streams(null))
+    Mono<LinuxExecProcess> launch(Spec.Process process, Stdio stdio) {
+        return shim.exec(id, process, stdio)
                 .flatMap(io -> {
                     created = true;
                     stdout.connect(io.stdout());
@@ -110,10 +109,9 @@ final class LinuxExecProcess implements ExecProcess {
         return exit.asMono();
     }
 
-    // Placeholder until terminals land (issue 13): refused, never silently ignored.
     @Override
     public Mono<Void> resize(TerminalSize size) {
-        return Mono.error(new FailedPreconditionException("terminals are not supported yet"));
+        return shim.resize(id, size);
     }
 
     @Override

@@ -40,7 +40,12 @@ public final class PollLoop implements AutoCloseable {
             return true;
         }
 
-        /** The descriptor has events ({@code revents}: readable, hung up, or in error). */
+        /** The events to poll for while wanted; {@link LinuxCalls#POLLIN} unless the handler also writes. */
+        default short events() {
+            return LinuxCalls.POLLIN;
+        }
+
+        /** The descriptor has events ({@code revents}: ready as asked, hung up, or in error). */
         void ready(Registration registration, short revents);
 
         /** The descriptor is closed: deregistered, or the loop stopped. */
@@ -90,8 +95,8 @@ public final class PollLoop implements AutoCloseable {
     }
 
     /**
-     * Registers {@code fd}, which the loop now owns, for {@link LinuxCalls#POLLIN}; closes it and throws when the
-     * loop has stopped.
+     * Registers {@code fd}, which the loop now owns, for its handler's {@link Handler#events()}; closes it and
+     * throws when the loop has stopped.
      */
     public Registration register(OwnedFd fd, Handler handler) throws IOException {
         Registration registration = new Registration(fd, handler);
@@ -160,7 +165,7 @@ public final class PollLoop implements AutoCloseable {
                 }
                 LinuxCalls.setPollFd(fds, 0, bell.pollNumber(), LinuxCalls.POLLIN);
                 for (int i = 0; i < polled.size(); i++) {
-                    LinuxCalls.setPollFd(fds, i + 1, pollNumber(polled.get(i)), LinuxCalls.POLLIN);
+                    LinuxCalls.setPollFd(fds, i + 1, pollNumber(polled.get(i)), polled.get(i).handler.events());
                 }
                 // No timeout: every change of interest rings the bell, so an idle runtime costs no wake-up.
                 int ready = LinuxCalls.poll(fds, polled.size() + 1, -1, state);

@@ -80,14 +80,32 @@ public final class Runc {
 
     /** {@code runc create}: the init process exists, stopped before the user's program; its pid is returned. */
     public Mono<Integer> create(String id, Path pidFile, Stdio stdio) {
-        return run(stdio, "create", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), id)
-                .then(readPid(pidFile));
+        return create(id, pidFile, stdio, null);
+    }
+
+    /**
+     * {@link #create(String, Path, Stdio)} for a process with a terminal. With a
+     * {@code consoleSocket} (else null), runc sends the master of the process's new terminal there.
+     */
+    public Mono<Integer> create(String id, Path pidFile, Stdio stdio, Path consoleSocket) {
+        return run(stdio, console(consoleSocket, "create", "--bundle", bundle.toString(), "--pid-file",
+                pidFile.toString(), id)).then(readPid(pidFile));
     }
 
     /** {@code runc exec --detach}: runs {@code processSpec} in the container; its pid is returned. */
-    public Mono<Integer> exec(String id, Path processSpec, Path pidFile, Stdio stdio) {
-        return run(stdio, "exec", "--detach", "--pid-file", pidFile.toString(), "--process", processSpec.toString(),
-                id).then(readPid(pidFile));
+    public Mono<Integer> exec(String id, Path processSpec, Path pidFile, Stdio stdio, Path consoleSocket) {
+        return run(stdio, console(consoleSocket, "exec", "--detach", "--pid-file", pidFile.toString(), "--process",
+                processSpec.toString(), id)).then(readPid(pidFile));
+    }
+
+    /** {@code args} with {@code --console-socket <path>} after the command word when there is a socket. */
+    private static String[] console(Path consoleSocket, String... args) {
+        if (consoleSocket == null) {
+            return args;
+        }
+        List<String> withSocket = new ArrayList<>(List.of(args));
+        withSocket.addAll(1, List.of("--console-socket", consoleSocket.toString()));
+        return withSocket.toArray(String[]::new);
     }
 
     public Mono<Void> start(String id) {

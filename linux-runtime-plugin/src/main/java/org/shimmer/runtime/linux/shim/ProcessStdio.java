@@ -13,9 +13,13 @@ import java.util.List;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.poll.FifoPoller;
+import org.shimmer.runtime.linux.poll.PollLoop;
+import org.shimmer.runtime.linux.poll.PtyMaster;
+import org.shimmer.runtime.linux.sys.ConsoleSocket;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -43,11 +47,23 @@ public final class ProcessStdio {
     private final FileChannel stdinWriter;
     private final List<FileChannel> launchKeepers;
     private final boolean files;
+    private final boolean ptyOverFifos;
+    private final PtyMaster terminal;
+    private final ConsoleSocket console;
+    private final TerminalSize size;
     private volatile Disposable stdinCopy;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
-            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files) {
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos) {
+        this(stdin, stdout, stderr, stdoutStream, stderrStream, stdinSource, fifos, io, stdinWriter, launchKeepers,
+                files, ptyOverFifos, null, null, null);
+    }
+
+    private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
+            FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
+            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos,
+            PtyMaster terminal, ConsoleSocket console, TerminalSize size) {
         this.stdin = stdin;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -59,6 +75,10 @@ public final class ProcessStdio {
         this.stdinWriter = stdinWriter;
         this.launchKeepers = launchKeepers;
         this.files = files;
+        this.ptyOverFifos = ptyOverFifos;
+        this.terminal = terminal;
+        this.console = console;
+        this.size = size;
     }
 
     /**
@@ -68,21 +88,42 @@ public final class ProcessStdio {
     public static ProcessStdio prepare(Stdio stdio, Path ioDir, String name, FifoPoller poller, Scheduler io)
             throws IOException {
         return switch (stdio) {
-            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, List.of(), false);
+            case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, List.of(), false,
+                    false);
             case Stdio.Files files -> {
                 touch(files.stdout());
                 touch(files.stderr());
                 yield new ProcessStdio("", files.stdout().toString(), files.stderr().toString(), null, null, null,
-                        List.of(), io, null, List.of(), true);
+                        List.of(), io, null, List.of(), true, false);
             }
-            case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io);
-            // Placeholder until terminals land (issue 13).
-            case Stdio.Terminal terminal -> throw new FailedPreconditionException("terminals are not supported yet");
+            case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io, false);
+            case Stdio.Terminal terminal -> terminalFifos(terminal, ioDir, name, poller, io);
         };
     }
 
-    private static ProcessStdio fifos(Publisher<byte[]> stdinSource, Path ioDir, String name, FifoPoller poller,
+    /**
+     * A terminal as the local shim makes it: runc is given {@link #consoleSocket()}, sends the master there, and
+     * {@link #takeConsole()} puts it on {@code loop}; the process's own streams are the terminal's slave. Blocking.
+     */
+    public static ProcessStdio console(Stdio.Terminal terminal, Path ioDir, String name, PollLoop loop,
             Scheduler io) throws IOException {
+        ConsoleSocket console = ConsoleSocket.listen(ioDir);
+        return new ProcessStdio("", "", "", null, null, terminal.stdin(), List.of(), io, null, List.of(), false,
+                false, new PtyMaster(loop, name), console, terminal.size());
+    }
+
+    /**
+     * A terminal as containerd's shim takes it, the shim holding the master: FIFOs for stdin if any, and stdout,
+     * carrying what the shim reads from the master; no stderr (a terminal has one output, and the shim opens no
+     * stderr with a console). Blocking; on failure nothing it made is left.
+     */
+    public static ProcessStdio terminalFifos(Stdio.Terminal terminal, Path ioDir, String name, FifoPoller poller,
+            Scheduler io) throws IOException {
+        return fifos(terminal.stdin(), ioDir, name, poller, io, true);
+    }
+
+    private static ProcessStdio fifos(Publisher<byte[]> stdinSource, Path ioDir, String name, FifoPoller poller,
+            Scheduler io, boolean terminal) throws IOException {
         List<Path> made = new ArrayList<>(3);
         List<FifoPoller.FifoStream> opened = new ArrayList<>(2);
         FileChannel stdinWriter = null;
@@ -93,12 +134,15 @@ public final class ProcessStdio {
                         PosixFilePermissions.fromString("rwx------")));
             }
             Path stdout = mkfifo(ioDir.resolve(name + "-stdout"), made);
-            Path stderr = mkfifo(ioDir.resolve(name + "-stderr"), made);
+            Path stderr = terminal ? null : mkfifo(ioDir.resolve(name + "-stderr"), made);
             Path stdin = stdinSource != null ? mkfifo(ioDir.resolve(name + "-stdin"), made) : null;
             FifoPoller.FifoStream out = poller.open(stdout);
             opened.add(out);
-            FifoPoller.FifoStream err = poller.open(stderr);
-            opened.add(err);
+            FifoPoller.FifoStream err = null;
+            if (stderr != null) {
+                err = poller.open(stderr);
+                opened.add(err);
+            }
             // Read-write, so the open never waits for a reader, and whoever opens the read end (the shim, or
             // runc handing it to the container) never waits for a writer.
             if (stdin != null) {
@@ -107,9 +151,12 @@ public final class ProcessStdio {
             // Until the process exists, these keep each output FIFO open for reading too, so the write-only open
             // of whoever launches it never waits, even if our reader was already closed by a cancelled subscriber.
             keepers.add(FileChannel.open(stdout, StandardOpenOption.READ, StandardOpenOption.WRITE));
-            keepers.add(FileChannel.open(stderr, StandardOpenOption.READ, StandardOpenOption.WRITE));
-            return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(), stderr.toString(),
-                    out, err, stdinSource, List.copyOf(made), io, stdinWriter, List.copyOf(keepers), false);
+            if (stderr != null) {
+                keepers.add(FileChannel.open(stderr, StandardOpenOption.READ, StandardOpenOption.WRITE));
+            }
+            return new ProcessStdio(stdin != null ? stdin.toString() : "", stdout.toString(),
+                    stderr != null ? stderr.toString() : "", out, err, stdinSource, List.copyOf(made), io,
+                    stdinWriter, List.copyOf(keepers), false, terminal);
         } catch (IOException | RuntimeException e) {
             opened.forEach(FifoPoller.FifoStream::discard);
             keepers.forEach(ProcessStdio::closeQuietly);
@@ -141,6 +188,40 @@ public final class ProcessStdio {
         }
     }
 
+    /** The socket runc sends a terminal's master to; null without a local terminal. */
+    public Path consoleSocket() {
+        return console != null ? console.path() : null;
+    }
+
+    /**
+     * After runc created the process and exited: takes the master it sent, sets the terminal's size and starts
+     * copying; then the console socket goes. Nothing without a local terminal. Blocking.
+     */
+    public void takeConsole() throws IOException {
+        if (console == null) {
+            return;
+        }
+        try {
+            terminal.attach(console.take());
+            terminal.resize(size.width(), size.height());
+        } finally {
+            closeConsole();
+        }
+    }
+
+    /** Whether the process has a terminal whose master arrived: it can be resized. */
+    public boolean hasTerminal() {
+        return terminal != null && terminal.attached();
+    }
+
+    /** Sets the terminal's size; {@link FailedPreconditionException} without one. Blocking. */
+    public void resize(TerminalSize newSize) throws IOException {
+        if (terminal == null) {
+            throw new FailedPreconditionException("it has no terminal");
+        }
+        terminal.resize(newSize.width(), newSize.height());
+    }
+
     /** What the shim is told for stdin: a FIFO path or empty. */
     public String stdin() {
         return stdin;
@@ -158,6 +239,9 @@ public final class ProcessStdio {
 
     /** The output streams for the caller; empty fluxes unless streams were asked for. */
     public ProcessIo io(int pid) {
+        if (terminal != null) {
+            return new ProcessIo(pid, terminal.output(), Flux.empty());
+        }
         return new ProcessIo(pid,
                 stdoutStream != null ? stdoutStream.content() : Flux.empty(),
                 stderrStream != null ? stderrStream.content() : Flux.empty());
@@ -169,6 +253,22 @@ public final class ProcessStdio {
      */
     public void launched() {
         launchKeepers.forEach(ProcessStdio::closeQuietly);
+        closeConsole();
+    }
+
+    private void closeConsole() {
+        if (console != null) {
+            try {
+                console.close();
+            } catch (IOException e) {
+                log.warn("could not remove the console socket {}", console, e);
+            }
+        }
+    }
+
+    /** Whether the process has a terminal, held by the shim ({@link #terminalFifos}) or by us ({@link #console}). */
+    public boolean isTerminal() {
+        return ptyOverFifos || terminal != null;
     }
 
     /** Whether the streams are regular files (which both may share). */
@@ -182,6 +282,10 @@ public final class ProcessStdio {
      * stdin, so only both together give the process end of file).
      */
     public void startStdin(Runnable onEnd) {
+        if (terminal != null && stdinSource != null) {
+            terminal.type(stdinSource, io, onEnd);
+            return;
+        }
         if (stdinSource == null || stdinWriter == null) {
             return;
         }
@@ -199,6 +303,9 @@ public final class ProcessStdio {
 
     /** Stops copying stdin and closes our end of the FIFO. */
     public void closeStdin() {
+        if (terminal != null) {
+            terminal.stopTyping();
+        }
         Disposable copy = stdinCopy;
         if (copy != null) {
             copy.dispose();
@@ -219,7 +326,8 @@ public final class ProcessStdio {
     /** Completes when the subscribed output has reached its end, or after {@code timeout}; releases nothing. */
     public Mono<Void> outputEnded(Duration timeout) {
         // Only a subscribed stream is read, so only a subscribed stream can reach its end.
-        return Mono.when(endOf(stdoutStream), endOf(stderrStream)).timeout(timeout, Mono.<Void>empty(), io);
+        Mono<Void> printed = terminal != null && terminal.subscribed() ? terminal.outputEnded() : Mono.empty();
+        return Mono.when(endOf(stdoutStream), endOf(stderrStream), printed).timeout(timeout, Mono.<Void>empty(), io);
     }
 
     private static Mono<Void> endOf(FifoPoller.FifoStream stream) {
@@ -236,6 +344,9 @@ public final class ProcessStdio {
         }
         closeStdin();
         launched();
+        if (terminal != null) {
+            terminal.close();
+        }
         for (Path fifo : fifos) {
             try {
                 Files.deleteIfExists(fifo);

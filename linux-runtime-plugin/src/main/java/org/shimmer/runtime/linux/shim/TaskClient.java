@@ -61,9 +61,15 @@ public abstract class TaskClient implements ShimClient {
         return bundle.namespace();
     }
 
+    /** The process gets a terminal exactly when {@code stdio} is one: its {@code terminal} is set to match. */
     @Override
     public final Mono<ProcessIo> exec(String execId, Spec.Process process, Stdio stdio) {
-        return Mono.defer(() -> exec(execId, OciJson.execProcess(process), stdio));
+        return Mono.defer(() -> {
+            boolean terminal = stdio instanceof Stdio.Terminal;
+            Spec.Process matching = process == null || process.terminal() == terminal ? process
+                    : process.toBuilder().terminal(terminal).build();
+            return exec(execId, OciJson.execProcess(matching), stdio);
+        });
     }
 
     @Override

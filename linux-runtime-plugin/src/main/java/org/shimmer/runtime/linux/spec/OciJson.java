@@ -46,7 +46,6 @@ public final class OciJson {
      */
     public static byte[] spec(Spec spec, String cgroupsPath) {
         required("spec", spec);
-        noTerminal(spec.process());
         ObjectNode root = NODES.objectNode();
         root.put("ociVersion", OCI_VERSION);
         root.set("process", process(spec.process()));
@@ -92,20 +91,7 @@ public final class OciJson {
         if (process.args().isEmpty()) {
             throw InvalidSpecException.ofField("process.args", "empty: an exec needs a command");
         }
-        noTerminal(process);
         return write(process(process));
-    }
-
-    /**
-     * No {@code Stdio} is a console yet (issue 13): the local shim made a terminal exec and failed it at start
-     * with INTERNAL, the remote shim started it with its output nowhere. Refused before anything is written or
-     * sent.
-     */
-    private static void noTerminal(Spec.Process process) {
-        if (process.terminal()) {
-            throw InvalidSpecException.ofField("process.terminal",
-                    "true, but no Stdio is a console yet: terminals are not supported");
-        }
     }
 
     /** An update's limits: an OCI {@code LinuxResources}; null limits are not written, so left unchanged. */

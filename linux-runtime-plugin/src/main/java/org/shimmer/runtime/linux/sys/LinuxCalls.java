@@ -1038,6 +1038,176 @@ public final class LinuxCalls {
         call("syncfs fd " + fd, (arena, state) -> (int) SYNCFS.invokeExact(state, fd));
     }
 
+    // ---- terminals: runc's console socket and the pseudo-terminal master it hands over (issue 13)
+
+    public static final int EIO = 5;
+    private static final int AF_UNIX = 1;
+    private static final int SOCK_STREAM = 1;
+    private static final int SOCK_NONBLOCK = 04000;
+    private static final int SOCK_CLOEXEC = 02000000;
+    private static final int SOL_SOCKET = 1;
+    private static final int SCM_RIGHTS = 1;
+    private static final int MSG_CTRUNC = 0x8;
+    private static final int MSG_CMSG_CLOEXEC = 0x40000000;
+    private static final int F_GETFL = 3;
+    private static final int F_SETFL = 4;
+    private static final long TIOCSWINSZ = 0x5414;
+    /** {@code sun_path} holds 108 bytes, the terminating NUL included. */
+    public static final int UNIX_PATH_MAX = 107;
+    private static final long SOCKADDR_UN_SIZE = 110;
+    // x86_64 and aarch64: struct msghdr is 56 bytes; a cmsghdr's data starts 16 bytes in, aligned to 8.
+    private static final long MSGHDR_SIZE = 56;
+    private static final long CMSG_HEADER = 16;
+    private static final long CONTROL_SIZE = 128;
+
+    private static final MethodHandle SOCKET = function("socket",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle BIND = function("bind",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle LISTEN = function("listen",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle ACCEPT4 = function("accept4",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle RECVMSG = function("recvmsg",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT));
+    // fcntl and ioctl are variadic after their second argument.
+    private static final MethodHandle FCNTL = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("fcntl").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle IOCTL_POINTER = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("ioctl").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
+                    ValueLayout.ADDRESS),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+
+    /**
+     * A non-blocking, close-on-exec unix stream socket listening on {@code path} (a path socket, never an
+     * abstract one; at most {@link #UNIX_PATH_MAX} bytes), with a backlog of one.
+     */
+    public static int listenUnix(Path path) throws IOException {
+        byte[] name = path.toString().getBytes(FILE_NAMES);
+        if (name.length > UNIX_PATH_MAX) {
+            throw new IOException("socket path " + path + " is " + name.length + " bytes; at most " + UNIX_PATH_MAX
+                    + " fit in sun_path");
+        }
+        int fd = (int) call("socket for " + path,
+                (arena, state) -> (int) SOCKET.invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        0));
+        try {
+            call("bind " + path, (arena, state) -> {
+                MemorySegment address = arena.allocate(SOCKADDR_UN_SIZE, 2);
+                address.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
+                MemorySegment.copy(name, 0, address, ValueLayout.JAVA_BYTE, 2, name.length);
+                return (int) BIND.invokeExact(state, fd, address, (int) SOCKADDR_UN_SIZE);
+            });
+            call("listen " + path, (arena, state) -> (int) LISTEN.invokeExact(state, fd, 1));
+            return fd;
+        } catch (IOException | RuntimeException e) {
+            close(fd);
+            throw e;
+        }
+    }
+
+    /** {@code accept4} on a non-blocking listener: a non-blocking, close-on-exec connection, or -1 if none waits. */
+    public static int acceptNow(int listener) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int fd = (int) ACCEPT4.invokeExact(state, listener, MemorySegment.NULL, MemorySegment.NULL,
+                    SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0 && (int) ERRNO.get(state, 0L) == EAGAIN) {
+                return -1;
+            }
+            check(fd, state, "accept on fd " + listener);
+            return fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * Receives one descriptor passed with {@code SCM_RIGHTS} on a non-blocking connection ({@code recvmsg},
+     * close-on-exec): the descriptor, or -1 when none is there now. Any further descriptor in the message is closed;
+     * a message whose descriptors did not fit is refused (and what did arrive closed).
+     */
+    public static int receiveFd(int connection) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment data = arena.allocate(256);
+            MemorySegment iov = arena.allocate(16, 8);
+            iov.set(ValueLayout.ADDRESS, 0, data);
+            iov.set(ValueLayout.JAVA_LONG, 8, data.byteSize());
+            MemorySegment control = arena.allocate(CONTROL_SIZE, 8);
+            MemorySegment message = arena.allocate(MSGHDR_SIZE, 8);
+            message.set(ValueLayout.ADDRESS, 16, iov);
+            message.set(ValueLayout.JAVA_LONG, 24, 1);
+            message.set(ValueLayout.ADDRESS, 32, control);
+            message.set(ValueLayout.JAVA_LONG, 40, CONTROL_SIZE);
+            long n = (long) RECVMSG.invokeExact(state, connection, message, MSG_CMSG_CLOEXEC);
+            if (n < 0) {
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno == EAGAIN || errno == EINTR) {
+                    return -1;
+                }
+                throw new ErrnoException("recvmsg on fd " + connection, errno);
+            }
+            List<Integer> received = new ArrayList<>(1);
+            long controlLength = message.get(ValueLayout.JAVA_LONG, 40);
+            for (long at = 0; at + CMSG_HEADER <= controlLength; ) {
+                long length = control.get(ValueLayout.JAVA_LONG, at);
+                if (length < CMSG_HEADER || at + length > controlLength) {
+                    break;
+                }
+                if (control.get(ValueLayout.JAVA_INT, at + 8) == SOL_SOCKET
+                        && control.get(ValueLayout.JAVA_INT, at + 12) == SCM_RIGHTS) {
+                    for (long fd = at + CMSG_HEADER; fd + 4 <= at + length; fd += 4) {
+                        received.add(control.get(ValueLayout.JAVA_INT, fd));
+                    }
+                }
+                at += (length + 7) & ~7L;
+            }
+            boolean truncated = (message.get(ValueLayout.JAVA_INT, 48) & MSG_CTRUNC) != 0;
+            if (truncated || received.isEmpty()) {
+                received.forEach(LinuxCalls::close);
+                if (truncated) {
+                    throw new IOException("recvmsg on fd " + connection + ": the passed descriptors were truncated");
+                }
+                return -1;
+            }
+            received.subList(1, received.size()).forEach(LinuxCalls::close);
+            return received.getFirst();
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** Sets {@code O_NONBLOCK} on the open file {@code fd}. */
+    public static void setNonBlocking(int fd) throws IOException {
+        int flags = (int) call("fcntl F_GETFL fd " + fd, (arena, state) -> (int) FCNTL.invokeExact(state, fd, F_GETFL,
+                0));
+        call("fcntl F_SETFL fd " + fd, (arena, state) -> (int) FCNTL.invokeExact(state, fd, F_SETFL,
+                flags | O_NONBLOCK));
+    }
+
+    /** {@code TIOCSWINSZ}: the terminal of {@code fd} is now {@code columns} by {@code rows}. */
+    public static void setWindowSize(int fd, int columns, int rows) throws IOException {
+        call("ioctl TIOCSWINSZ fd " + fd, (arena, state) -> {
+            MemorySegment size = arena.allocate(8, 2);
+            size.set(ValueLayout.JAVA_SHORT, 0, (short) rows);
+            size.set(ValueLayout.JAVA_SHORT, 2, (short) columns);
+            return (int) IOCTL_POINTER.invokeExact(state, fd, TIOCSWINSZ, size);
+        });
+    }
+
     private static void check(int result, MemorySegment state, String call) throws ErrnoException {
         if (result < 0) {
             throw new ErrnoException(call, (int) ERRNO.get(state, 0L));

@@ -1168,9 +1168,10 @@ public abstract class ShimContractTest {
                 .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
                         .hasMessageContaining("linux.resources"))
                 .verify(TIMEOUT);
-        // No Stdio is a console: the local shim failed a terminal exec at start, the remote one ran it.
-        StepVerifier.create(shim.exec("tty", Spec.Process.builder().args("/bin/true").terminal(true).build(),
-                        Stdio.none()))
+        // A process asking for a terminal its stdio does not give: the local shim failed it at start, the remote
+        // one ran it with its output nowhere. (A typed process follows its stdio; only raw JSON can disagree.)
+        StepVerifier.create(shim.exec("tty", "{\"terminal\": true, \"args\": [\"/bin/true\"], \"cwd\": \"/\"}"
+                        .getBytes(UTF_8), Stdio.none()))
                 .expectErrorSatisfies(error -> assertThat(error).isInstanceOfSatisfying(InvalidSpecException.class,
                         invalid -> assertThat(invalid.field()).isEqualTo("process.terminal")))
                 .verify(TIMEOUT);

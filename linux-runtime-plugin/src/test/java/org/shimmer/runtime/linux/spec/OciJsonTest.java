@@ -174,13 +174,11 @@ class OciJsonTest {
     }
 
     @Test
-    void aTerminalIsRefusedNoStdioIsAConsole() {
-        assertThatThrownBy(() -> OciJson.execProcess(Spec.Process.builder().args("/bin/sh").terminal(true).build()))
-                .isInstanceOfSatisfying(InvalidSpecException.class,
-                        error -> assertThat(error.field()).isEqualTo("process.terminal"));
-        assertThatThrownBy(() -> OciJson.spec(Spec.builder().args("/bin/sh").terminal(true).build(), "/ns/id"))
-                .isInstanceOfSatisfying(InvalidSpecException.class,
-                        error -> assertThat(error.field()).isEqualTo("process.terminal"));
+    void aTerminalIsWrittenAsAsked() throws IOException {
+        assertThat(parse(OciJson.execProcess(Spec.Process.builder().args("/bin/sh").terminal(true).build()))
+                .path("terminal").asBoolean(false)).isTrue();
+        assertThat(parse(OciJson.spec(Spec.builder().args("/bin/sh").terminal(true).build(), "/ns/id"))
+                .path("process").path("terminal").asBoolean(false)).isTrue();
     }
 
     @Test

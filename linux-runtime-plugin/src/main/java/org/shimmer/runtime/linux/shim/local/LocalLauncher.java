@@ -60,7 +60,8 @@ final class LocalLauncher {
         }).then(launch(init, () -> {
             made.runcCreateRan = true;
             // runc refused to create over a container that is there: not ours to delete when undoing.
-            return runc.create(bundle.id(), bundle.workDir().resolve("init.pid"), redirects(init.stdio()))
+            return runc.create(bundle.id(), bundle.workDir().resolve("init.pid"), redirects(init.stdio()),
+                            consoleSocket(init))
                     .doOnError(error -> made.runcCreateRan = !String.valueOf(error.getMessage())
                             .contains("already exists"));
         })).flatMap(pid -> blocking(() -> {
@@ -83,22 +84,48 @@ final class LocalLauncher {
             }));
         }
         return launch(process, () -> runc.exec(bundle.id(), execSpec(process.execId()), bundle.workDir().resolve(
-                "exec-" + process.execId() + ".pid"), redirects(process.stdio())));
+                "exec-" + process.execId() + ".pid"), redirects(process.stdio()), consoleSocket(process)));
+    }
+
+    private static Path consoleSocket(TaskProcess process) {
+        return process.stdio() != null ? process.stdio().consoleSocket() : null;
     }
 
     private Mono<Integer> launch(TaskProcess process, Callable<Mono<Integer>> runcLaunch) {
         return Mono.usingWhen(
                 Mono.fromSupplier(monitor::launch),
+                // The launch ends (the console socket goes) only once a terminal's master was taken from it.
                 launch -> Mono.fromCallable(runcLaunch).flatMap(started -> started)
-                        .doFinally(signal -> process.launched())
                         .flatMap(pid -> blocking(() -> {
                             process.pid(pid);
                             monitor.watch(pid).subscribe(process::exited, process::unwatched);
+                            takeConsole(process, pid);
                             return pid;
-                        })),
+                        }))
+                        .doFinally(signal -> process.launched()),
                 launch -> Mono.fromRunnable(launch::close),
                 (launch, error) -> Mono.fromRunnable(launch::close),
                 launch -> Mono.fromRunnable(launch::close));
+    }
+
+    /**
+     * Takes the terminal runc made for {@code process}, if it has one. A process whose terminal did not arrive is
+     * killed: nobody could ever type into it or read it.
+     */
+    private void takeConsole(TaskProcess process, int pid) throws IOException {
+        if (process.stdio() == null) {
+            return;
+        }
+        try {
+            process.stdio().takeConsole();
+        } catch (IOException | RuntimeException e) {
+            try {
+                monitor.signal(pid, 9);
+            } catch (IOException notSignalled) {
+                e.addSuppressed(notSignalled);
+            }
+            throw e;
+        }
     }
 
     /**

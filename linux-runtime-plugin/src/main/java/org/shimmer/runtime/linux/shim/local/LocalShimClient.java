@@ -1,5 +1,8 @@
 package org.shimmer.runtime.linux.shim.local;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Set;
@@ -14,6 +17,7 @@ import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ProcessState;
+import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.TaskProcess;
@@ -64,7 +68,10 @@ final class LocalShimClient extends TaskClient {
     @Override
     public Mono<ProcessIo> create(CreateOptions options) {
         LocalLauncher.Made making = new LocalLauncher.Made();
-        return make("create", "", init -> blocking(() -> prepare(init, options.stdio(), "create"))
+        return make("create", "", init -> blocking(() -> {
+                            requireTerminal(options.stdio());
+                            return prepare(init, options.stdio(), "create");
+                        })
                         .then(launcher.create(init, options, making))
                         .flatMap(pid -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
                                 options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
@@ -83,10 +90,14 @@ final class LocalShimClient extends TaskClient {
             // Before any path is built from the id: "../x" would name a file outside the work directory.
             Identifiers.requireValid("exec id", execId);
             Specs.requireJsonObject(action + " " + task(), processSpec);
+            Specs.requireTerminal(action + " " + task(), processSpec, false, stdio instanceof Stdio.Terminal);
+            // runc sizes the terminal before the process runs: by the time runc exec returns, it may have asked.
+            byte[] spec = stdio instanceof Stdio.Terminal terminal ? Specs.withConsoleSize(action + " " + task(),
+                    processSpec, terminal.size().width(), terminal.size().height()) : processSpec;
             processes.get(action, "");
             return make("exec", execId, exec -> blocking(() -> {
                         prepare(exec, stdio, "exec");
-                        launcher.writeExecSpec(execId, processSpec);
+                        launcher.writeExecSpec(execId, spec);
                         return 0;
                     }).flatMap(pid -> publish(new TaskEvent.TaskExecAdded(id(), execId)).thenReturn(pid)),
                     exec -> launcher.removeExec(execId), exec -> launcher.removeExec(execId));
@@ -197,10 +208,50 @@ final class LocalShimClient extends TaskClient {
                 .map(pid -> new ProcessInfo(pid, processes.execIdOf(pid).orElse("")));
     }
 
-    // Placeholder until terminals land (issue 13): refused, never silently ignored.
     @Override
     public Mono<Void> resize(String execId, TerminalSize size) {
-        return Mono.error(new FailedPreconditionException("terminals are not supported yet"));
+        String action = execId.isEmpty() ? "resize the terminal of" : "resize the terminal of exec " + execId + " in";
+        return Mono.defer(() -> {
+            TaskProcess process = processes.get("resize the terminal of", execId);
+            ProcessStdio stdio = process.stdio();
+            if (stdio == null || !stdio.hasTerminal()) {
+                throw new FailedPreconditionException(action + " " + task() + ": it has no terminal"
+                        + (stdio != null && stdio.consoleSocket() != null ? " yet: it was not started" : ""));
+            }
+            if (process.exited().isPresent()) {
+                throw new FailedPreconditionException(action + " " + task() + ": the process has exited");
+            }
+            return blocking(() -> {
+                stdio.resize(size);
+                return true;
+            });
+        }).onErrorMap(error -> map(action, error)).then();
+    }
+
+    /**
+     * Prepares a terminal as runc's console socket and its master on the poll loop (the remote shim's terminal
+     * is FIFOs); any other stdio as both shims do.
+     */
+    @Override
+    protected ProcessStdio prepare(TaskProcess process, Stdio stdio, String action) throws IOException {
+        if (stdio instanceof Stdio.Terminal terminal) {
+            process.prepared(ProcessStdio.console(terminal, ioDir(), process.name(), resources.pollLoop(),
+                    resources.io()));
+            return process.stdio();
+        }
+        return super.prepare(process, stdio, action);
+    }
+
+    /**
+     * The bundle's process asks for a terminal exactly when the init's stdio is one, checked before runc runs, so a
+     * mismatch is named as the spec's and leaves nothing to undo. Blocking.
+     */
+    private void requireTerminal(Stdio stdio) throws IOException {
+        Path config = bundle.configFile();
+        // No config at all is runc's to report, in its words.
+        if (Files.isRegularFile(config, LinkOption.NOFOLLOW_LINKS)) {
+            Specs.requireTerminal(task(), Files.readAllBytes(config), true, stdio instanceof Stdio.Terminal);
+        }
     }
 
     @Override

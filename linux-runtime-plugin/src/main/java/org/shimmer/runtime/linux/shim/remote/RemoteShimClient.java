@@ -1,8 +1,10 @@
 package org.shimmer.runtime.linux.shim.remote;
 
 import com.google.protobuf.Any;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -21,6 +23,8 @@ import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.TaskProcess;
+import org.shimmer.runtime.linux.shim.proto.StateResponse;
+import org.shimmer.runtime.linux.shim.proto.Status;
 import org.shimmer.runtime.linux.stats.StatsDecoder;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -82,11 +86,18 @@ final class RemoteShimClient extends TaskClient {
                 return Mono.error(new AlreadyExistsException("create " + task()
                         + ": already created, or being created, by another client of this runtime"));
             }
-            return tasks.requireAbsent(task())
+            return blocking(() -> {
+                        // Before anything is sent: a spec and stdio that disagree make a container that cannot run.
+                        Specs.requireTerminal(task(), Files.readAllBytes(bundle.path().resolve("config.json")), true,
+                                options.stdio() instanceof Stdio.Terminal);
+                        return true;
+                    })
+                    .then(tasks.requireAbsent(task()))
                     .then(blocking(() -> prepare(init, options.stdio(), "create")))
                     .flatMap(stdio -> tasks.create(bundle.path(), options, stdio, runcOptions)
                             .doOnError(error -> shimMayHaveIt.set(ShimErrors.createMayHaveLeftContainer(error)))
-                            .doFinally(signal -> init.launched()))
+                            .doFinally(signal -> init.launched())
+                            .flatMap(created -> initialSize(options.stdio()).thenReturn(created)))
                     .map(created -> {
                         init.pid(created.getPid());
                         session.trackInit(created.getPid(), false);
@@ -100,6 +111,19 @@ final class RemoteShimClient extends TaskClient {
                 init -> tasks.deleteInit("delete").onErrorResume(failed -> Mono.empty())
                         .then(Mono.fromRunnable(this::taskGone)))
                 .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
+    }
+
+    /**
+     * The terminal's size, set while init is created and not yet running (the shim holds the pty master since
+     * Create). If the shim cannot, the task it made is deleted before the create fails.
+     */
+    private Mono<Void> initialSize(Stdio stdio) {
+        if (!(stdio instanceof Stdio.Terminal terminal)) {
+            return Mono.empty();
+        }
+        return tasks.resizePty("size the terminal of", "", terminal.size())
+                .onErrorResume(failed -> tasks.deleteInit("delete").onErrorResume(undone -> Mono.empty())
+                        .then(Mono.error(failed)));
     }
 
     @Override
@@ -223,26 +247,67 @@ final class RemoteShimClient extends TaskClient {
         return Mono.defer(() -> {
             // Before any path is built from the id, or anything sent: the shim itself checks neither.
             Identifiers.requireValid("exec id", execId);
-            Specs.requireJsonObject(action + " " + task(), processSpec);
+            String owner = action + " " + task();
+            Specs.requireJsonObject(owner, processSpec);
+            Specs.requireTerminal(owner, processSpec, false, stdio instanceof Stdio.Terminal);
+            // The shim has an exec's pty master only once the exec runs: runc sizes it before, from the spec.
+            byte[] spec = stdio instanceof Stdio.Terminal terminal ? Specs.withConsoleSize(owner, processSpec,
+                    terminal.size().width(), terminal.size().height()) : processSpec;
             return make("exec", execId, exec -> blocking(() -> prepare(exec, stdio, "exec"))
-                            .flatMap(prepared -> tasks.exec(action, execId, processSpec, prepared))
+                            .flatMap(prepared -> tasks.exec(action, execId, spec, prepared))
                             .thenReturn(0),
                     exec -> Mono.empty(), exec -> tasks.delete("delete", execId));
         }).onErrorMap(error -> !(error instanceof ShimmerException), error -> session.mapError(action, error));
     }
 
-    // Placeholder until terminals land (issue 13): refused, never silently ignored.
+    /**
+     * ResizePty, after the shim's State said the process has a terminal and has not stopped: the shim itself
+     * answers both of those with success and no effect. A resize that fails because the process stopped meanwhile
+     * is told as such.
+     */
     @Override
     public Mono<Void> resize(String execId, TerminalSize size) {
-        return Mono.error(new FailedPreconditionException("terminals are not supported yet"));
+        String action = execId.isEmpty() ? "resize the terminal of" : "resize the terminal of exec " + execId + " in";
+        return Mono.defer(() -> {
+            Objects.requireNonNull(size, "size");
+            return tasks.rawState(action, execId)
+                    .flatMap(state -> resizable(action, execId, state).then(tasks.resizePty(action, execId, size)
+                            .onErrorResume(failed -> tasks.rawState(action, execId)
+                                    .flatMap(now -> resizable(action, execId, now))
+                                    .then(Mono.error(failed)))));
+        });
+    }
+
+    private Mono<Void> resizable(String action, String execId, StateResponse state) {
+        if (!state.getTerminal()) {
+            return Mono.error(new FailedPreconditionException(action + " " + task() + ": "
+                    + (execId.isEmpty() ? "init" : "exec " + execId) + " has no terminal (not made with "
+                    + "Stdio.terminal)"));
+        }
+        if (state.getStatus() == Status.STOPPED) {
+            return Mono.error(new FailedPreconditionException(action + " " + task() + ": "
+                    + (execId.isEmpty() ? "init" : "exec " + execId) + " has exited"));
+        }
+        return Mono.empty();
     }
 
     @Override
     public Mono<Void> closeIo(String execId) {
         return Mono.defer(() -> {
-            processes.find(execId).ifPresent(TaskProcess::closeStdin);
-            return tasks.closeStdin(execId);
+            Optional<TaskProcess> process = processes.find(execId);
+            process.ifPresent(TaskProcess::closeStdin);
+            // The shim ends a console's output copy once its stdin reaches end of file: a terminal keeps its
+            // stdin FIFO open (the shim's own writer), so nothing more is typed and the process keeps its output.
+            // A process this client did not make (it reattached) is asked about.
+            Mono<Boolean> terminal = process.isPresent() ? Mono.just(hasTerminal(process.get()))
+                    : tasks.rawState("close stdin of", execId).map(StateResponse::getTerminal);
+            return terminal.flatMap(kept -> kept ? Mono.<Void>empty() : tasks.closeStdin(execId));
         });
+    }
+
+    private static boolean hasTerminal(TaskProcess process) {
+        ProcessStdio stdio = process.stdio();
+        return stdio != null && stdio.isTerminal();
     }
 
     /** The caller's stdin publisher ended: tell the shim, as containerd clients do with their stdin closer. */

@@ -25,6 +25,7 @@ import org.shimmer.runtime.linux.shim.proto.PauseRequest;
 import org.shimmer.runtime.linux.shim.proto.PidsRequest;
 import org.shimmer.runtime.linux.shim.proto.PidsResponse;
 import org.shimmer.runtime.linux.shim.proto.ProcessDetails;
+import org.shimmer.runtime.linux.shim.proto.ResizePtyRequest;
 import org.shimmer.runtime.linux.shim.proto.ResumeRequest;
 import org.shimmer.runtime.linux.shim.proto.StartRequest;
 import org.shimmer.runtime.linux.shim.proto.StartResponse;
@@ -41,6 +42,7 @@ import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ProcessInfo;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.shim.TerminalSize;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -134,8 +136,24 @@ final class TaskService {
         return session.call(action, "Exec", ExecProcessRequest.newBuilder()
                 .setId(id).setExecId(execId)
                 .setStdin(stdio.stdin()).setStdout(stdio.stdout()).setStderr(stdio.stderr())
+                .setTerminal(stdio.isTerminal())
                 .setSpec(Any.newBuilder().setTypeUrl(PROCESS_SPEC_TYPE).setValue(ByteString.copyFrom(spec)))
                 .build(), Empty.parser()).then();
+    }
+
+    /**
+     * ResizePty. The runc shim answers it for a process without a console with success and no effect: the caller
+     * checks {@link #rawState} first.
+     */
+    Mono<Void> resizePty(String action, String execId, TerminalSize size) {
+        return session.call(action, "ResizePty", ResizePtyRequest.newBuilder().setId(id).setExecId(execId)
+                .setWidth(size.width()).setHeight(size.height()).build(), Empty.parser()).then();
+    }
+
+    /** State as the shim answers it, for what {@link TaskState} does not carry (whether there is a terminal). */
+    Mono<StateResponse> rawState(String action, String execId) {
+        return session.call(action, "State", StateRequest.newBuilder().setId(id).setExecId(execId).build(),
+                StateResponse.parser());
     }
 
     Mono<Void> closeStdin(String execId) {
@@ -179,6 +197,7 @@ final class TaskService {
                 .setStdin(stdio.stdin())
                 .setStdout(stdio.stdout())
                 .setStderr(stdio.stderr())
+                .setTerminal(stdio.isTerminal())
                 .setOptions(runc);
         for (Mount mount : options.rootfs()) {
             request.addRootfs(org.shimmer.runtime.linux.shim.proto.Mount.newBuilder()

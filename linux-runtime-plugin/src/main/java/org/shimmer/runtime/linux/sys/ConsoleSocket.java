@@ -1,0 +1,108 @@
+package org.shimmer.runtime.linux.sys;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+
+/**
+ * runc's {@code --console-socket}: a unix socket we listen on, alone in a {@code 0700} directory we made, through
+ * which runc hands over the master of the terminal it made for a process ({@code SCM_RIGHTS}).
+ *
+ * <p>Invariants: the master is taken only once runc has exited successfully, when runc's connection and its one
+ * message are already queued on the socket, so taking it never waits (runc that died before sending can never hang
+ * us); the socket and its directory are removed once the master arrived or the launch failed, and only they: the
+ * directory is ours alone (made with a fresh name), never one a user made.
+ */
+public final class ConsoleSocket implements AutoCloseable {
+
+    private static final String NAME = "s";
+
+    private final Path directory;
+    private final Path path;
+    private final OwnedFd listener;
+
+    private ConsoleSocket(Path directory, Path path, OwnedFd listener) {
+        this.directory = directory;
+        this.path = path;
+        this.listener = listener;
+    }
+
+    /**
+     * Listens in a new directory under {@code parent}, or under the system's temporary directory when that path
+     * would not fit in {@code sun_path} (a deep bundle). Blocking.
+     */
+    public static ConsoleSocket listen(Path parent) throws IOException {
+        // The longest name createTempDirectory gives: the prefix and an unsigned long.
+        String longest = parent.resolve("console-" + "9".repeat(20)).resolve(NAME).toString();
+        Path base = longest.getBytes(LinuxCalls.FILE_NAMES).length <= LinuxCalls.UNIX_PATH_MAX ? parent
+                : Path.of(System.getProperty("java.io.tmpdir"));
+        Files.createDirectories(base, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(
+                "rwx------")));
+        Path directory = Files.createTempDirectory(base, "console-", PosixFilePermissions.asFileAttribute(
+                PosixFilePermissions.fromString("rwx------")));
+        Path path = directory.resolve(NAME);
+        try {
+            OwnedFd listener = OwnedFd.adopt("console socket " + path, LinuxCalls.listenUnix(path));
+            try {
+                Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-------"));
+            } catch (IOException | RuntimeException e) {
+                listener.close();
+                throw e;
+            }
+            return new ConsoleSocket(directory, path, listener);
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(path);
+            Files.deleteIfExists(directory);
+            throw e;
+        }
+    }
+
+    /** The socket's path, for runc. */
+    public Path path() {
+        return path;
+    }
+
+    /**
+     * The terminal master runc sent (non-blocking, close-on-exec, owned by the caller), taken after runc exited
+     * successfully; an {@link IOException} when it sent none.
+     */
+    public OwnedFd take() throws IOException {
+        int connection = listener.use(LinuxCalls::acceptNow);
+        if (connection < 0) {
+            throw new IOException("runc exited without connecting to the console socket " + path);
+        }
+        try {
+            int master = LinuxCalls.receiveFd(connection);
+            if (master < 0) {
+                throw new IOException("runc sent no terminal on the console socket " + path);
+            }
+            OwnedFd owned = OwnedFd.adopt("terminal master from " + path, master);
+            try {
+                owned.use(number -> {
+                    LinuxCalls.setNonBlocking(number);
+                    return null;
+                });
+            } catch (IOException | RuntimeException e) {
+                owned.close();
+                throw e;
+            }
+            return owned;
+        } finally {
+            LinuxCalls.close(connection);
+        }
+    }
+
+    /** Stops listening (a connection still queued goes, with any descriptor in it) and removes the socket. */
+    @Override
+    public void close() throws IOException {
+        listener.close();
+        Files.deleteIfExists(path);
+        Files.deleteIfExists(directory);
+    }
+
+    @Override
+    public String toString() {
+        return path.toString();
+    }
+}

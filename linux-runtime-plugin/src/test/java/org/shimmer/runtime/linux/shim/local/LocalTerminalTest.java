@@ -1,0 +1,581 @@
+package org.shimmer.runtime.linux.shim.local;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.reactivestreams.Subscription;
+import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidSpecException;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ProcessInfo;
+import org.shimmer.runtime.shim.ProcessIo;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.shim.TerminalSize;
+import org.shimmer.runtime.spec.Spec;
+import reactor.core.Disposable;
+import reactor.core.publisher.BaseSubscriber;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.test.StepVerifier;
+
+/**
+ * Terminals in the local shim (issue 13), seen from inside the container: runc's console socket, the master copied
+ * both ways on the poll loop, resize, and what each failure or cancel leaves behind (nothing).
+ */
+class LocalTerminalTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final String NS = "tty-test";
+    private static final TerminalSize SIZE = new TerminalSize(100, 30);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path temp;
+
+    private RuntimeResources resources;
+    private LinuxRuntime runtime;
+    private RuncOptions runc;
+
+    @BeforeEach
+    void startRuntime() {
+        resources = new RuntimeResources("tty-test-");
+        runtime = new LinuxRuntime(config(), resources);
+        runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
+    }
+
+    private RuntimeConfig config() {
+        return new RuntimeConfig(temp.resolve("state"), temp.resolve("work"));
+    }
+
+    @AfterEach
+    void checkNothingIsLeft() throws Exception {
+        resources.close();
+        List<String> left = Leaks.runcContainers(runcRoot());
+        // A failed test must not leave its container running on a machine others share.
+        for (String id : left) {
+            Processes.run(null, "runc", "--root", runcRoot().toString(), "delete", "--force", id);
+        }
+        assertThat(left).as("runc containers left").isEmpty();
+    }
+
+    @Test
+    void anInitShellOnATerminalAnswersTtyStty_SizeResizeOneStreamCtrlCAndCtrlD() throws Exception {
+        Bundle bundle = bundle(true, "/bin/sh");
+        ShimClient shim = warmShim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        Session session = new Session();
+
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.terminal(session.keys(), SIZE))).block(TIMEOUT);
+        session.read(io);
+        StepVerifier.create(io.stderr()).verifyComplete();
+        int pid = shim.start().block(TIMEOUT);
+
+        converse(shim, ShimClient.INIT, pid, session);
+        session.type("exit 7\n");
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(7);
+        session.awaitEnd();
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void anExecShellOnATerminalInARunningContainerDoesTheSame() throws Exception {
+        Bundle bundle = bundle(false, "/bin/sleep", "600");
+        ShimClient shim = warmShim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        Session session = new Session();
+
+        // The typed process asks for no terminal: exec sets it to match the stdio.
+        ProcessIo io = shim.exec("sh1", Spec.Process.builder().args("/bin/sh").build(),
+                Stdio.terminal(session.keys(), SIZE)).block(TIMEOUT);
+        session.read(io);
+        StepVerifier.create(io.stderr()).verifyComplete();
+        int pid = shim.start("sh1").block(TIMEOUT);
+
+        converse(shim, "sh1", pid, session);
+        session.type("exit 3\n");
+        assertThat(shim.awaitExit("sh1").block(TIMEOUT).status()).isEqualTo(3);
+        session.awaitEnd();
+        shim.delete("sh1").block(TIMEOUT);
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    /** What an operator does first on a terminal, and what each answer proves. */
+    private void converse(ShimClient shim, String execId, int shellPid, Session session) throws Exception {
+        int mark = session.type("busybox tty\n");
+        session.await(mark, "/dev/pts/\\d+");
+
+        mark = session.type("busybox stty size\n");
+        session.await(mark, "\\r\\n30 100\\r\\n");
+
+        shim.resize(execId, new TerminalSize(120, 40)).block(TIMEOUT);
+        mark = session.type("busybox stty size\n");
+        session.await(mark, "\\r\\n40 120\\r\\n");
+
+        // stdout and stderr are one stream, in the order written.
+        mark = session.type("echo out1; echo err1 >&2; echo out2\n");
+        session.await(mark, "\\r\\nout1\\r\\nerr1\\r\\nout2\\r\\n");
+
+        // Ctrl-C reaches the foreground job through the line discipline; the shell survives it.
+        mark = session.type("(exec sleep 30)\n");
+        awaitForegroundJob(shim, shellPid);
+        session.type("\u0003");
+        mark = session.type("echo alive-$?\n");
+        session.await(mark, "alive-130", Duration.ofSeconds(10));
+
+        // Typed input reaches the process, echoed by the terminal; Ctrl-D at a line's start is end of input.
+        mark = session.type("(exec cat)\n");
+        awaitForegroundJob(shim, shellPid);
+        session.type("hello\n");
+        session.await(mark, "hello\\r\\nhello\\r\\n");
+        session.type("\u0004");
+        mark = session.type("echo cat-ended-$?\n");
+        session.await(mark, "cat-ended-0");
+    }
+
+    @Test
+    void resizeWithoutATerminalOfAnUnknownExecOrAfterTheExitIsRefusedTyped() throws Exception {
+        Bundle bundle = bundle(false, "/bin/sleep", "600");
+        ShimClient shim = warmShim(bundle);
+        shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        StepVerifier.create(shim.resize(ShimClient.INIT, SIZE))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("no terminal"))
+                .verify(TIMEOUT);
+        StepVerifier.create(shim.resize("nobody", SIZE))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining("nobody"))
+                .verify(TIMEOUT);
+
+        ProcessIo io = shim.exec("short", Spec.Process.builder().args("/bin/echo", "bye").build(),
+                Stdio.terminal(null, SIZE)).block(TIMEOUT);
+        StepVerifier.create(shim.resize("short", SIZE))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("not started"))
+                .verify(TIMEOUT);
+        Mono<String> printed = text(io.stdout()).cache();
+        printed.subscribe();
+        shim.start("short").block(TIMEOUT);
+        assertThat(shim.awaitExit("short").block(TIMEOUT).status()).isZero();
+        assertThat(printed.block(TIMEOUT)).isEqualTo("bye\r\n");
+        StepVerifier.create(shim.resize("short", SIZE))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("exited"))
+                .verify(TIMEOUT);
+        shim.delete("short").block(TIMEOUT);
+        StepVerifier.create(shim.resize("short", SIZE))
+                .expectError(NotFoundException.class)
+                .verify(TIMEOUT);
+
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void aSpecThatDisagreesWithItsStdioIsInvalidBeforeRuncRuns() throws Exception {
+        Bundle noTerminal = bundle(false, "/bin/sleep", "600");
+        ShimClient shim = warmShim(noTerminal);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        StepVerifier.create(shim.create(CreateOptions.of(Stdio.terminal(null, SIZE))))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOfSatisfying(InvalidSpecException.class,
+                        invalid -> assertThat(invalid.field()).isEqualTo("process.terminal")))
+                .verify(TIMEOUT);
+        Bundle terminal = bundle(true, "/bin/sh");
+        ShimClient other = shim(terminal);
+        StepVerifier.create(other.create(CreateOptions.of(Stdio.none())))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOfSatisfying(InvalidSpecException.class,
+                        invalid -> assertThat(invalid.field()).isEqualTo("process.terminal")))
+                .verify(TIMEOUT);
+        assertThat(Leaks.runcContainers(runcRoot())).as("runc never ran").isEmpty();
+
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        byte[] asksForOne = "{\"args\": [\"/bin/true\"], \"cwd\": \"/\", \"terminal\": true}".getBytes(UTF_8);
+        byte[] asksForNone = "{\"args\": [\"/bin/true\"], \"cwd\": \"/\"}".getBytes(UTF_8);
+        StepVerifier.create(shim.exec("e1", asksForOne, Stdio.none()))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
+                        .hasMessageContaining("process.terminal"))
+                .verify(TIMEOUT);
+        StepVerifier.create(shim.exec("e1", asksForNone, Stdio.terminal(null, SIZE)))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(InvalidSpecException.class)
+                        .hasMessageContaining("process.terminal"))
+                .verify(TIMEOUT);
+        // The id was never taken, and a typed process asking for a terminal gets none on plain stdio.
+        shim.exec("e1", Spec.Process.builder().args("/bin/sh", "-c", "test -t 0 || echo no-tty").terminal(true)
+                .build(), Stdio.streams(null)).flatMap(io -> shim.start("e1").then(text(io.stdout())))
+                .as(StepVerifier::create).expectNext("no-tty\n").verifyComplete();
+        shim.awaitExit("e1").block(TIMEOUT);
+        shim.delete("e1").block(TIMEOUT);
+
+        stop(shim);
+        other.shutdown().block(TIMEOUT);
+        assertNothingLeaks(noTerminal, fdsBefore);
+        assertNothingLeaks(terminal, fdsBefore);
+    }
+
+    @Test
+    void runcFailingRemovesTheConsoleSocketAndTheErrorIsRuncs() throws Exception {
+        Bundle bundle = bundle(process(true, "/bin/sh").put("cwd", "relative"));
+        ShimClient shim = warmShim(bundle(true, "/bin/true"));
+        ShimClient failing = shim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        StepVerifier.create(failing.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE))))
+                .expectErrorSatisfies(error -> assertThat(error)
+                        .hasMessageContaining("runc create failed: ").hasMessageContaining("wd must be an absolute path"))
+                .verify(TIMEOUT);
+
+        assertThat(workFiles(bundle)).as("console socket left").noneMatch(f -> f.contains("console-"));
+        failing.shutdown().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void createsCancelledAtRandomPointsLeaveNoSocketNoDescriptorNoContainer() throws Exception {
+        long seed = Long.getLong("shimmer.seed", System.nanoTime());
+        Random random = new Random(seed);
+        Bundle bundle = bundle(true, "/bin/sh", "-c", "echo ok");
+        ShimClient shim = warmShim(bundle);
+        long started = System.nanoTime();
+        assertThat(terminalLifecycle(shim)).isEqualTo("ok\r\n");
+        long createTakes = Math.max(1, (System.nanoTime() - started) / 1_000_000);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        for (int i = 0; i < 30; i++) {
+            Duration cancelAfter = Duration.ofMillis(random.nextLong(createTakes + 1));
+            ProcessIo made = shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE)))
+                    .timeout(cancelAfter, Mono.empty()).block(TIMEOUT);
+            if (made != null) {
+                shim.delete().block(TIMEOUT);
+            }
+        }
+        // The next create waits for the undo of the last cancelled one; then everything works.
+        assertThat(terminalLifecycle(shim)).as("seed %d", seed).isEqualTo("ok\r\n");
+
+        assertThat(workFiles(bundle)).as("seed %d: console sockets left", seed)
+                .noneMatch(f -> f.contains("console-"));
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    private String terminalLifecycle(ShimClient shim) {
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE))).block(TIMEOUT);
+        Mono<String> printed = text(io.stdout()).cache();
+        printed.subscribe();
+        shim.start().block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+        return printed.block(TIMEOUT);
+    }
+
+    @Test
+    void concurrentResizesAllLandAndTheLastOneHolds() throws Exception {
+        Bundle bundle = bundle(true, "/bin/sh");
+        ShimClient shim = warmShim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        Session session = new Session();
+        session.read(shim.create(CreateOptions.of(Stdio.terminal(session.keys(), SIZE))).block(TIMEOUT));
+        shim.start().block(TIMEOUT);
+
+        Flux.range(1, 200).flatMap(i -> shim.resize(ShimClient.INIT, new TerminalSize(50 + i, 10 + i % 40)), 16)
+                .then().block(TIMEOUT);
+        shim.resize(ShimClient.INIT, new TerminalSize(77, 33)).block(TIMEOUT);
+        int mark = session.type("busybox stty size\n");
+        session.await(mark, "\\r\\n33 77\\r\\n");
+
+        session.type("exit\n");
+        shim.awaitExit().block(TIMEOUT);
+        session.awaitEnd();
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void aSubscriberThatStopsRequestingBlocksTheProcessAndOneThatCancelsDoesNot() throws Exception {
+        Bundle bundle = bundle(true, "/bin/sh", "-c", "i=0; while true; do echo line-$i; i=$((i+1)); done");
+        ShimClient shim = warmShim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.terminal(null, SIZE))).block(TIMEOUT);
+        AtomicInteger chunks = new AtomicInteger();
+        BaseSubscriber<byte[]> slow = new BaseSubscriber<>() {
+            @Override
+            protected void hookOnSubscribe(Subscription subscription) {
+                request(1);
+            }
+
+            @Override
+            protected void hookOnNext(byte[] chunk) {
+                chunks.incrementAndGet();
+            }
+        };
+        io.stdout().subscribe(slow);
+        Path count = Path.of("/proc", Integer.toString(shim.start().block(TIMEOUT)), "io");
+
+        // One chunk asked for, one read: the rest waits in the terminal, whose full buffer stops the writer.
+        long stalledAt = awaitStalled(count);
+        assertThat(chunks.get()).isEqualTo(1);
+        slow.request(Long.MAX_VALUE);
+        awaitTrue(() -> counter(count) > stalledAt + 100_000);
+        // A subscriber that goes away is no reason for the process to stop: its output is dropped now.
+        slow.cancel();
+        long cancelledAt = counter(count);
+        awaitTrue(() -> counter(count) > cancelledAt + 100_000);
+
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    @Test
+    void stoppingThePluginMidwayEndsTheOutputAndClosesTheMaster() throws Exception {
+        Bundle bundle = bundle(true, "/bin/sh");
+        ShimClient shim = warmShim(bundle);
+        Session session = new Session();
+        session.read(shim.create(CreateOptions.of(Stdio.terminal(session.keys(), SIZE))).block(TIMEOUT));
+        shim.start().block(TIMEOUT);
+        int mark = session.type("busybox tty\n");
+        session.await(mark, "/dev/pts/\\d+");
+        assertThat(Leaks.openFds().values()).as("the master, held").anyMatch(target -> target.contains("ptmx"));
+
+        resources.close();
+
+        session.awaitEnd();
+        assertThat(Leaks.openFds().values()).as("the master, closed").noneMatch(target -> target.contains("ptmx"));
+        // The runtime held the terminal, as a shim does: closing it hung up the shell, as a terminal closed under a
+        // shell does (busybox sh exits 2). A new runtime learns that exit, with its real status.
+        resources = new RuntimeResources("tty-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(2);
+        again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+        assertThat(workFiles(bundle)).as("console sockets left").noneMatch(f -> f.contains("console-"));
+        assertThat(Leaks.runcContainers(runcRoot())).isEmpty();
+        awaitTrue(() -> Zombies.ofThisJvm().isEmpty());
+    }
+
+    // ---- helpers
+
+    /** A shim of {@code bundle}, once another container's lifecycle opened what lives as long as the runtime. */
+    private ShimClient warmShim(Bundle bundle) throws Exception {
+        ShimClient warm = shim(bundle(false, "/bin/true"));
+        warm.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        warm.start().block(TIMEOUT);
+        warm.awaitExit().block(TIMEOUT);
+        warm.delete().block(TIMEOUT);
+        warm.shutdown().block(TIMEOUT);
+        return shim(bundle);
+    }
+
+    private ShimClient shim(Bundle bundle) {
+        return bundle.newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+    }
+
+    private void stop(ShimClient shim) {
+        shim.kill(9, true).block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    private Bundle bundle(boolean terminal, String... args) throws Exception {
+        return bundle(process(terminal, args));
+    }
+
+    /** A busybox container's process running {@code args}, with a terminal or not. */
+    private ObjectNode process(boolean terminal, String... args) throws Exception {
+        ObjectNode spec = (ObjectNode) JSON.readTree(BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                args));
+        ObjectNode process = (ObjectNode) spec.get("process");
+        process.put("terminal", terminal);
+        ArrayNode env = process.putArray("env");
+        env.add("PATH=/bin");
+        env.add("TERM=xterm");
+        return process;
+    }
+
+    private Bundle bundle(ObjectNode process) throws Exception {
+        ObjectNode spec = (ObjectNode) JSON.readTree(BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                "/bin/true"));
+        spec.set("process", process);
+        String id = "t-" + UUID.randomUUID().toString().substring(0, 8);
+        Bundle bundle = runtime.create(NS, id, JSON.writeValueAsBytes(spec)).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(bundle.rootfs());
+        return bundle;
+    }
+
+    private Path runcRoot() {
+        return Path.of(runc.runtimeRoot()).resolve(NS);
+    }
+
+    /** Every path under the bundle's work directory, where its console sockets and FIFOs are made. */
+    private static List<String> workFiles(Bundle bundle) throws IOException {
+        try (Stream<Path> files = Files.walk(bundle.workDir())) {
+            return files.map(Path::toString).toList();
+        }
+    }
+
+    private void assertNothingLeaks(Bundle bundle, Map<Integer, String> fdsBefore) throws Exception {
+        assertThat(workFiles(bundle)).as("console sockets or FIFOs left").noneMatch(f -> f.contains("console-")
+                || f.contains("-stdout") || f.contains("-stdin"));
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        assertThat(Leaks.runcContainers(runcRoot())).as("runc containers").isEmpty();
+        assertThat(Leaks.awaitNoProcessesOf(temp, bundle.id(), Duration.ofSeconds(10))).as("processes left")
+                .isEmpty();
+        runtime.delete(bundle.namespace(), bundle.id()).block(TIMEOUT);
+    }
+
+    private static Mono<String> text(Flux<byte[]> chunks) {
+        return chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat);
+    }
+
+    /**
+     * Waits until a job other than the shell is the terminal's foreground process group: what is typed now goes
+     * to it, in the mode it set. Polled: /proc is the only place that says so.
+     */
+    private static void awaitForegroundJob(ShimClient shim, int shellPid) throws InterruptedException {
+        awaitTrue(() -> shim.pids().collectList().block(TIMEOUT).stream().map(ProcessInfo::pid)
+                .filter(pid -> pid != shellPid).anyMatch(LocalTerminalTest::leadsTheForeground));
+    }
+
+    private static boolean leadsTheForeground(int pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc", Integer.toString(pid), "stat"));
+            // After "(comm) ": state ppid pgrp session tty_nr tpgid.
+            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return fields[2].equals(Integer.toString(pid)) && fields[5].equals(fields[2]);
+        } catch (IOException gone) {
+            return false;
+        }
+    }
+
+    /** The bytes the writer wrote, once they stopped growing: polled, /proc is the only witness. */
+    private static long awaitStalled(Path count) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        long last = -1;
+        int still = 0;
+        while (System.nanoTime() < deadline) {
+            long now = counter(count);
+            still = now == last && now > 0 ? still + 1 : 0;
+            if (still == 10) {
+                return now;
+            }
+            last = now;
+            Thread.sleep(50);
+        }
+        throw new AssertionError("the writer never stalled; last count " + last);
+    }
+
+    /** {@code wchar} of a process's {@code /proc/<pid>/io}: the bytes it has written so far. */
+    private static long counter(Path io) {
+        try {
+            return Files.readAllLines(io).stream().filter(line -> line.startsWith("wchar:"))
+                    .mapToLong(line -> Long.parseLong(line.substring(6).strip())).findFirst().orElse(0);
+        } catch (IOException gone) {
+            return 0;
+        }
+    }
+
+    private static void awaitTrue(java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!condition.getAsBoolean() && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertThat(condition.getAsBoolean()).as("condition within " + TIMEOUT).isTrue();
+    }
+
+    /** One terminal as a person at a keyboard sees it: what was typed, and what the screen shows so far. */
+    private static final class Session {
+        private final Sinks.Many<byte[]> keys = Sinks.many().unicast().onBackpressureBuffer();
+        private final StringBuffer screen = new StringBuffer();
+        private final Sinks.Many<String> screens = Sinks.many().replay().latest();
+        private final Sinks.Empty<Void> ended = Sinks.empty();
+        private Disposable reading;
+
+        Flux<byte[]> keys() {
+            return keys.asFlux();
+        }
+
+        void read(ProcessIo io) {
+            read(io.stdout());
+        }
+
+        void read(Flux<byte[]> output) {
+            reading = output.subscribe(chunk -> {
+                synchronized (screen) {
+                    screen.append(new String(chunk, UTF_8));
+                    screens.tryEmitNext(screen.toString());
+                }
+            }, ended::tryEmitError, ended::tryEmitEmpty);
+        }
+
+        /** Types {@code text}; returns where the screen was, to look for the answer after it. */
+        int type(String text) {
+            int mark = screen.length();
+            assertThat(keys.tryEmitNext(text.getBytes(UTF_8)).isSuccess()).isTrue();
+            return mark;
+        }
+
+        void await(int mark, String regex) {
+            await(mark, regex, TIMEOUT);
+        }
+
+        void await(int mark, String regex, Duration within) {
+            Pattern pattern = Pattern.compile(regex);
+            String found = screens.asFlux().filter(text -> pattern.matcher(text.substring(Math.min(mark,
+                    text.length()))).find()).blockFirst(within);
+            assertThat(found).as("screen after typing, looking for " + regex).isNotNull();
+        }
+
+        /** The output ended: every holder of the terminal closed it. */
+        void awaitEnd() {
+            ended.asMono().block(TIMEOUT);
+            reading.dispose();
+        }
+    }
+}
