@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -33,7 +34,8 @@ class RuncRootTest {
 
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
     private static final String NS = "runc-root-test";
-    private static final String ID = "same-id";
+    /** One id for both roots; unique to this run: without a cgroupsPath runc names the cgroup after it. */
+    private static final String ID = "same-id-" + UUID.randomUUID().toString().substring(0, 8);
 
     @TempDir
     Path temp;

@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.UUID;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -81,7 +82,12 @@ class BundleCleanupTest {
                 : ShimOpt.remote(SHIM, temp.resolve("daemon").toString(), null, false, null);
     }
 
-    private Bundle bundle(String id, String... args) throws Exception {
+    /**
+     * A bundle named {@code name} and a suffix unique to this run: runc names the cgroup of a spec without
+     * {@code cgroupsPath} after the id, and another class may run a container of the same name at the same time.
+     */
+    private Bundle bundle(String name, String... args) throws Exception {
+        String id = name + "-" + UUID.randomUUID().toString().substring(0, 8);
         return runtime.create(NS, id, BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), args))
                 .block(TIMEOUT);
     }

@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -35,6 +36,7 @@ class HostCrashTest {
 
     static final Duration TIMEOUT = Duration.ofSeconds(30);
     static final String NS = "crash";
+    private static final String RUN = UUID.randomUUID().toString().substring(0, 8);
 
     /**
      * Where the host is killed: after a marker, plus a random delay that lands inside the next step. "address" is
@@ -88,7 +90,9 @@ class HostCrashTest {
     }
 
     private void crashAndClean(String kind, int point) throws Exception {
-        String id = kind + "-" + point;
+        // Unique to this run: runc names the cgroup of a spec without cgroupsPath after the id, and a kill of all
+        // its processes must not reach another class's container of the same name.
+        String id = kind + "-" + point + "-" + RUN;
         String step = MARKERS.get(point % MARKERS.size());
         String marker = step.equals("address") ? "bundle" : step;
         // The shim's own start (fork, socket, address file) follows "bundle": most kills after it land inside.

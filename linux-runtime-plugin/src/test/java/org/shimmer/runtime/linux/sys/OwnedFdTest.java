@@ -139,11 +139,15 @@ class OwnedFdTest {
     @Test
     void aPidfdBecomesReadableWhenItsProcessExitsAndNotBefore() throws Exception {
         Process lasting = new ProcessBuilder("sleep", "60").start();
-        Process brief = new ProcessBuilder("sh", "-c", "sleep 0.2; exit 5").start();
+        // It exits when its stdin closes, not after a delay: on a loaded machine a delay ran out before
+        // pidfd_open, and the JDK had reaped it (ESRCH).
+        Process brief = new ProcessBuilder("sh", "-c", "read line; exit 5").start();
         try (OwnedFd lastingFd = OwnedFd.pidfd((int) lasting.pid());
                 OwnedFd briefFd = OwnedFd.pidfd((int) brief.pid())) {
 
             assertThat(lastingFd.awaitReadable(Duration.ofMillis(100))).as("still running").isFalse();
+            assertThat(briefFd.awaitReadable(Duration.ofMillis(100))).as("not exited yet").isFalse();
+            brief.getOutputStream().close();
             assertThat(briefFd.awaitReadable(Duration.ofSeconds(10))).as("exited").isTrue();
             // Waiting through the pidfd takes nothing from the JDK: its Process still has the exit code.
             assertThat(brief.waitFor()).isEqualTo(5);

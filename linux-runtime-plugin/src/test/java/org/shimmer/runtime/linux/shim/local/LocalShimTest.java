@@ -22,6 +22,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.stats.RuncStats;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.LogCapture;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -35,6 +36,7 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
 
 /** The contract, and what only the local shim does: exits learnt inside the JVM, zombies, host children. */
@@ -174,12 +176,19 @@ class LocalShimTest extends ShimContractTest {
 
     @Test
     void anExitDuringTheReloadIsReportedOnceWithItsRealStatus() throws Exception {
-        Bundle bundle = bundle("/bin/sh", "-c", "sleep 0.5; exit 9");
+        // The container exits once the test opens its gate, after the reload: a fixed 0.5 s ran out before the
+        // reload on a loaded machine, and the old runtime reaped the exit.
+        Bundle bundle = bundle("/bin/sh", "-c", "read line < /gate; exit 9");
+        Path gate = bundle.rootfs().resolve("gate");
+        LinuxCalls.mkfifo(gate, 0600);
         ShimClient first = shim(bundle);
         first.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
         int pid = first.start().block(TIMEOUT);
 
         reload();
+        // Opening the FIFO waits for the container's reader: on a thread of its own, bounded.
+        Mono.fromCallable(() -> Files.writeString(gate, "go\n")).subscribeOn(Schedulers.boundedElastic())
+                .block(TIMEOUT);
         // The container exits while no runtime watches: it waits as a zombie child of the JVM.
         awaitTrue(() -> isZombie(pid));
 
