@@ -1,45 +1,58 @@
 package org.shimmer.examples.cli;
 
 import java.util.Locale;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The CLI's exit statuses, docker's: a container's own status when it ran, otherwise {@link #SHIMMER_ERROR},
- * {@link #CANNOT_INVOKE} or {@link #COMMAND_NOT_FOUND} by what went wrong.
+ * docker's exit statuses: a container's own status is passed through, and the CLI's failures take the three values
+ * a shell does not use for a program's exit ({@code docker run}'s 125, 126 and 127).
  */
 final class ExitCodes {
 
-    /** Shimmer itself failed, or the command line was wrong ({@code docker run} answers 125 for both). */
-    static final int SHIMMER_ERROR = 125;
-    /** The container's command exists but cannot be run: not executable, a directory, a bad format. */
-    static final int CANNOT_INVOKE = 126;
-    /** The container's command does not exist. */
-    static final int COMMAND_NOT_FOUND = 127;
+    /** A failure of Shimmer itself: a bad option, an unknown container, a plugin or shim error. */
+    static final int SHIMMER = 125;
+    /** The container's command exists but cannot be run: permission denied, a directory. */
+    static final int CANNOT_RUN = 126;
+    /** The container's command is not found. */
+    static final int NOT_FOUND = 127;
 
-    /**
-     * runc's words when it cannot exec the container's command ({@code exec: "x": executable file not found in
-     * $PATH}, {@code exec: "/x": stat /x: no such file or directory}, {@code exec: "/etc": permission denied}).
-     * The cause chain carries them, whichever shim ran it.
-     */
-    private static final Pattern EXEC_FAILED = Pattern.compile("exec: \"[^\"]*\": (.*)", Pattern.DOTALL);
+    // runc's words for an exec that failed, through either shim: `exec: "x": executable file not found in $PATH`,
+    // `exec: "/x": stat /x: no such file or directory`, `exec: "/etc": permission denied` / `is a directory`.
+    private static final Pattern NOT_FOUND_WORDS = Pattern.compile(
+            "exec: \"[^\"]*\": (executable file not found|.*no such file or directory)");
+    private static final Pattern CANNOT_RUN_WORDS = Pattern.compile(
+            "exec: \"[^\"]*\": (.*permission denied|.*is a directory|.*exec format error)");
 
     private ExitCodes() {}
 
-    /** The status for a failure of a command: 126 or 127 when the container's command could not run, else 125. */
+    /**
+     * The status for {@code failure}, which {@link #message} renders. runc's words may sit in a cause (a run that
+     * failed wraps the shim's error), so the whole chain is read.
+     */
     static int of(Throwable failure) {
+        if (failure instanceof CliException cli) {
+            return cli.status();
+        }
         for (Throwable cause = failure; cause != null; cause = cause.getCause()) {
-            String message = cause.getMessage();
-            if (message == null) {
-                continue;
+            String message = String.valueOf(cause.getMessage()).toLowerCase(Locale.ROOT);
+            if (NOT_FOUND_WORDS.matcher(message).find()) {
+                return NOT_FOUND;
             }
-            Matcher exec = EXEC_FAILED.matcher(message);
-            if (exec.find()) {
-                String why = exec.group(1).toLowerCase(Locale.ROOT);
-                return why.contains("not found") || why.contains("no such file or directory")
-                        ? COMMAND_NOT_FOUND : CANNOT_INVOKE;
+            if (CANNOT_RUN_WORDS.matcher(message).find()) {
+                return CANNOT_RUN;
             }
         }
-        return SHIMMER_ERROR;
+        return SHIMMER;
+    }
+
+    /**
+     * {@code failure}'s message as one line. runc's error text ends with a newline, and the remote shim's mapping
+     * appends the ttRPC code after it: a two-line {@code … \n (UNKNOWN)} reached the terminal (issue 13). Lines
+     * are joined and a bare status code suffix, which tells a user nothing, is dropped.
+     */
+    static String message(Throwable failure) {
+        String message = failure.getMessage() != null ? failure.getMessage() : failure.toString();
+        String line = message.strip().replaceAll("\\s*\\R\\s*", "; ");
+        return line.replaceFirst(";? \\((UNKNOWN|INTERNAL)\\)$", "");
     }
 }

@@ -32,7 +32,7 @@ final class ProgressLine implements Consumer<ImportProgress> {
             return;
         }
         String line = String.format(Locale.ROOT, "layers %d/%d %s %.1f/%.1f MB", progress.layersDone(),
-                progress.layers(), ImageCommands.shortDigest(progress.layer()), progress.bytesDone() / MB,
+                progress.layers(), ImagesCommand.shortDigest(progress.layer()), progress.bytesDone() / MB,
                 progress.bytes() / MB);
         terminal.print("\r" + line + " ".repeat(Math.max(0, drawnLength - line.length())));
         terminal.flush();

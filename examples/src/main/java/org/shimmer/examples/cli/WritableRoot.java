@@ -31,8 +31,8 @@ final class WritableRoot {
         for (String path : List.of(lower, workDir.toString())) {
             // overlay splits its options at ',' and its lower layers at ':', and takes '\' as an escape.
             if (path.contains(":") || path.contains(",") || path.contains("\\")) {
-                throw new ShimmerCli.CliException("overlay cannot take the path " + path + ": it holds ':', ','"
-                        + " or '\\'", 1);
+                throw new CliException("overlay cannot take the path " + path + ": it holds ':', ','"
+                        + " or '\\'");
             }
         }
         Path dir = Files.createDirectory(workDir.resolve("rootfs"),

@@ -27,6 +27,13 @@ class ExitCodesTest {
     }
 
     @Test
+    void aCliFailureKeepsItsOwnStatusAndMessagesAreOneLine() {
+        assertThat(ExitCodes.of(new CliException("bad", 2))).isEqualTo(2);
+        assertThat(ExitCodes.message(new ShimException("create default/x: runc said\nno (UNKNOWN)")))
+                .isEqualTo("create default/x: runc said; no");
+    }
+
+    @Test
     void anyOtherFailureIsShimmersOwn125() {
         assertThat(ExitCodes.of(new NotFoundException("bundle default/x not found"))).isEqualTo(125);
         assertThat(ExitCodes.of(new IllegalStateException((String) null))).isEqualTo(125);
