@@ -29,13 +29,13 @@ final class HumanUnits {
     }
 
     /**
-     * The share of one CPU used over an interval, as docker prints it: {@code 250.0%} for two and a half CPUs busy.
+     * {@code part} as a percentage of {@code whole}: memory of its limit, or CPU time of an interval's length, as
+     * docker prints it ({@code 250.0%} for two and a half CPUs busy).
      *
-     * @param cpuNanos CPU time used during the interval
-     * @param wallNanos the interval's length; an empty one reads {@code 0.0%}
+     * @param whole an empty or negative one reads {@code 0.0%}
      */
-    static String percent(long cpuNanos, long wallNanos) {
-        double share = wallNanos <= 0 ? 0 : 100.0 * cpuNanos / wallNanos;
+    static String percent(long part, long whole) {
+        double share = whole <= 0 ? 0 : 100.0 * part / whole;
         return String.format(Locale.ROOT, "%.1f%%", share);
     }
 }
