@@ -153,22 +153,22 @@ class CliImagesIntegrationTests {
 
     @Test
     void badNamesAndBadCombinationsAreOneLineErrors() throws Exception {
-        assertError(cli("images", "rm", "ok", "Bad/Name"), 2, "shimmer: invalid image name \"Bad/Name\"");
-        assertError(cli("images", "import", layout.toString(), "--name", "no spaces"), 2,
+        assertError(cli("images", "rm", "ok", "Bad/Name"), 125, "shimmer: invalid image name \"Bad/Name\"");
+        assertError(cli("images", "import", layout.toString(), "--name", "no spaces"), 125,
                 "shimmer: invalid image name \"no spaces\"");
-        assertError(cli("run", "--image", "UPPER", "x"), 2, "shimmer: invalid image name \"UPPER\"");
-        assertError(cli("run", "--image", "busybox:v1", "--rootfs", temp.toString(), "x", "--", "true"), 2,
+        assertError(cli("run", "--image", "UPPER", "x"), 125, "shimmer: invalid image name \"UPPER\"");
+        assertError(cli("run", "--image", "busybox:v1", "--rootfs", temp.toString(), "x", "--", "true"), 125,
                 "shimmer: run needs exactly one of --rootfs DIR and --image NAME");
-        assertError(cli("run", "x", "--", "true"), 2, "shimmer: run needs exactly one of --rootfs DIR and --image");
-        assertError(cli("run", "--entrypoint", "/bin/sh", "--rootfs", temp.toString(), "x", "--", "true"), 2,
+        assertError(cli("run", "x", "--", "true"), 125, "shimmer: run needs exactly one of --rootfs DIR and --image");
+        assertError(cli("run", "--entrypoint", "/bin/sh", "--rootfs", temp.toString(), "x", "--", "true"), 125,
                 "shimmer: --entrypoint needs --image");
-        assertError(cli("run", "-d", "--shim", "remote", "--image", "busybox:v1", "x"), 2,
+        assertError(cli("run", "-d", "--shim", "remote", "--image", "busybox:v1", "x"), 125,
                 "shimmer: --detach needs --rootfs");
-        assertError(cli("images", "frobnicate"), 2, "shimmer: unknown images command frobnicate");
-        assertError(cli("images", "import", temp.resolve("missing").toString()), 1,
+        assertError(cli("images", "frobnicate"), 125, "shimmer: unknown images command frobnicate");
+        assertError(cli("images", "import", temp.resolve("missing").toString()), 125,
                 "shimmer: image layout " + temp.resolve("missing") + " does not exist");
         assertError(cli("images", "rm", "nothere"), 1, "shimmer: ");
-        assertError(cli("run", "--image", "nothere", "x"), 1, "shimmer: ");
+        assertError(cli("run", "--image", "nothere", "x"), 125, "shimmer: ");
         assertNothingLeft();
     }
 
