@@ -43,24 +43,29 @@ final class StatsCommand implements Callable<Integer> {
         ShimClient shim = Shims.require(context, id);
         try {
             context.out.printf(FORMAT, "ID", "CPU %", "CPU TIME", "MEM USAGE / LIMIT", "MEM %", "PIDS");
-            Flux<Sample> samples = Flux.concat(sample(shim),
-                    Flux.interval(INTERVAL).concatMap(tick -> sample(shim), 1));
+            // Each sample an interval after the previous one ended: a slow answer delays the next, never overflows.
+            Flux<Sample> samples = sample(shim).concatWith(Mono.delay(INTERVAL).then(sample(shim)).repeat());
             Flux<String> lines = samples.buffer(2, 1)
                     .filter(pair -> pair.size() == 2)
                     .map(pair -> line(pair.get(0), pair.get(1)));
             if (noStream) {
                 context.out.print(lines.blockFirst(CliContext.TIMEOUT));
             } else {
-                // A stopped container has no stats to give: that ends the stream.
+                // A stopped container has no stats to give: that ends the stream; any other failure is one.
                 lines.doOnNext(line -> {
                     context.out.print(line);
                     context.out.flush();
-                }).onErrorResume(stopped -> Mono.empty()).blockLast();
+                }).onErrorResume(failed -> stopped(context) ? Mono.empty() : Mono.error(failed)).blockLast();
             }
         } finally {
             shim.close().block(CliContext.TIMEOUT);
         }
         return 0;
+    }
+
+    private boolean stopped(CliContext context) {
+        return context.runtime().inspect(context.namespace(), id).block(CliContext.TIMEOUT).container()
+                .map(container -> !container.alive()).orElse(true);
     }
 
     private static Mono<Sample> sample(ShimClient shim) {
