@@ -14,6 +14,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuntimeConfig;
@@ -97,6 +98,10 @@ class LocalEventsForwardingTest {
         assertThat(near.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("once, not also through the socket")
                 .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
         assertThat(servingResources.exchange().dropped() + runningResources.exchange().dropped()).isZero();
+        for (String id : List.of("far", "near", "later")) {
+            BundleInspection left = serving.inspect(NS, id).block(TIMEOUT);
+            assertThat(left.present() || left.inUse()).as(id + " left nothing").isFalse();
+        }
     }
 
     /** The topics the serving runtime sees for {@code id}, up to its delete. */
