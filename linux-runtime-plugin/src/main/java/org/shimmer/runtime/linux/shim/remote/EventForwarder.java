@@ -1,6 +1,8 @@
 package org.shimmer.runtime.linux.shim.remote;
 
 import com.google.protobuf.Empty;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
@@ -98,13 +100,18 @@ public final class EventForwarder implements Disposable {
                 .setTopic(envelope.topic())
                 .setEvent(TaskEvents.encode((TaskEvent) envelope.event()));
         ForwardRequest request = forward.build();
-        // A connection to a server that went away fails once; the next try dials the one that serves now.
-        return Mono.defer(() -> connected()
+        // No socket, no server: nothing is dialed, so a runtime nobody listens to never starts its network loops
+        // for this (they hold descriptors a test saw as leaked). A connection to a server that went away fails
+        // once; the next try dials the one that serves now.
+        Mono<Void> forwarded = Mono.defer(() -> connected()
                         .flatMap(server -> server.call(ShimEventsServer.SERVICE, "Forward", request, Empty.parser(),
                                 CallOptions.defaults().withTimeout(FORWARD_TIMEOUT)))
                         .doOnError(failed -> disconnect()))
                 .retry(1)
-                .then()
+                .then();
+        return Mono.fromCallable(() -> Files.exists(socket, LinkOption.NOFOLLOW_LINKS))
+                .subscribeOn(resources.io())
+                .flatMap(present -> present ? forwarded : Mono.<Void>empty())
                 .onErrorResume(failed -> {
                     // Nobody serves the socket (the usual case with no events reader): not worth a warning.
                     log.debug("the {} event of {} was not forwarded to {}: {}", envelope.topic(),
