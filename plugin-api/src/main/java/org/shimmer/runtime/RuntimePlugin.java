@@ -3,6 +3,7 @@ package org.shimmer.runtime;
 import org.pf4j.ExtensionPoint;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.image.Images;
+import org.shimmer.runtime.shim.TaskState;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -81,6 +82,16 @@ public interface RuntimePlugin extends ExtensionPoint {
      *     cannot be read
      */
     Mono<BundleInspection> inspect(String namespace, String id);
+
+    /**
+     * The bundle's init task as its live remote shim reports it ({@code State}), asked without reattaching: unlike
+     * {@code ShimOpt.connect()}, nothing is written or removed, no events server is bound and
+     * a dead shim is not cleaned up, so a listing ({@code ctr task ls}) only reads. {@link #inspect} tells the rest.
+     *
+     * @return empty when no remote shim is recorded for the bundle, none answers, or its shim has no task; fails
+     *     with {@link InvalidIdentifierException}, or a {@link ShimmerException} when the shim answers with an error
+     */
+    Mono<TaskState> taskState(String namespace, String id);
 
     /**
      * Stops everything that belongs to the bundle, then deletes it: the way out after a host crashed at any point

@@ -1,47 +1,43 @@
 package org.shimmer.examples.cli;
 
-import java.lang.reflect.RecordComponent;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
+import org.shimmer.runtime.events.Envelope;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
-/** {@code events}: the runtime's task events as they come, one line each, until interrupted. */
+/**
+ * {@code events}: the state root's task events as they come, one JSON object per line ({@link Json}: an event's
+ * fields are data, control characters escaped), until interrupted. Every {@code --filter} must match, and every
+ * condition within one.
+ */
 @Command(name = "events", mixinStandardHelpOptions = true, description = "Print task events as they happen.")
 final class EventsCommand implements Callable<Integer> {
 
     @ParentCommand
     ShimmerCli shimmer;
 
+    @Option(names = "--filter", paramLabel = "KEY=VALUE[,KEY=VALUE...]",
+            description = "Only events matching all of: topic=/tasks/exit (a trailing * matches a prefix),"
+                    + " container=ID, namespace=NS. Repeatable; all filters must match.")
+    List<String> filters = new ArrayList<>();
+
     @Override
     public Integer call() {
+        List<EventCondition> conditions = filters.stream().flatMap(filter -> EventCondition.parse(filter).stream())
+                .toList();
         CliContext context = shimmer.context();
-        context.runtime().events().doOnNext(envelope -> context.out.printf("%s %s %s %s%n", envelope.timestamp(),
-                envelope.namespace(), envelope.topic(), json(envelope.event()))).blockLast();
+        context.runtime().events()
+                .filter(envelope -> conditions.stream().allMatch(condition -> condition.test(envelope)))
+                .doOnNext(envelope -> print(context, envelope))
+                .blockLast();
         return 0;
     }
 
-    /** A task event as JSON: the record's components, in order. */
-    static String json(Object event) {
-        if (!(event instanceof Record record)) {
-            return quote(String.valueOf(event));
-        }
-        StringBuilder json = new StringBuilder("{");
-        for (RecordComponent component : record.getClass().getRecordComponents()) {
-            try {
-                Object value = component.getAccessor().invoke(record);
-                if (json.length() > 1) {
-                    json.append(", ");
-                }
-                json.append(quote(component.getName())).append(": ").append(value instanceof Number n ? n
-                        : value instanceof Record nested ? json(nested) : quote(String.valueOf(value)));
-            } catch (ReflectiveOperationException e) {
-                throw new IllegalStateException(e);
-            }
-        }
-        return json.append('}').toString();
-    }
-
-    private static String quote(String value) {
-        return '"' + value.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
+    private static void print(CliContext context, Envelope envelope) {
+        context.out.println(Json.line(envelope));
+        context.out.flush();
     }
 }

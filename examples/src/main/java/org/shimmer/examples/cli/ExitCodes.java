@@ -2,7 +2,6 @@ package org.shimmer.examples.cli;
 
 import java.util.Locale;
 import java.util.regex.Pattern;
-import org.shimmer.runtime.ShimmerException;
 
 /**
  * docker's exit statuses: a container's own status is passed through, and the CLI's failures take the three values
@@ -26,13 +25,16 @@ final class ExitCodes {
 
     private ExitCodes() {}
 
-    /** The status for {@code failure}, which {@link #message} renders. */
+    /**
+     * The status for {@code failure}, which {@link #message} renders. runc's words may sit in a cause (a run that
+     * failed wraps the shim's error), so the whole chain is read.
+     */
     static int of(Throwable failure) {
         if (failure instanceof CliException cli) {
             return cli.status();
         }
-        if (failure instanceof ShimmerException) {
-            String message = String.valueOf(failure.getMessage()).toLowerCase(Locale.ROOT);
+        for (Throwable cause = failure; cause != null; cause = cause.getCause()) {
+            String message = String.valueOf(cause.getMessage()).toLowerCase(Locale.ROOT);
             if (NOT_FOUND_WORDS.matcher(message).find()) {
                 return NOT_FOUND;
             }

@@ -1,14 +1,17 @@
 package org.shimmer.examples.cli;
 
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.shim.TaskState;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.ParentCommand;
 
 /**
- * {@code ps}: one line per bundle, what the machine shows ({@link RuntimePlugin#inspect}). Read-only, as
+ * {@code ps}: one line per bundle, what the machine shows ({@link RuntimePlugin#inspect}) or, when its remote shim
+ * lives, what that shim answers ({@link RuntimePlugin#taskState}). Read-only, as
  * {@code ctr task ls}: it never connects to a shim, which would clean up after one that died (issue 13).
  */
 @Command(name = "ps", mixinStandardHelpOptions = true, description = "List containers.")
@@ -26,8 +29,16 @@ final class PsCommand implements Callable<Integer> {
         context.out.printf(FORMAT, "ID", "STATUS", "PID");
         for (Bundle bundle : runtime.list(context.namespace()).collectList().block(CliContext.TIMEOUT)) {
             BundleInspection seen = runtime.inspect(context.namespace(), bundle.id()).block(CliContext.TIMEOUT);
+            String status = seen.describe();
             String pid = seen.container().filter(c -> c.pid() != 0).map(c -> Integer.toString(c.pid())).orElse("-");
-            context.out.printf(FORMAT, bundle.id(), seen.describe(), pid);
+            // A live remote shim's own view, asked without attaching (RuntimePlugin#taskState).
+            TaskState task = Shims.remoteAlive(seen)
+                    ? runtime.taskState(context.namespace(), bundle.id()).block(CliContext.TIMEOUT) : null;
+            if (task != null) {
+                status = task.status().name().toLowerCase(Locale.ROOT);
+                pid = task.pid() != 0 ? Integer.toString(task.pid()) : "-";
+            }
+            context.out.printf(FORMAT, bundle.id(), status, pid);
         }
         return 0;
     }

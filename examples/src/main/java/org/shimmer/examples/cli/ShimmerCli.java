@@ -33,6 +33,12 @@ import picocli.CommandLine.UnmatchedArgumentException;
             EventsCommand.class,
             PluginsCommand.class,
             CompletionCommand.class,
+            LogsCommand.class,
+            WaitCommand.class,
+            PauseCommand.class,
+            ResumeCommand.class,
+            StatsCommand.class,
+            InspectCommand.class,
         })
 public final class ShimmerCli implements Runnable {
 

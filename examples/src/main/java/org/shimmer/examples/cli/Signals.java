@@ -2,11 +2,13 @@ package org.shimmer.examples.cli;
 
 import java.util.Locale;
 import java.util.Map;
+import java.util.stream.Collectors;
 
 /**
  * Signal names as {@code kill -s} and {@code docker kill --signal} take them: {@code TERM}, {@code SIGTERM},
- * {@code sigterm} or the number {@code 15}. The numbers are Linux's on x86-64 and arm64 (the signals that differ
- * between architectures, such as SIGSTKFLT, are left out).
+ * {@code sigterm} or the number {@code 15}, and as the CLI prints them. The numbers are Linux's on x86-64 and arm64
+ * (the signals that differ between architectures, such as SIGSTKFLT, are left out). Before,
+ * {@code --signal KILL} failed with {@code For input string: "KILL"}.
  */
 final class Signals {
 
@@ -19,6 +21,10 @@ final class Signals {
             Map.entry("TTIN", 21), Map.entry("TTOU", 22), Map.entry("URG", 23), Map.entry("XCPU", 24),
             Map.entry("XFSZ", 25), Map.entry("VTALRM", 26), Map.entry("PROF", 27), Map.entry("WINCH", 28),
             Map.entry("IO", 29), Map.entry("POLL", 29), Map.entry("PWR", 30), Map.entry("SYS", 31));
+    /** Each number's name for display; the aliases (IOT, POLL) are never printed. */
+    private static final Map<Integer, String> NAMES = NUMBERS.entrySet().stream()
+            .filter(entry -> !entry.getKey().equals("IOT") && !entry.getKey().equals("POLL"))
+            .collect(Collectors.toUnmodifiableMap(Map.Entry::getValue, entry -> "SIG" + entry.getKey()));
     /** The highest real-time signal on Linux: numbers up to it are valid though unnamed here. */
     private static final int SIGRTMAX = 64;
 
@@ -36,8 +42,14 @@ final class Signals {
         }
         Integer number = NUMBERS.get(word.startsWith("SIG") ? word.substring(3) : word);
         if (number == null) {
-            throw new CliException("invalid signal " + signal + ": a name such as TERM, SIGKILL or HUP, or a number");
+            throw new CliException("invalid signal " + signal + ": a name such as TERM, SIGTERM, sigkill or HUP, or"
+                    + " a number such as 15 or 9");
         }
         return number;
+    }
+
+    /** {@code SIGTERM} for 15; a signal without a name here (a real-time one) as its number. */
+    static String name(int number) {
+        return NAMES.getOrDefault(number, Integer.toString(number));
     }
 }

@@ -10,6 +10,7 @@ import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -26,9 +27,11 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShimRegistry;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
+import org.shimmer.runtime.linux.shim.remote.TaskProbe;
 import org.shimmer.runtime.linux.spec.CgroupPaths;
 import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.TaskState;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -45,6 +48,8 @@ public class LinuxRuntime implements RuntimePlugin {
     private final RemoteShimRegistry remoteRegistry;
     private final RemoteShims remote;
     private final BundleInspector inspector;
+    private final TaskProbe probe;
+    private final Path workRoot;
     private final BundleReaper reaper;
     private final ContainerRunner containers;
     private final ImageStore images;
@@ -68,6 +73,8 @@ public class LinuxRuntime implements RuntimePlugin {
             RemoteShimRegistry remoteRegistry, ConcurrentMap<Path, ConcurrentMap<String, Mono<Void>>> runs) {
         this.resources = resources;
         this.stateRoot = config.stateRoot();
+        this.workRoot = config.workRoot();
+        this.probe = new TaskProbe(resources);
         this.runs = runs;
         this.local = local;
         this.remoteRegistry = remoteRegistry;
@@ -75,6 +82,7 @@ public class LinuxRuntime implements RuntimePlugin {
         EventExchange exchange = config.events() != null ? config.events() : resources.exchange();
         RemoteShims remote = new RemoteShims(config, resources, remoteRegistry, exchange);
         this.remote = remote;
+        EventExchange localEvents = remote.forwardingLocalEvents(exchange);
         this.inspector = new BundleInspector(config);
         this.bundles = new BundleStore(config, resources.io(), (bundle, opt, given) -> {
             // runc's root is derived from the state root unless given: never shared by two state roots.
@@ -85,12 +93,12 @@ public class LinuxRuntime implements RuntimePlugin {
                         .then(remote.start(bundle, start, options));
                 case ShimOpt.Connect connect -> remote.connect(bundle, connect, options);
                 case ShimOpt.Local inProcess -> Launches.record(bundle, inProcess, options, resources.io())
-                        .then(local.newShimClient(bundle, exchange, options));
+                        .then(local.newShimClient(bundle, localEvents, options));
             };
         }, inspector);
         this.reaper = new BundleReaper(inspector, resources.io(),
                 (namespace, id, options) -> bundles.load(namespace, id)
-                        .flatMap(bundle -> local.newShimClient(bundle, exchange, options)),
+                        .flatMap(bundle -> local.newShimClient(bundle, localEvents, options)),
                 bundles::delete,
                 pid -> resources.exitMonitor().watchAny(pid),
                 remote::detachAll);
@@ -139,6 +147,15 @@ public class LinuxRuntime implements RuntimePlugin {
     @Override
     public Mono<BundleInspection> inspect(String namespace, String id) {
         return Mono.fromCallable(() -> inspector.inspect(namespace, id)).subscribeOn(resources.io());
+    }
+
+    @Override
+    public Mono<TaskState> taskState(String namespace, String id) {
+        return Mono.defer(() -> {
+            Identifiers.requireValid("namespace", namespace);
+            Identifiers.requireValid("id", id);
+            return probe.state(namespace, id, workRoot.resolve(namespace).resolve(id));
+        });
     }
 
     @Override

@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux.shim;
 
 import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageLite;
 import com.google.protobuf.Timestamp;
 import java.time.Instant;
 import java.util.Optional;
@@ -67,6 +68,52 @@ public final class TaskEvents {
                     new TaskEvent.TaskOom(TaskOOM.parseFrom(event.getValue()).getContainerId());
             default -> null;
         });
+    }
+
+    /**
+     * Encodes an event as a shim forwards it: an {@link Any} whose type url is the bare message name, which
+     * {@link #decode} reads back to an equal event.
+     */
+    public static Any encode(TaskEvent event) {
+        return switch (event) {
+            case TaskEvent.TaskCreate create -> any("TaskCreate", TaskCreate.newBuilder()
+                    .setContainerId(create.containerId()).setBundle(create.bundle())
+                    .addAllRootfs(create.rootfs().stream().map(TaskEvents::mount).toList())
+                    .setPid(create.pid()).build());
+            case TaskEvent.TaskStart start -> any("TaskStart", TaskStart.newBuilder()
+                    .setContainerId(start.containerId()).setPid(start.pid()).build());
+            case TaskEvent.TaskExit exit -> any("TaskExit", TaskExit.newBuilder()
+                    .setContainerId(exit.containerId()).setId(exit.id()).setPid(exit.pid())
+                    .setExitStatus(exit.exitStatus()).setExitedAt(timestamp(exit.exitedAt())).build());
+            case TaskEvent.TaskDelete delete -> any("TaskDelete", TaskDelete.newBuilder()
+                    .setContainerId(delete.containerId()).setPid(delete.pid()).setExitStatus(delete.exitStatus())
+                    .setExitedAt(timestamp(delete.exitedAt())).build());
+            case TaskEvent.TaskExecAdded added -> any("TaskExecAdded", TaskExecAdded.newBuilder()
+                    .setContainerId(added.containerId()).setExecId(added.execId()).build());
+            case TaskEvent.TaskExecStarted started -> any("TaskExecStarted", TaskExecStarted.newBuilder()
+                    .setContainerId(started.containerId()).setExecId(started.execId()).setPid(started.pid())
+                    .build());
+            case TaskEvent.TaskPaused paused -> any("TaskPaused",
+                    TaskPaused.newBuilder().setContainerId(paused.containerId()).build());
+            case TaskEvent.TaskResumed resumed -> any("TaskResumed",
+                    TaskResumed.newBuilder().setContainerId(resumed.containerId()).build());
+            case TaskEvent.TaskOom oom -> any("TaskOOM",
+                    TaskOOM.newBuilder().setContainerId(oom.containerId()).build());
+        };
+    }
+
+    /** An instant as a protobuf timestamp. */
+    public static Timestamp timestamp(Instant instant) {
+        return Timestamp.newBuilder().setSeconds(instant.getEpochSecond()).setNanos(instant.getNano()).build();
+    }
+
+    private static Any any(String name, MessageLite message) {
+        return Any.newBuilder().setTypeUrl("containerd.events." + name).setValue(message.toByteString()).build();
+    }
+
+    private static Mount mount(TaskEvent.TaskMount mount) {
+        return Mount.newBuilder().setType(mount.type()).setSource(mount.source()).addAllOptions(mount.options())
+                .build();
     }
 
     /**

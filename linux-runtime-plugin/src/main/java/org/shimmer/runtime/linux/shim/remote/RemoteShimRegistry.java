@@ -25,6 +25,7 @@ public final class RemoteShimRegistry implements Disposable {
     final TaskClaims claims = new TaskClaims();
     private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
     private final Queue<TtrpcServerHandle> bound = new ConcurrentLinkedQueue<>();
+    private final Map<Path, EventForwarder> forwarders = new ConcurrentHashMap<>();
     private volatile boolean disposed;
 
     /** A registry whose servers stop when {@code resources} close. */
@@ -41,6 +42,16 @@ public final class RemoteShimRegistry implements Disposable {
                 .cache(server -> Duration.ofMillis(Long.MAX_VALUE), error -> Duration.ZERO, () -> Duration.ZERO));
     }
 
+    /** Whether this process serves the events socket {@code socket}. */
+    boolean serves(Path socket) {
+        return bound.stream().anyMatch(server -> server.socket().equals(socket));
+    }
+
+    /** The forwarder of local task events to {@code socket}: made on first use, then shared, disposed with this. */
+    EventForwarder forwarder(Path socket, RuntimeResources resources) {
+        return forwarders.computeIfAbsent(socket, path -> new EventForwarder(path, resources, this));
+    }
+
     private void bound(TtrpcServerHandle server) {
         bound.add(server);
         if (disposed) {
@@ -51,6 +62,9 @@ public final class RemoteShimRegistry implements Disposable {
     @Override
     public void dispose() {
         disposed = true;
+        // First: the queued events go out while nothing else has stopped yet.
+        forwarders.values().forEach(EventForwarder::dispose);
+        forwarders.clear();
         for (TtrpcServerHandle server; (server = bound.poll()) != null; ) {
             try {
                 server.disposeNow(RuntimeResources.STOP_TIMEOUT);

@@ -79,6 +79,15 @@ public final class RemoteShims {
                 .thenMany(exchange.subscribe(EventFilter.all()));
     }
 
+    /**
+     * The exchange local shims of this state root publish into: {@code exchange}, and the events server of another
+     * process when one serves the state root's socket (see {@link EventForwarder}).
+     */
+    public EventExchange forwardingLocalEvents(EventExchange exchange) {
+        return new ForwardingExchange(exchange,
+                registry.forwarder(ShimEventsServer.socket(config.stateRoot()), resources));
+    }
+
     /** Starts a shim process for the bundle. */
     public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
         return launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults());

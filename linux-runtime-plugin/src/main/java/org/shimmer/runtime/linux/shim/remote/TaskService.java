@@ -218,7 +218,7 @@ final class TaskService {
         }
     }
 
-    private static TaskState taskState(String id, String execId, StateResponse state) {
+    static TaskState taskState(String id, String execId, StateResponse state) {
         TaskState.Status status = switch (state.getStatus()) {
             case CREATED -> TaskState.Status.CREATED;
             case RUNNING -> TaskState.Status.RUNNING;
