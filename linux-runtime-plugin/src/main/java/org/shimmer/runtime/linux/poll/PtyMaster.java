@@ -270,7 +270,12 @@ public final class PtyMaster {
 
         private void write(short revents) {
             Input typing = input;
-            byte[] chunk = typing.pending;
+            // Read once: stopTyping (closeIo, close, a release on another thread) may clear it after writing()
+            // saw it, and a null here would end the terminal as if the process had hung it up.
+            byte[] chunk = typing != null ? typing.pending : null;
+            if (chunk == null) {
+                return;
+            }
             try {
                 while (typing.offset < chunk.length) {
                     int length = Math.min(CHUNK, chunk.length - typing.offset);

@@ -1075,13 +1075,11 @@ public final class LinuxCalls {
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_INT));
     // fcntl and ioctl are variadic after their second argument.
-    private static final MethodHandle FCNTL = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("fcntl").orElseThrow(),
+    private static final MethodHandle FCNTL = downcall("fcntl",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
                     ValueLayout.JAVA_INT),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
-    private static final MethodHandle IOCTL_POINTER = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("ioctl").orElseThrow(),
+    private static final MethodHandle IOCTL_POINTER = downcall("ioctl",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
                     ValueLayout.ADDRESS),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));

@@ -288,6 +288,12 @@ final class RemoteShimClient extends TaskClient {
             return Mono.error(new FailedPreconditionException(action + " " + task() + ": "
                     + (execId.isEmpty() ? "init" : "exec " + execId) + " has exited"));
         }
+        // The shim makes an exec's console only when it starts it, and answers a resize before that with success
+        // while dropping it: refused as the local shim refuses it (the size given at exec still applies).
+        if (!execId.isEmpty() && state.getStatus() == Status.CREATED) {
+            return Mono.error(new FailedPreconditionException(action + " " + task() + ": exec " + execId
+                    + " has no terminal yet: it was not started"));
+        }
         return Mono.empty();
     }
 
