@@ -89,7 +89,7 @@ public interface Container {
     /**
      * {@link #exec(String, Spec.Process)} with the process's stdio chosen: {@link Stdio#streams} (its stdin fed from
      * the publisher) or {@link Stdio#terminal} (a pseudo-terminal, whose output is {@link ExecProcess#stdout()};
-     * {@code process.terminal} is set to match). Other kinds are refused with {@link IllegalArgumentException}: the
+     * {@code process.terminal} is set to match). Other kinds are refused with {@link InvalidSpecException}: the
      * output of an exec is always read into its buffers.
      */
     Mono<ExecProcess> exec(String execId, Spec.Process process, Stdio stdio);

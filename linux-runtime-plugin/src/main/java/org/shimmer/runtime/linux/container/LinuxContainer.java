@@ -18,6 +18,7 @@ import org.shimmer.runtime.Container;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.ExecProcess;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
@@ -224,7 +225,7 @@ final class LinuxContainer implements Container {
         return Mono.defer(() -> {
             // An exec's output is always read into its buffers: a kind that sends it elsewhere has no place here.
             if (!(stdio instanceof Stdio.Streams || stdio instanceof Stdio.Terminal)) {
-                return Mono.error(new IllegalArgumentException("exec " + execId + " in container " + name()
+                return Mono.error(new InvalidSpecException("exec " + execId + " in container " + name()
                         + ": stdio must be Stdio.streams or Stdio.terminal, not " + stdio));
             }
             return Operations.runToEnd(Mono.defer(() -> {

@@ -175,7 +175,7 @@ class ContainerTerminalTest {
             assertThat(catInput.printed()).isEqualTo("fed\n");
             StepVerifier.create(container.exec("none", Spec.Process.builder().args("/bin/true").build(),
                             Stdio.none()))
-                    .expectError(IllegalArgumentException.class)
+                    .expectError(InvalidSpecException.class)
                     .verify(TIMEOUT);
 
             screen.type("exit 4\n");
