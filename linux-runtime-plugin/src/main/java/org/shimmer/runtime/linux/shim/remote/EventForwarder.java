@@ -77,6 +77,10 @@ public final class EventForwarder implements Disposable {
         synchronized (queue) {
             result = queue.tryEmitNext(envelope);
         }
+        if (result == Sinks.EmitResult.FAIL_TERMINATED) {
+            // Disposed with its runtime: nothing is forwarded any more, and that is no loss worth a warning.
+            return;
+        }
         if (result.isFailure()) {
             long total = dropped.incrementAndGet();
             log.warn("dropped the {} event of {} for {} ({}; {} dropped in all)", envelope.topic(),

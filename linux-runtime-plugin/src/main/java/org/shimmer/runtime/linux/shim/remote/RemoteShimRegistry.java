@@ -49,7 +49,13 @@ public final class RemoteShimRegistry implements Disposable {
 
     /** The forwarder of local task events to {@code socket}: made on first use, then shared, disposed with this. */
     EventForwarder forwarder(Path socket, RuntimeResources resources) {
-        return forwarders.computeIfAbsent(socket, path -> new EventForwarder(path, resources, this));
+        EventForwarder forwarder = forwarders.computeIfAbsent(socket, path -> new EventForwarder(path, resources, this));
+        if (disposed) {
+            // Asked for after (or while) this registry was disposed, by a view of a stopped runtime: it must not
+            // outlive the dispose that missed it. A disposed forwarder drops what it is offered, quietly.
+            forwarder.dispose();
+        }
+        return forwarder;
     }
 
     private void bound(TtrpcServerHandle server) {

@@ -416,9 +416,11 @@ class RemoteShimTest extends ShimContractTest {
         AtomicInteger adopted = new AtomicInteger();
         Mono<Integer> hostChild = Mono.fromCallable(() -> new ProcessBuilder("sh", "-c", "sleep 0.5; exit 42")
                 .start().waitFor()).subscribeOn(Schedulers.boundedElastic()).cache();
-        // Four bundles, each running 75 lifecycles one after another: four at a time.
+        // Four bundles, each running 75 lifecycles one after another: four at a time. Their ids are unique to the
+        // run: the spec is raw (no cgroupsPath), so runc names each cgroup after its id.
+        String run = UUID.randomUUID().toString().substring(0, 8);
         List<Integer> statuses = Flux.range(0, 4)
-                .flatMap(lane -> runtime.create(NS, "z-" + lane, spec)
+                .flatMap(lane -> runtime.create(NS, "z-" + lane + "-" + run, spec)
                         .flatMapMany(bundle -> Flux.range(0, 75).concatMap(i -> {
                             if (lane == 0 && i == 37) {
                                 hostChild.subscribe();

@@ -62,6 +62,9 @@ import reactor.test.StepVerifier;
 @ExtendWith(NettyLeakDetection.class)
 class RemoteTerminalTest {
 
+    /** The warm-up's id, unique to this run: its raw spec has no cgroupsPath, so runc names the cgroup after it. */
+    private static final String WARM_ID = "warm-" + UUID.randomUUID().toString().substring(0, 8);
+
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
     private static final String NS = "remote-tty-test";
     private static final Path SHIM = Path.of("containerd-shim-runc-v2");
@@ -86,7 +89,7 @@ class RemoteTerminalTest {
         try (RuntimeResources resources = new RuntimeResources("remote-tty-warm-up-")) {
             LinuxRuntime runtime = new LinuxRuntime(new RuntimeConfig(warm.resolve("state"), warm.resolve("work")),
                     resources);
-            Bundle bundle = runtime.create(NS, "warm", BusyboxBundle.spec(Files.createDirectories(
+            Bundle bundle = runtime.create(NS, WARM_ID, BusyboxBundle.spec(Files.createDirectories(
                     warm.resolve("specs")), "/bin/true")).block(TIMEOUT);
             BusyboxBundle.writeRootfs(bundle.rootfs());
             ShimClient shim = bundle.newShimClient(ShimOpt.remote(SHIM, warm.resolve("daemon.sock").toString(),
@@ -97,7 +100,7 @@ class RemoteTerminalTest {
             shim.awaitExit().block(TIMEOUT);
             shim.delete().block(TIMEOUT);
             shim.shutdown().block(TIMEOUT);
-            runtime.delete(NS, "warm").block(TIMEOUT);
+            runtime.delete(NS, WARM_ID).block(TIMEOUT);
         }
     }
 
@@ -199,6 +202,11 @@ class RemoteTerminalTest {
         ProcessIo io = shim.exec("tty", Spec.Process.builder().args("/bin/sh").build(),
                 Stdio.terminal(screen.keys(), new TerminalSize(90, 33))).block(TIMEOUT);
         screen.read(io.stdout());
+        // Before its start the shim has no console for it (and would drop the resize, saying yes): refused.
+        StepVerifier.create(shim.resize("tty", new TerminalSize(61, 17)))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("not started"))
+                .verify(TIMEOUT);
         shim.start("tty").block(TIMEOUT);
         screen.await(PROMPT, TIMEOUT);
         screen.type("tty; stty size\n");
@@ -371,6 +379,10 @@ class RemoteTerminalTest {
                 .collectList().block(TIMEOUT);
         assertThat(outcomes).hasSize(40).allMatch(outcome -> outcome.equals("resized") || outcome.equals("exited"));
         assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(5);
+        // Once the exit is known, no resize is taken for done.
+        StepVerifier.create(shim.resize(ShimClient.INIT, new TerminalSize(99, 33)))
+                .expectError(FailedPreconditionException.class)
+                .verify(TIMEOUT);
         assertThat(screen.awaitEnd(TIMEOUT)).isNull();
         shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
