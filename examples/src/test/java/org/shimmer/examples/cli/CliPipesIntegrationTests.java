@@ -103,6 +103,23 @@ class CliPipesIntegrationTests {
     }
 
     @Test
+    void statsWhoseStdoutIsClosedEnds() throws Exception {
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        assertThat(cli(quiet, err, "run", "-d", "--rootfs", image.toString(), "st", "--", "/bin/sleep", "100"))
+                .as(err.toString()).isZero();
+        try {
+            CompletableFuture<Integer> stats = CompletableFuture.supplyAsync(() -> cli(closedPipe(), err, "stats",
+                    "st"));
+
+            assertThat(stats.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).as(err.toString()).isEqualTo(128 + 13);
+        } finally {
+            assertThat(cli(quiet, err, "delete", "--force", "st")).as(err.toString()).isZero();
+        }
+        assertNothingLeft();
+    }
+
+    @Test
     void runTIWithAStdinThatIsNoTerminalIsRefusedBeforeAnythingIsCreated() throws Exception {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         List<String> all = new ArrayList<>(global);
