@@ -31,13 +31,16 @@ final class EventsCommand implements Callable<Integer> {
         CliContext context = shimmer.context();
         context.runtime().events()
                 .filter(envelope -> conditions.stream().allMatch(condition -> condition.test(envelope)))
-                .doOnNext(envelope -> print(context, envelope))
+                .takeWhile(envelope -> print(context, envelope))
                 .blockLast();
-        return 0;
+        // The JVM ignores SIGPIPE and PrintStream swallows the error: a closed stdout (| head -1) ends us here.
+        return context.out.checkError() ? ExitCodes.BROKEN_PIPE : 0;
     }
 
-    private static void print(CliContext context, Envelope envelope) {
+    /** Prints {@code envelope}; whether our stdout still takes what we print. */
+    private static boolean print(CliContext context, Envelope envelope) {
         context.out.println(Json.line(envelope));
         context.out.flush();
+        return !context.out.checkError();
     }
 }

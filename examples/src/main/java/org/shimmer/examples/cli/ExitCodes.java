@@ -13,6 +13,8 @@ final class ExitCodes {
     static final int SHIMMER = 125;
     /** The container's command exists but cannot be run: permission denied, a directory. */
     static final int CANNOT_RUN = 126;
+    /** Our stdout was closed under us ({@code | head}): what a shell reports for a death by SIGPIPE. */
+    static final int BROKEN_PIPE = 128 + 13;
     /** The container's command is not found. */
     static final int NOT_FOUND = 127;
 

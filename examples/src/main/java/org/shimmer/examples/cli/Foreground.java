@@ -8,6 +8,7 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -32,6 +33,8 @@ class Foreground implements AutoCloseable {
 
     private final CliContext context;
     private final boolean interactive;
+    /** Set when a write to our stdout failed: it was closed under us. */
+    private final AtomicBoolean stdoutClosed = new AtomicBoolean();
 
     Foreground(CliContext context, boolean interactive) {
         this.context = context;
@@ -71,7 +74,8 @@ class Foreground implements AutoCloseable {
     /** Starts {@code execId} ({@code ""}: the init process) of {@code shim}, whose io is {@code io}, and follows it. */
     int attach(ShimClient shim, ProcessIo io, String execId, StopSignals signals) {
         Sinks.Empty<Void> exited = Sinks.empty();
-        CompletableFuture<Void> drained = output(io.stdout(), io.stderr(), exited.asMono(), shim.id()).toFuture();
+        CompletableFuture<Void> drained = output(io.stdout(), io.stderr(), exited.asMono(), shim.id(),
+                signals).toFuture();
         try {
             shim.start(execId).block(CliContext.TIMEOUT);
             signals.target(signal -> (execId.isEmpty() ? shim.kill(signal, signal == 9) : shim.kill(execId, signal))
@@ -79,7 +83,7 @@ class Foreground implements AutoCloseable {
             ExitStatus exit = shim.awaitExit(execId).block();
             exited.tryEmitEmpty();
             drained.join();
-            return exit.status();
+            return stdoutClosed.get() ? ExitCodes.BROKEN_PIPE : exit.status();
         } finally {
             // Only on a failure before the exit: after it, the output has ended and this changes nothing.
             drained.cancel(false);
@@ -90,13 +94,13 @@ class Foreground implements AutoCloseable {
     int attach(Container container, StopSignals signals) {
         Sinks.Empty<Void> exited = Sinks.empty();
         CompletableFuture<Void> drained = output(container.stdout(), container.stderr(), exited.asMono(),
-                container.id()).toFuture();
+                container.id(), signals).toFuture();
         try {
             signals.target(signal -> container.shim().kill(signal, signal == 9).subscribe(done -> {}, e -> {}));
             ExitStatus exit = container.exit().block();
             exited.tryEmitEmpty();
             drained.join();
-            return exit.status();
+            return stdoutClosed.get() ? ExitCodes.BROKEN_PIPE : exit.status();
         } finally {
             drained.cancel(false);
         }
@@ -109,11 +113,12 @@ class Foreground implements AutoCloseable {
      * open) does the copy stop, and says so. Written off the runtime's poll thread: a slow terminal must not stall
      * it.
      */
-    private Mono<Void> output(Flux<byte[]> stdout, Flux<byte[]> stderr, Mono<Void> exited, String id) {
+    private Mono<Void> output(Flux<byte[]> stdout, Flux<byte[]> stderr, Mono<Void> exited, String id,
+            StopSignals signals) {
         PrintStream err = context.err;
         Mono<Long> silentAfterExit = exited.then(Mono.delay(DRAIN_TIMEOUT));
         Flux<Runnable> writes = Flux.merge(
-                stdout.<Runnable>map(bytes -> () -> write(context.out, bytes)),
+                stdout.<Runnable>map(bytes -> () -> writeOut(bytes, signals)),
                 stderr.<Runnable>map(bytes -> () -> write(err, bytes)));
         // The silence is timed after our writes: a chunk queued for a slow terminal is not silence.
         return writes.publishOn(Schedulers.boundedElastic())
@@ -131,9 +136,29 @@ class Foreground implements AutoCloseable {
                 });
     }
 
+    /**
+     * Writes to our stdout until it is closed under us ({@code | head -1}): the JVM ignores SIGPIPE and PrintStream
+     * swallows the error, so the failure is checked after each write. Then the process is stopped as a SIGTERM
+     * would stop it, the rest of its output is read and dropped, and the exit status is a SIGPIPE's (141).
+     */
+    private void writeOut(byte[] bytes, StopSignals signals) {
+        if (stdoutClosed.get()) {
+            return;
+        }
+        write(context.out, bytes);
+        if (context.out.checkError() && stdoutClosed.compareAndSet(false, true)) {
+            signals.stdoutClosed();
+        }
+    }
+
     private static void write(PrintStream to, byte[] bytes) {
         to.write(bytes, 0, bytes.length);
         to.flush();
+    }
+
+    /** How a line of ours on stderr ends while this foreground is open. */
+    String lineEnd() {
+        return "\n";
     }
 
     /** Gives back what the foreground took of ours: nothing here; our terminal with {@code -t}. */

@@ -111,6 +111,9 @@ final class RunCommand implements Callable<Integer> {
         CliContext context = shimmer.context();
         List<String> args = command();
         String shimKind = checked(args);
+        if (process.tty) {
+            TerminalForeground.requireTerminalInput(context, process.interactive);
+        }
         Spec spec = spec(context, args);
         Shims.requireExecutable("runc", "runc not found on the PATH (apt-get install runc)");
         if (shimKind.equals("remote")) {
@@ -254,8 +257,8 @@ final class RunCommand implements Callable<Integer> {
         }
         long dropped = container.droppedStdoutBytes() + container.droppedStderrBytes();
         if (dropped > 0) {
-            context.err.println("shimmer: the terminal fell behind the output of " + id + " by more than "
-                    + IMAGE_OUTPUT_BUFFER + " bytes; " + dropped + " bytes were dropped");
+            context.err.print("shimmer: the terminal fell behind the output of " + id + " by more than "
+                    + IMAGE_OUTPUT_BUFFER + " bytes; " + dropped + " bytes were dropped" + foreground.lineEnd());
         }
         if (remove) {
             container.release().block(CliContext.TIMEOUT);
@@ -265,8 +268,9 @@ final class RunCommand implements Callable<Integer> {
             container.shim().delete().block(CliContext.TIMEOUT);
             container.shim().shutdown().block(CliContext.TIMEOUT);
         } catch (RuntimeException e) {
-            context.err.println("shimmer: cleaning up " + id + " after its exit failed (" + ExitCodes.message(e)
-                    + "); removed it by force");
+            // Our terminal may still be raw (the foreground is closed after this): a line end that returns.
+            context.err.print("shimmer: cleaning up " + id + " after its exit failed (" + ExitCodes.message(e)
+                    + "); removed it by force" + foreground.lineEnd());
             container.release().block(CliContext.TIMEOUT);
         }
         return status;
@@ -335,8 +339,9 @@ final class RunCommand implements Callable<Integer> {
         } catch (RuntimeException e) {
             // A second signal during the cleanup (it reaches runc too), or a failed step: the container has
             // exited, so what is left of it goes the forced way rather than staying behind.
-            context.err.println("shimmer: cleaning up " + id + " after its exit failed (" + ExitCodes.message(e)
-                    + "); removed it by force");
+            // Our terminal may still be raw (the foreground is closed after this): a line end that returns.
+            context.err.print("shimmer: cleaning up " + id + " after its exit failed (" + ExitCodes.message(e)
+                    + "); removed it by force" + foreground.lineEnd());
             abandon(context, client);
             return status;
         }

@@ -43,6 +43,10 @@ final class StatsCommand implements Callable<Integer> {
         ShimClient shim = Shims.require(context, id);
         try {
             context.out.printf(FORMAT, "ID", "CPU %", "CPU TIME", "MEM USAGE / LIMIT", "MEM %", "PIDS");
+            context.out.flush();
+            if (context.out.checkError()) {
+                return ExitCodes.BROKEN_PIPE;
+            }
             // Each sample an interval after the previous one ended: a slow answer delays the next, never overflows.
             Flux<Sample> samples = sample(shim).concatWith(Mono.delay(INTERVAL).then(sample(shim)).repeat());
             Flux<String> lines = samples.buffer(2, 1)
@@ -52,15 +56,17 @@ final class StatsCommand implements Callable<Integer> {
                 context.out.print(lines.blockFirst(CliContext.TIMEOUT));
             } else {
                 // A stopped container has no stats to give: that ends the stream; any other failure is one.
-                lines.doOnNext(line -> {
+                // The JVM ignores SIGPIPE and PrintStream swallows the error: a closed stdout (| head -2) ends it.
+                lines.takeWhile(line -> {
                     context.out.print(line);
                     context.out.flush();
+                    return !context.out.checkError();
                 }).onErrorResume(failed -> stopped(context) ? Mono.empty() : Mono.error(failed)).blockLast();
             }
         } finally {
             shim.close().block(CliContext.TIMEOUT);
         }
-        return 0;
+        return context.out.checkError() ? ExitCodes.BROKEN_PIPE : 0;
     }
 
     private boolean stopped(CliContext context) {

@@ -53,6 +53,17 @@ final class StopSignals implements AutoCloseable {
         }
     }
 
+    /**
+     * Our stdout was closed under us ({@code | head -1}): the JVM ignores SIGPIPE, so this is our SIGPIPE. The
+     * container is stopped as a first SIGTERM would stop it (unless a signal already did).
+     */
+    void stdoutClosed() {
+        if (received.compareAndSet(0, 1)) {
+            first = 13;
+            forward(1);
+        }
+    }
+
     /** Whether a stop signal came. */
     boolean stopRequested() {
         return received.get() > 0;

@@ -2,6 +2,7 @@ package org.shimmer.examples.cli;
 
 import java.time.Duration;
 import org.shimmer.examples.cli.tty.TerminalSession;
+import org.shimmer.examples.cli.tty.Termios;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
@@ -62,6 +63,22 @@ final class TerminalForeground extends Foreground {
                 .kill(signal, signal == 9).subscribe(done -> {}, e -> {})));
         return session().attach(container.stdout(), start, container.exit(), container::resize, DRAIN_TIMEOUT,
                 container.id());
+    }
+
+    /**
+     * Refuses {@code -t -i} when our stdin is no terminal, as docker does: nobody could type the EOF that ends the
+     * container's input (a pipe's end is no EOF for a terminal in canonical mode), so the run would never end.
+     */
+    static void requireTerminalInput(CliContext context, boolean interactive) {
+        if (interactive && !(context.in == System.in && Termios.isatty(0))) {
+            throw new CliException("the input device is not a TTY");
+        }
+    }
+
+    /** In raw mode a newline does not return the carriage: a line of ours ends with both then. */
+    @Override
+    String lineEnd() {
+        return session != null && session.raw() ? "\r\n" : "\n";
     }
 
     private TerminalSession session() {

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.File;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -61,6 +60,10 @@ class TerminalModeIntegrationTests {
     /** After a failure: what the test's CLI left (its container, mounts) goes, so the next test starts clean. */
     @AfterEach
     void removeWhatAFailedTestLeft() throws Exception {
+        // A CLI or shim of a failed test (a remote shim was once found alive an hour after a run) goes first.
+        for (long pid : Processes.mentioning(temp.toString())) {
+            ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+        }
         try (Stream<Path> left = Files.isDirectory(temp.resolve("state/default"))
                 ? Files.list(temp.resolve("state/default")) : Stream.empty()) {
             for (Path bundle : left.toList()) {
@@ -98,11 +101,8 @@ class TerminalModeIntegrationTests {
                 // Ctrl-C is a byte for the container's line discipline: the foreground job dies, the shell lives.
                 pty.type("sh -c 'echo sle\"\"eping; exec sleep 100'\n");
                 pty.await(line("sleeping"), TIMEOUT);
-                long typed = System.nanoTime();
                 pty.type("\u0003");
                 pty.await("# ", TIMEOUT);
-                assertThat(Duration.ofNanos(System.nanoTime() - typed)).as("sleep 100 interrupted")
-                        .isLessThan(TIMEOUT);
                 pty.type("echo alive\n");
                 pty.await(line("alive"), TIMEOUT);
 
@@ -177,11 +177,16 @@ class TerminalModeIntegrationTests {
     void runTWithoutATerminalOfOursStillGivesTheProcessOneOf80x24AndOneOutputStream() throws Exception {
         Process cli = new ProcessBuilder(java("run", "-t", "--rm", "--rootfs", image.toString(), "piped", "--",
                 "/bin/sh", "-c", "tty; stty size; echo to-stderr >&2"))
+                .redirectOutput(temp.resolve("piped.out").toFile())
                 .redirectError(temp.resolve("piped.err").toFile()).start();
-        cli.getOutputStream().close();
-        String out = new String(cli.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-
-        assertThat(cli.waitFor(STARTUP.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+        try {
+            cli.getOutputStream().close();
+            // Bounded first: a CLI that hangs fails this test rather than hanging the test JVM.
+            assertThat(cli.waitFor(STARTUP.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+        } finally {
+            cli.destroyForcibly().waitFor();
+        }
+        String out = Files.readString(temp.resolve("piped.out"));
         assertThat(cli.exitValue()).as(out).isZero();
         assertThat(out).matches("/dev/pts/\\d+\r\n24 80\r\nto-stderr\r\n");
         assertThat(Files.readString(temp.resolve("piped.err")))
@@ -213,7 +218,11 @@ class TerminalModeIntegrationTests {
     private int cli(String... args) throws IOException, InterruptedException {
         Process cli = new ProcessBuilder(java(args)).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(temp.resolve("cli.log").toFile())).start();
-        assertThat(cli.waitFor(STARTUP.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+        try {
+            assertThat(cli.waitFor(STARTUP.toSeconds(), TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+        } finally {
+            cli.destroyForcibly().waitFor();
+        }
         return cli.exitValue();
     }
 

@@ -1,0 +1,152 @@
+package org.shimmer.examples.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.examples.host.BusyboxRootfs;
+import org.shimmer.examples.host.StateRootCgroups;
+
+/**
+ * The CLI at the end of a pipe: a stdout closed under it ({@code | head -1}; the JVM ignores SIGPIPE, so only the
+ * failed write tells) ends the command with a SIGPIPE's 141, and {@code -t -i} with a stdin that is no terminal is
+ * refused before anything is created. In-process, real plugin, real runc.
+ */
+class CliPipesIntegrationTests {
+
+    private static final long TIMEOUT_SECONDS = 60;
+
+    @TempDir
+    Path temp;
+
+    private Path image;
+    private List<String> global;
+
+    @BeforeEach
+    void setUp() throws IOException {
+        image = BusyboxRootfs.write(temp.resolve("image"));
+        global = List.of("--plugins", System.getProperty("shimmer.plugins.dir", "target/plugins"),
+                "--state-root", temp.resolve("state").toString(), "--work-root", temp.resolve("work").toString());
+    }
+
+    @AfterEach
+    void removeTheStateRootsEmptyCgroups() throws IOException {
+        StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"));
+    }
+
+    /** A stdout whose reader went away: every write fails, as on a pipe whose reader exited. */
+    private static PrintStream closedPipe() {
+        return new PrintStream(new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+                throw new IOException("Broken pipe");
+            }
+
+            @Override
+            public void write(byte[] bytes, int offset, int length) throws IOException {
+                throw new IOException("Broken pipe");
+            }
+        }, true, StandardCharsets.UTF_8);
+    }
+
+    private int cli(PrintStream out, ByteArrayOutputStream err, String... args) {
+        List<String> all = new ArrayList<>(global);
+        all.addAll(List.of(args));
+        return new ShimmerCli(new ByteArrayInputStream(new byte[0]), out,
+                new PrintStream(err, true, StandardCharsets.UTF_8), false).execute(all.toArray(String[]::new));
+    }
+
+    @Test
+    void runWhoseStdoutIsClosedStopsTheContainerAndExitsAsSigpipeWould() throws Exception {
+        for (String shim : List.of("local", "remote")) {
+            ByteArrayOutputStream err = new ByteArrayOutputStream();
+            CompletableFuture<Integer> run = CompletableFuture.supplyAsync(() -> cli(closedPipe(), err, "run",
+                    "--rm", "--shim", shim, "--rootfs", image.toString(), "yes-" + shim, "--", "/bin/busybox", "yes"));
+
+            assertThat(run.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).as(shim + ": " + err).isEqualTo(128 + 13);
+        }
+        assertNothingLeft();
+    }
+
+    @Test
+    void eventsWhoseStdoutIsClosedEndsAtItsFirstEvent() throws Exception {
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        CompletableFuture<Integer> events = CompletableFuture.supplyAsync(() -> cli(closedPipe(), err, "events"));
+        // The events stream may subscribe after a first run's events: runs until one reached it, a few at most.
+        for (int run = 0; run < 5 && !events.isDone(); run++) {
+            assertThat(cli(new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+                    new ByteArrayOutputStream(), "run", "--rm", "--rootfs", image.toString(), "ev-" + run, "--",
+                    "/bin/true")).isZero();
+            try {
+                events.get(2, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.TimeoutException notYet) {
+                // another run
+            }
+        }
+        assertThat(events.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).as(err.toString()).isEqualTo(128 + 13);
+        assertNothingLeft();
+    }
+
+    @Test
+    void statsWhoseStdoutIsClosedEnds() throws Exception {
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        assertThat(cli(quiet, err, "run", "-d", "--rootfs", image.toString(), "st", "--", "/bin/sleep", "100"))
+                .as(err.toString()).isZero();
+        try {
+            CompletableFuture<Integer> stats = CompletableFuture.supplyAsync(() -> cli(closedPipe(), err, "stats",
+                    "st"));
+
+            assertThat(stats.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).as(err.toString()).isEqualTo(128 + 13);
+        } finally {
+            assertThat(cli(quiet, err, "delete", "--force", "st")).as(err.toString()).isZero();
+        }
+        assertNothingLeft();
+    }
+
+    @Test
+    void runTIWithAStdinThatIsNoTerminalIsRefusedBeforeAnythingIsCreated() throws Exception {
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        List<String> all = new ArrayList<>(global);
+        all.addAll(List.of("run", "-t", "-i", "--rm", "--rootfs", image.toString(), "tty-in", "--", "/bin/cat"));
+        CompletableFuture<Integer> run = CompletableFuture.supplyAsync(() -> new ShimmerCli(
+                new ByteArrayInputStream("hi\n".getBytes(StandardCharsets.UTF_8)),
+                new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8), false).execute(all.toArray(String[]::new)));
+
+        assertThat(run.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).isEqualTo(125);
+        assertThat(err.toString(StandardCharsets.UTF_8)).isEqualTo("shimmer: the input device is not a TTY\n");
+        assertThat(temp.resolve("state/default/tty-in")).doesNotExist();
+        assertNothingLeft();
+    }
+
+    private void assertNothingLeft() throws Exception {
+        for (Path dir : List.of(temp.resolve("state/default"), temp.resolve("work/default"),
+                temp.resolve("state/.shimmer/runc/default"))) {
+            if (Files.isDirectory(dir)) {
+                try (Stream<Path> left = Files.list(dir)) {
+                    assertThat(left).as("left in " + dir).isEmpty();
+                }
+            }
+        }
+        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).as("mounts")
+                .noneMatch(line -> line.contains(temp.toString()));
+        assertThat(Processes.mentioning(temp.toString())).as("processes").isEmpty();
+        assertThat(StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"))).as("container cgroups").isEmpty();
+    }
+}
