@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -76,7 +77,9 @@ class CliPipesIntegrationTests {
         for (String shim : List.of("local", "remote")) {
             ByteArrayOutputStream err = new ByteArrayOutputStream();
             CompletableFuture<Integer> run = CompletableFuture.supplyAsync(() -> cli(closedPipe(), err, "run",
-                    "--rm", "--shim", shim, "--rootfs", image.toString(), "yes-" + shim, "--", "/bin/busybox", "yes"));
+                    "--rm", "--shim", shim, "--rootfs", image.toString(), "yes-" + shim, "--", "/bin/sh", "-c",
+                    // As yes, but leaving on the SIGTERM the closed pipe sends (PID 1 ignores it without a trap).
+                    "trap 'exit 0' TERM; while :; do echo y; done"));
 
             assertThat(run.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).as(shim + ": " + err).isEqualTo(128 + 13);
         }
@@ -94,7 +97,7 @@ class CliPipesIntegrationTests {
                     "/bin/true")).isZero();
             try {
                 events.get(2, TimeUnit.SECONDS);
-            } catch (java.util.concurrent.TimeoutException notYet) {
+            } catch (TimeoutException notYet) {
                 // another run
             }
         }

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.util.Locale;
 import org.shimmer.runtime.InvalidSpecException;
 
 /** Checks an OCI runtime spec (a bundle's, or an exec's process) before any of it reaches the disk or a shim. */
@@ -85,7 +86,7 @@ public final class Specs {
         }
         if (!tree.isObject()) {
             throw new InvalidSpecException("invalid spec for " + owner + ": a JSON "
-                    + tree.getNodeType().name().toLowerCase(java.util.Locale.ROOT) + ", expected a JSON object");
+                    + tree.getNodeType().name().toLowerCase(Locale.ROOT) + ", expected a JSON object");
         }
         return tree;
     }
