@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.Callable;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -66,23 +67,37 @@ final class ExecCommand implements Callable<Integer> {
         try (Foreground foreground = process.tty ? new TerminalForeground(context, process.interactive)
                 : new Foreground(context, process.interactive);
                 StopSignals signals = StopSignals.install()) {
+            ProcessIo io;
             try {
-                ProcessIo io = shim.exec(execId, spec.build(), foreground.stdio()).block(CliContext.TIMEOUT);
-                return foreground.attach(shim, io, execId, signals);
-            } finally {
-                deleteQuietly(shim);
+                io = shim.exec(execId, spec.build(), foreground.stdio()).block(CliContext.TIMEOUT);
+            } catch (AlreadyExistsException taken) {
+                throw taken; // another exec's name: that one is not ours to delete
+            } catch (RuntimeException failed) {
+                deleteAfter(shim, failed);
+                throw failed;
             }
+            int status;
+            try {
+                status = foreground.attach(shim, io, execId, signals);
+            } catch (RuntimeException failed) {
+                deleteAfter(shim, failed);
+                throw failed;
+            }
+            shim.delete(execId).block(CliContext.TIMEOUT);
+            return status;
         } finally {
             shim.close().block(CliContext.TIMEOUT);
         }
     }
 
-    /** Deletes the exec from its shim, whatever became of it, so that its name is free again. */
-    private void deleteQuietly(ShimClient shim) {
+    /** Deletes the exec from its shim after it failed, so that its name is free again; {@code failed} stays. */
+    private void deleteAfter(ShimClient shim, RuntimeException failed) {
         try {
             shim.delete(execId).block(CliContext.TIMEOUT);
-        } catch (NotFoundException gone) {
+        } catch (NotFoundException never) {
             // Never created, or already deleted: the name is free.
+        } catch (RuntimeException also) {
+            failed.addSuppressed(also);
         }
     }
 
