@@ -5,6 +5,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
@@ -79,8 +80,11 @@ final class DeleteCommand implements Callable<Integer> {
                 TaskState state = shim.get().state().block(CliContext.TIMEOUT);
                 if (state.status() != TaskState.Status.STOPPED && state.status() != TaskState.Status.CREATED) {
                     shim.get().close().block(CliContext.TIMEOUT);
-                    throw new CliException("container " + id + " is " + state.status().name().toLowerCase()
-                            + "; kill it first, or use delete --force");
+                    String first = state.status() == TaskState.Status.PAUSED
+                            ? "resume it (shimmer resume " + id + ") and kill it first" : "kill it first";
+                    throw new CliException("container " + id + " is "
+                            + state.status().name().toLowerCase(Locale.ROOT) + "; " + first
+                            + ", or use delete --force");
                 }
                 shim.get().delete().block(CliContext.TIMEOUT);
             } catch (NotFoundException noTask) {

@@ -5,7 +5,6 @@ import java.nio.file.Path;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import org.shimmer.runtime.InvalidIdentifierException;

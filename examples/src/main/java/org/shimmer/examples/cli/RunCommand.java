@@ -7,7 +7,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.Container;
@@ -44,11 +43,10 @@ final class RunCommand implements Callable<Integer> {
      * {@link Container}'s, read at once and bounded (a directory run's waits for the terminal instead).
      */
     private static final int IMAGE_OUTPUT_BUFFER = 64 << 20;
+
     /** The options of this command, to tell one given after the ID. */
-    private static final Set<String> NOT_A_COMMAND = Set.of("--rm", "-d", "--detach", "-i", "-t", "-it", "-ti",
-            "--interactive", "--tty", "-e", "--env", "--env-file", "--mount", "--memory", "--cpus", "--pids-limit",
-            "-u", "--user", "-w", "--cwd", "--workdir", "--hostname", "--read-only", "--shim", "--shim-binary",
-            "--rootfs", "--image", "--entrypoint");
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec commandSpec;
 
     @ParentCommand
     ShimmerCli shimmer;
@@ -136,11 +134,7 @@ final class RunCommand implements Callable<Integer> {
         if (!command.isEmpty() && command.getFirst().equals("--")) {
             return command.subList(1, command.size());
         }
-        if (!command.isEmpty() && NOT_A_COMMAND.contains(command.getFirst().split("=", 2)[0])) {
-            throw new CliException(command.getFirst() + " comes after the ID " + id + ", where it would be the"
-                    + " container's command: options go before the ID (or -- " + command.getFirst()
-                    + " to run it)");
-        }
+        CommandWords.requireNotAnOption(commandSpec, id, command);
         return command;
     }
 

@@ -156,7 +156,7 @@ class CliIntegrationTests {
                 .out()).isEqualTo("bg\n");
         assertThat(cli("ps").out()).containsPattern("bg +running +\\d+");
 
-        Outcome exec = cli("exec", "bg", "e1", "--", "/bin/sh", "-c", "echo inside; exit 3");
+        Outcome exec = cli("exec", "--exec-id", "e1", "bg", "/bin/sh", "-c", "echo inside; exit 3");
         assertThat(exec.status()).isEqualTo(3);
         assertThat(exec.out()).isEqualTo("inside\n");
         assertThat(cli("delete", "bg").err())
@@ -300,7 +300,8 @@ class CliIntegrationTests {
         assertThat(help.status()).isZero();
         assertThat(help.out()).startsWith("Usage: shimmer").contains("--state-root=DIR").contains("exec")
                 .contains("completion");
-        assertThat(cli("exec", "--help").out()).contains("shimmer exec [OPTIONS] ID EXEC_ID -- CMD");
+        assertThat(cli("exec", "--help").out()).contains("shimmer exec [OPTIONS] ID CMD [ARG...]")
+                .doesNotContain("EXEC_ID");
     }
 
     @Test

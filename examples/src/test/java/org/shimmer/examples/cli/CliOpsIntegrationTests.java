@@ -99,6 +99,9 @@ class CliOpsIntegrationTests {
 
         assertThat(cli("pause", "busy").status()).isZero();
         assertThat(cli("ps").out()).containsPattern("busy +paused +\\d+");
+        assertThat(cli("delete", "busy").err()).as("a paused container is resumed before it is killed")
+                .isEqualTo("shimmer: container busy is paused; resume it (shimmer resume busy) and kill it first,"
+                        + " or use delete --force\n");
         assertThat(cli("resume", "busy").status()).isZero();
         assertThat(cli("ps").out()).containsPattern("busy +running +\\d+");
 

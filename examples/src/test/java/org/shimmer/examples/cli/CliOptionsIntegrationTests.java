@@ -230,20 +230,33 @@ class CliOptionsIntegrationTests {
     }
 
     @Test
-    void execRunsDockersFormWithItsOptionsAndTheOldForm() throws Exception {
-        assertThat(cli("run", "-d", "--rootfs", rootfs.toString(), "bg", "/bin/sleep", "60").status()).isZero();
+    void execRunsDockersFormWithItsOptions() throws Exception {
+        assertThat(cli("run", "-d", "-e", "FOO=bar", "-w", "/tmp", "--rootfs", rootfs.toString(), "bg", "/bin/sleep",
+                "60").status()).isZero();
 
         Outcome docker = cli(new ByteArrayInputStream("typed\n".getBytes(StandardCharsets.UTF_8)), "exec", "-i",
-                "-e", "K=v", "-u", "app", "-w", "/tmp", "bg", "/bin/sh", "-c",
+                "-e", "K=v", "-u", "app", "-w", "/", "bg", "/bin/sh", "-c",
                 "read line; echo \"$line $K $(/bin/busybox id -u) $(pwd)\"; exit 4");
         assertThat(docker.status()).as(docker.err()).isEqualTo(4);
-        assertThat(docker.out()).isEqualTo("typed v 1234 /tmp\n");
+        assertThat(docker.out()).isEqualTo("typed v 1234 /\n");
+        // The container's own environment and directory, as docker exec inherits them.
+        Outcome inherited = cli("exec", "bg", "sh", "-c", "echo $FOO; pwd");
+        assertThat(inherited.out()).as(inherited.err()).isEqualTo("bar\n/tmp\n");
 
-        Outcome old = cli("exec", "bg", "e1", "--", "/bin/sh", "-c", "echo old form");
-        assertThat(old.out()).as(old.err()).isEqualTo("old form\n");
         Outcome named = cli("exec", "--exec-id", "mine", "bg", "--", "echo", "named");
         assertThat(named.out()).as(named.err()).isEqualTo("named\n");
+        // No old form "exec ID EXEC_ID -- CMD": "--" after the first word is the command's own.
+        Outcome dashes = cli("exec", "bg", "echo", "--", "hi");
+        assertThat(dashes.out()).as(dashes.err()).isEqualTo("-- hi\n");
         assertStatus(cli("exec", "bg", "nosuchcmd"), 127, "nosuchcmd");
+        // A failed exec is deleted from the shim: its name is free again.
+        assertStatus(cli("exec", "--exec-id", "x", "bg", "nosuchcmd"), 127, "nosuchcmd");
+        Outcome again = cli("exec", "--exec-id", "x", "bg", "true");
+        assertThat(again.status()).as(again.err()).isZero();
+        // Options go before the ID, for exec as for run.
+        assertStatus(cli("exec", "bg", "-u", "app", "id"), 125,
+                "-u comes after the ID bg, where it would be the container's command: options go before the ID");
+        assertStatus(cli("exec", "bg", "-it", "sh"), 125, "-it comes after the ID bg");
 
         assertThat(cli("delete", "-f", "bg").status()).isZero();
         assertNothingLeft();
@@ -256,6 +269,12 @@ class CliOptionsIntegrationTests {
                 "rootfs " + file + " is not a directory");
         assertStatus(cli("run", "--rootfs", rootfs.toString(), "x", "--rm", "true"), 125,
                 "--rm comes after the ID x, where it would be the container's command: options go before the ID");
+        assertStatus(cli("run", "--rootfs", rootfs.toString(), "x", "-m", "64m", "true"), 125,
+                "-m comes after the ID x");
+        assertStatus(cli("run", "--rootfs", rootfs.toString(), "x", "-id", "true"), 125,
+                "-id comes after the ID x");
+        assertStatus(cli("run", "--rootfs", rootfs.toString(), "x", "--memory=64m", "true"), 125,
+                "--memory=64m comes after the ID x");
         assertStatus(cli("run", "-d", "--shim", "local", "--rootfs", rootfs.toString(), "x", "true"), 125,
                 "--detach needs --shim remote");
         assertStatus(cli("run", "-d", "-i", "--rootfs", rootfs.toString(), "x", "true"), 125,

@@ -153,7 +153,7 @@ class TerminalModeIntegrationTests {
         try (Pty pty = Pty.open(SIZE)) {
             slave = pty.slavePath();
             byte[] cooked = Termios.get(pty.slaveFd());
-            Process cli = spawnOn(pty, "exec", "-t", "-i", "bg", "e1", "--", "/bin/sh");
+            Process cli = spawnOn(pty, "exec", "-t", "-i", "--exec-id", "e1", "bg", "/bin/sh");
             try {
                 pty.await("# ", STARTUP);
                 pty.type("tty\n");
