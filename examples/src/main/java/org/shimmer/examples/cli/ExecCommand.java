@@ -51,6 +51,10 @@ final class ExecCommand implements Callable<Integer> {
     public Integer call() {
         CliContext context = shimmer.context();
         List<String> command = command();
+        if (process.tty) {
+            // As for run: -t -i from a pipe would never type the end of input, and the exec would never end.
+            TerminalForeground.requireTerminalInput(context, process.interactive);
+        }
         Bundle bundle = context.runtime().load(context.namespace(), id).block(CliContext.TIMEOUT);
         Spec.Process.Builder spec = ContainerProcess.read(bundle).args(command).terminal(false);
         for (Map.Entry<String, String> variable : process.environment(context.environment).entrySet()) {

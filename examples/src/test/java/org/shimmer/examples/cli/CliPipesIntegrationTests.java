@@ -135,6 +135,16 @@ class CliPipesIntegrationTests {
         assertThat(run.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).isEqualTo(125);
         assertThat(err.toString(StandardCharsets.UTF_8)).isEqualTo("shimmer: the input device is not a TTY\n");
         assertThat(temp.resolve("state/default/tty-in")).doesNotExist();
+
+        // exec -t -i from a pipe: refused the same way, before the container is even looked up.
+        ByteArrayOutputStream execErr = new ByteArrayOutputStream();
+        List<String> exec = new ArrayList<>(global);
+        exec.addAll(List.of("exec", "-t", "-i", "tty-in", "/bin/cat"));
+        assertThat(new ShimmerCli(new ByteArrayInputStream("hi\n".getBytes(StandardCharsets.UTF_8)),
+                new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+                new PrintStream(execErr, true, StandardCharsets.UTF_8), false).execute(exec.toArray(String[]::new)))
+                .isEqualTo(125);
+        assertThat(execErr.toString(StandardCharsets.UTF_8)).isEqualTo("shimmer: the input device is not a TTY\n");
         assertNothingLeft();
     }
 
