@@ -1,7 +1,6 @@
 package org.shimmer.examples.cli;
 
 import java.util.concurrent.Callable;
-import org.shimmer.runtime.shim.ShimClient;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -28,12 +27,7 @@ final class KillCommand implements Callable<Integer> {
     public Integer call() {
         int number = Signals.parse(signal);
         CliContext context = shimmer.context();
-        ShimClient shim = Shims.require(context, id);
-        try {
-            shim.kill(number, all).block(CliContext.TIMEOUT);
-        } finally {
-            shim.close().block(CliContext.TIMEOUT);
-        }
+        Shims.call(context, id, shim -> shim.kill(number, all));
         return 0;
     }
 }

@@ -1,7 +1,6 @@
 package org.shimmer.examples.cli;
 
 import java.util.concurrent.Callable;
-import org.shimmer.runtime.shim.ShimClient;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
@@ -19,12 +18,7 @@ final class ResumeCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         CliContext context = shimmer.context();
-        ShimClient shim = Shims.require(context, id);
-        try {
-            shim.resume().block(CliContext.TIMEOUT);
-        } finally {
-            shim.close().block(CliContext.TIMEOUT);
-        }
+        Shims.call(context, id, shim -> shim.resume());
         context.out.println(id);
         return 0;
     }

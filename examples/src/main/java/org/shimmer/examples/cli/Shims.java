@@ -4,6 +4,7 @@ import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
+import java.util.function.Function;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.RuncOptions;
@@ -21,6 +22,16 @@ final class Shims {
         Bundle bundle = context.runtime().load(context.namespace(), id).block(CliContext.TIMEOUT);
         return connect(bundle).orElseThrow(() -> new CliException("container " + id
                 + " has no running shim (only containers run with --shim remote outlive the CLI)"));
+    }
+
+    /** Runs one call on {@code id}'s live shim (see {@link #require}) and closes the client, whatever the call did. */
+    static void call(CliContext context, String id, Function<ShimClient, Mono<Void>> call) {
+        ShimClient shim = require(context, id);
+        try {
+            call.apply(shim).block(CliContext.TIMEOUT);
+        } finally {
+            shim.close().block(CliContext.TIMEOUT);
+        }
     }
 
     /** A client of {@code bundle}'s shim if it has one that answers. */
