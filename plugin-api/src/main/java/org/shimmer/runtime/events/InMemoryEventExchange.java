@@ -2,32 +2,31 @@ package org.shimmer.runtime.events;
 
 import java.time.Clock;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
-import org.shimmer.runtime.Identifiers;
+import org.reactivestreams.Subscriber;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
-import reactor.core.Exceptions;
-import reactor.core.publisher.BufferOverflowStrategy;
 import reactor.core.publisher.Flux;
-import reactor.core.publisher.FluxSink;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Operators;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 
 /**
  * The exchange hosts use by default: in memory, in one JVM.
  *
- * <p>Each subscriber owns a pipeline {@code sink → bounded backlog → delivery scheduler}. A publisher applies each
- * subscriber's {@link EventFilter} itself, appends to the backlogs of the matching subscribers only and returns, so a
- * backlog holds nothing its subscriber did not ask for. Subscribers are called on the delivery scheduler, so one
- * that blocks or falls behind delays nobody but itself and, once its backlog is full, loses events by its own
- * {@link OverflowPolicy}; every such loss is counted ({@link #dropped()}, {@link #subscriptions()}) and logged at
- * most once per subscription every ten seconds. A sink serializes concurrent publishers, so envelopes published
- * one after another keep their order for every subscriber.
+ * <p>Each subscriber owns a bounded backlog drained into it on the delivery scheduler
+ * ({@link BacklogSubscription}). A publisher applies each subscriber's {@link EventFilter} itself, appends to the
+ * backlogs of the matching subscribers only and returns, so a backlog holds nothing its subscriber did not ask
+ * for. Subscribers are called on the delivery scheduler, so one that blocks or falls behind delays nobody but
+ * itself and, once its backlog is full, loses events by its own {@link OverflowPolicy}; every such loss is counted
+ * ({@link #dropped()}, {@link #subscriptions()}) and logged at most once per subscription every ten seconds. A
+ * backlog takes envelopes under its lock in the order publishers offer them, so envelopes published one after
+ * another keep their order for every subscriber.
  */
 public final class InMemoryEventExchange implements EventExchange, Disposable {
 
@@ -36,9 +35,17 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
     /** At most one drop warning per subscription per interval. */
     private static final Duration WARN_INTERVAL = Duration.ofSeconds(10);
 
+    private static final BacklogSubscription[] NONE = {};
+
     private final Scheduler delivery;
     private final Clock clock;
-    private final CopyOnWriteArrayList<Subscriber> subscribers = new CopyOnWriteArrayList<>();
+    private final ValidNames names = new ValidNames();
+    private final Object registration = new Object();
+    /**
+     * Replaced, never changed, under {@link #registration}: a publish walks a plain array, where a
+     * CopyOnWriteArrayList made it allocate an iterator.
+     */
+    private volatile BacklogSubscription[] subscribers = NONE;
     private final AtomicLong dropped = new AtomicLong();
     private volatile boolean disposed;
 
@@ -60,8 +67,7 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
     @Override
     public Mono<Void> publish(String namespace, String topic, Object event) {
         return Mono.fromRunnable(() -> {
-            Identifiers.requireValid("namespace", namespace);
-            Topics.requireValid(topic);
+            names.requireValid(namespace, topic);
             Objects.requireNonNull(event, "event");
             dispatch(new Envelope(clock.instant(), namespace, topic, event));
         });
@@ -71,8 +77,7 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
     public Mono<Void> forward(Envelope envelope) {
         return Mono.fromRunnable(() -> {
             Objects.requireNonNull(envelope, "envelope");
-            Identifiers.requireValid("namespace", envelope.namespace());
-            Topics.requireValid(envelope.topic());
+            names.requireValid(envelope.namespace(), envelope.topic());
             dispatch(envelope);
         });
     }
@@ -81,26 +86,8 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
     public Flux<Envelope> subscribe(EventFilter filter, Backlog backlog) {
         Objects.requireNonNull(filter, "filter");
         Objects.requireNonNull(backlog, "backlog");
-        // Deferred so that every subscription of the returned Flux has its own registration and drop count.
-        return Flux.defer(() -> {
-            Subscriber subscriber = new Subscriber(filter, backlog, clock.millis());
-            Flux<Envelope> source = Flux.create(sink -> {
-                subscriber.sink = sink;
-                subscribers.add(subscriber);
-                sink.onDispose(() -> subscribers.remove(subscriber));
-                if (disposed) {
-                    sink.complete();
-                }
-            }, FluxSink.OverflowStrategy.BUFFER);
-            // The backlog requests without bound from the sink, so the sink never holds anything: the backlog is
-            // the only buffer that can grow, and it is bounded.
-            return source
-                    .onBackpressureBuffer(backlog.capacity(), envelope -> onDropped(subscriber), strategy(backlog))
-                    .onErrorMap(Exceptions::isOverflow, error -> new EventOverflowException(
-                            "subscriber " + filter + " fell more than " + backlog.capacity() + " events behind",
-                            error))
-                    .publishOn(delivery, 1);
-        });
+        // Every subscription of the returned Flux has its own registration and drop count.
+        return Flux.from(subscriber -> attach(subscriber, filter, backlog));
     }
 
     /** Envelopes dropped by a full backlog since this exchange was made, over all subscriptions, ended ones too. */
@@ -110,7 +97,7 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
 
     /** The live subscriptions, each with what it dropped so far. */
     public List<SubscriptionStats> subscriptions() {
-        return subscribers.stream()
+        return Arrays.stream(subscribers)
                 .map(subscriber -> new SubscriptionStats(subscriber.filter, subscriber.backlog,
                         subscriber.dropped.get()))
                 .toList();
@@ -119,9 +106,13 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
     /** Completes every subscription; later publishes fail. */
     @Override
     public void dispose() {
-        disposed = true;
-        for (Subscriber subscriber : subscribers) {
-            subscriber.sink.complete();
+        BacklogSubscription[] live;
+        synchronized (registration) {
+            disposed = true;
+            live = subscribers;
+        }
+        for (BacklogSubscription subscriber : live) {
+            subscriber.complete();
         }
     }
 
@@ -130,18 +121,54 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
         return disposed;
     }
 
-    private void dispatch(Envelope envelope) {
-        if (disposed) {
-            throw new IllegalStateException("the event exchange is disposed");
+    private void attach(Subscriber<? super Envelope> subscriber, EventFilter filter, Backlog backlog) {
+        BacklogSubscription subscription = new BacklogSubscription(Operators.toCoreSubscriber(subscriber), filter,
+                backlog, delivery, this::detach, clock.millis());
+        subscriber.onSubscribe(subscription);
+        synchronized (registration) {
+            if (!disposed) {
+                // One cancelled in onSubscribe, or since, was detached or is about to be: never add it back.
+                if (!subscription.isEnded()) {
+                    BacklogSubscription[] grown = Arrays.copyOf(subscribers, subscribers.length + 1);
+                    grown[grown.length - 1] = subscription;
+                    subscribers = grown;
+                }
+                return;
+            }
         }
-        for (Subscriber subscriber : subscribers) {
-            if (subscriber.filter.matches(envelope)) {
-                subscriber.sink.next(envelope);
+        subscription.complete();
+    }
+
+    private void detach(BacklogSubscription subscription) {
+        synchronized (registration) {
+            BacklogSubscription[] current = subscribers;
+            for (int i = 0; i < current.length; i++) {
+                if (current[i] == subscription) {
+                    BacklogSubscription[] shrunk = new BacklogSubscription[current.length - 1];
+                    System.arraycopy(current, 0, shrunk, 0, i);
+                    System.arraycopy(current, i + 1, shrunk, i, current.length - i - 1);
+                    subscribers = shrunk;
+                    return;
+                }
             }
         }
     }
 
-    private void onDropped(Subscriber subscriber) {
+    private void dispatch(Envelope envelope) {
+        if (disposed) {
+            throw new IllegalStateException("the event exchange is disposed");
+        }
+        for (BacklogSubscription subscriber : subscribers) {
+            if (subscriber.filter.matches(envelope)) {
+                switch (subscriber.offer(envelope)) {
+                    case DROPPED, FAILED -> onDropped(subscriber);
+                    case QUEUED, ENDED -> {}
+                }
+            }
+        }
+    }
+
+    private void onDropped(BacklogSubscription subscriber) {
         dropped.incrementAndGet();
         long count = subscriber.dropped.incrementAndGet();
         // A subscriber that stays behind drops on every publish; one line per interval says so without flooding.
@@ -150,30 +177,6 @@ public final class InMemoryEventExchange implements EventExchange, Disposable {
         if (now >= due && subscriber.warnDue.compareAndSet(due, now + WARN_INTERVAL.toMillis())) {
             log.warn("slow event subscriber {} (backlog {}, {}), events dropped so far: {}", subscriber.filter,
                     subscriber.backlog.capacity(), subscriber.backlog.overflow(), count);
-        }
-    }
-
-    private static BufferOverflowStrategy strategy(Backlog backlog) {
-        return switch (backlog.overflow()) {
-            case DROP_OLDEST -> BufferOverflowStrategy.DROP_OLDEST;
-            case DROP_NEWEST -> BufferOverflowStrategy.DROP_LATEST;
-            case FAIL -> BufferOverflowStrategy.ERROR;
-        };
-    }
-
-    /** One subscription: what it asked for, where its envelopes go, what it lost. */
-    private static final class Subscriber {
-        final EventFilter filter;
-        final Backlog backlog;
-        final AtomicLong dropped = new AtomicLong();
-        /** When, by the exchange's clock, the next drop may be logged. */
-        final AtomicLong warnDue;
-        volatile FluxSink<Envelope> sink;
-
-        Subscriber(EventFilter filter, Backlog backlog, long now) {
-            this.filter = filter;
-            this.backlog = backlog;
-            this.warnDue = new AtomicLong(now);
         }
     }
 }
