@@ -16,6 +16,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -346,6 +347,76 @@ class InMemoryEventExchangeTest {
                 .expectError(IllegalStateException.class)
                 .verify(TIMEOUT);
         StepVerifier.create(exchange.subscribe(EventFilter.all())).expectComplete().verify(TIMEOUT);
+    }
+
+    @Test
+    void boundedDemandIsHonouredAndTheRestWaitsInOrder() {
+        Stalled stalled = new Stalled();
+        exchange.subscribe(EventFilter.all(), Backlog.of(16, OverflowPolicy.FAIL)).subscribe(stalled);
+        for (int i = 0; i < 5; i++) {
+            exchange.publish("ns", "/t", i).block(TIMEOUT);
+        }
+
+        stalled.request(2);
+        assertThat(stalled.events().take(2).map(envelope -> (Integer) envelope.event()).collectList().block(TIMEOUT))
+                .containsExactly(0, 1);
+        stalled.request(3);
+
+        assertThat(stalled.events().take(5).map(envelope -> (Integer) envelope.event()).collectList().block(TIMEOUT))
+                .containsExactly(0, 1, 2, 3, 4);
+        assertThat(exchange.dropped()).isZero();
+        stalled.dispose();
+        assertThat(exchange.subscriptions()).isEmpty();
+    }
+
+    @Test
+    void disposeDeliversWhatIsQueuedThenCompletes() {
+        Flux<Integer> events = exchange.subscribe(EventFilter.all(), Backlog.of(16, OverflowPolicy.FAIL))
+                .map(envelope -> (Integer) envelope.event());
+
+        StepVerifier.create(events, 0)
+                .then(() -> {
+                    for (int i = 0; i < 3; i++) {
+                        exchange.publish("ns", "/t", i).block(TIMEOUT);
+                    }
+                    exchange.dispose();
+                })
+                .thenRequest(3)
+                .expectNext(0, 1, 2)
+                .expectComplete()
+                .verify(TIMEOUT);
+        assertThat(exchange.subscriptions()).isEmpty();
+    }
+
+    @Test
+    void aGoneDeliverySchedulerEndsTheSubscriptionWithItsError() {
+        Scheduler gone = Schedulers.newSingle("gone-delivery");
+        InMemoryEventExchange orphan = new InMemoryEventExchange(gone, Clock.systemUTC());
+
+        StepVerifier.create(orphan.subscribe(EventFilter.all()))
+                .then(() -> {
+                    gone.dispose();
+                    orphan.publish("ns", "/t", "lost").block(TIMEOUT);
+                })
+                .expectError(RejectedExecutionException.class)
+                .verify(TIMEOUT);
+        assertThat(orphan.subscriptions()).isEmpty();
+        orphan.dispose();
+    }
+
+    @Test
+    void aBadNameIsRejectedEveryTimeEvenBesideGoodOnes() {
+        for (int i = 0; i < 2; i++) {
+            exchange.publish("ns", "/tasks/exit", "ok").block(TIMEOUT);
+            StepVerifier.create(exchange.publish("ns", "/tasks//exit", "e"))
+                    .expectErrorSatisfies(error -> assertThat(error)
+                            .isInstanceOf(InvalidIdentifierException.class)
+                            .hasMessageContaining("\"/tasks//exit\""))
+                    .verify(TIMEOUT);
+            StepVerifier.create(exchange.publish("ns.", "/tasks/exit", "e"))
+                    .expectError(InvalidIdentifierException.class)
+                    .verify(TIMEOUT);
+        }
     }
 
     private void publishTask(String namespace, TaskEvent event) {
