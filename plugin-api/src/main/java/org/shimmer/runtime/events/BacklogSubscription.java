@@ -42,7 +42,7 @@ final class BacklogSubscription implements Subscription, Runnable {
     }
 
     /** How long a drain that emptied the queue waits for more before it ends. */
-    static final long LINGER_NANOS = 50_000;
+    private static final long LINGER_NANOS = 50_000;
 
     final EventFilter filter;
     final Backlog backlog;

@@ -12,7 +12,7 @@ import org.shimmer.runtime.Identifiers;
  */
 final class ValidNames {
 
-    static final int LIMIT = 256;
+    private static final int LIMIT = 256;
 
     private final Set<String> namespaces = ConcurrentHashMap.newKeySet();
     private final Set<String> topics = ConcurrentHashMap.newKeySet();
