@@ -125,7 +125,7 @@ public final class TtrpcConnection implements Disposable {
             return;
         }
         ByteBuf frame;
-        int streamId = allocateStreamId();
+        Integer streamId = allocateStreamId();
         try {
             frame = Frames.encodeRequest(channel.alloc(), streamId, service, method, request, options.timeoutNanos(),
                     options.metadata());
@@ -167,9 +167,10 @@ public final class TtrpcConnection implements Disposable {
         });
     }
 
-    private int allocateStreamId() {
-        // Odd ids only, wrapping through the full uint32 range; skip one still in use after a wrap.
-        int id;
+    private Integer allocateStreamId() {
+        // Odd ids only, wrapping through the full uint32 range; skip one still in use after a wrap. Boxed once,
+        // here: the same key serves every map operation of the call.
+        Integer id;
         do {
             id = nextStreamId.getAndAdd(2);
         } while (pending.containsKey(id));
