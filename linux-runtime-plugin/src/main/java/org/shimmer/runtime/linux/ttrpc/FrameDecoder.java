@@ -3,8 +3,10 @@ package org.shimmer.runtime.linux.ttrpc;
 import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
+import java.io.IOException;
 import java.util.List;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
 import org.shimmer.runtime.linux.ttrpc.proto.Response;
@@ -14,8 +16,9 @@ import org.shimmer.runtime.linux.ttrpc.proto.Response;
  *
  * <p>Invariants: at most {@link Frames#MAX_BODY_LENGTH} bytes of one body are ever buffered — a larger declared
  * length is skipped as it arrives, then reported as an {@link InboundFrame.OversizedFrame} so the stream can be
- * answered, and the connection stays in sync; bodies are parsed straight from the cumulation buffer, which
- * {@link ByteToMessageDecoder} owns and releases, so no buffer leaves this handler.
+ * answered, and the connection stays in sync; each body is copied out of the cumulation buffer, which
+ * {@link ByteToMessageDecoder} owns and releases, into an array its envelope may share, so no buffer leaves this
+ * handler.
  */
 final class FrameDecoder extends ByteToMessageDecoder {
 
@@ -70,14 +73,19 @@ final class FrameDecoder extends ByteToMessageDecoder {
             };
         } catch (InvalidProtocolBufferException e) {
             return new InboundFrame.MalformedFrame(streamId, type, e.getMessage());
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             return new InboundFrame.MalformedFrame(streamId, type, String.valueOf(e.getMessage()));
         }
     }
 
+    /**
+     * The body copied once into an array of its own, which the decoded envelope may then share: its payload is a
+     * view of that array, not a second copy. (Decoding straight from the direct buffer copied it to an array
+     * anyway, then copied the payload again.) The array is never written after this.
+     */
     private static CodedInputStream input(ByteBuf body) {
-        return body.nioBufferCount() == 1
-                ? CodedInputStream.newInstance(body.nioBuffer())
-                : CodedInputStream.newInstance(io.netty.buffer.ByteBufUtil.getBytes(body));
+        CodedInputStream input = CodedInputStream.newInstance(ByteBufUtil.getBytes(body));
+        input.enableAliasing(true);
+        return input;
     }
 }

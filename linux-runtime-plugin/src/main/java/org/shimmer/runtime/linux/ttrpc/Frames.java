@@ -5,7 +5,7 @@ import com.google.protobuf.MessageLite;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.io.IOException;
-import java.nio.ByteBuffer;
+import java.util.Map;
 
 /**
  * The ttRPC wire frame: a 10-byte big-endian header — body length (uint32), stream id (uint32), message type
@@ -28,6 +28,88 @@ public final class Frames {
     private Frames() {}
 
     /**
+     * Encodes a request frame whose body is the {@code ttrpc.Request} envelope of {@code payload}, written
+     * straight into the buffer: the same bytes as building the envelope and {@link #encode encoding} it, without
+     * the envelope object, its metadata entries or the payload's copy into a {@code ByteString}. Fields in
+     * number order and proto3 defaults (empty strings, zero timeout) left out, as the generated code does.
+     *
+     * @throws TtrpcMessageTooLargeException if the body is over the limit; nothing is allocated then
+     */
+    public static ByteBuf encodeRequest(ByteBufAllocator allocator, int streamId, String service, String method,
+            MessageLite payload, long timeoutNanos, Map<String, String> metadata) {
+        int payloadLength = payload.getSerializedSize();
+        long length = (long) stringLength(1, service) + stringLength(2, method)
+                + (payloadLength == 0 ? 0 : CodedOutputStream.computeUInt32Size(3, payloadLength) + payloadLength)
+                + (timeoutNanos == 0 ? 0 : CodedOutputStream.computeInt64Size(4, timeoutNanos));
+        for (Map.Entry<String, String> entry : metadata.entrySet()) {
+            int entryLength = keyValueLength(entry);
+            length += CodedOutputStream.computeUInt32Size(5, entryLength) + entryLength;
+        }
+        if (length > MAX_BODY_LENGTH) {
+            throw new TtrpcMessageTooLargeException("message length " + length
+                    + " exceeds the maximum message size of " + MAX_BODY_LENGTH, length);
+        }
+        ByteBuf frame = header(allocator, (int) length, streamId, TYPE_REQUEST);
+        try {
+            CodedOutputStream output = body(frame, (int) length);
+            writeString(output, 1, service);
+            writeString(output, 2, method);
+            if (payloadLength != 0) {
+                output.writeUInt32NoTag(3 << 3 | 2);
+                output.writeUInt32NoTag(payloadLength);
+                payload.writeTo(output);
+            }
+            if (timeoutNanos != 0) {
+                output.writeInt64(4, timeoutNanos);
+            }
+            for (Map.Entry<String, String> entry : metadata.entrySet()) {
+                output.writeUInt32NoTag(5 << 3 | 2);
+                output.writeUInt32NoTag(keyValueLength(entry));
+                writeString(output, 1, entry.getKey());
+                writeString(output, 2, entry.getValue());
+            }
+            output.checkNoSpaceLeft();
+            frame.writerIndex(frame.writerIndex() + (int) length);
+            return frame;
+        } catch (IOException | RuntimeException e) {
+            frame.release();
+            if (e instanceof RuntimeException runtime) {
+                throw runtime;
+            }
+            throw new TtrpcException("failed to encode a ttrpc frame", e);
+        }
+    }
+
+    /**
+     * A frame buffer holding the header, room for the body. On the heap: protobuf encodes strings straight into
+     * an array, but into a direct buffer only through a new byte[] per string (it may not use Unsafe on this
+     * JDK), plus two buffer duplicates per frame; Netty's one copy into a pooled direct buffer as the frame is
+     * written costs less.
+     */
+    private static ByteBuf header(ByteBufAllocator allocator, int length, int streamId, int type) {
+        return allocator.heapBuffer(HEADER_LENGTH + length)
+                .writeInt(length).writeInt(streamId).writeByte(type).writeByte(0);
+    }
+
+    private static CodedOutputStream body(ByteBuf frame, int length) {
+        return CodedOutputStream.newInstance(frame.array(), frame.arrayOffset() + frame.writerIndex(), length);
+    }
+
+    private static int keyValueLength(Map.Entry<String, String> entry) {
+        return stringLength(1, entry.getKey()) + stringLength(2, entry.getValue());
+    }
+
+    private static int stringLength(int field, String value) {
+        return value.isEmpty() ? 0 : CodedOutputStream.computeStringSize(field, value);
+    }
+
+    private static void writeString(CodedOutputStream output, int field, String value) throws IOException {
+        if (!value.isEmpty()) {
+            output.writeString(field, value);
+        }
+    }
+
+    /**
      * Encodes one frame into a new buffer the caller owns.
      *
      * @throws TtrpcMessageTooLargeException if the body is over the limit; nothing is allocated then
@@ -38,11 +120,9 @@ public final class Frames {
             throw new TtrpcMessageTooLargeException("message length " + length
                     + " exceeds the maximum message size of " + MAX_BODY_LENGTH, length);
         }
-        ByteBuf frame = allocator.ioBuffer(HEADER_LENGTH + length);
+        ByteBuf frame = header(allocator, length, streamId, type);
         try {
-            frame.writeInt(length).writeInt(streamId).writeByte(type).writeByte(0);
-            ByteBuffer target = frame.nioBuffer(frame.writerIndex(), length);
-            CodedOutputStream output = CodedOutputStream.newInstance(target);
+            CodedOutputStream output = body(frame, length);
             body.writeTo(output);
             output.checkNoSpaceLeft();
             frame.writerIndex(frame.writerIndex() + length);

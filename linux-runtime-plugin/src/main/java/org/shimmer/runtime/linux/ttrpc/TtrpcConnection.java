@@ -16,8 +16,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
-import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
-import org.shimmer.runtime.linux.ttrpc.proto.Request;
 import org.shimmer.runtime.linux.ttrpc.proto.Response;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -88,8 +86,7 @@ public final class TtrpcConnection implements Disposable {
         Objects.requireNonNull(request, "request");
         Objects.requireNonNull(responseParser, "responseParser");
         Objects.requireNonNull(options, "options");
-        return Mono.create(sink -> start(sink, service + "/" + method, envelope(service, method, request, options),
-                responseParser, options));
+        return Mono.create(sink -> start(sink, service, method, request, responseParser, options));
     }
 
     /** Completes once, when the connection has closed for whatever reason. */
@@ -121,31 +118,23 @@ public final class TtrpcConnection implements Disposable {
         return pending.size();
     }
 
-    private static Request envelope(String service, String method, MessageLite request, CallOptions options) {
-        Request.Builder envelope = Request.newBuilder()
-                .setService(service)
-                .setMethod(method)
-                .setPayload(request.toByteString())
-                .setTimeoutNano(options.timeoutNanos());
-        options.metadata().forEach((key, value) ->
-                envelope.addMetadata(KeyValue.newBuilder().setKey(key).setValue(value)));
-        return envelope.build();
-    }
-
-    private <T> void start(MonoSink<T> sink, String name, Request request, Parser<T> parser, CallOptions options) {
+    private <T> void start(MonoSink<T> sink, String service, String method, MessageLite request, Parser<T> parser,
+            CallOptions options) {
         if (closed.get()) {
-            sink.error(closedError(name));
+            sink.error(closedError(service + "/" + method));
             return;
         }
         ByteBuf frame;
-        int streamId = allocateStreamId();
+        Integer streamId = allocateStreamId();
         try {
-            frame = Frames.encode(channel.alloc(), streamId, Frames.TYPE_REQUEST, request);
+            frame = Frames.encodeRequest(channel.alloc(), streamId, service, method, request, options.timeoutNanos(),
+                    options.metadata());
         } catch (TtrpcMessageTooLargeException e) {
-            sink.error(new TtrpcMessageTooLargeException(name + ": request " + e.getMessage(), e.length()));
+            sink.error(new TtrpcMessageTooLargeException(service + "/" + method + ": request " + e.getMessage(),
+                    e.length()));
             return;
         }
-        PendingCall<T> call = new PendingCall<>(name, peer, sink, parser, options.timeout());
+        PendingCall<T> call = new PendingCall<>(service, method, peer, sink, parser, options.timeout());
         pending.put(streamId, call);
         sink.onDispose(() -> {
             if (pending.remove(streamId, call)) {
@@ -155,7 +144,7 @@ public final class TtrpcConnection implements Disposable {
         // The close may have raced the put: then nobody else will fail this call.
         if (closed.get() && pending.remove(streamId, call)) {
             frame.release();
-            sink.error(closedError(name));
+            sink.error(closedError(call.name()));
             return;
         }
         options.timeout().ifPresent(timeout -> call.timeout = channel.eventLoop().schedule(() -> {
@@ -172,15 +161,16 @@ public final class TtrpcConnection implements Disposable {
         channel.writeAndFlush(frame).addListener(written -> {
             if (!written.isSuccess() && pending.remove(streamId, call)) {
                 call.cancelTimeout();
-                sink.error(new TtrpcClosedException(name + ": could not send on ttrpc connection to " + peer,
+                sink.error(new TtrpcClosedException(call.name() + ": could not send on ttrpc connection to " + peer,
                         written.cause()));
             }
         });
     }
 
-    private int allocateStreamId() {
-        // Odd ids only, wrapping through the full uint32 range; skip one still in use after a wrap.
-        int id;
+    private Integer allocateStreamId() {
+        // Odd ids only, wrapping through the full uint32 range; skip one still in use after a wrap. Boxed once,
+        // here: the same key serves every map operation of the call.
+        Integer id;
         do {
             id = nextStreamId.getAndAdd(2);
         } while (pending.containsKey(id));
@@ -202,10 +192,10 @@ public final class TtrpcConnection implements Disposable {
                 call.complete(response.response());
             }
             case InboundFrame.OversizedFrame oversized -> fail(oversized.streamId(),
-                    call -> new TtrpcMessageTooLargeException(call.name + ": response length " + oversized.length()
+                    call -> new TtrpcMessageTooLargeException(call.name() + ": response length " + oversized.length()
                             + " exceeds the maximum message size of " + Frames.MAX_BODY_LENGTH, oversized.length()));
             case InboundFrame.MalformedFrame malformed -> fail(malformed.streamId(),
-                    call -> new TtrpcException(call.name + ": undecodable response: " + malformed.error()));
+                    call -> new TtrpcException(call.name() + ": undecodable response: " + malformed.error()));
             case InboundFrame.RequestFrame request -> log.debug("ttrpc {}: ignored a request from the server", peer);
             case InboundFrame.UnknownTypeFrame unknown ->
                     log.debug("ttrpc {}: skipped a frame of unknown type {}", peer, unknown.type());
@@ -228,7 +218,7 @@ public final class TtrpcConnection implements Disposable {
             PendingCall<?> call = pending.remove(streamId);
             if (call != null) {
                 call.cancelTimeout();
-                call.sink.error(closedError(call.name));
+                call.sink.error(closedError(call.name()));
             }
         }
         for (Runnable hook : closeHooks) {
@@ -247,19 +237,27 @@ public final class TtrpcConnection implements Disposable {
 
     /** A call waiting for its answer. */
     private static final class PendingCall<T> {
-        final String name;
+        final String service;
+        final String method;
         final MonoSink<T> sink;
         final Parser<T> parser;
         final String peer;
         final Optional<Duration> deadline;
         volatile ScheduledFuture<?> timeout;
 
-        PendingCall(String name, String peer, MonoSink<T> sink, Parser<T> parser, Optional<Duration> deadline) {
-            this.name = name;
+        PendingCall(String service, String method, String peer, MonoSink<T> sink, Parser<T> parser,
+                Optional<Duration> deadline) {
+            this.service = service;
+            this.method = method;
             this.peer = peer;
             this.sink = sink;
             this.parser = parser;
             this.deadline = deadline;
+        }
+
+        /** What error messages call it; built only for them. */
+        String name() {
+            return service + "/" + method;
         }
 
         void complete(Response response) {
@@ -277,14 +275,14 @@ public final class TtrpcConnection implements Disposable {
             try {
                 decoded = parser.parseFrom(response.getPayload());
             } catch (InvalidProtocolBufferException e) {
-                sink.error(new TtrpcException(name + ": undecodable response payload: " + e.getMessage(), e));
+                sink.error(new TtrpcException(name() + ": undecodable response payload: " + e.getMessage(), e));
                 return;
             }
             sink.success(decoded);
         }
 
         TtrpcTimeoutException timedOut(String detail) {
-            return new TtrpcTimeoutException(name + " had no answer within " + deadline.orElseThrow()
+            return new TtrpcTimeoutException(name() + " had no answer within " + deadline.orElseThrow()
                     + " on ttrpc connection to " + peer + detail);
         }
 

@@ -144,6 +144,7 @@ public final class TtrpcServer {
         }
         live.add(connection);
         connection.onDispose(() -> live.remove(connection));
+        connection.addHandlerFirst(TtrpcClient.FLUSH_CONSOLIDATION, TtrpcClient.flushConsolidation());
         connection.addHandlerLast("ttrpc-frame-decoder", new FrameDecoder());
     }
 

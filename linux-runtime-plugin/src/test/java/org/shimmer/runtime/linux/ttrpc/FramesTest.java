@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.BytesValue;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
@@ -11,7 +12,9 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
 import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -116,6 +119,58 @@ class FramesTest {
         assertThat(channel.<Object>readInbound()).isInstanceOf(InboundFrame.RequestFrame.class);
         assertThat(channel.<Object>readInbound()).isInstanceOf(InboundFrame.ResponseFrame.class);
         assertThat(channel.<Object>readInbound()).isNull();
+    }
+
+    @Test
+    void encodesTheObservedConnectRequestExactlyWithoutBuildingTheEnvelope() {
+        ByteBuf frame = Frames.encodeRequest(ByteBufAllocator.DEFAULT, 1, "containerd.task.v2.Task", "Connect",
+                ConnectRequest.newBuilder().setId("e1").build(), 0, Map.of());
+        try {
+            assertThat(ByteBufUtil.hexDump(frame)).isEqualTo(CONNECT_REQUEST);
+        } finally {
+            frame.release();
+        }
+    }
+
+    @Test
+    void aRequestEncodedDirectlyIsTheBuiltEnvelopeByteForByte() {
+        Map<String, String> twoEntries = new LinkedHashMap<>();
+        twoEntries.put(CallOptions.NAMESPACE_KEY, "rtest");
+        twoEntries.put("x-empty", "");
+        String multiByte = "\u00e9t\u00e9-\u65e5\u672c-\ud83d\ude00";
+        record Case(String service, String method, ConnectRequest payload, long timeout,
+                Map<String, String> metadata) {}
+        List<Case> cases = List.of(
+                new Case("containerd.task.v2.Task", "State", ConnectRequest.newBuilder().setId("c1").build(), 0,
+                        Map.of()),
+                new Case("s", "m", ConnectRequest.getDefaultInstance(), 0, Map.of()),
+                new Case("", "", ConnectRequest.newBuilder().setId(multiByte).build(), -5, twoEntries),
+                new Case("containerd.task.v2.Task", "Wait", ConnectRequest.newBuilder().setId("x".repeat(300)).build(),
+                        Long.MAX_VALUE, Map.of(CallOptions.NAMESPACE_KEY, multiByte)));
+        for (Case c : cases) {
+            Request.Builder envelope = Request.newBuilder().setService(c.service()).setMethod(c.method())
+                    .setPayload(c.payload().toByteString()).setTimeoutNano(c.timeout());
+            c.metadata().forEach((key, value) ->
+                    envelope.addMetadata(KeyValue.newBuilder().setKey(key).setValue(value)));
+            ByteBuf built = Frames.encode(ByteBufAllocator.DEFAULT, 9, Frames.TYPE_REQUEST, envelope.build());
+            ByteBuf direct = Frames.encodeRequest(ByteBufAllocator.DEFAULT, 9, c.service(), c.method(), c.payload(),
+                    c.timeout(), c.metadata());
+            try {
+                assertThat(ByteBufUtil.hexDump(direct)).as("%s", c).isEqualTo(ByteBufUtil.hexDump(built));
+            } finally {
+                built.release();
+                direct.release();
+            }
+        }
+    }
+
+    @Test
+    void refusesToEncodeARequestOverTheLimitWithoutAllocating() {
+        BytesValue huge = BytesValue.of(ByteString.copyFrom(new byte[Frames.MAX_BODY_LENGTH]));
+
+        assertThatThrownBy(() -> Frames.encodeRequest(ByteBufAllocator.DEFAULT, 1, "s", "m", huge, 0, Map.of()))
+                .isInstanceOf(TtrpcMessageTooLargeException.class)
+                .hasMessageContaining("exceeds the maximum message size of 4194304");
     }
 
     @Test

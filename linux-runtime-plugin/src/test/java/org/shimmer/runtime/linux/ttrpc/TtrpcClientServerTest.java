@@ -23,6 +23,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -129,7 +130,7 @@ class TtrpcClientServerTest {
         Flux<String> fast = Flux.range(0, 64).flatMap(i -> echo(connection, "call-" + i)
                 .doOnNext(completed::add), 64);
 
-        List<String> expected = java.util.stream.IntStream.range(0, 64).mapToObj(i -> "call-" + i).toList();
+        List<String> expected = IntStream.range(0, 64).mapToObj(i -> "call-" + i).toList();
         StepVerifier.create(Mono.zip(slow.thenReturn(true), fast.collectList()).map(both -> both.getT2()))
                 .assertNext(values -> assertThat(values).containsExactlyInAnyOrderElementsOf(expected))
                 .verifyComplete();
@@ -288,6 +289,28 @@ class TtrpcClientServerTest {
                         .verify(TIMEOUT);
                 assertThat(connection.pendingCalls()).isZero();
             }
+            connection.dispose();
+        }
+    }
+
+    @Test
+    void callsFromManyThreadsAndFromAnswersAreFlushedTogetherAndEachGetsItsOwnAnswer() {
+        TtrpcConnection connection = connect();
+        Scheduler callers = Schedulers.newParallel("ttrpc-test-callers", 4);
+        try {
+            // First calls come from four threads (their flushes are merged into one task on the event loop); each
+            // answer sets off a second call from the event loop while it reads (flushed once the read is done).
+            Flux<String> answers = Flux.range(0, 200).flatMap(i -> Mono.defer(() -> echo(connection, "call-" + i))
+                    .subscribeOn(callers)
+                    .flatMap(first -> echo(connection, first + "+")), 200);
+
+            List<String> expected = IntStream.range(0, 200).mapToObj(i -> "call-" + i + "+").toList();
+            StepVerifier.create(answers.collectList())
+                    .assertNext(values -> assertThat(values).containsExactlyInAnyOrderElementsOf(expected))
+                    .verifyComplete();
+            assertThat(connection.pendingCalls()).isZero();
+        } finally {
+            callers.dispose();
             connection.dispose();
         }
     }
