@@ -70,10 +70,13 @@ final class LocalLauncher {
         }));
     }
 
-    /** Starts a created process: {@code runc start} for init, {@code runc exec} (watched) for an exec; its pid. */
+    /**
+     * Starts a created process: runc's start for init (in the JVM when runc's layout allows), {@code runc exec}
+     * (watched) for an exec; its pid.
+     */
     Mono<Integer> start(TaskProcess process) {
         if (process.execId().isEmpty()) {
-            return runc.start(bundle.id()).then(blocking(() -> {
+            return runc.start(bundle.id(), process.pid()).then(blocking(() -> {
                 try {
                     new LocalRecord(process.pid(), true).write(bundle.workDir());
                 } catch (IOException e) {
@@ -155,7 +158,10 @@ final class LocalLauncher {
                 ? blocking(() -> monitor.signal(init.pid(), 9)).then(init.awaitExit()
                         .timeout(TaskProcess.DRAIN_TIMEOUT, Mono.empty(), resources.io())).then()
                 : Mono.empty();
-        return ended.then(Mono.defer(() -> runc.delete(bundle.id(), init.exited().isEmpty())))
+        // A started init that exited and was reaped is a stopped container, which runc's destroy may spare a Go
+        // process for; one never started still has runc's exec FIFO and goes through runc.
+        return ended.then(Mono.defer(() -> !neverStarted && init.exited().isPresent() ? runc.deleteStopped(bundle.id())
+                        : runc.delete(bundle.id(), init.exited().isEmpty())))
                 .onErrorResume(error -> String.valueOf(error.getMessage()).contains("does not exist"),
                         gone -> blocking(() -> init.exited().isPresent() || init.pid() == 0
                                 || monitor.signal(init.pid(), 9)).then());
