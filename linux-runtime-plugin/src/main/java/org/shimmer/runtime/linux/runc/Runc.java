@@ -29,6 +29,9 @@ import reactor.core.scheduler.Scheduler;
  * {@link ResourceExhaustedException}); a command whose caller cancels is killed with every
  * process it forked, its {@code runc init} included, and reaped ({@link RuncInvocation}), not left running.
  *
+ * <p>Every {@code Mono} here signals on the io scheduler, so a caller may do blocking follow-up work in place
+ * rather than hop to another io thread (each hop is a thread wake-up, the most of our own time per step).
+ *
  * <p>Global flags: {@code --root <runtimeRoot>/<namespace>} (the layout the containerd shim uses too),
  * {@code --log <bundle>/log.json --log-format json}, {@code --systemd-cgroup} and {@code --criu} when asked for.
  */
@@ -90,13 +93,13 @@ public final class Runc {
      */
     public Mono<Integer> create(String id, Path pidFile, Stdio stdio, Path consoleSocket) {
         return run(stdio, console(consoleSocket, "create", "--bundle", bundle.toString(), "--pid-file",
-                pidFile.toString(), id)).then(readPid(pidFile));
+                pidFile.toString(), id)).map(printed -> readPid(pidFile));
     }
 
     /** {@code runc exec --detach}: runs {@code processSpec} in the container; its pid is returned. */
     public Mono<Integer> exec(String id, Path processSpec, Path pidFile, Stdio stdio, Path consoleSocket) {
         return run(stdio, console(consoleSocket, "exec", "--detach", "--pid-file", pidFile.toString(), "--process",
-                processSpec.toString(), id)).then(readPid(pidFile));
+                processSpec.toString(), id)).map(printed -> readPid(pidFile));
     }
 
     /** {@code args} with {@code --console-socket <path>} after the command word when there is a socket. */
@@ -281,10 +284,13 @@ public final class Runc {
                 new IOException(String.join(" ", command) + " exited " + exit + ": " + reason));
     }
 
-    private Mono<Integer> readPid(Path pidFile) {
-        return Mono.fromCallable(() -> Integer.parseInt(Files.readString(pidFile).strip())).subscribeOn(io)
-                .onErrorMap(error -> !(error instanceof ShimmerException),
-                        error -> TaskErrors.map("read the pid file", pidFile.toString(), error));
+    /** The pid runc wrote; read on the io thread runc's exit was seen on. */
+    private static int readPid(Path pidFile) {
+        try {
+            return Integer.parseInt(Files.readString(pidFile).strip());
+        } catch (IOException | NumberFormatException e) {
+            throw TaskErrors.map("read the pid file", pidFile.toString(), e);
+        }
     }
 
     /**
