@@ -66,10 +66,10 @@ public final class LifecycleBenchmark {
             ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
                     work.resolve("daemon").toString(), null, false, null);
             long[] steps = new long[STEPS.size()];
-            try (LocalProfile profile = LocalProfile.start()) {
+            try (LocalProfile profile = new LocalProfile()) {
                 local = measure("local (plugin, runc driven in the JVM)", n,
                         i -> pluginLifecycle(runtime, ShimOpt.local(), runc, bundleSpec, rootfs, "l" + i,
-                                i >= 0 ? steps : new long[STEPS.size()]));
+                                i >= 0 ? steps : new long[STEPS.size()]), profile::start);
                 localOwn = profile.report(local, steps, n);
             }
             remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
@@ -93,14 +93,25 @@ public final class LifecycleBenchmark {
     }
 
     @FunctionalInterface
+    private interface Measuring {
+        void begin() throws IOException;
+    }
+
+    @FunctionalInterface
     private interface Lifecycle {
         void run(int index) throws Exception;
     }
 
     private static double measure(String name, int n, Lifecycle lifecycle) throws Exception {
+        return measure(name, n, lifecycle, () -> {});
+    }
+
+    /** Runs the warm-up, then {@code measuring}, then the {@code n} measured lifecycles. */
+    private static double measure(String name, int n, Lifecycle lifecycle, Measuring measuring) throws Exception {
         for (int i = 0; i < WARMUP; i++) {
             lifecycle.run(-1 - i);
         }
+        measuring.begin();
         long start = System.nanoTime();
         for (int i = 0; i < n; i++) {
             lifecycle.run(i);

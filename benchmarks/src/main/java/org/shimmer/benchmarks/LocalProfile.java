@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -27,27 +26,24 @@ final class LocalProfile implements AutoCloseable {
     private static final String RUNC = "org.shimmer.RuncCommand";
     private static final int TOP_FRAMES = 12;
 
-    private final Recording recording;
+    private final Recording recording = new Recording();
     private final Path file;
 
-    private LocalProfile(Recording recording, Path file) {
-        this.recording = recording;
-        this.file = file;
-    }
-
-    static LocalProfile start() throws IOException {
-        Recording recording = new Recording();
+    LocalProfile() throws IOException {
+        file = Files.createTempFile("shimmer-lifecycle", ".jfr");
         recording.enable(RUNC).withThreshold(Duration.ZERO);
         recording.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(2));
         recording.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(2));
+    }
+
+    /** Starts recording: after the warm-up, so that only the measured lifecycles are in it. */
+    void start() {
         recording.start();
-        return new LocalProfile(recording, Files.createTempFile("shimmer-lifecycle", ".jfr"));
     }
 
     /**
      * Stops the recording and prints the breakdown of {@code n} lifecycles of {@code meanMs} each, whose steps
-     * took {@code steps} nanoseconds in all (warm-up excluded from both); returns Shimmer's own ms per lifecycle.
-     * The warm-up's runc events are in the recording too: only the last {@code n} lifecycles' are counted.
+     * took {@code steps} nanoseconds in all; returns Shimmer's own ms per lifecycle.
      */
     double report(double meanMs, long[] steps, int n) throws IOException {
         recording.stop();
@@ -61,13 +57,8 @@ final class LocalProfile implements AutoCloseable {
         }
         System.out.println(line);
 
-        List<RecordedEvent> runc = events.stream().filter(e -> e.getEventType().getName().equals(RUNC))
-                .sorted(Comparator.comparing(RecordedEvent::getStartTime)).toList();
-        // Every lifecycle has exactly one create: the measured ones are those from the n-th create from the end.
-        List<RecordedEvent> creates = runc.stream().filter(e -> e.getString("command").equals("create")).toList();
-        List<RecordedEvent> measured = creates.size() < n ? runc
-                : runc.stream().filter(e -> !e.getStartTime().isBefore(creates.get(creates.size() - n).getStartTime()))
-                        .toList();
+        List<RecordedEvent> measured = events.stream().filter(e -> e.getEventType().getName().equals(RUNC))
+                .toList();
         Map<String, double[]> byCommand = new TreeMap<>();
         double inRunc = 0;
         double inJvm = 0;
@@ -86,6 +77,14 @@ final class LocalProfile implements AutoCloseable {
         System.out.println("runc per lifecycle (mean ms, count per lifecycle):");
         byCommand.forEach((command, sum) -> System.out.printf(Locale.ROOT, "  %-24s %7.2f ms  x%.1f%n", command,
                 sum[0] / n, sum[1] / n));
+        StringBuilder beyond = new StringBuilder("  each step beyond its runc command (in the JVM or not):");
+        for (String step : List.of("create", "start", "delete")) {
+            double stepMs = steps[LifecycleBenchmark.STEPS.indexOf(step)] / 1e6 / n;
+            double runcStep = byCommand.entrySet().stream().filter(entry -> entry.getKey().endsWith(" " + step))
+                    .mapToDouble(entry -> entry.getValue()[0] / n).sum();
+            beyond.append(String.format(Locale.ROOT, " %s %.2f", step, stepMs - runcStep));
+        }
+        System.out.println(beyond);
         double runcMs = inRunc / n;
         double waitMs = steps[LifecycleBenchmark.STEPS.indexOf("wait")] / 1e6 / n;
         double own = meanMs - runcMs - waitMs;
