@@ -57,15 +57,19 @@ final class CreatedStart {
     /**
      * Lets the created init {@code pid} run its program. Blocking, at most {@link #BOUND}.
      *
+     * @return false when nothing was done and runc must start it: init's pidfd or the FIFO could not be opened
      * @throws Refused when init is gone without having been started, in runc's words
      */
-    static void start(Path containerDir, int pid) throws IOException, Refused {
+    static boolean start(Path containerDir, int pid) throws IOException, Refused {
         Path fifo = containerDir.resolve(FIFO);
         OwnedFd init;
         try {
             init = OwnedFd.pidfd(pid);
-        } catch (LinuxCalls.ErrnoException gone) {
-            throw new Refused("cannot start a container that has stopped");
+        } catch (LinuxCalls.ErrnoException e) {
+            if (e.errno() == LinuxCalls.ESRCH) {
+                throw new Refused("cannot start a container that has stopped");
+            }
+            return false;
         }
         try (init; Arena arena = Arena.ofConfined()) {
             MemorySegment state = LinuxCalls.allocateCallState(arena);
@@ -74,11 +78,18 @@ final class CreatedStart {
             if (init.awaitReadable(Duration.ZERO) || ended(pid)) {
                 throw new Refused("cannot start a container that has stopped");
             }
-            try (OwnedFd reader = OwnedFd.open(fifo, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK
-                    | LinuxCalls.O_NOFOLLOW | LinuxCalls.O_CLOEXEC)) {
+            OwnedFd reader;
+            try {
+                reader = OwnedFd.open(fifo, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_NOFOLLOW
+                        | LinuxCalls.O_CLOEXEC);
+            } catch (IOException e) {
+                return false;
+            }
+            try (reader) {
                 awaitByte(reader, init, state, arena);
             }
             Files.deleteIfExists(fifo);
+            return true;
         }
     }
 

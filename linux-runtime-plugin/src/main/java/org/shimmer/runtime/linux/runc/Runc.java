@@ -130,12 +130,11 @@ public final class Runc {
                 return false;
             }
             try {
-                CreatedStart.start(dir, initPid);
+                return CreatedStart.start(dir, initPid);
             } catch (CreatedStart.Refused refused) {
                 throw TaskErrors.classify("runc start failed: " + refused.getMessage(), refused.getMessage(),
                         new IOException("start of " + id + " in the JVM: " + refused.getMessage()));
             }
-            return true;
         }).then();
     }
 
@@ -148,7 +147,13 @@ public final class Runc {
             if (systemdCgroup || !RuncVersion.knownLayout(binary)) {
                 return false;
             }
-            Optional<StoppedDelete.Plan> plan = StoppedDelete.plan(root, id, JSON);
+            Optional<StoppedDelete.Plan> plan;
+            try {
+                plan = StoppedDelete.plan(root, id, JSON);
+            } catch (IOException unreadable) {
+                // Nothing removed yet: runc may know better.
+                return false;
+            }
             if (plan.isEmpty()) {
                 return false;
             }

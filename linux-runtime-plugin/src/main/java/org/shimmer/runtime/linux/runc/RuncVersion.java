@@ -48,14 +48,14 @@ record RuncVersion(int major, int minor) {
         try {
             process = new ProcessBuilder(binary, "--version").redirectInput(ProcessBuilder.Redirect.from(
                     new File("/dev/null"))).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-            String printed;
-            try (InputStream out = process.getInputStream()) {
-                printed = new String(out.readNBytes(4096), StandardCharsets.UTF_8);
-            }
+            // Its end first, bounded: a binary that hangs with its stdout open must not hold an io thread for good.
+            // What it prints is a few lines, far less than a pipe holds.
             if (!process.waitFor(ASK_TIMEOUT_SECONDS, TimeUnit.SECONDS) || process.exitValue() != 0) {
                 return Optional.empty();
             }
-            return parse(printed);
+            try (InputStream out = process.getInputStream()) {
+                return parse(new String(out.readNBytes(4096), StandardCharsets.UTF_8));
+            }
         } catch (IOException e) {
             return Optional.empty();
         } catch (InterruptedException e) {

@@ -45,8 +45,10 @@ final class StoppedDelete {
     private StoppedDelete() {}
 
     /**
-     * The delete of {@code id} under {@code root} if it is one we may do, empty if runc must (nothing touched).
-     * Blocking.
+     * The delete of {@code id} under {@code root} if it is one we may do, empty if runc must. Touches nothing;
+     * blocking.
+     *
+     * @throws IOException when something could not be read (runc's then, too)
      */
     static Optional<Plan> plan(Path root, String id, ObjectMapper json) throws IOException {
         Path dir = root.resolve(id);
