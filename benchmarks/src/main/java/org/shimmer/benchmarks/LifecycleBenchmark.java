@@ -38,6 +38,9 @@ public final class LifecycleBenchmark {
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
     private static final int WARMUP = 5;
     private static final String NAMESPACE = "bench";
+    /** The steps of one plugin lifecycle, in order, as the breakdown names them. */
+    static final List<String> STEPS = List.of("bundle create", "shim client", "create", "start", "wait", "delete",
+            "shutdown", "bundle delete");
 
     public static void main(String[] args) throws Exception {
         if (args.length != 5) {
@@ -54,6 +57,7 @@ public final class LifecycleBenchmark {
 
         double remote;
         double local;
+        double localOwn;
         InMemoryEventExchange events = new InMemoryEventExchange();
         try (PluginHost host = PluginHost.start(Path.of("benchmarks/target/plugins"))) {
             RuntimePlugin runtime = host.runtime().withConfig(
@@ -61,10 +65,15 @@ public final class LifecycleBenchmark {
             RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-plugin").toString());
             ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
                     work.resolve("daemon").toString(), null, false, null);
-            local = measure("local (plugin, runc driven in the JVM)", n,
-                    i -> pluginLifecycle(runtime, ShimOpt.local(), runc, bundleSpec, rootfs, "l" + i));
+            long[] steps = new long[STEPS.size()];
+            try (LocalProfile profile = new LocalProfile()) {
+                local = measure("local (plugin, runc driven in the JVM)", n,
+                        i -> pluginLifecycle(runtime, ShimOpt.local(), runc, bundleSpec, rootfs, "l" + i,
+                                i >= 0 ? steps : new long[STEPS.size()]), profile::start);
+                localOwn = profile.report(local, steps, n);
+            }
             remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
-                    i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i));
+                    i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i, new long[STEPS.size()]));
         } finally {
             events.dispose();
         }
@@ -78,8 +87,14 @@ public final class LifecycleBenchmark {
         System.out.printf(Locale.ROOT, "ratios: local/runc %.2fx, remote/runc %.2fx, containerd/runc %.2fx, "
                 + "remote/containerd %.2fx%n", local / runcMs, remote / runcMs, containerdMs / runcMs,
                 remote / containerdMs);
-        System.out.printf(Locale.ROOT, "RESULT local_ms=%.1f remote_ms=%.1f runc_ms=%.1f containerd_ms=%.1f%n",
-                local, remote, runcMs, containerdMs);
+        System.out.printf(Locale.ROOT, "RESULT local_ms=%.1f remote_ms=%.1f runc_ms=%.1f containerd_ms=%.1f "
+                + "local_own_ms=%.1f local_vs_runc=%.2f%n", local, remote, runcMs, containerdMs, localOwn,
+                local / runcMs);
+    }
+
+    @FunctionalInterface
+    private interface Measuring {
+        void begin() throws IOException;
     }
 
     @FunctionalInterface
@@ -88,9 +103,15 @@ public final class LifecycleBenchmark {
     }
 
     private static double measure(String name, int n, Lifecycle lifecycle) throws Exception {
+        return measure(name, n, lifecycle, () -> {});
+    }
+
+    /** Runs the warm-up, then {@code measuring}, then the {@code n} measured lifecycles. */
+    private static double measure(String name, int n, Lifecycle lifecycle, Measuring measuring) throws Exception {
         for (int i = 0; i < WARMUP; i++) {
             lifecycle.run(-1 - i);
         }
+        measuring.begin();
         long start = System.nanoTime();
         for (int i = 0; i < n; i++) {
             lifecycle.run(i);
@@ -101,17 +122,31 @@ public final class LifecycleBenchmark {
         return ms;
     }
 
+    /** One lifecycle; adds each step's nanoseconds to {@code steps} (indexed as {@link #STEPS}). */
     private static void pluginLifecycle(RuntimePlugin runtime, ShimOpt opt, RuncOptions runc, byte[] spec,
-            Path rootfs, String id) {
+            Path rootfs, String id, long[] steps) {
         String name = id.replace('-', 'w');
+        long t0 = System.nanoTime();
         Bundle bundle = runtime.create(NAMESPACE, name, spec).block(TIMEOUT);
+        long t1 = System.nanoTime();
         ShimClient shim = bundle.newShimClient(opt, runc).block(TIMEOUT);
+        long t2 = System.nanoTime();
         shim.create(new CreateOptions(List.of(Mount.readOnlyBind(rootfs)), Stdio.none())).block(TIMEOUT);
+        long t3 = System.nanoTime();
         shim.start().block(TIMEOUT);
+        long t4 = System.nanoTime();
         int status = shim.awaitExit().block(TIMEOUT).status();
+        long t5 = System.nanoTime();
         shim.delete().block(TIMEOUT);
+        long t6 = System.nanoTime();
         shim.shutdown().block(TIMEOUT);
+        long t7 = System.nanoTime();
         bundle.delete().block(TIMEOUT);
+        long t8 = System.nanoTime();
+        long[] marks = {t0, t1, t2, t3, t4, t5, t6, t7, t8};
+        for (int step = 0; step < steps.length; step++) {
+            steps[step] += marks[step + 1] - marks[step];
+        }
         if (status != 0) {
             throw new IllegalStateException("/bin/true exited " + status);
         }

@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.concurrent.Callable;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.ShimmerException;
@@ -27,6 +28,9 @@ import reactor.core.scheduler.Scheduler;
  * 1", typed by {@link TaskErrors#classify} (runc's "no space left on device" is a
  * {@link ResourceExhaustedException}); a command whose caller cancels is killed with every
  * process it forked, its {@code runc init} included, and reaped ({@link RuncInvocation}), not left running.
+ *
+ * <p>Every {@code Mono} here signals on the io scheduler, so a caller may do blocking follow-up work in place
+ * rather than hop to another io thread (each hop is a thread wake-up, the most of our own time per step).
  *
  * <p>Global flags: {@code --root <runtimeRoot>/<namespace>} (the layout the containerd shim uses too),
  * {@code --log <bundle>/log.json --log-format json}, {@code --systemd-cgroup} and {@code --criu} when asked for.
@@ -89,13 +93,13 @@ public final class Runc {
      */
     public Mono<Integer> create(String id, Path pidFile, Stdio stdio, Path consoleSocket) {
         return run(stdio, console(consoleSocket, "create", "--bundle", bundle.toString(), "--pid-file",
-                pidFile.toString(), id)).then(readPid(pidFile));
+                pidFile.toString(), id)).map(printed -> readPid(pidFile));
     }
 
     /** {@code runc exec --detach}: runs {@code processSpec} in the container; its pid is returned. */
     public Mono<Integer> exec(String id, Path processSpec, Path pidFile, Stdio stdio, Path consoleSocket) {
         return run(stdio, console(consoleSocket, "exec", "--detach", "--pid-file", pidFile.toString(), "--process",
-                processSpec.toString(), id)).then(readPid(pidFile));
+                processSpec.toString(), id)).map(printed -> readPid(pidFile));
     }
 
     /** {@code args} with {@code --console-socket <path>} after the command word when there is a socket. */
@@ -108,8 +112,72 @@ public final class Runc {
         return withSocket.toArray(String[]::new);
     }
 
+    /** {@code runc start}. */
     public Mono<Void> start(String id) {
         return run(Stdio.NULL, "start", id).then();
+    }
+
+    /**
+     * Starts the created container {@code id} whose init is {@code initPid}: in the JVM when runc's state
+     * directory is one we know ({@link CreatedStart}), else {@code runc start}. Fails as {@code runc start} would.
+     */
+    public Mono<Void> start(String id, int initPid) {
+        return inJvm("start", id, () -> {
+            Path dir = root.resolve(id);
+            // runc start would also wait for a NOTIFY_SOCKET it inherited from us: only runc knows how.
+            if (System.getenv("NOTIFY_SOCKET") != null || !RuncVersion.knownLayout(binary)
+                    || !CreatedStart.admits(dir)) {
+                return false;
+            }
+            try {
+                return CreatedStart.start(dir, initPid);
+            } catch (CreatedStart.Refused refused) {
+                throw TaskErrors.classify("runc start failed: " + refused.getMessage(), refused.getMessage(),
+                        new IOException("start of " + id + " in the JVM: " + refused.getMessage()));
+            }
+        }).then();
+    }
+
+    /**
+     * Deletes the stopped container {@code id}, whose init has exited and was reaped: in the JVM when runc's
+     * destroy would only remove its cgroups and state directory ({@link StoppedDelete}), else {@code runc delete}.
+     */
+    public Mono<Void> deleteStopped(String id) {
+        return inJvm("delete", id, () -> {
+            if (systemdCgroup || !RuncVersion.knownLayout(binary)) {
+                return false;
+            }
+            Optional<StoppedDelete.Plan> plan;
+            try {
+                plan = StoppedDelete.plan(root, id, JSON);
+            } catch (IOException unreadable) {
+                // Nothing removed yet: runc may know better.
+                return false;
+            }
+            if (plan.isEmpty()) {
+                return false;
+            }
+            StoppedDelete.execute(plan.get());
+            return true;
+        }).then();
+    }
+
+    /** Runs {@code inJvm} on io; when it declined (false, having touched nothing), runs {@code runc <command>}. */
+    private Mono<Void> inJvm(String command, String id, Callable<Boolean> inJvm) {
+        return Mono.fromCallable(() -> {
+                    RuncCommandEvent event = new RuncCommandEvent(command, true, id);
+                    event.begin();
+                    boolean done = inJvm.call();
+                    if (done) {
+                        event.commit();
+                    }
+                    return done;
+                })
+                .subscribeOn(io)
+                .onErrorMap(error -> !(error instanceof ShimmerException),
+                        error -> TaskErrors.map("runc " + command + " (in the JVM) for", id, error))
+                .flatMap(done -> done ? Mono.empty() : run(Stdio.NULL, command, id))
+                .then();
     }
 
     public Mono<Void> kill(String id, int signal, boolean all) {
@@ -177,17 +245,27 @@ public final class Runc {
     private Mono<byte[]> run(Stdio stdio, String... args) {
         Path log = bundle.resolve("log.json");
         List<String> command = command(args);
-        return Mono.fromCallable(() -> Files.exists(log) ? Files.size(log) : 0L)
-                .subscribeOn(io)
-                .flatMap(logStart -> RuncInvocation.run(() -> start(command, stdio), io)
-                        .map(result -> {
-                            if (result.exit() != 0) {
-                                throw failure(command, args, result.exit(), log, logStart);
-                            }
-                            return result.printed();
-                        }))
+        return Mono.defer(() -> {
+                    long[] logStart = new long[1];
+                    // The log's length, for the error: read in the task that launches runc, not in a hop of its own.
+                    return RuncInvocation.run(args[0], bundle.getFileName().toString(), () -> {
+                                logStart[0] = logLength(log);
+                                return start(command, stdio);
+                            }, io)
+                            .map(result -> {
+                                if (result.exit() != 0) {
+                                    throw failure(command, args, result.exit(), log, logStart[0]);
+                                }
+                                return result.printed();
+                            });
+                })
                 .onErrorMap(error -> !(error instanceof ShimmerException),
                         error -> TaskErrors.map("runc " + args[0] + " for", bundle.toString(), error));
+    }
+
+    private static long logLength(Path log) {
+        // 0 when absent: File.length says so without an exception.
+        return log.toFile().length();
     }
 
     private Process start(List<String> command, Stdio stdio) {
@@ -211,10 +289,13 @@ public final class Runc {
                 new IOException(String.join(" ", command) + " exited " + exit + ": " + reason));
     }
 
-    private Mono<Integer> readPid(Path pidFile) {
-        return Mono.fromCallable(() -> Integer.parseInt(Files.readString(pidFile).strip())).subscribeOn(io)
-                .onErrorMap(error -> !(error instanceof ShimmerException),
-                        error -> TaskErrors.map("read the pid file", pidFile.toString(), error));
+    /** The pid runc wrote; read on the io thread runc's exit was seen on. */
+    private static int readPid(Path pidFile) {
+        try {
+            return Integer.parseInt(Files.readString(pidFile).strip());
+        } catch (IOException | NumberFormatException e) {
+            throw TaskErrors.map("read the pid file", pidFile.toString(), e);
+        }
     }
 
     /**

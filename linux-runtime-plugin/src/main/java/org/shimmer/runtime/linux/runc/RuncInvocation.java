@@ -30,18 +30,23 @@ final class RuncInvocation {
     record Result(int exit, byte[] printed) {}
 
     private final Callable<Process> start;
+    private final RuncCommandEvent event;
     private final AtomicReference<Process> process = new AtomicReference<>();
     private final AtomicBoolean cancelled = new AtomicBoolean();
     private final AtomicBoolean killed = new AtomicBoolean();
 
-    private RuncInvocation(Callable<Process> start) {
+    private RuncInvocation(Callable<Process> start, RuncCommandEvent event) {
         this.start = start;
+        this.event = event;
     }
 
-    /** Starts the process {@code start} makes, on {@code io}, at subscription; completes once it has exited. */
-    static Mono<Result> run(Callable<Process> start, Scheduler io) {
+    /**
+     * Starts the process {@code start} makes, on {@code io}, at subscription; completes once it has exited. A
+     * {@link RuncCommandEvent} for {@code command} on {@code container} spans it, launch to reaped exit.
+     */
+    static Mono<Result> run(String command, String container, Callable<Process> start, Scheduler io) {
         return Mono.create(sink -> {
-            RuncInvocation invocation = new RuncInvocation(start);
+            RuncInvocation invocation = new RuncInvocation(start, new RuncCommandEvent(command, false, container));
             sink.onCancel(() -> invocation.cancel(io));
             try {
                 io.schedule(() -> invocation.execute(sink));
@@ -56,6 +61,7 @@ final class RuncInvocation {
             return;
         }
         Process started;
+        event.begin();
         try {
             started = start.call();
         } catch (Exception e) {
@@ -73,7 +79,9 @@ final class RuncInvocation {
         }
         try (InputStream out = started.getInputStream()) {
             byte[] printed = out.readAllBytes();
-            sink.success(new Result(started.waitFor(), printed));
+            int exit = started.waitFor();
+            event.commit();
+            sink.success(new Result(exit, printed));
         } catch (IOException | InterruptedException e) {
             // The scheduler is shutting down (an interrupt), or the pipe failed: runc must not outlive the call.
             kill();

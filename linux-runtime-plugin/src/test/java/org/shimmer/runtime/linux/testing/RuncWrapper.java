@@ -8,9 +8,14 @@ import java.nio.file.attribute.PosixFilePermissions;
 /**
  * A runc binary for tests: a shell script around the real runc that misbehaves on {@code runc start}, given to
  * either shim as {@code RuncOptions.binaryName} (the remote shim passes it on as its {@code BinaryName}). Every
- * other command goes to the real runc untouched.
+ * other command goes to the real runc untouched. A wrapper that misbehaves reports a runc version no shim knows
+ * ({@link #UNKNOWN_VERSION}), so that the local shim, which starts a container of a runc it knows in the JVM,
+ * really runs its {@code runc start}.
  */
 public final class RuncWrapper {
+
+    /** What {@code --version} prints for a wrapper that must not be taken for a runc whose layout is known. */
+    public static final String UNKNOWN_VERSION = "runc version 0.0.0-wrapper";
 
     private final Path script;
     private final Path marker;
@@ -41,12 +46,32 @@ public final class RuncWrapper {
                 """.formatted(marker, seconds));
     }
 
+    /**
+     * A runc that appends each command line it ran to {@link #marker()}, one per line, and reports {@code version}
+     * to {@code --version} (the real runc's answer when null).
+     */
+    public static RuncWrapper recording(Path dir, String version) throws IOException, InterruptedException {
+        Path marker = dir.resolve("commands");
+        String runc = Processes.run(null, "sh", "-c", "command -v runc").strip();
+        Path script = Files.createDirectories(dir).resolve("runc-recording");
+        String versionLine = version == null ? "" : """
+                if [ "$1" = --version ]; then echo '%s'; exit 0; fi
+                """.formatted(version);
+        Files.writeString(script, """
+                #!/bin/sh
+                %secho "$*" >> %s
+                exec %s "$@"
+                """.formatted(versionLine, marker, runc));
+        Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
+        return new RuncWrapper(script, marker);
+    }
+
     /** The script, for {@code RuncOptions.withBinaryName}. */
     public String binary() {
         return script.toString();
     }
 
-    /** The file the wrapper makes when a {@code start} reached it. */
+    /** The file the wrapper makes when a {@code start} reached it; for {@link #recording}, its command log. */
     public Path marker() {
         return marker;
     }
@@ -57,6 +82,7 @@ public final class RuncWrapper {
         // Only the start subcommand: a container id or a global option's value never reads "start" here.
         Files.writeString(script, """
                 #!/bin/sh
+                if [ "$1" = --version ]; then echo '%s'; exit 0; fi
                 for arg in "$@"; do
                     if [ "$arg" = start ]; then
                 %s
@@ -64,7 +90,7 @@ public final class RuncWrapper {
                     fi
                 done
                 exec %s "$@"
-                """.formatted(onStart.indent(8).stripTrailing(), runc));
+                """.formatted(UNKNOWN_VERSION, onStart.indent(8).stripTrailing(), runc));
         Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
         return new RuncWrapper(script, marker);
     }

@@ -50,30 +50,35 @@ final class LocalLauncher {
         volatile boolean runcCreateRan;
     }
 
-    /** Mounts the rootfs, runs {@code runc create} and watches init, whose streams are prepared; the init pid. */
-    Mono<Integer> create(TaskProcess init, CreateOptions options, Made made) {
-        return blocking(() -> {
-            if (!options.rootfs().isEmpty()) {
-                RootfsMounts.mount(options.rootfs(), bundle.rootfs(), bundle.workDir());
-            }
-            return true;
-        }).then(launch(init, () -> {
+    /** Mounts the rootfs of a create, if it has one. Blocking: the caller's io task, with its other preparations. */
+    void mountRootfs(CreateOptions options) throws IOException {
+        if (!options.rootfs().isEmpty()) {
+            RootfsMounts.mount(options.rootfs(), bundle.rootfs(), bundle.workDir());
+        }
+    }
+
+    /**
+     * Runs {@code runc create} and watches init, whose streams are prepared and rootfs mounted
+     * ({@link #mountRootfs}); records it for a reload; the init pid.
+     */
+    Mono<Integer> create(TaskProcess init, Made made) {
+        return launch(init, () -> {
             made.runcCreateRan = true;
             // runc refused to create over a container that is there: not ours to delete when undoing.
             return runc.create(bundle.id(), bundle.workDir().resolve("init.pid"), redirects(init.stdio()),
                             consoleSocket(init))
                     .doOnError(error -> made.runcCreateRan = !String.valueOf(error.getMessage())
                             .contains("already exists"));
-        })).flatMap(pid -> blocking(() -> {
-            new LocalRecord(pid, false).write(bundle.workDir());
-            return pid;
-        }));
+        }, pid -> new LocalRecord(pid, false).write(bundle.workDir()));
     }
 
-    /** Starts a created process: {@code runc start} for init, {@code runc exec} (watched) for an exec; its pid. */
+    /**
+     * Starts a created process: runc's start for init (in the JVM when runc's layout allows), {@code runc exec}
+     * (watched) for an exec; its pid.
+     */
     Mono<Integer> start(TaskProcess process) {
         if (process.execId().isEmpty()) {
-            return runc.start(bundle.id()).then(blocking(() -> {
+            return runc.start(bundle.id(), process.pid()).then(onRuncsThread(() -> {
                 try {
                     new LocalRecord(process.pid(), true).write(bundle.workDir());
                 } catch (IOException e) {
@@ -84,22 +89,29 @@ final class LocalLauncher {
             }));
         }
         return launch(process, () -> runc.exec(bundle.id(), execSpec(process.execId()), bundle.workDir().resolve(
-                "exec-" + process.execId() + ".pid"), redirects(process.stdio()), consoleSocket(process)));
+                "exec-" + process.execId() + ".pid"), redirects(process.stdio()), consoleSocket(process)), pid -> {});
     }
 
     private static Path consoleSocket(TaskProcess process) {
         return process.stdio() != null ? process.stdio().consoleSocket() : null;
     }
 
-    private Mono<Integer> launch(TaskProcess process, Callable<Mono<Integer>> runcLaunch) {
+    /** What a launch does once its process is watched, on the same io thread. */
+    @FunctionalInterface
+    private interface Launched {
+        void accept(int pid) throws IOException;
+    }
+
+    private Mono<Integer> launch(TaskProcess process, Callable<Mono<Integer>> runcLaunch, Launched then) {
         return Mono.usingWhen(
                 Mono.fromSupplier(monitor::launch),
                 // The launch ends (the console socket goes) only once a terminal's master was taken from it.
                 launch -> Mono.fromCallable(runcLaunch).flatMap(started -> started)
-                        .flatMap(pid -> blocking(() -> {
+                        .flatMap(pid -> onRuncsThread(() -> {
                             process.pid(pid);
                             monitor.watch(pid).subscribe(process::exited, process::unwatched);
                             takeConsole(process, pid);
+                            then.accept(pid);
                             return pid;
                         }))
                         .doFinally(signal -> process.launched()),
@@ -155,7 +167,10 @@ final class LocalLauncher {
                 ? blocking(() -> monitor.signal(init.pid(), 9)).then(init.awaitExit()
                         .timeout(TaskProcess.DRAIN_TIMEOUT, Mono.empty(), resources.io())).then()
                 : Mono.empty();
-        return ended.then(Mono.defer(() -> runc.delete(bundle.id(), init.exited().isEmpty())))
+        // A started init that exited and was reaped is a stopped container, which runc's destroy may spare a Go
+        // process for; one never started still has runc's exec FIFO and goes through runc.
+        return ended.then(Mono.defer(() -> !neverStarted && init.exited().isPresent() ? runc.deleteStopped(bundle.id())
+                        : runc.delete(bundle.id(), init.exited().isEmpty())))
                 .onErrorResume(error -> String.valueOf(error.getMessage()).contains("does not exist"),
                         gone -> blocking(() -> init.exited().isPresent() || init.pid() == 0
                                 || monitor.signal(init.pid(), 9)).then());
@@ -251,6 +266,14 @@ final class LocalLauncher {
 
     private Path ioDir() {
         return bundle.workDir().resolve("io");
+    }
+
+    /**
+     * Blocking work after a runc step, run where that step signalled: {@link Runc} signals on an io thread, so
+     * this is the io scheduler without another hop to it.
+     */
+    private static <T> Mono<T> onRuncsThread(Callable<T> work) {
+        return Mono.fromCallable(work);
     }
 
     private <T> Mono<T> blocking(Callable<T> work) {

@@ -70,9 +70,11 @@ final class LocalShimClient extends TaskClient {
         LocalLauncher.Made making = new LocalLauncher.Made();
         return make("create", "", init -> blocking(() -> {
                             requireTerminal(options.stdio());
-                            return prepare(init, options.stdio(), "create");
+                            prepare(init, options.stdio(), "create");
+                            launcher.mountRootfs(options);
+                            return true;
                         })
-                        .then(launcher.create(init, options, making))
+                        .then(launcher.create(init, making))
                         .flatMap(pid -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
                                 options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
                                         m.options())).toList(), pid)).thenReturn(pid)),

@@ -1,0 +1,140 @@
+package org.shimmer.benchmarks;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import jdk.jfr.Recording;
+import jdk.jfr.consumer.RecordedEvent;
+import jdk.jfr.consumer.RecordedFrame;
+import jdk.jfr.consumer.RecordedStackTrace;
+import jdk.jfr.consumer.RecordingFile;
+
+/**
+ * A JFR recording of the local shim's measured lifecycles: the plugin's {@code org.shimmer.RuncCommand} events
+ * (each runc process, and each runc step done in the JVM instead) give the time spent in runc, the rest of a
+ * lifecycle minus the container's own run is Shimmer's; execution samples show where that time goes. Read by
+ * event name, so the benchmark sees nothing of the plugin's classes.
+ */
+final class LocalProfile implements AutoCloseable {
+
+    private static final String RUNC = "org.shimmer.RuncCommand";
+    private static final int TOP_FRAMES = 12;
+
+    private final Recording recording = new Recording();
+    private final Path file;
+
+    LocalProfile() throws IOException {
+        file = Files.createTempFile("shimmer-lifecycle", ".jfr");
+        recording.enable(RUNC).withThreshold(Duration.ZERO);
+        recording.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(2));
+        recording.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(2));
+    }
+
+    /** Starts recording: after the warm-up, so that only the measured lifecycles are in it. */
+    void start() {
+        recording.start();
+    }
+
+    /**
+     * Stops the recording and prints the breakdown of {@code n} lifecycles of {@code meanMs} each, whose steps
+     * took {@code steps} nanoseconds in all; returns Shimmer's own ms per lifecycle.
+     */
+    double report(double meanMs, long[] steps, int n) throws IOException {
+        recording.stop();
+        recording.dump(file);
+        List<RecordedEvent> events = RecordingFile.readAllEvents(file);
+        System.out.println("local per-step breakdown (mean ms per lifecycle):");
+        StringBuilder line = new StringBuilder(" ");
+        for (int step = 0; step < steps.length; step++) {
+            line.append(String.format(Locale.ROOT, " %s %.2f", LifecycleBenchmark.STEPS.get(step),
+                    steps[step] / 1e6 / n));
+        }
+        System.out.println(line);
+
+        List<RecordedEvent> measured = events.stream().filter(e -> e.getEventType().getName().equals(RUNC))
+                .toList();
+        Map<String, double[]> byCommand = new TreeMap<>();
+        double inRunc = 0;
+        double inJvm = 0;
+        for (RecordedEvent event : measured) {
+            String key = (event.getBoolean("inJvm") ? "in the JVM: " : "runc ") + event.getString("command");
+            double ms = event.getDuration().toNanos() / 1e6;
+            double[] sum = byCommand.computeIfAbsent(key, k -> new double[2]);
+            sum[0] += ms;
+            sum[1]++;
+            if (event.getBoolean("inJvm")) {
+                inJvm += ms;
+            } else {
+                inRunc += ms;
+            }
+        }
+        System.out.println("runc per lifecycle (mean ms, count per lifecycle):");
+        byCommand.forEach((command, sum) -> System.out.printf(Locale.ROOT, "  %-24s %7.2f ms  x%.1f%n", command,
+                sum[0] / n, sum[1] / n));
+        StringBuilder beyond = new StringBuilder("  each step beyond its runc command (in the JVM or not):");
+        for (String step : List.of("create", "start", "delete")) {
+            double stepMs = steps[LifecycleBenchmark.STEPS.indexOf(step)] / 1e6 / n;
+            double runcStep = byCommand.entrySet().stream().filter(entry -> entry.getKey().endsWith(" " + step))
+                    .mapToDouble(entry -> entry.getValue()[0] / n).sum();
+            beyond.append(String.format(Locale.ROOT, " %s %.2f", step, stepMs - runcStep));
+        }
+        System.out.println(beyond);
+        double runcMs = inRunc / n;
+        double waitMs = steps[LifecycleBenchmark.STEPS.indexOf("wait")] / 1e6 / n;
+        double own = meanMs - runcMs - waitMs;
+        System.out.printf(Locale.ROOT, "Shimmer's own time per lifecycle: %.2f ms = %.2f total - %.2f inside runc "
+                + "processes - %.2f waiting for the container's exit (its run, counted as the container's); of it "
+                + "%.2f ms runc's start/delete done in the JVM%n", own, meanMs, runcMs, waitMs, inJvm / n);
+
+        // Running Java code (execution samples) is CPU; a thread in native code (native samples) mostly waits:
+        // poll loops, process reapers. Both by top frame past the method-handle plumbing of FFM downcalls, and
+        // by the innermost Shimmer frame, which says which of our steps the time belongs to.
+        Map<String, Integer> running = new HashMap<>();
+        Map<String, Integer> inNative = new HashMap<>();
+        Map<String, Integer> ours = new HashMap<>();
+        for (RecordedEvent event : events) {
+            String type = event.getEventType().getName();
+            boolean execution = type.equals("jdk.ExecutionSample");
+            RecordedStackTrace stack = execution || type.equals("jdk.NativeMethodSample") ? event.getStackTrace()
+                    : null;
+            if (stack == null || stack.getFrames().isEmpty()) {
+                continue;
+            }
+            List<RecordedFrame> frames = stack.getFrames();
+            String top = frames.stream().map(LocalProfile::frame).filter(name -> !name.startsWith("java.lang.invoke."))
+                    .findFirst().orElse(frame(frames.getFirst()));
+            (execution ? running : inNative).merge(top, 1, Integer::sum);
+            frames.stream().map(LocalProfile::frame).filter(name -> name.startsWith("org.shimmer.runtime"))
+                    .findFirst().ifPresent(name -> ours.merge(name + (execution ? " (running)" : " (in native)"), 1,
+                            Integer::sum));
+        }
+        print("profile: top frames running Java code (JFR execution samples every 2 ms):", running);
+        print("profile: top frames in native code (JFR native samples, mostly waiting):", inNative);
+        print("profile: innermost Shimmer frame of every sample:", ours);
+        return own;
+    }
+
+    private static void print(String title, Map<String, Integer> counts) {
+        int total = Math.max(1, counts.values().stream().mapToInt(Integer::intValue).sum());
+        System.out.println(title + " " + total + " samples");
+        counts.entrySet().stream().sorted(Map.Entry.<String, Integer>comparingByValue().reversed()).limit(TOP_FRAMES)
+                .forEach(entry -> System.out.printf(Locale.ROOT, "  %5.1f%%  %s%n", 100.0 * entry.getValue() / total,
+                        entry.getKey()));
+    }
+
+    private static String frame(RecordedFrame frame) {
+        return frame.getMethod().getType().getName() + "." + frame.getMethod().getName();
+    }
+
+    @Override
+    public void close() throws IOException {
+        recording.close();
+        Files.deleteIfExists(file);
+    }
+}
