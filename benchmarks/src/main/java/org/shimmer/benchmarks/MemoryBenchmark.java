@@ -1,0 +1,232 @@
+package org.shimmer.benchmarks;
+
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.shimmer.examples.host.PluginHost;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import reactor.core.Disposable;
+import reactor.core.Disposables;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Schedulers;
+
+/**
+ * Memory per running container: COUNT containers running {@code sleep}, started STEP at a time, with a measurement
+ * after every step; the figure is the least-squares slope over those points, in KiB per container. Run by
+ * {@code benchmarks/run-lifecycle --memory} in a fresh JVM per mode, so earlier work does not skew it:
+ * <ul>
+ *   <li>{@code local}: the plugin's local shim; this JVM's RSS ({@code smaps_rollup}; the script fixes and
+ *       pre-touches the heap, so the slope is native memory, stacks and metadata) and its heap after a full GC;</li>
+ *   <li>{@code remote}: the remote shim; this JVM's RSS beside the shims' PSS
+ *       ({@code containerd-shim-runc-v2} processes of this run);</li>
+ *   <li>{@code containerd}: {@code ctr run -d} against the private containerd; the PSS of the daemon and its
+ *       shims.</li>
+ * </ul>
+ * Each container's stdout and stderr are streams read by a subscriber (plugin) or FIFOs (containerd), as a platform
+ * capturing logs would have them. Everything started is removed at the end, on failure too. Prints one
+ * {@code FIGURES} line, which the script folds into its {@code RESULT} line.
+ *
+ * <p>Usage: {@code MemoryBenchmark local|remote|containerd COUNT STEP WORK_DIR ROOTFS RUNC_SPEC CONTAINERD_SOCKET
+ * CONTAINERD_PID}.
+ */
+public final class MemoryBenchmark {
+
+    private static final Duration TIMEOUT = Duration.ofMinutes(2);
+    private static final Duration SETTLE = Duration.ofSeconds(1);
+    private static final int WARMUP = 8;
+    private static final int CONCURRENCY = 4;
+    private static final String NAMESPACE = "memory";
+    private static final String SHIM = "containerd-shim-runc-v2";
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 8) {
+            System.err.println("usage: MemoryBenchmark local|remote|containerd COUNT STEP WORK_DIR ROOTFS RUNC_SPEC "
+                    + "CONTAINERD_SOCKET CONTAINERD_PID");
+            System.exit(2);
+        }
+        String mode = args[0];
+        int count = Integer.parseInt(args[1]);
+        int step = Integer.parseInt(args[2]);
+        Path work = Path.of(args[3]);
+        Path rootfs = Path.of(args[4]);
+        String spec = new String(Files.readAllBytes(Path.of(args[5])), StandardCharsets.UTF_8)
+                .replace("\"/bin/true\"", "\"/bin/sleep\", \"3600\"")
+                .replace("\"path\": \"" + rootfs + "\"", "\"path\": \"rootfs\"");
+        if (!spec.contains("\"3600\"")) {
+            throw new IllegalArgumentException("no /bin/true in " + args[5]);
+        }
+        switch (mode) {
+            case "local", "remote" -> plugin(mode, count, step, work, rootfs, spec.getBytes(StandardCharsets.UTF_8));
+            case "containerd" -> containerd(count, step, work, rootfs, args[6], Long.parseLong(args[7]));
+            default -> throw new IllegalArgumentException("mode " + mode + ": local, remote or containerd");
+        }
+    }
+
+    private static void plugin(String mode, int count, int step, Path work, Path rootfs, byte[] spec)
+            throws Exception {
+        boolean remote = mode.equals("remote");
+        ShimOpt opt = remote
+                ? ShimOpt.remote(Path.of("/usr/bin/" + SHIM), work.resolve("daemon").toString(), null, false, null)
+                : ShimOpt.local();
+        InMemoryEventExchange events = new InMemoryEventExchange();
+        List<String> ids = new ArrayList<>();
+        List<ShimClient> shims = new ArrayList<>();
+        Disposable.Composite readers = Disposables.composite();
+        try (PluginHost host = PluginHost.start(Path.of("benchmarks/target/plugins"))) {
+            RuntimePlugin runtime = host.runtime().withConfig(
+                    new RuntimeConfig(work.resolve("state-" + mode), work.resolve("work-" + mode), events));
+            RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-" + mode).toString());
+            try {
+                // Classes loaded, code compiled, pools grown to their resting size before the baseline.
+                List<String> warm = new ArrayList<>();
+                List<ShimClient> warmShims = new ArrayList<>();
+                startPlugin(runtime, opt, runc, spec, rootfs, "w", 0, WARMUP, warm, warmShims, readers);
+                stopPlugin(runtime, warm, warmShims);
+                List<double[]> rss = new ArrayList<>();
+                List<double[]> heap = new ArrayList<>();
+                List<double[]> shimPss = new ArrayList<>();
+                for (int running = 0, before = 0; ; before = running, running = Math.min(running + step, count)) {
+                    if (running > 0) {
+                        startPlugin(runtime, opt, runc, spec, rootfs, "m", before, running - before, ids, shims,
+                                readers);
+                    }
+                    Thread.sleep(SETTLE);
+                    long heapKib = heapAfterGcKib();
+                    long rssKib = BenchProcesses.smapsKib(ProcessHandle.current().pid(), "Rss");
+                    long pss = remote ? pss(BenchProcesses.pidsOf(SHIM, work)) : 0;
+                    rss.add(new double[] {running, rssKib});
+                    heap.add(new double[] {running, heapKib});
+                    shimPss.add(new double[] {running, pss});
+                    System.out.printf(Locale.ROOT, "%-6s %4d running: JVM RSS %8d KiB, heap after GC %7d KiB%s%n",
+                            mode, running, rssKib, heapKib, remote ? ", shims' PSS " + pss + " KiB" : "");
+                    if (running >= count) {
+                        break;
+                    }
+                }
+                double rssSlope = BenchProcesses.slope(rss);
+                double heapSlope = BenchProcesses.slope(heap);
+                System.out.printf(Locale.ROOT, "%-6s per running container: JVM RSS %.2f KiB, heap %.2f KiB%s%n",
+                        mode, rssSlope, heapSlope, remote ? String.format(Locale.ROOT, ", shim PSS %.1f KiB",
+                                BenchProcesses.slope(shimPss)) : "");
+                System.out.println(remote
+                        ? "FIGURES remote_jvm_kib=" + BenchProcesses.format(rssSlope) + " remote_heap_kib="
+                                + BenchProcesses.format(heapSlope) + " remote_shim_pss_kib="
+                                + BenchProcesses.format(BenchProcesses.slope(shimPss))
+                        : "FIGURES local_rss_kib=" + BenchProcesses.format(rssSlope) + " local_heap_kib="
+                                + BenchProcesses.format(heapSlope));
+            } finally {
+                readers.dispose();
+                stopPlugin(runtime, ids, shims);
+            }
+        } finally {
+            events.dispose();
+        }
+    }
+
+    private static void startPlugin(RuntimePlugin runtime, ShimOpt opt, RuncOptions runc, byte[] spec, Path rootfs,
+            String prefix, int from, int n, List<String> ids, List<ShimClient> shims, Disposable.Composite readers) {
+        Flux.range(from, n).flatMap(i -> {
+            String id = prefix + i;
+            synchronized (ids) {
+                ids.add(id);
+            }
+            return runtime.create(NAMESPACE, id, spec)
+                    .flatMap(bundle -> bundle.newShimClient(opt, runc))
+                    .doOnNext(shim -> {
+                        synchronized (shims) {
+                            shims.add(shim);
+                        }
+                    })
+                    .flatMap(shim -> shim.create(new CreateOptions(List.of(Mount.readOnlyBind(rootfs)),
+                                    Stdio.streams(null)))
+                            .doOnNext(io -> {
+                                readers.add(io.stdout().subscribe());
+                                readers.add(io.stderr().subscribe());
+                            })
+                            .then(shim.start()));
+        }, CONCURRENCY).then().block(TIMEOUT);
+    }
+
+    /** Kills, deletes and shuts down every container; anything that resists is force-deleted. */
+    private static void stopPlugin(RuntimePlugin runtime, List<String> ids, List<ShimClient> shims) {
+        Flux.fromIterable(List.copyOf(shims)).flatMap(shim -> shim.kill(9, true)
+                .then(shim.awaitExit()).then(shim.delete()).then(shim.shutdown())
+                .onErrorResume(e -> Mono.empty()), CONCURRENCY).then().block(TIMEOUT);
+        Flux.fromIterable(List.copyOf(ids)).flatMap(id -> runtime.forceDelete(NAMESPACE, id)
+                .onErrorResume(e -> Mono.fromRunnable(() -> System.err.println(id + ": " + e.getMessage()))),
+                CONCURRENCY).then().block(TIMEOUT);
+        ids.clear();
+        shims.clear();
+    }
+
+    private static void containerd(int count, int step, Path work, Path rootfs, String socket, long daemonPid)
+            throws Exception {
+        List<String> ids = new ArrayList<>();
+        try {
+            List<double[]> points = new ArrayList<>();
+            for (int running = 0, before = 0; ; before = running, running = Math.min(running + step, count)) {
+                if (running > 0) {
+                    List<String> batch = new ArrayList<>();
+                    for (int i = before; i < running; i++) {
+                        batch.add("m" + i);
+                    }
+                    ids.addAll(batch);
+                    Flux.fromIterable(batch).flatMap(id -> Mono.fromCallable(() -> BenchProcesses.run(ctr(socket,
+                            "run", "-d", "--rootfs", rootfs.toString(), id, "/bin/sleep", "3600")))
+                            .subscribeOn(Schedulers.boundedElastic()), CONCURRENCY)
+                            .then().block(TIMEOUT);
+                }
+                Thread.sleep(SETTLE);
+                long daemon = BenchProcesses.smapsKib(daemonPid, "Pss");
+                long shims = pss(BenchProcesses.pidsOf(SHIM, work));
+                points.add(new double[] {running, daemon + shims});
+                System.out.printf(Locale.ROOT, "containerd %4d running: daemon PSS %7d KiB, shims' PSS %8d KiB%n",
+                        running, daemon, shims);
+                if (running >= count) {
+                    break;
+                }
+            }
+            double slope = BenchProcesses.slope(points);
+            System.out.printf(Locale.ROOT, "containerd per running container: daemon + shim PSS %.1f KiB%n", slope);
+            System.out.println("FIGURES containerd_pss_kib=" + BenchProcesses.format(slope));
+        } finally {
+            for (String id : ids) {
+                BenchProcesses.runQuietly(ctr(socket, "task", "rm", "-f", id));
+                BenchProcesses.runQuietly(ctr(socket, "container", "rm", id));
+            }
+        }
+    }
+
+    private static List<String> ctr(String socket, String... args) {
+        List<String> command = new ArrayList<>(List.of("ctr", "--address", socket, "--namespace", NAMESPACE));
+        command.addAll(List.of(args));
+        return command;
+    }
+
+    private static long pss(List<Long> pids) {
+        long sum = 0;
+        for (long pid : pids) {
+            sum += BenchProcesses.smapsKib(pid, "Pss");
+        }
+        return sum;
+    }
+
+    private static long heapAfterGcKib() {
+        System.gc();
+        return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed() / 1024;
+    }
+}
