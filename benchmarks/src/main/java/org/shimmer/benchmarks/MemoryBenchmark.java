@@ -99,12 +99,16 @@ public final class MemoryBenchmark {
                 List<double[]> rss = new ArrayList<>();
                 List<double[]> heap = new ArrayList<>();
                 List<double[]> shimPss = new ArrayList<>();
+                MemoryDiagnosis diagnosis = null;
                 for (int running = 0, before = 0; ; before = running, running = Math.min(running + step, count)) {
                     if (running > 0) {
                         startPlugin(runtime, opt, runc, spec, rootfs, "m", before, running - before, ids, shims,
                                 readers);
                     }
                     Thread.sleep(SETTLE);
+                    if (running == 0 && MemoryDiagnosis.enabled()) {
+                        diagnosis = MemoryDiagnosis.baseline();
+                    }
                     long heapKib = heapAfterGcKib();
                     long rssKib = BenchProcesses.smapsKib(ProcessHandle.current().pid(), "Rss");
                     long pss = remote ? pss(BenchProcesses.pidsOf(SHIM, work)) : 0;
@@ -116,6 +120,9 @@ public final class MemoryBenchmark {
                     if (running >= count) {
                         break;
                     }
+                }
+                if (diagnosis != null) {
+                    diagnosis.print(count);
                 }
                 double rssSlope = BenchProcesses.slope(rss);
                 double heapSlope = BenchProcesses.slope(heap);

@@ -63,9 +63,9 @@ public final class ParallelBenchmark {
                 .getBytes(StandardCharsets.UTF_8);
         String containerd = args[4];
 
-        double runc = measure("runc run", n, id -> external(runcRun(work, runcSpec, id)),
+        double runc = orFailed("runc run", () -> measure("runc run", n, id -> external(runcRun(work, runcSpec, id)),
                 id -> BenchProcesses.runQuietly(List.of("runc", "--root", work.resolve("runc-root").toString(),
-                        "delete", "-f", id)));
+                        "delete", "-f", id))));
         double local;
         double remote;
         InMemoryEventExchange events = new InMemoryEventExchange();
@@ -75,16 +75,18 @@ public final class ParallelBenchmark {
             RuncOptions options = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-plugin").toString());
             ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
                     work.resolve("daemon").toString(), null, false, null);
-            local = measurePlugin("local shim", n, runtime, ShimOpt.local(), options, bundleSpec, rootfs, "l");
-            remote = measurePlugin("remote shim", n, runtime, shim, options, bundleSpec, rootfs, "p");
+            local = orFailed("local shim",
+                    () -> measurePlugin("local shim", n, runtime, ShimOpt.local(), options, bundleSpec, rootfs, "l"));
+            remote = orFailed("remote shim",
+                    () -> measurePlugin("remote shim", n, runtime, shim, options, bundleSpec, rootfs, "p"));
         } finally {
             events.dispose();
         }
-        double ctr = measure("containerd + ctr run --rm", n, id -> external(ctrRun(containerd, rootfs, id)),
-                id -> {
+        double ctr = orFailed("containerd + ctr run --rm", () -> measure("containerd + ctr run --rm", n,
+                id -> external(ctrRun(containerd, rootfs, id)), id -> {
                     BenchProcesses.runQuietly(ctr(containerd, "task", "rm", "-f", id));
                     BenchProcesses.runQuietly(ctr(containerd, "container", "rm", id));
-                });
+                }));
 
         System.out.printf(Locale.ROOT, "ratios: local/runc %.2fx, remote/runc %.2fx, containerd/runc %.2fx, "
                 + "remote/containerd %.2fx, local/containerd %.2fx%n", local / runc, remote / runc, ctr / runc,
@@ -92,6 +94,22 @@ public final class ParallelBenchmark {
         System.out.printf(Locale.ROOT, "RESULT parallel=%d runc_s=%.2f local_s=%.2f remote_s=%.2f containerd_s=%.2f "
                 + "local_vs_runc=%.2f remote_vs_containerd=%.2f%n", n, runc, local, remote, ctr, local / runc,
                 remote / ctr);
+        if (Double.isNaN(runc + local + remote + ctr)) {
+            System.exit(1);
+        }
+    }
+
+    /**
+     * A way's figure, or NaN when it failed (a container that did not print its line or exit 0, a timeout): the
+     * others are still measured, and the failure is printed instead of a figure.
+     */
+    private static double orFailed(String name, Callable<Double> way) {
+        try {
+            return way.call();
+        } catch (Exception e) {
+            System.out.printf(Locale.ROOT, "%-28s FAILED: %s%n", name, e);
+            return Double.NaN;
+        }
     }
 
     /** One way of running a container to completion: its output, or an exception naming what went wrong. */
