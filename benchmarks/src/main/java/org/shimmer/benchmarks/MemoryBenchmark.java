@@ -8,6 +8,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import javax.management.JMException;
 import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -29,9 +30,9 @@ import reactor.core.scheduler.Schedulers;
  * after every step; the figure is the least-squares slope over those points, in KiB per container. Run by
  * {@code benchmarks/run-lifecycle --memory} in a fresh JVM per mode, so earlier work does not skew it:
  * <ul>
- *   <li>{@code local}: the plugin's local shim; this JVM's RSS ({@code smaps_rollup}; the script fixes and
+ *   <li>{@code local}: the plugin's local shim; this JVM's anonymous RSS ({@code smaps_rollup}; the script fixes and
  *       pre-touches the heap, so the slope is native memory, stacks and metadata) and its heap after a full GC;</li>
- *   <li>{@code remote}: the remote shim; this JVM's RSS beside the shims' PSS
+ *   <li>{@code remote}: the remote shim; this JVM's anonymous RSS beside the shims' PSS
  *       ({@code containerd-shim-runc-v2} processes of this run);</li>
  *   <li>{@code containerd}: {@code ctr run -d} against the private containerd; the PSS of the daemon and its
  *       shims.</li>
@@ -47,7 +48,9 @@ public final class MemoryBenchmark {
 
     private static final Duration TIMEOUT = Duration.ofMinutes(2);
     private static final Duration SETTLE = Duration.ofSeconds(1);
-    private static final int WARMUP = 8;
+    private static final Duration JIT_IDLE = Duration.ofSeconds(10);
+    private static final int READS = 3;
+    private static final int MIN_WARMUP = 8;
     private static final int CONCURRENCY = 4;
     private static final String NAMESPACE = "memory";
     private static final String SHIM = "containerd-shim-runc-v2";
@@ -91,10 +94,13 @@ public final class MemoryBenchmark {
                     new RuntimeConfig(work.resolve("state-" + mode), work.resolve("work-" + mode), events));
             RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-" + mode).toString());
             try {
-                // Classes loaded, code compiled, pools grown to their resting size before the baseline.
+                // Classes loaded, code compiled, pools grown to their resting size before the baseline: with 8
+                // containers only, the JIT's code cache and profiles still grew by ~13 KiB per container started
+                // afterwards (NMT), which is not memory a running container holds.
                 List<String> warm = new ArrayList<>();
                 List<ShimClient> warmShims = new ArrayList<>();
-                startPlugin(runtime, opt, runc, spec, rootfs, "w", 0, WARMUP, warm, warmShims, readers);
+                startPlugin(runtime, opt, runc, spec, rootfs, "w", 0, Math.max(MIN_WARMUP, count / 2), warm,
+                        warmShims, readers);
                 stopPlugin(runtime, warm, warmShims);
                 List<double[]> rss = new ArrayList<>();
                 List<double[]> heap = new ArrayList<>();
@@ -110,13 +116,14 @@ public final class MemoryBenchmark {
                         diagnosis = MemoryDiagnosis.baseline();
                     }
                     long heapKib = heapAfterGcKib();
-                    long rssKib = BenchProcesses.smapsKib(ProcessHandle.current().pid(), "Rss");
+                    long rssKib = residentKib();
                     long pss = remote ? pss(BenchProcesses.pidsOf(SHIM, work)) : 0;
                     rss.add(new double[] {running, rssKib});
                     heap.add(new double[] {running, heapKib});
                     shimPss.add(new double[] {running, pss});
-                    System.out.printf(Locale.ROOT, "%-6s %4d running: JVM RSS %8d KiB, heap after GC %7d KiB%s%n",
-                            mode, running, rssKib, heapKib, remote ? ", shims' PSS " + pss + " KiB" : "");
+                    System.out.printf(Locale.ROOT, "%-6s %4d running: JVM anonymous RSS %8d KiB, heap after GC %7d KiB%s%s%n",
+                            mode, running, rssKib, heapKib, remote ? ", shims' PSS " + pss + " KiB" : "",
+                            diagnosis == null ? "" : diagnosis.nmtLine());
                     if (running >= count) {
                         break;
                     }
@@ -126,7 +133,7 @@ public final class MemoryBenchmark {
                 }
                 double rssSlope = BenchProcesses.slope(rss);
                 double heapSlope = BenchProcesses.slope(heap);
-                System.out.printf(Locale.ROOT, "%-6s per running container: JVM RSS %.2f KiB, heap %.2f KiB%s%n",
+                System.out.printf(Locale.ROOT, "%-6s per running container: JVM anonymous RSS %.2f KiB, heap %.2f KiB%s%n",
                         mode, rssSlope, heapSlope, remote ? String.format(Locale.ROOT, ", shim PSS %.1f KiB",
                                 BenchProcesses.slope(shimPss)) : "");
                 System.out.println(remote
@@ -230,6 +237,41 @@ public final class MemoryBenchmark {
             sum += BenchProcesses.smapsKib(pid, "Pss");
         }
         return sum;
+    }
+
+    /**
+     * This JVM's anonymous resident memory: its file-backed pages (the JDK's libraries, the CDS archive, jars) come
+     * and go with the machine's page cache pressure, by MiB between two points on a busy machine, and no container
+     * adds any. Read once the JIT has nothing compiling or queued (a C2 compilation in flight holds MiB of
+     * arenas: the RSS swung by ±6 MiB between points without it) and the C library returned the memory freed since
+     * to the kernel (the arenas of compilations done, otherwise resident at random points of the ramp); the least
+     * of three such reads a second apart, as a compiler thread the JVM starts and ends on demand still made single
+     * reads jump by 10 MiB.
+     */
+    private static long residentKib() throws JMException, InterruptedException {
+        long least = Long.MAX_VALUE;
+        for (int read = 0; read < READS; read++) {
+            if (read > 0) {
+                Thread.sleep(SETTLE);
+            }
+            long deadline = System.nanoTime() + JIT_IDLE.toNanos();
+            while (!jitIdle() && System.nanoTime() < deadline) {
+                Thread.sleep(100);
+            }
+            MemoryDiagnosis.command("systemTrimNativeHeap");
+            least = Math.min(least, BenchProcesses.smapsKib(ProcessHandle.current().pid(), "Anonymous"));
+        }
+        return least;
+    }
+
+    private static boolean jitIdle() throws JMException {
+        String queue = MemoryDiagnosis.command("compilerQueue");
+        int current = queue.indexOf("Current compiles:");
+        int c1 = queue.indexOf("C1 compile queue:");
+        int c2 = queue.indexOf("C2 compile queue:");
+        return current >= 0 && c1 > current && c2 > c1 && queue.substring(current + 17, c1).isBlank()
+                && queue.substring(c1 + 17, c2).strip().equals("Empty")
+                && queue.substring(c2 + 17).strip().equals("Empty");
     }
 
     private static long heapAfterGcKib() {

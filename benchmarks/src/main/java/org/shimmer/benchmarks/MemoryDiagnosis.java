@@ -6,6 +6,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Pattern;
 import javax.management.JMException;
 import javax.management.ObjectName;
 
@@ -61,6 +62,33 @@ final class MemoryDiagnosis {
         }
     }
 
+    /** NMT's committed KiB by category that moved since the last call, in one line; empty without NMT. */
+    String nmtLine() throws JMException {
+        Map<String, Integer> threads = new java.util.TreeMap<>();
+        for (Thread thread : Thread.getAllStackTraces().keySet()) {
+            threads.merge(thread.getName().replaceAll("[-#]?[0-9]+$", ""), 1, Integer::sum);
+        }
+        if (!nmt) {
+            return " | threads " + threads;
+        }
+        StringBuilder line = new StringBuilder(" | threads " + threads);
+        for (String row : command("vmNativeMemory", "summary").split("\n")) {
+            var matcher = CATEGORY.matcher(row);
+            if (matcher.find()) {
+                long kib = Long.parseLong(matcher.group(2));
+                Long before = lastNmt.put(matcher.group(1), kib);
+                if (before == null || Math.abs(kib - before) >= 64) {
+                    line.append(' ').append(matcher.group(1).replace(' ', '_')).append('=').append(kib);
+                }
+            }
+        }
+        return " | NMT committed KiB:" + line;
+    }
+
+    private static final Pattern CATEGORY =
+            Pattern.compile("^-?\\s*([A-Za-z][A-Za-z ]*?)\\s*\\(reserved=\\d+KB, committed=(\\d+)KB");
+    private final Map<String, Long> lastNmt = new HashMap<>();
+
     private static Map<String, long[]> histogram() throws JMException {
         Map<String, long[]> classes = new HashMap<>();
         for (String line : command("gcClassHistogram").split("\n")) {
@@ -72,7 +100,8 @@ final class MemoryDiagnosis {
         return classes;
     }
 
-    private static String command(String operation, String... args) throws JMException {
+    /** Runs a diagnostic command ({@code jcmd}'s, named as the platform MBean names them) in this JVM. */
+    static String command(String operation, String... args) throws JMException {
         return (String) ManagementFactory.getPlatformMBeanServer().invoke(
                 new ObjectName("com.sun.management:type=DiagnosticCommand"), operation, new Object[] {args},
                 new String[] {String[].class.getName()});
