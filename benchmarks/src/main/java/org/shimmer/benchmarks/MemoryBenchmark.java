@@ -102,6 +102,7 @@ public final class MemoryBenchmark {
                 startPlugin(runtime, opt, runc, spec, rootfs, "w", 0, Math.max(MIN_WARMUP, count / 2), warm,
                         warmShims, readers);
                 stopPlugin(runtime, warm, warmShims);
+                settle();
                 List<double[]> rss = new ArrayList<>();
                 List<double[]> heap = new ArrayList<>();
                 List<double[]> shimPss = new ArrayList<>();
@@ -262,6 +263,26 @@ public final class MemoryBenchmark {
             least = Math.min(least, BenchProcesses.smapsKib(ProcessHandle.current().pid(), "Anonymous"));
         }
         return least;
+    }
+
+    /**
+     * Waits until the warm-up's containers are gone from the figures: the first point was MiB above the next ones
+     * otherwise. Settled when two reads 5 s apart, each after a full GC, differ by less than 256 KiB (at most 30 s).
+     */
+    private static void settle() throws JMException, InterruptedException {
+        long start = System.nanoTime();
+        heapAfterGcKib();
+        long previous = residentKib();
+        for (int round = 0; round < 6; round++) {
+            Thread.sleep(Duration.ofSeconds(5));
+            heapAfterGcKib();
+            long now = residentKib();
+            if (Math.abs(now - previous) < 256) {
+                break;
+            }
+            previous = now;
+        }
+        System.out.printf(Locale.ROOT, "settled after the warm-up in %.1f s%n", (System.nanoTime() - start) / 1e9);
     }
 
     private static boolean jitIdle() throws JMException {
