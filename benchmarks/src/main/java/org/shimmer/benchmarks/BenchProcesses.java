@@ -91,6 +91,24 @@ final class BenchProcesses {
         return (n * sxy - sx * sy) / (n * sxx - sx * sx);
     }
 
+    /**
+     * The Theil–Sen slope of y over x, the median of the slopes between every two points: one point MiB off (the
+     * JVM's RSS jumps so now and then, for seconds) moves it little, where it tilts a least-squares line.
+     */
+    static double medianSlope(List<double[]> points) {
+        List<Double> slopes = new ArrayList<>();
+        for (int i = 0; i < points.size(); i++) {
+            for (int j = i + 1; j < points.size(); j++) {
+                if (points.get(j)[0] != points.get(i)[0]) {
+                    slopes.add((points.get(j)[1] - points.get(i)[1]) / (points.get(j)[0] - points.get(i)[0]));
+                }
+            }
+        }
+        slopes.sort(null);
+        int n = slopes.size();
+        return n % 2 == 1 ? slopes.get(n / 2) : (slopes.get(n / 2 - 1) + slopes.get(n / 2)) / 2;
+    }
+
     static String format(double value) {
         return String.format(Locale.ROOT, "%.2f", value);
     }

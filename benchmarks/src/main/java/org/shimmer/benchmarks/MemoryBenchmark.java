@@ -46,7 +46,7 @@ import reactor.core.scheduler.Schedulers;
  */
 public final class MemoryBenchmark {
 
-    private static final Duration TIMEOUT = Duration.ofMinutes(2);
+    private static final Duration TIMEOUT = Duration.ofMinutes(10);
     private static final Duration SETTLE = Duration.ofSeconds(1);
     private static final Duration JIT_IDLE = Duration.ofSeconds(10);
     private static final int READS = 3;
@@ -133,15 +133,19 @@ public final class MemoryBenchmark {
                     diagnosis.print(count);
                 }
                 double rssSlope = BenchProcesses.slope(rss);
+                double rssMedian = BenchProcesses.medianSlope(rss);
                 double heapSlope = BenchProcesses.slope(heap);
-                System.out.printf(Locale.ROOT, "%-6s per running container: JVM anonymous RSS %.2f KiB, heap %.2f KiB%s%n",
-                        mode, rssSlope, heapSlope, remote ? String.format(Locale.ROOT, ", shim PSS %.1f KiB",
-                                BenchProcesses.slope(shimPss)) : "");
+                double shimSlope = BenchProcesses.slope(shimPss);
+                System.out.printf(Locale.ROOT, "%-6s per running container: JVM anonymous RSS %.2f KiB (Theil-Sen "
+                        + "%.2f KiB), heap %.2f KiB%s%n", mode, rssSlope, rssMedian, heapSlope,
+                        remote ? String.format(Locale.ROOT, ", shim PSS %.1f KiB", shimSlope) : "");
                 System.out.println(remote
-                        ? "FIGURES remote_jvm_kib=" + BenchProcesses.format(rssSlope) + " remote_heap_kib="
+                        ? "FIGURES remote_jvm_kib=" + BenchProcesses.format(rssSlope) + " remote_jvm_median_kib="
+                                + BenchProcesses.format(rssMedian) + " remote_heap_kib="
                                 + BenchProcesses.format(heapSlope) + " remote_shim_pss_kib="
-                                + BenchProcesses.format(BenchProcesses.slope(shimPss))
-                        : "FIGURES local_rss_kib=" + BenchProcesses.format(rssSlope) + " local_heap_kib="
+                                + BenchProcesses.format(shimSlope)
+                        : "FIGURES local_rss_kib=" + BenchProcesses.format(rssSlope) + " local_rss_median_kib="
+                                + BenchProcesses.format(rssMedian) + " local_heap_kib="
                                 + BenchProcesses.format(heapSlope));
             } finally {
                 readers.dispose();
