@@ -179,8 +179,7 @@ public final class Runc {
         List<String> command = command(args);
         return Mono.fromCallable(() -> Files.exists(log) ? Files.size(log) : 0L)
                 .subscribeOn(io)
-                .flatMap(logStart -> RuncInvocation.run(() -> start(command, stdio),
-                                stdio.out() == ProcessBuilder.Redirect.PIPE, io)
+                .flatMap(logStart -> RuncInvocation.run(() -> start(command, stdio), io)
                         .map(result -> {
                             if (result.exit() != 0) {
                                 throw failure(command, args, result.exit(), log, logStart);

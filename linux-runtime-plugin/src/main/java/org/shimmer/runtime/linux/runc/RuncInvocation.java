@@ -17,11 +17,6 @@ import reactor.core.scheduler.Scheduler;
  * so does a failure to see it end. Issue 10: a cancelled {@code runc create} was left running, and killing only
  * runc would have left its {@code runc init} behind.
  *
- * <p>A command whose stdout is not a pipe holds no thread of ours while it runs: its exit comes from the JDK's
- * reaper of that child, and the result is emitted on {@code io} as before. Issue 14: each command held one of the
- * io scheduler's 8 threads (2 cores) from start to exit, so 100 containers started at once ran 8 runc commands at
- * a time. One that prints (a pipe) is still read to its end by an io thread, as its output may exceed a pipe's.
- *
  * <p>The waiting thread is never interrupted: a pipe read does not wake for an interrupt, and a kill from an
  * interrupted thread could not wait for the exits it must reap. Cancelling kills on the io scheduler instead,
  * which ends the read and the wait.
@@ -35,25 +30,18 @@ final class RuncInvocation {
     record Result(int exit, byte[] printed) {}
 
     private final Callable<Process> start;
-    private final boolean piped;
-    private final Scheduler io;
     private final AtomicReference<Process> process = new AtomicReference<>();
     private final AtomicBoolean cancelled = new AtomicBoolean();
     private final AtomicBoolean killed = new AtomicBoolean();
 
-    private RuncInvocation(Callable<Process> start, boolean piped, Scheduler io) {
+    private RuncInvocation(Callable<Process> start) {
         this.start = start;
-        this.piped = piped;
-        this.io = io;
     }
 
-    /**
-     * Starts the process {@code start} makes, on {@code io}, at subscription; completes, on {@code io}, once it has
-     * exited. {@code piped}: its stdout is a pipe, whose content is the result's {@code printed}.
-     */
-    static Mono<Result> run(Callable<Process> start, boolean piped, Scheduler io) {
+    /** Starts the process {@code start} makes, on {@code io}, at subscription; completes once it has exited. */
+    static Mono<Result> run(Callable<Process> start, Scheduler io) {
         return Mono.create(sink -> {
-            RuncInvocation invocation = new RuncInvocation(start, piped, io);
+            RuncInvocation invocation = new RuncInvocation(start);
             sink.onCancel(() -> invocation.cancel(io));
             try {
                 io.schedule(() -> invocation.execute(sink));
@@ -83,11 +71,6 @@ final class RuncInvocation {
             kill();
             return;
         }
-        if (!piped) {
-            started.onExit().whenComplete((exited, error) -> emit(sink, error == null
-                    ? new Result(exited.exitValue(), new byte[0]) : null, error));
-            return;
-        }
         try (InputStream out = started.getInputStream()) {
             byte[] printed = out.readAllBytes();
             sink.success(new Result(started.waitFor(), printed));
@@ -100,25 +83,6 @@ final class RuncInvocation {
             if (!cancelled.get()) {
                 sink.error(e);
             }
-        }
-    }
-
-    /** Emits on io, as a command read to its end does; the JDK's reaper thread only hands the exit over. */
-    private void emit(MonoSink<Result> sink, Result result, Throwable error) {
-        Runnable emit = () -> {
-            if (error != null) {
-                kill();
-                if (!cancelled.get()) {
-                    sink.error(error);
-                }
-            } else {
-                sink.success(result);
-            }
-        };
-        try {
-            io.schedule(emit);
-        } catch (RejectedExecutionException stopping) {
-            emit.run();
         }
     }
 
