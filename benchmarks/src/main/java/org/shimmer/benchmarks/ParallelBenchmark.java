@@ -1,0 +1,253 @@
+package org.shimmer.benchmarks;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Consumer;
+import java.util.function.Function;
+import java.util.function.IntFunction;
+import org.shimmer.examples.host.PluginHost;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * N containers started at once, each a full lifecycle of {@code sh -c 'echo; sleep 0.2'}, four ways in one run:
+ * N parallel {@code runc run}; the plugin's local shim; its remote shim ({@code containerd-shim-runc-v2}); a
+ * private containerd with N parallel {@code ctr run --rm}. The figure is the wall time from the first launch to the
+ * last delete; every container must have printed its empty line and exited 0, or the run fails.
+ *
+ * <p>Usage: {@code ParallelBenchmark N WORK_DIR ROOTFS RUNC_SPEC CONTAINERD_SOCKET}: {@code RUNC_SPEC} is a
+ * config.json running {@code /bin/true} with {@code root.path} = ROOTFS; its args are replaced here.
+ */
+public final class ParallelBenchmark {
+
+    private static final Duration TIMEOUT = Duration.ofMinutes(5);
+    private static final int WARMUP = 4;
+    private static final String NAMESPACE = "parallel";
+    private static final String[] COMMAND = {"/bin/sh", "-c", "echo; sleep 0.2"};
+    private static final String EXPECTED = "\n";
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 5) {
+            System.err.println("usage: ParallelBenchmark N WORK_DIR ROOTFS RUNC_SPEC CONTAINERD_SOCKET");
+            System.exit(2);
+        }
+        int n = Integer.parseInt(args[0]);
+        Path work = Path.of(args[1]);
+        Path rootfs = Path.of(args[2]);
+        String shSpec = new String(Files.readAllBytes(Path.of(args[3])), StandardCharsets.UTF_8)
+                .replace("\"/bin/true\"", "\"/bin/sh\", \"-c\", \"echo; sleep 0.2\"");
+        if (!shSpec.contains("echo; sleep")) {
+            throw new IllegalArgumentException("no /bin/true in " + args[3]);
+        }
+        byte[] runcSpec = shSpec.getBytes(StandardCharsets.UTF_8);
+        byte[] bundleSpec = shSpec.replace("\"path\": \"" + rootfs + "\"", "\"path\": \"rootfs\"")
+                .getBytes(StandardCharsets.UTF_8);
+        String containerd = args[4];
+
+        double runc = orFailed("runc run", () -> measure("runc run", n, id -> external(runcRun(work, runcSpec, id)),
+                id -> BenchProcesses.runQuietly(List.of("runc", "--root", work.resolve("runc-root").toString(),
+                        "delete", "-f", id))));
+        double local;
+        double remote;
+        InMemoryEventExchange events = new InMemoryEventExchange();
+        try (PluginHost host = PluginHost.start(Path.of("benchmarks/target/plugins"))) {
+            RuntimePlugin runtime = host.runtime().withConfig(
+                    new RuntimeConfig(work.resolve("state"), work.resolve("work"), events));
+            RuncOptions options = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-plugin").toString());
+            ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
+                    work.resolve("daemon").toString(), null, false, null);
+            local = orFailed("local shim",
+                    () -> measurePlugin("local shim", n, runtime, ShimOpt.local(), options, bundleSpec, rootfs, "l"));
+            remote = orFailed("remote shim",
+                    () -> measurePlugin("remote shim", n, runtime, shim, options, bundleSpec, rootfs, "p"));
+        } finally {
+            events.dispose();
+        }
+        double ctr = orFailed("containerd + ctr run --rm", () -> measure("containerd + ctr run --rm", n,
+                id -> external(ctrRun(containerd, rootfs, id)), id -> {
+                    BenchProcesses.runQuietly(ctr(containerd, "task", "rm", "-f", id));
+                    BenchProcesses.runQuietly(ctr(containerd, "container", "rm", id));
+                }));
+
+        System.out.printf(Locale.ROOT, "ratios: local/runc %.2fx, remote/runc %.2fx, containerd/runc %.2fx, "
+                + "remote/containerd %.2fx, local/containerd %.2fx%n", local / runc, remote / runc, ctr / runc,
+                remote / ctr, local / ctr);
+        System.out.printf(Locale.ROOT, "RESULT parallel=%d runc_s=%.2f local_s=%.2f remote_s=%.2f containerd_s=%.2f "
+                + "local_vs_runc=%.2f remote_vs_containerd=%.2f%n", n, runc, local, remote, ctr, local / runc,
+                remote / ctr);
+        if (Double.isNaN(runc + local + remote + ctr)) {
+            System.exit(1);
+        }
+    }
+
+    /**
+     * A way's figure, or NaN when it failed (a container that did not print its line or exit 0, a timeout): the
+     * others are still measured, and the failure is printed instead of a figure.
+     */
+    private static double orFailed(String name, Callable<Double> way) {
+        try {
+            return way.call();
+        } catch (Exception e) {
+            System.out.printf(Locale.ROOT, "%-28s FAILED: %s%n", name, e);
+            return Double.NaN;
+        }
+    }
+
+    /** One way of running a container to completion: its output, or an exception naming what went wrong. */
+    @FunctionalInterface
+    private interface Launch {
+        Callable<String> prepare(String id) throws Exception;
+    }
+
+    /** N external lifecycles at once, each on a virtual thread; seconds from the first launch to the last exit. */
+    private static double measure(String name, int n, Launch launch, Consumer<String> cleanup)
+            throws Exception {
+        round(name, WARMUP, "w", launch, cleanup);
+        double seconds = round(name, n, "", launch, cleanup);
+        System.out.printf(Locale.ROOT, "%-28s %7.2f s for %d at once (after %d at once to warm up)%n", name,
+                seconds, n, WARMUP);
+        return seconds;
+    }
+
+    private static double round(String name, int n, String prefix, Launch launch,
+            Consumer<String> cleanup) throws Exception {
+        List<String> ids = new ArrayList<>();
+        List<Callable<String>> tasks = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            String id = name.charAt(0) + prefix + i;
+            ids.add(id);
+            tasks.add(launch.prepare(id));
+        }
+        boolean ok = false;
+        try (ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor()) {
+            long start = System.nanoTime();
+            List<Future<String>> outputs = new ArrayList<>();
+            for (Callable<String> task : tasks) {
+                outputs.add(threads.submit(task));
+            }
+            for (int i = 0; i < n; i++) {
+                check(ids.get(i), outputs.get(i).get());
+            }
+            double seconds = (System.nanoTime() - start) / 1e9;
+            ok = true;
+            return seconds;
+        } finally {
+            if (!ok) {
+                ids.forEach(cleanup);
+            }
+        }
+    }
+
+    private static Callable<String> external(List<String> command) {
+        return () -> {
+            Process process = new ProcessBuilder(command)
+                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+            String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            String err = new String(process.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+            int status = process.waitFor();
+            if (status != 0) {
+                throw new IllegalStateException(String.join(" ", command) + " exited " + status + ": " + err);
+            }
+            return out;
+        };
+    }
+
+    private static List<String> runcRun(Path work, byte[] spec, String id) throws Exception {
+        Path bundle = Files.createDirectories(work.resolve("runc-bundles").resolve(id));
+        Files.write(bundle.resolve("config.json"), spec);
+        return List.of("runc", "--root", work.resolve("runc-root").toString(), "run", "--bundle", bundle.toString(),
+                id);
+    }
+
+    private static List<String> ctrRun(String containerd, Path rootfs, String id) {
+        List<String> command = new ArrayList<>(ctr(containerd, "run", "--rm", "--rootfs", rootfs.toString(), id));
+        command.addAll(List.of(COMMAND));
+        return command;
+    }
+
+    private static List<String> ctr(String containerd, String... args) {
+        List<String> command = new ArrayList<>(List.of("ctr", "--address", containerd, "--namespace", NAMESPACE));
+        command.addAll(List.of(args));
+        return command;
+    }
+
+    private static void check(String id, String output) {
+        if (!EXPECTED.equals(output)) {
+            throw new IllegalStateException(id + " printed " + output.length() + " bytes, not one empty line: "
+                    + output);
+        }
+    }
+
+    private static double measurePlugin(String name, int n, RuntimePlugin runtime, ShimOpt opt, RuncOptions runc,
+            byte[] spec, Path rootfs, String prefix) {
+        pluginRound(WARMUP, runtime, id -> pluginLifecycle(runtime, opt, runc, spec, rootfs, id), prefix + "w");
+        double seconds = pluginRound(n, runtime, id -> pluginLifecycle(runtime, opt, runc, spec, rootfs, id),
+                prefix);
+        System.out.printf(Locale.ROOT, "%-28s %7.2f s for %d at once (after %d at once to warm up)%n", name,
+                seconds, n, WARMUP);
+        return seconds;
+    }
+
+    private static double pluginRound(int n, RuntimePlugin runtime, Function<String,
+            Mono<String>> lifecycle, String prefix) {
+        IntFunction<String> id = i -> prefix + i;
+        boolean ok = false;
+        try {
+            long start = System.nanoTime();
+            Flux.range(0, n)
+                    .flatMap(i -> lifecycle.apply(id.apply(i)).doOnNext(out -> check(id.apply(i), out)), n)
+                    .then().block(TIMEOUT);
+            ok = true;
+            return (System.nanoTime() - start) / 1e9;
+        } finally {
+            if (!ok) {
+                Flux.range(0, n).flatMap(i -> runtime.forceDelete(NAMESPACE, id.apply(i))
+                        .onErrorResume(e -> Mono.fromRunnable(() -> System.err.println(e.getMessage()))), 8)
+                        .then().block(TIMEOUT);
+            }
+        }
+    }
+
+    /** Bundle, shim, create with stdout read as a stream, start, exit, delete, shutdown, bundle delete. */
+    private static Mono<String> pluginLifecycle(RuntimePlugin runtime, ShimOpt opt, RuncOptions runc, byte[] spec,
+            Path rootfs, String id) {
+        return runtime.create(NAMESPACE, id, spec).flatMap(bundle -> bundle.newShimClient(opt, runc)
+                .flatMap(shim -> shim.create(new CreateOptions(List.of(Mount.readOnlyBind(rootfs)),
+                                Stdio.streams(null)))
+                        .flatMap(io -> Mono.zip(collect(io.stdout()), collect(io.stderr()),
+                                shim.start().then(shim.awaitExit())))
+                        .flatMap(done -> {
+                            ExitStatus exit = done.getT3();
+                            if (exit.status() != 0) {
+                                return Mono.error(new IllegalStateException(id + " exited " + exit.status()
+                                        + ": " + done.getT2()));
+                            }
+                            return shim.delete().then(shim.shutdown()).thenReturn(done.getT1());
+                        }))
+                .flatMap(out -> bundle.delete().thenReturn(out)));
+    }
+
+    private static Mono<String> collect(Flux<byte[]> stream) {
+        return stream.collect(ByteArrayOutputStream::new, (buffer, chunk) -> buffer.writeBytes(chunk))
+                .map(buffer -> buffer.toString(StandardCharsets.UTF_8));
+    }
+}
