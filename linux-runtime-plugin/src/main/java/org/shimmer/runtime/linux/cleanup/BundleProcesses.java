@@ -64,28 +64,32 @@ final class BundleProcesses {
     /** What {@code pid} is to this bundle, read now; empty if it is not one of its live processes. */
     Optional<Found> recognise(int pid) {
         try {
-            if (!Procfs.isLive(pid)) {
-                return Optional.empty();
-            }
-            Optional<ShimInvocation.Kind> shim = ShimInvocation.of(pid, namespace, id, bundleDir);
-            if (shim.isPresent()) {
-                return Optional.of(new Found(pid, shim.get() == ShimInvocation.Kind.DAEMON, false));
-            }
+            // The command line first, read once, and the state only of a match: a delete scans every process,
+            // and reading stat and cmdline twice of each took about 20 ms per delete here with 90 processes
+            // (every delete of 100 at once scanned hundreds). A zombie's command line is empty: it never matches.
             List<String> argv = Procfs.argv(pid);
-            if (ShimInvocation.follows(argv, "--bundle", bundleDir.toString())
-                    || ShimInvocation.follows(argv, "-bundle", bundleDir.toString())) {
-                return Optional.of(new Found(pid, false, false));
-            }
-            if (argv.size() >= 2 && argv.get(1).equals("init")
-                    && (Procfs.inDirectory(pid, bundleDir.resolve("rootfs"))
-                            || Procfs.hasEnvironment(pid, "_LIBCONTAINER_STATEDIR=" + runcStateDir))) {
-                return Optional.of(new Found(pid, false, true));
-            }
-            return Optional.empty();
+            return match(pid, argv).filter(found -> Procfs.isLive(pid));
         } catch (IOException | RuntimeException gone) {
             // It exited while we looked, or is a kernel thread with nothing to read: not ours.
             return Optional.empty();
         }
+    }
+
+    private Optional<Found> match(int pid, List<String> argv) throws IOException {
+        Optional<ShimInvocation.Kind> shim = ShimInvocation.of(pid, argv, namespace, id, bundleDir);
+        if (shim.isPresent()) {
+            return Optional.of(new Found(pid, shim.get() == ShimInvocation.Kind.DAEMON, false));
+        }
+        if (ShimInvocation.follows(argv, "--bundle", bundleDir.toString())
+                || ShimInvocation.follows(argv, "-bundle", bundleDir.toString())) {
+            return Optional.of(new Found(pid, false, false));
+        }
+        if (argv.size() >= 2 && argv.get(1).equals("init")
+                && (Procfs.inDirectory(pid, bundleDir.resolve("rootfs"))
+                        || Procfs.hasEnvironment(pid, "_LIBCONTAINER_STATEDIR=" + runcStateDir))) {
+            return Optional.of(new Found(pid, false, true));
+        }
+        return Optional.empty();
     }
 
     /** Whether {@code pid}'s parent is this JVM (it was adopted, the JVM being a child subreaper, or started here). */

@@ -21,7 +21,11 @@ public final class ShimInvocation {
 
     /** What live process {@code pid} is to the bundle's shim; empty when it is none of its invocations. */
     public static Optional<Kind> of(int pid, String namespace, String id, Path bundleDir) throws IOException {
-        List<String> argv = Procfs.argv(pid);
+        return of(pid, Procfs.argv(pid), namespace, id, bundleDir);
+    }
+
+    /** As {@link #of(int, String, String, Path)}, with {@code argv} already read from {@code pid}. */
+    public static Optional<Kind> of(int pid, List<String> argv, String namespace, String id, Path bundleDir) {
         if (!follows(argv, "-namespace", namespace) || !follows(argv, "-id", id)
                 || !Procfs.inDirectory(pid, bundleDir)) {
             return Optional.empty();

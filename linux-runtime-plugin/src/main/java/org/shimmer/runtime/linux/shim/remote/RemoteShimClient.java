@@ -108,7 +108,7 @@ final class RemoteShimClient extends TaskClient {
         }, init -> (shimMayHaveIt.get() ? blocking(session::runShimDelete) : Mono.empty())
                 .onErrorResume(failed -> Mono.empty())
                 .then(Mono.fromRunnable(() -> claims.release(bundle.path(), this))),
-                init -> tasks.deleteInit("delete").onErrorResume(failed -> Mono.empty())
+                init -> tasks.deleteInit("delete", true).onErrorResume(failed -> Mono.empty())
                         .then(Mono.fromRunnable(this::taskGone)))
                 .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
     }
@@ -122,7 +122,7 @@ final class RemoteShimClient extends TaskClient {
             return Mono.empty();
         }
         return tasks.resizePty("size the terminal of", "", terminal.size())
-                .onErrorResume(failed -> tasks.deleteInit("delete").onErrorResume(undone -> Mono.empty())
+                .onErrorResume(failed -> tasks.deleteInit("delete", true).onErrorResume(undone -> Mono.empty())
                         .then(Mono.error(failed)));
     }
 
@@ -186,7 +186,8 @@ final class RemoteShimClient extends TaskClient {
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.STOPPED);
             return move(process, "delete", ProcessState.DELETING, SETTLED, ProcessState.DELETED, deleting ->
-                    (execId.isEmpty() ? tasks.deleteInit(action) : tasks.delete(action, execId))
+                    (execId.isEmpty() ? tasks.deleteInit(action, mayStillBeCreated(process, deleting))
+                            : tasks.delete(action, execId))
                     .onErrorResume(NotFoundException.class, gone -> forgetGone(process).then(Mono.error(gone)))
                     .flatMap(deleted -> {
                         if (execId.isEmpty()) {
@@ -204,6 +205,15 @@ final class RemoteShimClient extends TaskClient {
                         return drained.thenReturn(exit);
                     }));
         });
+    }
+
+    /**
+     * Whether the shim may hold init as created (never started). Not when this client made it and saw its Start
+     * succeed: a process never goes back to created. Otherwise (made here and not started by us, or found by a
+     * reconnect) another client may have started it, and only the shim can tell.
+     */
+    private boolean mayStillBeCreated(TaskProcess process, TaskProcess.Transition deleting) {
+        return processes.find(process.execId()).orElse(null) != process || deleting.was() == ProcessState.CREATED;
     }
 
     /**

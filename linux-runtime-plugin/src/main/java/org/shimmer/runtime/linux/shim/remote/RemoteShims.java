@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux.shim.remote;
 
 import com.google.protobuf.Any;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -111,8 +112,7 @@ public final class RemoteShims {
     private Mono<ShimClient> launchAndConnect(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {
         Any options = runcOptions(bundle, runc, opt.cgroup());
         return ShimEventsServer.address(config.stateRoot(), resources, registry, exchange)
-                .flatMap(events -> Mono.fromCallable(() -> launch(bundle, opt, options, events))
-                        .subscribeOn(resources.io()))
+                .flatMap(events -> launch(bundle, opt, options, events))
                 .flatMap(launched -> {
                     RemoteShimClient client = new RemoteShimClient(bundle, launched.command(), launched.socket(),
                             resources, exchange, options, opt.exitHandler(), claims);
@@ -138,33 +138,51 @@ public final class RemoteShims {
 
     private record Launched(ShimCommand command, Path socket, FifoPoller.FifoStream log) {}
 
-    /** Runs {@code <shim> start}; blocking. On failure nothing it made is left. */
-    private Launched launch(Bundle bundle, ShimOpt.Remote opt, Any options, Path eventsSocket) throws IOException {
+    /** Runs {@code <shim> start}. On failure or cancel nothing it made is left. */
+    private Mono<Launched> launch(Bundle bundle, ShimOpt.Remote opt, Any options, Path eventsSocket) {
         String name = bundle.namespace() + "/" + bundle.id();
         ShimCommand command = new ShimCommand(opt.shimBinary().toString(), bundle.namespace(), bundle.id(),
                 opt.daemonAddress(), opt.debug(), bundle.path());
-        FifoPoller.FifoStream logStream = openLog(bundle);
+        return Mono.usingWhen(
+                Mono.fromCallable(() -> openLog(bundle)).subscribeOn(resources.io()),
+                logStream -> command.start(options.toByteArray(), eventsSocket, resources.io())
+                        // On io already: the command's output was read there.
+                        .map(result -> {
+                            String address = new String(result.stdout(), StandardCharsets.UTF_8).strip();
+                            if (result.exitCode() != 0) {
+                                throw new ShimException("shim " + opt.shimBinary() + " failed to start for " + name
+                                        + ": exit " + result.exitCode()
+                                        + (result.stderr().isEmpty() ? "" : ": " + result.stderr()));
+                            }
+                            if (!address.startsWith("unix://")) {
+                                throw new ShimException("shim " + opt.shimBinary() + " for " + name
+                                        + " exited without printing its address" + (address.isEmpty() ? ""
+                                        : " (printed: " + address + ")"));
+                            }
+                            Path socket = Path.of(address.substring("unix://".length()));
+                            writeRecord(bundle, new ShimRecord(opt.shimBinary().toString(), opt.daemonAddress(),
+                                    opt.debug(), socket.toString()));
+                            return new Launched(command, socket, logStream);
+                        }),
+                logStream -> Mono.empty(),
+                (logStream, error) -> dropLog(bundle, logStream),
+                logStream -> dropLog(bundle, logStream));
+    }
+
+    private static void writeRecord(Bundle bundle, ShimRecord record) {
         try {
-            ShimCommand.Result result = command.start(options.toByteArray(), eventsSocket);
-            String address = new String(result.stdout(), StandardCharsets.UTF_8).strip();
-            if (result.exitCode() != 0) {
-                throw new ShimException("shim " + opt.shimBinary() + " failed to start for " + name + ": exit "
-                        + result.exitCode() + (result.stderr().isEmpty() ? "" : ": " + result.stderr()));
-            }
-            if (!address.startsWith("unix://")) {
-                throw new ShimException("shim " + opt.shimBinary() + " for " + name
-                        + " exited without printing its address" + (address.isEmpty() ? "" : " (printed: "
-                        + address + ")"));
-            }
-            Path socket = Path.of(address.substring("unix://".length()));
-            new ShimRecord(opt.shimBinary().toString(), opt.daemonAddress(), opt.debug(), socket.toString())
-                    .write(bundle.workDir());
-            return new Launched(command, socket, logStream);
-        } catch (IOException | RuntimeException e) {
+            record.write(bundle.workDir());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private Mono<Void> dropLog(Bundle bundle, FifoPoller.FifoStream logStream) {
+        return Mono.<Void>fromCallable(() -> {
             logStream.discard();
             Files.deleteIfExists(bundle.path().resolve("log"));
-            throw e;
-        }
+            return null;
+        }).subscribeOn(resources.io());
     }
 
     /**

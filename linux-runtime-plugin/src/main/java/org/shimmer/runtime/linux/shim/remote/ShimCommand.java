@@ -1,15 +1,20 @@
 package org.shimmer.runtime.linux.shim.remote;
 
+import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.shim.ShimException;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
 
 /**
  * The shim binary's command line, as containerd runs it: {@code <shim> -namespace NS -address A -publish-binary B
@@ -42,18 +47,34 @@ final class ShimCommand {
     /**
      * Runs {@code start}: the shim re-executes itself as the daemon, which keeps running. {@code stdin} is the
      * encoded runc options; it must reach end of file, or {@code start} never returns.
+     *
+     * <p>{@code io} launches the command and reads what it printed, but no thread waits while it runs (the JDK's
+     * process reaper tells its exit): a hundred shims starting at once each held an io thread for the whole of
+     * their start, and every other file operation of the runtime queued behind them. Cancelled or timed out, the
+     * command is killed.
      */
-    Result start(byte[] stdin, Path eventsSocket) throws IOException {
-        ProcessBuilder builder = builder("start");
-        builder.environment().put("TTRPC_ADDRESS", eventsSocket.toString());
-        return run(builder, stdin);
+    Mono<Result> start(byte[] stdin, Path eventsSocket, Scheduler io) {
+        return Mono.defer(() -> {
+            ProcessBuilder builder = builder("start");
+            builder.environment().put("TTRPC_ADDRESS", eventsSocket.toString());
+            return Mono.usingWhen(
+                    Mono.fromCallable(() -> launch(builder, stdin)).subscribeOn(io),
+                    process -> Mono.fromFuture(process.onExit(), true)
+                            .timeout(TIMEOUT, io)
+                            .onErrorMap(TimeoutException.class, late -> timedOut(builder))
+                            .publishOn(io)
+                            .map(ShimCommand::result),
+                    process -> Mono.fromRunnable(() -> closeStreams(process)),
+                    (process, error) -> Mono.fromRunnable(() -> kill(process)),
+                    process -> Mono.fromRunnable(() -> kill(process)));
+        });
     }
 
     /**
      * Runs {@code delete}: kills and deletes the runc container, unmounts the rootfs, and prints a raw
      * {@code DeleteResponse} (always exit status 137: it cannot know the real one).
      */
-    Result delete() throws IOException {
+    Result delete() {
         return run(builder("delete"), new byte[0]);
     }
 
@@ -67,32 +88,63 @@ final class ShimCommand {
         return new ProcessBuilder(command).directory(bundle.toFile());
     }
 
-    private Result run(ProcessBuilder builder, byte[] stdin) throws IOException {
+    private Result run(ProcessBuilder builder, byte[] stdin) {
+        Process process = launch(builder, stdin);
+        try {
+            // What the shim prints is far smaller than a pipe, so it cannot block on output before exiting.
+            if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+                kill(process);
+                throw timedOut(builder);
+            }
+            return result(process);
+        } catch (InterruptedException e) {
+            kill(process);
+            Thread.currentThread().interrupt();
+            throw new ShimException("interrupted while running shim " + binary, e);
+        } finally {
+            closeStreams(process);
+        }
+    }
+
+    /** Starts the command and hands it {@code stdin}, then end of file; blocking. */
+    private Process launch(ProcessBuilder builder, byte[] stdin) {
         Process process;
         try {
             process = builder.start();
         } catch (IOException e) {
             throw new ShimException("cannot run shim binary " + binary + ": " + e.getMessage(), e);
         }
-        try (InputStream out = process.getInputStream(); InputStream err = process.getErrorStream()) {
+        try (OutputStream in = process.getOutputStream()) {
+            in.write(stdin);
+        } catch (IOException stoppedReading) {
+            // It exited (or closed stdin) before reading the options: its status and output say why.
+        }
+        return process;
+    }
+
+    /** What the exited command printed. What the shim prints is far smaller than a pipe: it never blocked on it. */
+    private static Result result(Process exited) {
+        return new Result(exited.exitValue(), readAll(exited.getInputStream()),
+                new String(readAll(exited.getErrorStream()), StandardCharsets.UTF_8).strip());
+    }
+
+    private ShimException timedOut(ProcessBuilder builder) {
+        return new ShimException(ErrorCode.DEADLINE_EXCEEDED, "shim " + builder.command().getLast() + " for "
+                + namespace + "/" + id + " did not finish within " + TIMEOUT);
+    }
+
+    private static void kill(Process process) {
+        process.destroyForcibly();
+        closeStreams(process);
+    }
+
+    private static void closeStreams(Process process) {
+        for (Closeable stream : List.of(process.getInputStream(), process.getErrorStream())) {
             try {
-                process.getOutputStream().write(stdin);
-                process.getOutputStream().close();
-            } catch (IOException stoppedReading) {
-                // It exited (or closed stdin) before reading the options: its status and output say why.
+                stream.close();
+            } catch (IOException ignored) {
+                // A pipe end: closing it cannot lose anything we still need.
             }
-            // What the shim prints is far smaller than a pipe, so it cannot block on output before exiting.
-            if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-                process.destroyForcibly();
-                throw new ShimException(ErrorCode.DEADLINE_EXCEEDED, "shim " + builder.command().getLast() + " for "
-                        + namespace + "/" + id + " did not finish within " + TIMEOUT);
-            }
-            return new Result(process.exitValue(), readAll(out),
-                    new String(readAll(err), StandardCharsets.UTF_8).strip());
-        } catch (InterruptedException e) {
-            process.destroyForcibly();
-            Thread.currentThread().interrupt();
-            throw new ShimException("interrupted while running shim " + binary, e);
         }
     }
 

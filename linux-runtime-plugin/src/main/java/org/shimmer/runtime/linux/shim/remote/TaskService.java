@@ -105,9 +105,14 @@ final class TaskService {
      * Delete of the init task; one the shim itself says is created (never started) is killed first. The runc shim
      * waits up to 2 s in Delete for the copying of init's output to end, which for a created init (it holds its
      * pipes) happens only once it is dead: every delete of a created task took 2 s. Only the shim's word counts
-     * (another client may have started it). A created exec has no process yet: nothing to kill.
+     * (another client may have started it), and it is asked unless {@code mayBeCreated} is false (the caller saw
+     * its own Start succeed): asking cost a round trip on every delete. A created exec has no process yet: nothing
+     * to kill.
      */
-    Mono<DeleteResponse> deleteInit(String action) {
+    Mono<DeleteResponse> deleteInit(String action, boolean mayBeCreated) {
+        if (!mayBeCreated) {
+            return delete(action, "");
+        }
         Mono<Void> killIfCreated = state("")
                 .filter(found -> found.status() == TaskState.Status.CREATED)
                 .flatMap(created -> kill("kill", "", 9, false))
