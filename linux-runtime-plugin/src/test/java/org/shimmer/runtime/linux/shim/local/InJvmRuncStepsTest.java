@@ -102,6 +102,22 @@ class InJvmRuncStepsTest {
     }
 
     @Test
+    void aRuncUpgradedInPlaceToAnUnknownVersionIsAskedToStartAndDelete() throws Exception {
+        Path dir = temp.resolve("upgraded");
+        RuncWrapper runc = RuncWrapper.recording(dir, null);
+        assertThat(lifecycle(runc, spec -> spec)).as("runc commands of the known version")
+                .doesNotContain("start", "delete");
+        Files.delete(runc.marker());
+
+        // The same path, now a runc whose start and delete do more (1.2 runs poststart hooks in start).
+        RuncWrapper upgraded = RuncWrapper.recording(dir, "runc version 1.2.0");
+        assertThat(upgraded.binary()).isEqualTo(runc.binary());
+        List<String> commands = lifecycle(upgraded, spec -> spec);
+
+        assertThat(commands).as("runc commands after the upgrade").contains("create", "start", "kill", "delete");
+    }
+
+    @Test
     void aContainerWithAPoststopHookIsDeletedByRuncWhichRunsTheHook() throws Exception {
         RuncWrapper runc = RuncWrapper.recording(temp.resolve("hook"), null);
         Path ran = temp.resolve("poststop-ran");
