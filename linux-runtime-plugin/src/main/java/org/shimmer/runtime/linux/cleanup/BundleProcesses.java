@@ -1,8 +1,10 @@
 package org.shimmer.runtime.linux.cleanup;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import org.shimmer.runtime.linux.shim.ShimInvocation;
@@ -37,14 +39,20 @@ final class BundleProcesses {
         }
     }
 
+    private static final byte[] INIT = "init".getBytes(StandardCharsets.US_ASCII);
+    /** Room for most command lines; a longer one is read whole. */
+    private static final int CMDLINE_BUFFER = 4096;
+
     private final String namespace;
     private final String id;
     private final Path bundleDir;
     private final String runcStateDir;
+    private final byte[] idBytes;
 
     BundleProcesses(String namespace, String id, Path bundleDir, Path runcStateDir) {
         this.namespace = namespace;
         this.id = id;
+        this.idBytes = id.getBytes(StandardCharsets.UTF_8);
         this.bundleDir = bundleDir;
         this.runcStateDir = runcStateDir.toString();
     }
@@ -53,12 +61,28 @@ final class BundleProcesses {
     List<Found> scan() throws IOException {
         List<Found> found = new ArrayList<>();
         long self = ProcessHandle.current().pid();
+        byte[] buffer = new byte[CMDLINE_BUFFER];
         for (int pid : Procfs.pids()) {
-            if (pid != self) {
+            if (pid != self && mayMatch(pid, buffer)) {
                 recognise(pid).ifPresent(found::add);
             }
         }
         return found;
+    }
+
+    /**
+     * Whether {@code pid}'s command line may be one of ours, from its raw bytes: every match needs the id (an
+     * argument of its own, or the end of the bundle's path) or {@code init} among the arguments, and most
+     * processes have neither. Reading and decoding each whole command line dominated the scan of every delete.
+     */
+    private boolean mayMatch(int pid, byte[] buffer) {
+        try {
+            int length = Procfs.cmdline(pid, buffer);
+            return length < 0 || contains(buffer, length, idBytes) || contains(buffer, length, INIT);
+        } catch (IOException gone) {
+            // It exited while we looked: not ours.
+            return false;
+        }
     }
 
     /** What {@code pid} is to this bundle, read now; empty if it is not one of its live processes. */
@@ -90,6 +114,15 @@ final class BundleProcesses {
             return Optional.of(new Found(pid, false, true));
         }
         return Optional.empty();
+    }
+
+    private static boolean contains(byte[] haystack, int length, byte[] needle) {
+        for (int i = 0; i + needle.length <= length; i++) {
+            if (Arrays.equals(haystack, i, i + needle.length, needle, 0, needle.length)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Whether {@code pid}'s parent is this JVM (it was adopted, the JVM being a child subreaper, or started here). */

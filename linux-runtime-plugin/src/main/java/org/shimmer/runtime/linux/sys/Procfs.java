@@ -1,5 +1,6 @@
 package org.shimmer.runtime.linux.sys;
 
+import java.io.FileInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
@@ -20,15 +21,23 @@ public final class Procfs {
     private Procfs() {}
 
     /** Every pid now. */
-    public static List<Integer> pids() throws IOException {
-        List<Integer> pids = new ArrayList<>();
-        try (DirectoryStream<Path> entries = Files.newDirectoryStream(PROC, entry ->
-                entry.getFileName().toString().chars().allMatch(Character::isDigit))) {
-            for (Path entry : entries) {
-                pids.add(Integer.parseInt(entry.getFileName().toString()));
+    public static int[] pids() throws IOException {
+        String[] names = PROC.toFile().list();
+        if (names == null) {
+            throw new IOException("cannot list " + PROC);
+        }
+        int[] pids = new int[names.length];
+        int count = 0;
+        for (String name : names) {
+            if (!name.isEmpty() && name.chars().allMatch(Procfs::isDigit)) {
+                pids[count++] = Integer.parseInt(name);
             }
         }
-        return pids;
+        return Arrays.copyOf(pids, count);
+    }
+
+    private static boolean isDigit(int c) {
+        return c >= '0' && c <= '9';
     }
 
     /**
@@ -69,7 +78,29 @@ public final class Procfs {
 
     /** The command line; empty for a zombie or a kernel thread. */
     public static List<String> argv(int pid) throws IOException {
-        String raw = new String(Files.readAllBytes(entry(pid).resolve("cmdline")), StandardCharsets.UTF_8);
+        return argv(cmdline(pid));
+    }
+
+    /** The raw command line, NUL-separated arguments; empty for a zombie or a kernel thread. */
+    public static byte[] cmdline(int pid) throws IOException {
+        return Files.readAllBytes(entry(pid).resolve("cmdline"));
+    }
+
+    /**
+     * The raw command line read into {@code buffer} when it fits: its length there, or -1 when it may be longer
+     * (then read it with {@link #cmdline(int)}). No Path and no allocation per process: a scan of {@code /proc}
+     * reads one per pid.
+     */
+    public static int cmdline(int pid, byte[] buffer) throws IOException {
+        try (FileInputStream in = new FileInputStream("/proc/" + pid + "/cmdline")) {
+            int length = in.readNBytes(buffer, 0, buffer.length);
+            return length < buffer.length ? length : -1;
+        }
+    }
+
+    /** The arguments of a raw {@link #cmdline(int)}. */
+    public static List<String> argv(byte[] cmdline) {
+        String raw = new String(cmdline, StandardCharsets.UTF_8);
         return raw.isEmpty() ? List.of() : List.of(raw.split("\0"));
     }
 
