@@ -14,8 +14,8 @@ import org.shimmer.runtime.linux.sys.OwnedFd;
 /**
  * What {@code runc start} of a created container does (runc 1.0/1.1), in the JVM: a created init blocks opening
  * {@code <root>/<id>/exec.fifo} for writing; once a reader opens it, init writes one byte and execs the user's
- * program. We open the FIFO without blocking (a blocking open would hang forever if init died), wait until it is
- * readable or init is gone (its pidfd), read the byte and remove the FIFO. It saves a Go process per start (~7 ms
+ * program. We open the FIFO without blocking (a blocking open would hang forever if init died), remove its name,
+ * wait until it is readable or init is gone (its pidfd) and read the byte. It saves a Go process per start (~7 ms
  * on the issue's machine, a third of {@code runc run}).
  *
  * <p>Only for a state directory exactly as runc made it: the caller asks runc otherwise.
@@ -85,10 +85,14 @@ final class CreatedStart {
             } catch (IOException e) {
                 return false;
             }
+            // The FIFO goes before init can run: its name is what tells runc a container is created rather than
+            // running, and a JVM killed once the user's program ran but before the unlink left a running container
+            // that runc called created for good (the CLI's killed-run test saw it). Init reopens the FIFO through
+            // its own descriptor of it, so the name is not needed any more once our reader is open.
             try (reader) {
+                Files.deleteIfExists(fifo);
                 awaitByte(reader, init, state, arena);
             }
-            Files.deleteIfExists(fifo);
             return true;
         }
     }
