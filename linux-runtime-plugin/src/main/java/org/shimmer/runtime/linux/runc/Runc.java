@@ -251,7 +251,7 @@ public final class Runc {
                     return RuncInvocation.run(args[0], bundle.getFileName().toString(), () -> {
                                 logStart[0] = logLength(log);
                                 return start(command, stdio);
-                            }, stdio.out() == ProcessBuilder.Redirect.PIPE, io)
+                            }, io)
                             .map(result -> {
                                 if (result.exit() != 0) {
                                     throw failure(command, args, result.exit(), log, logStart[0]);

@@ -17,14 +17,9 @@ import reactor.core.scheduler.Scheduler;
  * so does a failure to see it end. Issue 10: a cancelled {@code runc create} was left running, and killing only
  * runc would have left its {@code runc init} behind.
  *
- * <p>A command whose stdout is not a pipe holds no thread while it runs: {@code io} launches it, the JDK's process
- * reaper tells its exit ({@link Process#onExit()}) and {@code io} takes the result. Issue 14: each command held one
- * of the io scheduler's threads from launch to exit, so at most that many {@code runc create} of 100 containers
- * ran at once, and every other file operation queued behind them.
- *
- * <p>A command that prints to a pipe is read to its end on an io thread, which is never interrupted: a pipe read
- * does not wake for an interrupt, and a kill from an interrupted thread could not wait for the exits it must reap.
- * Cancelling kills on the io scheduler instead, which ends the read and the wait.
+ * <p>The waiting thread is never interrupted: a pipe read does not wake for an interrupt, and a kill from an
+ * interrupted thread could not wait for the exits it must reap. Cancelling kills on the io scheduler instead,
+ * which ends the read and the wait.
  */
 final class RuncInvocation {
 
@@ -35,31 +30,24 @@ final class RuncInvocation {
     record Result(int exit, byte[] printed) {}
 
     private final Callable<Process> start;
-    private final boolean piped;
-    private final Scheduler io;
     private final RuncCommandEvent event;
     private final AtomicReference<Process> process = new AtomicReference<>();
     private final AtomicBoolean cancelled = new AtomicBoolean();
     private final AtomicBoolean killed = new AtomicBoolean();
 
-    private RuncInvocation(Callable<Process> start, boolean piped, Scheduler io, RuncCommandEvent event) {
+    private RuncInvocation(Callable<Process> start, RuncCommandEvent event) {
         this.start = start;
-        this.piped = piped;
-        this.io = io;
         this.event = event;
     }
 
     /**
      * Starts the process {@code start} makes, on {@code io}, at subscription; completes once it has exited. A
-     * {@link RuncCommandEvent} for {@code command} on {@code container} spans it, launch to reaped exit. {@code
-     * piped}: its stdout is a pipe, read to its end into {@link Result#printed()} (empty otherwise).
+     * {@link RuncCommandEvent} for {@code command} on {@code container} spans it, launch to reaped exit.
      */
-    static Mono<Result> run(String command, String container, Callable<Process> start, boolean piped,
-            Scheduler io) {
+    static Mono<Result> run(String command, String container, Callable<Process> start, Scheduler io) {
         return Mono.create(sink -> {
-            RuncInvocation invocation =
-                    new RuncInvocation(start, piped, io, new RuncCommandEvent(command, false, container));
-            sink.onCancel(invocation::cancel);
+            RuncInvocation invocation = new RuncInvocation(start, new RuncCommandEvent(command, false, container));
+            sink.onCancel(() -> invocation.cancel(io));
             try {
                 io.schedule(() -> invocation.execute(sink));
             } catch (RejectedExecutionException e) {
@@ -89,10 +77,6 @@ final class RuncInvocation {
             kill();
             return;
         }
-        if (!piped) {
-            started.onExit().whenComplete((exited, error) -> complete(sink, exited, error));
-            return;
-        }
         try (InputStream out = started.getInputStream()) {
             byte[] printed = out.readAllBytes();
             int exit = started.waitFor();
@@ -110,29 +94,7 @@ final class RuncInvocation {
         }
     }
 
-    /**
-     * Runs on the JDK's reaper thread once runc is reaped; hands the result to {@code io}, so the caller's code
-     * (which reads runc's log on failure) never runs on the reaper.
-     */
-    private void complete(MonoSink<Result> sink, Process exited, Throwable error) {
-        event.commit();
-        if (cancelled.get()) {
-            return;
-        }
-        try {
-            io.schedule(() -> {
-                if (error != null) {
-                    sink.error(error);
-                } else {
-                    sink.success(new Result(exited.exitValue(), new byte[0]));
-                }
-            });
-        } catch (RejectedExecutionException stopping) {
-            sink.error(stopping);
-        }
-    }
-
-    private void cancel() {
+    private void cancel(Scheduler io) {
         cancelled.set(true);
         if (process.get() != null) {
             try {
