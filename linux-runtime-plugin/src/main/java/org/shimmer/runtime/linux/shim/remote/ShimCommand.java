@@ -10,7 +10,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.shim.ShimException;
 import reactor.core.publisher.Mono;
@@ -48,10 +47,10 @@ final class ShimCommand {
      * Runs {@code start}: the shim re-executes itself as the daemon, which keeps running. {@code stdin} is the
      * encoded runc options; it must reach end of file, or {@code start} never returns.
      *
-     * <p>{@code io} launches the command and reads what it printed, but no thread waits while it runs (the JDK's
-     * process reaper tells its exit): a hundred shims starting at once each held an io thread for the whole of
-     * their start, and every other file operation of the runtime queued behind them. Cancelled or timed out, the
-     * command is killed.
+     * <p>An io thread waits for its exit. Not {@link Process#onExit()}: the JDK completes that on the common
+     * fork-join pool, which a host may have busy (a CLI run in {@code CompletableFuture.supplyAsync} on a 2-core
+     * machine, whose common pool has one thread, waited there for its own shim start until the timeout). Cancelled
+     * or timed out, the command is killed.
      */
     Mono<Result> start(byte[] stdin, Path eventsSocket, Scheduler io) {
         return Mono.defer(() -> {
@@ -59,11 +58,12 @@ final class ShimCommand {
             builder.environment().put("TTRPC_ADDRESS", eventsSocket.toString());
             return Mono.usingWhen(
                     Mono.fromCallable(() -> launch(builder, stdin)).subscribeOn(io),
-                    process -> Mono.fromFuture(process.onExit(), true)
-                            .timeout(TIMEOUT, io)
-                            .onErrorMap(TimeoutException.class, late -> timedOut(builder))
-                            .publishOn(io)
-                            .map(ShimCommand::result),
+                    process -> Mono.fromCallable(() -> {
+                                if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+                                    throw timedOut(builder);
+                                }
+                                return result(process);
+                            }).subscribeOn(io),
                     process -> Mono.fromRunnable(() -> closeStreams(process)),
                     (process, error) -> Mono.fromRunnable(() -> kill(process)),
                     process -> Mono.fromRunnable(() -> kill(process)));

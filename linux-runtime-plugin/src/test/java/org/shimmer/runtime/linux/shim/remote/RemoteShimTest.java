@@ -8,12 +8,10 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -399,69 +397,6 @@ class RemoteShimTest extends ShimContractTest {
         } finally {
             otherResources.close();
         }
-    }
-
-    /**
-     * A shim's {@code start} holds no io thread while it runs: with more starts stalled than the io scheduler has
-     * threads ({@code max(8, 4 * cores)}), a bundle is still made at once, and every stalled start completes once
-     * released. Each start used to hold an io thread until it exited, so a hundred starting at once queued every
-     * file operation of the runtime behind them.
-     */
-    @Test
-    void stalledShimStartsLeaveTheIoSchedulerFree() throws Exception {
-        Path gate = temp.resolve("gate");
-        Path stalling = temp.resolve("stalling-shim");
-        // `start` waits for the gate; the daemon it launches is the real binary (the shim re-executes itself).
-        Files.writeString(stalling, "#!/bin/sh\n"
-                + "for last; do :; done\n"
-                + "if [ \"$last\" = start ]; then\n"
-                + "  while [ ! -e '" + gate + "' ]; do sleep 0.02; done\n"
-                + "fi\n"
-                + "exec /usr/bin/containerd-shim-runc-v2 \"$@\"\n");
-        Files.setPosixFilePermissions(stalling, PosixFilePermissions.fromString("rwx------"));
-        int stalled = Math.max(8, 4 * Runtime.getRuntime().availableProcessors()) + 4;
-        List<Bundle> waiting = new ArrayList<>();
-        for (int i = 0; i < stalled; i++) {
-            waiting.add(bundle("true"));
-        }
-        ShimOpt opt = ShimOpt.remote(stalling, temp.resolve("daemon.sock").toString(), null, false, exit -> {});
-        CompletableFuture<List<ShimClient>> clients = Flux.fromIterable(waiting)
-                .flatMap(bundle -> bundle.newShimClient(opt, runc).doOnNext(client -> {
-                    shimPids.add(((RemoteShimClient) client).session().shimPid());
-                    try {
-                        shimSockets.add(Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket()));
-                    } catch (IOException e) {
-                        throw new UncheckedIOException(e);
-                    }
-                }), stalled)
-                .collectList()
-                .toFuture();
-        try {
-            awaitTrue(() -> stalledStarts(stalling) == stalled);
-
-            Bundle made = runtime.create(NS, "while-stalled", BusyboxBundle.spec(
-                    Files.createDirectories(temp.resolve("specs")), "true")).block(TIMEOUT);
-            bundles.add(made);
-            assertThat(stalledStarts(stalling)).as("starts still stalled once the bundle was made")
-                    .isEqualTo(stalled);
-            assertThat(clients).isNotDone();
-        } finally {
-            Files.createFile(gate);
-        }
-        List<ShimClient> started = clients.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-        assertThat(started).hasSize(stalled);
-        for (ShimClient client : started) {
-            client.shutdown().block(TIMEOUT);
-        }
-    }
-
-    /** How many {@code start} commands of the {@code stalling} shim script run now. */
-    private static long stalledStarts(Path stalling) {
-        return ProcessHandle.allProcesses()
-                .map(process -> process.info().arguments().map(List::of).orElse(List.of()))
-                .filter(arguments -> arguments.contains(stalling.toString()) && !arguments.isEmpty()
-                        && arguments.getLast().equals("start"))
-                .count();
     }
 
     @Test
