@@ -124,9 +124,4 @@ final class BundleProcesses {
         }
         return false;
     }
-
-    /** Whether {@code pid}'s parent is this JVM (it was adopted, the JVM being a child subreaper, or started here). */
-    static boolean isChildOfThisJvm(int pid) {
-        return Procfs.parentPid(pid) == ProcessHandle.current().pid();
-    }
 }

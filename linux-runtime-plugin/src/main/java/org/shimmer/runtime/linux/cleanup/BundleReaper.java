@@ -45,9 +45,9 @@ public final class BundleReaper {
     }
 
     /**
-     * Reaps a process this JVM adopted (as a child subreaper) once it is gone: a killed process that is our child
-     * would otherwise stay a zombie of the JVM for good (issue 9). Called only for processes that are never a
-     * {@code ProcessBuilder} child of this JVM.
+     * Reaps a process once it is gone and this JVM adopted it (as a child subreaper), now or later: a killed process
+     * that is our child, or becomes one when its parent dies, would otherwise stay a zombie of the JVM for good
+     * (issue 9). Called only for processes that are never a {@code ProcessBuilder} child of this JVM.
      */
     @FunctionalInterface
     public interface Adopted {
@@ -173,14 +173,15 @@ public final class BundleReaper {
     }
 
     /**
-     * Reaps, once killed, the container's init that this JVM adopted when its remote shim died: the session that
-     * reaps it was detached first, and runc kills no process it is the parent of, so the init stayed a zombie of
-     * the JVM. runc's state names the init only while runc finds it alive with its start time.
+     * Reaps, once killed, the container's init if this JVM adopts it: when its remote shim died, or dies in this
+     * delete before it reaped the init. The session that reaps it was detached first, and runc kills no process it
+     * is the parent of, so the init stayed a zombie of the JVM; watched only when the shim was already dead, an
+     * init killed under a shim killed next was left too. runc's state names the init only while runc finds it
+     * alive with its start time.
      */
     private void reapAdoptedInit(RuncContainer runc) throws IOException {
         Optional<BundleInspection.Container> container = runc.state();
-        if (container.isPresent() && container.get().pid() > 0 && !container.get().status().equals("stopped")
-                && BundleProcesses.isChildOfThisJvm(container.get().pid())) {
+        if (container.isPresent() && container.get().pid() > 0 && !container.get().status().equals("stopped")) {
             adopted.reapWhenGone(container.get().pid());
         }
     }
@@ -210,8 +211,9 @@ public final class BundleReaper {
 
     /**
      * SIGKILL through a pidfd taken before the process is recognised again: a recycled pid is never hit. A shim
-     * daemon or a container's {@code runc init} that is our child was adopted (neither is ever started by a
-     * {@code ProcessBuilder}: {@code shim start} forks the one, runc the other), so it is reaped once gone.
+     * daemon or a container's {@code runc init} is never started by a {@code ProcessBuilder} ({@code shim start}
+     * forks the one, runc the other), so it is reaped once gone if the JVM adopts it, now or when its parent dies:
+     * a daemon killed while its {@code shim start} still ran became our zombie after that start exited.
      */
     private Optional<OwnedFd> kill(BundleProcesses processes, BundleProcesses.Found process, String name) {
         OwnedFd pidfd;
@@ -226,8 +228,7 @@ public final class BundleReaper {
                 pidfd.close();
                 return Optional.empty();
             }
-            boolean adoptedChild = now.get().neverSpawnedByJdk() && BundleProcesses.isChildOfThisJvm(process.pid());
-            if (adoptedChild) {
+            if (now.get().neverSpawnedByJdk()) {
                 // Watched while it is alive and recognised: once killed and reaped its pid may name anyone.
                 adopted.reapWhenGone(process.pid());
             }

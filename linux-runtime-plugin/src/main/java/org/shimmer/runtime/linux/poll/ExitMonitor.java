@@ -7,6 +7,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -43,7 +44,11 @@ import reactor.core.publisher.Sinks;
  * (its pidfd then names that process and no other, even after the pid is recycled), or it is a zombie whose
  * {@code NSpid} shows a nested pid namespace (the JDK never starts a child in another pid namespace). A watched
  * pid's exit is never lost, even when it happens before anyone asks (the pidfd is opened while the process
- * exists, and a zombie still has one). Orphans a container leaves to us are reaped — zombie children of the JVM
+ * exists, and a zombie still has one). A watched process that was not our child when it exited (a shim daemon
+ * killed while {@code shim start}, its parent, still ran; a container init killed under its live shim) may become
+ * our zombie later, when its parent dies: its watch reports the exit at once but keeps the pidfd, and reaps it
+ * through that pidfd once it is ours, or lets go once someone else reaped it (a CI run left such a zombie for
+ * good). Orphans a container leaves to us are reaped — zombie children of the JVM
  * in a nested pid namespace that are not a namespace's init (those a reloaded plugin may still want to watch) —
  * but never while a launch is in flight, whose pid we may not know yet, nor while any monitor of this class loader
  * watches them. Closing the monitor is not an exit: no watch completes then.
@@ -64,6 +69,8 @@ public final class ExitMonitor implements AutoCloseable {
     private static final Set<Bell> ADOPTING = ConcurrentHashMap.newKeySet();
 
     private final Map<Integer, Watch> watched = new ConcurrentHashMap<>();
+    /** Exited, not our child when they exited, not reaped by anyone yet; see the class invariants. */
+    private final Set<Watch> strays = ConcurrentHashMap.newKeySet();
     private final AtomicLong statusReads = new AtomicLong();
     /** Launches of this monitor not ended yet; see {@link Launch}. */
     private final Set<Launch> openLaunches = ConcurrentHashMap.newKeySet();
@@ -195,12 +202,13 @@ public final class ExitMonitor implements AutoCloseable {
     }
 
     /**
-     * Reaps {@code pid} once it exits if it is a container process the JVM adopted: our child, in a nested pid
-     * namespace (never a {@code ProcessBuilder} child). For the init of a remote task whose shim died: it is
-     * re-parented to the subreaper JVM, and the orphan scan leaves namespace inits alone.
+     * Reaps {@code pid} once it exits and is our child, if it is a container process: in a nested pid namespace,
+     * so never a {@code ProcessBuilder} child, whoever its parent is now. For the init of a remote task whose shim
+     * died or is being killed: it is re-parented to the subreaper JVM, and the orphan scan leaves namespace inits
+     * alone.
      */
     public void reapIfAdopted(int pid) throws IOException {
-        if (pid > 0 && isAdoptedContainerProcess(pid, false)) {
+        if (pid > 0 && isContainerProcess(pid)) {
             open(pid, false);
         }
     }
@@ -301,7 +309,8 @@ public final class ExitMonitor implements AutoCloseable {
                 ADOPTING.remove(childSignal);
                 childSignalRegistration.close();
             }
-            watches = List.copyOf(watched.values());
+            watches = new ArrayList<>(watched.values());
+            watches.addAll(strays);
         }
         for (Watch watch : watches) {
             watch.registration.close();
@@ -314,19 +323,26 @@ public final class ExitMonitor implements AutoCloseable {
         return statusReads.get();
     }
 
-    /** Reaps the watched process, which has exited; on the poll thread. */
-    private void reap(Watch watch) {
+    /**
+     * Reaps the watched process, which has exited, and reports its exit; on the poll thread.
+     *
+     * @return false when it is a zombie of another parent still: the watch keeps its pidfd as a stray
+     */
+    private boolean reap(Watch watch) {
         ExitStatus status;
+        boolean settled = true;
         try {
             LinuxCalls.ChildExit exit = watch.pidfd.use(pidfd -> LinuxCalls.waitPidfd(pidfd, LinuxCalls.WEXITED));
             status = new ExitStatus(watch.pid, exit.exitStatus(), Instant.now());
         } catch (LinuxCalls.ErrnoException notOurChild) {
-            // A container whose JVM is gone, or a shim orphaned while the JVM was no subreaper: its status is
-            // unknowable. containerd reports 137 for such exits, and so do we; only a container's is worth a word.
+            // A container whose JVM is gone, or a process whose parent is another: its status is unknowable.
+            // containerd reports 137 for such exits, and so do we; only a container's is worth a word.
             if (watch.child) {
                 log.warn("exit status of pid {} is unknown ({}); reporting 137", watch.pid, notOurChild.getMessage());
             }
             status = new ExitStatus(watch.pid, 137, Instant.now());
+            // Only a subreaper JVM can inherit it.
+            settled = !adopting || !exists(watch);
         } catch (IOException e) {
             status = new ExitStatus(watch.pid, 137, Instant.now());
         }
@@ -334,6 +350,48 @@ public final class ExitMonitor implements AutoCloseable {
         forget(watch);
         ExitStatus exit = status;
         emit(() -> watch.exit.tryEmitValue(exit));
+        return settled;
+    }
+
+    /** Whether the watched process still exists (alive or a zombie nobody reaped yet): its pidfd still signals. */
+    private static boolean exists(Watch watch) {
+        try {
+            return watch.pidfd.use(pidfd -> {
+                LinuxCalls.pidfdSendSignal(pidfd, 0);
+                return true;
+            });
+        } catch (IOException gone) {
+            return false;
+        }
+    }
+
+    /**
+     * Reaps the strays that became our zombies (their parent died and the subreaper JVM adopted them), and lets
+     * go of those someone else reaped. Poll thread.
+     */
+    private void reapStrays() {
+        for (Watch stray : List.copyOf(strays)) {
+            boolean settled;
+            try {
+                LinuxCalls.ChildExit exit = stray.pidfd.use(pidfd -> LinuxCalls.waitPidfd(pidfd,
+                        LinuxCalls.WEXITED | LinuxCalls.WNOHANG));
+                settled = exit.pid() != 0 || !exists(stray);
+                if (exit.pid() != 0) {
+                    log.debug("reaped pid {}, adopted after its exit", stray.pid);
+                }
+            } catch (IOException notOurs) {
+                settled = !exists(stray);
+            }
+            if (settled) {
+                strays.remove(stray);
+                stray.registration.close();
+            }
+        }
+    }
+
+    /** How many exited processes wait to be adopted and reaped, or reaped elsewhere: for tests. */
+    int strays() {
+        return strays.size();
     }
 
     /** The watch's pid may be reaped by an orphan scan from now on; call after the watch's own reap. */
@@ -352,13 +410,15 @@ public final class ExitMonitor implements AutoCloseable {
 
     /** Reaps zombie children of the JVM that a container left behind; see the class invariants. Poll thread. */
     private void reapOrphans() {
+        // Strays first, and whatever launches are in flight: each is named by its own pidfd.
+        reapStrays();
         long generation = LAUNCHES.get();
         if (LAUNCHING.get() > 0) {
             return;
         }
         try {
             for (int pid : Procfs.adoptedChildren()) {
-                if (WATCHED_ANYWHERE.containsKey(pid) || !isAdoptedContainerProcess(pid, true)) {
+                if (WATCHED_ANYWHERE.containsKey(pid) || !isOrphanZombie(pid)) {
                     continue;
                 }
                 // A launch that began during the scan may own this zombie and not have watched it yet.
@@ -377,11 +437,23 @@ public final class ExitMonitor implements AutoCloseable {
         }
     }
 
-    /**
-     * Whether {@code pid} is our child in a nested pid namespace; with {@code orphanZombie}, also a zombie and not
-     * a namespace's init.
-     */
-    private boolean isAdoptedContainerProcess(int pid, boolean orphanZombie) {
+    /** Whether {@code pid} is in a nested pid namespace, whoever its parent is. */
+    private boolean isContainerProcess(int pid) {
+        statusReads.incrementAndGet();
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "status"))) {
+                if (line.startsWith("NSpid:")) {
+                    return line.substring(6).strip().split("\\s+").length > 1;
+                }
+            }
+            return false;
+        } catch (IOException | RuntimeException gone) {
+            return false;
+        }
+    }
+
+    /** Whether {@code pid} is a zombie child of ours in a nested pid namespace, and not a namespace's init. */
+    private boolean isOrphanZombie(int pid) {
         statusReads.incrementAndGet();
         try {
             String status = Files.readString(Path.of("/proc", Integer.toString(pid), "status"));
@@ -398,10 +470,8 @@ public final class ExitMonitor implements AutoCloseable {
                 }
             }
             String[] nested = nspid.split("\\s+");
-            boolean adopted = ppid == selfPid && nested.length > 1;
-            return orphanZombie
-                    ? adopted && state.startsWith("Z") && !nested[nested.length - 1].equals("1")
-                    : adopted;
+            return ppid == selfPid && nested.length > 1 && state.startsWith("Z")
+                    && !nested[nested.length - 1].equals("1");
         } catch (IOException | RuntimeException gone) {
             return false;
         }
@@ -423,9 +493,18 @@ public final class ExitMonitor implements AutoCloseable {
         }
 
         @Override
+        public boolean wanted() {
+            // A stray's pidfd stays readable: polled no more, looked at on each scan instead.
+            return !done;
+        }
+
+        @Override
         public void ready(PollLoop.Registration self, short revents) {
-            reap(this);
-            self.close();
+            if (reap(this)) {
+                self.close();
+            } else {
+                strays.add(this);
+            }
             // Its exit may have orphaned others (an exec's children when the exec dies).
             if (adopting) {
                 reapOrphans();

@@ -214,6 +214,73 @@ class ExitMonitorTest {
     }
 
     /**
+     * A watched process killed while another process was its parent, one that never reaps it: its exit is reported
+     * at once, and once its parent dies the subreaper JVM inherits the zombie, which is reaped then (a shim daemon
+     * killed while its {@code shim start} still ran was left a zombie of the JVM for good).
+     */
+    @Test
+    void aWatchedProcessKilledUnderAnotherParentIsReapedOnceTheJvmInheritsIt() throws Exception {
+        monitor.adoptOrphans();
+        // The shell forks the waiter, prints its pid, then becomes a sleep that never reaps it.
+        Process parent = new ProcessBuilder("sh", "-c", "sleep 60 & echo $!; exec sleep 60")
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        try {
+            int stray = Integer.parseInt(firstLine(parent));
+            assertThat(Zombies.parentOf(stray)).as("parent of the watched process").isEqualTo(parent.pid());
+            Mono<Void> gone = monitor.watchAny(stray);
+
+            LinuxCalls.kill(stray, 9);
+
+            StepVerifier.create(gone).expectComplete().verify(TIMEOUT);
+            await(() -> isZombie(stray), "the killed process a zombie of its parent");
+            awaitLoopTurn();
+            assertThat(Zombies.parentOf(stray)).as("its parent, after the exit was reported").isEqualTo(parent.pid());
+            assertThat(monitor.strays()).as("exited processes kept to reap").isOne();
+
+            parent.destroyForcibly();
+            assertThat(parent.waitFor(10, TimeUnit.SECONDS)).isTrue();
+
+            Path entry = Path.of("/proc", Integer.toString(stray));
+            await(() -> !Files.exists(entry), "the inherited zombie reaped");
+            await(() -> monitor.strays() == 0, "the stray let go");
+        } finally {
+            parent.destroyForcibly();
+            parent.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    /**
+     * A watched process killed under a parent that reaps it: the monitor lets its pidfd go at its next look (here
+     * the exit of a child of the JVM), and never reaps anything else in its place.
+     */
+    @Test
+    void aStrayThatItsOwnParentReapedIsLetGo() throws Exception {
+        monitor.adoptOrphans();
+        Path done = temp.resolve("reaped");
+        // The shell waits for the sleep, so it reaps it; then it stays until we end it.
+        Process parent = new ProcessBuilder("sh", "-c", "sleep 60 & echo $!; wait; touch " + done + "; exec sleep 60")
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        try {
+            int stray = Integer.parseInt(firstLine(parent));
+            int registrations = loop.registrations();
+            Mono<Void> gone = monitor.watchAny(stray);
+
+            LinuxCalls.kill(stray, 9);
+
+            StepVerifier.create(gone).expectComplete().verify(TIMEOUT);
+            await(() -> Files.exists(done), "the parent reaped it");
+            // Any SIGCHLD makes the monitor look again.
+            Process child = new ProcessBuilder("true").start();
+            assertThat(child.waitFor()).as("exit code of a JDK child meanwhile").isZero();
+            await(() -> monitor.strays() == 0, "the stray let go");
+            await(() -> loop.registrations() == registrations, "its pidfd closed");
+        } finally {
+            parent.destroyForcibly();
+            parent.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    /**
      * A process in a nested pid namespace (not its init) that the JVM adopted and nobody watches, waiting on the
      * gate: what a container leaves to the runtime. The namespace's init stays (unshare, a JDK child, is its
      * parent); nsenter joins it and forks the process, the JVM adopts nsenter when the launching shell exits, and
@@ -309,6 +376,15 @@ class ExitMonitorTest {
             }
         }, "a child of " + pid);
         return Integer.parseInt(Files.readString(children).strip().split(" ")[0]);
+    }
+
+    private static boolean isZombie(int pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc", Integer.toString(pid), "stat"));
+            return stat.substring(stat.lastIndexOf(')') + 2).startsWith("Z");
+        } catch (IOException gone) {
+            return false;
+        }
     }
 
     private static int nsPidDepth(int pid) throws IOException {

@@ -40,16 +40,34 @@ public final class Zombies {
 
     /**
      * Waits until the JVM has no zombie child (reaping is asynchronous: a poll thread, or the JDK's reaper for its
-     * own children); returns those still there after {@code timeout}.
+     * own children); describes those still there after {@code timeout} (pid, name and pid in each namespace, so
+     * a failure says whether a container process or a shim was left).
      */
-    public static List<Integer> awaitNone(Duration timeout) throws InterruptedException {
+    public static List<String> awaitNone(Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         List<Integer> left = ofThisJvm();
         while (!left.isEmpty() && System.nanoTime() < deadline) {
             Thread.sleep(20);
             left = ofThisJvm();
         }
-        return left;
+        return left.stream().map(Zombies::describe).toList();
+    }
+
+    private static String describe(int pid) {
+        try {
+            String name = "?";
+            String nspid = "?";
+            for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "status"))) {
+                if (line.startsWith("Name:")) {
+                    name = line.substring(5).strip();
+                } else if (line.startsWith("NSpid:")) {
+                    nspid = line.substring(6).strip().replaceAll("\\s+", "/");
+                }
+            }
+            return pid + " (" + name + ", NSpid " + nspid + ")";
+        } catch (IOException | RuntimeException gone) {
+            return pid + " (gone)";
+        }
     }
 
     /** The parent pid of {@code pid}, or -1 when it is gone. */
