@@ -227,6 +227,15 @@ class ExitMonitorTest {
         try {
             int stray = Integer.parseInt(firstLine(parent));
             assertThat(Zombies.parentOf(stray)).as("parent of the watched process").isEqualTo(parent.pid());
+            // Until the exec the shell may still reap its job when SIGCHLD comes.
+            Path comm = Path.of("/proc", Long.toString(parent.pid()), "comm");
+            await(() -> {
+                try {
+                    return Files.readString(comm).strip().equals("sleep");
+                } catch (IOException gone) {
+                    return false;
+                }
+            }, "the shell replaced by sleep");
             Mono<Void> gone = monitor.watchAny(stray);
 
             LinuxCalls.kill(stray, 9);
