@@ -21,6 +21,7 @@ import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.Operations;
 import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
 import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
 import org.shimmer.runtime.linux.shim.proto.Options;
@@ -89,9 +90,14 @@ public final class RemoteShims {
                 registry.forwarder(ShimEventsServer.socket(config.stateRoot()), resources));
     }
 
-    /** Starts a shim process for the bundle. */
+    /**
+     * Starts a shim process for the bundle. The start runs to its end whoever cancels: cut between {@code shim
+     * start} and Connect, it left a daemon nobody knew of, and the bundle could not be deleted; a client nobody
+     * took is shut down (its daemon, task-less, exits and is reaped).
+     */
     public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
-        return launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults());
+        return Operations.runToEnd(launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults()),
+                ShimClient::shutdown);
     }
 
     /**
@@ -104,9 +110,13 @@ public final class RemoteShims {
                 .then();
     }
 
-    /** Reattaches to the bundle's running shim. */
+    /**
+     * Reattaches to the bundle's running shim; run to its end whoever cancels, as a start is, and a client nobody
+     * took detaches (the shim and its task run on).
+     */
     public Mono<ShimClient> connect(Bundle bundle, ShimOpt.Connect opt, RuncOptions options) {
-        return reattach(bundle, opt, options != null ? options : RuncOptions.defaults());
+        return Operations.runToEnd(reattach(bundle, opt, options != null ? options : RuncOptions.defaults()),
+                ShimClient::close);
     }
 
     private Mono<ShimClient> launchAndConnect(Bundle bundle, ShimOpt.Remote opt, RuncOptions runc) {

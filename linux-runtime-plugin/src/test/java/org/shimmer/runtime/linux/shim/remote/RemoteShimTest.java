@@ -11,6 +11,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
@@ -25,6 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.ErrorCode;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -41,6 +44,7 @@ import org.shimmer.runtime.linux.shim.proto.StateResponse;
 import org.shimmer.runtime.linux.stats.RuncStats;
 import org.shimmer.runtime.linux.stats.StatsDecoder;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
@@ -61,6 +65,7 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
+import reactor.util.retry.Retry;
 
 /** The contract, and what only the remote shim does, against the real containerd-shim-runc-v2. */
 class RemoteShimTest extends ShimContractTest {
@@ -123,6 +128,48 @@ class RemoteShimTest extends ShimContractTest {
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    /**
+     * A shim start cancelled at any moment, the daemon already forked included, leaves no daemon, socket, record,
+     * descriptor or zombie: the start runs to its end and a client nobody took is shut down. It used to leave the
+     * daemon running (and the bundle undeletable) when the cancel came between {@code shim start} and Connect.
+     */
+    @Test
+    void aShimStartCancelledAtAnyMomentLeavesNoDaemon() throws Exception {
+        long seed = Long.getLong("shimmer.seed", System.nanoTime());
+        Random random = new Random(seed);
+        // How long a start takes here, so that the cancels fall before, inside and after it; the first one also
+        // binds the events server.
+        shim(bundle("/bin/true")).shutdown().block(TIMEOUT);
+        Bundle second = bundle("/bin/true");
+        long began = System.nanoTime();
+        ShimClient measured = shim(second);
+        long startMs = Math.max(1, (System.nanoTime() - began) / 1_000_000);
+        measured.shutdown().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int taken = 0;
+        for (int i = 0; i < 12; i++) {
+            Bundle bundle = bundle("/bin/true");
+            long delay = (long) (random.nextDouble() * 1.5 * startMs);
+            ShimClient client = bundle.newShimClient(remote(), runc).take(Duration.ofMillis(delay)).block(TIMEOUT);
+            if (client != null) {
+                taken++;
+                client.shutdown().block(TIMEOUT);
+            }
+            String where = "start " + i + " cancelled after " + delay + " ms (seed " + seed + ")";
+            // The abandoned start goes on in the background: the bundle is in use until its client is shut down.
+            StepVerifier.create(bundle.delete().retryWhen(Retry.fixedDelay(100, Duration.ofMillis(50))
+                            .filter(FailedPreconditionException.class::isInstance)))
+                    .as(where).verifyComplete();
+            bundles.remove(bundle);
+            Processes.awaitNoneMentioning("-id " + bundle.id() + " ", Duration.ofSeconds(10));
+        }
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5)))
+                .as("descriptors left open (seed %d)", seed).isEmpty();
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+        System.out.printf("12 shim starts cancelled at random (seed %d, a start %d ms): %d taken%n", seed, startMs,
+                taken);
     }
 
     /**
