@@ -161,7 +161,10 @@ public final class BundleInspector implements DeleteGuard {
         }
 
         RuncContainer runc() {
-            Optional<LaunchRecord> launch = launch();
+            return runc(launch());
+        }
+
+        private RuncContainer runc(Optional<LaunchRecord> launch) {
             String root = launch.map(LaunchRecord::runtimeRoot)
                     .orElseGet(() -> RuncOptions.defaults().effectiveRuntimeRoot(config.stateRoot()));
             String binary = launch.map(LaunchRecord::runcBinary).orElse(RuncOptions.DEFAULT_BINARY_NAME);
@@ -177,16 +180,18 @@ public final class BundleInspector implements DeleteGuard {
                     || Files.exists(workDir, LinkOption.NOFOLLOW_LINKS);
             boolean complete = Files.isDirectory(bundleDir, LinkOption.NOFOLLOW_LINKS)
                     && Files.isRegularFile(bundleDir.resolve("config.json"), LinkOption.NOFOLLOW_LINKS);
-            RuncContainer runc = runc();
+            // Read and parsed once: every delete inspects.
+            Optional<LaunchRecord> launch = launch();
+            RuncContainer runc = runc(launch);
             List<BundleProcesses.Found> found = processes(runc).scan();
             Optional<BundleInspection.Container> container = runc.state();
-            return new BundleInspection(namespace, id, present, complete, shim(found),
+            return new BundleInspection(namespace, id, present, complete, shim(found, launch),
                     container, found.stream().map(BundleProcesses.Found::pid).toList(),
                     MountTable.under(List.of(bundleDir, workDir)));
         }
 
-        private Optional<BundleInspection.Shim> shim(List<BundleProcesses.Found> found) {
-            Optional<LaunchRecord> launch = launch();
+        private Optional<BundleInspection.Shim> shim(List<BundleProcesses.Found> found,
+                Optional<LaunchRecord> launch) {
             boolean local = launch.map(record -> record.kind() == BundleInspection.ShimKind.LOCAL)
                     .orElseGet(() -> Files.exists(workDir.resolve(LOCAL_RECORD)));
             if (local) {
