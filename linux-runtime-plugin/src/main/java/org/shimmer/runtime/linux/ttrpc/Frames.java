@@ -49,9 +49,7 @@ public final class Frames {
             throw new TtrpcMessageTooLargeException("message length " + length
                     + " exceeds the maximum message size of " + MAX_BODY_LENGTH, length);
         }
-        ByteBuf frame = header(allocator, (int) length, streamId, TYPE_REQUEST);
-        try {
-            CodedOutputStream output = body(frame, (int) length);
+        return frame(allocator, (int) length, streamId, TYPE_REQUEST, output -> {
             writeString(output, 1, service);
             writeString(output, 2, method);
             if (payloadLength != 0) {
@@ -68,8 +66,26 @@ public final class Frames {
                 writeString(output, 1, entry.getKey());
                 writeString(output, 2, entry.getValue());
             }
+        });
+    }
+
+    /** Writes a body straight into a frame's buffer. */
+    @FunctionalInterface
+    private interface BodyWriter {
+        void write(CodedOutputStream output) throws IOException;
+    }
+
+    /**
+     * A frame of a {@code length}-byte body that {@code writer} fills exactly; the buffer is released if it
+     * fails, so no path leaks it.
+     */
+    private static ByteBuf frame(ByteBufAllocator allocator, int length, int streamId, int type, BodyWriter writer) {
+        ByteBuf frame = header(allocator, length, streamId, type);
+        try {
+            CodedOutputStream output = body(frame, length);
+            writer.write(output);
             output.checkNoSpaceLeft();
-            frame.writerIndex(frame.writerIndex() + (int) length);
+            frame.writerIndex(frame.writerIndex() + length);
             return frame;
         } catch (IOException | RuntimeException e) {
             frame.release();
@@ -120,19 +136,6 @@ public final class Frames {
             throw new TtrpcMessageTooLargeException("message length " + length
                     + " exceeds the maximum message size of " + MAX_BODY_LENGTH, length);
         }
-        ByteBuf frame = header(allocator, length, streamId, type);
-        try {
-            CodedOutputStream output = body(frame, length);
-            body.writeTo(output);
-            output.checkNoSpaceLeft();
-            frame.writerIndex(frame.writerIndex() + length);
-            return frame;
-        } catch (IOException | RuntimeException e) {
-            frame.release();
-            if (e instanceof RuntimeException runtime) {
-                throw runtime;
-            }
-            throw new TtrpcException("failed to encode a ttrpc frame", e);
-        }
+        return frame(allocator, length, streamId, type, body::writeTo);
     }
 }
