@@ -7,12 +7,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
-import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
-import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
-import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ShimClient;
@@ -58,13 +55,10 @@ public final class LifecycleBenchmark {
         double remote;
         double local;
         double localOwn;
-        InMemoryEventExchange events = new InMemoryEventExchange();
-        try (PluginHost host = PluginHost.start(Path.of("benchmarks/target/plugins"))) {
-            RuntimePlugin runtime = host.runtime().withConfig(
-                    new RuntimeConfig(work.resolve("state"), work.resolve("work"), events));
-            RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-plugin").toString());
-            ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
-                    work.resolve("daemon").toString(), null, false, null);
+        try (BenchRuntime plugin = new BenchRuntime(work)) {
+            RuntimePlugin runtime = plugin.runtime();
+            RuncOptions runc = plugin.runc();
+            ShimOpt shim = plugin.remoteShim();
             long[] steps = new long[STEPS.size()];
             try (LocalProfile profile = new LocalProfile()) {
                 local = measure("local (plugin, runc driven in the JVM)", n,
@@ -74,8 +68,6 @@ public final class LifecycleBenchmark {
             }
             remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
                     i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i, new long[STEPS.size()]));
-        } finally {
-            events.dispose();
         }
         double runcMs = measure("runc run", n, i -> runcLifecycle(work, runcSpec, "r" + i));
         // Not in the RESULT line: the floor for any shim that runs runc once per step, as both shims do.

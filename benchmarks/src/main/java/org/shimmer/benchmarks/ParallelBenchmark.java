@@ -15,11 +15,8 @@ import java.util.concurrent.Future;
 import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.function.IntFunction;
-import org.shimmer.examples.host.PluginHost;
 import org.shimmer.runtime.RuncOptions;
-import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
-import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.Mount;
@@ -68,19 +65,14 @@ public final class ParallelBenchmark {
                         "delete", "-f", id))));
         double local;
         double remote;
-        InMemoryEventExchange events = new InMemoryEventExchange();
-        try (PluginHost host = PluginHost.start(Path.of("benchmarks/target/plugins"))) {
-            RuntimePlugin runtime = host.runtime().withConfig(
-                    new RuntimeConfig(work.resolve("state"), work.resolve("work"), events));
-            RuncOptions options = RuncOptions.defaults().withRuntimeRoot(work.resolve("runc-plugin").toString());
-            ShimOpt shim = ShimOpt.remote(Path.of("/usr/bin/containerd-shim-runc-v2"),
-                    work.resolve("daemon").toString(), null, false, null);
+        try (BenchRuntime plugin = new BenchRuntime(work)) {
+            RuntimePlugin runtime = plugin.runtime();
+            RuncOptions options = plugin.runc();
+            ShimOpt shim = plugin.remoteShim();
             local = orFailed("local shim",
                     () -> measurePlugin("local shim", n, runtime, ShimOpt.local(), options, bundleSpec, rootfs, "l"));
             remote = orFailed("remote shim",
                     () -> measurePlugin("remote shim", n, runtime, shim, options, bundleSpec, rootfs, "p"));
-        } finally {
-            events.dispose();
         }
         double ctr = orFailed("containerd + ctr run --rm", () -> measure("containerd + ctr run --rm", n,
                 id -> external(ctrRun(containerd, rootfs, id)), id -> {
