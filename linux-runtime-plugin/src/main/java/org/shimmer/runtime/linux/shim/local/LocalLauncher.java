@@ -74,19 +74,12 @@ final class LocalLauncher {
 
     /**
      * Starts a created process: runc's start for init (in the JVM when runc's layout allows), {@code runc exec}
-     * (watched) for an exec; its pid.
+     * (watched) for an exec; its pid. An init's start is not recorded: runc's {@code exec.fifo} says it (see
+     * {@link #startedByRunc}), as it does for runc itself; rewriting the record cost a file write per start.
      */
     Mono<Integer> start(TaskProcess process) {
         if (process.execId().isEmpty()) {
-            return runc.start(bundle.id(), process.pid()).then(onRuncsThread(() -> {
-                try {
-                    new LocalRecord(process.pid(), true).write(bundle.workDir());
-                } catch (IOException e) {
-                    // It runs whatever the disk says; a reload then takes it for created and force-deletes it.
-                    log.warn("could not record that {} started", process.name(), e);
-                }
-                return process.pid();
-            }));
+            return runc.start(bundle.id(), process.pid()).thenReturn(process.pid());
         }
         return launch(process, () -> runc.exec(bundle.id(), execSpec(process.execId()), bundle.workDir().resolve(
                 "exec-" + process.execId() + ".pid"), redirects(process.stdio()), consoleSocket(process)), pid -> {});
@@ -174,6 +167,17 @@ final class LocalLauncher {
                 .onErrorResume(error -> String.valueOf(error.getMessage()).contains("does not exist"),
                         gone -> blocking(() -> init.exited().isPresent() || init.pid() == 0
                                 || monitor.signal(init.pid(), 9)).then());
+    }
+
+    /**
+     * Whether a recovered container was started: its runc state directory no longer holds {@code exec.fifo}, which
+     * every start removes (runc's own, and ours in the JVM, at once after opening it), and which is how runc itself
+     * tells a created container from a running one. A record written as started (by an earlier version) is too.
+     * Blocking.
+     */
+    boolean startedByRunc(LocalRecord record) {
+        return record.started() || !Files.exists(runc.root().resolve(bundle.id()).resolve("exec.fifo"),
+                LinkOption.NOFOLLOW_LINKS);
     }
 
     /** Writes the spec of a reserved exec. Blocking. */

@@ -6,8 +6,10 @@ import java.util.Optional;
 import org.shimmer.runtime.linux.bundle.WorkFiles;
 
 /**
- * What a new runtime instance needs to find a local container again: its init pid and whether it was started.
- * Kept as {@code local.json} in the bundle's work directory.
+ * What a new runtime instance needs to find a local container again: its init pid. Kept as {@code local.json} in
+ * the bundle's work directory, written once runc created the container. {@code started} is written false; whether
+ * the container was started is runc's {@code exec.fifo} to tell (see {@code LocalLauncher#startedByRunc}), true
+ * only in records of versions that rewrote the record at start.
  */
 record LocalRecord(int pid, boolean started) {
 

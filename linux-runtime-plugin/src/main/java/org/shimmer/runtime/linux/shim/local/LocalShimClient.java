@@ -326,7 +326,9 @@ final class LocalShimClient extends TaskClient {
     }
 
     /** After a restart: watches an init found on disk again and reports its exit once, when it comes. */
-    void recover(int pid, boolean started) {
+    void recover(LocalRecord record) {
+        int pid = record.pid();
+        boolean started = launcher.startedByRunc(record);
         TaskProcess init = TaskProcess.recovered(task(), "", pid, started ? ProcessState.RUNNING
                 : ProcessState.CREATED);
         processes.adopt(init);

@@ -53,7 +53,7 @@ public final class LocalShims {
                         exchange, () -> clients.remove(key, made.get()));
                 made.set(client);
                 Optional<LocalRecord> record = LocalRecord.read(bundle.workDir());
-                record.ifPresent(found -> client.recover(found.pid(), found.started()));
+                record.ifPresent(client::recover);
                 clients.put(key, client);
                 return client;
             }

@@ -174,6 +174,46 @@ class LocalShimTest extends ShimContractTest {
         again.shutdown().block(TIMEOUT);
     }
 
+    /**
+     * A reload between create and start: the new runtime finds the container created (runc's exec FIFO is still
+     * there; only a start removes it), refuses nothing a created task allows, and its start runs the process; a
+     * started one it finds running (above). The record is no longer rewritten at start.
+     */
+    @Test
+    void aReloadBetweenCreateAndStartFindsTheContainerCreatedAndItStarts() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "exit 6");
+        ShimClient first = shim(bundle);
+        first.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = first.state().block(TIMEOUT).pid();
+
+        reload();
+
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+        TaskState state = again.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.CREATED);
+        assertThat(state.pid()).isEqualTo(pid);
+        assertThat(again.start().block(TIMEOUT)).isEqualTo(pid);
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(6);
+        again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+
+        // A reload after a start finds the container running, whatever the record says: no second start.
+        Bundle other = bundle("/bin/sleep", "60");
+        ShimClient started = shim(other);
+        started.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        started.start().block(TIMEOUT);
+        reload();
+        ShimClient found = runtime.load(NS, other.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+        assertThat(found.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        StepVerifier.create(found.start()).expectError().verify(TIMEOUT);
+        found.kill(9, false).block(TIMEOUT);
+        assertThat(found.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        found.delete().block(TIMEOUT);
+        found.shutdown().block(TIMEOUT);
+    }
+
     @Test
     void anExitDuringTheReloadIsReportedOnceWithItsRealStatus() throws Exception {
         // The container exits once the test opens its gate, after the reload: a fixed 0.5 s ran out before the
