@@ -204,6 +204,50 @@ class RemoteShimTest extends ShimContractTest {
     }
 
     /**
+     * A reattach that finds the recorded shim dead reaps the init it left only if the JVM adopted it: the pid in
+     * {@code init.pid} may since name any process, here one in another pid namespace whose parent is not us. It was
+     * watched (its pidfd held, polled, for as long as it lived) once the parent check was dropped.
+     */
+    @Test
+    void aDeadShimsStaleInitPidNamingAnotherContainersProcessIsNotWatched() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        Process other = new ProcessBuilder("unshare", "--pid", "--fork", "sleep", "60")
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        int stranger = 0;
+        try {
+            Path children = Path.of("/proc", Long.toString(other.pid()), "task", Long.toString(other.pid()),
+                    "children");
+            awaitTrue(() -> {
+                try {
+                    return !Files.readString(children).isBlank();
+                } catch (IOException gone) {
+                    return false;
+                }
+            });
+            stranger = Integer.parseInt(Files.readString(children).strip().split(" ")[0]);
+            new ShimRecord(SHIM.toString(), temp.resolve("daemon.sock").toString(), false,
+                    temp.resolve("gone.sock").toString()).write(bundle.workDir());
+            Files.writeString(bundle.path().resolve("init.pid"), Integer.toString(stranger));
+
+            StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
+                    .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
+                    .verify(TIMEOUT);
+
+            assertThat(resources.exitMonitor().isRunning(stranger))
+                    .as("pid %d of another pid namespace watched", stranger).isFalse();
+            assertThat(Processes.isRunning(stranger)).as("that process").isTrue();
+        } finally {
+            // The sleep first: unshare, its parent, reaps it and exits (killed first, it would leave the sleep).
+            if (stranger > 0) {
+                Processes.run(null, "kill", "-9", Integer.toString(stranger));
+            }
+            if (!other.waitFor(10, TimeUnit.SECONDS)) {
+                other.destroyForcibly();
+            }
+        }
+    }
+
+    /**
      * The two decoding paths agree on one container at one time: the remote shim's cgroup metrics protobuf, and
      * runc's own stats JSON for it, what the local shim decodes. Read in between two remote reads, runc's CPU time
      * lies between theirs; the limits, the pids and the tmpfs pages are the same; usage, which moves by a few
