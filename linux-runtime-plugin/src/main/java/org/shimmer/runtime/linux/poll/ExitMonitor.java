@@ -202,13 +202,14 @@ public final class ExitMonitor implements AutoCloseable {
     }
 
     /**
-     * Reaps {@code pid} once it exits and is our child, if it is a container process: in a nested pid namespace,
-     * so never a {@code ProcessBuilder} child, whoever its parent is now. For the init of a remote task whose shim
-     * died or is being killed: it is re-parented to the subreaper JVM, and the orphan scan leaves namespace inits
-     * alone.
+     * Reaps {@code pid} once it exits if it is a container process the JVM adopted: our child, in a nested pid
+     * namespace (never a {@code ProcessBuilder} child). For the init of a remote task whose shim died: it is
+     * re-parented to the subreaper JVM, and the orphan scan leaves namespace inits alone. Re-parented when its shim
+     * died, it is ours then or never; the pid, read from the bundle, may since name another container's process,
+     * which was watched while it lived when any parent would do.
      */
     public void reapIfAdopted(int pid) throws IOException {
-        if (pid > 0 && isContainerProcess(pid)) {
+        if (pid > 0 && isContainerProcess(pid) && Procfs.parentPid(pid) == selfPid) {
             open(pid, false);
         }
     }

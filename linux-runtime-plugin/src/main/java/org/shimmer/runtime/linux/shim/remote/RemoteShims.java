@@ -93,11 +93,28 @@ public final class RemoteShims {
     /**
      * Starts a shim process for the bundle. The start runs to its end whoever cancels: cut between {@code shim
      * start} and Connect, it left a daemon nobody knew of, and the bundle could not be deleted; a client nobody
-     * took is shut down (its daemon, task-less, exits and is reaped).
+     * took is let go (see {@link #abandoned}).
      */
     public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
         return Operations.runToEnd(launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults()),
-                ShimClient::shutdown);
+                client -> abandoned(bundle, client));
+    }
+
+    /**
+     * A started client nobody took: its shim is shut down (task-less, its daemon exits and is reaped), unless
+     * another client of this runtime reaches it or it runs a task. {@code shim start} hands out the address of a
+     * shim already running for the bundle: shutting that one down removed its record while it ran its task (the
+     * shim ignores a shutdown then), so {@code connect()} could no longer reach the container.
+     */
+    private Mono<Void> abandoned(Bundle bundle, ShimClient client) {
+        if (claims.attachedTo(bundle.path()).size() > 1) {
+            return client.close();
+        }
+        return client.state()
+                .map(task -> false)
+                // Not known to be task-less (the shim does not answer): only detached.
+                .onErrorResume(error -> Mono.just(error instanceof NotFoundException))
+                .flatMap(taskless -> taskless ? client.shutdown() : client.close());
     }
 
     /**

@@ -35,6 +35,7 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
+import org.shimmer.runtime.linux.poll.PollLoop;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
@@ -170,6 +171,80 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
         System.out.printf("12 shim starts cancelled at random (seed %d, a start %d ms): %d taken%n", seed, startMs,
                 taken);
+    }
+
+    /**
+     * A start cancelled on a bundle whose shim already runs ({@code shim start} hands out that shim's address): the
+     * client nobody took only detaches, and the shim, its task and its record stay. The abandoned client used to
+     * shut the shim down: ignored while a task runs, after which its record was removed, so the running container
+     * could no longer be reached by {@code connect()} (and a shim with no task yet died under its other client).
+     */
+    @Test
+    void aStartCancelledOnABundleWhoseShimRunsOnlyDetaches() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = started(bundle);
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
+        PollLoop loop = resources.pollLoop();
+        int registrations = loop.registrations();
+
+        Disposable start = bundle.newShimClient(remote(), runc).subscribe();
+        // Its log read: the start is under way, and runs to its end whoever cancels.
+        awaitTrue(() -> loop.registrations() > registrations);
+        start.dispose();
+        // Ended: its log no longer read.
+        awaitTrue(() -> loop.registrations() == registrations);
+
+        assertThat(Processes.isRunning(shimPid)).as("the shim").isTrue();
+        assertThat(ShimRecord.read(bundle.workDir())).as("its record").isPresent();
+        shim.close().block(TIMEOUT);
+        ShimClient again = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(again);
+        assertThat(exits).hasValue(0);
+    }
+
+    /**
+     * A reattach that finds the recorded shim dead reaps the init it left only if the JVM adopted it: the pid in
+     * {@code init.pid} may since name any process, here one in another pid namespace whose parent is not us. It was
+     * watched (its pidfd held, polled, for as long as it lived) once the parent check was dropped.
+     */
+    @Test
+    void aDeadShimsStaleInitPidNamingAnotherContainersProcessIsNotWatched() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        Process other = new ProcessBuilder("unshare", "--pid", "--fork", "sleep", "60")
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        int stranger = 0;
+        try {
+            Path children = Path.of("/proc", Long.toString(other.pid()), "task", Long.toString(other.pid()),
+                    "children");
+            awaitTrue(() -> {
+                try {
+                    return !Files.readString(children).isBlank();
+                } catch (IOException gone) {
+                    return false;
+                }
+            });
+            stranger = Integer.parseInt(Files.readString(children).strip().split(" ")[0]);
+            new ShimRecord(SHIM.toString(), temp.resolve("daemon.sock").toString(), false,
+                    temp.resolve("gone.sock").toString()).write(bundle.workDir());
+            Files.writeString(bundle.path().resolve("init.pid"), Integer.toString(stranger));
+
+            StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
+                    .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
+                    .verify(TIMEOUT);
+
+            assertThat(resources.exitMonitor().isRunning(stranger))
+                    .as("pid %d of another pid namespace watched", stranger).isFalse();
+            assertThat(Processes.isRunning(stranger)).as("that process").isTrue();
+        } finally {
+            // The sleep first: unshare, its parent, reaps it and exits (killed first, it would leave the sleep).
+            if (stranger > 0) {
+                Processes.run(null, "kill", "-9", Integer.toString(stranger));
+            }
+            if (!other.waitFor(10, TimeUnit.SECONDS)) {
+                other.destroyForcibly();
+            }
+        }
     }
 
     /**
