@@ -190,6 +190,7 @@ public final class ExitMonitor implements AutoCloseable {
      * @throws IOException when the pid does not exist
      */
     public Mono<Void> watchAny(int pid) throws IOException {
+        adoptIfSubreaper();
         return open(pid, false).exit.asMono().then();
     }
 
@@ -198,7 +199,24 @@ public final class ExitMonitor implements AutoCloseable {
      * answered after the pidfd existed): no pid number is looked up again. Takes ownership of {@code pidfd}.
      */
     public Mono<Void> watchAny(int pid, OwnedFd pidfd) throws IOException {
+        try {
+            adoptIfSubreaper();
+        } catch (IOException | RuntimeException e) {
+            pidfd.close();
+            throw e;
+        }
         return open(pid, pidfd, false).exit.asMono().then();
+    }
+
+    /**
+     * Adopts orphans (see {@link #adoptOrphans()}) if the JVM is a subreaper already: the flag is process-wide and
+     * outlives the runtime that set it, so after a plugin reload, or in a runtime that runs remote shims only, a
+     * process watched here may become our zombie, and nothing but this monitor would ever reap it.
+     */
+    private void adoptIfSubreaper() throws IOException {
+        if (!adopting && LinuxCalls.isChildSubreaper()) {
+            adoptOrphans();
+        }
     }
 
     /**

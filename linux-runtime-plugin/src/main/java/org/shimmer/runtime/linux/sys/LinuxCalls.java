@@ -260,6 +260,26 @@ public final class LinuxCalls {
         }
     }
 
+    private static final int PR_GET_CHILD_SUBREAPER = 37;
+
+    /**
+     * Whether this process is the reaper of orphaned descendants ({@code prctl(PR_GET_CHILD_SUBREAPER)}): process-wide
+     * and for good once set, whichever class loader set it.
+     */
+    public static boolean isChildSubreaper() throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment flag = arena.allocate(ValueLayout.JAVA_INT);
+            int result = (int) PRCTL.invokeExact(state, PR_GET_CHILD_SUBREAPER, flag.address(), 0L, 0L, 0L);
+            check(result, state, "prctl(PR_GET_CHILD_SUBREAPER)");
+            return flag.get(ValueLayout.JAVA_INT, 0) != 0;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     /** Makes this process the reaper of orphaned descendants ({@code prctl(PR_SET_CHILD_SUBREAPER, 1)}). */
     public static void becomeChildSubreaper() throws IOException {
         try (Arena arena = Arena.ofConfined()) {

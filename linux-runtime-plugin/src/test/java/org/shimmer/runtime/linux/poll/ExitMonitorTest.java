@@ -259,6 +259,44 @@ class ExitMonitorTest {
     }
 
     /**
+     * After a plugin reload the JVM is still a subreaper (the flag is process-wide), but the new runtime's monitor
+     * never adopted orphans if it runs remote shims only: a process it watches that the JVM inherits after its exit
+     * is reaped all the same (review: it was let go at once and stayed a zombie for good).
+     */
+    @Test
+    void aMonitorThatNeverAdoptedReapsWhatASubreaperJvmInherits() throws Exception {
+        ExitMonitor before = new ExitMonitor(loop, emitter);
+        before.adoptOrphans();
+        before.close();
+        assertThat(LinuxCalls.isChildSubreaper()).as("the JVM a subreaper after that runtime stopped").isTrue();
+        Process parent = new ProcessBuilder("sh", "-c", "sleep 60 & echo $!; exec sleep 60")
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        try {
+            int stray = Integer.parseInt(firstLine(parent));
+            Path comm = Path.of("/proc", Long.toString(parent.pid()), "comm");
+            await(() -> {
+                try {
+                    return Files.readString(comm).strip().equals("sleep");
+                } catch (IOException gone) {
+                    return false;
+                }
+            }, "the shell replaced by sleep");
+            Mono<Void> gone = monitor.watchAny(stray);
+
+            LinuxCalls.kill(stray, 9);
+            StepVerifier.create(gone).expectComplete().verify(TIMEOUT);
+            parent.destroyForcibly();
+            assertThat(parent.waitFor(10, TimeUnit.SECONDS)).isTrue();
+
+            Path entry = Path.of("/proc", Integer.toString(stray));
+            await(() -> !Files.exists(entry), "the inherited zombie reaped");
+        } finally {
+            parent.destroyForcibly();
+            parent.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    /**
      * A watched process killed under a parent that reaps it: the monitor lets its pidfd go at its next look (here
      * the exit of a child of the JVM), and never reaps anything else in its place.
      */
