@@ -221,21 +221,11 @@ class ExitMonitorTest {
     @Test
     void aWatchedProcessKilledUnderAnotherParentIsReapedOnceTheJvmInheritsIt() throws Exception {
         monitor.adoptOrphans();
-        // The shell forks the waiter, prints its pid, then becomes a sleep that never reaps it.
-        Process parent = new ProcessBuilder("sh", "-c", "sleep 60 & echo $!; exec sleep 60")
-                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        Process parent = nonReapingParent();
         try {
             int stray = Integer.parseInt(firstLine(parent));
             assertThat(Zombies.parentOf(stray)).as("parent of the watched process").isEqualTo(parent.pid());
-            // Until the exec the shell may still reap its job when SIGCHLD comes.
-            Path comm = Path.of("/proc", Long.toString(parent.pid()), "comm");
-            await(() -> {
-                try {
-                    return Files.readString(comm).strip().equals("sleep");
-                } catch (IOException gone) {
-                    return false;
-                }
-            }, "the shell replaced by sleep");
+            awaitExecOf(parent);
             Mono<Void> gone = monitor.watchAny(stray);
 
             LinuxCalls.kill(stray, 9);
@@ -269,18 +259,10 @@ class ExitMonitorTest {
         before.adoptOrphans();
         before.close();
         assertThat(LinuxCalls.isChildSubreaper()).as("the JVM a subreaper after that runtime stopped").isTrue();
-        Process parent = new ProcessBuilder("sh", "-c", "sleep 60 & echo $!; exec sleep 60")
-                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        Process parent = nonReapingParent();
         try {
             int stray = Integer.parseInt(firstLine(parent));
-            Path comm = Path.of("/proc", Long.toString(parent.pid()), "comm");
-            await(() -> {
-                try {
-                    return Files.readString(comm).strip().equals("sleep");
-                } catch (IOException gone) {
-                    return false;
-                }
-            }, "the shell replaced by sleep");
+            awaitExecOf(parent);
             Mono<Void> gone = monitor.watchAny(stray);
 
             LinuxCalls.kill(stray, 9);
@@ -423,6 +405,27 @@ class ExitMonitorTest {
             }
         }, "a child of " + pid);
         return Integer.parseInt(Files.readString(children).strip().split(" ")[0]);
+    }
+
+    /**
+     * A shell that forks a sleep, prints its pid and then becomes a sleep itself, which never reaps it: the parent
+     * of a process we watch but may not reap.
+     */
+    private static Process nonReapingParent() throws IOException {
+        return new ProcessBuilder("sh", "-c", "sleep 60 & echo $!; exec sleep 60")
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+    }
+
+    /** Until its exec the shell of {@link #nonReapingParent()} may still reap its job when SIGCHLD comes. */
+    private static void awaitExecOf(Process parent) throws InterruptedException {
+        Path comm = Path.of("/proc", Long.toString(parent.pid()), "comm");
+        await(() -> {
+            try {
+                return Files.readString(comm).strip().equals("sleep");
+            } catch (IOException gone) {
+                return false;
+            }
+        }, "the shell replaced by sleep");
     }
 
     private static boolean isZombie(int pid) {
