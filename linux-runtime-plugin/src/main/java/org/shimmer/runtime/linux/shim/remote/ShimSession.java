@@ -181,11 +181,18 @@ final class ShimSession {
             return current.call(TASK, "Shutdown", ShutdownRequest.newBuilder().setId(bundle.id()).build(),
                             Empty.parser(), callOptions)
                     .onErrorResume(error -> Mono.empty())
-                    .then(Mono.when(current.onClose(), shimGone)
-                            .timeout(SHUTDOWN_TIMEOUT, Mono.<Void>empty(), resources.io()))
-                    .then(Mono.<Void>fromCallable(() -> {
+                    .then(Mono.when(current.onClose(), shimGone).thenReturn(true)
+                            .timeout(SHUTDOWN_TIMEOUT, Mono.just(false), resources.io()))
+                    .flatMap(gone -> Mono.<Void>fromCallable(() -> {
                         releaseAll();
-                        ShimRecord.remove(bundle.workDir());
+                        if (gone) {
+                            ShimRecord.remove(bundle.workDir());
+                        } else {
+                            // It ignored Shutdown (a task another client made, or a hung shim): its record stays,
+                            // so connect() and forceDelete still find it. Removing it lost a running shim.
+                            log.warn("the shim of {} (pid {}) did not exit within {} of Shutdown; detached, its"
+                                    + " record kept", task, shimPid, SHUTDOWN_TIMEOUT);
+                        }
                         return null;
                     }).subscribeOn(resources.io()));
         });

@@ -204,6 +204,30 @@ class RemoteShimTest extends ShimContractTest {
     }
 
     /**
+     * A second client of a shim that runs a task it does not know of (its start was handed the running shim's
+     * address) asks it to shut down: the shim ignores that while its task runs, and the record that reaches it
+     * stays. It was removed after the wait, and the running container could no longer be reached by connect().
+     */
+    @Test
+    void aShutdownTheShimIgnoresKeepsItsRecord() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = started(bundle);
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
+        ShimClient second = bundle.newShimClient(remote(), runc).block(TIMEOUT);
+        assertThat(((RemoteShimClient) second).session().shimPid()).as("the same shim").isEqualTo(shimPid);
+
+        second.shutdown().block(TIMEOUT);
+
+        assertThat(Processes.isRunning(shimPid)).as("the shim").isTrue();
+        assertThat(ShimRecord.read(bundle.workDir())).as("its record").isPresent();
+        shim.close().block(TIMEOUT);
+        ShimClient again = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(again);
+        assertThat(exits).hasValue(0);
+    }
+
+    /**
      * A reattach that finds the recorded shim dead reaps the init it left only if the JVM adopted it: the pid in
      * {@code init.pid} may since name any process, here one in another pid namespace whose parent is not us. It was
      * watched (its pidfd held, polled, for as long as it lived) once the parent check was dropped.
