@@ -21,6 +21,7 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.sys.OwnedFd;
+import org.shimmer.runtime.linux.sys.Procfs;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
 import org.slf4j.Logger;
@@ -182,7 +183,11 @@ public final class BundleReaper {
     private void reapAdoptedInit(RuncContainer runc) throws IOException {
         Optional<BundleInspection.Container> container = runc.state();
         if (container.isPresent() && container.get().pid() > 0 && !container.get().status().equals("stopped")) {
-            adopted.reapWhenGone(container.get().pid());
+            try {
+                adopted.reapWhenGone(container.get().pid());
+            } catch (IOException gone) {
+                // It exited and was reaped since runc looked: nothing left to reap.
+            }
         }
     }
 
@@ -231,6 +236,15 @@ public final class BundleReaper {
             if (now.get().neverSpawnedByJdk()) {
                 // Watched while it is alive and recognised: once killed and reaped its pid may name anyone.
                 adopted.reapWhenGone(process.pid());
+            }
+            // Its descendants are never children a JDK started (their parent is not the JVM), and the JVM inherits
+            // them when it dies: a `runc delete` under a killed `shim delete` was left a zombie of the JVM (CI).
+            for (int descendant : Procfs.descendants(process.pid())) {
+                try {
+                    adopted.reapWhenGone(descendant);
+                } catch (IOException gone) {
+                    // Exited and reaped already.
+                }
             }
             pidfd.use(number -> {
                 LinuxCalls.pidfdSendSignal(number, SIGKILL);

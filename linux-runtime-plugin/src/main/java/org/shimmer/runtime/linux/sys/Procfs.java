@@ -66,6 +66,33 @@ public final class Procfs {
         return children;
     }
 
+    /**
+     * The descendants of {@code pid} now, children first: {@code /proc/<pid>/task/<tid>/children} of each of its
+     * threads, then theirs. Processes that exit meanwhile are left out.
+     */
+    public static List<Integer> descendants(int pid) {
+        List<Integer> found = new ArrayList<>();
+        java.util.ArrayDeque<Integer> pending = new java.util.ArrayDeque<>(List.of(pid));
+        while (!pending.isEmpty()) {
+            Path tasks = PROC.resolve(Integer.toString(pending.poll())).resolve("task");
+            try (DirectoryStream<Path> threads = Files.newDirectoryStream(tasks)) {
+                for (Path thread : threads) {
+                    try {
+                        for (int child : children(thread)) {
+                            found.add(child);
+                            pending.add(child);
+                        }
+                    } catch (IOException gone) {
+                        // The thread ended while we read.
+                    }
+                }
+            } catch (IOException | java.nio.file.DirectoryIteratorException gone) {
+                // The process ended while we read.
+            }
+        }
+        return found;
+    }
+
     private static List<Integer> children(Path task) throws IOException {
         List<Integer> children = new ArrayList<>();
         for (String pid : Files.readString(task.resolve("children")).strip().split(" ")) {
