@@ -103,15 +103,29 @@ public final class OwnedFd implements AutoCloseable {
             MemorySegment fds = arena.allocate(LinuxCalls.POLLFD, 1);
             return use(number -> {
                 LinuxCalls.setPollFd(fds, 0, number, LinuxCalls.POLLIN);
-                for (long left = timeout.toMillis(); left >= 0; left = (deadline - System.nanoTime()) / 1_000_000) {
+                long left = timeout.toMillis();
+                while (true) {
                     // 0 also after an interruption by a signal: poll again for what is left.
                     if (LinuxCalls.poll(fds, 1, (int) Math.min(left, Integer.MAX_VALUE), state) > 0) {
                         return true;
                     }
+                    left = millisLeft(deadline, System.nanoTime());
+                    if (left < 0) {
+                        return false;
+                    }
                 }
-                return false;
             });
         }
+    }
+
+    /**
+     * The milliseconds a poll may wait until {@code deadline}, rounded up; -1 once it passed. Truncated, the last
+     * part of a millisecond read as 0 ms left: the last millisecond of every wait was a busy loop of zero-timeout
+     * polls, and a zero timeout was all busy loop (a third of every in-JVM start).
+     */
+    static long millisLeft(long deadline, long now) {
+        long nanos = deadline - now;
+        return nanos <= 0 ? -1 : (nanos + 999_999) / 1_000_000;
     }
 
     /** {@link LinuxCalls#read}: the bytes read, 0 at end of file, -1 when nothing is there now. */

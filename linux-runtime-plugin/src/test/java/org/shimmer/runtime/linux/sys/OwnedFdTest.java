@@ -136,6 +136,22 @@ class OwnedFdTest {
         return count;
     }
 
+    /**
+     * A wait polls for what is left of its timeout rounded up to whole milliseconds, and not at all once the
+     * deadline passed. Truncated, the last partial millisecond read as 0 ms left: a busy loop of zero-timeout polls
+     * until the deadline, which for a zero timeout was a whole millisecond of spinning.
+     */
+    @Test
+    void aWaitPollsForWhatIsLeftRoundedUpAndNotPastItsDeadline() {
+        long deadline = 5_000_000_000L;
+        assertThat(OwnedFd.millisLeft(deadline, deadline - 1)).as("1 ns left").isEqualTo(1);
+        assertThat(OwnedFd.millisLeft(deadline, deadline - 999_999)).as("just under 1 ms left").isEqualTo(1);
+        assertThat(OwnedFd.millisLeft(deadline, deadline - 1_000_000)).as("1 ms left").isEqualTo(1);
+        assertThat(OwnedFd.millisLeft(deadline, deadline - 1_000_001)).as("just over 1 ms left").isEqualTo(2);
+        assertThat(OwnedFd.millisLeft(deadline, deadline)).as("at the deadline").isEqualTo(-1);
+        assertThat(OwnedFd.millisLeft(deadline, deadline + 1)).as("past it").isEqualTo(-1);
+    }
+
     @Test
     void aPidfdBecomesReadableWhenItsProcessExitsAndNotBefore() throws Exception {
         Process lasting = new ProcessBuilder("sleep", "60").start();
