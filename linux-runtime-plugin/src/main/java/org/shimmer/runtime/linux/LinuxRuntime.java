@@ -92,8 +92,10 @@ public class LinuxRuntime implements RuntimePlugin {
                 case ShimOpt.Remote start -> Launches.record(bundle, start, options, resources.io())
                         .then(remote.start(bundle, start, options));
                 case ShimOpt.Connect connect -> remote.connect(bundle, connect, options);
-                case ShimOpt.Local inProcess -> Launches.record(bundle, inProcess, options, resources.io())
-                        .then(local.newShimClient(bundle, localEvents, options));
+                case ShimOpt.Local inProcess -> local.newShimClient(bundle, localEvents, options, () -> {
+                    Launches.recordLocal(bundle, options);
+                    return null;
+                });
             };
         }, inspector);
         this.reaper = new BundleReaper(inspector, resources.io(),

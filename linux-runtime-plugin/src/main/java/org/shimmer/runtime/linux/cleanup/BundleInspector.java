@@ -35,9 +35,6 @@ public final class BundleInspector implements DeleteGuard {
     /** A remote shim that removed its socket is shutting down; delete waits this long for it to be gone. */
     static final Duration SHUTDOWN_GRACE = Duration.ofSeconds(3);
 
-    /** This JVM and its start, read once: the usual host of a local record, and info() reads /proc each call. */
-    private static final ProcessHandle SELF = ProcessHandle.current();
-    private static final Optional<Instant> SELF_START = SELF.info().startInstant();
 
     private static final String LOCAL_RECORD = "local.json";
     private static final String SHIM_RECORD = "shim.json";
@@ -236,8 +233,9 @@ public final class BundleInspector implements DeleteGuard {
         if (pid <= 0) {
             return false;
         }
-        if (pid == SELF.pid()) {
-            return SELF_START.map(instant -> Math.abs(instant.toEpochMilli() - startMillis) < 1000).orElse(false);
+        if (pid == SelfProcess.PID) {
+            // The usual host of a local record: this JVM, whose start was read once.
+            return SelfProcess.START_MILLIS != 0 && Math.abs(SelfProcess.START_MILLIS - startMillis) < 1000;
         }
         Optional<ProcessHandle> handle = ProcessHandle.of(pid);
         if (handle.isEmpty() || !Procfs.isLive((int) pid)) {

@@ -1,6 +1,6 @@
 package org.shimmer.runtime.linux.cleanup;
 
-import java.time.Instant;
+import java.io.IOException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.RuncOptions;
@@ -15,22 +15,20 @@ public final class Launches {
 
     /** Before a remote shim starts: its binary, the address hashed into its socket name, runc's root. */
     public static Mono<Void> record(Bundle bundle, ShimOpt.Remote opt, RuncOptions options, Scheduler io) {
-        return write(bundle, new LaunchRecord(BundleInspection.ShimKind.REMOTE, options.runtimeRoot(),
-                options.effectiveBinaryName(), opt.shimBinary().toString(), opt.daemonAddress(), 0, 0), io);
-    }
-
-    /** Before a local shim runs here: this JVM holds the container from now on. */
-    public static Mono<Void> record(Bundle bundle, ShimOpt.Local opt, RuncOptions options, Scheduler io) {
-        ProcessHandle self = ProcessHandle.current();
-        long started = self.info().startInstant().map(Instant::toEpochMilli).orElse(0L);
-        return write(bundle, new LaunchRecord(BundleInspection.ShimKind.LOCAL, options.runtimeRoot(),
-                options.effectiveBinaryName(), null, null, self.pid(), started), io);
-    }
-
-    private static Mono<Void> write(Bundle bundle, LaunchRecord record, Scheduler io) {
+        LaunchRecord record = new LaunchRecord(BundleInspection.ShimKind.REMOTE, options.runtimeRoot(),
+                options.effectiveBinaryName(), opt.shimBinary().toString(), opt.daemonAddress(), 0, 0);
         return Mono.<Void>fromCallable(() -> {
             record.write(bundle.workDir());
             return null;
         }).subscribeOn(io);
+    }
+
+    /**
+     * Before a local shim runs here: this JVM holds the container from now on. Blocking; on the io task that takes
+     * the shim, without a hop of its own.
+     */
+    public static void recordLocal(Bundle bundle, RuncOptions options) throws IOException {
+        new LaunchRecord(BundleInspection.ShimKind.LOCAL, options.runtimeRoot(), options.effectiveBinaryName(), null,
+                null, SelfProcess.PID, SelfProcess.START_MILLIS).write(bundle.workDir());
     }
 }
