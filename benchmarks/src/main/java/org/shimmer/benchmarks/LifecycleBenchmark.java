@@ -33,7 +33,7 @@ import org.shimmer.runtime.shim.Stdio;
 public final class LifecycleBenchmark {
 
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
-    private static final int WARMUP = 5;
+    private static final int WARMUP = Integer.getInteger("shimmer.bench.warmup", 5);
     private static final String NAMESPACE = "bench";
     /** The steps of one plugin lifecycle, in order, as the breakdown names them. */
     static final List<String> STEPS = List.of("bundle create", "shim client", "create", "start", "wait", "delete",
