@@ -177,12 +177,15 @@ final class ShimSession {
             ending.set(true);
             claims.release(bundle.path(), client);
             TtrpcConnection current = connection;
-            // Done once the shim process is gone (and reaped, if it is our child), not merely disconnected.
+            // Done once the shim process is gone (and reaped, if it is our child), not merely disconnected. The call
+            // has a deadline: a stopped (SIGSTOP) or wedged shim never answers, and shutdown() waited for good.
             return current.call(TASK, "Shutdown", ShutdownRequest.newBuilder().setId(bundle.id()).build(),
-                            Empty.parser(), callOptions)
+                            Empty.parser(), callOptions.withTimeout(SHUTDOWN_TIMEOUT))
                     .onErrorResume(error -> Mono.empty())
                     .then(Mono.when(current.onClose(), shimGone).thenReturn(true)
                             .timeout(SHUTDOWN_TIMEOUT, Mono.just(false), resources.io()))
+                    // A shim that stays is detached: the connection went on holding a descriptor for its life.
+                    .flatMap(gone -> gone ? Mono.just(true) : current.disposeLater().thenReturn(false))
                     .flatMap(gone -> Mono.<Void>fromCallable(() -> {
                         releaseAll();
                         if (gone) {

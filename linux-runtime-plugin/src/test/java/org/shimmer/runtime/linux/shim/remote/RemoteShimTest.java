@@ -509,6 +509,44 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(exits).hasValue(0);
     }
 
+    /**
+     * shutdown() of a shim that never answers (stopped with SIGSTOP) ends within its deadline, detached: the
+     * connection and the client's descriptors are let go, the shim and its record stay; once it runs again it takes
+     * the Shutdown and exits, and nothing is left. The Shutdown call had no deadline: shutdown() waited for good.
+     */
+    @Test
+    void aShutdownOfAShimThatNeverAnswersEndsDetachedWithinItsDeadline() throws Exception {
+        // The first shim also binds the events server, whose descriptors stay.
+        shim(bundle("/bin/true")).shutdown().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        Bundle bundle = bundle("/bin/true");
+        ShimClient shim = shim(bundle);
+        String shimPid = Integer.toString(((RemoteShimClient) shim).session().shimPid());
+
+        Processes.run(null, "kill", "-STOP", shimPid);
+        try {
+            StepVerifier.create(shim.shutdown()).expectComplete().verify(TIMEOUT);
+            assertThat(Processes.isRunning(Integer.parseInt(shimPid))).as("the stopped shim").isTrue();
+            assertThat(ShimRecord.read(bundle.workDir())).as("its record").isPresent();
+            // Only the exit monitor's watch of the shim stays while the shim lives (it reaps the shim if the JVM
+            // adopts it); the connection went.
+            assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5)).values())
+                    .as("descriptors of the detached client").containsExactly("anon_inode:[pidfd]");
+        } finally {
+            Processes.run(null, "kill", "-CONT", shimPid);
+        }
+
+        // Running again, it takes the Shutdown it was sent and exits (it has no task); a reattach then finds it
+        // gone and cleans up after it.
+        Processes.awaitNoneMentioning("-id " + bundle.id() + " ", Duration.ofSeconds(10));
+        StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
+                .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
+                .verify(TIMEOUT);
+        assertThat(ShimRecord.read(bundle.workDir())).as("its record, once it exited").isEmpty();
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left").isEmpty();
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+    }
+
     @Test
     void aConnectionLostWhileTheShimLivesOnlyDetaches() throws Exception {
         Bundle bundle = bundle(TICKER);
