@@ -125,8 +125,8 @@ final class CreatedStart {
             if (LinuxCalls.pollRevents(fds, 1) != 0 || (LinuxCalls.pollRevents(fds, 0) & LinuxCalls.POLLHUP) != 0) {
                 throw new Refused("container process is already dead");
             }
-            long left = (deadline - System.nanoTime()) / 1_000_000;
-            if (left <= 0) {
+            long left = OwnedFd.millisLeft(deadline, System.nanoTime());
+            if (left < 0) {
                 throw new IOException("init " + init + " did not open " + FIFO + " within " + BOUND.toSeconds()
                         + " s");
             }

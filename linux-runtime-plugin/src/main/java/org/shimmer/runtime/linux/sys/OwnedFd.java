@@ -103,7 +103,8 @@ public final class OwnedFd implements AutoCloseable {
             MemorySegment fds = arena.allocate(LinuxCalls.POLLFD, 1);
             return use(number -> {
                 LinuxCalls.setPollFd(fds, 0, number, LinuxCalls.POLLIN);
-                long left = timeout.toMillis();
+                // A zero or negative timeout polls once, without waiting (a negative one is poll's "forever").
+                long left = Math.max(0, millisLeft(deadline, System.nanoTime()));
                 while (true) {
                     // 0 also after an interruption by a signal: poll again for what is left.
                     if (LinuxCalls.poll(fds, 1, (int) Math.min(left, Integer.MAX_VALUE), state) > 0) {
@@ -123,7 +124,7 @@ public final class OwnedFd implements AutoCloseable {
      * part of a millisecond read as 0 ms left: the last millisecond of every wait was a busy loop of zero-timeout
      * polls, and a zero timeout was all busy loop (a third of every in-JVM start).
      */
-    static long millisLeft(long deadline, long now) {
+    public static long millisLeft(long deadline, long now) {
         long nanos = deadline - now;
         return nanos <= 0 ? -1 : (nanos + 999_999) / 1_000_000;
     }

@@ -162,6 +162,14 @@ class OwnedFdTest {
                 OwnedFd briefFd = OwnedFd.pidfd((int) brief.pid())) {
 
             assertThat(lastingFd.awaitReadable(Duration.ofMillis(100))).as("still running").isFalse();
+            // A zero or negative timeout looks once: a negative one reached poll as "forever" (review).
+            assertThat(CompletableFuture.supplyAsync(() -> {
+                try {
+                    return lastingFd.awaitReadable(Duration.ofSeconds(-1)) || lastingFd.awaitReadable(Duration.ZERO);
+                } catch (IOException e) {
+                    throw new RuntimeException(e);
+                }
+            }).get(10, TimeUnit.SECONDS)).as("a look with no time to wait").isFalse();
             assertThat(briefFd.awaitReadable(Duration.ofMillis(100))).as("not exited yet").isFalse();
             brief.getOutputStream().close();
             assertThat(briefFd.awaitReadable(Duration.ofSeconds(10))).as("exited").isTrue();

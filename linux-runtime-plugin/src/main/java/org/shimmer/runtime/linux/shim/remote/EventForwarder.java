@@ -39,9 +39,6 @@ public final class EventForwarder implements Disposable {
     /** How many envelopes may wait for the server. */
     static final int CAPACITY = 1024;
 
-    /** How many of them the sender takes from the queue at a time, to send on io. */
-    private static final int HANDOFF = 16;
-
     /** How long one Forward may take before its envelope is dropped. */
     static final Duration FORWARD_TIMEOUT = Duration.ofSeconds(5);
 
@@ -58,18 +55,21 @@ public final class EventForwarder implements Disposable {
     private final AtomicLong dropped = new AtomicLong();
     private final Disposable sending;
     private final CountDownLatch drained = new CountDownLatch(1);
-    /** The connection to the server; touched only by the one sender at a time. */
-    private TtrpcConnection connection;
+    /** The connection to the server; touched only by the one sender at a time, on any io thread. */
+    private volatile TtrpcConnection connection;
 
     EventForwarder(Path socket, RuntimeResources resources, RemoteShimRegistry registry) {
         this.socket = socket;
         this.resources = resources;
         this.registry = registry;
-        // Publishers only queue: checking for the socket and encoding (a third of a millisecond per event, on the
-        // lifecycle's own path) happen on io, one envelope after another.
-        this.sending = queue.asFlux().publishOn(resources.io(), HANDOFF).concatMap(this::send, 1)
+        // Publishers only queue: encoding and sending happen on io, one envelope after another, each subscribed
+        // there: the next one starts on whichever thread ended the last (a Forward's reply comes on an event loop,
+        // which must not encode or stat), and publishOn would hand it on there too (review).
+        this.sending = queue.asFlux()
+                .concatMap(envelope -> Mono.defer(() -> send(envelope)).subscribeOn(resources.io()), 1)
                 .doFinally(end -> drained.countDown())
-                .subscribe();
+                .subscribe(sent -> {}, error -> log.debug("events for {} are no longer forwarded: {}", socket,
+                        error.toString()));
     }
 
     /** Queues {@code envelope} for the server, if it is a task event; never waits. */
@@ -101,7 +101,7 @@ public final class EventForwarder implements Disposable {
         return dropped.get();
     }
 
-    /** Sends one envelope; on io (published there), so the socket is looked for here. */
+    /** Sends one envelope; on io, so the socket is looked for here. */
     private Mono<Void> send(Envelope envelope) {
         // No socket, no server: nothing is encoded or dialed.
         if (registry.serves(socket) || !Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {

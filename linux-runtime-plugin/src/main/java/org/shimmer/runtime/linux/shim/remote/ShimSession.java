@@ -185,7 +185,8 @@ final class ShimSession {
                     .then(Mono.when(current.onClose(), shimGone).thenReturn(true)
                             .timeout(SHUTDOWN_TIMEOUT, Mono.just(false), resources.io()))
                     // A shim that stays is detached: the connection went on holding a descriptor for its life.
-                    .flatMap(gone -> gone ? Mono.just(true) : current.disposeLater().thenReturn(false))
+                    .flatMap(gone -> gone ? Mono.just(true) : current.disposeLater()
+                            .onErrorResume(error -> Mono.empty()).thenReturn(false))
                     .flatMap(gone -> Mono.<Void>fromCallable(() -> {
                         releaseAll();
                         if (gone) {
