@@ -66,7 +66,14 @@ public final class EventForwarder implements Disposable {
         // there: the next one starts on whichever thread ended the last (a Forward's reply comes on an event loop,
         // which must not encode or stat), and publishOn would hand it on there too (review).
         this.sending = queue.asFlux()
-                .concatMap(envelope -> Mono.defer(() -> send(envelope)).subscribeOn(resources.io()), 1)
+                .concatMap(envelope -> Mono.defer(() -> send(envelope)).subscribeOn(resources.io())
+                        // An io scheduler that refuses the task (full, or closing) costs this envelope only: an
+                        // error here would end the forwarding for good.
+                        .onErrorResume(refused -> {
+                            log.debug("the {} event of {} was not forwarded to {}: {}", envelope.topic(),
+                                    envelope.namespace(), socket, refused.toString());
+                            return Mono.empty();
+                        }), 1)
                 .doFinally(end -> drained.countDown())
                 .subscribe(sent -> {}, error -> log.debug("events for {} are no longer forwarded: {}", socket,
                         error.toString()));
