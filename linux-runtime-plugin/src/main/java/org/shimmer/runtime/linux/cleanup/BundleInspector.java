@@ -35,7 +35,6 @@ public final class BundleInspector implements DeleteGuard {
     /** A remote shim that removed its socket is shutting down; delete waits this long for it to be gone. */
     static final Duration SHUTDOWN_GRACE = Duration.ofSeconds(3);
 
-
     private static final String LOCAL_RECORD = "local.json";
     private static final String SHIM_RECORD = "shim.json";
 
