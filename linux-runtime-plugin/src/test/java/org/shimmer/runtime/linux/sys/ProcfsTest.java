@@ -1,0 +1,69 @@
+package org.shimmer.runtime.linux.sys;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.shimmer.runtime.linux.testing.Leaks;
+
+/** Issue 14: the command lines a bundle delete's scan reads, through one /proc descriptor and one native buffer. */
+class ProcfsTest {
+
+    @Test
+    void commandLinesAreReadWholeOrMarkedLongerThanTheBufferAndLeaveNoDescriptor() throws Exception {
+        // A command line longer than a page: the kernel hands it out a page at a time.
+        String longArgument = "x".repeat(9000);
+        Process sleeper = new ProcessBuilder("/bin/sh", "-c", "sleep 30", longArgument).start();
+        Map<Integer, String> before = Leaks.openFds();
+        try {
+            byte[] expected = Files.readAllBytes(Path.of("/proc/" + sleeper.pid() + "/cmdline"));
+            byte[] own = Files.readAllBytes(Path.of("/proc/self/cmdline"));
+            try (Procfs.CommandLines lines = new Procfs.CommandLines(16 * 1024)) {
+                byte[] buffer = new byte[16 * 1024];
+                int length = lines.read((int) sleeper.pid(), buffer);
+                assertThat(Arrays.copyOf(buffer, length)).isEqualTo(expected);
+                assertThat(new String(buffer, 0, length, UTF_8)).startsWith("/bin/sh\0-c\0sleep 30\0xxx");
+
+                length = lines.read((int) ProcessHandle.current().pid(), buffer);
+                assertThat(Arrays.copyOf(buffer, length)).isEqualTo(own);
+
+                // A smaller buffer is filled, and says the line may go on.
+                byte[] small = new byte[4096];
+                assertThat(lines.read((int) sleeper.pid(), small)).isEqualTo(-1);
+                assertThat(small).isEqualTo(Arrays.copyOf(expected, 4096));
+            }
+            try (Procfs.CommandLines lines = new Procfs.CommandLines(100)) {
+                byte[] bigger = new byte[4096];
+                // The reader's capacity bounds what is read, whatever the caller's buffer.
+                assertThat(lines.read((int) sleeper.pid(), bigger)).isEqualTo(-1);
+                assertThat(Arrays.copyOf(bigger, 100)).isEqualTo(Arrays.copyOf(expected, 100));
+            }
+        } finally {
+            sleeper.destroyForcibly().waitFor();
+        }
+        assertThat(Leaks.fdsAddedSince(before, Duration.ofSeconds(5))).isEmpty();
+    }
+
+    @Test
+    void aProcessThatIsGoneIsAnErrorNamingItsPid() throws Exception {
+        Process done = new ProcessBuilder("/bin/true").start();
+        done.waitFor();
+        // Reaped by the JDK: the pid names nobody (until reused, which a quiet machine does not do at once).
+        int pid = (int) done.pid();
+        try (Procfs.CommandLines lines = new Procfs.CommandLines(4096)) {
+            assertThatThrownBy(() -> lines.read(pid, new byte[4096]))
+                    .isInstanceOf(LinuxCalls.ErrnoException.class)
+                    .hasMessageContaining("/proc/" + pid + "/cmdline")
+                    .satisfies(e -> assertThat(((LinuxCalls.ErrnoException) e).errno()).isEqualTo(LinuxCalls.ENOENT));
+            // The reader goes on after a failure.
+            byte[] buffer = new byte[4096];
+            assertThat(lines.read((int) ProcessHandle.current().pid(), buffer)).isPositive();
+        }
+    }
+}
