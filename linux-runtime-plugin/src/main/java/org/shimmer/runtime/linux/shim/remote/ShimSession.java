@@ -198,7 +198,8 @@ final class ShimSession {
                                     + " record kept", task, shimPid, SHUTDOWN_TIMEOUT);
                         }
                         return null;
-                    }).subscribeOn(resources.io()));
+                    }).subscribeOn(resources.io()))
+                    .doOnCancel(() -> detachAfterCancel(current));
         });
     }
 
@@ -208,9 +209,25 @@ final class ShimSession {
             ending.set(true);
             claims.release(bundle.path(), client);
             // Detaching drops our ends of the process's FIFOs too: streams do not survive a detach.
-            return connection.disposeLater().then(Mono.<Void>fromRunnable(this::releaseAll)
-                    .subscribeOn(resources.io()));
+            TtrpcConnection current = connection;
+            return current.disposeLater().then(Mono.<Void>fromRunnable(this::releaseAll)
+                    .subscribeOn(resources.io()))
+                    .doOnCancel(() -> detachAfterCancel(current));
         });
+    }
+
+    /**
+     * The end of a shutdown or close cancelled midway. Its claim was given up when it began, and nothing ever
+     * looked at this session again: the connection and the streams stayed open until the plugin stopped (a
+     * matrix row of issue 14). It ends as a detach: the shim (which may have taken Shutdown and be exiting) keeps
+     * its record, so connect() finds it, or finds it gone and cleans up after it.
+     */
+    private void detachAfterCancel(TtrpcConnection current) {
+        current.disposeLater()
+                .onErrorResume(error -> Mono.empty())
+                .then(Mono.<Void>fromRunnable(this::releaseAll).subscribeOn(resources.io()))
+                .subscribe(done -> {}, error -> log.debug("{}: detaching after a cancelled shutdown: {}", task,
+                        error.toString()));
     }
 
     /**

@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -540,6 +541,44 @@ class RemoteShimTest extends ShimContractTest {
 
         // Running again, it takes the Shutdown it was sent and exits (it has no task); a reattach then finds it
         // gone and cleans up after it.
+        Processes.awaitNoneMentioning("-id " + bundle.id() + " ", Duration.ofSeconds(10));
+        StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
+                .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
+                .verify(TIMEOUT);
+        assertThat(ShimRecord.read(bundle.workDir())).as("its record, once it exited").isEmpty();
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left").isEmpty();
+        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+    }
+
+    @Test
+    void aShutdownCancelledWhileItWaitsEndsAsADetach() throws Exception {
+        // The first shim also binds the events server, whose descriptors stay.
+        shim(bundle("/bin/true")).shutdown().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        Bundle bundle = bundle("/bin/true");
+        ShimClient shim = shim(bundle);
+        String shimPid = Integer.toString(((RemoteShimClient) shim).session().shimPid());
+        TtrpcConnection connection = ((RemoteShimClient) shim).session().connection();
+
+        Processes.run(null, "kill", "-STOP", shimPid);
+        try {
+            // Cancelled while it waits for the stopped shim's answer: the caller gave up, the session must not
+            // hold its connection (and streams) until the plugin stops.
+            Disposable waiting = shim.shutdown().subscribe();
+            Thread.sleep(300);
+            waiting.dispose();
+            Instant deadline = Instant.now().plusSeconds(5);
+            while (!connection.isDisposed() && Instant.now().isBefore(deadline)) {
+                Thread.sleep(20);
+            }
+            assertThat(connection.isDisposed()).as("the connection after the cancel").isTrue();
+            assertThat(Processes.isRunning(Integer.parseInt(shimPid))).as("the stopped shim").isTrue();
+            assertThat(ShimRecord.read(bundle.workDir())).as("its record").isPresent();
+        } finally {
+            Processes.run(null, "kill", "-CONT", shimPid);
+        }
+
+        // It took the Shutdown sent before the cancel and exits; a reattach finds it gone and cleans up after it.
         Processes.awaitNoneMentioning("-id " + bundle.id() + " ", Duration.ofSeconds(10));
         StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
                 .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
