@@ -8,6 +8,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import org.shimmer.runtime.linux.shim.ShimInvocation;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.Procfs;
 
 /**
@@ -77,13 +78,17 @@ final class BundleProcesses {
      * argument of its own, or the end of the bundle's path) or {@code init} among the arguments, and most
      * processes have neither. Reading and decoding each whole command line dominated the scan of every delete.
      */
-    private boolean mayMatch(Procfs.CommandLines lines, int pid, byte[] buffer) {
+    private boolean mayMatch(Procfs.CommandLines lines, int pid, byte[] buffer) throws IOException {
         try {
             int length = lines.read(pid, buffer);
             return length < 0 || contains(buffer, length, idBytes) || contains(buffer, length, INIT);
-        } catch (IOException gone) {
-            // It exited while we looked: not ours.
-            return false;
+        } catch (LinuxCalls.ErrnoException e) {
+            // It exited while we looked: not ours. Anything else (no descriptor left) fails the scan: an empty
+            // answer would let a delete go ahead over a bundle's live processes (review).
+            if (e.errno() == LinuxCalls.ENOENT || e.errno() == LinuxCalls.ESRCH) {
+                return false;
+            }
+            throw e;
         }
     }
 

@@ -132,11 +132,12 @@ public final class Procfs {
         private final MemorySegment name = arena.allocate(NAME_ROOM);
         private final MemorySegment data;
         private final int proc;
+        private boolean closed;
 
         /** A reader of command lines up to {@code capacity} bytes. */
         public CommandLines(int capacity) throws IOException {
-            data = arena.allocate(capacity);
             try {
+                data = arena.allocate(capacity);
                 proc = LinuxCalls.open(PROC, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC);
             } catch (IOException | RuntimeException e) {
                 arena.close();
@@ -181,8 +182,13 @@ public final class Procfs {
             return length < limit ? length : -1;
         }
 
+        /** Closes the /proc descriptor once: a second close could close a number the kernel gave out again. */
         @Override
         public void close() {
+            if (closed) {
+                return;
+            }
+            closed = true;
             LinuxCalls.close(proc, state);
             arena.close();
         }

@@ -65,5 +65,9 @@ class ProcfsTest {
             byte[] buffer = new byte[4096];
             assertThat(lines.read((int) ProcessHandle.current().pid(), buffer)).isPositive();
         }
+        // Closed twice: the second close touches nothing (the first arena close threw on a second).
+        Procfs.CommandLines twice = new Procfs.CommandLines(64);
+        twice.close();
+        twice.close();
     }
 }

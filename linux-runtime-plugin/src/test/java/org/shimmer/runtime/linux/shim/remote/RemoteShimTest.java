@@ -518,6 +518,37 @@ class RemoteShimTest extends ShimContractTest {
      */
     @Test
     void aShutdownOfAShimThatNeverAnswersEndsDetachedWithinItsDeadline() throws Exception {
+        whileTheShimIsStopped((shim, connection) ->
+                StepVerifier.create(shim.shutdown()).expectComplete().verify(TIMEOUT));
+    }
+
+    @Test
+    void aShutdownCancelledWhileItWaitsEndsAsADetach() throws Exception {
+        whileTheShimIsStopped((shim, connection) -> {
+            // Cancelled while it waits for the stopped shim's answer: the caller gave up, the session must not
+            // hold its connection (and streams) until the plugin stops.
+            Disposable waiting = shim.shutdown().subscribe();
+            Thread.sleep(300);
+            waiting.dispose();
+            Instant deadline = Instant.now().plusSeconds(5);
+            while (!connection.isDisposed() && Instant.now().isBefore(deadline)) {
+                Thread.sleep(20);
+            }
+        });
+    }
+
+    /** What a test does to the client of a shim stopped by SIGSTOP. */
+    @FunctionalInterface
+    private interface WhileStopped {
+        void run(ShimClient shim, TtrpcConnection connection) throws Exception;
+    }
+
+    /**
+     * Runs {@code action} on the client of a fresh shim while the shim is stopped; then the client must be detached
+     * (its connection closed, the shim and its record left alone), and the shim, running again, must take the
+     * Shutdown it was sent and exit, leaving nothing behind.
+     */
+    private void whileTheShimIsStopped(WhileStopped action) throws Exception {
         // The first shim also binds the events server, whose descriptors stay.
         shim(bundle("/bin/true")).shutdown().block(TIMEOUT);
         Map<Integer, String> fdsBefore = Leaks.openFds();
@@ -528,7 +559,7 @@ class RemoteShimTest extends ShimContractTest {
 
         Processes.run(null, "kill", "-STOP", shimPid);
         try {
-            StepVerifier.create(shim.shutdown()).expectComplete().verify(TIMEOUT);
+            action.run(shim, connection);
             assertThat(Processes.isRunning(Integer.parseInt(shimPid))).as("the stopped shim").isTrue();
             assertThat(ShimRecord.read(bundle.workDir())).as("its record").isPresent();
             // Its connection went (it held a descriptor for the shim's life); the exit monitor's watch of the
@@ -541,44 +572,6 @@ class RemoteShimTest extends ShimContractTest {
 
         // Running again, it takes the Shutdown it was sent and exits (it has no task); a reattach then finds it
         // gone and cleans up after it.
-        Processes.awaitNoneMentioning("-id " + bundle.id() + " ", Duration.ofSeconds(10));
-        StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
-                .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
-                .verify(TIMEOUT);
-        assertThat(ShimRecord.read(bundle.workDir())).as("its record, once it exited").isEmpty();
-        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left").isEmpty();
-        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
-    }
-
-    @Test
-    void aShutdownCancelledWhileItWaitsEndsAsADetach() throws Exception {
-        // The first shim also binds the events server, whose descriptors stay.
-        shim(bundle("/bin/true")).shutdown().block(TIMEOUT);
-        Map<Integer, String> fdsBefore = Leaks.openFds();
-        Bundle bundle = bundle("/bin/true");
-        ShimClient shim = shim(bundle);
-        String shimPid = Integer.toString(((RemoteShimClient) shim).session().shimPid());
-        TtrpcConnection connection = ((RemoteShimClient) shim).session().connection();
-
-        Processes.run(null, "kill", "-STOP", shimPid);
-        try {
-            // Cancelled while it waits for the stopped shim's answer: the caller gave up, the session must not
-            // hold its connection (and streams) until the plugin stops.
-            Disposable waiting = shim.shutdown().subscribe();
-            Thread.sleep(300);
-            waiting.dispose();
-            Instant deadline = Instant.now().plusSeconds(5);
-            while (!connection.isDisposed() && Instant.now().isBefore(deadline)) {
-                Thread.sleep(20);
-            }
-            assertThat(connection.isDisposed()).as("the connection after the cancel").isTrue();
-            assertThat(Processes.isRunning(Integer.parseInt(shimPid))).as("the stopped shim").isTrue();
-            assertThat(ShimRecord.read(bundle.workDir())).as("its record").isPresent();
-        } finally {
-            Processes.run(null, "kill", "-CONT", shimPid);
-        }
-
-        // It took the Shutdown sent before the cancel and exits; a reattach finds it gone and cleans up after it.
         Processes.awaitNoneMentioning("-id " + bundle.id() + " ", Duration.ofSeconds(10));
         StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
                 .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
