@@ -14,9 +14,10 @@ import org.shimmer.runtime.linux.sys.OwnedFd;
 /**
  * What {@code runc start} of a created container does (runc 1.0/1.1), in the JVM: a created init blocks opening
  * {@code <root>/<id>/exec.fifo} for writing; once a reader opens it, init writes one byte and execs the user's
- * program. We open the FIFO without blocking (a blocking open would hang forever if init died), remove its name,
- * wait until it is readable or init is gone (its pidfd) and read the byte. It saves a Go process per start (~7 ms
- * on the issue's machine, a third of {@code runc run}).
+ * program. We take the FIFO by a path-only descriptor, remove its name, then open our reader through that
+ * descriptor without blocking (a blocking open would hang forever if init died), wait until it is readable or init
+ * is gone (its pidfd) and read the byte. It saves a Go process per start (~7 ms on the issue's machine, a third of
+ * {@code runc run}).
  *
  * <p>Only for a state directory exactly as runc made it: the caller asks runc otherwise.
  */
@@ -61,6 +62,14 @@ final class CreatedStart {
      * @throws Refused when init is gone without having been started, in runc's words
      */
     static boolean start(Path containerDir, int pid) throws IOException, Refused {
+        return start(containerDir, pid, () -> {});
+    }
+
+    /**
+     * {@link #start(Path, int)}, running {@code initMayRun} once init may run its program and before this waits for
+     * its byte: where a JVM killed mid-start stops (tests stall it there).
+     */
+    static boolean start(Path containerDir, int pid, Runnable initMayRun) throws IOException, Refused {
         Path fifo = containerDir.resolve(FIFO);
         OwnedFd init;
         try {
@@ -78,20 +87,25 @@ final class CreatedStart {
             if (init.awaitReadable(Duration.ZERO) || ended(pid)) {
                 throw new Refused("cannot start a container that has stopped");
             }
-            OwnedFd reader;
+            OwnedFd fifoPath;
             try {
-                reader = OwnedFd.open(fifo, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_NOFOLLOW
-                        | LinuxCalls.O_CLOEXEC);
+                fifoPath = OwnedFd.open(fifo, LinuxCalls.O_PATH | LinuxCalls.O_NOFOLLOW | LinuxCalls.O_CLOEXEC);
             } catch (IOException e) {
                 return false;
             }
-            // The FIFO goes before init can run: its name is what tells runc a container is created rather than
-            // running, and a JVM killed once the user's program ran but before the unlink left a running container
-            // that runc called created for good (the CLI's killed-run test saw it). Init reopens the FIFO through
-            // its own descriptor of it, so the name is not needed any more once our reader is open.
-            try (reader) {
+            // The FIFO's name goes before init can run: the name is what tells runc a container is created rather
+            // than running. With the name removed only after our reader was open, a JVM stalled or killed in
+            // between left a container running its program that runc called created for good, which a delete
+            // without force then killed (the CLI's killed-run test saw it under load). Killed here instead, init
+            // stays blocked in its open, a running container whose program never ran: kill and delete still work.
+            // Init reopens the FIFO through its own descriptor of it, and we through ours: the name is not needed.
+            try (fifoPath) {
                 Files.deleteIfExists(fifo);
-                awaitByte(reader, init, state, arena);
+                try (OwnedFd reader = fifoPath.use(fd -> OwnedFd.open(Path.of("/proc/self/fd/" + fd),
+                        LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC))) {
+                    initMayRun.run();
+                    awaitByte(reader, init, state, arena);
+                }
             }
             return true;
         }
