@@ -19,6 +19,7 @@ import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.Operations;
@@ -302,8 +303,14 @@ public final class RemoteShims {
                                                             + error.getMessage() + ")", error));
                                                 }
                                                 // Its process is gone: clean up as if we had seen it die,
-                                                // reporting the exit of whatever task it had.
-                                                client.session().trackInit(readInitPid(bundle), false);
+                                                // reporting the exit of the task it had, if it had one still.
+                                                // A shim that deleted its task and then exited leaves its
+                                                // record (a shutdown whose caller gave up before the record
+                                                // was removed) but no runc container: reporting an exit and
+                                                // a delete then told subscribers of a second end.
+                                                if (Launches.runcHasContainer(bundle, runc)) {
+                                                    client.session().trackInit(readInitPid(bundle), false);
+                                                }
                                                 return client.session().cleanUpDeadShim().then(Mono.error(new ShimException(
                                                         ErrorCode.UNAVAILABLE, "the shim for " + name
                                                         + " is not running (" + error.getMessage()

@@ -260,6 +260,9 @@ class RemoteShimTest extends ShimContractTest {
             new ShimRecord(SHIM.toString(), temp.resolve("daemon.sock").toString(), false,
                     temp.resolve("gone.sock").toString()).write(bundle.workDir());
             Files.writeString(bundle.path().resolve("init.pid"), Integer.toString(stranger));
+            // runc's directory of a create that died before its state.json: a task the cleanup must account for,
+            // so the init pid is read (without a container, nothing of the task is left to report or reap).
+            Path runcState = Files.createDirectories(Path.of(runc.runtimeRoot(), NS, bundle.id()));
 
             StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
                     .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
@@ -268,6 +271,7 @@ class RemoteShimTest extends ShimContractTest {
             assertThat(resources.exitMonitor().isRunning(stranger))
                     .as("pid %d of another pid namespace watched", stranger).isFalse();
             assertThat(Processes.isRunning(stranger)).as("that process").isTrue();
+            Files.deleteIfExists(runcState);
         } finally {
             // The sleep first: unshare, its parent, reaps it and exits (killed first, it would leave the sleep).
             if (stranger > 0) {
@@ -277,6 +281,46 @@ class RemoteShimTest extends ShimContractTest {
                 other.destroyForcibly();
             }
         }
+    }
+
+    /**
+     * A record left by a shim that deleted its task and then exited, as a shutdown whose caller gave up after the
+     * shim took it leaves it: a reattach finds the shim gone and cleans up after it, but reports no second end of
+     * the task. It published a synthetic /tasks/exit (137) and /tasks/delete for a task deleted long before.
+     */
+    @Test
+    void aReattachToAShimGoneAfterItsTaskWasDeletedReportsNoSecondEnd() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        ShimClient shim = shim(bundle);
+        EventRecorder recorder = new EventRecorder(shim.events());
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        shim.delete().block(TIMEOUT);
+        recorder.awaitTopics("/tasks/exit", "/tasks/delete");
+        Path record = bundle.workDir().resolve(ShimRecord.FILE);
+        byte[] recorded = Files.readAllBytes(record);
+        shim.shutdown().block(TIMEOUT);
+        Files.write(record, recorded);
+        int endsBefore = ends(recorder, bundle).size();
+
+        StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
+                .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
+                .verify(TIMEOUT);
+
+        // Published after the cleanup ended: once it arrives, anything the cleanup published has arrived too.
+        resources.exchange().publish(NS, "/tasks/paused", new TaskEvent.TaskPaused(bundle.id())).block(TIMEOUT);
+        recorder.awaitTopics("/tasks/paused");
+        assertThat(ends(recorder, bundle)).as("exits and deletes of the task").hasSize(endsBefore);
+        assertThat(ShimRecord.read(bundle.workDir())).as("the stale record, after the cleanup").isEmpty();
+        recorder.close();
+    }
+
+    private static List<String> ends(EventRecorder recorder, Bundle bundle) {
+        return recorder.envelopes().stream()
+                .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit && exit.containerId().equals(bundle.id())
+                        || envelope.event() instanceof TaskEvent.TaskDelete delete && delete.containerId().equals(bundle.id()))
+                .map(Envelope::topic).toList();
     }
 
     /**
