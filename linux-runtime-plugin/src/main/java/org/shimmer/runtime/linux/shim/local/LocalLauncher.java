@@ -171,8 +171,9 @@ final class LocalLauncher {
 
     /**
      * Whether a recovered container was started: its runc state directory no longer holds {@code exec.fifo}, which
-     * every start removes (runc's own, and ours in the JVM, at once after opening it), and which is how runc itself
-     * tells a created container from a running one. A record written as started (by an earlier version) is too.
+     * every start removes (runc's own once it read init's byte, ours in the JVM before init may run), and which is
+     * how runc itself tells a created container from a running one. A record written as started (by an earlier
+     * version) is too.
      * Blocking.
      */
     boolean startedByRunc(LocalRecord record) {

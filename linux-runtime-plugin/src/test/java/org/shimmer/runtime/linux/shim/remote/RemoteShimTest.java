@@ -318,8 +318,11 @@ class RemoteShimTest extends ShimContractTest {
 
     private static List<String> ends(EventRecorder recorder, Bundle bundle) {
         return recorder.envelopes().stream()
-                .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit && exit.containerId().equals(bundle.id())
-                        || envelope.event() instanceof TaskEvent.TaskDelete delete && delete.containerId().equals(bundle.id()))
+                .filter(envelope -> switch (envelope.event()) {
+                    case TaskEvent.TaskExit exit -> exit.containerId().equals(bundle.id());
+                    case TaskEvent.TaskDelete delete -> delete.containerId().equals(bundle.id());
+                    default -> false;
+                })
                 .map(Envelope::topic).toList();
     }
 
