@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
@@ -14,10 +15,9 @@ import org.shimmer.runtime.linux.sys.OwnedFd;
 /**
  * What {@code runc start} of a created container does (runc 1.0/1.1), in the JVM: a created init blocks opening
  * {@code <root>/<id>/exec.fifo} for writing; once a reader opens it, init writes one byte and execs the user's
- * program. We take the FIFO by a path-only descriptor, remove its name, then open our reader through that
- * descriptor without blocking (a blocking open would hang forever if init died), wait until it is readable or init
- * is gone (its pidfd) and read the byte. It saves a Go process per start (~7 ms on the issue's machine, a third of
- * {@code runc run}).
+ * program. We move the FIFO to a name of our own, open it there without blocking (a blocking open would hang
+ * forever if init died) and remove it, then wait until it is readable or init is gone (its pidfd) and read the
+ * byte. It saves a Go process per start (~7 ms on the issue's machine, a third of {@code runc run}).
  *
  * <p>Only for a state directory exactly as runc made it: the caller asks runc otherwise.
  */
@@ -27,6 +27,8 @@ final class CreatedStart {
     static final Duration BOUND = Duration.ofSeconds(10);
 
     private static final String FIFO = "exec.fifo";
+    /** Where the FIFO is while we open it: a name runc's status check never looks at. */
+    private static final String SET_ASIDE = ".exec.fifo.starting";
     private static final int S_IFMT = 0170000;
     private static final int S_IFIFO = 0010000;
 
@@ -87,25 +89,33 @@ final class CreatedStart {
             if (init.awaitReadable(Duration.ZERO) || ended(pid)) {
                 throw new Refused("cannot start a container that has stopped");
             }
-            OwnedFd fifoPath;
+            // runc's name for the FIFO goes before init can run: the name is what tells runc a container is created
+            // rather than running. Removed only once our reader was open, a JVM stalled or killed in between left a
+            // container running its program that runc called created for good, and a delete without force then
+            // killed it (the CLI's killed-run test saw it under load). So the FIFO is set aside under a name runc
+            // never looks at, opened there, then removed; one that cannot be opened gets its name back, and runc
+            // starts it. Killed between the rename and the open, init stays blocked in its open: a running
+            // container whose program never ran, which kill and delete still end.
+            Path aside = containerDir.resolve(SET_ASIDE);
             try {
-                fifoPath = OwnedFd.open(fifo, LinuxCalls.O_PATH | LinuxCalls.O_NOFOLLOW | LinuxCalls.O_CLOEXEC);
+                Files.move(fifo, aside, StandardCopyOption.ATOMIC_MOVE);
             } catch (IOException e) {
+                // Gone (another start took it meanwhile) or not ours to move: runc answers for it.
                 return false;
             }
-            // The FIFO's name goes before init can run: the name is what tells runc a container is created rather
-            // than running. With the name removed only after our reader was open, a JVM stalled or killed in
-            // between left a container running its program that runc called created for good, which a delete
-            // without force then killed (the CLI's killed-run test saw it under load). Killed here instead, init
-            // stays blocked in its open, a running container whose program never ran: kill and delete still work.
-            // Init reopens the FIFO through its own descriptor of it, and we through ours: the name is not needed.
-            try (fifoPath) {
-                Files.deleteIfExists(fifo);
-                try (OwnedFd reader = fifoPath.use(fd -> OwnedFd.open(Path.of("/proc/self/fd/" + fd),
-                        LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC))) {
-                    initMayRun.run();
-                    awaitByte(reader, init, state, arena);
-                }
+            OwnedFd reader;
+            try {
+                reader = OwnedFd.open(aside, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_NOFOLLOW
+                        | LinuxCalls.O_CLOEXEC);
+            } catch (IOException e) {
+                Files.move(aside, fifo, StandardCopyOption.ATOMIC_MOVE);
+                return false;
+            }
+            // Init reopens the FIFO through its own descriptor of it: no name is needed any more.
+            try (reader) {
+                initMayRun.run();
+                Files.deleteIfExists(aside);
+                awaitByte(reader, init, state, arena);
             }
             return true;
         }

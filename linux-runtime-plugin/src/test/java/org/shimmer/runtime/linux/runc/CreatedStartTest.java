@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -34,6 +35,7 @@ class CreatedStartTest {
     private Scheduler io;
     private Runc runc;
     private String id;
+    private int initPid;
 
     @BeforeEach
     void setUp() {
@@ -41,9 +43,15 @@ class CreatedStartTest {
     }
 
     @AfterEach
-    void tearDown() {
+    void tearDown() throws Exception {
         if (runc != null) {
             runc.delete(id, true).onErrorComplete().block(TIMEOUT);
+        }
+        // Orphaned by runc create, init is this JVM's child when the JVM is a subreaper (other tests make it one),
+        // and a zombie here once killed, whichever way the test went.
+        if (initPid != 0 && Processes.awaitGone(initPid, TIMEOUT)
+                && Zombies.parentOf(initPid) == ProcessHandle.current().pid()) {
+            LinuxCalls.waitPid(initPid, LinuxCalls.WEXITED);
         }
         io.dispose();
     }
@@ -64,27 +72,32 @@ class CreatedStartTest {
         runc = new Runc(RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc-root").toString()), NAMESPACE,
                 bundle, io);
         int pid = runc.create(id, bundle.resolve("init.pid"), Runc.Stdio.NULL).block(TIMEOUT);
+        initPid = pid;
         Path ran = bundle.resolve("rootfs/ran");
         AtomicReference<String> statusOnceItRan = new AtomicReference<>();
 
         boolean started = CreatedStart.start(runc.root().resolve(id), pid, () -> {
             // The JVM stalls here, where a kill would leave the container: its program runs meanwhile.
             long deadline = System.nanoTime() + TIMEOUT.toNanos();
-            while (!Files.exists(ran) && System.nanoTime() < deadline) {
+            while (!wrote(ran) && System.nanoTime() < deadline) {
                 Thread.onSpinWait();
             }
             statusOnceItRan.set(runc.state(id).block(TIMEOUT).path("status").asText());
         });
 
         assertThat(started).as("started in the JVM").isTrue();
-        assertThat(ran).as("what the program wrote").hasContent("ran");
+        assertThat(wrote(ran)).as("the program wrote " + ran).isTrue();
         assertThat(statusOnceItRan).as("runc's status once the program ran").hasValue("running");
         assertThat(runc.state(id).block(TIMEOUT).path("status").asText()).isEqualTo("running");
         runc.kill(id, 9, false).block(TIMEOUT);
-        // Orphaned by runc create, init is this JVM's child when the JVM is a subreaper (other tests make it one).
-        if (Zombies.parentOf(pid) == ProcessHandle.current().pid()) {
-            LinuxCalls.waitPid(pid, LinuxCalls.WEXITED);
-        }
         assertThat(Processes.awaitGone(pid, TIMEOUT)).as("init %d killed", pid).isTrue();
+    }
+
+    private static boolean wrote(Path file) {
+        try {
+            return Files.readString(file).equals("ran\n");
+        } catch (IOException notYet) {
+            return false;
+        }
     }
 }
