@@ -308,8 +308,11 @@ public final class RemoteShims {
                                                 // record (a shutdown whose caller gave up before the record
                                                 // was removed) but no runc container: reporting an exit and
                                                 // a delete then told subscribers of a second end.
+                                                int initPid = readInitPid(bundle);
                                                 if (Launches.runcHasContainer(bundle, runc)) {
-                                                    client.session().trackInit(readInitPid(bundle), false);
+                                                    client.session().trackInit(initPid, false);
+                                                } else {
+                                                    client.session().initWithoutTask(initPid);
                                                 }
                                                 return client.session().cleanUpDeadShim().then(Mono.error(new ShimException(
                                                         ErrorCode.UNAVAILABLE, "the shim for " + name

@@ -120,6 +120,15 @@ final class ShimSession {
         initExitSeen = exited;
     }
 
+    /**
+     * The init of a shim found dead whose task is gone already (runc has no container): nothing of it is reported,
+     * but its end is still reaped if the JVM adopted it.
+     */
+    void initWithoutTask(int pid) {
+        initPid = pid;
+        initTracked = false;
+    }
+
     /** The init task was deleted. */
     void untrackInit() {
         initTracked = false;

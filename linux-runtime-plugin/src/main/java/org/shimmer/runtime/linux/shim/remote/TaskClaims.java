@@ -64,7 +64,13 @@ final class TaskClaims {
      * every exit twice, and the second client would take the vanished socket for a normal shutdown).
      */
     Mono<Void> deathCleanup(Path bundle, int pid, Supplier<Mono<Void>> cleanup) {
-        return deathCleanups.computeIfAbsent(new DeadShim(bundle, pid), dead -> cleanup.get().cache());
+        DeadShim key = new DeadShim(bundle, pid);
+        return deathCleanups.computeIfAbsent(key, dead -> {
+            Mono<Void> once = cleanup.get();
+            // Pid 0 is a shim connect() found gone, whose pid nobody learnt: kept, it stood for every later shim of
+            // the bundle, and the next one found dead got this result: no shim delete, its record and socket left.
+            return (pid == 0 ? once.doFinally(end -> deathCleanups.remove(key)) : once).cache();
+        });
     }
 
     /** Whether a client of this runtime already found shim {@code pid} of {@code bundle} dead. */

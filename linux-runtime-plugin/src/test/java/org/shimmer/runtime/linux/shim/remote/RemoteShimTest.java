@@ -260,9 +260,6 @@ class RemoteShimTest extends ShimContractTest {
             new ShimRecord(SHIM.toString(), temp.resolve("daemon.sock").toString(), false,
                     temp.resolve("gone.sock").toString()).write(bundle.workDir());
             Files.writeString(bundle.path().resolve("init.pid"), Integer.toString(stranger));
-            // runc's directory of a create that died before its state.json: a task the cleanup must account for,
-            // so the init pid is read (without a container, nothing of the task is left to report or reap).
-            Path runcState = Files.createDirectories(Path.of(runc.runtimeRoot(), NS, bundle.id()));
 
             StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
                     .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
@@ -271,7 +268,6 @@ class RemoteShimTest extends ShimContractTest {
             assertThat(resources.exitMonitor().isRunning(stranger))
                     .as("pid %d of another pid namespace watched", stranger).isFalse();
             assertThat(Processes.isRunning(stranger)).as("that process").isTrue();
-            Files.deleteIfExists(runcState);
         } finally {
             // The sleep first: unshare, its parent, reaps it and exits (killed first, it would leave the sleep).
             if (stranger > 0) {
@@ -314,6 +310,32 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(ends(recorder, bundle)).as("exits and deletes of the task").hasSize(endsBefore);
         assertThat(ShimRecord.read(bundle.workDir())).as("the stale record, after the cleanup").isEmpty();
         recorder.close();
+    }
+
+    /**
+     * A second shim of one bundle that connect() finds dead is cleaned up too. The first one's cleanup was kept under
+     * the bundle and pid 0 (a reattach never learns a dead shim's pid), and the second got that result: no shim
+     * delete, its record and socket left.
+     */
+    @Test
+    void aSecondShimOfOneBundleThatConnectFindsDeadIsCleanedUpToo() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        for (int round = 1; round <= 2; round++) {
+            ShimClient shim = shim(bundle);
+            int shimPid = ((RemoteShimClient) shim).session().shimPid();
+            Path socket = Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket());
+            shim.close().block(TIMEOUT);
+            Processes.run(null, "kill", "-9", Integer.toString(shimPid));
+            assertThat(Processes.awaitGone(shimPid, TIMEOUT)).as("round %d: shim %d", round, shimPid).isTrue();
+
+            StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
+                    .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
+                    .verify(TIMEOUT);
+
+            assertThat(ShimRecord.read(bundle.workDir())).as("round %d: the dead shim's record", round).isEmpty();
+            assertThat(socket).as("round %d: its socket", round).doesNotExist();
+        }
+        assertThat(exits).hasValue(0);
     }
 
     private static List<String> ends(EventRecorder recorder, Bundle bundle) {
