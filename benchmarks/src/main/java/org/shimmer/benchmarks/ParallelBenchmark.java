@@ -37,7 +37,11 @@ import reactor.core.publisher.Mono;
 public final class ParallelBenchmark {
 
     private static final Duration TIMEOUT = Duration.ofMinutes(5);
-    private static final int WARMUP = 4;
+    /**
+     * How many run at once in the warm-up round before each measured one (-Dshimmer.bench.warmup, as the sequential
+     * benchmark's): a small round leaves the JIT compiling during the measured burst, on the same two cores.
+     */
+    private static final int WARMUP = Integer.getInteger("shimmer.bench.warmup", 4);
     private static final String NAMESPACE = "parallel";
     private static final String[] COMMAND = {"/bin/sh", "-c", "echo; sleep 0.2"};
     private static final String EXPECTED = "\n";
