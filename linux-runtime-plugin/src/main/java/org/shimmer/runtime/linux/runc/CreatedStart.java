@@ -108,13 +108,23 @@ final class CreatedStart {
                 reader = OwnedFd.open(aside, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_NOFOLLOW
                         | LinuxCalls.O_CLOEXEC);
             } catch (IOException e) {
-                Files.move(aside, fifo, StandardCopyOption.ATOMIC_MOVE);
+                try {
+                    Files.move(aside, fifo, StandardCopyOption.ATOMIC_MOVE);
+                } catch (IOException notRestored) {
+                    notRestored.addSuppressed(e);
+                    throw notRestored;
+                }
                 return false;
             }
             // Init reopens the FIFO through its own descriptor of it: no name is needed any more.
             try (reader) {
                 initMayRun.run();
-                Files.deleteIfExists(aside);
+                try {
+                    Files.deleteIfExists(aside);
+                } catch (IOException leftOver) {
+                    // Harmless: runc never looks at this name, and its delete removes the whole directory. Failing
+                    // here would close our end before init wrote its byte, and kill it with EPIPE.
+                }
                 awaitByte(reader, init, state, arena);
             }
             return true;

@@ -157,7 +157,10 @@ public final class RemoteShims {
                                             ? Mono.error(new UnavailableException("the shim for " + name
                                                     + " runs but cannot be reached; nothing was touched: "
                                                     + error.getMessage(), error))
-                                            : client.session().cleanUpDeadShim().then(Mono.error(new ShimException(
+                                            : Mono.defer(() -> {
+                                                client.session().foundDead(ShimRecord.stamp(bundle.workDir()));
+                                                return client.session().cleanUpDeadShim();
+                                            }).then(Mono.error(new ShimException(
                                                     ErrorCode.UNAVAILABLE, "the shim for " + name
                                                     + " started but cannot be reached: " + error.getMessage(),
                                                     error)))));
@@ -165,6 +168,9 @@ public final class RemoteShims {
     }
 
     private record Launched(ShimCommand command, Path socket, FifoPoller.FifoStream log) {}
+
+    /** A shim's record and which write of it was read ({@link ShimRecord#stamp}). */
+    private record StampedRecord(ShimRecord record, Object stamp) {}
 
     /** Runs {@code <shim> start}. On failure or cancel nothing it made is left. */
     private Mono<Launched> launch(Bundle bundle, ShimOpt.Remote opt, Any options, Path eventsSocket) {
@@ -282,10 +288,17 @@ public final class RemoteShims {
         String name = bundle.namespace() + "/" + bundle.id();
         Any options = runcOptions(bundle, runc, null);
         return ShimEventsServer.address(config.stateRoot(), resources, registry, exchange)
-                .then(Mono.fromCallable(() -> ShimRecord.read(bundle.workDir())
-                        .orElseThrow(() -> new NotFoundException("no shim is recorded for bundle " + name)))
+                .then(Mono.fromCallable(() -> {
+                            // Which record this is, read before it: a cleanup of this shim never answers for the
+                            // next one of the bundle, whose record reads the same.
+                            Object stamp = ShimRecord.stamp(bundle.workDir());
+                            ShimRecord read = ShimRecord.read(bundle.workDir()).orElseThrow(
+                                    () -> new NotFoundException("no shim is recorded for bundle " + name));
+                            return new StampedRecord(read, stamp);
+                        })
                         .subscribeOn(resources.io()))
-                .flatMap(record -> {
+                .flatMap(stamped -> {
+                    ShimRecord record = stamped.record();
                     ShimCommand command = new ShimCommand(record.binary(), bundle.namespace(), bundle.id(),
                             record.daemonAddress(), record.debug(), bundle.path());
                     Path socket = Path.of(record.socket());
@@ -308,6 +321,7 @@ public final class RemoteShims {
                                                 // record (a shutdown whose caller gave up before the record
                                                 // was removed) but no runc container: reporting an exit and
                                                 // a delete then told subscribers of a second end.
+                                                client.session().foundDead(stamped.stamp());
                                                 int initPid = readInitPid(bundle);
                                                 if (Launches.runcHasContainer(bundle, runc)) {
                                                     client.session().trackInit(initPid, false);

@@ -1,7 +1,12 @@
 package org.shimmer.runtime.linux.shim.remote;
 
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.List;
 import java.util.Optional;
 import org.shimmer.runtime.linux.bundle.WorkFiles;
 
@@ -25,6 +30,23 @@ record ShimRecord(String binary, String daemonAddress, boolean debug, String soc
 
     static Optional<ShimRecord> read(Path workDir) throws IOException {
         return WorkFiles.read(workDir, FILE, ShimRecord.class);
+    }
+
+    /**
+     * Which write of the record is on disk now (its file, and when it was written), or null when there is none:
+     * every write replaces the file, so one shim's record is told from the next one's of the same bundle, whose
+     * contents are the same.
+     */
+    static Object stamp(Path workDir) {
+        try {
+            BasicFileAttributes file = Files.readAttributes(workDir.resolve(FILE), BasicFileAttributes.class,
+                    LinkOption.NOFOLLOW_LINKS);
+            return List.of(String.valueOf(file.fileKey()), file.lastModifiedTime());
+        } catch (NoSuchFileException absent) {
+            return null;
+        } catch (IOException unreadable) {
+            return null;
+        }
     }
 
     static void remove(Path workDir) throws IOException {

@@ -82,6 +82,8 @@ final class ShimSession {
     private volatile Disposable exitWatch;
     private volatile Mono<Void> shimGone = Mono.never();
     private volatile int shimPid;
+    /** For a shim found dead before any attach: its record's {@link ShimRecord#stamp}, which names it then. */
+    private volatile Object deadShimRecord;
     private volatile int initPid;
     private volatile boolean initTracked;
     private volatile boolean initExitSeen;
@@ -127,6 +129,11 @@ final class ShimSession {
     void initWithoutTask(int pid) {
         initPid = pid;
         initTracked = false;
+    }
+
+    /** The shim was found dead before any attach, its record then as {@code stamp} ({@link ShimRecord#stamp}). */
+    void foundDead(Object stamp) {
+        deadShimRecord = stamp;
     }
 
     /** The init task was deleted. */
@@ -291,7 +298,7 @@ final class ShimSession {
             claims.taskGone(bundle.path());
             // The shim's part runs once however many clients of this runtime were attached to it; each client
             // then lets go of its own readers and runs its own exit handler.
-            return claims.deathCleanup(bundle.path(), shimPid, () -> Mono
+            return claims.deathCleanup(bundle.path(), shimPid, deadShimRecord, () -> Mono
                             .<Void>fromRunnable(this::reapInitWhenKilled)
                             .then(Mono.fromCallable(this::runShimDelete))
                             .flatMap(this::publishDeadTask)

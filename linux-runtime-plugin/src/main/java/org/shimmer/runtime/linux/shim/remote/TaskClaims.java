@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import reactor.core.publisher.Mono;
 
@@ -21,8 +22,11 @@ final class TaskClaims {
     private final Map<Path, Set<RemoteShimClient>> attached = new ConcurrentHashMap<>();
     private final Map<DeadShim, Mono<Void>> deathCleanups = new ConcurrentHashMap<>();
 
-    /** One shim process of one bundle. */
-    private record DeadShim(Path bundle, int pid) {}
+    /**
+     * One shim of one bundle: by its pid when a client was attached to it, else (pid 0: connect() found it dead, or a
+     * start could not reach it) by the {@link ShimRecord#stamp} of its record.
+     */
+    private record DeadShim(Path bundle, int pid, Object record) {}
 
     /** Whether {@code client} now holds the claim on {@code bundle}; false when another client does. */
     boolean claim(Path bundle, RemoteShimClient client) {
@@ -59,22 +63,25 @@ final class TaskClaims {
     }
 
     /**
-     * The cleanup after the death of shim {@code pid} of {@code bundle}, run once and shared by every client of this
-     * runtime that saw it die (containerd runs it once per shim too; two runs would kill nothing more but publish
-     * every exit twice, and the second client would take the vanished socket for a normal shutdown).
+     * The cleanup after the death of shim {@code pid} of {@code bundle} ({@code record}: its record's stamp when the
+     * pid is 0), run once and shared by every client of this runtime that saw it die (containerd runs it once per
+     * shim too; two runs would kill nothing more but publish every exit twice, and the second client would take the
+     * vanished socket for a normal shutdown). Keyed by pid alone, every shim connect() found dead was shim 0 of its
+     * bundle: the next one got the first one's result, and its record and socket were left.
      */
-    Mono<Void> deathCleanup(Path bundle, int pid, Supplier<Mono<Void>> cleanup) {
-        DeadShim key = new DeadShim(bundle, pid);
+    Mono<Void> deathCleanup(Path bundle, int pid, Object record, Supplier<Mono<Void>> cleanup) {
+        DeadShim key = new DeadShim(bundle, pid, pid == 0 ? record : null);
         return deathCleanups.computeIfAbsent(key, dead -> {
-            Mono<Void> once = cleanup.get();
-            // Pid 0 is a shim connect() found gone, whose pid nobody learnt: kept, it stood for every later shim of
-            // the bundle, and the next one found dead got this result: no shim delete, its record and socket left.
-            return (pid == 0 ? once.doFinally(end -> deathCleanups.remove(key)) : once).cache();
+            AtomicReference<Mono<Void>> cached = new AtomicReference<>();
+            // Done, it stays only as done: the cleanup's chain held the session and its client for good.
+            cached.set(cleanup.get().doFinally(end -> deathCleanups.replace(key, cached.get(), Mono.empty()))
+                    .cache());
+            return cached.get();
         });
     }
 
     /** Whether a client of this runtime already found shim {@code pid} of {@code bundle} dead. */
     boolean diedHere(Path bundle, int pid) {
-        return deathCleanups.containsKey(new DeadShim(bundle, pid));
+        return deathCleanups.containsKey(new DeadShim(bundle, pid, null));
     }
 }

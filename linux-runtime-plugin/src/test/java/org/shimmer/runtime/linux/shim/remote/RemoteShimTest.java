@@ -338,6 +338,41 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(exits).hasValue(0);
     }
 
+    /**
+     * Two connect() calls that find one shim dead at the same time clean up after it once: one exit and one delete
+     * of its task. Each such cleanup is keyed by which record it read, so the second shares the first one's even if
+     * it comes when the first is done, while the next shim of the bundle (a new record) gets its own.
+     */
+    @Test
+    void twoConnectsThatFindOneShimDeadCleanUpOnce() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        EventRecorder recorder = new EventRecorder(shim.events());
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
+        shim.close().block(TIMEOUT);
+        Processes.run(null, "kill", "-9", Integer.toString(shimPid));
+        assertThat(Processes.awaitGone(shimPid, TIMEOUT)).as("shim %d", shimPid).isTrue();
+
+        List<Throwable> failures = Flux.merge(
+                        bundle.newShimClient(connectAgain(), runc).subscribeOn(Schedulers.parallel()).materialize(),
+                        bundle.newShimClient(connectAgain(), runc).subscribeOn(Schedulers.parallel()).materialize())
+                .filter(signal -> signal.isOnError()).map(signal -> signal.getThrowable())
+                .collectList().block(TIMEOUT);
+
+        // Both found it dead, or the second found no record any more: the first had cleaned up.
+        assertThat(failures).hasSize(2).allSatisfy(error -> assertThat(error).satisfiesAnyOf(
+                RemoteShimTest::assertUnavailable, absent -> assertThat(absent).isInstanceOf(NotFoundException.class)));
+        assertThat(Processes.awaitGone(pid, TIMEOUT)).as("its container's init %d", pid).isTrue();
+        resources.exchange().publish(NS, "/tasks/paused", new TaskEvent.TaskPaused(bundle.id())).block(TIMEOUT);
+        recorder.awaitTopics("/tasks/paused");
+        assertThat(ends(recorder, bundle)).as("exits and deletes of the task")
+                .containsExactly("/tasks/exit", "/tasks/delete");
+        assertThat(ShimRecord.read(bundle.workDir())).as("the dead shim's record").isEmpty();
+        recorder.close();
+    }
+
     private static List<String> ends(EventRecorder recorder, Bundle bundle) {
         return recorder.envelopes().stream()
                 .filter(envelope -> switch (envelope.event()) {
