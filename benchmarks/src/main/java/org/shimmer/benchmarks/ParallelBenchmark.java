@@ -42,6 +42,8 @@ public final class ParallelBenchmark {
      * benchmark's): a small round leaves the JIT compiling during the measured burst, on the same two cores.
      */
     private static final int WARMUP = Integer.getInteger("shimmer.bench.warmup", 4);
+    /** How many measured rounds of each way, interleaved (-Dshimmer.bench.rounds); the figure is their median. */
+    private static final int ROUNDS = Integer.getInteger("shimmer.bench.rounds", 3);
     private static final String NAMESPACE = "parallel";
     private static final String[] COMMAND = {"/bin/sh", "-c", "echo; sleep 0.2"};
     private static final String EXPECTED = "\n";
@@ -64,25 +66,47 @@ public final class ParallelBenchmark {
                 .getBytes(StandardCharsets.UTF_8);
         String containerd = args[4];
 
-        double runc = orFailed("runc run", () -> measure("runc run", n, id -> external(runcRun(work, runcSpec, id)),
-                id -> BenchProcesses.runQuietly(List.of("runc", "--root", work.resolve("runc-root").toString(),
-                        "delete", "-f", id))));
+        double runc;
         double local;
         double remote;
+        double ctr;
         try (BenchRuntime plugin = new BenchRuntime(work)) {
             RuntimePlugin runtime = plugin.runtime();
             RuncOptions options = plugin.runc();
             ShimOpt shim = plugin.remoteShim();
-            local = orFailed("local shim",
-                    () -> measurePlugin("local shim", n, runtime, ShimOpt.local(), options, bundleSpec, rootfs, "l"));
-            remote = orFailed("remote shim",
-                    () -> measurePlugin("remote shim", n, runtime, shim, options, bundleSpec, rootfs, "p"));
+            Way runcWay = new Way("runc run", (count, prefix) -> round("runc run", count, prefix,
+                    id -> external(runcRun(work, runcSpec, id)),
+                    id -> BenchProcesses.runQuietly(List.of("runc", "--root", work.resolve("runc-root").toString(),
+                            "delete", "-f", id))));
+            Way localWay = new Way("local shim", (count, prefix) -> pluginRound(count, runtime,
+                    id -> pluginLifecycle(runtime, ShimOpt.local(), options, bundleSpec, rootfs, id), "l" + prefix));
+            Way remoteWay = new Way("remote shim", (count, prefix) -> pluginRound(count, runtime,
+                    id -> pluginLifecycle(runtime, shim, options, bundleSpec, rootfs, id), "p" + prefix));
+            Way ctrWay = new Way("containerd + ctr run --rm", (count, prefix) -> round("containerd + ctr run --rm",
+                    count, prefix,
+                    id -> external(ctrRun(containerd, rootfs, id)), id -> {
+                        BenchProcesses.runQuietly(ctr(containerd, "task", "rm", "-f", id));
+                        BenchProcesses.runQuietly(ctr(containerd, "container", "rm", id));
+                    }));
+            List<Way> ways = List.of(runcWay, localWay, remoteWay, ctrWay);
+            // Round after round, each way in turn: one burst of each measured back to back moved by 15-30% between
+            // runs on two cores, the ratios with them; the medians of interleaved rounds hold still.
+            for (Way way : ways) {
+                way.warmUp(WARMUP);
+            }
+            for (int round = 0; round < ROUNDS; round++) {
+                for (Way way : ways) {
+                    way.measure(n, "m" + round);
+                }
+            }
+            for (Way way : ways) {
+                way.print(n);
+            }
+            runc = runcWay.median();
+            local = localWay.median();
+            remote = remoteWay.median();
+            ctr = ctrWay.median();
         }
-        double ctr = orFailed("containerd + ctr run --rm", () -> measure("containerd + ctr run --rm", n,
-                id -> external(ctrRun(containerd, rootfs, id)), id -> {
-                    BenchProcesses.runQuietly(ctr(containerd, "task", "rm", "-f", id));
-                    BenchProcesses.runQuietly(ctr(containerd, "container", "rm", id));
-                }));
 
         System.out.printf(Locale.ROOT, "ratios: local/runc %.2fx, remote/runc %.2fx, containerd/runc %.2fx, "
                 + "remote/containerd %.2fx, local/containerd %.2fx%n", local / runc, remote / runc, ctr / runc,
@@ -92,6 +116,54 @@ public final class ParallelBenchmark {
                 remote / ctr);
         if (Double.isNaN(runc + local + remote + ctr)) {
             System.exit(1);
+        }
+    }
+
+    /** One burst of {@code count} containers of one way, their ids beginning with {@code prefix}; seconds. */
+    @FunctionalInterface
+    private interface Burst {
+        double run(int count, String prefix) throws Exception;
+    }
+
+    /** One way of running the containers, and its measured bursts; a failed burst ends its measuring (NaN). */
+    private static final class Way {
+        private final String name;
+        private final Burst burst;
+        private final List<Double> seconds = new ArrayList<>();
+        private boolean failed;
+
+        Way(String name, Burst burst) {
+            this.name = name;
+            this.burst = burst;
+        }
+
+        void warmUp(int count) {
+            if (count > 0) {
+                failed = Double.isNaN(orFailed(name + " (warm-up)", () -> burst.run(count, "w")));
+            }
+        }
+
+        void measure(int count, String prefix) {
+            if (!failed) {
+                double taken = orFailed(name, () -> burst.run(count, prefix));
+                failed = Double.isNaN(taken);
+                seconds.add(taken);
+            }
+        }
+
+        double median() {
+            if (failed || seconds.isEmpty()) {
+                return Double.NaN;
+            }
+            List<Double> sorted = seconds.stream().sorted().toList();
+            int middle = sorted.size() / 2;
+            return sorted.size() % 2 == 1 ? sorted.get(middle) : (sorted.get(middle - 1) + sorted.get(middle)) / 2;
+        }
+
+        void print(int n) {
+            System.out.printf(Locale.ROOT, "%-28s %7.2f s for %d at once (median of %s; after %d at once to warm "
+                    + "up)%n", name, median(), n, seconds.stream().map(s -> String.format(Locale.ROOT, "%.2f", s))
+                    .toList(), WARMUP);
         }
     }
 
@@ -115,15 +187,6 @@ public final class ParallelBenchmark {
     }
 
     /** N external lifecycles at once, each on a virtual thread; seconds from the first launch to the last exit. */
-    private static double measure(String name, int n, Launch launch, Consumer<String> cleanup)
-            throws Exception {
-        round(name, WARMUP, "w", launch, cleanup);
-        double seconds = round(name, n, "", launch, cleanup);
-        System.out.printf(Locale.ROOT, "%-28s %7.2f s for %d at once (after %d at once to warm up)%n", name,
-                seconds, n, WARMUP);
-        return seconds;
-    }
-
     private static double round(String name, int n, String prefix, Launch launch,
             Consumer<String> cleanup) throws Exception {
         List<String> ids = new ArrayList<>();
@@ -191,16 +254,6 @@ public final class ParallelBenchmark {
             throw new IllegalStateException(id + " printed " + output.length() + " bytes, not one empty line: "
                     + output);
         }
-    }
-
-    private static double measurePlugin(String name, int n, RuntimePlugin runtime, ShimOpt opt, RuncOptions runc,
-            byte[] spec, Path rootfs, String prefix) {
-        pluginRound(WARMUP, runtime, id -> pluginLifecycle(runtime, opt, runc, spec, rootfs, id), prefix + "w");
-        double seconds = pluginRound(n, runtime, id -> pluginLifecycle(runtime, opt, runc, spec, rootfs, id),
-                prefix);
-        System.out.printf(Locale.ROOT, "%-28s %7.2f s for %d at once (after %d at once to warm up)%n", name,
-                seconds, n, WARMUP);
-        return seconds;
     }
 
     private static double pluginRound(int n, RuntimePlugin runtime, Function<String,

@@ -3,12 +3,10 @@ package org.shimmer.runtime.linux.cleanup;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import org.shimmer.runtime.linux.shim.ShimInvocation;
-import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.Procfs;
 
 /**
@@ -41,8 +39,6 @@ final class BundleProcesses {
     }
 
     private static final byte[] INIT = "init".getBytes(StandardCharsets.US_ASCII);
-    /** Room for most command lines; a longer one is read whole. */
-    private static final int CMDLINE_BUFFER = 4096;
 
     private final String namespace;
     private final String id;
@@ -58,38 +54,22 @@ final class BundleProcesses {
         this.runcStateDir = runcStateDir.toString();
     }
 
-    /** Every live process of the bundle, other than this JVM. */
+    /**
+     * Every live process of the bundle, other than this JVM, from a scan of {@code /proc} that began after this call
+     * (shared with the bundles that ask at the same time: {@link ProcessScans}).
+     */
     List<Found> scan() throws IOException {
-        List<Found> found = new ArrayList<>();
-        long self = SelfProcess.PID;
-        byte[] buffer = new byte[CMDLINE_BUFFER];
-        try (Procfs.CommandLines lines = new Procfs.CommandLines(CMDLINE_BUFFER)) {
-            for (int pid : Procfs.pids()) {
-                if (pid != self && mayMatch(lines, pid, buffer)) {
-                    recognise(pid).ifPresent(found::add);
-                }
-            }
-        }
-        return found;
+        return ProcessScans.scan(this);
     }
 
     /**
-     * Whether {@code pid}'s command line may be one of ours, from its raw bytes: every match needs the id (an
-     * argument of its own, or the end of the bundle's path) or {@code init} among the arguments, and most
-     * processes have neither. Reading and decoding each whole command line dominated the scan of every delete.
+     * Whether a process whose command line begins with {@code length} bytes of {@code commandLine} (negative: longer
+     * than the buffer) may be one of ours: every match needs the id (an argument of its own, or the end of the
+     * bundle's path) or {@code init} among the arguments, and most processes have neither. Reading and decoding
+     * each whole command line dominated the scan of every delete.
      */
-    private boolean mayMatch(Procfs.CommandLines lines, int pid, byte[] buffer) throws IOException {
-        try {
-            int length = lines.read(pid, buffer);
-            return length < 0 || contains(buffer, length, idBytes) || contains(buffer, length, INIT);
-        } catch (LinuxCalls.ErrnoException e) {
-            // It exited while we looked: not ours. Anything else (no descriptor left) fails the scan: an empty
-            // answer would let a delete go ahead over a bundle's live processes (review).
-            if (e.errno() == LinuxCalls.ENOENT || e.errno() == LinuxCalls.ESRCH) {
-                return false;
-            }
-            throw e;
-        }
+    boolean mayMatch(byte[] commandLine, int length) {
+        return length < 0 || contains(commandLine, length, idBytes) || contains(commandLine, length, INIT);
     }
 
     /** What {@code pid} is to this bundle, read now; empty if it is not one of its live processes. */
@@ -121,6 +101,11 @@ final class BundleProcesses {
             return Optional.of(new Found(pid, false, true));
         }
         return Optional.empty();
+    }
+
+    @Override
+    public String toString() {
+        return "bundle " + namespace + "/" + id;
     }
 
     private static boolean contains(byte[] haystack, int length, byte[] needle) {

@@ -1,0 +1,101 @@
+package org.shimmer.runtime.linux.cleanup;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.linux.testing.Processes;
+
+/** {@link ProcessScans}: scans asked for at once are shared, and each still gets exactly its bundle's processes. */
+class ProcessScansTest {
+
+    private static final int BUNDLES = 8;
+    private static final int ROUNDS = 20;
+
+    @TempDir
+    Path temp;
+
+    private final List<Process> started = new ArrayList<>();
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (Process process : started) {
+            process.destroyForcibly();
+            process.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    /**
+     * Eight bundles, each with a process that names it the way {@code runc create} does ({@code --bundle DIR}),
+     * scanned by eight threads at once, twenty times: every scan finds its own process and no other, whoever ran
+     * the pass it was served by. A bundle without a process finds nothing.
+     */
+    @Test
+    void concurrentScansEachFindTheirOwnProcesses() throws Exception {
+        List<BundleProcesses> bundles = new ArrayList<>();
+        List<Long> pids = new ArrayList<>();
+        for (int i = 0; i < BUNDLES; i++) {
+            String id = "scan-" + i;
+            Path bundleDir = Files.createDirectories(temp.resolve("state").resolve("ns").resolve(id));
+            bundles.add(new BundleProcesses("ns", id, bundleDir, temp.resolve("runc").resolve("ns").resolve(id)));
+            // sh stays (a command follows the sleep) with the bundle on its command line, as runc create has it.
+            Process process = new ProcessBuilder("/bin/sh", "-c", "sleep 60; true", "--bundle", bundleDir.toString())
+                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+            started.add(process);
+            pids.add(process.pid());
+        }
+        BundleProcesses none = new BundleProcesses("ns", "scan-none", temp.resolve("state/ns/scan-none"),
+                temp.resolve("runc/ns/scan-none"));
+
+        ExecutorService threads = Executors.newFixedThreadPool(BUNDLES + 1);
+        try {
+            for (int round = 0; round < ROUNDS; round++) {
+                CountDownLatch go = new CountDownLatch(1);
+                List<Future<List<BundleProcesses.Found>>> scans = new ArrayList<>();
+                for (BundleProcesses bundle : bundles) {
+                    scans.add(threads.submit(() -> {
+                        go.await();
+                        return bundle.scan();
+                    }));
+                }
+                Future<List<BundleProcesses.Found>> nothing = threads.submit(() -> {
+                    go.await();
+                    return none.scan();
+                });
+                go.countDown();
+                for (int i = 0; i < BUNDLES; i++) {
+                    assertThat(scans.get(i).get(30, TimeUnit.SECONDS)).as("round %d, bundle %d", round, i)
+                            .extracting(found -> (long) found.pid()).containsExactly(pids.get(i));
+                }
+                assertThat(nothing.get(30, TimeUnit.SECONDS)).as("round %d, the bundle with no process", round)
+                        .isEmpty();
+            }
+        } finally {
+            threads.shutdownNow();
+        }
+        assertThat(pids).allSatisfy(pid -> assertThat(Processes.isRunning(pid)).isTrue());
+    }
+
+    /** A process that starts after a scan was asked for may be missed, but one that lived when it was asked never. */
+    @Test
+    void aScanAskedForAfterAProcessStartedFindsIt() throws Exception {
+        Path bundleDir = Files.createDirectories(temp.resolve("state/ns/late"));
+        BundleProcesses bundle = new BundleProcesses("ns", "late", bundleDir, temp.resolve("runc/ns/late"));
+        assertThat(bundle.scan()).isEmpty();
+        Process process = new ProcessBuilder("/bin/sh", "-c", "sleep 60; true", "--bundle", bundleDir.toString())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        started.add(process);
+
+        assertThat(bundle.scan()).extracting(found -> (long) found.pid()).containsExactly(process.pid());
+    }
+}
