@@ -30,7 +30,7 @@ final class ProcessScans {
     private static final class Request {
         final BundleProcesses bundle;
         final List<BundleProcesses.Found> found = new ArrayList<>();
-        Exception failure;
+        Throwable failure;
         boolean done;
 
         Request(BundleProcesses bundle) {
@@ -76,21 +76,23 @@ final class ProcessScans {
         return result(mine);
     }
 
+    /** What the scan found for {@code request}, or its failure, thrown anew in the requester's thread. */
     private static List<BundleProcesses.Found> result(Request request) throws IOException {
-        if (request.failure instanceof IOException e) {
-            throw new IOException(e.getMessage(), e);
-        }
-        if (request.failure instanceof RuntimeException e) {
-            throw new IllegalStateException(e.getMessage(), e);
+        if (request.failure != null) {
+            throw new IOException(request.failure.getMessage() != null ? request.failure.getMessage()
+                    : request.failure.toString(), request.failure);
         }
         return request.found;
     }
 
-    /** One pass over {@code /proc} for every request of {@code batch}; a failure is each request's. */
+    /**
+     * One pass over {@code /proc} for every request of {@code batch}; a failure is each request's, whatever it is:
+     * a scan that ended early must never read as one that found nothing (a delete would go ahead).
+     */
     private static void run(List<Request> batch) {
-        long self = SelfProcess.PID;
         byte[] buffer = new byte[CMDLINE_BUFFER];
         try (Procfs.CommandLines lines = new Procfs.CommandLines(CMDLINE_BUFFER)) {
+            long self = SelfProcess.PID;
             for (int pid : Procfs.pids()) {
                 if (pid == self) {
                     continue;
@@ -112,7 +114,7 @@ final class ProcessScans {
                     }
                 }
             }
-        } catch (IOException | RuntimeException e) {
+        } catch (Throwable e) {
             for (Request request : batch) {
                 request.failure = e;
             }

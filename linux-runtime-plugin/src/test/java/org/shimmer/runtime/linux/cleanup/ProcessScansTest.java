@@ -48,9 +48,9 @@ class ProcessScansTest {
             String id = "scan-" + i;
             Path bundleDir = Files.createDirectories(temp.resolve("state").resolve("ns").resolve(id));
             bundles.add(new BundleProcesses("ns", id, bundleDir, temp.resolve("runc").resolve("ns").resolve(id)));
-            // sh stays (a command follows the sleep) with the bundle on its command line, as runc create has it.
-            Process process = new ProcessBuilder("/bin/sh", "-c", "sleep 60; true", "--bundle", bundleDir.toString())
-                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+            // A shell waiting on its stdin (ours, a pipe) with the bundle on its command line, as runc create has
+            // it; it forks nothing, so killing it leaves nothing.
+            Process process = waiting(bundleDir);
             started.add(process);
             pids.add(process.pid());
         }
@@ -92,10 +92,13 @@ class ProcessScansTest {
         Path bundleDir = Files.createDirectories(temp.resolve("state/ns/late"));
         BundleProcesses bundle = new BundleProcesses("ns", "late", bundleDir, temp.resolve("runc/ns/late"));
         assertThat(bundle.scan()).isEmpty();
-        Process process = new ProcessBuilder("/bin/sh", "-c", "sleep 60; true", "--bundle", bundleDir.toString())
-                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        Process process = waiting(bundleDir);
         started.add(process);
 
         assertThat(bundle.scan()).extracting(found -> (long) found.pid()).containsExactly(process.pid());
+    }
+
+    private static Process waiting(Path bundleDir) throws Exception {
+        return new ProcessBuilder("/bin/sh", "-c", "read line", "--bundle", bundleDir.toString()).start();
     }
 }
