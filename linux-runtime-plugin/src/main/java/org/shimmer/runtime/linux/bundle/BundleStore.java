@@ -203,8 +203,16 @@ public final class BundleStore {
         return Mono.defer(() -> {
             BundlePaths paths = paths(namespace, id);
             return Mono.<Void>fromRunnable(() -> {
-                guard.requireUnused(bundle(paths));
-                deleteOnDisk(paths);
+                if (!ShimStarts.beginDelete(paths.bundleDir())) {
+                    throw new FailedPreconditionException("bundle " + paths.name() + " is in use: a shim is being"
+                            + " started for it; nothing was deleted");
+                }
+                try {
+                    guard.requireUnused(bundle(paths));
+                    deleteOnDisk(paths);
+                } finally {
+                    ShimStarts.endDelete(paths.bundleDir());
+                }
             }).subscribeOn(io);
         });
     }

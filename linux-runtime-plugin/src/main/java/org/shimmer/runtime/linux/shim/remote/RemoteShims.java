@@ -11,6 +11,7 @@ import java.time.Instant;
 import java.util.Objects;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.ErrorCode;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
@@ -19,6 +20,7 @@ import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.bundle.ShimStarts;
 import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
@@ -97,8 +99,16 @@ public final class RemoteShims {
      * took is let go (see {@link #abandoned}).
      */
     public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
-        return Operations.runToEnd(launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults()),
-                client -> abandoned(bundle, client));
+        // Kept apart from a delete of the bundle until it ends, not until its caller stops waiting (ShimStarts).
+        Mono<ShimClient> apartFromDeletes = Mono.defer(() -> {
+            if (!ShimStarts.begin(bundle.path())) {
+                return Mono.error(new FailedPreconditionException("start the shim of task " + bundle.namespace()
+                        + "/" + bundle.id() + ": the bundle is being deleted"));
+            }
+            return launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults())
+                    .doFinally(signal -> ShimStarts.end(bundle.path()));
+        });
+        return Operations.runToEnd(apartFromDeletes, client -> abandoned(bundle, client));
     }
 
     /**
