@@ -2,9 +2,7 @@ package org.shimmer.runtime.linux.bundle;
 
 import java.nio.file.Path;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * Keeps a bundle's delete and the start of a shim for it apart, within this class loader: a delete refuses while a
@@ -17,15 +15,15 @@ public final class ShimStarts {
     private static final Object LOCK = new Object();
     /** Shim starts in flight, by bundle directory; guarded by {@link #LOCK}. */
     private static final Map<Path, Integer> STARTING = new HashMap<>();
-    /** Deletes in flight, by bundle directory; guarded by {@link #LOCK}. */
-    private static final Set<Path> DELETING = new HashSet<>();
+    /** Deletes in flight, by bundle directory (two may overlap: a retry, a force delete); guarded by {@link #LOCK}. */
+    private static final Map<Path, Integer> DELETING = new HashMap<>();
 
     private ShimStarts() {}
 
     /** Marks a shim start for {@code bundleDir} begun; false, and nothing marked, while the bundle is being deleted. */
     public static boolean begin(Path bundleDir) {
         synchronized (LOCK) {
-            if (DELETING.contains(bundleDir)) {
+            if (DELETING.containsKey(bundleDir)) {
                 return false;
             }
             STARTING.merge(bundleDir, 1, Integer::sum);
@@ -46,14 +44,15 @@ public final class ShimStarts {
             if (STARTING.containsKey(bundleDir)) {
                 return false;
             }
-            DELETING.add(bundleDir);
+            DELETING.merge(bundleDir, 1, Integer::sum);
             return true;
         }
     }
 
+    /** Marks a delete of {@code bundleDir} ended, however it ended. */
     static void endDelete(Path bundleDir) {
         synchronized (LOCK) {
-            DELETING.remove(bundleDir);
+            DELETING.computeIfPresent(bundleDir, (dir, count) -> count == 1 ? null : count - 1);
         }
     }
 }

@@ -12,7 +12,7 @@ class ShimStartsTest {
     private final Path other = Path.of("/state/ns/shim-starts-other-" + System.nanoTime());
 
     @Test
-    void aDeleteWaitsForEveryStartToEndAndAStartForNoDelete() {
+    void aDeleteIsRefusedWhileAnyStartRunsAndAStartWhileAnyDeleteRuns() {
         assertThat(ShimStarts.begin(bundle)).isTrue();
         assertThat(ShimStarts.begin(bundle)).as("a second start at once").isTrue();
         assertThat(ShimStarts.beginDelete(bundle)).as("a delete while two starts run").isFalse();
@@ -27,8 +27,11 @@ class ShimStartsTest {
         assertThat(ShimStarts.begin(bundle)).as("a start while the delete runs").isFalse();
         assertThat(ShimStarts.begin(other)).as("another bundle's start").isTrue();
         ShimStarts.end(other);
+        assertThat(ShimStarts.beginDelete(bundle)).as("a second delete at once (a retry, a force delete)").isTrue();
         ShimStarts.endDelete(bundle);
-        assertThat(ShimStarts.begin(bundle)).as("a start once the delete ended").isTrue();
+        assertThat(ShimStarts.begin(bundle)).as("a start while the other delete still runs").isFalse();
+        ShimStarts.endDelete(bundle);
+        assertThat(ShimStarts.begin(bundle)).as("a start once both deletes ended").isTrue();
         ShimStarts.end(bundle);
     }
 }

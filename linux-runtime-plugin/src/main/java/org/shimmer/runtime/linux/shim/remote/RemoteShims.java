@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -105,8 +106,16 @@ public final class RemoteShims {
                 return Mono.error(new FailedPreconditionException("start the shim of task " + bundle.namespace()
                         + "/" + bundle.id() + ": the bundle is being deleted"));
             }
-            return launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults())
-                    .doFinally(signal -> ShimStarts.end(bundle.path()));
+            // Ended before the caller hears of the result (a delete on failure must not be refused), and once.
+            AtomicBoolean ended = new AtomicBoolean();
+            Runnable end = () -> {
+                if (ended.compareAndSet(false, true)) {
+                    ShimStarts.end(bundle.path());
+                }
+            };
+            return Mono.defer(() -> launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults()))
+                    .doOnTerminate(end)
+                    .doOnCancel(end);
         });
         return Operations.runToEnd(apartFromDeletes, client -> abandoned(bundle, client));
     }
