@@ -25,6 +25,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.ErrorCode;
@@ -238,11 +240,18 @@ class RemoteShimTest extends ShimContractTest {
     /**
      * A reattach that finds the recorded shim dead reaps the init it left only if the JVM adopted it: the pid in
      * {@code init.pid} may since name any process, here one in another pid namespace whose parent is not us. It was
-     * watched (its pidfd held, polled, for as long as it lived) once the parent check was dropped.
+     * watched (its pidfd held, polled, for as long as it lived) once the parent check was dropped. Both when runc
+     * still has the container (the cleanup reports its task) and when it has not (only an adopted init is reaped).
      */
-    @Test
-    void aDeadShimsStaleInitPidNamingAnotherContainersProcessIsNotWatched() throws Exception {
+    @ParameterizedTest(name = "runc has the container: {0}")
+    @ValueSource(booleans = {true, false})
+    void aDeadShimsStaleInitPidNamingAnotherContainersProcessIsNotWatched(boolean runcHasIt) throws Exception {
         Bundle bundle = bundle("/bin/true");
+        // runc's directory of a create that died before its state.json: a task the cleanup accounts for.
+        Path runcState = Path.of(runc.runtimeRoot(), NS, bundle.id());
+        if (runcHasIt) {
+            Files.createDirectories(runcState);
+        }
         Process other = new ProcessBuilder("unshare", "--pid", "--fork", "sleep", "60")
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
         int stranger = 0;
@@ -276,6 +285,7 @@ class RemoteShimTest extends ShimContractTest {
             if (!other.waitFor(10, TimeUnit.SECONDS)) {
                 other.destroyForcibly();
             }
+            Files.deleteIfExists(runcState);
         }
     }
 
