@@ -3,7 +3,6 @@ package org.shimmer.runtime.linux.shim.remote;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.List;
@@ -42,9 +41,7 @@ record ShimRecord(String binary, String daemonAddress, boolean debug, String soc
             BasicFileAttributes file = Files.readAttributes(workDir.resolve(FILE), BasicFileAttributes.class,
                     LinkOption.NOFOLLOW_LINKS);
             return List.of(String.valueOf(file.fileKey()), file.lastModifiedTime());
-        } catch (NoSuchFileException absent) {
-            return null;
-        } catch (IOException unreadable) {
+        } catch (IOException absentOrUnreadable) {
             return null;
         }
     }

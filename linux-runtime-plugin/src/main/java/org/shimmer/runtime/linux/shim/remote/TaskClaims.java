@@ -70,14 +70,21 @@ final class TaskClaims {
      * bundle: the next one got the first one's result, and its record and socket were left.
      */
     Mono<Void> deathCleanup(Path bundle, int pid, Object record, Supplier<Mono<Void>> cleanup) {
-        // A shim found dead with no record to name it shares its cleanup with nobody.
-        DeadShim key = new DeadShim(bundle, pid, pid != 0 ? null : record != null ? record : new Object());
+        // A shim found dead with no record to name it shares its cleanup with nobody, and nobody asks for it again.
+        boolean unnamed = pid == 0 && record == null;
+        DeadShim key = new DeadShim(bundle, pid, pid != 0 ? null : unnamed ? new Object() : record);
         return deathCleanups.computeIfAbsent(key, dead -> {
             AtomicReference<Mono<Void>> cached = new AtomicReference<>();
             // Done, it stays only as done: the cleanup's chain held the session and its client for good. Failed,
             // it goes, so that the next client to find the shim dead tries again.
             cached.set(cleanup.get()
-                    .doOnSuccess(done -> deathCleanups.replace(key, cached.get(), Mono.empty()))
+                    .doOnSuccess(done -> {
+                        if (unnamed) {
+                            deathCleanups.remove(key, cached.get());
+                        } else {
+                            deathCleanups.replace(key, cached.get(), Mono.empty());
+                        }
+                    })
                     .doOnError(failed -> deathCleanups.remove(key, cached.get()))
                     .cache());
             return cached.get();
