@@ -4,9 +4,7 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.slf4j.Logger;
@@ -126,11 +124,12 @@ final class ProcessTree {
 
     private static void awaitExit(Process root, long deadline) {
         try {
-            root.onExit().get(remaining(deadline).toNanos(), TimeUnit.NANOSECONDS);
+            // waitFor, not onExit: a spawned runc has no JDK reaper; its wait reaps it.
+            if (!root.waitFor(remaining(deadline).toNanos(), TimeUnit.NANOSECONDS)) {
+                log.warn("pid {} did not exit after SIGKILL in time", root.pid());
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        } catch (ExecutionException | TimeoutException e) {
-            log.warn("pid {} did not exit after SIGKILL in time", root.pid(), e);
         }
     }
 

@@ -18,6 +18,7 @@ import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.linux.shim.TaskErrors;
+import org.shimmer.runtime.linux.sys.SpawnedProcess;
 import org.shimmer.runtime.shim.ShimException;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -270,8 +271,8 @@ public final class Runc {
 
     private Process start(List<String> command, Stdio stdio) {
         try {
-            return new ProcessBuilder(command).redirectInput(stdio.in()).redirectOutput(stdio.out())
-                    .redirectError(stdio.err()).start();
+            // posix_spawn from this thread, not the JDK's launch through jspawnhelper (issue 14).
+            return SpawnedProcess.start(command, stdio.in(), stdio.out(), stdio.err());
         } catch (IOException e) {
             throw TaskErrors.classify("cannot run " + binary + ": " + e.getMessage(), e.getMessage(), e);
         }

@@ -293,6 +293,24 @@ public final class LinuxCalls {
         }
     }
 
+    private static final MethodHandle PIPE2 = function("pipe2",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+
+    /** {@code pipe2(flags)}: the read end, then the write end. */
+    public static int[] pipe2(int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment ends = arena.allocate(ValueLayout.JAVA_INT, 2);
+            int result = (int) PIPE2.invokeExact(state, ends, flags);
+            check(result, state, "pipe2");
+            return new int[] {ends.getAtIndex(ValueLayout.JAVA_INT, 0), ends.getAtIndex(ValueLayout.JAVA_INT, 1)};
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     /** {@code pidfd_open(pid, 0)}: a descriptor that becomes readable when the process exits. */
     public static int pidfdOpen(int pid) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
@@ -767,6 +785,8 @@ public final class LinuxCalls {
     // component is never followed, so an entry can only ever write where the walk that opened its parent allowed.
 
     public static final int O_CREAT = 0100;
+    public static final int O_TRUNC = 01000;
+    public static final int O_APPEND = 02000;
     public static final int O_EXCL = 0200;
     public static final int S_IFIFO = 0010000;
     public static final int S_IFCHR = 0020000;

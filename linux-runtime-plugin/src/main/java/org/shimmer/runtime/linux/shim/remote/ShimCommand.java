@@ -9,8 +9,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.shimmer.runtime.ErrorCode;
+import org.shimmer.runtime.linux.sys.SpawnedProcess;
 import org.shimmer.runtime.shim.ShimException;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -54,13 +56,13 @@ final class ShimCommand {
      */
     Mono<Result> start(byte[] stdin, Path eventsSocket, Scheduler io) {
         return Mono.defer(() -> {
-            ProcessBuilder builder = builder("start");
-            builder.environment().put("TTRPC_ADDRESS", eventsSocket.toString());
+            List<String> command = command("start");
+            Map<String, String> environment = Map.of("TTRPC_ADDRESS", eventsSocket.toString());
             return Mono.usingWhen(
-                    Mono.fromCallable(() -> launch(builder, stdin)).subscribeOn(io),
+                    Mono.fromCallable(() -> launch(command, environment, stdin)).subscribeOn(io),
                     process -> Mono.fromCallable(() -> {
                                 if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-                                    throw timedOut(builder);
+                                    throw timedOut("start");
                                 }
                                 return result(process);
                             }).subscribeOn(io),
@@ -75,26 +77,26 @@ final class ShimCommand {
      * {@code DeleteResponse} (always exit status 137: it cannot know the real one).
      */
     Result delete() {
-        return run(builder("delete"), new byte[0]);
+        return run(command("delete"), new byte[0]);
     }
 
-    private ProcessBuilder builder(String action) {
+    private List<String> command(String action) {
         List<String> command = new ArrayList<>(List.of(binary, "-namespace", namespace, "-address", daemonAddress,
                 "-publish-binary", binary, "-id", id, "-bundle", bundle.toString()));
         if (debug) {
             command.add("-debug");
         }
         command.add(action);
-        return new ProcessBuilder(command).directory(bundle.toFile());
+        return command;
     }
 
-    private Result run(ProcessBuilder builder, byte[] stdin) {
-        Process process = launch(builder, stdin);
+    private Result run(List<String> command, byte[] stdin) {
+        Process process = launch(command, Map.of(), stdin);
         try {
             // What the shim prints is far smaller than a pipe, so it cannot block on output before exiting.
             if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
                 kill(process);
-                throw timedOut(builder);
+                throw timedOut(command.getLast());
             }
             return result(process);
         } catch (InterruptedException e) {
@@ -106,11 +108,15 @@ final class ShimCommand {
         }
     }
 
-    /** Starts the command and hands it {@code stdin}, then end of file; blocking. */
-    private Process launch(ProcessBuilder builder, byte[] stdin) {
+    /**
+     * Starts the command in the bundle, {@code environment} over ours, and hands it {@code stdin}, then end of file;
+     * blocking. Spawned from this thread (posix_spawn), not through the JDK's helper process (issue 14).
+     */
+    private Process launch(List<String> command, Map<String, String> environment, byte[] stdin) {
         Process process;
         try {
-            process = builder.start();
+            process = SpawnedProcess.start(command, bundle, environment, ProcessBuilder.Redirect.PIPE,
+                    ProcessBuilder.Redirect.PIPE, ProcessBuilder.Redirect.PIPE);
         } catch (IOException e) {
             throw new ShimException("cannot run shim binary " + binary + ": " + e.getMessage(), e);
         }
@@ -128,8 +134,8 @@ final class ShimCommand {
                 new String(readAll(exited.getErrorStream()), StandardCharsets.UTF_8).strip());
     }
 
-    private ShimException timedOut(ProcessBuilder builder) {
-        return new ShimException(ErrorCode.DEADLINE_EXCEEDED, "shim " + builder.command().getLast() + " for "
+    private ShimException timedOut(String action) {
+        return new ShimException(ErrorCode.DEADLINE_EXCEEDED, "shim " + action + " for "
                 + namespace + "/" + id + " did not finish within " + TIMEOUT);
     }
 

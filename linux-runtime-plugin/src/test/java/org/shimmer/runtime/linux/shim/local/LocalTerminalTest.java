@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -287,9 +288,13 @@ class LocalTerminalTest {
 
         for (int i = 0; i < 30; i++) {
             Duration cancelAfter = Duration.ofMillis(random.nextLong(createTakes + 1));
-            ProcessIo made = shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE)))
+            // What the create handed on is ours even when timeout() then drops it: a timer firing while the
+            // value passes makes timeout() drop the value (Reactor's onNextDropped), and the task created for
+            // it stayed, so the next create of the loop found it.
+            AtomicReference<ProcessIo> delivered = new AtomicReference<>();
+            shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE))).doOnNext(delivered::set)
                     .timeout(cancelAfter, Mono.empty()).block(TIMEOUT);
-            if (made != null) {
+            if (delivered.get() != null) {
                 shim.delete().block(TIMEOUT);
             }
         }
