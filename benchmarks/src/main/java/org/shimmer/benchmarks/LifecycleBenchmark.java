@@ -1,6 +1,7 @@
 package org.shimmer.benchmarks;
 
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,6 +37,8 @@ public final class LifecycleBenchmark {
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
     private static final int WARMUP = Integer.getInteger("shimmer.bench.warmup", 5);
     private static final String NAMESPACE = "bench";
+    /** Local lifecycles of the profiled pass, after the measured ones (sampling is kept out of the figures). */
+    private static final int PROFILED = 30;
     /** The steps of one plugin lifecycle, in order, as the breakdown names them. */
     static final List<String> STEPS = List.of("bundle create", "shim client", "create", "start", "wait", "delete",
             "shutdown", "bundle delete");
@@ -71,7 +74,13 @@ public final class LifecycleBenchmark {
                         i -> runcLifecycle(work, runcSpec, "r" + i), profile::start);
                 local = pair[0];
                 runcMs = pair[1];
-                localOwn = profile.report(local, steps, n);
+                profile.startSampling();
+                int profiled = Math.min(n, PROFILED);
+                for (int i = 0; i < profiled; i++) {
+                    pluginLifecycle(runtime, ShimOpt.local(), runc, bundleSpec, rootfs, "q" + i,
+                            new long[STEPS.size()]);
+                }
+                localOwn = profile.report(local, steps, n, profiled);
             }
             remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
                     i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i, new long[STEPS.size()]));
@@ -124,6 +133,11 @@ public final class LifecycleBenchmark {
      * Warms both up, then runs {@code n} of each, alternating; the mean ms per lifecycle of each. {@code measuring}
      * starts before the first measured one.
      */
+    private static long processCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime();
+    }
+
     private static double[] measureAlternating(String firstName, String secondName, int n, Lifecycle first,
             Lifecycle second, Measuring measuring) throws Exception {
         for (int i = 0; i < WARMUP; i++) {
@@ -132,15 +146,20 @@ public final class LifecycleBenchmark {
         }
         measuring.begin();
         long[] nanos = new long[2];
+        long firstCpu = 0;
         for (int i = 0; i < n; i++) {
+            long cpuBefore = processCpuNanos();
             long began = System.nanoTime();
             first.run(i);
             long between = System.nanoTime();
+            firstCpu += processCpuNanos() - cpuBefore;
             second.run(i);
             nanos[0] += between - began;
             nanos[1] += System.nanoTime() - between;
         }
         double[] ms = {nanos[0] / 1e6 / n, nanos[1] / 1e6 / n};
+        System.out.printf(Locale.ROOT, "%-44s %8.2f ms of the JVM's CPU per lifecycle (all its threads, the JIT's and "
+                + "GC's too; not its child processes')%n", firstName, firstCpu / 1e6 / n);
         System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up, alternating with "
                 + "%s)%n", firstName, ms[0], n, WARMUP, secondName);
         System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up, alternating with "

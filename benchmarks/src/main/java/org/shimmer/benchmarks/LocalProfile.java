@@ -16,38 +16,50 @@ import jdk.jfr.consumer.RecordedStackTrace;
 import jdk.jfr.consumer.RecordingFile;
 
 /**
- * A JFR recording of the local shim's measured lifecycles: the plugin's {@code org.shimmer.RuncCommand} events
- * (each runc process, and each runc step done in the JVM instead) give the time spent in runc, the rest of a
- * lifecycle minus the container's own run is Shimmer's; execution samples show where that time goes. Read by
- * event name, so the benchmark sees nothing of the plugin's classes.
+ * Two JFR recordings of the local shim. The measured lifecycles carry only the plugin's {@code org.shimmer.RuncCommand}
+ * events (each runc process, and each runc step done in the JVM instead): they give the time spent in runc, and the
+ * rest of a lifecycle minus the container's own run is Shimmer's. Where that time goes comes from a second pass of
+ * lifecycles with execution sampling on, never the measured one: sampling every 2 ms (Java and native stacks of
+ * every thread) cost the measured lifecycles about as much as the work it was looking at. Read by event name, so
+ * the benchmark sees nothing of the plugin's classes.
  */
 final class LocalProfile implements AutoCloseable {
 
     private static final String RUNC = "org.shimmer.RuncCommand";
     private static final int TOP_FRAMES = 12;
 
-    private final Recording recording = new Recording();
+    private final Recording timing = new Recording();
+    private final Recording sampling = new Recording();
     private final Path file;
 
     LocalProfile() throws IOException {
         file = Files.createTempFile("shimmer-lifecycle", ".jfr");
-        recording.enable(RUNC).withThreshold(Duration.ZERO);
-        recording.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(2));
-        recording.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(2));
+        timing.enable(RUNC).withThreshold(Duration.ZERO);
+        sampling.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(2));
+        sampling.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(2));
     }
 
-    /** Starts recording: after the warm-up, so that only the measured lifecycles are in it. */
+    /** Starts timing runc: after the warm-up, so that only the measured lifecycles are in it. */
     void start() {
-        recording.start();
+        timing.start();
+    }
+
+    /** Ends the measured lifecycles and starts sampling, for the profiled pass that follows. */
+    void startSampling() {
+        timing.stop();
+        sampling.start();
     }
 
     /**
-     * Stops the recording and prints the breakdown of {@code n} lifecycles of {@code meanMs} each, whose steps
-     * took {@code steps} nanoseconds in all; returns Shimmer's own ms per lifecycle.
+     * Prints the breakdown of {@code n} measured lifecycles of {@code meanMs} each, whose steps took {@code steps}
+     * nanoseconds in all, and the profile of the {@code profiled} lifecycles since {@link #startSampling}; returns
+     * Shimmer's own ms per lifecycle.
      */
-    double report(double meanMs, long[] steps, int n) throws IOException {
-        recording.stop();
-        recording.dump(file);
+    double report(double meanMs, long[] steps, int n, int profiled) throws IOException {
+        sampling.stop();
+        timing.dump(file);
+        List<RecordedEvent> measuredEvents = RecordingFile.readAllEvents(file);
+        sampling.dump(file);
         List<RecordedEvent> events = RecordingFile.readAllEvents(file);
         System.out.println("local per-step breakdown (mean ms per lifecycle):");
         StringBuilder line = new StringBuilder(" ");
@@ -57,8 +69,8 @@ final class LocalProfile implements AutoCloseable {
         }
         System.out.println(line);
 
-        List<RecordedEvent> measured = events.stream().filter(e -> e.getEventType().getName().equals(RUNC))
-                .toList();
+        List<RecordedEvent> measured = measuredEvents.stream()
+                .filter(e -> e.getEventType().getName().equals(RUNC)).toList();
         Map<String, double[]> byCommand = new TreeMap<>();
         double inRunc = 0;
         double inJvm = 0;
@@ -92,6 +104,8 @@ final class LocalProfile implements AutoCloseable {
                 + "processes - %.2f waiting for the container's exit (its run, counted as the container's); of it "
                 + "%.2f ms runc's start/delete done in the JVM%n", own, meanMs, runcMs, waitMs, inJvm / n);
 
+        System.out.printf(Locale.ROOT, "profile: from a pass of %d more local lifecycles with JFR sampling on (not the "
+                + "measured ones)%n", profiled);
         // Running Java code (execution samples) is CPU; a thread in native code (native samples) mostly waits:
         // poll loops, process reapers. Both by top frame past the method-handle plumbing of FFM downcalls, and
         // by the innermost Shimmer frame, which says which of our steps the time belongs to.
@@ -134,7 +148,8 @@ final class LocalProfile implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        recording.close();
+        timing.close();
+        sampling.close();
         Files.deleteIfExists(file);
     }
 }

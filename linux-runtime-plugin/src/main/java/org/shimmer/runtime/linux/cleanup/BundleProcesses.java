@@ -32,7 +32,10 @@ final class BundleProcesses {
      */
     record Found(int pid, boolean shimDaemon, boolean containerInit) {
 
-        /** A shim daemon or a container init: forked by the shim or by runc, never by a JVM's ProcessBuilder. */
+        /**
+         * A shim daemon or a container init: forked by the shim or by runc, never launched by a JVM (whose
+         * launcher's waiter reaps what it started: the JDK's reaper, or a {@code SpawnedProcess} waiter).
+         */
         boolean neverSpawnedByJdk() {
             return shimDaemon || containerInit;
         }

@@ -20,7 +20,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>So: the command is stopped first (it forks no more); its descendants are pinned by pidfd and killed while it
  * still holds them, pass after pass, since a killed process's children re-parent to it and show up in the next
- * pass; then the command is killed, the JDK reaps it, and every pinned process that became our child is reaped
+ * pass; then the command is killed and reaped (by its waiter), and every pinned process that became our child is reaped
  * through its pidfd (never by pid: the number may be someone else's by then).
  */
 final class ProcessTree {
@@ -127,6 +127,8 @@ final class ProcessTree {
             // waitFor, not onExit: a spawned runc has no JDK reaper; its wait reaps it.
             if (!root.waitFor(remaining(deadline).toNanos(), TimeUnit.NANOSECONDS)) {
                 log.warn("pid {} did not exit after SIGKILL in time", root.pid());
+                // Its end is reaped whenever it comes (a spawned child has no JDK reaper to do it).
+                root.destroyForcibly();
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

@@ -1,8 +1,10 @@
 package org.shimmer.runtime.linux.runc;
 
+import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -75,6 +77,8 @@ final class RuncInvocation {
         // races the start still kills (no lock: a cancel may come from an event loop).
         if (cancelled.get()) {
             kill();
+            // Nobody reads them now: a pipe's end must not stay open (the JDK closed it at the exit; we do not).
+            closeQuietly(started);
             return;
         }
         try (InputStream out = started.getInputStream()) {
@@ -90,6 +94,16 @@ final class RuncInvocation {
             }
             if (!cancelled.get()) {
                 sink.error(e);
+            }
+        }
+    }
+
+    private static void closeQuietly(Process process) {
+        for (Closeable stream : List.of(process.getInputStream(), process.getErrorStream())) {
+            try {
+                stream.close();
+            } catch (IOException ignored) {
+                // A pipe end: nothing in it is wanted.
             }
         }
     }

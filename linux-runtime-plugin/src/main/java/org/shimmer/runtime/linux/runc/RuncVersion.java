@@ -75,6 +75,10 @@ record RuncVersion(int major, int minor) {
             }
         }
         for (Path file : candidates) {
+            // Asked twice per lifecycle (start, delete): an absent candidate costs one stat, not an exception.
+            if (!Files.exists(file)) {
+                continue;
+            }
             try {
                 BasicFileAttributes attributes = Files.readAttributes(file, BasicFileAttributes.class);
                 if (attributes.isRegularFile() && Files.isExecutable(file)) {

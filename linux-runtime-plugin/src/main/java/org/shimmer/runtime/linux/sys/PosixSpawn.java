@@ -9,7 +9,9 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -65,14 +67,25 @@ final class PosixSpawn {
     private static final MethodHandle SIGEMPTYSET = link("sigemptyset",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
 
+    static {
+        // The JDK's process class puts SIGCHLD back to its default when it initialises: a JVM started with SIGCHLD
+        // ignored has its children reaped by the kernel, and no exit status could be read. Our own children need
+        // the same (review: every command of a remote-only runtime "failed" with exit 255 then).
+        try {
+            Class.forName("java.lang.ProcessImpl", true, null);
+        } catch (ClassNotFoundException | LinkageError e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private PosixSpawn() {}
 
     /**
      * Starts {@code command} (its first word looked up on {@code PATH}) with {@code stdio[i]} as its descriptor
-     * {@code i}, in {@code directory} (null: ours), with {@code environment} ({@code NAME=value}; null: ours);
+     * {@code i}, in {@code directory} (null: ours), with our environment and {@code environment} set over it;
      * returns its pid. The descriptors stay the caller's to close.
      */
-    static int spawn(List<String> command, int[] stdio, Path directory, List<String> environment)
+    static int spawn(List<String> command, int[] stdio, Path directory, Map<String, String> environment)
             throws IOException {
         if (!AVAILABLE) {
             throw new IllegalStateException("posix_spawn with addclosefrom_np is not available");
@@ -105,8 +118,7 @@ final class PosixSpawn {
                     MemorySegment argv = strings(arena, command);
                     MemorySegment pid = arena.allocate(ValueLayout.JAVA_INT);
                     // Read at each spawn: the variable moves when the environment grows.
-                    MemorySegment envp = environment == null ? environ().get(ValueLayout.ADDRESS, 0)
-                            : strings(arena, environment);
+                    MemorySegment envp = environment(arena, environment);
                     int error = (int) SPAWNP.invokeExact(pid, argv.getAtIndex(ValueLayout.ADDRESS, 0), actions,
                             attributes, argv, envp);
                     if (error != 0) {
@@ -135,6 +147,37 @@ final class PosixSpawn {
         }
         array.setAtIndex(ValueLayout.ADDRESS, strings.size(), MemorySegment.NULL);
         return array;
+    }
+
+    /**
+     * Ours ({@code environ}) when nothing is set over it; else its entries, other than those set, as they are
+     * (their bytes untouched, whatever their encoding), and the set ones.
+     */
+    private static MemorySegment environment(Arena arena, Map<String, String> overrides) {
+        MemorySegment ours = environ().get(ValueLayout.ADDRESS, 0);
+        if (overrides.isEmpty()) {
+            return ours;
+        }
+        List<MemorySegment> entries = new ArrayList<>();
+        MemorySegment array = ours.reinterpret(Long.MAX_VALUE);
+        for (long i = 0; ; i++) {
+            MemorySegment entry = array.getAtIndex(ValueLayout.ADDRESS, i);
+            if (entry.equals(MemorySegment.NULL)) {
+                break;
+            }
+            String text = entry.reinterpret(Long.MAX_VALUE).getString(0);
+            int equals = text.indexOf('=');
+            if (equals < 0 || !overrides.containsKey(text.substring(0, equals))) {
+                entries.add(entry);
+            }
+        }
+        overrides.forEach((name, value) -> entries.add(arena.allocateFrom(name + "=" + value)));
+        MemorySegment envp = arena.allocate(ValueLayout.ADDRESS, entries.size() + 1L);
+        for (int i = 0; i < entries.size(); i++) {
+            envp.setAtIndex(ValueLayout.ADDRESS, i, entries.get(i));
+        }
+        envp.setAtIndex(ValueLayout.ADDRESS, entries.size(), MemorySegment.NULL);
+        return envp;
     }
 
     private static MemorySegment environ() {

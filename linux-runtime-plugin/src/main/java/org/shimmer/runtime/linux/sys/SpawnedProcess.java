@@ -10,13 +10,13 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 
 /**
@@ -33,11 +33,10 @@ public final class SpawnedProcess extends Process {
 
     private static final int SIGTERM = 15;
     private static final int SIGKILL = 9;
+    private static final int ENOEXEC = 8;
     private static final int FILE_MODE = 0666;
     /** Status of a child whose exit could not be read (reaped by someone else after all). */
     private static final int UNKNOWN_EXIT = 255;
-    /** How long a killed child's reaper thread waits for its end. */
-    private static final Duration REAP_AFTER_KILL = Duration.ofSeconds(30);
 
     private final int pid;
     private final OwnedFd pidfd;
@@ -45,14 +44,14 @@ public final class SpawnedProcess extends Process {
     private final InputStream stdout;
     private final InputStream stderr;
     private final AtomicBoolean reaperStarted = new AtomicBoolean();
-    private Integer exit;
+    private volatile Integer exit;
 
-    private SpawnedProcess(int pid, OwnedFd pidfd, OutputStream stdin, InputStream stdout, InputStream stderr) {
+    private SpawnedProcess(int pid, OwnedFd pidfd, OutputStream stdin, OwnedFd stdout, OwnedFd stderr) {
         this.pid = pid;
         this.pidfd = pidfd;
         this.stdin = stdin;
-        this.stdout = stdout;
-        this.stderr = stderr;
+        this.stdout = input(stdout);
+        this.stderr = input(stderr);
     }
 
     /**
@@ -70,12 +69,21 @@ public final class SpawnedProcess extends Process {
      */
     public static Process start(List<String> command, Path directory, Map<String, String> environment,
             ProcessBuilder.Redirect in, ProcessBuilder.Redirect out, ProcessBuilder.Redirect err) throws IOException {
-        if (!PosixSpawn.AVAILABLE) {
-            ProcessBuilder builder = new ProcessBuilder(command).redirectInput(in).redirectOutput(out)
-                    .redirectError(err);
-            builder.environment().putAll(environment);
-            return (directory == null ? builder : builder.directory(directory.toFile())).start();
+        Process spawned = PosixSpawn.AVAILABLE ? spawn(command, directory, environment, in, out, err) : null;
+        if (spawned != null) {
+            return spawned;
         }
+        ProcessBuilder builder = new ProcessBuilder(command).redirectInput(in).redirectOutput(out).redirectError(err);
+        builder.environment().putAll(environment);
+        return (directory == null ? builder : builder.directory(directory.toFile())).start();
+    }
+
+    /**
+     * The spawn itself; null for a file the kernel cannot execute (a script without {@code #!}), which the JDK
+     * runs with {@code /bin/sh} as the shell would, and so the caller's {@link ProcessBuilder} does.
+     */
+    private static SpawnedProcess spawn(List<String> command, Path directory, Map<String, String> environment,
+            ProcessBuilder.Redirect in, ProcessBuilder.Redirect out, ProcessBuilder.Redirect err) throws IOException {
         List<Integer> parentCopies = new ArrayList<>(4);
         List<OwnedFd> ours = new ArrayList<>(3);
         boolean started = false;
@@ -105,8 +113,15 @@ public final class SpawnedProcess extends Process {
                     stdio[target] = childEnd(redirect, target, parentCopies);
                 }
             }
-            int pid = PosixSpawn.spawn(command, stdio, directory, environment.isEmpty() ? null
-                    : environmentWith(environment));
+            int pid;
+            try {
+                pid = PosixSpawn.spawn(command, stdio, directory, environment);
+            } catch (LinuxCalls.ErrnoException e) {
+                if (e.errno() == ENOEXEC) {
+                    return null;
+                }
+                throw e;
+            }
             OwnedFd pidfd;
             try {
                 pidfd = OwnedFd.pidfd(pid);
@@ -118,7 +133,7 @@ public final class SpawnedProcess extends Process {
             }
             SpawnedProcess process = new SpawnedProcess(pid, pidfd,
                     inPipe == null ? OutputStream.nullOutputStream() : new PipeOutput(inPipe),
-                    input(outputs[1]), input(outputs[2]));
+                    outputs[1], outputs[2]);
             started = true;
             return process;
         } finally {
@@ -127,15 +142,6 @@ public final class SpawnedProcess extends Process {
                 ours.forEach(OwnedFd::close);
             }
         }
-    }
-
-    /** The JVM's environment with {@code overrides} set, as {@code NAME=value} strings. */
-    private static List<String> environmentWith(Map<String, String> overrides) {
-        Map<String, String> merged = new LinkedHashMap<>(System.getenv());
-        merged.putAll(overrides);
-        List<String> entries = new ArrayList<>(merged.size());
-        merged.forEach((name, value) -> entries.add(name + "=" + value));
-        return entries;
     }
 
     /** The descriptor the child gets as {@code target}, opened here as the JDK opens it; noted for closing. */
@@ -158,8 +164,8 @@ public final class SpawnedProcess extends Process {
         return fd;
     }
 
-    private static InputStream input(OwnedFd pipe) {
-        return pipe == null ? InputStream.nullInputStream() : new PipeInput(pipe);
+    private InputStream input(OwnedFd pipe) {
+        return pipe == null ? InputStream.nullInputStream() : new PipeInput(pipe, () -> exit != null);
     }
 
     @Override
@@ -257,7 +263,7 @@ public final class SpawnedProcess extends Process {
     /**
      * After a signal, a thread of its own waits for the end and reaps it: the JDK's children have a reaper that
      * does so, and an owner that kills and walks away (a cancelled shim start) must not leave a zombie. The thread
-     * ends with the process, or after {@link #REAP_AFTER_KILL}.
+     * ends with the process, however long that takes (a reaper that gave up left a zombie for good).
      */
     private void reapWhenItEnds() {
         if (reap() != null || !reaperStarted.compareAndSet(false, true)) {
@@ -265,7 +271,7 @@ public final class SpawnedProcess extends Process {
         }
         Thread.ofPlatform().daemon().name("shimmer-reap-" + pid).start(() -> {
             try {
-                waitFor(REAP_AFTER_KILL.toMillis(), TimeUnit.MILLISECONDS);
+                waitFor();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
@@ -322,15 +328,21 @@ public final class SpawnedProcess extends Process {
         return "SpawnedProcess[pid=" + pid + ", exitValue=" + (status == null ? "\"not exited\"" : status) + "]";
     }
 
-    /** A pipe's read end, blocking; closing it closes the descriptor. */
+    /**
+     * A pipe's read end, blocking while the process runs; once it was reaped, only what is in the pipe is read and
+     * then end of file, as the JDK drains a pipe at the exit: a process it left behind holding the write end (a
+     * daemon forked with our stdout) must not hold the reader for good.
+     */
     private static final class PipeInput extends InputStream {
 
         private static final int CHUNK = 8192;
 
         private final OwnedFd fd;
+        private final BooleanSupplier exited;
 
-        PipeInput(OwnedFd fd) {
+        PipeInput(OwnedFd fd, BooleanSupplier exited) {
             this.fd = fd;
+            this.exited = exited;
         }
 
         @Override
@@ -344,6 +356,9 @@ public final class SpawnedProcess extends Process {
             Objects.checkFromIndexSize(offset, length, bytes.length);
             if (length == 0) {
                 return 0;
+            }
+            if (exited.getAsBoolean() && !fd.awaitReadable(Duration.ZERO)) {
+                return -1;
             }
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment state = LinuxCalls.allocateCallState(arena);

@@ -158,16 +158,16 @@ class SpawnedProcessTest {
 
     @Test
     void stdinFromAPipeADirectoryAndEnvironmentAddedOverOursAsAShimStartHasThem() throws Exception {
-        Process child = SpawnedProcess.start(List.of("sh", "-c", "pwd; echo \"$SHIMMER_TEST_VAR $HOME\"; cat; cat >&2"),
-                dir, Map.of("SHIMMER_TEST_VAR", "set"), ProcessBuilder.Redirect.PIPE, ProcessBuilder.Redirect.PIPE,
-                ProcessBuilder.Redirect.PIPE);
+        Process child = SpawnedProcess.start(List.of("sh", "-c", "pwd; echo \"$SHIMMER_TEST_VAR $HOME $PATH\"; cat; "
+                + "cat >&2"), dir, Map.of("SHIMMER_TEST_VAR", "set", "HOME", "/set/over"), ProcessBuilder.Redirect.PIPE,
+                ProcessBuilder.Redirect.PIPE, ProcessBuilder.Redirect.PIPE);
         try (var in = child.getOutputStream()) {
             in.write("options\n".getBytes(StandardCharsets.UTF_8));
         }
         assertThat(child.waitFor()).isZero();
         try (InputStream out = child.getInputStream(); InputStream err = child.getErrorStream()) {
             assertThat(new String(out.readAllBytes(), StandardCharsets.UTF_8))
-                    .isEqualTo(dir.toRealPath() + "\nset " + System.getenv("HOME") + "\noptions\n");
+                    .isEqualTo(dir.toRealPath() + "\nset /set/over " + System.getenv("PATH") + "\noptions\n");
             // The second cat found stdin at its end: the pipe closed when we closed our end.
             assertThat(err.readAllBytes()).isEmpty();
         }
@@ -204,6 +204,40 @@ class SpawnedProcessTest {
         } finally {
             threads.shutdownNow();
         }
+    }
+
+    @Test
+    void outputReadAfterTheExitEndsThoughAProcessItLeftHoldsThePipe() throws Exception {
+        // As a shim's daemon would if it kept the start command's stdout: the JDK drains the pipe at the exit.
+        Process child = start(List.of("sh", "-c", "sleep 30 & echo $!"), NULL_IN, ProcessBuilder.Redirect.PIPE,
+                ProcessBuilder.Redirect.DISCARD);
+        assertThat(child.waitFor()).isZero();
+        String printed;
+        long began = System.nanoTime();
+        try (InputStream out = child.getInputStream()) {
+            printed = new String(out.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        assertThat(Duration.ofNanos(System.nanoTime() - began)).isLessThan(Duration.ofSeconds(10));
+        int sleeper = Integer.parseInt(printed.strip());
+        LinuxCalls.kill(sleeper, 9);
+        try {
+            // Ours when an earlier test made the JVM a subreaper.
+            LinuxCalls.waitPid(sleeper, LinuxCalls.WEXITED);
+        } catch (IOException notOurs) {
+            assertThat(Processes.awaitGone(sleeper, Duration.ofSeconds(5))).isTrue();
+        }
+    }
+
+    @Test
+    void aScriptWithoutAnInterpreterLineRunsWithTheShellAsTheJdkRunsIt() throws Exception {
+        Path script = Files.writeString(dir.resolve("no-shebang"), "echo from a script\n");
+        Files.setPosixFilePermissions(script, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+        Process child = start(List.of(script.toString()), NULL_IN, ProcessBuilder.Redirect.PIPE,
+                ProcessBuilder.Redirect.DISCARD);
+        try (InputStream out = child.getInputStream()) {
+            assertThat(new String(out.readAllBytes(), StandardCharsets.UTF_8)).isEqualTo("from a script\n");
+        }
+        assertThat(child.waitFor()).isZero();
     }
 
     @Test

@@ -11,6 +11,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.linux.sys.SpawnedProcess;
 import org.shimmer.runtime.shim.ShimException;
@@ -58,8 +60,29 @@ final class ShimCommand {
         return Mono.defer(() -> {
             List<String> command = command("start");
             Map<String, String> environment = Map.of("TTRPC_ADDRESS", eventsSocket.toString());
+            // A cancel while the launch runs: usingWhen then drops the process the launch hands on, with no
+            // cleanup (review: a zombie and three descriptors for good). Set, then checked, on both sides: whichever
+            // comes second kills it.
+            AtomicReference<Process> launched = new AtomicReference<>();
+            AtomicBoolean cancelled = new AtomicBoolean();
+            Mono<Process> launching = Mono.fromCallable(() -> {
+                        Process process = launch(command, environment, stdin);
+                        launched.set(process);
+                        if (cancelled.get()) {
+                            kill(process);
+                        }
+                        return process;
+                    })
+                    .subscribeOn(io)
+                    .doOnCancel(() -> {
+                        cancelled.set(true);
+                        Process process = launched.get();
+                        if (process != null) {
+                            kill(process);
+                        }
+                    });
             return Mono.usingWhen(
-                    Mono.fromCallable(() -> launch(command, environment, stdin)).subscribeOn(io),
+                    launching,
                     process -> Mono.fromCallable(() -> {
                                 if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
                                     throw timedOut("start");
