@@ -66,7 +66,8 @@ final class RuncInvocation {
         event.begin();
         try {
             started = start.call();
-        } catch (Exception e) {
+        } catch (Throwable e) {
+            // An Error too (a launcher that failed to initialise): the caller must hear of it, not wait for good.
             if (!cancelled.get()) {
                 sink.error(e);
             }

@@ -150,25 +150,20 @@ final class PosixSpawn {
     }
 
     /**
-     * Ours ({@code environ}) when nothing is set over it; else its entries, other than those set, as they are
-     * (their bytes untouched, whatever their encoding), and the set ones.
+     * Ours ({@code environ}) when nothing is set over it, as the JDK passes it; else, as the JDK does too, the
+     * entries of the environment the JVM started with (copied once, their bytes untouched, whatever their encoding)
+     * other than those set, and the set ones. The live array is not walked then: a {@code setenv} in another
+     * thread may free it under us.
      */
     private static MemorySegment environment(Arena arena, Map<String, String> overrides) {
         MemorySegment ours = environ().get(ValueLayout.ADDRESS, 0);
-        if (overrides.isEmpty()) {
+        if (overrides.isEmpty() && !ours.equals(MemorySegment.NULL)) {
             return ours;
         }
         List<MemorySegment> entries = new ArrayList<>();
-        MemorySegment array = ours.reinterpret(Long.MAX_VALUE);
-        for (long i = 0; ; i++) {
-            MemorySegment entry = array.getAtIndex(ValueLayout.ADDRESS, i);
-            if (entry.equals(MemorySegment.NULL)) {
-                break;
-            }
-            String text = entry.reinterpret(Long.MAX_VALUE).getString(0);
-            int equals = text.indexOf('=');
-            if (equals < 0 || !overrides.containsKey(text.substring(0, equals))) {
-                entries.add(entry);
+        for (StartEnvironment.Entry entry : StartEnvironment.ENTRIES) {
+            if (!overrides.containsKey(entry.name())) {
+                entries.add(entry.string());
             }
         }
         overrides.forEach((name, value) -> entries.add(arena.allocateFrom(name + "=" + value)));
@@ -178,6 +173,41 @@ final class PosixSpawn {
         }
         envp.setAtIndex(ValueLayout.ADDRESS, entries.size(), MemorySegment.NULL);
         return envp;
+    }
+
+    /** The environment the JVM started with, copied at the first spawn that sets a variable; never freed. */
+    private static final class StartEnvironment {
+
+        record Entry(String name, MemorySegment string) {}
+
+        static final List<Entry> ENTRIES = copy();
+
+        private static List<Entry> copy() {
+            // Automatic: freed with this class when a reloaded plugin's class loader goes.
+            Arena arena = Arena.ofAuto();
+            MemorySegment array = environ().get(ValueLayout.ADDRESS, 0);
+            List<Entry> entries = new ArrayList<>();
+            if (array.equals(MemorySegment.NULL)) {
+                return entries;
+            }
+            array = array.reinterpret(Long.MAX_VALUE);
+            for (long i = 0; ; i++) {
+                MemorySegment entry = array.getAtIndex(ValueLayout.ADDRESS, i);
+                if (entry.equals(MemorySegment.NULL)) {
+                    return List.copyOf(entries);
+                }
+                MemorySegment string = entry.reinterpret(Long.MAX_VALUE);
+                long length = 0;
+                while (string.get(ValueLayout.JAVA_BYTE, length) != 0) {
+                    length++;
+                }
+                MemorySegment copy = arena.allocate(length + 1);
+                MemorySegment.copy(string, 0, copy, 0, length + 1);
+                String text = copy.getString(0);
+                int equals = text.indexOf('=');
+                entries.add(new Entry(equals < 0 ? text : text.substring(0, equals), copy));
+            }
+        }
     }
 
     private static MemorySegment environ() {

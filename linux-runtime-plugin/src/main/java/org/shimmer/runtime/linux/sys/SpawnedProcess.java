@@ -309,14 +309,12 @@ public final class SpawnedProcess extends Process {
         return handle().map(ProcessHandle::descendants).orElseGet(Stream::empty);
     }
 
-    /** The live process, never a later one that got the pid: none once reaped. */
-    private Optional<ProcessHandle> handle() {
-        synchronized (this) {
-            if (exit != null) {
-                return Optional.empty();
-            }
-        }
-        return ProcessHandle.of(pid);
+    /**
+     * The live process, never a later one that got the pid: none once reaped. Looked up under the lock reap()
+     * takes, so the pid cannot be reaped, and reused, between the check and the lookup.
+     */
+    private synchronized Optional<ProcessHandle> handle() {
+        return exit != null ? Optional.empty() : ProcessHandle.of(pid);
     }
 
     @Override

@@ -13,6 +13,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.linux.sys.SpawnedProcess;
 import org.shimmer.runtime.shim.ShimException;
@@ -65,14 +66,13 @@ final class ShimCommand {
             // comes second kills it.
             AtomicReference<Process> launched = new AtomicReference<>();
             AtomicBoolean cancelled = new AtomicBoolean();
-            Mono<Process> launching = Mono.fromCallable(() -> {
-                        Process process = launch(command, environment, stdin);
+            Mono<Process> launching = Mono.fromCallable(() -> launch(command, environment, stdin, process -> {
+                        // Before stdin is written: a cancel while the write blocks kills it at once.
                         launched.set(process);
                         if (cancelled.get()) {
                             kill(process);
                         }
-                        return process;
-                    })
+                    }))
                     .subscribeOn(io)
                     .doOnCancel(() -> {
                         cancelled.set(true);
@@ -114,7 +114,7 @@ final class ShimCommand {
     }
 
     private Result run(List<String> command, byte[] stdin) {
-        Process process = launch(command, Map.of(), stdin);
+        Process process = launch(command, Map.of(), stdin, started -> {});
         try {
             // What the shim prints is far smaller than a pipe, so it cannot block on output before exiting.
             if (!process.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
@@ -135,7 +135,8 @@ final class ShimCommand {
      * Starts the command in the bundle, {@code environment} over ours, and hands it {@code stdin}, then end of file;
      * blocking. Spawned from this thread (posix_spawn), not through the JDK's helper process (issue 14).
      */
-    private Process launch(List<String> command, Map<String, String> environment, byte[] stdin) {
+    private Process launch(List<String> command, Map<String, String> environment, byte[] stdin,
+            Consumer<Process> started) {
         Process process;
         try {
             process = SpawnedProcess.start(command, bundle, environment, ProcessBuilder.Redirect.PIPE,
@@ -143,6 +144,7 @@ final class ShimCommand {
         } catch (IOException e) {
             throw new ShimException("cannot run shim binary " + binary + ": " + e.getMessage(), e);
         }
+        started.accept(process);
         try (OutputStream in = process.getOutputStream()) {
             in.write(stdin);
         } catch (IOException stoppedReading) {
