@@ -127,8 +127,13 @@ public final class SpawnedProcess extends Process {
                 pidfd = OwnedFd.pidfd(pid);
             } catch (IOException e) {
                 // Cannot happen while it is our unreaped child; if it does, it must not run unwatched.
-                LinuxCalls.kill(pid, SIGKILL);
-                LinuxCalls.waitPid(pid, LinuxCalls.WEXITED);
+                try {
+                    LinuxCalls.kill(pid, SIGKILL);
+                    LinuxCalls.waitPid(pid, LinuxCalls.WEXITED);
+                } catch (IOException gone) {
+                    // Reaped by someone already (the kernel, with SIGCHLD ignored): the first error says why.
+                    e.addSuppressed(gone);
+                }
                 throw e;
             }
             SpawnedProcess process = new SpawnedProcess(pid, pidfd,

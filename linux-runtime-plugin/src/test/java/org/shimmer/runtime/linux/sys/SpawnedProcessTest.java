@@ -247,6 +247,39 @@ class SpawnedProcessTest {
     }
 
     @Test
+    void aJvmStartedWithSigchldIgnoredStillGetsItsChildrensStatuses() throws Exception {
+        // A JVM whose parent ignored SIGCHLD: the kernel would reap our children itself, and no status could be read
+        // (every runc command of a remote-only runtime "failed" with 255). Nothing else here loads the JDK's process
+        // class, which puts SIGCHLD back to its default; the spawner must do it.
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        // perl (essential in Debian) passes an ignored SIGCHLD on through exec; dash's trap does not.
+        Process host = new ProcessBuilder("perl", "-e", "$SIG{CHLD} = 'IGNORE'; exec @ARGV", java.toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                SpawnInIgnoredSigchld.class.getName())
+                .redirectErrorStream(true).start();
+        String printed;
+        try (InputStream out = host.getInputStream()) {
+            printed = new String(out.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        assertThat(host.waitFor()).as(printed).isZero();
+        assertThat(printed).contains("SigIgn before: ignored", "exit 3");
+    }
+
+    /** The child JVM of {@link #aJvmStartedWithSigchldIgnoredStillGetsItsChildrensStatuses}. */
+    static final class SpawnInIgnoredSigchld {
+        public static void main(String[] args) throws Exception {
+            // SigIgn is a hex mask; SIGCHLD (17) is bit 16.
+            String ignored = Files.readAllLines(Path.of("/proc/self/status")).stream()
+                    .filter(line -> line.startsWith("SigIgn:")).findFirst().orElseThrow().substring(7).strip();
+            System.out.println("SigIgn before: " + ((Long.parseLong(ignored, 16) & (1L << 16)) != 0 ? "ignored"
+                    : "default"));
+            Process child = SpawnedProcess.start(List.of("sh", "-c", "exit 3"), NULL_IN,
+                    ProcessBuilder.Redirect.DISCARD, ProcessBuilder.Redirect.DISCARD);
+            System.out.println("exit " + child.waitFor());
+        }
+    }
+
+    @Test
     void aChildKilledAndLeftWithoutAWaitIsReapedAnyway() throws Exception {
         // As a cancelled shim start leaves it: killed, streams closed, nobody waits. The JDK's reaper would reap it.
         Process child = start(List.of("sleep", "30"), NULL_IN, ProcessBuilder.Redirect.PIPE,
