@@ -303,7 +303,7 @@ class SpawnedProcessTest {
                 Thread.currentThread().interrupt();
             }
         });
-        Thread.sleep(100);
+        // Whenever it lands, before the wait or in it: the wait checks between polls of at most 100 ms.
         waiter.interrupt();
         waiter.join(5_000);
         assertThat(waiter.isAlive()).isFalse();
