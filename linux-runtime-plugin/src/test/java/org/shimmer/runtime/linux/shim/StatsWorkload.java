@@ -7,7 +7,7 @@ import org.shimmer.runtime.linux.testing.BusyboxBundle;
 
 /**
  * A workload whose resource usage is known: it writes {@link #FILL} bytes into the container's {@code /dev/shm}
- * tmpfs (charged to its memory cgroup), leaves three sleepers and its shell running, and prints {@link #READY}.
+ * tmpfs (charged to its memory cgroup), burns some CPU, leaves three sleepers and its shell running, and prints {@link #READY}.
  * The spec sets {@link #MEMORY_LIMIT} and {@link #PIDS_LIMIT}.
  */
 public final class StatsWorkload {
@@ -24,8 +24,11 @@ public final class StatsWorkload {
     private StatsWorkload() {}
 
     public static byte[] spec(Path scratch) throws Exception {
+        // The second dd only burns CPU (a GiB from /dev/zero, ~0.1 s): cgroup v1 splits user and system time in
+        // 10 ms ticks, and the fill alone took less than one on a fast machine (CI saw user + system 0).
         String script = "/bin/busybox dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=" + (FILL >> 20)
-                + " 2>/dev/null; sleep 60 & sleep 60 & sleep 60 & echo " + READY + "; wait";
+                + " 2>/dev/null; /bin/busybox dd if=/dev/zero of=/dev/null bs=1048576 count=1024 2>/dev/null; "
+                + "sleep 60 & sleep 60 & sleep 60 & echo " + READY + "; wait";
         ObjectNode spec = (ObjectNode) JSON.readTree(BusyboxBundle.spec(scratch, "/bin/sh", "-c", script));
         ObjectNode resources = (ObjectNode) spec.path("linux").path("resources");
         resources.putObject("memory").put("limit", MEMORY_LIMIT);
