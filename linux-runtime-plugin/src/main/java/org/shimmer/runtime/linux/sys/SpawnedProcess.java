@@ -69,19 +69,15 @@ public final class SpawnedProcess extends Process {
      */
     public static Process start(List<String> command, Path directory, Map<String, String> environment,
             ProcessBuilder.Redirect in, ProcessBuilder.Redirect out, ProcessBuilder.Redirect err) throws IOException {
-        Process spawned = PosixSpawn.AVAILABLE ? spawn(command, directory, environment, in, out, err) : null;
-        if (spawned != null) {
-            return spawned;
+        if (PosixSpawn.AVAILABLE) {
+            return spawn(command, directory, environment, in, out, err);
         }
         ProcessBuilder builder = new ProcessBuilder(command).redirectInput(in).redirectOutput(out).redirectError(err);
         builder.environment().putAll(environment);
         return (directory == null ? builder : builder.directory(directory.toFile())).start();
     }
 
-    /**
-     * The spawn itself; null for a file the kernel cannot execute (a script without {@code #!}), which the JDK
-     * runs with {@code /bin/sh} as the shell would, and so the caller's {@link ProcessBuilder} does.
-     */
+    /** The spawn itself, with posix_spawnp. */
     private static SpawnedProcess spawn(List<String> command, Path directory, Map<String, String> environment,
             ProcessBuilder.Redirect in, ProcessBuilder.Redirect out, ProcessBuilder.Redirect err) throws IOException {
         List<Integer> parentCopies = new ArrayList<>(4);
@@ -117,10 +113,15 @@ public final class SpawnedProcess extends Process {
             try {
                 pid = PosixSpawn.spawn(command, stdio, directory, environment);
             } catch (LinuxCalls.ErrnoException e) {
-                if (e.errno() == ENOEXEC) {
-                    return null;
+                if (e.errno() != ENOEXEC) {
+                    throw e;
                 }
-                throw e;
+                // A script without #!: as the JDK and the shell run it, by /bin/sh, which exec's it in place (the
+                // pid stays the one we watch) and reads it itself. On the descriptors already open: a FIFO
+                // opened twice would have shown its other end a close.
+                List<String> throughShell = new ArrayList<>(List.of("/bin/sh", "-c", "exec \"$0\" \"$@\""));
+                throughShell.addAll(command);
+                pid = PosixSpawn.spawn(throughShell, stdio, directory, environment);
             }
             OwnedFd pidfd;
             try {

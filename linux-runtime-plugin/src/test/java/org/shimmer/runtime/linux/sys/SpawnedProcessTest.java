@@ -236,12 +236,14 @@ class SpawnedProcessTest {
 
     @Test
     void aScriptWithoutAnInterpreterLineRunsWithTheShellAsTheJdkRunsIt() throws Exception {
-        Path script = Files.writeString(dir.resolve("no-shebang"), "echo from a script\n");
+        Path script = Files.writeString(dir.resolve("no-shebang"), "echo from a script $$\n");
         Files.setPosixFilePermissions(script, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
         Process child = start(List.of(script.toString()), NULL_IN, ProcessBuilder.Redirect.PIPE,
                 ProcessBuilder.Redirect.DISCARD);
         try (InputStream out = child.getInputStream()) {
-            assertThat(new String(out.readAllBytes(), StandardCharsets.UTF_8)).isEqualTo("from a script\n");
+            // Its pid is the one spawned: the shell ran it in place, so the pidfd watches the script.
+            assertThat(new String(out.readAllBytes(), StandardCharsets.UTF_8))
+                    .isEqualTo("from a script " + child.pid() + "\n");
         }
         assertThat(child.waitFor()).isZero();
     }
