@@ -44,6 +44,19 @@ public sealed interface Stdio {
         return new Terminal(stdin, size);
     }
 
+    /**
+     * Streams that already exist, named by path, as containerd's clients make them ({@code ctr}'s FIFOs): the
+     * process opens them itself, so its output goes straight to their reader. {@code null} for a stream it does
+     * not have ({@code /dev/null}). Each must exist: a FIFO, or a file an output is appended to. The shim holds a
+     * read end of each output FIFO while the process lives (a reader that went away does not kill it with
+     * {@code SIGPIPE}; its writes wait once the FIFO is full, as under containerd's shim) and a write end of the
+     * stdin FIFO until {@link ShimClient#closeIo} (so the process sees end of input only once its writer closed
+     * and the shim was told: a writer that opens late loses nothing).
+     */
+    static Stdio fifos(Path stdin, Path stdout, Path stderr) {
+        return new Fifos(stdin, stdout, stderr);
+    }
+
     /** See {@link #none()}. */
     enum None implements Stdio { INSTANCE }
 
@@ -54,6 +67,9 @@ public sealed interface Stdio {
             Objects.requireNonNull(stderr, "stderr");
         }
     }
+
+    /** See {@link #fifos(Path, Path, Path)}. */
+    record Fifos(Path stdin, Path stdout, Path stderr) implements Stdio {}
 
     /** See {@link #streams(Publisher)}. */
     record Streams(Publisher<byte[]> stdin) implements Stdio {}

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -17,6 +18,7 @@ import org.shimmer.runtime.linux.poll.PollLoop;
 import org.shimmer.runtime.linux.poll.PtyMaster;
 import org.shimmer.runtime.linux.sys.ConsoleSocket;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TerminalSize;
@@ -51,19 +53,20 @@ public final class ProcessStdio {
     private final PtyMaster terminal;
     private final ConsoleSocket console;
     private final TerminalSize size;
+    private final HeldEnds held;
     private volatile Disposable stdinCopy;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
             FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos) {
         this(stdin, stdout, stderr, stdoutStream, stderrStream, stdinSource, fifos, io, stdinWriter, launchKeepers,
-                files, ptyOverFifos, null, null, null);
+                files, ptyOverFifos, null, null, null, HeldEnds.NONE);
     }
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
             FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos,
-            PtyMaster terminal, ConsoleSocket console, TerminalSize size) {
+            PtyMaster terminal, ConsoleSocket console, TerminalSize size, HeldEnds held) {
         this.stdin = stdin;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -79,6 +82,7 @@ public final class ProcessStdio {
         this.terminal = terminal;
         this.console = console;
         this.size = size;
+        this.held = held;
     }
 
     /**
@@ -96,6 +100,7 @@ public final class ProcessStdio {
                 yield new ProcessStdio("", files.stdout().toString(), files.stderr().toString(), null, null, null,
                         List.of(), io, null, List.of(), true, false);
             }
+            case Stdio.Fifos given -> given(given, io);
             case Stdio.Streams streams -> fifos(streams.stdin(), ioDir, name, poller, io, false);
             case Stdio.Terminal terminal -> terminalFifos(terminal, ioDir, name, poller, io);
         };
@@ -109,7 +114,50 @@ public final class ProcessStdio {
             Scheduler io) throws IOException {
         ConsoleSocket console = ConsoleSocket.listen(ioDir);
         return new ProcessStdio("", "", "", null, null, terminal.stdin(), List.of(), io, null, List.of(), false,
-                false, new PtyMaster(loop, name), console, terminal.size());
+                false, new PtyMaster(loop, name), console, terminal.size(), HeldEnds.NONE);
+    }
+
+    /**
+     * Streams that exist already (a containerd client's FIFOs): the process opens them by path. Each output FIFO
+     * gets a read end of ours, so the process's open never waits and a reader that goes away costs it no
+     * {@code SIGPIPE}; the stdin FIFO a write end of ours, so the process's open never waits for the client and
+     * reads no early end of input. Regular files are used as they are. Blocking; on failure nothing is held.
+     */
+    private static ProcessStdio given(Stdio.Fifos given, Scheduler io) throws IOException {
+        List<OwnedFd> outputs = new ArrayList<>(2);
+        OwnedFd stdinEnd = null;
+        try {
+            for (Path output : new Path[] {given.stdout(), given.stderr()}) {
+                if (output != null && isFifo(output)) {
+                    outputs.add(OwnedFd.open(output, LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK
+                            | LinuxCalls.O_CLOEXEC));
+                }
+            }
+            if (given.stdin() != null && isFifo(given.stdin())) {
+                stdinEnd = OwnedFd.open(given.stdin(), LinuxCalls.O_RDWR | LinuxCalls.O_CLOEXEC);
+            }
+        } catch (IOException | RuntimeException e) {
+            outputs.forEach(OwnedFd::close);
+            throw e;
+        }
+        return new ProcessStdio(pathOrEmpty(given.stdin()), pathOrEmpty(given.stdout()),
+                pathOrEmpty(given.stderr()), null, null, null, List.of(), io, null, List.of(), true, false, null,
+                null, null, new HeldEnds(stdinEnd, List.copyOf(outputs)));
+    }
+
+    /** Whether {@code path} is a FIFO; {@link NoSuchFileException} naming it when it does not exist. Blocking. */
+    private static boolean isFifo(Path path) throws IOException {
+        int mode = (Integer) Files.getAttribute(path, "unix:mode");
+        return (mode & 0170000) == 0010000;
+    }
+
+    private static String pathOrEmpty(Path path) {
+        return path != null ? path.toString() : "";
+    }
+
+    /** The ends of given FIFOs the shim holds: stdin's until it is closed, the outputs' until release. */
+    private record HeldEnds(OwnedFd stdin, List<OwnedFd> outputs) {
+        static final HeldEnds NONE = new HeldEnds(null, List.of());
     }
 
     /**
@@ -303,6 +351,9 @@ public final class ProcessStdio {
 
     /** Stops copying stdin and closes our end of the FIFO. */
     public void closeStdin() {
+        if (held.stdin() != null) {
+            held.stdin().close();
+        }
         if (terminal != null) {
             terminal.stopTyping();
         }
@@ -344,6 +395,7 @@ public final class ProcessStdio {
         }
         closeStdin();
         launched();
+        held.outputs().forEach(OwnedFd::close);
         if (terminal != null) {
             terminal.close();
         }

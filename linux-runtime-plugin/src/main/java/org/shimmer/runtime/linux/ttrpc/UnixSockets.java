@@ -18,7 +18,7 @@ import java.util.Set;
  *
  * <p>Invariants: only filesystem sockets, never abstract ones (CVE-2020-15257: abstract sockets ignore file
  * permissions, so any process in the network namespace could connect); a socket lives in a directory only its
- * owner can enter (0700) and is itself 0600.
+ * owner can enter (0700, or stricter such as containerd's 0600 {@code /run/containerd/s}) and is itself 0600.
  */
 final class UnixSockets {
 
@@ -50,8 +50,9 @@ final class UnixSockets {
             Files.setPosixFilePermissions(dir, DIR_MODE);
         }
         Set<PosixFilePermission> dirMode = Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS);
-        if (!DIR_MODE.equals(dirMode)) {
-            throw new IOException("socket directory " + dir + " must be mode 0700 (rwx------), is "
+        // Only the owner may enter: 0700, or stricter, as containerd's shims leave /run/containerd/s (0600).
+        if (!DIR_MODE.containsAll(dirMode)) {
+            throw new IOException("socket directory " + dir + " must be mode 0700 (rwx------) or stricter, is "
                     + PosixFilePermissions.toString(dirMode));
         }
         if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {

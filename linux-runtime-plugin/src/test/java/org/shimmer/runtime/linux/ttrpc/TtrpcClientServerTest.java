@@ -425,6 +425,27 @@ class TtrpcClientServerTest {
                 .expectErrorSatisfies(e -> assertThat(e).hasMessageContaining("must be mode 0700"))
                 .verify(TIMEOUT);
         assertThat(open.resolve("x.sock")).doesNotExist();
+        Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwx-----x"));
+        StepVerifier.create(TtrpcServer.create().socket(open.resolve("x.sock")).runOn(loops).blockingOn(blocking)
+                        .bind())
+                .expectErrorSatisfies(e -> assertThat(e).hasMessageContaining("must be mode 0700"))
+                .verify(TIMEOUT);
+        assertThat(open.resolve("x.sock")).doesNotExist();
+    }
+
+    @Test
+    void servesInADirectoryStricterThan0700AsContainerdLeavesItsSocketDirectory() throws IOException {
+        Path strict = Files.createDirectories(temp.resolve("strict"));
+        Files.setPosixFilePermissions(strict, PosixFilePermissions.fromString("rw-------"));
+        TtrpcServerHandle handle = TtrpcServer.create().socket(strict.resolve("x.sock")).runOn(loops)
+                .blockingOn(blocking).bind().block(TIMEOUT);
+        try {
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(strict.resolve("x.sock"))))
+                    .isEqualTo("rw-------");
+        } finally {
+            handle.disposeNow(TIMEOUT);
+        }
+        assertThat(strict.resolve("x.sock")).doesNotExist();
     }
 
     @Test

@@ -31,7 +31,7 @@ import org.shimmer.runtime.shim.Mount;
  * {@code UnmountAll}) would also remove a user's mount on the {@code rootfs} directory itself. The ids are kept in
  * the work directory ({@link #FILE}), so a runtime after a reload undoes them too.
  */
-final class RootfsMounts {
+public final class RootfsMounts {
 
     static final String FILE = "rootfs-mounts.json";
     /** The most bytes of data {@code mount(2)} takes: one page, NUL included. */
@@ -74,7 +74,7 @@ final class RootfsMounts {
     }
 
     /** Undoes the mounts recorded in {@code workDir}, if any, and forgets them. */
-    static void unmount(Path target, Path workDir) throws IOException {
+    public static void unmount(Path target, Path workDir) throws IOException {
         Optional<Layers> layers = WorkFiles.read(workDir, FILE, Layers.class);
         if (layers.isPresent()) {
             undo(target, layers.get().ids());

@@ -1,0 +1,103 @@
+package org.shimmer.containerd;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.shimmer.containerd.events.ContainerdEvents;
+import org.shimmer.containerd.task.TaskService;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.local.LocalShims;
+import org.shimmer.runtime.linux.sys.OwnedFd;
+import org.shimmer.runtime.linux.ttrpc.TtrpcServer;
+import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The one process that serves every task of a namespace for one containerd: started by the binary's {@code start}
+ * in a session of its own (it outlives that command and containerd), a child subreaper so container processes stay
+ * its children, serving {@link TaskService} on its socket and forwarding task events to containerd.
+ *
+ * <p>It exits once it had no task and no call for {@link #IDLE_EXIT} (a shutdown of the last task does not end it
+ * at once: the next {@code ctr run} would pay a JVM start), and only under the {@code start} lock, after checking
+ * that no {@code start} handed out its address meanwhile: a daemon never leaves a task on its way to a dead socket.
+ */
+final class ShimDaemon {
+
+    /** How long the daemon idles before it exits; {@code SHIMMER_SHIM_IDLE_EXIT} (seconds) in its environment. */
+    static final Duration IDLE_EXIT = Duration.ofSeconds(Long.parseLong(
+            System.getenv().getOrDefault("SHIMMER_SHIM_IDLE_EXIT", "30")));
+
+    private static final Logger log = LoggerFactory.getLogger(ShimDaemon.class);
+
+    private ShimDaemon() {}
+
+    static int run(ShimFlags flags) throws IOException, InterruptedException {
+        String namespace = flags.namespace();
+        Path socket = Path.of(flags.required("socket"));
+        DaemonFiles files = new DaemonFiles(Path.of(flags.required("state")));
+        String ttrpcAddress = System.getenv("TTRPC_ADDRESS");
+        if (ttrpcAddress == null || ttrpcAddress.isEmpty()) {
+            throw new IllegalArgumentException("TTRPC_ADDRESS is not set: containerd names its ttRPC socket there");
+        }
+        RuntimeResources resources = new RuntimeResources(RuntimeResources.THREAD_PREFIX);
+        ContainerdEvents events = null;
+        TtrpcServerHandle server = null;
+        try {
+            resources.exitMonitor().adoptOrphans();
+            LocalShims shims = new LocalShims(resources);
+            events = new ContainerdEvents(resources.exchange(), namespace,
+                    Path.of(ttrpcAddress.replaceFirst("^unix://", "")), resources.loops(), resources.io());
+            TaskService tasks = new TaskService(namespace, resources, shims, resources.exchange());
+            server = TtrpcServer.create().socket(socket).runOn(resources.loops()).blockingOn(resources.io())
+                    .service(tasks.service()).bind().block(Duration.ofSeconds(30));
+            files.writePid();
+            log.info("serving namespace {} on {} (containerd's events at {})", namespace, socket, ttrpcAddress);
+            Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().unstarted(() -> {
+                try {
+                    files.removePid();
+                } catch (IOException e) {
+                    log.warn("could not remove the pid file", e);
+                }
+            }));
+            idleUntilExit(tasks, files);
+            return 0;
+        } finally {
+            if (server != null) {
+                server.disposeNow(Duration.ofSeconds(10));
+            }
+            if (events != null) {
+                events.dispose();
+            }
+            resources.close();
+        }
+    }
+
+    /** Returns once the daemon may exit, with the pid file withdrawn under the lock. */
+    private static void idleUntilExit(TaskService tasks, DaemonFiles files) throws IOException,
+            InterruptedException {
+        while (true) {
+            TimeUnit.SECONDS.sleep(1);
+            if (!idle(tasks, files)) {
+                continue;
+            }
+            OwnedFd lock = files.lock();
+            try {
+                if (idle(tasks, files)) {
+                    files.removePid();
+                    log.info("no task for {}: exiting", IDLE_EXIT);
+                    return;
+                }
+            } finally {
+                lock.close();
+            }
+        }
+    }
+
+    private static boolean idle(TaskService tasks, DaemonFiles files) throws IOException {
+        long idleNanos = IDLE_EXIT.toNanos();
+        return tasks.tasks() == 0 && System.nanoTime() - tasks.lastCallNanos() > idleNanos
+                && System.currentTimeMillis() - files.lastStart().toMillis() > IDLE_EXIT.toMillis();
+    }
+}

@@ -1,0 +1,377 @@
+package org.shimmer.containerd.task;
+
+import com.google.protobuf.Any;
+import com.google.protobuf.Empty;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageLite;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.BiFunction;
+import java.util.function.Function;
+import org.shimmer.runtime.Identifiers;
+import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.TaskEvents;
+import org.shimmer.runtime.linux.shim.local.LocalShims;
+import org.shimmer.runtime.linux.shim.proto.CheckpointOptions;
+import org.shimmer.runtime.linux.shim.proto.CheckpointTaskRequest;
+import org.shimmer.runtime.linux.shim.proto.CloseIORequest;
+import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
+import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
+import org.shimmer.runtime.linux.shim.proto.CreateTaskRequest;
+import org.shimmer.runtime.linux.shim.proto.CreateTaskResponse;
+import org.shimmer.runtime.linux.shim.proto.DeleteRequest;
+import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
+import org.shimmer.runtime.linux.shim.proto.ExecProcessRequest;
+import org.shimmer.runtime.linux.shim.proto.KillRequest;
+import org.shimmer.runtime.linux.shim.proto.Options;
+import org.shimmer.runtime.linux.shim.proto.PauseRequest;
+import org.shimmer.runtime.linux.shim.proto.PidsRequest;
+import org.shimmer.runtime.linux.shim.proto.PidsResponse;
+import org.shimmer.runtime.linux.shim.proto.ProcessDetails;
+import org.shimmer.runtime.linux.shim.proto.ProcessInfo;
+import org.shimmer.runtime.linux.shim.proto.ResizePtyRequest;
+import org.shimmer.runtime.linux.shim.proto.ResumeRequest;
+import org.shimmer.runtime.linux.shim.proto.ShutdownRequest;
+import org.shimmer.runtime.linux.shim.proto.StartRequest;
+import org.shimmer.runtime.linux.shim.proto.StartResponse;
+import org.shimmer.runtime.linux.shim.proto.StateRequest;
+import org.shimmer.runtime.linux.shim.proto.StateResponse;
+import org.shimmer.runtime.linux.shim.proto.StatsRequest;
+import org.shimmer.runtime.linux.shim.proto.StatsResponse;
+import org.shimmer.runtime.linux.shim.proto.Status;
+import org.shimmer.runtime.linux.shim.proto.UpdateTaskRequest;
+import org.shimmer.runtime.linux.shim.proto.WaitRequest;
+import org.shimmer.runtime.linux.shim.proto.WaitResponse;
+import org.shimmer.runtime.linux.ttrpc.ServerCall;
+import org.shimmer.runtime.linux.ttrpc.StatusCode;
+import org.shimmer.runtime.linux.ttrpc.TtrpcService;
+import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
+import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.shim.TerminalSize;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.Mono;
+
+/**
+ * containerd's task API ({@code containerd.task.v2.Task}) for every task of one namespace, each run by the local
+ * shim engine on containerd's bundle. containerd dials this daemon's one socket once per task; any connection may
+ * address any task, as the calls name it.
+ *
+ * <p>Invariant: a task is in {@link #tasks} from the start of its create until its init's delete completed, and
+ * its bundle holds the {@link TaskMarker} for exactly as long as something of it may exist on the host.
+ */
+public final class TaskService {
+
+    /** The service name containerd calls. */
+    public static final String SERVICE = "containerd.task.v2.Task";
+
+    /** The default runc root, as containerd's runc shim has it; the namespace is a directory below. */
+    public static final String DEFAULT_RUNC_ROOT = "/run/containerd/runc";
+
+    private static final Logger log = LoggerFactory.getLogger(TaskService.class);
+    private static final String RUNC_OPTIONS_TYPE = "containerd.runc.v1.Options";
+    private static final String PROCESS_DETAILS_TYPE = "containerd.runc.v1.ProcessDetails";
+
+    private final String namespace;
+    private final RuntimeResources resources;
+    private final LocalShims shims;
+    private final EventExchange exchange;
+    private final Map<String, Task> tasks = new ConcurrentHashMap<>();
+    private volatile long lastCallNanos = System.nanoTime();
+
+    /** One task: its bundle, its local shim once made, and the streams containerd named for each process. */
+    private record Task(String id, Path bundle, ShimClient client, Map<String, Streams> streams) {}
+
+    private record Streams(String stdin, String stdout, String stderr, boolean terminal) {}
+
+    public TaskService(String namespace, RuntimeResources resources, LocalShims shims, EventExchange exchange) {
+        this.namespace = namespace;
+        this.resources = resources;
+        this.shims = shims;
+        this.exchange = exchange;
+    }
+
+    /** How many tasks exist or are being created. */
+    public int tasks() {
+        return tasks.size();
+    }
+
+    /** When the last call arrived ({@link System#nanoTime()}). */
+    public long lastCallNanos() {
+        return lastCallNanos;
+    }
+
+    /** The ttRPC service. */
+    public TtrpcService service() {
+        return TtrpcService.named(SERVICE)
+                .method("Create", CreateTaskRequest.parser(), handler(this::create))
+                .method("Start", StartRequest.parser(), handler(this::start))
+                .method("Delete", DeleteRequest.parser(), handler(this::delete))
+                .method("Exec", ExecProcessRequest.parser(), handler(this::exec))
+                .method("State", StateRequest.parser(), handler(this::state))
+                .method("Wait", WaitRequest.parser(), handler(this::await))
+                .method("Kill", KillRequest.parser(), handler(this::kill))
+                .method("Pids", PidsRequest.parser(), handler(this::pids))
+                .method("Pause", PauseRequest.parser(), handler(request -> task(request.getId())
+                        .flatMap(task -> task.client().pause()).thenReturn(Empty.getDefaultInstance())))
+                .method("Resume", ResumeRequest.parser(), handler(request -> task(request.getId())
+                        .flatMap(task -> task.client().resume()).thenReturn(Empty.getDefaultInstance())))
+                .method("CloseIO", CloseIORequest.parser(), handler(request -> task(request.getId())
+                        .flatMap(task -> task.client().closeIo(request.getExecId()))
+                        .thenReturn(Empty.getDefaultInstance())))
+                .method("ResizePty", ResizePtyRequest.parser(), handler(request -> task(request.getId())
+                        .flatMap(task -> task.client().resize(request.getExecId(),
+                                new TerminalSize(request.getWidth(), request.getHeight())))
+                        .thenReturn(Empty.getDefaultInstance())))
+                .method("Update", UpdateTaskRequest.parser(), handler(request -> task(request.getId())
+                        .flatMap(task -> task.client().update(request.getResources().getValue().toByteArray()))
+                        .thenReturn(Empty.getDefaultInstance())))
+                .method("Stats", StatsRequest.parser(), handler(request -> task(request.getId())
+                        .flatMap(task -> task.client().stats())
+                        .map(stats -> StatsResponse.newBuilder().setStats(ContainerdMetrics.of(stats)).build())))
+                .method("Checkpoint", CheckpointTaskRequest.parser(), handler(this::checkpoint))
+                .method("Connect", ConnectRequest.parser(), handler(this::connect))
+                .method("Shutdown", ShutdownRequest.parser(), handler(request -> Mono.just(Empty.getDefaultInstance())));
+    }
+
+    private Mono<CreateTaskResponse> create(CreateTaskRequest request) {
+        return Mono.defer(() -> {
+            String id = Identifiers.requireValid("container id", request.getId());
+            if (!request.getCheckpoint().isEmpty()) {
+                throw new TtrpcStatusException(StatusCode.UNIMPLEMENTED, "create " + id
+                        + ": restoring from a checkpoint is not supported");
+            }
+            if (request.getTerminal()) {
+                throw new TtrpcStatusException(StatusCode.UNIMPLEMENTED, "create " + id
+                        + ": a terminal is not supported yet");
+            }
+            Stdio stdio = ContainerdStdio.of(request.getStdin(), request.getStdout(), request.getStderr());
+            RuncOptions options = runcOptions(request.getOptions());
+            List<Mount> rootfs = request.getRootfsList().stream()
+                    .map(mount -> new Mount(mount.getType(), mount.getSource(), mount.getOptionsList())).toList();
+            Path bundlePath = Path.of(request.getBundle());
+            Task reserved = new Task(id, bundlePath, null, new ConcurrentHashMap<>());
+            if (tasks.putIfAbsent(id, reserved) != null) {
+                throw new TtrpcStatusException(StatusCode.ALREADY_EXISTS, "create " + id + ": task already exists");
+            }
+            reserved.streams().put(ShimClient.INIT, new Streams(request.getStdin(), request.getStdout(),
+                    request.getStderr(), false));
+            return Mono.fromCallable(() -> {
+                        ContainerdBundle bundle = ContainerdBundle.at(id, namespace, bundlePath);
+                        TaskMarker.of(options).write(bundlePath);
+                        return bundle;
+                    })
+                    .subscribeOn(resources.io())
+                    .flatMap(bundle -> shims.newShimClient(bundle, exchange, options))
+                    .flatMap(client -> client.create(new CreateOptions(rootfs, stdio))
+                            .map(io -> {
+                                tasks.put(id, new Task(id, bundlePath, client, reserved.streams()));
+                                return CreateTaskResponse.newBuilder().setPid(io.pid()).build();
+                            })
+                            .onErrorResume(failed -> client.shutdown().onErrorResume(ignored -> Mono.empty())
+                                    .then(Mono.error(failed))))
+                    .doOnError(failed -> forget(id, bundlePath))
+                    .doOnCancel(() -> forget(id, bundlePath));
+        });
+    }
+
+    /** Drops a task whose create failed or was cancelled; the create undid what it made. */
+    private void forget(String id, Path bundle) {
+        tasks.remove(id);
+        resources.io().schedule(() -> {
+            try {
+                TaskMarker.remove(bundle);
+            } catch (java.io.IOException e) {
+                log.warn("could not remove the task marker of {}", bundle, e);
+            }
+        });
+    }
+
+    private static RuncOptions runcOptions(Any any) {
+        RuncOptions options = RuncOptions.defaults().withRuntimeRoot(DEFAULT_RUNC_ROOT);
+        if (any == null || any.getTypeUrl().isEmpty()) {
+            return options;
+        }
+        if (!any.getTypeUrl().endsWith(RUNC_OPTIONS_TYPE)) {
+            throw new TtrpcStatusException(StatusCode.INVALID_ARGUMENT, "options of type " + any.getTypeUrl()
+                    + ": only " + RUNC_OPTIONS_TYPE + " is understood");
+        }
+        Options runc;
+        try {
+            runc = Options.parseFrom(any.getValue());
+        } catch (InvalidProtocolBufferException e) {
+            throw new TtrpcStatusException(StatusCode.INVALID_ARGUMENT, "options of type " + any.getTypeUrl()
+                    + " cannot be read: " + e.getMessage());
+        }
+        if (!runc.getRoot().isEmpty()) {
+            options = options.withRuntimeRoot(runc.getRoot());
+        }
+        return options.withBinaryName(runc.getBinaryName()).withSystemdCgroup(runc.getSystemdCgroup())
+                .withCriuPath(runc.getCriuPath());
+    }
+
+    private Mono<StartResponse> start(StartRequest request) {
+        return task(request.getId()).flatMap(task -> task.client().start(request.getExecId()))
+                .map(pid -> StartResponse.newBuilder().setPid(pid).build());
+    }
+
+    private Mono<DeleteResponse> delete(DeleteRequest request) {
+        String execId = request.getExecId();
+        return task(request.getId()).flatMap(task -> task.client().delete(execId).flatMap(exit -> {
+            if (!execId.isEmpty()) {
+                task.streams().remove(execId);
+                return Mono.just(exit);
+            }
+            // The init is gone with its container: the task's shim ends, then its record and marker.
+            return task.client().shutdown().onErrorResume(ignored -> Mono.empty())
+                    .then(Mono.fromCallable(() -> {
+                        TaskMarker.remove(task.bundle());
+                        tasks.remove(task.id(), task);
+                        return exit;
+                    }).subscribeOn(resources.io()));
+        })).map(exit -> DeleteResponse.newBuilder().setPid(exit.pid()).setExitStatus(exit.status())
+                .setExitedAt(TaskEvents.timestamp(exit.exitedAt())).build());
+    }
+
+    private Mono<Empty> exec(ExecProcessRequest request) {
+        return task(request.getId()).flatMap(task -> {
+            if (request.getTerminal()) {
+                return Mono.error(new TtrpcStatusException(StatusCode.UNIMPLEMENTED, "exec " + request.getExecId()
+                        + " in " + task.id() + ": a terminal is not supported yet"));
+            }
+            Stdio stdio = ContainerdStdio.of(request.getStdin(), request.getStdout(), request.getStderr());
+            Streams streams = new Streams(request.getStdin(), request.getStdout(), request.getStderr(), false);
+            return task.client().exec(request.getExecId(), request.getSpec().getValue().toByteArray(), stdio)
+                    .doOnNext(io -> task.streams().put(request.getExecId(), streams));
+        }).thenReturn(Empty.getDefaultInstance());
+    }
+
+    private Mono<StateResponse> state(StateRequest request) {
+        return task(request.getId()).flatMap(task -> task.client().state(request.getExecId()).map(state -> {
+            Streams streams = Optional.ofNullable(task.streams().get(request.getExecId()))
+                    .orElse(new Streams("", "", "", false));
+            StateResponse.Builder response = StateResponse.newBuilder().setId(task.id())
+                    .setBundle(task.bundle().toString()).setPid(state.pid()).setStatus(status(state.status()))
+                    .setStdin(streams.stdin()).setStdout(streams.stdout()).setStderr(streams.stderr())
+                    .setTerminal(streams.terminal()).setExitStatus(state.exitStatus())
+                    .setExecId(request.getExecId());
+            state.exitedAt().ifPresent(at -> response.setExitedAt(TaskEvents.timestamp(at)));
+            return response.build();
+        }));
+    }
+
+    private static Status status(TaskState.Status status) {
+        return switch (status) {
+            case CREATED -> Status.CREATED;
+            case RUNNING -> Status.RUNNING;
+            case STOPPED -> Status.STOPPED;
+            case PAUSED -> Status.PAUSED;
+            case PAUSING -> Status.PAUSING;
+            case UNKNOWN -> Status.UNKNOWN;
+        };
+    }
+
+    private Mono<WaitResponse> await(WaitRequest request) {
+        return task(request.getId()).flatMap(task -> task.client().awaitExit(request.getExecId()))
+                .map(exit -> WaitResponse.newBuilder().setExitStatus(exit.status())
+                        .setExitedAt(TaskEvents.timestamp(exit.exitedAt())).build());
+    }
+
+    private Mono<Empty> kill(KillRequest request) {
+        return task(request.getId()).flatMap(task -> request.getExecId().isEmpty()
+                        ? task.client().kill(request.getSignal(), request.getAll())
+                        : task.client().kill(request.getExecId(), request.getSignal()))
+                .thenReturn(Empty.getDefaultInstance());
+    }
+
+    private Mono<PidsResponse> pids(PidsRequest request) {
+        return task(request.getId()).flatMapMany(task -> task.client().pids())
+                .map(process -> {
+                    ProcessInfo.Builder info = ProcessInfo.newBuilder().setPid(process.pid());
+                    if (process.execId() != null && !process.execId().isEmpty()) {
+                        info.setInfo(Any.newBuilder().setTypeUrl(PROCESS_DETAILS_TYPE).setValue(
+                                ProcessDetails.newBuilder().setExecId(process.execId()).build().toByteString()));
+                    }
+                    return info.build();
+                })
+                .collectList()
+                .map(processes -> PidsResponse.newBuilder().addAllProcesses(processes).build());
+    }
+
+    private Mono<Empty> checkpoint(CheckpointTaskRequest request) {
+        return task(request.getId()).flatMap(task -> {
+            boolean exit = false;
+            if (request.hasOptions() && !request.getOptions().getValue().isEmpty()) {
+                try {
+                    exit = CheckpointOptions.parseFrom(request.getOptions().getValue()).getExit();
+                } catch (InvalidProtocolBufferException e) {
+                    return Mono.error(new TtrpcStatusException(StatusCode.INVALID_ARGUMENT, "checkpoint "
+                            + task.id() + ": options of type " + request.getOptions().getTypeUrl()
+                            + " cannot be read"));
+                }
+            }
+            return task.client().checkpoint(Path.of(request.getPath()), exit);
+        }).thenReturn(Empty.getDefaultInstance());
+    }
+
+    private Mono<ConnectResponse> connect(ConnectRequest request) {
+        return task(request.getId()).flatMap(task -> task.client().state())
+                .map(state -> ConnectResponse.newBuilder().setShimPid((int) ProcessHandle.current().pid())
+                        .setTaskPid(state.pid()).setVersion("shimmer-v1").build());
+    }
+
+    /** The task named {@code id}, once its create has made its shim. */
+    private Mono<Task> task(String id) {
+        return Mono.fromCallable(() -> {
+            Task task = tasks.get(id);
+            if (task == null || task.client() == null) {
+                throw new NotFoundException("task " + id + " not found");
+            }
+            return task;
+        });
+    }
+
+    private <Q extends MessageLite> BiFunction<ServerCall, Q, Mono<? extends MessageLite>> handler(
+            Function<Q, Mono<? extends MessageLite>> handler) {
+        return (call, request) -> {
+            lastCallNanos = System.nanoTime();
+            return Mono.defer(() -> handler.apply(request)).onErrorMap(TaskService::status);
+        };
+    }
+
+    /** What containerd makes of an error: ttRPC's code for each of ours, the message as it is. */
+    static Throwable status(Throwable error) {
+        if (error instanceof TtrpcStatusException) {
+            return error;
+        }
+        if (error instanceof ShimmerException typed) {
+            StatusCode code = switch (typed.code()) {
+                case NOT_FOUND -> StatusCode.NOT_FOUND;
+                case ALREADY_EXISTS -> StatusCode.ALREADY_EXISTS;
+                case FAILED_PRECONDITION -> StatusCode.FAILED_PRECONDITION;
+                case INVALID_ARGUMENT -> StatusCode.INVALID_ARGUMENT;
+                case UNAVAILABLE -> StatusCode.UNAVAILABLE;
+                case DEADLINE_EXCEEDED -> StatusCode.DEADLINE_EXCEEDED;
+                case RESOURCE_EXHAUSTED -> StatusCode.RESOURCE_EXHAUSTED;
+                case INTERNAL -> StatusCode.UNKNOWN;
+            };
+            return new TtrpcStatusException(code, String.valueOf(error.getMessage()));
+        }
+        if (error instanceof IllegalArgumentException || error instanceof InvalidProtocolBufferException) {
+            return new TtrpcStatusException(StatusCode.INVALID_ARGUMENT, String.valueOf(error.getMessage()));
+        }
+        log.debug("a task call failed", error);
+        return new TtrpcStatusException(StatusCode.UNKNOWN, String.valueOf(error));
+    }
+}
