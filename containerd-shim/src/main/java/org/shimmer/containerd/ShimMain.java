@@ -7,10 +7,14 @@ import java.io.OutputStream;
 /**
  * The Java side of {@code containerd-shim-shimmer-v1}. The shell binary answers {@code start} and the usual
  * {@code delete} itself (no JVM on a lifecycle's path) and runs this for {@code daemon} (the namespace's shim
- * daemon) and for a {@code delete} that has something to clean ({@link DeadTaskCleanup}). Exit status 0 on
- * success; 1 with the error on stderr otherwise; 2 for a bad command line.
+ * daemon) and for a {@code delete} that has something to clean while a daemon runs ({@link DeadTaskCleanup}).
+ * Exit status 0 on success; {@link #NOT_DONE} when the daemon could not delete the task (the binary then does);
+ * 1 with the error on stderr otherwise; 2 for a bad command line.
  */
 public final class ShimMain {
+
+    /** The delete was not done through the daemon. */
+    static final int NOT_DONE = 3;
 
     private ShimMain() {}
 
@@ -28,10 +32,13 @@ public final class ShimMain {
             status = switch (flags.action()) {
                 case "daemon" -> ShimDaemon.run(flags);
                 case "delete" -> {
-                    byte[] response = DeadTaskCleanup.run(flags).toByteArray();
+                    var response = DeadTaskCleanup.run(flags);
+                    if (response.isEmpty()) {
+                        yield NOT_DONE;
+                    }
                     // containerd parses stdout as the response: nothing else may be written there.
                     try (OutputStream stdout = new FileOutputStream(FileDescriptor.out)) {
-                        stdout.write(response);
+                        stdout.write(response.get().toByteArray());
                     }
                     yield 0;
                 }
