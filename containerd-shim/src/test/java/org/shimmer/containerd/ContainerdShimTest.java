@@ -249,6 +249,31 @@ class ContainerdShimTest {
     }
 
     @Test
+    void aTerminalCarriesTheProcesssOutputAndItsSizeChanges() throws Exception {
+        // ctr -t needs a terminal of its own: script(1) gives it one, 33x101 by stty; ctr passes that size on
+        // right after the start (so the process reads it a moment later).
+        String ctr = String.join(" ", containerd.ctrCommand(containerd.runArgs(List.of("--rm", "-t"), "tty1",
+                "/bin/sh", "-c", "'tty; sleep 1; stty size; echo on-the-terminal; exit 3'")));
+        Result run = PrivateContainerd.run(List.of("script", "-qec", "stty rows 33 cols 101; " + ctr,
+                "/dev/null"), null, Map.of());
+        assertThat(run.status()).as("%s", run).isEqualTo(3);
+        assertThat(run.stdout()).contains("/dev/pts/").contains("33 101").contains("on-the-terminal")
+                .doesNotContain("resize pty error");
+
+        assertThat(containerd.runContainer(List.of("-d"), "tty2", "/bin/sleep", "1000").status()).isZero();
+        String exec = String.join(" ", containerd.ctrCommand("task", "exec", "-t", "--exec-id", "t", "tty2",
+                "/bin/sh", "-c", "'tty; echo exec-terminal'"));
+        Result inExec = PrivateContainerd.run(List.of("script", "-qec", "stty rows 40 cols 120; " + exec,
+                "/dev/null"), null, Map.of());
+        assertThat(inExec.status()).as("%s", inExec).isZero();
+        assertThat(inExec.stdout()).contains("/dev/pts/").contains("exec-terminal");
+        assertThat(containerd.ctr("task", "kill", "-s", "KILL", "tty2").status()).isZero();
+        containerd.awaitStatus("tty2", "STOPPED");
+        assertThat(containerd.ctr("task", "delete", "tty2").status()).isZero();
+        assertThat(containerd.ctr("container", "delete", "tty2").status()).isZero();
+    }
+
+    @Test
     void theBinaryRefusesABadIdOrNamespaceByName() throws Exception {
         Path binary = containerd.work.resolve("prefix/bin/containerd-shim-shimmer-v1");
         Result badId = PrivateContainerd.run(List.of(binary.toString(), "-namespace", "default", "-address",

@@ -11,6 +11,7 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BiFunction;
 import java.util.function.Function;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
@@ -55,6 +56,7 @@ import org.shimmer.runtime.linux.ttrpc.TtrpcService;
 import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.Mount;
+import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
@@ -130,10 +132,7 @@ public final class TaskService {
                 .method("CloseIO", CloseIORequest.parser(), handler(request -> task(request.getId())
                         .flatMap(task -> task.client().closeIo(request.getExecId()))
                         .thenReturn(Empty.getDefaultInstance())))
-                .method("ResizePty", ResizePtyRequest.parser(), handler(request -> task(request.getId())
-                        .flatMap(task -> task.client().resize(request.getExecId(),
-                                new TerminalSize(request.getWidth(), request.getHeight())))
-                        .thenReturn(Empty.getDefaultInstance())))
+                .method("ResizePty", ResizePtyRequest.parser(), handler(this::resize))
                 .method("Update", UpdateTaskRequest.parser(), handler(request -> task(request.getId())
                         .flatMap(task -> task.client().update(request.getResources().getValue().toByteArray()))
                         .thenReturn(Empty.getDefaultInstance())))
@@ -152,11 +151,9 @@ public final class TaskService {
                 throw new TtrpcStatusException(StatusCode.UNIMPLEMENTED, "create " + id
                         + ": restoring from a checkpoint is not supported");
             }
-            if (request.getTerminal()) {
-                throw new TtrpcStatusException(StatusCode.UNIMPLEMENTED, "create " + id
-                        + ": a terminal is not supported yet");
-            }
-            Stdio stdio = ContainerdStdio.of(request.getStdin(), request.getStdout(), request.getStderr());
+            boolean terminal = request.getTerminal();
+            Stdio streams = terminal ? null
+                    : ContainerdStdio.of(request.getStdin(), request.getStdout(), request.getStderr());
             RuncOptions options = runcOptions(request.getOptions());
             List<Mount> rootfs = request.getRootfsList().stream()
                     .map(mount -> new Mount(mount.getType(), mount.getSource(), mount.getOptionsList())).toList();
@@ -166,7 +163,7 @@ public final class TaskService {
                 throw new TtrpcStatusException(StatusCode.ALREADY_EXISTS, "create " + id + ": task already exists");
             }
             reserved.streams().put(ShimClient.INIT, new Streams(request.getStdin(), request.getStdout(),
-                    request.getStderr(), false));
+                    request.getStderr(), terminal));
             return Mono.fromCallable(() -> {
                         ContainerdBundle bundle = ContainerdBundle.at(id, namespace, bundlePath);
                         TaskMarker.of(options).write(bundlePath);
@@ -174,8 +171,12 @@ public final class TaskService {
                     })
                     .subscribeOn(resources.io())
                     .flatMap(bundle -> shims.newShimClient(bundle, exchange, options))
-                    .flatMap(client -> client.create(new CreateOptions(rootfs, stdio))
+                    .flatMap(client -> withStdio(terminal, request.getStdin(), streams, stdio ->
+                                    client.create(new CreateOptions(rootfs, stdio)))
                             .map(io -> {
+                                if (terminal) {
+                                    ContainerdTerminal.copyOutput(io.stdout(), request.getStdout());
+                                }
                                 tasks.put(id, new Task(id, bundlePath, client, reserved.streams()));
                                 return CreateTaskResponse.newBuilder().setPid(io.pid()).build();
                             })
@@ -184,6 +185,24 @@ public final class TaskService {
                     .doOnError(failed -> forget(id, bundlePath))
                     .doOnCancel(() -> forget(id, bundlePath));
         });
+    }
+
+    /**
+     * Runs {@code make} with the process's stdio: {@code streams} as they are, or a terminal whose stdin FIFO is
+     * opened first (on io) and released if the process was not made.
+     */
+    private Mono<ProcessIo> withStdio(boolean terminal, String stdinPath, Stdio streams,
+            Function<Stdio, Mono<ProcessIo>> make) {
+        if (!terminal) {
+            return make.apply(streams);
+        }
+        return Mono.usingWhen(
+                Mono.fromCallable(() -> ContainerdTerminal.open(resources.poller(), stdinPath))
+                        .subscribeOn(resources.io()),
+                opened -> make.apply(opened.stdio()),
+                opened -> Mono.empty(),
+                (opened, error) -> Mono.fromRunnable(opened::discard),
+                opened -> Mono.fromRunnable(opened::discard));
     }
 
     /** Drops a task whose create failed or was cancelled; the create undid what it made. */
@@ -246,15 +265,37 @@ public final class TaskService {
 
     private Mono<Empty> exec(ExecProcessRequest request) {
         return task(request.getId()).flatMap(task -> {
-            if (request.getTerminal()) {
-                return Mono.error(new TtrpcStatusException(StatusCode.UNIMPLEMENTED, "exec " + request.getExecId()
-                        + " in " + task.id() + ": a terminal is not supported yet"));
-            }
-            Stdio stdio = ContainerdStdio.of(request.getStdin(), request.getStdout(), request.getStderr());
-            Streams streams = new Streams(request.getStdin(), request.getStdout(), request.getStderr(), false);
-            return task.client().exec(request.getExecId(), request.getSpec().getValue().toByteArray(), stdio)
-                    .doOnNext(io -> task.streams().put(request.getExecId(), streams));
+            boolean terminal = request.getTerminal();
+            Stdio stdio = terminal ? null
+                    : ContainerdStdio.of(request.getStdin(), request.getStdout(), request.getStderr());
+            Streams streams = new Streams(request.getStdin(), request.getStdout(), request.getStderr(), terminal);
+            return withStdio(terminal, request.getStdin(), stdio, chosen -> task.client().exec(request.getExecId(),
+                            request.getSpec().getValue().toByteArray(), chosen))
+                    .doOnNext(io -> {
+                        if (terminal) {
+                            ContainerdTerminal.copyOutput(io.stdout(), request.getStdout());
+                        }
+                        task.streams().put(request.getExecId(), streams);
+                    });
         }).thenReturn(Empty.getDefaultInstance());
+    }
+
+    /**
+     * A terminal's new size; one that exited keeps its own. A client whose own terminal has no size (0×0: {@code ctr} under {@code script}, or
+     * with no terminal at all) sends that: the terminal keeps the size it has, as under runc's shim, which
+     * accepts it, and no error is logged for what is no one's mistake.
+     */
+    private Mono<Empty> resize(ResizePtyRequest request) {
+        String execId = request.getExecId();
+        return task(request.getId()).flatMap(task -> request.getWidth() == 0 || request.getHeight() == 0
+                        ? task.client().state(execId).then()
+                        : task.client().resize(execId, new TerminalSize(request.getWidth(), request.getHeight()))
+                                // ctr resizes right after the start: a process that ended at once has a terminal
+                                // until its delete under runc's shim, which takes the size; so do we, silently.
+                                .onErrorResume(FailedPreconditionException.class, refused -> task.client()
+                                        .state(execId).filter(state -> state.status() == TaskState.Status.STOPPED)
+                                        .switchIfEmpty(Mono.error(refused)).then()))
+                .thenReturn(Empty.getDefaultInstance());
     }
 
     private Mono<StateResponse> state(StateRequest request) {
