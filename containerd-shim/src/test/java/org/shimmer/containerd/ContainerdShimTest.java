@@ -2,12 +2,16 @@ package org.shimmer.containerd;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.google.protobuf.Any;
+import com.google.protobuf.Empty;
+
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -21,6 +25,21 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.shimmer.containerd.PrivateContainerd.Result;
+import org.shimmer.containerd.task.TaskService;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.proto.CreateTaskRequest;
+import org.shimmer.runtime.linux.shim.proto.CreateTaskResponse;
+import org.shimmer.runtime.linux.shim.proto.DeleteRequest;
+import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
+import org.shimmer.runtime.linux.shim.proto.KillRequest;
+import org.shimmer.runtime.linux.shim.proto.Options;
+import org.shimmer.runtime.linux.shim.proto.StateRequest;
+import org.shimmer.runtime.linux.shim.proto.StateResponse;
+import org.shimmer.runtime.linux.ttrpc.CallOptions;
+import org.shimmer.runtime.linux.ttrpc.StatusCode;
+import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
+import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
+import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
 
 /**
  * Issue 15: real containerd (a private one) runs containers through {@code containerd-shim-shimmer-v1} as
@@ -271,6 +290,69 @@ class ContainerdShimTest {
         containerd.awaitStatus("tty2", "STOPPED");
         assertThat(containerd.ctr("task", "delete", "tty2").status()).isZero();
         assertThat(containerd.ctr("container", "delete", "tty2").status()).isZero();
+    }
+
+    @Test
+    void theRuncOptionsOfACreateChooseRuncsRootAndBinary() throws Exception {
+        // ctr passes runc options only to containerd's runc runtime; CRI passes them from its config to any. So
+        // the create goes straight to the daemon's socket here, as containerd sends it.
+        assertThat(containerd.runContainer(List.of("-d"), "o0", "/bin/sleep", "1000").status()).isZero();
+        Path socket = Path.of("/run/containerd/s", containerd.daemonState().getFileName().toString());
+        Path bundle = Files.createDirectories(containerd.work.resolve("options-bundle"));
+        Path root = containerd.work.resolve("custom-runc-root");
+        Path log = containerd.work.resolve("runc-wrapper.log");
+        Path wrapper = containerd.work.resolve("runc-wrapper");
+        Files.writeString(wrapper, "#!/bin/sh\necho \"$*\" >> " + log + "\nexec runc \"$@\"\n");
+        Files.setPosixFilePermissions(wrapper, PosixFilePermissions.fromString("rwx------"));
+        assertThat(PrivateContainerd.run(List.of("runc", "spec", "--bundle", bundle.toString()), null, Map.of())
+                .status()).isZero();
+        Path config = bundle.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replace("\"terminal\": true", "\"terminal\": false")
+                .replace("\"sh\"", "\"/bin/sleep\", \"1000\"")
+                .replace("\"path\": \"rootfs\"", "\"path\": \"" + containerd.rootfs + "\""));
+        String id = "opt-" + java.util.UUID.randomUUID().toString().substring(0, 8);
+        Options options = Options.newBuilder().setRoot(root.toString()).setBinaryName(wrapper.toString()).build();
+        try (RuntimeResources resources = new RuntimeResources("options-test-")) {
+            TtrpcConnection daemon = TtrpcClient.create().socket(socket).runOn(resources.loops()).connect()
+                    .block(Duration.ofSeconds(10));
+            CallOptions call = CallOptions.defaults().withTimeout(Duration.ofSeconds(20))
+                    .withNamespace(containerd.namespace);
+            try {
+                CreateTaskResponse created = daemon.call(TaskService.SERVICE, "Create", CreateTaskRequest.newBuilder()
+                        .setId(id).setBundle(bundle.toString()).setOptions(Any.newBuilder()
+                                .setTypeUrl("containerd.runc.v1.Options").setValue(options.toByteString()))
+                        .build(), CreateTaskResponse.parser(), call).block();
+                assertThat(created.getPid()).isPositive();
+                assertThat(bundle.resolve("shimmer-task")).exists();
+                assertThat(root.resolve(containerd.namespace).resolve(id).resolve("state.json")).exists();
+                assertThat(Path.of("/run/containerd/runc", containerd.namespace, id)).doesNotExist();
+                assertThat(Files.readString(log)).contains("--root " + root.resolve(containerd.namespace))
+                        .contains("create");
+                daemon.call(TaskService.SERVICE, "Kill", KillRequest.newBuilder().setId(id).setSignal(9).build(),
+                        Empty.parser(), call).block();
+                DeleteResponse deleted = daemon.call(TaskService.SERVICE, "Delete", DeleteRequest.newBuilder()
+                        .setId(id).build(), DeleteResponse.parser(), call).block();
+                assertThat(deleted.getExitStatus()).isEqualTo(137);
+                assertThat(root.resolve(containerd.namespace).resolve(id)).doesNotExist();
+                assertThat(bundle.resolve("shimmer-task")).as("the marker goes with the task").doesNotExist();
+                TtrpcStatusException unknown = org.assertj.core.api.Assertions.catchThrowableOfType(
+                        TtrpcStatusException.class, () -> daemon.call(TaskService.SERVICE, "State",
+                                StateRequest.newBuilder().setId(id).build(), StateResponse.parser(), call).block());
+                assertThat(unknown.code()).isEqualTo(StatusCode.NOT_FOUND);
+                TtrpcStatusException bad = org.assertj.core.api.Assertions.catchThrowableOfType(
+                        TtrpcStatusException.class, () -> daemon.call(TaskService.SERVICE, "Create",
+                                CreateTaskRequest.newBuilder().setId("../x").setBundle(bundle.toString()).build(),
+                                CreateTaskResponse.parser(), call).block());
+                assertThat(bad.code()).isEqualTo(StatusCode.INVALID_ARGUMENT);
+                assertThat(bad.statusMessage()).contains("../x");
+            } finally {
+                daemon.dispose();
+            }
+        }
+        assertThat(containerd.ctr("task", "kill", "-s", "KILL", "o0").status()).isZero();
+        containerd.awaitStatus("o0", "STOPPED");
+        assertThat(containerd.ctr("task", "delete", "o0").status()).isZero();
+        assertThat(containerd.ctr("container", "delete", "o0").status()).isZero();
     }
 
     @Test
