@@ -55,6 +55,7 @@ import org.shimmer.runtime.linux.ttrpc.StatusCode;
 import org.shimmer.runtime.linux.ttrpc.TtrpcService;
 import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
 import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
@@ -245,22 +246,37 @@ public final class TaskService {
                 .map(pid -> StartResponse.newBuilder().setPid(pid).build());
     }
 
+    /**
+     * Deletes a process; the init's delete ends the task: its shim, its entry and its marker. Once begun it runs
+     * to its end whoever cancels (containerd's deadline): a task half deleted would keep its entry and marker, and
+     * the daemon would never idle out. An init the local shim no longer has is forgotten here too.
+     */
     private Mono<DeleteResponse> delete(DeleteRequest request) {
         String execId = request.getExecId();
-        return task(request.getId()).flatMap(task -> task.client().delete(execId).flatMap(exit -> {
-            if (!execId.isEmpty()) {
-                task.streams().remove(execId);
-                return Mono.just(exit);
-            }
-            // The init is gone with its container: the task's shim ends, then its record and marker.
-            return task.client().shutdown().onErrorResume(ignored -> Mono.empty())
-                    .then(Mono.fromCallable(() -> {
-                        TaskMarker.remove(task.bundle());
-                        tasks.remove(task.id(), task);
-                        return exit;
-                    }).subscribeOn(resources.io()));
-        })).map(exit -> DeleteResponse.newBuilder().setPid(exit.pid()).setExitStatus(exit.status())
-                .setExitedAt(TaskEvents.timestamp(exit.exitedAt())).build());
+        Mono<ExitStatus> deleted = task(request.getId()).flatMap(task -> task.client().delete(execId)
+                .onErrorResume(NotFoundException.class, gone -> execId.isEmpty()
+                        ? end(task).then(Mono.error(gone)) : Mono.error(gone))
+                .flatMap(exit -> {
+                    if (!execId.isEmpty()) {
+                        task.streams().remove(execId);
+                        return Mono.just(exit);
+                    }
+                    return end(task).thenReturn(exit);
+                }));
+        return Mono.fromFuture(() -> deleted.toFuture(), true)
+                .map(exit -> DeleteResponse.newBuilder().setPid(exit.pid()).setExitStatus(exit.status())
+                        .setExitedAt(TaskEvents.timestamp(exit.exitedAt())).build());
+    }
+
+    /** The init is gone with its container: the task's shim ends, then its entry and marker. */
+    private Mono<Void> end(Task task) {
+        return task.client().shutdown().onErrorResume(ignored -> Mono.empty())
+                .then(Mono.fromCallable(() -> {
+                    TaskMarker.remove(task.bundle());
+                    tasks.remove(task.id(), task);
+                    return true;
+                }).subscribeOn(resources.io()))
+                .then();
     }
 
     private Mono<Empty> exec(ExecProcessRequest request) {
