@@ -61,7 +61,8 @@ final class ShimDaemon {
                     log.warn("could not remove the pid file", e);
                 }
             }));
-            idleUntilExit(tasks, files);
+            TtrpcServerHandle serving = server;
+            idleUntilExit(tasks, files, () -> serving.disposeNow(Duration.ofSeconds(10)));
             return 0;
         } finally {
             if (server != null) {
@@ -74,9 +75,12 @@ final class ShimDaemon {
         }
     }
 
-    /** Returns once the daemon may exit, with the pid file withdrawn under the lock. */
-    private static void idleUntilExit(TaskService tasks, DaemonFiles files) throws IOException,
-            InterruptedException {
+    /**
+     * Returns once the daemon may exit, with the pid file withdrawn and the socket gone, both under the lock: a
+     * {@code start} that follows finds neither, and its new daemon's socket is never removed by this one (review).
+     */
+    private static void idleUntilExit(TaskService tasks, DaemonFiles files, Runnable stopServing)
+            throws IOException, InterruptedException {
         while (true) {
             TimeUnit.SECONDS.sleep(1);
             if (!idle(tasks, files)) {
@@ -86,6 +90,7 @@ final class ShimDaemon {
             try {
                 if (idle(tasks, files)) {
                     files.removePid();
+                    stopServing.run();
                     log.info("no task for {}: exiting", IDLE_EXIT);
                     return;
                 }

@@ -27,14 +27,21 @@ import org.junit.jupiter.api.Test;
 import org.shimmer.containerd.PrivateContainerd.Result;
 import org.shimmer.containerd.task.TaskService;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.proto.CloseIORequest;
 import org.shimmer.runtime.linux.shim.proto.CreateTaskRequest;
 import org.shimmer.runtime.linux.shim.proto.CreateTaskResponse;
 import org.shimmer.runtime.linux.shim.proto.DeleteRequest;
 import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
+import org.shimmer.runtime.linux.shim.proto.ExecProcessRequest;
 import org.shimmer.runtime.linux.shim.proto.KillRequest;
 import org.shimmer.runtime.linux.shim.proto.Options;
 import org.shimmer.runtime.linux.shim.proto.StateRequest;
+import org.shimmer.runtime.linux.shim.proto.StartRequest;
+import org.shimmer.runtime.linux.shim.proto.StartResponse;
 import org.shimmer.runtime.linux.shim.proto.StateResponse;
+import org.shimmer.runtime.linux.shim.proto.Status;
+import org.shimmer.runtime.linux.shim.proto.WaitRequest;
+import org.shimmer.runtime.linux.shim.proto.WaitResponse;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
 import org.shimmer.runtime.linux.ttrpc.StatusCode;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
@@ -353,6 +360,105 @@ class ContainerdShimTest {
         containerd.awaitStatus("o0", "STOPPED");
         assertThat(containerd.ctr("task", "delete", "o0").status()).isZero();
         assertThat(containerd.ctr("container", "delete", "o0").status()).isZero();
+    }
+
+    @Test
+    void callsDuringACreateWaitForItAndStdinClosedBeforeAnExecStartsEndsItsInput() throws Exception {
+        assertThat(containerd.runContainer(List.of("-d"), "w0", "/bin/sleep", "1000").status()).isZero();
+        Path socket = Path.of("/run/containerd/s", containerd.daemonState().getFileName().toString());
+        Path bundle = Files.createDirectories(containerd.work.resolve("slow-bundle"));
+        Path slowRunc = containerd.work.resolve("slow-runc");
+        // runc create takes 2 s longer: a State, Kill or Delete of the task meanwhile waits for the create.
+        Files.writeString(slowRunc, "#!/bin/sh\ncase \" $* \" in *\" create \"*) sleep 2;; esac\nexec runc \"$@\"\n");
+        Files.setPosixFilePermissions(slowRunc, PosixFilePermissions.fromString("rwx------"));
+        assertThat(PrivateContainerd.run(List.of("runc", "spec", "--bundle", bundle.toString()), null, Map.of())
+                .status()).isZero();
+        Path config = bundle.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replace("\"terminal\": true", "\"terminal\": false")
+                .replace("\"sh\"", "\"/bin/sleep\", \"1000\"")
+                .replace("\"path\": \"rootfs\"", "\"path\": \"" + containerd.rootfs + "\""));
+        String id = "slow-" + java.util.UUID.randomUUID().toString().substring(0, 8);
+        Path stdin = containerd.work.resolve("exec-stdin");
+        Path stdout = containerd.work.resolve("exec-stdout");
+        assertThat(PrivateContainerd.run(List.of("mkfifo", stdin.toString(), stdout.toString()), null, Map.of())
+                .status()).isZero();
+        try (RuntimeResources resources = new RuntimeResources("wait-test-")) {
+            TtrpcConnection daemon = TtrpcClient.create().socket(socket).runOn(resources.loops()).connect()
+                    .block(Duration.ofSeconds(10));
+            CallOptions call = CallOptions.defaults().withTimeout(Duration.ofSeconds(20))
+                    .withNamespace(containerd.namespace);
+            try {
+                CompletableFuture<CreateTaskResponse> created = daemon.call(TaskService.SERVICE, "Create",
+                        CreateTaskRequest.newBuilder().setId(id).setBundle(bundle.toString()).setOptions(
+                                Any.newBuilder().setTypeUrl("containerd.runc.v1.Options").setValue(Options
+                                        .newBuilder().setBinaryName(slowRunc.toString()).build().toByteString()))
+                                .build(), CreateTaskResponse.parser(), call).toFuture();
+                Thread.sleep(300);
+                long asked = System.nanoTime();
+                StateResponse state = daemon.call(TaskService.SERVICE, "State", StateRequest.newBuilder().setId(id)
+                        .build(), StateResponse.parser(), call).block();
+                // Answered, not NOT_FOUND, once the create made the task (its answer may come just after).
+                assertThat(state.getStatus()).isEqualTo(Status.CREATED);
+                assertThat(state.getPid()).isEqualTo(created.get(10, TimeUnit.SECONDS).getPid());
+                assertThat(System.nanoTime() - asked).as("the State waited").isGreaterThan(
+                        TimeUnit.MILLISECONDS.toNanos(1000));
+
+                // An exec whose stdin is closed before its start: the start still answers, and the process reads
+                // the end of its input once the client's writer is gone too.
+                byte[] spec = ("{\"args\":[\"/bin/sh\",\"-c\",\"cat; echo end\"],\"cwd\":\"/\","
+                        + "\"env\":[\"PATH=/bin\"],\"user\":{\"uid\":0,\"gid\":0}}").getBytes(StandardCharsets.UTF_8);
+                daemon.call(TaskService.SERVICE, "Start", StartRequest.newBuilder().setId(id).build(),
+                        StartResponse.parser(), call).block();
+                try (var reader = new java.io.RandomAccessFile(stdout.toFile(), "rw")) {
+                    daemon.call(TaskService.SERVICE, "Exec", ExecProcessRequest.newBuilder().setId(id).setExecId("x")
+                            .setStdin(stdin.toString()).setStdout(stdout.toString()).setSpec(Any.newBuilder()
+                                    .setTypeUrl("types.containerd.io/opencontainers/runtime-spec/1/Process")
+                                    .setValue(com.google.protobuf.ByteString.copyFrom(spec))).build(),
+                            Empty.parser(), call).block();
+                    TtrpcStatusException notStarted = org.assertj.core.api.Assertions.catchThrowableOfType(
+                            TtrpcStatusException.class, () -> daemon.call(TaskService.SERVICE, "Kill",
+                                    KillRequest.newBuilder().setId(id).setExecId("x").setSignal(9).build(),
+                                    Empty.parser(), call).block());
+                    assertThat(notStarted.code()).as("kill before the start").isEqualTo(
+                            StatusCode.FAILED_PRECONDITION);
+                    daemon.call(TaskService.SERVICE, "CloseIO", CloseIORequest.newBuilder().setId(id)
+                            .setExecId("x").setStdin(true).build(), Empty.parser(), call).block();
+                    StartResponse started = daemon.call(TaskService.SERVICE, "Start", StartRequest.newBuilder()
+                            .setId(id).setExecId("x").build(), StartResponse.parser(), call)
+                            .block(Duration.ofSeconds(10));
+                    assertThat(started.getPid()).isPositive();
+                    WaitResponse exited = daemon.call(TaskService.SERVICE, "Wait", WaitRequest.newBuilder().setId(id)
+                            .setExecId("x").build(), WaitResponse.parser(), call).block(Duration.ofSeconds(10));
+                    assertThat(exited.getExitStatus()).isZero();
+                    byte[] printed = new byte[16];
+                    int n = reader.read(printed);
+                    assertThat(new String(printed, 0, n, StandardCharsets.UTF_8)).isEqualTo("end\n");
+                }
+                daemon.call(TaskService.SERVICE, "Delete", DeleteRequest.newBuilder().setId(id).setExecId("x")
+                        .build(), DeleteResponse.parser(), call).block();
+                daemon.call(TaskService.SERVICE, "Kill", KillRequest.newBuilder().setId(id).setSignal(9).build(),
+                        Empty.parser(), call).block();
+                daemon.call(TaskService.SERVICE, "Delete", DeleteRequest.newBuilder().setId(id).build(),
+                        DeleteResponse.parser(), call).block();
+                assertThat(bundle.resolve("shimmer-task")).doesNotExist();
+            } finally {
+                daemon.dispose();
+            }
+        }
+        assertThat(containerd.ctr("task", "kill", "-s", "KILL", "w0").status()).isZero();
+        containerd.awaitStatus("w0", "STOPPED");
+        assertThat(containerd.ctr("task", "delete", "w0").status()).isZero();
+        assertThat(containerd.ctr("container", "delete", "w0").status()).isZero();
+    }
+
+    @Test
+    void aLogUriFileIsMadeWithItsDirectory() throws Exception {
+        Path log = containerd.work.resolve("logs/deeper/l1.log");
+        Result run = containerd.runContainer(List.of("--rm", "--log-uri", "file://" + log), "l1", "/bin/sh", "-c",
+                "echo to-the-log; echo err-to-the-log >&2");
+        assertThat(run.status()).as("%s", run).isZero();
+        assertThat(Files.readString(log)).contains("to-the-log\n").contains("err-to-the-log\n");
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(log))).isEqualTo("rw-r--r--");
     }
 
     @Test

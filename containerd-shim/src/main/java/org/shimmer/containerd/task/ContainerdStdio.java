@@ -1,6 +1,10 @@
 package org.shimmer.containerd.task;
 
+import java.io.IOException;
 import java.net.URI;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.Path;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.shim.Stdio;
@@ -15,6 +19,26 @@ final class ContainerdStdio {
 
     static Stdio of(String stdin, String stdout, String stderr) {
         return Stdio.fifos(path("stdin", stdin), path("stdout", stdout), path("stderr", stderr));
+    }
+
+    /**
+     * Creates the log files {@code file://} URIs name, with their directory, when missing (0755 and 0644, as
+     * runc's shim makes them). Blocking.
+     */
+    static void createLogFiles(String... values) throws IOException {
+        for (String value : values) {
+            if (value != null && value.startsWith("file://")) {
+                Path file = Path.of(URI.create(value));
+                Files.createDirectories(file.getParent(), PosixFilePermissions.asFileAttribute(
+                        PosixFilePermissions.fromString("rwxr-xr-x")));
+                try {
+                    Files.createFile(file, PosixFilePermissions.asFileAttribute(
+                            PosixFilePermissions.fromString("rw-r--r--")));
+                } catch (FileAlreadyExistsException appended) {
+                    // Appended to, as it is.
+                }
+            }
+        }
     }
 
     private static Path path(String stream, String value) {

@@ -7,6 +7,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.concurrent.Executors;
 import org.shimmer.runtime.linux.poll.FifoPoller;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
@@ -33,34 +35,58 @@ final class ContainerdTerminal {
             "shimmer-terminal");
 
     private final FifoPoller.FifoStream stdin;
+    private final OwnedFd stdinWriter;
     private final Stdio stdio;
 
-    private ContainerdTerminal(FifoPoller.FifoStream stdin) {
+    private ContainerdTerminal(FifoPoller.FifoStream stdin, OwnedFd stdinWriter) {
         this.stdin = stdin;
+        this.stdinWriter = stdinWriter;
         this.stdio = Stdio.terminal(stdin != null ? stdin.content() : null, TerminalSize.DEFAULT);
     }
 
-    /** Opens the stdin FIFO for reading, if there is one (never blocking). Blocking file work: on io. */
+    /**
+     * Opens the stdin FIFO for reading, if there is one (never blocking), and holds a write end of it until
+     * {@link #closeStdin}: a client that leaves does not end the typing, and the next one that opens the FIFO
+     * ({@code ctr task attach}) types on, as under runc's shim. Blocking file work: on io.
+     */
     static ContainerdTerminal open(FifoPoller poller, String stdinPath) throws IOException {
-        return new ContainerdTerminal(stdinPath.isEmpty() ? null : poller.open(Path.of(stdinPath)));
+        if (stdinPath.isEmpty()) {
+            return new ContainerdTerminal(null, null);
+        }
+        FifoPoller.FifoStream stdin = poller.open(Path.of(stdinPath));
+        try {
+            return new ContainerdTerminal(stdin, OwnedFd.open(Path.of(stdinPath), LinuxCalls.O_RDWR
+                    | LinuxCalls.O_CLOEXEC));
+        } catch (IOException | RuntimeException e) {
+            stdin.discard();
+            throw e;
+        }
+    }
+
+    /** Close-io, or the process's delete: the held write end goes, so stdin ends once its clients closed it. */
+    void closeStdin() {
+        if (stdinWriter != null) {
+            stdinWriter.close();
+        }
     }
 
     Stdio stdio() {
         return stdio;
     }
 
-    /** The process was not made: our end of stdin goes. */
+    /** The process was not made: our ends of stdin go. */
     void discard() {
         if (stdin != null) {
             stdin.discard();
         }
+        closeStdin();
     }
 
     /**
      * Copies the terminal's output into {@code stdoutPath}, opened read-write so that the open never waits for a
      * reader and a reader that goes away costs the process no {@code SIGPIPE}. Ends with the output.
      */
-    static void copyOutput(Flux<byte[]> output, String stdoutPath) {
+    void copyOutput(Flux<byte[]> output, String stdoutPath) {
         if (stdoutPath.isEmpty()) {
             output.subscribe(ignored -> {}, error -> {});
             return;

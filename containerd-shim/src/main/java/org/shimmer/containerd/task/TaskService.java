@@ -65,6 +65,7 @@ import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 
 /**
  * containerd's task API ({@code containerd.task.v2.Task}) for every task of one namespace, each run by the local
@@ -90,13 +91,25 @@ public final class TaskService {
     private final RuntimeResources resources;
     private final LocalShims shims;
     private final EventExchange exchange;
-    private final Map<String, Task> tasks = new ConcurrentHashMap<>();
+    /** Each task by id, as soon as its create began: a call for one being created waits for its create. */
+    private final Map<String, Mono<Task>> tasks = new ConcurrentHashMap<>();
     private volatile long lastCallNanos = System.nanoTime();
 
     /** One task: its bundle, its local shim once made, and the streams containerd named for each process. */
     private record Task(String id, Path bundle, ShimClient client, Map<String, Streams> streams) {}
 
-    private record Streams(String stdin, String stdout, String stderr, boolean terminal) {}
+    /** The streams containerd named for a process, and its terminal if it has one. */
+    private record Streams(String stdin, String stdout, String stderr, ContainerdTerminal terminal) {
+        boolean hasTerminal() {
+            return terminal != null;
+        }
+
+        void closeStdin() {
+            if (terminal != null) {
+                terminal.closeStdin();
+            }
+        }
+    }
 
     public TaskService(String namespace, RuntimeResources resources, LocalShims shims, EventExchange exchange) {
         this.namespace = namespace;
@@ -131,7 +144,9 @@ public final class TaskService {
                 .method("Resume", ResumeRequest.parser(), handler(request -> task(request.getId())
                         .flatMap(task -> task.client().resume()).thenReturn(Empty.getDefaultInstance())))
                 .method("CloseIO", CloseIORequest.parser(), handler(request -> task(request.getId())
-                        .flatMap(task -> task.client().closeIo(request.getExecId()))
+                        .flatMap(task -> task.client().closeIo(request.getExecId()).then(Mono.fromRunnable(() ->
+                                Optional.ofNullable(task.streams().get(request.getExecId()))
+                                        .ifPresent(Streams::closeStdin))))
                         .thenReturn(Empty.getDefaultInstance())))
                 .method("ResizePty", ResizePtyRequest.parser(), handler(this::resize))
                 .method("Update", UpdateTaskRequest.parser(), handler(request -> task(request.getId())
@@ -145,6 +160,12 @@ public final class TaskService {
                 .method("Shutdown", ShutdownRequest.parser(), handler(request -> Mono.just(Empty.getDefaultInstance())));
     }
 
+    /**
+     * Creates a task. Once begun it runs to its end whoever cancels it (containerd's deadline): a create cut short
+     * could leave runc's container or a mount behind a marker already gone. If containerd left, it deletes the task
+     * (its cleanup calls Delete, which waits for the create); calls for the task meanwhile wait for it too, as
+     * runc's shim makes them wait on its lock.
+     */
     private Mono<CreateTaskResponse> create(CreateTaskRequest request) {
         return Mono.defer(() -> {
             String id = Identifiers.requireValid("container id", request.getId());
@@ -159,32 +180,43 @@ public final class TaskService {
             List<Mount> rootfs = request.getRootfsList().stream()
                     .map(mount -> new Mount(mount.getType(), mount.getSource(), mount.getOptionsList())).toList();
             Path bundlePath = Path.of(request.getBundle());
-            Task reserved = new Task(id, bundlePath, null, new ConcurrentHashMap<>());
-            if (tasks.putIfAbsent(id, reserved) != null) {
+            Sinks.One<Task> made = Sinks.one();
+            Mono<Task> pending = made.asMono();
+            if (tasks.putIfAbsent(id, pending) != null) {
                 throw new TtrpcStatusException(StatusCode.ALREADY_EXISTS, "create " + id + ": task already exists");
             }
-            reserved.streams().put(ShimClient.INIT, new Streams(request.getStdin(), request.getStdout(),
-                    request.getStderr(), terminal));
-            return Mono.fromCallable(() -> {
+            Map<String, Streams> processes = new ConcurrentHashMap<>();
+            Mono<CreateTaskResponse> work = Mono.fromCallable(() -> {
                         ContainerdBundle bundle = ContainerdBundle.at(id, namespace, bundlePath);
                         TaskMarker.of(options).write(bundlePath);
+                        ContainerdStdio.createLogFiles(request.getStdout(), request.getStderr());
                         return bundle;
                     })
                     .subscribeOn(resources.io())
                     .flatMap(bundle -> shims.newShimClient(bundle, exchange, options))
-                    .flatMap(client -> withStdio(terminal, request.getStdin(), streams, stdio ->
-                                    client.create(new CreateOptions(rootfs, stdio)))
+                    .flatMap(client -> withStdio(terminal, request.getStdin(), streams, (stdio, opened) ->
+                                    client.create(new CreateOptions(rootfs, stdio)).map(io -> {
+                                        if (opened != null) {
+                                            opened.copyOutput(io.stdout(), request.getStdout());
+                                        }
+                                        processes.put(ShimClient.INIT, new Streams(request.getStdin(),
+                                                request.getStdout(), request.getStderr(), opened));
+                                        return io;
+                                    }))
                             .map(io -> {
-                                if (terminal) {
-                                    ContainerdTerminal.copyOutput(io.stdout(), request.getStdout());
-                                }
-                                tasks.put(id, new Task(id, bundlePath, client, reserved.streams()));
+                                Task task = new Task(id, bundlePath, client, processes);
+                                tasks.replace(id, pending, Mono.just(task));
+                                made.tryEmitValue(task);
                                 return CreateTaskResponse.newBuilder().setPid(io.pid()).build();
                             })
                             .onErrorResume(failed -> client.shutdown().onErrorResume(ignored -> Mono.empty())
                                     .then(Mono.error(failed))))
-                    .doOnError(failed -> forget(id, bundlePath))
-                    .doOnCancel(() -> forget(id, bundlePath));
+                    .doOnError(failed -> {
+                        tasks.remove(id, pending);
+                        made.tryEmitError(new NotFoundException("task " + id + " not found: its create failed"));
+                        forget(bundlePath);
+                    });
+            return Mono.fromFuture(work::toFuture, true);
         });
     }
 
@@ -193,22 +225,21 @@ public final class TaskService {
      * opened first (on io) and released if the process was not made.
      */
     private Mono<ProcessIo> withStdio(boolean terminal, String stdinPath, Stdio streams,
-            Function<Stdio, Mono<ProcessIo>> make) {
+            BiFunction<Stdio, ContainerdTerminal, Mono<ProcessIo>> make) {
         if (!terminal) {
-            return make.apply(streams);
+            return make.apply(streams, null);
         }
         return Mono.usingWhen(
                 Mono.fromCallable(() -> ContainerdTerminal.open(resources.poller(), stdinPath))
                         .subscribeOn(resources.io()),
-                opened -> make.apply(opened.stdio()),
+                opened -> make.apply(opened.stdio(), opened),
                 opened -> Mono.empty(),
                 (opened, error) -> Mono.fromRunnable(opened::discard),
                 opened -> Mono.fromRunnable(opened::discard));
     }
 
-    /** Drops a task whose create failed or was cancelled; the create undid what it made. */
-    private void forget(String id, Path bundle) {
-        tasks.remove(id);
+    /** Removes the marker of a task whose create failed: the create undid what it made. */
+    private void forget(Path bundle) {
         resources.io().schedule(() -> {
             try {
                 TaskMarker.remove(bundle);
@@ -258,7 +289,7 @@ public final class TaskService {
                         ? end(task).then(Mono.error(gone)) : Mono.error(gone))
                 .flatMap(exit -> {
                     if (!execId.isEmpty()) {
-                        task.streams().remove(execId);
+                        Optional.ofNullable(task.streams().remove(execId)).ifPresent(Streams::closeStdin);
                         return Mono.just(exit);
                     }
                     return end(task).thenReturn(exit);
@@ -272,8 +303,9 @@ public final class TaskService {
     private Mono<Void> end(Task task) {
         return task.client().shutdown().onErrorResume(ignored -> Mono.empty())
                 .then(Mono.fromCallable(() -> {
+                    task.streams().values().forEach(Streams::closeStdin);
                     TaskMarker.remove(task.bundle());
-                    tasks.remove(task.id(), task);
+                    tasks.remove(task.id());
                     return true;
                 }).subscribeOn(resources.io()))
                 .then();
@@ -284,15 +316,15 @@ public final class TaskService {
             boolean terminal = request.getTerminal();
             Stdio stdio = terminal ? null
                     : ContainerdStdio.of(request.getStdin(), request.getStdout(), request.getStderr());
-            Streams streams = new Streams(request.getStdin(), request.getStdout(), request.getStderr(), terminal);
-            return withStdio(terminal, request.getStdin(), stdio, chosen -> task.client().exec(request.getExecId(),
-                            request.getSpec().getValue().toByteArray(), chosen))
+            return withStdio(terminal, request.getStdin(), stdio, (chosen, opened) -> task.client()
+                    .exec(request.getExecId(), request.getSpec().getValue().toByteArray(), chosen)
                     .doOnNext(io -> {
-                        if (terminal) {
-                            ContainerdTerminal.copyOutput(io.stdout(), request.getStdout());
+                        if (opened != null) {
+                            opened.copyOutput(io.stdout(), request.getStdout());
                         }
-                        task.streams().put(request.getExecId(), streams);
-                    });
+                        task.streams().put(request.getExecId(), new Streams(request.getStdin(),
+                                request.getStdout(), request.getStderr(), opened));
+                    }));
         }).thenReturn(Empty.getDefaultInstance());
     }
 
@@ -317,11 +349,11 @@ public final class TaskService {
     private Mono<StateResponse> state(StateRequest request) {
         return task(request.getId()).flatMap(task -> task.client().state(request.getExecId()).map(state -> {
             Streams streams = Optional.ofNullable(task.streams().get(request.getExecId()))
-                    .orElse(new Streams("", "", "", false));
+                    .orElse(new Streams("", "", "", null));
             StateResponse.Builder response = StateResponse.newBuilder().setId(task.id())
                     .setBundle(task.bundle().toString()).setPid(state.pid()).setStatus(status(state.status()))
                     .setStdin(streams.stdin()).setStdout(streams.stdout()).setStderr(streams.stderr())
-                    .setTerminal(streams.terminal()).setExitStatus(state.exitStatus())
+                    .setTerminal(streams.hasTerminal()).setExitStatus(state.exitStatus())
                     .setExecId(request.getExecId());
             state.exitedAt().ifPresent(at -> response.setExitedAt(TaskEvents.timestamp(at)));
             return response.build();
@@ -388,14 +420,11 @@ public final class TaskService {
                         .setTaskPid(state.pid()).setVersion("shimmer-v1").build());
     }
 
-    /** The task named {@code id}, once its create has made its shim. */
+    /** The task named {@code id}, once its create has made it. */
     private Mono<Task> task(String id) {
-        return Mono.fromCallable(() -> {
-            Task task = tasks.get(id);
-            if (task == null || task.client() == null) {
-                throw new NotFoundException("task " + id + " not found");
-            }
-            return task;
+        return Mono.defer(() -> {
+            Mono<Task> task = tasks.get(id);
+            return task != null ? task : Mono.error(new NotFoundException("task " + id + " not found"));
         });
     }
 

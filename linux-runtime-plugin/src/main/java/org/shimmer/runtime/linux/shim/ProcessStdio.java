@@ -55,6 +55,9 @@ public final class ProcessStdio {
     private final TerminalSize size;
     private final HeldEnds held;
     private volatile Disposable stdinCopy;
+    /** Whether the launch ended (guarded by this): until then a close of stdin waits for it. */
+    private boolean launchEnded;
+    private boolean stdinClosedEarly;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
@@ -302,6 +305,14 @@ public final class ProcessStdio {
     public void launched() {
         launchKeepers.forEach(ProcessStdio::closeQuietly);
         closeConsole();
+        boolean closeStdin;
+        synchronized (this) {
+            launchEnded = true;
+            closeStdin = stdinClosedEarly;
+        }
+        if (closeStdin) {
+            closeStdin();
+        }
     }
 
     private void closeConsole() {
@@ -351,6 +362,15 @@ public final class ProcessStdio {
 
     /** Stops copying stdin and closes our end of the FIFO. */
     public void closeStdin() {
+        synchronized (this) {
+            // Before the launch our end is what lets runc open the FIFO without waiting (it opens it blocking,
+            // on an io thread): closed now, a close-io before an exec's start held that thread for good (review).
+            // The process sees the end of its input once it exists.
+            if (!launchEnded) {
+                stdinClosedEarly = true;
+                return;
+            }
+        }
         if (held.stdin() != null) {
             held.stdin().close();
         }

@@ -10,6 +10,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.Callable;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
@@ -214,8 +215,14 @@ final class LocalLauncher {
         Files.deleteIfExists(bundle.workDir().resolve("exec-" + execId + ".pid"));
     }
 
-    /** Signals a started process through its pidfd; not found once it finished. Blocking. */
+    /**
+     * Signals a started process through its pidfd; not found once it finished, a failed precondition before it
+     * started (an exec not yet started has no process: containerd's runc shim answers the same). Blocking.
+     */
     boolean signal(TaskProcess process, int signal) throws IOException {
+        if (process.pid() == 0 && process.exited().isEmpty()) {
+            throw new FailedPreconditionException("process not started: failed precondition");
+        }
         if (process.pid() == 0 || process.exited().isPresent() || !monitor.signal(process.pid(), signal)) {
             throw new NotFoundException("process already finished: not found");
         }
