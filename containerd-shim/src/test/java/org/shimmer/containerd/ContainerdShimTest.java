@@ -452,6 +452,32 @@ class ContainerdShimTest {
     }
 
     @Test
+    void theBinarysDeleteOfATaskTheLiveDaemonHasEndsItThroughTheDaemon() throws Exception {
+        // What containerd runs when a task's connection closed while the daemon lives: the task is killed and
+        // deleted through the daemon, which answers with its status; the marker goes.
+        assertThat(containerd.runContainer(List.of("-d"), "b1", "/bin/sleep", "1000").status()).isZero();
+        Path bundle = containerd.work.resolve("state/io.containerd.runtime.v2.task/" + containerd.namespace + "/b1");
+        assertThat(bundle.resolve("shimmer-task")).exists();
+        Path binary = containerd.work.resolve("prefix/bin/containerd-shim-shimmer-v1");
+        ProcessBuilder delete = new ProcessBuilder(binary.toString(), "-namespace", containerd.namespace,
+                "-address", containerd.work.resolve("containerd.sock").toString(), "-publish-binary",
+                "/usr/bin/containerd", "-id", "b1", "-bundle", bundle.toString(), "delete").directory(bundle.toFile());
+        Process process = delete.start();
+        CompletableFuture<String> err = PrivateContainerd.read(process.getErrorStream());
+        byte[] out = process.getInputStream().readAllBytes();
+        assertThat(process.waitFor(5, TimeUnit.SECONDS)).as("within containerd's 5 s").isTrue();
+        assertThat(process.exitValue()).as("%s", err.join()).isZero();
+        DeleteResponse response = DeleteResponse.parseFrom(out);
+        assertThat(response.getExitStatus()).isEqualTo(137);
+        assertThat(response.getPid()).isPositive();
+        assertThat(bundle.resolve("shimmer-task")).doesNotExist();
+        assertThat(containerd.runcState()).isEmpty();
+        // containerd still lists the task; its delete now finds the daemon without it, and ends it.
+        containerd.ctr("task", "delete", "b1");
+        assertThat(containerd.ctr("container", "delete", "b1").status()).isZero();
+    }
+
+    @Test
     void aLogUriFileIsMadeWithItsDirectory() throws Exception {
         Path log = containerd.work.resolve("logs/deeper/l1.log");
         Result run = containerd.runContainer(List.of("--rm", "--log-uri", "file://" + log), "l1", "/bin/sh", "-c",
