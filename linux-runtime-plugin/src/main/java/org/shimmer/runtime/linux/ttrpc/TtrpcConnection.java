@@ -5,6 +5,8 @@ import com.google.protobuf.MessageLite;
 import com.google.protobuf.Parser;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
 import java.util.List;
@@ -158,13 +160,26 @@ public final class TtrpcConnection implements Disposable {
             frame.release();
             return;
         }
-        channel.writeAndFlush(frame).addListener(written -> {
+        ChannelFutureListener onWritten = written -> {
             if (!written.isSuccess() && pending.remove(streamId, call)) {
                 call.cancelTimeout();
                 sink.error(new TtrpcClosedException(call.name() + ": could not send on ttrpc connection to " + peer,
                         written.cause()));
             }
-        });
+        };
+        ChannelFuture written = channel.writeAndFlush(frame);
+        // A write refused by an event loop that has shut down (its resources closed under a call: a plugin stop)
+        // is failed at once, and a listener added then would be refused as well, never run: the call waited for
+        // good (CI, RemoteShimTest). So a finished write is looked at here.
+        if (written.isDone()) {
+            try {
+                onWritten.operationComplete(written);
+            } catch (Exception e) {
+                sink.error(e);
+            }
+        } else {
+            written.addListener(onWritten);
+        }
     }
 
     private Integer allocateStreamId() {
