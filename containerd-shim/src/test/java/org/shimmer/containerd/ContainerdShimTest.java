@@ -511,8 +511,13 @@ class ContainerdShimTest {
         assertThat(address).startsWith("unix:///run/containerd/s/");
         Path socket = Path.of(address.substring("unix://".length()));
         assertThat(socket.getFileName().toString()).isEqualTo(containerd.daemonState().getFileName().toString());
-        assertThat(Files.readString(containerd.daemonState().resolve("pid")).trim())
-                .isEqualTo(Long.toString(containerd.daemons().getFirst()));
+        long daemon = containerd.daemons().getFirst();
+        assertThat(Files.readString(containerd.daemonState().resolve("pid")).trim()).isEqualTo(Long.toString(daemon));
+        // In a session of its own, and not containerd's child: it outlives containerd.
+        String[] stat = Files.readString(Path.of("/proc", Long.toString(daemon), "stat")).replaceFirst(".*\\) ", "")
+                .split(" ");
+        assertThat(Long.parseLong(stat[3])).as("session").isEqualTo(daemon);
+        assertThat(Long.parseLong(stat[1])).as("parent").isNotEqualTo(containerd.pid());
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(socket))).isEqualTo("rw-------");
         assertThat(Files.getPosixFilePermissions(socket.getParent()))
                 .allMatch(permission -> permission.name().startsWith("OWNER"));

@@ -82,6 +82,11 @@ final class PrivateContainerd {
         }
     }
 
+    /** containerd's pid. */
+    long pid() {
+        return containerd.pid();
+    }
+
     /** Stops containerd (SIGTERM, as a service manager does); what it started keeps running. */
     void stop() throws InterruptedException {
         containerd.destroy();
