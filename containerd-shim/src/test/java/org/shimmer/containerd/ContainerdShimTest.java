@@ -305,18 +305,12 @@ class ContainerdShimTest {
         // the create goes straight to the daemon's socket here, as containerd sends it.
         assertThat(containerd.runContainer(List.of("-d"), "o0", "/bin/sleep", "1000").status()).isZero();
         Path socket = Path.of("/run/containerd/s", containerd.daemonState().getFileName().toString());
-        Path bundle = Files.createDirectories(containerd.work.resolve("options-bundle"));
+        Path bundle = sleepBundle("options-bundle");
         Path root = containerd.work.resolve("custom-runc-root");
         Path log = containerd.work.resolve("runc-wrapper.log");
         Path wrapper = containerd.work.resolve("runc-wrapper");
         Files.writeString(wrapper, "#!/bin/sh\necho \"$*\" >> " + log + "\nexec runc \"$@\"\n");
         Files.setPosixFilePermissions(wrapper, PosixFilePermissions.fromString("rwx------"));
-        assertThat(PrivateContainerd.run(List.of("runc", "spec", "--bundle", bundle.toString()), null, Map.of())
-                .status()).isZero();
-        Path config = bundle.resolve("config.json");
-        Files.writeString(config, Files.readString(config).replace("\"terminal\": true", "\"terminal\": false")
-                .replace("\"sh\"", "\"/bin/sleep\", \"1000\"")
-                .replace("\"path\": \"rootfs\"", "\"path\": \"" + containerd.rootfs + "\""));
         String id = "opt-" + java.util.UUID.randomUUID().toString().substring(0, 8);
         Options options = Options.newBuilder().setRoot(root.toString()).setBinaryName(wrapper.toString()).build();
         try (RuntimeResources resources = new RuntimeResources("options-test-")) {
@@ -366,17 +360,11 @@ class ContainerdShimTest {
     void callsDuringACreateWaitForItAndStdinClosedBeforeAnExecStartsEndsItsInput() throws Exception {
         assertThat(containerd.runContainer(List.of("-d"), "w0", "/bin/sleep", "1000").status()).isZero();
         Path socket = Path.of("/run/containerd/s", containerd.daemonState().getFileName().toString());
-        Path bundle = Files.createDirectories(containerd.work.resolve("slow-bundle"));
+        Path bundle = sleepBundle("slow-bundle");
         Path slowRunc = containerd.work.resolve("slow-runc");
         // runc create takes 2 s longer: a State, Kill or Delete of the task meanwhile waits for the create.
         Files.writeString(slowRunc, "#!/bin/sh\ncase \" $* \" in *\" create \"*) sleep 2;; esac\nexec runc \"$@\"\n");
         Files.setPosixFilePermissions(slowRunc, PosixFilePermissions.fromString("rwx------"));
-        assertThat(PrivateContainerd.run(List.of("runc", "spec", "--bundle", bundle.toString()), null, Map.of())
-                .status()).isZero();
-        Path config = bundle.resolve("config.json");
-        Files.writeString(config, Files.readString(config).replace("\"terminal\": true", "\"terminal\": false")
-                .replace("\"sh\"", "\"/bin/sleep\", \"1000\"")
-                .replace("\"path\": \"rootfs\"", "\"path\": \"" + containerd.rootfs + "\""));
         String id = "slow-" + java.util.UUID.randomUUID().toString().substring(0, 8);
         Path stdin = containerd.work.resolve("exec-stdin");
         Path stdout = containerd.work.resolve("exec-stdout");
@@ -485,6 +473,18 @@ class ContainerdShimTest {
         assertThat(run.status()).as("%s", run).isZero();
         assertThat(Files.readString(log)).contains("to-the-log\n").contains("err-to-the-log\n");
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(log))).isEqualTo("rw-r--r--");
+    }
+
+    /** A bundle as containerd makes one, for a create sent straight to the daemon: runc's spec, `sleep 1000`. */
+    private static Path sleepBundle(String name) throws Exception {
+        Path bundle = Files.createDirectories(containerd.work.resolve(name));
+        assertThat(PrivateContainerd.run(List.of("runc", "spec", "--bundle", bundle.toString()), null, Map.of())
+                .status()).isZero();
+        Path config = bundle.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replace("\"terminal\": true", "\"terminal\": false")
+                .replace("\"sh\"", "\"/bin/sleep\", \"1000\"")
+                .replace("\"path\": \"rootfs\"", "\"path\": \"" + containerd.rootfs + "\""));
+        return bundle;
     }
 
     @Test

@@ -57,13 +57,7 @@ public final class ContainerdEvents implements Disposable {
     }
 
     private Mono<Void> send(Envelope envelope) {
-        ForwardRequest.Builder forward = ForwardRequest.newBuilder();
-        forward.getEnvelopeBuilder()
-                .setTimestamp(TaskEvents.timestamp(envelope.timestamp()))
-                .setNamespace(envelope.namespace())
-                .setTopic(envelope.topic())
-                .setEvent(TaskEvents.encode((TaskEvent) envelope.event()));
-        ForwardRequest request = forward.build();
+        ForwardRequest request = TaskEvents.forwardRequest(envelope);
         return Mono.defer(() -> connected()
                         .flatMap(containerd -> containerd.call(SERVICE, "Forward", request, Empty.parser(),
                                 CallOptions.defaults().withTimeout(FORWARD_TIMEOUT)

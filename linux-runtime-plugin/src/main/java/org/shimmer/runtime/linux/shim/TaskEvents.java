@@ -10,6 +10,7 @@ import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.EventFilter;
 import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.shim.proto.ForwardRequest;
 import org.shimmer.runtime.linux.shim.proto.Mount;
 import org.shimmer.runtime.linux.shim.proto.TaskCreate;
 import org.shimmer.runtime.linux.shim.proto.TaskDelete;
@@ -100,6 +101,17 @@ public final class TaskEvents {
             case TaskEvent.TaskOom oom -> any("TaskOOM",
                     TaskOOM.newBuilder().setContainerId(oom.containerId()).build());
         };
+    }
+
+    /** The {@code Events/Forward} request that carries {@code envelope}, whose event is a {@link TaskEvent}. */
+    public static ForwardRequest forwardRequest(Envelope envelope) {
+        ForwardRequest.Builder forward = ForwardRequest.newBuilder();
+        forward.getEnvelopeBuilder()
+                .setTimestamp(timestamp(envelope.timestamp()))
+                .setNamespace(envelope.namespace())
+                .setTopic(envelope.topic())
+                .setEvent(encode((TaskEvent) envelope.event()));
+        return forward.build();
     }
 
     /** An instant as a protobuf timestamp. */

@@ -114,13 +114,7 @@ public final class EventForwarder implements Disposable {
         if (registry.serves(socket) || !Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
             return Mono.empty();
         }
-        ForwardRequest.Builder forward = ForwardRequest.newBuilder();
-        forward.getEnvelopeBuilder()
-                .setTimestamp(TaskEvents.timestamp(envelope.timestamp()))
-                .setNamespace(envelope.namespace())
-                .setTopic(envelope.topic())
-                .setEvent(TaskEvents.encode((TaskEvent) envelope.event()));
-        ForwardRequest request = forward.build();
+        ForwardRequest request = TaskEvents.forwardRequest(envelope);
         // Dialed only when the socket exists, so a runtime nobody listens to never starts its network loops for
         // this (they hold descriptors a test saw as leaked). A connection to a server that went away fails once;
         // the next try dials the one that serves now.
