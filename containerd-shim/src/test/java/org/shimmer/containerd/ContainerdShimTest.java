@@ -488,6 +488,27 @@ class ContainerdShimTest {
     }
 
     @Test
+    void anOomKillIsATasksOomEventBeforeTheExit() throws Exception {
+        Process events = new ProcessBuilder(containerd.ctrCommand("events")).start();
+        try {
+            CompletableFuture<String> seen = PrivateContainerd.read(events.getInputStream());
+            Thread.sleep(300);
+            // tail keeps a line without a newline whole: 300 MiB of zeros in a 32 MiB cgroup.
+            Result run = containerd.runContainer(List.of("--rm", "--memory-limit", "33554432"), "oom1", "/bin/sh",
+                    "-c", "head -c 300m /dev/zero | tail; echo status $?");
+            assertThat(run.stdout()).as("%s", run).contains("status 137");
+            Thread.sleep(500);
+            events.destroy();
+            List<String> topics = seen.get(10, TimeUnit.SECONDS).lines().filter(line -> line.contains("/tasks/"))
+                    .map(line -> line.replaceFirst(".*(/tasks/[a-z-]+).*", "$1")).toList();
+            assertThat(topics).containsSubsequence("/tasks/start", "/tasks/oom", "/tasks/delete");
+            assertThat(topics).filteredOn("/tasks/oom"::equals).hasSize(1);
+        } finally {
+            events.destroyForcibly();
+        }
+    }
+
+    @Test
     void theBinaryRefusesABadIdOrNamespaceByName() throws Exception {
         Path binary = containerd.work.resolve("prefix/bin/containerd-shim-shimmer-v1");
         Result badId = PrivateContainerd.run(List.of(binary.toString(), "-namespace", "default", "-address",

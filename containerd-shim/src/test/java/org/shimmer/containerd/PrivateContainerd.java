@@ -50,7 +50,7 @@ final class PrivateContainerd {
             Files.createDirectories(rootfs.resolve(dir));
         }
         Files.copy(Path.of("/bin/busybox"), rootfs.resolve("bin/busybox"));
-        for (String applet : List.of("sh", "true", "echo", "cat", "sleep", "ls", "wc")) {
+        for (String applet : List.of("sh", "true", "echo", "cat", "sleep", "ls", "wc", "head", "tail")) {
             Files.createSymbolicLink(rootfs.resolve("bin").resolve(applet), Path.of("busybox"));
         }
         Files.writeString(work.resolve("containerd.toml"), """

@@ -4,11 +4,13 @@ import com.google.protobuf.Any;
 import com.google.protobuf.Empty;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageLite;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BiFunction;
 import java.util.function.Function;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -17,6 +19,7 @@ import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.local.LocalShims;
@@ -96,7 +99,8 @@ public final class TaskService {
     private volatile long lastCallNanos = System.nanoTime();
 
     /** One task: its bundle, its local shim once made, and the streams containerd named for each process. */
-    private record Task(String id, Path bundle, ShimClient client, Map<String, Streams> streams) {}
+    private record Task(String id, Path bundle, ShimClient client, Map<String, Streams> streams,
+            AtomicReference<OomWatch> oom) {}
 
     /** The streams containerd named for a process, and its terminal if it has one. */
     private record Streams(String stdin, String stdout, String stderr, ContainerdTerminal terminal) {
@@ -204,7 +208,7 @@ public final class TaskService {
                                         return io;
                                     }))
                             .map(io -> {
-                                Task task = new Task(id, bundlePath, client, processes);
+                                Task task = new Task(id, bundlePath, client, processes, watchOom(id, io.pid()));
                                 tasks.replace(id, pending, Mono.just(task));
                                 made.tryEmitValue(task);
                                 return CreateTaskResponse.newBuilder().setPid(io.pid()).build();
@@ -299,11 +303,26 @@ public final class TaskService {
                         .setExitedAt(TaskEvents.timestamp(exit.exitedAt())).build());
     }
 
+    /** Watches the task's memory cgroup for OOM kills, published as {@code /tasks/oom}; none if it cannot. */
+    private AtomicReference<OomWatch> watchOom(String id, int pid) {
+        AtomicReference<OomWatch> watch = new AtomicReference<>();
+        try {
+            OomWatch.start(resources.pollLoop(), pid, () -> exchange.publish(namespace, "/tasks/oom",
+                    new TaskEvent.TaskOom(id)).subscribe(published -> {}, error -> log.warn(
+                    "the OOM event of {} was not published", id, error))).ifPresent(watch::set);
+        } catch (IOException | RuntimeException e) {
+            log.warn("the memory cgroup of task {} (pid {}) is not watched for OOM kills: {}", id, pid,
+                    e.toString());
+        }
+        return watch;
+    }
+
     /** The init is gone with its container: the task's shim ends, then its entry and marker. */
     private Mono<Void> end(Task task) {
         return task.client().shutdown().onErrorResume(ignored -> Mono.empty())
                 .then(Mono.fromCallable(() -> {
                     task.streams().values().forEach(Streams::closeStdin);
+                    Optional.ofNullable(task.oom().getAndSet(null)).ifPresent(OomWatch::close);
                     TaskMarker.remove(task.bundle());
                     tasks.remove(task.id());
                     return true;
