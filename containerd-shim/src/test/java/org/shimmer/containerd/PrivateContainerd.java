@@ -232,6 +232,8 @@ final class PrivateContainerd {
                 ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
             }
             run(List.of("rm", "-rf", work.toString(), daemonState().toString()), null, Map.of());
+            // runc's directory of the namespace, if it is empty (runc leaves it).
+            run(List.of("rmdir", "--ignore-fail-on-non-empty", "/run/containerd/runc/" + namespace), null, Map.of());
         }
     }
 
