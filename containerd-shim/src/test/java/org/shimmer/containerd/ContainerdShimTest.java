@@ -254,23 +254,15 @@ class ContainerdShimTest {
 
     @Test
     void ctrEventsShowsTheTaskEventsInContainerdsOrder() throws Exception {
-        Process events = new ProcessBuilder(containerd.ctrCommand("events")).start();
-        try {
-            CompletableFuture<String> seen = PrivateContainerd.read(events.getInputStream());
-            Thread.sleep(300);
+        try (PrivateContainerd.Events events = containerd.new Events()) {
             assertThat(containerd.runContainer(List.of("--rm"), "ev1", "/bin/sh", "-c", "exit 5").status())
                     .isEqualTo(5);
-            Thread.sleep(500);
-            events.destroy();
-            List<String> lines = seen.get(10, TimeUnit.SECONDS).lines().filter(line -> line.contains("/tasks/"))
-                    .toList();
+            List<String> lines = events.taskEventsOf("ev1");
             assertThat(lines).hasSize(4);
             assertThat(lines.get(0)).contains("/tasks/create", "\"container_id\":\"ev1\"");
             assertThat(lines.get(1)).contains("/tasks/start");
             assertThat(lines.get(2)).contains("/tasks/exit", "\"exit_status\":5");
             assertThat(lines.get(3)).contains("/tasks/delete", "\"exit_status\":5");
-        } finally {
-            events.destroyForcibly();
         }
     }
 
@@ -363,7 +355,9 @@ class ContainerdShimTest {
         Path bundle = sleepBundle("slow-bundle");
         Path slowRunc = containerd.work.resolve("slow-runc");
         // runc create takes 2 s longer: a State, Kill or Delete of the task meanwhile waits for the create.
-        Files.writeString(slowRunc, "#!/bin/sh\ncase \" $* \" in *\" create \"*) sleep 2;; esac\nexec runc \"$@\"\n");
+        Path creating = containerd.work.resolve("runc-create-began");
+        Files.writeString(slowRunc, "#!/bin/sh\ncase \" $* \" in *\" create \"*) touch " + creating
+                + "; sleep 2;; esac\nexec runc \"$@\"\n");
         Files.setPosixFilePermissions(slowRunc, PosixFilePermissions.fromString("rwx------"));
         String id = "slow-" + java.util.UUID.randomUUID().toString().substring(0, 8);
         Path stdin = containerd.work.resolve("exec-stdin");
@@ -381,7 +375,11 @@ class ContainerdShimTest {
                                 Any.newBuilder().setTypeUrl("containerd.runc.v1.Options").setValue(Options
                                         .newBuilder().setBinaryName(slowRunc.toString()).build().toByteString()))
                                 .build(), CreateTaskResponse.parser(), call).toFuture();
-                Thread.sleep(300);
+                long began = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (!Files.exists(creating)) {
+                    assertThat(System.nanoTime()).as("runc create began").isLessThan(began);
+                    Thread.onSpinWait();
+                }
                 long asked = System.nanoTime();
                 StateResponse state = daemon.call(TaskService.SERVICE, "State", StateRequest.newBuilder().setId(id)
                         .build(), StateResponse.parser(), call).block();
@@ -489,22 +487,15 @@ class ContainerdShimTest {
 
     @Test
     void anOomKillIsATasksOomEventBeforeTheExit() throws Exception {
-        Process events = new ProcessBuilder(containerd.ctrCommand("events")).start();
-        try {
-            CompletableFuture<String> seen = PrivateContainerd.read(events.getInputStream());
-            Thread.sleep(300);
+        try (PrivateContainerd.Events events = containerd.new Events()) {
             // tail keeps a line without a newline whole: 300 MiB of zeros in a 32 MiB cgroup.
             Result run = containerd.runContainer(List.of("--rm", "--memory-limit", "33554432"), "oom1", "/bin/sh",
                     "-c", "head -c 300m /dev/zero | tail; echo status $?");
             assertThat(run.stdout()).as("%s", run).contains("status 137");
-            Thread.sleep(500);
-            events.destroy();
-            List<String> topics = seen.get(10, TimeUnit.SECONDS).lines().filter(line -> line.contains("/tasks/"))
+            List<String> topics = events.taskEventsOf("oom1").stream()
                     .map(line -> line.replaceFirst(".*(/tasks/[a-z-]+).*", "$1")).toList();
             assertThat(topics).containsSubsequence("/tasks/start", "/tasks/oom", "/tasks/delete");
             assertThat(topics).filteredOn("/tasks/oom"::equals).hasSize(1);
-        } finally {
-            events.destroyForcibly();
         }
     }
 

@@ -239,6 +239,64 @@ final class PrivateContainerd {
 
     record Result(int status, String stdout, String stderr) {}
 
+    /**
+     * {@code ctr events}, its lines as they come. Subscribed once the events of a probe container arrived (ctr says
+     * nothing when it has subscribed): no event of what follows is missed.
+     */
+    final class Events implements AutoCloseable {
+        private final Process ctr;
+        private final java.util.concurrent.BlockingQueue<String> lines = new java.util.concurrent.LinkedBlockingQueue<>();
+        private final List<String> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        Events() throws IOException, InterruptedException {
+            ctr = new ProcessBuilder(ctrCommand("events")).redirectErrorStream(true).start();
+            Thread.ofPlatform().daemon().name("ctr-events").start(() -> {
+                try (var reader = ctr.inputReader(StandardCharsets.UTF_8)) {
+                    String line;
+                    while ((line = reader.readLine()) != null) {
+                        lines.add(line);
+                    }
+                } catch (IOException ended) {
+                    // ctr was stopped.
+                }
+            });
+            String probe = "probe-" + UUID.randomUUID().toString().substring(0, 8);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (true) {
+                assertThat(runContainer(List.of("--rm"), probe, "/bin/true").status()).isZero();
+                if (awaitDelete(probe, Math.min(deadline, System.nanoTime() + TimeUnit.SECONDS.toNanos(2)))) {
+                    break;
+                }
+                assertThat(System.nanoTime()).as("ctr events never subscribed").isLessThan(deadline);
+            }
+        }
+
+        /** Waits for {@code id}'s {@code /tasks/delete}; its task events, in the order they came. */
+        List<String> taskEventsOf(String id) throws InterruptedException {
+            assertThat(awaitDelete(id, System.nanoTime() + TimeUnit.SECONDS.toNanos(20)))
+                    .as("the delete event of %s: %s", id, seen).isTrue();
+            return seen.stream().filter(line -> line.contains("/tasks/")
+                    && line.contains("\"container_id\":\"" + id + "\"")).toList();
+        }
+
+        private boolean awaitDelete(String id, long deadline) throws InterruptedException {
+            while (seen.stream().noneMatch(line -> line.contains("/tasks/delete")
+                    && line.contains("\"container_id\":\"" + id + "\""))) {
+                String line = lines.poll(Math.max(deadline - System.nanoTime(), 0), TimeUnit.NANOSECONDS);
+                if (line == null) {
+                    return false;
+                }
+                seen.add(line);
+            }
+            return true;
+        }
+
+        @Override
+        public void close() {
+            ctr.destroyForcibly();
+        }
+    }
+
     /** Runs {@code command} to its end (60 s at most), feeding it {@code stdin}. */
     static Result run(List<String> command, byte[] stdin, Map<String, String> environment) throws IOException,
             InterruptedException {
