@@ -82,6 +82,10 @@ public final class LifecycleBenchmark {
                 }
                 localOwn = profile.report(local, steps, n, profiled);
             }
+            if (Boolean.getBoolean("shimmer.bench.localOnly")) {
+                // Iterating on the local shim: its breakdown only, and no RESULT line.
+                return;
+            }
             remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
                     i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i, new long[STEPS.size()]));
         }

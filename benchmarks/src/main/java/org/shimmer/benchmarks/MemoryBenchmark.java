@@ -50,6 +50,12 @@ public final class MemoryBenchmark {
     private static final Duration SETTLE = Duration.ofSeconds(1);
     private static final Duration JIT_IDLE = Duration.ofSeconds(10);
     private static final int READS = 3;
+    /**
+     * HotSpot keeps the arena chunks of a finished compilation in a pool it frees every 5 s: a C2 compilation
+     * just before a point left 7 MiB of them in its reads (NMT's "Arena Chunk", the remote mode's last point),
+     * not memory any container holds. Each point waits this long once the JIT is idle, before its reads.
+     */
+    private static final Duration CHUNK_POOL_CLEANING = Duration.ofSeconds(6);
     private static final int MIN_WARMUP = 8;
     private static final int CONCURRENCY = 4;
     private static final String NAMESPACE = "memory";
@@ -254,15 +260,14 @@ public final class MemoryBenchmark {
      * reads jump by 10 MiB.
      */
     private static long residentKib() throws JMException, InterruptedException {
+        awaitIdleJit();
+        Thread.sleep(CHUNK_POOL_CLEANING);
         long least = Long.MAX_VALUE;
         for (int read = 0; read < READS; read++) {
             if (read > 0) {
                 Thread.sleep(SETTLE);
             }
-            long deadline = System.nanoTime() + JIT_IDLE.toNanos();
-            while (!jitIdle() && System.nanoTime() < deadline) {
-                Thread.sleep(100);
-            }
+            awaitIdleJit();
             MemoryDiagnosis.command("systemTrimNativeHeap");
             least = Math.min(least, BenchProcesses.smapsKib(ProcessHandle.current().pid(), "Anonymous"));
         }
@@ -287,6 +292,14 @@ public final class MemoryBenchmark {
             previous = now;
         }
         System.out.printf(Locale.ROOT, "settled after the warm-up in %.1f s%n", (System.nanoTime() - start) / 1e9);
+    }
+
+    /** Waits until no compilation runs or waits, at most {@link #JIT_IDLE}. */
+    private static void awaitIdleJit() throws JMException, InterruptedException {
+        long deadline = System.nanoTime() + JIT_IDLE.toNanos();
+        while (!jitIdle() && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+        }
     }
 
     private static boolean jitIdle() throws JMException {

@@ -1,6 +1,8 @@
 package org.shimmer.benchmarks;
 
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -42,8 +44,15 @@ public final class ParallelBenchmark {
      * benchmark's): a small round leaves the JIT compiling during the measured burst, on the same two cores.
      */
     private static final int WARMUP = Integer.getInteger("shimmer.bench.warmup", 4);
+    /**
+     * How many warm-up bursts of each way (-Dshimmer.bench.warmupRounds): the JIT went on compiling the remote
+     * path through five bursts of 100 (its compile time is printed with each burst).
+     */
+    private static final int WARMUP_ROUNDS = Integer.getInteger("shimmer.bench.warmupRounds", 1);
     /** How many measured rounds of each way, interleaved (-Dshimmer.bench.rounds); the figure is their median. */
     private static final int ROUNDS = Integer.getInteger("shimmer.bench.rounds", 3);
+    /** Runs only the way whose name begins with this (-Dshimmer.bench.only=remote), for a diagnosis. */
+    private static final String ONLY = System.getProperty("shimmer.bench.only");
     private static final String NAMESPACE = "parallel";
     private static final String[] COMMAND = {"/bin/sh", "-c", "echo; sleep 0.2"};
     private static final String EXPECTED = "\n";
@@ -89,6 +98,17 @@ public final class ParallelBenchmark {
                         BenchProcesses.runQuietly(ctr(containerd, "container", "rm", id));
                     }));
             List<Way> ways = List.of(runcWay, localWay, remoteWay, ctrWay);
+            if (ONLY != null) {
+                // A diagnosis of one way (under a profiler, say): its bursts only, and no RESULT line.
+                Way only = ways.stream().filter(way -> way.name.startsWith(ONLY)).findFirst()
+                        .orElseThrow(() -> new IllegalArgumentException("no way named " + ONLY));
+                only.warmUp(WARMUP);
+                for (int round = 0; round < ROUNDS; round++) {
+                    only.measure(n, "m" + round);
+                }
+                only.print(n);
+                return;
+            }
             // Round after round, each way in turn: one burst of each measured back to back moved by 15-30% between
             // runs on two cores, the ratios with them; the medians of interleaved rounds hold still.
             for (Way way : ways) {
@@ -138,16 +158,30 @@ public final class ParallelBenchmark {
         }
 
         void warmUp(int count) {
-            if (count > 0) {
-                failed = Double.isNaN(orFailed(name + " (warm-up)", () -> burst.run(count, "w")));
+            for (int round = 0; round < WARMUP_ROUNDS && count > 0 && !failed; round++) {
+                String prefix = "w" + round;
+                failed = Double.isNaN(orFailed(name + " (warm-up)", () -> burst.run(count, prefix)));
             }
         }
 
         void measure(int count, String prefix) {
             if (!failed) {
+                long[] machineBefore = machineCpuTicks();
+                long jvmBefore = jvmCpuNanos();
+                long compilingBefore = compilerCpuTicks();
                 double taken = orFailed(name, () -> burst.run(count, prefix));
+                long jvm = jvmCpuNanos() - jvmBefore;
+                long compiling = compilerCpuTicks() - compilingBefore;
+                long[] machineAfter = machineCpuTicks();
                 failed = Double.isNaN(taken);
                 seconds.add(taken);
+                // Where a burst's CPU went: on two cores the machine is busy all along, so what this JVM takes
+                // is taken from runc and the shims.
+                double busy = (machineAfter[0] - machineBefore[0]) / (double) TICKS_PER_SECOND;
+                double all = (machineAfter[1] - machineBefore[1]) / (double) TICKS_PER_SECOND;
+                System.out.printf(Locale.ROOT, "%-28s %7.2f s: this JVM's CPU %.2f s (its JIT's threads %.2f s), "
+                        + "the machine's %.2f s busy of %.2f s%n", name, taken, jvm / 1e9,
+                        compiling / (double) TICKS_PER_SECOND, busy, all);
             }
         }
 
@@ -161,9 +195,64 @@ public final class ParallelBenchmark {
         }
 
         void print(int n) {
-            System.out.printf(Locale.ROOT, "%-28s %7.2f s for %d at once (median of %s; after %d at once to warm "
-                    + "up)%n", name, median(), n, seconds.stream().map(s -> String.format(Locale.ROOT, "%.2f", s))
-                    .toList(), WARMUP);
+            System.out.printf(Locale.ROOT, "%-28s %7.2f s for %d at once (median of %s; after %d x %d at once to "
+                    + "warm up)%n", name, median(), n, seconds.stream().map(s -> String.format(Locale.ROOT, "%.2f", s))
+                    .toList(), WARMUP_ROUNDS, WARMUP);
+        }
+    }
+
+    /** Clock ticks per second of /proc/stat (USER_HZ, 100 on Linux). */
+    private static final int TICKS_PER_SECOND = 100;
+
+    private static long jvmCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime();
+    }
+
+    /**
+     * CPU ticks of this JVM's compiler threads ({@code /proc/self/task/<tid>/stat}, user and system), those alive
+     * now: compiler threads come and go, so this undercounts a burst in which one ended.
+     */
+    private static long compilerCpuTicks() {
+        long ticks = 0;
+        try (var tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            for (Path task : tasks) {
+                try {
+                    String stat = Files.readString(task.resolve("stat"));
+                    int open = stat.indexOf('(');
+                    int close = stat.lastIndexOf(')');
+                    if (!stat.substring(open + 1, close).contains("CompilerThre")) {
+                        continue;
+                    }
+                    String[] fields = stat.substring(close + 2).split(" ");
+                    // After the name: state is field 3 of stat, utime 14 and stime 15.
+                    ticks += Long.parseLong(fields[11]) + Long.parseLong(fields[12]);
+                } catch (IOException | RuntimeException gone) {
+                    // The thread ended meanwhile.
+                }
+            }
+        } catch (IOException e) {
+            return 0;
+        }
+        return ticks;
+    }
+
+    /** The machine's busy and total CPU ticks (all CPUs) from the first line of /proc/stat. */
+    private static long[] machineCpuTicks() {
+        try {
+            String[] fields = Files.readAllLines(Path.of("/proc/stat")).getFirst().trim().split("\\s+");
+            long total = 0;
+            long idle = 0;
+            for (int i = 1; i < fields.length && i <= 8; i++) {
+                long ticks = Long.parseLong(fields[i]);
+                total += ticks;
+                if (i == 4 || i == 5) {
+                    idle += ticks;
+                }
+            }
+            return new long[] {total - idle, total};
+        } catch (IOException e) {
+            return new long[] {0, 0};
         }
     }
 
