@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
@@ -147,16 +148,23 @@ public abstract class TaskClient implements ShimClient {
     private Mono<Void> undo(TaskProcess.Transition creating, Mono<?> first) {
         creating.moveThrough(ProcessState.DELETING);
         TaskProcess process = creating.process();
+        AtomicBoolean ended = new AtomicBoolean();
+        Runnable end = () -> {
+            if (ended.compareAndSet(false, true)) {
+                try {
+                    forget(process);
+                } finally {
+                    creating.commit(ProcessState.DELETED);
+                }
+            }
+        };
+        // Out of the table before the caller learns how it ended: after doFinally, which runs once the signal went
+        // downstream, a caller whose failed create returned went on to shutdown and was told the task still
+        // existed (a CI run under load). doFinally stays for a cancel.
         return first.onErrorResume(error -> Mono.empty()).then(blocking(() -> {
             process.release();
             return true;
-        })).then().doFinally(signal -> {
-            try {
-                forget(process);
-            } finally {
-                creating.commit(ProcessState.DELETED);
-            }
-        });
+        })).then().doOnTerminate(end).doFinally(signal -> end.run());
     }
 
     /**
@@ -175,6 +183,8 @@ public abstract class TaskClient implements ShimClient {
                     }
                     moving.commit(to);
                 })
+                // Back where it was before the caller learns of the failure (as undo does); doFinally for a cancel.
+                .doOnError(error -> moving.close())
                 .doFinally(signal -> moving.close())));
     }
 

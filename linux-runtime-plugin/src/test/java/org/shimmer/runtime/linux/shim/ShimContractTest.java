@@ -613,6 +613,28 @@ public abstract class ShimContractTest {
         assertNoFifos(bundle);
     }
 
+    /**
+     * The task a failed create reserved is gone by the time the failure reaches its caller, on the very thread
+     * that signals it: a shutdown right then used to be told the task still existed (the undo forgot it only after
+     * the error had gone downstream; a CI run under load hit it from a test thread).
+     */
+    @Test
+    void aFailedCreateIsUndoneBeforeItsCallerLearnsOfTheFailure() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        String spec = Files.readString(bundle.configFile());
+        Files.writeString(bundle.configFile(), spec.replace("\"cwd\" : \"/\"", "\"cwd\" : \"relative/dir\""));
+        ShimClient shim = shim(bundle);
+
+        StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null)))
+                        .map(io -> "created")
+                        .onErrorResume(ShimException.class, failed -> shim.shutdown().thenReturn("shut down")))
+                .expectNext("shut down")
+                .verifyComplete();
+
+        assertBundleIntact(bundle);
+        assertNoFifos(bundle);
+    }
+
     @Test
     void fiftyContainersAtOnce() throws Exception {
         List<Bundle> bundles = new ArrayList<>();

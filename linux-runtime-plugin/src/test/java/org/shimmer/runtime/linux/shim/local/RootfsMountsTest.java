@@ -141,8 +141,11 @@ class RootfsMountsTest {
         output.subscribe();
         shim.start().block(TIMEOUT);
         assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
-        shim.delete().block(TIMEOUT);
+        // Read before the delete, which releases the streams: the subscription above reaches the stream on an io
+        // thread, and under a loaded CI run it came after the exit (awaitExit waits only for output already
+        // subscribed to), then after the delete, and read nothing.
         String mountinfo = output.block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
 
         List<String> root = rootOptions(mountinfo);
