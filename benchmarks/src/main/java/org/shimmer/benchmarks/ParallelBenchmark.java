@@ -46,7 +46,7 @@ public final class ParallelBenchmark {
     private static final int WARMUP = Integer.getInteger("shimmer.bench.warmup", 4);
     /**
      * How many warm-up bursts of each way (-Dshimmer.bench.warmupRounds): the JIT went on compiling the remote
-     * path through five bursts of 100 (its compile time is printed with each burst).
+     * path through five bursts of 100 (its compiler threads' CPU is printed with each burst).
      */
     private static final int WARMUP_ROUNDS = Integer.getInteger("shimmer.bench.warmupRounds", 1);
     /** How many measured rounds of each way, interleaved (-Dshimmer.bench.rounds); the figure is their median. */
