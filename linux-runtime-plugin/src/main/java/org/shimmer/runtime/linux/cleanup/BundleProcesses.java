@@ -41,7 +41,8 @@ final class BundleProcesses {
         }
     }
 
-    private static final byte[] INIT = "init".getBytes(StandardCharsets.US_ASCII);
+    /** {@code init} as an argument of its own after the program (runc's {@code argv[1]}), NULs around it. */
+    private static final byte[] INIT = "\0init\0".getBytes(StandardCharsets.US_ASCII);
 
     private final String namespace;
     private final String id;
@@ -68,8 +69,9 @@ final class BundleProcesses {
     /**
      * Whether a process whose command line begins with {@code length} bytes of {@code commandLine} (negative: longer
      * than the buffer) may be one of ours: every match needs the id (an argument of its own, or the end of the
-     * bundle's path) or {@code init} among the arguments, and most processes have neither. Reading and decoding
-     * each whole command line dominated the scan of every delete.
+     * bundle's path) or {@code init} as an argument, and most processes have neither. Reading and decoding each
+     * whole command line dominated the scan of every delete (and an init system's {@code --firecracker-init}
+     * was read again by every scan).
      */
     boolean mayMatch(byte[] commandLine, int length) {
         return length < 0 || contains(commandLine, length, idBytes) || contains(commandLine, length, INIT);

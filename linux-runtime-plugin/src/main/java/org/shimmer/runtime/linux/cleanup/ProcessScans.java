@@ -3,6 +3,7 @@ package org.shimmer.runtime.linux.cleanup;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.Procfs;
@@ -93,8 +94,10 @@ final class ProcessScans {
         byte[] buffer = new byte[CMDLINE_BUFFER];
         try (Procfs.CommandLines lines = new Procfs.CommandLines(CMDLINE_BUFFER)) {
             long self = SelfProcess.PID;
+            // Read after every request of the batch was made: a process that lived when one asked is not here.
+            int[] kernelThreads = Procfs.kernelThreads();
             for (int pid : Procfs.pids()) {
-                if (pid == self) {
+                if (pid == self || Arrays.binarySearch(kernelThreads, pid) >= 0) {
                     continue;
                 }
                 int length;

@@ -98,6 +98,43 @@ class ProcessScansTest {
         assertThat(bundle.scan()).extracting(found -> (long) found.pid()).containsExactly(process.pid());
     }
 
+    /**
+     * A container's {@code runc init} is recognised by {@code init} as its first argument and its working directory
+     * in the rootfs; {@code init} inside another argument ({@code --firecracker-init}) makes no candidate, and a
+     * kernel thread is never one.
+     */
+    @Test
+    void anInitInTheRootfsIsFoundAndInitInsideAnotherArgumentIsNot() throws Exception {
+        Path bundleDir = Files.createDirectories(temp.resolve("state/ns/initial"));
+        Path rootfs = Files.createDirectories(bundleDir.resolve("rootfs"));
+        BundleProcesses bundle = new BundleProcesses("ns", "initial", bundleDir, temp.resolve("runc/ns/initial"));
+        // argv is [/bin/sh, init]: a script named init, in the rootfs, as runc's init has it.
+        Files.writeString(rootfs.resolve("init"), "read line\n");
+        Process init = new ProcessBuilder("/bin/sh", "init").directory(rootfs.toFile()).start();
+        started.add(init);
+        Process lookalike = new ProcessBuilder("/bin/sh", "-c", "read line", "--firecracker-init")
+                .directory(rootfs.toFile()).start();
+        started.add(lookalike);
+        awaitArgv(init.pid(), "/bin/sh\0init\0");
+
+        assertThat(bundle.scan()).containsExactly(new BundleProcesses.Found((int) init.pid(), false, true));
+        assertThat(bundle.mayMatch(commandLine(lookalike.pid()), commandLine(lookalike.pid()).length))
+                .as("a process with init inside an argument").isFalse();
+        assertThat(bundle.mayMatch(commandLine(init.pid()), commandLine(init.pid()).length)).isTrue();
+    }
+
+    private static byte[] commandLine(long pid) throws Exception {
+        return Files.readAllBytes(Path.of("/proc/" + pid + "/cmdline"));
+    }
+
+    /** Until the forked child has run exec: before that, its command line is the JVM's. */
+    private static void awaitArgv(long pid, String argv) throws Exception {
+        for (int i = 0; i < 500 && !new String(commandLine(pid), java.nio.charset.StandardCharsets.UTF_8)
+                .equals(argv); i++) {
+            Thread.sleep(10);
+        }
+    }
+
     private static Process waiting(Path bundleDir) throws Exception {
         return new ProcessBuilder("/bin/sh", "-c", "read line", "--bundle", bundleDir.toString()).start();
     }

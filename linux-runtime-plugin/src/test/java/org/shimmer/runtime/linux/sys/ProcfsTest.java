@@ -50,6 +50,53 @@ class ProcfsTest {
         assertThat(Leaks.fdsAddedSince(before, Duration.ofSeconds(5))).isEmpty();
     }
 
+    /**
+     * The kernel threads a scan skips are kthreadd and its children: each has PF_KTHREAD and no command line, and a
+     * process of ours or init is never among them. Where pid 2 is not kthreadd (a pid namespace), none is skipped.
+     */
+    @Test
+    void kernelThreadsAreKthreaddAndItsChildrenAndNothingElse() throws Exception {
+        Process child = new ProcessBuilder("/bin/sleep", "30").start();
+        try {
+            int[] kernel = Procfs.kernelThreads();
+            assertThat(kernel).isSorted();
+            if (!isKernelThread(2)) {
+                assertThat(kernel).isEmpty();
+                return;
+            }
+            assertThat(kernel).contains(2).doesNotContain(1, (int) ProcessHandle.current().pid(), (int) child.pid());
+            for (int pid : kernel) {
+                Path stat = Path.of("/proc/" + pid + "/stat");
+                if (Files.exists(stat)) {
+                    assertThat(isKernelThread(pid)).as("pid %d", pid).isTrue();
+                }
+            }
+            // Every kernel thread there was before and is still there after is listed (kworkers come and go).
+            int[] before = Arrays.stream(Procfs.pids()).filter(ProcfsTest::isKernelThread).toArray();
+            int[] listed = Procfs.kernelThreads();
+            int[] after = Arrays.stream(Procfs.pids()).filter(ProcfsTest::isKernelThread).toArray();
+            assertThat(before).isNotEmpty();
+            for (int pid : before) {
+                if (Arrays.stream(after).anyMatch(again -> again == pid)) {
+                    assertThat(listed).as("kernel thread %d", pid).contains(pid);
+                }
+            }
+        } finally {
+            child.destroyForcibly().waitFor();
+        }
+    }
+
+    /** PF_KTHREAD in the flags field of stat, read here independently of {@link Procfs}. */
+    private static boolean isKernelThread(int pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return (Long.parseLong(fields[6]) & 0x00200000L) != 0;
+        } catch (java.io.IOException | RuntimeException gone) {
+            return false;
+        }
+    }
+
     @Test
     void aProcessThatIsGoneIsAnErrorNamingItsPid() throws Exception {
         Process done = new ProcessBuilder("/bin/true").start();
