@@ -44,11 +44,12 @@ public final class Procfs {
     private static volatile Boolean kthreaddVisible;
 
     /**
-     * The kernel's threads now: kthreadd (pid 2) and its children, every kernel thread but the idle ones, which
-     * have no pid here. None runs a program, so none belongs to anything we look for. Empty where pid 2 is not
-     * kthreadd (in a pid namespace of its own, pid 2 is anyone, and kernel threads are not shown). A process that
-     * lives from before this call to after it is never among them: a pid read here was a kernel thread's then.
-     * Every scan of {@code /proc} opened the command line of each of them (60 of 83 processes here).
+     * The kernel's own processes now: kthreadd (pid 2) and its children, which are every kernel thread (none runs a
+     * program) and the user-mode helpers the kernel is running at that moment ({@code modprobe}, a
+     * {@code core_pattern} pipe), programs of the kernel's, never a shim, runc or a container's process. Empty
+     * where pid 2 is not kthreadd (in a pid namespace of its own, pid 2 is anyone, and kernel threads are not
+     * shown). A process that lives from before this call to after it is among them only if the kernel started it.
+     * Every scan of {@code /proc} opened the command line of each kernel thread (60 of 83 processes here).
      */
     public static int[] kernelThreads() {
         if (!isKthreaddVisible()) {
