@@ -79,7 +79,7 @@ public final class Procfs {
         if (visible == null) {
             String[] stat = stat(2);
             // flags is the 9th field of stat, the 7th after the name.
-            visible = stat.length > 6 && stat[6].chars().allMatch(Procfs::isDigit)
+            visible = stat.length > 6 && !stat[6].isEmpty() && stat[6].chars().allMatch(Procfs::isDigit)
                     && (Long.parseLong(stat[6]) & PF_KTHREAD) != 0;
             kthreaddVisible = visible;
         }

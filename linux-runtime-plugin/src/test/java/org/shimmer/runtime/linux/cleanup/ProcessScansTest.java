@@ -116,6 +116,7 @@ class ProcessScansTest {
                 .directory(rootfs.toFile()).start();
         started.add(lookalike);
         awaitArgv(init.pid(), "/bin/sh\0init\0");
+        awaitArgv(lookalike.pid(), "/bin/sh\0-c\0read line\0--firecracker-init\0");
 
         assertThat(bundle.scan()).containsExactly(new BundleProcesses.Found((int) init.pid(), false, true));
         assertThat(bundle.mayMatch(commandLine(lookalike.pid()), commandLine(lookalike.pid()).length))
@@ -127,10 +128,27 @@ class ProcessScansTest {
         return Files.readAllBytes(Path.of("/proc/" + pid + "/cmdline"));
     }
 
+    /**
+     * A command line longer than the scan's buffer, the bundle past its end: read whole, and found. Only the id
+     * within the buffer made a candidate, so this process would have been missed.
+     */
+    @Test
+    void aProcessWhoseCommandLineOutgrowsTheBufferIsStillFound() throws Exception {
+        Path bundleDir = Files.createDirectories(temp.resolve("state/ns/long"));
+        BundleProcesses bundle = new BundleProcesses("ns", "long", bundleDir, temp.resolve("runc/ns/long"));
+        String padding = "p".repeat(2 * ProcessScans.CMDLINE_BUFFER);
+        Process process = new ProcessBuilder("/bin/sh", "-c", "read line", padding, "--bundle", bundleDir.toString())
+                .start();
+        started.add(process);
+        awaitArgv(process.pid(), "/bin/sh\0-c\0read line\0" + padding + "\0--bundle\0" + bundleDir + "\0");
+
+        assertThat(bundle.scan()).containsExactly(new BundleProcesses.Found((int) process.pid(), false, false));
+    }
+
     /** Until the forked child has run exec: before that, its command line is the JVM's. */
     private static void awaitArgv(long pid, String argv) throws Exception {
-        for (int i = 0; i < 500 && !new String(commandLine(pid), java.nio.charset.StandardCharsets.UTF_8)
-                .equals(argv); i++) {
+        for (int i = 0; !new String(commandLine(pid), java.nio.charset.StandardCharsets.UTF_8).equals(argv); i++) {
+            assertThat(i).as("pid %d never showed its command line", pid).isLessThan(500);
             Thread.sleep(10);
         }
     }
