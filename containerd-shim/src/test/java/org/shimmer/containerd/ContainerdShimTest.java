@@ -504,11 +504,14 @@ class ContainerdShimTest {
             // tail keeps a line without a newline whole: 300 MiB of zeros in a 32 MiB cgroup.
             Result run = containerd.runContainer(List.of("--rm", "--memory-limit", "33554432"), "oom1", "/bin/sh",
                     "-c", "head -c 300m /dev/zero | tail; echo status $?");
-            assertThat(run.stdout()).as("%s", run).contains("status 137");
+            // The killer takes tail, by far the largest. Under load, a second OOM before tail's memory was back
+            // took the shell as well once (CI: exit 137, nothing printed): two kills, and up to two events.
+            boolean shellLived = run.stdout().contains("status 137");
+            assertThat(shellLived || run.status() == 137).as("%s", run).isTrue();
             List<String> topics = events.taskEventsOf("oom1").stream()
                     .map(line -> line.replaceFirst(".*(/tasks/[a-z-]+).*", "$1")).toList();
             assertThat(topics).containsSubsequence("/tasks/start", "/tasks/oom", "/tasks/delete");
-            assertThat(topics).filteredOn("/tasks/oom"::equals).hasSize(1);
+            assertThat(topics).filteredOn("/tasks/oom"::equals).hasSizeBetween(1, shellLived ? 1 : 2);
         }
     }
 
