@@ -109,14 +109,14 @@ class ProcessScansTest {
         Path rootfs = Files.createDirectories(bundleDir.resolve("rootfs"));
         BundleProcesses bundle = new BundleProcesses("ns", "initial", bundleDir, temp.resolve("runc/ns/initial"));
         // argv is [/bin/sh, init]: a script named init, in the rootfs, as runc's init has it.
-        Files.writeString(rootfs.resolve("init"), "read line\n");
+        Files.writeString(rootfs.resolve("init"), "echo ready; read line\n");
         Process init = new ProcessBuilder("/bin/sh", "init").directory(rootfs.toFile()).start();
         started.add(init);
-        Process lookalike = new ProcessBuilder("/bin/sh", "-c", "read line", "--firecracker-init")
+        Process lookalike = new ProcessBuilder("/bin/sh", "-c", "echo ready; read line", "--firecracker-init")
                 .directory(rootfs.toFile()).start();
         started.add(lookalike);
-        awaitArgv(init.pid(), "/bin/sh\0init\0");
-        awaitArgv(lookalike.pid(), "/bin/sh\0-c\0read line\0--firecracker-init\0");
+        awaitArgv(init, "/bin/sh\0init\0");
+        awaitArgv(lookalike, "/bin/sh\0-c\0echo ready; read line\0--firecracker-init\0");
 
         assertThat(bundle.scan()).containsExactly(new BundleProcesses.Found((int) init.pid(), false, true));
         assertThat(bundle.mayMatch(commandLine(lookalike.pid()), commandLine(lookalike.pid()).length))
@@ -137,20 +137,25 @@ class ProcessScansTest {
         Path bundleDir = Files.createDirectories(temp.resolve("state/ns/long"));
         BundleProcesses bundle = new BundleProcesses("ns", "long", bundleDir, temp.resolve("runc/ns/long"));
         String padding = "p".repeat(2 * ProcessScans.CMDLINE_BUFFER);
-        Process process = new ProcessBuilder("/bin/sh", "-c", "read line", padding, "--bundle", bundleDir.toString())
+        Process process = new ProcessBuilder("/bin/sh", "-c", "echo ready; read line", padding, "--bundle",
+                bundleDir.toString())
                 .start();
         started.add(process);
-        awaitArgv(process.pid(), "/bin/sh\0-c\0read line\0" + padding + "\0--bundle\0" + bundleDir + "\0");
+        awaitArgv(process, "/bin/sh\0-c\0echo ready; read line\0" + padding + "\0--bundle\0" + bundleDir + "\0");
 
         assertThat(bundle.scan()).containsExactly(new BundleProcesses.Found((int) process.pid(), false, false));
     }
 
-    /** Until the forked child has run exec: before that, its command line is the JVM's. */
-    private static void awaitArgv(long pid, String argv) throws Exception {
-        for (int i = 0; !new String(commandLine(pid), java.nio.charset.StandardCharsets.UTF_8).equals(argv); i++) {
-            assertThat(i).as("pid %d never showed its command line", pid).isLessThan(500);
-            Thread.sleep(10);
+    /**
+     * Until the child has run exec, its command line is the JVM's: its first line of output says the shell runs,
+     * and then its command line must be {@code argv}.
+     */
+    private static void awaitArgv(Process process, String argv) throws Exception {
+        try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(process.getInputStream(),
+                java.nio.charset.StandardCharsets.UTF_8))) {
+            assertThat(out.readLine()).as("pid %d's first line", process.pid()).isEqualTo("ready");
         }
+        assertThat(new String(commandLine(process.pid()), java.nio.charset.StandardCharsets.UTF_8)).isEqualTo(argv);
     }
 
     private static Process waiting(Path bundleDir) throws Exception {
