@@ -1,6 +1,7 @@
 package org.shimmer.benchmarks;
 
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,6 +14,9 @@ import java.util.Locale;
  * slope.
  */
 final class BenchProcesses {
+
+    /** Clock ticks per second of /proc/stat (USER_HZ, 100 on Linux). */
+    static final int TICKS_PER_SECOND = 100;
 
     private BenchProcesses() {}
 
@@ -111,5 +115,39 @@ final class BenchProcesses {
 
     static String format(double value) {
         return String.format(Locale.ROOT, "%.2f", value);
+    }
+
+    /** This JVM's CPU (all its threads) in nanoseconds. */
+    static long jvmCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime();
+    }
+
+    /**
+     * CPU ticks of this JVM's compiler threads ({@code /proc/self/task/<tid>/stat}, user and system), those alive
+     * now: compiler threads come and go, so this undercounts a burst in which one ended.
+     */
+    static long compilerCpuTicks() {
+        long ticks = 0;
+        try (var tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            for (Path task : tasks) {
+                try {
+                    String stat = Files.readString(task.resolve("stat"));
+                    int open = stat.indexOf('(');
+                    int close = stat.lastIndexOf(')');
+                    if (!stat.substring(open + 1, close).contains("CompilerThre")) {
+                        continue;
+                    }
+                    String[] fields = stat.substring(close + 2).split(" ");
+                    // After the name: state is field 3 of stat, utime 14 and stime 15.
+                    ticks += Long.parseLong(fields[11]) + Long.parseLong(fields[12]);
+                } catch (IOException | RuntimeException gone) {
+                    // The thread ended meanwhile.
+                }
+            }
+        } catch (IOException e) {
+            return 0;
+        }
+        return ticks;
     }
 }

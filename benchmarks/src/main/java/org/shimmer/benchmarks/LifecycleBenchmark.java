@@ -1,7 +1,6 @@
 package org.shimmer.benchmarks;
 
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -137,11 +136,6 @@ public final class LifecycleBenchmark {
      * Warms both up, then runs {@code n} of each, alternating; the mean ms per lifecycle of each. {@code measuring}
      * starts before the first measured one.
      */
-    private static long processCpuNanos() {
-        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                .getProcessCpuTime();
-    }
-
     private static double[] measureAlternating(String firstName, String secondName, int n, Lifecycle first,
             Lifecycle second, Measuring measuring) throws Exception {
         for (int i = 0; i < WARMUP; i++) {
@@ -151,12 +145,13 @@ public final class LifecycleBenchmark {
         measuring.begin();
         long[] nanos = new long[2];
         long firstCpu = 0;
+        long compilingBefore = BenchProcesses.compilerCpuTicks();
         for (int i = 0; i < n; i++) {
-            long cpuBefore = processCpuNanos();
+            long cpuBefore = BenchProcesses.jvmCpuNanos();
             long began = System.nanoTime();
             first.run(i);
             long between = System.nanoTime();
-            firstCpu += processCpuNanos() - cpuBefore;
+            firstCpu += BenchProcesses.jvmCpuNanos() - cpuBefore;
             second.run(i);
             nanos[0] += between - began;
             nanos[1] += System.nanoTime() - between;
@@ -164,6 +159,12 @@ public final class LifecycleBenchmark {
         double[] ms = {nanos[0] / 1e6 / n, nanos[1] / 1e6 / n};
         System.out.printf(Locale.ROOT, "%-44s %8.2f ms of the JVM's CPU per lifecycle (all its threads, the JIT's and "
                 + "GC's too; not its child processes')%n", firstName, firstCpu / 1e6 / n);
+        // Still compiling, the JIT runs beside the lifecycle on two cores and much of its code is not yet at its
+        // last tier: the own time is then above what the same code takes once compiled (a check of the warm-up).
+        double compiling = (BenchProcesses.compilerCpuTicks() - compilingBefore) * 1000.0
+                / BenchProcesses.TICKS_PER_SECOND / n;
+        System.out.printf(Locale.ROOT, "%-44s %8.2f ms of the JIT's compiler threads' CPU per pair (both sides)%n",
+                firstName, compiling);
         System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up, alternating with "
                 + "%s)%n", firstName, ms[0], n, WARMUP, secondName);
         System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up, alternating with "

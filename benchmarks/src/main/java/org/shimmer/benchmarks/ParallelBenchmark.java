@@ -2,7 +2,6 @@ package org.shimmer.benchmarks;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -167,21 +166,21 @@ public final class ParallelBenchmark {
         void measure(int count, String prefix) {
             if (!failed) {
                 long[] machineBefore = machineCpuTicks();
-                long jvmBefore = jvmCpuNanos();
-                long compilingBefore = compilerCpuTicks();
+                long jvmBefore = BenchProcesses.jvmCpuNanos();
+                long compilingBefore = BenchProcesses.compilerCpuTicks();
                 double taken = orFailed(name, () -> burst.run(count, prefix));
-                long jvm = jvmCpuNanos() - jvmBefore;
-                long compiling = compilerCpuTicks() - compilingBefore;
+                long jvm = BenchProcesses.jvmCpuNanos() - jvmBefore;
+                long compiling = BenchProcesses.compilerCpuTicks() - compilingBefore;
                 long[] machineAfter = machineCpuTicks();
                 failed = Double.isNaN(taken);
                 seconds.add(taken);
                 // Where a burst's CPU went: on two cores the machine is busy all along, so what this JVM takes
                 // is taken from runc and the shims.
-                double busy = (machineAfter[0] - machineBefore[0]) / (double) TICKS_PER_SECOND;
-                double all = (machineAfter[1] - machineBefore[1]) / (double) TICKS_PER_SECOND;
+                double busy = (machineAfter[0] - machineBefore[0]) / (double) BenchProcesses.TICKS_PER_SECOND;
+                double all = (machineAfter[1] - machineBefore[1]) / (double) BenchProcesses.TICKS_PER_SECOND;
                 System.out.printf(Locale.ROOT, "%-28s %7.2f s: this JVM's CPU %.2f s (its JIT's threads %.2f s), "
                         + "the machine's %.2f s busy of %.2f s%n", name, taken, jvm / 1e9,
-                        compiling / (double) TICKS_PER_SECOND, busy, all);
+                        compiling / (double) BenchProcesses.TICKS_PER_SECOND, busy, all);
             }
         }
 
@@ -199,42 +198,6 @@ public final class ParallelBenchmark {
                     + "warm up)%n", name, median(), n, seconds.stream().map(s -> String.format(Locale.ROOT, "%.2f", s))
                     .toList(), WARMUP_ROUNDS, WARMUP);
         }
-    }
-
-    /** Clock ticks per second of /proc/stat (USER_HZ, 100 on Linux). */
-    private static final int TICKS_PER_SECOND = 100;
-
-    private static long jvmCpuNanos() {
-        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                .getProcessCpuTime();
-    }
-
-    /**
-     * CPU ticks of this JVM's compiler threads ({@code /proc/self/task/<tid>/stat}, user and system), those alive
-     * now: compiler threads come and go, so this undercounts a burst in which one ended.
-     */
-    private static long compilerCpuTicks() {
-        long ticks = 0;
-        try (var tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
-            for (Path task : tasks) {
-                try {
-                    String stat = Files.readString(task.resolve("stat"));
-                    int open = stat.indexOf('(');
-                    int close = stat.lastIndexOf(')');
-                    if (!stat.substring(open + 1, close).contains("CompilerThre")) {
-                        continue;
-                    }
-                    String[] fields = stat.substring(close + 2).split(" ");
-                    // After the name: state is field 3 of stat, utime 14 and stime 15.
-                    ticks += Long.parseLong(fields[11]) + Long.parseLong(fields[12]);
-                } catch (IOException | RuntimeException gone) {
-                    // The thread ended meanwhile.
-                }
-            }
-        } catch (IOException e) {
-            return 0;
-        }
-        return ticks;
     }
 
     /** The machine's busy and total CPU ticks (all CPUs) from the first line of /proc/stat. */
