@@ -353,6 +353,11 @@ public final class ExitMonitor implements AutoCloseable {
         try {
             LinuxCalls.ChildExit exit = watch.pidfd.use(pidfd -> LinuxCalls.waitPidfd(pidfd, LinuxCalls.WEXITED));
             status = new ExitStatus(watch.pid, exit.exitStatus(), Instant.now());
+            if (!watch.child && exit.code() != LinuxCalls.CLD_EXITED) {
+                // A shim daemon (or a process a bundle's cleanup killed) ended by a signal: who sent it is worth
+                // a line (a SIGSTOPped shim died in CI with nothing else to tell why).
+                log.info("watched pid {} was killed by signal {}", watch.pid, exit.status());
+            }
         } catch (LinuxCalls.ErrnoException notOurChild) {
             // A container whose JVM is gone, or a process whose parent is another: its status is unknowable.
             // containerd reports 137 for such exits, and so do we; only a container's is worth a word.

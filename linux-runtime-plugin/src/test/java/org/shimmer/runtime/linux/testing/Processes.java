@@ -24,6 +24,24 @@ public final class Processes {
         }
     }
 
+    /**
+     * What {@code pid} is now, for a failure message: its state letter, a zombie's wait status (field 52 of
+     * {@code stat}: the signal that killed it in the low bits), or gone (reaped already).
+     */
+    public static String describe(long pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            // After the name: state is field 3 of stat, exit_code field 52.
+            String state = fields[0];
+            return state.equals("Z") && fields.length >= 50
+                    ? "a zombie, wait status 0x" + Integer.toHexString(Integer.parseInt(fields[49].strip()))
+                    : "state " + state;
+        } catch (IOException gone) {
+            return "gone";
+        }
+    }
+
     /** Waits until {@code pid} no longer runs; false if it still does after the timeout. */
     public static boolean awaitGone(long pid, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();

@@ -673,7 +673,8 @@ class RemoteShimTest extends ShimContractTest {
         Processes.run(null, "kill", "-STOP", shimPid);
         try {
             action.run(shim, connection);
-            assertThat(Processes.isRunning(Integer.parseInt(shimPid))).as("the stopped shim").isTrue();
+            assertThat(Processes.isRunning(Integer.parseInt(shimPid)))
+                    .as("the stopped shim (%s)", Processes.describe(Integer.parseInt(shimPid))).isTrue();
             assertThat(ShimRecord.read(bundle.workDir())).as("its record").isPresent();
             // Its connection went (it held a descriptor for the shim's life); the exit monitor's watch of the
             // shim stays while the shim lives (it reaps the shim if the JVM adopts it). The descriptors are
