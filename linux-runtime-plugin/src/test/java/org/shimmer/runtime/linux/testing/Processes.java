@@ -39,6 +39,8 @@ public final class Processes {
                     : "state " + state;
         } catch (IOException gone) {
             return "gone";
+        } catch (RuntimeException unreadable) {
+            return "unreadable: " + unreadable;
         }
     }
 
