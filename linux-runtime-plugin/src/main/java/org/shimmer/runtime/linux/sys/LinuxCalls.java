@@ -11,6 +11,7 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodType;
 import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.nio.charset.Charset;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -761,17 +762,19 @@ public final class LinuxCalls {
                 if (n == 0) {
                     return names;
                 }
-                for (long offset = 0; offset < n; ) {
-                    long nameStart = offset + 19;
-                    long nameEnd = nameStart;
-                    while (buffer.get(ValueLayout.JAVA_BYTE, nameEnd) != 0) {
+                // One bulk copy, then plain array reads: an access through the segment per byte cost a
+                // microsecond or more in code the JIT had not compiled fully yet, as code run once per container is.
+                byte[] entries = buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
+                for (int offset = 0; offset < n; offset += recordLength(entries, offset)) {
+                    int nameStart = offset + 19;
+                    int nameEnd = nameStart;
+                    while (entries[nameEnd] != 0) {
                         nameEnd++;
                     }
-                    byte[] name = buffer.asSlice(nameStart, nameEnd - nameStart).toArray(ValueLayout.JAVA_BYTE);
+                    byte[] name = Arrays.copyOfRange(entries, nameStart, nameEnd);
                     if (!Arrays.equals(name, DOT) && !Arrays.equals(name, DOT_DOT)) {
                         names.add(name);
                     }
-                    offset += Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, offset + 16));
                 }
             }
         } catch (IOException | RuntimeException | Error e) {
@@ -779,6 +782,63 @@ public final class LinuxCalls {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    /**
+     * The entries of the directory open as {@code dirfd} whose names are decimal numbers that fit an {@code int}
+     * (the pids of {@code /proc}), parsed where {@code getdents64} put them: listing {@code /proc} as strings and
+     * testing each was a sixth of every bundle delete's process scan.
+     */
+    public static int[] numberedEntries(int dirfd) throws IOException {
+        int[] numbers = new int[256];
+        int count = 0;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(DIRENT_BUFFER, 8);
+            while (true) {
+                long n = (long) SYSCALL_FD_BUFFER.invokeExact(state, SYS_GETDENTS64, dirfd, buffer,
+                        (long) DIRENT_BUFFER);
+                check((int) n, state, "getdents64 fd " + dirfd);
+                if (n == 0) {
+                    return Arrays.copyOf(numbers, count);
+                }
+                byte[] entries = buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
+                for (int offset = 0; offset < n; offset += recordLength(entries, offset)) {
+                    long number = 0;
+                    int digits = 0;
+                    for (int at = offset + 19; ; at++) {
+                        byte c = entries[at];
+                        if (c == 0) {
+                            break;
+                        }
+                        if (c < '0' || c > '9' || ++digits > 10) {
+                            digits = -1;
+                            break;
+                        }
+                        number = number * 10 + (c - '0');
+                    }
+                    if (digits > 0 && number <= Integer.MAX_VALUE) {
+                        if (count == numbers.length) {
+                            numbers = Arrays.copyOf(numbers, count * 2);
+                        }
+                        numbers[count++] = (int) number;
+                    }
+                }
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private static final boolean LITTLE_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
+
+    /** {@code d_reclen} of the {@code linux_dirent64} at {@code offset}: a u16 at 16, in the machine's order. */
+    private static int recordLength(byte[] entries, int offset) {
+        int first = entries[offset + 16] & 0xff;
+        int second = entries[offset + 17] & 0xff;
+        return LITTLE_ENDIAN ? first | second << 8 : first << 8 | second;
     }
 
     // Layer unpacking: every file is made relative to a descriptor of the directory it lands in, and the last

@@ -24,18 +24,12 @@ public final class Procfs {
 
     /** Every pid now. */
     public static int[] pids() throws IOException {
-        String[] names = PROC.toFile().list();
-        if (names == null) {
-            throw new IOException("cannot list " + PROC);
+        int proc = LinuxCalls.open(PROC, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC);
+        try {
+            return LinuxCalls.numberedEntries(proc);
+        } finally {
+            LinuxCalls.close(proc);
         }
-        int[] pids = new int[names.length];
-        int count = 0;
-        for (String name : names) {
-            if (!name.isEmpty() && name.chars().allMatch(Procfs::isDigit)) {
-                pids[count++] = Integer.parseInt(name);
-            }
-        }
-        return Arrays.copyOf(pids, count);
     }
 
     /** PF_KTHREAD in the flags of {@code stat}: a kernel thread, which runs no program. */
@@ -56,14 +50,25 @@ public final class Procfs {
             return new int[0];
         }
         try {
-            String[] listed = Files.readString(PROC.resolve("2/task/2/children")).strip().split(" ");
-            int[] pids = new int[listed.length + 1];
+            // Parsed from the bytes: splitting the text into strings was half the cost of reading it.
+            byte[] listed = Files.readAllBytes(PROC.resolve("2/task/2/children"));
+            int[] pids = new int[listed.length / 2 + 2];
             int count = 0;
             pids[count++] = 2;
-            for (String pid : listed) {
-                if (!pid.isEmpty()) {
-                    pids[count++] = Integer.parseInt(pid);
+            long pid = -1;
+            for (byte c : listed) {
+                if (c >= '0' && c <= '9') {
+                    pid = (pid < 0 ? 0 : pid * 10) + (c - '0');
+                    if (pid > Integer.MAX_VALUE) {
+                        return new int[0];
+                    }
+                } else if (pid >= 0) {
+                    pids[count++] = (int) pid;
+                    pid = -1;
                 }
+            }
+            if (pid >= 0) {
+                pids[count++] = (int) pid;
             }
             int[] sorted = Arrays.copyOf(pids, count);
             Arrays.sort(sorted);

@@ -8,8 +8,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.linux.testing.Leaks;
 
 /** Issue 14: the command lines a bundle delete's scan reads, through one /proc descriptor and one native buffer. */
@@ -84,6 +89,51 @@ class ProcfsTest {
             }
         } finally {
             child.destroyForcibly().waitFor();
+        }
+    }
+
+    /**
+     * The pids come from the bytes getdents64 wrote: every live process is listed (this JVM, a child that lives
+     * throughout), and no entry of /proc that is not a pid ("self", "sys", ...).
+     */
+    @Test
+    void pidsAreEveryNumberedEntryOfProcAndNothingElse() throws Exception {
+        Process child = new ProcessBuilder("/bin/sleep", "30").start();
+        Map<Integer, String> before = Leaks.openFds();
+        try {
+            int[] pids = Procfs.pids();
+            assertThat(pids).contains(1, (int) ProcessHandle.current().pid(), (int) child.pid())
+                    .doesNotHaveDuplicates();
+            Set<Integer> listed = Arrays.stream(pids).boxed().collect(Collectors.toSet());
+            try (Stream<Path> entries = Files.list(Path.of("/proc"))) {
+                // Read after: a pid in this listing that is not in ours was born in between, or ours is wrong.
+                Set<Integer> reference = entries.map(entry -> entry.getFileName().toString())
+                        .filter(name -> name.chars().allMatch(Character::isDigit)).map(Integer::valueOf)
+                        .collect(Collectors.toSet());
+                assertThat(listed).allMatch(pid -> reference.contains(pid) || !Files.exists(Path.of("/proc/" + pid)));
+            }
+        } finally {
+            child.destroyForcibly().waitFor();
+        }
+        assertThat(Leaks.fdsAddedSince(before, Duration.ofSeconds(5))).isEmpty();
+    }
+
+    /** Names that are not plain decimal numbers of an int are not numbers, whatever they start with. */
+    @Test
+    void numberedEntriesSkipEveryNameThatIsNotADecimalInt(@TempDir Path dir) throws Exception {
+        for (String name : List.of("0", "7", "42", "2147483647", "2147483648", "99999999999", "12a", "a12", "-3",
+                " 5", "1.5", "self", "0017")) {
+            Files.createFile(dir.resolve(name));
+        }
+        // Enough entries that getdents64 needs more than one read of the buffer.
+        for (int i = 0; i < 2000; i++) {
+            Files.createFile(dir.resolve("n" + i + "-".repeat(20)));
+        }
+        int fd = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC);
+        try {
+            assertThat(LinuxCalls.numberedEntries(fd)).containsExactlyInAnyOrder(0, 7, 42, 2147483647, 17);
+        } finally {
+            LinuxCalls.close(fd);
         }
     }
 
