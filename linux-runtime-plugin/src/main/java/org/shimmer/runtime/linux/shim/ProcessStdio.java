@@ -16,6 +16,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.poll.PollLoop;
 import org.shimmer.runtime.linux.poll.PtyMaster;
+import org.shimmer.runtime.linux.resources.Blocking;
 import org.shimmer.runtime.linux.sys.ConsoleSocket;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
@@ -391,18 +392,27 @@ public final class ProcessStdio {
      * releases everything: FIFOs closed and removed.
      */
     public Mono<Void> drained(Duration timeout) {
-        return outputEnded(timeout).then(Mono.<Void>fromRunnable(this::release).subscribeOn(io));
+        return outputEnded(timeout).then(Blocking.on(io, () -> {
+            release();
+            return true;
+        })).then();
     }
 
     /** Completes when the subscribed output has reached its end, or after {@code timeout}; releases nothing. */
     public Mono<Void> outputEnded(Duration timeout) {
         // Only a subscribed stream is read, so only a subscribed stream can reach its end.
-        Mono<Void> printed = terminal != null && terminal.subscribed() ? terminal.outputEnded() : Mono.empty();
-        return Mono.when(endOf(stdoutStream), endOf(stderrStream), printed).timeout(timeout, Mono.<Void>empty(), io);
-    }
-
-    private static Mono<Void> endOf(FifoPoller.FifoStream stream) {
-        return stream != null && stream.subscribed() ? stream.closed() : Mono.empty();
+        List<Mono<Void>> ends = new ArrayList<>(3);
+        if (stdoutStream != null && stdoutStream.subscribed()) {
+            ends.add(stdoutStream.closed());
+        }
+        if (stderrStream != null && stderrStream.subscribed()) {
+            ends.add(stderrStream.closed());
+        }
+        if (terminal != null && terminal.subscribed()) {
+            ends.add(terminal.outputEnded());
+        }
+        // Nothing to wait for, no timer: arming one on an io thread and cancelling it woke that thread for nothing.
+        return ends.isEmpty() ? Mono.empty() : Mono.when(ends).timeout(timeout, Mono.<Void>empty(), io);
     }
 
     /** Releases everything now: readers closed, stdin copy stopped, FIFOs removed. Blocking. */

@@ -13,6 +13,7 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
+import org.shimmer.runtime.linux.resources.Blocking;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
@@ -289,6 +290,6 @@ final class LocalLauncher {
     }
 
     private <T> Mono<T> blocking(Callable<T> work) {
-        return Mono.fromCallable(work).subscribeOn(resources.io());
+        return Blocking.on(resources.io(), work);
     }
 }
