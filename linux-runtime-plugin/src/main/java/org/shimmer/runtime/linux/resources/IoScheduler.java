@@ -6,7 +6,6 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
-import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import reactor.core.scheduler.Scheduler;
@@ -31,7 +30,7 @@ final class IoScheduler {
     private final Scheduler scheduler;
     private volatile boolean closing;
 
-    IoScheduler(String name, int threadCap, int queued, int ttlSeconds) {
+    IoScheduler(String name, int threads, int queued, int ttlSeconds) {
         this.decoratorKey = IoScheduler.class.getName() + "-" + INSTANCES.incrementAndGet();
         Scheduler[] self = new Scheduler[1];
         Schedulers.addExecutorServiceDecorator(decoratorKey, (owner, executor) -> {
@@ -45,15 +44,8 @@ final class IoScheduler {
             }
             return executor;
         });
-        // Executors are made on first use, after this assignment; the decorator sees every one of them. Its threads
-        // know the scheduler they serve, so blocking work already on one of them runs in place (Blocking).
-        AtomicLong counter = new AtomicLong();
-        ThreadFactory threads = task -> {
-            Thread thread = new IoThread(task, name + "-" + counter.incrementAndGet(), self);
-            thread.setDaemon(true);
-            return thread;
-        };
-        self[0] = Schedulers.newBoundedElastic(threadCap, queued, threads, ttlSeconds);
+        // Executors are made on first use, after this assignment; the decorator sees every one of them.
+        self[0] = Schedulers.newBoundedElastic(threads, queued, name, ttlSeconds, true);
         this.scheduler = self[0];
     }
 
@@ -91,20 +83,5 @@ final class IoScheduler {
             pool.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
         }
         executor.shutdown();
-    }
-
-    /** Whether the calling thread is one of {@code io}'s, which may block (it runs blocking work already). */
-    static boolean isWorkerOf(Scheduler io) {
-        return Thread.currentThread() instanceof IoThread thread && thread.scheduler[0] == io;
-    }
-
-    /** A thread of one io scheduler; {@code scheduler} holds that scheduler once it exists. */
-    private static final class IoThread extends Thread {
-        private final Scheduler[] scheduler;
-
-        IoThread(Runnable task, String name, Scheduler[] scheduler) {
-            super(task, name);
-            this.scheduler = scheduler;
-        }
     }
 }

@@ -17,7 +17,6 @@ import java.util.concurrent.Callable;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.ShimmerException;
-import org.shimmer.runtime.linux.resources.Blocking;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.sys.SpawnedProcess;
 import org.shimmer.runtime.shim.ShimException;
@@ -166,7 +165,7 @@ public final class Runc {
 
     /** Runs {@code inJvm} on io; when it declined (false, having touched nothing), runs {@code runc <command>}. */
     private Mono<Void> inJvm(String command, String id, Callable<Boolean> inJvm) {
-        return Blocking.on(io, () -> {
+        return Mono.fromCallable(() -> {
                     RuncCommandEvent event = new RuncCommandEvent(command, true, id);
                     event.begin();
                     boolean done = inJvm.call();
@@ -175,6 +174,7 @@ public final class Runc {
                     }
                     return done;
                 })
+                .subscribeOn(io)
                 .onErrorMap(error -> !(error instanceof ShimmerException),
                         error -> TaskErrors.map("runc " + command + " (in the JVM) for", id, error))
                 .flatMap(done -> done ? Mono.empty() : run(Stdio.NULL, command, id))

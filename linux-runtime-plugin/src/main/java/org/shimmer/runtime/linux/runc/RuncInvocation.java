@@ -9,7 +9,6 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
-import org.shimmer.runtime.linux.resources.Blocking;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.MonoSink;
 import reactor.core.scheduler.Scheduler;
@@ -51,11 +50,6 @@ final class RuncInvocation {
         return Mono.create(sink -> {
             RuncInvocation invocation = new RuncInvocation(start, new RuncCommandEvent(command, false, container));
             sink.onCancel(() -> invocation.cancel(io));
-            if (Blocking.inPlace(io)) {
-                // Already on an io thread (the step before was blocking work too): no wake-up of another one.
-                invocation.execute(sink);
-                return;
-            }
             try {
                 io.schedule(() -> invocation.execute(sink));
             } catch (RejectedExecutionException e) {

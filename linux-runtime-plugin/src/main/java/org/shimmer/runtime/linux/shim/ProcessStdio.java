@@ -16,7 +16,6 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.poll.PollLoop;
 import org.shimmer.runtime.linux.poll.PtyMaster;
-import org.shimmer.runtime.linux.resources.Blocking;
 import org.shimmer.runtime.linux.sys.ConsoleSocket;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
@@ -392,10 +391,7 @@ public final class ProcessStdio {
      * releases everything: FIFOs closed and removed.
      */
     public Mono<Void> drained(Duration timeout) {
-        return outputEnded(timeout).then(Blocking.on(io, () -> {
-            release();
-            return true;
-        })).then();
+        return outputEnded(timeout).then(Mono.<Void>fromRunnable(this::release).subscribeOn(io));
     }
 
     /** Completes when the subscribed output has reached its end, or after {@code timeout}; releases nothing. */
@@ -411,7 +407,8 @@ public final class ProcessStdio {
         if (terminal != null && terminal.subscribed()) {
             ends.add(terminal.outputEnded());
         }
-        // Nothing to wait for, no timer: arming one on an io thread and cancelling it woke that thread for nothing.
+        // Nothing to wait for, no timer: arming one on an io thread and cancelling it at once woke that thread for
+        // nothing, once per process deleted.
         return ends.isEmpty() ? Mono.empty() : Mono.when(ends).timeout(timeout, Mono.<Void>empty(), io);
     }
 

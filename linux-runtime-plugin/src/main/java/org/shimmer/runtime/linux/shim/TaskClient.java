@@ -15,7 +15,6 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
-import org.shimmer.runtime.linux.resources.Blocking;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
@@ -271,6 +270,6 @@ public abstract class TaskClient implements ShimClient {
     }
 
     protected final <T> Mono<T> blocking(Callable<T> work) {
-        return Blocking.on(resources.io(), work);
+        return Mono.fromCallable(work).subscribeOn(resources.io());
     }
 }

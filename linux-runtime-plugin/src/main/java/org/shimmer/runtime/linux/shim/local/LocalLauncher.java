@@ -13,7 +13,6 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
-import org.shimmer.runtime.linux.resources.Blocking;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
@@ -290,6 +289,6 @@ final class LocalLauncher {
     }
 
     private <T> Mono<T> blocking(Callable<T> work) {
-        return Blocking.on(resources.io(), work);
+        return Mono.fromCallable(work).subscribeOn(resources.io());
     }
 }
