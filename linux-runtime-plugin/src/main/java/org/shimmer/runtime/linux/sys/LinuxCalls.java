@@ -752,36 +752,17 @@ public final class LinuxCalls {
     /** The names in the directory open as {@code dirfd} ({@code getdents64}), as bytes, without "." and "..". */
     public static List<byte[]> directoryEntries(int dirfd) throws IOException {
         List<byte[]> names = new ArrayList<>();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CALL_STATE);
-            MemorySegment buffer = arena.allocate(DIRENT_BUFFER, 8);
-            while (true) {
-                long n = (long) SYSCALL_FD_BUFFER.invokeExact(state, SYS_GETDENTS64, dirfd, buffer,
-                        (long) DIRENT_BUFFER);
-                check((int) n, state, "getdents64 fd " + dirfd);
-                if (n == 0) {
-                    return names;
-                }
-                // One bulk copy, then plain array reads: an access through the segment per byte cost a
-                // microsecond or more in code the JIT had not compiled fully yet, as code run once per container is.
-                byte[] entries = buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
-                for (int offset = 0; offset < n; offset += recordLength(entries, offset)) {
-                    int nameStart = offset + 19;
-                    int nameEnd = nameStart;
-                    while (entries[nameEnd] != 0) {
-                        nameEnd++;
-                    }
-                    byte[] name = Arrays.copyOfRange(entries, nameStart, nameEnd);
-                    if (!Arrays.equals(name, DOT) && !Arrays.equals(name, DOT_DOT)) {
-                        names.add(name);
-                    }
-                }
+        forEachEntry(dirfd, (entries, nameStart) -> {
+            int nameEnd = nameStart;
+            while (entries[nameEnd] != 0) {
+                nameEnd++;
             }
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+            byte[] name = Arrays.copyOfRange(entries, nameStart, nameEnd);
+            if (!Arrays.equals(name, DOT) && !Arrays.equals(name, DOT_DOT)) {
+                names.add(name);
+            }
+        });
+        return names;
     }
 
     /**
@@ -790,8 +771,36 @@ public final class LinuxCalls {
      * testing each was a sixth of every bundle delete's process scan.
      */
     public static int[] numberedEntries(int dirfd) throws IOException {
-        int[] numbers = new int[256];
-        int count = 0;
+        int[][] numbers = {new int[256]};
+        int[] count = {0};
+        forEachEntry(dirfd, (entries, nameStart) -> {
+            long number = 0;
+            int digits = 0;
+            for (int at = nameStart; entries[at] != 0; at++) {
+                byte c = entries[at];
+                if (c < '0' || c > '9' || ++digits > 10) {
+                    return;
+                }
+                number = number * 10 + (c - '0');
+            }
+            if (digits > 0 && number <= Integer.MAX_VALUE) {
+                if (count[0] == numbers[0].length) {
+                    numbers[0] = Arrays.copyOf(numbers[0], count[0] * 2);
+                }
+                numbers[0][count[0]++] = (int) number;
+            }
+        });
+        return Arrays.copyOf(numbers[0], count[0]);
+    }
+
+    /** Sees one entry of a {@code getdents64} listing: its NUL-terminated name starts at {@code nameStart}. */
+    @FunctionalInterface
+    private interface EntryVisitor {
+        void visit(byte[] entries, int nameStart);
+    }
+
+    /** Lists the directory open as {@code dirfd} to its end ({@code getdents64}); each entry to {@code visitor}. */
+    private static void forEachEntry(int dirfd, EntryVisitor visitor) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment buffer = arena.allocate(DIRENT_BUFFER, 8);
@@ -800,29 +809,13 @@ public final class LinuxCalls {
                         (long) DIRENT_BUFFER);
                 check((int) n, state, "getdents64 fd " + dirfd);
                 if (n == 0) {
-                    return Arrays.copyOf(numbers, count);
+                    return;
                 }
+                // One bulk copy, then plain array reads: an access through the segment per byte cost a
+                // microsecond or more in code the JIT had not compiled fully yet, as code run once per container is.
                 byte[] entries = buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
                 for (int offset = 0; offset < n; offset += recordLength(entries, offset)) {
-                    long number = 0;
-                    int digits = 0;
-                    for (int at = offset + 19; ; at++) {
-                        byte c = entries[at];
-                        if (c == 0) {
-                            break;
-                        }
-                        if (c < '0' || c > '9' || ++digits > 10) {
-                            digits = -1;
-                            break;
-                        }
-                        number = number * 10 + (c - '0');
-                    }
-                    if (digits > 0 && number <= Integer.MAX_VALUE) {
-                        if (count == numbers.length) {
-                            numbers = Arrays.copyOf(numbers, count * 2);
-                        }
-                        numbers[count++] = (int) number;
-                    }
+                    visitor.visit(entries, offset + 19);
                 }
             }
         } catch (IOException | RuntimeException | Error e) {
