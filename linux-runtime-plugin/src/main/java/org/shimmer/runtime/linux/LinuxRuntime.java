@@ -89,8 +89,8 @@ public class LinuxRuntime implements RuntimePlugin {
             RuncOptions options = (given != null ? given : RuncOptions.defaults()).resolvedFor(config.stateRoot());
             // Recorded before anything starts, so a crash at any later point can still be cleaned up.
             return switch (opt) {
-                case ShimOpt.Remote start -> Launches.record(bundle, start, options, resources.io())
-                        .then(remote.start(bundle, start, options));
+                case ShimOpt.Remote start -> remote.start(bundle, start, options,
+                        Launches.record(bundle, start, options, resources.io()));
                 case ShimOpt.Connect connect -> remote.connect(bundle, connect, options);
                 case ShimOpt.Local inProcess -> local.newShimClient(bundle, localEvents, options, () -> {
                     Launches.recordLocal(bundle, options);

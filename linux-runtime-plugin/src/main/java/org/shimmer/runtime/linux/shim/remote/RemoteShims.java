@@ -95,11 +95,16 @@ public final class RemoteShims {
     }
 
     /**
-     * Starts a shim process for the bundle. The start runs to its end whoever cancels: cut between {@code shim
-     * start} and Connect, it left a daemon nobody knew of, and the bundle could not be deleted; a client nobody
-     * took is let go (see {@link #abandoned}).
+     * Starts a shim process for the bundle, after {@code first} (the launch record). The start runs to its end
+     * whoever cancels: cut between {@code shim start} and Connect, it left a daemon nobody knew of, and the bundle
+     * could not be deleted; a client nobody took is let go (see {@link #abandoned}). Nothing of ours stands between
+     * the run-to-end and the caller that could drop the client: a {@code then} there (for the record; Reactor's
+     * {@code MonoIgnoreThen} discards a value that completes after a cancel) could throw away a client that arrived
+     * just as its caller cancelled, after it counted as taken, and its shim ran on with nobody to shut it down. The
+     * record is written once the start is kept apart from deletes: a start cancelled while it wrote the record goes
+     * on, and a delete and re-create of the bundle meanwhile must not have a second start share its directory.
      */
-    public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options) {
+    public Mono<ShimClient> start(Bundle bundle, ShimOpt.Remote opt, RuncOptions options, Mono<Void> first) {
         // Kept apart from a delete of the bundle until it ends, not until its caller stops waiting (ShimStarts).
         Mono<ShimClient> apartFromDeletes = Mono.defer(() -> {
             if (!ShimStarts.begin(bundle.path())) {
@@ -113,7 +118,8 @@ public final class RemoteShims {
                     ShimStarts.end(bundle.path());
                 }
             };
-            return Mono.defer(() -> launchAndConnect(bundle, opt, options != null ? options : RuncOptions.defaults()))
+            return first.then(Mono.defer(() -> launchAndConnect(bundle, opt,
+                            options != null ? options : RuncOptions.defaults())))
                     .doOnTerminate(end)
                     .doOnCancel(end);
         });
@@ -127,14 +133,21 @@ public final class RemoteShims {
      * shim ignores a shutdown then), so {@code connect()} could no longer reach the container.
      */
     private Mono<Void> abandoned(Bundle bundle, ShimClient client) {
+        String task = bundle.namespace() + "/" + bundle.id();
         if (claims.attachedTo(bundle.path()).size() > 1) {
+            log.info("the shim of task {} was started for a caller that went away; another client holds it: "
+                    + "detaching", task);
             return client.close();
         }
         return client.state()
-                .map(task -> false)
+                .map(state -> false)
                 // Not known to be task-less (the shim does not answer): only detached.
                 .onErrorResume(error -> Mono.just(error instanceof NotFoundException))
-                .flatMap(taskless -> taskless ? client.shutdown() : client.close());
+                .flatMap(taskless -> {
+                    log.info("the shim of task {} was started for a caller that went away: {}", task, taskless
+                            ? "shutting it down (it has no task)" : "detaching (it has a task, or did not say)");
+                    return taskless ? client.shutdown() : client.close();
+                });
     }
 
     /**

@@ -18,7 +18,9 @@ import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -66,6 +68,7 @@ import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
+import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
@@ -157,17 +160,48 @@ class RemoteShimTest extends ShimContractTest {
         for (int i = 0; i < 12; i++) {
             Bundle bundle = bundle("/bin/true");
             long delay = (long) (random.nextDouble() * 1.5 * startMs);
-            ShimClient client = bundle.newShimClient(remote(), runc).take(Duration.ofMillis(delay)).block(TIMEOUT);
-            if (client != null) {
-                taken++;
-                client.shutdown().block(TIMEOUT);
-            }
+            // A subscriber that keeps whatever reaches it, even after its cancel: a client handed on as the cancel
+            // came is the caller's to shut down, as anything it received. (`take(Duration)` drops a value that
+            // arrives once its time is up: that client, and its shim, were then nobody's.)
+            AtomicReference<ShimClient> arrived = new AtomicReference<>();
+            AtomicReference<Throwable> failed = new AtomicReference<>();
+            BaseSubscriber<ShimClient> starting = new BaseSubscriber<>() {
+                @Override
+                protected void hookOnNext(ShimClient client) {
+                    arrived.set(client);
+                }
+
+                @Override
+                protected void hookOnError(Throwable error) {
+                    // Only a start that failed before the cancel gets here (later errors are dropped): a failure.
+                    failed.set(error);
+                }
+            };
+            bundle.newShimClient(remote(), runc).subscribe(starting);
+            Thread.sleep(delay);
+            starting.dispose();
+            AtomicBoolean shutDown = new AtomicBoolean();
+            Mono<Void> shutDownArrived = Mono.defer(() -> {
+                ShimClient client = arrived.get();
+                return client != null && shutDown.compareAndSet(false, true) ? client.shutdown() : Mono.empty();
+            });
             String where = "start " + i + " cancelled after " + delay + " ms (seed " + seed + ")";
-            // The abandoned start goes on in the background: the bundle is in use until its client is shut down.
+            // The abandoned start goes on in the background: the bundle is in use until its client is shut down,
+            // by the plugin if it never handed the client on, else here once it arrived.
             // Up to 15 s: the shim's shutdown took over 5 s once while another test JVM loaded both cores (CI).
-            StepVerifier.create(bundle.delete().retryWhen(Retry.fixedDelay(300, Duration.ofMillis(50))
-                            .filter(FailedPreconditionException.class::isInstance)))
-                    .as(where).verifyComplete();
+            try {
+                StepVerifier.create(shutDownArrived.then(bundle.delete())
+                                .retryWhen(Retry.fixedDelay(300, Duration.ofMillis(50))
+                                        .filter(FailedPreconditionException.class::isInstance)))
+                        .as(where).verifyComplete();
+            } catch (AssertionError inUse) {
+                throw new AssertionError(where + ": " + inUse.getMessage() + "; a client arrived: "
+                        + (arrived.get() != null) + whatHoldsOn(bundle), inUse);
+            }
+            assertThat(failed.get()).as("the start's error, %s", where).isNull();
+            if (shutDown.get()) {
+                taken++;
+            }
             bundles.remove(bundle);
             Processes.awaitNoneMentioning("-id " + bundle.id() + " ", Duration.ofSeconds(10));
         }
@@ -176,6 +210,26 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
         System.out.printf("12 shim starts cancelled at random (seed %d, a start %d ms): %d taken%n", seed, startMs,
                 taken);
+    }
+
+    /**
+     * For a failure: the bundle's shim processes, what each is doing, and where the runtime's threads working for
+     * shims stand (a start or shutdown that never ends shows there).
+     */
+    private static String whatHoldsOn(Bundle bundle) {
+        StringBuilder found = new StringBuilder();
+        ProcessHandle.allProcesses()
+                .filter(process -> process.info().commandLine().orElse("").contains("-id " + bundle.id() + " "))
+                .forEach(process -> found.append("; shim pid ").append(process.pid()).append(' ')
+                        .append(Processes.describe(process.pid())));
+        Thread.getAllStackTraces().forEach((thread, stack) -> {
+            boolean ours = Stream.of(stack).anyMatch(frame -> frame.getClassName().startsWith("org.shimmer.runtime"));
+            if (thread.getName().startsWith("shim-test") && ours) {
+                found.append("; thread ").append(thread.getName()).append(' ').append(thread.getState());
+                Stream.of(stack).limit(12).forEach(frame -> found.append("\n    at ").append(frame));
+            }
+        });
+        return found.toString();
     }
 
     /**
