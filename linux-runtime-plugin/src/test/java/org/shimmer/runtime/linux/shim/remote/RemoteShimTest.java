@@ -178,8 +178,8 @@ class RemoteShimTest extends ShimContractTest {
                 }
             };
             bundle.newShimClient(remote(), runc).subscribe(starting);
-            Thread.sleep(delay);
-            starting.dispose();
+            // Cancelled from Reactor's timer thread, as take(Duration) did, racing the start's own threads.
+            Mono.delay(Duration.ofMillis(delay)).doOnNext(tick -> starting.dispose()).block(TIMEOUT);
             AtomicBoolean shutDown = new AtomicBoolean();
             Mono<Void> shutDownArrived = Mono.defer(() -> {
                 ShimClient client = arrived.get();
