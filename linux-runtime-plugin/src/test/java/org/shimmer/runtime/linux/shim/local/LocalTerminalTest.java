@@ -14,8 +14,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -290,11 +290,17 @@ class LocalTerminalTest {
             Duration cancelAfter = Duration.ofMillis(random.nextLong(createTakes + 1));
             // What the create handed on is ours even when timeout() then drops it: a timer firing while the
             // value passes makes timeout() drop the value (Reactor's onNextDropped), and the task created for
-            // it stayed, so the next create of the loop found it.
-            AtomicReference<ProcessIo> delivered = new AtomicReference<>();
-            shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE))).doOnNext(delivered::set)
+            // it stayed, so the next create of the loop found it. The value may pass only after timeout() ended
+            // block(): once the create settled (state() waits for it), a task still there must be one it handed
+            // on, seen by doOnNext then or soon after; one it kept without handing it on would be a leak of ours.
+            CompletableFuture<ProcessIo> delivered = new CompletableFuture<>();
+            shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE))).doOnNext(delivered::complete)
                     .timeout(cancelAfter, Mono.empty()).block(TIMEOUT);
-            if (delivered.get() != null) {
+            boolean there = shim.state().map(state -> true)
+                    .onErrorResume(NotFoundException.class, undone -> Mono.just(false)).block(TIMEOUT);
+            if (there) {
+                assertThat(delivered).as("seed %d, create %d: the task left was handed on", seed, i)
+                        .succeedsWithin(Duration.ofSeconds(5));
                 shim.delete().block(TIMEOUT);
             }
         }
