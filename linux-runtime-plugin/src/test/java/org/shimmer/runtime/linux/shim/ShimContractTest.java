@@ -168,6 +168,17 @@ public abstract class ShimContractTest {
         return chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat).block(TIMEOUT);
     }
 
+    /**
+     * The text of {@code chunks}, subscribed on this thread before this returns, and read meanwhile. Subscribed
+     * on an io thread instead, the subscription could come after the process exited (a loaded CI run): awaitExit
+     * waits only for output subscribed by then, and the delete that follows released the stream unread.
+     */
+    protected Mono<String> subscribedText(Flux<byte[]> chunks) {
+        Mono<String> text = chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat).cache();
+        text.subscribe(ignored -> {}, error -> {});
+        return text;
+    }
+
     @Test
     void echoThroughAStreamWithEventsInOrder() throws Exception {
         Bundle bundle = bundle("/bin/echo", "hello through a stream");
@@ -175,8 +186,7 @@ public abstract class ShimContractTest {
         EventRecorder recorder = new EventRecorder(shim.events());
 
         ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
-        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
-        output.subscribe();
+        Mono<String> output = subscribedText(io.stdout());
         int pid = shim.start().block(TIMEOUT);
         ExitStatus exit = shim.awaitExit().block(TIMEOUT);
         ExitStatus deleted = shim.delete().block(TIMEOUT);
@@ -208,8 +218,7 @@ public abstract class ShimContractTest {
 
         ProcessIo io = shim.create(new CreateOptions(List.of(org.shimmer.runtime.shim.Mount.readOnlyBind(image)),
                 Stdio.streams(null))).block(TIMEOUT);
-        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
-        output.subscribe();
+        Mono<String> output = subscribedText(io.stdout());
         shim.start().block(TIMEOUT);
         assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
         shim.delete().block(TIMEOUT);
@@ -400,8 +409,7 @@ public abstract class ShimContractTest {
                 """.getBytes(UTF_8);
 
         ProcessIo io = shim.exec("e1", process, Stdio.streams(null)).block(TIMEOUT);
-        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
-        output.subscribe();
+        Mono<String> output = subscribedText(io.stdout());
         int execPid = shim.start("e1").block(TIMEOUT);
         ExitStatus execExit = shim.awaitExit("e1").block(TIMEOUT);
         shim.delete("e1").block(TIMEOUT);
@@ -432,8 +440,7 @@ public abstract class ShimContractTest {
         Flux<byte[]> input = Flux.just("fed ", "before ", "start").map(text -> text.getBytes(UTF_8));
 
         ProcessIo io = shim.exec("cat", cat, Stdio.streams(input)).block(TIMEOUT);
-        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
-        output.subscribe();
+        Mono<String> output = subscribedText(io.stdout());
         shim.start("cat").block(TIMEOUT);
         StepVerifier.create(shim.start("cat")).expectError(FailedPreconditionException.class).verify(TIMEOUT);
 
@@ -526,8 +533,7 @@ public abstract class ShimContractTest {
         Flux<byte[]> input = Flux.just("hello ", "from ", "stdin").map(text -> text.getBytes(UTF_8));
 
         ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(input))).block(TIMEOUT);
-        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
-        output.subscribe();
+        Mono<String> output = subscribedText(io.stdout());
         shim.start().block(TIMEOUT);
 
         assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
@@ -718,8 +724,7 @@ public abstract class ShimContractTest {
                 """.getBytes(UTF_8);
         Sinks.Many<byte[]> input = Sinks.many().unicast().onBackpressureBuffer();
         ProcessIo first = shim.exec("dup", cat, Stdio.streams(input.asFlux())).block(TIMEOUT);
-        Mono<String> output = Mono.fromCallable(() -> text(first.stdout())).subscribeOn(resources.io()).cache();
-        output.subscribe();
+        Mono<String> output = subscribedText(first.stdout());
         shim.start("dup").block(TIMEOUT);
 
         for (Stdio stdio : List.of(Stdio.streams(null), Stdio.none())) {
@@ -1146,8 +1151,7 @@ public abstract class ShimContractTest {
         bundles.add(bundle);
         ShimClient shim = shim(bundle);
         ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
-        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
-        output.subscribe();
+        Mono<String> output = subscribedText(io.stdout());
         shim.start().block(TIMEOUT);
         String mask = String.format("%016x", Capabilities.mask(Capabilities.DEFAULT_SET));
 
@@ -1212,8 +1216,7 @@ public abstract class ShimContractTest {
     private String[] typedExec(ShimClient shim, String execId, String... args) {
         ProcessIo io = shim.exec(execId, Spec.Process.builder().args(args).build(), Stdio.streams(null))
                 .block(TIMEOUT);
-        Mono<String> output = Mono.fromCallable(() -> text(io.stdout())).subscribeOn(resources.io()).cache();
-        output.subscribe();
+        Mono<String> output = subscribedText(io.stdout());
         shim.start(execId).block(TIMEOUT);
         int status = shim.awaitExit(execId).block(TIMEOUT).status();
         shim.delete(execId).block(TIMEOUT);

@@ -477,10 +477,10 @@ class RemoteTerminalTest {
         }
     }
 
+    /** Subscribed on this thread before this returns (on an io thread, it could come after the exit). */
     private Mono<String> text(Flux<byte[]> chunks) {
-        Mono<String> text = chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat)
-                .subscribeOn(resources.io()).cache();
-        text.subscribe();
+        Mono<String> text = chunks.map(bytes -> new String(bytes, UTF_8)).reduce("", String::concat).cache();
+        text.subscribe(ignored -> {}, error -> {});
         return text;
     }
 }
