@@ -8,6 +8,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Optional;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 
 /**
  * Small JSON records the runtime keeps in a bundle's work directory (how to reach its shim, its init pid), so a
@@ -28,8 +29,13 @@ public final class WorkFiles {
 
     /** Reads {@code <workDir>/<name>}, if it exists. */
     public static <T> Optional<T> read(Path workDir, String name, Class<T> type) throws IOException {
+        Path file = workDir.resolve(name);
+        if (LinuxCalls.lstat(file) == null) {
+            // Absent is the common answer (asked before every create and delete): no exception for it.
+            return Optional.empty();
+        }
         try {
-            return Optional.of(JSON.readValue(Files.readAllBytes(workDir.resolve(name)), type));
+            return Optional.of(JSON.readValue(Files.readAllBytes(file), type));
         } catch (NoSuchFileException absent) {
             return Optional.empty();
         }

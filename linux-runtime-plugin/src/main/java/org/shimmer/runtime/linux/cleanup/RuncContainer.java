@@ -19,6 +19,7 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.ErrorCode;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ShimException;
 
 /**
@@ -50,15 +51,21 @@ final class RuncContainer {
         return root.resolve(id);
     }
 
+    /** Whether runc has a directory for the container (asked by every inspection: no exception for absence). */
+    private boolean hasStateDir() throws IOException {
+        LinuxCalls.FileStatus status = LinuxCalls.lstat(stateDir());
+        return status != null && status.isDirectory();
+    }
+
     /** What runc says of the container, if it has a state directory for it. */
     Optional<BundleInspection.Container> state() throws IOException {
-        if (!Files.isDirectory(stateDir(), LinkOption.NOFOLLOW_LINKS)) {
+        if (!hasStateDir()) {
             return Optional.empty();
         }
         Result result = run("state", id);
         if (result.exit() != 0) {
             // A create that died before state.json was written: runc cannot load it, but it is there.
-            return Files.isDirectory(stateDir(), LinkOption.NOFOLLOW_LINKS)
+            return hasStateDir()
                     ? Optional.of(new BundleInspection.Container("unknown", 0, runtimeRoot))
                     : Optional.empty();
         }
@@ -73,12 +80,12 @@ final class RuncContainer {
      * bundle is left to use it.
      */
     void forceRemove() throws IOException {
-        if (!Files.isDirectory(stateDir(), LinkOption.NOFOLLOW_LINKS)) {
+        if (!hasStateDir()) {
             return;
         }
         run("kill", "--all", id, "9");
         Result deleted = run("delete", "--force", id);
-        if (!Files.isDirectory(stateDir(), LinkOption.NOFOLLOW_LINKS)) {
+        if (!hasStateDir()) {
             return;
         }
         if (Files.exists(stateDir().resolve("state.json"), LinkOption.NOFOLLOW_LINKS)) {

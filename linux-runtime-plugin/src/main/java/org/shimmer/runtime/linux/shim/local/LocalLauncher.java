@@ -17,6 +17,7 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskProcess;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.slf4j.Logger;
@@ -243,7 +244,8 @@ final class LocalLauncher {
         LocalRecord.remove(bundle.workDir());
         Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
         Path io = ioDir();
-        if (!Files.isDirectory(io, LinkOption.NOFOLLOW_LINKS)) {
+        LinuxCalls.FileStatus ioStatus = LinuxCalls.lstat(io);
+        if (ioStatus == null || !ioStatus.isDirectory()) {
             return;
         }
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(io)) {
