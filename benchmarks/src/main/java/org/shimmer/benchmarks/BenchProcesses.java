@@ -128,25 +128,35 @@ final class BenchProcesses {
      * now: compiler threads come and go, so this undercounts a burst in which one ended.
      */
     static long compilerCpuTicks() {
-        long ticks = 0;
+        long[] ticks = threadCpuTicks("CompilerThre");
+        return ticks[0] + ticks[1];
+    }
+
+    /**
+     * User and system CPU ticks of this JVM's threads whose name contains {@code name}, those alive now. A child
+     * process's time is its own, even before its exec: a {@code vfork}ed child is a task of its own.
+     */
+    static long[] threadCpuTicks(String name) {
+        long[] ticks = new long[2];
         try (var tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
             for (Path task : tasks) {
                 try {
                     String stat = Files.readString(task.resolve("stat"));
                     int open = stat.indexOf('(');
                     int close = stat.lastIndexOf(')');
-                    if (!stat.substring(open + 1, close).contains("CompilerThre")) {
+                    if (!stat.substring(open + 1, close).contains(name)) {
                         continue;
                     }
                     String[] fields = stat.substring(close + 2).split(" ");
                     // After the name: state is field 3 of stat, utime 14 and stime 15.
-                    ticks += Long.parseLong(fields[11]) + Long.parseLong(fields[12]);
+                    ticks[0] += Long.parseLong(fields[11]);
+                    ticks[1] += Long.parseLong(fields[12]);
                 } catch (IOException | RuntimeException gone) {
                     // The thread ended meanwhile.
                 }
             }
         } catch (IOException e) {
-            return 0;
+            return ticks;
         }
         return ticks;
     }

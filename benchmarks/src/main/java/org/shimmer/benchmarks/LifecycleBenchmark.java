@@ -15,6 +15,7 @@ import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
+import reactor.core.publisher.Mono;
 
 /**
  * Full container lifecycles of {@code /bin/true}, one after another, three ways in one run:
@@ -38,6 +39,11 @@ public final class LifecycleBenchmark {
     private static final String NAMESPACE = "bench";
     /** Local lifecycles of the profiled pass, after the measured ones (sampling is kept out of the figures). */
     private static final int PROFILED = 30;
+    /**
+     * Whether the local lifecycle is one reactive chain, blocked on once, rather than a {@code block()} per step:
+     * the way a Reactor host composes it, without a wake-up of the caller's thread between steps.
+     */
+    private static final boolean CHAINED = Boolean.getBoolean("shimmer.bench.chained");
     /** The steps of one plugin lifecycle, in order, as the breakdown names them. */
     static final List<String> STEPS = List.of("bundle create", "shim client", "create", "start", "wait", "delete",
             "shutdown", "bundle delete");
@@ -68,7 +74,7 @@ public final class LifecycleBenchmark {
                 // The ratio's two sides alternate, one lifecycle each in turn: measured one block after the
                 // other, `runc run` alone moved by 15% between runs on this machine, and the ratio with it.
                 double[] pair = measureAlternating("local (plugin, runc driven in the JVM)", "runc run", n,
-                        i -> pluginLifecycle(runtime, ShimOpt.local(), runc, bundleSpec, rootfs, "l" + i,
+                        i -> localLifecycle(runtime, runc, bundleSpec, rootfs, "l" + i,
                                 i >= 0 ? steps : new long[STEPS.size()]),
                         i -> runcLifecycle(work, runcSpec, "r" + i), profile::start);
                 local = pair[0];
@@ -76,8 +82,7 @@ public final class LifecycleBenchmark {
                 profile.startSampling();
                 int profiled = Math.min(n, PROFILED);
                 for (int i = 0; i < profiled; i++) {
-                    pluginLifecycle(runtime, ShimOpt.local(), runc, bundleSpec, rootfs, "q" + i,
-                            new long[STEPS.size()]);
+                    localLifecycle(runtime, runc, bundleSpec, rootfs, "q" + i, new long[STEPS.size()]);
                 }
                 localOwn = profile.report(local, steps, n, profiled);
             }
@@ -146,6 +151,7 @@ public final class LifecycleBenchmark {
         long[] nanos = new long[2];
         long firstCpu = 0;
         long compilingBefore = BenchProcesses.compilerCpuTicks();
+        long[] pluginBefore = BenchProcesses.threadCpuTicks("shimmer-");
         for (int i = 0; i < n; i++) {
             long cpuBefore = BenchProcesses.jvmCpuNanos();
             long began = System.nanoTime();
@@ -157,6 +163,10 @@ public final class LifecycleBenchmark {
             nanos[1] += System.nanoTime() - between;
         }
         double[] ms = {nanos[0] / 1e6 / n, nanos[1] / 1e6 / n};
+        if (CHAINED) {
+            System.out.printf(Locale.ROOT, "%-44s one reactive chain per lifecycle, blocked on once "
+                    + "(-Dshimmer.bench.chained=true)%n", firstName);
+        }
         System.out.printf(Locale.ROOT, "%-44s %8.2f ms of the JVM's CPU per lifecycle (all its threads, the JIT's and "
                 + "GC's too; not its child processes')%n", firstName, firstCpu / 1e6 / n);
         // Still compiling, the JIT runs beside the lifecycle on two cores and much of its code is not yet at its
@@ -165,11 +175,61 @@ public final class LifecycleBenchmark {
                 / BenchProcesses.TICKS_PER_SECOND / n;
         System.out.printf(Locale.ROOT, "%-44s %8.2f ms of the JIT's compiler threads' CPU per pair (both sides)%n",
                 firstName, compiling);
+        // The plugin's own threads (io, exit poll): where the own time is CPU, and whether it is Java or the kernel.
+        long[] plugin = BenchProcesses.threadCpuTicks("shimmer-");
+        System.out.printf(Locale.ROOT, "%-44s %8.2f ms of the plugin's threads' CPU per lifecycle: %.2f user, %.2f "
+                + "kernel (threads alive at the end)%n", firstName,
+                (plugin[0] + plugin[1] - pluginBefore[0] - pluginBefore[1]) * 1000.0 / BenchProcesses.TICKS_PER_SECOND
+                        / n, (plugin[0] - pluginBefore[0]) * 1000.0 / BenchProcesses.TICKS_PER_SECOND / n,
+                (plugin[1] - pluginBefore[1]) * 1000.0 / BenchProcesses.TICKS_PER_SECOND / n);
         System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up, alternating with "
                 + "%s)%n", firstName, ms[0], n, WARMUP, secondName);
         System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up, alternating with "
                 + "%s)%n", secondName, ms[1], n, WARMUP, firstName);
         return ms;
+    }
+
+    private static void localLifecycle(RuntimePlugin runtime, RuncOptions runc, byte[] spec, Path rootfs, String id,
+            long[] steps) {
+        if (CHAINED) {
+            chainedLifecycle(runtime, runc, spec, rootfs, id, steps);
+        } else {
+            pluginLifecycle(runtime, ShimOpt.local(), runc, spec, rootfs, id, steps);
+        }
+    }
+
+    /**
+     * {@link #pluginLifecycle} on the local shim as one chain: each step subscribes when the one before it ends, on
+     * whichever thread that ended it; the marks are taken there.
+     */
+    private static void chainedLifecycle(RuntimePlugin runtime, RuncOptions runc, byte[] spec, Path rootfs,
+            String id, long[] steps) {
+        String name = id.replace('-', 'w');
+        long[] marks = new long[STEPS.size() + 1];
+        CreateOptions create = new CreateOptions(List.of(Mount.readOnlyBind(rootfs)), Stdio.none());
+        marks[0] = System.nanoTime();
+        int status = runtime.create(NAMESPACE, name, spec)
+                .doOnNext(made -> marks[1] = System.nanoTime())
+                .flatMap(bundle -> bundle.newShimClient(ShimOpt.local(), runc)
+                        .doOnNext(made -> marks[2] = System.nanoTime())
+                        .flatMap(shim -> shim.create(create)
+                                .doOnNext(io -> marks[3] = System.nanoTime())
+                                .then(Mono.defer(shim::start)).doOnNext(pid -> marks[4] = System.nanoTime())
+                                .then(Mono.defer(shim::awaitExit)).doOnNext(exit -> marks[5] = System.nanoTime())
+                                .flatMap(exit -> Mono.defer(shim::delete)
+                                        .doOnTerminate(() -> marks[6] = System.nanoTime())
+                                        .then(Mono.defer(shim::shutdown))
+                                        .doOnTerminate(() -> marks[7] = System.nanoTime())
+                                        .thenReturn(exit.status())))
+                        .flatMap(exited -> bundle.delete().thenReturn(exited)))
+                .block(TIMEOUT);
+        marks[8] = System.nanoTime();
+        for (int step = 0; step < steps.length; step++) {
+            steps[step] += marks[step + 1] - marks[step];
+        }
+        if (status != 0) {
+            throw new IllegalStateException("/bin/true exited " + status);
+        }
     }
 
     /** One lifecycle; adds each step's nanoseconds to {@code steps} (indexed as {@link #STEPS}). */
