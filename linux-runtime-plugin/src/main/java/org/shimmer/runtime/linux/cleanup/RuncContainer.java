@@ -52,9 +52,8 @@ final class RuncContainer {
     }
 
     /** Whether runc has a directory for the container (asked by every inspection: no exception for absence). */
-    private boolean hasStateDir() throws IOException {
-        LinuxCalls.FileStatus status = LinuxCalls.lstat(stateDir());
-        return status != null && status.isDirectory();
+    private boolean hasStateDir() {
+        return LinuxCalls.isDirectoryNoFollow(stateDir());
     }
 
     /** What runc says of the container, if it has a state directory for it. */

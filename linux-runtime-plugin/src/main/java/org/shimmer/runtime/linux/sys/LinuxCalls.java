@@ -970,6 +970,19 @@ public final class LinuxCalls {
         return lstatat(AT_FDCWD, path.toString().getBytes(FILE_NAMES));
     }
 
+    /**
+     * {@code Files.isDirectory(path, NOFOLLOW_LINKS)} without its exception for an absent file: false too when it
+     * cannot tell, as that answers.
+     */
+    public static boolean isDirectoryNoFollow(Path path) {
+        try {
+            FileStatus status = lstat(path);
+            return status != null && status.isDirectory();
+        } catch (IOException cannotTell) {
+            return false;
+        }
+    }
+
     /** {@code openat(dirfd, name, flags, mode)}, for flags that create ({@link #O_CREAT}); returns the descriptor. */
     public static int openat(int dirfd, byte[] name, int flags, int mode) throws IOException {
         return (int) call("openat " + display(name),

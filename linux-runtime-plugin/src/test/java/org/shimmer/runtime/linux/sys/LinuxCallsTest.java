@@ -31,6 +31,20 @@ class LinuxCallsTest {
     }
 
     @Test
+    void isDirectoryNoFollowAnswersAsTheJdkDoes() throws IOException {
+        Path file = Files.writeString(dir.resolve("file"), "x");
+        Path sub = Files.createDirectory(dir.resolve("sub"));
+        Path link = Files.createSymbolicLink(dir.resolve("link"), sub);
+
+        for (Path path : new Path[] {file, sub, link, dir.resolve("absent"), file.resolve("below")}) {
+            assertThat(LinuxCalls.isDirectoryNoFollow(path)).as(path.toString())
+                    .isEqualTo(Files.isDirectory(path, java.nio.file.LinkOption.NOFOLLOW_LINKS));
+        }
+        assertThat(LinuxCalls.isDirectoryNoFollow(sub)).isTrue();
+        assertThat(LinuxCalls.isDirectoryNoFollow(link)).isFalse();
+    }
+
+    @Test
     void lstatStillFailsOnWhatIsNotAbsence() throws IOException {
         Path file = Files.writeString(dir.resolve("file"), "x");
 

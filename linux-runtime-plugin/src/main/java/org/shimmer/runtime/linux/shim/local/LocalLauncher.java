@@ -244,8 +244,7 @@ final class LocalLauncher {
         LocalRecord.remove(bundle.workDir());
         Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
         Path io = ioDir();
-        LinuxCalls.FileStatus ioStatus = LinuxCalls.lstat(io);
-        if (ioStatus == null || !ioStatus.isDirectory()) {
+        if (!LinuxCalls.isDirectoryNoFollow(io)) {
             return;
         }
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(io)) {
