@@ -176,12 +176,11 @@ public final class LifecycleBenchmark {
         System.out.printf(Locale.ROOT, "%-44s %8.2f ms of the JIT's compiler threads' CPU per pair (both sides)%n",
                 firstName, compiling);
         // The plugin's own threads (io, exit poll): where the own time is CPU, and whether it is Java or the kernel.
-        long[] plugin = BenchProcesses.threadCpuTicks("shimmer-");
+        long[] pluginAfter = BenchProcesses.threadCpuTicks("shimmer-");
+        double userMs = (pluginAfter[0] - pluginBefore[0]) * 1000.0 / BenchProcesses.TICKS_PER_SECOND / n;
+        double kernelMs = (pluginAfter[1] - pluginBefore[1]) * 1000.0 / BenchProcesses.TICKS_PER_SECOND / n;
         System.out.printf(Locale.ROOT, "%-44s %8.2f ms of the plugin's threads' CPU per lifecycle: %.2f user, %.2f "
-                + "kernel (threads alive at the end)%n", firstName,
-                (plugin[0] + plugin[1] - pluginBefore[0] - pluginBefore[1]) * 1000.0 / BenchProcesses.TICKS_PER_SECOND
-                        / n, (plugin[0] - pluginBefore[0]) * 1000.0 / BenchProcesses.TICKS_PER_SECOND / n,
-                (plugin[1] - pluginBefore[1]) * 1000.0 / BenchProcesses.TICKS_PER_SECOND / n);
+                + "kernel (threads alive at the end)%n", firstName, userMs + kernelMs, userMs, kernelMs);
         System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up, alternating with "
                 + "%s)%n", firstName, ms[0], n, WARMUP, secondName);
         System.out.printf(Locale.ROOT, "%-44s %8.1f ms per lifecycle (%d runs after %d warm-up, alternating with "
