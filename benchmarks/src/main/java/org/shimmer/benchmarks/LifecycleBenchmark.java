@@ -49,8 +49,8 @@ public final class LifecycleBenchmark {
             "shutdown", "bundle delete");
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: LifecycleBenchmark N WORK_DIR ROOTFS RUNC_SPEC CONTAINERD_SOCKET");
+        if (args.length != 5 || Integer.parseInt(args[0]) < 1) {
+            System.err.println("usage: LifecycleBenchmark N WORK_DIR ROOTFS RUNC_SPEC CONTAINERD_SOCKET (N >= 1)");
             System.exit(2);
         }
         int n = Integer.parseInt(args[0]);
@@ -143,22 +143,28 @@ public final class LifecycleBenchmark {
      */
     private static double[] measureAlternating(String firstName, String secondName, int n, Lifecycle first,
             Lifecycle second, Measuring measuring) throws Exception {
-        for (int i = 0; i < WARMUP; i++) {
-            first.run(-1 - i);
-            second.run(-1 - i);
-        }
-        measuring.begin();
+        // The warm-up runs the very loop that is measured, its CPU reads included: code first run in the measured
+        // lifecycles was compiled during them, beside the lifecycles, on two cores.
         long[] nanos = new long[2];
         long firstCpu = 0;
-        long compilingBefore = BenchProcesses.compilerCpuTicks();
-        long[] pluginBefore = BenchProcesses.threadCpuTicks("shimmer-");
-        for (int i = 0; i < n; i++) {
+        long compilingBefore = 0;
+        long[] pluginBefore = null;
+        for (int i = -WARMUP; i < n; i++) {
+            if (i == 0) {
+                measuring.begin();
+                nanos = new long[2];
+                firstCpu = 0;
+                compilingBefore = BenchProcesses.compilerCpuTicks();
+                pluginBefore = BenchProcesses.threadCpuTicks("shimmer-");
+            }
+            // Warm-up lifecycles are numbered -1, -2, ...: their ids never meet the measured ones'.
+            int index = i < 0 ? -1 - (i + WARMUP) : i;
             long cpuBefore = BenchProcesses.jvmCpuNanos();
             long began = System.nanoTime();
-            first.run(i);
+            first.run(index);
             long between = System.nanoTime();
             firstCpu += BenchProcesses.jvmCpuNanos() - cpuBefore;
-            second.run(i);
+            second.run(index);
             nanos[0] += between - began;
             nanos[1] += System.nanoTime() - between;
         }

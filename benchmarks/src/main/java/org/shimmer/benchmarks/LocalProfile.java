@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -31,17 +32,23 @@ final class LocalProfile implements AutoCloseable {
     private final Recording timing = new Recording();
     private final Recording sampling = new Recording();
     private final Path file;
+    private Instant measuredFrom = Instant.MAX;
 
     LocalProfile() throws IOException {
         file = Files.createTempFile("shimmer-lifecycle", ".jfr");
         timing.enable(RUNC).withThreshold(Duration.ZERO);
+        timing.start();
         sampling.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(2));
         sampling.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(2));
     }
 
-    /** Starts timing runc: after the warm-up, so that only the measured lifecycles are in it. */
+    /**
+     * Marks where the measured lifecycles begin: only runc events from then on count. The timing recording itself
+     * runs from before the warm-up: started after it, it had JFR rewrite the event's class as the measured
+     * lifecycles began, and the code that commits the event was compiled again during them.
+     */
     void start() {
-        timing.start();
+        measuredFrom = Instant.now();
     }
 
     /** Ends the measured lifecycles and starts sampling, for the profiled pass that follows. */
@@ -70,7 +77,8 @@ final class LocalProfile implements AutoCloseable {
         System.out.println(line);
 
         List<RecordedEvent> measured = measuredEvents.stream()
-                .filter(e -> e.getEventType().getName().equals(RUNC)).toList();
+                .filter(e -> e.getEventType().getName().equals(RUNC) && !e.getStartTime().isBefore(measuredFrom))
+                .toList();
         Map<String, double[]> byCommand = new TreeMap<>();
         double inRunc = 0;
         double inJvm = 0;
