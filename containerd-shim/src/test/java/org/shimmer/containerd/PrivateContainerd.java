@@ -226,6 +226,13 @@ final class PrivateContainerd {
             assertThat(state.resolve("pid")).as("the exited daemon's pid file").doesNotExist();
             assertThat(Path.of("/run/containerd/s", state.getFileName().toString())).as("its socket").doesNotExist();
             assertThat(processesMentioning(work.toString())).as("processes of the test").isEmpty();
+            List<Path> containerCgroups = new ArrayList<>();
+            for (Path namespaceCgroup : namespaceCgroups()) {
+                try (Stream<Path> children = Files.list(namespaceCgroup)) {
+                    children.filter(Files::isDirectory).forEach(containerCgroups::add);
+                }
+            }
+            assertThat(containerCgroups).as("container cgroups left").isEmpty();
         } finally {
             stop();
             for (long pid : daemons()) {
@@ -234,6 +241,27 @@ final class PrivateContainerd {
             run(List.of("rm", "-rf", work.toString(), daemonState().toString()), null, Map.of());
             // runc's directory of the namespace, if it is empty (runc leaves it).
             run(List.of("rmdir", "--ignore-fail-on-non-empty", "/run/containerd/runc/" + namespace), null, Map.of());
+            // runc leaves the namespace's cgroup above its containers' (containerd keeps its namespaces' too): one
+            // more per hierarchy each run, as each instance has a namespace of its own. rmdir: the kernel refuses a
+            // cgroup that still has a child or a process.
+            for (Path namespaceCgroup : namespaceCgroups()) {
+                run(List.of("rmdir", namespaceCgroup.toString()), null, Map.of());
+            }
+        }
+    }
+
+    /** The cgroup of this instance's namespace in each hierarchy that has one. */
+    private List<Path> namespaceCgroups() throws IOException {
+        Path cgroups = Path.of("/sys/fs/cgroup");
+        if (Files.exists(cgroups.resolve("cgroup.controllers"))) {
+            return Files.isDirectory(cgroups.resolve(namespace)) ? List.of(cgroups.resolve(namespace)) : List.of();
+        }
+        try (Stream<Path> hierarchies = Files.list(cgroups)) {
+            // Symbolic links (cpu -> cpu,cpuacct) name a hierarchy already listed.
+            return hierarchies.filter(hierarchy -> !Files.isSymbolicLink(hierarchy))
+                    .map(hierarchy -> hierarchy.resolve(namespace))
+                    .filter(Files::isDirectory)
+                    .toList();
         }
     }
 

@@ -25,6 +25,7 @@ import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
@@ -72,6 +73,7 @@ class ImageRunLeaseTest {
             assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left")
                     .isEmpty();
             assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+            CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
         } finally {
             resources.close();
         }

@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -17,13 +18,18 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.RunRequest;
+import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.CgroupsLeft;
+import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
+import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Mono;
@@ -60,11 +66,26 @@ class LocalEventsForwardingTest {
     }
 
     @AfterEach
-    void stop() {
+    void stopAndCheckNothingIsLeft() throws Exception {
         try {
-            runningResources.close();
+            for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
+                if (Files.isDirectory(root)) {
+                    try (Stream<Path> left = Files.list(root)) {
+                        assertThat(left).as("bundles left in " + root).isEmpty();
+                    }
+                }
+            }
+            assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
+            assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left")
+                    .isEmpty();
+            assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
+            CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
         } finally {
-            servingResources.close();
+            try {
+                runningResources.close();
+            } finally {
+                servingResources.close();
+            }
         }
     }
 
@@ -116,7 +137,9 @@ class LocalEventsForwardingTest {
 
     private int run(LinuxRuntime runtime, String id) {
         RunRequest request = RunRequest.of(NS, id, Spec.builder().args("/bin/sh", "-c", "exit 3").build(), rootfs)
-                .withShim(ShimOpt.local());
+                .withShim(ShimOpt.local())
+                // Its own runc root: the machine's default one is no test's to leave containers in.
+                .withRuncOptions(RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString()));
         return Mono.usingWhen(runtime.run(request), Container::exit, Container::release)
                 .block(TIMEOUT).status();
     }
