@@ -112,7 +112,10 @@ final class PrivateContainerd {
     }
 
     String[] runArgs(List<String> options, String id, String... command) {
-        List<String> args = new ArrayList<>(List.of("run", "--runtime", RUNTIME));
+        // ctr makes a container's stdio FIFOs in /run/containerd/fifo by default and leaves them when the task
+        // ends other than by its own delete (a killed daemon, the shim's delete binary): 12 each run of this class.
+        List<String> args = new ArrayList<>(List.of("run", "--runtime", RUNTIME, "--fifo-dir",
+                work.resolve("fifo").toString()));
         args.addAll(options);
         args.addAll(List.of("--rootfs", rootfs.toString(), id));
         args.addAll(Arrays.asList(command));
