@@ -144,44 +144,9 @@ public final class PollLoop implements AutoCloseable {
 
     private void loop() {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = LinuxCalls.allocateCallState(arena);
-            MemorySegment bellBuffer = arena.allocate(ValueLayout.JAVA_LONG);
-            MemorySegment fds = arena.allocate(LinuxCalls.POLLFD, 1);
-            int capacity = 1;
-            List<Registration> polled = new ArrayList<>();
+            Turn turn = new Turn(arena);
             while (!closing.get()) {
-                admitAdded();
-                polled.clear();
-                for (Registration registration : List.copyOf(live)) {
-                    if (registration.closeRequested) {
-                        retire(registration);
-                    } else if (wanted(registration)) {
-                        polled.add(registration);
-                    }
-                }
-                if (polled.size() + 1 > capacity) {
-                    capacity = Math.max(polled.size() + 1, capacity * 2);
-                    fds = arena.allocate(LinuxCalls.POLLFD, capacity);
-                }
-                LinuxCalls.setPollFd(fds, 0, bell.pollNumber(), LinuxCalls.POLLIN);
-                for (int i = 0; i < polled.size(); i++) {
-                    LinuxCalls.setPollFd(fds, i + 1, pollNumber(polled.get(i)), polled.get(i).handler.events());
-                }
-                // No timeout: every change of interest rings the bell, so an idle runtime costs no wake-up.
-                int ready = LinuxCalls.poll(fds, polled.size() + 1, -1, state);
-                if (ready <= 0) {
-                    continue;
-                }
-                if (LinuxCalls.pollRevents(fds, 0) != 0) {
-                    bell.silence(bellBuffer, state);
-                }
-                for (int i = 0; i < polled.size(); i++) {
-                    short revents = LinuxCalls.pollRevents(fds, i + 1);
-                    Registration registration = polled.get(i);
-                    if (revents != 0 && !registration.retired) {
-                        dispatch(registration, revents);
-                    }
-                }
+                turn.run();
             }
         } catch (IOException | RuntimeException e) {
             log.error("the poll loop failed; every descriptor it watched is closed", e);
@@ -194,6 +159,63 @@ public final class PollLoop implements AutoCloseable {
                 retire(registration);
             }
             bell.close();
+        }
+    }
+
+    /**
+     * One turn of the loop, and the buffers every turn reuses. A method of its own because HotSpot compiles a
+     * method once it has been called a few hundred times, but a running loop's own frame only after tens of
+     * thousands of turns (on-stack replacement): with the body inline, the poll thread still ran in the
+     * interpreter after 900 container lifecycles ({@code perf}).
+     */
+    private final class Turn {
+        private final Arena arena;
+        private final MemorySegment state;
+        private final MemorySegment bellBuffer;
+        private final List<Registration> polled = new ArrayList<>();
+        private MemorySegment fds;
+        private int capacity = 1;
+
+        Turn(Arena arena) {
+            this.arena = arena;
+            this.state = LinuxCalls.allocateCallState(arena);
+            this.bellBuffer = arena.allocate(ValueLayout.JAVA_LONG);
+            this.fds = arena.allocate(LinuxCalls.POLLFD, capacity);
+        }
+
+        void run() throws IOException {
+            admitAdded();
+            polled.clear();
+            for (Registration registration : List.copyOf(live)) {
+                if (registration.closeRequested) {
+                    retire(registration);
+                } else if (wanted(registration)) {
+                    polled.add(registration);
+                }
+            }
+            if (polled.size() + 1 > capacity) {
+                capacity = Math.max(polled.size() + 1, capacity * 2);
+                fds = arena.allocate(LinuxCalls.POLLFD, capacity);
+            }
+            LinuxCalls.setPollFd(fds, 0, bell.pollNumber(), LinuxCalls.POLLIN);
+            for (int i = 0; i < polled.size(); i++) {
+                LinuxCalls.setPollFd(fds, i + 1, pollNumber(polled.get(i)), polled.get(i).handler.events());
+            }
+            // No timeout: every change of interest rings the bell, so an idle runtime costs no wake-up.
+            int ready = LinuxCalls.poll(fds, polled.size() + 1, -1, state);
+            if (ready <= 0) {
+                return;
+            }
+            if (LinuxCalls.pollRevents(fds, 0) != 0) {
+                bell.silence(bellBuffer, state);
+            }
+            for (int i = 0; i < polled.size(); i++) {
+                short revents = LinuxCalls.pollRevents(fds, i + 1);
+                Registration registration = polled.get(i);
+                if (revents != 0 && !registration.retired) {
+                    dispatch(registration, revents);
+                }
+            }
         }
     }
 
