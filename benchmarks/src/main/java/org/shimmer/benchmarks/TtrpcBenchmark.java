@@ -17,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
@@ -403,7 +404,13 @@ public final class TtrpcBenchmark {
                         .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
                         .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD)
                         .start().waitFor();
-                ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+                Optional<ProcessHandle> left = ProcessHandle.of(pid);
+                left.ifPresent(ProcessHandle::destroyForcibly);
+                if (left.isPresent()) {
+                    left.get().onExit().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+                }
+                // A killed shim leaves its socket in /run/containerd/s, under a name no later run reuses.
+                Files.deleteIfExists(socket);
             }
         }
 
