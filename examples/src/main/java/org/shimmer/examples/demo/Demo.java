@@ -19,6 +19,7 @@ import java.util.stream.Stream;
 import org.shimmer.examples.host.BusyboxImage;
 import org.shimmer.examples.host.BusyboxRootfs;
 import org.shimmer.examples.host.PluginHost;
+import org.shimmer.examples.host.StateRootCgroups;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.RunRequest;
@@ -154,6 +155,11 @@ public final class Demo {
         stream.dispose();
         host.close();
         events.dispose();
+        // The state root is a temporary one: the cgroups runc made above each container's are removed with it.
+        List<Path> cgroupsLeft = StateRootCgroups.removeEmptyAndListLeft(work.resolve("state"));
+        if (!cgroupsLeft.isEmpty()) {
+            throw new IllegalStateException("container cgroups left: " + cgroupsLeft);
+        }
         say("Done: two plugins loaded and unloaded, four containers run (one from an image), nothing left behind.");
     }
 

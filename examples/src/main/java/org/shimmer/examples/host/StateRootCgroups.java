@@ -16,7 +16,8 @@ import java.util.stream.Stream;
  * The cgroups of a state root's containers: a typed spec puts each in {@code /shimmer-<hash>/<namespace>/<id>},
  * {@code <hash>} the first 12 hex digits of the SHA-256 of the state root's real path (the plugin's
  * {@code CgroupPaths}). runc removes a container's own cgroup on delete; the per-root and per-namespace parents stay,
- * as containerd's namespace cgroups do, so a test with a fresh temporary state root removes them once empty.
+ * as containerd's namespace cgroups do, so a host with a fresh temporary state root (the demo, each test) removes
+ * them once its containers are gone: each such root would otherwise leave one more tree in every hierarchy.
  */
 public final class StateRootCgroups {
 
