@@ -54,14 +54,27 @@ final class ShimDaemon {
                     .service(tasks.service()).bind().block(Duration.ofSeconds(30));
             files.writePid();
             log.info("serving namespace {} on {} (containerd's events at {})", namespace, socket, ttrpcAddress);
+            TtrpcServerHandle serving = server;
+            // A stop by a signal (a service manager's SIGTERM) ends as an idle exit does: the pid file withdrawn and
+            // the socket removed, under the lock, so a start that follows finds neither. The socket used to stay in
+            // /run/containerd/s, nobody listening. After an idle exit both are done: it does not wait for the lock,
+            // which a start may hold until the next daemon serves.
             Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().unstarted(() -> {
+                if (serving.isDisposed()) {
+                    return;
+                }
                 try {
-                    files.removePid();
-                } catch (IOException e) {
-                    log.warn("could not remove the pid file", e);
+                    OwnedFd lock = files.lock();
+                    try {
+                        files.removePid();
+                        serving.disposeNow(Duration.ofSeconds(10));
+                    } finally {
+                        lock.close();
+                    }
+                } catch (IOException | RuntimeException e) {
+                    log.warn("could not withdraw the pid file and the socket", e);
                 }
             }));
-            TtrpcServerHandle serving = server;
             idleUntilExit(tasks, files, () -> serving.disposeNow(Duration.ofSeconds(10)));
             return 0;
         } finally {

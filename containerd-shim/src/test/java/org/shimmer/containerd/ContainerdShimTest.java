@@ -253,6 +253,34 @@ class ContainerdShimTest {
     }
 
     @Test
+    void aDaemonStoppedWithSigtermLeavesNeitherItsSocketNorItsPidFile() throws Exception {
+        assertThat(containerd.runContainer(List.of("-d"), "t1", "/bin/sleep", "1000").status()).isZero();
+        List<ProcessHandle> containers = containerd.daemonChildren();
+        List<Long> daemons = containerd.daemons();
+        assertThat(daemons).hasSize(1);
+        Path state = containerd.daemonState();
+        Path socket = Path.of("/run/containerd/s", state.getFileName().toString());
+        assertThat(socket).exists();
+
+        // As a service manager stops it. The socket used to stay: a file in /run/containerd/s nobody listens on.
+        ProcessHandle daemon = ProcessHandle.of(daemons.getFirst()).orElseThrow();
+        daemon.destroy();
+        daemon.onExit().get(20, TimeUnit.SECONDS);
+        assertThat(socket).as("its socket").doesNotExist();
+        assertThat(state.resolve("pid")).as("its pid file").doesNotExist();
+
+        // containerd then cleans up its task, as after a SIGKILL.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while ((!containerd.ctr("task", "ls").stdout().lines().skip(1).toList().isEmpty()
+                || containers.stream().anyMatch(ProcessHandle::isAlive)) && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+        }
+        assertThat(containerd.ctr("task", "ls").stdout().lines().skip(1).toList()).isEmpty();
+        assertThat(containers).noneMatch(ProcessHandle::isAlive);
+        assertThat(containerd.ctr("container", "delete", "t1").status()).isZero();
+    }
+
+    @Test
     void ctrEventsShowsTheTaskEventsInContainerdsOrder() throws Exception {
         try (PrivateContainerd.Events events = containerd.new Events()) {
             assertThat(containerd.runContainer(List.of("--rm"), "ev1", "/bin/sh", "-c", "exit 5").status())
