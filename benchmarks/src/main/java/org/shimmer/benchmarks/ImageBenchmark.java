@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.function.IntFunction;
 import org.shimmer.examples.host.PluginHost;
+import org.shimmer.examples.host.StateRootCgroups;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
@@ -65,6 +66,12 @@ public final class ImageBenchmark {
             double dirMs = firstOutput(runtime, "directory", runs,
                     i -> RunRequest.of(NAMESPACE, "d" + i, spec, rootfs).withRuncOptions(runc));
             runtime.images().remove(image.name()).block(TIMEOUT);
+            // Typed specs put the containers under /shimmer-<hash of this run's state root>/bench: runc leaves
+            // those parents, a new tree in every hierarchy each run.
+            List<Path> cgroupsLeft = StateRootCgroups.removeEmptyAndListLeft(work.resolve("state"));
+            if (!cgroupsLeft.isEmpty()) {
+                throw new IllegalStateException("container cgroups left: " + cgroupsLeft);
+            }
 
             System.out.printf(Locale.ROOT, "RESULT import_s=%.2f disk_mb=%d image_run_ms=%.1f dir_run_ms=%.1f"
                     + " ratio=%.2f%n", importSeconds, diskMb, imageMs, dirMs, imageMs / dirMs);
