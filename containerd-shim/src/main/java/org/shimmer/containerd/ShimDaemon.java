@@ -55,26 +55,9 @@ final class ShimDaemon {
             files.writePid();
             log.info("serving namespace {} on {} (containerd's events at {})", namespace, socket, ttrpcAddress);
             TtrpcServerHandle serving = server;
-            // A stop by a signal (a service manager's SIGTERM) ends as an idle exit does: the pid file withdrawn and
-            // the socket removed, under the lock, so a start that follows finds neither. The socket used to stay in
-            // /run/containerd/s, nobody listening. After an idle exit both are done: it does not wait for the lock,
-            // which a start may hold until the next daemon serves.
-            Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().unstarted(() -> {
-                if (serving.isDisposed()) {
-                    return;
-                }
-                try {
-                    OwnedFd lock = files.lock();
-                    try {
-                        files.removePid();
-                        serving.disposeNow(Duration.ofSeconds(10));
-                    } finally {
-                        lock.close();
-                    }
-                } catch (IOException | RuntimeException e) {
-                    log.warn("could not withdraw the pid file and the socket", e);
-                }
-            }));
+            // A stop by a signal (a service manager's SIGTERM) ends as an idle exit does. The socket used to stay in
+            // /run/containerd/s, nobody listening.
+            Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().unstarted(() -> withdraw(files, serving)));
             idleUntilExit(tasks, files, () -> serving.disposeNow(Duration.ofSeconds(10)));
             return 0;
         } finally {
@@ -85,6 +68,50 @@ final class ShimDaemon {
                 events.dispose();
             }
             resources.close();
+        }
+    }
+
+    /**
+     * On the JVM's exit (a signal; or a failure after the pid file was written): the pid file withdrawn, then the
+     * socket removed, under the lock, so a start that follows finds neither; the socket goes even if the pid file
+     * could not. After an idle exit both are done, or the socket is going: it waits for that, not for the lock,
+     * which a start may hold until the next daemon serves.
+     */
+    private static void withdraw(DaemonFiles files, TtrpcServerHandle serving) {
+        if (serving.isDisposed() && !publishedAsDaemon(files)) {
+            disposeQuietly(serving);
+            return;
+        }
+        OwnedFd lock = null;
+        try {
+            lock = files.lock();
+            files.removePid();
+        } catch (IOException | RuntimeException e) {
+            log.warn("could not withdraw the pid file", e);
+        }
+        try {
+            disposeQuietly(serving);
+            log.info("exiting: pid file and socket withdrawn");
+        } finally {
+            if (lock != null) {
+                lock.close();
+            }
+        }
+    }
+
+    private static boolean publishedAsDaemon(DaemonFiles files) {
+        try {
+            return files.pid().filter(pid -> pid == ProcessHandle.current().pid()).isPresent();
+        } catch (IOException e) {
+            return true;
+        }
+    }
+
+    private static void disposeQuietly(TtrpcServerHandle serving) {
+        try {
+            serving.disposeNow(Duration.ofSeconds(10));
+        } catch (RuntimeException e) {
+            log.warn("could not stop serving and remove the socket", e);
         }
     }
 
