@@ -235,13 +235,7 @@ class ContainerdShimTest {
 
         ProcessHandle.of(daemons.getFirst()).orElseThrow().destroyForcibly();
 
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while ((!containerd.ctr("task", "ls").stdout().lines().skip(1).toList().isEmpty()
-                || containers.stream().anyMatch(ProcessHandle::isAlive)) && System.nanoTime() < deadline) {
-            Thread.sleep(100);
-        }
-        assertThat(containerd.ctr("task", "ls").stdout().lines().skip(1).toList()).isEmpty();
-        assertThat(containers).noneMatch(ProcessHandle::isAlive);
+        awaitTasksCleanedUpByContainerd(containers);
         assertThat(containerd.runcState()).isEmpty();
         for (String id : List.of("k1", "k2", "k3")) {
             assertThat(containerd.ctr("container", "delete", id).status()).isZero();
@@ -270,6 +264,15 @@ class ContainerdShimTest {
         assertThat(state.resolve("pid")).as("its pid file").doesNotExist();
 
         // containerd then cleans up its task, as after a SIGKILL.
+        awaitTasksCleanedUpByContainerd(containers);
+        assertThat(containerd.ctr("container", "delete", "t1").status()).isZero();
+    }
+
+    /**
+     * Waits (20 s at most) until containerd, having seen a daemon's connections close, has run {@code delete} for each
+     * of its tasks: none listed, none of {@code containers} alive. containerd says nothing when it is done.
+     */
+    private static void awaitTasksCleanedUpByContainerd(List<ProcessHandle> containers) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while ((!containerd.ctr("task", "ls").stdout().lines().skip(1).toList().isEmpty()
                 || containers.stream().anyMatch(ProcessHandle::isAlive)) && System.nanoTime() < deadline) {
@@ -277,7 +280,6 @@ class ContainerdShimTest {
         }
         assertThat(containerd.ctr("task", "ls").stdout().lines().skip(1).toList()).isEmpty();
         assertThat(containers).noneMatch(ProcessHandle::isAlive);
-        assertThat(containerd.ctr("container", "delete", "t1").status()).isZero();
     }
 
     @Test
