@@ -77,6 +77,12 @@ public final class ImageBenchmark {
                     + " ratio=%.2f%n", importSeconds, diskMb, imageMs, dirMs, imageMs / dirMs);
         } finally {
             events.dispose();
+            // A failed run too (rmdir only: a container's cgroup that is still there stays).
+            try {
+                StateRootCgroups.removeEmptyAndListLeft(work.resolve("state"));
+            } catch (IOException | RuntimeException e) {
+                System.err.println("could not remove the run's empty cgroups: " + e);
+            }
         }
     }
 

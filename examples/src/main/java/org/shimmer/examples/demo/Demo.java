@@ -79,6 +79,12 @@ public final class Demo {
         try {
             new Demo(work, Path.of(args[0])).run();
         } finally {
+            // A failed run too: once the state root is gone, nothing can name its cgroups any more.
+            try {
+                StateRootCgroups.removeEmptyAndListLeft(work.resolve("state"));
+            } catch (IOException | RuntimeException e) {
+                System.err.println("could not remove the demo's empty cgroups: " + e);
+            }
             removeTree(work);
         }
     }
