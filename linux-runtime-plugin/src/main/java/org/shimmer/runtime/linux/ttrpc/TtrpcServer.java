@@ -114,21 +114,22 @@ public final class TtrpcServer {
                 .subscribeOn(blocking)
                 .flatMap(policy -> {
                     Set<Connection> live = ConcurrentHashMap.newKeySet();
+                    // Bound at a private name and linked into place (UnixSockets.publish): netty removes the
+                    // address it bound, by path, when the server closes.
+                    Path bindName = UnixSockets.bindName(socket);
                     return TcpServer.create()
                             .runOn(loops, false)
-                            .bindAddress(() -> UnixDomainSocketAddress.of(socket))
+                            .bindAddress(() -> UnixDomainSocketAddress.of(bindName))
                             .doOnConnection(connection -> admit(connection, policy, live))
                             .handle((inbound, outbound) -> serve(inbound))
                             .bind()
-                            .flatMap(server -> Mono.fromCallable(() -> {
-                                        UnixSockets.restrict(socket);
-                                        return new TtrpcServerHandle(server, socket, live, blocking);
-                                    })
+                            .flatMap(server -> Mono.fromCallable(() -> new TtrpcServerHandle(server, socket,
+                                            UnixSockets.publish(bindName, socket), live, blocking))
                                     .subscribeOn(blocking)
-                                    .onErrorResume(error -> {
-                                        server.disposeNow();
-                                        return Mono.error(error);
-                                    }));
+                                    // Not disposeNow(): it blocks, here on the io thread whose task failed.
+                                    .onErrorResume(error -> Mono.fromRunnable(server::dispose)
+                                            .then(server.onDispose())
+                                            .then(Mono.error(error))));
                 })
                 .onErrorMap(IOException.class, error -> new UncheckedIOException(
                         "failed to serve ttrpc on " + socket + ": " + error.getMessage(), error));

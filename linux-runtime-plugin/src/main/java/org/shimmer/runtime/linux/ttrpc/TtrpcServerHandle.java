@@ -1,6 +1,5 @@
 package org.shimmer.runtime.linux.ttrpc;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Set;
@@ -13,19 +12,25 @@ import reactor.core.scheduler.Scheduler;
 import reactor.netty.Connection;
 import reactor.netty.DisposableServer;
 
-/** A bound {@link TtrpcServer}. Shutting it down closes its live connections and removes its socket file. */
+/**
+ * A bound {@link TtrpcServer}. Shutting it down closes its live connections and removes its socket file: the one it
+ * bound, never a file another server has since bound at the same path.
+ */
 public final class TtrpcServerHandle implements Disposable {
 
     private final DisposableServer server;
     private final Path socket;
+    private final Object socketIdentity;
     private final Set<Connection> live;
     private final Scheduler blocking;
     private final AtomicBoolean disposing = new AtomicBoolean();
     private final Sinks.Empty<Void> disposed = Sinks.empty();
 
-    TtrpcServerHandle(DisposableServer server, Path socket, Set<Connection> live, Scheduler blocking) {
+    TtrpcServerHandle(DisposableServer server, Path socket, Object socketIdentity, Set<Connection> live,
+            Scheduler blocking) {
         this.server = server;
         this.socket = socket;
+        this.socketIdentity = socketIdentity;
         this.live = live;
         this.blocking = blocking;
     }
@@ -41,8 +46,8 @@ public final class TtrpcServerHandle implements Disposable {
     }
 
     /**
-     * Stops accepting, closes every live connection, then removes the socket file. Completes when all of that is
-     * done; later calls complete with the first.
+     * Stops accepting, closes every live connection, then removes the socket file if it is still the one bound.
+     * Completes when all of that is done; later calls complete with the first.
      */
     public Mono<Void> disposeLater() {
         return Mono.defer(() -> {
@@ -54,7 +59,8 @@ public final class TtrpcServerHandle implements Disposable {
                             return connection.onDispose();
                         })
                         .then(server.onDispose())
-                        .then(Mono.fromCallable(() -> Files.deleteIfExists(socket)).subscribeOn(blocking))
+                        .then(Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity))
+                                .subscribeOn(blocking))
                         .subscribe(removed -> {}, disposed::tryEmitError, disposed::tryEmitEmpty);
             }
             return disposed.asMono();

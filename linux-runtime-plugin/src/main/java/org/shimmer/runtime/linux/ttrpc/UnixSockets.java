@@ -6,12 +6,16 @@ import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Filesystem unix sockets, made safe to serve on.
@@ -27,6 +31,8 @@ final class UnixSockets {
 
     private static final Set<PosixFilePermission> DIR_MODE = PosixFilePermissions.fromString("rwx------");
     private static final Set<PosixFilePermission> SOCKET_MODE = PosixFilePermissions.fromString("rw-------");
+    private static final int BIND_NAME_LENGTH = 13;
+    private static final String BIND_NAME_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789";
     private static final int S_IFMT = 0170000;
     private static final int S_IFSOCK = 0140000;
 
@@ -66,9 +72,64 @@ final class UnixSockets {
         }
     }
 
-    /** Makes a freshly bound socket 0600. */
-    static void restrict(Path socket) throws IOException {
-        Files.setPosixFilePermissions(socket, SOCKET_MODE);
+    /**
+     * A private name beside {@code socket} for a server to bind at before {@link #publish} links the socket to its
+     * address: a dot and twelve random letters, fewer when the directory's path leaves less room in a socket
+     * address (the address itself fits: {@link #prepareForBind} checked).
+     */
+    static Path bindName(Path socket) {
+        Path absolute = socket.toAbsolutePath();
+        int room = MAX_PATH_BYTES - absolute.getParent().toString().getBytes(StandardCharsets.UTF_8).length - 1;
+        int length = Math.max(2, Math.min(BIND_NAME_LENGTH, room));
+        StringBuilder name = new StringBuilder(".");
+        ThreadLocalRandom random = ThreadLocalRandom.current();
+        while (name.length() < length) {
+            name.append(BIND_NAME_LETTERS.charAt(random.nextInt(BIND_NAME_LETTERS.length())));
+        }
+        return absolute.resolveSibling(name.toString());
+    }
+
+    /**
+     * Makes the socket bound at {@code bindName} 0600 and links it to {@code socket}, which must not exist (link never
+     * replaces a file), then removes the private name; returns the socket file's identity (device and inode), for
+     * {@link #removeIfSame}. Why not bind at the address itself: netty's server channel removes the path it bound
+     * when it closes, whatever file is there by then. A server whose socket was removed while it served (an
+     * operator's cleanup) and bound again by another (a new shim daemon) took the new one's address away as it
+     * stopped. And the socket is 0600 before anyone can reach it.
+     */
+    static Object publish(Path bindName, Path socket) throws IOException {
+        try {
+            Files.setPosixFilePermissions(bindName, SOCKET_MODE);
+            Object identity = identity(bindName);
+            try {
+                Files.createLink(socket, bindName);
+            } catch (FileAlreadyExistsException taken) {
+                throw new AddressInUseException("cannot bind " + socket + ": another server bound it meanwhile");
+            }
+            return identity;
+        } finally {
+            Files.deleteIfExists(bindName);
+        }
+    }
+
+    private static Object identity(Path socket) throws IOException {
+        return Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+    }
+
+    /**
+     * Removes {@code socket} if it is still the file {@link #publish} linked there. A server must never
+     * remove another's socket: if its own was removed while it served and a second server bound the same path (a
+     * new shim daemon after an operator's cleanup), removing by path alone would take the second's address away
+     * when the first stopped. Returns whether it removed the file.
+     */
+    static boolean removeIfSame(Path socket, Object identity) throws IOException {
+        Object now;
+        try {
+            now = identity(socket);
+        } catch (NoSuchFileException gone) {
+            return false;
+        }
+        return identity.equals(now) && Files.deleteIfExists(socket);
     }
 
     static boolean isSocket(Path path) throws IOException {

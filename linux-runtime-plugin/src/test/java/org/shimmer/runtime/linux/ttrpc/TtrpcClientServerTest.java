@@ -24,6 +24,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.IntStream;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -391,6 +392,63 @@ class TtrpcClientServerTest {
 
         assertThat(socket).doesNotExist();
         StepVerifier.create(connection.onClose()).verifyComplete();
+    }
+
+    @Test
+    void aServerWhoseSocketWasRemovedAndReboundLeavesTheNewServersSocketOnShutdown() throws IOException {
+        // An operator (or a cleanup) removes the first server's socket while it serves; a second server binds the
+        // same path. The first one's shutdown must not take the second's address away.
+        Files.delete(socket);
+        TtrpcServerHandle second = bind(TtrpcServer.create());
+        try {
+            server.disposeNow(TIMEOUT);
+
+            assertThat(socket).exists();
+            StepVerifier.create(echo(connect(), "still served")).expectNext("still served").verifyComplete();
+        } finally {
+            second.disposeNow(TIMEOUT);
+        }
+        assertThat(socket).doesNotExist();
+
+        // And a plain file put where a stopped server's socket was is not the server's to remove either.
+        server = bind(TtrpcServer.create());
+        Files.delete(socket);
+        Files.writeString(socket, "not a socket");
+        server.disposeNow(TIMEOUT);
+        assertThat(socket).hasContent("not a socket");
+        Files.delete(socket);
+        try (Stream<Path> left = Files.list(socket.getParent())) {
+            assertThat(left).isEmpty();
+        }
+        server = bind(TtrpcServer.create());
+    }
+
+    @Test
+    void ofTwoServersBindingOneAddressAtOnceOneServesAndTheOtherIsRefusedLeavingNoFile() throws Exception {
+        server.disposeNow(TIMEOUT);
+        for (int round = 0; round < 20; round++) {
+            List<Mono<TtrpcServerHandle>> binds = List.of(TtrpcServer.create(), TtrpcServer.create()).stream()
+                    .map(template -> template.socket(socket).runOn(loops).blockingOn(blocking)
+                            .service(echoService()).bind().subscribeOn(Schedulers.parallel()))
+                    .toList();
+            List<Object> outcomes = Flux.merge(binds.stream()
+                            .map(bind -> bind.<Object>map(handle -> handle).onErrorResume(error -> Mono.just(error)))
+                            .toList())
+                    .collectList().block(TIMEOUT);
+            List<TtrpcServerHandle> bound = outcomes.stream().filter(TtrpcServerHandle.class::isInstance)
+                    .map(TtrpcServerHandle.class::cast).toList();
+            assertThat(bound).as("round %d: %s", round, outcomes).hasSize(1);
+            assertThat(outcomes.stream().filter(Throwable.class::isInstance).map(Throwable.class::cast).toList())
+                    .singleElement().satisfies(error -> assertThat(error).hasMessageContaining(socket.toString())
+                            .hasMessageContaining("another server"));
+            StepVerifier.create(echo(connect(), "winner")).expectNext("winner").verifyComplete();
+            try (Stream<Path> files = Files.list(socket.getParent())) {
+                assertThat(files).containsExactly(socket);
+            }
+            bound.getFirst().disposeNow(TIMEOUT);
+            assertThat(socket).doesNotExist();
+        }
+        server = bind(TtrpcServer.create());
     }
 
     @Test
