@@ -20,6 +20,8 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import jdk.net.ExtendedSocketOptions;
 import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
@@ -30,6 +32,7 @@ import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.netty.Connection;
+import reactor.netty.DisposableServer;
 import reactor.netty.NettyInbound;
 import reactor.netty.resources.LoopResources;
 import reactor.netty.tcp.TcpServer;
@@ -123,16 +126,50 @@ public final class TtrpcServer {
                             .doOnConnection(connection -> admit(connection, policy, live))
                             .handle((inbound, outbound) -> serve(inbound))
                             .bind()
-                            .flatMap(server -> Mono.fromCallable(() -> new TtrpcServerHandle(server, socket,
-                                            UnixSockets.publish(bindName, socket), live, blocking))
-                                    .subscribeOn(blocking)
-                                    // Not disposeNow(): it blocks, here on the io thread whose task failed.
-                                    .onErrorResume(error -> Mono.fromRunnable(server::dispose)
-                                            .then(server.onDispose())
-                                            .then(Mono.error(error))));
+                            .flatMap(server -> publish(server, bindName, live));
                 })
                 .onErrorMap(IOException.class, error -> new UncheckedIOException(
                         "failed to serve ttrpc on " + socket + ": " + error.getMessage(), error));
+    }
+
+    /**
+     * Links the socket {@code server} bound at {@code bindName} to the address and hands out its handle. A cancel may
+     * come at any moment, also while the io thread links the socket: whichever of the two comes second removes the
+     * linked socket, and the cancel stops the server (a cancelled bind left both, serving).
+     */
+    private Mono<TtrpcServerHandle> publish(DisposableServer server, Path bindName, Set<Connection> live) {
+        AtomicReference<Object> linked = new AtomicReference<>();
+        AtomicBoolean cancelled = new AtomicBoolean();
+        Runnable unlink = () -> {
+            Object identity = linked.getAndSet(null);
+            if (identity != null) {
+                try {
+                    UnixSockets.removeIfSame(socket, identity);
+                } catch (IOException e) {
+                    log.warn("ttrpc {}: could not remove the socket of a cancelled bind", socket, e);
+                }
+            }
+        };
+        return Mono.fromCallable(() -> {
+                    Object identity = UnixSockets.publish(bindName, socket);
+                    linked.set(identity);
+                    if (cancelled.get()) {
+                        unlink.run();
+                    }
+                    return new TtrpcServerHandle(server, socket, identity, live, blocking);
+                })
+                .subscribeOn(blocking)
+                .doOnCancel(() -> {
+                    cancelled.set(true);
+                    server.dispose();
+                    if (linked.get() != null) {
+                        blocking.schedule(unlink);
+                    }
+                })
+                // Not disposeNow(): it blocks, here on the io thread whose task failed.
+                .onErrorResume(error -> Mono.fromRunnable(server::dispose)
+                        .then(server.onDispose())
+                        .then(Mono.error(error)));
     }
 
     private void admit(Connection connection, PeerPolicy policy, Set<Connection> live) {

@@ -23,6 +23,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -447,6 +448,37 @@ class TtrpcClientServerTest {
             }
             bound.getFirst().disposeNow(TIMEOUT);
             assertThat(socket).doesNotExist();
+        }
+        server = bind(TtrpcServer.create());
+    }
+
+    @Test
+    void aBindCancelledAtAnyMomentLeavesNoServerAndNoFile() throws Exception {
+        server.disposeNow(TIMEOUT);
+        Random random = new Random(7);
+        for (int round = 0; round < 200; round++) {
+            List<TtrpcServerHandle> bound = new CopyOnWriteArrayList<>();
+            Disposable bind = TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking)
+                    .service(echoService()).bind().subscribe(bound::add);
+            LockSupport.parkNanos(random.nextInt(3_000_000));
+            bind.dispose();
+            // A bind that ended before the cancel handed its server out: that one is the caller's to stop.
+            bound.forEach(handle -> handle.disposeNow(TIMEOUT));
+            // Whatever the cancel caught (before the bind, during it, while the socket was linked into place),
+            // nothing serves and no file is left, once the disposal it started has run.
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (true) {
+                List<Path> files;
+                try (Stream<Path> listed = Files.exists(socket.getParent()) ? Files.list(socket.getParent())
+                        : Stream.empty()) {
+                    files = listed.toList();
+                }
+                if (files.isEmpty()) {
+                    break;
+                }
+                assertThat(System.nanoTime()).as("round %d: left %s", round, files).isLessThan(deadline);
+                Thread.sleep(1);
+            }
         }
         server = bind(TtrpcServer.create());
     }
