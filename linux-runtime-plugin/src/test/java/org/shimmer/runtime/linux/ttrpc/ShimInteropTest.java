@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.google.protobuf.Any;
 import com.google.protobuf.Empty;
 import com.google.protobuf.InvalidProtocolBufferException;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -94,6 +95,15 @@ class ShimInteropTest {
         events.disposeNow(TIMEOUT);
         loops.disposeLater(Duration.ZERO, TIMEOUT).block(TIMEOUT);
         blocking.dispose();
+        // The shim's runc keeps its state under a directory named after the namespace; runc's delete removes the
+        // container's, the namespace's own stays behind: removed here if nothing else is in it.
+        Path runcRoot = Path.of("/run/containerd/runc", NAMESPACE);
+        assertThat(runcRoot.resolve(id)).as("runc state of %s", id).doesNotExist();
+        try {
+            Files.deleteIfExists(runcRoot);
+        } catch (DirectoryNotEmptyException inUse) {
+            // Another run's container is in it.
+        }
     }
 
     @Test
