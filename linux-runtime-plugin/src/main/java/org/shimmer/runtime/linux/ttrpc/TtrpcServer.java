@@ -17,20 +17,22 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import jdk.net.ExtendedSocketOptions;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
 import org.shimmer.runtime.linux.ttrpc.proto.Response;
 import org.shimmer.runtime.linux.ttrpc.proto.Status;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import reactor.core.Exceptions;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
+import reactor.netty.ChannelBindException;
 import reactor.netty.Connection;
 import reactor.netty.DisposableServer;
 import reactor.netty.NettyInbound;
@@ -55,6 +57,8 @@ public final class TtrpcServer {
     public static final int MAX_CONCURRENT_CALLS = 1024;
 
     private static final Logger log = LoggerFactory.getLogger(TtrpcServer.class);
+    private static final Duration LOCK_RETRY = Duration.ofMillis(2);
+    private static final int LOCK_ATTEMPTS = 5_000;
 
     private final Path socket;
     private final LoopResources loops;
@@ -110,34 +114,102 @@ public final class TtrpcServer {
         Objects.requireNonNull(loops, "loops must be set before bind");
         Objects.requireNonNull(blocking, "blocking must be set before bind");
         return Mono.fromCallable(() -> {
-                    UnixSockets.prepareForBind(socket);
+                    UnixSockets.prepareDirectory(socket);
                     // /proc/self belongs to the process's effective user.
                     return peerPolicy != null ? peerPolicy : PeerPolicy.sameUser(Files.getOwner(Path.of("/proc/self")));
                 })
                 .subscribeOn(blocking)
                 .flatMap(policy -> {
-                    Set<Connection> live = ConcurrentHashMap.newKeySet();
-                    // Bound at a private name and linked into place (UnixSockets.publish): netty removes the
-                    // address it bound, by path, when the server closes.
-                    Path bindName = UnixSockets.bindName(socket);
-                    return TcpServer.create()
-                            .runOn(loops, false)
-                            .bindAddress(() -> UnixDomainSocketAddress.of(bindName))
-                            .doOnConnection(connection -> admit(connection, policy, live))
-                            .handle((inbound, outbound) -> serve(inbound))
-                            .bind()
-                            .flatMap(server -> publish(server, bindName, live));
+                    // Held from the stale check until the socket is at its address, released however the bind
+                    // ends (a cancel included: the lock may come in after it, and is then released at once).
+                    DirectoryLock lock = new DirectoryLock();
+                    return lockDirectory(lock)
+                            .then(Mono.fromRunnable(this::removeStale).subscribeOn(blocking))
+                            .then(Mono.defer(() -> bindAndPublish(policy)))
+                            .doFinally(signal -> lock.finish());
                 })
-                .onErrorMap(IOException.class, error -> new UncheckedIOException(
-                        "failed to serve ttrpc on " + socket + ": " + error.getMessage(), error));
+                .onErrorMap(error -> error instanceof IOException || error instanceof ChannelBindException,
+                        error -> {
+                            // Netty's bind failure names the private name bound at; the reason is its cause.
+                            IOException cause = error instanceof IOException io ? io : new IOException(
+                                    error.getCause() != null ? error.getCause().getMessage() : error.getMessage(),
+                                    error);
+                            return new UncheckedIOException("failed to serve ttrpc on " + socket + ": "
+                                    + cause.getMessage(), cause);
+                        });
+    }
+
+    /**
+     * The socket directory's lock ({@link UnixSockets#tryLockDirectory}), waited for without holding a thread: an
+     * io thread blocked in {@code flock} could be the one the holder needs to finish its bind.
+     */
+    private Mono<Boolean> lockDirectory(DirectoryLock lock) {
+        return Mono.fromCallable(() -> {
+                    Integer fd = UnixSockets.tryLockDirectory(socket);
+                    return fd == null ? null : lock.hold(fd);
+                })
+                .subscribeOn(blocking)
+                .repeatWhenEmpty(attempts -> attempts.take(LOCK_ATTEMPTS).delayElements(LOCK_RETRY))
+                .switchIfEmpty(Mono.error(() -> new IOException("socket directory " + socket.getParent()
+                        + " stayed locked by another bind for " + LOCK_RETRY.multipliedBy(LOCK_ATTEMPTS))));
+    }
+
+    /** One bind's hold on its socket directory's lock: released once, whichever comes last, the lock or the end. */
+    private static final class DirectoryLock {
+
+        private final AtomicReference<Integer> fd = new AtomicReference<>();
+        private final AtomicBoolean finished = new AtomicBoolean();
+
+        boolean hold(int lockFd) {
+            fd.set(lockFd);
+            if (finished.get()) {
+                release();
+            }
+            return true;
+        }
+
+        void finish() {
+            finished.set(true);
+            release();
+        }
+
+        private void release() {
+            Integer held = fd.getAndSet(null);
+            if (held != null) {
+                LinuxCalls.close(held);
+            }
+        }
+    }
+
+    private void removeStale() {
+        try {
+            UnixSockets.removeStale(socket);
+        } catch (IOException e) {
+            throw Exceptions.propagate(e);
+        }
+    }
+
+    /** Binds at a private name and links the socket into place ({@link #publish}); under the directory's lock. */
+    private Mono<TtrpcServerHandle> bindAndPublish(PeerPolicy policy) {
+        LiveConnections live = new LiveConnections();
+        // Netty removes the address it bound, by path, when the server closes: never the address itself.
+        Path bindName = UnixSockets.bindName(socket);
+        return TcpServer.create()
+                .runOn(loops, false)
+                .bindAddress(() -> UnixDomainSocketAddress.of(bindName))
+                .doOnConnection(connection -> admit(connection, policy, live))
+                .handle((inbound, outbound) -> serve(inbound))
+                .bind()
+                .flatMap(server -> publish(server, bindName, live));
     }
 
     /**
      * Links the socket {@code server} bound at {@code bindName} to the address and hands out its handle. A cancel may
      * come at any moment, also while the io thread links the socket: whichever of the two comes second removes the
-     * linked socket, and the cancel stops the server (a cancelled bind left both, serving).
+     * linked socket, and the cancel stops the server and closes the connections it accepted meanwhile (a cancelled
+     * bind left the server serving, and its socket).
      */
-    private Mono<TtrpcServerHandle> publish(DisposableServer server, Path bindName, Set<Connection> live) {
+    private Mono<TtrpcServerHandle> publish(DisposableServer server, Path bindName, LiveConnections live) {
         AtomicReference<Object> linked = new AtomicReference<>();
         AtomicBoolean cancelled = new AtomicBoolean();
         Runnable unlink = () -> {
@@ -162,17 +234,23 @@ public final class TtrpcServer {
                 .doOnCancel(() -> {
                     cancelled.set(true);
                     server.dispose();
+                    live.close().subscribe(closed -> {}, error -> {});
                     if (linked.get() != null) {
-                        blocking.schedule(unlink);
+                        try {
+                            blocking.schedule(unlink);
+                        } catch (RejectedExecutionException stopped) {
+                            unlink.run();
+                        }
                     }
                 })
                 // Not disposeNow(): it blocks, here on the io thread whose task failed.
                 .onErrorResume(error -> Mono.fromRunnable(server::dispose)
+                        .then(live.close())
                         .then(server.onDispose())
                         .then(Mono.error(error)));
     }
 
-    private void admit(Connection connection, PeerPolicy policy, Set<Connection> live) {
+    private void admit(Connection connection, PeerPolicy policy, LiveConnections live) {
         UnixDomainPrincipal peer = peerOf(connection.channel());
         if (peer == null || !policy.admits(peer)) {
             log.warn("ttrpc {}: refusing a connection from {}", socket, peer == null ? "an unknown peer"
@@ -180,7 +258,11 @@ public final class TtrpcServer {
             connection.dispose();
             return;
         }
-        live.add(connection);
+        if (!live.admit(connection)) {
+            // The server is stopping (or its bind was cancelled): accepted, but not served.
+            connection.dispose();
+            return;
+        }
         connection.onDispose(() -> live.remove(connection));
         connection.addHandlerFirst(TtrpcClient.FLUSH_CONSOLIDATION, TtrpcClient.flushConsolidation());
         connection.addHandlerLast("ttrpc-frame-decoder", new FrameDecoder());

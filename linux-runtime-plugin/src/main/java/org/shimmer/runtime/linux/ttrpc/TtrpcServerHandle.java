@@ -2,14 +2,11 @@ package org.shimmer.runtime.linux.ttrpc;
 
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import reactor.core.Disposable;
-import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
-import reactor.netty.Connection;
 import reactor.netty.DisposableServer;
 
 /**
@@ -21,12 +18,12 @@ public final class TtrpcServerHandle implements Disposable {
     private final DisposableServer server;
     private final Path socket;
     private final Object socketIdentity;
-    private final Set<Connection> live;
+    private final LiveConnections live;
     private final Scheduler blocking;
     private final AtomicBoolean disposing = new AtomicBoolean();
     private final Sinks.Empty<Void> disposed = Sinks.empty();
 
-    TtrpcServerHandle(DisposableServer server, Path socket, Object socketIdentity, Set<Connection> live,
+    TtrpcServerHandle(DisposableServer server, Path socket, Object socketIdentity, LiveConnections live,
             Scheduler blocking) {
         this.server = server;
         this.socket = socket;
@@ -53,11 +50,7 @@ public final class TtrpcServerHandle implements Disposable {
         return Mono.defer(() -> {
             if (disposing.compareAndSet(false, true)) {
                 server.dispose();
-                Flux.fromIterable(Set.copyOf(live))
-                        .flatMap(connection -> {
-                            connection.dispose();
-                            return connection.onDispose();
-                        })
+                live.close()
                         .then(server.onDispose())
                         .then(Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity))
                                 .subscribeOn(blocking))

@@ -16,6 +16,7 @@ import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 
 /**
  * Filesystem unix sockets, made safe to serve on.
@@ -26,8 +27,11 @@ import java.util.concurrent.ThreadLocalRandom;
  */
 final class UnixSockets {
 
-    /** {@code sun_path} holds 108 bytes with the terminating NUL. */
-    static final int MAX_PATH_BYTES = 107;
+    /**
+     * {@code sun_path} holds 108 bytes with the terminating NUL, and the kernel binds 107; the JDK's channels refuse
+     * a path of more than 106 ("Unix domain path too long").
+     */
+    static final int MAX_PATH_BYTES = 106;
 
     private static final Set<PosixFilePermission> DIR_MODE = PosixFilePermissions.fromString("rwx------");
     private static final Set<PosixFilePermission> SOCKET_MODE = PosixFilePermissions.fromString("rw-------");
@@ -39,18 +43,22 @@ final class UnixSockets {
     private UnixSockets() {}
 
     /**
-     * Readies {@code socket} for bind: checks its length, makes its directory 0700 if it is missing, refuses a
-     * directory others can enter, and removes a stale socket file — one nobody serves on any more.
+     * Readies {@code socket}'s directory for bind: checks the address's length, refuses a directory that is a
+     * symbolic link, makes the directory 0700 if it is missing and refuses one others can enter.
      *
      * @throws IOException naming the path and the problem
      */
-    static void prepareForBind(Path socket) throws IOException {
+    static void prepareDirectory(Path socket) throws IOException {
         int length = socket.toString().getBytes(StandardCharsets.UTF_8).length;
         if (length > MAX_PATH_BYTES) {
             throw new IOException("unix socket path " + socket + " is " + length + " bytes, more than the "
                     + MAX_PATH_BYTES + " a socket address holds");
         }
         Path dir = socket.toAbsolutePath().getParent();
+        if (Files.isSymbolicLink(dir)) {
+            // Refused before anything is made or changed: the chmod below follows a link, to whatever it names.
+            throw new IOException("socket directory " + dir + " is a symbolic link");
+        }
         if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) {
             Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(DIR_MODE));
             Files.setPosixFilePermissions(dir, DIR_MODE);
@@ -61,32 +69,72 @@ final class UnixSockets {
             throw new IOException("socket directory " + dir + " must be mode 0700 (rwx------) or stricter, is "
                     + PosixFilePermissions.toString(dirMode));
         }
+    }
+
+    /**
+     * The {@code flock} on {@code socket}'s directory that servers hold from their stale check until their socket
+     * is at its address: its descriptor, or null if another bind holds it now. Without it two servers binding one
+     * address over a stale socket could both serve: one checked the stale file, the other removed it and linked its
+     * own socket, and the first removed that one by path and linked its own.
+     */
+    static Integer tryLockDirectory(Path socket) throws IOException {
+        Path dir = socket.toAbsolutePath().getParent();
+        int fd = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC
+                | LinuxCalls.O_NOFOLLOW);
+        try {
+            if (LinuxCalls.flock(fd, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)) {
+                return fd;
+            }
+        } catch (IOException | RuntimeException e) {
+            LinuxCalls.close(fd);
+            throw e;
+        }
+        LinuxCalls.close(fd);
+        return null;
+    }
+
+    /**
+     * Removes a stale socket at {@code socket}, one nobody serves any more; refuses a live one or a file that is not
+     * a socket. Called under the directory's lock.
+     *
+     * @throws IOException naming the path and the problem
+     */
+    static void removeStale(Path socket) throws IOException {
         if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
             if (!isSocket(socket)) {
                 throw new IOException("cannot bind " + socket + ": a file that is not a socket is in the way");
             }
+            Object stale = identity(socket);
             if (isServed(socket)) {
                 throw new AddressInUseException("cannot bind " + socket + ": another server is listening on it");
             }
-            Files.deleteIfExists(socket);
+            removeIfSame(socket, stale);
         }
     }
 
     /**
      * A private name beside {@code socket} for a server to bind at before {@link #publish} links the socket to its
-     * address: a dot and twelve random letters, fewer when the directory's path leaves less room in a socket
-     * address (the address itself fits: {@link #prepareForBind} checked).
+     * address: a dot and twelve random letters. When the directory's path leaves no room for that in a socket
+     * address, {@code socket} itself: that server binds its address directly, and netty removes it by path as the
+     * server closes (the one case where a stopping server can still remove a socket another bound since).
      */
     static Path bindName(Path socket) {
         Path absolute = socket.toAbsolutePath();
         int room = MAX_PATH_BYTES - absolute.getParent().toString().getBytes(StandardCharsets.UTF_8).length - 1;
-        int length = Math.max(2, Math.min(BIND_NAME_LENGTH, room));
-        StringBuilder name = new StringBuilder(".");
-        ThreadLocalRandom random = ThreadLocalRandom.current();
-        while (name.length() < length) {
-            name.append(BIND_NAME_LETTERS.charAt(random.nextInt(BIND_NAME_LETTERS.length())));
+        if (room < BIND_NAME_LENGTH) {
+            return socket;
         }
-        return absolute.resolveSibling(name.toString());
+        ThreadLocalRandom random = ThreadLocalRandom.current();
+        while (true) {
+            StringBuilder name = new StringBuilder(".");
+            while (name.length() < BIND_NAME_LENGTH) {
+                name.append(BIND_NAME_LETTERS.charAt(random.nextInt(BIND_NAME_LETTERS.length())));
+            }
+            Path bindName = absolute.resolveSibling(name.toString());
+            if (!bindName.getFileName().equals(absolute.getFileName())) {
+                return bindName;
+            }
+        }
     }
 
     /**
@@ -98,6 +146,10 @@ final class UnixSockets {
      * stopped. And the socket is 0600 before anyone can reach it.
      */
     static Object publish(Path bindName, Path socket) throws IOException {
+        if (bindName.equals(socket)) {
+            Files.setPosixFilePermissions(socket, SOCKET_MODE);
+            return identity(socket);
+        }
         try {
             Files.setPosixFilePermissions(bindName, SOCKET_MODE);
             Object identity = identity(bindName);

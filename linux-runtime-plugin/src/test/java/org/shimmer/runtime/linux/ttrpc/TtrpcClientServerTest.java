@@ -9,9 +9,13 @@ import com.google.protobuf.Int64Value;
 import com.google.protobuf.StringValue;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.SocketException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -22,6 +26,7 @@ import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.stream.IntStream;
@@ -427,29 +432,83 @@ class TtrpcClientServerTest {
     @Test
     void ofTwoServersBindingOneAddressAtOnceOneServesAndTheOtherIsRefusedLeavingNoFile() throws Exception {
         server.disposeNow(TIMEOUT);
-        for (int round = 0; round < 20; round++) {
-            List<Mono<TtrpcServerHandle>> binds = List.of(TtrpcServer.create(), TtrpcServer.create()).stream()
-                    .map(template -> template.socket(socket).runOn(loops).blockingOn(blocking)
-                            .service(echoService()).bind().subscribeOn(Schedulers.parallel()))
+        assertOneOfConcurrentBindsServes(socket, 2, false, 20);
+        server = bind(TtrpcServer.create());
+    }
+
+    @Test
+    void ofFourServersBindingOneAddressOverAStaleSocketOneServes() throws Exception {
+        // Each finds the stale socket, sees nobody serve it and removes it: only the file it found, so none removes
+        // the socket another has linked there meanwhile (by path, two of four used to end up serving).
+        server.disposeNow(TIMEOUT);
+        assertOneOfConcurrentBindsServes(socket, 4, true, 100);
+        server = bind(TtrpcServer.create());
+    }
+
+    @Test
+    void anAddressUpToTheJdksLimitBindsAndOneBeyondItIsRefusedNamingIt() throws Exception {
+        // The JDK binds at most 106 bytes. Near that the directory leaves no room for the private name: the server
+        // binds its address directly, and concurrent binds still end with one server and a refusal naming it.
+        server.disposeNow(TIMEOUT);
+        Path base = temp.toAbsolutePath();
+        for (int length = 96; length <= 106; length += 5) {
+            Path address = longAddress(base, length);
+            assertThat(address.toString().getBytes(StandardCharsets.UTF_8)).hasSize(length);
+            assertOneOfConcurrentBindsServes(address, 2, length == 106, 5);
+        }
+        Path tooLong = longAddress(base, 107);
+        StepVerifier.create(TtrpcServer.create().socket(tooLong).runOn(loops).blockingOn(blocking).bind())
+                .expectErrorSatisfies(e -> assertThat(e).hasMessageContaining(tooLong.toString())
+                        .hasMessageContaining("107 bytes"))
+                .verify(TIMEOUT);
+        server = bind(TtrpcServer.create());
+    }
+
+    /** {@code dir/x.sock}, {@code length} bytes in all, in a fresh 0700 directory under {@code base}. */
+    private static Path longAddress(Path base, int length) throws IOException {
+        String prefix = base + "/l" + length + "-";
+        Path dir = Path.of(prefix + "d".repeat(length - prefix.length() - "/x.sock".length()));
+        Files.createDirectories(dir);
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+        return dir.resolve("x.sock");
+    }
+
+    /**
+     * {@code binders} servers bind {@code address} at once, {@code rounds} times (over a stale socket if asked):
+     * each time exactly one serves, the others are refused with an error naming the address, and once the winner
+     * stops nothing is left in the directory.
+     */
+    private void assertOneOfConcurrentBindsServes(Path address, int binders, boolean stale, int rounds)
+            throws Exception {
+        for (int round = 0; round < rounds; round++) {
+            if (stale) {
+                try (ServerSocketChannel dead = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+                    dead.bind(UnixDomainSocketAddress.of(address));
+                }
+            }
+            List<Mono<Object>> binds = IntStream.range(0, binders)
+                    .mapToObj(i -> TtrpcServer.create().socket(address).runOn(loops).blockingOn(blocking)
+                            .service(echoService()).bind().subscribeOn(Schedulers.parallel())
+                            .<Object>map(handle -> handle).onErrorResume(error -> Mono.just(error)))
                     .toList();
-            List<Object> outcomes = Flux.merge(binds.stream()
-                            .map(bind -> bind.<Object>map(handle -> handle).onErrorResume(error -> Mono.just(error)))
-                            .toList())
-                    .collectList().block(TIMEOUT);
+            List<Object> outcomes = Flux.merge(binds).collectList().block(TIMEOUT);
             List<TtrpcServerHandle> bound = outcomes.stream().filter(TtrpcServerHandle.class::isInstance)
                     .map(TtrpcServerHandle.class::cast).toList();
-            assertThat(bound).as("round %d: %s", round, outcomes).hasSize(1);
-            assertThat(outcomes.stream().filter(Throwable.class::isInstance).map(Throwable.class::cast).toList())
-                    .singleElement().satisfies(error -> assertThat(error).hasMessageContaining(socket.toString())
-                            .hasMessageContaining("another server"));
-            StepVerifier.create(echo(connect(), "winner")).expectNext("winner").verifyComplete();
-            try (Stream<Path> files = Files.list(socket.getParent())) {
-                assertThat(files).containsExactly(socket);
+            try {
+                assertThat(bound).as("round %d: %s", round, outcomes).hasSize(1);
+                assertThat(outcomes.stream().filter(Throwable.class::isInstance).map(Throwable.class::cast))
+                        .hasSize(binders - 1)
+                        .allSatisfy(error -> assertThat(error).hasMessageContaining(address.toString()));
+                TtrpcConnection client = TtrpcClient.create().socket(address).runOn(loops).connect().block(TIMEOUT);
+                StepVerifier.create(echo(client, "winner")).expectNext("winner").verifyComplete();
+                try (Stream<Path> files = Files.list(address.getParent())) {
+                    assertThat(files).containsExactly(address);
+                }
+            } finally {
+                bound.forEach(handle -> handle.disposeNow(TIMEOUT));
             }
-            bound.getFirst().disposeNow(TIMEOUT);
-            assertThat(socket).doesNotExist();
+            assertThat(address).doesNotExist();
         }
-        server = bind(TtrpcServer.create());
     }
 
     @Test
@@ -480,7 +539,105 @@ class TtrpcClientServerTest {
                 Thread.sleep(1);
             }
         }
+        // Nor a descriptor of the directory's lock, which every later bind there would wait on.
+        assertThat(descriptorsOf(socket.getParent())).isZero();
         server = bind(TtrpcServer.create());
+    }
+
+    @Test
+    void connectionsAcceptedWhileABindIsCancelledOrAServerStopsAreClosedNotServed() throws Exception {
+        // A peer keeps connecting while binds are cancelled at random points and servers stop: every connection
+        // it got in must be closed by the server (end of stream) once the cancel or the stop has run. A snapshot of
+        // the live connections taken as the listener closed missed those accepted meanwhile; they went on being
+        // answered, by a server nobody held any more.
+        server.disposeNow(TIMEOUT);
+        Random random = new Random(11);
+        int caught = 0;
+        for (int round = 0; round < 100; round++) {
+            List<SocketChannel> connected = new CopyOnWriteArrayList<>();
+            AtomicBoolean connecting = new AtomicBoolean(true);
+            Thread peer = Thread.ofPlatform().start(() -> {
+                while (connecting.get()) {
+                    try {
+                        SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+                        try {
+                            channel.connect(UnixDomainSocketAddress.of(socket));
+                            connected.add(channel);
+                        } catch (IOException notServed) {
+                            channel.close();
+                        }
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                }
+            });
+            List<TtrpcServerHandle> bound = new CopyOnWriteArrayList<>();
+            Disposable bind = TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking)
+                    .service(echoService()).bind().subscribe(bound::add);
+            LockSupport.parkNanos(random.nextInt(4_000_000));
+            bind.dispose();
+            bound.forEach(handle -> handle.disposeNow(TIMEOUT));
+            connecting.set(false);
+            peer.join();
+            caught += connected.size();
+            for (SocketChannel channel : connected) {
+                try (channel) {
+                    assertThat(readsEndOfStream(channel)).as("round %d: a connection still open", round).isTrue();
+                }
+            }
+        }
+        assertThat(caught).as("connections made while binds were cancelled or servers stopped").isPositive();
+        server = bind(TtrpcServer.create());
+    }
+
+    /** How many of this process's open descriptors name {@code path}. */
+    private static long descriptorsOf(Path path) throws IOException {
+        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.filter(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).equals(path);
+                } catch (IOException closedMeanwhile) {
+                    return false;
+                }
+            }).count();
+        }
+    }
+
+    /** Whether the server closes or resets {@code channel} (it sends nothing unasked) within the test's timeout. */
+    private static boolean readsEndOfStream(SocketChannel channel) throws IOException, InterruptedException {
+        channel.configureBlocking(false);
+        ByteBuffer buffer = ByteBuffer.allocate(64);
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (System.nanoTime() < deadline) {
+            buffer.clear();
+            try {
+                if (channel.read(buffer) < 0) {
+                    return true;
+                }
+            } catch (SocketException reset) {
+                // Still in the listener's backlog as it closed: never accepted, reset by the kernel.
+                return true;
+            }
+            Thread.sleep(1);
+        }
+        return false;
+    }
+
+    @Test
+    void aSocketDirectoryThatIsASymbolicLinkIsRefusedAndItsTargetLeftAlone() throws IOException {
+        Path target = Files.createDirectories(temp.resolve("target"));
+        Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path link = Files.createSymbolicLink(temp.resolve("link"), target);
+
+        StepVerifier.create(TtrpcServer.create().socket(link.resolve("x.sock")).runOn(loops).blockingOn(blocking)
+                        .bind())
+                .expectErrorSatisfies(e -> assertThat(e).hasMessageContaining(link.toString())
+                        .hasMessageContaining("symbolic link"))
+                .verify(TIMEOUT);
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(target))).isEqualTo("rwxr-xr-x");
+        try (Stream<Path> files = Files.list(target)) {
+            assertThat(files).isEmpty();
+        }
     }
 
     @Test
