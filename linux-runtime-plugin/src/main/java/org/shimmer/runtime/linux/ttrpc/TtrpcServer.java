@@ -9,6 +9,7 @@ import io.netty.channel.socket.nio.NioChannelOption;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.BindException;
 import jdk.net.UnixDomainPrincipal;
 import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
@@ -17,21 +18,22 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import jdk.net.ExtendedSocketOptions;
-import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
 import org.shimmer.runtime.linux.ttrpc.proto.Response;
 import org.shimmer.runtime.linux.ttrpc.proto.Status;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.Exceptions;
+import org.reactivestreams.Subscription;
+import reactor.core.CoreSubscriber;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Operators;
 import reactor.core.scheduler.Scheduler;
+import reactor.util.context.Context;
 import reactor.netty.ChannelBindException;
 import reactor.netty.Connection;
 import reactor.netty.DisposableServer;
@@ -57,8 +59,6 @@ public final class TtrpcServer {
     public static final int MAX_CONCURRENT_CALLS = 1024;
 
     private static final Logger log = LoggerFactory.getLogger(TtrpcServer.class);
-    private static final Duration LOCK_RETRY = Duration.ofMillis(2);
-    private static final int LOCK_ATTEMPTS = 5_000;
 
     private final Path socket;
     private final LoopResources loops;
@@ -115,81 +115,33 @@ public final class TtrpcServer {
         Objects.requireNonNull(blocking, "blocking must be set before bind");
         return Mono.fromCallable(() -> {
                     UnixSockets.prepareDirectory(socket);
+                    UnixSockets.removeStale(socket);
                     // /proc/self belongs to the process's effective user.
                     return peerPolicy != null ? peerPolicy : PeerPolicy.sameUser(Files.getOwner(Path.of("/proc/self")));
                 })
                 .subscribeOn(blocking)
-                .flatMap(policy -> {
-                    // Held from the stale check until the socket is at its address, released however the bind
-                    // ends (a cancel included: the lock may come in after it, and is then released at once).
-                    DirectoryLock lock = new DirectoryLock();
-                    return lockDirectory(lock)
-                            .then(Mono.fromRunnable(this::removeStale).subscribeOn(blocking))
-                            .then(Mono.defer(() -> bindAndPublish(policy)))
-                            .doFinally(signal -> lock.finish());
-                })
+                .flatMap(this::bindAndPublish)
                 .onErrorMap(error -> error instanceof IOException || error instanceof ChannelBindException,
                         error -> {
-                            // Netty's bind failure names the private name bound at; the reason is its cause.
-                            IOException cause = error instanceof IOException io ? io : new IOException(
-                                    error.getCause() != null ? error.getCause().getMessage() : error.getMessage(),
-                                    error);
+                            IOException cause = error instanceof IOException io ? io : bindFailure(error);
                             return new UncheckedIOException("failed to serve ttrpc on " + socket + ": "
                                     + cause.getMessage(), cause);
                         });
     }
 
     /**
-     * The socket directory's lock ({@link UnixSockets#tryLockDirectory}), waited for without holding a thread: an
-     * io thread blocked in {@code flock} could be the one the holder needs to finish its bind.
+     * Netty's bind failure names the address it bound, the private name; the reason is its cause. An address in use
+     * is only possible where the server binds its address directly ({@link UnixSockets#bindName}).
      */
-    private Mono<Boolean> lockDirectory(DirectoryLock lock) {
-        return Mono.fromCallable(() -> {
-                    Integer fd = UnixSockets.tryLockDirectory(socket);
-                    return fd == null ? null : lock.hold(fd);
-                })
-                .subscribeOn(blocking)
-                .repeatWhenEmpty(attempts -> attempts.take(LOCK_ATTEMPTS).delayElements(LOCK_RETRY))
-                .switchIfEmpty(Mono.error(() -> new IOException("socket directory " + socket.getParent()
-                        + " stayed locked by another bind for " + LOCK_RETRY.multipliedBy(LOCK_ATTEMPTS))));
+    private IOException bindFailure(Throwable error) {
+        Throwable reason = error.getCause() != null ? error.getCause() : error;
+        if (reason instanceof BindException) {
+            return new AddressInUseException("cannot bind " + socket + ": another server bound it meanwhile");
+        }
+        return new IOException(reason.getMessage() != null ? reason.getMessage() : reason.toString(), error);
     }
 
-    /** One bind's hold on its socket directory's lock: released once, whichever comes last, the lock or the end. */
-    private static final class DirectoryLock {
-
-        private final AtomicReference<Integer> fd = new AtomicReference<>();
-        private final AtomicBoolean finished = new AtomicBoolean();
-
-        boolean hold(int lockFd) {
-            fd.set(lockFd);
-            if (finished.get()) {
-                release();
-            }
-            return true;
-        }
-
-        void finish() {
-            finished.set(true);
-            release();
-        }
-
-        private void release() {
-            Integer held = fd.getAndSet(null);
-            if (held != null) {
-                LinuxCalls.close(held);
-            }
-        }
-    }
-
-    private void removeStale() {
-        try {
-            UnixSockets.removeStale(socket);
-        } catch (IOException e) {
-            throw Exceptions.propagate(e);
-        }
-    }
-
-    /** Binds at a private name and links the socket into place ({@link #publish}); under the directory's lock. */
+    /** Binds at a private name and links the socket into place ({@link #publish}). */
     private Mono<TtrpcServerHandle> bindAndPublish(PeerPolicy policy) {
         LiveConnections live = new LiveConnections();
         // Netty removes the address it bound, by path, when the server closes: never the address itself.
@@ -205,49 +157,80 @@ public final class TtrpcServer {
 
     /**
      * Links the socket {@code server} bound at {@code bindName} to the address and hands out its handle. A cancel may
-     * come at any moment, also while the io thread links the socket: whichever of the two comes second removes the
-     * linked socket, and the cancel stops the server and closes the connections it accepted meanwhile (a cancelled
-     * bind left the server serving, and its socket).
+     * come at any moment, also while the io thread links the socket: whichever of the two comes second stops the
+     * server, closes the connections it accepted meanwhile and removes the linked socket (a cancelled bind left the
+     * server serving, and its socket). A cancel the subscriber makes while it takes the handle ({@code take(1)},
+     * {@code next()}, {@code blockFirst()} cancel as the value arrives) leaves the handle the subscriber's.
      */
     private Mono<TtrpcServerHandle> publish(DisposableServer server, Path bindName, LiveConnections live) {
-        AtomicReference<Object> linked = new AtomicReference<>();
+        AtomicReference<TtrpcServerHandle> made = new AtomicReference<>();
         AtomicBoolean cancelled = new AtomicBoolean();
-        Runnable unlink = () -> {
-            Object identity = linked.getAndSet(null);
-            if (identity != null) {
-                try {
-                    UnixSockets.removeIfSame(socket, identity);
-                } catch (IOException e) {
-                    log.warn("ttrpc {}: could not remove the socket of a cancelled bind", socket, e);
-                }
-            }
-        };
+        AtomicReference<Thread> delivering = new AtomicReference<>();
         return Mono.fromCallable(() -> {
-                    Object identity = UnixSockets.publish(bindName, socket);
-                    linked.set(identity);
+                    TtrpcServerHandle handle = new TtrpcServerHandle(server, socket,
+                            UnixSockets.publish(bindName, socket), live, blocking);
+                    made.set(handle);
                     if (cancelled.get()) {
-                        unlink.run();
+                        handle.dispose();
                     }
-                    return new TtrpcServerHandle(server, socket, identity, live, blocking);
+                    return handle;
                 })
                 .subscribeOn(blocking)
                 .doOnCancel(() -> {
+                    if (delivering.get() == Thread.currentThread()) {
+                        return;
+                    }
                     cancelled.set(true);
-                    server.dispose();
-                    live.close().subscribe(closed -> {}, error -> {});
-                    if (linked.get() != null) {
-                        try {
-                            blocking.schedule(unlink);
-                        } catch (RejectedExecutionException stopped) {
-                            unlink.run();
-                        }
+                    TtrpcServerHandle handle = made.get();
+                    if (handle != null) {
+                        handle.dispose();
+                    } else {
+                        server.dispose();
+                        live.close().subscribe(closed -> {}, error -> {});
                     }
                 })
+                .transform(Operators.<TtrpcServerHandle, TtrpcServerHandle>lift(
+                        (scannable, actual) -> new MarksDelivery<>(actual, delivering)))
                 // Not disposeNow(): it blocks, here on the io thread whose task failed.
                 .onErrorResume(error -> Mono.fromRunnable(server::dispose)
                         .then(live.close())
                         .then(server.onDispose())
                         .then(Mono.error(error)));
+    }
+
+    /** Passes every signal on; names the thread while it hands a value downstream. */
+    private record MarksDelivery<T>(CoreSubscriber<? super T> actual, AtomicReference<Thread> delivering)
+            implements CoreSubscriber<T> {
+
+        @Override
+        public void onSubscribe(Subscription subscription) {
+            actual.onSubscribe(subscription);
+        }
+
+        @Override
+        public void onNext(T value) {
+            delivering.set(Thread.currentThread());
+            try {
+                actual.onNext(value);
+            } finally {
+                delivering.set(null);
+            }
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            actual.onError(error);
+        }
+
+        @Override
+        public void onComplete() {
+            actual.onComplete();
+        }
+
+        @Override
+        public Context currentContext() {
+            return actual.currentContext();
+        }
     }
 
     private void admit(Connection connection, PeerPolicy policy, LiveConnections live) {

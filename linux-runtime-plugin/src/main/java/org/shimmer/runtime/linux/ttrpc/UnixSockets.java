@@ -72,35 +72,17 @@ final class UnixSockets {
     }
 
     /**
-     * The {@code flock} on {@code socket}'s directory that servers hold from their stale check until their socket
-     * is at its address: its descriptor, or null if another bind holds it now. Without it two servers binding one
-     * address over a stale socket could both serve: one checked the stale file, the other removed it and linked its
-     * own socket, and the first removed that one by path and linked its own.
-     */
-    static Integer tryLockDirectory(Path socket) throws IOException {
-        Path dir = socket.toAbsolutePath().getParent();
-        int fd = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC
-                | LinuxCalls.O_NOFOLLOW);
-        try {
-            if (LinuxCalls.flock(fd, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)) {
-                return fd;
-            }
-        } catch (IOException | RuntimeException e) {
-            LinuxCalls.close(fd);
-            throw e;
-        }
-        LinuxCalls.close(fd);
-        return null;
-    }
-
-    /**
      * Removes a stale socket at {@code socket}, one nobody serves any more; refuses a live one or a file that is not
-     * a socket. Called under the directory's lock.
+     * a socket. Under the directory's lock ({@link #lockDirectory}).
      *
      * @throws IOException naming the path and the problem
      */
     static void removeStale(Path socket) throws IOException {
-        if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+        if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        int lock = lockDirectory(socket);
+        try {
             if (!isSocket(socket)) {
                 throw new IOException("cannot bind " + socket + ": a file that is not a socket is in the way");
             }
@@ -108,7 +90,31 @@ final class UnixSockets {
             if (isServed(socket)) {
                 throw new AddressInUseException("cannot bind " + socket + ": another server is listening on it");
             }
-            removeIfSame(socket, stale);
+            removeIfSameLocked(socket, stale);
+        } catch (NoSuchFileException gone) {
+            // Removed meanwhile (by another server's stale check): nothing in the way.
+        } finally {
+            LinuxCalls.close(lock);
+        }
+    }
+
+    /**
+     * Takes the {@code flock} on {@code socket}'s directory that servers hold while they check and remove a stale
+     * socket and while they link theirs to its address; returns its descriptor. Held for those few calls only, by a
+     * thread that waits for nothing else meanwhile. Without it two servers binding one address over a stale socket
+     * could both serve: one checked the stale file, the other removed it and linked its own socket, and the first
+     * removed that one by path and linked its own.
+     */
+    private static int lockDirectory(Path socket) throws IOException {
+        Path dir = socket.toAbsolutePath().getParent();
+        int fd = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC
+                | LinuxCalls.O_NOFOLLOW);
+        try {
+            LinuxCalls.flock(fd, LinuxCalls.LOCK_EX);
+            return fd;
+        } catch (IOException | RuntimeException e) {
+            LinuxCalls.close(fd);
+            throw e;
         }
     }
 
@@ -153,10 +159,13 @@ final class UnixSockets {
         try {
             Files.setPosixFilePermissions(bindName, SOCKET_MODE);
             Object identity = identity(bindName);
+            int lock = lockDirectory(socket);
             try {
                 Files.createLink(socket, bindName);
             } catch (FileAlreadyExistsException taken) {
                 throw new AddressInUseException("cannot bind " + socket + ": another server bound it meanwhile");
+            } finally {
+                LinuxCalls.close(lock);
             }
             return identity;
         } finally {
@@ -169,12 +178,25 @@ final class UnixSockets {
     }
 
     /**
-     * Removes {@code socket} if it is still the file {@link #publish} linked there. A server must never
-     * remove another's socket: if its own was removed while it served and a second server bound the same path (a
-     * new shim daemon after an operator's cleanup), removing by path alone would take the second's address away
-     * when the first stopped. Returns whether it removed the file.
+     * Removes {@code socket} if it is still the file {@link #publish} linked there, under the directory's lock. A
+     * server must never remove another's socket: if its own was removed while it served and a second server bound
+     * the same path (a new shim daemon after an operator's cleanup), removing by path alone would take the second's
+     * address away when the first stopped. Returns whether it removed the file.
      */
     static boolean removeIfSame(Path socket, Object identity) throws IOException {
+        if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+            return false;
+        }
+        int lock = lockDirectory(socket);
+        try {
+            return removeIfSameLocked(socket, identity);
+        } finally {
+            LinuxCalls.close(lock);
+        }
+    }
+
+    /** {@link #removeIfSame} by a caller that holds the directory's lock (a second flock would wait for the first). */
+    private static boolean removeIfSameLocked(Path socket, Object identity) throws IOException {
         Object now;
         try {
             now = identity(socket);

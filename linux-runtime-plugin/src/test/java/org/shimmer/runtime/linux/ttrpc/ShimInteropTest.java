@@ -152,8 +152,11 @@ class ShimInteropTest {
         assertThat(deleted.getExitedAt()).isEqualTo(exited.getExitedAt());
         assertThat(stdout).hasContent("hello from busybox");
 
+        // The shim exits as it answers Shutdown, and its answer can be lost with the connection: containerd's
+        // client takes a closed connection for a successful Shutdown, and so does this test (seen once in CI).
         StepVerifier.create(shim.call(TASK, "Shutdown", ShutdownRequest.newBuilder().setId(id).build(),
-                        Empty.parser(), options))
+                        Empty.parser(), options)
+                        .onErrorResume(TtrpcClosedException.class, closed -> Mono.just(Empty.getDefaultInstance())))
                 .expectNext(Empty.getDefaultInstance()).verifyComplete();
         StepVerifier.create(shim.onClose()).verifyComplete();
 

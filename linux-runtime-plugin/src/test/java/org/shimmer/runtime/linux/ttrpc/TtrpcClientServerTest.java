@@ -29,6 +29,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Function;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -512,17 +513,34 @@ class TtrpcClientServerTest {
     }
 
     @Test
+    void aSubscriberThatCancelsAsItTakesTheHandleKeepsAServingServer() {
+        // blockFirst(), next() and take(1) cancel upstream as the value arrives: that cancel is not a cancelled
+        // bind (it used to stop the server and remove the socket of the handle just handed out).
+        server.disposeNow(TIMEOUT);
+        List<Function<Mono<TtrpcServerHandle>, TtrpcServerHandle>> takers = List.of(
+                bind -> Flux.from(bind).blockFirst(TIMEOUT),
+                bind -> bind.flux().next().block(TIMEOUT),
+                bind -> bind.flux().take(1).single().block(TIMEOUT));
+        for (Function<Mono<TtrpcServerHandle>, TtrpcServerHandle> take : takers) {
+            TtrpcServerHandle handle = take.apply(TtrpcServer.create().socket(socket).runOn(loops)
+                    .blockingOn(blocking).service(echoService()).bind());
+            try {
+                assertThat(handle.isDisposed()).isFalse();
+                StepVerifier.create(echo(connect(), "kept")).expectNext("kept").verifyComplete();
+            } finally {
+                handle.disposeNow(TIMEOUT);
+            }
+            assertThat(socket).doesNotExist();
+        }
+        server = bind(TtrpcServer.create());
+    }
+
+    @Test
     void aBindCancelledAtAnyMomentLeavesNoServerAndNoFile() throws Exception {
         server.disposeNow(TIMEOUT);
         Random random = new Random(7);
         for (int round = 0; round < 200; round++) {
-            List<TtrpcServerHandle> bound = new CopyOnWriteArrayList<>();
-            Disposable bind = TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking)
-                    .service(echoService()).bind().subscribe(bound::add);
-            LockSupport.parkNanos(random.nextInt(3_000_000));
-            bind.dispose();
-            // A bind that ended before the cancel handed its server out: that one is the caller's to stop.
-            bound.forEach(handle -> handle.disposeNow(TIMEOUT));
+            List<TtrpcServerHandle> bound = bindAndCancel(random.nextInt(3_000_000));
             // Whatever the cancel caught (before the bind, during it, while the socket was linked into place),
             // nothing serves and no file is left, once the disposal it started has run.
             long deadline = System.nanoTime() + TIMEOUT.toNanos();
@@ -571,12 +589,7 @@ class TtrpcClientServerTest {
                     }
                 }
             });
-            List<TtrpcServerHandle> bound = new CopyOnWriteArrayList<>();
-            Disposable bind = TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking)
-                    .service(echoService()).bind().subscribe(bound::add);
-            LockSupport.parkNanos(random.nextInt(4_000_000));
-            bind.dispose();
-            bound.forEach(handle -> handle.disposeNow(TIMEOUT));
+            List<TtrpcServerHandle> bound = bindAndCancel(random.nextInt(4_000_000));
             connecting.set(false);
             peer.join();
             caught += connected.size();
@@ -588,6 +601,23 @@ class TtrpcClientServerTest {
         }
         assertThat(caught).as("connections made while binds were cancelled or servers stopped").isPositive();
         server = bind(TtrpcServer.create());
+    }
+
+    /**
+     * Binds {@link #socket}, cancels after {@code nanos}, and stops the server the bind handed out if it ended before
+     * the cancel (that one is the caller's); returns it, if any. Waits for the bind to end either way: a handle can
+     * reach the subscriber just as it cancels, and a cancel that comes after it is no cancel of the bind.
+     */
+    private List<TtrpcServerHandle> bindAndCancel(int nanos) throws InterruptedException {
+        List<TtrpcServerHandle> bound = new CopyOnWriteArrayList<>();
+        CountDownLatch ended = new CountDownLatch(1);
+        Disposable bind = TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking)
+                .service(echoService()).bind().doFinally(signal -> ended.countDown()).subscribe(bound::add);
+        LockSupport.parkNanos(nanos);
+        bind.dispose();
+        assertThat(ended.await(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)).isTrue();
+        bound.forEach(handle -> handle.disposeNow(TIMEOUT));
+        return bound;
     }
 
     /** How many of this process's open descriptors name {@code path}. */
