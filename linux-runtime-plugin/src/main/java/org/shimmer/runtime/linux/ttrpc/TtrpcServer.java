@@ -30,6 +30,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.reactivestreams.Subscription;
 import reactor.core.CoreSubscriber;
+import reactor.core.Scannable;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Operators;
 import reactor.core.scheduler.Scheduler;
@@ -135,8 +136,12 @@ public final class TtrpcServer {
      */
     private IOException bindFailure(Throwable error) {
         Throwable reason = error.getCause() != null ? error.getCause() : error;
-        if (reason instanceof BindException) {
-            return new AddressInUseException("cannot bind " + socket + ": another server bound it meanwhile");
+        if (reason instanceof BindException && "Address already in use".equals(reason.getMessage())
+                && UnixSockets.bindName(socket).equals(socket)) {
+            AddressInUseException inUse = new AddressInUseException("cannot bind " + socket
+                    + ": another server bound it meanwhile");
+            inUse.initCause(error);
+            return inUse;
         }
         return new IOException(reason.getMessage() != null ? reason.getMessage() : reason.toString(), error);
     }
@@ -159,13 +164,14 @@ public final class TtrpcServer {
      * Links the socket {@code server} bound at {@code bindName} to the address and hands out its handle. A cancel may
      * come at any moment, also while the io thread links the socket: whichever of the two comes second stops the
      * server, closes the connections it accepted meanwhile and removes the linked socket (a cancelled bind left the
-     * server serving, and its socket). A cancel the subscriber makes while it takes the handle ({@code take(1)},
-     * {@code next()}, {@code blockFirst()} cancel as the value arrives) leaves the handle the subscriber's.
+     * server serving, and its socket). Once the handle is handed to the subscriber it is the subscriber's, as
+     * reactor-netty's own {@code DisposableServer}: a cancel after that ({@code take(1)}, {@code next()},
+     * {@code blockFirst()} cancel as the value arrives, on its thread or after a {@code publishOn}) does not stop it.
      */
     private Mono<TtrpcServerHandle> publish(DisposableServer server, Path bindName, LiveConnections live) {
         AtomicReference<TtrpcServerHandle> made = new AtomicReference<>();
         AtomicBoolean cancelled = new AtomicBoolean();
-        AtomicReference<Thread> delivering = new AtomicReference<>();
+        AtomicBoolean handedOver = new AtomicBoolean();
         return Mono.fromCallable(() -> {
                     TtrpcServerHandle handle = new TtrpcServerHandle(server, socket,
                             UnixSockets.publish(bindName, socket), live, blocking);
@@ -177,7 +183,7 @@ public final class TtrpcServer {
                 })
                 .subscribeOn(blocking)
                 .doOnCancel(() -> {
-                    if (delivering.get() == Thread.currentThread()) {
+                    if (handedOver.get()) {
                         return;
                     }
                     cancelled.set(true);
@@ -190,7 +196,7 @@ public final class TtrpcServer {
                     }
                 })
                 .transform(Operators.<TtrpcServerHandle, TtrpcServerHandle>lift(
-                        (scannable, actual) -> new MarksDelivery<>(actual, delivering)))
+                        (scannable, actual) -> new HandOver<>(actual, handedOver)))
                 // Not disposeNow(): it blocks, here on the io thread whose task failed.
                 .onErrorResume(error -> Mono.fromRunnable(server::dispose)
                         .then(live.close())
@@ -198,23 +204,31 @@ public final class TtrpcServer {
                         .then(Mono.error(error)));
     }
 
-    /** Passes every signal on; names the thread while it hands a value downstream. */
-    private record MarksDelivery<T>(CoreSubscriber<? super T> actual, AtomicReference<Thread> delivering)
-            implements CoreSubscriber<T> {
+    /**
+     * Passes every signal on, and marks the moment a value is handed downstream, before the subscriber sees it. It
+     * stands between its neighbours' subscriptions, so no operator can fuse across it and take the value unmarked.
+     */
+    private static final class HandOver<T> implements CoreSubscriber<T>, Subscription, Scannable {
+
+        private final CoreSubscriber<? super T> actual;
+        private final AtomicBoolean handedOver;
+        private Subscription upstream;
+
+        HandOver(CoreSubscriber<? super T> actual, AtomicBoolean handedOver) {
+            this.actual = actual;
+            this.handedOver = handedOver;
+        }
 
         @Override
         public void onSubscribe(Subscription subscription) {
-            actual.onSubscribe(subscription);
+            upstream = subscription;
+            actual.onSubscribe(this);
         }
 
         @Override
         public void onNext(T value) {
-            delivering.set(Thread.currentThread());
-            try {
-                actual.onNext(value);
-            } finally {
-                delivering.set(null);
-            }
+            handedOver.set(true);
+            actual.onNext(value);
         }
 
         @Override
@@ -228,8 +242,30 @@ public final class TtrpcServer {
         }
 
         @Override
+        public void request(long n) {
+            upstream.request(n);
+        }
+
+        @Override
+        public void cancel() {
+            upstream.cancel();
+        }
+
+        @Override
         public Context currentContext() {
             return actual.currentContext();
+        }
+
+        @Override
+        @SuppressWarnings("rawtypes") // Scannable declares it with the raw type
+        public Object scanUnsafe(Attr key) {
+            if (key == Attr.PARENT) {
+                return upstream;
+            }
+            if (key == Attr.ACTUAL) {
+                return actual;
+            }
+            return key == Attr.RUN_STYLE ? Attr.RunStyle.SYNC : null;
         }
     }
 

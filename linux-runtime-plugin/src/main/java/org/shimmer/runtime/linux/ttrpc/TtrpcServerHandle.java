@@ -2,7 +2,9 @@ package org.shimmer.runtime.linux.ttrpc;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -49,12 +51,24 @@ public final class TtrpcServerHandle implements Disposable {
     public Mono<Void> disposeLater() {
         return Mono.defer(() -> {
             if (disposing.compareAndSet(false, true)) {
-                server.dispose();
-                live.close()
+                // The socket file goes first, while the listener still holds its inode: removed after the close,
+                // the inode could already be free and reused by another server's socket at this address, which
+                // the identity check would then take for this one's.
+                AtomicReference<Throwable> removal = new AtomicReference<>();
+                Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity))
+                        .subscribeOn(blocking)
+                        // The plugin stopping: its io scheduler refuses work; this one call runs here.
+                        .onErrorResume(RejectedExecutionException.class,
+                                stopped -> Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity)))
+                        .onErrorResume(error -> {
+                            removal.set(error);
+                            return Mono.empty();
+                        })
+                        .then(Mono.fromRunnable(server::dispose))
+                        .then(live.close())
                         .then(server.onDispose())
-                        .then(Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity))
-                                .subscribeOn(blocking))
-                        .subscribe(removed -> {}, disposed::tryEmitError, disposed::tryEmitEmpty);
+                        .then(Mono.defer(() -> removal.get() == null ? Mono.<Void>empty() : Mono.error(removal.get())))
+                        .subscribe(done -> {}, disposed::tryEmitError, disposed::tryEmitEmpty);
             }
             return disposed.asMono();
         });

@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.ttrpc;
 
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.net.ConnectException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
@@ -14,6 +15,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
@@ -28,13 +30,14 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
 final class UnixSockets {
 
     /**
-     * {@code sun_path} holds 108 bytes with the terminating NUL, and the kernel binds 107; the JDK's channels refuse
-     * a path of more than 106 ("Unix domain path too long").
+     * {@code sun_path} holds 108 bytes, and the kernel takes a path that fills it without a NUL; the JDK's channels
+     * refuse a path of more than 106 ("Unix domain path too long").
      */
     static final int MAX_PATH_BYTES = 106;
 
     private static final Set<PosixFilePermission> DIR_MODE = PosixFilePermissions.fromString("rwx------");
     private static final Set<PosixFilePermission> SOCKET_MODE = PosixFilePermissions.fromString("rw-------");
+    private static final Duration LOCK_WAIT = Duration.ofSeconds(10);
     private static final int BIND_NAME_LENGTH = 13;
     private static final String BIND_NAME_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789";
     private static final int S_IFMT = 0170000;
@@ -110,8 +113,21 @@ final class UnixSockets {
         int fd = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC
                 | LinuxCalls.O_NOFOLLOW);
         try {
-            LinuxCalls.flock(fd, LinuxCalls.LOCK_EX);
+            // Not a blocking flock: a process of the same user that holds the lock for good (hostile, or stopped)
+            // would hold this io thread for good too, and an interrupt does not end a wait in flock.
+            long deadline = System.nanoTime() + LOCK_WAIT.toNanos();
+            while (!LinuxCalls.flock(fd, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)) {
+                if (System.nanoTime() > deadline) {
+                    throw new IOException("socket directory " + dir + " stayed locked by another process for "
+                            + LOCK_WAIT.toSeconds() + " s");
+                }
+                Thread.sleep(1);
+            }
             return fd;
+        } catch (InterruptedException e) {
+            LinuxCalls.close(fd);
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted waiting for the lock on socket directory " + dir);
         } catch (IOException | RuntimeException e) {
             LinuxCalls.close(fd);
             throw e;
@@ -211,12 +227,23 @@ final class UnixSockets {
         return (mode & S_IFMT) == S_IFSOCK;
     }
 
+    /**
+     * Whether a server listens on {@code socket}. The probe does not block (it runs under the directory's lock): a
+     * blocking connect waits as long as a hung server's queue of pending connections stays full, and a connect
+     * that cannot complete at once is to a listener all the same.
+     */
     private static boolean isServed(Path socket) throws IOException {
         try (SocketChannel probe = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            probe.configureBlocking(false);
             probe.connect(UnixDomainSocketAddress.of(socket));
             return true;
         } catch (ConnectException refused) {
             return false;
+        } catch (IOException e) {
+            if ("Resource temporarily unavailable".equals(e.getMessage())) {
+                return true;
+            }
+            throw e;
         }
     }
 }

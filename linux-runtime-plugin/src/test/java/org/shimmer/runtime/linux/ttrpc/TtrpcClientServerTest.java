@@ -44,6 +44,7 @@ import org.shimmer.runtime.linux.ttrpc.proto.Request;
 import org.shimmer.runtime.linux.ttrpc.proto.Response;
 import org.shimmer.runtime.linux.ttrpc.proto.Status;
 import reactor.core.Disposable;
+import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -514,13 +515,15 @@ class TtrpcClientServerTest {
 
     @Test
     void aSubscriberThatCancelsAsItTakesTheHandleKeepsAServingServer() {
-        // blockFirst(), next() and take(1) cancel upstream as the value arrives: that cancel is not a cancelled
-        // bind (it used to stop the server and remove the socket of the handle just handed out).
+        // blockFirst(), next() and take(1) cancel upstream as the value arrives, on the io thread or after a
+        // publishOn on another: the handle is the subscriber's by then (the cancel used to stop its server and
+        // remove its socket).
         server.disposeNow(TIMEOUT);
         List<Function<Mono<TtrpcServerHandle>, TtrpcServerHandle>> takers = List.of(
                 bind -> Flux.from(bind).blockFirst(TIMEOUT),
                 bind -> bind.flux().next().block(TIMEOUT),
-                bind -> bind.flux().take(1).single().block(TIMEOUT));
+                bind -> bind.flux().take(1).single().block(TIMEOUT),
+                bind -> bind.publishOn(Schedulers.parallel()).flux().blockFirst(TIMEOUT));
         for (Function<Mono<TtrpcServerHandle>, TtrpcServerHandle> take : takers) {
             TtrpcServerHandle handle = take.apply(TtrpcServer.create().socket(socket).runOn(loops)
                     .blockingOn(blocking).service(echoService()).bind());
@@ -540,7 +543,7 @@ class TtrpcClientServerTest {
         server.disposeNow(TIMEOUT);
         Random random = new Random(7);
         for (int round = 0; round < 200; round++) {
-            List<TtrpcServerHandle> bound = bindAndCancel(random.nextInt(3_000_000));
+            bindAndCancel(random.nextInt(3_000_000));
             // Whatever the cancel caught (before the bind, during it, while the socket was linked into place),
             // nothing serves and no file is left, once the disposal it started has run.
             long deadline = System.nanoTime() + TIMEOUT.toNanos();
@@ -589,7 +592,7 @@ class TtrpcClientServerTest {
                     }
                 }
             });
-            List<TtrpcServerHandle> bound = bindAndCancel(random.nextInt(4_000_000));
+            bindAndCancel(random.nextInt(4_000_000));
             connecting.set(false);
             peer.join();
             caught += connected.size();
@@ -604,18 +607,25 @@ class TtrpcClientServerTest {
     }
 
     /**
-     * Binds {@link #socket}, cancels after {@code nanos}, and stops the server the bind handed out if it ended before
-     * the cancel (that one is the caller's); returns it, if any. Waits for the bind to end either way: a handle can
-     * reach the subscriber just as it cancels, and a cancel that comes after it is no cancel of the bind.
+     * Binds {@link #socket} and cancels after {@code nanos}; stops the server the bind handed out, if it did (that
+     * one is the subscriber's), and returns it. A handle can be handed over just as the subscriber cancels, on the
+     * io thread: the subscriber stops that one itself.
      */
-    private List<TtrpcServerHandle> bindAndCancel(int nanos) throws InterruptedException {
+    private List<TtrpcServerHandle> bindAndCancel(int nanos) {
         List<TtrpcServerHandle> bound = new CopyOnWriteArrayList<>();
-        CountDownLatch ended = new CountDownLatch(1);
-        Disposable bind = TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking)
-                .service(echoService()).bind().doFinally(signal -> ended.countDown()).subscribe(bound::add);
+        BaseSubscriber<TtrpcServerHandle> subscriber = new BaseSubscriber<>() {
+            @Override
+            protected void hookOnNext(TtrpcServerHandle handle) {
+                bound.add(handle);
+                if (isDisposed()) {
+                    handle.dispose();
+                }
+            }
+        };
+        TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking).service(echoService()).bind()
+                .subscribe(subscriber);
         LockSupport.parkNanos(nanos);
-        bind.dispose();
-        assertThat(ended.await(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)).isTrue();
+        subscriber.dispose();
         bound.forEach(handle -> handle.disposeNow(TIMEOUT));
         return bound;
     }
