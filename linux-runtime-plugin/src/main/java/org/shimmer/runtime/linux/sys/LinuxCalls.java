@@ -1255,6 +1255,64 @@ public final class LinuxCalls {
         }
     }
 
+    private static final int EINPROGRESS = 115;
+    private static final int ECONNREFUSED = 111;
+    private static final MethodHandle CONNECT = function("connect",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT));
+
+    /** What a connect to a unix socket path found: see {@link #probeUnix}. */
+    public enum UnixProbe {
+        /** A listener: the connect completed, or its queue of pending connections is full ({@code EAGAIN}). */
+        LISTENING,
+        /** A socket file nobody listens on ({@code ECONNREFUSED}). */
+        REFUSED,
+        /** No file there ({@code ENOENT}). */
+        ABSENT
+    }
+
+    /**
+     * Whether anything listens on the unix socket {@code path}, by a non-blocking connect that is closed at once:
+     * never waits, even for a hung listener, and tells the cases apart by errno, not by the JDK's localized message.
+     * Any other failure (a path through a file, no permission) is thrown, naming the path; a file that is not a
+     * socket is {@link UnixProbe#REFUSED}, as the kernel answers.
+     */
+    public static UnixProbe probeUnix(Path path) throws IOException {
+        byte[] name = path.toString().getBytes(FILE_NAMES);
+        if (name.length > UNIX_PATH_MAX) {
+            throw new IOException("socket path " + path + " is " + name.length + " bytes; at most " + UNIX_PATH_MAX
+                    + " fit in sun_path");
+        }
+        int fd = (int) call("socket for " + path,
+                (arena, state) -> (int) SOCKET.invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        0));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment address = arena.allocate(SOCKADDR_UN_SIZE, 2);
+            address.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
+            MemorySegment.copy(name, 0, address, ValueLayout.JAVA_BYTE, 2, name.length);
+            int rc = (int) CONNECT.invokeExact(state, fd, address, (int) SOCKADDR_UN_SIZE);
+            int errno = rc == 0 ? 0 : (int) ERRNO.get(state, 0L);
+            if (rc == 0 || errno == EAGAIN || errno == EINPROGRESS) {
+                return UnixProbe.LISTENING;
+            }
+            if (errno == ECONNREFUSED) {
+                return UnixProbe.REFUSED;
+            }
+            if (errno == ENOENT) {
+                return UnixProbe.ABSENT;
+            }
+            check(rc, state, "connect to " + path);
+            throw new IllegalStateException("connect to " + path + " failed without an errno");
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        } finally {
+            close(fd);
+        }
+    }
+
     /** {@code accept4} on a non-blocking listener: a non-blocking, close-on-exec connection, or -1 if none waits. */
     public static int acceptNow(int listener) throws IOException {
         try (Arena arena = Arena.ofConfined()) {

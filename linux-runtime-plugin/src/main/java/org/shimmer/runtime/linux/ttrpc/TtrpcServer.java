@@ -132,18 +132,28 @@ public final class TtrpcServer {
 
     /**
      * Netty's bind failure names the address it bound, the private name; the reason is its cause. An address in use
-     * is only possible where the server binds its address directly ({@link UnixSockets#bindName}).
+     * is only possible where the server binds its address directly ({@link UnixSockets#bindName}), and is told by
+     * a server listening there now, not by the JDK's message, which the system's locale may translate.
      */
     private IOException bindFailure(Throwable error) {
         Throwable reason = error.getCause() != null ? error.getCause() : error;
-        if (reason instanceof BindException && "Address already in use".equals(reason.getMessage())
-                && UnixSockets.bindName(socket).equals(socket)) {
+        if (reason instanceof BindException && UnixSockets.bindName(socket).equals(socket)
+                && listening()) {
             AddressInUseException inUse = new AddressInUseException("cannot bind " + socket
                     + ": another server bound it meanwhile");
             inUse.initCause(error);
             return inUse;
         }
         return new IOException(reason.getMessage() != null ? reason.getMessage() : reason.toString(), error);
+    }
+
+    /** Whether a server listens on the address now; false when that cannot be told (the bind failure stands). */
+    private boolean listening() {
+        try {
+            return UnixSockets.isServed(socket);
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     /** Binds at a private name and links the socket into place ({@link #publish}). */

@@ -9,6 +9,7 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
 import reactor.netty.DisposableServer;
 
 /**
@@ -24,12 +25,15 @@ public final class TtrpcServerHandle implements Disposable {
     private final Scheduler blocking;
     private final AtomicBoolean disposing = new AtomicBoolean();
     private final Sinks.Empty<Void> disposed = Sinks.empty();
+    private final AtomicReference<Throwable> removal = new AtomicReference<>();
+    private final boolean direct;
 
     TtrpcServerHandle(DisposableServer server, Path socket, Object socketIdentity, LiveConnections live,
             Scheduler blocking) {
         this.server = server;
         this.socket = socket;
         this.socketIdentity = socketIdentity;
+        this.direct = UnixSockets.bindName(socket).equals(socket);
         this.live = live;
         this.blocking = blocking;
     }
@@ -45,33 +49,47 @@ public final class TtrpcServerHandle implements Disposable {
     }
 
     /**
-     * Stops accepting, closes every live connection, then removes the socket file if it is still the one bound.
-     * Completes when all of that is done; later calls complete with the first.
+     * Removes the socket file if it is still the one bound, then stops accepting and closes every live connection
+     * (none is admitted from the start). Completes when all of that is done; later calls complete with the first.
      */
     public Mono<Void> disposeLater() {
         return Mono.defer(() -> {
             if (disposing.compareAndSet(false, true)) {
-                // The socket file goes first, while the listener still holds its inode: removed after the close,
-                // the inode could already be free and reused by another server's socket at this address, which
-                // the identity check would then take for this one's.
-                AtomicReference<Throwable> removal = new AtomicReference<>();
-                Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity))
-                        .subscribeOn(blocking)
-                        // The plugin stopping: its io scheduler refuses work; this one call runs here.
-                        .onErrorResume(RejectedExecutionException.class,
-                                stopped -> Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity)))
-                        .onErrorResume(error -> {
-                            removal.set(error);
-                            return Mono.empty();
-                        })
+                Mono<Void> closingConnections = live.close();
+                removeSocket()
                         .then(Mono.fromRunnable(server::dispose))
-                        .then(live.close())
+                        .then(closingConnections)
                         .then(server.onDispose())
                         .then(Mono.defer(() -> removal.get() == null ? Mono.<Void>empty() : Mono.error(removal.get())))
                         .subscribe(done -> {}, disposed::tryEmitError, disposed::tryEmitEmpty);
             }
             return disposed.asMono();
         });
+    }
+
+    /**
+     * The socket file goes before the listener closes, while the listener holds its inode: removed after the close,
+     * the inode could already be free and reused by another server's socket at this address, which the identity
+     * check would take for this one's. Except where the server bound its address directly: there Netty removes it
+     * at the close, and removing it first would let a new server bind the address before that close removed its
+     * socket. A failure is kept for the end; the server stops all the same.
+     */
+    private Mono<Void> removeSocket() {
+        if (direct) {
+            return Mono.empty();
+        }
+        return Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity))
+                .subscribeOn(blocking)
+                // The plugin stopping: its io scheduler refuses work. Done here, unless here is an event loop:
+                // then the file stays, and the next bind finds it stale.
+                .onErrorResume(RejectedExecutionException.class, stopped -> Schedulers.isInNonBlockingThread()
+                        ? Mono.error(stopped)
+                        : Mono.fromCallable(() -> UnixSockets.removeIfSame(socket, socketIdentity)))
+                .onErrorResume(error -> {
+                    removal.set(error);
+                    return Mono.empty();
+                })
+                .then();
     }
 
     /** {@link #disposeLater()} and wait for it. Never call it on an event loop. */

@@ -2,10 +2,6 @@ package org.shimmer.runtime.linux.ttrpc;
 
 import java.io.IOException;
 import java.io.InterruptedIOException;
-import java.net.ConnectException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -117,7 +113,7 @@ final class UnixSockets {
             // would hold this io thread for good too, and an interrupt does not end a wait in flock.
             long deadline = System.nanoTime() + LOCK_WAIT.toNanos();
             while (!LinuxCalls.flock(fd, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)) {
-                if (System.nanoTime() > deadline) {
+                if (System.nanoTime() - deadline > 0) {
                     throw new IOException("socket directory " + dir + " stayed locked by another process for "
                             + LOCK_WAIT.toSeconds() + " s");
                 }
@@ -227,23 +223,8 @@ final class UnixSockets {
         return (mode & S_IFMT) == S_IFSOCK;
     }
 
-    /**
-     * Whether a server listens on {@code socket}. The probe does not block (it runs under the directory's lock): a
-     * blocking connect waits as long as a hung server's queue of pending connections stays full, and a connect
-     * that cannot complete at once is to a listener all the same.
-     */
-    private static boolean isServed(Path socket) throws IOException {
-        try (SocketChannel probe = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            probe.configureBlocking(false);
-            probe.connect(UnixDomainSocketAddress.of(socket));
-            return true;
-        } catch (ConnectException refused) {
-            return false;
-        } catch (IOException e) {
-            if ("Resource temporarily unavailable".equals(e.getMessage())) {
-                return true;
-            }
-            throw e;
-        }
+    /** Whether a server listens on {@code socket} (a probe that never blocks, classified by errno). */
+    static boolean isServed(Path socket) throws IOException {
+        return LinuxCalls.probeUnix(socket) == LinuxCalls.UnixProbe.LISTENING;
     }
 }

@@ -4,8 +4,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -13,6 +19,41 @@ class LinuxCallsTest {
 
     @TempDir
     Path dir;
+
+    @Test
+    void probeUnixTellsAListenerAFullQueueAStaleSocketAndNoFileApartWithoutWaiting() throws Exception {
+        Path socket = dir.resolve("probe.sock");
+        assertThat(LinuxCalls.probeUnix(socket)).isEqualTo(LinuxCalls.UnixProbe.ABSENT);
+        List<SocketChannel> queued = new ArrayList<>();
+        try (ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            listener.bind(UnixDomainSocketAddress.of(socket), 1);
+            assertThat(LinuxCalls.probeUnix(socket)).isEqualTo(LinuxCalls.UnixProbe.LISTENING);
+            // A listener that accepts nothing: its queue fills, and a blocking connect would wait for good there.
+            for (int i = 0; i < 4; i++) {
+                SocketChannel client = SocketChannel.open(StandardProtocolFamily.UNIX);
+                client.configureBlocking(false);
+                try {
+                    client.connect(UnixDomainSocketAddress.of(socket));
+                    queued.add(client);
+                } catch (IOException full) {
+                    client.close();
+                }
+            }
+            assertThat(LinuxCalls.probeUnix(socket)).isEqualTo(LinuxCalls.UnixProbe.LISTENING);
+        } finally {
+            for (SocketChannel client : queued) {
+                client.close();
+            }
+        }
+        assertThat(socket).exists();
+        assertThat(LinuxCalls.probeUnix(socket)).isEqualTo(LinuxCalls.UnixProbe.REFUSED);
+        // Any other failure is thrown, naming the path (a file is refused as a socket nobody serves: the kernel's
+        // ECONNREFUSED; callers check for a socket first).
+        Path file = Files.writeString(dir.resolve("plain"), "not a socket");
+        assertThat(LinuxCalls.probeUnix(file)).isEqualTo(LinuxCalls.UnixProbe.REFUSED);
+        assertThatThrownBy(() -> LinuxCalls.probeUnix(file.resolve("below")))
+                .isInstanceOf(LinuxCalls.ErrnoException.class).hasMessageContaining(file.resolve("below").toString());
+    }
 
     @Test
     void lstatAnswersAbsenceWithNullAndNeverFollowsASymlink() throws IOException {
