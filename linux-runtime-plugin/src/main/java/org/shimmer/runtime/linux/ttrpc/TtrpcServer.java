@@ -184,7 +184,7 @@ public final class TtrpcServer {
         AtomicBoolean handedOver = new AtomicBoolean();
         return Mono.fromCallable(() -> {
                     TtrpcServerHandle handle = new TtrpcServerHandle(server, socket,
-                            UnixSockets.publish(bindName, socket), live, blocking);
+                            UnixSockets.publish(bindName, socket), bindName.equals(socket), live, blocking);
                     made.set(handle);
                     if (cancelled.get()) {
                         handle.dispose();

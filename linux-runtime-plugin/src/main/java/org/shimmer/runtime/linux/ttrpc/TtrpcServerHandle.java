@@ -14,7 +14,9 @@ import reactor.netty.DisposableServer;
 
 /**
  * A bound {@link TtrpcServer}. Shutting it down closes its live connections and removes its socket file: the one it
- * bound, never a file another server has since bound at the same path.
+ * bound, never a file another server has since bound at the same path. Except for a server that bound its address
+ * directly (a directory with no room for the private name, {@link UnixSockets#bindName}): Netty removes that path
+ * as it closes, whatever file is there by then.
  */
 public final class TtrpcServerHandle implements Disposable {
 
@@ -28,12 +30,12 @@ public final class TtrpcServerHandle implements Disposable {
     private final AtomicReference<Throwable> removal = new AtomicReference<>();
     private final boolean direct;
 
-    TtrpcServerHandle(DisposableServer server, Path socket, Object socketIdentity, LiveConnections live,
-            Scheduler blocking) {
+    TtrpcServerHandle(DisposableServer server, Path socket, Object socketIdentity, boolean direct,
+            LiveConnections live, Scheduler blocking) {
         this.server = server;
         this.socket = socket;
         this.socketIdentity = socketIdentity;
-        this.direct = UnixSockets.bindName(socket).equals(socket);
+        this.direct = direct;
         this.live = live;
         this.blocking = blocking;
     }
@@ -50,7 +52,8 @@ public final class TtrpcServerHandle implements Disposable {
 
     /**
      * Removes the socket file if it is still the one bound, then stops accepting and closes every live connection
-     * (none is admitted from the start). Completes when all of that is done; later calls complete with the first.
+     * (none is admitted from the start); a server bound directly at its address has it removed by Netty as it
+     * closes. Completes when all of that is done; later calls complete with the first.
      */
     public Mono<Void> disposeLater() {
         return Mono.defer(() -> {

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 class LinuxCallsTest {
@@ -21,6 +22,7 @@ class LinuxCallsTest {
     Path dir;
 
     @Test
+    @Timeout(10)
     void probeUnixTellsAListenerAFullQueueAStaleSocketAndNoFileApartWithoutWaiting() throws Exception {
         Path socket = dir.resolve("probe.sock");
         assertThat(LinuxCalls.probeUnix(socket)).isEqualTo(LinuxCalls.UnixProbe.ABSENT);
@@ -29,6 +31,7 @@ class LinuxCallsTest {
             listener.bind(UnixDomainSocketAddress.of(socket), 1);
             assertThat(LinuxCalls.probeUnix(socket)).isEqualTo(LinuxCalls.UnixProbe.LISTENING);
             // A listener that accepts nothing: its queue fills, and a blocking connect would wait for good there.
+            int refusedForAFullQueue = 0;
             for (int i = 0; i < 4; i++) {
                 SocketChannel client = SocketChannel.open(StandardProtocolFamily.UNIX);
                 client.configureBlocking(false);
@@ -36,9 +39,11 @@ class LinuxCallsTest {
                     client.connect(UnixDomainSocketAddress.of(socket));
                     queued.add(client);
                 } catch (IOException full) {
+                    refusedForAFullQueue++;
                     client.close();
                 }
             }
+            assertThat(refusedForAFullQueue).as("the queue filled").isPositive();
             assertThat(LinuxCalls.probeUnix(socket)).isEqualTo(LinuxCalls.UnixProbe.LISTENING);
         } finally {
             for (SocketChannel client : queued) {
