@@ -38,6 +38,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
@@ -678,6 +679,54 @@ class TtrpcClientServerTest {
         try (Stream<Path> files = Files.list(target)) {
             assertThat(files).isEmpty();
         }
+    }
+
+    @Test
+    void aSocketDirectoryLockedElsewhereFailsTheBindAfterTenSecondsNamingIt() throws Exception {
+        // Another holder of the directory's flock (a hostile or stopped process of the same user): the bind gives
+        // up, naming the directory, and the io thread is free again; once the lock is gone the address binds.
+        server.disposeNow(TIMEOUT);
+        Path dir = socket.getParent();
+        int held = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC);
+        try {
+            assertThat(LinuxCalls.flock(held, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)).isTrue();
+            StepVerifier.create(TtrpcServer.create().socket(socket).runOn(loops).blockingOn(blocking).bind())
+                    .expectErrorSatisfies(e -> assertThat(e).hasMessageContaining(dir.toString())
+                            .hasMessageContaining("stayed locked"))
+                    .verify(Duration.ofSeconds(30));
+            // The server Netty had bound at the private name is stopped, and its file gone.
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (true) {
+                try (Stream<Path> files = Files.list(dir)) {
+                    if (files.findAny().isEmpty()) {
+                        break;
+                    }
+                }
+                assertThat(System.nanoTime() - deadline).as("files left in %s", dir).isNegative();
+                Thread.sleep(1);
+            }
+        } finally {
+            LinuxCalls.close(held);
+        }
+        assertThat(descriptorsOf(dir)).isZero();
+        server = bind(TtrpcServer.create());
+        StepVerifier.create(echo(connect(), "after")).expectNext("after").verifyComplete();
+    }
+
+    @Test
+    void aServerStoppedAfterItsIoSchedulerRemovesItsSocketAllTheSame() throws Exception {
+        // The plugin stopping: its io scheduler is gone before a server is disposed.
+        server.disposeNow(TIMEOUT);
+        Scheduler stopped = Schedulers.newBoundedElastic(1, 10, "ttrpc-test-stopping");
+        TtrpcServerHandle handle = TtrpcServer.create().socket(socket).runOn(loops).blockingOn(stopped)
+                .service(echoService()).bind().block(TIMEOUT);
+        stopped.dispose();
+        handle.disposeNow(TIMEOUT);
+        assertThat(socket).doesNotExist();
+        try (Stream<Path> files = Files.list(socket.getParent())) {
+            assertThat(files).isEmpty();
+        }
+        server = bind(TtrpcServer.create());
     }
 
     @Test
