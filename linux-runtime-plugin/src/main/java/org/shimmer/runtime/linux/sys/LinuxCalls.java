@@ -1232,27 +1232,42 @@ public final class LinuxCalls {
      * abstract one; at most {@link #UNIX_PATH_MAX} bytes), with a backlog of one.
      */
     public static int listenUnix(Path path) throws IOException {
-        byte[] name = path.toString().getBytes(FILE_NAMES);
-        if (name.length > UNIX_PATH_MAX) {
-            throw new IOException("socket path " + path + " is " + name.length + " bytes; at most " + UNIX_PATH_MAX
-                    + " fit in sun_path");
-        }
-        int fd = (int) call("socket for " + path,
-                (arena, state) -> (int) SOCKET.invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        0));
+        byte[] name = unixPath(path);
+        int fd = unixSocket(path);
         try {
-            call("bind " + path, (arena, state) -> {
-                MemorySegment address = arena.allocate(SOCKADDR_UN_SIZE, 2);
-                address.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
-                MemorySegment.copy(name, 0, address, ValueLayout.JAVA_BYTE, 2, name.length);
-                return (int) BIND.invokeExact(state, fd, address, (int) SOCKADDR_UN_SIZE);
-            });
+            call("bind " + path, (arena, state) ->
+                    (int) BIND.invokeExact(state, fd, unixAddress(arena, name), (int) SOCKADDR_UN_SIZE));
             call("listen " + path, (arena, state) -> (int) LISTEN.invokeExact(state, fd, 1));
             return fd;
         } catch (IOException | RuntimeException e) {
             close(fd);
             throw e;
         }
+    }
+
+    /** {@code path}'s bytes for {@code sun_path}; refused, naming it, if they do not fit. */
+    private static byte[] unixPath(Path path) throws IOException {
+        byte[] name = path.toString().getBytes(FILE_NAMES);
+        if (name.length > UNIX_PATH_MAX) {
+            throw new IOException("socket path " + path + " is " + name.length + " bytes; at most " + UNIX_PATH_MAX
+                    + " fit in sun_path");
+        }
+        return name;
+    }
+
+    /** A new non-blocking, close-on-exec unix stream socket, for {@code path}. */
+    private static int unixSocket(Path path) throws IOException {
+        return (int) call("socket for " + path,
+                (arena, state) -> (int) SOCKET.invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        0));
+    }
+
+    /** A {@code sockaddr_un} for {@code name}, NUL-padded (the arena zeroes what it allocates). */
+    private static MemorySegment unixAddress(Arena arena, byte[] name) {
+        MemorySegment address = arena.allocate(SOCKADDR_UN_SIZE, 2);
+        address.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
+        MemorySegment.copy(name, 0, address, ValueLayout.JAVA_BYTE, 2, name.length);
+        return address;
     }
 
     private static final int EINPROGRESS = 115;
@@ -1278,20 +1293,11 @@ public final class LinuxCalls {
      * socket is {@link UnixProbe#REFUSED}, as the kernel answers.
      */
     public static UnixProbe probeUnix(Path path) throws IOException {
-        byte[] name = path.toString().getBytes(FILE_NAMES);
-        if (name.length > UNIX_PATH_MAX) {
-            throw new IOException("socket path " + path + " is " + name.length + " bytes; at most " + UNIX_PATH_MAX
-                    + " fit in sun_path");
-        }
-        int fd = (int) call("socket for " + path,
-                (arena, state) -> (int) SOCKET.invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        0));
+        byte[] name = unixPath(path);
+        int fd = unixSocket(path);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            MemorySegment address = arena.allocate(SOCKADDR_UN_SIZE, 2);
-            address.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
-            MemorySegment.copy(name, 0, address, ValueLayout.JAVA_BYTE, 2, name.length);
-            int rc = (int) CONNECT.invokeExact(state, fd, address, (int) SOCKADDR_UN_SIZE);
+            int rc = (int) CONNECT.invokeExact(state, fd, unixAddress(arena, name), (int) SOCKADDR_UN_SIZE);
             int errno = rc == 0 ? 0 : (int) ERRNO.get(state, 0L);
             if (rc == 0 || errno == EAGAIN || errno == EINPROGRESS) {
                 return UnixProbe.LISTENING;

@@ -426,9 +426,7 @@ class TtrpcClientServerTest {
         server.disposeNow(TIMEOUT);
         assertThat(socket).hasContent("not a socket");
         Files.delete(socket);
-        try (Stream<Path> left = Files.list(socket.getParent())) {
-            assertThat(left).isEmpty();
-        }
+        assertNothingIn(socket.getParent());
         server = bind(TtrpcServer.create());
     }
 
@@ -631,6 +629,12 @@ class TtrpcClientServerTest {
         return bound;
     }
 
+    private static void assertNothingIn(Path dir) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            assertThat(files).as("left in %s", dir).isEmpty();
+        }
+    }
+
     /** How many of this process's open descriptors name {@code path}. */
     private static long descriptorsOf(Path path) throws IOException {
         try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
@@ -676,9 +680,7 @@ class TtrpcClientServerTest {
                         .hasMessageContaining("symbolic link"))
                 .verify(TIMEOUT);
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(target))).isEqualTo("rwxr-xr-x");
-        try (Stream<Path> files = Files.list(target)) {
-            assertThat(files).isEmpty();
-        }
+        assertNothingIn(target);
     }
 
     @Test
@@ -722,10 +724,7 @@ class TtrpcClientServerTest {
                 .service(echoService()).bind().block(TIMEOUT);
         stopped.dispose();
         handle.disposeNow(TIMEOUT);
-        assertThat(socket).doesNotExist();
-        try (Stream<Path> files = Files.list(socket.getParent())) {
-            assertThat(files).isEmpty();
-        }
+        assertNothingIn(socket.getParent());
         server = bind(TtrpcServer.create());
     }
 
