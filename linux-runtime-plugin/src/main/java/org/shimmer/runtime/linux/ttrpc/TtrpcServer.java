@@ -116,6 +116,7 @@ public final class TtrpcServer {
         Objects.requireNonNull(blocking, "blocking must be set before bind");
         return Mono.fromCallable(() -> {
                     UnixSockets.prepareDirectory(socket);
+                    UnixSockets.removeAbandonedBindNames(socket);
                     UnixSockets.removeStale(socket);
                     // /proc/self belongs to the process's effective user.
                     return peerPolicy != null ? peerPolicy : PeerPolicy.sameUser(Files.getOwner(Path.of("/proc/self")));

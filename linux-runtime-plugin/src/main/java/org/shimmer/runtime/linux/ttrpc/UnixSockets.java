@@ -3,15 +3,18 @@ package org.shimmer.runtime.linux.ttrpc;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
@@ -38,6 +41,8 @@ final class UnixSockets {
     private static final String BIND_NAME_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789";
     private static final int S_IFMT = 0170000;
     private static final int S_IFSOCK = 0140000;
+    /** How old an unserved private name must be before another server takes it for abandoned. */
+    private static final Duration ABANDONED_AFTER = Duration.ofMinutes(1);
 
     private UnixSockets() {}
 
@@ -95,6 +100,47 @@ final class UnixSockets {
         } finally {
             LinuxCalls.close(lock);
         }
+    }
+
+    /**
+     * Removes the private names ({@link #bindName}) that servers killed between their bind and their link left in
+     * {@code socket}'s directory: sockets named as that method names them, that nobody listens on and that were made
+     * more than a minute ago (a socket's modification time is its bind's). A server bound at its private name listens from its bind on and links it within
+     * milliseconds, so such a file's server is gone (a host killed by SIGKILL in that window left it for good).
+     * Returns how many it removed.
+     */
+    static int removeAbandonedBindNames(Path socket) throws IOException {
+        Path dir = socket.toAbsolutePath().getParent();
+        FileTime before = FileTime.from(Instant.now().minus(ABANDONED_AFTER));
+        int removed = 0;
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir, UnixSockets::looksLikeBindName)) {
+            for (Path entry : entries) {
+                try {
+                    FileTime made = Files.getLastModifiedTime(entry, LinkOption.NOFOLLOW_LINKS);
+                    if (made.compareTo(before) < 0 && isSocket(entry)
+                            && LinuxCalls.probeUnix(entry) == LinuxCalls.UnixProbe.REFUSED
+                            && Files.deleteIfExists(entry)) {
+                        removed++;
+                    }
+                } catch (NoSuchFileException gone) {
+                    // Removed meanwhile, by its server or another sweep.
+                }
+            }
+        }
+        return removed;
+    }
+
+    private static boolean looksLikeBindName(Path entry) {
+        String name = entry.getFileName().toString();
+        if (name.length() != BIND_NAME_LENGTH || name.charAt(0) != '.') {
+            return false;
+        }
+        for (int i = 1; i < name.length(); i++) {
+            if (BIND_NAME_LETTERS.indexOf(name.charAt(i)) < 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

@@ -18,8 +18,10 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
@@ -266,6 +268,51 @@ class TtrpcClientServerTest {
         assertThat(cancelled.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
         assertThat(connection.pendingCalls()).isZero();
         connection.dispose();
+    }
+
+    @Test
+    void aPrivateNameLeftByAServerKilledBeforeItsLinkIsRemovedByTheNextBindOnceAbandonedAndNothingElse()
+            throws Exception {
+        Path dir = socket.getParent();
+        Path abandoned = dir.resolve(".deadbeef0001");
+        Path fresh = dir.resolve(".deadbeef0002");
+        Path listening = dir.resolve(".listening001");
+        Path notASocket = dir.resolve(".regularfil12");
+        Path otherName = dir.resolve(".DEADBEEF0003");
+        Path otherSocket = dir.resolve("stale-other.sock");
+        FileTime twoMinutesAgo = FileTime.from(Instant.now().minus(Duration.ofMinutes(2)));
+        try (ServerSocketChannel live = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            live.bind(UnixDomainSocketAddress.of(listening));
+            for (Path dead : List.of(abandoned, fresh, otherName, otherSocket)) {
+                try (ServerSocketChannel gone = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+                    gone.bind(UnixDomainSocketAddress.of(dead));
+                }
+            }
+            Files.writeString(notASocket, "user data");
+            for (Path old : List.of(abandoned, listening, notASocket, otherName, otherSocket)) {
+                Files.setLastModifiedTime(old, twoMinutesAgo);
+            }
+
+            Path second = dir.resolve("second.sock");
+            TtrpcServerHandle secondServer = TtrpcServer.create().socket(second).runOn(loops).blockingOn(blocking)
+                    .service(echoService()).bind().block(TIMEOUT);
+            try {
+                assertThat(abandoned).doesNotExist();
+                // Made just now: its server may still be between its bind and its link.
+                assertThat(List.of(fresh, listening, notASocket, otherName, otherSocket, socket, second))
+                        .allMatch(Files::exists);
+                assertThat(Files.readString(notASocket)).isEqualTo("user data");
+                try (SocketChannel peer = SocketChannel.open(UnixDomainSocketAddress.of(listening))) {
+                    assertThat(peer.isConnected()).isTrue();
+                }
+                TtrpcConnection connection = connect();
+                StepVerifier.create(echo(connection, "still served")).expectNext("still served").verifyComplete();
+                connection.dispose();
+            } finally {
+                secondServer.disposeNow(TIMEOUT);
+            }
+            assertThat(second).doesNotExist();
+        }
     }
 
     @Test
