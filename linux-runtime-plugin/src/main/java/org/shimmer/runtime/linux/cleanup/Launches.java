@@ -25,7 +25,9 @@ public final class Launches {
         LaunchRecord record = new LaunchRecord(BundleInspection.ShimKind.REMOTE, options.runtimeRoot(),
                 options.effectiveBinaryName(), opt.shimBinary().toString(), opt.daemonAddress(), 0, 0);
         return Mono.<Void>fromCallable(() -> {
-            record.write(bundle.workDir());
+            if (mayRecord(bundle, options, BundleInspection.ShimKind.REMOTE)) {
+                record.write(bundle.workDir());
+            }
             return null;
         }).subscribeOn(io);
     }
@@ -35,8 +37,29 @@ public final class Launches {
      * the shim, without a hop of its own.
      */
     public static void recordLocal(Bundle bundle, RuncOptions options) throws IOException {
+        if (!mayRecord(bundle, options, BundleInspection.ShimKind.LOCAL)) {
+            return;
+        }
         new LaunchRecord(BundleInspection.ShimKind.LOCAL, options.runtimeRoot(), options.effectiveBinaryName(), null,
                 null, SelfProcess.PID, SelfProcess.START_MILLIS).write(bundle.workDir());
+    }
+
+    /**
+     * Whether a launch of {@code kind} from this JVM may write the bundle's record, which names who holds its
+     * container: yes when runc has no container for the bundle, or the container is a local one this JVM holds
+     * already or whose JVM is gone (a local shim here adopts it). A second client's launch (refused later, at its
+     * create) once rewrote the record of a running container, and inspect and cleanup then took a live remote
+     * shim's container for a dead local one's. Blocking.
+     */
+    static boolean mayRecord(Bundle bundle, RuncOptions options, BundleInspection.ShimKind kind) {
+        Optional<LaunchRecord> launch = readQuietly(bundle);
+        if (!meetsContainer(bundle, options, launch)) {
+            return true;
+        }
+        return kind == BundleInspection.ShimKind.LOCAL && launch.isPresent()
+                && launch.get().kind() == BundleInspection.ShimKind.LOCAL
+                && (launch.get().hostPid() == SelfProcess.PID
+                        || !BundleInspector.isHost(launch.get().hostPid(), launch.get().hostStartMillis()));
     }
 
     /**
@@ -45,15 +68,35 @@ public final class Launches {
      * early in {@code runc create} until the container's delete. Blocking.
      */
     public static boolean runcHasContainer(Bundle bundle, RuncOptions options) {
-        Optional<LaunchRecord> launch;
-        try {
-            launch = LaunchRecord.read(bundle.workDir());
-        } catch (IOException unreadable) {
-            // Written atomically, so only a foreign file is unreadable: the given root is tried instead.
-            launch = Optional.empty();
-        }
-        String root = launch.map(LaunchRecord::runtimeRoot).orElseGet(options::runtimeRoot);
+        Optional<LaunchRecord> launch = readQuietly(bundle);
+        return hasState(bundle, launch.map(LaunchRecord::runtimeRoot).orElseGet(options::runtimeRoot));
+    }
+
+    /**
+     * Whether a create with {@code options} would meet a container runc has for the bundle: under the launch
+     * record's root (the container a first client made) or under {@code options}' own. Blocking.
+     */
+    public static boolean createWouldMeetContainer(Bundle bundle, RuncOptions options) {
+        return meetsContainer(bundle, options, readQuietly(bundle));
+    }
+
+    private static boolean meetsContainer(Bundle bundle, RuncOptions options, Optional<LaunchRecord> launch) {
+        String recorded = launch.map(LaunchRecord::runtimeRoot).orElse(null);
+        String given = options != null ? options.runtimeRoot() : null;
+        return hasState(bundle, recorded) || (given != null && !given.equals(recorded) && hasState(bundle, given));
+    }
+
+    private static boolean hasState(Bundle bundle, String root) {
         return root != null && Files.isDirectory(new RuncContainer(RuncOptions.DEFAULT_BINARY_NAME, Path.of(root),
                 bundle.namespace(), bundle.id()).stateDir(), LinkOption.NOFOLLOW_LINKS);
+    }
+
+    private static Optional<LaunchRecord> readQuietly(Bundle bundle) {
+        try {
+            return LaunchRecord.read(bundle.workDir());
+        } catch (IOException unreadable) {
+            // Written atomically, so only a foreign file is unreadable: the given root is tried instead.
+            return Optional.empty();
+        }
     }
 }

@@ -39,6 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -69,6 +70,7 @@ import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
+import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
@@ -108,6 +110,9 @@ public abstract class ShimContractTest {
 
     /** The type url of what {@link ShimClient#stats()} returns. */
     protected abstract String expectedStatsType();
+
+    /** A shim of the other kind than the one under test: a create across the kinds must be refused as well. */
+    protected abstract ShimOpt otherKind();
 
     @BeforeEach
     void startRuntime() {
@@ -360,6 +365,17 @@ public abstract class ShimContractTest {
                         .hasMessageContaining(id))
                 .verify(TIMEOUT);
         tryOtherCreators(bundle, options);
+        // Of the other kind: refused before its shim mounts anything (the remote shim's failed create unmounted
+        // everything at rootfs) and without taking over the launch record, which says who holds the container.
+        BundleInspection.Shim holder = runtime.inspect(NS, id).block(TIMEOUT).shim().orElseThrow();
+        assertThat(holder.alive()).isTrue();
+        ShimClient across = bundle.newShimClient(otherKind(), runc).block(TIMEOUT);
+        StepVerifier.create(across.create(options))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(AlreadyExistsException.class)
+                        .hasMessageContaining(id))
+                .verify(TIMEOUT);
+        across.shutdown().block(TIMEOUT);
+        assertThat(runtime.inspect(NS, id).block(TIMEOUT).shim()).contains(holder);
 
         TaskState state = shim.state().block(TIMEOUT);
         assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);

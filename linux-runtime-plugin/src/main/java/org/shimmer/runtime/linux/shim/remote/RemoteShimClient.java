@@ -14,9 +14,11 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.bundle.Specs;
+import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ProcessState;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
@@ -58,14 +60,17 @@ final class RemoteShimClient extends TaskClient {
     private static final Set<ProcessState> SETTLED = Set.of(ProcessState.CREATED, ProcessState.RUNNING,
             ProcessState.PAUSED, ProcessState.STOPPED);
 
+    private final RuncOptions runc;
     private final Any runcOptions;
     private final TaskClaims claims;
     private final ShimSession session;
     private final TaskService tasks;
 
     RemoteShimClient(Bundle bundle, ShimCommand command, Path socket, RuntimeResources resources,
-            EventExchange exchange, Any runcOptions, Consumer<ShimExit> exitHandler, TaskClaims claims) {
+            EventExchange exchange, RuncOptions runc, Any runcOptions, Consumer<ShimExit> exitHandler,
+            TaskClaims claims) {
         super(bundle, resources, exchange, false);
+        this.runc = runc;
         this.runcOptions = runcOptions;
         this.claims = claims;
         this.session = new ShimSession(bundle, command, socket, resources, exchange, exitHandler, claims, this);
@@ -93,7 +98,15 @@ final class RemoteShimClient extends TaskClient {
                         return true;
                     })
                     .then(tasks.requireAbsent(task()))
-                    .then(blocking(() -> prepare(init, options.stdio(), "create")))
+                    .then(blocking(() -> {
+                        // The shim's failed create unmounts everything at rootfs, a running container's mount as
+                        // well: a container runc has (a local shim's, another shim's) is refused before then.
+                        if (Launches.createWouldMeetContainer(bundle, runc)) {
+                            throw new AlreadyExistsException("create " + task() + ": runc already has a container"
+                                    + " for this bundle; nothing was sent to the shim");
+                        }
+                        return prepare(init, options.stdio(), "create");
+                    }))
                     .flatMap(stdio -> tasks.create(bundle.path(), options, stdio, runcOptions)
                             .doOnError(error -> shimMayHaveIt.set(ShimErrors.createMayHaveLeftContainer(error)))
                             .doFinally(signal -> init.launched())

@@ -175,7 +175,7 @@ public final class RemoteShims {
                 .flatMap(events -> launch(bundle, opt, options, events))
                 .flatMap(launched -> {
                     RemoteShimClient client = new RemoteShimClient(bundle, launched.command(), launched.socket(),
-                            resources, exchange, options, opt.exitHandler(), claims);
+                            resources, exchange, runc, options, opt.exitHandler(), claims);
                     // `start` hands out the address of a shim already running for the bundle: one that does not
                     // answer may hold a live container, so only a shim whose process is gone is cleaned up.
                     String name = bundle.namespace() + "/" + bundle.id();
@@ -335,7 +335,7 @@ public final class RemoteShims {
                             record.daemonAddress(), record.debug(), bundle.path());
                     Path socket = Path.of(record.socket());
                     RemoteShimClient client = new RemoteShimClient(bundle, command, socket, resources, exchange,
-                            options, opt.exitHandler(), claims);
+                            runc, options, opt.exitHandler(), claims);
                     return Mono.fromCallable(() -> openLog(bundle)).subscribeOn(resources.io())
                             .flatMap(logStream -> connect(client, socket, logStream)
                                     .onErrorResume(error -> Mono.fromCallable(() -> ShimProcess.alive(bundle))

@@ -52,6 +52,12 @@ class LocalShimTest extends ShimContractTest {
         return RuncStats.TYPE;
     }
 
+    @Override
+    protected ShimOpt otherKind() {
+        return ShimOpt.remote(Path.of("containerd-shim-runc-v2"), temp.resolve("daemon.sock").toString(), null, false,
+                exit -> {});
+    }
+
     @Test
     void itsEventsGoWhereTheRemoteShimsEventsGoOneStreamForTheHost() throws Exception {
         // Issue 10: local events went into the exchange given to ShimOpt.local(x), remote ones into

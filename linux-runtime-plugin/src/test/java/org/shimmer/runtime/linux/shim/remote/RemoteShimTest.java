@@ -111,6 +111,11 @@ class RemoteShimTest extends ShimContractTest {
         return "io.containerd.cgroups.";
     }
 
+    @Override
+    protected ShimOpt otherKind() {
+        return ShimOpt.local();
+    }
+
     private ShimOpt remote() {
         return ShimOpt.remote(SHIM, temp.resolve("daemon.sock").toString(), null, false,
                 (ShimExit exit) -> {
