@@ -620,6 +620,7 @@ public final class LinuxCalls {
     public static final int AT_EMPTY_PATH = 0x1000;
     public static final int O_DIRECTORY = 0200000;
     public static final int O_NOFOLLOW = 0400000;
+    public static final int O_PATH = 010000000;
     public static final int EPERM = 1;
     public static final int ENOENT = 2;
     public static final int ENOMEM = 12;

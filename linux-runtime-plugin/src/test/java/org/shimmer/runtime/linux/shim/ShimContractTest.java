@@ -67,6 +67,7 @@ import org.shimmer.runtime.linux.testing.StalledSubscriber;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
@@ -221,7 +222,7 @@ public abstract class ShimContractTest {
         BusyboxBundle.writeRootfs(image);
         ShimClient shim = shim(bundle);
 
-        ProcessIo io = shim.create(new CreateOptions(List.of(org.shimmer.runtime.shim.Mount.readOnlyBind(image)),
+        ProcessIo io = shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)),
                 Stdio.streams(null))).block(TIMEOUT);
         Mono<String> output = subscribedText(io.stdout());
         shim.start().block(TIMEOUT);
@@ -344,7 +345,7 @@ public abstract class ShimContractTest {
             case "files" -> Stdio.files(out, out);
             default -> Stdio.none();
         };
-        CreateOptions options = new CreateOptions(List.of(org.shimmer.runtime.shim.Mount.readOnlyBind(image)), stdio);
+        CreateOptions options = new CreateOptions(List.of(Mount.readOnlyBind(image)), stdio);
         ShimClient shim = shim(bundle);
         ProcessIo io = shim.create(options).block(TIMEOUT);
         // Every chunk, to whoever listens at the time: a chunk seen later was written later.
@@ -397,6 +398,41 @@ public abstract class ShimContractTest {
         shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
         assertThat(mountPoints()).doesNotContain(bundle.rootfs().toString());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"link", "file"})
+    void aRootfsThatIsNotADirectoryOfTheBundlesIsRefusedBeforeAnythingIsMountedOnIt(String kind) throws Exception {
+        byte[] spec = BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true");
+        String id = "r-" + UUID.randomUUID().toString().substring(0, 8);
+        Bundle bundle = runtime.create(NS, id, spec).block(TIMEOUT);
+        bundles.add(bundle);
+        Path image = Files.createDirectories(temp.resolve("images").resolve(id));
+        BusyboxBundle.writeRootfs(image);
+        Path userDir = Files.createDirectories(temp.resolve("user-data").resolve(id));
+        Files.writeString(userDir.resolve("precious.txt"), "keep me");
+        Files.delete(bundle.rootfs());
+        if (kind.equals("link")) {
+            Files.createSymbolicLink(bundle.rootfs(), userDir);
+        } else {
+            Files.writeString(bundle.rootfs(), "not a directory");
+        }
+        ShimClient shim = shim(bundle);
+
+        for (Mount mount : List.of(Mount.readOnlyBind(image), new Mount("bind", image.toString(),
+                List.of("rbind", "rw")))) {
+            StepVerifier.create(shim.create(new CreateOptions(List.of(mount), Stdio.none())))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining(bundle.rootfs().toString()).hasMessageContaining("symbolic link"))
+                    .verify(TIMEOUT);
+            assertThat(mountPoints()).noneMatch(point -> point.startsWith(temp.toString()));
+            try (Stream<Path> left = Files.list(userDir)) {
+                assertThat(left).containsExactly(userDir.resolve("precious.txt"));
+            }
+        }
+        shim.shutdown().block(TIMEOUT);
+        runtime.delete(NS, id).block(TIMEOUT);
+        assertThat(Files.readString(userDir.resolve("precious.txt"))).isEqualTo("keep me");
     }
 
     private static long sizeOf(Path file) {

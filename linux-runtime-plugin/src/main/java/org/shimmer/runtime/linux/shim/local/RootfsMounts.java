@@ -7,6 +7,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import org.shimmer.runtime.InvalidSpecException;
+import org.shimmer.runtime.linux.bundle.RootfsDirectory;
 import org.shimmer.runtime.linux.bundle.WorkFiles;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.Mount;
@@ -57,10 +58,11 @@ public final class RootfsMounts {
         if (mounts.isEmpty()) {
             return;
         }
+        int directory = RootfsDirectory.open(target);
         List<Long> ids = new ArrayList<>();
         try {
             for (int i = 0; i < mounts.size(); i++) {
-                mountOne(mounts.get(i), parsed.get(i), target, ids);
+                mountOne(mounts.get(i), parsed.get(i), target, RootfsDirectory.target(directory), ids);
             }
             WorkFiles.write(workDir, FILE, new Layers(ids));
         } catch (IOException | RuntimeException e) {
@@ -70,6 +72,8 @@ public final class RootfsMounts {
                 e.addSuppressed(undoFailed);
             }
             throw e;
+        } finally {
+            LinuxCalls.close(directory);
         }
     }
 
@@ -96,13 +100,17 @@ public final class RootfsMounts {
         return parsed;
     }
 
-    private static void mountOne(Mount mount, MountOptions options, Path target, List<Long> ids)
+    /**
+     * One mount: made through {@code directory} (the checked rootfs's descriptor; the kernel stacks it on the top
+     * mount there), then read and changed by path, which names the top mount, the one just made.
+     */
+    private static void mountOne(Mount mount, MountOptions options, Path target, String directory, List<Long> ids)
             throws IOException {
         String to = target.toString();
         if (!options.bind()) {
-            mountWithData(mount, options, to);
+            mountWithData(mount, options, directory);
         } else if (!options.remount()) {
-            LinuxCalls.mount(mount.source(), to, null, options.flags(), null);
+            LinuxCalls.mount(mount.source(), directory, null, options.flags(), null);
         }
         if (!options.remount()) {
             try {

@@ -17,6 +17,7 @@ import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.linux.bundle.RootfsDirectory;
 import org.shimmer.runtime.linux.bundle.Specs;
 import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
@@ -104,6 +105,10 @@ final class RemoteShimClient extends TaskClient {
                         if (Launches.createWouldMeetContainer(bundle, runc)) {
                             throw new AlreadyExistsException("create " + task() + ": runc already has a container"
                                     + " for this bundle; nothing was sent to the shim");
+                        }
+                        // The shim mounts by path, following a link: a rootfs that is one would take its mounts.
+                        if (!options.rootfs().isEmpty()) {
+                            RootfsDirectory.require(bundle.rootfs());
                         }
                         return prepare(init, options.stdio(), "create");
                     }))
