@@ -3,7 +3,9 @@ package org.shimmer.runtime.linux.shim;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -181,8 +183,16 @@ public final class ProcessStdio {
         List<FileChannel> keepers = new ArrayList<>(2);
         try {
             if (!Files.isDirectory(ioDir)) {
-                Files.createDirectories(ioDir, PosixFilePermissions.asFileAttribute(
-                        PosixFilePermissions.fromString("rwx------")));
+                // Never its parents: the work directory is the bundle's, and a call on a client whose bundle was
+                // deleted (an exec after a container's release) made it again, and the id could not be run again.
+                try {
+                    Files.createDirectory(ioDir, PosixFilePermissions.asFileAttribute(
+                            PosixFilePermissions.fromString("rwx------")));
+                } catch (FileAlreadyExistsException madeMeanwhile) {
+                    if (!Files.isDirectory(ioDir, LinkOption.NOFOLLOW_LINKS)) {
+                        throw madeMeanwhile;
+                    }
+                }
             }
             Path stdout = mkfifo(ioDir.resolve(name + "-stdout"), made);
             Path stderr = terminal ? null : mkfifo(ioDir.resolve(name + "-stderr"), made);

@@ -29,6 +29,7 @@ import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
@@ -42,6 +43,7 @@ import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimOpt;
+import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.spec.Capabilities;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.Disposable;
@@ -164,6 +166,29 @@ class ContainerTest {
                 .verifyComplete();
         StepVerifier.create(container.release()).verifyComplete();
         assertThat(container.exit().block(TIMEOUT).status()).isEqualTo(137);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void anExecAfterTheReleaseIsRefusedMakesNothingAndTheIdRunsAgain(String kind) {
+        String id = "r-" + UUID.randomUUID().toString().substring(0, 8);
+        Path work = temp.resolve("work").resolve(NS).resolve(id);
+        Container container = runtime.run(named(kind, id, "/bin/sleep", "600")).block(TIMEOUT);
+        container.release().block(TIMEOUT);
+        assertThat(work).doesNotExist();
+
+        for (Stdio stdio : List.of(Stdio.streams(null), Stdio.none())) {
+            StepVerifier.create(container.exec("x", Spec.builder().args("/bin/true").build().process(), stdio))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(ShimmerException.class)
+                            .hasMessageContaining(id))
+                    .verify(TIMEOUT);
+            assertThat(work).doesNotExist();
+        }
+
+        StepVerifier.create(Mono.usingWhen(runtime.run(named(kind, id, "/bin/sh", "-c", "echo again")),
+                        again -> text(again.stdout()), Container::release))
+                .expectNext("again\n")
+                .verifyComplete();
     }
 
     @Test

@@ -281,7 +281,10 @@ final class RemoteShimClient extends TaskClient {
             // The shim has an exec's pty master only once the exec runs: runc sizes it before, from the spec.
             byte[] spec = stdio instanceof Stdio.Terminal terminal ? Specs.withConsoleSize(owner, processSpec,
                     terminal.size().width(), terminal.size().height()) : processSpec;
-            return make("exec", execId, exec -> blocking(() -> prepare(exec, stdio, "exec"))
+            return make("exec", execId, exec -> blocking(() -> {
+                                session.requireOpen(action);
+                                return prepare(exec, stdio, "exec");
+                            })
                             .flatMap(prepared -> tasks.exec(action, execId, spec, prepared))
                             .thenReturn(0),
                     exec -> Mono.empty(), exec -> tasks.delete("delete", execId));

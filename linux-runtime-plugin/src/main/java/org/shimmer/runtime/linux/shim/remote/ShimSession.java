@@ -183,6 +183,19 @@ final class ShimSession {
         return ShimErrors.map(action, task, error);
     }
 
+    /**
+     * Refuses to make anything (FIFOs, an exec) for a session that ended: closed, shut down or its shim found dead.
+     * Only the call to the shim told, after the FIFOs had been made, and an exec on a released container's client
+     * made the deleted bundle's work directory again.
+     */
+    void requireOpen(String action) {
+        TtrpcConnection current = connection;
+        if (ending.get() || deadShimCleaned.get() || current == null || current.isDisposed()) {
+            throw (RuntimeException) mapError(action,
+                    new TtrpcClosedException("the connection to the shim is closed"));
+        }
+    }
+
     /** Ends the shim, which must have no task left; done once its process is gone. */
     Mono<Void> shutdown() {
         return Mono.defer(() -> {
