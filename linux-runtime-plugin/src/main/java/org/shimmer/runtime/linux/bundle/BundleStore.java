@@ -34,7 +34,6 @@ import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.MountCrossingException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
 import org.shimmer.runtime.linux.sys.MountTable;
-import org.shimmer.runtime.linux.sys.MountTable.MountPoint;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -370,30 +369,17 @@ public final class BundleStore {
 
     /** Refuses when anything is mounted at or under the bundle or work directory, or a hidden tree of the id. */
     private static void requireNothingMounted(BundlePaths paths) {
-        List<MountPoint> mountPoints;
+        List<BundleMounts.Mounted> mounted;
         try {
-            mountPoints = MountTable.mountPoints();
+            mounted = BundleMounts.of(paths.bundleDir(), paths.workDir());
         } catch (IOException e) {
             throw StorageErrors.typed("delete bundle " + paths.name() + ": cannot read " + MountTable.MOUNTINFO, e);
         }
-        for (Path dir : List.of(paths.bundleDir(), paths.workDir())) {
-            Path parent;
-            try {
-                parent = dir.getParent().toRealPath();
-            } catch (NoSuchFileException absent) {
-                continue;
-            } catch (IOException e) {
-                throw StorageErrors.typed("delete bundle " + paths.name(), e);
-            }
-            String id = dir.getFileName().toString();
-            for (MountPoint point : MountTable.atOrUnder(mountPoints, parent)) {
-                String top = point.firstNameBelow(parent);
-                if (top.equals(id) || isHiddenTreeOf(top, id)) {
-                    throw new FailedPreconditionException("bundle " + paths.name() + " is in use: " + point
-                            + " is mounted under " + (dir.equals(paths.bundleDir()) ? "its bundle directory "
-                            : "its work directory ") + parent.resolve(top) + "; nothing was deleted");
-                }
-            }
+        if (!mounted.isEmpty()) {
+            BundleMounts.Mounted first = mounted.getFirst();
+            throw new FailedPreconditionException("bundle " + paths.name() + " is in use: " + first.point()
+                    + " is mounted under " + (first.inBundleDir() ? "its bundle directory " : "its work directory ")
+                    + first.tree() + "; nothing was deleted");
         }
     }
 

@@ -19,8 +19,8 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.linux.bundle.BundleMounts;
 import org.shimmer.runtime.linux.bundle.DeleteGuard;
-import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.linux.sys.Procfs;
 import org.shimmer.runtime.shim.ShimException;
@@ -197,9 +197,9 @@ public final class BundleInspector implements DeleteGuard {
                     withMounts ? mounts() : List.of());
         }
 
-        /** What is mounted at or under the bundle's two directories now, shallowest first. */
+        /** What is mounted for the bundle now (its two directories, its hidden trees), shallowest first. */
         List<Path> mounts() throws IOException {
-            return MountTable.under(List.of(bundleDir, workDir));
+            return BundleMounts.paths(bundleDir, workDir);
         }
 
         private Optional<BundleInspection.Shim> shim(List<BundleProcesses.Found> found,

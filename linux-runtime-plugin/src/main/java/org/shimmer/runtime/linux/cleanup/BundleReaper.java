@@ -19,7 +19,7 @@ import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
-import org.shimmer.runtime.linux.sys.MountTable;
+import org.shimmer.runtime.linux.bundle.BundleMounts;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.linux.sys.Procfs;
 import org.shimmer.runtime.shim.ShimClient;
@@ -157,7 +157,7 @@ public final class BundleReaper {
                 // killed is findable only by its state dir.
                 runc.forceRemove();
                 killAll(processes, name);
-                unmountAll(List.of(target.bundleDir, target.workDir));
+                unmountAll(target.bundleDir, target.workDir);
                 removeSocket(socket);
                 removeSocket(target.launch().flatMap(record -> computedSocket(record, target.namespace, target.id)));
                 left = target.inspect();
@@ -258,9 +258,9 @@ public final class BundleReaper {
         }
     }
 
-    /** Detaches every mount at or under {@code dirs}, deepest first; a mount that went meanwhile is fine. */
-    private static void unmountAll(List<Path> dirs) throws IOException {
-        List<Path> mounts = MountTable.under(dirs);
+    /** Detaches every mount of the bundle (hidden trees too), deepest first; one that went meanwhile is fine. */
+    private static void unmountAll(Path bundleDir, Path workDir) throws IOException {
+        List<Path> mounts = BundleMounts.paths(bundleDir, workDir);
         for (Path mount : mounts.reversed()) {
             try {
                 LinuxCalls.umount2(mount.toString(), LinuxCalls.MNT_DETACH);

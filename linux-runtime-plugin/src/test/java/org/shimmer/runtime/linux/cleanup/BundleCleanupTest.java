@@ -7,6 +7,7 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.stream.Stream;
@@ -25,6 +26,7 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
@@ -183,6 +185,46 @@ class BundleCleanupTest {
         runtime.forceDelete(NS, "never-made").block(TIMEOUT);
 
         assertThat(runtime.inspect(NS, bundle.id()).block(TIMEOUT).present()).isFalse();
+    }
+
+    /**
+     * A delete cut short (a crash midway, a mount that appeared during its walk) can leave a mount in a hidden tree
+     * of the id. The delete guard refuses it; inspect shows it, and forceDelete, the way out, detaches it. Both
+     * once looked at the bundle and work directories only.
+     */
+    @Test
+    void aMountInAHiddenTreeOfTheIdIsShownByInspectAndDetachedByForceDelete() throws Exception {
+        Bundle bundle = bundle("hidden", "/bin/true");
+        List<Path> mounted = new ArrayList<>();
+        for (Path root : List.of(temp.resolve("state"), temp.resolve("work"))) {
+            Path target = Files.createDirectories(root.resolve(NS).resolve("." + bundle.id() + ".deleting-"
+                    + UUID.randomUUID()).resolve("rootfs"));
+            LinuxCalls.mount("tmpfs", target.toString(), "tmpfs", 0, "size=1m");
+            mounted.add(target);
+        }
+        Path other = Files.createDirectories(temp.resolve("state").resolve(NS).resolve("." + bundle.id()
+                + "x.deleting-" + UUID.randomUUID()));
+        try {
+            assertThat(runtime.inspect(NS, bundle.id()).block(TIMEOUT).mounts())
+                    .containsExactlyInAnyOrderElementsOf(mounted);
+            StepVerifier.create(runtime.delete(NS, bundle.id()))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("is in use"))
+                    .verify(TIMEOUT);
+
+            runtime.forceDelete(NS, bundle.id()).block(TIMEOUT);
+
+            assertThat(MountTable.under(List.of(temp))).isEmpty();
+            assertThat(runtime.inspect(NS, bundle.id()).block(TIMEOUT).present()).isFalse();
+            assertThat(other).as("another id's tree").exists();
+        } finally {
+            for (Path target : mounted) {
+                if (!MountTable.under(List.of(target)).isEmpty()) {
+                    LinuxCalls.umount2(target.toString(), LinuxCalls.MNT_DETACH);
+                }
+            }
+            Files.deleteIfExists(other);
+        }
     }
 
     @Test
