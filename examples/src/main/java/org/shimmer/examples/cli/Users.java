@@ -25,6 +25,12 @@ final class Users {
 
     private Users() {}
 
+    /**
+     * The largest uid or gid runc takes: its user lookup, which docker's daemon shares, refuses a larger one ("uids
+     * and gids must be in range 0-2147483647") though the OCI spec's field is a uint32 and the kernel's uid_t too.
+     */
+    static final int MAX_ID = Integer.MAX_VALUE;
+
     /** {uid, gid} of {@code user}, names looked up under {@code root} (none: numbers only). */
     static int[] resolve(String user, Path root) {
         int colon = user.indexOf(':');
@@ -33,28 +39,36 @@ final class Users {
         if (name.isEmpty() || group != null && group.isEmpty()) {
             throw new CliException("invalid --user " + user + ": USER[:GROUP], names or numbers");
         }
-        Optional<String[]> account = isNumber(name) ? find(root, "passwd", 2, name) : find(root, "passwd", 0, name);
+        if (root == null && (!isNumber(name) || group != null && !isNumber(group))) {
+            throw new CliException("invalid --user " + user + ": names are not looked up in an --image, give numbers");
+        }
+        String given = "in --user " + user;
+        Optional<String[]> account;
         int uid;
         if (isNumber(name)) {
-            uid = parse(name, user);
+            uid = id(name, given);
+            account = find(root, "passwd", 2, Integer.toString(uid)); // 0042 is uid 42's entry, as runc finds it
         } else {
-            uid = parse(account.orElseThrow(() -> new CliException("user " + name + " not found in "
-                    + where(root, "passwd")))[2], user);
+            account = find(root, "passwd", 0, name);
+            uid = id(account.orElseThrow(() -> new CliException("user " + name + " not found in "
+                    + where(root, "passwd")))[2], "of user " + name + " in " + where(root, "passwd"));
         }
         int gid;
         if (group == null) {
-            gid = account.map(entry -> parse(entry[3], user)).orElse(0);
+            gid = account.map(entry -> id(entry[3], "of user " + name + "'s group in " + where(root, "passwd")))
+                    .orElse(0);
         } else if (isNumber(group)) {
-            gid = parse(group, user);
+            gid = id(group, given);
         } else {
-            gid = parse(find(root, "group", 0, group).orElseThrow(() -> new CliException("group " + group
-                    + " not found in " + where(root, "group")))[2], user);
+            String[] entry = find(root, "group", 0, group).orElseThrow(() -> new CliException("group " + group
+                    + " not found in " + where(root, "group")));
+            gid = id(entry[2], "of group " + group + " in " + where(root, "group"));
         }
         return new int[] {uid, gid};
     }
 
     private static String where(Path root, String file) {
-        return root == null ? "the image (give numbers with --image)" : root.resolve("etc").resolve(file).toString();
+        return root.resolve("etc").resolve(file).toString();
     }
 
     /** The first entry of {@code /etc/<file>} whose field {@code field} is {@code value}. */
@@ -81,14 +95,21 @@ final class Users {
                 .findFirst();
     }
 
+    /** ASCII digits only: {@code Character.isDigit} takes other scripts' digits, a name to docker (Go's Atoi). */
     private static boolean isNumber(String word) {
-        return !word.isEmpty() && word.length() < 10 && word.chars().allMatch(Character::isDigit);
+        return !word.isEmpty() && word.chars().allMatch(c -> c >= '0' && c <= '9');
     }
 
-    private static int parse(String id, String user) {
+    /** {@code id} as a uid or gid runc takes; {@code source} says where it came from, for the error. */
+    private static int id(String id, String source) {
         if (!isNumber(id)) {
-            throw new CliException("invalid id " + id + " for --user " + user);
+            throw new CliException("id " + id + " " + source + " is not a number");
         }
-        return Integer.parseInt(id);
+        String digits = id.replaceFirst("^0+(?=.)", "");
+        // More than ten digits is past MAX_ID anyway, and would overflow parseLong from the twentieth.
+        if (digits.length() > 10 || Long.parseLong(digits) > MAX_ID) {
+            throw new CliException("id " + id + " " + source + " is out of range: runc takes 0 to " + MAX_ID);
+        }
+        return Integer.parseInt(digits);
     }
 }
