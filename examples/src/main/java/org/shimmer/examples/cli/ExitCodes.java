@@ -20,10 +20,14 @@ final class ExitCodes {
 
     // runc's words for an exec that failed, through either shim: `exec: "x": executable file not found in $PATH`,
     // `exec: "/x": stat /x: no such file or directory`, `exec: "/etc": permission denied` / `is a directory`.
+    // The name is Go's %q: a quote or backslash in it escaped (`\"`, `\\`), a control or unprintable character as
+    // `\n`, `\x01` or a `u` hex escape, so it ends at the first bare quote; the stat's path is the name as it is, a
+    // quote or a newline included, which DOTALL lets `.*` cross. A name of `x": permission denied` stays a name.
+    private static final String GO_QUOTED = "\"(?:[^\"\\\\]|\\\\.)*\"";
     private static final Pattern NOT_FOUND_WORDS = Pattern.compile(
-            "exec: \"[^\"]*\": (executable file not found|.*no such file or directory)");
+            "exec: " + GO_QUOTED + ": (executable file not found|.*no such file or directory)", Pattern.DOTALL);
     private static final Pattern CANNOT_RUN_WORDS = Pattern.compile(
-            "exec: \"[^\"]*\": (.*permission denied|.*is a directory|.*exec format error)");
+            "exec: " + GO_QUOTED + ": (.*permission denied|.*is a directory|.*exec format error)", Pattern.DOTALL);
 
     private ExitCodes() {}
 
