@@ -71,8 +71,8 @@ public final class ImageUsers {
         if (who.isEmpty() || (group != null && group.isEmpty())) {
             throw new InvalidSpecException("run image " + image + ": user \"" + user + "\" is not user[:group]");
         }
-        Integer uid = number(who);
-        Integer gid = group == null ? null : number(group);
+        Integer uid = given(who, user);
+        Integer gid = group == null ? null : given(group, user);
         if (uid != null && gid != null) {
             return new User(uid, gid, List.of());
         }
@@ -289,6 +289,19 @@ public final class ImageUsers {
 
     private static boolean isRegular(Map<String, Object> attributes) {
         return ((Integer) attributes.get("mode") & S_IFMT) == S_IFREG;
+    }
+
+    /**
+     * A uid or gid given in {@code user}, or null for a name. Digits only is a number, however long: one past an int
+     * was looked up as a name and reported as no such user.
+     */
+    private Integer given(String text, String user) {
+        Integer id = number(text);
+        if (id == null && !text.isEmpty() && text.chars().allMatch(c -> c >= '0' && c <= '9')) {
+            throw new InvalidSpecException("run image " + image + ": user \"" + user + "\": id " + text
+                    + " is out of range, runc takes 0 to " + Integer.MAX_VALUE);
+        }
+        return id;
     }
 
     /** A non-negative decimal id, or null when {@code text} is a name. */

@@ -151,6 +151,13 @@ class ImageSpecsTest {
         ImageUsers none = new ImageUsers(NAME, List.of(Files.createDirectories(temp.resolve("no-etc"))));
         assertThatThrownBy(() -> none.resolve("alice")).isInstanceOf(InvalidSpecException.class);
         assertThat(none.resolve("5")).isEqualTo(new ImageUsers.User(5, 0, List.of()));
+        // Ten digits are a number; past runc's limit, out of range: never looked up as a name.
+        assertThat(none.resolve("1000000000:2147483647")).isEqualTo(new ImageUsers.User(1000000000, 2147483647,
+                List.of()));
+        for (String huge : List.of("2147483648", "0:4294967295", "99999999999999999999999")) {
+            assertThatThrownBy(() -> users.resolve(huge)).isInstanceOf(InvalidSpecException.class)
+                    .hasMessageContaining("out of range").hasMessageContaining(huge).hasMessageContaining(NAME);
+        }
     }
 
     @Test
