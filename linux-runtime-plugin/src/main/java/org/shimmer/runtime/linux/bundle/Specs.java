@@ -68,9 +68,30 @@ public final class Specs {
         }
     }
 
+    /** UTF-8 JSON never holds a NUL byte (a string escapes it); UTF-16 and UTF-32 hold one in every ASCII char. */
+    private static boolean containsNul(byte[] spec) {
+        for (byte b : spec) {
+            if (b == 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private static JsonNode parseObject(String owner, byte[] spec) {
         if (spec == null || spec.length == 0) {
             throw new InvalidSpecException("invalid spec for " + owner + ": empty, expected a JSON object");
+        }
+        int first = 0;
+        while (first < spec.length && (spec[first] == ' ' || spec[first] == '\t' || spec[first] == '\n'
+                || spec[first] == '\r')) {
+            first++;
+        }
+        // Jackson detects a byte-order mark and UTF-16 or UTF-32 from the first bytes; runc (Go) reads UTF-8 only and
+        // refused such a spec after the checks here had passed it.
+        if (first < spec.length && (spec[first] & 0x80) != 0 || containsNul(spec)) {
+            throw new InvalidSpecException("invalid spec for " + owner + ": not UTF-8 JSON (a byte-order mark, or"
+                    + " UTF-16 or UTF-32), expected a JSON object in UTF-8");
         }
         JsonNode tree;
         try {

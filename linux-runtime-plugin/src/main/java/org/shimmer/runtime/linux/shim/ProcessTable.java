@@ -8,6 +8,7 @@ import java.util.Optional;
 import java.util.Set;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
 import reactor.core.publisher.Mono;
 
@@ -95,9 +96,24 @@ public final class ProcessTable {
         return process;
     }
 
-    /** The process of {@code execId}, if reserved. */
-    public synchronized Optional<TaskProcess> find(String execId) {
-        return Optional.ofNullable(processes.get(execId));
+    /** The process of {@code execId}, if reserved; an id no exec can have is refused ({@link #requireExecId}). */
+    public Optional<TaskProcess> find(String execId) {
+        requireExecId(execId);
+        synchronized (this) {
+            return Optional.ofNullable(processes.get(execId));
+        }
+    }
+
+    /**
+     * Refuses an exec id no exec can have, typed and naming it, as {@code exec} does: {@code ""} is init's, any
+     * other must be a valid identifier. Calls other than exec once answered null with a bare
+     * NullPointerException, some of them thrown before any {@code Mono} existed.
+     */
+    public static String requireExecId(String execId) {
+        if (execId == null || !execId.isEmpty()) {
+            Identifiers.requireValid("exec id", execId);
+        }
+        return execId;
     }
 
     /**

@@ -96,7 +96,7 @@ public abstract class TaskClient implements ShimClient {
 
     /** A kill's action naming the exec and its pid when known, e.g. "kill exec e1 (pid 42) in". */
     protected final String killAction(String execId) {
-        if (execId.isEmpty()) {
+        if (ProcessTable.requireExecId(execId).isEmpty()) {
             return "kill";
         }
         int pid = processes.find(execId).map(TaskProcess::pid).orElse(0);

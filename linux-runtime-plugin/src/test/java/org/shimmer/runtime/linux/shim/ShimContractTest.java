@@ -7,6 +7,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -29,6 +30,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Function;
 import java.util.stream.Stream;
 import org.assertj.core.api.SoftAssertions;
 import org.junit.jupiter.api.AfterEach;
@@ -75,6 +77,7 @@ import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.shimmer.runtime.spec.Capabilities;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.Disposable;
@@ -733,6 +736,22 @@ public abstract class ShimContractTest {
                     .verify(TIMEOUT);
         }
 
+        // Every other call taking an exec id refuses it alike, as an error signal: null once threw a bare
+        // NullPointerException, some calls before any Mono existed, and the rest answered not found.
+        List<Function<String, Mono<?>>> calls = List.of(shim::start, shim::awaitExit, id -> shim.kill(id, 9),
+                shim::delete, shim::state, id -> shim.resize(id, new TerminalSize(80, 24)), shim::closeIo,
+                id -> shim.exec(id, SH_TRUE, Stdio.none()));
+        List<String> refused = new ArrayList<>(List.of("../x", "..", "a/b", "-x", "é", "x\u0000", "x".repeat(300)));
+        refused.add(null);
+        for (String bad : refused) {
+            for (Function<String, Mono<?>> call : calls) {
+                StepVerifier.create(call.apply(bad))
+                        .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidIdentifierException.class)
+                                .hasMessageContaining("exec id"))
+                        .verify(TIMEOUT);
+            }
+        }
+
         assertThat(workFiles(bundle)).as("nothing written in the work directory").isEqualTo(before);
         assertThat(temp.resolve("x-stdout")).doesNotExist();
         assertThat(bundle.workDir().resolve("x-stdout")).doesNotExist();
@@ -749,8 +768,13 @@ public abstract class ShimContractTest {
         int pid = shim.start().block(TIMEOUT);
         List<Path> before = workFiles(bundle);
 
-        for (String bad : List.of("not json", "[1,2]", "")) {
-            StepVerifier.create(shim.exec("e1", bad.getBytes(UTF_8), Stdio.streams(null)))
+        // A byte-order mark or UTF-16 passed Jackson, which detects them, and runc (Go, UTF-8 only) refused them.
+        String object = new String(SH_TRUE, UTF_8);
+        List<byte[]> bad = List.of("not json".getBytes(UTF_8), "[1,2]".getBytes(UTF_8), new byte[0],
+                ("\uFEFF" + object).getBytes(UTF_8), object.getBytes(StandardCharsets.UTF_16LE),
+                object.getBytes(StandardCharsets.UTF_16BE), ("\uFEFF" + object).getBytes(StandardCharsets.UTF_16));
+        for (byte[] spec : bad) {
+            StepVerifier.create(shim.exec("e1", spec, Stdio.streams(null)))
                     .expectErrorSatisfies(e -> assertThat(e)
                             .isInstanceOf(InvalidSpecException.class)
                             .hasMessageContaining("exec e1 in task " + NS + "/" + bundle.id()))

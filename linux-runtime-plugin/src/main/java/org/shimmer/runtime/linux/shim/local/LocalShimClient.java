@@ -108,7 +108,7 @@ final class LocalShimClient extends TaskClient {
 
     @Override
     public Mono<Integer> start(String execId) {
-        String action = execId.isEmpty() ? "start" : "start exec " + execId + " in";
+        String action = "".equals(execId) ? "start" : "start exec " + execId + " in";
         return Mono.defer(() -> {
             TaskProcess process = processes.get("start", execId);
             // containerd #10651: an exec must not start once init has exited (its namespaces are going away).
@@ -166,7 +166,7 @@ final class LocalShimClient extends TaskClient {
 
     @Override
     public Mono<ExitStatus> delete(String execId) {
-        String action = execId.isEmpty() ? "delete" : "delete exec " + execId + " in";
+        String action = "".equals(execId) ? "delete" : "delete exec " + execId + " in";
         return Mono.defer(() -> {
             TaskProcess process = processes.get("delete", execId);
             return move(process, "delete", ProcessState.DELETING, DELETABLE, ProcessState.DELETED, deleting ->
@@ -212,7 +212,8 @@ final class LocalShimClient extends TaskClient {
 
     @Override
     public Mono<Void> resize(String execId, TerminalSize size) {
-        String action = execId.isEmpty() ? "resize the terminal of" : "resize the terminal of exec " + execId + " in";
+        String action = "".equals(execId) ? "resize the terminal of" : "resize the terminal of exec " + execId
+                + " in";
         return Mono.defer(() -> {
             TaskProcess process = processes.get("resize the terminal of", execId);
             ProcessStdio stdio = process.stdio();

@@ -22,6 +22,7 @@ import org.shimmer.runtime.linux.bundle.Specs;
 import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ProcessState;
+import org.shimmer.runtime.linux.shim.ProcessTable;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskEvents;
@@ -200,7 +201,7 @@ final class RemoteShimClient extends TaskClient {
 
     @Override
     public Mono<ExitStatus> delete(String execId) {
-        String action = execId.isEmpty() ? "delete" : "delete exec " + execId + " in";
+        String action = "".equals(execId) ? "delete" : "delete exec " + execId + " in";
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.STOPPED);
             return move(process, "delete", ProcessState.DELETING, SETTLED, ProcessState.DELETED, deleting ->
@@ -261,7 +262,7 @@ final class RemoteShimClient extends TaskClient {
     public Mono<TaskState> state(String execId) {
         // After an operation of ours in flight on the process, as the shim itself would answer after its own.
         return Mono.defer(() -> processes.find(execId).map(TaskProcess::settledNow).orElse(Mono.empty()))
-                .then(tasks.state(execId));
+                .then(Mono.defer(() -> tasks.state(execId)));
     }
 
     @Override
@@ -298,8 +299,10 @@ final class RemoteShimClient extends TaskClient {
      */
     @Override
     public Mono<Void> resize(String execId, TerminalSize size) {
-        String action = execId.isEmpty() ? "resize the terminal of" : "resize the terminal of exec " + execId + " in";
+        String action = "".equals(execId) ? "resize the terminal of" : "resize the terminal of exec " + execId
+                + " in";
         return Mono.defer(() -> {
+            ProcessTable.requireExecId(execId);
             Objects.requireNonNull(size, "size");
             return tasks.rawState(action, execId)
                     .flatMap(state -> resizable(action, execId, state).then(tasks.resizePty(action, execId, size)
