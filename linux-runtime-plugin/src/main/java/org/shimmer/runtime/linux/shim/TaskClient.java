@@ -18,6 +18,7 @@ import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
@@ -218,7 +219,24 @@ public abstract class TaskClient implements ShimClient {
 
     /** Publishes the exit once it happened; called only after the start event went out. */
     protected final void publishExitAfterStart(TaskProcess process) {
-        process.awaitExit()
+        process.startReportsExit();
+        publishExit(process, process.awaitExit());
+    }
+
+    /**
+     * Publishes the exit of an init that was created and may never start (killed, or deleted, while created), as
+     * containerd's shim does; an init that a start then ran has its exit published by that start, after the start's
+     * event. An exit seen while a start is in flight waits for that start's outcome. The local shim published no
+     * {@code /tasks/exit} for a created init that was killed: a host waiting for one waited for good.
+     */
+    protected final void publishExitUnlessStarted(TaskProcess init) {
+        publishExit(init, init.awaitExit()
+                .flatMap(exit -> init.starting() ? init.settledNow().thenReturn(exit) : Mono.just(exit))
+                .filter(exit -> !init.exitReportedByStart()));
+    }
+
+    private void publishExit(TaskProcess process, Mono<ExitStatus> exits) {
+        exits
                 .flatMap(exit -> publish(new TaskEvent.TaskExit(id(), process.execId().isEmpty() ? id()
                         : process.execId(), exit.pid(), exit.status(), exit.exitedAt())))
                 .subscribe(done -> {}, error -> {

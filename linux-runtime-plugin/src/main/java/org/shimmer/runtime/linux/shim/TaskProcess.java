@@ -34,6 +34,8 @@ public final class TaskProcess {
     private final String task;
     private final String execId;
     private final Sinks.One<ExitStatus> exit = Sinks.one();
+    /** Set once a start succeeded: that start reports the exit, after its own start event. */
+    private volatile boolean startReportsExit;
     private volatile ProcessStdio stdio;
     private ProcessState state;
     private Transition current;
@@ -79,6 +81,11 @@ public final class TaskProcess {
     private ProcessState settled(ProcessState raw) {
         return exited != null && (raw == ProcessState.CREATED || raw == ProcessState.RUNNING
                 || raw == ProcessState.PAUSED) ? ProcessState.STOPPED : raw;
+    }
+
+    /** Whether a start is in flight now: its outcome decides who reports the exit. */
+    public synchronized boolean starting() {
+        return state == ProcessState.STARTING;
     }
 
     /** The exit, once known. */
@@ -172,6 +179,16 @@ public final class TaskProcess {
     /** Nobody can learn the exit any more (the runtime stopped): whoever waits for it gets {@code why}. */
     public void unwatched(Throwable why) {
         exit.tryEmitError(why);
+    }
+
+    /** A start succeeded and reports the exit itself, after its start event. */
+    public void startReportsExit() {
+        startReportsExit = true;
+    }
+
+    /** Whether a start took over the report of the exit ({@link #startReportsExit}). */
+    public boolean exitReportedByStart() {
+        return startReportsExit;
     }
 
     /** Completes with the exit, once known. */

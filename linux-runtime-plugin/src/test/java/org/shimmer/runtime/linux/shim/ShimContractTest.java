@@ -188,6 +188,41 @@ public abstract class ShimContractTest {
         return text;
     }
 
+    /**
+     * An init created and never started, killed or deleted as it is: one {@code /tasks/exit}, before the delete's
+     * event, whose status is what awaitExit and delete say (137), as containerd's shim reports it. The local shim
+     * published no exit at all; the remote shim's delete said 0 when it came before the shim had the exit.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void aCreatedInitThatNeverStartsReportsOneExitBeforeItsDeleteWithTheSameStatus(boolean killed) throws Exception {
+        for (int round = 0; round < 5; round++) {
+            Bundle bundle = bundle("/bin/sleep", "600");
+            ShimClient shim = shim(bundle);
+            EventRecorder recorder = new EventRecorder(shim.events());
+            int pid = shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT).pid();
+            if (killed) {
+                shim.kill(9, false).block(TIMEOUT);
+                recorder.awaitTopics("/tasks/exit");
+                assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+            }
+            assertThat(shim.delete().block(TIMEOUT).status()).isEqualTo(137);
+            recorder.awaitTopics("/tasks/create", "/tasks/exit", "/tasks/delete");
+            Thread.sleep(100); // a second exit, were one published, would be seen by now
+
+            List<Envelope> events = recorder.envelopes();
+            assertThat(events.stream().map(Envelope::topic).toList())
+                    .containsExactly("/tasks/create", "/tasks/exit", "/tasks/delete");
+            TaskEvent.TaskExit exit = (TaskEvent.TaskExit) events.get(1).event();
+            assertThat(exit.exitStatus()).isEqualTo(137);
+            assertThat(exit.pid()).isEqualTo(pid);
+            assertThat(((TaskEvent.TaskDelete) events.get(2).event()).exitStatus()).isEqualTo(137);
+            recorder.close();
+            shim.shutdown().block(TIMEOUT);
+            assertNoFifos(bundle);
+        }
+    }
+
     @Test
     void echoThroughAStreamWithEventsInOrder() throws Exception {
         Bundle bundle = bundle("/bin/echo", "hello through a stream");

@@ -77,7 +77,8 @@ final class LocalShimClient extends TaskClient {
                         .then(launcher.create(init, making))
                         .flatMap(pid -> publish(new TaskEvent.TaskCreate(id(), bundle.path().toString(),
                                 options.rootfs().stream().map(m -> new TaskEvent.TaskMount(m.type(), m.source(),
-                                        m.options())).toList(), pid)).thenReturn(pid)),
+                                        m.options())).toList(), pid)).thenReturn(pid))
+                        .doOnNext(pid -> publishExitUnlessStarted(init)),
                 init -> launcher.undoCreate(init, making),
                 // Its create event went out; so does its end, as the remote shim's Delete publishes it.
                 init -> launcher.undoCreate(init, making).then(Mono.defer(() -> publishQuietly(new TaskEvent.TaskDelete(
@@ -336,6 +337,8 @@ final class LocalShimClient extends TaskClient {
         launcher.watchRecovered(init);
         if (started) {
             publishExitAfterStart(init);
+        } else {
+            publishExitUnlessStarted(init);
         }
     }
 

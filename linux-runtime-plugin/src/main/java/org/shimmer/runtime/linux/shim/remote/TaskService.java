@@ -60,6 +60,8 @@ final class TaskService {
      * --force), and one that merely ran slow on a loaded machine must not lose the container it was making.
      */
     static final Duration CREATE_TIMEOUT = Duration.ofMinutes(2);
+    /** How long a created init killed before its delete may take to be reported gone by the shim. */
+    static final Duration KILLED_EXIT_TIMEOUT = Duration.ofSeconds(5);
 
     private final ShimSession session;
     private final String id;
@@ -113,10 +115,15 @@ final class TaskService {
         if (!mayBeCreated) {
             return delete(action, "");
         }
+        // Delete right after the Kill answered with the exit the shim had recorded by then, usually none yet (0),
+        // while its event said 137: Wait first, which answers once the shim has the exit.
         Mono<Void> killIfCreated = state("")
                 .filter(found -> found.status() == TaskState.Status.CREATED)
-                .flatMap(created -> kill("kill", "", 9, false))
-                .onErrorResume(error -> Mono.empty());
+                .flatMap(created -> kill("kill", "", 9, false).then(session.call("wait for", "Wait",
+                        WaitRequest.newBuilder().setId(id).setExecId("").build(), WaitResponse.parser(),
+                        session.callOptions().withTimeout(KILLED_EXIT_TIMEOUT))))
+                .onErrorResume(error -> Mono.empty())
+                .then();
         return killIfCreated.then(delete(action, ""));
     }
 
