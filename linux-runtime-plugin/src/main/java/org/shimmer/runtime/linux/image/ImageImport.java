@@ -35,7 +35,8 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
  * there first, ours is dropped); the image record is written last. So a killed or failed import leaves at most
  * complete layers and a scratch directory the next sweep deletes, and nothing lists as imported. A layer's file
  * system is synced ({@code syncfs}) before the rename: the record, synced itself, never names a layer whose
- * files a power loss could still leave empty.
+ * files a power loss could still leave empty. A layer already in the store is not unpacked again, but its blob is
+ * still hashed: a layout is accepted or refused whatever the store holds.
  */
 final class ImageImport {
 
@@ -64,18 +65,14 @@ final class ImageImport {
             Layout layout = Layout.open(request.layout(), scratch.dir(), cancelled);
             Layout.Resolved resolved = layout.resolve(request.name());
             List<Boolean> present = new ArrayList<>();
-            Stored existing;
             try (FileLock _ = store.lock()) {
                 scratch.claim(resolved.diffIds());
                 for (String diffId : resolved.diffIds()) {
                     present.add(Files.isDirectory(store.layer(diffId), LinkOption.NOFOLLOW_LINKS));
                 }
-                existing = store.records().read(resolved.name());
             }
-            if (existing != null && existing.image().digest().equals(resolved.manifest().digest())
-                    && !present.contains(false)) {
-                return existing.image();
-            }
+            // No shortcut for an image already imported: its blobs are checked as any other layout's, so what a
+            // layout must hold does not depend on what the store holds.
             List<Long> layerBytes = layers(layout, resolved, present, scratch);
             Image image = new Image(resolved.name(), resolved.manifest().digest(), resolved.config(),
                     resolved.diffIds(), layerBytes.stream().mapToLong(Long::longValue).sum(), Instant.now());
@@ -90,10 +87,21 @@ final class ImageImport {
         }
     }
 
-    /** Unpacks the missing layers; returns the unpacked bytes of every layer. */
+    /**
+     * Unpacks the missing layers and hashes the blobs of the others (a layer already in the store, or listed twice,
+     * still needs its blob in the layout, of a type this reads and of its digest); returns the unpacked bytes of
+     * every layer.
+     */
     private List<Long> layers(Layout layout, Layout.Resolved resolved, List<Boolean> present, Scratch scratch)
             throws IOException {
         List<Descriptor> layers = resolved.layers();
+        for (int i = 0; i < layers.size(); i++) {
+            Descriptor layer = layers.get(i);
+            if (!Decompression.supports(layer.mediaType())) {
+                throw new InvalidImageException(what(layer, resolved.diffIds().get(i))
+                        + ": unsupported layer media type \"" + layer.mediaType() + "\"");
+            }
+        }
         long total = layers.stream().mapToLong(Descriptor::size).sum();
         Progress progress = new Progress(layers.size(), total);
         List<Long> bytes = new ArrayList<>();
@@ -104,8 +112,10 @@ final class ImageImport {
             progress.layer = diffId;
             if (present.get(i) || unpacked.containsKey(diffId)) {
                 // An image may list one layer twice: it is unpacked once.
+                try (BlobInput blob = layout.blob(layer, progress::add)) {
+                    blob.verify();
+                }
                 bytes.add(present.get(i) ? store.layerBytes(diffId) : unpacked.get(diffId));
-                progress.bytesDone += layer.size();
             } else {
                 long size = unpack(layout, layer, diffId, scratch.dir().resolve("layer-" + i), progress);
                 unpacked.put(diffId, size);
@@ -122,7 +132,7 @@ final class ImageImport {
         Files.createDirectory(target);
         LayerContents contents;
         try (BlobInput blob = layout.blob(layer, progress::add)) {
-            String what = "layer " + layer.digest() + " of layout " + request.layout() + " (diff id " + diffId + ")";
+            String what = what(layer, diffId);
             // Closed after the catch: the blob must still be readable there.
             BlobInput tar = null;
             try {
@@ -153,6 +163,11 @@ final class ImageImport {
             // Another import renamed the same layer in first; ours goes with the scratch directory.
         }
         return contents.bytes();
+    }
+
+    /** How a layer is named in errors. */
+    private String what(Descriptor layer, String diffId) {
+        return "layer " + layer.digest() + " of layout " + request.layout() + " (diff id " + diffId + ")";
     }
 
     /** Writes out the dirty pages of the file system {@code dir} is on: one call per layer, not one per file. */

@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.Map;
 import java.util.Objects;
 import org.apache.commons.compress.compressors.gzip.GzipCompressorInputStream;
 import org.shimmer.runtime.image.InvalidImageException;
@@ -20,7 +21,27 @@ public final class Decompression {
     static final String DOCKER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     static final String DOCKER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
+    private enum Codec { NONE, GZIP, ZSTD }
+
+    private static final Map<String, Codec> CODECS = Map.of(
+            OCI_TAR, Codec.NONE,
+            OCI_NONDISTRIBUTABLE_TAR, Codec.NONE,
+            OCI_TAR + "+gzip", Codec.GZIP,
+            OCI_NONDISTRIBUTABLE_TAR + "+gzip", Codec.GZIP,
+            DOCKER_GZIP, Codec.GZIP,
+            DOCKER_FOREIGN_GZIP, Codec.GZIP,
+            OCI_TAR + "+zstd", Codec.ZSTD,
+            OCI_NONDISTRIBUTABLE_TAR + "+zstd", Codec.ZSTD);
+
     private Decompression() {}
+
+    /**
+     * Whether {@link #open} reads layers of {@code mediaType}: an import checks it before reading any blob, also a
+     * blob it will only hash.
+     */
+    public static boolean supports(String mediaType) {
+        return CODECS.containsKey(Objects.requireNonNull(mediaType, "mediaType"));
+    }
 
     /**
      * {@code compressed} decompressed as {@code mediaType} says; closing the result closes {@code compressed}.
@@ -32,12 +53,14 @@ public final class Decompression {
     public static InputStream open(InputStream compressed, String mediaType) throws IOException {
         Objects.requireNonNull(compressed, "compressed");
         Objects.requireNonNull(mediaType, "mediaType");
-        return switch (mediaType) {
-            case OCI_TAR, OCI_NONDISTRIBUTABLE_TAR -> compressed;
-            case OCI_TAR + "+gzip", OCI_NONDISTRIBUTABLE_TAR + "+gzip", DOCKER_GZIP, DOCKER_FOREIGN_GZIP ->
-                    gzip(compressed);
-            case OCI_TAR + "+zstd", OCI_NONDISTRIBUTABLE_TAR + "+zstd" -> new ZstdInputStream(compressed);
-            default -> throw new InvalidImageException("unsupported layer media type \"" + mediaType + "\"");
+        Codec codec = CODECS.get(mediaType);
+        if (codec == null) {
+            throw new InvalidImageException("unsupported layer media type \"" + mediaType + "\"");
+        }
+        return switch (codec) {
+            case NONE -> compressed;
+            case GZIP -> gzip(compressed);
+            case ZSTD -> new ZstdInputStream(compressed);
         };
     }
 

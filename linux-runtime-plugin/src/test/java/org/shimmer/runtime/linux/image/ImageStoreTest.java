@@ -349,6 +349,59 @@ class ImageStoreTest {
     }
 
     @Test
+    void aLayoutIsCheckedWholeWhenTheStoreHasItsLayersAlready() throws IOException {
+        // Adversarial review: the blob of a layer whose diff id was in the store was never opened nor hashed, so a
+        // damaged copy of an imported layout imported, and the same copy on an empty store failed.
+        OciLayouts.Image image = threeLayers();
+        store.importLayout(OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello")))
+                .block(TIMEOUT);
+        Path corrupted = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("corrupted"));
+        Path corruptedBlob = corrupted.resolve("blobs/sha256").resolve(image.layerDigest(1).substring(7));
+        byte[] bytes = Files.readAllBytes(corruptedBlob);
+        bytes[600] ^= 1;
+        Files.write(corruptedBlob, bytes);
+        Path missing = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("missing"));
+        Files.delete(missing.resolve("blobs/sha256").resolve(image.layerDigest(2).substring(7)));
+        // The same tars (their mtimes are the time of the call), one declared of a type nothing reads.
+        Path unknown = OciLayouts.layout().tagged(image.mediaType(2, "application/vnd.example.weird"), "v1")
+                .writeDirectory(temp.resolve("unknown"));
+        Map<Path, String> refusals = Map.of(
+                corrupted, "blob " + image.layerDigest(1) + " (" + Compression.NONE.mediaType() + ") of layout "
+                        + corrupted + ": digest mismatch: expected " + image.layerDigest(1) + ", actual sha256:",
+                missing, "blob " + image.layerDigest(2) + " (" + Compression.ZSTD.mediaType() + ") of layout "
+                        + missing + ": missing from the layout",
+                unknown, "layer " + image.layerDigest(2) + " of layout " + unknown + " (diff id " + image.diffId(2)
+                        + "): unsupported layer media type \"application/vnd.example.weird\"");
+
+        for (Map.Entry<Path, String> refusal : refusals.entrySet()) {
+            // Under its own name, and under the name whose record has this very digest.
+            for (String name : List.of(refusal.getKey().getFileName() + ":v1", "hello:v1")) {
+                StepVerifier.create(store.importLayout(refusal.getKey(), name))
+                        .expectErrorSatisfies(e -> assertThat(e).as(name).isInstanceOf(InvalidImageException.class)
+                                .hasMessageContaining(refusal.getValue()))
+                        .verify(TIMEOUT);
+            }
+        }
+        assertThat(store.list().collectList().block(TIMEOUT)).extracting(Image::name).containsExactly("hello:v1");
+        assertThat(names(root.resolve("layers"))).hasSize(3);
+    }
+
+    @Test
+    void anUnknownLayerMediaTypeIsRefusedNamingTheLayerAndTheLayout() throws IOException {
+        OciLayouts.Image image = threeLayers().mediaType(1, "application/vnd.example.weird");
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessage("layer " + image.layerDigest(1) + " of layout " + layout + " (diff id "
+                                + image.diffId(1) + "): unsupported layer media type "
+                                + "\"application/vnd.example.weird\""))
+                .verify(TIMEOUT);
+        assertThat(names(root.resolve("images"))).isEmpty();
+        assertThat(names(root.resolve("layers"))).isEmpty();
+    }
+
+    @Test
     void aLayerWhoseTarIsNotItsDiffIdIsRefused() throws IOException {
         OciLayouts.Image image = threeLayers().wrongDiffId(0, OciLayouts.sha256("other".getBytes(UTF_8)));
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));

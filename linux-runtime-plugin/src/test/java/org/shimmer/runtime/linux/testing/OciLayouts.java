@@ -123,6 +123,7 @@ public final class OciLayouts {
         private final List<Compression> compressions = new ArrayList<>();
         private final Map<Integer, String> diffIds = new LinkedHashMap<>();
         private final Map<Integer, Long> sizes = new LinkedHashMap<>();
+        private final Map<Integer, String> mediaTypes = new LinkedHashMap<>();
         private final ObjectNode config = JSON.createObjectNode();
         private String platform = "linux/amd64";
         private String digest;
@@ -187,6 +188,12 @@ public final class OciLayouts {
             return this;
         }
 
+        /** Declares {@code mediaType} in the manifest for layer {@code layer}; its blob stays as compressed. */
+        public Image mediaType(int layer, String mediaType) {
+            mediaTypes.put(layer, mediaType);
+            return this;
+        }
+
         /** The manifest's digest, once a layout holding this image was written. */
         public String digest() {
             if (digest == null) {
@@ -221,7 +228,8 @@ public final class OciLayouts {
             for (int i = 0; i < layers.size(); i++) {
                 byte[] blob = compress(layers.get(i), compressions.get(i));
                 diffIdList.add(diffIds.getOrDefault(i, sha256(layers.get(i))));
-                ObjectNode layer = descriptor(compressions.get(i).mediaType(), blob, blobs);
+                ObjectNode layer = descriptor(mediaTypes.getOrDefault(i, compressions.get(i).mediaType()), blob,
+                        blobs);
                 if (sizes.containsKey(i)) {
                     layer.put("size", sizes.get(i));
                 }
