@@ -11,9 +11,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CancellationException;
 import java.util.function.BooleanSupplier;
 import org.shimmer.runtime.image.Image;
@@ -30,8 +28,9 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
  * One import, run on a blocking thread: layout → manifest → layers → record.
  *
  * <p>Invariant: nothing outside the import's scratch directory changes until it is complete and checked. A layer
- * is unpacked into scratch, both its digests (the compressed blob's and the diff id of the tar) checked at the
- * end, and only then renamed into {@code layers/<diff id hex>} under the store's lock (when another import got
+ * is unpacked into scratch over the store's directories of the layers below it, both its digests (the compressed
+ * blob's and the diff id of the tar) checked at the end, and only then renamed into {@code layers/<chain id hex>}
+ * under the store's lock (when another import got
  * there first, ours is dropped); the image record is written last. So a killed or failed import leaves at most
  * complete layers and a scratch directory the next sweep deletes, and nothing lists as imported. A layer's file
  * system is synced ({@code syncfs}) before the rename: the record, synced itself, never names a layer whose
@@ -64,16 +63,17 @@ final class ImageImport {
             swept.deleteDead();
             Layout layout = Layout.open(request.layout(), scratch.dir(), cancelled);
             Layout.Resolved resolved = layout.resolve(request.name());
+            List<String> chainIds = ImageStore.chainIds(resolved.diffIds());
             List<Boolean> present = new ArrayList<>();
             try (FileLock _ = store.lock()) {
-                scratch.claim(resolved.diffIds());
-                for (String diffId : resolved.diffIds()) {
-                    present.add(Files.isDirectory(store.layer(diffId), LinkOption.NOFOLLOW_LINKS));
+                scratch.claim(chainIds);
+                for (String chainId : chainIds) {
+                    present.add(Files.isDirectory(store.layer(chainId), LinkOption.NOFOLLOW_LINKS));
                 }
             }
             // No shortcut for an image already imported: its blobs are checked as any other layout's, so what a
             // layout must hold does not depend on what the store holds.
-            List<Long> layerBytes = layers(layout, resolved, present, scratch);
+            List<Long> layerBytes = layers(layout, resolved, chainIds, present, scratch);
             Image image = new Image(resolved.name(), resolved.manifest().digest(), resolved.config(),
                     resolved.diffIds(), layerBytes.stream().mapToLong(Long::longValue).sum(), Instant.now());
             try (FileLock _ = store.lock()) {
@@ -88,12 +88,12 @@ final class ImageImport {
     }
 
     /**
-     * Unpacks the missing layers and hashes the blobs of the others (a layer already in the store, or listed twice,
-     * still needs its blob in the layout, of a type this reads and of its digest); returns the unpacked bytes of
-     * every layer.
+     * Unpacks the missing layers, each over the ones below it, and hashes the blobs of the others (a layer already
+     * in the store still needs its blob in the layout, of a type this reads and of its digest); returns the unpacked
+     * bytes of every layer.
      */
-    private List<Long> layers(Layout layout, Layout.Resolved resolved, List<Boolean> present, Scratch scratch)
-            throws IOException {
+    private List<Long> layers(Layout layout, Layout.Resolved resolved, List<String> chainIds, List<Boolean> present,
+            Scratch scratch) throws IOException {
         List<Descriptor> layers = resolved.layers();
         for (int i = 0; i < layers.size(); i++) {
             Descriptor layer = layers.get(i);
@@ -105,30 +105,30 @@ final class ImageImport {
         long total = layers.stream().mapToLong(Descriptor::size).sum();
         Progress progress = new Progress(layers.size(), total);
         List<Long> bytes = new ArrayList<>();
-        Map<String, Long> unpacked = new HashMap<>();
+        List<Path> lowers = new ArrayList<>();
         for (int i = 0; i < layers.size(); i++) {
             Descriptor layer = layers.get(i);
             String diffId = resolved.diffIds().get(i);
             progress.layer = diffId;
-            if (present.get(i) || unpacked.containsKey(diffId)) {
-                // An image may list one layer twice: it is unpacked once.
+            if (present.get(i)) {
                 try (BlobInput blob = layout.blob(layer, progress::add)) {
                     blob.verify();
                 }
-                bytes.add(present.get(i) ? store.layerBytes(diffId) : unpacked.get(diffId));
+                bytes.add(store.layerBytes(chainIds.get(i)));
             } else {
-                long size = unpack(layout, layer, diffId, scratch.dir().resolve("layer-" + i), progress);
-                unpacked.put(diffId, size);
-                bytes.add(size);
+                bytes.add(unpack(layout, layer, diffId, chainIds.get(i), lowers,
+                        scratch.dir().resolve("layer-" + i), progress));
             }
+            lowers.addFirst(store.layer(chainIds.get(i)));
             progress.layersDone++;
             progress.report();
         }
         return bytes;
     }
 
-    private long unpack(Layout layout, Descriptor layer, String diffId, Path target, Progress progress)
-            throws IOException {
+    /** Unpacks {@code layer} over {@code lowers} (top first) into {@code target}, then renames it into the store. */
+    private long unpack(Layout layout, Descriptor layer, String diffId, String chainId, List<Path> lowers, Path target,
+            Progress progress) throws IOException {
         Files.createDirectory(target);
         LayerContents contents;
         try (BlobInput blob = layout.blob(layer, progress::add)) {
@@ -138,7 +138,7 @@ final class ImageImport {
             try {
                 tar = new BlobInput(decompressed(blob, layer.mediaType(), what), what, diffId, -1, cancelled,
                         n -> {});
-                contents = LayerUnpacker.unpack(tar, target, diffId);
+                contents = LayerUnpacker.unpack(tar, target, diffId, lowers);
                 tar.verify();
                 blob.verify();
             } catch (IOException | RuntimeException e) {
@@ -153,7 +153,7 @@ final class ImageImport {
             throw new CancellationException("import of " + request.layout() + " cancelled");
         }
         syncFileSystem(target);
-        Path destination = store.layer(diffId);
+        Path destination = store.layer(chainId);
         try (FileLock _ = store.lock()) {
             if (!Files.isDirectory(destination, LinkOption.NOFOLLOW_LINKS)) {
                 Files.move(target, destination, StandardCopyOption.ATOMIC_MOVE);

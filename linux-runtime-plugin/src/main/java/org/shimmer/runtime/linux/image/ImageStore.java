@@ -36,7 +36,8 @@ import reactor.core.scheduler.Scheduler;
  *
  * <pre>
  * &lt;root&gt;/lock                          flock'ed briefly around every change (never during an unpack)
- * &lt;root&gt;/layers/&lt;diff id hex&gt;/          an unpacked layer; only complete, checked ones get this name
+ * &lt;root&gt;/layers/&lt;chain id hex&gt;/         an unpacked layer over the layers its chain id names; only
+ *                                          complete, checked ones get this name
  * &lt;root&gt;/images/&lt;sha256(name) hex&gt;.json  the image record of a name, written last
  * &lt;root&gt;/tmp/&lt;random&gt;/                  an import in progress, its "owner" file flock'ed while it runs
  * &lt;root&gt;/tmp/removed-&lt;random&gt;/layer     a layer a remove collected, deleted after the lock is released
@@ -147,16 +148,17 @@ public final class ImageStore implements Images {
                             + ") is not in the image store " + root);
                 }
                 List<Path> layers = new ArrayList<>();
-                for (String diffId : stored.image().layers()) {
-                    Path layer = layer(diffId);
+                List<String> chainIds = chainIds(stored.image().layers());
+                for (int i = 0; i < chainIds.size(); i++) {
+                    Path layer = layer(chainIds.get(i));
                     if (!Files.isDirectory(layer, LinkOption.NOFOLLOW_LINKS)) {
-                        throw new NotFoundException("image " + image.name() + ": layer " + diffId + " is missing"
-                                + " from the image store " + root);
+                        throw new NotFoundException("image " + image.name() + ": layer " + stored.image().layers()
+                                .get(i) + " (chain id " + chainIds.get(i) + ") is missing from the image store "
+                                + root + "; import the image again");
                     }
                     layers.add(layer);
                 }
-                FileLock pending = leases.add(image.digest(), bundleDir.toAbsolutePath().normalize(),
-                        stored.image().layers());
+                FileLock pending = leases.add(image.digest(), bundleDir.toAbsolutePath().normalize(), chainIds);
                 return new ImageLease(image.digest(), stored.image().name(), stored.image().config(), layers,
                         pending);
             }
@@ -214,7 +216,7 @@ public final class ImageStore implements Images {
             Set<String> keep = new HashSet<>(swept.claimed());
             for (Stored other : all) {
                 if (!other.image().name().equals(name)) {
-                    keep.addAll(other.image().layers());
+                    keep.addAll(chainIds(other.image().layers()));
                 }
             }
             leased.forEach((digest, lives) -> {
@@ -223,7 +225,7 @@ public final class ImageStore implements Images {
                     if (live.layers().isEmpty()) {
                         // A lease written before leases listed their layers: its digest's records tell them.
                         all.stream().filter(record -> record.image().digest().equals(digest))
-                                .forEach(record -> keep.addAll(record.image().layers()));
+                                .forEach(record -> keep.addAll(chainIds(record.image().layers())));
                     }
                 }
             });
@@ -264,8 +266,25 @@ public final class ImageStore implements Images {
         return root.resolve("tmp");
     }
 
-    Path layer(String diffId) {
-        return root.resolve("layers").resolve(diffId.substring(diffId.indexOf(':') + 1));
+    /** The directory of the layer whose chain id is {@code chainId}. */
+    Path layer(String chainId) {
+        return root.resolve("layers").resolve(chainId.substring(chainId.indexOf(':') + 1));
+    }
+
+    /**
+     * The chain ids of an image's layers, bottom first (OCI's: the first layer's is its diff id, each next one
+     * {@code sha256(<chain id below> + " " + <diff id>)}): what a layer directory is named by. A directory depends
+     * on the layers below it, not only on its own tar: one the tar makes only as a parent takes their attributes
+     * (see {@code LayerUnpacker}), so the same tar over other layers is another directory, as containerd's
+     * snapshots are.
+     */
+    static List<String> chainIds(List<String> diffIds) {
+        List<String> chainIds = new ArrayList<>(diffIds.size());
+        for (String diffId : diffIds) {
+            chainIds.add(chainIds.isEmpty() ? diffId
+                    : "sha256:" + BlobInput.sha256Hex(chainIds.getLast() + " " + diffId));
+        }
+        return chainIds;
     }
 
     ImageRecords records() {
@@ -273,17 +292,17 @@ public final class ImageStore implements Images {
     }
 
     /**
-     * The unpacked bytes of a layer already in the store: from a record that has it, else counted on disk
-     * (regular files, without following links).
+     * The unpacked bytes of a layer already in the store, by its chain id: from a record that has it, else counted
+     * on disk (regular files, without following links).
      */
-    long layerBytes(String diffId) throws IOException {
+    long layerBytes(String chainId) throws IOException {
         for (Stored stored : records.all()) {
-            int index = stored.image().layers().indexOf(diffId);
+            int index = chainIds(stored.image().layers()).indexOf(chainId);
             if (index >= 0 && index < stored.layerBytes().size()) {
                 return stored.layerBytes().get(index);
             }
         }
-        try (Stream<Path> files = Files.walk(layer(diffId))) {
+        try (Stream<Path> files = Files.walk(layer(chainId))) {
             long bytes = 0;
             for (Path file : (Iterable<Path>) files::iterator) {
                 if (Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {

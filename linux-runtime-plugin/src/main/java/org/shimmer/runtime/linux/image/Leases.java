@@ -19,7 +19,9 @@ import java.util.Map;
 
 /**
  * The leases of images by containers, {@code leases/<manifest digest hex>/<sha256 of the bundle path, hex>},
- * each holding the bundle's path on its first line and the diff ids of the image's layers on the next ones.
+ * each holding the bundle's path on its first line and the names of the image's layer directories under
+ * {@code layers/} on the next ones (chain ids; a lease written before layers were stored by chain id lists diff ids,
+ * the names its layers had then).
  * Called under the store's lock only.
  *
  * <p>Invariant: a lease is live while its holder keeps the lease file flock'ed (the run between the lease and its
@@ -38,7 +40,10 @@ final class Leases {
         static final ObjectMapper MAPPER = JsonMapper.builder().build();
     }
 
-    /** A live lease: the bundle holding the image, and the image's layers (empty in a lease that lists none). */
+    /**
+     * A live lease: the bundle holding the image, and the ids its layer directories are named by (empty in a lease
+     * that lists none).
+     */
     record Live(Path bundle, List<String> layers) {}
 
     private final Path dir;

@@ -24,7 +24,7 @@ import org.slf4j.LoggerFactory;
  * the import holds that lock from the moment the directory exists (both made under the store's lock, which the
  * sweep also holds) until the directory is deleted. A killed import's lock goes with its process, so the next
  * sweep deletes what it left, and never the directory of an import still running, in this JVM or another.
- * The {@code claims} file lists the diff ids the import uses: a remove keeps those layers, as an import takes a
+ * The {@code claims} file lists the chain ids the import uses: a remove keeps those layers, as an import takes a
  * layer it found unpacked before its image record exists.
  *
  * <p>A layer a remove collects goes to {@code tmp/removed-<random>/layer}: no name a layer chose is ever at the
@@ -73,14 +73,14 @@ final class Scratch implements AutoCloseable {
     }
 
     /** Records the layers this import uses; call with the store's lock held. */
-    void claim(List<String> diffIds) throws IOException {
+    void claim(List<String> chainIds) throws IOException {
         Path temporary = dir.resolve(CLAIMS + ".tmp");
-        Files.write(temporary, String.join("\n", diffIds).getBytes(StandardCharsets.UTF_8));
+        Files.write(temporary, String.join("\n", chainIds).getBytes(StandardCharsets.UTF_8));
         Files.move(temporary, dir.resolve(CLAIMS), StandardCopyOption.ATOMIC_MOVE);
     }
 
     /**
-     * What a sweep found: the diff ids live imports claim, and the entries of dead ones, to delete after the
+     * What a sweep found: the chain ids live imports claim, and the entries of dead ones, to delete after the
      * store's lock is released (a killed import may have left gigabytes: deleting them is no work for the lock).
      */
     record Swept(Set<String> claimed, List<Path> dead) {

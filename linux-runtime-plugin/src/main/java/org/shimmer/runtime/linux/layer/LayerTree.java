@@ -3,6 +3,8 @@ package org.shimmer.runtime.linux.layer;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Deque;
 import java.util.List;
 import java.util.Queue;
@@ -21,6 +23,12 @@ import org.shimmer.runtime.linux.sys.OwnedFd;
  * <p>Invariant: only the unpacker writes below the root while it runs, so a component checked by opening it
  * stays what it was for as long as its descriptor is used. The last directory walked to is kept open for the next
  * entry (a tar lists a directory's files together) until anything that may be a directory is removed.
+ *
+ * <p>A directory the layer has no entry for, made only as the parent of one, takes the mode, owner, xattrs and times
+ * of that directory in the merged view of the lower layers, as containerd's {@code mkparent} does: made 0755, it
+ * would hide them in the container (overlay shows the topmost layer's directory), a {@code /tmp} losing its
+ * sticky bit and a home directory its owner. The lower layers are only read, walked the same way from descriptors
+ * of their roots.
  */
 final class LayerTree implements AutoCloseable {
 
@@ -30,35 +38,59 @@ final class LayerTree implements AutoCloseable {
     private static final byte[] PARENT = {'.', '.'};
     private static final byte[] EMPTY_PATH = {};
     private static final int IMPLICIT_DIRECTORY_MODE = 0755;
+    private static final String OVERLAY_XATTRS = "trusted.overlay.";
+    private static final byte[] OPAQUE_VALUE = {'y'};
 
     private final OwnedFd root;
     private final long mountId;
+    /** The roots of the layers below, top first. */
+    private final List<OwnedFd> lowers;
+    private final Inherited inherited;
     private List<String> lastPath;
     private OwnedFd last;
 
-    private LayerTree(OwnedFd root, long mountId) {
-        this.root = root;
-        this.mountId = mountId;
+    /** Told of each directory made as a parent with a lower layer's attributes: its times are to be set last. */
+    @FunctionalInterface
+    interface Inherited {
+        void directory(EntryPath path, LinuxCalls.FileAttributes attributes);
     }
 
-    /** Opens {@code target}, which must be a directory and not a symlink. */
-    static LayerTree open(Path target) throws IOException {
-        OwnedFd root = OwnedFd.adopt(target.toString(),
-                LinuxCalls.openat(LinuxCalls.AT_FDCWD, target.toString().getBytes(LinuxCalls.FILE_NAMES),
-                        DIRECTORY_FLAGS));
+    private LayerTree(OwnedFd root, long mountId, List<OwnedFd> lowers, Inherited inherited) {
+        this.root = root;
+        this.mountId = mountId;
+        this.lowers = lowers;
+        this.inherited = inherited;
+    }
+
+    /**
+     * Opens {@code target}, which must be a directory and not a symlink, over the layer directories
+     * {@code lowers} (top first; none for a base layer).
+     */
+    static LayerTree open(Path target, List<Path> lowers, Inherited inherited) throws IOException {
+        List<OwnedFd> opened = new ArrayList<>();
         try {
+            OwnedFd root = openDirectory(target);
+            opened.add(root);
             long mountId = root.use(fd -> LinuxCalls.statx(fd, EMPTY_PATH, LinuxCalls.AT_EMPTY_PATH)).mountId();
-            return new LayerTree(root, mountId);
+            for (Path lower : lowers) {
+                opened.add(openDirectory(lower));
+            }
+            return new LayerTree(root, mountId, List.copyOf(opened.subList(1, opened.size())), inherited);
         } catch (IOException | RuntimeException e) {
-            root.close();
+            opened.forEach(OwnedFd::close);
             throw e;
         }
     }
 
+    private static OwnedFd openDirectory(Path dir) throws IOException {
+        return OwnedFd.adopt(dir.toString(), LinuxCalls.openat(LinuxCalls.AT_FDCWD,
+                dir.toString().getBytes(LinuxCalls.FILE_NAMES), DIRECTORY_FLAGS));
+    }
+
     /**
      * A new descriptor of the directory {@code components} name below the root (the root itself for none).
-     * Missing directories are made ({@code 0755}, as tar does for a parent it was not given) when {@code create},
-     * else refused as not in the layer.
+     * Missing directories are made when {@code create} (with the lower layers' attributes, else {@code 0755} and
+     * root's, as tar does for a parent it was not given), else refused as not in the layer.
      *
      * <p>The walk starts from the last directory walked to when that is shorter than from the root: up through
      * {@code ..} (safe: that directory was reached from the root, and nothing but the unpacker moves anything
@@ -112,7 +144,7 @@ final class LayerTree implements AutoCloseable {
     }
 
     /** Walks {@code components} from index {@code from} on, starting at {@code start}, the directory before it. */
-    private static OwnedFd walk(OwnedFd start, List<String> components, int from, boolean create)
+    private OwnedFd walk(OwnedFd start, List<String> components, int from, boolean create)
             throws IOException, Refusal {
         OwnedFd current = reopen(start);
         try {
@@ -130,7 +162,7 @@ final class LayerTree implements AutoCloseable {
     }
 
     /** Opens component {@code index} of {@code path} in {@code parent}; the path's name is built only to refuse. */
-    private static OwnedFd openChild(OwnedFd parent, byte[] name, boolean create, List<String> path, int index)
+    private OwnedFd openChild(OwnedFd parent, byte[] name, boolean create, List<String> path, int index)
             throws IOException, Refusal {
         String what = path.get(index);
         try {
@@ -140,17 +172,27 @@ final class LayerTree implements AutoCloseable {
                 if (!create) {
                     throw new Refusal("\"" + prefix(path, index) + "\" is not in the layer");
                 }
-                parent.use(fd -> {
+                boolean madeHere = parent.use(fd -> {
                     try {
                         LinuxCalls.mkdirat(fd, name, IMPLICIT_DIRECTORY_MODE);
+                        return true;
                     } catch (ErrnoException exists) {
                         if (exists.errno() != LinuxCalls.EEXIST) {
                             throw exists;
                         }
+                        return false;
                     }
-                    return null;
                 });
-                return OwnedFd.adopt(what, parent.use(fd -> LinuxCalls.openat(fd, name, DIRECTORY_FLAGS)));
+                OwnedFd made = OwnedFd.adopt(what, parent.use(fd -> LinuxCalls.openat(fd, name, DIRECTORY_FLAGS)));
+                try {
+                    if (madeHere) {
+                        inherit(made, path, index);
+                    }
+                } catch (IOException | RuntimeException failed) {
+                    made.close();
+                    throw failed;
+                }
+                return made;
             }
             if (e.errno() == LinuxCalls.ELOOP || e.errno() == LinuxCalls.ENOTDIR) {
                 FileStatus status = parent.use(fd -> LinuxCalls.lstatat(fd, name));
@@ -159,6 +201,80 @@ final class LayerTree implements AutoCloseable {
             }
             throw e;
         }
+    }
+
+    /**
+     * Gives {@code made}, the directory just made for component {@code index} of {@code path}, the attributes the
+     * lower layers show for it; nothing when none shows a directory there.
+     */
+    private void inherit(OwnedFd made, List<String> path, int index) throws IOException {
+        try (OwnedFd lower = lowerDirectory(path, index)) {
+            if (lower == null) {
+                return;
+            }
+            LinuxCalls.FileAttributes attributes = lower.use(LinuxCalls::fattributes);
+            made.use(fd -> {
+                // Owner first: a chown clears the set-id bits the mode may carry.
+                LinuxCalls.fchown(fd, attributes.uid(), attributes.gid());
+                LinuxCalls.fchmod(fd, attributes.mode());
+                for (String xattr : lower.use(LinuxCalls::flistxattr)) {
+                    if (xattr.startsWith(OVERLAY_XATTRS)) {
+                        // Overlay's own marks stay the lower's: an opaque copy would hide the layers below.
+                        continue;
+                    }
+                    byte[] value = lower.use(from -> LinuxCalls.fgetxattr(from, xattr));
+                    if (value != null) {
+                        LinuxCalls.fsetxattr(fd, xattr, value);
+                    }
+                }
+                return null;
+            });
+            inherited.directory(new EntryPath(List.copyOf(path.subList(0, index + 1))), attributes);
+        }
+    }
+
+    /**
+     * A descriptor of the directory components {@code 0..index} of {@code path} name in the merged view of the
+     * lower layers, from the topmost layer that has it; null when that view has no directory there: no layer has
+     * it, a layer above has a non-directory (a whiteout, file or symlink) on the way, or an opaque directory on the
+     * way hides the layers below. Nothing is followed: every step is {@code O_NOFOLLOW}.
+     */
+    private OwnedFd lowerDirectory(List<String> path, int index) throws IOException {
+        layers:
+        for (OwnedFd lower : lowers) {
+            OwnedFd current = reopen(lower);
+            try {
+                for (int i = 0; i <= index; i++) {
+                    byte[] name = EntryPath.bytes(path.get(i));
+                    FileStatus status = status(current, name);
+                    if (status == null) {
+                        if (isOpaque(current)) {
+                            return null;
+                        }
+                        continue layers;
+                    }
+                    if (!status.isDirectory()) {
+                        return null;
+                    }
+                    OwnedFd next = OwnedFd.adopt(path.get(i),
+                            current.use(fd -> LinuxCalls.openat(fd, name, DIRECTORY_FLAGS)));
+                    current.close();
+                    current = next;
+                }
+                OwnedFd found = current;
+                current = null;
+                return found;
+            } finally {
+                if (current != null) {
+                    current.close();
+                }
+            }
+        }
+        return null;
+    }
+
+    private static boolean isOpaque(OwnedFd dir) throws IOException {
+        return Arrays.equals(OPAQUE_VALUE, dir.use(fd -> LinuxCalls.fgetxattr(fd, LayerUnpacker.OPAQUE_XATTR)));
     }
 
     private static String prefix(List<String> path, int index) {
@@ -255,5 +371,6 @@ final class LayerTree implements AutoCloseable {
     public void close() {
         forgetLast();
         root.close();
+        lowers.forEach(OwnedFd::close);
     }
 }

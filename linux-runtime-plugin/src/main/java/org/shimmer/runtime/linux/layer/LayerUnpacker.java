@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -34,8 +35,10 @@ import org.slf4j.LoggerFactory;
  *   <li>Names: a leading {@code ./} is dropped; absolute names, {@code ..} segments and NUL bytes are refused.
  *       The {@code ./} entry's metadata goes onto the layer directory itself.</li>
  *   <li>Nothing is written through a symlink: every parent is opened with {@code O_NOFOLLOW} from a descriptor of
- *       the layer directory ({@link LayerTree}), missing parents are made {@code 0755}; every file is made with
- *       {@code *at} calls that do not follow its last component.</li>
+ *       the layer directory ({@link LayerTree}); every file is made with {@code *at} calls that do not follow its
+ *       last component.</li>
+ *   <li>A missing parent is made with the mode, owner, xattrs and times the lower layers show for it (containerd's
+ *       {@code mkparent}), else {@code 0755} and root's.</li>
  *   <li>A later entry replaces an earlier one at the same path, as tar does: a directory over a directory only
  *       updates its metadata, anything else removes what was there first (a directory with its tree).</li>
  *   <li>Whiteouts: {@code .wh.NAME} becomes overlay's whiteout, a character device 0/0 named NAME;
@@ -71,15 +74,17 @@ public final class LayerUnpacker {
     private final MemorySegment nativeBuffer;
     private final MemorySegment callState;
     /** Directories' times, by path, to set once everything is in them. */
-    private final Map<EntryPath, EntryMetadata> directoryTimes = new LinkedHashMap<>();
+    private final Map<EntryPath, EntryMetadata> directoryTimes;
     /** The whiteouts this layer made and that are still there: only those may be whited out again. */
     private final Set<EntryPath> whiteouts = new HashSet<>();
     private long bytes;
     private long entries;
 
-    private LayerUnpacker(String layer, LayerTree tree, SourceEnd source, long usable, Arena arena) {
+    private LayerUnpacker(String layer, LayerTree tree, Map<EntryPath, EntryMetadata> directoryTimes,
+            SourceEnd source, long usable, Arena arena) {
         this.layer = layer;
         this.tree = tree;
+        this.directoryTimes = directoryTimes;
         this.source = source;
         this.tar = new XattrTarInputStream(source);
         this.usable = usable;
@@ -96,12 +101,27 @@ public final class LayerUnpacker {
      * @throws IOException when reading the stream or writing below {@code target} fails
      */
     public static LayerContents unpack(InputStream tar, Path target, String layer) throws IOException {
+        return unpack(tar, target, layer, List.of());
+    }
+
+    /**
+     * {@link #unpack(InputStream, Path, String)} of a layer over {@code lowers}, the unpacked directories of the
+     * layers below it, top first, only read: a directory this layer makes only as a parent of an entry takes the
+     * mode, owner, xattrs and times the lowers show for it (see {@link LayerTree}).
+     */
+    public static LayerContents unpack(InputStream tar, Path target, String layer, List<Path> lowers)
+            throws IOException {
         Objects.requireNonNull(tar, "tar");
         Objects.requireNonNull(target, "target");
         Objects.requireNonNull(layer, "layer");
+        Objects.requireNonNull(lowers, "lowers");
         long usable = Files.getFileStore(target).getUsableSpace();
-        try (LayerTree tree = LayerTree.open(target); Arena arena = Arena.ofConfined()) {
-            LayerUnpacker unpacker = new LayerUnpacker(layer, tree, new SourceEnd(tar), usable, arena);
+        Map<EntryPath, EntryMetadata> directoryTimes = new LinkedHashMap<>();
+        LayerTree.Inherited inherited = (path, lower) -> directoryTimes.put(path, new EntryMetadata(lower.uid(),
+                lower.gid(), lower.mode(), lower.atimeNanos(), lower.mtimeNanos(), Map.of()));
+        try (LayerTree tree = LayerTree.open(target, lowers, inherited); Arena arena = Arena.ofConfined()) {
+            LayerUnpacker unpacker = new LayerUnpacker(layer, tree, directoryTimes, new SourceEnd(tar), usable,
+                    arena);
             unpacker.unpackEntries();
             tar.transferTo(OutputStream.nullOutputStream());
             unpacker.setDirectoryTimes();

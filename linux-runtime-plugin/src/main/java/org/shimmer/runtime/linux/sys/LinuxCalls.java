@@ -13,6 +13,7 @@ import java.lang.invoke.MethodType;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 import java.nio.charset.Charset;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -1174,6 +1175,81 @@ public final class LinuxCalls {
             throw e;
         } catch (Throwable t) {
             throw new IllegalStateException(t);
+        }
+    }
+
+    // A directory a layer makes only as a parent takes its attributes from the lower layer's directory (containerd's
+    // mkparent): read through descriptors, so neither side is reached by a path that could be redirected.
+
+    private static final int STATX_UID = 0x8;
+    private static final int STATX_GID = 0x10;
+    private static final int STATX_ATIME = 0x20;
+    private static final int STATX_MTIME = 0x40;
+    private static final long STATX_ATIME_OFFSET = 64;
+    private static final long STATX_MTIME_OFFSET = 112;
+    private static final MethodHandle FLISTXATTR = function("flistxattr",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_LONG));
+    private static final MethodHandle FGETXATTR = function("fgetxattr",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+
+    /** A file's permission bits (set-id and sticky included), owner and times in nanoseconds since the epoch. */
+    public record FileAttributes(int mode, int uid, int gid, long atimeNanos, long mtimeNanos) {}
+
+    /** {@code statx(fd, "", AT_EMPTY_PATH)}: the attributes of the open file {@code fd}. */
+    public static FileAttributes fattributes(int fd) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
+            int result = (int) STATX.invokeExact(state, fd, cString(arena, EMPTY_NAME), AT_EMPTY_PATH,
+                    STATX_MODE | STATX_UID | STATX_GID | STATX_ATIME | STATX_MTIME, buffer);
+            check(result, state, "statx fd " + fd);
+            return new FileAttributes(Short.toUnsignedInt(buffer.get(ValueLayout.JAVA_SHORT, 28)) & 07777,
+                    buffer.get(ValueLayout.JAVA_INT, 20), buffer.get(ValueLayout.JAVA_INT, 24),
+                    statxNanos(buffer, STATX_ATIME_OFFSET), statxNanos(buffer, STATX_MTIME_OFFSET));
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private static long statxNanos(MemorySegment buffer, long offset) {
+        return buffer.get(ValueLayout.JAVA_LONG, offset) * 1_000_000_000L
+                + Integer.toUnsignedLong(buffer.get(ValueLayout.JAVA_INT, offset + 8));
+    }
+
+    /** {@code flistxattr(fd)}: the names of the open file's extended attributes, every namespace. */
+    public static List<String> flistxattr(int fd) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(XATTR_BUFFER);
+            long size = call("flistxattr fd " + fd,
+                    (a, state) -> (long) FLISTXATTR.invokeExact(state, fd, buffer, (long) XATTR_BUFFER));
+            List<String> names = new ArrayList<>();
+            long start = 0;
+            for (long i = 0; i < size; i++) {
+                if (buffer.get(ValueLayout.JAVA_BYTE, i) == 0) {
+                    names.add(buffer.getString(start, StandardCharsets.UTF_8));
+                    start = i + 1;
+                }
+            }
+            return names;
+        }
+    }
+
+    /** {@code fgetxattr(fd, attribute)}: the value, or null when the file has no such attribute. */
+    public static byte[] fgetxattr(int fd, String attribute) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(XATTR_BUFFER);
+            long size = call("fgetxattr " + attribute, (a, state) -> (long) FGETXATTR.invokeExact(
+                    state, fd, a.allocateFrom(attribute), buffer, buffer.byteSize()));
+            return buffer.asSlice(0, size).toArray(ValueLayout.JAVA_BYTE);
+        } catch (ErrnoException e) {
+            if (e.errno() == ENODATA) {
+                return null;
+            }
+            throw e;
         }
     }
 

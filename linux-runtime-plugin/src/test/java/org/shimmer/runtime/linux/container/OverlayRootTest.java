@@ -225,7 +225,7 @@ class OverlayRootTest {
         Path layers = runtime.config().imageRoot().resolve("layers");
         String layersBefore = TreeDigest.of(layers);
         List<String> lowers = IntStream.range(0, 60)
-                .mapToObj(n -> layers.resolve(many.diffId(n).substring(7)).toString())
+                .mapToObj(n -> layers.resolve(many.chainId(n).substring(7)).toString())
                 .toList();
         assertThat(String.join(":", lowers).length()).as("the layer paths alone").isGreaterThan(4095);
 
@@ -387,7 +387,7 @@ class OverlayRootTest {
                 .user("app");
         Path layout = OciLayouts.layout().tagged(built, "v1").writeDirectory(temp.resolve("layout-" + kind));
         Image image = runtime.images().importLayout(ImportRequest.of(layout).withName("app:" + kind)).block(TIMEOUT);
-        Path top = runtime.config().imageRoot().resolve("layers").resolve(built.diffId(1).substring(7));
+        Path top = runtime.config().imageRoot().resolve("layers").resolve(built.chainId(1).substring(7));
         String layerBefore = TreeDigest.of(top);
 
         RunRequest request = RunRequest.of(NS, "i-" + kind, Spec.builder().build(), image).withShim(shim(kind))

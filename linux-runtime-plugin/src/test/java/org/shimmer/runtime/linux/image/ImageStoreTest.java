@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
@@ -98,10 +99,10 @@ class ImageStoreTest {
         assertThat(imported.config()).isEqualTo(new ImageConfig(List.of("/bin/hello"), List.of("--loud"),
                 List.of("PATH=/bin", "A=1"), "/srv", "1000:1000", Map.of("org.example", "yes")));
         assertThat(imported.size()).isEqualTo("hello".length() + "hi".length() + 2);
-        Path first = layerDir(image.diffId(0));
+        Path first = layerDir(image.chainId(0));
         assertThat(Files.readString(first.resolve("bin/hello"))).isEqualTo("hello");
-        assertThat(Files.readString(layerDir(image.diffId(1)).resolve("etc/second"))).isEqualTo("2");
-        assertThat(Files.readString(layerDir(image.diffId(2)).resolve("etc/third"))).isEqualTo("3");
+        assertThat(Files.readString(layerDir(image.chainId(1)).resolve("etc/second"))).isEqualTo("2");
+        assertThat(Files.readString(layerDir(image.chainId(2)).resolve("etc/third"))).isEqualTo("3");
         assertThat(names(root.resolve("layers"))).hasSize(3);
         assertThat(progress).last().isEqualTo(new ImportProgress(image.diffId(2), 3, 3,
                 progress.getLast().bytes(), progress.getLast().bytes()));
@@ -122,7 +123,7 @@ class ImageStoreTest {
 
         assertThat(imported.name()).isEqualTo("busybox:v1");
         assertThat(imported.digest()).isEqualTo(image.digest());
-        assertThat(Files.readString(layerDir(image.diffId(0)).resolve("etc/motd"))).isEqualTo("hi");
+        assertThat(Files.readString(layerDir(image.chainId(0)).resolve("etc/motd"))).isEqualTo("hi");
     }
 
     @Test
@@ -280,14 +281,14 @@ class ImageStoreTest {
         OciLayouts.Image image = threeLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));
         Image first = store.importLayout(layout).block(TIMEOUT);
-        Object dirInode = Files.getAttribute(layerDir(image.diffId(0)), "unix:ino");
-        Object fileInode = Files.getAttribute(layerDir(image.diffId(0)).resolve("bin/hello"), "unix:ino");
+        Object dirInode = Files.getAttribute(layerDir(image.chainId(0)), "unix:ino");
+        Object fileInode = Files.getAttribute(layerDir(image.chainId(0)).resolve("bin/hello"), "unix:ino");
 
         Image second = store.importLayout(layout).block(TIMEOUT);
 
         assertThat(second).isEqualTo(first);
-        assertThat(Files.getAttribute(layerDir(image.diffId(0)), "unix:ino")).isEqualTo(dirInode);
-        assertThat(Files.getAttribute(layerDir(image.diffId(0)).resolve("bin/hello"), "unix:ino"))
+        assertThat(Files.getAttribute(layerDir(image.chainId(0)), "unix:ino")).isEqualTo(dirInode);
+        assertThat(Files.getAttribute(layerDir(image.chainId(0)).resolve("bin/hello"), "unix:ino"))
                 .isEqualTo(fileInode);
 
         OciLayouts.Image changed = OciLayouts.image().layer(OciLayouts.tar("bin/hello", "hello, again"));
@@ -315,7 +316,43 @@ class ImageStoreTest {
     }
 
     @Test
-    void aLayerListedTwiceIsUnpackedOnce() throws IOException {
+    void aParentALayerMakesOnlyImplicitlyKeepsTheLowerLayersModeAndOwner() throws IOException {
+        // Adversarial review: /tmp and /home/u showed 755 0 in the container instead of 1777 0 and 700 1000.
+        byte[] middle = TarLayers.layer().dir("tmp", 01777).dir("home", 0755).dir("home/u", 0700,
+                e -> e.setIds(1000, 1000)).file("home/u/old", "old", 0600).bytes();
+        byte[] top = TarLayers.layer().file("tmp/foo", "foo", 0644).file("home/u/new", "new", 0644)
+                .file("home/u/.wh.old", "", 0644).bytes();
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("bin/sh", "shell")).layer(middle)
+                .layer(top);
+        // The same top tar over a lower layer without those directories: another directory, made 0755.
+        OciLayouts.Image other = OciLayouts.image().layer(OciLayouts.tar("bin/sh", "shell")).layer(top);
+
+        Image imported = store.importLayout(OciLayouts.layout().tagged(image, "v1")
+                .writeDirectory(temp.resolve("home"))).block(TIMEOUT);
+        store.importLayout(OciLayouts.layout().tagged(other, "v1").writeDirectory(temp.resolve("bare")))
+                .block(TIMEOUT);
+
+        Path upper = layerDir(image.chainId(2));
+        assertThat(attribute(upper.resolve("tmp"), "mode") & 07777).isEqualTo(01777);
+        assertThat(attribute(upper.resolve("tmp"), "uid")).isEqualTo(0);
+        assertThat(attribute(upper.resolve("home/u"), "mode") & 07777).isEqualTo(0700);
+        assertThat(attribute(upper.resolve("home/u"), "uid")).isEqualTo(1000);
+        assertThat(attribute(upper.resolve("home/u"), "gid")).isEqualTo(1000);
+        Path bare = layerDir(other.chainId(1));
+        assertThat(bare).isNotEqualTo(upper);
+        assertThat(attribute(bare.resolve("tmp"), "mode") & 07777).isEqualTo(0755);
+        assertThat(attribute(bare.resolve("home/u"), "mode") & 07777).isEqualTo(0755);
+        ImageLease lease = store.lease(imported, temp.resolve("bundle")).block(TIMEOUT);
+        lease.close();
+        assertThat(lease.layers()).containsExactly(layerDir(image.chainId(0)), layerDir(image.chainId(1)), upper);
+    }
+
+    private static int attribute(Path path, String name) throws IOException {
+        return (int) Files.getAttribute(path, "unix:" + name, LinkOption.NOFOLLOW_LINKS);
+    }
+
+    @Test
+    void aLayerListedTwiceIsUnpackedAtEachPlace() throws IOException {
         byte[] same = OciLayouts.tar(files("etc/same", "same"));
         OciLayouts.Image image = OciLayouts.image().layer(same).layer(OciLayouts.tar("x", "x")).layer(same);
         List<ImportProgress> progress = new CopyOnWriteArrayList<>();
@@ -325,7 +362,8 @@ class ImageStoreTest {
 
         assertThat(imported.layers()).containsExactly(image.diffId(0), image.diffId(1), image.diffId(0));
         assertThat(imported.size()).isEqualTo(2 * "same".length() + 1);
-        assertThat(names(root.resolve("layers"))).hasSize(2);
+        // Over other layers, the same tar is another directory (its implicit parents are theirs).
+        assertThat(names(root.resolve("layers"))).hasSize(3);
         assertThat(progress).extracting(ImportProgress::layersDone).containsExactly(1, 2, 3);
     }
 
@@ -345,7 +383,7 @@ class ImageStoreTest {
                 .verify(TIMEOUT);
         assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
         assertThat(names(root.resolve("images"))).isEmpty();
-        assertThat(names(root.resolve("layers"))).containsExactly(image.diffId(0).substring(7));
+        assertThat(names(root.resolve("layers"))).containsExactly(image.chainId(0).substring(7));
     }
 
     @Test
@@ -449,8 +487,8 @@ class ImageStoreTest {
 
         assertThat(lease.digest()).isEqualTo(imported.digest());
         assertThat(lease.config()).isEqualTo(imported.config());
-        assertThat(lease.layers()).containsExactly(layerDir(image.diffId(0)), layerDir(image.diffId(1)),
-                layerDir(image.diffId(2)));
+        assertThat(lease.layers()).containsExactly(layerDir(image.chainId(0)), layerDir(image.chainId(1)),
+                layerDir(image.chainId(2)));
         StepVerifier.create(store.remove("hello:v1"))
                 .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
                         .hasMessageContaining("image hello:v1 is in use by container ns/web"))
@@ -522,8 +560,8 @@ class ImageStoreTest {
 
         store.remove("a:1").block(TIMEOUT);
 
-        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(a.diffId(0).substring(7),
-                b.diffId(1).substring(7));
+        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(a.chainId(0).substring(7),
+                b.chainId(1).substring(7));
         assertThat(store.list().map(Image::name).collectList().block(TIMEOUT)).containsExactly("b:1");
     }
 
@@ -537,8 +575,8 @@ class ImageStoreTest {
                 (x, y) -> List.of(x, y)).block(TIMEOUT);
 
         assertThat(both).extracting(Image::digest).containsOnly(image.digest());
-        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(image.diffId(0).substring(7),
-                image.diffId(1).substring(7));
+        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(image.chainId(0).substring(7),
+                image.chainId(1).substring(7));
         assertThat(store.list().collectList().block(TIMEOUT)).hasSize(1);
     }
 
@@ -556,7 +594,7 @@ class ImageStoreTest {
 
         assertThat(temp.resolve("outside")).doesNotExist();
         assertThat(names(root.resolve("images"))).isEmpty();
-        assertThat(names(root.resolve("layers"))).containsExactly(image.diffId(0).substring(7));
+        assertThat(names(root.resolve("layers"))).containsExactly(image.chainId(0).substring(7));
     }
 
     @Test
@@ -586,15 +624,15 @@ class ImageStoreTest {
         assertThat(paused.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
         try {
             store.remove("a:1").block(TIMEOUT);
-            assertThat(layerDir(a.diffId(0))).as("the base layer b's import uses").isDirectory();
+            assertThat(layerDir(a.chainId(0))).as("the base layer b's import uses").isDirectory();
         } finally {
             resume.countDown();
         }
         Image imported = importB.block(TIMEOUT);
 
         assertThat(imported.layers()).containsExactly(b.diffId(0), b.diffId(1));
-        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(b.diffId(0).substring(7),
-                b.diffId(1).substring(7));
+        assertThat(names(root.resolve("layers"))).containsExactlyInAnyOrder(b.chainId(0).substring(7),
+                b.chainId(1).substring(7));
         store.remove("b:1").block(TIMEOUT);
         assertThat(names(root.resolve("layers"))).isEmpty();
     }

@@ -76,7 +76,7 @@ class ImportKillTest {
             assertThat(ImageStoreTest.names(root.resolve("tmp"))).isEmpty();
             assertThat(ImageStoreTest.names(root.resolve("layers"))).hasSize(LAYERS);
             for (int i = 0; i < LAYERS; i++) {
-                assertThat(Files.size(root.resolve("layers").resolve(image.diffId(i).substring(7))
+                assertThat(Files.size(root.resolve("layers").resolve(image.chainId(i).substring(7))
                         .resolve("data" + i))).isEqualTo(24 << 20);
             }
         } finally {

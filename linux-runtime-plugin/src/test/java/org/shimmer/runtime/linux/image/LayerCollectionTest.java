@@ -73,8 +73,8 @@ class LayerCollectionTest {
         StepVerifier.create(store.remove("app:latest")).verifyComplete();
 
         assertThat(ImageStoreTest.names(root.resolve("layers"))).as("the running container's lowers")
-                .containsExactlyInAnyOrder(hex(v1.diffId(0)), hex(v1.diffId(1)));
-        assertThat(Files.readString(layer(v1.diffId(1)).resolve("app"))).isEqualTo("v1");
+                .containsExactlyInAnyOrder(hex(v1.chainId(0)), hex(v1.chainId(1)));
+        assertThat(Files.readString(layer(v1.chainId(1)).resolve("app"))).isEqualTo("v1");
 
         // Once the container is gone, the next remove collects what only it kept.
         delete(bundle);
@@ -214,11 +214,11 @@ class LayerCollectionTest {
         Files.delete(bundle);
     }
 
-    private Path layer(String diffId) {
-        return root.resolve("layers").resolve(hex(diffId));
+    private Path layer(String chainId) {
+        return root.resolve("layers").resolve(hex(chainId));
     }
 
-    private static String hex(String diffId) {
-        return diffId.substring("sha256:".length());
+    private static String hex(String id) {
+        return id.substring("sha256:".length());
     }
 }

@@ -46,7 +46,7 @@ class LayerSyncTest {
                 .filter(line -> line.contains("syncfs(") || line.contains("/layers/"))
                 .toList();
         for (int i = 0; i < 2; i++) {
-            String hex = image.diffId(i).substring("sha256:".length());
+            String hex = image.chainId(i).substring("sha256:".length());
             int rename = indexOf(calls, "/layers/" + hex + "\"");
             assertThat(rename).as("the rename of layer %d in %s", i, calls).isPositive();
             assertThat(calls.get(rename - 1)).as("the call before the rename of layer %d", i)

@@ -12,11 +12,13 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserDefinedFileAttributeView;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicReference;
@@ -593,6 +595,74 @@ class LayerUnpackerTest {
         entry.writeEntryHeader(header);
         byte[] padded = Arrays.copyOf(content, (content.length + 511) / 512 * 512);
         return TarLayers.concat(header, padded);
+    }
+
+    // A parent a layer makes only implicitly (adversarial review: /tmp lost its sticky bit and a home directory its
+    // owner in the container, as overlay shows the top layer's 0755 root directory).
+
+    @Test
+    void aParentMadeOnlyImplicitlyTakesWhatTheLowerLayersShowForIt() throws IOException {
+        Instant tmpTime = Instant.parse("2023-05-06T07:08:09.1234567Z");
+        Path bottom = unpackLower("bottom", null, TarLayers.layer().dir("etc", 0750).file("etc/x", "x", 0644)
+                .dir("home", 0711).dir("home/u", 0755).bytes());
+        Path middle = unpackLower("middle", bottom, TarLayers.layer()
+                .dir("tmp", 01777, e -> e.setLastModifiedTime(FileTime.from(tmpTime)))
+                .dir("home/u", 0700, e -> {
+                    e.setIds(1000, 1001);
+                    e.addPaxHeader("SCHILY.xattr.user.k", "v");
+                })
+                .file("home/u/old", "old", 0600).bytes());
+
+        LayerUnpacker.unpack(new ByteArrayInputStream(TarLayers.layer().file("tmp/foo", "foo", 0644)
+                .file("home/u/new", "new", 0644).file("home/u/.wh.old", "", 0644).file("etc/y", "y", 0644).bytes()),
+                target, LAYER, List.of(middle, bottom));
+
+        assertThat(mode(target.resolve("tmp"))).isEqualTo(01777);
+        assertThat(owner(target.resolve("tmp"))).isEqualTo("0:0");
+        assertThat(mtime(target.resolve("tmp"))).isEqualTo(tmpTime);
+        assertThat(mode(target.resolve("home/u"))).isEqualTo(0700);
+        assertThat(owner(target.resolve("home/u"))).isEqualTo("1000:1001");
+        assertThat(userXattr(target.resolve("home/u"), "k")).isEqualTo("v");
+        assertThat(mtime(target.resolve("home/u"))).isEqualTo(TarLayers.DEFAULT_MTIME);
+        // From the layer below the one below: the middle layer has no home or etc of its own.
+        assertThat(mode(target.resolve("home"))).isEqualTo(0711);
+        assertThat(mode(target.resolve("etc"))).isEqualTo(0750);
+        assertThat(type(target.resolve("home/u/old"))).as("the whiteout").isEqualTo(0020000);
+        // An entry for the directory itself still wins over the lower layers.
+        Path again = Files.createDirectory(temp.resolve("again"));
+        LayerUnpacker.unpack(new ByteArrayInputStream(TarLayers.layer().file("tmp/foo", "foo", 0644)
+                .dir("tmp", 0770).bytes()), again, LAYER, List.of(middle, bottom));
+        assertThat(mode(again.resolve("tmp"))).isEqualTo(0770);
+    }
+
+    @Test
+    void aParentTheLowerLayersHideOrHaveAsNoDirectoryIsMade0755AndNothingIsFollowed() throws IOException {
+        Files.setPosixFilePermissions(sentinel, PosixFilePermissions.fromString("rwx--x---"));
+        Path bottom = unpackLower("bottom", null, TarLayers.layer().dir("gone", 0700).dir("opq", 0700)
+                .dir("opq/sub", 0700).dir("link", 0700).dir("plain", 0700).bytes());
+        Path middle = unpackLower("middle", bottom, TarLayers.layer().file(".wh.gone", "", 0644)
+                .dir("opq", 0750).file("opq/.wh..wh..opq", "", 0644).symlink("link", sentinel.toString())
+                .file("plain", "a file", 0600).bytes());
+
+        LayerUnpacker.unpack(new ByteArrayInputStream(TarLayers.layer().file("gone/f", "f", 0644)
+                .file("opq/sub/f", "f", 0644).file("link/f", "f", 0644).file("plain/f", "f", 0644)
+                .file("new/f", "f", 0644).bytes()), target, LAYER, List.of(middle, bottom));
+
+        for (String dir : List.of("gone", "opq/sub", "link", "plain", "new")) {
+            assertThat(mode(target.resolve(dir))).as(dir).isEqualTo(0755);
+            assertThat(owner(target.resolve(dir))).as(dir).isEqualTo("0:0");
+        }
+        assertThat(mode(target.resolve("opq"))).isEqualTo(0750);
+        assertThat(LinuxCalls.lgetxattr(target.resolve("opq"), LayerUnpacker.OPAQUE_XATTR))
+                .as("overlay's opaque mark is the lower layer's alone").isNull();
+        assertThat(mode(sentinel)).isEqualTo(0710);
+    }
+
+    /** Unpacks {@code tar} into a new directory {@code name} over {@code lower} (or nothing); returns it. */
+    private Path unpackLower(String name, Path lower, byte[] tar) throws IOException {
+        Path dir = Files.createDirectory(temp.resolve(name));
+        LayerUnpacker.unpack(new ByteArrayInputStream(tar), dir, LAYER, lower == null ? List.of() : List.of(lower));
+        return dir;
     }
 
     private LayerContents unpack(byte[] tar) throws IOException {

@@ -207,6 +207,19 @@ public final class OciLayouts {
             return sha256(layers.get(layer));
         }
 
+        /**
+         * The chain id of layer {@code layer}, as the config's diff ids give it: what the image store names its
+         * directory by.
+         */
+        public String chainId(int layer) {
+            String chainId = diffIds.getOrDefault(0, diffId(0));
+            for (int i = 1; i <= layer; i++) {
+                chainId = sha256((chainId + " " + diffIds.getOrDefault(i, diffId(i)))
+                        .getBytes(StandardCharsets.UTF_8));
+            }
+            return chainId;
+        }
+
         /** The digest of layer {@code layer}'s blob (its compressed bytes). */
         public String layerDigest(int layer) {
             return sha256(compress(layers.get(layer), compressions.get(layer)));
