@@ -8,6 +8,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -42,7 +44,8 @@ import reactor.core.publisher.Sinks;
  * must keep their exit codes. A pid is reaped only when we positively know it is not such a child: it was handed
  * to {@link #watch}/{@link #watchAny} while it was a container process or the shim that answered our connection
  * (its pidfd then names that process and no other, even after the pid is recycled), or it is a zombie whose
- * {@code NSpid} shows a nested pid namespace (the JDK never starts a child in another pid namespace). A watched
+ * {@code NSpid} shows a nested pid namespace (the JDK never starts a child in another pid namespace) or, in the
+ * host's, whose session is that of a container process watched here (the JDK's children stay in the JVM's). A watched
  * pid's exit is never lost, even when it happens before anyone asks (the pidfd is opened while the process
  * exists, and a zombie still has one). A watched process that was not our child when it exited (a shim daemon
  * killed while {@code shim start}, its parent, still ran; a container init killed under its live shim) may become
@@ -67,6 +70,23 @@ public final class ExitMonitor implements AutoCloseable {
     private static final AtomicInteger LAUNCHING = new AtomicInteger();
     private static final AtomicLong LAUNCHES = new AtomicLong();
     private static final Set<Bell> ADOPTING = ConcurrentHashMap.newKeySet();
+    /**
+     * The sessions of the container processes watched here, the most recent {@value #REMEMBERED_SESSIONS}: runc
+     * makes each container's init a session leader, so an orphan of a container in the host's pid namespace, which
+     * shows no nested {@code NSpid}, is told from the JDK's children by its session (issue 9's review: such orphans
+     * stayed zombies for the JVM's life). Never the JVM's own session, which the JDK's children share; and a zombie
+     * that leads its session is never taken for an orphan (a host child that made a session of its own on a
+     * recycled pid). A cgroup would not do: a zombie shows none but the root's.
+     */
+    private static final Set<Integer> CONTAINER_SESSIONS = Collections.newSetFromMap(Collections.synchronizedMap(
+            new LinkedHashMap<>(16, 0.75f, true) {
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<Integer, Boolean> eldest) {
+                    return size() > REMEMBERED_SESSIONS;
+                }
+            }));
+    private static final int REMEMBERED_SESSIONS = 1024;
+    private static final int OWN_SESSION = Procfs.sessionId((int) ProcessHandle.current().pid());
 
     private final Map<Integer, Watch> watched = new ConcurrentHashMap<>();
     /** Exited, not our child when they exited, not reaped by anyone yet; see the class invariants. */
@@ -179,7 +199,17 @@ public final class ExitMonitor implements AutoCloseable {
      * @throws IOException when the pid does not exist (it exited and was reaped by someone else)
      */
     public Mono<ExitStatus> watch(int pid) throws IOException {
-        return open(pid, true).exit.asMono();
+        Mono<ExitStatus> exit = open(pid, true).exit.asMono();
+        rememberSession(pid);
+        return exit;
+    }
+
+    /** Remembers the session of {@code pid}, a container process, unless it is the JVM's own (see the field). */
+    private static void rememberSession(int pid) {
+        int session = Procfs.sessionId(pid);
+        if (session > 0 && session != OWN_SESSION) {
+            CONTAINER_SESSIONS.add(session);
+        }
     }
 
     /**
@@ -476,7 +506,10 @@ public final class ExitMonitor implements AutoCloseable {
         }
     }
 
-    /** Whether {@code pid} is a zombie child of ours in a nested pid namespace, and not a namespace's init. */
+    /**
+     * Whether {@code pid} is a zombie child of ours that a container left: in a nested pid namespace and not a
+     * namespace's init, or in the host's and in a container's session.
+     */
     private boolean isOrphanZombie(int pid) {
         statusReads.incrementAndGet();
         try {
@@ -494,8 +527,14 @@ public final class ExitMonitor implements AutoCloseable {
                 }
             }
             String[] nested = nspid.split("\\s+");
-            return ppid == selfPid && nested.length > 1 && state.startsWith("Z")
-                    && !nested[nested.length - 1].equals("1");
+            if (ppid != selfPid || !state.startsWith("Z")) {
+                return false;
+            }
+            if (nested.length > 1) {
+                return !nested[nested.length - 1].equals("1");
+            }
+            int session = Procfs.sessionId(pid);
+            return session != pid && session != OWN_SESSION && CONTAINER_SESSIONS.contains(session);
         } catch (IOException | RuntimeException gone) {
             return false;
         }

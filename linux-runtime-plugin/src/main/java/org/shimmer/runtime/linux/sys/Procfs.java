@@ -284,6 +284,12 @@ public final class Procfs {
         return stat.length > 1 ? Long.parseLong(stat[1]) : -1;
     }
 
+    /** Its session's id (a zombie keeps it until it is reaped), or -1 when it is gone. */
+    public static int sessionId(int pid) {
+        String[] stat = stat(pid);
+        return stat.length > 3 ? Integer.parseInt(stat[3]) : -1;
+    }
+
     /** The fields of {@code stat} after the parenthesised command name (state, ppid, …); empty when gone. */
     private static String[] stat(int pid) {
         return stat(entry(pid));

@@ -3,6 +3,9 @@ package org.shimmer.runtime.linux.shim.local;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -23,6 +26,7 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.stats.RuncStats;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.LogCapture;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -131,6 +135,37 @@ class LocalShimTest extends ShimContractTest {
 
         // The init's death kills its namespace; the sleeps become zombies parented to the JVM, the subreaper.
         awaitTrue(() -> Zombies.ofThisJvm().isEmpty());
+        shim.shutdown().block(TIMEOUT);
+    }
+
+    /**
+     * A container in the host's pid namespace: its orphans show no nested pid namespace, and stayed zombies of the
+     * JVM for its life. They are reaped by their container's cgroup; host children, meanwhile, keep their codes.
+     */
+    @Test
+    void childrenAContainerInTheHostsPidNamespaceLeavesAreReapedAndHostChildrenKeepTheirCodes() throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode spec = (ObjectNode) json.readTree(BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                "/bin/sh", "-c", "sleep 1 & sleep 1 & sleep 1 & exit 0"));
+        ArrayNode namespaces = (ArrayNode) spec.path("linux").path("namespaces");
+        for (int i = namespaces.size() - 1; i >= 0; i--) {
+            if (namespaces.get(i).path("type").asText().equals("pid")) {
+                namespaces.remove(i);
+            }
+        }
+        Bundle bundle = bundle(json.writeValueAsBytes(spec));
+        ShimClient shim = started(bundle);
+        List<Process> hostChildren = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            hostChildren.add(new ProcessBuilder("sh", "-c", "sleep 1.5; exit 42").start());
+        }
+
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+        for (Process child : hostChildren) {
+            assertThat(child.waitFor()).isEqualTo(42);
+        }
+        awaitTrue(() -> Zombies.ofThisJvm().isEmpty());
+        shim.delete().block(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
     }
 
