@@ -36,7 +36,8 @@ final class ShimDaemon {
     static int run(ShimFlags flags) throws IOException, InterruptedException {
         String namespace = flags.namespace();
         Path socket = Path.of(flags.required("socket"));
-        DaemonFiles files = new DaemonFiles(Path.of(flags.required("state")));
+        Path state = Path.of(flags.required("state"));
+        DaemonFiles files = new DaemonFiles(state);
         String ttrpcAddress = System.getenv("TTRPC_ADDRESS");
         if (ttrpcAddress == null || ttrpcAddress.isEmpty()) {
             throw new IllegalArgumentException("TTRPC_ADDRESS is not set: containerd names its ttRPC socket there");
@@ -47,9 +48,10 @@ final class ShimDaemon {
         try {
             resources.exitMonitor().adoptOrphans();
             LocalShims shims = new LocalShims(resources);
-            events = new ContainerdEvents(resources.exchange(), namespace,
+            // The daemon's one state root: its exchange is that root's.
+            events = new ContainerdEvents(resources.exchange(state), namespace,
                     Path.of(ttrpcAddress.replaceFirst("^unix://", "")), resources.loops(), resources.io());
-            TaskService tasks = new TaskService(namespace, resources, shims, resources.exchange());
+            TaskService tasks = new TaskService(namespace, resources, shims, resources.exchange(state));
             server = TtrpcServer.create().socket(socket).runOn(resources.loops()).blockingOn(resources.io())
                     .service(tasks.service()).bind().block(Duration.ofSeconds(30));
             files.writePid();

@@ -79,7 +79,7 @@ public class LinuxRuntime implements RuntimePlugin {
         this.local = local;
         this.remoteRegistry = remoteRegistry;
         // Local and remote shims publish into one exchange: a host never sees two streams.
-        EventExchange exchange = config.events() != null ? config.events() : resources.exchange();
+        EventExchange exchange = config.events() != null ? config.events() : resources.exchange(config.stateRoot());
         RemoteShims remote = new RemoteShims(config, resources, remoteRegistry, exchange);
         this.remote = remote;
         EventExchange localEvents = remote.forwardingLocalEvents(exchange);

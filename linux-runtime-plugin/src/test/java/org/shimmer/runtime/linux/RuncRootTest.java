@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -13,6 +14,8 @@ import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
@@ -23,6 +26,8 @@ import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
+import reactor.core.Disposable;
+import reactor.core.publisher.Mono;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
@@ -56,10 +61,12 @@ class RuncRootTest {
         List<Path> stateRoots = List.of(temp.resolve("host-a/state"), temp.resolve("host-b/state"));
         List<ShimClient> shims = new ArrayList<>();
         List<Bundle> bundles = new ArrayList<>();
+        List<LinuxRuntime> runtimes = new ArrayList<>();
         try {
             for (Path stateRoot : stateRoots) {
                 LinuxRuntime runtime = new LinuxRuntime(
                         new RuntimeConfig(stateRoot, stateRoot.resolveSibling("work")), resources);
+                runtimes.add(runtime);
                 Bundle bundle = runtime.create(NS, ID, spec).block(TIMEOUT);
                 bundles.add(bundle);
                 // No runtime root given: the default must not be one directory shared by both hosts.
@@ -77,6 +84,30 @@ class RuncRootTest {
             }
             assertThat(shims.get(0).state().block(TIMEOUT).pid())
                     .isNotEqualTo(shims.get(1).state().block(TIMEOUT).pid());
+
+            // Events are each state root's own: host b's exit never reaches host a's client or runtime stream,
+            // which took it for their container's (one exchange served every state root of the resources).
+            List<Envelope> seenByClientA = new CopyOnWriteArrayList<>();
+            List<Envelope> seenByRuntimeA = new CopyOnWriteArrayList<>();
+            Disposable clientA = shims.get(0).events().subscribe(seenByClientA::add);
+            Disposable runtimeA = runtimes.get(0).events().subscribe(seenByRuntimeA::add);
+            try {
+                shims.get(1).kill(9, false).block(TIMEOUT);
+                assertThat(shims.get(1).awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+                Thread.sleep(300); // b's exit event, were it to reach a, would be there by now
+                assertThat(seenByClientA).isEmpty();
+                assertThat(seenByRuntimeA).isEmpty();
+                assertThat(shims.get(0).state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+                shims.get(0).kill(9, false).block(TIMEOUT);
+                assertThat(shims.get(0).awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+                Mono.delay(Duration.ofMillis(10)).repeat().takeUntil(tick -> !seenByClientA.isEmpty())
+                        .blockLast(TIMEOUT);
+                assertThat(seenByClientA).singleElement().satisfies(envelope -> assertThat(envelope.event())
+                        .isInstanceOf(TaskEvent.TaskExit.class));
+            } finally {
+                clientA.dispose();
+                runtimeA.dispose();
+            }
         } finally {
             for (ShimClient shim : shims) {
                 shim.kill(9, true).onErrorComplete().block(TIMEOUT);

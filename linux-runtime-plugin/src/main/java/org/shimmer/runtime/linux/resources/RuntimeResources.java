@@ -3,8 +3,11 @@ package org.shimmer.runtime.linux.resources;
 import io.netty.util.concurrent.FastThreadLocal;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
@@ -38,7 +41,7 @@ public final class RuntimeResources implements AutoCloseable {
     private final LoopResources loops;
     private PollLoop pollLoop;
     private FifoPoller poller;
-    private final InMemoryEventExchange exchange;
+    private final ConcurrentMap<Path, InMemoryEventExchange> exchanges = new ConcurrentHashMap<>();
     private final Disposable.Composite subscriptions = Disposables.composite();
     private final String prefix;
     private ExitMonitor exitMonitor;
@@ -52,7 +55,6 @@ public final class RuntimeResources implements AutoCloseable {
         this.io = ioScheduler.scheduler();
         // The runtime's own loops, never reactor-netty's global ones: those would outlive a plugin unload.
         this.loops = LoopResources.create(prefix + "ttrpc", 1, Math.max(2, cores), true, false);
-        this.exchange = new InMemoryEventExchange(io, Clock.systemUTC());
     }
 
     /** The bounded scheduler for blocking work: files and processes. */
@@ -93,9 +95,14 @@ public final class RuntimeResources implements AutoCloseable {
         return pollLoop;
     }
 
-    /** The exchange used when the host gives none. */
-    public InMemoryEventExchange exchange() {
-        return exchange;
+    /**
+     * The exchange of the state root {@code stateRoot} when the host gives none: one per state root, as its
+     * containers are its own. With one for all, a runtime on another state root holding a container of the same
+     * namespace and id had its exit reach this one's clients, which took it for theirs.
+     */
+    public InMemoryEventExchange exchange(Path stateRoot) {
+        return exchanges.computeIfAbsent(stateRoot.toAbsolutePath().normalize(),
+                root -> new InMemoryEventExchange(io, Clock.systemUTC()));
     }
 
 
@@ -151,7 +158,7 @@ public final class RuntimeResources implements AutoCloseable {
         if (monitor != null) {
             monitor.close();
         }
-        exchange.dispose();
+        exchanges.values().forEach(InMemoryEventExchange::dispose);
         // Closes every FIFO still open (their readers complete) and every pidfd still watched.
         if (startedLoop != null) {
             startedLoop.close();

@@ -313,7 +313,7 @@ public abstract class ShimContractTest {
         // arriving before the host read on evicted this container's exit.
         Bundle bundle = bundle("/bin/sh", "-c", "exit 3");
         ShimClient shim = shim(bundle);
-        InMemoryEventExchange exchange = resources.exchange();
+        InMemoryEventExchange exchange = resources.exchange(temp.resolve("state"));
         int subscriptionsBefore = exchange.subscriptions().size();
         StalledSubscriber held = shim.events().subscribeWith(new StalledSubscriber());
         StalledSubscriber wholeNamespace = exchange.subscribe(EventFilter.all().withNamespace(NS))

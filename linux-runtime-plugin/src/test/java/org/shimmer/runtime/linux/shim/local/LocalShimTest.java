@@ -74,7 +74,7 @@ class LocalShimTest extends ShimContractTest {
                     .filter(envelope -> envelope.namespace().equals(NS)));
             EventRecorder inTheHosts = new EventRecorder(host.subscribe(EventFilter.all())
                     .filter(envelope -> envelope.namespace().equals(NS)));
-            EventRecorder intoTheDefault = new EventRecorder(resources.exchange().subscribe(EventFilter.all())
+            EventRecorder intoTheDefault = new EventRecorder(resources.exchange(temp.resolve("state")).subscribe(EventFilter.all())
                     .filter(envelope -> envelope.namespace().equals(NS)));
             // runtime.events() subscribes once the events server is bound: a marker through the host's exchange
             // shows the subscription is live before the container's events are published.
@@ -273,7 +273,7 @@ class LocalShimTest extends ShimContractTest {
         // The container exits while no runtime watches: it waits as a zombie child of the JVM.
         awaitTrue(() -> isZombie(pid));
 
-        EventRecorder recorder = new EventRecorder(resources.exchange().subscribe(
+        EventRecorder recorder = new EventRecorder(resources.exchange(temp.resolve("state")).subscribe(
                 org.shimmer.runtime.events.EventFilter.all().withTopicPrefix("/tasks/exit")));
         ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
                 .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);

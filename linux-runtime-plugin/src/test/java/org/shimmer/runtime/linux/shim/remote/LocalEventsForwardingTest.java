@@ -118,7 +118,7 @@ class LocalEventsForwardingTest {
                 .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
         assertThat(near.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("once, not also through the socket")
                 .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
-        assertThat(servingResources.exchange().dropped() + runningResources.exchange().dropped()).isZero();
+        assertThat(servingResources.exchange(temp.resolve("state")).dropped() + runningResources.exchange(temp.resolve("state")).dropped()).isZero();
         for (String id : List.of("far", "near", "later")) {
             BundleInspection left = serving.inspect(NS, id).block(TIMEOUT);
             assertThat(left.present() || left.inUse()).as(id + " left nothing").isFalse();

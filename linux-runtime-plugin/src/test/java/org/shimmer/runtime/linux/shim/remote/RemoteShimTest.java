@@ -375,7 +375,7 @@ class RemoteShimTest extends ShimContractTest {
                 .verify(TIMEOUT);
 
         // Published after the cleanup ended: once it arrives, anything the cleanup published has arrived too.
-        resources.exchange().publish(NS, "/tasks/paused", new TaskEvent.TaskPaused(bundle.id())).block(TIMEOUT);
+        resources.exchange(temp.resolve("state")).publish(NS, "/tasks/paused", new TaskEvent.TaskPaused(bundle.id())).block(TIMEOUT);
         recorder.awaitTopics("/tasks/paused");
         assertThat(ends(recorder, bundle)).as("exits and deletes of the task").hasSize(endsBefore);
         assertThat(ShimRecord.read(bundle.workDir())).as("the stale record, after the cleanup").isEmpty();
@@ -435,7 +435,7 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(failures).hasSize(2).allSatisfy(error -> assertThat(error).satisfiesAnyOf(
                 RemoteShimTest::assertUnavailable, absent -> assertThat(absent).isInstanceOf(NotFoundException.class)));
         assertThat(Processes.awaitGone(pid, TIMEOUT)).as("its container's init %d", pid).isTrue();
-        resources.exchange().publish(NS, "/tasks/paused", new TaskEvent.TaskPaused(bundle.id())).block(TIMEOUT);
+        resources.exchange(temp.resolve("state")).publish(NS, "/tasks/paused", new TaskEvent.TaskPaused(bundle.id())).block(TIMEOUT);
         recorder.awaitTopics("/tasks/paused");
         assertThat(ends(recorder, bundle)).as("exits and deletes of the task")
                 .containsExactly("/tasks/exit", "/tasks/delete");
