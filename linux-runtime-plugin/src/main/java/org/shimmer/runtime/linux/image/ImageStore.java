@@ -223,9 +223,14 @@ public final class ImageStore implements Images {
                 for (Leases.Live live : lives) {
                     keep.addAll(live.layers());
                     if (live.layers().isEmpty()) {
-                        // A lease written before leases listed their layers: its digest's records tell them.
+                        // A lease written before leases listed their layers: its digest's records tell them, as
+                        // chain ids and as diff ids (a container started before layers were named by chain id
+                        // runs on the diff-id directories).
                         all.stream().filter(record -> record.image().digest().equals(digest))
-                                .forEach(record -> keep.addAll(chainIds(record.image().layers())));
+                                .forEach(record -> {
+                                    keep.addAll(chainIds(record.image().layers()));
+                                    keep.addAll(record.image().layers());
+                                });
                     }
                 }
             });

@@ -48,6 +48,9 @@ final class LayerTree implements AutoCloseable {
     private final Inherited inherited;
     private List<String> lastPath;
     private OwnedFd last;
+    /** The lower layers' view ({@link #lowerView}) last looked up, and the path it is of. */
+    private List<String> viewPath;
+    private List<OwnedFd> view;
 
     /** Told of each directory made as a parent with a lower layer's attributes: its times are to be set last. */
     @FunctionalInterface
@@ -208,69 +211,105 @@ final class LayerTree implements AutoCloseable {
      * lower layers show for it; nothing when none shows a directory there.
      */
     private void inherit(OwnedFd made, List<String> path, int index) throws IOException {
-        try (OwnedFd lower = lowerDirectory(path, index)) {
-            if (lower == null) {
-                return;
-            }
-            LinuxCalls.FileAttributes attributes = lower.use(LinuxCalls::fattributes);
-            made.use(fd -> {
-                // Owner first: a chown clears the set-id bits the mode may carry.
-                LinuxCalls.fchown(fd, attributes.uid(), attributes.gid());
-                LinuxCalls.fchmod(fd, attributes.mode());
-                for (String xattr : lower.use(LinuxCalls::flistxattr)) {
-                    if (xattr.startsWith(OVERLAY_XATTRS)) {
-                        // Overlay's own marks stay the lower's: an opaque copy would hide the layers below.
-                        continue;
-                    }
-                    byte[] value = lower.use(from -> LinuxCalls.fgetxattr(from, xattr));
-                    if (value != null) {
-                        LinuxCalls.fsetxattr(fd, xattr, value);
-                    }
-                }
-                return null;
-            });
-            inherited.directory(new EntryPath(List.copyOf(path.subList(0, index + 1))), attributes);
+        List<OwnedFd> merged = lowerView(path, index);
+        if (merged.isEmpty()) {
+            return;
         }
+        OwnedFd lower = merged.getFirst();
+        LinuxCalls.FileAttributes attributes = lower.use(LinuxCalls::fattributes);
+        made.use(fd -> {
+            // Owner first: a chown clears the set-id bits the mode may carry.
+            LinuxCalls.fchown(fd, attributes.uid(), attributes.gid());
+            LinuxCalls.fchmod(fd, attributes.mode());
+            for (String xattr : lower.use(LinuxCalls::flistxattr)) {
+                if (xattr.startsWith(OVERLAY_XATTRS)) {
+                    // Overlay's own marks stay the lower's: an opaque copy would hide the layers below.
+                    continue;
+                }
+                byte[] value = lower.use(from -> LinuxCalls.fgetxattr(from, xattr));
+                if (value != null) {
+                    LinuxCalls.fsetxattr(fd, xattr, value);
+                }
+            }
+            return null;
+        });
+        inherited.directory(new EntryPath(List.copyOf(path.subList(0, index + 1))), attributes);
     }
 
     /**
-     * A descriptor of the directory components {@code 0..index} of {@code path} name in the merged view of the
-     * lower layers, from the topmost layer that has it; null when that view has no directory there: no layer has
-     * it, a layer above has a non-directory (a whiteout, file or symlink) on the way, or an opaque directory on the
-     * way hides the layers below. Nothing is followed: every step is {@code O_NOFOLLOW}.
+     * The directories that make up the merged view, in the lower layers, of what components {@code 0..index} of
+     * {@code path} name, top first: the layers that have a directory there, down to and including the first opaque
+     * one; empty when that view has no directory there (no layer has one, or a layer above has a non-directory, a
+     * whiteout, file or symlink, on the way). The caller owns none of them. Nothing is followed: every step is
+     * {@code O_NOFOLLOW}.
+     *
+     * <p>Overlay's own lookup, one level at a time from the view of the level above, which is kept: the directories
+     * a layer makes as parents come one level after another. Each lookup from the roots cost a walk of every lower
+     * layer per level (a path of depth D over L layers, L·D² steps: a crafted layer took minutes), and an opaque
+     * directory above the level looked at did not hide the layers below it.
      */
-    private OwnedFd lowerDirectory(List<String> path, int index) throws IOException {
-        layers:
-        for (OwnedFd lower : lowers) {
-            OwnedFd current = reopen(lower);
-            try {
-                for (int i = 0; i <= index; i++) {
-                    byte[] name = EntryPath.bytes(path.get(i));
-                    FileStatus status = status(current, name);
-                    if (status == null) {
-                        if (isOpaque(current)) {
-                            return null;
-                        }
-                        continue layers;
-                    }
-                    if (!status.isDirectory()) {
-                        return null;
-                    }
-                    OwnedFd next = OwnedFd.adopt(path.get(i),
-                            current.use(fd -> LinuxCalls.openat(fd, name, DIRECTORY_FLAGS)));
-                    current.close();
-                    current = next;
-                }
-                OwnedFd found = current;
-                current = null;
-                return found;
-            } finally {
-                if (current != null) {
-                    current.close();
-                }
+    private List<OwnedFd> lowerView(List<String> path, int index) throws IOException {
+        List<String> parent = path.subList(0, index);
+        if (viewPath == null || !viewPath.equals(parent)) {
+            replaceView(List.of(), rootView());
+            for (int i = 0; i < index; i++) {
+                replaceView(path.subList(0, i + 1), childView(view, path.get(i)));
             }
         }
-        return null;
+        replaceView(path.subList(0, index + 1), childView(view, path.get(index)));
+        return view;
+    }
+
+    /** The lower layers' roots, down to and including the first opaque one. */
+    private List<OwnedFd> rootView() throws IOException {
+        List<OwnedFd> roots = new ArrayList<>();
+        try {
+            for (OwnedFd lower : lowers) {
+                OwnedFd root = reopen(lower);
+                roots.add(root);
+                if (isOpaque(root)) {
+                    break;
+                }
+            }
+            return roots;
+        } catch (IOException | RuntimeException e) {
+            roots.forEach(OwnedFd::close);
+            throw e;
+        }
+    }
+
+    /** The view of {@code name} in the directory whose view is {@code parents}. */
+    private static List<OwnedFd> childView(List<OwnedFd> parents, String name) throws IOException {
+        byte[] bytes = EntryPath.bytes(name);
+        List<OwnedFd> children = new ArrayList<>();
+        try {
+            for (OwnedFd dir : parents) {
+                FileStatus status = status(dir, bytes);
+                if (status == null) {
+                    continue;
+                }
+                if (!status.isDirectory()) {
+                    break;
+                }
+                OwnedFd child = OwnedFd.adopt(name, dir.use(fd -> LinuxCalls.openat(fd, bytes, DIRECTORY_FLAGS)));
+                children.add(child);
+                if (isOpaque(child)) {
+                    break;
+                }
+            }
+            return children;
+        } catch (IOException | RuntimeException e) {
+            children.forEach(OwnedFd::close);
+            throw e;
+        }
+    }
+
+    private void replaceView(List<String> path, List<OwnedFd> directories) {
+        if (view != null) {
+            view.forEach(OwnedFd::close);
+        }
+        viewPath = List.copyOf(path);
+        view = directories;
     }
 
     private static boolean isOpaque(OwnedFd dir) throws IOException {
@@ -370,6 +409,10 @@ final class LayerTree implements AutoCloseable {
     @Override
     public void close() {
         forgetLast();
+        if (view != null) {
+            view.forEach(OwnedFd::close);
+            view = null;
+        }
         root.close();
         lowers.forEach(OwnedFd::close);
     }

@@ -639,16 +639,21 @@ class LayerUnpackerTest {
     void aParentTheLowerLayersHideOrHaveAsNoDirectoryIsMade0755AndNothingIsFollowed() throws IOException {
         Files.setPosixFilePermissions(sentinel, PosixFilePermissions.fromString("rwx--x---"));
         Path bottom = unpackLower("bottom", null, TarLayers.layer().dir("gone", 0700).dir("opq", 0700)
-                .dir("opq/sub", 0700).dir("link", 0700).dir("plain", 0700).bytes());
+                .dir("opq/sub", 0700).dir("link", 0700).dir("plain", 0700).dir("high", 0700)
+                .dir("high/sub", 0700).dir("high/sub/deep", 0700).bytes());
         Path middle = unpackLower("middle", bottom, TarLayers.layer().file(".wh.gone", "", 0644)
                 .dir("opq", 0750).file("opq/.wh..wh..opq", "", 0644).symlink("link", sentinel.toString())
-                .file("plain", "a file", 0600).bytes());
+                .file("plain", "a file", 0600).dir("high", 0750).file("high/.wh..wh..opq", "", 0644)
+                .dir("high/sub", 0751).bytes());
 
+        // high/sub/deep: the opaque high/ two levels up hides the bottom layer's, which once showed through.
         LayerUnpacker.unpack(new ByteArrayInputStream(TarLayers.layer().file("gone/f", "f", 0644)
                 .file("opq/sub/f", "f", 0644).file("link/f", "f", 0644).file("plain/f", "f", 0644)
-                .file("new/f", "f", 0644).bytes()), target, LAYER, List.of(middle, bottom));
+                .file("new/f", "f", 0644).file("high/sub/deep/f", "f", 0644).bytes()), target, LAYER,
+                List.of(middle, bottom));
 
-        for (String dir : List.of("gone", "opq/sub", "link", "plain", "new")) {
+        assertThat(mode(target.resolve("high/sub"))).isEqualTo(0751);
+        for (String dir : List.of("gone", "opq/sub", "link", "plain", "new", "high/sub/deep")) {
             assertThat(mode(target.resolve(dir))).as(dir).isEqualTo(0755);
             assertThat(owner(target.resolve(dir))).as(dir).isEqualTo("0:0");
         }
