@@ -35,9 +35,18 @@ public final class RootfsDirectory {
         }
     }
 
-    /** Refuses a {@code rootfs} that is a symbolic link or not a directory, as {@link #open} does. Blocking. */
-    public static void require(Path rootfs) throws IOException {
-        LinuxCalls.close(open(rootfs));
+    /**
+     * Refuses a {@code rootfs} that is a symbolic link or not a directory, as {@link #open} does; one that is absent
+     * is left for the shim, which makes it. Blocking.
+     */
+    public static void requireUnlessAbsent(Path rootfs) throws IOException {
+        try {
+            LinuxCalls.close(open(rootfs));
+        } catch (LinuxCalls.ErrnoException e) {
+            if (e.errno() != LinuxCalls.ENOENT) {
+                throw e;
+            }
+        }
     }
 
     /** The target {@code mount(2)} takes to mount on the very directory {@code fd} (from {@link #open}) names. */

@@ -63,6 +63,17 @@ public final class Launches {
     }
 
     /**
+     * Whether this JVM launched the bundle's local shim (its launch record names this JVM, by pid and start time):
+     * then a runtime of this JVM watched its processes, reaped their exits and published them. Blocking.
+     */
+    public static boolean launchedLocallyHere(Bundle bundle) {
+        return readQuietly(bundle).filter(record -> record.kind() == BundleInspection.ShimKind.LOCAL)
+                .filter(record -> record.hostPid() == SelfProcess.PID
+                        && BundleInspector.isHost(record.hostPid(), record.hostStartMillis()))
+                .isPresent();
+    }
+
+    /**
      * Whether runc still has the bundle's container: its state directory under the root the shim was launched with
      * (the launch record's), or under {@code options}' root when none was recorded. runc keeps that directory from
      * early in {@code runc create} until the container's delete. Blocking.

@@ -100,9 +100,14 @@ public final class RuntimeResources implements AutoCloseable {
      * containers are its own. With one for all, a runtime on another state root holding a container of the same
      * namespace and id had its exit reach this one's clients, which took it for theirs.
      */
-    public InMemoryEventExchange exchange(Path stateRoot) {
-        return exchanges.computeIfAbsent(stateRoot.toAbsolutePath().normalize(),
+    public synchronized InMemoryEventExchange exchange(Path stateRoot) {
+        InMemoryEventExchange exchange = exchanges.computeIfAbsent(stateRoot.toAbsolutePath().normalize(),
                 root -> new InMemoryEventExchange(io, Clock.systemUTC()));
+        if (closed) {
+            // One made after the stop is stopped as the others were: its streams end rather than wait for good.
+            exchange.dispose();
+        }
+        return exchange;
     }
 
 

@@ -198,15 +198,17 @@ final class LocalLauncher {
 
     /**
      * Watches an init found on disk after a reload. One that exited and was reaped elsewhere (the JVM that was its
-     * parent is gone) has lost its status: 137, as containerd reports it.
+     * parent is gone) has lost its status: 137, as containerd reports it. Returns whether it was there to watch.
      */
-    void watchRecovered(TaskProcess init) {
+    boolean watchRecovered(TaskProcess init) {
         try {
             monitor.watch(init.pid()).subscribe(init::exited, init::unwatched);
+            return true;
         } catch (IOException gone) {
             log.warn("local {} (pid {}) ended while no runtime watched it; reporting exit 137", init.name(),
                     init.pid());
             init.exited(new ExitStatus(init.pid(), 137, Instant.now()));
+            return false;
         }
     }
 

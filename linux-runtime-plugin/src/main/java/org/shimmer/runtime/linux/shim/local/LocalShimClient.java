@@ -327,14 +327,23 @@ final class LocalShimClient extends TaskClient {
         return Mono.empty();
     }
 
-    /** After a restart: watches an init found on disk again and reports its exit once, when it comes. */
-    void recover(LocalRecord record) {
+    /**
+     * After a restart: watches an init found on disk again and reports its exit once, when it comes.
+     * {@code launchedHere}: a runtime of this JVM ran it before (a reload), so an init gone already had its exit
+     * reaped and published by that runtime.
+     */
+    void recover(LocalRecord record, boolean launchedHere) {
         int pid = record.pid();
         boolean started = launcher.startedByRunc(record);
         TaskProcess init = TaskProcess.recovered(task(), "", pid, started ? ProcessState.RUNNING
                 : ProcessState.CREATED);
         processes.adopt(init);
-        launcher.watchRecovered(init);
+        if (!launcher.watchRecovered(init) && launchedHere) {
+            // Gone already, reaped by an earlier runtime of this JVM, which published its exit: a reload reported
+            // it a second time, with a made-up 137.
+            init.startReportsExit();
+            return;
+        }
         if (started) {
             publishExitAfterStart(init);
         } else {

@@ -109,7 +109,7 @@ final class RemoteShimClient extends TaskClient {
                         }
                         // The shim mounts by path, following a link: a rootfs that is one would take its mounts.
                         if (!options.rootfs().isEmpty()) {
-                            RootfsDirectory.require(bundle.rootfs());
+                            RootfsDirectory.requireUnlessAbsent(bundle.rootfs());
                         }
                         return prepare(init, options.stdio(), "create");
                     }))

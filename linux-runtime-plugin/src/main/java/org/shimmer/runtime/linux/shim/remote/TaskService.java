@@ -119,7 +119,9 @@ final class TaskService {
         // while its event said 137: Wait first, which answers once the shim has the exit.
         Mono<Void> killIfCreated = state("")
                 .filter(found -> found.status() == TaskState.Status.CREATED)
-                .flatMap(created -> kill("kill", "", 9, false).then(session.call("wait for", "Wait",
+                // A Kill that fails (init died on its own, its exit not yet the shim's) still waits for the exit.
+                .flatMap(created -> kill("kill", "", 9, false).onErrorResume(error -> Mono.empty()).then(session.call(
+                        "wait for", "Wait",
                         WaitRequest.newBuilder().setId(id).setExecId("").build(), WaitResponse.parser(),
                         session.callOptions().withTimeout(KILLED_EXIT_TIMEOUT))))
                 .onErrorResume(error -> Mono.empty())

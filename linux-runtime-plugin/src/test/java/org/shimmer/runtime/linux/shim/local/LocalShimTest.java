@@ -13,6 +13,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuntimePlugin;
@@ -212,6 +214,41 @@ class LocalShimTest extends ShimContractTest {
         assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
         assertThat(exitEvent.block(TIMEOUT).exitStatus()).isEqualTo(137);
         again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+    }
+
+    /**
+     * An exit published before a reload is not published again by the runtime after it: the earlier runtime of
+     * this JVM reaped it, and the new one reported a made-up 137 a second time (for a started init, and for one
+     * killed while created). Its status stays what the delete gives.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void anExitPublishedBeforeAReloadIsNotPublishedAgainAfterIt(boolean started) throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "trap 'exit 5' TERM; while true; do /bin/busybox usleep 20000; done");
+        ShimClient first = shim(bundle);
+        EventRecorder before = new EventRecorder(first.events());
+        first.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        if (started) {
+            first.start().block(TIMEOUT);
+        }
+        first.kill(9, false).block(TIMEOUT);
+        assertThat(first.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        before.awaitTopics("/tasks/exit");
+        before.close();
+
+        reload();
+
+        EventRecorder after = new EventRecorder(resources.exchange(temp.resolve("state"))
+                .subscribe(EventFilter.all()));
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+        assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.STOPPED);
+        again.delete().block(TIMEOUT);
+        after.awaitTopics("/tasks/delete");
+        Thread.sleep(100);
+        assertThat(after.envelopes().stream().map(Envelope::topic).toList()).containsExactly("/tasks/delete");
+        after.close();
         again.shutdown().block(TIMEOUT);
     }
 
