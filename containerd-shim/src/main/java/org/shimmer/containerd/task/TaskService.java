@@ -307,7 +307,7 @@ public final class TaskService {
     private AtomicReference<OomWatch> watchOom(String id, int pid) {
         AtomicReference<OomWatch> watch = new AtomicReference<>();
         try {
-            OomWatch.start(resources.pollLoop(), pid, () -> exchange.publish(namespace, "/tasks/oom",
+            OomWatch.start(resources.pollLoop(), resources.io(), pid, () -> exchange.publish(namespace, "/tasks/oom",
                     new TaskEvent.TaskOom(id)).subscribe(published -> {}, error -> log.warn(
                     "the OOM event of {} was not published", id, error))).ifPresent(watch::set);
         } catch (IOException | RuntimeException e) {
