@@ -62,15 +62,19 @@ public final class Launches {
                         || !BundleInspector.isHost(launch.get().hostPid(), launch.get().hostStartMillis()));
     }
 
-    /**
-     * Whether this JVM launched the bundle's local shim (its launch record names this JVM, by pid and start time):
-     * then a runtime of this JVM watched its processes, reaped their exits and published them. Blocking.
-     */
-    public static boolean launchedLocallyHere(Bundle bundle) {
-        return readQuietly(bundle).filter(record -> record.kind() == BundleInspection.ShimKind.LOCAL)
-                .filter(record -> record.hostPid() == SelfProcess.PID
-                        && BundleInspector.isHost(record.hostPid(), record.hostStartMillis()))
-                .isPresent();
+    /** This JVM's pid, as records name it. */
+    public static long thisJvmPid() {
+        return SelfProcess.PID;
+    }
+
+    /** When this JVM started, in epoch milliseconds, as records name it; 0 when unknown. */
+    public static long thisJvmStartMillis() {
+        return SelfProcess.START_MILLIS;
+    }
+
+    /** Whether a record's host, {@code pid} started at {@code startMillis}, is this JVM. */
+    public static boolean isThisJvm(long pid, long startMillis) {
+        return pid == SelfProcess.PID && BundleInspector.isHost(pid, startMillis);
     }
 
     /**

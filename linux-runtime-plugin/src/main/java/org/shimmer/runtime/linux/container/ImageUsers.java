@@ -212,16 +212,12 @@ public final class ImageUsers {
         return Optional.empty();
     }
 
-    /** The layers whose root shows in the merged root: down to the first that is opaque. */
-    private static List<Path> rootLayers(List<Path> layers) throws IOException {
-        List<Path> shown = new ArrayList<>();
-        for (Path layer : layers) {
-            shown.add(layer);
-            if (isOpaque(layer)) {
-                break;
-            }
-        }
-        return shown;
+    /**
+     * The layers whose root shows in the merged root: all of them. Overlay never looks the root up, so an opaque
+     * mark on a layer's root (a root-level {@code .wh..wh..opq}) hides nothing: the kernel shows the layers below.
+     */
+    private static List<Path> rootLayers(List<Path> layers) {
+        return List.copyOf(layers);
     }
 
     /**

@@ -260,16 +260,15 @@ final class LayerTree implements AutoCloseable {
         return view;
     }
 
-    /** The lower layers' roots, down to and including the first opaque one. */
+    /**
+     * The lower layers' roots, all of them: overlay never looks the root up, so an opaque mark on a layer's root
+     * hides nothing below it (checked on a mount: the kernel shows the lower layers).
+     */
     private List<OwnedFd> rootView() throws IOException {
         List<OwnedFd> roots = new ArrayList<>();
         try {
             for (OwnedFd lower : lowers) {
-                OwnedFd root = reopen(lower);
-                roots.add(root);
-                if (isOpaque(root)) {
-                    break;
-                }
+                roots.add(reopen(lower));
             }
             return roots;
         } catch (IOException | RuntimeException e) {

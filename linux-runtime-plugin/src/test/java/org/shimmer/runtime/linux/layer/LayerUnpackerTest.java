@@ -663,6 +663,23 @@ class LayerUnpackerTest {
         assertThat(mode(sentinel)).isEqualTo(0710);
     }
 
+    /**
+     * A layer whose root is marked opaque (a root-level {@code .wh..wh..opq}) hides nothing below it: overlay never
+     * looks the root up. A parent made implicitly above it once took 0755 root, where the container shows the
+     * bottom layer's {@code /tmp}, 1777.
+     */
+    @Test
+    void anOpaqueMarkOnALowerLayersRootHidesNothingBelowIt() throws IOException {
+        Path bottom = unpackLower("bottom", null, TarLayers.layer().dir("tmp", 01777).bytes());
+        Path middle = unpackLower("middle", bottom, TarLayers.layer().file(".wh..wh..opq", "", 0644)
+                .file("other", "o", 0644).bytes());
+
+        LayerUnpacker.unpack(new ByteArrayInputStream(TarLayers.layer().file("tmp/f", "f", 0644).bytes()), target,
+                LAYER, List.of(middle, bottom));
+
+        assertThat(mode(target.resolve("tmp"))).isEqualTo(01777);
+    }
+
     /** Unpacks {@code tar} into a new directory {@code name} over {@code lower} (or nothing); returns it. */
     private Path unpackLower(String name, Path lower, byte[] tar) throws IOException {
         Path dir = Files.createDirectory(temp.resolve(name));

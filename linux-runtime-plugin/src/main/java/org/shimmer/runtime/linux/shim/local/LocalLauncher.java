@@ -71,7 +71,7 @@ final class LocalLauncher {
                             consoleSocket(init))
                     .doOnError(error -> made.runcCreateRan = !String.valueOf(error.getMessage())
                             .contains("already exists"));
-        }, pid -> new LocalRecord(pid, false).write(bundle.workDir()));
+        }, pid -> LocalRecord.created(pid).write(bundle.workDir()));
     }
 
     /**

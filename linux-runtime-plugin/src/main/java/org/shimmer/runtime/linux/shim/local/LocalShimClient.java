@@ -329,8 +329,9 @@ final class LocalShimClient extends TaskClient {
 
     /**
      * After a restart: watches an init found on disk again and reports its exit once, when it comes.
-     * {@code launchedHere}: a runtime of this JVM ran it before (a reload), so an init gone already had its exit
-     * reaped and published by that runtime.
+     * {@code launchedHere}: a runtime of this JVM created it (a reload since), so its init's exit came to this JVM:
+     * an init gone already had it reaped and published by that runtime. An init adopted from another JVM is not
+     * this JVM's child, and an exit nobody here saw is reported.
      */
     void recover(LocalRecord record, boolean launchedHere) {
         int pid = record.pid();

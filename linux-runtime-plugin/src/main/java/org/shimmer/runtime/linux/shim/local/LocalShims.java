@@ -9,7 +9,6 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.events.EventExchange;
-import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
@@ -44,9 +43,6 @@ public final class LocalShims {
         RuncOptions runc = options != null ? options : RuncOptions.defaults();
         String key = bundle.path().toString();
         return Mono.fromCallable(() -> {
-            // Read before `first` rewrites the launch record: whether a runtime of this JVM ran the container before.
-            boolean launchedHere = LocalRecord.read(bundle.workDir()).isPresent()
-                    && Launches.launchedLocallyHere(bundle);
             first.call();
             // One lock from lookup to publication: a client is handed out only once it recovered what is on disk
             // (issue 10 review: a racing create on a client not yet recovered ran over a live container).
@@ -68,7 +64,7 @@ public final class LocalShims {
                         exchange, () -> clients.remove(key, made.get()));
                 made.set(client);
                 Optional<LocalRecord> record = LocalRecord.read(bundle.workDir());
-                record.ifPresent(found -> client.recover(found, launchedHere));
+                record.ifPresent(found -> client.recover(found, found.createdHere()));
                 clients.put(key, client);
                 return client;
             }
