@@ -90,6 +90,9 @@ final class OomWatch implements AutoCloseable {
 
     /** Reports an OOM kill if the count rose since the last report; whether it did. */
     private synchronized boolean report() {
+        if (closed) {
+            return false;
+        }
         long now = oomKills();
         if (now <= kills) {
             return false;
@@ -112,7 +115,7 @@ final class OomWatch implements AutoCloseable {
             return;
         }
         later.schedule(() -> {
-            if (closed || report() || !Files.isDirectory(cgroup)) {
+            if (report() || closed || !Files.isDirectory(cgroup)) {
                 rechecking.set(false);
             } else {
                 recheck(attempt + 1);
@@ -138,7 +141,10 @@ final class OomWatch implements AutoCloseable {
 
     @Override
     public void close() {
-        closed = true;
+        // Under report's lock: once closed, no report is under way or to come (none after the task's delete).
+        synchronized (this) {
+            closed = true;
+        }
         PollLoop.Registration current = registration;
         if (current != null) {
             current.close();
