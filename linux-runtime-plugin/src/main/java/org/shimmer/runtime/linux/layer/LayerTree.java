@@ -48,9 +48,15 @@ final class LayerTree implements AutoCloseable {
     private final Inherited inherited;
     private List<String> lastPath;
     private OwnedFd last;
-    /** The lower layers' view ({@link #lowerView}) last looked up, and the path it is of. */
-    private List<String> viewPath;
-    private List<OwnedFd> view;
+    /**
+     * The lower layers' views ({@link #lowerView}) of the levels of the path last looked up: {@code views.get(i)}
+     * is the view of {@code viewPath}'s first {@code i + 1} components, null once dropped to keep the descriptors
+     * held at most {@link #MAX_VIEW_DESCRIPTORS} (the shallowest go first); the top level's is {@code lowers}.
+     */
+    private final List<String> viewPath = new ArrayList<>();
+    private final List<List<OwnedFd>> views = new ArrayList<>();
+    private int viewDescriptors;
+    private static final int MAX_VIEW_DESCRIPTORS = 256;
 
     /** Told of each directory made as a parent with a lower layer's attributes: its times are to be set last. */
     @FunctionalInterface
@@ -243,39 +249,59 @@ final class LayerTree implements AutoCloseable {
      * whiteout, file or symlink, on the way). The caller owns none of them. Nothing is followed: every step is
      * {@code O_NOFOLLOW}.
      *
-     * <p>Overlay's own lookup, one level at a time from the view of the level above, which is kept: the directories
-     * a layer makes as parents come one level after another. Each lookup from the roots cost a walk of every lower
-     * layer per level (a path of depth D over L layers, L·D² steps: a crafted layer took minutes), and an opaque
-     * directory above the level looked at did not hide the layers below it.
+     * <p>Overlay's own lookup, one level at a time from the view of the level above; the views of the levels of
+     * the last path are kept, so a parent made below or beside the last one costs L steps over L lowers. Each
+     * lookup from the roots cost a walk of every lower layer per level (a crafted layer of many deep parents took
+     * minutes), and an opaque directory above the level looked at did not hide the layers below it.
      */
     private List<OwnedFd> lowerView(List<String> path, int index) throws IOException {
-        List<String> parent = path.subList(0, index);
-        if (viewPath == null || !viewPath.equals(parent)) {
-            replaceView(List.of(), rootView());
-            for (int i = 0; i < index; i++) {
-                replaceView(path.subList(0, i + 1), childView(view, path.get(i)));
+        int common = 0;
+        while (common < viewPath.size() && common < index && viewPath.get(common).equals(path.get(common))) {
+            common++;
+        }
+        dropViewsFrom(common);
+        int start = common;
+        while (start > 0 && views.get(start - 1) == null) {
+            start--;
+        }
+        for (int i = start; i <= index; i++) {
+            List<OwnedFd> parent = i == 0 ? lowers : views.get(i - 1);
+            List<OwnedFd> child = childView(parent, path.get(i));
+            if (i < views.size()) {
+                views.set(i, child);
+            } else {
+                views.add(child);
+                viewPath.add(path.get(i));
+            }
+            viewDescriptors += child.size();
+        }
+        // The shallowest go first: a parent beside the last one made needs the level above it, deep down.
+        for (int i = 0; i < index && viewDescriptors > MAX_VIEW_DESCRIPTORS; i++) {
+            if (views.get(i) != null) {
+                viewDescriptors -= views.get(i).size();
+                views.get(i).forEach(OwnedFd::close);
+                views.set(i, null);
             }
         }
-        replaceView(path.subList(0, index + 1), childView(view, path.get(index)));
-        return view;
+        return views.get(index);
     }
 
-    /**
-     * The lower layers' roots, all of them: overlay never looks the root up, so an opaque mark on a layer's root
-     * hides nothing below it (checked on a mount: the kernel shows the lower layers).
-     */
-    private List<OwnedFd> rootView() throws IOException {
-        List<OwnedFd> roots = new ArrayList<>();
-        try {
-            for (OwnedFd lower : lowers) {
-                roots.add(reopen(lower));
+    /** Closes and forgets the views of the levels from {@code level} on: they are of another path. */
+    private void dropViewsFrom(int level) {
+        while (views.size() > level) {
+            List<OwnedFd> dropped = views.removeLast();
+            viewPath.removeLast();
+            if (dropped != null) {
+                viewDescriptors -= dropped.size();
+                dropped.forEach(OwnedFd::close);
             }
-            return roots;
-        } catch (IOException | RuntimeException e) {
-            roots.forEach(OwnedFd::close);
-            throw e;
         }
     }
+
+    /*
+     * A lower layer's root is the view of the top level for all of them: overlay never looks the root up, so an
+     * opaque mark on a layer's root hides nothing below it (checked on a mount: the kernel shows the lower layers).
+     */
 
     /** The view of {@code name} in the directory whose view is {@code parents}. */
     private static List<OwnedFd> childView(List<OwnedFd> parents, String name) throws IOException {
@@ -301,14 +327,6 @@ final class LayerTree implements AutoCloseable {
             children.forEach(OwnedFd::close);
             throw e;
         }
-    }
-
-    private void replaceView(List<String> path, List<OwnedFd> directories) {
-        if (view != null) {
-            view.forEach(OwnedFd::close);
-        }
-        viewPath = List.copyOf(path);
-        view = directories;
     }
 
     private static boolean isOpaque(OwnedFd dir) throws IOException {
@@ -408,10 +426,7 @@ final class LayerTree implements AutoCloseable {
     @Override
     public void close() {
         forgetLast();
-        if (view != null) {
-            view.forEach(OwnedFd::close);
-            view = null;
-        }
+        dropViewsFrom(0);
         root.close();
         lowers.forEach(OwnedFd::close);
     }

@@ -16,6 +16,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserDefinedFileAttributeView;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
@@ -678,6 +679,49 @@ class LayerUnpackerTest {
                 LAYER, List.of(middle, bottom));
 
         assertThat(mode(target.resolve("tmp"))).isEqualTo(01777);
+    }
+
+    /**
+     * Parents made implicitly side by side, deep down, and on paths that part and meet again: each takes its own
+     * lower directory's mode, and no descriptor outlives the unpack. The views of the last path's levels are kept
+     * (a sibling once walked every lower from its root), within a bound of descriptors that this depth exceeds.
+     */
+    @Test
+    void parentsMadeImplicitlyBesideEachOtherDeepDownTakeTheirOwnLowerAttributes() throws IOException {
+        String deep = "a/".repeat(150);
+        List<Path> lowers = new ArrayList<>();
+        for (int layer = 0; layer < 3; layer++) {
+            TarLayers lower = TarLayers.layer();
+            for (int i = 0; i < 10; i++) {
+                if (i % 3 == layer) {
+                    lower.dir(deep + "x" + i, 0700 | i);
+                }
+            }
+            lower.dir("b/y", 0750 + layer).dir("c", 0710 + layer);
+            lowers.addFirst(unpackLower("lower" + layer, lowers.isEmpty() ? null : lowers.getFirst(), lower.bytes()));
+        }
+        long descriptors = openDescriptors();
+
+        TarLayers top = TarLayers.layer();
+        for (int i = 0; i < 10; i++) {
+            top.file(deep + "x" + i + "/f", "f", 0644);
+        }
+        top.file("b/y/f", "f", 0644).file(deep + "x0/g", "g", 0644).file("c/f", "f", 0644);
+        LayerUnpacker.unpack(new ByteArrayInputStream(top.bytes()), target, LAYER, lowers);
+
+        for (int i = 0; i < 10; i++) {
+            assertThat(mode(target.resolve(deep + "x" + i))).as("x" + i).isEqualTo(0700 | i);
+        }
+        // The topmost lower with the path wins: the last one unpacked, lower2.
+        assertThat(mode(target.resolve("b/y"))).isEqualTo(0752);
+        assertThat(mode(target.resolve("c"))).isEqualTo(0712);
+        assertThat(openDescriptors()).isEqualTo(descriptors);
+    }
+
+    private static long openDescriptors() throws IOException {
+        try (Stream<Path> open = Files.list(Path.of("/proc/self/fd"))) {
+            return open.count();
+        }
     }
 
     /** Unpacks {@code tar} into a new directory {@code name} over {@code lower} (or nothing); returns it. */
