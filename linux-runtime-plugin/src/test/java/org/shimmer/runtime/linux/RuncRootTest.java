@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -92,11 +93,29 @@ class RuncRootTest {
             Disposable clientA = shims.get(0).events().subscribe(seenByClientA::add);
             Disposable runtimeA = runtimes.get(0).events().subscribe(seenByRuntimeA::add);
             try {
+                // Markers published into a's exchange: it delivers in order, so b's exit, had it reached a's
+                // exchange, would be seen before the marker that follows it. The first shows both streams live.
+                Runnable marker = () -> resources.exchange(stateRoots.get(0))
+                        .publish(NS, "/tasks/paused", new TaskEvent.TaskPaused(ID)).block(TIMEOUT);
+                Mono.fromRunnable(marker).then(Mono.delay(Duration.ofMillis(20))).repeat()
+                        .takeUntil(tick -> !seenByClientA.isEmpty() && !seenByRuntimeA.isEmpty()).blockLast(TIMEOUT);
+                seenByClientA.clear();
+                seenByRuntimeA.clear();
                 shims.get(1).kill(9, false).block(TIMEOUT);
                 assertThat(shims.get(1).awaitExit().block(TIMEOUT).status()).isEqualTo(137);
-                Thread.sleep(300); // b's exit event, were it to reach a, would be there by now
-                assertThat(seenByClientA).isEmpty();
-                assertThat(seenByRuntimeA).isEmpty();
+                // The last marker is told apart: a late first one must not end the wait.
+                resources.exchange(stateRoots.get(0)).publish(NS, "/tasks/resumed", new TaskEvent.TaskResumed(ID))
+                        .block(TIMEOUT);
+                Predicate<List<Envelope>> resumed = seen -> seen.stream()
+                        .anyMatch(envelope -> envelope.event() instanceof TaskEvent.TaskResumed);
+                Mono.delay(Duration.ofMillis(5)).repeat()
+                        .takeUntil(tick -> resumed.test(seenByClientA) && resumed.test(seenByRuntimeA))
+                        .blockLast(TIMEOUT);
+                for (List<Envelope> seen : List.of(seenByClientA, seenByRuntimeA)) {
+                    assertThat(seen).allSatisfy(envelope -> assertThat(envelope.event())
+                            .isInstanceOfAny(TaskEvent.TaskPaused.class, TaskEvent.TaskResumed.class));
+                }
+                seenByClientA.clear();
                 assertThat(shims.get(0).state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
                 shims.get(0).kill(9, false).block(TIMEOUT);
                 assertThat(shims.get(0).awaitExit().block(TIMEOUT).status()).isEqualTo(137);
