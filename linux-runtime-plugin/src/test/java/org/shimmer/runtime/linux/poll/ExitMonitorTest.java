@@ -286,8 +286,10 @@ class ExitMonitorTest {
     void aStrayThatItsOwnParentReapedIsLetGo() throws Exception {
         monitor.adoptOrphans();
         Path done = temp.resolve("reaped");
-        // The shell waits for the sleep, so it reaps it; then it stays until we end it.
-        Process parent = new ProcessBuilder("sh", "-c", "sleep 60 & echo $!; wait; touch " + done + "; exec sleep 60")
+        // The shell waits for the sleep, so it reaps it; then it stays until we end it. The marker is the shell's own
+        // redirection, not a touch: a child of the shell still exiting when we kill the shell would be left to the
+        // JVM (a subreaper) after this monitor closed, a zombie for the next test to find.
+        Process parent = new ProcessBuilder("sh", "-c", "sleep 60 & echo $!; wait; : > " + done + "; exec sleep 60")
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
         try {
             int stray = Integer.parseInt(firstLine(parent));
