@@ -540,7 +540,9 @@ class ContainerdShimTest {
             assertThat(shellLived || run.status() == 137).as("%s", run).isTrue();
             List<String> topics = events.taskEventsOf("oom1").stream()
                     .map(line -> line.replaceFirst(".*(/tasks/[a-z-]+).*", "$1")).toList();
-            assertThat(topics).containsSubsequence("/tasks/start", "/tasks/oom", "/tasks/delete");
+            assertThat(topics).containsSubsequence("/tasks/start", "/tasks/oom", "/tasks/exit", "/tasks/delete");
+            assertThat(topics.lastIndexOf("/tasks/oom")).as("every OOM before the exit: %s", topics)
+                    .isLessThan(topics.indexOf("/tasks/exit"));
             assertThat(topics).filteredOn("/tasks/oom"::equals).hasSizeBetween(1, shellLived ? 1 : 2);
         }
     }

@@ -23,7 +23,8 @@ import reactor.core.scheduler.Scheduler;
  * {@code /tasks/oom} (CRI's OOMKilled): an eventfd registered on {@code memory.oom_control} through
  * {@code cgroup.event_control}, read on the poll thread. The kernel signals it for an OOM and when the cgroup is
  * removed; only a rise of the cgroup's {@code oom_kill} count is reported, read at the signal and, as the kill is
- * counted after the signal, again a little later. None on a unified (v2) host.
+ * counted after the signal, again a little later and just before the init's exit is published
+ * ({@link OomBeforeExit}). None on a unified (v2) host.
  */
 final class OomWatch implements AutoCloseable {
 
@@ -100,6 +101,11 @@ final class OomWatch implements AutoCloseable {
         kills = now;
         onOom.run();
         return true;
+    }
+
+    /** Reports an OOM kill the cgroup counted and nobody reported yet: for the init's exit, which follows it. */
+    void reportUnreported() {
+        report();
     }
 
     /**

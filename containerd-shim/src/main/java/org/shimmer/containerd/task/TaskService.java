@@ -190,6 +190,7 @@ public final class TaskService {
                 throw new TtrpcStatusException(StatusCode.ALREADY_EXISTS, "create " + id + ": task already exists");
             }
             Map<String, Streams> processes = new ConcurrentHashMap<>();
+            AtomicReference<OomWatch> oom = new AtomicReference<>();
             Mono<CreateTaskResponse> work = Mono.fromCallable(() -> {
                         ContainerdBundle bundle = ContainerdBundle.at(id, namespace, bundlePath);
                         TaskMarker.of(options).write(bundlePath);
@@ -197,7 +198,7 @@ public final class TaskService {
                         return bundle;
                     })
                     .subscribeOn(resources.io())
-                    .flatMap(bundle -> shims.newShimClient(bundle, exchange, options))
+                    .flatMap(bundle -> shims.newShimClient(bundle, new OomBeforeExit(exchange, id, oom), options))
                     .flatMap(client -> withStdio(terminal, request.getStdin(), streams, (stdio, opened) ->
                                     client.create(new CreateOptions(rootfs, stdio)).map(io -> {
                                         if (opened != null) {
@@ -208,7 +209,8 @@ public final class TaskService {
                                         return io;
                                     }))
                             .map(io -> {
-                                Task task = new Task(id, bundlePath, client, processes, watchOom(id, io.pid()));
+                                watchOom(id, io.pid()).ifPresent(oom::set);
+                                Task task = new Task(id, bundlePath, client, processes, oom);
                                 tasks.replace(id, pending, Mono.just(task));
                                 made.tryEmitValue(task);
                                 return CreateTaskResponse.newBuilder().setPid(io.pid()).build();
@@ -304,17 +306,16 @@ public final class TaskService {
     }
 
     /** Watches the task's memory cgroup for OOM kills, published as {@code /tasks/oom}; none if it cannot. */
-    private AtomicReference<OomWatch> watchOom(String id, int pid) {
-        AtomicReference<OomWatch> watch = new AtomicReference<>();
+    private Optional<OomWatch> watchOom(String id, int pid) {
         try {
-            OomWatch.start(resources.pollLoop(), resources.io(), pid, () -> exchange.publish(namespace, "/tasks/oom",
-                    new TaskEvent.TaskOom(id)).subscribe(published -> {}, error -> log.warn(
-                    "the OOM event of {} was not published", id, error))).ifPresent(watch::set);
+            return OomWatch.start(resources.pollLoop(), resources.io(), pid, () -> exchange.publish(namespace,
+                    "/tasks/oom", new TaskEvent.TaskOom(id)).subscribe(published -> {}, error -> log.warn(
+                    "the OOM event of {} was not published", id, error)));
         } catch (IOException | RuntimeException e) {
             log.warn("the memory cgroup of task {} (pid {}) is not watched for OOM kills: {}", id, pid,
                     e.toString());
+            return Optional.empty();
         }
-        return watch;
     }
 
     /** The init is gone with its container: the task's shim ends, then its entry and marker. */
