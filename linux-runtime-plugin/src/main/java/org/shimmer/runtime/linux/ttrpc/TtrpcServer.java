@@ -22,6 +22,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import jdk.net.ExtendedSocketOptions;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.ttrpc.proto.KeyValue;
 import org.shimmer.runtime.linux.ttrpc.proto.Request;
 import org.shimmer.runtime.linux.ttrpc.proto.Response;
@@ -35,6 +36,7 @@ import reactor.core.publisher.Mono;
 import reactor.core.publisher.Operators;
 import reactor.core.scheduler.Scheduler;
 import reactor.util.context.Context;
+import reactor.util.retry.Retry;
 import reactor.netty.ChannelBindException;
 import reactor.netty.Connection;
 import reactor.netty.DisposableServer;
@@ -114,15 +116,18 @@ public final class TtrpcServer {
         Objects.requireNonNull(socket, "socket must be set before bind");
         Objects.requireNonNull(loops, "loops must be set before bind");
         Objects.requireNonNull(blocking, "blocking must be set before bind");
+        boolean direct = UnixSockets.bindName(socket).equals(socket);
         return Mono.fromCallable(() -> {
                     UnixSockets.prepareDirectory(socket);
                     UnixSockets.removeAbandonedBindNames(socket);
-                    UnixSockets.removeStale(socket);
+                    if (!direct) {
+                        UnixSockets.removeStale(socket);
+                    }
                     // /proc/self belongs to the process's effective user.
                     return peerPolicy != null ? peerPolicy : PeerPolicy.sameUser(Files.getOwner(Path.of("/proc/self")));
                 })
                 .subscribeOn(blocking)
-                .flatMap(this::bindAndPublish)
+                .flatMap(policy -> direct ? bindDirectly(policy) : bindAndPublish(policy))
                 .onErrorMap(error -> error instanceof IOException || error instanceof ChannelBindException,
                         error -> {
                             IOException cause = error instanceof IOException io ? io : bindFailure(error);
@@ -154,6 +159,42 @@ public final class TtrpcServer {
             return UnixSockets.isServed(socket);
         } catch (IOException e) {
             return false;
+        }
+    }
+
+    /**
+     * Binds the address itself (no room for a private name), holding the directory's lock from the stale check until
+     * the server listens. The JDK binds and then listens, two calls: a socket between them refuses connections like
+     * a stale one, so a second server's stale check removed the first's socket and bound its own, and both served
+     * (a CI run, two servers binding at once).
+     */
+    private Mono<TtrpcServerHandle> bindDirectly(PeerPolicy policy) {
+        // A server waiting for the lock holds no thread meanwhile: the holder needs a blocking one to finish.
+        return Mono.defer(() -> {
+            long deadline = System.nanoTime() + UnixSockets.lockWait().toNanos();
+            return Mono.using(() -> UnixSockets.tryLockDirectory(socket),
+                            lock -> lock < 0 ? Mono.<TtrpcServerHandle>error(new DirectoryLocked())
+                                    : Mono.fromCallable(() -> {
+                                        UnixSockets.removeStaleLocked(socket);
+                                        return policy;
+                                    }).flatMap(this::bindAndPublish),
+                            lock -> {
+                                if (lock >= 0) {
+                                    LinuxCalls.close(lock);
+                                }
+                            })
+                    .subscribeOn(blocking)
+                    .retryWhen(Retry.fixedDelay(Long.MAX_VALUE, Duration.ofMillis(1))
+                            .filter(error -> error instanceof DirectoryLocked && System.nanoTime() - deadline < 0))
+                    .onErrorMap(DirectoryLocked.class::isInstance,
+                            locked -> UnixSockets.directoryStayedLocked(socket));
+        });
+    }
+
+    /** Another server holds the socket directory's lock: try again shortly. */
+    private static final class DirectoryLocked extends RuntimeException {
+        DirectoryLocked() {
+            super(null, null, false, false);
         }
     }
 

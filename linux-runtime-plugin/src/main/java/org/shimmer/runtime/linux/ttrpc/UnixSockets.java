@@ -87,6 +87,18 @@ final class UnixSockets {
         }
         int lock = lockDirectory(socket);
         try {
+            removeStaleLocked(socket);
+        } finally {
+            LinuxCalls.close(lock);
+        }
+    }
+
+    /** {@link #removeStale} by a caller that holds the directory's lock. */
+    static void removeStaleLocked(Path socket) throws IOException {
+        try {
+            if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+                return;
+            }
             if (!isSocket(socket)) {
                 throw new IOException("cannot bind " + socket + ": a file that is not a socket is in the way");
             }
@@ -97,8 +109,6 @@ final class UnixSockets {
             removeIfSameLocked(socket, stale);
         } catch (NoSuchFileException gone) {
             // Removed meanwhile (by another server's stale check): nothing in the way.
-        } finally {
-            LinuxCalls.close(lock);
         }
     }
 
@@ -148,32 +158,54 @@ final class UnixSockets {
      * socket and while they link theirs to its address; returns its descriptor. Held for those few calls only, by a
      * thread that waits for nothing else meanwhile. Without it two servers binding one address over a stale socket
      * could both serve: one checked the stale file, the other removed it and linked its own socket, and the first
-     * removed that one by path and linked its own.
+     * removed that one by path and linked its own. A server that binds its address directly holds it from its stale
+     * check until it listens ({@link TtrpcServer}).
      */
-    private static int lockDirectory(Path socket) throws IOException {
+    static int lockDirectory(Path socket) throws IOException {
         Path dir = socket.toAbsolutePath().getParent();
-        int fd = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC
-                | LinuxCalls.O_NOFOLLOW);
+        long deadline = System.nanoTime() + LOCK_WAIT.toNanos();
         try {
             // Not a blocking flock: a process of the same user that holds the lock for good (hostile, or stopped)
             // would hold this io thread for good too, and an interrupt does not end a wait in flock.
-            long deadline = System.nanoTime() + LOCK_WAIT.toNanos();
-            while (!LinuxCalls.flock(fd, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)) {
+            int fd;
+            while ((fd = tryLockDirectory(socket)) < 0) {
                 if (System.nanoTime() - deadline > 0) {
-                    throw new IOException("socket directory " + dir + " stayed locked by another process for "
-                            + LOCK_WAIT.toSeconds() + " s");
+                    throw directoryStayedLocked(socket);
                 }
                 Thread.sleep(1);
             }
             return fd;
         } catch (InterruptedException e) {
-            LinuxCalls.close(fd);
             Thread.currentThread().interrupt();
             throw new InterruptedIOException("interrupted waiting for the lock on socket directory " + dir);
+        }
+    }
+
+    /** {@link #lockDirectory} without waiting: the descriptor that holds the lock, or -1 while another holds it. */
+    static int tryLockDirectory(Path socket) throws IOException {
+        Path dir = socket.toAbsolutePath().getParent();
+        int fd = LinuxCalls.open(dir, LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC
+                | LinuxCalls.O_NOFOLLOW);
+        try {
+            if (LinuxCalls.flock(fd, LinuxCalls.LOCK_EX | LinuxCalls.LOCK_NB)) {
+                return fd;
+            }
         } catch (IOException | RuntimeException e) {
             LinuxCalls.close(fd);
             throw e;
         }
+        LinuxCalls.close(fd);
+        return -1;
+    }
+
+    /** How long a server waits for the lock on its socket's directory. */
+    static Duration lockWait() {
+        return LOCK_WAIT;
+    }
+
+    static IOException directoryStayedLocked(Path socket) {
+        return new IOException("socket directory " + socket.toAbsolutePath().getParent()
+                + " stayed locked by another process for " + LOCK_WAIT.toSeconds() + " s");
     }
 
     /**
