@@ -21,9 +21,12 @@ import reactor.core.publisher.Sinks;
  *
  * <p>Invariants: a FIFO is polled only while its subscriber has outstanding demand, so a slow consumer leaves the
  * data in the pipe and, once the pipe is full, the writing process waits — nothing buffers output on our side
- * beyond the chunks asked for; every descriptor is owned by its {@link PollLoop.Registration} and closed exactly
- * once, by the poll thread, when its FIFO reaches end of file, its subscriber cancels, it is discarded, or the loop
- * closes; a FIFO is never accepted once the loop has stopped (it would stay open, its subscriber waiting forever).
+ * beyond the chunks asked for; a subscriber that cancels does not close the FIFO: what follows is read and dropped
+ * (as a terminal's output is), since a closed read end killed a local container with {@code SIGPIPE} and left a
+ * remote shim's copy, and so its process, blocked for good; every descriptor is owned by its
+ * {@link PollLoop.Registration} and closed exactly once, by the poll thread, when its FIFO reaches end of file, it
+ * is discarded, or the loop closes; a FIFO is never accepted once the loop has stopped (it would stay open, its
+ * subscriber waiting forever).
  *
  * <p>A FIFO opened non-blocking before any writer reports neither data nor hang-up until a writer has come (and,
  * for end of file, gone), so a reader may be opened before the process that will write exists.
@@ -31,6 +34,8 @@ import reactor.core.publisher.Sinks;
 public final class FifoPoller {
 
     private static final int CHUNK = 64 * 1024;
+    /** Reads per turn of the loop while output is dropped, so a chatty process cannot hold the poll thread. */
+    private static final int DROPPED_READS_PER_TURN = 4;
 
     private final PollLoop loop;
     // Touched only on the poll thread, by the read handlers.
@@ -47,7 +52,10 @@ public final class FifoPoller {
         /** The content as chunks; completes at end of file, when every writer has closed the FIFO. */
         Flux<byte[]> content();
 
-        /** Completes once the FIFO is closed on our side: end of file, cancellation, discard or the loop closing. */
+        /**
+         * Completes once the FIFO is closed on our side (end of file, discard or the loop closing) or its subscriber
+         * cancelled (the rest is dropped): nobody waits for more of it.
+         */
         Mono<Void> closed();
 
         /** Closes the FIFO now, whether or not anyone subscribed. */
@@ -79,7 +87,12 @@ public final class FifoPoller {
                         : current + more);
                 loop.wake();
             });
-            sink.onDispose(reader.registration::close);
+            // Read on and dropped, never closed: the writer must neither die of SIGPIPE nor block on a full pipe.
+            sink.onCancel(() -> {
+                reader.dropping = true;
+                reader.done.tryEmitEmpty();
+                loop.wake();
+            });
         }, FluxSink.OverflowStrategy.ERROR);
         return new FifoStream() {
             @Override
@@ -114,6 +127,7 @@ public final class FifoPoller {
         volatile PollLoop.Registration registration;
         volatile FluxSink<byte[]> sink;
         volatile boolean finished;
+        volatile boolean dropping;
         IOException failure;
 
         Reader(Path fifo, OwnedFd fd) {
@@ -123,14 +137,18 @@ public final class FifoPoller {
 
         @Override
         public boolean wanted() {
-            return demand.get() > 0 && sink != null;
+            return dropping || (demand.get() > 0 && sink != null);
         }
 
-        /** Reads while there is demand and data; at end of file (or a read error) deregisters. */
+        /**
+         * Reads while there is demand and data, or drops a few chunks after a cancel; at end of file (or a read
+         * error) deregisters.
+         */
         @Override
         public void ready(PollLoop.Registration self, short revents) {
             try {
-                while (demand.get() > 0) {
+                for (int dropped = 0; dropping ? dropped < DROPPED_READS_PER_TURN : demand.get() > 0; ) {
+                    boolean drop = dropping;
                     long n = fd.read(buffer, state);
                     if (n < 0) {
                         return;
@@ -138,6 +156,10 @@ public final class FifoPoller {
                     if (n == 0) {
                         self.close();
                         return;
+                    }
+                    if (drop) {
+                        dropped++;
+                        continue;
                     }
                     demand.decrementAndGet();
                     sink.next(buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE));

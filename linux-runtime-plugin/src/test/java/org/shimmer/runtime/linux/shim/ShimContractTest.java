@@ -1636,6 +1636,31 @@ public abstract class ShimContractTest {
         assertNothingLeaks(bundle, fdsBefore);
     }
 
+    /**
+     * A stdout subscriber that takes one chunk and cancels: the process writes on to its end, exits 0, and its
+     * stream goes with its delete. The local shim closed the FIFO on the cancel, so the process died of SIGPIPE
+     * (busybox seq exited 255, yes was killed); the remote shim's copy into the FIFO, and so its process, blocked
+     * for good, and awaitExit never completed.
+     */
+    @Test
+    void aStdoutSubscriberThatCancelsNeitherKillsNorBlocksTheProcess() throws Exception {
+        Bundle bundle = bundle("/bin/busybox", "seq", "1", "1000000");
+        ShimClient shim = shim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        ProcessIo io = shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Mono<byte[]> first = io.stdout().next().cache();
+        first.subscribe();
+        shim.start().block(TIMEOUT);
+        assertThat(first.block(TIMEOUT)).as("the chunk taken before the cancel").isNotEmpty();
+
+        ExitStatus exit = shim.awaitExit().block(Duration.ofSeconds(10));
+        assertThat(exit.status()).as("seq's exit, its output cancelled after one chunk").isZero();
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
     @Test
     void anExecNamedLikeItsContainerHasStreamsOfItsOwn() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "600");
@@ -1648,6 +1673,7 @@ public abstract class ShimContractTest {
         stop(shim);
         assertNoFifos(bundle);
     }
+
 
     /** One normal lifecycle of the bundle's {@code echo ok}, through streams; returns how long create took. */
     private Duration lifecycle(ShimClient shim) {
