@@ -5,15 +5,22 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.reactivestreams.Publisher;
+import org.reactivestreams.Subscription;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.FluxSink;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Scheduler;
 
 /**
  * Reads any number of FIFOs on the runtime's one {@link PollLoop}, with one buffer: non-blocking read ends, read
@@ -33,6 +40,7 @@ import reactor.core.publisher.Sinks;
  */
 public final class FifoPoller {
 
+    private static final Logger log = LoggerFactory.getLogger(FifoPoller.class);
     private static final int CHUNK = 64 * 1024;
     /** Reads per turn of the loop while output is dropped, so a chatty process cannot hold the poll thread. */
     private static final int DROPPED_READS_PER_TURN = 4;
@@ -115,6 +123,183 @@ public final class FifoPoller {
                 return reader.subscribed.get();
             }
         };
+    }
+
+    /**
+     * A FIFO's write end (a process's stdin), fed from a publisher without ever blocking a thread: opened read-write
+     * and non-blocking, so its open waits for nobody and whoever opens the read end waits for no writer; a chunk is
+     * written when {@code poll(2)} says there is room, and the next asked for only once it is all written, so a
+     * process that does not read holds the publisher back. Blocking writes on the io scheduler once held one of its
+     * threads per process that did not read, and a few such processes left no thread for any other operation.
+     */
+    public interface FifoInput {
+        /**
+         * Copies {@code source} in, subscribed on {@code io}; when it ends (what it gave all written) our end is
+         * closed and then {@code onEnd} runs on {@code io}. A second source is ignored.
+         */
+        void copy(Publisher<byte[]> source, Scheduler io, Runnable onEnd);
+
+        /** Stops copying, drops what was not written yet, and closes our end. Idempotent. */
+        void close();
+    }
+
+    /** Opens {@code fifo} for writing now, never blocking; closed when {@link FifoInput#close} or the loop closes. */
+    public FifoInput input(Path fifo) throws IOException {
+        OwnedFd fd = OwnedFd.open(fifo, LinuxCalls.O_RDWR | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC);
+        Writer writer = new Writer(fifo, fd);
+        writer.registration = loop.register(fd, writer);
+        return writer;
+    }
+
+    /** One FIFO written from a publisher, one chunk at a time; its buffer and offset are the poll thread's. */
+    private final class Writer extends BaseSubscriber<byte[]> implements PollLoop.Handler, FifoInput {
+        private static final int WRITE_CHUNK = 16 * 1024;
+        final Path fifo;
+        final OwnedFd fd;
+        private final MemorySegment writeBuffer = Arena.ofAuto().allocate(WRITE_CHUNK);
+        private final MemorySegment writeState = LinuxCalls.allocateCallState(Arena.ofAuto());
+        volatile PollLoop.Registration registration;
+        private volatile byte[] pending;
+        private volatile boolean sourceEnded;
+        private final AtomicBoolean closed = new AtomicBoolean();
+        private Scheduler io;
+        private Runnable onEnd;
+        private boolean copying;
+        // Poll thread only: how much of pending was written.
+        private int offset;
+
+        Writer(Path fifo, OwnedFd fd) {
+            this.fifo = fifo;
+            this.fd = fd;
+        }
+
+        @Override
+        public void copy(Publisher<byte[]> source, Scheduler scheduler, Runnable whenEnded) {
+            synchronized (this) {
+                if (closed.get() || copying) {
+                    return;
+                }
+                copying = true;
+                io = scheduler;
+                onEnd = whenEnded;
+            }
+            Flux.from(source).subscribeOn(scheduler).subscribe(this);
+        }
+
+        @Override
+        public void close() {
+            closed.set(true);
+            pending = null;
+            dispose();
+            registration.close();
+        }
+
+        @Override
+        protected void hookOnSubscribe(Subscription subscription) {
+            request(1);
+        }
+
+        @Override
+        protected void hookOnNext(byte[] chunk) {
+            if (chunk.length == 0) {
+                request(1);
+                return;
+            }
+            pending = chunk;
+            loop.wake();
+        }
+
+        @Override
+        protected void hookOnComplete() {
+            sourceEnded();
+        }
+
+        @Override
+        protected void hookOnError(Throwable error) {
+            log.debug("stdin copy into {} ended: {}", fifo, error.toString());
+            sourceEnded();
+        }
+
+        /** The source ended: our end closes once what it gave is written (by the poll thread, if it still writes). */
+        private void sourceEnded() {
+            sourceEnded = true;
+            if (pending == null) {
+                finish();
+            }
+        }
+
+        @Override
+        public boolean wanted() {
+            return !closed.get() && pending != null;
+        }
+
+        @Override
+        public short events() {
+            return LinuxCalls.POLLOUT;
+        }
+
+        @Override
+        public void ready(PollLoop.Registration self, short revents) {
+            byte[] chunk = pending;
+            if (chunk != null) {
+                try {
+                    while (offset < chunk.length) {
+                        int length = Math.min(WRITE_CHUNK, chunk.length - offset);
+                        MemorySegment.copy(chunk, offset, writeBuffer, ValueLayout.JAVA_BYTE, 0, length);
+                        long n = fd.write(writeBuffer.asSlice(0, length), writeState);
+                        if (n < 0) {
+                            return;
+                        }
+                        offset += (int) n;
+                    }
+                } catch (IOException e) {
+                    log.debug("stdin copy into {} ended: {}", fifo, e.toString());
+                    sourceEnded = true;
+                }
+                offset = 0;
+                pending = null;
+                if (sourceEnded) {
+                    finish();
+                } else {
+                    request(1);
+                }
+            }
+        }
+
+        /** All of it written: our end closes before whoever waits is told, as the blocking copy did. Once. */
+        private void finish() {
+            if (!closed.compareAndSet(false, true)) {
+                return;
+            }
+            dispose();
+            registration.close();
+            Runnable ended;
+            Scheduler scheduler;
+            synchronized (this) {
+                ended = onEnd;
+                scheduler = io;
+            }
+            if (ended != null) {
+                try {
+                    scheduler.schedule(ended);
+                } catch (RejectedExecutionException stopping) {
+                    log.debug("the end of stdin {} is not reported: the runtime is stopping", fifo);
+                }
+            }
+        }
+
+        /** Closed by the loop (it stopped) or by us: nothing more is asked of the source. */
+        @Override
+        public void closed() {
+            closed.set(true);
+            pending = null;
+            dispose();
+        }
+
+        @Override
+        public String toString() {
+            return "stdin " + fifo;
+        }
     }
 
     /** One open FIFO, its subscriber, and what the poll thread does with them. */

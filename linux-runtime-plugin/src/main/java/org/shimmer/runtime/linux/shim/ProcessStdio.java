@@ -1,7 +1,6 @@
 package org.shimmer.runtime.linux.shim;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -26,7 +25,6 @@ import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -48,7 +46,7 @@ public final class ProcessStdio {
     private final Publisher<byte[]> stdinSource;
     private final List<Path> fifos;
     private final Scheduler io;
-    private final FileChannel stdinWriter;
+    private final FifoPoller.FifoInput stdinWriter;
     private final List<FileChannel> launchKeepers;
     private final boolean files;
     private final boolean ptyOverFifos;
@@ -56,21 +54,20 @@ public final class ProcessStdio {
     private final ConsoleSocket console;
     private final TerminalSize size;
     private final HeldEnds held;
-    private volatile Disposable stdinCopy;
     /** Whether the launch ended (guarded by this): until then a close of stdin waits for it. */
     private boolean launchEnded;
     private boolean stdinClosedEarly;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
-            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos) {
+            FifoPoller.FifoInput stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos) {
         this(stdin, stdout, stderr, stdoutStream, stderrStream, stdinSource, fifos, io, stdinWriter, launchKeepers,
                 files, ptyOverFifos, null, null, null, HeldEnds.NONE);
     }
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
-            FileChannel stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos,
+            FifoPoller.FifoInput stdinWriter, List<FileChannel> launchKeepers, boolean files, boolean ptyOverFifos,
             PtyMaster terminal, ConsoleSocket console, TerminalSize size, HeldEnds held) {
         this.stdin = stdin;
         this.stdout = stdout;
@@ -179,7 +176,7 @@ public final class ProcessStdio {
             Scheduler io, boolean terminal) throws IOException {
         List<Path> made = new ArrayList<>(3);
         List<FifoPoller.FifoStream> opened = new ArrayList<>(2);
-        FileChannel stdinWriter = null;
+        FifoPoller.FifoInput stdinWriter = null;
         List<FileChannel> keepers = new ArrayList<>(2);
         try {
             if (!Files.isDirectory(ioDir)) {
@@ -205,9 +202,9 @@ public final class ProcessStdio {
                 opened.add(err);
             }
             // Read-write, so the open never waits for a reader, and whoever opens the read end (the shim, or
-            // runc handing it to the container) never waits for a writer.
+            // runc handing it to the container) never waits for a writer; written from the poll thread.
             if (stdin != null) {
-                stdinWriter = FileChannel.open(stdin, StandardOpenOption.READ, StandardOpenOption.WRITE);
+                stdinWriter = poller.input(stdin);
             }
             // Until the process exists, these keep each output FIFO open for reading too, so the write-only open
             // of whoever launches it never waits, even if our reader was already closed by a cancelled subscriber.
@@ -358,16 +355,9 @@ public final class ProcessStdio {
         if (stdinSource == null || stdinWriter == null) {
             return;
         }
-        // Subscribed and asked on io: a caller's source that reads on request must not do so on an event loop.
-        stdinCopy = Flux.from(stdinSource)
-                .subscribeOn(io)
-                .publishOn(io, 16)
-                .concatMap(chunk -> write(stdinWriter, chunk))
-                .doFinally(signal -> closeQuietly(stdinWriter))
-                .subscribe(written -> {}, error -> {
-                    log.debug("stdin copy into {} ended: {}", stdin, error.toString());
-                    onEnd.run();
-                }, onEnd);
+        // Subscribed on io: a caller's source that reads on request must not do so on an event loop. Written from
+        // the poll thread when the FIFO has room: a process that does not read holds no thread.
+        stdinWriter.copy(stdinSource, io, onEnd);
     }
 
     /** Stops copying stdin and closes our end of the FIFO. */
@@ -387,12 +377,8 @@ public final class ProcessStdio {
         if (terminal != null) {
             terminal.stopTyping();
         }
-        Disposable copy = stdinCopy;
-        if (copy != null) {
-            copy.dispose();
-        }
         if (stdinWriter != null) {
-            closeQuietly(stdinWriter);
+            stdinWriter.close();
         }
     }
 
@@ -443,16 +429,6 @@ public final class ProcessStdio {
                 log.warn("could not remove FIFO {}", fifo, e);
             }
         }
-    }
-
-    private static Mono<Integer> write(FileChannel channel, byte[] chunk) {
-        return Mono.fromCallable(() -> {
-            ByteBuffer buffer = ByteBuffer.wrap(chunk);
-            while (buffer.hasRemaining()) {
-                channel.write(buffer);
-            }
-            return chunk.length;
-        });
     }
 
     private static Path mkfifo(Path path, List<Path> made) throws IOException {

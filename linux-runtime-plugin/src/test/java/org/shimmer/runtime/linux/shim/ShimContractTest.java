@@ -1661,6 +1661,60 @@ public abstract class ShimContractTest {
         assertNothingLeaks(bundle, fdsBefore);
     }
 
+    /**
+     * Processes that never read their stdin, fed from endless sources, hold no thread of the runtime: a blocking
+     * write per process held an io thread each until its delete, and a few of them (the io scheduler has
+     * max(8, 4 x cores) threads) left none for any other operation: newShimClient, state and delete of other
+     * containers then waited for good.
+     */
+    @Test
+    void processesThatNeverReadTheirEndlessStdinHoldNoThread() throws Exception {
+        byte[] chunk = new byte[64 * 1024];
+        List<Bundle> flooded = new ArrayList<>();
+        List<ShimClient> shims = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            Bundle bundle = bundle("/bin/sleep", "600");
+            ShimClient shim = shim(bundle);
+            shim.create(CreateOptions.of(Stdio.streams(Flux.generate(sink -> sink.next(chunk))))).block(TIMEOUT);
+            shim.start().block(TIMEOUT);
+            flooded.add(bundle);
+            shims.add(shim);
+        }
+        // The pipes (64 KiB each) are full long before this.
+        Thread.sleep(300);
+
+        assertThat(threadsWritingAFile()).as("runtime threads blocked writing a FIFO").isEmpty();
+        Bundle other = bundle("/bin/echo", "ok");
+        ShimClient otherShim = shim(other);
+        otherShim.create(CreateOptions.of(Stdio.none())).block(Duration.ofSeconds(10));
+        otherShim.start().block(Duration.ofSeconds(10));
+        otherShim.awaitExit().block(Duration.ofSeconds(10));
+        otherShim.delete().block(Duration.ofSeconds(10));
+        otherShim.shutdown().block(Duration.ofSeconds(10));
+        for (ShimClient shim : shims) {
+            shim.kill(9, true).block(Duration.ofSeconds(10));
+            shim.awaitExit().block(Duration.ofSeconds(10));
+            shim.delete().block(Duration.ofSeconds(10));
+            shim.shutdown().block(Duration.ofSeconds(10));
+        }
+        for (Bundle bundle : flooded) {
+            assertNoFifos(bundle);
+        }
+    }
+
+    /** Threads of this runtime whose stack is in a blocking file write. */
+    private static List<String> threadsWritingAFile() {
+        List<String> writing = new ArrayList<>();
+        Thread.getAllStackTraces().forEach((thread, stack) -> {
+            boolean inWrite = Arrays.stream(stack).anyMatch(frame -> frame.getMethodName().startsWith("write")
+                    && (frame.getClassName().contains("FileDispatcher") || frame.getClassName().contains("IOUtil")));
+            if (thread.getName().startsWith("shim-test-") && inWrite) {
+                writing.add(thread.getName());
+            }
+        });
+        return writing;
+    }
+
     @Test
     void anExecNamedLikeItsContainerHasStreamsOfItsOwn() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "600");
