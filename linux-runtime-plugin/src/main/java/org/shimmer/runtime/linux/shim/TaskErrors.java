@@ -47,7 +47,9 @@ public final class TaskErrors {
             "already paused", "not paused", "not stopped", "cannot delete a running", "cannot delete running",
             "cannot start a running", "cannot start a stopped", "stopped container", "running container",
             "paused container", "stopped process", "running process", "paused process", "that has stopped",
-            "stopped state", "paused state", "container is not", "failed precondition");
+            "stopped state", "paused state", "container is not", "failed precondition",
+            // runc's start of a created init that a kill ended meanwhile (a start racing a kill).
+            "process is already dead");
     // What a signal to a process that already ended meets (containerd's shim calls it "not found" too).
     private static final List<String> FINISHED = List.of("not running", "no such process", "already finished");
     // Only what names a missing container or process (runc's ErrNotExist, the shim's "process does not exist

@@ -37,6 +37,7 @@ class TaskErrorsTest {
                 Arguments.of("cannot start a container in the paused state", ErrorCode.FAILED_PRECONDITION),
                 Arguments.of("exec failed: cannot exec in a stopped container", ErrorCode.FAILED_PRECONDITION),
                 Arguments.of("container not running", ErrorCode.FAILED_PRECONDITION),
+                Arguments.of("runc start failed: container process is already dead", ErrorCode.FAILED_PRECONDITION),
                 Arguments.of("container not paused", ErrorCode.FAILED_PRECONDITION),
                 Arguments.of("cannot delete container c1 that is not stopped: running",
                         ErrorCode.FAILED_PRECONDITION),
