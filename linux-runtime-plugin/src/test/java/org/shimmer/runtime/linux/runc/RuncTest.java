@@ -81,6 +81,8 @@ class RuncTest {
         Disposable create = runc.create(id, bundle.resolve("init.pid"), Runc.Stdio.NULL)
                 .subscribe(pid -> {}, error -> {});
         long hookProcess = awaitPid(hookPid);
+        // The pid file is there once mv renamed it: mv may not have exited yet, nor the hook's shell become sleep.
+        awaitCommand(hookProcess, "sleep");
         long runcProcess = Zombies.parentOf(hookProcess);
         List<Long> tree = Stream.concat(Stream.of(runcProcess),
                 ProcessHandle.of(runcProcess).orElseThrow().descendants().map(ProcessHandle::pid)).toList();
@@ -116,7 +118,8 @@ class RuncTest {
 
         Disposable start = runc.start("never-created").subscribe(done -> {}, error -> {});
         long shell = awaitPid(wrapperPid);
-        long sleep = awaitChild(shell);
+        // Its first child may still be the mv that wrote the pid file; the sleep comes once that one was reaped.
+        long sleep = awaitChild(shell, "sleep");
         started.addAll(List.of(shell, sleep));
 
         start.dispose();
@@ -135,14 +138,26 @@ class RuncTest {
         return Long.parseLong(Files.readString(file).strip());
     }
 
-    private static long awaitChild(long pid) throws Exception {
+    /** The first child of {@code pid} running {@code name}, once there is one. */
+    private static long awaitChild(long pid, String name) throws Exception {
         long deadline = System.nanoTime() + TIMEOUT.toNanos();
         while (true) {
-            List<Long> children = ProcessHandle.of(pid).orElseThrow().children().map(ProcessHandle::pid).toList();
+            List<Long> children = ProcessHandle.of(pid).orElseThrow().children().map(ProcessHandle::pid)
+                    .filter(child -> command(child).equals(name)).toList();
             if (!children.isEmpty()) {
                 return children.getFirst();
             }
-            assertThat(System.nanoTime()).as("pid %d forked in time", pid).isLessThan(deadline);
+            assertThat(System.nanoTime()).as("pid %d forked %s in time", pid, name).isLessThan(deadline);
+            Thread.sleep(10);
+        }
+    }
+
+    /** Waits until {@code pid} runs {@code name} (a shell's exec of it). */
+    private static void awaitCommand(long pid, String name) throws Exception {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!command(pid).equals(name)) {
+            assertThat(System.nanoTime()).as("pid %d (%s) became %s in time", pid, command(pid), name)
+                    .isLessThan(deadline);
             Thread.sleep(10);
         }
     }
