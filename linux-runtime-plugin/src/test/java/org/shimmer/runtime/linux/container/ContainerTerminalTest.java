@@ -142,7 +142,7 @@ class ContainerTerminalTest {
             assertThat(screen.await(STTY_SIZE, TIMEOUT)).isEqualTo("40 120");
             screen.await("err-25", TIMEOUT);
             screen.type("sleep 1000\n");
-            awaitPids(container, 2);
+            awaitForeground(container, "sleep");
             screen.type("\u0003");
             screen.type("echo alive-$((6*7))\n");
             screen.await("alive-42", TIMEOUT);
@@ -255,6 +255,16 @@ class ContainerTerminalTest {
         TerminalScreen screen = new TerminalScreen();
         screens.add(screen);
         return screen;
+    }
+
+    /** Waits until a process of the container runs {@code name} in its terminal's foreground: Ctrl-C is its. */
+    private static void awaitForeground(Container container, String name) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!container.shim().pids().any(info -> Processes.leadsTheForeground(info.pid(), name))
+                .block(TIMEOUT)) {
+            assertThat(System.nanoTime()).as("%s in the terminal's foreground", name).isLessThan(deadline);
+            Thread.sleep(20);
+        }
     }
 
     /** Waits until the container has {@code count} processes (a command the shell started): no signal but /proc. */

@@ -25,6 +25,24 @@ public final class Processes {
     }
 
     /**
+     * Whether {@code pid} runs {@code name} (its command after exec) and leads its terminal's foreground process
+     * group: a Ctrl-C typed now is its. A shell's job is there, and counted in the container, as soon as the shell
+     * forked it; it makes itself the foreground (tcsetpgrp) only after that, and a Ctrl-C before goes to the shell,
+     * which keeps it until the job ends.
+     */
+    public static boolean leadsTheForeground(long pid, String name) {
+        try {
+            String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+            String comm = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+            // After "(comm) ": state ppid pgrp session tty_nr tpgid.
+            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return comm.equals(name) && fields[2].equals(Long.toString(pid)) && fields[5].equals(fields[2]);
+        } catch (IOException | RuntimeException gone) {
+            return false;
+        }
+    }
+
+    /**
      * What {@code pid} is now, for a failure message: its state letter, a zombie's wait status (field 52 of
      * {@code stat}: the signal that killed it in the low bits), or gone (reaped already).
      */

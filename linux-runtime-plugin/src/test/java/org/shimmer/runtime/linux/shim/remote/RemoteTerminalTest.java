@@ -172,7 +172,7 @@ class RemoteTerminalTest {
 
         // Ctrl-C interrupts the foreground sleep; the shell survives and runs the next command.
         screen.type("sleep 1000\n");
-        awaitPids(shim, 2);
+        awaitForeground(shim, "sleep");
         screen.type("\u0003");
         screen.type("echo still-$((40+2))\n");
         screen.await("still-42", TIMEOUT);
@@ -216,7 +216,7 @@ class RemoteTerminalTest {
         screen.type("stty size\n");
         assertThat(screen.await("\n(\\d+ \\d+)\r", TIMEOUT)).isEqualTo("17 61");
         screen.type("sleep 1000\n");
-        awaitPids(shim, 3);
+        awaitForeground(shim, "sleep");
         screen.type("\u0003echo exec-$((1+1))\n");
         screen.await("exec-2", TIMEOUT);
 
@@ -468,11 +468,14 @@ class RemoteTerminalTest {
         return bundle;
     }
 
-    /** Waits until the container has {@code count} processes (a command the shell started): /proc has no signal. */
-    private static void awaitPids(ShimClient shim, int count) throws InterruptedException {
+    /**
+     * Waits until a process of the container runs {@code name} in its terminal's foreground: Ctrl-C is its. That
+     * the shell forked it is not enough (see {@link Processes#leadsTheForeground}). /proc has no signal.
+     */
+    private static void awaitForeground(ShimClient shim, String name) throws InterruptedException {
         long deadline = System.nanoTime() + TIMEOUT.toNanos();
-        while (shim.pids().count().block(TIMEOUT) < count) {
-            assertThat(System.nanoTime()).as("%d processes in the container", count).isLessThan(deadline);
+        while (!shim.pids().any(info -> Processes.leadsTheForeground(info.pid(), name)).block(TIMEOUT)) {
+            assertThat(System.nanoTime()).as("%s in the terminal's foreground", name).isLessThan(deadline);
             Thread.sleep(20);
         }
     }
