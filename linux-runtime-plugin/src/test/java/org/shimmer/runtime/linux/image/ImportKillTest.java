@@ -3,7 +3,10 @@ package org.shimmer.runtime.linux.image;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -42,16 +45,18 @@ class ImportKillTest {
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
         Process child = new ProcessBuilder(java.toString(), "--enable-native-access=ALL-UNNAMED",
                 "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path"),
-                ImportingChild.class.getName(), root.toString(), layout.toString())
+                ImportingChild.class.getName(), root.toString(), layout.toString(), "pause")
                 .redirectError(temp.resolve("child.log").toFile())
                 .start();
         List<String> scratch;
         try (BufferedReader lines = new BufferedReader(new InputStreamReader(child.getInputStream(),
                 StandardCharsets.UTF_8))) {
-            // The child says when its first layer is unpacked; three more are to come.
+            // The child says when its first layer is unpacked, then waits halfway through the second: the kill
+            // lands inside an unpack however slow this side is. It used to go on, and a test thread held up for
+            // the time of three more layers found an import complete (exit 0, not 137).
             String line;
-            while ((line = lines.readLine()) != null && !line.equals("layers done: 1")) {
-                // Earlier progress.
+            while ((line = lines.readLine()) != null && !line.equals("midway")) {
+                assertThat(line).as("the child's progress").matches("layers done: [01]");
             }
             assertThat(line).as("the child's progress (log: %s)", temp.resolve("child.log")).isNotNull();
             scratch = ImageStoreTest.names(root.resolve("tmp"));
@@ -85,9 +90,14 @@ class ImportKillTest {
         assertThat(Leaks.fdsAddedSince(fds, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
     }
 
-    /** The child JVM: imports args[1] into the store at args[0], printing each layer done. */
+    /**
+     * The child JVM: imports args[1] into the store at args[0], printing each layer done. With a third argument,
+     * {@code pause}, it says "midway" halfway through the second layer's bytes and waits there, inside the unpack,
+     * until its stdin ends: for a kill (the progress is reported on the thread that unpacks).
+     */
     public static final class ImportingChild {
         public static void main(String[] args) {
+            boolean pause = args.length > 2 && args[2].equals("pause");
             Scheduler io = Schedulers.newBoundedElastic(2, 100, "child-io");
             List<Integer> said = new ArrayList<>();
             new ImageStore(Path.of(args[0]), io).importLayout(ImportRequest.of(Path.of(args[1]))
@@ -96,6 +106,16 @@ class ImportKillTest {
                             said.add(progress.layersDone());
                             System.out.println("layers done: " + progress.layersDone());
                             System.out.flush();
+                        }
+                        if (pause && progress.layersDone() == 1
+                                && 2 * progress.bytesDone() * progress.layers() >= 3 * progress.bytes()) {
+                            System.out.println("midway");
+                            System.out.flush();
+                            try {
+                                System.in.transferTo(OutputStream.nullOutputStream());
+                            } catch (IOException e) {
+                                throw new UncheckedIOException(e);
+                            }
                         }
                     })).block(TIMEOUT);
             io.dispose();
