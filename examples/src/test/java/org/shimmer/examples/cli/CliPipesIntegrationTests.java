@@ -90,8 +90,11 @@ class CliPipesIntegrationTests {
     void eventsWhoseStdoutIsClosedEndsAtItsFirstEvent() throws Exception {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         CompletableFuture<Integer> events = CompletableFuture.supplyAsync(() -> cli(closedPipe(), err, "events"));
-        // The events stream may subscribe after a first run's events: runs until one reached it, a few at most.
-        for (int run = 0; run < 5 && !events.isDone(); run++) {
+        // The events stream may subscribe after a first run's events (it says nothing when it did): runs until one
+        // reached it, up to a deadline. Five runs bounded it by count: a CLI slow to start its plugin host on a
+        // loaded machine could miss them all. One that never sees an event still fails below.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
+        for (int run = 0; !events.isDone() && System.nanoTime() < deadline; run++) {
             assertThat(cli(new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
                     new ByteArrayOutputStream(), "run", "--rm", "--rootfs", image.toString(), "ev-" + run, "--",
                     "/bin/true")).isZero();
