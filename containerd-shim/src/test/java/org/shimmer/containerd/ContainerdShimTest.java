@@ -232,11 +232,17 @@ class ContainerdShimTest {
         assertThat(containers).hasSize(3);
         List<Long> daemons = containerd.daemons();
         assertThat(daemons).hasSize(1);
+        Path state = containerd.daemonState();
+        Path socket = Path.of("/run/containerd/s", state.getFileName().toString());
 
         ProcessHandle.of(daemons.getFirst()).orElseThrow().destroyForcibly();
 
         awaitTasksCleanedUpByContainerd(containers);
         assertThat(containerd.runcState()).isEmpty();
+        // The dead daemon's socket and pid file went with its tasks' cleanup: they used to stay in
+        // /run/containerd/s and the state directory until some later start replaced them.
+        assertThat(socket).as("the killed daemon's socket").doesNotExist();
+        assertThat(state.resolve("pid")).as("the killed daemon's pid file").doesNotExist();
         for (String id : List.of("k1", "k2", "k3")) {
             assertThat(containerd.ctr("container", "delete", id).status()).isZero();
         }
