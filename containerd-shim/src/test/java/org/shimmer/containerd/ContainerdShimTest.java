@@ -570,6 +570,34 @@ class ContainerdShimTest {
     }
 
     @Test
+    void aDaemonThatCannotStartFailsItsStartAtOnce() throws Exception {
+        // A JVM that exits at once (here a bad option; a broken install alike) made each start wait its whole 30 s
+        // under the lock: ten containers asked at once, five minutes before the last one was told.
+        String namespace = "shimmer-bad-" + java.util.UUID.randomUUID().toString().substring(0, 8);
+        Path bundle = Files.createDirectories(containerd.work.resolve("unstartable-daemon-bundle"));
+        Path state = containerd.daemonState(namespace);
+        ProcessBuilder start = new ProcessBuilder(containerd.work.resolve("prefix/bin/containerd-shim-shimmer-v1")
+                .toString(), "-namespace", namespace, "-address", containerd.work.resolve("containerd.sock")
+                .toString(), "-publish-binary", "/usr/bin/containerd", "-id", "never", "start")
+                .directory(bundle.toFile()).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        start.environment().put("SHIMMER_SHIM_JAVA_OPTS", "-XX:+NoSuchShimmerOption");
+        start.environment().put("TTRPC_ADDRESS", containerd.work.resolve("containerd.sock.ttrpc").toString());
+        Process process = start.start();
+        try {
+            CompletableFuture<String> out = PrivateContainerd.read(process.getInputStream());
+            CompletableFuture<String> err = PrivateContainerd.read(process.getErrorStream());
+            assertThat(process.waitFor(10, TimeUnit.SECONDS)).as("start answered well before its 30 s").isTrue();
+            assertThat(process.exitValue()).isNotZero();
+            assertThat(out.join()).as("no address").isEmpty();
+            assertThat(err.join()).contains("exited before it served").contains("NoSuchShimmerOption");
+            assertThat(bundle.resolve("address")).doesNotExist();
+        } finally {
+            process.destroyForcibly().waitFor();
+            PrivateContainerd.run(List.of("rm", "-rf", state.toString()), null, Map.of());
+        }
+    }
+
+    @Test
     void theDaemonsSocketIsOwnerOnly() throws Exception {
         assertThat(containerd.runContainer(List.of("-d"), "s1", "/bin/sleep", "1000").status()).isZero();
         String address = Files.readString(containerd.work.resolve(

@@ -158,6 +158,11 @@ final class PrivateContainerd {
 
     /** The daemon's state directory, named as the binary names it. */
     Path daemonState() {
+        return daemonState(namespace);
+    }
+
+    /** The state directory of this containerd's daemon for {@code namespace}. */
+    Path daemonState(String namespace) {
         try {
             byte[] key = java.security.MessageDigest.getInstance("SHA-256").digest(("shimmer-v1\n" + socket + "\n"
                     + namespace).getBytes(StandardCharsets.UTF_8));
