@@ -49,9 +49,10 @@ final class ShimDaemon {
             resources.exitMonitor().adoptOrphans();
             LocalShims shims = new LocalShims(resources);
             // The daemon's one state root: its exchange is that root's.
-            events = new ContainerdEvents(resources.exchange(state), namespace,
-                    Path.of(ttrpcAddress.replaceFirst("^unix://", "")), resources.loops(), resources.io());
             TaskService tasks = new TaskService(namespace, resources, shims, resources.exchange(state));
+            events = new ContainerdEvents(resources.exchange(state), namespace,
+                    Path.of(ttrpcAddress.replaceFirst("^unix://", "")), resources.loops(), resources.io(),
+                    tasks::createIo);
             server = TtrpcServer.create().socket(socket).runOn(resources.loops()).blockingOn(resources.io())
                     .service(tasks.service()).bind().block(Duration.ofSeconds(30));
             files.writePid();

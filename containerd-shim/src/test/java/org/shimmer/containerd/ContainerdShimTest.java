@@ -296,6 +296,9 @@ class ContainerdShimTest {
             List<String> lines = events.taskEventsOf("ev1");
             assertThat(lines).hasSize(4);
             assertThat(lines.get(0)).contains("/tasks/create", "\"container_id\":\"ev1\"");
+            // The stdio the create named, as runc's shim tells it (the event used to have no io at all).
+            assertThat(lines.get(0)).containsPattern("\"io\":\\{\"stdin\":\"[^\"]*ev1-stdin\",\"stdout\":\"[^\"]*"
+                    + "ev1-stdout\",\"stderr\":\"[^\"]*ev1-stderr\"\\}");
             assertThat(lines.get(1)).contains("/tasks/start");
             assertThat(lines.get(2)).contains("/tasks/exit", "\"exit_status\":5");
             assertThat(lines.get(3)).contains("/tasks/delete", "\"exit_status\":5");

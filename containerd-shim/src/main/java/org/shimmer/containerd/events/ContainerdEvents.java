@@ -1,8 +1,12 @@
 package org.shimmer.containerd.events;
 
+import com.google.protobuf.Any;
 import com.google.protobuf.Empty;
+import com.google.protobuf.InvalidProtocolBufferException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Optional;
+import java.util.function.Function;
 import org.shimmer.runtime.events.Backlog;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
@@ -11,6 +15,8 @@ import org.shimmer.runtime.events.OverflowPolicy;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.proto.ForwardRequest;
+import org.shimmer.runtime.linux.shim.proto.TaskCreate;
+import org.shimmer.runtime.linux.shim.proto.TaskIO;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
@@ -41,15 +47,20 @@ public final class ContainerdEvents implements Disposable {
 
     private final Path socket;
     private final LoopResources loops;
+    private final Function<String, Optional<TaskIO>> createIo;
     private final Disposable sending;
     /** The connection to containerd; used by the one sender at a time. */
     private volatile TtrpcConnection connection;
 
-    /** Starts forwarding the task events of {@code namespace} from {@code exchange} to {@code socket}. */
+    /**
+     * Starts forwarding the task events of {@code namespace} from {@code exchange} to {@code socket}; a
+     * {@code /tasks/create} with the stdio {@code createIo} has for its task, if any.
+     */
     public ContainerdEvents(EventExchange exchange, String namespace, Path socket, LoopResources loops,
-            Scheduler io) {
+            Scheduler io, Function<String, Optional<TaskIO>> createIo) {
         this.socket = socket;
         this.loops = loops;
+        this.createIo = createIo;
         this.sending = exchange.subscribe(new EventFilter(namespace, "/tasks/", null), BACKLOG)
                 .filter(envelope -> envelope.event() instanceof TaskEvent)
                 .concatMap(envelope -> send(envelope).subscribeOn(io), 1)
@@ -57,7 +68,7 @@ public final class ContainerdEvents implements Disposable {
     }
 
     private Mono<Void> send(Envelope envelope) {
-        ForwardRequest request = TaskEvents.forwardRequest(envelope);
+        ForwardRequest request = withCreateIo(TaskEvents.forwardRequest(envelope), envelope);
         return Mono.defer(() -> connected()
                         .flatMap(containerd -> containerd.call(SERVICE, "Forward", request, Empty.parser(),
                                 CallOptions.defaults().withTimeout(FORWARD_TIMEOUT)
@@ -70,6 +81,25 @@ public final class ContainerdEvents implements Disposable {
                             envelope.namespace(), socket, failed.toString());
                     return Mono.empty();
                 });
+    }
+
+    /** A {@code /tasks/create} with the stdio its create named, as runc's shim sends it; the rest as they are. */
+    private ForwardRequest withCreateIo(ForwardRequest request, Envelope envelope) {
+        if (!(envelope.event() instanceof TaskEvent.TaskCreate create)) {
+            return request;
+        }
+        return createIo.apply(create.containerId()).map(io -> {
+            Any event = request.getEnvelope().getEvent();
+            TaskCreate withIo;
+            try {
+                withIo = TaskCreate.parseFrom(event.getValue()).toBuilder().setIo(io).build();
+            } catch (InvalidProtocolBufferException e) {
+                throw new IllegalStateException("a TaskCreate this daemon encoded cannot be read", e);
+            }
+            ForwardRequest.Builder forward = request.toBuilder();
+            forward.getEnvelopeBuilder().setEvent(event.toBuilder().setValue(withIo.toByteString()));
+            return forward.build();
+        }).orElse(request);
     }
 
     private Mono<TtrpcConnection> connected() {

@@ -50,6 +50,7 @@ import org.shimmer.runtime.linux.shim.proto.StateResponse;
 import org.shimmer.runtime.linux.shim.proto.StatsRequest;
 import org.shimmer.runtime.linux.shim.proto.StatsResponse;
 import org.shimmer.runtime.linux.shim.proto.Status;
+import org.shimmer.runtime.linux.shim.proto.TaskIO;
 import org.shimmer.runtime.linux.shim.proto.UpdateTaskRequest;
 import org.shimmer.runtime.linux.shim.proto.WaitRequest;
 import org.shimmer.runtime.linux.shim.proto.WaitResponse;
@@ -97,6 +98,11 @@ public final class TaskService {
     /** Each task by id, as soon as its create began: a call for one being created waits for its create. */
     private final Map<String, Mono<Task>> tasks = new ConcurrentHashMap<>();
     private volatile long lastCallNanos = System.nanoTime();
+    /**
+     * The stdio each task's create named, from its create's start until its end: its {@code /tasks/create} tells
+     * them, as runc's shim's does (the local shim's event has no stdio).
+     */
+    private final Map<String, TaskIO> createIo = new ConcurrentHashMap<>();
 
     /** One task: its bundle, its local shim once made, and the streams containerd named for each process. */
     private record Task(String id, Path bundle, ShimClient client, Map<String, Streams> streams,
@@ -125,6 +131,11 @@ public final class TaskService {
     /** How many tasks exist or are being created. */
     public int tasks() {
         return tasks.size();
+    }
+
+    /** The stdio the create of task {@code id} named, while the task exists. */
+    public Optional<TaskIO> createIo(String id) {
+        return Optional.ofNullable(createIo.get(id));
     }
 
     /** When the last call arrived ({@link System#nanoTime()}). */
@@ -189,6 +200,8 @@ public final class TaskService {
             if (tasks.putIfAbsent(id, pending) != null) {
                 throw new TtrpcStatusException(StatusCode.ALREADY_EXISTS, "create " + id + ": task already exists");
             }
+            createIo.put(id, TaskIO.newBuilder().setStdin(request.getStdin()).setStdout(request.getStdout())
+                    .setStderr(request.getStderr()).setTerminal(terminal).build());
             Map<String, Streams> processes = new ConcurrentHashMap<>();
             AtomicReference<OomWatch> oom = new AtomicReference<>();
             Mono<CreateTaskResponse> work = Mono.fromCallable(() -> {
@@ -219,6 +232,7 @@ public final class TaskService {
                                     .then(Mono.error(failed))))
                     .doOnError(failed -> {
                         tasks.remove(id, pending);
+                        createIo.remove(id);
                         made.tryEmitError(new NotFoundException("task " + id + " not found: its create failed"));
                         forget(bundlePath);
                     });
@@ -325,6 +339,7 @@ public final class TaskService {
                     task.streams().values().forEach(Streams::closeStdin);
                     Optional.ofNullable(task.oom().getAndSet(null)).ifPresent(OomWatch::close);
                     TaskMarker.remove(task.bundle());
+                    createIo.remove(task.id());
                     tasks.remove(task.id());
                     return true;
                 }).subscribeOn(resources.io()))
