@@ -128,6 +128,9 @@ public final class TtrpcServer {
                 })
                 .subscribeOn(blocking)
                 .flatMap(policy -> direct ? bindDirectly(policy) : bindAndPublish(policy))
+                // A handle marked handed over can still be dropped on its way here, by an operator of ours that the
+                // cancel reached first (a flatMap discards what its cancelled inner emits): nobody would stop it.
+                .doOnDiscard(TtrpcServerHandle.class, TtrpcServerHandle::dispose)
                 .onErrorMap(error -> error instanceof IOException || error instanceof ChannelBindException,
                         error -> {
                             IOException cause = error instanceof IOException io ? io : bindFailure(error);
