@@ -57,11 +57,33 @@ public final class Leaks {
         if (now.size() > before.size()) {
             now.forEach((fd, target) -> {
                 if (!target.equals(before.get(fd))) {
-                    added.put(fd, target);
+                    added.put(fd, target + unixSocketLine(target));
                 }
             });
         }
         return added;
+    }
+
+    /**
+     * For a unix socket ({@code socket:[inode]}), its line of {@code /proc/net/unix} (flags, type, state, path): a
+     * listener names its path, a connection whose peer is gone none. A leak once seen in CI said only "socket".
+     */
+    private static String unixSocketLine(String target) {
+        if (!target.startsWith("socket:[")) {
+            return "";
+        }
+        String inode = target.substring("socket:[".length(), target.length() - 1);
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/net/unix"))) {
+                String[] fields = line.trim().split("\\s+");
+                if (fields.length >= 7 && fields[6].equals(inode)) {
+                    return " (/proc/net/unix: " + line.trim() + ")";
+                }
+            }
+            return " (not a unix socket of this network namespace)";
+        } catch (IOException | RuntimeException unreadable) {
+            return "";
+        }
     }
 
     /** The containers runc knows under {@code root} ({@code runc --root root list -q}); none if it has no root. */
