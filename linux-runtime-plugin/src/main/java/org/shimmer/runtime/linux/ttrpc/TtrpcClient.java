@@ -8,10 +8,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicReference;
 import reactor.core.publisher.Mono;
-import reactor.netty.Connection;
 import reactor.netty.resources.ConnectionProvider;
 import reactor.netty.resources.LoopResources;
 import reactor.netty.tcp.TcpClient;
@@ -81,48 +78,22 @@ public final class TtrpcClient {
         return new TtrpcClient(socket, loops, connectTimeout, defaults, List.copyOf(hooks));
     }
 
-    /**
-     * Connects; each subscription opens a new connection. A cancel at any moment leaves no connection open: one that
-     * netty made but that had not reached the subscriber is closed (nobody would read it, so not even the peer's
-     * close would end it, and the peer's end stayed open too: a CI run's leak check found such a socket).
-     */
+    /** Connects; each subscription opens a new connection. */
     public Mono<TtrpcConnection> connect() {
         Objects.requireNonNull(socket, "socket must be set before connect");
         Objects.requireNonNull(loops, "loops must be set before connect");
-        return Mono.defer(() -> {
-            AtomicReference<Connection> made = new AtomicReference<>();
-            AtomicBoolean cancelled = new AtomicBoolean();
-            AtomicBoolean handedOver = new AtomicBoolean();
-            return TcpClient.create(ConnectionProvider.newConnection())
-                    .runOn(loops, false)
-                    .remoteAddress(() -> UnixDomainSocketAddress.of(socket))
-                    .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeout.toMillis())
-                    .doOnConnected(connection -> {
-                        connection.addHandlerFirst(FLUSH_CONSOLIDATION, flushConsolidation())
-                                .addHandlerLast("ttrpc-frame-decoder", new FrameDecoder());
-                        // Set before the cancel flag is read, as the cancel sets its flag before reading this: one
-                        // of the two sees the other.
-                        made.set(connection);
-                        if (cancelled.get()) {
-                            connection.dispose();
-                        }
-                    })
-                    .connect()
-                    .onErrorMap(error -> !(error instanceof TtrpcException),
-                            error -> new TtrpcClosedException("failed to connect to ttrpc socket " + socket + ": "
-                                    + error.getMessage(), error))
-                    .map(connection -> new TtrpcConnection(connection, socket.toString(), defaults, closeHooks))
-                    .doOnNext(connection -> handedOver.set(true))
-                    .doOnCancel(() -> {
-                        if (!handedOver.get()) {
-                            cancelled.set(true);
-                            Connection connection = made.get();
-                            if (connection != null) {
-                                connection.dispose();
-                            }
-                        }
-                    });
-        });
+        return TcpClient.create(ConnectionProvider.newConnection())
+                .runOn(loops, false)
+                .remoteAddress(() -> UnixDomainSocketAddress.of(socket))
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeout.toMillis())
+                .doOnConnected(connection -> connection
+                        .addHandlerFirst(FLUSH_CONSOLIDATION, flushConsolidation())
+                        .addHandlerLast("ttrpc-frame-decoder", new FrameDecoder()))
+                .connect()
+                .onErrorMap(error -> !(error instanceof TtrpcException),
+                        error -> new TtrpcClosedException("failed to connect to ttrpc socket " + socket + ": "
+                                + error.getMessage(), error))
+                .map(connection -> new TtrpcConnection(connection, socket.toString(), defaults, closeHooks));
     }
 
     /**
