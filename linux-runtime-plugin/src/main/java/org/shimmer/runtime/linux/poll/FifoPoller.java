@@ -9,13 +9,11 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.reactivestreams.Publisher;
-import org.reactivestreams.Subscription;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.FluxSink;
 import reactor.core.publisher.Mono;
@@ -152,23 +150,21 @@ public final class FifoPoller {
     }
 
     /** One FIFO written from a publisher, one chunk at a time; its buffer and offset are the poll thread's. */
-    private final class Writer extends BaseSubscriber<byte[]> implements PollLoop.Handler, FifoInput {
+    private final class Writer extends ChunkByChunk implements PollLoop.Handler, FifoInput {
         private static final int WRITE_CHUNK = 16 * 1024;
         final Path fifo;
         final OwnedFd fd;
         private final MemorySegment writeBuffer = Arena.ofAuto().allocate(WRITE_CHUNK);
         private final MemorySegment writeState = LinuxCalls.allocateCallState(Arena.ofAuto());
         volatile PollLoop.Registration registration;
-        private volatile byte[] pending;
         private volatile boolean sourceEnded;
         private final AtomicBoolean closed = new AtomicBoolean();
         private Scheduler io;
         private Runnable onEnd;
         private boolean copying;
-        // Poll thread only: how much of pending was written.
-        private int offset;
 
         Writer(Path fifo, OwnedFd fd) {
+            super(loop);
             this.fifo = fifo;
             this.fd = fd;
         }
@@ -192,21 +188,6 @@ public final class FifoPoller {
             pending = null;
             dispose();
             registration.close();
-        }
-
-        @Override
-        protected void hookOnSubscribe(Subscription subscription) {
-            request(1);
-        }
-
-        @Override
-        protected void hookOnNext(byte[] chunk) {
-            if (chunk.length == 0) {
-                request(1);
-                return;
-            }
-            pending = chunk;
-            loop.wake();
         }
 
         @Override

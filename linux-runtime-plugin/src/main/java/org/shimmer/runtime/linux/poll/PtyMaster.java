@@ -7,13 +7,11 @@ import java.lang.foreign.ValueLayout;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.reactivestreams.Publisher;
-import org.reactivestreams.Subscription;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.FluxSink;
 import reactor.core.publisher.Mono;
@@ -311,29 +309,12 @@ public final class PtyMaster {
     }
 
     /** The typing source's subscriber: one chunk at a time, each written out before the next is asked for. */
-    private final class Input extends BaseSubscriber<byte[]> {
+    private final class Input extends ChunkByChunk {
         private final Runnable onEnd;
-        volatile byte[] pending;
-        // Poll thread only: how much of pending was written.
-        int offset;
 
         Input(Runnable onEnd) {
+            super(loop);
             this.onEnd = onEnd;
-        }
-
-        @Override
-        protected void hookOnSubscribe(Subscription subscription) {
-            request(1);
-        }
-
-        @Override
-        protected void hookOnNext(byte[] chunk) {
-            if (chunk.length == 0) {
-                request(1);
-                return;
-            }
-            pending = chunk;
-            loop.wake();
         }
 
         @Override
