@@ -1672,16 +1672,26 @@ public abstract class ShimContractTest {
         byte[] chunk = new byte[64 * 1024];
         List<Bundle> flooded = new ArrayList<>();
         List<ShimClient> shims = new ArrayList<>();
+        List<AtomicInteger> given = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             Bundle bundle = bundle("/bin/sleep", "600");
             ShimClient shim = shim(bundle);
-            shim.create(CreateOptions.of(Stdio.streams(Flux.generate(sink -> sink.next(chunk))))).block(TIMEOUT);
+            AtomicInteger chunks = new AtomicInteger();
+            shim.create(CreateOptions.of(Stdio.streams(Flux.generate(sink -> {
+                chunks.incrementAndGet();
+                sink.next(chunk);
+            })))).block(TIMEOUT);
             shim.start().block(TIMEOUT);
             flooded.add(bundle);
             shims.add(shim);
+            given.add(chunks);
         }
-        // The pipes (64 KiB each) are full long before this.
-        Thread.sleep(300);
+        // A second chunk is asked for once the first is all written: a pipe (64 KiB) is full then.
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (given.stream().anyMatch(chunks -> chunks.get() < 2)) {
+            assertThat(System.nanoTime() - deadline).as("chunks given to each stdin: %s", given).isNegative();
+            Thread.sleep(5);
+        }
 
         assertThat(threadsWritingAFile()).as("runtime threads blocked writing a FIFO").isEmpty();
         Bundle other = bundle("/bin/echo", "ok");
