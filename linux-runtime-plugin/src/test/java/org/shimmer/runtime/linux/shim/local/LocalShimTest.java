@@ -12,6 +12,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -213,6 +216,48 @@ class LocalShimTest extends ShimContractTest {
 
         assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
         assertThat(exitEvent.block(TIMEOUT).exitStatus()).isEqualTo(137);
+        again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+    }
+
+    /**
+     * A plugin stop while stdin is being copied into a process that does not read it: the copy ends (its source is
+     * cancelled), no thread of the stopped runtime is left, and the container runs on for the next runtime.
+     */
+    @Test
+    void aReloadWhileStdinIsCopiedEndsTheCopyLeavesNoThreadAndTheContainerRunsOn() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient first = shim(bundle);
+        byte[] chunk = new byte[64 * 1024];
+        AtomicInteger given = new AtomicInteger();
+        CountDownLatch sourceCancelled = new CountDownLatch(1);
+        Flux<byte[]> endless = Flux.<byte[]>generate(sink -> {
+            given.incrementAndGet();
+            sink.next(chunk);
+        }).doOnCancel(sourceCancelled::countDown);
+        first.create(CreateOptions.of(Stdio.streams(endless))).block(TIMEOUT);
+        int pid = first.start().block(TIMEOUT);
+        // A second chunk is asked for once the first is all written: the pipe is full, the copy waits for room.
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (given.get() < 2) {
+            assertThat(System.nanoTime() - deadline).as("chunks given to stdin").isNegative();
+            Thread.sleep(5);
+        }
+
+        reload();
+
+        assertThat(sourceCancelled.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("stdin's source cancelled")
+                .isTrue();
+        assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName)
+                .filter(name -> name.startsWith("shim-test-") && !name.startsWith("shim-test-reloaded-")))
+                .as("threads of the stopped runtime").isEmpty();
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+        TaskState state = again.state().block(TIMEOUT);
+        assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(state.pid()).isEqualTo(pid);
+        again.kill(9, false).block(TIMEOUT);
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
         again.delete().block(TIMEOUT);
         again.shutdown().block(TIMEOUT);
     }
