@@ -7,7 +7,12 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Supplier;
+import reactor.core.Disposable;
+import reactor.core.Exceptions;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 
@@ -20,6 +25,11 @@ import reactor.core.scheduler.Schedulers;
  * decorator that only looks at this scheduler and is removed on close), and {@link #close} shuts them down and
  * waits for them on the calling thread: running tasks finish, timers not yet due are dropped, nothing new is
  * accepted, no thread is left.
+ *
+ * <p>Callers reach Reactor's scheduler only through a gate that close shuts before it disposes it: once Reactor's
+ * scheduler has made all its threads, a caller that read its state just before {@code dispose()} marked it shut
+ * down loops for good picking a busy thread, as every one is then marked evicted (a host thread calling into the
+ * plugin as it stopped spun at 100% of a core). Behind the gate every call is refused once close began.
  */
 final class IoScheduler {
 
@@ -27,7 +37,10 @@ final class IoScheduler {
 
     private final String decoratorKey;
     private final Queue<ScheduledExecutorService> executors = new ConcurrentLinkedQueue<>();
-    private final Scheduler scheduler;
+    private final Scheduler reactorScheduler;
+    private final Scheduler scheduler = new Gate();
+    /** Callers inside Reactor's scheduler right now; close waits for none before it disposes it. */
+    private final AtomicInteger inside = new AtomicInteger();
     private volatile boolean closing;
 
     IoScheduler(String name, int threads, int queued, int ttlSeconds) {
@@ -46,7 +59,7 @@ final class IoScheduler {
         });
         // Executors are made on first use, after this assignment; the decorator sees every one of them.
         self[0] = Schedulers.newBoundedElastic(threads, queued, name, ttlSeconds, true);
-        this.scheduler = self[0];
+        this.reactorScheduler = self[0];
     }
 
     Scheduler scheduler() {
@@ -72,7 +85,11 @@ final class IoScheduler {
         }
         // The global decorator map must not keep this object (and the plugin's class loader) alive.
         Schedulers.removeExecutorServiceDecorator(decoratorKey);
-        scheduler.dispose();
+        // Callers that passed the gate before it shut are refused by the stopped executors within microseconds.
+        while (inside.get() > 0) {
+            LockSupport.parkNanos(10_000);
+        }
+        reactorScheduler.dispose();
         executors.clear();
         return ended;
     }
@@ -83,5 +100,61 @@ final class IoScheduler {
             pool.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
         }
         executor.shutdown();
+    }
+
+    /** Reactor's scheduler behind a gate: a call enters unless close began, and close waits for those inside. */
+    private final class Gate implements Scheduler {
+
+        private <T> T enter(Supplier<T> call) {
+            inside.incrementAndGet();
+            try {
+                if (closing) {
+                    throw Exceptions.failWithRejected();
+                }
+                return call.get();
+            } finally {
+                inside.decrementAndGet();
+            }
+        }
+
+        @Override
+        public Disposable schedule(Runnable task) {
+            return enter(() -> reactorScheduler.schedule(task));
+        }
+
+        @Override
+        public Disposable schedule(Runnable task, long delay, TimeUnit unit) {
+            return enter(() -> reactorScheduler.schedule(task, delay, unit));
+        }
+
+        @Override
+        public Disposable schedulePeriodically(Runnable task, long initialDelay, long period, TimeUnit unit) {
+            return enter(() -> reactorScheduler.schedulePeriodically(task, initialDelay, period, unit));
+        }
+
+        @Override
+        public Worker createWorker() {
+            return enter(reactorScheduler::createWorker);
+        }
+
+        @Override
+        public long now(TimeUnit unit) {
+            return reactorScheduler.now(unit);
+        }
+
+        @Override
+        public boolean isDisposed() {
+            return reactorScheduler.isDisposed();
+        }
+
+        /** The owner ends this scheduler ({@link IoScheduler#close}); a user of it cannot. */
+        @Override
+        public void dispose() {
+        }
+
+        @Override
+        public String toString() {
+            return reactorScheduler.toString();
+        }
     }
 }
