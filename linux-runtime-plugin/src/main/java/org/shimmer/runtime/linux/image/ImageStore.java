@@ -256,10 +256,20 @@ public final class ImageStore implements Images {
         return id + " (bundle " + bundle + ")";
     }
 
-    /** Makes the store's directories (0700) if absent. */
+    /**
+     * Makes the store's directories (0700) if absent, and refuses any that is not a directory of its own: a sweep
+     * deletes every dead entry of {@code tmp/} and a remove every unkept one of {@code layers/}, so a symlink there
+     * (to "move it to a bigger disk") had the first import delete whatever the link pointed at.
+     */
     void prepare() throws IOException {
         for (String dir : List.of("layers", "images", "tmp", "leases")) {
-            Files.createDirectories(root.resolve(dir), PRIVATE_DIRECTORY);
+            Path path = root.resolve(dir);
+            Files.createDirectories(path, PRIVATE_DIRECTORY);
+            if (!Files.isDirectory(path, LinkOption.NOFOLLOW_LINKS)) {
+                throw new FailedPreconditionException("image store directory " + path + " is "
+                        + (Files.isSymbolicLink(path) ? "a symlink" : "not a directory")
+                        + ": the store deletes what it finds there, so it uses only a directory of its own");
+            }
         }
     }
 

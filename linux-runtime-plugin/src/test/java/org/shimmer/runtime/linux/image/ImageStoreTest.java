@@ -693,6 +693,28 @@ class ImageStoreTest {
     }
 
     @Test
+    void aStoreDirectoryThatIsASymlinkIsRefusedAndWhatItPointsAtIsLeftAlone() throws IOException {
+        Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
+        Path userData = Files.createDirectories(temp.resolve("user-data"));
+        Files.writeString(userData.resolve("notes.txt"), "precious");
+        Files.createDirectories(userData.resolve("photos"));
+        Files.createDirectories(root);
+        Files.createSymbolicLink(root.resolve("tmp"), userData);
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining(root.resolve("tmp").toString()).hasMessageContaining("symlink"))
+                .verify(TIMEOUT);
+        StepVerifier.create(store.remove("hello:v1"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining(root.resolve("tmp").toString()))
+                .verify(TIMEOUT);
+
+        assertThat(names(userData)).containsExactly("notes.txt", "photos");
+        Files.delete(root.resolve("tmp"));
+    }
+
+    @Test
     void anImportWaitsForTheLockAnotherProcessHolds() throws Exception {
         Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
         Files.createDirectories(root);
