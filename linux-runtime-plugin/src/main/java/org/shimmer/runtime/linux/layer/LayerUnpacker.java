@@ -206,8 +206,10 @@ public final class LayerUnpacker {
             throws IOException, Refusal {
         long size = entry.getSize();
         if (size > usable - bytes) {
-            throw new Refusal("declared size " + size + " bytes is more than the " + Math.max(0, usable - bytes)
-                    + " bytes left on the layer's file system");
+            // The disk is short, not the image wrong: ENOSPC ahead of time (the caller's resource exhausted), as
+            // the same layer imports once there is room. An image error here told hosts the image was bad.
+            throw new IOException("declared size " + size + " bytes is more than the " + Math.max(0, usable - bytes)
+                    + " bytes left on the layer's file system: " + LinuxCalls.strerror(LinuxCalls.ENOSPC));
         }
         try (OwnedFd dir = tree.directory(path.parent(), true)) {
             byte[] name = path.base();

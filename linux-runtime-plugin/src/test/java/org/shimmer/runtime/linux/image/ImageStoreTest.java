@@ -715,6 +715,26 @@ class ImageStoreTest {
     }
 
     @Test
+    void aLayerFileLargerThanTheFreeSpaceIsResourceExhaustedNotAnInvalidImage() throws Exception {
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar(Map.of("big", bytes(2 << 20, 6))));
+        Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("big"));
+        Files.createDirectories(root);
+        LinuxCalls.mount("tmpfs", root.toString(), "tmpfs", 0, "size=1m,mode=0700");
+        try {
+            StepVerifier.create(store.importLayout(layout))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(ResourceExhaustedException.class)
+                            .hasMessageContaining("no space left").hasMessageContaining(layout.toString())
+                            .hasMessageContaining("entry \"big\""))
+                    .verify(TIMEOUT);
+
+            assertThat(names(root.resolve("tmp"))).isEmpty();
+            assertThat(names(root.resolve("layers"))).isEmpty();
+        } finally {
+            LinuxCalls.umount2(root.toString(), LinuxCalls.MNT_DETACH);
+        }
+    }
+
+    @Test
     void anImportWaitsForTheLockAnotherProcessHolds() throws Exception {
         Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
         Files.createDirectories(root);

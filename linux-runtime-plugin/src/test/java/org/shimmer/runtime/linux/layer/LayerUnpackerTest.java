@@ -176,9 +176,13 @@ class LayerUnpackerTest {
     }
 
     @Test
-    void hugeDeclaredSizeIsRefusedBeforeWriting() {
-        assertRefused(TarLayers.layer().truncatedFile("huge", 1L << 50, new byte[0]).bytes(), "huge",
-                "declared size 1125899906842624 bytes is more than the");
+    void hugeDeclaredSizeIsNoSpaceBeforeWriting() {
+        assertThatThrownBy(() -> unpack(TarLayers.layer().truncatedFile("huge", 1L << 50, new byte[0]).bytes()))
+                .isInstanceOf(IOException.class)
+                .isNotInstanceOf(InvalidImageException.class)
+                .hasMessageStartingWith("layer " + LAYER + ": entry \"huge\": declared size 1125899906842624 bytes "
+                        + "is more than the")
+                .hasMessageEndingWith(LinuxCalls.strerror(LinuxCalls.ENOSPC));
         assertThat(target.resolve("huge")).doesNotExist();
     }
 
