@@ -196,56 +196,68 @@ public final class ImageStore implements Images {
     private void removeNow(String name) throws IOException {
         prepare();
         List<Path> doomed = new ArrayList<>();
-        Scratch.Swept swept;
-        try (FileLock _ = lock()) {
-            swept = Scratch.sweep(tmp());
-            Stored stored = records.read(name);
-            if (stored == null) {
-                throw new NotFoundException("no image named " + name);
+        Scratch.Swept swept = null;
+        try {
+            try (FileLock _ = lock()) {
+                swept = Scratch.sweep(tmp());
+                removeLocked(name, swept, doomed);
             }
-            List<Stored> all = records.all();
-            Map<String, List<Leases.Live>> leased = leases.all();
-            boolean digestKept = all.stream().anyMatch(other -> !other.image().name().equals(name)
-                    && other.image().digest().equals(stored.image().digest()));
-            List<Leases.Live> users = leased.getOrDefault(stored.image().digest(), List.of());
-            if (!digestKept && !users.isEmpty()) {
-                throw new FailedPreconditionException("image " + name + " is in use by "
-                        + (users.size() == 1 ? "container " : "containers ")
-                        + String.join(", ", users.stream().map(user -> container(user.bundle())).toList()));
-            }
-            Set<String> keep = new HashSet<>(swept.claimed());
-            for (Stored other : all) {
-                if (!other.image().name().equals(name)) {
-                    keep.addAll(chainIds(other.image().layers()));
-                }
-            }
-            leased.forEach((digest, lives) -> {
-                for (Leases.Live live : lives) {
-                    keep.addAll(live.layers());
-                    if (live.layers().isEmpty()) {
-                        // A lease written before leases listed their layers: its digest's records tell them, as
-                        // chain ids and as diff ids (a container started before layers were named by chain id
-                        // runs on the diff-id directories).
-                        all.stream().filter(record -> record.image().digest().equals(digest))
-                                .forEach(record -> {
-                                    keep.addAll(chainIds(record.image().layers()));
-                                    keep.addAll(record.image().layers());
-                                });
-                    }
-                }
-            });
-            records.delete(name);
-            try (DirectoryStream<Path> layers = Files.newDirectoryStream(root.resolve("layers"))) {
-                for (Path layer : layers) {
-                    if (!keep.contains("sha256:" + layer.getFileName())) {
-                        doomed.add(Scratch.remove(tmp(), layer));
-                    }
-                }
+        } finally {
+            // A refused or unknown remove still deletes what dead imports left: a Ctrl-C'd import's gigabytes
+            // otherwise waited for the next import or successful remove.
+            if (swept != null) {
+                swept.deleteDead();
             }
         }
-        swept.deleteDead();
         for (Path gone : doomed) {
             DirectoryTrees.deleteRecursively(gone);
+        }
+    }
+
+    /** The part of {@link #removeNow} under the lock; adds the layers it moved out to {@code doomed}. */
+    private void removeLocked(String name, Scratch.Swept swept, List<Path> doomed) throws IOException {
+        Stored stored = records.read(name);
+        if (stored == null) {
+            throw new NotFoundException("no image named " + name);
+        }
+        List<Stored> all = records.all();
+        Map<String, List<Leases.Live>> leased = leases.all();
+        boolean digestKept = all.stream().anyMatch(other -> !other.image().name().equals(name)
+                && other.image().digest().equals(stored.image().digest()));
+        List<Leases.Live> users = leased.getOrDefault(stored.image().digest(), List.of());
+        if (!digestKept && !users.isEmpty()) {
+            throw new FailedPreconditionException("image " + name + " is in use by "
+                    + (users.size() == 1 ? "container " : "containers ")
+                    + String.join(", ", users.stream().map(user -> container(user.bundle())).toList()));
+        }
+        Set<String> keep = new HashSet<>(swept.claimed());
+        for (Stored other : all) {
+            if (!other.image().name().equals(name)) {
+                keep.addAll(chainIds(other.image().layers()));
+            }
+        }
+        leased.forEach((digest, lives) -> {
+            for (Leases.Live live : lives) {
+                keep.addAll(live.layers());
+                if (live.layers().isEmpty()) {
+                    // A lease written before leases listed their layers: its digest's records tell them, as
+                    // chain ids and as diff ids (a container started before layers were named by chain id
+                    // runs on the diff-id directories).
+                    all.stream().filter(record -> record.image().digest().equals(digest))
+                            .forEach(record -> {
+                                keep.addAll(chainIds(record.image().layers()));
+                                keep.addAll(record.image().layers());
+                            });
+                }
+            }
+        });
+        records.delete(name);
+        try (DirectoryStream<Path> layers = Files.newDirectoryStream(root.resolve("layers"))) {
+            for (Path layer : layers) {
+                if (!keep.contains("sha256:" + layer.getFileName())) {
+                    doomed.add(Scratch.remove(tmp(), layer));
+                }
+            }
         }
     }
 

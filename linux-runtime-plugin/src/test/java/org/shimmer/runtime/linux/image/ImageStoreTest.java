@@ -735,6 +735,20 @@ class ImageStoreTest {
     }
 
     @Test
+    void aRemoveThatFailsStillDeletesWhatDeadImportsLeft() throws IOException {
+        Path dead = Files.createDirectories(root.resolve("tmp").resolve("killed-import"));
+        Files.write(dead.resolve("layer-0"), bytes(1 << 20, 7));
+        Files.writeString(dead.resolve("owner"), "");
+
+        StepVerifier.create(store.remove("nothing:here"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining("nothing:here"))
+                .verify(TIMEOUT);
+
+        assertThat(names(root.resolve("tmp"))).isEmpty();
+    }
+
+    @Test
     void anImportWaitsForTheLockAnotherProcessHolds() throws Exception {
         Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
         Files.createDirectories(root);
