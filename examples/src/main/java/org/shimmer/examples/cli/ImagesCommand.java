@@ -7,6 +7,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.image.Image;
@@ -65,9 +68,20 @@ final class ImagesCommand implements Runnable {
                     .withName(valid);
             ProgressLine progress = context.terminal ? new ProgressLine(context.out) : null;
             Image image;
-            try {
-                image = context.runtime().images().importLayout(progress == null ? request
-                        : request.withProgress(progress)).block();
+            // Ctrl-C (or SIGTERM, SIGHUP) cancels the import rather than killing the JVM under it: the import stops
+            // at its next read and deletes its scratch while the runtime closes (which waits for it), so no
+            // extracted archive or half layer is left in the store's tmp/ for a later sweep.
+            try (StopSignals signals = StopSignals.install()) {
+                CompletableFuture<Image> running = context.runtime().images().importLayout(progress == null
+                        ? request : request.withProgress(progress)).toFuture();
+                signals.target(signal -> running.cancel(false));
+                try {
+                    image = running.join();
+                } catch (CancellationException cancelled) {
+                    return signals.exitStatus();
+                } catch (CompletionException failed) {
+                    throw failed.getCause() instanceof RuntimeException e ? e : failed;
+                }
             } finally {
                 if (progress != null) {
                     progress.end();

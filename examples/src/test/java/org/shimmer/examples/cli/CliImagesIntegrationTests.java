@@ -7,9 +7,11 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
+import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -209,6 +211,64 @@ class CliImagesIntegrationTests {
         assertThat(cli.exitValue()).isEqualTo(143);
         assertThat(out.readLine()).isEqualTo("stopping");
         assertNothingLeft();
+    }
+
+    @Test
+    void anImportStoppedBySigtermCancelsAndLeavesNoScratch() throws Exception {
+        // A layout archive whose first entry is a large blob: the import is still extracting it when stopped.
+        Path source = Files.createDirectories(temp.resolve("big/blobs/sha256"));
+        String hex = "0".repeat(64);
+        try (RandomAccessFile blob = new RandomAccessFile(source.resolve(hex).toFile(), "rw")) {
+            blob.setLength(512L << 20);
+        }
+        Files.writeString(temp.resolve("big/oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+        Files.writeString(temp.resolve("big/index.json"), "{\"schemaVersion\":2,\"manifests\":[]}");
+        Path bigArchive = temp.resolve("big.tar");
+        Process tar = new ProcessBuilder("tar", "-cf", bigArchive.toString(), "-C", temp.resolve("big").toString(),
+                "blobs", "oci-layout", "index.json").inheritIO().start();
+        assertThat(tar.waitFor()).isZero();
+        Path tmp = temp.resolve("images/tmp");
+        Process cli = new ProcessBuilder(java("images", "import", bigArchive.toString(), "--name", "big:v1"))
+                .redirectOutput(temp.resolve("cli-stdout.log").toFile())
+                .redirectError(temp.resolve("cli-stderr.log").toFile())
+                .start();
+        try {
+            // Stopped once a MiB of the blob is extracted into the import's scratch directory.
+            while (extracted(tmp, hex) < (1 << 20)) {
+                assertThat(cli.isAlive()).as(() -> "stderr: " + read(temp.resolve("cli-stderr.log"))).isTrue();
+                Thread.sleep(10);
+            }
+            Processes.signal(cli.pid(), "TERM");
+
+            assertThat(cli.waitFor(30, TimeUnit.SECONDS)).as("the CLI exits").isTrue();
+        } finally {
+            cli.destroyForcibly();
+            cli.waitFor();
+        }
+        assertThat(cli.exitValue()).as(() -> "stderr: " + read(temp.resolve("cli-stderr.log"))).isEqualTo(143);
+        try (Stream<Path> left = Files.list(tmp)) {
+            assertThat(left).as("scratch left in the store's tmp/").isEmpty();
+        }
+        assertThat(cli("images", "ls").out().lines()).as("nothing imported").hasSize(1);
+    }
+
+    /** The bytes of blob {@code hex} an import extracted so far into its scratch directory under {@code tmp}. */
+    private static long extracted(Path tmp, String hex) throws IOException {
+        if (!Files.isDirectory(tmp)) {
+            return 0;
+        }
+        try (Stream<Path> scratch = Files.list(tmp)) {
+            long most = 0;
+            for (Path dir : scratch.toList()) {
+                Path blob = dir.resolve("layout/blobs/sha256").resolve(hex);
+                try {
+                    most = Math.max(most, Files.size(blob));
+                } catch (NoSuchFileException notYetOrGone) {
+                    // Not extracted yet, or its import already ended.
+                }
+            }
+            return most;
+        }
     }
 
     @Test
