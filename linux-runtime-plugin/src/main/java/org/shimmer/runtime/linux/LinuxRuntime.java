@@ -105,7 +105,7 @@ public class LinuxRuntime implements RuntimePlugin {
                 pid -> resources.exitMonitor().watchAny(pid),
                 remote::detachAll);
         // State lives on disk: one store per view, and views of one image root share it through its lock.
-        this.images = new ImageStore(config.imageRoot(), resources.io());
+        this.images = new ImageStore(config.imageRoot(), resources);
         this.containers = new ContainerRunner(this, images, resources.io(),
                 runs.computeIfAbsent(config.stateRoot(), root -> new ConcurrentHashMap<>()));
     }

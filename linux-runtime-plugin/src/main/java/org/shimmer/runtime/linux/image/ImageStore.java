@@ -19,6 +19,7 @@ import java.util.stream.Stream;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImageNames;
 import org.shimmer.runtime.image.Images;
@@ -26,6 +27,8 @@ import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees;
 import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.image.ImageRecords.Stored;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
+import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -62,12 +65,28 @@ public final class ImageStore implements Images {
 
     private final Path root;
     private final Scheduler io;
+    private final RuntimeResources resources;
     private final ImageRecords records;
     private final Leases leases;
 
+    /** A store whose blocking work runs on {@code io}, its imports stopped only by their subscribers. */
     public ImageStore(Path root, Scheduler io) {
+        this(root, io, null);
+    }
+
+    /**
+     * The store of a runtime: its blocking work runs on the runtime's {@code io}, and the imports running when
+     * {@code resources} begin to close are stopped at their next read (they fail with
+     * {@link UnavailableException} and delete their scratch), as nothing of a stopped plugin may go on.
+     */
+    public ImageStore(Path root, RuntimeResources resources) {
+        this(root, resources.io(), resources);
+    }
+
+    private ImageStore(Path root, Scheduler io, RuntimeResources resources) {
         this.root = root.toAbsolutePath().normalize();
         this.io = io;
+        this.resources = resources;
         this.records = new ImageRecords(this.root.resolve("images"));
         this.leases = new Leases(this.root.resolve("leases"));
     }
@@ -79,14 +98,25 @@ public final class ImageStore implements Images {
             // close the file under the import and leave its error to be dropped.
             AtomicBoolean cancelled = new AtomicBoolean();
             sink.onCancel(() -> cancelled.set(true));
+            // A runtime that closes stops its imports at once: the io scheduler's close used to wait for one, then
+            // interrupt it, and as no read is interruptible it unpacked on into the store after the plugin stopped.
+            AtomicBoolean closing = new AtomicBoolean();
+            if (resources != null) {
+                Disposable stop = resources.track(() -> closing.set(true));
+                sink.onDispose(() -> resources.untrack(stop));
+            }
             try {
                 io.schedule(() -> {
                     try {
-                        sink.success(new ImageImport(this, request, cancelled::get).run());
+                        sink.success(new ImageImport(this, request, () -> cancelled.get() || closing.get()).run());
                     } catch (Throwable t) {
-                        if (!cancelled.get()) {
-                            sink.error(typed("import " + request.layout(), t));
+                        if (cancelled.get()) {
+                            return;
                         }
+                        sink.error(t instanceof CancellationException && closing.get()
+                                ? new UnavailableException("import of " + request.layout()
+                                        + " stopped: the runtime closed while it ran", t)
+                                : typed("import " + request.layout(), t));
                     }
                 });
             } catch (RuntimeException rejected) {

@@ -3,18 +3,29 @@ package org.shimmer.runtime.linux.image;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.image.Image;
+import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.OciLayouts;
+import org.shimmer.runtime.linux.testing.OciLayouts.Compression;
 
 /** {@code LinuxRuntime.images()}: the store at the config's image root, shared by the views of that root. */
 class RuntimeImagesTest {
@@ -50,5 +61,51 @@ class RuntimeImagesTest {
                 .block(TIMEOUT)).containsExactly(imported);
         assertThat(runtime.withConfig(config.withImageRoot(temp.resolve("other"))).images().list().collectList()
                 .block(TIMEOUT)).isEmpty();
+    }
+
+    @Test
+    void anImportRunningWhenTheRuntimeClosesStopsAtOnceAndLeavesNothing() throws Exception {
+        RuntimeResources closing = new RuntimeResources("images-close-test-");
+        RuntimeConfig config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"));
+        RuntimePlugin runtime = new LinuxRuntime(config, closing);
+        byte[] big = new byte[160 << 20];
+        new Random(11).nextBytes(big);
+        Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar(Map.of("big", big)),
+                Compression.NONE), "v1").writeDirectory(temp.resolve("big"));
+        CountDownLatch closeBegan = new CountDownLatch(1);
+        closing.track(closeBegan::countDown);
+        AtomicReference<Object> outcome = new AtomicReference<>();
+        CountDownLatch ended = new CountDownLatch(1);
+        // The import waits in its first progress report until the runtime begins to close: it is then midway
+        // through its only layer.
+        runtime.images().importLayout(ImportRequest.of(layout).withProgress(progress -> {
+            try {
+                closeBegan.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        })).subscribe(image -> {
+            outcome.set(image);
+            ended.countDown();
+        }, error -> {
+            outcome.set(error);
+            ended.countDown();
+        });
+
+        closing.close();
+
+        assertThat(ended.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        assertThat(outcome.get()).isInstanceOfSatisfying(UnavailableException.class, e -> assertThat(e)
+                .hasMessageContaining(layout.toString()).hasMessageContaining("the runtime closed"));
+        Path store = temp.resolve("work-images");
+        assertThat(names(store.resolve("tmp"))).as("scratch").isEmpty();
+        assertThat(names(store.resolve("layers"))).as("no layer written after the runtime closed").isEmpty();
+        assertThat(names(store.resolve("images"))).isEmpty();
+    }
+
+    private static List<String> names(Path dir) throws IOException {
+        try (Stream<Path> entries = Files.list(dir)) {
+            return entries.map(p -> p.getFileName().toString()).toList();
+        }
     }
 }
