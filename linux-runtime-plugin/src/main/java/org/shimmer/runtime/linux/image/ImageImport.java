@@ -77,7 +77,13 @@ final class ImageImport {
             Image image = new Image(resolved.name(), resolved.manifest().digest(), resolved.config(),
                     resolved.diffIds(), layerBytes.stream().mapToLong(Long::longValue).sum(), Instant.now());
             try (FileLock _ = store.lock()) {
-                Stored now = store.records().read(image.name());
+                Stored now;
+                try {
+                    now = store.records().read(image.name());
+                } catch (ImageRecords.Damaged damaged) {
+                    // Importing the image again is how its damaged record is repaired: it is written over.
+                    now = null;
+                }
                 if (now != null && now.image().digest().equals(image.digest())) {
                     return now.image();
                 }

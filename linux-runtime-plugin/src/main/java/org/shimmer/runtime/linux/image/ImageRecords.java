@@ -23,6 +23,8 @@ import java.util.List;
 import java.util.Map;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImageConfig;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The image records, {@code images/<sha256 of the name, hex>.json}: one per name.
@@ -41,6 +43,7 @@ final class ImageRecords {
         static final ObjectMapper MAPPER = JsonMapper.builder().build();
     }
     private static final String SUFFIX = ".json";
+    private static final Logger log = LoggerFactory.getLogger(ImageRecords.class);
 
     /** A record: the image, and the unpacked bytes of each of its layers (for images that share them). */
     record Stored(Image image, List<Long> layerBytes) {}
@@ -60,21 +63,48 @@ final class ImageRecords {
         return read(file(name));
     }
 
-    /** Every record, by name. */
-    List<Stored> all() throws IOException {
+    /** A record that exists but cannot be read: cut short, edited, or written by another version of the store. */
+    static final class Damaged extends IOException {
+        Damaged(Path file, String reason, Throwable cause) {
+            super("image record " + file + " is damaged: " + reason, cause);
+        }
+    }
+
+    /** The records that read, by name, and the files of those that do not. */
+    record Scan(List<Stored> records, List<Path> damaged) {}
+
+    /** Every record, the damaged ones apart. */
+    Scan scan() throws IOException {
         List<Stored> all = new ArrayList<>();
+        List<Path> damaged = new ArrayList<>();
         try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "*" + SUFFIX)) {
             for (Path file : files) {
-                Stored stored = read(file);
-                if (stored != null) {
-                    all.add(stored);
+                try {
+                    Stored stored = read(file);
+                    if (stored != null) {
+                        all.add(stored);
+                    }
+                } catch (Damaged e) {
+                    damaged.add(file);
                 }
             }
         } catch (NoSuchFileException e) {
-            return List.of();
+            return new Scan(List.of(), List.of());
         }
         all.sort(Comparator.comparing(stored -> stored.image().name()));
-        return all;
+        return new Scan(all, damaged);
+    }
+
+    /**
+     * Every record that reads, by name. A damaged one is left out with a warning: one such file made every list,
+     * import, run and remove of the store fail, the remove of its own name included, so nothing could repair it.
+     */
+    List<Stored> all() throws IOException {
+        Scan scan = scan();
+        for (Path file : scan.damaged()) {
+            log.warn("image record {} is damaged and left out; remove or import its image again", file);
+        }
+        return scan.records();
     }
 
     void write(Stored stored) throws IOException {
@@ -117,6 +147,7 @@ final class ImageRecords {
         }
     }
 
+    /** The record in {@code file}; null when there is none. */
     private static Stored read(Path file) throws IOException {
         JsonNode json;
         try {
@@ -124,8 +155,17 @@ final class ImageRecords {
         } catch (NoSuchFileException e) {
             return null;
         } catch (JacksonException e) {
-            throw new IOException("image record " + file + " is damaged: " + e.getOriginalMessage(), e);
+            throw new Damaged(file, e.getOriginalMessage(), e);
         }
+        try {
+            return parse(json);
+        } catch (RuntimeException e) {
+            // A missing or malformed field (an import time that does not parse, no object at all).
+            throw new Damaged(file, e.toString(), e);
+        }
+    }
+
+    private static Stored parse(JsonNode json) {
         JsonNode config = json.path("config");
         Map<String, String> labels = new LinkedHashMap<>();
         config.path("labels").properties().forEach(e -> labels.put(e.getKey(), e.getValue().asText()));

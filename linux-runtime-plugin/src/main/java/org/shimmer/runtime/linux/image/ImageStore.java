@@ -28,6 +28,8 @@ import org.shimmer.runtime.linux.bundle.DirectoryTrees;
 import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.image.ImageRecords.Stored;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -62,6 +64,8 @@ public final class ImageStore implements Images {
 
     static final FileAttribute<Set<PosixFilePermission>> PRIVATE_DIRECTORY =
             PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
+
+    private static final Logger log = LoggerFactory.getLogger(ImageStore.class);
 
     private final Path root;
     private final Scheduler io;
@@ -246,11 +250,21 @@ public final class ImageStore implements Images {
 
     /** The part of {@link #removeNow} under the lock; adds the layers it moved out to {@code doomed}. */
     private void removeLocked(String name, Scratch.Swept swept, List<Path> doomed) throws IOException {
-        Stored stored = records.read(name);
+        Stored stored;
+        try {
+            stored = records.read(name);
+        } catch (ImageRecords.Damaged damaged) {
+            // Its digest and layers are unknown: the name goes, its layers wait for a remove that can tell them
+            // (a running container's lease lists its own, so they stay in any case).
+            log.warn("removing the damaged record of image {}; no layer is collected", name, damaged);
+            records.delete(name);
+            return;
+        }
         if (stored == null) {
             throw new NotFoundException("no image named " + name);
         }
-        List<Stored> all = records.all();
+        ImageRecords.Scan scan = records.scan();
+        List<Stored> all = scan.records();
         Map<String, List<Leases.Live>> leased = leases.all();
         boolean digestKept = all.stream().anyMatch(other -> !other.image().name().equals(name)
                 && other.image().digest().equals(stored.image().digest()));
@@ -282,6 +296,12 @@ public final class ImageStore implements Images {
             }
         });
         records.delete(name);
+        if (!scan.damaged().isEmpty()) {
+            // Which layers a damaged record names is unknown: collecting now could take its image's layers.
+            log.warn("image {} removed; its layers are not collected while the records {} are damaged", name,
+                    scan.damaged());
+            return;
+        }
         try (DirectoryStream<Path> layers = Files.newDirectoryStream(root.resolve("layers"))) {
             for (Path layer : layers) {
                 if (!keep.contains("sha256:" + layer.getFileName())) {

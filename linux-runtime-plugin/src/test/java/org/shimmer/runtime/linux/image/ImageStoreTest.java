@@ -749,6 +749,36 @@ class ImageStoreTest {
     }
 
     @Test
+    void aDamagedRecordIsLeftOutRemovableByNameAndKeepsEveryLayer() throws IOException {
+        OciLayouts.Image a = OciLayouts.image().layer(OciLayouts.tar("a", "a"));
+        OciLayouts.Image b = OciLayouts.image().layer(OciLayouts.tar("b", "b"));
+        Path layoutA = OciLayouts.layout().tagged(a, "v1").writeDirectory(temp.resolve("a"));
+        Path layoutB = OciLayouts.layout().tagged(b, "v1").writeDirectory(temp.resolve("b"));
+        store.importLayout(layoutA).block(TIMEOUT);
+        store.importLayout(layoutB).block(TIMEOUT);
+        // Cut short, as a full disk or another version of the store could leave it.
+        Path damaged = root.resolve("images").resolve(BlobInput.sha256Hex("b:v1") + ".json");
+        Files.writeString(damaged, "{\"name\":\"b:v1\"");
+
+        assertThat(store.list().map(Image::name).collectList().block(TIMEOUT)).containsExactly("a:v1");
+        assertThat(store.importLayout(layoutA).block(TIMEOUT).name()).as("import again").isEqualTo("a:v1");
+        StepVerifier.create(store.get("b:v1"))
+                .expectErrorSatisfies(e -> assertThat(e).hasMessageContaining(damaged.toString())
+                        .hasMessageContaining("damaged"))
+                .verify(TIMEOUT);
+        store.remove("a:v1").block(TIMEOUT);
+        assertThat(names(root.resolve("layers"))).as("nothing collected while a record cannot be read")
+                .containsExactlyInAnyOrder(a.chainId(0).substring(7), b.chainId(0).substring(7));
+
+        store.remove("b:v1").block(TIMEOUT);
+
+        assertThat(names(root.resolve("images"))).isEmpty();
+        assertThat(store.importLayout(layoutB).block(TIMEOUT).name()).isEqualTo("b:v1");
+        store.remove("b:v1").block(TIMEOUT);
+        assertThat(names(root.resolve("layers"))).as("collected once every record reads").isEmpty();
+    }
+
+    @Test
     void anImportWaitsForTheLockAnotherProcessHolds() throws Exception {
         Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
         Files.createDirectories(root);
