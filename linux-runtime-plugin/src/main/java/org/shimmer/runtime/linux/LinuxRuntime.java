@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.RejectedExecutionException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.BundleInspection;
@@ -15,6 +16,7 @@ import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.linux.bundle.BundleStore;
@@ -112,12 +114,12 @@ public class LinuxRuntime implements RuntimePlugin {
 
     @Override
     public Mono<Bundle> create(String namespace, String id, byte[] spec) {
-        return bundles.create(namespace, id, spec);
+        return whileRunning("create bundle", namespace, id, bundles.create(namespace, id, spec));
     }
 
     @Override
     public Mono<Bundle> create(String namespace, String id, Spec spec) {
-        return Mono.defer(() -> {
+        return whileRunning("create bundle", namespace, id, Mono.defer(() -> {
             if (spec == null) {
                 return Mono.error(new InvalidSpecException("invalid spec for " + namespace + "/" + id + ": null"));
             }
@@ -128,46 +130,50 @@ public class LinuxRuntime implements RuntimePlugin {
                     .onErrorMap(IOException.class, e -> new FailedPreconditionException("create " + namespace + "/"
                             + id + ": the state root " + stateRoot + " cannot be resolved: " + e.getMessage(), e))
                     .flatMap(json -> bundles.create(namespace, id, json));
-        });
+        }));
     }
 
     @Override
     public Mono<Bundle> load(String namespace, String id) {
-        return bundles.load(namespace, id);
+        return whileRunning("load bundle", namespace, id, bundles.load(namespace, id));
     }
 
     @Override
     public Flux<Bundle> list(String namespace) {
-        return bundles.list(namespace);
+        return bundles.list(namespace).onErrorMap(RejectedExecutionException.class,
+                stopped -> unavailable("list bundles of " + namespace, stopped));
     }
 
     @Override
     public Mono<Void> delete(String namespace, String id) {
-        return bundles.delete(namespace, id);
+        return whileRunning("delete bundle", namespace, id, bundles.delete(namespace, id));
     }
 
     @Override
     public Mono<BundleInspection> inspect(String namespace, String id) {
-        return Mono.fromCallable(() -> inspector.inspect(namespace, id)).subscribeOn(resources.io());
+        return whileRunning("inspect", namespace, id,
+                Mono.fromCallable(() -> inspector.inspect(namespace, id)).subscribeOn(resources.io()));
     }
 
     @Override
     public Mono<TaskState> taskState(String namespace, String id) {
-        return Mono.defer(() -> {
+        return whileRunning("get the state of task", namespace, id, Mono.defer(() -> {
             Identifiers.requireValid("namespace", namespace);
             Identifiers.requireValid("id", id);
             return probe.state(namespace, id, workRoot.resolve(namespace).resolve(id));
-        });
+        }));
     }
 
     @Override
     public Mono<Void> forceDelete(String namespace, String id) {
-        return reaper.forceDelete(namespace, id);
+        return whileRunning("force-delete", namespace, id, reaper.forceDelete(namespace, id));
     }
 
     @Override
     public Mono<Container> run(RunRequest request) {
-        return containers.run(request);
+        // Only a run that got as far as the scheduler is refused by it: the request is not null then.
+        return containers.run(request).onErrorMap(RejectedExecutionException.class,
+                stopped -> unavailable("run container " + request.namespace() + "/" + request.id(), stopped));
     }
 
     @Override
@@ -183,6 +189,19 @@ public class LinuxRuntime implements RuntimePlugin {
     @Override
     public RuntimeConfig config() {
         return bundles.config();
+    }
+
+    /**
+     * {@code call}, whose refusal by the stopped runtime's scheduler (a view kept across a plugin stop) is an
+     * {@link UnavailableException} naming the action, not Reactor's bare {@code RejectedExecutionException}.
+     */
+    private static <T> Mono<T> whileRunning(String action, String namespace, String id, Mono<T> call) {
+        return call.onErrorMap(RejectedExecutionException.class,
+                stopped -> unavailable(action + " " + namespace + "/" + id, stopped));
+    }
+
+    private static UnavailableException unavailable(String action, RejectedExecutionException stopped) {
+        return new UnavailableException(action + ": " + stopped.getMessage(), stopped);
     }
 
     @Override

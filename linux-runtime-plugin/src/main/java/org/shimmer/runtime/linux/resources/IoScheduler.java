@@ -33,6 +33,12 @@ import reactor.core.scheduler.Schedulers;
  */
 final class IoScheduler {
 
+    /**
+     * The message of the rejection a call meets once close began: what the caller is told (as an
+     * {@code UnavailableException}), where Reactor's own "Scheduler unavailable" said nothing of why.
+     */
+    static final String STOPPED = "the runtime stopped; it takes no new work";
+
     private static final AtomicLong INSTANCES = new AtomicLong();
 
     private final String decoratorKey;
@@ -109,7 +115,7 @@ final class IoScheduler {
             inside.incrementAndGet();
             try {
                 if (closing) {
-                    throw Exceptions.failWithRejected();
+                    throw Exceptions.failWithRejected(STOPPED);
                 }
                 return call.get();
             } finally {

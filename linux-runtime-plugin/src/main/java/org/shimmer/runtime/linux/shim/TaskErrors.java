@@ -8,6 +8,7 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.concurrent.RejectedExecutionException;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -92,6 +93,11 @@ public final class TaskErrors {
      */
     public static ErrorCode code(String why, Throwable cause) {
         String text = why.toLowerCase(Locale.ROOT);
+        // A call made after the plugin stopped, refused by its closed scheduler (a reload, a host shutdown): the
+        // runtime is gone, not broken, and the container lives on for the next one to reattach.
+        if (rejected(cause)) {
+            return ErrorCode.UNAVAILABLE;
+        }
         if (hasErrno(cause, ENOSPC, EDQUOT, ENFILE, EMFILE) || EXHAUSTED.stream().anyMatch(text::contains)) {
             return ErrorCode.RESOURCE_EXHAUSTED;
         }
@@ -180,6 +186,16 @@ public final class TaskErrors {
             // Identifiers and specs are named by the value itself.
             default -> typed;
         };
+    }
+
+    /** Whether {@code cause}'s chain holds a scheduler's refusal to take the work. */
+    public static boolean rejected(Throwable cause) {
+        for (Throwable t = cause; t != null; t = t.getCause()) {
+            if (t instanceof RejectedExecutionException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Whether a system call in {@code cause}'s chain failed with one of {@code errnos} (a FIFO name taken: EEXIST). */

@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -30,6 +31,7 @@ import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
@@ -166,6 +168,49 @@ class ContainerTest {
                 .verifyComplete();
         StepVerifier.create(container.release()).verifyComplete();
         assertThat(container.exit().block(TIMEOUT).status()).isEqualTo(137);
+    }
+
+    /**
+     * A plugin stop is a detach: the container runs on, and what the host kept from the stopped plugin (the
+     * container's handle, the runtime view) answers {@link UnavailableException} saying the runtime stopped. They
+     * answered Reactor's bare {@code RejectedExecutionException} ("Scheduler unavailable"), or an {@code INTERNAL}
+     * {@code ShimException} carrying it.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void afterThePluginStopsTheContainerAndTheRuntimeItCameFromAnswerUnavailable(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        resources.close();
+        try {
+            assertEveryCallAnswersUnavailable(kind, container);
+        } finally {
+            // The next plugin's runtime finds the container running, and removes it.
+            resources = new RuntimeResources("container-test-");
+            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+            try {
+                assertThat(runtime.inspect(NS, container.id()).block(TIMEOUT).container()).as("after the stop")
+                        .hasValueSatisfying(found -> assertThat(found.status()).isEqualTo("running"));
+            } finally {
+                runtime.forceDelete(NS, container.id()).block(TIMEOUT);
+            }
+        }
+    }
+
+    /** Each call of {@code container} and of the stopped {@link #runtime} fails with UnavailableException. */
+    private void assertEveryCallAnswersUnavailable(String kind, Container container) {
+        Map<String, Mono<?>> calls = new LinkedHashMap<>();
+        calls.put("kill", container.kill(15));
+        calls.put("exec", container.exec("e1", "/bin/true"));
+        calls.put("stats", container.stats());
+        calls.put("release", container.release());
+        calls.put("run", runtime.run(request(kind, "/bin/true")));
+        calls.put("create", runtime.create(NS, "other", Spec.builder().args("/bin/true").build()));
+        calls.put("inspect", runtime.inspect(NS, container.id()));
+        calls.put("forceDelete", runtime.forceDelete(NS, container.id()));
+        calls.forEach((call, mono) -> StepVerifier.create(mono)
+                .expectErrorSatisfies(e -> assertThat(e).as(call).isInstanceOf(UnavailableException.class)
+                        .hasMessageNotContaining("Scheduler unavailable"))
+                .verify(TIMEOUT));
     }
 
     @ParameterizedTest
