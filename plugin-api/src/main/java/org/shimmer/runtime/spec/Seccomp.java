@@ -16,6 +16,13 @@ public record Seccomp(String defaultAction, Integer defaultErrnoRet, List<String
     /** EPERM, the errno of a denied syscall. */
     public static final int EPERM = 1;
 
+    /**
+     * The largest errno an {@code SCMP_ACT_ERRNO} action returns through runc 1.1.5 and libseccomp 2.5.4: from
+     * 4095 to 65535 the create fails ("two checks on same syscall argument"), and above 65535 only the low 16 bits
+     * were kept, so 65536 made the denied syscall return 0 without running.
+     */
+    public static final int MAX_ERRNO = 4094;
+
     // SCMP_ACT_NOTIFY is left out: it needs a listener path, which the model has not.
     private static final Set<String> ACTIONS = Set.of("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
             "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW",
@@ -31,7 +38,7 @@ public record Seccomp(String defaultAction, Integer defaultErrnoRet, List<String
 
     public Seccomp {
         requireAction("linux.seccomp.defaultAction", defaultAction);
-        errno("linux.seccomp.defaultErrnoRet", defaultErrnoRet);
+        errno("linux.seccomp.defaultErrnoRet", defaultAction, defaultErrnoRet);
         architectures = Checks.elements("linux.seccomp.architectures", architectures);
         for (String arch : architectures) {
             if (!ARCHITECTURES.contains(arch)) {
@@ -65,7 +72,7 @@ public record Seccomp(String defaultAction, Integer defaultErrnoRet, List<String
                 }
             }
             requireAction("linux.seccomp.syscalls.action", action);
-            errno("linux.seccomp.syscalls.errnoRet", errnoRet);
+            errno("linux.seccomp.syscalls.errnoRet", action, errnoRet);
             args = Checks.elements("linux.seccomp.syscalls.args", args == null ? List.of() : args);
         }
 
@@ -92,9 +99,13 @@ public record Seccomp(String defaultAction, Integer defaultErrnoRet, List<String
         }
     }
 
-    private static void errno(String field, Integer errno) {
+    private static void errno(String field, String action, Integer errno) {
         if (errno != null && errno < 0) {
             throw InvalidSpecException.ofField(field, "negative errno " + errno);
+        }
+        if (errno != null && errno > MAX_ERRNO && "SCMP_ACT_ERRNO".equals(action)) {
+            throw InvalidSpecException.ofField(field, "errno " + errno + " above " + MAX_ERRNO
+                    + ", the largest runc's seccomp takes (above 65535 it kept only the low 16 bits)");
         }
     }
 

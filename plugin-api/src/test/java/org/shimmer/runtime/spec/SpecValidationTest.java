@@ -301,6 +301,19 @@ class SpecValidationTest {
                 () -> new Seccomp.Syscall(List.of("mount"), "SCMP_ACT_ERRNO", -38, List.of()));
     }
 
+    /** runc refused 4095 to 65535 at create and cut larger ones to 16 bits: 65536 made a denied syscall succeed. */
+    @Test
+    void seccompErrnoAboveWhatRuncTakes() {
+        for (int errno : new int[] {4095, 65535, 65536, 65537}) {
+            rejects("linux.seccomp.defaultErrnoRet",
+                    () -> new Seccomp("SCMP_ACT_ERRNO", errno, List.of("SCMP_ARCH_X86_64"), List.of()));
+            rejects("linux.seccomp.syscalls.errnoRet",
+                    () -> new Seccomp.Syscall(List.of("mkdir"), "SCMP_ACT_ERRNO", errno, List.of()));
+        }
+        assertThat(new Seccomp.Syscall(List.of("mkdir"), "SCMP_ACT_ERRNO", 4094, List.of()).errnoRet())
+                .isEqualTo(4094);
+    }
+
     @Test
     void seccompNotifyIsRefusedTheModelHasNoListenerPath() {
         rejects("linux.seccomp.defaultAction",
