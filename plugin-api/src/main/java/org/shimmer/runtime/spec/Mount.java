@@ -1,5 +1,6 @@
 package org.shimmer.runtime.spec;
 
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import org.shimmer.runtime.InvalidSpecException;
@@ -9,6 +10,12 @@ public record Mount(String destination, String type, String source, List<String>
 
     public Mount {
         Checks.absolutePath("mounts.destination", destination);
+        // Over the container's root runc hides everything the process needs, /proc included: the create failed far
+        // from the cause ("error closing exec fds: open /proc/self/fd"). Docker refuses it too.
+        if (Path.of(destination).normalize().getNameCount() == 0) {
+            throw InvalidSpecException.ofField("mounts.destination",
+                    "the container's root " + Checks.printable(destination) + " cannot be a mount's destination");
+        }
         // runc would take a mount of neither as a bind of nothing and fail at create.
         if (type == null && source == null) {
             throw InvalidSpecException.ofField("mounts.type",

@@ -128,6 +128,15 @@ class SpecValidationTest {
         rejects("mounts.destination", () -> Spec.builder().addMount(Mount.tmpfs("data")).build());
     }
 
+    /** runc took it and the create failed with "error closing exec fds: open /proc/self/fd". */
+    @Test
+    void mountOverTheContainersRoot() {
+        for (String root : List.of("/", "//", "/.", "/proc/..", "/tmp/../")) {
+            rejects("mounts.destination", () -> Mount.tmpfs(root));
+        }
+        assertThat(Mount.tmpfs("/proc/../data").destination()).isEqualTo("/proc/../data");
+    }
+
     @Test
     void relativeBindSource() {
         rejects("mounts.source", () -> Mount.bind("data", "/data", true));
