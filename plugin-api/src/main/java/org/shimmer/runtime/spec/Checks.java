@@ -60,13 +60,6 @@ final class Checks {
         return List.copyOf(paths);
     }
 
-    static long positive(String field, long value) {
-        if (value <= 0) {
-            throw InvalidSpecException.ofField(field, "must be positive, was " + value);
-        }
-        return value;
-    }
-
     static long between(String field, long value, long min, long max) {
         if (value < min || value > max) {
             throw InvalidSpecException.ofField(field, "must be " + min + " to " + max + ", was " + value);

@@ -672,6 +672,12 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
         public static final long MIN_CPU_SHARES = 2;
         public static final long MAX_CPU_SHARES = 262_144;
 
+        /**
+         * The most processes a pids limit may allow: the kernel's {@code PID_MAX_LIMIT} on 64-bit Linux. Its
+         * {@code pids.max} refuses more with EINVAL, and runc's create failed.
+         */
+        public static final long MAX_PIDS = 4L * 1024 * 1024;
+
         // A cpuset list: CPU numbers and ranges, comma-separated, e.g. 0-3,5.
         private static final Pattern CPU_LIST = Pattern.compile("\\d+(-\\d+)?(,\\d+(-\\d+)?)*");
 
@@ -695,7 +701,7 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
                 checkCpuList(cpusetCpus);
             }
             if (pidsLimit != null) {
-                Checks.positive("linux.resources.pids.limit", pidsLimit);
+                Checks.between("linux.resources.pids.limit", pidsLimit, 1, MAX_PIDS);
             }
         }
 

@@ -167,6 +167,14 @@ class SpecValidationTest {
         rejects("linux.resources.pids.limit", () -> Spec.builder().pidsLimit(-5).build());
     }
 
+    /** The kernel's pids.max takes at most PID_MAX_LIMIT (4194304): runc's create failed with EINVAL beyond. */
+    @Test
+    void pidsLimitAboveWhatTheKernelTakes() {
+        rejects("linux.resources.pids.limit", () -> Spec.builder().pidsLimit(4_194_305).build());
+        rejects("linux.resources.pids.limit", () -> Spec.builder().pidsLimit(Long.MAX_VALUE).build());
+        assertThat(Spec.builder().pidsLimit(4_194_304).build().resources().pidsLimit()).isEqualTo(4_194_304L);
+    }
+
     @Test
     void nanCpus() {
         rejects("cpus", () -> Spec.builder().cpus(Double.NaN).build());
