@@ -1,6 +1,7 @@
 package org.shimmer.runtime.spec;
 
 import java.math.BigInteger;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -100,6 +101,9 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             throw InvalidSpecException.ofField("linux.namespaces",
                     "masked or read-only paths set without a new mount namespace: clear them or keep mount");
         }
+        if (!maskedPaths.isEmpty() || !readonlyPaths.isEmpty()) {
+            checkNoSecondProcOrSysfs(mounts);
+        }
         Checks.required("annotations", annotations);
         for (Map.Entry<String, String> annotation : annotations.entrySet()) {
             Checks.noNul("annotations", annotation.getKey());
@@ -109,6 +113,23 @@ public record Spec(Process process, String hostname, List<Mount> mounts, String 
             Checks.noNul("annotations." + annotation.getKey(), annotation.getValue());
         }
         annotations = Collections.unmodifiableMap(new LinkedHashMap<>(annotations));
+    }
+
+    /**
+     * runc masks and write-protects the paths given, under {@code /proc} and {@code /sys} only: a proc or sysfs
+     * mounted anywhere else showed all of it, writable ({@code /proc2/sys}, {@code /proc2/timer_list}). A host that
+     * wants that says so by clearing the masked and read-only paths (what Kubernetes' unmasked procMount does).
+     */
+    private static void checkNoSecondProcOrSysfs(List<Mount> mounts) {
+        for (Mount mount : mounts) {
+            String home = "proc".equals(mount.type()) ? "/proc" : "sysfs".equals(mount.type()) ? "/sys" : null;
+            if (home != null && !Path.of(mount.destination()).normalize().toString().equals(home)) {
+                throw InvalidSpecException.ofField("mounts", "a " + mount.type() + " at "
+                        + Checks.printable(mount.destination()) + " shows what linux.maskedPaths and"
+                        + " linux.readonlyPaths hide under " + home + ": mount it at " + home
+                        + " only, or clear those paths");
+            }
+        }
     }
 
     // RFC 1123 labels (letters, digits, inner hyphens) joined by dots; the kernel takes at most 64 bytes.

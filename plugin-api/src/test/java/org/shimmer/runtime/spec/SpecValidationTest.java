@@ -137,6 +137,20 @@ class SpecValidationTest {
         assertThat(Mount.tmpfs("/proc/../data").destination()).isEqualTo("/proc/../data");
     }
 
+    /** runc masks only the paths under /proc and /sys: a proc at /proc2 had a writable /proc2/sys (real runc). */
+    @Test
+    void aSecondProcOrSysfsElsewhereWhilePathsAreMasked() {
+        rejects("mounts", () -> Spec.builder().addMount(new Mount("/proc2", "proc", "proc", List.of())).build());
+        rejects("mounts", () -> Spec.builder().addMount(new Mount("/host/sys", "sysfs", "sysfs", List.of())).build());
+        rejects("mounts", () -> Spec.builder().readonlyPaths(List.of())
+                .addMount(new Mount("/proc2", "proc", "proc", List.of())).build());
+        assertThat(Spec.builder().addMount(new Mount("/proc/", "proc", "proc", List.of())).build().mounts())
+                .hasSize(Spec.DEFAULT_MOUNTS.size() + 1);
+        assertThat(Spec.builder().maskedPaths(List.of()).readonlyPaths(List.of())
+                .addMount(new Mount("/proc2", "proc", "proc", List.of())).build().mounts())
+                .hasSize(Spec.DEFAULT_MOUNTS.size() + 1);
+    }
+
     @Test
     void relativeBindSource() {
         rejects("mounts.source", () -> Mount.bind("data", "/data", true));
