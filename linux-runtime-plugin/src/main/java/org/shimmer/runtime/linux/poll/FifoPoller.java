@@ -10,6 +10,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.slf4j.Logger;
@@ -55,7 +56,11 @@ public final class FifoPoller {
 
     /** A FIFO opened for reading: its content for one subscriber, and when reading it has ended. */
     public interface FifoStream {
-        /** The content as chunks; completes at end of file, when every writer has closed the FIFO. */
+        /**
+         * The content as chunks; completes at end of file, when every writer has closed the FIFO, or once
+         * {@link #discard() discarded}. Fails with {@link UnavailableException} when the loop stopped (the runtime
+         * did) before that: the writers may still run, and the end of their output is unknown.
+         */
         Flux<byte[]> content();
 
         /**
@@ -85,7 +90,7 @@ public final class FifoPoller {
             reader.sink = sink;
             // Closed before anyone subscribed (discarded, or the loop stopped): nothing will come.
             if (reader.finished) {
-                sink.complete();
+                reader.end(sink);
                 return;
             }
             sink.onRequest(n -> {
@@ -113,6 +118,7 @@ public final class FifoPoller {
 
             @Override
             public void discard() {
+                reader.discarded = true;
                 reader.registration.close();
             }
 
@@ -294,6 +300,10 @@ public final class FifoPoller {
         volatile FluxSink<byte[]> sink;
         volatile boolean finished;
         volatile boolean dropping;
+        volatile boolean discarded;
+        // Closed by the loop stopping, neither at end of file nor discarded: the output did not end.
+        volatile boolean stopped;
+        boolean endOfFile;
         IOException failure;
 
         Reader(Path fifo, OwnedFd fd) {
@@ -320,6 +330,7 @@ public final class FifoPoller {
                         return;
                     }
                     if (n == 0) {
+                        endOfFile = true;
                         self.close();
                         return;
                     }
@@ -339,16 +350,29 @@ public final class FifoPoller {
         /** Ends the subscriber; marked first, so a subscriber arriving later ends too. */
         @Override
         public void closed() {
+            stopped = !endOfFile && !discarded && failure == null && loop.isClosing();
             finished = true;
             FluxSink<byte[]> subscriber = sink;
             if (subscriber != null) {
-                if (failure == null) {
-                    subscriber.complete();
-                } else {
-                    subscriber.error(failure);
-                }
+                end(subscriber);
             }
             done.tryEmitEmpty();
+        }
+
+        /**
+         * The end {@code subscriber} gets: completion at end of file or on a discard, the read's error, or, when the
+         * runtime stopped with the writers still there, {@link UnavailableException}: a completion then told a
+         * container's reader that its process closed its output while it ran on.
+         */
+        void end(FluxSink<byte[]> subscriber) {
+            if (failure != null) {
+                subscriber.error(failure);
+            } else if (stopped) {
+                subscriber.error(new UnavailableException("output " + fifo + ": the runtime stopped before its"
+                        + " writers closed it (they may run on)"));
+            } else {
+                subscriber.complete();
+            }
         }
 
         @Override

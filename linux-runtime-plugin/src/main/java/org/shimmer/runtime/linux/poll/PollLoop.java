@@ -122,6 +122,11 @@ public final class PollLoop implements AutoCloseable {
         return registrations.get();
     }
 
+    /** Whether {@link #close()} began: a handler told it is closed now learns that the loop stopped. */
+    public boolean isClosing() {
+        return closing.get();
+    }
+
     /** Whether the poll thread still runs. */
     public boolean isAlive() {
         return thread.isAlive();

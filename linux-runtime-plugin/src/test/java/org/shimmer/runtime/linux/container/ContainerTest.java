@@ -196,6 +196,30 @@ class ContainerTest {
         }
     }
 
+    /**
+     * A plugin stop while someone reads a running container's output tells the reader the runtime stopped, as
+     * {@code exit()} does: the stream completed, which says the process closed its output, while it ran on.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aReaderOfTheOutputLearnsThatThePluginStoppedNotThatTheOutputEnded(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        Sinks.One<String> stdoutEnd = Sinks.one();
+        Disposable reading = container.stdout().subscribe(chunk -> { },
+                error -> stdoutEnd.tryEmitValue(error.getClass().getSimpleName() + ": " + error.getMessage()),
+                () -> stdoutEnd.tryEmitValue("completed"));
+        resources.close();
+        try {
+            assertThat(stdoutEnd.asMono().block(TIMEOUT)).startsWith("UnavailableException: ")
+                    .contains("the runtime stopped");
+        } finally {
+            reading.dispose();
+            resources = new RuntimeResources("container-test-");
+            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+            runtime.forceDelete(NS, container.id()).block(TIMEOUT);
+        }
+    }
+
     /** Each call of {@code container} and of the stopped {@link #runtime} fails with UnavailableException. */
     private void assertEveryCallAnswersUnavailable(String kind, Container container) {
         Map<String, Mono<?>> calls = new LinkedHashMap<>();
