@@ -143,13 +143,18 @@ public final class OciJson {
         if (resources.memoryLimit() != null) {
             node.putObject("memory").put("limit", resources.memoryLimit());
         }
-        if (resources.cpuShares() != null || resources.cpuQuota() != null || resources.cpusetCpus() != null) {
+        if (resources.cpuShares() != null || resources.cpuQuota() != null || resources.cpuPeriod() != null
+                || resources.cpusetCpus() != null) {
             ObjectNode cpu = node.putObject("cpu");
             if (resources.cpuShares() != null) {
                 cpu.put("shares", resources.cpuShares());
             }
+            // Each on its own, as runc and docker take them: a period without a quota was dropped, and a quota
+            // without a period was written with "period": null.
             if (resources.cpuQuota() != null) {
                 cpu.put("quota", resources.cpuQuota());
+            }
+            if (resources.cpuPeriod() != null) {
                 cpu.put("period", resources.cpuPeriod());
             }
             if (resources.cpusetCpus() != null) {

@@ -156,6 +156,20 @@ class OciJsonTest {
         assertThat(resources.has("devices")).isFalse();
     }
 
+    /** A period alone was dropped from the JSON, so a spec or an update asking for it got nothing. */
+    @Test
+    void aCpuPeriodOrQuotaAloneIsWrittenAsGiven() throws IOException {
+        JsonNode period = parse(OciJson.updateResources(new Spec.Resources(null, null, 50_000L, null, null, null)));
+        assertThat(period.path("cpu").path("period").asLong()).isEqualTo(50_000);
+        assertThat(period.path("cpu").has("quota")).isFalse();
+        JsonNode quota = parse(OciJson.updateResources(new Spec.Resources(null, 50_000L, null, null, null, null)));
+        assertThat(quota.path("cpu").path("quota").asLong()).isEqualTo(50_000);
+        assertThat(quota.path("cpu").has("period")).as("no \"period\": null").isFalse();
+        JsonNode spec = parse(OciJson.spec(Spec.builder()
+                .resources(new Spec.Resources(null, null, 50_000L, null, null, null)).build(), "/a/b"));
+        assertThat(spec.path("linux").path("resources").path("cpu").path("period").asLong()).isEqualTo(50_000);
+    }
+
     @Test
     void theCgroupIsPerStateRoot(@TempDir Path temp) throws IOException {
         Path one = Files.createDirectories(temp.resolve("one"));
