@@ -80,6 +80,12 @@ public record Capabilities(Set<String> bounding, Set<String> effective, Set<Stri
 
     static String canonicalName(String field, String name) {
         Checks.noNul(field, name);
+        // Upper-casing maps some other letters onto ASCII ones (dotless i to I, long s to S): "cap_ſys_admin" was
+        // taken for CAP_SYS_ADMIN, past any check of the name the host made first.
+        if (!name.chars().allMatch(c -> c < 128)) {
+            throw InvalidSpecException.ofField(field, "unknown capability " + Checks.printable(name)
+                    + ": not ASCII");
+        }
         String upper = name.toUpperCase(Locale.ROOT);
         String canonical = upper.startsWith("CAP_") ? upper : "CAP_" + upper;
         if (!KNOWN.contains(canonical)) {

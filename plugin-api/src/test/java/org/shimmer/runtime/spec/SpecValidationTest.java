@@ -94,6 +94,17 @@ class SpecValidationTest {
         rejects("process.capabilities", () -> Spec.builder().addCapability("CAP_FLY").build());
     }
 
+    /** Upper-casing took "cap_ſys_admin" (long s) and "cap_kıll" (dotless i) for CAP_SYS_ADMIN and CAP_KILL. */
+    @Test
+    void aCapabilityNameThatOnlyUpperCasesToAKnownOne() {
+        rejects("process.capabilities", () -> Spec.builder().addCapability("cap_\u017fys_admin").build());
+        rejects("process.capabilities", () -> Spec.builder().dropCapability("cap_k\u0131ll").build());
+        rejects("process.capabilities.bounding", () -> new Capabilities(Set.of("\u017fys_admin"), Set.of(), Set.of(),
+                Set.of(), Set.of()));
+        assertThat(Spec.builder().addCapability("sys_admin").build().process().capabilities().bounding())
+                .contains("CAP_SYS_ADMIN");
+    }
+
     @Test
     void unknownCapabilityInASet() {
         rejects("process.capabilities.bounding", () -> Spec.builder().capabilities("CHOWN", "TELEPORT").build());
