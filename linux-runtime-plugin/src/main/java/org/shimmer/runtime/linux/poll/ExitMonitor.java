@@ -204,6 +204,47 @@ public final class ExitMonitor implements AutoCloseable {
         return exit;
     }
 
+    /**
+     * {@link #watch(int)} of a pid read from disk after a restart, which may name another process by now: the init
+     * ended while no runtime watched it, was reaped by whoever had inherited it, and its pid was given to a new
+     * process. Watched only while the process at {@code pid} started at {@code startTicks} (clock ticks after boot,
+     * as {@code /proc/<pid>/stat} says), checked once its pidfd is open, so the pidfd names that process and no
+     * other.
+     *
+     * @throws IOException when the pid does not exist, or names a process that started at another time
+     */
+    public Mono<ExitStatus> watchStartedAt(int pid, long startTicks) throws IOException {
+        Mono<ExitStatus> exit = openStartedAt(pid, startTicks).exit.asMono();
+        rememberSession(pid);
+        return exit;
+    }
+
+    private synchronized Watch openStartedAt(int pid, long startTicks) throws IOException {
+        Watch existing = existingWatch(pid);
+        if (existing != null) {
+            // Watched here already: maybe a new container's process that got the pid; it started at its own time.
+            requireStartedAt(pid, startTicks);
+            return existing;
+        }
+        OwnedFd pidfd = OwnedFd.pidfd(pid);
+        try {
+            requireStartedAt(pid, startTicks);
+        } catch (IOException e) {
+            pidfd.close();
+            throw e;
+        }
+        return add(pid, pidfd, true);
+    }
+
+    private static void requireStartedAt(int pid, long startTicks) throws IOException {
+        long started = Procfs.startTicks(pid);
+        if (started != startTicks) {
+            throw new IOException(started < 0 ? "pid " + pid + " is gone"
+                    : "pid " + pid + " names another process now (started at tick " + started + ", not "
+                            + startTicks + ")");
+        }
+    }
+
     /** Remembers the session of {@code pid}, a container process, unless it is the JVM's own (see the field). */
     private static void rememberSession(int pid) {
         int session = Procfs.sessionId(pid);

@@ -68,6 +68,32 @@ public final class Runc {
         return root;
     }
 
+    /**
+     * The init process runc recorded for a container: its pid and when it started, in clock ticks after boot (the
+     * 22nd field of {@code /proc/<pid>/stat}), which runc compares to tell its init from a process that got the pid
+     * after it.
+     */
+    public record Init(int pid, long startTicks) {}
+
+    /**
+     * The init runc recorded in {@code state.json} of container {@code id} (runc 1.0 and later write
+     * {@code init_process_pid} and {@code init_process_start} at create); empty when runc has no such container or
+     * its state cannot be read. Blocking.
+     */
+    public Optional<Init> recordedInit(String id) {
+        try {
+            JsonNode state = JSON.readTree(Files.readAllBytes(root.resolve(id).resolve("state.json")));
+            JsonNode pid = state.path("init_process_pid");
+            JsonNode start = state.path("init_process_start");
+            if (!pid.canConvertToInt() || pid.asInt() <= 0 || !start.canConvertToLong() || start.asLong() <= 0) {
+                return Optional.empty();
+            }
+            return Optional.of(new Init(pid.asInt(), start.asLong()));
+        } catch (IOException | RuntimeException unreadable) {
+            return Optional.empty();
+        }
+    }
+
     /** The full command line for {@code args}. */
     public List<String> command(String... args) {
         List<String> command = new ArrayList<>(List.of(binary, "--root", root.toString(),

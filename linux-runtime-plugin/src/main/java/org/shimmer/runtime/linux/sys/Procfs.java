@@ -284,6 +284,15 @@ public final class Procfs {
         return stat.length > 1 ? Long.parseLong(stat[1]) : -1;
     }
 
+    /**
+     * When it started, in clock ticks after boot (the 22nd field of {@code stat}; a zombie keeps it until it is
+     * reaped), or -1 when it is gone: with the pid, what names one process for good.
+     */
+    public static long startTicks(int pid) {
+        String[] stat = stat(pid);
+        return stat.length > 19 ? Long.parseLong(stat[19]) : -1;
+    }
+
     /** Its session's id (a zombie keeps it until it is reaped), or -1 when it is gone. */
     public static int sessionId(int pid) {
         String[] stat = stat(pid);

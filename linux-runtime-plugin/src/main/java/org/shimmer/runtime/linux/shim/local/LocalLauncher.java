@@ -199,14 +199,22 @@ final class LocalLauncher {
     /**
      * Watches an init found on disk after a reload. One that exited and was reaped elsewhere (the JVM that was its
      * parent is gone) has lost its status: 137, as containerd reports it. Returns whether it was there to watch.
+     *
+     * <p>The pid is watched only while it names the init runc recorded (the pid and start time in its
+     * {@code state.json}): a pid found on disk may have been given to another process since the init ended, and
+     * a host restarted after that once watched and signalled that process as the container's init (a kill of the
+     * task ended an unrelated program). A container runc no longer has has no init left to watch either.
      */
     boolean watchRecovered(TaskProcess init) {
         try {
-            monitor.watch(init.pid()).subscribe(init::exited, init::unwatched);
+            Runc.Init recorded = runc.recordedInit(bundle.id())
+                    .filter(found -> found.pid() == init.pid())
+                    .orElseThrow(() -> new IOException("runc records no init of pid " + init.pid()));
+            monitor.watchStartedAt(init.pid(), recorded.startTicks()).subscribe(init::exited, init::unwatched);
             return true;
         } catch (IOException gone) {
-            log.warn("local {} (pid {}) ended while no runtime watched it; reporting exit 137", init.name(),
-                    init.pid());
+            log.warn("local {} (pid {}) ended while no runtime watched it ({}); reporting exit 137", init.name(),
+                    init.pid(), gone.getMessage());
             init.exited(new ExitStatus(init.pid(), 137, Instant.now()));
             return false;
         }
