@@ -3,6 +3,7 @@ package org.shimmer.runtime.linux.bundle;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.IOException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -20,11 +21,30 @@ public final class WorkFiles {
 
     private WorkFiles() {}
 
-    /** Writes {@code record} as {@code <workDir>/<name>}, replacing it atomically. */
+    /**
+     * Writes {@code record} as {@code <workDir>/<name>}, replacing it atomically. A write that fails (a full disk)
+     * leaves the old record, if any, and no partial file, and its error names the record's file: a write error
+     * says only "No space left on device".
+     */
     public static void write(Path workDir, String name, Object record) throws IOException {
         Path partial = workDir.resolve("." + name + ".partial");
-        JSON.writeValue(partial.toFile(), record);
-        Files.move(partial, workDir.resolve(name), StandardCopyOption.ATOMIC_MOVE);
+        try {
+            JSON.writeValue(partial.toFile(), record);
+            Files.move(partial, workDir.resolve(name), StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            try {
+                Files.deleteIfExists(partial);
+            } catch (IOException notRemoved) {
+                e.addSuppressed(notRemoved);
+            }
+            if (e instanceof FileSystemException) {
+                throw e;
+            }
+            FileSystemException named = new FileSystemException(workDir.resolve(name).toString(), null,
+                    "cannot write: " + e.getMessage());
+            named.initCause(e);
+            throw named;
+        }
     }
 
     /** Reads {@code <workDir>/<name>}, if it exists. */

@@ -1134,7 +1134,7 @@ public abstract class ShimContractTest {
             {"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
             """.getBytes(UTF_8);
 
-    private static void assertExhausted(Throwable error, Bundle bundle) {
+    protected static void assertExhausted(Throwable error, Bundle bundle) {
         assertThat(error)
                 .isInstanceOf(ResourceExhaustedException.class)
                 .hasMessageStartingWith("create task " + NS + "/" + bundle.id() + ": ")
@@ -1142,14 +1142,14 @@ public abstract class ShimContractTest {
         assertThat(error.getMessage().toLowerCase()).contains("no space left on device");
     }
 
-    private void assertNothingHalfMade(Bundle bundle) throws Exception {
+    protected void assertNothingHalfMade(Bundle bundle) throws Exception {
         assertNoFifos(bundle);
         assertThat(Files.readString(Path.of("/proc/self/mountinfo"))).doesNotContain(bundle.rootfs().toString());
         Path runcState = Path.of(runc.runtimeRoot()).resolve(NS).resolve(bundle.id());
         assertThat(runcState).as("runc container left").doesNotExist();
     }
 
-    private static List<Path> workFiles(Bundle bundle) throws Exception {
+    protected static List<Path> workFiles(Bundle bundle) throws Exception {
         try (Stream<Path> files = Files.walk(bundle.workDir())) {
             return files.sorted().toList();
         }
@@ -1163,18 +1163,18 @@ public abstract class ShimContractTest {
             this.dir = dir;
         }
 
-        static FullTmpfs mount(Path dir) throws Exception {
+        public static FullTmpfs mount(Path dir) throws Exception {
             return mount(dir, "512k", 64);
         }
 
-        static FullTmpfs mount(Path dir, String size, int inodes) throws Exception {
+        public static FullTmpfs mount(Path dir, String size, int inodes) throws Exception {
             Processes.run(null, "mount", "-t", "tmpfs", "-o", "size=" + size + ",nr_inodes=" + inodes + ",mode=0711",
                     "tmpfs", dir.toString());
             return new FullTmpfs(dir);
         }
 
         /** Gives back {@code room} inodes and about {@code room} blocks of what {@link #fill()} took. */
-        void free(int room) throws Exception {
+        public void free(int room) throws Exception {
             Path filler = dir.resolve(".filler");
             try (Stream<Path> files = Files.list(filler)) {
                 List<Path> taken = files.filter(file -> !file.getFileName().toString().equals("inode-0"))
@@ -1188,8 +1188,18 @@ public abstract class ShimContractTest {
             }
         }
 
+        /** Gives back {@code count} inodes and no block: a file can be made, but nothing written into it. */
+        public void freeInodes(int count) throws Exception {
+            try (Stream<Path> files = Files.list(dir.resolve(".filler"))) {
+                for (Path file : files.filter(file -> !file.getFileName().toString().equals("inode-0"))
+                        .limit(count).toList()) {
+                    Files.delete(file);
+                }
+            }
+        }
+
         /** Gives back what {@link #fill()} took. */
-        void empty() throws Exception {
+        public void empty() throws Exception {
             try (Stream<Path> files = Files.list(dir.resolve(".filler"))) {
                 for (Path file : files.toList()) {
                     Files.delete(file);
@@ -1199,7 +1209,7 @@ public abstract class ShimContractTest {
         }
 
         /** Takes every inode, then every block. */
-        void fill() throws Exception {
+        public void fill() throws Exception {
             Path filler = Files.createDirectories(dir.resolve(".filler"));
             try {
                 for (int i = 0; ; i++) {

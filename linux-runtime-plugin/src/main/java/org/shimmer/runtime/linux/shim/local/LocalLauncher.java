@@ -145,7 +145,7 @@ final class LocalLauncher {
         return container.then(blocking(() -> {
             RootfsMounts.unmount(bundle.rootfs(), bundle.workDir());
             LocalRecord.remove(bundle.workDir());
-            Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
+            removePidFile("init.pid");
             return true;
         })).then();
     }
@@ -223,7 +223,16 @@ final class LocalLauncher {
     /** Removes the files of an exec: its spec and pid file. Blocking. */
     void removeExecFiles(String execId) throws IOException {
         Files.deleteIfExists(execSpec(execId));
-        Files.deleteIfExists(bundle.workDir().resolve("exec-" + execId + ".pid"));
+        removePidFile("exec-" + execId + ".pid");
+    }
+
+    /**
+     * Removes a pid file runc wrote, and the partial one it leaves when the write failed (runc writes
+     * {@code .<name>} and renames it; a full disk left that file behind). Blocking.
+     */
+    private void removePidFile(String name) throws IOException {
+        Files.deleteIfExists(bundle.workDir().resolve(name));
+        Files.deleteIfExists(bundle.workDir().resolve("." + name));
     }
 
     /**
@@ -252,7 +261,7 @@ final class LocalLauncher {
         }
         RootfsMounts.unmount(bundle.rootfs(), bundle.workDir());
         LocalRecord.remove(bundle.workDir());
-        Files.deleteIfExists(bundle.workDir().resolve("init.pid"));
+        removePidFile("init.pid");
         Path io = ioDir();
         if (!LinuxCalls.isDirectoryNoFollow(io)) {
             return;

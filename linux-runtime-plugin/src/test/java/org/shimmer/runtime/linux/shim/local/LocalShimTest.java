@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -20,6 +21,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
@@ -36,6 +38,7 @@ import org.shimmer.runtime.linux.testing.LogCapture;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
@@ -458,6 +461,53 @@ class LocalShimTest extends ShimContractTest {
         assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
         assertThat(state.pid()).isEqualTo(pid);
         stop(shim);
+    }
+
+    /**
+     * The work root's blocks are gone but inodes are left, so each record's file is made and nothing fits in it:
+     * the create failed with a bare "No space left on device" naming no file, and left the empty
+     * {@code .rootfs-mounts.json.partial} (or {@code .local.json.partial}, once runc had created) behind. Each
+     * failure now names the file that did not fit (runc names its pid file itself) and leaves none; the create works
+     * once there is room.
+     */
+    @Test
+    void aRecordThatDoesNotFitOnTheWorkRootIsNamedAndLeavesNoPartialFile() throws Exception {
+        Path workRoot = Files.createDirectories(temp.resolve("full-work"));
+        Path image = Files.createDirectories(temp.resolve("image"));
+        BusyboxBundle.writeRootfs(image);
+        CreateOptions options = new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none());
+        try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
+            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
+            ShimClient shim = shim(bundle);
+            // Blocks for what fits: nothing; the rootfs mounts' record; that and runc's pid file (then runc created).
+            List<String> notFitting = List.of("rootfs-mounts.json", ".init.pid", "local.json");
+            for (int blocks = 0; blocks < notFitting.size(); blocks++) {
+                disk.fill();
+                disk.free(blocks);
+                disk.freeInodes(4);
+                String record = notFitting.get(blocks);
+
+                StepVerifier.create(shim.create(options))
+                        .expectErrorSatisfies(e -> {
+                            assertExhausted(e, bundle);
+                            assertThat(e).hasMessageContaining(bundle.workDir().resolve(record).toString());
+                        })
+                        .verify(TIMEOUT);
+
+                assertThat(workFiles(bundle)).as("files left by a create that did not fit " + record)
+                        .containsExactly(bundle.workDir(), bundle.workDir().resolve("launch.json"));
+                assertNothingHalfMade(bundle);
+                disk.empty();
+            }
+            shim.create(options).block(TIMEOUT);
+            shim.start().block(TIMEOUT);
+            assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+            shim.delete().block(TIMEOUT);
+            shim.shutdown().block(TIMEOUT);
+            onFullDisk.delete(NS, bundle.id()).block(TIMEOUT);
+        }
     }
 
     /** What a plugin reload does to the runtime: every resource ends, new ones start, the JVM stays. */
