@@ -123,7 +123,8 @@ public final class RemoteShims {
                     .doOnTerminate(end)
                     .doOnCancel(end);
         });
-        return Operations.runToEnd(apartFromDeletes, client -> abandoned(bundle, client));
+        return Operations.runToEnd(apartFromDeletes, client -> abandoned(bundle, client,
+                "was started for a caller that went away"));
     }
 
     /**
@@ -132,11 +133,10 @@ public final class RemoteShims {
      * shim already running for the bundle: shutting that one down removed its record while it ran its task (the
      * shim ignores a shutdown then), so {@code connect()} could no longer reach the container.
      */
-    private Mono<Void> abandoned(Bundle bundle, ShimClient client) {
+    private Mono<Void> abandoned(Bundle bundle, ShimClient client, String why) {
         String task = bundle.namespace() + "/" + bundle.id();
         if (claims.attachedTo(bundle.path()).size() > 1) {
-            log.info("the shim of task {} was started for a caller that went away; another client holds it: "
-                    + "detaching", task);
+            log.info("the shim of task {} {}; another client holds it: detaching", task, why);
             return client.close();
         }
         return client.state()
@@ -144,7 +144,7 @@ public final class RemoteShims {
                 // Not known to be task-less (the shim does not answer): only detached.
                 .onErrorResume(error -> Mono.just(error instanceof NotFoundException))
                 .flatMap(taskless -> {
-                    log.info("the shim of task {} was started for a caller that went away: {}", task, taskless
+                    log.info("the shim of task {} {}: {}", task, why, taskless
                             ? "shutting it down (it has no task)" : "detaching (it has a task, or did not say)");
                     return taskless ? client.shutdown() : client.close();
                 });
@@ -179,7 +179,7 @@ public final class RemoteShims {
                     // `start` hands out the address of a shim already running for the bundle: one that does not
                     // answer may hold a live container, so only a shim whose process is gone is cleaned up.
                     String name = bundle.namespace() + "/" + bundle.id();
-                    return connect(client, launched.socket(), launched.log())
+                    return recorded(bundle, launched, connect(client, launched.socket(), launched.log())
                             .onErrorResume(error -> Mono.fromCallable(() -> {
                                         launched.log().discard();
                                         return ShimProcess.alive(bundle);
@@ -195,11 +195,31 @@ public final class RemoteShims {
                                             }).then(Mono.error(new ShimException(
                                                     ErrorCode.UNAVAILABLE, "the shim for " + name
                                                     + " started but cannot be reached: " + error.getMessage(),
-                                                    error)))));
+                                                    error))))));
                 });
     }
 
-    private record Launched(ShimCommand command, Path socket, FifoPoller.FifoStream log) {}
+    /**
+     * {@code connected}, unless the shim's record could not be written (a full work root): then the shim is let go
+     * as one nobody took ({@link #abandoned}: shut down when it has no task) and the start fails with the write's
+     * error. The daemon of such a failed start used to run on, found by nobody but a forced delete.
+     */
+    private Mono<ShimClient> recorded(Bundle bundle, Launched launched, Mono<ShimClient> connected) {
+        if (launched.unrecorded() == null) {
+            return connected;
+        }
+        return connected
+                .flatMap(client -> abandoned(bundle, client, "could not be recorded ("
+                        + launched.unrecorded().getMessage() + ")")
+                        .onErrorResume(error -> {
+                            launched.unrecorded().addSuppressed(error);
+                            return Mono.empty();
+                        })
+                        .then(Mono.<ShimClient>error(new UncheckedIOException(launched.unrecorded()))));
+    }
+
+    /** A started shim; {@code unrecorded} is why its record could not be written, null when it was. */
+    private record Launched(ShimCommand command, Path socket, FifoPoller.FifoStream log, IOException unrecorded) {}
 
     /** A shim's record and which write of it was read ({@link ShimRecord#stamp}). */
     private record StampedRecord(ShimRecord record, Object stamp) {}
@@ -226,21 +246,19 @@ public final class RemoteShims {
                                         : " (printed: " + address + ")"));
                             }
                             Path socket = Path.of(address.substring("unix://".length()));
-                            writeRecord(bundle, new ShimRecord(opt.shimBinary().toString(), opt.daemonAddress(),
-                                    opt.debug(), socket.toString()));
-                            return new Launched(command, socket, logStream);
+                            IOException unrecorded = null;
+                            try {
+                                new ShimRecord(opt.shimBinary().toString(), opt.daemonAddress(), opt.debug(),
+                                        socket.toString()).write(bundle.workDir());
+                            } catch (IOException e) {
+                                // The shim runs: connected to, then let go (see recorded).
+                                unrecorded = e;
+                            }
+                            return new Launched(command, socket, logStream, unrecorded);
                         }),
                 logStream -> Mono.empty(),
                 (logStream, error) -> dropLog(bundle, logStream),
                 logStream -> dropLog(bundle, logStream));
-    }
-
-    private static void writeRecord(Bundle bundle, ShimRecord record) {
-        try {
-            record.write(bundle.workDir());
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     private Mono<Void> dropLog(Bundle bundle, FifoPoller.FifoStream logStream) {

@@ -34,6 +34,7 @@ import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
+import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.UnavailableException;
@@ -215,6 +216,50 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
         System.out.printf("12 shim starts cancelled at random (seed %d, a start %d ms): %d taken%n", seed, startMs,
                 taken);
+    }
+
+    /**
+     * The work root has room for the launch record but not for the shim's own ({@code shim.json}, written once
+     * {@code shim start} printed the address): the start failed, and its shim daemon ran on, task-less and
+     * unrecorded, until a forced delete. Now the start fails naming {@code shim.json}, the daemon is shut down
+     * before the error arrives, no partial file stays, and the next start works once there is room.
+     */
+    @Test
+    void aShimWhoseRecordDoesNotFitOnTheWorkRootIsShutDownAndTheStartNamesTheRecord() throws Exception {
+        Path workRoot = Files.createDirectories(temp.resolve("full-work"));
+        try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
+            LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
+            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
+                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
+            BusyboxBundle.writeRootfs(bundle.rootfs());
+            disk.fill();
+            // One block and inode for launch.json; inodes but no block for shim.json.
+            disk.free(1);
+            disk.freeInodes(4);
+
+            StepVerifier.create(bundle.newShimClient(remote(), runc))
+                    .expectErrorSatisfies(e -> {
+                        assertThat(e).isInstanceOf(ResourceExhaustedException.class)
+                                .hasMessageStartingWith("start the shim of task " + NS + "/" + bundle.id() + ": ")
+                                .hasMessageContaining(bundle.workDir().resolve("shim.json").toString());
+                        assertThat(e.getMessage().toLowerCase()).contains("no space left on device");
+                    })
+                    .verify(TIMEOUT);
+
+            assertThat(ProcessHandle.allProcesses()
+                    .filter(process -> process.info().commandLine().orElse("").contains("-id " + bundle.id() + " "))
+                    .map(ProcessHandle::pid).toList()).as("shim processes of the failed start").isEmpty();
+            assertThat(workFiles(bundle)).as("work files")
+                    .containsExactly(bundle.workDir(), bundle.workDir().resolve("launch.json"));
+            disk.empty();
+            ShimClient shim = shim(bundle);
+            shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+            shim.start().block(TIMEOUT);
+            assertThat(shim.awaitExit().block(TIMEOUT).status()).isZero();
+            shim.delete().block(TIMEOUT);
+            shim.shutdown().block(TIMEOUT);
+            onFullDisk.delete(NS, bundle.id()).block(TIMEOUT);
+        }
     }
 
     /**
