@@ -158,6 +158,7 @@ public final class BundleReaper {
                 runc.forceRemove();
                 killAll(processes, name);
                 unmountAll(target.bundleDir, target.workDir);
+                runc.removeLeftCgroups(target.bundleDir);
                 removeSocket(socket);
                 removeSocket(target.launch().flatMap(record -> computedSocket(record, target.namespace, target.id)));
                 left = target.inspect();

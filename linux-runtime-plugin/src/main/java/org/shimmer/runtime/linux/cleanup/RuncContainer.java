@@ -93,6 +93,74 @@ final class RuncContainer {
         removeUnloadable(stateDir());
     }
 
+    /** Where runc looks for cgroup hierarchies: the {@code cgroup} and {@code cgroup2} mounts at or under it. */
+    private static final Path CGROUPS = Path.of("/sys/fs/cgroup");
+    private static final Path MOUNTINFO = Path.of("/proc/self/mountinfo");
+
+    /**
+     * Removes the container's cgroup from every hierarchy where it is left empty, once runc has no state for the
+     * container and nothing of it runs: a {@code runc create} killed midway (its host died, and a forced delete
+     * killed the create itself) has made the cgroups and can no longer remove them, and {@code runc delete} cannot
+     * find a container without {@code state.json}: every such crash left one empty cgroup per hierarchy for good.
+     * The cgroup is the bundle's {@code linux.cgroupsPath}, or {@code /<id>} without one, as runc names it; a
+     * relative path (under runc's own cgroup, unknown once it died) or a systemd slice is left. Only {@code rmdir}:
+     * a cgroup with a process or a child (another container's of the same path) stays. The parents runc made stay,
+     * as they do after runc's own delete.
+     */
+    void removeLeftCgroups(Path bundleDir) {
+        if (hasStateDir()) {
+            return;
+        }
+        Optional<String> path = cgroupsPath(bundleDir);
+        if (path.isEmpty()) {
+            return;
+        }
+        List<Path> hierarchies = new ArrayList<>();
+        try {
+            for (String line : Files.readAllLines(MOUNTINFO)) {
+                // "<id> <parent> <dev> <root> <mount point> <options> [<optional>...] - <type> <source> <options>"
+                String[] fields = line.split(" ");
+                int separator = List.of(fields).indexOf("-");
+                if (fields.length > 4 && separator > 0 && separator + 1 < fields.length
+                        && fields[separator + 1].startsWith("cgroup") && fields[4].startsWith(CGROUPS.toString())) {
+                    hierarchies.add(Path.of(fields[4]));
+                }
+            }
+        } catch (IOException | RuntimeException unreadable) {
+            return;
+        }
+        for (Path hierarchy : hierarchies) {
+            Path cgroup = hierarchy.resolve(path.get()).normalize();
+            if (!cgroup.startsWith(hierarchy) || cgroup.equals(hierarchy)
+                    || !LinuxCalls.isDirectoryNoFollow(cgroup)) {
+                continue;
+            }
+            try {
+                Files.delete(cgroup);
+            } catch (IOException inUse) {
+                // Busy (a process or a child in it) or gone meanwhile: not ours to force.
+            }
+        }
+    }
+
+    /** The container's cgroup path relative to a hierarchy's root, as runc derives it from the bundle's spec. */
+    private Optional<String> cgroupsPath(Path bundleDir) {
+        String path;
+        try {
+            JsonNode spec = JSON.readTree(Files.readAllBytes(bundleDir.resolve("config.json")));
+            path = spec.path("linux").path("cgroupsPath").asText("");
+        } catch (IOException | RuntimeException unreadable) {
+            return Optional.empty();
+        }
+        if (path.isEmpty()) {
+            path = "/" + id;
+        }
+        if (!path.startsWith("/") || path.contains(":")) {
+            return Optional.empty();
+        }
+        return Optional.of(path.substring(1));
+    }
+
     /** runc's own files (exec.fifo and the like); no symbolic link is followed, no other file system entered. */
     private static void removeUnloadable(Path dir) throws IOException {
         Object device = Files.getAttribute(dir, "unix:dev", LinkOption.NOFOLLOW_LINKS);

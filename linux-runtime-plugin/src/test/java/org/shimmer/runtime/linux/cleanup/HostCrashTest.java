@@ -1,11 +1,14 @@
 package org.shimmer.runtime.linux.cleanup;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -87,6 +90,59 @@ class HostCrashTest {
         for (int i = 0; i < 10; i++) {
             crashAndClean("local", i);
         }
+    }
+
+    /**
+     * A host killed while {@code runc create} runs a {@code createRuntime} hook (after runc made the container's
+     * cgroups, before its {@code state.json}): the forced delete kills the create, and runc cannot delete a
+     * container without state. Each such crash left the container's empty cgroup in every hierarchy for good.
+     */
+    @Test
+    void forceDeleteAfterAHostKilledInsideRuncCreateLeavesNoCgroup() throws Exception {
+        String id = "in-create-" + RUN;
+        Path hookPid = temp.resolve("hook.pid");
+        ObjectNode config = (ObjectNode) new ObjectMapper().readTree(Files.readAllBytes(spec));
+        config.putObject("hooks").putArray("createRuntime").addObject().put("path", "/bin/sh").putArray("args")
+                .add("sh").add("-c").add("echo $$ > " + hookPid + ".partial; mv " + hookPid + ".partial " + hookPid
+                        + "; exec sleep 30");
+        Files.write(spec, new ObjectMapper().writeValueAsBytes(config));
+        Process host = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
+                "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                "-cp", System.getProperty("java.class.path"),
+                CrashingHost.class.getName(), "local", temp.resolve("state").toString(),
+                temp.resolve("work").toString(),
+                temp.resolve("runc").toString(), spec.toString(), image.toString(), NS, id, "unused")
+                .redirectError(temp.resolve("host-" + id + ".log").toFile()).start();
+        long hook = 0;
+        try {
+            awaitFile(hookPid);
+            hook = Long.parseLong(Files.readString(hookPid).strip());
+            host.destroyForcibly();
+            assertThat(host.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+            assertThat(cgroupsOf(id)).as("cgroups runc create made").isNotEmpty();
+
+            runtime.forceDelete(NS, id).block(TIMEOUT);
+
+            assertThat(cgroupsOf(id)).as("cgroups left").isEmpty();
+            assertThat(runtime.inspect(NS, id).block(TIMEOUT).present()).isFalse();
+        } finally {
+            host.destroyForcibly().waitFor();
+            // The hook is the host's grandchild, outside the bundle: not this test's concern.
+            ProcessHandle.of(hook).ifPresent(ProcessHandle::destroyForcibly);
+        }
+    }
+
+    /** The directories named {@code id} directly under each cgroup hierarchy (runc's path for a raw spec). */
+    private static List<Path> cgroupsOf(String id) throws IOException {
+        List<Path> found = new ArrayList<>();
+        try (DirectoryStream<Path> hierarchies = Files.newDirectoryStream(Path.of("/sys/fs/cgroup"))) {
+            for (Path hierarchy : hierarchies) {
+                if (Files.isDirectory(hierarchy.resolve(id), LinkOption.NOFOLLOW_LINKS)) {
+                    found.add(hierarchy.resolve(id));
+                }
+            }
+        }
+        return found;
     }
 
     private void crashAndClean(String kind, int point) throws Exception {
