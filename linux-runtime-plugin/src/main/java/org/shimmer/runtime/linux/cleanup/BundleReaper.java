@@ -206,7 +206,7 @@ public final class BundleReaper {
             List<OwnedFd> killed = new ArrayList<>();
             try {
                 for (BundleProcesses.Found process : found) {
-                    kill(processes, process, name).ifPresent(killed::add);
+                    kill(processes, process, name, killed);
                 }
                 BundleInspector.awaitExits(killed, STOP_TIMEOUT);
             } finally {
@@ -219,20 +219,21 @@ public final class BundleReaper {
      * SIGKILL through a pidfd taken before the process is recognised again: a recycled pid is never hit. A shim
      * daemon or a container's {@code runc init} is never started by a {@code ProcessBuilder} ({@code shim start}
      * forks the one, runc the other), so it is reaped once gone if the JVM adopts it, now or when its parent dies:
-     * a daemon killed while its {@code shim start} still ran became our zombie after that start exited.
+     * a daemon killed while its {@code shim start} still ran became our zombie after that start exited. The process's
+     * descendants are killed with it; every pidfd that signalled is added to {@code killed}.
      */
-    private Optional<OwnedFd> kill(BundleProcesses processes, BundleProcesses.Found process, String name) {
+    private void kill(BundleProcesses processes, BundleProcesses.Found process, String name, List<OwnedFd> killed) {
         OwnedFd pidfd;
         try {
             pidfd = OwnedFd.pidfd(process.pid());
         } catch (IOException gone) {
-            return Optional.empty();
+            return;
         }
         try {
             Optional<BundleProcesses.Found> now = processes.recognise(process.pid());
             if (now.isEmpty()) {
                 pidfd.close();
-                return Optional.empty();
+                return;
             }
             if (now.get().neverSpawnedByJdk()) {
                 // Watched while it is alive and recognised: once killed and reaped its pid may name anyone.
@@ -240,23 +241,60 @@ public final class BundleReaper {
             }
             // Its descendants are never children a JDK started (their parent is not the JVM), and the JVM inherits
             // them when it dies: a `runc delete` under a killed `shim delete` was left a zombie of the JVM (CI).
-            for (int descendant : Procfs.descendants(process.pid())) {
+            List<Integer> descendants = Procfs.descendants(process.pid());
+            for (int descendant : descendants) {
                 try {
                     adopted.reapWhenGone(descendant);
                 } catch (IOException gone) {
                     // Exited and reaped already.
                 }
             }
+            // They go too, first: what a runc create forked besides runc init (an OCI hook) is recognised by
+            // nothing of the bundle, and once the create was killed it ran on as pid 1's (a hook held by a host
+            // killed in mid-create outlived the forced delete).
+            killed.addAll(killDescendants(process.pid(), descendants, name));
             pidfd.use(number -> {
                 LinuxCalls.pidfdSendSignal(number, SIGKILL);
                 return null;
             });
             log.info("killed pid {} of bundle {}", process.pid(), name);
-            return Optional.of(pidfd);
+            killed.add(pidfd);
         } catch (IOException | RuntimeException gone) {
             pidfd.close();
-            return Optional.empty();
         }
+    }
+
+    /**
+     * SIGKILL, each through a pidfd opened while its process is still below {@code root} (its parent is
+     * {@code root} or one of {@code descendants}, read after the pidfd was opened): a pid recycled since the list
+     * was read is never hit. Returns the pidfds that signalled.
+     */
+    private static List<OwnedFd> killDescendants(int root, List<Integer> descendants, String name) {
+        List<OwnedFd> signalled = new ArrayList<>();
+        for (int descendant : descendants) {
+            OwnedFd pidfd;
+            try {
+                pidfd = OwnedFd.pidfd(descendant);
+            } catch (IOException gone) {
+                continue;
+            }
+            long parent = Procfs.parentPid(descendant);
+            if (parent != root && !descendants.contains((int) parent)) {
+                pidfd.close();
+                continue;
+            }
+            try {
+                pidfd.use(number -> {
+                    LinuxCalls.pidfdSendSignal(number, SIGKILL);
+                    return null;
+                });
+                log.info("killed pid {} (below pid {}) of bundle {}", descendant, root, name);
+                signalled.add(pidfd);
+            } catch (IOException | RuntimeException gone) {
+                pidfd.close();
+            }
+        }
+        return signalled;
     }
 
     /** Detaches every mount of the bundle (hidden trees too), deepest first; one that went meanwhile is fine. */
