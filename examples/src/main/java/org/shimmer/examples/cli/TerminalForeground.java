@@ -53,16 +53,18 @@ final class TerminalForeground extends Foreground {
         Mono<Void> start = shim.start(execId).timeout(CliContext.TIMEOUT).then(Mono.fromRunnable(() ->
                 signals.target(signal -> (execId.isEmpty() ? shim.kill(signal, signal == 9)
                         : shim.kill(execId, signal)).subscribe(done -> {}, e -> {}))));
-        return session().attach(io.stdout(), start, shim.awaitExit(execId), size -> shim.resize(execId, size),
-                DRAIN_TIMEOUT, shim.id());
+        int status = session().attach(io.stdout(), start, shim.awaitExit(execId),
+                size -> shim.resize(execId, size), DRAIN_TIMEOUT, shim.id(), signals::stdoutClosed);
+        return session.stdoutClosed() ? ExitCodes.BROKEN_PIPE : status;
     }
 
     @Override
     int attach(Container container, StopSignals signals) {
         Mono<Void> start = Mono.fromRunnable(() -> signals.target(signal -> container.shim()
                 .kill(signal, signal == 9).subscribe(done -> {}, e -> {})));
-        return session().attach(container.stdout(), start, container.exit(), container::resize, DRAIN_TIMEOUT,
-                container.id());
+        int status = session().attach(container.stdout(), start, container.exit(), container::resize,
+                DRAIN_TIMEOUT, container.id(), signals::stdoutClosed);
+        return session.stdoutClosed() ? ExitCodes.BROKEN_PIPE : status;
     }
 
     /**

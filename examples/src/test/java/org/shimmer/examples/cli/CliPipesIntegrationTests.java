@@ -86,6 +86,40 @@ class CliPipesIntegrationTests {
         assertNothingLeft();
     }
 
+    /**
+     * {@code run -t … | head -1} and {@code exec -t … | head -1}: the terminal's output is copied by its own loop,
+     * which once wrote on into the closed pipe for ever, the container running and the CLI never returning.
+     */
+    @Test
+    void runAndExecWithATerminalWhoseStdoutIsClosedStopTheProcessAndExitAsSigpipeWould() throws Exception {
+        String flood = "trap 'exit 0' TERM; while :; do echo y; done";
+        for (String shim : List.of("local", "remote")) {
+            ByteArrayOutputStream err = new ByteArrayOutputStream();
+            CompletableFuture<Integer> run = CompletableFuture.supplyAsync(() -> cli(closedPipe(), err, "run", "-t",
+                    "--rm", "--shim", shim, "--rootfs", image.toString(), "tty-yes-" + shim, "--", "/bin/sh", "-c",
+                    flood));
+
+            assertThat(run.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).as(shim + ": " + err).isEqualTo(128 + 13);
+        }
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        assertThat(cli(quiet, err, "run", "-d", "--rootfs", image.toString(), "tty-ex", "--", "/bin/sleep", "100"))
+                .as(err.toString()).isZero();
+        try {
+            CompletableFuture<Integer> exec = CompletableFuture.supplyAsync(() -> cli(closedPipe(), err, "exec",
+                    "-t", "tty-ex", "/bin/sh", "-c", flood));
+
+            assertThat(exec.get(TIMEOUT_SECONDS, TimeUnit.SECONDS)).as(err.toString()).isEqualTo(128 + 13);
+            ByteArrayOutputStream ps = new ByteArrayOutputStream();
+            assertThat(cli(new PrintStream(ps, true, StandardCharsets.UTF_8), err, "exec", "tty-ex", "/bin/busybox",
+                    "ps")).as(err.toString()).isZero();
+            assertThat(ps.toString(StandardCharsets.UTF_8)).as("the exec'd flood is gone").doesNotContain("echo y");
+        } finally {
+            assertThat(cli(quiet, err, "delete", "--force", "tty-ex")).as(err.toString()).isZero();
+        }
+        assertNothingLeft();
+    }
+
     @Test
     void eventsWhoseStdoutIsClosedEndsAtItsFirstEvent() throws Exception {
         ByteArrayOutputStream err = new ByteArrayOutputStream();

@@ -4,6 +4,7 @@ import java.io.PrintStream;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 import org.shimmer.runtime.shim.ExitStatus;
@@ -35,6 +36,8 @@ public final class TerminalSession implements AutoCloseable {
     private final RawMode raw;
     private final AtomicReference<Function<TerminalSize, Mono<Void>>> resizer = new AtomicReference<>();
     private final WindowChanges windowChanges;
+    /** Set when a write to our stdout failed: it was closed under us ({@code | head -1}). */
+    private final AtomicBoolean stdoutClosed = new AtomicBoolean();
 
     private TerminalSession(PrintStream out, PrintStream err, Flux<byte[]> input) {
         this.out = out;
@@ -82,12 +85,16 @@ public final class TerminalSession implements AutoCloseable {
      * Copies {@code output} to our stdout, runs {@code start}, sends window changes to {@code resize} until the
      * exit, and returns the exit status once the output ended. The output may end after the exit (the remote shim
      * answers Wait before it copied the tail); it is cut only after {@code drainTimeout} with nothing written
-     * after the exit (a background process may hold the terminal open), and a line says so.
+     * after the exit (a background process may hold the terminal open), and a line says so. When our stdout is
+     * closed under us ({@code | head -1}: the JVM ignores SIGPIPE and PrintStream swallows the error, so only
+     * {@link PrintStream#checkError()} tells), {@code stdoutClosed} runs once, to stop the process, and the rest
+     * of its output is read and dropped (see {@link #stdoutClosed()}).
      */
     public int attach(Flux<byte[]> output, Mono<Void> start, Mono<ExitStatus> exit,
-            Function<TerminalSize, Mono<Void>> resize, Duration drainTimeout, String name) {
+            Function<TerminalSize, Mono<Void>> resize, Duration drainTimeout, String name, Runnable stdoutClosed) {
         Sinks.Empty<Void> exited = Sinks.empty();
-        CompletableFuture<Void> drained = copy(output, exited.asMono(), drainTimeout, name).toFuture();
+        CompletableFuture<Void> drained = copy(output, exited.asMono(), drainTimeout, name, stdoutClosed)
+                .toFuture();
         try {
             start.block();
             resizer.set(resize);
@@ -111,12 +118,24 @@ public final class TerminalSession implements AutoCloseable {
         }
     }
 
-    private Mono<Void> copy(Flux<byte[]> output, Mono<Void> exited, Duration drainTimeout, String name) {
+    /** Whether our stdout was found closed while the process's output was copied to it. */
+    public boolean stdoutClosed() {
+        return stdoutClosed.get();
+    }
+
+    private Mono<Void> copy(Flux<byte[]> output, Mono<Void> exited, Duration drainTimeout, String name,
+            Runnable onStdoutClosed) {
         Mono<Long> silentAfterExit = exited.then(Mono.delay(drainTimeout));
         return output.publishOn(Schedulers.boundedElastic())
                 .doOnNext(bytes -> {
+                    if (stdoutClosed.get()) {
+                        return;
+                    }
                     out.write(bytes, 0, bytes.length);
                     out.flush();
+                    if (out.checkError() && stdoutClosed.compareAndSet(false, true)) {
+                        onStdoutClosed.run();
+                    }
                 })
                 .timeout(silentAfterExit, written -> silentAfterExit)
                 .then()
