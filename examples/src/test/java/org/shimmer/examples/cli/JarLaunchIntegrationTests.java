@@ -140,6 +140,26 @@ class JarLaunchIntegrationTests {
         assertNoWarning(plugins);
     }
 
+    /**
+     * {@code shimmer run -i … <&-}: a closed stdin was the first file the JVM opened, its {@code lib/modules}, which
+     * {@code -i} poured into the container as its input. The launcher opens {@code /dev/null} on a standard
+     * descriptor its caller closed, as Go's runtime (and so docker) does: the container reads end of input at once.
+     */
+    @Test
+    void theLauncherGivesAClosedStdinAsEndOfInput() throws Exception {
+        Path rootfs = BusyboxRootfs.write(temp.resolve("rootfs"));
+        List<String> command = new ArrayList<>(List.of("/bin/bash", "-c", "exec \"$@\" <&-", "closed-stdin",
+                LAUNCHER.toString()));
+        command.addAll(withRoots(List.of("run", "-i", "--rm", "--rootfs", rootfs.toString(), "closed-in", "--",
+                "/bin/sh", "-c", "if read -r line; then echo read a line; else echo end of input; fi")));
+
+        Outcome run = start(command, temp);
+
+        assertThat(run.status()).as(run.err()).isZero();
+        assertThat(run.out()).isEqualTo("end of input\n");
+        assertNoWarning(run);
+    }
+
     /** Every command under {@code line}, as the words that name it, depth first. */
     private static void subcommands(CommandLine line, List<String> path, List<List<String>> found) {
         for (Map.Entry<String, CommandLine> sub : line.getSubcommands().entrySet()) {
