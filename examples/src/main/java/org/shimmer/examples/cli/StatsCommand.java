@@ -61,7 +61,8 @@ final class StatsCommand implements Callable<Integer> {
                     context.out.print(line);
                     context.out.flush();
                     return !context.out.checkError();
-                }).onErrorResume(failed -> stopped(context) ? Mono.empty() : Mono.error(failed)).blockLast();
+                }).onErrorResume(failed -> stopped(context).flatMap(stopped -> stopped ? Mono.<String>empty()
+                        : Mono.error(failed))).blockLast();
             }
         } finally {
             shim.close().block(CliContext.TIMEOUT);
@@ -69,9 +70,13 @@ final class StatsCommand implements Callable<Integer> {
         return context.out.checkError() ? ExitCodes.BROKEN_PIPE : 0;
     }
 
-    private boolean stopped(CliContext context) {
-        return context.runtime().inspect(context.namespace(), id).block(CliContext.TIMEOUT).container()
-                .map(container -> !container.alive()).orElse(true);
+    /**
+     * Whether the container has stopped (or is gone). Asked where a sample failed, on the thread that brought the
+     * failure (a shim connection's event loop, a timer): never blocking there.
+     */
+    private Mono<Boolean> stopped(CliContext context) {
+        return context.runtime().inspect(context.namespace(), id).timeout(CliContext.TIMEOUT)
+                .map(seen -> seen.container().map(container -> !container.alive()).orElse(true));
     }
 
     private static Mono<Sample> sample(ShimClient shim) {

@@ -135,6 +135,39 @@ class CliOpsIntegrationTests {
         assertNothingLeft();
     }
 
+    /**
+     * {@code stats} streams until the container stops, then ends with status 0, also when another CLI removed it
+     * by force. It once ended with 125 and Reactor's "block() … not supported in thread shimmer-ttrpc-nio-2": the
+     * check that the container had stopped blocked on the thread that brought the failed sample.
+     */
+    @Test
+    void statsStreamsUntilTheContainerStopsOrIsRemovedAndThenEndsWithStatusZero() throws Exception {
+        for (List<String> stop : List.of(List.of("kill", "-s", "KILL"), List.of("delete", "--force"))) {
+            String id = "streamed-" + stop.getFirst();
+            Outcome run = cli("run", "-d", "--rootfs", image.toString(), id, "--", "/bin/sh", "-c", "sleep 60 & wait");
+            assertThat(run.status()).as(run.err()).isZero();
+            Path errors = temp.resolve("cli-stderr-" + spawned.size() + ".log");
+            Process stats = spawn("stats", id);
+            BufferedReader streamed = lines(stats);
+            assertThat(streamed.readLine()).startsWith("ID ");
+            assertThat(streamed.readLine()).as("a first sample").startsWith(id + " ");
+
+            List<String> stopIt = new ArrayList<>(stop);
+            stopIt.add(id);
+            assertThat(cli(stopIt.toArray(String[]::new)).status()).isZero();
+
+            assertThat(stats.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as(stop + ": stats ends").isTrue();
+            // The spawned CLI logs PF4J's start on stderr (its class path has slf4j-simple): no line of ours.
+            assertThat(Files.readString(errors)).as(stop + ": stderr").doesNotContain("shimmer:");
+            assertThat(stats.exitValue()).as(stop.toString()).isZero();
+            streamed.close();
+            if (stop.getFirst().equals("kill")) {
+                assertThat(cli("delete", id).status()).isZero();
+            }
+        }
+        assertNothingLeft();
+    }
+
     @Test
     void eventsInAnotherProcessShowALocalShimRunAsJsonLinesOnlyWhereTheFiltersMatch() throws Exception {
         Process events = spawn("events", "--filter", "container=seen", "--filter", "topic=/tasks/*,namespace=default");
