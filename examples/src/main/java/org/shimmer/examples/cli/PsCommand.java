@@ -1,5 +1,6 @@
 package org.shimmer.examples.cli;
 
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import org.shimmer.runtime.Bundle;
@@ -26,8 +27,10 @@ final class PsCommand implements Callable<Integer> {
     public Integer call() {
         CliContext context = shimmer.context();
         RuntimePlugin runtime = context.runtime();
+        // Listed before the header is printed: a failure (a bad namespace) is its one line, under no table.
+        List<Bundle> bundles = runtime.list(context.namespace()).collectList().block(CliContext.TIMEOUT);
         context.out.printf(FORMAT, "ID", "STATUS", "PID");
-        for (Bundle bundle : runtime.list(context.namespace()).collectList().block(CliContext.TIMEOUT)) {
+        for (Bundle bundle : bundles) {
             BundleInspection seen = runtime.inspect(context.namespace(), bundle.id()).block(CliContext.TIMEOUT);
             String status = seen.describe();
             String pid = seen.container().filter(c -> c.pid() != 0).map(c -> Integer.toString(c.pid())).orElse("-");

@@ -280,6 +280,10 @@ class CliOptionsIntegrationTests {
         assertStatus(cli("run", "-d", "-i", "--rootfs", rootfs.toString(), "x", "true"), 125,
                 "-i and --detach do not go together");
         assertStatus(cli("frobnicate"), 125, "unknown command frobnicate");
+        // Refused before anything is printed: no table header above the error.
+        Outcome ps = cli("--namespace", "../x", "ps");
+        assertStatus(ps, 125, "invalid namespace \"../x\"");
+        assertThat(ps.out()).isEmpty();
         assertStatus(cli(), 125, "missing COMMAND");
         // Words after the ID are the command's own, options included; "--" is still accepted before it.
         assertThat(cli("run", "--rm", "--rootfs", rootfs.toString(), "x", "--", "echo", "--rm", "-d").out())
