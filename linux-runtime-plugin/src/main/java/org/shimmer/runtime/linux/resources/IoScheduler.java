@@ -2,10 +2,14 @@ package org.shimmer.runtime.linux.resources;
 
 import java.time.Duration;
 import java.util.Queue;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -24,7 +28,8 @@ import reactor.core.scheduler.Schedulers;
  * lingered that long. So the executors of this scheduler are collected as Reactor makes them (through an executor
  * decorator that only looks at this scheduler and is removed on close), and {@link #close} shuts them down and
  * waits for them on the calling thread: running tasks finish, timers not yet due are dropped, nothing new is
- * accepted, no thread is left.
+ * accepted, no thread is left. An executor counts as terminated while its last thread is still on its way out, so
+ * the threads themselves are collected as the executors make them, and waited for too.
  *
  * <p>Callers reach Reactor's scheduler only through a gate that close shuts before it disposes it: once Reactor's
  * scheduler has made all its threads, a caller that read its state just before {@code dispose()} marked it shut
@@ -43,6 +48,7 @@ final class IoScheduler {
 
     private final String decoratorKey;
     private final Queue<ScheduledExecutorService> executors = new ConcurrentLinkedQueue<>();
+    private final Set<Thread> threads = ConcurrentHashMap.newKeySet();
     private final Scheduler reactorScheduler;
     private final Scheduler scheduler = new Gate();
     /** Callers inside Reactor's scheduler right now; close waits for none before it disposes it. */
@@ -56,6 +62,10 @@ final class IoScheduler {
             if (owner == self[0]) {
                 executors.removeIf(ExecutorService::isTerminated);
                 executors.add(executor);
+                if (executor instanceof ThreadPoolExecutor pool) {
+                    ThreadFactory factory = pool.getThreadFactory();
+                    pool.setThreadFactory(task -> remember(factory.newThread(task)));
+                }
                 if (closing) {
                     // Made while closing: refuses its first task, as the scheduler is no longer taking work.
                     stopTaking(executor);
@@ -85,6 +95,13 @@ final class IoScheduler {
             for (ScheduledExecutorService executor : executors) {
                 ended &= executor.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             }
+            for (Thread thread : threads) {
+                // One still new was made for a task its executor then refused: it never runs. A close run on one
+                // of these threads cannot wait for itself.
+                if (thread.getState() != Thread.State.NEW && thread != Thread.currentThread()) {
+                    ended &= thread.join(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+                }
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             ended = false;
@@ -97,7 +114,17 @@ final class IoScheduler {
         }
         reactorScheduler.dispose();
         executors.clear();
+        threads.clear();
         return ended;
+    }
+
+    /** Keeps a thread an executor of this scheduler made, and forgets those that ended (idle ones are evicted). */
+    private Thread remember(Thread thread) {
+        threads.removeIf(made -> made.getState() == Thread.State.TERMINATED);
+        if (thread != null) {
+            threads.add(thread);
+        }
+        return thread;
     }
 
     /** Refuses new tasks and drops timers not yet due (a delay, a timeout), as dispose would; running ones go on. */

@@ -38,7 +38,7 @@ public final class RuntimeResources implements AutoCloseable {
 
     private final IoScheduler ioScheduler;
     private final Scheduler io;
-    private final LoopResources loops;
+    private final EventLoops loops;
     private PollLoop pollLoop;
     private FifoPoller poller;
     private final ConcurrentMap<Path, InMemoryEventExchange> exchanges = new ConcurrentHashMap<>();
@@ -53,8 +53,7 @@ public final class RuntimeResources implements AutoCloseable {
         int cores = Runtime.getRuntime().availableProcessors();
         this.ioScheduler = new IoScheduler(prefix + "io", Math.max(8, 4 * cores), 10_000, 30);
         this.io = ioScheduler.scheduler();
-        // The runtime's own loops, never reactor-netty's global ones: those would outlive a plugin unload.
-        this.loops = LoopResources.create(prefix + "ttrpc", 1, Math.max(2, cores), true, false);
+        this.loops = new EventLoops(prefix + "ttrpc", Math.max(2, cores));
     }
 
     /** The bounded scheduler for blocking work: files and processes. */
@@ -168,11 +167,9 @@ public final class RuntimeResources implements AutoCloseable {
         if (startedLoop != null) {
             startedLoop.close();
         }
-        try {
-            // No quiet period: nothing may still be submitted once the runtime is stopping.
-            loops.disposeLater(Duration.ZERO, STOP_TIMEOUT).block(STOP_TIMEOUT);
-        } catch (RuntimeException e) {
-            log.warn("event loops did not stop within {}", STOP_TIMEOUT, e);
+        // No quiet period: nothing may still be submitted once the runtime is stopping.
+        if (!loops.close(STOP_TIMEOUT)) {
+            log.warn("event loops did not stop within {}", STOP_TIMEOUT);
         }
         if (!ioScheduler.close(STOP_TIMEOUT)) {
             log.warn("io scheduler did not stop within {}; its remaining tasks were interrupted", STOP_TIMEOUT);

@@ -1,0 +1,121 @@
+package org.shimmer.runtime.linux.resources;
+
+import io.netty.channel.EventLoopGroup;
+import io.netty.util.concurrent.EventExecutor;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import reactor.core.publisher.Mono;
+import reactor.netty.resources.LoopResources;
+
+/**
+ * The runtime's event loops (reactor-netty's own {@link LoopResources}, named by the runtime), whose {@link #close}
+ * returns once their threads have ended. Netty completes a group's termination from inside each loop's thread,
+ * before that thread is gone: a host that looked for the plugin's threads right after a stop could still find one.
+ */
+final class EventLoops implements LoopResources {
+
+    private final LoopResources loops;
+    private final Set<EventLoopGroup> handedOut = ConcurrentHashMap.newKeySet();
+
+    EventLoops(String prefix, int workers) {
+        // Never reactor-netty's global loops: those would outlive a plugin unload.
+        this.loops = LoopResources.create(prefix, 1, workers, true, false);
+    }
+
+    @Override
+    public EventLoopGroup onServer(boolean useNative) {
+        return remember(loops.onServer(useNative));
+    }
+
+    @Override
+    public EventLoopGroup onClient(boolean useNative) {
+        return remember(loops.onClient(useNative));
+    }
+
+    @Override
+    public EventLoopGroup onServerSelect(boolean useNative) {
+        return remember(loops.onServerSelect(useNative));
+    }
+
+    @Override
+    public boolean daemon() {
+        return loops.daemon();
+    }
+
+    @Override
+    public boolean isDisposed() {
+        return loops.isDisposed();
+    }
+
+    /** Stops the loops at once, as {@link LoopResources#disposeLater} does; threads may still be ending. */
+    @Override
+    public Mono<Void> disposeLater(Duration quietPeriod, Duration timeout) {
+        return loops.disposeLater(quietPeriod, timeout);
+    }
+
+    /**
+     * Stops the loops with no quiet period and waits until each of their threads has ended; returns whether they
+     * all did. Each step (learning the threads, stopping the loops, waiting for the threads) waits at most
+     * {@code timeout}.
+     */
+    boolean close(Duration timeout) {
+        List<Thread> threads = threads(timeout);
+        try {
+            loops.disposeLater(Duration.ZERO, timeout).block(timeout);
+        } catch (RuntimeException notInTime) {
+            return false;
+        }
+        long deadline = System.nanoTime() + timeout.toNanos();
+        boolean ended = true;
+        try {
+            for (Thread thread : threads) {
+                ended &= thread.join(Duration.ofNanos(remaining(deadline)));
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+        return ended;
+    }
+
+    /**
+     * The threads of the loops handed out. A loop's thread is only known from inside it: each loop is asked for it
+     * (one that never ran starts now, to stop at once). One that does not answer in time is left out.
+     */
+    private List<Thread> threads(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        List<Thread> threads = new ArrayList<>();
+        for (EventLoopGroup group : handedOut) {
+            for (EventExecutor loop : group) {
+                if (loop.inEventLoop()) {
+                    continue; // closed from one of its own loops: that thread cannot wait for itself
+                }
+                try {
+                    threads.add(loop.submit(Thread::currentThread).get(remaining(deadline), TimeUnit.NANOSECONDS));
+                } catch (RejectedExecutionException | ExecutionException | TimeoutException stopped) {
+                    // Stopped already, or busy past the deadline: its group's own termination is all we wait for.
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return threads;
+                }
+            }
+        }
+        return threads;
+    }
+
+    private EventLoopGroup remember(EventLoopGroup group) {
+        handedOut.add(group);
+        return group;
+    }
+
+    private static long remaining(long deadline) {
+        return Math.max(0, deadline - System.nanoTime());
+    }
+}

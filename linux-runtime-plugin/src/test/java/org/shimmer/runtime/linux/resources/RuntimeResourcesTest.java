@@ -1,0 +1,42 @@
+package org.shimmer.runtime.linux.resources;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.netty.channel.EventLoopGroup;
+import io.netty.util.concurrent.EventExecutor;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/** The end of a runtime's resources, as a host that stops the plugin sees it. */
+class RuntimeResourcesTest {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(10);
+
+    /**
+     * Once close() returned, every thread the resources ran work on has ended, not only stopped taking work: an
+     * executor counts as terminated while its last thread is still on its way out, and a plugin-stop test that
+     * listed the runtime's threads just after a reload found one of them (LocalShimTest, a run under load).
+     */
+    @Test
+    void closeReturnsOnlyOnceEveryThreadItStartedHasEnded() throws Exception {
+        for (int round = 0; round < 100; round++) {
+            RuntimeResources resources = new RuntimeResources("close-test-" + round + "-");
+            List<Thread> used = new ArrayList<>(Flux.range(0, 8)
+                    .flatMap(i -> Mono.fromCallable(Thread::currentThread).subscribeOn(resources.io()), 8)
+                    .collectList().block(TIMEOUT));
+            EventLoopGroup loops = resources.loops().onClient(true);
+            for (EventExecutor loop : loops) {
+                used.add(loop.submit(Thread::currentThread).get());
+            }
+
+            resources.close();
+
+            assertThat(used.stream().distinct().filter(Thread::isAlive).map(Thread::getName))
+                    .as("threads alive once close() returned, round %d", round).isEmpty();
+        }
+    }
+}
