@@ -132,18 +132,33 @@ public abstract class ShimContractTest {
     @AfterEach
     void checkNothingIsLeft() throws Exception {
         // The suite checks that nothing is left: no FIFO, no bundle, no runc container.
-        for (Bundle bundle : bundles) {
-            assertNoFifos(bundle);
-            runtime.delete(bundle.namespace(), bundle.id()).block(TIMEOUT);
-        }
-        for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-            if (Files.isDirectory(root)) {
-                try (Stream<Path> left = Files.list(root)) {
-                    assertThat(left).as("bundles left in " + root).isEmpty();
+        try {
+            for (Bundle bundle : bundles) {
+                assertNoFifos(bundle);
+                runtime.delete(bundle.namespace(), bundle.id()).block(TIMEOUT);
+            }
+            for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
+                if (Files.isDirectory(root)) {
+                    try (Stream<Path> left = Files.list(root)) {
+                        assertThat(left).as("bundles left in " + root).isEmpty();
+                    }
                 }
             }
+        } catch (Throwable failure) {
+            // A test that failed midway (or a check above) left its containers running: a sleep 600 ran on for ten
+            // minutes after the JVM, and its cgroup stayed for good. Forced away, the failure is reported and
+            // leaves nothing on the machine.
+            for (Bundle bundle : bundles) {
+                try {
+                    runtime.forceDelete(bundle.namespace(), bundle.id()).block(TIMEOUT);
+                } catch (RuntimeException notRemoved) {
+                    failure.addSuppressed(notRemoved);
+                }
+            }
+            throw failure;
+        } finally {
+            resources.close();
         }
-        resources.close();
         Path runcRoot = temp.resolve("runc").resolve(NS);
         if (Files.isDirectory(runcRoot)) {
             try (Stream<Path> containers = Files.list(runcRoot)) {
