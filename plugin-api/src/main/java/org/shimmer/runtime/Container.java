@@ -45,7 +45,10 @@ public interface Container {
     /** The container's shim client; {@link #release()} deletes its task and shuts it down. */
     ShimClient shim();
 
-    /** The spec the container was created from, its root path the rootfs's real path. */
+    /**
+     * The spec the container was created from, as written to its bundle: its root path is {@code rootfs}, relative
+     * to the bundle (the overlay mounted there), and {@code terminal} is whether it has one.
+     */
     Spec spec();
 
     /** The host pid of the container's init process. */
