@@ -158,7 +158,7 @@ public final class BundleReaper {
                 runc.forceRemove();
                 killAll(processes, name);
                 unmountAll(target.bundleDir, target.workDir);
-                runc.removeLeftCgroups(target.bundleDir);
+                runc.removeLeftCgroups(target.bundleDir.getParent().getParent(), target.namespace, target.bundleDir);
                 removeSocket(socket);
                 removeSocket(target.launch().flatMap(record -> computedSocket(record, target.namespace, target.id)));
                 left = target.inspect();
@@ -267,10 +267,13 @@ public final class BundleReaper {
     /**
      * SIGKILL, each through a pidfd opened while its process is still below {@code root} (its parent is
      * {@code root} or one of {@code descendants}, read after the pidfd was opened): a pid recycled since the list
-     * was read is never hit. Returns the pidfds that signalled.
+     * was read is never hit. Every pidfd is opened and checked before any signal: a process killed first has its
+     * children reparented at once, and a grandchild (a hook script's {@code sleep}) then failed the parent check and
+     * outlived the delete. Returns the pidfds that signalled.
      */
     private static List<OwnedFd> killDescendants(int root, List<Integer> descendants, String name) {
-        List<OwnedFd> signalled = new ArrayList<>();
+        List<OwnedFd> below = new ArrayList<>();
+        List<Integer> belowPids = new ArrayList<>();
         for (int descendant : descendants) {
             OwnedFd pidfd;
             try {
@@ -283,12 +286,18 @@ public final class BundleReaper {
                 pidfd.close();
                 continue;
             }
+            below.add(pidfd);
+            belowPids.add(descendant);
+        }
+        List<OwnedFd> signalled = new ArrayList<>();
+        for (int i = 0; i < below.size(); i++) {
+            OwnedFd pidfd = below.get(i);
             try {
                 pidfd.use(number -> {
                     LinuxCalls.pidfdSendSignal(number, SIGKILL);
                     return null;
                 });
-                log.info("killed pid {} (below pid {}) of bundle {}", descendant, root, name);
+                log.info("killed pid {} (below pid {}) of bundle {}", belowPids.get(i), root, name);
                 signalled.add(pidfd);
             } catch (IOException | RuntimeException gone) {
                 pidfd.close();

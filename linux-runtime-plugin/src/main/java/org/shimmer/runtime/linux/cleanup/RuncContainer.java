@@ -19,6 +19,7 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.ErrorCode;
+import org.shimmer.runtime.linux.spec.CgroupPaths;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ShimException;
 
@@ -102,16 +103,16 @@ final class RuncContainer {
      * container and nothing of it runs: a {@code runc create} killed midway (its host died, and a forced delete
      * killed the create itself) has made the cgroups and can no longer remove them, and {@code runc delete} cannot
      * find a container without {@code state.json}: every such crash left one empty cgroup per hierarchy for good.
-     * The cgroup is the bundle's {@code linux.cgroupsPath}, or {@code /<id>} without one, as runc names it; a
-     * relative path (under runc's own cgroup, unknown once it died) or a systemd slice is left. Only {@code rmdir}:
-     * a cgroup with a process or a child (another container's of the same path) stays. The parents runc made stay,
-     * as they do after runc's own delete.
+     * Only the cgroup the runtime names for this container ({@link CgroupPaths#of}: under the state root's own
+     * {@code shimmer-<hash>}) is touched: any other path a bundle's spec gives (a raw spec's, or runc's {@code /<id>}
+     * without one) may be another runc container's or the system's, stopped and empty, not ours to remove. Only
+     * {@code rmdir}: a cgroup with a process or a child stays; the parents stay, as after runc's own delete.
      */
-    void removeLeftCgroups(Path bundleDir) {
+    void removeLeftCgroups(Path stateRoot, String namespace, Path bundleDir) {
         if (hasStateDir()) {
             return;
         }
-        Optional<String> path = cgroupsPath(bundleDir);
+        Optional<String> path = ownCgroupsPath(stateRoot, namespace, bundleDir);
         if (path.isEmpty()) {
             return;
         }
@@ -143,22 +144,16 @@ final class RuncContainer {
         }
     }
 
-    /** The container's cgroup path relative to a hierarchy's root, as runc derives it from the bundle's spec. */
-    private Optional<String> cgroupsPath(Path bundleDir) {
-        String path;
+    /** The bundle's cgroup path relative to a hierarchy's root when it is the one the runtime names for it. */
+    private Optional<String> ownCgroupsPath(Path stateRoot, String namespace, Path bundleDir) {
         try {
             JsonNode spec = JSON.readTree(Files.readAllBytes(bundleDir.resolve("config.json")));
-            path = spec.path("linux").path("cgroupsPath").asText("");
+            String path = spec.path("linux").path("cgroupsPath").asText("");
+            return path.equals(CgroupPaths.of(stateRoot, namespace, id)) ? Optional.of(path.substring(1))
+                    : Optional.empty();
         } catch (IOException | RuntimeException unreadable) {
             return Optional.empty();
         }
-        if (path.isEmpty()) {
-            path = "/" + id;
-        }
-        if (!path.startsWith("/") || path.contains(":")) {
-            return Optional.empty();
-        }
-        return Optional.of(path.substring(1));
     }
 
     /** runc's own files (exec.fifo and the like); no symbolic link is followed, no other file system entered. */

@@ -24,6 +24,8 @@ import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.CgroupPaths;
+import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Processes;
@@ -96,16 +98,20 @@ class HostCrashTest {
      * A host killed while {@code runc create} runs a {@code createRuntime} hook (after runc made the container's
      * cgroups, before its {@code state.json}): the forced delete kills the create, and runc cannot delete a
      * container without state. Each such crash left the container's empty cgroup in every hierarchy for good,
-     * and the hook ran on (nothing of it names the bundle; its parent, the create, was killed).
+     * and the hook ran on (nothing of it names the bundle; its parent, the create, was killed); so did what the hook
+     * forked, once the hook was killed before its child was checked.
      */
     @Test
     void forceDeleteAfterAHostKilledInsideRuncCreateLeavesNoCgroupAndNoHook() throws Exception {
         String id = "in-create-" + RUN;
         Path hookPid = temp.resolve("hook.pid");
         ObjectNode config = (ObjectNode) new ObjectMapper().readTree(Files.readAllBytes(spec));
+        // The runtime's own name for the container's cgroup: a forced delete removes no other.
+        String cgroup = CgroupPaths.of(temp.resolve("state"), NS, id);
+        ((ObjectNode) config.path("linux")).put("cgroupsPath", cgroup);
         config.putObject("hooks").putArray("createRuntime").addObject().put("path", "/bin/sh").putArray("args")
-                .add("sh").add("-c").add("echo $$ > " + hookPid + ".partial; mv " + hookPid + ".partial " + hookPid
-                        + "; exec sleep 120");
+                .add("sh").add("-c").add("sleep 120 & echo $! > " + hookPid + ".partial; mv " + hookPid + ".partial "
+                        + hookPid + "; wait");
         Files.write(spec, new ObjectMapper().writeValueAsBytes(config));
         Process host = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
                 "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
@@ -120,28 +126,56 @@ class HostCrashTest {
             hook = Long.parseLong(Files.readString(hookPid).strip());
             host.destroyForcibly();
             assertThat(host.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
-            assertThat(cgroupsOf(id)).as("cgroups runc create made").isNotEmpty();
+            assertThat(cgroupsOf(cgroup)).as("cgroups runc create made").isNotEmpty();
 
             runtime.forceDelete(NS, id).block(TIMEOUT);
 
-            assertThat(cgroupsOf(id)).as("cgroups left").isEmpty();
-            assertThat(Processes.awaitGone(hook, TIMEOUT)).as("the hook runc create ran").isTrue();
+            assertThat(cgroupsOf(cgroup)).as("cgroups left").isEmpty();
+            assertThat(Processes.awaitGone(hook, TIMEOUT)).as("what the hook runc create ran forked").isTrue();
             assertThat(runtime.inspect(NS, id).block(TIMEOUT).present()).isFalse();
         } finally {
             host.destroyForcibly().waitFor();
             if (hook != 0) {
                 ProcessHandle.of(hook).ifPresent(ProcessHandle::destroyForcibly);
             }
+            CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
         }
     }
 
-    /** The directories named {@code id} directly under each cgroup hierarchy (runc's path for a raw spec). */
-    private static List<Path> cgroupsOf(String id) throws IOException {
+    /**
+     * A bundle whose spec names a cgroup the runtime did not name for it (here runc's {@code /<id>}, which another
+     * runc container of that id may hold, stopped and empty) keeps it through a forced delete: it is not ours.
+     */
+    @Test
+    void forceDeleteLeavesACgroupTheRuntimeDidNotNameForTheContainer() throws Exception {
+        String id = "foreign-cgroup-" + RUN;
+        List<Path> made = new ArrayList<>();
+        try (DirectoryStream<Path> hierarchies = Files.newDirectoryStream(Path.of("/sys/fs/cgroup"))) {
+            for (Path hierarchy : hierarchies) {
+                if (Files.isDirectory(hierarchy, LinkOption.NOFOLLOW_LINKS)
+                        && !Files.isSymbolicLink(hierarchy)) {
+                    made.add(Files.createDirectory(hierarchy.resolve(id)));
+                }
+            }
+        }
+        try {
+            runtime.create(NS, id, Files.readAllBytes(spec)).block(TIMEOUT);
+            runtime.forceDelete(NS, id).block(TIMEOUT);
+            assertThat(cgroupsOf("/" + id)).as("another's empty cgroup").containsExactlyInAnyOrderElementsOf(made);
+        } finally {
+            for (Path cgroup : made) {
+                Files.deleteIfExists(cgroup);
+            }
+        }
+    }
+
+    /** The directories at cgroup path {@code path} under each cgroup hierarchy. */
+    private static List<Path> cgroupsOf(String path) throws IOException {
         List<Path> found = new ArrayList<>();
         try (DirectoryStream<Path> hierarchies = Files.newDirectoryStream(Path.of("/sys/fs/cgroup"))) {
             for (Path hierarchy : hierarchies) {
-                if (Files.isDirectory(hierarchy.resolve(id), LinkOption.NOFOLLOW_LINKS)) {
-                    found.add(hierarchy.resolve(id));
+                if (Files.isDirectory(hierarchy.resolve(path.substring(1)), LinkOption.NOFOLLOW_LINKS)) {
+                    found.add(hierarchy.resolve(path.substring(1)));
                 }
             }
         }
