@@ -254,8 +254,16 @@ public final class ImageStore implements Images {
         try {
             stored = records.read(name);
         } catch (ImageRecords.Damaged damaged) {
-            // Its digest and layers are unknown: the name goes, its layers wait for a remove that can tell them
-            // (a running container's lease lists its own, so they stay in any case).
+            // Its digest and layers are unknown: the name goes, its layers wait for a remove that can tell them. A
+            // live lease lists its container's layers, so they stay in any case; one written before leases listed
+            // them is kept only through its image's record, which may be this one: the remove waits for it.
+            List<Path> unlisted = leases.all().values().stream().flatMap(List::stream)
+                    .filter(live -> live.layers().isEmpty()).map(Leases.Live::bundle).toList();
+            if (!unlisted.isEmpty()) {
+                throw new FailedPreconditionException("image " + name + "'s record is damaged, and it may be in use"
+                        + " by " + String.join(", ", unlisted.stream().map(ImageStore::container).toList())
+                        + " (leases that name no layers): remove it once they are gone", damaged);
+            }
             log.warn("removing the damaged record of image {}; no layer is collected", name, damaged);
             records.delete(name);
             return;

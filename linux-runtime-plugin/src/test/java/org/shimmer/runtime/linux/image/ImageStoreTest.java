@@ -770,6 +770,17 @@ class ImageStoreTest {
         assertThat(names(root.resolve("layers"))).as("nothing collected while a record cannot be read")
                 .containsExactlyInAnyOrder(a.chainId(0).substring(7), b.chainId(0).substring(7));
 
+        // A container started before leases listed their layers is kept only through its image's record, which may
+        // be the damaged one: its remove waits for that container.
+        Path oldBundle = temp.resolve("state").resolve("default").resolve("old");
+        try (FileLock _ = new Leases(root.resolve("leases")).add(b.digest(), oldBundle, List.of())) {
+            StepVerifier.create(store.remove("b:v1"))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("b:v1").hasMessageContaining(oldBundle.toString()))
+                    .verify(TIMEOUT);
+        }
+        assertThat(Files.exists(damaged)).as("the damaged record, kept").isTrue();
+
         store.remove("b:v1").block(TIMEOUT);
 
         assertThat(names(root.resolve("images"))).isEmpty();
