@@ -26,6 +26,7 @@ import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.container.ContainerRunner;
 import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.local.LocalShims;
 import org.shimmer.runtime.linux.shim.remote.RemoteShimRegistry;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
@@ -140,7 +141,7 @@ public class LinuxRuntime implements RuntimePlugin {
 
     @Override
     public Flux<Bundle> list(String namespace) {
-        return bundles.list(namespace).onErrorMap(RejectedExecutionException.class,
+        return bundles.list(namespace).onErrorMap(LinuxRuntime::stopped,
                 stopped -> unavailable("list bundles of " + namespace, stopped));
     }
 
@@ -172,7 +173,7 @@ public class LinuxRuntime implements RuntimePlugin {
     @Override
     public Mono<Container> run(RunRequest request) {
         // Only a run that got as far as the scheduler is refused by it: the request is not null then.
-        return containers.run(request).onErrorMap(RejectedExecutionException.class,
+        return containers.run(request).onErrorMap(LinuxRuntime::stopped,
                 stopped -> unavailable("run container " + request.namespace() + "/" + request.id(), stopped));
     }
 
@@ -196,11 +197,16 @@ public class LinuxRuntime implements RuntimePlugin {
      * {@link UnavailableException} naming the action, not Reactor's bare {@code RejectedExecutionException}.
      */
     private static <T> Mono<T> whileRunning(String action, String namespace, String id, Mono<T> call) {
-        return call.onErrorMap(RejectedExecutionException.class,
+        return call.onErrorMap(LinuxRuntime::stopped,
                 stopped -> unavailable(action + " " + namespace + "/" + id, stopped));
     }
 
-    private static UnavailableException unavailable(String action, RejectedExecutionException stopped) {
+    /** A refusal of the stopped runtime's scheduler; not one of a full queue, which is too much work at once. */
+    private static boolean stopped(Throwable error) {
+        return error instanceof RejectedExecutionException && TaskErrors.rejected(error);
+    }
+
+    private static UnavailableException unavailable(String action, Throwable stopped) {
         return new UnavailableException(action + ": " + stopped.getMessage(), stopped);
     }
 

@@ -98,7 +98,8 @@ public final class TaskErrors {
         if (rejected(cause)) {
             return ErrorCode.UNAVAILABLE;
         }
-        if (hasErrno(cause, ENOSPC, EDQUOT, ENFILE, EMFILE) || EXHAUSTED.stream().anyMatch(text::contains)) {
+        if (hasErrno(cause, ENOSPC, EDQUOT, ENFILE, EMFILE) || EXHAUSTED.stream().anyMatch(text::contains)
+                || full(cause)) {
             return ErrorCode.RESOURCE_EXHAUSTED;
         }
         if (PRECONDITION.stream().anyMatch(text::contains)) {
@@ -192,6 +193,17 @@ public final class TaskErrors {
     public static boolean rejected(Throwable cause) {
         for (Throwable t = cause; t != null; t = t.getCause()) {
             if (t instanceof RejectedExecutionException) {
+                // A running scheduler's full queue refuses too: that is too much work at once, not a stopped runtime.
+                return !full(t);
+            }
+        }
+        return false;
+    }
+
+    /** Whether {@code rejection} is Reactor's bounded scheduler refusing a task over its queue's capacity. */
+    private static boolean full(Throwable rejection) {
+        for (Throwable t = rejection; t != null; t = t.getCause()) {
+            if (t.getMessage() != null && t.getMessage().startsWith("Task capacity of bounded elastic scheduler")) {
                 return true;
             }
         }

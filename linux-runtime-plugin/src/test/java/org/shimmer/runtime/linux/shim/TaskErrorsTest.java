@@ -13,6 +13,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.shim.ShimException;
+import reactor.core.Exceptions;
 
 /**
  * Issue 11: the table from runc's and the kernel's words to error codes. The words are what runc 1.1.5 printed
@@ -71,6 +72,22 @@ class TaskErrorsTest {
             assertThat(typed).hasMessage("m").hasCauseInstanceOf(IOException.class);
         }
         assertThat(TaskErrors.typed(ErrorCode.DEADLINE_EXCEEDED, "m", null)).isExactlyInstanceOf(ShimException.class);
+    }
+
+    /**
+     * A refusal of the stopped runtime's scheduler is UNAVAILABLE (the container lives on for the next runtime);
+     * a running scheduler whose queue is full refuses too, and that is too much work at once, not a stop.
+     */
+    @Test
+    void aRefusalIsUnavailableOnlyWhenTheRuntimeStopped() {
+        Throwable stopped = Exceptions.failWithRejected("the runtime stopped; it takes no new work");
+        Throwable full = Exceptions.failWithRejected(
+                "Task capacity of bounded elastic scheduler reached while scheduling 1 tasks (2/1)");
+
+        assertThat(TaskErrors.code("scheduling", new IOException("wrapped", stopped)))
+                .isEqualTo(ErrorCode.UNAVAILABLE);
+        assertThat(TaskErrors.code("scheduling", full)).isEqualTo(ErrorCode.RESOURCE_EXHAUSTED);
+        assertThat(TaskErrors.rejected(full)).isFalse();
     }
 
     @Test
