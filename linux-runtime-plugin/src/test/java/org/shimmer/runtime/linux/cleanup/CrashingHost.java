@@ -1,5 +1,6 @@
 package org.shimmer.runtime.linux.cleanup;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -23,6 +24,21 @@ import org.shimmer.runtime.shim.Stdio;
 public final class CrashingHost {
 
     private CrashingHost() {}
+
+    /**
+     * Starts this host in a child JVM ({@code kind} local or remote) on the directories under {@code temp}
+     * ({@code state}, {@code work}, {@code runc}), its stderr into {@code log}: a short-lived JVM, so the quickest
+     * start, not the quickest code.
+     */
+    static Process start(Path temp, String kind, Path spec, Path image, String namespace, String id, String daemon,
+            Path log) throws IOException {
+        return new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
+                "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                "-cp", System.getProperty("java.class.path"),
+                CrashingHost.class.getName(), kind, temp.resolve("state").toString(), temp.resolve("work").toString(),
+                temp.resolve("runc").toString(), spec.toString(), image.toString(), namespace, id, daemon)
+                .redirectError(log.toFile()).start();
+    }
 
     public static void main(String[] args) throws Exception {
         boolean local = args[0].equals("local");

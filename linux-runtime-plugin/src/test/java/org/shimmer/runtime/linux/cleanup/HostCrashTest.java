@@ -113,13 +113,8 @@ class HostCrashTest {
                 .add("sh").add("-c").add("sleep 120 & echo $! > " + hookPid + ".partial; mv " + hookPid + ".partial "
                         + hookPid + "; wait");
         Files.write(spec, new ObjectMapper().writeValueAsBytes(config));
-        Process host = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
-                "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-                "-cp", System.getProperty("java.class.path"),
-                CrashingHost.class.getName(), "local", temp.resolve("state").toString(),
-                temp.resolve("work").toString(),
-                temp.resolve("runc").toString(), spec.toString(), image.toString(), NS, id, "unused")
-                .redirectError(temp.resolve("host-" + id + ".log").toFile()).start();
+        Process host = CrashingHost.start(temp, "local", spec, image, NS, id, "unused",
+                temp.resolve("host-" + id + ".log"));
         long hook = 0;
         try {
             awaitFile(hookPid);
@@ -197,13 +192,7 @@ class HostCrashTest {
         Path daemon = temp.resolve("daemon");
         Path log = temp.resolve("host-" + id + ".log");
         long launched = System.nanoTime();
-        Process host = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
-                // A short-lived JVM: the quickest start, not the quickest code.
-                "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-                "-cp", System.getProperty("java.class.path"),
-                CrashingHost.class.getName(), kind, temp.resolve("state").toString(), temp.resolve("work").toString(),
-                temp.resolve("runc").toString(), spec.toString(), image.toString(), NS, id, daemon.toString())
-                .redirectError(log.toFile()).start();
+        Process host = CrashingHost.start(temp, kind, spec, image, NS, id, daemon.toString(), log);
         try (BufferedReader out = new BufferedReader(new InputStreamReader(host.getInputStream(),
                 StandardCharsets.UTF_8))) {
             String line;

@@ -146,13 +146,7 @@ class HostRestartTest {
     /** Runs {@link CrashingHost} (local shim) until its container started, then kills it with SIGKILL. */
     private void killHostOnceStarted(String id) throws Exception {
         Path log = temp.resolve("host-" + id + ".log");
-        Process host = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
-                "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-                "-cp", System.getProperty("java.class.path"),
-                CrashingHost.class.getName(), "local", temp.resolve("state").toString(),
-                temp.resolve("work").toString(),
-                temp.resolve("runc").toString(), spec.toString(), image.toString(), NS, id, "unused")
-                .redirectError(log.toFile()).start();
+        Process host = CrashingHost.start(temp, "local", spec, image, NS, id, "unused", log);
         try (BufferedReader out = new BufferedReader(new InputStreamReader(host.getInputStream(),
                 StandardCharsets.UTF_8))) {
             String line;
