@@ -1004,14 +1004,20 @@ public abstract class ShimContractTest {
         }
     }
 
+    /** A bundle of {@code runtime} named {@code prefix}-random, running {@code args} on a busybox rootfs. */
+    protected Bundle busyboxBundle(LinuxRuntime runtime, String prefix, String... args) throws Exception {
+        Bundle bundle = runtime.create(NS, prefix + "-" + UUID.randomUUID().toString().substring(0, 8),
+                BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), args)).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(bundle.rootfs());
+        return bundle;
+    }
+
     @Test
     void createWithTheWorkRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
         Path workRoot = Files.createDirectories(temp.resolve("full-work"));
         try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
             LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
-            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
-                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
-            BusyboxBundle.writeRootfs(bundle.rootfs());
+            Bundle bundle = busyboxBundle(onFullDisk, "full", "/bin/true");
             bundles.add(bundle);
             ShimClient shim = shim(bundle);
             // The FIFO directory exists (a process ran before): mkfifo itself meets the full disk.
@@ -1035,10 +1041,7 @@ public abstract class ShimContractTest {
         Path workRoot = Files.createDirectories(temp.resolve("full-work"));
         try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
             LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
-            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
-                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/sleep", "60"))
-                    .block(TIMEOUT);
-            BusyboxBundle.writeRootfs(bundle.rootfs());
+            Bundle bundle = busyboxBundle(onFullDisk, "full", "/bin/sleep", "60");
             bundles.add(bundle);
             ShimClient shim = shim(bundle);
             shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
@@ -1091,9 +1094,7 @@ public abstract class ShimContractTest {
         Path stateRoot = Files.createDirectories(temp.resolve("full-state"));
         try (FullTmpfs disk = FullTmpfs.mount(stateRoot, "16m", 2048)) {
             LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), resources);
-            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
-                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
-            BusyboxBundle.writeRootfs(bundle.rootfs());
+            Bundle bundle = busyboxBundle(onFullDisk, "full", "/bin/true");
             ShimClient shim = shim(bundle);
             disk.fill();
 
@@ -1115,9 +1116,7 @@ public abstract class ShimContractTest {
         Path stateRoot = Files.createDirectories(temp.resolve("filling-state"));
         try (FullTmpfs disk = FullTmpfs.mount(stateRoot, "16m", 2048)) {
             LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), resources);
-            Bundle bundle = onFullDisk.create(NS, "filling-" + UUID.randomUUID().toString().substring(0, 8),
-                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
-            BusyboxBundle.writeRootfs(bundle.rootfs());
+            Bundle bundle = busyboxBundle(onFullDisk, "filling", "/bin/true");
             ShimClient shim = shim(bundle);
             List<Integer> refused = new ArrayList<>();
             boolean created = false;

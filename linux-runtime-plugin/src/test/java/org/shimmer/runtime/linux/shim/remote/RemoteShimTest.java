@@ -229,9 +229,7 @@ class RemoteShimTest extends ShimContractTest {
         Path workRoot = Files.createDirectories(temp.resolve("full-work"));
         try (FullTmpfs disk = FullTmpfs.mount(workRoot)) {
             LinuxRuntime onFullDisk = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), workRoot), resources);
-            Bundle bundle = onFullDisk.create(NS, "full-" + UUID.randomUUID().toString().substring(0, 8),
-                    BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")), "/bin/true")).block(TIMEOUT);
-            BusyboxBundle.writeRootfs(bundle.rootfs());
+            Bundle bundle = busyboxBundle(onFullDisk, "full", "/bin/true");
             disk.fill();
             // One block and inode for launch.json; inodes but no block for shim.json.
             disk.free(1);
