@@ -63,14 +63,21 @@ final class EventLoops implements LoopResources {
     /**
      * Stops the loops with no quiet period and waits until each of their threads has ended; returns whether they
      * all did. Each step (learning the threads, stopping the loops, waiting for the threads) waits at most
-     * {@code timeout}.
+     * {@code timeout}. Run on a loop's own thread, it waits for every other loop's thread; that one ends once the
+     * task that called it returns.
      */
     boolean close(Duration timeout) {
         List<Thread> threads = threads(timeout);
-        try {
-            loops.disposeLater(Duration.ZERO, timeout).block(timeout);
-        } catch (RuntimeException notInTime) {
-            return false;
+        if (onOwnLoop()) {
+            // A loop's thread may not block (Reactor refuses it), and its own loop cannot end while this task runs:
+            // every loop is told to stop, and the other loops' threads are waited for below.
+            loops.disposeLater(Duration.ZERO, timeout).subscribe();
+        } else {
+            try {
+                loops.disposeLater(Duration.ZERO, timeout).block(timeout);
+            } catch (RuntimeException notInTime) {
+                return false;
+            }
         }
         long deadline = System.nanoTime() + timeout.toNanos();
         boolean ended = true;
@@ -108,6 +115,18 @@ final class EventLoops implements LoopResources {
             }
         }
         return threads;
+    }
+
+    /** Whether this is the thread of one of the loops handed out (a close run from a connection's callback). */
+    private boolean onOwnLoop() {
+        for (EventLoopGroup group : handedOut) {
+            for (EventExecutor loop : group) {
+                if (loop.inEventLoop()) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     private EventLoopGroup remember(EventLoopGroup group) {

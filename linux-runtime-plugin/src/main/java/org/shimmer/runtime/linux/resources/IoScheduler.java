@@ -1,8 +1,8 @@
 package org.shimmer.runtime.linux.resources;
 
 import java.time.Duration;
+import java.util.Map;
 import java.util.Queue;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
@@ -48,7 +48,8 @@ final class IoScheduler {
 
     private final String decoratorKey;
     private final Queue<ScheduledExecutorService> executors = new ConcurrentLinkedQueue<>();
-    private final Set<Thread> threads = ConcurrentHashMap.newKeySet();
+    /** Every thread the executors made, with the executor that made it. */
+    private final Map<Thread, ScheduledExecutorService> threads = new ConcurrentHashMap<>();
     private final Scheduler reactorScheduler;
     private final Scheduler scheduler = new Gate();
     /** Callers inside Reactor's scheduler right now; close waits for none before it disposes it. */
@@ -64,7 +65,7 @@ final class IoScheduler {
                 executors.add(executor);
                 if (executor instanceof ThreadPoolExecutor pool) {
                     ThreadFactory factory = pool.getThreadFactory();
-                    pool.setThreadFactory(task -> remember(factory.newThread(task)));
+                    pool.setThreadFactory(task -> remember(factory.newThread(task), executor));
                 }
                 if (closing) {
                     // Made while closing: refuses its first task, as the scheduler is no longer taking work.
@@ -84,18 +85,25 @@ final class IoScheduler {
 
     /**
      * Lets running tasks finish (at most {@code timeout}), refusing new ones, then disposes the scheduler, which
-     * interrupts whatever still runs. Returns whether everything ended within {@code timeout}.
+     * interrupts whatever still runs. Returns whether everything ended within {@code timeout}. Run on one of this
+     * scheduler's threads (a host stopping the plugin from a callback of its work), it waits for every thread but
+     * that one, which ends once the task that called it returns.
      */
     boolean close(Duration timeout) {
         closing = true;
         executors.forEach(IoScheduler::stopTaking);
+        // That executor's termination waits for the task running this close: it would wait out the whole timeout.
+        ScheduledExecutorService own = threads.get(Thread.currentThread());
         long deadline = System.nanoTime() + timeout.toNanos();
         boolean ended = true;
         try {
             for (ScheduledExecutorService executor : executors) {
-                ended &= executor.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                if (executor != own) {
+                    ended &= executor.awaitTermination(Math.max(0, deadline - System.nanoTime()),
+                            TimeUnit.NANOSECONDS);
+                }
             }
-            for (Thread thread : threads) {
+            for (Thread thread : threads.keySet()) {
                 // One still new was made for a task its executor then refused: it never runs. A close run on one
                 // of these threads cannot wait for itself.
                 if (thread.getState() != Thread.State.NEW && thread != Thread.currentThread()) {
@@ -119,10 +127,10 @@ final class IoScheduler {
     }
 
     /** Keeps a thread an executor of this scheduler made, and forgets those that ended (idle ones are evicted). */
-    private Thread remember(Thread thread) {
-        threads.removeIf(made -> made.getState() == Thread.State.TERMINATED);
+    private Thread remember(Thread thread, ScheduledExecutorService executor) {
+        threads.keySet().removeIf(made -> made.getState() == Thread.State.TERMINATED);
         if (thread != null) {
-            threads.add(thread);
+            threads.put(thread, executor);
         }
         return thread;
     }

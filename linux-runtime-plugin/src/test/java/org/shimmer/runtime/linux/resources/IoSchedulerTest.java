@@ -82,6 +82,27 @@ class IoSchedulerTest {
                 .isInstanceOf(RejectedExecutionException.class);
     }
 
+    /**
+     * A host may stop the plugin from a callback of the plugin's own work, on one of the io threads: close then
+     * waited for that thread's executor, which cannot end while the task running close does, for the whole
+     * timeout (10 s and a warning in a plugin stop).
+     */
+    @Test
+    void aCloseRunOnOneOfItsOwnThreadsWaitsForEveryThreadButThatOne() throws Exception {
+        IoScheduler io = new IoScheduler("shimmer-test-io-self-", THREADS, 100, 60);
+        Scheduler scheduler = io.scheduler();
+        madeEveryThread(scheduler);
+        AtomicReference<Thread> closer = new AtomicReference<>();
+        Boolean ended = Mono.fromCallable(() -> {
+            closer.set(Thread.currentThread());
+            return io.close(Duration.ofSeconds(10));
+        }).subscribeOn(scheduler).block(Duration.ofSeconds(60));
+        assertThat(ended).as("close run on an io thread saw every other thread end in time").isTrue();
+        closer.get().join(Duration.ofSeconds(10));
+        assertThat(Thread.getAllStackTraces().keySet()).noneMatch(
+                t -> t.getName().startsWith("shimmer-test-io-self-") && t.isAlive());
+    }
+
     /** Has the scheduler make all its threads, each busy at once, so later picks go to a busy one. */
     private static void madeEveryThread(Scheduler scheduler) throws InterruptedException {
         CountDownLatch allRunning = new CountDownLatch(THREADS);
