@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import jdk.net.ExtendedSocketOptions;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
@@ -54,11 +55,12 @@ import reactor.netty.tcp.TcpServer;
  * id with {@link StatusCode#INVALID_ARGUMENT}, a body over the limit with {@link StatusCode#RESOURCE_EXHAUSTED}
  * (after discarding it; the connection stays usable); frames of unknown types are skipped; a request with a
  * non-zero {@code timeout_nano} has that long: then its handler is cancelled and the answer is
- * {@link StatusCode#DEADLINE_EXCEEDED}.
+ * {@link StatusCode#DEADLINE_EXCEEDED}; a request that finds {@link #MAX_CONCURRENT_CALLS} calls in progress on its
+ * connection is answered {@link StatusCode#RESOURCE_EXHAUSTED}, and the connection is still read.
  */
 public final class TtrpcServer {
 
-    /** Calls one connection may have in progress; beyond that the server stops reading from it. */
+    /** Calls one connection may have in progress; one more is answered {@link StatusCode#RESOURCE_EXHAUSTED}. */
     public static final int MAX_CONCURRENT_CALLS = 1024;
 
     private static final Logger log = LoggerFactory.getLogger(TtrpcServer.class);
@@ -355,18 +357,23 @@ public final class TtrpcServer {
         Connection[] connection = new Connection[1];
         inbound.withConnection(c -> connection[0] = c);
         Channel channel = connection[0].channel();
+        AtomicInteger inProgress = new AtomicInteger();
+        // Reading stops only with as many answers waiting to be written: then a peer that goes is seen as the write
+        // fails. Stopped by calls that wait (a Wait each), it was never seen, nor the peer's next call: the Kill that
+        // would have ended them waited behind them, and a peer that went left its connection and calls for good.
         return inbound.receiveObject()
                 .ofType(InboundFrame.class)
-                .flatMap(frame -> answer(channel, frame)
-                        .flatMap(response -> write(channel, frame.streamId(), response)), MAX_CONCURRENT_CALLS)
+                .flatMap(frame -> answer(channel, frame, inProgress)
+                        .flatMap(response -> write(channel, frame.streamId(), response)), 2 * MAX_CONCURRENT_CALLS)
                 // A handler still running when the peer goes is cancelled, not left holding the connection.
                 .takeUntilOther(connection[0].onDispose())
                 .then();
     }
 
-    private Mono<Response> answer(Channel channel, InboundFrame frame) {
+    private Mono<Response> answer(Channel channel, InboundFrame frame, AtomicInteger inProgress) {
         return switch (frame) {
-            case InboundFrame.RequestFrame request -> dispatch(channel, request.streamId(), request.request());
+            case InboundFrame.RequestFrame request ->
+                    dispatch(channel, request.streamId(), request.request(), inProgress);
             case InboundFrame.OversizedFrame oversized -> oversized.type() == Frames.TYPE_REQUEST
                     ? Mono.just(status(StatusCode.RESOURCE_EXHAUSTED, "message length " + oversized.length()
                             + " exceed maximum message size of " + Frames.MAX_BODY_LENGTH))
@@ -379,7 +386,7 @@ public final class TtrpcServer {
         };
     }
 
-    private Mono<Response> dispatch(Channel channel, int streamId, Request request) {
+    private Mono<Response> dispatch(Channel channel, int streamId, Request request, AtomicInteger inProgress) {
         if ((streamId & 1) == 0) {
             return Mono.just(status(StatusCode.INVALID_ARGUMENT,
                     "StreamID must be odd for client initiated streams"));
@@ -393,8 +400,16 @@ public final class TtrpcServer {
             return Mono.just(status(StatusCode.UNIMPLEMENTED, "method " + request.getMethod()));
         }
         Mono<Response> answer = invoke(method, call(streamId, request), request.getPayload());
-        return request.getTimeoutNano() == 0 ? answer
+        Mono<Response> bounded = request.getTimeoutNano() == 0 ? answer
                 : Mono.firstWithSignal(answer, deadline(channel, request));
+        return Mono.defer(() -> {
+            if (inProgress.incrementAndGet() > MAX_CONCURRENT_CALLS) {
+                inProgress.decrementAndGet();
+                return Mono.just(status(StatusCode.RESOURCE_EXHAUSTED, "ttrpc: " + MAX_CONCURRENT_CALLS
+                        + " calls are in progress on this connection already"));
+            }
+            return bounded.doFinally(signal -> inProgress.decrementAndGet());
+        });
     }
 
     /**

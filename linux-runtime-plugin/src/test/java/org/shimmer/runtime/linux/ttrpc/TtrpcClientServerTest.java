@@ -1021,6 +1021,38 @@ class TtrpcClientServerTest {
     }
 
     @Test
+    void aCallBeyondTheLimitIsRefusedAndAPeerThatLeavesItsCallsInProgressIsSeenToGo() throws Exception {
+        // As many calls as a connection may have that never end (a Wait each): the server stopped reading, so the
+        // next call (the Kill that would end them) waited for good, and so did the peer's close: the connection, its
+        // descriptor and its calls stayed.
+        Map<Integer, String> before = Leaks.openFds();
+        try (RawPeer peer = RawPeer.connect(socket)) {
+            byte[] never = Request.newBuilder().setService(SERVICE).setMethod("Never").build().toByteArray();
+            ByteBuffer calls = ByteBuffer.allocate(TtrpcServer.MAX_CONCURRENT_CALLS * (Frames.HEADER_LENGTH
+                    + never.length));
+            for (int i = 0; i < TtrpcServer.MAX_CONCURRENT_CALLS; i++) {
+                calls.putInt(never.length).putInt(2 * i + 1).put((byte) Frames.TYPE_REQUEST).put((byte) 0).put(never);
+            }
+            peer.send(calls.array());
+            int oneTooMany = 2 * TtrpcServer.MAX_CONCURRENT_CALLS + 1;
+            peer.sendRequest(oneTooMany, Request.newBuilder().setService(SERVICE).setMethod("Echo")
+                    .setPayload(StringValue.of("one too many").toByteString()).build());
+
+            assertStatus(peer.readFrame(TIMEOUT), oneTooMany, StatusCode.RESOURCE_EXHAUSTED,
+                    "1024 calls are in progress on this connection already");
+        }
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (server.connections() > 0 && System.nanoTime() - deadline < 0) {
+            Thread.sleep(20);
+        }
+        assertThat(server.connections()).as("connections of a peer that left").isZero();
+        TtrpcConnection connection = connect();
+        StepVerifier.create(echo(connection, "after")).expectNext("after").verifyComplete();
+        connection.disposeLater().block(TIMEOUT);
+        assertThat(Leaks.fdsAddedSince(before, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
+    }
+
+    @Test
     void tenThousandRandomFramesNeitherHangNorCrashTheServer() throws Exception {
         TtrpcConnection bystander = connect();
         Random random = new Random(15257);
