@@ -13,6 +13,7 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.attribute.UserPrincipal;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Set;
@@ -48,7 +49,8 @@ final class UnixSockets {
 
     /**
      * Readies {@code socket}'s directory for bind: checks the address's length, refuses a directory that is a
-     * symbolic link, makes the directory 0700 if it is missing and refuses one others can enter.
+     * symbolic link, makes the directory 0700 if it is missing and refuses one of another user or that others can
+     * enter.
      *
      * @throws IOException naming the path and the problem
      */
@@ -66,6 +68,14 @@ final class UnixSockets {
         if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) {
             Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(DIR_MODE));
             Files.setPosixFilePermissions(dir, DIR_MODE);
+        }
+        // Its owner can rename our socket away and link its own in: clients (shims running as root) would then
+        // talk to that user's server. Only a directory of the process's own (effective) user is ours.
+        UserPrincipal owner = Files.getOwner(dir, LinkOption.NOFOLLOW_LINKS);
+        UserPrincipal self = Files.getOwner(Path.of("/proc/self"));
+        if (!owner.equals(self)) {
+            throw new IOException("socket directory " + dir + " belongs to user " + owner.getName()
+                    + ", not to this process's user " + self.getName());
         }
         Set<PosixFilePermission> dirMode = Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS);
         // Only the owner may enter: 0700, or stricter, as containerd's shims leave /run/containerd/s (0600).

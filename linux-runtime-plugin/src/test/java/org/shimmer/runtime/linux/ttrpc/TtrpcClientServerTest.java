@@ -915,6 +915,23 @@ class TtrpcClientServerTest {
     }
 
     @Test
+    void refusesASocketDirectoryOfAnotherUser() throws Exception {
+        // 0700, but nobody's: nobody could rename our socket away and link a server of its own in its place.
+        Path theirs = Files.createDirectories(temp.resolve("theirs"));
+        Files.setPosixFilePermissions(theirs, PosixFilePermissions.fromString("rwx------"));
+        Files.setOwner(theirs, temp.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName("65534"));
+
+        StepVerifier.create(TtrpcServer.create().socket(theirs.resolve("x.sock")).runOn(loops).blockingOn(blocking)
+                        .bind())
+                .expectErrorSatisfies(e -> assertThat(e)
+                        .hasMessageContaining("socket directory " + theirs + " belongs to user nobody, not to"))
+                .verify(TIMEOUT);
+        try (Stream<Path> left = Files.list(theirs)) {
+            assertThat(left).isEmpty();
+        }
+    }
+
+    @Test
     void servesInADirectoryStricterThan0700AsContainerdLeavesItsSocketDirectory() throws IOException {
         Path strict = Files.createDirectories(temp.resolve("strict"));
         Files.setPosixFilePermissions(strict, PosixFilePermissions.fromString("rw-------"));
