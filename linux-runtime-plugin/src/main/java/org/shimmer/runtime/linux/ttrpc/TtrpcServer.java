@@ -342,6 +342,7 @@ public final class TtrpcServer {
         connection.onDispose(() -> live.remove(connection));
         connection.addHandlerFirst(TtrpcClient.FLUSH_CONSOLIDATION, TtrpcClient.flushConsolidation());
         connection.addHandlerLast("ttrpc-frame-decoder", new FrameDecoder());
+        connection.addHandlerLast("ttrpc-writability", new Writability());
     }
 
     private static UnixDomainPrincipal peerOf(Channel channel) {
@@ -357,12 +358,21 @@ public final class TtrpcServer {
         Connection[] connection = new Connection[1];
         inbound.withConnection(c -> connection[0] = c);
         Channel channel = connection[0].channel();
+        Writability writability = channel.pipeline().get(Writability.class);
+        if (writability == null) {
+            // Refused as it was accepted (admit): closed, not served.
+            return Mono.empty();
+        }
         AtomicInteger inProgress = new AtomicInteger();
-        // Reading stops only with as many answers waiting to be written: then a peer that goes is seen as the write
-        // fails. Stopped by calls that wait (a Wait each), it was never seen, nor the peer's next call: the Kill that
+        // Reading stops only while answers wait to be written: then a peer that goes is seen as the write fails.
+        // Stopped by calls in progress (a Wait each), it was never seen, nor the peer's next call: the Kill that
         // would have ended them waited behind them, and a peer that went left its connection and calls for good.
         return inbound.receiveObject()
                 .ofType(InboundFrame.class)
+                // The next call is read only once the answers the peer left unread are under the low-water mark: it
+                // read on, and a peer that never reads had up to twice the limit of answers, 4 MiB each, held.
+                .concatMap(frame -> channel.isWritable() ? Mono.just(frame)
+                        : writability.whenWritable(channel).thenReturn(frame), 0)
                 .flatMap(frame -> answer(channel, frame, inProgress)
                         .flatMap(response -> write(channel, frame.streamId(), response)), 2 * MAX_CONCURRENT_CALLS)
                 // A handler still running when the peer goes is cancelled, not left holding the connection.

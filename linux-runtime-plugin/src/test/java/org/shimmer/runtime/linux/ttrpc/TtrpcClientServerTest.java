@@ -1070,6 +1070,49 @@ class TtrpcClientServerTest {
     }
 
     @Test
+    void aPeerThatLeavesItsAnswersUnreadHasNoMoreOfItsCallsRead() throws Exception {
+        // Answers left unread are held in memory: the server used to read on, and a peer that never read had up to
+        // twice the limit of calls answered and held, 4 MiB each.
+        AtomicInteger answered = new AtomicInteger();
+        server.disposeNow(TIMEOUT);
+        server = bind(TtrpcServer.create().service(TtrpcService.named("shimmer.test.Big").method("Echo",
+                BytesValue.parser(), (call, request) -> Mono.fromSupplier(() -> {
+                    answered.incrementAndGet();
+                    return request;
+                }))));
+        byte[] call = Request.newBuilder().setService("shimmer.test.Big").setMethod("Echo")
+                .setPayload(BytesValue.of(ByteString.copyFrom(new byte[1 << 20])).toByteString()).build().toByteArray();
+        int calls = 64;
+        Map<Integer, String> before = Leaks.openFds();
+        RawPeer peer = RawPeer.connect(socket);
+        CompletableFuture<Void> sent = CompletableFuture.runAsync(() -> {
+            try {
+                for (int i = 0; i < calls; i++) {
+                    peer.sendFrame(2 * i + 1, Frames.TYPE_REQUEST, call);
+                }
+            } catch (IOException closed) {
+                // Closed below, while the server no longer read.
+            }
+        });
+        try {
+            sent.get(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException stillSending) {
+            // Expected: the server stopped reading, the socket's buffers are full.
+        }
+
+        assertThat(sent).as("all calls sent to a server that should have stopped reading").isNotDone();
+        assertThat(answered.get()).as("calls answered while the peer read no answer").isLessThan(8);
+        peer.close();
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (server.connections() > 0 && System.nanoTime() - deadline < 0) {
+            Thread.sleep(20);
+        }
+        assertThat(server.connections()).as("connections of a peer that left").isZero();
+        sent.get(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        assertThat(Leaks.fdsAddedSince(before, Duration.ofSeconds(5))).as("descriptors left open").isEmpty();
+    }
+
+    @Test
     void tenThousandRandomFramesNeitherHangNorCrashTheServer() throws Exception {
         TtrpcConnection bystander = connect();
         Random random = new Random(15257);
