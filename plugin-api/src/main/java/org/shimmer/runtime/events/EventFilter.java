@@ -13,7 +13,8 @@ import org.shimmer.runtime.events.task.TaskEvent;
  * fill its backlog and evict its own {@code /tasks/exit}.
  *
  * @param namespace only this namespace, or {@code null} for every namespace
- * @param topicPrefix only topics starting with this, or {@code null} for every topic
+ * @param topicPrefix only topics starting with this, or {@code null} for every topic; one no valid topic starts
+ *     with (no leading slash, an empty component) is refused ({@link Topics#requireValidPrefix})
  * @param containerId only {@link TaskEvent}s about this container, or {@code null} for every event
  */
 public record EventFilter(String namespace, String topicPrefix, String containerId) {
@@ -23,6 +24,9 @@ public record EventFilter(String namespace, String topicPrefix, String container
     public EventFilter {
         if (namespace != null) {
             Identifiers.requireValid("namespace", namespace);
+        }
+        if (topicPrefix != null) {
+            Topics.requireValidPrefix(topicPrefix);
         }
         if (containerId != null) {
             Identifiers.requireValid("container id", containerId);

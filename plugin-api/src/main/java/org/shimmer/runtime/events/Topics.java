@@ -31,4 +31,28 @@ public final class Topics {
         }
         return topic;
     }
+
+    /**
+     * Returns {@code prefix} if some valid topic starts with it: a leading slash, whole components before the
+     * last slash, then the start of one (or nothing). Any other prefix would match no envelope, silently.
+     *
+     * @throws InvalidIdentifierException naming the prefix and what is wrong with it
+     */
+    public static String requireValidPrefix(String prefix) {
+        if (prefix == null || prefix.isEmpty() || prefix.charAt(0) != '/') {
+            throw new InvalidIdentifierException("topic prefix", prefix, "must start with '/'");
+        }
+        String[] components = prefix.substring(1).split("/", -1);
+        for (int i = 0; i < components.length; i++) {
+            String component = components[i];
+            boolean last = i == components.length - 1;
+            // The last may be cut anywhere: it starts an identifier if one more letter or digit completes it.
+            if (!Identifiers.isValid(component)
+                    && !(last && (component.isEmpty() || Identifiers.isValid(component + "0")))) {
+                throw new InvalidIdentifierException("topic prefix", prefix, "component \"" + component + "\" "
+                        + (last ? "does not start" : "is not") + " a valid identifier");
+            }
+        }
+        return prefix;
+    }
 }

@@ -45,4 +45,16 @@ class EventFilterTest {
                 .isInstanceOf(InvalidIdentifierException.class)
                 .hasMessageContaining("namespace");
     }
+
+    @Test
+    void aTopicPrefixNoTopicCanStartWithIsRefusedByName() {
+        // Accepted, it matched nothing: a subscriber waited for good for events that were flowing.
+        assertThatThrownBy(() -> EventFilter.all().withTopicPrefix("tasks/"))
+                .isInstanceOf(InvalidIdentifierException.class)
+                .hasMessage("invalid topic prefix \"tasks/\": must start with '/'");
+        assertThatThrownBy(() -> new EventFilter("ns", "/tasks//", null))
+                .isInstanceOf(InvalidIdentifierException.class)
+                .hasMessageContaining("\"/tasks//\"");
+        assertThat(EventFilter.all().withTopicPrefix("/tasks/ex").topicPrefix()).isEqualTo("/tasks/ex");
+    }
 }

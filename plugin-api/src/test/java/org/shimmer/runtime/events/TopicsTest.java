@@ -24,4 +24,19 @@ class TopicsTest {
                 .isInstanceOf(InvalidIdentifierException.class)
                 .hasMessageStartingWith("invalid topic " + (topic == null ? "null" : "\"" + topic + "\""));
     }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"/", "/tasks", "/tasks/", "/tasks/ex", "/tasks/exec-", "/tasks/exit"})
+    void acceptsPrefixesOfContainerdTopics(String prefix) {
+        assertThat(Topics.requireValidPrefix(prefix)).isEqualTo(prefix);
+    }
+
+    @ParameterizedTest
+    @NullAndEmptySource
+    @ValueSource(strings = {"tasks/", "//", "/tasks//", "/tasks/../", "/tasks/.e", "/tasks/a b", "/tasks/a--"})
+    void rejectsAndNamesAPrefixNoTopicStartsWith(String prefix) {
+        assertThatThrownBy(() -> Topics.requireValidPrefix(prefix))
+                .isInstanceOf(InvalidIdentifierException.class)
+                .hasMessageStartingWith("invalid topic prefix " + (prefix == null ? "null" : "\"" + prefix + "\""));
+    }
 }
