@@ -221,14 +221,19 @@ final class BacklogSubscription implements Subscription, Runnable {
                 }
             }
             if (next != null) {
-                actual.onNext(next);
+                try {
+                    actual.onNext(next);
+                } catch (Throwable thrown) {
+                    // Rule 2.13: a subscriber that throws has ended its subscription. Left registered, it held a
+                    // full backlog and drop warnings for good; on a scheduler that runs tasks in place, the
+                    // publisher failed and the subscribers after it lost the envelope.
+                    abandon();
+                    dropError(thrown);
+                    return;
+                }
             } else if (terminal) {
                 onEnd.accept(this);
-                if (error == null) {
-                    actual.onComplete();
-                } else {
-                    actual.onError(error);
-                }
+                signalEnd(error);
                 return;
             } else {
                 lingered = true;
@@ -257,12 +262,35 @@ final class BacklogSubscription implements Subscription, Runnable {
             delivery.schedule(this);
         } catch (RejectedExecutionException e) {
             // The delivery scheduler is gone: this thread holds the drain, so it may signal the subscriber.
-            synchronized (this) {
-                cancelled = true;
-                queue.clear();
-            }
-            onEnd.accept(this);
-            actual.onError(e);
+            abandon();
+            signalEnd(e);
         }
+    }
+
+    /** Takes the subscription out of the exchange for good; no signal follows. */
+    private void abandon() {
+        synchronized (this) {
+            cancelled = true;
+            queue.clear();
+        }
+        onEnd.accept(this);
+    }
+
+    /** The terminal signal; one that throws cannot reach the subscriber, so it goes to Reactor's dropped hook. */
+    private void signalEnd(Throwable failure) {
+        try {
+            if (failure == null) {
+                actual.onComplete();
+            } else {
+                actual.onError(failure);
+            }
+        } catch (Throwable thrown) {
+            dropError(thrown);
+        }
+    }
+
+    private void dropError(Throwable thrown) {
+        Exceptions.throwIfJvmFatal(thrown);
+        Operators.onErrorDropped(thrown, actual.currentContext());
     }
 }

@@ -18,12 +18,15 @@ import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.reactivestreams.Subscription;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.InvalidIdentifierException;
 import org.shimmer.runtime.events.task.TaskEvent;
+import reactor.core.CoreSubscriber;
 import reactor.core.Disposable;
 import reactor.core.publisher.BaseSubscriber;
 import reactor.core.publisher.Flux;
@@ -31,6 +34,7 @@ import reactor.core.publisher.Sinks;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
+import reactor.util.context.Context;
 
 class InMemoryEventExchangeTest {
 
@@ -419,6 +423,51 @@ class InMemoryEventExchangeTest {
         }
     }
 
+    @Test
+    void aSubscriberThatThrowsEndsOnlyItsOwnSubscriptionAndItsErrorGoesToTheDroppedHook() {
+        Throwing throwing = new Throwing();
+        exchange.subscribe(EventFilter.all()).subscribe(throwing);
+
+        StepVerifier.create(exchange.subscribe(EventFilter.all()).map(Envelope::event).take(3))
+                .then(() -> {
+                    for (int i = 0; i < 3; i++) {
+                        exchange.publish("ns", "/t", i).block(TIMEOUT);
+                    }
+                })
+                .expectNext(0, 1, 2)
+                .expectComplete()
+                .verify(TIMEOUT);
+        // It stayed registered with its drain stuck: a full backlog and drop warnings for good.
+        awaitNoSubscriptions(exchange);
+        exchange.publish("ns", "/t", 3).block(TIMEOUT);
+
+        assertThat(throwing.received).containsExactly(0);
+        assertThat(throwing.dropped).singleElement().satisfies(error -> assertThat(error).hasMessage("boom 0"));
+        assertThat(throwing.terminals).hasValue(0);
+        assertThat(exchange.dropped()).isZero();
+    }
+
+    @Test
+    void onASchedulerThatRunsDrainsInPlaceAThrowingSubscriberFailsNeitherThePublisherNorTheOthers() {
+        InMemoryEventExchange inPlace = new InMemoryEventExchange(Schedulers.immediate(), Clock.systemUTC());
+        Throwing throwing = new Throwing();
+        inPlace.subscribe(EventFilter.all()).subscribe(throwing);
+        List<Object> received = Collections.synchronizedList(new ArrayList<>());
+        Disposable other = inPlace.subscribe(EventFilter.all()).subscribe(envelope -> received.add(envelope.event()));
+
+        // The subscriber's exception came out of the publish, and the one subscribed after it missed the envelope.
+        inPlace.publish("ns", "/t", 0).block(TIMEOUT);
+        inPlace.publish("ns", "/t", 1).block(TIMEOUT);
+
+        assertThat(received).containsExactly(0, 1);
+        assertThat(throwing.received).containsExactly(0);
+        assertThat(throwing.dropped).hasSize(1);
+        assertThat(inPlace.subscriptions()).hasSize(1);
+        other.dispose();
+        inPlace.dispose();
+        assertThat(inPlace.subscriptions()).isEmpty();
+    }
+
     private void publishTask(String namespace, TaskEvent event) {
         exchange.publish(namespace, event.topic(), event).block(TIMEOUT);
     }
@@ -485,6 +534,57 @@ class InMemoryEventExchangeTest {
 
         Flux<Envelope> events() {
             return received.asFlux();
+        }
+    }
+
+    /** Polls until {@code exchange} holds no subscription, at most {@link #TIMEOUT}. */
+    private static void awaitNoSubscriptions(InMemoryEventExchange exchange) {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!exchange.subscriptions().isEmpty() && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        assertThat(exchange.subscriptions()).isEmpty();
+    }
+
+    /**
+     * A plain subscriber that breaks rule 2.13: its onNext throws. Errors dropped for it reach it through its
+     * context, by Reactor's local onErrorDropped hook.
+     */
+    private static final class Throwing implements CoreSubscriber<Envelope> {
+        final List<Object> received = Collections.synchronizedList(new ArrayList<>());
+        final List<Throwable> dropped = Collections.synchronizedList(new ArrayList<>());
+        final AtomicInteger terminals = new AtomicInteger();
+
+        @Override
+        public Context currentContext() {
+            // Hooks.KEY_ON_ERROR_DROPPED, package-private in Reactor.
+            return Context.of("reactor.onErrorDropped.local", (Consumer<Throwable>) dropped::add);
+        }
+
+        @Override
+        public void onSubscribe(Subscription subscription) {
+            subscription.request(Long.MAX_VALUE);
+        }
+
+        @Override
+        public void onNext(Envelope envelope) {
+            received.add(envelope.event());
+            throw new IllegalStateException("boom " + envelope.event());
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            terminals.incrementAndGet();
+        }
+
+        @Override
+        public void onComplete() {
+            terminals.incrementAndGet();
         }
     }
 
