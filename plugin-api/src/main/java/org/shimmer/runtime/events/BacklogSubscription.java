@@ -261,10 +261,20 @@ final class BacklogSubscription implements Subscription, Runnable {
         try {
             delivery.schedule(this);
         } catch (RejectedExecutionException e) {
-            // The delivery scheduler is gone: this thread holds the drain, so it may signal the subscriber.
+            // The delivery scheduler is gone: this thread holds the drain, so it may signal the subscriber. Once
+            // the exchange was disposed (a runtime stops it before its scheduler), nothing else can arrive: the
+            // drain runs here, so what is queued still goes out and the subscription completes as documented.
+            if (endedNormally()) {
+                run();
+                return;
+            }
             abandon();
             signalEnd(e);
         }
+    }
+
+    private synchronized boolean endedNormally() {
+        return done && error == null && !cancelled;
     }
 
     /** Takes the subscription out of the exchange for good; no signal follows. */

@@ -16,6 +16,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -468,6 +470,35 @@ class InMemoryEventExchangeTest {
         assertThat(inPlace.subscriptions()).isEmpty();
     }
 
+    @Test
+    void aDisposedExchangeWhoseSchedulerStoppedStillDeliversWhatIsQueuedAndCompletesLateSubscribers() {
+        // As a runtime stops: its exchange is disposed, then its scheduler runs what it holds and takes nothing new.
+        ExecutorService executor = Executors.newSingleThreadExecutor();
+        InMemoryEventExchange stopped = new InMemoryEventExchange(Schedulers.fromExecutorService(executor),
+                Clock.systemUTC());
+        Flux<Object> events = stopped.subscribe(EventFilter.all(), Backlog.of(16, OverflowPolicy.FAIL))
+                .map(Envelope::event);
+
+        // Both ended with the scheduler's RejectedExecutionException: the queued envelopes were lost.
+        StepVerifier.create(events, 0)
+                .then(() -> {
+                    for (int i = 0; i < 3; i++) {
+                        stopped.publish("ns", "/t", i).block(TIMEOUT);
+                    }
+                    stopped.dispose();
+                    executor.shutdown();
+                    assertThat(awaitTermination(executor)).isTrue();
+                })
+                .thenRequest(1)
+                .expectNext(0)
+                .thenRequest(2)
+                .expectNext(1, 2)
+                .expectComplete()
+                .verify(TIMEOUT);
+        StepVerifier.create(stopped.subscribe(EventFilter.all())).expectComplete().verify(TIMEOUT);
+        assertThat(stopped.subscriptions()).isEmpty();
+    }
+
     private void publishTask(String namespace, TaskEvent event) {
         exchange.publish(namespace, event.topic(), event).block(TIMEOUT);
     }
@@ -549,6 +580,15 @@ class InMemoryEventExchangeTest {
             }
         }
         assertThat(exchange.subscriptions()).isEmpty();
+    }
+
+    private static boolean awaitTermination(ExecutorService executor) {
+        try {
+            return executor.awaitTermination(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     /**
