@@ -390,16 +390,20 @@ public final class RemoteShims {
                                                         + "); its task was cleaned up",
                                                         error)));
                                             })))
-                            .flatMap(connected -> reconcile((RemoteShimClient) connected));
+                            .flatMap(connected -> reconcile(bundle, (RemoteShimClient) connected));
                 });
     }
 
-    private Mono<ShimClient> reconcile(RemoteShimClient client) {
+    private Mono<ShimClient> reconcile(Bundle bundle, RemoteShimClient client) {
         return client.state()
                 .flatMap(state -> {
                     boolean exited = state.status() == TaskState.Status.STOPPED;
-                    client.session().trackInit(state.pid(), false);
-                    if (!exited) {
+                    // Another client of this runtime heard it in this exchange: a second connect() to a stopped
+                    // task told every subscriber of the container that it exited once more.
+                    boolean heard = exited && claims.attachedTo(bundle.path()).stream()
+                            .anyMatch(other -> other.session().initExitSeenIn(exchange, state.pid()));
+                    client.session().trackInit(state.pid(), heard);
+                    if (!exited || heard) {
                         return Mono.just((ShimClient) client);
                     }
                     log.info("task {}/{} exited while nobody listened; reporting its exit", client.namespace(),

@@ -122,6 +122,11 @@ final class ShimSession {
         initExitSeen = exited;
     }
 
+    /** Whether the exit of init {@code pid} already went through {@code into}, as this session saw it. */
+    boolean initExitSeenIn(EventExchange into, int pid) {
+        return initExitSeen && initPid == pid && exchange == into;
+    }
+
     /**
      * The init of a shim found dead whose task is gone already (runc has no container): nothing of it is reported,
      * but its end is still reaped if the JVM adopted it.

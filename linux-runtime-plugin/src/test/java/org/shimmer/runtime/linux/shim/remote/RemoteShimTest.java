@@ -524,6 +524,34 @@ class RemoteShimTest extends ShimContractTest {
         stop(shim);
     }
 
+    /**
+     * A client that connects to a task that exited, while the client that ran it is attached: the exit went
+     * through this runtime's exchange once; reconciling published it a second time, to every subscriber.
+     */
+    @Test
+    void connectingToAnExitedTaskAnotherClientHeardPublishesNoSecondExit() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "exit 3");
+        ShimClient shim = shim(bundle);
+        EventRecorder recorder = new EventRecorder(shim.events());
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(3);
+        recorder.awaitTopics("/tasks/exit");
+
+        ShimClient other = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        assertThat(other.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.STOPPED);
+        other.close().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+
+        recorder.awaitTopics("/tasks/delete");
+        assertThat(recorder.envelopes()).extracting(Envelope::topic)
+                .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+        recorder.close();
+        shim.shutdown().block(TIMEOUT);
+        assertThat(exits).hasValue(0);
+        assertNoFifos(bundle);
+    }
+
     @Test
     void aTaskDeletedThroughAnotherClientIsForgottenByTheClientThatMadeIt() throws Exception {
         Bundle bundle = bundle("/bin/echo", "again");
