@@ -318,21 +318,29 @@ public final class BundleReaper {
         }
     }
 
-    /** Removes a shim's socket file, only if it is one (the address is read from a file in the bundle). */
-    private static void removeSocket(Optional<Path> socket) throws IOException {
-        // Only a shim socket: the bundle's address file names the path, and it must never make us remove another
-        // service's socket (containerd's own, say).
-        if (socket.isEmpty() || !SHIM_SOCKETS.equals(socket.get().normalize().getParent())) {
+    /**
+     * Removes {@code socket} if it is a socket in the shims' directory, not following a link. Only a shim socket: the
+     * path comes from a file of the bundle (its address, the shim's record), and must never make us remove another
+     * service's socket (containerd's own, say), or any other file.
+     */
+    public static void removeShimSocket(Path socket) throws IOException {
+        if (!SHIM_SOCKETS.equals(socket.normalize().getParent())) {
             return;
         }
         try {
-            BasicFileAttributes attributes = Files.readAttributes(socket.get(), BasicFileAttributes.class,
+            BasicFileAttributes attributes = Files.readAttributes(socket, BasicFileAttributes.class,
                     LinkOption.NOFOLLOW_LINKS);
             if (attributes.isOther()) {
-                Files.deleteIfExists(socket.get());
+                Files.deleteIfExists(socket);
             }
         } catch (NoSuchFileException absent) {
             // Gone with its shim, or never made.
+        }
+    }
+
+    private static void removeSocket(Optional<Path> socket) throws IOException {
+        if (socket.isPresent()) {
+            removeShimSocket(socket.get());
         }
     }
 

@@ -18,6 +18,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
+import org.shimmer.runtime.linux.cleanup.BundleReaper;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.TaskEvents;
@@ -322,7 +323,8 @@ final class ShimSession {
                             .flatMap(this::publishDeadTask)
                             .then(Mono.<Void>fromRunnable(() -> {
                                 try {
-                                    Files.deleteIfExists(socket);
+                                    // Only a shim's socket: the path may come from a stale or altered record.
+                                    BundleReaper.removeShimSocket(socket);
                                     ShimRecord.remove(bundle.workDir());
                                 } catch (IOException e) {
                                     log.warn("could not remove the dead shim's socket {}", socket, e);

@@ -852,6 +852,26 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(exits).hasValue(0);
     }
 
+    /**
+     * The cleanup after a shim that connect() finds dead removes its socket only when that is a shim's socket: a
+     * record naming any other file (stale, or altered) made the cleanup delete that file.
+     */
+    @Test
+    void aDeadShimsCleanupRemovesNoFileButAShimSocket() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        Path precious = Files.writeString(temp.resolve("precious.txt"), "kept");
+        new ShimRecord(SHIM.toString(), temp.resolve("daemon.sock").toString(), false, precious.toString())
+                .write(bundle.workDir());
+
+        StepVerifier.create(bundle.newShimClient(connectAgain(), runc))
+                .expectErrorSatisfies(RemoteShimTest::assertUnavailable)
+                .verify(TIMEOUT);
+
+        assertThat(precious).as("the file the record named").hasContent("kept");
+        assertThat(ShimRecord.read(bundle.workDir())).as("the dead shim's record").isEmpty();
+        assertThat(exits).hasValue(0);
+    }
+
     /** Besides the first client: a client from connect(), and one of another runtime on this state root. */
     @Override
     protected void tryOtherCreators(Bundle bundle, CreateOptions options) throws Exception {
