@@ -185,8 +185,18 @@ public final class RemoteShims {
                     // `start` hands out the address of a shim already running for the bundle: one that does not
                     // answer may hold a live container, so only a shim whose process is gone is cleaned up.
                     String name = bundle.namespace() + "/" + bundle.id();
-                    return recorded(bundle, launched, connect(client, launched.socket(), launched.log())
-                            .onErrorResume(error -> Mono.fromCallable(() -> {
+                    return recorded(bundle, launched, connect(bundle, client, launched.socket(), launched.log())
+                            // Another bundle's shim (the address it handed out is that shim's): nothing of it
+                            // is touched, and our record, which names its socket, goes.
+                            .onErrorResume(ForeignShimException.class, foreign -> Mono.fromCallable(() -> {
+                                        launched.log().discard();
+                                        ShimRecord.remove(bundle.workDir());
+                                        return true;
+                                    })
+                                    .subscribeOn(resources.io())
+                                    .then(Mono.<ShimClient>error(foreign)))
+                            .onErrorResume(error -> !(error instanceof ForeignShimException),
+                                    error -> Mono.fromCallable(() -> {
                                         launched.log().discard();
                                         return ShimProcess.alive(bundle);
                                     })
@@ -294,7 +304,8 @@ public final class RemoteShims {
         return stream;
     }
 
-    private Mono<ShimClient> connect(RemoteShimClient client, Path socket, FifoPoller.FifoStream logStream) {
+    private Mono<ShimClient> connect(Bundle bundle, RemoteShimClient client, Path socket,
+            FifoPoller.FifoStream logStream) {
         return TtrpcClient.create()
                 .socket(socket)
                 .runOn(resources.loops())
@@ -308,6 +319,7 @@ public final class RemoteShims {
                                         // was opened proves it names the shim and not a process that reused its
                                         // pid; only then is it watched (and, once gone, reaped if adopted).
                                         pidfd -> hello(connection, client)
+                                                .then(requireOwnShim(bundle, socket, connected.getShimPid()))
                                                 .then(watchShim(connected.getShimPid(), pidfd)),
                                         pidfd -> Mono.empty(),
                                         (pidfd, error) -> Mono.fromRunnable(pidfd::close),
@@ -317,6 +329,32 @@ public final class RemoteShims {
                                     return (ShimClient) client;
                                 }))
                         .doOnError(error -> connection.dispose()));
+    }
+
+    /**
+     * Fails with {@link ForeignShimException} unless shim {@code pid} (held by a pidfd, so still that process) is
+     * the daemon of {@code bundle}. The socket came from {@code shim start}, which hands out the address of a shim
+     * already serving it (the same namespace, id and daemon address in another state root: the other runtime's
+     * shim), or from a record that may be stale or altered: a client attached to another bundle's shim sent its
+     * Create there, its events went to the other runtime, and its shutdown ended the other runtime's shim.
+     */
+    private Mono<Void> requireOwnShim(Bundle bundle, Path socket, int pid) {
+        return Mono.<Void>fromRunnable(() -> {
+            if (!ShimProcess.isDaemon(pid, bundle)) {
+                throw new ForeignShimException("the shim socket " + socket + " of task " + bundle.namespace() + "/"
+                        + bundle.id() + " is served by process " + pid + ", not by the shim of bundle "
+                        + bundle.path() + " (another state root's shim of the same namespace, id and daemon"
+                        + " address, or a stale record); nothing was touched: give each state root a daemon"
+                        + " address of its own");
+            }
+        }).subscribeOn(resources.io());
+    }
+
+    /** The shim that answers on a bundle's socket belongs to another bundle. */
+    static final class ForeignShimException extends FailedPreconditionException {
+        ForeignShimException(String message) {
+            super(message);
+        }
     }
 
     private Mono<OwnedFd> openPidfd(int pid) {
@@ -361,8 +399,13 @@ public final class RemoteShims {
                     RemoteShimClient client = new RemoteShimClient(bundle, command, socket, resources, exchange,
                             runc, options, opt.exitHandler(), claims);
                     return Mono.fromCallable(() -> openLog(bundle)).subscribeOn(resources.io())
-                            .flatMap(logStream -> connect(client, socket, logStream)
-                                    .onErrorResume(error -> Mono.fromCallable(() -> ShimProcess.alive(bundle))
+                            .flatMap(logStream -> connect(bundle, client, socket, logStream)
+                                    .onErrorResume(ForeignShimException.class, foreign -> Mono
+                                            .fromRunnable(logStream::discard)
+                                            .subscribeOn(resources.io())
+                                            .then(Mono.<ShimClient>error(foreign)))
+                                    .onErrorResume(error -> !(error instanceof ForeignShimException),
+                                            error -> Mono.fromCallable(() -> ShimProcess.alive(bundle))
                                             .subscribeOn(resources.io())
                                             .flatMap(alive -> {
                                                 logStream.discard();

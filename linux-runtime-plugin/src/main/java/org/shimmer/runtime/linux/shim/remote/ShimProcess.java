@@ -28,7 +28,8 @@ final class ShimProcess {
         }
     }
 
-    private static boolean isDaemon(int pid, Bundle bundle) {
+    /** Whether live process {@code pid} is the shim daemon of {@code bundle}; blocking. */
+    static boolean isDaemon(int pid, Bundle bundle) {
         try {
             return ShimInvocation.of(pid, bundle.namespace(), bundle.id(), bundle.path())
                     .equals(Optional.of(ShimInvocation.Kind.DAEMON));

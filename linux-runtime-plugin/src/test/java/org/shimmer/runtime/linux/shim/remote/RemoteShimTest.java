@@ -853,6 +853,76 @@ class RemoteShimTest extends ShimContractTest {
     }
 
     /**
+     * Two state roots with one daemon address and a bundle of the same namespace and id: {@code shim start} of the
+     * second hands out the first one's shim socket. The second runtime's client attached to the first's shim,
+     * created its task there (its events went to the first runtime) and its shutdown ended the first's shim. Now
+     * the start is refused naming the shim that serves the socket, that shim and its task are untouched, and the
+     * second bundle keeps no record naming its socket.
+     */
+    @Test
+    void aShimStartHandedAnotherStateRootsShimIsRefusedAndLeavesThatShimAlone() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient mine = started(bundle);
+        int shimPid = ((RemoteShimClient) mine).session().shimPid();
+        Path socket = Path.of(ShimRecord.read(bundle.workDir()).orElseThrow().socket());
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        RuntimeResources otherResources = new RuntimeResources("other-root-");
+        try {
+            LinuxRuntime other = new LinuxRuntime(new RuntimeConfig(temp.resolve("state2"), temp.resolve("work2")),
+                    otherResources);
+            Bundle theirs = other.create(NS, bundle.id(), BusyboxBundle.spec(Files.createDirectories(
+                    temp.resolve("specs2")), "/bin/sleep", "60")).block(TIMEOUT);
+            BusyboxBundle.writeRootfs(theirs.rootfs());
+
+            StepVerifier.create(theirs.newShimClient(remote(), runc.withRuntimeRoot(temp.resolve("runc2")
+                            .toString())))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining(socket.toString())
+                            .hasMessageContaining("process " + shimPid + ","))
+                    .verify(TIMEOUT);
+
+            assertThat(ShimRecord.read(theirs.workDir())).as("a record naming the other shim").isEmpty();
+            theirs.delete().block(TIMEOUT);
+        } finally {
+            otherResources.close();
+        }
+        assertThat(Processes.isRunning(shimPid)).as("the first root's shim").isTrue();
+        assertThat(socket).as("its socket").exists();
+        assertThat(mine.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left").isEmpty();
+        stop(mine);
+        assertThat(exits).hasValue(0);
+    }
+
+    /**
+     * A record naming another bundle's shim socket (stale, or altered): connect() attached to that shim, whose
+     * shutdown it could then send. Now it is refused naming the shim, and neither bundle is touched.
+     */
+    @Test
+    void aConnectThroughARecordNamingAnotherBundlesShimTouchesNeither() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        Bundle stale = bundle("/bin/true");
+        ShimClient shim = started(bundle);
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
+        ShimRecord record = ShimRecord.read(bundle.workDir()).orElseThrow();
+        record.write(stale.workDir());
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        StepVerifier.create(stale.newShimClient(connectAgain(), runc))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("process " + shimPid + ","))
+                .verify(TIMEOUT);
+
+        assertThat(ShimRecord.read(stale.workDir())).as("the stale record, left as found").contains(record);
+        assertThat(Path.of(record.socket())).as("the shim's socket").exists();
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(Leaks.fdsAddedSince(fdsBefore, Duration.ofSeconds(5))).as("descriptors left").isEmpty();
+        ShimRecord.remove(stale.workDir());
+        stop(shim);
+        assertThat(exits).hasValue(0);
+    }
+
+    /**
      * The cleanup after a shim that connect() finds dead removes its socket only when that is a shim's socket: a
      * record naming any other file (stale, or altered) made the cleanup delete that file.
      */
