@@ -166,7 +166,23 @@ final class ShimSession {
 
     <T> Mono<T> call(String action, String method, MessageLite request, Parser<T> parser, CallOptions options) {
         return Mono.defer(() -> connection.call(TASK, method, request, parser, options))
-                .onErrorMap(error -> mapError(action, error));
+                .onErrorResume(error -> error instanceof TtrpcClosedException closed ? cut(action, closed)
+                        : Mono.error(mapError(action, error)));
+    }
+
+    /**
+     * A call cut short by the end of a connection we did not end. A dying shim closes its sockets just before it
+     * exits: once its process is gone within {@link #DEATH_GRACE} the call says so. Every call in flight (a Wait, a
+     * Start) failed as "detached; connect() again", and a connect() then found no shim.
+     */
+    private <T> Mono<T> cut(String action, TtrpcClosedException closed) {
+        if (ending.get() || deadShimCleaned.get()) {
+            return Mono.error(mapError(action, closed));
+        }
+        return shimGone.timeout(DEATH_GRACE, resources.io())
+                .onErrorMap(alive -> mapError(action, closed))
+                .then(Mono.error(() -> new ShimException(ErrorCode.UNAVAILABLE, action + " " + task
+                        + ": its shim (pid " + shimPid + ") exited; a task it had is cleaned up", closed)));
     }
 
     /** Calls {@code method} as it is, its failure not mapped: for callers that classify it themselves. */

@@ -603,6 +603,37 @@ class RemoteShimTest extends ShimContractTest {
         recorder.close();
     }
 
+    /**
+     * Calls in flight when the shim is killed (init's and an exec's Wait) fail as UNAVAILABLE saying the shim
+     * exited. They said "detached from its shim; connect() again to reach it", and a connect() then found no shim.
+     */
+    @Test
+    void callsInFlightWhenTheShimDiesSayItExitedNotThatTheyWereDetached() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = started(bundle);
+        shim.exec("e1", """
+                {"args": ["/bin/sleep", "50"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+                """.getBytes(UTF_8), Stdio.none()).block(TIMEOUT);
+        shim.start("e1").block(TIMEOUT);
+        List<Mono<ExitStatus>> waits = List.of(shim.awaitExit().cache(), shim.awaitExit("e1").cache());
+        waits.forEach(wait -> wait.subscribe(exit -> {}, error -> {}));
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
+
+        Processes.run(null, "kill", "-9", Integer.toString(shimPid));
+
+        for (Mono<ExitStatus> wait : waits) {
+            StepVerifier.create(wait)
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOfSatisfying(ShimException.class,
+                                    dead -> assertThat(dead.code()).isEqualTo(ErrorCode.UNAVAILABLE))
+                            .hasMessageContaining("its shim (pid " + shimPid + ") exited")
+                            .hasMessageNotContaining("connect() again"))
+                    .verify(TIMEOUT);
+        }
+        assertThat(exitHandled.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        assertThat(exits).hasValue(1);
+        assertNoFifos(bundle);
+    }
+
     @Test
     void aShimWithTwoAttachedClientsIsCleanedUpOnceAndEachClientHearsOfItsDeath() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
