@@ -78,6 +78,8 @@ final class ShimSession {
     /** Set once we end the connection ourselves (close, shutdown): the shim's end is then no death. */
     private final AtomicBoolean ending = new AtomicBoolean();
     private final AtomicBoolean deadShimCleaned = new AtomicBoolean();
+    /** Set by {@link #close()}: this client let go of the shim, and can no longer shut it down. */
+    private final AtomicBoolean closed = new AtomicBoolean();
     private volatile TtrpcConnection connection;
     private volatile FifoPoller.FifoStream shimLog;
     private volatile Disposable exitWatch;
@@ -221,6 +223,14 @@ final class ShimSession {
     /** Ends the shim, which must have no task left; done once its process is gone. */
     Mono<Void> shutdown() {
         return Mono.defer(() -> {
+            if (closed.get()) {
+                // Done if the shim is gone (a forced delete killed it). Else an error: sent over the closed
+                // connection, Shutdown never arrived, and this waited 5 s and succeeded while the shim ran on.
+                return shimGone.timeout(DEATH_GRACE, resources.io())
+                        .onErrorMap(alive -> new UnavailableException("shutdown " + task + ": this client was closed"
+                                + " (detached from its shim, pid " + shimPid + "); connect() again to shut it down",
+                                alive));
+            }
             if (initTracked) {
                 return Mono.error(new FailedPreconditionException("shutdown " + task
                         + ": the task still exists; delete it first (the shim ignores shutdown until then)"));
@@ -258,6 +268,7 @@ final class ShimSession {
     Mono<Void> close() {
         return Mono.defer(() -> {
             ending.set(true);
+            closed.set(true);
             claims.release(bundle.path(), client);
             // Detaching drops our ends of the process's FIFOs too: streams do not survive a detach.
             TtrpcConnection current = connection;

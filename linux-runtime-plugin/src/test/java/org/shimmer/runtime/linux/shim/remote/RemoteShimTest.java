@@ -754,6 +754,31 @@ class RemoteShimTest extends ShimContractTest {
         assertThat(exits).hasValue(0);
     }
 
+    /**
+     * shutdown() on a client that was closed fails at once as UNAVAILABLE, and the shim runs on with its record: it
+     * waited 5 s and succeeded, while the Shutdown sent over the closed connection never reached the shim.
+     */
+    @Test
+    void aShutdownOfAClosedClientFailsAndTheShimStaysReachable() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        ShimClient shim = shim(bundle);
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
+        shim.close().block(TIMEOUT);
+
+        StepVerifier.create(shim.shutdown())
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(UnavailableException.class)
+                        .hasMessageContaining("connect() again"))
+                .verify(TIMEOUT);
+
+        assertThat(Processes.isRunning(shimPid)).as("the shim").isTrue();
+        assertThat(ShimRecord.read(bundle.workDir())).as("its record").isPresent();
+        ShimClient again = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+        assertThat(ShimRecord.read(bundle.workDir())).as("its record after the shutdown").isEmpty();
+        assertThat(exits).hasValue(0);
+    }
+
     /** A call on a shim that died: the task was cleaned up, and the shim is not there to answer. */
     private static void assertUnavailable(Throwable error) {
         assertThat(error).isInstanceOfSatisfying(ShimException.class,
