@@ -42,6 +42,8 @@ import org.shimmer.runtime.linux.shim.proto.StateResponse;
 import org.shimmer.runtime.linux.shim.proto.Status;
 import org.shimmer.runtime.linux.shim.proto.WaitRequest;
 import org.shimmer.runtime.linux.shim.proto.WaitResponse;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
 import org.shimmer.runtime.linux.ttrpc.StatusCode;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
@@ -490,6 +492,91 @@ class ContainerdShimTest {
     }
 
     @Test
+    void aTerminalsOutputNobodyReadsIsDroppedWithItsProcess() throws Exception {
+        // What a ctr run -t that was killed leaves: a terminal whose stdout FIFO fills up with nobody reading. The
+        // daemon's copy into it blocked a thread for good, and held the FIFO after the task's delete.
+        assertThat(containerd.runContainer(List.of("-d"), "f0", "/bin/sleep", "1000").status()).isZero();
+        Path socket = Path.of("/run/containerd/s", containerd.daemonState().getFileName().toString());
+        Path bundle = bundle("unread-terminal", true, "/bin/sh", "-c", "while :; do echo unread-output; done");
+        Path stdout = containerd.work.resolve("unread-stdout");
+        assertThat(PrivateContainerd.run(List.of("mkfifo", stdout.toString()), null, Map.of()).status()).isZero();
+        String id = "unread-" + java.util.UUID.randomUUID().toString().substring(0, 8);
+        long daemonPid = containerd.daemons().getFirst();
+        try (RuntimeResources resources = new RuntimeResources("unread-test-")) {
+            TtrpcConnection daemon = TtrpcClient.create().socket(socket).runOn(resources.loops()).connect()
+                    .block(Duration.ofSeconds(10));
+            CallOptions call = CallOptions.defaults().withTimeout(Duration.ofSeconds(20))
+                    .withNamespace(containerd.namespace);
+            try {
+                daemon.call(TaskService.SERVICE, "Create", CreateTaskRequest.newBuilder().setId(id)
+                        .setBundle(bundle.toString()).setTerminal(true).setStdout(stdout.toString()).build(),
+                        CreateTaskResponse.parser(), call).block();
+                daemon.call(TaskService.SERVICE, "Start", StartRequest.newBuilder().setId(id).build(),
+                        StartResponse.parser(), call).block();
+                awaitFull(stdout);
+                daemon.call(TaskService.SERVICE, "Kill", KillRequest.newBuilder().setId(id).setSignal(9).build(),
+                        Empty.parser(), call).block();
+                WaitResponse killed = daemon.call(TaskService.SERVICE, "Wait", WaitRequest.newBuilder().setId(id)
+                        .build(), WaitResponse.parser(), call).block(Duration.ofSeconds(20));
+                assertThat(killed.getExitStatus()).isEqualTo(137);
+                daemon.call(TaskService.SERVICE, "Delete", DeleteRequest.newBuilder().setId(id).build(),
+                        DeleteResponse.parser(), call).block();
+            } finally {
+                daemon.dispose();
+            }
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!descriptorsOf(daemonPid, stdout).isEmpty() && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+        }
+        assertThat(descriptorsOf(daemonPid, stdout)).as("the daemon's descriptors of the unread FIFO").isEmpty();
+        assertThat(containerd.ctr("task", "kill", "-s", "KILL", "f0").status()).isZero();
+        containerd.awaitStatus("f0", "STOPPED");
+        assertThat(containerd.ctr("task", "delete", "f0").status()).isZero();
+        assertThat(containerd.ctr("container", "delete", "f0").status()).isZero();
+    }
+
+    /**
+     * Waits until FIFO {@code fifo} has no room left: a byte written without blocking is refused. The open is
+     * retried while the FIFO has no reader yet (the daemon's copy into it may not have begun).
+     */
+    private static void awaitFull(Path fifo) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) {
+            try (OwnedFd writer = OwnedFd.open(fifo, LinuxCalls.O_WRONLY | LinuxCalls.O_NONBLOCK
+                    | LinuxCalls.O_CLOEXEC); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                java.lang.foreign.MemorySegment oneByte = arena.allocate(1);
+                java.lang.foreign.MemorySegment state = LinuxCalls.allocateCallState(arena);
+                while (writer.write(oneByte, state) > 0) {
+                    assertThat(System.nanoTime()).as("the FIFO filled up").isLessThan(deadline);
+                    Thread.sleep(50);
+                }
+                return;
+            } catch (IOException noReaderYet) {
+                assertThat(System.nanoTime()).as("the FIFO got a reader: %s", noReaderYet).isLessThan(deadline);
+                Thread.sleep(50);
+            }
+        }
+    }
+
+    /** The descriptors process {@code pid} has open on {@code file}. */
+    private static List<String> descriptorsOf(long pid, Path file) throws IOException {
+        List<String> found = new ArrayList<>();
+        try (var fds = Files.list(Path.of("/proc", Long.toString(pid), "fd"))) {
+            for (Path fd : fds.toList()) {
+                try {
+                    if (Files.readSymbolicLink(fd).toString().startsWith(file.toString())) {
+                        found.add(fd.getFileName().toString());
+                    }
+                } catch (java.nio.file.NoSuchFileException closed) {
+                    // Closed while listed.
+                }
+            }
+        }
+        return found;
+    }
+
+    @Test
     void theBinarysDeleteOfATaskTheLiveDaemonHasEndsItThroughTheDaemon() throws Exception {
         // What containerd runs when a task's connection closed while the daemon lives: the task is killed and
         // deleted through the daemon, which answers with its status; the marker goes.
@@ -527,12 +614,19 @@ class ContainerdShimTest {
 
     /** A bundle as containerd makes one, for a create sent straight to the daemon: runc's spec, `sleep 1000`. */
     private static Path sleepBundle(String name) throws Exception {
+        return bundle(name, false, "/bin/sleep", "1000");
+    }
+
+    /** A bundle of {@code runc spec} on the busybox root, running {@code args}, with a terminal or without. */
+    private static Path bundle(String name, boolean terminal, String... args) throws Exception {
         Path bundle = Files.createDirectories(containerd.work.resolve(name));
         assertThat(PrivateContainerd.run(List.of("runc", "spec", "--bundle", bundle.toString()), null, Map.of())
                 .status()).isZero();
         Path config = bundle.resolve("config.json");
-        Files.writeString(config, Files.readString(config).replace("\"terminal\": true", "\"terminal\": false")
-                .replace("\"sh\"", "\"/bin/sleep\", \"1000\"")
+        String quoted = String.join(", ", java.util.Arrays.stream(args).map(arg -> "\"" + arg + "\"").toList());
+        Files.writeString(config, Files.readString(config)
+                .replace("\"terminal\": true", "\"terminal\": " + terminal)
+                .replace("\"sh\"", quoted)
                 .replace("\"path\": \"rootfs\"", "\"path\": \"" + containerd.rootfs + "\""));
         return bundle;
     }

@@ -1,11 +1,7 @@
 package org.shimmer.containerd.task;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.util.concurrent.Executors;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
@@ -14,9 +10,7 @@ import org.shimmer.runtime.shim.TerminalSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
-import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
-import reactor.core.scheduler.Schedulers;
 
 /**
  * A process with a terminal as containerd asks for one ({@code ctr run -t}): the local shim holds the master; what
@@ -26,19 +20,17 @@ import reactor.core.scheduler.Schedulers;
 final class ContainerdTerminal {
 
     private static final Logger log = LoggerFactory.getLogger(ContainerdTerminal.class);
-    /**
-     * The copies into the stdout FIFOs block when their reader stops reading (a detached {@code ctr}): each on a
-     * virtual thread of its own, so a stalled one holds no shared thread.
-     */
-    private static final Scheduler WRITERS = Schedulers.fromExecutorService(
-            Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("shimmer-terminal-", 0).factory()),
-            "shimmer-terminal");
 
+    private final FifoPoller poller;
     private final FifoPoller.FifoStream stdin;
     private final OwnedFd stdinWriter;
     private final Stdio stdio;
+    /** The copy into the stdout FIFO, once it began; closed with the process. */
+    private volatile FifoPoller.FifoInput output;
+    private volatile boolean released;
 
-    private ContainerdTerminal(FifoPoller.FifoStream stdin, OwnedFd stdinWriter) {
+    private ContainerdTerminal(FifoPoller poller, FifoPoller.FifoStream stdin, OwnedFd stdinWriter) {
+        this.poller = poller;
         this.stdin = stdin;
         this.stdinWriter = stdinWriter;
         this.stdio = Stdio.terminal(stdin != null ? stdin.content() : null, TerminalSize.DEFAULT);
@@ -51,11 +43,11 @@ final class ContainerdTerminal {
      */
     static ContainerdTerminal open(FifoPoller poller, String stdinPath) throws IOException {
         if (stdinPath.isEmpty()) {
-            return new ContainerdTerminal(null, null);
+            return new ContainerdTerminal(poller, null, null);
         }
         FifoPoller.FifoStream stdin = poller.open(Path.of(stdinPath));
         try {
-            return new ContainerdTerminal(stdin, OwnedFd.open(Path.of(stdinPath), LinuxCalls.O_RDWR
+            return new ContainerdTerminal(poller, stdin, OwnedFd.open(Path.of(stdinPath), LinuxCalls.O_RDWR
                     | LinuxCalls.O_CLOEXEC));
         } catch (IOException | RuntimeException e) {
             stdin.discard();
@@ -83,33 +75,42 @@ final class ContainerdTerminal {
     }
 
     /**
-     * Copies the terminal's output into {@code stdoutPath}, opened read-write so that the open never waits for a
-     * reader and a reader that goes away costs the process no {@code SIGPIPE}. Ends with the output.
+     * The process was deleted: the held write end of stdin goes, and so does the copy into the stdout FIFO with
+     * what its reader never took (a {@code ctr} that was killed): it waited for room that would never come.
      */
-    void copyOutput(Flux<byte[]> output, String stdoutPath) {
+    void release() {
+        released = true;
+        closeStdin();
+        FifoPoller.FifoInput copy = output;
+        if (copy != null) {
+            copy.close();
+        }
+    }
+
+    /**
+     * Copies the terminal's output into {@code stdoutPath} (subscribed on {@code io}) without ever blocking a
+     * thread: a write end opened read-write and non-blocking, so that the open waits for no reader and a reader that
+     * goes away costs the process no {@code SIGPIPE}; a chunk is written when there is room. Ends with the output,
+     * or with {@link #release}. A blocking write once held its thread and the FIFO for good when {@code ctr} was
+     * killed with output pending: closing such a channel waits for the write as well.
+     */
+    void copyOutput(Flux<byte[]> output, String stdoutPath, Scheduler io) {
         if (stdoutPath.isEmpty()) {
             output.subscribe(ignored -> {}, error -> {});
             return;
         }
-        Flux.using(() -> FileChannel.open(Path.of(stdoutPath), StandardOpenOption.READ, StandardOpenOption.WRITE),
-                        channel -> output.publishOn(WRITERS, 16).concatMap(chunk -> Mono.fromCallable(() -> {
-                            ByteBuffer buffer = ByteBuffer.wrap(chunk);
-                            while (buffer.hasRemaining()) {
-                                channel.write(buffer);
-                            }
-                            return chunk.length;
-                        })),
-                        ContainerdTerminal::closeQuietly)
-                .subscribeOn(WRITERS)
-                .subscribe(written -> {}, error -> log.debug("the terminal's copy into {} ended: {}", stdoutPath,
-                        error.toString()));
-    }
-
-    private static void closeQuietly(FileChannel channel) {
+        FifoPoller.FifoInput copy;
         try {
-            channel.close();
-        } catch (IOException ignored) {
-            // Nothing more goes through it.
+            copy = poller.input(Path.of(stdoutPath));
+        } catch (IOException | RuntimeException e) {
+            log.debug("the terminal's output is not copied into {}: {}", stdoutPath, e.toString());
+            output.subscribe(ignored -> {}, error -> {});
+            return;
+        }
+        this.output = copy;
+        copy.copy(output, io, () -> {});
+        if (released) {
+            copy.close();
         }
     }
 }

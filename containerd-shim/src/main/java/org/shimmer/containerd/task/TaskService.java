@@ -119,6 +119,13 @@ public final class TaskService {
                 terminal.closeStdin();
             }
         }
+
+        /** The process was deleted: what its terminal holds goes. */
+        void release() {
+            if (terminal != null) {
+                terminal.release();
+            }
+        }
     }
 
     public TaskService(String namespace, RuntimeResources resources, LocalShims shims, EventExchange exchange) {
@@ -215,7 +222,7 @@ public final class TaskService {
                     .flatMap(client -> withStdio(terminal, request.getStdin(), streams, (stdio, opened) ->
                                     client.create(new CreateOptions(rootfs, stdio)).map(io -> {
                                         if (opened != null) {
-                                            opened.copyOutput(io.stdout(), request.getStdout());
+                                            opened.copyOutput(io.stdout(), request.getStdout(), resources.io());
                                         }
                                         processes.put(ShimClient.INIT, new Streams(request.getStdin(),
                                                 request.getStdout(), request.getStderr(), opened));
@@ -309,7 +316,7 @@ public final class TaskService {
                         ? end(task).then(Mono.error(gone)) : Mono.error(gone))
                 .flatMap(exit -> {
                     if (!execId.isEmpty()) {
-                        Optional.ofNullable(task.streams().remove(execId)).ifPresent(Streams::closeStdin);
+                        Optional.ofNullable(task.streams().remove(execId)).ifPresent(Streams::release);
                         return Mono.just(exit);
                     }
                     return end(task).thenReturn(exit);
@@ -336,7 +343,7 @@ public final class TaskService {
     private Mono<Void> end(Task task) {
         return task.client().shutdown().onErrorResume(ignored -> Mono.empty())
                 .then(Mono.fromCallable(() -> {
-                    task.streams().values().forEach(Streams::closeStdin);
+                    task.streams().values().forEach(Streams::release);
                     Optional.ofNullable(task.oom().getAndSet(null)).ifPresent(OomWatch::close);
                     TaskMarker.remove(task.bundle());
                     createIo.remove(task.id());
@@ -355,7 +362,7 @@ public final class TaskService {
                     .exec(request.getExecId(), request.getSpec().getValue().toByteArray(), chosen)
                     .doOnNext(io -> {
                         if (opened != null) {
-                            opened.copyOutput(io.stdout(), request.getStdout());
+                            opened.copyOutput(io.stdout(), request.getStdout(), resources.io());
                         }
                         task.streams().put(request.getExecId(), new Streams(request.getStdin(),
                                 request.getStdout(), request.getStderr(), opened));
