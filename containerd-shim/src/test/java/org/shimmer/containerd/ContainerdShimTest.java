@@ -495,7 +495,8 @@ class ContainerdShimTest {
     void aTerminalsOutputNobodyReadsIsDroppedWithItsProcess() throws Exception {
         // What a ctr run -t that was killed leaves: a terminal whose stdout FIFO fills up with nobody reading. The
         // daemon's copy into it blocked a thread for good, and held the FIFO after the task's delete.
-        assertThat(containerd.runContainer(List.of("-d"), "f0", "/bin/sleep", "1000").status()).isZero();
+        Result keeper = containerd.runContainer(List.of("-d"), "f0", "/bin/sleep", "1000");
+        assertThat(keeper.status()).as("%s", keeper).isZero();
         Path socket = Path.of("/run/containerd/s", containerd.daemonState().getFileName().toString());
         Path bundle = bundle("unread-terminal", true, "/bin/sh", "-c", "while :; do echo unread-output; done");
         Path stdout = containerd.work.resolve("unread-stdout");
@@ -514,6 +515,8 @@ class ContainerdShimTest {
                 daemon.call(TaskService.SERVICE, "Start", StartRequest.newBuilder().setId(id).build(),
                         StartResponse.parser(), call).block();
                 awaitFull(stdout);
+            } finally {
+                // Whatever failed above, the task goes: left, it outlived the daemon and spun on its dead terminal.
                 daemon.call(TaskService.SERVICE, "Kill", KillRequest.newBuilder().setId(id).setSignal(9).build(),
                         Empty.parser(), call).block();
                 WaitResponse killed = daemon.call(TaskService.SERVICE, "Wait", WaitRequest.newBuilder().setId(id)
@@ -521,7 +524,6 @@ class ContainerdShimTest {
                 assertThat(killed.getExitStatus()).isEqualTo(137);
                 daemon.call(TaskService.SERVICE, "Delete", DeleteRequest.newBuilder().setId(id).build(),
                         DeleteResponse.parser(), call).block();
-            } finally {
                 daemon.dispose();
             }
         }
@@ -537,17 +539,18 @@ class ContainerdShimTest {
     }
 
     /**
-     * Waits until FIFO {@code fifo} has no room left: a byte written without blocking is refused. The open is
-     * retried while the FIFO has no reader yet (the daemon's copy into it may not have begun).
+     * Waits until FIFO {@code fifo} has no buffer left: a write of a page, which the kernel makes whole or not at
+     * all, is refused. (A byte may still fit into the last page a smaller write left.) The open is retried while
+     * the FIFO has no reader yet (the daemon's copy into it may not have begun).
      */
     private static void awaitFull(Path fifo) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (true) {
             try (OwnedFd writer = OwnedFd.open(fifo, LinuxCalls.O_WRONLY | LinuxCalls.O_NONBLOCK
                     | LinuxCalls.O_CLOEXEC); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
-                java.lang.foreign.MemorySegment oneByte = arena.allocate(1);
+                java.lang.foreign.MemorySegment page = arena.allocate(4096);
                 java.lang.foreign.MemorySegment state = LinuxCalls.allocateCallState(arena);
-                while (writer.write(oneByte, state) > 0) {
+                while (writer.write(page, state) > 0) {
                     assertThat(System.nanoTime()).as("the FIFO filled up").isLessThan(deadline);
                     Thread.sleep(50);
                 }
