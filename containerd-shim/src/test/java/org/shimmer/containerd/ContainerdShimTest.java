@@ -670,6 +670,22 @@ class ContainerdShimTest {
     }
 
     @Test
+    void aDaemonSlowToServeDoesNotExitIdleBeforeTheCreateOfTheTaskItWasStartedFor() throws Exception {
+        // A JVM that takes longer to serve than the idle time (here: interpreted only, against 2 s of idle time). The
+        // start touched its last-start before it launched the daemon, so that mark had aged by the launch, and the
+        // new daemon exited idle before containerd's Create came: "failed to create shim task: ttrpc: closed".
+        PrivateContainerd slow = new PrivateContainerd(Map.of("SHIMMER_SHIM_JAVA_OPTS", "-Xint",
+                "SHIMMER_SHIM_IDLE_EXIT", "2"));
+        try {
+            Result run = slow.runContainer(List.of("--rm"), "slow1", "/bin/echo", "served");
+            assertThat(run.status()).as("%s", run).isZero();
+            assertThat(run.stdout()).isEqualTo("served\n");
+        } finally {
+            slow.close();
+        }
+    }
+
+    @Test
     void aDaemonThatCannotStartFailsItsStartAtOnce() throws Exception {
         // A JVM that exits at once (here a bad option; a broken install alike) made each start wait its whole 30 s
         // under the lock: ten containers asked at once, five minutes before the last one was told.

@@ -36,9 +36,16 @@ final class PrivateContainerd {
     final String namespace = "shimmer-it-" + UUID.randomUUID().toString().substring(0, 8);
     private final Path prefix;
     private final Path socket;
+    private final Map<String, String> shimEnvironment;
     private Process containerd;
 
     PrivateContainerd() throws IOException, InterruptedException {
+        this(Map.of());
+    }
+
+    /** With {@code shimEnvironment} added to what containerd gives its shims (after the defaults). */
+    PrivateContainerd(Map<String, String> shimEnvironment) throws IOException, InterruptedException {
+        this.shimEnvironment = Map.copyOf(shimEnvironment);
         work = Files.createTempDirectory(Path.of("/tmp"), "shimmer-cd-");
         prefix = work.resolve("prefix");
         socket = work.resolve("containerd.sock");
@@ -73,6 +80,7 @@ final class PrivateContainerd {
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(work.resolve("containerd.log").toFile()));
         builder.environment().put("PATH", prefix.resolve("bin") + ":" + System.getenv("PATH"));
         builder.environment().put("SHIMMER_SHIM_IDLE_EXIT", Long.toString(IDLE_EXIT.toSeconds()));
+        builder.environment().putAll(shimEnvironment);
         containerd = builder.start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (ctr("version").status() != 0) {
