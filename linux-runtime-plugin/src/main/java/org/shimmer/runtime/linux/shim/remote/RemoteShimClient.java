@@ -237,19 +237,24 @@ final class RemoteShimClient extends TaskClient {
 
     /**
      * The shim no longer has a process this client made (another client deleted it): this client forgets it too,
-     * or its create would be refused and its delete fail for good.
+     * or its create would be refused and its delete fail for good. The caller learns it once the process's streams
+     * are released: released later, on another thread, they removed the FIFOs of the same name that the caller's
+     * next create had just made (the shim then failed to open its stdout; RemoteShimTest under load).
      */
     private Mono<Void> forgetGone(TaskProcess process) {
-        if (processes.find(process.execId()).orElse(null) == process) {
-            forget(process);
-            resources.io().schedule(process::release);
-            if (process.execId().isEmpty()) {
-                // Only our own claim: the task being absent, another client may be creating it right now.
-                session.untrackInit();
-                claims.release(bundle.path(), this);
-            }
+        if (processes.find(process.execId()).orElse(null) != process) {
+            return Mono.empty();
         }
-        return Mono.empty();
+        forget(process);
+        if (process.execId().isEmpty()) {
+            // Only our own claim: the task being absent, another client may be creating it right now.
+            session.untrackInit();
+            claims.release(bundle.path(), this);
+        }
+        return blocking(() -> {
+            process.release();
+            return true;
+        }).then();
     }
 
     /** The init task is gone: anyone may create again. */
