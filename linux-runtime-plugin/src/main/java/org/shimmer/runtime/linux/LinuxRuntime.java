@@ -32,6 +32,7 @@ import org.shimmer.runtime.linux.shim.remote.RemoteShimRegistry;
 import org.shimmer.runtime.linux.shim.remote.RemoteShims;
 import org.shimmer.runtime.linux.shim.remote.TaskProbe;
 import org.shimmer.runtime.linux.spec.CgroupPaths;
+import org.shimmer.runtime.linux.spec.HostLimits;
 import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.TaskState;
@@ -126,7 +127,11 @@ public class LinuxRuntime implements RuntimePlugin {
             }
             // A cgroup of this state root's own (see CgroupPaths); the create checks namespace and id before any
             // write, and the path is only read to hash it.
-            return Mono.fromCallable(() -> OciJson.spec(spec, CgroupPaths.of(stateRoot, namespace, id)))
+            return Mono.fromCallable(() -> {
+                        String cgroupsPath = CgroupPaths.of(stateRoot, namespace, id);
+                        HostLimits.check(spec, cgroupsPath);
+                        return OciJson.spec(spec, cgroupsPath);
+                    })
                     .subscribeOn(resources.io())
                     .onErrorMap(IOException.class, e -> new FailedPreconditionException("create " + namespace + "/"
                             + id + ": the state root " + stateRoot + " cannot be resolved: " + e.getMessage(), e))

@@ -23,11 +23,22 @@ public record Mount(String destination, String type, String source, List<String>
         }
         if (type != null) {
             Checks.noNul("mounts.type", type);
+            // No filesystem has an empty or spaced name: the kernel refused it with ENODEV, at create.
+            if (type.isEmpty() || type.chars().anyMatch(Character::isWhitespace)) {
+                throw InvalidSpecException.ofField("mounts.type", "not a filesystem type: " + Checks.printable(type)
+                        + " at " + Checks.printable(destination) + " (leave it null for a bind mount)");
+            }
         }
         if (source != null) {
             Checks.noNul("mounts.source", source);
         }
         options = Checks.noNulEach("mounts.options", options == null ? List.of() : options);
+        // runc takes a mount as a bind by its options, or by type "bind": without either, a typeless mount was
+        // mounted with no filesystem type and failed at create with ENODEV.
+        if (type == null && !options.contains("bind") && !options.contains("rbind")) {
+            throw InvalidSpecException.ofField("mounts.type", "no type and no bind or rbind option for "
+                    + Checks.printable(destination) + ": give a filesystem type, or bind the source");
+        }
     }
 
     /** Bind-mounts host path {@code source} at {@code destination}, read-only when asked. */

@@ -25,5 +25,10 @@ public record Rlimit(String type, long soft, long hard) {
             throw InvalidSpecException.ofField("process.rlimits.soft",
                     type + " soft " + Long.toUnsignedString(soft) + " above hard " + Long.toUnsignedString(hard));
         }
+        // Linux caps open files at fs.nr_open and has no infinity for them: runc's setrlimit failed with EPERM.
+        if ("RLIMIT_NOFILE".equals(type) && hard == UNLIMITED) {
+            throw InvalidSpecException.ofField("process.rlimits.hard",
+                    "RLIMIT_NOFILE cannot be unlimited: Linux caps it at fs.nr_open");
+        }
     }
 }

@@ -85,6 +85,14 @@ class SpecValidationTest {
     }
 
     @Test
+    void unlimitedOpenFilesAreRefusedLinuxCapsThemAtNrOpen() {
+        rejects("process.rlimits.hard",
+                () -> Spec.builder().rlimit("RLIMIT_NOFILE", 1024, Rlimit.UNLIMITED).build());
+        rejects("process.rlimits.hard",
+                () -> Spec.builder().rlimit("RLIMIT_NOFILE", Rlimit.UNLIMITED, Rlimit.UNLIMITED).build());
+    }
+
+    @Test
     void unknownRlimit() {
         rejects("process.rlimits.type", () -> Spec.builder().rlimit("RLIMIT_BOGUS", 1, 1).build());
     }
@@ -379,6 +387,24 @@ class SpecValidationTest {
     @Test
     void mountWithNeitherTypeNorSource() {
         rejects("mounts.type", () -> new Mount("/data", null, null, List.of()));
+    }
+
+    @Test
+    void anEmptyOrSpacedMountTypeIsRefusedNamingIt() {
+        assertThatThrownBy(() -> new Mount("/data", "", "tmpfs", List.of()))
+                .isInstanceOf(InvalidSpecException.class).hasMessageContaining("mounts.type")
+                .hasMessageContaining("\"\"").hasMessageContaining("/data");
+        rejects("mounts.type", () -> new Mount("/data", "", "/srv", List.of("rbind")));
+        rejects("mounts.type", () -> new Mount("/data", " ", "tmpfs", List.of()));
+        rejects("mounts.type", () -> new Mount("/data", "tmp fs", "tmpfs", List.of()));
+        rejects("mounts.type", () -> new Mount("/data", "tmpfs\n", "tmpfs", List.of()));
+    }
+
+    @Test
+    void aTypelessMountMustBeABind() {
+        rejects("mounts.type", () -> new Mount("/data", null, "/srv", List.of("ro")));
+        assertThat(new Mount("/data", null, "/srv", List.of("rbind", "ro")).type()).isNull();
+        assertThat(new Mount("/data", null, "/srv", List.of("bind")).type()).isNull();
     }
 
     @Test

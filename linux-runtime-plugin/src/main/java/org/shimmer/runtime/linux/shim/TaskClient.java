@@ -16,6 +16,7 @@ import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.spec.HostLimits;
 import org.shimmer.runtime.linux.spec.OciJson;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.ExitStatus;
@@ -70,13 +71,21 @@ public abstract class TaskClient implements ShimClient {
             boolean terminal = stdio instanceof Stdio.Terminal;
             Spec.Process matching = process == null || process.terminal() == terminal ? process
                     : process.toBuilder().terminal(terminal).build();
-            return exec(execId, OciJson.execProcess(matching), stdio);
+            byte[] json = OciJson.execProcess(matching);
+            return Mono.fromRunnable(() -> HostLimits.checkProcess(matching))
+                    .subscribeOn(this.resources.io())
+                    .then(Mono.defer(() -> exec(execId, json, stdio)));
         });
     }
 
     @Override
     public final Mono<Void> update(Spec.Resources resources) {
-        return Mono.defer(() -> update(OciJson.updateResources(resources)));
+        return Mono.defer(() -> {
+            byte[] json = OciJson.updateResources(resources);
+            return Mono.fromRunnable(() -> HostLimits.checkResources(resources, null))
+                    .subscribeOn(this.resources.io())
+                    .then(Mono.defer(() -> update(json)));
+        });
     }
 
     @Override

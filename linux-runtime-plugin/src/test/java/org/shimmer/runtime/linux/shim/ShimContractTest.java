@@ -1347,6 +1347,38 @@ public abstract class ShimContractTest {
         shim.shutdown().block(TIMEOUT);
     }
 
+    /** runc failed them at the exec's start and in the update, in its own words (EPERM, ERANGE). */
+    @Test
+    void aTypedExecOrUpdateThisHostCannotGiveIsRefusedNamingTheValueBeforeAnythingIsSent() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = started(bundle);
+        long nrOpen;
+        try (var in = Files.newInputStream(Path.of("/proc/sys/fs/nr_open"))) {
+            nrOpen = Long.parseLong(new String(in.readNBytes(64), UTF_8).strip());
+        }
+
+        StepVerifier.create(shim.exec("files", Spec.Process.builder().args("/bin/true")
+                        .rlimit("RLIMIT_NOFILE", 1024, nrOpen + 1).build(), Stdio.none()))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOfSatisfying(InvalidSpecException.class,
+                        invalid -> assertThat(invalid.field()).isEqualTo("process.rlimits.hard"))
+                        .hasMessageContaining(Long.toString(nrOpen + 1)))
+                .verify(TIMEOUT);
+        StepVerifier.create(shim.update(Spec.Resources.builder().cpusetCpus("0,9000000").build()))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOfSatisfying(InvalidSpecException.class,
+                        invalid -> assertThat(invalid.field()).isEqualTo("linux.resources.cpu.cpus"))
+                        .hasMessageContaining("CPU 9000000"))
+                .verify(TIMEOUT);
+
+        // The exec id was never taken, and a cpuset the host has is applied.
+        assertThat(typedExec(shim, "files", "/bin/true")[0]).isEqualTo("0");
+        shim.update(Spec.Resources.builder().cpusetCpus("0").build()).block(TIMEOUT);
+        shim.kill(9, false).block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertNoFifos(bundle);
+    }
+
     /** Runs a typed exec built from {@link Spec.Process#builder()} to its end: its exit status and stdout. */
     private String[] typedExec(ShimClient shim, String execId, String... args) {
         ProcessIo io = shim.exec(execId, Spec.Process.builder().args(args).build(), Stdio.streams(null))

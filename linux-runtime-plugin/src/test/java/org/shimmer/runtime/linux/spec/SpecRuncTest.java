@@ -102,6 +102,60 @@ class SpecRuncTest {
         runtime.delete(NS, unconfined.id()).block(TIMEOUT);
     }
 
+    /** What runc refused at create in its own words ("error setting rlimit type 7: operation not permitted"). */
+    @Test
+    void openFilesAboveNrOpenAreRefusedAtCreateNamingTheLimitAndNothingIsWritten() throws Exception {
+        long nrOpen;
+        try (var in = Files.newInputStream(Path.of("/proc/sys/fs/nr_open"))) {
+            nrOpen = Long.parseLong(new String(in.readNBytes(64), UTF_8).strip());
+        }
+
+        refusedAtCreate("too-many-files", Spec.builder().args("/bin/busybox", "true")
+                .rlimit("RLIMIT_NOFILE", 1024, nrOpen + 1).build(), "process.rlimits.hard", nrOpen + 1 + "");
+
+        // At the most this runtime may give (its own hard limit, without CAP_SYS_RESOURCE) it runs.
+        long most = Math.min(nrOpen, Files.readAllLines(Path.of("/proc/self/limits")).stream()
+                .filter(line -> line.startsWith("Max open files "))
+                .mapToLong(line -> Long.parseLong(line.substring(15).strip().split(" +")[1])).findFirst()
+                .orElseThrow());
+        Bundle bundle = create(Spec.builder().args("/bin/busybox", "sh", "-c", "ulimit -n")
+                .rlimit("RLIMIT_NOFILE", most, most).build());
+        String[] run = runcRun(bundle);
+        assertThat(run[0]).as(run[1]).isEqualTo("0");
+        assertThat(run[1]).contains(Long.toString(most));
+        runtime.delete(NS, bundle.id()).block(TIMEOUT);
+    }
+
+    /** runc refused it at create: "cpuset.cpus: numerical result out of range". */
+    @Test
+    void aCpusetNamingACpuTheHostLacksIsRefusedAtCreateNamingTheCpuAndNothingIsWritten() throws Exception {
+        // Past any kernel's NR_CPUS.
+        refusedAtCreate("no-such-cpu", Spec.builder().args("/bin/busybox", "true")
+                .resources(Spec.Resources.builder().cpusetCpus("0,9000000").build()).build(),
+                "linux.resources.cpu.cpus", "CPU 9000000");
+        refusedAtCreate("past-the-last", Spec.builder().args("/bin/busybox", "true")
+                .resources(Spec.Resources.builder().cpusetCpus("0-9999").build()).build(),
+                "linux.resources.cpu.cpus", "0-9999");
+
+        // CPU 0 every host has.
+        Bundle bundle = create(Spec.builder().args("/bin/busybox", "true")
+                .resources(Spec.Resources.builder().cpusetCpus("0").build()).build());
+        String[] run = runcRun(bundle);
+        assertThat(run[0]).as(run[1]).isEqualTo("0");
+        runtime.delete(NS, bundle.id()).block(TIMEOUT);
+    }
+
+    private void refusedAtCreate(String id, Spec spec, String field, String named) {
+        StepVerifier.create(runtime.create(NS, id, spec))
+                .expectErrorSatisfies(error -> assertThat(error).isInstanceOfSatisfying(InvalidSpecException.class,
+                        invalid -> {
+                            assertThat(invalid.field()).isEqualTo(field);
+                            assertThat(invalid.getMessage()).contains(named);
+                        }))
+                .verify(TIMEOUT);
+        assertThat(temp.resolve("state").resolve(NS).resolve(id)).doesNotExist();
+    }
+
     @Test
     void nothingIsWrittenForANullSpec() {
         StepVerifier.create(runtime.create(NS, "nothing", (Spec) null))
