@@ -8,7 +8,9 @@ import org.shimmer.runtime.image.InvalidImageException;
 
 /**
  * An OCI content descriptor: what a blob is, its digest and size, and for an index entry its platform and
- * annotations. Only sha256 digests are accepted, in their canonical form: the digest becomes a file name.
+ * annotations. Any digest of the OCI grammar is read, but only a sha256 one in its canonical form is followed
+ * ({@link #isSupported()}: the digest becomes a file name): an index may list other platforms' manifests by a
+ * digest this store cannot check, and those are never read.
  *
  * @param platform {@code os/architecture[/variant]}, or null when the descriptor names none
  */
@@ -22,6 +24,8 @@ record Descriptor(String mediaType, String digest, long size, String platform, M
     static final String CONTAINERD_NAME = "io.containerd.image.name";
 
     private static final Pattern SHA256 = Pattern.compile("sha256:[0-9a-f]{64}");
+    /** The OCI image spec's digest grammar: {@code algorithm:encoded}. */
+    private static final Pattern DIGEST = Pattern.compile("[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+");
 
     /** Reads a descriptor of {@code where} (for messages) from {@code node}. */
     static Descriptor of(JsonNode node, String where) {
@@ -29,9 +33,8 @@ record Descriptor(String mediaType, String digest, long size, String platform, M
             throw new InvalidImageException(where + ": a descriptor is not a JSON object");
         }
         String digest = node.path("digest").asText("");
-        if (!SHA256.matcher(digest).matches()) {
-            throw new InvalidImageException(where + ": unsupported or malformed digest \"" + digest
-                    + "\" (only sha256:<64 lower-case hex digits>)");
+        if (!DIGEST.matcher(digest).matches()) {
+            throw new InvalidImageException(where + ": malformed digest \"" + digest + "\"");
         }
         JsonNode size = node.get("size");
         if (size == null || !size.canConvertToLong() || size.asLong() < 0) {
@@ -52,7 +55,12 @@ record Descriptor(String mediaType, String digest, long size, String platform, M
                 Map.copyOf(annotations));
     }
 
-    /** The digest's hex part: the blob's file name. */
+    /** Whether its blob can be read and checked: a canonical sha256 digest. */
+    boolean isSupported() {
+        return SHA256.matcher(digest).matches();
+    }
+
+    /** The digest's hex part: the blob's file name; only of a {@link #isSupported()} digest. */
     String hex() {
         return digest.substring("sha256:".length());
     }

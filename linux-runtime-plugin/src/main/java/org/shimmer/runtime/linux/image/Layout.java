@@ -206,7 +206,7 @@ final class Layout {
             throw new NotFoundException("layout " + source + " has no linux/amd64 manifest"
                     + (walk.platforms.isEmpty() ? "" : " (it has " + String.join(", ", walk.platforms) + ")"));
         }
-        JsonNode manifestJson = json(manifest);
+        JsonNode manifestJson = kind(manifest, json(manifest), false);
         Descriptor configDescriptor = Descriptor.of(manifestJson.get("config"), blobName(manifest));
         List<Descriptor> layers = descriptors(manifestJson, blobName(manifest), "layers");
         JsonNode config = json(configDescriptor);
@@ -286,7 +286,7 @@ final class Layout {
             }
             // An index read before had no manifest for us (else the walk would have ended): never read again.
             if (d.isIndex() && walk.indexes.add(d.digest())) {
-                List<Descriptor> nested = descriptors(json(d), blobName(d));
+                List<Descriptor> nested = descriptors(kind(d, json(d), true), blobName(d));
                 Descriptor found = manifest(nested, nested.size(), walk, depth + 1);
                 if (found != null) {
                     return found;
@@ -294,6 +294,29 @@ final class Layout {
             }
         }
         return null;
+    }
+
+    /**
+     * {@code json}, the blob of {@code d}, when it is what {@code d} lists it as: an index ({@code index}) or a
+     * manifest. A manifest descriptor naming an index failed as "a descriptor is not a JSON object", its missing
+     * config; the blob's own {@code mediaType}, or its fields, say what it is.
+     */
+    private JsonNode kind(Descriptor d, JsonNode json, boolean index) {
+        String mediaType = json.path("mediaType").asText("");
+        boolean isIndex = json.has("manifests") || mediaType.equals(Descriptor.OCI_INDEX)
+                || mediaType.equals(Descriptor.DOCKER_LIST);
+        boolean isManifest = json.has("config") || json.has("layers") || mediaType.equals(Descriptor.OCI_MANIFEST)
+                || mediaType.equals(Descriptor.DOCKER_MANIFEST);
+        String found = isIndex == isManifest ? null : isIndex ? "an image index" : "an image manifest";
+        if (found != null && isIndex != index) {
+            throw new InvalidImageException(blobName(d) + ": listed as " + (index ? "an index" : "a manifest")
+                    + " but is " + found + (mediaType.isEmpty() ? "" : " (mediaType \"" + mediaType + "\")"));
+        }
+        if (!index && !json.path("config").isObject()) {
+            throw new InvalidImageException(blobName(d) + ": a manifest without a \"config\" descriptor"
+                    + (mediaType.isEmpty() ? "" : " (mediaType \"" + mediaType + "\")"));
+        }
+        return json;
     }
 
     private List<Descriptor> descriptors(JsonNode json, String where) {
@@ -360,6 +383,10 @@ final class Layout {
 
     /** A stream of {@code blob}'s bytes; {@link BlobInput#verify()} checks its size and digest at its end. */
     BlobInput blob(Descriptor blob, LongConsumer progress) throws IOException {
+        if (!blob.isSupported()) {
+            throw new InvalidImageException(blobName(blob) + ": unsupported digest (only sha256:<64 lower-case hex"
+                    + " digits>)");
+        }
         InputStream in = openRegular(root.resolve("blobs/sha256").resolve(blob.hex()), blobName(blob));
         return new BlobInput(in, blobName(blob), blob.digest(), blob.size(), cancelled, progress);
     }

@@ -11,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -77,6 +78,12 @@ public final class LayerUnpacker {
     private final Map<EntryPath, EntryMetadata> directoryTimes;
     /** The whiteouts this layer made and that are still there: only those may be whited out again. */
     private final Set<EntryPath> whiteouts = new HashSet<>();
+    /**
+     * The regular files this layer made and still holds, by each of their names: a file replaced or removed later
+     * in the layer takes its bytes back, once its last name is gone (counting it again had an image's size, and
+     * the free-space check before an import, counting a file replaced within one layer twice).
+     */
+    private final Map<EntryPath, FileBytes> files = new HashMap<>();
     private long bytes;
     private long entries;
 
@@ -230,7 +237,37 @@ public final class LayerUnpacker {
                 });
             }
             bytes += size;
+            files.put(path, new FileBytes(size));
         }
+    }
+
+    /** A regular file's size and how many of its names this layer holds. */
+    private static final class FileBytes {
+        private final long size;
+        private int names = 1;
+
+        private FileBytes(long size) {
+            this.size = size;
+        }
+    }
+
+    /** {@code path} and, for a directory, everything under it is gone: their files' bytes with it. */
+    private void forget(EntryPath path, boolean directory) {
+        if (directory) {
+            files.entrySet().removeIf(file -> path.contains(file.getKey()) && release(file.getValue()));
+        } else {
+            FileBytes file = files.remove(path);
+            if (file != null) {
+                release(file);
+            }
+        }
+    }
+
+    private boolean release(FileBytes file) {
+        if (--file.names == 0) {
+            bytes -= file.size;
+        }
+        return true;
     }
 
     /** Copies exactly {@code size} bytes of the current entry into {@code file}. */
@@ -316,6 +353,11 @@ public final class LayerUnpacker {
                 LinuxCalls.linkat(from, sourceName, to, name);
                 return null;
             }));
+            FileBytes file = files.get(source);
+            if (file != null) {
+                file.names++;
+                files.put(path, file);
+            }
         }
     }
 
@@ -390,6 +432,7 @@ public final class LayerUnpacker {
         }
         whiteouts.removeIf(path::contains);
         tree.remove(dir, name);
+        forget(path, existing.isDirectory());
     }
 
     /**

@@ -3,6 +3,10 @@ package org.shimmer.runtime.linux.image;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -50,6 +54,7 @@ import reactor.test.StepVerifier;
 class ImageStoreTest {
 
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final ObjectMapper JSON = JsonMapper.builder().build();
 
     @TempDir
     Path temp;
@@ -215,6 +220,77 @@ class ImageStoreTest {
                         .hasMessageContaining("no oci-layout"))
                 .verify(TIMEOUT);
         assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+    }
+
+    /** Only the chosen platform's manifest is read: a digest this store cannot check elsewhere is no matter. */
+    @Test
+    void aSha512DescriptorOfAnotherPlatformIsSkippedButOfTheChosenOneIsRefusedNamingIt() throws IOException {
+        OciLayouts.Image amd = OciLayouts.image().layer(OciLayouts.tar("arch", "amd64")).platform("linux/amd64");
+        Path layout = OciLayouts.layout().tagged(amd, "1.0").writeDirectory(temp.resolve("multi"));
+        String sha512 = "sha512:" + "ab".repeat(64);
+        ObjectNode index = (ObjectNode) JSON.readTree(layout.resolve("index.json").toFile());
+        ObjectNode arm = ((ArrayNode) index.get("manifests")).insertObject(0)
+                .put("mediaType", "application/vnd.oci.image.manifest.v1+json").put("digest", sha512).put("size", 10);
+        arm.putObject("platform").put("os", "linux").put("architecture", "arm64");
+        arm.putObject("annotations").put("org.opencontainers.image.ref.name", "1.0");
+        Files.write(layout.resolve("index.json"), JSON.writeValueAsBytes(index));
+
+        Image imported = store.importLayout(layout).block(TIMEOUT);
+
+        assertThat(imported.digest()).isEqualTo(amd.digest());
+        ObjectNode amdDescriptor = (ObjectNode) index.get("manifests").get(1);
+        amdDescriptor.put("digest", sha512);
+        Files.write(layout.resolve("index.json"), JSON.writeValueAsBytes(index));
+        store.remove(imported.name()).block(TIMEOUT);
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining(sha512).hasMessageContaining("unsupported digest"))
+                .verify(TIMEOUT);
+        assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+    }
+
+    @Test
+    void aManifestDescriptorNamingAnIndexOrTheOtherWayRoundSaysWhatTheBlobIs() throws IOException {
+        OciLayouts.Image amd = OciLayouts.image().layer(OciLayouts.tar("arch", "amd64")).platform("linux/amd64");
+        Path layout = OciLayouts.layout().tagged(OciLayouts.index(amd), "1.0").writeDirectory(temp.resolve("kind"));
+        ObjectNode index = (ObjectNode) JSON.readTree(layout.resolve("index.json").toFile());
+        ObjectNode top = (ObjectNode) index.get("manifests").get(0);
+        top.put("mediaType", "application/vnd.oci.image.manifest.v1+json");
+        top.putObject("platform").put("os", "linux").put("architecture", "amd64");
+        Files.write(layout.resolve("index.json"), JSON.writeValueAsBytes(index));
+
+        StepVerifier.create(store.importLayout(layout))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining(top.get("digest").asText())
+                        .hasMessageContaining("listed as a manifest but is an image index"))
+                .verify(TIMEOUT);
+
+        Path second = OciLayouts.layout().tagged(amd, "1.0").writeDirectory(temp.resolve("kind2"));
+        ObjectNode secondIndex = (ObjectNode) JSON.readTree(second.resolve("index.json").toFile());
+        ObjectNode manifest = (ObjectNode) secondIndex.get("manifests").get(0);
+        manifest.put("mediaType", "application/vnd.oci.image.index.v1+json");
+        manifest.remove("platform");
+        Files.write(second.resolve("index.json"), JSON.writeValueAsBytes(secondIndex));
+
+        StepVerifier.create(store.importLayout(second))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining(amd.digest())
+                        .hasMessageContaining("listed as an index but is an image manifest"))
+                .verify(TIMEOUT);
+        assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+    }
+
+    /** The size feeds the free-space check of later unpacks: a file replaced within its layer counted twice. */
+    @Test
+    void anImagesSizeCountsAFileReplacedWithinALayerOnce() throws IOException {
+        byte[] layer = TarLayers.layer().file("f", "first version", 0644).file("f", "second", 0644).bytes();
+        Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(layer), "1")
+                .writeDirectory(temp.resolve("replaced"));
+
+        Image imported = store.importLayout(layout).block(TIMEOUT);
+
+        assertThat(imported.size()).isEqualTo("second".length());
+        assertThat(store.get(imported.name()).block(TIMEOUT).size()).isEqualTo("second".length());
     }
 
     @Test

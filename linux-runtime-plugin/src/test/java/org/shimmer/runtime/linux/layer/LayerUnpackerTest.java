@@ -735,6 +735,32 @@ class LayerUnpackerTest {
         return dir;
     }
 
+    /** The size feeds the free-space check before an import: a file replaced in its layer counted twice. */
+    @Test
+    void aFileReplacedOrRemovedWithinItsLayerCountsOnlyWhatIsLeft() throws IOException {
+        byte[] tar = TarLayers.layer()
+                .file("f", "12345", 0644)
+                .file("f", "123", 0644)
+                .file("d/a", "1234", 0644)
+                .file("d/b", "12", 0644)
+                .file("d", "1", 0644)
+                .file("old", "1234567890", 0644)
+                .hardLink("kept", "old")
+                .file("old", "12", 0644)
+                .file("both", "123456", 0644)
+                .hardLink("other", "both")
+                .symlink("both", "f")
+                .symlink("other", "f")
+                .bytes();
+
+        LayerContents contents = unpack(tar);
+
+        // f's 3, d's 1, kept's 10 (old's first file, still linked), old's new 2; both's 6 gone with its two names.
+        assertThat(contents.bytes()).isEqualTo(3 + 1 + 10 + 2);
+        assertThat(Files.readString(target.resolve("kept"))).isEqualTo("1234567890");
+        assertThat(Files.size(target.resolve("d"))).isEqualTo(1);
+    }
+
     private LayerContents unpack(byte[] tar) throws IOException {
         return LayerUnpacker.unpack(new ByteArrayInputStream(tar), target, LAYER);
     }
