@@ -13,7 +13,6 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.nio.file.attribute.UserPrincipal;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Set;
@@ -71,11 +70,13 @@ final class UnixSockets {
         }
         // Its owner can rename our socket away and link its own in: clients (shims running as root) would then
         // talk to that user's server. Only a directory of the process's own (effective) user is ours.
-        UserPrincipal owner = Files.getOwner(dir, LinkOption.NOFOLLOW_LINKS);
-        UserPrincipal self = Files.getOwner(Path.of("/proc/self"));
-        if (!owner.equals(self)) {
-            throw new IOException("socket directory " + dir + " belongs to user " + owner.getName()
-                    + ", not to this process's user " + self.getName());
+        // The effective uid from /proc/self/status: /proc/self itself is root's in a process that is not dumpable
+        // (a JVM given file capabilities), which would refuse a non-root runtime its own directory.
+        int owner = (Integer) Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+        int self = effectiveUid();
+        if (owner != self) {
+            throw new IOException("socket directory " + dir + " belongs to uid " + owner
+                    + ", not to this process's effective uid " + self);
         }
         Set<PosixFilePermission> dirMode = Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS);
         // Only the owner may enter: 0700, or stricter, as containerd's shims leave /run/containerd/s (0600).
@@ -314,5 +315,15 @@ final class UnixSockets {
     /** Whether a server listens on {@code socket} (a probe that never blocks, classified by errno). */
     static boolean isServed(Path socket) throws IOException {
         return LinuxCalls.probeUnix(socket) == LinuxCalls.UnixProbe.LISTENING;
+    }
+
+    /** This process's effective uid: the second figure of {@code /proc/self/status}'s {@code Uid:} line. */
+    private static int effectiveUid() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"), StandardCharsets.US_ASCII)) {
+            if (line.startsWith("Uid:")) {
+                return Integer.parseInt(line.substring(4).strip().split("\\s+")[1]);
+            }
+        }
+        throw new IOException("no Uid line in /proc/self/status");
     }
 }

@@ -924,7 +924,7 @@ class TtrpcClientServerTest {
         StepVerifier.create(TtrpcServer.create().socket(theirs.resolve("x.sock")).runOn(loops).blockingOn(blocking)
                         .bind())
                 .expectErrorSatisfies(e -> assertThat(e)
-                        .hasMessageContaining("socket directory " + theirs + " belongs to user nobody, not to"))
+                        .hasMessageContaining("socket directory " + theirs + " belongs to uid 65534, not to"))
                 .verify(TIMEOUT);
         try (Stream<Path> left = Files.list(theirs)) {
             assertThat(left).isEmpty();

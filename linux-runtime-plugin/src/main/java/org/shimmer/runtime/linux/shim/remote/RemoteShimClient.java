@@ -246,15 +246,18 @@ final class RemoteShimClient extends TaskClient {
             return Mono.empty();
         }
         forget(process);
-        if (process.execId().isEmpty()) {
-            // Only our own claim: the task being absent, another client may be creating it right now.
-            session.untrackInit();
-            claims.release(bundle.path(), this);
-        }
+        // Released before the claim too: another client of this runtime may then make FIFOs of the same names.
+        // Part of a delete, which runs to its end whatever its caller does, so a cancel does not skip it.
         return blocking(() -> {
             process.release();
             return true;
-        }).then();
+        }).then(Mono.fromRunnable(() -> {
+            if (process.execId().isEmpty()) {
+                // Only our own claim: the task being absent, another client may be creating it right now.
+                session.untrackInit();
+                claims.release(bundle.path(), this);
+            }
+        }));
     }
 
     /** The init task is gone: anyone may create again. */
