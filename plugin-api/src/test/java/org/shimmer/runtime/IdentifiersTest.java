@@ -25,13 +25,28 @@ class IdentifiersTest {
     @ParameterizedTest
     @NullAndEmptySource
     @ValueSource(strings = {"../x", "a/b", ".hidden", "..", ".", "a..b", "a.-b", "-a", "a-", "a_", "_a", "a b",
-            "a\u0000b", "é", "a:b", "a\nb", "/abs"})
+            "é", "a:b", "/abs"})
     void rejectsAndNamesTheBadValue(String id) {
         assertThatThrownBy(() -> Identifiers.requireValid("id", id))
                 .isInstanceOf(InvalidIdentifierException.class)
                 .hasMessageStartingWith("invalid id " + (id == null ? "null" : "\"" + id + "\""))
                 .satisfies(e -> assertThat(((InvalidIdentifierException) e).value()).isEqualTo(id));
         assertThat(Identifiers.isValid(id)).isFalse();
+    }
+
+    /** A bad id is shown on one line, unambiguous: a newline printed as is split the message (the CLI joined it). */
+    @org.junit.jupiter.api.Test
+    void aBadValueIsShownEscapedOnOneLine() {
+        String[][] shown = {{"a\nb", "\"a\\nb\""}, {"a\u0000b", "\"a\\u0000b\""}, {"a\r\tb", "\"a\\r\\tb\""},
+                {"a\"; b", "\"a\\\"; b\""}, {"a\\n", "\"a\\\\n\""}, {"x\u202Ey", "\"x\\u202ey\""},
+                {"\u001b[31m", "\"\\u001b[31m\""}};
+        for (String[] pair : shown) {
+            assertThatThrownBy(() -> Identifiers.requireValid("id", pair[0]))
+                    .isInstanceOfSatisfying(InvalidIdentifierException.class, e -> {
+                        assertThat(e.getMessage()).startsWith("invalid id " + pair[1] + ": ").doesNotContain("\n");
+                        assertThat(e.value()).isEqualTo(pair[0]);
+                    });
+        }
     }
 
     @ParameterizedTest

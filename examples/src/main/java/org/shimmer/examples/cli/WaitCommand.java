@@ -1,7 +1,10 @@
 package org.shimmer.examples.cli;
 
+import java.nio.file.Files;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.Callable;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimClient;
 import picocli.CommandLine.Command;
@@ -11,6 +14,7 @@ import picocli.CommandLine.ParentCommand;
 /**
  * {@code wait}: blocks until each container has exited and prints its exit status, in the order given; the CLI
  * exits with the last one's, as {@code docker wait} prints them. A container that exited already answers at once.
+ * A container removed by force (or whose shim died) while waited for fails with 125, saying so.
  */
 @Command(name = "wait", mixinStandardHelpOptions = true,
         description = "Wait for containers to exit and print their exit statuses.")
@@ -27,10 +31,23 @@ final class WaitCommand implements Callable<Integer> {
         CliContext context = shimmer.context();
         int status = 0;
         for (String id : ids) {
-            ShimClient shim = Shims.require(context, id);
+            boolean remote = Files.exists(context.runtime().load(context.namespace(), id).block(CliContext.TIMEOUT)
+                    .workDir().resolve("shim.json"));
+            ShimClient shim;
+            try {
+                shim = Shims.require(context, id);
+            } catch (RuntimeException noShim) {
+                // A remote shim that does not answer (or a bundle gone since) was killed, maybe by a forced delete.
+                throw remote ? lost(context, id).orElseThrow(() -> noShim) : noShim;
+            }
             try {
                 // No bound: a container may run for as long as it likes.
-                ExitStatus exit = shim.awaitExit().block();
+                ExitStatus exit;
+                try {
+                    exit = shim.awaitExit().block();
+                } catch (RuntimeException failed) {
+                    throw lost(context, id).orElseThrow(() -> failed);
+                }
                 status = exit.status();
             } finally {
                 shim.close().block(CliContext.TIMEOUT);
@@ -38,5 +55,36 @@ final class WaitCommand implements Callable<Integer> {
             context.out.println(status);
         }
         return status;
+    }
+
+    /**
+     * What to say when the wait failed because {@code id}'s shim is gone, if it is: removed by force from another
+     * CLI (which kills the shim, then deletes the bundle: the delete is waited for a while), or its shim killed.
+     * The failure said "detached from its shim; connect() again", an API's hint no CLI user can follow.
+     */
+    private static Optional<CliException> lost(CliContext context, String id) {
+        long deadline = System.nanoTime() + CliContext.TIMEOUT.toNanos();
+        try {
+            while (true) {
+                BundleInspection seen = context.runtime().inspect(context.namespace(), id).block(CliContext.TIMEOUT);
+                if (!seen.present()) {
+                    return Optional.of(new CliException("container " + id + " was removed while waiting for it"
+                            + " (delete --force): its exit status is unknown"));
+                }
+                if (Shims.remoteAlive(seen)) {
+                    return Optional.empty();
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    return Optional.of(new CliException("container " + id + " lost its shim while waiting for it:"
+                            + " its exit status is unknown"));
+                }
+                Thread.sleep(100);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Optional.empty();
+        } catch (RuntimeException unknown) {
+            return Optional.empty();
+        }
     }
 }

@@ -168,6 +168,66 @@ class CliOpsIntegrationTests {
         assertNothingLeft();
     }
 
+    /**
+     * A wait on a container another CLI removes by force fails with 125 saying so: it printed the API's "detached
+     * from its shim (pid N); connect() again to reach it", which no CLI user can act on. The shim is stopped first:
+     * the forced delete's SIGKILL then reaches it before it can answer the wait with the container's exit, which it
+     * otherwise sometimes does (137, as docker's wait says).
+     */
+    @Test
+    void waitOnAContainerRemovedByForceFailsWith125SayingItWasRemoved() throws Exception {
+        Outcome run = cli("run", "-d", "--shim", "remote", "--rootfs", image.toString(), "doomed", "--", "/bin/sh",
+                "-c", "sleep 60 & wait");
+        assertThat(run.status()).as(run.err()).isZero();
+        long shimPid = Json.mapper().readTree(cli("inspect", "doomed").out()).path("shim").path("pid").asLong();
+        int sockets = sockets(shimPid);
+        Path errors = temp.resolve("cli-stderr-" + spawned.size() + ".log");
+
+        Process waiting = spawn("wait", "doomed");
+        // A JVM and the plugin start first: generous, the machine may be loaded.
+        long deadline = System.nanoTime() + Duration.ofMinutes(5).toNanos();
+        while (sockets(shimPid) <= sockets) {
+            assertThat(waiting.isAlive()).as("wait runs").isTrue();
+            assertThat(System.nanoTime()).as("wait connects to the shim").isLessThan(deadline);
+            Thread.sleep(50);
+        }
+        assertThat(new ProcessBuilder("kill", "-STOP", Long.toString(shimPid)).start().waitFor()).isZero();
+        assertThat(cli("delete", "--force", "doomed").status()).isZero();
+
+        assertThat(waiting.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("wait ends").isTrue();
+        assertThat(waiting.exitValue()).isEqualTo(ExitCodes.SHIMMER);
+        assertThat(new String(waiting.getInputStream().readAllBytes(), StandardCharsets.UTF_8)).isEmpty();
+        assertThat(Files.readString(errors)).contains("shimmer: container doomed was removed while waiting for it"
+                + " (delete --force): its exit status is unknown\n").doesNotContain("connect()");
+        assertNothingLeft();
+    }
+
+    /** An id is shown escaped, on one line: a newline in it was printed joined with "; ". */
+    @Test
+    void aBadIdIsShownEscapedOnOneLine() {
+        Outcome waited = cli("wait", "a\nb; c\"d");
+        assertThat(waited.status()).isEqualTo(ExitCodes.SHIMMER);
+        assertThat(waited.err()).startsWith("shimmer: invalid id \"a\\nb; c\\\"d\": ").endsWith("\n")
+                .hasLineCount(1);
+    }
+
+    /** How many sockets process {@code pid} has open. */
+    private static int sockets(long pid) throws IOException {
+        int count = 0;
+        try (Stream<Path> fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+            for (Path fd : fds.toList()) {
+                try {
+                    if (Files.readSymbolicLink(fd).toString().startsWith("socket:")) {
+                        count++;
+                    }
+                } catch (IOException closed) {
+                    // Closed while listed.
+                }
+            }
+        }
+        return count;
+    }
+
     @Test
     void eventsInAnotherProcessShowALocalShimRunAsJsonLinesOnlyWhereTheFiltersMatch() throws Exception {
         Process events = spawn("events", "--filter", "container=seen", "--filter", "topic=/tasks/*,namespace=default");

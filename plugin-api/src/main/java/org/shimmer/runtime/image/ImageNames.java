@@ -36,7 +36,7 @@ public final class ImageNames {
         String repository = colon < 0 ? name : name.substring(0, colon);
         String tag = colon < 0 ? "latest" : name.substring(colon + 1);
         if (!TAG.matcher(tag).matches()) {
-            throw invalid(name, "tag \"" + tag + "\" must be 1 to 128 of [A-Za-z0-9_.-], not starting with . or -");
+            throw invalid(name, "tag " + InvalidIdentifierException.quote(tag) + " must be 1 to 128 of [A-Za-z0-9_.-], not starting with . or -");
         }
         if (repository.length() > MAX_REPOSITORY) {
             throw invalid(name, "repository longer than " + MAX_REPOSITORY + " characters");
@@ -47,7 +47,8 @@ public final class ImageNames {
             boolean host = i == 0 && components.length > 1
                     && (component.contains(".") || component.contains(":") || component.equals("localhost"));
             if (host ? !HOST.matcher(component).matches() : !COMPONENT.matcher(component).matches()) {
-                throw invalid(name, (host ? "host" : "path component") + " \"" + component + "\" is not "
+                throw invalid(name, (host ? "host" : "path component") + " "
+                        + InvalidIdentifierException.quote(component) + " is not "
                         + (host ? "a host name with an optional port" : "lower-case letters and digits joined by"
                                 + " '.', '_', '__' or dashes"));
             }

@@ -32,12 +32,22 @@ class ImageNamesTest {
     @ParameterizedTest
     @NullAndEmptySource
     @ValueSource(strings = {"Busybox", "busybox:", "busybox:.x", "busybox:-x", "a//b", "/abs", "a/", "../x",
-            "a..b", "a_-b", "app@sha256:abc", "a b", "busybox:a/b", "bad_host:5000/app:1", "a\nb"})
+            "a..b", "a_-b", "app@sha256:abc", "a b", "busybox:a/b", "bad_host:5000/app:1"})
     void rejectsAndNamesTheBadValue(String name) {
         assertThatThrownBy(() -> ImageNames.normalize(name))
                 .isInstanceOf(InvalidIdentifierException.class)
                 .hasMessageStartingWith("invalid image name " + (name == null ? "null" : "\"" + name + "\""));
         assertThat(ImageNames.isValid(name)).isFalse();
+    }
+
+    @Test
+    void aBadNameIsShownEscapedOnOneLine() {
+        assertThatThrownBy(() -> ImageNames.normalize("a\nb"))
+                .isInstanceOf(InvalidIdentifierException.class)
+                .hasMessage("invalid image name \"a\\nb\": path component \"a\\nb\" is not lower-case letters and"
+                        + " digits joined by '.', '_', '__' or dashes");
+        assertThatThrownBy(() -> ImageNames.normalize("busybox:a\tb"))
+                .isInstanceOf(InvalidIdentifierException.class).hasMessageContaining("tag \"a\\tb\"");
     }
 
     @Test
