@@ -26,7 +26,8 @@ public final class Topics {
         for (String component : topic.substring(1).split("/", -1)) {
             if (!Identifiers.isValid(component)) {
                 throw new InvalidIdentifierException(
-                        "topic", topic, "component " + InvalidIdentifierException.quote(component) + " is not a valid identifier");
+                        "topic", topic, "component " + InvalidIdentifierException.quote(component)
+                                + " is not a valid identifier");
             }
         }
         return topic;

@@ -36,7 +36,8 @@ public final class ImageNames {
         String repository = colon < 0 ? name : name.substring(0, colon);
         String tag = colon < 0 ? "latest" : name.substring(colon + 1);
         if (!TAG.matcher(tag).matches()) {
-            throw invalid(name, "tag " + InvalidIdentifierException.quote(tag) + " must be 1 to 128 of [A-Za-z0-9_.-], not starting with . or -");
+            throw invalid(name, "tag " + InvalidIdentifierException.quote(tag)
+                    + " must be 1 to 128 of [A-Za-z0-9_.-], not starting with . or -");
         }
         if (repository.length() > MAX_REPOSITORY) {
             throw invalid(name, "repository longer than " + MAX_REPOSITORY + " characters");
