@@ -77,18 +77,12 @@ public final class RemoteShims {
         this.claims = registry.claims;
     }
 
-    /**
-     * Every shim event of the state root from subscription on: binds the events server if nothing has yet. The
-     * exchange subscription is made at once, beside the bind: made after it, a host that subscribed and then killed
-     * a local shim's container missed its exit (a first bind took 200 ms here). Prefetch 1, so envelopes wait in
-     * the subscription's backlog, under its overflow policy, until the subscriber asks for them.
-     */
+    /** Every shim event of the state root: binds the events server if nothing has yet. */
     public Flux<Envelope> events() {
-        Mono<Envelope> bound = ShimEventsServer.forStateRoot(config.stateRoot(), resources, registry, exchange)
+        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, registry, exchange)
                 .onErrorMap(ShimEventsServer::servedElsewhere, error -> new ShimException(ErrorCode.UNAVAILABLE,
                         "another process already receives the shim events of " + config.stateRoot(), error))
-                .then(Mono.empty());
-        return Flux.merge(1, bound, exchange.subscribe(EventFilter.all()));
+                .thenMany(exchange.subscribe(EventFilter.all()));
     }
 
     /**
