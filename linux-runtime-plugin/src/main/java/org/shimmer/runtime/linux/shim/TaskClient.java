@@ -72,9 +72,9 @@ public abstract class TaskClient implements ShimClient {
             Spec.Process matching = process == null || process.terminal() == terminal ? process
                     : process.toBuilder().terminal(terminal).build();
             byte[] json = OciJson.execProcess(matching);
-            return Mono.fromRunnable(() -> HostLimits.checkProcess(matching))
-                    .subscribeOn(this.resources.io())
-                    .then(Mono.defer(() -> exec(execId, json, stdio)));
+            Mono<Void> check = matching.rlimits().isEmpty() ? Mono.empty()
+                    : hostCheck("exec " + execId + " in", () -> HostLimits.checkProcess(matching));
+            return check.then(Mono.defer(() -> exec(execId, json, stdio)));
         });
     }
 
@@ -82,10 +82,19 @@ public abstract class TaskClient implements ShimClient {
     public final Mono<Void> update(Spec.Resources resources) {
         return Mono.defer(() -> {
             byte[] json = OciJson.updateResources(resources);
-            return Mono.fromRunnable(() -> HostLimits.checkResources(resources, null))
-                    .subscribeOn(this.resources.io())
-                    .then(Mono.defer(() -> update(json)));
+            Mono<Void> check = resources.cpusetCpus() == null ? Mono.empty()
+                    : hostCheck("update", () -> HostLimits.checkResources(resources, null));
+            return check.then(Mono.defer(() -> update(json)));
         });
+    }
+
+    /**
+     * {@code check} of the host's limits, which reads {@code /proc}, on the io scheduler; its refusal after a plugin
+     * stop is the UnavailableException every other call of a kept handle answers, not Reactor's bare one.
+     */
+    private Mono<Void> hostCheck(String action, Runnable check) {
+        return Mono.fromRunnable(check).subscribeOn(this.resources.io()).then()
+                .onErrorMap(TaskErrors::rejected, stopped -> TaskErrors.map(action, task(), stopped));
     }
 
     @Override
