@@ -23,6 +23,8 @@ final class EventLoops implements LoopResources {
 
     private final LoopResources loops;
     private final Set<EventLoopGroup> handedOut = ConcurrentHashMap.newKeySet();
+    private final Object handOut = new Object();
+    private boolean closing; // guarded by handOut
 
     EventLoops(String prefix, int workers) {
         // Never reactor-netty's global loops: those would outlive a plugin unload.
@@ -67,6 +69,9 @@ final class EventLoops implements LoopResources {
      * task that called it returns.
      */
     boolean close(Duration timeout) {
+        synchronized (handOut) {
+            closing = true;
+        }
         List<Thread> threads = threads(timeout);
         if (onOwnLoop()) {
             // A loop's thread may not block (Reactor refuses it), and its own loop cannot end while this task runs:
@@ -129,9 +134,20 @@ final class EventLoops implements LoopResources {
         return false;
     }
 
+    /**
+     * {@code group}, once known to {@link #close}. Once close began it is refused: close has learned the threads it
+     * waits for, and a loop started now (a first bind racing a plugin stop) outlived the stop, found by a reload
+     * test as a {@code ttrpc-select} thread still alive.
+     */
     private EventLoopGroup remember(EventLoopGroup group) {
-        handedOut.add(group);
-        return group;
+        synchronized (handOut) {
+            if (!closing) {
+                handedOut.add(group);
+                return group;
+            }
+        }
+        group.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
+        throw new RejectedExecutionException(IoScheduler.STOPPED);
     }
 
     private static long remaining(long deadline) {

@@ -1,13 +1,16 @@
 package org.shimmer.runtime.linux.resources;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.netty.channel.EventLoopGroup;
 import io.netty.util.concurrent.EventExecutor;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 
 class EventLoopsTest {
@@ -35,5 +38,26 @@ class EventLoopsTest {
         closerThread.join(Duration.ofSeconds(10));
         assertThat(closerThread.isAlive()).as("the closing loop's own thread ended after its task").isFalse();
         assertThat(loops.isDisposed()).isTrue();
+    }
+
+    /**
+     * A loop asked for once close began (a first bind of a server racing a plugin stop) is refused: close had
+     * already learned the threads it waits for, so a loop handed out then ran on after the stop (a reload test found
+     * a {@code ttrpc-select} thread alive).
+     */
+    @Test
+    void aLoopAskedForOnceCloseBeganIsRefusedAndNoThreadOutlivesTheClose() throws Exception {
+        String prefix = "shimmer-test-loops-late-";
+        EventLoops loops = new EventLoops(prefix, 2);
+        loops.onClient(false).next().submit(() -> { }).get(10, TimeUnit.SECONDS);
+        assertThat(loops.close(Duration.ofSeconds(10))).isTrue();
+
+        for (Supplier<EventLoopGroup> late : List.<Supplier<EventLoopGroup>>of(() -> loops.onServerSelect(false),
+                () -> loops.onServer(false), () -> loops.onClient(false))) {
+            assertThatThrownBy(() -> late.get().next().submit(() -> { }).get(10, TimeUnit.SECONDS))
+                    .isInstanceOf(RejectedExecutionException.class).hasMessageContaining("the runtime stopped");
+        }
+        assertThat(Thread.getAllStackTraces().keySet()).filteredOn(thread -> thread.getName().startsWith(prefix))
+                .filteredOn(Thread::isAlive).isEmpty();
     }
 }

@@ -6,6 +6,8 @@ import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.ttrpc.TtrpcServerHandle;
@@ -26,7 +28,9 @@ public final class RemoteShimRegistry implements Disposable {
     private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
     private final Queue<TtrpcServerHandle> bound = new ConcurrentLinkedQueue<>();
     private final Map<Path, EventForwarder> forwarders = new ConcurrentHashMap<>();
+    private final AtomicInteger binding = new AtomicInteger();
     private volatile boolean disposed;
+    private volatile boolean drained;
 
     /** A registry whose servers stop when {@code resources} close. */
     public static RemoteShimRegistry of(RuntimeResources resources) {
@@ -39,6 +43,8 @@ public final class RemoteShimRegistry implements Disposable {
     Mono<TtrpcServerHandle> eventServer(Path socket, Function<Path, Mono<TtrpcServerHandle>> bind) {
         return eventServers.computeIfAbsent(socket, path -> bind.apply(path)
                 .doOnNext(this::bound)
+                .doOnSubscribe(subscription -> binding.incrementAndGet())
+                .doFinally(signal -> binding.decrementAndGet())
                 .cache(server -> Duration.ofMillis(Long.MAX_VALUE), error -> Duration.ZERO, () -> Duration.ZERO));
     }
 
@@ -60,8 +66,10 @@ public final class RemoteShimRegistry implements Disposable {
 
     private void bound(TtrpcServerHandle server) {
         bound.add(server);
-        if (disposed) {
-            dispose();
+        if (drained && bound.remove(server)) {
+            // Bound after the stop stopped waiting for it: the loops may be closed already, so no waiting on
+            // them here (on an io thread, that held the io scheduler's close for its whole timeout).
+            server.dispose();
         }
     }
 
@@ -71,6 +79,13 @@ public final class RemoteShimRegistry implements Disposable {
         // First: the queued events go out while nothing else has stopped yet.
         forwarders.values().forEach(EventForwarder::dispose);
         forwarders.clear();
+        // A first bind still under way (an events() racing the stop) ends before the loops it binds on close: a
+        // server bound once they were closed could not be stopped, and its socket stayed.
+        long deadline = System.nanoTime() + RuntimeResources.STOP_TIMEOUT.toNanos();
+        while (binding.get() > 0 && System.nanoTime() - deadline < 0) {
+            LockSupport.parkNanos(1_000_000);
+        }
+        drained = true;
         for (TtrpcServerHandle server; (server = bound.poll()) != null; ) {
             try {
                 server.disposeNow(RuntimeResources.STOP_TIMEOUT);

@@ -26,6 +26,7 @@ import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.Operations;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.proto.ConnectRequest;
 import org.shimmer.runtime.linux.shim.proto.ConnectResponse;
 import org.shimmer.runtime.linux.shim.proto.Options;
@@ -77,12 +78,21 @@ public final class RemoteShims {
         this.claims = registry.claims;
     }
 
-    /** Every shim event of the state root: binds the events server if nothing has yet. */
+    /**
+     * Every shim event of the state root from subscription on: binds the events server if nothing has yet. The
+     * exchange subscription is made at once, beside the bind: made after it, a host that subscribed and then killed
+     * a local shim's container missed its exit (a first bind took 200 ms here). Prefetch 1, so envelopes wait in
+     * the subscription's backlog, under its overflow policy, until the subscriber asks for them.
+     */
     public Flux<Envelope> events() {
-        return ShimEventsServer.forStateRoot(config.stateRoot(), resources, registry, exchange)
+        Mono<Envelope> bound = ShimEventsServer.forStateRoot(config.stateRoot(), resources, registry, exchange)
                 .onErrorMap(ShimEventsServer::servedElsewhere, error -> new ShimException(ErrorCode.UNAVAILABLE,
                         "another process already receives the shim events of " + config.stateRoot(), error))
-                .thenMany(exchange.subscribe(EventFilter.all()));
+                // A first bind racing a plugin stop finds the loops closed: the runtime stopped, as for any call.
+                .onErrorMap(TaskErrors::rejected, stopped -> new UnavailableException("events of "
+                        + config.stateRoot() + ": " + stopped.getMessage(), stopped))
+                .then(Mono.empty());
+        return Flux.merge(1, bound, exchange.subscribe(EventFilter.all()));
     }
 
     /**

@@ -84,8 +84,8 @@ class LocalShimTest extends ShimContractTest {
                     .filter(envelope -> envelope.namespace().equals(NS)));
             EventRecorder intoTheDefault = new EventRecorder(resources.exchange(temp.resolve("state")).subscribe(EventFilter.all())
                     .filter(envelope -> envelope.namespace().equals(NS)));
-            // runtime.events() subscribes once the events server is bound: a marker through the host's exchange
-            // shows the subscription is live before the container's events are published.
+            // A marker through the host's exchange shows runtime.events() reads it before the container's events
+            // are published.
             awaitTrue(() -> {
                 host.publish(NS, "/test/ready", "ready").block(TIMEOUT);
                 return throughTheRuntime.envelopes().stream().anyMatch(e -> e.topic().equals("/test/ready"));
@@ -108,6 +108,32 @@ class LocalShimTest extends ShimContractTest {
         } finally {
             host.dispose();
         }
+    }
+
+    /**
+     * runtime.events() sees what is published once it is subscribed, before the events server it binds on first
+     * use is up: subscribed only after the bind, a host that subscribed and then killed a local container missed
+     * its exit (here the bind outlasted the kill, the exit and the delete).
+     */
+    @Test
+    void runtimeEventsSeeEverythingPublishedOnceSubscribedEvenWhileTheEventsServerBinds() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient shim = started(bundle);
+        EventRecorder recorder = new EventRecorder(runtime.events()
+                .filter(envelope -> envelope.namespace().equals(NS)));
+        resources.exchange(temp.resolve("state")).publish(NS, "/test/marker", "right after subscribe").block(TIMEOUT);
+        shim.kill(9, false).block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        shim.delete().block(TIMEOUT);
+
+        recorder.awaitTopics("/test/marker", "/tasks/exit", "/tasks/delete");
+        assertThat(recorder.envelopes()).extracting(Envelope::topic)
+                .containsExactly("/test/marker", "/tasks/exit", "/tasks/delete");
+        assertThat(((TaskEvent.TaskExit) recorder.envelopes().get(1).event()).exitStatus()).isEqualTo(137);
+        recorder.close();
+        awaitTrue(() -> resources.exchange(temp.resolve("state")).subscriptions().isEmpty());
+        assertThat(resources.exchange(temp.resolve("state")).subscriptions()).isEmpty();
+        shim.shutdown().block(TIMEOUT);
     }
 
     @Test
