@@ -1,6 +1,10 @@
 package org.shimmer.runtime.linux.cleanup;
 
 import java.io.IOException;
+import java.net.ConnectException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -330,11 +334,32 @@ public final class BundleReaper {
         try {
             BasicFileAttributes attributes = Files.readAttributes(socket, BasicFileAttributes.class,
                     LinkOption.NOFOLLOW_LINKS);
-            if (attributes.isOther()) {
+            if (attributes.isOther() && !served(socket)) {
                 Files.deleteIfExists(socket);
             }
         } catch (NoSuchFileException absent) {
             // Gone with its shim, or never made.
+        }
+    }
+
+    /**
+     * Whether a live process still serves {@code socket}. Called once this bundle's own shim is gone, so a listener
+     * is another's: two state roots with one daemon address name the same shim socket for a bundle of the same
+     * namespace and id, and the forced delete of the second removed the first one's live socket (its shim then
+     * unreachable for good). Only a refused connection says nobody serves it; a full backlog or any other answer
+     * leaves the file.
+     */
+    private static boolean served(Path socket) {
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            channel.configureBlocking(false);
+            channel.connect(UnixDomainSocketAddress.of(socket));
+            log.info("left the shim socket {}: a live process serves it", socket);
+            return true;
+        } catch (ConnectException refused) {
+            return false;
+        } catch (IOException other) {
+            log.info("left the shim socket {}: {}", socket, other.toString());
+            return true;
         }
     }
 

@@ -913,10 +913,13 @@ class RemoteShimTest extends ShimContractTest {
      * second hands out the first one's shim socket. The second runtime's client attached to the first's shim,
      * created its task there (its events went to the first runtime) and its shutdown ended the first's shim. Now
      * the start is refused naming the shim that serves the socket, that shim and its task are untouched, and the
-     * second bundle keeps no record naming its socket.
+     * second bundle keeps no record naming its socket. Its delete, forced or not, leaves that shim's socket: a
+     * forced one removed it (the second bundle's launch record names the same socket), and the first runtime could
+     * no longer reach its shim.
      */
-    @Test
-    void aShimStartHandedAnotherStateRootsShimIsRefusedAndLeavesThatShimAlone() throws Exception {
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void aShimStartHandedAnotherStateRootsShimIsRefusedAndLeavesThatShimAlone(boolean forced) throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
         ShimClient mine = started(bundle);
         int shimPid = ((RemoteShimClient) mine).session().shimPid();
@@ -938,7 +941,12 @@ class RemoteShimTest extends ShimContractTest {
                     .verify(TIMEOUT);
 
             assertThat(ShimRecord.read(theirs.workDir())).as("a record naming the other shim").isEmpty();
-            theirs.delete().block(TIMEOUT);
+            if (forced) {
+                other.forceDelete(NS, bundle.id()).block(TIMEOUT);
+            } else {
+                theirs.delete().block(TIMEOUT);
+            }
+            assertThat(theirs.path()).as("the second bundle").doesNotExist();
         } finally {
             otherResources.close();
         }
