@@ -1,10 +1,6 @@
 package org.shimmer.runtime.linux.cleanup;
 
 import java.io.IOException;
-import java.net.ConnectException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -334,7 +330,8 @@ public final class BundleReaper {
         try {
             BasicFileAttributes attributes = Files.readAttributes(socket, BasicFileAttributes.class,
                     LinkOption.NOFOLLOW_LINKS);
-            if (attributes.isOther() && !served(socket)) {
+            if (attributes.isOther() && !served(socket) && Objects.equals(attributes.fileKey(),
+                    Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey())) {
                 Files.deleteIfExists(socket);
             }
         } catch (NoSuchFileException absent) {
@@ -346,19 +343,18 @@ public final class BundleReaper {
      * Whether a live process still serves {@code socket}. Called once this bundle's own shim is gone, so a listener
      * is another's: two state roots with one daemon address name the same shim socket for a bundle of the same
      * namespace and id, and the forced delete of the second removed the first one's live socket (its shim then
-     * unreachable for good). Only a refused connection says nobody serves it; a full backlog or any other answer
-     * leaves the file.
+     * unreachable for good). Only a refused connection says nobody serves it (the caller then removes the file only
+     * if it is still the one probed); a full backlog or a failed probe leaves it.
      */
     private static boolean served(Path socket) {
-        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            channel.configureBlocking(false);
-            channel.connect(UnixDomainSocketAddress.of(socket));
-            log.info("left the shim socket {}: a live process serves it", socket);
-            return true;
-        } catch (ConnectException refused) {
-            return false;
-        } catch (IOException other) {
-            log.info("left the shim socket {}: {}", socket, other.toString());
+        try {
+            LinuxCalls.UnixProbe probe = LinuxCalls.probeUnix(socket);
+            if (probe == LinuxCalls.UnixProbe.LISTENING) {
+                log.info("left the shim socket {}: a live process serves it", socket);
+            }
+            return probe == LinuxCalls.UnixProbe.LISTENING;
+        } catch (IOException | RuntimeException unprobed) {
+            log.info("left the shim socket {}: {}", socket, unprobed.toString());
             return true;
         }
     }

@@ -146,7 +146,11 @@ final class EventLoops implements LoopResources {
                 return group;
             }
         }
-        group.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
+        if (!handedOut.contains(group)) {
+            // A group made for this call (reactor-netty makes a new one once its own are disposed); one close knows
+            // is stopped, and waited for, by close.
+            group.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
+        }
         throw new RejectedExecutionException(IoScheduler.STOPPED);
     }
 

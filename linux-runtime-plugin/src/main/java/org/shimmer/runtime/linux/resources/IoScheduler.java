@@ -90,6 +90,7 @@ final class IoScheduler {
      * that one, which ends once the task that called it returns.
      */
     boolean close(Duration timeout) {
+        boolean callerInterrupted = Thread.currentThread().isInterrupted();
         closing = true;
         executors.forEach(IoScheduler::stopTaking);
         // That executor's termination waits for the task running this close: it would wait out the whole timeout.
@@ -112,6 +113,7 @@ final class IoScheduler {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            callerInterrupted = true; // during the close, by whoever called it: theirs to keep
             ended = false;
         }
         // The global decorator map must not keep this object (and the plugin's class loader) alive.
@@ -121,6 +123,11 @@ final class IoScheduler {
             LockSupport.parkNanos(10_000);
         }
         reactorScheduler.dispose();
+        if (own != null && !callerInterrupted) {
+            // The dispose interrupted the executor this close runs on: the host's callback that stopped the plugin
+            // went on with an interrupt it never asked for, and its next blocking call failed.
+            Thread.interrupted();
+        }
         executors.clear();
         threads.clear();
         return ended;

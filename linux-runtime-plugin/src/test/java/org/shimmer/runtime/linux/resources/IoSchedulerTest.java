@@ -93,11 +93,15 @@ class IoSchedulerTest {
         Scheduler scheduler = io.scheduler();
         madeEveryThread(scheduler);
         AtomicReference<Thread> closer = new AtomicReference<>();
+        AtomicBoolean interruptedAfter = new AtomicBoolean(true);
         Boolean ended = Mono.fromCallable(() -> {
             closer.set(Thread.currentThread());
-            return io.close(Duration.ofSeconds(10));
+            boolean closed = io.close(Duration.ofSeconds(10));
+            interruptedAfter.set(Thread.currentThread().isInterrupted());
+            return closed;
         }).subscribeOn(scheduler).block(Duration.ofSeconds(60));
         assertThat(ended).as("close run on an io thread saw every other thread end in time").isTrue();
+        assertThat(interruptedAfter).as("the caller's thread interrupted by the close").isFalse();
         closer.get().join(Duration.ofSeconds(10));
         assertThat(Thread.getAllStackTraces().keySet()).noneMatch(
                 t -> t.getName().startsWith("shimmer-test-io-self-") && t.isAlive());

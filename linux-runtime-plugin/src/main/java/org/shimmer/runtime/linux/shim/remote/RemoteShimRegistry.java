@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
@@ -41,10 +42,22 @@ public final class RemoteShimRegistry implements Disposable {
 
     /** The events server for {@code socket}: bound on first use, then shared; a failed bind is retried next time. */
     Mono<TtrpcServerHandle> eventServer(Path socket, Function<Path, Mono<TtrpcServerHandle>> bind) {
-        return eventServers.computeIfAbsent(socket, path -> bind.apply(path)
-                .doOnNext(this::bound)
-                .doOnSubscribe(subscription -> binding.incrementAndGet())
-                .doFinally(signal -> binding.decrementAndGet())
+        return eventServers.computeIfAbsent(socket, path -> Mono.defer(() -> {
+                    // Counted down before the outcome goes on (doFinally ran after it): a host that stops the plugin
+                    // from its callback, on the bind's own thread, had the stop wait for this bind until timeout.
+                    AtomicBoolean ended = new AtomicBoolean();
+                    Runnable end = () -> {
+                        if (ended.compareAndSet(false, true)) {
+                            binding.decrementAndGet();
+                        }
+                    };
+                    return bind.apply(path)
+                            .doOnNext(this::bound)
+                            .doOnSubscribe(subscription -> binding.incrementAndGet())
+                            .doOnSuccess(server -> end.run())
+                            .doOnError(error -> end.run())
+                            .doOnCancel(end);
+                })
                 .cache(server -> Duration.ofMillis(Long.MAX_VALUE), error -> Duration.ZERO, () -> Duration.ZERO));
     }
 
@@ -84,6 +97,10 @@ public final class RemoteShimRegistry implements Disposable {
         long deadline = System.nanoTime() + RuntimeResources.STOP_TIMEOUT.toNanos();
         while (binding.get() > 0 && System.nanoTime() - deadline < 0) {
             LockSupport.parkNanos(1_000_000);
+        }
+        if (binding.get() > 0) {
+            log.warn("a bind of an events server did not end within {}; stopping without it",
+                    RuntimeResources.STOP_TIMEOUT);
         }
         drained = true;
         for (TtrpcServerHandle server; (server = bound.poll()) != null; ) {

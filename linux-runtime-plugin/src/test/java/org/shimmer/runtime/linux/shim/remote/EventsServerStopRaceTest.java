@@ -14,6 +14,7 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.LogCapture;
+import org.shimmer.runtime.shim.ShimException;
 import reactor.core.Disposable;
 import reactor.core.publisher.Sinks;
 
@@ -63,6 +64,40 @@ class EventsServerStopRaceTest {
                 subscription.dispose();
             }
             assertThat(log.text()).as("seed " + seed).doesNotContain("did not stop");
+        }
+    }
+
+    /**
+     * A host that stops the plugin from its error callback when {@code events()} fails (another runtime serves the
+     * state root's events): the callback runs on the bind's own thread, and the stop waited for that bind to end,
+     * which it could not before the callback returned, for the whole 10 s timeout.
+     */
+    @Test
+    void aStopFromTheCallbackOfAFailedBindDoesNotWaitForThatBind() throws Exception {
+        Path stateRoot = temp.resolve("state");
+        RuntimeResources serving = new RuntimeResources("events-serving-");
+        RuntimeResources refused = new RuntimeResources("events-refused-");
+        try (LogCapture log = LogCapture.start()) {
+            LinuxRuntime first = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), serving);
+            Disposable served = first.events().subscribe();
+            Path socket = stateRoot.resolve(".shimmer").resolve("events.sock");
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (!Files.exists(socket) && System.nanoTime() - deadline < 0) {
+                Thread.sleep(5);
+            }
+            LinuxRuntime second = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), refused);
+            Sinks.One<Throwable> stopped = Sinks.one();
+            second.events().subscribe(envelope -> { }, error -> {
+                refused.close();
+                stopped.tryEmitValue(error);
+            });
+
+            assertThat(stopped.asMono().block(TIMEOUT)).isInstanceOf(ShimException.class)
+                    .hasMessageContaining("another process already receives the shim events");
+            assertThat(log.text()).doesNotContain("did not end within").doesNotContain("did not stop");
+            served.dispose();
+        } finally {
+            serving.close();
         }
     }
 
