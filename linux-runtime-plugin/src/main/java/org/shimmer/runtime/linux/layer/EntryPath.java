@@ -2,7 +2,12 @@ package org.shimmer.runtime.linux.layer;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
+import java.util.NavigableMap;
+import java.util.function.Consumer;
 
 /**
  * A tar entry's name as the components of a path inside its layer: no empty or {@code .} component, never
@@ -82,6 +87,34 @@ record EntryPath(List<String> components) {
         List<String> sibling = new ArrayList<>(parent());
         sibling.add(name);
         return new EntryPath(List.copyOf(sibling));
+    }
+
+    /**
+     * Component by component, a path before the paths below it: everything below a path (and the path itself) is
+     * one run in this order, so a removed directory's entries are found without looking at any other.
+     */
+    static final Comparator<EntryPath> TREE_ORDER = (a, b) -> {
+        int shared = Math.min(a.components.size(), b.components.size());
+        for (int i = 0; i < shared; i++) {
+            int order = a.components.get(i).compareTo(b.components.get(i));
+            if (order != 0) {
+                return order;
+            }
+        }
+        return Integer.compare(a.components.size(), b.components.size());
+    };
+
+    /** Removes {@code path} and every path below it from {@code sorted} (in {@link #TREE_ORDER}). */
+    static <V> void removeTree(NavigableMap<EntryPath, V> sorted, EntryPath path, Consumer<V> removed) {
+        for (Iterator<Map.Entry<EntryPath, V>> below = sorted.tailMap(path, true).entrySet().iterator();
+                below.hasNext(); ) {
+            Map.Entry<EntryPath, V> entry = below.next();
+            if (!path.contains(entry.getKey())) {
+                return;
+            }
+            removed.accept(entry.getValue());
+            below.remove();
+        }
     }
 
     /** Whether {@code other} is this path or below it. */

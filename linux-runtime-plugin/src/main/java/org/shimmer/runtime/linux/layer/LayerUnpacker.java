@@ -11,13 +11,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.NavigableMap;
 import java.util.Objects;
-import java.util.Set;
+import java.util.TreeMap;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.shimmer.runtime.image.InvalidImageException;
@@ -77,13 +76,15 @@ public final class LayerUnpacker {
     /** Directories' times, by path, to set once everything is in them. */
     private final Map<EntryPath, EntryMetadata> directoryTimes;
     /** The whiteouts this layer made and that are still there: only those may be whited out again. */
-    private final Set<EntryPath> whiteouts = new HashSet<>();
+    private final NavigableMap<EntryPath, Boolean> whiteouts = new TreeMap<>(EntryPath.TREE_ORDER);
     /**
      * The regular files this layer made and still holds, by each of their names: a file replaced or removed later
      * in the layer takes its bytes back, once its last name is gone (counting it again had an image's size, and
      * the free-space check before an import, counting a file replaced within one layer twice).
      */
-    private final Map<EntryPath, FileBytes> files = new HashMap<>();
+    // Sorted as a tree: a replaced directory's files are one range (a scan of every file for each replaced directory
+    // cost files × directories).
+    private final NavigableMap<EntryPath, FileBytes> files = new TreeMap<>(EntryPath.TREE_ORDER);
     private long bytes;
     private long entries;
 
@@ -254,7 +255,7 @@ public final class LayerUnpacker {
     /** {@code path} and, for a directory, everything under it is gone: their files' bytes with it. */
     private void forget(EntryPath path, boolean directory) {
         if (directory) {
-            files.entrySet().removeIf(file -> path.contains(file.getKey()) && release(file.getValue()));
+            EntryPath.removeTree(files, path, this::release);
         } else {
             FileBytes file = files.remove(path);
             if (file != null) {
@@ -263,11 +264,10 @@ public final class LayerUnpacker {
         }
     }
 
-    private boolean release(FileBytes file) {
+    private void release(FileBytes file) {
         if (--file.names == 0) {
             bytes -= file.size;
         }
-        return true;
     }
 
     /** Copies exactly {@code size} bytes of the current entry into {@code file}. */
@@ -393,12 +393,12 @@ public final class LayerUnpacker {
         try (OwnedFd dir = tree.directory(whiteout.parent(), true)) {
             byte[] name = whiteout.base();
             // A whiteout hides what the layers below hold; replacing an entry of this very layer instead deleted it.
-            if (LayerTree.status(dir, name) != null && !whiteouts.contains(whiteout)) {
+            if (LayerTree.status(dir, name) != null && !whiteouts.containsKey(whiteout)) {
                 throw new Refusal("whiteout of an entry of the same layer");
             }
             replace(dir, name, whiteout);
             mknod(dir, name, LinuxCalls.S_IFCHR, 0, 0);
-            whiteouts.add(whiteout);
+            whiteouts.put(whiteout, true);
             dir.use(fd -> {
                 LinuxCalls.lchownat(fd, name, metadata.uid(), metadata.gid());
                 return null;
@@ -430,7 +430,7 @@ public final class LayerUnpacker {
         if (existing.isDirectory()) {
             directoryTimes.keySet().removeIf(path::contains);
         }
-        whiteouts.removeIf(path::contains);
+        EntryPath.removeTree(whiteouts, path, whiteout -> { });
         tree.remove(dir, name);
         forget(path, existing.isDirectory());
     }

@@ -761,6 +761,34 @@ class LayerUnpackerTest {
         assertThat(Files.size(target.resolve("d"))).isEqualTo(1);
     }
 
+    /**
+     * A directory replaced within its layer gives back exactly the bytes of what was below it: files are kept
+     * sorted as a tree, a replaced directory's a range of them, and a sibling whose name extends the directory's
+     * ("d!", "d0", "dd") or sorts between its entries is not part of that range.
+     */
+    @Test
+    void aDirectoryReplacedWithinItsLayerGivesBackOnlyWhatWasBelowIt() throws IOException {
+        byte[] tar = TarLayers.layer()
+                .file("d!", "1", 0644)
+                .file("d/a", "1234", 0644)
+                .file("d/sub/b", "12", 0644)
+                .file("d/sub/c", "123", 0644)
+                .file("d0", "12", 0644)
+                .file("dd/x", "123", 0644)
+                .file("d.txt", "1234", 0644)
+                .file("d/sub", "12345", 0644)
+                .file("c", "123456", 0644)
+                .file("d", "1234567", 0644)
+                .bytes();
+
+        LayerContents contents = unpack(tar);
+
+        // d!, d0, dd/x, d.txt, c, and d the file; d/a and d/sub (each file in turn) gone with d.
+        assertThat(contents.bytes()).isEqualTo(1 + 2 + 3 + 4 + 6 + 7);
+        assertThat(Files.size(target.resolve("d"))).isEqualTo(7);
+        assertThat(Files.readString(target.resolve("dd/x"))).isEqualTo("123");
+    }
+
     private LayerContents unpack(byte[] tar) throws IOException {
         return LayerUnpacker.unpack(new ByteArrayInputStream(tar), target, LAYER);
     }
