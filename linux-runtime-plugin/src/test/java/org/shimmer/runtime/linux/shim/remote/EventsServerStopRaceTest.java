@@ -80,11 +80,7 @@ class EventsServerStopRaceTest {
         try (LogCapture log = LogCapture.start()) {
             LinuxRuntime first = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), serving);
             Disposable served = first.events().subscribe();
-            Path socket = stateRoot.resolve(".shimmer").resolve("events.sock");
-            long deadline = System.nanoTime() + TIMEOUT.toNanos();
-            while (!Files.exists(socket) && System.nanoTime() - deadline < 0) {
-                Thread.sleep(5);
-            }
+            awaitSocket(stateRoot);
             LinuxRuntime second = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), refused);
             Sinks.One<Throwable> stopped = Sinks.one();
             second.events().subscribe(envelope -> { }, error -> {
@@ -101,21 +97,27 @@ class EventsServerStopRaceTest {
         }
     }
 
-    /** The directory made for the socket stays; only the socket goes with the server. */
+    /** A stop once the events server is bound removes the socket it bound. */
     @Test
     void aStopAfterTheBindRemovesTheSocketItBound() throws Exception {
         Path stateRoot = temp.resolve("state");
         RuntimeResources resources = new RuntimeResources("events-bound-");
         LinuxRuntime runtime = new LinuxRuntime(new RuntimeConfig(stateRoot, temp.resolve("work")), resources);
         Disposable subscription = runtime.events().subscribe();
+        Path socket = awaitSocket(stateRoot);
+        assertThat(socket).exists();
+        resources.close();
+        assertThat(socket).doesNotExist();
+        subscription.dispose();
+    }
+
+    /** The state root's events socket, once it is there (or {@link #TIMEOUT} passed). */
+    private static Path awaitSocket(Path stateRoot) throws InterruptedException {
         Path socket = stateRoot.resolve(".shimmer").resolve("events.sock");
         long deadline = System.nanoTime() + TIMEOUT.toNanos();
         while (!Files.exists(socket) && System.nanoTime() - deadline < 0) {
             Thread.sleep(5);
         }
-        assertThat(socket).exists();
-        resources.close();
-        assertThat(socket).doesNotExist();
-        subscription.dispose();
+        return socket;
     }
 }
