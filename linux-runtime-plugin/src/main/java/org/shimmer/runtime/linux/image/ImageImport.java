@@ -77,6 +77,8 @@ final class ImageImport {
             Image image = new Image(resolved.name(), resolved.manifest().digest(), resolved.config(),
                     resolved.diffIds(), layerBytes.stream().mapToLong(Long::longValue).sum(), Instant.now());
             try (FileLock _ = store.lock()) {
+                // Nothing is written once the import was cancelled or its runtime closed, the record neither.
+                checkNotCancelled();
                 Stored now;
                 try {
                     now = store.records().read(image.name());
@@ -155,12 +157,13 @@ final class ImageImport {
                 }
             }
         }
-        if (cancelled.getAsBoolean()) {
-            throw new CancellationException("import of " + request.layout() + " cancelled");
-        }
+        checkNotCancelled();
         syncFileSystem(target);
         Path destination = store.layer(chainId);
         try (FileLock _ = store.lock()) {
+            // Asked again under the lock: a sync of a large layer, or a wait for the lock, takes long enough for a
+            // plugin stop to come meanwhile, and the layer was renamed in after it.
+            checkNotCancelled();
             if (!Files.isDirectory(destination, LinkOption.NOFOLLOW_LINKS)) {
                 Files.move(target, destination, StandardCopyOption.ATOMIC_MOVE);
                 ImageRecords.syncDirectory(destination.getParent());
@@ -169,6 +172,12 @@ final class ImageImport {
             // Another import renamed the same layer in first; ours goes with the scratch directory.
         }
         return contents.bytes();
+    }
+
+    private void checkNotCancelled() {
+        if (cancelled.getAsBoolean()) {
+            throw new CancellationException("import of " + request.layout() + " cancelled");
+        }
     }
 
     /** How a layer is named in errors. */

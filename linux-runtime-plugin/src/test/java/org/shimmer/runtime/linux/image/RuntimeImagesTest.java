@@ -103,6 +103,74 @@ class RuntimeImagesTest {
         assertThat(names(store.resolve("images"))).isEmpty();
     }
 
+    @Test
+    void aLayerWaitingForTheStoreLockWhenTheRuntimeClosesIsNotRenamedIn() throws Exception {
+        RuntimeResources closing = new RuntimeResources("images-close-rename-test-");
+        RuntimeConfig config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"));
+        RuntimePlugin runtime = new LinuxRuntime(config, closing);
+        byte[] data = new byte[3 << 20];
+        new Random(12).nextBytes(data);
+        Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar(Map.of("data", data)),
+                Compression.NONE), "v1").writeDirectory(temp.resolve("data"));
+        Path store = temp.resolve("work-images");
+        CountDownLatch midLayer = new CountDownLatch(1);
+        CountDownLatch lockHeld = new CountDownLatch(1);
+        AtomicReference<Object> outcome = new AtomicReference<>();
+        CountDownLatch ended = new CountDownLatch(1);
+        // At its first MiB the import waits until the store's lock is held here: it reads on, checks it was not
+        // stopped, syncs, and then waits for the lock to rename its layer in (the unpack's last step).
+        runtime.images().importLayout(ImportRequest.of(layout).withProgress(progress -> {
+            if (midLayer.getCount() > 0) {
+                midLayer.countDown();
+                try {
+                    lockHeld.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        })).subscribe(image -> {
+            outcome.set(image);
+            ended.countDown();
+        }, error -> {
+            outcome.set(error);
+            ended.countDown();
+        });
+        assertThat(midLayer.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        FileLock held = FileLock.acquire(store.resolve("lock"));
+        try {
+            lockHeld.countDown();
+            awaitFlockWaiter(store.resolve("lock"));
+            // Tracked after the import's own stop: the lock is let go once the import was told the runtime closes.
+            closing.track(held::close);
+
+            closing.close();
+        } finally {
+            held.close();
+        }
+
+        assertThat(ended.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        assertThat(outcome.get()).isInstanceOfSatisfying(UnavailableException.class, e -> assertThat(e)
+                .hasMessageContaining(layout.toString()).hasMessageContaining("the runtime closed"));
+        assertThat(names(store.resolve("layers"))).as("no layer renamed in after the runtime closed").isEmpty();
+        assertThat(names(store.resolve("images"))).isEmpty();
+        assertThat(names(store.resolve("tmp"))).as("scratch").isEmpty();
+    }
+
+    /** Waits until a thread of this process waits for the flock of {@code file} ({@code /proc/locks}' "->"). */
+    private static void awaitFlockWaiter(Path file) throws Exception {
+        String inode = ":" + Files.getAttribute(file, "unix:ino") + " ";
+        String pid = " " + ProcessHandle.current().pid() + " ";
+        for (int i = 0; i < 3000; i++) {
+            for (String line : Files.readAllLines(Path.of("/proc/locks"))) {
+                if (line.contains("-> FLOCK") && line.contains(inode) && line.contains(pid)) {
+                    return;
+                }
+            }
+            Thread.sleep(10);
+        }
+        throw new AssertionError("no thread waited for the lock " + file);
+    }
+
     private static List<String> names(Path dir) throws IOException {
         try (Stream<Path> entries = Files.list(dir)) {
             return entries.map(p -> p.getFileName().toString()).toList();
