@@ -45,7 +45,7 @@ import reactor.core.scheduler.Scheduler;
  *                                          complete, checked ones get this name
  * &lt;root&gt;/images/&lt;sha256(name) hex&gt;.json  the image record of a name, written last
  * &lt;root&gt;/tmp/&lt;random&gt;/                  an import in progress, its "owner" file flock'ed while it runs
- * &lt;root&gt;/tmp/removed-&lt;random&gt;/layer     a layer a remove collected, deleted after the lock is released
+ * &lt;root&gt;/tmp/removed-&lt;random&gt;/          a layer a remove collected, deleted after the lock is released
  * &lt;root&gt;/leases/&lt;digest hex&gt;/&lt;sha256(bundle path) hex&gt;   a container's hold on an image: the bundle
  *                                          path and the layers, flock'ed by the run until the bundle exists
  * </pre>

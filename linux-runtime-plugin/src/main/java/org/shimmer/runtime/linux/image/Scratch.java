@@ -27,10 +27,9 @@ import org.slf4j.LoggerFactory;
  * The {@code claims} file lists the chain ids the import uses: a remove keeps those layers, as an import takes a
  * layer it found unpacked before its image record exists.
  *
- * <p>A layer a remove collects goes to {@code tmp/removed-<random>/layer}: no name a layer chose is ever at the
- * top of a {@code tmp/} entry, and a {@code removed-} entry is dead as soon as it exists (its layer was unnamed
- * under the lock), so the sweep opens nothing inside it. A layer whose top held an {@code owner} device or
- * symlink, moved there directly, once made the sweep open it, hang on it or fail every import and remove.
+ * <p>A layer a remove collects is renamed to {@code tmp/removed-<random>}: a {@code removed-} entry is dead as soon
+ * as it exists (its layer was unnamed under the lock), so the sweep opens nothing inside it. A layer whose top held
+ * an {@code owner} device or symlink once made the sweep open it, hang on it or fail every import and remove.
  */
 final class Scratch implements AutoCloseable {
 
@@ -63,12 +62,14 @@ final class Scratch implements AutoCloseable {
     }
 
     /**
-     * Moves {@code layer} out of the store into a new {@code tmp/removed-<random>/layer}, dead at once; call with
-     * the store's lock held. Returns the entry to delete.
+     * Renames {@code layer} out of the store to a new {@code tmp/removed-<random>}, dead at once; call with the
+     * store's lock held. Returns the entry to delete. A rename only: a remove is how a full disk gets room back,
+     * and the directory each layer once went into took an inode, so with none left every remove failed (after its
+     * record went) and no layer could ever be freed.
      */
     static Path remove(Path tmp, Path layer) throws IOException {
-        Path entry = Files.createDirectory(tmp.resolve(REMOVED + UUID.randomUUID()), ImageStore.PRIVATE_DIRECTORY);
-        Files.move(layer, entry.resolve("layer"), StandardCopyOption.ATOMIC_MOVE);
+        Path entry = tmp.resolve(REMOVED + UUID.randomUUID());
+        Files.move(layer, entry, StandardCopyOption.ATOMIC_MOVE);
         return entry;
     }
 

@@ -769,6 +769,37 @@ class ImageStoreTest {
     }
 
     @Test
+    void aRemoveOnADiskWithNoInodeLeftFreesTheImagesLayers() throws Exception {
+        Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar("a", "a"))
+                .layer(OciLayouts.tar("b", "b")), "v1").writeDirectory(temp.resolve("small"));
+        Files.createDirectories(root);
+        LinuxCalls.mount("tmpfs", root.toString(), "tmpfs", 0, "size=4m,nr_inodes=64,mode=0700");
+        try {
+            store.importLayout(layout).block(TIMEOUT);
+            Path fill = Files.createDirectory(root.resolve("fill"));
+            int files = 0;
+            try {
+                while (files < 1000) {
+                    Files.createFile(fill.resolve("f" + files));
+                    files++;
+                }
+            } catch (IOException full) {
+                assertThat(full).hasMessageContaining("No space left");
+            }
+
+            // The disk is full: removing an image is how room is made, so it must not need a new inode itself.
+            StepVerifier.create(store.remove("small:v1")).expectComplete().verify(TIMEOUT);
+
+            assertThat(names(root.resolve("images"))).isEmpty();
+            assertThat(names(root.resolve("layers"))).as("the layers are freed").isEmpty();
+            assertThat(names(root.resolve("tmp"))).isEmpty();
+            Files.createFile(fill.resolve("after"));
+        } finally {
+            LinuxCalls.umount2(root.toString(), LinuxCalls.MNT_DETACH);
+        }
+    }
+
+    @Test
     void aStoreDirectoryThatIsASymlinkIsRefusedAndWhatItPointsAtIsLeftAlone() throws IOException {
         Path layout = OciLayouts.layout().tagged(threeLayers(), "v1").writeDirectory(temp.resolve("hello"));
         Path userData = Files.createDirectories(temp.resolve("user-data"));

@@ -132,7 +132,7 @@ class LayerCollectionTest {
             importAs(hostile.get(i), "hostile:" + i);
         }
         StepVerifier.create(store.remove("hostile:0")).verifyComplete();
-        // What a crash of a remove of the old form left: the layer itself at the top of a removed- entry.
+        // What a crash of a remove left: the layer itself is the removed- entry.
         Image second = store.get("hostile:1").block(TIMEOUT);
         Files.move(layer(second.layers().getFirst()), root.resolve("tmp/removed-" + UUID.randomUUID()));
         // And a dead import's scratch whose owner is a symlink.
