@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
@@ -28,6 +29,7 @@ import org.shimmer.runtime.linux.bundle.DirectoryTrees;
 import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.image.ImageRecords.Stored;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -387,15 +389,42 @@ public final class ImageStore implements Images {
                 return stored.layerBytes().get(index);
             }
         }
-        try (Stream<Path> files = Files.walk(layer(chainId))) {
-            long bytes = 0;
-            for (Path file : (Iterable<Path>) files::iterator) {
-                if (Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
-                    bytes += Files.size(file);
+        int fd = LinuxCalls.open(layer(chainId), DIRECTORY);
+        try {
+            return regularBytes(fd);
+        } finally {
+            LinuxCalls.close(fd);
+        }
+    }
+
+    private static final int DIRECTORY = LinuxCalls.O_RDONLY | LinuxCalls.O_DIRECTORY | LinuxCalls.O_NOFOLLOW
+            | LinuxCalls.O_CLOEXEC;
+
+    /**
+     * The bytes of the regular files under the directory {@code fd}, nothing followed. Every path is short, through
+     * the descriptor of its directory: a layer may hold names up to {@code PATH_MAX} long, which under the store's
+     * root are longer, and a walk by full paths failed with "File name too long".
+     */
+    private static long regularBytes(int fd) throws IOException {
+        long bytes = 0;
+        Path dir = Path.of("/proc/self/fd/" + fd);
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
+            for (Path entry : entries) {
+                PosixFileAttributes attributes = Files.readAttributes(entry, PosixFileAttributes.class,
+                        LinkOption.NOFOLLOW_LINKS);
+                if (attributes.isRegularFile()) {
+                    bytes += attributes.size();
+                } else if (attributes.isDirectory()) {
+                    int child = LinuxCalls.open(entry, DIRECTORY);
+                    try {
+                        bytes += regularBytes(child);
+                    } finally {
+                        LinuxCalls.close(child);
+                    }
                 }
             }
-            return bytes;
         }
+        return bytes;
     }
 
     private <T> Mono<T> blocking(String what, IoCall<T> call) {

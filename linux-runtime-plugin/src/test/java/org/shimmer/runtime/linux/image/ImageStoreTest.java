@@ -530,6 +530,28 @@ class ImageStoreTest {
     }
 
     @Test
+    void aLayerLeftWithoutARecordWhosePathsExceedPathMaxInTheStoreIsReused() throws IOException {
+        String deep = (("d".repeat(200) + "/").repeat(20)) + "f";
+        byte[] base = OciLayouts.tar(Map.of(deep, "deep".getBytes(UTF_8)));
+        OciLayouts.Image good = OciLayouts.image().layer(base).layer(OciLayouts.tar("x", "x"));
+        OciLayouts.Image bad = OciLayouts.image().layer(base).layer(OciLayouts.tar("x", "x"))
+                .wrongDiffId(1, OciLayouts.sha256("other".getBytes(UTF_8)));
+        StepVerifier.create(store.importLayout(OciLayouts.layout().tagged(bad, "v1")
+                        .writeDirectory(temp.resolve("deep-bad"))))
+                .expectError(InvalidImageException.class)
+                .verify(TIMEOUT);
+        assertThat(names(root.resolve("layers"))).as("the base layer, left without a record").hasSize(1);
+
+        Image image = store.importLayout(OciLayouts.layout().tagged(good, "v1")
+                .writeDirectory(temp.resolve("deep"))).block(TIMEOUT);
+
+        assertThat(image.size()).isEqualTo(5);
+        // The store deletes through descriptors; JUnit's clean-up of the temporary directory would not get there.
+        store.remove("deep:v1").block(TIMEOUT);
+        assertThat(names(root.resolve("layers"))).isEmpty();
+    }
+
+    @Test
     void aBlobOfAnotherSizeThanDeclaredIsRefused() throws IOException {
         OciLayouts.Image small = threeLayers().declaredSize(1, 100);
         OciLayouts.Image large = threeLayers().declaredSize(1, 1L << 40);
