@@ -11,7 +11,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.CompletableFuture;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -26,6 +26,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.OciLayouts.Compression;
+import reactor.core.publisher.Mono;
 
 /** {@code LinuxRuntime.images()}: the store at the config's image root, shared by the views of that root. */
 class RuntimeImagesTest {
@@ -74,29 +75,20 @@ class RuntimeImagesTest {
                 Compression.NONE), "v1").writeDirectory(temp.resolve("big"));
         CountDownLatch closeBegan = new CountDownLatch(1);
         closing.track(closeBegan::countDown);
-        AtomicReference<Object> outcome = new AtomicReference<>();
-        CountDownLatch ended = new CountDownLatch(1);
         // The import waits in its first progress report until the runtime begins to close: it is then midway
         // through its only layer.
-        runtime.images().importLayout(ImportRequest.of(layout).withProgress(progress -> {
+        ImportRequest request = ImportRequest.of(layout).withProgress(progress -> {
             try {
                 closeBegan.await();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-        })).subscribe(image -> {
-            outcome.set(image);
-            ended.countDown();
-        }, error -> {
-            outcome.set(error);
-            ended.countDown();
         });
+        CompletableFuture<Object> outcome = outcomeOf(runtime.images().importLayout(request));
 
         closing.close();
 
-        assertThat(ended.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
-        assertThat(outcome.get()).isInstanceOfSatisfying(UnavailableException.class, e -> assertThat(e)
-                .hasMessageContaining(layout.toString()).hasMessageContaining("the runtime closed"));
+        assertStoppedByTheClose(outcome, layout);
         Path store = temp.resolve("work-images");
         assertThat(names(store.resolve("tmp"))).as("scratch").isEmpty();
         assertThat(names(store.resolve("layers"))).as("no layer written after the runtime closed").isEmpty();
@@ -115,11 +107,9 @@ class RuntimeImagesTest {
         Path store = temp.resolve("work-images");
         CountDownLatch midLayer = new CountDownLatch(1);
         CountDownLatch lockHeld = new CountDownLatch(1);
-        AtomicReference<Object> outcome = new AtomicReference<>();
-        CountDownLatch ended = new CountDownLatch(1);
         // At its first MiB the import waits until the store's lock is held here: it reads on, checks it was not
         // stopped, syncs, and then waits for the lock to rename its layer in (the unpack's last step).
-        runtime.images().importLayout(ImportRequest.of(layout).withProgress(progress -> {
+        ImportRequest request = ImportRequest.of(layout).withProgress(progress -> {
             if (midLayer.getCount() > 0) {
                 midLayer.countDown();
                 try {
@@ -128,13 +118,8 @@ class RuntimeImagesTest {
                     Thread.currentThread().interrupt();
                 }
             }
-        })).subscribe(image -> {
-            outcome.set(image);
-            ended.countDown();
-        }, error -> {
-            outcome.set(error);
-            ended.countDown();
         });
+        CompletableFuture<Object> outcome = outcomeOf(runtime.images().importLayout(request));
         assertThat(midLayer.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
         FileLock held = FileLock.acquire(store.resolve("lock"));
         try {
@@ -148,12 +133,23 @@ class RuntimeImagesTest {
             held.close();
         }
 
-        assertThat(ended.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
-        assertThat(outcome.get()).isInstanceOfSatisfying(UnavailableException.class, e -> assertThat(e)
-                .hasMessageContaining(layout.toString()).hasMessageContaining("the runtime closed"));
+        assertStoppedByTheClose(outcome, layout);
         assertThat(names(store.resolve("layers"))).as("no layer renamed in after the runtime closed").isEmpty();
         assertThat(names(store.resolve("images"))).isEmpty();
         assertThat(names(store.resolve("tmp"))).as("scratch").isEmpty();
+    }
+
+    /** Subscribes to {@code operation}; the future completes with what it ends with: its value or its error. */
+    private static CompletableFuture<Object> outcomeOf(Mono<?> operation) {
+        CompletableFuture<Object> outcome = new CompletableFuture<>();
+        operation.subscribe(outcome::complete, outcome::complete);
+        return outcome;
+    }
+
+    private static void assertStoppedByTheClose(CompletableFuture<Object> outcome, Path layout) throws Exception {
+        assertThat(outcome.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isInstanceOfSatisfying(
+                UnavailableException.class, e -> assertThat(e).hasMessageContaining(layout.toString())
+                        .hasMessageContaining("the runtime closed"));
     }
 
     /** Waits until a thread of this process waits for the flock of {@code file} ({@code /proc/locks}' "->"). */
