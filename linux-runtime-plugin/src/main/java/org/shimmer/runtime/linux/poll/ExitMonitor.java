@@ -45,7 +45,8 @@ import reactor.core.publisher.Sinks;
  * to {@link #watch}/{@link #watchAny} while it was a container process or the shim that answered our connection
  * (its pidfd then names that process and no other, even after the pid is recycled), or it is a zombie whose
  * {@code NSpid} shows a nested pid namespace (the JDK never starts a child in another pid namespace) or, in the
- * host's, whose session is that of a container process watched here (the JDK's children stay in the JVM's). A watched
+ * host's, whose session is that of a container process watched here (the JDK's children stay in the JVM's), or a
+ * runc bootstrap stage, or a member of a watched daemon's process group that does not lead it. A watched
  * pid's exit is never lost, even when it happens before anyone asks (the pidfd is opened while the process
  * exists, and a zombie still has one). A watched process that was not our child when it exited (a shim daemon
  * killed while {@code shim start}, its parent, still ran; a container init killed under its live shim) may become
@@ -86,7 +87,31 @@ public final class ExitMonitor implements AutoCloseable {
                 }
             }));
     private static final int REMEMBERED_SESSIONS = 1024;
+    /**
+     * The process groups of the daemons watched here ({@link #watchAny}: remote shims), the most recent
+     * {@value #REMEMBERED_SESSIONS}. A shim leads its own group and its {@code runc} commands stay in it; one that
+     * exits while a command of its still runs (a release racing an exec) leaves that command to us, a zombie in
+     * the host's pid namespace and the JVM's session once killed (issue 9's review, again). The JDK's children
+     * are in the JVM's group or lead their own, so a member of a shim's group that does not lead it is a shim's.
+     */
+    private static final Set<Integer> DAEMON_GROUPS = Collections.newSetFromMap(Collections.synchronizedMap(
+            new LinkedHashMap<>(16, 0.75f, true) {
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<Integer, Boolean> eldest) {
+                    return size() > REMEMBERED_SESSIONS;
+                }
+            }));
+    private static final int OWN_GROUP = Procfs.processGroupId((int) ProcessHandle.current().pid());
     private static final int OWN_SESSION = Procfs.sessionId((int) ProcessHandle.current().pid());
+    /**
+     * The names runc gives the first two processes of a {@code runc init} before the container's own: the stage-1
+     * child is cloned as a sibling of stage 0, so it is the {@code runc} command's child, and the command reaps it
+     * only once it read its pids from stage 0. A release that kills the container's cgroup while an exec is being
+     * set up kills stage 0 first: runc gives up and exits, and its stage-1 zombie, in the host's pid namespace and
+     * the JVM's session, came to us and stayed for the JVM's life. Nothing the JDK starts has these names, and no
+     * monitor watches a bootstrap stage.
+     */
+    private static final Set<String> RUNC_BOOTSTRAP_STAGES = Set.of("runc:[0:PARENT]", "runc:[1:CHILD]");
 
     private final Map<Integer, Watch> watched = new ConcurrentHashMap<>();
     /** Exited, not our child when they exited, not reaped by anyone yet; see the class invariants. */
@@ -262,7 +287,9 @@ public final class ExitMonitor implements AutoCloseable {
      */
     public Mono<Void> watchAny(int pid) throws IOException {
         adoptIfSubreaper();
-        return open(pid, false).exit.asMono().then();
+        Mono<Void> exit = open(pid, false).exit.asMono().then();
+        rememberGroup(pid);
+        return exit;
     }
 
     /**
@@ -276,7 +303,16 @@ public final class ExitMonitor implements AutoCloseable {
             pidfd.close();
             throw e;
         }
-        return open(pid, pidfd, false).exit.asMono().then();
+        Mono<Void> exit = open(pid, pidfd, false).exit.asMono().then();
+        rememberGroup(pid);
+        return exit;
+    }
+
+    /** Remembers the group {@code pid} leads, a daemon's, unless it is the JVM's own (see the field). */
+    private static void rememberGroup(int pid) {
+        if (Procfs.processGroupId(pid) == pid && pid != OWN_GROUP) {
+            DAEMON_GROUPS.add(pid);
+        }
     }
 
     /**
@@ -549,7 +585,8 @@ public final class ExitMonitor implements AutoCloseable {
 
     /**
      * Whether {@code pid} is a zombie child of ours that a container left: in a nested pid namespace and not a
-     * namespace's init, or in the host's and in a container's session.
+     * namespace's init, in the host's and in a container's session, one of runc's bootstrap stages, or a member
+     * (not the leader) of a watched daemon's process group.
      */
     private boolean isOrphanZombie(int pid) {
         statusReads.incrementAndGet();
@@ -558,8 +595,11 @@ public final class ExitMonitor implements AutoCloseable {
             int ppid = -1;
             String state = "";
             String nspid = "";
+            String name = "";
             for (String line : status.split("\n")) {
-                if (line.startsWith("PPid:")) {
+                if (line.startsWith("Name:")) {
+                    name = line.substring(5).strip();
+                } else if (line.startsWith("PPid:")) {
                     ppid = Integer.parseInt(line.substring(5).strip());
                 } else if (line.startsWith("State:")) {
                     state = line.substring(6).strip();
@@ -573,6 +613,13 @@ public final class ExitMonitor implements AutoCloseable {
             }
             if (nested.length > 1) {
                 return !nested[nested.length - 1].equals("1");
+            }
+            if (RUNC_BOOTSTRAP_STAGES.contains(name)) {
+                return true;
+            }
+            int group = Procfs.processGroupId(pid);
+            if (group != pid && DAEMON_GROUPS.contains(group)) {
+                return true;
             }
             int session = Procfs.sessionId(pid);
             return session != pid && session != OWN_SESSION && CONTAINER_SESSIONS.contains(session);

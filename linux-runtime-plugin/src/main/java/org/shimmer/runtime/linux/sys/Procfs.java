@@ -293,6 +293,12 @@ public final class Procfs {
         return stat.length > 19 ? Long.parseLong(stat[19]) : -1;
     }
 
+    /** Its process group's id (a zombie keeps it until it is reaped), or -1 when it is gone. */
+    public static int processGroupId(int pid) {
+        String[] stat = stat(pid);
+        return stat.length > 2 ? Integer.parseInt(stat[2]) : -1;
+    }
+
     /** Its session's id (a zombie keeps it until it is reaped), or -1 when it is gone. */
     public static int sessionId(int pid) {
         String[] stat = stat(pid);
