@@ -21,6 +21,7 @@ import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.image.ImageStore;
+import org.shimmer.runtime.linux.shim.Operations;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.shim.Stdio;
@@ -112,7 +113,7 @@ public final class ContainerRunner {
             // Taken or abandoned, decided once: a container handed out is never released here, a released one
             // never handed out.
             AtomicInteger fate = new AtomicInteger(PENDING);
-            return Mono.fromFuture(running, true)
+            return Operations.awaiting(running)
                     // The cancel below sets the flag before it reaches fromFuture: a step that saw the flag failed the
                     // run in between, and fromFuture, not cancelled yet, handed that error to a subscriber that had
                     // cancelled (a randomized usingWhen test saw it once in about 800 runs). Nobody waits for it.
@@ -132,6 +133,8 @@ public final class ContainerRunner {
                                 container.release().doFinally(signal -> settle.run()).subscribe(done -> {},
                                         failure -> log.warn("could not release container {} of a cancelled run",
                                                 key, failure));
+                            } else if (error != null) {
+                                log.debug("cancelled run of {} failed", key, error);
                             }
                         });
                     })

@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.shim;
 
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import org.slf4j.Logger;
@@ -36,14 +37,37 @@ public final class Operations {
             CompletableFuture<T> running = work.toFuture();
             // Taken or abandoned, decided once: a result handed on is never undone, an undone one never handed on.
             AtomicInteger fate = new AtomicInteger(PENDING);
-            return Mono.fromFuture(running, true)
+            return awaiting(running)
                     .filter(result -> fate.compareAndSet(PENDING, TAKEN))
                     .doOnCancel(() -> running.whenComplete((result, error) -> {
                         if (result != null && fate.compareAndSet(PENDING, ABANDONED)) {
                             abandoned.apply(result).subscribe(done -> {}, failure ->
                                     log.warn("could not undo an abandoned operation", failure));
+                        } else if (error != null) {
+                            log.debug("an operation nobody waits for any more failed", error);
                         }
                     }));
         });
+    }
+
+    /**
+     * What {@code running} ends with, for a subscriber that may leave first; the future is not cancelled with it.
+     * {@code Mono.fromFuture} hands an error that comes after a cancel to {@code onErrorDropped}, whose default logs
+     * it at ERROR with its stack: a host that cancelled execs racing a release got one such report per exec, for
+     * work that ended the way a cancel allows. Here the future never fails, so nothing comes after a cancel.
+     */
+    public static <T> Mono<T> awaiting(CompletableFuture<T> running) {
+        return Mono.fromFuture(running.handle(Outcome::new), true).flatMap(Outcome::signal);
+    }
+
+    private record Outcome<T>(T value, Throwable error) {
+
+        Mono<T> signal() {
+            if (error == null) {
+                return Mono.justOrEmpty(value);
+            }
+            return Mono.error(error instanceof CompletionException wrapped && wrapped.getCause() != null
+                    ? wrapped.getCause() : error);
+        }
     }
 }
