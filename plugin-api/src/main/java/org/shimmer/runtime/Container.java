@@ -26,8 +26,11 @@ import reactor.core.publisher.Mono;
  * ({@link #droppedStdoutBytes()}): the buffer never holds more, whatever subscribers do, so a subscriber that
  * falls more than the bound behind loses the oldest bytes too. A subscriber that keeps requesting gets every byte,
  * in order, while it stays within the bound, from the first byte the process wrote if it subscribes before
- * anything was dropped. Subscribers are called on the runtime's io threads, never on its poll thread; one whose
- * {@code onNext} throws gets that error and frees the stream for the next. One subscriber per stream at a time; a
+ * anything was dropped. Subscribers are called on a bounded set of threads kept for them, never on the threads
+ * that read the streams or run the runtime's own work: one that blocks in {@code onNext} holds one of those
+ * threads and delays no exec, stats, kill or release of any container, but once all of them are held, other
+ * streams' output waits for one to return. One whose {@code onNext} throws gets that error and frees the stream
+ * for the next. One subscriber per stream at a time; a
  * second one while the first is subscribed gets {@link FailedPreconditionException}. Cancelling a subscription
  * (a {@code take(1)}) never touches the container: it keeps running and writing, and a later subscription gets
  * what was buffered since and what follows. A stream completes once the process and everything holding it closed

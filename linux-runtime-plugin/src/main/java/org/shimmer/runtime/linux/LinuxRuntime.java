@@ -110,7 +110,7 @@ public class LinuxRuntime implements RuntimePlugin {
                 remote::detachAll);
         // State lives on disk: one store per view, and views of one image root share it through its lock.
         this.images = new ImageStore(config.imageRoot(), resources);
-        this.containers = new ContainerRunner(this, images, resources.io(),
+        this.containers = new ContainerRunner(this, images, resources.io(), resources.output(),
                 runs.computeIfAbsent(config.stateRoot(), root -> new ConcurrentHashMap<>()));
     }
 

@@ -33,8 +33,10 @@ import reactor.core.scheduler.Scheduler;
  *
  * <p>The source's thread only appends and trims, under the lock: it is the poll loop's, shared by every FIFO and
  * pidfd, so subscriber code running there (a slow {@code onNext}) stalled them all, and one that threw closed the
- * FIFO, leaving the container to SIGPIPE. Subscribers are called from a serial drain on the {@code io} scheduler
- * only, and never before their {@code onSubscribe} returned (Reactive Streams 1.3).
+ * FIFO, leaving the container to SIGPIPE. Subscribers are called from a serial drain on the delivery scheduler
+ * only, and never before their {@code onSubscribe} returned (Reactive Streams 1.3). That is the runtime's output
+ * scheduler, not its io scheduler: subscribers that blocked there held every io thread, and exec, stats, kill and
+ * release of every container waited for them.
  */
 final class BoundedOutput {
 
@@ -42,7 +44,7 @@ final class BoundedOutput {
 
     private final String name;
     private final int bound;
-    private final Scheduler io;
+    private final Scheduler delivery;
     private final ArrayDeque<byte[]> chunks = new ArrayDeque<>();
     private long buffered;
     private long dropped;
@@ -54,12 +56,12 @@ final class BoundedOutput {
     /**
      * @param name what the stream is, for messages: {@code stdout of container ns/id}
      * @param bound the most bytes held, at least 0
-     * @param io the scheduler subscribers are called from
+     * @param delivery the scheduler subscribers are called from: the runtime's output scheduler, as they may block
      */
-    BoundedOutput(String name, int bound, Scheduler io) {
+    BoundedOutput(String name, int bound, Scheduler delivery) {
         this.name = name;
         this.bound = bound;
-        this.io = io;
+        this.delivery = delivery;
     }
 
     /** Starts draining {@code source}, with unbounded demand. Called once. */
@@ -177,7 +179,7 @@ final class BoundedOutput {
 
     /**
      * The one subscriber's subscription: its demand, its cancel (which frees the stream for the next one), and its
-     * drain, run by one io thread at a time (others leave it a note to go round again).
+     * drain, run by one delivery thread at a time (others leave it a note to go round again).
      */
     private final class Reader implements Subscription {
 
@@ -219,7 +221,7 @@ final class BoundedOutput {
                 return;
             }
             try {
-                io.schedule(this::drain);
+                delivery.schedule(this::drain);
             } catch (RejectedExecutionException stopped) {
                 // The runtime stopped: nothing will read for this subscriber any more.
                 wip.set(0);

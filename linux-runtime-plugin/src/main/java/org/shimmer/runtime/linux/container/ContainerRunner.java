@@ -57,6 +57,7 @@ public final class ContainerRunner {
     private final RuntimePlugin runtime;
     private final ImageStore images;
     private final Scheduler io;
+    private final Scheduler output;
     /**
      * Per namespace/id, the run in flight (or its undo) or the release of its container: completes once it left a
      * container to its caller, or nothing. Shared by every runner of the state root.
@@ -67,13 +68,15 @@ public final class ContainerRunner {
      * @param runtime the runtime view the bundle is made in, and force-deleted through when a release needs it
      * @param images the store a run from an image leases its image from
      * @param io the runtime's scheduler for blocking work
+     * @param output the runtime's scheduler for calling output subscribers, which may block
      * @param inFlight the runs and releases in flight, shared by every view of the same state root
      */
-    public ContainerRunner(RuntimePlugin runtime, ImageStore images, Scheduler io,
+    public ContainerRunner(RuntimePlugin runtime, ImageStore images, Scheduler io, Scheduler output,
             ConcurrentMap<String, Mono<Void>> inFlight) {
         this.runtime = runtime;
         this.images = images;
         this.io = io;
+        this.output = output;
         this.inFlight = inFlight;
     }
 
@@ -188,7 +191,7 @@ public final class ContainerRunner {
                 .resolve(request.id()));
         return runtime.create(request.namespace(), request.id(), spec)
                 .flatMap(bundle -> new LinuxContainer(runtime, bundle, spec, lowers, request.outputBuffer(), io,
-                        release -> track(key, release))
+                        output, release -> track(key, release))
                         .launch(request.shim(), request.runcOptions(), request.terminal() != null
                                 ? Stdio.terminal(request.stdin(), request.terminal())
                                 : Stdio.streams(request.stdin()), cancelled));

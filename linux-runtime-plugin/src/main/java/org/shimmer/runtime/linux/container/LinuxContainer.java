@@ -74,6 +74,7 @@ final class LinuxContainer implements Container {
     private final List<Path> lowers;
     private final int outputBuffer;
     private final Scheduler io;
+    private final Scheduler output;
     private final Consumer<Mono<Void>> releasing;
     private final BoundedOutput stdout;
     private final BoundedOutput stderr;
@@ -87,19 +88,22 @@ final class LinuxContainer implements Container {
 
     /**
      * @param lowers the read-only layers of the container's root, top first ({@link RootfsOverlay})
+     * @param io where blocking work runs
+     * @param output where output subscribers (the container's and its execs') are called
      * @param releasing told of the release once it begins, before it ends
      */
     LinuxContainer(RuntimePlugin runtime, Bundle bundle, Spec spec, List<Path> lowers, int outputBuffer,
-            Scheduler io, Consumer<Mono<Void>> releasing) {
+            Scheduler io, Scheduler output, Consumer<Mono<Void>> releasing) {
         this.runtime = runtime;
         this.bundle = bundle;
         this.spec = spec;
         this.lowers = List.copyOf(lowers);
         this.outputBuffer = outputBuffer;
         this.io = io;
+        this.output = output;
         this.releasing = releasing;
-        this.stdout = new BoundedOutput("stdout of container " + name(), outputBuffer, io);
-        this.stderr = new BoundedOutput("stderr of container " + name(), outputBuffer, io);
+        this.stdout = new BoundedOutput("stdout of container " + name(), outputBuffer, output);
+        this.stderr = new BoundedOutput("stderr of container " + name(), outputBuffer, output);
     }
 
     /**
@@ -210,7 +214,7 @@ final class LinuxContainer implements Container {
     @Override
     public Mono<ExecProcess> exec(String execId, Spec.Process process) {
         return Operations.runToEnd(Mono.defer(() -> {
-            LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, io);
+            LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, output);
             return exec.launch(process, Stdio.streams(null));
         }), LinuxExecProcess::discard).cast(ExecProcess.class);
     }
@@ -229,7 +233,7 @@ final class LinuxContainer implements Container {
                         + ": stdio must be Stdio.streams or Stdio.terminal, not " + stdio));
             }
             return Operations.runToEnd(Mono.defer(() -> {
-                LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, io);
+                LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, output);
                 return exec.launch(process, stdio);
             }), LinuxExecProcess::discard).cast(ExecProcess.class);
         });

@@ -29,11 +29,14 @@ final class LinuxExecProcess implements ExecProcess {
     private volatile boolean started;
     private volatile int pid;
 
-    LinuxExecProcess(ShimClient shim, String id, String container, int outputBuffer, Scheduler io) {
+    /** @param output where the output's subscribers are called */
+    LinuxExecProcess(ShimClient shim, String id, String container, int outputBuffer, Scheduler output) {
         this.shim = shim;
         this.id = id;
-        this.stdout = new BoundedOutput("stdout of exec " + id + " in container " + container, outputBuffer, io);
-        this.stderr = new BoundedOutput("stderr of exec " + id + " in container " + container, outputBuffer, io);
+        this.stdout = new BoundedOutput("stdout of exec " + id + " in container " + container, outputBuffer,
+                output);
+        this.stderr = new BoundedOutput("stderr of exec " + id + " in container " + container, outputBuffer,
+                output);
     }
 
     /** Makes and starts the exec; on failure what was made is undone before the error is passed on. */

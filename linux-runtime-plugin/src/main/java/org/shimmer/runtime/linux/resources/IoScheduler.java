@@ -17,6 +17,7 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 import reactor.core.Disposable;
 import reactor.core.Exceptions;
+import reactor.core.Scannable;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 
@@ -151,7 +152,7 @@ final class IoScheduler {
     }
 
     /** Reactor's scheduler behind a gate: a call enters unless close began, and close waits for those inside. */
-    private final class Gate implements Scheduler {
+    private final class Gate implements Scheduler, Scannable {
 
         private <T> T enter(Supplier<T> call) {
             inside.incrementAndGet();
@@ -198,6 +199,13 @@ final class IoScheduler {
         /** The owner ends this scheduler ({@link IoScheduler#close}); a user of it cannot. */
         @Override
         public void dispose() {
+        }
+
+        /** Reactor's own answers ({@code CAPACITY}: the most threads), as if ungated. */
+        @Override
+        @SuppressWarnings("rawtypes") // Scannable declares it raw
+        public Object scanUnsafe(Attr key) {
+            return Scannable.from(reactorScheduler).scanUnsafe(key);
         }
 
         @Override

@@ -21,8 +21,8 @@ import reactor.core.scheduler.Scheduler;
 import reactor.netty.resources.LoopResources;
 
 /**
- * The lifetime of everything the runtime starts: the io scheduler, the event loops, the one poll thread (FIFOs
- * and pidfds), the exit monitor, the default event exchange, and whatever is {@link #track tracked}
+ * The lifetime of everything the runtime starts: the io scheduler, the output scheduler, the event loops, the one
+ * poll thread (FIFOs and pidfds), the exit monitor, the default event exchange, and whatever is {@link #track tracked}
  * (subscriptions, the shim events servers). The plugin makes one on start and closes it on stop; tests make
  * their own. It holds no registry and no domain logic: those live in the runtime that runs on it.
  */
@@ -38,6 +38,8 @@ public final class RuntimeResources implements AutoCloseable {
 
     private final IoScheduler ioScheduler;
     private final Scheduler io;
+    private final OutputScheduler outputScheduler;
+    private final Scheduler output;
     private final EventLoops loops;
     private PollLoop pollLoop;
     private FifoPoller poller;
@@ -53,12 +55,26 @@ public final class RuntimeResources implements AutoCloseable {
         int cores = Runtime.getRuntime().availableProcessors();
         this.ioScheduler = new IoScheduler(prefix + "io", Math.max(8, 4 * cores), 10_000, 30);
         this.io = ioScheduler.scheduler();
+        // Twice the io bound: as many subscribers as there are io threads may block and leave as many threads for
+        // the other streams. Idle threads end after 30 s.
+        this.outputScheduler = new OutputScheduler(prefix + "output", Math.max(16, 8 * cores), 30);
+        this.output = outputScheduler.scheduler();
         this.loops = new EventLoops(prefix + "ttrpc", Math.max(2, cores));
     }
 
     /** The bounded scheduler for blocking work: files and processes. */
     public Scheduler io() {
         return io;
+    }
+
+    /**
+     * The bounded scheduler that calls the host's subscribers of container and exec output: a subscriber that blocks
+     * holds one of its threads, never an io thread. Once every one of its threads is held, other streams' output
+     * waits for the first to free; the runtime's work does not. Closed after the io scheduler, once no release can
+     * end a stream any more.
+     */
+    public Scheduler output() {
+        return output;
     }
 
     /** The event loops for unix socket connections (ttRPC clients and servers). */
@@ -173,6 +189,10 @@ public final class RuntimeResources implements AutoCloseable {
         }
         if (!ioScheduler.close(STOP_TIMEOUT)) {
             log.warn("io scheduler did not stop within {}; its remaining tasks were interrupted", STOP_TIMEOUT);
+        }
+        // Last: the poll loop's end and the io scheduler's releases end streams, and their subscribers hear of it here.
+        if (!outputScheduler.close(STOP_TIMEOUT)) {
+            log.warn("output subscribers did not return within {}; they were interrupted", STOP_TIMEOUT);
         }
         // Netty leaves per-thread state on whatever host thread ran runtime code; it would pin a plugin's loader.
         FastThreadLocal.removeAll();

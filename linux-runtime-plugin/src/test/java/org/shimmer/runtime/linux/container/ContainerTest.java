@@ -14,6 +14,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -50,6 +52,7 @@ import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.spec.Capabilities;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.Disposable;
+import reactor.core.Scannable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -225,6 +228,8 @@ class ContainerTest {
     private void assertEveryCallAnswersUnavailable(String kind, Container container) {
         Map<String, Mono<?>> calls = new LinkedHashMap<>();
         calls.put("kill", container.kill(15));
+        // A subscriber the stopped output scheduler refuses is told so, never left waiting.
+        calls.put("stdout", container.stdout().then());
         calls.put("exec", container.exec("e1", "/bin/true"));
         calls.put("stats", container.stats());
         calls.put("release", container.release());
@@ -315,6 +320,91 @@ class ContainerTest {
                     assertThat(result.getT2().status()).isEqualTo(4);
                 })
                 .verifyComplete();
+    }
+
+    /**
+     * Output subscribers were called on the io threads, which run every blocking step of the runtime: a host whose
+     * subscribers blocked in {@code onNext} (a slow sink, a latch) held them all, and exec, stats, kill and release
+     * of every other container hung. More subscribers than there are io threads block here; another container's
+     * exec (its output read), stats, kill and release still end, and once they return nothing is left, no thread
+     * of the stopped runtime either.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void outputSubscribersThatBlockHoldNoneOfTheRuntimesWork(String kind) throws Exception {
+        int ioThreads = Scannable.from(resources.io()).scan(Scannable.Attr.CAPACITY);
+        int blocking = ioThreads + 1;
+        assertThat(Scannable.from(resources.output()).scan(Scannable.Attr.CAPACITY)).as("output threads")
+                .isGreaterThan(blocking);
+        Container other = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        List<Container> writers = new ArrayList<>();
+        List<Disposable> readers = new ArrayList<>();
+        CountDownLatch blocked = new CountDownLatch(blocking);
+        CountDownLatch unblock = new CountDownLatch(1);
+        try {
+            for (int i = 0; i < blocking; i++) {
+                writers.add(runtime.run(request(kind, "/bin/sh", "-c", "echo line; exec sleep 600")).block(TIMEOUT));
+            }
+            for (Container writer : writers) {
+                readers.add(writer.stdout().subscribe(chunk -> {
+                    blocked.countDown();
+                    awaitUninterruptibly(unblock);
+                }));
+            }
+            // Every io thread would be held by now: the rest of the subscribers block on threads of their own.
+            awaitCount(blocked, blocking - ioThreads);
+
+            StepVerifier.create(other.exec("e1", "/bin/echo", "from exec")
+                            .flatMap(exec -> Mono.zip(text(exec.stdout()), exec.exit().map(ExitStatus::status))))
+                    .assertNext(result -> {
+                        assertThat(result.getT1()).isEqualTo("from exec\n");
+                        assertThat(result.getT2()).isZero();
+                    })
+                    .expectComplete()
+                    .verify(TIMEOUT);
+            StepVerifier.create(other.stats()).expectNextCount(1).expectComplete().verify(TIMEOUT);
+            StepVerifier.create(other.kill(9).then(other.exit().map(ExitStatus::status)))
+                    .expectNext(137).expectComplete().verify(TIMEOUT);
+            StepVerifier.create(other.release()).expectComplete().verify(TIMEOUT);
+            assertThat(blocked.await(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)).as("every subscriber called at once")
+                    .isTrue();
+        } finally {
+            unblock.countDown();
+            Flux.fromIterable(writers).flatMap(Container::release).then(other.release()).block(TIMEOUT);
+            readers.forEach(Disposable::dispose);
+        }
+        resources.close();
+        try {
+            assertThat(Thread.getAllStackTraces().keySet()).as("threads of the stopped runtime")
+                    .noneMatch(thread -> thread.getName().startsWith(resources.threadPrefix()) && thread.isAlive());
+        } finally {
+            resources = new RuntimeResources("container-test-");
+            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+        }
+    }
+
+    /** Waits until {@code latch} counted down to {@code count} or less, at most {@link #TIMEOUT}. */
+    private static void awaitCount(CountDownLatch latch, long count) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (latch.getCount() > count) {
+            assertThat(System.nanoTime()).as("counted down to %d in time", count).isLessThan(deadline);
+            Thread.sleep(10);
+        }
+    }
+
+    private static void awaitUninterruptibly(CountDownLatch latch) {
+        boolean interrupted = false;
+        while (true) {
+            try {
+                latch.await();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     @ParameterizedTest

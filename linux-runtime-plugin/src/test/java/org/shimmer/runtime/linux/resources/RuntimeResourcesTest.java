@@ -28,6 +28,7 @@ class RuntimeResourcesTest {
             List<Thread> used = new ArrayList<>(Flux.range(0, 8)
                     .flatMap(i -> Mono.fromCallable(Thread::currentThread).subscribeOn(resources.io()), 8)
                     .collectList().block(TIMEOUT));
+            used.add(Mono.fromCallable(Thread::currentThread).subscribeOn(resources.output()).block(TIMEOUT));
             EventLoopGroup loops = resources.loops().onClient(true);
             for (EventExecutor loop : loops) {
                 used.add(loop.submit(Thread::currentThread).get());
