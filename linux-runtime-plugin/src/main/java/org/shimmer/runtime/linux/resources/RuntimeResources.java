@@ -150,7 +150,8 @@ public final class RuntimeResources implements AutoCloseable {
     /**
      * Ends {@code subscription} on {@link #close()} at the latest, before anything else closes. For every
      * subscription the runtime holds on a publisher it does not own (the host's event exchange), and for servers it
-     * binds: one left behind would pin a plugin's class loader.
+     * binds: one left behind would pin a plugin's class loader. And for connections it opens: the loops' own stop may
+     * leave one open, its calls waiting for good.
      */
     public Disposable track(Disposable subscription) {
         subscriptions.add(subscription);

@@ -4,6 +4,7 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.netty.util.concurrent.EventExecutor;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -17,6 +18,7 @@ import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -221,6 +223,67 @@ class ContainerTest {
             resources = new RuntimeResources("container-test-");
             runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
             runtime.forceDelete(NS, container.id()).block(TIMEOUT);
+        }
+    }
+
+    /**
+     * A plugin stop ends the exit of a running exec, and of its container, with {@link UnavailableException} (both
+     * run on), whether the host subscribed before the stop or after it, also when the stop finds the event loops
+     * busy running tasks (as while they handle a shim's answers). A loop stopped with no quiet period then ended
+     * without closing its channels: the Wait calls in flight on the shim's connection never ended, nor the exits
+     * waiting for them, and the connection's socket stayed open.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void exitsAwaitedWhenThePluginStopsEndWithUnavailableThoughTheLoopsAreBusy(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        try {
+            ExecProcess exec = container.exec("e1", "/bin/sleep", "600").block(TIMEOUT);
+            Mono<String> execEnd = ending(exec.exit());
+            Mono<String> initEnd = ending(container.exit());
+            keepTheLoopsBusyUntilTheyStop();
+            resources.close();
+            assertThat(execEnd.block(TIMEOUT)).as("exec exit subscribed before the stop")
+                    .isEqualTo("UnavailableException");
+            assertThat(initEnd.block(TIMEOUT)).as("init exit subscribed before the stop")
+                    .isEqualTo("UnavailableException");
+            assertThat(ending(exec.exit()).block(TIMEOUT)).as("exec exit subscribed after the stop")
+                    .isEqualTo("UnavailableException");
+            assertThat(ending(container.exit()).block(TIMEOUT)).as("init exit subscribed after the stop")
+                    .isEqualTo("UnavailableException");
+        } finally {
+            // The next plugin's runtime finds the container running, and removes it.
+            resources = new RuntimeResources("container-test-");
+            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+            runtime.forceDelete(NS, container.id()).block(TIMEOUT);
+        }
+    }
+
+    /** How {@code exit} ends, subscribed now: "exit N", the error's simple class name, or "empty"; cached. */
+    private static Mono<String> ending(Mono<ExitStatus> exit) {
+        Mono<String> end = exit.map(status -> "exit " + status.status())
+                .onErrorResume(error -> Mono.just(error.getClass().getSimpleName()))
+                .defaultIfEmpty("empty")
+                .cache();
+        end.subscribe();
+        return end;
+    }
+
+    /**
+     * Keeps each client event loop running tasks, a millisecond each, until its stop begins: the stop then arrives
+     * while the loop runs tasks (it looked for a stop just before), not while it waits in select.
+     */
+    private void keepTheLoopsBusyUntilTheyStop() {
+        for (EventExecutor loop : resources.loops().onClient(false)) {
+            loop.execute(new Runnable() {
+                @Override
+                public void run() {
+                    if (!loop.isShuttingDown()) {
+                        LockSupport.parkNanos(1_000_000);
+                        loop.execute(this);
+                    }
+                }
+            });
         }
     }
 

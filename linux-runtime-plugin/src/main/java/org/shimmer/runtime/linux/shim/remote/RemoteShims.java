@@ -316,6 +316,7 @@ public final class RemoteShims {
                 .connectTimeout(DIAL_TIMEOUT)
                 .doOnClose(client.session()::onConnectionClosed)
                 .connect()
+                .doOnNext(this::closeOnStop)
                 .flatMap(connection -> hello(connection, client)
                         .flatMap(connected -> Mono.usingWhen(
                                         openPidfd(connected.getShimPid()),
@@ -333,6 +334,17 @@ public final class RemoteShims {
                                     return (ShimClient) client;
                                 }))
                         .doOnError(error -> connection.dispose()));
+    }
+
+    /**
+     * Closes {@code connection} when the runtime stops, before its event loops stop. A loop stopped with no quiet
+     * period that is running tasks as the stop arrives ends without closing its channels (Netty looks for the stop
+     * only before it runs them): the connection stayed open, and its calls in flight never ended, a Wait among
+     * them, so an {@code exit()} waiting for it never did either.
+     */
+    private void closeOnStop(TtrpcConnection connection) {
+        resources.track(connection);
+        connection.onClose().subscribe(done -> {}, error -> {}, () -> resources.untrack(connection));
     }
 
     /**
