@@ -259,6 +259,39 @@ class ContainerTest {
         }
     }
 
+    /**
+     * A plugin stop ends a task state asked of a shim that does not answer (SIGSTOPped), also when it finds the event
+     * loops busy: its call's deadline is a timer of its loop, and a loop that ended without closing the probe's
+     * connection dropped the timer, so the state was never told.
+     */
+    @Test
+    void aTaskStateInFlightWhenThePluginStopsEndsThoughTheLoopsAreBusy() throws Exception {
+        Container container = runtime.run(request("remote", "/bin/sleep", "600")).block(TIMEOUT);
+        ProcessHandle shim = ProcessHandle.allProcesses()
+                .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
+                .findFirst().orElseThrow();
+        try {
+            Processes.run(temp, "kill", "-STOP", Long.toString(shim.pid()));
+            Mono<String> state = runtime.taskState(NS, container.id())
+                    .map(found -> "state " + found.status())
+                    .onErrorResume(error -> Mono.just(error.getClass().getSimpleName()))
+                    .defaultIfEmpty("empty")
+                    .cache();
+            state.subscribe();
+            // The probe dials and sends its State at once; the stopped shim's socket still accepts.
+            Thread.sleep(500);
+            keepTheLoopsBusyUntilTheyStop();
+            resources.close();
+            // Cut short by the stop, the probe got no answer: empty, as from a shim that went away, or refused.
+            assertThat(state.block(TIMEOUT)).isIn("empty", "UnavailableException");
+        } finally {
+            Processes.run(temp, "kill", "-CONT", Long.toString(shim.pid()));
+            resources = new RuntimeResources("container-test-");
+            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+            runtime.forceDelete(NS, container.id()).block(TIMEOUT);
+        }
+    }
+
     /** How {@code exit} ends, subscribed now: "exit N", the error's simple class name, or "empty"; cached. */
     private static Mono<String> ending(Mono<ExitStatus> exit) {
         Mono<String> end = exit.map(status -> "exit " + status.status())

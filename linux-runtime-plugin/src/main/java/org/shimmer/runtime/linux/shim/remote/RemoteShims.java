@@ -316,7 +316,7 @@ public final class RemoteShims {
                 .connectTimeout(DIAL_TIMEOUT)
                 .doOnClose(client.session()::onConnectionClosed)
                 .connect()
-                .doOnNext(this::closeOnStop)
+                .doOnNext(connection -> closeOnStop(resources, connection))
                 .flatMap(connection -> hello(connection, client)
                         .flatMap(connected -> Mono.usingWhen(
                                         openPidfd(connected.getShimPid()),
@@ -342,7 +342,7 @@ public final class RemoteShims {
      * only before it runs them): the connection stayed open, and its calls in flight never ended, a Wait among
      * them, so an {@code exit()} waiting for it never did either.
      */
-    private void closeOnStop(TtrpcConnection connection) {
+    static void closeOnStop(RuntimeResources resources, TtrpcConnection connection) {
         resources.track(connection);
         connection.onClose().subscribe(done -> {}, error -> {}, () -> resources.untrack(connection));
     }

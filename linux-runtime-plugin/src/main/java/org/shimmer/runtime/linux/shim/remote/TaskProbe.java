@@ -49,6 +49,8 @@ public final class TaskProbe {
         // A socket nobody listens on (the shim was killed) or that is gone: no shim answers.
         Mono<TtrpcConnection> dialed = TtrpcClient.create().socket(socket).runOn(resources.loops())
                 .connectTimeout(RemoteShims.DIAL_TIMEOUT).connect()
+                // Its deadline is a timer of its event loop, which a stop may end without closing it.
+                .doOnNext(connection -> RemoteShims.closeOnStop(resources, connection))
                 .onErrorResume(unreachable -> Mono.empty());
         return Mono.usingWhen(dialed,
                         connection -> state(connection, namespace, id),
