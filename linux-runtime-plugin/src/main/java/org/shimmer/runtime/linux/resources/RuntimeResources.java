@@ -68,10 +68,10 @@ public final class RuntimeResources implements AutoCloseable {
     }
 
     /**
-     * The bounded scheduler that calls the host's subscribers of container and exec output: a subscriber that blocks
-     * holds one of its threads, never an io thread. Once every one of its threads is held, other streams' output
-     * waits for the first to free; the runtime's work does not. Closed after the io scheduler, once no release can
-     * end a stream any more.
+     * The bounded scheduler that calls the host's subscribers of container and exec output and of the default event
+     * exchanges: a subscriber that blocks holds one of its threads, never an io thread. Once every one of its threads
+     * is held, other streams' output and events wait for the first to free; the runtime's work does not. Closed
+     * after the io scheduler, once no release can end a stream any more.
      */
     public Scheduler output() {
         return output;
@@ -113,11 +113,13 @@ public final class RuntimeResources implements AutoCloseable {
     /**
      * The exchange of the state root {@code stateRoot} when the host gives none: one per state root, as its
      * containers are its own. With one for all, a runtime on another state root holding a container of the same
-     * namespace and id had its exit reach this one's clients, which took it for theirs.
+     * namespace and id had its exit reach this one's clients, which took it for theirs. It calls its subscribers
+     * on {@link #output()}, as host subscribers of output are: called on the io threads, host subscribers blocked in
+     * {@code onNext} held them all and the runtime's next run, exec, kill and release hung.
      */
     public synchronized InMemoryEventExchange exchange(Path stateRoot) {
         InMemoryEventExchange exchange = exchanges.computeIfAbsent(stateRoot.toAbsolutePath().normalize(),
-                root -> new InMemoryEventExchange(io, Clock.systemUTC()));
+                root -> new InMemoryEventExchange(output, Clock.systemUTC()));
         if (closed) {
             // One made after the stop is stopped as the others were: its streams end rather than wait for good.
             exchange.dispose();

@@ -479,6 +479,60 @@ class ContainerTest {
         }
     }
 
+    /**
+     * The runtime's own event exchange called its subscribers on the io threads too: more host subscribers blocked
+     * in {@code onNext} than there are io threads (half on {@code runtime.events()}, half on one container's
+     * {@code events()}) made the next run, exec, kill and release hang. They block here on the events of a run;
+     * that run, an exec, a kill and a release still end, and a subscriber made meanwhile still sees the exit.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void eventSubscribersThatBlockHoldNoneOfTheRuntimesWork(String kind) throws Exception {
+        int ioThreads = Scannable.from(resources.io()).scan(Scannable.Attr.CAPACITY);
+        int blocking = ioThreads + 1;
+        Container watched = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        List<Disposable> subscribers = new ArrayList<>();
+        CountDownLatch blocked = new CountDownLatch(blocking);
+        CountDownLatch unblock = new CountDownLatch(1);
+        Container other = null;
+        try {
+            for (int i = 0; i < blocking; i++) {
+                Flux<Envelope> events = i % 2 == 0 ? runtime.events() : watched.events();
+                subscribers.add(events.subscribe(envelope -> {
+                    blocked.countDown();
+                    awaitUninterruptibly(unblock);
+                }));
+            }
+            // Every one of them sees the watched container's exit.
+            watched.kill(9).block(TIMEOUT);
+            other = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+            assertThat(blocked.await(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)).as("every subscriber called at once")
+                    .isTrue();
+
+            Container running = other;
+            StepVerifier.create(running.events()
+                            .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit
+                                    && exit.id().equals(running.id()))
+                            .next().map(envelope -> ((TaskEvent.TaskExit) envelope.event()).exitStatus())
+                            .zipWith(running.exec("e1", "/bin/echo", "from exec")
+                                    .flatMap(exec -> text(exec.stdout()))
+                                    .flatMap(text -> running.kill(9).thenReturn(text)))
+                            .map(result -> result.getT2() + result.getT1()))
+                    .expectNext("from exec\n137")
+                    .expectComplete()
+                    .verify(TIMEOUT);
+            StepVerifier.create(running.release()).expectComplete().verify(TIMEOUT);
+            other = null;
+        } finally {
+            unblock.countDown();
+            subscribers.forEach(Disposable::dispose);
+            watched.release().block(TIMEOUT);
+            if (other != null) {
+                other.release().block(TIMEOUT);
+            }
+        }
+    }
+
     /** Waits until {@code latch} counted down to {@code count} or less, at most {@link #TIMEOUT}. */
     private static void awaitCount(CountDownLatch latch, long count) throws InterruptedException {
         long deadline = System.nanoTime() + TIMEOUT.toNanos();

@@ -112,6 +112,8 @@ final class ShimSession {
         this.shimLog = log;
         this.shimGone = gone;
         claims.attached(bundle.path(), client);
+        // Seen on the exchange's delivery threads (the output threads for a default exchange): only a host that holds
+        // every one of them in its subscribers delays it, and the end published for a dead shim may then repeat it.
         this.exitWatch = resources.track(client.events()
                 .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit
                         && exit.id().equals(bundle.id()))
