@@ -271,7 +271,7 @@ class ContainerTest {
                 .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
                 .findFirst().orElseThrow();
         try {
-            Processes.run(temp, "kill", "-STOP", Long.toString(shim.pid()));
+            Processes.stop(shim.pid());
             Mono<String> state = runtime.taskState(NS, container.id())
                     .map(found -> "state " + found.status())
                     .onErrorResume(error -> Mono.just(error.getClass().getSimpleName()))
@@ -744,7 +744,7 @@ class ContainerTest {
                 .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
                 .findFirst().orElseThrow();
         try {
-            Processes.run(temp, "kill", "-STOP", Long.toString(shim.pid()));
+            Processes.stop(shim.pid());
             long began = System.nanoTime();
             StepVerifier.create(container.release()).expectComplete().verify(Duration.ofSeconds(60));
             Duration took = Duration.ofNanos(System.nanoTime() - began);

@@ -12,6 +12,40 @@ public final class Processes {
 
     private Processes() {}
 
+    /**
+     * SIGSTOP to {@code pid}, then waits until every one of its threads is stopped. kill(1) returns once the signal
+     * is queued; a thread of a busy shim that had not taken it yet still read and ran a Shutdown sent right after,
+     * and the "stopped" shim exited under a test (CI, with the other test JVM loading both cores).
+     */
+    public static void stop(long pid) throws IOException, InterruptedException {
+        run(null, "kill", "-STOP", Long.toString(pid));
+        Path tasks = Path.of("/proc", Long.toString(pid), "task");
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (true) {
+            boolean allStopped;
+            try (var threads = Files.list(tasks)) {
+                allStopped = threads.allMatch(thread -> state(thread.resolve("stat")) == 'T');
+            }
+            if (allStopped) {
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("pid " + pid + " did not stop within 10 s");
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    /** The state letter of a {@code stat} file; 'X' for one gone. */
+    private static char state(Path stat) {
+        try {
+            String text = Files.readString(stat);
+            return text.charAt(text.lastIndexOf(')') + 2);
+        } catch (IOException gone) {
+            return 'X';
+        }
+    }
+
     /** Whether {@code pid} runs: it exists and is not a zombie waiting to be reaped by someone else. */
     public static boolean isRunning(long pid) {
         try {

@@ -795,7 +795,7 @@ class RemoteShimTest extends ShimContractTest {
                 StateRequest.newBuilder().setId(bundle.id()).build(), StateResponse.parser(),
                 session.callOptions().withTimeout(Duration.ofMillis(300)));
 
-        Processes.run(null, "kill", "-STOP", shimPid);
+        Processes.stop(Long.parseLong(shimPid));
         try {
             StepVerifier.create(state)
                     .expectErrorSatisfies(e -> assertThat(e).isInstanceOfSatisfying(ShimException.class,
@@ -856,7 +856,7 @@ class RemoteShimTest extends ShimContractTest {
         String shimPid = Integer.toString(((RemoteShimClient) shim).session().shimPid());
         TtrpcConnection connection = ((RemoteShimClient) shim).session().connection();
 
-        Processes.run(null, "kill", "-STOP", shimPid);
+        Processes.stop(Long.parseLong(shimPid));
         try {
             action.run(shim, connection);
             assertThat(Processes.isRunning(Integer.parseInt(shimPid)))
