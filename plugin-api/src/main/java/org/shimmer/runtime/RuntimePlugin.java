@@ -89,7 +89,8 @@ public interface RuntimePlugin extends ExtensionPoint {
      * a dead shim is not cleaned up, so a listing ({@code ctr task ls}) only reads. {@link #inspect} tells the rest.
      *
      * @return empty when no remote shim is recorded for the bundle, none answers, or its shim has no task; fails
-     *     with {@link InvalidIdentifierException}, or a {@link ShimmerException} when the shim answers with an error
+     *     with {@link InvalidIdentifierException}, a {@link ShimmerException} when the shim answers with an error,
+     *     or {@link UnavailableException} when the plugin stops before the shim answered
      */
     Mono<TaskState> taskState(String namespace, String id);
 

@@ -166,9 +166,16 @@ public final class RuntimeResources implements AutoCloseable {
         subscription.dispose();
     }
 
+    /**
+     * Whether {@link #close()} began: work it cut short (a connection it closed) tells its caller the runtime stopped,
+     * not that the peer went away.
+     */
+    public synchronized boolean isClosed() {
+        return closed;
+    }
+
     @Override
     public void close() {
-        subscriptions.dispose();
         ExitMonitor monitor;
         PollLoop startedLoop;
         synchronized (this) {
@@ -176,6 +183,7 @@ public final class RuntimeResources implements AutoCloseable {
             monitor = exitMonitor;
             startedLoop = pollLoop;
         }
+        subscriptions.dispose();
         // Closing the monitor completes no watch (pending ones fail with UnavailableException): a shim or container
         // that outlives the runtime is not dead.
         if (monitor != null) {

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.Optional;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.proto.StateRequest;
 import org.shimmer.runtime.linux.shim.proto.StateResponse;
@@ -57,7 +58,13 @@ public final class TaskProbe {
                         TtrpcConnection::disposeLater,
                         (connection, error) -> connection.disposeLater(),
                         TtrpcConnection::disposeLater)
-                .onErrorResume(TaskProbe::unanswered, noAnswer -> Mono.empty());
+                .onErrorResume(TaskProbe::unanswered, noAnswer -> Mono.empty())
+                // Cut short by a plugin stop (its connection closed, its loop gone), the shim was not found absent:
+                // "no shim answers" would have been a false answer, the same as for a bundle without one.
+                .switchIfEmpty(Mono.defer(() -> resources.isClosed()
+                        ? Mono.error(new UnavailableException("get the state of task " + namespace + "/" + id
+                                + ": the runtime stopped before its shim answered"))
+                        : Mono.empty()));
     }
 
     private static Mono<TaskState> state(TtrpcConnection connection, String namespace, String id) {
