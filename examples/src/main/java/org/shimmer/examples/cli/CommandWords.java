@@ -1,6 +1,8 @@
 package org.shimmer.examples.cli;
 
 import java.util.List;
+import org.shimmer.runtime.Identifiers;
+import org.shimmer.runtime.InvalidIdentifierException;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 
@@ -14,13 +16,23 @@ final class CommandWords {
 
     private CommandWords() {}
 
-    /** Refuses {@code word} when it is an option of {@code spec}. */
+    /**
+     * Refuses {@code word} when it is an option of {@code spec}. A bad id is refused first, by name: printed here as
+     * it came, a newline in it split the message over lines.
+     */
     static void requireNotAnOption(CommandSpec spec, String id, List<String> command) {
         if (!command.isEmpty() && isOption(spec, command.getFirst())) {
-            throw new CliException(command.getFirst() + " comes after the ID " + id + ", where it would be the"
-                    + " container's command: options go before the ID (or -- " + command.getFirst()
-                    + " to run it)");
+            Identifiers.requireValid("id", id);
+            String word = shown(command.getFirst());
+            throw new CliException(word + " comes after the ID " + id + ", where it would be the container's"
+                    + " command: options go before the ID (or -- " + word + " to run it)");
         }
+    }
+
+    /** {@code word} as typed, or quoted and escaped when it holds a character that would not show as itself. */
+    private static String shown(String word) {
+        String quoted = InvalidIdentifierException.quote(word);
+        return quoted.equals('"' + word + '"') ? word : quoted;
     }
 
     static boolean isOption(CommandSpec spec, String word) {

@@ -275,6 +275,12 @@ class CliOptionsIntegrationTests {
                 "-id comes after the ID x");
         assertStatus(cli("run", "--rootfs", rootfs.toString(), "x", "--memory=64m", "true"), 125,
                 "--memory=64m comes after the ID x");
+        // Neither a bad id nor a value with a newline splits the answer over lines.
+        assertStatus(cli("run", "--rootfs", rootfs.toString(), "a\nb", "--rm", "true"), 125,
+                "invalid id \"a\\nb\"");
+        assertStatus(cli("exec", "a\nb", "-it", "sh"), 125, "invalid id \"a\\nb\"");
+        assertStatus(cli("run", "--rootfs", rootfs.toString(), "x", "--env=A\nB", "true"), 125,
+                "\"--env=A\\nB\" comes after the ID x");
         assertStatus(cli("run", "-d", "--shim", "local", "--rootfs", rootfs.toString(), "x", "true"), 125,
                 "--detach needs --shim remote");
         assertStatus(cli("run", "-d", "-i", "--rootfs", rootfs.toString(), "x", "true"), 125,
