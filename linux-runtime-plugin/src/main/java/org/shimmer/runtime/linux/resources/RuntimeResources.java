@@ -183,7 +183,13 @@ public final class RuntimeResources implements AutoCloseable {
             monitor = exitMonitor;
             startedLoop = pollLoop;
         }
-        subscriptions.dispose();
+        try {
+            subscriptions.dispose();
+        } catch (RuntimeException failed) {
+            // Reactor disposes every one and then rethrows what failed; the rest of the stop must still run, or the
+            // loops, the schedulers and the poll thread would outlive the plugin.
+            log.warn("a tracked subscription failed to end", failed);
+        }
         // Closing the monitor completes no watch (pending ones fail with UnavailableException): a shim or container
         // that outlives the runtime is not dead.
         if (monitor != null) {

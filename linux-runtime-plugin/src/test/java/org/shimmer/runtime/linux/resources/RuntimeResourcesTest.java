@@ -40,4 +40,27 @@ class RuntimeResourcesTest {
                     .as("threads alive once close() returned, round %d", round).isEmpty();
         }
     }
+
+    /**
+     * A tracked subscription whose dispose throws (Reactor's composite disposes the others, then rethrows) used to
+     * end close() there: the poll thread, the loops and both schedulers outlived the stop.
+     */
+    @Test
+    void aTrackedSubscriptionThatFailsToEndStopsNothingElseEnding() throws Exception {
+        RuntimeResources resources = new RuntimeResources("close-failing-test-");
+        List<Thread> used = new ArrayList<>();
+        used.add(Mono.fromCallable(Thread::currentThread).subscribeOn(resources.io()).block(TIMEOUT));
+        used.add(Mono.fromCallable(Thread::currentThread).subscribeOn(resources.output()).block(TIMEOUT));
+        used.add(resources.loops().onClient(true).next().submit(Thread::currentThread).get());
+        resources.pollLoop();
+        resources.track(() -> {
+            throw new IllegalStateException("a subscription that fails to end");
+        });
+
+        resources.close();
+
+        assertThat(used.stream().filter(Thread::isAlive).map(Thread::getName)).as("threads alive").isEmpty();
+        assertThat(Thread.getAllStackTraces().keySet()).as("the poll thread")
+                .noneMatch(thread -> thread.getName().startsWith("close-failing-test-") && thread.isAlive());
+    }
 }
