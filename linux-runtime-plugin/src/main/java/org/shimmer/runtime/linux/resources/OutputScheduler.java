@@ -23,8 +23,8 @@ import reactor.core.scheduler.Schedulers;
  * other threads idle. The queue holds at most one delivery per stream (each stream's drain is serial), so it needs
  * no bound of its own.
  *
- * <p>{@link #close} refuses new deliveries at once, lets running ones end, interrupts those still running at the
- * timeout, and waits for the threads themselves.
+ * <p>{@link #close} refuses new deliveries at once, lets running and queued ones end, interrupts those still running
+ * at the timeout, and waits for the threads themselves.
  */
 final class OutputScheduler {
 
@@ -59,45 +59,72 @@ final class OutputScheduler {
     }
 
     /**
-     * Refuses new deliveries, lets running ones end (at most {@code timeout}), then interrupts what still runs and
-     * waits a little more for it. Returns whether every thread ended within {@code timeout}, uninterrupted. Run on
-     * one of these threads (a host stopping the plugin from its output subscriber), it waits for every other one,
-     * and leaves its own interrupt status as it was.
+     * Refuses new deliveries, lets running and queued ones end (at most {@code timeout}), then interrupts the
+     * subscribers still running and waits a little more. Returns whether every thread ended within {@code timeout},
+     * uninterrupted. The pool is never stopped with {@code shutdownNow()}: that threw away deliveries still queued
+     * behind blocked subscribers (a stream's drain, or the completion of an exchange disposed by the stop), and
+     * their subscribers then waited for good, their drain marked as running. A delivery still queued after the grace
+     * runs once a subscriber returns. Run on one of these threads (a host stopping the plugin from its output
+     * subscriber), it waits for every other one. The caller's interrupt status is kept, and does not cut the wait
+     * short.
      */
     boolean close(Duration timeout) {
-        boolean callerInterrupted = Thread.currentThread().isInterrupted();
-        executor.shutdown();
-        boolean ended = join(timeout);
-        if (!ended) {
-            executor.shutdownNow();
+        boolean callerInterrupted = Thread.interrupted();
+        try {
+            executor.shutdown();
+            if (join(timeout)) {
+                return true;
+            }
+            Thread self = Thread.currentThread();
+            threads.stream().filter(thread -> thread != self && thread.isAlive()).forEach(Thread::interrupt);
             join(INTERRUPT_GRACE);
+            return false;
+        } finally {
+            if (callerInterrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
-        if (threads.contains(Thread.currentThread()) && !callerInterrupted) {
-            Thread.interrupted();
-        }
-        return ended;
     }
 
-    /** Waits for every thread made but the calling one; false if one is still alive at the deadline. */
+    /**
+     * Waits, uninterruptibly, until every thread but the calling one ended; false if one is still alive (or still
+     * about to start) at the deadline. The pool's own count comes first: it counts a worker from before its thread
+     * starts, where a thread still new looked like one that never would, and the wait ended before it ran.
+     */
     private boolean join(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
+        Thread self = Thread.currentThread();
+        int own = threads.contains(self) ? 1 : 0;
+        boolean interrupted = false;
         try {
-            while (true) {
-                // Looked for again after each join: a thread that ended with deliveries still queued made another.
-                // One still new was made for a task the pool then refused: it never runs.
-                Thread alive = threads.stream()
-                        .filter(thread -> thread != Thread.currentThread() && thread.getState() != Thread.State.NEW
-                                && thread.isAlive())
-                        .findFirst().orElse(null);
-                long left = deadline - System.nanoTime();
-                if (alive == null || left <= 0) {
-                    return alive == null;
+            while (executor.getPoolSize() > own) {
+                if (System.nanoTime() - deadline >= 0) {
+                    return false;
                 }
-                alive.join(Duration.ofNanos(left));
+                try {
+                    Thread.sleep(1);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return false;
+            for (Thread thread : threads) {
+                while (thread != self && thread.isAlive()) {
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) {
+                        return false;
+                    }
+                    try {
+                        thread.join(Duration.ofNanos(left));
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    }
+                }
+            }
+            return true;
+        } finally {
+            if (interrupted) {
+                self.interrupt();
+            }
         }
     }
 }

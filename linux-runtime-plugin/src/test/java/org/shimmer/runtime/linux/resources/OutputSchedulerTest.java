@@ -77,6 +77,71 @@ class OutputSchedulerTest {
         assertNoThreadStartsWith("shimmer-test-output-stuck-");
     }
 
+    /**
+     * A delivery queued behind a subscriber still blocked when close times out runs once the interrupt frees that
+     * thread: it may be a stream's last drain or the completion of an exchange the stop disposed. shutdownNow()
+     * threw it away, and its subscriber waited for good.
+     */
+    @Test
+    void aDeliveryQueuedBehindASubscriberBlockedAtTheTimeoutStillRuns() throws Exception {
+        OutputScheduler output = new OutputScheduler("shimmer-test-output-queued-", 1, 60);
+        CountDownLatch running = new CountDownLatch(1);
+        output.scheduler().schedule(() -> {
+            running.countDown();
+            try {
+                new CountDownLatch(1).await();
+            } catch (InterruptedException e) {
+                // Let go, as a subscriber blocked on a queue or a latch does.
+            }
+        });
+        assertThat(running.await(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)).isTrue();
+        CountDownLatch completed = new CountDownLatch(1);
+        output.scheduler().schedule(completed::countDown);
+
+        assertThat(output.close(Duration.ofMillis(200))).as("ended within the timeout").isFalse();
+
+        assertThat(completed.await(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)).as("the queued delivery ran").isTrue();
+        assertNoThreadStartsWith("shimmer-test-output-queued-");
+    }
+
+    /**
+     * A stop run by an interrupted thread still waits for the subscribers, and leaves the interrupt set: the wait
+     * failed at once, and the threads were stopped under subscribers that would have returned.
+     */
+    @Test
+    void aCloseByAnInterruptedThreadStillWaitsAndKeepsTheInterrupt() throws Exception {
+        OutputScheduler output = new OutputScheduler("shimmer-test-output-interrupted-", 2, 60);
+        CountDownLatch running = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicBoolean interruptedSubscriber = new AtomicBoolean();
+        output.scheduler().schedule(() -> {
+            running.countDown();
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                interruptedSubscriber.set(true);
+            }
+        });
+        assertThat(running.await(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)).isTrue();
+        Thread.ofPlatform().start(() -> {
+            try {
+                Thread.sleep(300);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            release.countDown();
+        });
+
+        Thread.currentThread().interrupt();
+        boolean ended = output.close(TIMEOUT);
+        boolean stillInterrupted = Thread.interrupted();
+
+        assertThat(ended).as("every thread ended within the timeout").isTrue();
+        assertThat(stillInterrupted).as("the caller's interrupt kept").isTrue();
+        assertThat(interruptedSubscriber).as("the subscriber interrupted").isFalse();
+        assertNoThreadStartsWith("shimmer-test-output-interrupted-");
+    }
+
     /** Once closed, a delivery is refused at once, so the stream can end its subscriber with an error. */
     @Test
     void aDeliveryAfterCloseIsRefused() {
