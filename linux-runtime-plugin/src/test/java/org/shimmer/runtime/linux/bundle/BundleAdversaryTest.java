@@ -25,6 +25,7 @@ import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
+import org.shimmer.runtime.linux.testing.Latches;
 import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -179,7 +180,7 @@ class BundleAdversaryTest {
         BundleStore.CreateObserver holdAtTheEnd = (step, path) -> {
             if (step == cancelledAt) {
                 reached.countDown();
-                awaitUninterruptibly(release);
+                Latches.awaitUninterruptibly(release);
             }
         };
         RuntimeConfig config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"));
@@ -342,21 +343,6 @@ class BundleAdversaryTest {
             assertThat(names(temp.resolve("work/ns"))).isEmpty();
         } finally {
             TestTrees.unmountAllUnder(temp);
-        }
-    }
-
-    private static void awaitUninterruptibly(CountDownLatch latch) {
-        boolean interrupted = false;
-        while (true) {
-            try {
-                latch.await();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
         }
     }
 

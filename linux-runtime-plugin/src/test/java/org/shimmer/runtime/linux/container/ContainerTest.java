@@ -44,6 +44,7 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Latches;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
@@ -267,9 +268,7 @@ class ContainerTest {
     @Test
     void aTaskStateInFlightWhenThePluginStopsEndsThoughTheLoopsAreBusy() throws Exception {
         Container container = runtime.run(request("remote", "/bin/sleep", "600")).block(TIMEOUT);
-        ProcessHandle shim = ProcessHandle.allProcesses()
-                .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
-                .findFirst().orElseThrow();
+        ProcessHandle shim = shimDaemonOf(container);
         try {
             Processes.stop(shim.pid());
             Mono<String> state = runtime.taskState(NS, container.id())
@@ -365,9 +364,7 @@ class ContainerTest {
     @Test
     void releaseAfterTheShimWasKilledLeavesNothing() throws Exception {
         Container container = runtime.run(request("remote", "/bin/sleep", "30")).block(TIMEOUT);
-        ProcessHandle shim = ProcessHandle.allProcesses()
-                .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
-                .findFirst().orElseThrow();
+        ProcessHandle shim = shimDaemonOf(container);
         shim.destroyForcibly();
         assertThat(Processes.awaitGone(shim.pid(), TIMEOUT)).isTrue();
 
@@ -444,7 +441,7 @@ class ContainerTest {
             for (Container writer : writers) {
                 readers.add(writer.stdout().subscribe(chunk -> {
                     blocked.countDown();
-                    awaitUninterruptibly(unblock);
+                    Latches.awaitUninterruptibly(unblock);
                 }));
             }
             // Every io thread would be held by now: the rest of the subscribers block on threads of their own.
@@ -500,7 +497,7 @@ class ContainerTest {
                 Flux<Envelope> events = i % 2 == 0 ? runtime.events() : watched.events();
                 subscribers.add(events.subscribe(envelope -> {
                     blocked.countDown();
-                    awaitUninterruptibly(unblock);
+                    Latches.awaitUninterruptibly(unblock);
                 }));
             }
             // Every one of them sees the watched container's exit.
@@ -533,27 +530,19 @@ class ContainerTest {
         }
     }
 
+    /** The daemon of a remote container's shim: the process whose command line names the container's id. */
+    private static ProcessHandle shimDaemonOf(Container container) {
+        return ProcessHandle.allProcesses()
+                .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
+                .findFirst().orElseThrow();
+    }
+
     /** Waits until {@code latch} counted down to {@code count} or less, at most {@link #TIMEOUT}. */
     private static void awaitCount(CountDownLatch latch, long count) throws InterruptedException {
         long deadline = System.nanoTime() + TIMEOUT.toNanos();
         while (latch.getCount() > count) {
             assertThat(System.nanoTime()).as("counted down to %d in time", count).isLessThan(deadline);
             Thread.sleep(10);
-        }
-    }
-
-    private static void awaitUninterruptibly(CountDownLatch latch) {
-        boolean interrupted = false;
-        while (true) {
-            try {
-                latch.await();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
         }
     }
 
@@ -740,9 +729,7 @@ class ContainerTest {
     @Test
     void releaseWithAStoppedShimEndsInBoundedTimeAndLeavesNothing() throws Exception {
         Container container = runtime.run(request("remote", "/bin/sleep", "30")).block(TIMEOUT);
-        ProcessHandle shim = ProcessHandle.allProcesses()
-                .filter(process -> process.info().commandLine().orElse("").contains("-id " + container.id()))
-                .findFirst().orElseThrow();
+        ProcessHandle shim = shimDaemonOf(container);
         try {
             Processes.stop(shim.pid());
             long began = System.nanoTime();
