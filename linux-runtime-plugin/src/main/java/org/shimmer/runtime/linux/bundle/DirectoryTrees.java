@@ -6,6 +6,7 @@ import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.Iterator;
 import java.util.List;
+import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
@@ -71,26 +72,40 @@ public final class DirectoryTrees {
      * @throws IOException the first entry that could not be removed, naming its path
      */
     static void deleteRecursively(Path root, WalkObserver observer) throws IOException {
+        deleteRecursively(root, observer, () -> false);
+    }
+
+    /**
+     * {@link #deleteRecursively(Path)} that asks {@code stopped} before each entry and, once it says so, returns
+     * false and leaves the rest of the tree in place: a tree may hold hundreds of thousands of files, and its delete
+     * must not outlive the plugin that began it. Returns true when the tree is gone.
+     */
+    public static boolean deleteRecursively(Path root, BooleanSupplier stopped) throws IOException {
+        return deleteRecursively(root, WalkObserver.NONE, stopped);
+    }
+
+    private static boolean deleteRecursively(Path root, WalkObserver observer, BooleanSupplier stopped)
+            throws IOException {
         Path parentPath = root.toAbsolutePath().getParent();
         byte[] name = bytes(root.getFileName());
         try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, bytes(parentPath), PARENT_FLAGS,
                 () -> parentPath)) {
             if (parent == null) {
-                return;
+                return true;
             }
             long mountId = parent.identity().mountId();
             FileIdentity identity = identity(parent, name, () -> root);
             if (identity == null) {
-                return;
+                return true;
             }
             if (identity.mountId() != mountId) {
                 throw new MountCrossingException(root);
             }
             if (identity.directory()) {
-                removeDirectory(parent, name, root, mountId, observer);
-            } else {
-                unlink(parent, name, 0, () -> root);
+                return removeDirectory(parent, name, root, mountId, observer, stopped);
             }
+            unlink(parent, name, 0, () -> root);
+            return true;
         }
     }
 
@@ -99,10 +114,10 @@ public final class DirectoryTrees {
      * stack, not recursion, and paths are built only for a message or an observer: a container can make its
      * rootfs as deep as it likes, and that must end in a typed error at worst (descriptors run out:
      * {@code EMFILE}), never in a {@link StackOverflowError} or in paths whose total length grows with the square
-     * of the depth.
+     * of the depth. Returns false when {@code stopped} ended it early.
      */
-    private static void removeDirectory(Directory parent, byte[] name, Path root, long mountId,
-            WalkObserver observer) throws IOException {
+    private static boolean removeDirectory(Directory parent, byte[] name, Path root, long mountId,
+            WalkObserver observer, BooleanSupplier stopped) throws IOException {
         Deque<Level> levels = new ArrayDeque<>();
         try {
             Level top = enter(parent, null, name, root, mountId, observer);
@@ -110,6 +125,9 @@ public final class DirectoryTrees {
                 levels.push(top);
             }
             while (!levels.isEmpty()) {
+                if (stopped.getAsBoolean()) {
+                    return false;
+                }
                 Level level = levels.peek();
                 if (!level.entries().hasNext()) {
                     levels.pop().dir().close();
@@ -138,6 +156,7 @@ public final class DirectoryTrees {
         } finally {
             levels.forEach(level -> level.dir().close());
         }
+        return true;
     }
 
     /** Opens a directory below {@code above} (null for the root) and lists it; null when it vanished meanwhile. */

@@ -55,12 +55,14 @@ final class ImageImport {
         store.prepare();
         Scratch scratch;
         Scratch.Swept swept;
+        // One check for both deletes: a stop gives them one grace between them, not one each.
+        BooleanSupplier deletesStopped = store.deletesStopped();
         try (FileLock _ = store.lock()) {
             swept = Scratch.sweep(store.tmp());
-            scratch = Scratch.create(store.tmp());
+            scratch = Scratch.create(store.tmp(), deletesStopped);
         }
         try (scratch) {
-            swept.deleteDead();
+            swept.deleteDead(deletesStopped);
             Layout layout = Layout.open(request.layout(), scratch.dir(), cancelled);
             Layout.Resolved resolved = layout.resolve(request.name());
             List<String> chainIds = ImageStore.chainIds(resolved.diffIds());

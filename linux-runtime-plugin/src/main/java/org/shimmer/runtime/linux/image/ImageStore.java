@@ -9,6 +9,7 @@ import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -16,6 +17,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
@@ -55,7 +57,8 @@ import reactor.core.scheduler.Scheduler;
  * Directories are 0700. The lock is taken on a descriptor opened for each acquisition ({@link FileLock}), so it
  * excludes other threads, a reloaded plugin and other processes alike. Every tree removed goes through
  * {@link DirectoryTrees}: no symlink is followed and no mount is crossed. Blocking work runs on {@code io}; an
- * import that is cancelled stops at its next chunk and deletes its scratch directory.
+ * import that is cancelled stops at its next chunk and deletes its scratch directory. Once the runtime closes, a
+ * delete goes on for at most {@link #DELETE_GRACE} and leaves the rest, dead, to the next sweep.
  */
 public final class ImageStore implements Images {
 
@@ -67,6 +70,14 @@ public final class ImageStore implements Images {
     static final FileAttribute<Set<PosixFilePermission>> PRIVATE_DIRECTORY =
             PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
 
+    /**
+     * How long a delete under way goes on once the runtime began to close. Time enough for the scratch of an import
+     * the close stopped (it then leaves nothing), not for a layer of hundreds of thousands of files: that delete
+     * ran on past the io scheduler's 10 s stop timeout and its interrupt (no native call heeds one), a thread of a
+     * stopped plugin deleting on in its store.
+     */
+    static final Duration DELETE_GRACE = Duration.ofSeconds(1);
+
     private static final Logger log = LoggerFactory.getLogger(ImageStore.class);
 
     private final Path root;
@@ -74,6 +85,7 @@ public final class ImageStore implements Images {
     private final RuntimeResources resources;
     private final ImageRecords records;
     private final Leases leases;
+    private final Duration deleteGrace;
 
     /** A store whose blocking work runs on {@code io}, its imports stopped only by their subscribers. */
     public ImageStore(Path root, Scheduler io) {
@@ -86,15 +98,49 @@ public final class ImageStore implements Images {
      * {@link UnavailableException} and delete their scratch), as nothing of a stopped plugin may go on.
      */
     public ImageStore(Path root, RuntimeResources resources) {
-        this(root, resources.io(), resources);
+        this(root, resources, DELETE_GRACE);
+    }
+
+    /** The store of a runtime whose deletes go on for {@code deleteGrace} once it closes; tests shorten it. */
+    ImageStore(Path root, RuntimeResources resources, Duration deleteGrace) {
+        this(root, resources.io(), resources, deleteGrace);
     }
 
     private ImageStore(Path root, Scheduler io, RuntimeResources resources) {
+        this(root, io, resources, DELETE_GRACE);
+    }
+
+    private ImageStore(Path root, Scheduler io, RuntimeResources resources, Duration deleteGrace) {
         this.root = root.toAbsolutePath().normalize();
         this.io = io;
         this.resources = resources;
         this.records = new ImageRecords(this.root.resolve("images"));
         this.leases = new Leases(this.root.resolve("leases"));
+        this.deleteGrace = deleteGrace;
+    }
+
+    /**
+     * What the deletes of one import or remove ask between entries: whether their runtime has been closing for
+     * longer than the grace, counted from when this check first saw the close. Never, for a store without a runtime.
+     */
+    BooleanSupplier deletesStopped() {
+        if (resources == null) {
+            return () -> false;
+        }
+        long grace = deleteGrace.toNanos();
+        long[] closeSeen = {0};
+        boolean[] seen = {false};
+        return () -> {
+            if (!resources.isClosed()) {
+                return false;
+            }
+            long now = System.nanoTime();
+            if (!seen[0]) {
+                seen[0] = true;
+                closeSeen[0] = now;
+            }
+            return now - closeSeen[0] >= grace;
+        };
     }
 
     @Override
@@ -233,6 +279,7 @@ public final class ImageStore implements Images {
         prepare();
         List<Path> doomed = new ArrayList<>();
         Scratch.Swept swept = null;
+        BooleanSupplier stopped = deletesStopped();
         try {
             try (FileLock _ = lock()) {
                 swept = Scratch.sweep(tmp());
@@ -242,11 +289,16 @@ public final class ImageStore implements Images {
             // A refused or unknown remove still deletes what dead imports left: a Ctrl-C'd import's gigabytes
             // otherwise waited for the next import or successful remove.
             if (swept != null) {
-                swept.deleteDead();
+                swept.deleteDead(stopped);
             }
         }
         for (Path gone : doomed) {
-            DirectoryTrees.deleteRecursively(gone);
+            // Cut by a stop, the remove still succeeded: its record is gone, and what is left of its layers is
+            // dead under tmp/, for the next sweep.
+            if (!DirectoryTrees.deleteRecursively(gone, stopped)) {
+                Scratch.logStopped(gone);
+                return;
+            }
         }
     }
 

@@ -13,6 +13,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
+import java.util.function.BooleanSupplier;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -30,6 +31,10 @@ import org.slf4j.LoggerFactory;
  * <p>A layer a remove collects is renamed to {@code tmp/removed-<random>}: a {@code removed-} entry is dead as soon
  * as it exists (its layer was unnamed under the lock), so the sweep opens nothing inside it. A layer whose top held
  * an {@code owner} device or symlink once made the sweep open it, hang on it or fail every import and remove.
+ *
+ * <p>Every delete here stops between two entries once its runtime is stopping ({@link ImageStore#deletesStopped}):
+ * what it leaves is a dead entry (a {@code removed-} one, or a scratch directory whose owner lock is let go), and
+ * the next sweep finishes it.
  */
 final class Scratch implements AutoCloseable {
 
@@ -40,17 +45,22 @@ final class Scratch implements AutoCloseable {
 
     private final Path dir;
     private final FileLock owner;
+    private final BooleanSupplier stopped;
 
-    private Scratch(Path dir, FileLock owner) {
+    private Scratch(Path dir, FileLock owner, BooleanSupplier stopped) {
         this.dir = dir;
         this.owner = owner;
+        this.stopped = stopped;
     }
 
-    /** A new scratch directory under {@code tmp}; call with the store's lock held. */
-    static Scratch create(Path tmp) throws IOException {
+    /**
+     * A new scratch directory under {@code tmp}, whose delete on {@link #close} ends early once {@code stopped}
+     * says so; call with the store's lock held.
+     */
+    static Scratch create(Path tmp, BooleanSupplier stopped) throws IOException {
         Path dir = Files.createDirectory(tmp.resolve(UUID.randomUUID().toString()), ImageStore.PRIVATE_DIRECTORY);
         try {
-            return new Scratch(dir, FileLock.acquire(dir.resolve(OWNER)));
+            return new Scratch(dir, FileLock.acquire(dir.resolve(OWNER)), stopped);
         } catch (IOException | RuntimeException e) {
             DirectoryTrees.deleteRecursively(dir);
             throw e;
@@ -87,13 +97,17 @@ final class Scratch implements AutoCloseable {
     record Swept(Set<String> claimed, List<Path> dead) {
 
         /**
-         * Deletes the dead entries; two sweeps may both find one, and both deletes then succeed. A failure is
-         * logged, not thrown: it is no failure of the import or remove that swept, and the next sweep retries.
+         * Deletes the dead entries, until {@code stopped} says so; two sweeps may both find one, and both deletes
+         * then succeed. A failure is logged, not thrown: it is no failure of the import or remove that swept, and
+         * the next sweep retries.
          */
-        void deleteDead() {
+        void deleteDead(BooleanSupplier stopped) {
             for (Path entry : dead) {
                 try {
-                    DirectoryTrees.deleteRecursively(entry);
+                    if (!DirectoryTrees.deleteRecursively(entry, stopped)) {
+                        logStopped(entry);
+                        return;
+                    }
                 } catch (IOException | RuntimeException e) {
                     log.warn("could not delete {} left by a dead import or a remove; the next sweep retries",
                             entry, e);
@@ -142,11 +156,21 @@ final class Scratch implements AutoCloseable {
         }
     }
 
-    /** Deletes the directory, then lets go of it. */
+    /** Logs a delete the runtime's stop ended: no failure, and nothing an operator has to do. */
+    static void logStopped(Path entry) {
+        log.info("stopped deleting {} as the runtime stops; the next import or remove deletes the rest", entry);
+    }
+
+    /**
+     * Deletes the directory (until the runtime stops: then the rest is dead, and the next sweep deletes it), then
+     * lets go of it.
+     */
     @Override
     public void close() throws IOException {
         try {
-            DirectoryTrees.deleteRecursively(dir);
+            if (!DirectoryTrees.deleteRecursively(dir, stopped)) {
+                logStopped(dir);
+            }
         } finally {
             owner.close();
         }

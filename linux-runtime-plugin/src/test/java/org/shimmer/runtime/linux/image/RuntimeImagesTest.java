@@ -6,17 +6,22 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.UnavailableException;
@@ -26,6 +31,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.OciLayouts.Compression;
+import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 
 /** {@code LinuxRuntime.images()}: the store at the config's image root, shared by the views of that root. */
@@ -137,6 +143,141 @@ class RuntimeImagesTest {
         assertThat(names(store.resolve("layers"))).as("no layer renamed in after the runtime closed").isEmpty();
         assertThat(names(store.resolve("images"))).isEmpty();
         assertThat(names(store.resolve("tmp"))).as("scratch").isEmpty();
+    }
+
+    @Test
+    void aCollectedLayerBeingDeletedWhenTheRuntimeClosesIsLeftDeadForTheNextSweep() throws Exception {
+        RuntimeResources closing = new RuntimeResources("images-close-delete-test-");
+        Path root = temp.resolve("store");
+        // No grace: the delete stops at the first entry after the close began, whatever the machine's speed.
+        ImageStore store = new ImageStore(root, closing, Duration.ZERO);
+        Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "v1")
+                .writeDirectory(temp.resolve("app"));
+        store.importLayout(ImportRequest.of(layout)).block(TIMEOUT);
+        // A layer no record names (a crash's leftover): the remove collects it with the image's own.
+        manyFiles(Files.createDirectory(root.resolve("layers").resolve("ab".repeat(32))));
+        CompletableFuture<Void> removed = store.remove("app:v1").toFuture();
+        awaitDeleteUnderWay(root.resolve("tmp"));
+
+        long began = System.nanoTime();
+        closing.close();
+
+        assertThat(Duration.ofNanos(System.nanoTime() - began)).as("the stop").isLessThan(Duration.ofSeconds(5));
+        assertNoThreadLeft("images-close-delete-test-");
+        assertThat(removed.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the remove, its record gone").isNull();
+        assertThat(names(root.resolve("layers"))).as("no layer named").isEmpty();
+        assertThat(names(root.resolve("images"))).isEmpty();
+        assertThat(names(root.resolve("tmp"))).as("the layer cut short, dead by its name")
+                .singleElement().asString().startsWith("removed-");
+        assertTheNextSweepDeletesEverything(root);
+    }
+
+    @Test
+    void anImportsScratchBeingDeletedWhenTheRuntimeClosesIsLeftDeadForTheNextSweep() throws Exception {
+        RuntimeResources closing = new RuntimeResources("images-close-scratch-test-");
+        Path root = temp.resolve("store");
+        ImageStore store = new ImageStore(root, closing, Duration.ZERO);
+        Map<String, byte[]> files = new LinkedHashMap<>();
+        for (int dir = 0; dir < 100; dir++) {
+            for (int file = 0; file < 400; file++) {
+                files.put("d" + dir + "/f" + file, new byte[0]);
+            }
+        }
+        Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar(files),
+                Compression.NONE), "v1").writeDirectory(temp.resolve("many"));
+        AtomicReference<Disposable> subscription = new AtomicReference<>();
+        CountDownLatch cancelled = new CountDownLatch(1);
+        // Cancelled by its subscriber some 25,000 files into its layer: the import then deletes its scratch.
+        ImportRequest request = ImportRequest.of(layout).withProgress(progress -> {
+            if (progress.bytesDone() >= 12 << 20 && cancelled.getCount() > 0) {
+                while (subscription.get() == null) {
+                    Thread.onSpinWait();
+                }
+                subscription.get().dispose();
+                cancelled.countDown();
+            }
+        });
+        subscription.set(store.importLayout(request).subscribe(image -> {}, error -> {}));
+        assertThat(cancelled.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        Path scratch;
+        try (Stream<Path> entries = Files.list(root.resolve("tmp"))) {
+            scratch = entries.findFirst().orElseThrow();
+        }
+        awaitDeleteUnderWay(scratch);
+
+        long began = System.nanoTime();
+        closing.close();
+
+        assertThat(Duration.ofNanos(System.nanoTime() - began)).as("the stop").isLessThan(Duration.ofSeconds(5));
+        assertNoThreadLeft("images-close-scratch-test-");
+        assertThat(names(root.resolve("tmp"))).as("the scratch cut short").containsExactly(
+                scratch.getFileName().toString());
+        try (FileLock free = FileLock.tryAcquire(scratch.resolve("owner"))) {
+            assertThat(free).as("its owner lock, let go: the scratch is dead").isNotNull();
+        }
+        assertThat(names(root.resolve("layers"))).isEmpty();
+        assertTheNextSweepDeletesEverything(root);
+    }
+
+    /** Fills {@code dir} with 100 directories of 300 empty files each; returns it. */
+    private static Path manyFiles(Path dir) throws IOException {
+        for (int i = 0; i < 100; i++) {
+            Path sub = Files.createDirectory(dir.resolve("d" + i));
+            for (int j = 0; j < 300; j++) {
+                Files.createFile(sub.resolve("f" + j));
+            }
+        }
+        return dir;
+    }
+
+    /**
+     * Waits until a delete is under way below {@code under}: a directory there that holds directories has fewer
+     * than the most it was seen with.
+     */
+    private static void awaitDeleteUnderWay(Path under) throws Exception {
+        Map<Path, Integer> most = new LinkedHashMap<>();
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (System.nanoTime() < deadline) {
+            List<Path> dirs = new ArrayList<>();
+            try (Stream<Path> entries = Files.list(under)) {
+                entries.filter(Files::isDirectory).forEach(dirs::add);
+            } catch (IOException vanished) {
+                // Listed as it went: looked at again.
+            }
+            for (Path dir : dirs) {
+                int count;
+                try (Stream<Path> entries = Files.list(dir)) {
+                    count = (int) entries.filter(Files::isDirectory).count();
+                } catch (IOException vanished) {
+                    continue;
+                }
+                if (count > 0 && count < most.merge(dir, count, Math::max)) {
+                    return;
+                }
+            }
+            Thread.sleep(1);
+        }
+        throw new AssertionError("no delete got under way below " + under);
+    }
+
+    private static void assertNoThreadLeft(String prefix) {
+        assertThat(Thread.getAllStackTraces().keySet()).as("threads of the stopped runtime")
+                .noneMatch(thread -> thread.getName().startsWith(prefix));
+    }
+
+    /** A store of a new runtime on {@code root} sweeps at its first remove: nothing is left in it. */
+    private static void assertTheNextSweepDeletesEverything(Path root) throws Exception {
+        RuntimeResources next = new RuntimeResources("images-next-test-");
+        try {
+            CompletableFuture<Void> remove = new ImageStore(root, next).remove("absent:v1").toFuture();
+            assertThat(remove).failsWithin(TIMEOUT).withThrowableOfType(ExecutionException.class)
+                    .withCauseInstanceOf(NotFoundException.class);
+        } finally {
+            next.close();
+        }
+        assertThat(names(root.resolve("tmp"))).as("what the stop left").isEmpty();
+        assertThat(names(root.resolve("layers"))).isEmpty();
+        assertThat(names(root.resolve("images"))).isEmpty();
     }
 
     /** Subscribes to {@code operation}; the future completes with what it ends with: its value or its error. */
