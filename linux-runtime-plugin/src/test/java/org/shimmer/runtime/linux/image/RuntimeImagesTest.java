@@ -173,6 +173,29 @@ class RuntimeImagesTest {
     }
 
     @Test
+    void aDeadImportsScratchBeingSweptWhenTheRuntimeClosesIsLeftForTheNextSweep() throws Exception {
+        RuntimeResources closing = new RuntimeResources("images-close-sweep-test-");
+        Path root = temp.resolve("store");
+        ImageStore store = new ImageStore(root, closing, Duration.ZERO);
+        store.prepare();
+        // The scratch of an import killed before it locked its owner file: dead, and deleted by any sweep.
+        Path dead = manyFiles(Files.createDirectory(root.resolve("tmp").resolve("dead-import")));
+        CompletableFuture<Void> removed = store.remove("absent:v1").toFuture();
+        awaitDeleteUnderWay(root.resolve("tmp"));
+
+        long began = System.nanoTime();
+        closing.close();
+
+        assertThat(Duration.ofNanos(System.nanoTime() - began)).as("the stop").isLessThan(Duration.ofSeconds(5));
+        assertNoThreadLeft("images-close-sweep-test-");
+        assertThat(removed).failsWithin(TIMEOUT).withThrowableOfType(ExecutionException.class)
+                .withCauseInstanceOf(NotFoundException.class);
+        assertThat(names(root.resolve("tmp"))).as("the sweep cut short").containsExactly("dead-import");
+        assertThat(names(dead)).isNotEmpty();
+        assertTheNextSweepDeletesEverything(root);
+    }
+
+    @Test
     void anImportsScratchBeingDeletedWhenTheRuntimeClosesIsLeftDeadForTheNextSweep() throws Exception {
         RuntimeResources closing = new RuntimeResources("images-close-scratch-test-");
         Path root = temp.resolve("store");
