@@ -89,7 +89,9 @@ final class OutputScheduler {
     /**
      * Waits, uninterruptibly, until every thread but the calling one ended; false if one is still alive (or still
      * about to start) at the deadline. The pool's own count comes first: it counts a worker from before its thread
-     * starts, where a thread still new looked like one that never would, and the wait ended before it ran.
+     * starts, where a thread still new looked like one that never would, and the wait ended before it ran. A caller
+     * from outside the pool waits for its termination; one of its own threads can never see that (it is a worker
+     * itself), so it looks at the count every millisecond instead.
      */
     private boolean join(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
@@ -98,11 +100,16 @@ final class OutputScheduler {
         boolean interrupted = false;
         try {
             while (executor.getPoolSize() > own) {
-                if (System.nanoTime() - deadline >= 0) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
                     return false;
                 }
                 try {
-                    Thread.sleep(1);
+                    if (own == 0) {
+                        executor.awaitTermination(left, TimeUnit.NANOSECONDS);
+                    } else {
+                        Thread.sleep(1);
+                    }
                 } catch (InterruptedException e) {
                     interrupted = true;
                 }
