@@ -55,7 +55,7 @@ final class ImageImport {
         store.prepare();
         Scratch scratch;
         Scratch.Swept swept;
-        // One check for both deletes: a stop gives them one grace between them, not one each.
+        // Both deletes stop at the same moment: the grace after the runtime began to close.
         BooleanSupplier deletesStopped = store.deletesStopped();
         try (FileLock _ = store.lock()) {
             swept = Scratch.sweep(store.tmp());

@@ -71,7 +71,7 @@ public final class ImageStore implements Images {
             PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
 
     /**
-     * How long a delete under way goes on once the runtime began to close. Time enough for the scratch of an import
+     * How long deletes go on once the runtime began to close, counted from the close. Time enough for the scratch of an import
      * the close stopped (it then leaves nothing), not for a layer of hundreds of thousands of files: that delete
      * ran on past the io scheduler's 10 s stop timeout and its interrupt (no native call heeds one), a thread of a
      * stopped plugin deleting on in its store.
@@ -120,27 +120,17 @@ public final class ImageStore implements Images {
     }
 
     /**
-     * What the deletes of one import or remove ask between entries: whether their runtime has been closing for
-     * longer than the grace, counted from when this check first saw the close. Never, for a store without a runtime.
+     * What the deletes of an import or remove ask between entries: whether their runtime began to close at least
+     * the grace ago. Counted from the close, one moment for every delete: counted from when each delete first saw
+     * the close, a remove that waited for the store's lock (or an io task queued behind busy threads) meanwhile
+     * began its deletes after the grace had run out and deleted on for a whole grace more, after the stop.
+     * Stateless, so any thread may ask. Never, for a store without a runtime.
      */
     BooleanSupplier deletesStopped() {
         if (resources == null) {
             return () -> false;
         }
-        long grace = deleteGrace.toNanos();
-        long[] closeSeen = {0};
-        boolean[] seen = {false};
-        return () -> {
-            if (!resources.isClosed()) {
-                return false;
-            }
-            long now = System.nanoTime();
-            if (!seen[0]) {
-                seen[0] = true;
-                closeSeen[0] = now;
-            }
-            return now - closeSeen[0] >= grace;
-        };
+        return () -> resources.closedFor(deleteGrace);
     }
 
     @Override

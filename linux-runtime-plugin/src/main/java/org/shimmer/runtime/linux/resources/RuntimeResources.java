@@ -48,6 +48,8 @@ public final class RuntimeResources implements AutoCloseable {
     private final String prefix;
     private ExitMonitor exitMonitor;
     private boolean closed;
+    /** When {@link #close()} began ({@link System#nanoTime()}); meaningful once {@link #closed}. */
+    private long closeBegan;
 
     /** Starts the resources, naming every thread {@code <prefix>…}. */
     public RuntimeResources(String prefix) {
@@ -174,11 +176,22 @@ public final class RuntimeResources implements AutoCloseable {
         return closed;
     }
 
+    /**
+     * Whether {@link #close()} began at least {@code time} ago: one moment for all the work that asks, work begun
+     * after the close too (a task queued behind busy io threads, one that waited for a lock).
+     */
+    public synchronized boolean closedFor(Duration time) {
+        return closed && System.nanoTime() - closeBegan >= time.toNanos();
+    }
+
     @Override
     public void close() {
         ExitMonitor monitor;
         PollLoop startedLoop;
         synchronized (this) {
+            if (!closed) {
+                closeBegan = System.nanoTime();
+            }
             closed = true;
             monitor = exitMonitor;
             startedLoop = pollLoop;

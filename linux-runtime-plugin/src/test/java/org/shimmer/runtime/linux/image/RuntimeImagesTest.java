@@ -196,6 +196,38 @@ class RuntimeImagesTest {
     }
 
     @Test
+    void aDeleteBegunLongerThanTheGraceAfterTheRuntimeBeganToCloseDeletesNothing() throws Exception {
+        RuntimeResources closing = new RuntimeResources("images-close-late-test-");
+        Path root = temp.resolve("store");
+        Duration grace = Duration.ofMillis(200);
+        ImageStore store = new ImageStore(root, closing, grace);
+        store.prepare();
+        Path dead = manyFiles(Files.createDirectory(root.resolve("tmp").resolve("dead-import")));
+        CompletableFuture<Void> removed;
+        CompletableFuture<Void> stopped;
+        // The store's lock, held as another runtime or process holds it: the remove, on an io thread before the
+        // close, waits for it, and its sweep's deletes begin only once the close began more than the grace ago.
+        try (FileLock _ = store.lock()) {
+            removed = store.remove("absent:v1").toFuture();
+            stopped = CompletableFuture.runAsync(closing::close);
+            while (!closing.isClosed()) {
+                Thread.onSpinWait();
+            }
+            Thread.sleep(grace.multipliedBy(2));
+        }
+
+        stopped.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        assertNoThreadLeft("images-close-late-test-");
+        assertThat(removed).failsWithin(TIMEOUT).withThrowableOfType(ExecutionException.class)
+                .withCauseInstanceOf(NotFoundException.class);
+        try (Stream<Path> entries = Files.walk(dead)) {
+            assertThat(entries.count()).as("the dead import's files, past the grace: none deleted")
+                    .isEqualTo(1 + 100 + 100 * 300);
+        }
+        assertTheNextSweepDeletesEverything(root);
+    }
+
+    @Test
     void anImportsScratchBeingDeletedWhenTheRuntimeClosesIsLeftDeadForTheNextSweep() throws Exception {
         RuntimeResources closing = new RuntimeResources("images-close-scratch-test-");
         Path root = temp.resolve("store");
