@@ -71,10 +71,10 @@ public final class ImageStore implements Images {
             PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
 
     /**
-     * How long deletes go on once the runtime began to close, counted from the close. Time enough for the scratch of an import
-     * the close stopped (it then leaves nothing), not for a layer of hundreds of thousands of files: that delete
-     * ran on past the io scheduler's 10 s stop timeout and its interrupt (no native call heeds one), a thread of a
-     * stopped plugin deleting on in its store.
+     * How long deletes go on once the runtime began to close, counted from the close. Time enough for the scratch
+     * of an import the close stopped (it then leaves nothing), not for a layer of hundreds of thousands of files:
+     * that delete ran on past the io scheduler's 10 s stop timeout and its interrupt (no native call heeds one), a
+     * thread of a stopped plugin deleting on in its store.
      */
     static final Duration DELETE_GRACE = Duration.ofSeconds(1);
 
