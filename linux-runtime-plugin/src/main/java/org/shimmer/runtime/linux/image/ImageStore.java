@@ -58,7 +58,7 @@ import reactor.core.scheduler.Scheduler;
  * excludes other threads, a reloaded plugin and other processes alike. Every tree removed goes through
  * {@link DirectoryTrees}: no symlink is followed and no mount is crossed. Blocking work runs on {@code io}; an
  * import that is cancelled stops at its next chunk and deletes its scratch directory. Once the runtime closes, a
- * delete goes on for at most {@link #DELETE_GRACE} and leaves the rest, dead, to the next sweep.
+ * delete goes on for at most {@link RuntimeResources#DELETE_GRACE} and leaves the rest, dead, to the next sweep.
  */
 public final class ImageStore implements Images {
 
@@ -69,14 +69,6 @@ public final class ImageStore implements Images {
 
     static final FileAttribute<Set<PosixFilePermission>> PRIVATE_DIRECTORY =
             PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
-
-    /**
-     * How long deletes go on once the runtime began to close, counted from the close. Time enough for the scratch
-     * of an import the close stopped (it then leaves nothing), not for a layer of hundreds of thousands of files:
-     * that delete ran on past the io scheduler's 10 s stop timeout and its interrupt (no native call heeds one), a
-     * thread of a stopped plugin deleting on in its store.
-     */
-    static final Duration DELETE_GRACE = Duration.ofSeconds(1);
 
     private static final Logger log = LoggerFactory.getLogger(ImageStore.class);
 
@@ -98,7 +90,7 @@ public final class ImageStore implements Images {
      * {@link UnavailableException} and delete their scratch), as nothing of a stopped plugin may go on.
      */
     public ImageStore(Path root, RuntimeResources resources) {
-        this(root, resources, DELETE_GRACE);
+        this(root, resources, RuntimeResources.DELETE_GRACE);
     }
 
     /** The store of a runtime whose deletes go on for {@code deleteGrace} once it closes; tests shorten it. */
@@ -107,7 +99,7 @@ public final class ImageStore implements Images {
     }
 
     private ImageStore(Path root, Scheduler io, RuntimeResources resources) {
-        this(root, io, resources, DELETE_GRACE);
+        this(root, io, resources, RuntimeResources.DELETE_GRACE);
     }
 
     private ImageStore(Path root, Scheduler io, RuntimeResources resources, Duration deleteGrace) {

@@ -34,6 +34,15 @@ public final class RuntimeResources implements AutoCloseable {
     /** How long close waits for each part before it stops waiting. */
     public static final Duration STOP_TIMEOUT = Duration.ofSeconds(10);
 
+    /**
+     * How long a delete under way (a bundle's tree, an image layer, an import's scratch) goes on once close began,
+     * before it stops between two entries and leaves the rest for a later delete. Time enough for the scratch of an
+     * import the close stopped (it then leaves nothing), not for a tree of hundreds of thousands of files: such a
+     * delete held the stop for {@link #STOP_TIMEOUT} and then ran on past the io scheduler's interrupt (no native
+     * call heeds one), a thread of a stopped plugin still deleting.
+     */
+    public static final Duration DELETE_GRACE = Duration.ofSeconds(1);
+
     private static final Logger log = LoggerFactory.getLogger(RuntimeResources.class);
 
     private final IoScheduler ioScheduler;
@@ -48,8 +57,10 @@ public final class RuntimeResources implements AutoCloseable {
     private final String prefix;
     private ExitMonitor exitMonitor;
     private boolean closed;
-    /** When {@link #close()} began ({@link System#nanoTime()}); meaningful once {@link #closed}. */
-    private long closeBegan;
+    /** {@link System#nanoTime()} when close began; read only once {@link #closing} is true. */
+    private volatile long closeBegan;
+    /** {@link #closed}, for {@link #closedFor}: asked before every entry of a delete, it takes no lock. */
+    private volatile boolean closing;
 
     /** Starts the resources, naming every thread {@code <prefix>…}. */
     public RuntimeResources(String prefix) {
@@ -177,11 +188,12 @@ public final class RuntimeResources implements AutoCloseable {
     }
 
     /**
-     * Whether {@link #close()} began at least {@code time} ago: one moment for all the work that asks, work begun
-     * after the close too (a task queued behind busy io threads, one that waited for a lock).
+     * Whether {@link #close()} began at least {@code grace} ago. Long blocking work that no interrupt reaches asks
+     * it between two steps and stops once it says so (deletes, with {@link #DELETE_GRACE}): counted from the start
+     * of the close, so one stop gives all such work one grace, however much of it there is.
      */
-    public synchronized boolean closedFor(Duration time) {
-        return closed && System.nanoTime() - closeBegan >= time.toNanos();
+    public boolean closedFor(Duration grace) {
+        return closing && System.nanoTime() - closeBegan >= grace.toNanos();
     }
 
     @Override
@@ -191,6 +203,7 @@ public final class RuntimeResources implements AutoCloseable {
         synchronized (this) {
             if (!closed) {
                 closeBegan = System.nanoTime();
+                closing = true;
             }
             closed = true;
             monitor = exitMonitor;
