@@ -101,7 +101,7 @@ public class LinuxRuntime implements RuntimePlugin {
                     return null;
                 });
             };
-        }, inspector);
+        }, inspector, () -> resources.closedFor(RuntimeResources.DELETE_GRACE));
         this.reaper = new BundleReaper(inspector, resources.io(),
                 (namespace, id, options) -> bundles.load(namespace, id)
                         .flatMap(bundle -> local.newShimClient(bundle, localEvents, options)),

@@ -19,11 +19,14 @@ import java.util.Deque;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
+import java.util.stream.Collectors;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -31,9 +34,12 @@ import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.MountCrossingException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
 import org.shimmer.runtime.linux.sys.MountTable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
@@ -52,7 +58,11 @@ import reactor.core.scheduler.Scheduler;
  *   <li>delete changes nothing while anything is mounted at or under the bundle or work directory (a running
  *       container's rootfs may be a read-write bind of the user's own directory); it then renames each tree to a
  *       hidden (never valid) name and removes it, so a crash mid-delete leaves no entry that looks like a bundle,
- *       and the next delete of that id finishes the hidden trees while create ignores them;</li>
+ *       and the next delete of that id, or the next list of its namespace, finishes the hidden trees while create
+ *       ignores them;</li>
+ *   <li>a delete stops between two entries once its runtime has been stopping for a grace (a tree of hundreds of
+ *       thousands of files held the plugin stop for its whole timeout, then went on past it): the bundle is hidden
+ *       by then, and the rest is a hidden tree as a crash leaves it;</li>
  *   <li>removal never leaves the mount it starts on and never follows a symbolic link ({@link DirectoryTrees});</li>
  *   <li>creates and deletes of one bundle run one at a time within this class loader (not across processes
  *       sharing a state root);</li>
@@ -66,6 +76,8 @@ public final class BundleStore {
     static final String ROOTFS_DIR = "rootfs";
     private static final String DELETING_MARK = ".deleting-";
     private static final int UUID_LENGTH = 36;
+
+    private static final Logger log = LoggerFactory.getLogger(BundleStore.class);
 
     private static final Set<PosixFilePermission> DIR_MODE = PosixFilePermissions.fromString("rwx--x--x");
     private static final Set<PosixFilePermission> CONFIG_MODE = PosixFilePermissions.fromString("rw-------");
@@ -92,6 +104,7 @@ public final class BundleStore {
     private final DeleteGuard guard;
     private final CreateObserver observer;
     private final WalkObserver walkObserver;
+    private final BooleanSupplier deletesStopped;
 
     /**
      * @param config where bundles live
@@ -99,33 +112,48 @@ public final class BundleStore {
      * @param shims what {@link Bundle#newShimClient} of this store's bundles calls
      */
     public BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims) {
-        this(config, io, shims, DeleteGuard.NONE, CreateObserver.NONE, WalkObserver.NONE);
+        this(config, io, shims, DeleteGuard.NONE, () -> false);
     }
 
     /**
      * @param guard asked before a delete touches anything; refuses a bundle whose shim or container still lives
      */
     public BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, DeleteGuard guard) {
-        this(config, io, shims, guard, CreateObserver.NONE, WalkObserver.NONE);
+        this(config, io, shims, guard, () -> false);
+    }
+
+    /**
+     * @param deletesStopped asked between two entries of every tree a delete or a sweep removes; once it says so,
+     *     the rest is left hidden (the runtime is stopping, and no interrupt reaches a native call)
+     */
+    public BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, DeleteGuard guard,
+            BooleanSupplier deletesStopped) {
+        this(config, io, shims, guard, CreateObserver.NONE, WalkObserver.NONE, deletesStopped);
     }
 
     BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, CreateObserver observer) {
-        this(config, io, shims, DeleteGuard.NONE, observer, WalkObserver.NONE);
+        this(config, io, shims, DeleteGuard.NONE, observer, WalkObserver.NONE, () -> false);
     }
 
     BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, CreateObserver observer,
             WalkObserver walkObserver) {
-        this(config, io, shims, DeleteGuard.NONE, observer, walkObserver);
+        this(config, io, shims, DeleteGuard.NONE, observer, walkObserver, () -> false);
+    }
+
+    BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, WalkObserver walkObserver,
+            BooleanSupplier deletesStopped) {
+        this(config, io, shims, DeleteGuard.NONE, CreateObserver.NONE, walkObserver, deletesStopped);
     }
 
     private BundleStore(RuntimeConfig config, Scheduler io, ShimFactory shims, DeleteGuard guard,
-            CreateObserver observer, WalkObserver walkObserver) {
+            CreateObserver observer, WalkObserver walkObserver, BooleanSupplier deletesStopped) {
         this.config = Objects.requireNonNull(config, "config");
         this.io = Objects.requireNonNull(io, "io");
         this.shims = Objects.requireNonNull(shims, "shims");
         this.guard = Objects.requireNonNull(guard, "guard");
         this.observer = Objects.requireNonNull(observer, "observer");
         this.walkObserver = Objects.requireNonNull(walkObserver, "walkObserver");
+        this.deletesStopped = Objects.requireNonNull(deletesStopped, "deletesStopped");
     }
 
     ShimFactory shims() {
@@ -166,7 +194,11 @@ public final class BundleStore {
         });
     }
 
-    /** See {@link org.shimmer.runtime.RuntimePlugin#list}. */
+    /**
+     * See {@link org.shimmer.runtime.RuntimePlugin#list}. Once the bundles are listed, it removes what deletes of
+     * the namespace left hidden ({@link #sweepHidden}) before it completes: a delete the runtime's stop cut short
+     * left its bundle out of sight, and a host does not delete again what it no longer sees.
+     */
     public Flux<Bundle> list(String namespace) {
         return Flux.defer(() -> {
             Path namespaceDir = config.stateRoot().resolve(Identifiers.requireValid("namespace", namespace));
@@ -183,7 +215,8 @@ public final class BundleStore {
                     .filter(Identifiers::isValid)
                     .filter(id -> isComplete(namespaceDir.resolve(id)))
                     .map(id -> bundle(new BundlePaths(
-                            namespace, id, namespaceDir.resolve(id), namespaceWorkDir.resolve(id))));
+                            namespace, id, namespaceDir.resolve(id), namespaceWorkDir.resolve(id))))
+                    .concatWith(Mono.<Bundle>fromRunnable(() -> sweepHidden(namespace)));
         })
         // Moves the open and every later request, and so each directory read, onto the io scheduler.
         .subscribeOn(io);
@@ -196,7 +229,9 @@ public final class BundleStore {
      * is asked first: a bundle in use is refused before anything changes.
      *
      * @return fails with {@link FailedPreconditionException} and changes nothing while anything is mounted at or
-     *     under either directory; otherwise one typed error ({@link StorageErrors}) naming every failure
+     *     under either directory; with {@link UnavailableException} when the runtime's stop cut the removal short
+     *     (the bundle is hidden; the next delete of the id or list of the namespace removes the rest); otherwise
+     *     one typed error ({@link StorageErrors}) naming every failure
      */
     public Mono<Void> delete(String namespace, String id) {
         return Mono.defer(() -> {
@@ -338,17 +373,36 @@ public final class BundleStore {
      * bundle whose new work directory the delete then removed.
      */
     private static <T> T exclusively(BundlePaths paths, Supplier<T> work) {
+        return locked(paths, true, work);
+    }
+
+    /**
+     * Runs {@code work} as {@link #exclusively} does, or not at all (null) when a create or delete of the bundle
+     * holds or awaits its lock now: a sweep never waits behind one, nor touches the trees it works on.
+     */
+    private static <T> T ifFree(BundlePaths paths, Supplier<T> work) {
+        return locked(paths, false, work);
+    }
+
+    private static <T> T locked(BundlePaths paths, boolean wait, Supplier<T> work) {
         Path key = paths.bundleDir();
         IdLock held = ID_LOCKS.compute(key, (k, lock) -> {
             IdLock counted = lock == null ? new IdLock() : lock;
             counted.users++;
             return counted;
         });
-        held.lock.lock();
         try {
-            return work.get();
+            if (wait) {
+                held.lock.lock();
+            } else if (!held.lock.tryLock()) {
+                return null;
+            }
+            try {
+                return work.get();
+            } finally {
+                held.lock.unlock();
+            }
         } finally {
-            held.lock.unlock();
             ID_LOCKS.computeIfPresent(key, (k, lock) -> --lock.users == 0 ? null : lock);
         }
     }
@@ -385,10 +439,14 @@ public final class BundleStore {
 
     private void removeTrees(BundlePaths paths) {
         List<IOException> failures = new ArrayList<>(2);
+        List<Path> left = new ArrayList<>(2);
         // While the bundle directory cannot be hidden the bundle still exists, and its work directory holds how to
         // reach its shim: removing that anyway left a loadable bundle whose container nobody could reach.
-        if (deleteTree(paths.bundleDir(), "bundle directory", failures)) {
-            deleteTree(paths.workDir(), "work directory", failures);
+        if (hide(paths.bundleDir(), "bundle directory", failures)) {
+            // Both hidden before either is removed: a removal the runtime's stop cuts short then leaves no work
+            // directory in sight, which would fail the next create of the id.
+            hide(paths.workDir(), "work directory", failures);
+            removeHidden(paths, failures, left);
         }
         if (!failures.isEmpty()) {
             StringBuilder message = new StringBuilder("delete bundle ").append(paths.name());
@@ -404,44 +462,136 @@ public final class BundleStore {
             ShimmerException error = StorageErrors.typed(message.toString(), primary);
             failures.stream().filter(failure -> failure != primary && failure.getCause() != primary)
                     .forEach(error::addSuppressed);
+            if (!left.isEmpty()) {
+                error.addSuppressed(cutShort(paths, left));
+            }
             throw error;
+        }
+        if (!left.isEmpty()) {
+            throw cutShort(paths, left);
         }
     }
 
     /**
-     * Renames {@code dir} out of sight, then removes it, and also removes what an earlier crashed or refused
-     * delete of the same id left under its hidden names.
-     *
-     * @return whether {@code dir} is out of sight (hidden or absent), even if removing it failed
+     * What a delete the runtime's stop cut short reports. Not success: the files are still on disk, and a host
+     * that retries an unavailable runtime's call gets them removed; one that does not has them removed by its
+     * next list of the namespace.
      */
-    private boolean deleteTree(Path dir, String what, List<IOException> failures) {
-        Path parent = dir.getParent();
+    private static UnavailableException cutShort(BundlePaths paths, List<Path> left) {
+        return new UnavailableException("delete bundle " + paths.name() + ": the runtime stopped while the"
+                + " bundle's files were being removed; the bundle is gone (load and list no longer find it), and"
+                + " what is left (" + left.stream().map(Path::toString).collect(Collectors.joining(", "))
+                + ") is removed by the next delete of " + paths.name() + " or the next list of namespace "
+                + paths.namespace());
+    }
+
+    /**
+     * Renames {@code dir} out of sight, to a name only {@link #isHiddenTreeOf} accepts.
+     *
+     * @return whether {@code dir} is out of sight (hidden or absent)
+     */
+    private static boolean hide(Path dir, String what, List<IOException> failures) {
         String id = dir.getFileName().toString();
         try {
-            Files.move(dir, parent.resolve(hiddenPrefix(id) + UUID.randomUUID()), StandardCopyOption.ATOMIC_MOVE);
+            Files.move(dir, dir.resolveSibling(hiddenPrefix(id) + UUID.randomUUID()), StandardCopyOption.ATOMIC_MOVE);
         } catch (NoSuchFileException absent) {
             // Already gone, or never made: nothing to hide.
         } catch (IOException e) {
             failures.add(new IOException(what + " " + dir + ": " + describe(e), e));
             return false;
         }
-        try (DirectoryStream<Path> hidden = Files.newDirectoryStream(parent, entry ->
-                isHiddenTreeOf(entry.getFileName().toString(), id))) {
-            for (Path entry : hidden) {
-                DirectoryTrees.deleteRecursively(entry, walkObserver);
-            }
-        } catch (NoSuchFileException absent) {
-            // The namespace directory itself is absent.
-        } catch (IOException | DirectoryIteratorException e) {
-            IOException cause = e instanceof DirectoryIteratorException iteration ? iteration.getCause()
-                    : (IOException) e;
-            failures.add(new IOException(what + " " + dir + ": " + describe(cause), cause));
-        }
         return true;
+    }
+
+    /**
+     * Removes every hidden tree of the bundle's id, this delete's and what an earlier crashed, refused or cut
+     * delete left, on the state-root side and then the work-root side; call with the id's lock held. Once
+     * {@link #deletesStopped} says so, the tree being removed and those not begun are added to {@code left}.
+     */
+    private void removeHidden(BundlePaths paths, List<IOException> failures, List<Path> left) {
+        for (Path dir : List.of(paths.bundleDir(), paths.workDir())) {
+            String what = dir.equals(paths.bundleDir()) ? "bundle directory" : "work directory";
+            try (DirectoryStream<Path> hidden = Files.newDirectoryStream(dir.getParent(), entry ->
+                    isHiddenTreeOf(entry.getFileName().toString(), paths.id()))) {
+                for (Path entry : hidden) {
+                    if (!left.isEmpty() || deletesStopped.getAsBoolean()
+                            || !DirectoryTrees.deleteRecursively(entry, walkObserver, deletesStopped)) {
+                        left.add(entry);
+                    }
+                }
+            } catch (NoSuchFileException absent) {
+                // The namespace directory itself is absent.
+            } catch (IOException | DirectoryIteratorException e) {
+                IOException cause = e instanceof DirectoryIteratorException iteration ? iteration.getCause()
+                        : (IOException) e;
+                failures.add(new IOException(what + " " + dir + ": " + describe(cause), cause));
+            }
+        }
+    }
+
+    /**
+     * Removes the hidden trees of every id in {@code namespace} (what deletes that a stop or a crash cut short
+     * left), skipping an id that a create or delete works on now (that delete removes them itself) and one with
+     * anything mounted at or under its trees ({@link #requireNothingMounted}: {@code forceDelete} detaches it).
+     * Best effort: a failure is logged, for the next list or delete to retry; it stops with the runtime as a
+     * delete does.
+     */
+    private void sweepHidden(String namespace) {
+        Set<String> ids = new TreeSet<>();
+        for (Path dir : List.of(config.stateRoot().resolve(namespace), config.workRoot().resolve(namespace))) {
+            try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
+                for (Path entry : entries) {
+                    String id = hiddenTreeId(entry.getFileName().toString());
+                    if (id != null) {
+                        ids.add(id);
+                    }
+                }
+            } catch (NoSuchFileException absent) {
+                // No bundle was ever made there.
+            } catch (IOException | DirectoryIteratorException e) {
+                log.warn("could not look for what deletes left in {}; the next list retries", dir, e);
+            }
+        }
+        for (String id : ids) {
+            if (deletesStopped.getAsBoolean()) {
+                return;
+            }
+            try {
+                BundlePaths paths = paths(namespace, id);
+                ifFree(paths, () -> {
+                    requireNothingMounted(paths);
+                    List<IOException> failures = new ArrayList<>(0);
+                    List<Path> left = new ArrayList<>(0);
+                    removeHidden(paths, failures, left);
+                    failures.forEach(failure -> log.warn("could not remove what a delete of {} left: {}; the next"
+                            + " list or delete retries", paths.name(), failure.getMessage(), failure));
+                    if (!left.isEmpty()) {
+                        log.info("stopped removing {} as the runtime stops; the next list of {} or delete of {}"
+                                + " removes the rest", left, namespace, paths.name());
+                    }
+                    return null;
+                });
+            } catch (FailedPreconditionException refused) {
+                log.info("left what a delete of {}/{} left: {}", namespace, id, refused.getMessage());
+            } catch (RuntimeException e) {
+                log.warn("could not remove what a delete of {}/{} left; the next list or delete retries",
+                        namespace, id, e);
+            }
+        }
     }
 
     private static String hiddenPrefix(String id) {
         return "." + id + DELETING_MARK;
+    }
+
+    /** The id whose delete hid a tree named {@code name}; null for any other name. */
+    static String hiddenTreeId(String name) {
+        int idEnd = name.length() - DELETING_MARK.length() - UUID_LENGTH;
+        if (idEnd <= 1 || name.charAt(0) != '.') {
+            return null;
+        }
+        String id = name.substring(1, idEnd);
+        return Identifiers.isValid(id) && isHiddenTreeOf(name, id) ? id : null;
     }
 
     /**

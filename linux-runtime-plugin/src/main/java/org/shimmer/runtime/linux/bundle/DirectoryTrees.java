@@ -84,7 +84,8 @@ public final class DirectoryTrees {
         return deleteRecursively(root, WalkObserver.NONE, stopped);
     }
 
-    private static boolean deleteRecursively(Path root, WalkObserver observer, BooleanSupplier stopped)
+    /** {@link #deleteRecursively(Path, BooleanSupplier)} watched by {@code observer}. */
+    static boolean deleteRecursively(Path root, WalkObserver observer, BooleanSupplier stopped)
             throws IOException {
         Path parentPath = root.toAbsolutePath().getParent();
         byte[] name = bytes(root.getFileName());
