@@ -61,11 +61,8 @@ class BundleDeleteSafetyTest {
     @AfterEach
     void tearDown() throws IOException {
         try {
-            TestTrees.assertNoMountsUnder(temp);
-            TestTrees.assertNoDescriptorsUnder(temp);
-            assertThat(TestTrees.fingerprint(userDir)).as("the user's tree").isEqualTo(userBefore);
+            TestTrees.assertNothingLeftUnder(temp, userDir, userBefore);
         } finally {
-            TestTrees.unmountAllUnder(temp);
             io.dispose();
         }
     }

@@ -68,13 +68,7 @@ class BundleDeleteStopTest {
 
     @AfterEach
     void tearDown() throws IOException {
-        try {
-            TestTrees.assertNoMountsUnder(temp);
-            TestTrees.assertNoDescriptorsUnder(temp);
-            assertThat(TestTrees.fingerprint(userDir)).as("the user's tree").isEqualTo(userBefore);
-        } finally {
-            TestTrees.unmountAllUnder(temp);
-        }
+        TestTrees.assertNothingLeftUnder(temp, userDir, userBefore);
     }
 
     @Test

@@ -107,6 +107,20 @@ final class TestTrees {
         assertThat(openDescriptorsUnder(dir)).as("descriptors left open under " + dir).isEmpty();
     }
 
+    /**
+     * What every delete test ends with: no mount and no descriptor left under {@code temp}, the user's tree as it
+     * was; whatever fails, every mount under {@code temp} is undone.
+     */
+    static void assertNothingLeftUnder(Path temp, Path userDir, Map<String, String> userBefore) throws IOException {
+        try {
+            assertNoMountsUnder(temp);
+            assertNoDescriptorsUnder(temp);
+            assertThat(fingerprint(userDir)).as("the user's tree").isEqualTo(userBefore);
+        } finally {
+            unmountAllUnder(temp);
+        }
+    }
+
     private static String sha256(byte[] bytes) {
         try {
             return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
