@@ -4,10 +4,13 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.google.protobuf.Empty;
 import io.netty.util.concurrent.EventExecutor;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -15,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -37,10 +41,15 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
+import org.shimmer.runtime.events.Backlog;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.events.EventFilter;
+import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
@@ -49,6 +58,9 @@ import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.linux.ttrpc.CallOptions;
+import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
+import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
@@ -527,6 +539,145 @@ class ContainerTest {
             if (other != null) {
                 other.release().block(TIMEOUT);
             }
+        }
+    }
+
+    /**
+     * The session of a remote shim learnt that its init's exit went out from its own subscription to the exchange,
+     * called on the output threads: with every one of them held by host subscribers, a shim killed after its init
+     * exited was taken for one whose exit nobody had seen, and its cleanup published a second {@code /tasks/exit}
+     * (137) after the shim's own (3). The exchange here is the default kind (in memory, delivering on the output
+     * threads) and notes what goes into it as it goes in.
+     */
+    @Test
+    void aDeadShimsInitExitThatWentOutWhileEveryOutputThreadWasHeldIsNotPublishedAgain() throws Exception {
+        int outputThreads = Scannable.from(resources.output()).scan(Scannable.Attr.CAPACITY);
+        NotingExchange exchange = new NotingExchange(new InMemoryEventExchange(resources.output(),
+                Clock.systemUTC()));
+        runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work"), exchange),
+                resources);
+        Container container = runtime.run(request("remote", "/bin/sh", "-c",
+                "trap 'exit 3' TERM; echo ready; sleep 600 & wait")).block(TIMEOUT);
+        List<Disposable> holders = new ArrayList<>();
+        CountDownLatch held = new CountDownLatch(outputThreads);
+        CountDownLatch unblock = new CountDownLatch(1);
+        try {
+            assertThat(text(container.stdout().take(1)).block(TIMEOUT)).isEqualTo("ready\n");
+            ProcessHandle shim = shimDaemonOf(container);
+            for (int i = 0; i < outputThreads; i++) {
+                holders.add(exchange.subscribe(EventFilter.all()).subscribe(envelope -> {
+                    held.countDown();
+                    Latches.awaitUninterruptibly(unblock);
+                }));
+            }
+            exchange.publish(NS, "/tasks/paused", new TaskEvent.TaskPaused("holder")).block(TIMEOUT);
+            assertThat(held.await(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)).as("every output thread held").isTrue();
+
+            container.kill(15).block(TIMEOUT);
+            awaitEnds(exchange, container.id(), TaskEvent.TaskExit.class);
+            shim.destroyForcibly();
+            assertThat(Processes.awaitGone(shim.pid(), TIMEOUT)).isTrue();
+            // The cleanup publishes its exit, if any, before its delete.
+            awaitEnds(exchange, container.id(), TaskEvent.TaskDelete.class);
+
+            assertThat(exchange.went().stream().filter(event -> event instanceof TaskEvent.TaskExit exit
+                            && exit.id().equals(container.id()))
+                    .map(event -> ((TaskEvent.TaskExit) event).exitStatus()))
+                    .as("exits of the init that went into the exchange").containsExactly(3);
+        } finally {
+            unblock.countDown();
+            holders.forEach(Disposable::dispose);
+            container.release().block(TIMEOUT);
+            exchange.delegate.dispose();
+        }
+    }
+
+    /**
+     * The opposite race: a dead shim's last Forward, its init's exit, read by the events server only after the
+     * cleanup after that shim published an exit in its stead (the shim was stopped when its init was killed, so it
+     * could not forward the exit before it died; the test sends the Forward it would have sent). It went in too,
+     * after the task's delete: two exits of one init. The first to go in stands; the late one is not forwarded.
+     */
+    @Test
+    void aDeadShimsExitForwardedAfterItsCleanupPublishedOneIsNotPublishedAgain() throws Exception {
+        NotingExchange exchange = new NotingExchange(new InMemoryEventExchange(resources.output(),
+                Clock.systemUTC()));
+        runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work"), exchange),
+                resources);
+        Container container = runtime.run(request("remote", "/bin/sleep", "600")).block(TIMEOUT);
+        ProcessHandle shim = shimDaemonOf(container);
+        TtrpcConnection events = null;
+        try {
+            Processes.stop(shim.pid());
+            Processes.run(temp, "kill", "-9", Integer.toString(container.pid()));
+            shim.destroyForcibly();
+            assertThat(Processes.awaitGone(shim.pid(), TIMEOUT)).isTrue();
+            awaitEnds(exchange, container.id(), TaskEvent.TaskDelete.class);
+
+            TaskEvent.TaskExit late = new TaskEvent.TaskExit(container.id(), container.id(), container.pid(), 137,
+                    Instant.now());
+            events = TtrpcClient.create().socket(temp.resolve("state").resolve(".shimmer").resolve("events.sock"))
+                    .runOn(resources.loops()).connect().block(TIMEOUT);
+            events.call("containerd.services.events.ttrpc.v1.Events", "Forward",
+                    TaskEvents.forwardRequest(new Envelope(Instant.now(), NS, late.topic(), late)), Empty.parser(),
+                    CallOptions.defaults()).block(TIMEOUT);
+
+            assertThat(exchange.went().stream().filter(event -> switch (event) {
+                case TaskEvent.TaskExit exit -> exit.containerId().equals(container.id());
+                case TaskEvent.TaskDelete delete -> delete.containerId().equals(container.id());
+                default -> false;
+            }).map(event -> event.getClass().getSimpleName())).as("ends of the task that went into the exchange")
+                    .containsExactly("TaskExit", "TaskDelete");
+        } finally {
+            if (events != null) {
+                events.disposeLater().block(TIMEOUT);
+            }
+            shim.destroyForcibly();
+            container.release().block(TIMEOUT);
+            exchange.delegate.dispose();
+        }
+    }
+
+    /** Waits until an event of {@code type} of container {@code id} went into {@code exchange}. */
+    private static void awaitEnds(NotingExchange exchange, String id, Class<? extends TaskEvent> type)
+            throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (exchange.went().stream().noneMatch(event -> type.isInstance(event) && switch (event) {
+            case TaskEvent.TaskExit exit -> exit.containerId().equals(id);
+            case TaskEvent.TaskDelete delete -> delete.containerId().equals(id);
+            default -> false;
+        })) {
+            assertThat(System.nanoTime()).as("a %s of %s in time", type.getSimpleName(), id).isLessThan(deadline);
+            Thread.sleep(10);
+        }
+    }
+
+    /** An exchange that notes each event as it goes in, on the publisher's thread, before any subscriber sees it. */
+    private static final class NotingExchange implements EventExchange {
+        final InMemoryEventExchange delegate;
+        private final List<Object> went = new CopyOnWriteArrayList<>();
+
+        NotingExchange(InMemoryEventExchange delegate) {
+            this.delegate = delegate;
+        }
+
+        List<Object> went() {
+            return went;
+        }
+
+        @Override
+        public Mono<Void> publish(String namespace, String topic, Object event) {
+            return delegate.publish(namespace, topic, event).doOnSuccess(done -> went.add(event));
+        }
+
+        @Override
+        public Mono<Void> forward(Envelope envelope) {
+            return delegate.forward(envelope).doOnSuccess(done -> went.add(envelope.event()));
+        }
+
+        @Override
+        public Flux<Envelope> subscribe(EventFilter filter, Backlog backlog) {
+            return delegate.subscribe(filter, backlog);
         }
     }
 

@@ -70,12 +70,13 @@ final class RemoteShimClient extends TaskClient {
 
     RemoteShimClient(Bundle bundle, ShimCommand command, Path socket, RuntimeResources resources,
             EventExchange exchange, RuncOptions runc, Any runcOptions, Consumer<ShimExit> exitHandler,
-            TaskClaims claims) {
+            TaskClaims claims, InitExits initExits) {
         super(bundle, resources, exchange, false);
         this.runc = runc;
         this.runcOptions = runcOptions;
         this.claims = claims;
-        this.session = new ShimSession(bundle, command, socket, resources, exchange, exitHandler, claims, this);
+        this.session = new ShimSession(bundle, command, socket, resources, exchange, exitHandler, claims,
+                initExits, this);
         this.tasks = new TaskService(session, bundle.id());
     }
 

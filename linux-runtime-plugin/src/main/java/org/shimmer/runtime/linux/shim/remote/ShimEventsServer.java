@@ -67,11 +67,11 @@ final class ShimEventsServer {
                 .runOn(resources.loops())
                 .blockingOn(resources.io())
                 .service(TtrpcService.named(SERVICE).method("Forward", ForwardRequest.parser(),
-                        (call, request) -> forward(exchange, request)))
+                        (call, request) -> forward(exchange, registry.initExits, request)))
                 .bind());
     }
 
-    private static Mono<Empty> forward(EventExchange exchange, ForwardRequest request) {
+    private static Mono<Empty> forward(EventExchange exchange, InitExits initExits, ForwardRequest request) {
         var envelope = request.getEnvelope();
         Optional<TaskEvent> event;
         try {
@@ -82,6 +82,13 @@ final class ShimEventsServer {
         }
         if (event.isEmpty()) {
             log.debug("ignoring shim event {} of type {}", envelope.getTopic(), envelope.getEvent().getTypeUrl());
+            return Mono.just(Empty.getDefaultInstance());
+        }
+        // Decided as it goes in, not when a subscriber gets to it: see InitExits.
+        if (event.get() instanceof TaskEvent.TaskExit exit
+                && !initExits.forwarding(exchange, envelope.getNamespace(), exit)) {
+            log.info("not forwarding the exit of init {} of {}/{} from its shim: the cleanup after the dead shim"
+                    + " published it already", exit.pid(), envelope.getNamespace(), exit.containerId());
             return Mono.just(Empty.getDefaultInstance());
         }
         return exchange.forward(new Envelope(TaskEvents.instant(envelope.getTimestamp()), envelope.getNamespace(),

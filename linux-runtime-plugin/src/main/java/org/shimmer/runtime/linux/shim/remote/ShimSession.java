@@ -47,8 +47,9 @@ import reactor.core.publisher.Mono;
  *
  * <p>Invariant: when the shim process dies while we are attached (neither closing nor shutting it down), the
  * dead-shim cleanup runs once: the shim's own {@code delete}, then, if a task is tracked, one synthetic
- * {@code /tasks/exit} (unless its exit was seen; the shim's {@code delete} reports 137, as containerd's dead-shim
- * cleanup does) and one {@code /tasks/delete}, then the exit handler.
+ * {@code /tasks/exit} (unless the shim's own went into the exchange, as {@link InitExits} decides; the shim's
+ * {@code delete} reports 137, as containerd's dead-shim cleanup does) and one {@code /tasks/delete}, then the exit
+ * handler.
  */
 final class ShimSession {
 
@@ -73,6 +74,7 @@ final class ShimSession {
     private final EventExchange exchange;
     private final Consumer<ShimExit> exitHandler;
     private final TaskClaims claims;
+    private final InitExits initExits;
     private final RemoteShimClient client;
     private final CallOptions callOptions;
     /** Set once we end the connection ourselves (close, shutdown): the shim's end is then no death. */
@@ -82,17 +84,17 @@ final class ShimSession {
     private final AtomicBoolean closed = new AtomicBoolean();
     private volatile TtrpcConnection connection;
     private volatile FifoPoller.FifoStream shimLog;
-    private volatile Disposable exitWatch;
     private volatile Mono<Void> shimGone = Mono.never();
     private volatile int shimPid;
     /** For a shim found dead before any attach: its record's {@link ShimRecord#stamp}, which names it then. */
     private volatile Object deadShimRecord;
     private volatile int initPid;
     private volatile boolean initTracked;
-    private volatile boolean initExitSeen;
+    /** The init whose exit went into {@link #exchange}, as {@link InitExits} told; 0 for none. */
+    private volatile int initExitSeenPid;
 
     ShimSession(Bundle bundle, ShimCommand command, Path socket, RuntimeResources resources, EventExchange exchange,
-            Consumer<ShimExit> exitHandler, TaskClaims claims, RemoteShimClient client) {
+            Consumer<ShimExit> exitHandler, TaskClaims claims, InitExits initExits, RemoteShimClient client) {
         this.bundle = bundle;
         this.task = "task " + bundle.namespace() + "/" + bundle.id();
         this.command = command;
@@ -101,6 +103,7 @@ final class ShimSession {
         this.exchange = exchange;
         this.exitHandler = exitHandler;
         this.claims = claims;
+        this.initExits = initExits;
         this.client = client;
         this.callOptions = CallOptions.defaults().withNamespace(bundle.namespace());
     }
@@ -112,24 +115,33 @@ final class ShimSession {
         this.shimLog = log;
         this.shimGone = gone;
         claims.attached(bundle.path(), client);
-        // Seen on the exchange's delivery threads (the output threads for a default exchange): only a host that holds
-        // every one of them in its subscribers delays it, and the end published for a dead shim may then repeat it.
-        this.exitWatch = resources.track(client.events()
-                .filter(envelope -> envelope.event() instanceof TaskEvent.TaskExit exit
-                        && exit.id().equals(bundle.id()))
-                .subscribe(envelope -> initExitSeen = true, error -> {}));
+        // Told as the exit goes into the exchange: a subscription of its own, called on the output threads, was late
+        // whenever host subscribers held them all, and the end published for a dead shim then repeated the exit.
+        initExits.watch(bundle.namespace(), bundle.id(), this);
     }
 
-    /** The init task exists in the shim (created here, or found by a reconnect). */
+    /**
+     * The init task exists in the shim (created here, or found by a reconnect); {@code exited}: its exit went into
+     * the exchange already. An exit that went in since the attach is kept (it names this pid).
+     */
     void trackInit(int pid, boolean exited) {
         initPid = pid;
         initTracked = true;
-        initExitSeen = exited;
+        if (exited) {
+            initExitSeenPid = pid;
+        }
     }
 
-    /** Whether the exit of init {@code pid} already went through {@code into}, as this session saw it. */
+    /** Whether the exit of init {@code pid} already went through {@code into}, as this session was told. */
     boolean initExitSeenIn(EventExchange into, int pid) {
-        return initExitSeen && initPid == pid && exchange == into;
+        return pid != 0 && initExitSeenPid == pid && initPid == pid && exchange == into;
+    }
+
+    /** The exit of init {@code pid} went into {@code into} ({@link InitExits}); never waits. */
+    void initExitWentInto(EventExchange into, int pid) {
+        if (exchange == into) {
+            initExitSeenPid = pid;
+        }
     }
 
     /**
@@ -149,6 +161,7 @@ final class ShimSession {
     /** The init task was deleted. */
     void untrackInit() {
         initTracked = false;
+        initExitSeenPid = 0;
     }
 
     boolean initTracked() {
@@ -387,7 +400,10 @@ final class ShimSession {
                 .map(d -> TaskEvents.instant(d.getExitedAt())).orElseGet(Instant::now);
         TaskEvent.TaskExit exit = new TaskEvent.TaskExit(bundle.id(), bundle.id(), pid, status, exitedAt);
         TaskEvent.TaskDelete delete = new TaskEvent.TaskDelete(bundle.id(), pid, status, exitedAt);
-        return (initExitSeen ? Mono.<Void>empty() : exchange.publish(bundle.namespace(), exit.topic(), exit))
+        // The shim's own exit may have gone in (or may yet come, then dropped): decided at once for both.
+        boolean publishExit = initExits.endingDeadShim(this, exchange, bundle.namespace(), bundle.id(),
+                initPid != 0 ? initPid : pid);
+        return (publishExit ? exchange.publish(bundle.namespace(), exit.topic(), exit) : Mono.<Void>empty())
                 .then(exchange.publish(bundle.namespace(), delete.topic(), delete))
                 .onErrorResume(error -> {
                     log.warn("could not publish the end of {} after its shim died", task, error);
@@ -435,9 +451,6 @@ final class ShimSession {
         if (current != null) {
             current.discard();
         }
-        Disposable watch = exitWatch;
-        if (watch != null) {
-            resources.untrack(watch);
-        }
+        initExits.unwatch(bundle.namespace(), bundle.id(), this);
     }
 }
