@@ -437,6 +437,27 @@ public final class BundleStore {
         }
     }
 
+    /**
+     * Refuses when anything is mounted at or under a hidden tree of the id. The live bundle's mounts do not count:
+     * a sweep never walks its directories, and refusing for them kept what a cut delete left for as long as a new
+     * bundle of the id ran.
+     */
+    private static void requireNoLeftoverMounted(BundlePaths paths) {
+        List<BundleMounts.Mounted> mounted;
+        try {
+            mounted = BundleMounts.of(paths.bundleDir(), paths.workDir());
+        } catch (IOException e) {
+            throw StorageErrors.typed("remove what deletes of " + paths.name() + " left: cannot read "
+                    + MountTable.MOUNTINFO, e);
+        }
+        for (BundleMounts.Mounted point : mounted) {
+            if (isHiddenTreeOf(point.tree().getFileName().toString(), paths.id())) {
+                throw new FailedPreconditionException("what a delete of " + paths.name() + " left is in use: "
+                        + point.point() + " is mounted under " + point.tree() + "; nothing was removed");
+            }
+        }
+    }
+
     private void removeTrees(BundlePaths paths) {
         List<IOException> failures = new ArrayList<>(2);
         List<Path> left = new ArrayList<>(2);
@@ -532,7 +553,8 @@ public final class BundleStore {
     /**
      * Removes the hidden trees of every id in {@code namespace} (what deletes that a stop or a crash cut short
      * left), skipping an id that a create or delete works on now (that delete removes them itself) and one with
-     * anything mounted at or under its trees ({@link #requireNothingMounted}: {@code forceDelete} detaches it).
+     * anything mounted at or under its hidden trees ({@link #requireNoLeftoverMounted}: {@code forceDelete}
+     * detaches it; the live bundle's mounts, which the walk never reaches, do not count).
      * Best effort: a failure is logged, for the next list or delete to retry; it stops with the runtime as a
      * delete does.
      */
@@ -559,7 +581,7 @@ public final class BundleStore {
             try {
                 BundlePaths paths = paths(namespace, id);
                 ifFree(paths, () -> {
-                    requireNothingMounted(paths);
+                    requireNoLeftoverMounted(paths);
                     List<IOException> failures = new ArrayList<>(0);
                     List<Path> left = new ArrayList<>(0);
                     removeHidden(paths, failures, left);

@@ -172,6 +172,35 @@ class BundleDeleteStopTest {
     }
 
     /**
+     * A stop cut the delete of an id, and the host made and ran a new bundle of the id (its rootfs mounted): the
+     * list's sweep refused the old id's leftovers as long as the new container ran, as it checked the mounts of the
+     * live bundle too, which its walk never reaches; only a mount in a hidden tree keeps it.
+     */
+    @Test
+    void aListRemovesWhatADeleteLeftOfAnIdWhoseNewBundleRunsWithItsRootfsMounted() throws Exception {
+        Scheduler io = Schedulers.newBoundedElastic(2, 100, "bundle-sweep-test-io");
+        try {
+            BundleStore store = new BundleStore(config, io, ShimFactory.NONE, WalkObserver.NONE, () -> false);
+            Path oldState = manyFiles(Files.createDirectories(hidden(stateRoot, NS, "web")), 3, 3);
+            Path oldWork = manyFiles(Files.createDirectories(hidden(workRoot, NS, "web")), 3, 3);
+            Bundle web = store.create(NS, "web", SPEC).block(TIMEOUT);
+            TestTrees.bind(userDir, web.rootfs(), false);
+            try {
+                StepVerifier.create(store.list(NS).map(Bundle::id)).expectNext("web").verifyComplete();
+
+                assertThat(oldState).as("the old bundle directory").doesNotExist();
+                assertThat(oldWork).as("the old work directory").doesNotExist();
+                assertThat(names(stateRoot.resolve(NS))).containsExactly("web");
+                assertThat(names(workRoot.resolve(NS))).containsExactly("web");
+            } finally {
+                TestTrees.unmountAllUnder(temp);
+            }
+        } finally {
+            io.dispose();
+        }
+    }
+
+    /**
      * Creates ns/big, its rootfs filled with 300 directories of {@code files} files (30,000 for 100) and a link to
      * the user's directory, deletes it on a runtime's io scheduler, and closes the runtime once the delete is under
      * way. The walk is slowed to 40 ms a directory, as a slow disk does, by a wait that ignores interrupts, as a
