@@ -25,6 +25,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import org.shimmer.runtime.AlreadyExistsException;
@@ -373,18 +374,19 @@ public final class BundleStore {
      * bundle whose new work directory the delete then removed.
      */
     private static <T> T exclusively(BundlePaths paths, Supplier<T> work) {
-        return locked(paths, true, work);
+        return locked(paths, true, awaited -> work.get());
     }
 
     /**
      * Runs {@code work} as {@link #exclusively} does, or not at all (null) when a create or delete of the bundle
-     * holds or awaits its lock now: a sweep never waits behind one, nor touches the trees it works on.
+     * holds its lock now: a sweep never waits behind one, nor touches the trees it works on. {@code work} is
+     * given what says that a create or delete awaits the lock now, so that a sweep does not hold them up either.
      */
-    private static <T> T ifFree(BundlePaths paths, Supplier<T> work) {
+    private static <T> T ifFree(BundlePaths paths, Function<BooleanSupplier, T> work) {
         return locked(paths, false, work);
     }
 
-    private static <T> T locked(BundlePaths paths, boolean wait, Supplier<T> work) {
+    private static <T> T locked(BundlePaths paths, boolean wait, Function<BooleanSupplier, T> work) {
         Path key = paths.bundleDir();
         IdLock held = ID_LOCKS.compute(key, (k, lock) -> {
             IdLock counted = lock == null ? new IdLock() : lock;
@@ -398,7 +400,7 @@ public final class BundleStore {
                 return null;
             }
             try {
-                return work.get();
+                return work.apply(held.lock::hasQueuedThreads);
             } finally {
                 held.lock.unlock();
             }
@@ -467,7 +469,7 @@ public final class BundleStore {
             // Both hidden before either is removed: a removal the runtime's stop cuts short then leaves no work
             // directory in sight, which would fail the next create of the id.
             hide(paths.workDir(), "work directory", failures);
-            removeHidden(paths, failures, left);
+            removeHidden(paths, failures, left, deletesStopped);
         }
         if (!failures.isEmpty()) {
             StringBuilder message = new StringBuilder("delete bundle ").append(paths.name());
@@ -527,16 +529,17 @@ public final class BundleStore {
     /**
      * Removes every hidden tree of the bundle's id, this delete's and what an earlier crashed, refused or cut
      * delete left, on the state-root side and then the work-root side; call with the id's lock held. Once
-     * {@link #deletesStopped} says so, the tree being removed and those not begun are added to {@code left}.
+     * {@code stopped} says so, the tree being removed and those not begun are added to {@code left}.
      */
-    private void removeHidden(BundlePaths paths, List<IOException> failures, List<Path> left) {
+    private void removeHidden(BundlePaths paths, List<IOException> failures, List<Path> left,
+            BooleanSupplier stopped) {
         for (Path dir : List.of(paths.bundleDir(), paths.workDir())) {
             String what = dir.equals(paths.bundleDir()) ? "bundle directory" : "work directory";
             try (DirectoryStream<Path> hidden = Files.newDirectoryStream(dir.getParent(), entry ->
                     isHiddenTreeOf(entry.getFileName().toString(), paths.id()))) {
                 for (Path entry : hidden) {
-                    if (!left.isEmpty() || deletesStopped.getAsBoolean()
-                            || !DirectoryTrees.deleteRecursively(entry, walkObserver, deletesStopped)) {
+                    if (!left.isEmpty() || stopped.getAsBoolean()
+                            || !DirectoryTrees.deleteRecursively(entry, walkObserver, stopped)) {
                         left.add(entry);
                     }
                 }
@@ -580,16 +583,20 @@ public final class BundleStore {
             }
             try {
                 BundlePaths paths = paths(namespace, id);
-                ifFree(paths, () -> {
+                ifFree(paths, awaited -> {
                     requireNoLeftoverMounted(paths);
                     List<IOException> failures = new ArrayList<>(0);
                     List<Path> left = new ArrayList<>(0);
-                    removeHidden(paths, failures, left);
+                    // A create or delete of the id that comes meanwhile goes first: the rest waits for it (a delete
+                    // removes it) or for the next list, as a tree of hundreds of thousands of files held it up.
+                    removeHidden(paths, failures, left,
+                            () -> deletesStopped.getAsBoolean() || awaited.getAsBoolean());
                     failures.forEach(failure -> log.warn("could not remove what a delete of {} left: {}; the next"
                             + " list or delete retries", paths.name(), failure.getMessage(), failure));
                     if (!left.isEmpty()) {
-                        log.info("stopped removing {} as the runtime stops; the next list of {} or delete of {}"
-                                + " removes the rest", left, namespace, paths.name());
+                        log.info("stopped removing {}: the runtime stops, or a create or delete of {} came; the"
+                                + " next list of {} or delete of {} removes the rest", left, paths.name(), namespace,
+                                paths.name());
                     }
                     return null;
                 });

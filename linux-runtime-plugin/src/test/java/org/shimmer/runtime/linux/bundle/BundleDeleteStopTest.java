@@ -201,6 +201,41 @@ class BundleDeleteStopTest {
     }
 
     /**
+     * A list's sweep held the id's lock until it had removed all its id's leftovers: a create of the id made
+     * meanwhile (the host making again what a stop cut the delete of) waited for a tree of any size. The sweep now
+     * lets a create or delete that awaits the lock go first, and leaves the rest for the next list or delete.
+     */
+    @Test
+    void aCreateOfAnIdIsNotHeldUpByAListRemovingWhatADeleteOfItLeft() throws Exception {
+        CountDownLatch entered = new CountDownLatch(1);
+        WalkObserver slow = dir -> {
+            if (dir.toString().contains(".web.deleting-")) {
+                entered.countDown();
+                // A slow disk, 20 ms a directory: 4 s for the tree below.
+                LockSupport.parkNanos(Duration.ofMillis(20).toNanos());
+            }
+        };
+        Scheduler io = Schedulers.newBoundedElastic(4, 100, "bundle-sweep-test-io");
+        try {
+            BundleStore store = new BundleStore(config, io, ShimFactory.NONE, slow, () -> false);
+            Path old = manyFiles(Files.createDirectories(hidden(stateRoot, NS, "web")), 200, 1);
+            CompletableFuture<List<String>> listing = store.list(NS).map(Bundle::id).collectList().toFuture();
+            assertThat(entered.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the sweep under way").isTrue();
+
+            Bundle web = store.create(NS, "web", SPEC).block(TIMEOUT);
+
+            assertThat(old).as("the leftover, when the create ended").isDirectory();
+            assertThat(listing).succeedsWithin(TIMEOUT).isEqualTo(List.of());
+            StepVerifier.create(store.list(NS).map(Bundle::id)).expectNext("web").verifyComplete();
+            assertThat(old).doesNotExist();
+            assertThat(names(stateRoot.resolve(NS))).containsExactly("web");
+            assertThat(web.configFile()).exists();
+        } finally {
+            io.dispose();
+        }
+    }
+
+    /**
      * Creates ns/big, its rootfs filled with 300 directories of {@code files} files (30,000 for 100) and a link to
      * the user's directory, deletes it on a runtime's io scheduler, and closes the runtime once the delete is under
      * way. The walk is slowed to 40 ms a directory, as a slow disk does, by a wait that ignores interrupts, as a
