@@ -12,8 +12,9 @@ import picocli.CommandLine.ParentCommand;
 
 /**
  * {@code ps}: one line per bundle, what the machine shows ({@link RuntimePlugin#inspect}) or, when its remote shim
- * lives, what that shim answers ({@link RuntimePlugin#taskState}). Read-only, as
- * {@code ctr task ls}: it never connects to a shim, which would clean up after one that died (issue 13).
+ * lives, what that shim answers ({@link RuntimePlugin#taskState}). Read-only for containers, as
+ * {@code ctr task ls}: it never connects to a shim, which would clean up after one that died (issue 13). Its list
+ * does remove a bounded share of what cut-short deletes left hidden, no container's.
  */
 @Command(name = "ps", mixinStandardHelpOptions = true, description = "List containers.")
 final class PsCommand implements Callable<Integer> {

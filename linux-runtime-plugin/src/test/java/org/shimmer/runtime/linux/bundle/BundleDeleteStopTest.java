@@ -201,6 +201,36 @@ class BundleDeleteStopTest {
     }
 
     /**
+     * A list removed every leftover before it completed: one of 200,000 files made it (and so {@code shimmer ps})
+     * take seconds, past a caller's timeout on a cold disk. Each list now removes a bounded share, the next goes on.
+     */
+    @Test
+    void eachListRemovesABoundedShareOfWhatDeletesLeftAndTheNextListsGoOn() throws Exception {
+        Scheduler io = Schedulers.newBoundedElastic(2, 100, "bundle-sweep-test-io");
+        try {
+            BundleStore store = new BundleStore(config, io, ShimFactory.NONE, WalkObserver.NONE, () -> false, 500);
+            store.create(NS, "keep", SPEC).block(TIMEOUT);
+            Path leftover = manyFiles(Files.createDirectories(hidden(stateRoot, NS, "old")), 20, 99);
+            long before = entriesUnder(leftover);
+
+            StepVerifier.create(store.list(NS).map(Bundle::id)).expectNext("keep").verifyComplete();
+
+            long after = entriesUnder(leftover);
+            assertThat(after).as("what one list left of %d entries", before).isPositive().isLessThan(before)
+                    .isGreaterThanOrEqualTo(before - 500);
+            int lists = 1;
+            while (Files.exists(leftover)) {
+                assertThat(lists++).as("lists needed").isLessThan(10);
+                StepVerifier.create(store.list(NS).map(Bundle::id)).expectNext("keep").verifyComplete();
+            }
+            assertThat(lists).as("lists needed for %d entries, 500 each", before).isGreaterThanOrEqualTo(4);
+            assertThat(names(stateRoot.resolve(NS))).containsExactly("keep");
+        } finally {
+            io.dispose();
+        }
+    }
+
+    /**
      * A list's sweep held the id's lock until it had removed all its id's leftovers: a create of the id made
      * meanwhile (the host making again what a stop cut the delete of) waited for a tree of any size. The sweep now
      * lets a create or delete that awaits the lock go first, and leaves the rest for the next list or delete.
@@ -319,6 +349,13 @@ class BundleDeleteStopTest {
             }
         }
         return dir;
+    }
+
+    /** Every entry at or under {@code dir}, {@code dir} itself included. */
+    private static long entriesUnder(Path dir) throws IOException {
+        try (Stream<Path> entries = Files.walk(dir)) {
+            return entries.count();
+        }
     }
 
     private static Path single(Path dir, String prefix) throws IOException {
