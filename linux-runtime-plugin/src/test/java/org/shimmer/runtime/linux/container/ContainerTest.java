@@ -638,6 +638,58 @@ class ContainerTest {
         }
     }
 
+    /**
+     * Two runtimes of one process on one state root and one exchange (two extensions PF4J made over the plugin's
+     * resources, which share the state root's default exchange, or a host passing its exchange to both): the first
+     * serves the events socket, so the second's shims forward their exits through it. The second's sessions were
+     * told of nothing (InitExits was one per runtime), and the cleanup after a shim killed once its init had
+     * exited published a second {@code /tasks/exit} (137 after the shim's 3). Its own subscription used to see it.
+     */
+    @Test
+    void aDeadShimsInitExitForwardedThroughAnotherRuntimesEventsServerIsNotPublishedAgain() throws Exception {
+        NotingExchange exchange = new NotingExchange(new InMemoryEventExchange(resources.output(),
+                Clock.systemUTC()));
+        RuntimeConfig config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"), exchange);
+        runtime = new LinuxRuntime(config, resources);
+        Disposable serving = runtime.events().subscribe();
+        LinuxRuntime second = new LinuxRuntime(config, resources);
+        Container container = null;
+        try {
+            awaitSocket(temp.resolve("state").resolve(".shimmer").resolve("events.sock"));
+            container = second.run(request("remote", "/bin/sh", "-c",
+                    "trap 'exit 3' TERM; echo ready; sleep 600 & wait")).block(TIMEOUT);
+            assertThat(text(container.stdout().take(1)).block(TIMEOUT)).isEqualTo("ready\n");
+            ProcessHandle shim = shimDaemonOf(container);
+
+            container.kill(15).block(TIMEOUT);
+            awaitEnds(exchange, container.id(), TaskEvent.TaskExit.class);
+            shim.destroyForcibly();
+            assertThat(Processes.awaitGone(shim.pid(), TIMEOUT)).isTrue();
+            awaitEnds(exchange, container.id(), TaskEvent.TaskDelete.class);
+
+            String id = container.id();
+            assertThat(exchange.went().stream().filter(event -> event instanceof TaskEvent.TaskExit exit
+                            && exit.id().equals(id))
+                    .map(event -> ((TaskEvent.TaskExit) event).exitStatus()))
+                    .as("exits of the init that went into the exchange").containsExactly(3);
+        } finally {
+            if (container != null) {
+                container.release().block(TIMEOUT);
+            }
+            serving.dispose();
+            exchange.delegate.dispose();
+        }
+    }
+
+    /** Waits until the socket file {@code socket} exists, at most {@link #TIMEOUT}. */
+    private static void awaitSocket(Path socket) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (!Files.exists(socket)) {
+            assertThat(System.nanoTime()).as("%s bound in time", socket).isLessThan(deadline);
+            Thread.sleep(10);
+        }
+    }
+
     /** Waits until an event of {@code type} of container {@code id} went into {@code exchange}. */
     private static void awaitEnds(NotingExchange exchange, String id, Class<? extends TaskEvent> type)
             throws InterruptedException {

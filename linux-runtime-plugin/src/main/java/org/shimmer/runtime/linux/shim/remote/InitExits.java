@@ -1,7 +1,9 @@
 package org.shimmer.runtime.linux.shim.remote;
 
+import java.util.Collections;
 import java.util.Map;
 import java.util.Set;
+import java.util.WeakHashMap;
 import java.util.concurrent.ConcurrentHashMap;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
@@ -18,16 +20,22 @@ import org.shimmer.runtime.events.task.TaskEvent;
  * exchange (the dead shim's last Forward, read only after its cleanup ran), and the cleanup publishes none when the
  * shim's went in. Those the cleanups published are kept until a shim of the task attaches again (a new init, which
  * may have the old one's pid, must have its exit forwarded): one per dead shim of a task never run again.
+ *
+ * <p>One per exchange ({@link #of}), not one per runtime: a runtime's shims forward through the events server of
+ * its state root, which may be another runtime's of this process (two extensions PF4J made over the plugin's
+ * resources share the state root's default exchange, and the first to bind serves the socket). With one per
+ * runtime, the second runtime's sessions were never told their inits' exits went in, and the cleanup after a shim
+ * of theirs killed once its init had exited published a second exit into that exchange.
  */
 final class InitExits {
 
+    /** Weakly: nothing here holds an exchange but the sessions attached, which let go when they end. */
+    private static final Map<EventExchange, InitExits> BY_EXCHANGE = Collections.synchronizedMap(new WeakHashMap<>());
+
     private record Task(String namespace, String id) {}
 
-    /** The exit of init {@code pid}, published into {@code exchange} by the cleanup after its dead shim. */
-    private record Ended(EventExchange exchange, int pid) {}
-
-    /** What is known of one task: its attached sessions, and the exits its dead shims' cleanups published. */
-    private record Known(Set<ShimSession> sessions, Set<Ended> ended) {
+    /** What is known of one task: its attached sessions, and the init pids whose exits its cleanups published. */
+    private record Known(Set<ShimSession> sessions, Set<Integer> ended) {
         Known() {
             this(ConcurrentHashMap.newKeySet(), ConcurrentHashMap.newKeySet());
         }
@@ -38,6 +46,13 @@ final class InitExits {
     }
 
     private final Map<Task, Known> tasks = new ConcurrentHashMap<>();
+
+    private InitExits() {}
+
+    /** What is known of the init exits that went into {@code exchange}, shared by every runtime of this process. */
+    static InitExits of(EventExchange exchange) {
+        return BY_EXCHANGE.computeIfAbsent(exchange, into -> new InitExits());
+    }
 
     /**
      * {@code session}, attached to the shim of task {@code namespace/id}, is told of its init's exits; what dead
@@ -71,7 +86,7 @@ final class InitExits {
         }
         boolean[] forward = {true};
         tasks.computeIfPresent(new Task(namespace, exit.containerId()), (task, known) -> {
-            if (known.ended().contains(new Ended(exchange, exit.pid()))) {
+            if (known.ended().contains(exit.pid())) {
                 forward[0] = false;
             } else {
                 known.sessions().forEach(session -> session.initExitWentInto(exchange, exit.pid()));
@@ -103,7 +118,7 @@ final class InitExits {
             Known kept = known != null ? known : new Known();
             if (!session.initExitSeenIn(exchange, pid)) {
                 publish[0] = true;
-                kept.ended().add(new Ended(exchange, pid));
+                kept.ended().add(pid);
                 kept.sessions().forEach(other -> other.initExitWentInto(exchange, pid));
             }
             return kept.isEmpty() ? null : kept;

@@ -26,7 +26,6 @@ public final class RemoteShimRegistry implements Disposable {
     private static final Logger log = LoggerFactory.getLogger(RemoteShimRegistry.class);
 
     final TaskClaims claims = new TaskClaims();
-    final InitExits initExits = new InitExits();
     private final Map<Path, Mono<TtrpcServerHandle>> eventServers = new ConcurrentHashMap<>();
     private final Queue<TtrpcServerHandle> bound = new ConcurrentLinkedQueue<>();
     private final Map<Path, EventForwarder> forwarders = new ConcurrentHashMap<>();

@@ -185,7 +185,7 @@ public final class RemoteShims {
                 .flatMap(events -> launch(bundle, opt, options, events))
                 .flatMap(launched -> {
                     RemoteShimClient client = new RemoteShimClient(bundle, launched.command(), launched.socket(),
-                            resources, exchange, runc, options, opt.exitHandler(), claims, registry.initExits);
+                            resources, exchange, runc, options, opt.exitHandler(), claims, InitExits.of(exchange));
                     // `start` hands out the address of a shim already running for the bundle: one that does not
                     // answer may hold a live container, so only a shim whose process is gone is cleaned up.
                     String name = bundle.namespace() + "/" + bundle.id();
@@ -413,7 +413,7 @@ public final class RemoteShims {
                             record.daemonAddress(), record.debug(), bundle.path());
                     Path socket = Path.of(record.socket());
                     RemoteShimClient client = new RemoteShimClient(bundle, command, socket, resources, exchange,
-                            runc, options, opt.exitHandler(), claims, registry.initExits);
+                            runc, options, opt.exitHandler(), claims, InitExits.of(exchange));
                     return Mono.fromCallable(() -> openLog(bundle)).subscribeOn(resources.io())
                             .flatMap(logStream -> connect(bundle, client, socket, logStream)
                                     .onErrorResume(ForeignShimException.class, foreign -> Mono
@@ -467,7 +467,7 @@ public final class RemoteShims {
                     }
                     log.info("task {}/{} exited while nobody listened; reporting its exit", client.namespace(),
                             client.id());
-                    registry.initExits.publishing(exchange, client.namespace(), client.id(), state.pid());
+                    InitExits.of(exchange).publishing(exchange, client.namespace(), client.id(), state.pid());
                     return exchange.publish(client.namespace(), "/tasks/exit", new TaskEvent.TaskExit(client.id(),
                                     client.id(), state.pid(), state.exitStatus(),
                                     state.exitedAt().orElseGet(Instant::now)))

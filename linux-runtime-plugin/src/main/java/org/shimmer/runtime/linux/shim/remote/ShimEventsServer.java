@@ -62,12 +62,13 @@ final class ShimEventsServer {
     /** The running server for a state root, bound on first use, stopped with {@code registry}. */
     static Mono<TtrpcServerHandle> forStateRoot(Path stateRoot, RuntimeResources resources,
             RemoteShimRegistry registry, EventExchange exchange) {
+        InitExits initExits = InitExits.of(exchange);
         return registry.eventServer(socket(stateRoot), path -> TtrpcServer.create()
                 .socket(path)
                 .runOn(resources.loops())
                 .blockingOn(resources.io())
                 .service(TtrpcService.named(SERVICE).method("Forward", ForwardRequest.parser(),
-                        (call, request) -> forward(exchange, registry.initExits, request)))
+                        (call, request) -> forward(exchange, initExits, request)))
                 .bind());
     }
 
