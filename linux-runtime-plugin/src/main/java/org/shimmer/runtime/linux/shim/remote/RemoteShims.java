@@ -449,7 +449,15 @@ public final class RemoteShims {
                                                         + "); its task was cleaned up",
                                                         error)));
                                             })))
-                            .flatMap(connected -> reconcile(bundle, (RemoteShimClient) connected));
+                            // A reconcile that failed (the exchange refused its exit) lets its client go: left
+                            // attached, told the exit went in, it made the next connect() take it for heard.
+                            .flatMap(connected -> reconcile(bundle, (RemoteShimClient) connected)
+                                    .onErrorResume(failed -> connected.close()
+                                            .onErrorResume(closing -> {
+                                                failed.addSuppressed(closing);
+                                                return Mono.empty();
+                                            })
+                                            .then(Mono.error(failed))));
                 });
     }
 

@@ -9,6 +9,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -38,7 +39,11 @@ import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.UnavailableException;
+import org.shimmer.runtime.events.Backlog;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.events.EventFilter;
+import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.poll.PollLoop;
@@ -550,6 +555,73 @@ class RemoteShimTest extends ShimContractTest {
         shim.shutdown().block(TIMEOUT);
         assertThat(exits).hasValue(0);
         assertNoFifos(bundle);
+    }
+
+    /**
+     * A connect() whose reconcile could not publish the exit nobody had heard (the host's exchange refused it once)
+     * failed, but its client stayed attached, and was told the exit went in (InitExits is told before the publish):
+     * the next connect() took the exit for heard by it and published none, so the exit never went in (and the
+     * failed client's connection stayed open). A failed reconcile now lets its client go.
+     */
+    @Test
+    void aConnectWhoseReconcileCouldNotPublishTheExitLeavesItForTheNextConnect() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "exit 3");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(3);
+        shim.close().block(TIMEOUT);
+        // A view with an exchange of its own: the shim's exit went into the runtime's (the events server's).
+        RefusingOnceExchange exchange = new RefusingOnceExchange(new InMemoryEventExchange(resources.output(),
+                Clock.systemUTC()));
+        Bundle loaded = runtime.withConfig(new RuntimeConfig(temp.resolve("state"), temp.resolve("work"), exchange))
+                .load(NS, bundle.id()).block(TIMEOUT);
+        try {
+            StepVerifier.create(loaded.newShimClient(connectAgain(), runc))
+                    .expectErrorMatches(error -> error.getMessage().endsWith("the host's bus is down"))
+                    .verify(TIMEOUT);
+
+            ShimClient again = loaded.newShimClient(connectAgain(), runc).block(TIMEOUT);
+            assertThat(exchange.exits).as("exit statuses that went into the view's exchange").containsExactly(3);
+            again.delete().block(TIMEOUT);
+            again.shutdown().block(TIMEOUT);
+        } finally {
+            exchange.delegate.dispose();
+        }
+        assertThat(exits).hasValue(0);
+        assertNoFifos(bundle);
+    }
+
+    /** A host's exchange that refuses the first exit published into it, and notes the exits it took. */
+    private static final class RefusingOnceExchange implements EventExchange {
+        final InMemoryEventExchange delegate;
+        final List<Integer> exits = new CopyOnWriteArrayList<>();
+        private final AtomicBoolean refused = new AtomicBoolean();
+
+        RefusingOnceExchange(InMemoryEventExchange delegate) {
+            this.delegate = delegate;
+        }
+
+        @Override
+        public Mono<Void> publish(String namespace, String topic, Object event) {
+            if (event instanceof TaskEvent.TaskExit exit) {
+                if (refused.compareAndSet(false, true)) {
+                    return Mono.error(new IllegalStateException("the host's bus is down"));
+                }
+                return delegate.publish(namespace, topic, event).doOnSuccess(done -> exits.add(exit.exitStatus()));
+            }
+            return delegate.publish(namespace, topic, event);
+        }
+
+        @Override
+        public Mono<Void> forward(Envelope envelope) {
+            return delegate.forward(envelope);
+        }
+
+        @Override
+        public Flux<Envelope> subscribe(EventFilter filter, Backlog backlog) {
+            return delegate.subscribe(filter, backlog);
+        }
     }
 
     @Test
