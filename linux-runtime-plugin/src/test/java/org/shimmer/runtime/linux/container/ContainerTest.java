@@ -628,6 +628,23 @@ class ContainerTest {
                 default -> false;
             }).map(event -> event.getClass().getSimpleName())).as("ends of the task that went into the exchange")
                     .containsExactly("TaskExit", "TaskDelete");
+
+            // The task made again (by another process on the state root: no shim attaches here), its new init
+            // given the old one's pid: its exit must go in. The dropped pid was kept until an attach in this
+            // process, and so dropped the new init's exit too.
+            TaskEvent.TaskCreate again = new TaskEvent.TaskCreate(container.id(), container.bundle().path()
+                    .toString(), List.of(), container.pid());
+            TaskEvent.TaskExit reused = new TaskEvent.TaskExit(container.id(), container.id(), container.pid(), 0,
+                    Instant.now());
+            for (TaskEvent event : List.<TaskEvent>of(again, reused)) {
+                events.call("containerd.services.events.ttrpc.v1.Events", "Forward",
+                        TaskEvents.forwardRequest(new Envelope(Instant.now(), NS, event.topic(), event)),
+                        Empty.parser(), CallOptions.defaults()).block(TIMEOUT);
+            }
+            assertThat(exchange.went().stream().filter(event -> event instanceof TaskEvent.TaskExit exit
+                            && exit.containerId().equals(container.id()))
+                    .map(event -> ((TaskEvent.TaskExit) event).exitStatus()))
+                    .as("the new init's exit, its pid the old one's").containsExactly(137, 0);
         } finally {
             if (events != null) {
                 events.disposeLater().block(TIMEOUT);

@@ -18,8 +18,9 @@ import org.shimmer.runtime.events.task.TaskEvent;
  * after its dead shim publishes in its stead, whichever goes in first. Each is decided here, at once for both, in
  * one step per task: the events server drops a shim's exit when the cleanup published one for that init into that
  * exchange (the dead shim's last Forward, read only after its cleanup ran), and the cleanup publishes none when the
- * shim's went in. Those the cleanups published are kept until a shim of the task attaches again (a new init, which
- * may have the old one's pid, must have its exit forwarded): one per dead shim of a task never run again.
+ * shim's went in. Those the cleanups published are kept until a shim of the task attaches again or the task is
+ * created again ({@link #created}: a new init, which may have the old one's pid, must have its exit forwarded): one
+ * per dead shim of a task never run again.
  *
  * <p>One per exchange ({@link #of}), not one per runtime: a runtime's shims forward through the events server of
  * its state root, which may be another runtime's of this process (two extensions PF4J made over the plugin's
@@ -94,6 +95,20 @@ final class InitExits {
             return known;
         });
         return forward[0];
+    }
+
+    /**
+     * A shim's {@code /tasks/create} of task {@code namespace/id} goes into {@code exchange}: a new init, whose pid
+     * may be an old one's. What the cleanups after dead shims of the task published no longer drops its exit, and
+     * the sessions of that exchange forget the exit they were told of. Kept until an attach in this process, an
+     * old pid dropped the exit of a new init the task got in another process on the state root.
+     */
+    void created(EventExchange exchange, String namespace, String id) {
+        tasks.computeIfPresent(new Task(namespace, id), (task, known) -> {
+            known.ended().clear();
+            known.sessions().forEach(session -> session.initCreatedIn(exchange));
+            return known.isEmpty() ? null : known;
+        });
     }
 
     /**

@@ -86,6 +86,9 @@ final class ShimEventsServer {
             return Mono.just(Empty.getDefaultInstance());
         }
         // Decided as it goes in, not when a subscriber gets to it: see InitExits.
+        if (event.get() instanceof TaskEvent.TaskCreate create) {
+            initExits.created(exchange, envelope.getNamespace(), create.containerId());
+        }
         if (event.get() instanceof TaskEvent.TaskExit exit
                 && !initExits.forwarding(exchange, envelope.getNamespace(), exit)) {
             log.info("not forwarding the exit of init {} of {}/{} from its shim: the cleanup after the dead shim"

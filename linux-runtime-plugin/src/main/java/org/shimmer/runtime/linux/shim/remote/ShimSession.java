@@ -137,6 +137,13 @@ final class ShimSession {
         return pid != 0 && initExitSeenPid == pid && initPid == pid && exchange == into;
     }
 
+    /** A new init of the task went into {@code into} ({@link InitExits#created}): no exit of it went in yet. */
+    void initCreatedIn(EventExchange into) {
+        if (exchange == into) {
+            initExitSeenPid = 0;
+        }
+    }
+
     /** The exit of init {@code pid} went into {@code into} ({@link InitExits}); never waits. */
     void initExitWentInto(EventExchange into, int pid) {
         if (exchange == into) {
