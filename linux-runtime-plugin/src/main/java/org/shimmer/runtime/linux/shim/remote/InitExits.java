@@ -1,5 +1,6 @@
 package org.shimmer.runtime.linux.shim.remote;
 
+import java.time.Instant;
 import java.util.Collections;
 import java.util.Map;
 import java.util.Set;
@@ -35,10 +36,13 @@ final class InitExits {
 
     private record Task(String namespace, String id) {}
 
-    /** What is known of one task: its attached sessions, and the init pids whose exits its cleanups published. */
-    private record Known(Set<ShimSession> sessions, Set<Integer> ended) {
+    /**
+     * What is known of one task: its attached sessions, and the init pids whose exits its cleanups published, with
+     * when they did.
+     */
+    private record Known(Set<ShimSession> sessions, Map<Integer, Instant> ended) {
         Known() {
-            this(ConcurrentHashMap.newKeySet(), ConcurrentHashMap.newKeySet());
+            this(ConcurrentHashMap.newKeySet(), new ConcurrentHashMap<>());
         }
 
         boolean isEmpty() {
@@ -87,7 +91,7 @@ final class InitExits {
         }
         boolean[] forward = {true};
         tasks.computeIfPresent(new Task(namespace, exit.containerId()), (task, known) -> {
-            if (known.ended().contains(exit.pid())) {
+            if (known.ended().containsKey(exit.pid())) {
                 forward[0] = false;
             } else {
                 known.sessions().forEach(session -> session.initExitWentInto(exchange, exit.pid()));
@@ -98,15 +102,17 @@ final class InitExits {
     }
 
     /**
-     * A shim's {@code /tasks/create} of task {@code namespace/id} goes into {@code exchange}: a new init, whose pid
-     * may be an old one's. What the cleanups after dead shims of the task published no longer drops its exit, and
-     * the sessions of that exchange forget the exit they were told of. Kept until an attach in this process, an
-     * old pid dropped the exit of a new init the task got in another process on the state root.
+     * A shim's {@code /tasks/create} of task {@code namespace/id}, stamped {@code createdAt} by the shim, goes into
+     * {@code exchange}: a new init, whose pid may be an old one's. What the cleanups after dead shims of the task
+     * published before then no longer drops its exit, and the sessions of that exchange forget the exit they were
+     * told of before then. Kept until an attach in this process, an old pid dropped the exit of a new init the task
+     * got in another process on the state root. A create stamped before is no new init: the shim retries a Forward
+     * refused once a second or more later, after the events that followed it, and keeps its stamp.
      */
-    void created(EventExchange exchange, String namespace, String id) {
+    void created(EventExchange exchange, String namespace, String id, Instant createdAt) {
         tasks.computeIfPresent(new Task(namespace, id), (task, known) -> {
-            known.ended().clear();
-            known.sessions().forEach(session -> session.initCreatedIn(exchange));
+            known.ended().values().removeIf(published -> published.isBefore(createdAt));
+            known.sessions().forEach(session -> session.initCreatedIn(exchange, createdAt));
             return known.isEmpty() ? null : known;
         });
     }
@@ -133,7 +139,7 @@ final class InitExits {
             Known kept = known != null ? known : new Known();
             if (!session.initExitSeenIn(exchange, pid)) {
                 publish[0] = true;
-                kept.ended().add(pid);
+                kept.ended().put(pid, Instant.now());
                 kept.sessions().forEach(other -> other.initExitWentInto(exchange, pid));
             }
             return kept.isEmpty() ? null : kept;

@@ -87,7 +87,8 @@ final class ShimEventsServer {
         }
         // Decided as it goes in, not when a subscriber gets to it: see InitExits.
         if (event.get() instanceof TaskEvent.TaskCreate create) {
-            initExits.created(exchange, envelope.getNamespace(), create.containerId());
+            initExits.created(exchange, envelope.getNamespace(), create.containerId(),
+                    TaskEvents.instant(envelope.getTimestamp()));
         }
         if (event.get() instanceof TaskEvent.TaskExit exit
                 && !initExits.forwarding(exchange, envelope.getNamespace(), exit)) {

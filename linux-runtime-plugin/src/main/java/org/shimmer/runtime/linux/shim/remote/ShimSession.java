@@ -92,6 +92,8 @@ final class ShimSession {
     private volatile boolean initTracked;
     /** The init whose exit went into {@link #exchange}, as {@link InitExits} told; 0 for none. */
     private volatile int initExitSeenPid;
+    /** When this session was told of the exit of {@link #initExitSeenPid}. */
+    private volatile Instant initExitSeenAt = Instant.MIN;
 
     ShimSession(Bundle bundle, ShimCommand command, Path socket, RuntimeResources resources, EventExchange exchange,
             Consumer<ShimExit> exitHandler, TaskClaims claims, InitExits initExits, RemoteShimClient client) {
@@ -128,6 +130,7 @@ final class ShimSession {
         initPid = pid;
         initTracked = true;
         if (exited) {
+            initExitSeenAt = Instant.now();
             initExitSeenPid = pid;
         }
     }
@@ -137,9 +140,14 @@ final class ShimSession {
         return pid != 0 && initExitSeenPid == pid && initPid == pid && exchange == into;
     }
 
-    /** A new init of the task went into {@code into} ({@link InitExits#created}): no exit of it went in yet. */
-    void initCreatedIn(EventExchange into) {
-        if (exchange == into) {
+    /**
+     * A create of the task, stamped {@code createdAt} by its shim, went into {@code into} ({@link InitExits#created}):
+     * made after the exit this session was told of, it is a new init, no exit of which went in yet. One stamped
+     * before is a shim's retry of a Forward refused once, which comes after the next events: the exit heard stands
+     * (forgotten, a connect() or the cleanup after the dead shim published it a second time).
+     */
+    void initCreatedIn(EventExchange into, Instant createdAt) {
+        if (exchange == into && createdAt.isAfter(initExitSeenAt)) {
             initExitSeenPid = 0;
         }
     }
@@ -147,6 +155,7 @@ final class ShimSession {
     /** The exit of init {@code pid} went into {@code into} ({@link InitExits}); never waits. */
     void initExitWentInto(EventExchange into, int pid) {
         if (exchange == into) {
+            initExitSeenAt = Instant.now();
             initExitSeenPid = pid;
         }
     }

@@ -4,6 +4,7 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.withinPercentage;
 
+import com.google.protobuf.Empty;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -11,6 +12,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -51,6 +53,7 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
 import org.shimmer.runtime.linux.shim.StatsWorkload;
+import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.proto.StateRequest;
 import org.shimmer.runtime.linux.shim.proto.StateResponse;
 import org.shimmer.runtime.linux.stats.RuncStats;
@@ -60,6 +63,8 @@ import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.linux.ttrpc.CallOptions;
+import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -551,6 +556,53 @@ class RemoteShimTest extends ShimContractTest {
         recorder.awaitTopics("/tasks/delete");
         assertThat(recorder.envelopes()).extracting(Envelope::topic)
                 .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
+        recorder.close();
+        shim.shutdown().block(TIMEOUT);
+        assertThat(exits).hasValue(0);
+        assertNoFifos(bundle);
+    }
+
+    /**
+     * The shim's /tasks/create of an init forwarded after that init's exit: the real shim forwards each event at
+     * once, but one whose Forward failed is retried a second or more later, from another goroutine, while the next
+     * ones go on; a create refused once comes after the start and exit (the test sends the retry it would have
+     * sent). It made the attached client forget the exit it heard, and a connect() to the stopped task then
+     * published that exit a second time.
+     */
+    @Test
+    void aCreateForwardedAgainAfterItsInitsExitPublishesNoSecondExit() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "exit 3");
+        ShimClient shim = shim(bundle);
+        EventRecorder recorder = new EventRecorder(shim.events());
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        // The retry keeps the envelope, and so the stamp, of the Forward refused as the task was created.
+        Instant refused = Instant.now();
+        int pid = shim.state().block(TIMEOUT).pid();
+        shim.start().block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(3);
+        recorder.awaitTopics("/tasks/exit");
+
+        TaskEvent.TaskCreate retried = new TaskEvent.TaskCreate(bundle.id(), bundle.path().toString(), List.of(),
+                pid);
+        TtrpcConnection events = TtrpcClient.create()
+                .socket(temp.resolve("state").resolve(".shimmer").resolve("events.sock"))
+                .runOn(resources.loops()).connect().block(TIMEOUT);
+        try {
+            events.call("containerd.services.events.ttrpc.v1.Events", "Forward",
+                    TaskEvents.forwardRequest(new Envelope(refused, NS, retried.topic(), retried)),
+                    Empty.parser(), CallOptions.defaults()).block(TIMEOUT);
+        } finally {
+            events.disposeLater().block(TIMEOUT);
+        }
+
+        ShimClient other = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        assertThat(other.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.STOPPED);
+        other.close().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+
+        recorder.awaitTopics("/tasks/delete");
+        assertThat(ends(recorder, bundle)).as("exits and deletes of the task")
+                .containsExactly("/tasks/exit", "/tasks/delete");
         recorder.close();
         shim.shutdown().block(TIMEOUT);
         assertThat(exits).hasValue(0);
