@@ -489,7 +489,7 @@ public final class BundleStore {
             // Both hidden before either is removed: a removal the runtime's stop cuts short then leaves no work
             // directory in sight, which would fail the next create of the id.
             hide(paths.workDir(), "work directory", failures);
-            removeHidden(paths, failures, left, deletesStopped);
+            removeHidden(paths, failures, left, deletesStopped, () -> false);
         }
         if (!failures.isEmpty()) {
             StringBuilder message = new StringBuilder("delete bundle ").append(paths.name());
@@ -549,17 +549,18 @@ public final class BundleStore {
     /**
      * Removes every hidden tree of the bundle's id, this delete's and what an earlier crashed, refused or cut
      * delete left, on the state-root side and then the work-root side; call with the id's lock held. Once
-     * {@code stopped} says so, the tree being removed and those not begun are added to {@code left}.
+     * {@code stopped} says so (or {@code spent}, asked before each removal: a list's budget), the tree being removed
+     * and those not begun are added to {@code left}.
      */
     private void removeHidden(BundlePaths paths, List<IOException> failures, List<Path> left,
-            BooleanSupplier stopped) {
+            BooleanSupplier stopped, BooleanSupplier spent) {
         for (Path dir : List.of(paths.bundleDir(), paths.workDir())) {
             String what = dir.equals(paths.bundleDir()) ? "bundle directory" : "work directory";
             try (DirectoryStream<Path> hidden = Files.newDirectoryStream(dir.getParent(), entry ->
                     isHiddenTreeOf(entry.getFileName().toString(), paths.id()))) {
                 for (Path entry : hidden) {
                     if (!left.isEmpty() || stopped.getAsBoolean()
-                            || !DirectoryTrees.deleteRecursively(entry, walkObserver, stopped)) {
+                            || !DirectoryTrees.deleteRecursively(entry, walkObserver, stopped, spent)) {
                         left.add(entry);
                     }
                 }
@@ -597,7 +598,8 @@ public final class BundleStore {
                 log.warn("could not look for what deletes left in {}; the next list retries", dir, e);
             }
         }
-        // One list's sweep, on one io thread: a plain counter.
+        // One list's sweep, on one io thread: a plain counter of removals (going down a tree is not counted: a tree
+        // deeper than the budget spent it all going down, and stayed for good, the ids after it with it).
         int[] looks = {0};
         BooleanSupplier budgetSpent = () -> ++looks[0] > sweepBudget;
         for (String id : ids) {
@@ -613,8 +615,7 @@ public final class BundleStore {
                     // A create or delete of the id that comes meanwhile goes first: the rest waits for it (a delete
                     // removes it) or for the next list, as a tree of hundreds of thousands of files held it up.
                     removeHidden(paths, failures, left,
-                            () -> deletesStopped.getAsBoolean() || awaited.getAsBoolean()
-                                    || budgetSpent.getAsBoolean());
+                            () -> deletesStopped.getAsBoolean() || awaited.getAsBoolean(), budgetSpent);
                     failures.forEach(failure -> log.warn("could not remove what a delete of {} left: {}; the next"
                             + " list or delete retries", paths.name(), failure.getMessage(), failure));
                     if (!left.isEmpty()) {

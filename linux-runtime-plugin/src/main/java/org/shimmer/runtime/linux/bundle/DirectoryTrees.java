@@ -87,6 +87,17 @@ public final class DirectoryTrees {
     /** {@link #deleteRecursively(Path, BooleanSupplier)} watched by {@code observer}. */
     static boolean deleteRecursively(Path root, WalkObserver observer, BooleanSupplier stopped)
             throws IOException {
+        return deleteRecursively(root, observer, stopped, () -> false);
+    }
+
+    /**
+     * {@link #deleteRecursively(Path, WalkObserver, BooleanSupplier)} that also asks {@code spent} before each
+     * removal (a file, or a directory once emptied), never before going down into a directory: a budget of
+     * removals. Asked before each entry, a budget smaller than a tree's depth was spent going down it, and nothing
+     * was ever removed.
+     */
+    static boolean deleteRecursively(Path root, WalkObserver observer, BooleanSupplier stopped,
+            BooleanSupplier spent) throws IOException {
         Path parentPath = root.toAbsolutePath().getParent();
         byte[] name = bytes(root.getFileName());
         try (Directory parent = Directory.open(LinuxCalls.AT_FDCWD, bytes(parentPath), PARENT_FLAGS,
@@ -103,7 +114,10 @@ public final class DirectoryTrees {
                 throw new MountCrossingException(root);
             }
             if (identity.directory()) {
-                return removeDirectory(parent, name, root, mountId, observer, stopped);
+                return removeDirectory(parent, name, root, mountId, observer, stopped, spent);
+            }
+            if (spent.getAsBoolean()) {
+                return false;
             }
             unlink(parent, name, 0, () -> root);
             return true;
@@ -118,7 +132,7 @@ public final class DirectoryTrees {
      * of the depth. Returns false when {@code stopped} ended it early.
      */
     private static boolean removeDirectory(Directory parent, byte[] name, Path root, long mountId,
-            WalkObserver observer, BooleanSupplier stopped) throws IOException {
+            WalkObserver observer, BooleanSupplier stopped, BooleanSupplier spent) throws IOException {
         Deque<Level> levels = new ArrayDeque<>();
         try {
             Level top = enter(parent, null, name, root, mountId, observer);
@@ -131,6 +145,9 @@ public final class DirectoryTrees {
                 }
                 Level level = levels.peek();
                 if (!level.entries().hasNext()) {
+                    if (spent.getAsBoolean()) {
+                        return false;
+                    }
                     levels.pop().dir().close();
                     Directory above = levels.isEmpty() ? parent : levels.peek().dir();
                     unlink(above, level.name(), LinuxCalls.AT_REMOVEDIR, () -> level.path(root));
@@ -150,6 +167,8 @@ public final class DirectoryTrees {
                     if (below != null) {
                         levels.push(below);
                     }
+                } else if (spent.getAsBoolean()) {
+                    return false;
                 } else {
                     unlink(level.dir(), entry, 0, child);
                 }

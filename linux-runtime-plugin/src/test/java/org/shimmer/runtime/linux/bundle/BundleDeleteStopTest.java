@@ -231,6 +231,36 @@ class BundleDeleteStopTest {
     }
 
     /**
+     * A leftover deeper than a list's budget: each list spent its budget going down the tree, the descents counted
+     * as entries, and removed nothing; the tree stayed, and the ids after it were never reached. A list's budget
+     * now counts what it removes.
+     */
+    @Test
+    void aLeftoverDeeperThanAListsBudgetIsRemovedByTheNextListsAndSoAreTheOthers() throws Exception {
+        Scheduler io = Schedulers.newBoundedElastic(2, 100, "bundle-sweep-test-io");
+        try {
+            BundleStore store = new BundleStore(config, io, ShimFactory.NONE, WalkObserver.NONE, () -> false, 100);
+            store.create(NS, "keep", SPEC).block(TIMEOUT);
+            Path deep = Files.createDirectories(hidden(stateRoot, NS, "deep"));
+            Path bottom = deep;
+            for (int level = 0; level < 150; level++) {
+                bottom = bottom.resolve("d");
+            }
+            Files.createDirectories(bottom);
+            Path later = manyFiles(Files.createDirectories(hidden(stateRoot, NS, "later")), 2, 9);
+
+            int lists = 0;
+            while (Files.exists(deep) || Files.exists(later)) {
+                assertThat(lists++).as("lists needed for 172 entries, 100 each").isLessThan(10);
+                StepVerifier.create(store.list(NS).map(Bundle::id)).expectNext("keep").verifyComplete();
+            }
+            assertThat(names(stateRoot.resolve(NS))).containsExactly("keep");
+        } finally {
+            io.dispose();
+        }
+    }
+
+    /**
      * A list's sweep held the id's lock until it had removed all its id's leftovers: a create of the id made
      * meanwhile (the host making again what a stop cut the delete of) waited for a tree of any size. The sweep now
      * lets a create or delete that awaits the lock go first, and leaves the rest for the next list or delete.
