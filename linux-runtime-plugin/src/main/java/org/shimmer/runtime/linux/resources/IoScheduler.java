@@ -15,8 +15,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
-import org.reactivestreams.Subscriber;
-import org.reactivestreams.Subscription;
 import reactor.core.Disposable;
 import reactor.core.Exceptions;
 import reactor.core.Scannable;
@@ -38,14 +36,6 @@ import reactor.core.scheduler.Schedulers;
  * scheduler has made all its threads, a caller that read its state just before {@code dispose()} marked it shut
  * down loops for good picking a busy thread, as every one is then marked evicted (a host thread calling into the
  * plugin as it stopped spun at 100% of a core). Behind the gate every call is refused once close began.
- *
- * <p>A thread pool's shutdown still runs what is queued: a task asked for before the stop began and queued behind
- * busy threads started after it, as if the host had asked for it then (a bundle create queued so made its bundle
- * after the stop began and reported success). Once {@link #stopBegan} a task asked for before it does not start when
- * its turn comes: the subscriber it would have served fails with the gate's rejection ({@link #STOPPED}). A plain
- * runnable (no subscriber to tell: the runtime's own releases and continuations) still runs, as does whatever is
- * asked for once the stop began, until the gate shuts: the stop's own work. Timers are no queued work: one that comes
- * due before the gate shuts fires as it did (a release's bound then still ends it); close drops those not yet due.
  */
 final class IoScheduler {
 
@@ -66,8 +56,6 @@ final class IoScheduler {
     /** Callers inside Reactor's scheduler right now; close waits for none before it disposes it. */
     private final AtomicInteger inside = new AtomicInteger();
     private volatile boolean closing;
-    /** Set by {@link #stopBegan}: tasks asked for before it and not yet started never start. */
-    private volatile boolean stopping;
 
     IoScheduler(String name, int threads, int queued, int ttlSeconds) {
         this.decoratorKey = IoScheduler.class.getName() + "-" + INSTANCES.incrementAndGet();
@@ -94,14 +82,6 @@ final class IoScheduler {
 
     Scheduler scheduler() {
         return scheduler;
-    }
-
-    /**
-     * The owner's stop began (before it ends what runs on this scheduler, and so before {@link #close}): a task asked
-     * for before now that has not started does not start; its subscriber fails with {@link #STOPPED}.
-     */
-    void stopBegan() {
-        stopping = true;
     }
 
     /**
@@ -171,35 +151,6 @@ final class IoScheduler {
         executor.shutdown();
     }
 
-    /** {@code task}, which does not start if the stop began after it was asked for; see the class comment. */
-    private Runnable guarded(Runnable task) {
-        if (stopping) {
-            return task;
-        }
-        return () -> {
-            if (stopping) {
-                refuse(task);
-            } else {
-                task.run();
-            }
-        };
-    }
-
-    /**
-     * Fails the subscriber {@code task} would have served, having cancelled what it would have run; runs a task with
-     * no subscriber (Reactor's subscribeOn and publishOn tasks name theirs as {@link Scannable.Attr#ACTUAL}).
-     */
-    private static void refuse(Runnable task) {
-        if (Scannable.from(task).scanUnsafe(Scannable.Attr.ACTUAL) instanceof Subscriber<?> subscriber) {
-            if (task instanceof Subscription subscription) {
-                subscription.cancel();
-            }
-            subscriber.onError(Exceptions.failWithRejected(STOPPED));
-        } else {
-            task.run();
-        }
-    }
-
     /** Reactor's scheduler behind a gate: a call enters unless close began, and close waits for those inside. */
     private final class Gate implements Scheduler, Scannable {
 
@@ -217,7 +168,7 @@ final class IoScheduler {
 
         @Override
         public Disposable schedule(Runnable task) {
-            return enter(() -> reactorScheduler.schedule(guarded(task)));
+            return enter(() -> reactorScheduler.schedule(task));
         }
 
         @Override
@@ -232,8 +183,7 @@ final class IoScheduler {
 
         @Override
         public Worker createWorker() {
-            Worker worker = enter(reactorScheduler::createWorker);
-            return new GuardedWorker(worker);
+            return enter(reactorScheduler::createWorker);
         }
 
         @Override
@@ -261,47 +211,6 @@ final class IoScheduler {
         @Override
         public String toString() {
             return reactorScheduler.toString();
-        }
-    }
-
-    /** Reactor's worker, its immediate tasks {@link #guarded}. */
-    private final class GuardedWorker implements Scheduler.Worker, Scannable {
-
-        private final Scheduler.Worker worker;
-
-        GuardedWorker(Scheduler.Worker worker) {
-            this.worker = worker;
-        }
-
-        @Override
-        public Disposable schedule(Runnable task) {
-            return worker.schedule(guarded(task));
-        }
-
-        @Override
-        public Disposable schedule(Runnable task, long delay, TimeUnit unit) {
-            return worker.schedule(task, delay, unit);
-        }
-
-        @Override
-        public Disposable schedulePeriodically(Runnable task, long initialDelay, long period, TimeUnit unit) {
-            return worker.schedulePeriodically(task, initialDelay, period, unit);
-        }
-
-        @Override
-        public void dispose() {
-            worker.dispose();
-        }
-
-        @Override
-        public boolean isDisposed() {
-            return worker.isDisposed();
-        }
-
-        @Override
-        @SuppressWarnings("rawtypes") // Scannable declares it raw
-        public Object scanUnsafe(Attr key) {
-            return Scannable.from(worker).scanUnsafe(key);
         }
     }
 }

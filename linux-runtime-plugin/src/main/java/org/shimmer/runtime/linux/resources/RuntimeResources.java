@@ -204,8 +204,6 @@ public final class RuntimeResources implements AutoCloseable {
             if (!closed) {
                 closeBegan = System.nanoTime();
                 closing = true;
-                // What was asked for before now and still waits for an io thread does not start (IoScheduler).
-                ioScheduler.stopBegan();
             }
             closed = true;
             monitor = exitMonitor;
