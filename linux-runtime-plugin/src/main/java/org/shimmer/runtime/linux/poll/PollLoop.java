@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.shimmer.runtime.linux.sys.Bell;
@@ -103,7 +104,10 @@ public final class PollLoop implements AutoCloseable {
         synchronized (lifecycle) {
             if (stopped || closing.get()) {
                 fd.close();
-                throw new IOException("the poll loop is closed; " + fd + " cannot be watched");
+                // A refusal (the runtime stopped), as its closed schedulers refuse: an exec whose FIFOs were
+                // registered as the stop closed the loop failed as an internal error, not as unavailable.
+                throw new IOException("the poll loop is closed; " + fd + " cannot be watched",
+                        new RejectedExecutionException("the poll loop is closed"));
             }
             registrations.incrementAndGet();
             added.add(registration);
