@@ -23,6 +23,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Predicate;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -710,15 +711,11 @@ class ContainerTest {
     /** Waits until an event of {@code type} of container {@code id} went into {@code exchange}. */
     private static void awaitEnds(NotingExchange exchange, String id, Class<? extends TaskEvent> type)
             throws InterruptedException {
-        long deadline = System.nanoTime() + TIMEOUT.toNanos();
-        while (exchange.went().stream().noneMatch(event -> type.isInstance(event) && switch (event) {
+        assertThat(exchange.awaitNoted(event -> type.isInstance(event) && switch (event) {
             case TaskEvent.TaskExit exit -> exit.containerId().equals(id);
             case TaskEvent.TaskDelete delete -> delete.containerId().equals(id);
             default -> false;
-        })) {
-            assertThat(System.nanoTime()).as("a %s of %s in time", type.getSimpleName(), id).isLessThan(deadline);
-            Thread.sleep(10);
-        }
+        }, TIMEOUT)).as("a %s of %s in time", type.getSimpleName(), id).isTrue();
     }
 
     /** An exchange that notes each event as it goes in, on the publisher's thread, before any subscriber sees it. */
@@ -734,14 +731,32 @@ class ContainerTest {
             return went;
         }
 
+        /** Waits, at most {@code timeout}, until an event that {@code wanted} accepts went in; whether one did. */
+        synchronized boolean awaitNoted(Predicate<Object> wanted, Duration timeout) throws InterruptedException {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            while (went.stream().noneMatch(wanted)) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return false;
+                }
+                TimeUnit.NANOSECONDS.timedWait(this, left);
+            }
+            return true;
+        }
+
+        private synchronized void note(Object event) {
+            went.add(event);
+            notifyAll();
+        }
+
         @Override
         public Mono<Void> publish(String namespace, String topic, Object event) {
-            return delegate.publish(namespace, topic, event).doOnSuccess(done -> went.add(event));
+            return delegate.publish(namespace, topic, event).doOnSuccess(done -> note(event));
         }
 
         @Override
         public Mono<Void> forward(Envelope envelope) {
-            return delegate.forward(envelope).doOnSuccess(done -> went.add(envelope.event()));
+            return delegate.forward(envelope).doOnSuccess(done -> note(envelope.event()));
         }
 
         @Override
