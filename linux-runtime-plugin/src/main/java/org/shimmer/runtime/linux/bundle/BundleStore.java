@@ -223,6 +223,7 @@ public final class BundleStore {
     public Flux<Bundle> list(String namespace) {
         return Flux.defer(() -> {
             Path namespaceDir = config.stateRoot().resolve(Identifiers.requireValid("namespace", namespace));
+            AtomicBoolean cancelled = new AtomicBoolean();
             Path namespaceWorkDir = config.workRoot().resolve(namespace);
             return Flux.using(
                             () -> Files.newDirectoryStream(namespaceDir),
@@ -237,7 +238,9 @@ public final class BundleStore {
                     .filter(id -> isComplete(namespaceDir.resolve(id)))
                     .map(id -> bundle(new BundlePaths(
                             namespace, id, namespaceDir.resolve(id), namespaceWorkDir.resolve(id))))
-                    .concatWith(Mono.<Bundle>fromRunnable(() -> sweepHidden(namespace)));
+                    .concatWith(Mono.<Bundle>fromRunnable(() -> sweepHidden(namespace, cancelled::get)))
+                    // Read between two entries: the interrupt of the cancel reaches no native call.
+                    .doOnCancel(() -> cancelled.set(true));
         })
         // Moves the open and every later request, and so each directory read, onto the io scheduler.
         .subscribeOn(io);
@@ -580,9 +583,9 @@ public final class BundleStore {
      * anything mounted at or under its hidden trees ({@link #requireNoLeftoverMounted}: {@code forceDelete}
      * detaches it; the live bundle's mounts, which the walk never reaches, do not count).
      * Best effort: a failure is logged, for the next list or delete to retry; it stops with the runtime as a
-     * delete does.
+     * delete does, and once {@code cancelled} says its list was cancelled.
      */
-    private void sweepHidden(String namespace) {
+    private void sweepHidden(String namespace, BooleanSupplier cancelled) {
         Set<String> ids = new TreeSet<>();
         for (Path dir : List.of(config.stateRoot().resolve(namespace), config.workRoot().resolve(namespace))) {
             try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
@@ -603,7 +606,7 @@ public final class BundleStore {
         int[] looks = {0};
         BooleanSupplier budgetSpent = () -> ++looks[0] > sweepBudget;
         for (String id : ids) {
-            if (deletesStopped.getAsBoolean() || looks[0] >= sweepBudget) {
+            if (deletesStopped.getAsBoolean() || cancelled.getAsBoolean() || looks[0] >= sweepBudget) {
                 return;
             }
             try {
@@ -614,14 +617,14 @@ public final class BundleStore {
                     List<Path> left = new ArrayList<>(0);
                     // A create or delete of the id that comes meanwhile goes first: the rest waits for it (a delete
                     // removes it) or for the next list, as a tree of hundreds of thousands of files held it up.
-                    removeHidden(paths, failures, left,
-                            () -> deletesStopped.getAsBoolean() || awaited.getAsBoolean(), budgetSpent);
+                    removeHidden(paths, failures, left, () -> deletesStopped.getAsBoolean()
+                            || cancelled.getAsBoolean() || awaited.getAsBoolean(), budgetSpent);
                     failures.forEach(failure -> log.warn("could not remove what a delete of {} left: {}; the next"
                             + " list or delete retries", paths.name(), failure.getMessage(), failure));
                     if (!left.isEmpty()) {
                         log.info("stopped removing {}: the runtime stops, a create or delete of {} came, or this"
-                                + " list removed its share; the next list of {} or delete of {} removes the rest",
-                                left, paths.name(), namespace, paths.name());
+                                + " list was cancelled or removed its share; the next list of {} or delete of {}"
+                                + " removes the rest", left, paths.name(), namespace, paths.name());
                     }
                     return null;
                 });

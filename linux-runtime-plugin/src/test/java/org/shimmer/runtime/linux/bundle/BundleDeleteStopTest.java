@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -31,6 +32,8 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.LogCapture;
+import reactor.core.Disposable;
+import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 import reactor.core.scheduler.Schedulers;
 import reactor.test.StepVerifier;
@@ -261,6 +264,89 @@ class BundleDeleteStopTest {
     }
 
     /**
+     * A list cancelled while its sweep removed a leftover swept on to its budget: the cancel's interrupt reaches
+     * no native call. The sweep now stops between two entries once its list is cancelled; the next list goes on.
+     */
+    @Test
+    void aListCancelledWhileItSweepsStopsRemovingAndTheNextListRemovesTheRest() throws Exception {
+        CountDownLatch entered = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicInteger dirs = new AtomicInteger();
+        WalkObserver holdOnce = dir -> {
+            // The fifth directory of the leftover: held as a slow disk would, deaf to the interrupt.
+            if (dir.toString().contains(".old.deleting-") && dirs.incrementAndGet() == 5) {
+                entered.countDown();
+                awaitUninterruptibly(release);
+            }
+        };
+        // One thread: a task scheduled after the cancel runs once the sweep has returned.
+        Scheduler io = Schedulers.newBoundedElastic(1, 100, "bundle-sweep-test-io");
+        try {
+            BundleStore store = new BundleStore(config, io, ShimFactory.NONE, holdOnce, () -> false);
+            store.create(NS, "keep", SPEC).block(TIMEOUT);
+            Path leftover = manyFiles(Files.createDirectories(hidden(stateRoot, NS, "old")), 50, 5);
+            long before = entriesUnder(leftover);
+            Disposable listing = store.list(NS).subscribe();
+            assertThat(entered.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the sweep under way").isTrue();
+
+            listing.dispose();
+            release.countDown();
+            Mono.empty().subscribeOn(io).block(TIMEOUT);
+
+            assertThat(leftover).as("the leftover, after the cancelled list").isDirectory();
+            assertThat(entriesUnder(leftover)).as("what the cancelled list left of %d entries", before)
+                    .isGreaterThan(before / 2);
+            StepVerifier.create(store.list(NS).map(Bundle::id)).expectNext("keep").verifyComplete();
+            assertThat(names(stateRoot.resolve(NS))).containsExactly("keep");
+        } finally {
+            release.countDown();
+            io.dispose();
+        }
+    }
+
+    /**
+     * Two lists of one namespace at once: each takes an id's lock without waiting, so one skips the id the other
+     * sweeps now and goes on with the rest; neither fails nor warns, and between them everything is removed.
+     */
+    @Test
+    void twoListsAtOnceShareTheSweepAndNeitherFails() throws Exception {
+        CountDownLatch entered = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicBoolean held = new AtomicBoolean();
+        WalkObserver holdB = dir -> {
+            if (dir.toString().contains(".b.deleting-") && held.compareAndSet(false, true)) {
+                entered.countDown();
+                awaitUninterruptibly(release);
+            }
+        };
+        Scheduler io = Schedulers.newBoundedElastic(4, 100, "bundle-sweep-test-io");
+        try (LogCapture log = LogCapture.start()) {
+            BundleStore store = new BundleStore(config, io, ShimFactory.NONE, holdB, () -> false);
+            store.create(NS, "keep", SPEC).block(TIMEOUT);
+            Path a = manyFiles(Files.createDirectories(hidden(stateRoot, NS, "a")), 20, 5);
+            Path b = manyFiles(Files.createDirectories(hidden(workRoot, NS, "b")), 20, 5);
+            Path c = manyFiles(Files.createDirectories(hidden(stateRoot, NS, "c")), 20, 5);
+            CompletableFuture<List<String>> first = store.list(NS).map(Bundle::id).collectList().toFuture();
+            assertThat(entered.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the first list at b").isTrue();
+
+            StepVerifier.create(store.list(NS).map(Bundle::id)).expectNext("keep").verifyComplete();
+
+            assertThat(a).doesNotExist();
+            assertThat(c).as("swept by the second list, the first being at b").doesNotExist();
+            assertThat(b).as("the first list's, now").isDirectory();
+            release.countDown();
+            assertThat(first).succeedsWithin(TIMEOUT).isEqualTo(List.of("keep"));
+            assertThat(b).doesNotExist();
+            assertThat(names(stateRoot.resolve(NS))).containsExactly("keep");
+            assertThat(names(workRoot.resolve(NS))).containsExactly("keep");
+            assertThat(log.text()).as("the log").doesNotContain("WARN").doesNotContain("could not");
+        } finally {
+            release.countDown();
+            io.dispose();
+        }
+    }
+
+    /**
      * A list's sweep held the id's lock until it had removed all its id's leftovers: a create of the id made
      * meanwhile (the host making again what a stop cut the delete of) waited for a tree of any size. The sweep now
      * lets a create or delete that awaits the lock go first, and leaves the rest for the next list or delete.
@@ -397,6 +483,22 @@ class BundleDeleteStopTest {
     private static List<String> names(Path dir) throws IOException {
         try (Stream<Path> entries = Files.list(dir)) {
             return entries.map(path -> path.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    /** Waits for {@code latch} as a native call does: an interrupt meanwhile is kept, not heeded. */
+    private static void awaitUninterruptibly(CountDownLatch latch) {
+        boolean interrupted = false;
+        long end = System.nanoTime() + TIMEOUT.toNanos();
+        while (latch.getCount() > 0 && System.nanoTime() < end) {
+            try {
+                latch.await(end - System.nanoTime(), TimeUnit.NANOSECONDS);
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
 
