@@ -31,6 +31,7 @@ import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.image.ImageConfig;
 import org.shimmer.runtime.image.ImageNames;
 import org.shimmer.runtime.image.InvalidImageException;
+import org.shimmer.runtime.linux.layer.XattrTarInputStream;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
 
@@ -96,7 +97,9 @@ final class Layout {
 
     private void extract() throws IOException {
         Set<String> seen = new HashSet<>();
-        try (TarArchiveInputStream tar = new TarArchiveInputStream(
+        // Header-bounded: commons-compress held a GNU long name or PAX header of any size in memory, several
+        // times over (a 64 MiB long name on an entry skipped anyway grew the heap by 335 MiB).
+        try (TarArchiveInputStream tar = new XattrTarInputStream(
                 new BufferedInputStream(Files.newInputStream(source), 64 * 1024))) {
             for (TarArchiveEntry entry = next(tar); entry != null; entry = next(tar)) {
                 if (entry.isSparse()) {
@@ -156,6 +159,9 @@ final class Layout {
     private TarArchiveEntry next(TarArchiveInputStream tar) {
         try {
             return tar.getNextEntry();
+        } catch (XattrTarInputStream.HeaderRefusal e) {
+            throw new InvalidImageException("layout archive " + source + ": entry \"" + e.entry() + "\": "
+                    + e.getMessage(), e);
         } catch (IOException e) {
             throw new InvalidImageException("layout archive " + source + " is not a readable tar: "
                     + e.getMessage(), e);

@@ -22,20 +22,21 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
  * <p>Also refused here, as {@link HeaderRefusal}, before commons-compress acts on them:
  * <ul>
  *   <li>a PAX header or GNU long name or link larger than {@value #MAX_HEADER} bytes (Go's {@code archive/tar}
- *       limit): commons-compress buffers them whole, so a layer could make us hold any amount of memory;</li>
+ *       limit): commons-compress buffers them whole, so a layer could make us hold any amount of memory (an
+ *       image layout's archive is read through this class for that alone);</li>
  *   <li>a global PAX header with any key but {@code comment}, {@code charset} or {@code hdrcharset}:
  *       commons-compress merges global records into every later entry, so a global {@code path=} renamed them
  *       all, where containerd (Go's reader) ignores global headers.</li>
  * </ul>
  */
-final class XattrTarInputStream extends TarArchiveInputStream {
+public final class XattrTarInputStream extends TarArchiveInputStream {
 
     private static final String XATTR_PREFIX = "SCHILY.xattr.";
-    static final int MAX_HEADER = 1 << 20;
+    public static final int MAX_HEADER = 1 << 20;
     private static final Set<String> HARMLESS_GLOBAL_KEYS = Set.of("comment", "charset", "hdrcharset");
 
     /** A header entry this reader will not act on; {@link #entry()} names it. */
-    static final class HeaderRefusal extends IOException {
+    public static final class HeaderRefusal extends IOException {
 
         private final String entry;
 
@@ -44,7 +45,7 @@ final class XattrTarInputStream extends TarArchiveInputStream {
             this.entry = entry;
         }
 
-        String entry() {
+        public String entry() {
             return entry;
         }
     }
@@ -55,7 +56,7 @@ final class XattrTarInputStream extends TarArchiveInputStream {
     private Map<String, byte[]> xattrs = Map.of();
     private int depth;
 
-    XattrTarInputStream(InputStream in) {
+    public XattrTarInputStream(InputStream in) {
         super(in, StandardCharsets.UTF_8.name());
     }
 

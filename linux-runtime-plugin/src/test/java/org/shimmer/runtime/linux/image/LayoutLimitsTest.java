@@ -12,9 +12,11 @@ import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Map;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -23,6 +25,7 @@ import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.image.InvalidImageException;
+import org.shimmer.runtime.linux.layer.XattrTarInputStream;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.OciLayouts;
@@ -158,6 +161,42 @@ class LayoutLimitsTest {
         StepVerifier.create(store.importLayout(ImportRequest.of(archive).withName("i:1")))
                 .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
                         .hasMessageContaining("\"index.json\" is over " + Layout.MAX_JSON + " bytes"))
+                .verify(TIMEOUT);
+    }
+
+    @Test
+    void anArchivedLongNameOverTheHeaderCapIsRefusedBeforeItIsHeld() throws IOException {
+        // On an entry the import skips anyway: commons-compress held the whole name in memory, several times over.
+        byte[] name = new byte[XattrTarInputStream.MAX_HEADER + 1];
+        Arrays.fill(name, (byte) 'n');
+        TarArchiveEntry longName = new TarArchiveEntry("././@LongLink", TarConstants.LF_GNUTYPE_LONGNAME, true);
+        longName.setSize(name.length);
+        byte[] header = new byte[512];
+        longName.writeEntryHeader(header);
+        Path archive = temp.resolve("long-name.tar");
+        try (OutputStream out = Files.newOutputStream(archive)) {
+            out.write(header);
+            out.write(Arrays.copyOf(name, (name.length + 511) / 512 * 512));
+            try (TarArchiveOutputStream tar = new TarArchiveOutputStream(out)) {
+                tar.putArchiveEntry(new TarArchiveEntry("skipped"));
+                tar.closeArchiveEntry();
+                Map<String, byte[]> files = OciLayouts.layout()
+                        .tagged(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "1").files();
+                for (Map.Entry<String, byte[]> file : files.entrySet()) {
+                    TarArchiveEntry entry = new TarArchiveEntry(file.getKey());
+                    entry.setSize(file.getValue().length);
+                    tar.putArchiveEntry(entry);
+                    tar.write(file.getValue());
+                    tar.closeArchiveEntry();
+                }
+            }
+        }
+
+        StepVerifier.create(store.importLayout(ImportRequest.of(archive).withName("long:1")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("entry \"././@LongLink\"")
+                        .hasMessageContaining("header of " + name.length + " bytes is more than the "
+                                + XattrTarInputStream.MAX_HEADER + " taken"))
                 .verify(TIMEOUT);
     }
 
