@@ -230,8 +230,8 @@ final class Layout {
                         + "\"");
             }
         }
-        return new Resolved(name != null ? name : nameOf(top), manifest, imageConfig(config.path("config")),
-                layers, diffIds);
+        return new Resolved(name != null ? name : nameOf(top), manifest,
+                imageConfig(config.path("config"), blobName(configDescriptor)), layers, diffIds);
     }
 
     /**
@@ -357,18 +357,63 @@ final class Layout {
         return ImageNames.normalize(repository + ":" + ref);
     }
 
-    private static ImageConfig imageConfig(JsonNode config) {
+    /**
+     * The run configuration of an image config's {@code config} object, every field of the type the OCI image
+     * spec gives it, or absent or null. Read leniently, a corrupt config ran another command than it said: an
+     * {@code Entrypoint} string was an empty entrypoint, an {@code Env} object its values as names, any non-string
+     * array element an empty string.
+     */
+    private static ImageConfig imageConfig(JsonNode config, String where) {
+        if (absent(config)) {
+            return new ImageConfig(List.of(), List.of(), List.of(), "", "", Map.of());
+        }
+        if (!config.isObject()) {
+            throw new InvalidImageException(where + ": \"config\" is not a JSON object");
+        }
         Map<String, String> labels = new LinkedHashMap<>();
-        config.path("Labels").properties().forEach(e -> labels.put(e.getKey(), e.getValue().asText()));
-        return new ImageConfig(strings(config.path("Entrypoint")), strings(config.path("Cmd")),
-                strings(config.path("Env")), config.path("WorkingDir").asText(""), config.path("User").asText(""),
-                labels);
+        JsonNode labelsNode = config.path("Labels");
+        if (!absent(labelsNode)) {
+            if (!labelsNode.isObject()) {
+                throw new InvalidImageException(where + ": config.Labels is not an object of strings");
+            }
+            labelsNode.properties().forEach(e -> labels.put(e.getKey(), text(e.getValue(), where,
+                    "config.Labels." + e.getKey())));
+        }
+        return new ImageConfig(strings(config.path("Entrypoint"), where, "config.Entrypoint"),
+                strings(config.path("Cmd"), where, "config.Cmd"), strings(config.path("Env"), where, "config.Env"),
+                text(config.path("WorkingDir"), where, "config.WorkingDir"),
+                text(config.path("User"), where, "config.User"), labels);
     }
 
-    private static List<String> strings(JsonNode array) {
+    private static boolean absent(JsonNode node) {
+        return node.isMissingNode() || node.isNull();
+    }
+
+    /** A string field; absent or null is empty. */
+    private static String text(JsonNode node, String where, String field) {
+        if (absent(node)) {
+            return "";
+        }
+        if (!node.isTextual()) {
+            throw new InvalidImageException(where + ": " + field + " is not a string");
+        }
+        return node.textValue();
+    }
+
+    /** An array of strings; absent or null is empty. */
+    private static List<String> strings(JsonNode array, String where, String field) {
+        if (absent(array)) {
+            return List.of();
+        }
+        if (!array.isArray()) {
+            throw new InvalidImageException(where + ": " + field + " is not an array of strings");
+        }
         List<String> values = new ArrayList<>();
         for (JsonNode value : array) {
-            values.add(value.asText());
+            if (!value.isTextual()) {
+                throw new InvalidImageException(where + ": " + field + " is not an array of strings");
+            }
+            values.add(value.textValue());
         }
         return values;
     }

@@ -353,6 +353,39 @@ class ImageStoreTest {
     }
 
     @Test
+    void aConfigFieldOfAnotherJsonTypeIsRefusedNamingItAndNullIsEmpty() throws IOException {
+        // Read leniently, an Entrypoint string was no entrypoint at all, and an Env object its values as names.
+        Map<String, String> cases = new LinkedHashMap<>();
+        cases.put("Entrypoint", "\"/bin/sh -c evil\"");
+        cases.put("Cmd", "[\"ok\", 5]");
+        cases.put("Env", "{\"A\": \"1\"}");
+        cases.put("WorkingDir", "[\"/srv\"]");
+        cases.put("User", "1000");
+        cases.put("Labels", "{\"k\": {\"v\": 1}}");
+        for (Map.Entry<String, String> wrong : cases.entrySet()) {
+            OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("x", "x")).cmd("/x")
+                    .configField(wrong.getKey(), JSON.readTree(wrong.getValue()));
+            Path layout = OciLayouts.layout().tagged(image, "1")
+                    .writeDirectory(temp.resolve("wrong-" + wrong.getKey()));
+
+            StepVerifier.create(store.importLayout(layout, "wrong:1"))
+                    .expectErrorSatisfies(e -> assertThat(e).as(wrong.getKey())
+                            .isInstanceOf(InvalidImageException.class)
+                            .hasMessageContaining("config." + wrong.getKey()))
+                    .verify(TIMEOUT);
+        }
+        OciLayouts.Image nulls = OciLayouts.image().layer(OciLayouts.tar("x", "x")).cmd("/x");
+        for (String field : List.of("Entrypoint", "Env", "WorkingDir", "User", "Labels")) {
+            nulls.configField(field, JSON.nullNode());
+        }
+        Path layout = OciLayouts.layout().tagged(nulls, "1").writeDirectory(temp.resolve("nulls"));
+
+        assertThat(store.importLayout(layout, "nulls:1").block(TIMEOUT).config())
+                .isEqualTo(new ImageConfig(List.of(), List.of("/x"), List.of(), "", "", Map.of()));
+        assertThat(store.list().map(Image::name).collectList().block(TIMEOUT)).containsExactly("nulls:1");
+    }
+
+    @Test
     void aSecondImportOfTheSameLayoutUnpacksNothing() throws IOException {
         OciLayouts.Image image = threeLayers();
         Path layout = OciLayouts.layout().tagged(image, "v1").writeDirectory(temp.resolve("hello"));

@@ -165,6 +165,12 @@ public final class OciLayouts {
             return this;
         }
 
+        /** Sets {@code field} of the image's config to {@code value} as given, of any JSON type. */
+        public Image configField(String field, com.fasterxml.jackson.databind.JsonNode value) {
+            config.set(field, value);
+            return this;
+        }
+
         public Image label(String key, String value) {
             config.withObject("Labels").put(key, value);
             return this;
