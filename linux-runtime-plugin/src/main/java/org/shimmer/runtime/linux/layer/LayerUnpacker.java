@@ -317,6 +317,13 @@ public final class LayerUnpacker {
         if (target.isEmpty() || target.indexOf('\0') >= 0 || target.indexOf('\uFFFD') >= 0) {
             throw new Refusal("symlink target is empty, has a NUL byte or is not valid UTF-8");
         }
+        // symlinkat takes fewer than PATH_MAX bytes: a longer target failed with ENAMETOOLONG, an I/O error that
+        // looked retryable (UnavailableException) for an image that never imports.
+        int targetBytes = target.getBytes(StandardCharsets.UTF_8).length;
+        if (targetBytes >= EntryPath.PATH_MAX) {
+            throw new Refusal("symlink target of " + targetBytes + " bytes is longer than the "
+                    + (EntryPath.PATH_MAX - 1) + " a symlink can hold");
+        }
         try (OwnedFd dir = tree.directory(path.parent(), true)) {
             byte[] name = path.base();
             replace(dir, name, path);
@@ -342,6 +349,12 @@ public final class LayerUnpacker {
             }
             if (linked.isDirectory()) {
                 throw new Refusal("hard link to the directory \"" + source + "\"");
+            }
+            // Replacing the directory holding the target removed the target first: linkat failed with ENOENT, a
+            // storage error (FailedPreconditionException) for an image that never imports.
+            if (!path.equals(source) && path.contains(source)) {
+                throw new Refusal("hard link over \"" + path + "\", the directory holding its target \"" + source
+                        + "\"");
             }
             byte[] name = path.base();
             FileStatus existing = LayerTree.status(dir, name);

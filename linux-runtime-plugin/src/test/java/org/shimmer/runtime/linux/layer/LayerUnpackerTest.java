@@ -176,6 +176,22 @@ class LayerUnpackerTest {
     }
 
     @Test
+    void hardLinkOverTheDirectoryHoldingItsTargetIsRefused() throws IOException {
+        assertRefused(TarLayers.layer().dir("a", 0755).file("a/b", "x", 0644).hardLink("a", "a/b").bytes(), "a",
+                "hard link over \"a\", the directory holding its target \"a/b\"");
+    }
+
+    @Test
+    void symlinkTargetLongerThanASymlinkHoldsIsRefused() throws IOException {
+        String longest = "t".repeat(4095);
+        unpack(TarLayers.layer().symlink("ok", longest).bytes());
+        assertThat(Files.readSymbolicLink(target.resolve("ok"))).hasToString(longest);
+
+        assertRefused(TarLayers.layer().symlink("s", longest + "t").bytes(), "s",
+                "symlink target of 4096 bytes is longer than the 4095 a symlink can hold");
+    }
+
+    @Test
     void hugeDeclaredSizeIsNoSpaceBeforeWriting() {
         assertThatThrownBy(() -> unpack(TarLayers.layer().truncatedFile("huge", 1L << 50, new byte[0]).bytes()))
                 .isInstanceOf(IOException.class)
