@@ -216,6 +216,7 @@ final class Layout {
         Descriptor configDescriptor = Descriptor.of(manifestJson.get("config"), blobName(manifest));
         List<Descriptor> layers = descriptors(manifestJson, blobName(manifest), "layers");
         JsonNode config = json(configDescriptor);
+        checkPlatform(manifest, configDescriptor, config);
         List<String> diffIds = new ArrayList<>();
         for (JsonNode diffId : config.path("rootfs").path("diff_ids")) {
             diffIds.add(diffId.asText(""));
@@ -232,6 +233,26 @@ final class Layout {
         }
         return new Resolved(name != null ? name : nameOf(top), manifest,
                 imageConfig(config.path("config"), blobName(configDescriptor)), layers, diffIds);
+    }
+
+    /**
+     * Refuses a config whose {@code os} or {@code architecture} (when given) is not linux/amd64: a manifest listed
+     * without a platform was taken on trust, so an arm64 image imported and every run of it failed with "exec
+     * format error". One an index lists as linux/amd64 and whose config says otherwise is a layout that lies.
+     */
+    private void checkPlatform(Descriptor manifest, Descriptor configDescriptor, JsonNode config) {
+        String os = config.path("os").asText("");
+        String architecture = config.path("architecture").asText("");
+        if ((os.isEmpty() || os.equals("linux")) && (architecture.isEmpty() || architecture.equals("amd64"))) {
+            return;
+        }
+        String platform = (os.isEmpty() ? "?" : os) + "/" + (architecture.isEmpty() ? "?" : architecture);
+        if (manifest.platform() == null) {
+            throw new NotFoundException("layout " + source + " has no linux/amd64 manifest (it has " + platform
+                    + ", by the config of its only manifest)");
+        }
+        throw new InvalidImageException(blobName(configDescriptor) + ": the config is of " + platform
+                + ", its manifest is listed as " + manifest.platform());
     }
 
     /**

@@ -222,6 +222,29 @@ class ImageStoreTest {
         assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
     }
 
+    /** A manifest's own config says what it runs on: an arm64 image imported on trust never ran. */
+    @Test
+    void aManifestWhoseConfigIsOfAnotherPlatformIsNotTakenForAmd64() throws IOException {
+        OciLayouts.Image unlisted = OciLayouts.image().layer(OciLayouts.tar("arch", "arm64")).platform(null)
+                .configArchitecture("arm64");
+        Path single = OciLayouts.layout().tagged(unlisted, "1").writeDirectory(temp.resolve("single"));
+        OciLayouts.Image lying = OciLayouts.image().layer(OciLayouts.tar("arch", "arm64")).platform("linux/amd64")
+                .configArchitecture("arm64");
+        Path listed = OciLayouts.layout().tagged(OciLayouts.index(lying), "1").writeDirectory(temp.resolve("lie"));
+
+        StepVerifier.create(store.importLayout(single))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining("no linux/amd64 manifest (it has linux/arm64, by the config of its"
+                                + " only manifest)"))
+                .verify(TIMEOUT);
+        StepVerifier.create(store.importLayout(listed))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("the config is of linux/arm64, its manifest is listed as linux/amd64"))
+                .verify(TIMEOUT);
+        assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+        assertThat(names(root.resolve("layers"))).isEmpty();
+    }
+
     /** Only the chosen platform's manifest is read: a digest this store cannot check elsewhere is no matter. */
     @Test
     void aSha512DescriptorOfAnotherPlatformIsSkippedButOfTheChosenOneIsRefusedNamingIt() throws IOException {

@@ -126,6 +126,7 @@ public final class OciLayouts {
         private final Map<Integer, String> mediaTypes = new LinkedHashMap<>();
         private final ObjectNode config = JSON.createObjectNode();
         private String platform = "linux/amd64";
+        private String configArchitecture;
         private String digest;
 
         private Image() {}
@@ -173,6 +174,12 @@ public final class OciLayouts {
 
         public Image label(String key, String value) {
             config.withObject("Labels").put(key, value);
+            return this;
+        }
+
+        /** Writes {@code architecture} in the config, whatever the platform the image is listed with. */
+        public Image configArchitecture(String architecture) {
+            this.configArchitecture = architecture;
             return this;
         }
 
@@ -237,7 +244,8 @@ public final class OciLayouts {
             manifest.put("schemaVersion", 2);
             manifest.put("mediaType", "application/vnd.oci.image.manifest.v1+json");
             ObjectNode image = JSON.createObjectNode();
-            image.put("architecture", platform == null ? "amd64" : platform.split("/")[1]);
+            image.put("architecture", configArchitecture != null ? configArchitecture
+                    : platform == null ? "amd64" : platform.split("/")[1]);
             image.put("os", "linux");
             image.set("config", config);
             ObjectNode rootfs = image.putObject("rootfs");
