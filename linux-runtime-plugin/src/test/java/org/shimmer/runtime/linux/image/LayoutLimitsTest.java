@@ -215,6 +215,33 @@ class LayoutLimitsTest {
                 .verify(TIMEOUT);
     }
 
+    /**
+     * A symlink may name a file of the kernel's interfaces, "regular" to fstat: /proc/kmsg took the kernel log's
+     * messages from the system's logger and blocked the import, beyond any cancel, until the next one came. Such a
+     * file is refused before it is read, as a blob and as a layout file.
+     */
+    @Test
+    void aBlobOrLayoutFileLinkedIntoProcOrSysIsRefusedUnread() throws IOException {
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("x", "x"));
+        Path layout = OciLayouts.layout().tagged(image, "1").writeDirectory(temp.resolve("kernel"));
+        Path blob = layout.resolve("blobs/sha256").resolve(image.layerDigest(0).substring(7));
+        Files.delete(blob);
+        Files.createSymbolicLink(blob, Path.of("/proc/self/status"));
+
+        StepVerifier.create(store.importLayout(ImportRequest.of(layout).withName("k:1")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("blob " + image.layerDigest(0))
+                        .hasMessageContaining("a file of the kernel's proc file system"))
+                .verify(TIMEOUT);
+
+        Files.delete(layout.resolve("index.json"));
+        Files.createSymbolicLink(layout.resolve("index.json"), Path.of("/sys/kernel/uevent_seqnum"));
+        StepVerifier.create(store.importLayout(ImportRequest.of(layout).withName("k:1")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("index.json: a file of the kernel's sysfs file system"))
+                .verify(TIMEOUT);
+    }
+
     @Test
     void aDirectoryBlobIsAnInvalidImageAndASymlinkToARegularFileIsRead() throws IOException {
         OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("x", "x"));
