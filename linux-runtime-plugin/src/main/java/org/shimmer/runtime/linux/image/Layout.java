@@ -55,6 +55,11 @@ final class Layout {
     /** The cap of a manifest, index or config: real ones are a few KiB, docker's own limit is 4 MiB. */
     static final int MAX_JSON = 4 << 20;
     private static final int NESTING = 8;
+    /**
+     * The most lower layers an overlay mount takes (the kernel's {@code OVL_MAX_STACK}): an image of more imported,
+     * unpacking every layer, and then no run of it could mount its root.
+     */
+    static final int MAX_LAYERS = 500;
     /** The descriptors a walk of nested indexes may visit: a DAG of indexes each listing the next many times. */
     static final int MAX_DESCRIPTORS = 10_000;
     private static final int READ_FLAGS = LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC
@@ -227,6 +232,10 @@ final class Layout {
         JsonNode manifestJson = kind(manifest, json(manifest), false);
         Descriptor configDescriptor = Descriptor.of(manifestJson.get("config"), blobName(manifest));
         List<Descriptor> layers = descriptors(manifestJson, blobName(manifest), "layers");
+        if (layers.size() > MAX_LAYERS) {
+            throw new InvalidImageException(blobName(manifest) + ": " + layers.size() + " layers, more than the "
+                    + MAX_LAYERS + " an overlay can stack");
+        }
         JsonNode config = json(configDescriptor);
         checkPlatform(manifest, configDescriptor, config);
         List<String> diffIds = new ArrayList<>();

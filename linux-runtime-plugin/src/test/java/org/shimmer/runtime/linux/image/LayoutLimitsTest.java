@@ -201,6 +201,23 @@ class LayoutLimitsTest {
     }
 
     @Test
+    void anImageOfMoreLayersThanAnOverlayStacksIsRefusedBeforeAnyIsUnpacked() throws IOException {
+        OciLayouts.Image image = OciLayouts.image();
+        byte[] tar = OciLayouts.tar("x", "x");
+        for (int i = 0; i <= Layout.MAX_LAYERS; i++) {
+            image.layer(tar, OciLayouts.Compression.NONE);
+        }
+        Path layout = OciLayouts.layout().tagged(image, "1").writeDirectory(temp.resolve("tall"));
+
+        StepVerifier.create(store.importLayout(ImportRequest.of(layout).withName("tall:1")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("blob " + image.digest())
+                        .hasMessageContaining((Layout.MAX_LAYERS + 1) + " layers, more than the "
+                                + Layout.MAX_LAYERS + " an overlay can stack"))
+                .verify(TIMEOUT);
+    }
+
+    @Test
     void aFifoBlobIsAnInvalidImageNamingIt() throws IOException {
         OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("x", "x"));
         Path layout = OciLayouts.layout().tagged(image, "1").writeDirectory(temp.resolve("fifo"));
