@@ -11,8 +11,9 @@ import java.nio.file.attribute.PosixFilePermissions;
  *
  * <p>Invariants: the master is taken only once runc has exited successfully, when runc's connection and its one
  * message are already queued on the socket, so taking it never waits (runc that died before sending can never hang
- * us); the socket and its directory are removed once the master arrived or the launch failed, and only they: the
- * directory is ours alone (made with a fresh name), never one a user made.
+ * us); only runc's master is taken: a socket that more than one process connected to gives none; the socket and
+ * its directory are removed once the master arrived or the launch failed, and only they: the directory is ours
+ * alone (made with a fresh name), never one a user made.
  */
 public final class ConsoleSocket implements AutoCloseable {
 
@@ -65,7 +66,7 @@ public final class ConsoleSocket implements AutoCloseable {
 
     /**
      * The terminal master runc sent (non-blocking, close-on-exec, owned by the caller), taken after runc exited
-     * successfully; an {@link IOException} when it sent none.
+     * successfully; an {@link IOException} when it sent none, or when another process connected too.
      */
     public OwnedFd take() throws IOException {
         int connection = listener.use(LinuxCalls::acceptNow);
@@ -73,6 +74,15 @@ public final class ConsoleSocket implements AutoCloseable {
             throw new IOException("runc exited without connecting to the console socket " + path);
         }
         try {
+            // runc connects once. A second connection is another process that reached the socket, before runc or
+            // after it: which one is runc's cannot be told, and a master passed by anyone else would get the
+            // process's input and show its output (runc's own went unread, and hung up the process).
+            int other = listener.use(LinuxCalls::acceptNow);
+            if (other >= 0) {
+                LinuxCalls.close(other);
+                throw new IOException("more than one process connected to the console socket " + path
+                        + "; no terminal is taken from it");
+            }
             int master = LinuxCalls.receiveFd(connection);
             if (master < 0) {
                 throw new IOException("runc sent no terminal on the console socket " + path);

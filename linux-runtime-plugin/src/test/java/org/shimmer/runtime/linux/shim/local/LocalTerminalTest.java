@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -23,6 +24,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.reactivestreams.Subscription;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -33,6 +36,7 @@ import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.ConsoleIntruder;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
@@ -309,6 +313,60 @@ class LocalTerminalTest {
 
         assertThat(workFiles(bundle)).as("seed %d: console sockets left", seed)
                 .noneMatch(f -> f.contains("console-"));
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    /**
+     * Another process of root's that reaches the console socket, before runc or after it, passing a terminal of
+     * its own: the first connection's master was taken, so a process that came first got what is typed and gave
+     * what the container showed, while the container's own terminal went unread and hung up.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"before", "after"})
+    void aConsoleSocketSomeoneElseConnectedToGivesNoTerminal(String when) throws Exception {
+        Path handed = temp.resolve("console-socket");
+        Path go = temp.resolve("go");
+        String real = Processes.run(null, "sh", "-c", "command -v runc").strip();
+        // runc itself, but stopping at a terminal's create, before runc runs or after it exited, until the test
+        // had its turn on the socket.
+        Path script = temp.resolve("runc-held-at-console");
+        Files.writeString(script, """
+                #!/bin/sh
+                socket=
+                prev=
+                for arg in "$@"; do
+                    [ "$prev" = --console-socket ] && socket=$arg
+                    prev=$arg
+                done
+                [ -z "$socket" ] && exec %1$s "$@"
+                hand() {
+                    echo "$socket" > %2$s.tmp && mv %2$s.tmp %2$s
+                    while [ ! -e %3$s ]; do sleep 0.01; done
+                }
+                if [ %4$s = before ]; then hand; exec %1$s "$@"; fi
+                %1$s "$@"
+                status=$?
+                hand
+                exit $status
+                """.formatted(real, handed, go, when));
+        Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
+        runc = runc.withBinaryName(script.toString());
+        Bundle bundle = bundle(true, "/bin/sh", "-c", "echo from-the-container; sleep 600");
+        ShimClient shim = warmShim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        CompletableFuture<ProcessIo> created = shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE)))
+                .toFuture();
+        awaitTrue(() -> Files.exists(handed));
+        ConsoleIntruder.passATerminalOfItsOwn(Path.of(Files.readString(handed).strip()));
+        Files.createFile(go);
+
+        StepVerifier.create(Mono.fromFuture(created))
+                .expectErrorSatisfies(error -> assertThat(error)
+                        .hasMessageContaining("more than one process connected to the console socket"))
+                .verify(TIMEOUT);
+        StepVerifier.create(shim.state()).expectError(NotFoundException.class).verify(TIMEOUT);
         shim.shutdown().block(TIMEOUT);
         assertNothingLeaks(bundle, fdsBefore);
     }
