@@ -41,6 +41,9 @@ public final class TaskProcess {
     private Transition current;
     private int pid;
     private ExitStatus exited;
+    /** When the first wait for the output after the exit began ({@link System#nanoTime}); guarded by this. */
+    private long drainBegan;
+    private boolean draining;
 
     TaskProcess(String task, String execId, ProcessState initial) {
         this.task = task;
@@ -246,8 +249,23 @@ public final class TaskProcess {
     public Mono<ExitStatus> withOutput(Mono<ExitStatus> exit) {
         return exit.flatMap(status -> {
             ProcessStdio current = stdio;
-            return current == null ? Mono.just(status) : current.outputEnded(DRAIN_TIMEOUT).thenReturn(status);
+            return current == null ? Mono.just(status) : current.outputEnded(drainLeft()).thenReturn(status);
         });
+    }
+
+    /**
+     * What is left of the one {@link #DRAIN_TIMEOUT} a process's output gets after its exit, which the first wait
+     * for it starts: awaitExit's and the delete's after it each waited a full one, so an exec whose background
+     * child held its output open was deleted 10 s after its exit.
+     */
+    private synchronized Duration drainLeft() {
+        long now = System.nanoTime();
+        if (!draining) {
+            draining = true;
+            drainBegan = now;
+        }
+        Duration left = DRAIN_TIMEOUT.minusNanos(now - drainBegan);
+        return left.isNegative() ? Duration.ZERO : left;
     }
 
     /** Waits for the subscribed output as {@link #withOutput} does, then releases the streams. */
@@ -258,7 +276,7 @@ public final class TaskProcess {
         }
         // A process never started still has its output held open for a launcher: it must end for the drain to.
         current.launched();
-        return current.drained(DRAIN_TIMEOUT);
+        return current.drained(drainLeft());
     }
 
     /** Releases the streams now: readers closed, stdin copy stopped, FIFOs removed. Blocking; idempotent. */

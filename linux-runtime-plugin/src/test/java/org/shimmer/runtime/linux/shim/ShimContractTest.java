@@ -1649,6 +1649,38 @@ public abstract class ShimContractTest {
         assertNothingLeaks(bundle, fdsBefore);
     }
 
+    /**
+     * An exec whose background child keeps its output open: the output cannot end, so the wait for it is cut
+     * {@link TaskProcess#DRAIN_TIMEOUT} after the exit, once for awaitExit and the delete after it together. Each
+     * waited the full allowance of its own, and the delete came 10 s after the exit (an interactive exec of a
+     * command that leaves a daemon behind took that long to return).
+     */
+    @Test
+    void anExecsOutputHeldOpenByItsChildDelaysAwaitExitAndDeleteByOneAllowanceInAll() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        ProcessIo io = shim.exec("daemonizes", Spec.Process.builder()
+                .args("/bin/sh", "-c", "sleep 600 & echo forked").build(), Stdio.streams(null)).block(TIMEOUT);
+        Mono<String> printed = io.stdout().map(chunk -> new String(chunk, UTF_8)).reduce("", String::concat)
+                .cache();
+        printed.subscribe();
+        shim.start("daemonizes").block(TIMEOUT);
+        assertThat(shim.awaitExit("daemonizes").block(TIMEOUT).status()).isZero();
+        long awaited = System.nanoTime();
+        shim.delete("daemonizes").block(TIMEOUT);
+
+        // The allowance was used up by awaitExit: the delete waits for no further one (the remote shim's own
+        // Delete waits up to 2 s for its copy of the output).
+        assertThat(Duration.ofNanos(System.nanoTime() - awaited)).isLessThan(TaskProcess.DRAIN_TIMEOUT);
+        assertThat(printed.block(TIMEOUT)).isEqualTo("forked\n");
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
     @Test
     void theOutputOfSeqIsCompleteWhenAwaitExitCompletesFiftyTimesInARow() throws Exception {
         Bundle bundle = bundle("/bin/busybox", "seq", "1", "200000");
