@@ -5,10 +5,13 @@ import java.io.InputStream;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Arrays;
+import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ProcessIo;
@@ -73,7 +76,7 @@ class Foreground implements AutoCloseable {
 
     /** Starts {@code execId} ({@code ""}: the init process) of {@code shim}, whose io is {@code io}, and follows it. */
     int attach(ShimClient shim, ProcessIo io, String execId, StopSignals signals) {
-        Sinks.Empty<Void> exited = Sinks.empty();
+        Sinks.One<Instant> exited = Sinks.one();
         CompletableFuture<Void> drained = output(io.stdout(), io.stderr(), exited.asMono(), shim.id(),
                 signals).toFuture();
         try {
@@ -81,7 +84,7 @@ class Foreground implements AutoCloseable {
             signals.target(signal -> (execId.isEmpty() ? shim.kill(signal, signal == 9) : shim.kill(execId, signal))
                     .subscribe(done -> {}, e -> {}));
             ExitStatus exit = shim.awaitExit(execId).block();
-            exited.tryEmitEmpty();
+            exited.tryEmitValue(Objects.requireNonNullElseGet(exit.exitedAt(), Instant::now));
             drained.join();
             return stdoutClosed.get() ? ExitCodes.BROKEN_PIPE : exit.status();
         } finally {
@@ -92,13 +95,13 @@ class Foreground implements AutoCloseable {
 
     /** {@link #attach(ShimClient, ProcessIo, String, StopSignals)} for a container that already started. */
     int attach(Container container, StopSignals signals) {
-        Sinks.Empty<Void> exited = Sinks.empty();
+        Sinks.One<Instant> exited = Sinks.one();
         CompletableFuture<Void> drained = output(container.stdout(), container.stderr(), exited.asMono(),
                 container.id(), signals).toFuture();
         try {
             signals.target(signal -> container.shim().kill(signal, signal == 9).subscribe(done -> {}, e -> {}));
             ExitStatus exit = container.exit().block();
-            exited.tryEmitEmpty();
+            exited.tryEmitValue(Objects.requireNonNullElseGet(exit.exitedAt(), Instant::now));
             drained.join();
             return stdoutClosed.get() ? ExitCodes.BROKEN_PIPE : exit.status();
         } finally {
@@ -110,19 +113,26 @@ class Foreground implements AutoCloseable {
      * Copies stdout and stderr to ours until both end. The tail of the output may still be on its way when the
      * exit is known (the remote shim answers Wait before it copied the last bytes), so nothing is cut at the exit:
      * only once nothing was written for {@link #DRAIN_TIMEOUT} after it (a background process may hold the pipes
-     * open) does the copy stop, and says so. Written off the runtime's poll thread: a slow terminal must not stall
-     * it.
+     * open) does the copy stop, and says so. The silence counts from the exit ({@code exited} gives its time) or the
+     * last write, whichever came later: the exit is learnt only once the runtime's own wait for the output was cut
+     * (5 s after the exit), and a silence counted from then doubled the wait (an exec whose background child kept
+     * its output open returned 10 s after its exit). Written off the runtime's poll thread: a slow terminal must not
+     * stall it.
      */
-    private Mono<Void> output(Flux<byte[]> stdout, Flux<byte[]> stderr, Mono<Void> exited, String id,
+    private Mono<Void> output(Flux<byte[]> stdout, Flux<byte[]> stderr, Mono<Instant> exited, String id,
             StopSignals signals) {
         PrintStream err = context.err;
-        Mono<Long> silentAfterExit = exited.then(Mono.delay(DRAIN_TIMEOUT));
+        AtomicLong lastWrite = new AtomicLong(System.nanoTime());
+        Mono<Long> silentAfterExit = exited.flatMap(exitedAt -> Mono.delay(silenceLeft(exitedAt, lastWrite.get())));
         Flux<Runnable> writes = Flux.merge(
                 stdout.<Runnable>map(bytes -> () -> writeOut(bytes, signals)),
                 stderr.<Runnable>map(bytes -> () -> write(err, bytes)));
         // The silence is timed after our writes: a chunk queued for a slow terminal is not silence.
         return writes.publishOn(Schedulers.boundedElastic())
-                .doOnNext(Runnable::run)
+                .doOnNext(write -> {
+                    write.run();
+                    lastWrite.set(System.nanoTime());
+                })
                 .timeout(silentAfterExit, written -> silentAfterExit)
                 .then()
                 .onErrorResume(TimeoutException.class, silent -> {
@@ -134,6 +144,21 @@ class Foreground implements AutoCloseable {
                     err.println("shimmer: reading the output of " + id + " failed: " + failed.getMessage());
                     return Mono.empty();
                 });
+    }
+
+    /**
+     * What is left of the {@link #DRAIN_TIMEOUT} of silence after an exit at {@code exitedAt}, with the last write
+     * at {@code lastWrite} ({@link System#nanoTime}).
+     */
+    private static Duration silenceLeft(Instant exitedAt, long lastWrite) {
+        Duration sinceExit = Duration.between(exitedAt, Instant.now());
+        Duration sinceWrite = Duration.ofNanos(System.nanoTime() - lastWrite);
+        Duration silent = sinceExit.compareTo(sinceWrite) < 0 ? sinceExit : sinceWrite;
+        if (silent.isNegative()) {
+            return DRAIN_TIMEOUT;
+        }
+        Duration left = DRAIN_TIMEOUT.minus(silent);
+        return left.isNegative() ? Duration.ZERO : left;
     }
 
     /**

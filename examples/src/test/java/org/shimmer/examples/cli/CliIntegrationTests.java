@@ -168,6 +168,33 @@ class CliIntegrationTests {
         assertThat(cli("ps").out().lines()).hasSize(1);
     }
 
+    /**
+     * An exec whose background child keeps its output open: the CLI stops reading 5 s after the exit, not 10. It
+     * learns the exit only once the runtime's own wait for that output was cut, 5 s after the exit, and counted
+     * its silence from then.
+     */
+    @Test
+    void anExecWhoseChildKeepsItsOutputOpenStopsReadingItFiveSecondsAfterItsExit() throws Exception {
+        assertThat(cli("run", "-d", "--shim", "remote", "--rootfs", image.toString(), "bg", "--", "/bin/sleep", "60")
+                .out()).isEqualTo("bg\n");
+
+        long began = System.nanoTime();
+        Outcome exec = cli("exec", "bg", "/bin/sh", "-c", "sleep 60 & echo forked");
+        Duration took = Duration.ofNanos(System.nanoTime() - began);
+
+        assertThat(exec.status()).as(exec.err()).isZero();
+        assertThat(exec.out()).isEqualTo("forked\n");
+        assertThat(exec.err()).isEqualTo("shimmer: the output of bg was still open 5 s after its exit with nothing"
+                + " written; stopped reading it\n");
+        // Two waits of 5 s one after the other, and the runc shim's delete of the exec (2 s, for its copy of the
+        // output), took 12 s at least (13.4 here); one wait and the delete take about 8.
+        assertThat(took).isLessThan(Duration.ofSeconds(11));
+        assertThat(cli("kill", "bg", "--signal", "9").status()).isZero();
+        awaitStopped("bg");
+        assertThat(cli("delete", "bg").status()).isZero();
+        assertNothingLeft();
+    }
+
     @Test
     void errorsAreOneClearLineAndANonZeroStatus() {
         assertError(cli("kill", "nope"), "shimmer: bundle default/nope not found");
