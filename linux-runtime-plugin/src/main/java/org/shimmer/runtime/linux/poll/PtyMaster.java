@@ -8,6 +8,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.slf4j.Logger;
@@ -47,6 +48,8 @@ public final class PtyMaster {
     private final AtomicLong demand = new AtomicLong();
     private final AtomicBoolean subscribed = new AtomicBoolean();
     private final AtomicBoolean ended = new AtomicBoolean();
+    /** How the output ended, for a subscriber that comes after: null for end of file; set before {@link #ended}. */
+    private volatile Throwable endedWith;
     private final Sinks.Empty<Void> outputEnded = Sinks.empty();
     private final Flux<byte[]> output;
     private final Handler handler = new Handler();
@@ -73,7 +76,7 @@ public final class PtyMaster {
         }
         sink = subscriber;
         if (ended.get()) {
-            subscriber.complete();
+            finish(subscriber, endedWith);
             return;
         }
         subscriber.onRequest(n -> {
@@ -189,20 +192,28 @@ public final class PtyMaster {
     }
 
     /** The output ended ({@code failure} null for end of file); only the first call counts. */
-    private void end(IOException failure) {
-        if (!ended.compareAndSet(false, true)) {
-            return;
+    private void end(Throwable failure) {
+        synchronized (this) {
+            if (ended.get()) {
+                return;
+            }
+            endedWith = failure;
+            ended.set(true);
         }
         stopTyping();
         FluxSink<byte[]> subscriber = sink;
         if (subscriber != null) {
-            if (failure == null) {
-                subscriber.complete();
-            } else {
-                subscriber.error(failure);
-            }
+            finish(subscriber, failure);
         }
         outputEnded.tryEmitEmpty();
+    }
+
+    private static void finish(FluxSink<byte[]> subscriber, Throwable failure) {
+        if (failure == null) {
+            subscriber.complete();
+        } else {
+            subscriber.error(failure);
+        }
     }
 
     private boolean reading() {
@@ -297,9 +308,19 @@ public final class PtyMaster {
             }
         }
 
+        /**
+         * Closed by {@link #close()}, or by the loop's stop: then, unless the output had ended, the process may run
+         * on (the hang-up of its terminal ends a shell, not a process that ignores it), and its reader learns that
+         * the runtime stopped, as a FIFO's does, not that the output ended.
+         */
         @Override
         public void closed() {
-            end(null);
+            boolean ours;
+            synchronized (PtyMaster.this) {
+                ours = closed;
+            }
+            end(!ours && loop.isClosing() ? new UnavailableException("the terminal of " + name
+                    + ": the runtime stopped before its process closed it (it may run on)") : null);
         }
 
         @Override

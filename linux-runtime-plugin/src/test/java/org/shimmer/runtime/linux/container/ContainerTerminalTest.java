@@ -24,6 +24,7 @@ import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
@@ -236,6 +237,32 @@ class ContainerTerminalTest {
         assertThat(container.exit().block(TIMEOUT).status()).isEqualTo(137);
         assertThat(screen.awaitEnd(TIMEOUT)).isNull();
         execScreen.awaitEnd(TIMEOUT);
+    }
+
+    /**
+     * A plugin stop while a terminal's process runs on (one that ignores the hang-up, as {@code nohup} makes it):
+     * the reader of its terminal learns that the runtime stopped, as a reader of plain output does, not that the
+     * output ended. The local shim's terminal completed its reader, which took the process for gone.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aReaderOfATerminalLearnsThatThePluginStoppedNotThatTheOutputEnded(String kind) throws Exception {
+        Container container = runtime.run(request(kind, "/bin/sh", "-c", "trap '' HUP; echo ready; sleep 600")
+                .withTerminal(TerminalSize.DEFAULT)).block(TIMEOUT);
+        TerminalScreen screen = screen().read(container.stdout());
+        screen.await("ready", TIMEOUT);
+
+        resources.close();
+
+        try {
+            assertThat(screen.awaitEnd(TIMEOUT)).isInstanceOf(UnavailableException.class)
+                    .hasMessageContaining("the runtime stopped");
+            assertThat(Processes.isRunning(container.pid())).as("the process, after the hang-up").isTrue();
+        } finally {
+            resources = new RuntimeResources("container-tty-test-");
+            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+            runtime.forceDelete(NS, container.id()).block(TIMEOUT);
+        }
     }
 
     private ShimOpt shim(String kind) {
