@@ -265,6 +265,30 @@ public abstract class ShimContractTest {
         assertNoFifos(bundle);
     }
 
+    /**
+     * A client whose shim it shut down answers every later call as the local shim always did, the task not found;
+     * the remote one said "detached from its shim; connect() again", and a connect() found nothing to reach.
+     */
+    @Test
+    void callsAfterTheShutdownFindNoTask() throws Exception {
+        Bundle bundle = bundle("/bin/true");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        shim.awaitExit().block(TIMEOUT);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+
+        for (Mono<?> call : List.of(shim.state(), shim.start(), shim.kill(9, false), shim.awaitExit(),
+                shim.exec("late", SH_TRUE, Stdio.none()))) {
+            StepVerifier.create(call)
+                    .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(NotFoundException.class)
+                            .hasMessageContaining(bundle.namespace() + "/" + bundle.id()))
+                    .verify(TIMEOUT);
+        }
+        assertNoFifos(bundle);
+    }
+
     @Test
     void rootfsMountsAreMountedForTheTaskAndGoneAfterDelete() throws Exception {
         String id = "m-" + UUID.randomUUID().toString().substring(0, 8);

@@ -15,6 +15,7 @@ import java.util.function.Consumer;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.task.TaskEvent;
@@ -82,6 +83,8 @@ final class ShimSession {
     private final AtomicBoolean deadShimCleaned = new AtomicBoolean();
     /** Set by {@link #close()}: this client let go of the shim, and can no longer shut it down. */
     private final AtomicBoolean closed = new AtomicBoolean();
+    /** This client's shutdown ended the shim: there is nothing left to connect() to. */
+    private final AtomicBoolean shutDown = new AtomicBoolean();
     private volatile TtrpcConnection connection;
     private volatile FifoPoller.FifoStream shimLog;
     private volatile Mono<Void> shimGone = Mono.never();
@@ -229,6 +232,11 @@ final class ShimSession {
 
     Throwable mapError(String action, Throwable error) {
         if (error instanceof TtrpcClosedException closed) {
+            if (shutDown.get()) {
+                // As the local shim answers: a task whose shim this client shut down is gone, not detached.
+                return new NotFoundException(action + " " + task + ": not found: this client shut its shim (pid "
+                        + shimPid + ") down after its delete", closed);
+            }
             return deadShimCleaned.get()
                     ? new ShimException(ErrorCode.UNAVAILABLE,
                             action + " " + task + ": its shim died; the task was cleaned up", closed)
@@ -282,6 +290,7 @@ final class ShimSession {
                     .flatMap(gone -> Mono.<Void>fromCallable(() -> {
                         releaseAll();
                         if (gone) {
+                            shutDown.set(true);
                             ShimRecord.remove(bundle.workDir());
                         } else {
                             // It ignored Shutdown (a task another client made, or a hung shim): its record stays,
