@@ -26,13 +26,18 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
  *       image layout's archive is read through this class for that alone);</li>
  *   <li>a global PAX header with any key but {@code comment}, {@code charset} or {@code hdrcharset}:
  *       commons-compress merges global records into every later entry, so a global {@code path=} renamed them
- *       all, where containerd (Go's reader) ignores global headers.</li>
+ *       all, where containerd (Go's reader) ignores global headers;</li>
+ *   <li>more than {@value #MAX_HEADERS} headers before one entry: commons-compress reads the entry after a header
+ *       by calling itself, the header it read still held, so a chain of them, each under the cap, held them all
+ *       at once and overflowed the stack (20 000 long names of one byte, a 20 MiB archive).</li>
  * </ul>
  */
 public final class XattrTarInputStream extends TarArchiveInputStream {
 
     private static final String XATTR_PREFIX = "SCHILY.xattr.";
     public static final int MAX_HEADER = 1 << 20;
+    /** The most headers one entry may have: a global and a PAX header, a GNU long link and name, then twice that. */
+    public static final int MAX_HEADERS = 8;
     private static final Set<String> HARMLESS_GLOBAL_KEYS = Set.of("comment", "charset", "hdrcharset");
 
     /** A header entry this reader will not act on; {@link #entry()} names it. */
@@ -74,6 +79,12 @@ public final class XattrTarInputStream extends TarArchiveInputStream {
         depth++;
         TarArchiveEntry entry;
         try {
+            // Called again from inside itself after each header: the depth counts the headers read so far.
+            if (depth > MAX_HEADERS + 1) {
+                TarArchiveEntry header = getCurrentEntry();
+                throw new HeaderRefusal(header == null ? "" : header.getName(), "more than " + MAX_HEADERS
+                        + " headers before one entry");
+            }
             entry = super.getNextEntry();
         } finally {
             depth--;

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
@@ -197,6 +198,45 @@ class LayoutLimitsTest {
                         .hasMessageContaining("entry \"././@LongLink\"")
                         .hasMessageContaining("header of " + name.length + " bytes is more than the "
                                 + XattrTarInputStream.MAX_HEADER + " taken"))
+                .verify(TIMEOUT);
+    }
+
+    /**
+     * Each header is read by commons-compress calling itself for the entry after it: 20 000 GNU long names of one
+     * byte before one entry (a 20 MiB archive) overflowed the importer's stack, an UnavailableException.
+     */
+    @Test
+    void anArchivedChainOfHeadersBeforeOneEntryIsRefusedBeforeItOverflowsTheStack() throws IOException {
+        TarArchiveEntry longName = new TarArchiveEntry("././@LongLink", TarConstants.LF_GNUTYPE_LONGNAME, true);
+        longName.setSize(1);
+        byte[] header = new byte[1024];
+        longName.writeEntryHeader(header);
+        header[512] = 'n';
+        Path archive = temp.resolve("header-chain.tar");
+        try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(archive), 1 << 20)) {
+            for (int i = 0; i < 20_000; i++) {
+                out.write(header);
+            }
+            try (TarArchiveOutputStream tar = new TarArchiveOutputStream(out)) {
+                tar.putArchiveEntry(new TarArchiveEntry("skipped"));
+                tar.closeArchiveEntry();
+                Map<String, byte[]> files = OciLayouts.layout()
+                        .tagged(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "1").files();
+                for (Map.Entry<String, byte[]> file : files.entrySet()) {
+                    TarArchiveEntry entry = new TarArchiveEntry(file.getKey());
+                    entry.setSize(file.getValue().length);
+                    tar.putArchiveEntry(entry);
+                    tar.write(file.getValue());
+                    tar.closeArchiveEntry();
+                }
+            }
+        }
+
+        StepVerifier.create(store.importLayout(ImportRequest.of(archive).withName("chain:1")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("entry \"././@LongLink\"")
+                        .hasMessageContaining("more than " + XattrTarInputStream.MAX_HEADERS
+                                + " headers before one entry"))
                 .verify(TIMEOUT);
     }
 

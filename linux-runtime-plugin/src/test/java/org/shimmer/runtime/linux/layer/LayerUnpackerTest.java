@@ -573,6 +573,42 @@ class LayerUnpackerTest {
         assertRefused(tar, "././@LongLink", "header of " + name.length + " bytes is more than the 1048576 taken");
     }
 
+    /**
+     * commons-compress reads the entry after a header by calling itself, the header still held: a chain of small
+     * headers (a few KiB gzipped) overflowed the stack, and a chain of 1 MiB ones held them all at once.
+     */
+    @Test
+    void aChainOfHeadersBeforeOneEntryIsRefusedAndEightAreTaken() throws Exception {
+        byte[] longName = rawHeader("././@LongLink", TarConstants.LF_GNUTYPE_LONGNAME, "f".getBytes(UTF_8));
+        byte[] eight = TarLayers.layer().file("f", "x", 0644).bytes();
+        for (int i = 0; i < XattrTarInputStream.MAX_HEADERS; i++) {
+            eight = TarLayers.concat(longName, eight);
+        }
+        unpack(eight);
+        assertThat(target.resolve("f")).hasContent("x");
+
+        byte[] chain = TarLayers.layer().file("g", "x", 0644).bytes();
+        for (int i = 0; i < 2000; i++) {
+            chain = TarLayers.concat(longName, chain);
+        }
+        byte[] tar = chain;
+        AtomicReference<Throwable> thrown = new AtomicReference<>();
+        Thread small = new Thread(null, () -> {
+            try {
+                unpack(tar);
+            } catch (Throwable t) {
+                thrown.set(t);
+            }
+        }, "small-stack", SMALL_STACK);
+        small.start();
+        small.join();
+
+        assertThat(thrown.get()).isInstanceOf(InvalidImageException.class)
+                .hasMessageStartingWith("layer " + LAYER + ": entry \"././@LongLink\": ")
+                .hasMessageContaining("more than " + XattrTarInputStream.MAX_HEADERS + " headers before one entry");
+        assertThat(target.resolve("g")).doesNotExist();
+    }
+
     @Test
     void globalPaxHeaderRenamingEntriesIsRefused() throws IOException {
         byte[] records = TarLayers.paxRecord("path", "../sentinel/g".getBytes(UTF_8));
