@@ -46,9 +46,9 @@ import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
  * copy) is refused, and everything else (docker's {@code manifest.json}, {@code repositories}, directories) is
  * skipped. A sparse entry is refused (a few KiB of archive once expanded to gigabytes on disk), and
  * {@code oci-layout} and {@code index.json} are capped at {@link #MAX_JSON} while they are written. A file of a
- * directory layout is read only once {@code fstat} says it is a regular file (through a symlink or not): a FIFO
- * blob once hung an io thread in {@code open(2)} beyond any cancel. A walk of nested indexes visits each index
- * once and at most {@link #MAX_DESCRIPTORS} descriptors.
+ * directory layout, and a layout archive, is read only once {@code fstat} says it is a regular file (through a
+ * symlink or not) of no kernel interface: a FIFO blob once hung an io thread in {@code open(2)} beyond any cancel.
+ * A walk of nested indexes visits each index once and at most {@link #MAX_DESCRIPTORS} descriptors.
  */
 final class Layout {
 
@@ -116,8 +116,10 @@ final class Layout {
         Set<String> seen = new HashSet<>();
         // Header-bounded: commons-compress held a GNU long name or PAX header of any size in memory, several
         // times over (a 64 MiB long name on an entry skipped anyway grew the heap by 335 MiB).
+        // The archive itself, like a file of a directory layout, may be a symlink to /proc/kmsg: read only once it
+        // is a regular file of no kernel interface.
         try (TarArchiveInputStream tar = new XattrTarInputStream(
-                new BufferedInputStream(Files.newInputStream(source), 64 * 1024))) {
+                new BufferedInputStream(openRegular(source, "layout archive " + source), 64 * 1024))) {
             for (TarArchiveEntry entry = next(tar); entry != null; entry = next(tar)) {
                 if (entry.isSparse()) {
                     throw new InvalidImageException("layout archive " + source + ": entry \"" + entry.getName()

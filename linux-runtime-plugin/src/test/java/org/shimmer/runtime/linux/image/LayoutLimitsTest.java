@@ -299,6 +299,18 @@ class LayoutLimitsTest {
                 .verify(TIMEOUT);
     }
 
+    /** The archive of a layout, linked into /proc, was read as a tar: /proc/kmsg blocked the import as a blob did. */
+    @Test
+    void aLayoutArchiveLinkedIntoProcIsRefusedUnread() throws IOException {
+        Path archive = Files.createSymbolicLink(temp.resolve("kernel.tar"), Path.of("/proc/self/status"));
+
+        StepVerifier.create(store.importLayout(ImportRequest.of(archive).withName("k:1")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("layout archive " + archive + ": a file of the kernel's proc file"
+                                + " system"))
+                .verify(TIMEOUT);
+    }
+
     @Test
     void aDirectoryBlobIsAnInvalidImageAndASymlinkToARegularFileIsRead() throws IOException {
         OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("x", "x"));
