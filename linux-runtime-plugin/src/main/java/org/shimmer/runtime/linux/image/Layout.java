@@ -70,14 +70,16 @@ final class Layout {
      * The file systems of the kernel's own interfaces ({@code statfs} magic numbers), whose "regular files" a
      * layout's symlink may name: reading one is no read of data but a call into the kernel, with its effects.
      * {@code /proc/kmsg} takes the kernel log's messages from the system's logger and blocks (beyond any cancel)
-     * until the next one; {@code trace_pipe} blocks for ever; others answer with the importer's secrets.
+     * until the next one; {@code trace_pipe} blocks for ever; others answer with the importer's secrets. A
+     * namespace's file ({@code /proc/self/ns/net}, nsfs) fails its read with ESPIPE: a storage error that looked
+     * retryable.
      */
     private static final Map<Long, String> KERNEL_FILE_SYSTEMS = Map.ofEntries(
             Map.entry(0x9fa0L, "proc"), Map.entry(0x62656572L, "sysfs"), Map.entry(0x64626720L, "debugfs"),
             Map.entry(0x74726163L, "tracefs"), Map.entry(0x73636673L, "securityfs"),
             Map.entry(0x62656570L, "configfs"), Map.entry(0x27e0ebL, "cgroup"), Map.entry(0x63677270L, "cgroup2"),
             Map.entry(0xcafe4a11L, "bpf"), Map.entry(0x6165676cL, "pstore"), Map.entry(0xde5e81e4L, "efivarfs"),
-            Map.entry(0xf97cff8cL, "selinuxfs"));
+            Map.entry(0xf97cff8cL, "selinuxfs"), Map.entry(0x6e736673L, "nsfs"));
 
     /** What an import takes from a layout: its name, manifest, config, and layers with their diff ids. */
     record Resolved(String name, Descriptor manifest, ImageConfig config, List<Descriptor> layers,

@@ -299,6 +299,20 @@ class LayoutLimitsTest {
                 .verify(TIMEOUT);
     }
 
+    /** A namespace's file is "regular" too: its read failed with ESPIPE, an UnavailableException as if retryable. */
+    @Test
+    void aLayoutFileLinkedToANamespaceIsRefusedUnread() throws IOException {
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("x", "x"));
+        Path layout = OciLayouts.layout().tagged(image, "1").writeDirectory(temp.resolve("namespace"));
+        Files.delete(layout.resolve("index.json"));
+        Files.createSymbolicLink(layout.resolve("index.json"), Path.of("/proc/self/ns/net"));
+
+        StepVerifier.create(store.importLayout(ImportRequest.of(layout).withName("ns:1")))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                        .hasMessageContaining("index.json: a file of the kernel's nsfs file system"))
+                .verify(TIMEOUT);
+    }
+
     /** The archive of a layout, linked into /proc, was read as a tar: /proc/kmsg blocked the import as a blob did. */
     @Test
     void aLayoutArchiveLinkedIntoProcIsRefusedUnread() throws IOException {
