@@ -46,9 +46,10 @@ import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
  * copy) is refused, and everything else (docker's {@code manifest.json}, {@code repositories}, directories) is
  * skipped. A sparse entry is refused (a few KiB of archive once expanded to gigabytes on disk), and
  * {@code oci-layout} and {@code index.json} are capped at {@link #MAX_JSON} while they are written. A file of a
- * directory layout, and a layout archive, is read only once {@code fstat} says it is a regular file (through a
- * symlink or not) of no kernel interface: a FIFO blob once hung an io thread in {@code open(2)} beyond any cancel.
- * A walk of nested indexes visits each index once and at most {@link #MAX_DESCRIPTORS} descriptors.
+ * directory layout, and a layout archive, is opened for reading only once {@code fstat} says it is a regular file
+ * (through a symlink or not) of no kernel interface: a FIFO blob once hung an io thread in {@code open(2)} beyond
+ * any cancel, and a device's open has its driver's effects. A walk of nested indexes visits each index once and
+ * at most {@link #MAX_DESCRIPTORS} descriptors.
  */
 final class Layout {
 
@@ -62,8 +63,11 @@ final class Layout {
     static final int MAX_LAYERS = 500;
     /** The descriptors a walk of nested indexes may visit: a DAG of indexes each listing the next many times. */
     static final int MAX_DESCRIPTORS = 10_000;
-    private static final int READ_FLAGS = LinuxCalls.O_RDONLY | LinuxCalls.O_NONBLOCK | LinuxCalls.O_CLOEXEC
-            | LinuxCalls.O_NOCTTY;
+    /**
+     * A layout's file is first opened as a path only: no driver's {@code open} runs, so a symlink to a device or
+     * FIFO is refused before it is opened (a FIFO's writer was let through; {@code /dev/watchdog} would start).
+     */
+    private static final int PATH_FLAGS = LinuxCalls.O_PATH | LinuxCalls.O_CLOEXEC;
     private static final ObjectMapper JSON = JsonMapper.builder().build();
     private static final Pattern BLOB = Pattern.compile("blobs/sha256/[0-9a-f]{64}");
     /**
@@ -494,14 +498,14 @@ final class Layout {
     }
 
     /**
-     * A stream of {@code file}, a regular file or a symlink to one: opened without blocking (a FIFO's open waits
-     * for a writer), checked with {@code fstat}, then read through its descriptor's {@code /proc} link, which
-     * reopens that very file.
+     * A stream of {@code file}, a regular file or a symlink to one: opened as a path ({@code O_PATH}: a FIFO's
+     * open waits for a writer, a device's has its driver's effects), checked with {@code fstat} and
+     * {@code statfs}, then read through its descriptor's {@code /proc} link, which opens that very file.
      */
     private static InputStream openRegular(Path file, String what) throws IOException {
         int fd;
         try {
-            fd = LinuxCalls.open(file, READ_FLAGS);
+            fd = LinuxCalls.open(file, PATH_FLAGS);
         } catch (ErrnoException e) {
             if (e.errno() == LinuxCalls.ENOENT) {
                 throw new InvalidImageException(what + ": missing from the layout", e);

@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 import org.apache.commons.compress.archivers.tar.TarConstants;
@@ -270,6 +271,43 @@ class LayoutLimitsTest {
                         .hasMessageContaining("blob " + image.layerDigest(0))
                         .hasMessageContaining("not a regular file"))
                 .verify(TIMEOUT);
+    }
+
+    /**
+     * The check came after the open, and an open has effects: a FIFO's writer was let through (and a symlink to
+     * {@code /dev/watchdog} would start the host's watchdog). A writer waiting on the FIFO blob is still waiting once
+     * the blob was refused.
+     */
+    @Test
+    void aFifoBlobIsRefusedWithoutBeingOpened() throws Exception {
+        OciLayouts.Image image = OciLayouts.image().layer(OciLayouts.tar("x", "x"));
+        Path layout = OciLayouts.layout().tagged(image, "1").writeDirectory(temp.resolve("unopened"));
+        Path blob = layout.resolve("blobs/sha256").resolve(image.layerDigest(0).substring(7));
+        Files.delete(blob);
+        LinuxCalls.mkfifo(blob, 0600);
+        Process writer = new ProcessBuilder("sh", "-c", "echo x > \"$0\"", blob.toString())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD)
+                .start();
+        try {
+            Path wchan = Path.of("/proc/" + writer.pid() + "/wchan");
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (!Files.readString(wchan).equals("wait_for_partner")) {
+                assertThat(System.nanoTime()).as("writer waiting in the FIFO's open").isLessThan(deadline);
+                Thread.onSpinWait();
+            }
+
+            StepVerifier.create(store.importLayout(ImportRequest.of(layout).withName("unopened:1")))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
+                            .hasMessageContaining("blob " + image.layerDigest(0))
+                            .hasMessageContaining("not a regular file"))
+                    .verify(TIMEOUT);
+            assertThat(writer.isAlive()).as("the writer, once the blob was refused").isTrue();
+            assertThat(Files.readString(wchan)).as("where the writer waits").isEqualTo("wait_for_partner");
+        } finally {
+            writer.destroy();
+            assertThat(writer.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        }
     }
 
     /**
