@@ -17,6 +17,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
@@ -63,6 +64,8 @@ final class Layout {
     static final int MAX_LAYERS = 500;
     /** The descriptors a walk of nested indexes may visit: a DAG of indexes each listing the next many times. */
     static final int MAX_DESCRIPTORS = 10_000;
+    /** What containerd's {@code platforms.Normalize} takes for amd64 in a config's {@code architecture}. */
+    private static final Set<String> AMD64_NAMES = Set.of("amd64", "x86_64", "x86-64");
     /**
      * A layout's file is first opened as a path only: no driver's {@code open} runs, so a symlink to a device or
      * FIFO is refused before it is opened (a FIFO's writer was let through; {@code /dev/watchdog} would start).
@@ -268,11 +271,14 @@ final class Layout {
      * Refuses a config whose {@code os} or {@code architecture} (when given) is not linux/amd64: a manifest listed
      * without a platform was taken on trust, so an arm64 image imported and every run of it failed with "exec
      * format error". One an index lists as linux/amd64 and whose config says otherwise is a layout that lies.
+     * The names {@code uname} gives amd64 ({@code x86_64}) are amd64, and an os is taken in any case, as containerd
+     * (and podman) normalize them.
      */
     private void checkPlatform(Descriptor manifest, Descriptor configDescriptor, JsonNode config) {
         String os = config.path("os").asText("");
         String architecture = config.path("architecture").asText("");
-        if ((os.isEmpty() || os.equals("linux")) && (architecture.isEmpty() || architecture.equals("amd64"))) {
+        boolean amd64 = architecture.isEmpty() || AMD64_NAMES.contains(architecture.toLowerCase(Locale.ROOT));
+        if ((os.isEmpty() || os.equalsIgnoreCase("linux")) && amd64) {
             return;
         }
         String platform = (os.isEmpty() ? "?" : os) + "/" + (architecture.isEmpty() ? "?" : architecture);

@@ -245,6 +245,24 @@ class ImageStoreTest {
         assertThat(names(root.resolve("layers"))).isEmpty();
     }
 
+    /**
+     * containerd normalizes a config's platform: x86_64 (uname's name) is amd64 and an os is taken in any case.
+     * Such an image imported and ran before its config's platform was checked.
+     */
+    @Test
+    void aConfigOfX86_64IsAmd64AsContainerdNormalizesIt() throws IOException {
+        for (String architecture : List.of("x86_64", "x86-64", "AMD64")) {
+            OciLayouts.Image unlisted = OciLayouts.image().layer(OciLayouts.tar("arch", architecture)).platform(null)
+                    .configArchitecture(architecture);
+            Path layout = OciLayouts.layout().tagged(unlisted, "1").writeDirectory(temp.resolve(architecture));
+
+            Image imported = store.importLayout(ImportRequest.of(layout).withName("uname:1")).block(TIMEOUT);
+
+            assertThat(imported.digest()).isEqualTo(unlisted.digest());
+            store.remove(imported.name()).block(TIMEOUT);
+        }
+    }
+
     /** Only the chosen platform's manifest is read: a digest this store cannot check elsewhere is no matter. */
     @Test
     void aSha512DescriptorOfAnotherPlatformIsSkippedButOfTheChosenOneIsRefusedNamingIt() throws IOException {
