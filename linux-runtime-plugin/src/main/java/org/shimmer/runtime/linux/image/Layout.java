@@ -270,11 +270,15 @@ final class Layout {
     /**
      * Refuses a config whose {@code os} or {@code architecture} (when given) is not linux/amd64: a manifest listed
      * without a platform was taken on trust, so an arm64 image imported and every run of it failed with "exec
-     * format error". One an index lists as linux/amd64 and whose config says otherwise is a layout that lies.
+     * format error". A manifest an index lists with a platform is taken at the index's word, as containerd takes
+     * it: configs that name another platform than their listing are published, and run.
      * The names {@code uname} gives amd64 ({@code x86_64}) are amd64, and an os is taken in any case, as containerd
      * (and podman) normalize them.
      */
     private void checkPlatform(Descriptor manifest, Descriptor configDescriptor, JsonNode config) {
+        if (manifest.platform() != null) {
+            return;
+        }
         String os = config.path("os").asText("");
         String architecture = config.path("architecture").asText("");
         boolean amd64 = architecture.isEmpty() || AMD64_NAMES.contains(architecture.toLowerCase(Locale.ROOT));
@@ -282,12 +286,8 @@ final class Layout {
             return;
         }
         String platform = (os.isEmpty() ? "?" : os) + "/" + (architecture.isEmpty() ? "?" : architecture);
-        if (manifest.platform() == null) {
-            throw new NotFoundException("layout " + source + " has no linux/amd64 manifest (it has " + platform
-                    + ", by the config of its only manifest)");
-        }
-        throw new InvalidImageException(blobName(configDescriptor) + ": the config is of " + platform
-                + ", its manifest is listed as " + manifest.platform());
+        throw new NotFoundException("layout " + source + " has no linux/amd64 manifest (it has " + platform
+                + ", by the config " + blobName(configDescriptor) + " of its only manifest)");
     }
 
     /**

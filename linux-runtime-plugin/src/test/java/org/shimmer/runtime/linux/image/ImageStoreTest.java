@@ -234,15 +234,15 @@ class ImageStoreTest {
 
         StepVerifier.create(store.importLayout(single))
                 .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
-                        .hasMessageContaining("no linux/amd64 manifest (it has linux/arm64, by the config of its"
-                                + " only manifest)"))
-                .verify(TIMEOUT);
-        StepVerifier.create(store.importLayout(listed))
-                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(InvalidImageException.class)
-                        .hasMessageContaining("the config is of linux/arm64, its manifest is listed as linux/amd64"))
+                        .hasMessageContaining("no linux/amd64 manifest (it has linux/arm64, by the config")
+                        .hasMessageContaining("of its only manifest)"))
                 .verify(TIMEOUT);
         assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
         assertThat(names(root.resolve("layers"))).isEmpty();
+
+        // Listed by an index as linux/amd64: its word is taken, as containerd takes it (configs that name another
+        // platform are published, and run).
+        StepVerifier.create(store.importLayout(listed).map(Image::name)).expectNextCount(1).verifyComplete();
     }
 
     /**
