@@ -7,6 +7,8 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Queue;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -57,6 +59,8 @@ public final class PollLoop implements AutoCloseable {
     private final List<Registration> live = new ArrayList<>();
     private final AtomicInteger registrations = new AtomicInteger();
     private final AtomicBoolean closing = new AtomicBoolean();
+    /** What runs once the loop stopped, for owners whose descriptor is not registered yet. */
+    private final Set<Runnable> stopActions = ConcurrentHashMap.newKeySet();
     private final Object lifecycle = new Object();
     private boolean stopped;
     private final Bell bell;
@@ -116,6 +120,27 @@ public final class PollLoop implements AutoCloseable {
         return registration;
     }
 
+    /**
+     * Runs {@code action} once the loop stopped, after every registration was closed: on the poll thread, or at
+     * once on this one when it has stopped already. For an owner whose descriptor is not registered yet (a
+     * terminal whose master has not arrived), whose reader would otherwise never learn of the stop; it
+     * {@linkplain #forget forgets} the action once the descriptor is registered or no longer coming.
+     */
+    public void onStop(Runnable action) {
+        synchronized (lifecycle) {
+            if (!stopped) {
+                stopActions.add(action);
+                return;
+            }
+        }
+        action.run();
+    }
+
+    /** Drops an action given to {@link #onStop}. */
+    public void forget(Runnable action) {
+        stopActions.remove(action);
+    }
+
     /** Makes the loop ask every handler again whether it wants its descriptor polled. Never blocks. */
     public void wake() {
         bell.wake();
@@ -166,6 +191,16 @@ public final class PollLoop implements AutoCloseable {
             admitAdded();
             for (Registration registration : List.copyOf(live)) {
                 retire(registration);
+            }
+            // Those given before the stop; one given after it ran at once.
+            for (Runnable action : List.copyOf(stopActions)) {
+                if (stopActions.remove(action)) {
+                    try {
+                        action.run();
+                    } catch (RuntimeException e) {
+                        log.error("an action at the poll loop's stop failed", e);
+                    }
+                }
             }
             bell.close();
         }

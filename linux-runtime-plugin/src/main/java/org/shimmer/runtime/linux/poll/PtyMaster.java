@@ -53,6 +53,8 @@ public final class PtyMaster {
     private final Sinks.Empty<Void> outputEnded = Sinks.empty();
     private final Flux<byte[]> output;
     private final Handler handler = new Handler();
+    /** Ends the output of a terminal whose master never arrived when the loop stops (an exec not started). */
+    private final Runnable stoppedBeforeAttached = () -> end(stopped());
     private volatile FluxSink<byte[]> sink;
     private volatile boolean dropping;
     private volatile OwnedFd master;
@@ -65,6 +67,7 @@ public final class PtyMaster {
         this.loop = loop;
         this.name = name;
         this.output = Flux.create(this::subscribe, FluxSink.OverflowStrategy.ERROR);
+        loop.onStop(stoppedBeforeAttached);
     }
 
     private void subscribe(FluxSink<byte[]> subscriber) {
@@ -118,8 +121,10 @@ public final class PtyMaster {
             master = fd;
             try {
                 registration = loop.register(fd, handler);
+                // From now on the registration's close tells of the stop.
+                loop.forget(stoppedBeforeAttached);
             } catch (IOException e) {
-                end(e);
+                end(loop.isClosing() ? stopped() : e);
                 throw e;
             }
         }
@@ -183,6 +188,7 @@ public final class PtyMaster {
             closed = true;
             attached = registration;
         }
+        loop.forget(stoppedBeforeAttached);
         stopTyping();
         if (attached != null) {
             attached.close();
@@ -206,6 +212,11 @@ public final class PtyMaster {
             finish(subscriber, failure);
         }
         outputEnded.tryEmitEmpty();
+    }
+
+    private UnavailableException stopped() {
+        return new UnavailableException("the terminal of " + name
+                + ": the runtime stopped before its process closed it (it may run on)");
     }
 
     private static void finish(FluxSink<byte[]> subscriber, Throwable failure) {
@@ -319,8 +330,7 @@ public final class PtyMaster {
             synchronized (PtyMaster.this) {
                 ours = closed;
             }
-            end(!ours && loop.isClosing() ? new UnavailableException("the terminal of " + name
-                    + ": the runtime stopped before its process closed it (it may run on)") : null);
+            end(!ours && loop.isClosing() ? stopped() : null);
         }
 
         @Override

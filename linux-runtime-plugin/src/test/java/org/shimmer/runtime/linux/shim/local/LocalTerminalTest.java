@@ -474,6 +474,43 @@ class LocalTerminalTest {
         awaitTrue(() -> Zombies.ofThisJvm().isEmpty());
     }
 
+    /**
+     * An exec made with a terminal but not started: its master comes only with runc exec, so nothing of it is on
+     * the poll loop yet. A plugin stop then ends its reader with UnavailableException, as it does a FIFO's (read
+     * from the exec's make on); the reader heard nothing and waited for good.
+     */
+    @Test
+    void aReaderOfAnExecsTerminalThatNeverArrivedLearnsThatThePluginStopped() throws Exception {
+        Bundle bundle = bundle(false, "/bin/sleep", "600");
+        ShimClient shim = warmShim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        Session session = new Session();
+        session.read(shim.exec("sh1", Spec.Process.builder().args("/bin/sh").build(),
+                Stdio.terminal(session.keys(), SIZE)).block(TIMEOUT));
+
+        resources.close();
+
+        assertThatThrownBy(session::awaitEnd).isInstanceOf(UnavailableException.class)
+                .hasMessageContaining("the runtime stopped");
+        // A reader that comes after the stop learns the same (and only one reader is ever taken).
+        StepVerifier.create(shim.exec("sh2", Spec.Process.builder().args("/bin/sh").build(),
+                Stdio.terminal(Flux.never(), SIZE))).expectError(UnavailableException.class).verify(TIMEOUT);
+        resources = new RuntimeResources("tty-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+        stop(again);
+        // The new runtime never knew sh1: its spec and console socket go with the bundle.
+        runtime.delete(bundle.namespace(), bundle.id()).block(TIMEOUT);
+        assertThat(bundle.workDir()).doesNotExist();
+        assertThat(Leaks.openFds().values()).as("a master").noneMatch(target -> target.contains("ptmx"));
+        assertThat(Leaks.runcContainers(runcRoot())).isEmpty();
+        assertThat(Leaks.awaitNoProcessesOf(temp, bundle.id(), Duration.ofSeconds(10))).as("processes left")
+                .isEmpty();
+        awaitTrue(() -> Zombies.ofThisJvm().isEmpty());
+    }
+
     // ---- helpers
 
     /** A shim of {@code bundle}, once another container's lifecycle opened what lives as long as the runtime. */
