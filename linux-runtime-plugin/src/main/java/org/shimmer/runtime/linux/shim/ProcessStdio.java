@@ -312,6 +312,11 @@ public final class ProcessStdio {
     public void launched() {
         launchKeepers.forEach(ProcessStdio::closeQuietly);
         closeConsole();
+        if (terminal != null && !terminal.attached()) {
+            // No master came (runc failed, or its console socket was refused), and none can now: the reader of
+            // the terminal would wait for it until the delete, where a FIFO's reader sees its end.
+            terminal.close();
+        }
         boolean closeStdin;
         synchronized (this) {
             launchEnded = true;

@@ -329,31 +329,7 @@ class LocalTerminalTest {
     void aConsoleSocketSomeoneElseConnectedToGivesNoTerminal(String when) throws Exception {
         Path handed = temp.resolve("console-socket");
         Path go = temp.resolve("go");
-        String real = Processes.run(null, "sh", "-c", "command -v runc").strip();
-        // runc itself, but stopping at a terminal's create, before runc runs or after it exited, until the test
-        // had its turn on the socket.
-        Path script = temp.resolve("runc-held-at-console");
-        Files.writeString(script, """
-                #!/bin/sh
-                socket=
-                prev=
-                for arg in "$@"; do
-                    [ "$prev" = --console-socket ] && socket=$arg
-                    prev=$arg
-                done
-                [ -z "$socket" ] && exec %1$s "$@"
-                hand() {
-                    echo "$socket" > %2$s.tmp && mv %2$s.tmp %2$s
-                    while [ ! -e %3$s ]; do sleep 0.01; done
-                }
-                if [ %4$s = before ]; then hand; exec %1$s "$@"; fi
-                %1$s "$@"
-                status=$?
-                hand
-                exit $status
-                """.formatted(real, handed, go, when));
-        Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
-        runc = runc.withBinaryName(script.toString());
+        runc = runc.withBinaryName(runcHeldAtConsole(when, handed, go).toString());
         Bundle bundle = bundle(true, "/bin/sh", "-c", "echo from-the-container; sleep 600");
         ShimClient shim = warmShim(bundle);
         Map<Integer, String> fdsBefore = Leaks.openFds();
@@ -381,6 +357,44 @@ class LocalTerminalTest {
         shim.awaitExit().block(TIMEOUT);
         shim.delete().block(TIMEOUT);
         return printed.block(TIMEOUT);
+    }
+
+    /**
+     * The same for an exec, whose terminal comes with its start: the start fails and the process, which runc had
+     * started, is ended. Its terminal's reader ends too: the master can no longer arrive, and it waited for one
+     * until the exec was deleted (as after any failed start of an exec on a terminal).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"before", "after"})
+    void anExecWhoseConsoleSocketSomeoneElseConnectedToFailsToStartAndItsReaderEnds(String when) throws Exception {
+        Path handed = temp.resolve("console-socket");
+        Path go = temp.resolve("go");
+        runc = runc.withBinaryName(runcHeldAtConsole(when, handed, go).toString());
+        Bundle bundle = bundle(false, "/bin/sleep", "600");
+        ShimClient shim = warmShim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        ProcessIo io = shim.exec("e1", Spec.Process.builder().args("/bin/sh", "-c", "echo hi; sleep 600").build(),
+                Stdio.terminal(Flux.never(), SIZE)).block(TIMEOUT);
+        Mono<String> printed = text(io.stdout()).cache();
+        printed.subscribe(text -> {}, error -> {});
+
+        CompletableFuture<Integer> started = shim.start("e1").toFuture();
+        awaitTrue(() -> Files.exists(handed));
+        ConsoleIntruder.passATerminalOfItsOwn(Path.of(Files.readString(handed).strip()));
+        Files.createFile(go);
+
+        StepVerifier.create(Mono.fromFuture(started))
+                .expectErrorSatisfies(error -> assertThat(error)
+                        .hasMessageContaining("more than one process connected to the console socket"))
+                .verify(TIMEOUT);
+        // Nothing of the process could be read: runc's terminal was never taken.
+        assertThat(printed.block(TIMEOUT)).isEmpty();
+        shim.awaitExit("e1").block(TIMEOUT);
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
     }
 
     @Test
@@ -512,6 +526,37 @@ class LocalTerminalTest {
     }
 
     // ---- helpers
+
+    /**
+     * runc itself, but stopping at a terminal's launch (create or exec), before runc runs or after it exited
+     * ({@code when}), until the test had its turn on the socket: its path is written to {@code handed}, and runc
+     * goes on once {@code go} exists.
+     */
+    private Path runcHeldAtConsole(String when, Path handed, Path go) throws Exception {
+        String real = Processes.run(null, "sh", "-c", "command -v runc").strip();
+        Path script = temp.resolve("runc-held-at-console");
+        Files.writeString(script, """
+                #!/bin/sh
+                socket=
+                prev=
+                for arg in "$@"; do
+                    [ "$prev" = --console-socket ] && socket=$arg
+                    prev=$arg
+                done
+                [ -z "$socket" ] && exec %1$s "$@"
+                hand() {
+                    echo "$socket" > %2$s.tmp && mv %2$s.tmp %2$s
+                    while [ ! -e %3$s ]; do sleep 0.01; done
+                }
+                if [ %4$s = before ]; then hand; exec %1$s "$@"; fi
+                %1$s "$@"
+                status=$?
+                hand
+                exit $status
+                """.formatted(real, handed, go, when));
+        Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
+        return script;
+    }
 
     /** A shim of {@code bundle}, once another container's lifecycle opened what lives as long as the runtime. */
     private ShimClient warmShim(Bundle bundle) throws Exception {
