@@ -312,11 +312,6 @@ public final class ProcessStdio {
     public void launched() {
         launchKeepers.forEach(ProcessStdio::closeQuietly);
         closeConsole();
-        if (terminal != null && !terminal.attached()) {
-            // No master came (runc failed, or its console socket was refused), and none can now: the reader of
-            // the terminal would wait for it until the delete, where a FIFO's reader sees its end.
-            terminal.close();
-        }
         boolean closeStdin;
         synchronized (this) {
             launchEnded = true;
@@ -324,6 +319,20 @@ public final class ProcessStdio {
         }
         if (closeStdin) {
             closeStdin();
+        }
+    }
+
+    /**
+     * No process will be launched with these streams any more (its launch failed, or it is deleted unstarted):
+     * {@link #launched()}, and a terminal whose master did not come (runc failed, or its console socket was
+     * refused) is closed, ending its reader, which would otherwise wait for a master until the delete where a
+     * FIFO's reader sees its end. Not on a cancelled launch: its master may still be on its way, or come with
+     * a later start.
+     */
+    public void abandoned() {
+        launched();
+        if (terminal != null && !terminal.attached()) {
+            terminal.close();
         }
     }
 

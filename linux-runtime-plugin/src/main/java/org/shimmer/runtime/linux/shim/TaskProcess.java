@@ -225,6 +225,14 @@ public final class TaskProcess {
         }
     }
 
+    /** The launch failed: what {@link ProcessStdio#abandoned()} says. */
+    public void launchFailed() {
+        ProcessStdio current = stdio;
+        if (current != null) {
+            current.abandoned();
+        }
+    }
+
     /** The process now holds its stdin FIFO: start feeding it; {@code onEnd} runs when the caller's source ends. */
     public void startStdin(Runnable onEnd) {
         ProcessStdio current = stdio;
@@ -274,8 +282,9 @@ public final class TaskProcess {
         if (current == null) {
             return Mono.empty();
         }
-        // A process never started still has its output held open for a launcher: it must end for the drain to.
-        current.launched();
+        // A process never started still has its output held open for a launcher, and its terminal waits for a
+        // master: both must end for the drain to.
+        current.abandoned();
         return current.drained(drainLeft());
     }
 

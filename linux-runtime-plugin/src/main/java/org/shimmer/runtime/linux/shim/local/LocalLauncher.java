@@ -23,6 +23,7 @@ import org.shimmer.runtime.shim.ExitStatus;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.SignalType;
 
 /**
  * Launches the processes of one local container with runc and hands them to the exit monitor; knows the files a
@@ -109,7 +110,13 @@ final class LocalLauncher {
                             then.accept(pid);
                             return pid;
                         }))
-                        .doFinally(signal -> process.launched()),
+                        .doFinally(signal -> {
+                            if (signal == SignalType.ON_ERROR) {
+                                process.launchFailed();
+                            } else {
+                                process.launched();
+                            }
+                        }),
                 launch -> Mono.fromRunnable(launch::close),
                 (launch, error) -> Mono.fromRunnable(launch::close),
                 launch -> Mono.fromRunnable(launch::close));

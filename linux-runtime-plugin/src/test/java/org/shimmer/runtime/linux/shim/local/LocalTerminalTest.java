@@ -37,6 +37,7 @@ import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
+import org.shimmer.runtime.linux.shim.TaskProcess;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.ConsoleIntruder;
 import org.shimmer.runtime.linux.testing.Leaks;
@@ -393,6 +394,33 @@ class LocalTerminalTest {
         assertThat(printed.block(TIMEOUT)).isEmpty();
         shim.awaitExit("e1").block(TIMEOUT);
         shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    /**
+     * An exec on a terminal deleted without a start: its master can never come, so the delete waits for no end of
+     * its output, and its reader ends. The delete waited the whole allowance for output after an exit
+     * ({@link TaskProcess#DRAIN_TIMEOUT}) for a terminal that could not end.
+     */
+    @Test
+    void anExecOnATerminalDeletedUnstartedEndsItsReaderAtOnce() throws Exception {
+        Bundle bundle = bundle(false, "/bin/sleep", "600");
+        ShimClient shim = warmShim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        ProcessIo io = shim.exec("e1", Spec.Process.builder().args("/bin/sh").build(),
+                Stdio.terminal(Flux.never(), SIZE)).block(TIMEOUT);
+        Mono<String> printed = text(io.stdout()).cache();
+        printed.subscribe(text -> {}, error -> {});
+
+        long deleting = System.nanoTime();
+        shim.delete("e1").block(TIMEOUT);
+
+        assertThat(Duration.ofNanos(System.nanoTime() - deleting))
+                .isLessThan(TaskProcess.DRAIN_TIMEOUT);
+        assertThat(printed.block(TIMEOUT)).isEmpty();
         stop(shim);
         assertNothingLeaks(bundle, fdsBefore);
     }
