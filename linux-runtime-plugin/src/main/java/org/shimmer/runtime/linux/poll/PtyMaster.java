@@ -47,6 +47,8 @@ public final class PtyMaster {
     private final MemorySegment state = LinuxCalls.allocateCallState(Arena.ofAuto());
     private final AtomicLong demand = new AtomicLong();
     private final AtomicBoolean subscribed = new AtomicBoolean();
+    /** Whether the subscriber was ended; see {@link #finish}. */
+    private final AtomicBoolean finished = new AtomicBoolean();
     private final AtomicBoolean ended = new AtomicBoolean();
     /** How the output ended, for a subscriber that comes after: null for end of file; set before {@link #ended}. */
     private volatile Throwable endedWith;
@@ -219,7 +221,14 @@ public final class PtyMaster {
                 + ": the runtime stopped before its process closed it (it may run on)");
     }
 
-    private static void finish(FluxSink<byte[]> subscriber, Throwable failure) {
+    /**
+     * Ends the subscriber once: a subscribe and an end at the same moment each see the other's write (the sink set,
+     * the end marked) and both finish it, and a second error goes to Reactor's dropped-error hook, logged at ERROR.
+     */
+    private void finish(FluxSink<byte[]> subscriber, Throwable failure) {
+        if (!finished.compareAndSet(false, true)) {
+            return;
+        }
         if (failure == null) {
             subscriber.complete();
         } else {
