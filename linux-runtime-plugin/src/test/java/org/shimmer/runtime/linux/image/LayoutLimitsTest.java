@@ -179,19 +179,7 @@ class LayoutLimitsTest {
         try (OutputStream out = Files.newOutputStream(archive)) {
             out.write(header);
             out.write(Arrays.copyOf(name, (name.length + 511) / 512 * 512));
-            try (TarArchiveOutputStream tar = new TarArchiveOutputStream(out)) {
-                tar.putArchiveEntry(new TarArchiveEntry("skipped"));
-                tar.closeArchiveEntry();
-                Map<String, byte[]> files = OciLayouts.layout()
-                        .tagged(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "1").files();
-                for (Map.Entry<String, byte[]> file : files.entrySet()) {
-                    TarArchiveEntry entry = new TarArchiveEntry(file.getKey());
-                    entry.setSize(file.getValue().length);
-                    tar.putArchiveEntry(entry);
-                    tar.write(file.getValue());
-                    tar.closeArchiveEntry();
-                }
-            }
+            writeSkippedEntryAndALayout(out);
         }
 
         StepVerifier.create(store.importLayout(ImportRequest.of(archive).withName("long:1")))
@@ -218,19 +206,7 @@ class LayoutLimitsTest {
             for (int i = 0; i < 20_000; i++) {
                 out.write(header);
             }
-            try (TarArchiveOutputStream tar = new TarArchiveOutputStream(out)) {
-                tar.putArchiveEntry(new TarArchiveEntry("skipped"));
-                tar.closeArchiveEntry();
-                Map<String, byte[]> files = OciLayouts.layout()
-                        .tagged(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "1").files();
-                for (Map.Entry<String, byte[]> file : files.entrySet()) {
-                    TarArchiveEntry entry = new TarArchiveEntry(file.getKey());
-                    entry.setSize(file.getValue().length);
-                    tar.putArchiveEntry(entry);
-                    tar.write(file.getValue());
-                    tar.closeArchiveEntry();
-                }
-            }
+            writeSkippedEntryAndALayout(out);
         }
 
         StepVerifier.create(store.importLayout(ImportRequest.of(archive).withName("chain:1")))
@@ -239,6 +215,23 @@ class LayoutLimitsTest {
                         .hasMessageContaining("more than " + XattrTarInputStream.MAX_HEADERS
                                 + " headers before one entry"))
                 .verify(TIMEOUT);
+    }
+
+    /** Writes, after what {@code out} holds, an entry named "skipped" and then a one-layer image's layout. */
+    private static void writeSkippedEntryAndALayout(OutputStream out) throws IOException {
+        try (TarArchiveOutputStream tar = new TarArchiveOutputStream(out)) {
+            tar.putArchiveEntry(new TarArchiveEntry("skipped"));
+            tar.closeArchiveEntry();
+            Map<String, byte[]> files = OciLayouts.layout()
+                    .tagged(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "1").files();
+            for (Map.Entry<String, byte[]> file : files.entrySet()) {
+                TarArchiveEntry entry = new TarArchiveEntry(file.getKey());
+                entry.setSize(file.getValue().length);
+                tar.putArchiveEntry(entry);
+                tar.write(file.getValue());
+                tar.closeArchiveEntry();
+            }
+        }
     }
 
     @Test
