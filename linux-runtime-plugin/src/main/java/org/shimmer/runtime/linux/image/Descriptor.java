@@ -2,6 +2,7 @@ package org.shimmer.runtime.linux.image;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.regex.Pattern;
 import org.shimmer.runtime.image.InvalidImageException;
@@ -43,7 +44,10 @@ record Descriptor(String mediaType, String digest, long size, String platform, M
         JsonNode platformNode = node.get("platform");
         String platform = null;
         if (platformNode != null && platformNode.isObject()) {
-            platform = platformNode.path("os").asText("") + "/" + platformNode.path("architecture").asText("");
+            // Normalized as containerd's matcher sees it: an index listing linux/x86_64 was skipped as another
+            // platform than ours, and the import failed with "no linux/amd64 manifest (it has linux/x86_64)".
+            platform = platformNode.path("os").asText("").toLowerCase(Locale.ROOT) + "/"
+                    + architecture(platformNode.path("architecture").asText(""));
             String variant = platformNode.path("variant").asText("");
             if (!variant.isEmpty()) {
                 platform += "/" + variant;
@@ -71,6 +75,20 @@ record Descriptor(String mediaType, String digest, long size, String platform, M
 
     boolean isManifest() {
         return mediaType.equals(OCI_MANIFEST) || mediaType.equals(DOCKER_MANIFEST);
+    }
+
+    /**
+     * {@code name} as containerd's {@code platforms.Normalize} spells an architecture: lower case, and the names
+     * {@code uname} and toolchains give amd64 and arm64 are those.
+     */
+    static String architecture(String name) {
+        String lower = name.toLowerCase(Locale.ROOT);
+        return switch (lower) {
+            case "x86_64", "x86-64" -> "amd64";
+            case "aarch64" -> "arm64";
+            case "i386" -> "386";
+            default -> lower;
+        };
     }
 
     /** Whether it runs here: linux/amd64 (a variant, such as {@code v2}, is still amd64). */

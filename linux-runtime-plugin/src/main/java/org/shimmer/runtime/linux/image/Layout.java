@@ -17,7 +17,6 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
@@ -64,8 +63,6 @@ final class Layout {
     static final int MAX_LAYERS = 500;
     /** The descriptors a walk of nested indexes may visit: a DAG of indexes each listing the next many times. */
     static final int MAX_DESCRIPTORS = 10_000;
-    /** What containerd's {@code platforms.Normalize} takes for amd64 in a config's {@code architecture}. */
-    private static final Set<String> AMD64_NAMES = Set.of("amd64", "x86_64", "x86-64");
     /**
      * A layout's file is first opened as a path only: no driver's {@code open} runs, so a symlink to a device or
      * FIFO is refused before it is opened (a FIFO's writer was let through; {@code /dev/watchdog} would start).
@@ -281,7 +278,7 @@ final class Layout {
         }
         String os = config.path("os").asText("");
         String architecture = config.path("architecture").asText("");
-        boolean amd64 = architecture.isEmpty() || AMD64_NAMES.contains(architecture.toLowerCase(Locale.ROOT));
+        boolean amd64 = architecture.isEmpty() || Descriptor.architecture(architecture).equals("amd64");
         if ((os.isEmpty() || os.equalsIgnoreCase("linux")) && amd64) {
             return;
         }

@@ -263,6 +263,29 @@ class ImageStoreTest {
         }
     }
 
+    /** An index's platform is read as containerd normalizes it: linux/x86_64 there is amd64, not another one. */
+    @Test
+    void anIndexListingLinuxX86_64IsAmd64AsContainerdNormalizesIt() throws IOException {
+        for (String platform : List.of("linux/x86_64", "Linux/X86-64", "linux/AMD64")) {
+            OciLayouts.Image arm = OciLayouts.image().layer(OciLayouts.tar("arch", "arm64")).platform("linux/aarch64");
+            OciLayouts.Image amd = OciLayouts.image().layer(OciLayouts.tar("arch", "amd64")).platform(platform);
+            Path layout = OciLayouts.layout().tagged(OciLayouts.index(arm, amd), "1")
+                    .writeDirectory(temp.resolve(platform.replace('/', '-')));
+
+            Image imported = store.importLayout(ImportRequest.of(layout).withName("uname:1")).block(TIMEOUT);
+
+            assertThat(imported.digest()).as(platform).isEqualTo(amd.digest());
+            store.remove(imported.name()).block(TIMEOUT);
+        }
+        OciLayouts.Image arm = OciLayouts.image().layer(OciLayouts.tar("arch", "arm64")).platform("linux/aarch64");
+        Path armOnly = OciLayouts.layout().tagged(OciLayouts.index(arm), "1").writeDirectory(temp.resolve("arm"));
+        StepVerifier.create(store.importLayout(armOnly))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(NotFoundException.class)
+                        .hasMessageContaining("(it has linux/arm64)"))
+                .verify(TIMEOUT);
+        assertThat(store.list().collectList().block(TIMEOUT)).isEmpty();
+    }
+
     /** Only the chosen platform's manifest is read: a digest this store cannot check elsewhere is no matter. */
     @Test
     void aSha512DescriptorOfAnotherPlatformIsSkippedButOfTheChosenOneIsRefusedNamingIt() throws IOException {
