@@ -11,7 +11,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
@@ -73,8 +72,11 @@ public final class LayerUnpacker {
     private final byte[] buffer = new byte[COPY_BUFFER];
     private final MemorySegment nativeBuffer;
     private final MemorySegment callState;
-    /** Directories' times, by path, to set once everything is in them. */
-    private final Map<EntryPath, EntryMetadata> directoryTimes;
+    /**
+     * Directories' times, by path, to set once everything is in them. Sorted, so a replaced directory's subtree is
+     * one range: scanned whole per replaced directory, a layer of many replacing entries cost the square of them.
+     */
+    private final NavigableMap<EntryPath, EntryMetadata> directoryTimes;
     /** The whiteouts this layer made and that are still there: only those may be whited out again. */
     private final NavigableMap<EntryPath, Boolean> whiteouts = new TreeMap<>(EntryPath.TREE_ORDER);
     /**
@@ -88,7 +90,7 @@ public final class LayerUnpacker {
     private long bytes;
     private long entries;
 
-    private LayerUnpacker(String layer, LayerTree tree, Map<EntryPath, EntryMetadata> directoryTimes,
+    private LayerUnpacker(String layer, LayerTree tree, NavigableMap<EntryPath, EntryMetadata> directoryTimes,
             SourceEnd source, long usable, Arena arena) {
         this.layer = layer;
         this.tree = tree;
@@ -124,7 +126,7 @@ public final class LayerUnpacker {
         Objects.requireNonNull(layer, "layer");
         Objects.requireNonNull(lowers, "lowers");
         long usable = Files.getFileStore(target).getUsableSpace();
-        Map<EntryPath, EntryMetadata> directoryTimes = new LinkedHashMap<>();
+        NavigableMap<EntryPath, EntryMetadata> directoryTimes = new TreeMap<>(EntryPath.TREE_ORDER);
         LayerTree.Inherited inherited = (path, lower) -> directoryTimes.put(path, new EntryMetadata(lower.uid(),
                 lower.gid(), lower.mode(), lower.atimeNanos(), lower.mtimeNanos(), Map.of()));
         try (LayerTree tree = LayerTree.open(target, lowers, inherited); Arena arena = Arena.ofConfined()) {
@@ -441,7 +443,7 @@ public final class LayerUnpacker {
             return;
         }
         if (existing.isDirectory()) {
-            directoryTimes.keySet().removeIf(path::contains);
+            EntryPath.removeTree(directoryTimes, path, metadata -> { });
         }
         EntryPath.removeTree(whiteouts, path, whiteout -> { });
         tree.remove(dir, name);

@@ -841,6 +841,41 @@ class LayerUnpackerTest {
         assertThat(Files.readString(target.resolve("dd/x"))).isEqualTo("123");
     }
 
+    /**
+     * A directory replaced within its layer takes its subtree's times with it, and only its: the times are kept
+     * sorted as a tree, the replaced directory's a range of them (a scan of them all per replaced directory cost a
+     * layer of many replacing entries the square of them), and a sibling whose name extends the directory's or
+     * sorts between its entries keeps its own.
+     */
+    @Test
+    void aDirectoryReplacedWithinItsLayerTakesOnlyItsSubtreesTimes() throws IOException {
+        Instant time = Instant.parse("2001-02-03T04:05:06Z");
+        byte[] tar = TarLayers.layer()
+                .dir("d", 0755, e -> e.setLastModifiedTime(FileTime.from(time)))
+                .dir("d/sub", 0755, e -> e.setLastModifiedTime(FileTime.from(time)))
+                .dir("d/sub/deep", 0755, e -> e.setLastModifiedTime(FileTime.from(time)))
+                .dir("d!", 0755, e -> e.setLastModifiedTime(FileTime.from(time.plusSeconds(1))))
+                .dir("d0", 0755, e -> e.setLastModifiedTime(FileTime.from(time.plusSeconds(2))))
+                .dir("dd", 0755, e -> e.setLastModifiedTime(FileTime.from(time.plusSeconds(3))))
+                .dir("d.x", 0755, e -> e.setLastModifiedTime(FileTime.from(time.plusSeconds(4))))
+                .file("d", "file", 0644)
+                .dir("e", 0755, e -> e.setLastModifiedTime(FileTime.from(time)))
+                .dir("e/sub", 0755, e -> e.setLastModifiedTime(FileTime.from(time)))
+                .dir("e/sub2", 0755, e -> e.setLastModifiedTime(FileTime.from(time.plusSeconds(5))))
+                .file("e/sub", "file", 0644)
+                .bytes();
+
+        unpack(tar);
+
+        assertThat(Files.readString(target.resolve("d"))).isEqualTo("file");
+        assertThat(mtime(target.resolve("d!"))).isEqualTo(time.plusSeconds(1));
+        assertThat(mtime(target.resolve("d0"))).isEqualTo(time.plusSeconds(2));
+        assertThat(mtime(target.resolve("dd"))).isEqualTo(time.plusSeconds(3));
+        assertThat(mtime(target.resolve("d.x"))).isEqualTo(time.plusSeconds(4));
+        assertThat(mtime(target.resolve("e/sub2"))).isEqualTo(time.plusSeconds(5));
+        assertThat(mtime(target.resolve("e"))).isEqualTo(time);
+    }
+
     private LayerContents unpack(byte[] tar) throws IOException {
         return LayerUnpacker.unpack(new ByteArrayInputStream(tar), target, LAYER);
     }
