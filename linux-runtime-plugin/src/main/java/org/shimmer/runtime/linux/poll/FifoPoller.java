@@ -54,6 +54,11 @@ public final class FifoPoller {
         this.loop = loop;
     }
 
+    /** The loop it reads on. */
+    public PollLoop loop() {
+        return loop;
+    }
+
     /** A FIFO opened for reading: its content for one subscriber, and when reading it has ended. */
     public interface FifoStream {
         /**

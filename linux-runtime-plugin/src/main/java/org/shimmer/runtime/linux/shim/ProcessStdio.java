@@ -2,18 +2,21 @@ package org.shimmer.runtime.linux.shim;
 
 import java.io.IOException;
 import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import org.reactivestreams.Publisher;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.poll.FifoPoller;
 import org.shimmer.runtime.linux.poll.PollLoop;
 import org.shimmer.runtime.linux.poll.PtyMaster;
@@ -57,6 +60,13 @@ public final class ProcessStdio {
     /** Whether the launch ended (guarded by this): until then a close of stdin waits for it. */
     private boolean launchEnded;
     private boolean stdinClosedEarly;
+    /** Whether a launch began (guarded by this): from then on its end, not the runtime's stop, closes its ends. */
+    private boolean launchBegun;
+    /** Whether the runtime stopped before any launch began (guarded by this): none may begin any more. */
+    private boolean stoppedUnlaunched;
+    /** The loop whose stop closes what is held for a launch that never began (guarded by this); null if none. */
+    private PollLoop stopWatch;
+    private final Runnable closeAtStop = this::closeAtStop;
 
     private ProcessStdio(String stdin, String stdout, String stderr, FifoPoller.FifoStream stdoutStream,
             FifoPoller.FifoStream stderrStream, Publisher<byte[]> stdinSource, List<Path> fifos, Scheduler io,
@@ -93,6 +103,11 @@ public final class ProcessStdio {
      */
     public static ProcessStdio prepare(Stdio stdio, Path ioDir, String name, FifoPoller poller, Scheduler io)
             throws IOException {
+        return heldUntilLaunch(stdio, ioDir, name, poller, io).closedAtStopUnlessLaunched(poller.loop());
+    }
+
+    private static ProcessStdio heldUntilLaunch(Stdio stdio, Path ioDir, String name, FifoPoller poller,
+            Scheduler io) throws IOException {
         return switch (stdio) {
             case Stdio.None none -> new ProcessStdio("", "", "", null, null, null, List.of(), io, null, List.of(), false,
                     false);
@@ -116,7 +131,54 @@ public final class ProcessStdio {
             Scheduler io) throws IOException {
         ConsoleSocket console = ConsoleSocket.listen(ioDir);
         return new ProcessStdio("", "", "", null, null, terminal.stdin(), List.of(), io, null, List.of(), false,
-                false, new PtyMaster(loop, name), console, terminal.size(), HeldEnds.NONE);
+                false, new PtyMaster(loop, name), console, terminal.size(), HeldEnds.NONE)
+                .closedAtStopUnlessLaunched(loop);
+    }
+
+    /**
+     * Has {@code loop}'s stop close what this holds for a launch (the console socket, the FIFO ends that let the
+     * launcher open them) unless a launch began by then. A process made and never started (an exec) held them in
+     * the JVM after the plugin stopped, a listening socket and two descriptors per exec and reload, until a later
+     * runtime deleted the bundle. A launch under way keeps them: its end closes them, and without them its open of
+     * an output FIFO, whose reader the stop closed, would wait for good.
+     */
+    private ProcessStdio closedAtStopUnlessLaunched(PollLoop loop) {
+        if (launchKeepers.isEmpty() && console == null && held == HeldEnds.NONE) {
+            return this;
+        }
+        synchronized (this) {
+            stopWatch = loop;
+        }
+        loop.onStop(closeAtStop);
+        return this;
+    }
+
+    private void closeAtStop() {
+        synchronized (this) {
+            if (launchBegun || launchEnded) {
+                return;
+            }
+            stoppedUnlaunched = true;
+        }
+        launchKeepers.forEach(ProcessStdio::closeQuietly);
+        closeConsole();
+        if (held.stdin() != null) {
+            held.stdin().close();
+        }
+        held.outputs().forEach(OwnedFd::close);
+    }
+
+    /**
+     * A launch of the process begins: from now on what it needs stays open until {@link #launched()}.
+     * {@link UnavailableException} once the runtime stopped with the process unlaunched: what it needed is closed.
+     */
+    public void beginLaunch() {
+        synchronized (this) {
+            if (stoppedUnlaunched) {
+                throw new UnavailableException("the runtime stopped before the process was launched");
+            }
+            launchBegun = true;
+        }
     }
 
     /**
@@ -246,6 +308,25 @@ public final class ProcessStdio {
         }
     }
 
+    /**
+     * Removes every FIFO in {@code ioDir}, once its container was deleted: those of processes no client of this
+     * runtime prepared (a runtime before a reload did; their streams died with it) would keep their ids taken
+     * ("its stdio FIFOs already exist") when the bundle runs again. Only FIFOs and sockets, never following a
+     * link, never a directory. Blocking.
+     */
+    public static void removeAllFifos(Path ioDir) throws IOException {
+        if (!LinuxCalls.isDirectoryNoFollow(ioDir)) {
+            return;
+        }
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(ioDir)) {
+            for (Path entry : entries) {
+                if (Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
+                    Files.deleteIfExists(entry);
+                }
+            }
+        }
+    }
+
     /** The socket runc sends a terminal's master to; null without a local terminal. */
     public Path consoleSocket() {
         return console != null ? console.path() : null;
@@ -313,9 +394,15 @@ public final class ProcessStdio {
         launchKeepers.forEach(ProcessStdio::closeQuietly);
         closeConsole();
         boolean closeStdin;
+        PollLoop watch;
         synchronized (this) {
             launchEnded = true;
             closeStdin = stdinClosedEarly;
+            watch = stopWatch;
+            stopWatch = null;
+        }
+        if (watch != null) {
+            watch.forget(closeAtStop);
         }
         if (closeStdin) {
             closeStdin();

@@ -217,6 +217,14 @@ public final class TaskProcess {
         return current != null ? current.io(pid) : new ProcessIo(pid, Flux.empty(), Flux.empty());
     }
 
+    /** A launch of it begins: what {@link ProcessStdio#beginLaunch()} says. */
+    public void beginLaunch() {
+        ProcessStdio current = stdio;
+        if (current != null) {
+            current.beginLaunch();
+        }
+    }
+
     /** The launch happened, or failed: the output FIFOs are no longer held open for the launcher. */
     public void launched() {
         ProcessStdio current = stdio;

@@ -50,6 +50,7 @@ import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
+import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.events.Envelope;
@@ -60,6 +61,7 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.CgroupPaths;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
@@ -1279,6 +1281,46 @@ public abstract class ShimContractTest {
                 throw new InterruptedIOException("interrupted unmounting " + dir);
             }
         }
+    }
+
+    /**
+     * A process made and never started (an exec) holds what its launch needs: the FIFO ends that let the launcher
+     * open them, a local terminal's console socket, the ends of FIFOs a caller gave. The runtime's stop closes
+     * them, as it ends the readers: they stayed open in the JVM, per exec and reload, until a later runtime deleted
+     * the bundle. A start after the stop launches nothing.
+     */
+    @Test
+    void aRuntimeStopClosesWhatAnExecNeverStartedHeldForItsLaunch() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        Path given = Files.createDirectories(temp.resolve("given"));
+        for (String stream : List.of("in", "out", "err")) {
+            LinuxCalls.mkfifo(given.resolve(stream), 0600);
+        }
+        Spec.Process sh = Spec.Process.builder().args("/bin/sh").build();
+        shim.exec("tty", sh, Stdio.terminal(Flux.never(), new TerminalSize(80, 24))).block(TIMEOUT);
+        shim.exec("streams", sh, Stdio.streams(Flux.never())).block(TIMEOUT);
+        shim.exec("given", sh, Stdio.fifos(given.resolve("in"), given.resolve("out"), given.resolve("err")))
+                .block(TIMEOUT);
+        assertThat(Leaks.heldUnder(bundle.workDir())).as("held for the launches").isNotEmpty();
+        assertThat(Leaks.heldUnder(given)).as("held for the launch").hasSize(3);
+
+        resources.close();
+
+        assertThat(Leaks.heldUnder(bundle.workDir())).as("held after the stop").isEmpty();
+        assertThat(Leaks.heldUnder(given)).as("held after the stop").isEmpty();
+        StepVerifier.create(shim.start("streams")).expectError(UnavailableException.class).verify(TIMEOUT);
+        resources = new RuntimeResources("shim-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        Bundle reloaded = runtime.load(NS, bundle.id()).block(TIMEOUT);
+        stop(shim(reloaded));
+        // The execs this runtime never knew went with their container, their FIFOs too: the ids are free again.
+        assertNoFifos(reloaded);
+        ShimClient again = started(reloaded);
+        for (String execId : List.of("tty", "streams")) {
+            again.exec(execId, sh, Stdio.streams(Flux.never())).block(TIMEOUT);
+        }
+        stop(again);
     }
 
     protected void stop(ShimClient shim) {

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -62,6 +63,24 @@ public final class Leaks {
             });
         }
         return added;
+    }
+
+    /**
+     * What this JVM holds open under {@code dir}: its descriptors of files there, and of sockets listening at a path
+     * there (by {@code /proc/net/unix}).
+     */
+    public static List<String> heldUnder(Path dir) throws IOException {
+        Map<String, String> listening = new HashMap<>();
+        for (String line : Files.readAllLines(Path.of("/proc/net/unix"))) {
+            String[] fields = line.trim().split("\\s+");
+            if (fields.length >= 8) {
+                listening.put("socket:[" + fields[6] + "]", fields[7]);
+            }
+        }
+        return openFds().values().stream()
+                .map(target -> listening.getOrDefault(target, target))
+                .filter(target -> target.startsWith(dir + "/"))
+                .toList();
     }
 
     /**

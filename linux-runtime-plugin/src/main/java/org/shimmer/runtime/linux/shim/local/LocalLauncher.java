@@ -1,11 +1,9 @@
 package org.shimmer.runtime.linux.shim.local;
 
 import java.io.IOException;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -17,7 +15,6 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskProcess;
-import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.slf4j.Logger;
@@ -102,7 +99,10 @@ final class LocalLauncher {
         return Mono.usingWhen(
                 Mono.fromSupplier(monitor::launch),
                 // The launch ends (the console socket goes) only once a terminal's master was taken from it.
-                launch -> Mono.fromCallable(runcLaunch).flatMap(started -> started)
+                launch -> Mono.fromCallable(() -> {
+                            process.beginLaunch();
+                            return runcLaunch.call();
+                        }).flatMap(started -> started)
                         .flatMap(pid -> onRuncsThread(() -> {
                             process.pid(pid);
                             monitor.watch(pid).subscribe(process::exited, process::unwatched);
@@ -269,17 +269,7 @@ final class LocalLauncher {
         RootfsMounts.unmount(bundle.rootfs(), bundle.workDir());
         LocalRecord.remove(bundle.workDir());
         removePidFile("init.pid");
-        Path io = ioDir();
-        if (!LinuxCalls.isDirectoryNoFollow(io)) {
-            return;
-        }
-        try (DirectoryStream<Path> entries = Files.newDirectoryStream(io)) {
-            for (Path entry : entries) {
-                if (Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
-                    Files.deleteIfExists(entry);
-                }
-            }
-        }
+        ProcessStdio.removeAllFifos(ioDir());
     }
 
     private Runc.Stdio redirects(ProcessStdio stdio) {

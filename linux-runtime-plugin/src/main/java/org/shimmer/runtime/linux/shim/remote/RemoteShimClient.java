@@ -114,7 +114,10 @@ final class RemoteShimClient extends TaskClient {
                         }
                         return prepare(init, options.stdio(), "create");
                     }))
-                    .flatMap(stdio -> tasks.create(bundle.path(), options, stdio, runcOptions)
+                    .flatMap(stdio -> Mono.defer(() -> {
+                                init.beginLaunch();
+                                return tasks.create(bundle.path(), options, stdio, runcOptions);
+                            })
                             .doOnError(error -> shimMayHaveIt.set(ShimErrors.createMayHaveLeftContainer(error)))
                             .doFinally(signal -> init.launched())
                             .flatMap(created -> initialSize(options.stdio()).thenReturn(created)))
@@ -151,7 +154,12 @@ final class RemoteShimClient extends TaskClient {
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.CREATED);
             return move(process, "start", ProcessState.STARTING, Set.of(ProcessState.CREATED), ProcessState.RUNNING,
-                    starting -> tasks.start(startAction(execId), execId)
+                    starting -> Mono.defer(() -> {
+                                if (!execId.isEmpty()) {
+                                    process.beginLaunch();
+                                }
+                                return tasks.start(startAction(execId), execId);
+                            })
                             .doFinally(signal -> {
                                 if (!execId.isEmpty()) {
                                     process.launched();
@@ -209,6 +217,12 @@ final class RemoteShimClient extends TaskClient {
                     (execId.isEmpty() ? tasks.deleteInit(action, mayStillBeCreated(process, deleting))
                             : tasks.delete(action, execId))
                     .onErrorResume(NotFoundException.class, gone -> forgetGone(process).then(Mono.error(gone)))
+                    // The FIFOs of execs a runtime before a reload made went with their container; before the
+                    // bundle is free for another create, whose FIFOs these must not be.
+                    .flatMap(deleted -> execId.isEmpty() ? blocking(() -> {
+                        ProcessStdio.removeAllFifos(ioDir());
+                        return deleted;
+                    }) : Mono.just(deleted))
                     .flatMap(deleted -> {
                         if (execId.isEmpty()) {
                             taskGone();
