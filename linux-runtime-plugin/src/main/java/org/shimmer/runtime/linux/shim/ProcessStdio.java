@@ -309,6 +309,29 @@ public final class ProcessStdio {
     }
 
     /**
+     * Holds open, for reading and writing, the output FIFOs process {@code name} has in {@code ioDir} that no
+     * {@code ProcessStdio} of this runtime holds (a runtime before a reload made them, and its stop closed its ends):
+     * until closed, a launcher's blocking open of each for writing finds a reader. Without them containerd's shim
+     * never answered the start, by the next runtime, of an exec made before a stop. Blocking.
+     */
+    public static AutoCloseable holdOutputsForLaunch(Path ioDir, String name) throws IOException {
+        List<OwnedFd> ends = new ArrayList<>(2);
+        try {
+            for (String stream : List.of("-stdout", "-stderr")) {
+                Path fifo = ioDir.resolve(name + stream);
+                if (Files.exists(fifo, LinkOption.NOFOLLOW_LINKS) && isFifo(fifo)) {
+                    ends.add(OwnedFd.open(fifo, LinuxCalls.O_RDWR | LinuxCalls.O_NONBLOCK | LinuxCalls.O_NOFOLLOW
+                            | LinuxCalls.O_CLOEXEC));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            ends.forEach(OwnedFd::close);
+            throw e;
+        }
+        return () -> ends.forEach(OwnedFd::close);
+    }
+
+    /**
      * Removes every FIFO in {@code ioDir}, once its container was deleted: those of processes no client of this
      * runtime prepared (a runtime before a reload did; their streams died with it) would keep their ids taken
      * ("its stdio FIFOs already exist") when the bundle runs again. Only FIFOs and sockets, never following a

@@ -154,12 +154,21 @@ final class RemoteShimClient extends TaskClient {
         return Mono.defer(() -> {
             TaskProcess process = processes.findOrUntracked(execId, ProcessState.CREATED);
             return move(process, "start", ProcessState.STARTING, Set.of(ProcessState.CREATED), ProcessState.RUNNING,
-                    starting -> Mono.defer(() -> {
-                                if (!execId.isEmpty()) {
-                                    process.beginLaunch();
-                                }
-                                return tasks.start(startAction(execId), execId);
-                            })
+                    starting -> Mono.usingWhen(
+                                    execId.isEmpty() || process.stdio() != null ? Mono.just((AutoCloseable) () -> { })
+                                            : blocking(() -> ProcessStdio.holdOutputsForLaunch(ioDir(),
+                                                    ProcessStdio.fifoName(id(), execId))),
+                                    held -> {
+                                        if (!execId.isEmpty()) {
+                                            process.beginLaunch();
+                                        }
+                                        return tasks.start(startAction(execId), execId);
+                                    },
+                                    // In place: closing a FIFO never waits, and after a stop no io thread runs.
+                                    held -> Mono.fromCallable(() -> {
+                                        held.close();
+                                        return true;
+                                    }))
                             .doFinally(signal -> {
                                 if (!execId.isEmpty()) {
                                     process.launched();

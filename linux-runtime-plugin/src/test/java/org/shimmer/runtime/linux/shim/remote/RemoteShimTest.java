@@ -77,6 +77,7 @@ import org.shimmer.runtime.shim.ShimExit;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stats;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.spec.Spec;
 import org.shimmer.runtime.shim.TaskState;
 import reactor.core.Disposable;
 import reactor.core.publisher.BaseSubscriber;
@@ -851,6 +852,30 @@ class RemoteShimTest extends ShimContractTest {
             again.shutdown().block(TIMEOUT);
         }
         assertThat(exits).hasValue(0);
+    }
+
+    /**
+     * An exec the shim made before a plugin stop is started by the next plugin: the stop closed our ends of its
+     * output FIFOs, and the shim's blocking open of each for writing must still not wait for a reader.
+     */
+    @Test
+    void anExecMadeBeforeAPluginStopIsStartedByTheNextOneAndRunsToItsExit() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        shim.exec("made", Spec.Process.builder().args("/bin/sh", "-c", "echo out; echo err >&2; exit 3").build(),
+                Stdio.streams(Flux.never())).block(TIMEOUT);
+
+        resources.close();
+
+        resources = new RuntimeResources("shim-test-2-");
+        runtime = new LinuxRuntime(config(), resources);
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT).newShimClient(connectAgain(), runc)
+                .block(TIMEOUT);
+        StepVerifier.create(again.start("made")).expectNextMatches(pid -> pid > 0).expectComplete()
+                .verify(Duration.ofSeconds(10));
+        assertThat(again.awaitExit("made").block(TIMEOUT).status()).isEqualTo(3);
+        assertThat(again.delete("made").block(TIMEOUT).status()).isEqualTo(3);
+        stop(again);
     }
 
     @Test
