@@ -1314,8 +1314,9 @@ public abstract class ShimContractTest {
         runtime = new LinuxRuntime(config(), resources);
         Bundle reloaded = runtime.load(NS, bundle.id()).block(TIMEOUT);
         stop(shim(reloaded));
-        // The execs this runtime never knew went with their container, their FIFOs too: the ids are free again.
+        // The execs this runtime never knew went with their container, their FIFOs and files too: the ids are free.
         assertNoFifos(reloaded);
+        assertThat(workFiles(reloaded)).noneMatch(path -> path.getFileName().toString().contains("exec-"));
         ShimClient again = started(reloaded);
         for (String execId : List.of("tty", "streams")) {
             again.exec(execId, sh, Stdio.streams(Flux.never())).block(TIMEOUT);

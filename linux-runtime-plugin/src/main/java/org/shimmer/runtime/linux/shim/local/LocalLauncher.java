@@ -1,12 +1,14 @@
 package org.shimmer.runtime.linux.shim.local;
 
 import java.io.IOException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
@@ -32,6 +34,8 @@ import reactor.core.publisher.SignalType;
 final class LocalLauncher {
 
     private static final Logger log = LoggerFactory.getLogger(LocalLauncher.class);
+    /** An exec's spec ({@code exec-ID.json}), or the pid file runc writes for it (and its partial one). */
+    private static final Pattern EXEC_FILE = Pattern.compile("\\.?exec-.+\\.(json|pid)");
 
     private final Bundle bundle;
     private final Runc runc;
@@ -234,6 +238,22 @@ final class LocalLauncher {
     }
 
     /**
+     * Removes the specs and pid files of execs this client never knew, of an init it recovered (a runtime before a
+     * reload made them, and forgot them): they went with their container, and stayed until the bundle was
+     * deleted. Only regular files named as an exec's, never following a link. Blocking.
+     */
+    private void removeUnknownExecsFiles() throws IOException {
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(bundle.workDir(),
+                entry -> EXEC_FILE.matcher(entry.getFileName().toString()).matches())) {
+            for (Path entry : entries) {
+                if (Files.isRegularFile(entry, LinkOption.NOFOLLOW_LINKS)) {
+                    Files.deleteIfExists(entry);
+                }
+            }
+        }
+    }
+
+    /**
      * Removes a pid file runc wrote, and the partial one it leaves when the write failed (runc writes
      * {@code .<name>} and renames it; a full disk left that file behind). Blocking.
      */
@@ -261,10 +281,13 @@ final class LocalLauncher {
      * FIFOs no process of this client owns (those of processes a runtime before a reload started; their streams
      * died with it). Only FIFOs, never following a link. Blocking.
      */
-    void removeContainerFiles(List<TaskProcess> execs) throws IOException {
+    void removeContainerFiles(List<TaskProcess> execs, boolean recovered) throws IOException {
         for (TaskProcess exec : execs) {
             exec.release();
             removeExecFiles(exec.execId());
+        }
+        if (recovered) {
+            removeUnknownExecsFiles();
         }
         RootfsMounts.unmount(bundle.rootfs(), bundle.workDir());
         LocalRecord.remove(bundle.workDir());

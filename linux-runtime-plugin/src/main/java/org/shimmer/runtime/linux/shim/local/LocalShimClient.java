@@ -55,6 +55,8 @@ final class LocalShimClient extends TaskClient {
     private final ExitMonitor monitor;
     private final Runnable forget;
     private final LocalLauncher launcher;
+    /** Whether its init was found on disk after a reload: execs it never knew may have left their files. */
+    private volatile boolean recoveredInit;
 
     LocalShimClient(Bundle bundle, Runc runc, RuntimeResources resources, ExitMonitor monitor,
             EventExchange exchange, Runnable forget) {
@@ -183,7 +185,7 @@ final class LocalShimClient extends TaskClient {
                 .then(init.awaitExit())
                 .flatMap(exit -> init.drained().thenReturn(exit))
                 .flatMap(exit -> blocking(() -> {
-                    launcher.removeContainerFiles(dropExecs());
+                    launcher.removeContainerFiles(dropExecs(), recoveredInit);
                     return exit;
                 }))
                 .flatMap(exit -> publish(new TaskEvent.TaskDelete(id(), exit.pid(), exit.status(),
@@ -334,6 +336,7 @@ final class LocalShimClient extends TaskClient {
      * this JVM's child, and an exit nobody here saw is reported.
      */
     void recover(LocalRecord record, boolean launchedHere) {
+        recoveredInit = true;
         int pid = record.pid();
         boolean started = launcher.startedByRunc(record);
         TaskProcess init = TaskProcess.recovered(task(), "", pid, started ? ProcessState.RUNNING
