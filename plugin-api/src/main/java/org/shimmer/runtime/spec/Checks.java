@@ -16,11 +16,26 @@ final class Checks {
         return value;
     }
 
-    /** runc hands strings to the kernel as C strings: a NUL would cut them short silently. */
+    /**
+     * runc hands strings to the kernel as C strings: a NUL would cut them short silently. A lone surrogate has no
+     * UTF-8 form: JSON escapes it and runc decodes the escape as U+FFFD, so the process got another string, silently
+     * too.
+     */
     static String noNul(String field, String value) {
         required(field, value);
         if (value.indexOf('\0') >= 0) {
             throw InvalidSpecException.ofField(field, "contains a NUL character: " + printable(value));
+        }
+        for (int i = 0; i < value.length(); i++) {
+            char c = value.charAt(i);
+            boolean paired = Character.isHighSurrogate(c) && i + 1 < value.length()
+                    && Character.isLowSurrogate(value.charAt(i + 1));
+            if (paired) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw InvalidSpecException.ofField(field, String.format("contains a lone surrogate U+%04X at index"
+                        + " %d, which no UTF-8 string holds", (int) c, i));
+            }
         }
         return value;
     }

@@ -33,6 +33,23 @@ class SpecValidationTest {
         rejects("process.args[1]", () -> Spec.builder().args("/bin/echo", "a\0b").build());
     }
 
+    /** A lone surrogate reached the process as U+FFFD: JSON escapes it, and runc decodes the escape so. */
+    @Test
+    void aLoneSurrogateIsRefusedWhereverAStringGoesToRuncAndAPairIsTaken() {
+        rejects("process.args[1]", () -> Spec.builder().args("/bin/echo", "a\ud800b").build());
+        rejects("process.args[0]", () -> Spec.builder().args("/bin/echo\udc00").build());
+        rejects("process.env.A", () -> Spec.builder().env("A", "x\ud83d").build());
+        rejects("process.env", () -> Spec.builder().env("\ude00A", "x").build());
+        rejects("process.cwd", () -> Spec.builder().cwd("/tmp/\ud800").build());
+        rejects("mounts.destination", () -> Mount.tmpfs("/data\udfff"));
+        rejects("annotations.k", () -> Spec.builder().annotation("k", "\ud800\ud800").build());
+        assertThatThrownBy(() -> Spec.builder().args("/bin/echo", "a\ud800b").build())
+                .hasMessageContaining("lone surrogate U+D800 at index 1");
+        String emoji = "\ud83d\ude00";
+        assertThat(Spec.builder().args("/bin/echo", emoji).env("E", emoji).build().process().args())
+                .containsExactly("/bin/echo", emoji);
+    }
+
     @Test
     void envNameWithEquals() {
         rejects("process.env", () -> Spec.builder().env("A=B", "c").build());
