@@ -128,7 +128,8 @@ public final class RunRequest {
 
     /**
      * The most bytes of stdout, and as many of stderr, held while nobody reads them; beyond that the oldest are
-     * dropped (see {@link Container#stdout()}). 0 keeps nothing for nobody.
+     * dropped (see {@link Container#stdout()}). 0 keeps nothing for nobody; a subscriber waiting for output still
+     * gets what comes.
      */
     public RunRequest withOutputBuffer(int bytes) {
         if (bytes < 0) {

@@ -25,7 +25,8 @@ import reactor.core.scheduler.Scheduler;
  * once the pipe filled (issue 11). Here the source is always drained at once into the buffer, which never holds
  * more than the bound: when a chunk would exceed it the oldest bytes go first (a reader who comes late, or falls
  * more than the bound behind, sees the most recent output) and are counted in {@link #droppedBytes()}. A
- * subscriber that keeps requesting gets every byte, in order, while it stays within the bound. One subscriber at a
+ * subscriber that keeps requesting gets every byte, in order, while it stays within the bound; a chunk that comes
+ * while it waits for one is its whole, whatever the bound (one more chunk at most, outside it). One subscriber at a
  * time: a second one while the first is subscribed gets {@link FailedPreconditionException}; a subscriber that
  * cancels, or whose {@code onNext} throws (it then gets that error), leaves the stream running, and the next one
  * gets what was buffered since and what follows. Once the source ended and the buffer is empty, every subscriber
@@ -47,6 +48,12 @@ final class BoundedOutput {
     private final Scheduler delivery;
     private final ArrayDeque<byte[]> chunks = new ArrayDeque<>();
     private long buffered;
+    /**
+     * A chunk that came while the subscriber waited for one (it had asked, nothing was buffered): already its, so
+     * outside the bound, else a bound under one read (0 above all) dropped every byte before the subscriber that
+     * asked for it could take it. At most one: a subscriber that does not take it leaves the rest to the bound.
+     */
+    private byte[] owed;
     private long dropped;
     private boolean ended;
     private Throwable failure;
@@ -95,7 +102,7 @@ final class BoundedOutput {
         return dropped;
     }
 
-    /** Bytes held now, never more than the bound. */
+    /** Bytes held for nobody now, never more than the bound (a chunk owed to the subscriber is not counted). */
     synchronized long bufferedBytes() {
         return buffered;
     }
@@ -126,10 +133,14 @@ final class BoundedOutput {
         }
         Reader current;
         synchronized (this) {
-            chunks.add(chunk);
-            buffered += chunk.length;
-            trim();
             current = reader;
+            if (current != null && current.requested.get() > 0 && owed == null && chunks.isEmpty()) {
+                owed = chunk;
+            } else {
+                chunks.add(chunk);
+                buffered += chunk.length;
+                trim();
+            }
         }
         if (current != null) {
             current.schedule();
@@ -212,6 +223,13 @@ final class BoundedOutput {
                     return false;
                 }
                 reader = null;
+                // Not taken: the oldest byte held, for the next subscriber within the bound as any other.
+                if (owed != null) {
+                    chunks.addFirst(owed);
+                    buffered += owed.length;
+                    owed = null;
+                    trim();
+                }
                 return true;
             }
         }
@@ -242,12 +260,19 @@ final class BoundedOutput {
                         if (reader != this) {
                             break;
                         }
-                        if (!chunks.isEmpty()) {
+                        if (owed != null || !chunks.isEmpty()) {
                             if (requested.get() == 0) {
                                 break;
                             }
-                            next = chunks.poll();
-                            buffered -= next.length;
+                            if (owed != null) {
+                                next = owed;
+                                owed = null;
+                            } else {
+                                next = chunks.poll();
+                                buffered -= next.length;
+                            }
+                            // Under the lock: a chunk offered now must not take this demand for its own.
+                            requested.getAndUpdate(left -> left == Long.MAX_VALUE ? left : left - 1);
                         } else if (ended) {
                             reader = null;
                             error = failure;
@@ -264,7 +289,6 @@ final class BoundedOutput {
                         }
                         break;
                     }
-                    requested.getAndUpdate(left -> left == Long.MAX_VALUE ? left : left - 1);
                     try {
                         actual.onNext(next);
                     } catch (Throwable thrown) {

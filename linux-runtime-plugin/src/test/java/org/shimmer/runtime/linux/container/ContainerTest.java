@@ -405,6 +405,27 @@ class ContainerTest {
         }
     }
 
+    /**
+     * {@code withOutputBuffer(0)} keeps nothing for nobody, but a subscriber waiting for output gets it: the bound
+     * dropped every chunk before the subscriber that asked for it could take it, and it read nothing at all.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aSubscriberWaitingOnAStreamThatKeepsNothingGetsWhatComes(String kind) {
+        RunRequest request = request(kind, "/bin/sh", "-c", "sleep 1; echo one; sleep 1; echo two >&2; exit 5")
+                .withOutputBuffer(0);
+
+        StepVerifier.create(Mono.usingWhen(runtime.run(request),
+                        container -> Mono.zip(text(container.stdout()), text(container.stderr()), container.exit()),
+                        Container::release))
+                .assertNext(result -> {
+                    assertThat(result.getT1()).isEqualTo("one\n");
+                    assertThat(result.getT2()).isEqualTo("two\n");
+                    assertThat(result.getT3().status()).isEqualTo(5);
+                })
+                .verifyComplete();
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"local", "remote"})
     void takeOneOnStdoutLeavesTheContainerRunningAndALaterSubscriberGetsWhatFollows(String kind) {
