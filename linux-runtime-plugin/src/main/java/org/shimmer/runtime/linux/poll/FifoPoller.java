@@ -190,7 +190,7 @@ public final class FifoPoller {
                 io = scheduler;
                 onEnd = whenEnded;
             }
-            Flux.from(source).subscribeOn(scheduler).subscribe(this);
+            Flux.from(new GuardedStdin(source)).subscribeOn(scheduler).subscribe(this);
         }
 
         @Override

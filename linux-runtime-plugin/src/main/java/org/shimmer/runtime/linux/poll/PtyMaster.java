@@ -168,7 +168,7 @@ public final class PtyMaster {
             }
             input = typing;
         }
-        Flux.from(source).subscribeOn(io).publishOn(io, 16).subscribe(typing);
+        Flux.from(new GuardedStdin(source)).subscribeOn(io).publishOn(io, 16).subscribe(typing);
     }
 
     /** Stops typing: the source is cancelled and what it gave that was not typed yet is dropped. */

@@ -32,6 +32,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.reactivestreams.Publisher;
+import org.reactivestreams.Subscription;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.ExecProcess;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -424,6 +426,50 @@ class ContainerTest {
                     assertThat(result.getT3().status()).isEqualTo(5);
                 })
                 .verifyComplete();
+    }
+
+    /**
+     * A stdin publisher that breaks the rules (its subscribe or request throws, it sends null) ends stdin as its
+     * error would: the throw escaped to the io thread, Reactor logged it as its scheduler's, and {@code cat} waited
+     * for the rest of its stdin for good.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aStdinPublisherThatBreaksTheRulesEndsStdinAsAnErrorWould(String kind) {
+        Map<String, Publisher<byte[]>> broken = new LinkedHashMap<>();
+        broken.put("subscribe throws", subscriber -> {
+            throw new IllegalStateException("subscribe threw");
+        });
+        broken.put("request throws", subscriber -> subscriber.onSubscribe(new Subscription() {
+            @Override
+            public void request(long n) {
+                throw new IllegalStateException("request threw");
+            }
+
+            @Override
+            public void cancel() {}
+        }));
+        broken.put("null chunk", subscriber -> subscriber.onSubscribe(new Subscription() {
+            private int asked;
+
+            @Override
+            public void request(long n) {
+                subscriber.onNext(asked++ == 0 ? "first\n".getBytes(UTF_8) : null);
+            }
+
+            @Override
+            public void cancel() {}
+        }));
+        broken.forEach((how, stdin) -> StepVerifier.create(Mono.usingWhen(
+                                runtime.run(request(kind, "/bin/cat").withStdin(stdin)),
+                                container -> Mono.zip(text(container.stdout()), container.exit()),
+                                Container::release))
+                        .assertNext(result -> {
+                            assertThat(result.getT1()).as(how).isEqualTo(how.equals("null chunk") ? "first\n" : "");
+                            assertThat(result.getT2().status()).as(how).isZero();
+                        })
+                        .expectComplete()
+                        .verify(TIMEOUT));
     }
 
     @ParameterizedTest
