@@ -99,7 +99,12 @@ public final class RunRequest {
             throw new InvalidSpecException("run request " + name() + ": an entrypoint needs an image; a rootfs"
                     + " directory has none to replace");
         }
-        List<String> words = List.of(require(entrypoint, "entrypoint"));
+        require(entrypoint, "entrypoint");
+        // List.of threw a bare NullPointerException for a null word, naming nothing.
+        for (int i = 0; i < entrypoint.length; i++) {
+            require(entrypoint[i], "entrypoint[" + i + "]");
+        }
+        List<String> words = List.of(entrypoint);
         return new RunRequest(namespace, id, spec, rootfs, image, words, shim, runcOptions, stdin, outputBuffer,
                 terminal);
     }

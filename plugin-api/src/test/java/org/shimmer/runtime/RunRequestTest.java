@@ -47,6 +47,17 @@ class RunRequestTest {
     }
 
     @Test
+    void aNullEntrypointWordIsNamed() {
+        RunRequest request = RunRequest.of("ns", "c1", Spec.defaults(), IMAGE);
+        assertThatThrownBy(() -> request.withEntrypoint("/bin/sh", null))
+                .isInstanceOf(InvalidSpecException.class)
+                .hasMessageContaining("entrypoint[1] is null");
+        assertThatThrownBy(() -> request.withEntrypoint((String[]) null))
+                .isInstanceOf(InvalidSpecException.class)
+                .hasMessageContaining("entrypoint is null");
+    }
+
+    @Test
     void aNullImageIsNamed() {
         assertThatThrownBy(() -> RunRequest.of("ns", "c1", Spec.defaults(), (Image) null))
                 .isInstanceOf(InvalidSpecException.class)
