@@ -59,6 +59,8 @@ public final class TaskErrors {
     private static final List<String> NOT_FOUND = List.of("container does not exist", "process does not exist");
     private static final List<String> ALREADY_EXISTS = List.of("already exists");
     private static final List<String> INVALID_ARGUMENT = List.of("invalid container id", "id cannot be empty");
+    /** How runc 1.1 prefixes a failure of its init inside the container, after the spec's limits applied. */
+    private static final String IN_CONTAINER = "unable to start container process";
 
     private TaskErrors() {}
 
@@ -97,6 +99,12 @@ public final class TaskErrors {
         // runtime is gone, not broken, and the container lives on for the next one to reattach.
         if (rejected(cause)) {
             return ErrorCode.UNAVAILABLE;
+        }
+        // runc's init, already inside the container and under the spec's RLIMIT_NOFILE, ran out of descriptors: a
+        // limit below what runc needs to start a process (about ten), the spec's fault and no shortage of the
+        // host's (that is "in system", ENFILE). As RESOURCE_EXHAUSTED, a host that retried on it retried for good.
+        if (text.contains(IN_CONTAINER) && text.contains("too many open files") && !text.contains("in system")) {
+            return ErrorCode.INVALID_ARGUMENT;
         }
         if (hasErrno(cause, ENOSPC, EDQUOT, ENFILE, EMFILE) || EXHAUSTED.stream().anyMatch(text::contains)
                 || full(cause)) {

@@ -1343,6 +1343,28 @@ public abstract class ShimContractTest {
             /bin/busybox cat /proc/self/cgroup
             """;
 
+    /**
+     * A spec whose RLIMIT_NOFILE is below what runc's init needs to start the process fails inside the container
+     * with "too many open files": the spec's fault, not a shortage of the host's. It was RESOURCE_EXHAUSTED, and a
+     * host that backs off and retries on that code retried such a create for good.
+     */
+    @Test
+    void aCreateWhoseSpecLeavesRuncTooFewDescriptorsIsAnInvalidArgument() throws Exception {
+        String id = "t-" + UUID.randomUUID().toString().substring(0, 8);
+        Spec spec = Spec.builder().args("/bin/true").rlimit("RLIMIT_NOFILE", 3, 1024).build();
+        Bundle bundle = runtime.create(NS, id, spec).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(bundle.rootfs());
+        bundles.add(bundle);
+        ShimClient shim = shim(bundle);
+
+        StepVerifier.create(shim.create(CreateOptions.of(Stdio.none())))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOfSatisfying(ShimmerException.class,
+                        typed -> assertThat(typed.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT))
+                        .hasMessageContaining("too many open files"))
+                .verify(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+    }
+
     @Test
     void aTypedSpecContainerIsConfinedAndLimitedItsTypedExecsTooAndATypedUpdateChangesItsLimit() throws Exception {
         String id = "t-" + UUID.randomUUID().toString().substring(0, 8);
