@@ -943,6 +943,10 @@ public abstract class ShimContractTest {
         codes.expect(shim.kill(-1, false), ErrorCode.INVALID_ARGUMENT);
         codes.expect(shim.update("not json".getBytes(UTF_8)), ErrorCode.INVALID_ARGUMENT);
         codes.expect(shim.update("[1]".getBytes(UTF_8)), ErrorCode.INVALID_ARGUMENT);
+        // A null size is the caller's bug, named, before anything is asked of the process (the local shim said it
+        // has no terminal, the remote one threw NullPointerException).
+        StepVerifier.create(shim.resize("", null)).expectErrorSatisfies(e -> assertThat(e)
+                .isInstanceOf(NullPointerException.class).hasMessage("size")).verify(TIMEOUT);
         // The runc shim refuses an exec into a paused container; the local shim made it.
         shim.pause().block(TIMEOUT);
         codes.expect(shim.exec("e3", SH_TRUE, Stdio.none()), ErrorCode.FAILED_PRECONDITION);

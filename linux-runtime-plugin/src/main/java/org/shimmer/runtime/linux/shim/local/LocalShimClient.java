@@ -217,6 +217,10 @@ final class LocalShimClient extends TaskClient {
     public Mono<Void> resize(String execId, TerminalSize size) {
         String action = "".equals(execId) ? "resize the terminal of" : "resize the terminal of exec " + execId
                 + " in";
+        if (size == null) {
+            // The caller's bug, as the remote shim says it: not a failure of the task to map.
+            return Mono.error(new NullPointerException("size"));
+        }
         return Mono.defer(() -> {
             TaskProcess process = processes.get("resize the terminal of", execId);
             ProcessStdio stdio = process.stdio();
