@@ -1,13 +1,27 @@
 package org.shimmer.examples.host;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
+import org.pf4j.BasePluginRepository;
+import org.pf4j.CompoundPluginRepository;
 import org.pf4j.DefaultPluginManager;
+import org.pf4j.DevelopmentPluginRepository;
+import org.pf4j.JarPluginRepository;
 import org.pf4j.PluginDescriptor;
+import org.pf4j.PluginRepository;
+import org.pf4j.PluginRuntimeException;
 import org.pf4j.PluginWrapper;
+import org.pf4j.util.AndFileFilter;
+import org.pf4j.util.DirectoryFileFilter;
+import org.pf4j.util.HiddenFilter;
+import org.pf4j.util.NotFileFilter;
 import org.shimmer.runtime.RuntimePlugin;
 
 /**
@@ -17,6 +31,9 @@ import org.shimmer.runtime.RuntimePlugin;
  * version {@code DISABLED}, loaded, with its class loader; a host would just find no extension. Here loading such a
  * plugin unloads it at once and throws {@link IncompatiblePluginException} naming the plugin, what it requires and
  * the host's API version. Nothing of it is started. PF4J's own rule decides (jsemver expressions, {@code ^0.4.0}).
+ *
+ * <p>Zips are expanded by {@link PluginZips}, whole or not at all, never by PF4J in place: several hosts (CLI
+ * commands) may start at once on one plugins directory, and any of them may be killed while it expands.
  */
 public class ApiVersionedPluginManager extends DefaultPluginManager {
 
@@ -27,6 +44,28 @@ public class ApiVersionedPluginManager extends DefaultPluginManager {
     public ApiVersionedPluginManager(Path pluginsDir) {
         super(pluginsDir);
         setSystemVersion(RuntimePlugin.API_VERSION);
+    }
+
+    /** PF4J's repositories, with its zip expansion replaced by {@link PluginZips}'. */
+    @Override
+    protected PluginRepository createPluginRepository() {
+        return new CompoundPluginRepository()
+                .add(new DevelopmentPluginRepository(getPluginsRoots()), this::isDevelopment)
+                .add(new JarPluginRepository(getPluginsRoots()), this::isNotDevelopment)
+                .add(new ExpandedZipRepository(getPluginsRoots()), this::isNotDevelopment);
+    }
+
+    /** A zip given by path (a reload) is expanded as the directory's are; a broken one fails naming it. */
+    @Override
+    protected PluginWrapper loadPluginFromPath(Path pluginPath) {
+        if (!PluginZips.isZip(pluginPath)) {
+            return super.loadPluginFromPath(pluginPath);
+        }
+        try {
+            return super.loadPluginFromPath(PluginZips.expand(pluginPath));
+        } catch (IOException e) {
+            throw new PluginRuntimeException(e, "cannot expand plugin zip {}: {}", pluginPath, e.getMessage());
+        }
     }
 
     @Override
@@ -67,5 +106,40 @@ public class ApiVersionedPluginManager extends DefaultPluginManager {
         IncompatiblePluginException first = found.getFirst();
         found.stream().skip(1).forEach(first::addSuppressed);
         throw first;
+    }
+
+    /** PF4J's directory repository (plugin directories, hidden ones skipped) over zips expanded atomically. */
+    private static final class ExpandedZipRepository extends BasePluginRepository {
+
+        ExpandedZipRepository(List<Path> roots) {
+            super(roots, new AndFileFilter(new DirectoryFileFilter(), new NotFileFilter(new HiddenFilter())));
+        }
+
+        @Override
+        public List<Path> getPluginPaths() {
+            for (Path root : pluginsRoots) {
+                try (Stream<Path> files = Files.list(root)) {
+                    for (Path zip : files.filter(PluginZips::isZip).sorted().toList()) {
+                        PluginZips.expand(zip);
+                    }
+                } catch (IOException e) {
+                    throw new UncheckedIOException("cannot expand the plugin zips of " + root + ": "
+                            + e.getMessage(), e);
+                }
+            }
+            return super.getPluginPaths();
+        }
+
+        @Override
+        public boolean deletePluginPath(Path pluginPath) {
+            for (String extension : List.of(".zip", ".ZIP", ".Zip")) {
+                try {
+                    Files.deleteIfExists(pluginPath.resolveSibling(pluginPath.getFileName() + extension));
+                } catch (IOException ignored) {
+                    // As PF4J's: the zip goes if it can; the directory's removal decides.
+                }
+            }
+            return super.deletePluginPath(pluginPath);
+        }
     }
 }

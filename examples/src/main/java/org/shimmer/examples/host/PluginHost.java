@@ -4,18 +4,15 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.ClosedWatchServiceException;
 import java.nio.file.FileSystems;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardWatchEventKinds;
 import java.nio.file.WatchEvent;
 import java.nio.file.WatchKey;
 import java.nio.file.WatchService;
 import java.time.Duration;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.stream.Stream;
 import org.pf4j.PluginManager;
 import org.pf4j.PluginWrapper;
 import org.shimmer.runtime.RuntimePlugin;
@@ -96,7 +93,7 @@ public final class PluginHost implements AutoCloseable {
                 .findFirst();
         String oldVersion = old.map(plugin -> plugin.getDescriptor().getVersion()).orElse("none");
         old.ifPresent(plugin -> plugins.unloadPlugin(plugin.getPluginId()));
-        deleteTree(expanded);
+        // No delete of the old expansion here: loading expands the zip anew, whole, unless it is that one.
         String id = plugins.loadPlugin(zip);
         plugins.startPlugin(id);
         Reload reload = new Reload(id, oldVersion, plugins.getPlugin(id).getDescriptor().getVersion(),
@@ -162,21 +159,7 @@ public final class PluginHost implements AutoCloseable {
     }
 
     private static Path expandedDir(Path zip) {
-        String name = zip.getFileName().toString();
-        return zip.resolveSibling(name.substring(0, name.length() - ".zip".length()));
-    }
-
-    private static void deleteTree(Path dir) {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> paths = Files.walk(dir)) {
-            for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(path);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot remove the expanded plugin " + dir, e);
-        }
+        return PluginZips.expandedDir(zip);
     }
 
     /**
