@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
 import org.pf4j.BasePluginRepository;
@@ -16,6 +17,7 @@ import org.pf4j.DevelopmentPluginRepository;
 import org.pf4j.JarPluginRepository;
 import org.pf4j.PluginDescriptor;
 import org.pf4j.PluginRepository;
+import org.pf4j.PropertiesPluginDescriptorFinder;
 import org.pf4j.PluginRuntimeException;
 import org.pf4j.PluginWrapper;
 import org.pf4j.util.AndFileFilter;
@@ -66,6 +68,24 @@ public class ApiVersionedPluginManager extends DefaultPluginManager {
         } catch (IOException e) {
             throw new PluginRuntimeException(e, "cannot expand plugin zip {}: {}", pluginPath, e.getMessage());
         }
+    }
+
+    /**
+     * Checks, loading nothing, that the plugin zip at {@code zip} is whole and built for this API; returns its
+     * descriptor. Throws {@link PluginRuntimeException} naming the zip, or {@link IncompatiblePluginException}.
+     */
+    public PluginDescriptor admit(Path zip) {
+        PluginDescriptor descriptor;
+        try {
+            descriptor = new DescriptorReader().read(PluginZips.verify(zip));
+        } catch (IOException e) {
+            throw new PluginRuntimeException(e, "{}", e.getMessage());
+        }
+        if (!super.isPluginValid(new PluginWrapper(this, descriptor, zip, getClass().getClassLoader()))) {
+            throw new IncompatiblePluginException(descriptor.getPluginId(), descriptor.getVersion(),
+                    descriptor.getRequires(), getSystemVersion());
+        }
+        return descriptor;
     }
 
     @Override
@@ -140,6 +160,14 @@ public class ApiVersionedPluginManager extends DefaultPluginManager {
                 }
             }
             return super.deletePluginPath(pluginPath);
+        }
+    }
+
+    /** PF4J's reading of {@code plugin.properties}, from properties already read out of the zip. */
+    private static final class DescriptorReader extends PropertiesPluginDescriptorFinder {
+
+        PluginDescriptor read(Properties properties) {
+            return createPluginDescriptor(properties);
         }
     }
 }

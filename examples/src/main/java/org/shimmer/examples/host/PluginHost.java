@@ -13,7 +13,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import org.pf4j.PluginManager;
 import org.pf4j.PluginWrapper;
 import org.shimmer.runtime.RuntimePlugin;
 import reactor.core.publisher.Flux;
@@ -32,13 +31,13 @@ public final class PluginHost implements AutoCloseable {
     /** One reload: which plugin, from which version to which, and how long it took. */
     public record Reload(String pluginId, String oldVersion, String newVersion, Duration took) {}
 
-    private final PluginManager plugins;
+    private final ApiVersionedPluginManager plugins;
     private final Path pluginsDir;
     private final Sinks.Many<Reload> reloads = Sinks.many().multicast().directBestEffort();
     private volatile WatchService watcher;
     private volatile Thread watchThread;
 
-    private PluginHost(PluginManager plugins, Path pluginsDir) {
+    private PluginHost(ApiVersionedPluginManager plugins, Path pluginsDir) {
         this.plugins = plugins;
         this.pluginsDir = pluginsDir;
     }
@@ -50,7 +49,7 @@ public final class PluginHost implements AutoCloseable {
     public static PluginHost start(Path pluginsDir) {
         Objects.requireNonNull(pluginsDir, "pluginsDir");
         warmUpSharedSchedulers();
-        PluginManager plugins = new ApiVersionedPluginManager(pluginsDir);
+        ApiVersionedPluginManager plugins = new ApiVersionedPluginManager(pluginsDir);
         try {
             plugins.loadPlugins();
         } catch (IncompatiblePluginException e) {
@@ -83,10 +82,13 @@ public final class PluginHost implements AutoCloseable {
     /**
      * Replaces the plugin that was loaded from {@code zip} (or from a zip of the same plugin id) with what the
      * zip holds now: stop, unload, load, start. A zip built for another API is refused with
-     * {@link IncompatiblePluginException} once the old plugin is gone.
+     * {@link IncompatiblePluginException}, and one that is broken (no zip, cut short, no descriptor) with
+     * {@link org.pf4j.PluginRuntimeException} naming it, before the old plugin is touched: it keeps running.
      */
     public synchronized Reload reload(Path zip) {
         long started = System.nanoTime();
+        // Before the old plugin is touched: a broken zip, or one for another API, leaves it running.
+        plugins.admit(zip);
         Path expanded = expandedDir(zip);
         Optional<PluginWrapper> old = plugins.getPlugins().stream()
                 .filter(plugin -> plugin.getPluginPath().toAbsolutePath().equals(expanded.toAbsolutePath()))

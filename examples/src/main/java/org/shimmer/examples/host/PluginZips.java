@@ -1,6 +1,8 @@
 package org.shimmer.examples.host;
 
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileSystemException;
@@ -13,6 +15,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Properties;
 import java.util.stream.Stream;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipInputStream;
@@ -49,6 +52,34 @@ final class PluginZips {
     static Path expandedDir(Path zip) {
         String name = zip.getFileName().toString();
         return zip.resolveSibling(name.substring(0, name.lastIndexOf('.')));
+    }
+
+    /**
+     * Reads every entry of {@code zip} (each one's CRC checked) without writing anything; returns its
+     * {@code plugin.properties}. Throws naming the zip when it is no zip, is cut short or has no descriptor.
+     */
+    static Properties verify(Path zip) throws IOException {
+        Properties descriptor = null;
+        int count = 0;
+        try (ZipInputStream entries = new ZipInputStream(Files.newInputStream(zip))) {
+            for (ZipEntry entry = entries.getNextEntry(); entry != null; entry = entries.getNextEntry(), count++) {
+                if (entry.getName().equals("plugin.properties")) {
+                    descriptor = new Properties();
+                    descriptor.load(new ByteArrayInputStream(entries.readAllBytes()));
+                } else {
+                    entries.transferTo(OutputStream.nullOutputStream());
+                }
+            }
+        } catch (IOException e) {
+            throw new IOException("plugin zip " + zip + " cannot be read whole: " + e.getMessage(), e);
+        }
+        if (count == 0) {
+            throw new IOException("plugin zip " + zip + " holds no entry: it is no zip");
+        }
+        if (descriptor == null) {
+            throw new IOException("plugin zip " + zip + " holds no plugin.properties");
+        }
+        return descriptor;
     }
 
     /** Expands {@code zip} unless its directory is already its whole expansion; returns the directory. */
@@ -95,8 +126,9 @@ final class PluginZips {
     }
 
     private static void unzip(Path zip, Path into) throws IOException {
+        int count = 0;
         try (ZipInputStream entries = new ZipInputStream(Files.newInputStream(zip))) {
-            for (ZipEntry entry = entries.getNextEntry(); entry != null; entry = entries.getNextEntry()) {
+            for (ZipEntry entry = entries.getNextEntry(); entry != null; entry = entries.getNextEntry(), count++) {
                 Path file = into.resolve(entry.getName()).normalize();
                 if (!file.startsWith(into) || file.equals(into)) {
                     throw new IOException("plugin zip " + zip + " holds an entry outside its directory: "
@@ -109,6 +141,10 @@ final class PluginZips {
                     Files.copy(entries, file);
                 }
             }
+        }
+        if (count == 0) {
+            // ZipInputStream reads anything else as an empty zip: PF4J then loaded an empty directory.
+            throw new IOException("plugin zip " + zip + " holds no entry: it is no zip");
         }
     }
 
