@@ -12,7 +12,6 @@ import java.nio.file.WatchService;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
-import java.util.Optional;
 import org.pf4j.PluginWrapper;
 import org.shimmer.runtime.RuntimePlugin;
 import reactor.core.publisher.Flux;
@@ -80,21 +79,25 @@ public final class PluginHost implements AutoCloseable {
     }
 
     /**
-     * Replaces the plugin that was loaded from {@code zip} (or from a zip of the same plugin id) with what the
-     * zip holds now: stop, unload, load, start. A zip built for another API is refused with
+     * Replaces the plugin that was loaded from {@code zip}, and one of the same plugin id loaded from another
+     * zip (the last version's, beside it), with what the zip holds now: stop, unload, load, start. A zip built for another API is refused with
      * {@link IncompatiblePluginException}, and one that is broken (no zip, cut short, no descriptor) with
      * {@link org.pf4j.PluginRuntimeException} naming it, before the old plugin is touched: it keeps running.
      */
     public synchronized Reload reload(Path zip) {
         long started = System.nanoTime();
         // Before the old plugin is touched: a broken zip, or one for another API, leaves it running.
-        plugins.admit(zip);
+        String incoming = plugins.admit(zip).getPluginId();
         Path expanded = expandedDir(zip);
-        Optional<PluginWrapper> old = plugins.getPlugins().stream()
-                .filter(plugin -> plugin.getPluginPath().toAbsolutePath().equals(expanded.toAbsolutePath()))
-                .findFirst();
-        String oldVersion = old.map(plugin -> plugin.getDescriptor().getVersion()).orElse("none");
-        old.ifPresent(plugin -> plugins.unloadPlugin(plugin.getPluginId()));
+        // The plugin this zip replaces: the one loaded from it, or one of its id from another zip (a version's
+        // zip beside the last one's), which PF4J would otherwise refuse as already loaded.
+        List<PluginWrapper> old = plugins.getPlugins().stream()
+                .filter(plugin -> plugin.getPluginPath().toAbsolutePath().equals(expanded.toAbsolutePath())
+                        || plugin.getPluginId().equals(incoming))
+                .toList();
+        String oldVersion = old.stream().map(plugin -> plugin.getDescriptor().getVersion()).findFirst()
+                .orElse("none");
+        old.forEach(plugin -> plugins.unloadPlugin(plugin.getPluginId()));
         // No delete of the old expansion here: loading expands the zip anew, whole, unless it is that one.
         String id = plugins.loadPlugin(zip);
         plugins.startPlugin(id);

@@ -4,12 +4,16 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
 import java.lang.ref.WeakReference;
+import java.net.URI;
+import java.nio.file.FileSystem;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -98,6 +102,39 @@ class HotReloadIntegrationTests {
                 .isLessThanOrEqualTo(fdsBaseline + 3);
         assertThat(pluginThreads()).as("plugin threads after %d reloads", CYCLES).isLessThanOrEqualTo(threadsBaseline);
         stopLongRunner();
+    }
+
+    /**
+     * An upgrade as Maven names zips: the next version's zip put beside the last one's. PF4J refused it as a plugin
+     * already loaded, so the watcher only printed an error and the old version ran on.
+     */
+    @Test
+    void aNextVersionsZipBesideTheLastOneReplacesThePlugin() throws Exception {
+        int pid = startLongRunner();
+        WeakReference<ClassLoader> oldLoader = new WeakReference<>(currentPluginLoader());
+        String oldVersion = host.started().getFirst().getDescriptor().getVersion();
+        try {
+            Mono<PluginHost.Reload> reloaded = host.reloads().next().cache();
+            reloaded.subscribe();
+            Path staged = temp.resolve("staged.zip");
+            Files.copy(pluginZip(), staged);
+            try (FileSystem files = FileSystems.newFileSystem(URI.create("jar:" + staged.toUri()), Map.of())) {
+                Path properties = files.getPath("plugin.properties");
+                Files.writeString(properties, Files.readString(properties)
+                        .replaceAll("(?m)^plugin.version=.*$", "plugin.version=9.9.9"));
+            }
+            Files.move(staged, pluginsDir.resolve("linux-runtime-plugin-9.9.9.zip"), StandardCopyOption.ATOMIC_MOVE);
+
+            PluginHost.Reload reload = reloaded.block(TIMEOUT);
+            assertThat(reload.oldVersion()).isEqualTo(oldVersion);
+            assertThat(reload.newVersion()).isEqualTo("9.9.9");
+            assertThat(host.started()).singleElement()
+                    .satisfies(plugin -> assertThat(plugin.getDescriptor().getVersion()).isEqualTo("9.9.9"));
+            assertThat(reattach().pid()).as("the container through the new version").isEqualTo(pid);
+            awaitCollected(List.of(oldLoader));
+        } finally {
+            stopLongRunner();
+        }
     }
 
     private int startLongRunner() {
