@@ -4,12 +4,18 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
 import org.shimmer.runtime.BundleInspection;
+import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.ShimmerException;
@@ -27,6 +33,9 @@ import picocli.CommandLine.ParentCommand;
  */
 @Command(name = "delete", aliases = "rm", mixinStandardHelpOptions = true, description = "Delete containers.")
 final class DeleteCommand implements Callable<Integer> {
+
+    /** How long a {@code delete --force} waits for the CLI that runs a local container to let go of it. */
+    private static final Duration HOLDER_LET_GO = Duration.ofSeconds(10);
 
     @ParentCommand
     ShimmerCli shimmer;
@@ -70,7 +79,7 @@ final class DeleteCommand implements Callable<Integer> {
             throw new NotFoundException("bundle " + namespace + "/" + id + " not found");
         }
         if (force) {
-            runtime.forceDelete(namespace, id).block(CliContext.TIMEOUT);
+            forceDelete(runtime, namespace, id, seen);
             return;
         }
         Optional<ShimClient> shim = Shims.remoteAlive(seen) && seen.complete()
@@ -95,6 +104,55 @@ final class DeleteCommand implements Callable<Integer> {
             throw new CliException("container " + id + " is " + seen.describe() + "; use delete --force");
         }
         runtime.delete(namespace, id).block(CliContext.TIMEOUT);
+    }
+
+    /**
+     * {@link RuntimePlugin#forceDelete}, which kills a local container another CLI runs but cannot remove its bundle
+     * while that CLI's local shim holds it: the {@code run} cleans up once it sees the exit, and the force failed
+     * "still in use" (about every other time) with the container already dead. So a live local shim of another
+     * process is waited for, at most {@link #HOLDER_LET_GO}, and the delete finished; a bundle its {@code run --rm}
+     * removed meanwhile is a delete done.
+     */
+    private static void forceDelete(RuntimePlugin runtime, String namespace, String id, BundleInspection seen) {
+        try {
+            runtime.forceDelete(namespace, id).block(CliContext.TIMEOUT);
+            return;
+        } catch (FailedPreconditionException inUse) {
+            Optional<ProcessHandle> holder = seen.shim()
+                    .filter(shim -> shim.kind() == BundleInspection.ShimKind.LOCAL && shim.alive()
+                            && shim.pid() != ProcessHandle.current().pid())
+                    .flatMap(shim -> ProcessHandle.of(shim.pid()));
+            if (holder.isEmpty() || !letGo(runtime, namespace, id, holder.get())) {
+                throw inUse;
+            }
+        }
+        BundleInspection left = runtime.inspect(namespace, id).block(CliContext.TIMEOUT);
+        if (left.present() || left.inUse()) {
+            runtime.forceDelete(namespace, id).block(CliContext.TIMEOUT);
+        }
+    }
+
+    /** Whether {@code holder} let go of the bundle within {@link #HOLDER_LET_GO}: it ended, or its shim did. */
+    private static boolean letGo(RuntimePlugin runtime, String namespace, String id, ProcessHandle holder) {
+        CompletableFuture<ProcessHandle> exited = holder.onExit();
+        long deadline = System.nanoTime() + HOLDER_LET_GO.toNanos();
+        while (System.nanoTime() - deadline < 0) {
+            if (!runtime.inspect(namespace, id).block(CliContext.TIMEOUT).inUse()) {
+                return true;
+            }
+            try {
+                // Woken at once by the holder's exit, the usual end; its shim's shutdown has no signal to wait on.
+                exited.get(100, TimeUnit.MILLISECONDS);
+            } catch (TimeoutException stillThere) {
+                // Looked at again.
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            } catch (ExecutionException impossible) {
+                return false;
+            }
+        }
+        return !runtime.inspect(namespace, id).block(CliContext.TIMEOUT).inUse();
     }
 
     /** Whether an earlier delete of {@code id} left hidden trees ({@code .<id>.deleting-…}, see the README). */

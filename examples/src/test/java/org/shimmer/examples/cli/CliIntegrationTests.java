@@ -284,6 +284,32 @@ class CliIntegrationTests {
         assertError(cli("delete", "orphan"), "shimmer: bundle default/orphan not found");
     }
 
+    /**
+     * {@code delete --force} of a local container whose {@code run} CLI is attached (docker's {@code rm -f} of a
+     * running container): the container dies, the run exits 137, and the delete succeeds. It failed about every
+     * other time, "still in use after a forced stop (local shim pid N)", the run's CLI still holding the bundle
+     * while it cleaned up after the exit; so three rounds, with and without {@code --rm}.
+     */
+    @Test
+    void deleteForceOfALocalContainerWhoseRunIsAttachedRemovesItAndTheRunExits137() throws Exception {
+        for (String round : List.of("kept", "removed", "kept-again")) {
+            List<String> run = new ArrayList<>(List.of("run", "--rootfs", image.toString()));
+            if (round.equals("removed")) {
+                run.add("--rm");
+            }
+            run.addAll(List.of(round, "--", "/bin/sh", "-c", "echo ready; sleep 60"));
+            Process cli = spawn(run.toArray(String[]::new));
+            awaitLine(cli, "ready");
+
+            Outcome forced = cli("delete", "--force", round);
+
+            assertThat(forced.status()).as(round + ": " + forced.err()).isZero();
+            assertThat(cli.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as(round + ": the run exited").isTrue();
+            assertThat(cli.exitValue()).as(round).isEqualTo(137);
+            assertNothingLeft();
+        }
+    }
+
     /** The CLI as its own process, as a user runs it: its main class on this test's class path. */
     private Process spawn(String... args) throws IOException {
         List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElseThrow(),
