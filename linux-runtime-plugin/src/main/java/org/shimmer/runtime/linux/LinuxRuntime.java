@@ -70,6 +70,16 @@ public class LinuxRuntime implements RuntimePlugin {
                 RemoteShimRegistry.of(resources), new ConcurrentHashMap<>());
     }
 
+    /**
+     * A view of {@code config} over what {@code shared} shares with its views: resources, local shims, the remote
+     * shims' registry (events servers, forwarders) and the runs in flight. For a plugin's extension, of which PF4J
+     * makes a new instance at every {@code getExtensions}: each one with shims of its own did not know the events
+     * server another had bound, and forwarded local task events to it, so the host's exchange got each twice.
+     */
+    protected LinuxRuntime(RuntimeConfig config, LinuxRuntime shared) {
+        this(config, shared.resources, shared.local, shared.remoteRegistry, shared.runs);
+    }
+
     /** A view of {@code config} over the shims every view of this runtime shares. */
     // The runner only keeps the view to call it later, never during construction.
     @SuppressWarnings("this-escape")

@@ -6,12 +6,13 @@ import org.shimmer.runtime.linux.LinuxRuntime;
 
 /**
  * The {@link org.shimmer.runtime.RuntimePlugin} extension PF4J hands to hosts: the Linux runtime with the default
- * roots, on the started plugin's resources. Hosts pick other roots with {@code withConfig}.
+ * roots, on the started plugin's resources and shims, shared by every instance PF4J makes. Hosts pick other roots
+ * with {@code withConfig}.
  */
 @Extension
 public final class LinuxRuntimeExtension extends LinuxRuntime {
 
     public LinuxRuntimeExtension() {
-        super(RuntimeConfig.defaults(), LinuxRuntimePlugin.resources());
+        super(RuntimeConfig.defaults(), LinuxRuntimePlugin.shared());
     }
 }

@@ -1,7 +1,9 @@
 package org.shimmer.runtime.linux.plugin;
 
 import org.pf4j.Plugin;
+import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.UnavailableException;
+import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 
 /**
@@ -13,6 +15,8 @@ public final class LinuxRuntimePlugin extends Plugin {
     // One plugin instance per class loader, so a static is per loaded plugin: a reloaded plugin gets new classes
     // and a fresh field.
     private static volatile RuntimeResources resources;
+    /** What every extension instance is a view of: made on the first, gone with the resources. */
+    private static LinuxRuntime shared;
 
     @Override
     public void start() {
@@ -30,11 +34,25 @@ public final class LinuxRuntimePlugin extends Plugin {
         synchronized (LinuxRuntimePlugin.class) {
             current = resources;
             resources = null;
+            shared = null;
         }
         if (current != null) {
             current.close();
         }
         log.info("Shimmer Linux runtime stopped");
+    }
+
+    /**
+     * The runtime every {@link LinuxRuntimeExtension} shares its shims with, on the running plugin's resources;
+     * {@link UnavailableException} while it is not started.
+     */
+    static LinuxRuntime shared() {
+        synchronized (LinuxRuntimePlugin.class) {
+            if (shared == null) {
+                shared = new LinuxRuntime(RuntimeConfig.defaults(), resources());
+            }
+            return shared;
+        }
     }
 
     /** The running plugin's resources; {@link UnavailableException} while it is not started. */
