@@ -1,6 +1,7 @@
 package org.shimmer.examples.cli;
 
 import java.time.Duration;
+import java.util.OptionalInt;
 import java.util.concurrent.Callable;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.ShimClient;
@@ -40,6 +41,12 @@ final class StatsCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         CliContext context = shimmer.context();
+        try (StopSignals signals = StopSignals.install()) {
+            return stats(context, signals);
+        }
+    }
+
+    private int stats(CliContext context, StopSignals signals) {
         ShimClient shim = Shims.require(context, id);
         try {
             context.out.printf(FORMAT, "ID", "CPU %", "CPU TIME", "MEM USAGE / LIMIT", "MEM %", "PIDS");
@@ -57,12 +64,15 @@ final class StatsCommand implements Callable<Integer> {
             } else {
                 // A stopped container has no stats to give: that ends the stream; any other failure is one.
                 // The JVM ignores SIGPIPE and PrintStream swallows the error: a closed stdout (| head -2) ends it.
-                lines.takeWhile(line -> {
+                OptionalInt signalled = signals.await(lines.takeWhile(line -> {
                     context.out.print(line);
                     context.out.flush();
                     return !context.out.checkError();
                 }).onErrorResume(failed -> stopped(context).flatMap(stopped -> stopped ? Mono.<String>empty()
-                        : Mono.error(failed))).blockLast();
+                        : Mono.error(failed))).then());
+                if (signalled.isPresent()) {
+                    return signalled.getAsInt();
+                }
             }
         } finally {
             shim.close().block(CliContext.TIMEOUT);

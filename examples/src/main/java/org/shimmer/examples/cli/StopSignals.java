@@ -4,6 +4,10 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalInt;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntConsumer;
 import reactor.core.Disposable;
@@ -42,6 +46,26 @@ final class StopSignals implements AutoCloseable {
             signals.previous.put(signal, Signal.handle(signal, signals::received));
         }
         return signals;
+    }
+
+    /**
+     * Blocks until {@code work} ends, or until SIGINT, SIGTERM or SIGHUP (one that came since {@link #install()}
+     * too) cancels it; returns the shell's status for that signal then. For the commands that wait for as long as
+     * the user likes ({@code events}, {@code stats}, {@code wait}), installed for the whole command: killed by the
+     * signal, their JVM never stopped the plugin, and the events socket they served (bound for the remote shims'
+     * events) stayed behind, stale.
+     */
+    OptionalInt await(Mono<?> work) {
+        CompletableFuture<?> running = work.toFuture();
+        target(signal -> running.cancel(false));
+        try {
+            running.join();
+            return OptionalInt.empty();
+        } catch (CancellationException cancelled) {
+            return OptionalInt.of(exitStatus());
+        } catch (CompletionException failed) {
+            throw failed.getCause() instanceof RuntimeException e ? e : failed;
+        }
     }
 
     /** From now on signals go to {@code sendSignal}; one that already came is sent at once. */

@@ -3,7 +3,9 @@ package org.shimmer.examples.cli;
 import java.nio.file.Files;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicReference;
 import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimClient;
@@ -29,6 +31,12 @@ final class WaitCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         CliContext context = shimmer.context();
+        try (StopSignals signals = StopSignals.install()) {
+            return waitFor(context, signals);
+        }
+    }
+
+    private int waitFor(CliContext context, StopSignals signals) {
         int status = 0;
         for (String id : ids) {
             boolean remote = Files.exists(context.runtime().load(context.namespace(), id).block(CliContext.TIMEOUT)
@@ -42,13 +50,16 @@ final class WaitCommand implements Callable<Integer> {
             }
             try {
                 // No bound: a container may run for as long as it likes.
-                ExitStatus exit;
+                AtomicReference<ExitStatus> exit = new AtomicReference<>();
                 try {
-                    exit = shim.awaitExit().block();
+                    OptionalInt signalled = signals.await(shim.awaitExit().doOnNext(exit::set));
+                    if (signalled.isPresent()) {
+                        return signalled.getAsInt();
+                    }
                 } catch (RuntimeException failed) {
                     throw lost(context, id).orElseThrow(() -> failed);
                 }
-                status = exit.status();
+                status = exit.get().status();
             } finally {
                 shim.close().block(CliContext.TIMEOUT);
             }

@@ -288,6 +288,39 @@ class CliOpsIntegrationTests {
         assertNothingLeft();
     }
 
+    /**
+     * {@code events}, {@code stats} and {@code wait} run until the user stops them, with Ctrl-C or SIGTERM. The JVM
+     * then died of the signal without stopping the plugin, and the events socket each served (for the remote shims'
+     * events) stayed behind, stale. Now each ends with 128 + the signal, having stopped the plugin.
+     */
+    @Test
+    void eventsStatsAndWaitStoppedBySignalsExitAsTheSignalAndLeaveNoSocket() throws Exception {
+        assertThat(cli("run", "-d", "--rootfs", image.toString(), "watched", "--", "/bin/sleep", "60").status())
+                .isZero();
+        Path socket = temp.resolve("state/.shimmer/events.sock");
+        Map<String, String> signals = Map.of("events", "TERM", "stats", "INT", "wait", "TERM");
+        try {
+            for (String command : List.of("events", "stats", "wait")) {
+                Process waiting = command.equals("events") ? spawn(command) : spawn(command, "watched");
+                awaitEventsServer(waiting);
+                if (command.equals("stats")) {
+                    // Its header once it has its shim: the loop the signal must end is running.
+                    assertThat(lines(waiting).readLine()).startsWith("ID");
+                }
+                Processes.signal(waiting.pid(), signals.get(command));
+
+                assertThat(waiting.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as(command + " ended").isTrue();
+                assertThat(waiting.exitValue()).as(command)
+                        .isEqualTo(signals.get(command).equals("INT") ? 130 : 143);
+                assertThat(Files.exists(socket, LinkOption.NOFOLLOW_LINKS)).as(command + " left " + socket)
+                        .isFalse();
+            }
+        } finally {
+            assertThat(cli("delete", "--force", "watched").status()).isZero();
+        }
+        assertNothingLeft();
+    }
+
     private static Path pluginsDir() {
         return Path.of(System.getProperty("shimmer.plugins.dir", "target/plugins"));
     }
