@@ -40,7 +40,9 @@ final class PsCommand implements Callable<Integer> {
                     ? runtime.taskState(context.namespace(), bundle.id()).block(CliContext.TIMEOUT) : null;
             if (task != null) {
                 status = task.status().name().toLowerCase(Locale.ROOT);
-                pid = task.pid() != 0 ? Integer.toString(task.pid()) : "-";
+                // A stopped task's pid is its exited init's: nothing runs, so none is shown, as without a shim.
+                pid = task.pid() != 0 && task.status() != TaskState.Status.STOPPED ? Integer.toString(task.pid())
+                        : "-";
             }
             context.out.printf(FORMAT, bundle.id(), status, pid);
         }

@@ -164,6 +164,8 @@ class CliIntegrationTests {
 
         assertThat(cli("kill", "bg", "--signal", "9").status()).isZero();
         awaitStopped("bg");
+        // Nothing runs: no pid, though the shim still names the init that exited.
+        assertThat(cli("ps").out()).containsPattern("(?m)^bg +stopped +-$");
         assertThat(cli("delete", "bg").status()).isZero();
         assertThat(cli("ps").out().lines()).hasSize(1);
     }
@@ -184,6 +186,8 @@ class CliIntegrationTests {
         // Removed before anything is asserted: a detached container outlives a failed test.
         assertThat(cli("kill", "bg", "--signal", "9").status()).isZero();
         awaitStopped("bg");
+        // Nothing runs: no pid, though the shim still names the init that exited.
+        assertThat(cli("ps").out()).containsPattern("(?m)^bg +stopped +-$");
         assertThat(cli("delete", "bg").status()).isZero();
 
         assertThat(exec.status()).as(exec.err()).isZero();
