@@ -26,7 +26,9 @@ final class GuardedStdin implements Publisher<byte[]> {
 
     @Override
     public void subscribe(Subscriber<? super byte[]> actual) {
-        Guard guard = new Guard(actual);
+        // Serialized: a request that throws on the copy's thread while the publisher delivers on its own made an
+        // error that ran inside the copy's onNext (Reactive Streams 1.3); it now waits for that onNext to return.
+        Guard guard = new Guard(Operators.serialize(Operators.toCoreSubscriber(actual)));
         try {
             source.subscribe(guard);
         } catch (Throwable thrown) {
