@@ -27,8 +27,9 @@ import reactor.core.publisher.Mono;
  * falls more than the bound behind loses the oldest bytes too. A subscriber that keeps requesting gets every byte,
  * in order, while it stays within the bound, from the first byte the process wrote if it subscribes before
  * anything was dropped; a chunk that comes while it waits for one is handed to it whole, whatever the bound (so a
- * bound of 0 keeps nothing for nobody, yet gives a waiting subscriber what comes). Subscribers are called on a bounded set of threads kept for them, never on the threads
- * that read the streams or run the runtime's own work: one that blocks in {@code onNext} holds one of those
+ * bound of 0 keeps nothing for nobody, yet gives a waiting subscriber what comes). Subscribers are called on a
+ * bounded set of threads kept for them, never on the threads that read the streams or run the runtime's own work:
+ * one that blocks in {@code onNext} holds one of those
  * threads and delays no exec, stats, kill or release of any container, but once all of them are held, other
  * streams' output waits for one to return. One whose {@code onNext} throws gets that error and frees the stream
  * for the next. One subscriber per stream at a time; a
