@@ -343,7 +343,15 @@ public final class ProcessStdio {
         }
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(ioDir)) {
             for (Path entry : entries) {
-                if (Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
+                BasicFileAttributes attributes;
+                try {
+                    attributes = Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+                } catch (NoSuchFileException removedMeanwhile) {
+                    // An exec's delete in flight released its streams: listed, then gone. It failed init's delete,
+                    // after its container was gone, and left the FIFOs listed after it.
+                    continue;
+                }
+                if (attributes.isOther()) {
                     Files.deleteIfExists(entry);
                 }
             }
