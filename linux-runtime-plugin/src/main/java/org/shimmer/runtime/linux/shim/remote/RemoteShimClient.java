@@ -234,7 +234,7 @@ final class RemoteShimClient extends TaskClient {
                     }) : Mono.just(deleted))
                     .flatMap(deleted -> {
                         if (execId.isEmpty()) {
-                            taskGone();
+                            session.untrackInit();
                         }
                         // A process we did not prepare (we reattached) may have left FIFOs: nobody can use them.
                         Mono<?> drained = process.stdio() != null ? process.drained() : blocking(() -> {
@@ -245,7 +245,10 @@ final class RemoteShimClient extends TaskClient {
                         ExitStatus exit = new ExitStatus(deleted.getPid(), deleted.getExitStatus(),
                                 TaskEvents.exitedAt(deleted.getExitedAt()).orElseGet(Instant::now));
                         process.exited(exit);
-                        return drained.thenReturn(exit);
+                        // The bundle is free for another create only once init's streams are released: their
+                        // release removes its FIFOs by name, and took those of a create let in meanwhile (review).
+                        return (execId.isEmpty() ? drained.doOnTerminate(() -> claims.taskGone(bundle.path()))
+                                : drained).thenReturn(exit);
                     }));
         });
     }

@@ -878,6 +878,54 @@ class RemoteShimTest extends ShimContractTest {
         stop(again);
     }
 
+    /**
+     * Another client's create of the bundle is refused until the delete before it has released init's streams
+     * (held here for their 5 s allowance by a subscriber that asks for nothing): that release removes init's FIFOs
+     * by name, and took those of a create let in meanwhile (review).
+     */
+    @Test
+    void anotherClientsCreateIsRefusedUntilTheDeleteReleasedInitsStreams() throws Exception {
+        Bundle bundle = bundle("sh", "-c", "echo one");
+        ShimClient first = shim(bundle);
+        ProcessIo io = first.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        io.stdout().subscribe(new BaseSubscriber<byte[]>() {
+            @Override
+            protected void hookOnSubscribe(org.reactivestreams.Subscription subscription) {
+                // Asks for nothing: the output never reaches its end.
+            }
+        });
+        first.start().block(TIMEOUT);
+        // Not awaitExit: it would spend the one allowance the output gets after the exit.
+        awaitTrue(() -> first.state().block(TIMEOUT).status() == TaskState.Status.STOPPED);
+        ShimClient second = bundle.newShimClient(connectAgain(), runc).block(TIMEOUT);
+        Mono<ExitStatus> deleted = first.delete().cache();
+        deleted.subscribe(exit -> { }, error -> { });
+        awaitTrue(() -> {
+            try {
+                second.state().block(TIMEOUT);
+                return false;
+            } catch (NotFoundException gone) {
+                return true;
+            }
+        });
+
+        assertThat(deleted.toFuture()).as("the delete, releasing init's streams").isNotDone();
+        StepVerifier.create(second.create(CreateOptions.of(Stdio.streams(null))))
+                .expectError(AlreadyExistsException.class).verify(TIMEOUT);
+        deleted.block(TIMEOUT);
+        ProcessIo again = second.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        Path ioDir = bundle.workDir().resolve("io");
+        assertThat(ioDir.resolve(bundle.id() + "-stdout")).exists();
+        assertThat(ioDir.resolve(bundle.id() + "-stderr")).exists();
+        Mono<String> output = subscribedText(again.stdout());
+        second.start().block(TIMEOUT);
+        assertThat(second.awaitExit().block(TIMEOUT).status()).isZero();
+        assertThat(output.block(TIMEOUT)).isEqualTo("one\n");
+        second.delete().block(TIMEOUT);
+        second.shutdown().block(TIMEOUT);
+        first.close().block(TIMEOUT);
+    }
+
     @Test
     void closingOneClientLeavesTheShimRunningAndConnectReattaches() throws Exception {
         Bundle bundle = bundle(TICKER);
