@@ -9,6 +9,8 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -73,10 +75,14 @@ class ExtensionInstancesIntegrationTests {
     @Test
     void aLocalRunThroughAnotherInstanceAfterARemoteOnePublishesEachEventOnce() throws Exception {
         Map<String, AtomicInteger> seen = new ConcurrentHashMap<>();
+        CountDownLatch laterDeleted = new CountDownLatch(1);
         Disposable counting = events.subscribe(EventFilter.all().withNamespace(NS)).subscribe(envelope -> {
             if (envelope.event() instanceof TaskEvent event) {
-                seen.computeIfAbsent(event.containerId() + " " + envelope.topic(), key -> new AtomicInteger())
-                        .incrementAndGet();
+                String key = event.containerId() + " " + envelope.topic();
+                seen.computeIfAbsent(key, k -> new AtomicInteger()).incrementAndGet();
+                if (key.equals("later /tasks/delete")) {
+                    laterDeleted.countDown();
+                }
             }
         });
         try {
@@ -85,7 +91,8 @@ class ExtensionInstancesIntegrationTests {
             run(host.runtime().withConfig(config), "local", ShimOpt.local());
             // One run more through a third instance, seen whole: a late duplicate of local's would have come by then.
             run(host.runtime().withConfig(config), "later", ShimOpt.local());
-            awaitCount(seen, "later /tasks/delete");
+            assertThat(laterDeleted.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("later /tasks/delete seen")
+                    .isTrue();
         } finally {
             counting.dispose();
         }
@@ -95,7 +102,7 @@ class ExtensionInstancesIntegrationTests {
                 assertThat(seen.get(id + " " + topic)).as(id + " " + topic).hasValue(1);
             }
         }
-        assertNothingLeft();
+        HostLeftovers.assertNoneUnder(temp, NS);
     }
 
     private void run(RuntimePlugin runtime, String id, ShimOpt shim) {
@@ -104,29 +111,6 @@ class ExtensionInstancesIntegrationTests {
         ExitStatus exit = Mono.usingWhen(runtime.run(request), container -> container.exit(), Container::release)
                 .block(TIMEOUT);
         assertThat(exit.status()).as(id).isZero();
-    }
-
-    private static void awaitCount(Map<String, AtomicInteger> seen, String key) throws InterruptedException {
-        long deadline = System.nanoTime() + TIMEOUT.toNanos();
-        while (!seen.containsKey(key)) {
-            assertThat(System.nanoTime()).as(key + " seen").isLessThan(deadline);
-            // The exchange has no signal for "some event came" that this count could block on besides itself.
-            Thread.sleep(10);
-        }
-    }
-
-    private void assertNothingLeft() throws IOException {
-        for (Path dir : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-            if (Files.isDirectory(dir)) {
-                try (Stream<Path> left = Files.list(dir)) {
-                    assertThat(left).as("left in " + dir).isEmpty();
-                }
-            }
-        }
-        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).as("mounts")
-                .noneMatch(line -> line.contains(temp.toString()));
-        assertThat(ProcessHandle.allProcesses().flatMap(process -> process.info().commandLine().stream()))
-                .as("processes").noneMatch(line -> line.contains(temp.toString()));
     }
 
     private static Path builtZip() throws IOException {

@@ -201,17 +201,7 @@ class HotReloadRefusalIntegrationTests {
 
     /** No bundle, mount, process or scratch directory left; one plugin's threads at most (the running one). */
     private void assertNothingLeft() throws IOException {
-        for (Path dir : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-            if (Files.isDirectory(dir)) {
-                try (Stream<Path> left = Files.list(dir)) {
-                    assertThat(left).as("left in " + dir).isEmpty();
-                }
-            }
-        }
-        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).as("mounts")
-                .noneMatch(line -> line.contains(temp.toString()));
-        assertThat(ProcessHandle.allProcesses().flatMap(process -> process.info().commandLine().stream()))
-                .as("processes").noneMatch(line -> line.contains(temp.toString()));
+        HostLeftovers.assertNoneUnder(temp, NS);
         assertThat(PluginZips.leftoversBeside(zip)).as("scratch or stale expansions beside the zip").isFalse();
     }
 

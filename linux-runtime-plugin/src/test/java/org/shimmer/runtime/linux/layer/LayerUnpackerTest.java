@@ -494,18 +494,9 @@ class LayerUnpackerTest {
     void replacingADeepDirectoryNeedsNoDeepStack() throws Exception {
         String deep = String.join("/", Collections.nCopies(DEEPEST, "a")) + "/f";
         byte[] tar = TarLayers.layer().file(deep, "x", 0644).file("a", "now a file", 0644).bytes();
-        AtomicReference<Throwable> thrown = new AtomicReference<>();
-        Thread small = new Thread(null, () -> {
-            try {
-                unpack(tar);
-            } catch (Throwable t) {
-                thrown.set(t);
-            }
-        }, "small-stack", SMALL_STACK);
-        small.start();
-        small.join();
+        Throwable thrown = unpackOnASmallStack(tar);
 
-        assertThat(thrown.get()).isNull();
+        assertThat(thrown).isNull();
         assertThat(Files.readString(target.resolve("a"))).isEqualTo("now a file");
     }
 
@@ -592,18 +583,9 @@ class LayerUnpackerTest {
             chain = TarLayers.concat(longName, chain);
         }
         byte[] tar = chain;
-        AtomicReference<Throwable> thrown = new AtomicReference<>();
-        Thread small = new Thread(null, () -> {
-            try {
-                unpack(tar);
-            } catch (Throwable t) {
-                thrown.set(t);
-            }
-        }, "small-stack", SMALL_STACK);
-        small.start();
-        small.join();
+        Throwable thrown = unpackOnASmallStack(tar);
 
-        assertThat(thrown.get()).isInstanceOf(InvalidImageException.class)
+        assertThat(thrown).isInstanceOf(InvalidImageException.class)
                 .hasMessageStartingWith("layer " + LAYER + ": entry \"././@LongLink\": ")
                 .hasMessageContaining("more than " + XattrTarInputStream.MAX_HEADERS + " headers before one entry");
         assertThat(target.resolve("g")).doesNotExist();
@@ -874,6 +856,21 @@ class LayerUnpackerTest {
         assertThat(mtime(target.resolve("d.x"))).isEqualTo(time.plusSeconds(4));
         assertThat(mtime(target.resolve("e/sub2"))).isEqualTo(time.plusSeconds(5));
         assertThat(mtime(target.resolve("e"))).isEqualTo(time);
+    }
+
+    /** What unpacking {@code tar} on a thread of a small stack threw; null if nothing. */
+    private Throwable unpackOnASmallStack(byte[] tar) throws InterruptedException {
+        AtomicReference<Throwable> thrown = new AtomicReference<>();
+        Thread small = new Thread(null, () -> {
+            try {
+                unpack(tar);
+            } catch (Throwable t) {
+                thrown.set(t);
+            }
+        }, "small-stack", SMALL_STACK);
+        small.start();
+        small.join();
+        return thrown.get();
     }
 
     private LayerContents unpack(byte[] tar) throws IOException {
