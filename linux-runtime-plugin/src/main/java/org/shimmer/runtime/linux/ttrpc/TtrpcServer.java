@@ -13,6 +13,7 @@ import java.net.BindException;
 import jdk.net.UnixDomainPrincipal;
 import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -111,6 +112,25 @@ public final class TtrpcServer {
     /** Which peers to serve; by default only processes of this process's own user. */
     public TtrpcServer peerPolicy(PeerPolicy peerPolicy) {
         return new TtrpcServer(socket, loops, blocking, services, Objects.requireNonNull(peerPolicy, "peerPolicy"));
+    }
+
+    /**
+     * Removes the socket file at {@code socket} if nobody listens on it (a server killed without removing it), under
+     * the lock servers bind under, so a server binding there meanwhile keeps its own; leaves a live socket and a file
+     * that is not a socket. Blocking. Returns whether it removed a file.
+     *
+     * @throws IOException naming the path, when it cannot be told or removed
+     */
+    public static boolean removeIfStale(Path socket) throws IOException {
+        if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS) || !UnixSockets.isSocket(socket)) {
+            return false;
+        }
+        try {
+            UnixSockets.removeStale(socket);
+        } catch (AddressInUseException served) {
+            return false;
+        }
+        return !Files.exists(socket, LinkOption.NOFOLLOW_LINKS);
     }
 
     /** Binds and starts serving. */

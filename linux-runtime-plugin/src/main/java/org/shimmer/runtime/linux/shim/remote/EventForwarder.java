@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.shim.remote;
 
 import com.google.protobuf.Empty;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -15,6 +16,7 @@ import org.shimmer.runtime.linux.shim.proto.ForwardRequest;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
 import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
+import org.shimmer.runtime.linux.ttrpc.TtrpcServer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
@@ -128,8 +130,24 @@ public final class EventForwarder implements Disposable {
                     // Nobody serves the socket (the usual case with no events reader): not worth a warning.
                     log.debug("the {} event of {} was not forwarded to {}: {}", envelope.topic(),
                             envelope.namespace(), socket, failed.toString());
-                    return Mono.empty();
+                    // The failure may come on an event loop: the look at the file is io's.
+                    return Mono.fromRunnable(this::removeIfStale).subscribeOn(resources.io()).then();
                 });
+    }
+
+    /**
+     * Removes the socket when nobody listens on it: a process that served it and was killed (a CLI's {@code run -d}
+     * or {@code wait} by SIGKILL) left it, and every local event after it dialed it twice and was refused, until
+     * another process bound the socket again. Under the lock servers bind under, so a live one is never removed.
+     */
+    private void removeIfStale() {
+        try {
+            if (TtrpcServer.removeIfStale(socket)) {
+                log.info("removed {}: nobody served it any more", socket);
+            }
+        } catch (IOException e) {
+            log.debug("cannot tell whether {} is stale: {}", socket, e.toString());
+        }
     }
 
     private Mono<TtrpcConnection> connected() {

@@ -2,8 +2,12 @@ package org.shimmer.runtime.linux.shim.remote;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -25,6 +29,7 @@ import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
@@ -123,6 +128,34 @@ class LocalEventsForwardingTest {
             BundleInspection left = serving.inspect(NS, id).block(TIMEOUT);
             assertThat(left.present() || left.inUse()).as(id + " left nothing").isFalse();
         }
+    }
+
+    @Test
+    void aSocketLeftByAKilledServerIsRemovedByTheFirstLocalEventThatFindsItRefusing() throws Exception {
+        Path socket = ShimEventsServer.socket(temp.resolve("state"));
+        Files.createDirectories(socket.getParent(),
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        // What a CLI killed by SIGKILL while it served the socket leaves: the file, and nobody listening on it.
+        try (ServerSocketChannel killed = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            killed.bind(UnixDomainSocketAddress.of(socket));
+        }
+        assertThat(LinuxCalls.probeUnix(socket)).isEqualTo(LinuxCalls.UnixProbe.REFUSED);
+
+        assertThat(run(running, "after-the-kill")).isEqualTo(3);
+        // Its forwarder sends what was queued before it stops: the stale socket was tried by then.
+        runningResources.close();
+
+        assertThat(socket).as("stale socket").doesNotExist();
+        // A runtime serving the state root binds it again as before.
+        CompletableFuture<List<String>> served = topicsOf("served");
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (LinuxCalls.probeUnix(socket) != LinuxCalls.UnixProbe.LISTENING) {
+            assertThat(System.nanoTime()).as(socket + " bound").isLessThan(deadline);
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+        }
+        assertThat(run(serving, "served")).isEqualTo(3);
+        assertThat(served.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+                .containsExactly("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete");
     }
 
     /** The topics the serving runtime sees for {@code id}, up to its delete. */
