@@ -35,6 +35,8 @@ public final class PluginHost implements AutoCloseable {
     private final Sinks.Many<Reload> reloads = Sinks.many().multicast().directBestEffort();
     private volatile WatchService watcher;
     private volatile Thread watchThread;
+    /** Set by {@link #close()} under this host's lock, which reloads hold: no reload runs after the stop. */
+    private volatile boolean closed;
 
     private PluginHost(ApiVersionedPluginManager plugins, Path pluginsDir) {
         this.plugins = plugins;
@@ -85,6 +87,10 @@ public final class PluginHost implements AutoCloseable {
      * {@link org.pf4j.PluginRuntimeException} naming it, before the old plugin is touched: it keeps running.
      */
     public synchronized Reload reload(Path zip) {
+        if (closed) {
+            throw new IllegalStateException("cannot reload " + zip + ": the plugin host of " + pluginsDir
+                    + " is closed");
+        }
         long started = System.nanoTime();
         // Before the old plugin is touched: a broken zip, or one for another API, leaves it running.
         String incoming = plugins.admit(zip).getPluginId();
@@ -112,7 +118,7 @@ public final class PluginHost implements AutoCloseable {
      * finished file into the directory, so no half-written zip is ever read.
      */
     public synchronized void watch() {
-        if (watchThread != null) {
+        if (watchThread != null || closed) {
             return;
         }
         try {
@@ -129,6 +135,9 @@ public final class PluginHost implements AutoCloseable {
             while (true) {
                 WatchKey key = watcher.take();
                 for (WatchEvent<?> event : key.pollEvents()) {
+                    if (closed) {
+                        return;
+                    }
                     if (event.context() instanceof Path name && name.toString().endsWith(".zip")) {
                         try {
                             reload(pluginsDir.resolve(name));
@@ -146,21 +155,40 @@ public final class PluginHost implements AutoCloseable {
         }
     }
 
-    /** Stops watching, then stops and unloads every plugin. Drop every extension and publisher first. */
+    /**
+     * Stops watching, then stops and unloads every plugin, after a reload in flight ended; a reload asked for later
+     * is refused. Drop every extension and publisher first.
+     */
     @Override
     public void close() {
         WatchService current = watcher;
         if (current != null) {
             try {
                 current.close();
-                watchThread.join(5_000);
-            } catch (IOException | InterruptedException ignored) {
-                // Closing is best effort; the thread is a daemon.
+            } catch (IOException ignored) {
+                // Closing is best effort: the watcher also ends on the closed flag.
             }
         }
-        reloads.tryEmitComplete();
-        plugins.stopPlugins();
-        plugins.unloadPlugins();
+        // Under the lock a reload holds: a close that gave up waiting for the watcher after 5 s stopped the plugins
+        // while a reload went on, and the plugin that reload started then ran past the close.
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            reloads.tryEmitComplete();
+            plugins.stopPlugins();
+            plugins.unloadPlugins();
+        }
+        Thread watching = watchThread;
+        if (watching != null && watching != Thread.currentThread()) {
+            try {
+                // Only its next look at the closed watch service is left.
+                watching.join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     private static Path expandedDir(Path zip) {

@@ -2,6 +2,7 @@ package org.shimmer.examples.host;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.lang.ref.WeakReference;
@@ -10,6 +11,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.jar.JarInputStream;
 import java.util.stream.Stream;
 import java.util.zip.ZipEntry;
@@ -107,6 +110,26 @@ class PluginLoadingIntegrationTests {
             Thread.sleep(20);
         }
         assertThat(pluginLoader.get()).as("the unloaded plugin's class loader is collected").isNull();
+    }
+
+    @Test
+    void aReloadRacingCloseEndsBeforeTheStopOrIsRefusedAndNoneRunsAfterIt() throws Exception {
+        Path zip = pluginsDir.resolve(pluginZip().getFileName());
+        PluginHost racing = PluginHost.start(pluginsDir);
+        CompletableFuture<PluginHost.Reload> reload = CompletableFuture.supplyAsync(() -> racing.reload(zip));
+        racing.close();
+        Throwable refused = reload.handle((done, error) -> error).get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        if (refused != null) {
+            assertThat(refused).hasCauseInstanceOf(IllegalStateException.class).cause().hasMessageContaining("closed");
+        }
+        assertThat(racing.started()).as("plugins started after the close").isEmpty();
+
+        PluginHost closed = PluginHost.start(pluginsDir);
+        closed.close();
+        assertThatThrownBy(() -> closed.reload(zip)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining(zip.toString()).hasMessageContaining("closed");
+        assertThat(closed.started()).as("plugins started after the close").isEmpty();
+        awaitNoThreadStartingWith(PLUGIN_THREAD_PREFIX);
     }
 
     /** Everything that refers to the plugin stays in this frame, so nothing pins it once this returns. */
