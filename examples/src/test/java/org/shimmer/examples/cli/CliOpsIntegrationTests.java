@@ -384,17 +384,6 @@ class CliOpsIntegrationTests {
     /** No bundle, runc container, mount or process of this test's state root. */
     private void assertNothingLeft() throws Exception {
         assertThat(cli("ps").out().lines()).as("no bundle listed").hasSize(1);
-        for (Path dir : List.of(temp.resolve("state/default"), temp.resolve("work/default"),
-                temp.resolve("state/.shimmer/runc/default"))) {
-            if (Files.isDirectory(dir)) {
-                try (Stream<Path> left = Files.list(dir)) {
-                    assertThat(left).as("left in " + dir).isEmpty();
-                }
-            }
-        }
-        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).as("mounts")
-                .noneMatch(line -> line.contains(temp.toString()));
-        assertThat(Processes.mentioning(temp.toString())).as("processes").isEmpty();
-        assertThat(StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"))).as("container cgroups").isEmpty();
+        CliLeftovers.assertNoneUnder(temp);
     }
 }

@@ -2,7 +2,6 @@ package org.shimmer.examples.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,14 +10,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.shimmer.examples.host.BusyboxRootfs;
-import org.shimmer.examples.host.StateRootCgroups;
 import picocli.CommandLine;
 
 /**
@@ -50,19 +47,8 @@ class JarLaunchIntegrationTests {
     }
 
     @AfterEach
-    void nothingLeft() throws IOException {
-        for (Path dir : List.of(temp.resolve("state/default"), temp.resolve("work/default"),
-                temp.resolve("state/.shimmer/runc/default"))) {
-            if (Files.isDirectory(dir)) {
-                try (Stream<Path> left = Files.list(dir)) {
-                    assertThat(left).as("left in " + dir).isEmpty();
-                }
-            }
-        }
-        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).as("mounts")
-                .noneMatch(line -> line.contains(temp.toString()));
-        assertThat(Processes.mentioning(temp.toString())).as("processes").isEmpty();
-        assertThat(StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"))).as("container cgroups").isEmpty();
+    void nothingLeft() throws Exception {
+        CliLeftovers.assertNoneUnder(temp);
     }
 
     @Test

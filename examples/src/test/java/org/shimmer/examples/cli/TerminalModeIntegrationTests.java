@@ -237,18 +237,7 @@ class TerminalModeIntegrationTests {
 
     /** No bundle, runc container, mount, process, cgroup or pty descriptor of this test left. */
     private void assertNothingLeft(Path slave) throws Exception {
-        for (Path dir : List.of(temp.resolve("state/default"), temp.resolve("work/default"),
-                temp.resolve("state/.shimmer/runc/default"))) {
-            if (Files.isDirectory(dir)) {
-                try (Stream<Path> left = Files.list(dir)) {
-                    assertThat(left).as("left in " + dir).isEmpty();
-                }
-            }
-        }
-        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).as("mounts")
-                .noneMatch(line -> line.contains(temp.toString()));
-        assertThat(Processes.mentioning(temp.toString())).as("processes").isEmpty();
-        assertThat(StateRootCgroups.removeEmptyAndListLeft(temp.resolve("state"))).as("container cgroups").isEmpty();
+        CliLeftovers.assertNoneUnder(temp);
         try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
             assertThat(fds.map(TerminalModeIntegrationTests::target))
                     .as("pty descriptors").noneMatch(target -> target.equals(slave.toString())

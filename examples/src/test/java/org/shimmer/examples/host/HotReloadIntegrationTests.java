@@ -19,18 +19,11 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.events.InMemoryEventExchange;
-import org.shimmer.runtime.shim.CreateOptions;
-import org.shimmer.runtime.shim.Mount;
-import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.shim.ShimOpt;
-import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
-import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Mono;
 
 /**
@@ -52,8 +45,7 @@ class HotReloadIntegrationTests {
     private PluginHost host;
     private InMemoryEventExchange events;
     private RuntimeConfig config;
-    private RuncOptions runc;
-    private Path image;
+    private LongRunner longRunner;
 
     @BeforeEach
     void setUp() throws IOException {
@@ -63,8 +55,8 @@ class HotReloadIntegrationTests {
         Files.copy(built, zip);
         events = new InMemoryEventExchange();
         config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"), events);
-        runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
-        image = BusyboxRootfs.write(temp.resolve("image"));
+        longRunner = new LongRunner(NS, ID, BusyboxRootfs.write(temp.resolve("image")), temp.resolve("daemon"),
+                RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString()));
         host = PluginHost.start(pluginsDir);
         host.watch();
     }
@@ -78,7 +70,7 @@ class HotReloadIntegrationTests {
 
     @Test
     void fiftyReloadsWithAContainerRunningThroughThem() throws Exception {
-        int pid = startLongRunner();
+        int pid = longRunner.start(runtime());
         List<WeakReference<ClassLoader>> oldLoaders = new ArrayList<>();
         long fdsBaseline = 0;
         long threadsBaseline = 0;
@@ -86,7 +78,7 @@ class HotReloadIntegrationTests {
         for (int cycle = 1; cycle <= CYCLES; cycle++) {
             oldLoaders.add(new WeakReference<>(currentPluginLoader()));
             replaceZip();
-            assertThat(reattach()).as("cycle %d", cycle).satisfies(state -> {
+            assertThat(longRunner.reattach(runtime())).as("cycle %d", cycle).satisfies(state -> {
                 assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
                 assertThat(state.pid()).isEqualTo(pid);
             });
@@ -101,7 +93,7 @@ class HotReloadIntegrationTests {
         assertThat(openFds()).as("open file descriptors after %d reloads", CYCLES)
                 .isLessThanOrEqualTo(fdsBaseline + 3);
         assertThat(pluginThreads()).as("plugin threads after %d reloads", CYCLES).isLessThanOrEqualTo(threadsBaseline);
-        stopLongRunner();
+        longRunner.stop(runtime());
     }
 
     /**
@@ -110,7 +102,7 @@ class HotReloadIntegrationTests {
      */
     @Test
     void aNextVersionsZipBesideTheLastOneReplacesThePlugin() throws Exception {
-        int pid = startLongRunner();
+        int pid = longRunner.start(runtime());
         WeakReference<ClassLoader> oldLoader = new WeakReference<>(currentPluginLoader());
         String oldVersion = host.started().getFirst().getDescriptor().getVersion();
         try {
@@ -130,48 +122,16 @@ class HotReloadIntegrationTests {
             assertThat(reload.newVersion()).isEqualTo("9.9.9");
             assertThat(host.started()).singleElement()
                     .satisfies(plugin -> assertThat(plugin.getDescriptor().getVersion()).isEqualTo("9.9.9"));
-            assertThat(reattach().pid()).as("the container through the new version").isEqualTo(pid);
+            assertThat(longRunner.reattach(runtime()).pid()).as("the container through the new version")
+                    .isEqualTo(pid);
             awaitCollected(List.of(oldLoader));
         } finally {
-            stopLongRunner();
+            longRunner.stop(runtime());
         }
-    }
-
-    private int startLongRunner() {
-        Bundle bundle = runtime().create(NS, ID, Spec.builder().args("/bin/sleep", "600").build()).block(TIMEOUT);
-        ShimClient shim = bundle.newShimClient(remoteShim(), runc).block(TIMEOUT);
-        shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block(TIMEOUT);
-        int pid = shim.start().block(TIMEOUT);
-        shim.close().block(TIMEOUT);
-        return pid;
-    }
-
-    /** Everything of the plugin stays in this frame: nothing pins it once this returns. */
-    private TaskState reattach() {
-        ShimClient shim = runtime().load(NS, ID).block(TIMEOUT).newShimClient(ShimOpt.connect(), runc)
-                .block(TIMEOUT);
-        TaskState state = shim.state().block(TIMEOUT);
-        shim.close().block(TIMEOUT);
-        return state;
-    }
-
-    private void stopLongRunner() {
-        Bundle bundle = runtime().load(NS, ID).block(TIMEOUT);
-        ShimClient shim = bundle.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
-        shim.kill(9, false).block(TIMEOUT);
-        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
-        shim.delete().block(TIMEOUT);
-        shim.shutdown().block(TIMEOUT);
-        bundle.delete().block(TIMEOUT);
     }
 
     private RuntimePlugin runtime() {
         return host.runtime().withConfig(config);
-    }
-
-    private ShimOpt remoteShim() {
-        return ShimOpt.remote(Path.of("containerd-shim-runc-v2"), temp.resolve("daemon").toString(), null, false,
-                null);
     }
 
     private ClassLoader currentPluginLoader() {

@@ -14,7 +14,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -22,17 +21,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.pf4j.PluginRuntimeException;
-import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
-import org.shimmer.runtime.shim.CreateOptions;
-import org.shimmer.runtime.shim.Mount;
-import org.shimmer.runtime.shim.ShimClient;
-import org.shimmer.runtime.shim.ShimOpt;
-import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TaskState;
-import org.shimmer.runtime.spec.Spec;
 
 /**
  * Reloads that must not happen: the zip replaced by one that is no zip, by one cut short, by one built for the
@@ -52,7 +44,7 @@ class HotReloadRefusalIntegrationTests {
     private Path zip;
     private PluginHost host;
     private RuntimeConfig config;
-    private RuncOptions runc;
+    private LongRunner survivor;
 
     @BeforeEach
     void setUp() throws IOException {
@@ -60,7 +52,8 @@ class HotReloadRefusalIntegrationTests {
         zip = pluginsDir.resolve(builtZip().getFileName());
         Files.copy(builtZip(), zip);
         config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"));
-        runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
+        survivor = new LongRunner(NS, ID, BusyboxRootfs.write(temp.resolve("image")), temp.resolve("daemon"),
+                RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString()));
         host = PluginHost.start(pluginsDir);
     }
 
@@ -81,7 +74,7 @@ class HotReloadRefusalIntegrationTests {
 
     @Test
     void aBrokenZipOrOneForAnotherApiIsRefusedAndTheRunningPluginStays() throws Exception {
-        int pid = startSurvivor();
+        int pid = survivor.start(runtime());
         WeakReference<ClassLoader> loaded = new WeakReference<>(pluginLoader());
 
         putInPlace(Files.write(temp.resolve("staged.zip"), "no zip at all".getBytes(StandardCharsets.UTF_8)));
@@ -102,10 +95,10 @@ class HotReloadRefusalIntegrationTests {
 
         putInPlace(copyOfBuiltZip());
         assertThat(host.reload(zip).newVersion()).isEqualTo(host.started().getFirst().getDescriptor().getVersion());
-        assertThat(reattach().pid()).as("the survivor after a good reload").isEqualTo(pid);
+        assertThat(survivor.reattach(runtime()).pid()).as("the survivor after a good reload").isEqualTo(pid);
         awaitCollected(loaded);
 
-        stopSurvivor();
+        survivor.stop(runtime());
         assertNothingLeft();
     }
 
@@ -113,39 +106,10 @@ class HotReloadRefusalIntegrationTests {
     private void assertStillServing(WeakReference<ClassLoader> loaded, int pid) {
         assertThat(host.started()).as("started plugins").hasSize(1);
         assertThat(pluginLoader()).as("the plugin that was running").isSameAs(loaded.get());
-        assertThat(reattach()).satisfies(state -> {
+        assertThat(survivor.reattach(runtime())).satisfies(state -> {
             assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
             assertThat(state.pid()).isEqualTo(pid);
         });
-    }
-
-    private int startSurvivor() throws IOException {
-        Path image = BusyboxRootfs.write(temp.resolve("image"));
-        Bundle bundle = runtime().create(NS, ID, Spec.builder().args("/bin/sleep", "600").build()).block(TIMEOUT);
-        ShimClient shim = bundle.newShimClient(ShimOpt.remote(Path.of("containerd-shim-runc-v2"),
-                temp.resolve("daemon").toString(), null, false, null), runc).block(TIMEOUT);
-        shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block(TIMEOUT);
-        int pid = shim.start().block(TIMEOUT);
-        shim.close().block(TIMEOUT);
-        return pid;
-    }
-
-    private TaskState reattach() {
-        ShimClient shim = runtime().load(NS, ID).block(TIMEOUT).newShimClient(ShimOpt.connect(), runc)
-                .block(TIMEOUT);
-        TaskState state = shim.state().block(TIMEOUT);
-        shim.close().block(TIMEOUT);
-        return state;
-    }
-
-    private void stopSurvivor() {
-        Bundle bundle = runtime().load(NS, ID).block(TIMEOUT);
-        ShimClient shim = bundle.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
-        shim.kill(9, false).block(TIMEOUT);
-        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
-        shim.delete().block(TIMEOUT);
-        shim.shutdown().block(TIMEOUT);
-        bundle.delete().block(TIMEOUT);
     }
 
     private RuntimePlugin runtime() {
