@@ -123,7 +123,14 @@ public interface Container {
     /** The container's resource usage, as {@link ShimClient#stats()} gives it. */
     Mono<ContainerStats> stats();
 
-    /** The events of this container's task, from subscription on. */
+    /**
+     * The events of this container's task, from subscription on, until its {@link #release()}: the flux completes
+     * once the release ended and the init's {@code /tasks/delete} was delivered, its last envelope. A remote shim
+     * forwards that event on its own time: if it has not reached the runtime 2 s after the release ended, the flux
+     * completes without it. A subscription made after the release ended completes at once (the exchange's later
+     * events of this namespace and id are another container's). Without a release it never completes, but with the
+     * runtime's stop.
+     */
     Flux<Envelope> events();
 
     /**

@@ -26,6 +26,7 @@ import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Envelope;
+import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.bundle.StorageErrors;
 import org.shimmer.runtime.linux.shim.Operations;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
@@ -42,6 +43,7 @@ import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
+import reactor.core.Disposables;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -67,6 +69,11 @@ final class LinuxContainer implements Container {
     static final Duration STEP_BOUND = Duration.ofSeconds(10);
     /** The longest the delete by force may take, for a release to end even with a hung runc. */
     static final Duration FORCE_DELETE_BOUND = Duration.ofSeconds(30);
+    /**
+     * How long {@link #events()} waits, once the release ended, for the init's {@code /tasks/delete}: a remote
+     * shim forwards it on its own time, and may answer the delete (and the shutdown) before it did.
+     */
+    static final Duration LAST_EVENT_WAIT = Duration.ofSeconds(2);
 
     private final RuntimePlugin runtime;
     private final Bundle bundle;
@@ -80,6 +87,13 @@ final class LinuxContainer implements Container {
     private final BoundedOutput stderr;
     private final Sinks.One<ExitStatus> exit = Sinks.one();
     private final AtomicReference<Sinks.Empty<Void>> release = new AtomicReference<>();
+    /** The release ended; set before any caller of {@link #release()} hears of it. */
+    private volatile boolean released;
+    /** The release's own watch saw the init's {@code /tasks/delete} go into the exchange. */
+    private final Sinks.Empty<Void> deleteSeen = Sinks.empty();
+    private volatile boolean deleteWasSeen;
+    /** The release ended and its delete event was seen, or was waited for {@link #LAST_EVENT_WAIT}. */
+    private final Sinks.Empty<Void> eventsEnd = Sinks.empty();
     private volatile ShimClient shim;
     private volatile boolean created;
     private volatile boolean started;
@@ -249,9 +263,48 @@ final class LinuxContainer implements Container {
         return shim.stats();
     }
 
+    /**
+     * The task's events until the release: a subscriber completes after the release ended, once it got the init's
+     * {@code /tasks/delete} (or, if that event did not reach the exchange within {@link #LAST_EVENT_WAIT}, then).
+     * One made after the release ended completes at once: what the exchange carries for this id from then on is
+     * another container's.
+     */
     @Override
     public Flux<Envelope> events() {
-        return shim.events();
+        return Flux.defer(() -> {
+            if (released) {
+                return Flux.empty();
+            }
+            // Seen already: it went in before this subscription, which will never get it.
+            boolean deletedBefore = deleteWasSeen;
+            Sinks.Empty<Void> gotDelete = Sinks.empty();
+            // Seen by the release's watch after this subscription began: it is on its way to this one too.
+            Mono<Void> end = eventsEnd.asMono().then(Mono.defer(() -> deletedBefore || !deleteWasSeen ? Mono.empty()
+                    : gotDelete.asMono().timeout(LAST_EVENT_WAIT, Mono.empty())));
+            // Noted after the envelope went through: an end that comes then is held until the subscriber has it.
+            return shim.events().takeUntilOther(end).doOnNext(envelope -> {
+                if (isInitDelete(envelope)) {
+                    gotDelete.tryEmitEmpty();
+                }
+            });
+        });
+    }
+
+    private boolean isInitDelete(Envelope envelope) {
+        return envelope.event() instanceof TaskEvent.TaskDelete delete && delete.containerId().equals(id());
+    }
+
+    /** Ends every {@link #events()} subscription once the release ended and its delete event came (or did not). */
+    private void endEvents(Disposable deleteWatch) {
+        released = true;
+        // No watch: no task was made, so no delete event will come.
+        Mono<Void> lastEvent = deleteWatch.isDisposed() ? Mono.empty() : deleteSeen.asMono();
+        lastEvent.timeout(LAST_EVENT_WAIT, Mono.empty())
+                .doFinally(signal -> {
+                    deleteWatch.dispose();
+                    eventsEnd.tryEmitEmpty();
+                })
+                .subscribe(null, failure -> log.debug("events of container {}: {}", name(), failure.toString()));
     }
 
     @Override
@@ -260,8 +313,16 @@ final class LinuxContainer implements Container {
             Sinks.Empty<Void> mine = Sinks.empty();
             if (release.compareAndSet(null, mine)) {
                 releasing.accept(mine.asMono());
+                // Watched from before the task's delete, which publishes it: see events().
+                Disposable deleteWatch = shim == null || !created ? Disposables.disposed()
+                        : shim.events().filter(this::isInitDelete).next()
+                                .subscribe(delete -> {
+                                    deleteWasSeen = true;
+                                    deleteSeen.tryEmitEmpty();
+                                }, failure -> { });
                 // Run to its end whoever cancels: a release half done is the leak it exists to prevent.
-                releaseOnce().subscribe(null, mine::tryEmitError, mine::tryEmitEmpty);
+                releaseOnce().doOnTerminate(() -> endEvents(deleteWatch))
+                        .subscribe(null, mine::tryEmitError, mine::tryEmitEmpty);
             }
             return release.get().asMono();
         });

@@ -353,6 +353,33 @@ class ContainerTest {
                 .verify(TIMEOUT));
     }
 
+    /**
+     * {@code events()} completes once the container was released, its last envelope the init's
+     * {@code /tasks/delete}; a subscription made after the release completes at once. It never completed: a host
+     * that collected a container's events waited for good.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void eventsCompleteAfterTheReleaseWithTheDeleteLastAndALaterSubscriptionCompletesAtOnce(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        Mono<List<Object>> events = container.events().map(Envelope::event).collectList().cache();
+        Disposable collecting = events.subscribe();
+        try {
+            container.release().block(TIMEOUT);
+            StepVerifier.create(events)
+                    .assertNext(seen -> {
+                        assertThat(seen).last().isEqualTo(new TaskEvent.TaskDelete(container.id(), container.pid(),
+                                137, ((TaskEvent.TaskDelete) seen.getLast()).exitedAt()));
+                        assertThat(seen).filteredOn(TaskEvent.TaskExit.class::isInstance).hasSize(1);
+                    })
+                    .expectComplete()
+                    .verify(TIMEOUT);
+            StepVerifier.create(container.events()).expectComplete().verify(TIMEOUT);
+        } finally {
+            collecting.dispose();
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"local", "remote"})
     void anExecAfterTheReleaseIsRefusedMakesNothingAndTheIdRunsAgain(String kind) {
