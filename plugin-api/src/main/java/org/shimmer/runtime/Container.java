@@ -144,6 +144,10 @@ public interface Container {
      * When a step fails and leaves something, the release falls back to {@link RuntimePlugin#forceDelete}; if even
      * that leaves something, it fails with the {@link ShimmerException} naming what still lives (with its code), and
      * {@code forceDelete(namespace, id)} is the way to retry.
+     *
+     * <p>Once it ended, {@link #kill}, {@link #exec}, {@link #resize} and {@link #stats()} are refused with
+     * {@link NotFoundException} naming the operation and the container ("it was released"), whichever the shim;
+     * {@link #exit()} still gives the exit, and {@link #events()} completes.
      */
     Mono<Void> release();
 }

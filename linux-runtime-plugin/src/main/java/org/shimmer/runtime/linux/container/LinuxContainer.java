@@ -227,20 +227,20 @@ final class LinuxContainer implements Container {
 
     @Override
     public Mono<ExecProcess> exec(String execId, Spec.Process process) {
-        return Operations.runToEnd(Mono.defer(() -> {
+        return unlessReleased("exec " + execId + " in", () -> Operations.runToEnd(Mono.defer(() -> {
             LinuxExecProcess exec = new LinuxExecProcess(shim, execId, name(), outputBuffer, output);
             return exec.launch(process, Stdio.streams(null));
-        }), LinuxExecProcess::discard).cast(ExecProcess.class);
+        }), LinuxExecProcess::discard).cast(ExecProcess.class));
     }
 
     @Override
     public Mono<Void> resize(TerminalSize size) {
-        return shim.resize(ShimClient.INIT, size);
+        return unlessReleased("resize the terminal of", () -> shim.resize(ShimClient.INIT, size));
     }
 
     @Override
     public Mono<ExecProcess> exec(String execId, Spec.Process process, Stdio stdio) {
-        return Mono.defer(() -> {
+        return unlessReleased("exec " + execId + " in", () -> {
             // An exec's output is always read into its buffers: a kind that sends it elsewhere has no place here.
             if (!(stdio instanceof Stdio.Streams || stdio instanceof Stdio.Terminal)) {
                 return Mono.error(new InvalidSpecException("exec " + execId + " in container " + name()
@@ -255,12 +255,21 @@ final class LinuxContainer implements Container {
 
     @Override
     public Mono<Void> kill(int signal) {
-        return shim.kill(signal, false);
+        return unlessReleased("kill", () -> shim.kill(signal, false));
     }
 
     @Override
     public Mono<ContainerStats> stats() {
-        return shim.stats();
+        return unlessReleased("get stats of", shim::stats);
+    }
+
+    /**
+     * {@code call}, unless the release ended: then refused alike on both shims, saying so (the local shim's answer
+     * was "container not created", the remote one's that its shim was shut down).
+     */
+    private <T> Mono<T> unlessReleased(String action, Supplier<Mono<T>> call) {
+        return Mono.defer(() -> released ? Mono.error(new NotFoundException(action + " container " + name()
+                + ": it was released")) : call.get());
     }
 
     /**

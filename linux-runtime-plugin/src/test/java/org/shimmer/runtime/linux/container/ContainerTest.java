@@ -67,6 +67,7 @@ import org.shimmer.runtime.linux.ttrpc.TtrpcConnection;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
 import org.shimmer.runtime.spec.Capabilities;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.Disposable;
@@ -378,6 +379,42 @@ class ContainerTest {
         } finally {
             collecting.dispose();
         }
+    }
+
+    /**
+     * Every call of a released container's handle is refused naming its operation and the container, alike on
+     * both shims, saying it was released: a remote {@code stats()} named "get state of", the call it makes first,
+     * and the local shim answered "container not created".
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void everyCallAfterTheReleaseIsRefusedNamingItsOperationAndTheContainer(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        container.release().block(TIMEOUT);
+        String name = NS + "/" + container.id();
+
+        Map<String, Mono<?>> calls = new LinkedHashMap<>();
+        calls.put("kill", container.kill(15));
+        calls.put("exec", container.exec("e1", "/bin/true"));
+        calls.put("stats", container.stats());
+        calls.put("resize", container.resize(TerminalSize.DEFAULT));
+        Map<String, String> refusals = new LinkedHashMap<>();
+        calls.forEach((call, mono) -> StepVerifier.create(mono)
+                .expectErrorSatisfies(e -> {
+                    refusals.put(call, e.getClass().getSimpleName() + ": " + e.getMessage());
+                    assertThat(e).as(call).isInstanceOf(ShimmerException.class);
+                })
+                .verify(TIMEOUT));
+        System.out.printf("%s: after the release %s%n", kind, refusals);
+        refusals.forEach((call, refusal) -> assertThat(refusal).as(call).startsWith("NotFoundException: ")
+                .contains(call).contains(name).endsWith("it was released"));
+        // The shim client's own answer names the stats too, not the state call it begins with.
+        StepVerifier.create(container.shim().stats())
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(ShimmerException.class)
+                        .hasMessageStartingWith("get stats of task " + name).hasMessageNotContaining("state"))
+                .verify(TIMEOUT);
+        StepVerifier.create(container.release()).verifyComplete();
+        assertThat(container.exit().block(TIMEOUT).status()).isEqualTo(137);
     }
 
     @ParameterizedTest

@@ -416,7 +416,7 @@ final class RemoteShimClient extends TaskClient {
         // The shim reads the cgroup as long as the task exists, a stopped one too (pids 0); runc, which the local
         // shim asks, refuses a stopped container ("not running"). Both refuse it here: one behaviour, whichever
         // shim, and no stats of a container that has ended.
-        return tasks.state("")
+        return tasks.state("get stats of", "")
                 .flatMap(init -> init.status() == TaskState.Status.STOPPED
                         ? Mono.error(new FailedPreconditionException("get stats of " + task()
                                 + ": the container is not running (stopped)"))

@@ -135,7 +135,12 @@ final class TaskService {
     }
 
     Mono<TaskState> state(String execId) {
-        return session.call("get state of", "State", StateRequest.newBuilder().setId(id).setExecId(execId).build(),
+        return state("get state of", execId);
+    }
+
+    /** The state, its failure named as {@code action}'s: the first step of another operation. */
+    Mono<TaskState> state(String action, String execId) {
+        return session.call(action, "State", StateRequest.newBuilder().setId(id).setExecId(execId).build(),
                 StateResponse.parser()).map(state -> taskState(id, execId, state));
     }
 
