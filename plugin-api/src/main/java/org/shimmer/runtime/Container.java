@@ -147,7 +147,8 @@ public interface Container {
      *
      * <p>Once it ended, {@link #kill}, {@link #exec}, {@link #resize} and {@link #stats()} are refused with
      * {@link NotFoundException} naming the operation and the container ("it was released"), whichever the shim;
-     * {@link #exit()} still gives the exit, and {@link #events()} completes.
+     * {@link #exit()} still gives the exit, and {@link #events()} completes. One of them that fails while the
+     * release runs lost the race to it, and fails the same way ("it is being released"), the shim's error its cause.
      */
     Mono<Void> release();
 }

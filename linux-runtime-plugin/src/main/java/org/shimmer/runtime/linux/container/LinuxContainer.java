@@ -265,11 +265,31 @@ final class LinuxContainer implements Container {
 
     /**
      * {@code call}, unless the release ended: then refused alike on both shims, saying so (the local shim's answer
-     * was "container not created", the remote one's that its shim was shut down).
+     * was "container not created", the remote one's that its shim was shut down). A call that fails once the
+     * release began lost the race to it, and says so, its shim's error kept as the cause: it was runc's own ("error
+     * executing setns process"), or, on the remote shim, "detached from its shim; connect() again".
      */
     private <T> Mono<T> unlessReleased(String action, Supplier<Mono<T>> call) {
-        return Mono.defer(() -> released ? Mono.error(new NotFoundException(action + " container " + name()
-                + ": it was released")) : call.get());
+        return Mono.defer(() -> released ? Mono.error(releasedError(action, null)) : call.get()
+                .onErrorMap(this::lostToTheRelease, failure -> releasedError(action, failure)));
+    }
+
+    /**
+     * Whether a call's failure came of the release begun meanwhile: not one of the caller's own arguments (an id
+     * in use, a bad spec), nor a plugin stop, which is told as such.
+     */
+    private boolean lostToTheRelease(Throwable failure) {
+        if (release.get() == null || io.isDisposed()) {
+            return false;
+        }
+        ErrorCode code = failure instanceof ShimmerException known ? known.code() : ErrorCode.INTERNAL;
+        return code != ErrorCode.INVALID_ARGUMENT && code != ErrorCode.ALREADY_EXISTS;
+    }
+
+    private NotFoundException releasedError(String action, Throwable cause) {
+        String why = cause == null ? "it was released"
+                : (released ? "it was released meanwhile (" : "it is being released (") + cause.getMessage() + ")";
+        return new NotFoundException(action + " container " + name() + ": " + why, cause);
     }
 
     /**

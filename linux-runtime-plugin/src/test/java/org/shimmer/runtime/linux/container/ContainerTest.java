@@ -417,6 +417,37 @@ class ContainerTest {
         assertThat(container.exit().block(TIMEOUT).status()).isEqualTo(137);
     }
 
+    /**
+     * A call that loses the race to a release begun meanwhile says so, alike on both shims, its shim's error kept as
+     * the cause: an exec answered runc's own "error executing setns process", a stats() "runc events failed", and
+     * on the remote shim either could say "detached from its shim; connect() again".
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void callsThatLoseTheRaceToTheReleaseSayTheContainerIsBeingReleased(String kind) {
+        Map<String, Integer> outcomes = new HashMap<>();
+        for (int round = 0; round < 5; round++) {
+            Container container = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+            // Merged first: the release has begun when the calls are made.
+            List<Mono<String>> calls = new ArrayList<>(List.of(container.release().then(Mono.<String>empty())));
+            for (int i = 0; i < 4; i++) {
+                calls.add(container.exec("e" + i, "/bin/sleep", "600").thenReturn("exec"));
+                calls.add(container.stats().thenReturn("stats"));
+            }
+            calls.add(container.kill(15).thenReturn("kill"));
+            String name = NS + "/" + container.id();
+            StepVerifier.create(Flux.merge(calls.stream().map(call -> call.onErrorResume(failure -> {
+                        assertThat(failure).isInstanceOf(ShimmerException.class);
+                        assertThat(failure.getMessage()).contains(" container " + name + ": it ")
+                                .contains(" released");
+                        return Mono.just("refused");
+                    })).toList()).doOnNext(outcome -> outcomes.merge(outcome, 1, Integer::sum)).then())
+                    .expectComplete()
+                    .verify(TIMEOUT);
+        }
+        System.out.printf("%s: calls racing the release %s%n", kind, outcomes);
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"local", "remote"})
     void anExecAfterTheReleaseIsRefusedMakesNothingAndTheIdRunsAgain(String kind) {
