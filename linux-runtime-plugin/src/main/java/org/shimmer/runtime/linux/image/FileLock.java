@@ -9,10 +9,11 @@ import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.LinuxCalls.ErrnoException;
 
 /**
- * An exclusive {@code flock(2)} on a file, taken on a descriptor opened for this acquisition alone and released
- * by closing it.
+ * A {@code flock(2)} on a file (exclusive, or shared by leases), taken on a descriptor opened for this acquisition
+ * alone and released by closing it.
  *
- * <p>Invariant: one holder at a time among threads, plugin class loaders and processes alike. The JDK's
+ * <p>Invariant: one exclusive holder at a time among threads, plugin class loaders and processes alike (or any
+ * number of shared ones, none exclusive). The JDK's
  * {@code FileLock} is an {@code fcntl} lock: it belongs to the process, so two class loaders of one JVM (a plugin
  * reloaded while the old one still imports) would both "hold" it. A flock belongs to the open file description,
  * and the kernel drops it when the holder dies, which is how a killed import is told from a running one.
@@ -34,13 +35,25 @@ final class FileLock implements AutoCloseable {
 
     /** Waits for the lock on {@code file}, made (0600) if absent. */
     static FileLock acquire(Path file) throws IOException {
+        return acquire(file, LinuxCalls.LOCK_EX);
+    }
+
+    /**
+     * Waits for a shared lock on {@code file}, made (0600) if absent: held with other shared holders, excluding
+     * only an exclusive one, so {@link #tryAcquire} fails while any holder has it.
+     */
+    static FileLock acquireShared(Path file) throws IOException {
+        return acquire(file, LinuxCalls.LOCK_SH);
+    }
+
+    private static FileLock acquire(Path file, int operation) throws IOException {
         create(file);
         int fd = LinuxCalls.open(file, FLAGS);
         try {
             if (!LinuxCalls.fstat(fd).isRegularFile()) {
                 throw new IOException("lock file " + file + " is not a regular file");
             }
-            LinuxCalls.flock(fd, LinuxCalls.LOCK_EX);
+            LinuxCalls.flock(fd, operation);
             return new FileLock(fd);
         } catch (IOException | RuntimeException e) {
             LinuxCalls.close(fd);

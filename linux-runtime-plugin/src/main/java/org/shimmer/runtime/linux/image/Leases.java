@@ -13,6 +13,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -24,9 +25,10 @@ import java.util.Map;
  * the names its layers had then).
  * Called under the store's lock only.
  *
- * <p>Invariant: a lease is live while its holder keeps the lease file flock'ed (the run between the lease and its
- * bundle's {@code config.json}: a remove there once took the layers and the run failed with a raw mount ENOENT),
- * or while its bundle exists and was made from that image (the bundle's {@code config.json} carries
+ * <p>Invariant: a lease is live while a holder keeps the lease file flock'ed (the run between the lease and its
+ * bundle's {@code config.json}: a remove there once took the layers and the run failed with a raw mount ENOENT;
+ * shared, as two runs of one bundle hold one file), or while its bundle exists and was made from that image (the
+ * bundle's {@code config.json} carries
  * {@link ImageStore#DIGEST_ANNOTATION} with the digest). A lease whose holder let go and whose bundle is gone
  * (deleted, or never created because its run failed or its process died) is stale and dropped when found; so a
  * container's delete needs no call here, and a host that crashed mid-run leaves nothing that blocks a remove
@@ -52,25 +54,43 @@ final class Leases {
         this.dir = dir;
     }
 
-    /** Writes the lease of {@code bundle} on {@code digest}; returns its flock, which keeps it live until closed. */
+    /**
+     * Writes the lease of {@code bundle} on {@code digest}; returns its flock (shared), which keeps it live until
+     * closed. A lease file of the same bundle, digest and layers is kept and its lock shared: another run of that
+     * bundle (another process running the same id) may hold it, and a new file in its place left that run's lock on
+     * an unlinked file, so the lease was stale to a remove as soon as this run let go.
+     */
     FileLock add(String digest, Path bundle, List<String> layers) throws IOException {
         Path digestDir = Files.createDirectories(dir.resolve(hex(digest)), ImageStore.PRIVATE_DIRECTORY);
         Path file = digestDir.resolve(BlobInput.sha256Hex(bundle.toString()));
+        List<String> lines = new ArrayList<>();
+        lines.add(bundle.toString());
+        lines.addAll(layers);
+        byte[] content = String.join("\n", lines).getBytes(StandardCharsets.UTF_8);
+        if (Arrays.equals(readIfPresent(file), content)) {
+            // Under the store's lock, as every delete of a lease: the file stays under its name meanwhile.
+            return FileLock.acquireShared(file);
+        }
         Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
         Files.deleteIfExists(temporary);
         // Locked before it has its name: the lock goes with the file, and no remove ever sees it unlocked.
-        FileLock pending = FileLock.acquire(temporary);
+        FileLock pending = FileLock.acquireShared(temporary);
         try {
-            List<String> lines = new ArrayList<>();
-            lines.add(bundle.toString());
-            lines.addAll(layers);
-            Files.write(temporary, String.join("\n", lines).getBytes(StandardCharsets.UTF_8));
+            Files.write(temporary, content);
             Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE);
             return pending;
         } catch (IOException | RuntimeException e) {
             pending.close();
             Files.deleteIfExists(temporary);
             throw e;
+        }
+    }
+
+    private static byte[] readIfPresent(Path file) throws IOException {
+        try {
+            return Files.readAllBytes(file);
+        } catch (NoSuchFileException e) {
+            return null;
         }
     }
 

@@ -385,6 +385,7 @@ public final class LinuxCalls {
     // flock(2): advisory locks owned by an open file description, so two descriptors opened separately exclude
     // each other whether they belong to two threads, two class loaders or two processes; fcntl locks (the JDK's
     // FileLock) belong to the process and do not.
+    public static final int LOCK_SH = 1;
     public static final int LOCK_EX = 2;
     public static final int LOCK_NB = 4;
     public static final int LOCK_UN = 8;

@@ -120,6 +120,32 @@ class LayerCollectionTest {
         assertThat(ImageStoreTest.names(root.resolve("leases"))).isEmpty();
     }
 
+    /**
+     * Two runs of one bundle from one image at once (two processes running the same id; only one makes the
+     * bundle): the second lease replaced the first's file by a new one, leaving the first run's lock on an unlinked
+     * file. Once the second let go (its run failed), a remove found the lease stale and took the layers from under
+     * the first run, whose overlay then had no lower.
+     */
+    @Test
+    void aSecondLeaseOfTheSameBundleLetGoLeavesTheFirstLive() throws IOException {
+        Image image = importAs(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "twice:1");
+        Path bundle = temp.resolve("state/ns/same");
+
+        try (ImageLease first = store.lease(image, bundle).block(TIMEOUT)) {
+            store.lease(image, bundle).block(TIMEOUT).close();
+
+            StepVerifier.create(store.remove("twice:1"))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("image twice:1 is in use by container ns/same"))
+                    .verify(TIMEOUT);
+            assertThat(first.layers().getFirst()).isDirectory();
+        }
+
+        StepVerifier.create(store.remove("twice:1")).verifyComplete();
+        assertThat(ImageStoreTest.names(root.resolve("layers"))).isEmpty();
+        assertThat(ImageStoreTest.names(root.resolve("leases"))).isEmpty();
+    }
+
     @Test
     void aRemovedLayerWithOwnerEntriesLeavesThroughTmpUnopened() throws Exception {
         // A layer whose top has "owner" as a terminal, and one with "owner" as a symlink: once moved into tmp/
