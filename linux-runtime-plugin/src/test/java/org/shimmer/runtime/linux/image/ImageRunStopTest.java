@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -31,6 +32,8 @@ import org.shimmer.runtime.linux.testing.TarLayers;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Spec;
+import reactor.core.Disposable;
+import reactor.core.publisher.Mono;
 
 /**
  * A runtime closed (a plugin stop) at any moment of a run from an image: the next runtime on the same roots, in the
@@ -106,6 +109,43 @@ class ImageRunStopTest {
             }
         }
         System.out.println("A runtime closed in a run from an image:\n" + String.join("\n", outcomes));
+    }
+
+    /**
+     * A run from an image cancelled at any moment: its undo lets go of the lease, so once a run of the same id (which
+     * waits for that undo) has ended, the image removes to nothing, and no descriptor of the store stays open.
+     */
+    @Test
+    void aRunFromAnImageCancelledAnywhereLetsGoOfItsLease() throws Exception {
+        RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(temp.resolve("runc").toString());
+        LinuxRuntime runtime = runtime();
+        Image image = runtime.images().importLayout(ImportRequest.of(layout()).withName(NAME)).block(TIMEOUT);
+        Map<Integer, String> fds = Leaks.openFds();
+        Random random = new Random(7);
+        for (int round = 0; round < 16; round++) {
+            String id = "c" + round;
+            ShimOpt shim = round % 4 == 3 ? ShimOpt.remote(Path.of("containerd-shim-runc-v2"),
+                    temp.resolve("daemon.sock").toString(), null, false, null) : ShimOpt.local();
+            CompletableFuture<Container> taken = new CompletableFuture<>();
+            Disposable run = runtime.run(RunRequest.of(NS, id, Spec.builder().build(), image)
+                    .withShim(shim).withRuncOptions(runc)).subscribe(taken::complete, error -> { });
+            Thread.sleep(random.nextInt(500));
+            run.dispose();
+            if (taken.isDone()) {
+                // Handed out before the cancel: the caller's to release.
+                taken.get().release().block(TIMEOUT);
+            }
+            Spec quick = Spec.builder().args("/bin/busybox", "true").build();
+            Integer status = Mono.usingWhen(runtime.run(RunRequest.of(NS, id, quick, image)
+                    .withRuncOptions(runc)), container -> container.exit().map(exit -> exit.status()),
+                    Container::release).block(TIMEOUT);
+            assertThat(status).as(id).isZero();
+        }
+        runtime.images().remove(NAME).block(TIMEOUT);
+        assertThat(ImageStoreTest.names(runtime.config().imageRoot().resolve("layers"))).isEmpty();
+        assertThat(ImageStoreTest.names(runtime.config().imageRoot().resolve("leases"))).isEmpty();
+        assertThat(Leaks.fdsAddedSince(fds, Duration.ofSeconds(5)).values()).as("descriptors left open")
+                .noneMatch(target -> target.startsWith(runtime.config().imageRoot().toString()));
     }
 
     private LinuxRuntime runtime() {
