@@ -59,6 +59,7 @@ final class ImageImport {
         BooleanSupplier deletesStopped = store.deletesStopped();
         try (FileLock _ = store.lock()) {
             swept = Scratch.sweep(store.tmp());
+            store.records().sweepTemporaries();
             scratch = Scratch.create(store.tmp(), deletesStopped);
         }
         try (scratch) {

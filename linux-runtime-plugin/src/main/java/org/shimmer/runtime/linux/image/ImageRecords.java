@@ -43,6 +43,7 @@ final class ImageRecords {
         static final ObjectMapper MAPPER = JsonMapper.builder().build();
     }
     private static final String SUFFIX = ".json";
+    private static final String TEMPORARY = ".tmp";
     private static final Logger log = LoggerFactory.getLogger(ImageRecords.class);
 
     /** A record: the image, and the unpacked bytes of each of its layers (for images that share them). */
@@ -126,14 +127,38 @@ final class ImageRecords {
         json.put("size", image.size());
         json.put("imported", image.imported().toString());
         Path file = file(image.name());
-        Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
-        try (FileChannel out = FileChannel.open(temporary, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            out.write(ByteBuffer.wrap(Json.MAPPER.writeValueAsBytes(json)));
-            out.force(true);
+        Path temporary = file.resolveSibling(file.getFileName() + TEMPORARY);
+        try {
+            try (FileChannel out = FileChannel.open(temporary, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                    StandardOpenOption.TRUNCATE_EXISTING)) {
+                out.write(ByteBuffer.wrap(Json.MAPPER.writeValueAsBytes(json)));
+                out.force(true);
+            }
+            Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException | RuntimeException e) {
+            // A full disk: nothing else would ever delete it but an import of the same name.
+            try {
+                Files.deleteIfExists(temporary);
+            } catch (IOException undone) {
+                e.addSuppressed(undone);
+            }
+            throw e;
         }
-        Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE);
         syncDirectory(dir);
+    }
+
+    /**
+     * Deletes the temporary files of writes a crash cut short. Under the store's lock, which every write holds: any
+     * such file is dead. Not a record, so never listed, but nothing else deleted it.
+     */
+    void sweepTemporaries() throws IOException {
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "*" + SUFFIX + TEMPORARY)) {
+            for (Path file : files) {
+                Files.deleteIfExists(file);
+            }
+        } catch (NoSuchFileException e) {
+            // No record was ever written.
+        }
     }
 
     void delete(String name) throws IOException {

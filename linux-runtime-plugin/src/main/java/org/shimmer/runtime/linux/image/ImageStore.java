@@ -265,6 +265,7 @@ public final class ImageStore implements Images {
         try {
             try (FileLock _ = lock()) {
                 swept = Scratch.sweep(tmp());
+                records.sweepTemporaries();
                 removeLocked(name, swept, doomed);
             }
         } finally {

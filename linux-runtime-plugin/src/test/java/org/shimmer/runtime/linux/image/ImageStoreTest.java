@@ -887,6 +887,41 @@ class ImageStoreTest {
         }
     }
 
+    /**
+     * An import whose layers fit to the last page and whose record did not failed as no space and left the record's
+     * temporary file in {@code images/} for good (only an import of the same name wrote over it); a crash during a
+     * record's write left one too. It goes with the failed write, and the next import or remove deletes any other.
+     */
+    @Test
+    void aRecordThatDoesNotFitLeavesNoTemporaryFileAndACrashsIsSwept() throws Exception {
+        Files.createDirectories(root);
+        LinuxCalls.mount("tmpfs", root.toString(), "tmpfs", 0, "size=1m,mode=0700");
+        try {
+            // The largest layer that fits leaves no page for the record: grown a page at a time until it is so.
+            boolean recordFailed = false;
+            for (int pages = 248; pages <= 256 && !recordFailed; pages++) {
+                byte[] layer = OciLayouts.tar(Map.of("big", bytes(pages * 4096, pages)));
+                Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(layer, Compression.NONE), "v1")
+                        .writeDirectory(temp.resolve("p" + pages));
+                try {
+                    Image imported = store.importLayout(layout).block(TIMEOUT);
+                    store.remove(imported.name()).block(TIMEOUT);
+                } catch (ResourceExhaustedException full) {
+                    // Failed at the record when its layer is in.
+                    recordFailed = !names(root.resolve("layers")).isEmpty();
+                }
+                assertThat(names(root.resolve("images"))).as("records of a layer of %d pages", pages).isEmpty();
+            }
+            assertThat(recordFailed).as("an import failed writing its record").isTrue();
+
+            Path crashed = Files.createFile(root.resolve("images").resolve("0".repeat(64) + ".json.tmp"));
+            StepVerifier.create(store.remove("nothing:v1")).expectError(NotFoundException.class).verify(TIMEOUT);
+            assertThat(crashed).as("a crashed write's temporary file").doesNotExist();
+        } finally {
+            LinuxCalls.umount2(root.toString(), LinuxCalls.MNT_DETACH);
+        }
+    }
+
     @Test
     void aRemoveOnADiskWithNoInodeLeftFreesTheImagesLayers() throws Exception {
         Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar("a", "a"))
