@@ -150,7 +150,8 @@ public final class LayerUnpacker {
                         "layer " + layer + ": entry \"" + refusal.entry() + "\": " + refusal.getMessage());
             } catch (IOException e) {
                 String where = previous == null ? "the first entry" : "the entry after \"" + previous + "\"";
-                if (e.getCause() instanceof IllegalArgumentException) {
+                // The stream read fine: the tar reader refused what it read (a PAX time of 20 digits, NaN).
+                if (e.getCause() instanceof IllegalArgumentException || !source.failed) {
                     throw new InvalidImageException(
                             "layer " + layer + ": malformed tar header of " + where + ": " + e.getMessage(), e);
                 }
@@ -534,6 +535,8 @@ public final class LayerUnpacker {
      */
     private static final class SourceEnd extends FilterInputStream {
         boolean ended;
+        /** Whether a read of the stream itself failed: an I/O error, not one of the tar's headers. */
+        boolean failed;
 
         SourceEnd(InputStream in) {
             super(in);
@@ -541,16 +544,36 @@ public final class LayerUnpacker {
 
         @Override
         public int read() throws IOException {
-            int b = super.read();
-            ended |= b < 0;
-            return b;
+            try {
+                int b = super.read();
+                ended |= b < 0;
+                return b;
+            } catch (IOException | RuntimeException e) {
+                failed = true;
+                throw e;
+            }
         }
 
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
-            int n = super.read(b, off, len);
-            ended |= n < 0;
-            return n;
+            try {
+                int n = super.read(b, off, len);
+                ended |= n < 0;
+                return n;
+            } catch (IOException | RuntimeException e) {
+                failed = true;
+                throw e;
+            }
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            try {
+                return super.skip(n);
+            } catch (IOException | RuntimeException e) {
+                failed = true;
+                throw e;
+            }
         }
     }
 }

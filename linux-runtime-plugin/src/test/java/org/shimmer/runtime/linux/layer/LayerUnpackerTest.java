@@ -30,6 +30,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.image.InvalidImageException;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.Leaks;
@@ -240,6 +242,22 @@ class LayerUnpackerTest {
         byte[] garbage = new byte[1024];
         Arrays.fill(garbage, (byte) 'z');
         assertThatThrownBy(() -> unpack(garbage))
+                .isInstanceOf(InvalidImageException.class)
+                .hasMessageContaining("layer " + LAYER + ": malformed tar header of the first entry");
+    }
+
+    /**
+     * A PAX record commons-compress cannot parse (a time of 20 digits, NaN, a hex number, an id past a long) failed
+     * the layer as an I/O error ({@code UNAVAILABLE}, worth retrying) rather than as the image's: only a header
+     * whose parse failure had an {@code IllegalArgumentException} cause was taken for malformed.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"mtime=99999999999999999999", "mtime=NaN", "atime=0x10", "gid=99999999999999999999"})
+    void aPaxRecordThatDoesNotParseIsAnInvalidImage(String record) {
+        int equals = record.indexOf('=');
+        byte[] tar = TarLayers.layer().fileWithRawPax("f", "x", 0644, TarLayers.paxRecord(record.substring(0, equals),
+                record.substring(equals + 1).getBytes(UTF_8))).bytes();
+        assertThatThrownBy(() -> unpack(tar))
                 .isInstanceOf(InvalidImageException.class)
                 .hasMessageContaining("layer " + LAYER + ": malformed tar header of the first entry");
     }
