@@ -268,6 +268,14 @@ public final class ImageStore implements Images {
                 records.sweepTemporaries();
                 removeLocked(name, swept, doomed);
             }
+        } catch (NotFoundException unknown) {
+            // What it collected is dead under tmp/: deleted now, a failure only logged, as a sweep's.
+            try {
+                deleteCollected(doomed, stopped);
+            } catch (IOException | RuntimeException failed) {
+                log.warn("remove of unknown image {}: could not delete the layers it collected", name, failed);
+            }
+            throw unknown;
         } finally {
             // A refused or unknown remove still deletes what dead imports left: a Ctrl-C'd import's gigabytes
             // otherwise waited for the next import or successful remove.
@@ -275,9 +283,15 @@ public final class ImageStore implements Images {
                 swept.deleteDead(stopped);
             }
         }
+        deleteCollected(doomed, stopped);
+    }
+
+    /**
+     * Deletes the layers a remove moved into {@code tmp/}. Cut by a stop, the remove still succeeded: its record is
+     * gone, and what is left of its layers is dead under {@code tmp/}, for the next sweep.
+     */
+    private static void deleteCollected(List<Path> doomed, BooleanSupplier stopped) throws IOException {
         for (Path gone : doomed) {
-            // Cut by a stop, the remove still succeeded: its record is gone, and what is left of its layers is
-            // dead under tmp/, for the next sweep.
             if (!DirectoryTrees.deleteRecursively(gone, stopped)) {
                 Scratch.logStopped(gone);
                 return;
@@ -306,6 +320,9 @@ public final class ImageStore implements Images {
             return;
         }
         if (stored == null) {
+            // Nothing to remove, but what nothing names goes (the layers an import renamed in before it failed for
+            // lack of space, or was killed): with no other image to remove, no call freed that space.
+            collect(name, records.scan(), leases.all(), swept, doomed);
             throw new NotFoundException("no image named " + name);
         }
         ImageRecords.Scan scan = records.scan();
@@ -319,6 +336,17 @@ public final class ImageStore implements Images {
                     + (users.size() == 1 ? "container " : "containers ")
                     + String.join(", ", users.stream().map(user -> container(user.bundle())).toList()));
         }
+        records.delete(name);
+        collect(name, scan, leased, swept, doomed);
+    }
+
+    /**
+     * Moves every directory of {@code layers/} that no record but {@code name}'s, running import or live lease names
+     * into {@code tmp/}, adding it to {@code doomed}; none while a record is damaged. Under the lock.
+     */
+    private void collect(String name, ImageRecords.Scan scan, Map<String, List<Leases.Live>> leased,
+            Scratch.Swept swept, List<Path> doomed) throws IOException {
+        List<Stored> all = scan.records();
         Set<String> keep = new HashSet<>(swept.claimed());
         for (Stored other : all) {
             if (!other.image().name().equals(name)) {
@@ -340,10 +368,9 @@ public final class ImageStore implements Images {
                 }
             }
         });
-        records.delete(name);
         if (!scan.damaged().isEmpty()) {
             // Which layers a damaged record names is unknown: collecting now could take its image's layers.
-            log.warn("image {} removed; its layers are not collected while the records {} are damaged", name,
+            log.warn("remove of image {}: no layer is collected while the records {} are damaged", name,
                     scan.damaged());
             return;
         }

@@ -922,6 +922,27 @@ class ImageStoreTest {
         }
     }
 
+    /**
+     * The layers an import renamed in before it failed (no space for the next one, or its record) or was killed
+     * are named by no image: only a successful remove of another image collected them, so a store with no other
+     * image kept that space for good, as no call could free it. A remove of an unknown name collects them too, and
+     * still fails as not found.
+     */
+    @Test
+    void aRemoveOfAnUnknownNameCollectsTheLayersNothingNames() throws IOException {
+        OciLayouts.Image kept = threeLayers();
+        store.importLayout(OciLayouts.layout().tagged(kept, "v1").writeDirectory(temp.resolve("kept")))
+                .block(TIMEOUT);
+        Path orphan = Files.createDirectories(root.resolve("layers").resolve("c".repeat(64)).resolve("etc"));
+
+        StepVerifier.create(store.remove("failed:v1")).expectError(NotFoundException.class).verify(TIMEOUT);
+
+        assertThat(orphan.getParent()).as("a layer no image names").doesNotExist();
+        assertThat(names(root.resolve("layers"))).as("the layers of the image there is").containsExactlyInAnyOrder(
+                kept.chainId(0).substring(7), kept.chainId(1).substring(7), kept.chainId(2).substring(7));
+        assertThat(names(root.resolve("tmp"))).isEmpty();
+    }
+
     @Test
     void aRemoveOnADiskWithNoInodeLeftFreesTheImagesLayers() throws Exception {
         Path layout = OciLayouts.layout().tagged(OciLayouts.image().layer(OciLayouts.tar("a", "a"))
