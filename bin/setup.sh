@@ -44,6 +44,10 @@ shimmer_packages+=(umoci skopeo)
 # LayerSyncTest traces an import with strace to see each layer synced before it is named.
 shimmer_packages+=(strace)
 
+# ImageRunCrashTest runs the host it kills under a few lines of python3 that stand in for init: a subreaper that
+# reaps what the killed host leaves (a runc it started), as init would on a real machine.
+shimmer_packages+=(python3)
+
 shimmer_install_packages
 shimmer_find_jdk
 export PATH="$JAVA_HOME/bin:$PATH"
