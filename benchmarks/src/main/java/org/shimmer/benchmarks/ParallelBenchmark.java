@@ -83,7 +83,7 @@ public final class ParallelBenchmark {
             RuncOptions options = plugin.runc();
             ShimOpt shim = plugin.remoteShim();
             Way runcWay = new Way("runc run", (count, prefix) -> round("runc run", count, prefix,
-                    id -> external(runcRun(work, runcSpec, id)),
+                    id -> runcRun(work, runcSpec, id),
                     id -> BenchProcesses.runQuietly(List.of("runc", "--root", work.resolve("runc-root").toString(),
                             "delete", "-f", id))));
             Way localWay = new Way("local shim", (count, prefix) -> pluginRound(count, runtime,
@@ -282,11 +282,22 @@ public final class ParallelBenchmark {
         };
     }
 
-    private static List<String> runcRun(Path work, byte[] spec, String id) throws Exception {
-        Path bundle = Files.createDirectories(work.resolve("runc-bundles").resolve(id));
-        Files.write(bundle.resolve("config.json"), spec);
-        return List.of("runc", "--root", work.resolve("runc-root").toString(), "run", "--bundle", bundle.toString(),
-                id);
+    /**
+     * {@code runc run} on a bundle written and removed within the timed lifecycle, as the plugin's ways create and
+     * delete theirs within it (and as the sequential benchmark's {@code runc run} does).
+     */
+    private static Callable<String> runcRun(Path work, byte[] spec, String id) {
+        Path bundle = work.resolve("runc-bundles").resolve(id);
+        Callable<String> run = external(List.of("runc", "--root", work.resolve("runc-root").toString(), "run",
+                "--bundle", bundle.toString(), id));
+        return () -> {
+            Files.createDirectories(bundle);
+            Files.write(bundle.resolve("config.json"), spec);
+            String out = run.call();
+            Files.delete(bundle.resolve("config.json"));
+            Files.delete(bundle);
+            return out;
+        };
     }
 
     private static List<String> ctrRun(String containerd, Path rootfs, String id) {
