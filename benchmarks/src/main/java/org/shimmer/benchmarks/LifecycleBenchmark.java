@@ -287,12 +287,8 @@ public final class LifecycleBenchmark {
         Path pidFile = bundle.resolve("init.pid");
         String root = work.resolve("runc-root").toString();
         // The container inherits create's stdio: it must not be a pipe we wait on.
-        Process create = new ProcessBuilder("runc", "--root", root, "create", "--bundle", bundle.toString(),
-                "--pid-file", pidFile.toString(), id)
-                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD)
-                .start();
-        if (create.waitFor() != 0) {
+        if (DirectLaunch.run(List.of("runc", "--root", root, "create", "--bundle", bundle.toString(), "--pid-file",
+                pidFile.toString(), id), false).exit() != 0) {
             throw new IllegalStateException("runc create failed");
         }
         int init = Integer.parseInt(Files.readString(pidFile).strip());
@@ -307,14 +303,12 @@ public final class LifecycleBenchmark {
         }
     }
 
-    private static void run(List<String> command) throws IOException, InterruptedException {
-        Process process = new ProcessBuilder(command)
-                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-                .redirectErrorStream(true).start();
-        byte[] output = process.getInputStream().readAllBytes();
-        if (process.waitFor() != 0) {
-            throw new IllegalStateException(String.join(" ", command) + " failed: "
-                    + new String(output, StandardCharsets.UTF_8));
+    /** Runs {@code command} as the plugin runs runc ({@link DirectLaunch}), failing unless it exits 0. */
+    private static void run(List<String> command) {
+        DirectLaunch.Result result = DirectLaunch.run(command, true);
+        if (result.exit() != 0) {
+            throw new IllegalStateException(String.join(" ", command) + " exited " + result.exit() + ": "
+                    + result.out() + result.err());
         }
     }
 }

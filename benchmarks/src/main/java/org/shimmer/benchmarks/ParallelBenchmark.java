@@ -238,7 +238,7 @@ public final class ParallelBenchmark {
         Callable<String> prepare(String id) throws Exception;
     }
 
-    /** N external lifecycles at once, each on a virtual thread; seconds from the first launch to the last exit. */
+    /** N external lifecycles at once, each on a thread of its own; seconds from the first launch to the last exit. */
     private static double round(String name, int n, String prefix, Launch launch,
             Consumer<String> cleanup) throws Exception {
         List<String> ids = new ArrayList<>();
@@ -249,7 +249,8 @@ public final class ParallelBenchmark {
             tasks.add(launch.prepare(id));
         }
         boolean ok = false;
-        try (ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor()) {
+        // Platform threads: each blocks in native code (DirectLaunch), which would pin a virtual thread's carrier.
+        try (ExecutorService threads = Executors.newThreadPerTaskExecutor(Thread.ofPlatform().factory())) {
             long start = System.nanoTime();
             List<Future<String>> outputs = new ArrayList<>();
             for (Callable<String> task : tasks) {
@@ -268,17 +269,15 @@ public final class ParallelBenchmark {
         }
     }
 
+    /** {@code command} launched as the plugin launches runc ({@link DirectLaunch}); its stdout, if it exits 0. */
     private static Callable<String> external(List<String> command) {
         return () -> {
-            Process process = new ProcessBuilder(command)
-                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
-            String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            String err = new String(process.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
-            int status = process.waitFor();
-            if (status != 0) {
-                throw new IllegalStateException(String.join(" ", command) + " exited " + status + ": " + err);
+            DirectLaunch.Result result = DirectLaunch.run(command, true);
+            if (result.exit() != 0) {
+                throw new IllegalStateException(String.join(" ", command) + " exited " + result.exit() + ": "
+                        + result.err());
             }
-            return out;
+            return result.out();
         };
     }
 
