@@ -16,6 +16,7 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.events.InMemoryEventExchange;
+import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Mono;
@@ -86,16 +87,30 @@ public final class ImageBenchmark {
         }
     }
 
-    /** The median time from {@code run} to the first stdout byte over {@code runs} runs, after warm-up. */
+    /**
+     * The median time from {@code run} to the first stdout byte over {@code runs} runs, after warm-up; a run whose
+     * container did not print {@code ready} or exit 0 fails the benchmark.
+     */
     private static double firstOutput(RuntimePlugin runtime, String name, int runs, IntFunction<RunRequest> request) {
         List<Double> times = new ArrayList<>();
         for (int i = -WARMUP; i < runs; i++) {
+            // Timed to the first byte, and counted only if the container printed "ready" and exited 0.
+            long[] firstByte = {0};
+            StringBuilder printed = new StringBuilder();
             long began = System.nanoTime();
-            double ms = Mono.usingWhen(runtime.run(request.apply(i + WARMUP)),
-                    container -> container.stdout().next()
-                            .map(first -> (System.nanoTime() - began) / 1e6)
-                            .flatMap(time -> container.exit().thenReturn(time)),
+            ExitStatus exit = Mono.usingWhen(runtime.run(request.apply(i + WARMUP)),
+                    container -> container.stdout().doOnNext(chunk -> {
+                        if (firstByte[0] == 0) {
+                            firstByte[0] = System.nanoTime();
+                        }
+                        printed.append(new String(chunk, StandardCharsets.UTF_8));
+                    }).then(container.exit()),
                     Container::release).block(TIMEOUT);
+            if (exit.status() != 0 || !printed.toString().equals("ready\n")) {
+                throw new IllegalStateException(name + ": a container exited " + exit.status() + " having printed \""
+                        + printed + "\"");
+            }
+            double ms = (firstByte[0] - began) / 1e6;
             if (i >= 0) {
                 times.add(ms);
             }
