@@ -5,12 +5,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.shim.CreateOptions;
+import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
@@ -47,6 +49,12 @@ public final class LifecycleBenchmark {
     /** The steps of one plugin lifecycle, in order, as the breakdown names them. */
     static final List<String> STEPS = List.of("bundle create", "shim client", "create", "start", "wait", "delete",
             "shutdown", "bundle delete");
+    /**
+     * Past the steps, the slot for the part of "wait" after the plugin reaped the container (its exit status's
+     * {@code exitedAt}, taken at the reap): the exit handed on to the caller, Shimmer's time, not the container's.
+     */
+    static final int AFTER_REAP = STEPS.size();
+    static final int SLOTS = STEPS.size() + 1;
 
     public static void main(String[] args) throws Exception {
         if (args.length != 5 || Integer.parseInt(args[0]) < 1) {
@@ -69,20 +77,20 @@ public final class LifecycleBenchmark {
             RuntimePlugin runtime = plugin.runtime();
             RuncOptions runc = plugin.runc();
             ShimOpt shim = plugin.remoteShim();
-            long[] steps = new long[STEPS.size()];
+            long[] steps = new long[SLOTS];
             try (LocalProfile profile = new LocalProfile()) {
                 // The ratio's two sides alternate, one lifecycle each in turn: measured one block after the
                 // other, `runc run` alone moved by 15% between runs on this machine, and the ratio with it.
                 double[] pair = measureAlternating("local (plugin, runc driven in the JVM)", "runc run", n,
                         i -> localLifecycle(runtime, runc, bundleSpec, rootfs, "l" + i,
-                                i >= 0 ? steps : new long[STEPS.size()]),
+                                i >= 0 ? steps : new long[SLOTS]),
                         i -> runcLifecycle(work, runcSpec, "r" + i), profile::start);
                 local = pair[0];
                 runcMs = pair[1];
                 profile.startSampling();
                 int profiled = Math.min(n, PROFILED);
                 for (int i = 0; i < profiled; i++) {
-                    localLifecycle(runtime, runc, bundleSpec, rootfs, "q" + i, new long[STEPS.size()]);
+                    localLifecycle(runtime, runc, bundleSpec, rootfs, "q" + i, new long[SLOTS]);
                 }
                 localOwn = profile.report(local, steps, n, profiled);
             }
@@ -91,7 +99,7 @@ public final class LifecycleBenchmark {
                 return;
             }
             remote = measure("remote (plugin + containerd-shim-runc-v2)", n,
-                    i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i, new long[STEPS.size()]));
+                    i -> pluginLifecycle(runtime, shim, runc, bundleSpec, rootfs, "p" + i, new long[SLOTS]));
         }
         // Not in the RESULT line: the floor for any shim that runs runc once per step, as both shims do. A shim
         // learns of the exit as its init's subreaper: so does this JVM (the local shim made it one already).
@@ -213,6 +221,8 @@ public final class LifecycleBenchmark {
             String id, long[] steps) {
         String name = id.replace('-', 'w');
         long[] marks = new long[STEPS.size() + 1];
+        // The start's end, the exit seen by the caller, the reap (see AFTER_REAP).
+        Instant[] instants = new Instant[3];
         CreateOptions create = new CreateOptions(List.of(Mount.readOnlyBind(rootfs)), Stdio.none());
         marks[0] = System.nanoTime();
         int status = runtime.create(NAMESPACE, name, spec)
@@ -221,8 +231,15 @@ public final class LifecycleBenchmark {
                         .doOnNext(made -> marks[2] = System.nanoTime())
                         .flatMap(shim -> shim.create(create)
                                 .doOnNext(io -> marks[3] = System.nanoTime())
-                                .then(Mono.defer(shim::start)).doOnNext(pid -> marks[4] = System.nanoTime())
-                                .then(Mono.defer(shim::awaitExit)).doOnNext(exit -> marks[5] = System.nanoTime())
+                                .then(Mono.defer(shim::start)).doOnNext(pid -> {
+                                    marks[4] = System.nanoTime();
+                                    instants[0] = Instant.now();
+                                })
+                                .then(Mono.defer(shim::awaitExit)).doOnNext(exit -> {
+                                    instants[1] = Instant.now();
+                                    marks[5] = System.nanoTime();
+                                    instants[2] = exit.exitedAt();
+                                })
                                 .flatMap(exit -> Mono.defer(shim::delete)
                                         .doOnTerminate(() -> marks[6] = System.nanoTime())
                                         .then(Mono.defer(shim::shutdown))
@@ -231,7 +248,8 @@ public final class LifecycleBenchmark {
                         .flatMap(exited -> bundle.delete().thenReturn(exited)))
                 .block(TIMEOUT);
         marks[8] = System.nanoTime();
-        for (int step = 0; step < steps.length; step++) {
+        steps[AFTER_REAP] += afterReap(instants[2], instants[0], instants[1]);
+        for (int step = 0; step < STEPS.size(); step++) {
             steps[step] += marks[step + 1] - marks[step];
         }
         if (status != 0) {
@@ -252,8 +270,11 @@ public final class LifecycleBenchmark {
         long t3 = System.nanoTime();
         shim.start().block(TIMEOUT);
         long t4 = System.nanoTime();
-        int status = shim.awaitExit().block(TIMEOUT).status();
+        Instant started = Instant.now();
+        ExitStatus exit = shim.awaitExit().block(TIMEOUT);
+        Instant seen = Instant.now();
         long t5 = System.nanoTime();
+        int status = exit.status();
         shim.delete().block(TIMEOUT);
         long t6 = System.nanoTime();
         shim.shutdown().block(TIMEOUT);
@@ -261,12 +282,22 @@ public final class LifecycleBenchmark {
         bundle.delete().block(TIMEOUT);
         long t8 = System.nanoTime();
         long[] marks = {t0, t1, t2, t3, t4, t5, t6, t7, t8};
-        for (int step = 0; step < steps.length; step++) {
+        steps[AFTER_REAP] += afterReap(exit.exitedAt(), started, seen);
+        for (int step = 0; step < STEPS.size(); step++) {
             steps[step] += marks[step + 1] - marks[step];
         }
         if (status != 0) {
             throw new IllegalStateException("/bin/true exited " + status);
         }
+    }
+
+    /**
+     * Nanoseconds from the reap ({@code exitedAt}), or from the start's end if the reap came before, to the exit
+     * seen by the caller: the part of the wait that is Shimmer's delivery of the exit.
+     */
+    private static long afterReap(Instant exitedAt, Instant started, Instant seen) {
+        Instant from = exitedAt.isAfter(started) ? exitedAt : started;
+        return Math.max(0, Duration.between(from, seen).toNanos());
     }
 
     private static void runcLifecycle(Path work, byte[] spec, String id) throws Exception {
