@@ -78,7 +78,7 @@ public final class LifecycleBenchmark {
             RuncOptions runc = plugin.runc();
             ShimOpt shim = plugin.remoteShim();
             long[] steps = new long[SLOTS];
-            try (LocalProfile profile = new LocalProfile()) {
+            try (LocalProfile profile = new LocalProfile(work)) {
                 // The ratio's two sides alternate, one lifecycle each in turn: measured one block after the
                 // other, `runc run` alone moved by 15% between runs on this machine, and the ratio with it.
                 double[] pair = measureAlternating("local (plugin, runc driven in the JVM)", "runc run", n,

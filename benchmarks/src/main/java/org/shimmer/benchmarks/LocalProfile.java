@@ -34,8 +34,9 @@ final class LocalProfile implements AutoCloseable {
     private final Path file;
     private Instant measuredFrom = Instant.MAX;
 
-    LocalProfile() throws IOException {
-        file = Files.createTempFile("shimmer-lifecycle", ".jfr");
+    /** Its recordings are dumped in {@code dir}, the run's directory, which the script removes however it ends. */
+    LocalProfile(Path dir) throws IOException {
+        file = Files.createTempFile(dir, "lifecycle", ".jfr");
         timing.enable(RUNC).withThreshold(Duration.ZERO);
         timing.start();
         sampling.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(2));
