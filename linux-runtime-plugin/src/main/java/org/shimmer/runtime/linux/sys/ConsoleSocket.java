@@ -13,7 +13,8 @@ import java.nio.file.attribute.PosixFilePermissions;
  * message are already queued on the socket, so taking it never waits (runc that died before sending can never hang
  * us); only runc's master is taken: a socket that more than one process connected to gives none; the socket and
  * its directory are removed once the master arrived or the launch failed, and only they: the directory is ours
- * alone (made with a fresh name), never one a user made.
+ * alone (made with a fresh name), never one a user made; it is always under the parent given, however long its
+ * path, so what a killed host left goes with its bundle.
  */
 public final class ConsoleSocket implements AutoCloseable {
 
@@ -21,47 +22,64 @@ public final class ConsoleSocket implements AutoCloseable {
 
     private final Path directory;
     private final Path path;
+    private final Path address;
     private final OwnedFd listener;
+    /** The directory, held open while {@link #address} names it through its descriptor; else null. */
+    private final OwnedFd held;
 
-    private ConsoleSocket(Path directory, Path path, OwnedFd listener) {
+    private ConsoleSocket(Path directory, Path path, Path address, OwnedFd listener, OwnedFd held) {
         this.directory = directory;
         this.path = path;
+        this.address = address;
         this.listener = listener;
+        this.held = held;
     }
 
     /**
-     * Listens in a new directory under {@code parent}, or under the system's temporary directory when that path
-     * would not fit in {@code sun_path} (a deep bundle). Blocking.
+     * Listens in a new directory under {@code parent}. When that socket's path would not fit in {@code sun_path}
+     * (a deep work directory, a long id), the socket is still made there, bound and given to runc through a
+     * descriptor of its directory ({@code /proc/<pid>/fd/<n>/s}): a socket made elsewhere, under the temporary
+     * directory, was left there for good by a host killed while it waited, which no later host could find. Blocking.
      */
     public static ConsoleSocket listen(Path parent) throws IOException {
-        // The longest name createTempDirectory gives: the prefix and an unsigned long.
-        String longest = parent.resolve("console-" + "9".repeat(20)).resolve(NAME).toString();
-        Path base = longest.getBytes(LinuxCalls.FILE_NAMES).length <= LinuxCalls.UNIX_PATH_MAX ? parent
-                : Path.of(System.getProperty("java.io.tmpdir"));
-        Files.createDirectories(base, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(
+        Files.createDirectories(parent, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(
                 "rwx------")));
-        Path directory = Files.createTempDirectory(base, "console-", PosixFilePermissions.asFileAttribute(
+        Path directory = Files.createTempDirectory(parent, "console-", PosixFilePermissions.asFileAttribute(
                 PosixFilePermissions.fromString("rwx------")));
         Path path = directory.resolve(NAME);
+        OwnedFd held = null;
         try {
-            OwnedFd listener = OwnedFd.adopt("console socket " + path, LinuxCalls.listenUnix(path));
+            Path bound = path;
+            Path address = path;
+            if (path.toString().getBytes(LinuxCalls.FILE_NAMES).length > LinuxCalls.UNIX_PATH_MAX) {
+                held = OwnedFd.open(directory, LinuxCalls.O_PATH | LinuxCalls.O_DIRECTORY | LinuxCalls.O_NOFOLLOW
+                        | LinuxCalls.O_CLOEXEC);
+                // The number is ours until close(), which closes it only after the socket is gone.
+                String number = Integer.toString(held.use(fd -> fd));
+                bound = Path.of("/proc/self/fd", number, NAME);
+                address = Path.of("/proc", Long.toString(ProcessHandle.current().pid()), "fd", number, NAME);
+            }
+            OwnedFd listener = OwnedFd.adopt("console socket " + path, LinuxCalls.listenUnix(bound));
             try {
                 Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-------"));
             } catch (IOException | RuntimeException e) {
                 listener.close();
                 throw e;
             }
-            return new ConsoleSocket(directory, path, listener);
+            return new ConsoleSocket(directory, path, address, listener, held);
         } catch (IOException | RuntimeException e) {
             Files.deleteIfExists(path);
             Files.deleteIfExists(directory);
+            if (held != null) {
+                held.close();
+            }
             throw e;
         }
     }
 
-    /** The socket's path, for runc. */
+    /** The socket's path for runc: where it is, or, when that is too long, the same through its directory's fd. */
     public Path path() {
-        return path;
+        return address;
     }
 
     /**
@@ -107,8 +125,14 @@ public final class ConsoleSocket implements AutoCloseable {
     @Override
     public void close() throws IOException {
         listener.close();
-        Files.deleteIfExists(path);
-        Files.deleteIfExists(directory);
+        try {
+            Files.deleteIfExists(path);
+            Files.deleteIfExists(directory);
+        } finally {
+            if (held != null) {
+                held.close();
+            }
+        }
     }
 
     @Override

@@ -14,12 +14,15 @@ import org.shimmer.runtime.shim.Mount;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TerminalSize;
+import reactor.core.publisher.Flux;
 
 /**
  * A host that {@link HostCrashTest} kills with SIGKILL: creates a bundle, starts a shim, creates and starts a task
  * on a bind-mounted image, printing a marker after each step, then waits to be killed.
  *
- * <p>Arguments: {@code local|remote stateRoot workRoot runcRoot specFile image namespace id daemonAddress}.
+ * <p>Arguments: {@code local|remote[-terminal] stateRoot workRoot runcRoot specFile image namespace id
+ * daemonAddress}; {@code -terminal} puts init on a terminal (the spec must ask for one).
  */
 public final class CrashingHost {
 
@@ -41,7 +44,8 @@ public final class CrashingHost {
     }
 
     public static void main(String[] args) throws Exception {
-        boolean local = args[0].equals("local");
+        boolean terminal = args[0].endsWith("-terminal");
+        boolean local = args[0].startsWith("local");
         RuntimeResources resources = new RuntimeResources("crashing-host-");
         LinuxRuntime runtime = new LinuxRuntime(new RuntimeConfig(Path.of(args[1]), Path.of(args[2])), resources);
         RuncOptions runc = RuncOptions.defaults().withRuntimeRoot(args[3]);
@@ -54,7 +58,8 @@ public final class CrashingHost {
                 : ShimOpt.remote(Path.of("containerd-shim-runc-v2"), args[8], null, false, null);
         ShimClient shim = bundle.newShimClient(opt, runc).block();
         marker("shim");
-        shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), Stdio.none())).block();
+        Stdio stdio = terminal ? Stdio.terminal(Flux.never(), new TerminalSize(80, 24)) : Stdio.none();
+        shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), stdio)).block();
         marker("created");
         shim.start().block();
         marker("started");

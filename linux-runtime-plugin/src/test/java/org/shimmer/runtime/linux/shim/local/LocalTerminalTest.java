@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import java.util.regex.Pattern;
@@ -30,6 +31,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.reactivestreams.Subscription;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
+import org.shimmer.runtime.Identifiers;
 import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RuncOptions;
@@ -350,6 +352,39 @@ class LocalTerminalTest {
         assertNothingLeaks(bundle, fdsBefore);
     }
 
+    /**
+     * A bundle whose console socket's path would not fit in {@code sun_path} (a long id, as containerd's are): the
+     * socket is still made in its work directory, given to runc through its directory's descriptor, and the
+     * terminal works. It was made under the temporary directory, where a host killed meanwhile left it for good
+     * ({@code TerminalHostCrashTest}).
+     */
+    @Test
+    void aConsoleSocketWhosePathIsTooLongForSun_PathIsStillMadeInTheWorkDirectory() throws Exception {
+        Path handed = temp.resolve("console-socket");
+        Path go = temp.resolve("go");
+        runc = runc.withBinaryName(runcHeldAtConsole("before", handed, go).toString());
+        String id = ("t-" + UUID.randomUUID().toString().substring(0, 8) + "-" + "x".repeat(Identifiers.MAX_LENGTH))
+                .substring(0, Identifiers.MAX_LENGTH);
+        Bundle bundle = bundle(process(true, "/bin/sh", "-c", "echo ok"), id);
+        ShimClient shim = warmShim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        CompletableFuture<String> printed = CompletableFuture.supplyAsync(() -> terminalLifecycle(shim));
+        awaitTrue(() -> Files.exists(handed));
+        try {
+            Path socket = Path.of(Files.readString(handed).strip());
+            assertThat(socket.toString().length()).as("runc's path to it").isLessThanOrEqualTo(107);
+            assertThat(socket.getParent().toRealPath().toString()).as("where the socket is")
+                    .startsWith(bundle.workDir().resolve("io").toString());
+        } finally {
+            Files.createFile(go);
+        }
+
+        assertThat(printed.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isEqualTo("ok\r\n");
+        shim.shutdown().block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
     private String terminalLifecycle(ShimClient shim) {
         ProcessIo io = shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE))).block(TIMEOUT);
         Mono<String> printed = text(io.stdout()).cache();
@@ -625,10 +660,13 @@ class LocalTerminalTest {
     }
 
     private Bundle bundle(ObjectNode process) throws Exception {
+        return bundle(process, "t-" + UUID.randomUUID().toString().substring(0, 8));
+    }
+
+    private Bundle bundle(ObjectNode process, String id) throws Exception {
         ObjectNode spec = (ObjectNode) JSON.readTree(BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
                 "/bin/true"));
         spec.set("process", process);
-        String id = "t-" + UUID.randomUUID().toString().substring(0, 8);
         Bundle bundle = runtime.create(NS, id, JSON.writeValueAsBytes(spec)).block(TIMEOUT);
         BusyboxBundle.writeRootfs(bundle.rootfs());
         return bundle;
