@@ -7,6 +7,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
 import org.shimmer.runtime.Bundle;
@@ -192,6 +193,11 @@ final class LocalLauncher {
     boolean startedByRunc(LocalRecord record) {
         return record.started() || !Files.exists(runc.root().resolve(bundle.id()).resolve("exec.fifo"),
                 LinkOption.NOFOLLOW_LINKS);
+    }
+
+    /** The init runc records for the bundle's container when no {@link LocalRecord} names one. Blocking. */
+    Optional<LocalRecord> unrecordedInit() {
+        return runc.recordedInit(bundle.id()).map(init -> new LocalRecord(init.pid(), false, 0, 0));
     }
 
     /** Writes the spec of a reserved exec. Blocking. */

@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.Optional;
 import java.util.Set;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -357,6 +358,16 @@ final class LocalShimClient extends TaskClient {
         } else {
             publishExitUnlessStarted(init);
         }
+    }
+
+    /**
+     * The init of a container runc made for this bundle but no runtime recorded: a runtime that stopped while its
+     * {@code runc create} ran (the stop ends runc commands in flight) wrote no record and could not undo the
+     * create, and the next one called the task not created while the bundle was in use by it: only a forced
+     * delete removed it. Taken as of another JVM: its exit, if nobody saw it, is reported. Blocking.
+     */
+    Optional<LocalRecord> unrecordedInit() {
+        return launcher.unrecordedInit();
     }
 
     /** Errors name the action and the task, as the remote shim's do: "start task ns/id: <why>". */

@@ -63,7 +63,7 @@ public final class LocalShims {
                         new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
                         exchange, () -> clients.remove(key, made.get()));
                 made.set(client);
-                Optional<LocalRecord> record = LocalRecord.read(bundle.workDir());
+                Optional<LocalRecord> record = LocalRecord.read(bundle.workDir()).or(client::unrecordedInit);
                 record.ifPresent(found -> client.recover(found, found.createdHere()));
                 clients.put(key, client);
                 return client;

@@ -385,6 +385,43 @@ class LocalTerminalTest {
         assertNothingLeaks(bundle, fdsBefore);
     }
 
+    /**
+     * A runtime that stops while runc create of a terminal's init runs (here: runc made the container and sent the
+     * master, and has not exited yet): the stop ends runc and fails the create, which can neither record the
+     * container nor undo it. The next runtime finds it through runc's record and can delete it: it called the task
+     * not created, while the bundle was in use by that container, and only a forced delete removed it.
+     */
+    @Test
+    void aCreateOnATerminalEndedByARuntimeStopLeavesATaskTheNextRuntimeDeletes() throws Exception {
+        Path handed = temp.resolve("console-socket");
+        Path go = temp.resolve("go");
+        runc = runc.withBinaryName(runcHeldAtConsole("after", handed, go).toString());
+        Bundle bundle = bundle(true, "/bin/sh", "-c", "echo hi; sleep 600");
+        ShimClient shim = warmShim(bundle);
+        CompletableFuture<ProcessIo> created = shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE)))
+                .toFuture();
+        awaitTrue(() -> Files.exists(handed));
+        try {
+            resources.close();
+        } finally {
+            Files.createFile(go);
+        }
+        StepVerifier.create(Mono.fromFuture(created)).expectError(UnavailableException.class).verify(TIMEOUT);
+        assertThat(Leaks.runcContainers(runcRoot())).as("what runc create made").containsExactly(bundle.id());
+
+        resources = new RuntimeResources("tty-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        ShimClient again = runtime.load(NS, bundle.id()).block(TIMEOUT)
+                .newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+        assertThat(again.state().block(TIMEOUT).pid()).as("the init runc recorded").isPositive();
+        again.kill(9, true).onErrorResume(NotFoundException.class, gone -> Mono.empty()).block(TIMEOUT);
+        again.awaitExit().block(TIMEOUT);
+        again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+        assertThat(Leaks.openFds().values()).as("a master").noneMatch(target -> target.contains("ptmx"));
+        assertNothingLeaks(bundle, Leaks.openFds());
+    }
+
     private String terminalLifecycle(ShimClient shim) {
         ProcessIo io = shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE))).block(TIMEOUT);
         Mono<String> printed = text(io.stdout()).cache();
