@@ -81,8 +81,25 @@ public final class Runc {
      * its state cannot be read. Blocking.
      */
     public Optional<Init> recordedInit(String id) {
+        return recordedInit(id, false);
+    }
+
+    /**
+     * {@link #recordedInit} of a container runc made from this runner's bundle: the {@code bundle=} label runc puts
+     * in the container's config names the same directory. Empty for a container of that id made from another bundle
+     * (two state roots given one runc root): a runtime that took it for its own would signal and delete another
+     * bundle's container. Blocking.
+     */
+    public Optional<Init> recordedInitOfThisBundle(String id) {
+        return recordedInit(id, true);
+    }
+
+    private Optional<Init> recordedInit(String id, boolean ofThisBundle) {
         try {
             JsonNode state = JSON.readTree(Files.readAllBytes(root.resolve(id).resolve("state.json")));
+            if (ofThisBundle && !madeFromThisBundle(state)) {
+                return Optional.empty();
+            }
             JsonNode pid = state.path("init_process_pid");
             JsonNode start = state.path("init_process_start");
             if (!pid.canConvertToInt() || pid.asInt() <= 0 || !start.canConvertToLong() || start.asLong() <= 0) {
@@ -92,6 +109,17 @@ public final class Runc {
         } catch (IOException | RuntimeException unreadable) {
             return Optional.empty();
         }
+    }
+
+    private boolean madeFromThisBundle(JsonNode state) throws IOException {
+        for (JsonNode label : state.path("config").path("labels")) {
+            String text = label.asText("");
+            if (text.startsWith("bundle=")) {
+                Path named = Path.of(text.substring("bundle=".length()));
+                return Files.exists(named) && Files.isSameFile(named, bundle);
+            }
+        }
+        return false;
     }
 
     /** The full command line for {@code args}. */

@@ -197,7 +197,7 @@ final class LocalLauncher {
 
     /** The init runc records for the bundle's container when no {@link LocalRecord} names one. Blocking. */
     Optional<LocalRecord> unrecordedInit() {
-        return runc.recordedInit(bundle.id()).map(init -> new LocalRecord(init.pid(), false, 0, 0));
+        return runc.recordedInitOfThisBundle(bundle.id()).map(init -> new LocalRecord(init.pid(), false, 0, 0));
     }
 
     /** Writes the spec of a reserved exec. Blocking. */

@@ -422,6 +422,38 @@ class LocalTerminalTest {
         assertNothingLeaks(bundle, Leaks.openFds());
     }
 
+    @Test
+    void aContainerOfTheSameIdFromAnotherBundleInTheRuncRootIsNotTakenForThisBundlesTask() throws Exception {
+        Bundle bundle = bundle(false, "/bin/sleep", "600");
+        ShimClient shim = warmShim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        int pid = shim.start().block(TIMEOUT);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        // Another state root given the same runc root, and a bundle of the same id there with no task of its own.
+        RuntimeResources otherResources = new RuntimeResources("tty-test-other-");
+        try {
+            LinuxRuntime other = new LinuxRuntime(new RuntimeConfig(temp.resolve("other-state"),
+                    temp.resolve("other-work")), otherResources);
+            Bundle twin = other.create(NS, bundle.id(), Files.readAllBytes(bundle.path().resolve("config.json")))
+                    .block(TIMEOUT);
+            ShimClient stranger = twin.newShimClient(ShimOpt.local(), runc).block(TIMEOUT);
+            StepVerifier.create(stranger.state()).expectError(NotFoundException.class).verify(TIMEOUT);
+            StepVerifier.create(stranger.kill(9, true)).expectError(NotFoundException.class).verify(TIMEOUT);
+            stranger.shutdown().block(TIMEOUT);
+            twin.delete().block(TIMEOUT);
+        } finally {
+            otherResources.close();
+        }
+
+        assertThat(shim.state().block(TIMEOUT)).satisfies(state -> {
+            assertThat(state.pid()).isEqualTo(pid);
+            assertThat(state.status()).isEqualTo(TaskState.Status.RUNNING);
+        });
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
     private String terminalLifecycle(ShimClient shim) {
         ProcessIo io = shim.create(CreateOptions.of(Stdio.terminal(Flux.never(), SIZE))).block(TIMEOUT);
         Mono<String> printed = text(io.stdout()).cache();
