@@ -1328,6 +1328,29 @@ public abstract class ShimContractTest {
         stop(again);
     }
 
+    /**
+     * An exit awaited through the next runtime's client names the init's pid, as the one that started it did: the
+     * remote shim's Wait answers none, and a reattached client said pid 0.
+     */
+    @Test
+    void anExitAwaitedThroughTheNextRuntimesClientNamesItsPid() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        int initPid = shim.state().block(TIMEOUT).pid();
+
+        resources.close();
+        resources = new RuntimeResources("shim-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        ShimClient again = shim(runtime.load(NS, bundle.id()).block(TIMEOUT));
+        again.kill(9, true).block(TIMEOUT);
+        assertThat(again.awaitExit().block(TIMEOUT)).satisfies(exit -> {
+            assertThat(exit.pid()).as("the init's pid").isEqualTo(initPid);
+            assertThat(exit.status()).isEqualTo(137);
+        });
+        again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+    }
+
     protected void stop(ShimClient shim) {
         shim.kill(9, true).block(TIMEOUT);
         shim.awaitExit().block(TIMEOUT);

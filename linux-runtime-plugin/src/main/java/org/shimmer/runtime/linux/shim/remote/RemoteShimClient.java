@@ -193,8 +193,12 @@ final class RemoteShimClient extends TaskClient {
         // Looked up when subscribed: a caller may assemble the wait before the exec exists or started.
         return Mono.defer(() -> {
             Optional<TaskProcess> process = processes.find(execId);
-            Mono<ExitStatus> exit = tasks.waitFor(execId).map(status -> new ExitStatus(process.map(TaskProcess::pid)
-                    .orElse(0), status.status(), status.exitedAt()));
+            // The shim's Wait answers no pid. A process this client did not start (a client that reconnected after
+            // a reload or a host's crash) has its pid asked of the shim alongside: its exit said pid 0.
+            Mono<Integer> pid = process.map(known -> Mono.just(known.pid()))
+                    .orElseGet(() -> tasks.state(execId).map(TaskState::pid).onErrorReturn(0));
+            Mono<ExitStatus> exit = Mono.zip(tasks.waitFor(execId), pid,
+                    (status, known) -> new ExitStatus(known, status.status(), status.exitedAt()));
             // The shim never answers the Wait of an exec deleted before it started: its end here answers instead.
             return process.map(p -> p.withOutput(Mono.firstWithSignal(exit, p.awaitExit()))).orElse(exit);
         });

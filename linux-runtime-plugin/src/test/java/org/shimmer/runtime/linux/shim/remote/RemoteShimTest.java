@@ -678,6 +678,30 @@ class RemoteShimTest extends ShimContractTest {
     }
 
     @Test
+    void anExecsExitAwaitedThroughAnotherClientNamesItsPid() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient maker = shim(bundle);
+        maker.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        maker.start().block(TIMEOUT);
+        int execPid = maker.exec("e1", Spec.Process.builder().args("/bin/sleep", "600").build(), Stdio.none())
+                .then(maker.start("e1")).block(TIMEOUT);
+        ShimClient other = bundle.newShimClient(ShimOpt.connect(), runc).block(TIMEOUT);
+
+        other.kill("e1", 9).block(TIMEOUT);
+
+        assertThat(other.awaitExit("e1").block(TIMEOUT)).satisfies(exit -> {
+            assertThat(exit.pid()).as("the exec's pid, which the shim's Wait does not say").isEqualTo(execPid);
+            assertThat(exit.status()).isEqualTo(137);
+        });
+        other.close().block(TIMEOUT);
+        maker.kill(9, true).block(TIMEOUT);
+        maker.awaitExit().block(TIMEOUT);
+        maker.delete().block(TIMEOUT);
+        maker.shutdown().block(TIMEOUT);
+        assertNoFifos(bundle);
+    }
+
+    @Test
     void aTaskDeletedThroughAnotherClientIsForgottenByTheClientThatMadeIt() throws Exception {
         Bundle bundle = bundle("/bin/echo", "again");
         ShimClient maker = shim(bundle);
