@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -28,13 +27,12 @@ import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
-import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.Leftovers;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.TerminalScreen;
-import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.shim.Stdio;
 import org.shimmer.runtime.shim.TerminalSize;
@@ -102,20 +100,11 @@ class ContainerTerminalTest {
     void checkNothingIsLeft() throws Exception {
         try {
             screens.forEach(TerminalScreen::close);
-            for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-                if (Files.isDirectory(root)) {
-                    try (Stream<Path> left = Files.list(root)) {
-                        assertThat(left).as("bundles left in " + root).isEmpty();
-                    }
-                }
-            }
-            assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
-            assertThat(Leaks.awaitNoProcessesOf(rootfs, rootfs.toString(), Duration.ofSeconds(5)))
-                    .as("container processes").isEmpty();
-            Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
-            assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left").isEmpty();
-            assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
-            CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
+            Leftovers.assertNoneUnder(temp, NS, () -> {
+                assertThat(Leaks.awaitNoProcessesOf(rootfs, rootfs.toString(), Duration.ofSeconds(5)))
+                        .as("container processes").isEmpty();
+                Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
+            });
         } finally {
             resources.close();
         }

@@ -24,7 +24,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Predicate;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -53,11 +52,10 @@ import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.TaskEvents;
-import org.shimmer.runtime.linux.spec.CgroupsLeft;
-import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Latches;
 import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.Leftovers;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
@@ -1198,19 +1196,10 @@ class ContainerTest {
 
     /** No bundle, runc container, process, shim, mount or zombie of this test is left. */
     private void assertNothingLeft() throws Exception {
-        for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-            if (Files.isDirectory(root)) {
-                try (Stream<Path> left = Files.list(root)) {
-                    assertThat(left).as("bundles left in " + root).isEmpty();
-                }
-            }
-        }
-        assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
-        assertThat(Leaks.awaitNoProcessesOf(rootfs, rootfs.toString(), Duration.ofSeconds(5)))
-                .as("container processes").isEmpty();
-        Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
-        assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left").isEmpty();
-        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
-        CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
+        Leftovers.assertNoneUnder(temp, NS, () -> {
+            assertThat(Leaks.awaitNoProcessesOf(rootfs, rootfs.toString(), Duration.ofSeconds(5)))
+                    .as("container processes").isEmpty();
+            Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
+        });
     }
 }

@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.stream.IntStream;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -23,7 +22,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.FailedPreconditionException;
-import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.NotFoundException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
@@ -33,16 +31,15 @@ import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.image.ImageStore;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
-import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.Leftovers;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.TarLayers;
-import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ExitStatus;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Spec;
@@ -436,19 +433,10 @@ class OverlayRootTest {
 
     /** No bundle, upper directory, runc container, process, shim, mount or zombie of this test is left. */
     private void assertNothingLeft() throws Exception {
-        for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-            if (Files.isDirectory(root)) {
-                try (Stream<Path> left = Files.list(root)) {
-                    assertThat(left).as("bundles left in " + root).isEmpty();
-                }
-            }
-        }
-        assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
-        assertThat(Leaks.awaitNoProcessesOf(rootfs, rootfs.toString(), Duration.ofSeconds(5)))
-                .as("container processes").isEmpty();
-        Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
-        assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left").isEmpty();
-        assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
-        CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
+        Leftovers.assertNoneUnder(temp, NS, () -> {
+            assertThat(Leaks.awaitNoProcessesOf(rootfs, rootfs.toString(), Duration.ofSeconds(5)))
+                    .as("container processes").isEmpty();
+            Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
+        });
     }
 }

@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -27,14 +26,13 @@ import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
-import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.Leftovers;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.TarLayers;
-import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Mono;
@@ -86,18 +84,7 @@ class ImageRunCrashTest {
     @AfterEach
     void checkNothingIsLeft() throws Exception {
         try {
-            for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-                if (Files.isDirectory(root)) {
-                    try (Stream<Path> left = Files.list(root)) {
-                        assertThat(left).as("bundles left in " + root).isEmpty();
-                    }
-                }
-            }
-            assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
-            assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left")
-                    .isEmpty();
-            assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
-            CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
+            Leftovers.assertNoneUnder(temp, NS);
         } finally {
             resources.close();
         }

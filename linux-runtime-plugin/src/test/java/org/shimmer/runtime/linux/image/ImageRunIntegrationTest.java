@@ -32,12 +32,11 @@ import org.shimmer.runtime.image.ImageConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.spec.CgroupsLeft;
-import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.Leftovers;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.TestImages;
-import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.publisher.Flux;
@@ -97,20 +96,11 @@ class ImageRunIntegrationTest {
     @AfterEach
     void checkNothingIsLeft() throws Exception {
         try {
-            for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-                if (Files.isDirectory(root)) {
-                    try (Stream<Path> left = Files.list(root)) {
-                        assertThat(left).as("bundles left in " + root).isEmpty();
-                    }
-                }
-            }
-            assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
-            assertThat(Leaks.awaitNoProcessesOf(temp.toRealPath(), NS, Duration.ofSeconds(5)))
-                    .as("container processes").isEmpty();
-            Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
-            assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left").isEmpty();
-            assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
-            CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
+            Leftovers.assertNoneUnder(temp, NS, () -> {
+                assertThat(Leaks.awaitNoProcessesOf(temp.toRealPath(), NS, Duration.ofSeconds(5)))
+                        .as("container processes").isEmpty();
+                Processes.awaitNoneMentioning(temp.resolve("daemon.sock").toString(), Duration.ofSeconds(10));
+            });
         } finally {
             resources.close();
         }

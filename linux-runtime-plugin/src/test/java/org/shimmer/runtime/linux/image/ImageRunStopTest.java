@@ -11,7 +11,6 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -23,13 +22,11 @@ import org.shimmer.runtime.image.Image;
 import org.shimmer.runtime.image.ImportRequest;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
-import org.shimmer.runtime.linux.spec.CgroupsLeft;
-import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
+import org.shimmer.runtime.linux.testing.Leftovers;
 import org.shimmer.runtime.linux.testing.OciLayouts;
 import org.shimmer.runtime.linux.testing.TarLayers;
-import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.ShimOpt;
 import org.shimmer.runtime.spec.Spec;
 import reactor.core.Disposable;
@@ -54,20 +51,10 @@ class ImageRunStopTest {
     @AfterEach
     void checkNothingIsLeft() throws Exception {
         try {
-            for (Path root : List.of(temp.resolve("state").resolve(NS), temp.resolve("work").resolve(NS))) {
-                if (Files.isDirectory(root)) {
-                    try (Stream<Path> left = Files.list(root)) {
-                        assertThat(left).as("bundles left in " + root).isEmpty();
-                    }
-                }
-            }
-            assertThat(Leaks.runcContainers(temp.resolve("runc").resolve(NS))).as("runc containers").isEmpty();
-            assertThat(Leaks.awaitNoProcessesOf(temp.toRealPath(), NS, Duration.ofSeconds(5)))
-                    .as("container processes").isEmpty();
-            assertThat(MountTable.atOrUnder(MountTable.mountPoints(), temp.toRealPath())).as("mounts left")
-                    .isEmpty();
-            assertThat(Zombies.awaitNone(Duration.ofSeconds(5))).as("zombie children of the JVM").isEmpty();
-            CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
+            Leftovers.assertNoneUnder(temp, NS, () -> {
+                assertThat(Leaks.awaitNoProcessesOf(temp.toRealPath(), NS, Duration.ofSeconds(5)))
+                        .as("container processes").isEmpty();
+            });
         } finally {
             for (RuntimeResources resources : opened) {
                 resources.close();
