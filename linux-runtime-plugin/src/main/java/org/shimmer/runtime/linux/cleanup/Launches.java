@@ -56,8 +56,18 @@ public final class Launches {
         if (!meetsContainer(bundle, options, launch)) {
             return true;
         }
-        return kind == BundleInspection.ShimKind.LOCAL && launch.isPresent()
-                && launch.get().kind() == BundleInspection.ShimKind.LOCAL
+        return kind == BundleInspection.ShimKind.LOCAL && heldByLocalShimHereOrGone(bundle);
+    }
+
+    /**
+     * Whether the bundle's launch record says a local shim holds its container from this JVM or from one that is
+     * gone: a container runc has for the bundle that no {@code local.json} names is then what a local create ended
+     * midway left, for a local shim here to take. Not one a remote shim holds (a local client took the running
+     * container of containerd's shim for its own task), nor one another live JVM is making. Blocking.
+     */
+    public static boolean heldByLocalShimHereOrGone(Bundle bundle) {
+        Optional<LaunchRecord> launch = readQuietly(bundle);
+        return launch.isPresent() && launch.get().kind() == BundleInspection.ShimKind.LOCAL
                 && (launch.get().hostPid() == SelfProcess.PID
                         || !BundleInspector.isHost(launch.get().hostPid(), launch.get().hostStartMillis()));
     }

@@ -9,6 +9,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.events.EventExchange;
+import org.shimmer.runtime.linux.cleanup.Launches;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
@@ -63,7 +64,8 @@ public final class LocalShims {
                         new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
                         exchange, () -> clients.remove(key, made.get()));
                 made.set(client);
-                Optional<LocalRecord> record = LocalRecord.read(bundle.workDir()).or(client::unrecordedInit);
+                Optional<LocalRecord> record = LocalRecord.read(bundle.workDir()).or(() ->
+                        Launches.heldByLocalShimHereOrGone(bundle) ? client.unrecordedInit() : Optional.empty());
                 record.ifPresent(found -> client.recover(found, found.createdHere()));
                 clients.put(key, client);
                 return client;
