@@ -127,7 +127,8 @@ public interface Container {
      * The events of this container's task, from subscription on, until its {@link #release()}: the flux completes
      * once the release ended and the init's {@code /tasks/delete} was delivered, its last envelope. A remote shim
      * forwards that event on its own time: if it has not reached the runtime 2 s after the release ended, the flux
-     * completes without it. A subscription made after the release ended completes at once (the exchange's later
+     * completes without it; a subscriber that is behind, the event already in its backlog, still gets it. A
+     * subscription made after the release ended completes at once (the exchange's later
      * events of this namespace and id are another container's). Without a release it never completes, but with the
      * runtime's stop.
      */

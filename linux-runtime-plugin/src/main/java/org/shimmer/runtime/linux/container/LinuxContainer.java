@@ -307,15 +307,19 @@ final class LinuxContainer implements Container {
             // Seen already: it went in before this subscription, which will never get it.
             boolean deletedBefore = deleteWasSeen;
             Sinks.Empty<Void> gotDelete = Sinks.empty();
-            // Seen by the release's watch after this subscription began: it is on its way to this one too.
+            DeliveryProgress progress = new DeliveryProgress();
+            // Seen by the release's watch after this subscription began: on its way to this one too, unless the
+            // subscription began after the exchange handed it out. Waited for while this subscriber is behind (a
+            // slow one lost it from its backlog after a fixed wait); given up once it asked for more and got
+            // nothing for LAST_EVENT_WAIT.
             Mono<Void> end = eventsEnd.asMono().then(Mono.defer(() -> deletedBefore || !deleteWasSeen ? Mono.empty()
-                    : gotDelete.asMono().timeout(LAST_EVENT_WAIT, Mono.empty())));
+                    : Mono.firstWithSignal(gotDelete.asMono(), progress.starved(LAST_EVENT_WAIT))));
             // Noted after the envelope went through: an end that comes then is held until the subscriber has it.
-            return shim.events().takeUntilOther(end).doOnNext(envelope -> {
+            return progress.track(shim.events().takeUntilOther(end).doOnNext(envelope -> {
                 if (isInitDelete(envelope)) {
                     gotDelete.tryEmitEmpty();
                 }
-            });
+            }));
         });
     }
 

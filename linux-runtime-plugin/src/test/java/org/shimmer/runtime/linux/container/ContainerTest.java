@@ -380,6 +380,47 @@ class ContainerTest {
     }
 
     /**
+     * A subscriber that falls behind still gets the init's {@code /tasks/delete}, last: busy with the exit for
+     * longer than the end's wait, it had the delete in its backlog, and that wait (meant for a remote shim's forward
+     * that never came) ended the subscription with the delete undelivered.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aSubscriberBusyPastTheLastEventWaitStillGetsTheDeleteLast(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        Mono<List<Object>> events = container.events().map(Envelope::event)
+                .doOnNext(event -> {
+                    if (event instanceof TaskEvent.TaskExit) {
+                        // Behind by more than the wait: the delete and the release's end come meanwhile.
+                        sleep(LinuxContainer.LAST_EVENT_WAIT.multipliedBy(2));
+                    }
+                })
+                .collectList().cache();
+        Disposable collecting = events.subscribe();
+        try {
+            container.release().block(TIMEOUT);
+            StepVerifier.create(events)
+                    .assertNext(seen -> {
+                        assertThat(seen).last().isInstanceOf(TaskEvent.TaskDelete.class);
+                        assertThat(seen).filteredOn(TaskEvent.TaskExit.class::isInstance).hasSize(1);
+                    })
+                    .expectComplete()
+                    .verify(TIMEOUT);
+        } finally {
+            collecting.dispose();
+        }
+    }
+
+    private static void sleep(Duration duration) {
+        try {
+            Thread.sleep(duration);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
      * Every call of a released container's handle is refused naming its operation and the container, alike on
      * both shims, saying it was released: a remote {@code stats()} named "get state of", the call it makes first,
      * and the local shim answered "container not created".
