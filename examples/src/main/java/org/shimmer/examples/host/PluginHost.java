@@ -161,14 +161,7 @@ public final class PluginHost implements AutoCloseable {
      */
     @Override
     public void close() {
-        WatchService current = watcher;
-        if (current != null) {
-            try {
-                current.close();
-            } catch (IOException ignored) {
-                // Closing is best effort: the watcher also ends on the closed flag.
-            }
-        }
+        closeWatcher();
         // Under the lock a reload holds: a close that gave up waiting for the watcher after 5 s stopped the plugins
         // while a reload went on, and the plugin that reload started then ran past the close.
         synchronized (this) {
@@ -176,6 +169,9 @@ public final class PluginHost implements AutoCloseable {
                 return;
             }
             closed = true;
+            // Again: a watch() that ran while this waited for the lock started a watcher the look above missed,
+            // and its thread waited in it for good.
+            closeWatcher();
             reloads.tryEmitComplete();
             plugins.stopPlugins();
             plugins.unloadPlugins();
@@ -187,6 +183,17 @@ public final class PluginHost implements AutoCloseable {
                 watching.join(5_000);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void closeWatcher() {
+        WatchService current = watcher;
+        if (current != null) {
+            try {
+                current.close();
+            } catch (IOException ignored) {
+                // Closing is best effort: the watcher also ends on the closed flag.
             }
         }
     }

@@ -132,6 +132,38 @@ class PluginLoadingIntegrationTests {
         awaitNoThreadStartingWith(PLUGIN_THREAD_PREFIX);
     }
 
+    /**
+     * A watch() that ran while close() waited for the host's lock (a reload held it) started a watcher after close
+     * had looked for one: nothing closed it, and its thread waited in the watch service for good, its inotify
+     * descriptor open.
+     */
+    @Test
+    void aWatchBegunWhileCloseWaitsForTheLockEndsWithTheClose() throws Exception {
+        PluginHost racing = PluginHost.start(pluginsDir);
+        Thread closer;
+        Thread watching;
+        // Held as a reload holds it: close() looks for the watcher, finds none, and waits here.
+        synchronized (racing) {
+            closer = Thread.ofPlatform().name("closer").start(racing::close);
+            while (closer.getState() != Thread.State.BLOCKED) {
+                Thread.onSpinWait();
+            }
+            List<Thread> before = watcherThreads();
+            racing.watch();
+            watching = watcherThreads().stream().filter(thread -> !before.contains(thread)).findFirst()
+                    .orElseThrow();
+        }
+        closer.join(TIMEOUT.toMillis());
+        assertThat(closer.isAlive()).as("close() returned").isFalse();
+        assertThat(watching.isAlive()).as("the watcher thread after the close").isFalse();
+    }
+
+    private static List<Thread> watcherThreads() {
+        return Thread.getAllStackTraces().keySet().stream()
+                .filter(thread -> thread.isAlive() && thread.getName().equals("host-plugin-watcher"))
+                .toList();
+    }
+
     /** Everything that refers to the plugin stays in this frame, so nothing pins it once this returns. */
     private WeakReference<ClassLoader> useThePluginOnce(Path stateRoot, Path workRoot) {
         PluginHost host = PluginHost.start(pluginsDir);
