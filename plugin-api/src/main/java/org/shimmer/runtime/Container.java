@@ -146,7 +146,7 @@ public interface Container {
      * that leaves something, it fails with the {@link ShimmerException} naming what still lives (with its code), and
      * {@code forceDelete(namespace, id)} is the way to retry.
      *
-     * <p>Once it ended, {@link #kill}, {@link #exec}, {@link #resize} and {@link #stats()} are refused with
+     * <p>Once it succeeded, {@link #kill}, {@link #exec}, {@link #resize} and {@link #stats()} are refused with
      * {@link NotFoundException} naming the operation and the container ("it was released"), whichever the shim;
      * {@link #exit()} still gives the exit, and {@link #events()} completes. One of them that fails while the
      * release runs lost the race to it, and fails the same way ("it is being released"), the shim's error its cause.

@@ -89,6 +89,11 @@ final class LinuxContainer implements Container {
     private final AtomicReference<Sinks.Empty<Void>> release = new AtomicReference<>();
     /** The release ended; set before any caller of {@link #release()} hears of it. */
     private volatile boolean released;
+    /**
+     * The release succeeded; set before any caller of {@link #release()} hears of it. One that failed (a plugin stop
+     * cut it short) may have left the container running, for the next runtime: its calls are not refused as released.
+     */
+    private volatile boolean releaseSucceeded;
     /** The release's own watch saw the init's {@code /tasks/delete} go into the exchange. */
     private final Sinks.Empty<Void> deleteSeen = Sinks.empty();
     private volatile boolean deleteWasSeen;
@@ -270,7 +275,7 @@ final class LinuxContainer implements Container {
      * executing setns process"), or, on the remote shim, "detached from its shim; connect() again".
      */
     private <T> Mono<T> unlessReleased(String action, Supplier<Mono<T>> call) {
-        return Mono.defer(() -> released ? Mono.error(releasedError(action, null)) : call.get()
+        return Mono.defer(() -> releaseSucceeded ? Mono.error(releasedError(action, null)) : call.get()
                 .onErrorMap(this::lostToTheRelease, failure -> releasedError(action, failure)));
     }
 
@@ -279,7 +284,8 @@ final class LinuxContainer implements Container {
      * in use, a bad spec), nor a plugin stop, which is told as such.
      */
     private boolean lostToTheRelease(Throwable failure) {
-        if (release.get() == null || io.isDisposed()) {
+        if (release.get() == null || io.isDisposed() || released && !releaseSucceeded) {
+            // No release, a plugin stop, or a release that failed: the shim's error is the truth.
             return false;
         }
         ErrorCode code = failure instanceof ShimmerException known ? known.code() : ErrorCode.INTERNAL;
@@ -288,7 +294,8 @@ final class LinuxContainer implements Container {
 
     private NotFoundException releasedError(String action, Throwable cause) {
         String why = cause == null ? "it was released"
-                : (released ? "it was released meanwhile (" : "it is being released (") + cause.getMessage() + ")";
+                : (releaseSucceeded ? "it was released meanwhile (" : "it is being released (") + cause.getMessage()
+                        + ")";
         return new NotFoundException(action + " container " + name() + ": " + why, cause);
     }
 
@@ -354,7 +361,8 @@ final class LinuxContainer implements Container {
                                     deleteSeen.tryEmitEmpty();
                                 }, failure -> { });
                 // Run to its end whoever cancels: a release half done is the leak it exists to prevent.
-                releaseOnce().doOnTerminate(() -> endEvents(deleteWatch))
+                releaseOnce().doOnSuccess(done -> releaseSucceeded = true)
+                        .doOnTerminate(() -> endEvents(deleteWatch))
                         .subscribe(null, mine::tryEmitError, mine::tryEmitEmpty);
             }
             return release.get().asMono();

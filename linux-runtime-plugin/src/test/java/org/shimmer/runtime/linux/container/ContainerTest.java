@@ -218,6 +218,30 @@ class ContainerTest {
     }
 
     /**
+     * A release the plugin stop refused released nothing: the container runs on for the next runtime, so the
+     * handle's calls after it still say the runtime stopped, not that the container was released.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void callsAfterAReleaseThePluginStopRefusedStillAnswerUnavailable(String kind) {
+        Container container = runtime.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        resources.close();
+        try {
+            StepVerifier.create(container.release()).expectError(UnavailableException.class).verify(TIMEOUT);
+            assertEveryCallAnswersUnavailable(kind, container);
+        } finally {
+            resources = new RuntimeResources("container-test-");
+            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+            try {
+                assertThat(runtime.inspect(NS, container.id()).block(TIMEOUT).container()).as("after the stop")
+                        .hasValueSatisfying(found -> assertThat(found.status()).isEqualTo("running"));
+            } finally {
+                runtime.forceDelete(NS, container.id()).block(TIMEOUT);
+            }
+        }
+    }
+
+    /**
      * A plugin stop while someone reads a running container's output tells the reader the runtime stopped, as
      * {@code exit()} does: the stream completed, which says the process closed its output, while it ran on.
      */
