@@ -142,6 +142,10 @@ public final class PluginHost implements AutoCloseable {
                         try {
                             reload(pluginsDir.resolve(name));
                         } catch (RuntimeException e) {
+                            if (closed) {
+                                // Closed between the look above and the reload: refused as it should be, quietly.
+                                return;
+                            }
                             System.err.println("could not reload " + name + ": " + e.getMessage());
                         }
                     }
