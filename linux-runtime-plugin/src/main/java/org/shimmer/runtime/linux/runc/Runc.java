@@ -111,6 +111,17 @@ public final class Runc {
         }
     }
 
+    /**
+     * Whether container {@code id} is paused, as {@code runc state} would say (its freezer cgroup is frozen); false
+     * when runc has no such container. Blocking: no runc process, which a recovery would pay per container.
+     *
+     * @throws IOException when runc's state or the cgroup cannot be read
+     */
+    public boolean paused(String id) throws IOException {
+        Path state = root.resolve(id).resolve("state.json");
+        return Files.exists(state) && FrozenState.frozen(JSON.readTree(Files.readAllBytes(state)));
+    }
+
     private boolean madeFromThisBundle(JsonNode state) throws IOException {
         for (JsonNode label : state.path("config").path("labels")) {
             String text = label.asText("");

@@ -2036,4 +2036,56 @@ public abstract class ShimContractTest {
         assertThat(Leaks.awaitNoProcessesOf(temp, bundle.id(), Duration.ofSeconds(10))).as("processes left")
                 .isEmpty();
     }
+
+    /**
+     * A task paused when the runtime stopped is still paused for the next runtime, which can resume it, and its
+     * kill and delete leave neither its process nor its frozen cgroup. The local shim took it for running (runc
+     * keeps no paused flag: its freezer cgroup says so), and refused the resume: "it is running".
+     */
+    @Test
+    void aTaskPausedWhenTheRuntimeStoppedIsPausedForTheNextOneWhichResumesAndDeletesIt() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        int initPid = shim.state().block(TIMEOUT).pid();
+        Path freezer = freezerCgroup(initPid);
+        shim.pause().block(TIMEOUT);
+
+        resources.close();
+        resources = new RuntimeResources("shim-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        ShimClient again = shim(runtime.load(NS, bundle.id()).block(TIMEOUT));
+
+        assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.PAUSED);
+        again.resume().block(TIMEOUT);
+        assertThat(again.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(frozen(freezer)).as("frozen after the resume").isFalse();
+        again.pause().block(TIMEOUT);
+        StepVerifier.create(again.delete()).expectError(FailedPreconditionException.class).verify(TIMEOUT);
+        again.kill(9, false).block(TIMEOUT);
+        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        again.delete().block(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
+        assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
+    }
+
+    /** The directory of {@code pid}'s freezer cgroup: v1's freezer hierarchy, or its unified cgroup on v2. */
+    private static Path freezerCgroup(int pid) throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {
+            String[] parts = line.split(":", 3);
+            if (parts[1].equals("freezer")) {
+                return Path.of("/sys/fs/cgroup/freezer" + parts[2]);
+            }
+            if (parts[0].equals("0") && Files.exists(Path.of("/sys/fs/cgroup/cgroup.controllers"))) {
+                return Path.of("/sys/fs/cgroup" + parts[2]);
+            }
+        }
+        throw new AssertionError("no freezer cgroup for " + pid);
+    }
+
+    private static boolean frozen(Path cgroup) throws IOException {
+        Path v1 = cgroup.resolve("freezer.state");
+        return Files.exists(v1) ? !Files.readString(v1).strip().equals("THAWED")
+                : Files.readString(cgroup.resolve("cgroup.freeze")).strip().equals("1");
+    }
 }

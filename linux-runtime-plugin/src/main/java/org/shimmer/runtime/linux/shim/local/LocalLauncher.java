@@ -195,6 +195,20 @@ final class LocalLauncher {
                 LinkOption.NOFOLLOW_LINKS);
     }
 
+    /**
+     * Whether runc calls the bundle's container paused: a runtime that stopped while it was took it for running
+     * after a reload, and refused its resume ("it is running"). Unreadable counts as not paused, runc's pause or
+     * resume then says what it is. Blocking.
+     */
+    boolean pausedByRunc() {
+        try {
+            return runc.paused(bundle.id());
+        } catch (IOException | RuntimeException unreadable) {
+            log.debug("cannot tell whether {} is paused", bundle.id(), unreadable);
+            return false;
+        }
+    }
+
     /** The init runc records for the bundle's container when no {@link LocalRecord} names one. Blocking. */
     Optional<LocalRecord> unrecordedInit() {
         return runc.recordedInitOfThisBundle(bundle.id()).map(init -> new LocalRecord(init.pid(), false, 0, 0));

@@ -344,8 +344,8 @@ final class LocalShimClient extends TaskClient {
         recoveredInit = true;
         int pid = record.pid();
         boolean started = launcher.startedByRunc(record);
-        TaskProcess init = TaskProcess.recovered(task(), "", pid, started ? ProcessState.RUNNING
-                : ProcessState.CREATED);
+        TaskProcess init = TaskProcess.recovered(task(), "", pid, !started ? ProcessState.CREATED
+                : launcher.pausedByRunc() ? ProcessState.PAUSED : ProcessState.RUNNING);
         processes.adopt(init);
         if (!launcher.watchRecovered(init) && launchedHere) {
             // Gone already, reaped by an earlier runtime of this JVM, which published its exit: a reload reported
