@@ -49,6 +49,8 @@ public final class TaskErrors {
             "cannot start a running", "cannot start a stopped", "stopped container", "running container",
             "paused container", "stopped process", "running process", "paused process", "that has stopped",
             "stopped state", "paused state", "container is not", "failed precondition",
+            // The shim's pause or resume of an init never started: "cannot pause task in created state".
+            "in created state",
             // runc's start of a created init that a kill ended meanwhile (a start racing a kill).
             "process is already dead");
     // What a signal to a process that already ended meets (containerd's shim calls it "not found" too).

@@ -2069,6 +2069,29 @@ public abstract class ShimContractTest {
         assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
     }
 
+    /**
+     * A pause or resume of a task created but never started is the caller's misuse of its state, the same code on
+     * both shims: the remote shim's "cannot pause task in created state" was INTERNAL, the local one's
+     * FAILED_PRECONDITION.
+     */
+    @Test
+    void aPauseOrResumeOfATaskNeverStartedIsAFailedPreconditionOnBothShims() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+
+        for (Mono<Void> call : List.of(shim.pause(), shim.resume())) {
+            StepVerifier.create(call).expectErrorSatisfies(e -> assertThat(e)
+                    .isInstanceOf(FailedPreconditionException.class)
+                    .satisfies(error -> assertThat(((ShimmerException) error).code())
+                            .isEqualTo(ErrorCode.FAILED_PRECONDITION)))
+                    .verify(TIMEOUT);
+        }
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.CREATED);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+    }
+
     /** The directory of {@code pid}'s freezer cgroup: v1's freezer hierarchy, or its unified cgroup on v2. */
     private static Path freezerCgroup(int pid) throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {
