@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.shim;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -110,6 +111,22 @@ public abstract class TaskClient implements ShimClient {
         if (signal < 1 || signal > MAX_SIGNAL) {
             throw new ShimException(ErrorCode.INVALID_ARGUMENT, action + " " + task() + ": invalid signal " + signal
                     + ", expected 1.." + MAX_SIGNAL);
+        }
+    }
+
+    protected static final int SIGKILL = 9;
+
+    /**
+     * Signals {@code pid}, a process of a paused task, leaving it frozen: runc's kill --all thaws the task to
+     * signal it. One gone meanwhile (killed by someone else) is skipped. Blocking.
+     */
+    protected static void signalFrozen(int pid, int signal) throws IOException {
+        try {
+            LinuxCalls.kill(pid, signal);
+        } catch (IOException gone) {
+            if (Files.exists(Path.of("/proc", Integer.toString(pid)))) {
+                throw gone;
+            }
         }
     }
 

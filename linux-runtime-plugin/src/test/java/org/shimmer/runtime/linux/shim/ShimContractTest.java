@@ -2092,6 +2092,31 @@ public abstract class ShimContractTest {
         shim.shutdown().block(TIMEOUT);
     }
 
+    /**
+     * A kill of every process of a paused task leaves it paused: the signal reaches them when it is resumed.
+     * runc's kill --all freezes the cgroup to signal each process and thaws it after: the task ran on, and exited
+     * here, while it was called paused, and its resume failed ("container not paused"), on both shims.
+     */
+    @Test
+    void aKillOfEveryProcessOfAPausedTaskLeavesItPausedUntilItsResume() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "trap 'exit 3' TERM; while :; do sleep 1; done");
+        ShimClient shim = started(bundle);
+        int initPid = shim.state().block(TIMEOUT).pid();
+        Path freezer = freezerCgroup(initPid);
+        shim.pause().block(TIMEOUT);
+
+        shim.kill(15, true).block(TIMEOUT);
+
+        assertThat(frozen(freezer)).as("frozen after the kill").isTrue();
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.PAUSED);
+        shim.resume().block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).as("the signal, delivered on resume").isEqualTo(3);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
+        assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
+    }
+
     /** The directory of {@code pid}'s freezer cgroup: v1's freezer hierarchy, or its unified cgroup on v2. */
     private static Path freezerCgroup(int pid) throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {

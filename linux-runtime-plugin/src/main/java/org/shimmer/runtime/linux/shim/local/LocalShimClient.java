@@ -17,6 +17,7 @@ import org.shimmer.runtime.linux.bundle.Specs;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.runc.Runc;
+import org.shimmer.runtime.linux.shim.Operations;
 import org.shimmer.runtime.linux.shim.ProcessState;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
@@ -150,8 +151,43 @@ final class LocalShimClient extends TaskClient {
     public Mono<Void> kill(int signal, boolean all) {
         return onInit("kill", Mono.defer(() -> {
             requireSignal("kill", signal);
-            return runc.kill(id(), signal, all).onErrorMap(TaskErrors::ofKill);
+            Mono<Void> kill = runc.kill(id(), signal, all).onErrorMap(TaskErrors::ofKill);
+            return all && signal != SIGKILL ? killAllKeepingPaused(processes.get("kill", ""), signal, kill) : kill;
         }));
+    }
+
+    /**
+     * {@code runc kill --all}, except of a paused task: runc freezes the cgroup to signal every process, then
+     * thaws it, so a paused task ran on while it was called paused, and its resume failed ("container not
+     * paused"). Its processes are signalled one by one instead, left frozen: the signal is theirs on resume, as a
+     * kill of init alone is. Frozen, none can exit, so no pid can be reused meanwhile; pause and resume wait for
+     * it. SIGKILL keeps runc's thaw: on cgroup v1 a frozen process would never die of it.
+     */
+    private Mono<Void> killAllKeepingPaused(TaskProcess init, int signal, Mono<Void> kill) {
+        return Operations.runToEnd(init.begin("kill", ProcessState.PAUSING,
+                        Set.of(ProcessState.RUNNING, ProcessState.PAUSED))
+                .map(Optional::of)
+                // Created or stopped: runc's to answer, as before.
+                .onErrorResume(notStarted -> Mono.just(Optional.empty()))
+                .flatMap(held -> {
+                    if (held.isEmpty()) {
+                        return kill;
+                    }
+                    TaskProcess.Transition killing = held.get();
+                    if (killing.was() != ProcessState.PAUSED) {
+                        killing.moveThrough(ProcessState.RUNNING);
+                        return kill.doFinally(signalType -> killing.close());
+                    }
+                    return runc.pids(id())
+                            .flatMap(pids -> blocking(() -> {
+                                for (int pid : pids) {
+                                    signalFrozen(pid, signal);
+                                }
+                                return true;
+                            }))
+                            .then()
+                            .doFinally(signalType -> killing.close());
+                }));
     }
 
     @Override

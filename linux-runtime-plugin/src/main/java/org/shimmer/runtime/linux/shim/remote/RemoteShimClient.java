@@ -25,6 +25,7 @@ import org.shimmer.runtime.linux.shim.ProcessState;
 import org.shimmer.runtime.linux.shim.ProcessTable;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
 import org.shimmer.runtime.linux.shim.TaskClient;
+import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.TaskEvents;
 import org.shimmer.runtime.linux.shim.TaskProcess;
 import org.shimmer.runtime.linux.shim.proto.StateResponse;
@@ -208,7 +209,19 @@ final class RemoteShimClient extends TaskClient {
     public Mono<Void> kill(int signal, boolean all) {
         return Mono.defer(() -> {
             requireSignal("kill", signal);
-            return tasks.kill("kill", "", signal, all);
+            if (!all || signal == SIGKILL) {
+                return tasks.kill("kill", "", signal, all);
+            }
+            // The shim's Kill with all is runc kill --all, which thaws a paused task to signal it: it ran on while
+            // the shim called it paused, and its Resume failed. Its processes are signalled here instead, frozen.
+            return tasks.state("kill", "").flatMap(state -> state.status() != TaskState.Status.PAUSED
+                    ? tasks.kill("kill", "", signal, true)
+                    : tasks.pids().map(ProcessInfo::pid).collectList().flatMap(pids -> blocking(() -> {
+                        for (int pid : pids) {
+                            signalFrozen(pid, signal);
+                        }
+                        return true;
+                    })).then().onErrorMap(error -> TaskErrors.map("kill", task(), error)));
         });
     }
 
