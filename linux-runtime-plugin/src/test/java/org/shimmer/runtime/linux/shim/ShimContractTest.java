@@ -2117,6 +2117,34 @@ public abstract class ShimContractTest {
         assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
     }
 
+    /**
+     * A pause racing a kill of every process ends with the task paused exactly when its cgroup is frozen. The
+     * remote client asked the shim's State, found the task running, and sent Kill with all after the pause
+     * committed: runc's kill --all thawed it, and the task stayed called paused while it ran, every resume failing
+     * ("container not paused").
+     */
+    @Test
+    void aPauseRacingAKillOfEveryProcessLeavesTheTaskPausedExactlyWhenFrozen() throws Exception {
+        Bundle bundle = bundle("/bin/sh", "-c", "trap '' USR1; while :; do sleep 1; done");
+        ShimClient shim = started(bundle);
+        int initPid = shim.state().block(TIMEOUT).pid();
+        Path freezer = freezerCgroup(initPid);
+
+        for (int round = 0; round < 30; round++) {
+            Flux.merge(shim.pause().onErrorResume(FailedPreconditionException.class, refused -> Mono.empty())
+                            .subscribeOn(reactor.core.scheduler.Schedulers.boundedElastic()),
+                    shim.kill(10, true).subscribeOn(reactor.core.scheduler.Schedulers.boundedElastic()))
+                    .then().block(TIMEOUT);
+            TaskState.Status status = shim.state().block(TIMEOUT).status();
+            assertThat(frozen(freezer)).as("frozen in round " + round + ", " + status)
+                    .isEqualTo(status == TaskState.Status.PAUSED);
+            shim.resume().block(TIMEOUT);
+        }
+        stop(shim);
+        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
+        assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
+    }
+
     /** The directory of {@code pid}'s freezer cgroup: v1's freezer hierarchy, or its unified cgroup on v2. */
     private static Path freezerCgroup(int pid) throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {

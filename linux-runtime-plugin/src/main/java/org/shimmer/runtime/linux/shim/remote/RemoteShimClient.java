@@ -59,6 +59,8 @@ import reactor.core.publisher.Mono;
 final class RemoteShimClient extends TaskClient {
 
     private static final Logger log = LoggerFactory.getLogger(RemoteShimClient.class);
+    /** Pause, resume and a paused task's kill of all, one at a time: each reads or changes the freezer. */
+    private final InOrder freezerChanges = new InOrder();
     /** The shim decides whether a live process may go; only an operation of ours in flight is refused here. */
     private static final Set<ProcessState> SETTLED = Set.of(ProcessState.CREATED, ProcessState.RUNNING,
             ProcessState.PAUSED, ProcessState.STOPPED);
@@ -214,14 +216,15 @@ final class RemoteShimClient extends TaskClient {
             }
             // The shim's Kill with all is runc kill --all, which thaws a paused task to signal it: it ran on while
             // the shim called it paused, and its Resume failed. Its processes are signalled here instead, frozen.
-            return tasks.state("kill", "").flatMap(state -> state.status() != TaskState.Status.PAUSED
+            // In line with this client's pauses and resumes: one between the State and a Kill would be thawed.
+            return freezerChanges.next(tasks.state("kill", "").flatMap(state -> state.status() != TaskState.Status.PAUSED
                     ? tasks.kill("kill", "", signal, true)
                     : tasks.pids().map(ProcessInfo::pid).collectList().flatMap(pids -> blocking(() -> {
                         for (int pid : pids) {
                             signalFrozen(pid, signal);
                         }
                         return true;
-                    })).then().onErrorMap(error -> TaskErrors.map("kill", task(), error)));
+                    })).then().onErrorMap(error -> TaskErrors.map("kill", task(), error))));
         });
     }
 
@@ -411,12 +414,12 @@ final class RemoteShimClient extends TaskClient {
 
     @Override
     public Mono<Void> pause() {
-        return tasks.pause();
+        return freezerChanges.next(tasks.pause());
     }
 
     @Override
     public Mono<Void> resume() {
-        return tasks.resume();
+        return freezerChanges.next(tasks.resume());
     }
 
     @Override
