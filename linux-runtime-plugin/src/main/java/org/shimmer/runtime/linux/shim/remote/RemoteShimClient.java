@@ -217,8 +217,8 @@ final class RemoteShimClient extends TaskClient {
             // The shim's Kill with all is runc kill --all, which thaws a paused task to signal it: it ran on while
             // the shim called it paused, and its Resume failed. Its processes are signalled here instead, frozen.
             // In line with this client's pauses and resumes: one between the State and a Kill would be thawed.
-            return freezerChanges.next(tasks.state("kill", "").flatMap(state -> state.status() != TaskState.Status.PAUSED
-                    ? tasks.kill("kill", "", signal, true)
+            return freezerChanges.next(tasks.state("kill", "").flatMap(state ->
+                    state.status() != TaskState.Status.PAUSED ? tasks.kill("kill", "", signal, true)
                     : tasks.pids().map(ProcessInfo::pid).collectList().flatMap(pids -> blocking(() -> {
                         for (int pid : pids) {
                             signalFrozen(pid, signal);
