@@ -2145,6 +2145,31 @@ public abstract class ShimContractTest {
         assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
     }
 
+    /**
+     * A running exec of a paused container is paused, on both shims (the runc shim's exec state follows its
+     * container's; the local shim said running), and running again once the container is resumed.
+     */
+    @Test
+    void anExecOfAPausedContainerIsPausedUntilItsResume() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        shim.exec("e1", "{\"args\":[\"/bin/sleep\",\"600\"],\"cwd\":\"/\"}".getBytes(UTF_8), Stdio.none())
+                .block(TIMEOUT);
+        int execPid = shim.start("e1").block(TIMEOUT);
+
+        shim.pause().block(TIMEOUT);
+
+        assertThat(shim.state("e1").block(TIMEOUT).status()).isEqualTo(TaskState.Status.PAUSED);
+        shim.resume().block(TIMEOUT);
+        assertThat(shim.state("e1").block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        shim.kill("e1", 9).block(TIMEOUT);
+        assertThat(shim.awaitExit("e1").block(TIMEOUT).status()).isEqualTo(137);
+        assertThat(shim.state("e1").block(TIMEOUT).status()).isEqualTo(TaskState.Status.STOPPED);
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+        assertThat(Processes.awaitGone(execPid, TIMEOUT)).as("the exec is gone").isTrue();
+    }
+
     /** The directory of {@code pid}'s freezer cgroup: v1's freezer hierarchy, or its unified cgroup on v2. */
     private static Path freezerCgroup(int pid) throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {

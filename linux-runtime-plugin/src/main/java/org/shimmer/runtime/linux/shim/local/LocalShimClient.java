@@ -238,9 +238,19 @@ final class LocalShimClient extends TaskClient {
                 if (state == ProcessState.DELETED) {
                     throw new NotFoundException("get state of " + process.name() + ": not found");
                 }
-                return process.taskState(id(), state);
+                return process.taskState(id(), frozenWithInit(process, state));
             });
         }).onErrorMap(error -> map("get state of", error));
+    }
+
+    /**
+     * A running exec of a paused container is paused too, as the runc shim says of it (its exec's state follows
+     * the container's): it said running here.
+     */
+    private ProcessState frozenWithInit(TaskProcess process, ProcessState state) {
+        boolean initPaused = processes.find("").map(init -> init.state() == ProcessState.PAUSED).orElse(false);
+        return !process.execId().isEmpty() && state == ProcessState.RUNNING && initPaused ? ProcessState.PAUSED
+                : state;
     }
 
     @Override
