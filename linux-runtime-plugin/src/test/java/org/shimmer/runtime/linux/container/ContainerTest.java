@@ -205,15 +205,19 @@ class ContainerTest {
         try {
             assertEveryCallAnswersUnavailable(kind, container);
         } finally {
-            // The next plugin's runtime finds the container running, and removes it.
-            resources = new RuntimeResources("container-test-");
-            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
-            try {
-                assertThat(runtime.inspect(NS, container.id()).block(TIMEOUT).container()).as("after the stop")
-                        .hasValueSatisfying(found -> assertThat(found.status()).isEqualTo("running"));
-            } finally {
-                runtime.forceDelete(NS, container.id()).block(TIMEOUT);
-            }
+            findRunningAfterTheStopAndRemove(container);
+        }
+    }
+
+    /** The next plugin's runtime finds the container running after the stop, and removes it. */
+    private void findRunningAfterTheStopAndRemove(Container container) {
+        resources = new RuntimeResources("container-test-");
+        runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+        try {
+            assertThat(runtime.inspect(NS, container.id()).block(TIMEOUT).container()).as("after the stop")
+                    .hasValueSatisfying(found -> assertThat(found.status()).isEqualTo("running"));
+        } finally {
+            runtime.forceDelete(NS, container.id()).block(TIMEOUT);
         }
     }
 
@@ -230,14 +234,7 @@ class ContainerTest {
             StepVerifier.create(container.release()).expectError(UnavailableException.class).verify(TIMEOUT);
             assertEveryCallAnswersUnavailable(kind, container);
         } finally {
-            resources = new RuntimeResources("container-test-");
-            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
-            try {
-                assertThat(runtime.inspect(NS, container.id()).block(TIMEOUT).container()).as("after the stop")
-                        .hasValueSatisfying(found -> assertThat(found.status()).isEqualTo("running"));
-            } finally {
-                runtime.forceDelete(NS, container.id()).block(TIMEOUT);
-            }
+            findRunningAfterTheStopAndRemove(container);
         }
     }
 
