@@ -91,9 +91,19 @@ final class IoScheduler {
      * that one, which ends once the task that called it returns.
      */
     boolean close(Duration timeout) {
+        return close(timeout, () -> { });
+    }
+
+    /**
+     * {@link #close(Duration)}, running {@code stopped} once the scheduler takes no new task and before it waits
+     * for the running ones: what that runs may end a task that would otherwise hold the close, and whatever the
+     * task's end asks of this scheduler (an undo) is refused, as it would be once the close waited it out.
+     */
+    boolean close(Duration timeout, Runnable stopped) {
         boolean callerInterrupted = Thread.currentThread().isInterrupted();
         closing = true;
         executors.forEach(IoScheduler::stopTaking);
+        stopped.run();
         // That executor's termination waits for the task running this close: it would wait out the whole timeout.
         ScheduledExecutorService own = threads.get(Thread.currentThread());
         long deadline = System.nanoTime() + timeout.toNanos();

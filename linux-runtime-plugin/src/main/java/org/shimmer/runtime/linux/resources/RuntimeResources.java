@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
 import org.shimmer.runtime.UnavailableException;
@@ -31,7 +32,10 @@ public final class RuntimeResources implements AutoCloseable {
     /** Every thread started here has a name with this prefix; the unload tests look for survivors by it. */
     public static final String THREAD_PREFIX = "shimmer-";
 
-    /** How long close waits for each part before it stops waiting. */
+    /**
+     * How long close waits for each part before it stops waiting. Work that may block for as long as a process
+     * likes (a {@code runc create} running a slow hook) is {@link #cutByStop cut} instead of waited for.
+     */
     public static final Duration STOP_TIMEOUT = Duration.ofSeconds(10);
 
     /**
@@ -54,6 +58,10 @@ public final class RuntimeResources implements AutoCloseable {
     private FifoPoller poller;
     private final ConcurrentMap<Path, InMemoryEventExchange> exchanges = new ConcurrentHashMap<>();
     private final Disposable.Composite subscriptions = Disposables.composite();
+    /** What {@link #cutByStop} was given and not yet run or withdrawn; each runs at most once. */
+    private final Set<Runnable> cuts = ConcurrentHashMap.newKeySet();
+    /** Whether close began to run {@link #cuts}: one given from then on runs at once. */
+    private volatile boolean cutting;
     private final String prefix;
     private ExitMonitor exitMonitor;
     private boolean closed;
@@ -173,6 +181,37 @@ public final class RuntimeResources implements AutoCloseable {
         return subscription;
     }
 
+    /**
+     * Runs {@code cut} when close begins to wait for the io scheduler's running tasks (it takes no new one by then),
+     * or at once when that moment has passed, unless the returned handle was disposed first. For blocking io work
+     * whose end the stop need not wait for and which {@code cut} ends: a {@code runc create} waiting on a slow hook
+     * held the stop for its whole {@link #STOP_TIMEOUT} (a plugin stop during a create took about 10 s), and then
+     * the interrupt ended it all the same. Work the end of {@code cut} sets off on the io scheduler (an undo) is
+     * refused.
+     */
+    public Disposable cutByStop(Runnable cut) {
+        Runnable once = cut::run; // its own identity: the same runnable given twice is two cuts
+        cuts.add(once);
+        if (cutting && cuts.remove(once)) {
+            once.run();
+        }
+        return () -> cuts.remove(once);
+    }
+
+    /** Runs every cut given and not withdrawn; later ones run as they are given. */
+    private void cutWorkInFlight() {
+        cutting = true;
+        for (Runnable cut : cuts) {
+            if (cuts.remove(cut)) {
+                try {
+                    cut.run();
+                } catch (RuntimeException failed) {
+                    log.warn("work in flight could not be cut short by the stop", failed);
+                }
+            }
+        }
+    }
+
     /** Ends a subscription {@link #track tracked} earlier, and forgets it. */
     public void untrack(Disposable subscription) {
         subscriptions.remove(subscription);
@@ -230,7 +269,7 @@ public final class RuntimeResources implements AutoCloseable {
         if (!loops.close(STOP_TIMEOUT)) {
             log.warn("event loops did not stop within {}", STOP_TIMEOUT);
         }
-        if (!ioScheduler.close(STOP_TIMEOUT)) {
+        if (!ioScheduler.close(STOP_TIMEOUT, this::cutWorkInFlight)) {
             log.warn("io scheduler did not stop within {}; its remaining tasks were interrupted", STOP_TIMEOUT);
         }
         // Last: the poll loop's end and the io scheduler's releases end streams, and their subscribers hear of it here.

@@ -14,12 +14,14 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import java.util.function.Function;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.sys.SpawnedProcess;
 import org.shimmer.runtime.shim.ShimException;
+import reactor.core.Disposable;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Scheduler;
 
@@ -53,14 +55,27 @@ public final class Runc {
     private final Optional<String> criu;
     private final Path bundle;
     private final Scheduler io;
+    private final Function<Runnable, Disposable> cutByStop;
 
+    /** A runner whose commands a stop always waits for. */
     public Runc(RuncOptions options, String namespace, Path bundle, Scheduler io) {
+        this(options, namespace, bundle, io, RuncInvocation.NEVER_CUT);
+    }
+
+    /**
+     * A runner whose {@code runc create} the runtime's stop kills rather than waits for: {@code cutByStop} is
+     * {@code RuntimeResources::cutByStop} of the runtime whose io scheduler {@code io} is. A create so cut fails with
+     * {@code UnavailableException}; what runc made by then stays for the next runtime (its delete, or a forced one).
+     */
+    public Runc(RuncOptions options, String namespace, Path bundle, Scheduler io,
+            Function<Runnable, Disposable> cutByStop) {
         this.binary = options.effectiveBinaryName();
         this.root = Path.of(Objects.requireNonNull(options.runtimeRoot(), "runtime root not resolved")).resolve(namespace);
         this.systemdCgroup = options.systemdCgroup();
         this.criu = options.criu();
         this.bundle = bundle;
         this.io = io;
+        this.cutByStop = Objects.requireNonNull(cutByStop, "cutByStop");
     }
 
     /** runc's state directory for this namespace. */
@@ -158,7 +173,8 @@ public final class Runc {
      * {@code consoleSocket} (else null), runc sends the master of the process's new terminal there.
      */
     public Mono<Integer> create(String id, Path pidFile, Stdio stdio, Path consoleSocket) {
-        return run(stdio, console(consoleSocket, "create", "--bundle", bundle.toString(), "--pid-file",
+        // The only command a stop cuts: its hooks may take as long as they like, and a stop starts no container.
+        return run(cutByStop, stdio, console(consoleSocket, "create", "--bundle", bundle.toString(), "--pid-file",
                 pidFile.toString(), id)).map(printed -> readPid(pidFile));
     }
 
@@ -309,6 +325,11 @@ public final class Runc {
 
     /** Runs one command to its end; returns what it printed when stdout is a pipe. */
     private Mono<byte[]> run(Stdio stdio, String... args) {
+        return run(RuncInvocation.NEVER_CUT, stdio, args);
+    }
+
+    /** {@link #run(Stdio, String...)}, given to {@code cut} while it runs (see {@link RuncInvocation}). */
+    private Mono<byte[]> run(Function<Runnable, Disposable> cut, Stdio stdio, String... args) {
         Path log = bundle.resolve("log.json");
         List<String> command = command(args);
         return Mono.defer(() -> {
@@ -317,7 +338,7 @@ public final class Runc {
                     return RuncInvocation.run(args[0], bundle.getFileName().toString(), () -> {
                                 logStart[0] = logLength(log);
                                 return start(command, stdio);
-                            }, io)
+                            }, io, cut)
                             .map(result -> {
                                 if (result.exit() != 0) {
                                     throw failure(command, args, result.exit(), log, logStart[0]);

@@ -60,8 +60,9 @@ public final class LocalShims {
                     throw TaskErrors.classify("cannot watch container exits: " + e.getMessage(), e.getMessage(), e);
                 }
                 AtomicReference<LocalShimClient> made = new AtomicReference<>();
-                LocalShimClient client = new LocalShimClient(bundle,
-                        new Runc(runc, bundle.namespace(), bundle.path(), resources.io()), resources, monitor,
+                // Its create is cut by the stop, not waited for (see RuntimeResources.cutByStop).
+                Runc runner = new Runc(runc, bundle.namespace(), bundle.path(), resources.io(), resources::cutByStop);
+                LocalShimClient client = new LocalShimClient(bundle, runner, resources, monitor,
                         exchange, () -> clients.remove(key, made.get()));
                 made.set(client);
                 Optional<LocalRecord> record = LocalRecord.read(bundle.workDir()).or(() ->

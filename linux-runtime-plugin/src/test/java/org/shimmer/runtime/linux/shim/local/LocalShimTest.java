@@ -11,7 +11,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -31,9 +33,12 @@ import org.shimmer.runtime.events.task.TaskEvent;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ShimContractTest;
+import org.shimmer.runtime.linux.spec.CgroupPaths;
+import org.shimmer.runtime.linux.spec.CgroupsLeft;
 import org.shimmer.runtime.linux.stats.RuncStats;
 import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
+import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.LogCapture;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.shim.CreateOptions;
@@ -459,6 +464,50 @@ class LocalShimTest extends ShimContractTest {
             stop(again);
         }
         awaitTrue(() -> Zombies.ofThisJvm().isEmpty());
+    }
+
+    /**
+     * A runtime that stops while its {@code runc create} runs a slow hook does not wait for the create: the stop
+     * ends runc with the hook (and the hook's own child), so the hook never gets to its end, and the create fails
+     * with {@link UnavailableException}. The stop waited for the create to end on its own, up to the io scheduler's
+     * 10 s, and only then ended it. What runc made by then (its state, the container's cgroup) is removed by the
+     * next runtime, and nothing is left.
+     */
+    @Test
+    void aStopDuringACreateEndsItsRuncWithoutWaitingForItsHook() throws Exception {
+        String id = "cut-" + UUID.randomUUID().toString().substring(0, 8);
+        Path began = temp.resolve("hook-began");
+        Path ended = temp.resolve("hook-ended");
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode spec = (ObjectNode) json.readTree(BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                "/bin/true"));
+        // The runtime's own name for the cgroup, which a forced delete removes (runc's default, /<id>, it leaves).
+        ((ObjectNode) spec.path("linux")).put("cgroupsPath", CgroupPaths.of(temp.resolve("state"), NS, id));
+        // Long enough for the stop to end it first, short enough to end within the stop's 10 s it waited for.
+        spec.putObject("hooks").putArray("createRuntime").addObject().put("path", "/bin/sh").putArray("args")
+                .add("sh").add("-c").add(": > " + began + "; sleep 5; : > " + ended);
+        Bundle bundle = runtime.create(NS, id, json.writeValueAsBytes(spec)).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(bundle.rootfs());
+        bundles.add(bundle);
+        ShimClient shim = shim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+
+        CompletableFuture<ProcessIo> created = shim.create(CreateOptions.of(Stdio.none())).toFuture();
+        awaitTrue(() -> Files.exists(began));
+        resources.close();
+
+        assertThat(ended).as("the end of the hook, had the stop waited for the create").doesNotExist();
+        StepVerifier.create(Mono.fromFuture(created)).expectErrorSatisfies(error -> assertThat(error)
+                .isInstanceOf(UnavailableException.class).hasMessageContaining("the runtime stopped"))
+                .verify(TIMEOUT);
+
+        resources = new RuntimeResources("shim-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        runtime.forceDelete(NS, id).block(TIMEOUT);
+        assertThat(runtime.inspect(NS, id).block(TIMEOUT).present()).as("the bundle").isFalse();
+        assertNothingLeaks(bundle, fdsBefore);
+        assertThat(ended).as("the end of the hook").doesNotExist();
+        CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
     }
 
     /** The first chunk of output, read while the rest keeps flowing to the same subscriber. */
