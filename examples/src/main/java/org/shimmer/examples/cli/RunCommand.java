@@ -8,7 +8,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
+import org.shimmer.runtime.BundleInspection;
 import org.shimmer.runtime.Container;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
@@ -126,7 +128,31 @@ final class RunCommand implements Callable<Integer> {
                 return runImage(context, spec, opt, foreground, signals);
             }
             return runDirectory(context, spec, opt, foreground, signals);
+        } catch (AlreadyExistsException taken) {
+            throw alreadyExists(context, taken);
         }
+    }
+
+    /**
+     * A run of an id whose bundle is still there: the plugin's message names the Java API's remedy
+     * ({@code forceDelete}); a user of the CLI is told its command, and what holds the id (a run whose CLI was
+     * killed, or whose host crashed, left it {@code running (no shim)}: it used to say only "already exists").
+     * Any other refusal ({@code runc}'s of a container it has) is passed on as it came.
+     */
+    private RuntimeException alreadyExists(CliContext context, AlreadyExistsException taken) {
+        BundleInspection seen;
+        try {
+            seen = context.runtime().inspect(context.namespace(), id).block(CliContext.TIMEOUT);
+        } catch (RuntimeException notInspected) {
+            taken.addSuppressed(notInspected);
+            return taken;
+        }
+        if (seen == null || !seen.present()) {
+            return taken;
+        }
+        String holding = seen.inUse() ? "it is " + seen.describe() : "nothing of it runs";
+        return new CliException("container " + id + " already exists (" + holding + "); remove it with 'shimmer rm -f "
+                + id + "' (which kills whatever of it still runs), or choose another ID");
     }
 
     /** The command words, a leading {@code --} dropped; an option of ours given after the ID refused. */

@@ -288,6 +288,31 @@ class CliIntegrationTests {
     }
 
     /**
+     * A run of the id of a container whose CLI was killed (as a crash of its host leaves it) says how to get rid of
+     * what is left, with what holds the id, in one line: it said only "bundle default/ID already exists: bundle
+     * directory … is present". Doing what it says frees the id for the run.
+     */
+    @Test
+    void aRunOfTheIdOfAContainerWhoseCliWasKilledNamesRmDashFAndRmDashFFreesTheId() throws Exception {
+        Process cli = spawn("run", "--rootfs", image.toString(), "left", "--", "/bin/sh", "-c", "echo ready; sleep 60");
+        awaitLine(cli, "ready");
+        cli.destroyForcibly();
+        assertThat(cli.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+
+        try {
+            assertError(cli("run", "--rootfs", image.toString(), "left", "--", "/bin/true"),
+                    "shimmer: container left already exists (it is running (no shim)); remove it with"
+                            + " 'shimmer rm -f left' (which kills whatever of it still runs), or choose another ID");
+        } finally {
+            // Also when the message is not the one wanted: the killed CLI's container must not outlive the test.
+            assertThat(cli("rm", "-f", "left").status()).isZero();
+        }
+        Outcome again = cli("run", "--rm", "--rootfs", image.toString(), "left", "--", "/bin/true");
+        assertThat(again.status()).as(again.err()).isZero();
+        assertNothingLeft();
+    }
+
+    /**
      * {@code delete --force} of a local container whose {@code run} CLI is attached (docker's {@code rm -f} of a
      * running container): the container dies, the run exits 137, and the delete succeeds. It failed about every
      * other time, "still in use after a forced stop (local shim pid N)", the run's CLI still holding the bundle

@@ -366,9 +366,19 @@ public final class BundleStore {
         try {
             createDirectory(dir);
         } catch (FileAlreadyExistsException e) {
-            throw new AlreadyExistsException(
-                    "bundle " + paths.name() + " already exists: " + what + " directory " + dir + " is present", e);
+            throw new AlreadyExistsException("bundle " + paths.name() + " already exists: " + what + " directory "
+                    + dir + " is present; " + remedy(paths), e);
         }
+    }
+
+    /**
+     * How to get rid of a bundle in the way of a create. A host that crashed or was killed leaves its bundle (and
+     * perhaps its container) behind, and a run of the same id then only said "already exists", naming nothing the
+     * user could do about it.
+     */
+    private static String remedy(BundlePaths paths) {
+        return "delete it first; if a host that crashed or was killed left it, RuntimePlugin.forceDelete(\""
+                + paths.namespace() + "\", \"" + paths.id() + "\") removes it and kills whatever of it still runs";
     }
 
     private static void createDirectory(Path dir) throws IOException {

@@ -20,7 +20,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.BundleInspection;
+import org.shimmer.runtime.Container;
+import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.LinuxRuntime;
 import org.shimmer.runtime.linux.resources.RuntimeResources;
@@ -30,7 +33,11 @@ import org.shimmer.runtime.linux.sys.MountTable;
 import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Processes;
 import org.shimmer.runtime.linux.testing.Zombies;
+import org.shimmer.runtime.shim.ExitStatus;
+import org.shimmer.runtime.spec.Spec;
+import reactor.core.publisher.Mono;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
  * Issue 9, finding 7: a host JVM killed with SIGKILL at any point of bundle create, shim start, task create and
@@ -162,6 +169,45 @@ class HostCrashTest {
                 Files.deleteIfExists(cgroup);
             }
         }
+    }
+
+    /**
+     * A run of the id of a container whose host crashed is refused with {@code AlreadyExistsException} naming the
+     * way out, {@code forceDelete} of that namespace and id: it said only "bundle crash/ID already exists: bundle
+     * directory … is present". Doing what it says frees the id: the same run then works and leaves nothing.
+     */
+    @Test
+    void aRunOfTheIdOfACrashedHostsContainerIsRefusedNamingForceDeleteWhichFreesTheId() throws Exception {
+        String id = "rerun-" + RUN;
+        Process host = CrashingHost.start(temp, "local", spec, image, NS, id, "unused",
+                temp.resolve("host-" + id + ".log"));
+        try (BufferedReader out = new BufferedReader(new InputStreamReader(host.getInputStream(),
+                StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = out.readLine()) != null && !line.equals("started")) {
+                // Steps before the container runs.
+            }
+            assertThat(line).as("the host's container started").isEqualTo("started");
+        } finally {
+            host.destroyForcibly();
+            assertThat(host.waitFor(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        }
+        RunRequest again = RunRequest.of(NS, id, Spec.builder().args("/bin/true").build(), image);
+
+        try {
+            assertThatThrownBy(() -> runtime.run(again).block(TIMEOUT)).isInstanceOf(AlreadyExistsException.class)
+                    .hasMessageContaining("bundle " + NS + "/" + id + " already exists")
+                    .hasMessageContaining("RuntimePlugin.forceDelete(\"" + NS + "\", \"" + id + "\") removes it");
+        } finally {
+            // Also when the message is not the one wanted: the crashed host's container must not outlive the test.
+            runtime.forceDelete(NS, id).block(TIMEOUT);
+        }
+
+        ExitStatus exit = Mono.usingWhen(runtime.run(again), Container::exit, Container::release).block(TIMEOUT);
+        assertThat(exit.status()).as("the same run once the id is free").isZero();
+        assertThat(runtime.inspect(NS, id).block(TIMEOUT).present()).as("its bundle").isFalse();
+        assertThat(temp.resolve("runc").resolve(NS).resolve(id)).as("the crashed host's runc state").doesNotExist();
+        CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
     }
 
     /** The directories at cgroup path {@code path} under each cgroup hierarchy. */
