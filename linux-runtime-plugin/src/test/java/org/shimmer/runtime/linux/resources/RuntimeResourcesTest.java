@@ -7,6 +7,11 @@ import io.netty.util.concurrent.EventExecutor;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -62,5 +67,45 @@ class RuntimeResourcesTest {
         assertThat(used.stream().filter(Thread::isAlive).map(Thread::getName)).as("threads alive").isEmpty();
         assertThat(Thread.getAllStackTraces().keySet()).as("the poll thread")
                 .noneMatch(thread -> thread.getName().startsWith("close-failing-test-") && thread.isAlive());
+    }
+    /**
+     * What {@link RuntimeResources#cutByStop} is given runs once close stopped the io scheduler taking work and
+     * before it waits for the running tasks, so an io task blocked until its cut (a runc create and its hook) does
+     * not hold the stop; one withdrawn first never runs, one given after the cut ran runs at once, and the work the
+     * cut task asks of the io scheduler then (an undo) is refused.
+     */
+    @Test
+    void cutsRunWhenCloseStopsTakingWorkAndBeforeItWaitsForTheRunningTasks() throws Exception {
+        RuntimeResources resources = new RuntimeResources("cut-test-");
+        CountDownLatch cut = new CountDownLatch(1);
+        CountDownLatch blocked = new CountDownLatch(1);
+        List<String> ran = new CopyOnWriteArrayList<>();
+        CompletableFuture<String> undo = new CompletableFuture<>();
+        resources.io().schedule(() -> {
+            blocked.countDown();
+            try {
+                // Never ends on its own within the test: only the cut ends it (a 10 s wait would be the close's).
+                ran.add(cut.await(1, TimeUnit.HOURS) ? "task cut" : "task timed out");
+                resources.io().schedule(() -> { });
+                undo.complete("undo taken");
+            } catch (RejectedExecutionException refused) {
+                undo.complete("undo refused");
+            } catch (InterruptedException interrupted) {
+                ran.add("task interrupted");
+            }
+        });
+        assertThat(blocked.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        resources.cutByStop(() -> ran.add("withdrawn")).dispose();
+        resources.cutByStop(() -> {
+            ran.add("cut");
+            cut.countDown();
+        });
+
+        resources.close();
+
+        assertThat(ran).containsExactly("cut", "task cut");
+        assertThat(undo.getNow("no undo")).isEqualTo("undo refused");
+        resources.cutByStop(() -> ran.add("given after the close"));
+        assertThat(ran).endsWith("given after the close");
     }
 }
