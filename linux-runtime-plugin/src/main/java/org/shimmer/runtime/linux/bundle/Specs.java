@@ -40,6 +40,15 @@ public final class Specs {
     }
 
     /**
+     * {@code spec}, required to be one JSON object as {@link #requireJsonObject} does, as a tree.
+     *
+     * @throws InvalidSpecException saying what the spec is instead
+     */
+    public static JsonNode jsonObject(String owner, byte[] spec) {
+        return parseObject(owner, spec);
+    }
+
+    /**
      * Requires the process of {@code spec} (a bundle's {@code config.json} with {@code bundle}, else an exec's
      * process) to ask for a terminal exactly when its stdio is one ({@code terminal}): runc would otherwise make a
      * terminal nobody holds, or none for a stdio that is one.

@@ -688,6 +688,7 @@ public abstract class ShimContractTest {
         shim.shutdown().block(TIMEOUT);
     }
 
+
     @Test
     void updateChangesTheContainersCgroup() throws Exception {
         Bundle bundle = bundle("/bin/sleep", "60");
@@ -699,6 +700,198 @@ public abstract class ShimContractTest {
 
         assertThat(pidsLimit(pid)).isEqualTo("42");
         stop(shim);
+    }
+
+    /**
+     * An update with a value that can never be valid was INTERNAL with runc's words, differently per shim, and some
+     * were applied before the failure (a cpu.shares of 1 or 262145 clamped by the kernel) or taken for another
+     * value (a pids limit or quota of -2 as unlimited). Each is refused naming its field and value, and the container
+     * runs on with its limits; runc's own values (-1 unlimited, 0 unchanged) and a valid update after them apply.
+     */
+    @Test
+    void anUpdateWithAValueThatCanNeverBeValidIsRefusedNamingItAndTheContainerKeepsItsLimits() throws Exception {
+        Bundle bundle = typedBundle(Spec.builder().args("/bin/sleep", "60").resources(Spec.Resources.builder()
+                .memoryLimit(64L << 20).cpuQuota(50_000, 100_000).cpuShares(512).pidsLimit(32).build()).build());
+        ShimClient shim = started(bundle);
+        // After the first create, which opens what lives as long as the runtime (poll threads, event loops).
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int pid = shim.state().block(TIMEOUT).pid();
+        Map<String, String> limits = limits(pid);
+        String max = Long.toString(Long.MAX_VALUE);
+        String[][] cases = {
+            // {JSON, field, value named}
+            {"{\"memory\": {\"limit\": -2}}", "memory.limit", "-2"},
+            {"{\"memory\": {\"limit\": 1}}", "memory.limit", "was 1"},
+            {"{\"memory\": {\"limit\": 6291455}}", "memory.limit", "6291455"},
+            {"{\"memory\": {\"limit\": 9223372036854775808}}", "memory.limit", "9223372036854775808"},
+            {"{\"memory\": {\"limit\": \"64m\"}}", "memory.limit", "\"64m\""},
+            {"{\"memory\": {\"limit\": 67108864.5}}", "memory.limit", "67108864.5"},
+            {"{\"memory\": {\"reservation\": -2}}", "memory.reservation", "-2"},
+            {"{\"memory\": {\"swap\": -2}}", "memory.swap", "-2"},
+            {"{\"memory\": {\"swap\": 4096}}", "memory.swap", "4096"},
+            {"{\"memory\": {\"limit\": 67108864, \"swap\": 33554432}}", "memory.swap", "33554432"},
+            {"{\"memory\": {\"swappiness\": 101}}", "memory.swappiness", "101"},
+            {"{\"memory\": {\"disableOOMKiller\": \"yes\"}}", "memory.disableOOMKiller", "\"yes\""},
+            {"{\"memory\": 5}", "memory", "5"},
+            {"{\"cpu\": {\"shares\": -1}}", "cpu.shares", "-1"},
+            {"{\"cpu\": {\"shares\": 1}}", "cpu.shares", "was 1"},
+            {"{\"cpu\": {\"shares\": 262145}}", "cpu.shares", "262145"},
+            {"{\"cpu\": {\"shares\": " + max + "}}", "cpu.shares", max},
+            {"{\"cpu\": {\"shares\": 18446744073709551616}}", "cpu.shares", "18446744073709551616"},
+            {"{\"cpu\": {\"quota\": -2}}", "cpu.quota", "-2"},
+            {"{\"cpu\": {\"quota\": 999}}", "cpu.quota", "999"},
+            {"{\"cpu\": {\"quota\": " + max + "}}", "cpu.quota", max},
+            {"{\"cpu\": {\"quota\": " + Long.MIN_VALUE + "}}", "cpu.quota", Long.toString(Long.MIN_VALUE)},
+            {"{\"cpu\": {\"period\": -1}}", "cpu.period", "-1"},
+            {"{\"cpu\": {\"period\": 999}}", "cpu.period", "999"},
+            {"{\"cpu\": {\"period\": 1000001}}", "cpu.period", "1000001"},
+            {"{\"cpu\": {\"realtimeRuntime\": -5}}", "cpu.realtimeRuntime", "-5"},
+            {"{\"cpu\": {\"cpus\": \"abc\"}}", "cpu.cpus", "\"abc\""},
+            {"{\"cpu\": {\"mems\": \"1-0\"}}", "cpu.mems", "1-0"},
+            {"{\"cpu\": [1]}", "cpu", "[1]"},
+            {"{\"pids\": {\"limit\": -2}}", "pids.limit", "-2"},
+            {"{\"pids\": {\"limit\": 4194305}}", "pids.limit", "4194305"},
+            {"{\"pids\": {\"limit\": " + max + "}}", "pids.limit", max},
+            {"{\"pids\": {\"limit\": " + Long.MIN_VALUE + "}}", "pids.limit", Long.toString(Long.MIN_VALUE)},
+            {"{\"blockIO\": {\"weight\": 5}}", "blockIO.weight", "was 5"},
+            {"{\"blockIO\": {\"weight\": 70000}}", "blockIO.weight", "70000"},
+            // One invalid value refuses the whole update: the valid pids limit beside it is not applied.
+            {"{\"pids\": {\"limit\": 20}, \"cpu\": {\"shares\": 1}}", "cpu.shares", "was 1"},
+        };
+        SoftAssertions soft = new SoftAssertions();
+        for (String[] refused : cases) {
+            StepVerifier.create(shim.update(refused[0].getBytes(UTF_8)))
+                    .consumeErrorWith(error -> soft.assertThat(error).as(refused[0])
+                            .isInstanceOfSatisfying(InvalidSpecException.class, invalid -> soft.assertThat(
+                                    invalid.field()).as(refused[0]).isEqualTo("linux.resources." + refused[1]))
+                            .hasMessageContaining(refused[2]))
+                    .verify(TIMEOUT);
+        }
+        soft.assertAll();
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(limits(pid)).isEqualTo(limits);
+
+        // runc's meanings: 0 leaves a limit as it is, -1 lifts it; then valid values apply.
+        shim.update(("{\"memory\": {\"limit\": 0}, \"cpu\": {\"shares\": 0, \"quota\": 0, \"period\": 0},"
+                + " \"pids\": {\"limit\": 0}}").getBytes(UTF_8)).block(TIMEOUT);
+        assertThat(limits(pid)).isEqualTo(limits);
+        shim.update(("{\"memory\": {\"limit\": " + max + "}}").getBytes(UTF_8)).block(TIMEOUT);
+        shim.update("{\"memory\": {\"limit\": -1}, \"cpu\": {\"quota\": -1}, \"pids\": {\"limit\": -1}}"
+                .getBytes(UTF_8)).block(TIMEOUT);
+        assertThat(limits(pid)).containsEntry("cpu.cfs_quota_us", "-1").containsEntry("pids.max", "max");
+        shim.update(("{\"memory\": {\"limit\": 100663296}, \"cpu\": {\"shares\": 262144, \"quota\": 1000,"
+                + " \"period\": 1000000}, \"pids\": {\"limit\": 4194304}}").getBytes(UTF_8)).block(TIMEOUT);
+        assertThat(limits(pid)).containsEntry("memory.limit_in_bytes", Long.toString(96L << 20))
+                .containsEntry("cpu.shares", "262144").containsEntry("cpu.cfs_quota_us", "1000")
+                .containsEntry("cpu.cfs_period_us", "1000000").containsEntry("pids.max", "4194304");
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    /**
+     * A memory limit below what the container uses, which the kernel cannot reclaim (shared memory, no swap), was
+     * INTERNAL with runc's words. It is a FailedPrecondition naming the limit and the usage, typed or raw; the
+     * container runs on with its limit, and a limit above its usage applies after it.
+     */
+    @Test
+    void aMemoryLimitBelowTheContainersUsageIsAFailedPreconditionAndTheContainerKeepsItsLimit() throws Exception {
+        // 24 MiB of shared memory: without swap, the kernel cannot reclaim it.
+        String fill = "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 2>/dev/null; touch /filled; exec sleep 60";
+        Bundle bundle = typedBundle(Spec.builder().args("/bin/sh", "-c", fill).memoryLimit(64L << 20).build());
+        ShimClient shim = started(bundle);
+        // After the first create, which opens what lives as long as the runtime (poll threads, event loops).
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int pid = shim.state().block(TIMEOUT).pid();
+        Path filled = bundle.rootfs().resolve("filled");
+        Instant deadline = Instant.now().plus(TIMEOUT);
+        while (!Files.exists(filled) && Instant.now().isBefore(deadline)) {
+            Thread.sleep(20);
+        }
+        assertThat(filled).exists();
+        Map<String, String> limits = limits(pid);
+
+        long eightMiB = 8L << 20;
+        for (Mono<Void> update : List.of(
+                shim.update(("{\"memory\": {\"limit\": " + eightMiB + "}}").getBytes(UTF_8)),
+                shim.update(Spec.Resources.builder().memoryLimit(eightMiB).build()))) {
+            StepVerifier.create(update)
+                    .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageStartingWith("update task " + NS + "/" + bundle.id() + ": memory limit "
+                                    + eightMiB + " is below what the container uses")
+                            .hasMessageContaining("current usage: "))
+                    .verify(TIMEOUT);
+            assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+            assertThat(limits(pid)).isEqualTo(limits);
+        }
+
+        shim.update(Spec.Resources.builder().memoryLimit(48L << 20).build()).block(TIMEOUT);
+        assertThat(limits(pid)).containsEntry("memory.limit_in_bytes", Long.toString(48L << 20));
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    /**
+     * A value valid in form that the kernel refuses for this host (no such memory node, no such CPU) was INTERNAL
+     * with runc's words; it is an InvalidSpecException naming the field, the value and the kernel's reason.
+     */
+    @Test
+    void aValueTheKernelRefusesIsAnInvalidSpecNamingItAndTheContainerKeepsItsLimits() throws Exception {
+        Bundle bundle = typedBundle(Spec.builder().args("/bin/sleep", "60").pidsLimit(32).build());
+        ShimClient shim = started(bundle);
+        // After the first create, which opens what lives as long as the runtime (poll threads, event loops).
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int pid = shim.state().block(TIMEOUT).pid();
+        Map<String, String> limits = limits(pid);
+
+        for (String[] refused : new String[][] {{"{\"cpu\": {\"mems\": \"99\"}}", "cpu.mems", "99"},
+                {"{\"cpu\": {\"cpus\": \"0,9000000\"}}", "cpu.cpus", "0,9000000"}}) {
+            StepVerifier.create(shim.update(refused[0].getBytes(UTF_8)))
+                    .expectErrorSatisfies(error -> assertThat(error).as(refused[0])
+                            .isInstanceOfSatisfying(InvalidSpecException.class, invalid -> assertThat(
+                                    invalid.field()).isEqualTo("linux.resources." + refused[1]))
+                            .hasMessageContaining(refused[2] + " refused by the kernel")
+                            .hasMessageContaining("update task " + NS + "/" + bundle.id()))
+                    .verify(TIMEOUT);
+        }
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        assertThat(limits(pid)).isEqualTo(limits);
+        shim.update("{\"pids\": {\"limit\": 40}}".getBytes(UTF_8)).block(TIMEOUT);
+        assertThat(limits(pid)).containsEntry("pids.max", "40");
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    /** A bundle of {@code spec} on a busybox rootfs, deleted after the test. */
+    private Bundle typedBundle(Spec spec) throws Exception {
+        Bundle bundle = runtime.create(NS, "u-" + UUID.randomUUID().toString().substring(0, 8), spec).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(bundle.rootfs());
+        bundles.add(bundle);
+        return bundle;
+    }
+
+    /** The limits an update sets, read from the cgroup v1 files of {@code pid}'s cgroups. */
+    private static Map<String, String> limits(int pid) throws Exception {
+        Map<String, String> limits = new java.util.TreeMap<>();
+        for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {
+            String[] parts = line.split(":", 3);
+            Path dir = Path.of("/sys/fs/cgroup", parts[1]).resolve(parts[2].substring(1));
+            List<String> files = switch (parts[1]) {
+                case "memory" -> List.of("memory.limit_in_bytes", "memory.soft_limit_in_bytes",
+                        "memory.memsw.limit_in_bytes");
+                case "cpu" -> List.of("cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us");
+                case "cpuset" -> List.of("cpuset.cpus", "cpuset.mems");
+                case "pids" -> List.of("pids.max");
+                default -> List.of();
+            };
+            for (String file : files) {
+                if (Files.exists(dir.resolve(file))) {
+                    limits.put(file, Files.readString(dir.resolve(file)).strip());
+                }
+            }
+        }
+        assertThat(limits).as("cgroup v1 limits of " + pid).containsKeys("memory.limit_in_bytes", "pids.max");
+        return limits;
     }
 
     @Test

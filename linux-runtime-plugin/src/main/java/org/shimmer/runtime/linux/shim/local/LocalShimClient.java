@@ -20,6 +20,7 @@ import org.shimmer.runtime.linux.runc.Runc;
 import org.shimmer.runtime.linux.shim.Operations;
 import org.shimmer.runtime.linux.shim.ProcessState;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
+import org.shimmer.runtime.linux.shim.ResourceUpdates;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.TaskProcess;
@@ -338,10 +339,10 @@ final class LocalShimClient extends TaskClient {
     @Override
     public Mono<Void> update(byte[] linuxResources) {
         return onInit("update", Mono.defer(() -> {
-            // Before anything reaches runc, which called a non-object an internal failure.
-            Specs.requireJsonObject("update " + task(), linuxResources);
+            // Before anything reaches runc, which called a non-object or an impossible limit an internal failure.
+            ResourceUpdates.check("update " + task(), linuxResources);
             return runc.update(id(), linuxResources);
-        }));
+        })).onErrorMap(error -> ResourceUpdates.refused(task(), error));
     }
 
     @Override

@@ -24,6 +24,7 @@ import org.shimmer.runtime.linux.resources.RuntimeResources;
 import org.shimmer.runtime.linux.shim.ProcessState;
 import org.shimmer.runtime.linux.shim.ProcessTable;
 import org.shimmer.runtime.linux.shim.ProcessStdio;
+import org.shimmer.runtime.linux.shim.ResourceUpdates;
 import org.shimmer.runtime.linux.shim.TaskClient;
 import org.shimmer.runtime.linux.shim.TaskErrors;
 import org.shimmer.runtime.linux.shim.TaskEvents;
@@ -425,10 +426,10 @@ final class RemoteShimClient extends TaskClient {
     @Override
     public Mono<Void> update(byte[] linuxResources) {
         return Mono.defer(() -> {
-            // Before anything is sent: the shim called a non-object an internal failure.
-            Specs.requireJsonObject("update " + task(), linuxResources);
+            // Before anything is sent: the shim called a non-object or an impossible limit an internal failure.
+            ResourceUpdates.check("update " + task(), linuxResources);
             return tasks.update(linuxResources);
-        });
+        }).onErrorMap(error -> ResourceUpdates.refused(task(), error));
     }
 
     @Override
