@@ -25,6 +25,7 @@ import org.shimmer.runtime.shim.ProcessIo;
 import org.shimmer.runtime.shim.ShimClient;
 import org.shimmer.runtime.shim.ShimException;
 import org.shimmer.runtime.shim.Stdio;
+import org.shimmer.runtime.shim.TaskState;
 import org.shimmer.runtime.spec.Spec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -87,6 +88,34 @@ public abstract class TaskClient implements ShimClient {
                     : hostCheck("update", () -> HostLimits.checkResources(resources, null));
             return check.then(Mono.defer(() -> update(json)));
         });
+    }
+
+    /**
+     * {@code apply} of an update (already checked) that, when the kernel refuses one of its values, leaves the
+     * container's limits as they were: those it touches in more than one controller are read first and set back
+     * after a refusal (see {@link CgroupLimits}). The refusal is typed by {@link ResourceUpdates#refused}.
+     */
+    protected final Mono<Void> keepingLimits(byte[] linuxResources, Function<byte[], Mono<Void>> apply) {
+        Set<String> files = CgroupLimits.touched("update " + task(), linuxResources);
+        if (files.isEmpty()) {
+            return apply.apply(linuxResources);
+        }
+        return state().map(TaskState::pid).onErrorReturn(0)
+                .flatMap(pid -> Mono.fromCallable(() -> CgroupLimits.read(pid, files)).subscribeOn(resources.io()))
+                .onErrorMap(TaskErrors::rejected, stopped -> TaskErrors.map("update", task(), stopped))
+                .flatMap(before -> apply.apply(linuxResources).onErrorResume(error -> {
+                    Throwable refused = ResourceUpdates.refused(task(), error);
+                    if (refused == error || before.isEmpty()) {
+                        return Mono.error(refused);
+                    }
+                    log.debug("update {}: refused, setting back {}", task(), before);
+                    return apply.apply(CgroupLimits.restoring(before))
+                            .onErrorResume(notRestored -> {
+                                refused.addSuppressed(notRestored);
+                                return Mono.empty();
+                            })
+                            .then(Mono.error(refused));
+                }));
     }
 
     /**

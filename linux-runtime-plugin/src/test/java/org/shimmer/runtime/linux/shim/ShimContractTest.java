@@ -814,7 +814,11 @@ public abstract class ShimContractTest {
         long eightMiB = 8L << 20;
         for (Mono<Void> update : List.of(
                 shim.update(("{\"memory\": {\"limit\": " + eightMiB + "}}").getBytes(UTF_8)),
-                shim.update(Spec.Resources.builder().memoryLimit(eightMiB).build()))) {
+                shim.update(Spec.Resources.builder().memoryLimit(eightMiB).build()),
+                // runc writes the cpuset before the memory limit, and set back only what the container was created
+                // with: the new cpuset stayed after the refusal.
+                shim.update(("{\"cpu\": {\"cpus\": \"0\", \"shares\": 100}, \"pids\": {\"limit\": 7},"
+                        + " \"memory\": {\"limit\": " + eightMiB + "}}").getBytes(UTF_8)))) {
             StepVerifier.create(update)
                     .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(FailedPreconditionException.class)
                             .hasMessageStartingWith("update task " + NS + "/" + bundle.id() + ": memory limit "

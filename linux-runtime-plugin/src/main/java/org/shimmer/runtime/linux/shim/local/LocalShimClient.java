@@ -341,7 +341,7 @@ final class LocalShimClient extends TaskClient {
         return onInit("update", Mono.defer(() -> {
             // Before anything reaches runc, which called a non-object or an impossible limit an internal failure.
             ResourceUpdates.check("update " + task(), linuxResources);
-            return runc.update(id(), linuxResources);
+            return keepingLimits(linuxResources, json -> runc.update(id(), json));
         })).onErrorMap(error -> ResourceUpdates.refused(task(), error));
     }
 

@@ -428,7 +428,7 @@ final class RemoteShimClient extends TaskClient {
         return Mono.defer(() -> {
             // Before anything is sent: the shim called a non-object or an impossible limit an internal failure.
             ResourceUpdates.check("update " + task(), linuxResources);
-            return tasks.update(linuxResources);
+            return keepingLimits(linuxResources, tasks::update);
         }).onErrorMap(error -> ResourceUpdates.refused(task(), error));
     }
 
