@@ -787,6 +787,7 @@ public abstract class ShimContractTest {
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
         stop(shim);
         assertNothingLeaks(bundle, fdsBefore);
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
     /**
@@ -833,6 +834,7 @@ public abstract class ShimContractTest {
         assertThat(limits(pid)).containsEntry("memory.limit_in_bytes", Long.toString(48L << 20));
         stop(shim);
         assertNothingLeaks(bundle, fdsBefore);
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
     /**
@@ -864,6 +866,7 @@ public abstract class ShimContractTest {
         assertThat(limits(pid)).containsEntry("pids.max", "40");
         stop(shim);
         assertNothingLeaks(bundle, fdsBefore);
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
     /** A bundle of {@code spec} on a busybox rootfs, deleted after the test. */
