@@ -149,13 +149,26 @@ public final class TaskProcess {
             case STARTING -> new FailedPreconditionException(prefix + "it is being started");
             case DELETING -> new FailedPreconditionException(prefix + "it is being deleted");
             case PAUSING, RESUMING -> new FailedPreconditionException(prefix + "it is being paused or resumed");
-            case RUNNING, PAUSED -> new FailedPreconditionException(prefix + (action.startsWith("start")
+            case PAUSED -> action.startsWith("delete") ? pausedDeleteRefused(action, name(), null)
+                    : new FailedPreconditionException(prefix + (action.startsWith("start") ? "already started"
+                            : "it is paused"));
+            case RUNNING -> new FailedPreconditionException(prefix + (action.startsWith("start")
                     ? "already started" : action.startsWith("delete") ? "cannot delete a running process"
-                    : "it is " + now.name().toLowerCase()));
+                    : "it is running"));
             case STOPPED -> new FailedPreconditionException(prefix + "cannot " + verb(action) + " a stopped process");
             case CREATED -> new FailedPreconditionException(prefix + "cannot " + verb(action)
                     + " a process that was never started");
         };
+    }
+
+    /**
+     * The refusal of {@code action} (a delete) of the paused process {@code name}, in the same words on both shims,
+     * naming its state: the local shim said "cannot delete a running process" of it, the runc shim says "cannot
+     * delete a paused process" ({@code cause}, its answer, or null).
+     */
+    public static FailedPreconditionException pausedDeleteRefused(String action, String name, Throwable cause) {
+        return new FailedPreconditionException(action + " " + name + ": cannot delete a paused process (state "
+                + ProcessState.PAUSED + ")", cause);
     }
 
     private static String verb(String action) {

@@ -2270,6 +2270,60 @@ public abstract class ShimContractTest {
     }
 
     /**
+     * A delete of a paused task is refused, in the same words on both shims, naming the task and its state: the
+     * local shim said "cannot delete a running process" of it, the remote one "cannot delete a paused process". The
+     * task stays paused and whole; once killed, it is deleted.
+     */
+    @Test
+    void aDeleteOfAPausedTaskIsRefusedNamingTheTaskAndItsStateOnBothShims() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        int initPid = shim.state().block(TIMEOUT).pid();
+        Path freezer = freezerCgroup(initPid);
+        shim.pause().block(TIMEOUT);
+
+        StepVerifier.create(shim.delete()).expectErrorSatisfies(e -> assertThat(e)
+                .isInstanceOf(FailedPreconditionException.class)
+                .hasMessage("delete task " + NS + "/" + bundle.id() + ": cannot delete a paused process (state PAUSED)")
+                .satisfies(error -> assertThat(((ShimmerException) error).code())
+                        .isEqualTo(ErrorCode.FAILED_PRECONDITION)))
+                .verify(TIMEOUT);
+
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.PAUSED);
+        assertThat(frozen(freezer)).as("frozen after the refused delete").isTrue();
+        shim.kill(9, false).block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
+        assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
+    }
+
+    /**
+     * A forced delete of a paused task leaves nothing: a frozen cgroup keeps its processes from dying of SIGKILL
+     * on cgroup v1 until it is thawed, and the freezer cgroup, the runc state, the FIFOs and the bundle go.
+     */
+    @Test
+    void aForcedDeleteOfAPausedTaskLeavesNothing() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = shim(bundle);
+        shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        shim.start().block(TIMEOUT);
+        int initPid = shim.state().block(TIMEOUT).pid();
+        Path freezer = freezerCgroup(initPid);
+        shim.pause().block(TIMEOUT);
+
+        runtime.forceDelete(NS, bundle.id()).block(TIMEOUT);
+        bundles.remove(bundle);
+
+        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
+        assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
+        assertThat(temp.resolve("runc").resolve(NS).resolve(bundle.id())).as("runc state").doesNotExist();
+        assertThat(runtime.inspect(NS, bundle.id()).block(TIMEOUT).present()).as("the bundle").isFalse();
+        assertThat(Zombies.awaitNone(TIMEOUT)).as("zombie children of the JVM").isEmpty();
+    }
+
+    /**
      * A pause or resume of a task created but never started is the caller's misuse of its state, the same code on
      * both shims: the remote shim's "cannot pause task in created state" was INTERNAL, the local one's
      * FAILED_PRECONDITION.

@@ -32,6 +32,7 @@ import org.shimmer.runtime.linux.shim.TaskProcess;
 import org.shimmer.runtime.linux.shim.proto.StateResponse;
 import org.shimmer.runtime.linux.shim.proto.Status;
 import org.shimmer.runtime.linux.stats.StatsDecoder;
+import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
 import org.shimmer.runtime.shim.ContainerStats;
 import org.shimmer.runtime.shim.CreateOptions;
 import org.shimmer.runtime.shim.ExitStatus;
@@ -246,6 +247,7 @@ final class RemoteShimClient extends TaskClient {
             return move(process, "delete", ProcessState.DELETING, SETTLED, ProcessState.DELETED, deleting ->
                     (execId.isEmpty() ? tasks.deleteInit(action, mayStillBeCreated(process, deleting))
                             : tasks.delete(action, execId))
+                    .onErrorMap(error -> pausedDeleteInOurWords(action, process, error))
                     .onErrorResume(NotFoundException.class, gone -> forgetGone(process).then(Mono.error(gone)))
                     // The FIFOs of execs a runtime before a reload made went with their container; before the
                     // bundle is free for another create, whose FIFOs these must not be.
@@ -272,6 +274,17 @@ final class RemoteShimClient extends TaskClient {
                                 : drained).thenReturn(exit);
                     }));
         });
+    }
+
+    /**
+     * The shim's refusal to delete a paused process ("cannot delete a paused process", an UNKNOWN status read as
+     * a failed precondition by its words) in the local shim's words, naming the task and its state.
+     */
+    private static Throwable pausedDeleteInOurWords(String action, TaskProcess process, Throwable error) {
+        return error instanceof FailedPreconditionException refused
+                && refused.getCause() instanceof TtrpcStatusException status
+                && status.statusMessage().contains("cannot delete a paused process")
+                ? TaskProcess.pausedDeleteRefused(action, process.name(), status) : error;
     }
 
     /**
