@@ -21,8 +21,9 @@ import reactor.core.publisher.Flux;
  * A host that {@link HostCrashTest} kills with SIGKILL: creates a bundle, starts a shim, creates and starts a task
  * on a bind-mounted image, printing a marker after each step, then waits to be killed.
  *
- * <p>Arguments: {@code local|remote[-terminal] stateRoot workRoot runcRoot specFile image namespace id
- * daemonAddress}; {@code -terminal} puts init on a terminal (the spec must ask for one).
+ * <p>Arguments: {@code local|remote[-terminal|-paused] stateRoot workRoot runcRoot specFile image namespace id
+ * daemonAddress}; {@code -terminal} puts init on a terminal (the spec must ask for one); {@code -paused} writes
+ * init's stdout and stderr to {@link #output} and pauses the task once started (marker "paused").
  */
 public final class CrashingHost {
 
@@ -43,8 +44,14 @@ public final class CrashingHost {
                 .redirectError(log.toFile()).start();
     }
 
+    /** Where a {@code -paused} host's init writes its stdout and stderr: beside the state and work roots. */
+    static Path output(Path temp, String id) {
+        return temp.resolve("output-" + id);
+    }
+
     public static void main(String[] args) throws Exception {
         boolean terminal = args[0].endsWith("-terminal");
+        boolean paused = args[0].endsWith("-paused");
         boolean local = args[0].startsWith("local");
         RuntimeResources resources = new RuntimeResources("crashing-host-");
         LinuxRuntime runtime = new LinuxRuntime(new RuntimeConfig(Path.of(args[1]), Path.of(args[2])), resources);
@@ -58,11 +65,17 @@ public final class CrashingHost {
                 : ShimOpt.remote(Path.of("containerd-shim-runc-v2"), args[8], null, false, null);
         ShimClient shim = bundle.newShimClient(opt, runc).block();
         marker("shim");
-        Stdio stdio = terminal ? Stdio.terminal(Flux.never(), new TerminalSize(80, 24)) : Stdio.none();
+        Path output = output(Path.of(args[1]).getParent(), args[7]);
+        Stdio stdio = terminal ? Stdio.terminal(Flux.never(), new TerminalSize(80, 24))
+                : paused ? Stdio.files(output, output) : Stdio.none();
         shim.create(new CreateOptions(List.of(Mount.readOnlyBind(image)), stdio)).block();
         marker("created");
         shim.start().block();
         marker("started");
+        if (paused) {
+            shim.pause().block();
+            marker("paused");
+        }
         Thread.sleep(Long.MAX_VALUE);
     }
 
