@@ -18,6 +18,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -176,6 +177,34 @@ class PausedHostCrashTest {
         runtime.forceDelete(NS, id).block(TIMEOUT);
 
         assertNothingLeft(kind, id, crashed);
+    }
+
+    /**
+     * The remote task's shim killed too (as a service manager that kills the host's whole cgroup would): the next
+     * runtime's connect finds the shim dead and cleans up after it (the shim's own delete, runc's forced delete of
+     * the frozen container), publishes the exit, and the bundle's ordinary delete leaves nothing.
+     */
+    @Test
+    void aPausedTaskWhoseShimDiedWithItsHostIsCleanedUpByTheNextRuntimesConnect() throws Exception {
+        String id = "remote-shim-" + RUN;
+        Crashed crashed = killHostOncePaused("remote", id);
+        int shimPid = runtime.inspect(NS, id).block(TIMEOUT).shim().orElseThrow().pid();
+        Processes.run(null, "kill", "-9", Integer.toString(shimPid));
+        assertThat(Processes.awaitGone(shimPid, TIMEOUT)).as("the shim").isTrue();
+        Mono<TaskEvent.TaskExit> exitEvent = runtime.events().map(Envelope::event).ofType(TaskEvent.TaskExit.class)
+                .filter(exit -> exit.containerId().equals(id)).next().cache();
+        exitEvent.subscribe();
+        Bundle bundle = runtime.load(NS, id).block(TIMEOUT);
+
+        StepVerifier.create(bundle.newShimClient(ShimOpt.connect(), runc))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(ShimmerException.class)
+                        .hasMessageContaining("is not running").hasMessageContaining("its task was cleaned up"))
+                .verify(TIMEOUT);
+
+        assertThat(Processes.awaitGone(crashed.pid, TIMEOUT)).as("the frozen init").isTrue();
+        assertThat(exitEvent.block(TIMEOUT).exitStatus()).as("its TaskExit event").isEqualTo(137);
+        bundle.delete().block(TIMEOUT);
+        assertNothingLeft("remote", id, crashed);
     }
 
     /**
