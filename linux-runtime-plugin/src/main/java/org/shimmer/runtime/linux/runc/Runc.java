@@ -364,9 +364,14 @@ public final class Runc {
         }
     }
 
-    /** runc's own reason from its log, typed; blocking (it reads the log). */
+    /**
+     * runc's own reason from its log, typed; blocking (it reads the log). A reason that names no known situation,
+     * or no space without saying where, is checked against the file systems runc writes to: with its state root full
+     * of blocks (inodes left), runc's create logs only "unable to store init state: %!w(<nil>)", an INTERNAL error.
+     */
     private ShimmerException failure(List<String> command, String[] args, int exit, Path log, long logStart) {
         String reason = lastError(log, logStart)
+                .map(logged -> TaskErrors.withFullFileSystem(logged, () -> fullFileSystem(args)))
                 .or(() -> fullFileSystem(args).map(dir -> "exit status " + exit + "; no space left on device in "
                         + dir + " (runc could not log why)"))
                 .orElse("exit status " + exit);

@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.function.Supplier;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -39,6 +40,9 @@ public final class TaskErrors {
     private static final int EMFILE = 24;
     private static final int ENOSPC = 28;
     private static final int EDQUOT = 122;
+
+    // What Go's fmt prints for an error wrapped with %w that was nil: runc's create with a full state root.
+    private static final String LOST_REASON = "%!w(<nil>)";
 
     // The words runc 1.1.5, containerd-shim-runc-v2 1.6 and the kernel use, as printed (lower-cased), e.g.
     // runc's "cannot start a container that has stopped", the shim's "cannot exec in a stopped state".
@@ -168,16 +172,42 @@ public final class TaskErrors {
         return Optional.empty();
     }
 
+    /**
+     * {@code why}, naming the full file system {@code full} finds when {@code why} names no known situation
+     * ({@link ErrorCode#INTERNAL}) or is out of space without naming a directory on that file system; runc's
+     * {@code %!w(<nil>)} (its reason lost: "unable to store init state: %!w(<nil>)") is then said in words. Else
+     * {@code why} as it is. {@code full} is asked only in those cases.
+     */
+    public static String withFullFileSystem(String why, Supplier<Optional<Path>> full) {
+        ErrorCode code = code(why, null);
+        String text = why.toLowerCase(Locale.ROOT);
+        // Out of descriptors is no full disk, whatever the disks hold.
+        boolean noSpace = code == ErrorCode.RESOURCE_EXHAUSTED
+                && (text.contains("no space left on device") || text.contains("disk quota exceeded"));
+        if (code != ErrorCode.INTERNAL && !noSpace) {
+            return why;
+        }
+        return full.get()
+                .filter(dir -> code == ErrorCode.INTERNAL || !why.contains(dir.toString()))
+                .map(dir -> onFullFileSystem(why, dir))
+                .orElse(why);
+    }
+
+    /** {@code why} of a failure on the full file system of {@code dir}: says so, and runc's lost reason in words. */
+    public static String onFullFileSystem(String why, Path dir) {
+        return why.replace(LOST_REASON, "(reason lost)") + "; no space left on device in " + dir;
+    }
+
     private static boolean isFull(Path dir) {
         try {
             if (Files.getFileStore(dir).getUsableSpace() == 0) {
                 return true;
             }
-            // Blocks left, but perhaps no inode: only making a file tells.
-            Files.delete(Files.createTempFile(dir, ".space-probe", ""));
-            return false;
+            // Blocks left, but perhaps no inode. Asked of statfs, not by making a file: this runs for every failure
+            // that names no known reason, and a probe file appeared in bundles being deleted and in runc's root.
+            return LinuxCalls.freeInodes(dir) == 0;
         } catch (IOException e) {
-            return String.valueOf(e.getMessage()).contains("No space left on device");
+            return false;
         }
     }
 

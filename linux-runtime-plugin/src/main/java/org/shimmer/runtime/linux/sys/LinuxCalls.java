@@ -474,6 +474,25 @@ public final class LinuxCalls {
         }
     }
 
+    /**
+     * The free inodes of the file system {@code path} is on, {@code statfs}'s {@code f_ffree}; -1 for one that
+     * counts none ({@code f_files} 0: btrfs, for one, makes inodes as it needs them).
+     */
+    public static long freeInodes(Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment buffer = arena.allocate(STATFS_SIZE, 8);
+            int result = (int) STATFS.invokeExact(state, arena.allocateFrom(path.toString()), buffer);
+            check(result, state, "statfs " + path);
+            return buffer.get(ValueLayout.JAVA_LONG, STATFS_FILES) == 0 ? -1
+                    : buffer.get(ValueLayout.JAVA_LONG, STATFS_FFREE);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     /** {@code statfs}'s {@code f_type} of an overlay file system ({@code OVERLAYFS_SUPER_MAGIC}). */
     public static final long OVERLAYFS_MAGIC = 0x794c7630L;
 
@@ -645,6 +664,9 @@ public final class LinuxCalls {
     /** {@code struct statfs} is 120 bytes on 64-bit Linux, {@code f_type} at 0, {@code f_flags} at 80. */
     private static final long STATFS_SIZE = 120;
     private static final long STATFS_FLAGS = 80;
+    // f_files and f_ffree: after f_type, f_bsize, f_blocks, f_bfree and f_bavail, 8 bytes each on 64-bit Linux.
+    private static final long STATFS_FILES = 40;
+    private static final long STATFS_FFREE = 48;
     /** {@code struct statx} is 256 bytes: {@code stx_mask} at 0, {@code stx_mode} (u16) at 28, {@code stx_mnt_id} at 144. */
     private static final long STATX_SIZE = 256;
     private static final int S_IFMT = 0170000;

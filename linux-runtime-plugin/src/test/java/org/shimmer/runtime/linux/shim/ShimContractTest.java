@@ -1319,6 +1319,41 @@ public abstract class ShimContractTest {
     }
 
     @Test
+    void createWithTheRuncRootOutOfBlocksIsResourceExhaustedNamingItAndLeavesNothing() throws Exception {
+        // Each case gives back this many inodes and no block. With inodes enough for runc's state directory, runc
+        // said only "unable to store init state: %!w(<nil>)": INTERNAL on both shims, naming no directory.
+        Path runcRoot = Files.createDirectories(temp.resolve("full-runc"));
+        RuncOptions usual = runc;
+        try (FullTmpfs disk = FullTmpfs.mount(runcRoot)) {
+            runc = runc.withRuntimeRoot(runcRoot.toString());
+            for (int inodes : List.of(0, 1, 2, 3, 5)) {
+                Bundle bundle = bundle("/bin/true");
+                ShimClient shim = shim(bundle);
+                disk.fill();
+                disk.freeInodes(inodes);
+
+                StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
+                        .expectErrorSatisfies(e -> {
+                            assertExhausted(e, bundle);
+                            assertThat(e.getMessage()).as("%d inodes left", inodes)
+                                    .contains(runcRoot.toString()).doesNotContain("%!w");
+                        })
+                        .verify(TIMEOUT);
+
+                assertNothingHalfMade(bundle);
+                shim.shutdown().block(TIMEOUT);
+                disk.empty();
+                runtime.delete(NS, bundle.id()).block(TIMEOUT);
+                bundles.remove(bundle);
+                assertThat(bundle.path()).as("bundle deleted").doesNotExist();
+                assertThat(bundle.workDir()).as("work directory deleted").doesNotExist();
+            }
+        } finally {
+            runc = usual;
+        }
+    }
+
+    @Test
     void createWithTheStateRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
         // runc cannot even write its log into the bundle there: its reason must not be lost.
         Path stateRoot = Files.createDirectories(temp.resolve("full-state"));

@@ -3,6 +3,8 @@ package org.shimmer.runtime.linux.shim;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Optional;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -50,6 +52,32 @@ class TaskErrorsTest {
                 Arguments.of("exit status 1", ErrorCode.INTERNAL),
                 Arguments.of("runc run failed: unable to start container process: exec: \"/nope\": no such file",
                         ErrorCode.INTERNAL));
+    }
+
+    static Stream<Arguments> wordsOnAFullDisk() {
+        String lost = "runc create failed: unable to start container process: error during container init: unable to"
+                + " store init state: ";
+        return Stream.of(
+                // runc's create with its state root out of blocks: its reason lost, INTERNAL until the disk is named.
+                Arguments.of(lost + "%!w(<nil>)", lost + "(reason lost); no space left on device in /full/ns"),
+                Arguments.of("exit status 1", "exit status 1; no space left on device in /full/ns"),
+                Arguments.of("runc create failed: no space left on device",
+                        "runc create failed: no space left on device; no space left on device in /full/ns"),
+                // Named already, or no shortage of space: as runc said it.
+                Arguments.of("mkdir /full/ns/c1: no space left on device",
+                        "mkdir /full/ns/c1: no space left on device"),
+                Arguments.of("pipe2: too many open files", "pipe2: too many open files"),
+                Arguments.of("container does not exist", "container does not exist"),
+                Arguments.of("container not running", "container not running"));
+    }
+
+    @ParameterizedTest
+    @MethodSource("wordsOnAFullDisk")
+    void aReasonThatDoesNotSayWhereTheDiskIsFullNamesTheFullDirectory(String why, String expected) {
+        assertThat(TaskErrors.withFullFileSystem(why, () -> Optional.of(Path.of("/full/ns")))).isEqualTo(expected);
+        assertThat(TaskErrors.withFullFileSystem(why, Optional::empty)).as("no disk full").isEqualTo(why);
+        assertThat(TaskErrors.code(TaskErrors.withFullFileSystem(why, () -> Optional.of(Path.of("/full/ns"))), null))
+                .as("typed by its words").isIn(TaskErrors.code(why, null), ErrorCode.RESOURCE_EXHAUSTED);
     }
 
     @ParameterizedTest

@@ -4,6 +4,8 @@ import com.google.protobuf.Any;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
@@ -138,7 +140,20 @@ final class RemoteShimClient extends TaskClient {
                 .then(Mono.fromRunnable(() -> claims.release(bundle.path(), this))),
                 init -> tasks.deleteInit("delete", true).onErrorResume(failed -> Mono.empty())
                         .then(Mono.fromRunnable(this::taskGone)))
-                .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, bundle.path(), bundle.workDir()));
+                .onErrorMap(error -> ShimErrors.createFailure(task(), error, session, written()));
+    }
+
+    /**
+     * Where the shim and its runc write at a create: the bundle, the work directory and runc's state root of the
+     * namespace (the {@code Root} option the shim was given; a full one made runc's create say only "unable to store
+     * init state: %!w(<nil>)"). A full one among them explains a failure the shim's words do not.
+     */
+    private Path[] written() {
+        List<Path> written = new ArrayList<>(List.of(bundle.path(), bundle.workDir()));
+        if (runc.runtimeRoot() != null) {
+            written.add(Path.of(runc.runtimeRoot()).resolve(bundle.namespace()));
+        }
+        return written.toArray(Path[]::new);
     }
 
     /**

@@ -35,8 +35,8 @@ final class ShimErrors {
             return mapped;
         }
         return TaskErrors.fullFileSystem(List.of(written))
-                .<Throwable>map(full -> new ResourceExhaustedException(mapped.getMessage()
-                        + "; no space left on device in " + full, mapped))
+                .<Throwable>map(full -> new ResourceExhaustedException(TaskErrors.onFullFileSystem(mapped.getMessage(),
+                        full), mapped))
                 .orElse(mapped);
     }
 
