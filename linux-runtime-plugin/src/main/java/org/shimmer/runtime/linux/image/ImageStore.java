@@ -194,7 +194,10 @@ public final class ImageStore implements Images {
      * Records that the container whose bundle is {@code bundleDir} runs from {@code image}: while the returned
      * lease is open, and then while that bundle exists with {@link #DIGEST_ANNOTATION} equal to the image's
      * digest, the image cannot be removed and its layers stay. The caller closes the lease once the bundle's
-     * {@code config.json} exists, or after its rollback. Fails with
+     * {@code config.json} exists, or after its rollback: closing it is all a failed run does, as its lease file,
+     * unlocked and without a bundle, is stale and goes at the next remove. There is no call that deletes a lease: one
+     * by digest and bundle ({@code unlease}) deleted the file another run of the same bundle still held locked, and a
+     * remove then took that run's layers. Fails with
      * {@link NotFoundException} when no image of that digest is in the store (removed since it was got).
      */
     public Mono<ImageLease> lease(Image image, Path bundleDir) {
@@ -227,17 +230,6 @@ public final class ImageStore implements Images {
                         pending);
             }
         }).doOnDiscard(ImageLease.class, ImageLease::close);
-    }
-
-    /** Drops the lease of {@code bundleDir} on {@code digest}: a run's rollback. Absent is fine. */
-    public Mono<Void> unlease(String digest, Path bundleDir) {
-        return blocking("unlease image " + digest + " for " + bundleDir, () -> {
-            prepare();
-            try (FileLock _ = lock()) {
-                leases.remove(digest, bundleDir.toAbsolutePath().normalize());
-            }
-            return true;
-        }).then();
     }
 
     private Stored byDigest(String digest) {

@@ -94,12 +94,6 @@ final class Leases {
         }
     }
 
-    void remove(String digest, Path bundle) throws IOException {
-        Path digestDir = dir.resolve(hex(digest));
-        Files.deleteIfExists(digestDir.resolve(BlobInput.sha256Hex(bundle.toString())));
-        deleteIfEmpty(digestDir);
-    }
-
     /** The live leases on {@code digest}; stale leases are deleted on the way. */
     List<Live> live(String digest) throws IOException {
         Path digestDir = dir.resolve(hex(digest));
