@@ -3,10 +3,12 @@ package org.shimmer.runtime.linux.image;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
+import java.lang.reflect.Method;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -143,6 +145,33 @@ class LayerCollectionTest {
 
         StepVerifier.create(store.remove("twice:1")).verifyComplete();
         assertThat(ImageStoreTest.names(root.resolve("layers"))).isEmpty();
+        assertThat(ImageStoreTest.names(root.resolve("leases"))).isEmpty();
+    }
+
+    /**
+     * A lease is let go of by its holder alone ({@link ImageLease#close}): {@code ImageStore.unlease(digest, bundle)}
+     * deleted the bundle's lease file whoever held it, so a second run's rollback took the lease of a first run of
+     * the same bundle, and a remove then took the first run's layers. No run called it; it must not come back.
+     */
+    @Test
+    void theStoreHasNoCallThatDeletesALeaseWhoeverHoldsIt() throws IOException {
+        assertThat(Arrays.stream(ImageStore.class.getMethods()).map(Method::getName)).doesNotContain("unlease");
+        Image image = importAs(OciLayouts.image().layer(OciLayouts.tar("x", "x")), "twice:1");
+        Path bundle = temp.resolve("state/ns/same");
+        ImageLease first = store.lease(image, bundle).block(TIMEOUT);
+        try (ImageLease second = store.lease(image, bundle).block(TIMEOUT)) {
+            // The first run fails and rolls back: closing its lease is all it does.
+            first.close();
+
+            StepVerifier.create(store.remove("twice:1"))
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("image twice:1 is in use by container ns/same"))
+                    .verify(TIMEOUT);
+            assertThat(second.layers().getFirst()).isDirectory();
+        } finally {
+            first.close();
+        }
+        StepVerifier.create(store.remove("twice:1")).verifyComplete();
         assertThat(ImageStoreTest.names(root.resolve("leases"))).isEmpty();
     }
 
