@@ -185,7 +185,16 @@ public abstract class TaskClient implements ShimClient {
                         () -> make.apply(creating.process()))
                 .map(pid -> new Made(creating, pid))
                 .switchIfEmpty(Mono.error(() -> new IllegalStateException(action + " made nothing")))
+                // The caller is told why the make failed, not why its undo did: a runtime stopping during a local
+                // create cut runc ("runc create of ID was ended: the runtime stopped") and refused the undo's io,
+                // and the refusal ("it takes no new work") was all the caller heard.
                 .onErrorResume(error -> undo(creating, Mono.defer(() -> onFailure.apply(creating.process())))
+                        .onErrorResume(undoFailed -> {
+                            if (undoFailed != error) {
+                                error.addSuppressed(undoFailed);
+                            }
+                            return Mono.empty();
+                        })
                         .then(Mono.error(error))));
         // Committed only once the caller took it: until then a call on the process waits, and sees the process
         // made, or undone if the caller went away.

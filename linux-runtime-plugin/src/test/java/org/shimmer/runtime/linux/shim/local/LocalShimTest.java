@@ -498,7 +498,10 @@ class LocalShimTest extends ShimContractTest {
 
         assertThat(ended).as("the end of the hook, had the stop waited for the create").doesNotExist();
         StepVerifier.create(Mono.fromFuture(created)).expectErrorSatisfies(error -> assertThat(error)
-                .isInstanceOf(UnavailableException.class).hasMessageContaining("the runtime stopped"))
+                .isInstanceOf(UnavailableException.class)
+                // Why the create failed (runc was ended), not why its undo did (the io scheduler took no more work).
+                .hasMessage("create task " + NS + "/" + id + ": runc create of " + id
+                        + " was ended: the runtime stopped"))
                 .verify(TIMEOUT);
 
         resources = new RuntimeResources("shim-test-reloaded-");
