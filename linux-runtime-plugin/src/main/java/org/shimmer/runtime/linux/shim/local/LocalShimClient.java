@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Optional;
 import java.util.Set;
+import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
 import org.shimmer.runtime.FailedPreconditionException;
 import org.shimmer.runtime.Identifiers;
@@ -88,7 +89,23 @@ final class LocalShimClient extends TaskClient {
                 // Its create event went out; so does its end, as the remote shim's Delete publishes it.
                 init -> launcher.undoCreate(init, making).then(Mono.defer(() -> publishQuietly(new TaskEvent.TaskDelete(
                         id(), init.pid(), init.exited().map(ExitStatus::status).orElse(137), Instant.now())))))
-                .onErrorMap(error -> map("create", error));
+                .onErrorMap(error -> map("create", error))
+                .onErrorMap(AlreadyExistsException.class, this::heldByRunc);
+    }
+
+    /**
+     * runc's refusal of a create over a container it has of the id names no way out: a runtime that stopped while
+     * its {@code runc create} ran (the stop ends it) or crashed then left what runc made, which no task of this
+     * bundle names (its state, kill and delete say the task is not created) and only a forced delete removes.
+     */
+    private AlreadyExistsException heldByRunc(AlreadyExistsException taken) {
+        if (!String.valueOf(taken.getMessage()).contains("container with given ID already exists")) {
+            return taken;
+        }
+        return new AlreadyExistsException(taken.getMessage() + "; runc has a container " + id() + " in "
+                + runc.root() + ": if a runtime that stopped or crashed during a create of this task left it,"
+                + " RuntimePlugin.forceDelete(\"" + bundle.namespace() + "\", \"" + id()
+                + "\") removes it and kills whatever of it still runs", taken);
     }
 
     @Override

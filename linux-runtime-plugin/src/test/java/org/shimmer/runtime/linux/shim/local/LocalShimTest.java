@@ -513,6 +513,59 @@ class LocalShimTest extends ShimContractTest {
         CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
     }
 
+    /**
+     * The next runtime's create of the task a stop cut during its {@code runc create} (runc had made its state
+     * directory, not yet its container) is refused naming the way out, {@code forceDelete} of the namespace and id:
+     * runc's "container with given ID already exists" named none, while the task's state and delete called it not
+     * created and the bundle's delete called it in use. Doing what it says frees the id: the create then works.
+     */
+    @Test
+    void aCreateOverWhatAStopCutCreateLeftNamesForceDeleteWhichFreesTheTask() throws Exception {
+        String id = "cut-" + UUID.randomUUID().toString().substring(0, 8);
+        Path began = temp.resolve("hook-began");
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode spec = (ObjectNode) json.readTree(BusyboxBundle.spec(Files.createDirectories(temp.resolve("specs")),
+                "/bin/true"));
+        ((ObjectNode) spec.path("linux")).put("cgroupsPath", CgroupPaths.of(temp.resolve("state"), NS, id));
+        spec.putObject("hooks").putArray("createRuntime").addObject().put("path", "/bin/sh").putArray("args")
+                .add("sh").add("-c").add(": > " + began + "; sleep 5");
+        Bundle bundle = runtime.create(NS, id, json.writeValueAsBytes(spec)).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(bundle.rootfs());
+        bundles.add(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        CompletableFuture<ProcessIo> created = shim(bundle).create(CreateOptions.of(Stdio.none())).toFuture();
+        awaitTrue(() -> Files.exists(began));
+        resources.close();
+        StepVerifier.create(Mono.fromFuture(created)).expectError(UnavailableException.class).verify(TIMEOUT);
+
+        resources = new RuntimeResources("shim-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        ShimClient again = shim(runtime.load(NS, id).block(TIMEOUT));
+        StepVerifier.create(again.create(CreateOptions.of(Stdio.none()))).expectErrorSatisfies(error ->
+                assertThat(error).isInstanceOf(AlreadyExistsException.class)
+                        .hasMessageContaining("runc create failed: container with given ID already exists")
+                        .hasMessageContaining("RuntimePlugin.forceDelete(\"" + NS + "\", \"" + id + "\") removes it"))
+                .verify(TIMEOUT);
+        again.shutdown().block(TIMEOUT);
+        // With what the reloaded runtime opened for its life on its first create (its exit monitor's descriptors).
+        fdsBefore.putAll(Leaks.openFds());
+
+        runtime.forceDelete(NS, id).block(TIMEOUT);
+        assertNothingLeaks(bundle, fdsBefore);
+        spec.remove("hooks");
+        Bundle freed = runtime.create(NS, id, json.writeValueAsBytes(spec)).block(TIMEOUT);
+        BusyboxBundle.writeRootfs(freed.rootfs());
+        ShimClient fresh = shim(freed);
+        fresh.create(CreateOptions.of(Stdio.none())).block(TIMEOUT);
+        fresh.start().block(TIMEOUT);
+        assertThat(fresh.awaitExit().block(TIMEOUT).status()).isZero();
+        fresh.delete().block(TIMEOUT);
+        fresh.shutdown().block(TIMEOUT);
+        runtime.delete(NS, id).block(TIMEOUT);
+        assertThat(Leaks.runcContainers(Path.of(runc.runtimeRoot()).resolve(NS))).as("runc containers").isEmpty();
+        CgroupsLeft.assertNoneUnder(temp.resolve("state"), NS);
+    }
+
     /** The first chunk of output, read while the rest keeps flowing to the same subscriber. */
     private Mono<String> firstLine(ProcessIo io) {
         Sinks.One<String> first = Sinks.one();
