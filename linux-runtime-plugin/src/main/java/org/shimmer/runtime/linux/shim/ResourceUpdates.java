@@ -3,6 +3,8 @@ package org.shimmer.runtime.linux.shim;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.MissingNode;
 import java.math.BigInteger;
+import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -50,6 +52,18 @@ public final class ResourceUpdates {
             Map.entry("cpuset.mems", "cpu.mems"), Map.entry("pids.max", "pids.limit"),
             Map.entry("blkio.weight", "blockIO.weight"), Map.entry("io.weight", "blockIO.weight"));
 
+    // The names of LinuxResources's fields (the runtime spec's JSON), by section, "" for the top level. Go's JSON,
+    // with which runc and containerd's shim read an update, takes a key in any case for the field it names.
+    private static final Map<String, List<String>> NAMES = Map.of(
+            "", List.of("devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified"),
+            "memory", List.of("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+                    "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"),
+            "cpu", List.of("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
+                    "idle"),
+            "pids", List.of("limit"),
+            "blockIO", List.of("weight", "leafWeight", "weightDevice", "throttleReadBpsDevice",
+                    "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"));
+
     /** What an integer field takes: -1 when {@code unlimited}, 0 when {@code unchanged}, and min to max. */
     private record Range(boolean unlimited, boolean unchanged, long min, long max) {
 
@@ -77,6 +91,7 @@ public final class ResourceUpdates {
      */
     public static void check(String owner, byte[] linuxResources) {
         JsonNode resources = Specs.jsonObject(owner, linuxResources);
+        spelled(resources, "");
         JsonNode memory = section(resources, "memory");
         Long limit = integer(memory, "memory.limit", BYTES);
         integer(memory, "memory.reservation", ANY_BYTES);
@@ -148,7 +163,34 @@ public final class ResourceUpdates {
         if (!node.isMissingNode() && !node.isObject()) {
             throw InvalidSpecException.ofField(PREFIX + name, "must be a JSON object, was " + shown(node));
         }
+        spelled(node, name);
         return node;
+    }
+
+    /**
+     * Refuses a key of {@code object} (section {@code section}, "" for the top level) that Go's JSON takes for one of
+     * its fields though spelled otherwise ("Limit", "PIDS", "\u017Fhares"): it would reach runc unchecked.
+     */
+    private static void spelled(JsonNode object, String section) {
+        List<String> names = NAMES.getOrDefault(section, List.of());
+        for (Iterator<String> keys = object.fieldNames(); keys.hasNext();) {
+            String key = keys.next();
+            for (String name : names) {
+                if (!key.equals(name) && folded(key).equals(folded(name))) {
+                    throw InvalidSpecException.ofField(PREFIX + (section.isEmpty() ? "" : section + ".") + key,
+                            "must be spelled " + name + ", as runc and the shim read any case of it for that field");
+                }
+            }
+        }
+    }
+
+    /** {@code name} as Go's case-insensitive match compares it: ASCII letters, the long s and the Kelvin sign. */
+    private static String folded(String name) {
+        StringBuilder folded = new StringBuilder(name.length());
+        for (char c : name.toCharArray()) {
+            folded.append(c == '\u017F' ? 's' : c == '\u212A' ? 'k' : c < 128 ? Character.toLowerCase(c) : c);
+        }
+        return folded.toString();
     }
 
     private static Long integer(JsonNode section, String field, Range range) {

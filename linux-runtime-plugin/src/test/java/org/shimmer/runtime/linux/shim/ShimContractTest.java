@@ -869,6 +869,47 @@ public abstract class ShimContractTest {
         CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
+    /**
+     * runc and containerd's shim read the update with Go's JSON, which takes a key in any case ({@code "Limit"},
+     * {@code "PIDS"}, even {@code "\u017Fhares"}, the long s folding to s) for the field: such a key went past the
+     * check unread, and runc applied its impossible value (a pids limit of -2 as unlimited, a cpu.shares of 1 the
+     * kernel clamped). Each is refused naming the key as written, and the container keeps its limits.
+     */
+    @Test
+    void anUpdateSpellingAFieldInAnotherCaseIsRefusedNamingItAndTheContainerKeepsItsLimits() throws Exception {
+        Bundle bundle = typedBundle(Spec.builder().args("/bin/sleep", "60").resources(Spec.Resources.builder()
+                .memoryLimit(64L << 20).cpuShares(512).pidsLimit(32).build()).build());
+        ShimClient shim = started(bundle);
+        // After the first create, which opens what lives as long as the runtime (poll threads, event loops).
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int pid = shim.state().block(TIMEOUT).pid();
+        Map<String, String> limits = limits(pid);
+        String[][] cases = {
+            // {JSON, field as written}
+            {"{\"pids\": {\"Limit\": -2}}", "pids.Limit"},
+            {"{\"PIDS\": {\"limit\": -2}}", "PIDS"},
+            {"{\"cpu\": {\"SHARES\": 1}}", "cpu.SHARES"},
+            {"{\"cpu\": {\"\u017Fhares\": 262145}}", "cpu.\u017Fhares"},
+            {"{\"Memory\": {\"limit\": 1}}", "Memory"},
+            // Go takes the last of the two for the limit.
+            {"{\"pids\": {\"limit\": 20, \"LIMIT\": -2}}", "pids.LIMIT"},
+        };
+        SoftAssertions soft = new SoftAssertions();
+        for (String[] refused : cases) {
+            StepVerifier.create(shim.update(refused[0].getBytes(UTF_8)))
+                    .consumeErrorWith(error -> soft.assertThat(error).as(refused[0])
+                            .isInstanceOfSatisfying(InvalidSpecException.class, invalid -> soft.assertThat(
+                                    invalid.field()).as(refused[0]).isEqualTo("linux.resources." + refused[1])))
+                    .verify(TIMEOUT);
+        }
+        soft.assertThat(limits(pid)).isEqualTo(limits);
+        soft.assertAll();
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+    }
+
     /** A bundle of {@code spec} on a busybox rootfs, deleted after the test. */
     private Bundle typedBundle(Spec spec) throws Exception {
         Bundle bundle = runtime.create(NS, "u-" + UUID.randomUUID().toString().substring(0, 8), spec).block(TIMEOUT);
