@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.Bundle;
@@ -31,6 +32,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
 
 /**
  * What the local and the remote shim client share: the bundle's task and its {@link ProcessTable}, how a process
@@ -47,6 +49,8 @@ public abstract class TaskClient implements ShimClient {
     protected final RuntimeResources resources;
     protected final EventExchange exchange;
     protected final ProcessTable processes;
+    /** The end of the last update asked of this client, which the next one waits for (see keepingLimits). */
+    private final AtomicReference<Mono<Void>> lastUpdate = new AtomicReference<>(Mono.empty());
 
     /** With {@code ownsProcesses}, every process of the task is this client's (see {@link ProcessTable}). */
     protected TaskClient(Bundle bundle, RuntimeResources resources, EventExchange exchange, boolean ownsProcesses) {
@@ -94,13 +98,17 @@ public abstract class TaskClient implements ShimClient {
      * {@code apply} of an update (already checked) that, when the kernel refuses one of its values, leaves the
      * container's limits as they were: those it touches in more than one controller are read first and set back
      * after a refusal (see {@link CgroupLimits}). The refusal is typed by {@link ResourceUpdates#refused}.
+     *
+     * <p>The updates of this client run one at a time, in the order asked: a refused one's setting back wrote the
+     * limits it had read over those of an update that succeeded meanwhile, and two runc updates interleaved their
+     * writes. One begun runs to its end, setting back included, when its caller cancels (runc runs on anyway, and
+     * without its setting back a refusal left the first controllers' new limits); one cancelled before its turn is
+     * not made.
      */
     protected final Mono<Void> keepingLimits(byte[] linuxResources, Function<byte[], Mono<Void>> apply) {
         Set<String> files = CgroupLimits.touched("update " + task(), linuxResources);
-        if (files.isEmpty()) {
-            return apply.apply(linuxResources);
-        }
-        return state().map(TaskState::pid).onErrorReturn(0)
+        return inTurn(files.isEmpty() ? Mono.defer(() -> apply.apply(linuxResources))
+                : state().map(TaskState::pid).onErrorReturn(0)
                 .flatMap(pid -> Mono.fromCallable(() -> CgroupLimits.read(pid, files)).subscribeOn(resources.io()))
                 .onErrorMap(TaskErrors::rejected, stopped -> TaskErrors.map("update", task(), stopped))
                 .flatMap(before -> apply.apply(linuxResources).onErrorResume(error -> {
@@ -115,7 +123,22 @@ public abstract class TaskClient implements ShimClient {
                                 return Mono.empty();
                             })
                             .then(Mono.error(refused));
-                }));
+                })));
+    }
+
+    /** {@code update} once every update asked of this client before it has ended; see {@link #keepingLimits}. */
+    private Mono<Void> inTurn(Mono<Void> update) {
+        return Mono.defer(() -> {
+            Sinks.Empty<Void> ended = Sinks.empty();
+            Mono<Void> before = lastUpdate.getAndSet(ended.asMono());
+            AtomicBoolean cancelled = new AtomicBoolean();
+            // Its end is kept for the caller, if still there: a caller gone is not told, nor is the end logged.
+            Sinks.Empty<Void> result = Sinks.empty();
+            before.then(Mono.defer(() -> cancelled.get() ? Mono.<Void>empty() : update))
+                    .doFinally(signal -> ended.tryEmitEmpty())
+                    .subscribe(null, result::tryEmitError, result::tryEmitEmpty);
+            return result.asMono().doOnCancel(() -> cancelled.set(true));
+        });
     }
 
     /**

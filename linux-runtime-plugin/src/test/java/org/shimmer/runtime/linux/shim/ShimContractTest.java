@@ -910,6 +910,89 @@ public abstract class ShimContractTest {
         CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
+    /**
+     * Two updates of one task at once: one refused, which sets back the limits it read first, and one that
+     * succeeds. The successful update's limit is the container's after both, whichever ran first; the refused
+     * one's setting back wrote the limits it had read over the other's (and runc's two updates interleaved their
+     * writes).
+     */
+    @Test
+    void aRefusedUpdateRacingASuccessfulOneLeavesTheSuccessfulOnesLimits() throws Exception {
+        String fill = "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 2>/dev/null; touch /filled; exec sleep 60";
+        Bundle bundle = typedBundle(Spec.builder().args("/bin/sh", "-c", fill).memoryLimit(64L << 20).build());
+        ShimClient shim = started(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int pid = shim.state().block(TIMEOUT).pid();
+        Path filled = bundle.rootfs().resolve("filled");
+        Instant deadline = Instant.now().plus(TIMEOUT);
+        while (!Files.exists(filled) && Instant.now().isBefore(deadline)) {
+            Thread.sleep(20);
+        }
+        assertThat(filled).exists();
+        byte[] refusedUpdate = ("{\"cpu\": {\"cpus\": \"0\"}, \"memory\": {\"limit\": " + (8L << 20) + "}}")
+                .getBytes(UTF_8);
+        List<String> seen = new java.util.ArrayList<>();
+        for (int round = 0; round < 6; round++) {
+            String cpus = round % 2 == 0 ? "1" : "0-1";
+            Mono<Void> refused = shim.update(refusedUpdate).onErrorResume(FailedPreconditionException.class,
+                    expected -> Mono.empty());
+            Mono<Void> applied = Mono.delay(java.time.Duration.ofMillis(round % 3 * 10L))
+                    .then(shim.update(("{\"cpu\": {\"cpus\": \"" + cpus + "\"}}").getBytes(UTF_8)));
+            Mono.when(refused, applied).block(TIMEOUT);
+            seen.add(cpus + " -> " + limits(pid).get("cpuset.cpus"));
+        }
+        assertThat(seen).allSatisfy(pair -> assertThat(pair.split(" -> ")[1]).isEqualTo(pair.split(" -> ")[0]));
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+    }
+
+    /**
+     * A refused update cancelled by its caller at any moment: runc, which runs to its end, wrote the cpuset before
+     * the kernel refused the memory limit, and the setting back was cancelled with the caller, leaving the new
+     * cpuset. Whenever the cancel comes, the container's limits end as they were.
+     */
+    @Test
+    void aRefusedUpdateCancelledAtAnyMomentLeavesTheContainersLimits() throws Exception {
+        String fill = "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 2>/dev/null; touch /filled; exec sleep 60";
+        Bundle bundle = typedBundle(Spec.builder().args("/bin/sh", "-c", fill).memoryLimit(64L << 20).build());
+        ShimClient shim = started(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int pid = shim.state().block(TIMEOUT).pid();
+        Path filled = bundle.rootfs().resolve("filled");
+        Instant deadline = Instant.now().plus(TIMEOUT);
+        while (!Files.exists(filled) && Instant.now().isBefore(deadline)) {
+            Thread.sleep(20);
+        }
+        assertThat(filled).exists();
+        Map<String, String> limits = limits(pid);
+        byte[] refusedUpdate = ("{\"cpu\": {\"cpus\": \"0\"}, \"memory\": {\"limit\": " + (8L << 20) + "}}")
+                .getBytes(UTF_8);
+        Map<Integer, Map<String, String>> left = new java.util.TreeMap<>();
+        for (int delay = 0; delay <= 300; delay += 5) {
+            reactor.core.Disposable update = shim.update(refusedUpdate).subscribe(null, error -> { });
+            Thread.sleep(delay);
+            update.dispose();
+            // runc runs on after a cancel: give it, and a setting back, time to end (an update after it waits for
+            // it to end).
+            shim.update("{\"pids\": {\"limit\": 0}}".getBytes(UTF_8)).block(TIMEOUT);
+            Instant settled = Instant.now().plusSeconds(3);
+            while (!limits(pid).equals(limits) && Instant.now().isBefore(settled)) {
+                Thread.sleep(50);
+            }
+            if (!limits(pid).equals(limits)) {
+                left.put(delay, limits(pid));
+                shim.update(("{\"cpu\": {\"cpus\": \"" + limits.get("cpuset.cpus") + "\"}}").getBytes(UTF_8))
+                        .block(TIMEOUT);
+            }
+        }
+        assertThat(left).as("limits left after a cancel at each delay (ms), expected " + limits).isEmpty();
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+    }
+
     /** A bundle of {@code spec} on a busybox rootfs, deleted after the test. */
     private Bundle typedBundle(Spec spec) throws Exception {
         Bundle bundle = runtime.create(NS, "u-" + UUID.randomUUID().toString().substring(0, 8), spec).block(TIMEOUT);
