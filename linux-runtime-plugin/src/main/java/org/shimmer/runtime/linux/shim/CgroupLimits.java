@@ -37,11 +37,23 @@ final class CgroupLimits {
             new String[] {"cpu", "period", "cpu.cfs_period_us"}, new String[] {"pids", "limit", "pids.max"},
             new String[] {"blockIO", "weight", "blkio.weight"});
 
+    /**
+     * Each update field runc writes that is not set back, with its cgroup v1 controller: section, name, controller.
+     * It counts among the controllers an update touches, as the kernel may refuse it after runc wrote the cpuset.
+     */
+    private static final List<String[]> NOT_SET_BACK = List.of(
+            new String[] {"cpu", "realtimeRuntime", "cpu"}, new String[] {"cpu", "realtimePeriod", "cpu"},
+            new String[] {"cpu", "burst", "cpu"}, new String[] {"cpu", "idle", "cpu"},
+            new String[] {"memory", "kernel", "memory"}, new String[] {"memory", "kernelTCP", "memory"},
+            new String[] {"memory", "swappiness", "memory"}, new String[] {"memory", "disableOOMKiller", "memory"},
+            new String[] {"blockIO", "leafWeight", "blkio"});
+
     private CgroupLimits() {}
 
     /**
-     * The cgroup v1 files {@code linuxResources} (already checked) sets, or none when they are all of one controller:
-     * runc either applies such an update or, for the limits of that controller, puts back what it had.
+     * The cgroup v1 files {@code linuxResources} (already checked) sets, or none when all it sets, set back or not, is
+     * of one controller: runc either applies such an update or, for the limits of that controller, puts back what it
+     * had.
      */
     static Set<String> touched(String owner, byte[] linuxResources) {
         JsonNode resources = Specs.jsonObject(owner, linuxResources);
@@ -54,6 +66,17 @@ final class CgroupLimits {
                 files.add(file[2]);
                 controllers.add(file[2].substring(0, file[2].indexOf('.')));
             }
+        }
+        for (String[] field : NOT_SET_BACK) {
+            JsonNode value = resources.path(field[0]).path(field[1]);
+            // runc writes a swappiness of 0 too, and the OOM killer's switch only when true.
+            if (value.isNumber() && (value.asLong() != 0 || field[1].equals("swappiness"))
+                    || value.isBoolean() && value.asBoolean()) {
+                controllers.add(field[2]);
+            }
+        }
+        if (resources.path("hugepageLimits").isArray() && !resources.path("hugepageLimits").isEmpty()) {
+            controllers.add("hugetlb");
         }
         return controllers.size() > 1 ? files : Set.of();
     }

@@ -993,6 +993,34 @@ public abstract class ShimContractTest {
         CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
+    /**
+     * A refused limit whose controller has no limit set back (a realtime runtime this container's parent cgroup
+     * has none of) beside a cpuset: runc wrote the cpuset first, and the update, counting the controllers of the
+     * limits it sets back only, took it for one of a single controller and read nothing, so the new cpuset stayed
+     * though the error said the container keeps its limits.
+     */
+    @Test
+    void aRefusedLimitOfAControllerNotSetBackBesideACpusetLeavesTheContainersLimits() throws Exception {
+        Bundle bundle = typedBundle(Spec.builder().args("/bin/sleep", "60").pidsLimit(32).build());
+        ShimClient shim = started(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        int pid = shim.state().block(TIMEOUT).pid();
+        Map<String, String> limits = limits(pid);
+        assertThat(limits.get("cpuset.cpus")).isNotEqualTo("0");
+
+        StepVerifier.create(shim.update("{\"cpu\": {\"cpus\": \"0\", \"realtimeRuntime\": 1000}}".getBytes(UTF_8)))
+                .expectErrorSatisfies(error -> assertThat(error)
+                        .isInstanceOfSatisfying(InvalidSpecException.class, invalid -> assertThat(invalid.field())
+                                .isEqualTo("linux.resources.cpu.realtimeRuntime"))
+                        .hasMessageContaining("1000 refused by the kernel"))
+                .verify(TIMEOUT);
+        assertThat(limits(pid)).isEqualTo(limits);
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+    }
+
     /** A bundle of {@code spec} on a busybox rootfs, deleted after the test. */
     private Bundle typedBundle(Spec spec) throws Exception {
         Bundle bundle = runtime.create(NS, "u-" + UUID.randomUUID().toString().substring(0, 8), spec).block(TIMEOUT);
