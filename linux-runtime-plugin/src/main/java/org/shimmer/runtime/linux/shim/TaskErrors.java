@@ -200,12 +200,11 @@ public final class TaskErrors {
 
     private static boolean isFull(Path dir) {
         try {
-            if (Files.getFileStore(dir).getUsableSpace() == 0) {
-                return true;
-            }
-            // Blocks left, but perhaps no inode. Asked of statfs, not by making a file: this runs for every failure
-            // that names no known reason, and a probe file appeared in bundles being deleted and in runc's root.
-            return LinuxCalls.freeInodes(dir) == 0;
+            // No block or no inode left. Asked of statfs, not by making a file: this runs for every failure that
+            // names no known reason, and a probe file appeared in bundles being deleted and in runc's root. A file
+            // system that counts no blocks (a tmpfs with size=0, ramfs: 0 of 0 free) is not full: read as free space,
+            // its 0 made every such failure "no space left on device" with runc's root on one.
+            return LinuxCalls.freeBlocks(dir) == 0 || LinuxCalls.freeInodes(dir) == 0;
         } catch (IOException e) {
             return false;
         }

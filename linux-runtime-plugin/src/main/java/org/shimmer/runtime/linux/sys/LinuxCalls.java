@@ -479,13 +479,26 @@ public final class LinuxCalls {
      * counts none ({@code f_files} 0: btrfs, for one, makes inodes as it needs them).
      */
     public static long freeInodes(Path path) throws IOException {
+        return free(path, STATFS_FILES, STATFS_FFREE);
+    }
+
+    /**
+     * The blocks of the file system {@code path} is on that an unprivileged user may still take, {@code statfs}'s
+     * {@code f_bavail}; -1 for one that counts none ({@code f_blocks} 0: a tmpfs mounted with {@code size=0}, which
+     * has no limit, and ramfs say 0 of 0 free, and are never full).
+     */
+    public static long freeBlocks(Path path) throws IOException {
+        return free(path, STATFS_BLOCKS, STATFS_BAVAIL);
+    }
+
+    /** {@code statfs}'s field at {@code free}, or -1 when the count at {@code total} is 0 (nothing counted). */
+    private static long free(Path path, long total, long free) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment buffer = arena.allocate(STATFS_SIZE, 8);
             int result = (int) STATFS.invokeExact(state, arena.allocateFrom(path.toString()), buffer);
             check(result, state, "statfs " + path);
-            return buffer.get(ValueLayout.JAVA_LONG, STATFS_FILES) == 0 ? -1
-                    : buffer.get(ValueLayout.JAVA_LONG, STATFS_FFREE);
+            return buffer.get(ValueLayout.JAVA_LONG, total) == 0 ? -1 : buffer.get(ValueLayout.JAVA_LONG, free);
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
@@ -664,7 +677,10 @@ public final class LinuxCalls {
     /** {@code struct statfs} is 120 bytes on 64-bit Linux, {@code f_type} at 0, {@code f_flags} at 80. */
     private static final long STATFS_SIZE = 120;
     private static final long STATFS_FLAGS = 80;
-    // f_files and f_ffree: after f_type, f_bsize, f_blocks, f_bfree and f_bavail, 8 bytes each on 64-bit Linux.
+    // f_blocks, f_bavail, f_files and f_ffree: after f_type and f_bsize (f_bfree between f_blocks and f_bavail), 8
+    // bytes each on 64-bit Linux.
+    private static final long STATFS_BLOCKS = 16;
+    private static final long STATFS_BAVAIL = 32;
     private static final long STATFS_FILES = 40;
     private static final long STATFS_FFREE = 48;
     /** {@code struct statx} is 256 bytes: {@code stx_mask} at 0, {@code stx_mode} (u16) at 28, {@code stx_mnt_id} at 144. */

@@ -1505,6 +1505,40 @@ public abstract class ShimContractTest {
         }
     }
 
+    /**
+     * A file system that counts no blocks and no inodes (a tmpfs mounted with size=0 and nr_inodes=0, unlimited;
+     * ramfs: statfs says 0 of 0 free) is never full. With runc's state root on one, a create runc refused for its
+     * spec (words naming no known reason, INTERNAL) was said to be "no space left on device in <runc root>",
+     * ResourceExhaustedException, on both shims, once every such failure was checked against the disks.
+     */
+    @Test
+    void aRuncFailureWithTheRuncRootOnAFileSystemThatCountsNoBlocksIsNoFullDisk() throws Exception {
+        Path runcRoot = Files.createDirectories(temp.resolve("unlimited-runc"));
+        RuncOptions usual = runc;
+        try (FullTmpfs _ = FullTmpfs.mount(runcRoot, "0", 0)) {
+            runc = runc.withRuntimeRoot(runcRoot.toString());
+            Bundle bundle = bundle("/bin/true");
+            String spec = Files.readString(bundle.configFile());
+            Files.writeString(bundle.configFile(), spec.replace("\"cwd\" : \"/\"", "\"cwd\" : \"relative/dir\""));
+            ShimClient shim = shim(bundle);
+
+            StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(ShimException.class)
+                            .hasMessageStartingWith("create task " + NS + "/" + bundle.id() + ": ")
+                            .satisfies(error -> assertThat(error.getMessage().toLowerCase())
+                                    .contains("cwd must be an absolute path")
+                                    .doesNotContain("no space left on device")))
+                    .verify(TIMEOUT);
+
+            assertNothingHalfMade(bundle);
+            shim.shutdown().block(TIMEOUT);
+            assertBundleIntact(bundle);
+        } finally {
+            runc = usual;
+        }
+    }
+
     @Test
     void createWithTheStateRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
         // runc cannot even write its log into the bundle there: its reason must not be lost.
