@@ -2645,6 +2645,38 @@ public abstract class ShimContractTest {
         assertThat(Processes.awaitGone(execPid, TIMEOUT)).as("the exec is gone").isTrue();
     }
 
+    /**
+     * A delete of a running exec of a paused container (its state PAUSED) is refused as a paused task's delete is,
+     * in the same words on both shims: the local shim said "cannot delete a running process", the remote one added
+     * "(UNKNOWN)". A SIGKILL sent it while paused leaves it paused and refused alike; it dies on the resume, and is
+     * deleted then.
+     */
+    @Test
+    void aDeleteOfAnExecOfAPausedTaskIsRefusedNamingItAndItsStateOnBothShims() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        shim.exec("e1", "{\"args\":[\"/bin/sleep\",\"600\"],\"cwd\":\"/\"}".getBytes(UTF_8), Stdio.none())
+                .block(TIMEOUT);
+        int execPid = shim.start("e1").block(TIMEOUT);
+        shim.pause().block(TIMEOUT);
+        String refused = "delete exec e1 in task " + NS + "/" + bundle.id()
+                + ": cannot delete a paused process (state PAUSED)";
+
+        StepVerifier.create(shim.delete("e1")).expectErrorSatisfies(e -> assertThat(e)
+                .isInstanceOf(FailedPreconditionException.class).hasMessage(refused)).verify(TIMEOUT);
+        shim.kill("e1", 9).block(TIMEOUT);
+        assertThat(shim.state("e1").block(TIMEOUT).status()).as("killed while paused")
+                .isEqualTo(TaskState.Status.PAUSED);
+        StepVerifier.create(shim.delete("e1")).expectErrorSatisfies(e -> assertThat(e)
+                .isInstanceOf(FailedPreconditionException.class).hasMessage(refused)).verify(TIMEOUT);
+
+        shim.resume().block(TIMEOUT);
+        assertThat(shim.awaitExit("e1").block(TIMEOUT).status()).as("the SIGKILL, on resume").isEqualTo(137);
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+        assertThat(Processes.awaitGone(execPid, TIMEOUT)).as("the exec is gone").isTrue();
+    }
+
     /** The directory of {@code pid}'s freezer cgroup: v1's freezer hierarchy, or its unified cgroup on v2. */
     private static Path freezerCgroup(int pid) throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {

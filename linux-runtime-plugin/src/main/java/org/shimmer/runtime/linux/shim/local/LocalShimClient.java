@@ -230,7 +230,12 @@ final class LocalShimClient extends TaskClient {
             return move(process, "delete", ProcessState.DELETING, DELETABLE, ProcessState.DELETED, deleting ->
                     execId.isEmpty() ? deleteInit(process, deleting.was() == ProcessState.CREATED)
                             : process.drained().then(launcher.removeExec(execId)).thenReturn(process.exited()
-                                    .orElseGet(() -> new ExitStatus(0, 0, Instant.now()))));
+                                    .orElseGet(() -> new ExitStatus(0, 0, Instant.now()))))
+                    // A running exec of a paused container is paused (its state says so): refused as a paused
+                    // task's delete is, not as "cannot delete a running process", in the remote shim's words too.
+                    .onErrorMap(FailedPreconditionException.class, refused -> !execId.isEmpty()
+                            && frozenWithInit(process, process.state()) == ProcessState.PAUSED
+                            ? TaskProcess.pausedDeleteRefused("delete", process.name(), null) : refused);
         }).onErrorMap(error -> map(action, error));
     }
 

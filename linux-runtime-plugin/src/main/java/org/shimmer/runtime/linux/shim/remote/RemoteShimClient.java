@@ -65,6 +65,8 @@ final class RemoteShimClient extends TaskClient {
     private static final Logger log = LoggerFactory.getLogger(RemoteShimClient.class);
     /** Pause, resume and a paused task's kill of all, one at a time: each reads or changes the freezer. */
     private final InOrder freezerChanges = new InOrder();
+    /** containerd's shim's refusal to delete a live exec, paused container or not. */
+    private static final String RUNNING_DELETE_REFUSED = "cannot delete a running process";
     /** The shim decides whether a live process may go; only an operation of ours in flight is refused here. */
     private static final Set<ProcessState> SETTLED = Set.of(ProcessState.CREATED, ProcessState.RUNNING,
             ProcessState.PAUSED, ProcessState.STOPPED);
@@ -263,6 +265,8 @@ final class RemoteShimClient extends TaskClient {
                     (execId.isEmpty() ? tasks.deleteInit(action, mayStillBeCreated(process, deleting))
                             : tasks.delete(action, execId))
                     .onErrorMap(error -> pausedDeleteInOurWords(action, process, error))
+                    .onErrorResume(FailedPreconditionException.class, refused -> pausedExecDeleteInOurWords(process,
+                            refused).flatMap(Mono::error))
                     .onErrorResume(NotFoundException.class, gone -> forgetGone(process).then(Mono.error(gone)))
                     // The FIFOs of execs a runtime before a reload made went with their container; before the
                     // bundle is free for another create, whose FIFOs these must not be.
@@ -300,6 +304,23 @@ final class RemoteShimClient extends TaskClient {
                 && refused.getCause() instanceof TtrpcStatusException status
                 && status.statusMessage().contains("cannot delete a paused process")
                 ? TaskProcess.pausedDeleteRefused(action, process.name(), status) : error;
+    }
+
+    /**
+     * The shim's refusal to delete a running exec of a paused container ("cannot delete a running process", its
+     * exec's state following the container's) in the words of a paused task's, as the local shim says it: the exec's
+     * state is PAUSED. The shim is asked that state; any other refusal is as it was.
+     */
+    private Mono<Throwable> pausedExecDeleteInOurWords(TaskProcess process, FailedPreconditionException refused) {
+        if (process.execId().isEmpty() || !String.valueOf(refused.getMessage()).contains(RUNNING_DELETE_REFUSED)) {
+            return Mono.just(refused);
+        }
+        return tasks.state("delete", process.execId())
+                .filter(state -> state.status() == TaskState.Status.PAUSED)
+                .<Throwable>map(paused -> TaskProcess.pausedDeleteRefused("delete", process.name(),
+                        refused.getCause() != null ? refused.getCause() : refused))
+                .onErrorResume(unknown -> Mono.empty())
+                .defaultIfEmpty(refused);
     }
 
     /**
