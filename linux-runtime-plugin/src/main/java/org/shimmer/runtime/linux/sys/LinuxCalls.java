@@ -14,6 +14,7 @@ import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 import java.nio.charset.Charset;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -483,12 +484,27 @@ public final class LinuxCalls {
     }
 
     /**
-     * The blocks of the file system {@code path} is on that an unprivileged user may still take, {@code statfs}'s
-     * {@code f_bavail}; -1 for one that counts none ({@code f_blocks} 0: a tmpfs mounted with {@code size=0}, which
-     * has no limit, and ramfs say 0 of 0 free, and are never full).
+     * The blocks of the file system {@code path} is on that this process (and runc, which runs as it) may still
+     * take: {@code statfs}'s {@code f_bfree} for root, who may take the blocks ext4 keeps back for it, else
+     * {@code f_bavail} (on an ext4 with only those left, 0 of them, root's runc wrote on); -1 for one that counts
+     * none ({@code f_blocks} 0: a tmpfs mounted with {@code size=0}, which has no limit, and ramfs say 0 of 0 free,
+     * and are never full).
      */
     public static long freeBlocks(Path path) throws IOException {
-        return free(path, STATFS_BLOCKS, STATFS_BAVAIL);
+        return free(path, STATFS_BLOCKS, Root.IS ? STATFS_BFREE : STATFS_BAVAIL);
+    }
+
+    /** Whether this process runs as root: the owner of {@code /proc/self} is its effective uid. */
+    private static final class Root {
+        static final boolean IS = isRoot();
+
+        private static boolean isRoot() {
+            try {
+                return (int) Files.getAttribute(Path.of("/proc/self"), "unix:uid") == 0;
+            } catch (IOException | RuntimeException e) {
+                return false;
+            }
+        }
     }
 
     /** {@code statfs}'s field at {@code free}, or -1 when the count at {@code total} is 0 (nothing counted). */
@@ -677,9 +693,9 @@ public final class LinuxCalls {
     /** {@code struct statfs} is 120 bytes on 64-bit Linux, {@code f_type} at 0, {@code f_flags} at 80. */
     private static final long STATFS_SIZE = 120;
     private static final long STATFS_FLAGS = 80;
-    // f_blocks, f_bavail, f_files and f_ffree: after f_type and f_bsize (f_bfree between f_blocks and f_bavail), 8
-    // bytes each on 64-bit Linux.
+    // f_blocks, f_bfree, f_bavail, f_files and f_ffree: after f_type and f_bsize, 8 bytes each on 64-bit Linux.
     private static final long STATFS_BLOCKS = 16;
+    private static final long STATFS_BFREE = 24;
     private static final long STATFS_BAVAIL = 32;
     private static final long STATFS_FILES = 40;
     private static final long STATFS_FFREE = 48;

@@ -1539,6 +1539,61 @@ public abstract class ShimContractTest {
         }
     }
 
+    /**
+     * An ext4 with only the blocks it keeps back for root left (statfs's f_bavail 0, f_bfree not) is not full to
+     * root's runc, which writes on: a create runc refused for its spec, with its state root there, was said to be
+     * "no space left on device in <runc root>", ResourceExhaustedException, on both shims (free space was read as
+     * an unprivileged user's).
+     */
+    @Test
+    void aRuncFailureWithTheRuncRootOnAnExt4WithOnlyRootsReservedBlocksLeftIsNoFullDisk() throws Exception {
+        Path image = temp.resolve("reserved.ext4");
+        Path runcRoot = Files.createDirectories(temp.resolve("reserved-runc"));
+        try (FileChannel file = FileChannel.open(image, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            file.truncate(0).position(8L << 20).write(java.nio.ByteBuffer.wrap(new byte[1]));
+        }
+        Processes.run(null, "mkfs.ext4", "-q", "-m", "50", image.toString());
+        Processes.run(null, "mount", "-o", "loop", image.toString(), runcRoot.toString());
+        RuncOptions usual = runc;
+        try {
+            // Taken to the last block root may take, then 1 MiB of it given back: under the half kept for root.
+            Files.write(runcRoot.resolve("given-back"), new byte[1 << 20]);
+            try (FileChannel filler = FileChannel.open(runcRoot.resolve("filler"), StandardOpenOption.CREATE_NEW,
+                    StandardOpenOption.WRITE)) {
+                java.nio.ByteBuffer block = java.nio.ByteBuffer.allocate(1 << 16);
+                while (true) {
+                    filler.write(block.clear());
+                }
+            } catch (IOException full) {
+                assertThat(full.getMessage()).contains("No space left on device");
+            }
+            Files.delete(runcRoot.resolve("given-back"));
+            assertThat(Files.getFileStore(runcRoot).getUsableSpace()).as("f_bavail").isZero();
+
+            runc = runc.withRuntimeRoot(runcRoot.toString());
+            Bundle bundle = bundle("/bin/true");
+            String spec = Files.readString(bundle.configFile());
+            Files.writeString(bundle.configFile(), spec.replace("\"cwd\" : \"/\"", "\"cwd\" : \"relative/dir\""));
+            ShimClient shim = shim(bundle);
+
+            StepVerifier.create(shim.create(CreateOptions.of(Stdio.streams(null))))
+                    .expectErrorSatisfies(e -> assertThat(e)
+                            .isInstanceOf(ShimException.class)
+                            .satisfies(error -> assertThat(error.getMessage().toLowerCase())
+                                    .contains("cwd must be an absolute path")
+                                    .doesNotContain("no space left on device")))
+                    .verify(TIMEOUT);
+
+            assertNothingHalfMade(bundle);
+            shim.shutdown().block(TIMEOUT);
+            assertBundleIntact(bundle);
+        } finally {
+            runc = usual;
+            Processes.run(null, "umount", runcRoot.toString());
+            Files.delete(image);
+        }
+    }
+
     @Test
     void createWithTheStateRootOnAFullDiskIsResourceExhaustedAndLeavesNothing() throws Exception {
         // runc cannot even write its log into the bundle there: its reason must not be lost.
