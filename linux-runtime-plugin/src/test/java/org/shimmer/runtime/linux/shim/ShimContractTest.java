@@ -791,13 +791,12 @@ public abstract class ShimContractTest {
     }
 
     /**
-     * A memory limit below what the container uses, which the kernel cannot reclaim (shared memory, no swap), was
-     * INTERNAL with runc's words. It is a FailedPrecondition naming the limit and the usage, typed or raw; the
-     * container runs on with its limit, and a limit above its usage applies after it.
+     * A running task holding 24 MiB of shared memory (which the kernel cannot reclaim without swap), 64 MiB its
+     * limit, and the descriptors open once it started.
      */
-    @Test
-    void aMemoryLimitBelowTheContainersUsageIsAFailedPreconditionAndTheContainerKeepsItsLimit() throws Exception {
-        // 24 MiB of shared memory: without swap, the kernel cannot reclaim it.
+    private record FilledTask(Bundle bundle, ShimClient shim, Map<Integer, String> fdsBefore, int pid) {}
+
+    private FilledTask startedWithSharedMemoryFilled() throws Exception {
         String fill = "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 2>/dev/null; touch /filled; exec sleep 60";
         Bundle bundle = typedBundle(Spec.builder().args("/bin/sh", "-c", fill).memoryLimit(64L << 20).build());
         ShimClient shim = started(bundle);
@@ -810,6 +809,21 @@ public abstract class ShimContractTest {
             Thread.sleep(20);
         }
         assertThat(filled).exists();
+        return new FilledTask(bundle, shim, fdsBefore, pid);
+    }
+
+    /**
+     * A memory limit below what the container uses, which the kernel cannot reclaim (shared memory, no swap), was
+     * INTERNAL with runc's words. It is a FailedPrecondition naming the limit and the usage, typed or raw; the
+     * container runs on with its limit, and a limit above its usage applies after it.
+     */
+    @Test
+    void aMemoryLimitBelowTheContainersUsageIsAFailedPreconditionAndTheContainerKeepsItsLimit() throws Exception {
+        FilledTask task = startedWithSharedMemoryFilled();
+        Bundle bundle = task.bundle();
+        ShimClient shim = task.shim();
+        Map<Integer, String> fdsBefore = task.fdsBefore();
+        int pid = task.pid();
         Map<String, String> limits = limits(pid);
 
         long eightMiB = 8L << 20;
@@ -918,17 +932,11 @@ public abstract class ShimContractTest {
      */
     @Test
     void aRefusedUpdateRacingASuccessfulOneLeavesTheSuccessfulOnesLimits() throws Exception {
-        String fill = "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 2>/dev/null; touch /filled; exec sleep 60";
-        Bundle bundle = typedBundle(Spec.builder().args("/bin/sh", "-c", fill).memoryLimit(64L << 20).build());
-        ShimClient shim = started(bundle);
-        Map<Integer, String> fdsBefore = Leaks.openFds();
-        int pid = shim.state().block(TIMEOUT).pid();
-        Path filled = bundle.rootfs().resolve("filled");
-        Instant deadline = Instant.now().plus(TIMEOUT);
-        while (!Files.exists(filled) && Instant.now().isBefore(deadline)) {
-            Thread.sleep(20);
-        }
-        assertThat(filled).exists();
+        FilledTask task = startedWithSharedMemoryFilled();
+        Bundle bundle = task.bundle();
+        ShimClient shim = task.shim();
+        Map<Integer, String> fdsBefore = task.fdsBefore();
+        int pid = task.pid();
         byte[] refusedUpdate = ("{\"cpu\": {\"cpus\": \"0\"}, \"memory\": {\"limit\": " + (8L << 20) + "}}")
                 .getBytes(UTF_8);
         List<String> seen = new java.util.ArrayList<>();
@@ -954,17 +962,11 @@ public abstract class ShimContractTest {
      */
     @Test
     void aRefusedUpdateCancelledAtAnyMomentLeavesTheContainersLimits() throws Exception {
-        String fill = "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 2>/dev/null; touch /filled; exec sleep 60";
-        Bundle bundle = typedBundle(Spec.builder().args("/bin/sh", "-c", fill).memoryLimit(64L << 20).build());
-        ShimClient shim = started(bundle);
-        Map<Integer, String> fdsBefore = Leaks.openFds();
-        int pid = shim.state().block(TIMEOUT).pid();
-        Path filled = bundle.rootfs().resolve("filled");
-        Instant deadline = Instant.now().plus(TIMEOUT);
-        while (!Files.exists(filled) && Instant.now().isBefore(deadline)) {
-            Thread.sleep(20);
-        }
-        assertThat(filled).exists();
+        FilledTask task = startedWithSharedMemoryFilled();
+        Bundle bundle = task.bundle();
+        ShimClient shim = task.shim();
+        Map<Integer, String> fdsBefore = task.fdsBefore();
+        int pid = task.pid();
         Map<String, String> limits = limits(pid);
         byte[] refusedUpdate = ("{\"cpu\": {\"cpus\": \"0\"}, \"memory\": {\"limit\": " + (8L << 20) + "}}")
                 .getBytes(UTF_8);
