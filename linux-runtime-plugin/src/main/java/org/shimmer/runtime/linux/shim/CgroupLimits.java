@@ -19,7 +19,8 @@ import org.shimmer.runtime.linux.bundle.Specs;
  * <p>runc applies an update controller by controller (cgroup v1: cpuset, memory, cpu, pids, blkio) and, when the
  * kernel refuses a value, sets back the limits the container was created with, but not one it was created without:
  * an update of {@code cpu.cpus} with a memory limit below the usage failed and left the new cpuset. On cgroup v2,
- * or when the files cannot be read, nothing is read and nothing put back.
+ * or when the process's cgroups cannot be read, nothing is read and nothing put back; a file this kernel lacks is
+ * left out.
  */
 final class CgroupLimits {
 
@@ -81,7 +82,12 @@ final class CgroupLimits {
         return controllers.size() > 1 ? files : Set.of();
     }
 
-    /** The values of {@code files} in the cgroups of process {@code pid}; empty when they cannot be read. */
+    /**
+     * The values of {@code files} in the cgroups of process {@code pid} that can be read: none when its cgroups
+     * cannot be. A file this kernel lacks (no {@code blkio.weight} without CFQ, no {@code memory.memsw.*} without
+     * swap accounting) is left out, not a reason to read nothing: an update naming one beside a cpuset, refused,
+     * had nothing set back and kept the new cpuset.
+     */
     static Map<String, String> read(int pid, Set<String> files) {
         Map<String, String> values = new LinkedHashMap<>();
         if (pid <= 0 || files.isEmpty()) {
@@ -97,15 +103,19 @@ final class CgroupLimits {
                 for (String file : files) {
                     if (controllers.contains(file.substring(0, file.indexOf('.')))) {
                         Path path = CGROUPS.resolve(parts[1]).resolve(parts[2].substring(1)).resolve(file);
-                        values.put(file, Files.readString(path).strip());
+                        try {
+                            values.put(file, Files.readString(path).strip());
+                        } catch (IOException lacking) {
+                            // Not on this kernel, or the process left that cgroup: nothing of it to put back.
+                        }
                     }
                 }
             }
         } catch (IOException | RuntimeException unreadable) {
-            // cgroup v2, a process gone, a file this kernel lacks: nothing to put back.
+            // A process gone: nothing to put back. On cgroup v2 no line names a v1 controller.
             return Map.of();
         }
-        return values.size() == files.size() ? values : Map.of();
+        return values;
     }
 
     /** An update setting back {@code values}, as {@link #read} found them. */

@@ -143,6 +143,31 @@ class ResourceUpdatesTest {
                 .getBytes(UTF_8))).containsExactly("cpuset.cpus", "memory.limit_in_bytes");
     }
 
+    /**
+     * A file this kernel lacks beside one it has: the one it has is read (to be set back), where a single missing
+     * file used to make the whole read empty, and a refused update then kept runc's new cpuset.
+     */
+    @Test
+    void aLimitFileThisKernelLacksIsLeftOutAndTheOthersAreStillRead() throws Exception {
+        int self = (int) ProcessHandle.current().pid();
+        Map<String, String> read = CgroupLimits.read(self, java.util.Set.of("cpuset.cpus", "cpuset.no_such_limit"));
+        assertThat(read).containsOnlyKeys("cpuset.cpus");
+        assertThat(read.get("cpuset.cpus")).isEqualTo(java.nio.file.Files.readString(cpusetOf(self)
+                .resolve("cpuset.cpus")).strip());
+    }
+
+    /** The cgroup v1 cpuset directory of {@code pid}. */
+    private static java.nio.file.Path cpusetOf(int pid) throws Exception {
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc", Integer.toString(pid),
+                "cgroup"))) {
+            String[] parts = line.split(":", 3);
+            if (java.util.List.of(parts[1].split(",")).contains("cpuset")) {
+                return java.nio.file.Path.of("/sys/fs/cgroup", parts[1]).resolve(parts[2].substring(1));
+            }
+        }
+        throw new AssertionError("no cpuset cgroup of " + pid);
+    }
+
     private static void check(String section, String name, String value) {
         ResourceUpdates.check(OWNER, ("{\"" + section + "\": {\"" + name + "\": " + value + "}}").getBytes(UTF_8));
     }

@@ -1023,6 +1023,28 @@ public abstract class ShimContractTest {
         CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
+    /**
+     * A refused update that also names a limit whose file this kernel may lack ({@code blkio.weight}: none on a
+     * host without CFQ) beside a cpuset: the limits that could be read are set back. A single missing file made
+     * the read empty, and the new cpuset stayed.
+     */
+    @Test
+    void aRefusedUpdateNamingALimitThisKernelMayLackSetsBackTheOthers() throws Exception {
+        FilledTask task = startedWithSharedMemoryFilled();
+        Map<String, String> limits = limits(task.pid());
+        assertThat(limits.get("cpuset.cpus")).isNotEqualTo("0");
+
+        StepVerifier.create(task.shim().update(("{\"cpu\": {\"cpus\": \"0\"}, \"blockIO\": {\"weight\": 500},"
+                        + " \"memory\": {\"limit\": " + (8L << 20) + "}}").getBytes(UTF_8)))
+                .expectError(ShimmerException.class)
+                .verify(TIMEOUT);
+        assertThat(limits(task.pid())).isEqualTo(limits);
+        assertThat(task.shim().state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
+        stop(task.shim());
+        assertNothingLeaks(task.bundle(), task.fdsBefore());
+        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+    }
+
     /** A bundle of {@code spec} on a busybox rootfs, deleted after the test. */
     private Bundle typedBundle(Spec spec) throws Exception {
         Bundle bundle = runtime.create(NS, "u-" + UUID.randomUUID().toString().substring(0, 8), spec).block(TIMEOUT);
