@@ -785,9 +785,7 @@ public abstract class ShimContractTest {
                 .containsEntry("cpu.shares", "262144").containsEntry("cpu.cfs_quota_us", "1000")
                 .containsEntry("cpu.cfs_period_us", "1000000").containsEntry("pids.max", "4194304");
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
-        stop(shim);
-        assertNothingLeaks(bundle, fdsBefore);
-        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+        stopLeavingNothing(shim, bundle, fdsBefore);
     }
 
     /**
@@ -846,9 +844,7 @@ public abstract class ShimContractTest {
 
         shim.update(Spec.Resources.builder().memoryLimit(48L << 20).build()).block(TIMEOUT);
         assertThat(limits(pid)).containsEntry("memory.limit_in_bytes", Long.toString(48L << 20));
-        stop(shim);
-        assertNothingLeaks(bundle, fdsBefore);
-        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+        stopLeavingNothing(shim, bundle, fdsBefore);
     }
 
     /**
@@ -878,9 +874,7 @@ public abstract class ShimContractTest {
         assertThat(limits(pid)).isEqualTo(limits);
         shim.update("{\"pids\": {\"limit\": 40}}".getBytes(UTF_8)).block(TIMEOUT);
         assertThat(limits(pid)).containsEntry("pids.max", "40");
-        stop(shim);
-        assertNothingLeaks(bundle, fdsBefore);
-        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+        stopLeavingNothing(shim, bundle, fdsBefore);
     }
 
     /**
@@ -919,9 +913,7 @@ public abstract class ShimContractTest {
         soft.assertThat(limits(pid)).isEqualTo(limits);
         soft.assertAll();
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
-        stop(shim);
-        assertNothingLeaks(bundle, fdsBefore);
-        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+        stopLeavingNothing(shim, bundle, fdsBefore);
     }
 
     /**
@@ -950,9 +942,7 @@ public abstract class ShimContractTest {
             seen.add(cpus + " -> " + limits(pid).get("cpuset.cpus"));
         }
         assertThat(seen).allSatisfy(pair -> assertThat(pair.split(" -> ")[1]).isEqualTo(pair.split(" -> ")[0]));
-        stop(shim);
-        assertNothingLeaks(bundle, fdsBefore);
-        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+        stopLeavingNothing(shim, bundle, fdsBefore);
     }
 
     /**
@@ -990,9 +980,7 @@ public abstract class ShimContractTest {
         }
         assertThat(left).as("limits left after a cancel at each delay (ms), expected " + limits).isEmpty();
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
-        stop(shim);
-        assertNothingLeaks(bundle, fdsBefore);
-        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+        stopLeavingNothing(shim, bundle, fdsBefore);
     }
 
     /**
@@ -1018,9 +1006,7 @@ public abstract class ShimContractTest {
                 .verify(TIMEOUT);
         assertThat(limits(pid)).isEqualTo(limits);
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
-        stop(shim);
-        assertNothingLeaks(bundle, fdsBefore);
-        CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
+        stopLeavingNothing(shim, bundle, fdsBefore);
     }
 
     /**
@@ -1040,8 +1026,13 @@ public abstract class ShimContractTest {
                 .verify(TIMEOUT);
         assertThat(limits(task.pid())).isEqualTo(limits);
         assertThat(task.shim().state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.RUNNING);
-        stop(task.shim());
-        assertNothingLeaks(task.bundle(), task.fdsBefore());
+        stopLeavingNothing(task.shim(), task.bundle(), task.fdsBefore());
+    }
+
+    /** Stops {@code shim}'s task and checks that nothing of it is left, its cgroups included. */
+    private void stopLeavingNothing(ShimClient shim, Bundle bundle, Map<Integer, String> fdsBefore) throws Exception {
+        stop(shim);
+        assertNothingLeaks(bundle, fdsBefore);
         CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
