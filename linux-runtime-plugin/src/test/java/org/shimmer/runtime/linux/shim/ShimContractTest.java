@@ -1036,6 +1036,17 @@ public abstract class ShimContractTest {
         CgroupsLeft.assertNoneUnder(config().stateRoot(), NS);
     }
 
+    /** Kills the task with SIGKILL, deletes it, shuts its shim down, and checks its init and freezer are gone. */
+    private static void killDeleteAndCheckGone(ShimClient shim, int initPid, Path freezer)
+            throws InterruptedException {
+        shim.kill(9, false).block(TIMEOUT);
+        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
+        shim.delete().block(TIMEOUT);
+        shim.shutdown().block(TIMEOUT);
+        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
+        assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
+    }
+
     /** A bundle of {@code spec} on a busybox rootfs, deleted after the test. */
     private Bundle typedBundle(Spec spec) throws Exception {
         Bundle bundle = runtime.create(NS, "u-" + UUID.randomUUID().toString().substring(0, 8), spec).block(TIMEOUT);
@@ -2552,12 +2563,7 @@ public abstract class ShimContractTest {
         assertThat(frozen(freezer)).as("frozen after the resume").isFalse();
         again.pause().block(TIMEOUT);
         StepVerifier.create(again.delete()).expectError(FailedPreconditionException.class).verify(TIMEOUT);
-        again.kill(9, false).block(TIMEOUT);
-        assertThat(again.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
-        again.delete().block(TIMEOUT);
-        again.shutdown().block(TIMEOUT);
-        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
-        assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
+        killDeleteAndCheckGone(again, initPid, freezer);
     }
 
     /**
@@ -2582,12 +2588,7 @@ public abstract class ShimContractTest {
 
         assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.PAUSED);
         assertThat(frozen(freezer)).as("frozen after the refused delete").isTrue();
-        shim.kill(9, false).block(TIMEOUT);
-        assertThat(shim.awaitExit().block(TIMEOUT).status()).isEqualTo(137);
-        shim.delete().block(TIMEOUT);
-        shim.shutdown().block(TIMEOUT);
-        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
-        assertThat(freezer).as("the container's freezer cgroup").doesNotExist();
+        killDeleteAndCheckGone(shim, initPid, freezer);
     }
 
     /**
