@@ -373,12 +373,13 @@ public final class BundleStore {
 
     /**
      * How to get rid of a bundle in the way of a create. A host that crashed or was killed leaves its bundle (and
-     * perhaps its container) behind, and a run of the same id then only said "already exists", naming nothing the
-     * user could do about it.
+     * perhaps its container) behind, as does a stop that cut a create midway, and a run of the same id then only
+     * said "already exists", naming nothing the user could do about it.
      */
     private static String remedy(BundlePaths paths) {
-        return "delete it first; if a host that crashed or was killed left it, RuntimePlugin.forceDelete(\""
-                + paths.namespace() + "\", \"" + paths.id() + "\") removes it and kills whatever of it still runs";
+        return "delete it first; if a host that crashed, was killed or was stopped midway left it, "
+                + "RuntimePlugin.forceDelete(\"" + paths.namespace() + "\", \"" + paths.id()
+                + "\") removes it and kills whatever of it still runs";
     }
 
     private static void createDirectory(Path dir) throws IOException {
