@@ -62,6 +62,10 @@ public final class ProcessTable {
                     // containerd's initState.Exec: an exec waits for what init is going through, then may be refused.
                     return init.settledNow().then(reserve(action, execId));
                 }
+                if (!execId.isEmpty() && initState == ProcessState.PAUSED) {
+                    return Mono.error(TaskProcess.stateRefused(action + " " + execId + " in " + task, "exec in",
+                            initState, null));
+                }
                 if (!execId.isEmpty() && initState != null && !EXEC_INTO.contains(initState)) {
                     return Mono.error(new FailedPreconditionException(action + " " + execId + " in " + task
                             + ": the container is " + initState.name().toLowerCase()));

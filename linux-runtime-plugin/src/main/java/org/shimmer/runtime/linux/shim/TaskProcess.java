@@ -1,6 +1,7 @@
 package org.shimmer.runtime.linux.shim;
 
 import java.time.Duration;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.Set;
 import org.shimmer.runtime.FailedPreconditionException;
@@ -150,11 +151,13 @@ public final class TaskProcess {
             case DELETING -> new FailedPreconditionException(prefix + "it is being deleted");
             case PAUSING, RESUMING -> new FailedPreconditionException(prefix + "it is being paused or resumed");
             case PAUSED -> action.startsWith("delete") ? pausedDeleteRefused(action, name(), null)
+                    : action.equals("pause") ? stateRefused(action + " " + name(), "pause", now, null)
                     : new FailedPreconditionException(prefix + (action.startsWith("start") ? "already started"
                             : "it is paused"));
-            case RUNNING -> new FailedPreconditionException(prefix + (action.startsWith("start")
-                    ? "already started" : action.startsWith("delete") ? "cannot delete a running process"
-                    : "it is running"));
+            case RUNNING -> action.equals("resume") ? stateRefused(action + " " + name(), "resume", now, null)
+                    : new FailedPreconditionException(prefix + (action.startsWith("start")
+                            ? "already started" : action.startsWith("delete") ? "cannot delete a running process"
+                            : "it is running"));
             case STOPPED -> new FailedPreconditionException(prefix + "cannot " + verb(action) + " a stopped process");
             case CREATED -> new FailedPreconditionException(prefix + "cannot " + verb(action)
                     + " a process that was never started");
@@ -167,8 +170,19 @@ public final class TaskProcess {
      * delete a paused process" ({@code cause}, its answer, or null).
      */
     public static FailedPreconditionException pausedDeleteRefused(String action, String name, Throwable cause) {
-        return new FailedPreconditionException(action + " " + name + ": cannot delete a paused process (state "
-                + ProcessState.PAUSED + ")", cause);
+        return stateRefused(action + " " + name, "delete", ProcessState.PAUSED, cause);
+    }
+
+    /**
+     * The refusal of {@code subject} (an action and what it was asked of: "pause task ns/id") because the process is
+     * in {@code state}, in the same words on both shims: "cannot {@code what} a paused process (state PAUSED)". The
+     * runc shim words these its own way ("cannot pause a paused container", "cannot exec in a paused state") and
+     * the local shim said "it is paused"; {@code cause} is the shim's answer, or null.
+     */
+    public static FailedPreconditionException stateRefused(String subject, String what, ProcessState state,
+            Throwable cause) {
+        return new FailedPreconditionException(subject + ": cannot " + what + " a "
+                + state.name().toLowerCase(Locale.ROOT) + " process (state " + state + ")", cause);
     }
 
     private static String verb(String action) {

@@ -2748,6 +2748,46 @@ public abstract class ShimContractTest {
         assertThat(Processes.awaitGone(execPid, TIMEOUT)).as("the exec is gone").isTrue();
     }
 
+    /**
+     * A pause of a paused task, a resume of a running one and an exec in a paused one are refused in the same words
+     * on both shims, naming the state: the local shim said "it is paused", "it is running" and "the container is
+     * paused", the runc shim "cannot pause a paused container", "cannot resume a running process" and "cannot exec
+     * in a paused state", each with "(UNKNOWN)". Nothing is made by the refused exec: once resumed, the same exec id
+     * runs.
+     */
+    @Test
+    void aPauseOfAPausedTaskAResumeOfARunningOneAndAnExecInAPausedOneAreRefusedInTheSameWordsOnBothShims()
+            throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        String task = "task " + NS + "/" + bundle.id();
+        byte[] exec = "{\"args\":[\"/bin/sleep\",\"600\"],\"cwd\":\"/\"}".getBytes(UTF_8);
+
+        refusedNamingState(shim.resume(), "resume " + task + ": cannot resume a running process (state RUNNING)");
+        shim.pause().block(TIMEOUT);
+        refusedNamingState(shim.pause(), "pause " + task + ": cannot pause a paused process (state PAUSED)");
+        refusedNamingState(shim.exec("e1", exec, Stdio.none()),
+                "exec e1 in " + task + ": cannot exec in a paused process (state PAUSED)");
+        assertThat(shim.state().block(TIMEOUT).status()).isEqualTo(TaskState.Status.PAUSED);
+
+        shim.resume().block(TIMEOUT);
+        shim.exec("e1", exec, Stdio.none()).block(TIMEOUT);
+        int execPid = shim.start("e1").block(TIMEOUT);
+        shim.kill("e1", 9).block(TIMEOUT);
+        assertThat(shim.awaitExit("e1").block(TIMEOUT).status()).isEqualTo(137);
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+        assertThat(Processes.awaitGone(execPid, TIMEOUT)).as("the exec is gone").isTrue();
+    }
+
+    private static void refusedNamingState(Mono<?> call, String message) {
+        StepVerifier.create(call).expectErrorSatisfies(e -> assertThat(e)
+                .isInstanceOf(FailedPreconditionException.class).hasMessage(message)
+                .satisfies(error -> assertThat(((ShimmerException) error).code())
+                        .isEqualTo(ErrorCode.FAILED_PRECONDITION)))
+                .verify(TIMEOUT);
+    }
+
     /** The directory of {@code pid}'s freezer cgroup: v1's freezer hierarchy, or its unified cgroup on v2. */
     private static Path freezerCgroup(int pid) throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "cgroup"))) {

@@ -6,7 +6,9 @@ import org.shimmer.runtime.AlreadyExistsException;
 import org.shimmer.runtime.ErrorCode;
 import org.shimmer.runtime.ResourceExhaustedException;
 import org.shimmer.runtime.ShimmerException;
+import org.shimmer.runtime.linux.shim.ProcessState;
 import org.shimmer.runtime.linux.shim.TaskErrors;
+import org.shimmer.runtime.linux.shim.TaskProcess;
 import org.shimmer.runtime.linux.ttrpc.StatusCode;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClosedException;
 import org.shimmer.runtime.linux.ttrpc.TtrpcStatusException;
@@ -66,6 +68,26 @@ final class ShimErrors {
         return map("create", task, error, written);
     }
 
+    /**
+     * The runc shim's refusals of a pause, resume or exec because of the task's state (containerd's process state
+     * machine, "cannot pause a paused container" with an UNKNOWN status) in the local shim's words, which name the
+     * state; null for any other answer. The words of a refused delete are the client's to read: an exec's state
+     * there follows its container's.
+     */
+    private static Throwable stateRefused(String subject, TtrpcStatusException status) {
+        String said = status.statusMessage();
+        if (said.contains("cannot pause a paused container")) {
+            return TaskProcess.stateRefused(subject, "pause", ProcessState.PAUSED, status);
+        }
+        if (said.contains("cannot resume a running process")) {
+            return TaskProcess.stateRefused(subject, "resume", ProcessState.RUNNING, status);
+        }
+        if (said.contains("cannot exec in a paused state")) {
+            return TaskProcess.stateRefused(subject, "exec in", ProcessState.PAUSED, status);
+        }
+        return null;
+    }
+
     private static boolean saysAlreadyExists(TtrpcStatusException status) {
         return status.statusMessage().contains("already exists");
     }
@@ -91,6 +113,10 @@ final class ShimErrors {
 
     static Throwable map(String action, String task, Throwable error) {
         if (error instanceof TtrpcStatusException status) {
+            Throwable refused = stateRefused(action + " " + task, status);
+            if (refused != null) {
+                return refused;
+            }
             ErrorCode code = code(status);
             // A code read from the words, or folded into another, keeps the shim's own in the message.
             String message = action + " " + task + ": " + status.statusMessage()
