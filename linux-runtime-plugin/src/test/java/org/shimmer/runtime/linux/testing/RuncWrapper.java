@@ -47,6 +47,27 @@ public final class RuncWrapper {
     }
 
     /**
+     * A runc whose {@code exec} writes its command line to {@link #marker()}, then waits until {@link #release()}
+     * (at most 60 s) before it runs.
+     */
+    public static RuncWrapper heldExec(Path dir) throws IOException, InterruptedException {
+        Path marker = dir.resolve("exec-began");
+        return write(dir, marker, "exec", """
+                echo "$*" > %s.partial && mv %s.partial %s
+                for i in $(seq 1200); do [ -e %s ] && break; sleep 0.05; done
+                """.formatted(marker, marker, marker, released(marker)));
+    }
+
+    /** Lets a {@link #heldExec} wrapper's waiting exec go on. */
+    public void release() throws IOException {
+        Files.createFile(released(marker));
+    }
+
+    private static Path released(Path marker) {
+        return marker.resolveSibling("exec-released");
+    }
+
+    /**
      * A runc that appends each command line it ran to {@link #marker()}, one per line, and reports {@code version}
      * to {@code --version} (the real runc's answer when null).
      */
@@ -77,20 +98,25 @@ public final class RuncWrapper {
     }
 
     private static RuncWrapper write(Path dir, Path marker, String onStart) throws IOException, InterruptedException {
+        return write(dir, marker, "start", onStart);
+    }
+
+    private static RuncWrapper write(Path dir, Path marker, String subcommand, String onIt)
+            throws IOException, InterruptedException {
         String runc = Processes.run(null, "sh", "-c", "command -v runc").strip();
         Path script = Files.createDirectories(dir).resolve("runc-wrapper");
-        // Only the start subcommand: a container id or a global option's value never reads "start" here.
+        // Only that subcommand: a container id or a global option's value never reads "start" or "exec" here.
         Files.writeString(script, """
                 #!/bin/sh
                 if [ "$1" = --version ]; then echo '%s'; exit 0; fi
                 for arg in "$@"; do
-                    if [ "$arg" = start ]; then
+                    if [ "$arg" = %s ]; then
                 %s
                         break
                     fi
                 done
                 exec %s "$@"
-                """.formatted(UNKNOWN_VERSION, onStart.indent(8).stripTrailing(), runc));
+                """.formatted(UNKNOWN_VERSION, subcommand, onIt.indent(8).stripTrailing(), runc));
         Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
         return new RuncWrapper(script, marker);
     }

@@ -251,7 +251,7 @@ public final class RemoteShims {
                 opt.daemonAddress(), opt.debug(), bundle.path());
         return Mono.usingWhen(
                 Mono.fromCallable(() -> openLog(bundle)).subscribeOn(resources.io()),
-                logStream -> command.start(options.toByteArray(), eventsSocket, resources.io())
+                logStream -> command.start(options.toByteArray(), eventsSocket, bundle.workDir(), resources.io())
                         // On io already: the command's output was read there.
                         .map(result -> {
                             String address = new String(result.stdout(), StandardCharsets.UTF_8).strip();

@@ -50,17 +50,22 @@ final class ShimCommand {
 
     /**
      * Runs {@code start}: the shim re-executes itself as the daemon, which keeps running. {@code stdin} is the
-     * encoded runc options; it must reach end of file, or {@code start} never returns.
+     * encoded runc options; it must reach end of file, or {@code start} never returns. {@code tempDir} is the
+     * shim's temporary directory.
      *
      * <p>An io thread waits for its exit. Not {@link Process#onExit()}: the JDK completes that on the common
      * fork-join pool, which a host may have busy (a CLI run in {@code CompletableFuture.supplyAsync} on a 2-core
      * machine, whose common pool has one thread, waited there for its own shim start until the timeout). Cancelled
      * or timed out, the command is killed.
      */
-    Mono<Result> start(byte[] stdin, Path eventsSocket, Scheduler io) {
+    Mono<Result> start(byte[] stdin, Path eventsSocket, Path tempDir, Scheduler io) {
         return Mono.defer(() -> {
             List<String> command = command("start");
-            Map<String, String> environment = Map.of("TTRPC_ADDRESS", eventsSocket.toString());
+            // TMPDIR: the shim writes each exec's process spec to a temporary file (runc-process*) and removes it
+            // after runc exec; a shim killed meanwhile (a forced delete during an exec) left it in /tmp for good.
+            // In the bundle's work directory it goes with the bundle. The shim passes it on to its daemon.
+            Map<String, String> environment = Map.of("TTRPC_ADDRESS", eventsSocket.toString(),
+                    "TMPDIR", tempDir.toString());
             // A cancel while the launch runs: usingWhen then drops the process the launch hands on, with no
             // cleanup (review: a zombie and three descriptors for good). Set, then checked, on both sides: whichever
             // comes second kills it.

@@ -62,6 +62,7 @@ import org.shimmer.runtime.linux.testing.BusyboxBundle;
 import org.shimmer.runtime.linux.testing.Leaks;
 import org.shimmer.runtime.linux.testing.NettyLeakDetection;
 import org.shimmer.runtime.linux.testing.Processes;
+import org.shimmer.runtime.linux.testing.RuncWrapper;
 import org.shimmer.runtime.linux.testing.Zombies;
 import org.shimmer.runtime.linux.ttrpc.CallOptions;
 import org.shimmer.runtime.linux.ttrpc.TtrpcClient;
@@ -153,6 +154,39 @@ class RemoteShimTest extends ShimContractTest {
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    /**
+     * The runc shim writes each exec's process spec to a temporary file and removes it once runc exec returns: in
+     * the bundle's work directory, where it goes with the bundle, not in /tmp, where a shim killed during the exec
+     * (a forced delete) left it for good (six such files after one CI run).
+     */
+    @Test
+    void theShimsTemporaryFileOfAnExecIsInTheBundlesWorkDirectoryAndGoneAfterIt() throws Exception {
+        RuncWrapper wrapper = RuncWrapper.heldExec(temp.resolve("wrapper"));
+        runc = runc.withBinaryName(wrapper.binary());
+        Bundle bundle = bundle("/bin/sleep", "600");
+        ShimClient shim = started(bundle);
+        shim.exec("e1", "{\"args\":[\"/bin/sleep\",\"600\"],\"cwd\":\"/\"}".getBytes(UTF_8), Stdio.none())
+                .block(TIMEOUT);
+        var starting = shim.start("e1").toFuture();
+
+        awaitTrue(() -> Files.exists(wrapper.marker()));
+        List<String> args = List.of(Files.readString(wrapper.marker()).strip().split(" "));
+        Path spec = Path.of(args.get(args.indexOf("--process") + 1));
+        boolean written = Files.exists(spec);
+        // Before anything is asserted: a wrapper still held would hold the exec, and the test's end, for 60 s.
+        wrapper.release();
+        assertThat(spec.getParent()).as("where the shim wrote the exec's spec").isEqualTo(bundle.workDir());
+        assertThat(written).as("the spec was there while runc exec ran").isTrue();
+
+        int execPid = starting.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        assertThat(spec).as("removed by the shim after runc exec").doesNotExist();
+        shim.kill("e1", 9).block(TIMEOUT);
+        assertThat(shim.awaitExit("e1").block(TIMEOUT).status()).isEqualTo(137);
+        shim.delete("e1").block(TIMEOUT);
+        stop(shim);
+        assertThat(Processes.awaitGone(execPid, TIMEOUT)).as("the exec is gone").isTrue();
     }
 
     /**
