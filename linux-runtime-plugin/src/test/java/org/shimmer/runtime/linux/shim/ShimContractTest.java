@@ -2616,6 +2616,33 @@ public abstract class ShimContractTest {
     }
 
     /**
+     * A client whose task a forced delete removed answers every later call as the local shim does, the task not
+     * found: the remote one said "detached from its shim (pid N); connect() again to reach it", and a connect()
+     * found no bundle.
+     */
+    @Test
+    void callsOnAClientWhoseTaskAForcedDeleteRemovedFindNoTask() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        int initPid = shim.state().block(TIMEOUT).pid();
+
+        runtime.forceDelete(NS, bundle.id()).block(TIMEOUT);
+        bundles.remove(bundle);
+
+        for (Mono<?> call : List.of(shim.state(), shim.resume(), shim.pause(), shim.kill(9, false),
+                shim.awaitExit(), shim.delete(), shim.exec("late", SH_TRUE, Stdio.none()))) {
+            StepVerifier.create(call)
+                    .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(NotFoundException.class)
+                            .hasMessageContaining("task " + NS + "/" + bundle.id() + ": ")
+                            .hasMessageContaining("not found"))
+                    .verify(TIMEOUT);
+        }
+        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the init is gone").isTrue();
+        assertThat(runtime.inspect(NS, bundle.id()).block(TIMEOUT).present()).as("the bundle").isFalse();
+        assertThat(Zombies.awaitNone(TIMEOUT)).as("zombie children of the JVM").isEmpty();
+    }
+
+    /**
      * A pause or resume of a task created but never started is the caller's misuse of its state, the same code on
      * both shims: the remote shim's "cannot pause task in created state" was INTERNAL, the local one's
      * FAILED_PRECONDITION.

@@ -166,7 +166,10 @@ public final class RemoteShims {
      */
     public Mono<Void> detachAll(Path bundleDir) {
         return Flux.defer(() -> Flux.fromIterable(claims.attachedTo(bundleDir)))
-                .flatMap(RemoteShimClient::close)
+                .flatMap(client -> {
+                    client.session().forceDeleted();
+                    return client.close();
+                })
                 .then();
     }
 

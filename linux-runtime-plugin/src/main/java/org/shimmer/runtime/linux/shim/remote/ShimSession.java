@@ -81,6 +81,8 @@ final class ShimSession {
     /** Set once we end the connection ourselves (close, shutdown): the shim's end is then no death. */
     private final AtomicBoolean ending = new AtomicBoolean();
     private final AtomicBoolean deadShimCleaned = new AtomicBoolean();
+    /** Set before a forced delete of the bundle detaches this client and kills its shim. */
+    private final AtomicBoolean forceDeleted = new AtomicBoolean();
     /** Set by {@link #close()}: this client let go of the shim, and can no longer shut it down. */
     private final AtomicBoolean closed = new AtomicBoolean();
     /** This client's shutdown ended the shim: there is nothing left to connect() to. */
@@ -177,6 +179,11 @@ final class ShimSession {
         deadShimRecord = stamp;
     }
 
+    /** A forced delete of the bundle is about to detach this client and kill its shim: later calls find no task. */
+    void forceDeleted() {
+        forceDeleted.set(true);
+    }
+
     /** The init task was deleted. */
     void untrackInit() {
         initTracked = false;
@@ -232,6 +239,12 @@ final class ShimSession {
 
     Throwable mapError(String action, Throwable error) {
         if (error instanceof TtrpcClosedException closed) {
+            if (forceDeleted.get()) {
+                // As the local shim answers: a forced delete removed the task with its bundle; a connect() finds
+                // nothing to reach.
+                return new NotFoundException(action + " " + task + ": not found: a forced delete removed it (its"
+                        + " shim, pid " + shimPid + ", was killed)", closed);
+            }
             if (shutDown.get()) {
                 // As the local shim answers: a task whose shim this client shut down is gone, not detached.
                 return new NotFoundException(action + " " + task + ": not found: this client shut its shim (pid "
