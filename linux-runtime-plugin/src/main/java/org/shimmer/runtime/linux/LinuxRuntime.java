@@ -117,7 +117,7 @@ public class LinuxRuntime implements RuntimePlugin {
                         .flatMap(bundle -> local.newShimClient(bundle, localEvents, options)),
                 bundles::delete,
                 pid -> resources.exitMonitor().watchAny(pid),
-                remote::detachAll);
+                remote::endAttached);
         // State lives on disk: one store per view, and views of one image root share it through its lock.
         this.images = new ImageStore(config.imageRoot(), resources);
         this.containers = new ContainerRunner(this, images, resources.io(), resources.output(),

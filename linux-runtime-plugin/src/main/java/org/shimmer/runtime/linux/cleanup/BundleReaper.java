@@ -55,10 +55,10 @@ public final class BundleReaper {
         void reapWhenGone(int pid) throws IOException;
     }
 
-    /** Detaches this runtime's clients of a bundle's shim before it is killed. */
+    /** Ends the task through this runtime's clients of a bundle's live shim, if any, and detaches them. */
     @FunctionalInterface
-    public interface Detach {
-        Mono<Void> detachAll(Path bundleDir);
+    public interface AttachedClients {
+        Mono<Void> endAttached(Path bundleDir);
     }
 
     /** The store's delete, run once nothing lives. */
@@ -88,24 +88,25 @@ public final class BundleReaper {
     private final LocalShimSource local;
     private final BundleDelete delete;
     private final Adopted adopted;
-    private final Detach detach;
+    private final AttachedClients attached;
 
     public BundleReaper(BundleInspector inspector, Scheduler io, LocalShimSource local, BundleDelete delete,
-            Adopted adopted, Detach detach) {
+            Adopted adopted, AttachedClients attached) {
         this.inspector = Objects.requireNonNull(inspector, "inspector");
         this.io = Objects.requireNonNull(io, "io");
         this.local = Objects.requireNonNull(local, "local");
         this.delete = Objects.requireNonNull(delete, "delete");
         this.adopted = Objects.requireNonNull(adopted, "adopted");
-        this.detach = Objects.requireNonNull(detach, "detach");
+        this.attached = Objects.requireNonNull(attached, "attached");
     }
 
     /** See {@link org.shimmer.runtime.RuntimePlugin#forceDelete}. */
     public Mono<Void> forceDelete(String namespace, String id) {
         return Mono.defer(() -> {
             BundleInspector.Target target = inspector.target(namespace, id);
-            // Detached first: a client that saw its shim killed would run the dead-shim cleanup in the bundle.
-            return detach.detachAll(target.bundleDir)
+            // Ended through an attached client's shim, then detached: a client that saw its shim killed would run
+            // the dead-shim cleanup in the bundle.
+            return attached.endAttached(target.bundleDir)
                     .then(Mono.fromCallable(() -> heldHere(target).orElse(null)).subscribeOn(io))
                     .flatMap(options -> stopThroughLocalShim(target, options))
                     .then(Mono.fromRunnable(() -> stopEverything(target)).subscribeOn(io))

@@ -2616,18 +2616,32 @@ public abstract class ShimContractTest {
     }
 
     /**
-     * A client whose task a forced delete removed answers every later call as the local shim does, the task not
-     * found: the remote one said "detached from its shim (pid N); connect() again to reach it", and a connect()
-     * found no bundle.
+     * A forced delete of a running task ends it on both shims as a kill and a delete would: a caller waiting for its
+     * exit learns 137, and one exit and one delete event go out; the client answers every later call as the local
+     * shim does, the task not found. The remote one detached its clients first and killed the shim: the Wait said
+     * "detached from its shim (pid N); connect() again to reach it", no delete event came, and a connect() found no
+     * bundle.
      */
     @Test
-    void callsOnAClientWhoseTaskAForcedDeleteRemovedFindNoTask() throws Exception {
+    void aForcedDeleteOfARunningTaskEndsItsWaitWith137AndItsClientFindsNoTaskAfter() throws Exception {
         Bundle bundle = bundle("sleep", "600");
         ShimClient shim = started(bundle);
         int initPid = shim.state().block(TIMEOUT).pid();
+        EventRecorder recorder = new EventRecorder(shim.events());
+        var exit = shim.awaitExit().toFuture();
 
         runtime.forceDelete(NS, bundle.id()).block(TIMEOUT);
         bundles.remove(bundle);
+
+        ExitStatus killed = exit.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        assertThat(killed.status()).as("the exit a caller waited for").isEqualTo(137);
+        assertThat(killed.pid()).isEqualTo(initPid);
+        recorder.awaitTopics("/tasks/exit", "/tasks/delete");
+        List<Envelope> events = recorder.envelopes();
+        assertThat(events.stream().map(Envelope::topic).toList()).containsExactly("/tasks/exit", "/tasks/delete");
+        assertThat(((TaskEvent.TaskExit) events.get(0).event()).exitStatus()).isEqualTo(137);
+        assertThat(((TaskEvent.TaskDelete) events.get(1).event()).exitStatus()).isEqualTo(137);
+        recorder.close();
 
         for (Mono<?> call : List.of(shim.state(), shim.resume(), shim.pause(), shim.kill(9, false),
                 shim.awaitExit(), shim.delete(), shim.exec("late", SH_TRUE, Stdio.none()))) {

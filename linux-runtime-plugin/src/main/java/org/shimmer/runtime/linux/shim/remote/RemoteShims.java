@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.shimmer.runtime.Bundle;
@@ -60,6 +61,9 @@ public final class RemoteShims {
     static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
 
     private static final Logger log = LoggerFactory.getLogger(RemoteShims.class);
+    private static final int SIGKILL = 9;
+    /** How long a forced delete waits for the exit of a task it killed through its shim before killing the rest. */
+    private static final Duration END_TIMEOUT = Duration.ofSeconds(10);
     private static final Logger shimLog = LoggerFactory.getLogger("org.shimmer.runtime.linux.shim.remote.ShimLog");
 
     private final RuntimeConfig config;
@@ -161,16 +165,35 @@ public final class RemoteShims {
     }
 
     /**
-     * Detaches every client of this runtime attached to the shim of the bundle at {@code bundleDir}: for a forced
-     * delete, which kills the shim, and none of them must take that for a death to clean up after.
+     * Ends, for a forced delete, the task of the bundle at {@code bundleDir} through a client of this runtime
+     * attached to its live shim, as containerd ends a task (SIGKILL to all, its exit awaited, delete, shutdown): a
+     * caller waiting for its exit learns 137 and its exit and delete events go out, as on the local shim (the
+     * remote Wait said "detached", and no delete event came). Then detaches every client still attached: the
+     * forced delete kills the shim, and none of them must take that for a death to clean up after. Each answers
+     * later calls "not found". Whatever fails here falls through to the forced delete's kill.
      */
-    public Mono<Void> detachAll(Path bundleDir) {
-        return Flux.defer(() -> Flux.fromIterable(claims.attachedTo(bundleDir)))
-                .flatMap(client -> {
-                    client.session().forceDeleted();
-                    return client.close();
-                })
-                .then();
+    public Mono<Void> endAttached(Path bundleDir) {
+        return Mono.defer(() -> {
+            List<RemoteShimClient> attached = claims.attachedTo(bundleDir);
+            attached.forEach(client -> client.session().forceDeleted());
+            Mono<Void> throughShim = attached.isEmpty() ? Mono.empty()
+                    : endThroughShim(attached.getFirst(), bundleDir);
+            return throughShim.then(Flux.defer(() -> Flux.fromIterable(claims.attachedTo(bundleDir)))
+                    .flatMap(RemoteShimClient::close)
+                    .then());
+        });
+    }
+
+    private Mono<Void> endThroughShim(RemoteShimClient client, Path bundleDir) {
+        return client.kill(SIGKILL, true).onErrorResume(notRunning -> Mono.empty())
+                .then(client.awaitExit().timeout(END_TIMEOUT, resources.io()))
+                .then(client.delete())
+                .then(client.shutdown())
+                .onErrorResume(error -> {
+                    log.debug("the shim of bundle {} did not end its task ({}); forcing it", bundleDir,
+                            error.toString());
+                    return Mono.empty();
+                });
     }
 
     /**
