@@ -1,15 +1,19 @@
 package org.shimmer.runtime.linux.bundle;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.file.DirectoryIteratorException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -38,6 +42,7 @@ import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.MountCrossingException;
 import org.shimmer.runtime.linux.bundle.DirectoryTrees.WalkObserver;
+import org.shimmer.runtime.linux.sys.LinuxCalls;
 import org.shimmer.runtime.linux.sys.MountTable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -91,6 +96,8 @@ public final class BundleStore {
     private static final Set<PosixFilePermission> CONFIG_MODE = PosixFilePermissions.fromString("rw-------");
     private static final FileAttribute<Set<PosixFilePermission>> DIR_ATTRIBUTE =
             PosixFilePermissions.asFileAttribute(DIR_MODE);
+    private static final FileAttribute<Set<PosixFilePermission>> CONFIG_ATTRIBUTE =
+            PosixFilePermissions.asFileAttribute(CONFIG_MODE);
 
     /** The steps of a create, in order; each names what was just made. */
     enum CreateStep { BUNDLE_DIR, WORK_DIR, ROOTFS_DIR, CONFIG_FILE }
@@ -295,41 +302,51 @@ public final class BundleStore {
 
     /** Makes the bundle; null, with everything made removed again, when {@code settled} says it was cancelled. */
     private Bundle createOnDisk(BundlePaths paths, byte[] spec, AtomicBoolean settled) {
-        Deque<Path> created = new ArrayDeque<>();
+        Deque<Made> created = new ArrayDeque<>();
         // The path being worked on, for the error: the JDK names no path when a write runs out of space.
         Path current = paths.bundleDir().getParent();
+        HeldDirectory bundleDir = null;
         try {
             ensureDirectories(current);
             current = paths.workDir().getParent();
             ensureDirectories(current);
 
             current = paths.bundleDir();
-            createExclusiveDirectory(paths.bundleDir(), paths, "bundle");
-            created.push(paths.bundleDir());
+            bundleDir = createExclusiveDirectory(paths.bundleDir(), paths, "bundle");
+            created.push(new Made(paths.bundleDir(), paths.bundleDir(), true));
             observer.created(CreateStep.BUNDLE_DIR, paths.bundleDir());
 
             // Exclusive as well: containerd#2605 reused an existing work dir here and its rollback then deleted
             // the work dir of a running container.
             current = paths.workDir();
-            createExclusiveDirectory(paths.workDir(), paths, "work");
-            created.push(paths.workDir());
+            createExclusiveDirectory(paths.workDir(), paths, "work").close();
+            created.push(new Made(paths.workDir(), paths.workDir(), true));
             observer.created(CreateStep.WORK_DIR, paths.workDir());
 
+            // What goes into the bundle directory goes through its descriptor: a bundle directory swapped for a link
+            // to a user's directory meanwhile got rootfs made in the user's directory and its config.json replaced.
             Path rootfs = paths.bundleDir().resolve(ROOTFS_DIR);
             current = rootfs;
-            createDirectory(rootfs);
-            created.push(rootfs);
+            createDirectory(bundleDir.inside(ROOTFS_DIR), rootfs, paths).close();
+            created.push(new Made(bundleDir.inside(ROOTFS_DIR), rootfs, true));
             observer.created(CreateStep.ROOTFS_DIR, rootfs);
 
             Path configFile = paths.bundleDir().resolve(CONFIG_FILE);
-            Path partial = paths.bundleDir().resolve("." + CONFIG_FILE + ".partial");
-            created.push(partial);
-            current = partial;
-            Files.write(partial, spec, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-            Files.setPosixFilePermissions(partial, CONFIG_MODE);
-            Files.move(partial, configFile, StandardCopyOption.ATOMIC_MOVE);
+            Path partial = bundleDir.inside("." + CONFIG_FILE + ".partial");
+            current = paths.bundleDir().resolve(partial.getFileName());
+            created.push(new Made(partial, current, false));
+            // Made 0600 (not chmod-ed later): the spec may hold secrets, and others may pass through the directory.
+            try (SeekableByteChannel out = Files.newByteChannel(partial, Set.of(StandardOpenOption.CREATE_NEW,
+                    StandardOpenOption.WRITE), CONFIG_ATTRIBUTE)) {
+                for (ByteBuffer bytes = ByteBuffer.wrap(spec); bytes.hasRemaining(); ) {
+                    out.write(bytes);
+                }
+            }
+            // The last moment to notice: the bundle must be where its path says, or it is nobody's.
+            bundleDir.requireAt(paths.bundleDir(), paths);
+            Files.move(partial, bundleDir.inside(CONFIG_FILE), StandardCopyOption.ATOMIC_MOVE);
             created.pop();
-            created.push(configFile);
+            created.push(new Made(bundleDir.inside(CONFIG_FILE), configFile, false));
             observer.created(CreateStep.CONFIG_FILE, configFile);
             if (!settled.compareAndSet(false, true)) {
                 rollback(created, null);
@@ -339,32 +356,43 @@ public final class BundleStore {
         } catch (IOException | RuntimeException e) {
             RuntimeException failure = e instanceof RuntimeException runtime
                     ? runtime
-                    : StorageErrors.typed("create bundle " + paths.name() + " at " + current, (IOException) e);
+                    : StorageErrors.typed("create bundle " + paths.name() + " at " + current,
+                            HeldDirectory.named((IOException) e, current));
             rollback(created, failure);
             throw failure;
+        } finally {
+            if (bundleDir != null) {
+                bundleDir.close();
+            }
         }
     }
 
+    /** A directory or file a create made: the path it is removed by, and the one an error names. */
+    private record Made(Path path, Path named, boolean directory) {}
+
     /**
      * Removes exactly what a failed or cancelled create made, newest first; a path that will not go is recorded on
-     * {@code failure} (none for a cancel, which has nobody to tell), not fatal.
+     * {@code failure} (none for a cancel, which has nobody to tell), not fatal. A directory is only ever removed as
+     * one: a link put in its place is not ours.
      */
-    private static void rollback(Deque<Path> created, RuntimeException failure) {
+    private static void rollback(Deque<Made> created, RuntimeException failure) {
         while (!created.isEmpty()) {
-            Path path = created.pop();
+            Made made = created.pop();
             try {
-                Files.deleteIfExists(path);
+                LinuxCalls.unlinkat(LinuxCalls.AT_FDCWD, made.path().toString().getBytes(LinuxCalls.FILE_NAMES),
+                        made.directory() ? LinuxCalls.AT_REMOVEDIR : 0);
             } catch (IOException e) {
-                if (failure != null) {
-                    failure.addSuppressed(new IOException("rollback could not remove " + path, e));
+                if (failure != null && !(e instanceof LinuxCalls.ErrnoException absent
+                        && absent.errno() == LinuxCalls.ENOENT)) {
+                    failure.addSuppressed(new IOException("rollback could not remove " + made.named(), e));
                 }
             }
         }
     }
 
-    private void createExclusiveDirectory(Path dir, BundlePaths paths, String what) throws IOException {
+    private HeldDirectory createExclusiveDirectory(Path dir, BundlePaths paths, String what) throws IOException {
         try {
-            createDirectory(dir);
+            return createDirectory(dir, dir, paths);
         } catch (FileAlreadyExistsException e) {
             throw new AlreadyExistsException("bundle " + paths.name() + " already exists: " + what + " directory "
                     + dir + " is present; " + remedy(paths), e);
@@ -382,15 +410,100 @@ public final class BundleStore {
                 + "\") removes it and kills whatever of it still runs";
     }
 
-    private static void createDirectory(Path dir) throws IOException {
+    /** Makes {@code dir} (named {@code name} in errors) for bundle {@code paths} and holds it by descriptor. */
+    private static HeldDirectory createDirectory(Path dir, Path name, BundlePaths paths) throws IOException {
         Files.createDirectory(dir, DIR_ATTRIBUTE);
-        // The attribute is filtered through the umask; set the mode the layout promises.
-        Files.setPosixFilePermissions(dir, DIR_MODE);
+        HeldDirectory held = HeldDirectory.open(dir, name, paths);
+        try {
+            // The attribute is filtered through the umask; set the mode the layout promises, on the directory made
+            // (a link put in its place meanwhile is not followed).
+            Files.setPosixFilePermissions(held.self(), DIR_MODE);
+            return held;
+        } catch (IOException | RuntimeException e) {
+            held.close();
+            throw e;
+        }
     }
 
     private static void ensureDirectories(Path dir) throws IOException {
         if (!Files.isDirectory(dir)) {
             Files.createDirectories(dir, DIR_ATTRIBUTE);
+        }
+    }
+
+    /**
+     * A directory a create just made, held by an {@code O_PATH} descriptor: what is made through {@link #inside}
+     * lands in that directory even when its path was renamed away or swapped for a link meanwhile.
+     */
+    private static final class HeldDirectory implements AutoCloseable {
+        private static final String SELF_FD = "/proc/self/fd/";
+
+        private final int fd;
+        private boolean closed;
+
+        private HeldDirectory(int fd) {
+            this.fd = fd;
+        }
+
+        /** Opens {@code dir}, which must be a directory itself, not a link. */
+        static HeldDirectory open(Path dir, Path name, BundlePaths paths) throws IOException {
+            try {
+                return new HeldDirectory(LinuxCalls.open(dir, LinuxCalls.O_PATH | LinuxCalls.O_NOFOLLOW
+                        | LinuxCalls.O_DIRECTORY | LinuxCalls.O_CLOEXEC));
+            } catch (LinuxCalls.ErrnoException e) {
+                if (e.errno() == LinuxCalls.ELOOP || e.errno() == LinuxCalls.ENOTDIR
+                        || e.errno() == LinuxCalls.ENOENT) {
+                    throw replaced(name, paths, e);
+                }
+                throw e;
+            }
+        }
+
+        /** The directory itself, by a path no rename or link can redirect. */
+        Path self() {
+            return Path.of(SELF_FD + fd);
+        }
+
+        Path inside(String entry) {
+            return self().resolve(entry);
+        }
+
+        /** Refuses when {@code path} no longer names this directory (it was renamed away or replaced). */
+        void requireAt(Path path, BundlePaths paths) throws IOException {
+            Object here;
+            try {
+                here = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+            } catch (NoSuchFileException gone) {
+                throw replaced(path, paths, gone);
+            }
+            if (!here.equals(Files.readAttributes(self(), BasicFileAttributes.class).fileKey())) {
+                throw replaced(path, paths, null);
+            }
+        }
+
+        private static FailedPreconditionException replaced(Path dir, BundlePaths paths, Exception cause) {
+            return new FailedPreconditionException("failed to create bundle " + paths.name() + ": " + dir
+                    + " was removed or replaced (by a symbolic link or another directory) meanwhile; nothing was"
+                    + " made through that path, and what the create made is removed", cause);
+        }
+
+        /** {@code e} naming {@code path} instead of the descriptor path the work went through. */
+        static IOException named(IOException e, Path path) {
+            if (!(e instanceof FileSystemException system) || system.getFile() == null
+                    || !system.getFile().startsWith(SELF_FD)) {
+                return e;
+            }
+            FileSystemException renamed = new FileSystemException(path.toString(), null, system.getReason());
+            renamed.initCause(e);
+            return renamed;
+        }
+
+        @Override
+        public void close() {
+            if (!closed) {
+                closed = true;
+                LinuxCalls.close(fd);
+            }
         }
     }
 

@@ -201,6 +201,45 @@ class BundleAdversaryTest {
     }
 
     /**
+     * A bundle directory renamed away and swapped for a link to a user's directory while a create works in it: the
+     * create went on by path, made {@code rootfs} in the user's directory and replaced the user's
+     * {@code config.json} with the spec, and returned a bundle. It now fails, naming the bundle directory, with
+     * nothing of the user's changed, the directory it made (moved away) emptied again and the link left alone.
+     */
+    @ParameterizedTest
+    @EnumSource(value = BundleStore.CreateStep.class, names = {"BUNDLE_DIR", "WORK_DIR", "ROOTFS_DIR"})
+    void aBundleDirectorySwappedForALinkMidCreateChangesNothingOfTheUsers(BundleStore.CreateStep swappedAt)
+            throws Exception {
+        Files.writeString(userDir.resolve("config.json"), "the user's own");
+        userBefore = TestTrees.fingerprint(userDir);
+        Path movedAway = temp.resolve("moved-away");
+        Path bundleDir = temp.resolve("state/ns/c1");
+        BundleStore.CreateObserver swap = (step, path) -> {
+            if (step == swappedAt) {
+                Files.move(bundleDir, movedAway);
+                Files.createSymbolicLink(bundleDir, userDir);
+            }
+        };
+        RuntimeConfig config = new RuntimeConfig(temp.resolve("state"), temp.resolve("work"));
+        BundleStore store = new BundleStore(config, io, ShimFactory.NONE, swap);
+
+        StepVerifier.create(store.create("ns", "c1", SPEC))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("failed to create bundle ns/c1: " + bundleDir
+                                + " was removed or replaced"))
+                .verify(TIMEOUT);
+
+        assertThat(names(movedAway)).as("what the create made in its directory").isEmpty();
+        assertThat(names(temp.resolve("work/ns"))).as("work directories").isEmpty();
+        assertThat(Files.readSymbolicLink(bundleDir)).as("the link, not the create's").isEqualTo(userDir);
+        Files.delete(bundleDir);
+        Files.delete(movedAway);
+        BundleStore plain = new BundleStore(config, io, ShimFactory.NONE);
+        StepVerifier.create(plain.create("ns", "c1", SPEC)).expectNextCount(1).verifyComplete();
+        StepVerifier.create(plain.delete("ns", "c1")).verifyComplete();
+    }
+
+    /**
      * Roots nested the plausible way ({@code stateRoot=/var/lib/shimmer}, {@code workRoot=/var/lib/shimmer/work})
      * make namespace {@code work} of the state root the work root itself: deleting the never-created bundle
      * {@code work/ns} renamed and removed the work directories of every container of namespace {@code ns}.
