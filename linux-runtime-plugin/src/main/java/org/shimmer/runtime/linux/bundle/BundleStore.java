@@ -293,11 +293,39 @@ public final class BundleStore {
         // never-made bundle removed them all.
         if (config.workRoot().startsWith(paths.bundleDir().getParent())
                 || config.stateRoot().startsWith(paths.workDir().getParent())) {
-            throw new FailedPreconditionException("bundle " + paths.name() + " cannot exist: namespace "
-                    + namespace + " would hold the state root " + config.stateRoot() + " or the work root "
-                    + config.workRoot());
+            throw cannotExist(paths);
         }
         return paths;
+    }
+
+    private FailedPreconditionException cannotExist(BundlePaths paths) {
+        return new FailedPreconditionException("bundle " + paths.name() + " cannot exist: namespace "
+                + paths.namespace() + " would hold the state root " + config.stateRoot() + " or the work root "
+                + config.workRoot());
+    }
+
+    /**
+     * {@link #paths}' check again, on the paths the kernel resolves (blocking): a work root reached through a link
+     * into the state root (or the reverse) nests the roots just as well, and deleting bundle work/ns then removed the
+     * work directories of every container of namespace ns.
+     */
+    private void requireRootsApart(BundlePaths paths) throws IOException {
+        if (resolved(config.workRoot()).startsWith(resolved(paths.bundleDir().getParent()))
+                || resolved(config.stateRoot()).startsWith(resolved(paths.workDir().getParent()))) {
+            throw cannotExist(paths);
+        }
+    }
+
+    /** {@code path} with its longest existing part resolved to its real path, and the rest appended as it is. */
+    private static Path resolved(Path path) throws IOException {
+        for (Path existing = path; existing != null; existing = existing.getParent()) {
+            try {
+                return existing.toRealPath().resolve(existing.relativize(path));
+            } catch (NoSuchFileException absent) {
+                // Its parent, then.
+            }
+        }
+        return path;
     }
 
     /** Makes the bundle; null, with everything made removed again, when {@code settled} says it was cancelled. */
@@ -307,9 +335,12 @@ public final class BundleStore {
         Path current = paths.bundleDir().getParent();
         HeldDirectory bundleDir = null;
         try {
+            // Before anything is made, and again once a root reached through a link that named nothing yet exists.
+            requireRootsApart(paths);
             ensureDirectories(current);
             current = paths.workDir().getParent();
             ensureDirectories(current);
+            requireRootsApart(paths);
 
             current = paths.bundleDir();
             bundleDir = createExclusiveDirectory(paths.bundleDir(), paths, "bundle");
@@ -509,6 +540,11 @@ public final class BundleStore {
 
     private void deleteOnDisk(BundlePaths paths) {
         exclusively(paths, () -> {
+            try {
+                requireRootsApart(paths);
+            } catch (IOException e) {
+                throw StorageErrors.typed("delete bundle " + paths.name(), e);
+            }
             requireNotInUse(paths);
             removeTrees(paths);
             return null;

@@ -265,6 +265,45 @@ class BundleAdversaryTest {
         StepVerifier.create(running.delete()).verifyComplete();
     }
 
+    /**
+     * The same nesting reached through a link ({@code workRoot} a link to {@code <stateRoot>/work}, or the state
+     * root a link into the work root): the check compared the paths as given, so deleting the never-created bundle
+     * {@code work/ns} again renamed and removed the work directories of every container of namespace {@code ns}.
+     */
+    @Test
+    void rootsNestedThroughALinkAreRefusedAsWhenNestedByPath() throws Exception {
+        Path stateRoot = Files.createDirectories(temp.resolve("state"));
+        Path workRoot = Files.createSymbolicLink(temp.resolve("work-link"),
+                Files.createDirectories(stateRoot.resolve("work")));
+        BundleStore store = new BundleStore(new RuntimeConfig(stateRoot, workRoot), io, ShimFactory.NONE);
+        Bundle running = store.create("ns", "c1", SPEC).block(TIMEOUT);
+        Files.writeString(running.workDir().resolve("shim.json"), "{\"address\":\"unix:///run/x\"}");
+
+        StepVerifier.create(store.delete("work", "ns"))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("bundle work/ns cannot exist"))
+                .verify(TIMEOUT);
+        StepVerifier.create(store.create("work", "ns2", SPEC))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("bundle work/ns2 cannot exist"))
+                .verify(TIMEOUT);
+        assertThat(running.workDir().resolve("shim.json")).as("another container's record").exists();
+        assertThat(names(stateRoot.resolve("work"))).as("namespace work directories").containsExactly("ns");
+
+        // The other way round: the state root a link into the work root.
+        Path otherWork = Files.createDirectories(temp.resolve("other-work"));
+        Path linkedState = Files.createSymbolicLink(temp.resolve("state-link"),
+                Files.createDirectories(otherWork.resolve("ns3")));
+        BundleStore reversed = new BundleStore(new RuntimeConfig(linkedState, otherWork), io, ShimFactory.NONE);
+        StepVerifier.create(reversed.create("ns3", "c2", SPEC))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("bundle ns3/c2 cannot exist"))
+                .verify(TIMEOUT);
+
+        StepVerifier.create(running.delete()).verifyComplete();
+        assertThat(names(stateRoot.resolve("ns"))).isEmpty();
+    }
+
     /** Two deletes of one id racing through a large tree both succeed and leave nothing, not even leftovers. */
     @Test
     void twoDeletesRacingThroughOneTreeBothSucceed() throws Exception {
