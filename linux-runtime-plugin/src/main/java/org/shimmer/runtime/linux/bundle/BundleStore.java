@@ -314,6 +314,7 @@ public final class BundleStore {
                 || resolved(config.stateRoot()).startsWith(resolved(paths.workDir().getParent()))) {
             throw cannotExist(paths);
         }
+        WorkRootClaim.require(config.workRoot(), config.stateRoot());
     }
 
     /** {@code path} with its longest existing part resolved to its real path, and the rest appended as it is. */

@@ -21,6 +21,7 @@ import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
 import org.shimmer.runtime.linux.bundle.BundleMounts;
 import org.shimmer.runtime.linux.bundle.DeleteGuard;
+import org.shimmer.runtime.linux.bundle.WorkRootClaim;
 import org.shimmer.runtime.linux.sys.OwnedFd;
 import org.shimmer.runtime.linux.sys.Procfs;
 import org.shimmer.runtime.shim.ShimException;
@@ -80,6 +81,19 @@ public final class BundleInspector implements DeleteGuard {
         } catch (IOException e) {
             throw new ShimException("cannot tell whether bundle " + bundle.namespace() + "/" + bundle.id()
                     + " is in use: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Refuses a work root that serves another state root ({@link WorkRootClaim}) before a forced delete reads its
+     * records: it killed the other root's container of the same namespace and id. Blocking.
+     */
+    void requireOwnWorkRoot() {
+        try {
+            WorkRootClaim.require(config.workRoot(), config.stateRoot());
+        } catch (IOException e) {
+            throw new ShimException("cannot read the owner of work root " + config.workRoot() + ": " + e.getMessage(),
+                    e);
         }
     }
 

@@ -102,7 +102,7 @@ public final class BundleReaper {
 
     /** See {@link org.shimmer.runtime.RuntimePlugin#forceDelete}. */
     public Mono<Void> forceDelete(String namespace, String id) {
-        return Mono.defer(() -> {
+        return Mono.fromRunnable(inspector::requireOwnWorkRoot).subscribeOn(io).then(Mono.defer(() -> {
             BundleInspector.Target target = inspector.target(namespace, id);
             // Ended through an attached client's shim, then detached: a client that saw its shim killed would run
             // the dead-shim cleanup in the bundle.
@@ -111,7 +111,7 @@ public final class BundleReaper {
                     .flatMap(options -> stopThroughLocalShim(target, options))
                     .then(Mono.fromRunnable(() -> stopEverything(target)).subscribeOn(io))
                     .then(delete.delete(namespace, id));
-        });
+        }));
     }
 
     /** The runc options of a local container this JVM holds (its exit monitor must see the exit), if any. */

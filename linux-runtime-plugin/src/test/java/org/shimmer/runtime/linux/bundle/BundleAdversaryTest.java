@@ -288,7 +288,8 @@ class BundleAdversaryTest {
                         .hasMessageContaining("bundle work/ns2 cannot exist"))
                 .verify(TIMEOUT);
         assertThat(running.workDir().resolve("shim.json")).as("another container's record").exists();
-        assertThat(names(stateRoot.resolve("work"))).as("namespace work directories").containsExactly("ns");
+        assertThat(names(stateRoot.resolve("work"))).as("namespace work directories")
+                .containsExactlyInAnyOrder("ns", WorkRootClaim.FILE);
 
         // The other way round: the state root a link into the work root.
         Path otherWork = Files.createDirectories(temp.resolve("other-work"));
@@ -302,6 +303,38 @@ class BundleAdversaryTest {
 
         StepVerifier.create(running.delete()).verifyComplete();
         assertThat(names(stateRoot.resolve("ns"))).isEmpty();
+    }
+
+    /**
+     * Two state roots given one work root (a state root changed and the work root left at its default): a work
+     * directory is found by namespace and id alone, so the second root's delete of a bundle it never had removed
+     * the first root's work directory with its records. The work root serves the state root that first used it;
+     * another is refused, naming both, before it makes or removes anything.
+     */
+    @Test
+    void aWorkRootIsRefusedToASecondStateRootBeforeAnythingOfTheFirstIsTouched() throws Exception {
+        Path workRoot = temp.resolve("work");
+        BundleStore first = new BundleStore(new RuntimeConfig(temp.resolve("state-a"), workRoot), io,
+                ShimFactory.NONE);
+        BundleStore second = new BundleStore(new RuntimeConfig(temp.resolve("state-b"), workRoot), io,
+                ShimFactory.NONE);
+        Bundle running = first.create("ns", "c1", SPEC).block(TIMEOUT);
+        Files.writeString(running.workDir().resolve("launch.json"), "{}");
+
+        for (var call : List.of(second.delete("ns", "c1"), second.create("ns", "c2", SPEC).then())) {
+            StepVerifier.create(call)
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                            .hasMessageContaining("work root " + workRoot + " serves state root "
+                                    + temp.resolve("state-a") + " (recorded in " + workRoot.resolve(WorkRootClaim.FILE)
+                                    + "), not " + temp.resolve("state-b")))
+                    .verify(TIMEOUT);
+        }
+
+        assertThat(running.workDir().resolve("launch.json")).as("the first root's record").exists();
+        assertThat(names(workRoot.resolve("ns"))).as("work directories").containsExactly("c1");
+        assertThat(temp.resolve("state-b").resolve("ns").resolve("c2")).doesNotExist();
+        StepVerifier.create(running.delete()).verifyComplete();
+        assertThat(names(workRoot.resolve("ns"))).isEmpty();
     }
 
     /** Two deletes of one id racing through a large tree both succeed and leave nothing, not even leftovers. */

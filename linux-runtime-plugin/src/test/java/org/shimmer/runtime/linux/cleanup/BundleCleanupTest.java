@@ -188,6 +188,31 @@ class BundleCleanupTest {
     }
 
     /**
+     * A runtime whose state root is not the one its work root serves (a state root changed, the work root left at
+     * its default) is refused a forced delete before it reads any record there: it read the other root's
+     * {@code launch.json} of the same namespace and id and killed that container.
+     */
+    @Test
+    void aForcedDeleteThroughAStateRootTheWorkRootDoesNotServeKillsNothing() throws Exception {
+        Bundle bundle = bundle("owned", "/bin/sleep", "600");
+        ShimClient shim = running(bundle, ShimKind.LOCAL);
+        int pid = shim.state().block(TIMEOUT).pid();
+        LinuxRuntime other = new LinuxRuntime(new RuntimeConfig(temp.resolve("other-state"), temp.resolve("work")),
+                resources);
+
+        StepVerifier.create(other.forceDelete(NS, bundle.id()))
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("work root " + temp.resolve("work") + " serves state root "
+                                + temp.resolve("state")))
+                .verify(TIMEOUT);
+
+        assertThat(Processes.isRunning(pid)).as("the first root's container").isTrue();
+        assertThat(bundle.workDir()).exists();
+        runtime.forceDelete(NS, bundle.id()).block(TIMEOUT);
+        assertThat(Processes.awaitGone(pid, TIMEOUT)).isTrue();
+    }
+
+    /**
      * A delete cut short (a crash midway, a mount that appeared during its walk) can leave a mount in a hidden tree
      * of the id. The delete guard refuses it; inspect shows it, and forceDelete, the way out, detaches it. Both
      * once looked at the bundle and work directories only.
