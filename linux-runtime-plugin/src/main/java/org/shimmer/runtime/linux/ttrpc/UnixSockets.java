@@ -5,6 +5,7 @@ import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
@@ -13,6 +14,7 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.attribute.UserPrincipal;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Set;
@@ -315,6 +317,15 @@ final class UnixSockets {
     /** Whether a server listens on {@code socket} (a probe that never blocks, classified by errno). */
     static boolean isServed(Path socket) throws IOException {
         return LinuxCalls.probeUnix(socket) == LinuxCalls.UnixProbe.LISTENING;
+    }
+
+    /**
+     * This process's effective user, as the principal {@code SO_PEERCRED} reports: looked up by its number, which
+     * the JDK takes as a uid when no user has that name.
+     */
+    static UserPrincipal effectiveUser() throws IOException {
+        return FileSystems.getDefault().getUserPrincipalLookupService()
+                .lookupPrincipalByName(Integer.toString(effectiveUid()));
     }
 
     /** This process's effective uid: the second figure of {@code /proc/self/status}'s {@code Uid:} line. */
