@@ -218,6 +218,31 @@ class TtrpcHostileServerTest {
     }
 
     @Test
+    void aSocketPathThatIsNoListeningSocketFailsTheConnectNamingIt() throws Exception {
+        Path regular = Files.writeString(temp.resolve("regular"), "not a socket");
+        Path directory = Files.createDirectory(temp.resolve("directory"));
+        Path dangling = Files.createSymbolicLink(temp.resolve("dangling"), temp.resolve("missing"));
+        Path unserved = temp.resolve("unserved.sock");
+        try (ServerSocketChannel gone = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            gone.bind(UnixDomainSocketAddress.of(unserved));
+        }
+        for (Path path : new Path[] {regular, directory, dangling, temp.resolve("missing"), unserved}) {
+            StepVerifier.create(TtrpcClient.create().socket(path).runOn(loops).connect())
+                    .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(TtrpcClosedException.class)
+                            .hasMessageContaining("failed to connect to ttrpc socket " + path))
+                    .verify(TIMEOUT);
+        }
+        // Through a symbolic link to a live socket of our own user, as the kernel follows it.
+        Path link = Files.createSymbolicLink(temp.resolve("link.sock"), socket);
+        TtrpcConnection connection = TtrpcClient.create().socket(link).runOn(loops).connect().block(TIMEOUT);
+        try (RawPeer peer = RawPeer.accept(listener)) {
+            stillInStep(connection, peer);
+        }
+        StepVerifier.create(connection.onClose()).verifyComplete();
+        Files.delete(unserved);
+    }
+
+    @Test
     void aServerOfAnotherUserIsRefusedBeforeAnythingIsSent() throws Exception {
         // A socket directory another user can write to, as a misconfigured one would be: that user's server, bound
         // in place of the shim's socket and open to everyone, must not be told our calls, nor answer them.

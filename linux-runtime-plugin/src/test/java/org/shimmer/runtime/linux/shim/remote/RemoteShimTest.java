@@ -787,6 +787,33 @@ class RemoteShimTest extends ShimContractTest {
     }
 
     /**
+     * A shim killed between Create and Start: the start fails as UNAVAILABLE, the created init (runc's init waiting
+     * on its exec FIFO) is killed and deleted, one exit and one delete are published, nothing is left.
+     */
+    @Test
+    void aShimKilledBetweenCreateAndStartLeavesNothingAndTheStartSaysItExited() throws Exception {
+        Bundle bundle = bundle("/bin/sleep", "60");
+        ShimClient shim = shim(bundle);
+        Map<Integer, String> fdsBefore = Leaks.openFds();
+        EventRecorder recorder = new EventRecorder(shim.events());
+        shim.create(CreateOptions.of(Stdio.streams(null))).block(TIMEOUT);
+        int initPid = shim.state().block(TIMEOUT).pid();
+        int shimPid = ((RemoteShimClient) shim).session().shimPid();
+
+        Processes.run(null, "kill", "-9", Integer.toString(shimPid));
+
+        StepVerifier.create(shim.start()).expectErrorSatisfies(RemoteShimTest::assertUnavailable).verify(TIMEOUT);
+        recorder.awaitTopics("/tasks/exit", "/tasks/delete");
+        assertThat(exitHandled.await(TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+        assertThat(recorder.envelopes().stream().map(Envelope::event)
+                .filter(TaskEvent.TaskExit.class::isInstance).toList()).hasSize(1);
+        assertThat(Processes.awaitGone(initPid, TIMEOUT)).as("the created init").isTrue();
+        assertThat(exits).hasValue(1);
+        recorder.close();
+        assertNothingLeaks(bundle, fdsBefore);
+    }
+
+    /**
      * Calls in flight when the shim is killed (init's and an exec's Wait) fail as UNAVAILABLE saying the shim
      * exited. They said "detached from its shim; connect() again to reach it", and a connect() then found no shim.
      */
