@@ -2,6 +2,8 @@ package org.shimmer.containerd;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.google.protobuf.Any;
 import com.google.protobuf.Empty;
 
@@ -168,6 +170,53 @@ class ContainerdShimTest {
         assertThat(again.stderr()).contains("not found");
         assertThat(containerd.ctr("task", "delete", "d1").stdout()).isEmpty();
         assertThat(containerd.ctr("container", "delete", "d1").status()).isZero();
+    }
+
+    @Test
+    void metricsHaveMemoryStatsCountersTheKernelsLimitsAndEachCpusUsageAsRuncsShimAnswers() throws Exception {
+        // CRI's working set is the usage less total_inactive_file, which was always 0 here: the 8 MiB of page cache
+        // this task writes counted as its working set (kubelet evicts by it). A memory limit not set read as 0,
+        // where runc's shim answers the kernel's largest value (CRI's available bytes then went below zero).
+        Path written = containerd.rootfs.resolve("tmp/m1-written");
+        Path cache = containerd.rootfs.resolve("tmp/m1-cache");
+        assertThat(containerd.runContainer(List.of("-d", "--memory-limit", "67108864"), "m1", "/bin/sh", "-c",
+                "head -c 8m /dev/zero > /tmp/m1-cache && touch /tmp/m1-written; sleep 1000").status()).isZero();
+        assertThat(containerd.runContainer(List.of("-d"), "m2", "/bin/sleep", "1000").status()).isZero();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (!Files.exists(written)) {
+                assertThat(System.nanoTime()).as("the cache was written").isLessThan(deadline);
+                Thread.sleep(50);
+            }
+            JsonNode limited = metrics("m1");
+            JsonNode memory = limited.path("memory");
+            assertThat(memory.path("total_inactive_file").asLong() + memory.path("total_active_file").asLong())
+                    .as("%s", memory).isGreaterThanOrEqualTo(8L << 20);
+            assertThat(memory.path("total_pg_fault").asLong()).as("%s", memory).isPositive();
+            assertThat(memory.path("hierarchical_memory_limit").asLong()).as("%s", memory).isEqualTo(67108864L);
+            assertThat(memory.path("usage").path("limit").asLong()).isEqualTo(67108864L);
+            assertThat(limited.path("cpu").path("usage").path("per_cpu")).as("%s", limited.path("cpu"))
+                    .hasSize(Runtime.getRuntime().availableProcessors());
+            JsonNode unlimited = metrics("m2").path("memory");
+            assertThat(unlimited.path("usage").path("limit").bigIntegerValue()).as("%s", unlimited)
+                    .isGreaterThan(java.math.BigInteger.ONE.shiftLeft(62));
+        } finally {
+            for (String id : List.of("m1", "m2")) {
+                assertThat(containerd.ctr("task", "kill", "-s", "KILL", id).status()).isZero();
+                containerd.awaitStatus(id, "STOPPED");
+                assertThat(containerd.ctr("task", "delete", id).status()).isZero();
+                assertThat(containerd.ctr("container", "delete", id).status()).isZero();
+            }
+            Files.deleteIfExists(written);
+            Files.deleteIfExists(cache);
+        }
+    }
+
+    /** {@code ctr task metrics --format json ID}, read. */
+    private static JsonNode metrics(String id) throws Exception {
+        Result metrics = containerd.ctr("task", "metrics", "--format", "json", id);
+        assertThat(metrics.status()).as("%s", metrics).isZero();
+        return JsonMapper.builder().build().readTree(metrics.stdout());
     }
 
     @Test
