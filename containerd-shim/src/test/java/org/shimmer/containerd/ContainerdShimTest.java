@@ -37,6 +37,7 @@ import org.shimmer.runtime.linux.shim.proto.DeleteResponse;
 import org.shimmer.runtime.linux.shim.proto.ExecProcessRequest;
 import org.shimmer.runtime.linux.shim.proto.KillRequest;
 import org.shimmer.runtime.linux.shim.proto.Options;
+import org.shimmer.runtime.linux.shim.proto.ResizePtyRequest;
 import org.shimmer.runtime.linux.shim.proto.StateRequest;
 import org.shimmer.runtime.linux.shim.proto.StartRequest;
 import org.shimmer.runtime.linux.shim.proto.StartResponse;
@@ -210,6 +211,57 @@ class ContainerdShimTest {
             Files.deleteIfExists(written);
             Files.deleteIfExists(cache);
         }
+    }
+
+    @Test
+    void aResizeOfAProcessWithoutATerminalIsAnsweredAsRuncsShimAnswersIt() throws Exception {
+        // The same requests to a task of runc's shim and to one of ours: runc's shim answers a resize of a process
+        // that has no terminal with success; ours answered FAILED_PRECONDITION while the process ran.
+        Map<String, List<String>> answers = new java.util.LinkedHashMap<>();
+        for (String runtime : List.of("io.containerd.runc.v2", PrivateContainerd.RUNTIME)) {
+            String id = runtime.equals(PrivateContainerd.RUNTIME) ? "rz-ours" : "rz-runc";
+            assertThat(containerd.runContainer(List.of("-d", "--runtime", runtime), id, "/bin/sleep", "1000")
+                    .status()).isZero();
+            try {
+                Result exec = containerd.ctr("task", "exec", "-d", "--exec-id", "x", id, "/bin/sleep", "1000");
+                assertThat(exec.status()).as("%s", exec).isZero();
+                String address = Files.readString(containerd.work.resolve("state/io.containerd.runtime.v2.task/"
+                        + containerd.namespace + "/" + id + "/address"));
+                answers.put(runtime, resizeAnswers(Path.of(address.substring("unix://".length())), id));
+            } finally {
+                assertThat(containerd.ctr("task", "kill", "-s", "KILL", id).status()).isZero();
+                containerd.awaitStatus(id, "STOPPED");
+                assertThat(containerd.ctr("task", "delete", id).status()).isZero();
+                assertThat(containerd.ctr("container", "delete", id).status()).isZero();
+            }
+        }
+        assertThat(answers.get(PrivateContainerd.RUNTIME)).isEqualTo(List.of("OK", "OK", "NOT_FOUND"))
+                .isEqualTo(answers.get("io.containerd.runc.v2"));
+    }
+
+    /** The answers of the shim at {@code socket} to a resize of task {@code id}'s init, exec x and exec nope. */
+    private static List<String> resizeAnswers(Path socket, String id) {
+        List<String> answers = new ArrayList<>();
+        try (RuntimeResources resources = new RuntimeResources("resize-test-")) {
+            TtrpcConnection shim = TtrpcClient.create().socket(socket).runOn(resources.loops()).connect()
+                    .block(Duration.ofSeconds(10));
+            CallOptions call = CallOptions.defaults().withTimeout(Duration.ofSeconds(20))
+                    .withNamespace(containerd.namespace);
+            try {
+                for (String execId : List.of("", "x", "nope")) {
+                    try {
+                        shim.call(TaskService.SERVICE, "ResizePty", ResizePtyRequest.newBuilder().setId(id)
+                                .setExecId(execId).setWidth(100).setHeight(30).build(), Empty.parser(), call).block();
+                        answers.add("OK");
+                    } catch (TtrpcStatusException refused) {
+                        answers.add(refused.code().name());
+                    }
+                }
+            } finally {
+                shim.dispose();
+            }
+        }
+        return answers;
     }
 
     /** {@code ctr task metrics --format json ID}, read. */

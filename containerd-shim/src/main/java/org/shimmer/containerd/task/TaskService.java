@@ -373,11 +373,13 @@ public final class TaskService {
     /**
      * A terminal's new size; one that exited keeps its own. A client whose own terminal has no size (0×0: {@code ctr} under {@code script}, or
      * with no terminal at all) sends that: the terminal keeps the size it has, as under runc's shim, which
-     * accepts it, and no error is logged for what is no one's mistake.
+     * accepts it, and no error is logged for what is no one's mistake. A process with no terminal has nothing to
+     * resize: runc's shim answers success, where this answered {@code FAILED_PRECONDITION} while it ran.
      */
     private Mono<Empty> resize(ResizePtyRequest request) {
         String execId = request.getExecId();
         return task(request.getId()).flatMap(task -> request.getWidth() == 0 || request.getHeight() == 0
+                        || !Optional.ofNullable(task.streams().get(execId)).map(Streams::hasTerminal).orElse(true)
                         ? task.client().state(execId).then()
                         : task.client().resize(execId, new TerminalSize(request.getWidth(), request.getHeight()))
                                 // ctr resizes right after the start: a process that ended at once has a terminal
