@@ -215,53 +215,116 @@ class ContainerdShimTest {
 
     @Test
     void aResizeOfAProcessWithoutATerminalIsAnsweredAsRuncsShimAnswersIt() throws Exception {
-        // The same requests to a task of runc's shim and to one of ours: runc's shim answers a resize of a process
-        // that has no terminal with success; ours answered FAILED_PRECONDITION while the process ran.
+        // runc's shim answers a resize of a process that has no terminal with success; ours answered
+        // FAILED_PRECONDITION while the process ran.
+        Map<String, List<String>> answers = answersOfBothShims((shim, id) -> {
+            assertThat(containerd.ctr("task", "exec", "-d", "--exec-id", "x", id, "/bin/sleep", "1000").status())
+                    .isZero();
+            List<String> resized = new ArrayList<>();
+            for (String execId : List.of("", "x", "nope")) {
+                resized.add(answer(shim.call(TaskService.SERVICE, "ResizePty", ResizePtyRequest.newBuilder().setId(id)
+                        .setExecId(execId).setWidth(100).setHeight(30).build(), Empty.parser(), call())));
+            }
+            return resized;
+        });
+        assertThat(answers.get(PrivateContainerd.RUNTIME)).isEqualTo(List.of("OK", "OK", "NOT_FOUND"))
+                .isEqualTo(answers.get(RUNC_RUNTIME));
+    }
+
+    @Test
+    void signalZeroIsAnsweredAsRuncsShimAnswersIt() throws Exception {
+        // kill(2)'s check that a process is there: runc's shim answers signal 0 as any other, sending nothing; ours
+        // refused it as an invalid signal (INVALID_ARGUMENT) whatever the process's state.
+        Map<String, List<String>> answers = answersOfBothShims((shim, id) -> {
+            List<String> checked = new ArrayList<>();
+            checked.add(answer(kill(shim, id, "", 0, false)));
+            checked.add(answer(kill(shim, id, "", 0, true)));
+            shim.call(TaskService.SERVICE, "Exec", ExecProcessRequest.newBuilder().setId(id).setExecId("x")
+                    .setSpec(processSpec("/bin/sleep", "1000")).build(), Empty.parser(), call()).block();
+            checked.add(answer(kill(shim, id, "x", 0, false)));
+            shim.call(TaskService.SERVICE, "Start", StartRequest.newBuilder().setId(id).setExecId("x").build(),
+                    StartResponse.parser(), call()).block();
+            checked.add(answer(kill(shim, id, "x", 0, false)));
+            kill(shim, id, "x", 9, false).block();
+            shim.call(TaskService.SERVICE, "Wait", WaitRequest.newBuilder().setId(id).setExecId("x").build(),
+                    WaitResponse.parser(), call()).block();
+            checked.add(answer(kill(shim, id, "x", 0, false)));
+            shim.call(TaskService.SERVICE, "Delete", DeleteRequest.newBuilder().setId(id).setExecId("x").build(),
+                    DeleteResponse.parser(), call()).block();
+            kill(shim, id, "", 9, false).block();
+            shim.call(TaskService.SERVICE, "Wait", WaitRequest.newBuilder().setId(id).build(), WaitResponse.parser(),
+                    call()).block();
+            checked.add(answer(kill(shim, id, "", 0, false)));
+            checked.add(answer(kill(shim, id, "", 0, true)));
+            return checked;
+        });
+        assertThat(answers.get(PrivateContainerd.RUNTIME)).isEqualTo(List.of("OK", "OK", "FAILED_PRECONDITION", "OK",
+                "NOT_FOUND", "NOT_FOUND", "OK")).isEqualTo(answers.get(RUNC_RUNTIME));
+    }
+
+    private static final String RUNC_RUNTIME = "io.containerd.runc.v2";
+
+    /** A call's options: containerd's namespace, and time enough. */
+    private static CallOptions call() {
+        return CallOptions.defaults().withTimeout(Duration.ofSeconds(20)).withNamespace(containerd.namespace);
+    }
+
+    /** Requests to the shim of task {@code id}, each answer as {@link #answer} names it. */
+    private interface Questions {
+        List<String> answers(TtrpcConnection shim, String id) throws Exception;
+    }
+
+    /** What {@code ask} answers for a running {@code sleep} task of runc's shim, then of ours, by runtime. */
+    private static Map<String, List<String>> answersOfBothShims(
+            Questions ask) throws Exception {
         Map<String, List<String>> answers = new java.util.LinkedHashMap<>();
-        for (String runtime : List.of("io.containerd.runc.v2", PrivateContainerd.RUNTIME)) {
-            String id = runtime.equals(PrivateContainerd.RUNTIME) ? "rz-ours" : "rz-runc";
+        for (String runtime : List.of(RUNC_RUNTIME, PrivateContainerd.RUNTIME)) {
+            String id = runtime.equals(RUNC_RUNTIME) ? "same-runc" : "same-ours";
             assertThat(containerd.runContainer(List.of("-d", "--runtime", runtime), id, "/bin/sleep", "1000")
                     .status()).isZero();
-            try {
-                Result exec = containerd.ctr("task", "exec", "-d", "--exec-id", "x", id, "/bin/sleep", "1000");
-                assertThat(exec.status()).as("%s", exec).isZero();
+            try (RuntimeResources resources = new RuntimeResources("same-answers-test-")) {
                 String address = Files.readString(containerd.work.resolve("state/io.containerd.runtime.v2.task/"
                         + containerd.namespace + "/" + id + "/address"));
-                answers.put(runtime, resizeAnswers(Path.of(address.substring("unix://".length())), id));
+                TtrpcConnection shim = TtrpcClient.create().socket(Path.of(address.substring("unix://".length())))
+                        .runOn(resources.loops()).connect().block(Duration.ofSeconds(10));
+                try {
+                    answers.put(runtime, ask.answers(shim, id));
+                } finally {
+                    shim.dispose();
+                }
             } finally {
-                assertThat(containerd.ctr("task", "kill", "-s", "KILL", id).status()).isZero();
+                // Already stopped when the questions ended it.
+                containerd.ctr("task", "kill", "-s", "KILL", id);
                 containerd.awaitStatus(id, "STOPPED");
                 assertThat(containerd.ctr("task", "delete", id).status()).isZero();
                 assertThat(containerd.ctr("container", "delete", id).status()).isZero();
             }
         }
-        assertThat(answers.get(PrivateContainerd.RUNTIME)).isEqualTo(List.of("OK", "OK", "NOT_FOUND"))
-                .isEqualTo(answers.get("io.containerd.runc.v2"));
+        return answers;
     }
 
-    /** The answers of the shim at {@code socket} to a resize of task {@code id}'s init, exec x and exec nope. */
-    private static List<String> resizeAnswers(Path socket, String id) {
-        List<String> answers = new ArrayList<>();
-        try (RuntimeResources resources = new RuntimeResources("resize-test-")) {
-            TtrpcConnection shim = TtrpcClient.create().socket(socket).runOn(resources.loops()).connect()
-                    .block(Duration.ofSeconds(10));
-            CallOptions call = CallOptions.defaults().withTimeout(Duration.ofSeconds(20))
-                    .withNamespace(containerd.namespace);
-            try {
-                for (String execId : List.of("", "x", "nope")) {
-                    try {
-                        shim.call(TaskService.SERVICE, "ResizePty", ResizePtyRequest.newBuilder().setId(id)
-                                .setExecId(execId).setWidth(100).setHeight(30).build(), Empty.parser(), call).block();
-                        answers.add("OK");
-                    } catch (TtrpcStatusException refused) {
-                        answers.add(refused.code().name());
-                    }
-                }
-            } finally {
-                shim.dispose();
-            }
+    private static reactor.core.publisher.Mono<Empty> kill(TtrpcConnection shim, String id, String execId,
+            int signal, boolean all) {
+        return shim.call(TaskService.SERVICE, "Kill", KillRequest.newBuilder().setId(id).setExecId(execId)
+                .setSignal(signal).setAll(all).build(), Empty.parser(), call());
+    }
+
+    /** "OK", or the status code the call failed with. */
+    private static String answer(reactor.core.publisher.Mono<?> call) {
+        try {
+            call.block(Duration.ofSeconds(20));
+            return "OK";
+        } catch (TtrpcStatusException refused) {
+            return refused.code().name();
         }
-        return answers;
+    }
+
+    /** An exec's process spec as containerd sends it. */
+    private static Any processSpec(String... args) {
+        String quoted = String.join(",", java.util.Arrays.stream(args).map(arg -> "\"" + arg + "\"").toList());
+        return Any.newBuilder().setTypeUrl("types.containerd.io/opencontainers/runtime-spec/1/Process")
+                .setValue(com.google.protobuf.ByteString.copyFromUtf8("{\"args\":[" + quoted + "],\"cwd\":\"/\","
+                        + "\"env\":[\"PATH=/bin\"],\"user\":{\"uid\":0,\"gid\":0}}")).build();
     }
 
     /** {@code ctr task metrics --format json ID}, read. */

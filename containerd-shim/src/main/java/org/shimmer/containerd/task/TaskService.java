@@ -422,10 +422,30 @@ public final class TaskService {
     }
 
     private Mono<Empty> kill(KillRequest request) {
-        return task(request.getId()).flatMap(task -> request.getExecId().isEmpty()
-                        ? task.client().kill(request.getSignal(), request.getAll())
+        return task(request.getId()).flatMap(task -> request.getSignal() == 0 ? exists(task, request)
+                        : request.getExecId().isEmpty() ? task.client().kill(request.getSignal(), request.getAll())
                         : task.client().kill(request.getExecId(), request.getSignal()))
                 .thenReturn(Empty.getDefaultInstance());
+    }
+
+    /**
+     * Signal 0 (kill(2)'s check that a process is there): answered as runc's shim answers it, success while the
+     * process may be signalled, {@code FAILED_PRECONDITION} for an exec not started, {@code NOT_FOUND} once it
+     * finished (but for all of the task's processes, which runc signals anyway). The local shim refused it as an
+     * invalid signal.
+     */
+    private Mono<Void> exists(Task task, KillRequest request) {
+        String execId = request.getExecId();
+        String process = (execId.isEmpty() ? "task " : "exec " + execId + " in task ") + namespace + "/" + task.id();
+        return task.client().state(execId).flatMap(state -> {
+            if (!execId.isEmpty() && state.status() == TaskState.Status.CREATED) {
+                return Mono.error(new FailedPreconditionException("kill " + process + ": process not started"));
+            }
+            if (state.status() == TaskState.Status.STOPPED && !(execId.isEmpty() && request.getAll())) {
+                return Mono.error(new NotFoundException("kill " + process + ": process already finished"));
+            }
+            return Mono.empty();
+        });
     }
 
     private Mono<PidsResponse> pids(PidsRequest request) {
