@@ -770,6 +770,34 @@ class ContainerdShimTest {
     }
 
     @Test
+    void twoDeletesOfTheBinaryForOneTaskAtOnceBothSucceed() throws Exception {
+        // Two deletes of one task at once (containerd's after a connection closed, and another): both found the
+        // marker, the first deleted the task through the daemon, and the second, told the daemon no longer has it,
+        // read the marker the first had just removed ("sed: can't read ...": exit 2, no answer).
+        assertThat(containerd.runContainer(List.of("-d"), "b2", "/bin/sleep", "1000").status()).isZero();
+        Path bundle = containerd.work.resolve("state/io.containerd.runtime.v2.task/" + containerd.namespace + "/b2");
+        Path binary = containerd.work.resolve("prefix/bin/containerd-shim-shimmer-v1");
+        List<Process> deletes = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            deletes.add(new ProcessBuilder(binary.toString(), "-namespace", containerd.namespace, "-address",
+                    containerd.work.resolve("containerd.sock").toString(), "-publish-binary", "/usr/bin/containerd",
+                    "-id", "b2", "-bundle", bundle.toString(), "delete").directory(bundle.toFile())
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start());
+        }
+        for (Process delete : deletes) {
+            CompletableFuture<String> err = PrivateContainerd.read(delete.getErrorStream());
+            byte[] out = delete.getInputStream().readAllBytes();
+            assertThat(delete.waitFor(10, TimeUnit.SECONDS)).isTrue();
+            assertThat(delete.exitValue()).as("%s", err.join()).isZero();
+            DeleteResponse.parseFrom(out);
+        }
+        assertThat(bundle.resolve("shimmer-task")).doesNotExist();
+        assertThat(containerd.runcState()).isEmpty();
+        containerd.ctr("task", "delete", "b2");
+        assertThat(containerd.ctr("container", "delete", "b2").status()).isZero();
+    }
+
+    @Test
     void aLogUriFileIsMadeWithItsDirectory() throws Exception {
         Path log = containerd.work.resolve("logs/deeper/l1.log");
         Result run = containerd.runContainer(List.of("--rm", "--log-uri", "file://" + log), "l1", "/bin/sh", "-c",
