@@ -4,6 +4,7 @@ import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageLite;
 import com.google.protobuf.Timestamp;
+import java.time.DateTimeException;
 import java.time.Instant;
 import java.util.Optional;
 import org.shimmer.runtime.events.Envelope;
@@ -146,7 +147,14 @@ public final class TaskEvents {
 
     /** A protobuf timestamp as an instant; Go's zero time stays as it is. */
     public static Instant instant(Timestamp timestamp) {
-        return Instant.ofEpochSecond(timestamp.getSeconds(), timestamp.getNanos());
+        try {
+            return Instant.ofEpochSecond(timestamp.getSeconds(), timestamp.getNanos());
+        } catch (DateTimeException | ArithmeticException outOfRange) {
+            // A shim's timestamp beyond what an Instant holds (seconds of 2^62) failed every Wait, State and Delete
+            // with the JDK's DateTimeException, outside the API's errors; Go's time.Unix takes any value. The
+            // nearest Instant stands for it.
+            return timestamp.getSeconds() < 0 ? Instant.MIN : Instant.MAX;
+        }
     }
 
     private static TaskEvent.TaskMount mount(Mount mount) {

@@ -3,12 +3,28 @@ package org.shimmer.runtime.linux.shim;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.Any;
+import com.google.protobuf.Timestamp;
 import java.time.Instant;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.shimmer.runtime.events.task.TaskEvent;
 
 class TaskEventsTest {
+
+    /**
+     * A shim's timestamp beyond what an {@link Instant} holds is the nearest one, not the JDK's DateTimeException,
+     * which failed every Wait, State and Delete answering it outside the API's errors.
+     */
+    @Test
+    void aTimestampBeyondWhatAnInstantHoldsIsTheNearestInstant() {
+        assertThat(TaskEvents.instant(Timestamp.newBuilder().setSeconds(1L << 62).build())).isEqualTo(Instant.MAX);
+        assertThat(TaskEvents.instant(Timestamp.newBuilder().setSeconds(-(1L << 62)).build()))
+                .isEqualTo(Instant.MIN);
+        assertThat(TaskEvents.instant(Timestamp.newBuilder().setSeconds(Instant.MAX.getEpochSecond())
+                .setNanos(Integer.MAX_VALUE).build())).isEqualTo(Instant.MAX);
+        assertThat(TaskEvents.instant(Timestamp.newBuilder().setSeconds(1_700_000_000L).setNanos(5).build()))
+                .isEqualTo(Instant.ofEpochSecond(1_700_000_000L, 5));
+    }
 
     @Test
     void everyEventEncodesAsAShimForwardsItAndDecodesBackEqual() throws Exception {
