@@ -17,6 +17,8 @@ public final class LinuxRuntimePlugin extends Plugin {
     private static volatile RuntimeResources resources;
     /** What every extension instance is a view of: made on the first, gone with the resources. */
     private static LinuxRuntime shared;
+    /** The resources a stop is closing, until it returns: a stop at the same time waits for their end too. */
+    private static RuntimeResources stopping;
 
     @Override
     public void start() {
@@ -32,12 +34,19 @@ public final class LinuxRuntimePlugin extends Plugin {
     public void stop() {
         RuntimeResources current;
         synchronized (LinuxRuntimePlugin.class) {
-            current = resources;
+            current = resources != null ? resources : stopping;
+            stopping = current;
             resources = null;
             shared = null;
         }
         if (current != null) {
+            // A second stop while this one closes them waits for the first close to end (RuntimeResources.close).
             current.close();
+            synchronized (LinuxRuntimePlugin.class) {
+                if (stopping == current) {
+                    stopping = null;
+                }
+            }
         }
         log.info("Shimmer Linux runtime stopped");
     }

@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.CountDownLatch;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
@@ -69,6 +70,8 @@ public final class RuntimeResources implements AutoCloseable {
     private volatile long closeBegan;
     /** {@link #closed}, for {@link #closedFor}: asked before every entry of a delete, it takes no lock. */
     private volatile boolean closing;
+    /** Counted down when the first {@link #close()} returns: a later one waits for it. */
+    private final CountDownLatch closeEnded = new CountDownLatch(1);
 
     /** Starts the resources, naming every thread {@code <prefix>…}. */
     public RuntimeResources(String prefix) {
@@ -235,12 +238,19 @@ public final class RuntimeResources implements AutoCloseable {
         return closing && System.nanoTime() - closeBegan >= grace.toNanos();
     }
 
+    /**
+     * Ends everything started here. A later close waits for the first to end: two {@code stopPlugins()} at once
+     * returned the second at once, while the first still waited for threads the host then unloaded the plugin
+     * under. Called from one of this runtime's threads, which the first may be waiting for, it does not wait.
+     */
     @Override
     public void close() {
+        boolean first;
         ExitMonitor monitor;
         PollLoop startedLoop;
         synchronized (this) {
-            if (!closed) {
+            first = !closed;
+            if (first) {
                 closeBegan = System.nanoTime();
                 closing = true;
             }
@@ -248,6 +258,30 @@ public final class RuntimeResources implements AutoCloseable {
             monitor = exitMonitor;
             startedLoop = pollLoop;
         }
+        if (!first) {
+            awaitFirstClose();
+            FastThreadLocal.removeAll();
+            return;
+        }
+        try {
+            endEverything(monitor, startedLoop);
+        } finally {
+            closeEnded.countDown();
+        }
+    }
+
+    private void awaitFirstClose() {
+        if (Thread.currentThread().getName().startsWith(prefix)) {
+            return;
+        }
+        try {
+            closeEnded.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void endEverything(ExitMonitor monitor, PollLoop startedLoop) {
         try {
             subscriptions.dispose();
         } catch (RuntimeException failed) {
