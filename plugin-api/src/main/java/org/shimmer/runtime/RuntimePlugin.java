@@ -133,7 +133,8 @@ public interface RuntimePlugin extends ExtensionPoint {
 
     /**
      * The task events of every shim of this runtime's state root, from subscription on: starts listening for
-     * shims (detached ones included) if nothing does yet.
+     * shims (detached ones included) if nothing does yet. Ends with {@link UnavailableException} when the runtime
+     * stops (the plugin is stopped or reloaded), unless the host gave its own exchange in the config.
      */
     Flux<Envelope> events();
 

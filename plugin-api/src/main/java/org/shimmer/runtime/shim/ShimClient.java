@@ -134,7 +134,9 @@ public interface ShimClient {
 
     /**
      * This shim's events, from subscription on, in the order the shim reported them. The shim retries failed
-     * deliveries, so a consumer may see an event twice.
+     * deliveries, so a consumer may see an event twice. Ends with
+     * {@link org.shimmer.runtime.UnavailableException} when the runtime stops, as the client's calls do, unless
+     * the host gave its own exchange in the config.
      */
     Flux<Envelope> events();
 }

@@ -322,11 +322,13 @@ final class LinuxContainer implements Container {
             Mono<Void> end = eventsEnd.asMono().then(Mono.defer(() -> deletedBefore || !deleteWasSeen ? Mono.empty()
                     : Mono.firstWithSignal(gotDelete.asMono(), progress.starved(LAST_EVENT_WAIT))));
             // Noted after the envelope went through: an end that comes then is held until the subscriber has it.
-            return progress.track(shim.events().takeUntilOther(end).doOnNext(envelope -> {
-                if (isInitDelete(envelope)) {
-                    gotDelete.tryEmitEmpty();
-                }
-            }));
+            // A container's events complete with the runtime's stop (Container.events), where its shim's fail.
+            return progress.track(shim.events().onErrorResume(UnavailableException.class, stopped -> Flux.empty())
+                    .takeUntilOther(end).doOnNext(envelope -> {
+                        if (isInitDelete(envelope)) {
+                            gotDelete.tryEmitEmpty();
+                        }
+                    }));
         });
     }
 

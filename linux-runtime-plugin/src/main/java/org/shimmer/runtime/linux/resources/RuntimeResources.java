@@ -11,6 +11,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.CountDownLatch;
 import org.shimmer.runtime.UnavailableException;
+import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.InMemoryEventExchange;
 import org.shimmer.runtime.linux.poll.ExitMonitor;
 import org.shimmer.runtime.linux.poll.FifoPoller;
@@ -19,6 +20,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.Disposable;
 import reactor.core.Disposables;
+import reactor.core.publisher.Flux;
 import reactor.core.scheduler.Scheduler;
 import reactor.netty.resources.LoopResources;
 
@@ -213,6 +215,28 @@ public final class RuntimeResources implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * {@code events}, a subscription to {@code exchange}, ending with {@link UnavailableException} "{@code what}:
+     * the runtime stopped" where the stop completed it, as it completes every subscriber of the exchanges it made: a
+     * host subscribed across a plugin stop heard a completion (or this error, when the stop met the events server's
+     * first bind). A host's own exchange outlives the stop, and its subscribers keep getting what the next runtime
+     * publishes there: {@code events} is left as it is, so nothing of this runtime stays in their chain to pin a
+     * plugin's class loader.
+     */
+    public <T> Flux<T> failedAtStop(Flux<T> events, EventExchange exchange, String what) {
+        EventExchange own = exchange instanceof ExchangeInFront front ? front.behind() : exchange;
+        if (!exchanges.containsValue(own)) {
+            return events;
+        }
+        return events.concatWith(Flux.defer(() -> isClosed()
+                ? Flux.error(new UnavailableException(what + ": the runtime stopped")) : Flux.empty()));
+    }
+
+    /** An exchange in front of another, whose subscriptions are that one's. */
+    public interface ExchangeInFront {
+        EventExchange behind();
     }
 
     /** Ends a subscription {@link #track tracked} earlier, and forgets it. */

@@ -150,9 +150,13 @@ public abstract class TaskClient implements ShimClient {
                 .onErrorMap(TaskErrors::rejected, stopped -> TaskErrors.map(action, task(), stopped));
     }
 
+    /**
+     * Ends with {@link org.shimmer.runtime.UnavailableException} at the runtime's stop, as the client's calls do,
+     * unless the exchange is the host's (it outlives the stop).
+     */
     @Override
     public final Flux<Envelope> events() {
-        return TaskEvents.of(exchange, namespace(), id());
+        return resources.failedAtStop(TaskEvents.of(exchange, namespace(), id()), exchange, "events of " + task());
     }
 
     /**

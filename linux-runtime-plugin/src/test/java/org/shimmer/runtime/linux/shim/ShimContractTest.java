@@ -2567,6 +2567,65 @@ public abstract class ShimContractTest {
     }
 
     /**
+     * A subscriber to the runtime's events or a shim's, across a runtime stop (a plugin reload) or after it, learns
+     * that the runtime stopped, as every call of the old client does: one subscribed before heard a completion, as
+     * if nothing would ever come again (or the error, when the stop met the events server's first bind), while the
+     * task ran on and the next runtime published its events. The next runtime's events then come as they should.
+     */
+    @Test
+    void eventSubscribersAcrossARuntimeStopLearnThatItStopped() throws Exception {
+        Bundle bundle = bundle("sleep", "600");
+        ShimClient shim = started(bundle);
+        int initPid = shim.state().block(TIMEOUT).pid();
+        Path freezer = freezerCgroup(initPid);
+        LinuxRuntime stopped = runtime;
+        Sinks.One<Throwable> runtimeEnd = Sinks.one();
+        Sinks.One<Throwable> shimEnd = Sinks.one();
+        Disposable all = stopped.events().subscribe(envelope -> { }, runtimeEnd::tryEmitValue,
+                () -> runtimeEnd.tryEmitValue(new IllegalStateException("completed")));
+        Disposable own = shim.events().subscribe(envelope -> { }, shimEnd::tryEmitValue,
+                () -> shimEnd.tryEmitValue(new IllegalStateException("completed")));
+        // A host's own exchange outlives the stop: its subscriber goes on.
+        InMemoryEventExchange host = new InMemoryEventExchange();
+        Mono<String> hostsNext = stopped.withConfig(config().withEvents(host)).events().map(Envelope::topic)
+                .next().cache();
+        Disposable hosts = hostsNext.subscribe();
+
+        resources.close();
+        resources = new RuntimeResources("shim-test-reloaded-");
+        runtime = new LinuxRuntime(config(), resources);
+        ShimClient again = shim(runtime.load(NS, bundle.id()).block(TIMEOUT));
+
+        Mono<List<String>> nextEvents = again.events().map(Envelope::topic).take(2).collectList().cache();
+        Disposable next = nextEvents.subscribe();
+        String events = "events of task " + NS + "/" + bundle.id() + ": the runtime stopped";
+        try {
+            assertThat(runtimeEnd.asMono().block(TIMEOUT)).as("the runtime's events, subscribed before the stop")
+                    .isInstanceOf(UnavailableException.class).hasMessage("events of " + config().stateRoot()
+                            + ": the runtime stopped");
+            assertThat(shimEnd.asMono().block(TIMEOUT)).as("the shim's events, subscribed before the stop")
+                    .isInstanceOf(UnavailableException.class).hasMessage(events);
+            StepVerifier.create(shim.events()).as("the shim's events, subscribed after the stop")
+                    .expectErrorSatisfies(error -> assertThat(error).isInstanceOf(UnavailableException.class)
+                            .hasMessage(events))
+                    .verify(TIMEOUT);
+            StepVerifier.create(stopped.events()).as("the runtime's events, subscribed after the stop")
+                    .expectError(UnavailableException.class).verify(TIMEOUT);
+            host.publish(NS, "/host/after-stop", "published by the host").block(TIMEOUT);
+            assertThat(hostsNext.block(TIMEOUT)).as("the host exchange's subscriber, after the stop")
+                    .isEqualTo("/host/after-stop");
+        } finally {
+            all.dispose();
+            own.dispose();
+            hosts.dispose();
+            killDeleteAndCheckGone(again, initPid, freezer);
+        }
+        assertThat(nextEvents.block(TIMEOUT)).as("the next runtime's events of the task")
+                .containsExactly("/tasks/exit", "/tasks/delete");
+        next.dispose();
+    }
+
+    /**
      * A delete of a paused task is refused, in the same words on both shims, naming the task and its state: the
      * local shim said "cannot delete a running process" of it, the remote one "cannot delete a paused process". The
      * task stays paused and whole; once killed, it is deleted.

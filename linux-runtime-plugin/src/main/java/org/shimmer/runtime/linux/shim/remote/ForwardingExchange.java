@@ -5,6 +5,7 @@ import org.shimmer.runtime.events.Backlog;
 import org.shimmer.runtime.events.Envelope;
 import org.shimmer.runtime.events.EventExchange;
 import org.shimmer.runtime.events.EventFilter;
+import org.shimmer.runtime.linux.resources.RuntimeResources;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
@@ -12,7 +13,7 @@ import reactor.core.publisher.Mono;
  * The exchange local shims publish into: the runtime's own, and, once an envelope is in it, the same envelope
  * offered to the {@link EventForwarder} of the state root (which never waits). Subscribing is the runtime's.
  */
-final class ForwardingExchange implements EventExchange {
+final class ForwardingExchange implements EventExchange, RuntimeResources.ExchangeInFront {
 
     private final EventExchange exchange;
     private final EventForwarder forwarder;
@@ -37,5 +38,10 @@ final class ForwardingExchange implements EventExchange {
     @Override
     public Flux<Envelope> subscribe(EventFilter filter, Backlog backlog) {
         return exchange.subscribe(filter, backlog);
+    }
+
+    @Override
+    public EventExchange behind() {
+        return exchange;
     }
 }

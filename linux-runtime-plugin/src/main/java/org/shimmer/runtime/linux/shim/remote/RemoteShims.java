@@ -96,7 +96,8 @@ public final class RemoteShims {
                 .onErrorMap(TaskErrors::rejected, stopped -> new UnavailableException("events of "
                         + config.stateRoot() + ": " + stopped.getMessage(), stopped))
                 .then(Mono.empty());
-        return Flux.merge(1, bound, exchange.subscribe(EventFilter.all()));
+        return resources.failedAtStop(Flux.merge(1, bound, exchange.subscribe(EventFilter.all())), exchange,
+                "events of " + config.stateRoot());
     }
 
     /**
