@@ -319,8 +319,9 @@ final class LinuxContainer implements Container {
             // subscription began after the exchange handed it out. Waited for while this subscriber is behind (a
             // slow one lost it from its backlog after a fixed wait); given up once it asked for more and got
             // nothing for LAST_EVENT_WAIT.
-            Mono<Void> end = eventsEnd.asMono().then(Mono.defer(() -> deletedBefore || !deleteWasSeen ? Mono.empty()
-                    : Mono.firstWithSignal(gotDelete.asMono(), progress.starved(LAST_EVENT_WAIT))));
+            Mono<Void> released = eventsEnd.asMono().then(Mono.defer(() -> deletedBefore || !deleteWasSeen
+                    ? Mono.empty() : Mono.firstWithSignal(gotDelete.asMono(), progress.starved(LAST_EVENT_WAIT))));
+            Mono<Void> end = Mono.firstWithSignal(released, stoppedUnreleased());
             // Noted after the envelope went through: an end that comes then is held until the subscriber has it.
             // A container's events complete with the runtime's stop (Container.events), where its shim's fail.
             return progress.track(shim.events().onErrorResume(UnavailableException.class, stopped -> Flux.empty())
@@ -330,6 +331,16 @@ final class LinuxContainer implements Container {
                         }
                     }));
         });
+    }
+
+    /**
+     * Completes when the runtime stopped before any release began: the exit's watch then fails with
+     * {@link UnavailableException}. A host's own exchange outlives the stop, so its subscription alone never ended,
+     * and a container's events went on past the stop, against {@link Container#events()}.
+     */
+    private Mono<Void> stoppedUnreleased() {
+        return exit.asMono().then(Mono.<Void>never()).onErrorResume(stopped -> release.get() == null
+                && stopped instanceof UnavailableException ? Mono.empty() : Mono.never());
     }
 
     private boolean isInitDelete(Envelope envelope) {

@@ -41,6 +41,7 @@ import org.shimmer.runtime.InvalidSpecException;
 import org.shimmer.runtime.RunRequest;
 import org.shimmer.runtime.RuncOptions;
 import org.shimmer.runtime.RuntimeConfig;
+import org.shimmer.runtime.RuntimePlugin;
 import org.shimmer.runtime.ShimmerException;
 import org.shimmer.runtime.UnavailableException;
 import org.shimmer.runtime.events.Backlog;
@@ -256,6 +257,33 @@ class ContainerTest {
                     .contains("the runtime stopped");
         } finally {
             reading.dispose();
+            resources = new RuntimeResources("container-test-");
+            runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
+            runtime.forceDelete(NS, container.id()).block(TIMEOUT);
+        }
+    }
+
+    /**
+     * A container's events complete with the runtime's stop, as {@link Container#events()} says, also when the host
+     * gave its own exchange: that exchange outlives the stop, and the subscriber waited past it for good.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"local", "remote"})
+    void aContainersEventsCompleteWithThePluginStopAlsoOnTheHostsOwnExchange(String kind) {
+        InMemoryEventExchange host = new InMemoryEventExchange();
+        RuntimePlugin view = runtime.withConfig(new RuntimeConfig(temp.resolve("state"), temp.resolve("work"))
+                .withEvents(host));
+        Container container = view.run(request(kind, "/bin/sleep", "600")).block(TIMEOUT);
+        Sinks.One<String> eventsEnd = Sinks.one();
+        Disposable watching = container.events().subscribe(envelope -> { },
+                error -> eventsEnd.tryEmitValue(error.getClass().getSimpleName() + ": " + error.getMessage()),
+                () -> eventsEnd.tryEmitValue("completed"));
+        resources.close();
+        try {
+            assertThat(eventsEnd.asMono().block(TIMEOUT)).as("the container's events at the stop")
+                    .isEqualTo("completed");
+        } finally {
+            watching.dispose();
             resources = new RuntimeResources("container-test-");
             runtime = new LinuxRuntime(new RuntimeConfig(temp.resolve("state"), temp.resolve("work")), resources);
             runtime.forceDelete(NS, container.id()).block(TIMEOUT);
