@@ -252,17 +252,24 @@ class BundleAdversaryTest {
         Bundle running = store.create("ns", "c1", SPEC).block(TIMEOUT);
         Files.writeString(running.workDir().resolve("shim.json"), "{\"address\":\"unix:///run/x\"}");
 
+        refusesNamespaceWork(store, running);
+        StepVerifier.create(running.delete()).verifyComplete();
+    }
+
+    /**
+     * With the work root at {@code <stateRoot>/work}, bundle work/ns would be the work directory of namespace ns:
+     * its delete and the create of work/ns2 are refused, and {@code running}'s record stays.
+     */
+    private static void refusesNamespaceWork(BundleStore store, Bundle running) {
         StepVerifier.create(store.delete("work", "ns"))
                 .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
                         .hasMessageContaining("bundle work/ns cannot exist"))
                 .verify(TIMEOUT);
-        // Nor can it be made: bundle work/ns2 would be the work directory of namespace ns2.
         StepVerifier.create(store.create("work", "ns2", SPEC))
-                .expectError(FailedPreconditionException.class)
+                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
+                        .hasMessageContaining("bundle work/ns2 cannot exist"))
                 .verify(TIMEOUT);
-
         assertThat(running.workDir().resolve("shim.json")).as("another container's record").exists();
-        StepVerifier.create(running.delete()).verifyComplete();
     }
 
     /**
@@ -279,15 +286,7 @@ class BundleAdversaryTest {
         Bundle running = store.create("ns", "c1", SPEC).block(TIMEOUT);
         Files.writeString(running.workDir().resolve("shim.json"), "{\"address\":\"unix:///run/x\"}");
 
-        StepVerifier.create(store.delete("work", "ns"))
-                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
-                        .hasMessageContaining("bundle work/ns cannot exist"))
-                .verify(TIMEOUT);
-        StepVerifier.create(store.create("work", "ns2", SPEC))
-                .expectErrorSatisfies(e -> assertThat(e).isInstanceOf(FailedPreconditionException.class)
-                        .hasMessageContaining("bundle work/ns2 cannot exist"))
-                .verify(TIMEOUT);
-        assertThat(running.workDir().resolve("shim.json")).as("another container's record").exists();
+        refusesNamespaceWork(store, running);
         assertThat(names(stateRoot.resolve("work"))).as("namespace work directories")
                 .containsExactlyInAnyOrder("ns", WorkRootClaim.FILE);
 
